@@ -1,0 +1,32 @@
+# Thin wrapper over CMake: the two commands a user needs are `make run` and `make test`.
+BUILD      ?= build
+ASAN_BUILD ?= build/asan
+JOBS       ?= $(shell nproc)
+
+.PHONY: all deps build run test test-fast asan clean
+
+all: build
+
+deps:
+	@sh scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	$(BUILD)/bin/syn up
+
+# Unit and integration tests, then the same tests again under ASan+UBSan.
+test: build
+	@sh scripts/test.sh $(BUILD) "$(JOBS)"
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSYN_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@sh scripts/test.sh $(ASAN_BUILD) "$(JOBS)"
+
+# Only the plain build's tests, for a quick edit-test loop.
+test-fast: build
+	@sh scripts/test.sh $(BUILD) "$(JOBS)"
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,17 @@
+/* clock: wall time for records, monotonic time for deadlines, RFC 3339 formatting. */
+#ifndef SYN_CLOCK_H
+#define SYN_CLOCK_H
+
+#include <stdint.h>
+
+/* "2026-11-28T14:56:19.123456Z" plus NUL */
+#define SYN_TIME_BUFSIZE 28
+
+/* Microseconds since the Unix epoch (wall clock: stored and shown to users). */
+int64_t syn_now_us(void);
+/* Milliseconds of a monotonic clock (timeouts, heartbeats: never jumps). */
+int64_t syn_mono_ms(void);
+/* Formats epoch microseconds as RFC 3339 UTC with microseconds; returns buf. */
+char *syn_time_format(int64_t epoch_us, char buf[SYN_TIME_BUFSIZE]);
+
+#endif

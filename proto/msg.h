@@ -1,0 +1,100 @@
+/* msg: the messages that cross ZeroMQ between gateway, broker and workers.
+ *
+ * On the wire every message is one ZeroMQ frame holding one msgpack map:
+ *   {"v": 1, "t": "<type name>", ...the type's fields}
+ * behind the routing envelope (a ROUTER sees [identity][payload]; DEALERs send
+ * [payload] alone). Events on the PUB socket are two frames: [topic][payload], the
+ * topic being the execution id (or "-" for events about no execution), so a SUB
+ * can filter by execution with a prefix subscription.
+ *
+ * In memory a message is its type plus a jansson object holding its fields
+ * (without "v" and "t"). Both encode and decode check the fields against the
+ * type's schema below, so a malformed message is caught where it is made and
+ * where it arrives. docs/protocol.md is the normative description.
+ *
+ * Schemas (uint = non-negative integer; ref = execution_id, phase_id, attempt):
+ *   request     id:uint op:str args:map                       gateway → broker
+ *   reply       id:uint status:uint(100..599) body:any        broker → gateway
+ *   ready       worker:str slots:uint(1..1024) providers:[str] running:[ref map]
+ *                                                             worker → broker
+ *   heartbeat   (no fields)                                   both ways
+ *   assign      execution_id:str workflow_id:str phase_id:str attempt:uint
+ *               prompt:str model:str|nil timeout_ms:uint provider:str|nil
+ *                                                             broker → worker
+ *   cancel      execution_id:str phase_id:str attempt:uint    broker → worker
+ *   progress    execution_id:str phase_id:str attempt:uint kind:str data:str
+ *                                                             worker → broker
+ *   result      execution_id:str phase_id:str attempt:uint status:str
+ *               output:str error:str|nil exit_code:int|nil    worker → broker
+ *   result_ack  execution_id:str phase_id:str attempt:uint    broker → worker
+ *   disconnect  (no fields)                                   both ways
+ *   event       seq:uint time:int execution_id:str|nil type:str data:map
+ *                                                             broker PUB
+ * Unknown fields, a missing field, a wrong type, an unknown "t", a "v" other than
+ * SYN_PROTOCOL_VERSION, or any msgpack the decoder does not accept (bin, ext,
+ * non-string map keys, invalid UTF-8, nesting deeper than SYN_MSG_MAX_DEPTH,
+ * trailing bytes, lengths beyond the buffer) make the message invalid. */
+#ifndef SYN_PROTO_MSG_H
+#define SYN_PROTO_MSG_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define SYN_PROTOCOL_VERSION 1
+#define SYN_MSG_MAX_SIZE (16u * 1024 * 1024) /* also set as ZMQ_MAXMSGSIZE */
+#define SYN_MSG_MAX_DEPTH 32
+
+typedef enum {
+    SYN_MSG_REQUEST = 1,
+    SYN_MSG_REPLY,
+    SYN_MSG_READY,
+    SYN_MSG_HEARTBEAT,
+    SYN_MSG_ASSIGN,
+    SYN_MSG_CANCEL,
+    SYN_MSG_PROGRESS,
+    SYN_MSG_RESULT,
+    SYN_MSG_RESULT_ACK,
+    SYN_MSG_DISCONNECT,
+    SYN_MSG_EVENT,
+} syn_msg_type_t;
+
+typedef struct syn_msg_t syn_msg_t;
+
+/* A new message of the given type with an empty field object. */
+syn_msg_t *syn_msg_new(syn_msg_type_t type);
+/* A message taking ownership of fields (a reference is stolen, as json_object_set_new). */
+syn_msg_t *syn_msg_new_with(syn_msg_type_t type, json_t *fields);
+void syn_msg_destroy(syn_msg_t **self_p);
+
+syn_msg_type_t syn_msg_type(const syn_msg_t *self);
+/* The field object (borrowed; callers may add fields before encoding). */
+json_t *syn_msg_fields(const syn_msg_t *self);
+/* "request", "reply", ... or NULL for an unknown type. */
+const char *syn_msg_type_name(syn_msg_type_t type);
+
+/* Checks the fields against the type's schema; 0, or -1 with the reason in err. */
+int syn_msg_validate(const syn_msg_t *self, char *err, size_t errlen);
+
+/* Encodes into a malloc'd buffer (*data, *size; caller frees). Validates first:
+ * -1 with the reason in err when the message breaks its schema. */
+int syn_msg_encode(const syn_msg_t *self, char **data, size_t *size, char *err, size_t errlen);
+/* Decodes any byte string: a valid message, or NULL with the reason in err.
+ * Never reads outside [data, data+size) and never allocates more than a small
+ * multiple of size. */
+syn_msg_t *syn_msg_decode(const void *data, size_t size, char *err, size_t errlen);
+
+/* Sending and receiving on libzmq sockets (pass zsock_resolve(zsock) for czmq).
+ * send: identity/identity_len name the peer on a ROUTER (NULL/0 on a DEALER); for
+ * SYN_MSG_EVENT on a PUB, pass the topic as identity. Never blocks (ZMQ_DONTWAIT);
+ * returns 0, or -1 with errno set (EAGAIN: peer's pipe full; EHOSTUNREACH: unknown
+ * peer on a ROUTER_MANDATORY socket; EINVAL: message breaks its schema). */
+int syn_msg_send(void *socket, const void *identity, size_t identity_len, const syn_msg_t *self);
+/* recv: reads one whole multipart message without blocking. On a ROUTER (or SUB,
+ * for the topic) the first frame is copied into identity (up to *identity_len
+ * bytes, which is updated; pass NULL for a DEALER). Returns 0 with *msg_p set;
+ * -1 when nothing was waiting or the socket failed (errno); -2 when a message was
+ * read but is invalid (reason in err; identity is still filled so it can be logged). */
+int syn_msg_recv(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
+                 char *err, size_t errlen);
+
+#endif
