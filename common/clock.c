@@ -27,8 +27,11 @@ char *syn_time_format(int64_t epoch_us, char buf[SYN_TIME_BUFSIZE])
     }
     struct tm tm;
     gmtime_r(&secs, &tm);
-    snprintf(buf, SYN_TIME_BUFSIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
-             (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-             tm.tm_sec, micros);
+    /* Each field is reduced to its width so the compiler can see the bound. */
+    snprintf(buf, SYN_TIME_BUFSIZE, "%04u-%02u-%02uT%02u:%02u:%02u.%06uZ",
+             (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
+             (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u,
+             (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u,
+             (unsigned)micros % 1000000u);
     return buf;
 }

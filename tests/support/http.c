@@ -1,0 +1,109 @@
+#include "tests/support/http.h"
+
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
+{
+    http_response_t *resp = user;
+    size_t n = size * nmemb;
+    char *grown = realloc(resp->body, resp->body_len + n + 1);
+    if (!grown)
+        return 0;
+    resp->body = grown;
+    memcpy(resp->body + resp->body_len, data, n);
+    resp->body_len += n;
+    resp->body[resp->body_len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *user)
+{
+    http_response_t *resp = user;
+    size_t n = size * nmemb;
+    if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0)
+        sscanf(data + 12, " %31[^\r\n]", resp->retry_after);
+    return n;
+}
+
+int http_request(const char *method, const char *url, const char *body,
+                 const char *content_type, http_response_t *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    CURL *curl = curl_easy_init();
+    if (!curl)
+        return -1;
+    struct curl_slist *headers = NULL;
+    char ctype[160];
+    if (body) {
+        snprintf(ctype, sizeof ctype, "Content-Type: %s",
+                 content_type ? content_type : "application/json");
+        headers = curl_slist_append(headers, ctype);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    headers = curl_slist_append(headers, "Expect:");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    if (!strcmp(method, "POST") && !body) {
+        curl_easy_setopt(curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, 0L);
+    }
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 15000L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(curl);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+        char *ct = NULL;
+        curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct);
+        if (ct)
+            snprintf(resp->content_type, sizeof resp->content_type, "%s", ct);
+        if (resp->body)
+            resp->json = json_loadb(resp->body, resp->body_len, 0, NULL);
+    }
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+static int request_fmt(const char *method, http_response_t *resp, const char *body,
+                       const char *fmt, va_list ap)
+{
+    char url[2048];
+    vsnprintf(url, sizeof url, fmt, ap);
+    return http_request(method, url, body, NULL, resp);
+}
+
+int http_get(http_response_t *resp, const char *url_fmt, ...)
+{
+    va_list ap;
+    va_start(ap, url_fmt);
+    int rc = request_fmt("GET", resp, NULL, url_fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int http_post(http_response_t *resp, const char *body, const char *url_fmt, ...)
+{
+    va_list ap;
+    va_start(ap, url_fmt);
+    int rc = request_fmt("POST", resp, body, url_fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void http_response_clear(http_response_t *resp)
+{
+    free(resp->body);
+    json_decref(resp->json);
+    memset(resp, 0, sizeof *resp);
+}
