@@ -1,0 +1,411 @@
+#include "tests/support/teststack.h"
+#include "tests/support/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct teststack_t {
+    teststack_options_t opts;
+    char dir[256];
+    char url[64];
+    char http_addr[64];
+    char clients_ep[64], workers_ep[64], events_ep[64];
+    pid_t broker, gateway;
+    pid_t workers[TESTSTACK_MAX_WORKERS];
+    char worker_extra[TESTSTACK_MAX_WORKERS][256];
+    int nworkers;
+};
+
+long long teststack_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void teststack_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+int teststack_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
+        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
+        port = ntohs(addr.sin_port);
+    close(fd);
+    return port;
+}
+
+/* Appends space-separated words of extra to argv (modifies a private copy). */
+static int add_words(char **argv, int argc, int max, char *extra)
+{
+    for (char *save = NULL, *w = extra ? strtok_r(extra, " ", &save) : NULL; w && argc < max - 1;
+         w = strtok_r(NULL, " ", &save))
+        argv[argc++] = w;
+    return argc;
+}
+
+/* Runs one of the built programs with its output appended to dir/<log>.log. */
+static pid_t spawn(teststack_t *self, const char *log, char **argv)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.log", self->dir, log);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+int teststack_start_broker(teststack_t *self)
+{
+    char data[300], extra[512];
+    snprintf(data, sizeof data, "%s/var", self->dir);
+    snprintf(extra, sizeof extra, "%s", self->opts.broker_args ? self->opts.broker_args : "");
+    char *argv[32] = {SYN_BIN_DIR "/syn-broker", "--data", data,      "--clients",
+                      self->clients_ep,          "--workers", self->workers_ep, "--events",
+                      self->events_ep};
+    add_words(argv, 9, 32, extra);
+    self->broker = spawn(self, "broker", argv);
+    return self->broker > 0 ? 0 : -1;
+}
+
+int teststack_start_gateway(teststack_t *self)
+{
+    char *argv[] = {SYN_BIN_DIR "/syn-gateway", "--http", self->http_addr, "--broker",
+                    self->clients_ep, "--events", self->events_ep, NULL};
+    self->gateway = spawn(self, "gateway", argv);
+    return self->gateway > 0 ? 0 : -1;
+}
+
+static pid_t spawn_worker(teststack_t *self, int index)
+{
+    char name[32], slots[16], delay[16], log[32];
+    snprintf(name, sizeof name, "w%d", index);
+    snprintf(log, sizeof log, "worker%d", index);
+    snprintf(slots, sizeof slots, "%d", self->opts.slots);
+    snprintf(delay, sizeof delay, "%d", self->opts.mock_delay_ms);
+    char extra[512];
+    snprintf(extra, sizeof extra, "%s %s", self->opts.worker_args ? self->opts.worker_args : "",
+             self->worker_extra[index]);
+    char *argv[40] = {SYN_BIN_DIR "/syn-worker", "--broker", self->workers_ep, "--slots", slots,
+                      "--name", name, "--provider", (char *)self->opts.provider};
+    int argc = 9;
+    if (self->opts.command) {
+        argv[argc++] = "--command";
+        argv[argc++] = (char *)self->opts.command;
+    }
+    if (self->opts.mock_delay_ms > 0) {
+        argv[argc++] = "--mock-delay-ms";
+        argv[argc++] = delay;
+    }
+    argc = add_words(argv, argc, 40, extra);
+    argv[argc] = NULL;
+    return spawn(self, log, argv);
+}
+
+int teststack_add_worker(teststack_t *self, const char *extra_args)
+{
+    if (self->nworkers >= TESTSTACK_MAX_WORKERS)
+        return -1;
+    int index = self->nworkers++;
+    snprintf(self->worker_extra[index], sizeof self->worker_extra[index], "%s",
+             extra_args ? extra_args : "");
+    self->workers[index] = spawn_worker(self, index);
+    return self->workers[index] > 0 ? index : -1;
+}
+
+int teststack_wait_health(teststack_t *self, int workers, int timeout_ms)
+{
+    long long deadline = teststack_now_ms() + timeout_ms;
+    while (teststack_now_ms() < deadline) {
+        http_response_t r;
+        if (http_get(&r, "%s/health", self->url) == 0 && r.status == 200 && r.json) {
+            json_int_t n = json_integer_value(json_object_get(r.json, "workers"));
+            http_response_clear(&r);
+            if (n >= workers)
+                return 0;
+        } else {
+            http_response_clear(&r);
+        }
+        teststack_sleep_ms(50);
+    }
+    return -1;
+}
+
+teststack_t *teststack_start(const teststack_options_t *opts)
+{
+    teststack_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    if (opts)
+        self->opts = *opts;
+    if (self->opts.workers == 0 && !opts)
+        self->opts.workers = 2;
+    if (self->opts.slots <= 0)
+        self->opts.slots = 4;
+    if (!self->opts.provider)
+        self->opts.provider = "mock";
+    snprintf(self->dir, sizeof self->dir, "/tmp/syn-test-XXXXXX");
+    if (!mkdtemp(self->dir)) {
+        free(self);
+        return NULL;
+    }
+    int http = teststack_free_port();
+    snprintf(self->http_addr, sizeof self->http_addr, "127.0.0.1:%d", http);
+    snprintf(self->url, sizeof self->url, "http://127.0.0.1:%d", http);
+    snprintf(self->clients_ep, sizeof self->clients_ep, "tcp://127.0.0.1:%d",
+             teststack_free_port());
+    snprintf(self->workers_ep, sizeof self->workers_ep, "tcp://127.0.0.1:%d",
+             teststack_free_port());
+    snprintf(self->events_ep, sizeof self->events_ep, "tcp://127.0.0.1:%d",
+             teststack_free_port());
+
+    teststack_start_broker(self);
+    teststack_start_gateway(self);
+    for (int i = 0; i < self->opts.workers; i++)
+        teststack_add_worker(self, NULL);
+    if (teststack_wait_health(self, self->opts.workers, 20000) != 0) {
+        fprintf(stderr, "teststack: the stack did not become healthy\n");
+        teststack_dump_logs(self);
+        teststack_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+/* Stops one process: SIGTERM, then SIGKILL if it has not exited in 5 s. */
+static void stop_process(pid_t *pid)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, SIGTERM);
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(*pid, NULL, WNOHANG) == *pid) {
+            *pid = 0;
+            return;
+        }
+        teststack_sleep_ms(10);
+    }
+    kill(*pid, SIGKILL);
+    waitpid(*pid, NULL, 0);
+    *pid = 0;
+}
+
+static void kill_process(pid_t *pid, int sig)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, sig);
+    if (sig == SIGKILL || sig == SIGTERM || sig == SIGINT) {
+        waitpid(*pid, NULL, 0);
+        *pid = 0;
+    }
+}
+
+void teststack_kill_broker(teststack_t *self, int sig) { kill_process(&self->broker, sig); }
+void teststack_kill_gateway(teststack_t *self, int sig) { kill_process(&self->gateway, sig); }
+void teststack_kill_worker(teststack_t *self, int index, int sig)
+{
+    if (index >= 0 && index < self->nworkers)
+        kill_process(&self->workers[index], sig);
+}
+
+pid_t teststack_worker_pid(teststack_t *self, int index)
+{
+    return index >= 0 && index < self->nworkers ? self->workers[index] : 0;
+}
+pid_t teststack_broker_pid(teststack_t *self) { return self->broker; }
+pid_t teststack_gateway_pid(teststack_t *self) { return self->gateway; }
+const char *teststack_url(teststack_t *self) { return self->url; }
+const char *teststack_dir(teststack_t *self) { return self->dir; }
+
+static void dump_file(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    fprintf(stderr, "----- %s -----\n", name);
+    char line[4096];
+    while (fgets(line, sizeof line, f))
+        fputs(line, stderr);
+    fclose(f);
+}
+
+void teststack_dump_logs(teststack_t *self)
+{
+    dump_file(self->dir, "broker.log");
+    dump_file(self->dir, "gateway.log");
+    for (int i = 0; i < self->nworkers; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "worker%d.log", i);
+        dump_file(self->dir, name);
+    }
+}
+
+void teststack_destroy(teststack_t **self_p)
+{
+    teststack_t *self = *self_p;
+    if (!self)
+        return;
+    /* Workers first so that they do not reconnect-loop while the broker stops. */
+    for (int i = 0; i < self->nworkers; i++)
+        if (self->workers[i] > 0)
+            kill(self->workers[i], SIGCONT);
+    for (int i = 0; i < self->nworkers; i++)
+        stop_process(&self->workers[i]);
+    if (self->broker > 0)
+        kill(self->broker, SIGCONT);
+    stop_process(&self->gateway);
+    stop_process(&self->broker);
+    const char *keep = getenv("SYN_TEST_LOGS");
+    if (keep && *keep == '1')
+        teststack_dump_logs(self);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", self->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "teststack: could not remove %s\n", self->dir);
+    free(self);
+    *self_p = NULL;
+}
+
+json_t *teststack_create_workflow(teststack_t *self, const char *json_body)
+{
+    http_response_t r;
+    json_t *out = NULL;
+    if (http_post(&r, json_body, "%s/workflows", self->url) == 0 && r.status == 201)
+        out = json_incref(r.json);
+    else
+        fprintf(stderr, "create workflow: %ld %s\n", r.status, r.body ? r.body : "");
+    http_response_clear(&r);
+    return out;
+}
+
+char *teststack_execute(teststack_t *self, const char *workflow_id, const char *json_body)
+{
+    http_response_t r;
+    char *id = NULL;
+    if (http_post(&r, json_body ? json_body : "{}", "%s/workflows/%s/execute", self->url,
+                  workflow_id) == 0 &&
+        r.status == 200) {
+        const char *eid = json_string_value(json_object_get(r.json, "execution_id"));
+        id = eid ? strdup(eid) : NULL;
+    } else {
+        fprintf(stderr, "execute: %ld %s\n", r.status, r.body ? r.body : "");
+    }
+    http_response_clear(&r);
+    return id;
+}
+
+static bool is_terminal(const char *status)
+{
+    return status && (!strcmp(status, "completed") || !strcmp(status, "failed") ||
+                      !strcmp(status, "cancelled"));
+}
+
+json_t *teststack_wait_terminal(teststack_t *self, const char *workflow_id,
+                                const char *execution_id, int timeout_ms)
+{
+    long long deadline = teststack_now_ms() + timeout_ms;
+    while (teststack_now_ms() < deadline) {
+        http_response_t r;
+        if (http_get(&r, "%s/workflows/%s/executions/%s", self->url, workflow_id,
+                     execution_id) == 0 &&
+            r.status == 200 &&
+            is_terminal(json_string_value(json_object_get(r.json, "status")))) {
+            json_t *out = json_incref(r.json);
+            http_response_clear(&r);
+            return out;
+        }
+        http_response_clear(&r);
+        teststack_sleep_ms(20);
+    }
+    return NULL;
+}
+
+/* Prepares sql on a read-only connection with the variadic strings bound. */
+static sqlite3_stmt *db_prepare(teststack_t *self, sqlite3 **db, const char *sql, va_list ap)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/var/syn.db", self->dir);
+    if (sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        fprintf(stderr, "teststack: open %s: %s\n", path, sqlite3_errmsg(*db));
+        return NULL;
+    }
+    sqlite3_busy_timeout(*db, 5000);
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(*db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        fprintf(stderr, "teststack: %s: %s\n", sql, sqlite3_errmsg(*db));
+        return NULL;
+    }
+    int i = 1;
+    for (const char *arg = va_arg(ap, const char *); arg; arg = va_arg(ap, const char *))
+        sqlite3_bind_text(stmt, i++, arg, -1, SQLITE_TRANSIENT);
+    return stmt;
+}
+
+char *teststack_db_text(teststack_t *self, const char *sql, ...)
+{
+    sqlite3 *db = NULL;
+    va_list ap;
+    va_start(ap, sql);
+    sqlite3_stmt *stmt = db_prepare(self, &db, sql, ap);
+    va_end(ap);
+    char *out = NULL;
+    if (stmt && sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0))
+        out = strdup((const char *)sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return out;
+}
+
+long teststack_db_count(teststack_t *self, const char *sql, ...)
+{
+    sqlite3 *db = NULL;
+    va_list ap;
+    va_start(ap, sql);
+    sqlite3_stmt *stmt = db_prepare(self, &db, sql, ap);
+    va_end(ap);
+    long rows = stmt ? 0 : -1;
+    while (stmt && sqlite3_step(stmt) == SQLITE_ROW)
+        rows++;
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return rows;
+}

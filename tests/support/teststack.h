@@ -1,0 +1,72 @@
+/* teststack: starts a real syn stack (broker, gateway, workers as separate processes
+ * of the built programs) on random loopback ports in a fresh temp dir, for
+ * integration tests; every process logs to a file in that dir. */
+#ifndef SYN_TESTSTACK_H
+#define SYN_TESTSTACK_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define TESTSTACK_MAX_WORKERS 16
+
+typedef struct {
+    int workers;              /* default 2 */
+    int slots;                /* per worker, default 4 */
+    const char *provider;     /* default "mock" */
+    const char *command;      /* for provider "command" */
+    int mock_delay_ms;        /* 0 = the worker's default */
+    const char *worker_args;  /* extra flags for every worker, space separated */
+    const char *broker_args;  /* extra flags for the broker */
+} teststack_options_t;
+
+typedef struct teststack_t teststack_t;
+
+/* Starts everything and waits until /health reports all workers (NULL on failure,
+ * with the logs printed). opts may be NULL for the defaults. */
+teststack_t *teststack_start(const teststack_options_t *opts);
+/* Stops every process (SIGTERM, then SIGKILL), prints the logs when keep_logs is
+ * set in the environment (SYN_TEST_LOGS=1), removes the temp dir. */
+void teststack_destroy(teststack_t **self_p);
+
+const char *teststack_url(teststack_t *self);     /* "http://127.0.0.1:PORT" */
+const char *teststack_dir(teststack_t *self);     /* the temp dir (data in dir/var) */
+pid_t teststack_worker_pid(teststack_t *self, int index);
+pid_t teststack_broker_pid(teststack_t *self);
+pid_t teststack_gateway_pid(teststack_t *self);
+
+/* Process control for failure tests. kill sends sig and reaps when it is fatal. */
+void teststack_kill_broker(teststack_t *self, int sig);
+int teststack_start_broker(teststack_t *self);
+void teststack_kill_gateway(teststack_t *self, int sig);
+int teststack_start_gateway(teststack_t *self);
+void teststack_kill_worker(teststack_t *self, int index, int sig);
+/* Adds one more worker; returns its index or -1. */
+int teststack_add_worker(teststack_t *self, const char *extra_args);
+
+/* Waits until GET /health answers 200 with at least `workers` workers. */
+int teststack_wait_health(teststack_t *self, int workers, int timeout_ms);
+/* Prints every process's log to stderr (for a failing test). */
+void teststack_dump_logs(teststack_t *self);
+
+/* API helpers (return new references, NULL on failure). */
+json_t *teststack_create_workflow(teststack_t *self, const char *json_body);
+/* Starts an execution; returns its execution id (malloc'd) or NULL. */
+char *teststack_execute(teststack_t *self, const char *workflow_id, const char *json_body);
+/* Polls the status until it is terminal; returns the last status object or NULL on timeout. */
+json_t *teststack_wait_terminal(teststack_t *self, const char *workflow_id,
+                                const char *execution_id, int timeout_ms);
+
+/* Reads the broker's SQLite database directly (read-only), binding the NULL-ended
+ * string arguments to ?1, ?2, …: the first column of the first row as a malloc'd
+ * string (NULL when there is no row), or the number of rows. */
+char *teststack_db_text(teststack_t *self, const char *sql, ...);
+long teststack_db_count(teststack_t *self, const char *sql, ...);
+
+/* A free TCP port on 127.0.0.1 (bound then released). */
+int teststack_free_port(void);
+/* Milliseconds since some fixed point (monotonic). */
+long long teststack_now_ms(void);
+void teststack_sleep_ms(int ms);
+
+#endif
