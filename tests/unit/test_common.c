@@ -1,0 +1,117 @@
+/* common/: flags, clock formatting, ids. */
+#include "common/clock.h"
+#include "common/flags.h"
+#include "common/ids.h"
+#include "common/log.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+static void test_time_format_is_rfc3339_utc_micro(void **state)
+{
+    (void)state;
+    char buf[SYN_TIME_BUFSIZE];
+    assert_string_equal(syn_time_format(1764341779123456LL, buf), "2025-11-28T14:56:19.123456Z");
+    assert_string_equal(syn_time_format(0, buf), "1970-01-01T00:00:00.000000Z");
+    assert_string_equal(syn_time_format(-1, buf), "1969-12-31T23:59:59.999999Z");
+}
+
+static void test_ids_have_prefix_and_lowercase_hex(void **state)
+{
+    (void)state;
+    char a[32], b[32];
+    assert_int_equal(syn_id_make("exec-", 12, a, sizeof a), 0);
+    assert_int_equal(syn_id_make("exec-", 12, b, sizeof b), 0);
+    assert_int_equal(strlen(a), 17);
+    assert_memory_equal(a, "exec-", 5);
+    for (int i = 5; i < 17; i++)
+        assert_non_null(strchr("0123456789abcdef", a[i]));
+    assert_string_not_equal(a, b);
+    char small[8];
+    assert_int_equal(syn_id_make("exec-", 12, small, sizeof small), -1);
+}
+
+typedef struct {
+    const char *http;
+    long slots;
+    bool verbose;
+} opts_t;
+
+static syn_flags_result_t parse(opts_t *o, int argc, char **argv)
+{
+    syn_flag_t flags[] = {
+        {"http", SYN_FLAG_STRING, "ADDR", "address", &o->http, 0, 0},
+        {"slots", SYN_FLAG_INT, "N", "slots", &o->slots, 1, 64},
+        {"verbose", SYN_FLAG_BOOL, NULL, "chatty", &o->verbose, 0, 0},
+        {NULL, 0, NULL, NULL, NULL, 0, 0},
+    };
+    return syn_flags_parse("t", "test", flags, argc, argv);
+}
+
+static void test_flags_parse_forms_and_environment(void **state)
+{
+    (void)state;
+    opts_t o = {"127.0.0.1:1", 4, false};
+    char *argv[] = {"t", "--http", "0.0.0.0:9", "--slots=8", "--verbose", NULL};
+    assert_int_equal(parse(&o, 5, argv), SYN_FLAGS_OK);
+    assert_string_equal(o.http, "0.0.0.0:9");
+    assert_int_equal(o.slots, 8);
+    assert_true(o.verbose);
+
+    setenv("SYN_SLOTS", "16", 1);
+    opts_t e = {"x", 4, false};
+    char *none[] = {"t", NULL};
+    assert_int_equal(parse(&e, 1, none), SYN_FLAGS_OK);
+    assert_int_equal(e.slots, 16);
+    char *override[] = {"t", "--slots", "2", NULL};
+    assert_int_equal(parse(&e, 3, override), SYN_FLAGS_OK);
+    assert_int_equal(e.slots, 2); /* the command line wins */
+    unsetenv("SYN_SLOTS");
+}
+
+static void test_flags_reject_bad_input(void **state)
+{
+    (void)state;
+    opts_t o = {"x", 4, false};
+    char *unknown[] = {"t", "--nope", NULL};
+    char *range[] = {"t", "--slots", "65", NULL};
+    char *notint[] = {"t", "--slots", "4x", NULL};
+    char *missing[] = {"t", "--http", NULL};
+    char *positional[] = {"t", "extra", NULL};
+    assert_int_equal(parse(&o, 2, unknown), SYN_FLAGS_ERROR);
+    assert_int_equal(parse(&o, 3, range), SYN_FLAGS_ERROR);
+    assert_int_equal(parse(&o, 3, notint), SYN_FLAGS_ERROR);
+    assert_int_equal(parse(&o, 2, missing), SYN_FLAGS_ERROR);
+    assert_int_equal(parse(&o, 2, positional), SYN_FLAGS_ERROR);
+    assert_int_equal(o.slots, 4);
+    setenv("SYN_SLOTS", "lots", 1);
+    char *none[] = {"t", NULL};
+    assert_int_equal(parse(&o, 1, none), SYN_FLAGS_ERROR);
+    unsetenv("SYN_SLOTS");
+}
+
+static void test_log_levels_parse(void **state)
+{
+    (void)state;
+    syn_log_level_t level;
+    assert_int_equal(syn_log_parse_level("warn", &level), 0);
+    assert_int_equal(level, SYN_LOG_WARN);
+    assert_int_equal(syn_log_parse_level("loud", &level), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_time_format_is_rfc3339_utc_micro),
+        cmocka_unit_test(test_ids_have_prefix_and_lowercase_hex),
+        cmocka_unit_test(test_flags_parse_forms_and_environment),
+        cmocka_unit_test(test_flags_reject_bad_input),
+        cmocka_unit_test(test_log_levels_parse),
+    };
+    return cmocka_run_group_tests_name("common", tests, NULL, NULL);
+}
