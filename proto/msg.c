@@ -1,0 +1,1087 @@
+/* msg: schema table, msgpack encoder (msgpack-c packer), strict msgpack decoder
+ * (our own cursor reader that builds jansson values) and the ZeroMQ framing.
+ * docs/protocol.md is the normative description of what is accepted. */
+#include "proto/msg.h"
+
+#include "common/log.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+/* Bounds the memory one message can make us allocate: a jansson value costs
+ * tens to hundreds of bytes however few bytes it took on the wire. Real
+ * messages hold a few thousand elements at most. */
+#define MSG_MAX_ELEMENTS (1u << 18)
+
+struct syn_msg_t {
+    syn_msg_type_t type;
+    json_t *fields;
+};
+
+/* --- schemas ------------------------------------------------------------ */
+
+typedef enum {
+    KIND_STR,       /* UTF-8 string */
+    KIND_UINT,      /* integer >= 0, optionally within [min, max] */
+    KIND_INT,       /* any integer */
+    KIND_ANY,       /* any value */
+    KIND_MAP,       /* object */
+    KIND_STR_ARRAY, /* array of strings */
+    KIND_MAP_ARRAY, /* array of objects, each checked against a sub-schema */
+} field_kind_t;
+
+enum { FIELD_REQUIRED = 1, FIELD_NULLABLE = 2 };
+
+typedef struct field_spec_t field_spec_t;
+struct field_spec_t {
+    const char *name;
+    field_kind_t kind;
+    int flags;
+    json_int_t min, max;          /* KIND_UINT range when max > 0 */
+    const char *const *one_of;    /* KIND_STR allowed values, NULL-terminated */
+    const field_spec_t *item;     /* KIND_MAP_ARRAY: schema of each element */
+};
+
+#define REQ FIELD_REQUIRED
+#define NUL_OK (FIELD_REQUIRED | FIELD_NULLABLE)
+#define END {NULL, 0, 0, 0, 0, NULL, NULL}
+
+static const char *const progress_kinds[] = {"started", "output", NULL};
+static const char *const result_statuses[] = {"completed", "failed", "cancelled", NULL};
+
+/* One line per field: name, kind, flags, range, allowed values, element schema. */
+static const field_spec_t ref_fields[] = {
+    {"execution_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"phase_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"attempt", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    END,
+};
+static const field_spec_t request_fields[] = {
+    {"id", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"op", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"args", KIND_MAP, REQ, 0, 0, NULL, NULL},
+    END,
+};
+static const field_spec_t reply_fields[] = {
+    {"id", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"status", KIND_UINT, REQ, 100, 599, NULL, NULL},
+    {"body", KIND_ANY, NUL_OK, 0, 0, NULL, NULL},
+    END,
+};
+static const field_spec_t ready_fields[] = {
+    {"worker", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"slots", KIND_UINT, REQ, 1, 1024, NULL, NULL},
+    {"providers", KIND_STR_ARRAY, REQ, 0, 0, NULL, NULL},
+    {"running", KIND_MAP_ARRAY, REQ, 0, 0, NULL, ref_fields},
+    END,
+};
+static const field_spec_t no_fields[] = {END};
+static const field_spec_t assign_fields[] = {
+    {"execution_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"workflow_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"phase_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"attempt", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"prompt", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"model", KIND_STR, NUL_OK, 0, 0, NULL, NULL},
+    {"timeout_ms", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"provider", KIND_STR, NUL_OK, 0, 0, NULL, NULL},
+    END,
+};
+static const field_spec_t progress_fields[] = {
+    {"execution_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"phase_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"attempt", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"kind", KIND_STR, REQ, 0, 0, progress_kinds, NULL},
+    {"data", KIND_STR, REQ, 0, 0, NULL, NULL},
+    END,
+};
+static const field_spec_t result_fields[] = {
+    {"execution_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"phase_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"attempt", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"status", KIND_STR, REQ, 0, 0, result_statuses, NULL},
+    {"output", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"error", KIND_STR, NUL_OK, 0, 0, NULL, NULL},
+    {"exit_code", KIND_INT, NUL_OK, 0, 0, NULL, NULL},
+    END,
+};
+static const field_spec_t event_fields[] = {
+    {"seq", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"time", KIND_INT, REQ, 0, 0, NULL, NULL},
+    {"execution_id", KIND_STR, NUL_OK, 0, 0, NULL, NULL},
+    {"type", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"data", KIND_MAP, REQ, 0, 0, NULL, NULL},
+    END,
+};
+
+typedef struct {
+    const char *name;
+    const field_spec_t *fields;
+} type_spec_t;
+
+/* Indexed by syn_msg_type_t. */
+static const type_spec_t type_specs[] = {
+    [SYN_MSG_REQUEST] = {"request", request_fields},
+    [SYN_MSG_REPLY] = {"reply", reply_fields},
+    [SYN_MSG_READY] = {"ready", ready_fields},
+    [SYN_MSG_HEARTBEAT] = {"heartbeat", no_fields},
+    [SYN_MSG_ASSIGN] = {"assign", assign_fields},
+    [SYN_MSG_CANCEL] = {"cancel", ref_fields},
+    [SYN_MSG_PROGRESS] = {"progress", progress_fields},
+    [SYN_MSG_RESULT] = {"result", result_fields},
+    [SYN_MSG_RESULT_ACK] = {"result_ack", ref_fields},
+    [SYN_MSG_DISCONNECT] = {"disconnect", no_fields},
+    [SYN_MSG_EVENT] = {"event", event_fields},
+};
+#define TYPE_COUNT (sizeof type_specs / sizeof type_specs[0])
+
+static const type_spec_t *type_spec(syn_msg_type_t type)
+{
+    if ((unsigned) type >= TYPE_COUNT || type_specs[type].name == NULL)
+        return NULL;
+    return &type_specs[type];
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(err, errlen, fmt, args);
+    va_end(args);
+}
+
+static const char *json_kind_name(const json_t *value)
+{
+    switch (json_typeof(value)) {
+    case JSON_OBJECT: return "a map";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a float";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "nil";
+    }
+    return "?";
+}
+
+static const char *kind_name(field_kind_t kind, bool nullable)
+{
+    switch (kind) {
+    case KIND_STR: return nullable ? "a string or nil" : "a string";
+    case KIND_UINT: return nullable ? "an unsigned integer or nil" : "an unsigned integer";
+    case KIND_INT: return nullable ? "an integer or nil" : "an integer";
+    case KIND_ANY: return "any value";
+    case KIND_MAP: return nullable ? "a map or nil" : "a map";
+    case KIND_STR_ARRAY: return "an array of strings";
+    case KIND_MAP_ARRAY: return "an array of maps";
+    }
+    return "?";
+}
+
+static int check_fields(const char *where, const field_spec_t *specs, const json_t *fields,
+                        char *err, size_t errlen);
+
+/* Checks one present field's value; where names the message type (or element). */
+static int check_field(const char *where, const field_spec_t *spec, const json_t *value,
+                       char *err, size_t errlen)
+{
+    bool nullable = (spec->flags & FIELD_NULLABLE) != 0;
+    if (json_is_null(value) && nullable)
+        return 0;
+    bool ok = false;
+    switch (spec->kind) {
+    case KIND_STR: ok = json_is_string(value); break;
+    case KIND_UINT: ok = json_is_integer(value) && json_integer_value(value) >= 0; break;
+    case KIND_INT: ok = json_is_integer(value); break;
+    case KIND_ANY: ok = value != NULL; break;
+    case KIND_MAP: ok = json_is_object(value); break;
+    case KIND_STR_ARRAY:
+    case KIND_MAP_ARRAY: ok = json_is_array(value); break;
+    }
+    if (!ok) {
+        set_err(err, errlen, "%s: field '%s' must be %s, got %s", where, spec->name,
+                kind_name(spec->kind, nullable), json_kind_name(value));
+        return -1;
+    }
+    if (spec->kind == KIND_UINT && spec->max > 0) {
+        json_int_t n = json_integer_value(value);
+        if (n < spec->min || n > spec->max) {
+            set_err(err, errlen, "%s: field '%s' must be within %lld..%lld, got %lld", where,
+                    spec->name, (long long) spec->min, (long long) spec->max, (long long) n);
+            return -1;
+        }
+    }
+    if (spec->kind == KIND_STR && spec->one_of != NULL) {
+        const char *text = json_string_value(value);
+        size_t len = json_string_length(value);
+        for (const char *const *allowed = spec->one_of; *allowed; allowed++)
+            if (strlen(*allowed) == len && memcmp(*allowed, text, len) == 0)
+                return 0;
+        set_err(err, errlen, "%s: field '%s' has unknown value '%.64s'", where, spec->name,
+                text);
+        return -1;
+    }
+    if (spec->kind == KIND_STR_ARRAY || spec->kind == KIND_MAP_ARRAY) {
+        size_t index;
+        json_t *item;
+        json_array_foreach(value, index, item) {
+            if (spec->kind == KIND_STR_ARRAY && !json_is_string(item)) {
+                set_err(err, errlen, "%s: field '%s'[%zu] must be a string, got %s", where,
+                        spec->name, index, json_kind_name(item));
+                return -1;
+            }
+            if (spec->kind == KIND_MAP_ARRAY) {
+                char inner[96];
+                snprintf(inner, sizeof inner, "%s: field '%s'[%zu]", where, spec->name, index);
+                if (!json_is_object(item)) {
+                    set_err(err, errlen, "%s must be a map, got %s", inner, json_kind_name(item));
+                    return -1;
+                }
+                if (check_fields(inner, spec->item, item, err, errlen) != 0)
+                    return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Every required field present and well-typed; nothing the schema does not name. */
+static int check_fields(const char *where, const field_spec_t *specs, const json_t *fields,
+                        char *err, size_t errlen)
+{
+    size_t known = 0;
+    for (const field_spec_t *spec = specs; spec->name; spec++) {
+        json_t *value = json_object_get(fields, spec->name);
+        if (value == NULL) {
+            if (spec->flags & FIELD_REQUIRED) {
+                set_err(err, errlen, "%s: missing field '%s'", where, spec->name);
+                return -1;
+            }
+            continue;
+        }
+        known++;
+        if (check_field(where, spec, value, err, errlen) != 0)
+            return -1;
+    }
+    if (json_object_size(fields) == known)
+        return 0;
+    const char *key;
+    size_t key_len;
+    json_t *value;
+    json_object_keylen_foreach((json_t *) fields, key, key_len, value) {
+        bool found = false;
+        for (const field_spec_t *spec = specs; spec->name && !found; spec++)
+            found = strlen(spec->name) == key_len && memcmp(spec->name, key, key_len) == 0;
+        if (!found) {
+            set_err(err, errlen, "%s: unknown field '%.64s'", where, key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_schema(syn_msg_type_t type, const json_t *fields, char *err, size_t errlen)
+{
+    const type_spec_t *spec = type_spec(type);
+    if (spec == NULL) {
+        set_err(err, errlen, "unknown message type %d", (int) type);
+        return -1;
+    }
+    if (!json_is_object(fields)) {
+        set_err(err, errlen, "%s: fields must be a map", spec->name);
+        return -1;
+    }
+    return check_fields(spec->name, spec->fields, fields, err, errlen);
+}
+
+/* --- UTF-8 -------------------------------------------------------------- */
+
+/* Returns the length of the valid, NUL-free prefix of s (== len when all of it is
+ * valid): well-formed UTF-8 per Unicode table 3-7, which excludes overlong forms,
+ * surrogates and code points above U+10FFFF. */
+static size_t utf8_valid_prefix(const uint8_t *s, size_t len)
+{
+    const uint64_t high = 0x8080808080808080ull, low = 0x0101010101010101ull;
+    size_t i = 0;
+    while (i < len) {
+        /* ASCII fast path, 8 bytes at a time: no high bit set and no zero byte. */
+        if (len - i >= 8) {
+            uint64_t word;
+            memcpy(&word, s + i, 8);
+            if (((word | ((word - low) & ~word)) & high) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+        uint8_t c = s[i];
+        if (c == 0)
+            return i;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        uint8_t lo = 0x80, hi = 0xbf;
+        if (c >= 0xc2 && c <= 0xdf)
+            need = 1;
+        else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            if (c == 0xe0)
+                lo = 0xa0;
+            else if (c == 0xed)
+                hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            if (c == 0xf0)
+                lo = 0x90;
+            else if (c == 0xf4)
+                hi = 0x8f;
+        } else
+            return i;
+        if (len - i <= need)
+            return i;
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return i;
+        for (size_t k = 2; k <= need; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xbf)
+                return i;
+        i += need + 1;
+    }
+    return len;
+}
+
+/* --- message object ----------------------------------------------------- */
+
+syn_msg_t *syn_msg_new(syn_msg_type_t type)
+{
+    return syn_msg_new_with(type, json_object());
+}
+
+syn_msg_t *syn_msg_new_with(syn_msg_type_t type, json_t *fields)
+{
+    if (type_spec(type) == NULL || !json_is_object(fields)) {
+        json_decref(fields);
+        return NULL;
+    }
+    syn_msg_t *self = malloc(sizeof *self);
+    if (self == NULL) {
+        json_decref(fields);
+        return NULL;
+    }
+    self->type = type;
+    self->fields = fields;
+    return self;
+}
+
+void syn_msg_destroy(syn_msg_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    json_decref((*self_p)->fields);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+syn_msg_type_t syn_msg_type(const syn_msg_t *self)
+{
+    return self->type;
+}
+
+json_t *syn_msg_fields(const syn_msg_t *self)
+{
+    return self->fields;
+}
+
+const char *syn_msg_type_name(syn_msg_type_t type)
+{
+    const type_spec_t *spec = type_spec(type);
+    return spec ? spec->name : NULL;
+}
+
+/* --- encoder ------------------------------------------------------------ */
+
+typedef struct {
+    msgpack_packer pk;
+    msgpack_sbuffer buf;
+    size_t elements;
+    char *err;
+    size_t errlen;
+} encoder_t;
+
+static int pack_string(encoder_t *enc, const char *text, size_t len, const char *what)
+{
+    size_t valid = utf8_valid_prefix((const uint8_t *) text, len);
+    if (valid != len) {
+        set_err(enc->err, enc->errlen, "%s %s at byte %zu", what,
+                text[valid] == 0 ? "contains a NUL byte" : "is not valid UTF-8", valid);
+        return -1;
+    }
+    if (msgpack_pack_str(&enc->pk, len) != 0 || msgpack_pack_str_body(&enc->pk, text, len) != 0) {
+        set_err(enc->err, enc->errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Packs value, enforcing what the decoder enforces so that whatever we send the
+ * peer accepts: depth, element count, size, UTF-8 without NUL. */
+static int pack_value(encoder_t *enc, const json_t *value, int depth)
+{
+    int rc = 0;
+    switch (json_typeof(value)) {
+    case JSON_OBJECT:
+    case JSON_ARRAY: {
+        if (depth > SYN_MSG_MAX_DEPTH) {
+            set_err(enc->err, enc->errlen, "nesting deeper than %d", SYN_MSG_MAX_DEPTH);
+            return -1;
+        }
+        bool is_object = json_is_object(value);
+        size_t n = is_object ? json_object_size(value) : json_array_size(value);
+        enc->elements += is_object ? 2 * n : n;
+        if (enc->elements > MSG_MAX_ELEMENTS) {
+            set_err(enc->err, enc->errlen, "more than %u elements", MSG_MAX_ELEMENTS);
+            return -1;
+        }
+        if (is_object) {
+            rc = msgpack_pack_map(&enc->pk, n);
+            const char *key;
+            size_t key_len;
+            json_t *item;
+            json_object_keylen_foreach((json_t *) value, key, key_len, item) {
+                if (rc != 0 || pack_string(enc, key, key_len, "map key") != 0 ||
+                    pack_value(enc, item, depth + 1) != 0)
+                    return -1;
+            }
+        } else {
+            rc = msgpack_pack_array(&enc->pk, n);
+            size_t index;
+            json_t *item;
+            json_array_foreach(value, index, item) {
+                if (rc != 0 || pack_value(enc, item, depth + 1) != 0)
+                    return -1;
+            }
+        }
+        break;
+    }
+    case JSON_STRING:
+        if (pack_string(enc, json_string_value(value), json_string_length(value), "string") != 0)
+            return -1;
+        break;
+    case JSON_INTEGER: rc = msgpack_pack_int64(&enc->pk, json_integer_value(value)); break;
+    case JSON_REAL: rc = msgpack_pack_double(&enc->pk, json_real_value(value)); break;
+    case JSON_TRUE: rc = msgpack_pack_true(&enc->pk); break;
+    case JSON_FALSE: rc = msgpack_pack_false(&enc->pk); break;
+    case JSON_NULL: rc = msgpack_pack_nil(&enc->pk); break;
+    }
+    if (rc != 0) {
+        set_err(enc->err, enc->errlen, "out of memory");
+        return -1;
+    }
+    if (enc->buf.size > SYN_MSG_MAX_SIZE) {
+        set_err(enc->err, enc->errlen, "message larger than %u bytes", SYN_MSG_MAX_SIZE);
+        return -1;
+    }
+    return 0;
+}
+
+int syn_msg_validate(const syn_msg_t *self, char *err, size_t errlen)
+{
+    char *data = NULL;
+    size_t size = 0;
+    /* The schema alone is not enough: depth, size and string contents are only
+     * known by walking everything, which is what encoding does. */
+    if (syn_msg_encode(self, &data, &size, err, errlen) != 0)
+        return -1;
+    free(data);
+    return 0;
+}
+
+int syn_msg_encode(const syn_msg_t *self, char **data, size_t *size, char *err, size_t errlen)
+{
+    *data = NULL;
+    *size = 0;
+    if (check_schema(self->type, self->fields, err, errlen) != 0)
+        return -1;
+    const char *name = type_specs[self->type].name;
+    encoder_t enc = {.elements = 0, .err = err, .errlen = errlen};
+    msgpack_sbuffer_init(&enc.buf);
+    /* Most messages are small: start small rather than at msgpack's 8 KiB. */
+    enc.buf.data = malloc(256);
+    if (enc.buf.data == NULL) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    enc.buf.alloc = 256;
+    msgpack_packer_init(&enc.pk, &enc.buf, msgpack_sbuffer_write);
+    size_t n = json_object_size(self->fields);
+    enc.elements = 2 * (n + 2);
+    if (msgpack_pack_map(&enc.pk, n + 2) != 0 ||
+        msgpack_pack_str_with_body(&enc.pk, "v", 1) != 0 ||
+        msgpack_pack_int64(&enc.pk, SYN_PROTOCOL_VERSION) != 0 ||
+        msgpack_pack_str_with_body(&enc.pk, "t", 1) != 0 ||
+        msgpack_pack_str_with_body(&enc.pk, name, strlen(name)) != 0) {
+        set_err(err, errlen, "out of memory");
+        msgpack_sbuffer_destroy(&enc.buf);
+        return -1;
+    }
+    const char *key;
+    size_t key_len;
+    json_t *value;
+    json_object_keylen_foreach(self->fields, key, key_len, value) {
+        if (pack_string(&enc, key, key_len, "map key") != 0 || pack_value(&enc, value, 2) != 0) {
+            msgpack_sbuffer_destroy(&enc.buf);
+            return -1;
+        }
+    }
+    *size = enc.buf.size;
+    *data = msgpack_sbuffer_release(&enc.buf);
+    return 0;
+}
+
+/* --- decoder ------------------------------------------------------------ */
+
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    size_t pos;
+    size_t elements;
+    json_t *version;   /* the message map's "v", kept out of the fields */
+    json_t *type_name; /* the message map's "t" */
+    char *err;
+    size_t errlen;
+} cursor_t;
+
+static bool need(cursor_t *cur, size_t n, size_t at)
+{
+    if (cur->size - cur->pos >= n)
+        return true;
+    set_err(cur->err, cur->errlen,
+            "truncated at offset %zu (value at offset %zu needs %zu bytes, %zu left)", cur->size,
+            at, n, cur->size - cur->pos);
+    return false;
+}
+
+static uint64_t read_be(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Reads an n-byte big-endian length or integer after the type byte. */
+static bool read_uint(cursor_t *cur, size_t n, size_t at, uint64_t *out)
+{
+    if (!need(cur, n, at))
+        return false;
+    *out = read_be(cur->data + cur->pos, n);
+    cur->pos += n;
+    return true;
+}
+
+static const char *unsupported_name(uint8_t byte)
+{
+    switch (byte) {
+    case 0xc1: return "0xc1 (reserved)";
+    case 0xc4: return "bin8";
+    case 0xc5: return "bin16";
+    case 0xc6: return "bin32";
+    case 0xc7: return "ext8";
+    case 0xc8: return "ext16";
+    case 0xc9: return "ext32";
+    case 0xd4: return "fixext1";
+    case 0xd5: return "fixext2";
+    case 0xd6: return "fixext4";
+    case 0xd7: return "fixext8";
+    case 0xd8: return "fixext16";
+    }
+    return NULL;
+}
+
+/* Reads a string body of len bytes at the cursor, checking bounds and UTF-8. */
+static const char *read_str_body(cursor_t *cur, uint64_t len, size_t at)
+{
+    if (cur->size - cur->pos < len) {
+        set_err(cur->err, cur->errlen,
+                "truncated at offset %zu (string at offset %zu declares %" PRIu64
+                " bytes, %zu left)",
+                cur->size, at, len, cur->size - cur->pos);
+        return NULL;
+    }
+    const uint8_t *body = cur->data + cur->pos;
+    size_t valid = utf8_valid_prefix(body, (size_t) len);
+    if (valid != len) {
+        set_err(cur->err, cur->errlen, "string %s at offset %zu",
+                body[valid] == 0 ? "contains a NUL byte" : "is not valid UTF-8", cur->pos + valid);
+        return NULL;
+    }
+    cur->pos += (size_t) len;
+    return (const char *) body;
+}
+
+/* If the byte at the cursor starts a string, reads it: 1; 0 if it is not a
+ * string (cursor unmoved); -1 on error. */
+static int read_str(cursor_t *cur, const char **text, size_t *len)
+{
+    size_t at = cur->pos;
+    uint8_t byte = cur->data[cur->pos];
+    uint64_t n;
+    if (byte >= 0xa0 && byte <= 0xbf) {
+        cur->pos++;
+        n = byte & 0x1f;
+    } else if (byte >= 0xd9 && byte <= 0xdb) {
+        cur->pos++;
+        if (!read_uint(cur, (size_t) 1 << (byte - 0xd9), at, &n))
+            return -1;
+    } else
+        return 0;
+    *text = read_str_body(cur, n, at);
+    *len = (size_t) n;
+    return *text ? 1 : -1;
+}
+
+static const char *msgpack_kind_at(uint8_t byte)
+{
+    if (byte <= 0x7f || byte >= 0xe0 || (byte >= 0xcc && byte <= 0xd3))
+        return "integer";
+    if (byte <= 0x8f || byte == 0xde || byte == 0xdf)
+        return "map";
+    if (byte <= 0x9f || byte == 0xdc || byte == 0xdd)
+        return "array";
+    if (byte <= 0xbf || (byte >= 0xd9 && byte <= 0xdb))
+        return "string";
+    if (byte == 0xc0)
+        return "nil";
+    if (byte == 0xc2 || byte == 0xc3)
+        return "boolean";
+    if (byte == 0xca || byte == 0xcb)
+        return "float";
+    return "unsupported value";
+}
+
+static json_t *read_value(cursor_t *cur, int depth);
+
+/* Reserves a container of n entries before anything is allocated for it: each
+ * entry is min_bytes values (1 for an array item, 2 for a map key and value) and
+ * each value takes at least one byte of the remaining input. */
+static bool reserve(cursor_t *cur, uint64_t n, size_t values_per_entry, size_t at,
+                    const char *what)
+{
+    if (n > (cur->size - cur->pos) / values_per_entry) {
+        set_err(cur->err, cur->errlen,
+                "truncated at offset %zu (%s at offset %zu declares %" PRIu64
+                " elements, %zu bytes left)",
+                cur->size, what, at, n, cur->size - cur->pos);
+        return false;
+    }
+    cur->elements += (size_t) n * values_per_entry;
+    if (cur->elements > MSG_MAX_ELEMENTS) {
+        set_err(cur->err, cur->errlen, "more than %u elements (at offset %zu)",
+                MSG_MAX_ELEMENTS, at);
+        return false;
+    }
+    return true;
+}
+
+static json_t *read_map_body(cursor_t *cur, uint64_t n, size_t at, int depth)
+{
+    if (!reserve(cur, n, 2, at, "map"))
+        return NULL;
+    json_t *map = json_object();
+    if (map == NULL) {
+        set_err(cur->err, cur->errlen, "out of memory");
+        return NULL;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        if (!need(cur, 1, cur->pos))
+            goto fail;
+        size_t key_at = cur->pos;
+        const char *key;
+        size_t key_len;
+        int is_str = read_str(cur, &key, &key_len);
+        if (is_str == 0 && unsupported_name(cur->data[key_at]) != NULL)
+            set_err(cur->err, cur->errlen, "unsupported msgpack type %s at offset %zu",
+                    unsupported_name(cur->data[key_at]), key_at);
+        else if (is_str == 0)
+            set_err(cur->err, cur->errlen, "map key at offset %zu is %s, not a string", key_at,
+                    msgpack_kind_at(cur->data[key_at]));
+        if (is_str != 1)
+            goto fail;
+        /* The envelope's "v" and "t" go aside: the map becomes the fields. */
+        json_t **envelope = NULL;
+        if (depth == 1 && key_len == 1 && (key[0] == 'v' || key[0] == 't'))
+            envelope = key[0] == 'v' ? &cur->version : &cur->type_name;
+        if (envelope ? *envelope != NULL : json_object_getn(map, key, key_len) != NULL) {
+            set_err(cur->err, cur->errlen, "duplicate key '%.*s' at offset %zu",
+                    (int) (key_len > 64 ? 64 : key_len), key, key_at);
+            goto fail;
+        }
+        if (!need(cur, 1, cur->pos))
+            goto fail;
+        json_t *value = read_value(cur, depth + 1);
+        if (value == NULL)
+            goto fail;
+        if (envelope != NULL)
+            *envelope = value;
+        else if (json_object_setn_new_nocheck(map, key, key_len, value) != 0) {
+            set_err(cur->err, cur->errlen, "out of memory");
+            goto fail;
+        }
+    }
+    return map;
+fail:
+    json_decref(map);
+    return NULL;
+}
+
+static json_t *read_array_body(cursor_t *cur, uint64_t n, size_t at, int depth)
+{
+    if (!reserve(cur, n, 1, at, "array"))
+        return NULL;
+    json_t *array = json_array();
+    if (array == NULL) {
+        set_err(cur->err, cur->errlen, "out of memory");
+        return NULL;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        json_t *value = need(cur, 1, cur->pos) ? read_value(cur, depth + 1) : NULL;
+        if (value == NULL || json_array_append_new(array, value) != 0) {
+            if (value != NULL)
+                set_err(cur->err, cur->errlen, "out of memory");
+            json_decref(array);
+            return NULL;
+        }
+    }
+    return array;
+}
+
+static json_t *make_real(cursor_t *cur, double d, size_t at)
+{
+    if (!isfinite(d)) {
+        set_err(cur->err, cur->errlen, "float at offset %zu is not finite", at);
+        return NULL;
+    }
+    json_t *value = json_real(d);
+    if (value == NULL)
+        set_err(cur->err, cur->errlen, "out of memory");
+    return value;
+}
+
+static json_t *make_integer(cursor_t *cur, json_int_t n)
+{
+    json_t *value = json_integer(n);
+    if (value == NULL)
+        set_err(cur->err, cur->errlen, "out of memory");
+    return value;
+}
+
+/* Reads one value at depth (the depth it has if it is a container). The caller
+ * guarantees at least one byte is left. */
+static json_t *read_value(cursor_t *cur, int depth)
+{
+    size_t at = cur->pos;
+    uint8_t byte = cur->data[cur->pos];
+    uint64_t n;
+
+    bool is_container = (byte >= 0x80 && byte <= 0x9f) || (byte >= 0xdc && byte <= 0xdf);
+    if (is_container && depth > SYN_MSG_MAX_DEPTH) {
+        set_err(cur->err, cur->errlen, "nesting deeper than %d at offset %zu", SYN_MSG_MAX_DEPTH,
+                at);
+        return NULL;
+    }
+    if (byte <= 0x7f) {
+        cur->pos++;
+        return make_integer(cur, byte);
+    }
+    if (byte >= 0xe0) {
+        cur->pos++;
+        return make_integer(cur, (int8_t) byte);
+    }
+    if (byte <= 0x8f) {
+        cur->pos++;
+        return read_map_body(cur, byte & 0x0f, at, depth);
+    }
+    if (byte <= 0x9f) {
+        cur->pos++;
+        return read_array_body(cur, byte & 0x0f, at, depth);
+    }
+    if (byte <= 0xbf || (byte >= 0xd9 && byte <= 0xdb)) {
+        const char *text;
+        size_t len;
+        if (read_str(cur, &text, &len) != 1)
+            return NULL;
+        json_t *value = json_stringn_nocheck(text, len);
+        if (value == NULL)
+            set_err(cur->err, cur->errlen, "out of memory");
+        return value;
+    }
+    const char *unsupported = unsupported_name(byte);
+    if (unsupported != NULL) {
+        set_err(cur->err, cur->errlen, "unsupported msgpack type %s at offset %zu", unsupported,
+                at);
+        return NULL;
+    }
+    cur->pos++;
+    switch (byte) {
+    case 0xc0: return json_null();
+    case 0xc2: return json_false();
+    case 0xc3: return json_true();
+    case 0xca: {
+        if (!read_uint(cur, 4, at, &n))
+            return NULL;
+        uint32_t bits = (uint32_t) n;
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        return make_real(cur, f, at);
+    }
+    case 0xcb: {
+        if (!read_uint(cur, 8, at, &n))
+            return NULL;
+        double d;
+        memcpy(&d, &n, sizeof d);
+        return make_real(cur, d, at);
+    }
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        if (!read_uint(cur, (size_t) 1 << (byte - 0xcc), at, &n))
+            return NULL;
+        if (n > INT64_MAX) {
+            set_err(cur->err, cur->errlen, "integer at offset %zu is above INT64_MAX", at);
+            return NULL;
+        }
+        return make_integer(cur, (json_int_t) n);
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+        size_t width = (size_t) 1 << (byte - 0xd0);
+        if (!read_uint(cur, width, at, &n))
+            return NULL;
+        /* Sign-extend from width bytes. */
+        unsigned shift = (unsigned) (64 - 8 * width);
+        int64_t v = (int64_t) (n << shift) >> shift;
+        return make_integer(cur, v);
+    }
+    case 0xdc:
+    case 0xdd:
+        if (!read_uint(cur, byte == 0xdc ? 2 : 4, at, &n))
+            return NULL;
+        return read_array_body(cur, n, at, depth);
+    case 0xde:
+    case 0xdf:
+        if (!read_uint(cur, byte == 0xde ? 2 : 4, at, &n))
+            return NULL;
+        return read_map_body(cur, n, at, depth);
+    }
+    set_err(cur->err, cur->errlen, "unsupported msgpack byte 0x%02x at offset %zu", byte, at);
+    return NULL;
+}
+
+static int type_from_name(const char *name, size_t len, syn_msg_type_t *type)
+{
+    for (size_t i = 0; i < TYPE_COUNT; i++) {
+        const char *candidate = type_specs[i].name;
+        if (candidate && strlen(candidate) == len && memcmp(candidate, name, len) == 0) {
+            *type = (syn_msg_type_t) i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Checks "v" and "t" (either may be NULL when absent) and the fields against
+ * the type's schema; 0 with *type set, or -1 with the reason. */
+static int check_envelope(const json_t *version, const json_t *type_name, const json_t *fields,
+                          syn_msg_type_t *type, char *err, size_t errlen)
+{
+    if (version == NULL) {
+        set_err(err, errlen, "missing protocol version 'v'");
+    } else if (!json_is_integer(version) ||
+               json_integer_value(version) != SYN_PROTOCOL_VERSION) {
+        if (json_is_integer(version))
+            set_err(err, errlen, "unsupported protocol version %lld (expected %d)",
+                    (long long) json_integer_value(version), SYN_PROTOCOL_VERSION);
+        else
+            set_err(err, errlen, "protocol version 'v' must be an integer, got %s",
+                    json_kind_name(version));
+    } else if (type_name == NULL) {
+        set_err(err, errlen, "missing message type 't'");
+    } else if (!json_is_string(type_name)) {
+        set_err(err, errlen, "message type 't' must be a string, got %s",
+                json_kind_name(type_name));
+    } else if (type_from_name(json_string_value(type_name), json_string_length(type_name),
+                              type) != 0) {
+        set_err(err, errlen, "unknown message type '%.64s'", json_string_value(type_name));
+    } else if (check_schema(*type, fields, err, errlen) == 0) {
+        return 0;
+    }
+    return -1;
+}
+
+syn_msg_t *syn_msg_decode(const void *data, size_t size, char *err, size_t errlen)
+{
+    set_err(err, errlen, "no error");
+    if (size == 0 || data == NULL) {
+        set_err(err, errlen, "empty message");
+        return NULL;
+    }
+    if (size > SYN_MSG_MAX_SIZE) {
+        set_err(err, errlen, "message of %zu bytes exceeds the limit of %u", size,
+                SYN_MSG_MAX_SIZE);
+        return NULL;
+    }
+    cursor_t cur = {.data = data, .size = size, .err = err, .errlen = errlen};
+    const char *top = msgpack_kind_at(cur.data[0]);
+    if (strcmp(top, "map") != 0) {
+        if (unsupported_name(cur.data[0]))
+            set_err(err, errlen, "unsupported msgpack type %s at offset 0",
+                    unsupported_name(cur.data[0]));
+        else
+            set_err(err, errlen, "top level is %s, not a map", top);
+        return NULL;
+    }
+    syn_msg_t *msg = NULL;
+    syn_msg_type_t type;
+    json_t *fields = read_value(&cur, 1);
+    if (fields != NULL && cur.pos != size) {
+        set_err(err, errlen, "trailing bytes after message (%zu bytes at offset %zu)",
+                size - cur.pos, cur.pos);
+        json_decref(fields);
+    } else if (fields != NULL) {
+        if (check_envelope(cur.version, cur.type_name, fields, &type, err, errlen) == 0) {
+            msg = syn_msg_new_with(type, fields);
+            if (msg == NULL)
+                set_err(err, errlen, "out of memory");
+        } else
+            json_decref(fields);
+    }
+    json_decref(cur.version);
+    json_decref(cur.type_name);
+    return msg;
+}
+
+/* --- ZeroMQ framing ----------------------------------------------------- */
+
+static void free_payload(void *data, void *hint)
+{
+    (void) hint;
+    free(data);
+}
+
+int syn_msg_send(void *socket, const void *identity, size_t identity_len, const syn_msg_t *self)
+{
+    char err[256];
+    char *data;
+    size_t size;
+    if (syn_msg_encode(self, &data, &size, err, sizeof err) != 0) {
+        syn_warn("proto", "refusing to send an invalid message: %s", err);
+        errno = EINVAL;
+        return -1;
+    }
+    /* Hand the encoded buffer to libzmq instead of copying it. */
+    zmq_msg_t frame;
+    if (zmq_msg_init_data(&frame, data, size, free_payload, NULL) != 0) {
+        int saved = errno;
+        free(data);
+        errno = saved;
+        return -1;
+    }
+    if (identity != NULL &&
+        zmq_send(socket, identity, identity_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        int saved = errno;
+        zmq_msg_close(&frame);
+        errno = saved;
+        return -1;
+    }
+    if (zmq_msg_send(&frame, socket, ZMQ_DONTWAIT) < 0) {
+        int saved = errno;
+        zmq_msg_close(&frame);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+int syn_msg_recv(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
+                 char *err, size_t errlen)
+{
+    assert(identity == NULL || identity_len != NULL);
+    *msg_p = NULL;
+    set_err(err, errlen, "no error");
+    size_t expected = identity != NULL ? 2 : 1;
+    size_t capacity = identity_len ? *identity_len : 0;
+    if (identity_len)
+        *identity_len = 0;
+
+    zmq_msg_t first, payload, extra;
+    zmq_msg_init(&first);
+    if (zmq_msg_recv(&first, socket, ZMQ_DONTWAIT) < 0) {
+        int saved = errno;
+        zmq_msg_close(&first);
+        errno = saved;
+        return -1;
+    }
+    size_t frames = 1;
+    zmq_msg_init(&payload);
+    bool more = zmq_msg_more(&first);
+    /* The rest of a multipart message is already here (delivery is atomic);
+     * read all of it so the next call starts on a message boundary. */
+    while (more) {
+        zmq_msg_t *target = frames == 1 ? &payload : &extra;
+        if (frames >= 2)
+            zmq_msg_init(&extra);
+        if (zmq_msg_recv(target, socket, ZMQ_DONTWAIT) < 0) {
+            int saved = errno;
+            if (target == &extra)
+                zmq_msg_close(&extra);
+            zmq_msg_close(&payload);
+            zmq_msg_close(&first);
+            errno = saved;
+            return -1;
+        }
+        more = zmq_msg_more(target);
+        if (target == &extra)
+            zmq_msg_close(&extra);
+        frames++;
+    }
+
+    int rc = -2;
+    size_t id_size = zmq_msg_size(&first);
+    if (identity != NULL) {
+        size_t copy = id_size < capacity ? id_size : capacity;
+        memcpy(identity, zmq_msg_data(&first), copy);
+        *identity_len = copy;
+    }
+    if (frames != expected)
+        set_err(err, errlen, "expected %zu frame%s, got %zu", expected, expected == 1 ? "" : "s",
+                frames);
+    else if (identity != NULL && id_size > capacity)
+        set_err(err, errlen, "identity of %zu bytes does not fit in %zu", id_size, capacity);
+    else {
+        zmq_msg_t *body = identity != NULL ? &payload : &first;
+        *msg_p = syn_msg_decode(zmq_msg_data(body), zmq_msg_size(body), err, errlen);
+        if (*msg_p != NULL)
+            rc = 0;
+    }
+    zmq_msg_close(&payload);
+    zmq_msg_close(&first);
+    return rc;
+}
