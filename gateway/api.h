@@ -1,0 +1,24 @@
+/* api: turns a matched HTTP route (path parameters, query, body) into the broker
+ * operation that answers it and that operation's arguments (docs/protocol.md).
+ *
+ * Pure: the HTTP server hands in what it received and sends whatever comes out,
+ * so every route's mapping is testable without sockets. */
+#ifndef SYN_GATEWAY_API_H
+#define SYN_GATEWAY_API_H
+
+#include "gateway/router.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* Returns the (decoded) value of query parameter name, or NULL when absent. */
+typedef const char *(*gateway_query_fn)(void *cls, const char *name);
+
+/* Returns 0 with *op (static string) and *args (new reference) set, or the HTTP
+ * status to answer at once (422) with *error (new reference) set to its body.
+ * Bodies of GET routes are ignored. */
+int gateway_api_request(const gateway_route_t *route, const char *body, size_t len,
+                        gateway_query_fn query, void *cls, const char **op, json_t **args,
+                        json_t **error);
+
+#endif

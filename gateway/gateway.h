@@ -1,0 +1,59 @@
+/* gateway: the HTTP front of syn. Translates each HTTP request into a broker
+ * `request` over a ZeroMQ DEALER and answers with the broker's `reply`; holds no state
+ * beyond the requests in flight.
+ *
+ * One thread, one loop: libmicrohttpd runs in external-polling epoll mode and its
+ * epoll fd is polled together with the DEALER (replies) and the SUB (events) by
+ * zmq_poll. A request waiting for the broker suspends its connection (no thread, no
+ * busy wait), so thousands can be in flight; the reply, or the request timeout,
+ * resumes it. */
+#ifndef SYN_GATEWAY_H
+#define SYN_GATEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest request body accepted; bigger → 413. */
+#define GATEWAY_BODY_LIMIT (1024u * 1024u)
+
+typedef struct {
+    const char *http;        /* "HOST:PORT" to listen on; port 0 picks a free port */
+    const char *broker;      /* broker's clients ROUTER endpoint */
+    const char *events;      /* broker's events PUB endpoint */
+    long request_timeout_ms; /* no reply by then → 503 {"detail":"broker unavailable"} */
+    long health_timeout_ms;  /* GET /health waits this long before saying "down" */
+    long max_connections;    /* concurrent HTTP connections */
+} gateway_config_t;
+
+/* Counters, for logs and tests. */
+typedef struct {
+    uint64_t requests_sent;   /* broker requests sent */
+    uint64_t replies;         /* replies matched to a waiting request */
+    uint64_t timeouts;        /* requests answered 503 because no reply came in time */
+    uint64_t late_replies;    /* replies for requests no longer waiting (dropped) */
+    uint64_t send_failures;   /* sends refused (no broker connected, pipe full) */
+    uint64_t bad_messages;    /* undecodable or unexpected messages from the broker */
+    uint64_t events;          /* messages received on the events SUB */
+    size_t in_flight;         /* requests waiting for the broker right now */
+} gateway_stats_t;
+
+typedef struct gateway_t gateway_t;
+
+/* Binds the HTTP port and connects to the broker; NULL with the reason in err (a bind
+ * failure names the address and the system's reason). */
+gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen);
+/* Answers every request still waiting with 503, then closes everything. */
+void gateway_destroy(gateway_t **self_p);
+
+/* The HTTP port actually bound (useful with port 0). */
+int gateway_port(const gateway_t *self);
+
+/* Runs one turn of the loop: waits up to max_wait_ms for HTTP traffic, broker replies,
+ * events or a request deadline, and handles whatever is ready. Returns 0, or -1 when
+ * polling failed for good. An interrupting signal returns 0 early, so the caller can
+ * check its stop flag between turns. */
+int gateway_poll(gateway_t *self, long max_wait_ms);
+
+void gateway_stats(const gateway_t *self, gateway_stats_t *stats);
+
+#endif

@@ -1,0 +1,105 @@
+/* syn-gateway: HTTP in front of the broker (see gateway/gateway.h). */
+#include "common/flags.h"
+#include "common/log.h"
+#include "gateway/gateway.h"
+
+#include <czmq.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* Every HTTP connection is a descriptor: raise the soft limit towards the hard one so
+ * --max-connections is not cut short by a default of 1024. */
+static void raise_fd_limit(long max_connections)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return;
+    rlim_t want = (rlim_t)max_connections + 256;
+    if (lim.rlim_cur >= want)
+        return;
+    lim.rlim_cur = lim.rlim_max == RLIM_INFINITY || lim.rlim_max > want ? want : lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur < want)
+        syn_warn("gateway", "open file limit is %llu, below max-connections=%ld + 256",
+                 (unsigned long long)lim.rlim_cur, max_connections);
+}
+
+int main(int argc, char **argv)
+{
+    gateway_config_t config = {
+        .http = "127.0.0.1:8137",
+        .broker = "tcp://127.0.0.1:5555",
+        .events = "tcp://127.0.0.1:5557",
+        .request_timeout_ms = 2000,
+        .health_timeout_ms = 1000,
+        .max_connections = 4096,
+    };
+    const char *log_level = "info";
+    syn_flag_t flags[] = {
+        {"http", SYN_FLAG_STRING, "HOST:PORT", "HTTP address to listen on", &config.http, 0, 0},
+        {"broker", SYN_FLAG_STRING, "EP", "broker clients endpoint", &config.broker, 0, 0},
+        {"events", SYN_FLAG_STRING, "EP", "broker events endpoint", &config.events, 0, 0},
+        {"request-timeout-ms", SYN_FLAG_INT, "MS", "answer 503 when the broker is silent this long",
+         &config.request_timeout_ms, 1, 3600000},
+        {"health-timeout-ms", SYN_FLAG_INT, "MS", "GET /health reports the broker down after",
+         &config.health_timeout_ms, 1, 3600000},
+        {"max-connections", SYN_FLAG_INT, "N", "concurrent HTTP connections",
+         &config.max_connections, 1, 1000000},
+        {"log-level", SYN_FLAG_STRING, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
+        {NULL, 0, NULL, NULL, NULL, 0, 0},
+    };
+    syn_flags_result_t parsed = syn_flags_parse(
+        "syn-gateway", "Serves the syn HTTP API by asking the broker.", flags, argc, argv);
+    if (parsed == SYN_FLAGS_EXIT)
+        return 0;
+    if (parsed == SYN_FLAGS_ERROR)
+        return 2;
+    syn_log_level_t level;
+    if (syn_log_parse_level(log_level, &level) != 0) {
+        fprintf(stderr, "error: --log-level wants debug|info|warn|error, got '%s'\n", log_level);
+        syn_flags_usage("syn-gateway", "Serves the syn HTTP API by asking the broker.", flags,
+                        stderr);
+        return 2;
+    }
+    syn_log_set_level(level);
+
+    zsys_handler_set(NULL);
+    zsys_init();
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(config.max_connections);
+
+    char err[512];
+    gateway_t *gateway = gateway_new(&config, err, sizeof err);
+    if (!gateway) {
+        syn_error("gateway", "%s", err);
+        return 1;
+    }
+    syn_info("gateway", "listening http=%s port=%d broker=%s events=%s", config.http,
+             gateway_port(gateway), config.broker, config.events);
+    int rc = 0;
+    while (!stop_requested) {
+        if (gateway_poll(gateway, 1000) != 0) {
+            rc = 1;
+            break;
+        }
+    }
+    gateway_stats_t stats;
+    gateway_stats(gateway, &stats);
+    syn_info("gateway", "stopping requests=%llu timeouts=%llu late_replies=%llu events=%llu",
+             (unsigned long long)stats.requests_sent, (unsigned long long)stats.timeouts,
+             (unsigned long long)stats.late_replies, (unsigned long long)stats.events);
+    gateway_destroy(&gateway);
+    return rc;
+}

@@ -1,0 +1,148 @@
+#include "gateway/router.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_SEGMENTS 8
+
+typedef struct {
+    const char *method;
+    const char *pattern; /* "/workflows/{}/execute": {} captures one segment */
+    gateway_route_id_t id;
+} route_entry_t;
+
+static const route_entry_t routes[] = {
+    {"GET", "/health", GATEWAY_ROUTE_HEALTH},
+    {"GET", "/workflows", GATEWAY_ROUTE_WORKFLOW_LIST},
+    {"POST", "/workflows", GATEWAY_ROUTE_WORKFLOW_CREATE},
+    {"GET", "/workflows/executions/active", GATEWAY_ROUTE_EXECUTION_ACTIVE},
+    {"GET", "/workflows/{}", GATEWAY_ROUTE_WORKFLOW_GET},
+    {"POST", "/workflows/{}/execute", GATEWAY_ROUTE_EXECUTION_START},
+    {"GET", "/workflows/{}/executions/{}", GATEWAY_ROUTE_EXECUTION_STATUS},
+};
+
+typedef struct {
+    const char *start;
+    size_t len;
+} segment_t;
+
+/* Splits "/a/b/c" into segments; -1 when the path does not start with '/' or has
+ * more segments than any route. "/a/" gives a trailing empty segment. */
+static int split(const char *path, segment_t *segments, size_t *count)
+{
+    if (path[0] != '/')
+        return -1;
+    *count = 0;
+    const char *p = path + 1;
+    for (;;) {
+        if (*count == MAX_SEGMENTS)
+            return -1;
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        segments[(*count)++] = (segment_t){p, len};
+        if (!slash)
+            return 0;
+        p = slash + 1;
+    }
+}
+
+/* Path parameters end up in JSON and msgpack strings, which must be UTF-8. */
+static bool valid_utf8(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t extra;
+        uint32_t cp;
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return false; /* control characters never belong in an id */
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            extra = 1;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            extra = 2;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            extra = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + extra >= len)
+            return false;
+        for (size_t k = 1; k <= extra; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        static const uint32_t min_for[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min_for[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += extra + 1;
+    }
+    return true;
+}
+
+/* True when the path's segments fit the pattern; captures parameters into route. */
+static bool fits(const char *pattern, const segment_t *segments, size_t count,
+                 gateway_route_t *route)
+{
+    segment_t want[MAX_SEGMENTS];
+    size_t want_count;
+    if (split(pattern, want, &want_count) != 0 || want_count != count)
+        return false;
+    route->param_count = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (want[i].len == 2 && memcmp(want[i].start, "{}", 2) == 0) {
+            if (segments[i].len == 0 || segments[i].len > GATEWAY_PARAM_MAX ||
+                route->param_count == GATEWAY_ROUTE_PARAMS ||
+                !valid_utf8((const unsigned char *)segments[i].start, segments[i].len))
+                return false;
+            char *param = route->params[route->param_count++];
+            memcpy(param, segments[i].start, segments[i].len);
+            param[segments[i].len] = '\0';
+        } else if (want[i].len != segments[i].len ||
+                   memcmp(want[i].start, segments[i].start, segments[i].len) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void allow_add(gateway_route_t *route, const char *method)
+{
+    if (strstr(route->allow, method))
+        return;
+    size_t used = strlen(route->allow);
+    snprintf(route->allow + used, sizeof route->allow - used, "%s%s", used ? ", " : "", method);
+}
+
+gateway_match_t gateway_route_match(const char *method, const char *path,
+                                    gateway_route_t *route)
+{
+    memset(route, 0, sizeof *route);
+    segment_t segments[MAX_SEGMENTS];
+    size_t count;
+    if (split(path, segments, &count) != 0)
+        return GATEWAY_MATCH_NOT_FOUND;
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        gateway_route_t candidate;
+        memset(&candidate, 0, sizeof candidate);
+        if (!fits(routes[i].pattern, segments, count, &candidate))
+            continue;
+        if (strcmp(routes[i].method, method) == 0) {
+            *route = candidate;
+            route->id = routes[i].id;
+            return GATEWAY_MATCH_OK;
+        }
+        path_known = true;
+        allow_add(route, routes[i].method);
+    }
+    return path_known ? GATEWAY_MATCH_METHOD_NOT_ALLOWED : GATEWAY_MATCH_NOT_FOUND;
+}

@@ -1,0 +1,46 @@
+/* router: matches an HTTP method and (already URL-decoded) path against the
+ * gateway's route table, capturing the path parameters.
+ *
+ * The table is ordered: the first pattern that matches both path and method wins,
+ * so literal routes (/workflows/executions/active) sit before parameter routes
+ * (/workflows/{id}). A path some pattern matches with another method is a 405 and
+ * the match names the allowed methods for the Allow header. */
+#ifndef SYN_GATEWAY_ROUTER_H
+#define SYN_GATEWAY_ROUTER_H
+
+#include <stddef.h>
+
+#define GATEWAY_ROUTE_PARAMS 4
+/* Longest path parameter accepted: ids are at most 100 characters, so anything
+ * longer cannot name a thing and is answered 404 without asking the broker. */
+#define GATEWAY_PARAM_MAX 128
+
+typedef enum {
+    GATEWAY_ROUTE_HEALTH,
+    GATEWAY_ROUTE_WORKFLOW_CREATE,
+    GATEWAY_ROUTE_WORKFLOW_LIST,
+    GATEWAY_ROUTE_WORKFLOW_GET,
+    GATEWAY_ROUTE_EXECUTION_START,
+    GATEWAY_ROUTE_EXECUTION_STATUS,
+    GATEWAY_ROUTE_EXECUTION_ACTIVE,
+} gateway_route_id_t;
+
+typedef enum {
+    GATEWAY_MATCH_OK,
+    GATEWAY_MATCH_NOT_FOUND,
+    GATEWAY_MATCH_METHOD_NOT_ALLOWED,
+} gateway_match_t;
+
+typedef struct {
+    gateway_route_id_t id;
+    size_t param_count;
+    char params[GATEWAY_ROUTE_PARAMS][GATEWAY_PARAM_MAX + 1]; /* in path order */
+    char allow[64]; /* "GET, POST" when the method was not allowed */
+} gateway_route_t;
+
+/* Fills route and returns how the request matched. An empty, over-long, non-UTF-8
+ * or control-character path parameter never matches (404). */
+gateway_match_t gateway_route_match(const char *method, const char *path,
+                                    gateway_route_t *route);
+
+#endif

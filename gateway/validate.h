@@ -1,0 +1,47 @@
+/* validate: the shape checks of HTTP input, in FastAPI/pydantic's words.
+ *
+ * Request-shape errors become 422 {"detail":[{"loc":[...],"msg":"...","type":"..."}]}
+ * listing every error of the input, not only the first, with the same loc/msg/type
+ * pydantic would give (declared fields in declaration order, then unknown keys in the
+ * order they appear). Types are strict: no string → int coercion in bodies, no
+ * number → string. An optional key given as null counts as absent.
+ *
+ * Everything here is pure (no I/O, no state), so every rule is unit-tested as a matrix
+ * in tests/unit/test_gateway_validate.c. */
+#ifndef SYN_GATEWAY_VALIDATE_H
+#define SYN_GATEWAY_VALIDATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define GATEWAY_ID_PATTERN "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+/* Body checks. Each returns 0 with *args set to the broker operation's arguments (a new
+ * reference), or the HTTP status to answer (422) with *error set to the whole response
+ * body (a new reference). */
+
+/* POST /workflows → args of workflow.create: the workflow object as given, without
+ * its null-valued optional keys. Duplicate phase ids or orders (checked only when
+ * the shape is otherwise valid) answer {"detail":"Duplicate phase_id 'x' in
+ * phases[0] and phases[2]"}. */
+int gateway_validate_workflow(const char *body, size_t len, json_t **args, json_t **error);
+
+/* POST /workflows/{id}/execute → args of execution.start:
+ * {workflow_id, inputs:{str:str}, task:str|null, repos:[str]}. */
+int gateway_validate_execute(const char *body, size_t len, const char *workflow_id,
+                             json_t **args, json_t **error);
+
+/* Reads one integer query parameter: text NULL (absent) gives def. On a bad value
+ * appends the pydantic error item (loc ["query", name]) to errors, a JSON array,
+ * and returns -1; otherwise stores the value in *out and returns 0. */
+int gateway_validate_query_int(const char *name, const char *text, long min, long max,
+                               long def, long *out, json_t *errors);
+
+/* {"detail": errors} (steals the reference to errors). */
+json_t *gateway_validate_error_body(json_t *errors);
+
+/* True when text matches GATEWAY_ID_PATTERN. */
+bool gateway_validate_is_id(const char *text);
+
+#endif

@@ -1,0 +1,842 @@
+/* The gateway's HTTP server in-process against a fake broker (a ROUTER + PUB in a
+ * thread answering with canned replies): routing, 404/405/413/422, 503 with
+ * Retry-After when the broker is silent or absent, late replies, clients that hang
+ * up while waiting, keep-alive with many requests in flight, shutdown while waiting. */
+#include "gateway/gateway.h"
+#include "proto/msg.h"
+#include "tests/support/http.h"
+
+#include <arpa/inet.h>
+#include <czmq.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define REQUEST_TIMEOUT_MS 500
+#define HEALTH_TIMEOUT_MS 100
+#define LATE_REPLY_MS (REQUEST_TIMEOUT_MS + 300)
+#define MAX_HELD 512
+
+/* ---- fake broker ---- */
+
+typedef struct {
+    unsigned char identity[256];
+    size_t identity_len;
+    syn_msg_t *reply;
+    int64_t due_ms;
+} delayed_t;
+
+typedef struct {
+    zsock_t *router;
+    zsock_t *pub;
+    char endpoint[128];
+    char events_endpoint[128];
+    pthread_t thread;
+    atomic_int stop;
+    atomic_int received;        /* requests received */
+    atomic_int health_silent;   /* do not answer health */
+    atomic_int hold_target;     /* hold "hold-*" replies until this many are held */
+    atomic_int publish;         /* events still to publish */
+    delayed_t delayed[MAX_HELD];
+    size_t delayed_count;
+    delayed_t held[MAX_HELD];
+    size_t held_count;
+} fake_broker_t;
+
+static syn_msg_t *make_reply(json_int_t id, int status, json_t *body)
+{
+    return syn_msg_new_with(SYN_MSG_REPLY,
+                            json_pack("{s:I, s:i, s:o}", "id", id, "status", status, "body", body));
+}
+
+static void fake_send(fake_broker_t *fb, const delayed_t *d)
+{
+    if (syn_msg_send(zsock_resolve(fb->router), d->identity, d->identity_len, d->reply) != 0)
+        fprintf(stderr, "fake broker: send failed: %s\n", strerror(errno));
+}
+
+/* Canned answers, chosen by operation and id:
+ *   health                     200 {"status":"ok","broker":"up","workers":2} (unless silent)
+ *   workflow.get "silent"      never answered
+ *   workflow.get "late"        answered after LATE_REPLY_MS (past the gateway's timeout)
+ *   workflow.get "hold-*"      held until hold_target are held, then answered newest first
+ *   execution.status           404 {"detail":"Execution not found: <id>"}
+ *   execution.active           200 []
+ *   workflow.create            201 {"op","args"}
+ *   anything else              200 {"op","args"} */
+static void fake_handle(fake_broker_t *fb, const unsigned char *identity, size_t identity_len,
+                        syn_msg_t *msg)
+{
+    atomic_fetch_add(&fb->received, 1);
+    json_t *fields = syn_msg_fields(msg);
+    json_int_t id = json_integer_value(json_object_get(fields, "id"));
+    const char *op = json_string_value(json_object_get(fields, "op"));
+    json_t *args = json_object_get(fields, "args");
+    const char *wf = json_string_value(json_object_get(args, "id"));
+    delayed_t d = {.identity_len = identity_len};
+    memcpy(d.identity, identity, identity_len);
+
+    if (strcmp(op, "health") == 0) {
+        if (atomic_load(&fb->health_silent))
+            return;
+        d.reply = make_reply(id, 200, json_pack("{s:s, s:s, s:i}", "status", "ok", "broker",
+                                                "up", "workers", 2));
+    } else if (strcmp(op, "execution.status") == 0) {
+        char detail[256];
+        snprintf(detail, sizeof detail, "Execution not found: %s",
+                 json_string_value(json_object_get(args, "execution_id")));
+        d.reply = make_reply(id, 404, json_pack("{s:s}", "detail", detail));
+    } else if (strcmp(op, "execution.active") == 0) {
+        d.reply = make_reply(id, 200, json_array());
+    } else {
+        int status = strcmp(op, "workflow.create") == 0 ? 201 : 200;
+        d.reply = make_reply(id, status, json_pack("{s:s, s:O}", "op", op, "args", args));
+    }
+
+    if (wf && strcmp(wf, "silent") == 0) {
+        syn_msg_destroy(&d.reply);
+    } else if (wf && strcmp(wf, "late") == 0 && fb->delayed_count < MAX_HELD) {
+        d.due_ms = zclock_mono() + LATE_REPLY_MS;
+        fb->delayed[fb->delayed_count++] = d;
+    } else if (wf && strncmp(wf, "hold-", 5) == 0 && fb->held_count < MAX_HELD) {
+        fb->held[fb->held_count++] = d;
+        if ((int)fb->held_count >= atomic_load(&fb->hold_target)) {
+            while (fb->held_count > 0) {
+                delayed_t *h = &fb->held[--fb->held_count];
+                fake_send(fb, h);
+                syn_msg_destroy(&h->reply);
+            }
+        }
+    } else {
+        fake_send(fb, &d);
+        syn_msg_destroy(&d.reply);
+    }
+}
+
+static void fake_publish(fake_broker_t *fb)
+{
+    if (atomic_load(&fb->publish) <= 0)
+        return;
+    atomic_fetch_sub(&fb->publish, 1);
+    syn_msg_t *event = syn_msg_new_with(
+        SYN_MSG_EVENT, json_pack("{s:i, s:I, s:s, s:s, s:{}}", "seq", 1, "time",
+                                 (json_int_t)zclock_time(), "execution_id", "exec-1", "type",
+                                 "ExecutionStarted", "data"));
+    syn_msg_send(zsock_resolve(fb->pub), "exec-1", 6, event);
+    syn_msg_destroy(&event);
+}
+
+static void *fake_broker_run(void *arg)
+{
+    fake_broker_t *fb = arg;
+    void *router = zsock_resolve(fb->router);
+    while (!atomic_load(&fb->stop)) {
+        zmq_pollitem_t item = {router, 0, ZMQ_POLLIN, 0};
+        zmq_poll(&item, 1, 5);
+        for (;;) {
+            unsigned char identity[256];
+            size_t identity_len = sizeof identity;
+            syn_msg_t *msg = NULL;
+            char err[256];
+            int rc = syn_msg_recv(router, &msg, identity, &identity_len, err, sizeof err);
+            if (rc == -1)
+                break;
+            if (rc == -2) {
+                fprintf(stderr, "fake broker: bad message: %s\n", err);
+                continue;
+            }
+            fake_handle(fb, identity, identity_len, msg);
+            syn_msg_destroy(&msg);
+        }
+        int64_t now = zclock_mono();
+        for (size_t i = 0; i < fb->delayed_count;) {
+            if (fb->delayed[i].due_ms <= now) {
+                fake_send(fb, &fb->delayed[i]);
+                syn_msg_destroy(&fb->delayed[i].reply);
+                fb->delayed[i] = fb->delayed[--fb->delayed_count];
+            } else {
+                i++;
+            }
+        }
+        fake_publish(fb);
+    }
+    for (size_t i = 0; i < fb->delayed_count; i++)
+        syn_msg_destroy(&fb->delayed[i].reply);
+    for (size_t i = 0; i < fb->held_count; i++)
+        syn_msg_destroy(&fb->held[i].reply);
+    return NULL;
+}
+
+static fake_broker_t *fake_broker_start(void)
+{
+    fake_broker_t *fb = calloc(1, sizeof *fb);
+    assert_non_null(fb);
+    fb->router = zsock_new(ZMQ_ROUTER);
+    assert_non_null(fb->router);
+    zsock_set_router_mandatory(fb->router, 1);
+    zsock_set_linger(fb->router, 0);
+    assert_true(zsock_bind(fb->router, "tcp://127.0.0.1:*") > 0);
+    snprintf(fb->endpoint, sizeof fb->endpoint, "%s", zsock_endpoint(fb->router));
+    fb->pub = zsock_new(ZMQ_PUB);
+    zsock_set_linger(fb->pub, 0);
+    assert_true(zsock_bind(fb->pub, "tcp://127.0.0.1:*") > 0);
+    snprintf(fb->events_endpoint, sizeof fb->events_endpoint, "%s", zsock_endpoint(fb->pub));
+    atomic_store(&fb->hold_target, 1);
+    assert_int_equal(pthread_create(&fb->thread, NULL, fake_broker_run, fb), 0);
+    return fb;
+}
+
+static void fake_broker_stop(fake_broker_t **fb_p)
+{
+    fake_broker_t *fb = *fb_p;
+    if (!fb)
+        return;
+    atomic_store(&fb->stop, 1);
+    pthread_join(fb->thread, NULL);
+    zsock_destroy(&fb->router);
+    zsock_destroy(&fb->pub);
+    free(fb);
+    *fb_p = NULL;
+}
+
+/* ---- the gateway under test, in its own thread ---- */
+
+typedef struct {
+    gateway_t *gateway;
+    pthread_t thread;
+    atomic_int stop;
+    pthread_mutex_t lock;
+    gateway_stats_t stats; /* copied after every turn, under lock */
+    atomic_long turns;
+    bool running;
+    char url[64];
+} harness_t;
+
+static void *gateway_thread(void *arg)
+{
+    harness_t *h = arg;
+    while (!atomic_load(&h->stop)) {
+        if (gateway_poll(h->gateway, 10) != 0)
+            break;
+        pthread_mutex_lock(&h->lock);
+        gateway_stats(h->gateway, &h->stats);
+        pthread_mutex_unlock(&h->lock);
+        atomic_fetch_add(&h->turns, 1);
+    }
+    return NULL;
+}
+
+static harness_t *harness_start(const char *broker, const char *events)
+{
+    harness_t *h = calloc(1, sizeof *h);
+    assert_non_null(h);
+    pthread_mutex_init(&h->lock, NULL);
+    gateway_config_t config = {
+        .http = "127.0.0.1:0",
+        .broker = broker,
+        .events = events,
+        .request_timeout_ms = REQUEST_TIMEOUT_MS,
+        .health_timeout_ms = HEALTH_TIMEOUT_MS,
+        .max_connections = 1024,
+    };
+    char err[256];
+    h->gateway = gateway_new(&config, err, sizeof err);
+    if (!h->gateway)
+        fail_msg("gateway_new: %s", err);
+    snprintf(h->url, sizeof h->url, "http://127.0.0.1:%d", gateway_port(h->gateway));
+    assert_int_equal(pthread_create(&h->thread, NULL, gateway_thread, h), 0);
+    h->running = true;
+    return h;
+}
+
+/* Stops the loop thread (the gateway stays alive so its counters can be read). */
+static void harness_halt(harness_t *h)
+{
+    if (!h->running)
+        return;
+    atomic_store(&h->stop, 1);
+    pthread_join(h->thread, NULL);
+    h->running = false;
+}
+
+static void harness_stop(harness_t **h_p)
+{
+    harness_t *h = *h_p;
+    if (!h)
+        return;
+    harness_halt(h);
+    gateway_destroy(&h->gateway);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+    *h_p = NULL;
+}
+
+/* The counters as of a loop turn that began after this call (so whatever the test
+ * just saw happen is counted). */
+static gateway_stats_t harness_stats(harness_t *h)
+{
+    long seen = atomic_load(&h->turns);
+    for (int i = 0; i < 1000 && h->running && atomic_load(&h->turns) < seen + 2; i++)
+        usleep(1000);
+    gateway_stats_t stats;
+    pthread_mutex_lock(&h->lock);
+    stats = h->stats;
+    pthread_mutex_unlock(&h->lock);
+    return stats;
+}
+
+typedef struct {
+    fake_broker_t *broker;
+    harness_t *gw;
+    gateway_stats_t base;
+} fixture_t;
+
+/* Waits until the gateway's DEALER is connected to the broker: until then sends
+ * fail at once (ZMQ_IMMEDIATE) and every request is answered 503. */
+static void wait_until_connected(harness_t *h)
+{
+    for (int i = 0; i < 200; i++) {
+        http_response_t r;
+        int rc = http_get(&r, "%s/health", h->url);
+        long status = r.status;
+        http_response_clear(&r);
+        if (rc == 0 && status == 200)
+            return;
+        usleep(10000);
+    }
+    fail_msg("gateway never reached the broker");
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    f->broker = fake_broker_start();
+    f->gw = harness_start(f->broker->endpoint, f->broker->events_endpoint);
+    wait_until_connected(f->gw);
+    /* Every test counts from here. */
+    f->base = harness_stats(f->gw);
+    atomic_store(&f->broker->received, 0);
+    *state = f;
+    return 0;
+}
+
+/* The gateway's counters since setup (in_flight as it is now). */
+static gateway_stats_t stats_since_setup(fixture_t *f)
+{
+    gateway_stats_t now = harness_stats(f->gw), base = f->base;
+    now.requests_sent -= base.requests_sent;
+    now.replies -= base.replies;
+    now.timeouts -= base.timeouts;
+    now.late_replies -= base.late_replies;
+    now.send_failures -= base.send_failures;
+    now.bad_messages -= base.bad_messages;
+    now.events -= base.events;
+    return now;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    harness_stop(&f->gw);
+    fake_broker_stop(&f->broker);
+    free(f);
+    return 0;
+}
+
+/* ---- helpers ---- */
+
+static void assert_json_text(json_t *got, const char *want_text)
+{
+    json_t *want = json_loads(want_text, JSON_DECODE_ANY, NULL);
+    assert_non_null(want);
+    if (!got || !json_equal(got, want)) {
+        char *text = got ? json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        print_error("got:  %s\nwant: %s\n", text ? text : "(null)", want_text);
+        free(text);
+        json_decref(want);
+        fail();
+    }
+    json_decref(want);
+}
+
+static void expect(const char *method, const char *url, const char *body, long status,
+                   const char *want_body)
+{
+    http_response_t r;
+    assert_int_equal(http_request(method, url, body, NULL, &r), 0);
+    if (r.status != status)
+        print_error("%s %s → %ld %s\n", method, url, r.status, r.body ? r.body : "");
+    assert_int_equal(r.status, status);
+    assert_string_equal(r.content_type, "application/json");
+    assert_json_text(r.json, want_body);
+    http_response_clear(&r);
+}
+
+static int connect_to(harness_t *h)
+{
+    int port = gateway_port(h->gateway);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void send_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return; /* the server may close early (413): that is fine */
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads until the server closes (or 5 s pass); returns the malloc'd text. */
+static char *read_all(int fd)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (len + 1024 > cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t n = recv(fd, buf + len, cap - len - 1, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* One request on a raw connection with "Connection: close"; returns the response. */
+static char *raw_request(harness_t *h, const char *request)
+{
+    int fd = connect_to(h);
+    send_all(fd, request, strlen(request));
+    char *response = read_all(fd);
+    close(fd);
+    return response;
+}
+
+static void wait_for_received(fake_broker_t *fb, int count)
+{
+    for (int i = 0; i < 500 && atomic_load(&fb->received) < count; i++)
+        usleep(2000);
+    assert_true(atomic_load(&fb->received) >= count);
+}
+
+/* ---- tests ---- */
+
+static void test_routes_reach_the_broker(void **state)
+{
+    fixture_t *f = *state;
+    char url[256];
+    snprintf(url, sizeof url, "%s/health", f->gw->url);
+    expect("GET", url, NULL, 200, "{\"status\":\"ok\",\"broker\":\"up\",\"workers\":2}");
+    snprintf(url, sizeof url, "%s/workflows?page=2&page_size=5&ignored=1", f->gw->url);
+    expect("GET", url, NULL, 200,
+           "{\"op\":\"workflow.list\",\"args\":{\"page\":2,\"page_size\":5}}");
+    snprintf(url, sizeof url, "%s/workflows", f->gw->url);
+    expect("POST", url,
+           "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\",\"order\":1,"
+           "\"prompt_template\":\"x\",\"model\":null}]}",
+           201,
+           "{\"op\":\"workflow.create\",\"args\":{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\","
+           "\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}}");
+    snprintf(url, sizeof url, "%s/workflows/wf%%2D1", f->gw->url); /* URL-decoded: wf-1 */
+    expect("GET", url, NULL, 200, "{\"op\":\"workflow.get\",\"args\":{\"id\":\"wf-1\"}}");
+    snprintf(url, sizeof url, "%s/workflows/wf-1/execute", f->gw->url);
+    expect("POST", url, "{\"inputs\":{\"a\":\"b\"},\"provider\":\"x\"}", 200,
+           "{\"op\":\"execution.start\",\"args\":{\"workflow_id\":\"wf-1\",\"inputs\":{\"a\":\"b\"},"
+           "\"task\":null,\"repos\":[]}}");
+    snprintf(url, sizeof url, "%s/workflows/wf-1/executions/exec-9", f->gw->url);
+    expect("GET", url, NULL, 404, "{\"detail\":\"Execution not found: exec-9\"}");
+    snprintf(url, sizeof url, "%s/workflows/executions/active?limit=3", f->gw->url);
+    expect("GET", url, NULL, 200, "[]");
+}
+
+static void test_not_found_and_method_not_allowed(void **state)
+{
+    fixture_t *f = *state;
+    char url[256];
+    snprintf(url, sizeof url, "%s/nope", f->gw->url);
+    expect("GET", url, NULL, 404, "{\"detail\":\"Not Found\"}");
+    snprintf(url, sizeof url, "%s/workflows/", f->gw->url);
+    expect("GET", url, NULL, 404, "{\"detail\":\"Not Found\"}");
+    snprintf(url, sizeof url, "%s/nope", f->gw->url);
+    expect("POST", url, "{}", 404, "{\"detail\":\"Not Found\"}");
+    snprintf(url, sizeof url, "%s/health", f->gw->url);
+    expect("POST", url, "{}", 405, "{\"detail\":\"Method Not Allowed\"}");
+    snprintf(url, sizeof url, "%s/workflows/x/execute", f->gw->url);
+    expect("GET", url, NULL, 405, "{\"detail\":\"Method Not Allowed\"}");
+
+    char *response = raw_request(f->gw, "DELETE /workflows HTTP/1.1\r\nHost: x\r\n"
+                                        "Connection: close\r\n\r\n");
+    assert_non_null(strstr(response, "HTTP/1.1 405"));
+    assert_non_null(strstr(response, "\r\nAllow: GET, POST\r\n"));
+    assert_non_null(strstr(response, "{\"detail\":\"Method Not Allowed\"}"));
+    free(response);
+    assert_int_equal(atomic_load(&f->broker->received), 0);
+}
+
+static void test_validation_errors_do_not_reach_the_broker(void **state)
+{
+    fixture_t *f = *state;
+    char url[256];
+    snprintf(url, sizeof url, "%s/workflows/wf-1/execute", f->gw->url);
+    expect("POST", url, "{\"inputs\":{\"k\":1},\"bogus\":true}", 422,
+           "{\"detail\":[{\"loc\":[\"body\",\"inputs\",\"k\"],\"msg\":\"Input should be a valid "
+           "string\",\"type\":\"string_type\"},{\"loc\":[\"body\",\"bogus\"],\"msg\":\"Extra inputs "
+           "are not permitted\",\"type\":\"extra_forbidden\"}]}");
+    expect("POST", url, NULL, 422,
+           "{\"detail\":[{\"loc\":[\"body\"],\"msg\":\"Field required\",\"type\":\"missing\"}]}");
+    expect("POST", url, "{\"a\":", 422,
+           "{\"detail\":[{\"loc\":[\"body\",5],\"msg\":\"JSON decode error\",\"type\":\"json_invalid\"}]}");
+    snprintf(url, sizeof url, "%s/workflows/executions/active?limit=abc", f->gw->url);
+    expect("GET", url, NULL, 422,
+           "{\"detail\":[{\"loc\":[\"query\",\"limit\"],\"msg\":\"Input should be a valid integer, "
+           "unable to parse string as an integer\",\"type\":\"int_parsing\"}]}");
+    snprintf(url, sizeof url, "%s/workflows/executions/active?limit=101", f->gw->url);
+    expect("GET", url, NULL, 422,
+           "{\"detail\":[{\"loc\":[\"query\",\"limit\"],\"msg\":\"Input should be less than or "
+           "equal to 100\",\"type\":\"less_than_equal\"}]}");
+    assert_int_equal(atomic_load(&f->broker->received), 0);
+}
+
+/* {"task":"aaa…"} of exactly len bytes. */
+static char *task_body(size_t len)
+{
+    char *body = malloc(len + 1);
+    memcpy(body, "{\"task\":\"", 9);
+    memset(body + 9, 'a', len - 11);
+    memcpy(body + len - 2, "\"}", 3);
+    return body;
+}
+
+static void test_body_limit(void **state)
+{
+    fixture_t *f = *state;
+    char url[256];
+    snprintf(url, sizeof url, "%s/workflows/wf-1/execute", f->gw->url);
+    char *body = task_body(GATEWAY_BODY_LIMIT);
+    http_response_t r;
+    assert_int_equal(http_post(&r, body, "%s", url), 0);
+    assert_int_equal(r.status, 200); /* exactly the limit is fine */
+    assert_int_equal(strlen(json_string_value(
+                         json_object_get(json_object_get(r.json, "args"), "task"))),
+                     GATEWAY_BODY_LIMIT - 11);
+    http_response_clear(&r);
+    free(body);
+
+    body = task_body(GATEWAY_BODY_LIMIT + 1);
+    expect("POST", url, body, 413, "{\"detail\":\"Request body too large\"}");
+    free(body);
+
+    /* Without a Content-Length (chunked) the limit is found while reading. */
+    int fd = connect_to(f->gw);
+    const char *head = "POST /workflows/wf-1/execute HTTP/1.1\r\nHost: x\r\n"
+                       "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    send_all(fd, head, strlen(head));
+    char chunk[64 * 1024 + 16];
+    int n = snprintf(chunk, sizeof chunk, "%x\r\n", 64 * 1024);
+    memset(chunk + n, 'x', 64 * 1024);
+    memcpy(chunk + n + 64 * 1024, "\r\n", 2);
+    for (int i = 0; i < 17; i++) /* 17 × 64 KiB > 1 MiB */
+        send_all(fd, chunk, (size_t)n + 64 * 1024 + 2);
+    send_all(fd, "0\r\n\r\n", 5);
+    char *response = read_all(fd);
+    close(fd);
+    assert_non_null(strstr(response, "HTTP/1.1 413"));
+    assert_non_null(strstr(response, "{\"detail\":\"Request body too large\"}"));
+    free(response);
+
+    /* Under the byte limit but over the message's element budget (proto/msg.h). */
+    size_t count = 300000;
+    body = malloc(3 * count + 32);
+    size_t len = (size_t)sprintf(body, "{\"repos\":[");
+    for (size_t i = 0; i < count; i++)
+        len += (size_t)sprintf(body + len, "%s\"\"", i ? "," : "");
+    sprintf(body + len, "]}");
+    assert_true(strlen(body) < GATEWAY_BODY_LIMIT);
+    expect("POST", url, body, 413, "{\"detail\":\"Request body too large\"}");
+    free(body);
+    assert_int_equal(atomic_load(&f->broker->received), 1);
+}
+
+static void test_silent_broker_gives_503(void **state)
+{
+    fixture_t *f = *state;
+    http_response_t r;
+    int64_t start = zclock_mono();
+    assert_int_equal(http_get(&r, "%s/workflows/silent", f->gw->url), 0);
+    int64_t took = zclock_mono() - start;
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.retry_after, "1");
+    assert_json_text(r.json, "{\"detail\":\"broker unavailable\"}");
+    assert_true(took >= REQUEST_TIMEOUT_MS - 20);
+    assert_true(took < REQUEST_TIMEOUT_MS + 1000);
+    http_response_clear(&r);
+
+    atomic_store(&f->broker->health_silent, 1);
+    start = zclock_mono();
+    assert_int_equal(http_get(&r, "%s/health", f->gw->url), 0);
+    took = zclock_mono() - start;
+    assert_int_equal(r.status, 503);
+    assert_json_text(r.json, "{\"status\":\"degraded\",\"broker\":\"down\",\"workers\":0}");
+    assert_true(took >= HEALTH_TIMEOUT_MS - 20);
+    assert_true(took < REQUEST_TIMEOUT_MS); /* its own, shorter timeout */
+    http_response_clear(&r);
+    gateway_stats_t stats = stats_since_setup(f);
+    assert_int_equal(stats.timeouts, 2);
+    assert_int_equal(stats.in_flight, 0);
+}
+
+static void test_no_broker_gives_503_at_once(void **state)
+{
+    (void)state;
+    /* Nothing listens there: ZMQ_IMMEDIATE makes the send fail instead of queueing. */
+    harness_t *h = harness_start("tcp://127.0.0.1:1", "tcp://127.0.0.1:1");
+    http_response_t r;
+    int64_t start = zclock_mono();
+    assert_int_equal(http_get(&r, "%s/workflows/x", h->url), 0);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.retry_after, "1");
+    assert_json_text(r.json, "{\"detail\":\"broker unavailable\"}");
+    http_response_clear(&r);
+    assert_int_equal(http_get(&r, "%s/health", h->url), 0);
+    assert_int_equal(r.status, 503);
+    assert_json_text(r.json, "{\"status\":\"degraded\",\"broker\":\"down\",\"workers\":0}");
+    http_response_clear(&r);
+    assert_true(zclock_mono() - start < REQUEST_TIMEOUT_MS);
+    harness_halt(h);
+    gateway_stats_t stats;
+    gateway_stats(h->gateway, &stats);
+    assert_int_equal(stats.send_failures, 2);
+    assert_int_equal(stats.requests_sent, 0);
+    harness_stop(&h);
+}
+
+static void test_late_reply_is_dropped(void **state)
+{
+    fixture_t *f = *state;
+    http_response_t r;
+    assert_int_equal(http_get(&r, "%s/workflows/late", f->gw->url), 0);
+    assert_int_equal(r.status, 503);
+    http_response_clear(&r);
+    usleep((LATE_REPLY_MS - REQUEST_TIMEOUT_MS + 150) * 1000);
+    assert_int_equal(http_get(&r, "%s/workflows/fine", f->gw->url), 0);
+    assert_int_equal(r.status, 200);
+    assert_json_text(r.json, "{\"op\":\"workflow.get\",\"args\":{\"id\":\"fine\"}}");
+    http_response_clear(&r);
+    gateway_stats_t stats = stats_since_setup(f);
+    assert_int_equal(stats.late_replies, 1);
+    assert_int_equal(stats.timeouts, 1);
+    assert_int_equal(stats.replies, 1);
+}
+
+/* A client that hangs up while its request waits: the timeout or the late reply
+ * must not touch the freed request (ASan watches), and the gateway keeps serving. */
+static void test_client_gone_while_waiting(void **state)
+{
+    fixture_t *f = *state;
+    const char *paths[] = {"/workflows/silent", "/workflows/late", "/workflows/hold-1"};
+    atomic_store(&f->broker->hold_target, 2); /* hold-1 waits for a second hold-* */
+    for (int i = 0; i < 3; i++) {
+        char request[256];
+        snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", paths[i]);
+        int fd = connect_to(f->gw);
+        send_all(fd, request, strlen(request));
+        wait_for_received(f->broker, i + 1);
+        close(fd);
+    }
+    /* Answer the held one now: its client is gone. */
+    http_response_t r;
+    assert_int_equal(http_get(&r, "%s/workflows/hold-2", f->gw->url), 0);
+    assert_int_equal(r.status, 200);
+    http_response_clear(&r);
+    usleep((LATE_REPLY_MS + 150) * 1000);
+    assert_int_equal(http_get(&r, "%s/health", f->gw->url), 0);
+    assert_int_equal(r.status, 200);
+    http_response_clear(&r);
+    gateway_stats_t stats = stats_since_setup(f);
+    assert_int_equal(stats.in_flight, 0);
+    assert_int_equal(stats.timeouts, 2);
+    assert_int_equal(stats.late_replies, 1);
+}
+
+typedef struct {
+    char *body;
+    size_t len;
+} buffer_t;
+
+static size_t collect(char *data, size_t size, size_t nmemb, void *user)
+{
+    buffer_t *b = user;
+    b->body = realloc(b->body, b->len + size * nmemb + 1);
+    memcpy(b->body + b->len, data, size * nmemb);
+    b->len += size * nmemb;
+    b->body[b->len] = '\0';
+    return size * nmemb;
+}
+
+/* Runs count GET /workflows/hold-<round>-<i> at once on the multi handle; the fake
+ * broker answers only when all are in flight, newest first. Returns how many new
+ * connections the round opened. */
+static long run_round(CURLM *multi, const char *base, int round, int count)
+{
+    CURL **easy = calloc((size_t)count, sizeof *easy);
+    buffer_t *bodies = calloc((size_t)count, sizeof *bodies);
+    for (int i = 0; i < count; i++) {
+        char url[256];
+        snprintf(url, sizeof url, "%s/workflows/hold-%d-%d", base, round, i);
+        easy[i] = curl_easy_init();
+        curl_easy_setopt(easy[i], CURLOPT_URL, url);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &bodies[i]);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 10000L);
+        curl_multi_add_handle(multi, easy[i]);
+    }
+    int running = 1;
+    while (running) {
+        curl_multi_perform(multi, &running);
+        if (running)
+            curl_multi_poll(multi, NULL, 0, 100, NULL);
+    }
+    long connects = 0;
+    for (int i = 0; i < count; i++) {
+        long status = 0, opened = 0;
+        curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(easy[i], CURLINFO_NUM_CONNECTS, &opened);
+        connects += opened;
+        assert_int_equal(status, 200);
+        /* Each answer is the one for its own request, though they came back reversed. */
+        char want[128];
+        snprintf(want, sizeof want,
+                 "{\"op\":\"workflow.get\",\"args\":{\"id\":\"hold-%d-%d\"}}", round, i);
+        json_t *got = json_loads(bodies[i].body ? bodies[i].body : "", 0, NULL);
+        assert_json_text(got, want);
+        json_decref(got);
+        free(bodies[i].body);
+        curl_multi_remove_handle(multi, easy[i]);
+        curl_easy_cleanup(easy[i]);
+    }
+    free(easy);
+    free(bodies);
+    return connects;
+}
+
+static void test_keep_alive_many_in_flight(void **state)
+{
+    fixture_t *f = *state;
+    enum { IN_FLIGHT = 200 };
+    atomic_store(&f->broker->hold_target, IN_FLIGHT);
+    CURLM *multi = curl_multi_init();
+    curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)IN_FLIGHT);
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)IN_FLIGHT);
+    long first = run_round(multi, f->gw->url, 1, IN_FLIGHT);
+    long second = run_round(multi, f->gw->url, 2, IN_FLIGHT);
+    long third = run_round(multi, f->gw->url, 3, IN_FLIGHT);
+    curl_multi_cleanup(multi);
+    assert_int_equal(first, IN_FLIGHT);
+    /* Later rounds ride the same keep-alive connections. */
+    assert_int_equal(second, 0);
+    assert_int_equal(third, 0);
+    gateway_stats_t stats = stats_since_setup(f);
+    assert_int_equal(stats.replies, 3 * IN_FLIGHT);
+    assert_int_equal(stats.timeouts, 0);
+}
+
+/* Stopping with requests still waiting answers them 503 (MHD must not be stopped
+ * with suspended connections) and leaks nothing. */
+static void test_shutdown_while_waiting(void **state)
+{
+    fixture_t *f = *state;
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = connect_to(f->gw);
+        const char *request = "GET /workflows/silent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        send_all(fds[i], request, strlen(request));
+    }
+    wait_for_received(f->broker, 3);
+    harness_stop(&f->gw);
+    for (int i = 0; i < 3; i++) {
+        char *response = read_all(fds[i]);
+        assert_non_null(strstr(response, "HTTP/1.1 503"));
+        assert_non_null(strstr(response, "{\"detail\":\"broker unavailable\"}"));
+        free(response);
+        close(fds[i]);
+    }
+}
+
+static void test_events_are_drained(void **state)
+{
+    fixture_t *f = *state;
+    atomic_store(&f->broker->publish, 200); /* one per fake broker turn (~5 ms) */
+    gateway_stats_t stats = {0};
+    for (int i = 0; i < 300 && stats.events == 0; i++) {
+        usleep(10000);
+        stats = stats_since_setup(f);
+    }
+    assert_true(stats.events > 0);
+    assert_int_equal(stats.bad_messages, 0);
+}
+
+static void test_bind_failure(void **state)
+{
+    fixture_t *f = *state;
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", gateway_port(f->gw->gateway));
+    gateway_config_t config = {.http = address, .broker = f->broker->endpoint,
+                               .events = f->broker->events_endpoint, .request_timeout_ms = 100,
+                               .health_timeout_ms = 100, .max_connections = 10};
+    char err[256] = "";
+    gateway_t *gw = gateway_new(&config, err, sizeof err);
+    assert_null(gw);
+    assert_non_null(strstr(err, "cannot listen on 127.0.0.1:"));
+    assert_non_null(strstr(err, "in use"));
+    config.http = "nonsense";
+    assert_null(gateway_new(&config, err, sizeof err));
+    assert_non_null(strstr(err, "HOST:PORT"));
+}
+
+int main(void)
+{
+    zsys_handler_set(NULL);
+    zsys_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_routes_reach_the_broker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_found_and_method_not_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_validation_errors_do_not_reach_the_broker, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_silent_broker_gives_503, setup, teardown),
+        cmocka_unit_test(test_no_broker_gives_503_at_once),
+        cmocka_unit_test_setup_teardown(test_late_reply_is_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_gone_while_waiting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_alive_many_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_while_waiting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_are_drained, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bind_failure, setup, teardown),
+    };
+    int failed = cmocka_run_group_tests_name("gateway_http", tests, NULL, NULL);
+    curl_global_cleanup();
+    return failed;
+}

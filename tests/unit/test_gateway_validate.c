@@ -1,0 +1,523 @@
+/* The HTTP body validation matrix: every rule of gateway/validate.h with its exact
+ * loc/msg/type, several errors at once, nested locs, and the args valid bodies give. */
+#include "gateway/validate.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define PATTERN_MSG "String should match pattern '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$'"
+
+/* Compares got with the JSON text want, printing both when they differ. */
+static void assert_json(json_t *got, const char *want_text)
+{
+    json_error_t jerr;
+    json_t *want = json_loads(want_text, 0, &jerr);
+    if (!want)
+        fail_msg("bad expected JSON in test: %s (%s)", want_text, jerr.text);
+    if (!json_equal(got, want)) {
+        char *got_text = json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY);
+        print_error("got:  %s\nwant: %s\n", got_text ? got_text : "(null)", want_text);
+        free(got_text);
+        json_decref(want);
+        fail();
+    }
+    json_decref(want);
+}
+
+/* Validates an execute body expected to fail with exactly the detail list given. */
+static void expect_execute_errors(const char *body, const char *detail)
+{
+    json_t *args = (json_t *)1, *error = NULL;
+    int status = gateway_validate_execute(body, strlen(body), "wf", &args, &error);
+    assert_int_equal(status, 422);
+    assert_null(args);
+    assert_non_null(error);
+    char want[4096];
+    snprintf(want, sizeof want, "{\"detail\":%s}", detail);
+    assert_json(error, want);
+    json_decref(error);
+}
+
+static void expect_execute_args(const char *body, const char *want_args)
+{
+    json_t *args = NULL, *error = NULL;
+    int status = gateway_validate_execute(body, strlen(body), "wf-1", &args, &error);
+    if (status != 0) {
+        char *text = json_dumps(error, JSON_COMPACT);
+        print_error("unexpected error for %s: %s\n", body, text);
+        free(text);
+    }
+    assert_int_equal(status, 0);
+    assert_null(error);
+    assert_json(args, want_args);
+    json_decref(args);
+}
+
+static void expect_workflow_errors(const char *body, const char *detail)
+{
+    json_t *args = NULL, *error = NULL;
+    int status = gateway_validate_workflow(body, strlen(body), &args, &error);
+    assert_int_equal(status, 422);
+    assert_null(args);
+    char want[8192];
+    snprintf(want, sizeof want, "{\"detail\":%s}", detail);
+    assert_json(error, want);
+    json_decref(error);
+}
+
+static void expect_workflow_args(const char *body, const char *want_args)
+{
+    json_t *args = NULL, *error = NULL;
+    int status = gateway_validate_workflow(body, strlen(body), &args, &error);
+    if (status != 0) {
+        char *text = json_dumps(error, JSON_COMPACT);
+        print_error("unexpected error for %s: %s\n", body, text);
+        free(text);
+    }
+    assert_int_equal(status, 0);
+    assert_json(args, want_args);
+    json_decref(args);
+}
+
+/* A workflow body with one phase whose extra members are spliced in. */
+static void phase_body(char *out, size_t outsize, const char *phase_extra)
+{
+    snprintf(out, outsize,
+             "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\",\"order\":1,"
+             "\"prompt_template\":\"x\"%s%s}]}",
+             phase_extra[0] ? "," : "", phase_extra);
+}
+
+static void expect_phase_error(const char *phase_extra, const char *field_loc, const char *msg,
+                               const char *type)
+{
+    char body[1024], detail[1024];
+    phase_body(body, sizeof body, phase_extra);
+    snprintf(detail, sizeof detail,
+             "[{\"loc\":[\"body\",\"phases\",0,%s],\"msg\":\"%s\",\"type\":\"%s\"}]", field_loc,
+             msg, type);
+    expect_workflow_errors(body, detail);
+}
+
+/* ---- the body as a whole ---- */
+
+static void test_body_missing(void **state)
+{
+    (void)state;
+    expect_execute_errors("", "[{\"loc\":[\"body\"],\"msg\":\"Field required\",\"type\":\"missing\"}]");
+    expect_workflow_errors("", "[{\"loc\":[\"body\"],\"msg\":\"Field required\",\"type\":\"missing\"}]");
+}
+
+static void test_body_malformed(void **state)
+{
+    (void)state;
+    expect_execute_errors("{\"a\":",
+                          "[{\"loc\":[\"body\",5],\"msg\":\"JSON decode error\",\"type\":\"json_invalid\"}]");
+    expect_execute_errors("{\"task\": \"x\",}",
+                          "[{\"loc\":[\"body\",13],\"msg\":\"JSON decode error\",\"type\":\"json_invalid\"}]");
+    expect_execute_errors("{} {}",
+                          "[{\"loc\":[\"body\",3],\"msg\":\"JSON decode error\",\"type\":\"json_invalid\"}]");
+    expect_workflow_errors("nope",
+                           "[{\"loc\":[\"body\",0],\"msg\":\"JSON decode error\",\"type\":\"json_invalid\"}]");
+    expect_execute_errors("{\"a\": tru}",
+                          "[{\"loc\":[\"body\",6],\"msg\":\"JSON decode error\",\"type\":\"json_invalid\"}]");
+    expect_execute_errors("  ",
+                          "[{\"loc\":[\"body\",2],\"msg\":\"JSON decode error\",\"type\":\"json_invalid\"}]");
+    /* An escaped NUL is refused by the decoder, so it never reaches a C string. */
+    expect_execute_errors("{\"task\":\"a\\u0000b\"}",
+                          "[{\"loc\":[\"body\",8],\"msg\":\"JSON decode error\",\"type\":\"json_invalid\"}]");
+}
+
+static void test_body_not_object(void **state)
+{
+    (void)state;
+    const char *bodies[] = {"[]", "\"text\"", "5", "null", "true", "[{}]"};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        expect_execute_errors(bodies[i], "[{\"loc\":[\"body\"],\"msg\":\"Input should be a valid "
+                                         "dictionary\",\"type\":\"dict_type\"}]");
+        expect_workflow_errors(bodies[i], "[{\"loc\":[\"body\"],\"msg\":\"Input should be a valid "
+                                          "dictionary\",\"type\":\"dict_type\"}]");
+    }
+}
+
+/* ---- execute ---- */
+
+static void test_execute_valid(void **state)
+{
+    (void)state;
+    expect_execute_args("{}", "{\"workflow_id\":\"wf-1\",\"inputs\":{},\"task\":null,\"repos\":[]}");
+    expect_execute_args(" { } ", "{\"workflow_id\":\"wf-1\",\"inputs\":{},\"task\":null,\"repos\":[]}");
+    expect_execute_args("{\"inputs\":{\"a\":\"1\",\"b\":\"\"},\"task\":\"do it\",\"repos\":[\"r1\",\"r2\"],"
+                        "\"provider\":\"claude\",\"max_budget_usd\":2.5}",
+                        "{\"workflow_id\":\"wf-1\",\"inputs\":{\"a\":\"1\",\"b\":\"\"},\"task\":\"do it\","
+                        "\"repos\":[\"r1\",\"r2\"]}");
+    expect_execute_args("{\"task\":null,\"provider\":null,\"max_budget_usd\":null,\"inputs\":null,"
+                        "\"repos\":null}",
+                        "{\"workflow_id\":\"wf-1\",\"inputs\":{},\"task\":null,\"repos\":[]}");
+    expect_execute_args("{\"max_budget_usd\":3}",
+                        "{\"workflow_id\":\"wf-1\",\"inputs\":{},\"task\":null,\"repos\":[]}");
+}
+
+static void test_execute_extra_key(void **state)
+{
+    (void)state;
+    expect_execute_errors("{\"foo\":1}", "[{\"loc\":[\"body\",\"foo\"],\"msg\":\"Extra inputs are not "
+                                         "permitted\",\"type\":\"extra_forbidden\"}]");
+    expect_execute_errors("{\"inputs\":{},\"Task\":\"x\"}",
+                          "[{\"loc\":[\"body\",\"Task\"],\"msg\":\"Extra inputs are not "
+                          "permitted\",\"type\":\"extra_forbidden\"}]");
+}
+
+static void test_execute_types(void **state)
+{
+    (void)state;
+    expect_execute_errors("{\"inputs\":{\"k\":1}}",
+                          "[{\"loc\":[\"body\",\"inputs\",\"k\"],\"msg\":\"Input should be a valid "
+                          "string\",\"type\":\"string_type\"}]");
+    expect_execute_errors("{\"inputs\":{\"k\":null}}",
+                          "[{\"loc\":[\"body\",\"inputs\",\"k\"],\"msg\":\"Input should be a valid "
+                          "string\",\"type\":\"string_type\"}]");
+    expect_execute_errors("{\"inputs\":\"x\"}", "[{\"loc\":[\"body\",\"inputs\"],\"msg\":\"Input should "
+                                                "be a valid dictionary\",\"type\":\"dict_type\"}]");
+    expect_execute_errors("{\"inputs\":[]}", "[{\"loc\":[\"body\",\"inputs\"],\"msg\":\"Input should "
+                                             "be a valid dictionary\",\"type\":\"dict_type\"}]");
+    expect_execute_errors("{\"task\":5}", "[{\"loc\":[\"body\",\"task\"],\"msg\":\"Input should be a "
+                                          "valid string\",\"type\":\"string_type\"}]");
+    expect_execute_errors("{\"repos\":\"r\"}", "[{\"loc\":[\"body\",\"repos\"],\"msg\":\"Input should "
+                                               "be a valid list\",\"type\":\"list_type\"}]");
+    expect_execute_errors("{\"repos\":[\"a\",1,\"b\",{}]}",
+                          "[{\"loc\":[\"body\",\"repos\",1],\"msg\":\"Input should be a valid "
+                          "string\",\"type\":\"string_type\"},"
+                          "{\"loc\":[\"body\",\"repos\",3],\"msg\":\"Input should be a valid "
+                          "string\",\"type\":\"string_type\"}]");
+    expect_execute_errors("{\"provider\":true}", "[{\"loc\":[\"body\",\"provider\"],\"msg\":\"Input "
+                                                 "should be a valid string\",\"type\":\"string_type\"}]");
+    expect_execute_errors("{\"max_budget_usd\":\"5\"}",
+                          "[{\"loc\":[\"body\",\"max_budget_usd\"],\"msg\":\"Input should be a valid "
+                          "number\",\"type\":\"float_type\"}]");
+    expect_execute_errors("{\"max_budget_usd\":false}",
+                          "[{\"loc\":[\"body\",\"max_budget_usd\"],\"msg\":\"Input should be a valid "
+                          "number\",\"type\":\"float_type\"}]");
+}
+
+/* Every error of the body, declared fields first (in declaration order), then the
+ * unknown keys in the order they were given. */
+static void test_execute_collects_all_errors(void **state)
+{
+    (void)state;
+    expect_execute_errors(
+        "{\"zz\":0,\"repos\":5,\"inputs\":{\"a\":1,\"b\":\"ok\",\"c\":[]},\"task\":{},\"aa\":1}",
+        "[{\"loc\":[\"body\",\"inputs\",\"a\"],\"msg\":\"Input should be a valid string\",\"type\":\"string_type\"},"
+        "{\"loc\":[\"body\",\"inputs\",\"c\"],\"msg\":\"Input should be a valid string\",\"type\":\"string_type\"},"
+        "{\"loc\":[\"body\",\"task\"],\"msg\":\"Input should be a valid string\",\"type\":\"string_type\"},"
+        "{\"loc\":[\"body\",\"repos\"],\"msg\":\"Input should be a valid list\",\"type\":\"list_type\"},"
+        "{\"loc\":[\"body\",\"zz\"],\"msg\":\"Extra inputs are not permitted\",\"type\":\"extra_forbidden\"},"
+        "{\"loc\":[\"body\",\"aa\"],\"msg\":\"Extra inputs are not permitted\",\"type\":\"extra_forbidden\"}]");
+}
+
+/* ---- workflow ---- */
+
+static void test_workflow_minimal_valid(void **state)
+{
+    (void)state;
+    const char *body = "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\",\"order\":0,"
+                       "\"prompt_template\":\"x\"}]}";
+    expect_workflow_args(body, body);
+}
+
+static void test_workflow_full_valid(void **state)
+{
+    (void)state;
+    const char *body =
+        "{\"id\":\"wf.A_1-b\",\"name\":\"Research\",\"description\":\"d\",\"workflow_type\":\"research\","
+        "\"classification\":\"standard\",\"input_declarations\":[{\"name\":\"topic\",\"description\":"
+        "\"t\",\"required\":false,\"default\":\"x\"},{\"name\":\"depth\",\"default\":null}],"
+        "\"phases\":[{\"phase_id\":\"plan\",\"name\":\"Plan\",\"order\":1,\"prompt_template\":"
+        "\"Plan {{topic}}\",\"model\":\"sonnet\",\"timeout_seconds\":86400,\"max_attempts\":10,"
+        "\"retries\":0,\"retry_backoff_seconds\":0.5,\"description\":null,\"argument_hint\":\"[t]\","
+        "\"allowed_tools\":[\"Read\",\"Bash\"]},{\"phase_id\":\"do\",\"name\":\"Do\",\"order\":2,"
+        "\"prompt_template\":\"{{plan}}\",\"timeout_seconds\":1,\"max_attempts\":1,\"retries\":10,"
+        "\"allowed_tools\":[]}]}";
+    /* Null-valued optional keys are dropped; everything else passes through. */
+    const char *want =
+        "{\"id\":\"wf.A_1-b\",\"name\":\"Research\",\"description\":\"d\",\"workflow_type\":\"research\","
+        "\"classification\":\"standard\",\"input_declarations\":[{\"name\":\"topic\",\"description\":"
+        "\"t\",\"required\":false,\"default\":\"x\"},{\"name\":\"depth\"}],"
+        "\"phases\":[{\"phase_id\":\"plan\",\"name\":\"Plan\",\"order\":1,\"prompt_template\":"
+        "\"Plan {{topic}}\",\"model\":\"sonnet\",\"timeout_seconds\":86400,\"max_attempts\":10,"
+        "\"retries\":0,\"retry_backoff_seconds\":0.5,\"argument_hint\":\"[t]\","
+        "\"allowed_tools\":[\"Read\",\"Bash\"]},{\"phase_id\":\"do\",\"name\":\"Do\",\"order\":2,"
+        "\"prompt_template\":\"{{plan}}\",\"timeout_seconds\":1,\"max_attempts\":1,\"retries\":10,"
+        "\"allowed_tools\":[]}]}";
+    expect_workflow_args(body, want);
+}
+
+static void test_workflow_required_fields(void **state)
+{
+    (void)state;
+    expect_workflow_errors("{}", "[{\"loc\":[\"body\",\"name\"],\"msg\":\"Field required\",\"type\":\"missing\"},"
+                                 "{\"loc\":[\"body\",\"phases\"],\"msg\":\"Field required\",\"type\":\"missing\"}]");
+    expect_workflow_errors("{\"name\":null,\"phases\":null}",
+                           "[{\"loc\":[\"body\",\"name\"],\"msg\":\"Input should be a valid string\",\"type\":\"string_type\"},"
+                           "{\"loc\":[\"body\",\"phases\"],\"msg\":\"Input should be a valid list\",\"type\":\"list_type\"}]");
+    expect_workflow_errors("{\"name\":\"n\",\"phases\":[{}]}",
+                           "[{\"loc\":[\"body\",\"phases\",0,\"phase_id\"],\"msg\":\"Field required\",\"type\":\"missing\"},"
+                           "{\"loc\":[\"body\",\"phases\",0,\"name\"],\"msg\":\"Field required\",\"type\":\"missing\"},"
+                           "{\"loc\":[\"body\",\"phases\",0,\"order\"],\"msg\":\"Field required\",\"type\":\"missing\"},"
+                           "{\"loc\":[\"body\",\"phases\",0,\"prompt_template\"],\"msg\":\"Field required\",\"type\":\"missing\"}]");
+}
+
+static void test_workflow_phases_shape(void **state)
+{
+    (void)state;
+    expect_workflow_errors("{\"name\":\"n\",\"phases\":[]}",
+                           "[{\"loc\":[\"body\",\"phases\"],\"msg\":\"List should have at least 1 item after "
+                           "validation, not 0\",\"type\":\"too_short\"}]");
+    expect_workflow_errors("{\"name\":\"n\",\"phases\":{}}",
+                           "[{\"loc\":[\"body\",\"phases\"],\"msg\":\"Input should be a valid list\",\"type\":\"list_type\"}]");
+    expect_workflow_errors("{\"name\":\"n\",\"phases\":[5,\"x\"]}",
+                           "[{\"loc\":[\"body\",\"phases\",0],\"msg\":\"Input should be a valid dictionary\",\"type\":\"dict_type\"},"
+                           "{\"loc\":[\"body\",\"phases\",1],\"msg\":\"Input should be a valid dictionary\",\"type\":\"dict_type\"}]");
+}
+
+static void test_workflow_phase_types_and_ranges(void **state)
+{
+    (void)state;
+    expect_phase_error("\"foo\":1", "\"foo\"", "Extra inputs are not permitted", "extra_forbidden");
+    expect_phase_error("\"model\":1", "\"model\"", "Input should be a valid string", "string_type");
+    expect_phase_error("\"timeout_seconds\":0", "\"timeout_seconds\"",
+                       "Input should be greater than or equal to 1", "greater_than_equal");
+    expect_phase_error("\"timeout_seconds\":86401", "\"timeout_seconds\"",
+                       "Input should be less than or equal to 86400", "less_than_equal");
+    expect_phase_error("\"timeout_seconds\":\"60\"", "\"timeout_seconds\"",
+                       "Input should be a valid integer", "int_type");
+    expect_phase_error("\"timeout_seconds\":1.5", "\"timeout_seconds\"",
+                       "Input should be a valid integer", "int_type");
+    expect_phase_error("\"max_attempts\":0", "\"max_attempts\"",
+                       "Input should be greater than or equal to 1", "greater_than_equal");
+    expect_phase_error("\"max_attempts\":11", "\"max_attempts\"",
+                       "Input should be less than or equal to 10", "less_than_equal");
+    expect_phase_error("\"max_attempts\":true", "\"max_attempts\"",
+                       "Input should be a valid integer", "int_type");
+    expect_phase_error("\"retries\":-1", "\"retries\"",
+                       "Input should be greater than or equal to 0", "greater_than_equal");
+    expect_phase_error("\"retries\":11", "\"retries\"",
+                       "Input should be less than or equal to 10", "less_than_equal");
+    expect_phase_error("\"retry_backoff_seconds\":-0.5", "\"retry_backoff_seconds\"",
+                       "Input should be greater than or equal to 0", "greater_than_equal");
+    expect_phase_error("\"retry_backoff_seconds\":\"1\"", "\"retry_backoff_seconds\"",
+                       "Input should be a valid number", "float_type");
+    expect_phase_error("\"allowed_tools\":\"Read\"", "\"allowed_tools\"",
+                       "Input should be a valid list", "list_type");
+    expect_phase_error("\"allowed_tools\":[\"Read\",7]", "\"allowed_tools\",1",
+                       "Input should be a valid string", "string_type");
+    expect_phase_error("\"argument_hint\":[]", "\"argument_hint\"",
+                       "Input should be a valid string", "string_type");
+    expect_phase_error("\"description\":{}", "\"description\"",
+                       "Input should be a valid string", "string_type");
+
+    expect_workflow_errors("{\"name\":\"n\",\"phases\":[{\"phase_id\":\"\",\"name\":1,\"order\":-1,"
+                           "\"prompt_template\":null}]}",
+                           "[{\"loc\":[\"body\",\"phases\",0,\"phase_id\"],\"msg\":\"String should have at least 1 character\",\"type\":\"string_too_short\"},"
+                           "{\"loc\":[\"body\",\"phases\",0,\"name\"],\"msg\":\"Input should be a valid string\",\"type\":\"string_type\"},"
+                           "{\"loc\":[\"body\",\"phases\",0,\"order\"],\"msg\":\"Input should be greater than or equal to 0\",\"type\":\"greater_than_equal\"},"
+                           "{\"loc\":[\"body\",\"phases\",0,\"prompt_template\"],\"msg\":\"Input should be a valid string\",\"type\":\"string_type\"}]");
+}
+
+static void test_workflow_id_pattern(void **state)
+{
+    (void)state;
+    const char *bad[] = {"bad id", "", "-start", ".start", "a/b", "é", "a\\u00e9"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[512], detail[512];
+        snprintf(body, sizeof body,
+                 "{\"id\":\"%s\",\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\","
+                 "\"order\":1,\"prompt_template\":\"x\"}]}",
+                 bad[i]);
+        snprintf(detail, sizeof detail,
+                 "[{\"loc\":[\"body\",\"id\"],\"msg\":\"%s\",\"type\":\"string_pattern_mismatch\"}]",
+                 PATTERN_MSG);
+        expect_workflow_errors(body, detail);
+    }
+    char id[128];
+    memset(id, 'a', 101);
+    id[101] = '\0';
+    assert_false(gateway_validate_is_id(id));
+    id[100] = '\0';
+    assert_true(gateway_validate_is_id(id));
+    assert_true(gateway_validate_is_id("A"));
+    assert_true(gateway_validate_is_id("9.x_y-z"));
+    assert_false(gateway_validate_is_id("_x"));
+    expect_workflow_errors("{\"id\":7,\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\","
+                           "\"order\":1,\"prompt_template\":\"x\"}]}",
+                           "[{\"loc\":[\"body\",\"id\"],\"msg\":\"Input should be a valid string\",\"type\":\"string_type\"}]");
+}
+
+static void test_workflow_input_declarations(void **state)
+{
+    (void)state;
+    const char *tail = "\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}";
+    char body[1024];
+    snprintf(body, sizeof body, "{\"name\":\"n\",\"input_declarations\":\"x\",%s", tail);
+    expect_workflow_errors(body, "[{\"loc\":[\"body\",\"input_declarations\"],\"msg\":\"Input should be "
+                                 "a valid list\",\"type\":\"list_type\"}]");
+    snprintf(body, sizeof body,
+             "{\"name\":\"n\",\"input_declarations\":[{\"name\":\"a\",\"required\":\"yes\",\"default\":5},"
+             "{\"description\":\"d\",\"other\":1},3],%s",
+             tail);
+    expect_workflow_errors(
+        body,
+        "[{\"loc\":[\"body\",\"input_declarations\",0,\"required\"],\"msg\":\"Input should be a valid boolean\",\"type\":\"bool_type\"},"
+        "{\"loc\":[\"body\",\"input_declarations\",0,\"default\"],\"msg\":\"Input should be a valid string\",\"type\":\"string_type\"},"
+        "{\"loc\":[\"body\",\"input_declarations\",1,\"name\"],\"msg\":\"Field required\",\"type\":\"missing\"},"
+        "{\"loc\":[\"body\",\"input_declarations\",1,\"other\"],\"msg\":\"Extra inputs are not permitted\",\"type\":\"extra_forbidden\"},"
+        "{\"loc\":[\"body\",\"input_declarations\",2],\"msg\":\"Input should be a valid dictionary\",\"type\":\"dict_type\"}]");
+    /* An empty list is fine: a workflow may take no inputs. */
+    snprintf(body, sizeof body, "{\"name\":\"n\",\"input_declarations\":[],%s", tail);
+    expect_workflow_args(body, body);
+}
+
+static void test_workflow_collects_errors_across_levels(void **state)
+{
+    (void)state;
+    expect_workflow_errors(
+        "{\"extra\":1,\"name\":2,\"workflow_type\":3,\"phases\":[{\"phase_id\":\"a\",\"name\":\"A\","
+        "\"order\":1,\"prompt_template\":\"x\",\"max_attempts\":0},{\"phase_id\":\"b\",\"order\":\"2\","
+        "\"prompt_template\":\"y\",\"x\":1}]}",
+        "[{\"loc\":[\"body\",\"name\"],\"msg\":\"Input should be a valid string\",\"type\":\"string_type\"},"
+        "{\"loc\":[\"body\",\"workflow_type\"],\"msg\":\"Input should be a valid string\",\"type\":\"string_type\"},"
+        "{\"loc\":[\"body\",\"phases\",0,\"max_attempts\"],\"msg\":\"Input should be greater than or equal to 1\",\"type\":\"greater_than_equal\"},"
+        "{\"loc\":[\"body\",\"phases\",1,\"name\"],\"msg\":\"Field required\",\"type\":\"missing\"},"
+        "{\"loc\":[\"body\",\"phases\",1,\"order\"],\"msg\":\"Input should be a valid integer\",\"type\":\"int_type\"},"
+        "{\"loc\":[\"body\",\"phases\",1,\"x\"],\"msg\":\"Extra inputs are not permitted\",\"type\":\"extra_forbidden\"},"
+        "{\"loc\":[\"body\",\"extra\"],\"msg\":\"Extra inputs are not permitted\",\"type\":\"extra_forbidden\"}]");
+}
+
+static void expect_workflow_detail(const char *body, const char *detail_text)
+{
+    json_t *args = NULL, *error = NULL;
+    assert_int_equal(gateway_validate_workflow(body, strlen(body), &args, &error), 422);
+    assert_null(args);
+    assert_string_equal(json_string_value(json_object_get(error, "detail")), detail_text);
+    json_decref(error);
+}
+
+static void test_workflow_duplicates(void **state)
+{
+    (void)state;
+    expect_workflow_detail(
+        "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"x\",\"name\":\"A\",\"order\":1,\"prompt_template\":\"\"},"
+        "{\"phase_id\":\"y\",\"name\":\"B\",\"order\":2,\"prompt_template\":\"\"},"
+        "{\"phase_id\":\"x\",\"name\":\"C\",\"order\":3,\"prompt_template\":\"\"}]}",
+        "Duplicate phase_id 'x' in phases[0] and phases[2]");
+    expect_workflow_detail(
+        "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,\"prompt_template\":\"\"},"
+        "{\"phase_id\":\"b\",\"name\":\"B\",\"order\":2,\"prompt_template\":\"\"},"
+        "{\"phase_id\":\"c\",\"name\":\"C\",\"order\":3,\"prompt_template\":\"\"},"
+        "{\"phase_id\":\"d\",\"name\":\"D\",\"order\":2,\"prompt_template\":\"\"}]}",
+        "Duplicate order 2 in phases[1] and phases[3]");
+    /* Phase ids are reported before orders. */
+    expect_workflow_detail(
+        "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,\"prompt_template\":\"\"},"
+        "{\"phase_id\":\"b\",\"name\":\"B\",\"order\":1,\"prompt_template\":\"\"},"
+        "{\"phase_id\":\"b\",\"name\":\"C\",\"order\":3,\"prompt_template\":\"\"}]}",
+        "Duplicate phase_id 'b' in phases[1] and phases[2]");
+    /* Only checked once the shape is valid: the shape error list wins. */
+    expect_workflow_errors(
+        "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,\"prompt_template\":\"\"},"
+        "{\"phase_id\":\"a\",\"name\":\"B\",\"order\":1}]}",
+        "[{\"loc\":[\"body\",\"phases\",1,\"prompt_template\"],\"msg\":\"Field required\",\"type\":\"missing\"}]");
+}
+
+/* ---- query parameters ---- */
+
+static void expect_query_error(const char *text, long min, long max, const char *msg,
+                               const char *type)
+{
+    json_t *errors = json_array();
+    long value = -12345;
+    assert_int_equal(gateway_validate_query_int("limit", text, min, max, 20, &value, errors), -1);
+    assert_int_equal(value, -12345);
+    char want[512];
+    snprintf(want, sizeof want, "[{\"loc\":[\"query\",\"limit\"],\"msg\":\"%s\",\"type\":\"%s\"}]",
+             msg, type);
+    assert_json(errors, want);
+    json_decref(errors);
+}
+
+static void expect_query_value(const char *text, long want)
+{
+    json_t *errors = json_array();
+    long value = -1;
+    assert_int_equal(gateway_validate_query_int("limit", text, 1, 100, 20, &value, errors), 0);
+    assert_int_equal(value, want);
+    assert_int_equal(json_array_size(errors), 0);
+    json_decref(errors);
+}
+
+static void test_query_int(void **state)
+{
+    (void)state;
+    const char *parse = "Input should be a valid integer, unable to parse string as an integer";
+    expect_query_value(NULL, 20);
+    expect_query_value("1", 1);
+    expect_query_value("100", 100);
+    expect_query_value(" 7 ", 7);
+    expect_query_value("+5", 5);
+    expect_query_value("007", 7);
+    expect_query_error("abc", 1, 100, parse, "int_parsing");
+    expect_query_error("", 1, 100, parse, "int_parsing");
+    expect_query_error("1.5", 1, 100, parse, "int_parsing");
+    expect_query_error("5x", 1, 100, parse, "int_parsing");
+    expect_query_error("-", 1, 100, parse, "int_parsing");
+    expect_query_error("0", 1, 100, "Input should be greater than or equal to 1",
+                       "greater_than_equal");
+    expect_query_error("-3", 1, 100, "Input should be greater than or equal to 1",
+                       "greater_than_equal");
+    expect_query_error("101", 1, 100, "Input should be less than or equal to 100",
+                       "less_than_equal");
+    expect_query_error("99999999999999999999999", 1, 100,
+                       "Input should be less than or equal to 100", "less_than_equal");
+    expect_query_error("-99999999999999999999999", 1, 100,
+                       "Input should be greater than or equal to 1", "greater_than_equal");
+}
+
+static void test_error_body(void **state)
+{
+    (void)state;
+    json_t *errors = json_array();
+    json_t *body = gateway_validate_error_body(errors);
+    assert_json(body, "{\"detail\":[]}");
+    json_decref(body);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_body_missing),
+        cmocka_unit_test(test_body_malformed),
+        cmocka_unit_test(test_body_not_object),
+        cmocka_unit_test(test_execute_valid),
+        cmocka_unit_test(test_execute_extra_key),
+        cmocka_unit_test(test_execute_types),
+        cmocka_unit_test(test_execute_collects_all_errors),
+        cmocka_unit_test(test_workflow_minimal_valid),
+        cmocka_unit_test(test_workflow_full_valid),
+        cmocka_unit_test(test_workflow_required_fields),
+        cmocka_unit_test(test_workflow_phases_shape),
+        cmocka_unit_test(test_workflow_phase_types_and_ranges),
+        cmocka_unit_test(test_workflow_id_pattern),
+        cmocka_unit_test(test_workflow_input_declarations),
+        cmocka_unit_test(test_workflow_collects_errors_across_levels),
+        cmocka_unit_test(test_workflow_duplicates),
+        cmocka_unit_test(test_query_int),
+        cmocka_unit_test(test_error_body),
+    };
+    return cmocka_run_group_tests_name("gateway_validate", tests, NULL, NULL);
+}
