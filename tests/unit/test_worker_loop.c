@@ -1,0 +1,532 @@
+/* The worker loop, as the built syn-worker program, against a fake broker: a
+ * ROUTER in this process that speaks the worker protocol by hand. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <czmq.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "proto/msg.h"
+
+#define WORKER_BIN SYN_BIN_DIR "/syn-worker"
+#define HEARTBEAT_MS 100 /* liveness 3: the worker gives up on us after 300 ms */
+
+typedef struct {
+    zsock_t *router;
+    int port;
+    pid_t pid;               /* the worker process */
+    unsigned char id[256];   /* the worker's current identity */
+    size_t id_len;
+    int heartbeats_seen;
+    int64_t last_heartbeat_sent;
+} fake_t;
+
+static int setup(void **state)
+{
+    fake_t *fake = calloc(1, sizeof *fake);
+    assert_non_null(fake);
+    fake->router = zsock_new(ZMQ_ROUTER);
+    assert_non_null(fake->router);
+    zsock_set_linger(fake->router, 0);
+    zsock_set_router_mandatory(fake->router, 1);
+    zsock_set_maxmsgsize(fake->router, (int64_t)SYN_MSG_MAX_SIZE);
+    fake->port = zsock_bind(fake->router, "tcp://127.0.0.1:*");
+    assert_true(fake->port > 0);
+    fake->pid = -1;
+    *state = fake;
+    return 0;
+}
+
+static int wait_exit(fake_t *fake, int64_t timeout_ms);
+
+static int teardown(void **state)
+{
+    fake_t *fake = *state;
+    if (fake->pid > 0) {
+        /* Two stop signals: the worker leaves at once and kills its agents
+         * (SIGKILL would leave them behind). */
+        kill(fake->pid, SIGTERM);
+        usleep(20000);
+        kill(fake->pid, SIGTERM);
+        if (wait_exit(fake, 3000) < 0) {
+            kill(fake->pid, SIGKILL);
+            waitpid(fake->pid, NULL, 0);
+        }
+    }
+    zsock_destroy(&fake->router);
+    free(fake);
+    return 0;
+}
+
+/* Starts syn-worker with the mock provider (unless extra says otherwise). */
+static void start_worker(fake_t *fake, const char *const *extra)
+{
+    if (access(WORKER_BIN, X_OK) != 0)
+        fail_msg("%s is not built (build the syn-worker target first)", WORKER_BIN);
+    char endpoint[64], heartbeat[16];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", fake->port);
+    snprintf(heartbeat, sizeof heartbeat, "%d", HEARTBEAT_MS);
+    const char *argv[32] = {WORKER_BIN,     "--broker",    endpoint,    "--heartbeat-ms",
+                            heartbeat,      "--liveness",  "3",         "--name",
+                            "test-worker",  "--log-level", "warn"};
+    int argc = 11;
+    for (int i = 0; extra && extra[i] && argc < 31; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    fake->pid = fork();
+    assert_true(fake->pid >= 0);
+    if (fake->pid == 0) {
+        execv(WORKER_BIN, (char **)argv);
+        _exit(127);
+    }
+}
+
+static void send_to_worker(fake_t *fake, syn_msg_type_t type, json_t *fields)
+{
+    syn_msg_t *msg = syn_msg_new_with(type, fields ? fields : json_object());
+    assert_non_null(msg);
+    if (syn_msg_send(zsock_resolve(fake->router), fake->id, fake->id_len, msg) != 0)
+        fail_msg("send %s: %s", syn_msg_type_name(type), strerror(errno));
+    syn_msg_destroy(&msg);
+}
+
+/* Receives the next message from any worker within timeout_ms (NULL if none),
+ * remembering its identity. With keepalive, heartbeats the worker meanwhile
+ * so it keeps counting us alive. Heartbeats it sends are counted, not returned. */
+static syn_msg_t *next_msg(fake_t *fake, int64_t timeout_ms, bool keepalive)
+{
+    int64_t give_up = syn_mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t now = syn_mono_ms();
+        if (keepalive && fake->id_len > 0 && now - fake->last_heartbeat_sent >= HEARTBEAT_MS / 2) {
+            send_to_worker(fake, SYN_MSG_HEARTBEAT, NULL);
+            fake->last_heartbeat_sent = now;
+        }
+        if (now >= give_up)
+            return NULL;
+        zmq_pollitem_t item = {.socket = zsock_resolve(fake->router), .events = ZMQ_POLLIN};
+        long wait = give_up - now < 20 ? give_up - now : 20;
+        if (zmq_poll(&item, 1, wait) <= 0)
+            continue;
+        syn_msg_t *msg = NULL;
+        unsigned char id[256];
+        size_t id_len = sizeof id;
+        char err[256];
+        int rc = syn_msg_recv(zsock_resolve(fake->router), &msg, id, &id_len, err, sizeof err);
+        if (rc == -2)
+            fail_msg("the worker sent an invalid message: %s", err);
+        if (rc != 0)
+            continue;
+        memcpy(fake->id, id, id_len);
+        fake->id_len = id_len;
+        if (syn_msg_type(msg) == SYN_MSG_HEARTBEAT) {
+            fake->heartbeats_seen++;
+            syn_msg_destroy(&msg);
+            continue;
+        }
+        return msg;
+    }
+}
+
+/* The next message of the given type (others are skipped), or a failure. */
+static syn_msg_t *expect(fake_t *fake, syn_msg_type_t type, int64_t timeout_ms, bool keepalive)
+{
+    int64_t give_up = syn_mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = give_up - syn_mono_ms();
+        syn_msg_t *msg = left > 0 ? next_msg(fake, left, keepalive) : NULL;
+        if (!msg)
+            fail_msg("no %s from the worker within %lld ms", syn_msg_type_name(type),
+                     (long long)timeout_ms);
+        if (syn_msg_type(msg) == type)
+            return msg;
+        syn_msg_destroy(&msg);
+    }
+}
+
+static const char *str_of(const syn_msg_t *msg, const char *name)
+{
+    const char *s = json_string_value(json_object_get(syn_msg_fields(msg), name));
+    if (!s)
+        fail_msg("%s has no string field %s", syn_msg_type_name(syn_msg_type(msg)), name);
+    return s;
+}
+
+static json_int_t int_of(const syn_msg_t *msg, const char *name)
+{
+    json_t *v = json_object_get(syn_msg_fields(msg), name);
+    assert_true(json_is_integer(v));
+    return json_integer_value(v);
+}
+
+static void assert_ref(const syn_msg_t *msg, const char *execution_id, const char *phase_id,
+                       json_int_t attempt)
+{
+    assert_string_equal(str_of(msg, "execution_id"), execution_id);
+    assert_string_equal(str_of(msg, "phase_id"), phase_id);
+    assert_int_equal(int_of(msg, "attempt"), attempt);
+}
+
+static json_t *ref(const char *execution_id, const char *phase_id, json_int_t attempt)
+{
+    return json_pack("{s:s, s:s, s:I}", "execution_id", execution_id, "phase_id", phase_id,
+                     "attempt", attempt);
+}
+
+static void assign(fake_t *fake, const char *execution_id, const char *phase_id,
+                   json_int_t attempt, const char *prompt, const char *provider)
+{
+    json_t *fields = json_pack("{s:s, s:s, s:s, s:I, s:s, s:n, s:I, s:s?}", "execution_id",
+                               execution_id, "workflow_id", "wf-test", "phase_id", phase_id,
+                               "attempt", attempt, "prompt", prompt, "model", "timeout_ms",
+                               (json_int_t)60000, "provider", provider);
+    assert_non_null(fields);
+    if (!provider)
+        json_object_set_new(fields, "provider", json_null());
+    send_to_worker(fake, SYN_MSG_ASSIGN, fields);
+}
+
+static void ack(fake_t *fake, const char *execution_id, const char *phase_id, json_int_t attempt)
+{
+    send_to_worker(fake, SYN_MSG_RESULT_ACK, ref(execution_id, phase_id, attempt));
+}
+
+/* Waits for READY and checks what it announces. */
+static syn_msg_t *expect_ready(fake_t *fake, json_int_t slots, size_t running)
+{
+    syn_msg_t *ready = expect(fake, SYN_MSG_READY, 5000, false);
+    assert_string_equal(str_of(ready, "worker"), "test-worker");
+    assert_int_equal(int_of(ready, "slots"), slots);
+    json_t *providers = json_object_get(syn_msg_fields(ready), "providers");
+    assert_int_equal(json_array_size(providers), 1);
+    assert_int_equal(json_array_size(json_object_get(syn_msg_fields(ready), "running")),
+                     running);
+    return ready;
+}
+
+/* Waits for the worker process to exit; its exit status, or -1 on timeout. */
+static int wait_exit(fake_t *fake, int64_t timeout_ms)
+{
+    int64_t give_up = syn_mono_ms() + timeout_ms;
+    while (syn_mono_ms() < give_up) {
+        int status;
+        if (waitpid(fake->pid, &status, WNOHANG) == fake->pid) {
+            fake->pid = -1;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        usleep(10000);
+    }
+    return -1;
+}
+
+static void test_ready_and_heartbeats(void **state)
+{
+    fake_t *fake = *state;
+    start_worker(fake, (const char *[]){"--slots", "2", NULL});
+    syn_msg_t *ready = expect_ready(fake, 2, 0);
+    json_t *providers = json_object_get(syn_msg_fields(ready), "providers");
+    assert_string_equal(json_string_value(json_array_get(providers, 0)), "mock");
+    syn_msg_destroy(&ready);
+    /* An idle worker heartbeats about every 100 ms, and stays registered. */
+    fake->heartbeats_seen = 0;
+    syn_msg_t *other = next_msg(fake, 1000, true);
+    if (other)
+        fail_msg("unexpected %s", syn_msg_type_name(syn_msg_type(other)));
+    assert_true(fake->heartbeats_seen >= 5);
+    assert_true(fake->heartbeats_seen <= 15);
+}
+
+static void test_assign_progress_result(void **state)
+{
+    fake_t *fake = *state;
+    start_worker(fake, NULL);
+    syn_msg_t *msg = expect_ready(fake, 4, 0);
+    syn_msg_destroy(&msg);
+    assign(fake, "exec-000000000001", "plan", 1, "hello\nworld", "mock");
+    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
+    assert_ref(msg, "exec-000000000001", "plan", 1);
+    assert_string_equal(str_of(msg, "kind"), "started");
+    syn_msg_destroy(&msg);
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_ref(msg, "exec-000000000001", "plan", 1);
+    assert_string_equal(str_of(msg, "status"), "completed");
+    assert_string_equal(str_of(msg, "output"), "mock output for phase plan:\nhello\nworld");
+    assert_true(json_is_null(json_object_get(syn_msg_fields(msg), "error")));
+    assert_true(json_is_null(json_object_get(syn_msg_fields(msg), "exit_code")));
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-000000000001", "plan", 1);
+
+    /* A failing phase, with the provider left to the worker. */
+    assign(fake, "exec-000000000002", "build", 3, "#mock fail compiler exploded", NULL);
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_ref(msg, "exec-000000000002", "build", 3);
+    assert_string_equal(str_of(msg, "status"), "failed");
+    assert_string_equal(str_of(msg, "error"), "compiler exploded");
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-000000000002", "build", 3);
+}
+
+static void test_result_resent_until_ack(void **state)
+{
+    fake_t *fake = *state;
+    start_worker(fake, NULL);
+    syn_msg_t *msg = expect_ready(fake, 4, 0);
+    syn_msg_destroy(&msg);
+    assign(fake, "exec-00000000000a", "p", 1, "x", "mock");
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    syn_msg_destroy(&msg);
+    /* Not acknowledged: the same result comes again (every 3 heartbeats). */
+    int64_t first = syn_mono_ms();
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_true(syn_mono_ms() - first >= 200);
+    assert_ref(msg, "exec-00000000000a", "p", 1);
+    assert_string_equal(str_of(msg, "status"), "completed");
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-00000000000a", "p", 1);
+    /* Acknowledged: never again. */
+    int64_t until = syn_mono_ms() + 1200;
+    while (syn_mono_ms() < until) {
+        msg = next_msg(fake, until - syn_mono_ms(), true);
+        if (msg && syn_msg_type(msg) == SYN_MSG_RESULT)
+            fail_msg("result sent again after its acknowledgement");
+        syn_msg_destroy(&msg);
+    }
+}
+
+static void test_no_free_slot_and_cancel(void **state)
+{
+    fake_t *fake = *state;
+    start_worker(fake, (const char *[]){"--slots", "1", NULL});
+    syn_msg_t *msg = expect_ready(fake, 1, 0);
+    syn_msg_destroy(&msg);
+    assign(fake, "exec-0000000000b1", "long", 1, "#mock sleep 60000", "mock");
+    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
+    syn_msg_destroy(&msg);
+    assign(fake, "exec-0000000000b2", "more", 1, "x", "mock");
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_ref(msg, "exec-0000000000b2", "more", 1);
+    assert_string_equal(str_of(msg, "status"), "failed");
+    assert_string_equal(str_of(msg, "error"), "no free slot");
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-0000000000b2", "more", 1);
+
+    /* Another provider is refused too. */
+    assign(fake, "exec-0000000000b3", "p", 1, "x", "claude");
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_string_equal(str_of(msg, "status"), "failed");
+    assert_non_null(strstr(str_of(msg, "error"), "provider claude is not available"));
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-0000000000b3", "p", 1);
+
+    int64_t cancelled_at = syn_mono_ms();
+    send_to_worker(fake, SYN_MSG_CANCEL, ref("exec-0000000000b1", "long", 1));
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_true(syn_mono_ms() - cancelled_at < 500);
+    assert_ref(msg, "exec-0000000000b1", "long", 1);
+    assert_string_equal(str_of(msg, "status"), "cancelled");
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-0000000000b1", "long", 1);
+
+    /* The slot is free again. */
+    assign(fake, "exec-0000000000b4", "after", 1, "y", "mock");
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_string_equal(str_of(msg, "status"), "completed");
+    syn_msg_destroy(&msg);
+}
+
+static void test_reconnect_after_silence(void **state)
+{
+    fake_t *fake = *state;
+    start_worker(fake, NULL);
+    syn_msg_t *msg = expect_ready(fake, 4, 0);
+    syn_msg_destroy(&msg);
+    unsigned char old_id[256];
+    size_t old_len = fake->id_len;
+    memcpy(old_id, fake->id, old_len);
+    assign(fake, "exec-0000000000c1", "slow", 2, "#mock sleep 60000", "mock");
+    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
+    syn_msg_destroy(&msg);
+
+    /* The broker goes silent: after 3 intervals the worker connects a fresh
+     * socket and registers again, listing the attempt it still runs. */
+    int64_t silent_from = syn_mono_ms();
+    msg = expect(fake, SYN_MSG_READY, 3000, false);
+    int64_t took = syn_mono_ms() - silent_from;
+    assert_true(took >= 250);
+    assert_true(took < 2000);
+    assert_false(fake->id_len == old_len && memcmp(fake->id, old_id, old_len) == 0);
+    json_t *running = json_object_get(syn_msg_fields(msg), "running");
+    assert_int_equal(json_array_size(running), 1);
+    json_t *entry = json_array_get(running, 0);
+    assert_string_equal(json_string_value(json_object_get(entry, "execution_id")),
+                        "exec-0000000000c1");
+    assert_string_equal(json_string_value(json_object_get(entry, "phase_id")), "slow");
+    assert_int_equal(json_integer_value(json_object_get(entry, "attempt")), 2);
+    syn_msg_destroy(&msg);
+
+    /* The attempt kept running through it and can be cancelled over the new link. */
+    send_to_worker(fake, SYN_MSG_CANCEL, ref("exec-0000000000c1", "slow", 2));
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_ref(msg, "exec-0000000000c1", "slow", 2);
+    assert_string_equal(str_of(msg, "status"), "cancelled");
+    syn_msg_destroy(&msg);
+}
+
+static void test_unacked_result_resent_after_reconnect(void **state)
+{
+    fake_t *fake = *state;
+    start_worker(fake, NULL);
+    syn_msg_t *msg = expect_ready(fake, 4, 0);
+    syn_msg_destroy(&msg);
+    assign(fake, "exec-0000000000d1", "p", 1, "done soon", "mock");
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    syn_msg_destroy(&msg);
+    /* Silence (as if the broker died before acknowledging): the result is sent
+     * again on the new connection, right after READY. */
+    msg = expect(fake, SYN_MSG_READY, 3000, false);
+    json_t *running = json_object_get(syn_msg_fields(msg), "running");
+    assert_int_equal(json_array_size(running), 0);
+    syn_msg_destroy(&msg);
+    int64_t ready_at = syn_mono_ms();
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_true(syn_mono_ms() - ready_at < 250);
+    assert_ref(msg, "exec-0000000000d1", "p", 1);
+    assert_string_equal(str_of(msg, "output"), "mock output for phase p:\ndone soon");
+    syn_msg_destroy(&msg);
+}
+
+static void test_disconnect_reregisters(void **state)
+{
+    fake_t *fake = *state;
+    /* Liveness 10: neither a reconnect nor the periodic resend of a result
+     * comes within a second, so what arrives sooner answers the DISCONNECT. */
+    start_worker(fake, (const char *[]){"--liveness", "10", NULL});
+    syn_msg_t *msg = expect_ready(fake, 4, 0);
+    syn_msg_destroy(&msg);
+    assign(fake, "exec-0000000000d2", "p", 1, "unacknowledged", "mock");
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    syn_msg_destroy(&msg);
+    send_to_worker(fake, SYN_MSG_DISCONNECT, NULL);
+    int64_t sent = syn_mono_ms();
+    msg = expect(fake, SYN_MSG_READY, 1000, true);
+    assert_true(syn_mono_ms() - sent < 250);
+    syn_msg_destroy(&msg);
+    msg = expect(fake, SYN_MSG_RESULT, 1000, true);
+    assert_true(syn_mono_ms() - sent < 250);
+    assert_ref(msg, "exec-0000000000d2", "p", 1);
+    syn_msg_destroy(&msg);
+}
+
+static void test_sigterm_drains(void **state)
+{
+    fake_t *fake = *state;
+    start_worker(fake, NULL);
+    syn_msg_t *msg = expect_ready(fake, 4, 0);
+    syn_msg_destroy(&msg);
+    assign(fake, "exec-0000000000e1", "p", 1, "#mock sleep 600", "mock");
+    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
+    syn_msg_destroy(&msg);
+    kill(fake->pid, SIGTERM);
+    usleep(100000);
+    /* No new work while draining... */
+    assign(fake, "exec-0000000000e2", "p", 1, "x", "mock");
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_ref(msg, "exec-0000000000e2", "p", 1);
+    assert_string_equal(str_of(msg, "error"), "worker is shutting down");
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-0000000000e2", "p", 1);
+    /* ...but the running attempt finishes and reports. */
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_ref(msg, "exec-0000000000e1", "p", 1);
+    assert_string_equal(str_of(msg, "status"), "completed");
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-0000000000e1", "p", 1);
+    msg = expect(fake, SYN_MSG_DISCONNECT, 2000, true);
+    syn_msg_destroy(&msg);
+    assert_int_equal(wait_exit(fake, 2000), 0);
+}
+
+static void test_second_signal_exits_at_once(void **state)
+{
+    fake_t *fake = *state;
+    start_worker(fake, NULL);
+    syn_msg_t *msg = expect_ready(fake, 4, 0);
+    syn_msg_destroy(&msg);
+    assign(fake, "exec-0000000000f1", "p", 1, "#mock sleep 60000", "mock");
+    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
+    syn_msg_destroy(&msg);
+    kill(fake->pid, SIGTERM);
+    usleep(100000);
+    int64_t second = syn_mono_ms();
+    kill(fake->pid, SIGINT);
+    assert_int_equal(wait_exit(fake, 2000), 0);
+    assert_true(syn_mono_ms() - second < 1000);
+}
+
+/* The command provider through the loop: output streams as PROGRESS chunks
+ * while the phase runs; the result carries the whole output. */
+static void test_command_streams_output(void **state)
+{
+    fake_t *fake = *state;
+    start_worker(fake, (const char *[]){"--provider", "command", "--command",
+                                        "sh -c 'cat; echo; sleep 0.3; echo two; sleep 0.3; "
+                                        "echo three; echo $SYN_PHASE_ID'",
+                                        NULL});
+    syn_msg_t *msg = expect(fake, SYN_MSG_READY, 5000, false);
+    json_t *providers = json_object_get(syn_msg_fields(msg), "providers");
+    assert_string_equal(json_string_value(json_array_get(providers, 0)), "command");
+    syn_msg_destroy(&msg);
+    assign(fake, "exec-000000000101", "write", 1, "one", "command");
+    char streamed[256] = "";
+    int chunks = 0;
+    for (;;) {
+        msg = next_msg(fake, 5000, true);
+        assert_non_null(msg);
+        if (syn_msg_type(msg) == SYN_MSG_RESULT)
+            break;
+        if (syn_msg_type(msg) == SYN_MSG_PROGRESS && !strcmp(str_of(msg, "kind"), "output")) {
+            strncat(streamed, str_of(msg, "data"), sizeof streamed - strlen(streamed) - 1);
+            chunks++;
+        }
+        syn_msg_destroy(&msg);
+    }
+    assert_string_equal(str_of(msg, "status"), "completed");
+    const char *output = "one\ntwo\nthree\nwrite\n";
+    assert_string_equal(str_of(msg, "output"), output);
+    assert_int_equal(int_of(msg, "exit_code"), 0);
+    syn_msg_destroy(&msg);
+    /* "one" and "two" came 300 ms apart, so in separate chunks; what was not
+     * streamed when the phase ended is only in the result. */
+    assert_true(chunks >= 2);
+    assert_true(strlen(streamed) >= strlen("one\ntwo\n"));
+    assert_int_equal(strncmp(streamed, output, strlen(streamed)), 0);
+}
+
+int main(void)
+{
+    zsys_handler_set(NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ready_and_heartbeats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_assign_progress_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_result_resent_until_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_free_slot_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_after_silence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unacked_result_resent_after_reconnect, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_disconnect_reregisters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_drains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_signal_exits_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_command_streams_output, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("worker_loop", tests, NULL, NULL);
+}

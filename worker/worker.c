@@ -1,0 +1,769 @@
+#include "worker/worker.h"
+#include "worker/utf8.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "proto/msg.h"
+
+#define BACKOFF_FIRST_MS 250
+#define BACKOFF_MAX_MS 8000
+/* Output chunks: at most one PROGRESS per attempt this often, this big. */
+#define PROGRESS_EVERY_MS 100
+#define PROGRESS_MAX_BYTES (64u * 1024u)
+/* The loop wakes at least this often, so a stop request is seen promptly even
+ * when the signal was delivered to one of libzmq's threads. */
+#define MAX_SLEEP_MS 100
+/* After a drain, how long to wait for the last results to be acknowledged. */
+#define ACK_WAIT_MS 2000
+/* Results kept for acknowledgement; past this the oldest is dropped (logged):
+ * a broker that never acknowledges must not grow the worker without bound. */
+#define MAX_UNACKED 1024
+/* Messages read per loop turn, so a flood cannot starve the running attempts. */
+#define MAX_RECV_PER_TURN 256
+/* No phase runs longer than this (keeps deadline arithmetic far from overflow). */
+#define MAX_TIMEOUT_MS (30LL * 24 * 3600 * 1000)
+
+/* One attempt the worker is responsible for: running (run set), or finished
+ * with its result waiting for the broker's acknowledgement (result set). */
+typedef struct {
+    char *execution_id;
+    char *workflow_id;
+    char *phase_id;
+    uint64_t attempt;
+    worker_run_t *run;
+    struct pollfd fds[WORKER_RUN_MAX_FDS];
+    int nfds;
+    size_t streamed;         /* output bytes already sent as PROGRESS */
+    int64_t output_sent_ms;  /* when the last output chunk went out, -1 never */
+    syn_msg_t *result;
+    int64_t result_sent_ms;  /* -1 when it could not be sent yet */
+} attempt_t;
+
+struct worker_t {
+    char *broker;
+    char *name;
+    int slots;
+    int64_t heartbeat_ms;
+    int liveness;
+    int64_t drain_ms;
+    worker_provider_t *provider;
+
+    zsock_t *socket;         /* NULL while waiting to reconnect */
+    int64_t last_recv_ms;
+    int64_t last_send_ms;
+    int64_t reconnect_at;
+    int64_t backoff_ms;
+
+    attempt_t **attempts;
+    size_t count;
+    size_t cap;
+    int running;
+
+    zmq_pollitem_t *items;
+    size_t items_cap;
+
+    bool draining;
+    int64_t drain_deadline;
+    int64_t leave_deadline;  /* -1 until nothing runs any more */
+    uint64_t send_failures;
+};
+
+/* --- attempts ----------------------------------------------------------- */
+
+static void attempt_destroy(attempt_t **a_p)
+{
+    attempt_t *a = *a_p;
+    if (!a)
+        return;
+    worker_run_destroy(&a->run);
+    syn_msg_destroy(&a->result);
+    free(a->execution_id);
+    free(a->workflow_id);
+    free(a->phase_id);
+    free(a);
+    *a_p = NULL;
+}
+
+static attempt_t *attempt_new(const char *execution_id, const char *workflow_id,
+                              const char *phase_id, uint64_t attempt)
+{
+    attempt_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->execution_id = strdup(execution_id);
+    a->workflow_id = strdup(workflow_id ? workflow_id : "");
+    a->phase_id = strdup(phase_id);
+    a->attempt = attempt;
+    a->output_sent_ms = -1;
+    a->result_sent_ms = -1;
+    if (!a->execution_id || !a->workflow_id || !a->phase_id)
+        attempt_destroy(&a);
+    return a;
+}
+
+static attempt_t *find_attempt(worker_t *self, const char *execution_id, const char *phase_id,
+                               uint64_t attempt, size_t *index)
+{
+    for (size_t i = 0; i < self->count; i++) {
+        attempt_t *a = self->attempts[i];
+        if (a->attempt == attempt && !strcmp(a->execution_id, execution_id) &&
+            !strcmp(a->phase_id, phase_id)) {
+            if (index)
+                *index = i;
+            return a;
+        }
+    }
+    return NULL;
+}
+
+static void remove_attempt(worker_t *self, size_t index)
+{
+    attempt_t *a = self->attempts[index];
+    if (a->run)
+        self->running--;
+    attempt_destroy(&a);
+    memmove(&self->attempts[index], &self->attempts[index + 1],
+            (self->count - index - 1) * sizeof(attempt_t *));
+    self->count--;
+}
+
+/* Keeps the number of unacknowledged results bounded by dropping the oldest. */
+static void bound_unacked(worker_t *self)
+{
+    size_t unacked = 0;
+    for (size_t i = 0; i < self->count; i++)
+        unacked += self->attempts[i]->result != NULL;
+    for (size_t i = 0; i < self->count && unacked > MAX_UNACKED;) {
+        attempt_t *a = self->attempts[i];
+        if (!a->result) {
+            i++;
+            continue;
+        }
+        syn_warn("worker", "dropping unacknowledged result execution=%s phase=%s attempt=%" PRIu64
+                 " (more than %d waiting)", a->execution_id, a->phase_id, a->attempt,
+                 MAX_UNACKED);
+        remove_attempt(self, i);
+        unacked--;
+    }
+}
+
+static int add_attempt(worker_t *self, attempt_t *a)
+{
+    if (self->count == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 16;
+        attempt_t **grown = realloc(self->attempts, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        self->attempts = grown;
+        self->cap = cap;
+    }
+    self->attempts[self->count++] = a;
+    return 0;
+}
+
+/* --- sending ------------------------------------------------------------ */
+
+/* Sends without blocking; a failure is logged and counted, never silent. */
+static int send_msg(worker_t *self, const syn_msg_t *msg, int64_t now)
+{
+    if (!self->socket)
+        return -1;
+    if (syn_msg_send(zsock_resolve(self->socket), NULL, 0, msg) != 0) {
+        self->send_failures++;
+        syn_warn("worker", "cannot send %s: %s (failures=%" PRIu64 ")",
+                 syn_msg_type_name(syn_msg_type(msg)), strerror(errno), self->send_failures);
+        return -1;
+    }
+    self->last_send_ms = now;
+    return 0;
+}
+
+/* Sends a message made here and frees it; fields is stolen. */
+static int send_new(worker_t *self, syn_msg_type_t type, json_t *fields, int64_t now)
+{
+    if (!fields) {
+        syn_error("worker", "cannot build a %s message (out of memory?)", syn_msg_type_name(type));
+        return -1;
+    }
+    syn_msg_t *msg = syn_msg_new_with(type, fields);
+    if (!msg)
+        return -1;
+    int rc = send_msg(self, msg, now);
+    syn_msg_destroy(&msg);
+    return rc;
+}
+
+static json_t *ref_fields(const attempt_t *a)
+{
+    return json_pack("{s:s, s:s, s:I}", "execution_id", a->execution_id, "phase_id", a->phase_id,
+                     "attempt", (json_int_t)a->attempt);
+}
+
+static void send_ready(worker_t *self, int64_t now)
+{
+    json_t *running = json_array();
+    for (size_t i = 0; running && i < self->count; i++)
+        if (self->attempts[i]->run)
+            json_array_append_new(running, ref_fields(self->attempts[i]));
+    json_t *fields = running ? json_pack("{s:s, s:i, s:[s], s:o}", "worker", self->name, "slots",
+                                         self->slots, "providers",
+                                         worker_provider_name(self->provider), "running", running)
+                             : NULL;
+    if (send_new(self, SYN_MSG_READY, fields, now) == 0)
+        syn_info("worker", "ready worker=%s slots=%d provider=%s running=%d", self->name,
+                 self->slots, worker_provider_name(self->provider), self->running);
+}
+
+/* A failed send is retried with the periodic resend, not at once (which would
+ * spin while the pipe is full). */
+static void send_result(worker_t *self, attempt_t *a, int64_t now)
+{
+    send_msg(self, a->result, now);
+    a->result_sent_ms = now;
+}
+
+static void resend_results(worker_t *self, int64_t now)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (self->attempts[i]->result)
+            send_result(self, self->attempts[i], now);
+}
+
+static void send_progress(worker_t *self, const attempt_t *a, const char *kind, const char *data,
+                          size_t len, int64_t now)
+{
+    json_t *fields = ref_fields(a);
+    if (fields) {
+        json_object_set_new(fields, "kind", json_string(kind));
+        json_object_set_new(fields, "data", json_stringn(data, len));
+    }
+    send_new(self, SYN_MSG_PROGRESS, fields, now);
+}
+
+/* A short single-line form of text for a log line (a stderr tail has newlines). */
+static void one_line(const char *text, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (; text[n] && n + 1 < outlen; n++)
+        out[n] = (unsigned char)text[n] < 0x20 ? ' ' : text[n];
+    out[n] = '\0';
+    if (text[n] && outlen > 4)
+        memcpy(out + outlen - 4, "...", 4);
+}
+
+/* Records the final result of a (kept until acknowledged) and sends it. */
+static void settle(worker_t *self, attempt_t *a, const char *status, const char *output,
+                   const char *error, bool has_exit_code, int exit_code, int64_t now)
+{
+    json_t *fields = ref_fields(a);
+    if (fields) {
+        json_object_set_new(fields, "status", json_string(status));
+        json_object_set_new(fields, "output", json_string(output ? output : ""));
+        json_object_set_new(fields, "error", error ? json_string(error) : json_null());
+        json_object_set_new(fields, "exit_code",
+                            has_exit_code ? json_integer(exit_code) : json_null());
+    }
+    a->result = fields ? syn_msg_new_with(SYN_MSG_RESULT, fields) : NULL;
+    char code[16] = "none";
+    if (has_exit_code)
+        snprintf(code, sizeof code, "%d", exit_code);
+    char reason[256] = "";
+    if (error)
+        one_line(error, reason, sizeof reason);
+    syn_info("worker",
+             "result execution=%s phase=%s attempt=%" PRIu64 " status=%s exit_code=%s%s%s",
+             a->execution_id, a->phase_id, a->attempt, status, code, error ? " error=" : "",
+             reason);
+    if (!a->result) {
+        syn_error("worker", "cannot build the result execution=%s phase=%s (out of memory?)",
+                  a->execution_id, a->phase_id);
+        return;
+    }
+    send_result(self, a, now);
+}
+
+/* Moves a finished run's outcome into a result and frees the run (and with it
+ * any process it had). */
+static void finish_run(worker_t *self, attempt_t *a, int64_t now)
+{
+    int code = 0;
+    bool has_code = worker_run_exit_code(a->run, &code);
+    settle(self, a, worker_run_status_name(worker_run_status(a->run)),
+           worker_run_output(a->run, NULL), worker_run_error(a->run), has_code, code, now);
+    worker_run_destroy(&a->run);
+    a->nfds = 0;
+    self->running--;
+}
+
+/* Sends the next chunk of new output, at most one per PROGRESS_EVERY_MS. */
+static void stream_output(worker_t *self, attempt_t *a, int64_t now)
+{
+    size_t len = 0;
+    const char *out = worker_run_output(a->run, &len);
+    if (len <= a->streamed || !self->socket)
+        return;
+    if (a->output_sent_ms >= 0 && now - a->output_sent_ms < PROGRESS_EVERY_MS)
+        return;
+    size_t n = worker_utf8_floor(out + a->streamed, len - a->streamed, PROGRESS_MAX_BYTES);
+    send_progress(self, a, "output", out + a->streamed, n, now);
+    a->streamed += n;
+    a->output_sent_ms = now;
+}
+
+/* --- the broker connection ---------------------------------------------- */
+
+static void back_off(worker_t *self, int64_t now)
+{
+    self->reconnect_at = now + self->backoff_ms;
+    self->backoff_ms = self->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                             : self->backoff_ms * 2;
+}
+
+static void connect_broker(worker_t *self, int64_t now)
+{
+    self->socket = zsock_new(ZMQ_DEALER);
+    if (!self->socket) {
+        syn_error("worker", "cannot create a socket: %s", strerror(errno));
+        back_off(self, now);
+        return;
+    }
+    zsock_set_linger(self->socket, 0);
+    zsock_set_maxmsgsize(self->socket, (int64_t)SYN_MSG_MAX_SIZE);
+    if (zsock_connect(self->socket, "%s", self->broker) != 0) {
+        syn_error("worker", "cannot connect to %s: %s", self->broker, strerror(errno));
+        zsock_destroy(&self->socket);
+        back_off(self, now);
+        return;
+    }
+    syn_info("worker", "connecting broker=%s", self->broker);
+    self->reconnect_at = -1;
+    self->last_recv_ms = now;
+    send_ready(self, now);
+    resend_results(self, now);
+}
+
+/* The Paranoid Pirate recovery: a fresh socket after a growing pause, so a
+ * broker that restarts (or a link that breaks) is found again. */
+static void drop_broker(worker_t *self, int64_t now)
+{
+    syn_warn("worker", "broker silent for %" PRId64 " ms, reconnecting in %" PRId64 " ms",
+             now - self->last_recv_ms, self->backoff_ms);
+    zsock_destroy(&self->socket);
+    back_off(self, now);
+}
+
+/* --- handling broker messages ------------------------------------------- */
+
+static const char *field_str(const syn_msg_t *msg, const char *name)
+{
+    return json_string_value(json_object_get(syn_msg_fields(msg), name));
+}
+
+static uint64_t field_uint(const syn_msg_t *msg, const char *name)
+{
+    json_int_t v = json_integer_value(json_object_get(syn_msg_fields(msg), name));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* Answers an ASSIGN that cannot run here with a failed result, kept until
+ * acknowledged like any other. */
+static void refuse(worker_t *self, const syn_msg_t *msg, const char *reason, int64_t now)
+{
+    attempt_t *a = attempt_new(field_str(msg, "execution_id"), field_str(msg, "workflow_id"),
+                               field_str(msg, "phase_id"), field_uint(msg, "attempt"));
+    if (!a || add_attempt(self, a) != 0) {
+        attempt_destroy(&a);
+        return;
+    }
+    syn_warn("worker", "refused execution=%s phase=%s attempt=%" PRIu64 ": %s", a->execution_id,
+             a->phase_id, a->attempt, reason);
+    settle(self, a, "failed", "", reason, false, 0, now);
+}
+
+static void handle_assign(worker_t *self, const syn_msg_t *msg, int64_t now)
+{
+    const char *execution_id = field_str(msg, "execution_id");
+    const char *phase_id = field_str(msg, "phase_id");
+    uint64_t attempt = field_uint(msg, "attempt");
+    attempt_t *known = find_attempt(self, execution_id, phase_id, attempt, NULL);
+    if (known) {
+        /* A repeat (the broker resent it): the attempt runs or has its result. */
+        if (known->result)
+            send_result(self, known, now);
+        return;
+    }
+    const char *wanted = field_str(msg, "provider");
+    const char *mine = worker_provider_name(self->provider);
+    char reason[256];
+    if (self->draining) {
+        refuse(self, msg, "worker is shutting down", now);
+        return;
+    }
+    if (wanted && strcmp(wanted, mine) != 0) {
+        snprintf(reason, sizeof reason, "provider %s is not available on worker %s (it runs %s)",
+                 wanted, self->name, mine);
+        refuse(self, msg, reason, now);
+        return;
+    }
+    if (self->running >= self->slots) {
+        refuse(self, msg, "no free slot", now);
+        return;
+    }
+    attempt_t *a = attempt_new(execution_id, field_str(msg, "workflow_id"), phase_id, attempt);
+    if (!a || add_attempt(self, a) != 0) {
+        attempt_destroy(&a);
+        refuse(self, msg, "worker out of memory", now);
+        return;
+    }
+    uint64_t timeout = field_uint(msg, "timeout_ms");
+    worker_job_t job = {
+        .execution_id = a->execution_id,
+        .workflow_id = a->workflow_id,
+        .phase_id = a->phase_id,
+        .attempt = a->attempt,
+        .prompt = field_str(msg, "prompt"),
+        .model = field_str(msg, "model"),
+        .timeout_ms = timeout > (uint64_t)MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : (int64_t)timeout,
+        .cwd = NULL,
+    };
+    syn_info("worker", "assigned execution=%s workflow=%s phase=%s attempt=%" PRIu64
+             " timeout_ms=%" PRId64 " running=%d/%d", a->execution_id, a->workflow_id,
+             a->phase_id, a->attempt, job.timeout_ms, self->running + 1, self->slots);
+    a->run = worker_run_start(self->provider, &job, reason, sizeof reason);
+    if (!a->run) {
+        settle(self, a, "failed", "", reason, false, 0, now);
+        return;
+    }
+    self->running++;
+    send_progress(self, a, "started", "", 0, now);
+}
+
+static void handle_cancel(worker_t *self, const syn_msg_t *msg, int64_t now)
+{
+    const char *execution_id = field_str(msg, "execution_id");
+    const char *phase_id = field_str(msg, "phase_id");
+    uint64_t attempt = field_uint(msg, "attempt");
+    attempt_t *a = find_attempt(self, execution_id, phase_id, attempt, NULL);
+    if (a && a->run) {
+        syn_info("worker", "cancelling execution=%s phase=%s attempt=%" PRIu64, execution_id,
+                 phase_id, attempt);
+        worker_run_cancel(a->run, now);
+    } else if (a && a->result)
+        send_result(self, a, now); /* already over: the broker may have missed it */
+    else {
+        /* Not here (any more): say so, so the broker can settle the attempt. */
+        a = attempt_new(execution_id, NULL, phase_id, attempt);
+        if (!a || add_attempt(self, a) != 0) {
+            attempt_destroy(&a);
+            return;
+        }
+        settle(self, a, "cancelled", "", "not running on this worker", false, 0, now);
+    }
+}
+
+static void handle_ack(worker_t *self, const syn_msg_t *msg)
+{
+    size_t index;
+    attempt_t *a = find_attempt(self, field_str(msg, "execution_id"), field_str(msg, "phase_id"),
+                                field_uint(msg, "attempt"), &index);
+    if (a && a->result) {
+        syn_debug("worker", "acknowledged execution=%s phase=%s attempt=%" PRIu64,
+                  a->execution_id, a->phase_id, a->attempt);
+        remove_attempt(self, index);
+    }
+}
+
+static void handle_message(worker_t *self, const syn_msg_t *msg, int64_t now)
+{
+    switch (syn_msg_type(msg)) {
+    case SYN_MSG_ASSIGN:
+        handle_assign(self, msg, now);
+        break;
+    case SYN_MSG_CANCEL:
+        handle_cancel(self, msg, now);
+        break;
+    case SYN_MSG_RESULT_ACK:
+        handle_ack(self, msg);
+        break;
+    case SYN_MSG_HEARTBEAT:
+        break;
+    case SYN_MSG_DISCONNECT:
+        /* The broker does not know us (it restarted, or took us for dead). */
+        syn_info("worker", "broker asked to re-register");
+        send_ready(self, now);
+        resend_results(self, now);
+        break;
+    default:
+        syn_warn("worker", "ignoring unexpected %s from the broker",
+                 syn_msg_type_name(syn_msg_type(msg)));
+        break;
+    }
+}
+
+static void receive(worker_t *self, int64_t now)
+{
+    for (int i = 0; i < MAX_RECV_PER_TURN && self->socket; i++) {
+        syn_msg_t *msg = NULL;
+        char err[256];
+        int rc = syn_msg_recv(zsock_resolve(self->socket), &msg, NULL, NULL, err, sizeof err);
+        if (rc == -1)
+            return;
+        /* Any traffic, even a message we reject, shows the broker is alive. */
+        self->last_recv_ms = now;
+        self->backoff_ms = BACKOFF_FIRST_MS;
+        if (rc == -2) {
+            syn_warn("worker", "invalid message from the broker: %s", err);
+            continue;
+        }
+        handle_message(self, msg, now);
+        syn_msg_destroy(&msg);
+    }
+}
+
+/* --- the loop ----------------------------------------------------------- */
+
+worker_t *worker_new(const worker_config_t *config)
+{
+    worker_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->broker = strdup(config->broker);
+    self->name = strdup(config->name);
+    if (!self->broker || !self->name) {
+        worker_destroy(&self);
+        return NULL;
+    }
+    self->slots = config->slots;
+    self->heartbeat_ms = config->heartbeat_ms > 0 ? config->heartbeat_ms : 1000;
+    self->liveness = config->liveness > 0 ? config->liveness : 3;
+    self->drain_ms = config->drain_ms;
+    self->provider = config->provider;
+    self->backoff_ms = BACKOFF_FIRST_MS;
+    self->reconnect_at = 0;
+    self->leave_deadline = -1;
+    return self;
+}
+
+void worker_destroy(worker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    worker_t *self = *self_p;
+    while (self->count > 0)
+        remove_attempt(self, self->count - 1);
+    free(self->attempts);
+    free(self->items);
+    zsock_destroy(&self->socket);
+    free(self->broker);
+    free(self->name);
+    free(self);
+    *self_p = NULL;
+}
+
+static void consider(int64_t *best, int64_t when)
+{
+    if (when >= 0 && (*best < 0 || when < *best))
+        *best = when;
+}
+
+/* The earliest moment the loop has something to do without any input. */
+static int64_t next_wakeup(worker_t *self, int64_t now)
+{
+    int64_t best = now + MAX_SLEEP_MS;
+    /* One patience for both: how long the broker may stay silent, and how long
+     * a result may stay unacknowledged before it is sent again. */
+    int64_t patience = self->heartbeat_ms * self->liveness;
+    if (self->socket) {
+        consider(&best, self->last_send_ms + self->heartbeat_ms);
+        consider(&best, self->last_recv_ms + patience + 1);
+    } else
+        consider(&best, self->reconnect_at);
+    for (size_t i = 0; i < self->count; i++) {
+        attempt_t *a = self->attempts[i];
+        if (a->run) {
+            consider(&best, worker_run_deadline(a->run));
+            size_t len = 0;
+            worker_run_output(a->run, &len);
+            if (len > a->streamed && self->socket)
+                consider(&best, a->output_sent_ms < 0 ? now
+                                                      : a->output_sent_ms + PROGRESS_EVERY_MS);
+        } else if (a->result && self->socket)
+            consider(&best, a->result_sent_ms < 0 ? now : a->result_sent_ms + patience);
+    }
+    if (self->draining) {
+        consider(&best, self->drain_deadline);
+        consider(&best, self->leave_deadline);
+    }
+    return best;
+}
+
+static int build_poll_items(worker_t *self)
+{
+    size_t need = 1 + (size_t)self->running * WORKER_RUN_MAX_FDS;
+    if (need > self->items_cap) {
+        zmq_pollitem_t *grown = realloc(self->items, need * sizeof *grown);
+        if (!grown)
+            return -1;
+        self->items = grown;
+        self->items_cap = need;
+    }
+    int n = 0;
+    if (self->socket)
+        self->items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->socket),
+                                            .events = ZMQ_POLLIN};
+    for (size_t i = 0; i < self->count; i++) {
+        attempt_t *a = self->attempts[i];
+        if (!a->run)
+            continue;
+        a->nfds = worker_run_pollfds(a->run, a->fds, WORKER_RUN_MAX_FDS);
+        for (int f = 0; f < a->nfds; f++) {
+            short events = 0;
+            if (a->fds[f].events & POLLIN)
+                events |= ZMQ_POLLIN;
+            if (a->fds[f].events & POLLOUT)
+                events |= ZMQ_POLLOUT;
+            self->items[n++] = (zmq_pollitem_t){.fd = a->fds[f].fd, .events = events};
+        }
+    }
+    return n;
+}
+
+/* Copies poll results back into each run's pollfds (zmq reports hang-up and
+ * errors as ZMQ_POLLERR; the providers read them as POLLHUP/POLLERR). */
+static void scatter_revents(worker_t *self, int first)
+{
+    int n = first;
+    for (size_t i = 0; i < self->count; i++) {
+        attempt_t *a = self->attempts[i];
+        if (!a->run)
+            continue;
+        for (int f = 0; f < a->nfds; f++, n++) {
+            short z = self->items[n].revents, r = 0;
+            if (z & ZMQ_POLLIN)
+                r |= POLLIN;
+            if (z & ZMQ_POLLOUT)
+                r |= POLLOUT;
+            if (z & ZMQ_POLLERR)
+                r |= POLLERR | POLLHUP;
+            a->fds[f].revents = r;
+        }
+    }
+}
+
+static void step_attempts(worker_t *self, int64_t now)
+{
+    int64_t patience = self->heartbeat_ms * self->liveness;
+    for (size_t i = 0; i < self->count; i++) {
+        attempt_t *a = self->attempts[i];
+        if (a->run) {
+            worker_run_step(a->run, a->fds, a->nfds, now);
+            if (worker_run_finished(a->run))
+                finish_run(self, a, now);
+            else
+                stream_output(self, a, now);
+        } else if (a->result && self->socket &&
+                   (a->result_sent_ms < 0 || now - a->result_sent_ms >= patience)) {
+            send_result(self, a, now);
+        }
+    }
+}
+
+static bool has_unacked(const worker_t *self)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (self->attempts[i]->result)
+            return true;
+    return false;
+}
+
+/* Returns true when the drain is over and the worker may leave. */
+static bool drain(worker_t *self, int64_t now)
+{
+    if (self->running > 0 && now >= self->drain_deadline) {
+        syn_warn("worker", "drain time is up: killing %d running attempt%s", self->running,
+                 self->running == 1 ? "" : "s");
+        for (size_t i = self->count; i-- > 0;)
+            if (self->attempts[i]->run)
+                remove_attempt(self, i);
+    }
+    if (self->running > 0)
+        return false;
+    if (self->leave_deadline < 0)
+        self->leave_deadline = now + ACK_WAIT_MS;
+    return !has_unacked(self) || now >= self->leave_deadline;
+}
+
+static void leave(worker_t *self, int64_t now)
+{
+    if (self->socket) {
+        json_t *none = json_object();
+        send_new(self, SYN_MSG_DISCONNECT, none, now);
+        /* Give the goodbye a moment to leave before the socket closes. */
+        zsock_set_linger(self->socket, 200);
+        zsock_destroy(&self->socket);
+    }
+}
+
+int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
+{
+    syn_info("worker", "starting worker=%s broker=%s slots=%d provider=%s", self->name,
+             self->broker, self->slots, worker_provider_name(self->provider));
+    for (;;) {
+        int64_t now = syn_mono_ms();
+        if (*stop_requests >= 2) {
+            syn_warn("worker", "second stop request: leaving now, killing %d running attempt%s",
+                     self->running, self->running == 1 ? "" : "s");
+            break;
+        }
+        if (*stop_requests >= 1 && !self->draining) {
+            self->draining = true;
+            self->drain_deadline = now + self->drain_ms;
+            syn_info("worker", "stopping: taking no more work, waiting up to %" PRId64
+                     " ms for %d running attempt%s", self->drain_ms, self->running,
+                     self->running == 1 ? "" : "s");
+        }
+        if (self->draining && drain(self, now))
+            break;
+        if (!self->socket && now >= self->reconnect_at)
+            connect_broker(self, now);
+
+        int nitems = build_poll_items(self);
+        if (nitems < 0) {
+            syn_error("worker", "out of memory");
+            break;
+        }
+        int64_t wake = next_wakeup(self, now);
+        long timeout = wake > now ? (long)(wake - now) : 0;
+        int first_fd = self->socket ? 1 : 0;
+        int rc = zmq_poll(self->items, nitems, timeout);
+        if (rc < 0 && errno != EINTR) {
+            syn_error("worker", "poll failed: %s", strerror(errno));
+            break;
+        }
+        if (rc < 0)
+            for (int i = 0; i < nitems; i++)
+                self->items[i].revents = 0;
+        now = syn_mono_ms();
+        scatter_revents(self, first_fd);
+        if (self->socket && (self->items[0].revents & ZMQ_POLLIN))
+            receive(self, now);
+        step_attempts(self, now);
+        bound_unacked(self);
+        if (self->socket && now - self->last_recv_ms > self->heartbeat_ms * self->liveness)
+            drop_broker(self, now);
+        else if (self->socket && now - self->last_send_ms >= self->heartbeat_ms) {
+            send_new(self, SYN_MSG_HEARTBEAT, json_object(), now);
+            self->last_send_ms = now; /* even when it failed: no retry spin */
+        }
+    }
+    leave(self, syn_mono_ms());
+    return 0;
+}

@@ -1,0 +1,46 @@
+/* worker: the event loop of a syn-worker process.
+ *
+ * One thread: a DEALER connected out to the broker's workers ROUTER plus every
+ * running attempt's descriptors and timers, in one zmq_poll. The worker
+ * announces itself with READY (name, slots, provider, attempts still running),
+ * heartbeats when it has nothing else to say, runs each ASSIGN with its
+ * provider while a slot is free, streams PROGRESS (started, output chunks) and
+ * sends a RESULT that it keeps, and resends, until the broker's RESULT_ACK.
+ *
+ * A broker silent for liveness heartbeat intervals is gone: the socket is
+ * dropped and a fresh one connected after a back-off (250 ms doubling to 8 s,
+ * the Paranoid Pirate pattern), announcing the attempts that kept running in
+ * the meantime and resending unacknowledged results. */
+#ifndef SYN_WORKER_WORKER_H
+#define SYN_WORKER_WORKER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "worker/provider.h"
+
+typedef struct {
+    const char *broker;           /* endpoint, e.g. tcp://127.0.0.1:5556 */
+    const char *name;             /* announced in READY */
+    int slots;                    /* 1..1024 attempts at once */
+    int64_t heartbeat_ms;         /* > 0 */
+    int liveness;                 /* silent intervals before the broker counts as gone */
+    int64_t drain_ms;             /* how long a stop waits for running attempts */
+    worker_provider_t *provider;  /* borrowed; outlives the worker */
+} worker_config_t;
+
+typedef struct worker_t worker_t;
+
+/* Copies what it needs from config; connects only when worker_run starts. */
+worker_t *worker_new(const worker_config_t *config);
+/* Stops (SIGKILL to their groups) and reaps whatever still runs. */
+void worker_destroy(worker_t **self_p);
+
+/* Runs the loop until *stop_requests (incremented by a signal handler) says
+ * to stop: at 1 the worker takes no more work, lets running attempts finish
+ * for up to drain_ms (then kills the rest), waits briefly for its results to
+ * be acknowledged, says DISCONNECT and returns; at 2 it returns at once. The
+ * caller then destroys the worker, which kills anything left. Returns 0. */
+int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests);
+
+#endif
