@@ -1,0 +1,660 @@
+/* api: argument checks, defaults, and the reply bodies of each operation. */
+#include "broker/api.h"
+
+#include "common/clock.h"
+#include "common/ids.h"
+#include "common/log.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AMBIGUOUS_SHOWN 5
+
+struct broker_api_t {
+    broker_store_t *store;
+    broker_engine_t *engine;
+    broker_workers_t *workers;
+};
+
+typedef struct {
+    char text[512];
+} reason_t;
+
+static json_t *detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *detail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = NULL;
+    if (vasprintf(&text, fmt, ap) < 0)
+        text = NULL;
+    va_end(ap);
+    json_t *body = json_pack("{s:s}", "detail", text ? text : "internal error");
+    free(text);
+    return body ? body : json_pack("{s:s}", "detail", "detail not valid UTF-8");
+}
+
+static int bad_request(json_t **body, const reason_t *why)
+{
+    *body = detail("bad request: %s", why->text);
+    return 400;
+}
+
+static int internal_error(json_t **body, const char *what)
+{
+    *body = detail("internal error: %s", what);
+    return 500;
+}
+
+/* --- argument checks ------------------------------------------------------- */
+
+/* Drops a UTF-8 sequence cut short at the end of text (by a bounded snprintf),
+ * so the reason stays valid JSON text. */
+static void trim_partial_utf8(char *text)
+{
+    size_t len = strlen(text);
+    size_t lead = len;
+    while (lead > 0 && ((unsigned char)text[lead - 1] & 0xC0) == 0x80)
+        lead--;
+    if (lead == 0)
+        return;
+    unsigned char c = (unsigned char)text[lead - 1];
+    size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (len - (lead - 1) < need)
+        text[lead - 1] = '\0';
+}
+
+static bool fail(reason_t *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool fail(reason_t *why, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why->text, sizeof why->text, fmt, ap);
+    va_end(ap);
+    trim_partial_utf8(why->text);
+    return false;
+}
+
+/* An optional string field: absent or null leaves *out as is. */
+static bool opt_string(const json_t *obj, const char *key, const char **out, const char *where,
+                       reason_t *why)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v))
+        return fail(why, "%s%s must be a string", where, key);
+    *out = json_string_value(v);
+    return true;
+}
+
+static bool req_string(const json_t *obj, const char *key, const char **out, const char *where,
+                       reason_t *why)
+{
+    *out = NULL;
+    if (!opt_string(obj, key, out, where, why))
+        return false;
+    if (!*out)
+        return fail(why, "%s%s is required", where, key);
+    return true;
+}
+
+static bool opt_int(const json_t *obj, const char *key, json_int_t min, json_int_t max,
+                    json_int_t *out, const char *where, reason_t *why)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return fail(why, "%s%s must be an integer from %lld to %lld", where, key,
+                    (long long)min, (long long)max);
+    *out = json_integer_value(v);
+    return true;
+}
+
+static bool string_array(const json_t *v, const char *what, reason_t *why)
+{
+    if (!json_is_array(v))
+        return fail(why, "%s must be an array of strings", what);
+    size_t i;
+    const json_t *item;
+    json_array_foreach(v, i, item)
+        if (!json_is_string(item))
+            return fail(why, "%s[%zu] must be a string", what, i);
+    return true;
+}
+
+static bool valid_workflow_id(const char *id)
+{
+    size_t len = strlen(id);
+    if (len < 1 || len > 100 || !isalnum((unsigned char)id[0]))
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+            return false;
+    }
+    return true;
+}
+
+static json_t *string_or_null(const char *text)
+{
+    return text ? json_string(text) : json_null();
+}
+
+/* --- workflow.create -------------------------------------------------------- */
+
+static json_t *input_declaration(const json_t *spec, size_t index, reason_t *why)
+{
+    char where[48];
+    snprintf(where, sizeof where, "input_declarations[%zu].", index);
+    if (!json_is_object(spec)) {
+        fail(why, "input_declarations[%zu] must be an object", index);
+        return NULL;
+    }
+    const char *name, *description = NULL, *fallback = NULL;
+    if (!req_string(spec, "name", &name, where, why) ||
+        !opt_string(spec, "description", &description, where, why) ||
+        !opt_string(spec, "default", &fallback, where, why))
+        return NULL;
+    const json_t *required = json_object_get(spec, "required");
+    if (required && !json_is_null(required) && !json_is_boolean(required)) {
+        fail(why, "%srequired must be a boolean", where);
+        return NULL;
+    }
+    bool is_required = !required || json_is_null(required) || json_is_true(required);
+    return json_pack("{s:s, s:o, s:b, s:o}", "name", name, "description",
+                     string_or_null(description), "required", is_required, "default",
+                     string_or_null(fallback));
+}
+
+static json_t *phase_spec(const json_t *spec, size_t index, reason_t *why)
+{
+    char where[32];
+    snprintf(where, sizeof where, "phases[%zu].", index);
+    if (!json_is_object(spec)) {
+        fail(why, "phases[%zu] must be an object", index);
+        return NULL;
+    }
+    const char *phase_id, *name, *prompt, *model = NULL, *description = NULL, *hint = NULL;
+    json_int_t order = 0, timeout = 300, max_attempts = 3;
+    const json_t *order_v = json_object_get(spec, "order");
+    if (!req_string(spec, "phase_id", &phase_id, where, why) ||
+        !req_string(spec, "name", &name, where, why) ||
+        !req_string(spec, "prompt_template", &prompt, where, why) ||
+        !opt_string(spec, "model", &model, where, why) ||
+        !opt_string(spec, "description", &description, where, why) ||
+        !opt_string(spec, "argument_hint", &hint, where, why) ||
+        !opt_int(spec, "order", -(1LL << 53), 1LL << 53, &order, where, why) ||
+        !opt_int(spec, "timeout_seconds", 1, 7 * 86400, &timeout, where, why) ||
+        !opt_int(spec, "max_attempts", 1, 100, &max_attempts, where, why))
+        return NULL;
+    if (!*phase_id) {
+        fail(why, "%sphase_id must not be empty", where);
+        return NULL;
+    }
+    if (!json_is_integer(order_v)) {
+        fail(why, "%sorder is required", where);
+        return NULL;
+    }
+    const json_t *tools = json_object_get(spec, "allowed_tools");
+    char tools_where[48];
+    snprintf(tools_where, sizeof tools_where, "%sallowed_tools", where);
+    if (tools && !json_is_null(tools) && !string_array(tools, tools_where, why))
+        return NULL;
+    json_t *out = json_pack(
+        "{s:s, s:s, s:I, s:s, s:o, s:I, s:I, s:o, s:o, s:o}", "phase_id", phase_id, "name", name,
+        "order", order, "prompt_template", prompt, "model", string_or_null(model),
+        "timeout_seconds", timeout, "max_attempts", max_attempts, "description",
+        string_or_null(description), "argument_hint", string_or_null(hint), "allowed_tools",
+        tools && !json_is_null(tools) ? json_deep_copy(tools) : json_array());
+    /* Retry settings (handled by a later version) are kept as given. */
+    const char *kept[] = {"retries", "retry_backoff_seconds"};
+    for (size_t i = 0; out && i < 2; i++) {
+        const json_t *v = json_object_get(spec, kept[i]);
+        if (v && json_is_number(v))
+            json_object_set_new(out, kept[i], json_deep_copy(v));
+    }
+    return out;
+}
+
+/* The first repeated phase_id, then the first repeated order (as the gateway
+ * words it). */
+static json_t *duplicate_phase(const json_t *phases)
+{
+    size_t count = json_array_size(phases);
+    for (size_t j = 1; j < count; j++) {
+        const char *id = json_string_value(json_object_get(json_array_get(phases, j), "phase_id"));
+        for (size_t i = 0; i < j; i++)
+            if (strcmp(json_string_value(json_object_get(json_array_get(phases, i), "phase_id")),
+                       id) == 0)
+                return detail("Duplicate phase_id '%s' in phases[%zu] and phases[%zu]", id, i, j);
+    }
+    for (size_t j = 1; j < count; j++) {
+        json_int_t order = json_integer_value(json_object_get(json_array_get(phases, j), "order"));
+        for (size_t i = 0; i < j; i++)
+            if (json_integer_value(json_object_get(json_array_get(phases, i), "order")) == order)
+                return detail("Duplicate order %lld in phases[%zu] and phases[%zu]",
+                              (long long)order, i, j);
+    }
+    return NULL;
+}
+
+/* Builds the stored template (known keys only, defaults filled); NULL with the
+ * reason when the arguments break the documented shape. */
+static json_t *build_template(const json_t *args, reason_t *why)
+{
+    const char *name, *description = NULL, *type = "custom", *classification = "standard";
+    if (!req_string(args, "name", &name, "", why) ||
+        !opt_string(args, "description", &description, "", why) ||
+        !opt_string(args, "workflow_type", &type, "", why) ||
+        !opt_string(args, "classification", &classification, "", why))
+        return NULL;
+    const json_t *decls = json_object_get(args, "input_declarations");
+    const json_t *phases = json_object_get(args, "phases");
+    if (decls && !json_is_null(decls) && !json_is_array(decls)) {
+        fail(why, "input_declarations must be an array");
+        return NULL;
+    }
+    if (!json_is_array(phases) || json_array_size(phases) == 0) {
+        fail(why, "phases must be a non-empty array");
+        return NULL;
+    }
+    json_t *out_decls = json_array();
+    json_t *out_phases = json_array();
+    size_t i;
+    const json_t *item;
+    json_array_foreach(decls, i, item)
+    {
+        json_t *d = input_declaration(item, i, why);
+        if (!d)
+            goto fail;
+        json_array_append_new(out_decls, d);
+    }
+    json_array_foreach(phases, i, item)
+    {
+        json_t *p = phase_spec(item, i, why);
+        if (!p)
+            goto fail;
+        json_array_append_new(out_phases, p);
+    }
+    json_t *out = json_pack("{s:s, s:o, s:s, s:s, s:o, s:o}", "name", name, "description",
+                            string_or_null(description), "workflow_type", type,
+                            "classification", classification, "input_declarations", out_decls,
+                            "phases", out_phases);
+    if (!out)
+        fail(why, "workflow text is not valid");
+    return out;
+fail:
+    json_decref(out_decls);
+    json_decref(out_phases);
+    return NULL;
+}
+
+static int op_workflow_create(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *given_id = NULL;
+    if (!opt_string(args, "id", &given_id, "", &why))
+        return bad_request(body, &why);
+    if (given_id && !valid_workflow_id(given_id)) {
+        fail(&why, "id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$");
+        return bad_request(body, &why);
+    }
+    json_t *tpl = build_template(args, &why);
+    if (!tpl)
+        return bad_request(body, &why);
+    json_t *dup = duplicate_phase(json_object_get(tpl, "phases"));
+    if (dup) {
+        json_decref(tpl);
+        *body = dup;
+        return 422;
+    }
+
+    char id[128];
+    int rc = 1;
+    for (int tries = 0; rc == 1 && tries < (given_id ? 1 : 8); tries++) {
+        if (given_id)
+            snprintf(id, sizeof id, "%s", given_id);
+        else if (syn_id_make("wf-", 12, id, sizeof id) < 0)
+            break;
+        /* id first in the stored template, as users wrote it */
+        json_t *stored = json_pack("{s:s}", "id", id);
+        json_object_update(stored, tpl);
+        broker_workflow_row_t row = {
+            .id = id,
+            .name = json_string_value(json_object_get(tpl, "name")),
+            .description = json_string_value(json_object_get(tpl, "description")),
+            .workflow_type = json_string_value(json_object_get(tpl, "workflow_type")),
+            .classification = json_string_value(json_object_get(tpl, "classification")),
+            .phase_count = (int64_t)json_array_size(json_object_get(tpl, "phases")),
+            .template_json = stored,
+            .created_at = syn_now_us(),
+        };
+        rc = broker_store_workflow_insert(self->store, &row);
+        json_decref(stored);
+    }
+    if (rc == 1 && given_id) {
+        json_decref(tpl);
+        *body = detail("Workflow %s already exists", given_id);
+        return 409;
+    }
+    if (rc != 0) {
+        json_decref(tpl);
+        return internal_error(body, "cannot store the workflow");
+    }
+    *body = json_pack("{s:s, s:O, s:O, s:O, s:s}", "id", id, "name",
+                      json_object_get(tpl, "name"), "workflow_type",
+                      json_object_get(tpl, "workflow_type"), "classification",
+                      json_object_get(tpl, "classification"), "status", "created");
+    json_decref(tpl);
+    syn_info("broker", "workflow created workflow=%s", id);
+    return 201;
+}
+
+/* --- workflow.list / workflow.get ------------------------------------------ */
+
+static int op_workflow_list(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    json_int_t page = 1, page_size = 20;
+    if (!opt_int(args, "page", 1, 1000000000, &page, "", &why) ||
+        !opt_int(args, "page_size", 1, 100, &page_size, "", &why))
+        return bad_request(body, &why);
+    json_t *items;
+    int64_t total;
+    if (broker_store_workflow_list(self->store, page, page_size, &items, &total) < 0)
+        return internal_error(body, "cannot list workflows");
+    *body = json_pack("{s:o, s:I, s:I, s:I}", "workflows", items, "total", (json_int_t)total,
+                      "page", page, "page_size", page_size);
+    return 200;
+}
+
+static int op_workflow_get(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *id;
+    if (!req_string(args, "id", &id, "", &why))
+        return bad_request(body, &why);
+    json_t *tpl = NULL;
+    int64_t created_at = 0;
+    int rc = broker_store_workflow_get(self->store, id, &tpl, NULL, &created_at);
+    if (rc < 0)
+        return internal_error(body, "cannot read the workflow");
+    if (rc == 0) {
+        *body = detail("Workflow %s not found", id);
+        return 404;
+    }
+    json_object_set_new(tpl, "created_at", broker_time_json(created_at));
+    *body = tpl;
+    return 200;
+}
+
+/* --- execution.start ------------------------------------------------------- */
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* "Missing required inputs: a, b. Provide them via: --input a=<value>, ..." */
+static json_t *missing_inputs_body(const char **names, size_t count)
+{
+    qsort(names, count, sizeof *names, name_cmp);
+    size_t size = 96;
+    for (size_t i = 0; i < count; i++)
+        size += 2 * strlen(names[i]) + 24;
+    char *text = malloc(size);
+    if (!text)
+        return NULL;
+    size_t len = (size_t)snprintf(text, size, "Missing required inputs: ");
+    for (size_t i = 0; i < count; i++)
+        len += (size_t)snprintf(text + len, size - len, "%s%s", i ? ", " : "", names[i]);
+    len += (size_t)snprintf(text + len, size - len, ". Provide them via: ");
+    for (size_t i = 0; i < count; i++)
+        len += (size_t)snprintf(text + len, size - len, "%s--input %s=<value>", i ? ", " : "",
+                                names[i]);
+    json_t *body = json_pack("{s:s}", "detail", text);
+    free(text);
+    return body;
+}
+
+/* declared defaults ← request inputs ← task (as input "task"). */
+static json_t *merge_inputs(const json_t *decls, const json_t *inputs, const char *task)
+{
+    json_t *merged = json_object();
+    size_t i;
+    const json_t *d;
+    json_array_foreach(decls, i, d)
+    {
+        const char *name = json_string_value(json_object_get(d, "name"));
+        const json_t *fallback = json_object_get(d, "default");
+        if (name && json_is_string(fallback))
+            json_object_set_new(merged, name, json_deep_copy(fallback));
+    }
+    json_object_update(merged, (json_t *)inputs);
+    if (task)
+        json_object_set_new(merged, "task", json_string(task));
+    return merged;
+}
+
+static int op_execution_start(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *workflow_id, *task = NULL;
+    if (!req_string(args, "workflow_id", &workflow_id, "", &why) ||
+        !opt_string(args, "task", &task, "", &why))
+        return bad_request(body, &why);
+    const json_t *inputs = json_object_get(args, "inputs");
+    const json_t *repos = json_object_get(args, "repos");
+    if (inputs && !json_is_null(inputs)) {
+        if (!json_is_object(inputs)) {
+            fail(&why, "inputs must be an object of strings");
+            return bad_request(body, &why);
+        }
+        const char *key;
+        const json_t *v;
+        json_object_foreach((json_t *)inputs, key, v)
+            if (!json_is_string(v)) {
+                fail(&why, "inputs.%s must be a string", key);
+                return bad_request(body, &why);
+            }
+    }
+    if (repos && !json_is_null(repos) && !string_array(repos, "repos", &why))
+        return bad_request(body, &why);
+
+    json_t *tpl = NULL;
+    int64_t version = 0;
+    int rc = broker_store_workflow_get(self->store, workflow_id, &tpl, &version, NULL);
+    if (rc < 0)
+        return internal_error(body, "cannot read the workflow");
+    if (rc == 0) {
+        *body = detail("Workflow %s not found", workflow_id);
+        return 404;
+    }
+    json_t *empty = json_object();
+    json_t *merged = merge_inputs(json_object_get(tpl, "input_declarations"),
+                                  json_is_object(inputs) ? inputs : empty, task);
+    json_decref(empty);
+
+    const json_t *decls = json_object_get(tpl, "input_declarations");
+    size_t ndecls = json_array_size(decls), nmissing = 0;
+    const char **missing = calloc(ndecls + 1, sizeof *missing);
+    size_t i;
+    const json_t *d;
+    json_array_foreach(decls, i, d)
+    {
+        const char *name = json_string_value(json_object_get(d, "name"));
+        if (name && !json_is_false(json_object_get(d, "required")) &&
+            !json_object_get(merged, name))
+            missing[nmissing++] = name;
+    }
+    int status;
+    if (nmissing > 0) {
+        *body = missing_inputs_body(missing, nmissing);
+        status = *body ? 422 : internal_error(body, "out of memory");
+    } else {
+        json_t *repos_copy = json_is_array(repos) ? json_deep_copy(repos) : json_array();
+        char id[BROKER_EXEC_ID_SIZE], err[256];
+        if (broker_engine_start(self->engine, workflow_id, version, tpl, merged, task,
+                                repos_copy, id, err, sizeof err) < 0) {
+            status = internal_error(body, err);
+        } else {
+            *body = json_pack("{s:s, s:s, s:s, s:s}", "execution_id", id, "workflow_id",
+                              workflow_id, "status", "started", "message",
+                              "Workflow execution started");
+            status = 200;
+        }
+        json_decref(repos_copy);
+    }
+    free(missing);
+    json_decref(merged);
+    json_decref(tpl);
+    return status;
+}
+
+/* --- execution.status / execution.active ----------------------------------- */
+
+/* Resolves a full id or a unique prefix to a full id: 200, or 404/409 with body. */
+static int resolve_execution(broker_api_t *self, const char *given, char id[BROKER_EXEC_ID_SIZE],
+                             json_t **body)
+{
+    if (broker_engine_find(self->engine, given)) {
+        snprintf(id, BROKER_EXEC_ID_SIZE, "%s", given);
+        return 200;
+    }
+    char ids[AMBIGUOUS_SHOWN + 1][BROKER_EXEC_ID_SIZE];
+    size_t count = 0;
+    if (broker_store_execution_match(self->store, given, ids, AMBIGUOUS_SHOWN + 1, &count) < 0)
+        return internal_error(body, "cannot look up executions");
+    if (count == 0) {
+        *body = detail("Execution not found: %s", given);
+        return 404;
+    }
+    if (count == 1 || strcmp(ids[0], given) == 0) {
+        snprintf(id, BROKER_EXEC_ID_SIZE, "%s", ids[0]);
+        return 200;
+    }
+    char list[AMBIGUOUS_SHOWN * (BROKER_EXEC_ID_SIZE + 2) + 1] = "";
+    size_t shown = count < AMBIGUOUS_SHOWN ? count : AMBIGUOUS_SHOWN;
+    for (size_t i = 0; i < shown; i++) {
+        if (i)
+            strcat(list, ", ");
+        strcat(list, ids[i]);
+    }
+    if (count > AMBIGUOUS_SHOWN)
+        *body = detail("Ambiguous execution id %s: matches %s (more than %d matches)", given,
+                       list, AMBIGUOUS_SHOWN);
+    else
+        *body = detail("Ambiguous execution id %s: matches %s (%zu matches)", given, list, count);
+    return 409;
+}
+
+static int op_execution_status(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *workflow_id, *given;
+    if (!req_string(args, "workflow_id", &workflow_id, "", &why) ||
+        !req_string(args, "execution_id", &given, "", &why))
+        return bad_request(body, &why);
+    char id[BROKER_EXEC_ID_SIZE];
+    int status = resolve_execution(self, given, id, body);
+    if (status != 200)
+        return status;
+    json_t *view = NULL;
+    broker_execution_t *exec = broker_engine_find(self->engine, id);
+    if (exec) {
+        broker_status_view_t v;
+        broker_execution_status_view(exec, &v);
+        view = broker_status_json(&v);
+    } else if (broker_store_execution_status(self->store, id, &view) <= 0) {
+        return internal_error(body, "cannot read the execution");
+    }
+    if (!view)
+        return internal_error(body, "cannot build the status");
+    const char *owner = json_string_value(json_object_get(view, "workflow_id"));
+    if (!owner || strcmp(owner, workflow_id) != 0) {
+        json_decref(view);
+        *body = detail("Execution %s not found for workflow %s", given, workflow_id);
+        return 404;
+    }
+    *body = view;
+    return 200;
+}
+
+static int op_execution_active(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    json_int_t limit = 20;
+    if (!opt_int(args, "limit", 1, 100, &limit, "", &why))
+        return bad_request(body, &why);
+    *body = broker_engine_active_json(self->engine, (size_t)limit);
+    return *body ? 200 : internal_error(body, "out of memory");
+}
+
+static int op_health(broker_api_t *self, const json_t *args, json_t **body)
+{
+    (void)args;
+    *body = json_pack("{s:s, s:s, s:I}", "status", "ok", "broker", "up", "workers",
+                      (json_int_t)broker_workers_count(self->workers));
+    return 200;
+}
+
+/* --- dispatch -------------------------------------------------------------- */
+
+typedef int (*op_fn)(broker_api_t *self, const json_t *args, json_t **body);
+
+static const struct {
+    const char *name;
+    op_fn fn;
+} ops[] = {
+    {"health", op_health},
+    {"workflow.create", op_workflow_create},
+    {"workflow.list", op_workflow_list},
+    {"workflow.get", op_workflow_get},
+    {"execution.start", op_execution_start},
+    {"execution.status", op_execution_status},
+    {"execution.active", op_execution_active},
+};
+
+broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,
+                             broker_workers_t *workers)
+{
+    broker_api_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->store = store;
+    self->engine = engine;
+    self->workers = workers;
+    return self;
+}
+
+void broker_api_destroy(broker_api_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free(*self_p);
+    *self_p = NULL;
+}
+
+int broker_api_handle(broker_api_t *self, const char *op, const json_t *args, json_t **body)
+{
+    *body = NULL;
+    if (!json_is_object(args)) {
+        reason_t why = {"args must be an object"};
+        return bad_request(body, &why);
+    }
+    for (size_t i = 0; op && i < sizeof ops / sizeof ops[0]; i++)
+        if (strcmp(ops[i].name, op) == 0) {
+            int status = ops[i].fn(self, args, body);
+            if (!*body)
+                status = internal_error(body, "out of memory");
+            return status;
+        }
+    *body = detail("unknown operation %s", op ? op : "(none)");
+    return 400;
+}

@@ -1,0 +1,338 @@
+/* broker: sockets, the loop turn, group commit and the after-commit flush. */
+#include "broker/broker.h"
+
+#include "broker/api.h"
+#include "broker/engine.h"
+#include "broker/events.h"
+#include "broker/outbox.h"
+#include "broker/store.h"
+#include "broker/workers.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "proto/msg.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Messages handled per socket per turn: enough to amortize a commit over many
+ * requests, small enough that timers and the other socket are never starved. */
+#define BATCH_PER_SOCKET 512
+/* How often deadlines and silent workers are checked. */
+#define TICK_MS 100
+#define SOCKET_HWM 100000
+
+struct broker_t {
+    broker_config_t config;
+    broker_store_t *store;
+    broker_outbox_t *outbox;
+    broker_events_t *events;
+    broker_workers_t *workers;
+    broker_engine_t *engine;
+    broker_api_t *api;
+    zsock_t *clients;
+    zsock_t *worker_sock;
+    zsock_t *pub;
+    char *clients_ep, *workers_ep, *events_ep;
+    int64_t next_heartbeat_ms;
+    int64_t next_tick_ms;
+    broker_stats_t stats;
+};
+
+/* mkdir -p: the data directory may be several levels deep. */
+static int make_dirs(const char *path, char *err, size_t errlen)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        snprintf(err, errlen, "data path too long");
+        return -1;
+    }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create %s: %s", buf, strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", buf, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static zsock_t *open_socket(int type, const char *endpoint, char **bound, char *err,
+                            size_t errlen)
+{
+    zsock_t *sock = zsock_new(type);
+    if (!sock) {
+        snprintf(err, errlen, "cannot create a socket");
+        return NULL;
+    }
+    zsock_set_linger(sock, 0);
+    zsock_set_maxmsgsize(sock, (int)SYN_MSG_MAX_SIZE);
+    zsock_set_sndhwm(sock, SOCKET_HWM);
+    zsock_set_rcvhwm(sock, SOCKET_HWM);
+    if (type == ZMQ_ROUTER)
+        zsock_set_router_mandatory(sock, 1);
+    if (zsock_bind(sock, "%s", endpoint) < 0) {
+        snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        zsock_destroy(&sock);
+        return NULL;
+    }
+    char *last = zsock_last_endpoint(sock); /* freshly allocated: ours to keep */
+    *bound = last ? last : strdup(endpoint);
+    return sock;
+}
+
+broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
+{
+    broker_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->config = *config;
+    if (make_dirs(config->data_dir, err, errlen) < 0)
+        goto fail;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/syn.db", config->data_dir) >= (int)sizeof path) {
+        snprintf(err, errlen, "data path too long");
+        goto fail;
+    }
+    self->store = broker_store_open(path, err, errlen);
+    if (!self->store)
+        goto fail;
+    self->outbox = broker_outbox_new();
+    self->workers = broker_workers_new();
+    self->events = self->outbox ? broker_events_new(self->store, self->outbox) : NULL;
+    broker_engine_config_t engine_config = {
+        .heartbeat_ms = config->heartbeat_ms,
+        .liveness = config->liveness,
+        .kill_grace_ms = config->kill_grace_ms,
+    };
+    self->engine = self->events && self->workers
+                       ? broker_engine_new(self->store, self->events, self->outbox,
+                                           self->workers, &engine_config)
+                       : NULL;
+    self->api = self->engine ? broker_api_new(self->store, self->engine, self->workers) : NULL;
+    if (!self->api) {
+        snprintf(err, errlen, "cannot set up the broker (out of memory or unreadable database)");
+        goto fail;
+    }
+    if (broker_engine_recover(self->engine, syn_mono_ms()) < 0 ||
+        broker_store_commit(self->store) < 0) {
+        snprintf(err, errlen, "cannot reload active executions from %s", path);
+        goto fail;
+    }
+    /* Events produced by the reload are committed; they go out once PUB exists. */
+    self->clients = open_socket(ZMQ_ROUTER, config->clients, &self->clients_ep, err, errlen);
+    if (!self->clients)
+        goto fail;
+    self->worker_sock = open_socket(ZMQ_ROUTER, config->workers, &self->workers_ep, err, errlen);
+    if (!self->worker_sock)
+        goto fail;
+    self->pub = open_socket(ZMQ_PUB, config->events, &self->events_ep, err, errlen);
+    if (!self->pub)
+        goto fail;
+    int64_t now = syn_mono_ms();
+    self->next_heartbeat_ms = now;
+    self->next_tick_ms = now + TICK_MS;
+    return self;
+fail:
+    broker_destroy(&self);
+    return NULL;
+}
+
+void broker_destroy(broker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    broker_t *self = *self_p;
+    if (self->store && broker_store_commit(self->store) < 0)
+        syn_error("broker", "the last commit failed");
+    broker_api_destroy(&self->api);
+    broker_engine_destroy(&self->engine);
+    broker_events_destroy(&self->events);
+    broker_workers_destroy(&self->workers);
+    broker_outbox_destroy(&self->outbox);
+    broker_store_destroy(&self->store);
+    zsock_destroy(&self->clients);
+    zsock_destroy(&self->worker_sock);
+    zsock_destroy(&self->pub);
+    free(self->clients_ep);
+    free(self->workers_ep);
+    free(self->events_ep);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *broker_clients_endpoint(broker_t *self)
+{
+    return self->clients_ep;
+}
+
+const char *broker_workers_endpoint(broker_t *self)
+{
+    return self->workers_ep;
+}
+
+const char *broker_events_endpoint(broker_t *self)
+{
+    return self->events_ep;
+}
+
+broker_stats_t broker_stats(const broker_t *self)
+{
+    broker_stats_t stats = self->stats;
+    stats.commits = broker_store_commit_count(self->store);
+    return stats;
+}
+
+/* --- one turn --------------------------------------------------------------- */
+
+static void handle_request(broker_t *self, const unsigned char *identity, size_t identity_len,
+                           syn_msg_t *msg)
+{
+    const json_t *fields = syn_msg_fields(msg);
+    json_int_t id = json_integer_value(json_object_get(fields, "id"));
+    const char *op = json_string_value(json_object_get(fields, "op"));
+    json_t *body = NULL;
+    int status = broker_api_handle(self->api, op, json_object_get(fields, "args"), &body);
+    self->stats.requests++;
+    json_t *reply = json_pack("{s:I, s:i, s:o}", "id", id, "status", status, "body",
+                              body ? body : json_null());
+    syn_msg_t *out = reply ? syn_msg_new_with(SYN_MSG_REPLY, reply) : NULL;
+    if (!out || broker_outbox_push(self->outbox, BROKER_TO_CLIENT, identity, identity_len,
+                                   out) < 0)
+        syn_error("broker", "cannot queue the reply to request id=%lld op=%s", (long long)id,
+                  op ? op : "?");
+    syn_debug("broker", "request id=%lld op=%s status=%d", (long long)id, op ? op : "?",
+              status);
+}
+
+/* Reads one message from a ROUTER: 1 handled, 0 nothing waiting. */
+static int receive_one(broker_t *self, zsock_t *sock, bool from_clients)
+{
+    unsigned char identity[256];
+    size_t identity_len = sizeof identity;
+    syn_msg_t *msg = NULL;
+    char err[256];
+    int rc = syn_msg_recv(zsock_resolve(sock), &msg, identity, &identity_len, err, sizeof err);
+    if (rc == -1)
+        return 0;
+    if (rc == -2) {
+        self->stats.invalid_messages++;
+        syn_warn("broker", "dropped an invalid message from a %s: %s",
+                 from_clients ? "client" : "worker", err);
+        return 1;
+    }
+    if (from_clients) {
+        if (syn_msg_type(msg) == SYN_MSG_REQUEST)
+            handle_request(self, identity, identity_len, msg);
+        else
+            syn_warn("broker", "unexpected %s from a client",
+                     syn_msg_type_name(syn_msg_type(msg)));
+    } else {
+        self->stats.worker_messages++;
+        broker_engine_on_worker(self->engine, identity, identity_len, msg, syn_mono_ms());
+    }
+    syn_msg_destroy(&msg);
+    return 1;
+}
+
+/* Sends what was queued before this call (anything queued while sending — e.g.
+ * by an undeliverable ASSIGN — waits for the next commit). */
+static void flush_outbox(broker_t *self)
+{
+    size_t pending = broker_outbox_size(self->outbox);
+    unsigned char identity[BROKER_IDENTITY_MAX];
+    for (size_t i = 0; i < pending; i++) {
+        broker_dest_t dest;
+        size_t identity_len;
+        syn_msg_t *msg = broker_outbox_pop(self->outbox, &dest, identity, &identity_len);
+        if (!msg)
+            break;
+        zsock_t *sock = dest == BROKER_TO_CLIENT   ? self->clients
+                        : dest == BROKER_TO_WORKER ? self->worker_sock
+                                                   : self->pub;
+        if (syn_msg_send(zsock_resolve(sock), identity, identity_len, msg) < 0) {
+            int e = errno;
+            self->stats.send_failures++;
+            syn_warn("broker", "send failed to a %s type=%s error=%s",
+                     dest == BROKER_TO_CLIENT   ? "client"
+                     : dest == BROKER_TO_WORKER ? "worker"
+                                                : "subscriber",
+                     syn_msg_type_name(syn_msg_type(msg)), zmq_strerror(e));
+            if (dest == BROKER_TO_WORKER)
+                broker_engine_undeliverable(self->engine, identity, identity_len, msg, e,
+                                            syn_mono_ms());
+        } else if (dest == BROKER_TO_CLIENT) {
+            self->stats.replies++;
+        }
+        syn_msg_destroy(&msg);
+    }
+}
+
+static void run_timers(broker_t *self)
+{
+    int64_t now = syn_mono_ms();
+    if (now >= self->next_heartbeat_ms) {
+        broker_engine_heartbeat(self->engine);
+        self->next_heartbeat_ms = now + self->config.heartbeat_ms;
+    }
+    if (now >= self->next_tick_ms) {
+        broker_engine_tick(self->engine, now);
+        self->next_tick_ms = now + TICK_MS;
+    }
+}
+
+int broker_poll(broker_t *self, int64_t max_wait_ms)
+{
+    int64_t now = syn_mono_ms();
+    int64_t wait = self->next_tick_ms < self->next_heartbeat_ms ? self->next_tick_ms
+                                                                : self->next_heartbeat_ms;
+    wait -= now;
+    if (wait > max_wait_ms)
+        wait = max_wait_ms;
+    if (wait < 0 || broker_outbox_size(self->outbox) > 0 || broker_store_dirty(self->store))
+        wait = 0;
+    zmq_pollitem_t items[] = {
+        {zsock_resolve(self->clients), 0, ZMQ_POLLIN, 0},
+        {zsock_resolve(self->worker_sock), 0, ZMQ_POLLIN, 0},
+    };
+    if (zmq_poll(items, 2, (long)wait) < 0 && zmq_errno() != EINTR) {
+        syn_error("broker", "poll failed: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    /* Drain both sockets alternately, up to a batch each. */
+    int from_clients = 0, from_workers = 0;
+    bool more = true;
+    while (more) {
+        more = false;
+        if (from_workers < BATCH_PER_SOCKET && receive_one(self, self->worker_sock, false)) {
+            from_workers++;
+            more = true;
+        }
+        if (from_clients < BATCH_PER_SOCKET && receive_one(self, self->clients, true)) {
+            from_clients++;
+            more = true;
+        }
+    }
+    run_timers(self);
+    broker_engine_dispatch(self->engine, syn_mono_ms());
+    if (broker_store_commit(self->store) < 0) {
+        syn_error("broker", "commit failed: stopping so a restart reloads a consistent state");
+        broker_outbox_clear(self->outbox);
+        return -1;
+    }
+    flush_outbox(self);
+    return 0;
+}

@@ -1,0 +1,53 @@
+/* broker: the sockets and the event loop around store, engine and api.
+ *
+ * One thread, three sockets: clients (ROUTER, gateways' DEALERs), workers
+ * (ROUTER, workers' DEALERs) and events (PUB). Each turn of the loop:
+ *   1. wait for traffic or the next timer (zmq_poll);
+ *   2. handle a bounded batch of ready messages from both ROUTERs;
+ *   3. timers: heartbeats to workers, silent workers, deadlines;
+ *   4. dispatch queued phases to free slots;
+ *   5. commit the turn's single transaction (group commit);
+ *   6. send what the turn produced — replies, ASSIGNs, acks, events — which all
+ *      waited in the outbox for that commit.
+ * A commit that fails stops the broker (exit, restart, reload): continuing would
+ * answer from memory that no longer matches the database. */
+#ifndef SYN_BROKER_BROKER_H
+#define SYN_BROKER_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *data_dir;       /* created if missing; holds syn.db */
+    const char *clients;        /* ROUTER endpoint for gateways */
+    const char *workers;        /* ROUTER endpoint for workers */
+    const char *events;         /* PUB endpoint */
+    int64_t heartbeat_ms;       /* 1000 */
+    int64_t liveness;           /* 3 */
+    int64_t kill_grace_ms;      /* 5000 */
+} broker_config_t;
+
+typedef struct {
+    uint64_t requests, replies, worker_messages, invalid_messages, send_failures, commits;
+} broker_stats_t;
+
+typedef struct broker_t broker_t;
+
+/* Opens the database, reloads active executions and binds the sockets.
+ * NULL with the reason in err. */
+broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen);
+/* Commits what is pending and closes everything. */
+void broker_destroy(broker_t **self_p);
+
+/* One turn of the loop, waiting at most max_wait_ms for traffic. 0, or -1 when
+ * the database failed (the caller should exit). */
+int broker_poll(broker_t *self, int64_t max_wait_ms);
+
+/* The endpoints actually bound (a "*" port resolved). */
+const char *broker_clients_endpoint(broker_t *self);
+const char *broker_workers_endpoint(broker_t *self);
+const char *broker_events_endpoint(broker_t *self);
+
+broker_stats_t broker_stats(const broker_t *self);
+
+#endif

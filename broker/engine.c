@@ -1,0 +1,990 @@
+/* engine: the execution and attempt logic of the broker.
+ *
+ * Memory: a hash of active executions by id, a list in creation order (for
+ * "active, newest first") and the ready queue of executions whose current phase
+ * is queued. An execution that reaches a terminal state is retired: it leaves the
+ * hash and the queue at once and is freed when the current entry point returns,
+ * so no caller is left holding a freed pointer. */
+#include "broker/engine.h"
+
+#include "broker/render.h"
+#include "common/clock.h"
+#include "common/ids.h"
+#include "common/log.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct broker_engine_t {
+    broker_store_t *store;
+    broker_events_t *events;
+    broker_outbox_t *outbox;
+    broker_workers_t *workers;
+    broker_engine_config_t config;
+    zhashx_t *active;       /* id → broker_execution_t (not owned here) */
+    zlistx_t *by_creation;  /* owns the executions, oldest first */
+    zlistx_t *ready;        /* executions whose current phase waits for a slot */
+    zlistx_t *graveyard;    /* retired during this entry point, freed at its end */
+    broker_engine_stats_t stats;
+};
+
+/* --- small helpers --------------------------------------------------------- */
+
+/* printf into a fresh string; never cuts a message (a cut could split a UTF-8
+ * character and make the text unusable as JSON). */
+static char *strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *strdupf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *out = NULL;
+    if (vasprintf(&out, fmt, ap) < 0)
+        out = NULL;
+    va_end(ap);
+    return out;
+}
+
+static int64_t window_ms(const broker_engine_t *self)
+{
+    return self->config.heartbeat_ms * self->config.liveness;
+}
+
+/* How long after dispatch the broker gives up on a result: the phase timeout,
+ * the worker's kill grace and one liveness window for the result to travel. */
+static int64_t backstop_ms(const broker_engine_t *self, const broker_phase_t *phase)
+{
+    return phase->timeout_seconds * 1000 + self->config.kill_grace_ms + window_ms(self);
+}
+
+static void clear_binding(broker_phase_t *phase)
+{
+    free(phase->worker_key);
+    phase->worker_key = NULL;
+    phase->deadline_ms = 0;
+}
+
+static void bind_worker(broker_phase_t *phase, const broker_worker_t *worker, int64_t deadline)
+{
+    broker_set_string(&phase->worker_key, worker->key);
+    broker_set_string(&phase->worker_name, worker->name);
+    phase->deadline_ms = deadline;
+}
+
+static void save_execution(broker_engine_t *self, broker_execution_t *exec)
+{
+    if (broker_store_execution_save(self->store, exec) < 0)
+        syn_error("broker", "cannot save execution=%s", exec->id);
+}
+
+static void save_phase(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase)
+{
+    if (broker_store_phase_save(self->store, exec, phase) < 0)
+        syn_error("broker", "cannot save execution=%s phase=%s", exec->id, phase->phase_id);
+}
+
+static void finish_attempt(broker_engine_t *self, broker_execution_t *exec,
+                           broker_phase_t *phase, broker_attempt_status_t status,
+                           const int64_t *exit_code, const char *error)
+{
+    if (broker_store_attempt_finish(self->store, exec->id, phase->phase_id, phase->attempt,
+                                    status, syn_now_us(), exit_code, error) < 0)
+        syn_error("broker", "cannot record attempt end execution=%s phase=%s attempt=%lld",
+                  exec->id, phase->phase_id, (long long)phase->attempt);
+}
+
+/* A phase status change the tables forbid is a bug in the engine: log it loudly
+ * and leave the state as it was rather than write nonsense. */
+static bool move_phase(broker_execution_t *exec, broker_phase_t *phase, broker_phase_status_t to)
+{
+    if (broker_phase_set_status(phase, to) == 0)
+        return true;
+    syn_error("broker", "refused phase transition execution=%s phase=%s %s -> %s", exec->id,
+              phase->phase_id, broker_phase_status_name(phase->status),
+              broker_phase_status_name(to));
+    return false;
+}
+
+static bool move_execution(broker_execution_t *exec, broker_exec_status_t to)
+{
+    if (broker_execution_set_status(exec, to) == 0)
+        return true;
+    syn_error("broker", "refused execution transition execution=%s %s -> %s", exec->id,
+              broker_exec_status_name(exec->status), broker_exec_status_name(to));
+    return false;
+}
+
+static json_t *phase_event(const broker_phase_t *phase)
+{
+    return json_pack("{s:s, s:I}", "phase_id", phase->phase_id, "attempt",
+                     (json_int_t)phase->attempt);
+}
+
+static void emit(broker_engine_t *self, const broker_execution_t *exec, const char *type,
+                 json_t *data)
+{
+    broker_events_emit(self->events, exec->id, type, data);
+}
+
+static void send_to_worker(broker_engine_t *self, const void *identity, size_t identity_len,
+                           syn_msg_type_t type, json_t *fields)
+{
+    syn_msg_t *msg = fields ? syn_msg_new_with(type, fields) : NULL;
+    if (!msg || broker_outbox_push(self->outbox, BROKER_TO_WORKER, identity, identity_len,
+                                   msg) < 0)
+        syn_error("broker", "cannot queue %s for a worker", syn_msg_type_name(type));
+}
+
+static void send_ref(broker_engine_t *self, const broker_worker_t *worker, syn_msg_type_t type,
+                     const char *execution_id, const char *phase_id, int64_t attempt)
+{
+    send_to_worker(self, worker->identity, worker->identity_len, type,
+                   json_pack("{s:s, s:s, s:I}", "execution_id", execution_id, "phase_id",
+                             phase_id, "attempt", (json_int_t)attempt));
+}
+
+/* --- active set ------------------------------------------------------------ */
+
+static void enqueue(broker_engine_t *self, broker_execution_t *exec, bool front)
+{
+    if (exec->ready_handle || broker_exec_is_terminal(exec->status))
+        return;
+    exec->ready_handle =
+        front ? zlistx_add_start(self->ready, exec) : zlistx_add_end(self->ready, exec);
+}
+
+static void dequeue(broker_engine_t *self, broker_execution_t *exec)
+{
+    if (!exec->ready_handle)
+        return;
+    zlistx_detach(self->ready, exec->ready_handle);
+    exec->ready_handle = NULL;
+}
+
+static int adopt_execution(broker_engine_t *self, broker_execution_t *exec)
+{
+    exec->list_handle = zlistx_add_end(self->by_creation, exec);
+    if (!exec->list_handle)
+        return -1;
+    if (zhashx_insert(self->active, exec->id, exec) != 0) {
+        zlistx_detach(self->by_creation, exec->list_handle);
+        exec->list_handle = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Takes a terminal execution out of the hash and the queue at once; it leaves the
+ * creation list (which a caller may be walking) and memory in bury(). */
+static void retire(broker_engine_t *self, broker_execution_t *exec)
+{
+    zhashx_delete(self->active, exec->id);
+    dequeue(self, exec);
+    zlistx_add_end(self->graveyard, exec);
+}
+
+static void bury(broker_engine_t *self)
+{
+    broker_execution_t *exec;
+    while ((exec = zlistx_detach(self->graveyard, NULL))) {
+        if (exec->list_handle)
+            zlistx_detach(self->by_creation, exec->list_handle);
+        broker_execution_destroy(&exec);
+    }
+}
+
+/* --- phase and execution outcomes ----------------------------------------- */
+
+static void queue_phase(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase)
+{
+    if (!move_phase(exec, phase, BROKER_PHASE_QUEUED))
+        return;
+    save_phase(self, exec, phase);
+    emit(self, exec, "PhaseQueued", json_pack("{s:s}", "phase_id", phase->phase_id));
+    if (exec->status != BROKER_EXEC_PAUSED)
+        enqueue(self, exec, false);
+}
+
+static void complete_execution(broker_engine_t *self, broker_execution_t *exec)
+{
+    if (!move_execution(exec, BROKER_EXEC_COMPLETED))
+        return;
+    exec->completed_at = syn_now_us();
+    save_execution(self, exec);
+    emit(self, exec, "ExecutionCompleted",
+         json_pack("{s:I, s:I}", "completed_phases", (json_int_t)exec->completed_phases,
+                   "total_phases", (json_int_t)exec->phase_count));
+    self->stats.completed++;
+    syn_info("broker", "execution completed execution=%s phases=%zu", exec->id,
+             exec->phase_count);
+    retire(self, exec);
+}
+
+/* Moves on after the current phase completed: queue the next one, or finish. A
+ * paused execution keeps its next phase pending until it is resumed. */
+static void advance(broker_engine_t *self, broker_execution_t *exec)
+{
+    exec->current++;
+    if (exec->current >= exec->phase_count) {
+        complete_execution(self, exec);
+        return;
+    }
+    if (exec->status != BROKER_EXEC_PAUSED)
+        queue_phase(self, exec, &exec->phases[exec->current]);
+    save_execution(self, exec);
+}
+
+/* The phase failed for reason: the execution fails with it, later phases are
+ * skipped. */
+static void fail_phase(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
+                       const char *reason)
+{
+    if (!move_phase(exec, phase, BROKER_PHASE_FAILED))
+        return;
+    broker_set_string(&phase->error, reason);
+    phase->completed_at = syn_now_us();
+    clear_binding(phase);
+    save_phase(self, exec, phase);
+    for (broker_phase_t *later = phase + 1; later < exec->phases + exec->phase_count; later++)
+        if (move_phase(exec, later, BROKER_PHASE_SKIPPED))
+            save_phase(self, exec, later);
+
+    char *error = strdupf("Phase %s failed: %s", phase->phase_id, reason);
+    free(exec->error);
+    exec->error = error;
+    if (move_execution(exec, BROKER_EXEC_FAILED))
+        exec->completed_at = syn_now_us();
+    save_execution(self, exec);
+    json_t *data = phase_event(phase);
+    json_object_set_new(data, "error", json_string(reason));
+    emit(self, exec, "PhaseFailed", data);
+    emit(self, exec, "ExecutionFailed",
+         json_pack("{s:s?, s:s, s:I, s:I}", "error", exec->error, "phase_id", phase->phase_id,
+                   "completed_phases", (json_int_t)exec->completed_phases, "total_phases",
+                   (json_int_t)exec->phase_count));
+    self->stats.failed++;
+    syn_info("broker", "execution failed execution=%s phase=%s reason=\"%s\"", exec->id,
+             phase->phase_id, reason);
+    retire(self, exec);
+}
+
+/* Cuts an output above the limit on a character boundary, with the worker's
+ * marker; an output the worker already cut (limit + marker) passes unchanged. */
+static char *bounded_output(const char *output)
+{
+    size_t len = strlen(output);
+    if (len <= BROKER_OUTPUT_MAX + sizeof BROKER_OUTPUT_MARKER - 1)
+        return strdup(output);
+    size_t cut = BROKER_OUTPUT_MAX;
+    while (cut > 0 && ((unsigned char)output[cut] & 0xC0) == 0x80)
+        cut--;
+    char *out = malloc(cut + sizeof BROKER_OUTPUT_MARKER);
+    if (!out)
+        return NULL;
+    memcpy(out, output, cut);
+    memcpy(out + cut, BROKER_OUTPUT_MARKER, sizeof BROKER_OUTPUT_MARKER);
+    return out;
+}
+
+static void complete_phase(broker_engine_t *self, broker_execution_t *exec,
+                           broker_phase_t *phase, const char *output, const int64_t *exit_code)
+{
+    char *kept = bounded_output(output ? output : "");
+    if (!kept) {
+        fail_phase(self, exec, phase, "out of memory storing the output");
+        return;
+    }
+    if (!move_phase(exec, phase, BROKER_PHASE_COMPLETED)) {
+        free(kept);
+        return;
+    }
+    finish_attempt(self, exec, phase, BROKER_ATTEMPT_COMPLETED, exit_code, NULL);
+    free(phase->output);
+    phase->output = kept;
+    phase->completed_at = syn_now_us();
+    clear_binding(phase);
+    save_phase(self, exec, phase);
+    if (broker_store_phase_set_output(self->store, exec, phase) < 0)
+        syn_error("broker", "cannot store output execution=%s phase=%s", exec->id,
+                  phase->phase_id);
+    exec->completed_phases++;
+    json_t *data = phase_event(phase);
+    json_object_set_new(data, "output_bytes", json_integer((json_int_t)strlen(kept)));
+    emit(self, exec, "PhaseCompleted", data);
+    syn_debug("broker", "phase completed execution=%s phase=%s attempt=%lld", exec->id,
+              phase->phase_id, (long long)phase->attempt);
+    advance(self, exec);
+}
+
+/* The current attempt ended without a result (worker lost, disconnected, gone
+ * across a restart, or it gave the work back): retry while max_attempts allows. */
+static void attempt_lost(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
+                         broker_attempt_status_t how, const char *reason)
+{
+    finish_attempt(self, exec, phase, how, NULL, reason);
+    if (how == BROKER_ATTEMPT_LOST)
+        phase->lost++;
+    self->stats.lost++;
+    syn_warn("broker", "attempt lost execution=%s phase=%s attempt=%lld/%lld reason=\"%s\"",
+             exec->id, phase->phase_id, (long long)phase->attempt,
+             (long long)phase->max_attempts, reason);
+    if (phase->attempt - phase->undelivered < phase->max_attempts) {
+        if (!move_phase(exec, phase, BROKER_PHASE_QUEUED))
+            return;
+        clear_binding(phase);
+        save_phase(self, exec, phase);
+        json_t *data = phase_event(phase);
+        json_object_set_new(data, "next_attempt", json_integer(phase->attempt + 1));
+        json_object_set_new(data, "reason", json_string(reason));
+        emit(self, exec, "PhaseRetrying", data);
+        if (exec->status != BROKER_EXEC_PAUSED)
+            enqueue(self, exec, true);
+        return;
+    }
+    char *why = how == BROKER_ATTEMPT_LOST
+                    ? strdupf("worker lost %lld time%s (max_attempts %lld); last: %s",
+                              (long long)phase->lost, phase->lost == 1 ? "" : "s",
+                              (long long)phase->max_attempts, reason)
+                    : strdupf("%s (attempt %lld of max_attempts %lld)", reason,
+                              (long long)phase->attempt, (long long)phase->max_attempts);
+    fail_phase(self, exec, phase, why ? why : reason);
+    free(why);
+}
+
+/* The phase (execution_id, phase_id) if attempt is its current, running one. */
+static broker_phase_t *current_attempt(broker_engine_t *self, const char *execution_id,
+                                       const char *phase_id, int64_t attempt,
+                                       broker_execution_t **exec_out)
+{
+    broker_execution_t *exec = execution_id ? zhashx_lookup(self->active, execution_id) : NULL;
+    broker_phase_t *phase = exec && phase_id ? broker_execution_find_phase(exec, phase_id) : NULL;
+    if (!phase || phase->status != BROKER_PHASE_RUNNING || phase->attempt != attempt)
+        return NULL;
+    *exec_out = exec;
+    return phase;
+}
+
+/* The worker that holds phase's current attempt lets go of it (if any). */
+static void release_holder(broker_engine_t *self, broker_execution_t *exec,
+                           broker_phase_t *phase)
+{
+    broker_worker_t *holder = broker_workers_lookup_key(self->workers, phase->worker_key);
+    if (holder)
+        broker_worker_release(holder, exec->id, phase->phase_id, phase->attempt);
+}
+
+/* --- lifecycle entry points ------------------------------------------------ */
+
+broker_engine_t *broker_engine_new(broker_store_t *store, broker_events_t *events,
+                                   broker_outbox_t *outbox, broker_workers_t *workers,
+                                   const broker_engine_config_t *config)
+{
+    broker_engine_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->store = store;
+    self->events = events;
+    self->outbox = outbox;
+    self->workers = workers;
+    self->config = *config;
+    if (self->config.heartbeat_ms <= 0)
+        self->config.heartbeat_ms = 1000;
+    if (self->config.liveness <= 0)
+        self->config.liveness = 3;
+    if (self->config.kill_grace_ms < 0)
+        self->config.kill_grace_ms = 0;
+    self->active = zhashx_new();
+    self->by_creation = zlistx_new();
+    self->ready = zlistx_new();
+    self->graveyard = zlistx_new();
+    if (!self->active || !self->by_creation || !self->ready || !self->graveyard) {
+        broker_engine_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void broker_engine_destroy(broker_engine_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    broker_engine_t *self = *self_p;
+    if (self->graveyard)
+        bury(self);
+    broker_execution_t *exec;
+    while (self->by_creation && (exec = zlistx_detach(self->by_creation, NULL)))
+        broker_execution_destroy(&exec);
+    zhashx_destroy(&self->active);
+    zlistx_destroy(&self->by_creation);
+    zlistx_destroy(&self->ready);
+    zlistx_destroy(&self->graveyard);
+    free(self);
+    *self_p = NULL;
+}
+
+typedef struct {
+    broker_engine_t *engine;
+    int64_t now_ms;
+    int loaded;
+} recover_ctx_t;
+
+/* Puts a reloaded execution back in motion: its queued phase back in the queue,
+ * its running phase waiting for its worker to come back. */
+static void recover_one(broker_execution_t *exec, void *arg)
+{
+    recover_ctx_t *ctx = arg;
+    broker_engine_t *self = ctx->engine;
+    if (adopt_execution(self, exec) < 0) {
+        syn_error("broker", "out of memory reloading execution=%s", exec->id);
+        broker_execution_destroy(&exec);
+        return;
+    }
+    ctx->loaded++;
+    if (exec->current >= exec->phase_count) {
+        complete_execution(self, exec);
+        return;
+    }
+    broker_phase_t *phase = &exec->phases[exec->current];
+    switch (phase->status) {
+    case BROKER_PHASE_QUEUED:
+        if (exec->status != BROKER_EXEC_PAUSED)
+            enqueue(self, exec, false);
+        break;
+    case BROKER_PHASE_RUNNING:
+        phase->deadline_ms = ctx->now_ms + window_ms(self);
+        break;
+    case BROKER_PHASE_PENDING:
+        if (exec->status != BROKER_EXEC_PAUSED) {
+            queue_phase(self, exec, phase);
+            save_execution(self, exec);
+        }
+        break;
+    default: {
+        char *why = strdupf("found %s after a restart", broker_phase_status_name(phase->status));
+        syn_warn("broker", "execution=%s phase=%s is %s but the execution is %s: failing it",
+                 exec->id, phase->phase_id, broker_phase_status_name(phase->status),
+                 broker_exec_status_name(exec->status));
+        free(exec->error);
+        exec->error = strdupf("Phase %s failed: %s", phase->phase_id, why ? why : "?");
+        free(why);
+        if (move_execution(exec, BROKER_EXEC_FAILED))
+            exec->completed_at = syn_now_us();
+        save_execution(self, exec);
+        emit(self, exec, "ExecutionFailed", json_pack("{s:s?}", "error", exec->error));
+        retire(self, exec);
+    }
+    }
+}
+
+int broker_engine_recover(broker_engine_t *self, int64_t now_ms)
+{
+    recover_ctx_t ctx = {self, now_ms, 0};
+    int rc = broker_store_load_active(self->store, recover_one, &ctx);
+    bury(self);
+    if (rc < 0)
+        return -1;
+    if (ctx.loaded)
+        syn_info("broker", "reloaded active executions count=%d", ctx.loaded);
+    return ctx.loaded;
+}
+
+int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t version,
+                        const json_t *template_json, json_t *inputs, const char *task,
+                        json_t *repos, char id_out[BROKER_EXEC_ID_SIZE], char *err,
+                        size_t errlen)
+{
+    char id[BROKER_EXEC_ID_SIZE];
+    if (syn_id_make("exec-", BROKER_EXEC_ID_HEX, id, sizeof id) < 0) {
+        snprintf(err, errlen, "cannot make an execution id");
+        return -1;
+    }
+    broker_execution_t *exec = broker_execution_new(id, workflow_id, version, template_json,
+                                                    inputs, task, repos, syn_now_us(), err,
+                                                    errlen);
+    if (!exec)
+        return -1;
+    exec->phases[0].status = BROKER_PHASE_QUEUED;
+    /* 48 random bits rarely collide, but a collision must not fail a request. */
+    int rc = 1;
+    for (int tries = 0; tries < 8 && rc == 1; tries++) {
+        if (tries > 0 && syn_id_make("exec-", BROKER_EXEC_ID_HEX, exec->id, sizeof exec->id) < 0)
+            break;
+        rc = zhashx_lookup(self->active, exec->id)
+                 ? 1
+                 : broker_store_execution_insert(self->store, exec);
+    }
+    if (rc != 0 || adopt_execution(self, exec) < 0) {
+        snprintf(err, errlen, "cannot store the execution");
+        broker_execution_destroy(&exec);
+        return -1;
+    }
+    emit(self, exec, "ExecutionStarted",
+         json_pack("{s:s, s:I}", "workflow_id", workflow_id, "total_phases",
+                   (json_int_t)exec->phase_count));
+    emit(self, exec, "PhaseQueued", json_pack("{s:s}", "phase_id", exec->phases[0].phase_id));
+    enqueue(self, exec, false);
+    self->stats.started++;
+    snprintf(id_out, BROKER_EXEC_ID_SIZE, "%s", exec->id);
+    syn_debug("broker", "execution accepted execution=%s workflow=%s", exec->id, workflow_id);
+    return 0;
+}
+
+broker_execution_t *broker_engine_find(broker_engine_t *self, const char *id)
+{
+    return zhashx_lookup(self->active, id);
+}
+
+size_t broker_engine_active_count(const broker_engine_t *self)
+{
+    return zhashx_size(self->active);
+}
+
+json_t *broker_engine_active_json(broker_engine_t *self, size_t limit)
+{
+    json_t *list = json_array();
+    if (!list)
+        return NULL;
+    for (broker_execution_t *exec = zlistx_last(self->by_creation);
+         exec && json_array_size(list) < limit; exec = zlistx_prev(self->by_creation)) {
+        broker_status_view_t view;
+        broker_execution_status_view(exec, &view);
+        json_array_append_new(list, broker_status_json(&view));
+    }
+    return list;
+}
+
+broker_engine_stats_t broker_engine_stats(const broker_engine_t *self)
+{
+    return self->stats;
+}
+
+/* --- dispatch -------------------------------------------------------------- */
+
+/* Renders the current phase's prompt from the execution's inputs, task and the
+ * outputs of the phases before it. */
+static char *render_prompt(broker_execution_t *exec, broker_phase_t *phase, char *err,
+                           size_t errlen)
+{
+    size_t ninputs = json_object_size(exec->inputs);
+    size_t index = (size_t)(phase - exec->phases);
+    broker_render_var_t *inputs = calloc(ninputs + 1, sizeof *inputs);
+    broker_render_var_t *outputs = calloc(index + 1, sizeof *outputs);
+    char *prompt = NULL;
+    if (!inputs || !outputs) {
+        snprintf(err, errlen, "out of memory rendering the prompt");
+        goto done;
+    }
+    size_t n = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(exec->inputs, key, value)
+        if (json_is_string(value))
+            inputs[n++] = (broker_render_var_t){key, json_string_value(value)};
+    size_t m = 0;
+    for (size_t i = 0; i < index; i++)
+        if (exec->phases[i].status == BROKER_PHASE_COMPLETED && exec->phases[i].output)
+            outputs[m++] = (broker_render_var_t){exec->phases[i].phase_id, exec->phases[i].output};
+    broker_render_ctx_t ctx = {
+        .execution_id = exec->id,
+        .workflow_id = exec->workflow_id,
+        .inputs = inputs,
+        .input_count = n,
+        .outputs = outputs,
+        .output_count = m,
+        .task = exec->task,
+    };
+    prompt = broker_render(phase->prompt_template, &ctx, NULL, err, errlen);
+done:
+    free(inputs);
+    free(outputs);
+    return prompt;
+}
+
+static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker_worker_t *worker,
+                         int64_t now_ms)
+{
+    broker_phase_t *phase = broker_execution_active_phase(exec);
+    if (!phase || phase->status != BROKER_PHASE_QUEUED)
+        return;
+    char err[256];
+    char *prompt = render_prompt(exec, phase, err, sizeof err);
+    if (!prompt) {
+        fail_phase(self, exec, phase, err);
+        return;
+    }
+    int64_t now_us = syn_now_us();
+    if (!move_phase(exec, phase, BROKER_PHASE_RUNNING)) {
+        free(prompt);
+        return;
+    }
+    phase->attempt++;
+    if (!phase->started_at)
+        phase->started_at = now_us;
+    bind_worker(phase, worker, now_ms + backstop_ms(self, phase));
+    if (exec->status == BROKER_EXEC_PENDING && move_execution(exec, BROKER_EXEC_RUNNING))
+        exec->started_at = now_us;
+    if (broker_store_attempt_insert(self->store, exec->id, phase->phase_id, phase->attempt,
+                                    worker->name, now_us) < 0)
+        syn_error("broker", "cannot record attempt execution=%s phase=%s", exec->id,
+                  phase->phase_id);
+    save_phase(self, exec, phase);
+    save_execution(self, exec);
+    json_t *data = phase_event(phase);
+    json_object_set_new(data, "worker", json_string(worker->name));
+    emit(self, exec, "PhaseStarted", data);
+    broker_worker_hold(worker, exec->id, phase->phase_id, phase->attempt, true);
+
+    json_t *fields = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:I, s:n}",
+                               "execution_id", exec->id,
+                               "workflow_id", exec->workflow_id,
+                               "phase_id", phase->phase_id,
+                               "attempt", (json_int_t)phase->attempt,
+                               "prompt", prompt,
+                               "model", phase->model ? json_string(phase->model) : json_null(),
+                               "timeout_ms", (json_int_t)(phase->timeout_seconds * 1000),
+                               "provider");
+    free(prompt);
+    send_to_worker(self, worker->identity, worker->identity_len, SYN_MSG_ASSIGN, fields);
+    self->stats.dispatched++;
+    syn_debug("broker", "dispatched execution=%s phase=%s attempt=%lld worker=%s", exec->id,
+              phase->phase_id, (long long)phase->attempt, worker->name);
+}
+
+void broker_engine_dispatch(broker_engine_t *self, int64_t now_ms)
+{
+    while (zlistx_size(self->ready) > 0) {
+        broker_worker_t *worker = broker_workers_pick(self->workers, NULL);
+        if (!worker)
+            break;
+        broker_execution_t *exec = zlistx_detach(self->ready, NULL);
+        exec->ready_handle = NULL;
+        if (exec->status == BROKER_EXEC_PENDING || exec->status == BROKER_EXEC_RUNNING)
+            dispatch_one(self, exec, worker, now_ms);
+    }
+    bury(self);
+}
+
+/* --- worker messages ------------------------------------------------------- */
+
+typedef struct {
+    const char *execution_id;
+    const char *phase_id;
+    int64_t attempt;
+} ref_t;
+
+static bool read_ref(const json_t *fields, ref_t *ref)
+{
+    const json_t *attempt = json_object_get(fields, "attempt");
+    ref->execution_id = json_string_value(json_object_get(fields, "execution_id"));
+    ref->phase_id = json_string_value(json_object_get(fields, "phase_id"));
+    ref->attempt = json_is_integer(attempt) ? (int64_t)json_integer_value(attempt) : -1;
+    return ref->execution_id && ref->phase_id && ref->attempt >= 0;
+}
+
+/* Every current attempt the worker holds is lost (it died or left). */
+static void lose_worker_attempts(broker_engine_t *self, broker_worker_t *worker,
+                                 const char *reason)
+{
+    while (worker->held_count > 0) {
+        broker_held_t *held = &worker->held[worker->held_count - 1];
+        broker_execution_t *exec = NULL;
+        broker_phase_t *phase = held->current
+                                    ? current_attempt(self, held->execution_id, held->phase_id,
+                                                      held->attempt, &exec)
+                                    : NULL;
+        bool bound_here =
+            phase && phase->worker_key && strcmp(phase->worker_key, worker->key) == 0;
+        broker_worker_release(worker, held->execution_id, held->phase_id, held->attempt);
+        if (bound_here)
+            attempt_lost(self, exec, phase, BROKER_ATTEMPT_LOST, reason);
+    }
+}
+
+static void handle_ready(broker_engine_t *self, const void *identity, size_t identity_len,
+                         const json_t *fields, int64_t now_ms)
+{
+    const char *name = json_string_value(json_object_get(fields, "worker"));
+    const json_t *slots = json_object_get(fields, "slots");
+    const json_t *providers = json_object_get(fields, "providers");
+    const json_t *running = json_object_get(fields, "running");
+    if (!name || !json_is_integer(slots) || json_integer_value(slots) < 1 ||
+        !json_is_array(running)) {
+        syn_warn("broker", "ignoring a malformed READY");
+        return;
+    }
+    /* A READY from a registered identity (the same process and socket, e.g. told
+     * twice to re-register) keeps what it holds: an ASSIGN may be in flight that
+     * its running list could not show yet. */
+    broker_worker_t *worker = broker_workers_register(
+        self->workers, identity, identity_len, name, json_integer_value(slots),
+        json_is_array(providers) ? providers : NULL, now_ms);
+    if (!worker) {
+        syn_error("broker", "out of memory registering worker %s", name);
+        return;
+    }
+    size_t adopted = 0, stale = 0, i;
+    json_t *r;
+    json_array_foreach(running, i, r)
+    {
+        ref_t ref;
+        if (!read_ref(r, &ref) ||
+            broker_worker_find(worker, ref.execution_id, ref.phase_id, ref.attempt))
+            continue;
+        broker_execution_t *exec = NULL;
+        broker_phase_t *phase =
+            current_attempt(self, ref.execution_id, ref.phase_id, ref.attempt, &exec);
+        if (phase) {
+            if (phase->worker_key && strcmp(phase->worker_key, worker->key) != 0)
+                release_holder(self, exec, phase);
+            bind_worker(phase, worker, now_ms + backstop_ms(self, phase));
+            broker_worker_hold(worker, exec->id, phase->phase_id, phase->attempt, true);
+            adopted++;
+            self->stats.adopted++;
+            syn_info("broker", "adopted execution=%s phase=%s attempt=%lld worker=%s", exec->id,
+                     phase->phase_id, (long long)phase->attempt, worker->name);
+        } else {
+            broker_worker_hold(worker, ref.execution_id, ref.phase_id, ref.attempt, false);
+            send_ref(self, worker, SYN_MSG_CANCEL, ref.execution_id, ref.phase_id, ref.attempt);
+            stale++;
+        }
+    }
+    syn_info("broker", "worker ready worker=%s slots=%lld running=%zu adopted=%zu stale=%zu",
+             worker->name, (long long)worker->slots, json_array_size(running), adopted, stale);
+}
+
+static void handle_progress(broker_engine_t *self, broker_worker_t *worker,
+                            const json_t *fields, int64_t now_ms)
+{
+    ref_t ref;
+    if (!read_ref(fields, &ref))
+        return;
+    broker_execution_t *exec = NULL;
+    broker_phase_t *phase = current_attempt(self, ref.execution_id, ref.phase_id, ref.attempt,
+                                            &exec);
+    if (phase) {
+        if (!phase->worker_key) {
+            bind_worker(phase, worker, now_ms + backstop_ms(self, phase));
+            broker_worker_hold(worker, exec->id, phase->phase_id, phase->attempt, true);
+        }
+        return;
+    }
+    /* Someone else's attempt now: ask the worker to stop wasting a slot on it. */
+    if (!broker_worker_find(worker, ref.execution_id, ref.phase_id, ref.attempt)) {
+        broker_worker_hold(worker, ref.execution_id, ref.phase_id, ref.attempt, false);
+        send_ref(self, worker, SYN_MSG_CANCEL, ref.execution_id, ref.phase_id, ref.attempt);
+    } else {
+        broker_held_t *held =
+            broker_worker_find(worker, ref.execution_id, ref.phase_id, ref.attempt);
+        if (held->current) {
+            held->current = false;
+            send_ref(self, worker, SYN_MSG_CANCEL, ref.execution_id, ref.phase_id, ref.attempt);
+        }
+    }
+    self->stats.stale++;
+}
+
+/* Turns a failed result into the reason users read in the execution's error. */
+static char *failure_reason(const json_t *fields)
+{
+    const char *error = json_string_value(json_object_get(fields, "error"));
+    const json_t *exit_code = json_object_get(fields, "exit_code");
+    if (error && *error)
+        return strdup(error);
+    if (json_is_integer(exit_code))
+        return strdupf("agent exited with code %lld", (long long)json_integer_value(exit_code));
+    return strdup("agent failed without giving a reason");
+}
+
+static void handle_result(broker_engine_t *self, broker_worker_t *worker, const json_t *fields)
+{
+    ref_t ref;
+    if (!read_ref(fields, &ref))
+        return;
+    /* Acknowledged whatever happens next: a stale or repeated result is a no-op,
+     * and the worker may forget it once the ack (sent after commit) arrives. */
+    send_ref(self, worker, SYN_MSG_RESULT_ACK, ref.execution_id, ref.phase_id, ref.attempt);
+    broker_worker_release(worker, ref.execution_id, ref.phase_id, ref.attempt);
+
+    broker_execution_t *exec = NULL;
+    broker_phase_t *phase = current_attempt(self, ref.execution_id, ref.phase_id, ref.attempt,
+                                            &exec);
+    if (!phase) {
+        self->stats.stale++;
+        syn_info("broker", "dropped stale result execution=%s phase=%s attempt=%lld worker=%s",
+                 ref.execution_id, ref.phase_id, (long long)ref.attempt, worker->name);
+        return;
+    }
+    if (phase->worker_key && strcmp(phase->worker_key, worker->key) != 0)
+        release_holder(self, exec, phase);
+
+    const char *status = json_string_value(json_object_get(fields, "status"));
+    const char *output = json_string_value(json_object_get(fields, "output"));
+    const json_t *code = json_object_get(fields, "exit_code");
+    int64_t exit_code = json_is_integer(code) ? (int64_t)json_integer_value(code) : 0;
+    const int64_t *exit_p = json_is_integer(code) ? &exit_code : NULL;
+
+    if (status && strcmp(status, "completed") == 0) {
+        complete_phase(self, exec, phase, output, exit_p);
+    } else if (status && strcmp(status, "cancelled") == 0) {
+        char *why = strdupf("worker %s gave the attempt back (cancelled)", worker->name);
+        attempt_lost(self, exec, phase, BROKER_ATTEMPT_CANCELLED, why ? why : "cancelled");
+        free(why);
+    } else {
+        char *reason = failure_reason(fields);
+        const char *why = reason ? reason : "agent failed";
+        finish_attempt(self, exec, phase, BROKER_ATTEMPT_FAILED, exit_p, why);
+        if (output && *output) {
+            char *kept = bounded_output(output);
+            if (kept) {
+                free(phase->output);
+                phase->output = kept;
+                broker_store_phase_set_output(self->store, exec, phase);
+            }
+        }
+        fail_phase(self, exec, phase, why);
+        free(reason);
+    }
+}
+
+void broker_engine_on_worker(broker_engine_t *self, const void *identity, size_t identity_len,
+                             const syn_msg_t *msg, int64_t now_ms)
+{
+    syn_msg_type_t type = syn_msg_type(msg);
+    const json_t *fields = syn_msg_fields(msg);
+    broker_worker_t *worker = broker_workers_lookup(self->workers, identity, identity_len);
+
+    if (type == SYN_MSG_READY) {
+        handle_ready(self, identity, identity_len, fields, now_ms);
+    } else if (!worker) {
+        /* Not registered (e.g. the broker restarted): it must say READY first. */
+        if (type != SYN_MSG_DISCONNECT)
+            send_to_worker(self, identity, identity_len, SYN_MSG_DISCONNECT, json_object());
+    } else {
+        worker->last_seen_ms = now_ms;
+        switch (type) {
+        case SYN_MSG_HEARTBEAT:
+            break;
+        case SYN_MSG_PROGRESS:
+            handle_progress(self, worker, fields, now_ms);
+            break;
+        case SYN_MSG_RESULT:
+            handle_result(self, worker, fields);
+            break;
+        case SYN_MSG_DISCONNECT: {
+            char *reason = strdupf("worker %s disconnected", worker->name);
+            syn_info("broker", "worker left worker=%s held=%zu", worker->name,
+                     worker->held_count);
+            lose_worker_attempts(self, worker, reason ? reason : "worker disconnected");
+            free(reason);
+            broker_workers_remove(self->workers, worker);
+            break;
+        }
+        default:
+            syn_warn("broker", "unexpected %s from worker=%s", syn_msg_type_name(type),
+                     worker->name);
+        }
+    }
+    bury(self);
+}
+
+void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
+                                 size_t identity_len, const syn_msg_t *msg, int error,
+                                 int64_t now_ms)
+{
+    (void)now_ms;
+    broker_worker_t *worker = broker_workers_lookup(self->workers, identity, identity_len);
+    const char *name = worker ? worker->name : "(unregistered)";
+    ref_t ref;
+    if (syn_msg_type(msg) == SYN_MSG_ASSIGN && read_ref(syn_msg_fields(msg), &ref)) {
+        if (worker)
+            broker_worker_release(worker, ref.execution_id, ref.phase_id, ref.attempt);
+        broker_execution_t *exec = NULL;
+        broker_phase_t *phase =
+            current_attempt(self, ref.execution_id, ref.phase_id, ref.attempt, &exec);
+        if (phase) {
+            char *why = strdupf("the assignment could not be sent to worker %s: %s", name,
+                                strerror(error));
+            finish_attempt(self, exec, phase, BROKER_ATTEMPT_LOST, NULL,
+                           why ? why : "not delivered");
+            phase->undelivered++;
+            if (move_phase(exec, phase, BROKER_PHASE_QUEUED)) {
+                clear_binding(phase);
+                save_phase(self, exec, phase);
+                json_t *data = phase_event(phase);
+                json_object_set_new(data, "next_attempt", json_integer(phase->attempt + 1));
+                json_object_set_new(data, "reason", json_string(why ? why : "not delivered"));
+                emit(self, exec, "PhaseRetrying", data);
+                if (exec->status != BROKER_EXEC_PAUSED)
+                    enqueue(self, exec, true);
+            }
+            free(why);
+        }
+    }
+    if (worker && error == EHOSTUNREACH) {
+        char *reason = strdupf("the connection to worker %s is gone", worker->name);
+        syn_warn("broker", "worker gone worker=%s held=%zu", worker->name, worker->held_count);
+        lose_worker_attempts(self, worker, reason ? reason : "worker gone");
+        free(reason);
+        broker_workers_remove(self->workers, worker);
+    }
+    bury(self);
+}
+
+/* --- time ------------------------------------------------------------------ */
+
+static void check_deadline(broker_engine_t *self, broker_execution_t *exec, int64_t now_ms)
+{
+    broker_phase_t *phase = broker_execution_active_phase(exec);
+    if (!phase || phase->status != BROKER_PHASE_RUNNING || !phase->deadline_ms ||
+        now_ms < phase->deadline_ms)
+        return;
+    if (!phase->worker_key) {
+        char *why = strdupf("worker %s did not come back after a broker restart",
+                            phase->worker_name ? phase->worker_name : "(unknown)");
+        attempt_lost(self, exec, phase, BROKER_ATTEMPT_LOST, why ? why : "worker gone");
+        free(why);
+        return;
+    }
+    broker_worker_t *holder = broker_workers_lookup_key(self->workers, phase->worker_key);
+    if (holder) {
+        broker_held_t *held =
+            broker_worker_find(holder, exec->id, phase->phase_id, phase->attempt);
+        if (held)
+            held->current = false;
+        send_ref(self, holder, SYN_MSG_CANCEL, exec->id, phase->phase_id, phase->attempt);
+    }
+    char *why = strdupf("no result within the timeout of %lld s (worker %s)",
+                        (long long)phase->timeout_seconds,
+                        phase->worker_name ? phase->worker_name : "?");
+    finish_attempt(self, exec, phase, BROKER_ATTEMPT_TIMEOUT, NULL, why ? why : "timeout");
+    fail_phase(self, exec, phase, why ? why : "timeout");
+    free(why);
+}
+
+void broker_engine_tick(broker_engine_t *self, int64_t now_ms)
+{
+    broker_worker_t *dead;
+    while ((dead = broker_workers_expired(self->workers, now_ms, window_ms(self)))) {
+        char *reason = strdupf("worker %s stopped responding (silent for more than %lld ms)",
+                               dead->name, (long long)window_ms(self));
+        syn_warn("broker", "worker lost worker=%s held=%zu", dead->name, dead->held_count);
+        lose_worker_attempts(self, dead, reason ? reason : "worker lost");
+        free(reason);
+        broker_workers_remove(self->workers, dead);
+    }
+    for (broker_execution_t *exec = zlistx_first(self->by_creation); exec;
+         exec = zlistx_next(self->by_creation))
+        check_deadline(self, exec, now_ms);
+    bury(self);
+}
+
+void broker_engine_heartbeat(broker_engine_t *self)
+{
+    for (size_t i = 0; i < broker_workers_count(self->workers); i++) {
+        broker_worker_t *w = broker_workers_at(self->workers, i);
+        send_to_worker(self, w->identity, w->identity_len, SYN_MSG_HEARTBEAT, json_object());
+    }
+}

@@ -1,0 +1,89 @@
+/* engine: runs executions — the active ones in memory, the queue of phases ready
+ * to run, dispatch to workers, progress and results, lost workers, deadlines and
+ * terminal states.
+ *
+ * Everything it decides is written through to the store (inside the loop's open
+ * transaction) and everything it says goes to the outbox, which the loop sends
+ * after the commit. It never touches a socket, so tests drive it with fake
+ * worker messages and read what it would have sent from the outbox.
+ *
+ * Attempts: each dispatch of a phase is a new attempt (execution, phase, number).
+ * Only the current attempt of a running phase may report; anything else is
+ * acknowledged (RESULT) or cancelled (PROGRESS, READY) and dropped, so an old
+ * worker that wakes up cannot overwrite its replacement's work. A lost attempt
+ * (worker silent, disconnected, or gone across a broker restart) is retried while
+ * the phase's max_attempts allows; then the execution fails. */
+#ifndef SYN_BROKER_ENGINE_H
+#define SYN_BROKER_ENGINE_H
+
+#include "broker/events.h"
+#include "broker/execution.h"
+#include "broker/outbox.h"
+#include "broker/store.h"
+#include "broker/workers.h"
+#include "proto/msg.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BROKER_OUTPUT_MAX (1024u * 1024u)
+/* The same marker the worker appends when it cuts an output. */
+#define BROKER_OUTPUT_MARKER "\n[output truncated: more than 1 MiB]"
+
+typedef struct {
+    int64_t heartbeat_ms;     /* interval of heartbeats both ways (1000) */
+    int64_t liveness;         /* intervals of silence before a worker is dead (3) */
+    int64_t kill_grace_ms;    /* the worker's SIGTERM→SIGKILL grace, added to timeouts (5000) */
+} broker_engine_config_t;
+
+typedef struct {
+    uint64_t started, dispatched, completed, failed, lost, stale, adopted;
+} broker_engine_stats_t;
+
+typedef struct broker_engine_t broker_engine_t;
+
+broker_engine_t *broker_engine_new(broker_store_t *store, broker_events_t *events,
+                                   broker_outbox_t *outbox, broker_workers_t *workers,
+                                   const broker_engine_config_t *config);
+void broker_engine_destroy(broker_engine_t **self_p);
+
+/* Reloads every non-terminal execution from the store. Phases that were running
+ * wait one liveness window for their worker to re-register, then are retried.
+ * Returns how many executions were reloaded, or -1. */
+int broker_engine_recover(broker_engine_t *self, int64_t now_ms);
+
+/* Creates a pending execution of the given workflow version with its first phase
+ * queued. inputs are the merged inputs (a reference is taken). The id goes to
+ * id_out. 0, or -1 with the reason in err. */
+int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t version,
+                        const json_t *template_json, json_t *inputs, const char *task,
+                        json_t *repos, char id_out[BROKER_EXEC_ID_SIZE], char *err,
+                        size_t errlen);
+
+/* The active (non-terminal) execution with exactly this id, or NULL. */
+broker_execution_t *broker_engine_find(broker_engine_t *self, const char *id);
+size_t broker_engine_active_count(const broker_engine_t *self);
+/* Status objects of up to limit active executions, newest first. */
+json_t *broker_engine_active_json(broker_engine_t *self, size_t limit);
+
+/* One message from the worker with this ROUTER identity. */
+void broker_engine_on_worker(broker_engine_t *self, const void *identity, size_t identity_len,
+                             const syn_msg_t *msg, int64_t now_ms);
+/* The loop could not deliver msg to a worker (error = errno of the send). An
+ * ASSIGN that never left is requeued without counting as an attempt; EHOSTUNREACH
+ * means the worker's connection is gone, so the worker is dropped at once and
+ * its attempts are lost (no need to wait for the liveness window). */
+void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
+                                 size_t identity_len, const syn_msg_t *msg, int error,
+                                 int64_t now_ms);
+/* Time-driven work: silent workers, adoption deadlines, timeout backstops. */
+void broker_engine_tick(broker_engine_t *self, int64_t now_ms);
+/* Queues a HEARTBEAT for every registered worker. */
+void broker_engine_heartbeat(broker_engine_t *self);
+/* Assigns queued phases to free worker slots, oldest first. */
+void broker_engine_dispatch(broker_engine_t *self, int64_t now_ms);
+
+broker_engine_stats_t broker_engine_stats(const broker_engine_t *self);
+
+#endif

@@ -1,0 +1,79 @@
+/* events: seq allocation, the log row and the PUB message for one event. */
+#include "broker/events.h"
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "proto/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct broker_events_t {
+    broker_store_t *store;
+    broker_outbox_t *outbox;
+    int64_t last_seq;
+};
+
+broker_events_t *broker_events_new(broker_store_t *store, broker_outbox_t *outbox)
+{
+    broker_events_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->store = store;
+    self->outbox = outbox;
+    if (broker_events_resync(self) < 0) {
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void broker_events_destroy(broker_events_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free(*self_p);
+    *self_p = NULL;
+}
+
+int broker_events_resync(broker_events_t *self)
+{
+    int64_t last = broker_store_last_event_seq(self->store);
+    if (last < 0)
+        return -1;
+    self->last_seq = last;
+    return 0;
+}
+
+int64_t broker_events_emit(broker_events_t *self, const char *execution_id, const char *type,
+                           json_t *data)
+{
+    if (!data)
+        data = json_object();
+    int64_t seq = self->last_seq + 1;
+    int64_t now = syn_now_us();
+    char *text = json_dumps(data, JSON_COMPACT);
+    if (!text || broker_store_event_insert(self->store, seq, now, execution_id, type, text) < 0) {
+        syn_error("broker", "cannot record event %s execution=%s", type,
+                  execution_id ? execution_id : "-");
+        free(text);
+        json_decref(data);
+        return -1;
+    }
+    free(text);
+    self->last_seq = seq;
+    json_t *fields = json_pack("{s:I, s:I, s:o, s:s, s:o}", "seq", (json_int_t)seq, "time",
+                               (json_int_t)now, "execution_id",
+                               execution_id ? json_string(execution_id) : json_null(), "type",
+                               type, "data", data);
+    syn_msg_t *msg = fields ? syn_msg_new_with(SYN_MSG_EVENT, fields) : NULL;
+    const char *topic = execution_id ? execution_id : "-";
+    if (!msg || broker_outbox_push(self->outbox, BROKER_TO_EVENTS, topic, strlen(topic), msg) < 0)
+        syn_warn("broker", "cannot queue event seq=%lld for publishing", (long long)seq);
+    return seq;
+}
+
+int64_t broker_events_last_seq(const broker_events_t *self)
+{
+    return self->last_seq;
+}

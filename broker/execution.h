@@ -1,0 +1,113 @@
+/* execution: the in-memory record of one execution and its phases.
+ *
+ * The engine keeps one of these for every execution that is not terminal (and
+ * only those: finished ones live in SQLite alone). It is a plain data record,
+ * written through to the store by the engine after each change. Status changes
+ * go through broker_execution_set_status / broker_phase_set_status, which refuse
+ * what lifecycle.h forbids. */
+#ifndef SYN_BROKER_EXECUTION_H
+#define SYN_BROKER_EXECUTION_H
+
+#include "broker/lifecycle.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BROKER_EXEC_ID_SIZE 32      /* "exec-" + 12 hex + NUL fits with room */
+#define BROKER_EXEC_ID_HEX 12
+#define BROKER_DEFAULT_TIMEOUT_SECONDS 300
+#define BROKER_DEFAULT_MAX_ATTEMPTS 3
+
+typedef struct {
+    char *phase_id;
+    char *name;
+    char *prompt_template;
+    char *model;                  /* NULL: the worker's default */
+    int64_t order;
+    int64_t timeout_seconds;
+    int64_t max_attempts;
+    broker_phase_status_t status;
+    int64_t attempt;              /* number of the current (or last) attempt, 0 before any */
+    int64_t lost;                 /* attempts that ended because their worker was lost */
+    int64_t undelivered;          /* attempts whose ASSIGN never reached a worker: they
+                                     do not count against max_attempts (in memory only) */
+    char *output;                 /* set once, when the phase completes */
+    char *error;
+    int64_t started_at;           /* epoch µs, 0 = null */
+    int64_t completed_at;
+    /* The current attempt while the phase is running (not stored as such: the
+     * attempts table has the history). worker_key NULL while nobody holds it,
+     * e.g. after a broker restart until its worker re-registers. */
+    char *worker_key;
+    char *worker_name;
+    int64_t deadline_ms;          /* monotonic: backstop timeout, or the adoption deadline */
+} broker_phase_t;
+
+typedef struct {
+    char id[BROKER_EXEC_ID_SIZE];
+    char *workflow_id;
+    int64_t workflow_version;
+    broker_exec_status_t status;
+    json_t *inputs;               /* merged: object of string → string */
+    char *task;                   /* NULL when none */
+    json_t *repos;                /* array of strings */
+    int64_t created_at;           /* epoch µs */
+    int64_t started_at;           /* 0 = null */
+    int64_t completed_at;
+    char *error;
+    size_t phase_count;
+    size_t completed_phases;
+    size_t current;               /* index of the phase being worked on; phase_count when done */
+    broker_phase_t *phases;       /* sorted by order */
+    /* engine bookkeeping */
+    void *list_handle;            /* position in the engine's creation-ordered list */
+    void *ready_handle;           /* position in the ready queue, NULL when not in it */
+} broker_execution_t;
+
+/* What the status reply shows, whether the execution is in memory or only in
+ * SQLite; pointers are borrowed. */
+typedef struct {
+    const char *execution_id;
+    const char *workflow_id;
+    broker_exec_status_t status;
+    const char *current_phase;    /* NULL → null */
+    int64_t completed_phases;
+    int64_t total_phases;
+    int64_t started_at;           /* 0 → null */
+    int64_t completed_at;
+    const char *error;
+} broker_status_view_t;
+
+/* A new pending execution whose phases come from template's "phases" array (each
+ * {phase_id, name, order, prompt_template, model, timeout_seconds, max_attempts}),
+ * sorted by order; all phases pending. Takes its own references to inputs and
+ * repos. NULL with the reason in err when the template is unusable. */
+broker_execution_t *broker_execution_new(const char *id, const char *workflow_id,
+                                         int64_t workflow_version, const json_t *template_json,
+                                         json_t *inputs, const char *task, json_t *repos,
+                                         int64_t created_at, char *err, size_t errlen);
+void broker_execution_destroy(broker_execution_t **self_p);
+
+/* The phase with that id, or NULL. */
+broker_phase_t *broker_execution_find_phase(broker_execution_t *self, const char *phase_id);
+/* The phase being worked on (queued or running), or NULL. */
+broker_phase_t *broker_execution_active_phase(broker_execution_t *self);
+
+/* Moves through the lifecycle tables: 0, or -1 when the move is forbidden
+ * (nothing changes then). */
+int broker_execution_set_status(broker_execution_t *self, broker_exec_status_t to);
+int broker_phase_set_status(broker_phase_t *phase, broker_phase_status_t to);
+
+/* Replaces a string field (NULL allowed); -1 when out of memory. */
+int broker_set_string(char **field, const char *value);
+
+void broker_execution_status_view(broker_execution_t *self, broker_status_view_t *view);
+/* {execution_id, workflow_id, status, current_phase, completed_phases, total_phases,
+ *  started_at, completed_at, error}: every key always present. */
+json_t *broker_status_json(const broker_status_view_t *view);
+
+/* Timestamps as RFC 3339 strings, or JSON null for 0. */
+json_t *broker_time_json(int64_t epoch_us);
+
+#endif

@@ -1,0 +1,97 @@
+/* syn-broker: owns the state, dispatches phases (see broker/broker.h). */
+#include "broker/broker.h"
+#include "common/flags.h"
+#include "common/log.h"
+
+#include <czmq.h>
+#include <signal.h>
+#include <stdio.h>
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+int main(int argc, char **argv)
+{
+    static const char summary[] =
+        "Owns workflows and executions (SQLite), dispatches phases to workers.";
+    broker_config_t config = {
+        .data_dir = "./var",
+        .clients = "tcp://127.0.0.1:5555",
+        .workers = "tcp://127.0.0.1:5556",
+        .events = "tcp://127.0.0.1:5557",
+    };
+    long heartbeat_ms = 1000, liveness = 3, kill_grace_ms = 5000;
+    const char *log_level = "info";
+    syn_flag_t flags[] = {
+        {"data", SYN_FLAG_STRING, "DIR", "data directory (SQLite file syn.db inside)",
+         &config.data_dir, 0, 0},
+        {"clients", SYN_FLAG_STRING, "EP", "endpoint for gateways (ROUTER)", &config.clients, 0,
+         0},
+        {"workers", SYN_FLAG_STRING, "EP", "endpoint for workers (ROUTER)", &config.workers, 0,
+         0},
+        {"events", SYN_FLAG_STRING, "EP", "endpoint publishing committed events (PUB)",
+         &config.events, 0, 0},
+        {"heartbeat-ms", SYN_FLAG_INT, "MS", "heartbeat interval to and from workers",
+         &heartbeat_ms, 10, 600000},
+        {"liveness", SYN_FLAG_INT, "N", "silent intervals before a worker counts as dead",
+         &liveness, 1, 1000},
+        {"kill-grace-ms", SYN_FLAG_INT, "MS",
+         "workers' SIGTERM-to-SIGKILL grace, added to the timeout backstop", &kill_grace_ms, 0,
+         3600000},
+        {"log-level", SYN_FLAG_STRING, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
+        {NULL, 0, NULL, NULL, NULL, 0, 0},
+    };
+    syn_flags_result_t parsed = syn_flags_parse("syn-broker", summary, flags, argc, argv);
+    if (parsed == SYN_FLAGS_EXIT)
+        return 0;
+    if (parsed == SYN_FLAGS_ERROR)
+        return 2;
+    syn_log_level_t level;
+    if (syn_log_parse_level(log_level, &level) != 0) {
+        fprintf(stderr, "error: --log-level wants debug|info|warn|error, got '%s'\n", log_level);
+        syn_flags_usage("syn-broker", summary, flags, stderr);
+        return 2;
+    }
+    syn_log_set_level(level);
+    config.heartbeat_ms = heartbeat_ms;
+    config.liveness = liveness;
+    config.kill_grace_ms = kill_grace_ms;
+
+    zsys_handler_set(NULL);
+    zsys_init();
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[512];
+    broker_t *broker = broker_new(&config, err, sizeof err);
+    if (!broker) {
+        syn_error("broker", "%s", err);
+        return 1;
+    }
+    syn_info("broker", "listening clients=%s workers=%s events=%s data=%s",
+             broker_clients_endpoint(broker), broker_workers_endpoint(broker),
+             broker_events_endpoint(broker), config.data_dir);
+    int rc = 0;
+    while (!stop_requested) {
+        if (broker_poll(broker, 1000) != 0) {
+            rc = 1;
+            break;
+        }
+    }
+    broker_stats_t stats = broker_stats(broker);
+    syn_info("broker", "stopping requests=%llu worker_messages=%llu invalid=%llu "
+             "send_failures=%llu commits=%llu",
+             (unsigned long long)stats.requests, (unsigned long long)stats.worker_messages,
+             (unsigned long long)stats.invalid_messages,
+             (unsigned long long)stats.send_failures, (unsigned long long)stats.commits);
+    broker_destroy(&broker);
+    return rc;
+}

@@ -1,0 +1,1058 @@
+/* store: SQLite schema, prepared statements and the lazily opened transaction
+ * that makes group commit work. */
+#include "broker/store.h"
+
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const schema_sql =
+    "CREATE TABLE workflows ("
+    "  num INTEGER PRIMARY KEY,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL,"
+    "  description TEXT,"
+    "  workflow_type TEXT NOT NULL,"
+    "  classification TEXT NOT NULL,"
+    "  phase_count INTEGER NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  archived INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE workflow_versions ("
+    "  workflow_id TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  template TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (workflow_id, version));"
+    "CREATE TABLE executions ("
+    "  num INTEGER PRIMARY KEY,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  workflow_id TEXT NOT NULL,"
+    "  workflow_version INTEGER NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  inputs TEXT NOT NULL,"
+    "  task TEXT,"
+    "  repos TEXT NOT NULL,"
+    "  total_phases INTEGER NOT NULL,"
+    "  completed_phases INTEGER NOT NULL DEFAULT 0,"
+    "  current_phase TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  started_at INTEGER,"
+    "  completed_at INTEGER,"
+    "  error TEXT,"
+    "  total_input_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  total_output_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  total_cost_usd REAL NOT NULL DEFAULT 0);"
+    "CREATE INDEX executions_status ON executions(status, num);"
+    "CREATE INDEX executions_workflow ON executions(workflow_id, num);"
+    "CREATE INDEX executions_workflow_status ON executions(workflow_id, status, num);"
+    "CREATE TABLE phases ("
+    "  execution_id TEXT NOT NULL,"
+    "  phase_id TEXT NOT NULL,"
+    "  ord INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  model TEXT,"
+    "  status TEXT NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  output TEXT,"
+    "  error TEXT,"
+    "  started_at INTEGER,"
+    "  completed_at INTEGER,"
+    "  input_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  output_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  cost_usd REAL NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (execution_id, phase_id));"
+    "CREATE TABLE attempts ("
+    "  execution_id TEXT NOT NULL,"
+    "  phase_id TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  worker TEXT,"
+    "  status TEXT NOT NULL,"
+    "  started_at INTEGER,"
+    "  completed_at INTEGER,"
+    "  exit_code INTEGER,"
+    "  error TEXT,"
+    "  PRIMARY KEY (execution_id, phase_id, attempt)) WITHOUT ROWID;"
+    "CREATE TABLE events ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  time INTEGER NOT NULL,"
+    "  execution_id TEXT,"
+    "  type TEXT NOT NULL,"
+    "  data TEXT NOT NULL);"
+    "CREATE INDEX events_execution ON events(execution_id, seq);"
+    "CREATE TABLE execution_counts ("
+    "  workflow_id TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  PRIMARY KEY (workflow_id, status)) WITHOUT ROWID;"
+    "CREATE TRIGGER executions_counted_insert AFTER INSERT ON executions BEGIN"
+    "  INSERT INTO execution_counts(workflow_id, status, n) VALUES (new.workflow_id, new.status, 1)"
+    "  ON CONFLICT(workflow_id, status) DO UPDATE SET n = n + 1;"
+    "END;"
+    "CREATE TRIGGER executions_counted_update AFTER UPDATE OF status ON executions"
+    "  WHEN old.status IS NOT new.status BEGIN"
+    "  UPDATE execution_counts SET n = n - 1"
+    "    WHERE workflow_id = old.workflow_id AND status = old.status;"
+    "  INSERT INTO execution_counts(workflow_id, status, n) VALUES (new.workflow_id, new.status, 1)"
+    "  ON CONFLICT(workflow_id, status) DO UPDATE SET n = n + 1;"
+    "END;"
+    "CREATE TRIGGER executions_counted_delete AFTER DELETE ON executions BEGIN"
+    "  UPDATE execution_counts SET n = n - 1"
+    "    WHERE workflow_id = old.workflow_id AND status = old.status;"
+    "END;";
+
+typedef enum {
+    SQL_BEGIN,
+    SQL_COMMIT,
+    SQL_WORKFLOW_INSERT,
+    SQL_WORKFLOW_VERSION_INSERT,
+    SQL_WORKFLOW_GET,
+    SQL_WORKFLOW_TEMPLATE,
+    SQL_WORKFLOW_LIST,
+    SQL_WORKFLOW_COUNT,
+    SQL_EXECUTION_INSERT,
+    SQL_EXECUTION_SAVE,
+    SQL_PHASE_INSERT,
+    SQL_PHASE_SAVE,
+    SQL_PHASE_OUTPUT,
+    SQL_ATTEMPT_INSERT,
+    SQL_ATTEMPT_FINISH,
+    SQL_EXECUTION_MATCH,
+    SQL_EXECUTION_STATUS,
+    SQL_EXECUTION_ACTIVE,
+    SQL_EXECUTION_FAIL,
+    SQL_PHASES_OF,
+    SQL_ATTEMPTS_OF,
+    SQL_EVENT_INSERT,
+    SQL_EVENT_LAST,
+    SQL_COUNT_ALL,
+    SQL_COUNT_STATUS,
+    SQL_COUNT_WORKFLOW,
+    SQL_COUNT_WORKFLOW_STATUS,
+    SQL_COUNT
+} sql_id_t;
+
+static const char *const sql_text[SQL_COUNT] = {
+    [SQL_BEGIN] = "BEGIN IMMEDIATE",
+    [SQL_COMMIT] = "COMMIT",
+    [SQL_WORKFLOW_INSERT] =
+        "INSERT INTO workflows(id, name, description, workflow_type, classification,"
+        " phase_count, version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)",
+    [SQL_WORKFLOW_VERSION_INSERT] =
+        "INSERT INTO workflow_versions(workflow_id, version, template, created_at)"
+        " VALUES (?1, 1, ?2, ?3)",
+    [SQL_WORKFLOW_GET] =
+        "SELECT w.version, w.created_at, v.template FROM workflows w"
+        " JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.version"
+        " WHERE w.id = ?1 AND w.archived = 0",
+    [SQL_WORKFLOW_TEMPLATE] =
+        "SELECT template FROM workflow_versions WHERE workflow_id = ?1 AND version = ?2",
+    [SQL_WORKFLOW_LIST] =
+        "SELECT id, name, description, workflow_type, classification, phase_count, created_at"
+        " FROM workflows WHERE archived = 0 ORDER BY num DESC LIMIT ?1 OFFSET ?2",
+    [SQL_WORKFLOW_COUNT] = "SELECT count(*) FROM workflows WHERE archived = 0",
+    [SQL_EXECUTION_INSERT] =
+        "INSERT INTO executions(id, workflow_id, workflow_version, status, inputs, task, repos,"
+        " total_phases, completed_phases, current_phase, created_at, started_at, completed_at,"
+        " error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    [SQL_EXECUTION_SAVE] =
+        "UPDATE executions SET status = ?2, completed_phases = ?3, current_phase = ?4,"
+        " started_at = ?5, completed_at = ?6, error = ?7 WHERE id = ?1",
+    [SQL_PHASE_INSERT] =
+        "INSERT INTO phases(execution_id, phase_id, ord, name, model, status)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [SQL_PHASE_SAVE] =
+        "UPDATE phases SET status = ?3, attempts = ?4, error = ?5, started_at = ?6,"
+        " completed_at = ?7 WHERE execution_id = ?1 AND phase_id = ?2",
+    [SQL_PHASE_OUTPUT] =
+        "UPDATE phases SET output = ?3 WHERE execution_id = ?1 AND phase_id = ?2",
+    [SQL_ATTEMPT_INSERT] =
+        "INSERT INTO attempts(execution_id, phase_id, attempt, worker, status, started_at)"
+        " VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
+    [SQL_ATTEMPT_FINISH] =
+        "UPDATE attempts SET status = ?4, completed_at = ?5, exit_code = ?6, error = ?7"
+        " WHERE execution_id = ?1 AND phase_id = ?2 AND attempt = ?3",
+    [SQL_EXECUTION_MATCH] =
+        "SELECT id FROM executions WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+    [SQL_EXECUTION_STATUS] =
+        "SELECT id, workflow_id, status, current_phase, completed_phases, total_phases,"
+        " started_at, completed_at, error FROM executions WHERE id = ?1",
+    [SQL_EXECUTION_ACTIVE] =
+        "SELECT e.id, e.workflow_id, e.workflow_version, e.status, e.inputs, e.task, e.repos,"
+        " e.created_at, e.started_at, e.completed_at, e.error, v.template"
+        " FROM executions e LEFT JOIN workflow_versions v"
+        "   ON v.workflow_id = e.workflow_id AND v.version = e.workflow_version"
+        " WHERE e.status IN ('pending', 'running', 'paused') ORDER BY e.num",
+    [SQL_EXECUTION_FAIL] =
+        "UPDATE executions SET status = 'failed', current_phase = NULL, completed_at = ?2,"
+        " error = ?3 WHERE id = ?1",
+    [SQL_PHASES_OF] =
+        "SELECT phase_id, status, attempts, output, error, started_at, completed_at"
+        " FROM phases WHERE execution_id = ?1",
+    [SQL_ATTEMPTS_OF] =
+        "SELECT attempt, worker, status FROM attempts WHERE execution_id = ?1 AND phase_id = ?2"
+        " ORDER BY attempt",
+    [SQL_EVENT_INSERT] =
+        "INSERT INTO events(seq, time, execution_id, type, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [SQL_EVENT_LAST] = "SELECT max(seq) FROM events",
+    [SQL_COUNT_ALL] = "SELECT coalesce(sum(n), 0) FROM execution_counts",
+    [SQL_COUNT_STATUS] = "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE status = ?1",
+    [SQL_COUNT_WORKFLOW] =
+        "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE workflow_id = ?1",
+    [SQL_COUNT_WORKFLOW_STATUS] =
+        "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE workflow_id = ?1 AND status = ?2",
+};
+
+struct broker_store_t {
+    sqlite3 *db;
+    sqlite3_stmt *stmts[SQL_COUNT];
+    bool in_transaction;
+    bool failed; /* a write of the open transaction failed: it must not commit */
+    uint64_t commits;
+};
+
+/* --- helpers -------------------------------------------------------------- */
+
+static void log_db_error(broker_store_t *self, const char *what)
+{
+    syn_error("broker", "sqlite %s failed: %s", what, sqlite3_errmsg(self->db));
+}
+
+/* The prepared statement for id, reset and with its bindings cleared, so every
+ * caller starts from a clean slate. */
+static sqlite3_stmt *stmt(broker_store_t *self, sql_id_t id)
+{
+    sqlite3_stmt *s = self->stmts[id];
+    if (!s) {
+        if (sqlite3_prepare_v3(self->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, &s,
+                               NULL) != SQLITE_OK) {
+            log_db_error(self, "prepare");
+            self->failed = self->in_transaction;
+            return NULL;
+        }
+        self->stmts[id] = s;
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+/* Steps a statement that returns no rows and resets it (so borrowed bound memory
+ * is no longer referenced). SQLITE_DONE, SQLITE_CONSTRAINT or the error code. */
+static int run(broker_store_t *self, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        return SQLITE_DONE;
+    if ((rc & 0xff) != SQLITE_CONSTRAINT) {
+        log_db_error(self, what);
+        self->failed = true;
+    }
+    return rc & 0xff;
+}
+
+static void bind_text(sqlite3_stmt *s, int index, const char *text)
+{
+    if (text)
+        sqlite3_bind_text(s, index, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, index);
+}
+
+/* 0 binds NULL: timestamps that have not happened yet. */
+static void bind_time(sqlite3_stmt *s, int index, int64_t value)
+{
+    if (value > 0)
+        sqlite3_bind_int64(s, index, value);
+    else
+        sqlite3_bind_null(s, index);
+}
+
+/* Opens the group's transaction on the first write of an iteration. */
+static int begin_write(broker_store_t *self)
+{
+    if (self->in_transaction)
+        return 0;
+    sqlite3_stmt *s = stmt(self, SQL_BEGIN);
+    if (!s || run(self, s, "begin") != SQLITE_DONE) {
+        self->failed = true;
+        return -1;
+    }
+    self->in_transaction = true;
+    return 0;
+}
+
+static char *column_strdup(sqlite3_stmt *s, int col)
+{
+    const unsigned char *text = sqlite3_column_text(s, col);
+    return text ? strdup((const char *)text) : NULL;
+}
+
+static json_t *column_json(sqlite3_stmt *s, int col)
+{
+    const char *text = (const char *)sqlite3_column_text(s, col);
+    if (!text)
+        return NULL;
+    return json_loads(text, JSON_DECODE_ANY, NULL);
+}
+
+static char *dump_json(const json_t *value)
+{
+    return json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+static int exec_sql(broker_store_t *self, const char *sql, const char *what)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        syn_error("broker", "sqlite %s failed: %s", what, msg ? msg : "?");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int64_t query_int(broker_store_t *self, const char *sql, int64_t fallback)
+{
+    sqlite3_stmt *s;
+    int64_t value = fallback;
+    if (sqlite3_prepare_v2(self->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return fallback;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        value = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return value;
+}
+
+/* --- open / close / commit ------------------------------------------------- */
+
+static int configure(broker_store_t *self, char *err, size_t errlen)
+{
+    sqlite3_busy_timeout(self->db, 5000);
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(self->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot set WAL: %s", sqlite3_errmsg(self->db));
+        return -1;
+    }
+    const char *mode = NULL;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        mode = (const char *)sqlite3_column_text(s, 0);
+    bool wal = mode && strcmp(mode, "wal") == 0;
+    sqlite3_finalize(s);
+    if (!wal) {
+        snprintf(err, errlen, "the database refused WAL journaling");
+        return -1;
+    }
+    if (exec_sql(self,
+                 "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
+                 " PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32768;",
+                 "pragma") < 0) {
+        snprintf(err, errlen, "cannot configure the database");
+        return -1;
+    }
+    return 0;
+}
+
+static int migrate(broker_store_t *self, char *err, size_t errlen)
+{
+    int64_t version = query_int(self, "PRAGMA user_version", -1);
+    if (version == BROKER_STORE_SCHEMA_VERSION)
+        return 0;
+    if (version != 0) {
+        snprintf(err, errlen, "database schema version %lld is not %d (made by another syn?)",
+                 (long long)version, BROKER_STORE_SCHEMA_VERSION);
+        return -1;
+    }
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d;", BROKER_STORE_SCHEMA_VERSION);
+    if (exec_sql(self, "BEGIN IMMEDIATE", "begin schema") < 0)
+        goto fail;
+    if (exec_sql(self, schema_sql, "create schema") < 0 ||
+        exec_sql(self, pragma, "set schema version") < 0) {
+        exec_sql(self, "ROLLBACK", "rollback schema");
+        goto fail;
+    }
+    if (exec_sql(self, "COMMIT", "commit schema") < 0)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "cannot create the schema: %s", sqlite3_errmsg(self->db));
+    return -1;
+}
+
+broker_store_t *broker_store_open(const char *path, char *err, size_t errlen)
+{
+    broker_store_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &self->db, flags, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path,
+                 self->db ? sqlite3_errmsg(self->db) : "out of memory");
+        broker_store_destroy(&self);
+        return NULL;
+    }
+    if (configure(self, err, errlen) < 0 || migrate(self, err, errlen) < 0) {
+        broker_store_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void broker_store_destroy(broker_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    broker_store_t *self = *self_p;
+    if (self->db) {
+        if (self->in_transaction)
+            broker_store_commit(self);
+        for (int i = 0; i < SQL_COUNT; i++)
+            sqlite3_finalize(self->stmts[i]);
+        sqlite3_close(self->db);
+    }
+    free(self);
+    *self_p = NULL;
+}
+
+/* A transaction in which any write failed is rolled back whole: committing the
+ * rest would store a state the broker never was in. */
+int broker_store_commit(broker_store_t *self)
+{
+    bool failed = self->failed;
+    self->failed = false;
+    if (!self->in_transaction)
+        return failed ? -1 : 0;
+    self->in_transaction = false;
+    if (!failed) {
+        sqlite3_stmt *s = stmt(self, SQL_COMMIT);
+        if (s && run(self, s, "commit") == SQLITE_DONE) {
+            self->failed = false;
+            self->commits++;
+            return 0;
+        }
+    }
+    self->failed = false;
+    if (!sqlite3_get_autocommit(self->db))
+        exec_sql(self, "ROLLBACK", "rollback");
+    return -1;
+}
+
+bool broker_store_dirty(const broker_store_t *self)
+{
+    return self->in_transaction;
+}
+
+uint64_t broker_store_commit_count(const broker_store_t *self)
+{
+    return self->commits;
+}
+
+/* --- workflows ------------------------------------------------------------- */
+
+int broker_store_workflow_insert(broker_store_t *self, const broker_workflow_row_t *row)
+{
+    char *text = dump_json(row->template_json);
+    if (!text || begin_write(self) < 0) {
+        free(text);
+        return -1;
+    }
+    int result = -1;
+    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_INSERT);
+    if (!s)
+        goto done;
+    bind_text(s, 1, row->id);
+    bind_text(s, 2, row->name);
+    bind_text(s, 3, row->description);
+    bind_text(s, 4, row->workflow_type);
+    bind_text(s, 5, row->classification);
+    sqlite3_bind_int64(s, 6, row->phase_count);
+    sqlite3_bind_int64(s, 7, row->created_at);
+    int rc = run(self, s, "insert workflow");
+    if (rc == SQLITE_CONSTRAINT) {
+        result = 1;
+        goto done;
+    }
+    if (rc != SQLITE_DONE)
+        goto done;
+    s = stmt(self, SQL_WORKFLOW_VERSION_INSERT);
+    if (!s)
+        goto done;
+    bind_text(s, 1, row->id);
+    bind_text(s, 2, text);
+    sqlite3_bind_int64(s, 3, row->created_at);
+    if (run(self, s, "insert workflow version") == SQLITE_DONE)
+        result = 0;
+done:
+    free(text);
+    return result;
+}
+
+int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **template_out,
+                              int64_t *version, int64_t *created_at)
+{
+    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_GET);
+    if (!s)
+        return -1;
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
+    int result = 0;
+    if (rc == SQLITE_ROW) {
+        if (version)
+            *version = sqlite3_column_int64(s, 0);
+        if (created_at)
+            *created_at = sqlite3_column_int64(s, 1);
+        json_t *template_json = column_json(s, 2);
+        if (template_json) {
+            *template_out = template_json;
+            result = 1;
+        } else {
+            syn_error("broker", "workflow %s has an unreadable template", id);
+            result = -1;
+        }
+    } else if (rc != SQLITE_DONE) {
+        log_db_error(self, "get workflow");
+        result = -1;
+    }
+    sqlite3_reset(s);
+    return result;
+}
+
+int broker_store_workflow_template(broker_store_t *self, const char *id, int64_t version,
+                                   json_t **template_out)
+{
+    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_TEMPLATE);
+    if (!s)
+        return -1;
+    bind_text(s, 1, id);
+    sqlite3_bind_int64(s, 2, version);
+    int rc = sqlite3_step(s);
+    int result = 0;
+    if (rc == SQLITE_ROW) {
+        *template_out = column_json(s, 0);
+        result = *template_out ? 1 : -1;
+    } else if (rc != SQLITE_DONE) {
+        log_db_error(self, "get workflow template");
+        result = -1;
+    }
+    sqlite3_reset(s);
+    return result;
+}
+
+static json_t *column_string_or_null(sqlite3_stmt *s, int col)
+{
+    const char *text = (const char *)sqlite3_column_text(s, col);
+    json_t *value = text ? json_string(text) : NULL;
+    return value ? value : json_null();
+}
+
+int broker_store_workflow_list(broker_store_t *self, int64_t page, int64_t page_size,
+                               json_t **items_out, int64_t *total)
+{
+    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_COUNT);
+    if (!s || sqlite3_step(s) != SQLITE_ROW) {
+        log_db_error(self, "count workflows");
+        return -1;
+    }
+    *total = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+
+    s = stmt(self, SQL_WORKFLOW_LIST);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, page_size);
+    sqlite3_bind_int64(s, 2, (page - 1) * page_size);
+    json_t *items = json_array();
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *item = json_object();
+        json_object_set_new(item, "id", column_string_or_null(s, 0));
+        json_object_set_new(item, "name", column_string_or_null(s, 1));
+        json_object_set_new(item, "description", column_string_or_null(s, 2));
+        json_object_set_new(item, "workflow_type", column_string_or_null(s, 3));
+        json_object_set_new(item, "classification", column_string_or_null(s, 4));
+        json_object_set_new(item, "phase_count", json_integer(sqlite3_column_int64(s, 5)));
+        json_object_set_new(item, "created_at", broker_time_json(sqlite3_column_int64(s, 6)));
+        json_array_append_new(items, item);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        log_db_error(self, "list workflows");
+        json_decref(items);
+        return -1;
+    }
+    *items_out = items;
+    return 0;
+}
+
+/* --- executions ------------------------------------------------------------ */
+
+static const char *current_phase_id(const broker_execution_t *exec)
+{
+    return broker_execution_active_phase((broker_execution_t *)exec)
+               ? exec->phases[exec->current].phase_id
+               : NULL;
+}
+
+int broker_store_execution_insert(broker_store_t *self, const broker_execution_t *exec)
+{
+    char *inputs = dump_json(exec->inputs);
+    char *repos = dump_json(exec->repos);
+    int result = -1;
+    if (!inputs || !repos || begin_write(self) < 0)
+        goto done;
+    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_INSERT);
+    if (!s)
+        goto done;
+    bind_text(s, 1, exec->id);
+    bind_text(s, 2, exec->workflow_id);
+    sqlite3_bind_int64(s, 3, exec->workflow_version);
+    bind_text(s, 4, broker_exec_status_name(exec->status));
+    bind_text(s, 5, inputs);
+    bind_text(s, 6, exec->task);
+    bind_text(s, 7, repos);
+    sqlite3_bind_int64(s, 8, (int64_t)exec->phase_count);
+    sqlite3_bind_int64(s, 9, (int64_t)exec->completed_phases);
+    bind_text(s, 10, current_phase_id(exec));
+    sqlite3_bind_int64(s, 11, exec->created_at);
+    bind_time(s, 12, exec->started_at);
+    bind_time(s, 13, exec->completed_at);
+    bind_text(s, 14, exec->error);
+    int rc = run(self, s, "insert execution");
+    if (rc != SQLITE_DONE) {
+        result = rc == SQLITE_CONSTRAINT ? 1 : -1;
+        goto done;
+    }
+    for (size_t i = 0; i < exec->phase_count; i++) {
+        const broker_phase_t *phase = &exec->phases[i];
+        s = stmt(self, SQL_PHASE_INSERT);
+        if (!s)
+            goto done;
+        bind_text(s, 1, exec->id);
+        bind_text(s, 2, phase->phase_id);
+        sqlite3_bind_int64(s, 3, phase->order);
+        bind_text(s, 4, phase->name);
+        bind_text(s, 5, phase->model);
+        bind_text(s, 6, broker_phase_status_name(phase->status));
+        if (run(self, s, "insert phase") != SQLITE_DONE)
+            goto done;
+    }
+    result = 0;
+done:
+    free(inputs);
+    free(repos);
+    return result;
+}
+
+int broker_store_execution_save(broker_store_t *self, const broker_execution_t *exec)
+{
+    if (begin_write(self) < 0)
+        return -1;
+    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_SAVE);
+    if (!s)
+        return -1;
+    bind_text(s, 1, exec->id);
+    bind_text(s, 2, broker_exec_status_name(exec->status));
+    sqlite3_bind_int64(s, 3, (int64_t)exec->completed_phases);
+    bind_text(s, 4, current_phase_id(exec));
+    bind_time(s, 5, exec->started_at);
+    bind_time(s, 6, exec->completed_at);
+    bind_text(s, 7, exec->error);
+    return run(self, s, "save execution") == SQLITE_DONE ? 0 : -1;
+}
+
+int broker_store_phase_save(broker_store_t *self, const broker_execution_t *exec,
+                            const broker_phase_t *phase)
+{
+    if (begin_write(self) < 0)
+        return -1;
+    sqlite3_stmt *s = stmt(self, SQL_PHASE_SAVE);
+    if (!s)
+        return -1;
+    bind_text(s, 1, exec->id);
+    bind_text(s, 2, phase->phase_id);
+    bind_text(s, 3, broker_phase_status_name(phase->status));
+    sqlite3_bind_int64(s, 4, phase->attempt);
+    bind_text(s, 5, phase->error);
+    bind_time(s, 6, phase->started_at);
+    bind_time(s, 7, phase->completed_at);
+    return run(self, s, "save phase") == SQLITE_DONE ? 0 : -1;
+}
+
+int broker_store_phase_set_output(broker_store_t *self, const broker_execution_t *exec,
+                                  const broker_phase_t *phase)
+{
+    if (begin_write(self) < 0)
+        return -1;
+    sqlite3_stmt *s = stmt(self, SQL_PHASE_OUTPUT);
+    if (!s)
+        return -1;
+    bind_text(s, 1, exec->id);
+    bind_text(s, 2, phase->phase_id);
+    bind_text(s, 3, phase->output);
+    return run(self, s, "save phase output") == SQLITE_DONE ? 0 : -1;
+}
+
+int broker_store_attempt_insert(broker_store_t *self, const char *execution_id,
+                                const char *phase_id, int64_t attempt, const char *worker,
+                                int64_t started_at)
+{
+    if (begin_write(self) < 0)
+        return -1;
+    sqlite3_stmt *s = stmt(self, SQL_ATTEMPT_INSERT);
+    if (!s)
+        return -1;
+    bind_text(s, 1, execution_id);
+    bind_text(s, 2, phase_id);
+    sqlite3_bind_int64(s, 3, attempt);
+    bind_text(s, 4, worker);
+    bind_time(s, 5, started_at);
+    return run(self, s, "insert attempt") == SQLITE_DONE ? 0 : -1;
+}
+
+int broker_store_attempt_finish(broker_store_t *self, const char *execution_id,
+                                const char *phase_id, int64_t attempt,
+                                broker_attempt_status_t status, int64_t completed_at,
+                                const int64_t *exit_code, const char *error)
+{
+    if (begin_write(self) < 0)
+        return -1;
+    sqlite3_stmt *s = stmt(self, SQL_ATTEMPT_FINISH);
+    if (!s)
+        return -1;
+    bind_text(s, 1, execution_id);
+    bind_text(s, 2, phase_id);
+    sqlite3_bind_int64(s, 3, attempt);
+    bind_text(s, 4, broker_attempt_status_name(status));
+    bind_time(s, 5, completed_at);
+    if (exit_code)
+        sqlite3_bind_int64(s, 6, *exit_code);
+    else
+        sqlite3_bind_null(s, 6);
+    bind_text(s, 7, error);
+    return run(self, s, "finish attempt") == SQLITE_DONE ? 0 : -1;
+}
+
+/* Ids with a given prefix are exactly those in [prefix, prefix with its last byte
+ * incremented): a range the unique index answers without scanning the table, even
+ * when nothing matches. Text compares bytewise, and valid UTF-8 never ends in
+ * 0xFF, so the increment cannot overflow; an empty prefix matches everything. */
+int broker_store_execution_match(broker_store_t *self, const char *prefix,
+                                 char (*ids)[BROKER_EXEC_ID_SIZE], size_t max, size_t *count)
+{
+    *count = 0;
+    size_t len = strlen(prefix);
+    char *upper = malloc(len + 2);
+    if (!upper)
+        return -1;
+    memcpy(upper, prefix, len + 1);
+    if (len == 0 || (unsigned char)upper[len - 1] == 0xFF) {
+        upper[len] = (char)0xFF;
+        upper[len + 1] = '\0';
+    } else {
+        upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
+    }
+    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_MATCH);
+    if (!s) {
+        free(upper);
+        return -1;
+    }
+    bind_text(s, 1, prefix);
+    sqlite3_bind_text(s, 2, upper, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (int64_t)max);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && *count < max) {
+        const char *id = (const char *)sqlite3_column_text(s, 0);
+        snprintf(ids[*count], BROKER_EXEC_ID_SIZE, "%s", id ? id : "");
+        (*count)++;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        log_db_error(self, "match execution ids");
+        free(upper);
+        return -1;
+    }
+    free(upper);
+    return 0;
+}
+
+int broker_store_execution_status(broker_store_t *self, const char *id, json_t **status_out)
+{
+    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_STATUS);
+    if (!s)
+        return -1;
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
+    int result = 0;
+    if (rc == SQLITE_ROW) {
+        broker_status_view_t view = {
+            .execution_id = (const char *)sqlite3_column_text(s, 0),
+            .workflow_id = (const char *)sqlite3_column_text(s, 1),
+            .current_phase = (const char *)sqlite3_column_text(s, 3),
+            .completed_phases = sqlite3_column_int64(s, 4),
+            .total_phases = sqlite3_column_int64(s, 5),
+            .started_at = sqlite3_column_int64(s, 6),
+            .completed_at = sqlite3_column_int64(s, 7),
+            .error = (const char *)sqlite3_column_text(s, 8),
+        };
+        if (broker_exec_status_parse((const char *)sqlite3_column_text(s, 2), &view.status) <
+                0 ||
+            !view.execution_id || !view.workflow_id) {
+            syn_error("broker", "execution %s has an unreadable row", id);
+            result = -1;
+        } else {
+            *status_out = broker_status_json(&view);
+            result = *status_out ? 1 : -1;
+        }
+    } else if (rc != SQLITE_DONE) {
+        log_db_error(self, "get execution");
+        result = -1;
+    }
+    sqlite3_reset(s);
+    return result;
+}
+
+int64_t broker_store_execution_count(broker_store_t *self, const char *workflow_id, int status)
+{
+    const char *status_name =
+        status >= 0 ? broker_exec_status_name((broker_exec_status_t)status) : NULL;
+    sqlite3_stmt *s;
+    if (workflow_id && status_name) {
+        s = stmt(self, SQL_COUNT_WORKFLOW_STATUS);
+        if (s) {
+            bind_text(s, 1, workflow_id);
+            bind_text(s, 2, status_name);
+        }
+    } else if (workflow_id) {
+        s = stmt(self, SQL_COUNT_WORKFLOW);
+        if (s)
+            bind_text(s, 1, workflow_id);
+    } else if (status_name) {
+        s = stmt(self, SQL_COUNT_STATUS);
+        if (s)
+            bind_text(s, 1, status_name);
+    } else {
+        s = stmt(self, SQL_COUNT_ALL);
+    }
+    if (!s)
+        return -1;
+    int64_t n = -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int64(s, 0);
+    else
+        log_db_error(self, "count executions");
+    sqlite3_reset(s);
+    return n;
+}
+
+/* --- reload ---------------------------------------------------------------- */
+
+/* Overlays the stored phase rows (status, attempts, outputs) on an execution
+ * rebuilt from its template, then recovers lost counts and the worker name of
+ * each phase still queued or running. */
+static int load_phases(broker_store_t *self, broker_execution_t *exec)
+{
+    sqlite3_stmt *s = stmt(self, SQL_PHASES_OF);
+    if (!s)
+        return -1;
+    bind_text(s, 1, exec->id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *phase_id = (const char *)sqlite3_column_text(s, 0);
+        broker_phase_t *phase = phase_id ? broker_execution_find_phase(exec, phase_id) : NULL;
+        if (!phase)
+            continue;
+        if (broker_phase_status_parse((const char *)sqlite3_column_text(s, 1),
+                                      &phase->status) < 0)
+            phase->status = BROKER_PHASE_PENDING;
+        phase->attempt = sqlite3_column_int64(s, 2);
+        phase->output = column_strdup(s, 3);
+        phase->error = column_strdup(s, 4);
+        phase->started_at = sqlite3_column_int64(s, 5);
+        phase->completed_at = sqlite3_column_int64(s, 6);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        log_db_error(self, "load phases");
+        return -1;
+    }
+
+    exec->completed_phases = 0;
+    exec->current = exec->phase_count;
+    for (size_t i = 0; i < exec->phase_count; i++) {
+        broker_phase_t *phase = &exec->phases[i];
+        if (phase->status == BROKER_PHASE_COMPLETED)
+            exec->completed_phases++;
+        else if (exec->current == exec->phase_count)
+            exec->current = i;
+        if (phase->status != BROKER_PHASE_QUEUED && phase->status != BROKER_PHASE_RUNNING)
+            continue;
+        s = stmt(self, SQL_ATTEMPTS_OF);
+        if (!s)
+            return -1;
+        bind_text(s, 1, exec->id);
+        bind_text(s, 2, phase->phase_id);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            const char *status = (const char *)sqlite3_column_text(s, 2);
+            if (status && strcmp(status, "lost") == 0)
+                phase->lost++;
+            if (sqlite3_column_int64(s, 0) == phase->attempt) {
+                free(phase->worker_name);
+                phase->worker_name = column_strdup(s, 1);
+            }
+        }
+        sqlite3_reset(s);
+    }
+    return 0;
+}
+
+static void fail_unloadable(broker_store_t *self, const char *id, const char *reason,
+                            int64_t now)
+{
+    syn_error("broker", "cannot reload execution=%s: %s; marking it failed", id, reason);
+    if (begin_write(self) < 0)
+        return;
+    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_FAIL);
+    if (!s)
+        return;
+    char error[256];
+    snprintf(error, sizeof error, "Execution could not be reloaded after a restart: %s", reason);
+    bind_text(s, 1, id);
+    sqlite3_bind_int64(s, 2, now);
+    bind_text(s, 3, error);
+    run(self, s, "fail execution");
+}
+
+typedef struct {
+    char *id;
+    char *reason;
+} unloadable_t;
+
+int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void *arg)
+{
+    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_ACTIVE);
+    if (!s)
+        return -1;
+    /* Loading phases reuses other statements, so rows are collected first. */
+    size_t count = 0, cap = 0;
+    broker_execution_t **loaded = NULL;
+    unloadable_t *bad = NULL;
+    size_t bad_count = 0, bad_cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(s, 0);
+        const char *workflow_id = (const char *)sqlite3_column_text(s, 1);
+        json_t *inputs = column_json(s, 4);
+        json_t *repos = column_json(s, 6);
+        json_t *template_json = column_json(s, 11);
+        char err[256] = "";
+        broker_execution_t *exec = NULL;
+        if (!id || !workflow_id)
+            snprintf(err, sizeof err, "row without id");
+        else if (!template_json)
+            snprintf(err, sizeof err, "workflow %s version %lld is missing", workflow_id,
+                     (long long)sqlite3_column_int64(s, 2));
+        else if (!json_is_object(inputs) || !json_is_array(repos))
+            snprintf(err, sizeof err, "unreadable inputs or repos");
+        else
+            exec = broker_execution_new(id, workflow_id, sqlite3_column_int64(s, 2),
+                                        template_json, inputs, (const char *)
+                                        sqlite3_column_text(s, 5), repos,
+                                        sqlite3_column_int64(s, 7), err, sizeof err);
+        json_decref(inputs);
+        json_decref(repos);
+        json_decref(template_json);
+        if (exec) {
+            broker_exec_status_parse((const char *)sqlite3_column_text(s, 3), &exec->status);
+            exec->started_at = sqlite3_column_int64(s, 8);
+            exec->completed_at = sqlite3_column_int64(s, 9);
+            exec->error = column_strdup(s, 10);
+            if (count == cap) {
+                cap = cap ? cap * 2 : 64;
+                broker_execution_t **grown = realloc(loaded, cap * sizeof *loaded);
+                if (!grown) {
+                    broker_execution_destroy(&exec);
+                    rc = SQLITE_NOMEM;
+                    break;
+                }
+                loaded = grown;
+            }
+            loaded[count++] = exec;
+        } else if (id) {
+            if (bad_count == bad_cap) {
+                bad_cap = bad_cap ? bad_cap * 2 : 8;
+                unloadable_t *grown = realloc(bad, bad_cap * sizeof *bad);
+                if (!grown) {
+                    rc = SQLITE_NOMEM;
+                    break;
+                }
+                bad = grown;
+            }
+            bad[bad_count++] = (unloadable_t){strdup(id), strdup(err)};
+        }
+    }
+    sqlite3_reset(s);
+    int result = rc == SQLITE_DONE ? 0 : -1;
+    if (result < 0)
+        log_db_error(self, "load active executions");
+
+    for (size_t i = 0; i < bad_count; i++) {
+        if (result == 0 && bad[i].id)
+            fail_unloadable(self, bad[i].id, bad[i].reason ? bad[i].reason : "?", syn_now_us());
+        free(bad[i].id);
+        free(bad[i].reason);
+    }
+    free(bad);
+    int handed = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (result == 0 && load_phases(self, loaded[i]) < 0)
+            result = -1;
+        if (result == 0) {
+            fn(loaded[i], arg);
+            handed++;
+        } else {
+            broker_execution_destroy(&loaded[i]);
+        }
+    }
+    free(loaded);
+    return result == 0 ? handed : -1;
+}
+
+/* --- events ---------------------------------------------------------------- */
+
+int broker_store_event_insert(broker_store_t *self, int64_t seq, int64_t time,
+                              const char *execution_id, const char *type, const char *data)
+{
+    if (begin_write(self) < 0)
+        return -1;
+    sqlite3_stmt *s = stmt(self, SQL_EVENT_INSERT);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, seq);
+    sqlite3_bind_int64(s, 2, time);
+    bind_text(s, 3, execution_id);
+    bind_text(s, 4, type);
+    bind_text(s, 5, data);
+    return run(self, s, "insert event") == SQLITE_DONE ? 0 : -1;
+}
+
+int64_t broker_store_last_event_seq(broker_store_t *self)
+{
+    sqlite3_stmt *s = stmt(self, SQL_EVENT_LAST);
+    if (!s)
+        return -1;
+    int64_t seq = -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        seq = sqlite3_column_int64(s, 0);
+    else
+        log_db_error(self, "last event");
+    sqlite3_reset(s);
+    return seq;
+}

@@ -1,0 +1,117 @@
+/* store: everything the broker keeps in SQLite (one file, WAL, synchronous=FULL).
+ *
+ * Tables (schema version BROKER_STORE_SCHEMA_VERSION, in PRAGMA user_version):
+ *   workflows          id, name, description, workflow_type, classification,
+ *                      phase_count, version, archived, created_at
+ *   workflow_versions  (workflow_id, version) → template JSON: executions point at
+ *                      the version they started with, so editing a workflow later
+ *                      never changes a running execution
+ *   executions         num (insertion order = newest last), id, workflow_id,
+ *                      workflow_version, status, inputs, task, repos, total_phases,
+ *                      completed_phases, current_phase, created/started/completed_at,
+ *                      error, token and cost totals
+ *   phases             (execution_id, phase_id): ord, name, model, status, attempts,
+ *                      output, error, started/completed_at, tokens, cost
+ *   attempts           (execution_id, phase_id, attempt): worker, status,
+ *                      started/completed_at, exit_code, error
+ *   events             seq, time, execution_id, type, data JSON
+ *   execution_counts   (workflow_id, status) → n, kept by triggers, so "how many
+ *                      match" never counts a million rows
+ * Times are epoch microseconds (NULL = not yet).
+ *
+ * Group commit: every write opens a transaction if none is open; nothing is
+ * durable until broker_store_commit, which the loop calls once per iteration.
+ * Reads see the writes of the open transaction. */
+#ifndef SYN_BROKER_STORE_H
+#define SYN_BROKER_STORE_H
+
+#include "broker/execution.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BROKER_STORE_SCHEMA_VERSION 1
+
+typedef struct broker_store_t broker_store_t;
+
+typedef struct {
+    const char *id;
+    const char *name;
+    const char *description;      /* NULL → null */
+    const char *workflow_type;
+    const char *classification;
+    int64_t phase_count;
+    const json_t *template_json;  /* stored as version 1 */
+    int64_t created_at;
+} broker_workflow_row_t;
+
+/* Opens (creating when missing) the database file at path and its schema.
+ * NULL with the reason in err. */
+broker_store_t *broker_store_open(const char *path, char *err, size_t errlen);
+/* Commits what is pending, then closes. */
+void broker_store_destroy(broker_store_t **self_p);
+
+/* Commits the open transaction, if any: 0, or -1 when SQLite refused (the
+ * transaction is rolled back: the caller's memory no longer matches the file). */
+int broker_store_commit(broker_store_t *self);
+/* True while writes are waiting for a commit. */
+bool broker_store_dirty(const broker_store_t *self);
+/* How many transactions were committed since open (for tests and stats). */
+uint64_t broker_store_commit_count(const broker_store_t *self);
+
+/* Workflows. insert: 0, 1 when the id exists, -1 on error. get/template:
+ * 1 found (new reference in *template_out), 0 not found, -1 on error. */
+int broker_store_workflow_insert(broker_store_t *self, const broker_workflow_row_t *row);
+int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **template_out,
+                              int64_t *version, int64_t *created_at);
+int broker_store_workflow_template(broker_store_t *self, const char *id, int64_t version,
+                                   json_t **template_out);
+/* Page (from 1) of {id, name, description, workflow_type, classification,
+ * phase_count, created_at}, newest first, and the total; 0 or -1. */
+int broker_store_workflow_list(broker_store_t *self, int64_t page, int64_t page_size,
+                               json_t **items_out, int64_t *total);
+
+/* Executions, written through by the engine after each change.
+ * insert: 0, 1 when the id exists, -1 on error (row and its phase rows). */
+int broker_store_execution_insert(broker_store_t *self, const broker_execution_t *exec);
+/* Saves the execution's mutable columns (status, counts, times, error). */
+int broker_store_execution_save(broker_store_t *self, const broker_execution_t *exec);
+/* Saves a phase's status, attempt count, error and times (not its output). */
+int broker_store_phase_save(broker_store_t *self, const broker_execution_t *exec,
+                            const broker_phase_t *phase);
+int broker_store_phase_set_output(broker_store_t *self, const broker_execution_t *exec,
+                                  const broker_phase_t *phase);
+int broker_store_attempt_insert(broker_store_t *self, const char *execution_id,
+                                const char *phase_id, int64_t attempt, const char *worker,
+                                int64_t started_at);
+/* exit_code NULL → null. */
+int broker_store_attempt_finish(broker_store_t *self, const char *execution_id,
+                                const char *phase_id, int64_t attempt,
+                                broker_attempt_status_t status, int64_t completed_at,
+                                const int64_t *exit_code, const char *error);
+
+/* Ids starting with prefix, at most max of them (sorted) in ids, how many in
+ * *count (≤ max: ask for one more than you show to know there are more). */
+int broker_store_execution_match(broker_store_t *self, const char *prefix,
+                                 char (*ids)[BROKER_EXEC_ID_SIZE], size_t max, size_t *count);
+/* 1 with the status object of that exact id, 0 not found, -1 error. */
+int broker_store_execution_status(broker_store_t *self, const char *id, json_t **status_out);
+/* How many executions match: workflow_id NULL = any; status -1 = any. */
+int64_t broker_store_execution_count(broker_store_t *self, const char *workflow_id,
+                                     int status);
+/* Calls fn for every non-terminal execution, oldest first, rebuilt with its
+ * phases, outputs and attempt numbers; fn takes ownership of exec. An execution
+ * that cannot be rebuilt (its template is gone) is marked failed instead.
+ * Returns how many were handed over, or -1. */
+typedef void (*broker_store_exec_fn)(broker_execution_t *exec, void *arg);
+int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void *arg);
+
+/* Events. data is JSON text. */
+int broker_store_event_insert(broker_store_t *self, int64_t seq, int64_t time,
+                              const char *execution_id, const char *type, const char *data);
+/* The highest seq stored, 0 when there is none, -1 on error. */
+int64_t broker_store_last_event_seq(broker_store_t *self);
+
+#endif

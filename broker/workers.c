@@ -1,0 +1,230 @@
+/* workers: a small array (fleets are tens of workers, so scans are cheap and
+ * keep the code obvious). */
+#include "broker/workers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct broker_workers_t {
+    broker_worker_t **items;
+    size_t count, cap;
+};
+
+static void held_clear(broker_held_t *held)
+{
+    free(held->execution_id);
+    free(held->phase_id);
+}
+
+static void worker_free(broker_worker_t *worker)
+{
+    for (size_t i = 0; i < worker->held_count; i++)
+        held_clear(&worker->held[i]);
+    free(worker->held);
+    free(worker->key);
+    free(worker->name);
+    json_decref(worker->providers);
+    free(worker);
+}
+
+broker_workers_t *broker_workers_new(void)
+{
+    return calloc(1, sizeof(broker_workers_t));
+}
+
+void broker_workers_destroy(broker_workers_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    broker_workers_t *self = *self_p;
+    for (size_t i = 0; i < self->count; i++)
+        worker_free(self->items[i]);
+    free(self->items);
+    free(self);
+    *self_p = NULL;
+}
+
+broker_worker_t *broker_workers_lookup(broker_workers_t *self, const void *identity,
+                                       size_t identity_len)
+{
+    for (size_t i = 0; i < self->count; i++) {
+        broker_worker_t *w = self->items[i];
+        if (w->identity_len == identity_len && memcmp(w->identity, identity, identity_len) == 0)
+            return w;
+    }
+    return NULL;
+}
+
+broker_worker_t *broker_workers_lookup_key(broker_workers_t *self, const char *key)
+{
+    for (size_t i = 0; key && i < self->count; i++)
+        if (strcmp(self->items[i]->key, key) == 0)
+            return self->items[i];
+    return NULL;
+}
+
+static char *hex_of(const unsigned char *data, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *out = malloc(2 * len + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[data[i] >> 4];
+        out[2 * i + 1] = digits[data[i] & 0xf];
+    }
+    out[2 * len] = '\0';
+    return out;
+}
+
+broker_worker_t *broker_workers_register(broker_workers_t *self, const void *identity,
+                                         size_t identity_len, const char *name, int64_t slots,
+                                         const json_t *providers, int64_t now_ms)
+{
+    if (identity_len > BROKER_IDENTITY_MAX)
+        return NULL;
+    broker_worker_t *worker = broker_workers_lookup(self, identity, identity_len);
+    if (!worker) {
+        if (self->count == self->cap) {
+            size_t cap = self->cap ? self->cap * 2 : 8;
+            broker_worker_t **grown = realloc(self->items, cap * sizeof *grown);
+            if (!grown)
+                return NULL;
+            self->items = grown;
+            self->cap = cap;
+        }
+        worker = calloc(1, sizeof *worker);
+        if (!worker)
+            return NULL;
+        memcpy(worker->identity, identity, identity_len);
+        worker->identity_len = identity_len;
+        worker->key = hex_of(identity, identity_len);
+        if (!worker->key) {
+            free(worker);
+            return NULL;
+        }
+        self->items[self->count++] = worker;
+    }
+    char *copy = strdup(name ? name : "");
+    if (!copy)
+        return NULL;
+    free(worker->name);
+    worker->name = copy;
+    worker->slots = slots;
+    json_decref(worker->providers);
+    worker->providers = providers ? json_deep_copy(providers) : json_array();
+    worker->last_seen_ms = now_ms;
+    return worker;
+}
+
+void broker_workers_remove(broker_workers_t *self, broker_worker_t *worker)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (self->items[i] == worker) {
+            memmove(&self->items[i], &self->items[i + 1],
+                    (self->count - i - 1) * sizeof *self->items);
+            self->count--;
+            worker_free(worker);
+            return;
+        }
+}
+
+size_t broker_workers_count(const broker_workers_t *self)
+{
+    return self->count;
+}
+
+broker_worker_t *broker_workers_at(broker_workers_t *self, size_t i)
+{
+    return i < self->count ? self->items[i] : NULL;
+}
+
+broker_worker_t *broker_workers_expired(broker_workers_t *self, int64_t now_ms,
+                                        int64_t max_silence_ms)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (now_ms - self->items[i]->last_seen_ms > max_silence_ms)
+            return self->items[i];
+    return NULL;
+}
+
+static bool offers(const broker_worker_t *worker, const char *provider)
+{
+    if (!provider)
+        return true;
+    size_t i;
+    json_t *p;
+    json_array_foreach(worker->providers, i, p)
+        if (json_is_string(p) && strcmp(json_string_value(p), provider) == 0)
+            return true;
+    return false;
+}
+
+broker_worker_t *broker_workers_pick(broker_workers_t *self, const char *provider)
+{
+    broker_worker_t *best = NULL;
+    for (size_t i = 0; i < self->count; i++) {
+        broker_worker_t *w = self->items[i];
+        if ((int64_t)w->held_count >= w->slots || !offers(w, provider))
+            continue;
+        if (!best || w->held_count < best->held_count)
+            best = w;
+    }
+    return best;
+}
+
+size_t broker_worker_busy(const broker_worker_t *worker)
+{
+    return worker->held_count;
+}
+
+broker_held_t *broker_worker_find(broker_worker_t *worker, const char *execution_id,
+                                  const char *phase_id, int64_t attempt)
+{
+    for (size_t i = 0; i < worker->held_count; i++) {
+        broker_held_t *h = &worker->held[i];
+        if (h->attempt == attempt && strcmp(h->execution_id, execution_id) == 0 &&
+            strcmp(h->phase_id, phase_id) == 0)
+            return h;
+    }
+    return NULL;
+}
+
+int broker_worker_hold(broker_worker_t *worker, const char *execution_id, const char *phase_id,
+                       int64_t attempt, bool current)
+{
+    broker_held_t *existing = broker_worker_find(worker, execution_id, phase_id, attempt);
+    if (existing) {
+        existing->current = current;
+        return 0;
+    }
+    if (worker->held_count == worker->held_cap) {
+        size_t cap = worker->held_cap ? worker->held_cap * 2 : 4;
+        broker_held_t *grown = realloc(worker->held, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        worker->held = grown;
+        worker->held_cap = cap;
+    }
+    broker_held_t held = {strdup(execution_id), strdup(phase_id), attempt, current};
+    if (!held.execution_id || !held.phase_id) {
+        held_clear(&held);
+        return -1;
+    }
+    worker->held[worker->held_count++] = held;
+    return 0;
+}
+
+bool broker_worker_release(broker_worker_t *worker, const char *execution_id,
+                           const char *phase_id, int64_t attempt)
+{
+    broker_held_t *h = broker_worker_find(worker, execution_id, phase_id, attempt);
+    if (!h)
+        return false;
+    held_clear(h);
+    size_t i = (size_t)(h - worker->held);
+    memmove(&worker->held[i], &worker->held[i + 1],
+            (worker->held_count - i - 1) * sizeof *worker->held);
+    worker->held_count--;
+    return true;
+}

@@ -1,0 +1,75 @@
+/* workers: the registry of connected workers and the attempts each one holds.
+ *
+ * A worker is known by its ROUTER identity from its READY until it says
+ * DISCONNECT or stays silent too long. It holds attempts: the current ones the
+ * broker assigned or adopted, and stale ones it reported (or still streams) that
+ * the broker has asked it to cancel. Both occupy a slot until the worker's RESULT
+ * for them arrives, so the broker never sends more work than a worker can take. */
+#ifndef SYN_BROKER_WORKERS_H
+#define SYN_BROKER_WORKERS_H
+
+#include "broker/outbox.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char *execution_id;
+    char *phase_id;
+    int64_t attempt;
+    bool current;                 /* false: stale, cancel requested */
+} broker_held_t;
+
+typedef struct {
+    unsigned char identity[BROKER_IDENTITY_MAX];
+    size_t identity_len;
+    char *key;                    /* identity in hex: a printable, comparable handle */
+    char *name;
+    int64_t slots;
+    json_t *providers;            /* array of strings */
+    int64_t last_seen_ms;         /* monotonic time of its last message */
+    broker_held_t *held;
+    size_t held_count, held_cap;
+} broker_worker_t;
+
+typedef struct broker_workers_t broker_workers_t;
+
+broker_workers_t *broker_workers_new(void);
+void broker_workers_destroy(broker_workers_t **self_p);
+
+/* The worker with this identity, or NULL. */
+broker_worker_t *broker_workers_lookup(broker_workers_t *self, const void *identity,
+                                       size_t identity_len);
+broker_worker_t *broker_workers_lookup_key(broker_workers_t *self, const char *key);
+/* Adds the worker, or updates name, slots and providers of a known identity
+ * (what it holds is kept). NULL when out of memory. */
+broker_worker_t *broker_workers_register(broker_workers_t *self, const void *identity,
+                                         size_t identity_len, const char *name, int64_t slots,
+                                         const json_t *providers, int64_t now_ms);
+/* Forgets a worker (pointer invalid afterwards). */
+void broker_workers_remove(broker_workers_t *self, broker_worker_t *worker);
+
+size_t broker_workers_count(const broker_workers_t *self);
+/* i-th worker, 0 ≤ i < count (order changes when one is removed). */
+broker_worker_t *broker_workers_at(broker_workers_t *self, size_t i);
+/* A worker silent for longer than max_silence_ms, or NULL. */
+broker_worker_t *broker_workers_expired(broker_workers_t *self, int64_t now_ms,
+                                        int64_t max_silence_ms);
+/* The least busy worker with a free slot offering provider (NULL: any), or NULL.
+ * Ties go to the one registered first. */
+broker_worker_t *broker_workers_pick(broker_workers_t *self, const char *provider);
+
+size_t broker_worker_busy(const broker_worker_t *worker);
+/* The held entry for this attempt, or NULL. */
+broker_held_t *broker_worker_find(broker_worker_t *worker, const char *execution_id,
+                                  const char *phase_id, int64_t attempt);
+/* Records (or re-marks) an attempt the worker holds; 0 or -1 (out of memory). */
+int broker_worker_hold(broker_worker_t *worker, const char *execution_id, const char *phase_id,
+                       int64_t attempt, bool current);
+/* Drops it; true when it was held. */
+bool broker_worker_release(broker_worker_t *worker, const char *execution_id,
+                           const char *phase_id, int64_t attempt);
+
+#endif

@@ -1,0 +1,987 @@
+/* broker/engine and broker/api in-process: real SQLite in a temporary directory,
+ * fake workers (identities and hand-made messages), and the outbox read back to
+ * see what the broker would have sent. Every message the broker produces is
+ * checked against its protocol schema. */
+#include "broker/api.h"
+#include "broker/engine.h"
+#include "broker/events.h"
+#include "broker/outbox.h"
+#include "broker/store.h"
+#include "broker/workers.h"
+#include "common/log.h"
+#include "proto/msg.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#define HB 100
+#define LIVENESS 3
+
+typedef struct {
+    char dir[64];
+    char path[96];
+    broker_store_t *store;
+    broker_outbox_t *outbox;
+    broker_events_t *events;
+    broker_workers_t *workers;
+    broker_engine_t *engine;
+    broker_api_t *api;
+    int64_t now;      /* fake monotonic clock */
+    json_t *sent;     /* everything flushed so far: [{dest, identity, type, fields}] */
+} fx_t;
+
+static void open_all(fx_t *f)
+{
+    char err[256];
+    f->store = broker_store_open(f->path, err, sizeof err);
+    assert_non_null(f->store);
+    f->outbox = broker_outbox_new();
+    f->events = broker_events_new(f->store, f->outbox);
+    f->workers = broker_workers_new();
+    broker_engine_config_t config = {.heartbeat_ms = HB, .liveness = LIVENESS,
+                                     .kill_grace_ms = 50};
+    f->engine = broker_engine_new(f->store, f->events, f->outbox, f->workers, &config);
+    f->api = broker_api_new(f->store, f->engine, f->workers);
+    assert_non_null(f->api);
+}
+
+static void close_all(fx_t *f)
+{
+    broker_api_destroy(&f->api);
+    broker_engine_destroy(&f->engine);
+    broker_events_destroy(&f->events);
+    broker_workers_destroy(&f->workers);
+    broker_outbox_destroy(&f->outbox);
+    broker_store_destroy(&f->store);
+}
+
+static int setup(void **state)
+{
+    syn_log_set_level(SYN_LOG_ERROR);
+    fx_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/syn-test-engine-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof f->path, "%s/syn.db", f->dir);
+    f->now = 1000000;
+    f->sent = json_array();
+    open_all(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    close_all(f);
+    json_decref(f->sent);
+    const char *suffixes[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s%s", f->path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* One loop turn without sockets: dispatch, commit, then "send" the outbox. */
+static void turn(fx_t *f)
+{
+    broker_engine_dispatch(f->engine, f->now);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    broker_dest_t dest;
+    unsigned char identity[BROKER_IDENTITY_MAX + 1];
+    size_t len;
+    syn_msg_t *msg;
+    while ((msg = broker_outbox_pop(f->outbox, &dest, identity, &len))) {
+        char err[256];
+        if (syn_msg_validate(msg, err, sizeof err) != 0)
+            fail_msg("broker produced an invalid %s: %s", syn_msg_type_name(syn_msg_type(msg)),
+                     err);
+        identity[len] = '\0';
+        json_array_append_new(f->sent, json_pack("{s:i, s:s, s:s, s:O}", "dest", (int)dest,
+                                                 "identity", (char *)identity, "type",
+                                                 syn_msg_type_name(syn_msg_type(msg)), "fields",
+                                                 syn_msg_fields(msg)));
+        syn_msg_destroy(&msg);
+    }
+}
+
+/* Takes the first sent message of a type (to identity, if given) out of the log. */
+static json_t *take(fx_t *f, const char *type, const char *identity)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(f->sent, i, m)
+    {
+        if (strcmp(json_string_value(json_object_get(m, "type")), type) != 0)
+            continue;
+        if (identity && strcmp(json_string_value(json_object_get(m, "identity")), identity) != 0)
+            continue;
+        json_t *fields = json_incref(json_object_get(m, "fields"));
+        json_array_remove(f->sent, i);
+        return fields;
+    }
+    return NULL;
+}
+
+static size_t count_sent(fx_t *f, const char *type)
+{
+    size_t i, n = 0;
+    json_t *m;
+    json_array_foreach(f->sent, i, m)
+        n += strcmp(json_string_value(json_object_get(m, "type")), type) == 0;
+    return n;
+}
+
+static int call(fx_t *f, const char *op, json_t *args, json_t **body)
+{
+    int status = broker_api_handle(f->api, op, args, body);
+    json_decref(args);
+    turn(f);
+    return status;
+}
+
+static void expect_detail(json_t *body, const char *text)
+{
+    const char *got = json_string_value(json_object_get(body, "detail"));
+    if (!got || strcmp(got, text) != 0)
+        fail_msg("detail \"%s\" != \"%s\"", got ? got : "(none)", text);
+}
+
+static void worker_send(fx_t *f, const char *identity, syn_msg_type_t type, json_t *fields)
+{
+    syn_msg_t *msg = syn_msg_new_with(type, fields);
+    char err[256];
+    if (syn_msg_validate(msg, err, sizeof err) != 0)
+        fail_msg("test built an invalid message: %s", err);
+    broker_engine_on_worker(f->engine, identity, strlen(identity), msg, f->now);
+    syn_msg_destroy(&msg);
+    turn(f);
+}
+
+static void ready(fx_t *f, const char *identity, int slots, json_t *running)
+{
+    worker_send(f, identity, SYN_MSG_READY,
+                json_pack("{s:s, s:i, s:[s], s:o}", "worker", identity, "slots", slots,
+                          "providers", "mock", "running", running ? running : json_array()));
+}
+
+static void result(fx_t *f, const char *identity, const json_t *assign, const char *status,
+                   const char *output, const char *error)
+{
+    worker_send(f, identity, SYN_MSG_RESULT,
+                json_pack("{s:O, s:O, s:O, s:s, s:s, s:o, s:o}", "execution_id",
+                          json_object_get(assign, "execution_id"), "phase_id",
+                          json_object_get(assign, "phase_id"), "attempt",
+                          json_object_get(assign, "attempt"), "status", status, "output", output,
+                          "error", error ? json_string(error) : json_null(), "exit_code",
+                          strcmp(status, "completed") == 0 ? json_integer(0) : json_integer(3)));
+}
+
+static json_t *ref_of(const json_t *assign)
+{
+    return json_pack("{s:O, s:O, s:O}", "execution_id", json_object_get(assign, "execution_id"),
+                     "phase_id", json_object_get(assign, "phase_id"), "attempt",
+                     json_object_get(assign, "attempt"));
+}
+
+static const char *str(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+static json_int_t num(const json_t *obj, const char *key)
+{
+    return json_integer_value(json_object_get(obj, key));
+}
+
+/* A 3-phase workflow (p1, p2, p3) whose prompts use every rendering rule. */
+static void create_workflow(fx_t *f, const char *id, int max_attempts)
+{
+    json_t *body;
+    json_t *args = json_pack(
+        "{s:s, s:s, s:[{s:s, s:b}, {s:s, s:b, s:s}], s:["
+        "{s:s, s:s, s:i, s:s, s:i},"
+        "{s:s, s:s, s:i, s:s, s:i},"
+        "{s:s, s:s, s:i, s:s, s:s, s:i, s:i}]}",
+        "id", id, "name", "Demo",
+        "input_declarations", "name", "topic", "required", 1, "name", "tone", "required", 1,
+        "default", "dry",
+        "phases",
+        "phase_id", "p1", "name", "Plan", "order", 1, "prompt_template",
+        "plan {{topic}} in a {{tone}} tone for $ARGUMENTS ({{execution_id}})", "max_attempts",
+        max_attempts,
+        "phase_id", "p2", "name", "Draft", "order", 2, "prompt_template",
+        "draft from [{{p1}}] {{unknown}}", "max_attempts", max_attempts,
+        "phase_id", "p3", "name", "Review", "order", 3, "prompt_template",
+        "review [{{p1}}] [{{p2}}] {{workflow_id}} {{task}}", "model", "big", "timeout_seconds",
+        7, "max_attempts", max_attempts);
+    assert_int_equal(call(f, "workflow.create", args, &body), 201);
+    json_decref(body);
+}
+
+static void start(fx_t *f, const char *workflow_id, char id[BROKER_EXEC_ID_SIZE])
+{
+    json_t *body;
+    json_t *args = json_pack("{s:s, s:{s:s}, s:s, s:[]}", "workflow_id", workflow_id, "inputs",
+                             "topic", "cats", "task", "the task", "repos");
+    assert_int_equal(call(f, "execution.start", args, &body), 200);
+    snprintf(id, BROKER_EXEC_ID_SIZE, "%s", str(body, "execution_id"));
+    json_decref(body);
+}
+
+static json_t *status_of(fx_t *f, const char *workflow_id, const char *id)
+{
+    json_t *body;
+    int status = call(f, "execution.status",
+                      json_pack("{s:s, s:s}", "workflow_id", workflow_id, "execution_id", id),
+                      &body);
+    assert_int_equal(status, 200);
+    return body;
+}
+
+static int64_t db_int(fx_t *f, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        fail_msg("bad sql %s", sql);
+    int64_t v = -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+/* --- api ------------------------------------------------------------------- */
+
+static void test_workflow_create_get_list(void **state)
+{
+    fx_t *f = *state;
+    json_t *body;
+    json_t *args = json_pack("{s:s, s:[{s:s, s:s, s:i, s:s}]}", "name", "Gen", "phases",
+                             "phase_id", "a", "name", "A", "order", 1, "prompt_template", "x");
+    assert_int_equal(call(f, "workflow.create", args, &body), 201);
+    const char *id = str(body, "id");
+    assert_int_equal(strlen(id), 15);
+    assert_memory_equal(id, "wf-", 3);
+    assert_string_equal(str(body, "workflow_type"), "custom");
+    assert_string_equal(str(body, "classification"), "standard");
+    assert_string_equal(str(body, "status"), "created");
+    assert_int_equal(json_object_size(body), 5);
+    char gen_id[32];
+    snprintf(gen_id, sizeof gen_id, "%s", id);
+    json_decref(body);
+
+    create_workflow(f, "wf-demo", 3);
+    assert_int_equal(call(f, "workflow.get", json_pack("{s:s}", "id", "wf-demo"), &body), 200);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    /* created_at is the only moving part */
+    char *created = strstr(text, ",\"created_at\":\"");
+    assert_non_null(created);
+    *created = '\0';
+    assert_string_equal(
+        text,
+        "{\"id\":\"wf-demo\",\"name\":\"Demo\",\"description\":null,\"workflow_type\":\"custom\","
+        "\"classification\":\"standard\",\"input_declarations\":["
+        "{\"name\":\"topic\",\"description\":null,\"required\":true,\"default\":null},"
+        "{\"name\":\"tone\",\"description\":null,\"required\":true,\"default\":\"dry\"}],"
+        "\"phases\":["
+        "{\"phase_id\":\"p1\",\"name\":\"Plan\",\"order\":1,\"prompt_template\":"
+        "\"plan {{topic}} in a {{tone}} tone for $ARGUMENTS ({{execution_id}})\","
+        "\"model\":null,\"timeout_seconds\":300,\"max_attempts\":3,\"description\":null,"
+        "\"argument_hint\":null,\"allowed_tools\":[]},"
+        "{\"phase_id\":\"p2\",\"name\":\"Draft\",\"order\":2,\"prompt_template\":"
+        "\"draft from [{{p1}}] {{unknown}}\",\"model\":null,\"timeout_seconds\":300,"
+        "\"max_attempts\":3,\"description\":null,\"argument_hint\":null,\"allowed_tools\":[]},"
+        "{\"phase_id\":\"p3\",\"name\":\"Review\",\"order\":3,\"prompt_template\":"
+        "\"review [{{p1}}] [{{p2}}] {{workflow_id}} {{task}}\",\"model\":\"big\","
+        "\"timeout_seconds\":7,\"max_attempts\":3,\"description\":null,\"argument_hint\":null,"
+        "\"allowed_tools\":[]}]");
+    free(text);
+
+    assert_int_equal(call(f, "workflow.create",
+                          json_pack("{s:s, s:s, s:[{s:s, s:s, s:i, s:s}]}", "id", "wf-demo",
+                                    "name", "again", "phases", "phase_id", "a", "name", "A",
+                                    "order", 1, "prompt_template", "x"),
+                          &body),
+                     409);
+    expect_detail(body, "Workflow wf-demo already exists");
+    json_decref(body);
+
+    assert_int_equal(call(f, "workflow.get", json_pack("{s:s}", "id", "nope"), &body), 404);
+    expect_detail(body, "Workflow nope not found");
+    json_decref(body);
+
+    assert_int_equal(call(f, "workflow.list", json_pack("{s:i, s:i}", "page", 1, "page_size", 1),
+                          &body),
+                     200);
+    assert_int_equal(num(body, "total"), 2);
+    assert_int_equal(num(body, "page_size"), 1);
+    json_t *first = json_array_get(json_object_get(body, "workflows"), 0);
+    assert_string_equal(str(first, "id"), "wf-demo");
+    assert_int_equal(num(first, "phase_count"), 3);
+    json_decref(body);
+    assert_int_equal(call(f, "workflow.list", json_pack("{s:i, s:i}", "page", 2, "page_size", 1),
+                          &body),
+                     200);
+    assert_string_equal(str(json_array_get(json_object_get(body, "workflows"), 0), "id"), gen_id);
+    json_decref(body);
+}
+
+static void test_workflow_create_rejects(void **state)
+{
+    fx_t *f = *state;
+    json_t *body;
+    assert_int_equal(call(f, "workflow.create",
+                          json_pack("{s:s, s:[{s:s, s:s, s:i, s:s}, {s:s, s:s, s:i, s:s}]}",
+                                    "name", "d", "phases", "phase_id", "a", "name", "A", "order",
+                                    1, "prompt_template", "x", "phase_id", "a", "name", "B",
+                                    "order", 2, "prompt_template", "y"),
+                          &body),
+                     422);
+    expect_detail(body, "Duplicate phase_id 'a' in phases[0] and phases[1]");
+    json_decref(body);
+    assert_int_equal(call(f, "workflow.create",
+                          json_pack("{s:s, s:[{s:s, s:s, s:i, s:s}, {s:s, s:s, s:i, s:s}]}",
+                                    "name", "d", "phases", "phase_id", "a", "name", "A", "order",
+                                    5, "prompt_template", "x", "phase_id", "b", "name", "B",
+                                    "order", 5, "prompt_template", "y"),
+                          &body),
+                     422);
+    expect_detail(body, "Duplicate order 5 in phases[0] and phases[1]");
+    json_decref(body);
+
+    /* shapes the gateway should have stopped: 400, never a crash */
+    json_t *bad[] = {
+        json_pack("{s:s, s:[]}", "name", "no phases", "phases"),
+        json_pack("{s:[{s:s, s:s, s:i, s:s}]}", "phases", "phase_id", "a", "name", "A", "order",
+                  1, "prompt_template", "x"),
+        json_pack("{s:s, s:s, s:[{s:s, s:s, s:i, s:s}]}", "id", "-bad", "name", "n", "phases",
+                  "phase_id", "a", "name", "A", "order", 1, "prompt_template", "x"),
+        json_pack("{s:s, s:[{s:s, s:s, s:s, s:s}]}", "name", "n", "phases", "phase_id", "a",
+                  "name", "A", "order", "1", "prompt_template", "x"),
+        json_pack("{s:s, s:[{s:s, s:s, s:i, s:s, s:i}]}", "name", "n", "phases", "phase_id", "a",
+                  "name", "A", "order", 1, "prompt_template", "x", "timeout_seconds", 0),
+        json_pack("{s:s, s:[i]}", "name", "n", "phases", 4),
+        json_pack("{s:s, s:i, s:[{s:s, s:s, s:i, s:s}]}", "name", "n", "input_declarations", 3,
+                  "phases", "phase_id", "a", "name", "A", "order", 1, "prompt_template", "x"),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(call(f, "workflow.create", bad[i], &body), 400);
+        assert_memory_equal(str(body, "detail"), "bad request: ", 13);
+        json_decref(body);
+    }
+    assert_int_equal(call(f, "no.such.op", json_object(), &body), 400);
+    expect_detail(body, "unknown operation no.such.op");
+    json_decref(body);
+    assert_int_equal(call(f, "health", json_array(), &body), 400);
+    json_decref(body);
+    assert_int_equal(call(f, "health", json_object(), &body), 200);
+    assert_string_equal(str(body, "broker"), "up");
+    assert_int_equal(num(body, "workers"), 0);
+    json_decref(body);
+}
+
+static void test_execution_start_errors(void **state)
+{
+    fx_t *f = *state;
+    json_t *body;
+    assert_int_equal(call(f, "execution.start",
+                          json_pack("{s:s, s:{}, s:n, s:[]}", "workflow_id", "nope", "inputs",
+                                    "task", "repos"),
+                          &body),
+                     404);
+    expect_detail(body, "Workflow nope not found");
+    json_decref(body);
+
+    json_t *args = json_pack("{s:s, s:[{s:s}, {s:s, s:b}, {s:s}, {s:s, s:s}], s:[{s:s, s:s, "
+                             "s:i, s:s}]}",
+                             "name", "n", "input_declarations", "name", "zeta", "name", "opt",
+                             "required", 0, "name", "alpha", "name", "dflt", "default", "v",
+                             "phases", "phase_id", "a", "name", "A", "order", 1,
+                             "prompt_template", "x");
+    json_object_set_new(args, "id", json_string("wf-in"));
+    assert_int_equal(call(f, "workflow.create", args, &body), 201);
+    json_decref(body);
+    assert_int_equal(call(f, "execution.start",
+                          json_pack("{s:s, s:{}, s:n, s:[]}", "workflow_id", "wf-in", "inputs",
+                                    "task", "repos"),
+                          &body),
+                     422);
+    expect_detail(body, "Missing required inputs: alpha, zeta. Provide them via: "
+                        "--input alpha=<value>, --input zeta=<value>");
+    json_decref(body);
+    /* what the request names is no longer missing */
+    assert_int_equal(call(f, "execution.start",
+                          json_pack("{s:s, s:{s:s}, s:n, s:[]}", "workflow_id", "wf-in",
+                                    "inputs", "alpha", "a", "task", "repos"),
+                          &body),
+                     422);
+    expect_detail(body, "Missing required inputs: zeta. Provide them via: --input zeta=<value>");
+    json_decref(body);
+    assert_int_equal(call(f, "execution.start",
+                          json_pack("{s:s, s:{s:i}}", "workflow_id", "wf-in", "inputs", "alpha",
+                                    3),
+                          &body),
+                     400);
+    json_decref(body);
+    /* a long multi-byte key in a reason is cut on a character boundary */
+    char key[1201];
+    for (int i = 0; i < 600; i++)
+        memcpy(key + 2 * i, "\xc3\xa9", 2);
+    key[1200] = '\0';
+    json_t *inputs = json_object();
+    json_object_set_new(inputs, key, json_integer(1));
+    assert_int_equal(call(f, "execution.start",
+                          json_pack("{s:s, s:o}", "workflow_id", "wf-in", "inputs", inputs),
+                          &body),
+                     400);
+    assert_memory_equal(str(body, "detail"), "bad request: inputs.\xc3\xa9", 22);
+    json_decref(body);
+    assert_int_equal(call(f, "execution.start",
+                          json_pack("{s:s, s:{s:s, s:s}, s:n, s:[]}", "workflow_id", "wf-in",
+                                    "inputs", "alpha", "a", "zeta", "z", "task", "repos"),
+                          &body),
+                     200);
+    assert_string_equal(str(body, "status"), "started");
+    assert_string_equal(str(body, "message"), "Workflow execution started");
+    assert_string_equal(str(body, "workflow_id"), "wf-in");
+    const char *id = str(body, "execution_id");
+    assert_int_equal(strlen(id), 17);
+    assert_memory_equal(id, "exec-", 5);
+    for (size_t i = 5; i < 17; i++)
+        assert_non_null(strchr("0123456789abcdef", id[i]));
+    json_decref(body);
+}
+
+/* --- the whole run --------------------------------------------------------- */
+
+static void test_three_phases_complete(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf-demo", 3);
+    char id[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-demo", id);
+    /* durable as soon as the reply could leave */
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM executions WHERE id='%s'", id);
+    assert_int_equal(db_int(f, sql), 1);
+
+    json_t *st = status_of(f, "wf-demo", id);
+    assert_string_equal(str(st, "status"), "pending");
+    assert_string_equal(str(st, "current_phase"), "p1");
+    assert_int_equal(num(st, "total_phases"), 3);
+    assert_true(json_is_null(json_object_get(st, "started_at")));
+    assert_int_equal(json_object_size(st), 9);
+    json_decref(st);
+    assert_int_equal(count_sent(f, "assign"), 0);
+
+    ready(f, "W1", 2, NULL);
+    json_t *a1 = take(f, "assign", "W1");
+    assert_non_null(a1);
+    assert_string_equal(str(a1, "phase_id"), "p1");
+    assert_int_equal(num(a1, "attempt"), 1);
+    assert_int_equal(num(a1, "timeout_ms"), 300000);
+    assert_true(json_is_null(json_object_get(a1, "model")));
+    char expected[256];
+    snprintf(expected, sizeof expected, "plan cats in a dry tone for the task (%s)", id);
+    assert_string_equal(str(a1, "prompt"), expected);
+
+    st = status_of(f, "wf-demo", id);
+    assert_string_equal(str(st, "status"), "running");
+    assert_false(json_is_null(json_object_get(st, "started_at")));
+    json_decref(st);
+
+    result(f, "W1", a1, "completed", "PLAN-OUT {{topic}}", NULL);
+    json_t *ack = take(f, "result_ack", "W1");
+    assert_non_null(ack);
+    assert_int_equal(num(ack, "attempt"), 1);
+    json_decref(ack);
+    json_t *a2 = take(f, "assign", "W1");
+    assert_non_null(a2);
+    assert_string_equal(str(a2, "phase_id"), "p2");
+    assert_string_equal(str(a2, "prompt"), "draft from [PLAN-OUT {{topic}}] {{unknown}}");
+
+    /* a repeat of phase 1's result is acked and changes nothing */
+    result(f, "W1", a1, "completed", "SOMETHING ELSE", NULL);
+    ack = take(f, "result_ack", "W1");
+    assert_non_null(ack);
+    json_decref(ack);
+    json_decref(a1);
+
+    result(f, "W1", a2, "completed", "DRAFT", NULL);
+    json_decref(take(f, "result_ack", "W1"));
+    json_decref(a2);
+    json_t *a3 = take(f, "assign", "W1");
+    assert_non_null(a3);
+    snprintf(expected, sizeof expected, "review [PLAN-OUT {{topic}}] [DRAFT] wf-demo the task");
+    assert_string_equal(str(a3, "prompt"), expected);
+    assert_string_equal(str(a3, "model"), "big");
+    assert_int_equal(num(a3, "timeout_ms"), 7000);
+
+    json_t *body;
+    assert_int_equal(call(f, "execution.active", json_pack("{s:i}", "limit", 5), &body), 200);
+    assert_int_equal(json_array_size(body), 1);
+    assert_string_equal(str(json_array_get(body, 0), "current_phase"), "p3");
+    json_decref(body);
+
+    result(f, "W1", a3, "completed", "REVIEW", NULL);
+    json_decref(a3);
+    st = status_of(f, "wf-demo", id);
+    assert_string_equal(str(st, "status"), "completed");
+    assert_int_equal(num(st, "completed_phases"), 3);
+    assert_true(json_is_null(json_object_get(st, "current_phase")));
+    assert_true(json_is_null(json_object_get(st, "error")));
+    assert_false(json_is_null(json_object_get(st, "completed_at")));
+    json_decref(st);
+    assert_int_equal(broker_engine_active_count(f->engine), 0);
+
+    snprintf(sql, sizeof sql, "SELECT output = 'PLAN-OUT {{topic}}' FROM phases WHERE "
+                              "execution_id='%s' AND phase_id='p1'", id);
+    assert_int_equal(db_int(f, sql), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM attempts WHERE execution_id='%s'", id);
+    assert_int_equal(db_int(f, sql), 3);
+
+    /* the event history, in order, on PUB and in the log */
+    const char *history[] = {"ExecutionStarted", "PhaseQueued",    "PhaseStarted",
+                             "PhaseCompleted",   "PhaseQueued",    "PhaseStarted",
+                             "PhaseCompleted",   "PhaseQueued",    "PhaseStarted",
+                             "PhaseCompleted",   "ExecutionCompleted"};
+    int64_t last_seq = 0;
+    for (size_t i = 0; i < sizeof history / sizeof history[0]; i++) {
+        json_t *ev = take(f, "event", id);
+        assert_non_null(ev);
+        if (strcmp(str(ev, "type"), history[i]) != 0)
+            fail_msg("event %zu is %s, expected %s", i, str(ev, "type"), history[i]);
+        assert_true(num(ev, "seq") > last_seq);
+        last_seq = num(ev, "seq");
+        json_decref(ev);
+    }
+    assert_null(take(f, "event", id));
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE execution_id='%s'", id);
+    assert_int_equal(db_int(f, sql), 11);
+}
+
+static void test_failure_skips_later_phases(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf-demo", 3);
+    char id[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-demo", id);
+    ready(f, "W1", 1, NULL);
+    json_t *a1 = take(f, "assign", "W1");
+    result(f, "W1", a1, "failed", "partial", "the agent gave up");
+    json_decref(a1);
+    json_t *st = status_of(f, "wf-demo", id);
+    assert_string_equal(str(st, "status"), "failed");
+    assert_string_equal(str(st, "error"), "Phase p1 failed: the agent gave up");
+    assert_true(json_is_null(json_object_get(st, "current_phase")));
+    json_decref(st);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM phases WHERE execution_id='%s' AND "
+                              "status='skipped'", id);
+    assert_int_equal(db_int(f, sql), 2);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM attempts WHERE execution_id='%s' AND "
+                              "status='failed' AND exit_code=3", id);
+    assert_int_equal(db_int(f, sql), 1);
+    assert_int_equal(count_sent(f, "assign"), 0);
+    /* the slot is free again: new work goes to W1 */
+    char id2[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-demo", id2);
+    json_t *next = take(f, "assign", "W1");
+    assert_non_null(next);
+    assert_string_equal(str(next, "execution_id"), id2);
+    json_decref(next);
+}
+
+/* A silent worker is dead after liveness intervals; its attempt runs again on
+ * another worker; when it wakes up, its stale result is acked and dropped. */
+static void test_lost_worker_retry_and_fencing(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf-demo", 3);
+    char id[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-demo", id);
+    ready(f, "W1", 1, NULL);
+    json_t *a1 = take(f, "assign", "W1");
+    assert_non_null(a1);
+    ready(f, "W2", 1, NULL);
+    assert_int_equal(count_sent(f, "assign"), 0);
+
+    /* W2 keeps talking, W1 falls silent */
+    f->now += HB * LIVENESS - 10;
+    worker_send(f, "W2", SYN_MSG_HEARTBEAT, json_object());
+    broker_engine_tick(f->engine, f->now);
+    turn(f);
+    assert_int_equal(count_sent(f, "assign"), 0);
+    f->now += 20;
+    broker_engine_tick(f->engine, f->now);
+    turn(f);
+    json_t *a2 = take(f, "assign", "W2");
+    assert_non_null(a2);
+    assert_string_equal(str(a2, "phase_id"), "p1");
+    assert_int_equal(num(a2, "attempt"), 2);
+
+    /* W1 wakes up: unknown now, told to register; it does, still running attempt 1 */
+    worker_send(f, "W1", SYN_MSG_HEARTBEAT, json_object());
+    json_t *bye = take(f, "disconnect", "W1");
+    assert_non_null(bye);
+    json_decref(bye);
+    ready(f, "W1", 1, json_pack("[o]", ref_of(a1)));
+    json_t *cancel = take(f, "cancel", "W1");
+    assert_non_null(cancel);
+    assert_int_equal(num(cancel, "attempt"), 1);
+    json_decref(cancel);
+    /* its slot is taken by the stale attempt until it answers */
+    char other[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-demo", other);
+    assert_null(take(f, "assign", "W1"));
+    result(f, "W1", a1, "completed", "STALE OUTPUT", NULL);
+    json_t *ack = take(f, "result_ack", "W1");
+    assert_non_null(ack);
+    json_decref(ack);
+    json_t *a_other = take(f, "assign", "W1"); /* the slot came back */
+    assert_non_null(a_other);
+    assert_string_equal(str(a_other, "execution_id"), other);
+    json_decref(a_other);
+
+    result(f, "W2", a2, "completed", "REAL OUTPUT", NULL);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT output FROM phases WHERE execution_id='%s' AND "
+                              "phase_id='p1' AND output='REAL OUTPUT'", id);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM attempts WHERE execution_id='%s' AND "
+                              "phase_id='p1' AND status='lost'", id);
+    assert_int_equal(db_int(f, sql), 1);
+    json_t *a3 = take(f, "assign", "W2");
+    assert_non_null(a3);
+    assert_string_equal(str(a3, "prompt"), "draft from [REAL OUTPUT] {{unknown}}");
+    json_decref(a3);
+    json_decref(a1);
+    json_decref(a2);
+}
+
+static void test_max_attempts_one_fails(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf-once", 1);
+    char id[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-once", id);
+    ready(f, "W1", 1, NULL);
+    json_t *a1 = take(f, "assign", "W1");
+    assert_non_null(a1);
+    json_decref(a1);
+    worker_send(f, "W1", SYN_MSG_DISCONNECT, json_object());
+    json_t *st = status_of(f, "wf-once", id);
+    assert_string_equal(str(st, "status"), "failed");
+    const char *error = str(st, "error");
+    assert_non_null(strstr(error, "Phase p1 failed: worker lost 1 time (max_attempts 1)"));
+    assert_non_null(strstr(error, "disconnected"));
+    json_decref(st);
+    ready(f, "W2", 1, NULL);
+    assert_int_equal(count_sent(f, "assign"), 0); /* never run twice */
+}
+
+/* Stopping the broker mid-phase: the new one waits for the worker to come back
+ * with its attempt and adopts it (no second run); an attempt whose worker does
+ * not return within the liveness window runs again. */
+static void test_restart_adopts_or_requeues(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf-demo", 3);
+    char kept[BROKER_EXEC_ID_SIZE], orphan[BROKER_EXEC_ID_SIZE], waiting[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-demo", kept);
+    start(f, "wf-demo", orphan);
+    ready(f, "W1", 1, NULL);
+    ready(f, "W2", 1, NULL);
+    json_t *ak = take(f, "assign", "W1");
+    json_t *ao = take(f, "assign", "W2");
+    assert_non_null(ak);
+    assert_non_null(ao);
+    assert_string_equal(str(ak, "execution_id"), kept);
+    start(f, "wf-demo", waiting); /* no slot: stays queued */
+
+    close_all(f);
+    json_array_clear(f->sent);
+    open_all(f);
+    assert_int_equal(broker_engine_recover(f->engine, f->now), 3);
+    turn(f);
+    assert_int_equal(broker_engine_active_count(f->engine), 3);
+
+    /* W1 comes back with its attempt: adopted, nothing re-sent */
+    ready(f, "W1", 1, json_pack("[o]", ref_of(ak)));
+    assert_int_equal(count_sent(f, "assign"), 0);
+    assert_int_equal(count_sent(f, "cancel"), 0);
+    json_t *st = status_of(f, "wf-demo", kept);
+    assert_string_equal(str(st, "status"), "running");
+    json_decref(st);
+
+    /* W2 never returns: after the window its attempt is lost and requeued */
+    f->now += HB * LIVENESS + 1;
+    worker_send(f, "W1", SYN_MSG_HEARTBEAT, json_object());
+    broker_engine_tick(f->engine, f->now);
+    turn(f);
+    ready(f, "W3", 2, NULL);
+    json_t *retry = take(f, "assign", "W3");
+    assert_non_null(retry);
+    assert_string_equal(str(retry, "execution_id"), orphan);
+    assert_int_equal(num(retry, "attempt"), 2);
+    json_t *queued = take(f, "assign", "W3");
+    assert_non_null(queued);
+    assert_string_equal(str(queued, "execution_id"), waiting);
+    assert_int_equal(num(queued, "attempt"), 1);
+
+    result(f, "W1", ak, "completed", "adopted output", NULL);
+    json_t *next = take(f, "assign", "W1");
+    assert_non_null(next);
+    assert_string_equal(str(next, "prompt"), "draft from [adopted output] {{unknown}}");
+    json_decref(next);
+    json_decref(ak);
+    json_decref(ao);
+    json_decref(retry);
+    json_decref(queued);
+}
+
+static void test_status_lookup_by_prefix(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf-demo", 3);
+    create_workflow(f, "wf-other", 3);
+    char ids[40][BROKER_EXEC_ID_SIZE];
+    for (int i = 0; i < 40; i++)
+        start(f, "wf-demo", ids[i]);
+    json_t *body;
+    /* unique prefix */
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, "%.13s", ids[7]);
+    int status = call(f, "execution.status",
+                      json_pack("{s:s, s:s}", "workflow_id", "wf-demo", "execution_id", prefix),
+                      &body);
+    /* 12 random hex digits: 8 of them make a unique prefix among 40 */
+    assert_int_equal(status, 200);
+    assert_string_equal(str(body, "execution_id"), ids[7]);
+    json_decref(body);
+    /* none */
+    assert_int_equal(call(f, "execution.status",
+                          json_pack("{s:s, s:s}", "workflow_id", "wf-demo", "execution_id",
+                                    "exec-zz"),
+                          &body),
+                     404);
+    expect_detail(body, "Execution not found: exec-zz");
+    json_decref(body);
+    /* ambiguous */
+    assert_int_equal(call(f, "execution.status",
+                          json_pack("{s:s, s:s}", "workflow_id", "wf-demo", "execution_id",
+                                    "exec-"),
+                          &body),
+                     409);
+    const char *d = str(body, "detail");
+    assert_memory_equal(d, "Ambiguous execution id exec-: matches exec-", 43);
+    assert_non_null(strstr(d, "(more than 5 matches)"));
+    json_decref(body);
+    /* another workflow's execution */
+    assert_int_equal(call(f, "execution.status",
+                          json_pack("{s:s, s:s}", "workflow_id", "wf-other", "execution_id",
+                                    ids[3]),
+                          &body),
+                     404);
+    char expected[128];
+    snprintf(expected, sizeof expected, "Execution %s not found for workflow wf-other", ids[3]);
+    expect_detail(body, expected);
+    json_decref(body);
+
+    /* active: newest first, limit applied after the filter */
+    assert_int_equal(call(f, "execution.active", json_pack("{s:i}", "limit", 3), &body), 200);
+    assert_int_equal(json_array_size(body), 3);
+    assert_string_equal(str(json_array_get(body, 0), "execution_id"), ids[39]);
+    assert_string_equal(str(json_array_get(body, 2), "execution_id"), ids[37]);
+    json_decref(body);
+    assert_int_equal(call(f, "execution.active", json_pack("{s:i}", "limit", 0), &body), 400);
+    json_decref(body);
+}
+
+/* Outputs above 1 MiB are cut with the marker; a render over the bound fails the
+ * phase with the reason. */
+static void test_output_cut_and_render_bound(void **state)
+{
+    fx_t *f = *state;
+    json_t *body;
+    json_t *args = json_pack("{s:s, s:s, s:[{s:s, s:s, s:i, s:s}, {s:s, s:s, s:i, s:s}]}", "id",
+                             "wf-big", "name", "big", "phases", "phase_id", "p1", "name", "A",
+                             "order", 1, "prompt_template", "x", "phase_id", "p2", "name", "B",
+                             "order", 2, "prompt_template",
+                             "{{p1}}{{p1}}{{p1}}{{p1}}{{p1}}{{p1}}{{p1}}{{p1}}{{p1}}");
+    assert_int_equal(call(f, "workflow.create", args, &body), 201);
+    json_decref(body);
+    char id[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-big", id);
+    ready(f, "W1", 1, NULL);
+    json_t *a1 = take(f, "assign", "W1");
+    size_t big = 2 * 1024 * 1024;
+    char *output = malloc(big + 1);
+    memset(output, 'a', big);
+    output[big] = '\0';
+    output[1024 * 1024 - 1] = '\xc3'; /* a 2-byte character across the cut */
+    output[1024 * 1024] = '\xa9';
+    result(f, "W1", a1, "completed", output, NULL);
+    free(output);
+    json_decref(a1);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT length(CAST(output AS BLOB)) FROM phases WHERE "
+                              "execution_id='%s' AND phase_id='p1'", id);
+    assert_int_equal(db_int(f, sql),
+                     1024 * 1024 - 1 + (int64_t)strlen(BROKER_OUTPUT_MARKER));
+    snprintf(sql, sizeof sql, "SELECT output LIKE '%%[output truncated: more than 1 MiB]' FROM "
+                              "phases WHERE execution_id='%s' AND phase_id='p1'", id);
+    assert_int_equal(db_int(f, sql), 1);
+    /* 9 × ~1 MiB > 8 MiB: phase 2 fails at render time, never dispatched */
+    assert_int_equal(count_sent(f, "assign"), 0);
+    json_t *st = status_of(f, "wf-big", id);
+    assert_string_equal(str(st, "status"), "failed");
+    assert_non_null(strstr(str(st, "error"), "Phase p2 failed: rendered prompt exceeds"));
+    json_decref(st);
+}
+
+/* Messages before READY get a DISCONNECT; progress from a stale attempt gets a
+ * CANCEL once; an attempt that never gets a result fails at the backstop. */
+static void test_unregistered_stale_progress_and_backstop(void **state)
+{
+    fx_t *f = *state;
+    worker_send(f, "WX", SYN_MSG_PROGRESS,
+                json_pack("{s:s, s:s, s:i, s:s, s:s}", "execution_id", "exec-x", "phase_id",
+                          "p", "attempt", 1, "kind", "output", "data", "hi"));
+    json_t *bye = take(f, "disconnect", "WX");
+    assert_non_null(bye);
+    json_decref(bye);
+
+    ready(f, "W1", 2, NULL);
+    for (int i = 0; i < 2; i++)
+        worker_send(f, "W1", SYN_MSG_PROGRESS,
+                    json_pack("{s:s, s:s, s:i, s:s, s:s}", "execution_id", "exec-gone",
+                              "phase_id", "p", "attempt", 4, "kind", "output", "data", "x"));
+    assert_int_equal(count_sent(f, "cancel"), 1);
+
+    create_workflow(f, "wf-demo", 3);
+    char id[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-demo", id);
+    json_t *a1 = take(f, "assign", "W1");
+    assert_non_null(a1);
+    /* still quiet long after timeout + grace + window, while heartbeating */
+    for (int i = 0; i < 40; i++) {
+        f->now += 10 * 1000;
+        worker_send(f, "W1", SYN_MSG_HEARTBEAT, json_object());
+        broker_engine_tick(f->engine, f->now);
+        turn(f);
+    }
+    json_t *st = status_of(f, "wf-demo", id);
+    assert_string_equal(str(st, "status"), "failed");
+    assert_non_null(strstr(str(st, "error"), "no result within the timeout of 300 s"));
+    json_decref(st);
+    json_t *stale = take(f, "cancel", "W1");
+    assert_non_null(stale);
+    assert_string_equal(str(stale, "execution_id"), "exec-gone");
+    json_decref(stale);
+    json_t *cancel = take(f, "cancel", "W1");
+    assert_non_null(cancel);
+    assert_string_equal(str(cancel, "execution_id"), id);
+    json_decref(cancel);
+    json_decref(a1);
+}
+
+/* A second READY on the same connection (the worker was told twice to register)
+ * must not lose an ASSIGN that was in flight when the worker wrote it. */
+static void test_repeated_ready_keeps_attempts(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf-once", 1);
+    char id[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-once", id);
+    ready(f, "W1", 1, NULL);
+    json_t *a1 = take(f, "assign", "W1");
+    assert_non_null(a1);
+    ready(f, "W1", 1, NULL);
+    json_t *st = status_of(f, "wf-once", id);
+    assert_string_equal(str(st, "status"), "running");
+    json_decref(st);
+    result(f, "W1", a1, "completed", "done", NULL);
+    json_decref(a1);
+    st = status_of(f, "wf-once", id);
+    assert_string_equal(str(st, "status"), "running"); /* p2 now */
+    assert_int_equal(num(st, "completed_phases"), 1);
+    json_decref(st);
+}
+
+/* An ASSIGN that could not be sent did not run anything: it does not use up
+ * max_attempts, and EHOSTUNREACH drops the worker at once. */
+static void test_undeliverable_assign(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf-once", 1);
+    char id[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-once", id);
+    ready(f, "W1", 1, NULL);
+    json_t *a1 = take(f, "assign", "W1");
+    assert_non_null(a1);
+    syn_msg_t *msg = syn_msg_new_with(SYN_MSG_ASSIGN, json_incref(a1));
+    broker_engine_undeliverable(f->engine, "W1", 2, msg, EHOSTUNREACH, f->now);
+    syn_msg_destroy(&msg);
+    turn(f);
+    json_decref(a1);
+    json_t *body;
+    assert_int_equal(call(f, "health", json_object(), &body), 200);
+    assert_int_equal(num(body, "workers"), 0);
+    json_decref(body);
+    ready(f, "W2", 1, NULL);
+    json_t *a2 = take(f, "assign", "W2");
+    assert_non_null(a2);
+    assert_int_equal(num(a2, "attempt"), 2);
+    result(f, "W2", a2, "completed", "ok", NULL);
+    json_decref(a2);
+    json_t *st = status_of(f, "wf-once", id);
+    assert_string_equal(str(st, "status"), "running");
+    assert_int_equal(num(st, "completed_phases"), 1);
+    json_decref(st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_workflow_create_get_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workflow_create_rejects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_execution_start_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_three_phases_complete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_skips_later_phases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_worker_retry_and_fencing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_attempts_one_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_adopts_or_requeues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_lookup_by_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_cut_and_render_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unregistered_stale_progress_and_backstop, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_repeated_ready_keeps_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_undeliverable_assign, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("broker_engine", tests, NULL, NULL);
+}

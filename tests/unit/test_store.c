@@ -1,0 +1,518 @@
+/* broker/store against a real SQLite file in a temporary directory: schema,
+ * workflows, executions and their phases, group commit (checked from a second
+ * connection), prefix lookup, reload of active executions, counts, events, and
+ * that closing and reopening keeps everything. */
+#include "broker/execution.h"
+#include "broker/store.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+typedef struct {
+    char dir[64];
+    char path[96];
+    broker_store_t *store;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/syn-test-store-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof f->path, "%s/syn.db", f->dir);
+    char err[256];
+    f->store = broker_store_open(f->path, err, sizeof err);
+    if (!f->store) {
+        fprintf(stderr, "open: %s\n", err);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    broker_store_destroy(&f->store);
+    const char *suffixes[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s%s", f->path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void reopen(fixture_t *f)
+{
+    broker_store_destroy(&f->store);
+    assert_null(f->store);
+    broker_store_destroy(&f->store); /* safe twice */
+    char err[256];
+    f->store = broker_store_open(f->path, err, sizeof err);
+    assert_non_null(f->store);
+}
+
+/* A second connection sees only what was committed. */
+static int64_t peek_int(const fixture_t *f, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    int64_t v = -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static json_t *template_of(int nphases)
+{
+    json_t *phases = json_array();
+    for (int i = nphases; i >= 1; i--) { /* given out of order on purpose */
+        char id[16], prompt[64];
+        snprintf(id, sizeof id, "p%d", i);
+        snprintf(prompt, sizeof prompt, "phase %d of {{workflow_id}}", i);
+        json_array_append_new(phases, json_pack("{s:s, s:s, s:i, s:s, s:n, s:i, s:i}", "phase_id",
+                                                id, "name", id, "order", i * 10,
+                                                "prompt_template", prompt, "model",
+                                                "timeout_seconds", 60, "max_attempts", 2));
+    }
+    return json_pack("{s:s, s:s, s:o, s:o}", "id", "wf-1", "name", "demo", "input_declarations",
+                     json_array(), "phases", phases);
+}
+
+static void add_workflow(fixture_t *f, const char *id, int nphases, int64_t created_at)
+{
+    json_t *tpl = template_of(nphases);
+    json_object_set_new(tpl, "id", json_string(id));
+    broker_workflow_row_t row = {
+        .id = id, .name = "demo", .description = NULL, .workflow_type = "custom",
+        .classification = "standard", .phase_count = nphases, .template_json = tpl,
+        .created_at = created_at,
+    };
+    assert_int_equal(broker_store_workflow_insert(f->store, &row), 0);
+    json_decref(tpl);
+}
+
+static broker_execution_t *make_exec(const char *id, const char *workflow_id, int nphases,
+                                     int64_t created_at)
+{
+    json_t *tpl = template_of(nphases);
+    json_t *inputs = json_pack("{s:s}", "topic", "cats");
+    json_t *repos = json_pack("[s]", "r1");
+    char err[256];
+    broker_execution_t *exec = broker_execution_new(id, workflow_id, 1, tpl, inputs, "the task",
+                                                    repos, created_at, err, sizeof err);
+    json_decref(tpl);
+    json_decref(inputs);
+    json_decref(repos);
+    assert_non_null(exec);
+    return exec;
+}
+
+static void test_schema_and_pragmas(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(peek_int(f, "PRAGMA user_version"), BROKER_STORE_SCHEMA_VERSION);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM sqlite_master WHERE type='index' AND "
+                                 "name IN ('executions_status','executions_workflow',"
+                                 "'executions_workflow_status','events_execution')"),
+                     4);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    fixture_t *f = *state;
+    broker_store_destroy(&f->store);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    char err[256] = "";
+    assert_null(broker_store_open(f->path, err, sizeof err));
+    assert_non_null(strstr(err, "99"));
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL);
+    sqlite3_close(db);
+    reopen(f);
+}
+
+static void test_workflows(void **state)
+{
+    fixture_t *f = *state;
+    add_workflow(f, "wf-a", 2, 1000);
+    add_workflow(f, "wf-b", 3, 2000);
+    add_workflow(f, "wf-c", 1, 3000);
+    broker_workflow_row_t dup = {.id = "wf-b", .name = "x", .workflow_type = "custom",
+                                 .classification = "standard", .phase_count = 1,
+                                 .template_json = json_object(), .created_at = 1};
+    assert_int_equal(broker_store_workflow_insert(f->store, &dup), 1);
+    json_decref((json_t *)dup.template_json);
+    assert_int_equal(broker_store_commit(f->store), 0);
+
+    json_t *tpl = NULL;
+    int64_t version = 0, created = 0;
+    assert_int_equal(broker_store_workflow_get(f->store, "wf-b", &tpl, &version, &created), 1);
+    assert_int_equal(version, 1);
+    assert_int_equal(created, 2000);
+    assert_string_equal(json_string_value(json_object_get(tpl, "id")), "wf-b");
+    assert_int_equal(json_array_size(json_object_get(tpl, "phases")), 3);
+    json_decref(tpl);
+    tpl = NULL;
+    assert_int_equal(broker_store_workflow_get(f->store, "wf-zzz", &tpl, NULL, NULL), 0);
+    assert_null(tpl);
+    assert_int_equal(broker_store_workflow_template(f->store, "wf-a", 1, &tpl), 1);
+    json_decref(tpl);
+    assert_int_equal(broker_store_workflow_template(f->store, "wf-a", 2, &tpl), 0);
+
+    json_t *items;
+    int64_t total;
+    assert_int_equal(broker_store_workflow_list(f->store, 1, 2, &items, &total), 0);
+    assert_int_equal(total, 3);
+    assert_int_equal(json_array_size(items), 2);
+    json_t *first = json_array_get(items, 0);
+    assert_string_equal(json_string_value(json_object_get(first, "id")), "wf-c");
+    assert_true(json_is_null(json_object_get(first, "description")));
+    assert_int_equal(json_integer_value(json_object_get(first, "phase_count")), 1);
+    assert_string_equal(json_string_value(json_object_get(first, "created_at")),
+                        "1970-01-01T00:00:00.003000Z");
+    json_decref(items);
+    assert_int_equal(broker_store_workflow_list(f->store, 2, 2, &items, &total), 0);
+    assert_int_equal(json_array_size(items), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "id")),
+                        "wf-a");
+    json_decref(items);
+
+    reopen(f);
+    assert_int_equal(broker_store_workflow_get(f->store, "wf-a", &tpl, NULL, NULL), 1);
+    json_decref(tpl);
+}
+
+/* All writes of one turn share a transaction: invisible elsewhere until commit,
+ * then visible together, for one commit. */
+static void test_group_commit(void **state)
+{
+    fixture_t *f = *state;
+    add_workflow(f, "wf-1", 2, 1);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    uint64_t commits = broker_store_commit_count(f->store);
+    assert_false(broker_store_dirty(f->store));
+
+    for (int i = 0; i < 50; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "exec-%012d", i);
+        broker_execution_t *exec = make_exec(id, "wf-1", 2, 100 + i);
+        assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+        assert_int_equal(broker_store_event_insert(f->store, i + 1, 5, id, "ExecutionStarted",
+                                                   "{}"), 0);
+        broker_execution_destroy(&exec);
+    }
+    assert_true(broker_store_dirty(f->store));
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM executions"), 0);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM events"), 0);
+    /* ... but this connection reads its own pending writes */
+    json_t *status = NULL;
+    assert_int_equal(broker_store_execution_status(f->store, "exec-000000000007", &status), 1);
+    json_decref(status);
+
+    assert_int_equal(broker_store_commit(f->store), 0);
+    assert_int_equal(broker_store_commit_count(f->store), commits + 1);
+    assert_false(broker_store_dirty(f->store));
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM executions"), 50);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM phases"), 100);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM events"), 50);
+    assert_int_equal(broker_store_last_event_seq(f->store), 50);
+    /* a commit with nothing pending is free */
+    assert_int_equal(broker_store_commit(f->store), 0);
+    assert_int_equal(broker_store_commit_count(f->store), commits + 1);
+}
+
+static void test_execution_status_and_reopen(void **state)
+{
+    fixture_t *f = *state;
+    add_workflow(f, "wf-1", 3, 1);
+    broker_execution_t *exec = make_exec("exec-00000000000a", "wf-1", 3, 1000);
+    assert_string_equal(exec->phases[0].phase_id, "p1"); /* sorted by order */
+    exec->phases[0].status = BROKER_PHASE_QUEUED;
+    assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+    assert_int_equal(broker_store_execution_insert(f->store, exec), 1); /* same id */
+
+    /* phase 1 runs and completes, phase 2 runs */
+    assert_int_equal(broker_execution_set_status(exec, BROKER_EXEC_RUNNING), 0);
+    exec->started_at = 2000000;
+    broker_phase_t *p1 = &exec->phases[0];
+    assert_int_equal(broker_phase_set_status(p1, BROKER_PHASE_RUNNING), 0);
+    p1->attempt = 1;
+    assert_int_equal(broker_store_attempt_insert(f->store, exec->id, "p1", 1, "w1", 2000000), 0);
+    assert_int_equal(broker_phase_set_status(p1, BROKER_PHASE_COMPLETED), 0);
+    p1->output = strdup("output of p1");
+    p1->completed_at = 3000000;
+    int64_t code = 0;
+    assert_int_equal(broker_store_attempt_finish(f->store, exec->id, "p1", 1,
+                                                 BROKER_ATTEMPT_COMPLETED, 3000000, &code, NULL),
+                     0);
+    assert_int_equal(broker_store_phase_save(f->store, exec, p1), 0);
+    assert_int_equal(broker_store_phase_set_output(f->store, exec, p1), 0);
+    exec->completed_phases = 1;
+    exec->current = 1;
+    broker_phase_t *p2 = &exec->phases[1];
+    assert_int_equal(broker_phase_set_status(p2, BROKER_PHASE_QUEUED), 0);
+    assert_int_equal(broker_phase_set_status(p2, BROKER_PHASE_RUNNING), 0);
+    p2->attempt = 2;
+    assert_int_equal(broker_store_attempt_insert(f->store, exec->id, "p2", 1, "w1", 3000000), 0);
+    assert_int_equal(broker_store_attempt_finish(f->store, exec->id, "p2", 1, BROKER_ATTEMPT_LOST,
+                                                 3500000, NULL, "worker lost"),
+                     0);
+    assert_int_equal(broker_store_attempt_insert(f->store, exec->id, "p2", 2, "w2", 3600000), 0);
+    assert_int_equal(broker_store_phase_save(f->store, exec, p2), 0);
+    assert_int_equal(broker_store_execution_save(f->store, exec), 0);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    broker_execution_destroy(&exec);
+
+    reopen(f);
+    json_t *status = NULL;
+    assert_int_equal(broker_store_execution_status(f->store, "exec-00000000000a", &status), 1);
+    char *text = json_dumps(status, JSON_COMPACT);
+    assert_string_equal(text, "{\"execution_id\":\"exec-00000000000a\",\"workflow_id\":\"wf-1\","
+                              "\"status\":\"running\",\"current_phase\":\"p2\","
+                              "\"completed_phases\":1,\"total_phases\":3,"
+                              "\"started_at\":\"1970-01-01T00:00:02.000000Z\","
+                              "\"completed_at\":null,\"error\":null}");
+    free(text);
+    json_decref(status);
+    assert_int_equal(broker_store_execution_status(f->store, "exec-00000000000b", &status), 0);
+
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM attempts"), 3);
+    assert_int_equal(peek_int(f, "SELECT exit_code FROM attempts WHERE phase_id='p1'"), 0);
+}
+
+static void collect(broker_execution_t *exec, void *arg)
+{
+    json_t *list = arg;
+    json_array_append_new(list, json_integer((json_int_t)(intptr_t)exec));
+}
+
+static broker_execution_t *exec_at(json_t *list, size_t i)
+{
+    return (broker_execution_t *)(intptr_t)json_integer_value(json_array_get(list, i));
+}
+
+static void free_collected(json_t *list)
+{
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        broker_execution_t *exec = exec_at(list, i);
+        broker_execution_destroy(&exec);
+    }
+    json_decref(list);
+}
+
+/* Only non-terminal executions come back, oldest first, with phase states, the
+ * outputs later prompts need, lost counts and the running attempt's worker. */
+static void test_load_active(void **state)
+{
+    fixture_t *f = *state;
+    add_workflow(f, "wf-1", 3, 1);
+    const char *ids[] = {"exec-000000000001", "exec-000000000002", "exec-000000000003",
+                         "exec-000000000004"};
+    broker_exec_status_t statuses[] = {BROKER_EXEC_RUNNING, BROKER_EXEC_COMPLETED,
+                                       BROKER_EXEC_PENDING, BROKER_EXEC_FAILED};
+    for (int i = 0; i < 4; i++) {
+        broker_execution_t *exec = make_exec(ids[i], "wf-1", 3, 100 + i);
+        exec->phases[0].status = BROKER_PHASE_QUEUED;
+        assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+        exec->status = statuses[i];
+        if (i == 0) {
+            exec->phases[0].status = BROKER_PHASE_COMPLETED;
+            exec->phases[0].attempt = 1;
+            exec->phases[0].output = strdup("first output");
+            assert_int_equal(broker_store_phase_set_output(f->store, exec, &exec->phases[0]), 0);
+            assert_int_equal(broker_store_phase_save(f->store, exec, &exec->phases[0]), 0);
+            exec->phases[1].status = BROKER_PHASE_RUNNING;
+            exec->phases[1].attempt = 2;
+            assert_int_equal(broker_store_phase_save(f->store, exec, &exec->phases[1]), 0);
+            broker_store_attempt_insert(f->store, exec->id, "p2", 1, "w-old", 1);
+            broker_store_attempt_finish(f->store, exec->id, "p2", 1, BROKER_ATTEMPT_LOST, 2,
+                                        NULL, "lost");
+            broker_store_attempt_insert(f->store, exec->id, "p2", 2, "w-new", 3);
+            exec->completed_phases = 1;
+            exec->current = 1;
+        }
+        assert_int_equal(broker_store_execution_save(f->store, exec), 0);
+        broker_execution_destroy(&exec);
+    }
+    assert_int_equal(broker_store_commit(f->store), 0);
+    reopen(f);
+
+    json_t *list = json_array();
+    assert_int_equal(broker_store_load_active(f->store, collect, list), 2);
+    assert_int_equal(json_array_size(list), 2);
+    broker_execution_t *a = exec_at(list, 0), *b = exec_at(list, 1);
+    assert_string_equal(a->id, ids[0]);
+    assert_string_equal(b->id, ids[2]);
+    assert_int_equal(a->status, BROKER_EXEC_RUNNING);
+    assert_int_equal(a->current, 1);
+    assert_int_equal(a->completed_phases, 1);
+    assert_string_equal(a->phases[0].output, "first output");
+    assert_int_equal(a->phases[1].status, BROKER_PHASE_RUNNING);
+    assert_int_equal(a->phases[1].attempt, 2);
+    assert_int_equal(a->phases[1].lost, 1);
+    assert_string_equal(a->phases[1].worker_name, "w-new");
+    assert_null(a->phases[1].worker_key);
+    assert_string_equal(a->task, "the task");
+    assert_string_equal(json_string_value(json_object_get(a->inputs, "topic")), "cats");
+    assert_int_equal(b->status, BROKER_EXEC_PENDING);
+    assert_int_equal(b->current, 0);
+    assert_int_equal(b->phases[0].status, BROKER_PHASE_QUEUED);
+    free_collected(list);
+}
+
+/* An execution whose template version vanished cannot run again: it is failed
+ * with a reason instead of being retried forever. */
+static void test_load_active_unloadable(void **state)
+{
+    fixture_t *f = *state;
+    broker_execution_t *exec = make_exec("exec-0000000000ff", "wf-gone", 1, 1);
+    assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+    broker_execution_destroy(&exec);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    json_t *list = json_array();
+    assert_int_equal(broker_store_load_active(f->store, collect, list), 0);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    free_collected(list);
+    json_t *status = NULL;
+    assert_int_equal(broker_store_execution_status(f->store, "exec-0000000000ff", &status), 1);
+    assert_string_equal(json_string_value(json_object_get(status, "status")), "failed");
+    assert_non_null(strstr(json_string_value(json_object_get(status, "error")), "wf-gone"));
+    json_decref(status);
+}
+
+static void test_prefix_match(void **state)
+{
+    fixture_t *f = *state;
+    const char *ids[] = {"exec-aaaa00000001", "exec-aaaa00000002", "exec-aaab00000001",
+                         "exec-b00000000001", "exec-aaaa00000003"};
+    for (int i = 0; i < 5; i++) {
+        broker_execution_t *exec = make_exec(ids[i], "wf-1", 1, i + 1);
+        assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+        broker_execution_destroy(&exec);
+    }
+    assert_int_equal(broker_store_commit(f->store), 0);
+    char found[4][BROKER_EXEC_ID_SIZE];
+    size_t n;
+    assert_int_equal(broker_store_execution_match(f->store, "exec-b", found, 4, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(found[0], "exec-b00000000001");
+    assert_int_equal(broker_store_execution_match(f->store, "exec-aaab", found, 4, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(found[0], "exec-aaab00000001");
+    assert_int_equal(broker_store_execution_match(f->store, "exec-aaaa", found, 4, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(found[0], "exec-aaaa00000001");
+    assert_string_equal(found[2], "exec-aaaa00000003");
+    assert_int_equal(broker_store_execution_match(f->store, "exec-aaa", found, 2, &n), 0);
+    assert_int_equal(n, 2); /* capped: the caller asks for one more than it shows */
+    assert_int_equal(broker_store_execution_match(f->store, "exec-aaaa00000002", found, 4, &n),
+                     0);
+    assert_int_equal(n, 1);
+    assert_int_equal(broker_store_execution_match(f->store, "exec-c", found, 4, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(broker_store_execution_match(f->store, "exec-aaaa00000002x", found, 4, &n),
+                     0);
+    assert_int_equal(n, 0);
+    assert_int_equal(broker_store_execution_match(f->store, "%", found, 4, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(broker_store_execution_match(f->store, "", found, 4, &n), 0);
+    assert_int_equal(n, 4);
+    /* The lookup walks the unique index on id, not the table. */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id FROM executions "
+                                            "WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    const char *plan = (const char *)sqlite3_column_text(s, 3);
+    assert_non_null(strstr(plan, "USING COVERING INDEX"));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+/* execution_counts follows every insert and status change. */
+static void test_counts(void **state)
+{
+    fixture_t *f = *state;
+    for (int i = 0; i < 6; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "exec-%012d", i);
+        broker_execution_t *exec = make_exec(id, i < 4 ? "wf-a" : "wf-b", 1, i + 1);
+        assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+        if (i % 2 == 0) {
+            exec->status = BROKER_EXEC_RUNNING;
+            assert_int_equal(broker_store_execution_save(f->store, exec), 0);
+            exec->status = BROKER_EXEC_COMPLETED;
+            assert_int_equal(broker_store_execution_save(f->store, exec), 0);
+            assert_int_equal(broker_store_execution_save(f->store, exec), 0); /* no change */
+        }
+        broker_execution_destroy(&exec);
+    }
+    assert_int_equal(broker_store_execution_count(f->store, NULL, -1), 6);
+    assert_int_equal(broker_store_execution_count(f->store, NULL, BROKER_EXEC_COMPLETED), 3);
+    assert_int_equal(broker_store_execution_count(f->store, NULL, BROKER_EXEC_PENDING), 3);
+    assert_int_equal(broker_store_execution_count(f->store, NULL, BROKER_EXEC_RUNNING), 0);
+    assert_int_equal(broker_store_execution_count(f->store, "wf-a", -1), 4);
+    assert_int_equal(broker_store_execution_count(f->store, "wf-a", BROKER_EXEC_COMPLETED), 2);
+    assert_int_equal(broker_store_execution_count(f->store, "wf-b", BROKER_EXEC_PENDING), 1);
+    assert_int_equal(broker_store_execution_count(f->store, "wf-none", -1), 0);
+}
+
+static void test_events(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(broker_store_last_event_seq(f->store), 0);
+    assert_int_equal(broker_store_event_insert(f->store, 1, 10, "exec-1", "A", "{}"), 0);
+    assert_int_equal(broker_store_event_insert(f->store, 2, 11, NULL, "B", "{\"x\":1}"), 0);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    reopen(f);
+    assert_int_equal(broker_store_last_event_seq(f->store), 2);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM events WHERE execution_id IS NULL"), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_schema_and_pragmas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workflows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_execution_status_and_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_active, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_active_unloadable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_match, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
