@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,9 +73,13 @@ static void start_child(child_t *c)
         return;
     }
     if (pid == 0) {
-        /* Children get SIGINT from the terminal too; the supervisor decides when they
-         * stop, so they must not die of the Ctrl-C before it sends SIGTERM. */
-        signal(SIGINT, SIG_IGN);
+        /* A group of its own keeps the terminal's Ctrl-C away from the child: the
+         * supervisor decides when and in which order children stop. If the
+         * supervisor itself dies, the child is told to stop rather than orphaned. */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() == 1)
+            _exit(1);
         execv(c->argv[0], c->argv);
         syn_error("syn", "cannot run %s: %s", c->argv[0], strerror(errno));
         _exit(127);

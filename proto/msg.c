@@ -56,7 +56,8 @@ struct field_spec_t {
 #define NUL_OK (FIELD_REQUIRED | FIELD_NULLABLE)
 #define END {NULL, 0, 0, 0, 0, NULL, NULL}
 
-static const char *const progress_kinds[] = {"started", "output", NULL};
+static const char *const progress_kinds[] = {"started", "output", "tool", NULL};
+static const char *const inject_roles[] = {"user", "system", NULL};
 static const char *const result_statuses[] = {"completed", "failed", "cancelled", NULL};
 
 /* One line per field: name, kind, flags, range, allowed values, element schema. */
@@ -95,6 +96,12 @@ static const field_spec_t assign_fields[] = {
     {"model", KIND_STR, NUL_OK, 0, 0, NULL, NULL},
     {"timeout_ms", KIND_UINT, REQ, 0, 0, NULL, NULL},
     {"provider", KIND_STR, NUL_OK, 0, 0, NULL, NULL},
+    /* Optional, for agent providers: earlier phases' outputs by phase id, the
+     * execution's repositories, tool allow-list and output token limit. */
+    {"inputs", KIND_MAP, 0, 0, 0, NULL, NULL},
+    {"repos", KIND_STR_ARRAY, 0, 0, 0, NULL, NULL},
+    {"allowed_tools", KIND_STR_ARRAY, 0, 0, 0, NULL, NULL},
+    {"max_tokens", KIND_UINT, 0, 0, 0, NULL, NULL},
     END,
 };
 static const field_spec_t progress_fields[] = {
@@ -103,6 +110,15 @@ static const field_spec_t progress_fields[] = {
     {"attempt", KIND_UINT, REQ, 0, 0, NULL, NULL},
     {"kind", KIND_STR, REQ, 0, 0, progress_kinds, NULL},
     {"data", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"detail", KIND_MAP, 0, 0, 0, NULL, NULL}, /* kind "tool": name, input_preview, ... */
+    END,
+};
+static const field_spec_t inject_fields[] = {
+    {"execution_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"phase_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"attempt", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"role", KIND_STR, REQ, 0, 0, inject_roles, NULL},
+    {"message", KIND_STR, REQ, 0, 0, NULL, NULL},
     END,
 };
 static const field_spec_t result_fields[] = {
@@ -113,6 +129,9 @@ static const field_spec_t result_fields[] = {
     {"output", KIND_STR, REQ, 0, 0, NULL, NULL},
     {"error", KIND_STR, NUL_OK, 0, 0, NULL, NULL},
     {"exit_code", KIND_INT, NUL_OK, 0, 0, NULL, NULL},
+    /* Optional accounting: input/output/cache tokens, cost_usd, num_turns, model,
+     * duration_ms, tool_calls. */
+    {"usage", KIND_MAP, 0, 0, 0, NULL, NULL},
     END,
 };
 static const field_spec_t event_fields[] = {
@@ -142,6 +161,7 @@ static const type_spec_t type_specs[] = {
     [SYN_MSG_RESULT_ACK] = {"result_ack", ref_fields},
     [SYN_MSG_DISCONNECT] = {"disconnect", no_fields},
     [SYN_MSG_EVENT] = {"event", event_fields},
+    [SYN_MSG_INJECT] = {"inject", inject_fields},
 };
 #define TYPE_COUNT (sizeof type_specs / sizeof type_specs[0])
 

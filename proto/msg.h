@@ -20,17 +20,22 @@
  *   heartbeat   (no fields)                                   both ways
  *   assign      execution_id:str workflow_id:str phase_id:str attempt:uint
  *               prompt:str model:str|nil timeout_ms:uint provider:str|nil
+ *               [inputs:map repos:[str] allowed_tools:[str] max_tokens:uint]
  *                                                             broker → worker
  *   cancel      execution_id:str phase_id:str attempt:uint    broker → worker
  *   progress    execution_id:str phase_id:str attempt:uint kind:str data:str
- *                                                             worker → broker
+ *               [detail:map]   (kind: started | output | tool)  worker → broker
+ *   inject      execution_id:str phase_id:str attempt:uint role:str message:str
+ *                                                             broker → worker
  *   result      execution_id:str phase_id:str attempt:uint status:str
- *               output:str error:str|nil exit_code:int|nil    worker → broker
+ *               output:str error:str|nil exit_code:int|nil [usage:map]
+ *                                                             worker → broker
  *   result_ack  execution_id:str phase_id:str attempt:uint    broker → worker
  *   disconnect  (no fields)                                   both ways
  *   event       seq:uint time:int execution_id:str|nil type:str data:map
  *                                                             broker PUB
- * Unknown fields, a missing field, a wrong type, an unknown "t", a "v" other than
+ * Fields in [brackets] are optional. Unknown fields, a missing field, a wrong
+ * type, an unknown "t", a "v" other than
  * SYN_PROTOCOL_VERSION, or any msgpack the decoder does not accept (bin, ext,
  * non-string map keys, invalid UTF-8, nesting deeper than SYN_MSG_MAX_DEPTH,
  * trailing bytes, lengths beyond the buffer) make the message invalid. */
@@ -56,6 +61,7 @@ typedef enum {
     SYN_MSG_RESULT_ACK,
     SYN_MSG_DISCONNECT,
     SYN_MSG_EVENT,
+    SYN_MSG_INJECT,
 } syn_msg_type_t;
 
 typedef struct syn_msg_t syn_msg_t;
