@@ -237,6 +237,48 @@ static void kill_process(pid_t *pid, int sig)
     }
 }
 
+/* Signals a process and reaps it, keeping how it ended (see teststack_stop_worker). */
+static int stop_with_status(pid_t *pid, int sig, int timeout_ms)
+{
+    if (*pid <= 0)
+        return -1;
+    kill(*pid, sig);
+    long long deadline = teststack_now_ms() + timeout_ms;
+    int status = 0;
+    for (;;) {
+        pid_t got = waitpid(*pid, &status, WNOHANG);
+        if (got == *pid)
+            break;
+        if (got < 0) {
+            *pid = 0;
+            return -1;
+        }
+        if (teststack_now_ms() >= deadline) {
+            kill(*pid, SIGKILL);
+            waitpid(*pid, NULL, 0);
+            *pid = 0;
+            return -1;
+        }
+        teststack_sleep_ms(5);
+    }
+    *pid = 0;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+}
+
+int teststack_stop_worker(teststack_t *self, int index, int sig, int timeout_ms)
+{
+    if (index < 0 || index >= self->nworkers)
+        return -1;
+    return stop_with_status(&self->workers[index], sig, timeout_ms);
+}
+
+int teststack_stop_broker(teststack_t *self, int sig, int timeout_ms)
+{
+    return stop_with_status(&self->broker, sig, timeout_ms);
+}
+
 void teststack_kill_broker(teststack_t *self, int sig) { kill_process(&self->broker, sig); }
 void teststack_kill_gateway(teststack_t *self, int sig) { kill_process(&self->gateway, sig); }
 void teststack_kill_worker(teststack_t *self, int index, int sig)

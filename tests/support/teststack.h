@@ -41,6 +41,11 @@ int teststack_start_broker(teststack_t *self);
 void teststack_kill_gateway(teststack_t *self, int sig);
 int teststack_start_gateway(teststack_t *self);
 void teststack_kill_worker(teststack_t *self, int index, int sig);
+/* Sends sig to a worker (or the broker) and waits up to timeout_ms for it to exit:
+ * returns its exit code, 128 + the signal that ended it, or -1 when it was still
+ * running at the deadline (it is then killed with SIGKILL). */
+int teststack_stop_worker(teststack_t *self, int index, int sig, int timeout_ms);
+int teststack_stop_broker(teststack_t *self, int sig, int timeout_ms);
 /* Adds one more worker; returns its index or -1. */
 int teststack_add_worker(teststack_t *self, const char *extra_args);
 
