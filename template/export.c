@@ -1,0 +1,405 @@
+/* export: a small YAML writer for the fixed shape of a workflow. Writing it by hand
+ * (rather than with libyaml's emitter) keeps prompts readable: literal blocks may
+ * hold tabs and trailing spaces, which the emitter turns into one escaped line. */
+#include "template/export.h"
+
+#include "template/yamltree.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+    bool failed;
+} out_t;
+
+typedef struct {
+    const char *json; /* name in the stored workflow */
+    const char *yaml; /* name in the file */
+} key_map_t;
+
+static const key_map_t workflow_keys[] = {
+    {"id", "id"},
+    {"name", "name"},
+    {"description", "description"},
+    {"workflow_type", "type"},
+    {"classification", "classification"},
+    {"input_declarations", "inputs"},
+    {"phases", "phases"},
+    {NULL, NULL},
+};
+
+static const key_map_t input_keys[] = {
+    {"name", "name"},
+    {"description", "description"},
+    {"required", "required"},
+    {"default", "default"},
+    {NULL, NULL},
+};
+
+/* Settings first, the (long) prompt last, so a reader sees the shape at once. */
+static const key_map_t phase_keys[] = {
+    {"phase_id", "id"},
+    {"name", "name"},
+    {"order", "order"},
+    {"description", "description"},
+    {"model", "model"},
+    {"provider", "provider"},
+    {"timeout_seconds", "timeout_seconds"},
+    {"max_attempts", "max_attempts"},
+    {"retries", "retries"},
+    {"retry_backoff_seconds", "retry_backoff_seconds"},
+    {"max_tokens", "max_tokens"},
+    {"argument_hint", "argument_hint"},
+    {"allowed_tools", "allowed_tools"},
+    {"prompt_template", "prompt_template"},
+    {NULL, NULL},
+};
+
+static void put(out_t *o, const char *text, size_t n)
+{
+    if (o->failed)
+        return;
+    if (o->len + n + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 1024;
+        while (cap < o->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(o->data, cap);
+        if (!grown) {
+            o->failed = true;
+            return;
+        }
+        o->data = grown;
+        o->cap = cap;
+    }
+    memcpy(o->data + o->len, text, n);
+    o->len += n;
+    o->data[o->len] = '\0';
+}
+
+static void puts_(out_t *o, const char *text)
+{
+    put(o, text, strlen(text));
+}
+
+static void indent(out_t *o, int n)
+{
+    for (int i = 0; i < n; i++)
+        put(o, " ", 1);
+}
+
+/* The code point of the UTF-8 sequence at s (valid: jansson checked it) and its
+ * length. */
+static unsigned decode(const unsigned char *s, size_t *n)
+{
+    if (s[0] < 0x80) {
+        *n = 1;
+        return s[0];
+    }
+    if (s[0] < 0xE0) {
+        *n = 2;
+        return (unsigned)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
+    }
+    if (s[0] < 0xF0) {
+        *n = 3;
+        return (unsigned)(s[0] & 0x0F) << 12 | (unsigned)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+    }
+    *n = 4;
+    return (unsigned)(s[0] & 0x07) << 18 | (unsigned)(s[1] & 0x3F) << 12 |
+           (unsigned)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
+}
+
+/* Characters YAML allows unescaped (c-printable), line feeds aside; and those it
+ * reads as line breaks (which a literal block would not keep). */
+static bool yaml_printable(unsigned c)
+{
+    return c == '\t' || (c >= 0x20 && c <= 0x7E) || (c >= 0xA0 && c <= 0xD7FF && c != 0x2028 &&
+                                                      c != 0x2029) ||
+           (c >= 0xE000 && c <= 0xFFFD && c != 0xFEFF) || (c >= 0x10000 && c <= 0x10FFFF);
+}
+
+static void put_double_quoted(out_t *o, const char *text, size_t len)
+{
+    put(o, "\"", 1);
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t i = 0; i < len;) {
+        size_t n;
+        unsigned c = decode(s + i, &n);
+        char esc[16];
+        if (c == '"' || c == '\\') {
+            snprintf(esc, sizeof esc, "\\%c", (char)c);
+            puts_(o, esc);
+        } else if (c == '\n') {
+            puts_(o, "\\n");
+        } else if (c == '\t') {
+            puts_(o, "\\t");
+        } else if (c == '\r') {
+            puts_(o, "\\r");
+        } else if (yaml_printable(c)) {
+            put(o, text + i, n);
+        } else if (c <= 0xFF) {
+            snprintf(esc, sizeof esc, "\\x%02X", c);
+            puts_(o, esc);
+        } else if (c <= 0xFFFF) {
+            snprintf(esc, sizeof esc, "\\u%04X", c);
+            puts_(o, esc);
+        } else {
+            snprintf(esc, sizeof esc, "\\U%08X", c);
+            puts_(o, esc);
+        }
+        i += n;
+    }
+    put(o, "\"", 1);
+}
+
+/* Words other YAML readers (1.1: PyYAML, Ruby) take for booleans. */
+static bool is_yaml11_word(const char *text)
+{
+    static const char *const words[] = {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No",
+                                        "NO", "on", "On", "ON", "off", "Off", "OFF", NULL};
+    for (const char *const *w = words; *w; w++)
+        if (strcmp(*w, text) == 0)
+            return true;
+    return false;
+}
+
+/* Plain (unquoted) only when no YAML reader could take it for anything but this
+ * string: conservative, since quoting is always correct. */
+static bool plain_ok(const char *text, size_t len, bool in_flow)
+{
+    if (len == 0 || strlen(text) != len)
+        return false;
+    if (template_yaml_resolve(text, len) != TEMPLATE_SCALAR_STRING || is_yaml11_word(text))
+        return false;
+    unsigned char first = (unsigned char)text[0];
+    if (!(first >= 0x80 || (first >= 'A' && first <= 'Z') || (first >= 'a' && first <= 'z') ||
+          first == '_' || first == '/' || first == '$' || first == '('))
+        return false;
+    if (text[len - 1] == ' ')
+        return false;
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t i = 0; i < len;) {
+        size_t n;
+        unsigned c = decode(s + i, &n);
+        if (c == '\t' || !yaml_printable(c) || c == '"' || c == '\'' || c == '\\' || c == '`')
+            return false;
+        if (c == ':' && (i + 1 == len || strchr(" ,[]{}", text[i + 1])))
+            return false;
+        if (c == '#' && i > 0 && text[i - 1] == ' ')
+            return false;
+        if (in_flow && strchr(",[]{}", (int)c) && c < 0x80)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+/* A literal block keeps every character of text except carriage returns and the
+ * other YAML line breaks; printable characters only. */
+static bool literal_ok(const char *text, size_t len)
+{
+    if (strlen(text) != len)
+        return false;
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t i = 0; i < len;) {
+        size_t n;
+        unsigned c = decode(s + i, &n);
+        if (c != '\n' && !yaml_printable(c))
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+/* "|", with an indentation indicator when the first line starts with a space, a
+ * tab or is empty (YAML would guess the indentation from it), and the chomping
+ * indicator that keeps exactly the trailing line breaks text has. Each line is
+ * written at indentation `at`. */
+static void put_literal(out_t *o, const char *text, size_t len, int at)
+{
+    put(o, "|", 1);
+    if (text[0] == ' ' || text[0] == '\t' || text[0] == '\n')
+        put(o, "2", 1);
+    bool ends_with_break = len > 0 && text[len - 1] == '\n';
+    bool only_one_break = ends_with_break && len >= 2 && text[len - 2] != '\n';
+    if (!ends_with_break)
+        put(o, "-", 1);
+    else if (!only_one_break)
+        put(o, "+", 1);
+    put(o, "\n", 1);
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl ? nl : end) - p);
+        if (n > 0) {
+            indent(o, at);
+            put(o, p, n);
+        }
+        put(o, "\n", 1);
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+/* Writes a string value; the caller has written "key: " (or "- ", or "[" …). The
+ * text ends where it ends: a literal block ends with its own line break, so
+ * *ended_line tells the caller not to add one. */
+static void put_string(out_t *o, const char *text, size_t len, int block_indent, bool in_flow,
+                       bool *ended_line)
+{
+    *ended_line = false;
+    if (!in_flow && memchr(text, '\n', len) && literal_ok(text, len)) {
+        put_literal(o, text, len, block_indent);
+        *ended_line = true;
+    } else if (plain_ok(text, len, in_flow)) {
+        put(o, text, len);
+    } else {
+        put_double_quoted(o, text, len);
+    }
+}
+
+static void put_number(out_t *o, const json_t *value)
+{
+    char text[64];
+    if (json_is_integer(value)) {
+        snprintf(text, sizeof text, "%lld", (long long)json_integer_value(value));
+    } else {
+        double d = json_real_value(value);
+        for (int precision = 15; precision <= 17; precision++) {
+            snprintf(text, sizeof text, "%.*g", precision, d);
+            if (strtod(text, NULL) == d)
+                break;
+        }
+        if (!strpbrk(text, ".eE"))
+            strcat(text, ".0"); /* stays a float when read back */
+    }
+    puts_(o, text);
+}
+
+/* A scalar or a list of scalars (as a flow list); false for other shapes. */
+static bool put_value(out_t *o, const json_t *value, int block_indent, bool *ended_line)
+{
+    *ended_line = false;
+    if (json_is_string(value)) {
+        put_string(o, json_string_value(value), json_string_length(value), block_indent, false,
+                   ended_line);
+    } else if (json_is_number(value)) {
+        put_number(o, value);
+    } else if (json_is_boolean(value)) {
+        puts_(o, json_is_true(value) ? "true" : "false");
+    } else if (json_is_array(value)) {
+        put(o, "[", 1);
+        size_t i;
+        const json_t *item;
+        json_array_foreach(value, i, item) {
+            if (i)
+                put(o, ", ", 2);
+            bool ignored;
+            if (json_is_string(item))
+                put_string(o, json_string_value(item), json_string_length(item), 0, true,
+                           &ignored);
+            else if (json_is_number(item))
+                put_number(o, item);
+            else if (json_is_boolean(item))
+                puts_(o, json_is_true(item) ? "true" : "false");
+            else
+                return false;
+        }
+        put(o, "]", 1);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static bool is_skipped(const json_t *value)
+{
+    return !value || json_is_null(value) || (json_is_array(value) && json_array_size(value) == 0);
+}
+
+/* The keys of one object in table order; the first key follows "- " when
+ * first_inline (a list item), the rest are at indentation at. */
+static bool put_object(out_t *o, const json_t *object, const key_map_t *keys, int at,
+                       bool first_inline, char *why, size_t why_size)
+{
+    bool first = true;
+    for (const key_map_t *k = keys; k->json; k++) {
+        const json_t *value = json_object_get(object, k->json);
+        bool listed_later = keys == workflow_keys && (strcmp(k->json, "phases") == 0 ||
+                                                      strcmp(k->json, "input_declarations") == 0);
+        if (is_skipped(value) || listed_later)
+            continue;
+        if (!(first && first_inline))
+            indent(o, at);
+        first = false;
+        puts_(o, k->yaml);
+        puts_(o, ": ");
+        bool ended_line;
+        if (!put_value(o, value, at + 2, &ended_line)) {
+            snprintf(why, why_size, "%s is not a string, number, boolean or list of them",
+                     k->json);
+            return false;
+        }
+        if (!ended_line)
+            put(o, "\n", 1);
+    }
+    if (first && first_inline)
+        put(o, "{}\n", 3);
+    return true;
+}
+
+static bool put_list(out_t *o, const json_t *list, const char *yaml_key, const key_map_t *keys,
+                     char *why, size_t why_size)
+{
+    puts_(o, yaml_key);
+    puts_(o, ":\n");
+    size_t i;
+    const json_t *item;
+    json_array_foreach(list, i, item) {
+        if (!json_is_object(item)) {
+            snprintf(why, why_size, "%s[%zu] is not an object", yaml_key, i);
+            return false;
+        }
+        puts_(o, "  - ");
+        if (!put_object(o, item, keys, 4, true, why, why_size))
+            return false;
+    }
+    return true;
+}
+
+char *template_export_yaml(const json_t *workflow, size_t *len, char *why, size_t why_size)
+{
+    if (!json_is_object(workflow)) {
+        snprintf(why, why_size, "a workflow is a JSON object");
+        return NULL;
+    }
+    const json_t *phases = json_object_get(workflow, "phases");
+    if (!json_is_array(phases) || json_array_size(phases) == 0) {
+        snprintf(why, why_size, "the workflow has no phases");
+        return NULL;
+    }
+    const json_t *inputs = json_object_get(workflow, "input_declarations");
+    out_t o = {0};
+    bool ok = put_object(&o, workflow, workflow_keys, 0, false, why, why_size);
+    if (ok && json_is_array(inputs) && json_array_size(inputs) > 0)
+        ok = put_list(&o, inputs, "inputs", input_keys, why, why_size);
+    else if (ok && inputs && !json_is_null(inputs) && !json_is_array(inputs)) {
+        snprintf(why, why_size, "input_declarations is not a list");
+        ok = false;
+    }
+    if (ok)
+        ok = put_list(&o, phases, "phases", phase_keys, why, why_size);
+    if (ok && o.failed) {
+        snprintf(why, why_size, "out of memory");
+        ok = false;
+    }
+    if (!ok) {
+        free(o.data);
+        return NULL;
+    }
+    if (len)
+        *len = o.len;
+    return o.data;
+}

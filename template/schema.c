@@ -1,0 +1,372 @@
+/* schema: node → JSON value conversions and the messages when they fail. */
+#include "template/schema.h"
+
+#include "template/utf8.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SUGGEST_MAX_LEN 64
+
+const template_field_t *template_schema_find(const template_field_t *fields, const char *key)
+{
+    for (; fields->key; fields++)
+        if (strcmp(fields->key, key) == 0)
+            return fields;
+    return NULL;
+}
+
+bool template_schema_is_id(const char *text)
+{
+    size_t len = strlen(text);
+    if (len < 1 || len > 100 || !isalnum((unsigned char)text[0]))
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+            return false;
+    }
+    return true;
+}
+
+static void add_error(const template_origin_t *origin, const template_node_t *node,
+                      const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void add_error(const template_origin_t *origin, const template_node_t *node,
+                      const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *message = NULL;
+    if (vasprintf(&message, fmt, ap) < 0)
+        message = NULL;
+    va_end(ap);
+    template_errors_add(origin->errors, TEMPLATE_ERROR_INVALID, origin->file,
+                        node ? node->line : 0, node ? node->column : 0, path, "%s",
+                        message ? message : "invalid value");
+    free(message);
+}
+
+/* Text of a scalar that may stand for a string: strings, and numbers as written. */
+static bool is_texty(const template_node_t *node)
+{
+    return node->kind == TEMPLATE_NODE_SCALAR &&
+           (node->type == TEMPLATE_SCALAR_STRING || node->type == TEMPLATE_SCALAR_INT ||
+            node->type == TEMPLATE_SCALAR_FLOAT);
+}
+
+static int expected(const template_origin_t *origin, const template_node_t *node,
+                    const char *path, const char *what)
+{
+    const char *hint = "";
+    if (node->kind == TEMPLATE_NODE_SCALAR && node->type == TEMPLATE_SCALAR_BOOL &&
+        strstr(what, "string"))
+        hint = " (put it in quotes to mean the text)";
+    add_error(origin, node, path, "expected %s, got %s%s", what, template_node_describe(node),
+              hint);
+    return -1;
+}
+
+static json_t *string_value(const template_node_t *node)
+{
+    return json_stringn(node->text, node->len);
+}
+
+static int convert_text(const template_field_t *field, const template_node_t *node,
+                        const char *path, const template_origin_t *origin, json_t **out)
+{
+    if (!is_texty(node))
+        return expected(origin, node, path, "a string");
+    if (field->kind == TEMPLATE_VALUE_TEXT && node->len == 0) {
+        add_error(origin, node, path, "must not be empty");
+        return -1;
+    }
+    if (field->kind == TEMPLATE_VALUE_ID && !template_schema_is_id(node->text)) {
+        add_error(origin, node, path, "'%.120s' is not a valid id: it must match %s", node->text,
+                  TEMPLATE_ID_PATTERN);
+        return -1;
+    }
+    *out = string_value(node);
+    return *out ? 1 : -1;
+}
+
+static int convert_int(const template_field_t *field, const template_node_t *node,
+                       const char *path, const template_origin_t *origin, json_t **out)
+{
+    if (node->kind != TEMPLATE_NODE_SCALAR || node->type != TEMPLATE_SCALAR_INT)
+        return expected(origin, node, path, "an integer");
+    const char *digits = node->text;
+    int base = 10;
+    if (strncmp(digits, "0x", 2) == 0 || strncmp(digits, "0o", 2) == 0) {
+        base = digits[1] == 'x' ? 16 : 8;
+        digits += 2;
+    }
+    errno = 0;
+    char *end;
+    long long value = strtoll(digits, &end, base);
+    if (errno == ERANGE || *end || value < field->min || value > field->max) {
+        if (field->max == LLONG_MAX)
+            add_error(origin, node, path, "must be at least %lld (got %.40s)", field->min,
+                      node->text);
+        else
+            add_error(origin, node, path, "must be between %lld and %lld (got %.40s)",
+                      field->min, field->max, node->text);
+        return -1;
+    }
+    *out = json_integer((json_int_t)value);
+    return 1;
+}
+
+static int convert_number(const template_field_t *field, const template_node_t *node,
+                          const char *path, const template_origin_t *origin, json_t **out)
+{
+    if (node->kind == TEMPLATE_NODE_SCALAR && node->type == TEMPLATE_SCALAR_INT)
+        return convert_int(field, node, path, origin, out);
+    if (node->kind != TEMPLATE_NODE_SCALAR || node->type != TEMPLATE_SCALAR_FLOAT)
+        return expected(origin, node, path, "a number");
+    /* strtod does not know YAML's .inf and .nan (it reads "." as 0) */
+    bool special = strchr(node->text, 'n') || strchr(node->text, 'N');
+    double value = special ? INFINITY : strtod(node->text, NULL);
+    if (special || !isfinite(value) || value < (double)field->min ||
+        value > (double)field->max) {
+        add_error(origin, node, path, "must be a number from %lld to %lld (got %.40s)",
+                  field->min, field->max, node->text);
+        return -1;
+    }
+    *out = json_real(value);
+    return *out ? 1 : -1;
+}
+
+static int levenshtein(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > SUGGEST_MAX_LEN || lb > SUGGEST_MAX_LEN)
+        return SUGGEST_MAX_LEN;
+    int row[SUGGEST_MAX_LEN + 1];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diagonal = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int above = row[j];
+            int cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
+            int best = diagonal + cost;
+            if (above + 1 < best)
+                best = above + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diagonal = above;
+        }
+    }
+    return row[lb];
+}
+
+/* The closest candidate within a third of the word's length (at least 1, at most 3
+ * edits), or NULL. */
+static const char *closest(const char *word, const char *const *candidates, size_t count)
+{
+    int limit = (int)strlen(word) / 3;
+    if (limit < 1)
+        limit = 1;
+    if (limit > 3)
+        limit = 3;
+    const char *best = NULL;
+    int best_distance = limit + 1;
+    for (size_t i = 0; i < count; i++) {
+        int d = levenshtein(word, candidates[i]);
+        if (d < best_distance) {
+            best = candidates[i];
+            best_distance = d;
+        }
+    }
+    return best;
+}
+
+static int convert_choice(const template_field_t *field, const template_node_t *node,
+                          const char *path, const template_origin_t *origin, json_t **out)
+{
+    if (!is_texty(node))
+        return expected(origin, node, path, "a string");
+    size_t count = 0;
+    char list[256] = "";
+    for (const char *const *c = field->choices; *c; c++, count++) {
+        if (strcmp(*c, node->text) == 0) {
+            *out = string_value(node);
+            return *out ? 1 : -1;
+        }
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", *c);
+    }
+    const char *near = closest(node->text, field->choices, count);
+    if (near)
+        add_error(origin, node, path, "'%.60s' is not one of: %s; did you mean '%s'?",
+                  node->text, list, near);
+    else
+        add_error(origin, node, path, "'%.60s' is not one of: %s", node->text, list);
+    return -1;
+}
+
+/* Appends the comma-separated names of text ("Read, Bash(git add:*)") to list;
+ * commas inside parentheses belong to the name. */
+static bool split_comma_list(const char *text, json_t *list)
+{
+    int depth = 0;
+    const char *start = text;
+    for (const char *p = text;; p++) {
+        if (*p == '(')
+            depth++;
+        else if (*p == ')' && depth > 0)
+            depth--;
+        if (*p && (*p != ',' || depth > 0))
+            continue;
+        const char *a = start, *b = p;
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
+        if (b > a && json_array_append_new(list, json_stringn(a, (size_t)(b - a))) != 0)
+            return false;
+        if (!*p)
+            return true;
+        start = p + 1;
+    }
+}
+
+static int convert_tools(const template_field_t *field, const template_node_t *node,
+                         const char *path, const template_origin_t *origin, json_t **out)
+{
+    json_t *list = json_array();
+    if (field->comma_list && is_texty(node)) {
+        if (!split_comma_list(node->text, list)) {
+            json_decref(list);
+            return -1;
+        }
+        *out = list;
+        return 1;
+    }
+    if (node->kind != TEMPLATE_NODE_SEQUENCE) {
+        json_decref(list);
+        return expected(origin, node, path,
+                        field->comma_list ? "a list of tool names or \"A, B\""
+                                          : "a list of tool names (e.g. [Read, Grep])");
+    }
+    int rc = 1;
+    for (size_t i = 0; i < node->count; i++) {
+        const template_node_t *item = node->children[i];
+        char item_path[256];
+        snprintf(item_path, sizeof item_path, "%s[%zu]", path, i);
+        if (!is_texty(item)) {
+            expected(origin, item, item_path, "a tool name");
+            rc = -1;
+        } else if (item->len == 0) {
+            add_error(origin, item, item_path, "must not be empty");
+            rc = -1;
+        } else if (rc == 1) {
+            json_array_append_new(list, string_value(item));
+        }
+    }
+    if (rc == 1)
+        *out = list;
+    else
+        json_decref(list);
+    return rc;
+}
+
+/* A hint given as a flow list ("[message]", the Claude Code habit) keeps its text. */
+static int convert_hint(const template_field_t *field, const template_node_t *node,
+                        const char *path, const template_origin_t *origin, json_t **out)
+{
+    if (node->kind == TEMPLATE_NODE_SEQUENCE && node->flow && origin->text) {
+        size_t start = template_utf8_byte_offset(origin->text, origin->len, node->start);
+        size_t end = template_utf8_byte_offset(origin->text, origin->len, node->end);
+        if (end > start) {
+            *out = json_stringn(origin->text + start, end - start);
+            if (*out)
+                return 1;
+        }
+    }
+    return convert_text(field, node, path, origin, out);
+}
+
+int template_schema_value(const template_field_t *field, const template_node_t *node,
+                          const char *path, const template_origin_t *origin, json_t **out)
+{
+    *out = NULL;
+    if (node->kind == TEMPLATE_NODE_SCALAR && node->type == TEMPLATE_SCALAR_NULL)
+        return 0;
+    switch (field->kind) {
+    case TEMPLATE_VALUE_STRING:
+    case TEMPLATE_VALUE_TEXT:
+    case TEMPLATE_VALUE_ID:
+        return convert_text(field, node, path, origin, out);
+    case TEMPLATE_VALUE_INT:
+        return convert_int(field, node, path, origin, out);
+    case TEMPLATE_VALUE_NUMBER:
+        return convert_number(field, node, path, origin, out);
+    case TEMPLATE_VALUE_BOOL:
+        if (node->kind != TEMPLATE_NODE_SCALAR || node->type != TEMPLATE_SCALAR_BOOL)
+            return expected(origin, node, path, "true or false");
+        *out = json_boolean(node->text[0] == 't' || node->text[0] == 'T');
+        return 1;
+    case TEMPLATE_VALUE_CHOICE:
+        return convert_choice(field, node, path, origin, out);
+    case TEMPLATE_VALUE_TOOLS:
+        return convert_tools(field, node, path, origin, out);
+    case TEMPLATE_VALUE_HINT:
+        return convert_hint(field, node, path, origin, out);
+    case TEMPLATE_VALUE_SPECIAL:
+        break;
+    }
+    add_error(origin, node, path, "internal error: no conversion for this field");
+    return -1;
+}
+
+void template_schema_key_list(const template_field_t *fields, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (; fields->key && used < size; fields++) {
+        int n = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", fields->key);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+const template_field_t *template_schema_unknown_key(const template_field_t *fields,
+                                                    const template_node_t *key, const char *where,
+                                                    const char *path,
+                                                    const template_origin_t *origin)
+{
+    char known[512];
+    template_schema_key_list(fields, known, sizeof known);
+    /* the HTTP API's name of a field first (workflow_type → type), then typos */
+    const char *near = NULL;
+    for (const template_field_t *f = fields; f->key && !near; f++)
+        if (f->json && strcmp(f->json, key->text) == 0 && strcmp(f->json, f->key) != 0)
+            near = f->key;
+    if (!near) {
+        const char *names[64];
+        size_t count = 0;
+        for (const template_field_t *f = fields; f->key && count < 64; f++)
+            names[count++] = f->key;
+        near = closest(key->text, names, count);
+    }
+    char in[96] = "";
+    if (where)
+        snprintf(in, sizeof in, " in %s", where);
+    if (!near) {
+        add_error(origin, key, path, "unknown key '%.80s'%s (known: %s)", key->text, in, known);
+        return NULL;
+    }
+    add_error(origin, key, path, "unknown key '%.80s'%s (known: %s); did you mean '%s'?",
+              key->text, in, known, near);
+    return template_schema_find(fields, near);
+}

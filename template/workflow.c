@@ -1,0 +1,539 @@
+/* workflow: the walk over a parsed YAML document, one table per object. */
+#include "template/workflow.h"
+
+#include "template/files.h"
+#include "template/frontmatter.h"
+#include "template/schema.h"
+#include "template/utf8.h"
+#include "template/yamltree.h"
+
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PATH_TEXT 256 /* "phases[12].allowed_tools[3]" and the like */
+
+static const char *const workflow_types[] = {"research", "planning", "implementation", "review",
+                                             "deployment", "custom", NULL};
+static const char *const classifications[] = {"simple", "standard", "complex", "epic", NULL};
+
+static const template_field_t workflow_fields[] = {
+    {.key = "id", .json = "id", .kind = TEMPLATE_VALUE_ID},
+    {.key = "name", .json = "name", .kind = TEMPLATE_VALUE_TEXT},
+    {.key = "description", .json = "description", .kind = TEMPLATE_VALUE_STRING},
+    {.key = "type", .json = "workflow_type", .kind = TEMPLATE_VALUE_CHOICE,
+     .choices = workflow_types},
+    {.key = "classification", .json = "classification", .kind = TEMPLATE_VALUE_CHOICE,
+     .choices = classifications},
+    {.key = "inputs", .json = "input_declarations", .kind = TEMPLATE_VALUE_SPECIAL},
+    {.key = "phases", .json = "phases", .kind = TEMPLATE_VALUE_SPECIAL},
+    {.key = NULL},
+};
+
+static const template_field_t input_fields[] = {
+    {.key = "name", .json = "name", .kind = TEMPLATE_VALUE_TEXT},
+    {.key = "description", .json = "description", .kind = TEMPLATE_VALUE_STRING},
+    {.key = "required", .json = "required", .kind = TEMPLATE_VALUE_BOOL},
+    {.key = "default", .json = "default", .kind = TEMPLATE_VALUE_STRING},
+    {.key = NULL},
+};
+
+static const template_field_t phase_fields[] = {
+    {.key = "id", .json = "phase_id", .kind = TEMPLATE_VALUE_TEXT},
+    {.key = "name", .json = "name", .kind = TEMPLATE_VALUE_TEXT},
+    {.key = "order", .json = "order", .kind = TEMPLATE_VALUE_INT, .min = 0, .max = LLONG_MAX},
+    {.key = "description", .json = "description", .kind = TEMPLATE_VALUE_STRING},
+    {.key = "model", .json = "model", .kind = TEMPLATE_VALUE_STRING},
+    {.key = "provider", .json = "provider", .kind = TEMPLATE_VALUE_TEXT},
+    {.key = "prompt_template", .json = "prompt_template", .kind = TEMPLATE_VALUE_TEXT},
+    {.key = "prompt_file", .json = NULL, .kind = TEMPLATE_VALUE_SPECIAL},
+    {.key = "timeout_seconds", .json = "timeout_seconds", .kind = TEMPLATE_VALUE_INT,
+     .min = TEMPLATE_TIMEOUT_MIN, .max = TEMPLATE_TIMEOUT_MAX},
+    {.key = "max_attempts", .json = "max_attempts", .kind = TEMPLATE_VALUE_INT, .min = 1,
+     .max = TEMPLATE_MAX_ATTEMPTS_MAX},
+    {.key = "retries", .json = "retries", .kind = TEMPLATE_VALUE_INT, .min = 0,
+     .max = TEMPLATE_RETRIES_MAX},
+    {.key = "retry_backoff_seconds", .json = "retry_backoff_seconds",
+     .kind = TEMPLATE_VALUE_NUMBER, .min = 0, .max = TEMPLATE_BACKOFF_MAX},
+    {.key = "max_tokens", .json = "max_tokens", .kind = TEMPLATE_VALUE_INT, .min = 1,
+     .max = TEMPLATE_MAX_TOKENS_MAX},
+    {.key = "argument_hint", .json = "argument_hint", .kind = TEMPLATE_VALUE_STRING},
+    {.key = "allowed_tools", .json = "allowed_tools", .kind = TEMPLATE_VALUE_TOOLS},
+    {.key = NULL},
+};
+
+#define MAX_FIELDS 16
+_Static_assert(sizeof phase_fields / sizeof phase_fields[0] <= MAX_FIELDS, "slots too small");
+
+typedef struct {
+    const char *file;
+    const char *dir;
+    template_origin_t origin;
+    size_t prompt_bytes;
+} parse_t;
+
+/* The key and value nodes a mapping gives for each field of its table. */
+typedef struct {
+    const template_node_t *key[MAX_FIELDS];
+    const template_node_t *value[MAX_FIELDS];
+    bool misspelt[MAX_FIELDS]; /* an unknown key was reported as "did you mean" this */
+} slots_t;
+
+static void error_at(parse_t *p, template_error_kind_t kind, const template_node_t *node,
+                     const char *field, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void error_at(parse_t *p, template_error_kind_t kind, const template_node_t *node,
+                     const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *message = NULL;
+    if (vasprintf(&message, fmt, ap) < 0)
+        message = NULL;
+    va_end(ap);
+    template_errors_add(p->origin.errors, kind, p->file, node ? node->line : 0,
+                        node ? node->column : 0, field, "%s", message ? message : "error");
+    free(message);
+}
+
+static void join_path(char *buf, const char *prefix, const char *key)
+{
+    int n = snprintf(buf, PATH_TEXT, "%s%s%s", prefix, prefix[0] ? "." : "", key);
+    if (n >= PATH_TEXT)
+        memcpy(buf + PATH_TEXT - 4, "...", 4); /* a key cut short says so */
+}
+
+/* Index of a field in its table (and in slots_t). */
+static size_t slot_of(const template_field_t *fields, const char *key)
+{
+    const template_field_t *field = template_schema_find(fields, key);
+    return field ? (size_t)(field - fields) : MAX_FIELDS - 1;
+}
+
+/* Keys in the order POST /workflows documents them, whatever the source's order. */
+static json_t *ordered(const template_field_t *fields, json_t *object)
+{
+    json_t *out = json_object();
+    for (size_t i = 0; fields[i].key; i++) {
+        const char *name = fields[i].json;
+        json_t *value = name ? json_object_get(object, name) : NULL;
+        if (value)
+            json_object_set(out, name, value);
+    }
+    json_decref(object);
+    return out;
+}
+
+static bool is_null(const template_node_t *node)
+{
+    return !node || (node->kind == TEMPLATE_NODE_SCALAR && node->type == TEMPLATE_SCALAR_NULL);
+}
+
+/* Walks a mapping in source order (so errors come in line order): unknown keys are
+ * errors, plain fields are converted into out, and every field's nodes are kept in
+ * slots for the checks that need them. false if anything was wrong. */
+static bool walk_mapping(parse_t *p, const template_node_t *map, const template_field_t *fields,
+                         const char *where, const char *prefix, slots_t *slots, json_t *out)
+{
+    memset(slots, 0, sizeof *slots);
+    bool ok = true;
+    for (size_t i = 0; i + 1 < map->count; i += 2) {
+        const template_node_t *key = map->children[i], *value = map->children[i + 1];
+        const template_field_t *field = template_schema_find(fields, key->text);
+        char path[PATH_TEXT];
+        join_path(path, prefix, key->text);
+        if (!field) {
+            const template_field_t *meant =
+                template_schema_unknown_key(fields, key, where, path, &p->origin);
+            if (meant)
+                slots->misspelt[meant - fields] = true;
+            ok = false;
+            continue;
+        }
+        size_t index = (size_t)(field - fields);
+        slots->key[index] = key;
+        slots->value[index] = value;
+        if (field->kind == TEMPLATE_VALUE_SPECIAL)
+            continue;
+        json_t *converted;
+        int got = template_schema_value(field, value, path, &p->origin, &converted);
+        if (got < 0)
+            ok = false;
+        else if (got > 0)
+            json_object_set_new(out, field->json, converted);
+    }
+    return ok;
+}
+
+static void missing(parse_t *p, const template_node_t *map, const char *prefix, const char *key)
+{
+    char path[PATH_TEXT];
+    join_path(path, prefix, key);
+    error_at(p, TEMPLATE_ERROR_INVALID, map, path, "missing required key '%s'", key);
+}
+
+static json_t *parse_input(parse_t *p, const template_node_t *node, size_t index)
+{
+    char prefix[PATH_TEXT];
+    snprintf(prefix, sizeof prefix, "inputs[%zu]", index);
+    if (node->kind != TEMPLATE_NODE_MAPPING) {
+        error_at(p, TEMPLATE_ERROR_INVALID, node, prefix,
+                 "expected a mapping (an input: {name, description, required, default}), "
+                 "got %s",
+                 template_node_describe(node));
+        return NULL;
+    }
+    slots_t slots;
+    json_t *out = json_object();
+    bool ok = walk_mapping(p, node, input_fields, prefix, prefix, &slots, out);
+    if (is_null(slots.value[0]) && !slots.misspelt[0]) {
+        missing(p, slots.key[0] ? slots.key[0] : node, prefix, "name");
+        ok = false;
+    }
+    if (!ok) {
+        json_decref(out);
+        return NULL;
+    }
+    return ordered(input_fields, out);
+}
+
+static bool parse_inputs(parse_t *p, const template_node_t *node, json_t *workflow)
+{
+    if (is_null(node))
+        return true;
+    if (node->kind != TEMPLATE_NODE_SEQUENCE) {
+        error_at(p, TEMPLATE_ERROR_INVALID, node, "inputs",
+                 "expected a list of inputs, got %s", template_node_describe(node));
+        return false;
+    }
+    json_t *list = json_array();
+    json_t *seen = json_object(); /* name → index of its first input */
+    bool ok = true;
+    for (size_t i = 0; i < node->count; i++) {
+        json_t *input = parse_input(p, node->children[i], i);
+        if (!input) {
+            ok = false;
+            continue;
+        }
+        const template_node_t *name = template_node_get(node->children[i], "name");
+        json_t *first = json_object_get(seen, name->text);
+        if (first) {
+            size_t j = (size_t)json_integer_value(first);
+            char path[PATH_TEXT];
+            snprintf(path, sizeof path, "inputs[%zu].name", i);
+            error_at(p, TEMPLATE_ERROR_INVALID, name, path,
+                     "duplicate input name '%s' (also inputs[%zu] at line %d)", name->text, j,
+                     template_node_get(node->children[j], "name")->line);
+            ok = false;
+        } else {
+            json_object_set_new(seen, name->text, json_integer((json_int_t)i));
+        }
+        json_array_append_new(list, input);
+    }
+    json_decref(seen);
+    if (ok && json_array_size(list) > 0)
+        json_object_set_new(workflow, "input_declarations", list);
+    else
+        json_decref(list);
+    return ok;
+}
+
+/* The prompt file of a phase: read inside the workflow's directory, split off its
+ * front matter, and fill what the YAML left out. */
+static bool load_prompt_file(parse_t *p, const template_node_t *node, const char *prefix,
+                             json_t *phase)
+{
+    char path[PATH_TEXT];
+    join_path(path, prefix, "prompt_file");
+    if (node->kind != TEMPLATE_NODE_SCALAR || node->type != TEMPLATE_SCALAR_STRING ||
+        node->len == 0) {
+        error_at(p, TEMPLATE_ERROR_INVALID, node, path,
+                 "expected a path relative to the workflow file, got %s",
+                 template_node_describe(node));
+        return false;
+    }
+    if (!p->dir) {
+        error_at(p, TEMPLATE_ERROR_UNSUPPORTED, node, path,
+                 "prompt_file cannot be used in an uploaded document (the server cannot read "
+                 "your files): install the workflow with the CLI or as a package directory "
+                 "(syn-broker --workflows DIR), or inline the prompt as prompt_template");
+        return false;
+    }
+    char why[512];
+    template_error_kind_t kind;
+    char *real = NULL;
+    if (template_path_inside(p->dir, node->text, &real, why, sizeof why, &kind) < 0) {
+        error_at(p, kind, node, path, "'%.200s': %s", node->text, why);
+        return false;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    int rc = template_file_read(real, TEMPLATE_MAX_PROMPT_FILE, &text, &len, why, sizeof why,
+                                &kind);
+    free(real);
+    if (rc < 0) {
+        error_at(p, kind, node, path, "'%.200s': %s", node->text, why);
+        return false;
+    }
+    p->prompt_bytes += len;
+    if (p->prompt_bytes > TEMPLATE_MAX_PROMPT_FILES) {
+        free(text);
+        error_at(p, TEMPLATE_ERROR_TOO_LARGE, node, path,
+                 "the prompt files of this workflow add up to more than %d bytes",
+                 TEMPLATE_MAX_PROMPT_FILES);
+        return false;
+    }
+    char *shown = NULL;
+    if (asprintf(&shown, "%s/%s", p->dir, node->text) < 0) {
+        free(text);
+        return false;
+    }
+    size_t bad;
+    if (!template_utf8_valid(text, len, &bad)) {
+        int line, column;
+        template_utf8_position(text, len, bad, &line, &column);
+        template_errors_add(p->origin.errors, TEMPLATE_ERROR_SYNTAX, shown, line, column, path,
+                            "prompt file is not valid UTF-8 (byte 0x%02X)",
+                            (unsigned char)text[bad]);
+        free(shown);
+        free(text);
+        return false;
+    }
+    json_t *settings = NULL, *body = NULL;
+    rc = template_frontmatter_parse(text, len, shown, path, p->origin.errors, &settings, &body);
+    free(text);
+    if (rc == 0 && json_string_length(body) == 0) {
+        template_errors_add(p->origin.errors, TEMPLATE_ERROR_INVALID, shown, 0, 0, path,
+                            "the prompt file has no prompt text");
+        rc = -1;
+    }
+    free(shown);
+    if (rc < 0) {
+        json_decref(settings);
+        json_decref(body);
+        return false;
+    }
+    /* the YAML wins over the front matter */
+    json_object_update_missing(phase, settings);
+    json_decref(settings);
+    json_object_set_new(phase, "prompt_template", body);
+    return true;
+}
+
+/* Parses one phase into *phase, which holds whatever was valid even when the phase
+ * is not (so repeated ids and orders are still found). false if anything was wrong. */
+static bool parse_phase(parse_t *p, const template_node_t *node, size_t index, json_t **phase)
+{
+    char prefix[PATH_TEXT];
+    snprintf(prefix, sizeof prefix, "phases[%zu]", index);
+    json_t *out = json_object();
+    *phase = out;
+    if (node->kind != TEMPLATE_NODE_MAPPING) {
+        error_at(p, TEMPLATE_ERROR_INVALID, node, prefix,
+                 "expected a mapping (a phase with id, name, order and a prompt), got %s",
+                 template_node_describe(node));
+        return false;
+    }
+    slots_t slots;
+    bool ok = walk_mapping(p, node, phase_fields, prefix, prefix, &slots, out);
+    static const char *const required[] = {"id", "name", "order"};
+    for (size_t i = 0; i < 3; i++) {
+        size_t at = slot_of(phase_fields, required[i]);
+        if (is_null(slots.value[at]) && !slots.misspelt[at]) {
+            missing(p, slots.key[at] ? slots.key[at] : node, prefix, required[i]);
+            ok = false;
+        }
+    }
+    size_t template_at = slot_of(phase_fields, "prompt_template");
+    size_t file_at = slot_of(phase_fields, "prompt_file");
+    const template_node_t *inline_prompt = slots.value[template_at];
+    const template_node_t *file = slots.value[file_at];
+    if (!is_null(file) && !is_null(inline_prompt)) {
+        char path[PATH_TEXT];
+        join_path(path, prefix, "prompt_file");
+        error_at(p, TEMPLATE_ERROR_INVALID, slots.key[file_at], path,
+                 "give either prompt_template or prompt_file, not both (prompt_template is at "
+                 "line %d)",
+                 slots.key[template_at]->line);
+        ok = false;
+    } else if (!is_null(file)) {
+        ok = load_prompt_file(p, file, prefix, out) && ok;
+    } else if (is_null(inline_prompt) && !slots.misspelt[template_at] &&
+               !slots.misspelt[file_at]) {
+        char path[PATH_TEXT];
+        join_path(path, prefix, "prompt_template");
+        error_at(p, TEMPLATE_ERROR_INVALID, slots.key[template_at] ? slots.key[template_at] : node,
+                 path, "missing prompt: give prompt_template (the text) or prompt_file (a "
+                       "Markdown file next to the workflow)");
+        ok = false;
+    }
+    *phase = ordered(phase_fields, out);
+    return ok;
+}
+
+/* Repeated phase ids and orders, each reported where it repeats; phases[i] is the
+ * (possibly partial) phase of list->children[i]. Indexes by value, so a document
+ * with thousands of phases stays linear. */
+static bool check_duplicates(parse_t *p, const template_node_t *list, json_t *phases)
+{
+    bool ok = true;
+    json_t *ids = json_object(), *orders = json_object();
+    size_t j;
+    json_t *phase;
+    json_array_foreach(phases, j, phase) {
+        json_t *id = json_object_get(phase, "phase_id"), *order = json_object_get(phase, "order");
+        char path[PATH_TEXT];
+        if (id) {
+            json_t *first = json_object_get(ids, json_string_value(id));
+            if (first) {
+                size_t i = (size_t)json_integer_value(first);
+                snprintf(path, sizeof path, "phases[%zu].id", j);
+                error_at(p, TEMPLATE_ERROR_INVALID, template_node_get(list->children[j], "id"),
+                         path, "duplicate phase id '%s' (also phases[%zu] at line %d)",
+                         json_string_value(id), i,
+                         template_node_get(list->children[i], "id")->line);
+                ok = false;
+            } else {
+                json_object_set_new(ids, json_string_value(id), json_integer((json_int_t)j));
+            }
+        }
+        if (order) {
+            char key[32];
+            snprintf(key, sizeof key, "%lld", (long long)json_integer_value(order));
+            json_t *first = json_object_get(orders, key);
+            if (first) {
+                size_t i = (size_t)json_integer_value(first);
+                snprintf(path, sizeof path, "phases[%zu].order", j);
+                error_at(p, TEMPLATE_ERROR_INVALID,
+                         template_node_get(list->children[j], "order"), path,
+                         "duplicate order %s (also phases[%zu] at line %d)", key, i,
+                         template_node_get(list->children[i], "order")->line);
+                ok = false;
+            } else {
+                json_object_set_new(orders, key, json_integer((json_int_t)j));
+            }
+        }
+    }
+    json_decref(ids);
+    json_decref(orders);
+    return ok;
+}
+
+static bool parse_phases(parse_t *p, const template_node_t *map, const template_node_t *node,
+                         bool misspelt, json_t *workflow)
+{
+    if (is_null(node)) {
+        if (!misspelt)
+            missing(p, node ? node : map, "", "phases");
+        return false;
+    }
+    if (node->kind != TEMPLATE_NODE_SEQUENCE || node->count == 0) {
+        error_at(p, TEMPLATE_ERROR_INVALID, node, "phases",
+                 "expected a list of at least one phase, got %s",
+                 node->kind == TEMPLATE_NODE_SEQUENCE ? "an empty list"
+                                                      : template_node_describe(node));
+        return false;
+    }
+    json_t *list = json_array();
+    bool ok = true;
+    for (size_t i = 0; i < node->count; i++) {
+        json_t *phase;
+        ok = parse_phase(p, node->children[i], i, &phase) && ok;
+        json_array_append_new(list, phase);
+    }
+    ok = check_duplicates(p, node, list) && ok;
+    if (ok)
+        json_object_set_new(workflow, "phases", list);
+    else
+        json_decref(list);
+    return ok;
+}
+
+static json_t *parse_root(parse_t *p, const template_node_t *root)
+{
+    if (!root || is_null(root)) {
+        template_errors_add(p->origin.errors, TEMPLATE_ERROR_INVALID, p->file,
+                            root ? root->line : 0, 0, NULL,
+                            "the document is empty: a workflow needs at least name and phases");
+        return NULL;
+    }
+    if (root->kind != TEMPLATE_NODE_MAPPING) {
+        error_at(p, TEMPLATE_ERROR_INVALID, root, NULL,
+                 "a workflow is a mapping with at least name and phases, not %s",
+                 template_node_describe(root));
+        return NULL;
+    }
+    slots_t slots;
+    json_t *out = json_object();
+    bool ok = walk_mapping(p, root, workflow_fields, NULL, "", &slots, out);
+    size_t name = slot_of(workflow_fields, "name");
+    size_t inputs = slot_of(workflow_fields, "inputs");
+    size_t phases = slot_of(workflow_fields, "phases");
+    if (is_null(slots.value[name]) && !slots.misspelt[name]) {
+        missing(p, slots.key[name] ? slots.key[name] : root, "", "name");
+        ok = false;
+    }
+    ok = parse_inputs(p, slots.value[inputs], out) && ok;
+    ok = parse_phases(p, slots.key[phases] ? slots.key[phases] : root, slots.value[phases],
+                      slots.misspelt[phases], out) &&
+         ok;
+    if (!ok) {
+        json_decref(out);
+        return NULL;
+    }
+    return ordered(workflow_fields, out);
+}
+
+json_t *template_workflow_parse(const char *text, size_t len, const char *file, const char *dir,
+                                template_errors_t *errors)
+{
+    if (len > TEMPLATE_MAX_DOCUMENT) {
+        template_errors_add(errors, TEMPLATE_ERROR_TOO_LARGE, file, 0, 0, NULL,
+                            "the document is %zu bytes; the limit is %d (1 MiB)", len,
+                            TEMPLATE_MAX_DOCUMENT);
+        return NULL;
+    }
+    bool failed;
+    template_node_t *root = template_yaml_parse(text, len, file, 0, errors, &failed);
+    if (failed)
+        return NULL;
+    parse_t p = {.file = file,
+                 .dir = dir,
+                 .origin = {.file = file, .text = text, .len = len, .errors = errors}};
+    size_t before = template_errors_total(errors);
+    json_t *workflow = parse_root(&p, root);
+    template_node_destroy(&root);
+    if (workflow && template_errors_total(errors) != before) {
+        json_decref(workflow);
+        workflow = NULL;
+    }
+    if (!workflow && template_errors_total(errors) == before)
+        template_errors_add(errors, TEMPLATE_ERROR_INVALID, file, 0, 0, NULL,
+                            "the workflow could not be built (out of memory?)");
+    return workflow;
+}
+
+json_t *template_workflow_parse_file(const char *path, template_errors_t *errors)
+{
+    char *text = NULL;
+    size_t len = 0;
+    char why[512];
+    template_error_kind_t kind;
+    if (template_file_read(path, TEMPLATE_MAX_DOCUMENT, &text, &len, why, sizeof why, &kind) <
+        0) {
+        template_errors_add(errors, kind, path, 0, 0, NULL, "%s", why);
+        return NULL;
+    }
+    char *copy = strdup(path);
+    json_t *workflow = NULL;
+    if (copy)
+        workflow = template_workflow_parse(text, len, path, dirname(copy), errors);
+    else
+        template_errors_add(errors, TEMPLATE_ERROR_IO, path, 0, 0, NULL, "out of memory");
+    free(copy);
+    free(text);
+    return workflow;
+}
