@@ -2,7 +2,7 @@
 # Installs the Debian packages syn builds and tests with; silent when all are present.
 set -e
 pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libmicrohttpd-dev
-libjansson-dev libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev sqlite3 curl git"
+libjansson-dev libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev sqlite3 curl git python3"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

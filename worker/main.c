@@ -9,6 +9,7 @@
 
 #include "common/flags.h"
 #include "common/log.h"
+#include "worker/models.h"
 #include "worker/provider.h"
 #include "worker/worker.h"
 
@@ -51,14 +52,52 @@ int main(int argc, char **argv)
     const char *command = NULL;
     const char *name = NULL;
     const char *log_level = "info";
+    const char *claude_bin = "claude";
+    const char *claude_args = NULL;
+    const char *anthropic_url = "https://api.anthropic.com";
+    const char *models_file = NULL;
+    const char *workspace = NULL;
+    const char *pass_env = NULL;
+    bool keep_workspaces = false;
     long slots = 4, mock_delay_ms = 20, heartbeat_ms = 1000, liveness = 3;
     long kill_grace_ms = 5000, drain_seconds = 30;
+    long max_output_mb = 8, rlimit_as_mb = 0, nice_value = 0;
+    long anthropic_retry_ms = 1000, anthropic_tries = 5;
     syn_flag_t flags[] = {
         {"broker", SYN_FLAG_STRING, "EP", "broker endpoint for workers", &broker, 0, 0},
         {"slots", SYN_FLAG_INT, "N", "phases run at once", &slots, 1, 1024},
-        {"provider", SYN_FLAG_STRING, "mock|command", "agent provider", &provider_name, 0, 0},
+        {"provider", SYN_FLAG_STRING, "mock|command|claude|anthropic", "agent provider",
+         &provider_name, 0, 0},
         {"command", SYN_FLAG_STRING, "\"ARGV\"",
          "agent command for the command provider (split without a shell)", &command, 0, 0},
+        {"claude-bin", SYN_FLAG_STRING, "PATH", "Claude Code executable for the claude provider",
+         &claude_bin, 0, 0},
+        {"claude-args", SYN_FLAG_STRING, "\"ARGS\"",
+         "extra arguments for claude, e.g. \"--permission-mode acceptEdits\"", &claude_args, 0,
+         0},
+        {"anthropic-url", SYN_FLAG_STRING, "URL",
+         "Messages API base URL for the anthropic provider (key: ANTHROPIC_API_KEY)",
+         &anthropic_url, 0, 0},
+        {"anthropic-retry-ms", SYN_FLAG_INT, "MS",
+         "anthropic: first back-off after a 429/529/5xx without retry-after", &anthropic_retry_ms,
+         1, 600000},
+        {"anthropic-tries", SYN_FLAG_INT, "N", "anthropic: requests per attempt at most",
+         &anthropic_tries, 1, 100},
+        {"models", SYN_FLAG_STRING, "FILE",
+         "model aliases and prices (JSON; default: the compiled-in table)", &models_file, 0, 0},
+        {"workspace", SYN_FLAG_STRING, "DIR",
+         "where attempts' workspaces are made (default $TMPDIR or /tmp)", &workspace, 0, 0},
+        {"keep-workspaces", SYN_FLAG_BOOL, NULL, "leave workspaces behind (debugging)",
+         &keep_workspaces, 0, 0},
+        {"max-output-mb", SYN_FLAG_INT, "MB",
+         "most an agent may write to stdout per attempt (0 = no limit)", &max_output_mb, 0,
+         1048576},
+        {"rlimit-as-mb", SYN_FLAG_INT, "MB", "address-space limit for agents (0 = none)",
+         &rlimit_as_mb, 0, 1048576},
+        {"nice", SYN_FLAG_INT, "N", "niceness added for agents", &nice_value, 0, 19},
+        {"pass-env", SYN_FLAG_STRING, "NAMES",
+         "more variables agents get from the worker's environment (comma-separated)", &pass_env,
+         0, 0},
         {"name", SYN_FLAG_STRING, "NAME", "worker name (default <hostname>-<pid>)", &name, 0, 0},
         {"mock-delay-ms", SYN_FLAG_INT, "MS", "mock provider: time per phase", &mock_delay_ms, 0,
          86400000},
@@ -89,29 +128,62 @@ int main(int argc, char **argv)
     }
     syn_log_set_level(level);
 
+    char err[512] = "";
+    worker_models_t *models = NULL;
+    if (models_file && *models_file) {
+        models = worker_models_load(models_file, err, sizeof err);
+        if (!models) {
+            fprintf(stderr, "error: --models: %s\n", err);
+            return 2;
+        }
+    }
+
     worker_provider_t *provider = NULL;
-    char err[256] = "";
     if (!strcmp(provider_name, "mock")) {
         provider = worker_provider_mock_new(mock_delay_ms);
     } else if (!strcmp(provider_name, "command")) {
         if (!command || !*command) {
             fprintf(stderr, "error: --provider command needs --command \"ARGV\"\n");
             syn_flags_usage("syn-worker", summary, flags, stderr);
+            worker_models_destroy(&models);
             return 2;
         }
         provider = worker_provider_command_new(command, kill_grace_ms, err, sizeof err);
-        if (!provider) {
-            fprintf(stderr, "error: %s\n", err);
-            syn_flags_usage("syn-worker", summary, flags, stderr);
-            return 2;
-        }
+    } else if (!strcmp(provider_name, "claude")) {
+        provider = worker_provider_claude_new(claude_bin, claude_args, kill_grace_ms, err,
+                                              sizeof err);
+    } else if (!strcmp(provider_name, "anthropic")) {
+        provider = worker_provider_anthropic_new(anthropic_url, getenv("ANTHROPIC_API_KEY"),
+                                                 anthropic_retry_ms, (int)anthropic_tries, err,
+                                                 sizeof err);
     } else {
-        fprintf(stderr, "error: --provider wants mock or command, got '%s'\n", provider_name);
+        fprintf(stderr, "error: --provider wants mock, command, claude or anthropic, got '%s'\n",
+                provider_name);
         syn_flags_usage("syn-worker", summary, flags, stderr);
+        worker_models_destroy(&models);
         return 2;
     }
     if (!provider) {
+        /* A bad --command/--claude-args/--anthropic-url or a missing key: the
+         * configuration is wrong (2); else memory ran out (1). */
+        fprintf(stderr, "error: %s\n", *err ? err : "out of memory");
+        worker_models_destroy(&models);
+        return *err ? 2 : 1;
+    }
+    worker_options_t options = {
+        .workspace_dir = workspace,
+        .keep_workspaces = keep_workspaces,
+        .max_output_bytes = (uint64_t)max_output_mb * 1024 * 1024,
+        .rlimit_as_mb = rlimit_as_mb,
+        .nice = (int)nice_value,
+        .pass_env = pass_env,
+        .models = models,
+        .kill_grace_ms = kill_grace_ms,
+    };
+    if (worker_provider_set_options(provider, &options) != 0) {
         fprintf(stderr, "error: out of memory\n");
+        worker_provider_destroy(&provider);
+        worker_models_destroy(&models);
         return 1;
     }
 
@@ -142,11 +214,13 @@ int main(int argc, char **argv)
     if (!worker) {
         fprintf(stderr, "error: out of memory\n");
         worker_provider_destroy(&provider);
+        worker_models_destroy(&models);
         return 1;
     }
     int rc = worker_run(worker, &stop_requests);
     worker_destroy(&worker);
     worker_provider_destroy(&provider);
+    worker_models_destroy(&models);
     syn_info("worker", "stopped");
     return rc;
 }

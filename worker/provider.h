@@ -1,6 +1,6 @@
 /* provider: how a worker runs one phase attempt with an agent.
  *
- * A provider (mock, command, later claude, anthropic) is configured once at
+ * A provider (mock, command, claude, anthropic) is configured once at
  * start-up; each attempt is a worker_run_t started from it. The worker's single
  * event loop drives every run without threads: it asks each run which file
  * descriptors to watch and when its next deadline is, polls them together with
@@ -9,7 +9,13 @@
  *
  * Output is collected by the run, already made valid UTF-8 without NUL, and cut
  * at WORKER_OUTPUT_MAX bytes with WORKER_OUTPUT_MARKER appended; the loop streams
- * it from worker_run_output as it grows and sends the whole of it in the result. */
+ * it from worker_run_output as it grows and sends the whole of it in the result.
+ *
+ * Before a provider that runs processes starts, the run prepares the attempt's
+ * workspace (see workspace.h): a fresh directory with the earlier phases'
+ * outputs and the execution's repositories cloned, removed when the run is
+ * destroyed. Providers report what the attempt used (tokens, cost, turns, tool
+ * calls) into the run's usage, and tool events the loop sends as PROGRESS. */
 #ifndef SYN_WORKER_PROVIDER_H
 #define SYN_WORKER_PROVIDER_H
 
@@ -18,11 +24,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "worker/models.h"
+
 #define WORKER_OUTPUT_MAX (1024u * 1024u)
 #define WORKER_OUTPUT_MARKER "\n[output truncated: more than 1 MiB]"
 #define WORKER_STDERR_TAIL 2048u
 /* The most descriptors one run asks to be watched at a time. */
 #define WORKER_RUN_MAX_FDS 4
+/* Tool calls remembered per attempt for its usage (more are counted only). */
+#define WORKER_TOOL_CALLS_MAX 1000
+/* Characters of a tool's input shown in its progress event. */
+#define WORKER_TOOL_PREVIEW 500
 
 /* What to run: one attempt of one phase. Strings are copied by whatever needs
  * them after worker_run_start returns. */
@@ -34,8 +48,45 @@ typedef struct {
     const char *prompt;
     const char *model;   /* NULL when the phase names none */
     int64_t timeout_ms;  /* 0 = no limit */
-    const char *cwd;     /* workspace directory; NULL = the worker's own */
+    /* Run here instead of in a fresh workspace (inputs and repos are then not
+     * laid out); NULL = a workspace, for providers that use one. */
+    const char *cwd;
+    const json_t *inputs;        /* earlier phases' outputs by phase id (strings); or NULL */
+    const json_t *repos;         /* array of repository strings; or NULL */
+    const json_t *allowed_tools; /* array of tool names; or NULL */
+    uint64_t max_tokens;         /* 0 = the provider's default */
+    /* Filled in by the run for the provider's start: */
+    const char *model_id;        /* model resolved through the model table */
+    int64_t started_ms;          /* when the attempt began (monotonic ms) */
 } worker_job_t;
+
+/* Settings every provider shares; set once with worker_provider_set_options. */
+typedef struct {
+    const char *workspace_dir;   /* where workspaces are made; NULL = $TMPDIR or /tmp */
+    bool keep_workspaces;        /* leave them behind for debugging */
+    uint64_t max_output_bytes;   /* most an agent may write to stdout; 0 = no limit */
+    long rlimit_as_mb;           /* address-space limit for agents; 0 = none */
+    int nice;                    /* niceness added for agents; 0 = none */
+    const char *pass_env;        /* extra variable names agents get (comma-separated) */
+    const worker_models_t *models; /* borrowed; NULL = the compiled-in table */
+    int64_t kill_grace_ms;       /* SIGTERM → SIGKILL for git clones */
+} worker_options_t;
+
+/* What an attempt used. Providers fill what they know; cost comes from the
+ * model table unless the agent reported its own (cost_reported). */
+typedef struct {
+    bool reported;               /* this run accounts usage (result.usage is sent) */
+    int64_t input_tokens;
+    int64_t output_tokens;
+    int64_t cache_creation_tokens;
+    int64_t cache_read_tokens;
+    bool cost_reported;
+    double cost_usd;
+    int64_t num_turns;
+    int64_t duration_ms;         /* -1 = the run's wall time */
+    char model[128];
+    char stop_reason[64];
+} worker_usage_t;
 
 typedef enum {
     WORKER_RUN_RUNNING,
@@ -49,7 +100,9 @@ typedef struct worker_run_t worker_run_t;
 
 /* In-process agent, no fork: after delay_ms (or a prompt line "#mock sleep <ms>")
  * the output is "mock output for phase <phase_id>:\n<prompt>"; a prompt line
- * "#mock fail <reason>" makes the attempt fail with that reason instead. */
+ * "#mock fail <reason>" makes the attempt fail with that reason instead, and
+ * "#mock tokens <in> <out>" makes it report that usage (costed at the model's
+ * price from the model table). */
 worker_provider_t *worker_provider_mock_new(int64_t delay_ms);
 
 /* Runs command (split by worker_argv_split, no shell) in its own process group
@@ -59,9 +112,30 @@ worker_provider_t *worker_provider_mock_new(int64_t delay_ms);
 worker_provider_t *worker_provider_command_new(const char *command, int64_t kill_grace_ms,
                                                char *err, size_t errlen);
 
+/* Runs the Claude Code CLI headless (claude_bin, default "claude" in PATH):
+ *   claude -p --output-format stream-json --input-format stream-json --verbose
+ *          --model <id> [extra_args...] [--allowedTools <tool>...]
+ * in the workspace, the prompt (after a preamble describing the workspace) as
+ * the first stream-json user message on stdin, injected messages as further
+ * ones. See provider_claude.c for how its JSONL stream is read. extra_args is
+ * split like --command (may be NULL). */
+worker_provider_t *worker_provider_claude_new(const char *claude_bin, const char *extra_args,
+                                              int64_t kill_grace_ms, char *err, size_t errlen);
+
+/* Calls the Anthropic Messages API (base_url + "/v1/messages", streaming) with
+ * libcurl inside the worker's loop. 429, 529 and 5xx answers and transport
+ * errors are retried up to max_tries requests, waiting retry-after or
+ * retry_base_ms doubling; other answers fail the attempt with the API's message. */
+worker_provider_t *worker_provider_anthropic_new(const char *base_url, const char *api_key,
+                                                 int64_t retry_base_ms, int max_tries, char *err,
+                                                 size_t errlen);
+
 void worker_provider_destroy(worker_provider_t **self_p);
-/* "mock", "command": what READY announces and what ASSIGN may ask for. */
+/* "mock", "command", "claude", "anthropic": what READY announces and what
+ * ASSIGN may ask for. */
 const char *worker_provider_name(const worker_provider_t *self);
+/* Copies options (strings included) into the provider; 0, or -1 when out of memory. */
+int worker_provider_set_options(worker_provider_t *self, const worker_options_t *options);
 
 /* Starts one attempt. NULL with the reason in err when it cannot start at all;
  * a command that fails to execute still gives a run, which fails with the reason. */
@@ -83,6 +157,10 @@ void worker_run_step(worker_run_t *self, const struct pollfd *fds, int nfds, int
 /* Asks the run to stop: an in-process run ends at once, a child gets SIGTERM to
  * its group and SIGKILL after the grace. It finishes as cancelled. */
 void worker_run_cancel(worker_run_t *self, int64_t now_ms);
+/* Gives the running agent an operator's message (role "user" or "system"); -1
+ * with the reason in err when this provider or this moment cannot take one. */
+int worker_run_inject(worker_run_t *self, const char *role, const char *message, char *err,
+                      size_t errlen);
 
 /* Blocks, stepping the run alone until it finishes or max_ms passes; 0 when it
  * finished. For tests and one-shot tools; the worker uses its own loop. */
@@ -99,6 +177,19 @@ const char *worker_run_error(const worker_run_t *self);
 bool worker_run_exit_code(const worker_run_t *self, int *code);
 /* "completed", "failed", "cancelled" (or "running"): the wire names. */
 const char *worker_run_status_name(worker_run_status_t status);
+/* The usage as result.usage sends it ({input_tokens, output_tokens,
+ * cache_creation_tokens, cache_read_tokens, total_tokens, cost_usd, cost_source,
+ * num_turns, duration_ms, model, tool_calls: [{name, success}], ...}), or NULL
+ * when the provider does not account usage. A new reference. */
+json_t *worker_run_usage_json(const worker_run_t *self);
+/* Takes the oldest queued progress event as {kind, data, detail} (a new
+ * reference), or NULL when there is none. */
+json_t *worker_run_take_event(worker_run_t *self);
+/* The workspace directory while the run has one, else NULL. */
+const char *worker_run_workspace(const worker_run_t *self);
+/* The workspace itself (see workspace.h), or NULL. */
+struct worker_workspace_t;
+const struct worker_workspace_t *worker_run_workspace_handle(const worker_run_t *self);
 
 /* For provider implementations ------------------------------------------------ */
 
@@ -115,6 +206,11 @@ typedef struct {
     /* Stops anything left at once, reaps it and frees state. */
     void (*destroy)(void *state);
     void (*config_destroy)(void *config);
+    /* Optional: an operator's message for the running agent. */
+    int (*inject)(void *state, worker_run_t *run, const char *role, const char *message,
+                  char *err, size_t errlen);
+    /* Whether attempts get a workspace directory (processes run in it). */
+    bool uses_workspace;
 } worker_provider_ops_t;
 
 /* Wraps an implementation; takes ownership of config (freed by config_destroy). */
@@ -122,9 +218,29 @@ worker_provider_t *worker_provider_new(const worker_provider_ops_t *ops, void *c
 
 /* Adds raw bytes to the run's output: sanitized, cut at WORKER_OUTPUT_MAX. */
 void worker_run_append(worker_run_t *self, const char *data, size_t len);
+/* Replaces the output gathered so far (what was streamed stays streamed): for
+ * a provider whose final answer differs from what it showed while running. */
+void worker_run_replace_output(worker_run_t *self, const char *data, size_t len);
+/* The run's usage, for its provider to fill. */
+worker_usage_t *worker_run_usage(worker_run_t *self);
+/* The provider's shared settings, for its implementation. */
+const worker_options_t *worker_run_options(const worker_run_t *self);
+/* Records a tool call (input_json is its input, shown cut to
+ * WORKER_TOOL_PREVIEW characters) and queues a "tool" progress event. */
+void worker_run_tool_use(worker_run_t *self, const char *id, const char *name,
+                         const char *input_json);
+/* Records the outcome of the tool call with that id and queues an event. */
+void worker_run_tool_result(worker_run_t *self, const char *id, bool success);
 /* Ends the run (only the first call counts). error may be NULL; it is sanitized. */
 void worker_run_finish(worker_run_t *self, worker_run_status_t status, const char *error,
                        bool has_exit_code, int exit_code);
+
+/* Copies src into dst (cap bytes with the terminator), cut on a character
+ * boundary and sanitized, for the fixed text fields of worker_usage_t. */
+void worker_copy_text(char *dst, size_t cap, const char *src);
+
+/* "output limit exceeded: more than 8 MiB" for a limit of bytes. */
+void worker_format_output_limit(uint64_t bytes, char *buf, size_t buflen);
 
 /* "timed out after 2 s" (or "after 1.5 s") for a timeout of ms milliseconds. */
 void worker_format_timeout(int64_t ms, char *buf, size_t buflen);

@@ -23,6 +23,8 @@ typedef struct {
     int64_t timeout_ms;
     char *fail_reason;   /* NULL = it succeeds */
     char *output;
+    bool has_tokens;     /* "#mock tokens <in> <out>" */
+    long long tokens_in, tokens_out;
 } mock_run_t;
 
 /* Finds a prompt line "#mock <word> <rest>" (leading blanks allowed) and copies
@@ -77,6 +79,21 @@ static void *mock_start(void *config, worker_run_t *run, const worker_job_t *job
         fail = strdup("mock failure");
     }
     self->fail_reason = fail;
+    char *tokens = directive(job->prompt, "tokens");
+    if (tokens) {
+        char *end;
+        errno = 0;
+        long long in = strtoll(tokens, &end, 10);
+        long long out = errno || end == tokens ? -1 : strtoll(end, &end, 10);
+        while (isspace((unsigned char)*end))
+            end++;
+        if (!errno && !*end && in >= 0 && out >= 0) {
+            self->has_tokens = true;
+            self->tokens_in = in;
+            self->tokens_out = out;
+        }
+        free(tokens);
+    }
     int64_t now = syn_mono_ms();
     self->timeout_ms = job->timeout_ms;
     if (job->timeout_ms > 0 && delay > job->timeout_ms) {
@@ -112,6 +129,13 @@ static void mock_step(void *state, worker_run_t *run, const struct pollfd *fds, 
     mock_run_t *self = state;
     if (now_ms < self->due_ms)
         return;
+    if (self->has_tokens) {
+        worker_usage_t *usage = worker_run_usage(run);
+        usage->reported = true;
+        usage->input_tokens = self->tokens_in;
+        usage->output_tokens = self->tokens_out;
+        usage->num_turns = 1;
+    }
     if (self->timed_out) {
         char reason[64];
         worker_format_timeout(self->timeout_ms, reason, sizeof reason);

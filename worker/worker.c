@@ -237,14 +237,18 @@ static void resend_results(worker_t *self, int64_t now)
             send_result(self, self->attempts[i], now);
 }
 
+/* detail (stolen, may be NULL) goes along with a "tool" event. */
 static void send_progress(worker_t *self, const attempt_t *a, const char *kind, const char *data,
-                          size_t len, int64_t now)
+                          size_t len, json_t *detail, int64_t now)
 {
     json_t *fields = ref_fields(a);
     if (fields) {
         json_object_set_new(fields, "kind", json_string(kind));
         json_object_set_new(fields, "data", json_stringn(data, len));
+        if (detail)
+            json_object_set(fields, "detail", detail);
     }
+    json_decref(detail);
     send_new(self, SYN_MSG_PROGRESS, fields, now);
 }
 
@@ -259,9 +263,11 @@ static void one_line(const char *text, char *out, size_t outlen)
         memcpy(out + outlen - 4, "...", 4);
 }
 
-/* Records the final result of a (kept until acknowledged) and sends it. */
+/* Records the final result of a (kept until acknowledged) and sends it;
+ * usage (stolen, may be NULL) is the attempt's accounting. */
 static void settle(worker_t *self, attempt_t *a, const char *status, const char *output,
-                   const char *error, bool has_exit_code, int exit_code, int64_t now)
+                   const char *error, bool has_exit_code, int exit_code, json_t *usage,
+                   int64_t now)
 {
     json_t *fields = ref_fields(a);
     if (fields) {
@@ -270,6 +276,8 @@ static void settle(worker_t *self, attempt_t *a, const char *status, const char 
         json_object_set_new(fields, "error", error ? json_string(error) : json_null());
         json_object_set_new(fields, "exit_code",
                             has_exit_code ? json_integer(exit_code) : json_null());
+        if (usage)
+            json_object_set(fields, "usage", usage);
     }
     a->result = fields ? syn_msg_new_with(SYN_MSG_RESULT, fields) : NULL;
     char code[16] = "none";
@@ -278,10 +286,16 @@ static void settle(worker_t *self, attempt_t *a, const char *status, const char 
     char reason[256] = "";
     if (error)
         one_line(error, reason, sizeof reason);
+    char tokens[160] = "";
+    if (usage)
+        snprintf(tokens, sizeof tokens, " tokens=%" JSON_INTEGER_FORMAT " cost_usd=%.6f",
+                 json_integer_value(json_object_get(usage, "total_tokens")),
+                 json_number_value(json_object_get(usage, "cost_usd")));
+    json_decref(usage);
     syn_info("worker",
-             "result execution=%s phase=%s attempt=%" PRIu64 " status=%s exit_code=%s%s%s",
-             a->execution_id, a->phase_id, a->attempt, status, code, error ? " error=" : "",
-             reason);
+             "result execution=%s phase=%s attempt=%" PRIu64 " status=%s exit_code=%s%s%s%s",
+             a->execution_id, a->phase_id, a->attempt, status, code, tokens,
+             error ? " error=" : "", reason);
     if (!a->result) {
         syn_error("worker", "cannot build the result execution=%s phase=%s (out of memory?)",
                   a->execution_id, a->phase_id);
@@ -297,10 +311,24 @@ static void finish_run(worker_t *self, attempt_t *a, int64_t now)
     int code = 0;
     bool has_code = worker_run_exit_code(a->run, &code);
     settle(self, a, worker_run_status_name(worker_run_status(a->run)),
-           worker_run_output(a->run, NULL), worker_run_error(a->run), has_code, code, now);
+           worker_run_output(a->run, NULL), worker_run_error(a->run), has_code, code,
+           worker_run_usage_json(a->run), now);
     worker_run_destroy(&a->run);
     a->nfds = 0;
     self->running--;
+}
+
+/* Sends the tool events the run queued, in order. */
+static void send_events(worker_t *self, attempt_t *a, int64_t now)
+{
+    json_t *event;
+    while ((event = worker_run_take_event(a->run)) != NULL) {
+        json_t *data = json_object_get(event, "data");
+        send_progress(self, a, json_string_value(json_object_get(event, "kind")),
+                      json_string_value(data), json_string_length(data),
+                      json_incref(json_object_get(event, "detail")), now);
+        json_decref(event);
+    }
 }
 
 /* Sends the next chunk of new output, at most one per PROGRESS_EVERY_MS. */
@@ -313,7 +341,7 @@ static void stream_output(worker_t *self, attempt_t *a, int64_t now)
     if (a->output_sent_ms >= 0 && now - a->output_sent_ms < PROGRESS_EVERY_MS)
         return;
     size_t n = worker_utf8_floor(out + a->streamed, len - a->streamed, PROGRESS_MAX_BYTES);
-    send_progress(self, a, "output", out + a->streamed, n, now);
+    send_progress(self, a, "output", out + a->streamed, n, NULL, now);
     a->streamed += n;
     a->output_sent_ms = now;
 }
@@ -385,7 +413,7 @@ static void refuse(worker_t *self, const syn_msg_t *msg, const char *reason, int
     }
     syn_warn("worker", "refused execution=%s phase=%s attempt=%" PRIu64 ": %s", a->execution_id,
              a->phase_id, a->attempt, reason);
-    settle(self, a, "failed", "", reason, false, 0, now);
+    settle(self, a, "failed", "", reason, false, 0, NULL, now);
 }
 
 static void handle_assign(worker_t *self, const syn_msg_t *msg, int64_t now)
@@ -433,17 +461,22 @@ static void handle_assign(worker_t *self, const syn_msg_t *msg, int64_t now)
         .model = field_str(msg, "model"),
         .timeout_ms = timeout > (uint64_t)MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : (int64_t)timeout,
         .cwd = NULL,
+        .inputs = json_object_get(syn_msg_fields(msg), "inputs"),
+        .repos = json_object_get(syn_msg_fields(msg), "repos"),
+        .allowed_tools = json_object_get(syn_msg_fields(msg), "allowed_tools"),
+        .max_tokens = field_uint(msg, "max_tokens"),
+        .started_ms = now,
     };
     syn_info("worker", "assigned execution=%s workflow=%s phase=%s attempt=%" PRIu64
              " timeout_ms=%" PRId64 " running=%d/%d", a->execution_id, a->workflow_id,
              a->phase_id, a->attempt, job.timeout_ms, self->running + 1, self->slots);
     a->run = worker_run_start(self->provider, &job, reason, sizeof reason);
     if (!a->run) {
-        settle(self, a, "failed", "", reason, false, 0, now);
+        settle(self, a, "failed", "", reason, false, 0, NULL, now);
         return;
     }
     self->running++;
-    send_progress(self, a, "started", "", 0, now);
+    send_progress(self, a, "started", "", 0, NULL, now);
 }
 
 static void handle_cancel(worker_t *self, const syn_msg_t *msg, int64_t now)
@@ -465,8 +498,32 @@ static void handle_cancel(worker_t *self, const syn_msg_t *msg, int64_t now)
             attempt_destroy(&a);
             return;
         }
-        settle(self, a, "cancelled", "", "not running on this worker", false, 0, now);
+        settle(self, a, "cancelled", "", "not running on this worker", false, 0, NULL, now);
     }
+}
+
+/* An operator's message for a running attempt goes to its agent; one that
+ * cannot take it is logged (the broker has no answer to wait for). */
+static void handle_inject(worker_t *self, const syn_msg_t *msg)
+{
+    const char *execution_id = field_str(msg, "execution_id");
+    const char *phase_id = field_str(msg, "phase_id");
+    uint64_t attempt = field_uint(msg, "attempt");
+    const char *role = field_str(msg, "role");
+    attempt_t *a = find_attempt(self, execution_id, phase_id, attempt, NULL);
+    char err[256];
+    if (!a || !a->run) {
+        syn_warn("worker", "message for execution=%s phase=%s attempt=%" PRIu64
+                 " dropped: not running here", execution_id, phase_id, attempt);
+        return;
+    }
+    if (worker_run_inject(a->run, role, field_str(msg, "message"), err, sizeof err) != 0) {
+        syn_warn("worker", "message for execution=%s phase=%s attempt=%" PRIu64 " dropped: %s",
+                 execution_id, phase_id, attempt, err);
+        return;
+    }
+    syn_info("worker", "injected a %s message into execution=%s phase=%s attempt=%" PRIu64, role,
+             execution_id, phase_id, attempt);
 }
 
 static void handle_ack(worker_t *self, const syn_msg_t *msg)
@@ -492,6 +549,9 @@ static void handle_message(worker_t *self, const syn_msg_t *msg, int64_t now)
         break;
     case SYN_MSG_RESULT_ACK:
         handle_ack(self, msg);
+        break;
+    case SYN_MSG_INJECT:
+        handle_inject(self, msg);
         break;
     case SYN_MSG_HEARTBEAT:
         break;
@@ -665,6 +725,7 @@ static void step_attempts(worker_t *self, int64_t now)
         attempt_t *a = self->attempts[i];
         if (a->run) {
             worker_run_step(a->run, a->fds, a->nfds, now);
+            send_events(self, a, now);
             if (worker_run_finished(a->run))
                 finish_run(self, a, now);
             else

@@ -4,8 +4,12 @@
  * running attempt's descriptors and timers, in one zmq_poll. The worker
  * announces itself with READY (name, slots, provider, attempts still running),
  * heartbeats when it has nothing else to say, runs each ASSIGN with its
- * provider while a slot is free, streams PROGRESS (started, output chunks) and
- * sends a RESULT that it keeps, and resends, until the broker's RESULT_ACK.
+ * provider while a slot is free, streams PROGRESS (started, output chunks,
+ * tool calls with their details) and sends a RESULT (with the attempt's usage
+ * when its provider accounts one) that it keeps, and resends, until the
+ * broker's RESULT_ACK. An INJECT for a running attempt is handed to its agent
+ * (the claude provider writes it to the agent's stdin); one that cannot be
+ * delivered is logged and dropped.
  *
  * A broker silent for liveness heartbeat intervals is gone: the socket is
  * dropped and a fresh one connected after a back-off (250 ms doubling to 8 s,

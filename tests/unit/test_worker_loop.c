@@ -512,6 +512,127 @@ static void test_command_streams_output(void **state)
     assert_int_equal(strncmp(streamed, output, strlen(streamed)), 0);
 }
 
+/* Accounting reaches the broker: a phase that reports usage sends it in its
+ * result; one that does not sends none. An inject for a provider that cannot
+ * take one is dropped without harm. */
+static void test_usage_in_result(void **state)
+{
+    fake_t *fake = *state;
+    start_worker(fake, NULL);
+    syn_msg_t *msg = expect_ready(fake, 4, 0);
+    syn_msg_destroy(&msg);
+    assign(fake, "exec-000000000201", "p", 1, "#mock tokens 2000 500\n#mock sleep 300", "mock");
+    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
+    syn_msg_destroy(&msg);
+    send_to_worker(fake, SYN_MSG_INJECT,
+                   json_pack("{s:s, s:s, s:I, s:s, s:s}", "execution_id", "exec-000000000201",
+                             "phase_id", "p", "attempt", (json_int_t)1, "role", "user",
+                             "message", "hello?"));
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_string_equal(str_of(msg, "status"), "completed");
+    json_t *usage = json_object_get(syn_msg_fields(msg), "usage");
+    assert_true(json_is_object(usage));
+    assert_int_equal(json_integer_value(json_object_get(usage, "input_tokens")), 2000);
+    assert_int_equal(json_integer_value(json_object_get(usage, "output_tokens")), 500);
+    assert_int_equal(json_integer_value(json_object_get(usage, "total_tokens")), 2500);
+    assert_string_equal(json_string_value(json_object_get(usage, "model")),
+                        "claude-sonnet-4-5-20250929");
+    /* sonnet 4.5: $3 in, $15 out per million. */
+    double cost = json_number_value(json_object_get(usage, "cost_usd"));
+    assert_true(cost > 0.01349 && cost < 0.01351);
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-000000000201", "p", 1);
+    assign(fake, "exec-000000000202", "p", 1, "no accounting", "mock");
+    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_null(json_object_get(syn_msg_fields(msg), "usage"));
+    syn_msg_destroy(&msg);
+}
+
+/* The claude provider through the loop: tool calls stream as "tool" progress
+ * with their details, an operator's message reaches the agent's stdin, and the
+ * result carries the usage. */
+static void test_claude_tools_and_inject(void **state)
+{
+    fake_t *fake = *state;
+    char dir[] = "/tmp/syn-loop-claude-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char log[64];
+    snprintf(log, sizeof log, "%s/fake.log", dir);
+    setenv("SYN_FAKE_CLAUDE_LOG", log, 1);
+    start_worker(fake, (const char *[]){"--provider", "claude", "--claude-bin",
+                                        SYN_SOURCE_DIR "/tests/fixtures/fake_claude.py",
+                                        "--workspace", dir, NULL});
+    unsetenv("SYN_FAKE_CLAUDE_LOG");
+    syn_msg_t *msg = expect(fake, SYN_MSG_READY, 5000, false);
+    json_t *providers = json_object_get(syn_msg_fields(msg), "providers");
+    assert_string_equal(json_string_value(json_array_get(providers, 0)), "claude");
+    syn_msg_destroy(&msg);
+    json_t *fields = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:{s:s}, s:[s]}",
+                               "execution_id", "exec-000000000301", "workflow_id", "wf-test",
+                               "phase_id", "fix", "attempt", (json_int_t)1, "prompt",
+                               "FAKE_WAIT_INJECT", "model", "haiku", "timeout_ms",
+                               (json_int_t)60000, "provider", "claude", "inputs", "plan",
+                               "the plan", "allowed_tools", "Bash");
+    assert_non_null(fields);
+    send_to_worker(fake, SYN_MSG_ASSIGN, fields);
+    /* started, then the tool call that waits. */
+    msg = expect(fake, SYN_MSG_PROGRESS, 5000, true);
+    assert_string_equal(str_of(msg, "kind"), "started");
+    syn_msg_destroy(&msg);
+    for (;;) {
+        msg = expect(fake, SYN_MSG_PROGRESS, 5000, true);
+        if (!strcmp(str_of(msg, "kind"), "tool"))
+            break;
+        syn_msg_destroy(&msg);
+    }
+    assert_string_equal(str_of(msg, "data"), "Bash");
+    json_t *detail = json_object_get(syn_msg_fields(msg), "detail");
+    assert_string_equal(json_string_value(json_object_get(detail, "event")), "use");
+    assert_string_equal(json_string_value(json_object_get(detail, "name")), "Bash");
+    assert_string_equal(json_string_value(json_object_get(detail, "input_preview")),
+                        "{\"command\":\"sleep 3600\"}");
+    syn_msg_destroy(&msg);
+    send_to_worker(fake, SYN_MSG_INJECT,
+                   json_pack("{s:s, s:s, s:I, s:s, s:s}", "execution_id", "exec-000000000301",
+                             "phase_id", "fix", "attempt", (json_int_t)1, "role", "user",
+                             "message", "use the other approach"));
+    bool saw_tool_result = false;
+    for (;;) {
+        msg = next_msg(fake, 5000, true);
+        assert_non_null(msg);
+        if (syn_msg_type(msg) == SYN_MSG_RESULT)
+            break;
+        if (syn_msg_type(msg) == SYN_MSG_PROGRESS && !strcmp(str_of(msg, "kind"), "tool"))
+            saw_tool_result = json_is_true(json_object_get(
+                json_object_get(syn_msg_fields(msg), "detail"), "success"));
+        syn_msg_destroy(&msg);
+    }
+    assert_true(saw_tool_result);
+    assert_string_equal(str_of(msg, "status"), "completed");
+    assert_string_equal(str_of(msg, "output"), "Operator said: use the other approach");
+    assert_int_equal(int_of(msg, "exit_code"), 0);
+    json_t *usage = json_object_get(syn_msg_fields(msg), "usage");
+    assert_int_equal(json_integer_value(json_object_get(usage, "num_turns")), 2);
+    assert_int_equal(json_integer_value(json_object_get(usage, "input_tokens")), 70);
+    assert_true(json_number_value(json_object_get(usage, "cost_usd")) == 0.02);
+    assert_string_equal(json_string_value(json_object_get(usage, "cost_source")), "agent");
+    assert_string_equal(json_string_value(json_object_get(usage, "model")),
+                        "claude-haiku-4-5-20251001");
+    json_t *calls = json_object_get(usage, "tool_calls");
+    assert_int_equal(json_array_size(calls), 1);
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-000000000301", "fix", 1);
+    /* The workspace is gone; the log shows the injected line on stdin. */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -d %s/syn-* 2>/dev/null)\" && "
+             "grep -q 'use the other approach' %s", dir, log);
+    for (int i = 0; i < 50 && system(cmd) != 0; i++)
+        usleep(20000);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     zsys_handler_set(NULL);
@@ -527,6 +648,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigterm_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_signal_exits_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_streams_output, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_in_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claude_tools_and_inject, setup, teardown),
     };
     return cmocka_run_group_tests_name("worker_loop", tests, NULL, NULL);
 }

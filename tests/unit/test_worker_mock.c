@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <string.h>
 
 #include "common/clock.h"
@@ -169,12 +170,83 @@ static void test_timeout_text(void **state)
     assert_string_equal(buf, "timed out after 1.5 s");
 }
 
+static void test_tokens_directive(void **state)
+{
+    (void)state;
+    worker_provider_t *mock = worker_provider_mock_new(10);
+    worker_job_t job = job_with("work\n#mock tokens 1200 300\n", 0);
+    job.model = "opus";
+    worker_run_t *run = start(mock, &job);
+    assert_int_equal(worker_run_drive(run, 2000), 0);
+    assert_int_equal(worker_run_status(run), WORKER_RUN_COMPLETED);
+    json_t *usage = worker_run_usage_json(run);
+    assert_non_null(usage);
+    assert_int_equal(json_integer_value(json_object_get(usage, "input_tokens")), 1200);
+    assert_int_equal(json_integer_value(json_object_get(usage, "output_tokens")), 300);
+    assert_int_equal(json_integer_value(json_object_get(usage, "total_tokens")), 1500);
+    assert_int_equal(json_integer_value(json_object_get(usage, "num_turns")), 1);
+    assert_string_equal(json_string_value(json_object_get(usage, "model")),
+                        "claude-opus-4-5-20251101");
+    assert_string_equal(json_string_value(json_object_get(usage, "cost_source")),
+                        "price_table");
+    /* opus 4.5: $5 in, $25 out per million tokens. */
+    double cost = json_real_value(json_object_get(usage, "cost_usd"));
+    assert_true(fabs(cost - (1200 * 5.0 + 300 * 25.0) / 1e6) < 1e-12);
+    assert_true(json_integer_value(json_object_get(usage, "duration_ms")) >= 10);
+    assert_int_equal(json_array_size(json_object_get(usage, "tool_calls")), 0);
+    json_decref(usage);
+    worker_run_destroy(&run);
+
+    /* No directive (or a malformed one): no usage is reported. */
+    job = job_with("plain", 0);
+    run = start(mock, &job);
+    assert_int_equal(worker_run_drive(run, 2000), 0);
+    assert_null(worker_run_usage_json(run));
+    worker_run_destroy(&run);
+    job = job_with("#mock tokens many 3", 0);
+    run = start(mock, &job);
+    assert_int_equal(worker_run_drive(run, 2000), 0);
+    assert_null(worker_run_usage_json(run));
+    worker_run_destroy(&run);
+
+    /* Another price table, by alias; an unknown model has no cost. */
+    char err[256] = "";
+    worker_models_t *table = worker_models_parse(
+        "{\"default_model\": \"tiny\", \"aliases\": {\"tiny\": \"tiny-1\"}, \"models\": "
+        "{\"tiny-1\": {\"input\": 2, \"output\": 4, \"cache_write\": 0, \"cache_read\": 0}}}",
+        err, sizeof err);
+    assert_non_null(table);
+    worker_options_t options = {.models = table};
+    assert_int_equal(worker_provider_set_options(mock, &options), 0);
+    job = job_with("#mock tokens 1000000 1000000", 0);
+    run = start(mock, &job);
+    assert_int_equal(worker_run_drive(run, 2000), 0);
+    usage = worker_run_usage_json(run);
+    assert_string_equal(json_string_value(json_object_get(usage, "model")), "tiny-1");
+    assert_true(fabs(json_real_value(json_object_get(usage, "cost_usd")) - 6.0) < 1e-9);
+    json_decref(usage);
+    worker_run_destroy(&run);
+    job = job_with("#mock tokens 5 5", 0);
+    job.model = "mystery-model";
+    run = start(mock, &job);
+    assert_int_equal(worker_run_drive(run, 2000), 0);
+    usage = worker_run_usage_json(run);
+    assert_string_equal(json_string_value(json_object_get(usage, "model")), "mystery-model");
+    assert_string_equal(json_string_value(json_object_get(usage, "cost_source")), "unknown");
+    assert_true(json_real_value(json_object_get(usage, "cost_usd")) == 0);
+    json_decref(usage);
+    worker_run_destroy(&run);
+    worker_provider_destroy(&mock);
+    worker_models_destroy(&table);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_after_delay), cmocka_unit_test(test_sleep_directive),
         cmocka_unit_test(test_fail_directive),     cmocka_unit_test(test_cancel_is_immediate),
         cmocka_unit_test(test_timeout),            cmocka_unit_test(test_timeout_text),
+        cmocka_unit_test(test_tokens_directive),
     };
     return cmocka_run_group_tests_name("worker_mock", tests, NULL, NULL);
 }

@@ -1,0 +1,616 @@
+/* provider_claude: Claude Code as an agent, run headless:
+ *
+ *   claude -p --output-format stream-json --input-format stream-json --verbose
+ *          --model <id> [--claude-args...] [--allowedTools <tool>...]
+ *
+ * in the attempt's workspace, in its own process group. The prompt (after a
+ * short preamble describing the workspace) is the first stream-json user
+ * message on stdin, never on the command line; operator messages injected
+ * while it runs follow as further user messages. Claude Code answers each user
+ * message with a turn ending in a `result` line; stdin is closed once every
+ * message sent has its result (or, should an injected message not get one,
+ * INJECT_ANSWER_WAIT_MS after the last), and Claude Code then exits.
+ *
+ * The JSONL it writes on stdout is read line by line:
+ *   system/init   the model actually used;
+ *   assistant     message.usage counted once per message.id (Claude Code repeats
+ *                 a message once per content block); text blocks become live
+ *                 output; tool_use blocks become "tool" progress events;
+ *   user          tool_result blocks: the tool call's success (is_error);
+ *   result        authoritative totals: usage, total_cost_usd, duration_ms,
+ *                 num_turns, is_error, and the result text.
+ * A line that is not JSON is kept as output, never fatal. The phase's output is
+ * the first file the agent wrote to artifacts/output/, else the last result
+ * text, else what was shown while it ran. Success is exit code 0 and a result
+ * without is_error. */
+#include "worker/provider.h"
+#include "worker/argv.h"
+#include "worker/env.h"
+#include "worker/proc.h"
+#include "worker/workspace.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+/* The longest JSONL line kept for parsing; a longer one is dropped whole. */
+#define LINE_MAX_BYTES (4u * 1024u * 1024u)
+/* Message ids remembered for counting usage once (oldest forgotten first). */
+#define SEEN_IDS_MAX 4096
+/* How long after a result stdin stays open for the answer to an injected
+ * message that has none yet. */
+#define INJECT_ANSWER_WAIT_MS 60000
+/* Longest error text taken from a result. */
+#define ERROR_MAX 4096
+
+typedef struct {
+    char *bin;
+    char **extra_args;    /* from --claude-args; NULL = none */
+    int64_t kill_grace_ms;
+} claude_config_t;
+
+typedef struct {
+    worker_proc_t *proc;  /* NULL when claude could not be started */
+    worker_run_t *run;
+    char *cwd;
+    char *line;
+    size_t line_len, line_cap;
+    bool skipping_line;   /* inside a line too long to keep */
+    char *seen_ids[SEEN_IDS_MAX];
+    size_t seen_next;
+    bool shown_text;      /* assistant text was shown (separate the next with a newline) */
+    bool result_seen;
+    bool result_is_error;
+    char result_subtype[64];
+    char *result_text;
+    int messages_sent, results_seen;
+    int64_t close_stdin_at; /* -1 = not planned */
+    bool timed_out, cancelled;
+    int64_t timeout_ms, timeout_at;
+    uint64_t max_output;
+} claude_run_t;
+
+static int64_t int_field(const json_t *object, const char *name)
+{
+    json_t *v = json_object_get(object, name);
+    if (json_is_integer(v))
+        return json_integer_value(v) > 0 ? (int64_t)json_integer_value(v) : 0;
+    if (json_is_real(v) && json_real_value(v) > 0 && json_real_value(v) < 9e18)
+        return (int64_t)json_real_value(v);
+    return 0;
+}
+
+/* True when id was counted already; remembers it otherwise. */
+static bool seen_before(claude_run_t *self, const char *id)
+{
+    for (size_t i = 0; i < SEEN_IDS_MAX && self->seen_ids[i]; i++)
+        if (strcmp(self->seen_ids[i], id) == 0)
+            return true;
+    size_t slot = self->seen_next++ % SEEN_IDS_MAX;
+    free(self->seen_ids[slot]);
+    self->seen_ids[slot] = strdup(id);
+    return false;
+}
+
+static void show_text(claude_run_t *self, const char *text, size_t len)
+{
+    if (self->shown_text)
+        worker_run_append(self->run, "\n", 1);
+    worker_run_append(self->run, text, len);
+    self->shown_text = len > 0 && text[len - 1] != '\n';
+}
+
+static void on_assistant(claude_run_t *self, const json_t *line)
+{
+    const json_t *message = json_object_get(line, "message");
+    if (!json_is_object(message))
+        return;
+    worker_usage_t *usage = worker_run_usage(self->run);
+    const char *id = json_string_value(json_object_get(message, "id"));
+    const json_t *counts = json_object_get(message, "usage");
+    if (json_is_object(counts) && (!id || !seen_before(self, id))) {
+        usage->input_tokens += int_field(counts, "input_tokens");
+        usage->output_tokens += int_field(counts, "output_tokens");
+        usage->cache_creation_tokens += int_field(counts, "cache_creation_input_tokens");
+        usage->cache_read_tokens += int_field(counts, "cache_read_input_tokens");
+    }
+    const char *model = json_string_value(json_object_get(message, "model"));
+    if (model && *model && strcmp(model, "<synthetic>") != 0)
+        worker_copy_text(usage->model, sizeof usage->model, model);
+    size_t i;
+    json_t *block;
+    json_array_foreach(json_object_get(message, "content"), i, block) {
+        const char *type = json_string_value(json_object_get(block, "type"));
+        if (!type)
+            continue;
+        if (strcmp(type, "text") == 0) {
+            json_t *text = json_object_get(block, "text");
+            if (json_is_string(text))
+                show_text(self, json_string_value(text), json_string_length(text));
+        } else if (strcmp(type, "tool_use") == 0) {
+            char *input = json_dumps(json_object_get(block, "input"),
+                                     JSON_COMPACT | JSON_ENCODE_ANY);
+            worker_run_tool_use(self->run, json_string_value(json_object_get(block, "id")),
+                                json_string_value(json_object_get(block, "name")), input);
+            free(input);
+        }
+    }
+}
+
+static void on_user(claude_run_t *self, const json_t *line)
+{
+    size_t i;
+    json_t *block;
+    json_array_foreach(json_object_get(json_object_get(line, "message"), "content"), i, block) {
+        const char *type = json_string_value(json_object_get(block, "type"));
+        if (type && strcmp(type, "tool_result") == 0)
+            worker_run_tool_result(self->run,
+                                   json_string_value(json_object_get(block, "tool_use_id")),
+                                   !json_is_true(json_object_get(block, "is_error")));
+    }
+}
+
+static void on_result(claude_run_t *self, const json_t *line, int64_t now)
+{
+    worker_usage_t *usage = worker_run_usage(self->run);
+    self->results_seen++;
+    self->result_seen = true;
+    self->result_is_error = json_is_true(json_object_get(line, "is_error"));
+    const char *subtype = json_string_value(json_object_get(line, "subtype"));
+    snprintf(self->result_subtype, sizeof self->result_subtype, "%s", subtype ? subtype : "");
+    json_t *text = json_object_get(line, "result");
+    free(self->result_text);
+    self->result_text = json_is_string(text) ? strdup(json_string_value(text)) : NULL;
+    const json_t *counts = json_object_get(line, "usage");
+    if (json_is_object(counts)) {
+        usage->input_tokens = int_field(counts, "input_tokens");
+        usage->output_tokens = int_field(counts, "output_tokens");
+        usage->cache_creation_tokens = int_field(counts, "cache_creation_input_tokens");
+        usage->cache_read_tokens = int_field(counts, "cache_read_input_tokens");
+    }
+    json_t *cost = json_object_get(line, "total_cost_usd");
+    if (json_is_number(cost) && json_number_value(cost) >= 0) {
+        usage->cost_reported = true;
+        usage->cost_usd = json_number_value(cost);
+    }
+    if (json_is_integer(json_object_get(line, "duration_ms")))
+        usage->duration_ms = int_field(line, "duration_ms");
+    if (json_is_integer(json_object_get(line, "num_turns")))
+        usage->num_turns = int_field(line, "num_turns");
+    if (!self->proc || !worker_proc_stdin_open(self->proc))
+        return;
+    if (self->results_seen >= self->messages_sent) {
+        worker_proc_close_stdin(self->proc);
+        self->close_stdin_at = -1;
+    } else {
+        self->close_stdin_at = now + INJECT_ANSWER_WAIT_MS;
+    }
+}
+
+static void on_line(claude_run_t *self, char *line, size_t len, int64_t now)
+{
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    if (len == 0)
+        return;
+    if (self->close_stdin_at >= 0)
+        self->close_stdin_at = now + INJECT_ANSWER_WAIT_MS;
+    json_error_t jerr;
+    json_t *parsed = json_loadb(line, len, 0, &jerr);
+    const char *type = json_string_value(json_object_get(parsed, "type"));
+    if (!json_is_object(parsed) || !type) {
+        json_decref(parsed);
+        show_text(self, line, len);
+        self->shown_text = true;
+        return;
+    }
+    if (strcmp(type, "system") == 0) {
+        const char *subtype = json_string_value(json_object_get(parsed, "subtype"));
+        const char *model = json_string_value(json_object_get(parsed, "model"));
+        if (subtype && strcmp(subtype, "init") == 0 && model && *model) {
+            worker_usage_t *usage = worker_run_usage(self->run);
+            worker_copy_text(usage->model, sizeof usage->model, model);
+        }
+    } else if (strcmp(type, "assistant") == 0) {
+        on_assistant(self, parsed);
+    } else if (strcmp(type, "user") == 0) {
+        on_user(self, parsed);
+    } else if (strcmp(type, "result") == 0) {
+        on_result(self, parsed, now);
+    }
+    json_decref(parsed);
+}
+
+/* Splits stdout into lines; a line longer than LINE_MAX_BYTES is dropped. */
+static void on_stdout(void *arg, const char *data, size_t len, int64_t now)
+{
+    claude_run_t *self = arg;
+    while (len > 0) {
+        const char *newline = memchr(data, '\n', len);
+        size_t take = newline ? (size_t)(newline - data) : len;
+        if (!self->skipping_line) {
+            if (self->line_len + take > LINE_MAX_BYTES) {
+                syn_warn("worker", "claude wrote a line longer than %u bytes: dropped",
+                         LINE_MAX_BYTES);
+                self->skipping_line = true;
+                self->line_len = 0;
+            } else {
+                if (self->line_len + take + 1 > self->line_cap) {
+                    size_t cap = self->line_cap ? self->line_cap : 4096;
+                    while (cap < self->line_len + take + 1)
+                        cap *= 2;
+                    char *grown = realloc(self->line, cap);
+                    if (!grown) {
+                        self->skipping_line = true;
+                        self->line_len = 0;
+                    } else {
+                        self->line = grown;
+                        self->line_cap = cap;
+                    }
+                }
+                if (!self->skipping_line) {
+                    memcpy(self->line + self->line_len, data, take);
+                    self->line_len += take;
+                }
+            }
+        }
+        if (!newline)
+            return;
+        if (!self->skipping_line)
+            on_line(self, self->line, self->line_len, now);
+        self->skipping_line = false;
+        self->line_len = 0;
+        data += take + 1;
+        len -= take + 1;
+    }
+}
+
+/* The words before the prompt that tell the agent where it is. */
+static char *preamble(const worker_run_t *run, const char *phase_id)
+{
+    const worker_workspace_t *ws = worker_run_workspace_handle(run);
+    if (!ws)
+        return strdup("");
+    size_t cap = 1024;
+    for (size_t i = 0; i < worker_workspace_input_count(ws); i++)
+        cap += strlen(worker_workspace_input_name(ws, i)) + 4;
+    for (size_t i = 0; i < worker_workspace_repo_count(ws); i++)
+        cap += strlen(worker_workspace_repo_name(ws, i)) + 12;
+    cap += strlen(phase_id);
+    char *text = malloc(cap);
+    if (!text)
+        return NULL;
+    size_t n = (size_t)snprintf(text, cap,
+                                "You are running phase \"%s\" of a syn workflow. Your working "
+                                "directory is this phase's workspace:\n",
+                                phase_id);
+    if (worker_workspace_input_count(ws) == 0) {
+        n += (size_t)snprintf(text + n, cap - n,
+                              "- artifacts/input/ is empty: no earlier phase has output.\n");
+    } else {
+        n += (size_t)snprintf(text + n, cap - n,
+                              "- artifacts/input/ holds the full output of each earlier phase:");
+        for (size_t i = 0; i < worker_workspace_input_count(ws); i++)
+            n += (size_t)snprintf(text + n, cap - n, "%s %s", i ? "," : "",
+                                  worker_workspace_input_name(ws, i));
+        n += (size_t)snprintf(text + n, cap - n, ".\n");
+    }
+    n += (size_t)snprintf(text + n, cap - n,
+                          "- artifacts/output/ is for deliverables: if you write files there, "
+                          "the first one by name becomes this phase's output instead of your "
+                          "final message.\n");
+    if (worker_workspace_repo_count(ws) > 0) {
+        n += (size_t)snprintf(text + n, cap - n,
+                              "- repos/ holds a shallow clone of each repository:");
+        for (size_t i = 0; i < worker_workspace_repo_count(ws); i++)
+            n += (size_t)snprintf(text + n, cap - n, "%s repos/%s/", i ? "," : "",
+                                  worker_workspace_repo_name(ws, i));
+        n += (size_t)snprintf(text + n, cap - n, ".\n");
+    }
+    snprintf(text + n, cap - n, "The task follows.\n\n---\n\n");
+    return text;
+}
+
+/* Queues one stream-json user message; -1 when it cannot be sent. */
+static int send_user_message(claude_run_t *self, const char *text)
+{
+    json_t *message = json_pack("{s:s, s:{s:s, s:[{s:s, s:s}]}}", "type", "user", "message",
+                                "role", "user", "content", "type", "text", "text", text);
+    char *line = message ? json_dumps(message, JSON_COMPACT) : NULL;
+    json_decref(message);
+    if (!line)
+        return -1;
+    size_t len = strlen(line);
+    line[len] = '\n'; /* replaces the terminator; the length says where it ends */
+    int rc = worker_proc_write(self->proc, line, len + 1);
+    free(line);
+    if (rc == 0)
+        self->messages_sent++;
+    return rc;
+}
+
+static void *claude_start(void *config, worker_run_t *run, const worker_job_t *job, char *err,
+                          size_t errlen)
+{
+    const claude_config_t *cfg = config;
+    const worker_options_t *options = worker_run_options(run);
+    claude_run_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->run = run;
+    self->close_stdin_at = -1;
+    self->timeout_ms = job->timeout_ms;
+    self->timeout_at = job->timeout_ms > 0 ? job->started_ms + job->timeout_ms : -1;
+    self->max_output = options->max_output_bytes;
+    self->cwd = job->cwd ? strdup(job->cwd) : NULL;
+    worker_usage_t *usage = worker_run_usage(run);
+    usage->reported = true;
+    worker_copy_text(usage->model, sizeof usage->model, job->model_id);
+
+    size_t extra = 0, tools = json_array_size(job->allowed_tools);
+    while (cfg->extra_args && cfg->extra_args[extra])
+        extra++;
+    char **argv = calloc(12 + extra + tools, sizeof(char *));
+    const char *secrets[] = {"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN",
+                             json_array_size(job->repos) > 0 ? "GITHUB_TOKEN" : NULL, NULL};
+    char **env = worker_env_build(job, job->cwd, secrets, options->pass_env, NULL);
+    char *intro = preamble(run, job->phase_id);
+    char *first = NULL;
+    if (intro && asprintf(&first, "%s%s", intro, job->prompt) < 0)
+        first = NULL;
+    free(intro);
+    if (!argv || !env || !first || (job->cwd && !self->cwd)) {
+        free(argv);
+        worker_env_free(env);
+        free(first);
+        free(self->cwd);
+        free(self);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int argc = 0;
+    const char *fixed[] = {cfg->bin, "-p", "--output-format", "stream-json", "--input-format",
+                           "stream-json", "--verbose", "--model", job->model_id};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        argv[argc++] = (char *)fixed[i];
+    for (size_t i = 0; i < extra; i++)
+        argv[argc++] = cfg->extra_args[i];
+    if (tools > 0) {
+        argv[argc++] = "--allowedTools";
+        for (size_t i = 0; i < tools; i++) {
+            const char *tool = json_string_value(json_array_get(job->allowed_tools, i));
+            if (tool && *tool)
+                argv[argc++] = (char *)tool;
+        }
+        if (strcmp(argv[argc - 1], "--allowedTools") == 0)
+            argc--;
+    }
+    argv[argc] = NULL;
+    worker_proc_spec_t spec = {
+        .argv = argv,
+        .env = env,
+        .cwd = job->cwd,
+        .want_stdin = true,
+        .want_stdout = true,
+        .kill_grace_ms = cfg->kill_grace_ms,
+        .max_stdout = options->max_output_bytes,
+        .rlimit_as_mb = options->rlimit_as_mb,
+        .nice = options->nice,
+    };
+    char reason[512];
+    self->proc = worker_proc_start(&spec, on_stdout, self, reason, sizeof reason);
+    free(argv);
+    worker_env_free(env);
+    if (!self->proc)
+        worker_run_finish(run, WORKER_RUN_FAILED, reason, false, 0);
+    else if (send_user_message(self, first) != 0)
+        worker_run_finish(run, WORKER_RUN_FAILED, "cannot send the prompt to claude", false, 0);
+    free(first);
+    return self;
+}
+
+static int claude_pollfds(void *state, struct pollfd *fds, int max)
+{
+    claude_run_t *self = state;
+    return self->proc ? worker_proc_pollfds(self->proc, fds, max) : 0;
+}
+
+static void consider(int64_t *best, int64_t when)
+{
+    if (when >= 0 && (*best < 0 || when < *best))
+        *best = when;
+}
+
+static int64_t claude_deadline(void *state)
+{
+    claude_run_t *self = state;
+    if (!self->proc)
+        return -1;
+    int64_t best = worker_proc_deadline(self->proc);
+    consider(&best, self->timeout_at);
+    consider(&best, self->close_stdin_at);
+    return best;
+}
+
+/* The phase's output on success: a file in artifacts/output/, else the last
+ * result text, else (nothing to replace) what was shown while it ran. */
+static void final_output(claude_run_t *self)
+{
+    if (self->cwd) {
+        char *data = NULL;
+        size_t len = 0;
+        char name[256];
+        int found = worker_workspace_first_output(self->cwd, WORKER_OUTPUT_MAX + 1, &data, &len,
+                                                  name, sizeof name);
+        if (found == 1) {
+            worker_run_replace_output(self->run, data, len);
+            free(data);
+            return;
+        }
+    }
+    if (self->result_text)
+        worker_run_replace_output(self->run, self->result_text, strlen(self->result_text));
+}
+
+static void complete(claude_run_t *self)
+{
+    worker_run_t *run = self->run;
+    if (self->line_len > 0 && !self->skipping_line)
+        on_line(self, self->line, self->line_len, 0);
+    self->line_len = 0;
+    char reason[WORKER_STDERR_TAIL + 128];
+    int code = 0;
+    bool has_code = worker_proc_exit_code(self->proc, &code);
+    if (self->cancelled) {
+        worker_run_finish(run, WORKER_RUN_CANCELLED, "cancelled", false, 0);
+    } else if (self->timed_out) {
+        worker_format_timeout(self->timeout_ms, reason, sizeof reason);
+        worker_run_finish(run, WORKER_RUN_FAILED, reason, false, 0);
+    } else if (worker_proc_overflowed(self->proc)) {
+        worker_format_output_limit(self->max_output, reason, sizeof reason);
+        worker_run_finish(run, WORKER_RUN_FAILED, reason, has_code, code);
+    } else if (self->result_seen && self->result_is_error) {
+        char error[ERROR_MAX + 64];
+        if (self->result_text && *self->result_text)
+            snprintf(error, sizeof error, "%.*s", ERROR_MAX, self->result_text);
+        else
+            snprintf(error, sizeof error, "claude reported an error (%s)",
+                     *self->result_subtype ? self->result_subtype : "no details");
+        worker_run_finish(run, WORKER_RUN_FAILED, error, has_code, code);
+    } else if (!worker_proc_succeeded(self->proc, reason, sizeof reason)) {
+        worker_run_finish(run, WORKER_RUN_FAILED, reason, has_code, code);
+    } else {
+        final_output(self);
+        worker_run_finish(run, WORKER_RUN_COMPLETED, NULL, true, 0);
+    }
+}
+
+static void claude_step(void *state, worker_run_t *run, const struct pollfd *fds, int nfds,
+                        int64_t now)
+{
+    (void)run;
+    claude_run_t *self = state;
+    if (!self->proc)
+        return;
+    worker_proc_step(self->proc, fds, nfds, now);
+    if (self->close_stdin_at >= 0 && now >= self->close_stdin_at) {
+        syn_warn("worker", "claude answered %d of %d messages: closing its input",
+                 self->results_seen, self->messages_sent);
+        worker_proc_close_stdin(self->proc);
+        self->close_stdin_at = -1;
+    }
+    if (self->timeout_at >= 0 && now >= self->timeout_at && !self->cancelled) {
+        self->timed_out = true;
+        self->timeout_at = -1;
+        worker_proc_terminate(self->proc, now);
+    }
+    if (worker_proc_done(self->proc))
+        complete(self);
+}
+
+static void claude_cancel(void *state, worker_run_t *run, int64_t now)
+{
+    (void)run;
+    claude_run_t *self = state;
+    if (!self->proc || self->cancelled)
+        return;
+    self->cancelled = true;
+    self->timeout_at = -1;
+    worker_proc_terminate(self->proc, now);
+}
+
+static int claude_inject(void *state, worker_run_t *run, const char *role, const char *message,
+                         char *err, size_t errlen)
+{
+    (void)run;
+    claude_run_t *self = state;
+    if (!self->proc || !worker_proc_stdin_open(self->proc) || self->cancelled ||
+        self->timed_out) {
+        snprintf(err, errlen, "claude no longer takes messages (its last turn has ended)");
+        return -1;
+    }
+    char *text = NULL;
+    bool system = role && strcmp(role, "system") == 0;
+    if (asprintf(&text, "%s%s", system ? "[System message from the operator]\n" : "",
+                 message) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = send_user_message(self, text);
+    free(text);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot write to claude's input");
+        return -1;
+    }
+    self->close_stdin_at = -1;
+    return 0;
+}
+
+static void claude_destroy(void *state)
+{
+    claude_run_t *self = state;
+    worker_proc_destroy(&self->proc);
+    for (size_t i = 0; i < SEEN_IDS_MAX; i++)
+        free(self->seen_ids[i]);
+    free(self->line);
+    free(self->result_text);
+    free(self->cwd);
+    free(self);
+}
+
+static void claude_config_destroy(void *config)
+{
+    claude_config_t *cfg = config;
+    if (!cfg)
+        return;
+    free(cfg->bin);
+    worker_argv_free(cfg->extra_args);
+    free(cfg);
+}
+
+static const worker_provider_ops_t claude_ops = {
+    .name = "claude",
+    .start = claude_start,
+    .pollfds = claude_pollfds,
+    .deadline = claude_deadline,
+    .step = claude_step,
+    .cancel = claude_cancel,
+    .destroy = claude_destroy,
+    .config_destroy = claude_config_destroy,
+    .inject = claude_inject,
+    .uses_workspace = true,
+};
+
+worker_provider_t *worker_provider_claude_new(const char *claude_bin, const char *extra_args,
+                                              int64_t kill_grace_ms, char *err, size_t errlen)
+{
+    claude_config_t *cfg = calloc(1, sizeof *cfg);
+    if (!cfg) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    cfg->bin = strdup(claude_bin && *claude_bin ? claude_bin : "claude");
+    cfg->kill_grace_ms = kill_grace_ms < 0 ? 0 : kill_grace_ms;
+    if (extra_args && *extra_args) {
+        char why[128];
+        cfg->extra_args = worker_argv_split(extra_args, NULL, why, sizeof why);
+        if (!cfg->extra_args) {
+            snprintf(err, errlen, "bad --claude-args: %s", why);
+            claude_config_destroy(cfg);
+            return NULL;
+        }
+    }
+    if (!cfg->bin) {
+        snprintf(err, errlen, "out of memory");
+        claude_config_destroy(cfg);
+        return NULL;
+    }
+    worker_provider_t *self = worker_provider_new(&claude_ops, cfg);
+    if (!self)
+        snprintf(err, errlen, "out of memory");
+    return self;
+}
