@@ -212,13 +212,37 @@ static json_t *phase_spec(const json_t *spec, size_t index, reason_t *why)
         "timeout_seconds", timeout, "max_attempts", max_attempts, "description",
         string_or_null(description), "argument_hint", string_or_null(hint), "allowed_tools",
         tools && !json_is_null(tools) ? json_deep_copy(tools) : json_array());
-    /* Retry settings (handled by a later version) are kept as given. */
-    const char *kept[] = {"retries", "retry_backoff_seconds"};
-    for (size_t i = 0; out && i < 2; i++) {
-        const json_t *v = json_object_get(spec, kept[i]);
-        if (v && json_is_number(v))
-            json_object_set_new(out, kept[i], json_deep_copy(v));
+    /* Optional settings are stored only when given (the template reads back as
+     * it was written; the engine applies the defaults). */
+    json_int_t retries = -1, max_tokens = -1;
+    const char *provider = NULL;
+    const json_t *backoff = json_object_get(spec, "retry_backoff_seconds");
+    if (!opt_int(spec, "retries", 0, 100, &retries, where, why) ||
+        !opt_int(spec, "max_tokens", 1, 10000000, &max_tokens, where, why) ||
+        !opt_string(spec, "provider", &provider, where, why)) {
+        json_decref(out);
+        return NULL;
     }
+    if (backoff && !json_is_null(backoff) &&
+        (!json_is_number(backoff) || !(json_number_value(backoff) >= 0) ||
+         json_number_value(backoff) > 86400)) {
+        json_decref(out);
+        fail(why, "%sretry_backoff_seconds must be a number from 0 to 86400", where);
+        return NULL;
+    }
+    if (provider && !*provider) {
+        json_decref(out);
+        fail(why, "%sprovider must not be empty", where);
+        return NULL;
+    }
+    if (out && retries >= 0)
+        json_object_set_new(out, "retries", json_integer(retries));
+    if (out && backoff && !json_is_null(backoff))
+        json_object_set_new(out, "retry_backoff_seconds", json_deep_copy(backoff));
+    if (out && max_tokens >= 0)
+        json_object_set_new(out, "max_tokens", json_integer(max_tokens));
+    if (out && provider)
+        json_object_set_new(out, "provider", json_string(provider));
     return out;
 }
 
@@ -596,6 +620,282 @@ static int op_execution_active(broker_api_t *self, const json_t *args, json_t **
     return *body ? 200 : internal_error(body, "out of memory");
 }
 
+/* --- control: cancel / pause / resume / inject / state --------------------- */
+
+static int control_reply(json_t **body, const char *id, broker_exec_status_t status,
+                         const char *message)
+{
+    *body = json_pack("{s:b, s:s, s:s, s:s, s:n}", "success", 1, "execution_id", id, "state",
+                      broker_exec_status_name(status), "message", message, "error");
+    return 200;
+}
+
+/* The status of a resolved execution: from memory while active, else SQLite. */
+static int current_state(broker_api_t *self, const char *id, broker_exec_status_t *status)
+{
+    broker_execution_t *exec = broker_engine_find(self->engine, id);
+    if (exec) {
+        *status = exec->status;
+        return 1;
+    }
+    return broker_store_execution_state(self->store, id, status);
+}
+
+/* Resolves args.execution_id: 200 with the id, or the error reply. */
+static int resolve_arg(broker_api_t *self, const json_t *args, char id[BROKER_EXEC_ID_SIZE],
+                       json_t **body)
+{
+    reason_t why = {""};
+    const char *given;
+    if (!req_string(args, "execution_id", &given, "", &why))
+        return bad_request(body, &why);
+    return resolve_execution(self, given, id, body);
+}
+
+/* An engine control call's outcome: -2 means the execution is no longer active,
+ * so the rule is checked against its stored (terminal) state. */
+static int control_outcome(broker_api_t *self, const char *id, int rc,
+                           broker_exec_status_t status, const char *verb, const char *message,
+                           json_t **body)
+{
+    if (rc == -2) {
+        if (broker_store_execution_state(self->store, id, &status) <= 0)
+            return internal_error(body, "cannot read the execution");
+        rc = -1;
+    }
+    if (rc == -1) {
+        *body = detail("Cannot %s execution in state %s", verb, broker_exec_status_name(status));
+        return 400;
+    }
+    return control_reply(body, id, status, message);
+}
+
+static int op_execution_cancel(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *reason = NULL;
+    if (!opt_string(args, "reason", &reason, "", &why))
+        return bad_request(body, &why);
+    char id[BROKER_EXEC_ID_SIZE];
+    int status = resolve_arg(self, args, id, body);
+    if (status != 200)
+        return status;
+    broker_exec_status_t state = BROKER_EXEC_PENDING;
+    int rc = broker_engine_cancel(self->engine, id, reason, &state);
+    return control_outcome(self, id, rc, state, "cancel", "Cancel signal queued", body);
+}
+
+static int op_execution_pause(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *reason = NULL;
+    if (!opt_string(args, "reason", &reason, "", &why))
+        return bad_request(body, &why);
+    char id[BROKER_EXEC_ID_SIZE];
+    int status = resolve_arg(self, args, id, body);
+    if (status != 200)
+        return status;
+    broker_exec_status_t state = BROKER_EXEC_PENDING;
+    int rc = broker_engine_pause(self->engine, id, reason, &state);
+    return control_outcome(self, id, rc, state, "pause", "Execution paused", body);
+}
+
+static int op_execution_resume(broker_api_t *self, const json_t *args, json_t **body)
+{
+    char id[BROKER_EXEC_ID_SIZE];
+    int status = resolve_arg(self, args, id, body);
+    if (status != 200)
+        return status;
+    broker_exec_status_t state = BROKER_EXEC_PENDING;
+    int rc = broker_engine_resume(self->engine, id, syn_mono_ms(), &state);
+    return control_outcome(self, id, rc, state, "resume", "Execution resumed", body);
+}
+
+static int op_execution_inject(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *message, *role = "user";
+    if (!req_string(args, "message", &message, "", &why) ||
+        !opt_string(args, "role", &role, "", &why))
+        return bad_request(body, &why);
+    if (!*message) {
+        fail(&why, "message must not be empty");
+        return bad_request(body, &why);
+    }
+    if (strlen(message) > BROKER_MESSAGE_MAX) {
+        fail(&why, "message is longer than %u bytes", BROKER_MESSAGE_MAX);
+        return bad_request(body, &why);
+    }
+    if (strcmp(role, "user") != 0 && strcmp(role, "system") != 0) {
+        fail(&why, "role must be \"user\" or \"system\"");
+        return bad_request(body, &why);
+    }
+    char id[BROKER_EXEC_ID_SIZE];
+    int status = resolve_arg(self, args, id, body);
+    if (status != 200)
+        return status;
+    broker_exec_status_t state = BROKER_EXEC_PENDING;
+    char err[256];
+    int rc = broker_engine_inject(self->engine, id, role, message, &state, err, sizeof err);
+    if (rc == -2) {
+        *body = detail("Cannot inject into terminal execution");
+        return 400;
+    }
+    if (rc == -3) {
+        *body = detail("%s", err);
+        return 400;
+    }
+    if (rc < 0)
+        return internal_error(body, err);
+    return control_reply(body, id, state, "Message queued");
+}
+
+static int op_execution_state(broker_api_t *self, const json_t *args, json_t **body)
+{
+    char id[BROKER_EXEC_ID_SIZE];
+    int status = resolve_arg(self, args, id, body);
+    if (status != 200)
+        return status;
+    broker_exec_status_t state;
+    if (current_state(self, id, &state) <= 0)
+        return internal_error(body, "cannot read the execution");
+    *body = json_pack("{s:s, s:s}", "execution_id", id, "state", broker_exec_status_name(state));
+    return 200;
+}
+
+/* --- queries: list / get / output / runs / replay --------------------------- */
+
+static bool page_args(const json_t *args, json_int_t *page, json_int_t *page_size, reason_t *why)
+{
+    *page = 1;
+    *page_size = 50;
+    return opt_int(args, "page", 1, 1000000000, page, "", why) &&
+           opt_int(args, "page_size", 1, 100, page_size, "", why);
+}
+
+static int op_execution_list(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *status_name = NULL, *workflow_id = NULL;
+    json_int_t page, page_size;
+    if (!opt_string(args, "status", &status_name, "", &why) ||
+        !opt_string(args, "workflow_id", &workflow_id, "", &why) ||
+        !page_args(args, &page, &page_size, &why))
+        return bad_request(body, &why);
+    broker_exec_status_t status = BROKER_EXEC_PENDING;
+    if (status_name && broker_exec_status_parse(status_name, &status) < 0) {
+        fail(&why, "status must be one of pending, running, paused, completed, failed, "
+                   "cancelled");
+        return bad_request(body, &why);
+    }
+    json_t *items;
+    int64_t total;
+    if (broker_store_execution_list(self->store, workflow_id, status_name ? (int)status : -1,
+                                    page, page_size, &items, &total) < 0)
+        return internal_error(body, "cannot list executions");
+    *body = json_pack("{s:o, s:I, s:I, s:I}", "executions", items, "total", (json_int_t)total,
+                      "page", page, "page_size", page_size);
+    return 200;
+}
+
+static int op_execution_get(broker_api_t *self, const json_t *args, json_t **body)
+{
+    char id[BROKER_EXEC_ID_SIZE];
+    int status = resolve_arg(self, args, id, body);
+    if (status != 200)
+        return status;
+    if (broker_store_execution_detail(self->store, id, body) <= 0)
+        return internal_error(body, "cannot read the execution");
+    return 200;
+}
+
+static int op_execution_output(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *phase_id;
+    if (!req_string(args, "phase_id", &phase_id, "", &why))
+        return bad_request(body, &why);
+    char id[BROKER_EXEC_ID_SIZE];
+    int status = resolve_arg(self, args, id, body);
+    if (status != 200)
+        return status;
+    char *output = NULL;
+    int rc = broker_store_phase_output(self->store, id, phase_id, &output);
+    if (rc < 0)
+        return internal_error(body, "cannot read the output");
+    if (rc == 0) {
+        *body = detail("Phase %s not found in execution %s", phase_id, id);
+        return 404;
+    }
+    *body = json_pack("{s:s}", "output", output);
+    free(output);
+    return 200;
+}
+
+static int op_workflow_runs(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *workflow_id;
+    json_int_t page, page_size;
+    if (!req_string(args, "workflow_id", &workflow_id, "", &why) ||
+        !page_args(args, &page, &page_size, &why))
+        return bad_request(body, &why);
+    char *name = NULL;
+    int rc = broker_store_workflow_name(self->store, workflow_id, &name);
+    if (rc < 0)
+        return internal_error(body, "cannot read the workflow");
+    if (rc == 0) {
+        *body = detail("Workflow %s not found", workflow_id);
+        return 404;
+    }
+    json_t *items;
+    int64_t total;
+    if (broker_store_execution_list(self->store, workflow_id, -1, page, page_size, &items,
+                                    &total) < 0) {
+        free(name);
+        return internal_error(body, "cannot list executions");
+    }
+    *body = json_pack("{s:o, s:I, s:s, s:s}", "runs", items, "total", (json_int_t)total,
+                      "workflow_id", workflow_id, "workflow_name", name);
+    free(name);
+    return 200;
+}
+
+static int op_events_replay(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *given = NULL;
+    json_int_t after_seq = 0, limit = BROKER_REPLAY_LIMIT_MAX;
+    if (!opt_string(args, "execution_id", &given, "", &why) ||
+        !opt_int(args, "after_seq", 0, INT64_MAX, &after_seq, "", &why) ||
+        !opt_int(args, "limit", 1, BROKER_REPLAY_LIMIT_MAX, &limit, "", &why))
+        return bad_request(body, &why);
+    char id[BROKER_EXEC_ID_SIZE];
+    bool terminal = false;
+    if (given) {
+        int status = resolve_execution(self, given, id, body);
+        if (status != 200)
+            return status;
+        broker_exec_status_t state;
+        if (current_state(self, id, &state) <= 0)
+            return internal_error(body, "cannot read the execution");
+        terminal = broker_exec_is_terminal(state);
+    }
+    json_t *events;
+    bool more;
+    if (broker_store_events_after(self->store, given ? id : NULL, after_seq, limit,
+                                  BROKER_REPLAY_BYTES_MAX, &events, &more) < 0)
+        return internal_error(body, "cannot read the event log");
+    size_t count = json_array_size(events);
+    json_int_t last_seq =
+        count ? json_integer_value(json_object_get(json_array_get(events, count - 1), "seq"))
+              : after_seq;
+    *body = json_pack("{s:o, s:I, s:b, s:b, s:o}", "events", events, "last_seq", last_seq,
+                      "more", more, "terminal", terminal, "execution_id",
+                      given ? json_string(id) : json_null());
+    return 200;
+}
+
 static int op_health(broker_api_t *self, const json_t *args, json_t **body)
 {
     (void)args;
@@ -619,6 +919,16 @@ static const struct {
     {"execution.start", op_execution_start},
     {"execution.status", op_execution_status},
     {"execution.active", op_execution_active},
+    {"execution.cancel", op_execution_cancel},
+    {"execution.pause", op_execution_pause},
+    {"execution.resume", op_execution_resume},
+    {"execution.inject", op_execution_inject},
+    {"execution.state", op_execution_state},
+    {"execution.list", op_execution_list},
+    {"execution.get", op_execution_get},
+    {"execution.output", op_execution_output},
+    {"workflow.runs", op_workflow_runs},
+    {"events.replay", op_events_replay},
 };
 
 broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,

@@ -8,6 +8,19 @@
  *   execution.start    200 {execution_id, workflow_id, status:"started", message}; 404; 422
  *   execution.status   200 status object; 404; 409 (ambiguous prefix)
  *   execution.active   200 [status objects], newest first
+ *   execution.cancel   200 {success, execution_id, state, message:"Cancel signal queued",
+ *                      error:null}; 400 "Cannot cancel execution in state <s>"
+ *   execution.pause    200 (message "Execution paused"); 400 "Cannot pause execution in state <s>"
+ *   execution.resume   200 (message "Execution resumed"); 400 "Cannot resume ..."
+ *   execution.inject   200 (message "Message queued"); 400 "Cannot inject into terminal
+ *                      execution", or too many messages waiting
+ *   execution.state    200 {execution_id, state}
+ *   execution.list     200 {executions:[summary], total, page, page_size}
+ *   execution.get      200 the detail (store.h: broker_store_execution_detail)
+ *   execution.output   200 {output}; 404 "Phase <p> not found in execution <id>"
+ *   workflow.runs      200 {runs:[summary], total, workflow_id, workflow_name}; 404
+ *   events.replay      200 {events, last_seq, more, terminal, execution_id}
+ * Execution ids may be unique prefixes (404 none, 409 several).
  *
  * Arguments are checked again here even though the gateway checked their shape:
  * anything that breaks it gets 400 {"detail":"bad request: <reason>"}, an unknown
@@ -21,6 +34,11 @@
 #include "broker/workers.h"
 
 #include <jansson.h>
+
+/* events.replay answers at most this many events, and stops adding events once
+ * their data passed BROKER_REPLAY_BYTES_MAX (the reply must fit one message). */
+#define BROKER_REPLAY_LIMIT_MAX 1000
+#define BROKER_REPLAY_BYTES_MAX (4u * 1024u * 1024u)
 
 typedef struct broker_api_t broker_api_t;
 

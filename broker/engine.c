@@ -2,12 +2,14 @@
  *
  * Memory: a hash of active executions by id, a list in creation order (for
  * "active, newest first") and the ready queue of executions whose current phase
- * is queued. An execution that reaches a terminal state is retired: it leaves the
- * hash and the queue at once and is freed when the current entry point returns,
- * so no caller is left holding a freed pointer. */
+ * is queued and may be dispatched now (not paused, not waiting for a retry's
+ * back-off). An execution that reaches a terminal state is retired: it leaves
+ * the hash and the queue at once and is freed when the current entry point
+ * returns, so no caller is left holding a freed pointer. */
 #include "broker/engine.h"
 
 #include "broker/render.h"
+#include "broker/usage.h"
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -18,6 +20,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* An ASSIGN must fit in one message (SYN_MSG_MAX_SIZE): the prompt is bounded by
+ * the renderer, and the earlier outputs sent along as `inputs` share what is left
+ * of this budget. */
+#define ASSIGN_BUDGET (14u * 1024u * 1024u)
+#define ASSIGN_INPUTS_MAX (6u * 1024u * 1024u)
+#define TOOL_DETAIL_MAX 4096
+/* A rendered prompt plus one dispatch's worth of operator messages (each line
+ * "- [role] message\n" is at most 16 bytes longer than its message). */
+#define PROMPT_MAX \
+    (BROKER_RENDER_MAX_SIZE + BROKER_MESSAGES_WAITING_MAX * (BROKER_MESSAGE_MAX + 16))
 
 struct broker_engine_t {
     broker_store_t *store;
@@ -48,6 +61,17 @@ static char *strdupf(const char *fmt, ...)
     return out;
 }
 
+/* The longest prefix of text[0..len) that ends on a character boundary. */
+static size_t utf8_cut(const char *text, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
+        cut--;
+    return cut;
+}
+
 static int64_t window_ms(const broker_engine_t *self)
 {
     return self->config.heartbeat_ms * self->config.liveness;
@@ -58,6 +82,17 @@ static int64_t window_ms(const broker_engine_t *self)
 static int64_t backstop_ms(const broker_engine_t *self, const broker_phase_t *phase)
 {
     return phase->timeout_seconds * 1000 + self->config.kill_grace_ms + window_ms(self);
+}
+
+/* The delay before re-running after the n-th agent failure (n from 1). */
+static int64_t retry_delay_ms(const broker_phase_t *phase, int64_t n)
+{
+    double seconds = phase->retry_backoff_seconds;
+    for (int64_t i = 1; i < n && seconds < BROKER_RETRY_BACKOFF_CAP_SECONDS; i++)
+        seconds *= 2;
+    if (seconds > BROKER_RETRY_BACKOFF_CAP_SECONDS)
+        seconds = BROKER_RETRY_BACKOFF_CAP_SECONDS;
+    return (int64_t)(seconds * 1000.0 + 0.5);
 }
 
 static void clear_binding(broker_phase_t *phase)
@@ -84,16 +119,6 @@ static void save_phase(broker_engine_t *self, broker_execution_t *exec, broker_p
 {
     if (broker_store_phase_save(self->store, exec, phase) < 0)
         syn_error("broker", "cannot save execution=%s phase=%s", exec->id, phase->phase_id);
-}
-
-static void finish_attempt(broker_engine_t *self, broker_execution_t *exec,
-                           broker_phase_t *phase, broker_attempt_status_t status,
-                           const int64_t *exit_code, const char *error)
-{
-    if (broker_store_attempt_finish(self->store, exec->id, phase->phase_id, phase->attempt,
-                                    status, syn_now_us(), exit_code, error) < 0)
-        syn_error("broker", "cannot record attempt end execution=%s phase=%s attempt=%lld",
-                  exec->id, phase->phase_id, (long long)phase->attempt);
 }
 
 /* A phase status change the tables forbid is a bug in the engine: log it loudly
@@ -146,11 +171,109 @@ static void send_ref(broker_engine_t *self, const broker_worker_t *worker, syn_m
                              phase_id, "attempt", (json_int_t)attempt));
 }
 
+/* --- streamed output ------------------------------------------------------- */
+
+/* One PhaseOutput event with the first len bytes of the phase's stream buffer. */
+static void stream_emit(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
+                        size_t len, int64_t now_ms)
+{
+    json_t *data = phase_event(phase);
+    json_object_set_new(data, "text", json_stringn(phase->stream, len));
+    json_object_set_new(data, "offset", json_integer(phase->streamed));
+    emit(self, exec, "PhaseOutput", data);
+    memmove(phase->stream, phase->stream + len, phase->stream_len - len);
+    phase->stream_len -= len;
+    phase->streamed += (int64_t)len;
+    phase->stream_sent_ms = now_ms;
+}
+
+/* Turns buffered output into events: the first chunk of an attempt at once,
+ * then at most one event per interval unless a full event's worth is waiting;
+ * force (the attempt ends, a tool event must come after the text before it)
+ * sends everything. */
+static void stream_flush(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
+                         int64_t now_ms, bool force)
+{
+    while (phase->stream_len > 0) {
+        bool due = force || phase->stream_len >= BROKER_STREAM_EVENT_MAX ||
+                   phase->streamed == 0 ||
+                   now_ms - phase->stream_sent_ms >= BROKER_STREAM_INTERVAL_MS;
+        if (!due)
+            return;
+        size_t len = utf8_cut(phase->stream, phase->stream_len, BROKER_STREAM_EVENT_MAX);
+        if (len == 0)
+            len = phase->stream_len; /* cannot happen with valid UTF-8 */
+        stream_emit(self, exec, phase, len, now_ms);
+    }
+}
+
+static void stream_reset(broker_phase_t *phase)
+{
+    free(phase->stream);
+    phase->stream = NULL;
+    phase->stream_len = 0;
+    phase->streamed = 0;
+    phase->stream_sent_ms = 0;
+    phase->stream_capped = false;
+    phase->tool_events = 0;
+}
+
+static void stream_append(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
+                          const char *text, int64_t now_ms)
+{
+    if (phase->stream_capped || !text || !*text)
+        return;
+    size_t len = strlen(text);
+    size_t used = (size_t)phase->streamed + phase->stream_len;
+    size_t room = used < BROKER_OUTPUT_MAX ? BROKER_OUTPUT_MAX - used : 0;
+    size_t take = utf8_cut(text, len, room);
+    if (take > 0) {
+        char *grown = realloc(phase->stream, phase->stream_len + take);
+        if (!grown) {
+            syn_error("broker", "out of memory buffering output execution=%s", exec->id);
+            return;
+        }
+        phase->stream = grown;
+        memcpy(phase->stream + phase->stream_len, text, take);
+        phase->stream_len += take;
+    }
+    if (take == len) {
+        stream_flush(self, exec, phase, now_ms, false);
+        return;
+    }
+    stream_flush(self, exec, phase, now_ms, true);
+    phase->stream_capped = true;
+    json_t *data = phase_event(phase);
+    json_object_set_new(data, "text", json_string(""));
+    json_object_set_new(data, "offset", json_integer(phase->streamed));
+    json_object_set_new(data, "truncated", json_true());
+    emit(self, exec, "PhaseOutput", data);
+}
+
+/* Records the end of the current attempt (after the output it streamed). */
+static void finish_attempt(broker_engine_t *self, broker_execution_t *exec,
+                           broker_phase_t *phase, broker_attempt_status_t status,
+                           const int64_t *exit_code, const char *error)
+{
+    stream_flush(self, exec, phase, 0, true);
+    stream_reset(phase);
+    if (broker_store_attempt_finish(self->store, exec->id, phase->phase_id, phase->attempt,
+                                    status, syn_now_us(), exit_code, error) < 0)
+        syn_error("broker", "cannot record attempt end execution=%s phase=%s attempt=%lld",
+                  exec->id, phase->phase_id, (long long)phase->attempt);
+}
+
 /* --- active set ------------------------------------------------------------ */
 
+/* Puts the execution in the ready queue when its current phase may be
+ * dispatched now: queued, not paused, not waiting out a retry back-off. */
 static void enqueue(broker_engine_t *self, broker_execution_t *exec, bool front)
 {
-    if (exec->ready_handle || broker_exec_is_terminal(exec->status))
+    if (exec->ready_handle || broker_exec_is_terminal(exec->status) ||
+        exec->status == BROKER_EXEC_PAUSED)
+        return;
+    broker_phase_t *phase = broker_execution_active_phase(exec);
+    if (!phase || phase->status != BROKER_PHASE_QUEUED || phase->not_before_ms)
         return;
     exec->ready_handle =
         front ? zlistx_add_start(self->ready, exec) : zlistx_add_end(self->ready, exec);
@@ -202,10 +325,10 @@ static void queue_phase(broker_engine_t *self, broker_execution_t *exec, broker_
 {
     if (!move_phase(exec, phase, BROKER_PHASE_QUEUED))
         return;
+    phase->not_before_ms = 0;
     save_phase(self, exec, phase);
     emit(self, exec, "PhaseQueued", json_pack("{s:s}", "phase_id", phase->phase_id));
-    if (exec->status != BROKER_EXEC_PAUSED)
-        enqueue(self, exec, false);
+    enqueue(self, exec, false);
 }
 
 static void complete_execution(broker_engine_t *self, broker_execution_t *exec)
@@ -238,14 +361,15 @@ static void advance(broker_engine_t *self, broker_execution_t *exec)
 }
 
 /* The phase failed for reason: the execution fails with it, later phases are
- * skipped. */
+ * skipped. usage (may be NULL) is what the last attempt reported. */
 static void fail_phase(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
-                       const char *reason)
+                       const char *reason, const broker_usage_t *usage)
 {
     if (!move_phase(exec, phase, BROKER_PHASE_FAILED))
         return;
     broker_set_string(&phase->error, reason);
     phase->completed_at = syn_now_us();
+    phase->not_before_ms = 0;
     clear_binding(phase);
     save_phase(self, exec, phase);
     for (broker_phase_t *later = phase + 1; later < exec->phases + exec->phase_count; later++)
@@ -260,6 +384,8 @@ static void fail_phase(broker_engine_t *self, broker_execution_t *exec, broker_p
     save_execution(self, exec);
     json_t *data = phase_event(phase);
     json_object_set_new(data, "error", json_string(reason));
+    if (usage)
+        broker_usage_put(usage, data, phase->model, false);
     emit(self, exec, "PhaseFailed", data);
     emit(self, exec, "ExecutionFailed",
          json_pack("{s:s?, s:s, s:I, s:I}", "error", exec->error, "phase_id", phase->phase_id,
@@ -278,9 +404,7 @@ static char *bounded_output(const char *output)
     size_t len = strlen(output);
     if (len <= BROKER_OUTPUT_MAX + sizeof BROKER_OUTPUT_MARKER - 1)
         return strdup(output);
-    size_t cut = BROKER_OUTPUT_MAX;
-    while (cut > 0 && ((unsigned char)output[cut] & 0xC0) == 0x80)
-        cut--;
+    size_t cut = utf8_cut(output, len, BROKER_OUTPUT_MAX);
     char *out = malloc(cut + sizeof BROKER_OUTPUT_MARKER);
     if (!out)
         return NULL;
@@ -290,11 +414,12 @@ static char *bounded_output(const char *output)
 }
 
 static void complete_phase(broker_engine_t *self, broker_execution_t *exec,
-                           broker_phase_t *phase, const char *output, const int64_t *exit_code)
+                           broker_phase_t *phase, const char *output, const int64_t *exit_code,
+                           const broker_usage_t *usage)
 {
     char *kept = bounded_output(output ? output : "");
     if (!kept) {
-        fail_phase(self, exec, phase, "out of memory storing the output");
+        fail_phase(self, exec, phase, "out of memory storing the output", usage);
         return;
     }
     if (!move_phase(exec, phase, BROKER_PHASE_COMPLETED)) {
@@ -313,16 +438,43 @@ static void complete_phase(broker_engine_t *self, broker_execution_t *exec,
     exec->completed_phases++;
     json_t *data = phase_event(phase);
     json_object_set_new(data, "output_bytes", json_integer((json_int_t)strlen(kept)));
+    json_object_set_new(data, "worker",
+                        phase->worker_name ? json_string(phase->worker_name) : json_null());
+    broker_usage_put(usage, data, phase->model, true);
     emit(self, exec, "PhaseCompleted", data);
     syn_debug("broker", "phase completed execution=%s phase=%s attempt=%lld", exec->id,
               phase->phase_id, (long long)phase->attempt);
     advance(self, exec);
 }
 
+/* Sends the phase back to the queue for its next attempt, after delay_ms. */
+static void requeue(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
+                    const char *cause, const char *reason, int64_t delay_ms, int64_t now_ms,
+                    const broker_usage_t *usage)
+{
+    if (!move_phase(exec, phase, BROKER_PHASE_QUEUED))
+        return;
+    clear_binding(phase);
+    phase->not_before_ms = delay_ms > 0 ? now_ms + delay_ms : 0;
+    save_phase(self, exec, phase);
+    save_execution(self, exec);
+    json_t *data = phase_event(phase);
+    json_object_set_new(data, "next_attempt", json_integer(phase->attempt + 1));
+    json_object_set_new(data, "reason", json_string(reason));
+    json_object_set_new(data, "cause", json_string(cause));
+    json_object_set_new(data, "retry_in_seconds", json_real((double)delay_ms / 1000.0));
+    if (usage)
+        broker_usage_put(usage, data, phase->model, false);
+    emit(self, exec, "PhaseRetrying", data);
+    self->stats.retried++;
+    enqueue(self, exec, true);
+}
+
 /* The current attempt ended without a result (worker lost, disconnected, gone
- * across a restart, or it gave the work back): retry while max_attempts allows. */
+ * across a restart, or it gave the work back): retry while max_attempts allows.
+ * Attempts the agent failed are not counted here: they have `retries`. */
 static void attempt_lost(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
-                         broker_attempt_status_t how, const char *reason)
+                         broker_attempt_status_t how, const char *reason, int64_t now_ms)
 {
     finish_attempt(self, exec, phase, how, NULL, reason);
     if (how == BROKER_ATTEMPT_LOST)
@@ -331,17 +483,8 @@ static void attempt_lost(broker_engine_t *self, broker_execution_t *exec, broker
     syn_warn("broker", "attempt lost execution=%s phase=%s attempt=%lld/%lld reason=\"%s\"",
              exec->id, phase->phase_id, (long long)phase->attempt,
              (long long)phase->max_attempts, reason);
-    if (phase->attempt - phase->undelivered < phase->max_attempts) {
-        if (!move_phase(exec, phase, BROKER_PHASE_QUEUED))
-            return;
-        clear_binding(phase);
-        save_phase(self, exec, phase);
-        json_t *data = phase_event(phase);
-        json_object_set_new(data, "next_attempt", json_integer(phase->attempt + 1));
-        json_object_set_new(data, "reason", json_string(reason));
-        emit(self, exec, "PhaseRetrying", data);
-        if (exec->status != BROKER_EXEC_PAUSED)
-            enqueue(self, exec, true);
+    if (phase->attempt - phase->undelivered - phase->failures < phase->max_attempts) {
+        requeue(self, exec, phase, "worker_lost", reason, 0, now_ms, NULL);
         return;
     }
     char *why = how == BROKER_ATTEMPT_LOST
@@ -350,7 +493,37 @@ static void attempt_lost(broker_engine_t *self, broker_execution_t *exec, broker
                               (long long)phase->max_attempts, reason)
                     : strdupf("%s (attempt %lld of max_attempts %lld)", reason,
                               (long long)phase->attempt, (long long)phase->max_attempts);
-    fail_phase(self, exec, phase, why ? why : reason);
+    fail_phase(self, exec, phase, why ? why : reason, NULL);
+    free(why);
+}
+
+/* The agent failed the current attempt (its error, its timeout, or the broker's
+ * backstop): run it again after the back-off while `retries` allow, else the
+ * phase fails with the reason. */
+static void attempt_failed(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
+                           broker_attempt_status_t how, const int64_t *exit_code,
+                           const char *reason, const broker_usage_t *usage, int64_t now_ms)
+{
+    finish_attempt(self, exec, phase, how, exit_code, reason);
+    phase->failures++;
+    if (phase->failures <= phase->retries) {
+        int64_t delay = retry_delay_ms(phase, phase->failures);
+        syn_info("broker",
+                 "retrying execution=%s phase=%s attempt=%lld retry=%lld/%lld in_ms=%lld "
+                 "reason=\"%s\"",
+                 exec->id, phase->phase_id, (long long)phase->attempt,
+                 (long long)phase->failures, (long long)phase->retries, (long long)delay, reason);
+        requeue(self, exec, phase, how == BROKER_ATTEMPT_TIMEOUT ? "timeout" : "agent_failed",
+                reason, delay, now_ms, usage);
+        return;
+    }
+    if (phase->retries == 0) {
+        fail_phase(self, exec, phase, reason, usage);
+        return;
+    }
+    char *why = strdupf("%s (failed %lld times; retries %lld)", reason,
+                        (long long)phase->failures, (long long)phase->retries);
+    fail_phase(self, exec, phase, why ? why : reason, usage);
     free(why);
 }
 
@@ -374,6 +547,19 @@ static void release_holder(broker_engine_t *self, broker_execution_t *exec,
     broker_worker_t *holder = broker_workers_lookup_key(self->workers, phase->worker_key);
     if (holder)
         broker_worker_release(holder, exec->id, phase->phase_id, phase->attempt);
+}
+
+/* Asks the worker holding the phase's running attempt to stop it. Its slot stays
+ * taken (the held entry turns stale) until the worker's RESULT for it arrives. */
+static void cancel_holder(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase)
+{
+    broker_worker_t *holder = broker_workers_lookup_key(self->workers, phase->worker_key);
+    if (!holder)
+        return;
+    broker_held_t *held = broker_worker_find(holder, exec->id, phase->phase_id, phase->attempt);
+    if (held)
+        held->current = false;
+    send_ref(self, holder, SYN_MSG_CANCEL, exec->id, phase->phase_id, phase->attempt);
 }
 
 /* --- lifecycle entry points ------------------------------------------------ */
@@ -431,8 +617,9 @@ typedef struct {
     int loaded;
 } recover_ctx_t;
 
-/* Puts a reloaded execution back in motion: its queued phase back in the queue,
- * its running phase waiting for its worker to come back. */
+/* Puts a reloaded execution back in motion: its queued phase back in the queue
+ * (a retry's back-off is not resumed: it runs at once), its running phase
+ * waiting for its worker to come back. */
 static void recover_one(broker_execution_t *exec, void *arg)
 {
     recover_ctx_t *ctx = arg;
@@ -450,8 +637,7 @@ static void recover_one(broker_execution_t *exec, void *arg)
     broker_phase_t *phase = &exec->phases[exec->current];
     switch (phase->status) {
     case BROKER_PHASE_QUEUED:
-        if (exec->status != BROKER_EXEC_PAUSED)
-            enqueue(self, exec, false);
+        enqueue(self, exec, false);
         break;
     case BROKER_PHASE_RUNNING:
         phase->deadline_ms = ctx->now_ms + window_ms(self);
@@ -561,10 +747,197 @@ broker_engine_stats_t broker_engine_stats(const broker_engine_t *self)
     return self->stats;
 }
 
+/* --- control --------------------------------------------------------------- */
+
+int broker_engine_cancel(broker_engine_t *self, const char *id, const char *reason,
+                         broker_exec_status_t *status)
+{
+    broker_execution_t *exec = zhashx_lookup(self->active, id);
+    if (!exec)
+        return -2;
+    *status = exec->status;
+    if (!broker_exec_can_transition(exec->status, BROKER_EXEC_CANCELLED))
+        return -1;
+    const char *why = reason && *reason ? reason : "Cancelled by user";
+    int64_t now_us = syn_now_us();
+    broker_phase_t *phase = broker_execution_active_phase(exec);
+    if (phase) {
+        if (phase->status == BROKER_PHASE_RUNNING) {
+            cancel_holder(self, exec, phase);
+            finish_attempt(self, exec, phase, BROKER_ATTEMPT_CANCELLED, NULL, why);
+        }
+        if (move_phase(exec, phase, BROKER_PHASE_CANCELLED)) {
+            phase->completed_at = now_us;
+            phase->not_before_ms = 0;
+            broker_set_string(&phase->error, why);
+            clear_binding(phase);
+            save_phase(self, exec, phase);
+        }
+    }
+    for (size_t i = exec->current; i < exec->phase_count; i++) {
+        broker_phase_t *later = &exec->phases[i];
+        if (later->status == BROKER_PHASE_PENDING && move_phase(exec, later, BROKER_PHASE_SKIPPED))
+            save_phase(self, exec, later);
+    }
+    broker_set_string(&exec->error, why);
+    move_execution(exec, BROKER_EXEC_CANCELLED);
+    exec->completed_at = now_us;
+    save_execution(self, exec);
+    emit(self, exec, "ExecutionCancelled",
+         json_pack("{s:s, s:o, s:I, s:I}", "error", why, "phase_id",
+                   phase ? json_string(phase->phase_id) : json_null(), "completed_phases",
+                   (json_int_t)exec->completed_phases, "total_phases",
+                   (json_int_t)exec->phase_count));
+    self->stats.cancelled++;
+    syn_info("broker", "execution cancelled execution=%s phase=%s reason=\"%s\"", exec->id,
+             phase ? phase->phase_id : "-", why);
+    *status = exec->status;
+    retire(self, exec);
+    bury(self);
+    return 0;
+}
+
+int broker_engine_pause(broker_engine_t *self, const char *id, const char *reason,
+                        broker_exec_status_t *status)
+{
+    broker_execution_t *exec = zhashx_lookup(self->active, id);
+    if (!exec)
+        return -2;
+    *status = exec->status;
+    if (exec->status != BROKER_EXEC_RUNNING && exec->status != BROKER_EXEC_PENDING)
+        return -1;
+    if (!move_execution(exec, BROKER_EXEC_PAUSED))
+        return -1;
+    dequeue(self, exec);
+    save_execution(self, exec);
+    broker_phase_t *phase = broker_execution_active_phase(exec);
+    emit(self, exec, "ExecutionPaused",
+         json_pack("{s:o, s:o}", "reason", reason ? json_string(reason) : json_null(),
+                   "phase_id",
+                   phase && phase->status == BROKER_PHASE_RUNNING ? json_string(phase->phase_id)
+                                                                  : json_null()));
+    syn_info("broker", "execution paused execution=%s", exec->id);
+    *status = exec->status;
+    return 0;
+}
+
+int broker_engine_resume(broker_engine_t *self, const char *id, int64_t now_ms,
+                         broker_exec_status_t *status)
+{
+    (void)now_ms;
+    broker_execution_t *exec = zhashx_lookup(self->active, id);
+    if (!exec)
+        return -2;
+    *status = exec->status;
+    if (exec->status != BROKER_EXEC_PAUSED)
+        return -1;
+    /* Back to where it was: pending when no phase has started yet. */
+    if (!move_execution(exec, exec->started_at ? BROKER_EXEC_RUNNING : BROKER_EXEC_PENDING))
+        return -1;
+    save_execution(self, exec);
+    emit(self, exec, "ExecutionResumed",
+         json_pack("{s:s}", "status", broker_exec_status_name(exec->status)));
+    if (exec->current < exec->phase_count) {
+        broker_phase_t *phase = &exec->phases[exec->current];
+        if (phase->status == BROKER_PHASE_PENDING) {
+            queue_phase(self, exec, phase);
+            save_execution(self, exec);
+        } else {
+            enqueue(self, exec, false);
+        }
+    }
+    syn_info("broker", "execution resumed execution=%s", exec->id);
+    *status = exec->status;
+    return 0;
+}
+
+int broker_engine_inject(broker_engine_t *self, const char *id, const char *role,
+                         const char *message, broker_exec_status_t *status, char *err,
+                         size_t errlen)
+{
+    broker_execution_t *exec = zhashx_lookup(self->active, id);
+    if (!exec)
+        return -2;
+    *status = exec->status;
+    if (broker_execution_pending_messages(exec) >= BROKER_MESSAGES_WAITING_MAX) {
+        snprintf(err, errlen, "Too many operator messages waiting for execution %s (limit %d)",
+                 exec->id, BROKER_MESSAGES_WAITING_MAX);
+        return -3;
+    }
+    int64_t msg_id = broker_store_message_insert(self->store, exec->id, role, message,
+                                                 syn_now_us());
+    json_t *entry = json_pack("{s:I, s:s, s:s, s:n}", "id", (json_int_t)msg_id, "role", role,
+                              "message", message, "phase_id");
+    if (msg_id < 0 || !entry) {
+        json_decref(entry);
+        snprintf(err, errlen, "cannot store the message");
+        return -4;
+    }
+    json_array_append_new(exec->messages, entry);
+    broker_phase_t *phase = broker_execution_active_phase(exec);
+    bool live = false;
+    if (phase && phase->status == BROKER_PHASE_RUNNING && phase->worker_key) {
+        broker_worker_t *holder = broker_workers_lookup_key(self->workers, phase->worker_key);
+        if (holder) {
+            send_to_worker(self, holder->identity, holder->identity_len, SYN_MSG_INJECT,
+                           json_pack("{s:s, s:s, s:I, s:s, s:s}", "execution_id", exec->id,
+                                     "phase_id", phase->phase_id, "attempt",
+                                     (json_int_t)phase->attempt, "role", role, "message",
+                                     message));
+            live = true;
+        }
+    }
+    emit(self, exec, "MessageInjected",
+         json_pack("{s:s, s:s, s:o, s:b}", "role", role, "message", message, "phase_id",
+                   live ? json_string(phase->phase_id) : json_null(), "live", live));
+    syn_info("broker", "operator message queued execution=%s role=%s live=%s", exec->id, role,
+             live ? "yes" : "no");
+    return 0;
+}
+
 /* --- dispatch -------------------------------------------------------------- */
 
+/* Appends "## Operator messages" with every message bound to phase_id. */
+static char *add_operator_messages(char *prompt, const json_t *messages, const char *phase_id,
+                                   char *err, size_t errlen)
+{
+    size_t i, extra = 0;
+    const json_t *m;
+    json_array_foreach(messages, i, m)
+        if (json_is_string(json_object_get(m, "phase_id")) &&
+            strcmp(json_string_value(json_object_get(m, "phase_id")), phase_id) == 0)
+            extra += strlen(json_string_value(json_object_get(m, "message"))) + 16;
+    if (extra == 0)
+        return prompt;
+    size_t len = strlen(prompt);
+    static const char heading[] = "\n\n## Operator messages\n\n";
+    if (len + sizeof heading + extra > PROMPT_MAX) {
+        snprintf(err, errlen, "operator messages make the prompt too large");
+        free(prompt);
+        return NULL;
+    }
+    char *out = realloc(prompt, len + sizeof heading + extra);
+    if (!out) {
+        snprintf(err, errlen, "out of memory adding operator messages");
+        free(prompt);
+        return NULL;
+    }
+    memcpy(out + len, heading, sizeof heading);
+    len += sizeof heading - 1;
+    json_array_foreach(messages, i, m)
+    {
+        const char *bound = json_string_value(json_object_get(m, "phase_id"));
+        if (!bound || strcmp(bound, phase_id) != 0)
+            continue;
+        len += (size_t)sprintf(out + len, "- [%s] %s\n",
+                               json_string_value(json_object_get(m, "role")),
+                               json_string_value(json_object_get(m, "message")));
+    }
+    return out;
+}
+
 /* Renders the current phase's prompt from the execution's inputs, task and the
- * outputs of the phases before it. */
+ * outputs of the phases before it, then the operator messages meant for it. */
 static char *render_prompt(broker_execution_t *exec, broker_phase_t *phase, char *err,
                            size_t errlen)
 {
@@ -597,10 +970,49 @@ static char *render_prompt(broker_execution_t *exec, broker_phase_t *phase, char
         .task = exec->task,
     };
     prompt = broker_render(phase->prompt_template, &ctx, NULL, err, errlen);
+    if (prompt)
+        prompt = add_operator_messages(prompt, exec->messages, phase->phase_id, err, errlen);
 done:
     free(inputs);
     free(outputs);
     return prompt;
+}
+
+/* Messages waiting for "the next phase" now belong to this one: every attempt
+ * of it carries them, and no later phase does. */
+static void bind_messages(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase)
+{
+    if (broker_execution_pending_messages(exec) == 0)
+        return;
+    size_t i;
+    json_t *m;
+    json_array_foreach(exec->messages, i, m)
+        if (json_is_null(json_object_get(m, "phase_id")))
+            json_object_set_new(m, "phase_id", json_string(phase->phase_id));
+    if (broker_store_messages_bind(self->store, exec->id, phase->phase_id) < 0)
+        syn_error("broker", "cannot bind operator messages execution=%s", exec->id);
+}
+
+/* Earlier phases' outputs by phase id, newest first while they fit the budget
+ * (an agent provider writes them to artifacts/input/). */
+static json_t *earlier_outputs(broker_execution_t *exec, broker_phase_t *phase, size_t budget)
+{
+    json_t *inputs = json_object();
+    size_t used = 0;
+    for (broker_phase_t *p = phase; inputs && p > exec->phases;) {
+        p--;
+        if (p->status != BROKER_PHASE_COMPLETED || !p->output)
+            continue;
+        size_t len = strlen(p->output) + strlen(p->phase_id);
+        if (used + len > budget) {
+            syn_warn("broker", "not sending output of phase=%s with execution=%s phase=%s: "
+                     "over the assignment budget", p->phase_id, exec->id, phase->phase_id);
+            continue;
+        }
+        used += len;
+        json_object_set_new(inputs, p->phase_id, json_string(p->output));
+    }
+    return inputs;
 }
 
 static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker_worker_t *worker,
@@ -609,10 +1021,11 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
     broker_phase_t *phase = broker_execution_active_phase(exec);
     if (!phase || phase->status != BROKER_PHASE_QUEUED)
         return;
+    bind_messages(self, exec, phase);
     char err[256];
     char *prompt = render_prompt(exec, phase, err, sizeof err);
     if (!prompt) {
-        fail_phase(self, exec, phase, err);
+        fail_phase(self, exec, phase, err, NULL);
         return;
     }
     int64_t now_us = syn_now_us();
@@ -621,6 +1034,8 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
         return;
     }
     phase->attempt++;
+    phase->not_before_ms = 0;
+    stream_reset(phase);
     if (!phase->started_at)
         phase->started_at = now_us;
     bind_worker(phase, worker, now_ms + backstop_ms(self, phase));
@@ -637,7 +1052,9 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
     emit(self, exec, "PhaseStarted", data);
     broker_worker_hold(worker, exec->id, phase->phase_id, phase->attempt, true);
 
-    json_t *fields = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:I, s:n}",
+    size_t prompt_len = strlen(prompt);
+    size_t budget = prompt_len < ASSIGN_BUDGET ? ASSIGN_BUDGET - prompt_len : 0;
+    json_t *fields = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:I, s:o, s:o, s:O, s:O}",
                                "execution_id", exec->id,
                                "workflow_id", exec->workflow_id,
                                "phase_id", phase->phase_id,
@@ -645,7 +1062,16 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
                                "prompt", prompt,
                                "model", phase->model ? json_string(phase->model) : json_null(),
                                "timeout_ms", (json_int_t)(phase->timeout_seconds * 1000),
-                               "provider");
+                               "provider",
+                               phase->provider ? json_string(phase->provider) : json_null(),
+                               "inputs",
+                               earlier_outputs(exec, phase,
+                                               budget < ASSIGN_INPUTS_MAX ? budget
+                                                                          : ASSIGN_INPUTS_MAX),
+                               "repos", exec->repos,
+                               "allowed_tools", phase->allowed_tools);
+    if (fields && phase->max_tokens > 0)
+        json_object_set_new(fields, "max_tokens", json_integer(phase->max_tokens));
     free(prompt);
     send_to_worker(self, worker->identity, worker->identity_len, SYN_MSG_ASSIGN, fields);
     self->stats.dispatched++;
@@ -653,16 +1079,25 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
               phase->phase_id, (long long)phase->attempt, worker->name);
 }
 
+/* Oldest first; a phase that names a provider waits (keeping its place) until a
+ * worker offering it has a free slot, without holding up the others. */
 void broker_engine_dispatch(broker_engine_t *self, int64_t now_ms)
 {
-    while (zlistx_size(self->ready) > 0) {
-        broker_worker_t *worker = broker_workers_pick(self->workers, NULL);
-        if (!worker)
-            break;
-        broker_execution_t *exec = zlistx_detach(self->ready, NULL);
-        exec->ready_handle = NULL;
-        if (exec->status == BROKER_EXEC_PENDING || exec->status == BROKER_EXEC_RUNNING)
-            dispatch_one(self, exec, worker, now_ms);
+    broker_execution_t *exec = zlistx_first(self->ready);
+    while (exec && broker_workers_pick(self->workers, NULL)) {
+        broker_phase_t *phase = broker_execution_active_phase(exec);
+        broker_worker_t *worker =
+            broker_workers_pick(self->workers, phase ? phase->provider : NULL);
+        void *handle = exec->ready_handle;
+        broker_execution_t *next = zlistx_next(self->ready);
+        if (worker || !phase) {
+            zlistx_detach(self->ready, handle);
+            exec->ready_handle = NULL;
+            if (worker &&
+                (exec->status == BROKER_EXEC_PENDING || exec->status == BROKER_EXEC_RUNNING))
+                dispatch_one(self, exec, worker, now_ms);
+        }
+        exec = next;
     }
     bury(self);
 }
@@ -686,7 +1121,7 @@ static bool read_ref(const json_t *fields, ref_t *ref)
 
 /* Every current attempt the worker holds is lost (it died or left). */
 static void lose_worker_attempts(broker_engine_t *self, broker_worker_t *worker,
-                                 const char *reason)
+                                 const char *reason, int64_t now_ms)
 {
     while (worker->held_count > 0) {
         broker_held_t *held = &worker->held[worker->held_count - 1];
@@ -699,7 +1134,7 @@ static void lose_worker_attempts(broker_engine_t *self, broker_worker_t *worker,
             phase && phase->worker_key && strcmp(phase->worker_key, worker->key) == 0;
         broker_worker_release(worker, held->execution_id, held->phase_id, held->attempt);
         if (bound_here)
-            attempt_lost(self, exec, phase, BROKER_ATTEMPT_LOST, reason);
+            attempt_lost(self, exec, phase, BROKER_ATTEMPT_LOST, reason, now_ms);
     }
 }
 
@@ -755,6 +1190,29 @@ static void handle_ready(broker_engine_t *self, const void *identity, size_t ide
              worker->name, (long long)worker->slots, json_array_size(running), adopted, stale);
 }
 
+/* A tool the agent used: one PhaseToolCall event (bounded per attempt), after the
+ * text the agent wrote before it. */
+static void tool_event(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
+                       const json_t *fields, int64_t now_ms)
+{
+    if (phase->tool_events >= BROKER_TOOL_EVENTS_MAX)
+        return;
+    phase->tool_events++;
+    stream_flush(self, exec, phase, now_ms, true);
+    const char *name = json_string_value(json_object_get(fields, "data"));
+    const json_t *detail = json_object_get(fields, "detail");
+    json_t *data = phase_event(phase);
+    size_t len = name ? utf8_cut(name, strlen(name), BROKER_USAGE_NAME_MAX) : 0;
+    json_object_set_new(data, "name", json_stringn(name ? name : "", len));
+    char *text = json_is_object(detail) ? json_dumps(detail, JSON_COMPACT) : NULL;
+    bool fits = text && strlen(text) <= TOOL_DETAIL_MAX;
+    json_object_set_new(data, "detail",
+                        fits ? json_deep_copy(detail)
+                             : json_pack("{s:b}", "truncated", text != NULL));
+    free(text);
+    emit(self, exec, "PhaseToolCall", data);
+}
+
 static void handle_progress(broker_engine_t *self, broker_worker_t *worker,
                             const json_t *fields, int64_t now_ms)
 {
@@ -769,19 +1227,22 @@ static void handle_progress(broker_engine_t *self, broker_worker_t *worker,
             bind_worker(phase, worker, now_ms + backstop_ms(self, phase));
             broker_worker_hold(worker, exec->id, phase->phase_id, phase->attempt, true);
         }
+        const char *kind = json_string_value(json_object_get(fields, "kind"));
+        if (kind && strcmp(kind, "output") == 0)
+            stream_append(self, exec, phase, json_string_value(json_object_get(fields, "data")),
+                          now_ms);
+        else if (kind && strcmp(kind, "tool") == 0)
+            tool_event(self, exec, phase, fields, now_ms);
         return;
     }
     /* Someone else's attempt now: ask the worker to stop wasting a slot on it. */
-    if (!broker_worker_find(worker, ref.execution_id, ref.phase_id, ref.attempt)) {
+    broker_held_t *held = broker_worker_find(worker, ref.execution_id, ref.phase_id, ref.attempt);
+    if (!held) {
         broker_worker_hold(worker, ref.execution_id, ref.phase_id, ref.attempt, false);
         send_ref(self, worker, SYN_MSG_CANCEL, ref.execution_id, ref.phase_id, ref.attempt);
-    } else {
-        broker_held_t *held =
-            broker_worker_find(worker, ref.execution_id, ref.phase_id, ref.attempt);
-        if (held->current) {
-            held->current = false;
-            send_ref(self, worker, SYN_MSG_CANCEL, ref.execution_id, ref.phase_id, ref.attempt);
-        }
+    } else if (held->current) {
+        held->current = false;
+        send_ref(self, worker, SYN_MSG_CANCEL, ref.execution_id, ref.phase_id, ref.attempt);
     }
     self->stats.stale++;
 }
@@ -798,7 +1259,15 @@ static char *failure_reason(const json_t *fields)
     return strdup("agent failed without giving a reason");
 }
 
-static void handle_result(broker_engine_t *self, broker_worker_t *worker, const json_t *fields)
+/* Workers word their own time limit "timed out after N s" (worker/provider.c):
+ * such an attempt is recorded as a timeout rather than a plain failure. */
+static bool is_timeout(const char *reason)
+{
+    return strncmp(reason, "timed out", 9) == 0;
+}
+
+static void handle_result(broker_engine_t *self, broker_worker_t *worker, const json_t *fields,
+                          int64_t now_ms)
 {
     ref_t ref;
     if (!read_ref(fields, &ref))
@@ -808,6 +1277,15 @@ static void handle_result(broker_engine_t *self, broker_worker_t *worker, const 
     send_ref(self, worker, SYN_MSG_RESULT_ACK, ref.execution_id, ref.phase_id, ref.attempt);
     broker_worker_release(worker, ref.execution_id, ref.phase_id, ref.attempt);
 
+    /* Tokens are spent whether or not the attempt still counts: its usage is
+     * recorded once (a repeated RESULT adds nothing). */
+    broker_usage_t usage;
+    if (broker_usage_parse(json_object_get(fields, "usage"), &usage) &&
+        broker_store_usage_record(self->store, ref.execution_id, ref.phase_id, ref.attempt,
+                                  &usage) < 0)
+        syn_error("broker", "cannot record usage execution=%s phase=%s attempt=%lld",
+                  ref.execution_id, ref.phase_id, (long long)ref.attempt);
+
     broker_execution_t *exec = NULL;
     broker_phase_t *phase = current_attempt(self, ref.execution_id, ref.phase_id, ref.attempt,
                                             &exec);
@@ -815,6 +1293,7 @@ static void handle_result(broker_engine_t *self, broker_worker_t *worker, const 
         self->stats.stale++;
         syn_info("broker", "dropped stale result execution=%s phase=%s attempt=%lld worker=%s",
                  ref.execution_id, ref.phase_id, (long long)ref.attempt, worker->name);
+        broker_usage_clear(&usage);
         return;
     }
     if (phase->worker_key && strcmp(phase->worker_key, worker->key) != 0)
@@ -827,15 +1306,15 @@ static void handle_result(broker_engine_t *self, broker_worker_t *worker, const 
     const int64_t *exit_p = json_is_integer(code) ? &exit_code : NULL;
 
     if (status && strcmp(status, "completed") == 0) {
-        complete_phase(self, exec, phase, output, exit_p);
+        complete_phase(self, exec, phase, output, exit_p, &usage);
     } else if (status && strcmp(status, "cancelled") == 0) {
         char *why = strdupf("worker %s gave the attempt back (cancelled)", worker->name);
-        attempt_lost(self, exec, phase, BROKER_ATTEMPT_CANCELLED, why ? why : "cancelled");
+        attempt_lost(self, exec, phase, BROKER_ATTEMPT_CANCELLED, why ? why : "cancelled",
+                     now_ms);
         free(why);
     } else {
         char *reason = failure_reason(fields);
         const char *why = reason ? reason : "agent failed";
-        finish_attempt(self, exec, phase, BROKER_ATTEMPT_FAILED, exit_p, why);
         if (output && *output) {
             char *kept = bounded_output(output);
             if (kept) {
@@ -844,9 +1323,12 @@ static void handle_result(broker_engine_t *self, broker_worker_t *worker, const 
                 broker_store_phase_set_output(self->store, exec, phase);
             }
         }
-        fail_phase(self, exec, phase, why);
+        attempt_failed(self, exec, phase,
+                       is_timeout(why) ? BROKER_ATTEMPT_TIMEOUT : BROKER_ATTEMPT_FAILED, exit_p,
+                       why, &usage, now_ms);
         free(reason);
     }
+    broker_usage_clear(&usage);
 }
 
 void broker_engine_on_worker(broker_engine_t *self, const void *identity, size_t identity_len,
@@ -871,13 +1353,13 @@ void broker_engine_on_worker(broker_engine_t *self, const void *identity, size_t
             handle_progress(self, worker, fields, now_ms);
             break;
         case SYN_MSG_RESULT:
-            handle_result(self, worker, fields);
+            handle_result(self, worker, fields, now_ms);
             break;
         case SYN_MSG_DISCONNECT: {
             char *reason = strdupf("worker %s disconnected", worker->name);
             syn_info("broker", "worker left worker=%s held=%zu", worker->name,
                      worker->held_count);
-            lose_worker_attempts(self, worker, reason ? reason : "worker disconnected");
+            lose_worker_attempts(self, worker, reason ? reason : "worker disconnected", now_ms);
             free(reason);
             broker_workers_remove(self->workers, worker);
             break;
@@ -894,7 +1376,6 @@ void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
                                  size_t identity_len, const syn_msg_t *msg, int error,
                                  int64_t now_ms)
 {
-    (void)now_ms;
     broker_worker_t *worker = broker_workers_lookup(self->workers, identity, identity_len);
     const char *name = worker ? worker->name : "(unregistered)";
     ref_t ref;
@@ -907,18 +1388,15 @@ void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
         if (phase) {
             char *why = strdupf("the assignment could not be sent to worker %s: %s", name,
                                 strerror(error));
-            finish_attempt(self, exec, phase, BROKER_ATTEMPT_LOST, NULL,
-                           why ? why : "not delivered");
-            phase->undelivered++;
-            if (move_phase(exec, phase, BROKER_PHASE_QUEUED)) {
-                clear_binding(phase);
-                save_phase(self, exec, phase);
-                json_t *data = phase_event(phase);
-                json_object_set_new(data, "next_attempt", json_integer(phase->attempt + 1));
-                json_object_set_new(data, "reason", json_string(why ? why : "not delivered"));
-                emit(self, exec, "PhaseRetrying", data);
-                if (exec->status != BROKER_EXEC_PAUSED)
-                    enqueue(self, exec, true);
+            const char *reason = why ? why : "not delivered";
+            if (error == EINVAL || error == EMSGSIZE) {
+                /* It would fail the same way on any worker. */
+                finish_attempt(self, exec, phase, BROKER_ATTEMPT_FAILED, NULL, reason);
+                fail_phase(self, exec, phase, reason, NULL);
+            } else {
+                finish_attempt(self, exec, phase, BROKER_ATTEMPT_LOST, NULL, reason);
+                phase->undelivered++;
+                requeue(self, exec, phase, "undelivered", reason, 0, now_ms, NULL);
             }
             free(why);
         }
@@ -926,7 +1404,7 @@ void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
     if (worker && error == EHOSTUNREACH) {
         char *reason = strdupf("the connection to worker %s is gone", worker->name);
         syn_warn("broker", "worker gone worker=%s held=%zu", worker->name, worker->held_count);
-        lose_worker_attempts(self, worker, reason ? reason : "worker gone");
+        lose_worker_attempts(self, worker, reason ? reason : "worker gone", now_ms);
         free(reason);
         broker_workers_remove(self->workers, worker);
     }
@@ -938,29 +1416,32 @@ void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
 static void check_deadline(broker_engine_t *self, broker_execution_t *exec, int64_t now_ms)
 {
     broker_phase_t *phase = broker_execution_active_phase(exec);
-    if (!phase || phase->status != BROKER_PHASE_RUNNING || !phase->deadline_ms ||
-        now_ms < phase->deadline_ms)
+    if (!phase)
+        return;
+    if (phase->status == BROKER_PHASE_QUEUED) {
+        if (phase->not_before_ms && now_ms >= phase->not_before_ms) {
+            phase->not_before_ms = 0;
+            enqueue(self, exec, true);
+        }
+        return;
+    }
+    if (phase->stream_len > 0)
+        stream_flush(self, exec, phase, now_ms, false);
+    if (!phase->deadline_ms || now_ms < phase->deadline_ms)
         return;
     if (!phase->worker_key) {
         char *why = strdupf("worker %s did not come back after a broker restart",
                             phase->worker_name ? phase->worker_name : "(unknown)");
-        attempt_lost(self, exec, phase, BROKER_ATTEMPT_LOST, why ? why : "worker gone");
+        attempt_lost(self, exec, phase, BROKER_ATTEMPT_LOST, why ? why : "worker gone", now_ms);
         free(why);
         return;
     }
-    broker_worker_t *holder = broker_workers_lookup_key(self->workers, phase->worker_key);
-    if (holder) {
-        broker_held_t *held =
-            broker_worker_find(holder, exec->id, phase->phase_id, phase->attempt);
-        if (held)
-            held->current = false;
-        send_ref(self, holder, SYN_MSG_CANCEL, exec->id, phase->phase_id, phase->attempt);
-    }
+    cancel_holder(self, exec, phase);
     char *why = strdupf("no result within the timeout of %lld s (worker %s)",
                         (long long)phase->timeout_seconds,
                         phase->worker_name ? phase->worker_name : "?");
-    finish_attempt(self, exec, phase, BROKER_ATTEMPT_TIMEOUT, NULL, why ? why : "timeout");
-    fail_phase(self, exec, phase, why ? why : "timeout");
+    attempt_failed(self, exec, phase, BROKER_ATTEMPT_TIMEOUT, NULL, why ? why : "timeout", NULL,
+                   now_ms);
     free(why);
 }
 
@@ -971,7 +1452,7 @@ void broker_engine_tick(broker_engine_t *self, int64_t now_ms)
         char *reason = strdupf("worker %s stopped responding (silent for more than %lld ms)",
                                dead->name, (long long)window_ms(self));
         syn_warn("broker", "worker lost worker=%s held=%zu", dead->name, dead->held_count);
-        lose_worker_attempts(self, dead, reason ? reason : "worker lost");
+        lose_worker_attempts(self, dead, reason ? reason : "worker lost", now_ms);
         free(reason);
         broker_workers_remove(self->workers, dead);
     }

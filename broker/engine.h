@@ -12,7 +12,25 @@
  * acknowledged (RESULT) or cancelled (PROGRESS, READY) and dropped, so an old
  * worker that wakes up cannot overwrite its replacement's work. A lost attempt
  * (worker silent, disconnected, or gone across a broker restart) is retried while
- * the phase's max_attempts allows; then the execution fails. */
+ * the phase's max_attempts allows; then the execution fails. An attempt the agent
+ * failed (an error, its timeout, or the broker's backstop) is retried while the
+ * phase's `retries` allow, after retry_backoff_seconds × 2^(n-1) (capped at 60 s);
+ * agent failures do not count against max_attempts, lost workers do not count
+ * against retries.
+ *
+ * Control: cancel (pending, running, paused → cancelled at once; CANCEL to the
+ * worker; the phase being worked on is cancelled, later ones skipped), pause
+ * (pending, running → paused: a running phase finishes and keeps its result,
+ * nothing new starts), resume (paused → running, or pending when nothing ran
+ * yet), inject (operator messages for the next phase's prompt, and live to the
+ * worker of a running phase).
+ *
+ * Output: PROGRESS output chunks of the current attempt become PhaseOutput
+ * events, coalesced: at most one per phase per BROKER_STREAM_INTERVAL_MS (the
+ * first at once), none larger than BROKER_STREAM_EVENT_MAX bytes, and at most
+ * BROKER_OUTPUT_MAX bytes per attempt (then one event with truncated:true and no
+ * more). They go to the event log like every event, so a replay misses nothing;
+ * the bound keeps the log's share of one attempt at the size of its output. */
 #ifndef SYN_BROKER_ENGINE_H
 #define SYN_BROKER_ENGINE_H
 
@@ -30,6 +48,12 @@
 #define BROKER_OUTPUT_MAX (1024u * 1024u)
 /* The same marker the worker appends when it cuts an output. */
 #define BROKER_OUTPUT_MARKER "\n[output truncated: more than 1 MiB]"
+#define BROKER_STREAM_EVENT_MAX (64u * 1024u)
+#define BROKER_STREAM_INTERVAL_MS 250
+#define BROKER_TOOL_EVENTS_MAX 1000
+/* Operator messages: each at most this long, at most this many waiting. */
+#define BROKER_MESSAGE_MAX (64u * 1024u)
+#define BROKER_MESSAGES_WAITING_MAX 100
 
 typedef struct {
     int64_t heartbeat_ms;     /* interval of heartbeats both ways (1000) */
@@ -38,7 +62,7 @@ typedef struct {
 } broker_engine_config_t;
 
 typedef struct {
-    uint64_t started, dispatched, completed, failed, lost, stale, adopted;
+    uint64_t started, dispatched, completed, failed, cancelled, lost, retried, stale, adopted;
 } broker_engine_stats_t;
 
 typedef struct broker_engine_t broker_engine_t;
@@ -77,12 +101,29 @@ void broker_engine_on_worker(broker_engine_t *self, const void *identity, size_t
 void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
                                  size_t identity_len, const syn_msg_t *msg, int error,
                                  int64_t now_ms);
-/* Time-driven work: silent workers, adoption deadlines, timeout backstops. */
+/* Time-driven work: silent workers, adoption deadlines, timeout backstops, retry
+ * back-offs that ended, PhaseOutput that waited for the rate limit. */
 void broker_engine_tick(broker_engine_t *self, int64_t now_ms);
 /* Queues a HEARTBEAT for every registered worker. */
 void broker_engine_heartbeat(broker_engine_t *self);
 /* Assigns queued phases to free worker slots, oldest first. */
 void broker_engine_dispatch(broker_engine_t *self, int64_t now_ms);
+
+/* Control of an active execution (id exact). 0 with the new status in *status;
+ * -1 when the rules forbid it in the current status (in *status); -2 when no
+ * active execution has that id (it is finished, or unknown). */
+int broker_engine_cancel(broker_engine_t *self, const char *id, const char *reason,
+                         broker_exec_status_t *status);
+int broker_engine_pause(broker_engine_t *self, const char *id, const char *reason,
+                        broker_exec_status_t *status);
+int broker_engine_resume(broker_engine_t *self, const char *id, int64_t now_ms,
+                         broker_exec_status_t *status);
+/* Queues an operator message (role "user" or "system") for the next phase's
+ * prompt and sends it live to the worker of a running phase. -3 with the reason
+ * in err when too many messages are already waiting. */
+int broker_engine_inject(broker_engine_t *self, const char *id, const char *role,
+                         const char *message, broker_exec_status_t *status, char *err,
+                         size_t errlen);
 
 broker_engine_stats_t broker_engine_stats(const broker_engine_t *self);
 

@@ -3,9 +3,37 @@
  * Each state change is one event {seq, time, execution_id, type, data}. emit
  * writes it into the open transaction and queues the PUB message in the outbox,
  * so subscribers only ever see committed events, in seq order; a subscriber that
- * missed some replays them from the log by seq. Types: ExecutionStarted,
- * PhaseQueued, PhaseStarted, PhaseCompleted, PhaseFailed, PhaseRetrying,
- * ExecutionCompleted, ExecutionFailed (more come with pause/cancel). */
+ * missed some replays them from the log by seq (api: events.replay).
+ *
+ * Types and their data (every phase event also has phase_id; attempt events
+ * have attempt):
+ *   ExecutionStarted    workflow_id, total_phases
+ *   PhaseQueued         phase_id
+ *   PhaseStarted        phase_id, attempt, worker
+ *   PhaseOutput         phase_id, attempt, text, offset (bytes of this attempt's
+ *                       stream before text), truncated:true on the last one when
+ *                       the attempt passed 1 MiB (see engine.h for the rate limit)
+ *   PhaseToolCall       phase_id, attempt, name, detail (the worker's map, or
+ *                       {truncated} when it is over 4 KiB)
+ *   PhaseCompleted      phase_id, attempt, output_bytes, worker, and the attempt's
+ *                       usage: input_tokens, output_tokens, cache_creation_tokens,
+ *                       cache_read_tokens, total_tokens, cost_usd, num_turns,
+ *                       duration_ms, model, tool_call_count, tool_calls
+ *   PhaseFailed         phase_id, attempt, error (+ the same usage fields, without
+ *                       tool_calls, when the failure came with a RESULT)
+ *   PhaseRetrying       phase_id, attempt, next_attempt, reason, cause
+ *                       (agent_failed | timeout | worker_lost | undelivered),
+ *                       retry_in_seconds (+ usage fields for agent failures)
+ *   ExecutionPaused     reason (or null), phase_id (the phase still running, or null)
+ *   ExecutionResumed    status (running, or pending when nothing ran yet)
+ *   MessageInjected     role, message, phase_id (the running phase told live, or
+ *                       null), live
+ *   ExecutionCompleted  completed_phases, total_phases
+ *   ExecutionFailed     error, phase_id, completed_phases, total_phases
+ *   ExecutionCancelled  error (the reason, or "Cancelled by user"), phase_id (the
+ *                       phase that was cancelled, or null), completed_phases,
+ *                       total_phases
+ * The last three are terminal: nothing follows them for that execution. */
 #ifndef SYN_BROKER_EVENTS_H
 #define SYN_BROKER_EVENTS_H
 

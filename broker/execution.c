@@ -33,6 +33,9 @@ static void phase_clear(broker_phase_t *phase)
     free(phase->error);
     free(phase->worker_key);
     free(phase->worker_name);
+    free(phase->provider);
+    free(phase->stream);
+    json_decref(phase->allowed_tools);
 }
 
 static int64_t int_or(const json_t *object, const char *key, int64_t fallback)
@@ -62,11 +65,32 @@ static int phase_from_json(broker_phase_t *phase, const json_t *spec, size_t ind
         phase->timeout_seconds = BROKER_DEFAULT_TIMEOUT_SECONDS;
     if (phase->max_attempts < 1)
         phase->max_attempts = 1;
+    phase->retries = int_or(spec, "retries", 0);
+    if (phase->retries < 0)
+        phase->retries = 0;
+    const json_t *backoff = json_object_get(spec, "retry_backoff_seconds");
+    phase->retry_backoff_seconds =
+        json_is_number(backoff) ? json_number_value(backoff) : BROKER_DEFAULT_RETRY_BACKOFF_SECONDS;
+    if (!(phase->retry_backoff_seconds >= 0)) /* also NaN */
+        phase->retry_backoff_seconds = BROKER_DEFAULT_RETRY_BACKOFF_SECONDS;
+    phase->max_tokens = int_or(spec, "max_tokens", 0);
+    if (phase->max_tokens < 0)
+        phase->max_tokens = 0;
+    const json_t *tools = json_object_get(spec, "allowed_tools");
+    phase->allowed_tools = json_array();
+    size_t i;
+    const json_t *tool;
+    json_array_foreach(tools, i, tool)
+        if (json_is_string(tool))
+            json_array_append(phase->allowed_tools, (json_t *)tool);
+    const char *provider = json_string_value(json_object_get(spec, "provider"));
     phase->status = BROKER_PHASE_PENDING;
     if (broker_set_string(&phase->phase_id, phase_id) < 0 ||
         broker_set_string(&phase->name, name ? name : phase_id) < 0 ||
         broker_set_string(&phase->prompt_template, prompt) < 0 ||
-        broker_set_string(&phase->model, model) < 0) {
+        broker_set_string(&phase->model, model) < 0 ||
+        broker_set_string(&phase->provider, provider && *provider ? provider : NULL) < 0 ||
+        !phase->allowed_tools) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -98,10 +122,12 @@ broker_execution_t *broker_execution_new(const char *id, const char *workflow_id
     self->created_at = created_at;
     self->inputs = inputs ? json_incref(inputs) : json_object();
     self->repos = repos ? json_incref(repos) : json_array();
+    self->messages = json_array();
     self->phase_count = json_array_size(phases);
     self->phases = calloc(self->phase_count, sizeof *self->phases);
     if (!self->phases || broker_set_string(&self->workflow_id, workflow_id) < 0 ||
-        broker_set_string(&self->task, task) < 0 || !self->inputs || !self->repos) {
+        broker_set_string(&self->task, task) < 0 || !self->inputs || !self->repos ||
+        !self->messages) {
         snprintf(err, errlen, "out of memory");
         broker_execution_destroy(&self);
         return NULL;
@@ -129,6 +155,7 @@ void broker_execution_destroy(broker_execution_t **self_p)
     free(self->error);
     json_decref(self->inputs);
     json_decref(self->repos);
+    json_decref(self->messages);
     free(self);
     *self_p = NULL;
 }
@@ -139,6 +166,15 @@ broker_phase_t *broker_execution_find_phase(broker_execution_t *self, const char
         if (strcmp(self->phases[i].phase_id, phase_id) == 0)
             return &self->phases[i];
     return NULL;
+}
+
+size_t broker_execution_pending_messages(const broker_execution_t *self)
+{
+    size_t i, n = 0;
+    const json_t *m;
+    json_array_foreach(self->messages, i, m)
+        n += json_is_null(json_object_get(m, "phase_id"));
+    return n;
 }
 
 broker_phase_t *broker_execution_active_phase(broker_execution_t *self)

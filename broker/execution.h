@@ -11,6 +11,7 @@
 #include "broker/lifecycle.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,8 @@
 #define BROKER_EXEC_ID_HEX 12
 #define BROKER_DEFAULT_TIMEOUT_SECONDS 300
 #define BROKER_DEFAULT_MAX_ATTEMPTS 3
+#define BROKER_DEFAULT_RETRY_BACKOFF_SECONDS 2.0
+#define BROKER_RETRY_BACKOFF_CAP_SECONDS 60.0
 
 typedef struct {
     char *phase_id;
@@ -26,10 +29,16 @@ typedef struct {
     char *model;                  /* NULL: the worker's default */
     int64_t order;
     int64_t timeout_seconds;
-    int64_t max_attempts;
+    int64_t max_attempts;         /* attempts allowed when workers are lost */
+    int64_t retries;              /* re-runs allowed after the agent failed (0) */
+    double retry_backoff_seconds; /* first retry's delay, doubling, capped at 60 s */
+    int64_t max_tokens;           /* 0: the provider's default */
+    char *provider;               /* NULL: any worker, its default provider */
+    json_t *allowed_tools;        /* array of strings */
     broker_phase_status_t status;
     int64_t attempt;              /* number of the current (or last) attempt, 0 before any */
     int64_t lost;                 /* attempts that ended because their worker was lost */
+    int64_t failures;             /* attempts the agent failed (or timed out): retries */
     int64_t undelivered;          /* attempts whose ASSIGN never reached a worker: they
                                      do not count against max_attempts (in memory only) */
     char *output;                 /* set once, when the phase completes */
@@ -42,6 +51,15 @@ typedef struct {
     char *worker_key;
     char *worker_name;
     int64_t deadline_ms;          /* monotonic: backstop timeout, or the adoption deadline */
+    int64_t not_before_ms;        /* monotonic: a queued retry waits until then (0: now) */
+    /* Output streamed by the current attempt, waiting to become a PhaseOutput
+     * event (coalesced and rate-limited; see engine.c). */
+    char *stream;
+    size_t stream_len;
+    int64_t streamed;             /* bytes of this attempt already sent as events */
+    int64_t stream_sent_ms;       /* monotonic time of the last PhaseOutput, 0 = none */
+    bool stream_capped;           /* the per-attempt bound was reached */
+    int64_t tool_events;          /* PhaseToolCall events of this attempt */
 } broker_phase_t;
 
 typedef struct {
@@ -60,6 +78,9 @@ typedef struct {
     size_t completed_phases;
     size_t current;               /* index of the phase being worked on; phase_count when done */
     broker_phase_t *phases;       /* sorted by order */
+    /* Operator messages: [{id, role, message, phase_id}], phase_id null while
+     * waiting for the next dispatch, then the phase whose prompt carries them. */
+    json_t *messages;
     /* engine bookkeeping */
     void *list_handle;            /* position in the engine's creation-ordered list */
     void *ready_handle;           /* position in the ready queue, NULL when not in it */
@@ -80,7 +101,8 @@ typedef struct {
 } broker_status_view_t;
 
 /* A new pending execution whose phases come from template's "phases" array (each
- * {phase_id, name, order, prompt_template, model, timeout_seconds, max_attempts}),
+ * {phase_id, name, order, prompt_template, model, timeout_seconds, max_attempts,
+ * retries, retry_backoff_seconds, max_tokens, provider, allowed_tools}),
  * sorted by order; all phases pending. Takes its own references to inputs and
  * repos. NULL with the reason in err when the template is unusable. */
 broker_execution_t *broker_execution_new(const char *id, const char *workflow_id,
@@ -98,6 +120,9 @@ broker_phase_t *broker_execution_active_phase(broker_execution_t *self);
  * (nothing changes then). */
 int broker_execution_set_status(broker_execution_t *self, broker_exec_status_t to);
 int broker_phase_set_status(broker_phase_t *phase, broker_phase_status_t to);
+
+/* How many operator messages wait for the next phase. */
+size_t broker_execution_pending_messages(const broker_execution_t *self);
 
 /* Replaces a string field (NULL allowed); -1 when out of memory. */
 int broker_set_string(char **field, const char *value);

@@ -6,8 +6,9 @@
  *
  * Execution: pending → running → completed | failed | cancelled; running ⇄ paused.
  *            pending may also go straight to failed (its first prompt could not be
- *            rendered), cancelled or paused; a paused execution whose last phase
- *            finishes may complete or fail.
+ *            rendered), cancelled or paused; paused goes back to pending when it was
+ *            paused before anything ran; a paused execution whose running phase
+ *            finishes may complete or fail, and any of them may be cancelled.
  * Phase:     pending → queued → running → completed | failed | cancelled;
  *            running → queued when its worker was lost and it is retried;
  *            queued → failed when its prompt cannot be rendered;

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const schema_sql =
+/* Version 1, as it first shipped: a new database runs it, then every upgrade. */
+static const char *const schema_v1_sql =
     "CREATE TABLE workflows ("
     "  num INTEGER PRIMARY KEY,"
     "  id TEXT NOT NULL UNIQUE,"
@@ -105,6 +106,69 @@ static const char *const schema_sql =
     "    WHERE workflow_id = old.workflow_id AND status = old.status;"
     "END;";
 
+/* Version 2: accounting columns, operator messages, and execution_pages — how
+ * many executions each (workflow, status) has per block of 1024 insertion
+ * numbers ('' standing for "any"), kept by triggers. A page deep in a listing
+ * is found by summing blocks (a thousand small rows for a million executions)
+ * and skipping at most one block's worth of index entries, instead of stepping
+ * over every row before it. */
+static const char *const schema_v2_sql =
+    "ALTER TABLE executions ADD COLUMN total_cache_creation_tokens INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE executions ADD COLUMN total_cache_read_tokens INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE phases ADD COLUMN cache_creation_tokens INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE phases ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE phases ADD COLUMN num_turns INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE phases ADD COLUMN duration_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE phases ADD COLUMN tool_call_count INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE attempts ADD COLUMN usage TEXT;"
+    "CREATE TABLE operator_messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  execution_id TEXT NOT NULL,"
+    "  role TEXT NOT NULL,"
+    "  message TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  phase_id TEXT);"
+    "CREATE INDEX operator_messages_execution ON operator_messages(execution_id, id);"
+    "CREATE TABLE execution_pages ("
+    "  workflow_id TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  bucket INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  PRIMARY KEY (workflow_id, status, bucket)) WITHOUT ROWID;"
+    "INSERT INTO execution_pages(workflow_id, status, bucket, n)"
+    "  SELECT workflow_id, status, num >> 10, count(*) FROM executions GROUP BY 1, 2, 3"
+    "  UNION ALL SELECT workflow_id, '', num >> 10, count(*) FROM executions GROUP BY 1, 3"
+    "  UNION ALL SELECT '', status, num >> 10, count(*) FROM executions GROUP BY 2, 3"
+    "  UNION ALL SELECT '', '', num >> 10, count(*) FROM executions GROUP BY 3;"
+    "CREATE TRIGGER executions_paged_insert AFTER INSERT ON executions BEGIN"
+    "  INSERT INTO execution_pages(workflow_id, status, bucket, n) VALUES"
+    "    (new.workflow_id, new.status, new.num >> 10, 1),"
+    "    (new.workflow_id, '', new.num >> 10, 1),"
+    "    ('', new.status, new.num >> 10, 1),"
+    "    ('', '', new.num >> 10, 1)"
+    "  ON CONFLICT(workflow_id, status, bucket) DO UPDATE SET n = n + 1;"
+    "END;"
+    "CREATE TRIGGER executions_paged_update AFTER UPDATE OF status ON executions"
+    "  WHEN old.status IS NOT new.status BEGIN"
+    "  UPDATE execution_pages SET n = n - 1 WHERE workflow_id IN (old.workflow_id, '')"
+    "    AND status = old.status AND bucket = old.num >> 10;"
+    "  DELETE FROM execution_pages WHERE workflow_id IN (old.workflow_id, '')"
+    "    AND status = old.status AND bucket = old.num >> 10 AND n <= 0;"
+    "  INSERT INTO execution_pages(workflow_id, status, bucket, n) VALUES"
+    "    (new.workflow_id, new.status, new.num >> 10, 1),"
+    "    ('', new.status, new.num >> 10, 1)"
+    "  ON CONFLICT(workflow_id, status, bucket) DO UPDATE SET n = n + 1;"
+    "END;"
+    "CREATE TRIGGER executions_paged_delete AFTER DELETE ON executions BEGIN"
+    "  UPDATE execution_pages SET n = n - 1 WHERE workflow_id IN (old.workflow_id, '')"
+    "    AND status IN (old.status, '') AND bucket = old.num >> 10;"
+    "  DELETE FROM execution_pages WHERE workflow_id IN (old.workflow_id, '')"
+    "    AND status IN (old.status, '') AND bucket = old.num >> 10 AND n <= 0;"
+    "END;";
+
+/* The script that takes a database from version i to i + 1. */
+static const char *const upgrades[] = {schema_v1_sql, schema_v2_sql};
+
 typedef enum {
     SQL_BEGIN,
     SQL_COMMIT,
@@ -133,8 +197,46 @@ typedef enum {
     SQL_COUNT_STATUS,
     SQL_COUNT_WORKFLOW,
     SQL_COUNT_WORKFLOW_STATUS,
+    SQL_USAGE_ATTEMPT,
+    SQL_USAGE_PHASE,
+    SQL_USAGE_EXECUTION,
+    SQL_MESSAGE_INSERT,
+    SQL_MESSAGES_BIND,
+    SQL_MESSAGES_OF,
+    SQL_PAGES,
+    SQL_LIST_ALL,
+    SQL_LIST_STATUS,
+    SQL_LIST_WORKFLOW,
+    SQL_LIST_WORKFLOW_STATUS,
+    SQL_SKIP_ALL,
+    SQL_SKIP_STATUS,
+    SQL_SKIP_WORKFLOW,
+    SQL_SKIP_WORKFLOW_STATUS,
+    SQL_SUMMARY,
+    SQL_DETAIL_PHASES,
+    SQL_DETAIL_ATTEMPTS,
+    SQL_EXECUTION_STATE,
+    SQL_PHASE_OUTPUT_GET,
+    SQL_WORKFLOW_NAME,
+    SQL_EVENTS_ALL,
+    SQL_EVENTS_EXECUTION,
     SQL_COUNT
 } sql_id_t;
+
+/* The summary's columns, in the order summary_of() reads them. */
+#define SUMMARY_COLUMNS                                                                          \
+    "e.id, e.workflow_id, w.name, e.status, e.started_at, e.completed_at, e.completed_phases,"  \
+    " e.total_phases, e.total_input_tokens, e.total_output_tokens, e.total_cost_usd, e.error"
+#define SUMMARY_JOIN " LEFT JOIN workflows w ON w.id = e.workflow_id"
+#define SUMMARY_FROM " FROM executions e" SUMMARY_JOIN
+/* Each filter names its index: the planner could otherwise walk the primary key
+ * backwards (it matches ORDER BY) and test every row for a rare status. */
+#define LIST_FROM(index) " FROM executions e INDEXED BY " index SUMMARY_JOIN
+/* A page: newest first from the insertion number where it starts. */
+#define LIST_TAIL " AND e.num <= ?1 ORDER BY e.num DESC LIMIT ?2"
+/* Where a page starts: skip rows below a block's bound on the filter's index,
+ * which holds (filter columns, num) and so answers without touching rows. */
+#define SKIP_TAIL " AND num < ?1 ORDER BY num DESC LIMIT 1 OFFSET ?2"
 
 static const char *const sql_text[SQL_COUNT] = {
     [SQL_BEGIN] = "BEGIN IMMEDIATE",
@@ -205,6 +307,73 @@ static const char *const sql_text[SQL_COUNT] = {
         "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE workflow_id = ?1",
     [SQL_COUNT_WORKFLOW_STATUS] =
         "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE workflow_id = ?1 AND status = ?2",
+    [SQL_USAGE_ATTEMPT] =
+        "UPDATE attempts SET usage = ?4"
+        " WHERE execution_id = ?1 AND phase_id = ?2 AND attempt = ?3 AND usage IS NULL",
+    [SQL_USAGE_PHASE] =
+        "UPDATE phases SET input_tokens = input_tokens + ?3, output_tokens = output_tokens + ?4,"
+        " cache_creation_tokens = cache_creation_tokens + ?5,"
+        " cache_read_tokens = cache_read_tokens + ?6, cost_usd = cost_usd + ?7,"
+        " num_turns = num_turns + ?8, duration_ms = duration_ms + ?9,"
+        " tool_call_count = tool_call_count + ?10, model = coalesce(?11, model)"
+        " WHERE execution_id = ?1 AND phase_id = ?2",
+    [SQL_USAGE_EXECUTION] =
+        "UPDATE executions SET total_input_tokens = total_input_tokens + ?2,"
+        " total_output_tokens = total_output_tokens + ?3,"
+        " total_cache_creation_tokens = total_cache_creation_tokens + ?4,"
+        " total_cache_read_tokens = total_cache_read_tokens + ?5,"
+        " total_cost_usd = total_cost_usd + ?6 WHERE id = ?1",
+    [SQL_MESSAGE_INSERT] =
+        "INSERT INTO operator_messages(execution_id, role, message, created_at)"
+        " VALUES (?1, ?2, ?3, ?4)",
+    [SQL_MESSAGES_BIND] =
+        "UPDATE operator_messages SET phase_id = ?2 WHERE execution_id = ?1 AND phase_id IS NULL",
+    [SQL_MESSAGES_OF] =
+        "SELECT id, role, message, phase_id, created_at FROM operator_messages"
+        " WHERE execution_id = ?1 ORDER BY id",
+    [SQL_PAGES] =
+        "SELECT bucket, n FROM execution_pages WHERE workflow_id = ?1 AND status = ?2"
+        " ORDER BY bucket DESC",
+    [SQL_LIST_ALL] = "SELECT " SUMMARY_COLUMNS SUMMARY_FROM " WHERE 1" LIST_TAIL,
+    [SQL_LIST_STATUS] =
+        "SELECT " SUMMARY_COLUMNS LIST_FROM("executions_status") " WHERE e.status = ?4" LIST_TAIL,
+    [SQL_LIST_WORKFLOW] =
+        "SELECT " SUMMARY_COLUMNS LIST_FROM("executions_workflow") " WHERE e.workflow_id = ?5"
+        LIST_TAIL,
+    [SQL_LIST_WORKFLOW_STATUS] =
+        "SELECT " SUMMARY_COLUMNS LIST_FROM("executions_workflow_status")
+        " WHERE e.workflow_id = ?5 AND e.status = ?4" LIST_TAIL,
+    [SQL_SKIP_ALL] = "SELECT num FROM executions WHERE 1" SKIP_TAIL,
+    [SQL_SKIP_STATUS] =
+        "SELECT num FROM executions INDEXED BY executions_status WHERE status = ?4" SKIP_TAIL,
+    [SQL_SKIP_WORKFLOW] =
+        "SELECT num FROM executions INDEXED BY executions_workflow WHERE workflow_id = ?5"
+        SKIP_TAIL,
+    [SQL_SKIP_WORKFLOW_STATUS] =
+        "SELECT num FROM executions INDEXED BY executions_workflow_status"
+        " WHERE workflow_id = ?5 AND status = ?4" SKIP_TAIL,
+    [SQL_SUMMARY] =
+        "SELECT " SUMMARY_COLUMNS ", e.inputs, e.task, e.repos, e.current_phase,"
+        " e.total_cache_creation_tokens, e.total_cache_read_tokens" SUMMARY_FROM
+        " WHERE e.id = ?1",
+    [SQL_DETAIL_PHASES] =
+        "SELECT phase_id, name, ord, status, error, started_at, completed_at, input_tokens,"
+        " output_tokens, cache_creation_tokens, cache_read_tokens, cost_usd, num_turns,"
+        " duration_ms, tool_call_count, model, substr(output, 1, ?2)"
+        " FROM phases WHERE execution_id = ?1 ORDER BY ord",
+    [SQL_DETAIL_ATTEMPTS] =
+        "SELECT phase_id, attempt, worker, status, started_at, completed_at, exit_code, error,"
+        " usage FROM attempts WHERE execution_id = ?1 ORDER BY phase_id, attempt",
+    [SQL_EXECUTION_STATE] = "SELECT status FROM executions WHERE id = ?1",
+    [SQL_PHASE_OUTPUT_GET] =
+        "SELECT coalesce(output, '') FROM phases WHERE execution_id = ?1 AND phase_id = ?2",
+    [SQL_WORKFLOW_NAME] = "SELECT name FROM workflows WHERE id = ?1",
+    [SQL_EVENTS_ALL] =
+        "SELECT seq, time, execution_id, type, data FROM events WHERE seq > ?1"
+        " ORDER BY seq LIMIT ?2",
+    [SQL_EVENTS_EXECUTION] =
+        "SELECT seq, time, execution_id, type, data FROM events"
+        " WHERE execution_id = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2",
 };
 
 struct broker_store_t {
@@ -358,12 +527,14 @@ static int configure(broker_store_t *self, char *err, size_t errlen)
     return 0;
 }
 
+/* Brings the file to BROKER_STORE_SCHEMA_VERSION in one transaction: a new
+ * file runs every script, an older one the scripts it lacks. */
 static int migrate(broker_store_t *self, char *err, size_t errlen)
 {
     int64_t version = query_int(self, "PRAGMA user_version", -1);
     if (version == BROKER_STORE_SCHEMA_VERSION)
         return 0;
-    if (version != 0) {
+    if (version < 0 || version > BROKER_STORE_SCHEMA_VERSION) {
         snprintf(err, errlen, "database schema version %lld is not %d (made by another syn?)",
                  (long long)version, BROKER_STORE_SCHEMA_VERSION);
         return -1;
@@ -372,13 +543,20 @@ static int migrate(broker_store_t *self, char *err, size_t errlen)
     snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d;", BROKER_STORE_SCHEMA_VERSION);
     if (exec_sql(self, "BEGIN IMMEDIATE", "begin schema") < 0)
         goto fail;
-    if (exec_sql(self, schema_sql, "create schema") < 0 ||
-        exec_sql(self, pragma, "set schema version") < 0) {
+    for (int64_t v = version; v < BROKER_STORE_SCHEMA_VERSION; v++)
+        if (exec_sql(self, upgrades[v], "upgrade schema") < 0) {
+            exec_sql(self, "ROLLBACK", "rollback schema");
+            goto fail;
+        }
+    if (exec_sql(self, pragma, "set schema version") < 0) {
         exec_sql(self, "ROLLBACK", "rollback schema");
         goto fail;
     }
     if (exec_sql(self, "COMMIT", "commit schema") < 0)
         goto fail;
+    if (version > 0)
+        syn_info("broker", "database schema upgraded from=%lld to=%d", (long long)version,
+                 BROKER_STORE_SCHEMA_VERSION);
     return 0;
 fail:
     snprintf(err, errlen, "cannot create the schema: %s", sqlite3_errmsg(self->db));
@@ -852,11 +1030,507 @@ int64_t broker_store_execution_count(broker_store_t *self, const char *workflow_
     return n;
 }
 
+/* --- accounting and operator messages -------------------------------------- */
+
+int broker_store_usage_record(broker_store_t *self, const char *execution_id,
+                              const char *phase_id, int64_t attempt,
+                              const broker_usage_t *usage)
+{
+    json_t *doc = json_object();
+    broker_usage_put(usage, doc, NULL, true);
+    char *text = dump_json(doc);
+    json_decref(doc);
+    if (!text || begin_write(self) < 0) {
+        free(text);
+        return -1;
+    }
+    int result = -1;
+    sqlite3_stmt *s = stmt(self, SQL_USAGE_ATTEMPT);
+    if (!s)
+        goto done;
+    bind_text(s, 1, execution_id);
+    bind_text(s, 2, phase_id);
+    sqlite3_bind_int64(s, 3, attempt);
+    bind_text(s, 4, text);
+    if (run(self, s, "record attempt usage") != SQLITE_DONE)
+        goto done;
+    if (sqlite3_changes(self->db) == 0) {
+        result = 0;
+        goto done;
+    }
+    s = stmt(self, SQL_USAGE_PHASE);
+    if (!s)
+        goto done;
+    bind_text(s, 1, execution_id);
+    bind_text(s, 2, phase_id);
+    sqlite3_bind_int64(s, 3, usage->input_tokens);
+    sqlite3_bind_int64(s, 4, usage->output_tokens);
+    sqlite3_bind_int64(s, 5, usage->cache_creation_tokens);
+    sqlite3_bind_int64(s, 6, usage->cache_read_tokens);
+    sqlite3_bind_double(s, 7, usage->cost_usd);
+    sqlite3_bind_int64(s, 8, usage->num_turns);
+    sqlite3_bind_int64(s, 9, usage->duration_ms);
+    sqlite3_bind_int64(s, 10, usage->tool_call_count);
+    bind_text(s, 11, usage->model);
+    if (run(self, s, "add phase usage") != SQLITE_DONE)
+        goto done;
+    s = stmt(self, SQL_USAGE_EXECUTION);
+    if (!s)
+        goto done;
+    bind_text(s, 1, execution_id);
+    sqlite3_bind_int64(s, 2, usage->input_tokens);
+    sqlite3_bind_int64(s, 3, usage->output_tokens);
+    sqlite3_bind_int64(s, 4, usage->cache_creation_tokens);
+    sqlite3_bind_int64(s, 5, usage->cache_read_tokens);
+    sqlite3_bind_double(s, 6, usage->cost_usd);
+    if (run(self, s, "add execution usage") == SQLITE_DONE)
+        result = 1;
+done:
+    free(text);
+    return result;
+}
+
+int64_t broker_store_message_insert(broker_store_t *self, const char *execution_id,
+                                    const char *role, const char *message, int64_t created_at)
+{
+    if (begin_write(self) < 0)
+        return -1;
+    sqlite3_stmt *s = stmt(self, SQL_MESSAGE_INSERT);
+    if (!s)
+        return -1;
+    bind_text(s, 1, execution_id);
+    bind_text(s, 2, role);
+    bind_text(s, 3, message);
+    sqlite3_bind_int64(s, 4, created_at);
+    if (run(self, s, "insert operator message") != SQLITE_DONE)
+        return -1;
+    return sqlite3_last_insert_rowid(self->db);
+}
+
+int broker_store_messages_bind(broker_store_t *self, const char *execution_id,
+                               const char *phase_id)
+{
+    if (begin_write(self) < 0)
+        return -1;
+    sqlite3_stmt *s = stmt(self, SQL_MESSAGES_BIND);
+    if (!s)
+        return -1;
+    bind_text(s, 1, execution_id);
+    bind_text(s, 2, phase_id);
+    return run(self, s, "bind operator messages") == SQLITE_DONE ? 0 : -1;
+}
+
+static json_t *column_string_or_null(sqlite3_stmt *s, int col);
+
+/* [{id, role, message, phase_id, created_at}] of one execution, oldest first. */
+static json_t *messages_of(broker_store_t *self, const char *execution_id, bool with_time)
+{
+    sqlite3_stmt *s = stmt(self, SQL_MESSAGES_OF);
+    if (!s)
+        return NULL;
+    bind_text(s, 1, execution_id);
+    json_t *list = json_array();
+    int rc = SQLITE_ERROR;
+    while (list && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *m = json_pack("{s:I, s:o, s:o, s:o}", "id",
+                              (json_int_t)sqlite3_column_int64(s, 0), "role",
+                              column_string_or_null(s, 1), "message",
+                              column_string_or_null(s, 2), "phase_id",
+                              column_string_or_null(s, 3));
+        if (m && with_time)
+            json_object_set_new(m, "created_at", broker_time_json(sqlite3_column_int64(s, 4)));
+        json_array_append_new(list, m);
+    }
+    sqlite3_reset(s);
+    if (!list || rc != SQLITE_DONE) {
+        log_db_error(self, "load operator messages");
+        json_decref(list);
+        return NULL;
+    }
+    return list;
+}
+
+json_t *broker_store_messages_load(broker_store_t *self, const char *execution_id)
+{
+    return messages_of(self, execution_id, false);
+}
+
+/* --- queries ----------------------------------------------------------------- */
+
+static json_t *time_or_null(sqlite3_stmt *s, int col)
+{
+    return broker_time_json(sqlite3_column_type(s, col) == SQLITE_NULL
+                                ? 0
+                                : sqlite3_column_int64(s, col));
+}
+
+/* Seconds from started to completed (or to now while it runs); null before it
+ * started. */
+static json_t *duration_json(sqlite3_stmt *s, int started_col, int completed_col, int64_t now)
+{
+    int64_t started = sqlite3_column_int64(s, started_col);
+    if (sqlite3_column_type(s, started_col) == SQLITE_NULL || started <= 0)
+        return json_null();
+    int64_t end = sqlite3_column_type(s, completed_col) == SQLITE_NULL
+                      ? now
+                      : sqlite3_column_int64(s, completed_col);
+    return json_real(end > started ? (double)(end - started) / 1e6 : 0.0);
+}
+
+/* The summary from a row that starts with SUMMARY_COLUMNS. */
+static json_t *summary_of(sqlite3_stmt *s, int64_t now)
+{
+    json_t *summary = json_object();
+    if (!summary)
+        return NULL;
+    json_object_set_new(summary, "execution_id", column_string_or_null(s, 0));
+    json_object_set_new(summary, "workflow_id", column_string_or_null(s, 1));
+    json_object_set_new(summary, "workflow_name", column_string_or_null(s, 2));
+    json_object_set_new(summary, "status", column_string_or_null(s, 3));
+    json_object_set_new(summary, "started_at", time_or_null(s, 4));
+    json_object_set_new(summary, "completed_at", time_or_null(s, 5));
+    json_object_set_new(summary, "completed_phases", json_integer(sqlite3_column_int64(s, 6)));
+    json_object_set_new(summary, "total_phases", json_integer(sqlite3_column_int64(s, 7)));
+    json_object_set_new(summary, "duration_seconds", duration_json(s, 4, 5, now));
+    json_object_set_new(summary, "total_input_tokens", json_integer(sqlite3_column_int64(s, 8)));
+    json_object_set_new(summary, "total_output_tokens",
+                        json_integer(sqlite3_column_int64(s, 9)));
+    json_object_set_new(summary, "total_cost_usd", json_real(sqlite3_column_double(s, 10)));
+    json_object_set_new(summary, "error", column_string_or_null(s, 11));
+    return summary;
+}
+
+/* Binds the filter of a list or skip statement (?4 status, ?5 workflow). */
+static void bind_filter(sqlite3_stmt *s, const char *workflow_id, const char *status)
+{
+    if (status)
+        bind_text(s, 4, status);
+    if (workflow_id)
+        bind_text(s, 5, workflow_id);
+}
+
+/* The insertion number of the first row of a page that starts offset rows in
+ * (newest first): the per-block counts, summed from the newest block down, name
+ * the block holding it; the filter's index skips to it inside the block. 1 with
+ * *start, 0 when the offset is past the end, -1 on error. */
+static int seek_page(broker_store_t *self, const char *workflow_id, const char *status,
+                     int64_t offset, int64_t *start)
+{
+    *start = INT64_MAX;
+    if (offset == 0)
+        return 1;
+    sqlite3_stmt *s = stmt(self, SQL_PAGES);
+    if (!s)
+        return -1;
+    sqlite3_bind_text(s, 1, workflow_id ? workflow_id : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, status ? status : "", -1, SQLITE_STATIC);
+    int64_t seen = 0, bound = 0, skip = 0;
+    int found = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t n = sqlite3_column_int64(s, 1);
+        if (seen + n > offset) {
+            bound = (sqlite3_column_int64(s, 0) + 1) << 10;
+            skip = offset - seen;
+            found = 1;
+            break;
+        }
+        seen += n;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        log_db_error(self, "seek page");
+        return -1;
+    }
+    if (!found)
+        return 0;
+    s = stmt(self, workflow_id && status ? SQL_SKIP_WORKFLOW_STATUS
+                   : workflow_id         ? SQL_SKIP_WORKFLOW
+                   : status              ? SQL_SKIP_STATUS
+                                         : SQL_SKIP_ALL);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, bound);
+    sqlite3_bind_int64(s, 2, skip);
+    bind_filter(s, workflow_id, status);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *start = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_db_error(self, "skip to page");
+        return -1;
+    }
+    return rc == SQLITE_ROW;
+}
+
+int broker_store_execution_list(broker_store_t *self, const char *workflow_id, int status,
+                                int64_t page, int64_t page_size, json_t **items_out,
+                                int64_t *total)
+{
+    const char *status_name =
+        status >= 0 ? broker_exec_status_name((broker_exec_status_t)status) : NULL;
+    *total = broker_store_execution_count(self, workflow_id, status);
+    if (*total < 0)
+        return -1;
+    json_t *items = json_array();
+    if (!items)
+        return -1;
+    *items_out = items;
+    if (page < 1 || page_size < 1 || (page - 1) > INT64_MAX / page_size)
+        return 0;
+    int64_t offset = (page - 1) * page_size, start;
+    if (offset >= *total)
+        return 0;
+    int found = seek_page(self, workflow_id, status_name, offset, &start);
+    if (found <= 0) {
+        if (found < 0) {
+            json_decref(items);
+            *items_out = NULL;
+        }
+        return found;
+    }
+    sql_id_t which = workflow_id && status_name ? SQL_LIST_WORKFLOW_STATUS
+                     : workflow_id              ? SQL_LIST_WORKFLOW
+                     : status_name              ? SQL_LIST_STATUS
+                                                : SQL_LIST_ALL;
+    sqlite3_stmt *s = stmt(self, which);
+    if (!s) {
+        json_decref(items);
+        *items_out = NULL;
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, start);
+    sqlite3_bind_int64(s, 2, page_size);
+    bind_filter(s, workflow_id, status_name);
+    int64_t now = syn_now_us();
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        json_array_append_new(items, summary_of(s, now));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        log_db_error(self, "list executions");
+        json_decref(items);
+        *items_out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Attempts of every phase of an execution: {phase_id: [attempt, ...]}. */
+static json_t *attempts_by_phase(broker_store_t *self, const char *id)
+{
+    sqlite3_stmt *s = stmt(self, SQL_DETAIL_ATTEMPTS);
+    if (!s)
+        return NULL;
+    bind_text(s, 1, id);
+    json_t *by_phase = json_object();
+    int rc = SQLITE_ERROR;
+    while (by_phase && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *phase_id = (const char *)sqlite3_column_text(s, 0);
+        if (!phase_id)
+            continue;
+        json_t *list = json_object_get(by_phase, phase_id);
+        if (!list) {
+            list = json_array();
+            json_object_set_new(by_phase, phase_id, list);
+        }
+        json_t *usage = column_json(s, 8);
+        json_t *attempt = json_pack(
+            "{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "attempt",
+            (json_int_t)sqlite3_column_int64(s, 1), "worker", column_string_or_null(s, 2),
+            "status", column_string_or_null(s, 3), "started_at", time_or_null(s, 4),
+            "completed_at", time_or_null(s, 5), "exit_code",
+            sqlite3_column_type(s, 6) == SQLITE_NULL ? json_null()
+                                                     : json_integer(sqlite3_column_int64(s, 6)),
+            "error", column_string_or_null(s, 7), "usage",
+            json_is_object(usage) ? json_incref(usage) : json_null());
+        json_decref(usage);
+        json_array_append_new(list, attempt);
+    }
+    sqlite3_reset(s);
+    if (!by_phase || rc != SQLITE_DONE) {
+        log_db_error(self, "load attempts");
+        json_decref(by_phase);
+        return NULL;
+    }
+    return by_phase;
+}
+
+/* Tool calls of a phase: its attempts' lists, in order, up to a bound. */
+static json_t *phase_tool_calls(const json_t *attempts)
+{
+    json_t *tools = json_array();
+    size_t i, j;
+    const json_t *attempt, *call;
+    json_array_foreach(attempts, i, attempt)
+    {
+        const json_t *list = json_object_get(json_object_get(attempt, "usage"), "tool_calls");
+        json_array_foreach(list, j, call)
+            if (json_array_size(tools) < 5 * BROKER_USAGE_TOOLS_MAX)
+                json_array_append(tools, (json_t *)call);
+    }
+    return tools;
+}
+
+static json_t *phases_of(broker_store_t *self, const char *id, int64_t now)
+{
+    json_t *attempts = attempts_by_phase(self, id);
+    sqlite3_stmt *s = attempts ? stmt(self, SQL_DETAIL_PHASES) : NULL;
+    if (!s) {
+        json_decref(attempts);
+        return NULL;
+    }
+    bind_text(s, 1, id);
+    sqlite3_bind_int(s, 2, BROKER_OUTPUT_PREVIEW_CHARS);
+    json_t *phases = json_array();
+    int rc = SQLITE_ERROR;
+    while (phases && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *phase_id = (const char *)sqlite3_column_text(s, 0);
+        json_t *tried = json_object_get(attempts, phase_id ? phase_id : "");
+        int64_t in = sqlite3_column_int64(s, 7), out = sqlite3_column_int64(s, 8);
+        int64_t cache_w = sqlite3_column_int64(s, 9), cache_r = sqlite3_column_int64(s, 10);
+        json_t *phase = json_object();
+        json_object_set_new(phase, "phase_id", column_string_or_null(s, 0));
+        json_object_set_new(phase, "name", column_string_or_null(s, 1));
+        json_object_set_new(phase, "order", json_integer(sqlite3_column_int64(s, 2)));
+        json_object_set_new(phase, "status", column_string_or_null(s, 3));
+        json_object_set_new(phase, "attempts", tried ? json_incref(tried) : json_array());
+        json_object_set_new(phase, "error", column_string_or_null(s, 4));
+        json_object_set_new(phase, "started_at", time_or_null(s, 5));
+        json_object_set_new(phase, "completed_at", time_or_null(s, 6));
+        json_object_set_new(phase, "duration_seconds", duration_json(s, 5, 6, now));
+        json_object_set_new(phase, "input_tokens", json_integer(in));
+        json_object_set_new(phase, "output_tokens", json_integer(out));
+        json_object_set_new(phase, "cache_creation_tokens", json_integer(cache_w));
+        json_object_set_new(phase, "cache_read_tokens", json_integer(cache_r));
+        json_object_set_new(phase, "total_tokens", json_integer(in + out + cache_w + cache_r));
+        json_object_set_new(phase, "cost_usd", json_real(sqlite3_column_double(s, 11)));
+        json_object_set_new(phase, "num_turns", json_integer(sqlite3_column_int64(s, 12)));
+        json_object_set_new(phase, "duration_ms", json_integer(sqlite3_column_int64(s, 13)));
+        json_object_set_new(phase, "tool_call_count", json_integer(sqlite3_column_int64(s, 14)));
+        json_object_set_new(phase, "tool_calls", phase_tool_calls(tried));
+        json_object_set_new(phase, "model", column_string_or_null(s, 15));
+        json_object_set_new(phase, "output_preview", column_string_or_null(s, 16));
+        json_array_append_new(phases, phase);
+    }
+    sqlite3_reset(s);
+    json_decref(attempts);
+    if (!phases || rc != SQLITE_DONE) {
+        log_db_error(self, "load phases");
+        json_decref(phases);
+        return NULL;
+    }
+    return phases;
+}
+
+int broker_store_execution_detail(broker_store_t *self, const char *id, json_t **detail_out)
+{
+    sqlite3_stmt *s = stmt(self, SQL_SUMMARY);
+    if (!s)
+        return -1;
+    bind_text(s, 1, id);
+    int64_t now = syn_now_us();
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+        if (rc == SQLITE_DONE)
+            return 0;
+        log_db_error(self, "get execution");
+        return -1;
+    }
+    json_t *detail = summary_of(s, now);
+    json_t *inputs = column_json(s, 12), *repos = column_json(s, 14);
+    if (detail) {
+        json_object_set_new(detail, "inputs", json_is_object(inputs) ? json_incref(inputs)
+                                                                     : json_object());
+        json_object_set_new(detail, "task", column_string_or_null(s, 13));
+        json_object_set_new(detail, "repos", json_is_array(repos) ? json_incref(repos)
+                                                                  : json_array());
+        json_object_set_new(detail, "current_phase", column_string_or_null(s, 15));
+        json_object_set_new(detail, "total_cache_creation_tokens",
+                            json_integer(sqlite3_column_int64(s, 16)));
+        json_object_set_new(detail, "total_cache_read_tokens",
+                            json_integer(sqlite3_column_int64(s, 17)));
+    }
+    json_decref(inputs);
+    json_decref(repos);
+    sqlite3_reset(s);
+    json_t *messages = detail ? messages_of(self, id, true) : NULL;
+    json_t *phases = messages ? phases_of(self, id, now) : NULL;
+    if (!phases) {
+        json_decref(detail);
+        json_decref(messages);
+        return -1;
+    }
+    json_object_set_new(detail, "operator_messages", messages);
+    json_object_set_new(detail, "phases", phases);
+    *detail_out = detail;
+    return 1;
+}
+
+int broker_store_execution_state(broker_store_t *self, const char *id,
+                                 broker_exec_status_t *status)
+{
+    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_STATE);
+    if (!s)
+        return -1;
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s), result = 0;
+    if (rc == SQLITE_ROW)
+        result = broker_exec_status_parse((const char *)sqlite3_column_text(s, 0), status) == 0
+                     ? 1
+                     : -1;
+    else if (rc != SQLITE_DONE)
+        result = -1;
+    sqlite3_reset(s);
+    if (result < 0)
+        log_db_error(self, "get execution state");
+    return result;
+}
+
+int broker_store_phase_output(broker_store_t *self, const char *execution_id,
+                              const char *phase_id, char **output)
+{
+    sqlite3_stmt *s = stmt(self, SQL_PHASE_OUTPUT_GET);
+    if (!s)
+        return -1;
+    bind_text(s, 1, execution_id);
+    bind_text(s, 2, phase_id);
+    int rc = sqlite3_step(s), result = 0;
+    if (rc == SQLITE_ROW) {
+        *output = column_strdup(s, 0);
+        result = *output ? 1 : -1;
+    } else if (rc != SQLITE_DONE) {
+        log_db_error(self, "get phase output");
+        result = -1;
+    }
+    sqlite3_reset(s);
+    return result;
+}
+
+int broker_store_workflow_name(broker_store_t *self, const char *id, char **name)
+{
+    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_NAME);
+    if (!s)
+        return -1;
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s), result = 0;
+    if (rc == SQLITE_ROW) {
+        *name = column_strdup(s, 0);
+        result = *name ? 1 : -1;
+    } else if (rc != SQLITE_DONE) {
+        log_db_error(self, "get workflow name");
+        result = -1;
+    }
+    sqlite3_reset(s);
+    return result;
+}
+
 /* --- reload ---------------------------------------------------------------- */
 
 /* Overlays the stored phase rows (status, attempts, outputs) on an execution
- * rebuilt from its template, then recovers lost counts and the worker name of
- * each phase still queued or running. */
+ * rebuilt from its template, then recovers the lost and failure counts and the
+ * worker name of each phase still queued or running, and the operator messages. */
 static int load_phases(broker_store_t *self, broker_execution_t *exec)
 {
     sqlite3_stmt *s = stmt(self, SQL_PHASES_OF);
@@ -903,6 +1577,8 @@ static int load_phases(broker_store_t *self, broker_execution_t *exec)
             const char *status = (const char *)sqlite3_column_text(s, 2);
             if (status && strcmp(status, "lost") == 0)
                 phase->lost++;
+            if (status && (strcmp(status, "failed") == 0 || strcmp(status, "timeout") == 0))
+                phase->failures++;
             if (sqlite3_column_int64(s, 0) == phase->attempt) {
                 free(phase->worker_name);
                 phase->worker_name = column_strdup(s, 1);
@@ -910,6 +1586,11 @@ static int load_phases(broker_store_t *self, broker_execution_t *exec)
         }
         sqlite3_reset(s);
     }
+    json_t *messages = broker_store_messages_load(self, exec->id);
+    if (!messages)
+        return -1;
+    json_decref(exec->messages);
+    exec->messages = messages;
     return 0;
 }
 
@@ -1055,4 +1736,47 @@ int64_t broker_store_last_event_seq(broker_store_t *self)
         log_db_error(self, "last event");
     sqlite3_reset(s);
     return seq;
+}
+
+int broker_store_events_after(broker_store_t *self, const char *execution_id,
+                              int64_t after_seq, int64_t limit, size_t max_bytes,
+                              json_t **events_out, bool *more)
+{
+    *more = false;
+    sqlite3_stmt *s = stmt(self, execution_id ? SQL_EVENTS_EXECUTION : SQL_EVENTS_ALL);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, after_seq);
+    sqlite3_bind_int64(s, 2, limit + 1);
+    if (execution_id)
+        bind_text(s, 3, execution_id);
+    json_t *events = json_array();
+    size_t bytes = 0;
+    int rc = SQLITE_ERROR;
+    while (events && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        size_t size = (size_t)sqlite3_column_bytes(s, 4);
+        if ((int64_t)json_array_size(events) == limit ||
+            (json_array_size(events) > 0 && bytes + size > max_bytes)) {
+            *more = true;
+            break;
+        }
+        bytes += size;
+        json_t *data = column_json(s, 4);
+        json_array_append_new(
+            events, json_pack("{s:I, s:I, s:o, s:o, s:o}", "seq",
+                              (json_int_t)sqlite3_column_int64(s, 0), "time",
+                              (json_int_t)sqlite3_column_int64(s, 1), "execution_id",
+                              column_string_or_null(s, 2), "type", column_string_or_null(s, 3),
+                              "data", json_is_object(data) ? data : json_object()));
+        if (!json_is_object(data))
+            json_decref(data);
+    }
+    sqlite3_reset(s);
+    if (!events || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
+        log_db_error(self, "replay events");
+        json_decref(events);
+        return -1;
+    }
+    *events_out = events;
+    return 0;
 }

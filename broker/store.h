@@ -9,14 +9,20 @@
  *   executions         num (insertion order = newest last), id, workflow_id,
  *                      workflow_version, status, inputs, task, repos, total_phases,
  *                      completed_phases, current_phase, created/started/completed_at,
- *                      error, token and cost totals
+ *                      error, token (input, output, cache) and cost totals
  *   phases             (execution_id, phase_id): ord, name, model, status, attempts,
- *                      output, error, started/completed_at, tokens, cost
+ *                      output, error, started/completed_at, tokens, cost, turns,
+ *                      duration_ms, tool_call_count (sums over all its attempts)
  *   attempts           (execution_id, phase_id, attempt): worker, status,
- *                      started/completed_at, exit_code, error
+ *                      started/completed_at, exit_code, error, usage JSON
  *   events             seq, time, execution_id, type, data JSON
+ *   operator_messages  id, execution_id, role, message, created_at, phase_id (the
+ *                      phase whose prompt carried it; NULL while waiting)
  *   execution_counts   (workflow_id, status) → n, kept by triggers, so "how many
  *                      match" never counts a million rows
+ *   execution_pages    (workflow_id | '', status | '', num >> 10) → n, kept by
+ *                      triggers, so page N of a listing seeks instead of skipping
+ *                      N × page_size rows
  * Times are epoch microseconds (NULL = not yet).
  *
  * Group commit: every write opens a transaction if none is open; nothing is
@@ -26,13 +32,14 @@
 #define SYN_BROKER_STORE_H
 
 #include "broker/execution.h"
+#include "broker/usage.h"
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_STORE_SCHEMA_VERSION 1
+#define BROKER_STORE_SCHEMA_VERSION 2
 
 typedef struct broker_store_t broker_store_t;
 
@@ -102,16 +109,71 @@ int broker_store_execution_status(broker_store_t *self, const char *id, json_t *
 int64_t broker_store_execution_count(broker_store_t *self, const char *workflow_id,
                                      int status);
 /* Calls fn for every non-terminal execution, oldest first, rebuilt with its
- * phases, outputs and attempt numbers; fn takes ownership of exec. An execution
+ * phases, outputs, attempt numbers, lost and failure counts of the phase being
+ * worked on, and operator messages; fn takes ownership of exec. An execution
  * that cannot be rebuilt (its template is gone) is marked failed instead.
  * Returns how many were handed over, or -1. */
 typedef void (*broker_store_exec_fn)(broker_execution_t *exec, void *arg);
 int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void *arg);
+
+/* Records an attempt's usage once: the attempt row keeps it, and the phase's and
+ * execution's sums grow by it. 1 recorded, 0 when the attempt is unknown or
+ * already has its usage (a repeated RESULT), -1 on error. */
+int broker_store_usage_record(broker_store_t *self, const char *execution_id,
+                              const char *phase_id, int64_t attempt,
+                              const broker_usage_t *usage);
+
+/* Operator messages. insert: the new message's id, or -1. bind: every waiting
+ * message of the execution now belongs to phase_id. load: the execution's
+ * messages, oldest first, as [{id, role, message, phase_id}] (new reference). */
+int64_t broker_store_message_insert(broker_store_t *self, const char *execution_id,
+                                    const char *role, const char *message, int64_t created_at);
+int broker_store_messages_bind(broker_store_t *self, const char *execution_id,
+                               const char *phase_id);
+json_t *broker_store_messages_load(broker_store_t *self, const char *execution_id);
+
+/* Queries behind execution.list/get/output/state and workflow.runs; each reads
+ * through indexes only (never a scan of all executions).
+ *
+ * summary = {execution_id, workflow_id, workflow_name, status, started_at,
+ * completed_at, completed_phases, total_phases, duration_seconds,
+ * total_input_tokens, total_output_tokens, total_cost_usd, error}.
+ * list: a page (from 1) of summaries, newest first, filtered by workflow_id
+ * (NULL = any) and status (-1 = any), and the number of matches over all pages. */
+int broker_store_execution_list(broker_store_t *self, const char *workflow_id, int status,
+                                int64_t page, int64_t page_size, json_t **items_out,
+                                int64_t *total);
+/* The summary plus inputs, task, repos, current_phase, cache token totals,
+ * operator_messages and phases [{phase_id, name, order, status, attempts:[{attempt,
+ * worker, status, started_at, completed_at, exit_code, error, usage}], error,
+ * started_at, completed_at, duration_seconds, input_tokens, output_tokens,
+ * cache_creation_tokens, cache_read_tokens, total_tokens, cost_usd, num_turns,
+ * duration_ms, tool_call_count, tool_calls, model, output_preview}]
+ * (output_preview = the first BROKER_OUTPUT_PREVIEW_CHARS characters).
+ * 1 found, 0 not found, -1 error. */
+#define BROKER_OUTPUT_PREVIEW_CHARS 2000
+int broker_store_execution_detail(broker_store_t *self, const char *id, json_t **detail_out);
+/* 1 with the execution's status, 0 not found, -1 error. */
+int broker_store_execution_state(broker_store_t *self, const char *id,
+                                 broker_exec_status_t *status);
+/* 1 with the phase's whole output in *output (malloc'd; "" when none yet), 0 when
+ * the execution has no such phase, -1 error. */
+int broker_store_phase_output(broker_store_t *self, const char *execution_id,
+                              const char *phase_id, char **output);
+/* 1 with the workflow's name (malloc'd), archived or not; 0 not found; -1 error. */
+int broker_store_workflow_name(broker_store_t *self, const char *id, char **name);
 
 /* Events. data is JSON text. */
 int broker_store_event_insert(broker_store_t *self, int64_t seq, int64_t time,
                               const char *execution_id, const char *type, const char *data);
 /* The highest seq stored, 0 when there is none, -1 on error. */
 int64_t broker_store_last_event_seq(broker_store_t *self);
+/* Events with seq > after_seq, in seq order, of one execution (NULL: all), as
+ * [{seq, time, execution_id, type, data}]: at most limit of them and, past the
+ * first, no more than max_bytes of data text. *more tells whether further events
+ * exist. 0 or -1. */
+int broker_store_events_after(broker_store_t *self, const char *execution_id,
+                              int64_t after_seq, int64_t limit, size_t max_bytes,
+                              json_t **events_out, bool *more);
 
 #endif

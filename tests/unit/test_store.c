@@ -4,6 +4,7 @@
  * that closing and reopening keeps everything. */
 #include "broker/execution.h"
 #include "broker/store.h"
+#include "broker/usage.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -154,9 +155,78 @@ static void test_newer_schema_refused(void **state)
     assert_null(broker_store_open(f->path, err, sizeof err));
     assert_non_null(strstr(err, "99"));
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL);
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", BROKER_STORE_SCHEMA_VERSION);
+    sqlite3_exec(db, pragma, NULL, NULL, NULL);
     sqlite3_close(db);
     reopen(f);
+}
+
+static void raw_exec(const fixture_t *f, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+    sqlite3_close(db);
+}
+
+/* A version 1 file (as the first release left it) is upgraded in place: the new
+ * columns and tables appear, and the page counts are rebuilt from the rows. */
+static void test_upgrade_from_v1(void **state)
+{
+    fixture_t *f = *state;
+    add_workflow(f, "wf-1", 2, 1);
+    for (int i = 0; i < 3; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "exec-%012d", i);
+        broker_execution_t *exec = make_exec(id, "wf-1", 2, i + 1);
+        assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+        if (i == 1) {
+            exec->status = BROKER_EXEC_FAILED;
+            assert_int_equal(broker_store_execution_save(f->store, exec), 0);
+        }
+        broker_execution_destroy(&exec);
+    }
+    assert_int_equal(broker_store_commit(f->store), 0);
+    broker_store_destroy(&f->store);
+    raw_exec(f, "DROP TRIGGER executions_paged_insert; DROP TRIGGER executions_paged_update;"
+                " DROP TRIGGER executions_paged_delete; DROP TABLE execution_pages;"
+                " DROP TABLE operator_messages;"
+                " ALTER TABLE executions DROP COLUMN total_cache_creation_tokens;"
+                " ALTER TABLE executions DROP COLUMN total_cache_read_tokens;"
+                " ALTER TABLE phases DROP COLUMN cache_creation_tokens;"
+                " ALTER TABLE phases DROP COLUMN cache_read_tokens;"
+                " ALTER TABLE phases DROP COLUMN num_turns;"
+                " ALTER TABLE phases DROP COLUMN duration_ms;"
+                " ALTER TABLE phases DROP COLUMN tool_call_count;"
+                " ALTER TABLE attempts DROP COLUMN usage; PRAGMA user_version=1;");
+    char err[256] = "";
+    f->store = broker_store_open(f->path, err, sizeof err);
+    if (!f->store)
+        fail_msg("upgrade failed: %s", err);
+    assert_int_equal(peek_int(f, "PRAGMA user_version"), BROKER_STORE_SCHEMA_VERSION);
+    assert_int_equal(peek_int(f, "SELECT n FROM execution_pages WHERE workflow_id='' AND "
+                                 "status=''"),
+                     3);
+    assert_int_equal(peek_int(f, "SELECT n FROM execution_pages WHERE workflow_id='wf-1' AND "
+                                 "status='pending'"),
+                     2);
+    json_t *items;
+    int64_t total;
+    assert_int_equal(broker_store_execution_list(f->store, NULL, BROKER_EXEC_PENDING, 2, 1,
+                                                 &items, &total),
+                     0);
+    assert_int_equal(total, 2);
+    assert_int_equal(json_array_size(items), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0),
+                                                          "execution_id")),
+                        "exec-000000000000");
+    json_decref(items);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM pragma_table_info('phases') WHERE "
+                                 "name='tool_call_count'"),
+                     1);
 }
 
 static void test_workflows(void **state)
@@ -500,6 +570,310 @@ static void test_events(void **state)
     assert_int_equal(peek_int(f, "SELECT count(*) FROM events WHERE execution_id IS NULL"), 1);
 }
 
+/* Ids of a page by the obvious (slow) query, to check the seeking one. */
+static json_t *naive_page(const fixture_t *f, const char *workflow_id, const char *status,
+                          int64_t page, int64_t size)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT id FROM executions WHERE (?1 IS NULL OR "
+                                            "workflow_id = ?1) AND (?2 IS NULL OR status = ?2) "
+                                            "ORDER BY num DESC LIMIT ?3 OFFSET ?4",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    if (workflow_id)
+        sqlite3_bind_text(s, 1, workflow_id, -1, SQLITE_STATIC);
+    if (status)
+        sqlite3_bind_text(s, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, size);
+    sqlite3_bind_int64(s, 4, (page - 1) * size);
+    json_t *ids = json_array();
+    while (sqlite3_step(s) == SQLITE_ROW)
+        json_array_append_new(ids, json_string((const char *)sqlite3_column_text(s, 0)));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return ids;
+}
+
+/* Pages found through the per-block counts are exactly the pages an OFFSET query
+ * gives, for every filter, across block boundaries and after status changes;
+ * totals come from the counts. */
+static void test_list_pages(void **state)
+{
+    fixture_t *f = *state;
+    add_workflow(f, "wf-a", 1, 1);
+    add_workflow(f, "wf-b", 1, 2);
+    const int n = 2600;
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "exec-%012x", i * 7919 % 100000);
+        broker_execution_t *exec = make_exec(id, i % 3 == 0 ? "wf-b" : "wf-a", 1, i + 1);
+        assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+        exec->status = i % 5 == 0 ? BROKER_EXEC_FAILED : BROKER_EXEC_COMPLETED;
+        if (i % 11 == 0)
+            exec->status = BROKER_EXEC_RUNNING;
+        assert_int_equal(broker_store_execution_save(f->store, exec), 0);
+        broker_execution_destroy(&exec);
+    }
+    assert_int_equal(broker_store_commit(f->store), 0);
+    const char *workflows[] = {NULL, "wf-a", "wf-b", "wf-none"};
+    const int statuses[] = {-1, BROKER_EXEC_COMPLETED, BROKER_EXEC_FAILED, BROKER_EXEC_RUNNING,
+                            BROKER_EXEC_PAUSED};
+    const int64_t sizes[] = {1, 7, 50, 100};
+    for (size_t w = 0; w < 4; w++)
+        for (size_t st = 0; st < 5; st++)
+            for (size_t z = 0; z < 4; z++) {
+                const char *status_name =
+                    statuses[st] >= 0 ? broker_exec_status_name(statuses[st]) : NULL;
+                int64_t pages[] = {1, 2, 3, 1024 / sizes[z], 1024 / sizes[z] + 1,
+                                   2048 / sizes[z] + 1, 2500 / sizes[z], 100000};
+                for (size_t p = 0; p < 8; p++) {
+                    json_t *items;
+                    int64_t total;
+                    assert_int_equal(broker_store_execution_list(f->store, workflows[w],
+                                                                 statuses[st], pages[p],
+                                                                 sizes[z], &items, &total),
+                                     0);
+                    json_t *expected = naive_page(f, workflows[w], status_name, pages[p],
+                                                  sizes[z]);
+                    if (json_array_size(items) != json_array_size(expected))
+                        fail_msg("wf=%s status=%s page=%lld size=%lld: %zu items, expected %zu",
+                                 workflows[w] ? workflows[w] : "*",
+                                 status_name ? status_name : "*", (long long)pages[p],
+                                 (long long)sizes[z], json_array_size(items),
+                                 json_array_size(expected));
+                    for (size_t i = 0; i < json_array_size(items); i++)
+                        assert_string_equal(
+                            json_string_value(
+                                json_object_get(json_array_get(items, i), "execution_id")),
+                            json_string_value(json_array_get(expected, i)));
+                    json_decref(items);
+                    json_decref(expected);
+                    assert_int_equal(total, broker_store_execution_count(f->store, workflows[w],
+                                                                         statuses[st]));
+                }
+            }
+    json_t *items;
+    int64_t total;
+    assert_int_equal(broker_store_execution_list(f->store, NULL, -1, 1, 1, &items, &total), 0);
+    assert_int_equal(total, n);
+    json_t *first = json_array_get(items, 0);
+    const char *keys[] = {"execution_id", "workflow_id", "workflow_name", "status", "started_at",
+                          "completed_at", "completed_phases", "total_phases",
+                          "duration_seconds", "total_input_tokens", "total_output_tokens",
+                          "total_cost_usd", "error"};
+    assert_int_equal(json_object_size(first), 13);
+    for (size_t i = 0; i < 13; i++)
+        assert_non_null(json_object_get(first, keys[i]));
+    assert_string_equal(json_string_value(json_object_get(first, "workflow_name")), "demo");
+    assert_true(json_is_null(json_object_get(first, "duration_seconds")));
+    json_decref(items);
+}
+
+/* Usage is recorded once per attempt (a repeated RESULT adds nothing) and sums
+ * into the phase and the execution; the detail shows attempts, tools, usage and
+ * a preview cut by characters. */
+static void test_usage_and_detail(void **state)
+{
+    fixture_t *f = *state;
+    add_workflow(f, "wf-1", 2, 1);
+    broker_execution_t *exec = make_exec("exec-0000000000aa", "wf-1", 2, 1);
+    assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+    exec->started_at = 1000000;
+    exec->completed_at = 3500000;
+    exec->status = BROKER_EXEC_RUNNING;
+    assert_int_equal(broker_store_execution_save(f->store, exec), 0);
+    broker_store_attempt_insert(f->store, exec->id, "p1", 1, "w1", 1000000);
+    broker_store_attempt_finish(f->store, exec->id, "p1", 1, BROKER_ATTEMPT_TIMEOUT, 2000000,
+                                NULL, "timed out after 2 s");
+    broker_store_attempt_insert(f->store, exec->id, "p1", 2, "w2", 2000000);
+    int64_t zero = 0;
+    broker_store_attempt_finish(f->store, exec->id, "p1", 2, BROKER_ATTEMPT_COMPLETED, 3000000,
+                                &zero, NULL);
+    broker_usage_t u;
+    json_t *report = json_pack("{s:i, s:i, s:i, s:i, s:f, s:i, s:i, s:s, s:[{s:s, s:b}, s]}",
+                               "input_tokens", 100, "output_tokens", 20,
+                               "cache_creation_input_tokens", 5, "cache_read_tokens", 7,
+                               "total_cost_usd", 0.25, "num_turns", 3, "duration_ms", 900,
+                               "model", "claude-x", "tool_calls", "name", "Read", "success", 1,
+                               "Bash");
+    assert_true(broker_usage_parse(report, &u));
+    assert_int_equal(u.tool_call_count, 2);
+    assert_int_equal(broker_store_usage_record(f->store, exec->id, "p1", 2, &u), 1);
+    assert_int_equal(broker_store_usage_record(f->store, exec->id, "p1", 2, &u), 0);
+    assert_int_equal(broker_store_usage_record(f->store, exec->id, "p1", 1, &u), 1);
+    assert_int_equal(broker_store_usage_record(f->store, exec->id, "p1", 9, &u), 0);
+    broker_usage_clear(&u);
+    json_decref(report);
+    /* a 2500-character output of 2-byte characters */
+    broker_phase_t *p1 = &exec->phases[0];
+    p1->output = malloc(5001);
+    for (int i = 0; i < 2500; i++)
+        memcpy(p1->output + 2 * i, "\xc3\xa9", 2);
+    p1->output[5000] = '\0';
+    p1->status = BROKER_PHASE_COMPLETED;
+    p1->attempt = 2;
+    p1->started_at = 1000000;
+    p1->completed_at = 3000000;
+    assert_int_equal(broker_store_phase_save(f->store, exec, p1), 0);
+    assert_int_equal(broker_store_phase_set_output(f->store, exec, p1), 0);
+    assert_int_equal(broker_store_message_insert(f->store, exec->id, "user", "be brief", 5), 1);
+    assert_int_equal(broker_store_messages_bind(f->store, exec->id, "p2"), 0);
+    assert_int_equal(broker_store_message_insert(f->store, exec->id, "system", "later", 6), 2);
+    assert_int_equal(broker_store_commit(f->store), 0);
+
+    json_t *d = NULL;
+    assert_int_equal(broker_store_execution_detail(f->store, exec->id, &d), 1);
+    assert_int_equal(json_integer_value(json_object_get(d, "total_input_tokens")), 200);
+    assert_int_equal(json_integer_value(json_object_get(d, "total_output_tokens")), 40);
+    assert_int_equal(json_integer_value(json_object_get(d, "total_cache_creation_tokens")), 10);
+    assert_true(json_real_value(json_object_get(d, "total_cost_usd")) == 0.5);
+    assert_true(json_real_value(json_object_get(d, "duration_seconds")) == 2.5);
+    assert_string_equal(json_string_value(json_object_get(d, "task")), "the task");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(d, "inputs"), "topic")), "cats");
+    json_t *messages = json_object_get(d, "operator_messages");
+    assert_int_equal(json_array_size(messages), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(messages, 0),
+                                                          "phase_id")),
+                        "p2");
+    assert_true(json_is_null(json_object_get(json_array_get(messages, 1), "phase_id")));
+    json_t *phases = json_object_get(d, "phases");
+    assert_int_equal(json_array_size(phases), 2);
+    json_t *ph = json_array_get(phases, 0);
+    assert_string_equal(json_string_value(json_object_get(ph, "phase_id")), "p1");
+    assert_int_equal(json_integer_value(json_object_get(ph, "order")), 10);
+    assert_string_equal(json_string_value(json_object_get(ph, "model")), "claude-x");
+    assert_int_equal(json_integer_value(json_object_get(ph, "total_tokens")), 264);
+    assert_int_equal(json_integer_value(json_object_get(ph, "num_turns")), 6);
+    assert_int_equal(json_integer_value(json_object_get(ph, "tool_call_count")), 4);
+    assert_int_equal(json_array_size(json_object_get(ph, "tool_calls")), 4);
+    assert_true(json_real_value(json_object_get(ph, "duration_seconds")) == 2.0);
+    assert_int_equal(strlen(json_string_value(json_object_get(ph, "output_preview"))), 4000);
+    json_t *attempts = json_object_get(ph, "attempts");
+    assert_int_equal(json_array_size(attempts), 2);
+    json_t *a1 = json_array_get(attempts, 0);
+    assert_string_equal(json_string_value(json_object_get(a1, "status")), "timeout");
+    assert_string_equal(json_string_value(json_object_get(a1, "worker")), "w1");
+    assert_string_equal(json_string_value(json_object_get(a1, "error")), "timed out after 2 s");
+    assert_true(json_is_null(json_object_get(a1, "exit_code")));
+    json_t *a2 = json_array_get(attempts, 1);
+    assert_int_equal(json_integer_value(json_object_get(a2, "exit_code")), 0);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(a2, "usage"),
+                                                        "cache_read_tokens")),
+                     7);
+    json_t *p2 = json_array_get(phases, 1);
+    assert_int_equal(json_array_size(json_object_get(p2, "attempts")), 0);
+    assert_true(json_is_null(json_object_get(p2, "output_preview")));
+    assert_true(json_is_null(json_object_get(p2, "duration_seconds")));
+    json_decref(d);
+    assert_int_equal(broker_store_execution_detail(f->store, "exec-nope", &d), 0);
+
+    char *output = NULL;
+    assert_int_equal(broker_store_phase_output(f->store, exec->id, "p1", &output), 1);
+    assert_int_equal(strlen(output), 5000);
+    free(output);
+    assert_int_equal(broker_store_phase_output(f->store, exec->id, "p2", &output), 1);
+    assert_string_equal(output, "");
+    free(output);
+    assert_int_equal(broker_store_phase_output(f->store, exec->id, "p9", &output), 0);
+    broker_exec_status_t st;
+    assert_int_equal(broker_store_execution_state(f->store, exec->id, &st), 1);
+    assert_int_equal(st, BROKER_EXEC_RUNNING);
+    assert_int_equal(broker_store_execution_state(f->store, "exec-x", &st), 0);
+    char *name = NULL;
+    assert_int_equal(broker_store_workflow_name(f->store, "wf-1", &name), 1);
+    assert_string_equal(name, "demo");
+    free(name);
+    assert_int_equal(broker_store_workflow_name(f->store, "wf-x", &name), 0);
+
+    json_t *loaded = broker_store_messages_load(f->store, exec->id);
+    assert_int_equal(json_array_size(loaded), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(loaded, 1), "role")),
+                        "system");
+    json_decref(loaded);
+    broker_execution_destroy(&exec);
+}
+
+/* Usage from a peer is checked, never trusted. */
+static void test_usage_parse_rejects(void **state)
+{
+    (void)state;
+    broker_usage_t u;
+    assert_false(broker_usage_parse(NULL, &u));
+    assert_int_equal(json_array_size(u.tool_calls), 0);
+    broker_usage_clear(&u);
+    json_t *bad = json_pack("{s:i, s:s, s:f, s:i, s:[i, {s:i}], s:I}", "input_tokens", -5,
+                            "output_tokens", "12", "cost_usd", -1.0, "num_turns", 2,
+                            "tool_calls", 3, "x", 1, "duration_ms", (json_int_t)INT64_MAX);
+    assert_true(broker_usage_parse(bad, &u));
+    assert_int_equal(u.input_tokens, 0);
+    assert_int_equal(u.output_tokens, 0);
+    assert_true(u.cost_usd == 0);
+    assert_int_equal(u.num_turns, 2);
+    assert_int_equal(u.tool_call_count, 0);
+    assert_true(u.duration_ms < INT64_MAX / 1000);
+    assert_null(u.model);
+    broker_usage_clear(&u);
+    json_decref(bad);
+    json_t *many = json_pack("{s:o}", "tool_calls", json_array());
+    for (int i = 0; i < 300; i++)
+        json_array_append_new(json_object_get(many, "tool_calls"), json_string("T"));
+    assert_true(broker_usage_parse(many, &u));
+    assert_int_equal(u.tool_call_count, 300);
+    assert_int_equal(json_array_size(u.tool_calls), BROKER_USAGE_TOOLS_MAX);
+    broker_usage_clear(&u);
+    json_decref(many);
+}
+
+/* Replay pages: by execution or all, after a seq, bounded by count and bytes. */
+static void test_events_after(void **state)
+{
+    fixture_t *f = *state;
+    for (int seq = 1; seq <= 10; seq++)
+        assert_int_equal(broker_store_event_insert(f->store, seq, seq * 10,
+                                                   seq % 2 ? "exec-a" : "exec-b", "T",
+                                                   "{\"n\":12345678}"),
+                         0);
+    json_t *events;
+    bool more;
+    assert_int_equal(broker_store_events_after(f->store, "exec-a", 0, 3, 1 << 20, &events, &more),
+                     0);
+    assert_int_equal(json_array_size(events), 3);
+    assert_true(more);
+    json_t *e = json_array_get(events, 2);
+    assert_int_equal(json_integer_value(json_object_get(e, "seq")), 5);
+    assert_int_equal(json_integer_value(json_object_get(e, "time")), 50);
+    assert_string_equal(json_string_value(json_object_get(e, "execution_id")), "exec-a");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(e, "data"), "n")),
+                     12345678);
+    json_decref(events);
+    assert_int_equal(broker_store_events_after(f->store, "exec-a", 5, 3, 1 << 20, &events, &more),
+                     0);
+    assert_int_equal(json_array_size(events), 2);
+    assert_false(more);
+    json_decref(events);
+    assert_int_equal(broker_store_events_after(f->store, NULL, 4, 100, 1 << 20, &events, &more),
+                     0);
+    assert_int_equal(json_array_size(events), 6);
+    assert_false(more);
+    json_decref(events);
+    /* 14 bytes of data each: a 30-byte budget takes two, the first always fits */
+    assert_int_equal(broker_store_events_after(f->store, NULL, 0, 100, 30, &events, &more), 0);
+    assert_int_equal(json_array_size(events), 2);
+    assert_true(more);
+    json_decref(events);
+    assert_int_equal(broker_store_events_after(f->store, NULL, 0, 100, 1, &events, &more), 0);
+    assert_int_equal(json_array_size(events), 1);
+    json_decref(events);
+    assert_int_equal(broker_store_events_after(f->store, "exec-z", 0, 10, 100, &events, &more),
+                     0);
+    assert_int_equal(json_array_size(events), 0);
+    assert_false(more);
+    json_decref(events);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +887,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefix_match, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_and_detail, setup, teardown),
+        cmocka_unit_test(test_usage_parse_rejects),
+        cmocka_unit_test_setup_teardown(test_events_after, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
