@@ -1,6 +1,14 @@
 #include "gateway/api.h"
 #include "gateway/validate.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const status_choices[] = {"pending",   "running", "paused",
+                                             "completed", "failed",  "cancelled", NULL};
+
 static int query_args(gateway_query_fn query, void *cls, const char **names, const long *mins,
                       const long *maxs, const long *defaults, size_t count, json_t **args,
                       json_t **error)
@@ -21,6 +29,100 @@ static int query_args(gateway_query_fn query, void *cls, const char **names, con
     json_decref(out);
     *error = gateway_validate_error_body(errors);
     return 422;
+}
+
+/* page and page_size as every listing takes them (page_size default 50, at most 100),
+ * added to out; errors appended. */
+static void paging_args(gateway_query_fn query, void *cls, json_t *out, json_t *errors)
+{
+    long page, page_size;
+    if (gateway_validate_query_int("page", query(cls, "page"), 1, 1000000000, 1, &page,
+                                   errors) == 0)
+        json_object_set_new(out, "page", json_integer(page));
+    if (gateway_validate_query_int("page_size", query(cls, "page_size"), 1, 100, 50, &page_size,
+                                   errors) == 0)
+        json_object_set_new(out, "page_size", json_integer(page_size));
+}
+
+/* Finishes a query-built args object: 0 with *args, or 422 with *error. */
+static int finish_query(json_t *out, json_t *errors, json_t **args, json_t **error)
+{
+    if (json_array_size(errors) == 0) {
+        json_decref(errors);
+        *args = out;
+        return 0;
+    }
+    json_decref(out);
+    *error = gateway_validate_error_body(errors);
+    return 422;
+}
+
+/* GET /executions?status=&workflow_id=&page=&page_size= (errors in that order). */
+static int execution_list_args(gateway_query_fn query, void *cls, json_t **args, json_t **error)
+{
+    json_t *errors = json_array();
+    json_t *out = json_object();
+    const char *status = NULL;
+    gateway_validate_query_choice("status", query(cls, "status"), status_choices, &status,
+                                  errors);
+    json_object_set_new(out, "status", status ? json_string(status) : json_null());
+    const char *workflow_id = query(cls, "workflow_id");
+    if (gateway_validate_query_text("workflow_id", workflow_id, errors) == 0)
+        json_object_set_new(out, "workflow_id",
+                            workflow_id ? json_string(workflow_id) : json_null());
+    paging_args(query, cls, out, errors);
+    return finish_query(out, errors, args, error);
+}
+
+static int workflow_runs_args(const char *workflow_id, gateway_query_fn query, void *cls,
+                              json_t **args, json_t **error)
+{
+    json_t *errors = json_array();
+    json_t *out = json_pack("{s:s}", "workflow_id", workflow_id);
+    paging_args(query, cls, out, errors);
+    return finish_query(out, errors, args, error);
+}
+
+static json_t *execution_arg(const gateway_route_t *route)
+{
+    return json_pack("{s:s}", "execution_id", route->params[0]);
+}
+
+json_t *gateway_api_replay_args(const char *execution_id, uint64_t after_seq, unsigned limit)
+{
+    return json_pack("{s:s?, s:I, s:I}", "execution_id", execution_id, "after_seq",
+                     (json_int_t)after_seq, "limit", (json_int_t)limit);
+}
+
+int gateway_api_last_event_id(const char *text, uint64_t *seq, json_t **error)
+{
+    *seq = 0;
+    *error = NULL;
+    if (!text)
+        return 0;
+    const char *p = text;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    const char *digits = p;
+    while (isdigit((unsigned char)*p))
+        p++;
+    const char *end = p;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    errno = 0;
+    unsigned long long value = end > digits ? strtoull(digits, NULL, 10) : 0;
+    if (end == digits || *p || errno == ERANGE || value > (unsigned long long)INT64_MAX) {
+        json_t *errors = json_array();
+        json_array_append_new(
+            errors, json_pack("{s:[s, s], s:s, s:s}", "loc", "header", "last-event-id", "msg",
+                              "Input should be a valid integer, unable to parse string as an "
+                              "integer",
+                              "type", "int_parsing"));
+        *error = gateway_validate_error_body(errors);
+        return 422;
+    }
+    *seq = (uint64_t)value;
+    return 0;
 }
 
 int gateway_api_request(const gateway_route_t *route, const char *body, size_t len,
@@ -61,6 +163,44 @@ int gateway_api_request(const gateway_route_t *route, const char *body, size_t l
         *op = "execution.active";
         return query_args(query, cls, names, mins, maxs, defaults, 1, args, error);
     }
+    case GATEWAY_ROUTE_EXECUTION_LIST:
+        *op = "execution.list";
+        return execution_list_args(query, cls, args, error);
+    case GATEWAY_ROUTE_EXECUTION_GET:
+        *op = "execution.get";
+        *args = execution_arg(route);
+        return 0;
+    case GATEWAY_ROUTE_EXECUTION_STATE:
+        *op = "execution.state";
+        *args = execution_arg(route);
+        return 0;
+    case GATEWAY_ROUTE_EXECUTION_CANCEL:
+        *op = "execution.cancel";
+        return gateway_validate_control(GATEWAY_CONTROL_CANCEL, body, len, route->params[0],
+                                        args, error);
+    case GATEWAY_ROUTE_EXECUTION_PAUSE:
+        *op = "execution.pause";
+        return gateway_validate_control(GATEWAY_CONTROL_PAUSE, body, len, route->params[0], args,
+                                        error);
+    case GATEWAY_ROUTE_EXECUTION_RESUME:
+        *op = "execution.resume";
+        return gateway_validate_control(GATEWAY_CONTROL_RESUME, body, len, route->params[0],
+                                        args, error);
+    case GATEWAY_ROUTE_EXECUTION_INJECT:
+        *op = "execution.inject";
+        return gateway_validate_control(GATEWAY_CONTROL_INJECT, body, len, route->params[0],
+                                        args, error);
+    case GATEWAY_ROUTE_PHASE_OUTPUT:
+        *op = "execution.output";
+        *args = json_pack("{s:s, s:s}", "execution_id", route->params[0], "phase_id",
+                          route->params[1]);
+        return 0;
+    case GATEWAY_ROUTE_WORKFLOW_RUNS:
+        *op = "workflow.runs";
+        return workflow_runs_args(route->params[0], query, cls, args, error);
+    case GATEWAY_ROUTE_SSE_EXECUTION:
+    case GATEWAY_ROUTE_SSE_ACTIVITY:
+        break; /* streams, not one operation: the gateway serves them itself */
     }
     *op = NULL;
     *error = json_pack("{s:s}", "detail", "Not Found");

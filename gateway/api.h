@@ -10,15 +10,24 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Returns the (decoded) value of query parameter name, or NULL when absent. */
 typedef const char *(*gateway_query_fn)(void *cls, const char *name);
 
 /* Returns 0 with *op (static string) and *args (new reference) set, or the HTTP
  * status to answer at once (422) with *error (new reference) set to its body.
- * Bodies of GET routes are ignored. */
+ * Bodies of GET routes are ignored. The SSE routes are no single operation (the
+ * gateway streams them with events.replay pages and live events): 404 here. */
 int gateway_api_request(const gateway_route_t *route, const char *body, size_t len,
                         gateway_query_fn query, void *cls, const char **op, json_t **args,
                         json_t **error);
+
+/* Arguments of events.replay: execution_id NULL for every execution. */
+json_t *gateway_api_replay_args(const char *execution_id, uint64_t after_seq, unsigned limit);
+
+/* Parses a Last-Event-ID header value (NULL: absent → 0): 0 with *seq set, or 422 with
+ * *error set to the pydantic-style body (loc ["header","last-event-id"]). */
+int gateway_api_last_event_id(const char *text, uint64_t *seq, json_t **error);
 
 #endif

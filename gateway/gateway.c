@@ -2,8 +2,10 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "gateway/api.h"
+#include "gateway/hub.h"
 #include "gateway/pending.h"
 #include "gateway/router.h"
+#include "gateway/sse.h"
 #include "proto/msg.h"
 
 #include <czmq.h>
@@ -20,6 +22,11 @@
 /* Messages handled per socket per loop turn, so a flood on one side cannot starve
  * the others. */
 #define DRAIN_BUDGET 1024
+/* Events handed to SSE streams between two runs of the HTTP side, so a burst is sent
+ * as it comes rather than piled up in the clients' queues. */
+#define EVENT_BATCH 32
+/* Runs of the HTTP side in a row while streams still have queued frames to send. */
+#define SSE_RUNS_PER_TURN 32
 /* Requests queued towards a connected broker before sends fail (→ 503 at once). */
 #define BROKER_SNDHWM 1000
 /* Replies and events queued towards us; we drain them every turn. */
@@ -28,6 +35,15 @@
 /* Idle keep-alive connections are closed after this long. */
 #define HTTP_IDLE_TIMEOUT_S 60
 #define HTTP_LISTEN_BACKLOG 1024
+/* Events asked for per events.replay page (the protocol's maximum). */
+#define REPLAY_PAGE 1000
+/* Live events held while a gap in seq is filled from the log (then read back). */
+#define GAP_HOLD_LIMIT 10000
+/* An SSE stream asks for its next replay page only with less than this queued. */
+#define SSE_LOW_BYTES_DIVISOR 4
+/* A client cut for being too slow is closed this long after, if it still reads nothing. */
+#define SSE_CUT_TIMEOUT_S 1
+#define SSE_BLOCK_SIZE 4096
 
 #define BODY_TOO_LARGE "{\"detail\":\"Request body too large\"}"
 #define BROKER_UNAVAILABLE "{\"detail\":\"broker unavailable\"}"
@@ -42,10 +58,13 @@ typedef enum {
     REQUEST_WAITING,   /* sent to the broker, connection suspended */
     REQUEST_ANSWERED,  /* status and body known, response to be queued */
     REQUEST_DONE,      /* response queued */
+    REQUEST_STREAM,    /* SSE: stream ready, its response to be queued */
+    REQUEST_STREAMING, /* SSE: response queued, frames flowing */
 } request_state_t;
 
 /* One HTTP request, from its headers to the completion callback (MHD's con_cls). */
 typedef struct {
+    gateway_t *gateway;
     struct MHD_Connection *connection;
     request_state_t state;
     gateway_match_t match;
@@ -57,10 +76,15 @@ typedef struct {
     size_t body_len, body_cap;
     bool body_too_large;
     bool health;
-    uint64_t corr; /* correlation id while REQUEST_WAITING */
+    uint64_t corr; /* correlation id while REQUEST_WAITING (or page_pending) */
     unsigned status;
-    char *answer; /* JSON text (malloc'd) */
+    char *answer; /* response text (malloc'd), JSON unless content_type says otherwise */
+    const char *content_type;
     bool retry_after;
+    gateway_sse_client_t *sse; /* SSE routes only */
+    bool sse_suspended;        /* suspended by the stream reader: queue empty */
+    bool page_pending;         /* an events.replay page is in flight (corr) */
+    bool sse_cut;              /* failed stream: logged, closing */
 } request_t;
 
 struct gateway_t {
@@ -76,6 +100,12 @@ struct gateway_t {
     bool broker_silent;       /* we logged that the broker stopped answering */
     int64_t broker_warned_ms; /* when */
     char mhd_error[256]; /* MHD's last complaint, to explain a failed start */
+    gateway_hub_t *hub;
+    gateway_sse_limits_t sse_limits;
+    char fill_marker;     /* its address stands for the gap fill in the pending table */
+    bool resumed;         /* a connection was resumed: run MHD again this turn */
+    bool sse_more;        /* streams have frames queued: let MHD send them this turn */
+    int64_t next_sweep_ms; /* next keepalive sweep */
 };
 
 /* MHD's diagnostics go to our log; the last one also explains a failed start. */
@@ -86,7 +116,12 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t len = strlen(self->mhd_error);
     while (len && (self->mhd_error[len - 1] == '\n' || self->mhd_error[len - 1] == '\r'))
         self->mhd_error[--len] = '\0';
-    syn_warn(COMPONENT, "http: %s", self->mhd_error);
+    /* An SSE client going away, or one we cut (logged by us), is routine. */
+    if (strstr(self->mhd_error, "is no longer available for sending") ||
+        strstr(self->mhd_error, "application error generating response"))
+        syn_debug(COMPONENT, "http: %s", self->mhd_error);
+    else
+        syn_warn(COMPONENT, "http: %s", self->mhd_error);
 }
 
 static void request_set_answer(request_t *req, unsigned status, char *json_text)
@@ -94,6 +129,7 @@ static void request_set_answer(request_t *req, unsigned status, char *json_text)
     free(req->answer);
     req->status = status;
     req->answer = json_text;
+    req->content_type = "application/json";
     req->state = REQUEST_ANSWERED;
 }
 
@@ -128,7 +164,8 @@ static enum MHD_Result request_respond(request_t *req)
         free(text);
         return MHD_NO;
     }
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            req->content_type ? req->content_type : "application/json");
     if (req->status == MHD_HTTP_METHOD_NOT_ALLOWED && req->route.allow[0])
         MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, req->route.allow);
     if (req->retry_after)
@@ -141,6 +178,7 @@ static enum MHD_Result request_respond(request_t *req)
 
 static void request_free(request_t *req)
 {
+    gateway_sse_client_destroy(&req->sse);
     free(req->body);
     free(req->answer);
     free(req);
@@ -221,6 +259,257 @@ static void request_send(gateway_t *self, request_t *req, const char *op, json_t
     MHD_suspend_connection(req->connection);
 }
 
+/* ---- Server-Sent Events ---- */
+
+/* Resumes a stream whose reader found its queue empty, now that it has something. */
+static void sse_wake(gateway_t *self, request_t *req)
+{
+    if (req->state != REQUEST_STREAMING)
+        return;
+    if (gateway_sse_client_state(req->sse) == GATEWAY_SSE_FAILED && !req->sse_cut) {
+        req->sse_cut = true;
+        syn_info(COMPONENT, "sse stream cut (too slow, or its events could not be had) path=%s",
+                 req->path);
+        /* A client that reads nothing never gets the reader called again: the
+         * timeout closes it instead. */
+        MHD_set_connection_option(req->connection, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)SSE_CUT_TIMEOUT_S);
+    }
+    /* Not suspended: MHD calls the reader when it has room; run it soon. */
+    self->sse_more = true;
+    if (!req->sse_suspended || !gateway_sse_client_readable(req->sse))
+        return;
+    req->sse_suspended = false;
+    MHD_resume_connection(req->connection);
+    self->resumed = true;
+}
+
+static void on_hub_wake(gateway_sse_client_t *client, void *cls)
+{
+    sse_wake(cls, gateway_sse_client_user(client));
+}
+
+/* Sends one events.replay request whose reply goes to item (a request, or the gap
+ * fill); 0, or -1 when the broker cannot take it. */
+static int replay_send(gateway_t *self, void *item, const char *execution_id, uint64_t after,
+                       uint64_t *corr_out)
+{
+    uint64_t corr = self->next_corr++;
+    if (gateway_pending_add(self->pending, corr,
+                            syn_mono_ms() + self->config.request_timeout_ms, item) != 0)
+        return -1;
+    json_t *args = gateway_api_replay_args(execution_id, after, REPLAY_PAGE);
+    syn_msg_t *msg = syn_msg_new_with(SYN_MSG_REQUEST,
+                                      json_pack("{s:I, s:s, s:o}", "id", (json_int_t)corr, "op",
+                                                "events.replay", "args", args));
+    int rc = msg ? syn_msg_send(zsock_resolve(self->dealer), NULL, 0, msg) : -1;
+    syn_msg_destroy(&msg);
+    if (rc != 0) {
+        gateway_pending_take(self->pending, corr);
+        self->stats.send_failures++;
+        note_broker(self, false, "not connected or queue full");
+        return -1;
+    }
+    self->stats.requests_sent++;
+    *corr_out = corr;
+    return 0;
+}
+
+/* Asks for the stream's next replay page when it wants one (short queue, log not
+ * done); a stream the broker cannot serve is cut (it may resume with Last-Event-ID). */
+static void sse_advance(gateway_t *self, request_t *req)
+{
+    uint64_t after;
+    if (req->page_pending || !gateway_sse_client_next_page(req->sse, &after))
+        return;
+    if (replay_send(self, req, gateway_sse_client_execution_id(req->sse), after, &req->corr) != 0) {
+        gateway_sse_client_fail(req->sse);
+        sse_wake(self, req);
+        return;
+    }
+    req->page_pending = true;
+}
+
+/* The gap fill: one events.replay page for every execution after `after`. */
+static void fill_send(gateway_t *self, uint64_t after)
+{
+    uint64_t corr;
+    if (replay_send(self, &self->fill_marker, NULL, after, &corr) != 0) {
+        syn_warn(COMPONENT, "cannot replay an event gap after seq=%llu: closing SSE streams",
+                 (unsigned long long)after);
+        gateway_hub_fill_failed(self->hub);
+    }
+}
+
+/* An events.replay reply body: {events:[...], more, terminal, execution_id}. */
+static bool page_valid(json_t *body)
+{
+    return json_is_object(body) && json_is_array(json_object_get(body, "events")) &&
+           json_is_boolean(json_object_get(body, "more"));
+}
+
+static void fill_reply(gateway_t *self, json_int_t status, json_t *body)
+{
+    uint64_t after;
+    if (status != 200 || !page_valid(body)) {
+        syn_warn(COMPONENT, "event gap replay failed status=%lld: closing SSE streams",
+                 (long long)status);
+        gateway_hub_fill_failed(self->hub);
+        return;
+    }
+    if (gateway_hub_fill(self->hub, json_object_get(body, "events"),
+                         json_is_true(json_object_get(body, "more")), &after))
+        fill_send(self, after);
+}
+
+/* A reply to a stream's replay page. The first one decides the HTTP answer: an error
+ * is answered as JSON; a page opens the stream (connected frame, then the events). */
+static void sse_reply(gateway_t *self, request_t *req, json_int_t status, json_t *body)
+{
+    gateway_sse_client_t *client = req->sse;
+    json_t *events = json_object_get(body, "events");
+    bool more = json_is_true(json_object_get(body, "more"));
+    bool terminal = json_is_true(json_object_get(body, "terminal"));
+    if (req->state == REQUEST_WAITING) {
+        if (status != 200) {
+            if (body)
+                request_set_json(req, (unsigned)status, body);
+            else
+                request_set_literal(req, 502, BAD_REPLY);
+        } else if (!page_valid(body)) {
+            request_set_literal(req, 502, BAD_REPLY);
+        } else {
+            const char *resolved = json_string_value(json_object_get(body, "execution_id"));
+            if (gateway_sse_client_execution_id(client) &&
+                gateway_hub_resolve(self->hub, client,
+                                    resolved ? resolved
+                                             : gateway_sse_client_execution_id(client)) != 0) {
+                request_set_literal(req, 500, OUT_OF_MEMORY);
+            } else {
+                gateway_sse_client_connect(client, true, syn_now_us());
+                if (gateway_sse_client_page(client, events, more, terminal) != 0) {
+                    request_set_literal(req, 502, BAD_REPLY);
+                } else {
+                    req->status = 200;
+                    req->state = REQUEST_STREAM;
+                    sse_advance(self, req);
+                }
+            }
+        }
+        MHD_resume_connection(req->connection);
+        self->resumed = true;
+        return;
+    }
+    if (status != 200 || !page_valid(body)) {
+        syn_warn(COMPONENT, "replay page failed status=%lld: closing stream path=%s",
+                 (long long)status, req->path);
+        gateway_sse_client_fail(client);
+    } else {
+        gateway_sse_client_page(client, events, more, terminal);
+    }
+    sse_advance(self, req);
+    sse_wake(self, req);
+}
+
+/* MHD asks for the next bytes of a stream. An empty queue suspends the connection
+ * until the hub (or a replay page, or a keepalive) gives it something. */
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    request_t *req = cls;
+    gateway_t *self = req->gateway;
+    ssize_t n = gateway_sse_client_read(req->sse, buf, max);
+    sse_advance(self, req); /* reading may have made room for the next page */
+    if (n == 0)
+        n = gateway_sse_client_read(req->sse, buf, max);
+    if (n == GATEWAY_SSE_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n == GATEWAY_SSE_ERROR)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (n == 0) {
+        req->sse_suspended = true;
+        MHD_suspend_connection(req->connection);
+    }
+    if (n > 0 && gateway_sse_client_queued(req->sse) > 0)
+        self->sse_more = true;
+    return n;
+}
+
+static enum MHD_Result sse_respond(gateway_t *self, request_t *req)
+{
+    (void)self;
+    struct MHD_Response *response =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK_SIZE, sse_read, req, NULL);
+    if (!response)
+        return MHD_NO;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(response, "X-Accel-Buffering", "no");
+    enum MHD_Result rc = MHD_queue_response(req->connection, MHD_HTTP_OK, response);
+    MHD_destroy_response(response);
+    req->status = 200;
+    req->state = REQUEST_STREAMING;
+    return rc;
+}
+
+/* GET /sse/...: an execution stream (and an activity stream given Last-Event-ID) first
+ * reads the broker's log; a plain activity stream starts live at once. */
+static void sse_begin(gateway_t *self, request_t *req)
+{
+    const char *header = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
+                                                     "Last-Event-ID");
+    uint64_t after = 0;
+    json_t *error = NULL;
+    int status = gateway_api_last_event_id(header, &after, &error);
+    if (status != 0) {
+        request_set_json(req, (unsigned)status, error);
+        json_decref(error);
+        return;
+    }
+    bool execution = req->route.id == GATEWAY_ROUTE_SSE_EXECUTION;
+    bool replay = execution || header;
+    bool has_id = true;
+    if (!replay)
+        has_id = gateway_hub_last_seq(self->hub, &after);
+    req->sse = gateway_sse_client_new(execution ? req->route.params[0] : NULL, after, replay,
+                                      &self->sse_limits);
+    if (!req->sse || gateway_hub_add(self->hub, req->sse) != 0) {
+        request_set_literal(req, 500, OUT_OF_MEMORY);
+        return;
+    }
+    gateway_sse_client_set_user(req->sse, req);
+    if (!replay) {
+        gateway_sse_client_connect(req->sse, has_id, syn_now_us());
+        req->state = REQUEST_STREAM;
+        return;
+    }
+    uint64_t page_after;
+    if (!gateway_sse_client_next_page(req->sse, &page_after))
+        page_after = after;
+    json_t *args = gateway_api_replay_args(execution ? req->route.params[0] : NULL, page_after,
+                                           REPLAY_PAGE);
+    request_send(self, req, "events.replay", args);
+    json_decref(args);
+}
+
+static void keepalive_one(gateway_sse_client_t *client, void *cls)
+{
+    gateway_t *self = cls;
+    if (gateway_sse_client_keepalive(client, syn_mono_ms(), self->config.sse_keepalive_ms))
+        sse_wake(self, gateway_sse_client_user(client));
+}
+
+/* Sweeps for silent streams a few times per keepalive interval. */
+static void sweep_keepalives(gateway_t *self)
+{
+    int64_t now = syn_mono_ms();
+    if (now < self->next_sweep_ms)
+        return;
+    long step = self->config.sse_keepalive_ms / 4;
+    self->next_sweep_ms = now + (step < 10 ? 10 : step > 1000 ? 1000 : step);
+    gateway_hub_foreach(self->hub, keepalive_one, self);
+}
+
 /* The whole request is in: answer it at once, or hand it to the broker. */
 static void request_dispatch(gateway_t *self, request_t *req)
 {
@@ -234,6 +523,11 @@ static void request_dispatch(gateway_t *self, request_t *req)
     }
     if (req->match == GATEWAY_MATCH_METHOD_NOT_ALLOWED) {
         request_set_literal(req, 405, METHOD_NOT_ALLOWED);
+        return;
+    }
+    if (req->route.id == GATEWAY_ROUTE_SSE_EXECUTION ||
+        req->route.id == GATEWAY_ROUTE_SSE_ACTIVITY) {
+        sse_begin(self, req);
         return;
     }
     const char *op = NULL;
@@ -292,12 +586,13 @@ static bool content_length_too_large(struct MHD_Connection *connection)
     return errno == ERANGE || (end != text && length > GATEWAY_BODY_LIMIT);
 }
 
-static request_t *request_new(struct MHD_Connection *connection, const char *method,
-                              const char *url)
+static request_t *request_new(gateway_t *self, struct MHD_Connection *connection,
+                              const char *method, const char *url)
 {
     request_t *req = calloc(1, sizeof *req);
     if (!req)
         return NULL;
+    req->gateway = self;
     req->connection = connection;
     req->started_ms = syn_mono_ms();
     snprintf(req->method, sizeof req->method, "%s", method);
@@ -318,7 +613,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     gateway_t *self = cls;
     request_t *req = *con_cls;
     if (!req) {
-        req = request_new(connection, method, url);
+        req = request_new(self, connection, method, url);
         if (!req)
             return MHD_NO;
         *con_cls = req;
@@ -338,6 +633,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         request_dispatch(self, req);
     if (req->state == REQUEST_ANSWERED)
         return request_respond(req);
+    if (req->state == REQUEST_STREAM)
+        return sse_respond(self, req);
     if (req->state == REQUEST_WAITING)
         return MHD_YES;
     syn_error(COMPONENT, "request called again after its response path=%s", req->path);
@@ -354,8 +651,10 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         return;
     /* Still listed as waiting only when MHD gives up on it (shutdown): a late
      * reply must not find it. */
-    if (req->state == REQUEST_WAITING)
+    if (req->state == REQUEST_WAITING || req->page_pending)
         gateway_pending_take(self->pending, req->corr);
+    if (req->sse)
+        gateway_hub_remove(self->hub, req->sse);
     syn_debug(COMPONENT, "http method=%s path=%s status=%u ms=%lld%s", req->method, req->path,
               req->status, (long long)(syn_mono_ms() - req->started_ms),
               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
@@ -375,8 +674,8 @@ static bool handle_reply(gateway_t *self, syn_msg_t *msg)
     }
     json_t *fields = syn_msg_fields(msg);
     uint64_t corr = (uint64_t)json_integer_value(json_object_get(fields, "id"));
-    request_t *req = gateway_pending_take(self->pending, corr);
-    if (!req) {
+    void *item = gateway_pending_take(self->pending, corr);
+    if (!item) {
         self->stats.late_replies++;
         syn_debug(COMPONENT, "dropped late reply id=%llu", (unsigned long long)corr);
         return false;
@@ -384,11 +683,38 @@ static bool handle_reply(gateway_t *self, syn_msg_t *msg)
     self->stats.replies++;
     note_broker(self, true, NULL);
     json_int_t status = json_integer_value(json_object_get(fields, "status"));
+    json_t *body = json_object_get(fields, "body");
+    if (item == &self->fill_marker) {
+        fill_reply(self, status, body);
+        return false;
+    }
+    request_t *req = item;
     if (status < 200 || status > 599) {
         syn_warn(COMPONENT, "broker replied with status=%lld", (long long)status);
+        status = 502;
+        body = NULL;
+    }
+    if (req->sse) {
+        req->page_pending = false;
+        sse_reply(self, req, status, body);
+        return false; /* sse_reply resumes what it must */
+    }
+    if (status == 502 && !body) {
         request_set_literal(req, 502, BAD_REPLY);
+    } else if (req->route.id == GATEWAY_ROUTE_PHASE_OUTPUT && status == 200) {
+        /* The one text answer: the phase's whole output as it was produced. */
+        const char *output = json_string_value(json_object_get(body, "output"));
+        char *text = output ? strdup(output) : NULL;
+        if (!output)
+            request_set_literal(req, 502, BAD_REPLY);
+        else if (!text)
+            request_set_literal(req, 500, OUT_OF_MEMORY);
+        else {
+            request_set_answer(req, 200, text);
+            req->content_type = "text/plain; charset=utf-8";
+        }
     } else {
-        request_set_json(req, (unsigned)status, json_object_get(fields, "body"));
+        request_set_json(req, (unsigned)status, body);
     }
     MHD_resume_connection(req->connection);
     return true;
@@ -415,40 +741,88 @@ static size_t drain_replies(gateway_t *self)
     return resumed;
 }
 
-/* Events are only counted for now (SSE will stream them); reading them keeps the
- * SUB's queue, and so our memory, bounded. */
+/* MHD sends at most one buffer per connection per run: run it again while streams
+ * have more to send (or connections were resumed), a bounded number of times. */
+static void run_http(gateway_t *self)
+{
+    for (int i = 0; i < SSE_RUNS_PER_TURN && (self->resumed || self->sse_more); i++) {
+        self->resumed = false;
+        self->sse_more = false;
+        MHD_run(self->daemon);
+    }
+}
+
+/* Hands every event from the SUB to the hub, which sends it to the SSE streams it
+ * concerns (or asks for the range the PUB dropped). */
 static void drain_events(gateway_t *self)
 {
     void *socket = zsock_resolve(self->sub);
     for (int i = 0; i < DRAIN_BUDGET; i++) {
-        zmq_msg_t frame;
-        zmq_msg_init(&frame);
-        if (zmq_msg_recv(&frame, socket, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&frame);
+        if (i > 0 && i % EVENT_BATCH == 0)
+            run_http(self);
+        syn_msg_t *msg = NULL;
+        char topic[256];
+        size_t topic_len = sizeof topic;
+        char err[256];
+        int rc = syn_msg_recv(socket, &msg, topic, &topic_len, err, sizeof err);
+        if (rc == -1)
             return;
+        if (rc == -2) {
+            self->stats.bad_messages++;
+            syn_warn(COMPONENT, "invalid event from broker: %s", err);
+            continue;
         }
-        bool more = zmq_msg_more(&frame);
-        zmq_msg_close(&frame);
-        if (!more)
-            self->stats.events++;
+        gateway_sse_frame_t *frame = NULL;
+        if (syn_msg_type(msg) == SYN_MSG_EVENT)
+            frame = gateway_sse_frame_event(syn_msg_fields(msg), err, sizeof err);
+        else
+            snprintf(err, sizeof err, "unexpected message type=%s",
+                     syn_msg_type_name(syn_msg_type(msg)));
+        syn_msg_destroy(&msg);
+        if (!frame) {
+            self->stats.bad_messages++;
+            syn_warn(COMPONENT, "unusable event from broker: %s", err);
+            continue;
+        }
+        self->stats.events++;
+        uint64_t after;
+        if (gateway_hub_live(self->hub, frame, &after))
+            fill_send(self, after);
+        gateway_sse_frame_unref(&frame);
     }
 }
 
-static size_t expire_requests(gateway_t *self)
+/* No reply will come for item: a waiting request is answered 503, a stream waiting
+ * for a replay page is cut (it may resume with Last-Event-ID), a gap fill gives up. */
+static void give_up(gateway_t *self, void *item)
 {
-    size_t resumed = 0;
-    int64_t now = syn_mono_ms();
-    request_t *req;
-    while ((req = gateway_pending_expire(self->pending, now))) {
-        self->stats.timeouts++;
-        syn_debug(COMPONENT, "broker timeout id=%llu path=%s", (unsigned long long)req->corr,
-                  req->path);
-        note_broker(self, false, "no reply in time");
-        request_set_unavailable(req);
-        MHD_resume_connection(req->connection);
-        resumed++;
+    if (item == &self->fill_marker) {
+        syn_warn(COMPONENT, "event gap replay got no reply: closing SSE streams");
+        gateway_hub_fill_failed(self->hub);
+        return;
     }
-    return resumed;
+    request_t *req = item;
+    if (req->state != REQUEST_WAITING) {
+        req->page_pending = false;
+        gateway_sse_client_fail(req->sse);
+        sse_wake(self, req);
+        return;
+    }
+    request_set_unavailable(req);
+    MHD_resume_connection(req->connection);
+    self->resumed = true;
+}
+
+static void expire_requests(gateway_t *self)
+{
+    int64_t now = syn_mono_ms();
+    void *item;
+    while ((item = gateway_pending_expire(self->pending, now))) {
+        self->stats.timeouts++;
+        syn_debug(COMPONENT, "broker timeout");
+        note_broker(self, false, "no reply in time");
+        give_up(self, item);
+    }
 }
 
 int gateway_poll(gateway_t *self, long max_wait_ms)
@@ -459,6 +833,10 @@ int gateway_poll(gateway_t *self, long max_wait_ms)
         mhd_timeout < (MHD_UNSIGNED_LONG_LONG)timeout)
         timeout = (long)mhd_timeout;
     int64_t deadline = gateway_pending_next_deadline(self->pending);
+    gateway_hub_stats_t hub;
+    gateway_hub_stats(self->hub, &hub);
+    if (hub.clients > 0 && (deadline < 0 || self->next_sweep_ms < deadline))
+        deadline = self->next_sweep_ms;
     if (deadline >= 0) {
         int64_t until = deadline - syn_mono_ms();
         if (until < timeout)
@@ -475,12 +853,15 @@ int gateway_poll(gateway_t *self, long max_wait_ms)
         syn_error(COMPONENT, "poll failed: %s", zmq_strerror(errno));
         return -1;
     }
-    MHD_run(self->daemon);
-    size_t resumed = drain_replies(self) + expire_requests(self);
+    self->resumed = true;
+    run_http(self);
+    if (drain_replies(self) > 0)
+        self->resumed = true;
+    expire_requests(self);
     drain_events(self);
+    sweep_keepalives(self);
     /* Resumed connections are handled now rather than on the next turn. */
-    if (resumed)
-        MHD_run(self->daemon);
+    run_http(self);
     return 0;
 }
 
@@ -558,11 +939,18 @@ gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
         return NULL;
     }
     self->config = *config;
+    if (self->config.sse_keepalive_ms <= 0)
+        self->config.sse_keepalive_ms = GATEWAY_SSE_KEEPALIVE_MS;
+    if (self->config.sse_buffer_bytes <= 0)
+        self->config.sse_buffer_bytes = GATEWAY_SSE_BUFFER_BYTES;
+    self->sse_limits.max_bytes = (size_t)self->config.sse_buffer_bytes;
+    self->sse_limits.low_bytes = self->sse_limits.max_bytes / SSE_LOW_BYTES_DIVISOR;
     self->next_corr = 1;
     self->epoll_fd = -1;
     struct sockaddr_storage addr;
     self->pending = gateway_pending_new();
-    if (!self->pending) {
+    self->hub = gateway_hub_new(GAP_HOLD_LIMIT, on_hub_wake, self);
+    if (!self->pending || !self->hub) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -610,27 +998,33 @@ fail:
     return NULL;
 }
 
+static void finish_one(gateway_sse_client_t *client, void *cls)
+{
+    gateway_sse_client_finish(client);
+    sse_wake(cls, gateway_sse_client_user(client));
+}
+
 void gateway_destroy(gateway_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     gateway_t *self = *self_p;
     if (self->daemon) {
-        /* MHD must not be stopped with suspended connections: answer them first. */
-        request_t *req;
-        bool resumed = false;
-        while ((req = gateway_pending_expire(self->pending, INT64_MAX))) {
-            request_set_unavailable(req);
-            MHD_resume_connection(req->connection);
-            resumed = true;
-        }
-        if (resumed)
+        /* MHD must not be stopped with suspended connections: answer them first, and
+         * end every stream. */
+        void *item;
+        self->resumed = false;
+        while ((item = gateway_pending_expire(self->pending, INT64_MAX)))
+            give_up(self, item);
+        gateway_hub_foreach(self->hub, finish_one, self);
+        if (self->resumed)
             MHD_run(self->daemon);
         MHD_stop_daemon(self->daemon);
     }
     zsock_destroy(&self->dealer);
     zsock_destroy(&self->sub);
     gateway_pending_destroy(&self->pending);
+    gateway_hub_destroy(&self->hub);
     free(self);
     *self_p = NULL;
 }
@@ -644,4 +1038,10 @@ void gateway_stats(const gateway_t *self, gateway_stats_t *stats)
 {
     *stats = self->stats;
     stats->in_flight = gateway_pending_size(self->pending);
+    gateway_hub_stats_t hub;
+    gateway_hub_stats(self->hub, &hub);
+    stats->sse_clients = hub.clients;
+    stats->sse_overflows = hub.overflows;
+    stats->event_gaps = hub.gaps;
+    stats->events_dispatched = hub.dispatched;
 }

@@ -6,7 +6,13 @@
  * epoll fd is polled together with the DEALER (replies) and the SUB (events) by
  * zmq_poll. A request waiting for the broker suspends its connection (no thread, no
  * busy wait), so thousands can be in flight; the reply, or the request timeout,
- * resumes it. */
+ * resumes it.
+ *
+ * Server-Sent Events (GET /sse/executions/{id}, /sse/activity) use the same loop: each
+ * stream is a response from a content callback that reads the client's frame queue
+ * (gateway/sse.h) and suspends the connection when the queue is empty; events from
+ * the SUB go through the hub (gateway/hub.h), which wakes the clients they concern.
+ * Replays of the broker's event log are ordinary requests (events.replay). */
 #ifndef SYN_GATEWAY_H
 #define SYN_GATEWAY_H
 
@@ -23,7 +29,12 @@ typedef struct {
     long request_timeout_ms; /* no reply by then → 503 {"detail":"broker unavailable"} */
     long health_timeout_ms;  /* GET /health waits this long before saying "down" */
     long max_connections;    /* concurrent HTTP connections */
+    long sse_keepalive_ms;   /* ": keepalive" after this much silence; 0 → 15000 */
+    long sse_buffer_bytes;   /* frames queued per SSE client before it is cut; 0 → 1 MiB */
 } gateway_config_t;
+
+#define GATEWAY_SSE_KEEPALIVE_MS 15000
+#define GATEWAY_SSE_BUFFER_BYTES (1024L * 1024L)
 
 /* Counters, for logs and tests. */
 typedef struct {
@@ -33,8 +44,12 @@ typedef struct {
     uint64_t late_replies;    /* replies for requests no longer waiting (dropped) */
     uint64_t send_failures;   /* sends refused (no broker connected, pipe full) */
     uint64_t bad_messages;    /* undecodable or unexpected messages from the broker */
-    uint64_t events;          /* messages received on the events SUB */
+    uint64_t events;          /* valid events received on the events SUB */
     size_t in_flight;         /* requests waiting for the broker right now */
+    size_t sse_clients;       /* SSE streams open (or being set up) right now */
+    uint64_t sse_overflows;   /* SSE clients cut for falling too far behind */
+    uint64_t event_gaps;      /* gaps in seq on the SUB, filled from the broker's log */
+    uint64_t events_dispatched; /* events handed to SSE streams (once each) */
 } gateway_stats_t;
 
 typedef struct gateway_t gateway_t;

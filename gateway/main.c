@@ -41,6 +41,8 @@ int main(int argc, char **argv)
         .request_timeout_ms = 2000,
         .health_timeout_ms = 1000,
         .max_connections = 4096,
+        .sse_keepalive_ms = GATEWAY_SSE_KEEPALIVE_MS,
+        .sse_buffer_bytes = GATEWAY_SSE_BUFFER_BYTES,
     };
     const char *log_level = "info";
     syn_flag_t flags[] = {
@@ -53,6 +55,11 @@ int main(int argc, char **argv)
          &config.health_timeout_ms, 1, 3600000},
         {"max-connections", SYN_FLAG_INT, "N", "concurrent HTTP connections",
          &config.max_connections, 1, 1000000},
+        {"sse-keepalive-ms", SYN_FLAG_INT, "MS", "send ': keepalive' on an SSE stream silent this long",
+         &config.sse_keepalive_ms, 10, 3600000},
+        {"sse-buffer-bytes", SYN_FLAG_INT, "BYTES",
+         "SSE bytes queued for a client before it is cut as too slow", &config.sse_buffer_bytes,
+         4096, 1073741824},
         {"log-level", SYN_FLAG_STRING, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
@@ -97,9 +104,12 @@ int main(int argc, char **argv)
     }
     gateway_stats_t stats;
     gateway_stats(gateway, &stats);
-    syn_info("gateway", "stopping requests=%llu timeouts=%llu late_replies=%llu events=%llu",
+    syn_info("gateway",
+             "stopping requests=%llu timeouts=%llu late_replies=%llu events=%llu event_gaps=%llu "
+             "sse_overflows=%llu",
              (unsigned long long)stats.requests_sent, (unsigned long long)stats.timeouts,
-             (unsigned long long)stats.late_replies, (unsigned long long)stats.events);
+             (unsigned long long)stats.late_replies, (unsigned long long)stats.events,
+             (unsigned long long)stats.event_gaps, (unsigned long long)stats.sse_overflows);
     gateway_destroy(&gateway);
     return rc;
 }

@@ -1,4 +1,5 @@
 #include "gateway/router.h"
+#include "gateway/validate.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,6 +22,17 @@ static const route_entry_t routes[] = {
     {"GET", "/workflows/{}", GATEWAY_ROUTE_WORKFLOW_GET},
     {"POST", "/workflows/{}/execute", GATEWAY_ROUTE_EXECUTION_START},
     {"GET", "/workflows/{}/executions/{}", GATEWAY_ROUTE_EXECUTION_STATUS},
+    {"GET", "/workflows/{}/runs", GATEWAY_ROUTE_WORKFLOW_RUNS},
+    {"GET", "/executions", GATEWAY_ROUTE_EXECUTION_LIST},
+    {"GET", "/executions/{}", GATEWAY_ROUTE_EXECUTION_GET},
+    {"GET", "/executions/{}/state", GATEWAY_ROUTE_EXECUTION_STATE},
+    {"POST", "/executions/{}/cancel", GATEWAY_ROUTE_EXECUTION_CANCEL},
+    {"POST", "/executions/{}/pause", GATEWAY_ROUTE_EXECUTION_PAUSE},
+    {"POST", "/executions/{}/resume", GATEWAY_ROUTE_EXECUTION_RESUME},
+    {"POST", "/executions/{}/inject", GATEWAY_ROUTE_EXECUTION_INJECT},
+    {"GET", "/executions/{}/phases/{}/output", GATEWAY_ROUTE_PHASE_OUTPUT},
+    {"GET", "/sse/executions/{}", GATEWAY_ROUTE_SSE_EXECUTION},
+    {"GET", "/sse/activity", GATEWAY_ROUTE_SSE_ACTIVITY},
 };
 
 typedef struct {
@@ -48,46 +60,6 @@ static int split(const char *path, segment_t *segments, size_t *count)
     }
 }
 
-/* Path parameters end up in JSON and msgpack strings, which must be UTF-8. */
-static bool valid_utf8(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t extra;
-        uint32_t cp;
-        if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f)
-                return false; /* control characters never belong in an id */
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            extra = 1;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            extra = 2;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            extra = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + extra >= len)
-            return false;
-        for (size_t k = 1; k <= extra; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        static const uint32_t min_for[] = {0, 0x80, 0x800, 0x10000};
-        if (cp < min_for[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += extra + 1;
-    }
-    return true;
-}
-
 /* True when the path's segments fit the pattern; captures parameters into route. */
 static bool fits(const char *pattern, const segment_t *segments, size_t count,
                  gateway_route_t *route)
@@ -101,7 +73,7 @@ static bool fits(const char *pattern, const segment_t *segments, size_t count,
         if (want[i].len == 2 && memcmp(want[i].start, "{}", 2) == 0) {
             if (segments[i].len == 0 || segments[i].len > GATEWAY_PARAM_MAX ||
                 route->param_count == GATEWAY_ROUTE_PARAMS ||
-                !valid_utf8((const unsigned char *)segments[i].start, segments[i].len))
+                !gateway_validate_text(segments[i].start, segments[i].len))
                 return false;
             char *param = route->params[route->param_count++];
             memcpy(param, segments[i].start, segments[i].len);

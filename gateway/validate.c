@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ typedef enum {
     KIND_STRING_LIST,
     KIND_STRING_MAP,
     KIND_OBJECT_LIST,
+    KIND_CHOICE,      /* one of the strings in choices (a pydantic Literal) */
 } kind_t;
 
 typedef struct schema_t schema_t;
@@ -30,6 +32,7 @@ typedef struct {
     long min, max;
     size_t min_len;        /* characters of a string, items of a list */
     const schema_t *items; /* element schema of KIND_OBJECT_LIST */
+    const char *const *choices; /* KIND_CHOICE: allowed values, NULL-terminated */
 } field_t;
 
 struct schema_t {
@@ -87,6 +90,25 @@ static const field_t execute_fields[] = {
 };
 static const schema_t execute_schema = {execute_fields};
 
+static const char *const role_choices[] = {"user", "system", NULL};
+
+/* cancel and pause: {reason?}; resume: {} (no keys); inject: {message, role?}. */
+static const field_t reason_fields[] = {
+    {.name = "reason", .kind = KIND_STRING},
+    {.name = NULL},
+};
+static const schema_t reason_schema = {reason_fields};
+
+static const field_t no_fields[] = {{.name = NULL}};
+static const schema_t empty_schema = {no_fields};
+
+static const field_t inject_fields[] = {
+    {.name = "message", .kind = KIND_STRING, .required = true, .min_len = 1},
+    {.name = "role", .kind = KIND_CHOICE, .choices = role_choices},
+    {.name = NULL},
+};
+static const schema_t inject_schema = {inject_fields};
+
 static void add_error(json_t *errors, json_t *loc, const char *msg, const char *type)
 {
     json_array_append_new(errors, json_pack("{s:O, s:s, s:s}", "loc", loc, "msg", msg,
@@ -114,6 +136,46 @@ static void add_error_at(json_t *errors, const json_t *loc, const char *key, con
     json_t *at = loc_key(loc, key);
     add_error(errors, at, msg, type);
     json_decref(at);
+}
+
+bool gateway_validate_text(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t extra;
+        uint32_t cp;
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return false; /* control characters never belong in an id */
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            extra = 1;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            extra = 2;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            extra = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + extra >= len)
+            return false;
+        for (size_t k = 1; k <= extra; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        static const uint32_t min_for[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min_for[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += extra + 1;
+    }
+    return true;
 }
 
 bool gateway_validate_is_id(const char *text)
@@ -152,6 +214,27 @@ static int check_range(const field_t *field, double value, json_t *loc, json_t *
 }
 
 static json_t *check_object(const schema_t *schema, json_t *value, json_t *loc, json_t *errors);
+
+/* pydantic's wording: "Input should be 'a', 'b' or 'c'". */
+static void choices_message(const char *const *choices, char *msg, size_t len)
+{
+    size_t count = 0;
+    while (choices[count])
+        count++;
+    size_t used = (size_t)snprintf(msg, len, "Input should be ");
+    for (size_t i = 0; i < count && used < len; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == count ? " or " : ", ";
+        used += (size_t)snprintf(msg + used, len - used, "%s'%s'", sep, choices[i]);
+    }
+}
+
+static bool is_choice(const char *const *choices, const char *text)
+{
+    for (; *choices; choices++)
+        if (strcmp(*choices, text) == 0)
+            return true;
+    return false;
+}
 
 static json_t *check_string(const field_t *field, json_t *value, json_t *loc, json_t *errors)
 {
@@ -280,6 +363,14 @@ static json_t *check_value(const field_t *field, json_t *value, json_t *loc, jso
         return check_string_map(value, loc, errors);
     case KIND_OBJECT_LIST:
         return check_object_list(field, value, loc, errors);
+    case KIND_CHOICE:
+        if (!json_is_string(value) || !is_choice(field->choices, json_string_value(value))) {
+            char msg[256];
+            choices_message(field->choices, msg, sizeof msg);
+            add_error(errors, loc, msg, "literal_error");
+            return NULL;
+        }
+        return json_incref(value);
     }
     return NULL;
 }
@@ -368,14 +459,19 @@ static json_t *parse_body(const char *body, size_t len, json_t *errors)
     return value;
 }
 
-/* Runs parse + schema; 0 with *checked set, or 422 with *error set. */
-static int check_body(const schema_t *schema, const char *body, size_t len, json_t **checked,
-                      json_t **error)
+/* Runs parse + schema; 0 with *checked set, or 422 with *error set. An optional body
+ * may be empty (or JSON null): it then checks as {}. */
+static int check_body_opt(const schema_t *schema, bool optional, const char *body, size_t len,
+                          json_t **checked, json_t **error)
 {
     *checked = NULL;
     *error = NULL;
     json_t *errors = json_array();
-    json_t *value = parse_body(body, len, errors);
+    json_t *value = optional && len == 0 ? json_object() : parse_body(body, len, errors);
+    if (optional && json_is_null(value)) {
+        json_decref(value);
+        value = json_object();
+    }
     if (value) {
         json_t *root = json_pack("[s]", "body");
         *checked = check_object(schema, value, root, errors);
@@ -388,6 +484,12 @@ static int check_body(const schema_t *schema, const char *body, size_t len, json
     }
     *error = gateway_validate_error_body(errors);
     return 422;
+}
+
+static int check_body(const schema_t *schema, const char *body, size_t len, json_t **checked,
+                      json_t **error)
+{
+    return check_body_opt(schema, false, body, len, checked, error);
 }
 
 static json_t *plain_detail(const char *fmt, const char *what, size_t first, size_t second)
@@ -511,4 +613,69 @@ int gateway_validate_query_int(const char *name, const char *text, long min, lon
     }
     json_decref(loc);
     return rc;
+}
+
+int gateway_validate_control(gateway_control_t control, const char *body, size_t len,
+                             const char *execution_id, json_t **args, json_t **error)
+{
+    const schema_t *schema = control == GATEWAY_CONTROL_INJECT   ? &inject_schema
+                             : control == GATEWAY_CONTROL_RESUME ? &empty_schema
+                                                                 : &reason_schema;
+    json_t *checked;
+    int status = check_body_opt(schema, control != GATEWAY_CONTROL_INJECT, body, len, &checked,
+                                error);
+    *args = NULL;
+    if (status != 0)
+        return status;
+    json_t *reason = json_object_get(checked, "reason");
+    json_t *role = json_object_get(checked, "role");
+    switch (control) {
+    case GATEWAY_CONTROL_CANCEL:
+    case GATEWAY_CONTROL_PAUSE:
+        *args = json_pack("{s:s, s:O}", "execution_id", execution_id, "reason",
+                          reason ? reason : json_null());
+        break;
+    case GATEWAY_CONTROL_RESUME:
+        *args = json_pack("{s:s}", "execution_id", execution_id);
+        break;
+    case GATEWAY_CONTROL_INJECT:
+        *args = json_pack("{s:s, s:O, s:s}", "execution_id", execution_id, "message",
+                          json_object_get(checked, "message"), "role",
+                          role ? json_string_value(role) : "user");
+        break;
+    }
+    json_decref(checked);
+    return 0;
+}
+
+int gateway_validate_query_choice(const char *name, const char *text,
+                                  const char *const *choices, const char **out, json_t *errors)
+{
+    *out = NULL;
+    if (!text)
+        return 0;
+    for (const char *const *c = choices; *c; c++) {
+        if (strcmp(*c, text) == 0) {
+            *out = *c;
+            return 0;
+        }
+    }
+    char msg[256];
+    choices_message(choices, msg, sizeof msg);
+    json_t *loc = json_pack("[s, s]", "query", name);
+    add_error(errors, loc, msg, "enum");
+    json_decref(loc);
+    return -1;
+}
+
+int gateway_validate_query_text(const char *name, const char *text, json_t *errors)
+{
+    if (!text || gateway_validate_text(text, strlen(text)))
+        return 0;
+    json_t *loc = json_pack("[s, s]", "query", name);
+    add_error(errors, loc,
+              "Input should be a valid string, unable to parse raw data as a unicode string",
+              "string_unicode");
+    json_decref(loc);
+    return -1;
 }

@@ -32,6 +32,29 @@ int gateway_validate_workflow(const char *body, size_t len, json_t **args, json_
 int gateway_validate_execute(const char *body, size_t len, const char *workflow_id,
                              json_t **args, json_t **error);
 
+typedef enum {
+    GATEWAY_CONTROL_CANCEL, /* body {reason?}, may be empty → {execution_id, reason|null} */
+    GATEWAY_CONTROL_PAUSE,  /* same */
+    GATEWAY_CONTROL_RESUME, /* body {} or empty → {execution_id} */
+    GATEWAY_CONTROL_INJECT, /* body {message (non-empty), role?: "user"|"system"} required
+                             * → {execution_id, message, role (default "user")} */
+} gateway_control_t;
+
+/* POST /executions/{id}/cancel|pause|resume|inject → args of execution.<control>. */
+int gateway_validate_control(gateway_control_t control, const char *body, size_t len,
+                             const char *execution_id, json_t **args, json_t **error);
+
+/* Reads one query parameter that must be one of choices (NULL-terminated): text NULL
+ * (absent) stores NULL; a match stores the matching choice (static); anything else
+ * appends the pydantic "enum" error and returns -1. */
+int gateway_validate_query_choice(const char *name, const char *text,
+                                  const char *const *choices, const char **out, json_t *errors);
+
+/* A free-text query parameter: absent or valid UTF-8 without control characters is
+ * 0; anything else appends a "string_unicode" error and returns -1 (it could not be
+ * passed on: broker messages hold UTF-8 only). */
+int gateway_validate_query_text(const char *name, const char *text, json_t *errors);
+
 /* Reads one integer query parameter: text NULL (absent) gives def. On a bad value
  * appends the pydantic error item (loc ["query", name]) to errors, a JSON array,
  * and returns -1; otherwise stores the value in *out and returns 0. */
@@ -40,6 +63,10 @@ int gateway_validate_query_int(const char *name, const char *text, long min, lon
 
 /* {"detail": errors} (steals the reference to errors). */
 json_t *gateway_validate_error_body(json_t *errors);
+
+/* True when text[0..len) is well-formed UTF-8 without control characters (what a path
+ * parameter or query string may hold). */
+bool gateway_validate_text(const char *text, size_t len);
 
 /* True when text matches GATEWAY_ID_PATTERN. */
 bool gateway_validate_is_id(const char *text);

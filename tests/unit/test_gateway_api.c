@@ -91,6 +91,31 @@ static void test_operations(void **state)
               "workflow.create",
               "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\",\"order\":1,"
               "\"prompt_template\":\"x\"}]}");
+    /* Issue 4. */
+    expect_op("GET", "/executions", NULL, NULL, "execution.list",
+              "{\"status\":null,\"workflow_id\":null,\"page\":1,\"page_size\":50}");
+    const char *filters[] = {"status=paused", "workflow_id=wf-1", "page=2", "page_size=100",
+                             NULL};
+    expect_op("GET", "/executions", filters, NULL, "execution.list",
+              "{\"status\":\"paused\",\"workflow_id\":\"wf-1\",\"page\":2,"
+              "\"page_size\":100}");
+    expect_op("GET", "/executions/exec-1", NULL, NULL, "execution.get",
+              "{\"execution_id\":\"exec-1\"}");
+    expect_op("GET", "/executions/exec-1/state", NULL, NULL, "execution.state",
+              "{\"execution_id\":\"exec-1\"}");
+    expect_op("POST", "/executions/exec-1/cancel", NULL, NULL, "execution.cancel",
+              "{\"execution_id\":\"exec-1\",\"reason\":null}");
+    expect_op("POST", "/executions/exec-1/pause", NULL, "{\"reason\":\"r\"}", "execution.pause",
+              "{\"execution_id\":\"exec-1\",\"reason\":\"r\"}");
+    expect_op("POST", "/executions/exec-1/resume", NULL, "{}", "execution.resume",
+              "{\"execution_id\":\"exec-1\"}");
+    expect_op("POST", "/executions/exec-1/inject", NULL, "{\"message\":\"m\"}",
+              "execution.inject",
+              "{\"execution_id\":\"exec-1\",\"message\":\"m\",\"role\":\"user\"}");
+    expect_op("GET", "/executions/exec-1/phases/plan/output", NULL, NULL, "execution.output",
+              "{\"execution_id\":\"exec-1\",\"phase_id\":\"plan\"}");
+    expect_op("GET", "/workflows/wf-1/runs", NULL, NULL, "workflow.runs",
+              "{\"workflow_id\":\"wf-1\",\"page\":1,\"page_size\":50}");
     /* A body sent with a GET is ignored, as FastAPI does. */
     expect_op("GET", "/workflows/wf-1", NULL, "not json", "workflow.get", "{\"id\":\"wf-1\"}");
 }
@@ -122,6 +147,58 @@ static void test_query_errors(void **state)
                  "than or equal to 100\",\"type\":\"less_than_equal\"}]}");
 }
 
+static void test_listing_errors(void **state)
+{
+    (void)state;
+    const char *bad[] = {"status=done", "workflow_id=a\xff", "page=0", "page_size=101", NULL};
+    expect_error("GET", "/executions", bad, NULL, 422,
+                 "{\"detail\":[{\"loc\":[\"query\",\"status\"],\"msg\":\"Input should be "
+                 "'pending', 'running', 'paused', 'completed', 'failed' or 'cancelled'\","
+                 "\"type\":\"enum\"},"
+                 "{\"loc\":[\"query\",\"workflow_id\"],\"msg\":\"Input should be a valid "
+                 "string, unable to parse raw data as a unicode string\",\"type\":"
+                 "\"string_unicode\"},"
+                 "{\"loc\":[\"query\",\"page\"],\"msg\":\"Input should be greater than or "
+                 "equal to 1\",\"type\":\"greater_than_equal\"},"
+                 "{\"loc\":[\"query\",\"page_size\"],\"msg\":\"Input should be less than "
+                 "or equal to 100\",\"type\":\"less_than_equal\"}]}");
+    const char *size[] = {"page_size=0", NULL};
+    expect_error("GET", "/workflows/wf-1/runs", size, NULL, 422,
+                 "{\"detail\":[{\"loc\":[\"query\",\"page_size\"],\"msg\":\"Input should "
+                 "be greater than or equal to 1\",\"type\":\"greater_than_equal\"}]}");
+    expect_error("POST", "/executions/exec-1/inject", NULL, "{\"message\":\"m\",\"x\":1}", 422,
+                 "{\"detail\":[{\"loc\":[\"body\",\"x\"],\"msg\":\"Extra inputs are not "
+                 "permitted\",\"type\":\"extra_forbidden\"}]}");
+    /* The streams are not one broker operation. */
+    expect_error("GET", "/sse/activity", NULL, NULL, 404, "{\"detail\":\"Not Found\"}");
+}
+
+static void test_replay_args_and_last_event_id(void **state)
+{
+    (void)state;
+    json_t *args = gateway_api_replay_args(NULL, 7, 1000);
+    assert_json(args, "{\"execution_id\":null,\"after_seq\":7,\"limit\":1000}");
+    json_decref(args);
+    args = gateway_api_replay_args("exec-1", 0, 10);
+    assert_json(args, "{\"execution_id\":\"exec-1\",\"after_seq\":0,\"limit\":10}");
+    json_decref(args);
+    uint64_t seq = 99;
+    json_t *error = NULL;
+    assert_int_equal(gateway_api_last_event_id(NULL, &seq, &error), 0);
+    assert_int_equal(seq, 0);
+    assert_int_equal(gateway_api_last_event_id(" 42 ", &seq, &error), 0);
+    assert_int_equal(seq, 42);
+    assert_null(error);
+    const char *bad[] = {"", "x", "-1", "4x", "99999999999999999999", "1.5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(gateway_api_last_event_id(bad[i], &seq, &error), 422);
+        assert_json(error, "{\"detail\":[{\"loc\":[\"header\",\"last-event-id\"],\"msg\":"
+                           "\"Input should be a valid integer, unable to parse string as an "
+                           "integer\",\"type\":\"int_parsing\"}]}");
+        json_decref(error);
+    }
+}
+
 static void test_body_errors(void **state)
 {
     (void)state;
@@ -138,6 +215,8 @@ int main(void)
         cmocka_unit_test(test_operations),
         cmocka_unit_test(test_query_errors),
         cmocka_unit_test(test_body_errors),
+        cmocka_unit_test(test_listing_errors),
+        cmocka_unit_test(test_replay_args_and_last_event_id),
     };
     return cmocka_run_group_tests_name("gateway_api", tests, NULL, NULL);
 }

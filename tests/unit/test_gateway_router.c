@@ -49,6 +49,24 @@ static void test_every_route(void **state)
                  "wf-1", "exec-abc");
     expect_route("GET", "/workflows/executions/active", GATEWAY_ROUTE_EXECUTION_ACTIVE, NULL,
                  NULL);
+    /* Issue 4: control, queries, events. */
+    expect_route("GET", "/workflows/wf-1/runs", GATEWAY_ROUTE_WORKFLOW_RUNS, "wf-1", NULL);
+    expect_route("GET", "/executions", GATEWAY_ROUTE_EXECUTION_LIST, NULL, NULL);
+    expect_route("GET", "/executions/exec-1", GATEWAY_ROUTE_EXECUTION_GET, "exec-1", NULL);
+    expect_route("GET", "/executions/exec-1/state", GATEWAY_ROUTE_EXECUTION_STATE, "exec-1",
+                 NULL);
+    expect_route("POST", "/executions/exec-1/cancel", GATEWAY_ROUTE_EXECUTION_CANCEL, "exec-1",
+                 NULL);
+    expect_route("POST", "/executions/exec-1/pause", GATEWAY_ROUTE_EXECUTION_PAUSE, "exec-1",
+                 NULL);
+    expect_route("POST", "/executions/exec-1/resume", GATEWAY_ROUTE_EXECUTION_RESUME, "exec-1",
+                 NULL);
+    expect_route("POST", "/executions/exec-1/inject", GATEWAY_ROUTE_EXECUTION_INJECT, "exec-1",
+                 NULL);
+    expect_route("GET", "/executions/exec-1/phases/plan/output", GATEWAY_ROUTE_PHASE_OUTPUT,
+                 "exec-1", "plan");
+    expect_route("GET", "/sse/executions/exec-1", GATEWAY_ROUTE_SSE_EXECUTION, "exec-1", NULL);
+    expect_route("GET", "/sse/activity", GATEWAY_ROUTE_SSE_ACTIVITY, NULL, NULL);
 }
 
 static void test_literal_before_parameter(void **state)
@@ -76,6 +94,12 @@ static void test_not_found(void **state)
     expect_not_found("GET", "/workflows/a/executions/b/c");
     expect_not_found("GET", "/a/b/c/d/e/f/g/h/i/j/k");
     expect_not_found("POST", "/Workflows");
+    expect_not_found("GET", "/executions/");
+    expect_not_found("GET", "/executions/a/phases/b");
+    expect_not_found("GET", "/executions/a/phases//output");
+    expect_not_found("GET", "/sse/executions");
+    expect_not_found("GET", "/sse/activity/x");
+    expect_not_found("POST", "/executions/a/stop");
 }
 
 static void test_method_not_allowed(void **state)
@@ -86,6 +110,13 @@ static void test_method_not_allowed(void **state)
     expect_not_allowed("PUT", "/workflows/x", "GET");
     expect_not_allowed("GET", "/workflows/x/execute", "POST");
     expect_not_allowed("HEAD", "/workflows/x/executions/y", "GET");
+    expect_not_allowed("GET", "/executions/x/cancel", "POST");
+    expect_not_allowed("GET", "/executions/x/inject", "POST");
+    expect_not_allowed("POST", "/executions", "GET");
+    expect_not_allowed("DELETE", "/executions/x", "GET");
+    expect_not_allowed("POST", "/executions/x/state", "GET");
+    expect_not_allowed("POST", "/sse/activity", "GET");
+    expect_not_allowed("POST", "/workflows/x/runs", "GET");
 }
 
 static void test_bad_parameters(void **state)

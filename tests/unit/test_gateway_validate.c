@@ -497,6 +497,134 @@ static void test_error_body(void **state)
     json_decref(body);
 }
 
+
+static void expect_control_args(gateway_control_t control, const char *body,
+                                const char *want_args)
+{
+    json_t *args = NULL, *error = NULL;
+    int status = gateway_validate_control(control, body, body ? strlen(body) : 0, "exec-1",
+                                          &args, &error);
+    if (status != 0) {
+        char *text = json_dumps(error, JSON_COMPACT);
+        print_error("unexpected error for %s: %s\n", body ? body : "(empty)", text);
+        free(text);
+    }
+    assert_int_equal(status, 0);
+    assert_null(error);
+    assert_json(args, want_args);
+    json_decref(args);
+}
+
+static void expect_control_errors(gateway_control_t control, const char *body,
+                                  const char *detail)
+{
+    json_t *args = NULL, *error = NULL;
+    int status = gateway_validate_control(control, body, body ? strlen(body) : 0, "exec-1",
+                                          &args, &error);
+    assert_int_equal(status, 422);
+    assert_null(args);
+    char want[4096];
+    snprintf(want, sizeof want, "{\"detail\":%s}", detail);
+    assert_json(error, want);
+    json_decref(error);
+}
+
+/* cancel and pause: {reason?}; the body may be left out. */
+static void test_control_reason(void **state)
+{
+    (void)state;
+    gateway_control_t kinds[] = {GATEWAY_CONTROL_CANCEL, GATEWAY_CONTROL_PAUSE};
+    for (int i = 0; i < 2; i++) {
+        gateway_control_t kind = kinds[i];
+        const char *none = "{\"execution_id\":\"exec-1\",\"reason\":null}";
+        expect_control_args(kind, NULL, none);
+        expect_control_args(kind, "{}", none);
+        expect_control_args(kind, "null", none);
+        expect_control_args(kind, "{\"reason\":null}", none);
+        expect_control_args(kind, "{\"reason\":\"too slow\"}",
+                            "{\"execution_id\":\"exec-1\",\"reason\":\"too slow\"}");
+        expect_control_errors(kind, "{\"reason\":5,\"force\":true}",
+                              "[{\"loc\":[\"body\",\"reason\"],\"msg\":\"Input should be a valid "
+                              "string\",\"type\":\"string_type\"},"
+                              "{\"loc\":[\"body\",\"force\"],\"msg\":\"Extra inputs are not "
+                              "permitted\",\"type\":\"extra_forbidden\"}]");
+        expect_control_errors(kind, "[]",
+                              "[{\"loc\":[\"body\"],\"msg\":\"Input should be a valid "
+                              "dictionary\",\"type\":\"dict_type\"}]");
+        expect_control_errors(kind, "{\"reason\":",
+                              "[{\"loc\":[\"body\",10],\"msg\":\"JSON decode error\","
+                              "\"type\":\"json_invalid\"}]");
+    }
+}
+
+static void test_control_resume(void **state)
+{
+    (void)state;
+    expect_control_args(GATEWAY_CONTROL_RESUME, NULL, "{\"execution_id\":\"exec-1\"}");
+    expect_control_args(GATEWAY_CONTROL_RESUME, "{}", "{\"execution_id\":\"exec-1\"}");
+    expect_control_errors(GATEWAY_CONTROL_RESUME, "{\"reason\":\"x\"}",
+                          "[{\"loc\":[\"body\",\"reason\"],\"msg\":\"Extra inputs are not "
+                          "permitted\",\"type\":\"extra_forbidden\"}]");
+}
+
+static void test_control_inject(void **state)
+{
+    (void)state;
+    expect_control_args(GATEWAY_CONTROL_INJECT, "{\"message\":\"focus on tests\"}",
+                        "{\"execution_id\":\"exec-1\",\"message\":\"focus on tests\","
+                        "\"role\":\"user\"}");
+    expect_control_args(GATEWAY_CONTROL_INJECT, "{\"message\":\"m\",\"role\":null}",
+                        "{\"execution_id\":\"exec-1\",\"message\":\"m\",\"role\":\"user\"}");
+    expect_control_args(GATEWAY_CONTROL_INJECT, "{\"role\":\"system\",\"message\":\"m\"}",
+                        "{\"execution_id\":\"exec-1\",\"message\":\"m\",\"role\":\"system\"}");
+    expect_control_errors(GATEWAY_CONTROL_INJECT, NULL,
+                          "[{\"loc\":[\"body\"],\"msg\":\"Field required\",\"type\":\"missing\"}]");
+    expect_control_errors(GATEWAY_CONTROL_INJECT, "{}",
+                          "[{\"loc\":[\"body\",\"message\"],\"msg\":\"Field required\","
+                          "\"type\":\"missing\"}]");
+    expect_control_errors(GATEWAY_CONTROL_INJECT, "{\"message\":\"\"}",
+                          "[{\"loc\":[\"body\",\"message\"],\"msg\":\"String should have at "
+                          "least 1 character\",\"type\":\"string_too_short\"}]");
+    expect_control_errors(GATEWAY_CONTROL_INJECT, "{\"message\":\"m\",\"role\":\"admin\"}",
+                          "[{\"loc\":[\"body\",\"role\"],\"msg\":\"Input should be 'user' or "
+                          "'system'\",\"type\":\"literal_error\"}]");
+    expect_control_errors(GATEWAY_CONTROL_INJECT,
+                          "{\"message\":5,\"role\":1,\"priority\":\"high\"}",
+                          "[{\"loc\":[\"body\",\"message\"],\"msg\":\"Input should be a valid "
+                          "string\",\"type\":\"string_type\"},"
+                          "{\"loc\":[\"body\",\"role\"],\"msg\":\"Input should be 'user' or "
+                          "'system'\",\"type\":\"literal_error\"},"
+                          "{\"loc\":[\"body\",\"priority\"],\"msg\":\"Extra inputs are not "
+                          "permitted\",\"type\":\"extra_forbidden\"}]");
+}
+
+static void test_query_choice_and_text(void **state)
+{
+    (void)state;
+    static const char *const choices[] = {"pending", "running", "paused", "completed",
+                                          "failed", "cancelled", NULL};
+    json_t *errors = json_array();
+    const char *out = "x";
+    assert_int_equal(gateway_validate_query_choice("status", NULL, choices, &out, errors), 0);
+    assert_null(out);
+    assert_int_equal(gateway_validate_query_choice("status", "paused", choices, &out, errors),
+                     0);
+    assert_string_equal(out, "paused");
+    assert_int_equal(gateway_validate_query_choice("status", "done", choices, &out, errors), -1);
+    assert_int_equal(gateway_validate_query_choice("status", "", choices, &out, errors), -1);
+    assert_int_equal(gateway_validate_query_text("workflow_id", NULL, errors), 0);
+    assert_int_equal(gateway_validate_query_text("workflow_id", "caf\xc3\xa9", errors), 0);
+    assert_int_equal(gateway_validate_query_text("workflow_id", "a\xff", errors), -1);
+    assert_json(errors,
+                "[{\"loc\":[\"query\",\"status\"],\"msg\":\"Input should be 'pending', "
+                "'running', 'paused', 'completed', 'failed' or 'cancelled'\",\"type\":\"enum\"},"
+                "{\"loc\":[\"query\",\"status\"],\"msg\":\"Input should be 'pending', "
+                "'running', 'paused', 'completed', 'failed' or 'cancelled'\",\"type\":\"enum\"},"
+                "{\"loc\":[\"query\",\"workflow_id\"],\"msg\":\"Input should be a valid string, "
+                "unable to parse raw data as a unicode string\",\"type\":\"string_unicode\"}]");
+    json_decref(errors);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,6 +646,10 @@ int main(void)
         cmocka_unit_test(test_workflow_duplicates),
         cmocka_unit_test(test_query_int),
         cmocka_unit_test(test_error_body),
+        cmocka_unit_test(test_control_reason),
+        cmocka_unit_test(test_control_resume),
+        cmocka_unit_test(test_control_inject),
+        cmocka_unit_test(test_query_choice_and_text),
     };
     return cmocka_run_group_tests_name("gateway_validate", tests, NULL, NULL);
 }

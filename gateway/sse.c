@@ -1,0 +1,555 @@
+#include "gateway/sse.h"
+#include "common/clock.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEEPALIVE_TEXT ": keepalive\n\n"
+
+struct gateway_sse_frame_t {
+    unsigned refs;
+    uint64_t seq;
+    bool terminal;
+    char *execution_id;
+    size_t len;
+    char text[];
+};
+
+static gateway_sse_frame_t *frame_new(uint64_t seq, bool terminal, const char *execution_id,
+                                      const char *text, size_t len)
+{
+    gateway_sse_frame_t *frame = malloc(sizeof *frame + len + 1);
+    if (!frame)
+        return NULL;
+    frame->refs = 1;
+    frame->seq = seq;
+    frame->terminal = terminal;
+    frame->execution_id = execution_id ? strdup(execution_id) : NULL;
+    if (execution_id && !frame->execution_id) {
+        free(frame);
+        return NULL;
+    }
+    frame->len = len;
+    memcpy(frame->text, text, len);
+    frame->text[len] = '\0';
+    return frame;
+}
+
+/* "id: <seq>\ndata: <json>\n\n" (no id line for seq 0 without has_id). */
+static gateway_sse_frame_t *frame_from_json(uint64_t seq, bool has_id, bool terminal,
+                                            const char *execution_id, json_t *payload)
+{
+    char *json = json_dumps(payload, JSON_COMPACT);
+    if (!json)
+        return NULL;
+    size_t json_len = strlen(json);
+    size_t cap = json_len + 48;
+    char *text = malloc(cap);
+    gateway_sse_frame_t *frame = NULL;
+    if (text) {
+        int len = has_id ? snprintf(text, cap, "id: %llu\ndata: %s\n\n", (unsigned long long)seq,
+                                    json)
+                         : snprintf(text, cap, "data: %s\n\n", json);
+        if (len > 0 && (size_t)len < cap)
+            frame = frame_new(seq, terminal, execution_id, text, (size_t)len);
+    }
+    free(text);
+    free(json);
+    return frame;
+}
+
+bool gateway_sse_is_terminal_type(const char *type)
+{
+    return strcmp(type, "ExecutionCompleted") == 0 || strcmp(type, "ExecutionFailed") == 0 ||
+           strcmp(type, "ExecutionCancelled") == 0;
+}
+
+gateway_sse_frame_t *gateway_sse_frame_event(const json_t *event, char *err, size_t errlen)
+{
+    json_t *seq = json_object_get(event, "seq");
+    json_t *time = json_object_get(event, "time");
+    json_t *execution_id = json_object_get(event, "execution_id");
+    json_t *type = json_object_get(event, "type");
+    json_t *data = json_object_get(event, "data");
+    const char *problem = NULL;
+    if (!json_is_object(event))
+        problem = "event is not an object";
+    else if (!json_is_integer(seq) || json_integer_value(seq) < 1)
+        problem = "seq must be an integer >= 1";
+    else if (!json_is_integer(time))
+        problem = "time must be an integer";
+    else if (execution_id && !json_is_null(execution_id) && !json_is_string(execution_id))
+        problem = "execution_id must be a string or null";
+    else if (!json_is_string(type) || json_string_length(type) == 0)
+        problem = "type must be a non-empty string";
+    else if (data && !json_is_object(data))
+        problem = "data must be an object";
+    if (problem) {
+        snprintf(err, errlen, "%s", problem);
+        return NULL;
+    }
+    const char *id = json_is_string(execution_id) ? json_string_value(execution_id) : NULL;
+    bool terminal = gateway_sse_is_terminal_type(json_string_value(type));
+    char stamp[SYN_TIME_BUFSIZE];
+    syn_time_format((int64_t)json_integer_value(time), stamp);
+    json_t *payload = json_pack("{s:s, s:O, s:s?, s:o, s:s}", "type",
+                                terminal ? "terminal" : "event", "event_type", type,
+                                "execution_id", id, "data",
+                                data ? json_incref((json_t *)data) : json_object(), "timestamp",
+                                stamp);
+    gateway_sse_frame_t *frame =
+        payload ? frame_from_json((uint64_t)json_integer_value(seq), true, terminal, id, payload)
+                : NULL;
+    json_decref(payload);
+    if (!frame)
+        snprintf(err, errlen, "out of memory");
+    return frame;
+}
+
+gateway_sse_frame_t *gateway_sse_frame_connected(const char *execution_id, bool has_id,
+                                                 uint64_t seq, int64_t now_us)
+{
+    char stamp[SYN_TIME_BUFSIZE];
+    syn_time_format(now_us, stamp);
+    json_t *payload = json_pack("{s:s, s:n, s:s?, s:{}, s:s}", "type", "connected",
+                                "event_type", "execution_id", execution_id, "data",
+                                "timestamp", stamp);
+    gateway_sse_frame_t *frame =
+        payload ? frame_from_json(seq, has_id, false, execution_id, payload) : NULL;
+    json_decref(payload);
+    return frame;
+}
+
+gateway_sse_frame_t *gateway_sse_frame_keepalive(void)
+{
+    return frame_new(0, false, NULL, KEEPALIVE_TEXT, strlen(KEEPALIVE_TEXT));
+}
+
+gateway_sse_frame_t *gateway_sse_frame_ref(gateway_sse_frame_t *frame)
+{
+    frame->refs++;
+    return frame;
+}
+
+void gateway_sse_frame_unref(gateway_sse_frame_t **frame_p)
+{
+    if (!frame_p || !*frame_p)
+        return;
+    gateway_sse_frame_t *frame = *frame_p;
+    *frame_p = NULL;
+    if (--frame->refs > 0)
+        return;
+    free(frame->execution_id);
+    free(frame);
+}
+
+uint64_t gateway_sse_frame_seq(const gateway_sse_frame_t *frame)
+{
+    return frame->seq;
+}
+
+bool gateway_sse_frame_terminal(const gateway_sse_frame_t *frame)
+{
+    return frame->terminal;
+}
+
+const char *gateway_sse_frame_execution_id(const gateway_sse_frame_t *frame)
+{
+    return frame->execution_id;
+}
+
+const char *gateway_sse_frame_text(const gateway_sse_frame_t *frame)
+{
+    return frame->text;
+}
+
+size_t gateway_sse_frame_len(const gateway_sse_frame_t *frame)
+{
+    return frame->len;
+}
+
+/* ---- frame queue: a ring of shared frames, read byte by byte ---- */
+
+typedef struct {
+    gateway_sse_frame_t **ring;
+    size_t cap, head, count;
+    size_t offset; /* bytes of the head frame already read */
+    size_t bytes;  /* unread bytes in all */
+} queue_t;
+
+static int queue_push(queue_t *q, gateway_sse_frame_t *frame)
+{
+    if (q->count == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 16;
+        gateway_sse_frame_t **ring = malloc(cap * sizeof *ring);
+        if (!ring)
+            return -1;
+        for (size_t i = 0; i < q->count; i++)
+            ring[i] = q->ring[(q->head + i) % q->cap];
+        free(q->ring);
+        q->ring = ring;
+        q->cap = cap;
+        q->head = 0;
+    }
+    q->ring[(q->head + q->count) % q->cap] = gateway_sse_frame_ref(frame);
+    q->count++;
+    q->bytes += frame->len;
+    return 0;
+}
+
+static gateway_sse_frame_t *queue_pop(queue_t *q)
+{
+    if (q->count == 0)
+        return NULL;
+    gateway_sse_frame_t *frame = q->ring[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+    q->bytes -= frame->len - q->offset;
+    q->offset = 0;
+    return frame; /* the queue's reference passes to the caller */
+}
+
+static size_t queue_read(queue_t *q, char *buf, size_t max)
+{
+    size_t copied = 0;
+    while (copied < max && q->count > 0) {
+        gateway_sse_frame_t *frame = q->ring[q->head];
+        size_t left = frame->len - q->offset;
+        size_t n = left < max - copied ? left : max - copied;
+        memcpy(buf + copied, frame->text + q->offset, n);
+        copied += n;
+        q->offset += n;
+        q->bytes -= n;
+        if (q->offset == frame->len) {
+            gateway_sse_frame_t *done = queue_pop(q);
+            gateway_sse_frame_unref(&done);
+        }
+    }
+    return copied;
+}
+
+static void queue_clear(queue_t *q)
+{
+    gateway_sse_frame_t *frame;
+    while ((frame = queue_pop(q)))
+        gateway_sse_frame_unref(&frame);
+    free(q->ring);
+    memset(q, 0, sizeof *q);
+}
+
+/* ---- client ---- */
+
+struct gateway_sse_client_t {
+    char *execution_id; /* NULL: activity */
+    bool resolved;      /* execution_id is a full id, not the prefix the client gave */
+    gateway_sse_limits_t limits;
+    gateway_sse_state_t state;
+    uint64_t last_seq; /* highest seq queued (or already known to the client) */
+    queue_t queue;
+    queue_t holds;       /* live frames offered while replaying */
+    bool page_in_flight;
+    bool replay_more;    /* the log has more for us: ask for another page */
+    bool holds_dropped;  /* holds outgrew their budget: one more round is needed */
+    int64_t last_push_ms;
+    void *user, *slot;
+};
+
+gateway_sse_client_t *gateway_sse_client_new(const char *execution_id, uint64_t after_seq,
+                                             bool replay, const gateway_sse_limits_t *limits)
+{
+    gateway_sse_client_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    if (execution_id && !(self->execution_id = strdup(execution_id))) {
+        free(self);
+        return NULL;
+    }
+    self->limits = *limits;
+    if (self->limits.low_bytes > self->limits.max_bytes)
+        self->limits.low_bytes = self->limits.max_bytes;
+    self->state = replay ? GATEWAY_SSE_REPLAYING : GATEWAY_SSE_LIVE;
+    self->replay_more = replay;
+    self->last_seq = after_seq;
+    self->last_push_ms = syn_mono_ms();
+    return self;
+}
+
+void gateway_sse_client_destroy(gateway_sse_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gateway_sse_client_t *self = *self_p;
+    queue_clear(&self->queue);
+    queue_clear(&self->holds);
+    free(self->execution_id);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *gateway_sse_client_execution_id(const gateway_sse_client_t *self)
+{
+    return self->execution_id;
+}
+
+int gateway_sse_client_resolve(gateway_sse_client_t *self, const char *execution_id)
+{
+    char *copy = strdup(execution_id);
+    if (!copy)
+        return -1;
+    free(self->execution_id);
+    self->execution_id = copy;
+    self->resolved = true;
+    return 0;
+}
+
+bool gateway_sse_client_resolved(const gateway_sse_client_t *self)
+{
+    return self->resolved;
+}
+
+bool gateway_sse_client_matches(const gateway_sse_client_t *self,
+                                const gateway_sse_frame_t *frame)
+{
+    if (!self->execution_id)
+        return true;
+    if (!frame->execution_id)
+        return false;
+    if (self->resolved)
+        return strcmp(frame->execution_id, self->execution_id) == 0;
+    return strncmp(frame->execution_id, self->execution_id, strlen(self->execution_id)) == 0;
+}
+
+gateway_sse_state_t gateway_sse_client_state(const gateway_sse_client_t *self)
+{
+    return self->state;
+}
+
+uint64_t gateway_sse_client_last_seq(const gateway_sse_client_t *self)
+{
+    return self->last_seq;
+}
+
+size_t gateway_sse_client_queued(const gateway_sse_client_t *self)
+{
+    return self->queue.bytes;
+}
+
+bool gateway_sse_client_readable(const gateway_sse_client_t *self)
+{
+    return self->queue.count > 0 || self->state == GATEWAY_SSE_ENDING ||
+           self->state == GATEWAY_SSE_FAILED;
+}
+
+void gateway_sse_client_set_user(gateway_sse_client_t *self, void *user)
+{
+    self->user = user;
+}
+
+void *gateway_sse_client_user(const gateway_sse_client_t *self)
+{
+    return self->user;
+}
+
+void gateway_sse_client_set_slot(gateway_sse_client_t *self, void *slot)
+{
+    self->slot = slot;
+}
+
+void *gateway_sse_client_slot(const gateway_sse_client_t *self)
+{
+    return self->slot;
+}
+
+void gateway_sse_client_fail(gateway_sse_client_t *self)
+{
+    self->state = GATEWAY_SSE_FAILED;
+    queue_clear(&self->queue);
+    queue_clear(&self->holds);
+}
+
+void gateway_sse_client_finish(gateway_sse_client_t *self)
+{
+    if (self->state == GATEWAY_SSE_FAILED)
+        return;
+    self->state = GATEWAY_SSE_ENDING;
+    queue_clear(&self->queue);
+    queue_clear(&self->holds);
+}
+
+static bool push(gateway_sse_client_t *self, gateway_sse_frame_t *frame)
+{
+    if (queue_push(&self->queue, frame) != 0) {
+        gateway_sse_client_fail(self);
+        return false;
+    }
+    self->last_push_ms = syn_mono_ms();
+    return true;
+}
+
+/* Queues an event frame above last_seq; an execution stream ends on its terminal. */
+static void push_event(gateway_sse_client_t *self, gateway_sse_frame_t *frame)
+{
+    if (!push(self, frame))
+        return;
+    self->last_seq = frame->seq;
+    if (frame->terminal && self->execution_id)
+        self->state = GATEWAY_SSE_ENDING;
+}
+
+void gateway_sse_client_connect(gateway_sse_client_t *self, bool has_id, int64_t now_us)
+{
+    assert(self->queue.count == 0);
+    gateway_sse_frame_t *frame =
+        gateway_sse_frame_connected(self->execution_id, has_id, self->last_seq, now_us);
+    if (!frame) {
+        gateway_sse_client_fail(self);
+        return;
+    }
+    push(self, frame);
+    gateway_sse_frame_unref(&frame);
+}
+
+/* The budget of holds: what the queue may still take once it is below low_bytes. */
+static size_t hold_budget(const gateway_sse_client_t *self)
+{
+    return self->limits.max_bytes - self->limits.low_bytes;
+}
+
+/* A replay that has nothing left to fetch goes live once its queue is short, so the
+ * released holds fit in the budget. */
+static void settle(gateway_sse_client_t *self)
+{
+    if (self->state != GATEWAY_SSE_REPLAYING || self->page_in_flight || self->replay_more ||
+        self->queue.bytes >= self->limits.low_bytes)
+        return;
+    self->state = GATEWAY_SSE_LIVE;
+    gateway_sse_frame_t *frame;
+    while ((frame = queue_pop(&self->holds))) {
+        if (self->state == GATEWAY_SSE_LIVE && frame->seq > self->last_seq &&
+            gateway_sse_client_matches(self, frame))
+            push_event(self, frame);
+        gateway_sse_frame_unref(&frame);
+    }
+}
+
+bool gateway_sse_client_next_page(gateway_sse_client_t *self, uint64_t *after_seq)
+{
+    settle(self);
+    if (self->state != GATEWAY_SSE_REPLAYING || self->page_in_flight || !self->replay_more ||
+        self->queue.bytes >= self->limits.low_bytes)
+        return false;
+    self->page_in_flight = true;
+    *after_seq = self->last_seq;
+    return true;
+}
+
+int gateway_sse_client_page(gateway_sse_client_t *self, const json_t *events, bool more,
+                            bool terminal)
+{
+    self->page_in_flight = false;
+    if (self->state != GATEWAY_SSE_REPLAYING)
+        return 0;
+    if (!json_is_array(events)) {
+        gateway_sse_client_fail(self);
+        return -1;
+    }
+    size_t i, added = 0;
+    json_t *event;
+    json_array_foreach(events, i, event) {
+        char err[128];
+        gateway_sse_frame_t *frame = gateway_sse_frame_event(event, err, sizeof err);
+        if (!frame) {
+            gateway_sse_client_fail(self);
+            return -1;
+        }
+        if (frame->seq > self->last_seq && gateway_sse_client_matches(self, frame)) {
+            push_event(self, frame);
+            added++;
+        }
+        gateway_sse_frame_unref(&frame);
+        if (self->state != GATEWAY_SSE_REPLAYING)
+            return self->state == GATEWAY_SSE_FAILED ? -1 : 0;
+    }
+    /* An empty page that claims more would make us ask forever: the log is done. */
+    self->replay_more = more && added > 0;
+    if (!self->replay_more) {
+        if (terminal && self->execution_id) {
+            /* Finished, and its terminal frame was sent before (Last-Event-ID past it). */
+            self->state = GATEWAY_SSE_ENDING;
+            queue_clear(&self->holds);
+            return 0;
+        }
+        if (self->holds_dropped) {
+            self->holds_dropped = false;
+            self->replay_more = true;
+        }
+    }
+    settle(self);
+    return 0;
+}
+
+gateway_sse_offer_t gateway_sse_client_offer(gateway_sse_client_t *self,
+                                             gateway_sse_frame_t *frame)
+{
+    if (frame->seq <= self->last_seq || !gateway_sse_client_matches(self, frame))
+        return GATEWAY_SSE_IGNORED;
+    switch (self->state) {
+    case GATEWAY_SSE_REPLAYING:
+        if (self->holds.bytes + frame->len > hold_budget(self)) {
+            /* The log has them all: drop, and read them back in one more round. */
+            gateway_sse_frame_t *old;
+            while ((old = queue_pop(&self->holds)))
+                gateway_sse_frame_unref(&old);
+            self->holds_dropped = true;
+            return GATEWAY_SSE_IGNORED;
+        }
+        if (queue_push(&self->holds, frame) != 0) {
+            self->holds_dropped = true;
+            return GATEWAY_SSE_IGNORED;
+        }
+        return GATEWAY_SSE_HELD;
+    case GATEWAY_SSE_LIVE:
+        if (self->queue.bytes + frame->len > self->limits.max_bytes) {
+            gateway_sse_client_fail(self);
+            return GATEWAY_SSE_OVERFLOW;
+        }
+        push_event(self, frame);
+        return self->state == GATEWAY_SSE_FAILED ? GATEWAY_SSE_OVERFLOW : GATEWAY_SSE_QUEUED;
+    case GATEWAY_SSE_ENDING:
+    case GATEWAY_SSE_FAILED:
+        break;
+    }
+    return GATEWAY_SSE_IGNORED;
+}
+
+bool gateway_sse_client_keepalive(gateway_sse_client_t *self, int64_t now_ms,
+                                  int64_t interval_ms)
+{
+    if (self->state == GATEWAY_SSE_FAILED || self->queue.count > 0 ||
+        now_ms - self->last_push_ms < interval_ms)
+        return false;
+    gateway_sse_frame_t *frame = gateway_sse_frame_keepalive();
+    if (!frame) {
+        gateway_sse_client_fail(self);
+        return true;
+    }
+    push(self, frame);
+    gateway_sse_frame_unref(&frame);
+    return true;
+}
+
+ssize_t gateway_sse_client_read(gateway_sse_client_t *self, char *buf, size_t max)
+{
+    if (self->state == GATEWAY_SSE_FAILED)
+        return GATEWAY_SSE_ERROR;
+    size_t copied = queue_read(&self->queue, buf, max);
+    if (copied > 0) {
+        settle(self);
+        return (ssize_t)copied;
+    }
+    if (self->state == GATEWAY_SSE_ENDING)
+        return GATEWAY_SSE_END;
+    return 0;
+}

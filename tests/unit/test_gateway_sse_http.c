@@ -1,0 +1,1054 @@
+/* The gateway's SSE streams over real HTTP, in-process, against a fake broker that
+ * keeps an event log, answers events.replay from it and publishes on PUB (or, to make
+ * gaps, does not): connected frame first, replay then live without repeats,
+ * Last-Event-ID, prefixes, terminal frames that close, gap fill, keepalive, slow
+ * clients cut without hurting others, 1,000 concurrent clients, and the phase output
+ * as text/plain. */
+#include "gateway/gateway.h"
+#include "proto/msg.h"
+#include "tests/support/http.h"
+
+#include <arpa/inet.h>
+#include <czmq.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define REQUEST_TIMEOUT_MS 1000
+
+/* ---- fake broker: an event log, events.replay, PUB ---- */
+
+typedef struct {
+    unsigned char identity[256];
+    size_t identity_len;
+    json_int_t id;
+    json_t *args;
+    int64_t due_ms;
+} job_t;
+
+typedef struct {
+    zsock_t *router, *pub;
+    char endpoint[128], events_endpoint[128];
+    pthread_t thread;
+    atomic_int stop;
+    pthread_mutex_t lock; /* guards everything below */
+    json_t *log;          /* every event, in seq order */
+    json_t *outbox;       /* events to publish */
+    int replay_delay_ms;  /* events.replay answered this late (computed when sent) */
+    int replays;          /* events.replay requests received */
+    job_t jobs[256];
+    size_t job_count;
+} fake_broker_t;
+
+static bool is_terminal(const char *type)
+{
+    return !strcmp(type, "ExecutionCompleted") || !strcmp(type, "ExecutionFailed") ||
+           !strcmp(type, "ExecutionCancelled");
+}
+
+static void send_reply(fake_broker_t *fb, const unsigned char *identity, size_t identity_len,
+                       json_int_t id, int status, json_t *body)
+{
+    syn_msg_t *reply = syn_msg_new_with(
+        SYN_MSG_REPLY, json_pack("{s:I, s:i, s:o}", "id", id, "status", status, "body", body));
+    if (syn_msg_send(zsock_resolve(fb->router), identity, identity_len, reply) != 0)
+        fprintf(stderr, "fake broker: send failed: %s\n", strerror(errno));
+    syn_msg_destroy(&reply);
+}
+
+/* events.replay from the log, as docs/protocol.md says (caller holds the lock). */
+static void answer_replay(fake_broker_t *fb, const job_t *job)
+{
+    const char *given = json_string_value(json_object_get(job->args, "execution_id"));
+    json_int_t after = json_integer_value(json_object_get(job->args, "after_seq"));
+    json_int_t limit = json_integer_value(json_object_get(job->args, "limit"));
+    const char *resolved = NULL;
+    size_t i;
+    json_t *event;
+    if (given) {
+        int matches = 0;
+        json_t *seen = json_object();
+        json_array_foreach(fb->log, i, event) {
+            const char *id = json_string_value(json_object_get(event, "execution_id"));
+            if (id && strncmp(id, given, strlen(given)) == 0 && !json_object_get(seen, id)) {
+                json_object_set_new(seen, id, json_true());
+                matches++;
+                resolved = id;
+            }
+        }
+        json_decref(seen);
+        char detail[256];
+        if (matches != 1) {
+            snprintf(detail, sizeof detail, matches ? "Ambiguous execution id %s" :
+                     "Execution not found: %s", given);
+            send_reply(fb, job->identity, job->identity_len, job->id, matches ? 409 : 404,
+                       json_pack("{s:s}", "detail", detail));
+            return;
+        }
+    }
+    json_t *events = json_array();
+    bool more = false, terminal = false;
+    json_int_t last = after;
+    json_array_foreach(fb->log, i, event) {
+        const char *id = json_string_value(json_object_get(event, "execution_id"));
+        if (resolved && (!id || strcmp(id, resolved) != 0))
+            continue;
+        if (is_terminal(json_string_value(json_object_get(event, "type"))))
+            terminal = true;
+        json_int_t seq = json_integer_value(json_object_get(event, "seq"));
+        if (seq <= after)
+            continue;
+        if ((json_int_t)json_array_size(events) == limit) {
+            more = true;
+            continue;
+        }
+        json_array_append(events, event);
+        last = seq;
+    }
+    send_reply(fb, job->identity, job->identity_len, job->id, 200,
+               json_pack("{s:o, s:I, s:b, s:b, s:s?}", "events", events, "last_seq", last,
+                         "more", more, "terminal", resolved && terminal, "execution_id",
+                         resolved));
+}
+
+/* health → 200; events.replay → from the log (exec-silent: never); execution.output →
+ * {"output"} (phase "missing": 404); anything else → 200 {"op","args"}. */
+static void fake_handle(fake_broker_t *fb, const unsigned char *identity, size_t identity_len,
+                        syn_msg_t *msg)
+{
+    json_t *fields = syn_msg_fields(msg);
+    json_int_t id = json_integer_value(json_object_get(fields, "id"));
+    const char *op = json_string_value(json_object_get(fields, "op"));
+    json_t *args = json_object_get(fields, "args");
+    if (!strcmp(op, "health")) {
+        send_reply(fb, identity, identity_len, id, 200,
+                   json_pack("{s:s, s:s, s:i}", "status", "ok", "broker", "up", "workers", 1));
+    } else if (!strcmp(op, "events.replay")) {
+        const char *execution_id = json_string_value(json_object_get(args, "execution_id"));
+        pthread_mutex_lock(&fb->lock);
+        fb->replays++;
+        if (!(execution_id && !strcmp(execution_id, "exec-silent")) && fb->job_count < 256) {
+            job_t *job = &fb->jobs[fb->job_count++];
+            memcpy(job->identity, identity, identity_len);
+            job->identity_len = identity_len;
+            job->id = id;
+            job->args = json_incref(args);
+            job->due_ms = zclock_mono() + fb->replay_delay_ms;
+        }
+        pthread_mutex_unlock(&fb->lock);
+    } else if (!strcmp(op, "execution.output")) {
+        const char *phase = json_string_value(json_object_get(args, "phase_id"));
+        if (!strcmp(phase, "missing"))
+            send_reply(fb, identity, identity_len, id, 404,
+                       json_pack("{s:s}", "detail", "Phase missing not found in execution x"));
+        else
+            send_reply(fb, identity, identity_len, id, 200,
+                       json_pack("{s:s}", "output", "line one\nline two \xc3\xa9\n"));
+    } else {
+        send_reply(fb, identity, identity_len, id, 200,
+                   json_pack("{s:s, s:O}", "op", op, "args", args));
+    }
+}
+
+static void *fake_broker_run(void *arg)
+{
+    fake_broker_t *fb = arg;
+    void *router = zsock_resolve(fb->router);
+    while (!atomic_load(&fb->stop)) {
+        zmq_pollitem_t item = {router, 0, ZMQ_POLLIN, 0};
+        zmq_poll(&item, 1, 1);
+        for (;;) {
+            unsigned char identity[256];
+            size_t identity_len = sizeof identity;
+            syn_msg_t *msg = NULL;
+            char err[256];
+            int rc = syn_msg_recv(router, &msg, identity, &identity_len, err, sizeof err);
+            if (rc == -1)
+                break;
+            if (rc == 0)
+                fake_handle(fb, identity, identity_len, msg);
+            syn_msg_destroy(&msg);
+        }
+        pthread_mutex_lock(&fb->lock);
+        int64_t now = zclock_mono();
+        for (size_t i = 0; i < fb->job_count;) {
+            if (fb->jobs[i].due_ms <= now) {
+                answer_replay(fb, &fb->jobs[i]);
+                json_decref(fb->jobs[i].args);
+                fb->jobs[i] = fb->jobs[--fb->job_count];
+            } else {
+                i++;
+            }
+        }
+        size_t i;
+        json_t *event;
+        json_array_foreach(fb->outbox, i, event) {
+            const char *topic = json_string_value(json_object_get(event, "execution_id"));
+            syn_msg_t *msg = syn_msg_new_with(SYN_MSG_EVENT, json_incref(event));
+            if (syn_msg_send(zsock_resolve(fb->pub), topic ? topic : "-",
+                             topic ? strlen(topic) : 1, msg) != 0)
+                fprintf(stderr, "fake broker: publish failed: %s\n", strerror(errno));
+            syn_msg_destroy(&msg);
+        }
+        json_array_clear(fb->outbox);
+        pthread_mutex_unlock(&fb->lock);
+    }
+    return NULL;
+}
+
+static fake_broker_t *fake_broker_start(void)
+{
+    fake_broker_t *fb = calloc(1, sizeof *fb);
+    pthread_mutex_init(&fb->lock, NULL);
+    fb->log = json_array();
+    fb->outbox = json_array();
+    fb->router = zsock_new(ZMQ_ROUTER);
+    zsock_set_router_mandatory(fb->router, 1);
+    zsock_set_linger(fb->router, 0);
+    assert_true(zsock_bind(fb->router, "tcp://127.0.0.1:*") > 0);
+    snprintf(fb->endpoint, sizeof fb->endpoint, "%s", zsock_endpoint(fb->router));
+    fb->pub = zsock_new(ZMQ_PUB);
+    zsock_set_linger(fb->pub, 0);
+    zsock_set_sndhwm(fb->pub, 100000);
+    assert_true(zsock_bind(fb->pub, "tcp://127.0.0.1:*") > 0);
+    snprintf(fb->events_endpoint, sizeof fb->events_endpoint, "%s", zsock_endpoint(fb->pub));
+    assert_int_equal(pthread_create(&fb->thread, NULL, fake_broker_run, fb), 0);
+    return fb;
+}
+
+static void fake_broker_stop(fake_broker_t **fb_p)
+{
+    fake_broker_t *fb = *fb_p;
+    atomic_store(&fb->stop, 1);
+    pthread_join(fb->thread, NULL);
+    for (size_t i = 0; i < fb->job_count; i++)
+        json_decref(fb->jobs[i].args);
+    zsock_destroy(&fb->router);
+    zsock_destroy(&fb->pub);
+    json_decref(fb->log);
+    json_decref(fb->outbox);
+    pthread_mutex_destroy(&fb->lock);
+    free(fb);
+    *fb_p = NULL;
+}
+
+/* Appends an event to the log (and publishes it unless publish is false, which makes
+ * a gap for the gateway); data is stolen (NULL: {}). Returns its seq. */
+static long long emit_data(fake_broker_t *fb, const char *execution_id, const char *type,
+                           json_t *data, bool publish)
+{
+    pthread_mutex_lock(&fb->lock);
+    long long seq = (long long)json_array_size(fb->log) + 1;
+    json_t *event = json_pack("{s:I, s:I, s:s?, s:s, s:o}", "seq", (json_int_t)seq, "time",
+                              (json_int_t)zclock_time() * 1000, "execution_id", execution_id,
+                              "type", type, "data", data ? data : json_object());
+    json_array_append(fb->log, event);
+    if (publish)
+        json_array_append(fb->outbox, event);
+    json_decref(event);
+    pthread_mutex_unlock(&fb->lock);
+    return seq;
+}
+
+static long long emit(fake_broker_t *fb, const char *execution_id, const char *type)
+{
+    return emit_data(fb, execution_id, type, NULL, true);
+}
+
+/* ---- the gateway under test, in its own thread ---- */
+
+typedef struct {
+    gateway_t *gateway;
+    pthread_t thread;
+    atomic_int stop;
+    pthread_mutex_t lock;
+    gateway_stats_t stats;
+    atomic_long turns;
+    int port;
+    char url[64];
+} harness_t;
+
+static void *gateway_thread(void *arg)
+{
+    harness_t *h = arg;
+    while (!atomic_load(&h->stop)) {
+        if (gateway_poll(h->gateway, 10) != 0)
+            break;
+        pthread_mutex_lock(&h->lock);
+        gateway_stats(h->gateway, &h->stats);
+        pthread_mutex_unlock(&h->lock);
+        atomic_fetch_add(&h->turns, 1);
+    }
+    return NULL;
+}
+
+static harness_t *harness_start(fake_broker_t *fb, long keepalive_ms, long buffer_bytes)
+{
+    harness_t *h = calloc(1, sizeof *h);
+    pthread_mutex_init(&h->lock, NULL);
+    gateway_config_t config = {
+        .http = "127.0.0.1:0",
+        .broker = fb->endpoint,
+        .events = fb->events_endpoint,
+        .request_timeout_ms = REQUEST_TIMEOUT_MS,
+        .health_timeout_ms = 500,
+        .max_connections = 2048,
+        .sse_keepalive_ms = keepalive_ms,
+        .sse_buffer_bytes = buffer_bytes,
+    };
+    char err[256];
+    h->gateway = gateway_new(&config, err, sizeof err);
+    if (!h->gateway)
+        fail_msg("gateway_new: %s", err);
+    h->port = gateway_port(h->gateway);
+    snprintf(h->url, sizeof h->url, "http://127.0.0.1:%d", h->port);
+    assert_int_equal(pthread_create(&h->thread, NULL, gateway_thread, h), 0);
+    return h;
+}
+
+static void harness_stop(harness_t **h_p)
+{
+    harness_t *h = *h_p;
+    if (!h)
+        return;
+    atomic_store(&h->stop, 1);
+    pthread_join(h->thread, NULL);
+    gateway_destroy(&h->gateway);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+    *h_p = NULL;
+}
+
+static gateway_stats_t harness_stats(harness_t *h)
+{
+    long seen = atomic_load(&h->turns);
+    for (int i = 0; i < 1000 && atomic_load(&h->turns) < seen + 2; i++)
+        usleep(1000);
+    gateway_stats_t stats;
+    pthread_mutex_lock(&h->lock);
+    stats = h->stats;
+    pthread_mutex_unlock(&h->lock);
+    return stats;
+}
+
+typedef struct {
+    fake_broker_t *broker;
+    harness_t *gw;
+    long long warmup_seq; /* events in the log before the test starts */
+} fixture_t;
+
+/* Until the DEALER and the SUB are connected, requests get 503 and events are lost:
+ * wait for both (warm-up events go to the log like any other, execution_id null). */
+static void wait_until_connected(fixture_t *f)
+{
+    for (int i = 0; i < 300; i++) {
+        http_response_t r;
+        int rc = http_get(&r, "%s/health", f->gw->url);
+        long status = r.status;
+        http_response_clear(&r);
+        if (rc == 0 && status == 200)
+            break;
+        usleep(10000);
+    }
+    for (int i = 0; i < 300; i++) {
+        f->warmup_seq = emit(f->broker, NULL, "Warmup");
+        usleep(10000);
+        if (harness_stats(f->gw).events > 0)
+            return;
+    }
+    fail_msg("gateway never connected to the fake broker");
+}
+
+static fixture_t *fixture_start(long keepalive_ms, long buffer_bytes)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    f->broker = fake_broker_start();
+    f->gw = harness_start(f->broker, keepalive_ms, buffer_bytes);
+    wait_until_connected(f);
+    return f;
+}
+
+static int setup(void **state)
+{
+    *state = fixture_start(0, 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    harness_stop(&f->gw);
+    fake_broker_stop(&f->broker);
+    free(f);
+    return 0;
+}
+
+/* ---- a small SSE client: raw socket, HTTP/1.1 chunked decoding, frame parsing ---- */
+
+typedef struct {
+    long long id; /* -1 when the frame has no id line */
+    bool keepalive;
+    json_t *data; /* the data line, parsed; NULL for comments */
+} frame_t;
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} buf_t;
+
+typedef struct {
+    int fd;
+    int status;  /* 0 until the headers are in */
+    buf_t head;  /* status line and headers */
+    buf_t raw;   /* bytes after the headers, not yet decoded */
+    buf_t body;  /* decoded body: the event stream */
+    size_t parsed;
+    bool chunked;
+    bool ended;  /* the final chunk came: the stream ended cleanly */
+    bool closed; /* the server closed (or reset) the connection */
+    frame_t *frames;
+    size_t count, cap;
+} reader_t;
+
+static void buf_add(buf_t *b, const char *data, size_t len)
+{
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + len + 1)
+            cap *= 2;
+        b->data = realloc(b->data, cap);
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+static void buf_drop(buf_t *b, size_t len)
+{
+    memmove(b->data, b->data + len, b->len - len);
+    b->len -= len;
+    b->data[b->len] = '\0';
+}
+
+static void reader_frames(reader_t *r)
+{
+    const char *end;
+    while (r->body.data && (end = strstr(r->body.data + r->parsed, "\n\n"))) {
+        const char *start = r->body.data + r->parsed;
+        size_t block_len = (size_t)(end - start);
+        char *block = strndup(start, block_len);
+        frame_t frame = {.id = -1};
+        char *save = NULL;
+        for (char *line = strtok_r(block, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            if (!strncmp(line, "id: ", 4))
+                frame.id = atoll(line + 4);
+            else if (!strncmp(line, "data: ", 6))
+                frame.data = json_loads(line + 6, 0, NULL);
+            else if (!strcmp(line, ": keepalive"))
+                frame.keepalive = true;
+        }
+        free(block);
+        r->parsed += block_len + 2;
+        if (r->count == r->cap) {
+            r->cap = r->cap ? r->cap * 2 : 16;
+            r->frames = realloc(r->frames, r->cap * sizeof *r->frames);
+        }
+        r->frames[r->count++] = frame;
+    }
+}
+
+static void reader_decode(reader_t *r)
+{
+    if (!r->status) {
+        char *end = strstr(r->head.data ? r->head.data : "", "\r\n\r\n");
+        if (!end)
+            return;
+        size_t head_len = (size_t)(end + 4 - r->head.data);
+        buf_add(&r->raw, r->head.data + head_len, r->head.len - head_len);
+        r->head.len = head_len;
+        r->head.data[head_len] = '\0';
+        r->status = atoi(r->head.data + 9);
+        r->chunked = strcasestr(r->head.data, "\r\nTransfer-Encoding: chunked\r\n") != NULL;
+    }
+    if (!r->chunked) {
+        buf_add(&r->body, r->raw.data ? r->raw.data : "", r->raw.len);
+        buf_drop(&r->raw, r->raw.len);
+    }
+    while (r->chunked && !r->ended && r->raw.len > 0) {
+        char *line_end = strstr(r->raw.data, "\r\n");
+        if (!line_end)
+            break;
+        size_t size = strtoul(r->raw.data, NULL, 16);
+        size_t line_len = (size_t)(line_end + 2 - r->raw.data);
+        if (size == 0) {
+            r->ended = true;
+            break;
+        }
+        if (r->raw.len < line_len + size + 2)
+            break;
+        buf_add(&r->body, r->raw.data + line_len, size);
+        buf_drop(&r->raw, line_len + size + 2);
+    }
+    reader_frames(r);
+}
+
+/* Reads whatever is waiting, without blocking. */
+static void reader_pump(reader_t *r)
+{
+    char buf[65536];
+    while (!r->closed) {
+        ssize_t n = recv(r->fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) {
+            buf_add(r->status ? &r->raw : &r->head, buf, (size_t)n);
+            reader_decode(r);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        r->closed = true;
+    }
+}
+
+/* Opens GET path; last_event_id NULL for none; rcvbuf > 0 shrinks the socket's
+ * receive buffer (a client that reads slowly fills up sooner). */
+static reader_t *reader_open(int port, const char *path, const char *last_event_id, int rcvbuf)
+{
+    reader_t *r = calloc(1, sizeof *r);
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(r->fd >= 0);
+    if (rcvbuf > 0)
+        setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(r->fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    char request[512];
+    int len = snprintf(request, sizeof request,
+                       "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                       "%s%s%sConnection: close\r\n\r\n",
+                       path, last_event_id ? "Last-Event-ID: " : "",
+                       last_event_id ? last_event_id : "", last_event_id ? "\r\n" : "");
+    assert_int_equal(send(r->fd, request, (size_t)len, MSG_NOSIGNAL), len);
+    return r;
+}
+
+static void reader_close(reader_t **r_p)
+{
+    reader_t *r = *r_p;
+    if (!r)
+        return;
+    close(r->fd);
+    for (size_t i = 0; i < r->count; i++)
+        json_decref(r->frames[i].data);
+    free(r->frames);
+    free(r->head.data);
+    free(r->raw.data);
+    free(r->body.data);
+    free(r);
+    *r_p = NULL;
+}
+
+typedef bool (*reader_done_fn)(const reader_t *r, long want);
+
+/* Pumps all readers with poll() until done(r, want) holds for each, or timeout_ms. */
+static bool readers_wait(reader_t **rs, size_t n, reader_done_fn done, long want,
+                         int timeout_ms)
+{
+    struct pollfd *fds = calloc(n, sizeof *fds);
+    int64_t deadline = zclock_mono() + timeout_ms;
+    bool all = false;
+    while (!all && zclock_mono() < deadline) {
+        size_t active = 0;
+        all = true;
+        for (size_t i = 0; i < n; i++) {
+            if (done(rs[i], want))
+                continue;
+            all = false;
+            if (!rs[i]->closed)
+                fds[active++] = (struct pollfd){.fd = rs[i]->fd, .events = POLLIN};
+        }
+        if (all || active == 0)
+            break;
+        poll(fds, active, 50);
+        for (size_t i = 0; i < n; i++)
+            if (!done(rs[i], want))
+                reader_pump(rs[i]);
+    }
+    free(fds);
+    for (size_t i = 0; i < n; i++)
+        if (!done(rs[i], want))
+            return false;
+    return true;
+}
+
+static bool has_frames(const reader_t *r, long want)
+{
+    return r->count >= (size_t)want;
+}
+
+static bool has_ended(const reader_t *r, long want)
+{
+    (void)want;
+    return r->closed;
+}
+
+static bool has_keepalives(const reader_t *r, long want)
+{
+    long count = 0;
+    for (size_t i = 0; i < r->count; i++)
+        count += r->frames[i].keepalive;
+    return count >= want;
+}
+
+static void wait_frames(reader_t *r, long want)
+{
+    if (!readers_wait(&r, 1, has_frames, want, 5000))
+        fail_msg("wanted %ld frames, got %zu: %s", want, r->count,
+                 r->body.data ? r->body.data : "");
+}
+
+static const char *frame_str(const frame_t *frame, const char *key)
+{
+    const char *text = json_string_value(json_object_get(frame->data, key));
+    return text ? text : "";
+}
+
+/* The frames' ids and event types as "id:type,..." (keepalives skipped; the
+ * connected frame as "id:connected"). */
+static void summary(const reader_t *r, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < r->count && used < len; i++) {
+        const frame_t *frame = &r->frames[i];
+        if (frame->keepalive)
+            continue;
+        const char *type = frame_str(frame, "type");
+        used += (size_t)snprintf(out + used, len - used, "%s%lld:%s", used ? "," : "",
+                                 frame->id, strcmp(type, "connected") == 0
+                                                ? "connected"
+                                                : frame_str(frame, "event_type"));
+    }
+}
+
+static void expect_summary(const reader_t *r, const char *want)
+{
+    char got[8192];
+    summary(r, got, sizeof got);
+    if (strcmp(got, want) != 0)
+        print_error("got:  %s\nwant: %s\n", got, want);
+    assert_string_equal(got, want);
+}
+
+/* ---- tests ---- */
+
+static void test_replay_then_live_then_terminal(void **state)
+{
+    fixture_t *f = *state;
+    long long s1 = emit(f->broker, "exec-aaa111", "ExecutionStarted");
+    emit(f->broker, "exec-bbb222", "ExecutionStarted");
+    long long s3 = emit(f->broker, "exec-aaa111", "PhaseQueued");
+    reader_t *r = reader_open(f->gw->port, "/sse/executions/exec-aaa111", NULL, 0);
+    wait_frames(r, 3);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strcasestr(r->head.data, "\r\nContent-Type: text/event-stream\r\n"));
+    assert_non_null(strcasestr(r->head.data, "\r\nCache-Control: no-cache\r\n"));
+    assert_true(r->chunked);
+    assert_string_equal(frame_str(&r->frames[0], "type"), "connected");
+    assert_string_equal(frame_str(&r->frames[0], "execution_id"), "exec-aaa111");
+    assert_string_equal(frame_str(&r->frames[1], "type"), "event");
+
+    long long s4 = emit(f->broker, "exec-aaa111", "PhaseStarted");
+    emit(f->broker, "exec-bbb222", "PhaseStarted");
+    long long s6 = emit(f->broker, "exec-aaa111", "ExecutionCompleted");
+    assert_true(readers_wait(&r, 1, has_ended, 0, 5000));
+    assert_true(r->ended); /* the final chunk: a clean end, not a cut */
+    char want[256];
+    snprintf(want, sizeof want,
+             "0:connected,%lld:ExecutionStarted,%lld:PhaseQueued,%lld:PhaseStarted,"
+             "%lld:ExecutionCompleted",
+             s1, s3, s4, s6);
+    expect_summary(r, want);
+    assert_string_equal(frame_str(&r->frames[4], "type"), "terminal");
+    assert_non_null(json_object_get(r->frames[4].data, "data"));
+    assert_int_equal(strlen(frame_str(&r->frames[4], "timestamp")), 27);
+    reader_close(&r);
+}
+
+/* Live events published while the replay reply is on its way are in the reply too:
+ * each is sent once, in order. */
+static void test_replay_and_live_overlap_without_repeats(void **state)
+{
+    fixture_t *f = *state;
+    long long first = emit(f->broker, "exec-ccc", "ExecutionStarted");
+    pthread_mutex_lock(&f->broker->lock);
+    f->broker->replay_delay_ms = 300;
+    pthread_mutex_unlock(&f->broker->lock);
+    reader_t *r = reader_open(f->gw->port, "/sse/executions/exec-ccc", NULL, 0);
+    usleep(100 * 1000); /* the replay request is in, its answer not yet */
+    long long seqs[5];
+    for (int i = 0; i < 5; i++)
+        seqs[i] = emit(f->broker, "exec-ccc", "PhaseOutput");
+    wait_frames(r, 7);
+    long long more = emit(f->broker, "exec-ccc", "PhaseCompleted");
+    wait_frames(r, 8);
+    usleep(100 * 1000);
+    reader_pump(r);
+    char want[512];
+    int used = snprintf(want, sizeof want, "0:connected,%lld:ExecutionStarted", first);
+    for (int i = 0; i < 5; i++)
+        used += snprintf(want + used, sizeof want - (size_t)used, ",%lld:PhaseOutput", seqs[i]);
+    snprintf(want + used, sizeof want - (size_t)used, ",%lld:PhaseCompleted", more);
+    expect_summary(r, want);
+    reader_close(&r);
+}
+
+static void test_last_event_id_resumes_after_it(void **state)
+{
+    fixture_t *f = *state;
+    long long seqs[4];
+    for (int i = 0; i < 4; i++)
+        seqs[i] = emit(f->broker, "exec-ddd", i == 0 ? "ExecutionStarted" : "PhaseOutput");
+    char last[32];
+    snprintf(last, sizeof last, "%lld", seqs[1]);
+    reader_t *r = reader_open(f->gw->port, "/sse/executions/exec-ddd", last, 0);
+    wait_frames(r, 3);
+    char want[256];
+    snprintf(want, sizeof want, "%lld:connected,%lld:PhaseOutput,%lld:PhaseOutput", seqs[1],
+             seqs[2], seqs[3]);
+    expect_summary(r, want);
+    reader_close(&r);
+
+    /* A bad header is a 422, as any bad input. */
+    r = reader_open(f->gw->port, "/sse/executions/exec-ddd", "abc", 0);
+    readers_wait(&r, 1, has_ended, 0, 5000);
+    assert_int_equal(r->status, 422);
+    assert_non_null(strstr(r->body.data, "last-event-id"));
+    reader_close(&r);
+}
+
+static void test_finished_execution_replays_and_closes(void **state)
+{
+    fixture_t *f = *state;
+    long long a = emit(f->broker, "exec-eee", "ExecutionStarted");
+    long long b = emit(f->broker, "exec-eee", "ExecutionFailed");
+    reader_t *r = reader_open(f->gw->port, "/sse/executions/exec-e", NULL, 0); /* a prefix */
+    assert_true(readers_wait(&r, 1, has_ended, 0, 5000));
+    assert_true(r->ended);
+    char want[128];
+    snprintf(want, sizeof want, "0:connected,%lld:ExecutionStarted,%lld:ExecutionFailed", a, b);
+    expect_summary(r, want);
+    assert_string_equal(frame_str(&r->frames[0], "execution_id"), "exec-eee");
+    reader_close(&r);
+
+    /* Resuming past its terminal frame: connected, then the end. */
+    char last[32];
+    snprintf(last, sizeof last, "%lld", b);
+    r = reader_open(f->gw->port, "/sse/executions/exec-eee", last, 0);
+    assert_true(readers_wait(&r, 1, has_ended, 0, 5000));
+    snprintf(want, sizeof want, "%lld:connected", b);
+    expect_summary(r, want);
+    assert_true(r->ended);
+    reader_close(&r);
+}
+
+static void test_unknown_ambiguous_and_silent(void **state)
+{
+    fixture_t *f = *state;
+    emit(f->broker, "exec-f01", "ExecutionStarted");
+    emit(f->broker, "exec-f02", "ExecutionStarted");
+    http_response_t resp;
+    assert_int_equal(http_get(&resp, "%s/sse/executions/exec-zzz", f->gw->url), 0);
+    assert_int_equal(resp.status, 404);
+    assert_string_equal(resp.content_type, "application/json");
+    assert_string_equal(json_string_value(json_object_get(resp.json, "detail")),
+                        "Execution not found: exec-zzz");
+    http_response_clear(&resp);
+    assert_int_equal(http_get(&resp, "%s/sse/executions/exec-f0", f->gw->url), 0);
+    assert_int_equal(resp.status, 409);
+    http_response_clear(&resp);
+    assert_int_equal(http_get(&resp, "%s/sse/executions/exec-silent", f->gw->url), 0);
+    assert_int_equal(resp.status, 503);
+    assert_string_equal(resp.retry_after, "1");
+    http_response_clear(&resp);
+    gateway_stats_t stats = harness_stats(f->gw);
+    assert_int_equal(stats.sse_clients, 0);
+}
+
+static void test_activity_stream(void **state)
+{
+    fixture_t *f = *state;
+    reader_t *r = reader_open(f->gw->port, "/sse/activity", NULL, 0);
+    wait_frames(r, 1);
+    /* It starts live, after the last event the gateway saw. */
+    assert_int_equal(r->frames[0].id, f->warmup_seq);
+    assert_string_equal(frame_str(&r->frames[0], "type"), "connected");
+    assert_true(json_is_null(json_object_get(r->frames[0].data, "execution_id")));
+    long long a = emit(f->broker, "exec-g1", "ExecutionStarted");
+    long long b = emit(f->broker, "exec-g2", "ExecutionStarted");
+    long long c = emit(f->broker, "exec-g1", "ExecutionCancelled");
+    long long d = emit(f->broker, "exec-g2", "PhaseQueued");
+    wait_frames(r, 5);
+    char want[256];
+    snprintf(want, sizeof want,
+             "%lld:connected,%lld:ExecutionStarted,%lld:ExecutionStarted,"
+             "%lld:ExecutionCancelled,%lld:PhaseQueued",
+             f->warmup_seq, a, b, c, d);
+    expect_summary(r, want);
+    assert_string_equal(frame_str(&r->frames[3], "type"), "terminal");
+    assert_false(r->closed); /* terminal frames do not end the activity stream */
+    reader_close(&r);
+
+    /* With Last-Event-ID it replays every execution's events after it first. */
+    char last[32];
+    snprintf(last, sizeof last, "%lld", b);
+    r = reader_open(f->gw->port, "/sse/activity", last, 0);
+    wait_frames(r, 3);
+    long long e = emit(f->broker, NULL, "WorkerJoined");
+    wait_frames(r, 4);
+    snprintf(want, sizeof want,
+             "%lld:connected,%lld:ExecutionCancelled,%lld:PhaseQueued,%lld:WorkerJoined", b, c,
+             d, e);
+    expect_summary(r, want);
+    reader_close(&r);
+}
+
+/* Events the PUB dropped are fetched from the log: the stream has no hole. */
+static void test_gap_is_replayed(void **state)
+{
+    fixture_t *f = *state;
+    reader_t *exec = reader_open(f->gw->port, "/sse/executions/exec-hhh", NULL, 0);
+    long long a = emit(f->broker, "exec-hhh", "ExecutionStarted");
+    wait_frames(exec, 2);
+    reader_t *all = reader_open(f->gw->port, "/sse/activity", NULL, 0);
+    wait_frames(all, 1);
+    long long lost1 = emit_data(f->broker, "exec-hhh", "PhaseQueued", NULL, false);
+    long long lost2 = emit_data(f->broker, "exec-iii", "PhaseQueued", NULL, false);
+    long long b = emit(f->broker, "exec-hhh", "PhaseStarted");
+    long long c = emit(f->broker, "exec-hhh", "ExecutionCompleted");
+    assert_true(readers_wait(&exec, 1, has_ended, 0, 5000));
+    wait_frames(all, 5);
+    char want[256];
+    snprintf(want, sizeof want,
+             "0:connected,%lld:ExecutionStarted,%lld:PhaseQueued,%lld:PhaseStarted,"
+             "%lld:ExecutionCompleted",
+             a, lost1, b, c);
+    expect_summary(exec, want);
+    snprintf(want, sizeof want,
+             "%lld:connected,%lld:PhaseQueued,%lld:PhaseQueued,%lld:PhaseStarted,"
+             "%lld:ExecutionCompleted",
+             a, lost1, lost2, b, c);
+    expect_summary(all, want);
+    gateway_stats_t stats = harness_stats(f->gw);
+    assert_int_equal(stats.event_gaps, 1);
+    reader_close(&exec);
+    reader_close(&all);
+}
+
+static void test_keepalive_after_silence(void **state)
+{
+    (void)state;
+    fixture_t *f = fixture_start(100, 0);
+    reader_t *r = reader_open(f->gw->port, "/sse/activity", NULL, 0);
+    wait_frames(r, 1);
+    int64_t start = zclock_mono();
+    assert_true(readers_wait(&r, 1, has_keepalives, 3, 5000));
+    int64_t took = zclock_mono() - start;
+    assert_true(took >= 250);  /* about one per 100 ms of silence, not more */
+    assert_true(took < 2000);
+    if (!strstr(r->body.data, "\n\n: keepalive\n\n"))
+        fail_msg("body: [%s]", r->body.data);
+    /* An event resets the silence. */
+    emit(f->broker, "exec-k", "ExecutionStarted");
+    assert_true(readers_wait(&r, 1, has_frames, (long)r->count + 1, 5000));
+    reader_close(&r);
+    teardown((void **)&f);
+}
+
+/* A client that stops reading is cut once its buffer is full; the others get every
+ * event, and the gateway keeps answering. */
+static void test_slow_client_is_cut_without_hurting_others(void **state)
+{
+    (void)state;
+    fixture_t *f = fixture_start(0, 256 * 1024);
+    reader_t *slow = reader_open(f->gw->port, "/sse/activity", NULL, 4096);
+    reader_t *fast = reader_open(f->gw->port, "/sse/activity", NULL, 0);
+    wait_frames(fast, 1);
+    /* 8 MB in all, at a pace a reading client keeps up with. */
+    enum { EVENTS = 8000 };
+    char chunk[1024];
+    memset(chunk, 'x', sizeof chunk - 1);
+    chunk[sizeof chunk - 1] = '\0';
+    for (int i = 0; i < EVENTS; i++) {
+        emit_data(f->broker, "exec-slow", "PhaseOutput", json_pack("{s:s}", "chunk", chunk),
+                  true);
+        reader_pump(fast);
+        if (i % 20 == 0)
+            usleep(1000);
+    }
+    if (!readers_wait(&fast, 1, has_frames, 1 + EVENTS, 20000)) {
+        gateway_stats_t st = harness_stats(f->gw);
+        fail_msg("fast client got %zu frames (closed %d); gateway: events %llu dispatched %llu "
+                 "overflows %llu clients %zu gaps %llu bad %llu",
+                 fast->count, fast->closed, (unsigned long long)st.events,
+                 (unsigned long long)st.events_dispatched, (unsigned long long)st.sse_overflows,
+                 st.sse_clients, (unsigned long long)st.event_gaps,
+                 (unsigned long long)st.bad_messages);
+    }
+    gateway_stats_t stats = {0};
+    for (int i = 0; i < 500 && (stats = harness_stats(f->gw)).sse_clients != 1; i++)
+        usleep(10000);
+    assert_int_equal(stats.sse_clients, 1);
+    assert_int_equal(stats.sse_overflows, 1);
+    /* The slow one finds its stream cut: no clean end. */
+    for (int i = 0; i < 100 && !slow->closed; i++) {
+        reader_pump(slow);
+        usleep(10000);
+    }
+    assert_true(slow->closed);
+    assert_false(slow->ended);
+    http_response_t resp;
+    assert_int_equal(http_get(&resp, "%s/health", f->gw->url), 0);
+    assert_int_equal(resp.status, 200);
+    http_response_clear(&resp);
+    reader_close(&slow);
+    reader_close(&fast);
+    teardown((void **)&f);
+}
+
+static void test_thousand_clients(void **state)
+{
+    fixture_t *f = *state;
+    enum { CLIENTS = 1000, EVENTS = 5 };
+    uint64_t seen = harness_stats(f->gw).events;
+    long long first = emit(f->broker, "exec-many", "ExecutionStarted");
+    for (int i = 0; i < 500 && harness_stats(f->gw).events == seen; i++)
+        usleep(2000);
+    reader_t **rs = calloc(CLIENTS, sizeof *rs);
+    for (int i = 0; i < CLIENTS; i++)
+        rs[i] = reader_open(f->gw->port, i % 2 ? "/sse/activity" : "/sse/executions/exec-many",
+                            NULL, 0);
+    /* Everyone is connected; execution streams also have their replayed start. */
+    for (int i = 0; i < CLIENTS; i++)
+        if (!readers_wait(&rs[i], 1, has_frames, i % 2 ? 1 : 2, 20000))
+            fail_msg("client %d not connected: %zu frames", i, rs[i]->count);
+    assert_int_equal(harness_stats(f->gw).sse_clients, CLIENTS);
+    int64_t start = zclock_mono();
+    for (int i = 0; i < EVENTS; i++)
+        emit(f->broker, "exec-many", i + 1 == EVENTS ? "ExecutionCompleted" : "PhaseOutput");
+    readers_wait(rs, CLIENTS, has_frames, 1 + EVENTS, 20000);
+    print_message("1000 SSE clients got %d events each in %lld ms\n", EVENTS,
+                  (long long)(zclock_mono() - start));
+    for (int i = 0; i < CLIENTS; i++) {
+        size_t want = (i % 2 ? 1 : 2) + EVENTS;
+        if (rs[i]->count != want)
+            fail_msg("client %d got %zu frames, want %zu", i, rs[i]->count, want);
+        for (int k = 0; k < EVENTS; k++)
+            assert_int_equal(rs[i]->frames[want - EVENTS + (size_t)k].id, first + 1 + k);
+        assert_string_equal(frame_str(&rs[i]->frames[want - 1], "type"), "terminal");
+    }
+    /* The execution streams end with their terminal frame; activity ones stay open. */
+    for (int i = 0; i < CLIENTS; i += 2) {
+        readers_wait(&rs[i], 1, has_ended, 0, 5000);
+        assert_true(rs[i]->ended);
+    }
+    assert_false(rs[1]->closed);
+    for (int i = 0; i < CLIENTS; i++)
+        reader_close(&rs[i]);
+    free(rs);
+}
+
+static void test_phase_output_is_plain_text(void **state)
+{
+    fixture_t *f = *state;
+    http_response_t resp;
+    assert_int_equal(http_get(&resp, "%s/executions/exec-1/phases/plan/output", f->gw->url), 0);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(resp.content_type, "text/plain; charset=utf-8");
+    assert_string_equal(resp.body, "line one\nline two \xc3\xa9\n");
+    http_response_clear(&resp);
+    assert_int_equal(
+        http_get(&resp, "%s/executions/exec-1/phases/missing/output", f->gw->url), 0);
+    assert_int_equal(resp.status, 404);
+    assert_string_equal(resp.content_type, "application/json");
+    http_response_clear(&resp);
+    /* The control routes reach the broker with their checked arguments. */
+    assert_int_equal(http_post(&resp, "{\"message\":\"hi\",\"role\":\"system\"}",
+                               "%s/executions/exec-1/inject", f->gw->url),
+                     0);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(json_string_value(json_object_get(resp.json, "op")), "execution.inject");
+    http_response_clear(&resp);
+    char url[128];
+    snprintf(url, sizeof url, "%s/executions/exec-1/cancel", f->gw->url);
+    assert_int_equal(http_request("POST", url, NULL, NULL, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    assert_true(json_is_null(json_object_get(json_object_get(resp.json, "args"), "reason")));
+    http_response_clear(&resp);
+}
+
+/* Streams still open when the gateway stops end without leaks (ASan watches). */
+static void test_shutdown_with_open_streams(void **state)
+{
+    fixture_t *f = *state;
+    emit(f->broker, "exec-s", "ExecutionStarted");
+    reader_t *a = reader_open(f->gw->port, "/sse/executions/exec-s", NULL, 0);
+    reader_t *b = reader_open(f->gw->port, "/sse/activity", NULL, 0);
+    reader_t *c = reader_open(f->gw->port, "/sse/executions/exec-silent", NULL, 0);
+    wait_frames(a, 2);
+    wait_frames(b, 1);
+    harness_stop(&f->gw);
+    reader_t *rs[] = {a, b, c};
+    assert_true(readers_wait(rs, 3, has_ended, 0, 5000));
+    for (int i = 0; i < 3; i++)
+        reader_close(&rs[i]);
+}
+
+int main(void)
+{
+    zsys_handler_set(NULL);
+    zsys_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* 1,000 clients and their server side live in this one process. */
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < 4096) {
+        lim.rlim_cur = lim.rlim_max < 4096 ? lim.rlim_max : 4096;
+        setrlimit(RLIMIT_NOFILE, &lim);
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_replay_then_live_then_terminal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_and_live_overlap_without_repeats, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_last_event_id_resumes_after_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finished_execution_replays_and_closes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_ambiguous_and_silent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_activity_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gap_is_replayed, setup, teardown),
+        cmocka_unit_test(test_keepalive_after_silence),
+        cmocka_unit_test(test_slow_client_is_cut_without_hurting_others),
+        cmocka_unit_test_setup_teardown(test_thousand_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_phase_output_is_plain_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_with_open_streams, setup, teardown),
+    };
+    int failed = cmocka_run_group_tests_name("gateway_sse_http", tests, NULL, NULL);
+    curl_global_cleanup();
+    return failed;
+}
