@@ -34,6 +34,7 @@ typedef enum {
     KIND_STR,       /* UTF-8 string */
     KIND_UINT,      /* integer >= 0, optionally within [min, max] */
     KIND_INT,       /* any integer */
+    KIND_BOOL,      /* true or false */
     KIND_ANY,       /* any value */
     KIND_MAP,       /* object */
     KIND_STR_ARRAY, /* array of strings */
@@ -58,7 +59,10 @@ struct field_spec_t {
 
 static const char *const progress_kinds[] = {"started", "output", "tool", NULL};
 static const char *const inject_roles[] = {"user", "system", NULL};
-static const char *const result_statuses[] = {"completed", "failed", "cancelled", NULL};
+/* "refused": the worker could not start the attempt (draining, no free slot): the
+ * broker hands it to another worker without counting it as an attempt. */
+static const char *const result_statuses[] = {"completed", "failed", "cancelled", "refused",
+                                              NULL};
 
 /* One line per field: name, kind, flags, range, allowed values, element schema. */
 static const field_spec_t ref_fields[] = {
@@ -84,6 +88,8 @@ static const field_spec_t ready_fields[] = {
     {"slots", KIND_UINT, REQ, 1, 1024, NULL, NULL},
     {"providers", KIND_STR_ARRAY, REQ, 0, 0, NULL, NULL},
     {"running", KIND_MAP_ARRAY, REQ, 0, 0, NULL, ref_fields},
+    /* true once the worker is stopping: it finishes what it runs, takes nothing new. */
+    {"draining", KIND_BOOL, 0, 0, 0, NULL, NULL},
     END,
 };
 static const field_spec_t no_fields[] = {END};
@@ -206,6 +212,7 @@ static const char *kind_name(field_kind_t kind, bool nullable)
     case KIND_STR: return nullable ? "a string or nil" : "a string";
     case KIND_UINT: return nullable ? "an unsigned integer or nil" : "an unsigned integer";
     case KIND_INT: return nullable ? "an integer or nil" : "an integer";
+    case KIND_BOOL: return "a boolean";
     case KIND_ANY: return "any value";
     case KIND_MAP: return nullable ? "a map or nil" : "a map";
     case KIND_STR_ARRAY: return "an array of strings";
@@ -229,6 +236,7 @@ static int check_field(const char *where, const field_spec_t *spec, const json_t
     case KIND_STR: ok = json_is_string(value); break;
     case KIND_UINT: ok = json_is_integer(value) && json_integer_value(value) >= 0; break;
     case KIND_INT: ok = json_is_integer(value); break;
+    case KIND_BOOL: ok = json_is_boolean(value); break;
     case KIND_ANY: ok = value != NULL; break;
     case KIND_MAP: ok = json_is_object(value); break;
     case KIND_STR_ARRAY:

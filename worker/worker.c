@@ -217,6 +217,8 @@ static void send_ready(worker_t *self, int64_t now)
                                          self->slots, "providers",
                                          worker_provider_name(self->provider), "running", running)
                              : NULL;
+    if (fields && self->draining)
+        json_object_set_new(fields, "draining", json_true());
     if (send_new(self, SYN_MSG_READY, fields, now) == 0)
         syn_info("worker", "ready worker=%s slots=%d provider=%s running=%d", self->name,
                  self->slots, worker_provider_name(self->provider), self->running);
@@ -401,8 +403,9 @@ static uint64_t field_uint(const syn_msg_t *msg, const char *name)
     return v > 0 ? (uint64_t)v : 0;
 }
 
-/* Answers an ASSIGN that cannot run here with a failed result, kept until
- * acknowledged like any other. */
+/* Answers an ASSIGN that cannot run here with a "refused" result, kept until
+ * acknowledged like any other: the broker gives the phase to another worker
+ * without counting it as an attempt, since the agent never ran. */
 static void refuse(worker_t *self, const syn_msg_t *msg, const char *reason, int64_t now)
 {
     attempt_t *a = attempt_new(field_str(msg, "execution_id"), field_str(msg, "workflow_id"),
@@ -413,7 +416,7 @@ static void refuse(worker_t *self, const syn_msg_t *msg, const char *reason, int
     }
     syn_warn("worker", "refused execution=%s phase=%s attempt=%" PRIu64 ": %s", a->execution_id,
              a->phase_id, a->attempt, reason);
-    settle(self, a, "failed", "", reason, false, 0, NULL, now);
+    settle(self, a, "refused", "", reason, false, 0, NULL, now);
 }
 
 static void handle_assign(worker_t *self, const syn_msg_t *msg, int64_t now)
@@ -787,6 +790,9 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         if (*stop_requests >= 1 && !self->draining) {
             self->draining = true;
             self->drain_deadline = now + self->drain_ms;
+            /* Tell the broker at once, so it stops picking this worker. */
+            if (self->socket)
+                send_ready(self, now);
             syn_info("worker", "stopping: taking no more work, waiting up to %" PRId64
                      " ms for %d running attempt%s", self->drain_ms, self->running,
                      self->running == 1 ? "" : "s");

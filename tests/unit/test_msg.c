@@ -252,6 +252,11 @@ static const struct {
                     "\"type\":\"phase.completed\",\"data\":{\"phase_id\":\"plan\",\"attempt\":1}}"},
     {SYN_MSG_EVENT, "{\"seq\":1,\"time\":-1,\"execution_id\":null,\"type\":\"worker.joined\","
                     "\"data\":{}}"},
+    {SYN_MSG_READY, "{\"worker\":\"w\",\"slots\":2,\"providers\":[\"mock\"],\"running\":[],"
+                    "\"draining\":true}"},
+    {SYN_MSG_RESULT, "{\"execution_id\":\"e\",\"phase_id\":\"p\",\"attempt\":3,"
+                     "\"status\":\"refused\",\"output\":\"\",\"error\":\"worker is shutting down\","
+                     "\"exit_code\":null}"},
     {SYN_MSG_INJECT, "{\"execution_id\":\"exec-1\",\"phase_id\":\"plan\",\"attempt\":1,"
                      "\"role\":\"user\",\"message\":\"focus on the tests\"}"},
     {SYN_MSG_ASSIGN, "{\"execution_id\":\"e\",\"workflow_id\":\"w\",\"phase_id\":\"p\","
@@ -484,6 +489,10 @@ static void test_schema_wrong_types(void **state)
                         "field 'id' must be an unsigned integer, got a boolean");
     /* ready */
     expect_schema_error(SYN_MSG_READY,
+                        "{\"worker\":\"w\",\"slots\":1,\"providers\":[],\"running\":[],"
+                        "\"draining\":1}",
+                        "field 'draining' must be a boolean, got an integer");
+    expect_schema_error(SYN_MSG_READY,
                         "{\"worker\":\"w\",\"slots\":0,\"providers\":[],\"running\":[]}",
                         "field 'slots' must be within 1..1024");
     expect_schema_error(SYN_MSG_READY,
@@ -597,7 +606,7 @@ static void test_schema_missing_and_unknown(void **state)
     /* Dropping any one required field of any sample must be reported as that field
      * missing; dropping an optional one leaves a valid message. */
     static const char *optional[] = {"inputs", "repos", "allowed_tools", "max_tokens",
-                                     "detail", "usage"};
+                                     "detail", "usage", "draining"};
     for (size_t i = 0; i < SAMPLE_COUNT; i++) {
         json_t *fields = parse(samples[i].fields);
         const char *key;

@@ -315,7 +315,7 @@ static void test_no_free_slot_and_cancel(void **state)
     assign(fake, "exec-0000000000b2", "more", 1, "x", "mock");
     msg = expect(fake, SYN_MSG_RESULT, 2000, true);
     assert_ref(msg, "exec-0000000000b2", "more", 1);
-    assert_string_equal(str_of(msg, "status"), "failed");
+    assert_string_equal(str_of(msg, "status"), "refused");
     assert_string_equal(str_of(msg, "error"), "no free slot");
     syn_msg_destroy(&msg);
     ack(fake, "exec-0000000000b2", "more", 1);
@@ -323,7 +323,7 @@ static void test_no_free_slot_and_cancel(void **state)
     /* Another provider is refused too. */
     assign(fake, "exec-0000000000b3", "p", 1, "x", "claude");
     msg = expect(fake, SYN_MSG_RESULT, 2000, true);
-    assert_string_equal(str_of(msg, "status"), "failed");
+    assert_string_equal(str_of(msg, "status"), "refused");
     assert_non_null(strstr(str_of(msg, "error"), "provider claude is not available"));
     syn_msg_destroy(&msg);
     ack(fake, "exec-0000000000b3", "p", 1);
@@ -437,11 +437,16 @@ static void test_sigterm_drains(void **state)
     msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
     syn_msg_destroy(&msg);
     kill(fake->pid, SIGTERM);
-    usleep(100000);
-    /* No new work while draining... */
+    /* The broker hears at once that this worker is draining... */
+    msg = expect(fake, SYN_MSG_READY, 2000, true);
+    assert_true(json_is_true(json_object_get(syn_msg_fields(msg), "draining")));
+    assert_int_equal(json_array_size(json_object_get(syn_msg_fields(msg), "running")), 1);
+    syn_msg_destroy(&msg);
+    /* ...and work sent anyway is refused, not failed. */
     assign(fake, "exec-0000000000e2", "p", 1, "x", "mock");
     msg = expect(fake, SYN_MSG_RESULT, 2000, true);
     assert_ref(msg, "exec-0000000000e2", "p", 1);
+    assert_string_equal(str_of(msg, "status"), "refused");
     assert_string_equal(str_of(msg, "error"), "worker is shutting down");
     syn_msg_destroy(&msg);
     ack(fake, "exec-0000000000e2", "p", 1);
