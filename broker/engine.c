@@ -497,6 +497,26 @@ static void attempt_lost(broker_engine_t *self, broker_execution_t *exec, broker
     free(why);
 }
 
+/* The worker could not start the attempt (it is draining, or had no free slot):
+ * the agent never ran, so the attempt does not count against max_attempts and
+ * the phase goes straight back to the queue for another worker. */
+static void attempt_refused(broker_engine_t *self, broker_execution_t *exec,
+                            broker_phase_t *phase, const broker_worker_t *worker,
+                            const char *why, int64_t now_ms)
+{
+    char *reason = strdupf("worker %s refused the attempt: %s", worker->name,
+                           why ? why : "no reason given");
+    const char *text = reason ? reason : "worker refused the attempt";
+    finish_attempt(self, exec, phase, BROKER_ATTEMPT_CANCELLED, NULL, text);
+    phase->undelivered++;
+    self->stats.refused++;
+    syn_info("broker", "attempt refused execution=%s phase=%s attempt=%lld worker=%s reason=\"%s\"",
+             exec->id, phase->phase_id, (long long)phase->attempt, worker->name,
+             why ? why : "");
+    requeue(self, exec, phase, "refused", text, 0, now_ms, NULL);
+    free(reason);
+}
+
 /* The agent failed the current attempt (its error, its timeout, or the broker's
  * backstop): run it again after the back-off while `retries` allow, else the
  * phase fails with the reason. */
@@ -1160,6 +1180,11 @@ static void handle_ready(broker_engine_t *self, const void *identity, size_t ide
         syn_error("broker", "out of memory registering worker %s", name);
         return;
     }
+    bool was_draining = worker->draining;
+    worker->draining = json_is_true(json_object_get(fields, "draining"));
+    if (worker->draining && !was_draining)
+        syn_info("broker", "worker draining worker=%s held=%zu", worker->name,
+                 worker->held_count);
     size_t adopted = 0, stale = 0, i;
     json_t *r;
     json_array_foreach(running, i, r)
@@ -1307,6 +1332,9 @@ static void handle_result(broker_engine_t *self, broker_worker_t *worker, const 
 
     if (status && strcmp(status, "completed") == 0) {
         complete_phase(self, exec, phase, output, exit_p, &usage);
+    } else if (status && strcmp(status, "refused") == 0) {
+        attempt_refused(self, exec, phase, worker,
+                        json_string_value(json_object_get(fields, "error")), now_ms);
     } else if (status && strcmp(status, "cancelled") == 0) {
         char *why = strdupf("worker %s gave the attempt back (cancelled)", worker->name);
         attempt_lost(self, exec, phase, BROKER_ATTEMPT_CANCELLED, why ? why : "cancelled",

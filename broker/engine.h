@@ -62,7 +62,8 @@ typedef struct {
 } broker_engine_config_t;
 
 typedef struct {
-    uint64_t started, dispatched, completed, failed, cancelled, lost, retried, stale, adopted;
+    uint64_t started, dispatched, completed, failed, cancelled, lost, retried, stale, adopted,
+        refused;
 } broker_engine_stats_t;
 
 typedef struct broker_engine_t broker_engine_t;

@@ -22,7 +22,7 @@
  *   PhaseFailed         phase_id, attempt, error (+ the same usage fields, without
  *                       tool_calls, when the failure came with a RESULT)
  *   PhaseRetrying       phase_id, attempt, next_attempt, reason, cause
- *                       (agent_failed | timeout | worker_lost | undelivered),
+ *                       (agent_failed | timeout | worker_lost | undelivered | refused),
  *                       retry_in_seconds (+ usage fields for agent failures)
  *   ExecutionPaused     reason (or null), phase_id (the phase still running, or null)
  *   ExecutionResumed    status (running, or pending when nothing ran yet)

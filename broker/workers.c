@@ -165,7 +165,7 @@ broker_worker_t *broker_workers_pick(broker_workers_t *self, const char *provide
     broker_worker_t *best = NULL;
     for (size_t i = 0; i < self->count; i++) {
         broker_worker_t *w = self->items[i];
-        if ((int64_t)w->held_count >= w->slots || !offers(w, provider))
+        if (w->draining || (int64_t)w->held_count >= w->slots || !offers(w, provider))
             continue;
         if (!best || w->held_count < best->held_count)
             best = w;

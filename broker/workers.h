@@ -30,6 +30,7 @@ typedef struct {
     int64_t slots;
     json_t *providers;            /* array of strings */
     int64_t last_seen_ms;         /* monotonic time of its last message */
+    bool draining;                /* stopping: finishes what it holds, gets nothing new */
     broker_held_t *held;
     size_t held_count, held_cap;
 } broker_worker_t;
@@ -57,7 +58,8 @@ broker_worker_t *broker_workers_at(broker_workers_t *self, size_t i);
 /* A worker silent for longer than max_silence_ms, or NULL. */
 broker_worker_t *broker_workers_expired(broker_workers_t *self, int64_t now_ms,
                                         int64_t max_silence_ms);
-/* The least busy worker with a free slot offering provider (NULL: any), or NULL.
+/* The least busy worker with a free slot offering provider (NULL: any) that is not
+ * draining, or NULL.
  * Ties go to the one registered first. */
 broker_worker_t *broker_workers_pick(broker_workers_t *self, const char *provider);
 
