@@ -4,12 +4,9 @@
  * concurrent clients (one poll() loop, no thread each) all get every event. */
 #include "tests/support/expect.h"
 #include "tests/support/http.h"
+#include "tests/support/sse.h"
 #include "tests/support/teststack.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -17,10 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <cmocka.h>
 
 static teststack_t *stack;
@@ -44,221 +38,25 @@ static int teardown(void **state)
     return 0;
 }
 
-/* ---- a small SSE client: raw socket, HTTP/1.1 chunked decoding, frame parsing ----
- * (the same as tests/unit/test_gateway_sse_http.c; a candidate for tests/support) */
+/* ---- SSE helpers (the client itself is tests/support/sse.h) ---- */
 
-typedef struct {
-    long long id; /* -1 when the frame has no id line */
-    bool keepalive;
-    json_t *data; /* the data line, parsed; NULL for comments */
-} frame_t;
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-} buf_t;
-
-typedef struct {
-    int fd;
-    int status;  /* 0 until the headers are in */
-    buf_t head;  /* status line and headers */
-    buf_t raw;   /* bytes after the headers, not yet decoded */
-    buf_t body;  /* decoded body: the event stream */
-    size_t parsed;
-    bool chunked;
-    bool ended;  /* the final chunk came: the stream ended cleanly */
-    bool closed; /* the server closed (or reset) the connection */
-    frame_t *frames;
-    size_t count, cap;
-} reader_t;
-
-static void buf_add(buf_t *b, const char *data, size_t len)
+static sse_client_t *open_stream(int port, const char *path, const char *last_event_id,
+                                 int rcvbuf)
 {
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + len + 1)
-            cap *= 2;
-        b->data = realloc(b->data, cap);
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-}
-
-static void buf_drop(buf_t *b, size_t len)
-{
-    memmove(b->data, b->data + len, b->len - len);
-    b->len -= len;
-    b->data[b->len] = '\0';
-}
-
-static void reader_frames(reader_t *r)
-{
-    const char *end;
-    while (r->body.data && (end = strstr(r->body.data + r->parsed, "\n\n"))) {
-        const char *start = r->body.data + r->parsed;
-        size_t block_len = (size_t)(end - start);
-        char *block = strndup(start, block_len);
-        frame_t frame = {.id = -1};
-        char *save = NULL;
-        for (char *line = strtok_r(block, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-            if (!strncmp(line, "id: ", 4))
-                frame.id = atoll(line + 4);
-            else if (!strncmp(line, "data: ", 6))
-                frame.data = json_loads(line + 6, 0, NULL);
-            else if (!strcmp(line, ": keepalive"))
-                frame.keepalive = true;
-        }
-        free(block);
-        r->parsed += block_len + 2;
-        if (r->count == r->cap) {
-            r->cap = r->cap ? r->cap * 2 : 16;
-            r->frames = realloc(r->frames, r->cap * sizeof *r->frames);
-        }
-        r->frames[r->count++] = frame;
-    }
-}
-
-static void reader_decode(reader_t *r)
-{
-    if (!r->status) {
-        char *end = strstr(r->head.data ? r->head.data : "", "\r\n\r\n");
-        if (!end)
-            return;
-        size_t head_len = (size_t)(end + 4 - r->head.data);
-        buf_add(&r->raw, r->head.data + head_len, r->head.len - head_len);
-        r->head.len = head_len;
-        r->head.data[head_len] = '\0';
-        r->status = atoi(r->head.data + 9);
-        r->chunked = strcasestr(r->head.data, "\r\nTransfer-Encoding: chunked\r\n") != NULL;
-    }
-    if (!r->chunked) {
-        buf_add(&r->body, r->raw.data ? r->raw.data : "", r->raw.len);
-        buf_drop(&r->raw, r->raw.len);
-    }
-    while (r->chunked && !r->ended && r->raw.len > 0) {
-        char *line_end = strstr(r->raw.data, "\r\n");
-        if (!line_end)
-            break;
-        size_t size = strtoul(r->raw.data, NULL, 16);
-        size_t line_len = (size_t)(line_end + 2 - r->raw.data);
-        if (size == 0) {
-            r->ended = true;
-            break;
-        }
-        if (r->raw.len < line_len + size + 2)
-            break;
-        buf_add(&r->body, r->raw.data + line_len, size);
-        buf_drop(&r->raw, line_len + size + 2);
-    }
-    reader_frames(r);
-}
-
-/* Reads whatever is waiting, without blocking. */
-static void reader_pump(reader_t *r)
-{
-    char buf[65536];
-    while (!r->closed) {
-        ssize_t n = recv(r->fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n > 0) {
-            buf_add(r->status ? &r->raw : &r->head, buf, (size_t)n);
-            reader_decode(r);
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        r->closed = true;
-    }
-}
-
-/* Opens GET path; last_event_id NULL for none; rcvbuf > 0 shrinks the socket's
- * receive buffer (a client that reads slowly fills up sooner). */
-static reader_t *reader_open(int port, const char *path, const char *last_event_id, int rcvbuf)
-{
-    reader_t *r = calloc(1, sizeof *r);
-    r->fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(r->fd >= 0);
-    if (rcvbuf > 0)
-        setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(r->fd, (struct sockaddr *)&addr, sizeof addr), 0);
-    char request[512];
-    int len = snprintf(request, sizeof request,
-                       "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-                       "%s%s%sConnection: close\r\n\r\n",
-                       path, last_event_id ? "Last-Event-ID: " : "",
-                       last_event_id ? last_event_id : "", last_event_id ? "\r\n" : "");
-    assert_int_equal(send(r->fd, request, (size_t)len, MSG_NOSIGNAL), len);
+    sse_client_t *r = sse_client_new(port, path, last_event_id, rcvbuf);
+    assert_non_null(r);
     return r;
 }
 
-static void reader_close(reader_t **r_p)
+static const sse_frame_t *frame_at(const sse_client_t *r, size_t index)
 {
-    reader_t *r = *r_p;
-    if (!r)
-        return;
-    close(r->fd);
-    for (size_t i = 0; i < r->count; i++)
-        json_decref(r->frames[i].data);
-    free(r->frames);
-    free(r->head.data);
-    free(r->raw.data);
-    free(r->body.data);
-    free(r);
-    *r_p = NULL;
+    const sse_frame_t *frame = sse_client_frame(r, index);
+    if (!frame)
+        fail_msg("no frame %zu (of %zu): %s", index, sse_client_frame_count(r),
+                 sse_client_body(r));
+    return frame;
 }
 
-typedef bool (*reader_done_fn)(const reader_t *r, long want);
-
-/* Pumps all readers with poll() until done(r, want) holds for each, or timeout_ms. */
-static bool readers_wait(reader_t **rs, size_t n, reader_done_fn done, long want,
-                         int timeout_ms)
-{
-    struct pollfd *fds = calloc(n, sizeof *fds);
-    long long deadline = teststack_now_ms() + timeout_ms;
-    bool all = false;
-    while (!all && teststack_now_ms() < deadline) {
-        size_t active = 0;
-        all = true;
-        for (size_t i = 0; i < n; i++) {
-            if (done(rs[i], want))
-                continue;
-            all = false;
-            if (!rs[i]->closed)
-                fds[active++] = (struct pollfd){.fd = rs[i]->fd, .events = POLLIN};
-        }
-        if (all || active == 0)
-            break;
-        poll(fds, active, 50);
-        for (size_t i = 0; i < n; i++)
-            if (!done(rs[i], want))
-                reader_pump(rs[i]);
-    }
-    free(fds);
-    for (size_t i = 0; i < n; i++)
-        if (!done(rs[i], want))
-            return false;
-    return true;
-}
-
-static bool has_frames(const reader_t *r, long want)
-{
-    return r->count >= (size_t)want;
-}
-
-static bool has_ended(const reader_t *r, long want)
-{
-    (void)want;
-    return r->closed;
-}
-
-static const char *frame_str(const frame_t *frame, const char *key)
-{
-    const char *text = json_string_value(json_object_get(frame->data, key));
-    return text ? text : "";
-}
 /* ---- helpers ---- */
 
 /* "seq:type,..." of the execution's events in the broker's log. */
@@ -271,16 +69,16 @@ static char *log_history(const char *execution_id)
 }
 
 /* "seq:event_type,..." of the event frames (connected and keepalives left out). */
-static void frame_history(const reader_t *r, size_t from, char *out, size_t len)
+static void frame_history(const sse_client_t *r, size_t from, char *out, size_t len)
 {
     size_t used = 0;
     out[0] = '\0';
-    for (size_t i = from; i < r->count && used < len; i++) {
-        const frame_t *frame = &r->frames[i];
-        if (frame->keepalive || !strcmp(frame_str(frame, "type"), "connected"))
+    for (size_t i = from; i < sse_client_frame_count(r) && used < len; i++) {
+        const sse_frame_t *frame = frame_at(r, i);
+        if (frame->keepalive || !strcmp(sse_frame_str(frame, "type"), "connected"))
             continue;
         used += (size_t)snprintf(out + used, len - used, "%s%lld:%s", used ? "," : "",
-                                 frame->id, frame_str(frame, "event_type"));
+                                 frame->id, sse_frame_str(frame, "event_type"));
     }
 }
 
@@ -299,13 +97,13 @@ static char *sse_path(const char *execution_id)
 }
 
 /* Opens the execution's stream and reads it until the gateway closes it. */
-static reader_t *read_whole_stream(const char *execution_id, const char *last_event_id)
+static sse_client_t *read_whole_stream(const char *execution_id, const char *last_event_id)
 {
-    reader_t *r = reader_open(http_port, sse_path(execution_id), last_event_id, 0);
-    if (!readers_wait(&r, 1, has_ended, 0, 30000))
-        fail_msg("stream of %s did not end: %s", execution_id, r->body.data ? r->body.data : "");
-    assert_int_equal(r->status, 200);
-    assert_true(r->ended);
+    sse_client_t *r = open_stream(http_port, sse_path(execution_id), last_event_id, 0);
+    if (!sse_client_wait(r, sse_client_has_closed, 0, 30000))
+        fail_msg("stream of %s did not end: %s", execution_id, sse_client_body(r));
+    assert_int_equal(sse_client_status(r), 200);
+    assert_true(sse_client_ended(r));
     return r;
 }
 
@@ -322,7 +120,7 @@ static void test_frames_follow_the_history(void **state)
     char *id = teststack_execute(stack, "story", "{}");
     assert_non_null(id);
     /* Live: subscribed while it runs. */
-    reader_t *live = read_whole_stream(id, NULL);
+    sse_client_t *live = read_whole_stream(id, NULL);
     char *history = log_history(id);
     assert_non_null(history);
     char frames[8192];
@@ -331,29 +129,29 @@ static void test_frames_follow_the_history(void **state)
         print_error("frames:  %s\nhistory: %s\n", frames, history);
     assert_string_equal(frames, history);
     /* The connected frame first, the terminal frame last. */
-    assert_string_equal(frame_str(&live->frames[0], "type"), "connected");
-    assert_int_equal(live->frames[0].id, 0);
-    assert_string_equal(frame_str(&live->frames[0], "execution_id"), id);
-    const frame_t *last = &live->frames[live->count - 1];
-    assert_string_equal(frame_str(last, "type"), "terminal");
-    assert_string_equal(frame_str(last, "event_type"), "ExecutionCompleted");
+    assert_string_equal(sse_frame_str(frame_at(live, 0), "type"), "connected");
+    assert_int_equal(frame_at(live, 0)->id, 0);
+    assert_string_equal(sse_frame_str(frame_at(live, 0), "execution_id"), id);
+    const sse_frame_t *last = frame_at(live, sse_client_frame_count(live) - 1);
+    assert_string_equal(sse_frame_str(last, "type"), "terminal");
+    assert_string_equal(sse_frame_str(last, "event_type"), "ExecutionCompleted");
     assert_non_null(strstr(history, "ExecutionStarted"));
     assert_non_null(strstr(history, "PhaseStarted"));
     assert_non_null(strstr(history, "PhaseCompleted"));
-    for (size_t i = 1; i < live->count; i++) {
-        assert_string_equal(frame_str(&live->frames[i], "execution_id"), id);
-        expect_timestamp(live->frames[i].data, "timestamp");
-        assert_true(json_is_object(json_object_get(live->frames[i].data, "data")));
+    for (size_t i = 1; i < sse_client_frame_count(live); i++) {
+        assert_string_equal(sse_frame_str(frame_at(live, i), "execution_id"), id);
+        expect_timestamp(frame_at(live, i)->data, "timestamp");
+        assert_true(json_is_object(json_object_get(frame_at(live, i)->data, "data")));
     }
 
     /* Replayed: subscribed after it finished, by a prefix of its id. */
     char prefix[16];
     snprintf(prefix, sizeof prefix, "%.12s", id);
-    reader_t *replayed = read_whole_stream(prefix, NULL);
+    sse_client_t *replayed = read_whole_stream(prefix, NULL);
     frame_history(replayed, 0, frames, sizeof frames);
     assert_string_equal(frames, history);
-    reader_close(&live);
-    reader_close(&replayed);
+    sse_client_destroy(&live);
+    sse_client_destroy(&replayed);
     free(history);
     free(id);
 }
@@ -370,17 +168,17 @@ static void test_last_event_id_resume(void **state)
     char *id = teststack_execute(stack, "resume", "{}");
     assert_non_null(id);
     /* First connection: read a few frames while it runs, then hang up. */
-    reader_t *first = reader_open(http_port, sse_path(id), NULL, 0);
-    assert_true(readers_wait(&first, 1, has_frames, 3, 10000));
-    long long last_id = first->frames[first->count - 1].id;
+    sse_client_t *first = open_stream(http_port, sse_path(id), NULL, 0);
+    assert_true(sse_client_wait(first, sse_client_has_frames, 3, 10000));
+    long long last_id = frame_at(first, sse_client_frame_count(first) - 1)->id;
     char seen[8192];
     frame_history(first, 0, seen, sizeof seen);
-    reader_close(&first);
+    sse_client_destroy(&first);
 
     char header[32];
     snprintf(header, sizeof header, "%lld", last_id);
-    reader_t *second = read_whole_stream(id, header);
-    assert_int_equal(second->frames[0].id, last_id); /* connected: where it resumes */
+    sse_client_t *second = read_whole_stream(id, header);
+    assert_int_equal(frame_at(second, 0)->id, last_id); /* connected: where it resumes */
     char rest[8192];
     frame_history(second, 0, rest, sizeof rest);
     char joined[16384];
@@ -395,7 +193,7 @@ static void test_last_event_id_resume(void **state)
                                      "SELECT seq FROM events WHERE execution_id = ?1 "
                                      "ORDER BY seq LIMIT 1 OFFSET 2",
                                      id, NULL);
-    reader_t *third = read_whole_stream(id, middle);
+    sse_client_t *third = read_whole_stream(id, middle);
     frame_history(third, 0, rest, sizeof rest);
     const char *after = history;
     for (int i = 0; i < 3; i++)
@@ -403,11 +201,11 @@ static void test_last_event_id_resume(void **state)
     assert_string_equal(rest, after);
     char *end = teststack_db_text(stack, "SELECT max(seq) FROM events WHERE execution_id = ?1",
                                   id, NULL);
-    reader_t *fourth = read_whole_stream(id, end);
-    assert_int_equal(fourth->count, 1); /* connected, then the end */
-    reader_close(&second);
-    reader_close(&third);
-    reader_close(&fourth);
+    sse_client_t *fourth = read_whole_stream(id, end);
+    assert_int_equal(sse_client_frame_count(fourth), 1); /* connected, then the end */
+    sse_client_destroy(&second);
+    sse_client_destroy(&third);
+    sse_client_destroy(&fourth);
     free(middle);
     free(end);
     free(history);
@@ -419,23 +217,23 @@ static void expect_terminal(const char *workflow_id, const char *body, const cha
 {
     char *id = teststack_execute(stack, workflow_id, body);
     assert_non_null(id);
-    reader_t *r = reader_open(http_port, sse_path(id), NULL, 0);
-    assert_true(readers_wait(&r, 1, has_frames, 2, 10000));
+    sse_client_t *r = open_stream(http_port, sse_path(id), NULL, 0);
+    assert_true(sse_client_wait(r, sse_client_has_frames, 2, 10000));
     if (cancel) {
         http_response_t resp;
         http_post(&resp, "{}", "%s/executions/%s/cancel", teststack_url(stack), id);
         assert_int_equal(resp.status, 200);
         http_response_clear(&resp);
     }
-    if (!readers_wait(&r, 1, has_ended, 0, 20000))
-        fail_msg("%s: stream did not end: %s", event_type, r->body.data);
-    assert_true(r->ended);
-    const frame_t *last = &r->frames[r->count - 1];
-    assert_string_equal(frame_str(last, "type"), "terminal");
-    assert_string_equal(frame_str(last, "event_type"), event_type);
-    for (size_t i = 0; i + 1 < r->count; i++)
-        assert_string_not_equal(frame_str(&r->frames[i], "type"), "terminal");
-    reader_close(&r);
+    if (!sse_client_wait(r, sse_client_has_closed, 0, 20000))
+        fail_msg("%s: stream did not end: %s", event_type, sse_client_body(r));
+    assert_true(sse_client_ended(r));
+    const sse_frame_t *last = frame_at(r, sse_client_frame_count(r) - 1);
+    assert_string_equal(sse_frame_str(last, "type"), "terminal");
+    assert_string_equal(sse_frame_str(last, "event_type"), event_type);
+    for (size_t i = 0; i + 1 < sse_client_frame_count(r); i++)
+        assert_string_not_equal(sse_frame_str(frame_at(r, i), "type"), "terminal");
+    sse_client_destroy(&r);
     free(id);
 }
 
@@ -456,10 +254,10 @@ static void test_terminal_frame_for_every_end(void **state)
     expect_terminal("ends-stop", "{}", "ExecutionCancelled", true);
 }
 
-static bool is_connected(const reader_t *r, long want)
+static bool is_connected(const sse_client_t *r, long want)
 {
     (void)want;
-    return r->count >= 1 || r->closed;
+    return sse_client_frame_count(r) >= 1 || sse_client_closed(r);
 }
 
 /* 1,000 clients on one running execution, read by one poll() loop: each gets every
@@ -475,11 +273,11 @@ static void test_thousand_concurrent_clients(void **state)
                     "{\"phase_id\":\"c\",\"name\":\"C\",\"order\":3,\"prompt_template\":\"three\"}]}");
     char *id = teststack_execute(stack, "crowd", "{}");
     assert_non_null(id);
-    reader_t **rs = calloc(CLIENTS, sizeof *rs);
+    sse_client_t **rs = calloc(CLIENTS, sizeof *rs);
     long long start = teststack_now_ms();
     for (int i = 0; i < CLIENTS; i++)
-        rs[i] = reader_open(http_port, sse_path(id), NULL, 0);
-    assert_true(readers_wait(rs, CLIENTS, is_connected, 0, 20000));
+        rs[i] = open_stream(http_port, sse_path(id), NULL, 0);
+    assert_true(sse_clients_wait(rs, CLIENTS, is_connected, 0, 20000));
     long long connected_ms = teststack_now_ms() - start;
     /* Most joined while phase a ran: they get the rest live. */
     json_t *status = NULL;
@@ -487,17 +285,17 @@ static void test_thousand_concurrent_clients(void **state)
     http_get(&resp, "%s/executions/%s/state", teststack_url(stack), id);
     status = json_incref(resp.json);
     http_response_clear(&resp);
-    assert_true(readers_wait(rs, CLIENTS, has_ended, 0, 60000));
+    assert_true(sse_clients_wait(rs, CLIENTS, sse_client_has_closed, 0, 60000));
     char *history = log_history(id);
     int exact = 0;
     for (int i = 0; i < CLIENTS; i++) {
         char frames[8192];
         frame_history(rs[i], 0, frames, sizeof frames);
-        if (rs[i]->ended && !strcmp(frames, history))
+        if (sse_client_ended(rs[i]) && !strcmp(frames, history))
             exact++;
         else if (exact == i)
-            print_error("client %d: ended=%d\n frames:  %s\n history: %s\n", i, rs[i]->ended,
-                        frames, history);
+            print_error("client %d: ended=%d\n frames:  %s\n history: %s\n", i,
+                        sse_client_ended(rs[i]), frames, history);
     }
     print_message("1000 SSE clients: connected in %lld ms (state then: %s), %d got the exact "
                   "history\n",
@@ -505,7 +303,7 @@ static void test_thousand_concurrent_clients(void **state)
     assert_int_equal(exact, CLIENTS);
     json_decref(status);
     for (int i = 0; i < CLIENTS; i++)
-        reader_close(&rs[i]);
+        sse_client_destroy(&rs[i]);
     free(rs);
     free(history);
     free(id);
@@ -518,9 +316,9 @@ static void test_activity_stream(void **state)
     (void)state;
     create_workflow("{\"id\":\"busy\",\"name\":\"Busy\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,\"prompt_template\":\"x\"}]}");
-    reader_t *r = reader_open(http_port, "/sse/activity", NULL, 0);
-    assert_true(readers_wait(&r, 1, has_frames, 1, 10000));
-    assert_string_equal(frame_str(&r->frames[0], "type"), "connected");
+    sse_client_t *r = open_stream(http_port, "/sse/activity", NULL, 0);
+    assert_true(sse_client_wait(r, sse_client_has_frames, 1, 10000));
+    assert_string_equal(sse_frame_str(frame_at(r, 0), "type"), "connected");
     char *one = teststack_execute(stack, "busy", "{}");
     char *two = teststack_execute(stack, "busy", "{}");
     json_t *done = teststack_wait_terminal(stack, "busy", one, 20000);
@@ -533,17 +331,17 @@ static void test_activity_stream(void **state)
         want++;
     for (const char *p = h2; p; p = strchr(p + 1, ','))
         want++;
-    assert_true(readers_wait(&r, 1, has_frames, want, 10000));
+    assert_true(sse_client_wait(r, sse_client_has_frames, want, 10000));
     int terminals = 0;
-    long long previous = r->frames[0].id;
-    for (size_t i = 1; i < r->count; i++) {
-        assert_true(r->frames[i].id > previous); /* in seq order */
-        previous = r->frames[i].id;
-        terminals += !strcmp(frame_str(&r->frames[i], "type"), "terminal");
+    long long previous = frame_at(r, 0)->id;
+    for (size_t i = 1; i < sse_client_frame_count(r); i++) {
+        assert_true(frame_at(r, i)->id > previous); /* in seq order */
+        previous = frame_at(r, i)->id;
+        terminals += !strcmp(sse_frame_str(frame_at(r, i), "type"), "terminal");
     }
     assert_int_equal(terminals, 2);
-    assert_false(r->closed);
-    reader_close(&r);
+    assert_false(sse_client_closed(r));
+    sse_client_destroy(&r);
     free(h1);
     free(h2);
     free(one);

@@ -7,14 +7,12 @@
 #include "gateway/gateway.h"
 #include "proto/msg.h"
 #include "tests/support/http.h"
+#include "tests/support/sse.h"
 
-#include <arpa/inet.h>
 #include <czmq.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,9 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -400,255 +396,51 @@ static int teardown(void **state)
     return 0;
 }
 
-/* ---- a small SSE client: raw socket, HTTP/1.1 chunked decoding, frame parsing ---- */
+/* ---- SSE helpers (the client itself is tests/support/sse.h) ---- */
 
-typedef struct {
-    long long id; /* -1 when the frame has no id line */
-    bool keepalive;
-    json_t *data; /* the data line, parsed; NULL for comments */
-} frame_t;
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-} buf_t;
-
-typedef struct {
-    int fd;
-    int status;  /* 0 until the headers are in */
-    buf_t head;  /* status line and headers */
-    buf_t raw;   /* bytes after the headers, not yet decoded */
-    buf_t body;  /* decoded body: the event stream */
-    size_t parsed;
-    bool chunked;
-    bool ended;  /* the final chunk came: the stream ended cleanly */
-    bool closed; /* the server closed (or reset) the connection */
-    frame_t *frames;
-    size_t count, cap;
-} reader_t;
-
-static void buf_add(buf_t *b, const char *data, size_t len)
+static sse_client_t *open_stream(int port, const char *path, const char *last_event_id,
+                                 int rcvbuf)
 {
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + len + 1)
-            cap *= 2;
-        b->data = realloc(b->data, cap);
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-}
-
-static void buf_drop(buf_t *b, size_t len)
-{
-    memmove(b->data, b->data + len, b->len - len);
-    b->len -= len;
-    b->data[b->len] = '\0';
-}
-
-static void reader_frames(reader_t *r)
-{
-    const char *end;
-    while (r->body.data && (end = strstr(r->body.data + r->parsed, "\n\n"))) {
-        const char *start = r->body.data + r->parsed;
-        size_t block_len = (size_t)(end - start);
-        char *block = strndup(start, block_len);
-        frame_t frame = {.id = -1};
-        char *save = NULL;
-        for (char *line = strtok_r(block, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-            if (!strncmp(line, "id: ", 4))
-                frame.id = atoll(line + 4);
-            else if (!strncmp(line, "data: ", 6))
-                frame.data = json_loads(line + 6, 0, NULL);
-            else if (!strcmp(line, ": keepalive"))
-                frame.keepalive = true;
-        }
-        free(block);
-        r->parsed += block_len + 2;
-        if (r->count == r->cap) {
-            r->cap = r->cap ? r->cap * 2 : 16;
-            r->frames = realloc(r->frames, r->cap * sizeof *r->frames);
-        }
-        r->frames[r->count++] = frame;
-    }
-}
-
-static void reader_decode(reader_t *r)
-{
-    if (!r->status) {
-        char *end = strstr(r->head.data ? r->head.data : "", "\r\n\r\n");
-        if (!end)
-            return;
-        size_t head_len = (size_t)(end + 4 - r->head.data);
-        buf_add(&r->raw, r->head.data + head_len, r->head.len - head_len);
-        r->head.len = head_len;
-        r->head.data[head_len] = '\0';
-        r->status = atoi(r->head.data + 9);
-        r->chunked = strcasestr(r->head.data, "\r\nTransfer-Encoding: chunked\r\n") != NULL;
-    }
-    if (!r->chunked) {
-        buf_add(&r->body, r->raw.data ? r->raw.data : "", r->raw.len);
-        buf_drop(&r->raw, r->raw.len);
-    }
-    while (r->chunked && !r->ended && r->raw.len > 0) {
-        char *line_end = strstr(r->raw.data, "\r\n");
-        if (!line_end)
-            break;
-        size_t size = strtoul(r->raw.data, NULL, 16);
-        size_t line_len = (size_t)(line_end + 2 - r->raw.data);
-        if (size == 0) {
-            r->ended = true;
-            break;
-        }
-        if (r->raw.len < line_len + size + 2)
-            break;
-        buf_add(&r->body, r->raw.data + line_len, size);
-        buf_drop(&r->raw, line_len + size + 2);
-    }
-    reader_frames(r);
-}
-
-/* Reads whatever is waiting, without blocking. */
-static void reader_pump(reader_t *r)
-{
-    char buf[65536];
-    while (!r->closed) {
-        ssize_t n = recv(r->fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n > 0) {
-            buf_add(r->status ? &r->raw : &r->head, buf, (size_t)n);
-            reader_decode(r);
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        r->closed = true;
-    }
-}
-
-/* Opens GET path; last_event_id NULL for none; rcvbuf > 0 shrinks the socket's
- * receive buffer (a client that reads slowly fills up sooner). */
-static reader_t *reader_open(int port, const char *path, const char *last_event_id, int rcvbuf)
-{
-    reader_t *r = calloc(1, sizeof *r);
-    r->fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(r->fd >= 0);
-    if (rcvbuf > 0)
-        setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(r->fd, (struct sockaddr *)&addr, sizeof addr), 0);
-    char request[512];
-    int len = snprintf(request, sizeof request,
-                       "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-                       "%s%s%sConnection: close\r\n\r\n",
-                       path, last_event_id ? "Last-Event-ID: " : "",
-                       last_event_id ? last_event_id : "", last_event_id ? "\r\n" : "");
-    assert_int_equal(send(r->fd, request, (size_t)len, MSG_NOSIGNAL), len);
+    sse_client_t *r = sse_client_new(port, path, last_event_id, rcvbuf);
+    assert_non_null(r);
     return r;
 }
 
-static void reader_close(reader_t **r_p)
+static const sse_frame_t *frame_at(const sse_client_t *r, size_t index)
 {
-    reader_t *r = *r_p;
-    if (!r)
-        return;
-    close(r->fd);
-    for (size_t i = 0; i < r->count; i++)
-        json_decref(r->frames[i].data);
-    free(r->frames);
-    free(r->head.data);
-    free(r->raw.data);
-    free(r->body.data);
-    free(r);
-    *r_p = NULL;
+    const sse_frame_t *frame = sse_client_frame(r, index);
+    if (!frame)
+        fail_msg("no frame %zu (of %zu): %s", index, sse_client_frame_count(r),
+                 sse_client_body(r));
+    return frame;
 }
 
-typedef bool (*reader_done_fn)(const reader_t *r, long want);
-
-/* Pumps all readers with poll() until done(r, want) holds for each, or timeout_ms. */
-static bool readers_wait(reader_t **rs, size_t n, reader_done_fn done, long want,
-                         int timeout_ms)
+static void wait_frames(sse_client_t *r, long want)
 {
-    struct pollfd *fds = calloc(n, sizeof *fds);
-    int64_t deadline = zclock_mono() + timeout_ms;
-    bool all = false;
-    while (!all && zclock_mono() < deadline) {
-        size_t active = 0;
-        all = true;
-        for (size_t i = 0; i < n; i++) {
-            if (done(rs[i], want))
-                continue;
-            all = false;
-            if (!rs[i]->closed)
-                fds[active++] = (struct pollfd){.fd = rs[i]->fd, .events = POLLIN};
-        }
-        if (all || active == 0)
-            break;
-        poll(fds, active, 50);
-        for (size_t i = 0; i < n; i++)
-            if (!done(rs[i], want))
-                reader_pump(rs[i]);
-    }
-    free(fds);
-    for (size_t i = 0; i < n; i++)
-        if (!done(rs[i], want))
-            return false;
-    return true;
-}
-
-static bool has_frames(const reader_t *r, long want)
-{
-    return r->count >= (size_t)want;
-}
-
-static bool has_ended(const reader_t *r, long want)
-{
-    (void)want;
-    return r->closed;
-}
-
-static bool has_keepalives(const reader_t *r, long want)
-{
-    long count = 0;
-    for (size_t i = 0; i < r->count; i++)
-        count += r->frames[i].keepalive;
-    return count >= want;
-}
-
-static void wait_frames(reader_t *r, long want)
-{
-    if (!readers_wait(&r, 1, has_frames, want, 5000))
-        fail_msg("wanted %ld frames, got %zu: %s", want, r->count,
-                 r->body.data ? r->body.data : "");
-}
-
-static const char *frame_str(const frame_t *frame, const char *key)
-{
-    const char *text = json_string_value(json_object_get(frame->data, key));
-    return text ? text : "";
+    if (!sse_client_wait(r, sse_client_has_frames, want, 5000))
+        fail_msg("wanted %ld frames, got %zu: %s", want, sse_client_frame_count(r),
+                 sse_client_body(r));
 }
 
 /* The frames' ids and event types as "id:type,..." (keepalives skipped; the
  * connected frame as "id:connected"). */
-static void summary(const reader_t *r, char *out, size_t len)
+static void summary(const sse_client_t *r, char *out, size_t len)
 {
     size_t used = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < r->count && used < len; i++) {
-        const frame_t *frame = &r->frames[i];
+    for (size_t i = 0; i < sse_client_frame_count(r) && used < len; i++) {
+        const sse_frame_t *frame = sse_client_frame(r, i);
         if (frame->keepalive)
             continue;
-        const char *type = frame_str(frame, "type");
+        const char *type = sse_frame_str(frame, "type");
         used += (size_t)snprintf(out + used, len - used, "%s%lld:%s", used ? "," : "",
                                  frame->id, strcmp(type, "connected") == 0
                                                 ? "connected"
-                                                : frame_str(frame, "event_type"));
+                                                : sse_frame_str(frame, "event_type"));
     }
 }
 
-static void expect_summary(const reader_t *r, const char *want)
+static void expect_summary(const sse_client_t *r, const char *want)
 {
     char got[8192];
     summary(r, got, sizeof got);
@@ -665,31 +457,31 @@ static void test_replay_then_live_then_terminal(void **state)
     long long s1 = emit(f->broker, "exec-aaa111", "ExecutionStarted");
     emit(f->broker, "exec-bbb222", "ExecutionStarted");
     long long s3 = emit(f->broker, "exec-aaa111", "PhaseQueued");
-    reader_t *r = reader_open(f->gw->port, "/sse/executions/exec-aaa111", NULL, 0);
+    sse_client_t *r = open_stream(f->gw->port, "/sse/executions/exec-aaa111", NULL, 0);
     wait_frames(r, 3);
-    assert_int_equal(r->status, 200);
-    assert_non_null(strcasestr(r->head.data, "\r\nContent-Type: text/event-stream\r\n"));
-    assert_non_null(strcasestr(r->head.data, "\r\nCache-Control: no-cache\r\n"));
-    assert_true(r->chunked);
-    assert_string_equal(frame_str(&r->frames[0], "type"), "connected");
-    assert_string_equal(frame_str(&r->frames[0], "execution_id"), "exec-aaa111");
-    assert_string_equal(frame_str(&r->frames[1], "type"), "event");
+    assert_int_equal(sse_client_status(r), 200);
+    assert_non_null(strcasestr(sse_client_headers(r), "\r\nContent-Type: text/event-stream\r\n"));
+    assert_non_null(strcasestr(sse_client_headers(r), "\r\nCache-Control: no-cache\r\n"));
+    assert_true(sse_client_chunked(r));
+    assert_string_equal(sse_frame_str(frame_at(r, 0), "type"), "connected");
+    assert_string_equal(sse_frame_str(frame_at(r, 0), "execution_id"), "exec-aaa111");
+    assert_string_equal(sse_frame_str(frame_at(r, 1), "type"), "event");
 
     long long s4 = emit(f->broker, "exec-aaa111", "PhaseStarted");
     emit(f->broker, "exec-bbb222", "PhaseStarted");
     long long s6 = emit(f->broker, "exec-aaa111", "ExecutionCompleted");
-    assert_true(readers_wait(&r, 1, has_ended, 0, 5000));
-    assert_true(r->ended); /* the final chunk: a clean end, not a cut */
+    assert_true(sse_client_wait(r, sse_client_has_closed, 0, 5000));
+    assert_true(sse_client_ended(r)); /* the final chunk: a clean end, not a cut */
     char want[256];
     snprintf(want, sizeof want,
              "0:connected,%lld:ExecutionStarted,%lld:PhaseQueued,%lld:PhaseStarted,"
              "%lld:ExecutionCompleted",
              s1, s3, s4, s6);
     expect_summary(r, want);
-    assert_string_equal(frame_str(&r->frames[4], "type"), "terminal");
-    assert_non_null(json_object_get(r->frames[4].data, "data"));
-    assert_int_equal(strlen(frame_str(&r->frames[4], "timestamp")), 27);
-    reader_close(&r);
+    assert_string_equal(sse_frame_str(frame_at(r, 4), "type"), "terminal");
+    assert_non_null(json_object_get(frame_at(r, 4)->data, "data"));
+    assert_int_equal(strlen(sse_frame_str(frame_at(r, 4), "timestamp")), 27);
+    sse_client_destroy(&r);
 }
 
 /* Live events published while the replay reply is on its way are in the reply too:
@@ -701,7 +493,7 @@ static void test_replay_and_live_overlap_without_repeats(void **state)
     pthread_mutex_lock(&f->broker->lock);
     f->broker->replay_delay_ms = 300;
     pthread_mutex_unlock(&f->broker->lock);
-    reader_t *r = reader_open(f->gw->port, "/sse/executions/exec-ccc", NULL, 0);
+    sse_client_t *r = open_stream(f->gw->port, "/sse/executions/exec-ccc", NULL, 0);
     usleep(100 * 1000); /* the replay request is in, its answer not yet */
     long long seqs[5];
     for (int i = 0; i < 5; i++)
@@ -710,14 +502,14 @@ static void test_replay_and_live_overlap_without_repeats(void **state)
     long long more = emit(f->broker, "exec-ccc", "PhaseCompleted");
     wait_frames(r, 8);
     usleep(100 * 1000);
-    reader_pump(r);
+    sse_client_pump(r);
     char want[512];
     int used = snprintf(want, sizeof want, "0:connected,%lld:ExecutionStarted", first);
     for (int i = 0; i < 5; i++)
         used += snprintf(want + used, sizeof want - (size_t)used, ",%lld:PhaseOutput", seqs[i]);
     snprintf(want + used, sizeof want - (size_t)used, ",%lld:PhaseCompleted", more);
     expect_summary(r, want);
-    reader_close(&r);
+    sse_client_destroy(&r);
 }
 
 static void test_last_event_id_resumes_after_it(void **state)
@@ -728,20 +520,20 @@ static void test_last_event_id_resumes_after_it(void **state)
         seqs[i] = emit(f->broker, "exec-ddd", i == 0 ? "ExecutionStarted" : "PhaseOutput");
     char last[32];
     snprintf(last, sizeof last, "%lld", seqs[1]);
-    reader_t *r = reader_open(f->gw->port, "/sse/executions/exec-ddd", last, 0);
+    sse_client_t *r = open_stream(f->gw->port, "/sse/executions/exec-ddd", last, 0);
     wait_frames(r, 3);
     char want[256];
     snprintf(want, sizeof want, "%lld:connected,%lld:PhaseOutput,%lld:PhaseOutput", seqs[1],
              seqs[2], seqs[3]);
     expect_summary(r, want);
-    reader_close(&r);
+    sse_client_destroy(&r);
 
     /* A bad header is a 422, as any bad input. */
-    r = reader_open(f->gw->port, "/sse/executions/exec-ddd", "abc", 0);
-    readers_wait(&r, 1, has_ended, 0, 5000);
-    assert_int_equal(r->status, 422);
-    assert_non_null(strstr(r->body.data, "last-event-id"));
-    reader_close(&r);
+    r = open_stream(f->gw->port, "/sse/executions/exec-ddd", "abc", 0);
+    sse_client_wait(r, sse_client_has_closed, 0, 5000);
+    assert_int_equal(sse_client_status(r), 422);
+    assert_non_null(strstr(sse_client_body(r), "last-event-id"));
+    sse_client_destroy(&r);
 }
 
 static void test_finished_execution_replays_and_closes(void **state)
@@ -749,24 +541,24 @@ static void test_finished_execution_replays_and_closes(void **state)
     fixture_t *f = *state;
     long long a = emit(f->broker, "exec-eee", "ExecutionStarted");
     long long b = emit(f->broker, "exec-eee", "ExecutionFailed");
-    reader_t *r = reader_open(f->gw->port, "/sse/executions/exec-e", NULL, 0); /* a prefix */
-    assert_true(readers_wait(&r, 1, has_ended, 0, 5000));
-    assert_true(r->ended);
+    sse_client_t *r = open_stream(f->gw->port, "/sse/executions/exec-e", NULL, 0); /* a prefix */
+    assert_true(sse_client_wait(r, sse_client_has_closed, 0, 5000));
+    assert_true(sse_client_ended(r));
     char want[128];
     snprintf(want, sizeof want, "0:connected,%lld:ExecutionStarted,%lld:ExecutionFailed", a, b);
     expect_summary(r, want);
-    assert_string_equal(frame_str(&r->frames[0], "execution_id"), "exec-eee");
-    reader_close(&r);
+    assert_string_equal(sse_frame_str(frame_at(r, 0), "execution_id"), "exec-eee");
+    sse_client_destroy(&r);
 
     /* Resuming past its terminal frame: connected, then the end. */
     char last[32];
     snprintf(last, sizeof last, "%lld", b);
-    r = reader_open(f->gw->port, "/sse/executions/exec-eee", last, 0);
-    assert_true(readers_wait(&r, 1, has_ended, 0, 5000));
+    r = open_stream(f->gw->port, "/sse/executions/exec-eee", last, 0);
+    assert_true(sse_client_wait(r, sse_client_has_closed, 0, 5000));
     snprintf(want, sizeof want, "%lld:connected", b);
     expect_summary(r, want);
-    assert_true(r->ended);
-    reader_close(&r);
+    assert_true(sse_client_ended(r));
+    sse_client_destroy(&r);
 }
 
 static void test_unknown_ambiguous_and_silent(void **state)
@@ -795,12 +587,12 @@ static void test_unknown_ambiguous_and_silent(void **state)
 static void test_activity_stream(void **state)
 {
     fixture_t *f = *state;
-    reader_t *r = reader_open(f->gw->port, "/sse/activity", NULL, 0);
+    sse_client_t *r = open_stream(f->gw->port, "/sse/activity", NULL, 0);
     wait_frames(r, 1);
     /* It starts live, after the last event the gateway saw. */
-    assert_int_equal(r->frames[0].id, f->warmup_seq);
-    assert_string_equal(frame_str(&r->frames[0], "type"), "connected");
-    assert_true(json_is_null(json_object_get(r->frames[0].data, "execution_id")));
+    assert_int_equal(frame_at(r, 0)->id, f->warmup_seq);
+    assert_string_equal(sse_frame_str(frame_at(r, 0), "type"), "connected");
+    assert_true(json_is_null(json_object_get(frame_at(r, 0)->data, "execution_id")));
     long long a = emit(f->broker, "exec-g1", "ExecutionStarted");
     long long b = emit(f->broker, "exec-g2", "ExecutionStarted");
     long long c = emit(f->broker, "exec-g1", "ExecutionCancelled");
@@ -812,14 +604,14 @@ static void test_activity_stream(void **state)
              "%lld:ExecutionCancelled,%lld:PhaseQueued",
              f->warmup_seq, a, b, c, d);
     expect_summary(r, want);
-    assert_string_equal(frame_str(&r->frames[3], "type"), "terminal");
-    assert_false(r->closed); /* terminal frames do not end the activity stream */
-    reader_close(&r);
+    assert_string_equal(sse_frame_str(frame_at(r, 3), "type"), "terminal");
+    assert_false(sse_client_closed(r)); /* terminal frames do not end the activity stream */
+    sse_client_destroy(&r);
 
     /* With Last-Event-ID it replays every execution's events after it first. */
     char last[32];
     snprintf(last, sizeof last, "%lld", b);
-    r = reader_open(f->gw->port, "/sse/activity", last, 0);
+    r = open_stream(f->gw->port, "/sse/activity", last, 0);
     wait_frames(r, 3);
     long long e = emit(f->broker, NULL, "WorkerJoined");
     wait_frames(r, 4);
@@ -827,23 +619,23 @@ static void test_activity_stream(void **state)
              "%lld:connected,%lld:ExecutionCancelled,%lld:PhaseQueued,%lld:WorkerJoined", b, c,
              d, e);
     expect_summary(r, want);
-    reader_close(&r);
+    sse_client_destroy(&r);
 }
 
 /* Events the PUB dropped are fetched from the log: the stream has no hole. */
 static void test_gap_is_replayed(void **state)
 {
     fixture_t *f = *state;
-    reader_t *exec = reader_open(f->gw->port, "/sse/executions/exec-hhh", NULL, 0);
+    sse_client_t *exec = open_stream(f->gw->port, "/sse/executions/exec-hhh", NULL, 0);
     long long a = emit(f->broker, "exec-hhh", "ExecutionStarted");
     wait_frames(exec, 2);
-    reader_t *all = reader_open(f->gw->port, "/sse/activity", NULL, 0);
+    sse_client_t *all = open_stream(f->gw->port, "/sse/activity", NULL, 0);
     wait_frames(all, 1);
     long long lost1 = emit_data(f->broker, "exec-hhh", "PhaseQueued", NULL, false);
     long long lost2 = emit_data(f->broker, "exec-iii", "PhaseQueued", NULL, false);
     long long b = emit(f->broker, "exec-hhh", "PhaseStarted");
     long long c = emit(f->broker, "exec-hhh", "ExecutionCompleted");
-    assert_true(readers_wait(&exec, 1, has_ended, 0, 5000));
+    assert_true(sse_client_wait(exec, sse_client_has_closed, 0, 5000));
     wait_frames(all, 5);
     char want[256];
     snprintf(want, sizeof want,
@@ -858,27 +650,28 @@ static void test_gap_is_replayed(void **state)
     expect_summary(all, want);
     gateway_stats_t stats = harness_stats(f->gw);
     assert_int_equal(stats.event_gaps, 1);
-    reader_close(&exec);
-    reader_close(&all);
+    sse_client_destroy(&exec);
+    sse_client_destroy(&all);
 }
 
 static void test_keepalive_after_silence(void **state)
 {
     (void)state;
     fixture_t *f = fixture_start(100, 0);
-    reader_t *r = reader_open(f->gw->port, "/sse/activity", NULL, 0);
+    sse_client_t *r = open_stream(f->gw->port, "/sse/activity", NULL, 0);
     wait_frames(r, 1);
     int64_t start = zclock_mono();
-    assert_true(readers_wait(&r, 1, has_keepalives, 3, 5000));
+    assert_true(sse_client_wait(r, sse_client_has_keepalives, 3, 5000));
     int64_t took = zclock_mono() - start;
     assert_true(took >= 250);  /* about one per 100 ms of silence, not more */
     assert_true(took < 2000);
-    if (!strstr(r->body.data, "\n\n: keepalive\n\n"))
-        fail_msg("body: [%s]", r->body.data);
+    if (!strstr(sse_client_body(r), "\n\n: keepalive\n\n"))
+        fail_msg("body: [%s]", sse_client_body(r));
     /* An event resets the silence. */
     emit(f->broker, "exec-k", "ExecutionStarted");
-    assert_true(readers_wait(&r, 1, has_frames, (long)r->count + 1, 5000));
-    reader_close(&r);
+    assert_true(
+        sse_client_wait(r, sse_client_has_frames, (long)sse_client_frame_count(r) + 1, 5000));
+    sse_client_destroy(&r);
     teardown((void **)&f);
 }
 
@@ -888,8 +681,8 @@ static void test_slow_client_is_cut_without_hurting_others(void **state)
 {
     (void)state;
     fixture_t *f = fixture_start(0, 256 * 1024);
-    reader_t *slow = reader_open(f->gw->port, "/sse/activity", NULL, 4096);
-    reader_t *fast = reader_open(f->gw->port, "/sse/activity", NULL, 0);
+    sse_client_t *slow = open_stream(f->gw->port, "/sse/activity", NULL, 4096);
+    sse_client_t *fast = open_stream(f->gw->port, "/sse/activity", NULL, 0);
     wait_frames(fast, 1);
     /* 8 MB in all, at a pace a reading client keeps up with. */
     enum { EVENTS = 8000 };
@@ -899,15 +692,16 @@ static void test_slow_client_is_cut_without_hurting_others(void **state)
     for (int i = 0; i < EVENTS; i++) {
         emit_data(f->broker, "exec-slow", "PhaseOutput", json_pack("{s:s}", "chunk", chunk),
                   true);
-        reader_pump(fast);
+        sse_client_pump(fast);
         if (i % 20 == 0)
             usleep(1000);
     }
-    if (!readers_wait(&fast, 1, has_frames, 1 + EVENTS, 20000)) {
+    if (!sse_client_wait(fast, sse_client_has_frames, 1 + EVENTS, 20000)) {
         gateway_stats_t st = harness_stats(f->gw);
         fail_msg("fast client got %zu frames (closed %d); gateway: events %llu dispatched %llu "
                  "overflows %llu clients %zu gaps %llu bad %llu",
-                 fast->count, fast->closed, (unsigned long long)st.events,
+                 sse_client_frame_count(fast), sse_client_closed(fast),
+                 (unsigned long long)st.events,
                  (unsigned long long)st.events_dispatched, (unsigned long long)st.sse_overflows,
                  st.sse_clients, (unsigned long long)st.event_gaps,
                  (unsigned long long)st.bad_messages);
@@ -918,18 +712,18 @@ static void test_slow_client_is_cut_without_hurting_others(void **state)
     assert_int_equal(stats.sse_clients, 1);
     assert_int_equal(stats.sse_overflows, 1);
     /* The slow one finds its stream cut: no clean end. */
-    for (int i = 0; i < 100 && !slow->closed; i++) {
-        reader_pump(slow);
+    for (int i = 0; i < 100 && !sse_client_closed(slow); i++) {
+        sse_client_pump(slow);
         usleep(10000);
     }
-    assert_true(slow->closed);
-    assert_false(slow->ended);
+    assert_true(sse_client_closed(slow));
+    assert_false(sse_client_ended(slow));
     http_response_t resp;
     assert_int_equal(http_get(&resp, "%s/health", f->gw->url), 0);
     assert_int_equal(resp.status, 200);
     http_response_clear(&resp);
-    reader_close(&slow);
-    reader_close(&fast);
+    sse_client_destroy(&slow);
+    sse_client_destroy(&fast);
     teardown((void **)&f);
 }
 
@@ -941,37 +735,37 @@ static void test_thousand_clients(void **state)
     long long first = emit(f->broker, "exec-many", "ExecutionStarted");
     for (int i = 0; i < 500 && harness_stats(f->gw).events == seen; i++)
         usleep(2000);
-    reader_t **rs = calloc(CLIENTS, sizeof *rs);
+    sse_client_t **rs = calloc(CLIENTS, sizeof *rs);
     for (int i = 0; i < CLIENTS; i++)
-        rs[i] = reader_open(f->gw->port, i % 2 ? "/sse/activity" : "/sse/executions/exec-many",
+        rs[i] = open_stream(f->gw->port, i % 2 ? "/sse/activity" : "/sse/executions/exec-many",
                             NULL, 0);
     /* Everyone is connected; execution streams also have their replayed start. */
     for (int i = 0; i < CLIENTS; i++)
-        if (!readers_wait(&rs[i], 1, has_frames, i % 2 ? 1 : 2, 20000))
-            fail_msg("client %d not connected: %zu frames", i, rs[i]->count);
+        if (!sse_client_wait(rs[i], sse_client_has_frames, i % 2 ? 1 : 2, 20000))
+            fail_msg("client %d not connected: %zu frames", i, sse_client_frame_count(rs[i]));
     assert_int_equal(harness_stats(f->gw).sse_clients, CLIENTS);
     int64_t start = zclock_mono();
     for (int i = 0; i < EVENTS; i++)
         emit(f->broker, "exec-many", i + 1 == EVENTS ? "ExecutionCompleted" : "PhaseOutput");
-    readers_wait(rs, CLIENTS, has_frames, 1 + EVENTS, 20000);
+    sse_clients_wait(rs, CLIENTS, sse_client_has_frames, 1 + EVENTS, 20000);
     print_message("1000 SSE clients got %d events each in %lld ms\n", EVENTS,
                   (long long)(zclock_mono() - start));
     for (int i = 0; i < CLIENTS; i++) {
         size_t want = (i % 2 ? 1 : 2) + EVENTS;
-        if (rs[i]->count != want)
-            fail_msg("client %d got %zu frames, want %zu", i, rs[i]->count, want);
+        if (sse_client_frame_count(rs[i]) != want)
+            fail_msg("client %d got %zu frames, want %zu", i, sse_client_frame_count(rs[i]), want);
         for (int k = 0; k < EVENTS; k++)
-            assert_int_equal(rs[i]->frames[want - EVENTS + (size_t)k].id, first + 1 + k);
-        assert_string_equal(frame_str(&rs[i]->frames[want - 1], "type"), "terminal");
+            assert_int_equal(frame_at(rs[i], want - EVENTS + (size_t)k)->id, first + 1 + k);
+        assert_string_equal(sse_frame_str(frame_at(rs[i], want - 1), "type"), "terminal");
     }
     /* The execution streams end with their terminal frame; activity ones stay open. */
     for (int i = 0; i < CLIENTS; i += 2) {
-        readers_wait(&rs[i], 1, has_ended, 0, 5000);
-        assert_true(rs[i]->ended);
+        sse_client_wait(rs[i], sse_client_has_closed, 0, 5000);
+        assert_true(sse_client_ended(rs[i]));
     }
-    assert_false(rs[1]->closed);
+    assert_false(sse_client_closed(rs[1]));
     for (int i = 0; i < CLIENTS; i++)
-        reader_close(&rs[i]);
+        sse_client_destroy(&rs[i]);
     free(rs);
 }
 
@@ -1009,16 +803,16 @@ static void test_shutdown_with_open_streams(void **state)
 {
     fixture_t *f = *state;
     emit(f->broker, "exec-s", "ExecutionStarted");
-    reader_t *a = reader_open(f->gw->port, "/sse/executions/exec-s", NULL, 0);
-    reader_t *b = reader_open(f->gw->port, "/sse/activity", NULL, 0);
-    reader_t *c = reader_open(f->gw->port, "/sse/executions/exec-silent", NULL, 0);
+    sse_client_t *a = open_stream(f->gw->port, "/sse/executions/exec-s", NULL, 0);
+    sse_client_t *b = open_stream(f->gw->port, "/sse/activity", NULL, 0);
+    sse_client_t *c = open_stream(f->gw->port, "/sse/executions/exec-silent", NULL, 0);
     wait_frames(a, 2);
     wait_frames(b, 1);
     harness_stop(&f->gw);
-    reader_t *rs[] = {a, b, c};
-    assert_true(readers_wait(rs, 3, has_ended, 0, 5000));
+    sse_client_t *rs[] = {a, b, c};
+    assert_true(sse_clients_wait(rs, 3, sse_client_has_closed, 0, 5000));
     for (int i = 0; i < 3; i++)
-        reader_close(&rs[i]);
+        sse_client_destroy(&rs[i]);
 }
 
 int main(void)
