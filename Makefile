@@ -31,3 +31,13 @@ test-fast: build
 
 clean:
 	rm -rf $(BUILD)
+
+# Benchmarks (issue 7, docs/benchmarks.md): synload's workloads on fresh local
+# stacks -> bench/results/ (JSON, report.md, PNG charts). bench-peers runs the
+# Celery and BullMQ versions from ../shared/peers in the same session.
+.PHONY: bench bench-peers
+bench: build
+	@sh bench/run.sh $(BUILD)
+
+bench-peers:
+	@sh bench/peers.sh $(CURDIR)/../shared/peers $(BUILD)/peers $(CURDIR)/bench/results

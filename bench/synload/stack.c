@@ -1,0 +1,379 @@
+#include "bench/synload/stack.h"
+#include "bench/synload/hclient.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+
+struct synstack_t {
+    synstack_options_t opts;
+    char dir[PATH_MAX];
+    char db[PATH_MAX + 16];
+    char url[64], http_addr[64];
+    char clients_ep[64], workers_ep[64], events_ep[64];
+    pid_t broker, gateway;
+    pid_t workers[STACK_MAX_WORKERS];
+    char names[STACK_MAX_WORKERS][32];
+    int nworkers;
+};
+
+int self_dir(char *out, size_t outsize)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    int w = snprintf(out, outsize, "%s", dirname(self));
+    return w > 0 && (size_t)w < outsize ? 0 : -1;
+}
+
+int stack_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
+        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
+        port = ntohs(addr.sin_port);
+    close(fd);
+    return port;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+/* Runs argv with stdout and stderr appended to dir/<log>.log. The child dies
+ * with synload (PR_SET_PDEATHSIG), so an interrupted benchmark leaves nothing
+ * behind (short of a wrapper's grandchild if synload itself is SIGKILLed). */
+static pid_t spawn(synstack_t *self, const char *log, char **argv)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s.log", self->dir, log);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Its own process group, so a --broker-prefix wrapper and the broker it
+         * runs are stopped together. */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        execvp(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    if (pid > 0)
+        setpgid(pid, pid);
+    return pid;
+}
+
+/* Appends the space-separated words of text (copied into store) to argv. */
+static int add_words(char **argv, int argc, int max, const char *text, char *store,
+                     size_t storesize)
+{
+    if (!text)
+        return argc;
+    snprintf(store, storesize, "%s", text);
+    char *save = NULL;
+    for (char *w = strtok_r(store, " ", &save); w && argc < max - 1; w = strtok_r(NULL, " ", &save))
+        argv[argc++] = w;
+    return argc;
+}
+
+static pid_t start_broker(synstack_t *self)
+{
+    char prog[PATH_MAX + 16], data[PATH_MAX + 8], prefix[512], extra[512];
+    snprintf(prog, sizeof prog, "%s/syn-broker", self->opts.bin_dir);
+    snprintf(data, sizeof data, "%s/var", self->dir);
+    char *argv[64];
+    int argc = add_words(argv, 0, 32, self->opts.broker_prefix, prefix, sizeof prefix);
+    char *fixed[] = {prog,         "--data",   data,       "--clients",
+                     self->clients_ep, "--workers", self->workers_ep, "--events",
+                     self->events_ep,  "--log-level", (char *)self->opts.log_level};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        argv[argc++] = fixed[i];
+    argc = add_words(argv, argc, 64, self->opts.broker_args, extra, sizeof extra);
+    argv[argc] = NULL;
+    return spawn(self, "broker", argv);
+}
+
+static pid_t start_gateway(synstack_t *self)
+{
+    char prog[PATH_MAX + 16];
+    snprintf(prog, sizeof prog, "%s/syn-gateway", self->opts.bin_dir);
+    char *argv[] = {prog,     "--http",   self->http_addr, "--broker",
+                    self->clients_ep, "--events", self->events_ep, "--log-level",
+                    (char *)self->opts.log_level, NULL};
+    return spawn(self, "gateway", argv);
+}
+
+static pid_t start_worker(synstack_t *self, int index)
+{
+    char prog[PATH_MAX + 16], slots[16], delay[16], log[32];
+    snprintf(prog, sizeof prog, "%s/syn-worker", self->opts.bin_dir);
+    snprintf(self->names[index], sizeof self->names[index], "bench-w%d", index + 1);
+    snprintf(log, sizeof log, "worker%d", index + 1);
+    snprintf(slots, sizeof slots, "%d", self->opts.slots);
+    snprintf(delay, sizeof delay, "%d", self->opts.mock_delay_ms);
+    char *argv[] = {prog,          "--broker", self->workers_ep, "--slots", slots,
+                    "--provider",  "mock",     "--name",         self->names[index],
+                    "--log-level", (char *)self->opts.log_level, "--mock-delay-ms", delay, NULL};
+    return spawn(self, log, argv);
+}
+
+int stack_wait_health(const char *url, int workers, int timeout_ms)
+{
+    char host[64];
+    int port;
+    if (hclient_parse_url(url, host, sizeof host, &port) != 0)
+        return -1;
+    hclient_t *hc = hclient_new(host, port);
+    if (!hc)
+        return -1;
+    int64_t deadline = syn_mono_ms() + timeout_ms;
+    int rc = -1;
+    while (syn_mono_ms() < deadline) {
+        if (hclient_request(hc, "GET", "/health", NULL, 2000) == 200) {
+            const char *w = strstr(hclient_body(hc, NULL), "\"workers\":");
+            if (w && atoi(w + 10) >= workers) {
+                rc = 0;
+                break;
+            }
+        }
+        sleep_ms(50);
+    }
+    hclient_destroy(&hc);
+    return rc;
+}
+
+/* Prints the last lines of every log (for a stack that did not come up). */
+static void dump_logs(synstack_t *self)
+{
+    const char *logs[] = {"broker", "gateway", "worker1", "worker2"};
+    for (size_t i = 0; i < sizeof logs / sizeof *logs; i++) {
+        char path[PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/%s.log", self->dir, logs[i]);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        fprintf(stderr, "---- %s (last 4 KiB)\n", path);
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        fseek(f, size > 4096 ? size - 4096 : 0, SEEK_SET);
+        char buf[4097];
+        size_t n = fread(buf, 1, 4096, f);
+        buf[n] = '\0';
+        fputs(buf, stderr);
+        fclose(f);
+    }
+}
+
+synstack_t *stack_start(const synstack_options_t *opts, int timeout_ms)
+{
+    if (opts->workers < 0 || opts->workers > STACK_MAX_WORKERS)
+        return NULL;
+    synstack_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->opts = *opts;
+    if (!self->opts.log_level)
+        self->opts.log_level = "warn";
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(self->dir, sizeof self->dir, "%s/synload-XXXXXX", tmp);
+    if (!mkdtemp(self->dir)) {
+        fprintf(stderr, "synload: mkdtemp %s: %s\n", self->dir, strerror(errno));
+        free(self);
+        return NULL;
+    }
+    snprintf(self->db, sizeof self->db, "%s/var/syn.db", self->dir);
+    int http = stack_free_port();
+    snprintf(self->http_addr, sizeof self->http_addr, "127.0.0.1:%d", http);
+    snprintf(self->url, sizeof self->url, "http://127.0.0.1:%d", http);
+    snprintf(self->clients_ep, sizeof self->clients_ep, "tcp://127.0.0.1:%d", stack_free_port());
+    snprintf(self->workers_ep, sizeof self->workers_ep, "tcp://127.0.0.1:%d", stack_free_port());
+    snprintf(self->events_ep, sizeof self->events_ep, "tcp://127.0.0.1:%d", stack_free_port());
+
+    self->broker = start_broker(self);
+    self->gateway = start_gateway(self);
+    for (int i = 0; i < opts->workers; i++)
+        self->workers[self->nworkers++] = start_worker(self, i);
+    if (stack_wait_health(self->url, opts->workers, timeout_ms) != 0) {
+        fprintf(stderr, "synload: the stack in %s did not report %d workers within %d ms\n",
+                self->dir, opts->workers, timeout_ms);
+        dump_logs(self);
+        self->opts.keep = true;
+        stack_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+/* Signals the process's group (the program and any wrapper around it). */
+static void signal_group(pid_t pid, int sig)
+{
+    if (kill(-pid, sig) != 0)
+        kill(pid, sig);
+}
+
+static void stop_process(pid_t *pid)
+{
+    if (*pid <= 0)
+        return;
+    signal_group(*pid, SIGTERM);
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(*pid, NULL, WNOHANG) == *pid) {
+            *pid = 0;
+            return;
+        }
+        sleep_ms(10);
+    }
+    signal_group(*pid, SIGKILL);
+    waitpid(*pid, NULL, 0);
+    *pid = 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void stack_destroy(synstack_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    synstack_t *self = *self_p;
+    /* Workers first, so none of them logs a lost broker while it stops. */
+    for (int i = 0; i < self->nworkers; i++)
+        if (self->workers[i] > 0)
+            signal_group(self->workers[i], SIGTERM);
+    for (int i = 0; i < self->nworkers; i++)
+        stop_process(&self->workers[i]);
+    stop_process(&self->gateway);
+    stop_process(&self->broker);
+    if (self->opts.keep)
+        fprintf(stderr, "synload: kept %s\n", self->dir);
+    else
+        nftw(self->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *stack_url(const synstack_t *self) { return self->url; }
+const char *stack_dir(const synstack_t *self) { return self->dir; }
+const char *stack_db_path(const synstack_t *self) { return self->db; }
+pid_t stack_broker_pid(const synstack_t *self) { return self->broker; }
+pid_t stack_gateway_pid(const synstack_t *self) { return self->gateway; }
+int stack_worker_count(const synstack_t *self) { return self->nworkers; }
+
+pid_t stack_worker_pid(const synstack_t *self, int index)
+{
+    return index >= 0 && index < self->nworkers ? self->workers[index] : 0;
+}
+
+const char *stack_worker_name(const synstack_t *self, int index)
+{
+    return index >= 0 && index < self->nworkers ? self->names[index] : "";
+}
+
+void stack_kill_worker(synstack_t *self, int index)
+{
+    if (index < 0 || index >= self->nworkers || self->workers[index] <= 0)
+        return;
+    signal_group(self->workers[index], SIGKILL);
+    waitpid(self->workers[index], NULL, 0);
+    self->workers[index] = 0;
+}
+
+long proc_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) {
+            kib = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kib;
+}
+
+int proc_pss_private_kib(pid_t pid, long *pss, long *private_kib)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    *pss = 0;
+    *private_kib = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "Pss:", 4))
+            *pss = strtol(line + 4, NULL, 10);
+        else if (!strncmp(line, "Private_Clean:", 14))
+            *private_kib += strtol(line + 14, NULL, 10);
+        else if (!strncmp(line, "Private_Dirty:", 14))
+            *private_kib += strtol(line + 14, NULL, 10);
+    }
+    fclose(f);
+    return 0;
+}
+
+double proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    unsigned long utime = 0, stime = 0;
+    /* Fields after the command: state(3) ... utime(14) stime(15). */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+        return 0;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}

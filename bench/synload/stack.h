@@ -1,0 +1,62 @@
+/* stack: a private syn stack for one benchmark run — broker, gateway and N
+ * workers, the built programs next to synload, on random loopback ports with a
+ * fresh temp data dir; started with the flags `syn up` passes. */
+#ifndef SYNLOAD_STACK_H
+#define SYNLOAD_STACK_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define STACK_MAX_WORKERS 64
+
+typedef struct {
+    const char *bin_dir;       /* where syn-broker, syn-gateway, syn-worker are */
+    int workers;
+    int slots;                 /* per worker */
+    int mock_delay_ms;         /* --mock-delay-ms of every worker */
+    const char *log_level;     /* of the three programs */
+    const char *broker_prefix; /* e.g. "valgrind --tool=callgrind": words put before the broker */
+    const char *broker_args;   /* extra broker flags, space separated */
+    bool keep;                 /* keep the temp dir (logs, database) */
+} synstack_options_t;
+
+typedef struct synstack_t synstack_t;
+
+/* Starts everything and waits (up to timeout_ms) until /health reports all
+ * workers. NULL on failure, with the logs' tails printed to stderr. */
+synstack_t *stack_start(const synstack_options_t *opts, int timeout_ms);
+/* SIGTERM to all, SIGKILL after 5 s; removes the temp dir unless keep. */
+void stack_destroy(synstack_t **self_p);
+
+const char *stack_url(const synstack_t *self);  /* http://127.0.0.1:PORT */
+const char *stack_dir(const synstack_t *self);
+/* The SQLite file of the broker. */
+const char *stack_db_path(const synstack_t *self);
+pid_t stack_broker_pid(const synstack_t *self);
+pid_t stack_gateway_pid(const synstack_t *self);
+int stack_worker_count(const synstack_t *self);
+pid_t stack_worker_pid(const synstack_t *self, int index);
+/* The --name given to worker index. */
+const char *stack_worker_name(const synstack_t *self, int index);
+/* kill -9 of one worker, reaped. */
+void stack_kill_worker(synstack_t *self, int index);
+
+/* Waits until GET /health answers 200 with at least `workers` workers. */
+int stack_wait_health(const char *url, int workers, int timeout_ms);
+
+/* Resident set of a process in KiB from /proc (-1 when it is gone), and its
+ * user+system CPU seconds. */
+long proc_rss_kib(pid_t pid);
+/* Proportional set size and private (clean + dirty) memory in KiB from
+ * /proc/PID/smaps_rollup: RSS counts every shared library page in full, these
+ * say what the process itself costs. 0, or -1 when unreadable. */
+int proc_pss_private_kib(pid_t pid, long *pss, long *private_kib);
+double proc_cpu_s(pid_t pid);
+
+/* A free TCP port on 127.0.0.1 (bound then released). */
+int stack_free_port(void);
+
+/* Directory of the running program (for the sibling programs). */
+int self_dir(char *out, size_t outsize);
+
+#endif

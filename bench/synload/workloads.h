@@ -1,0 +1,60 @@
+/* workloads: the benchmark procedures of issue 7. Each run starts its own stack
+ * (unless pointed at a gateway), warms up, measures, checks every result and
+ * appends one JSON object per run to the results array. A wrong or missing
+ * result makes the run fail: a fast wrong answer is not a result. */
+#ifndef SYNLOAD_WORKLOADS_H
+#define SYNLOAD_WORKLOADS_H
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+
+typedef struct {
+    const char *gateway;       /* existing stack, or NULL to start one per run */
+    const char *data;          /* its data dir, for output checks (optional) */
+    const char *bin_dir;
+    const char *log_level;     /* of the started programs */
+    const char *broker_prefix;
+    const char *broker_args;
+    const char *profile_cmd;   /* shell command run during the measured batch, "{pid}" =
+                                  the broker's pid; stopped with SIGINT (e.g. perf -p) */
+    const char *latency_dir;   /* per-run latency files, or NULL */
+    bool keep;
+    bool use_curl;             /* W3 with libcurl instead of synload's own client */
+    bool quiet;                /* no progress on stderr */
+    const char *track;         /* "active", "each" or "auto" (active on our own stack) */
+    long executions;           /* 0 = the workload's default */
+    long warmup;               /* -1 = the workload's default */
+    long inflight;
+    long workers;
+    long slots;                /* per worker, W1 */
+    long w2_workers;
+    long lookups;
+    long poll_ms;
+    long phase_ms;             /* W2 phase length */
+    long timeout_s;
+    long wrk_seconds;
+    long wrk_connections;
+    long idle_ms;              /* pause before reading RSS */
+    volatile sig_atomic_t *stop;
+} workload_config_t;
+
+/* W1 (and, when with_w3, W3 on the same stack right after), run number `run`. */
+int workload_w1(const workload_config_t *cfg, bool with_w1, bool with_w3, int run,
+                json_t *results);
+/* W2 at `slots` slots in total. */
+int workload_w2(const workload_config_t *cfg, int slots, int run, json_t *results);
+/* wrk with many connections on the status endpoint vs a bare libmicrohttpd
+ * handler, plus one-connection floors with both HTTP clients. */
+int workload_wrk(const workload_config_t *cfg, int run, json_t *results);
+/* kill -9 of the worker running a phase → the phase running again elsewhere. */
+int workload_deadworker(const workload_config_t *cfg, int run, json_t *results);
+/* W1 with `workers` worker processes (a scaling curve point). */
+int workload_scaling(const workload_config_t *cfg, int workers, int run, json_t *results);
+/* Many executions (default 100,000), then the processes' memory. */
+int workload_fill(const workload_config_t *cfg, int run, json_t *results);
+
+/* Serves the bare handler (for workload_wrk's child process). */
+int workload_hello_main(const char *address, volatile sig_atomic_t *stop);
+
+#endif
