@@ -268,6 +268,18 @@ static json_t *duplicate_phase(const json_t *phases)
     return NULL;
 }
 
+static const char *const workflow_types[] = {"research", "planning", "implementation",
+                                             "review",   "deployment", "custom", NULL};
+static const char *const classifications[] = {"simple", "standard", "complex", "epic", NULL};
+
+static bool one_of(const char *text, const char *const *choices)
+{
+    for (; *choices; choices++)
+        if (strcmp(text, *choices) == 0)
+            return true;
+    return false;
+}
+
 /* Builds the stored template (known keys only, defaults filled); NULL with the
  * reason when the arguments break the documented shape. */
 static json_t *build_template(const json_t *args, reason_t *why)
@@ -278,6 +290,15 @@ static json_t *build_template(const json_t *args, reason_t *why)
         !opt_string(args, "workflow_type", &type, "", why) ||
         !opt_string(args, "classification", &classification, "", why))
         return NULL;
+    if (!one_of(type, workflow_types)) {
+        fail(why, "workflow_type must be one of research, planning, implementation, review, "
+                  "deployment, custom");
+        return NULL;
+    }
+    if (!one_of(classification, classifications)) {
+        fail(why, "classification must be one of simple, standard, complex, epic");
+        return NULL;
+    }
     const json_t *decls = json_object_get(args, "input_declarations");
     const json_t *phases = json_object_get(args, "phases");
     if (decls && !json_is_null(decls) && !json_is_array(decls)) {
@@ -319,6 +340,31 @@ fail:
     return NULL;
 }
 
+/* The template as stored: id first, as users write it. */
+static json_t *stored_template(const char *id, const json_t *tpl)
+{
+    json_t *stored = json_pack("{s:s}", "id", id);
+    json_object_update(stored, (json_t *)tpl);
+    return stored;
+}
+
+/* The workflows row of a stored template (pointers borrowed from it). */
+static broker_workflow_row_t row_of(const char *id, const json_t *stored,
+                                    const char *source_hash)
+{
+    return (broker_workflow_row_t){
+        .id = id,
+        .name = json_string_value(json_object_get(stored, "name")),
+        .description = json_string_value(json_object_get(stored, "description")),
+        .workflow_type = json_string_value(json_object_get(stored, "workflow_type")),
+        .classification = json_string_value(json_object_get(stored, "classification")),
+        .phase_count = (int64_t)json_array_size(json_object_get(stored, "phases")),
+        .template_json = stored,
+        .created_at = syn_now_us(),
+        .source_hash = source_hash,
+    };
+}
+
 static int op_workflow_create(broker_api_t *self, const json_t *args, json_t **body)
 {
     reason_t why = {""};
@@ -346,19 +392,8 @@ static int op_workflow_create(broker_api_t *self, const json_t *args, json_t **b
             snprintf(id, sizeof id, "%s", given_id);
         else if (syn_id_make("wf-", 12, id, sizeof id) < 0)
             break;
-        /* id first in the stored template, as users wrote it */
-        json_t *stored = json_pack("{s:s}", "id", id);
-        json_object_update(stored, tpl);
-        broker_workflow_row_t row = {
-            .id = id,
-            .name = json_string_value(json_object_get(tpl, "name")),
-            .description = json_string_value(json_object_get(tpl, "description")),
-            .workflow_type = json_string_value(json_object_get(tpl, "workflow_type")),
-            .classification = json_string_value(json_object_get(tpl, "classification")),
-            .phase_count = (int64_t)json_array_size(json_object_get(tpl, "phases")),
-            .template_json = stored,
-            .created_at = syn_now_us(),
-        };
+        json_t *stored = stored_template(id, tpl);
+        broker_workflow_row_t row = row_of(id, stored, NULL);
         rc = broker_store_workflow_insert(self->store, &row);
         json_decref(stored);
     }
@@ -386,12 +421,20 @@ static int op_workflow_list(broker_api_t *self, const json_t *args, json_t **bod
 {
     reason_t why = {""};
     json_int_t page = 1, page_size = 20;
+    broker_workflow_filter_t filter = {NULL, false};
+    const json_t *archived = json_object_get(args, "include_archived");
     if (!opt_int(args, "page", 1, 1000000000, &page, "", &why) ||
-        !opt_int(args, "page_size", 1, 100, &page_size, "", &why))
+        !opt_int(args, "page_size", 1, 100, &page_size, "", &why) ||
+        !opt_string(args, "workflow_type", &filter.workflow_type, "", &why))
         return bad_request(body, &why);
+    if (archived && !json_is_null(archived) && !json_is_boolean(archived)) {
+        fail(&why, "include_archived must be a boolean");
+        return bad_request(body, &why);
+    }
+    filter.include_archived = json_is_true(archived);
     json_t *items;
     int64_t total;
-    if (broker_store_workflow_list(self->store, page, page_size, &items, &total) < 0)
+    if (broker_store_workflow_list(self->store, &filter, page, page_size, &items, &total) < 0)
         return internal_error(body, "cannot list workflows");
     *body = json_pack("{s:o, s:I, s:I, s:I}", "workflows", items, "total", (json_int_t)total,
                       "page", page, "page_size", page_size);
@@ -405,16 +448,205 @@ static int op_workflow_get(broker_api_t *self, const json_t *args, json_t **body
     if (!req_string(args, "id", &id, "", &why))
         return bad_request(body, &why);
     json_t *tpl = NULL;
-    int64_t created_at = 0;
-    int rc = broker_store_workflow_get(self->store, id, &tpl, NULL, &created_at);
+    broker_workflow_meta_t meta;
+    int rc = broker_store_workflow_get(self->store, id, &tpl, &meta);
     if (rc < 0)
         return internal_error(body, "cannot read the workflow");
     if (rc == 0) {
         *body = detail("Workflow %s not found", id);
         return 404;
     }
-    json_object_set_new(tpl, "created_at", broker_time_json(created_at));
+    json_object_set_new(tpl, "created_at", broker_time_json(meta.created_at));
+    json_object_set_new(tpl, "version", json_integer(meta.version));
+    json_object_set_new(tpl, "archived", json_boolean(meta.archived));
     *body = tpl;
+    return 200;
+}
+
+/* --- workflow.install / workflow.archive / workflow.phase_update ----------- */
+
+/* A workflow file loaded at start (syn-broker --workflows): created when new,
+ * a new version when its content hash changed, nothing written when it did not;
+ * an archived workflow stays archived and is left alone. */
+static int op_workflow_install(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *hash, *id = NULL;
+    const json_t *workflow = json_object_get(args, "workflow");
+    if (!req_string(args, "source_hash", &hash, "", &why))
+        return bad_request(body, &why);
+    if (!*hash || strlen(hash) >= BROKER_SOURCE_HASH_SIZE) {
+        fail(&why, "source_hash must have 1 to %d characters", BROKER_SOURCE_HASH_SIZE - 1);
+        return bad_request(body, &why);
+    }
+    if (!json_is_object(workflow)) {
+        fail(&why, "workflow must be an object");
+        return bad_request(body, &why);
+    }
+    if (!req_string(workflow, "id", &id, "workflow.", &why))
+        return bad_request(body, &why);
+    if (!valid_workflow_id(id)) {
+        fail(&why, "workflow.id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$");
+        return bad_request(body, &why);
+    }
+    json_t *tpl = build_template(workflow, &why);
+    if (!tpl)
+        return bad_request(body, &why);
+    json_t *dup = duplicate_phase(json_object_get(tpl, "phases"));
+    if (dup) {
+        json_decref(tpl);
+        *body = dup;
+        return 422;
+    }
+    json_t *current = NULL;
+    broker_workflow_meta_t meta;
+    int rc = broker_store_workflow_get(self->store, id, &current, &meta);
+    json_decref(current);
+    if (rc < 0) {
+        json_decref(tpl);
+        return internal_error(body, "cannot read the workflow");
+    }
+    const char *outcome = NULL;
+    int64_t version = rc == 1 ? meta.version : 1;
+    if (rc == 1 && meta.archived)
+        outcome = "archived";
+    else if (rc == 1 && strcmp(meta.source_hash, hash) == 0)
+        outcome = "unchanged";
+    int status = 200;
+    if (!outcome) {
+        json_t *stored = stored_template(id, tpl);
+        broker_workflow_row_t row = row_of(id, stored, hash);
+        int written = rc == 0 ? broker_store_workflow_insert(self->store, &row)
+                              : broker_store_workflow_update(self->store, &row, &version);
+        json_decref(stored);
+        if (written != 0) {
+            json_decref(tpl);
+            return internal_error(body, "cannot store the workflow");
+        }
+        outcome = rc == 0 ? "created" : "updated";
+        status = rc == 0 ? 201 : 200;
+    }
+    json_decref(tpl);
+    *body = json_pack("{s:s, s:I, s:s}", "id", id, "version", (json_int_t)version, "status",
+                      outcome);
+    return status;
+}
+
+/* Executions of the workflow that are not finished: archiving must wait for them. */
+static int64_t active_executions(broker_api_t *self, const char *workflow_id)
+{
+    static const broker_exec_status_t active[] = {BROKER_EXEC_PENDING, BROKER_EXEC_RUNNING,
+                                                  BROKER_EXEC_PAUSED};
+    int64_t total = 0;
+    for (size_t i = 0; i < sizeof active / sizeof active[0]; i++) {
+        int64_t n = broker_store_execution_count(self->store, workflow_id, (int)active[i]);
+        if (n < 0)
+            return -1;
+        total += n;
+    }
+    return total;
+}
+
+static int op_workflow_archive(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *id;
+    if (!req_string(args, "id", &id, "", &why))
+        return bad_request(body, &why);
+    json_t *tpl = NULL;
+    broker_workflow_meta_t meta;
+    int rc = broker_store_workflow_get(self->store, id, &tpl, &meta);
+    json_decref(tpl);
+    if (rc < 0)
+        return internal_error(body, "cannot read the workflow");
+    if (rc == 0) {
+        *body = detail("Workflow %s not found", id);
+        return 404;
+    }
+    if (meta.archived) {
+        *body = detail("Workflow %s is already archived", id);
+        return 409;
+    }
+    int64_t active = active_executions(self, id);
+    if (active < 0)
+        return internal_error(body, "cannot count the workflow's executions");
+    if (active > 0) {
+        *body = detail("Workflow %s has active executions", id);
+        return 409;
+    }
+    if (broker_store_workflow_archive(self->store, id) != 0)
+        return internal_error(body, "cannot archive the workflow");
+    syn_info("broker", "workflow archived workflow=%s", id);
+    *body = json_pack("{s:s, s:s}", "id", id, "status", "archived");
+    return 200;
+}
+
+/* A new version of the workflow with one phase's prompt (and optionally model,
+ * timeout, tools) changed. Executions keep the version they started with: those
+ * running hold their phases in memory, and reload them by version after a restart. */
+static int op_workflow_phase_update(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *workflow_id, *phase_id, *prompt, *model = NULL;
+    json_int_t timeout = 0;
+    const json_t *tools = json_object_get(args, "allowed_tools");
+    if (!req_string(args, "workflow_id", &workflow_id, "", &why) ||
+        !req_string(args, "phase_id", &phase_id, "", &why) ||
+        !req_string(args, "prompt_template", &prompt, "", &why) ||
+        !opt_string(args, "model", &model, "", &why) ||
+        !opt_int(args, "timeout_seconds", 1, 7 * 86400, &timeout, "", &why))
+        return bad_request(body, &why);
+    if (!*prompt) {
+        fail(&why, "prompt_template must not be empty");
+        return bad_request(body, &why);
+    }
+    if (tools && !json_is_null(tools) && !string_array(tools, "allowed_tools", &why))
+        return bad_request(body, &why);
+    json_t *tpl = NULL;
+    broker_workflow_meta_t meta;
+    int rc = broker_store_workflow_get(self->store, workflow_id, &tpl, &meta);
+    if (rc < 0)
+        return internal_error(body, "cannot read the workflow");
+    if (rc == 0) {
+        *body = detail("Workflow %s not found", workflow_id);
+        return 404;
+    }
+    if (meta.archived) {
+        json_decref(tpl);
+        *body = detail("Workflow %s is archived", workflow_id);
+        return 409;
+    }
+    json_t *phase = NULL;
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(tpl, "phases"), i, item)
+    {
+        const char *pid = json_string_value(json_object_get(item, "phase_id"));
+        if (pid && strcmp(pid, phase_id) == 0)
+            phase = item;
+    }
+    if (!phase) {
+        json_decref(tpl);
+        *body = detail("Phase %s not found in workflow %s", phase_id, workflow_id);
+        return 404;
+    }
+    json_object_set_new(phase, "prompt_template", json_string(prompt));
+    if (model)
+        json_object_set_new(phase, "model", json_string(model));
+    if (timeout > 0)
+        json_object_set_new(phase, "timeout_seconds", json_integer(timeout));
+    if (tools && !json_is_null(tools))
+        json_object_set_new(phase, "allowed_tools", json_deep_copy(tools));
+    broker_workflow_row_t row = row_of(workflow_id, tpl, NULL);
+    int64_t version = 0;
+    rc = broker_store_workflow_update(self->store, &row, &version);
+    json_decref(tpl);
+    if (rc != 0)
+        return internal_error(body, "cannot store the workflow");
+    syn_info("broker", "workflow phase updated workflow=%s phase=%s version=%lld", workflow_id,
+             phase_id, (long long)version);
+    *body = json_pack("{s:s, s:s, s:I, s:s}", "workflow_id", workflow_id, "phase_id", phase_id,
+                      "version", (json_int_t)version, "status", "updated");
     return 200;
 }
 
@@ -492,14 +724,20 @@ static int op_execution_start(broker_api_t *self, const json_t *args, json_t **b
         return bad_request(body, &why);
 
     json_t *tpl = NULL;
-    int64_t version = 0;
-    int rc = broker_store_workflow_get(self->store, workflow_id, &tpl, &version, NULL);
+    broker_workflow_meta_t meta;
+    int rc = broker_store_workflow_get(self->store, workflow_id, &tpl, &meta);
     if (rc < 0)
         return internal_error(body, "cannot read the workflow");
     if (rc == 0) {
         *body = detail("Workflow %s not found", workflow_id);
         return 404;
     }
+    if (meta.archived) {
+        json_decref(tpl);
+        *body = detail("Workflow %s is archived", workflow_id);
+        return 409;
+    }
+    int64_t version = meta.version;
     json_t *empty = json_object();
     json_t *merged = merge_inputs(json_object_get(tpl, "input_declarations"),
                                   json_is_object(inputs) ? inputs : empty, task);
@@ -916,6 +1154,9 @@ static const struct {
     {"workflow.create", op_workflow_create},
     {"workflow.list", op_workflow_list},
     {"workflow.get", op_workflow_get},
+    {"workflow.install", op_workflow_install},
+    {"workflow.archive", op_workflow_archive},
+    {"workflow.phase_update", op_workflow_phase_update},
     {"execution.start", op_execution_start},
     {"execution.status", op_execution_status},
     {"execution.active", op_execution_active},

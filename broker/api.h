@@ -3,9 +3,18 @@
  *
  *   health             200 {status:"ok", broker:"up", workers:N}
  *   workflow.create    201 {id, name, workflow_type, classification, status:"created"}; 409; 422
- *   workflow.list      200 {workflows:[...], total, page, page_size}
- *   workflow.get       200 the template with defaults filled and created_at; 404
- *   execution.start    200 {execution_id, workflow_id, status:"started", message}; 404; 422
+ *   workflow.list      200 {workflows:[...], total, page, page_size}; filters
+ *                      workflow_type and include_archived
+ *   workflow.get       200 the template with defaults filled, created_at, version and
+ *                      archived (archived workflows stay readable); 404
+ *   workflow.install   201 {id, version, status:"created"}; 200 {..., status:"updated" |
+ *                      "unchanged" | "archived" (left alone)}; the preload's operation
+ *   workflow.archive   200 {id, status:"archived"}; 404; 409 already archived or with
+ *                      pending/running/paused executions
+ *   workflow.phase_update  200 {workflow_id, phase_id, version, status:"updated"}; 404
+ *                      workflow or phase; 409 archived
+ *   execution.start    200 {execution_id, workflow_id, status:"started", message}; 404;
+ *                      409 archived; 422
  *   execution.status   200 status object; 404; 409 (ambiguous prefix)
  *   execution.active   200 [status objects], newest first
  *   execution.cancel   200 {success, execution_id, state, message:"Cancel signal queued",

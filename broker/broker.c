@@ -5,6 +5,7 @@
 #include "broker/engine.h"
 #include "broker/events.h"
 #include "broker/outbox.h"
+#include "broker/preload.h"
 #include "broker/store.h"
 #include "broker/workers.h"
 #include "common/clock.h"
@@ -131,6 +132,18 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
         broker_store_commit(self->store) < 0) {
         snprintf(err, errlen, "cannot reload active executions from %s", path);
         goto fail;
+    }
+    if (config->workflows_dir && config->workflows_dir[0]) {
+        broker_preload_stats_t loaded;
+        char why[512];
+        if (broker_preload(self->api, config->workflows_dir, &loaded, why, sizeof why) < 0) {
+            snprintf(err, errlen, "cannot load workflows: %s", why);
+            goto fail;
+        }
+        if (broker_store_commit(self->store) < 0) {
+            snprintf(err, errlen, "cannot store the workflows of %s", config->workflows_dir);
+            goto fail;
+        }
     }
     /* Events produced by the reload are committed; they go out once PUB exists. */
     self->clients = open_socket(ZMQ_ROUTER, config->clients, &self->clients_ep, err, errlen);

@@ -25,6 +25,7 @@ typedef struct {
     int64_t heartbeat_ms;       /* 1000 */
     int64_t liveness;           /* 3 */
     int64_t kill_grace_ms;      /* 5000 */
+    const char *workflows_dir;  /* installed at start (broker/preload.h); NULL or "": none */
 } broker_config_t;
 
 typedef struct {
@@ -33,7 +34,8 @@ typedef struct {
 
 typedef struct broker_t broker_t;
 
-/* Opens the database, reloads active executions and binds the sockets.
+/* Opens the database, reloads active executions, installs the workflows of
+ * workflows_dir, and binds the sockets.
  * NULL with the reason in err. */
 broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen);
 /* Commits what is pending and closes everything. */

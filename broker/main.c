@@ -43,6 +43,9 @@ int main(int argc, char **argv)
         {"kill-grace-ms", SYN_FLAG_INT, "MS",
          "workers' SIGTERM-to-SIGKILL grace, added to the timeout backstop", &kill_grace_ms, 0,
          3600000},
+        {"workflows", SYN_FLAG_STRING, "DIR",
+         "install the workflows of DIR at start (*.yaml and */workflow.yaml packages)",
+         &config.workflows_dir, 0, 0},
         {"log-level", SYN_FLAG_STRING, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };

@@ -166,8 +166,13 @@ static const char *const schema_v2_sql =
     "    AND status IN (old.status, '') AND bucket = old.num >> 10 AND n <= 0;"
     "END;";
 
+/* Version 3: workflow templates installed from files (syn-broker --workflows)
+ * remember the content hash they were installed from, so a restart with the same
+ * files writes nothing; NULL for workflows made through the API. */
+static const char *const schema_v3_sql = "ALTER TABLE workflows ADD COLUMN source_hash TEXT;";
+
 /* The script that takes a database from version i to i + 1. */
-static const char *const upgrades[] = {schema_v1_sql, schema_v2_sql};
+static const char *const upgrades[] = {schema_v1_sql, schema_v2_sql, schema_v3_sql};
 
 typedef enum {
     SQL_BEGIN,
@@ -178,6 +183,8 @@ typedef enum {
     SQL_WORKFLOW_TEMPLATE,
     SQL_WORKFLOW_LIST,
     SQL_WORKFLOW_COUNT,
+    SQL_WORKFLOW_BUMP,
+    SQL_WORKFLOW_ARCHIVE,
     SQL_EXECUTION_INSERT,
     SQL_EXECUTION_SAVE,
     SQL_PHASE_INSERT,
@@ -243,20 +250,32 @@ static const char *const sql_text[SQL_COUNT] = {
     [SQL_COMMIT] = "COMMIT",
     [SQL_WORKFLOW_INSERT] =
         "INSERT INTO workflows(id, name, description, workflow_type, classification,"
-        " phase_count, version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)",
+        " phase_count, version, created_at, source_hash)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8)",
     [SQL_WORKFLOW_VERSION_INSERT] =
         "INSERT INTO workflow_versions(workflow_id, version, template, created_at)"
-        " VALUES (?1, 1, ?2, ?3)",
+        " VALUES (?1, ?4, ?2, ?3)",
     [SQL_WORKFLOW_GET] =
-        "SELECT w.version, w.created_at, v.template FROM workflows w"
+        "SELECT w.version, w.created_at, v.template, w.archived, w.source_hash FROM workflows w"
         " JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.version"
-        " WHERE w.id = ?1 AND w.archived = 0",
+        " WHERE w.id = ?1",
     [SQL_WORKFLOW_TEMPLATE] =
         "SELECT template FROM workflow_versions WHERE workflow_id = ?1 AND version = ?2",
+    /* (?3 NULL: any type; ?4 = 1: archived ones too.) A few hundred rows at most:
+     * one statement serves every filter. */
     [SQL_WORKFLOW_LIST] =
-        "SELECT id, name, description, workflow_type, classification, phase_count, created_at"
-        " FROM workflows WHERE archived = 0 ORDER BY num DESC LIMIT ?1 OFFSET ?2",
-    [SQL_WORKFLOW_COUNT] = "SELECT count(*) FROM workflows WHERE archived = 0",
+        "SELECT id, name, description, workflow_type, classification, phase_count, created_at,"
+        " version, archived FROM workflows"
+        " WHERE (?3 IS NULL OR workflow_type = ?3) AND (?4 OR archived = 0)"
+        " ORDER BY num DESC LIMIT ?1 OFFSET ?2",
+    [SQL_WORKFLOW_COUNT] =
+        "SELECT count(*) FROM workflows"
+        " WHERE (?1 IS NULL OR workflow_type = ?1) AND (?2 OR archived = 0)",
+    [SQL_WORKFLOW_BUMP] =
+        "UPDATE workflows SET name = ?2, description = ?3, workflow_type = ?4,"
+        " classification = ?5, phase_count = ?6, version = version + 1,"
+        " source_hash = coalesce(?7, source_hash) WHERE id = ?1 RETURNING version",
+    [SQL_WORKFLOW_ARCHIVE] = "UPDATE workflows SET archived = 1 WHERE id = ?1 AND archived = 0",
     [SQL_EXECUTION_INSERT] =
         "INSERT INTO executions(id, workflow_id, workflow_version, status, inputs, task, repos,"
         " total_phases, completed_phases, current_phase, created_at, started_at, completed_at,"
@@ -635,6 +654,26 @@ uint64_t broker_store_commit_count(const broker_store_t *self)
 
 /* --- workflows ------------------------------------------------------------- */
 
+/* One row of workflow_versions: 0, or -1 (the transaction is then marked failed). */
+static int insert_version(broker_store_t *self, const char *id, int64_t version,
+                          const char *text, int64_t created_at)
+{
+    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_VERSION_INSERT);
+    if (!s)
+        return -1;
+    bind_text(s, 1, id);
+    bind_text(s, 2, text);
+    sqlite3_bind_int64(s, 3, created_at);
+    sqlite3_bind_int64(s, 4, version);
+    int rc = run(self, s, "insert workflow version");
+    if (rc == SQLITE_CONSTRAINT) {
+        /* a version that exists already: the two tables disagree */
+        syn_error("broker", "workflow %s already has a version %lld", id, (long long)version);
+        self->failed = true;
+    }
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int broker_store_workflow_insert(broker_store_t *self, const broker_workflow_row_t *row)
 {
     char *text = dump_json(row->template_json);
@@ -653,6 +692,7 @@ int broker_store_workflow_insert(broker_store_t *self, const broker_workflow_row
     bind_text(s, 5, row->classification);
     sqlite3_bind_int64(s, 6, row->phase_count);
     sqlite3_bind_int64(s, 7, row->created_at);
+    bind_text(s, 8, row->source_hash);
     int rc = run(self, s, "insert workflow");
     if (rc == SQLITE_CONSTRAINT) {
         result = 1;
@@ -660,21 +700,71 @@ int broker_store_workflow_insert(broker_store_t *self, const broker_workflow_row
     }
     if (rc != SQLITE_DONE)
         goto done;
-    s = stmt(self, SQL_WORKFLOW_VERSION_INSERT);
-    if (!s)
-        goto done;
-    bind_text(s, 1, row->id);
-    bind_text(s, 2, text);
-    sqlite3_bind_int64(s, 3, row->created_at);
-    if (run(self, s, "insert workflow version") == SQLITE_DONE)
+    if (insert_version(self, row->id, 1, text, row->created_at) == 0)
         result = 0;
 done:
     free(text);
     return result;
 }
 
+int broker_store_workflow_update(broker_store_t *self, const broker_workflow_row_t *row,
+                                 int64_t *version_out)
+{
+    char *text = dump_json(row->template_json);
+    if (!text || begin_write(self) < 0) {
+        free(text);
+        return -1;
+    }
+    int result = -1;
+    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_BUMP);
+    if (!s)
+        goto done;
+    bind_text(s, 1, row->id);
+    bind_text(s, 2, row->name);
+    bind_text(s, 3, row->description);
+    bind_text(s, 4, row->workflow_type);
+    bind_text(s, 5, row->classification);
+    sqlite3_bind_int64(s, 6, row->phase_count);
+    bind_text(s, 7, row->source_hash);
+    int rc = sqlite3_step(s);
+    int64_t version = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    if (rc == SQLITE_ROW)
+        rc = sqlite3_step(s); /* finishes the statement: the update is done */
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        log_db_error(self, "update workflow");
+        self->failed = true;
+        goto done;
+    }
+    if (version == 0) {
+        result = 1;
+        goto done;
+    }
+    if (insert_version(self, row->id, version, text, row->created_at) == 0) {
+        result = 0;
+        if (version_out)
+            *version_out = version;
+    }
+done:
+    free(text);
+    return result;
+}
+
+int broker_store_workflow_archive(broker_store_t *self, const char *id)
+{
+    if (begin_write(self) < 0)
+        return -1;
+    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_ARCHIVE);
+    if (!s)
+        return -1;
+    bind_text(s, 1, id);
+    if (run(self, s, "archive workflow") != SQLITE_DONE)
+        return -1;
+    return sqlite3_changes(self->db) == 1 ? 0 : 1;
+}
+
 int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **template_out,
-                              int64_t *version, int64_t *created_at)
+                              broker_workflow_meta_t *meta)
 {
     sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_GET);
     if (!s)
@@ -683,10 +773,14 @@ int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **tem
     int rc = sqlite3_step(s);
     int result = 0;
     if (rc == SQLITE_ROW) {
-        if (version)
-            *version = sqlite3_column_int64(s, 0);
-        if (created_at)
-            *created_at = sqlite3_column_int64(s, 1);
+        if (meta) {
+            memset(meta, 0, sizeof *meta);
+            meta->version = sqlite3_column_int64(s, 0);
+            meta->created_at = sqlite3_column_int64(s, 1);
+            meta->archived = sqlite3_column_int(s, 3) != 0;
+            const char *hash = (const char *)sqlite3_column_text(s, 4);
+            snprintf(meta->source_hash, sizeof meta->source_hash, "%s", hash ? hash : "");
+        }
         json_t *template_json = column_json(s, 2);
         if (template_json) {
             *template_out = template_json;
@@ -731,12 +825,20 @@ static json_t *column_string_or_null(sqlite3_stmt *s, int col)
     return value ? value : json_null();
 }
 
-int broker_store_workflow_list(broker_store_t *self, int64_t page, int64_t page_size,
-                               json_t **items_out, int64_t *total)
+int broker_store_workflow_list(broker_store_t *self, const broker_workflow_filter_t *filter,
+                               int64_t page, int64_t page_size, json_t **items_out,
+                               int64_t *total)
 {
+    const char *type = filter ? filter->workflow_type : NULL;
+    int archived = filter && filter->include_archived;
     sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_COUNT);
-    if (!s || sqlite3_step(s) != SQLITE_ROW) {
+    if (!s)
+        return -1;
+    bind_text(s, 1, type);
+    sqlite3_bind_int(s, 2, archived);
+    if (sqlite3_step(s) != SQLITE_ROW) {
         log_db_error(self, "count workflows");
+        sqlite3_reset(s);
         return -1;
     }
     *total = sqlite3_column_int64(s, 0);
@@ -747,6 +849,8 @@ int broker_store_workflow_list(broker_store_t *self, int64_t page, int64_t page_
         return -1;
     sqlite3_bind_int64(s, 1, page_size);
     sqlite3_bind_int64(s, 2, (page - 1) * page_size);
+    bind_text(s, 3, type);
+    sqlite3_bind_int(s, 4, archived);
     json_t *items = json_array();
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -758,6 +862,8 @@ int broker_store_workflow_list(broker_store_t *self, int64_t page, int64_t page_
         json_object_set_new(item, "classification", column_string_or_null(s, 4));
         json_object_set_new(item, "phase_count", json_integer(sqlite3_column_int64(s, 5)));
         json_object_set_new(item, "created_at", broker_time_json(sqlite3_column_int64(s, 6)));
+        json_object_set_new(item, "version", json_integer(sqlite3_column_int64(s, 7)));
+        json_object_set_new(item, "archived", json_boolean(sqlite3_column_int(s, 8) != 0));
         json_array_append_new(items, item);
     }
     sqlite3_reset(s);

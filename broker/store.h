@@ -2,7 +2,8 @@
  *
  * Tables (schema version BROKER_STORE_SCHEMA_VERSION, in PRAGMA user_version):
  *   workflows          id, name, description, workflow_type, classification,
- *                      phase_count, version, archived, created_at
+ *                      phase_count, version (the current one), archived, created_at,
+ *                      source_hash (of the file it was installed from, or NULL)
  *   workflow_versions  (workflow_id, version) → template JSON: executions point at
  *                      the version they started with, so editing a workflow later
  *                      never changes a running execution
@@ -39,7 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_STORE_SCHEMA_VERSION 2
+#define BROKER_STORE_SCHEMA_VERSION 3
 
 typedef struct broker_store_t broker_store_t;
 
@@ -50,9 +51,27 @@ typedef struct {
     const char *workflow_type;
     const char *classification;
     int64_t phase_count;
-    const json_t *template_json;  /* stored as version 1 */
-    int64_t created_at;
+    const json_t *template_json;  /* stored as the new version */
+    int64_t created_at;           /* when this version was made */
+    const char *source_hash;      /* installed from a file: its content hash; NULL: none
+                                     (insert) or unchanged (update) */
 } broker_workflow_row_t;
+
+#define BROKER_SOURCE_HASH_SIZE 72 /* a SHA-256 in hex and its NUL fit */
+
+/* What workflow_get says about a workflow besides its template. */
+typedef struct {
+    int64_t version;              /* the current (newest) version */
+    int64_t created_at;           /* when the workflow was first created */
+    bool archived;
+    char source_hash[BROKER_SOURCE_HASH_SIZE]; /* "" when made through the API */
+} broker_workflow_meta_t;
+
+/* Filters of workflow_list: type NULL = any; archived ones only when asked. */
+typedef struct {
+    const char *workflow_type;
+    bool include_archived;
+} broker_workflow_filter_t;
 
 /* Opens (creating when missing) the database file at path and its schema.
  * NULL with the reason in err. */
@@ -68,17 +87,28 @@ bool broker_store_dirty(const broker_store_t *self);
 /* How many transactions were committed since open (for tests and stats). */
 uint64_t broker_store_commit_count(const broker_store_t *self);
 
-/* Workflows. insert: 0, 1 when the id exists, -1 on error. get/template:
- * 1 found (new reference in *template_out), 0 not found, -1 on error. */
+/* Workflows. insert: version 1; 0, 1 when the id exists, -1 on error.
+ * update: stores row's template as the next version and makes it the current one
+ * (name, type, ... follow it; the source hash only when row gives one); older
+ * versions stay, for the executions that run them. 0 with the new version in
+ * *version_out, 1 when the id is unknown, -1 on error.
+ * archive: 0, 1 when the id is unknown or already archived, -1 on error.
+ * get (archived or not) / template: 1 found (new reference in *template_out), 0 not
+ * found, -1 on error; meta may be NULL. */
 int broker_store_workflow_insert(broker_store_t *self, const broker_workflow_row_t *row);
+int broker_store_workflow_update(broker_store_t *self, const broker_workflow_row_t *row,
+                                 int64_t *version_out);
+int broker_store_workflow_archive(broker_store_t *self, const char *id);
 int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **template_out,
-                              int64_t *version, int64_t *created_at);
+                              broker_workflow_meta_t *meta);
 int broker_store_workflow_template(broker_store_t *self, const char *id, int64_t version,
                                    json_t **template_out);
 /* Page (from 1) of {id, name, description, workflow_type, classification,
- * phase_count, created_at}, newest first, and the total; 0 or -1. */
-int broker_store_workflow_list(broker_store_t *self, int64_t page, int64_t page_size,
-                               json_t **items_out, int64_t *total);
+ * phase_count, created_at, version, archived}, newest first, and the number of
+ * matches over all pages; filter NULL: every workflow not archived. 0 or -1. */
+int broker_store_workflow_list(broker_store_t *self, const broker_workflow_filter_t *filter,
+                               int64_t page, int64_t page_size, json_t **items_out,
+                               int64_t *total);
 
 /* Executions, written through by the engine after each change.
  * insert: 0, 1 when the id exists, -1 on error (row and its phase rows). */

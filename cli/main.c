@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_requested = 0;
@@ -42,7 +43,7 @@ static int program_path(const char *name, char *out, size_t outsize)
 static int cmd_up(int argc, char **argv)
 {
     const char *http = "127.0.0.1:8137", *data = "./var", *provider = "mock", *command = NULL;
-    const char *log_level = "info";
+    const char *log_level = "info", *workflows = NULL;
     long workers = 2, slots = 4, base_port = 5555;
     syn_flag_t flags[] = {
         {"http", SYN_FLAG_STRING, "HOST:PORT", "gateway HTTP address", &http, 0, 0},
@@ -53,6 +54,10 @@ static int cmd_up(int argc, char **argv)
         {"command", SYN_FLAG_STRING, "ARGV", "program for the command provider", &command, 0, 0},
         {"base-port", SYN_FLAG_INT, "PORT",
          "broker ports: clients PORT, workers PORT+1, events PORT+2", &base_port, 1, 65533},
+        {"workflows", SYN_FLAG_STRING, "DIR",
+         "workflow files the broker installs at start (default ./workflows if it exists; "
+         "\"\" for none)",
+         &workflows, 0, 0},
         {"log-level", SYN_FLAG_STRING, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
@@ -89,9 +94,16 @@ static int cmd_up(int argc, char **argv)
     supervisor_t *sup = supervisor_new();
     if (!sup)
         return 1;
-    char *broker_argv[] = {broker,     "--data",   (char *)data, "--clients", clients_ep,
-                           "--workers", workers_ep, "--events",   events_ep,   "--log-level",
-                           (char *)log_level, NULL};
+    struct stat st;
+    if (!workflows && stat("./workflows", &st) == 0 && S_ISDIR(st.st_mode))
+        workflows = "./workflows";
+    char *broker_argv[16] = {broker,     "--data",   (char *)data, "--clients", clients_ep,
+                             "--workers", workers_ep, "--events",   events_ep,   "--log-level",
+                             (char *)log_level};
+    if (workflows && *workflows) {
+        broker_argv[11] = "--workflows";
+        broker_argv[12] = (char *)workflows;
+    }
     char *gateway_argv[] = {gateway,  "--http",   (char *)http, "--broker", clients_ep,
                             "--events", events_ep, "--log-level", (char *)log_level, NULL};
     supervisor_add(sup, "broker", broker_argv);
@@ -119,8 +131,10 @@ static int cmd_up(int argc, char **argv)
 
     fprintf(stderr,
             "\nsyn is starting: http://%s  (%ld workers x %ld slots, provider %s, data %s)\n"
+            "%s%s%s"
             "try: curl http://%s/health     Ctrl-C stops everything.\n\n",
-            http, workers, slots, provider, data, http);
+            http, workers, slots, provider, data, workflows && *workflows ? "workflows from " : "",
+            workflows && *workflows ? workflows : "", workflows && *workflows ? "\n" : "", http);
     int rc = supervisor_run(sup, &stop_requested, 10000);
     supervisor_destroy(&sup);
     return rc == 0 ? 0 : 1;

@@ -1,5 +1,6 @@
 #include "gateway/api.h"
 #include "gateway/validate.h"
+#include "gateway/yaml.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -74,6 +75,30 @@ static int execution_list_args(gateway_query_fn query, void *cls, json_t **args,
     return finish_query(out, errors, args, error);
 }
 
+/* GET /workflows?workflow_type=&include_archived=&page=&page_size= (errors in that
+ * order). */
+static int workflow_list_args(gateway_query_fn query, void *cls, json_t **args, json_t **error)
+{
+    json_t *errors = json_array();
+    json_t *out = json_object();
+    const char *type = NULL;
+    gateway_validate_query_choice("workflow_type", query(cls, "workflow_type"),
+                                  gateway_workflow_types, &type, errors);
+    json_object_set_new(out, "workflow_type", type ? json_string(type) : json_null());
+    bool archived = false;
+    if (gateway_validate_query_bool("include_archived", query(cls, "include_archived"), false,
+                                    &archived, errors) == 0)
+        json_object_set_new(out, "include_archived", json_boolean(archived));
+    long page, page_size;
+    if (gateway_validate_query_int("page", query(cls, "page"), 1, 1000000000, 1, &page,
+                                   errors) == 0)
+        json_object_set_new(out, "page", json_integer(page));
+    if (gateway_validate_query_int("page_size", query(cls, "page_size"), 1, 100, 20, &page_size,
+                                   errors) == 0)
+        json_object_set_new(out, "page_size", json_integer(page_size));
+    return finish_query(out, errors, args, error);
+}
+
 static int workflow_runs_args(const char *workflow_id, gateway_query_fn query, void *cls,
                               json_t **args, json_t **error)
 {
@@ -125,9 +150,9 @@ int gateway_api_last_event_id(const char *text, uint64_t *seq, json_t **error)
     return 0;
 }
 
-int gateway_api_request(const gateway_route_t *route, const char *body, size_t len,
-                        gateway_query_fn query, void *cls, const char **op, json_t **args,
-                        json_t **error)
+int gateway_api_request(const gateway_route_t *route, const char *content_type, const char *body,
+                        size_t len, gateway_query_fn query, void *cls, const char **op,
+                        json_t **args, json_t **error)
 {
     *args = NULL;
     *error = NULL;
@@ -139,12 +164,28 @@ int gateway_api_request(const gateway_route_t *route, const char *body, size_t l
     case GATEWAY_ROUTE_WORKFLOW_CREATE:
         *op = "workflow.create";
         return gateway_validate_workflow(body, len, args, error);
-    case GATEWAY_ROUTE_WORKFLOW_LIST: {
-        static const char *names[] = {"page", "page_size"};
-        static const long mins[] = {1, 1}, maxs[] = {1000000000, 100}, defaults[] = {1, 20};
+    case GATEWAY_ROUTE_WORKFLOW_LIST:
         *op = "workflow.list";
-        return query_args(query, cls, names, mins, maxs, defaults, 2, args, error);
-    }
+        return workflow_list_args(query, cls, args, error);
+    case GATEWAY_ROUTE_WORKFLOW_FROM_YAML:
+        *op = "workflow.create";
+        return gateway_yaml_from_upload(content_type, body, len, query(cls, "id"),
+                                        query(cls, "name"), args, error);
+    case GATEWAY_ROUTE_WORKFLOW_VALIDATE:
+        *op = NULL;
+        return gateway_yaml_validate(body, len, error);
+    case GATEWAY_ROUTE_WORKFLOW_EXPORT:
+        *op = "workflow.get";
+        *args = json_pack("{s:s}", "id", route->params[0]);
+        return 0;
+    case GATEWAY_ROUTE_WORKFLOW_ARCHIVE:
+        *op = "workflow.archive";
+        *args = json_pack("{s:s}", "id", route->params[0]);
+        return 0;
+    case GATEWAY_ROUTE_PHASE_UPDATE:
+        *op = "workflow.phase_update";
+        return gateway_validate_phase_update(body, len, route->params[0], route->params[1], args,
+                                             error);
     case GATEWAY_ROUTE_WORKFLOW_GET:
         *op = "workflow.get";
         *args = json_pack("{s:s}", "id", route->params[0]);

@@ -16,12 +16,16 @@
 typedef const char *(*gateway_query_fn)(void *cls, const char *name);
 
 /* Returns 0 with *op (static string) and *args (new reference) set, or the HTTP
- * status to answer at once (422) with *error (new reference) set to its body.
- * Bodies of GET routes are ignored. The SSE routes are no single operation (the
- * gateway streams them with events.replay pages and live events): 404 here. */
-int gateway_api_request(const gateway_route_t *route, const char *body, size_t len,
-                        gateway_query_fn query, void *cls, const char **op, json_t **args,
-                        json_t **error);
+ * status to answer at once with *error (new reference) set to its body: an error
+ * (415, 422, ...), or 200 for what the gateway answers alone (POST /workflows/validate).
+ * content_type is the request's Content-Type header (NULL when absent); only
+ * from-yaml looks at it. Bodies of GET routes are ignored. The SSE routes are no
+ * single operation (the gateway streams them with events.replay pages and live
+ * events): 404 here. GET /workflows/{id}/export asks workflow.get; the gateway turns
+ * the reply into YAML (gateway/yaml.h). */
+int gateway_api_request(const gateway_route_t *route, const char *content_type, const char *body,
+                        size_t len, gateway_query_fn query, void *cls, const char **op,
+                        json_t **args, json_t **error);
 
 /* Arguments of events.replay: execution_id NULL for every execution. */
 json_t *gateway_api_replay_args(const char *execution_id, uint64_t after_seq, unsigned limit);

@@ -6,6 +6,7 @@
 #include "gateway/pending.h"
 #include "gateway/router.h"
 #include "gateway/sse.h"
+#include "gateway/yaml.h"
 #include "proto/msg.h"
 
 #include <czmq.h>
@@ -532,8 +533,10 @@ static void request_dispatch(gateway_t *self, request_t *req)
     }
     const char *op = NULL;
     json_t *args = NULL, *error = NULL;
-    int status = gateway_api_request(&req->route, req->body ? req->body : "", req->body_len,
-                                     lookup_query, req, &op, &args, &error);
+    const char *content_type = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
+                                                           MHD_HTTP_HEADER_CONTENT_TYPE);
+    int status = gateway_api_request(&req->route, content_type, req->body ? req->body : "",
+                                     req->body_len, lookup_query, req, &op, &args, &error);
     if (status != 0)
         request_set_json(req, (unsigned)status, error);
     else
@@ -713,6 +716,18 @@ static bool handle_reply(gateway_t *self, syn_msg_t *msg)
             request_set_answer(req, 200, text);
             req->content_type = "text/plain; charset=utf-8";
         }
+    } else if (req->route.id == GATEWAY_ROUTE_WORKFLOW_EXPORT && status == 200) {
+        char *yaml = NULL;
+        json_t *error = NULL;
+        int export_status = gateway_yaml_export(body, &yaml, &error);
+        if (export_status == 200) {
+            request_set_answer(req, 200, yaml);
+            req->content_type = GATEWAY_YAML_CONTENT_TYPE;
+        } else {
+            syn_warn(COMPONENT, "cannot export a workflow as YAML path=%s", req->path);
+            request_set_json(req, (unsigned)export_status, error);
+        }
+        json_decref(error);
     } else {
         request_set_json(req, (unsigned)status, body);
     }

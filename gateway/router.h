@@ -34,6 +34,11 @@ typedef enum {
     GATEWAY_ROUTE_WORKFLOW_RUNS,
     GATEWAY_ROUTE_SSE_EXECUTION, /* answered by the gateway's event stream, not one reply */
     GATEWAY_ROUTE_SSE_ACTIVITY,
+    GATEWAY_ROUTE_WORKFLOW_FROM_YAML,
+    GATEWAY_ROUTE_WORKFLOW_VALIDATE, /* answered by the gateway alone */
+    GATEWAY_ROUTE_WORKFLOW_EXPORT,
+    GATEWAY_ROUTE_WORKFLOW_ARCHIVE,
+    GATEWAY_ROUTE_PHASE_UPDATE,
 } gateway_route_id_t;
 
 typedef enum {

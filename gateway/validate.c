@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The schemas are tables, so a new body (issue 4's cancel/inject, …) is a new table
  * rather than new code, and the order of the table is the order of the errors. */
@@ -20,6 +21,7 @@ typedef enum {
     KIND_STRING_MAP,
     KIND_OBJECT_LIST,
     KIND_CHOICE,      /* one of the strings in choices (a pydantic Literal) */
+    KIND_ENUM,        /* a string, one of choices (a pydantic str Enum: type "enum") */
 } kind_t;
 
 typedef struct schema_t schema_t;
@@ -59,7 +61,11 @@ static const field_t phase_fields[] = {
     {.name = "max_attempts", .kind = KIND_INT, .has_min = true, .min = 1, .has_max = true,
      .max = 10},
     {.name = "retries", .kind = KIND_INT, .has_min = true, .min = 0, .has_max = true, .max = 10},
-    {.name = "retry_backoff_seconds", .kind = KIND_NUMBER, .has_min = true, .min = 0},
+    {.name = "retry_backoff_seconds", .kind = KIND_NUMBER, .has_min = true, .min = 0,
+     .has_max = true, .max = 86400},
+    {.name = "max_tokens", .kind = KIND_INT, .has_min = true, .min = 1, .has_max = true,
+     .max = GATEWAY_MAX_TOKENS},
+    {.name = "provider", .kind = KIND_STRING, .min_len = 1},
     {.name = "description", .kind = KIND_STRING},
     {.name = "argument_hint", .kind = KIND_STRING},
     {.name = "allowed_tools", .kind = KIND_STRING_LIST},
@@ -67,12 +73,34 @@ static const field_t phase_fields[] = {
 };
 static const schema_t phase_schema = {phase_fields};
 
+/* PUT /workflows/{id}/phases/{phase_id}: the settings an edit may change. */
+static const field_t phase_update_fields[] = {
+    {.name = "prompt_template", .kind = KIND_STRING, .required = true, .min_len = 1},
+    {.name = "model", .kind = KIND_STRING},
+    {.name = "timeout_seconds", .kind = KIND_INT, .has_min = true, .min = 1, .has_max = true,
+     .max = 86400},
+    {.name = "allowed_tools", .kind = KIND_STRING_LIST},
+    {.name = NULL},
+};
+static const schema_t phase_update_schema = {phase_update_fields};
+
+/* POST /workflows/validate: {content}. */
+static const field_t validate_fields[] = {
+    {.name = "content", .kind = KIND_STRING, .required = true},
+    {.name = NULL},
+};
+static const schema_t validate_schema = {validate_fields};
+
+const char *const gateway_workflow_types[] = {"research", "planning", "implementation",
+                                              "review",   "deployment", "custom", NULL};
+const char *const gateway_classifications[] = {"simple", "standard", "complex", "epic", NULL};
+
 static const field_t workflow_fields[] = {
     {.name = "id", .kind = KIND_ID},
     {.name = "name", .kind = KIND_STRING, .required = true},
     {.name = "description", .kind = KIND_STRING},
-    {.name = "workflow_type", .kind = KIND_STRING},
-    {.name = "classification", .kind = KIND_STRING},
+    {.name = "workflow_type", .kind = KIND_ENUM, .choices = gateway_workflow_types},
+    {.name = "classification", .kind = KIND_ENUM, .choices = gateway_classifications},
     {.name = "input_declarations", .kind = KIND_OBJECT_LIST, .items = &input_declaration_schema},
     {.name = "phases", .kind = KIND_OBJECT_LIST, .required = true, .min_len = 1,
      .items = &phase_schema},
@@ -371,6 +399,18 @@ static json_t *check_value(const field_t *field, json_t *value, json_t *loc, jso
             return NULL;
         }
         return json_incref(value);
+    case KIND_ENUM:
+        if (!json_is_string(value)) {
+            add_error(errors, loc, "Input should be a valid string", "string_type");
+            return NULL;
+        }
+        if (!is_choice(field->choices, json_string_value(value))) {
+            char msg[256];
+            choices_message(field->choices, msg, sizeof msg);
+            add_error(errors, loc, msg, "enum");
+            return NULL;
+        }
+        return json_incref(value);
     }
     return NULL;
 }
@@ -528,11 +568,9 @@ static json_t *find_duplicate_phase(json_t *phases)
     return NULL;
 }
 
-int gateway_validate_workflow(const char *body, size_t len, json_t **args, json_t **error)
+/* The duplicate check that follows a valid shape: 0, or 422 with *error. */
+static int check_duplicates(json_t **args, json_t **error)
 {
-    int status = check_body(&workflow_schema, body, len, args, error);
-    if (status != 0)
-        return status;
     json_t *duplicate = find_duplicate_phase(json_object_get(*args, "phases"));
     if (duplicate) {
         json_decref(*args);
@@ -540,6 +578,53 @@ int gateway_validate_workflow(const char *body, size_t len, json_t **args, json_
         *error = duplicate;
         return 422;
     }
+    return 0;
+}
+
+int gateway_validate_workflow(const char *body, size_t len, json_t **args, json_t **error)
+{
+    int status = check_body(&workflow_schema, body, len, args, error);
+    return status != 0 ? status : check_duplicates(args, error);
+}
+
+int gateway_validate_workflow_value(json_t *value, json_t **args, json_t **error)
+{
+    json_t *errors = json_array();
+    json_t *root = json_pack("[s]", "body");
+    *args = check_object(&workflow_schema, value, root, errors);
+    json_decref(root);
+    *error = NULL;
+    if (!*args) {
+        *error = gateway_validate_error_body(errors);
+        return 422;
+    }
+    json_decref(errors);
+    return check_duplicates(args, error);
+}
+
+int gateway_validate_phase_update(const char *body, size_t len, const char *workflow_id,
+                                  const char *phase_id, json_t **args, json_t **error)
+{
+    json_t *checked;
+    int status = check_body(&phase_update_schema, body, len, &checked, error);
+    *args = NULL;
+    if (status != 0)
+        return status;
+    *args = json_pack("{s:s, s:s}", "workflow_id", workflow_id, "phase_id", phase_id);
+    json_object_update(*args, checked);
+    json_decref(checked);
+    return 0;
+}
+
+int gateway_validate_content(const char *body, size_t len, json_t **content, json_t **error)
+{
+    json_t *checked;
+    int status = check_body(&validate_schema, body, len, &checked, error);
+    *content = NULL;
+    if (status != 0)
+        return status;
+    *content = json_incref(json_object_get(checked, "content"));
+    json_decref(checked);
     return 0;
 }
 
@@ -676,6 +761,32 @@ int gateway_validate_query_text(const char *name, const char *text, json_t *erro
     add_error(errors, loc,
               "Input should be a valid string, unable to parse raw data as a unicode string",
               "string_unicode");
+    json_decref(loc);
+    return -1;
+}
+
+/* pydantic's lax booleans, as it reads them from a query string. */
+int gateway_validate_query_bool(const char *name, const char *text, bool def, bool *out,
+                                json_t *errors)
+{
+    static const char *const yes[] = {"1", "on", "t", "true", "y", "yes", NULL};
+    static const char *const no[] = {"0", "off", "f", "false", "n", "no", NULL};
+    *out = def;
+    if (!text)
+        return 0;
+    for (size_t i = 0; yes[i]; i++) {
+        if (strcasecmp(text, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(text, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    json_t *loc = json_pack("[s, s]", "query", name);
+    add_error(errors, loc, "Input should be a valid boolean, unable to interpret input",
+              "bool_parsing");
     json_decref(loc);
     return -1;
 }

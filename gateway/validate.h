@@ -16,6 +16,13 @@
 #include <stddef.h>
 
 #define GATEWAY_ID_PATTERN "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+/* Largest max_tokens a phase may ask for (the broker and the YAML format agree). */
+#define GATEWAY_MAX_TOKENS 10000000
+
+/* The values workflow_type and classification may take (NULL-terminated), the same
+ * in JSON bodies, YAML uploads and the ?workflow_type= filter. */
+extern const char *const gateway_workflow_types[];
+extern const char *const gateway_classifications[];
 
 /* Body checks. Each returns 0 with *args set to the broker operation's arguments (a new
  * reference), or the HTTP status to answer (422) with *error set to the whole response
@@ -26,6 +33,19 @@
  * the shape is otherwise valid) answer {"detail":"Duplicate phase_id 'x' in
  * phases[0] and phases[2]"}. */
 int gateway_validate_workflow(const char *body, size_t len, json_t **args, json_t **error);
+
+/* The same checks on a workflow already parsed (a YAML upload turned into JSON), with
+ * the same 422 bodies (locs under "body"), so both ways of creating agree. */
+int gateway_validate_workflow_value(json_t *value, json_t **args, json_t **error);
+
+/* PUT /workflows/{id}/phases/{phase_id} → args of workflow.phase_update:
+ * {workflow_id, phase_id, prompt_template (non-empty), model?, timeout_seconds? (1..86400),
+ * allowed_tools?}; keys left out (or null) keep the phase's current value. */
+int gateway_validate_phase_update(const char *body, size_t len, const char *workflow_id,
+                                  const char *phase_id, json_t **args, json_t **error);
+
+/* POST /workflows/validate: the body {content: string} → *content (new reference). */
+int gateway_validate_content(const char *body, size_t len, json_t **content, json_t **error);
 
 /* POST /workflows/{id}/execute → args of execution.start:
  * {workflow_id, inputs:{str:str}, task:str|null, repos:[str]}. */
@@ -49,6 +69,11 @@ int gateway_validate_control(gateway_control_t control, const char *body, size_t
  * appends the pydantic "enum" error and returns -1. */
 int gateway_validate_query_choice(const char *name, const char *text,
                                   const char *const *choices, const char **out, json_t *errors);
+
+/* A boolean query parameter as pydantic reads one (true/false, 1/0, yes/no, on/off,
+ * t/f, y/n, any case): absent stores def; anything else appends "bool_parsing". */
+int gateway_validate_query_bool(const char *name, const char *text, bool def, bool *out,
+                                json_t *errors);
 
 /* A free-text query parameter: absent or valid UTF-8 without control characters is
  * 0; anything else appends a "string_unicode" error and returns -1 (it could not be

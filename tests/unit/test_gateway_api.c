@@ -36,15 +36,22 @@ static void assert_json(json_t *got, const char *want_text)
     json_decref(want);
 }
 
-static void expect_op(const char *method, const char *path, const char **query, const char *body,
-                      const char *want_op, const char *want_args)
+/* content_type: the Content-Type header the request carries (NULL: none). */
+static void expect_op_typed(const char *method, const char *path, const char **query,
+                            const char *content_type, const char *body, const char *want_op,
+                            const char *want_args)
 {
     gateway_route_t route;
     assert_int_equal(gateway_route_match(method, path, &route), GATEWAY_MATCH_OK);
     const char *op = NULL;
     json_t *args = NULL, *error = NULL;
-    int status = gateway_api_request(&route, body, body ? strlen(body) : 0, fake_query,
-                                     (void *)query, &op, &args, &error);
+    int status = gateway_api_request(&route, content_type, body, body ? strlen(body) : 0,
+                                     fake_query, (void *)query, &op, &args, &error);
+    if (status != 0) {
+        char *text = json_dumps(error, JSON_COMPACT);
+        print_error("%s %s answered %d %s\n", method, path, status, text ? text : "");
+        free(text);
+    }
     assert_int_equal(status, 0);
     assert_null(error);
     assert_string_equal(op, want_op);
@@ -52,29 +59,45 @@ static void expect_op(const char *method, const char *path, const char **query, 
     json_decref(args);
 }
 
-static void expect_error(const char *method, const char *path, const char **query,
-                         const char *body, int want_status, const char *want_body)
+static void expect_op(const char *method, const char *path, const char **query, const char *body,
+                      const char *want_op, const char *want_args)
+{
+    expect_op_typed(method, path, query, NULL, body, want_op, want_args);
+}
+
+static void expect_error_typed(const char *method, const char *path, const char **query,
+                               const char *content_type, const char *body, int want_status,
+                               const char *want_body)
 {
     gateway_route_t route;
     assert_int_equal(gateway_route_match(method, path, &route), GATEWAY_MATCH_OK);
     const char *op = NULL;
     json_t *args = NULL, *error = NULL;
-    int status = gateway_api_request(&route, body, body ? strlen(body) : 0, fake_query,
-                                     (void *)query, &op, &args, &error);
+    int status = gateway_api_request(&route, content_type, body, body ? strlen(body) : 0,
+                                     fake_query, (void *)query, &op, &args, &error);
     assert_int_equal(status, want_status);
     assert_null(args);
     assert_json(error, want_body);
     json_decref(error);
 }
 
+static void expect_error(const char *method, const char *path, const char **query,
+                         const char *body, int want_status, const char *want_body)
+{
+    expect_error_typed(method, path, query, NULL, body, want_status, want_body);
+}
+
 static void test_operations(void **state)
 {
     (void)state;
     expect_op("GET", "/health", NULL, NULL, "health", "{}");
-    expect_op("GET", "/workflows", NULL, NULL, "workflow.list", "{\"page\":1,\"page_size\":20}");
+    expect_op("GET", "/workflows", NULL, NULL, "workflow.list",
+              "{\"workflow_type\":null,\"include_archived\":false,\"page\":1,"
+              "\"page_size\":20}");
     const char *paging[] = {"page=3", "page_size=100", "other=x", NULL};
     expect_op("GET", "/workflows", paging, NULL, "workflow.list",
-              "{\"page\":3,\"page_size\":100}");
+              "{\"workflow_type\":null,\"include_archived\":false,\"page\":3,"
+              "\"page_size\":100}");
     expect_op("GET", "/workflows/wf-1", NULL, NULL, "workflow.get", "{\"id\":\"wf-1\"}");
     expect_op("GET", "/workflows/wf-1/executions/exec-12", NULL, NULL, "execution.status",
               "{\"workflow_id\":\"wf-1\",\"execution_id\":\"exec-12\"}");
@@ -173,6 +196,80 @@ static void test_listing_errors(void **state)
     expect_error("GET", "/sse/activity", NULL, NULL, 404, "{\"detail\":\"Not Found\"}");
 }
 
+#define YAML_DOC "name: Y\nphases:\n  - {id: p, name: P, order: 1, prompt_template: hi}\n"
+
+/* Issue 6: YAML upload, validate, export, archive, phase edit, listing filters. */
+static void test_template_routes(void **state)
+{
+    (void)state;
+    const char *filters[] = {"workflow_type=review", "include_archived=true", NULL};
+    expect_op("GET", "/workflows", filters, NULL, "workflow.list",
+              "{\"workflow_type\":\"review\",\"include_archived\":true,\"page\":1,"
+              "\"page_size\":20}");
+    const char *yes[] = {"include_archived=YES", NULL};
+    expect_op("GET", "/workflows", yes, NULL, "workflow.list",
+              "{\"workflow_type\":null,\"include_archived\":true,\"page\":1,"
+              "\"page_size\":20}");
+    const char *off[] = {"include_archived=0", NULL};
+    expect_op("GET", "/workflows", off, NULL, "workflow.list",
+              "{\"workflow_type\":null,\"include_archived\":false,\"page\":1,"
+              "\"page_size\":20}");
+    const char *bad[] = {"workflow_type=reserch", "include_archived=maybe", "page=0", NULL};
+    expect_error("GET", "/workflows", bad, NULL, 422,
+                 "{\"detail\":[{\"loc\":[\"query\",\"workflow_type\"],\"msg\":\"Input "
+                 "should be 'research', 'planning', 'implementation', 'review', 'deployment' "
+                 "or 'custom'\",\"type\":\"enum\"},"
+                 "{\"loc\":[\"query\",\"include_archived\"],\"msg\":\"Input should be a "
+                 "valid boolean, unable to interpret input\",\"type\":\"bool_parsing\"},"
+                 "{\"loc\":[\"query\",\"page\"],\"msg\":\"Input should be greater than or "
+                 "equal to 1\",\"type\":\"greater_than_equal\"}]}");
+
+    expect_op_typed("POST", "/workflows/from-yaml", NULL, "application/yaml", YAML_DOC,
+                    "workflow.create",
+                    "{\"name\":\"Y\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\","
+                    "\"order\":1,\"prompt_template\":\"hi\"}]}");
+    const char *names[] = {"id=copy", "name=Copy", NULL};
+    expect_op_typed("POST", "/workflows/from-yaml", names, "text/yaml; charset=utf-8", YAML_DOC,
+                    "workflow.create",
+                    "{\"id\":\"copy\",\"name\":\"Copy\",\"phases\":[{\"phase_id\":\"p\","
+                    "\"name\":\"P\",\"order\":1,\"prompt_template\":\"hi\"}]}");
+    expect_error_typed("POST", "/workflows/from-yaml", NULL, "application/json", YAML_DOC, 415,
+                       "{\"detail\":\"Unsupported Media Type: application/json (send the "
+                       "workflow as application/yaml, application/x-yaml, text/yaml or "
+                       "text/x-yaml)\"}");
+    /* Answered by the gateway itself: no operation. */
+    expect_error("POST", "/workflows/validate", NULL, "{\"content\":\"" "name: Y\\nphases:\\n"
+                 "  - {id: p, name: P, order: 1, prompt_template: hi}\\n\"}", 200,
+                 "{\"valid\":true,\"errors\":[]}");
+    expect_error("POST", "/workflows/validate", NULL, "{}", 422,
+                 "{\"detail\":[{\"loc\":[\"body\",\"content\"],\"msg\":\"Field "
+                 "required\",\"type\":\"missing\"}]}");
+
+    expect_op("GET", "/workflows/wf-1/export", NULL, NULL, "workflow.get", "{\"id\":\"wf-1\"}");
+    expect_op("DELETE", "/workflows/wf-1", NULL, NULL, "workflow.archive",
+              "{\"id\":\"wf-1\"}");
+    expect_op("PUT", "/workflows/wf-1/phases/p1", NULL,
+              "{\"prompt_template\":\"new\",\"model\":\"opus\",\"timeout_seconds\":60,"
+              "\"allowed_tools\":[\"Read\"]}",
+              "workflow.phase_update",
+              "{\"workflow_id\":\"wf-1\",\"phase_id\":\"p1\",\"prompt_template\":\"new\","
+              "\"model\":\"opus\",\"timeout_seconds\":60,\"allowed_tools\":[\"Read\"]}");
+    expect_op("PUT", "/workflows/wf-1/phases/p1", NULL,
+              "{\"prompt_template\":\"new\",\"model\":null}", "workflow.phase_update",
+              "{\"workflow_id\":\"wf-1\",\"phase_id\":\"p1\",\"prompt_template\":\"new\"}");
+    expect_error("PUT", "/workflows/wf-1/phases/p1", NULL,
+                 "{\"prompt_template\":\"\",\"timeout_seconds\":0,\"name\":\"x\"}", 422,
+                 "{\"detail\":[{\"loc\":[\"body\",\"prompt_template\"],\"msg\":\"String "
+                 "should have at least 1 character\",\"type\":\"string_too_short\"},"
+                 "{\"loc\":[\"body\",\"timeout_seconds\"],\"msg\":\"Input should be "
+                 "greater than or equal to 1\",\"type\":\"greater_than_equal\"},"
+                 "{\"loc\":[\"body\",\"name\"],\"msg\":\"Extra inputs are not "
+                 "permitted\",\"type\":\"extra_forbidden\"}]}");
+    expect_error("PUT", "/workflows/wf-1/phases/p1", NULL, "", 422,
+                 "{\"detail\":[{\"loc\":[\"body\"],\"msg\":\"Field required\",\"type\":"
+                 "\"missing\"}]}");
+}
+
 static void test_replay_args_and_last_event_id(void **state)
 {
     (void)state;
@@ -216,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_query_errors),
         cmocka_unit_test(test_body_errors),
         cmocka_unit_test(test_listing_errors),
+        cmocka_unit_test(test_template_routes),
         cmocka_unit_test(test_replay_args_and_last_event_id),
     };
     return cmocka_run_group_tests_name("gateway_api", tests, NULL, NULL);

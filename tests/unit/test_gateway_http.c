@@ -74,6 +74,7 @@ static void fake_send(fake_broker_t *fb, const delayed_t *d)
  *   workflow.get "hold-*"      held until hold_target are held, then answered newest first
  *   execution.status           404 {"detail":"Execution not found: <id>"}
  *   execution.active           200 []
+ *   workflow.get "as-yaml"     200 a workflow (for export)
  *   workflow.create            201 {"op","args"}
  *   anything else              200 {"op","args"} */
 static void fake_handle(fake_broker_t *fb, const unsigned char *identity, size_t identity_len,
@@ -100,6 +101,13 @@ static void fake_handle(fake_broker_t *fb, const unsigned char *identity, size_t
         d.reply = make_reply(id, 404, json_pack("{s:s}", "detail", detail));
     } else if (strcmp(op, "execution.active") == 0) {
         d.reply = make_reply(id, 200, json_array());
+    } else if (strcmp(op, "workflow.get") == 0 && wf && strcmp(wf, "as-yaml") == 0) {
+        d.reply = make_reply(
+            id, 200,
+            json_pack("{s:s, s:s, s:n, s:[{s:s, s:s, s:i, s:s, s:i}], s:s}", "id", "as-yaml",
+                      "name", "As YAML", "description", "phases", "phase_id", "p", "name", "P",
+                      "order", 1, "prompt_template", "line one\nline two\n", "timeout_seconds",
+                      300, "created_at", "2026-11-28T14:56:19.123456Z"));
     } else {
         int status = strcmp(op, "workflow.create") == 0 ? 201 : 200;
         d.reply = make_reply(id, status, json_pack("{s:s, s:O}", "op", op, "args", args));
@@ -452,7 +460,8 @@ static void test_routes_reach_the_broker(void **state)
     expect("GET", url, NULL, 200, "{\"status\":\"ok\",\"broker\":\"up\",\"workers\":2}");
     snprintf(url, sizeof url, "%s/workflows?page=2&page_size=5&ignored=1", f->gw->url);
     expect("GET", url, NULL, 200,
-           "{\"op\":\"workflow.list\",\"args\":{\"page\":2,\"page_size\":5}}");
+           "{\"op\":\"workflow.list\",\"args\":{\"workflow_type\":null,\"include_archived\":"
+           "false,\"page\":2,\"page_size\":5}}");
     snprintf(url, sizeof url, "%s/workflows", f->gw->url);
     expect("POST", url,
            "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\",\"order\":1,"
@@ -470,6 +479,61 @@ static void test_routes_reach_the_broker(void **state)
     expect("GET", url, NULL, 404, "{\"detail\":\"Execution not found: exec-9\"}");
     snprintf(url, sizeof url, "%s/workflows/executions/active?limit=3", f->gw->url);
     expect("GET", url, NULL, 200, "[]");
+}
+
+/* Issue 6 over real HTTP: the Content-Type of uploads, the answer the gateway gives
+ * alone, the YAML answer of export, and the DELETE and PUT routes. */
+static void test_yaml_routes(void **state)
+{
+    fixture_t *f = *state;
+    char url[256];
+    http_response_t r;
+    const char *doc = "name: Y\nphases:\n  - {id: p, name: P, order: 1, prompt_template: hi}\n";
+    snprintf(url, sizeof url, "%s/workflows/from-yaml?id=copy", f->gw->url);
+    assert_int_equal(http_request("POST", url, doc, "application/x-yaml; charset=UTF-8", &r), 0);
+    assert_int_equal(r.status, 201);
+    assert_json_text(r.json, "{\"op\":\"workflow.create\",\"args\":{\"id\":\"copy\",\"name\":"
+                             "\"Y\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\",\"order\":1,"
+                             "\"prompt_template\":\"hi\"}]}}");
+    http_response_clear(&r);
+    int reached = atomic_load(&f->broker->received);
+    assert_int_equal(http_request("POST", url, doc, "text/plain", &r), 0);
+    assert_int_equal(r.status, 415);
+    assert_string_equal(r.content_type, "application/json");
+    assert_non_null(strstr(r.body, "Unsupported Media Type: text/plain"));
+    http_response_clear(&r);
+    snprintf(url, sizeof url, "%s/workflows/validate", f->gw->url);
+    assert_int_equal(http_request("POST", url, "{\"content\":\"name: [\"}", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_false(json_object_get(r.json, "valid")));
+    assert_int_equal(json_array_size(json_object_get(r.json, "errors")), 1);
+    http_response_clear(&r);
+    assert_int_equal(atomic_load(&f->broker->received), reached);
+
+    snprintf(url, sizeof url, "%s/workflows/as-yaml/export", f->gw->url);
+    assert_int_equal(http_request("GET", url, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_type, "application/yaml; charset=utf-8");
+    assert_string_equal(r.body, "id: as-yaml\n"
+                                "name: As YAML\n"
+                                "phases:\n"
+                                "  - id: p\n"
+                                "    name: P\n"
+                                "    order: 1\n"
+                                "    timeout_seconds: 300\n"
+                                "    prompt_template: |\n"
+                                "      line one\n"
+                                "      line two\n");
+    http_response_clear(&r);
+    snprintf(url, sizeof url, "%s/workflows/wf-1/export", f->gw->url);
+    expect("GET", url, NULL, 502, "{\"detail\":\"invalid reply from broker: not a workflow\"}");
+
+    snprintf(url, sizeof url, "%s/workflows/wf-1", f->gw->url);
+    expect("DELETE", url, NULL, 200, "{\"op\":\"workflow.archive\",\"args\":{\"id\":\"wf-1\"}}");
+    snprintf(url, sizeof url, "%s/workflows/wf-1/phases/p", f->gw->url);
+    expect("PUT", url, "{\"prompt_template\":\"new\"}", 200,
+           "{\"op\":\"workflow.phase_update\",\"args\":{\"workflow_id\":\"wf-1\","
+           "\"phase_id\":\"p\",\"prompt_template\":\"new\"}}");
 }
 
 static void test_not_found_and_method_not_allowed(void **state)
@@ -823,6 +887,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_routes_reach_the_broker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_yaml_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found_and_method_not_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validation_errors_do_not_reach_the_broker, setup,
                                         teardown),

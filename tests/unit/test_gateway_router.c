@@ -67,6 +67,13 @@ static void test_every_route(void **state)
                  "exec-1", "plan");
     expect_route("GET", "/sse/executions/exec-1", GATEWAY_ROUTE_SSE_EXECUTION, "exec-1", NULL);
     expect_route("GET", "/sse/activity", GATEWAY_ROUTE_SSE_ACTIVITY, NULL, NULL);
+    /* Issue 6: templates. */
+    expect_route("POST", "/workflows/from-yaml", GATEWAY_ROUTE_WORKFLOW_FROM_YAML, NULL, NULL);
+    expect_route("POST", "/workflows/validate", GATEWAY_ROUTE_WORKFLOW_VALIDATE, NULL, NULL);
+    expect_route("GET", "/workflows/wf-1/export", GATEWAY_ROUTE_WORKFLOW_EXPORT, "wf-1", NULL);
+    expect_route("DELETE", "/workflows/wf-1", GATEWAY_ROUTE_WORKFLOW_ARCHIVE, "wf-1", NULL);
+    expect_route("PUT", "/workflows/wf-1/phases/plan", GATEWAY_ROUTE_PHASE_UPDATE, "wf-1",
+                 "plan");
 }
 
 static void test_literal_before_parameter(void **state)
@@ -78,6 +85,10 @@ static void test_literal_before_parameter(void **state)
     expect_route("GET", "/workflows/executions/executions/active",
                  GATEWAY_ROUTE_EXECUTION_STATUS, "executions", "active");
     expect_not_allowed("POST", "/workflows/executions/active", "GET");
+    /* A workflow may be called "validate" or "from-yaml": reading it still works. */
+    expect_route("GET", "/workflows/validate", GATEWAY_ROUTE_WORKFLOW_GET, "validate", NULL);
+    expect_route("GET", "/workflows/from-yaml/export", GATEWAY_ROUTE_WORKFLOW_EXPORT,
+                 "from-yaml", NULL);
 }
 
 static void test_not_found(void **state)
@@ -107,7 +118,9 @@ static void test_method_not_allowed(void **state)
     (void)state;
     expect_not_allowed("POST", "/health", "GET");
     expect_not_allowed("DELETE", "/workflows", "GET, POST");
-    expect_not_allowed("PUT", "/workflows/x", "GET");
+    expect_not_allowed("PUT", "/workflows/x", "GET, DELETE");
+    expect_not_allowed("GET", "/workflows/x/phases/p", "PUT");
+    expect_not_allowed("POST", "/workflows/x/export", "GET");
     expect_not_allowed("GET", "/workflows/x/execute", "POST");
     expect_not_allowed("HEAD", "/workflows/x/executions/y", "GET");
     expect_not_allowed("GET", "/executions/x/cancel", "POST");

@@ -258,6 +258,166 @@ static void test_workflow_full_valid(void **state)
     expect_workflow_args(body, want);
 }
 
+/* Issue 6: the keys the broker and the YAML format accept are accepted here too, with
+ * the same ranges, and the type and classification are closed lists, so a workflow
+ * is refused (or not) the same way whichever way it comes in. */
+static void test_workflow_template_rules(void **state)
+{
+    (void)state;
+    char body[1024];
+    phase_body(body, sizeof body,
+               "\"provider\":\"command\",\"max_tokens\":32000,\"retry_backoff_seconds\":86400");
+    expect_workflow_args(body, body);
+    phase_body(body, sizeof body, "\"max_tokens\":1");
+    expect_workflow_args(body, body);
+    phase_body(body, sizeof body, "\"max_tokens\":10000000");
+    expect_workflow_args(body, body);
+    expect_phase_error("\"max_tokens\":0", "\"max_tokens\"",
+                       "Input should be greater than or equal to 1", "greater_than_equal");
+    expect_phase_error("\"max_tokens\":10000001", "\"max_tokens\"",
+                       "Input should be less than or equal to 10000000", "less_than_equal");
+    expect_phase_error("\"max_tokens\":\"8\"", "\"max_tokens\"",
+                       "Input should be a valid integer", "int_type");
+    expect_phase_error("\"provider\":\"\"", "\"provider\"",
+                       "String should have at least 1 character", "string_too_short");
+    expect_phase_error("\"provider\":3", "\"provider\"", "Input should be a valid string",
+                       "string_type");
+    expect_phase_error("\"retry_backoff_seconds\":86400.5", "\"retry_backoff_seconds\"",
+                       "Input should be less than or equal to 86400", "less_than_equal");
+
+    for (const char *const *t = gateway_workflow_types; *t; t++) {
+        snprintf(body, sizeof body,
+                 "{\"name\":\"n\",\"workflow_type\":\"%s\",\"phases\":[{\"phase_id\":\"p\","
+                 "\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}",
+                 *t);
+        expect_workflow_args(body, body);
+    }
+    for (const char *const *c = gateway_classifications; *c; c++) {
+        snprintf(body, sizeof body,
+                 "{\"name\":\"n\",\"classification\":\"%s\",\"phases\":[{\"phase_id\":\"p\","
+                 "\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}",
+                 *c);
+        expect_workflow_args(body, body);
+    }
+    expect_workflow_errors(
+        "{\"name\":\"n\",\"workflow_type\":\"Research\",\"classification\":\"huge\","
+        "\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}",
+        "[{\"loc\":[\"body\",\"workflow_type\"],\"msg\":\"Input should be 'research', "
+        "'planning', 'implementation', 'review', 'deployment' or 'custom'\",\"type\":\"enum\"},"
+        "{\"loc\":[\"body\",\"classification\"],\"msg\":\"Input should be 'simple', "
+        "'standard', 'complex' or 'epic'\",\"type\":\"enum\"}]");
+    /* Null is absent, as for every optional key. */
+    expect_workflow_args("{\"name\":\"n\",\"workflow_type\":null,\"phases\":[{\"phase_id\":"
+                         "\"p\",\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}",
+                         "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\","
+                         "\"order\":1,\"prompt_template\":\"x\"}]}");
+}
+
+/* The checks on an already parsed workflow (a YAML upload) answer exactly as the body
+ * checks do. */
+static void test_workflow_value(void **state)
+{
+    (void)state;
+    const char *bad = "{\"name\":\"n\",\"workflow_type\":\"x\",\"phases\":[{\"phase_id\":"
+                      "\"p\",\"name\":\"P\",\"order\":1}]}";
+    json_t *value = json_loads(bad, 0, NULL);
+    json_t *args = NULL, *from_value = NULL, *from_body = NULL;
+    assert_int_equal(gateway_validate_workflow_value(value, &args, &from_value), 422);
+    assert_null(args);
+    assert_int_equal(gateway_validate_workflow(bad, strlen(bad), &args, &from_body), 422);
+    assert_true(json_equal(from_value, from_body));
+    assert_int_equal(json_array_size(json_object_get(from_value, "detail")), 2);
+    json_decref(value);
+    json_decref(from_value);
+    json_decref(from_body);
+
+    const char *dup = "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\","
+                      "\"order\":1,\"prompt_template\":\"x\"},{\"phase_id\":\"p\",\"name\":"
+                      "\"Q\",\"order\":2,\"prompt_template\":\"y\"}]}";
+    value = json_loads(dup, 0, NULL);
+    assert_int_equal(gateway_validate_workflow_value(value, &args, &from_value), 422);
+    assert_json(from_value, "{\"detail\":\"Duplicate phase_id 'p' in phases[0] and phases[1]\"}");
+    json_decref(value);
+    json_decref(from_value);
+
+    const char *good = "{\"name\":\"n\",\"description\":null,\"phases\":[{\"phase_id\":\"p\","
+                       "\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}";
+    value = json_loads(good, 0, NULL);
+    assert_int_equal(gateway_validate_workflow_value(value, &args, &from_value), 0);
+    assert_null(from_value);
+    assert_json(args, "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\","
+                      "\"order\":1,\"prompt_template\":\"x\"}]}");
+    json_decref(args);
+    json_decref(value);
+}
+
+static void expect_phase_update(const char *body, int want_status, const char *want)
+{
+    json_t *args = NULL, *error = NULL;
+    int status = gateway_validate_phase_update(body, strlen(body), "wf", "p", &args, &error);
+    assert_int_equal(status, want_status);
+    assert_json(status == 0 ? args : error, want);
+    json_decref(args);
+    json_decref(error);
+}
+
+static void test_phase_update(void **state)
+{
+    (void)state;
+    expect_phase_update("{\"prompt_template\":\"new\"}", 0,
+                        "{\"workflow_id\":\"wf\",\"phase_id\":\"p\",\"prompt_template\":\"new\"}");
+    expect_phase_update("{\"prompt_template\":\"new\",\"model\":\"opus\",\"timeout_seconds\":"
+                        "86400,\"allowed_tools\":[]}",
+                        0,
+                        "{\"workflow_id\":\"wf\",\"phase_id\":\"p\",\"prompt_template\":\"new\","
+                        "\"model\":\"opus\",\"timeout_seconds\":86400,\"allowed_tools\":[]}");
+    expect_phase_update("{\"model\":\"opus\"}", 422,
+                        "{\"detail\":[{\"loc\":[\"body\",\"prompt_template\"],\"msg\":\"Field "
+                        "required\",\"type\":\"missing\"}]}");
+    expect_phase_update("{\"prompt_template\":null}", 422,
+                        "{\"detail\":[{\"loc\":[\"body\",\"prompt_template\"],\"msg\":\"Input "
+                        "should be a valid string\",\"type\":\"string_type\"}]}");
+    expect_phase_update("{\"prompt_template\":\"x\",\"timeout_seconds\":86401,\"allowed_tools\":"
+                        "[1],\"order\":2}",
+                        422,
+                        "{\"detail\":[{\"loc\":[\"body\",\"timeout_seconds\"],\"msg\":\"Input "
+                        "should be less than or equal to 86400\",\"type\":\"less_than_equal\"},"
+                        "{\"loc\":[\"body\",\"allowed_tools\",0],\"msg\":\"Input should be a "
+                        "valid string\",\"type\":\"string_type\"},"
+                        "{\"loc\":[\"body\",\"order\"],\"msg\":\"Extra inputs are not "
+                        "permitted\",\"type\":\"extra_forbidden\"}]}");
+    expect_phase_update("[]", 422,
+                        "{\"detail\":[{\"loc\":[\"body\"],\"msg\":\"Input should be a valid "
+                        "dictionary\",\"type\":\"dict_type\"}]}");
+}
+
+static void test_query_bool(void **state)
+{
+    (void)state;
+    const char *truthy[] = {"true", "TRUE", "1", "yes", "on", "t", "Y"};
+    const char *falsy[] = {"false", "False", "0", "no", "off", "f", "n"};
+    json_t *errors = json_array();
+    bool out;
+    for (size_t i = 0; i < sizeof truthy / sizeof truthy[0]; i++) {
+        out = false;
+        assert_int_equal(gateway_validate_query_bool("b", truthy[i], false, &out, errors), 0);
+        assert_true(out);
+        out = true;
+        assert_int_equal(gateway_validate_query_bool("b", falsy[i], true, &out, errors), 0);
+        assert_false(out);
+    }
+    assert_int_equal(gateway_validate_query_bool("b", NULL, true, &out, errors), 0);
+    assert_true(out);
+    assert_int_equal(json_array_size(errors), 0);
+    assert_int_equal(gateway_validate_query_bool("b", "", false, &out, errors), -1);
+    assert_int_equal(gateway_validate_query_bool("b", "truee", false, &out, errors), -1);
+    assert_json(errors, "[{\"loc\":[\"query\",\"b\"],\"msg\":\"Input should be a valid boolean, "
+                        "unable to interpret input\",\"type\":\"bool_parsing\"},"
+                        "{\"loc\":[\"query\",\"b\"],\"msg\":\"Input should be a valid boolean, "
+                        "unable to interpret input\",\"type\":\"bool_parsing\"}]");
+    json_decref(errors);
+}
+
 static void test_workflow_required_fields(void **state)
 {
     (void)state;
@@ -637,6 +797,10 @@ int main(void)
         cmocka_unit_test(test_execute_collects_all_errors),
         cmocka_unit_test(test_workflow_minimal_valid),
         cmocka_unit_test(test_workflow_full_valid),
+        cmocka_unit_test(test_workflow_template_rules),
+        cmocka_unit_test(test_workflow_value),
+        cmocka_unit_test(test_phase_update),
+        cmocka_unit_test(test_query_bool),
         cmocka_unit_test(test_workflow_required_fields),
         cmocka_unit_test(test_workflow_phases_shape),
         cmocka_unit_test(test_workflow_phase_types_and_ranges),
