@@ -146,6 +146,9 @@ static const field_spec_t event_fields[] = {
     {"execution_id", KIND_STR, NUL_OK, 0, 0, NULL, NULL},
     {"type", KIND_STR, REQ, 0, 0, NULL, NULL},
     {"data", KIND_MAP, REQ, 0, 0, NULL, NULL},
+    /* On PUB only (not in the log): the execution's status object after this event,
+     * so gateways can answer status reads from their local view. */
+    {"status", KIND_MAP, 0, 0, 0, NULL, NULL},
     END,
 };
 

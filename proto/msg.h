@@ -34,7 +34,7 @@
  *   result_ack  execution_id:str phase_id:str attempt:uint    broker → worker
  *   disconnect  (no fields)                                   both ways
  *   event       seq:uint time:int execution_id:str|nil type:str data:map
- *                                                             broker PUB
+ *               [status:map]                                  broker PUB
  * Fields in [brackets] are optional. Unknown fields, a missing field, a wrong
  * type, an unknown "t", a "v" other than
  * SYN_PROTOCOL_VERSION, or any msgpack the decoder does not accept (bin, ext,

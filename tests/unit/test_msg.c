@@ -257,6 +257,8 @@ static const struct {
     {SYN_MSG_RESULT, "{\"execution_id\":\"e\",\"phase_id\":\"p\",\"attempt\":3,"
                      "\"status\":\"refused\",\"output\":\"\",\"error\":\"worker is shutting down\","
                      "\"exit_code\":null}"},
+    {SYN_MSG_EVENT, "{\"seq\":7,\"time\":1,\"execution_id\":\"exec-1\",\"type\":\"PhaseStarted\","
+                    "\"data\":{},\"status\":{\"execution_id\":\"exec-1\",\"status\":\"running\"}}"},
     {SYN_MSG_INJECT, "{\"execution_id\":\"exec-1\",\"phase_id\":\"plan\",\"attempt\":1,"
                      "\"role\":\"user\",\"message\":\"focus on the tests\"}"},
     {SYN_MSG_ASSIGN, "{\"execution_id\":\"e\",\"workflow_id\":\"w\",\"phase_id\":\"p\","
@@ -606,7 +608,7 @@ static void test_schema_missing_and_unknown(void **state)
     /* Dropping any one required field of any sample must be reported as that field
      * missing; dropping an optional one leaves a valid message. */
     static const char *optional[] = {"inputs", "repos", "allowed_tools", "max_tokens",
-                                     "detail", "usage", "draining"};
+                                     "detail", "usage", "draining", "status"};
     for (size_t i = 0; i < SAMPLE_COUNT; i++) {
         json_t *fields = parse(samples[i].fields);
         const char *key;
