@@ -16,6 +16,7 @@
  * requests and never past the attempt's timeout; any other answer fails the
  * attempt with the API's own error message. */
 #include "worker/provider.h"
+#include "worker/lines.h"
 
 #include <curl/curl.h>
 #include <ctype.h>
@@ -72,9 +73,7 @@ typedef struct {
     int64_t retry_after_ms;   /* -1 = the answer did not say */
     char *error_body;
     size_t error_len;
-    char *line;
-    size_t line_len, line_cap;
-    bool skipping_line;
+    worker_lines_t lines;     /* the SSE stream, split */
     char event[64];
     char *data;
     size_t data_len, data_cap;
@@ -202,44 +201,9 @@ static void on_sse_line(anthropic_run_t *self, const char *line, size_t len)
     }
 }
 
-static void feed_sse(anthropic_run_t *self, const char *data, size_t len)
+static void on_sse_line_cb(void *arg, char *line, size_t len)
 {
-    while (len > 0) {
-        const char *newline = memchr(data, '\n', len);
-        size_t take = newline ? (size_t)(newline - data) : len;
-        if (!self->skipping_line) {
-            if (self->line_len + take > SSE_LINE_MAX) {
-                self->skipping_line = true;
-                self->line_len = 0;
-            } else {
-                if (self->line_len + take + 1 > self->line_cap) {
-                    size_t cap = self->line_cap ? self->line_cap : 4096;
-                    while (cap < self->line_len + take + 1)
-                        cap *= 2;
-                    char *grown = realloc(self->line, cap);
-                    if (!grown) {
-                        self->skipping_line = true;
-                        self->line_len = 0;
-                    } else {
-                        self->line = grown;
-                        self->line_cap = cap;
-                    }
-                }
-                if (!self->skipping_line) {
-                    memcpy(self->line + self->line_len, data, take);
-                    self->line_len += take;
-                }
-            }
-        }
-        if (!newline)
-            return;
-        if (!self->skipping_line)
-            on_sse_line(self, self->line, self->line_len);
-        self->skipping_line = false;
-        self->line_len = 0;
-        data += take + 1;
-        len -= take + 1;
-    }
+    on_sse_line(arg, line, len);
 }
 
 /* --- curl callbacks ------------------------------------------------------ */
@@ -271,7 +235,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
         }
         return n;
     }
-    feed_sse(self, ptr, n);
+    worker_lines_feed(&self->lines, ptr, n, on_sse_line_cb, self);
     return n;
 }
 
@@ -343,8 +307,7 @@ static void reset_try(anthropic_run_t *self)
     self->status = 0;
     self->retry_after_ms = -1;
     self->error_len = 0;
-    self->line_len = 0;
-    self->skipping_line = false;
+    worker_lines_reset(&self->lines);
     self->event[0] = '\0';
     self->data_len = 0;
     self->message_stopped = false;
@@ -454,8 +417,7 @@ static void on_done(anthropic_run_t *self, CURLcode result, int64_t now)
             worker_run_finish(self->run, WORKER_RUN_FAILED, reason, false, 0);
         return;
     }
-    if (self->line_len > 0 && !self->skipping_line)
-        on_sse_line(self, self->line, self->line_len);
+    worker_lines_flush(&self->lines, on_sse_line_cb, self);
     on_sse_line(self, "", 0); /* an event the stream did not end with a blank line */
     if (self->stream_error) {
         snprintf(reason, sizeof reason, "the API stream failed: %s", self->stream_error);
@@ -551,6 +513,7 @@ static void *anthropic_start(void *config, worker_run_t *run, const worker_job_t
     }
     self->cfg = cfg;
     self->run = run;
+    self->lines.max = SSE_LINE_MAX;
     self->curl_timer_at = -1;
     self->next_try_at = -1;
     self->retry_after_ms = -1;
@@ -701,7 +664,7 @@ static void anthropic_destroy(void *state)
     curl_slist_free_all(self->headers);
     free(self->body);
     free(self->error_body);
-    free(self->line);
+    worker_lines_free(&self->lines);
     free(self->data);
     free(self->stream_error);
     free(self);

@@ -24,6 +24,8 @@
  * text, else what was shown while it ran. Success is exit code 0 and a result
  * without is_error. */
 #include "worker/provider.h"
+#include "worker/agent_proc.h"
+#include "worker/lines.h"
 #include "worker/argv.h"
 #include "worker/env.h"
 #include "worker/proc.h"
@@ -52,12 +54,10 @@ typedef struct {
 } claude_config_t;
 
 typedef struct {
-    worker_proc_t *proc;  /* NULL when claude could not be started */
+    worker_agent_proc_t child; /* child.proc is NULL when claude could not be started */
     worker_run_t *run;
     char *cwd;
-    char *line;
-    size_t line_len, line_cap;
-    bool skipping_line;   /* inside a line too long to keep */
+    worker_lines_t lines; /* stdout, split */
     char *seen_ids[SEEN_IDS_MAX];
     size_t seen_next;
     bool shown_text;      /* assistant text was shown (separate the next with a newline) */
@@ -67,9 +67,6 @@ typedef struct {
     char *result_text;
     int messages_sent, results_seen;
     int64_t close_stdin_at; /* -1 = not planned */
-    bool timed_out, cancelled;
-    int64_t timeout_ms, timeout_at;
-    uint64_t max_output;
 } claude_run_t;
 
 static int64_t int_field(const json_t *object, const char *name)
@@ -179,10 +176,10 @@ static void on_result(claude_run_t *self, const json_t *line, int64_t now)
         usage->duration_ms = int_field(line, "duration_ms");
     if (json_is_integer(json_object_get(line, "num_turns")))
         usage->num_turns = int_field(line, "num_turns");
-    if (!self->proc || !worker_proc_stdin_open(self->proc))
+    if (!self->child.proc || !worker_proc_stdin_open(self->child.proc))
         return;
     if (self->results_seen >= self->messages_sent) {
-        worker_proc_close_stdin(self->proc);
+        worker_proc_close_stdin(self->child.proc);
         self->close_stdin_at = -1;
     } else {
         self->close_stdin_at = now + INJECT_ANSWER_WAIT_MS;
@@ -223,48 +220,26 @@ static void on_line(claude_run_t *self, char *line, size_t len, int64_t now)
     json_decref(parsed);
 }
 
+/* What on_line needs besides the run: the time the bytes arrived. */
+typedef struct {
+    claude_run_t *self;
+    int64_t now;
+} line_context_t;
+
+static void on_line_cb(void *arg, char *line, size_t len)
+{
+    line_context_t *context = arg;
+    on_line(context->self, line, len, context->now);
+}
+
 /* Splits stdout into lines; a line longer than LINE_MAX_BYTES is dropped. */
 static void on_stdout(void *arg, const char *data, size_t len, int64_t now)
 {
     claude_run_t *self = arg;
-    while (len > 0) {
-        const char *newline = memchr(data, '\n', len);
-        size_t take = newline ? (size_t)(newline - data) : len;
-        if (!self->skipping_line) {
-            if (self->line_len + take > LINE_MAX_BYTES) {
-                syn_warn("worker", "claude wrote a line longer than %u bytes: dropped",
-                         LINE_MAX_BYTES);
-                self->skipping_line = true;
-                self->line_len = 0;
-            } else {
-                if (self->line_len + take + 1 > self->line_cap) {
-                    size_t cap = self->line_cap ? self->line_cap : 4096;
-                    while (cap < self->line_len + take + 1)
-                        cap *= 2;
-                    char *grown = realloc(self->line, cap);
-                    if (!grown) {
-                        self->skipping_line = true;
-                        self->line_len = 0;
-                    } else {
-                        self->line = grown;
-                        self->line_cap = cap;
-                    }
-                }
-                if (!self->skipping_line) {
-                    memcpy(self->line + self->line_len, data, take);
-                    self->line_len += take;
-                }
-            }
-        }
-        if (!newline)
-            return;
-        if (!self->skipping_line)
-            on_line(self, self->line, self->line_len, now);
-        self->skipping_line = false;
-        self->line_len = 0;
-        data += take + 1;
-        len -= take + 1;
-    }
+    line_context_t context = {self, now};
+    size_t dropped = worker_lines_feed(&self->lines, data, len, on_line_cb, &context);
+    for (size_t i = 0; i < dropped; i++)
+        syn_warn("worker", "claude wrote a line longer than %u bytes: dropped", LINE_MAX_BYTES);
 }
 
 /* The words before the prompt that tell the agent where it is. */
@@ -324,7 +299,7 @@ static int send_user_message(claude_run_t *self, const char *text)
         return -1;
     size_t len = strlen(line);
     line[len] = '\n'; /* replaces the terminator; the length says where it ends */
-    int rc = worker_proc_write(self->proc, line, len + 1);
+    int rc = worker_proc_write(self->child.proc, line, len + 1);
     free(line);
     if (rc == 0)
         self->messages_sent++;
@@ -342,10 +317,9 @@ static void *claude_start(void *config, worker_run_t *run, const worker_job_t *j
         return NULL;
     }
     self->run = run;
+    self->lines.max = LINE_MAX_BYTES;
     self->close_stdin_at = -1;
-    self->timeout_ms = job->timeout_ms;
-    self->timeout_at = job->timeout_ms > 0 ? job->started_ms + job->timeout_ms : -1;
-    self->max_output = options->max_output_bytes;
+    worker_agent_proc_init(&self->child, job, options);
     self->cwd = job->cwd ? strdup(job->cwd) : NULL;
     worker_usage_t *usage = worker_run_usage(run);
     usage->reported = true;
@@ -402,10 +376,10 @@ static void *claude_start(void *config, worker_run_t *run, const worker_job_t *j
         .nice = options->nice,
     };
     char reason[512];
-    self->proc = worker_proc_start(&spec, on_stdout, self, reason, sizeof reason);
+    self->child.proc = worker_proc_start(&spec, on_stdout, self, reason, sizeof reason);
     free(argv);
     worker_env_free(env);
-    if (!self->proc)
+    if (!self->child.proc)
         worker_run_finish(run, WORKER_RUN_FAILED, reason, false, 0);
     else if (send_user_message(self, first) != 0)
         worker_run_finish(run, WORKER_RUN_FAILED, "cannot send the prompt to claude", false, 0);
@@ -416,7 +390,7 @@ static void *claude_start(void *config, worker_run_t *run, const worker_job_t *j
 static int claude_pollfds(void *state, struct pollfd *fds, int max)
 {
     claude_run_t *self = state;
-    return self->proc ? worker_proc_pollfds(self->proc, fds, max) : 0;
+    return self->child.proc ? worker_proc_pollfds(self->child.proc, fds, max) : 0;
 }
 
 static void consider(int64_t *best, int64_t when)
@@ -428,10 +402,9 @@ static void consider(int64_t *best, int64_t when)
 static int64_t claude_deadline(void *state)
 {
     claude_run_t *self = state;
-    if (!self->proc)
+    if (!self->child.proc)
         return -1;
-    int64_t best = worker_proc_deadline(self->proc);
-    consider(&best, self->timeout_at);
+    int64_t best = worker_agent_proc_deadline(&self->child);
     consider(&best, self->close_stdin_at);
     return best;
 }
@@ -459,21 +432,14 @@ static void final_output(claude_run_t *self)
 static void complete(claude_run_t *self)
 {
     worker_run_t *run = self->run;
-    if (self->line_len > 0 && !self->skipping_line)
-        on_line(self, self->line, self->line_len, 0);
-    self->line_len = 0;
+    line_context_t context = {self, 0};
+    worker_lines_flush(&self->lines, on_line_cb, &context);
+    if (worker_agent_proc_finish_stopped(&self->child, run))
+        return;
     char reason[WORKER_STDERR_TAIL + 128];
     int code = 0;
-    bool has_code = worker_proc_exit_code(self->proc, &code);
-    if (self->cancelled) {
-        worker_run_finish(run, WORKER_RUN_CANCELLED, "cancelled", false, 0);
-    } else if (self->timed_out) {
-        worker_format_timeout(self->timeout_ms, reason, sizeof reason);
-        worker_run_finish(run, WORKER_RUN_FAILED, reason, false, 0);
-    } else if (worker_proc_overflowed(self->proc)) {
-        worker_format_output_limit(self->max_output, reason, sizeof reason);
-        worker_run_finish(run, WORKER_RUN_FAILED, reason, has_code, code);
-    } else if (self->result_seen && self->result_is_error) {
+    bool has_code = worker_proc_exit_code(self->child.proc, &code);
+    if (self->result_seen && self->result_is_error) {
         char error[ERROR_MAX + 64];
         if (self->result_text && *self->result_text)
             snprintf(error, sizeof error, "%.*s", ERROR_MAX, self->result_text);
@@ -481,7 +447,7 @@ static void complete(claude_run_t *self)
             snprintf(error, sizeof error, "claude reported an error (%s)",
                      *self->result_subtype ? self->result_subtype : "no details");
         worker_run_finish(run, WORKER_RUN_FAILED, error, has_code, code);
-    } else if (!worker_proc_succeeded(self->proc, reason, sizeof reason)) {
+    } else if (!worker_proc_succeeded(self->child.proc, reason, sizeof reason)) {
         worker_run_finish(run, WORKER_RUN_FAILED, reason, has_code, code);
     } else {
         final_output(self);
@@ -494,21 +460,17 @@ static void claude_step(void *state, worker_run_t *run, const struct pollfd *fds
 {
     (void)run;
     claude_run_t *self = state;
-    if (!self->proc)
+    if (!self->child.proc)
         return;
-    worker_proc_step(self->proc, fds, nfds, now);
+    worker_proc_step(self->child.proc, fds, nfds, now);
     if (self->close_stdin_at >= 0 && now >= self->close_stdin_at) {
         syn_warn("worker", "claude answered %d of %d messages: closing its input",
                  self->results_seen, self->messages_sent);
-        worker_proc_close_stdin(self->proc);
+        worker_proc_close_stdin(self->child.proc);
         self->close_stdin_at = -1;
     }
-    if (self->timeout_at >= 0 && now >= self->timeout_at && !self->cancelled) {
-        self->timed_out = true;
-        self->timeout_at = -1;
-        worker_proc_terminate(self->proc, now);
-    }
-    if (worker_proc_done(self->proc))
+    worker_agent_proc_check_timeout(&self->child, now);
+    if (worker_proc_done(self->child.proc))
         complete(self);
 }
 
@@ -516,11 +478,7 @@ static void claude_cancel(void *state, worker_run_t *run, int64_t now)
 {
     (void)run;
     claude_run_t *self = state;
-    if (!self->proc || self->cancelled)
-        return;
-    self->cancelled = true;
-    self->timeout_at = -1;
-    worker_proc_terminate(self->proc, now);
+    worker_agent_proc_cancel(&self->child, now);
 }
 
 static int claude_inject(void *state, worker_run_t *run, const char *role, const char *message,
@@ -528,8 +486,8 @@ static int claude_inject(void *state, worker_run_t *run, const char *role, const
 {
     (void)run;
     claude_run_t *self = state;
-    if (!self->proc || !worker_proc_stdin_open(self->proc) || self->cancelled ||
-        self->timed_out) {
+    if (!self->child.proc || !worker_proc_stdin_open(self->child.proc) || self->child.cancelled ||
+        self->child.timed_out) {
         snprintf(err, errlen, "claude no longer takes messages (its last turn has ended)");
         return -1;
     }
@@ -553,10 +511,10 @@ static int claude_inject(void *state, worker_run_t *run, const char *role, const
 static void claude_destroy(void *state)
 {
     claude_run_t *self = state;
-    worker_proc_destroy(&self->proc);
+    worker_proc_destroy(&self->child.proc);
     for (size_t i = 0; i < SEEN_IDS_MAX; i++)
         free(self->seen_ids[i]);
-    free(self->line);
+    worker_lines_free(&self->lines);
     free(self->result_text);
     free(self->cwd);
     free(self);

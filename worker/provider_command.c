@@ -2,6 +2,7 @@
  * child is run): the prompt on stdin, stdout as the output, exit code 0 as
  * success, the tail of stderr as the reason otherwise. */
 #include "worker/provider.h"
+#include "worker/agent_proc.h"
 #include "worker/argv.h"
 #include "worker/env.h"
 #include "worker/proc.h"
@@ -18,11 +19,7 @@ typedef struct {
 } command_config_t;
 
 typedef struct {
-    worker_proc_t *proc;  /* NULL when the command could not be started */
-    bool timed_out, cancelled;
-    int64_t timeout_ms;
-    int64_t timeout_at;   /* -1 = none */
-    uint64_t max_output;
+    worker_agent_proc_t child; /* child.proc is NULL when the command could not be started */
 } command_run_t;
 
 static void on_stdout(void *arg, const char *data, size_t len, int64_t now_ms)
@@ -55,9 +52,7 @@ static void *command_start(void *config, worker_run_t *run, const worker_job_t *
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    self->timeout_ms = job->timeout_ms;
-    self->timeout_at = job->timeout_ms > 0 ? job->started_ms + job->timeout_ms : -1;
-    self->max_output = options->max_output_bytes;
+    worker_agent_proc_init(&self->child, job, options);
     worker_proc_spec_t spec = {
         .argv = cfg->argv,
         .env = env,
@@ -70,72 +65,56 @@ static void *command_start(void *config, worker_run_t *run, const worker_job_t *
         .nice = options->nice,
     };
     char reason[512];
-    self->proc = worker_proc_start(&spec, on_stdout, run, reason, sizeof reason);
+    self->child.proc = worker_proc_start(&spec, on_stdout, run, reason, sizeof reason);
     worker_env_free(env);
-    if (!self->proc) {
+    if (!self->child.proc) {
         worker_run_finish(run, WORKER_RUN_FAILED, reason, false, 0);
         return self;
     }
-    if (worker_proc_write(self->proc, job->prompt, strlen(job->prompt)) != 0) {
+    if (worker_proc_write(self->child.proc, job->prompt, strlen(job->prompt)) != 0) {
         snprintf(err, errlen, "out of memory");
-        worker_proc_destroy(&self->proc);
+        worker_proc_destroy(&self->child.proc);
         free(self);
         return NULL;
     }
-    worker_proc_close_stdin(self->proc);
+    worker_proc_close_stdin(self->child.proc);
     return self;
 }
 
 static int command_pollfds(void *state, struct pollfd *fds, int max)
 {
     command_run_t *self = state;
-    return self->proc ? worker_proc_pollfds(self->proc, fds, max) : 0;
+    return self->child.proc ? worker_proc_pollfds(self->child.proc, fds, max) : 0;
 }
 
 static int64_t command_deadline(void *state)
 {
     command_run_t *self = state;
-    if (!self->proc)
-        return -1;
-    int64_t best = worker_proc_deadline(self->proc);
-    if (self->timeout_at >= 0 && (best < 0 || self->timeout_at < best))
-        best = self->timeout_at;
-    return best;
+    return worker_agent_proc_deadline(&self->child);
 }
 
 static void complete(command_run_t *self, worker_run_t *run)
 {
+    if (worker_agent_proc_finish_stopped(&self->child, run))
+        return;
     char reason[WORKER_STDERR_TAIL + 128];
     int code = 0;
-    bool has_code = worker_proc_exit_code(self->proc, &code);
-    if (self->cancelled) {
-        worker_run_finish(run, WORKER_RUN_CANCELLED, "cancelled", false, 0);
-    } else if (self->timed_out) {
-        worker_format_timeout(self->timeout_ms, reason, sizeof reason);
-        worker_run_finish(run, WORKER_RUN_FAILED, reason, false, 0);
-    } else if (worker_proc_overflowed(self->proc)) {
-        worker_format_output_limit(self->max_output, reason, sizeof reason);
-        worker_run_finish(run, WORKER_RUN_FAILED, reason, has_code, code);
-    } else if (worker_proc_succeeded(self->proc, reason, sizeof reason)) {
+    bool has_code = worker_proc_exit_code(self->child.proc, &code);
+    if (worker_proc_succeeded(self->child.proc, reason, sizeof reason))
         worker_run_finish(run, WORKER_RUN_COMPLETED, NULL, true, 0);
-    } else {
+    else
         worker_run_finish(run, WORKER_RUN_FAILED, reason, has_code, code);
-    }
 }
 
 static void command_step(void *state, worker_run_t *run, const struct pollfd *fds, int nfds,
                          int64_t now)
 {
     command_run_t *self = state;
-    if (!self->proc)
+    if (!self->child.proc)
         return;
-    worker_proc_step(self->proc, fds, nfds, now);
-    if (self->timeout_at >= 0 && now >= self->timeout_at && !self->cancelled) {
-        self->timed_out = true;
-        self->timeout_at = -1;
-        worker_proc_terminate(self->proc, now);
-    }
-    if (worker_proc_done(self->proc))
+    worker_proc_step(self->child.proc, fds, nfds, now);
+    worker_agent_proc_check_timeout(&self->child, now);
+    if (worker_proc_done(self->child.proc))
         complete(self, run);
 }
 
@@ -143,17 +122,13 @@ static void command_cancel(void *state, worker_run_t *run, int64_t now)
 {
     (void)run;
     command_run_t *self = state;
-    if (!self->proc || self->cancelled)
-        return;
-    self->cancelled = true;
-    self->timeout_at = -1;
-    worker_proc_terminate(self->proc, now);
+    worker_agent_proc_cancel(&self->child, now);
 }
 
 static void command_destroy(void *state)
 {
     command_run_t *self = state;
-    worker_proc_destroy(&self->proc);
+    worker_proc_destroy(&self->child.proc);
     free(self);
 }
 

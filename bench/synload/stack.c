@@ -1,5 +1,6 @@
 #include "bench/synload/stack.h"
 #include "bench/synload/hclient.h"
+#include "bench/synload/localproc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,25 +46,7 @@ int self_dir(char *out, size_t outsize)
 
 int stack_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
-        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
-        port = ntohs(addr.sin_port);
-    close(fd);
-    return port;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
+    return localproc_free_port();
 }
 
 /* Runs argv with stdout and stderr appended to dir/<log>.log. The child dies
@@ -82,15 +65,7 @@ static pid_t spawn(synstack_t *self, const char *log, char **argv)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(1);
-        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, 0);
+        localproc_redirect_child(path);
         execvp(argv[0], argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -173,7 +148,7 @@ int stack_wait_health(const char *url, int workers, int timeout_ms)
                 break;
             }
         }
-        sleep_ms(50);
+        localproc_sleep_ms(50);
     }
     hclient_destroy(&hc);
     return rc;
@@ -258,7 +233,7 @@ static void stop_process(pid_t *pid)
             *pid = 0;
             return;
         }
-        sleep_ms(10);
+        localproc_sleep_ms(10);
     }
     signal_group(*pid, SIGKILL);
     waitpid(*pid, NULL, 0);

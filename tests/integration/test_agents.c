@@ -10,6 +10,7 @@
  * - mock: "#mock tokens" is costed from the shipped price table;
  * - command: local git repos passed in `repos` are cloned into the workspace, which
  *   is gone afterwards, and the agent sees only the environment it is allowed. */
+#include "tests/support/execution.h"
 #include "tests/support/expect.h"
 #include "tests/support/fake_anthropic.h"
 #include "tests/support/http.h"
@@ -130,13 +131,6 @@ static char *read_text_file(const char *path)
 
 /* ---- API helpers ---- */
 
-static void create_workflow(const char *json)
-{
-    json_t *wf = teststack_create_workflow(stack, json);
-    assert_non_null(wf);
-    json_decref(wf);
-}
-
 static json_t *get_json(const char *fmt, const char *a)
 {
     char path[512];
@@ -148,30 +142,6 @@ static json_t *get_json(const char *fmt, const char *a)
     json_t *json = json_incref(resp.json);
     http_response_clear(&resp);
     return json;
-}
-
-static json_t *phase_in(json_t *execution, const char *phase_id)
-{
-    size_t i;
-    json_t *phase;
-    json_array_foreach(json_object_get(execution, "phases"), i, phase)
-        if (!strcmp(json_str(phase, "phase_id"), phase_id))
-            return phase;
-    fail_msg("no phase %s in the detail", phase_id);
-    return NULL;
-}
-
-static char *phase_output(const char *id, const char *phase_id)
-{
-    http_response_t resp;
-    assert_int_equal(http_get(&resp, "%s/executions/%s/phases/%s/output", teststack_url(stack),
-                              id, phase_id),
-                     0);
-    assert_int_equal(resp.status, 200);
-    assert_string_equal(resp.content_type, "text/plain; charset=utf-8");
-    char *text = strdup(resp.body ? resp.body : "");
-    http_response_clear(&resp);
-    return text;
 }
 
 /* Starts an execution and waits for it to end with want_status; returns its id. */
@@ -360,7 +330,7 @@ static const usage_want_t review_usage = {312,  80,   0, 2000, 0.0123, 2, 1500,
 static void test_claude_session_accounted_everywhere(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"claude-duo\",\"name\":\"Claude duo\","
+    execution_create_workflow(stack, "{\"id\":\"claude-duo\",\"name\":\"Claude duo\","
                     " \"input_declarations\":[{\"name\":\"question\"}],\"phases\":["
                     "{\"phase_id\":\"research\",\"name\":\"Research\",\"order\":1,"
                     " \"model\":\"opus\",\"max_attempts\":1,"
@@ -374,7 +344,7 @@ static void test_claude_session_accounted_everywhere(void **state)
 
     /* The detail: each phase's own accounting, and totals that are their sums. */
     json_t *execution = get_json("/executions/%s", id);
-    json_t *research = phase_in(execution, "research"), *review = phase_in(execution, "review");
+    json_t *research = execution_phase_in(execution, "research"), *review = execution_phase_in(execution, "review");
     assert_string_equal(json_str(research, "status"), "completed");
     assert_string_equal(json_str(review, "status"), "completed");
     expect_usage(research, &research_usage);
@@ -411,10 +381,10 @@ static void test_claude_session_accounted_everywhere(void **state)
 
     /* The outputs are the result texts; phase 2's agent read phase 1's output from
      * artifacts/input/research.md in its workspace. */
-    char *out = phase_output(id, "research");
+    char *out = execution_phase_output(stack, id, "research");
     assert_string_equal(out, "The answer is 42.");
     free(out);
-    out = phase_output(id, "review");
+    out = execution_phase_output(stack, id, "review");
     assert_string_equal(out, "inputs: research.md=The answer is 42.");
     free(out);
 
@@ -459,7 +429,7 @@ static void test_claude_session_accounted_everywhere(void **state)
 static void test_claude_error_and_crash_fail_the_phase(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"claude-bad\",\"name\":\"Claude bad\","
+    execution_create_workflow(stack, "{\"id\":\"claude-bad\",\"name\":\"Claude bad\","
                     " \"input_declarations\":[{\"name\":\"mode\"}],\"phases\":["
                     "{\"phase_id\":\"work\",\"name\":\"Work\",\"order\":1,\"max_attempts\":1,"
                     " \"model\":\"sonnet\",\"prompt_template\":\"{{mode}}\"},"
@@ -485,13 +455,13 @@ static void test_claude_error_and_crash_fail_the_phase(void **state)
 
     /* The error's session still counts what it used. */
     json_t *execution = get_json("/executions/%s", error_id);
-    json_t *work = phase_in(execution, "work");
+    json_t *work = execution_phase_in(execution, "work");
     assert_string_equal(json_str(work, "status"), "failed");
     assert_string_equal(json_str(work, "error"), "Credit balance is too low");
     assert_int_equal(int_at(work, "input_tokens"), 10);
     assert_int_equal(int_at(work, "output_tokens"), 5);
     expect_cost(work, "cost_usd", 0.0001);
-    assert_string_equal(json_str(phase_in(execution, "after"), "status"), "skipped");
+    assert_string_equal(json_str(execution_phase_in(execution, "after"), "status"), "skipped");
     assert_int_equal(int_at(execution, "total_input_tokens"), 10);
     expect_cost(execution, "total_cost_usd", 0.0001);
     json_decref(execution);
@@ -499,7 +469,7 @@ static void test_claude_error_and_crash_fail_the_phase(void **state)
     /* The crash: the messages seen before it (each id once), priced from the table
      * (no result, so no cost of its own): sonnet, 107 in, 23 out, 110 cache read. */
     execution = get_json("/executions/%s", crash_id);
-    work = phase_in(execution, "work");
+    work = execution_phase_in(execution, "work");
     assert_string_equal(json_str(work, "status"), "failed");
     assert_int_equal(int_at(work, "input_tokens"), 107);
     assert_int_equal(int_at(work, "output_tokens"), 23);
@@ -523,7 +493,7 @@ static void test_claude_error_and_crash_fail_the_phase(void **state)
 static void test_claude_gets_injected_message_live(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"claude-talk\",\"name\":\"Claude talk\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"claude-talk\",\"name\":\"Claude talk\",\"phases\":["
                     "{\"phase_id\":\"listen\",\"name\":\"Listen\",\"order\":1,"
                     " \"max_attempts\":1,\"timeout_seconds\":30,"
                     " \"prompt_template\":\"FAKE_WAIT_INJECT until told\"}]}");
@@ -557,7 +527,7 @@ static void test_claude_gets_injected_message_live(void **state)
     assert_string_equal(text, "use the staging database");
     json_decref(message);
     json_decref(lines);
-    char *out = phase_output(id, "listen");
+    char *out = execution_phase_output(stack, id, "listen");
     assert_string_equal(out, "Operator said: use the staging database");
     free(out);
 
@@ -616,7 +586,7 @@ static const usage_want_t api_usage = {1500, 350, 200, 1000,
 static void expect_api_answer(const char *id)
 {
     json_t *execution = get_json("/executions/%s", id);
-    json_t *draft = phase_in(execution, "draft");
+    json_t *draft = execution_phase_in(execution, "draft");
     usage_want_t want = api_usage;
     want.duration_ms = int_at(draft, "duration_ms"); /* measured: any value */
     expect_usage(draft, &want);
@@ -624,7 +594,7 @@ static void expect_api_answer(const char *id)
     assert_int_equal(int_at(execution, "total_output_tokens"), 350);
     expect_cost(execution, "total_cost_usd", api_usage.cost);
     json_decref(execution);
-    char *out = phase_output(id, "draft");
+    char *out = execution_phase_output(stack, id, "draft");
     assert_string_equal(out, "Hello, w\xC3\xB6rld!");
     free(out);
 }
@@ -667,7 +637,7 @@ static void test_anthropic_529_then_200_completes(void **state)
     expect_api_answer(id);
     /* Retried inside the one attempt, not by the broker. */
     json_t *execution = get_json("/executions/%s", id);
-    assert_int_equal(json_array_size(json_object_get(phase_in(execution, "draft"), "attempts")),
+    assert_int_equal(json_array_size(json_object_get(execution_phase_in(execution, "draft"), "attempts")),
                      1);
     json_decref(execution);
     free(id);
@@ -683,7 +653,7 @@ static void test_anthropic_400_fails_with_api_text(void **state)
     const char *api_error = "HTTP 400 invalid_request_error: max_tokens: 999999 > 64000, which "
                             "is the maximum allowed";
     json_t *execution = get_json("/executions/%s", id);
-    json_t *draft = phase_in(execution, "draft");
+    json_t *draft = execution_phase_in(execution, "draft");
     assert_string_equal(json_str(draft, "status"), "failed");
     assert_string_equal(json_str(draft, "error"), api_error);
     char want[256];
@@ -713,7 +683,7 @@ static int mock_teardown(void **state)
 static void test_mock_tokens_costed_from_price_table(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"counted\",\"name\":\"Counted\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"counted\",\"name\":\"Counted\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,"
                     " \"prompt_template\":\"#mock tokens 1200 300\\nfirst\"},"
                     "{\"phase_id\":\"b\",\"name\":\"B\",\"order\":2,\"model\":\"haiku\","
@@ -722,7 +692,7 @@ static void test_mock_tokens_costed_from_price_table(void **state)
     /* No model: sonnet 4.5 at $3 / $15 per million; haiku 4.5 at $1 / $5. */
     double cost_a = (1200 * 3.0 + 300 * 15.0) / 1e6, cost_b = (1000 * 1.0 + 200 * 5.0) / 1e6;
     json_t *execution = get_json("/executions/%s", id);
-    json_t *a = phase_in(execution, "a"), *b = phase_in(execution, "b");
+    json_t *a = execution_phase_in(execution, "a"), *b = execution_phase_in(execution, "b");
     usage_want_t want_a = {1200, 300, 0, 0, cost_a, 1, int_at(a, "duration_ms"),
                            "claude-sonnet-4-5-20250929", "[]"};
     usage_want_t want_b = {1000, 200, 0, 0, cost_b, 1, int_at(b, "duration_ms"),
@@ -801,14 +771,14 @@ static int command_teardown(void **state)
 static void test_repos_cloned_into_workspace_then_removed(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"repos\",\"name\":\"Repos\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"repos\",\"name\":\"Repos\",\"phases\":["
                     "{\"phase_id\":\"look\",\"name\":\"Look\",\"order\":1,\"max_attempts\":1,"
                     " \"prompt_template\":\"look\"}]}");
     /* A plain local path clones fully; file:// is shallow (--depth 1). */
     char body[512];
     snprintf(body, sizeof body, "{\"repos\":[\"%s\",\"file://%s\"]}", repo, repo);
     char *id = run_to_end("repos", body, "completed");
-    char *out = phase_output(id, "look");
+    char *out = execution_phase_output(stack, id, "look");
     char want[256];
     snprintf(want, sizeof want, "cwd=%s/syn-%s-look-1-", workspaces, id);
     if (strncmp(out, want, strlen(want)) != 0)
@@ -844,7 +814,7 @@ static void test_repos_cloned_into_workspace_then_removed(void **state)
     snprintf(body, sizeof body, "{\"repos\":[\"%s/no-such-repo\"]}", scratch);
     id = run_to_end("repos", body, "failed");
     json_t *execution = get_json("/executions/%s", id);
-    const char *error = json_str(phase_in(execution, "look"), "error");
+    const char *error = json_str(execution_phase_in(execution, "look"), "error");
     if (!strstr(error, "no-such-repo"))
         fail_msg("error: %s", error);
     json_decref(execution);

@@ -1,5 +1,6 @@
 /* The `command` provider with a real script (issue 2): output, failure with the
  * exit code and stderr tail, and a timeout that kills the whole process group. */
+#include "tests/support/execution.h"
 #include "tests/support/expect.h"
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
@@ -98,38 +99,6 @@ static void test_nonzero_exit_fails_with_code_and_stderr(void **state)
     free(id);
 }
 
-static pid_t read_pid(const char *execution_id, const char *suffix)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s.%s", scratch, execution_id, suffix);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return pid;
-}
-
-/* Gone means no such process, or a zombie waiting for whoever adopted it: either
- * way it runs no more code. */
-static bool process_gone(pid_t pid)
-{
-    if (kill(pid, 0) == -1 && errno == ESRCH)
-        return true;
-    char path[64], stat[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return true;
-    size_t n = fread(stat, 1, sizeof stat - 1, f);
-    fclose(f);
-    stat[n] = '\0';
-    const char *close_paren = strrchr(stat, ')');
-    return close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z';
-}
-
 static void test_timeout_kills_the_process_group(void **state)
 {
     (void)state;
@@ -144,12 +113,12 @@ static void test_timeout_kills_the_process_group(void **state)
     /* timeout_seconds is 2: it fails in about 2 s, not at some later sweep. */
     assert_true(took >= 1900);
     assert_true(took < 6000);
-    pid_t agent = read_pid(id, "pid"), child = read_pid(id, "child.pid");
+    pid_t agent = execution_read_pid(scratch, id, "pid"), child = execution_read_pid(scratch, id, "child.pid");
     assert_true(agent > 0);
     assert_true(child > 0);
     teststack_sleep_ms(200);
-    assert_true(process_gone(agent));
-    assert_true(process_gone(child));
+    assert_true(execution_process_gone(agent));
+    assert_true(execution_process_gone(child));
     json_decref(final);
     free(id);
 }

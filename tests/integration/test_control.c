@@ -1,6 +1,7 @@
 /* Execution control and queries end to end (issue 4): cancel during a long phase,
  * pause / inject / resume between phases, every 400 rule, id prefixes (404/409),
  * listings with totals and filters, and the detail with its attempts. */
+#include "tests/support/execution.h"
 #include "tests/support/expect.h"
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
@@ -35,13 +36,6 @@ static int teardown(void **state)
 }
 
 /* ---- helpers ---- */
-
-static void create_workflow(const char *json)
-{
-    json_t *wf = teststack_create_workflow(stack, json);
-    assert_non_null(wf);
-    json_decref(wf);
-}
 
 /* POST /executions/{id}/{verb} with body (NULL: none). */
 static void control(http_response_t *resp, const char *id, const char *verb, const char *body)
@@ -101,55 +95,6 @@ static char *state_of(const char *id)
     char *state = strdup(json_str(json, "state"));
     json_decref(json);
     return state;
-}
-
-static json_t *phase_in(json_t *execution, const char *phase_id)
-{
-    size_t i;
-    json_t *phase;
-    json_array_foreach(json_object_get(execution, "phases"), i, phase)
-        if (!strcmp(json_str(phase, "phase_id"), phase_id))
-            return phase;
-    fail_msg("no phase %s in the detail", phase_id);
-    return NULL;
-}
-
-static char *phase_status(const char *id, const char *phase_id)
-{
-    json_t *execution = detail(id);
-    char *status = strdup(json_str(phase_in(execution, phase_id), "status"));
-    json_decref(execution);
-    return status;
-}
-
-/* Waits until the phase has the status; fails after timeout_ms. */
-static void wait_phase(const char *id, const char *phase_id, const char *want, int timeout_ms)
-{
-    long long deadline = teststack_now_ms() + timeout_ms;
-    for (;;) {
-        char *status = phase_status(id, phase_id);
-        bool done = !strcmp(status, want);
-        if (!done && teststack_now_ms() > deadline)
-            fail_msg("phase %s of %s is %s, not %s", phase_id, id, status, want);
-        free(status);
-        if (done)
-            return;
-        teststack_sleep_ms(20);
-    }
-}
-
-static char *phase_output(const char *id, const char *phase_id)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/executions/%s/phases/%s/output", teststack_url(stack), id,
-             phase_id);
-    http_response_t resp;
-    assert_int_equal(http_get(&resp, "%s", path), 0);
-    assert_int_equal(resp.status, 200);
-    assert_string_equal(resp.content_type, "text/plain; charset=utf-8");
-    char *text = strdup(resp.body ? resp.body : "");
-    http_response_clear(&resp);
-    return text;
 }
 
 static char *run_to_end(const char *workflow_id, const char *body, const char *want_status)
@@ -213,7 +158,7 @@ static void stream_free(stream_t **s_p)
 static void test_cancel_during_a_long_phase(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"longrun\",\"name\":\"Long run\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"longrun\",\"name\":\"Long run\",\"phases\":["
                     "{\"phase_id\":\"slow\",\"name\":\"Slow\",\"order\":1,"
                     " \"prompt_template\":\"#mock sleep 10000\\nthinking\"},"
                     "{\"phase_id\":\"next\",\"name\":\"Next\",\"order\":2,\"prompt_template\":\"n\"},"
@@ -221,7 +166,7 @@ static void test_cancel_during_a_long_phase(void **state)
     char *id = teststack_execute(stack, "longrun", "{}");
     assert_non_null(id);
     stream_t *stream = stream_start(id);
-    wait_phase(id, "slow", "running", 10000);
+    execution_wait_phase(stack, id, "slow", "running", 10000);
     long long t0 = teststack_now_ms();
     expect_control_ok(id, "cancel", "{\"reason\":\"operator stop\"}", "Cancel signal queued");
     char *now = NULL;
@@ -242,14 +187,14 @@ static void test_cancel_during_a_long_phase(void **state)
     assert_string_equal(json_str(execution, "status"), "cancelled");
     assert_string_equal(json_str(execution, "error"), "operator stop");
     expect_timestamp(execution, "completed_at");
-    json_t *slow = phase_in(execution, "slow");
+    json_t *slow = execution_phase_in(execution, "slow");
     assert_string_equal(json_str(slow, "status"), "cancelled");
     json_t *attempts = json_object_get(slow, "attempts");
     assert_int_equal(json_array_size(attempts), 1);
     assert_string_equal(json_str(json_array_get(attempts, 0), "status"), "cancelled");
     const char *later[] = {"next", "last"};
     for (int i = 0; i < 2; i++) {
-        json_t *phase = phase_in(execution, later[i]);
+        json_t *phase = execution_phase_in(execution, later[i]);
         assert_string_equal(json_str(phase, "status"), "skipped");
         assert_int_equal(json_array_size(json_object_get(phase, "attempts")), 0);
     }
@@ -274,44 +219,13 @@ static void test_cancel_during_a_long_phase(void **state)
 
     /* Without a reason the error says who did it. */
     id = teststack_execute(stack, "longrun", "{}");
-    wait_phase(id, "slow", "running", 10000);
+    execution_wait_phase(stack, id, "slow", "running", 10000);
     expect_control_ok(id, "cancel", NULL, "Cancel signal queued");
     json_t *final = teststack_wait_terminal(stack, "longrun", id, 5000);
     assert_string_equal(json_str(final, "status"), "cancelled");
     assert_string_equal(json_str(final, "error"), "Cancelled by user");
     json_decref(final);
     free(id);
-}
-
-static pid_t read_pid(const char *dir, const char *execution_id, const char *suffix)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.%s", dir, execution_id, suffix);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return pid;
-}
-
-/* No such process, or a zombie waiting for whoever adopted it. */
-static bool process_gone(pid_t pid)
-{
-    if (kill(pid, 0) == -1 && errno == ESRCH)
-        return true;
-    char path[64], stat[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return true;
-    size_t n = fread(stat, 1, sizeof stat - 1, f);
-    fclose(f);
-    stat[n] = '\0';
-    const char *close_paren = strrchr(stat, ')');
-    return close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z';
 }
 
 /* The same with a real agent process (the command provider): its whole process group
@@ -332,7 +246,7 @@ static void test_cancel_kills_a_real_agent(void **state)
     teststack_t *mock_stack = stack;
     stack = teststack_start(&opts);
     assert_non_null(stack);
-    create_workflow("{\"id\":\"agent\",\"name\":\"Agent\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"agent\",\"name\":\"Agent\",\"phases\":["
                     "{\"phase_id\":\"work\",\"name\":\"Work\",\"order\":1,"
                     " \"prompt_template\":\"$ARGUMENTS\"},"
                     "{\"phase_id\":\"after\",\"name\":\"After\",\"order\":2,"
@@ -342,24 +256,24 @@ static void test_cancel_kills_a_real_agent(void **state)
     pid_t agent = 0, child = 0;
     for (int i = 0; i < 500 && !(agent && child); i++) {
         teststack_sleep_ms(20);
-        agent = read_pid(scratch, id, "pid");
-        child = read_pid(scratch, id, "child.pid");
+        agent = execution_read_pid(scratch, id, "pid");
+        child = execution_read_pid(scratch, id, "child.pid");
     }
     assert_true(agent > 0 && child > 0);
     stream_t *stream = stream_start(id);
     long long t0 = teststack_now_ms();
     expect_control_ok(id, "cancel", NULL, "Cancel signal queued");
-    while (!(process_gone(agent) && process_gone(child)) && teststack_now_ms() - t0 < 3000)
+    while (!(execution_process_gone(agent) && execution_process_gone(child)) && teststack_now_ms() - t0 < 3000)
         teststack_sleep_ms(10);
     long long took = teststack_now_ms() - t0;
     print_message("agent process group gone %lld ms after the cancel\n", took);
-    assert_true(process_gone(agent));
-    assert_true(process_gone(child));
+    assert_true(execution_process_gone(agent));
+    assert_true(execution_process_gone(child));
     assert_true(took < 1000);
     json_t *final = teststack_wait_terminal(stack, "agent", id, 5000);
     assert_string_equal(json_str(final, "status"), "cancelled");
     json_decref(final);
-    char *after = phase_status(id, "after");
+    char *after = execution_phase_status(stack, id, "after");
     assert_string_equal(after, "skipped");
     free(after);
     json_t *last = stream_last_frame(stream);
@@ -377,7 +291,7 @@ static void test_cancel_kills_a_real_agent(void **state)
 static void test_pause_inject_resume(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"pausable\",\"name\":\"Pausable\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"pausable\",\"name\":\"Pausable\",\"phases\":["
                     "{\"phase_id\":\"p1\",\"name\":\"One\",\"order\":1,"
                     " \"prompt_template\":\"#mock sleep 1500\\nfirst\"},"
                     "{\"phase_id\":\"p2\",\"name\":\"Two\",\"order\":2,"
@@ -386,7 +300,7 @@ static void test_pause_inject_resume(void **state)
                     " \"prompt_template\":\"third\"}]}");
     char *id = teststack_execute(stack, "pausable", "{}");
     assert_non_null(id);
-    wait_phase(id, "p1", "running", 10000);
+    execution_wait_phase(stack, id, "p1", "running", 10000);
     expect_control_ok(id, "pause", "{\"reason\":\"let me look\"}", "Execution paused");
     char *now = state_of(id);
     assert_string_equal(now, "paused"); /* at once, while p1 still runs */
@@ -396,7 +310,7 @@ static void test_pause_inject_resume(void **state)
     expect_control_ok(id, "inject", "{\"message\":\"and the docs\"}", "Message queued");
 
     /* The running phase finishes and keeps its result... */
-    wait_phase(id, "p1", "completed", 10000);
+    execution_wait_phase(stack, id, "p1", "completed", 10000);
     /* ...and nothing else starts while paused. */
     long long until = teststack_now_ms() + 3000;
     int checks = 0;
@@ -404,7 +318,7 @@ static void test_pause_inject_resume(void **state)
         json_t *execution = detail(id);
         assert_string_equal(json_str(execution, "status"), "paused");
         assert_int_equal(json_integer_value(json_object_get(execution, "completed_phases")), 1);
-        json_t *p2 = phase_in(execution, "p2");
+        json_t *p2 = execution_phase_in(execution, "p2");
         assert_string_equal(json_str(p2, "status"), "pending");
         assert_int_equal(json_array_size(json_object_get(p2, "attempts")), 0);
         json_decref(execution);
@@ -412,7 +326,7 @@ static void test_pause_inject_resume(void **state)
         teststack_sleep_ms(200);
     }
     assert_true(checks >= 10);
-    char *p1 = phase_output(id, "p1");
+    char *p1 = execution_phase_output(stack, id, "p1");
     assert_non_null(strstr(p1, "first"));
     assert_null(strstr(p1, "mind the tests")); /* queued for the next phase, not this one */
     free(p1);
@@ -424,7 +338,7 @@ static void test_pause_inject_resume(void **state)
     json_decref(final);
 
     /* The mock echoes its prompt: the messages were added to phase 2's, in order. */
-    char *p2 = phase_output(id, "p2");
+    char *p2 = execution_phase_output(stack, id, "p2");
     print_message("phase 2 output:\n%s\n", p2);
     const char *heading = strstr(p2, "## Operator messages");
     assert_non_null(strstr(p2, "second"));
@@ -438,7 +352,7 @@ static void test_pause_inject_resume(void **state)
     assert_non_null(strstr(heading, "user"));
     free(p2);
     /* ...and then cleared. */
-    char *p3 = phase_output(id, "p3");
+    char *p3 = execution_phase_output(stack, id, "p3");
     assert_null(strstr(p3, "mind the tests"));
     assert_null(strstr(p3, "Operator messages"));
     free(p3);
@@ -448,12 +362,12 @@ static void test_pause_inject_resume(void **state)
 static void test_every_rule(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"rules-ok\",\"name\":\"Ok\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"rules-ok\",\"name\":\"Ok\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,\"prompt_template\":\"x\"}]}");
-    create_workflow("{\"id\":\"rules-bad\",\"name\":\"Bad\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"rules-bad\",\"name\":\"Bad\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,\"max_attempts\":1,"
                     " \"prompt_template\":\"#mock fail no\"}]}");
-    create_workflow("{\"id\":\"rules-long\",\"name\":\"Long\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"rules-long\",\"name\":\"Long\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,"
                     " \"prompt_template\":\"#mock sleep 10000\\nx\"}]}");
 
@@ -474,7 +388,7 @@ static void test_every_rule(void **state)
                          "Cannot inject into terminal execution");
 
     char *running = teststack_execute(stack, "rules-long", "{}");
-    wait_phase(running, "a", "running", 10000);
+    execution_wait_phase(stack, running, "a", "running", 10000);
     expect_control_error(running, "resume", NULL, 400,
                          "Cannot resume execution in state running");
     expect_control_ok(running, "inject", "{\"message\":\"for later\"}", "Message queued");
@@ -522,7 +436,7 @@ static void test_every_rule(void **state)
 static void test_prefixes(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"prefixed\",\"name\":\"Prefixed\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"prefixed\",\"name\":\"Prefixed\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,\"prompt_template\":\"x\"}]}");
     char *one = run_to_end("prefixed", "{}", "completed");
     char *two = run_to_end("prefixed", "{}", "completed");
@@ -610,9 +524,9 @@ static void expect_listing(const char *query, long total, size_t count)
 static void test_listing_totals_and_filters(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"lister-a\",\"name\":\"Lister A\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"lister-a\",\"name\":\"Lister A\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,\"prompt_template\":\"x\"}]}");
-    create_workflow("{\"id\":\"lister-b\",\"name\":\"Lister B\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"lister-b\",\"name\":\"Lister B\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,\"max_attempts\":1,"
                     " \"prompt_template\":\"#mock fail no\"}]}");
     char *a[5], *b[2];
@@ -685,7 +599,7 @@ static void test_listing_totals_and_filters(void **state)
 static void test_detail_and_attempts(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"flaky\",\"name\":\"Flaky\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"flaky\",\"name\":\"Flaky\",\"phases\":["
                     "{\"phase_id\":\"ok\",\"name\":\"Ok\",\"order\":1,\"prompt_template\":\"fine\"},"
                     "{\"phase_id\":\"bad\",\"name\":\"Bad\",\"order\":2,\"retries\":1,"
                     " \"retry_backoff_seconds\":0,\"prompt_template\":\"#mock fail nope\"}]}");
@@ -695,7 +609,7 @@ static void test_detail_and_attempts(void **state)
     assert_string_equal(json_str(execution, "task"), "try");
     assert_string_equal(json_str(json_object_get(execution, "inputs"), "k"), "v");
     assert_int_equal(json_array_size(json_object_get(execution, "phases")), 2);
-    json_t *ok = phase_in(execution, "ok");
+    json_t *ok = execution_phase_in(execution, "ok");
     assert_string_equal(json_str(ok, "status"), "completed");
     assert_string_equal(json_str(ok, "name"), "Ok");
     assert_int_equal(json_integer_value(json_object_get(ok, "order")), 1);
@@ -709,7 +623,7 @@ static void test_detail_and_attempts(void **state)
             fail_msg("phase without %s", phase_keys[k]);
     assert_non_null(strstr(json_str(ok, "output_preview"), "fine"));
 
-    json_t *bad = phase_in(execution, "bad");
+    json_t *bad = execution_phase_in(execution, "bad");
     assert_string_equal(json_str(bad, "status"), "failed");
     json_t *attempts = json_object_get(bad, "attempts");
     assert_int_equal(json_array_size(attempts), 2);
@@ -735,12 +649,12 @@ static void test_detail_and_attempts(void **state)
              "{\"id\":\"big\",\"name\":\"Big\",\"phases\":[{\"phase_id\":\"a\",\"name\":\"A\","
              "\"order\":1,\"prompt_template\":\"%s\"}]}",
              big);
-    create_workflow(body);
+    execution_create_workflow(stack, body);
     id = run_to_end("big", "{}", "completed");
     execution = detail(id);
-    const char *preview = json_str(phase_in(execution, "a"), "output_preview");
+    const char *preview = json_str(execution_phase_in(execution, "a"), "output_preview");
     assert_int_equal(strlen(preview), 2000);
-    char *output = phase_output(id, "a");
+    char *output = execution_phase_output(stack, id, "a");
     assert_true(strlen(output) > 3000);
     assert_int_equal(strncmp(output, preview, 2000), 0);
     free(output);

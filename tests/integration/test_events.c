@@ -2,6 +2,7 @@
  * execution's history in the broker's log, Last-Event-ID resumes without gaps or
  * repeats, every terminal state ends the stream with a terminal frame, and 1,000
  * concurrent clients (one poll() loop, no thread each) all get every event. */
+#include "tests/support/execution.h"
 #include "tests/support/expect.h"
 #include "tests/support/http.h"
 #include "tests/support/sse.h"
@@ -82,13 +83,6 @@ static void frame_history(const sse_client_t *r, size_t from, char *out, size_t 
     }
 }
 
-static void create_workflow(const char *json)
-{
-    json_t *wf = teststack_create_workflow(stack, json);
-    assert_non_null(wf);
-    json_decref(wf);
-}
-
 static char *sse_path(const char *execution_id)
 {
     static char path[128];
@@ -112,7 +106,7 @@ static sse_client_t *read_whole_stream(const char *execution_id, const char *las
 static void test_frames_follow_the_history(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"story\",\"name\":\"Story\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"story\",\"name\":\"Story\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,"
                     " \"prompt_template\":\"#mock sleep 300\\nfirst\"},"
                     "{\"phase_id\":\"b\",\"name\":\"B\",\"order\":2,\"prompt_template\":\"{{a}}\"},"
@@ -160,7 +154,7 @@ static void test_frames_follow_the_history(void **state)
 static void test_last_event_id_resume(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"resume\",\"name\":\"Resume\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"resume\",\"name\":\"Resume\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,"
                     " \"prompt_template\":\"#mock sleep 800\\none\"},"
                     "{\"phase_id\":\"b\",\"name\":\"B\",\"order\":2,"
@@ -240,13 +234,13 @@ static void expect_terminal(const char *workflow_id, const char *body, const cha
 static void test_terminal_frame_for_every_end(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"ends-ok\",\"name\":\"Ok\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"ends-ok\",\"name\":\"Ok\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,"
                     " \"prompt_template\":\"#mock sleep 300\\nfine\"}]}");
-    create_workflow("{\"id\":\"ends-bad\",\"name\":\"Bad\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"ends-bad\",\"name\":\"Bad\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,\"max_attempts\":1,"
                     " \"prompt_template\":\"#mock sleep 300\\n#mock fail no luck\"}]}");
-    create_workflow("{\"id\":\"ends-stop\",\"name\":\"Stop\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"ends-stop\",\"name\":\"Stop\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,"
                     " \"prompt_template\":\"#mock sleep 10000\\nlong\"}]}");
     expect_terminal("ends-ok", "{}", "ExecutionCompleted", false);
@@ -266,7 +260,7 @@ static void test_thousand_concurrent_clients(void **state)
 {
     (void)state;
     enum { CLIENTS = 1000 };
-    create_workflow("{\"id\":\"crowd\",\"name\":\"Crowd\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"crowd\",\"name\":\"Crowd\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,"
                     " \"prompt_template\":\"#mock sleep 3000\\none\"},"
                     "{\"phase_id\":\"b\",\"name\":\"B\",\"order\":2,\"prompt_template\":\"two\"},"
@@ -314,7 +308,7 @@ static void test_thousand_concurrent_clients(void **state)
 static void test_activity_stream(void **state)
 {
     (void)state;
-    create_workflow("{\"id\":\"busy\",\"name\":\"Busy\",\"phases\":["
+    execution_create_workflow(stack, "{\"id\":\"busy\",\"name\":\"Busy\",\"phases\":["
                     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,\"prompt_template\":\"x\"}]}");
     sse_client_t *r = open_stream(http_port, "/sse/activity", NULL, 0);
     assert_true(sse_client_wait(r, sse_client_has_frames, 1, 10000));

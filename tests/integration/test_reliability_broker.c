@@ -340,6 +340,15 @@ static int accepted_so_far(load_t *load)
     return n;
 }
 
+/* Waits until more than `floor` executions were accepted, or timeout_ms passed. */
+static void wait_accepted_above(load_t *load, int floor, int timeout_ms)
+{
+    long long deadline = teststack_now_ms() + timeout_ms;
+    while (accepted_so_far(load) <= floor && teststack_now_ms() < deadline)
+        teststack_sleep_ms(20);
+    teststack_sleep_ms(200); /* and a little more traffic after that */
+}
+
 static void test_gateway_kill9_under_load(void **state)
 {
     (void)state;
@@ -350,7 +359,9 @@ static void test_gateway_kill9_under_load(void **state)
     pthread_t thread;
     pthread_create(&thread, NULL, submit_until_stopped, &load);
 
-    teststack_sleep_ms(700);
+    /* Load is flowing before the kill (waiting on progress, not a fixed time, so a
+     * busy machine does not make the test fail). */
+    wait_accepted_above(&load, 0, 15000);
     int before = accepted_so_far(&load);
     teststack_kill_gateway(stack, SIGKILL);
     teststack_sleep_ms(300);
@@ -359,7 +370,7 @@ static void test_gateway_kill9_under_load(void **state)
     assert_int_equal(teststack_wait_health(stack, 2, 15000), 0);
     long long healthy_ms = teststack_now_ms() - restarted;
     int at_restart = accepted_so_far(&load);
-    teststack_sleep_ms(700);
+    wait_accepted_above(&load, at_restart, 15000);
     load.stop = true;
     pthread_join(thread, NULL);
     printf("measure: gateway_restart_healthy_ms=%lld accepted=%d (before kill %d, after "

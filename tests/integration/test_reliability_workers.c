@@ -2,6 +2,7 @@
  * worker processes are killed with SIGKILL, frozen with SIGSTOP and stopped with
  * SIGTERM while they run phases; every check reads the broker's database or the
  * HTTP API. Lines starting "measure:" report timings for docs/reliability.md. */
+#include "tests/support/execution.h"
 #include "tests/support/expect.h"
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
@@ -71,13 +72,6 @@ static long attempt_count(const char *execution_id, const char *phase_id)
                               execution_id, phase_id, NULL);
 }
 
-static char *phase_output(const char *execution_id, const char *phase_id)
-{
-    return teststack_db_text(stack,
-                             "SELECT output FROM phases WHERE execution_id=?1 AND phase_id=?2",
-                             execution_id, phase_id, NULL);
-}
-
 static long events_of(const char *execution_id, const char *type)
 {
     return teststack_db_count(stack, "SELECT 1 FROM events WHERE execution_id=?1 AND type=?2",
@@ -144,20 +138,6 @@ static pid_t read_pid_file(const char *execution_id, const char *suffix)
     pid_t pid = text ? (pid_t)atoi(text) : 0;
     free(text);
     return pid;
-}
-
-/* Gone means no such process, or a zombie waiting for whoever adopted it. */
-static bool process_gone(pid_t pid)
-{
-    if (kill(pid, 0) == -1 && errno == ESRCH)
-        return true;
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    char *stat = slurp(path);
-    const char *close_paren = stat ? strrchr(stat, ')') : NULL;
-    bool zombie = !stat || (close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z');
-    free(stat);
-    return zombie;
 }
 
 /* Waits until the broker's log has a line containing needle. */
@@ -262,7 +242,7 @@ static void test_killed_worker_phase_reruns_elsewhere(void **state)
     assert_non_null(strstr(why, first));
     assert_int_equal(attempt_count(id, "work"), 2);
     assert_int_equal(events_of(id, "PhaseCompleted"), 1);
-    char *output = phase_output(id, "work");
+    char *output = execution_db_phase_output(stack, id, "work");
     assert_non_null(output);
     assert_non_null(strstr(output, "mock output for phase work"));
     free(output);
@@ -455,7 +435,7 @@ static void test_frozen_worker_late_result_is_fenced(void **state)
     assert_string_equal(json_str(final, "status"), "completed");
     char expected[160];
     snprintf(expected, sizeof expected, "phase work attempt 2 of %s\n", id);
-    char *output = phase_output(id, "work");
+    char *output = execution_db_phase_output(stack, id, "work");
     assert_non_null(output);
     assert_string_equal(output, expected);
     free(output);
@@ -466,7 +446,7 @@ static void test_frozen_worker_late_result_is_fenced(void **state)
     snprintf(stale, sizeof stale, "dropped stale result execution=%s phase=work attempt=1 ", id);
     assert_true(wait_broker_log(stale, 10000));
 
-    output = phase_output(id, "work");
+    output = execution_db_phase_output(stack, id, "work");
     assert_non_null(output);
     assert_string_equal(output, expected);
     char *s1 = attempt_field("status", id, "work", "1");
@@ -551,8 +531,8 @@ static void test_command_phase_times_out_and_leaves_no_orphans(void **state)
     assert_true(agent > 0);
     assert_true(child > 0);
     teststack_sleep_ms(200);
-    assert_true(process_gone(agent));
-    assert_true(process_gone(child));
+    assert_true(execution_process_gone(agent));
+    assert_true(execution_process_gone(child));
     assert_int_equal(agent_runs(id), 1);
     json_decref(final);
     free(id);
@@ -602,7 +582,7 @@ static void test_retries_rerun_a_failing_agent(void **state)
     assert_string_equal(s1, "failed");
     assert_string_equal(s2, "failed");
     assert_string_equal(s3, "completed");
-    char *output = phase_output(id, "work");
+    char *output = execution_db_phase_output(stack, id, "work");
     assert_non_null(output);
     assert_non_null(strstr(output, "succeeded on run 3"));
     assert_non_null(strstr(output, "attempt 3"));

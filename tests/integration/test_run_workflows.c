@@ -1,5 +1,6 @@
 /* Workflows run end to end through gateway, broker and worker processes (issue 2):
  * outputs flow from phase to phase, failures stop the run, many run at once. */
+#include "tests/support/execution.h"
 #include "tests/support/expect.h"
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
@@ -29,20 +30,6 @@ static int teardown(void **state)
     (void)state;
     teststack_destroy(&stack);
     return 0;
-}
-
-static char *phase_output(const char *execution_id, const char *phase_id)
-{
-    return teststack_db_text(stack,
-                             "SELECT output FROM phases WHERE execution_id=?1 AND phase_id=?2",
-                             execution_id, phase_id, NULL);
-}
-
-static char *phase_status(const char *execution_id, const char *phase_id)
-{
-    return teststack_db_text(stack,
-                             "SELECT status FROM phases WHERE execution_id=?1 AND phase_id=?2",
-                             execution_id, phase_id, NULL);
 }
 
 static void test_three_phases_feed_each_other(void **state)
@@ -78,9 +65,9 @@ static void test_three_phases_feed_each_other(void **state)
     expect_timestamp(final, "started_at");
     expect_timestamp(final, "completed_at");
 
-    char *research = phase_output(id, "research");
-    char *plan = phase_output(id, "plan");
-    char *review = phase_output(id, "review");
+    char *research = execution_db_phase_output(stack, id, "research");
+    char *plan = execution_db_phase_output(stack, id, "plan");
+    char *review = execution_db_phase_output(stack, id, "review");
     assert_non_null(research);
     assert_non_null(plan);
     assert_non_null(review);
@@ -125,8 +112,8 @@ static void test_failing_phase_fails_execution_and_skips_the_rest(void **state)
     assert_non_null(strstr(error, "the model refused"));
     expect_timestamp(final, "completed_at");
 
-    char *s1 = phase_status(id, "one"), *s2 = phase_status(id, "two"),
-         *s3 = phase_status(id, "three");
+    char *s1 = execution_db_phase_status(stack, id, "one"), *s2 = execution_db_phase_status(stack, id, "two"),
+         *s3 = execution_db_phase_status(stack, id, "three");
     assert_string_equal(s1, "completed");
     assert_string_equal(s2, "failed");
     assert_string_equal(s3, "skipped");
@@ -209,7 +196,7 @@ static void test_many_concurrent_executions_all_complete(void **state)
 
     /* Each execution's last output carries its own task through all three phases. */
     for (int i = 0; i < CONCURRENT_EXECUTIONS; i += 37) {
-        char *out = phase_output(ids[i], "p3");
+        char *out = execution_db_phase_output(stack, ids[i], "p3");
         char want[64];
         snprintf(want, sizeof want, "job %d", i);
         assert_non_null(out);

@@ -5,6 +5,7 @@
  * the broker's --workflows preload: the shipped examples load and run, a restart with
  * the same files changes nothing, a changed file makes a new version, a bad file is
  * skipped while the rest load. */
+#include "tests/support/execution.h"
 #include "tests/support/expect.h"
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
@@ -124,49 +125,6 @@ static json_int_t first_error_int(const json_t *body, const char *key)
 {
     const json_t *first = json_array_get(json_object_get(body, "errors"), 0);
     return json_integer_value(json_object_get(first, key));
-}
-
-static char *phase_status(const char *id, const char *phase_id)
-{
-    char path[256];
-    snprintf(path, sizeof path, "/executions/%s", id);
-    json_t *detail = get_json(200, path);
-    size_t i;
-    json_t *phase;
-    char *status = NULL;
-    json_array_foreach(json_object_get(detail, "phases"), i, phase)
-        if (!strcmp(json_str(phase, "phase_id"), phase_id))
-            status = strdup(json_str(phase, "status"));
-    json_decref(detail);
-    assert_non_null(status);
-    return status;
-}
-
-static void wait_phase(const char *id, const char *phase_id, const char *want, int timeout_ms)
-{
-    long long deadline = teststack_now_ms() + timeout_ms;
-    for (;;) {
-        char *status = phase_status(id, phase_id);
-        bool done = !strcmp(status, want);
-        if (!done && teststack_now_ms() > deadline)
-            fail_msg("phase %s of %s is %s, not %s", phase_id, id, status, want);
-        free(status);
-        if (done)
-            return;
-        teststack_sleep_ms(20);
-    }
-}
-
-static char *phase_output(const char *id, const char *phase_id)
-{
-    char path[256];
-    snprintf(path, sizeof path, "/executions/%s/phases/%s/output", id, phase_id);
-    http_response_t resp;
-    request(&resp, "GET", path, NULL, NULL);
-    assert_int_equal(resp.status, 200);
-    char *text = strdup(resp.body ? resp.body : "");
-    http_response_clear(&resp);
-    return text;
 }
 
 static void expect_status(const char *method, const char *path, const char *body, long status,
@@ -559,14 +517,14 @@ static void test_phase_update_while_paused(void **state)
     json_decref(wf);
     char *id = teststack_execute(stack, "editable", "{\"task\":\"T1\"}");
     assert_non_null(id);
-    wait_phase(id, "p1", "running", 10000);
+    execution_wait_phase(stack, id, "p1", "running", 10000);
     char path[256];
     snprintf(path, sizeof path, "/executions/%s/pause", id);
     http_response_t resp;
     request(&resp, "POST", path, NULL, NULL);
     assert_int_equal(resp.status, 200);
     http_response_clear(&resp);
-    wait_phase(id, "p1", "completed", 10000);
+    execution_wait_phase(stack, id, "p1", "completed", 10000);
     snprintf(path, sizeof path, "/executions/%s/state", id);
     json_t *state_json = get_json(200, path);
     assert_string_equal(json_str(state_json, "state"), "paused");
@@ -595,7 +553,7 @@ static void test_phase_update_while_paused(void **state)
     json_t *final = teststack_wait_terminal(stack, "editable", id, 20000);
     assert_string_equal(json_str(final, "status"), "completed");
     json_decref(final);
-    char *out = phase_output(id, "p2");
+    char *out = execution_phase_output(stack, id, "p2");
     print_message("p2 of the paused execution: %s\n", out);
     assert_non_null(strstr(out, "OLD second for T1"));
     assert_null(strstr(out, "NEW"));
@@ -608,7 +566,7 @@ static void test_phase_update_while_paused(void **state)
     final = teststack_wait_terminal(stack, "editable", id, 20000);
     assert_string_equal(json_str(final, "status"), "completed");
     json_decref(final);
-    out = phase_output(id, "p2");
+    out = execution_phase_output(stack, id, "p2");
     assert_non_null(strstr(out, "NEW second for T2"));
     free(out);
     free(id);

@@ -1,5 +1,6 @@
 #include "tests/support/teststack.h"
 #include "tests/support/http.h"
+#include "bench/synload/localproc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,25 +39,12 @@ long long teststack_now_ms(void)
 
 void teststack_sleep_ms(int ms)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
+    localproc_sleep_ms(ms);
 }
 
 int teststack_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
-        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
-        port = ntohs(addr.sin_port);
-    close(fd);
-    return port;
+    return localproc_free_port();
 }
 
 /* Appends space-separated words of extra to argv (modifies a private copy). */
@@ -75,15 +63,7 @@ static pid_t spawn(teststack_t *self, const char *log, char **argv)
     snprintf(path, sizeof path, "%s/%s.log", self->dir, log);
     pid_t pid = fork();
     if (pid == 0) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, 0);
+        localproc_redirect_child(path);
         execv(argv[0], argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
