@@ -1,0 +1,20 @@
+/* timeline: an execution drawn as a picture — one row per phase, one bar per
+ * attempt on a shared time axis, coloured by how the attempt ended — rendered as
+ * SVG from the execution detail the broker answers (GET /executions/{id}). */
+#ifndef SYN_GATEWAY_TIMELINE_H
+#define SYN_GATEWAY_TIMELINE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parses an RFC 3339 UTC timestamp with optional fraction ("…T14:56:19.123456Z")
+ * into microseconds since the epoch; 0, or -1 when it is not one. */
+int timeline_parse_time(const char *text, int64_t *epoch_us);
+
+/* Renders the execution detail as an SVG document (malloc'd, NUL-terminated;
+ * caller frees). now_us stands for the end of bars still running. NULL with the
+ * reason in err when the detail lacks what a timeline needs. */
+char *timeline_render_svg(const json_t *detail, int64_t now_us, char *err, size_t errlen);
+
+#endif
