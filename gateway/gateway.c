@@ -6,6 +6,7 @@
 #include "gateway/pending.h"
 #include "gateway/router.h"
 #include "gateway/sse.h"
+#include "gateway/view.h"
 #include "gateway/yaml.h"
 #include "proto/msg.h"
 
@@ -40,6 +41,9 @@
 #define REPLAY_PAGE 1000
 /* Live events held while a gap in seq is filled from the log (then read back). */
 #define GAP_HOLD_LIMIT 10000
+/* With events quiet this long and the view holding entries, the broker is asked for
+ * its last seq; a seq it named that has not arrived by the next probe was lost. */
+#define VIEW_PROBE_MS 1000
 /* An SSE stream asks for its next replay page only with less than this queued. */
 #define SSE_LOW_BYTES_DIVISOR 4
 /* A client cut for being too slow is closed this long after, if it still reads nothing. */
@@ -86,6 +90,8 @@ typedef struct {
     bool sse_suspended;        /* suspended by the stream reader: queue empty */
     bool page_pending;         /* an events.replay page is in flight (corr) */
     bool sse_cut;              /* failed stream: logged, closing */
+    bool view_held;            /* a control op holding its execution in the view */
+    uint64_t view_token;       /* gateway_view_hold's token, for the reply */
 } request_t;
 
 struct gateway_t {
@@ -102,8 +108,16 @@ struct gateway_t {
     int64_t broker_warned_ms; /* when */
     char mhd_error[256]; /* MHD's last complaint, to explain a failed start */
     gateway_hub_t *hub;
+    gateway_view_t *view;
+    zsock_t *monitor; /* the SUB's connect/disconnect events, for the view */
     gateway_sse_limits_t sse_limits;
     char fill_marker;     /* its address stands for the gap fill in the pending table */
+    char probe_marker;    /* ... and for the view's probe of the broker's last seq */
+    bool probe_pending;
+    bool probe_answered;      /* probe_last holds the broker's last seq at the last probe */
+    uint64_t probe_last;
+    int64_t next_probe_ms;
+    int64_t last_event_ms;    /* when the SUB last gave an event */
     bool resumed;         /* a connection was resumed: run MHD again this turn */
     bool sse_more;        /* streams have frames queued: let MHD send them this turn */
     int64_t next_sweep_ms; /* next keepalive sweep */
@@ -293,13 +307,13 @@ static void on_hub_wake(gateway_sse_client_t *client, void *cls)
 /* Sends one events.replay request whose reply goes to item (a request, or the gap
  * fill); 0, or -1 when the broker cannot take it. */
 static int replay_send(gateway_t *self, void *item, const char *execution_id, uint64_t after,
-                       uint64_t *corr_out)
+                       unsigned limit, uint64_t *corr_out)
 {
     uint64_t corr = self->next_corr++;
     if (gateway_pending_add(self->pending, corr,
                             syn_mono_ms() + self->config.request_timeout_ms, item) != 0)
         return -1;
-    json_t *args = gateway_api_replay_args(execution_id, after, REPLAY_PAGE);
+    json_t *args = gateway_api_replay_args(execution_id, after, limit);
     syn_msg_t *msg = syn_msg_new_with(SYN_MSG_REQUEST,
                                       json_pack("{s:I, s:s, s:o}", "id", (json_int_t)corr, "op",
                                                 "events.replay", "args", args));
@@ -323,7 +337,8 @@ static void sse_advance(gateway_t *self, request_t *req)
     uint64_t after;
     if (req->page_pending || !gateway_sse_client_next_page(req->sse, &after))
         return;
-    if (replay_send(self, req, gateway_sse_client_execution_id(req->sse), after, &req->corr) != 0) {
+    if (replay_send(self, req, gateway_sse_client_execution_id(req->sse), after, REPLAY_PAGE,
+                    &req->corr) != 0) {
         gateway_sse_client_fail(req->sse);
         sse_wake(self, req);
         return;
@@ -335,7 +350,7 @@ static void sse_advance(gateway_t *self, request_t *req)
 static void fill_send(gateway_t *self, uint64_t after)
 {
     uint64_t corr;
-    if (replay_send(self, &self->fill_marker, NULL, after, &corr) != 0) {
+    if (replay_send(self, &self->fill_marker, NULL, after, REPLAY_PAGE, &corr) != 0) {
         syn_warn(COMPONENT, "cannot replay an event gap after seq=%llu: closing SSE streams",
                  (unsigned long long)after);
         gateway_hub_fill_failed(self->hub);
@@ -511,6 +526,28 @@ static void sweep_keepalives(gateway_t *self)
     gateway_hub_foreach(self->hub, keepalive_one, self);
 }
 
+static bool is_control(gateway_route_id_t id)
+{
+    return id == GATEWAY_ROUTE_EXECUTION_CANCEL || id == GATEWAY_ROUTE_EXECUTION_PAUSE ||
+           id == GATEWAY_ROUTE_EXECUTION_RESUME || id == GATEWAY_ROUTE_EXECUTION_INJECT;
+}
+
+/* A status read the local view can vouch for is answered from its ready text (a full
+ * id of that workflow); anything else, errors included, is the broker's to answer. */
+static bool view_answer(gateway_t *self, request_t *req)
+{
+    const char *text;
+    size_t len;
+    if (!gateway_view_get(self->view, req->route.params[0], req->route.params[1], &text, &len))
+        return false;
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return false;
+    memcpy(copy, text, len + 1);
+    request_set_answer(req, 200, copy);
+    return true;
+}
+
 /* The whole request is in: answer it at once, or hand it to the broker. */
 static void request_dispatch(gateway_t *self, request_t *req)
 {
@@ -535,12 +572,20 @@ static void request_dispatch(gateway_t *self, request_t *req)
     json_t *args = NULL, *error = NULL;
     const char *content_type = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
                                                            MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (req->route.id == GATEWAY_ROUTE_EXECUTION_STATUS && view_answer(self, req))
+        return;
     int status = gateway_api_request(&req->route, content_type, req->body ? req->body : "",
                                      req->body_len, lookup_query, req, &op, &args, &error);
-    if (status != 0)
+    if (status != 0) {
         request_set_json(req, (unsigned)status, error);
-    else
+    } else {
+        if (is_control(req->route.id)) {
+            /* Read-your-writes: what the view holds may predate this op. */
+            req->view_token = gateway_view_hold(self->view, req->route.params[0]);
+            req->view_held = true;
+        }
         request_send(self, req, op, args);
+    }
     json_decref(args);
     json_decref(error);
 }
@@ -691,7 +736,21 @@ static bool handle_reply(gateway_t *self, syn_msg_t *msg)
         fill_reply(self, status, body);
         return false;
     }
+    if (item == &self->probe_marker) {
+        json_t *last = json_object_get(body, "last_seq");
+        self->probe_pending = false;
+        self->probe_answered = status == 200 && json_is_integer(last);
+        self->probe_last = (uint64_t)json_integer_value(last);
+        return false;
+    }
     request_t *req = item;
+    if (req->view_held) {
+        bool ok = status >= 200 && status < 300;
+        gateway_view_release(self->view, req->view_token,
+                             ok ? json_string_value(json_object_get(body, "execution_id")) : NULL,
+                             ok ? json_string_value(json_object_get(body, "state")) : NULL);
+        req->view_held = false;
+    }
     if (status < 200 || status > 599) {
         syn_warn(COMPONENT, "broker replied with status=%lld", (long long)status);
         status = 502;
@@ -793,6 +852,9 @@ static void drain_events(gateway_t *self)
         else
             snprintf(err, sizeof err, "unexpected message type=%s",
                      syn_msg_type_name(syn_msg_type(msg)));
+        if (frame)
+            gateway_view_event(self->view, gateway_sse_frame_seq(frame),
+                               json_object_get(syn_msg_fields(msg), "status"));
         syn_msg_destroy(&msg);
         if (!frame) {
             self->stats.bad_messages++;
@@ -800,6 +862,7 @@ static void drain_events(gateway_t *self)
             continue;
         }
         self->stats.events++;
+        self->last_event_ms = syn_mono_ms();
         uint64_t after;
         if (gateway_hub_live(self->hub, frame, &after))
             fill_send(self, after);
@@ -807,10 +870,96 @@ static void drain_events(gateway_t *self)
     }
 }
 
+/* The SUB connected or lost its connection: either way events may have been missed,
+ * so the view starts over (and serves nothing while disconnected). */
+static void drain_monitor(gateway_t *self)
+{
+    if (!self->monitor)
+        return;
+    void *socket = zsock_resolve(self->monitor);
+    for (;;) {
+        zmq_msg_t frame;
+        zmq_msg_init(&frame);
+        if (zmq_msg_recv(&frame, socket, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&frame);
+            return;
+        }
+        uint16_t event = 0;
+        bool first = zmq_msg_size(&frame) >= sizeof event;
+        if (first)
+            memcpy(&event, zmq_msg_data(&frame), sizeof event);
+        bool more = zmq_msg_more(&frame);
+        zmq_msg_close(&frame);
+        while (more) { /* the endpoint frame */
+            zmq_msg_init(&frame);
+            more = zmq_msg_recv(&frame, socket, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&frame);
+            zmq_msg_close(&frame);
+        }
+        if (!first)
+            continue;
+        if (event == ZMQ_EVENT_CONNECTED) {
+            syn_debug(COMPONENT, "events connected: local view starts over");
+            gateway_view_set_connected(self->view, true);
+        } else if (event == ZMQ_EVENT_DISCONNECTED) {
+            syn_info(COMPONENT, "events disconnected: status reads go to the broker");
+            gateway_view_set_connected(self->view, false);
+        }
+    }
+}
+
+/* Watches the SUB's connection so the view is never trusted while it is down. Without
+ * a monitor the view stays disconnected: every read goes to the broker. */
+static void monitor_start(gateway_t *self)
+{
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://gateway-sub-monitor-%p", (void *)self);
+    if (zmq_socket_monitor(zsock_resolve(self->sub), endpoint,
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0) {
+        syn_warn(COMPONENT, "cannot monitor the events socket (%s): no local view",
+                 zmq_strerror(errno));
+        return;
+    }
+    self->monitor = zsock_new(ZMQ_PAIR);
+    if (self->monitor && zsock_connect(self->monitor, "%s", endpoint) != 0)
+        zsock_destroy(&self->monitor);
+    if (!self->monitor)
+        syn_warn(COMPONENT, "cannot read the events socket's monitor: no local view");
+}
+
+/* PUB may drop the last event of a burst, and no gap shows until the next one: when
+ * the feed has been quiet, ask the broker how far its log goes (events.replay, one
+ * event); if that seq has still not arrived by the next probe, the view lost it. */
+static void view_probe(gateway_t *self)
+{
+    int64_t now = syn_mono_ms();
+    if (self->probe_pending || now < self->next_probe_ms)
+        return;
+    self->next_probe_ms = now + VIEW_PROBE_MS;
+    uint64_t last;
+    bool known = gateway_view_last_seq(self->view, &last);
+    if (self->probe_answered && known && last < self->probe_last) {
+        syn_info(COMPONENT, "events up to seq=%llu never arrived (last seq=%llu): local view "
+                 "starts over", (unsigned long long)self->probe_last, (unsigned long long)last);
+        gateway_view_clear(self->view);
+    }
+    self->probe_answered = false;
+    gateway_view_stats_t view;
+    gateway_view_stats(self->view, &view);
+    if (!known || view.entries == 0 || now - self->last_event_ms < VIEW_PROBE_MS)
+        return;
+    uint64_t corr;
+    if (replay_send(self, &self->probe_marker, NULL, last, 1, &corr) == 0)
+        self->probe_pending = true;
+}
+
 /* No reply will come for item: a waiting request is answered 503, a stream waiting
  * for a replay page is cut (it may resume with Last-Event-ID), a gap fill gives up. */
 static void give_up(gateway_t *self, void *item)
 {
+    if (item == &self->probe_marker) {
+        self->probe_pending = false;
+        return;
+    }
     if (item == &self->fill_marker) {
         syn_warn(COMPONENT, "event gap replay got no reply: closing SSE streams");
         gateway_hub_fill_failed(self->hub);
@@ -852,6 +1001,10 @@ int gateway_poll(gateway_t *self, long max_wait_ms)
     gateway_hub_stats(self->hub, &hub);
     if (hub.clients > 0 && (deadline < 0 || self->next_sweep_ms < deadline))
         deadline = self->next_sweep_ms;
+    gateway_view_stats_t view;
+    gateway_view_stats(self->view, &view);
+    if (view.entries > 0 && (deadline < 0 || self->next_probe_ms < deadline))
+        deadline = self->next_probe_ms;
     if (deadline >= 0) {
         int64_t until = deadline - syn_mono_ms();
         if (until < timeout)
@@ -861,19 +1014,23 @@ int gateway_poll(gateway_t *self, long max_wait_ms)
         {zsock_resolve(self->dealer), 0, ZMQ_POLLIN, 0},
         {zsock_resolve(self->sub), 0, ZMQ_POLLIN, 0},
         {NULL, self->epoll_fd, ZMQ_POLLIN, 0},
+        {self->monitor ? zsock_resolve(self->monitor) : NULL, 0, ZMQ_POLLIN, 0},
     };
-    if (zmq_poll(items, 3, timeout) < 0) {
+    if (zmq_poll(items, self->monitor ? 4 : 3, timeout) < 0) {
         if (errno == EINTR)
             return 0;
         syn_error(COMPONENT, "poll failed: %s", zmq_strerror(errno));
         return -1;
     }
+    /* A lost events connection is known before any status read of this turn. */
+    drain_monitor(self);
     self->resumed = true;
     run_http(self);
     if (drain_replies(self) > 0)
         self->resumed = true;
     expire_requests(self);
     drain_events(self);
+    view_probe(self);
     sweep_keepalives(self);
     /* Resumed connections are handled now rather than on the next turn. */
     run_http(self);
@@ -965,7 +1122,8 @@ gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
     struct sockaddr_storage addr;
     self->pending = gateway_pending_new();
     self->hub = gateway_hub_new(GAP_HOLD_LIMIT, on_hub_wake, self);
-    if (!self->pending || !self->hub) {
+    self->view = gateway_view_new(GATEWAY_VIEW_CAPACITY);
+    if (!self->pending || !self->hub || !self->view) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -977,6 +1135,7 @@ gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
     self->sub = broker_socket(ZMQ_SUB, config->events, EVENTS_RCVHWM, err, errlen);
     if (!self->sub)
         goto fail;
+    monitor_start(self);
 
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
@@ -1037,9 +1196,14 @@ void gateway_destroy(gateway_t **self_p)
         MHD_stop_daemon(self->daemon);
     }
     zsock_destroy(&self->dealer);
+    if (self->monitor) {
+        zmq_socket_monitor(zsock_resolve(self->sub), NULL, 0);
+        zsock_destroy(&self->monitor);
+    }
     zsock_destroy(&self->sub);
     gateway_pending_destroy(&self->pending);
     gateway_hub_destroy(&self->hub);
+    gateway_view_destroy(&self->view);
     free(self);
     *self_p = NULL;
 }
@@ -1059,4 +1223,9 @@ void gateway_stats(const gateway_t *self, gateway_stats_t *stats)
     stats->sse_overflows = hub.overflows;
     stats->event_gaps = hub.gaps;
     stats->events_dispatched = hub.dispatched;
+    gateway_view_stats_t view;
+    gateway_view_stats(self->view, &view);
+    stats->view_hits = view.hits;
+    stats->view_entries = view.entries;
+    stats->view_clears = view.clears;
 }

@@ -1,6 +1,7 @@
 /* gateway: the HTTP front of syn. Translates each HTTP request into a broker
- * `request` over a ZeroMQ DEALER and answers with the broker's `reply`; holds no state
- * beyond the requests in flight.
+ * `request` over a ZeroMQ DEALER and answers with the broker's `reply`. Its one state
+ * beyond the requests in flight is a local view of execution statuses fed by the events
+ * (gateway/view.h): status reads it can vouch for are answered without the broker.
  *
  * One thread, one loop: libmicrohttpd runs in external-polling epoll mode and its
  * epoll fd is polled together with the DEALER (replies) and the SUB (events) by
@@ -50,6 +51,9 @@ typedef struct {
     uint64_t sse_overflows;   /* SSE clients cut for falling too far behind */
     uint64_t event_gaps;      /* gaps in seq on the SUB, filled from the broker's log */
     uint64_t events_dispatched; /* events handed to SSE streams (once each) */
+    uint64_t view_hits;         /* status reads answered from the local view */
+    size_t view_entries;        /* executions in the local view right now */
+    uint64_t view_clears;       /* times the view started over (gap, (dis)connect) */
 } gateway_stats_t;
 
 typedef struct gateway_t gateway_t;

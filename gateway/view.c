@@ -1,0 +1,296 @@
+#include "gateway/view.h"
+
+#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Longest execution status name ("completed", "cancelled") plus room. */
+#define STATUS_MAX 16
+
+/* One execution. An entry without text is a tombstone: a control op's reply named the
+ * execution before any event did, and older events must not make it look fresh. */
+typedef struct entry_t {
+    char *id;
+    char *workflow_id;
+    char *text; /* the status object as the reply body */
+    size_t text_len;
+    char status[STATUS_MAX];
+    uint64_t seq; /* of the event the text came from */
+    bool terminal;
+    bool held;         /* a control op may have changed it: not served */
+    uint64_t hold_seq; /* only events after this one can release it */
+    char want[STATUS_MAX]; /* ... and only one showing this status ("" → any) */
+    struct entry_t *prev, *next; /* in its list, oldest update first */
+} entry_t;
+
+typedef struct {
+    entry_t *head, *tail;
+} list_t;
+
+struct gateway_view_t {
+    size_t capacity;
+    zhashx_t *by_id; /* id → entry_t * */
+    list_t active;   /* pending, running, paused, and tombstones */
+    list_t finished; /* completed, failed, cancelled: forgotten first */
+    bool connected;
+    bool known;    /* a seq was seen since the last start: last is meaningful */
+    uint64_t last; /* last seq seen */
+    gateway_view_stats_t stats;
+};
+
+static bool is_terminal(const char *status)
+{
+    return !strcmp(status, "completed") || !strcmp(status, "failed") ||
+           !strcmp(status, "cancelled");
+}
+
+static list_t *list_of(gateway_view_t *self, const entry_t *entry)
+{
+    return entry->terminal ? &self->finished : &self->active;
+}
+
+static void list_unlink(list_t *list, entry_t *entry)
+{
+    if (entry->prev)
+        entry->prev->next = entry->next;
+    else
+        list->head = entry->next;
+    if (entry->next)
+        entry->next->prev = entry->prev;
+    else
+        list->tail = entry->prev;
+    entry->prev = entry->next = NULL;
+}
+
+static void list_append(list_t *list, entry_t *entry)
+{
+    entry->prev = list->tail;
+    entry->next = NULL;
+    if (list->tail)
+        list->tail->next = entry;
+    else
+        list->head = entry;
+    list->tail = entry;
+}
+
+static void entry_free(entry_t *entry)
+{
+    free(entry->id);
+    free(entry->workflow_id);
+    free(entry->text);
+    free(entry);
+}
+
+static void entry_remove(gateway_view_t *self, entry_t *entry)
+{
+    list_unlink(list_of(self, entry), entry);
+    zhashx_delete(self->by_id, entry->id);
+    entry_free(entry);
+}
+
+gateway_view_t *gateway_view_new(size_t capacity)
+{
+    gateway_view_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->capacity = capacity ? capacity : GATEWAY_VIEW_CAPACITY;
+    self->by_id = zhashx_new();
+    if (!self->by_id) {
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+static void remove_all(gateway_view_t *self, bool keep_held)
+{
+    list_t *lists[] = {&self->active, &self->finished};
+    for (size_t i = 0; i < 2; i++) {
+        entry_t *entry = lists[i]->head;
+        while (entry) {
+            entry_t *next = entry->next;
+            if (!keep_held || !entry->held)
+                entry_remove(self, entry);
+            entry = next;
+        }
+    }
+}
+
+void gateway_view_destroy(gateway_view_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gateway_view_t *self = *self_p;
+    remove_all(self, false);
+    zhashx_destroy(&self->by_id);
+    free(self);
+    *self_p = NULL;
+}
+
+void gateway_view_clear(gateway_view_t *self)
+{
+    remove_all(self, true);
+    self->stats.clears++;
+}
+
+void gateway_view_set_connected(gateway_view_t *self, bool connected)
+{
+    self->connected = connected;
+    self->known = false;
+    gateway_view_clear(self);
+}
+
+/* Makes room for one more entry: finished executions go first, oldest update first. */
+static void make_room(gateway_view_t *self)
+{
+    while (zhashx_size(self->by_id) >= self->capacity) {
+        entry_t *victim = self->finished.head ? self->finished.head : self->active.head;
+        if (!victim)
+            return;
+        entry_remove(self, victim);
+        self->stats.evictions++;
+    }
+}
+
+static entry_t *entry_add(gateway_view_t *self, const char *id)
+{
+    make_room(self);
+    entry_t *entry = calloc(1, sizeof *entry);
+    if (!entry || !(entry->id = strdup(id)) || zhashx_insert(self->by_id, id, entry) != 0) {
+        if (entry)
+            free(entry->id);
+        free(entry);
+        return NULL;
+    }
+    list_append(&self->active, entry);
+    return entry;
+}
+
+static bool releases(const entry_t *entry)
+{
+    return entry->text && entry->seq > entry->hold_seq &&
+           (!entry->want[0] || !strcmp(entry->status, entry->want) || entry->terminal);
+}
+
+/* Stores the status object the event at seq carried, when newer than what is held. */
+static void apply(gateway_view_t *self, uint64_t seq, const json_t *status)
+{
+    const char *id = json_string_value(json_object_get(status, "execution_id"));
+    const char *workflow_id = json_string_value(json_object_get(status, "workflow_id"));
+    const char *state = json_string_value(json_object_get(status, "status"));
+    /* started_at is always a timestamp (docs/api.md); an object without one is not
+     * what the broker answers, so it is not served (the broker is asked instead). */
+    if (!json_is_object(status) || !id || !id[0] || !workflow_id || !state ||
+        strlen(state) >= STATUS_MAX || !json_is_string(json_object_get(status, "started_at"))) {
+        self->stats.rejected++;
+        return;
+    }
+    entry_t *entry = zhashx_lookup(self->by_id, id);
+    if (entry && entry->text && seq <= entry->seq)
+        return;
+    char *text = json_dumps(status, JSON_COMPACT);
+    char *workflow_copy = strdup(workflow_id);
+    if (!entry)
+        entry = entry_add(self, id);
+    if (!text || !workflow_copy || !entry) {
+        /* Out of memory: better no entry than an old one. */
+        free(text);
+        free(workflow_copy);
+        if (entry)
+            entry_remove(self, entry);
+        return;
+    }
+    list_unlink(list_of(self, entry), entry);
+    free(entry->text);
+    free(entry->workflow_id);
+    entry->text = text;
+    entry->text_len = strlen(text);
+    entry->workflow_id = workflow_copy;
+    snprintf(entry->status, sizeof entry->status, "%s", state);
+    entry->terminal = is_terminal(state);
+    entry->seq = seq;
+    list_append(list_of(self, entry), entry);
+    if (entry->held && releases(entry))
+        entry->held = false;
+    self->stats.updates++;
+}
+
+void gateway_view_event(gateway_view_t *self, uint64_t seq, const json_t *status)
+{
+    if (self->known && seq != self->last + 1) {
+        if (seq <= self->last)
+            return; /* a repeat: what it says is already applied */
+        gateway_view_clear(self);
+    }
+    self->known = true;
+    self->last = seq;
+    if (status)
+        apply(self, seq, status);
+}
+
+bool gateway_view_get(gateway_view_t *self, const char *workflow_id, const char *execution_id,
+                      const char **text, size_t *len)
+{
+    entry_t *entry = self->connected ? zhashx_lookup(self->by_id, execution_id) : NULL;
+    if (!entry || entry->held || !entry->text || strcmp(entry->workflow_id, workflow_id) != 0) {
+        self->stats.misses++;
+        return false;
+    }
+    self->stats.hits++;
+    *text = entry->text;
+    *len = entry->text_len;
+    return true;
+}
+
+static void hold_entry(entry_t *entry, uint64_t token)
+{
+    entry->held = true;
+    entry->hold_seq = token;
+    entry->want[0] = '\0';
+}
+
+uint64_t gateway_view_hold(gateway_view_t *self, const char *given)
+{
+    uint64_t token = self->known ? self->last : 0;
+    entry_t *exact = zhashx_lookup(self->by_id, given);
+    if (exact) {
+        hold_entry(exact, token);
+        return token;
+    }
+    /* A prefix: every execution it may resolve to. */
+    size_t len = strlen(given);
+    list_t *lists[] = {&self->active, &self->finished};
+    for (size_t i = 0; i < 2; i++)
+        for (entry_t *entry = lists[i]->head; entry; entry = entry->next)
+            if (strncmp(entry->id, given, len) == 0)
+                hold_entry(entry, token);
+    return token;
+}
+
+void gateway_view_release(gateway_view_t *self, uint64_t token, const char *execution_id,
+                          const char *state)
+{
+    /* A failed op changed nothing: its entries come back with the next newer event. */
+    if (!execution_id || !state || !execution_id[0] || strlen(state) >= STATUS_MAX)
+        return;
+    entry_t *entry = zhashx_lookup(self->by_id, execution_id);
+    if (!entry)
+        entry = entry_add(self, execution_id); /* a tombstone until an event comes */
+    if (!entry)
+        return;
+    entry->hold_seq = token;
+    snprintf(entry->want, sizeof entry->want, "%s", state);
+    entry->held = !releases(entry);
+}
+
+bool gateway_view_last_seq(const gateway_view_t *self, uint64_t *seq)
+{
+    *seq = self->known ? self->last : 0;
+    return self->known;
+}
+
+void gateway_view_stats(const gateway_view_t *self, gateway_view_stats_t *stats)
+{
+    *stats = self->stats;
+    stats->entries = zhashx_size(self->by_id);
+}
