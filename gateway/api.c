@@ -231,6 +231,10 @@ int gateway_api_request(const gateway_route_t *route, const char *content_type, 
         *op = "execution.inject";
         return gateway_validate_control(GATEWAY_CONTROL_INJECT, body, len, route->params[0],
                                         args, error);
+    case GATEWAY_ROUTE_EXECUTION_TIMELINE:
+        *op = "execution.get";
+        *args = json_pack("{s:s}", "execution_id", route->params[0]);
+        return 0;
     case GATEWAY_ROUTE_PHASE_OUTPUT:
         *op = "execution.output";
         *args = json_pack("{s:s, s:s}", "execution_id", route->params[0], "phase_id",

@@ -6,6 +6,7 @@
 #include "gateway/pending.h"
 #include "gateway/router.h"
 #include "gateway/sse.h"
+#include "gateway/timeline.h"
 #include "gateway/view.h"
 #include "gateway/yaml.h"
 #include "proto/msg.h"
@@ -774,6 +775,17 @@ static bool handle_reply(gateway_t *self, syn_msg_t *msg)
         else {
             request_set_answer(req, 200, text);
             req->content_type = "text/plain; charset=utf-8";
+        }
+    } else if (req->route.id == GATEWAY_ROUTE_EXECUTION_TIMELINE && status == 200) {
+        char why[128];
+        char *svg = timeline_render_svg(body, syn_now_us(), why, sizeof why);
+        if (svg) {
+            request_set_answer(req, 200, svg);
+            req->content_type = "image/svg+xml";
+        } else {
+            json_t *detail = json_pack("{s:s}", "detail", why);
+            request_set_json(req, 409, detail);
+            json_decref(detail);
         }
     } else if (req->route.id == GATEWAY_ROUTE_WORKFLOW_EXPORT && status == 200) {
         char *yaml = NULL;

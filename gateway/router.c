@@ -36,6 +36,7 @@ static const route_entry_t routes[] = {
     {"POST", "/executions/{}/resume", GATEWAY_ROUTE_EXECUTION_RESUME},
     {"POST", "/executions/{}/inject", GATEWAY_ROUTE_EXECUTION_INJECT},
     {"GET", "/executions/{}/phases/{}/output", GATEWAY_ROUTE_PHASE_OUTPUT},
+    {"GET", "/executions/{}/timeline.svg", GATEWAY_ROUTE_EXECUTION_TIMELINE},
     {"GET", "/sse/executions/{}", GATEWAY_ROUTE_SSE_EXECUTION},
     {"GET", "/sse/activity", GATEWAY_ROUTE_SSE_ACTIVITY},
 };

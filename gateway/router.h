@@ -39,6 +39,7 @@ typedef enum {
     GATEWAY_ROUTE_WORKFLOW_EXPORT,
     GATEWAY_ROUTE_WORKFLOW_ARCHIVE,
     GATEWAY_ROUTE_PHASE_UPDATE,
+    GATEWAY_ROUTE_EXECUTION_TIMELINE, /* the detail, drawn by the gateway as SVG */
 } gateway_route_id_t;
 
 typedef enum {

@@ -88,6 +88,21 @@ static void test_three_phases_feed_each_other(void **state)
     free(id);
 }
 
+/* The timeline picture of a finished execution: SVG with one bar per attempt. */
+static void expect_timeline(const char *execution_id, int attempts)
+{
+    http_response_t r;
+    http_get(&r, "%s/executions/%s/timeline.svg", teststack_url(stack), execution_id);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_type, "image/svg+xml");
+    assert_non_null(strstr(r.body, "<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    int bars = 0;
+    for (const char *p = strstr(r.body, "<title>attempt "); p; p = strstr(p + 1, "<title>attempt "))
+        bars++;
+    assert_int_equal(bars, attempts);
+    http_response_clear(&r);
+}
+
 static void test_failing_phase_fails_execution_and_skips_the_rest(void **state)
 {
     (void)state;
@@ -117,6 +132,7 @@ static void test_failing_phase_fails_execution_and_skips_the_rest(void **state)
     assert_string_equal(s1, "completed");
     assert_string_equal(s2, "failed");
     assert_string_equal(s3, "skipped");
+    expect_timeline(id, 2); /* one, then two failing; three never ran */
     free(s1);
     free(s2);
     free(s3);
