@@ -723,9 +723,9 @@ static int op_execution_start(broker_api_t *self, const json_t *args, json_t **b
     if (repos && !json_is_null(repos) && !string_array(repos, "repos", &why))
         return bad_request(body, &why);
 
-    json_t *tpl = NULL;
+    const json_t *tpl = NULL;
     broker_workflow_meta_t meta;
-    int rc = broker_store_workflow_get(self->store, workflow_id, &tpl, &meta);
+    int rc = broker_store_workflow_shared(self->store, workflow_id, &tpl, &meta);
     if (rc < 0)
         return internal_error(body, "cannot read the workflow");
     if (rc == 0) {
@@ -733,7 +733,6 @@ static int op_execution_start(broker_api_t *self, const json_t *args, json_t **b
         return 404;
     }
     if (meta.archived) {
-        json_decref(tpl);
         *body = detail("Workflow %s is archived", workflow_id);
         return 409;
     }
@@ -775,7 +774,6 @@ static int op_execution_start(broker_api_t *self, const json_t *args, json_t **b
     }
     free(missing);
     json_decref(merged);
-    json_decref(tpl);
     return status;
 }
 

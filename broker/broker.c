@@ -15,6 +15,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,9 @@
 /* How often deadlines and silent workers are checked. */
 #define TICK_MS 100
 #define SOCKET_HWM 100000
+/* Finished executions since the last trim before an idle broker gives freed
+ * memory back to the system. */
+#define TRIM_AFTER_RETIRED 1000
 
 struct broker_t {
     broker_config_t config;
@@ -41,6 +45,7 @@ struct broker_t {
     char *clients_ep, *workers_ep, *events_ep;
     int64_t next_heartbeat_ms;
     int64_t next_tick_ms;
+    uint64_t retired_at_trim; /* finished executions counted at the last trim */
     broker_stats_t stats;
 };
 
@@ -307,6 +312,26 @@ static void run_timers(broker_t *self)
     }
 }
 
+static uint64_t retired_count(const broker_t *self)
+{
+    broker_engine_stats_t stats = broker_engine_stats(self->engine);
+    return stats.completed + stats.failed + stats.cancelled;
+}
+
+/* A backlog of many active executions grows the heap, and once they finish
+ * (they leave memory as soon as they are terminal) malloc keeps the pages: when
+ * nothing is active any more after a good number finished, hand them back. */
+static void trim_when_idle(broker_t *self)
+{
+    if (broker_engine_active_count(self->engine) > 0)
+        return;
+    uint64_t retired = retired_count(self);
+    if (retired - self->retired_at_trim < TRIM_AFTER_RETIRED)
+        return;
+    self->retired_at_trim = retired;
+    malloc_trim(0);
+}
+
 int broker_poll(broker_t *self, int64_t max_wait_ms)
 {
     int64_t now = syn_mono_ms();
@@ -347,5 +372,6 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
         return -1;
     }
     flush_outbox(self);
+    trim_when_idle(self);
     return 0;
 }

@@ -109,10 +109,19 @@ static void bind_worker(broker_phase_t *phase, const broker_worker_t *worker, in
     phase->deadline_ms = deadline;
 }
 
+/* Writes the status column only when it changed since the last save: most
+ * saves (the next phase queued) then touch no index and fire no trigger. */
 static void save_execution(broker_engine_t *self, broker_execution_t *exec)
 {
-    if (broker_store_execution_save(self->store, exec) < 0)
+    bool same = exec->stored_status == (int)exec->status;
+    int rc = same ? broker_store_execution_save_progress(self->store, exec)
+                  : broker_store_execution_save(self->store, exec);
+    if (rc < 0) {
+        exec->stored_status = -1;
         syn_error("broker", "cannot save execution=%s", exec->id);
+        return;
+    }
+    exec->stored_status = (int)exec->status;
 }
 
 static void save_phase(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase)
@@ -148,10 +157,15 @@ static json_t *phase_event(const broker_phase_t *phase)
                      (json_int_t)phase->attempt);
 }
 
-static void emit(broker_engine_t *self, const broker_execution_t *exec, const char *type,
+/* Every event of an execution carries, on PUB only, its status object as it is
+ * right after the event (the engine changes the state first, then emits), so a
+ * subscriber (the gateway's local view) never has to ask the broker for it. */
+static void emit(broker_engine_t *self, broker_execution_t *exec, const char *type,
                  json_t *data)
 {
-    broker_events_emit(self->events, exec->id, type, data);
+    broker_status_view_t view;
+    broker_execution_status_view(exec, &view);
+    broker_events_emit_with_status(self->events, exec->id, type, data, broker_status_json(&view));
 }
 
 static void send_to_worker(broker_engine_t *self, const void *identity, size_t identity_len,
@@ -431,8 +445,7 @@ static void complete_phase(broker_engine_t *self, broker_execution_t *exec,
     phase->output = kept;
     phase->completed_at = syn_now_us();
     clear_binding(phase);
-    save_phase(self, exec, phase);
-    if (broker_store_phase_set_output(self->store, exec, phase) < 0)
+    if (broker_store_phase_save_with_output(self->store, exec, phase) < 0)
         syn_error("broker", "cannot store output execution=%s phase=%s", exec->id,
                   phase->phase_id);
     exec->completed_phases++;
@@ -727,6 +740,7 @@ int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t 
         broker_execution_destroy(&exec);
         return -1;
     }
+    exec->stored_status = (int)exec->status;
     emit(self, exec, "ExecutionStarted",
          json_pack("{s:s, s:I}", "workflow_id", workflow_id, "total_phases",
                    (json_int_t)exec->phase_count));
@@ -1059,14 +1073,20 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
     if (!phase->started_at)
         phase->started_at = now_us;
     bind_worker(phase, worker, now_ms + backstop_ms(self, phase));
-    if (exec->status == BROKER_EXEC_PENDING && move_execution(exec, BROKER_EXEC_RUNNING))
+    /* Only the first dispatch changes the execution's row (running, started_at):
+     * later phases leave it as advance() saved it. */
+    bool exec_changed = false;
+    if (exec->status == BROKER_EXEC_PENDING && move_execution(exec, BROKER_EXEC_RUNNING)) {
         exec->started_at = now_us;
+        exec_changed = true;
+    }
     if (broker_store_attempt_insert(self->store, exec->id, phase->phase_id, phase->attempt,
                                     worker->name, now_us) < 0)
         syn_error("broker", "cannot record attempt execution=%s phase=%s", exec->id,
                   phase->phase_id);
     save_phase(self, exec, phase);
-    save_execution(self, exec);
+    if (exec_changed || exec->stored_status != (int)exec->status)
+        save_execution(self, exec);
     json_t *data = phase_event(phase);
     json_object_set_new(data, "worker", json_string(worker->name));
     emit(self, exec, "PhaseStarted", data);

@@ -48,6 +48,12 @@ int broker_events_resync(broker_events_t *self)
 int64_t broker_events_emit(broker_events_t *self, const char *execution_id, const char *type,
                            json_t *data)
 {
+    return broker_events_emit_with_status(self, execution_id, type, data, NULL);
+}
+
+int64_t broker_events_emit_with_status(broker_events_t *self, const char *execution_id,
+                                       const char *type, json_t *data, json_t *status)
+{
     if (!data)
         data = json_object();
     int64_t seq = self->last_seq + 1;
@@ -58,6 +64,7 @@ int64_t broker_events_emit(broker_events_t *self, const char *execution_id, cons
                   execution_id ? execution_id : "-");
         free(text);
         json_decref(data);
+        json_decref(status);
         return -1;
     }
     free(text);
@@ -66,6 +73,10 @@ int64_t broker_events_emit(broker_events_t *self, const char *execution_id, cons
                                (json_int_t)now, "execution_id",
                                execution_id ? json_string(execution_id) : json_null(), "type",
                                type, "data", data);
+    if (fields && status)
+        json_object_set_new(fields, "status", status);
+    else
+        json_decref(status);
     syn_msg_t *msg = fields ? syn_msg_new_with(SYN_MSG_EVENT, fields) : NULL;
     const char *topic = execution_id ? execution_id : "-";
     if (!msg || broker_outbox_push(self->outbox, BROKER_TO_EVENTS, topic, strlen(topic), msg) < 0)

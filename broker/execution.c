@@ -119,6 +119,7 @@ broker_execution_t *broker_execution_new(const char *id, const char *workflow_id
     snprintf(self->id, sizeof self->id, "%s", id);
     self->workflow_version = workflow_version;
     self->status = BROKER_EXEC_PENDING;
+    self->stored_status = -1;
     self->created_at = created_at;
     self->inputs = inputs ? json_incref(inputs) : json_object();
     self->repos = repos ? json_incref(repos) : json_array();
@@ -224,7 +225,7 @@ json_t *broker_time_json(int64_t epoch_us)
     if (epoch_us <= 0)
         return json_null();
     char buf[SYN_TIME_BUFSIZE];
-    return json_string(syn_time_format(epoch_us, buf));
+    return json_string_nocheck(syn_time_format(epoch_us, buf));
 }
 
 /* A string that is not valid UTF-8 cannot become JSON; it never should reach here
@@ -237,16 +238,29 @@ static json_t *string_or_null(const char *text)
     return value ? value : json_string("(not valid UTF-8)");
 }
 
+/* Built key by key rather than with json_pack: every event carries one, and
+ * parsing the format string cost more than building the object. The keys are
+ * literals (no UTF-8 check needed); the ids were checked when they came in. */
 json_t *broker_status_json(const broker_status_view_t *view)
 {
-    return json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:o}",
-                     "execution_id", view->execution_id,
-                     "workflow_id", view->workflow_id,
-                     "status", broker_exec_status_name(view->status),
-                     "current_phase", string_or_null(view->current_phase),
-                     "completed_phases", (json_int_t)view->completed_phases,
-                     "total_phases", (json_int_t)view->total_phases,
-                     "started_at", broker_time_json(view->started_at),
-                     "completed_at", broker_time_json(view->completed_at),
-                     "error", string_or_null(view->error));
+    json_t *status = json_object();
+    if (!status)
+        return NULL;
+    json_object_set_new_nocheck(status, "execution_id", string_or_null(view->execution_id));
+    json_object_set_new_nocheck(status, "workflow_id", string_or_null(view->workflow_id));
+    json_object_set_new_nocheck(status, "status",
+                                json_string_nocheck(broker_exec_status_name(view->status)));
+    json_object_set_new_nocheck(status, "current_phase", string_or_null(view->current_phase));
+    json_object_set_new_nocheck(status, "completed_phases",
+                                json_integer((json_int_t)view->completed_phases));
+    json_object_set_new_nocheck(status, "total_phases",
+                                json_integer((json_int_t)view->total_phases));
+    json_object_set_new_nocheck(status, "started_at", broker_time_json(view->started_at));
+    json_object_set_new_nocheck(status, "completed_at", broker_time_json(view->completed_at));
+    json_object_set_new_nocheck(status, "error", string_or_null(view->error));
+    if (json_object_size(status) != 9) {
+        json_decref(status);
+        return NULL;
+    }
+    return status;
 }

@@ -67,6 +67,8 @@ typedef struct {
     char *workflow_id;
     int64_t workflow_version;
     broker_exec_status_t status;
+    int stored_status;            /* the status the row has in SQLite, -1 unknown: a save
+                                     that leaves it alone skips its indexes and triggers */
     json_t *inputs;               /* merged: object of string → string */
     char *task;                   /* NULL when none */
     json_t *repos;                /* array of strings */

@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 
+#include <czmq.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,8 +172,17 @@ static const char *const schema_v2_sql =
  * files writes nothing; NULL for workflows made through the API. */
 static const char *const schema_v3_sql = "ALTER TABLE workflows ADD COLUMN source_hash TEXT;";
 
+/* Version 4: the store keeps execution_counts and execution_pages itself when
+ * it changes an execution's status (recount()): as row triggers those updates
+ * cost several times the status update itself, twice per execution. Inserts and
+ * deletes keep their triggers. */
+static const char *const schema_v4_sql =
+    "DROP TRIGGER IF EXISTS executions_counted_update;"
+    "DROP TRIGGER IF EXISTS executions_paged_update;";
+
 /* The script that takes a database from version i to i + 1. */
-static const char *const upgrades[] = {schema_v1_sql, schema_v2_sql, schema_v3_sql};
+static const char *const upgrades[] = {schema_v1_sql, schema_v2_sql, schema_v3_sql,
+                                       schema_v4_sql};
 
 typedef enum {
     SQL_BEGIN,
@@ -187,9 +197,17 @@ typedef enum {
     SQL_WORKFLOW_ARCHIVE,
     SQL_EXECUTION_INSERT,
     SQL_EXECUTION_SAVE,
+    SQL_EXECUTION_SAVE_PROGRESS,
+    SQL_EXECUTION_ROW,
+    SQL_RECOUNT_OLD,
+    SQL_RECOUNT_NEW,
+    SQL_REPAGE_OLD,
+    SQL_REPAGE_DROP,
+    SQL_REPAGE_NEW,
     SQL_PHASE_INSERT,
     SQL_PHASE_SAVE,
     SQL_PHASE_OUTPUT,
+    SQL_PHASE_SAVE_OUTPUT,
     SQL_ATTEMPT_INSERT,
     SQL_ATTEMPT_FINISH,
     SQL_EXECUTION_MATCH,
@@ -283,6 +301,28 @@ static const char *const sql_text[SQL_COUNT] = {
     [SQL_EXECUTION_SAVE] =
         "UPDATE executions SET status = ?2, completed_phases = ?3, current_phase = ?4,"
         " started_at = ?5, completed_at = ?6, error = ?7 WHERE id = ?1",
+    [SQL_EXECUTION_SAVE_PROGRESS] =
+        "UPDATE executions SET completed_phases = ?3, current_phase = ?4,"
+        " started_at = ?5, completed_at = ?6, error = ?7 WHERE id = ?1",
+    [SQL_EXECUTION_ROW] = "SELECT workflow_id, status, num FROM executions WHERE id = ?1",
+    /* What the update triggers of versions 1-3 did, in recount(). */
+    [SQL_RECOUNT_OLD] =
+        "UPDATE execution_counts SET n = n - 1 WHERE workflow_id = ?1 AND status = ?2",
+    [SQL_RECOUNT_NEW] =
+        "INSERT INTO execution_counts(workflow_id, status, n) VALUES (?1, ?2, 1)"
+        " ON CONFLICT(workflow_id, status) DO UPDATE SET n = n + 1",
+    /* Run once for the workflow and once for '' (any): two equality seeks are
+     * cheaper than the temporary table SQLite builds for IN (?1, ''). */
+    [SQL_REPAGE_OLD] =
+        "UPDATE execution_pages SET n = n - 1 WHERE workflow_id = ?1"
+        " AND status = ?2 AND bucket = ?3 >> 10",
+    [SQL_REPAGE_DROP] =
+        "DELETE FROM execution_pages WHERE workflow_id = ?1"
+        " AND status = ?2 AND bucket = ?3 >> 10 AND n <= 0",
+    [SQL_REPAGE_NEW] =
+        "INSERT INTO execution_pages(workflow_id, status, bucket, n) VALUES"
+        " (?1, ?2, ?3 >> 10, 1), ('', ?2, ?3 >> 10, 1)"
+        " ON CONFLICT(workflow_id, status, bucket) DO UPDATE SET n = n + 1",
     [SQL_PHASE_INSERT] =
         "INSERT INTO phases(execution_id, phase_id, ord, name, model, status)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -291,6 +331,9 @@ static const char *const sql_text[SQL_COUNT] = {
         " completed_at = ?7 WHERE execution_id = ?1 AND phase_id = ?2",
     [SQL_PHASE_OUTPUT] =
         "UPDATE phases SET output = ?3 WHERE execution_id = ?1 AND phase_id = ?2",
+    [SQL_PHASE_SAVE_OUTPUT] =
+        "UPDATE phases SET status = ?3, attempts = ?4, error = ?5, started_at = ?6,"
+        " completed_at = ?7, output = ?8 WHERE execution_id = ?1 AND phase_id = ?2",
     [SQL_ATTEMPT_INSERT] =
         "INSERT INTO attempts(execution_id, phase_id, attempt, worker, status, started_at)"
         " VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
@@ -395,9 +438,18 @@ static const char *const sql_text[SQL_COUNT] = {
         " WHERE execution_id = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2",
 };
 
+/* A workflow's current version as workflow_get read it: execution.start needs
+ * it on every call, and reading and parsing the template each time cost more
+ * than the rest of the request. Dropped whenever the workflow is written. */
+typedef struct {
+    broker_workflow_meta_t meta;
+    json_t *template_json;
+} cached_workflow_t;
+
 struct broker_store_t {
     sqlite3 *db;
     sqlite3_stmt *stmts[SQL_COUNT];
+    zhashx_t *workflows; /* id → cached_workflow_t */
     bool in_transaction;
     bool failed; /* a write of the open transaction failed: it must not commit */
     uint64_t commits;
@@ -522,6 +574,9 @@ static int64_t query_int(broker_store_t *self, const char *sql, int64_t fallback
 static int configure(broker_store_t *self, char *err, size_t errlen)
 {
     sqlite3_busy_timeout(self->db, 5000);
+    /* More lookaside slots: most of SQLite's small allocations per statement
+     * then come from the connection's own pool instead of malloc. */
+    sqlite3_db_config(self->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 512, 1024);
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(self->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot set WAL: %s", sqlite3_errmsg(self->db));
@@ -538,7 +593,8 @@ static int configure(broker_store_t *self, char *err, size_t errlen)
     }
     if (exec_sql(self,
                  "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
-                 " PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32768;",
+                 " PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;"
+                 " PRAGMA wal_autocheckpoint=10000;",
                  "pragma") < 0) {
         snprintf(err, errlen, "cannot configure the database");
         return -1;
@@ -582,13 +638,34 @@ fail:
     return -1;
 }
 
+static void cached_workflow_destroy(void **item)
+{
+    cached_workflow_t *cached = *item;
+    if (!cached)
+        return;
+    json_decref(cached->template_json);
+    free(cached);
+    *item = NULL;
+}
+
 broker_store_t *broker_store_open(const char *path, char *err, size_t errlen)
 {
+    /* The broker uses SQLite from one thread: without memory statistics every
+     * allocation inside SQLite (hundreds per execution) skips a global mutex.
+     * Only possible before SQLite initializes; later calls fail harmlessly. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     broker_store_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    self->workflows = zhashx_new();
+    if (!self->workflows) {
+        snprintf(err, errlen, "out of memory");
+        free(self);
+        return NULL;
+    }
+    zhashx_set_destructor(self->workflows, cached_workflow_destroy);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &self->db, flags, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path,
@@ -615,6 +692,7 @@ void broker_store_destroy(broker_store_t **self_p)
             sqlite3_finalize(self->stmts[i]);
         sqlite3_close(self->db);
     }
+    zhashx_destroy(&self->workflows);
     free(self);
     *self_p = NULL;
 }
@@ -639,6 +717,7 @@ int broker_store_commit(broker_store_t *self)
     self->failed = false;
     if (!sqlite3_get_autocommit(self->db))
         exec_sql(self, "ROLLBACK", "rollback");
+    zhashx_purge(self->workflows); /* it may hold what was just rolled back */
     return -1;
 }
 
@@ -676,6 +755,7 @@ static int insert_version(broker_store_t *self, const char *id, int64_t version,
 
 int broker_store_workflow_insert(broker_store_t *self, const broker_workflow_row_t *row)
 {
+    zhashx_delete(self->workflows, row->id);
     char *text = dump_json(row->template_json);
     if (!text || begin_write(self) < 0) {
         free(text);
@@ -710,6 +790,7 @@ done:
 int broker_store_workflow_update(broker_store_t *self, const broker_workflow_row_t *row,
                                  int64_t *version_out)
 {
+    zhashx_delete(self->workflows, row->id);
     char *text = dump_json(row->template_json);
     if (!text || begin_write(self) < 0) {
         free(text);
@@ -752,6 +833,7 @@ done:
 
 int broker_store_workflow_archive(broker_store_t *self, const char *id)
 {
+    zhashx_delete(self->workflows, id);
     if (begin_write(self) < 0)
         return -1;
     sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_ARCHIVE);
@@ -795,6 +877,35 @@ int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **tem
     }
     sqlite3_reset(s);
     return result;
+}
+
+int broker_store_workflow_shared(broker_store_t *self, const char *id,
+                                 const json_t **template_out, broker_workflow_meta_t *meta)
+{
+    cached_workflow_t *cached = zhashx_lookup(self->workflows, id);
+    if (!cached) {
+        json_t *template_json = NULL;
+        broker_workflow_meta_t read;
+        int rc = broker_store_workflow_get(self, id, &template_json, &read);
+        if (rc != 1)
+            return rc;
+        cached = calloc(1, sizeof *cached);
+        if (!cached) {
+            json_decref(template_json);
+            return -1;
+        }
+        cached->meta = read;
+        cached->template_json = template_json;
+        if (zhashx_insert(self->workflows, id, cached) != 0) {
+            void *item = cached;
+            cached_workflow_destroy(&item);
+            return -1;
+        }
+    }
+    *template_out = cached->template_json;
+    if (meta)
+        *meta = cached->meta;
+    return 1;
 }
 
 int broker_store_workflow_template(broker_store_t *self, const char *id, int64_t version,
@@ -935,15 +1046,92 @@ done:
     return result;
 }
 
-int broker_store_execution_save(broker_store_t *self, const broker_execution_t *exec)
+/* An execution's row as the counts know it: workflow, status, insertion number. */
+typedef struct {
+    char *workflow_id;
+    char status[16];
+    int64_t num;
+} counted_row_t;
+
+/* 1 with the row, 0 when there is none, -1 on error (free workflow_id). */
+static int counted_row(broker_store_t *self, const char *id, counted_row_t *row)
 {
+    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_ROW);
+    if (!s)
+        return -1;
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
+    int result = 0;
+    if (rc == SQLITE_ROW) {
+        row->workflow_id = column_strdup(s, 0);
+        const char *status = (const char *)sqlite3_column_text(s, 1);
+        snprintf(row->status, sizeof row->status, "%s", status ? status : "");
+        row->num = sqlite3_column_int64(s, 2);
+        result = row->workflow_id ? 1 : -1;
+    } else if (rc != SQLITE_DONE) {
+        log_db_error(self, "read execution row");
+        self->failed = true;
+        result = -1;
+    }
+    sqlite3_reset(s);
+    return result;
+}
+
+static int run_recount(broker_store_t *self, sql_id_t id, const char *workflow_id,
+                       const char *status, int64_t num)
+{
+    sqlite3_stmt *s = stmt(self, id);
+    if (!s)
+        return -1;
+    bind_text(s, 1, workflow_id);
+    bind_text(s, 2, status);
+    if (id != SQL_RECOUNT_OLD && id != SQL_RECOUNT_NEW)
+        sqlite3_bind_int64(s, 3, num);
+    return run(self, s, "recount executions") == SQLITE_DONE ? 0 : -1;
+}
+
+/* One execution of row's workflow moved from row's status to status: the
+ * counts and page blocks follow. */
+static int recount(broker_store_t *self, const counted_row_t *row, const char *status)
+{
+    if (strcmp(row->status, status) == 0)
+        return 0;
+    if (run_recount(self, SQL_RECOUNT_OLD, row->workflow_id, row->status, row->num) < 0 ||
+        run_recount(self, SQL_RECOUNT_NEW, row->workflow_id, status, row->num) < 0 ||
+        run_recount(self, SQL_REPAGE_OLD, row->workflow_id, row->status, row->num) < 0 ||
+        run_recount(self, SQL_REPAGE_OLD, "", row->status, row->num) < 0 ||
+        run_recount(self, SQL_REPAGE_DROP, row->workflow_id, row->status, row->num) < 0 ||
+        run_recount(self, SQL_REPAGE_DROP, "", row->status, row->num) < 0 ||
+        run_recount(self, SQL_REPAGE_NEW, row->workflow_id, status, row->num) < 0)
+        return -1;
+    return 0;
+}
+
+static int save_execution(broker_store_t *self, const broker_execution_t *exec, bool status)
+{
+    counted_row_t row = {0};
+    if (status) {
+        if (begin_write(self) < 0)
+            return -1;
+        int found = counted_row(self, exec->id, &row);
+        if (found <= 0)
+            return found;
+        const char *to = broker_exec_status_name(exec->status);
+        int rc = recount(self, &row, to);
+        bool same = strcmp(row.status, to) == 0;
+        free(row.workflow_id);
+        if (rc < 0)
+            return -1;
+        status = !same;
+    }
     if (begin_write(self) < 0)
         return -1;
-    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_SAVE);
+    sqlite3_stmt *s = stmt(self, status ? SQL_EXECUTION_SAVE : SQL_EXECUTION_SAVE_PROGRESS);
     if (!s)
         return -1;
     bind_text(s, 1, exec->id);
-    bind_text(s, 2, broker_exec_status_name(exec->status));
+    if (status)
+        bind_text(s, 2, broker_exec_status_name(exec->status));
     sqlite3_bind_int64(s, 3, (int64_t)exec->completed_phases);
     bind_text(s, 4, current_phase_id(exec));
     bind_time(s, 5, exec->started_at);
@@ -952,12 +1140,22 @@ int broker_store_execution_save(broker_store_t *self, const broker_execution_t *
     return run(self, s, "save execution") == SQLITE_DONE ? 0 : -1;
 }
 
-int broker_store_phase_save(broker_store_t *self, const broker_execution_t *exec,
-                            const broker_phase_t *phase)
+int broker_store_execution_save(broker_store_t *self, const broker_execution_t *exec)
+{
+    return save_execution(self, exec, true);
+}
+
+int broker_store_execution_save_progress(broker_store_t *self, const broker_execution_t *exec)
+{
+    return save_execution(self, exec, false);
+}
+
+static int save_phase(broker_store_t *self, const broker_execution_t *exec,
+                      const broker_phase_t *phase, bool output)
 {
     if (begin_write(self) < 0)
         return -1;
-    sqlite3_stmt *s = stmt(self, SQL_PHASE_SAVE);
+    sqlite3_stmt *s = stmt(self, output ? SQL_PHASE_SAVE_OUTPUT : SQL_PHASE_SAVE);
     if (!s)
         return -1;
     bind_text(s, 1, exec->id);
@@ -967,7 +1165,21 @@ int broker_store_phase_save(broker_store_t *self, const broker_execution_t *exec
     bind_text(s, 5, phase->error);
     bind_time(s, 6, phase->started_at);
     bind_time(s, 7, phase->completed_at);
+    if (output)
+        bind_text(s, 8, phase->output);
     return run(self, s, "save phase") == SQLITE_DONE ? 0 : -1;
+}
+
+int broker_store_phase_save(broker_store_t *self, const broker_execution_t *exec,
+                            const broker_phase_t *phase)
+{
+    return save_phase(self, exec, phase, false);
+}
+
+int broker_store_phase_save_with_output(broker_store_t *self, const broker_execution_t *exec,
+                                        const broker_phase_t *phase)
+{
+    return save_phase(self, exec, phase, true);
 }
 
 int broker_store_phase_set_output(broker_store_t *self, const broker_execution_t *exec,
@@ -1706,7 +1918,12 @@ static void fail_unloadable(broker_store_t *self, const char *id, const char *re
     syn_error("broker", "cannot reload execution=%s: %s; marking it failed", id, reason);
     if (begin_write(self) < 0)
         return;
-    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_FAIL);
+    counted_row_t row = {0};
+    if (counted_row(self, id, &row) <= 0)
+        return;
+    int counted = recount(self, &row, "failed");
+    free(row.workflow_id);
+    sqlite3_stmt *s = counted == 0 ? stmt(self, SQL_EXECUTION_FAIL) : NULL;
     if (!s)
         return;
     char error[256];

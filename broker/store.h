@@ -19,10 +19,11 @@
  *   events             seq, time, execution_id, type, data JSON
  *   operator_messages  id, execution_id, role, message, created_at, phase_id (the
  *                      phase whose prompt carried it; NULL while waiting)
- *   execution_counts   (workflow_id, status) → n, kept by triggers, so "how many
- *                      match" never counts a million rows
- *   execution_pages    (workflow_id | '', status | '', num >> 10) → n, kept by
- *                      triggers, so page N of a listing seeks instead of skipping
+ *   execution_counts   (workflow_id, status) → n, kept by insert/delete triggers
+ *                      and by the store on status changes, so "how many match"
+ *                      never counts a million rows
+ *   execution_pages    (workflow_id | '', status | '', num >> 10) → n, kept the
+ *                      same way, so page N of a listing seeks instead of skipping
  *                      N × page_size rows
  * Times are epoch microseconds (NULL = not yet).
  *
@@ -40,7 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_STORE_SCHEMA_VERSION 3
+#define BROKER_STORE_SCHEMA_VERSION 4
 
 typedef struct broker_store_t broker_store_t;
 
@@ -103,6 +104,11 @@ int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **tem
                               broker_workflow_meta_t *meta);
 int broker_store_workflow_template(broker_store_t *self, const char *id, int64_t version,
                                    json_t **template_out);
+/* workflow_get from a cache kept until the workflow is next written: the
+ * template is borrowed and read-only, valid until the next workflow write or
+ * failed commit. */
+int broker_store_workflow_shared(broker_store_t *self, const char *id,
+                                 const json_t **template_out, broker_workflow_meta_t *meta);
 /* Page (from 1) of {id, name, description, workflow_type, classification,
  * phase_count, created_at, version, archived}, newest first, and the number of
  * matches over all pages; filter NULL: every workflow not archived. 0 or -1. */
@@ -115,11 +121,17 @@ int broker_store_workflow_list(broker_store_t *self, const broker_workflow_filte
 int broker_store_execution_insert(broker_store_t *self, const broker_execution_t *exec);
 /* Saves the execution's mutable columns (status, counts, times, error). */
 int broker_store_execution_save(broker_store_t *self, const broker_execution_t *exec);
+/* The same without the status column (the caller knows it did not change): the
+ * status indexes and counting triggers are left alone. */
+int broker_store_execution_save_progress(broker_store_t *self, const broker_execution_t *exec);
 /* Saves a phase's status, attempt count, error and times (not its output). */
 int broker_store_phase_save(broker_store_t *self, const broker_execution_t *exec,
                             const broker_phase_t *phase);
 int broker_store_phase_set_output(broker_store_t *self, const broker_execution_t *exec,
                                   const broker_phase_t *phase);
+/* phase_save and phase_set_output in one row update. */
+int broker_store_phase_save_with_output(broker_store_t *self, const broker_execution_t *exec,
+                                        const broker_phase_t *phase);
 int broker_store_attempt_insert(broker_store_t *self, const char *execution_id,
                                 const char *phase_id, int64_t attempt, const char *worker,
                                 int64_t started_at);

@@ -578,6 +578,108 @@ static void test_three_phases_complete(void **state)
     assert_int_equal(db_int(f, sql), 11);
 }
 
+/* Every event on PUB carries the execution's status object as it is after the
+ * event (the last one exactly what execution.status answers), the event log
+ * does not keep it, and a finished execution leaves memory while every query
+ * still answers it from SQLite. */
+static void test_event_status_and_eviction(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf-demo", 3);
+    char id[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-demo", id);
+    assert_non_null(broker_engine_find(f->engine, id));
+    ready(f, "W1", 1, NULL);
+    for (int i = 0; i < 3; i++) {
+        json_t *a = take(f, "assign", "W1");
+        assert_non_null(a);
+        result(f, "W1", a, "completed", "OUT", NULL);
+        json_decref(a);
+    }
+    /* evicted: no longer in memory, every query still answers */
+    assert_null(broker_engine_find(f->engine, id));
+    assert_int_equal(broker_engine_active_count(f->engine), 0);
+    json_t *final = status_of(f, "wf-demo", id);
+    assert_string_equal(str(final, "status"), "completed");
+    json_t *body;
+    assert_int_equal(call(f, "execution.get", json_pack("{s:s}", "execution_id", id), &body),
+                     200);
+    assert_string_equal(str(body, "status"), "completed");
+    assert_int_equal(json_array_size(json_object_get(body, "phases")), 3);
+    json_decref(body);
+    assert_int_equal(call(f, "execution.state", json_pack("{s:s}", "execution_id", id), &body),
+                     200);
+    json_decref(body);
+    assert_int_equal(call(f, "execution.output",
+                          json_pack("{s:s, s:s}", "execution_id", id, "phase_id", "p2"), &body),
+                     200);
+    json_decref(body);
+    assert_int_equal(call(f, "execution.list",
+                          json_pack("{s:n, s:s, s:i, s:i}", "workflow_id", "status", "completed",
+                                    "page", 1, "page_size", 10),
+                          &body),
+                     200);
+    assert_int_equal(num(body, "total"), 1);
+    json_decref(body);
+    assert_int_equal(call(f, "execution.active", json_pack("{s:i}", "limit", 5), &body), 200);
+    assert_int_equal(json_array_size(body), 0);
+    json_decref(body);
+
+    /* type, status, current_phase, completed_phases after each event */
+    const struct {
+        const char *type, *status, *current;
+        int completed;
+    } want[] = {
+        {"ExecutionStarted", "pending", "p1", 0},   {"PhaseQueued", "pending", "p1", 0},
+        {"PhaseStarted", "running", "p1", 0},       {"PhaseCompleted", "running", NULL, 1},
+        {"PhaseQueued", "running", "p2", 1},        {"PhaseStarted", "running", "p2", 1},
+        {"PhaseCompleted", "running", NULL, 2},     {"PhaseQueued", "running", "p3", 2},
+        {"PhaseStarted", "running", "p3", 2},       {"PhaseCompleted", "running", NULL, 3},
+        {"ExecutionCompleted", "completed", NULL, 3},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        json_t *ev = take(f, "event", id);
+        assert_non_null(ev);
+        assert_string_equal(str(ev, "type"), want[i].type);
+        json_t *st = json_object_get(ev, "status");
+        if (!json_is_object(st))
+            fail_msg("event %zu (%s) has no status", i, want[i].type);
+        assert_int_equal(json_object_size(st), 9);
+        assert_string_equal(str(st, "execution_id"), id);
+        assert_string_equal(str(st, "workflow_id"), "wf-demo");
+        if (strcmp(str(st, "status"), want[i].status) != 0)
+            fail_msg("event %zu (%s): status %s, expected %s", i, want[i].type, str(st, "status"),
+                     want[i].status);
+        if (want[i].current)
+            assert_string_equal(str(st, "current_phase"), want[i].current);
+        else
+            assert_true(json_is_null(json_object_get(st, "current_phase")));
+        assert_int_equal(num(st, "completed_phases"), want[i].completed);
+        assert_int_equal(num(st, "total_phases"), 3);
+        assert_int_equal(json_is_null(json_object_get(st, "started_at")), i < 2);
+        if (i == sizeof want / sizeof want[0] - 1 && !json_equal(st, final))
+            fail_msg("the last event's status differs from execution.status");
+        json_decref(ev);
+    }
+    json_decref(final);
+
+    /* the log keeps the event data alone */
+    assert_int_equal(call(f, "events.replay",
+                          json_pack("{s:s, s:i, s:i}", "execution_id", id, "after_seq", 0,
+                                    "limit", 100),
+                          &body),
+                     200);
+    size_t i;
+    json_t *ev;
+    json_array_foreach(json_object_get(body, "events"), i, ev)
+    {
+        assert_null(json_object_get(ev, "status"));
+        assert_null(json_object_get(json_object_get(ev, "data"), "status"));
+    }
+    assert_int_equal(json_array_size(json_object_get(body, "events")), 11);
+    json_decref(body);
+}
+
 static void test_failure_skips_later_phases(void **state)
 {
     fx_t *f = *state;
@@ -2041,6 +2143,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_workflow_create_rejects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execution_start_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_three_phases_complete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_status_and_eviction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_skips_later_phases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_worker_retry_and_fencing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_attempts_one_fails, setup, teardown),

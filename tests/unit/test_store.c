@@ -191,7 +191,7 @@ static void test_upgrade_from_v1(void **state)
     }
     assert_int_equal(broker_store_commit(f->store), 0);
     broker_store_destroy(&f->store);
-    raw_exec(f, "DROP TRIGGER executions_paged_insert; DROP TRIGGER executions_paged_update;"
+    raw_exec(f, "DROP TRIGGER executions_paged_insert;"
                 " DROP TRIGGER executions_paged_delete; DROP TABLE execution_pages;"
                 " DROP TABLE operator_messages;"
                 " ALTER TABLE executions DROP COLUMN total_cache_creation_tokens;"
@@ -227,6 +227,23 @@ static void test_upgrade_from_v1(void **state)
     json_decref(items);
     assert_int_equal(peek_int(f, "SELECT count(*) FROM pragma_table_info('phases') WHERE "
                                  "name='tool_call_count'"),
+                     1);
+    /* version 4: status changes are counted by the store, not by triggers */
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM sqlite_master WHERE type='trigger' AND "
+                                 "name LIKE '%_update'"),
+                     0);
+    broker_execution_t *exec = make_exec("exec-000000000000", "wf-1", 2, 1);
+    exec->status = BROKER_EXEC_CANCELLED;
+    assert_int_equal(broker_store_execution_save(f->store, exec), 0);
+    broker_execution_destroy(&exec);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    assert_int_equal(broker_store_execution_count(f->store, "wf-1", BROKER_EXEC_PENDING), 1);
+    assert_int_equal(broker_store_execution_count(f->store, "wf-1", BROKER_EXEC_CANCELLED), 1);
+    assert_int_equal(peek_int(f, "SELECT n FROM execution_pages WHERE workflow_id='' AND "
+                                 "status='cancelled'"),
+                     1);
+    assert_int_equal(peek_int(f, "SELECT n FROM execution_pages WHERE workflow_id='wf-1' AND "
+                                 "status='pending'"),
                      1);
 }
 
@@ -402,6 +419,75 @@ static void test_workflow_versions_and_archive(void **state)
 
 /* All writes of one turn share a transaction: invisible elsewhere until commit,
  * then visible together, for one commit. */
+/* workflow_shared: read once, then from memory; every write to the workflow
+ * (new version, archive) and a failed commit drop what it remembered. */
+static void test_workflow_shared_cache(void **state)
+{
+    fixture_t *f = *state;
+    const json_t *shared = NULL;
+    broker_workflow_meta_t meta;
+    assert_int_equal(broker_store_workflow_shared(f->store, "wf-1", &shared, &meta), 0);
+    add_workflow(f, "wf-1", 2, 10);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    assert_int_equal(broker_store_workflow_shared(f->store, "wf-1", &shared, &meta), 1);
+    assert_int_equal(meta.version, 1);
+    assert_false(meta.archived);
+    assert_string_equal(phase_prompt(shared, 0), "phase 2 of {{workflow_id}}");
+    const json_t *again = NULL;
+    assert_int_equal(broker_store_workflow_shared(f->store, "wf-1", &again, NULL), 1);
+    assert_ptr_equal(again, shared); /* from memory */
+
+    json_t *tpl = template_of(2);
+    json_object_set_new(json_array_get(json_object_get(tpl, "phases"), 0), "prompt_template",
+                        json_string("changed"));
+    broker_workflow_row_t row = {.id = "wf-1", .name = "demo", .workflow_type = "custom",
+                                 .classification = "standard", .phase_count = 2,
+                                 .template_json = tpl, .created_at = 20};
+    int64_t version = 0;
+    assert_int_equal(broker_store_workflow_update(f->store, &row, &version), 0);
+    json_decref(tpl);
+    assert_int_equal(broker_store_workflow_shared(f->store, "wf-1", &shared, &meta), 1);
+    assert_int_equal(meta.version, 2);
+    assert_string_equal(phase_prompt(shared, 0), "changed");
+    assert_int_equal(broker_store_workflow_archive(f->store, "wf-1"), 0);
+    assert_int_equal(broker_store_workflow_shared(f->store, "wf-1", &shared, &meta), 1);
+    assert_true(meta.archived);
+    assert_int_equal(broker_store_commit(f->store), 0);
+}
+
+/* The narrower saves write what they say and leave the counts right. */
+static void test_progress_and_output_saves(void **state)
+{
+    fixture_t *f = *state;
+    add_workflow(f, "wf-1", 2, 10);
+    broker_execution_t *exec = make_exec("exec-000000000001", "wf-1", 2, 100);
+    assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+    exec->status = BROKER_EXEC_RUNNING;
+    exec->started_at = 200;
+    assert_int_equal(broker_store_execution_save(f->store, exec), 0);
+    broker_phase_t *phase = &exec->phases[0];
+    phase->status = BROKER_PHASE_COMPLETED;
+    phase->attempt = 1;
+    phase->completed_at = 300;
+    phase->output = strdup("the output");
+    assert_int_equal(broker_store_phase_save_with_output(f->store, exec, phase), 0);
+    exec->completed_phases = 1;
+    exec->current = 1;
+    exec->phases[1].status = BROKER_PHASE_QUEUED;
+    assert_int_equal(broker_store_execution_save_progress(f->store, exec), 0);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    assert_int_equal(peek_int(f, "SELECT completed_phases FROM executions"), 1);
+    assert_int_equal(peek_int(f, "SELECT current_phase = 'p2' FROM executions"), 1);
+    assert_int_equal(peek_int(f, "SELECT status = 'running' FROM executions"), 1);
+    assert_int_equal(peek_int(f, "SELECT output = 'the output' AND status = 'completed' AND "
+                                 "attempts = 1 AND completed_at = 300 FROM phases WHERE "
+                                 "phase_id = 'p1'"),
+                     1);
+    assert_int_equal(broker_store_execution_count(f->store, "wf-1", BROKER_EXEC_RUNNING), 1);
+    assert_int_equal(broker_store_execution_count(f->store, NULL, BROKER_EXEC_PENDING), 0);
+    broker_execution_destroy(&exec);
+}
+
 static void test_group_commit(void **state)
 {
     fixture_t *f = *state;
@@ -1002,6 +1088,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_workflows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workflow_versions_and_archive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workflow_shared_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_progress_and_output_saves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execution_status_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_active, setup, teardown),
