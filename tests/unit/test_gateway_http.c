@@ -4,6 +4,8 @@
  * up while waiting, keep-alive with many requests in flight, shutdown while waiting. */
 #include "gateway/gateway.h"
 #include "proto/msg.h"
+#include "tests/support/fake_broker.h"
+#include "tests/support/gateway_harness.h"
 #include "tests/support/http.h"
 
 #include <arpa/inet.h>
@@ -29,7 +31,7 @@
 #define LATE_REPLY_MS (REQUEST_TIMEOUT_MS + 300)
 #define MAX_HELD 512
 
-/* ---- fake broker ---- */
+/* ---- what the fake broker answers (tests/support/fake_broker.h) ---- */
 
 typedef struct {
     unsigned char identity[256];
@@ -38,14 +40,9 @@ typedef struct {
     int64_t due_ms;
 } delayed_t;
 
+/* The replies kept back, and the knobs the tests turn. Touched by the broker's
+ * thread only, but for the atomics. */
 typedef struct {
-    zsock_t *router;
-    zsock_t *pub;
-    char endpoint[128];
-    char events_endpoint[128];
-    pthread_t thread;
-    atomic_int stop;
-    atomic_int received;        /* requests received */
     atomic_int health_silent;   /* do not answer health */
     atomic_int hold_target;     /* hold "hold-*" replies until this many are held */
     atomic_int publish;         /* events still to publish */
@@ -53,7 +50,7 @@ typedef struct {
     size_t delayed_count;
     delayed_t held[MAX_HELD];
     size_t held_count;
-} fake_broker_t;
+} script_t;
 
 static syn_msg_t *make_reply(json_int_t id, int status, json_t *body)
 {
@@ -61,10 +58,10 @@ static syn_msg_t *make_reply(json_int_t id, int status, json_t *body)
                             json_pack("{s:I, s:i, s:o}", "id", id, "status", status, "body", body));
 }
 
-static void fake_send(fake_broker_t *fb, const delayed_t *d)
+static void send_delayed(fake_broker_t *fb, delayed_t *d)
 {
-    if (syn_msg_send(zsock_resolve(fb->router), d->identity, d->identity_len, d->reply) != 0)
-        fprintf(stderr, "fake broker: send failed: %s\n", strerror(errno));
+    fake_broker_send(fb, d->identity, d->identity_len, d->reply);
+    syn_msg_destroy(&d->reply);
 }
 
 /* Canned answers, chosen by operation and id:
@@ -77,20 +74,18 @@ static void fake_send(fake_broker_t *fb, const delayed_t *d)
  *   workflow.get "as-yaml"     200 a workflow (for export)
  *   workflow.create            201 {"op","args"}
  *   anything else              200 {"op","args"} */
-static void fake_handle(fake_broker_t *fb, const unsigned char *identity, size_t identity_len,
-                        syn_msg_t *msg)
+static void script_handle(fake_broker_t *fb, const fake_request_t *request, void *user)
 {
-    atomic_fetch_add(&fb->received, 1);
-    json_t *fields = syn_msg_fields(msg);
-    json_int_t id = json_integer_value(json_object_get(fields, "id"));
-    const char *op = json_string_value(json_object_get(fields, "op"));
-    json_t *args = json_object_get(fields, "args");
+    script_t *script = user;
+    json_int_t id = request->id;
+    const char *op = request->op;
+    json_t *args = request->args;
     const char *wf = json_string_value(json_object_get(args, "id"));
-    delayed_t d = {.identity_len = identity_len};
-    memcpy(d.identity, identity, identity_len);
+    delayed_t d = {.identity_len = request->identity_len};
+    memcpy(d.identity, request->identity, request->identity_len);
 
     if (strcmp(op, "health") == 0) {
-        if (atomic_load(&fb->health_silent))
+        if (atomic_load(&script->health_silent))
             return;
         d.reply = make_reply(id, 200, json_pack("{s:s, s:s, s:i}", "status", "ok", "broker",
                                                 "up", "workers", 2));
@@ -115,142 +110,56 @@ static void fake_handle(fake_broker_t *fb, const unsigned char *identity, size_t
 
     if (wf && strcmp(wf, "silent") == 0) {
         syn_msg_destroy(&d.reply);
-    } else if (wf && strcmp(wf, "late") == 0 && fb->delayed_count < MAX_HELD) {
+    } else if (wf && strcmp(wf, "late") == 0 && script->delayed_count < MAX_HELD) {
         d.due_ms = zclock_mono() + LATE_REPLY_MS;
-        fb->delayed[fb->delayed_count++] = d;
-    } else if (wf && strncmp(wf, "hold-", 5) == 0 && fb->held_count < MAX_HELD) {
-        fb->held[fb->held_count++] = d;
-        if ((int)fb->held_count >= atomic_load(&fb->hold_target)) {
-            while (fb->held_count > 0) {
-                delayed_t *h = &fb->held[--fb->held_count];
-                fake_send(fb, h);
-                syn_msg_destroy(&h->reply);
-            }
+        script->delayed[script->delayed_count++] = d;
+    } else if (wf && strncmp(wf, "hold-", 5) == 0 && script->held_count < MAX_HELD) {
+        script->held[script->held_count++] = d;
+        if ((int)script->held_count >= atomic_load(&script->hold_target)) {
+            while (script->held_count > 0)
+                send_delayed(fb, &script->held[--script->held_count]);
         }
     } else {
-        fake_send(fb, &d);
-        syn_msg_destroy(&d.reply);
+        send_delayed(fb, &d);
     }
 }
 
-static void fake_publish(fake_broker_t *fb)
+/* Every turn: the late replies that are due, and one event while publish > 0. */
+static void script_tick(fake_broker_t *fb, void *user)
 {
-    if (atomic_load(&fb->publish) <= 0)
-        return;
-    atomic_fetch_sub(&fb->publish, 1);
-    syn_msg_t *event = syn_msg_new_with(
-        SYN_MSG_EVENT, json_pack("{s:i, s:I, s:s, s:s, s:{}}", "seq", 1, "time",
-                                 (json_int_t)zclock_time(), "execution_id", "exec-1", "type",
-                                 "ExecutionStarted", "data"));
-    syn_msg_send(zsock_resolve(fb->pub), "exec-1", 6, event);
-    syn_msg_destroy(&event);
-}
-
-static void *fake_broker_run(void *arg)
-{
-    fake_broker_t *fb = arg;
-    void *router = zsock_resolve(fb->router);
-    while (!atomic_load(&fb->stop)) {
-        zmq_pollitem_t item = {router, 0, ZMQ_POLLIN, 0};
-        zmq_poll(&item, 1, 5);
-        for (;;) {
-            unsigned char identity[256];
-            size_t identity_len = sizeof identity;
-            syn_msg_t *msg = NULL;
-            char err[256];
-            int rc = syn_msg_recv(router, &msg, identity, &identity_len, err, sizeof err);
-            if (rc == -1)
-                break;
-            if (rc == -2) {
-                fprintf(stderr, "fake broker: bad message: %s\n", err);
-                continue;
-            }
-            fake_handle(fb, identity, identity_len, msg);
-            syn_msg_destroy(&msg);
+    script_t *script = user;
+    int64_t now = zclock_mono();
+    for (size_t i = 0; i < script->delayed_count;) {
+        if (script->delayed[i].due_ms <= now) {
+            send_delayed(fb, &script->delayed[i]);
+            script->delayed[i] = script->delayed[--script->delayed_count];
+        } else {
+            i++;
         }
-        int64_t now = zclock_mono();
-        for (size_t i = 0; i < fb->delayed_count;) {
-            if (fb->delayed[i].due_ms <= now) {
-                fake_send(fb, &fb->delayed[i]);
-                syn_msg_destroy(&fb->delayed[i].reply);
-                fb->delayed[i] = fb->delayed[--fb->delayed_count];
-            } else {
-                i++;
-            }
-        }
-        fake_publish(fb);
     }
-    for (size_t i = 0; i < fb->delayed_count; i++)
-        syn_msg_destroy(&fb->delayed[i].reply);
-    for (size_t i = 0; i < fb->held_count; i++)
-        syn_msg_destroy(&fb->held[i].reply);
-    return NULL;
-}
-
-static fake_broker_t *fake_broker_start(void)
-{
-    fake_broker_t *fb = calloc(1, sizeof *fb);
-    assert_non_null(fb);
-    fb->router = zsock_new(ZMQ_ROUTER);
-    assert_non_null(fb->router);
-    zsock_set_router_mandatory(fb->router, 1);
-    zsock_set_linger(fb->router, 0);
-    assert_true(zsock_bind(fb->router, "tcp://127.0.0.1:*") > 0);
-    snprintf(fb->endpoint, sizeof fb->endpoint, "%s", zsock_endpoint(fb->router));
-    fb->pub = zsock_new(ZMQ_PUB);
-    zsock_set_linger(fb->pub, 0);
-    assert_true(zsock_bind(fb->pub, "tcp://127.0.0.1:*") > 0);
-    snprintf(fb->events_endpoint, sizeof fb->events_endpoint, "%s", zsock_endpoint(fb->pub));
-    atomic_store(&fb->hold_target, 1);
-    assert_int_equal(pthread_create(&fb->thread, NULL, fake_broker_run, fb), 0);
-    return fb;
-}
-
-static void fake_broker_stop(fake_broker_t **fb_p)
-{
-    fake_broker_t *fb = *fb_p;
-    if (!fb)
+    if (atomic_load(&script->publish) <= 0)
         return;
-    atomic_store(&fb->stop, 1);
-    pthread_join(fb->thread, NULL);
-    zsock_destroy(&fb->router);
-    zsock_destroy(&fb->pub);
-    free(fb);
-    *fb_p = NULL;
+    atomic_fetch_sub(&script->publish, 1);
+    json_t *event = json_pack("{s:i, s:I, s:s, s:s, s:{}}", "seq", 1, "time",
+                              (json_int_t)zclock_time(), "execution_id", "exec-1", "type",
+                              "ExecutionStarted", "data");
+    fake_broker_publish(fb, event);
+    json_decref(event);
 }
 
-/* ---- the gateway under test, in its own thread ---- */
-
-typedef struct {
-    gateway_t *gateway;
-    pthread_t thread;
-    atomic_int stop;
-    pthread_mutex_t lock;
-    gateway_stats_t stats; /* copied after every turn, under lock */
-    atomic_long turns;
-    bool running;
-    char url[64];
-} harness_t;
-
-static void *gateway_thread(void *arg)
+/* The replies still kept back when the broker stopped. */
+static void script_clear(script_t *script)
 {
-    harness_t *h = arg;
-    while (!atomic_load(&h->stop)) {
-        if (gateway_poll(h->gateway, 10) != 0)
-            break;
-        pthread_mutex_lock(&h->lock);
-        gateway_stats(h->gateway, &h->stats);
-        pthread_mutex_unlock(&h->lock);
-        atomic_fetch_add(&h->turns, 1);
-    }
-    return NULL;
+    for (size_t i = 0; i < script->delayed_count; i++)
+        syn_msg_destroy(&script->delayed[i].reply);
+    for (size_t i = 0; i < script->held_count; i++)
+        syn_msg_destroy(&script->held[i].reply);
 }
 
-static harness_t *harness_start(const char *broker, const char *events)
+/* ---- the gateway under test (tests/support/gateway_harness.h) ---- */
+
+static gateway_harness_t *start_gateway(const char *broker, const char *events)
 {
-    harness_t *h = calloc(1, sizeof *h);
-    assert_non_null(h);
-    pthread_mutex_init(&h->lock, NULL);
     gateway_config_t config = {
         .http = "127.0.0.1:0",
         .broker = broker,
@@ -259,83 +168,30 @@ static harness_t *harness_start(const char *broker, const char *events)
         .health_timeout_ms = HEALTH_TIMEOUT_MS,
         .max_connections = 1024,
     };
-    char err[256];
-    h->gateway = gateway_new(&config, err, sizeof err);
-    if (!h->gateway)
-        fail_msg("gateway_new: %s", err);
-    snprintf(h->url, sizeof h->url, "http://127.0.0.1:%d", gateway_port(h->gateway));
-    assert_int_equal(pthread_create(&h->thread, NULL, gateway_thread, h), 0);
-    h->running = true;
-    return h;
-}
-
-/* Stops the loop thread (the gateway stays alive so its counters can be read). */
-static void harness_halt(harness_t *h)
-{
-    if (!h->running)
-        return;
-    atomic_store(&h->stop, 1);
-    pthread_join(h->thread, NULL);
-    h->running = false;
-}
-
-static void harness_stop(harness_t **h_p)
-{
-    harness_t *h = *h_p;
-    if (!h)
-        return;
-    harness_halt(h);
-    gateway_destroy(&h->gateway);
-    pthread_mutex_destroy(&h->lock);
-    free(h);
-    *h_p = NULL;
-}
-
-/* The counters as of a loop turn that began after this call (so whatever the test
- * just saw happen is counted). */
-static gateway_stats_t harness_stats(harness_t *h)
-{
-    long seen = atomic_load(&h->turns);
-    for (int i = 0; i < 1000 && h->running && atomic_load(&h->turns) < seen + 2; i++)
-        usleep(1000);
-    gateway_stats_t stats;
-    pthread_mutex_lock(&h->lock);
-    stats = h->stats;
-    pthread_mutex_unlock(&h->lock);
-    return stats;
+    return gateway_harness_start(&config);
 }
 
 typedef struct {
+    script_t script;
     fake_broker_t *broker;
-    harness_t *gw;
+    gateway_harness_t *gw;
     gateway_stats_t base;
 } fixture_t;
-
-/* Waits until the gateway's DEALER is connected to the broker: until then sends
- * fail at once (ZMQ_IMMEDIATE) and every request is answered 503. */
-static void wait_until_connected(harness_t *h)
-{
-    for (int i = 0; i < 200; i++) {
-        http_response_t r;
-        int rc = http_get(&r, "%s/health", h->url);
-        long status = r.status;
-        http_response_clear(&r);
-        if (rc == 0 && status == 200)
-            return;
-        usleep(10000);
-    }
-    fail_msg("gateway never reached the broker");
-}
 
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
-    f->broker = fake_broker_start();
-    f->gw = harness_start(f->broker->endpoint, f->broker->events_endpoint);
-    wait_until_connected(f->gw);
+    atomic_store(&f->script.hold_target, 1);
+    f->broker = fake_broker_start(&(fake_broker_config_t){
+        .handler = script_handle, .tick = script_tick, .user = &f->script, .poll_ms = 5});
+    f->gw = start_gateway(fake_broker_endpoint(f->broker), fake_broker_events_endpoint(f->broker));
+    /* Until the gateway's DEALER is connected to the broker, sends fail at once
+     * (ZMQ_IMMEDIATE) and every request is answered 503. */
+    if (!gateway_harness_wait_healthy(f->gw, 200))
+        fail_msg("gateway never reached the broker");
     /* Every test counts from here. */
-    f->base = harness_stats(f->gw);
-    atomic_store(&f->broker->received, 0);
+    f->base = gateway_harness_stats(f->gw);
+    fake_broker_reset_requests(f->broker);
     *state = f;
     return 0;
 }
@@ -343,7 +199,7 @@ static int setup(void **state)
 /* The gateway's counters since setup (in_flight as it is now). */
 static gateway_stats_t stats_since_setup(fixture_t *f)
 {
-    gateway_stats_t now = harness_stats(f->gw), base = f->base;
+    gateway_stats_t now = gateway_harness_stats(f->gw), base = f->base;
     now.requests_sent -= base.requests_sent;
     now.replies -= base.replies;
     now.timeouts -= base.timeouts;
@@ -357,8 +213,9 @@ static gateway_stats_t stats_since_setup(fixture_t *f)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    harness_stop(&f->gw);
+    gateway_harness_stop(&f->gw);
     fake_broker_stop(&f->broker);
+    script_clear(&f->script);
     free(f);
     return 0;
 }
@@ -392,9 +249,9 @@ static void expect(const char *method, const char *url, const char *body, long s
     http_response_clear(&r);
 }
 
-static int connect_to(harness_t *h)
+static int connect_to(gateway_harness_t *h)
 {
-    int port = gateway_port(h->gateway);
+    int port = gateway_harness_port(h);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -434,7 +291,7 @@ static char *read_all(int fd)
 }
 
 /* One request on a raw connection with "Connection: close"; returns the response. */
-static char *raw_request(harness_t *h, const char *request)
+static char *raw_request(gateway_harness_t *h, const char *request)
 {
     int fd = connect_to(h);
     send_all(fd, request, strlen(request));
@@ -445,9 +302,9 @@ static char *raw_request(harness_t *h, const char *request)
 
 static void wait_for_received(fake_broker_t *fb, int count)
 {
-    for (int i = 0; i < 500 && atomic_load(&fb->received) < count; i++)
+    for (int i = 0; i < 500 && fake_broker_requests(fb, NULL) < count; i++)
         usleep(2000);
-    assert_true(atomic_load(&fb->received) >= count);
+    assert_true(fake_broker_requests(fb, NULL) >= count);
 }
 
 /* ---- tests ---- */
@@ -456,28 +313,28 @@ static void test_routes_reach_the_broker(void **state)
 {
     fixture_t *f = *state;
     char url[256];
-    snprintf(url, sizeof url, "%s/health", f->gw->url);
+    snprintf(url, sizeof url, "%s/health", gateway_harness_url(f->gw));
     expect("GET", url, NULL, 200, "{\"status\":\"ok\",\"broker\":\"up\",\"workers\":2}");
-    snprintf(url, sizeof url, "%s/workflows?page=2&page_size=5&ignored=1", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows?page=2&page_size=5&ignored=1", gateway_harness_url(f->gw));
     expect("GET", url, NULL, 200,
            "{\"op\":\"workflow.list\",\"args\":{\"workflow_type\":null,\"include_archived\":"
            "false,\"page\":2,\"page_size\":5}}");
-    snprintf(url, sizeof url, "%s/workflows", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows", gateway_harness_url(f->gw));
     expect("POST", url,
            "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\",\"order\":1,"
            "\"prompt_template\":\"x\",\"model\":null}]}",
            201,
            "{\"op\":\"workflow.create\",\"args\":{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\","
            "\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}}");
-    snprintf(url, sizeof url, "%s/workflows/wf%%2D1", f->gw->url); /* URL-decoded: wf-1 */
+    snprintf(url, sizeof url, "%s/workflows/wf%%2D1", gateway_harness_url(f->gw)); /* URL-decoded: wf-1 */
     expect("GET", url, NULL, 200, "{\"op\":\"workflow.get\",\"args\":{\"id\":\"wf-1\"}}");
-    snprintf(url, sizeof url, "%s/workflows/wf-1/execute", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/wf-1/execute", gateway_harness_url(f->gw));
     expect("POST", url, "{\"inputs\":{\"a\":\"b\"},\"provider\":\"x\"}", 200,
            "{\"op\":\"execution.start\",\"args\":{\"workflow_id\":\"wf-1\",\"inputs\":{\"a\":\"b\"},"
            "\"task\":null,\"repos\":[]}}");
-    snprintf(url, sizeof url, "%s/workflows/wf-1/executions/exec-9", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/wf-1/executions/exec-9", gateway_harness_url(f->gw));
     expect("GET", url, NULL, 404, "{\"detail\":\"Execution not found: exec-9\"}");
-    snprintf(url, sizeof url, "%s/workflows/executions/active?limit=3", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/executions/active?limit=3", gateway_harness_url(f->gw));
     expect("GET", url, NULL, 200, "[]");
 }
 
@@ -489,28 +346,28 @@ static void test_yaml_routes(void **state)
     char url[256];
     http_response_t r;
     const char *doc = "name: Y\nphases:\n  - {id: p, name: P, order: 1, prompt_template: hi}\n";
-    snprintf(url, sizeof url, "%s/workflows/from-yaml?id=copy", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/from-yaml?id=copy", gateway_harness_url(f->gw));
     assert_int_equal(http_request("POST", url, doc, "application/x-yaml; charset=UTF-8", &r), 0);
     assert_int_equal(r.status, 201);
     assert_json_text(r.json, "{\"op\":\"workflow.create\",\"args\":{\"id\":\"copy\",\"name\":"
                              "\"Y\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\",\"order\":1,"
                              "\"prompt_template\":\"hi\"}]}}");
     http_response_clear(&r);
-    int reached = atomic_load(&f->broker->received);
+    int reached = fake_broker_requests(f->broker, NULL);
     assert_int_equal(http_request("POST", url, doc, "text/plain", &r), 0);
     assert_int_equal(r.status, 415);
     assert_string_equal(r.content_type, "application/json");
     assert_non_null(strstr(r.body, "Unsupported Media Type: text/plain"));
     http_response_clear(&r);
-    snprintf(url, sizeof url, "%s/workflows/validate", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/validate", gateway_harness_url(f->gw));
     assert_int_equal(http_request("POST", url, "{\"content\":\"name: [\"}", NULL, &r), 0);
     assert_int_equal(r.status, 200);
     assert_true(json_is_false(json_object_get(r.json, "valid")));
     assert_int_equal(json_array_size(json_object_get(r.json, "errors")), 1);
     http_response_clear(&r);
-    assert_int_equal(atomic_load(&f->broker->received), reached);
+    assert_int_equal(fake_broker_requests(f->broker, NULL), reached);
 
-    snprintf(url, sizeof url, "%s/workflows/as-yaml/export", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/as-yaml/export", gateway_harness_url(f->gw));
     assert_int_equal(http_request("GET", url, NULL, NULL, &r), 0);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.content_type, "application/yaml; charset=utf-8");
@@ -525,12 +382,12 @@ static void test_yaml_routes(void **state)
                                 "      line one\n"
                                 "      line two\n");
     http_response_clear(&r);
-    snprintf(url, sizeof url, "%s/workflows/wf-1/export", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/wf-1/export", gateway_harness_url(f->gw));
     expect("GET", url, NULL, 502, "{\"detail\":\"invalid reply from broker: not a workflow\"}");
 
-    snprintf(url, sizeof url, "%s/workflows/wf-1", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/wf-1", gateway_harness_url(f->gw));
     expect("DELETE", url, NULL, 200, "{\"op\":\"workflow.archive\",\"args\":{\"id\":\"wf-1\"}}");
-    snprintf(url, sizeof url, "%s/workflows/wf-1/phases/p", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/wf-1/phases/p", gateway_harness_url(f->gw));
     expect("PUT", url, "{\"prompt_template\":\"new\"}", 200,
            "{\"op\":\"workflow.phase_update\",\"args\":{\"workflow_id\":\"wf-1\","
            "\"phase_id\":\"p\",\"prompt_template\":\"new\"}}");
@@ -540,15 +397,15 @@ static void test_not_found_and_method_not_allowed(void **state)
 {
     fixture_t *f = *state;
     char url[256];
-    snprintf(url, sizeof url, "%s/nope", f->gw->url);
+    snprintf(url, sizeof url, "%s/nope", gateway_harness_url(f->gw));
     expect("GET", url, NULL, 404, "{\"detail\":\"Not Found\"}");
-    snprintf(url, sizeof url, "%s/workflows/", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/", gateway_harness_url(f->gw));
     expect("GET", url, NULL, 404, "{\"detail\":\"Not Found\"}");
-    snprintf(url, sizeof url, "%s/nope", f->gw->url);
+    snprintf(url, sizeof url, "%s/nope", gateway_harness_url(f->gw));
     expect("POST", url, "{}", 404, "{\"detail\":\"Not Found\"}");
-    snprintf(url, sizeof url, "%s/health", f->gw->url);
+    snprintf(url, sizeof url, "%s/health", gateway_harness_url(f->gw));
     expect("POST", url, "{}", 405, "{\"detail\":\"Method Not Allowed\"}");
-    snprintf(url, sizeof url, "%s/workflows/x/execute", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/x/execute", gateway_harness_url(f->gw));
     expect("GET", url, NULL, 405, "{\"detail\":\"Method Not Allowed\"}");
 
     char *response = raw_request(f->gw, "DELETE /workflows HTTP/1.1\r\nHost: x\r\n"
@@ -557,14 +414,14 @@ static void test_not_found_and_method_not_allowed(void **state)
     assert_non_null(strstr(response, "\r\nAllow: GET, POST\r\n"));
     assert_non_null(strstr(response, "{\"detail\":\"Method Not Allowed\"}"));
     free(response);
-    assert_int_equal(atomic_load(&f->broker->received), 0);
+    assert_int_equal(fake_broker_requests(f->broker, NULL), 0);
 }
 
 static void test_validation_errors_do_not_reach_the_broker(void **state)
 {
     fixture_t *f = *state;
     char url[256];
-    snprintf(url, sizeof url, "%s/workflows/wf-1/execute", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/wf-1/execute", gateway_harness_url(f->gw));
     expect("POST", url, "{\"inputs\":{\"k\":1},\"bogus\":true}", 422,
            "{\"detail\":[{\"loc\":[\"body\",\"inputs\",\"k\"],\"msg\":\"Input should be a valid "
            "string\",\"type\":\"string_type\"},{\"loc\":[\"body\",\"bogus\"],\"msg\":\"Extra inputs "
@@ -573,15 +430,15 @@ static void test_validation_errors_do_not_reach_the_broker(void **state)
            "{\"detail\":[{\"loc\":[\"body\"],\"msg\":\"Field required\",\"type\":\"missing\"}]}");
     expect("POST", url, "{\"a\":", 422,
            "{\"detail\":[{\"loc\":[\"body\",5],\"msg\":\"JSON decode error\",\"type\":\"json_invalid\"}]}");
-    snprintf(url, sizeof url, "%s/workflows/executions/active?limit=abc", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/executions/active?limit=abc", gateway_harness_url(f->gw));
     expect("GET", url, NULL, 422,
            "{\"detail\":[{\"loc\":[\"query\",\"limit\"],\"msg\":\"Input should be a valid integer, "
            "unable to parse string as an integer\",\"type\":\"int_parsing\"}]}");
-    snprintf(url, sizeof url, "%s/workflows/executions/active?limit=101", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/executions/active?limit=101", gateway_harness_url(f->gw));
     expect("GET", url, NULL, 422,
            "{\"detail\":[{\"loc\":[\"query\",\"limit\"],\"msg\":\"Input should be less than or "
            "equal to 100\",\"type\":\"less_than_equal\"}]}");
-    assert_int_equal(atomic_load(&f->broker->received), 0);
+    assert_int_equal(fake_broker_requests(f->broker, NULL), 0);
 }
 
 /* {"task":"aaa…"} of exactly len bytes. */
@@ -598,7 +455,7 @@ static void test_body_limit(void **state)
 {
     fixture_t *f = *state;
     char url[256];
-    snprintf(url, sizeof url, "%s/workflows/wf-1/execute", f->gw->url);
+    snprintf(url, sizeof url, "%s/workflows/wf-1/execute", gateway_harness_url(f->gw));
     char *body = task_body(GATEWAY_BODY_LIMIT);
     http_response_t r;
     assert_int_equal(http_post(&r, body, "%s", url), 0);
@@ -641,7 +498,7 @@ static void test_body_limit(void **state)
     assert_true(strlen(body) < GATEWAY_BODY_LIMIT);
     expect("POST", url, body, 413, "{\"detail\":\"Request body too large\"}");
     free(body);
-    assert_int_equal(atomic_load(&f->broker->received), 1);
+    assert_int_equal(fake_broker_requests(f->broker, NULL), 1);
 }
 
 static void test_silent_broker_gives_503(void **state)
@@ -649,7 +506,7 @@ static void test_silent_broker_gives_503(void **state)
     fixture_t *f = *state;
     http_response_t r;
     int64_t start = zclock_mono();
-    assert_int_equal(http_get(&r, "%s/workflows/silent", f->gw->url), 0);
+    assert_int_equal(http_get(&r, "%s/workflows/silent", gateway_harness_url(f->gw)), 0);
     int64_t took = zclock_mono() - start;
     assert_int_equal(r.status, 503);
     assert_string_equal(r.retry_after, "1");
@@ -658,9 +515,9 @@ static void test_silent_broker_gives_503(void **state)
     assert_true(took < REQUEST_TIMEOUT_MS + 1000);
     http_response_clear(&r);
 
-    atomic_store(&f->broker->health_silent, 1);
+    atomic_store(&f->script.health_silent, 1);
     start = zclock_mono();
-    assert_int_equal(http_get(&r, "%s/health", f->gw->url), 0);
+    assert_int_equal(http_get(&r, "%s/health", gateway_harness_url(f->gw)), 0);
     took = zclock_mono() - start;
     assert_int_equal(r.status, 503);
     assert_json_text(r.json, "{\"status\":\"degraded\",\"broker\":\"down\",\"workers\":0}");
@@ -676,36 +533,36 @@ static void test_no_broker_gives_503_at_once(void **state)
 {
     (void)state;
     /* Nothing listens there: ZMQ_IMMEDIATE makes the send fail instead of queueing. */
-    harness_t *h = harness_start("tcp://127.0.0.1:1", "tcp://127.0.0.1:1");
+    gateway_harness_t *h = start_gateway("tcp://127.0.0.1:1", "tcp://127.0.0.1:1");
     http_response_t r;
     int64_t start = zclock_mono();
-    assert_int_equal(http_get(&r, "%s/workflows/x", h->url), 0);
+    assert_int_equal(http_get(&r, "%s/workflows/x", gateway_harness_url(h)), 0);
     assert_int_equal(r.status, 503);
     assert_string_equal(r.retry_after, "1");
     assert_json_text(r.json, "{\"detail\":\"broker unavailable\"}");
     http_response_clear(&r);
-    assert_int_equal(http_get(&r, "%s/health", h->url), 0);
+    assert_int_equal(http_get(&r, "%s/health", gateway_harness_url(h)), 0);
     assert_int_equal(r.status, 503);
     assert_json_text(r.json, "{\"status\":\"degraded\",\"broker\":\"down\",\"workers\":0}");
     http_response_clear(&r);
     assert_true(zclock_mono() - start < REQUEST_TIMEOUT_MS);
-    harness_halt(h);
+    gateway_harness_halt(h);
     gateway_stats_t stats;
-    gateway_stats(h->gateway, &stats);
+    gateway_stats(gateway_harness_gateway(h), &stats);
     assert_int_equal(stats.send_failures, 2);
     assert_int_equal(stats.requests_sent, 0);
-    harness_stop(&h);
+    gateway_harness_stop(&h);
 }
 
 static void test_late_reply_is_dropped(void **state)
 {
     fixture_t *f = *state;
     http_response_t r;
-    assert_int_equal(http_get(&r, "%s/workflows/late", f->gw->url), 0);
+    assert_int_equal(http_get(&r, "%s/workflows/late", gateway_harness_url(f->gw)), 0);
     assert_int_equal(r.status, 503);
     http_response_clear(&r);
     usleep((LATE_REPLY_MS - REQUEST_TIMEOUT_MS + 150) * 1000);
-    assert_int_equal(http_get(&r, "%s/workflows/fine", f->gw->url), 0);
+    assert_int_equal(http_get(&r, "%s/workflows/fine", gateway_harness_url(f->gw)), 0);
     assert_int_equal(r.status, 200);
     assert_json_text(r.json, "{\"op\":\"workflow.get\",\"args\":{\"id\":\"fine\"}}");
     http_response_clear(&r);
@@ -721,7 +578,7 @@ static void test_client_gone_while_waiting(void **state)
 {
     fixture_t *f = *state;
     const char *paths[] = {"/workflows/silent", "/workflows/late", "/workflows/hold-1"};
-    atomic_store(&f->broker->hold_target, 2); /* hold-1 waits for a second hold-* */
+    atomic_store(&f->script.hold_target, 2); /* hold-1 waits for a second hold-* */
     for (int i = 0; i < 3; i++) {
         char request[256];
         snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", paths[i]);
@@ -732,11 +589,11 @@ static void test_client_gone_while_waiting(void **state)
     }
     /* Answer the held one now: its client is gone. */
     http_response_t r;
-    assert_int_equal(http_get(&r, "%s/workflows/hold-2", f->gw->url), 0);
+    assert_int_equal(http_get(&r, "%s/workflows/hold-2", gateway_harness_url(f->gw)), 0);
     assert_int_equal(r.status, 200);
     http_response_clear(&r);
     usleep((LATE_REPLY_MS + 150) * 1000);
-    assert_int_equal(http_get(&r, "%s/health", f->gw->url), 0);
+    assert_int_equal(http_get(&r, "%s/health", gateway_harness_url(f->gw)), 0);
     assert_int_equal(r.status, 200);
     http_response_clear(&r);
     gateway_stats_t stats = stats_since_setup(f);
@@ -810,13 +667,13 @@ static void test_keep_alive_many_in_flight(void **state)
 {
     fixture_t *f = *state;
     enum { IN_FLIGHT = 200 };
-    atomic_store(&f->broker->hold_target, IN_FLIGHT);
+    atomic_store(&f->script.hold_target, IN_FLIGHT);
     CURLM *multi = curl_multi_init();
     curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)IN_FLIGHT);
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)IN_FLIGHT);
-    long first = run_round(multi, f->gw->url, 1, IN_FLIGHT);
-    long second = run_round(multi, f->gw->url, 2, IN_FLIGHT);
-    long third = run_round(multi, f->gw->url, 3, IN_FLIGHT);
+    long first = run_round(multi, gateway_harness_url(f->gw), 1, IN_FLIGHT);
+    long second = run_round(multi, gateway_harness_url(f->gw), 2, IN_FLIGHT);
+    long third = run_round(multi, gateway_harness_url(f->gw), 3, IN_FLIGHT);
     curl_multi_cleanup(multi);
     assert_int_equal(first, IN_FLIGHT);
     /* Later rounds ride the same keep-alive connections. */
@@ -839,7 +696,7 @@ static void test_shutdown_while_waiting(void **state)
         send_all(fds[i], request, strlen(request));
     }
     wait_for_received(f->broker, 3);
-    harness_stop(&f->gw);
+    gateway_harness_stop(&f->gw);
     for (int i = 0; i < 3; i++) {
         char *response = read_all(fds[i]);
         assert_non_null(strstr(response, "HTTP/1.1 503"));
@@ -852,7 +709,7 @@ static void test_shutdown_while_waiting(void **state)
 static void test_events_are_drained(void **state)
 {
     fixture_t *f = *state;
-    atomic_store(&f->broker->publish, 200); /* one per fake broker turn (~5 ms) */
+    atomic_store(&f->script.publish, 200); /* one per fake broker turn (~5 ms) */
     gateway_stats_t stats = {0};
     for (int i = 0; i < 300 && stats.events == 0; i++) {
         usleep(10000);
@@ -866,9 +723,9 @@ static void test_bind_failure(void **state)
 {
     fixture_t *f = *state;
     char address[64];
-    snprintf(address, sizeof address, "127.0.0.1:%d", gateway_port(f->gw->gateway));
-    gateway_config_t config = {.http = address, .broker = f->broker->endpoint,
-                               .events = f->broker->events_endpoint, .request_timeout_ms = 100,
+    snprintf(address, sizeof address, "127.0.0.1:%d", gateway_harness_port(f->gw));
+    gateway_config_t config = {.http = address, .broker = fake_broker_endpoint(f->broker),
+                               .events = fake_broker_events_endpoint(f->broker), .request_timeout_ms = 100,
                                .health_timeout_ms = 100, .max_connections = 10};
     char err[256] = "";
     gateway_t *gw = gateway_new(&config, err, sizeof err);

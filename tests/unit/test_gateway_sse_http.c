@@ -6,6 +6,8 @@
  * as text/plain. */
 #include "gateway/gateway.h"
 #include "proto/msg.h"
+#include "tests/support/fake_broker.h"
+#include "tests/support/gateway_harness.h"
 #include "tests/support/http.h"
 #include "tests/support/sse.h"
 
@@ -29,29 +31,25 @@
 
 #define REQUEST_TIMEOUT_MS 1000
 
-/* ---- fake broker: an event log, events.replay, PUB ---- */
+/* ---- fake broker (tests/support/fake_broker.h) with an event log ---- */
 
+/* An events.replay request waiting to be answered. */
 typedef struct {
-    unsigned char identity[256];
-    size_t identity_len;
-    json_int_t id;
+    fake_request_t request; /* its op and args are not kept: see args */
     json_t *args;
     int64_t due_ms;
 } job_t;
 
+/* The fake broker, the event log it answers events.replay from, and the replays
+ * still to answer. */
 typedef struct {
-    zsock_t *router, *pub;
-    char endpoint[128], events_endpoint[128];
-    pthread_t thread;
-    atomic_int stop;
+    fake_broker_t *fake;
     pthread_mutex_t lock; /* guards everything below */
     json_t *log;          /* every event, in seq order */
-    json_t *outbox;       /* events to publish */
     int replay_delay_ms;  /* events.replay answered this late (computed when sent) */
-    int replays;          /* events.replay requests received */
     job_t jobs[256];
     size_t job_count;
-} fake_broker_t;
+} logging_broker_t;
 
 static bool is_terminal(const char *type)
 {
@@ -59,18 +57,8 @@ static bool is_terminal(const char *type)
            !strcmp(type, "ExecutionCancelled");
 }
 
-static void send_reply(fake_broker_t *fb, const unsigned char *identity, size_t identity_len,
-                       json_int_t id, int status, json_t *body)
-{
-    syn_msg_t *reply = syn_msg_new_with(
-        SYN_MSG_REPLY, json_pack("{s:I, s:i, s:o}", "id", id, "status", status, "body", body));
-    if (syn_msg_send(zsock_resolve(fb->router), identity, identity_len, reply) != 0)
-        fprintf(stderr, "fake broker: send failed: %s\n", strerror(errno));
-    syn_msg_destroy(&reply);
-}
-
 /* events.replay from the log, as docs/protocol.md says (caller holds the lock). */
-static void answer_replay(fake_broker_t *fb, const job_t *job)
+static void answer_replay(logging_broker_t *lb, const job_t *job)
 {
     const char *given = json_string_value(json_object_get(job->args, "execution_id"));
     json_int_t after = json_integer_value(json_object_get(job->args, "after_seq"));
@@ -81,7 +69,7 @@ static void answer_replay(fake_broker_t *fb, const job_t *job)
     if (given) {
         int matches = 0;
         json_t *seen = json_object();
-        json_array_foreach(fb->log, i, event) {
+        json_array_foreach(lb->log, i, event) {
             const char *id = json_string_value(json_object_get(event, "execution_id"));
             if (id && strncmp(id, given, strlen(given)) == 0 && !json_object_get(seen, id)) {
                 json_object_set_new(seen, id, json_true());
@@ -94,15 +82,15 @@ static void answer_replay(fake_broker_t *fb, const job_t *job)
         if (matches != 1) {
             snprintf(detail, sizeof detail, matches ? "Ambiguous execution id %s" :
                      "Execution not found: %s", given);
-            send_reply(fb, job->identity, job->identity_len, job->id, matches ? 409 : 404,
-                       json_pack("{s:s}", "detail", detail));
+            fake_broker_answer(lb->fake, &job->request, matches ? 409 : 404,
+                               json_pack("{s:s}", "detail", detail));
             return;
         }
     }
     json_t *events = json_array();
     bool more = false, terminal = false;
     json_int_t last = after;
-    json_array_foreach(fb->log, i, event) {
+    json_array_foreach(lb->log, i, event) {
         const char *id = json_string_value(json_object_get(event, "execution_id"));
         if (resolved && (!id || strcmp(id, resolved) != 0))
             continue;
@@ -118,235 +106,118 @@ static void answer_replay(fake_broker_t *fb, const job_t *job)
         json_array_append(events, event);
         last = seq;
     }
-    send_reply(fb, job->identity, job->identity_len, job->id, 200,
-               json_pack("{s:o, s:I, s:b, s:b, s:s?}", "events", events, "last_seq", last,
-                         "more", more, "terminal", resolved && terminal, "execution_id",
-                         resolved));
+    fake_broker_answer(lb->fake, &job->request, 200,
+                       json_pack("{s:o, s:I, s:b, s:b, s:s?}", "events", events, "last_seq",
+                                 last, "more", more, "terminal", resolved && terminal,
+                                 "execution_id", resolved));
 }
 
-/* health → 200; events.replay → from the log (exec-silent: never); execution.output →
- * {"output"} (phase "missing": 404); anything else → 200 {"op","args"}. */
-static void fake_handle(fake_broker_t *fb, const unsigned char *identity, size_t identity_len,
-                        syn_msg_t *msg)
+/* health → 200 (a canned reply); events.replay → from the log (exec-silent: never);
+ * execution.output → {"output"} (phase "missing": 404); anything else → 200
+ * {"op","args"}. */
+static void logging_broker_handle(fake_broker_t *fb, const fake_request_t *request, void *user)
 {
-    json_t *fields = syn_msg_fields(msg);
-    json_int_t id = json_integer_value(json_object_get(fields, "id"));
-    const char *op = json_string_value(json_object_get(fields, "op"));
-    json_t *args = json_object_get(fields, "args");
-    if (!strcmp(op, "health")) {
-        send_reply(fb, identity, identity_len, id, 200,
-                   json_pack("{s:s, s:s, s:i}", "status", "ok", "broker", "up", "workers", 1));
-    } else if (!strcmp(op, "events.replay")) {
+    logging_broker_t *lb = user;
+    const char *op = request->op;
+    json_t *args = request->args;
+    if (!strcmp(op, "events.replay")) {
         const char *execution_id = json_string_value(json_object_get(args, "execution_id"));
-        pthread_mutex_lock(&fb->lock);
-        fb->replays++;
-        if (!(execution_id && !strcmp(execution_id, "exec-silent")) && fb->job_count < 256) {
-            job_t *job = &fb->jobs[fb->job_count++];
-            memcpy(job->identity, identity, identity_len);
-            job->identity_len = identity_len;
-            job->id = id;
+        pthread_mutex_lock(&lb->lock);
+        if (!(execution_id && !strcmp(execution_id, "exec-silent")) && lb->job_count < 256) {
+            job_t *job = &lb->jobs[lb->job_count++];
+            job->request = *request;
+            job->request.op = NULL;
+            job->request.args = NULL;
             job->args = json_incref(args);
-            job->due_ms = zclock_mono() + fb->replay_delay_ms;
+            job->due_ms = zclock_mono() + lb->replay_delay_ms;
         }
-        pthread_mutex_unlock(&fb->lock);
+        pthread_mutex_unlock(&lb->lock);
     } else if (!strcmp(op, "execution.output")) {
         const char *phase = json_string_value(json_object_get(args, "phase_id"));
         if (!strcmp(phase, "missing"))
-            send_reply(fb, identity, identity_len, id, 404,
-                       json_pack("{s:s}", "detail", "Phase missing not found in execution x"));
+            fake_broker_answer(fb, request, 404,
+                               json_pack("{s:s}", "detail", "Phase missing not found in execution x"));
         else
-            send_reply(fb, identity, identity_len, id, 200,
-                       json_pack("{s:s}", "output", "line one\nline two \xc3\xa9\n"));
+            fake_broker_answer(fb, request, 200,
+                               json_pack("{s:s}", "output", "line one\nline two \xc3\xa9\n"));
     } else {
-        send_reply(fb, identity, identity_len, id, 200,
-                   json_pack("{s:s, s:O}", "op", op, "args", args));
+        fake_broker_answer(fb, request, 200, json_pack("{s:s, s:O}", "op", op, "args", args));
     }
 }
 
-static void *fake_broker_run(void *arg)
+/* Every turn: the replays that are due. */
+static void logging_broker_tick(fake_broker_t *fb, void *user)
 {
-    fake_broker_t *fb = arg;
-    void *router = zsock_resolve(fb->router);
-    while (!atomic_load(&fb->stop)) {
-        zmq_pollitem_t item = {router, 0, ZMQ_POLLIN, 0};
-        zmq_poll(&item, 1, 1);
-        for (;;) {
-            unsigned char identity[256];
-            size_t identity_len = sizeof identity;
-            syn_msg_t *msg = NULL;
-            char err[256];
-            int rc = syn_msg_recv(router, &msg, identity, &identity_len, err, sizeof err);
-            if (rc == -1)
-                break;
-            if (rc == 0)
-                fake_handle(fb, identity, identity_len, msg);
-            syn_msg_destroy(&msg);
+    (void)fb;
+    logging_broker_t *lb = user;
+    pthread_mutex_lock(&lb->lock);
+    int64_t now = zclock_mono();
+    for (size_t i = 0; i < lb->job_count;) {
+        if (lb->jobs[i].due_ms <= now) {
+            answer_replay(lb, &lb->jobs[i]);
+            json_decref(lb->jobs[i].args);
+            lb->jobs[i] = lb->jobs[--lb->job_count];
+        } else {
+            i++;
         }
-        pthread_mutex_lock(&fb->lock);
-        int64_t now = zclock_mono();
-        for (size_t i = 0; i < fb->job_count;) {
-            if (fb->jobs[i].due_ms <= now) {
-                answer_replay(fb, &fb->jobs[i]);
-                json_decref(fb->jobs[i].args);
-                fb->jobs[i] = fb->jobs[--fb->job_count];
-            } else {
-                i++;
-            }
-        }
-        size_t i;
-        json_t *event;
-        json_array_foreach(fb->outbox, i, event) {
-            const char *topic = json_string_value(json_object_get(event, "execution_id"));
-            syn_msg_t *msg = syn_msg_new_with(SYN_MSG_EVENT, json_incref(event));
-            if (syn_msg_send(zsock_resolve(fb->pub), topic ? topic : "-",
-                             topic ? strlen(topic) : 1, msg) != 0)
-                fprintf(stderr, "fake broker: publish failed: %s\n", strerror(errno));
-            syn_msg_destroy(&msg);
-        }
-        json_array_clear(fb->outbox);
-        pthread_mutex_unlock(&fb->lock);
     }
-    return NULL;
+    pthread_mutex_unlock(&lb->lock);
 }
 
-static fake_broker_t *fake_broker_start(void)
+static logging_broker_t *logging_broker_start(void)
 {
-    fake_broker_t *fb = calloc(1, sizeof *fb);
-    pthread_mutex_init(&fb->lock, NULL);
-    fb->log = json_array();
-    fb->outbox = json_array();
-    fb->router = zsock_new(ZMQ_ROUTER);
-    zsock_set_router_mandatory(fb->router, 1);
-    zsock_set_linger(fb->router, 0);
-    assert_true(zsock_bind(fb->router, "tcp://127.0.0.1:*") > 0);
-    snprintf(fb->endpoint, sizeof fb->endpoint, "%s", zsock_endpoint(fb->router));
-    fb->pub = zsock_new(ZMQ_PUB);
-    zsock_set_linger(fb->pub, 0);
-    zsock_set_sndhwm(fb->pub, 100000);
-    assert_true(zsock_bind(fb->pub, "tcp://127.0.0.1:*") > 0);
-    snprintf(fb->events_endpoint, sizeof fb->events_endpoint, "%s", zsock_endpoint(fb->pub));
-    assert_int_equal(pthread_create(&fb->thread, NULL, fake_broker_run, fb), 0);
-    return fb;
+    logging_broker_t *lb = calloc(1, sizeof *lb);
+    pthread_mutex_init(&lb->lock, NULL);
+    lb->log = json_array();
+    lb->fake = fake_broker_start(&(fake_broker_config_t){.handler = logging_broker_handle,
+                                                         .tick = logging_broker_tick,
+                                                         .user = lb,
+                                                         .poll_ms = 1,
+                                                         .events_sndhwm = 100000});
+    fake_broker_set_healthy(lb->fake, 1);
+    return lb;
 }
 
-static void fake_broker_stop(fake_broker_t **fb_p)
+static void logging_broker_stop(logging_broker_t **lb_p)
 {
-    fake_broker_t *fb = *fb_p;
-    atomic_store(&fb->stop, 1);
-    pthread_join(fb->thread, NULL);
-    for (size_t i = 0; i < fb->job_count; i++)
-        json_decref(fb->jobs[i].args);
-    zsock_destroy(&fb->router);
-    zsock_destroy(&fb->pub);
-    json_decref(fb->log);
-    json_decref(fb->outbox);
-    pthread_mutex_destroy(&fb->lock);
-    free(fb);
-    *fb_p = NULL;
+    logging_broker_t *lb = *lb_p;
+    fake_broker_stop(&lb->fake);
+    for (size_t i = 0; i < lb->job_count; i++)
+        json_decref(lb->jobs[i].args);
+    json_decref(lb->log);
+    pthread_mutex_destroy(&lb->lock);
+    free(lb);
+    *lb_p = NULL;
 }
 
 /* Appends an event to the log (and publishes it unless publish is false, which makes
  * a gap for the gateway); data is stolen (NULL: {}). Returns its seq. */
-static long long emit_data(fake_broker_t *fb, const char *execution_id, const char *type,
+static long long emit_data(logging_broker_t *lb, const char *execution_id, const char *type,
                            json_t *data, bool publish)
 {
-    pthread_mutex_lock(&fb->lock);
-    long long seq = (long long)json_array_size(fb->log) + 1;
+    pthread_mutex_lock(&lb->lock);
+    long long seq = (long long)json_array_size(lb->log) + 1;
     json_t *event = json_pack("{s:I, s:I, s:s?, s:s, s:o}", "seq", (json_int_t)seq, "time",
                               (json_int_t)zclock_time() * 1000, "execution_id", execution_id,
                               "type", type, "data", data ? data : json_object());
-    json_array_append(fb->log, event);
+    json_array_append(lb->log, event);
     if (publish)
-        json_array_append(fb->outbox, event);
+        fake_broker_publish(lb->fake, event);
     json_decref(event);
-    pthread_mutex_unlock(&fb->lock);
+    pthread_mutex_unlock(&lb->lock);
     return seq;
 }
 
-static long long emit(fake_broker_t *fb, const char *execution_id, const char *type)
+static long long emit(logging_broker_t *lb, const char *execution_id, const char *type)
 {
-    return emit_data(fb, execution_id, type, NULL, true);
+    return emit_data(lb, execution_id, type, NULL, true);
 }
 
-/* ---- the gateway under test, in its own thread ---- */
+/* ---- the gateway under test (tests/support/gateway_harness.h) ---- */
 
 typedef struct {
-    gateway_t *gateway;
-    pthread_t thread;
-    atomic_int stop;
-    pthread_mutex_t lock;
-    gateway_stats_t stats;
-    atomic_long turns;
-    int port;
-    char url[64];
-} harness_t;
-
-static void *gateway_thread(void *arg)
-{
-    harness_t *h = arg;
-    while (!atomic_load(&h->stop)) {
-        if (gateway_poll(h->gateway, 10) != 0)
-            break;
-        pthread_mutex_lock(&h->lock);
-        gateway_stats(h->gateway, &h->stats);
-        pthread_mutex_unlock(&h->lock);
-        atomic_fetch_add(&h->turns, 1);
-    }
-    return NULL;
-}
-
-static harness_t *harness_start(fake_broker_t *fb, long keepalive_ms, long buffer_bytes)
-{
-    harness_t *h = calloc(1, sizeof *h);
-    pthread_mutex_init(&h->lock, NULL);
-    gateway_config_t config = {
-        .http = "127.0.0.1:0",
-        .broker = fb->endpoint,
-        .events = fb->events_endpoint,
-        .request_timeout_ms = REQUEST_TIMEOUT_MS,
-        .health_timeout_ms = 500,
-        .max_connections = 2048,
-        .sse_keepalive_ms = keepalive_ms,
-        .sse_buffer_bytes = buffer_bytes,
-    };
-    char err[256];
-    h->gateway = gateway_new(&config, err, sizeof err);
-    if (!h->gateway)
-        fail_msg("gateway_new: %s", err);
-    h->port = gateway_port(h->gateway);
-    snprintf(h->url, sizeof h->url, "http://127.0.0.1:%d", h->port);
-    assert_int_equal(pthread_create(&h->thread, NULL, gateway_thread, h), 0);
-    return h;
-}
-
-static void harness_stop(harness_t **h_p)
-{
-    harness_t *h = *h_p;
-    if (!h)
-        return;
-    atomic_store(&h->stop, 1);
-    pthread_join(h->thread, NULL);
-    gateway_destroy(&h->gateway);
-    pthread_mutex_destroy(&h->lock);
-    free(h);
-    *h_p = NULL;
-}
-
-static gateway_stats_t harness_stats(harness_t *h)
-{
-    long seen = atomic_load(&h->turns);
-    for (int i = 0; i < 1000 && atomic_load(&h->turns) < seen + 2; i++)
-        usleep(1000);
-    gateway_stats_t stats;
-    pthread_mutex_lock(&h->lock);
-    stats = h->stats;
-    pthread_mutex_unlock(&h->lock);
-    return stats;
-}
-
-typedef struct {
-    fake_broker_t *broker;
-    harness_t *gw;
+    logging_broker_t *broker;
+    gateway_harness_t *gw;
     long long warmup_seq; /* events in the log before the test starts */
 } fixture_t;
 
@@ -354,19 +225,11 @@ typedef struct {
  * wait for both (warm-up events go to the log like any other, execution_id null). */
 static void wait_until_connected(fixture_t *f)
 {
-    for (int i = 0; i < 300; i++) {
-        http_response_t r;
-        int rc = http_get(&r, "%s/health", f->gw->url);
-        long status = r.status;
-        http_response_clear(&r);
-        if (rc == 0 && status == 200)
-            break;
-        usleep(10000);
-    }
+    (void)gateway_harness_wait_healthy(f->gw, 300);
     for (int i = 0; i < 300; i++) {
         f->warmup_seq = emit(f->broker, NULL, "Warmup");
         usleep(10000);
-        if (harness_stats(f->gw).events > 0)
+        if (gateway_harness_stats(f->gw).events > 0)
             return;
     }
     fail_msg("gateway never connected to the fake broker");
@@ -375,8 +238,18 @@ static void wait_until_connected(fixture_t *f)
 static fixture_t *fixture_start(long keepalive_ms, long buffer_bytes)
 {
     fixture_t *f = calloc(1, sizeof *f);
-    f->broker = fake_broker_start();
-    f->gw = harness_start(f->broker, keepalive_ms, buffer_bytes);
+    f->broker = logging_broker_start();
+    gateway_config_t config = {
+        .http = "127.0.0.1:0",
+        .broker = fake_broker_endpoint(f->broker->fake),
+        .events = fake_broker_events_endpoint(f->broker->fake),
+        .request_timeout_ms = REQUEST_TIMEOUT_MS,
+        .health_timeout_ms = 500,
+        .max_connections = 2048,
+        .sse_keepalive_ms = keepalive_ms,
+        .sse_buffer_bytes = buffer_bytes,
+    };
+    f->gw = gateway_harness_start(&config);
     wait_until_connected(f);
     return f;
 }
@@ -390,8 +263,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    harness_stop(&f->gw);
-    fake_broker_stop(&f->broker);
+    gateway_harness_stop(&f->gw);
+    logging_broker_stop(&f->broker);
     free(f);
     return 0;
 }
@@ -457,7 +330,7 @@ static void test_replay_then_live_then_terminal(void **state)
     long long s1 = emit(f->broker, "exec-aaa111", "ExecutionStarted");
     emit(f->broker, "exec-bbb222", "ExecutionStarted");
     long long s3 = emit(f->broker, "exec-aaa111", "PhaseQueued");
-    sse_client_t *r = open_stream(f->gw->port, "/sse/executions/exec-aaa111", NULL, 0);
+    sse_client_t *r = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-aaa111", NULL, 0);
     wait_frames(r, 3);
     assert_int_equal(sse_client_status(r), 200);
     assert_non_null(strcasestr(sse_client_headers(r), "\r\nContent-Type: text/event-stream\r\n"));
@@ -493,7 +366,7 @@ static void test_replay_and_live_overlap_without_repeats(void **state)
     pthread_mutex_lock(&f->broker->lock);
     f->broker->replay_delay_ms = 300;
     pthread_mutex_unlock(&f->broker->lock);
-    sse_client_t *r = open_stream(f->gw->port, "/sse/executions/exec-ccc", NULL, 0);
+    sse_client_t *r = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-ccc", NULL, 0);
     usleep(100 * 1000); /* the replay request is in, its answer not yet */
     long long seqs[5];
     for (int i = 0; i < 5; i++)
@@ -520,7 +393,7 @@ static void test_last_event_id_resumes_after_it(void **state)
         seqs[i] = emit(f->broker, "exec-ddd", i == 0 ? "ExecutionStarted" : "PhaseOutput");
     char last[32];
     snprintf(last, sizeof last, "%lld", seqs[1]);
-    sse_client_t *r = open_stream(f->gw->port, "/sse/executions/exec-ddd", last, 0);
+    sse_client_t *r = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-ddd", last, 0);
     wait_frames(r, 3);
     char want[256];
     snprintf(want, sizeof want, "%lld:connected,%lld:PhaseOutput,%lld:PhaseOutput", seqs[1],
@@ -529,7 +402,7 @@ static void test_last_event_id_resumes_after_it(void **state)
     sse_client_destroy(&r);
 
     /* A bad header is a 422, as any bad input. */
-    r = open_stream(f->gw->port, "/sse/executions/exec-ddd", "abc", 0);
+    r = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-ddd", "abc", 0);
     sse_client_wait(r, sse_client_has_closed, 0, 5000);
     assert_int_equal(sse_client_status(r), 422);
     assert_non_null(strstr(sse_client_body(r), "last-event-id"));
@@ -541,7 +414,7 @@ static void test_finished_execution_replays_and_closes(void **state)
     fixture_t *f = *state;
     long long a = emit(f->broker, "exec-eee", "ExecutionStarted");
     long long b = emit(f->broker, "exec-eee", "ExecutionFailed");
-    sse_client_t *r = open_stream(f->gw->port, "/sse/executions/exec-e", NULL, 0); /* a prefix */
+    sse_client_t *r = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-e", NULL, 0); /* a prefix */
     assert_true(sse_client_wait(r, sse_client_has_closed, 0, 5000));
     assert_true(sse_client_ended(r));
     char want[128];
@@ -553,7 +426,7 @@ static void test_finished_execution_replays_and_closes(void **state)
     /* Resuming past its terminal frame: connected, then the end. */
     char last[32];
     snprintf(last, sizeof last, "%lld", b);
-    r = open_stream(f->gw->port, "/sse/executions/exec-eee", last, 0);
+    r = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-eee", last, 0);
     assert_true(sse_client_wait(r, sse_client_has_closed, 0, 5000));
     snprintf(want, sizeof want, "%lld:connected", b);
     expect_summary(r, want);
@@ -567,27 +440,27 @@ static void test_unknown_ambiguous_and_silent(void **state)
     emit(f->broker, "exec-f01", "ExecutionStarted");
     emit(f->broker, "exec-f02", "ExecutionStarted");
     http_response_t resp;
-    assert_int_equal(http_get(&resp, "%s/sse/executions/exec-zzz", f->gw->url), 0);
+    assert_int_equal(http_get(&resp, "%s/sse/executions/exec-zzz", gateway_harness_url(f->gw)), 0);
     assert_int_equal(resp.status, 404);
     assert_string_equal(resp.content_type, "application/json");
     assert_string_equal(json_string_value(json_object_get(resp.json, "detail")),
                         "Execution not found: exec-zzz");
     http_response_clear(&resp);
-    assert_int_equal(http_get(&resp, "%s/sse/executions/exec-f0", f->gw->url), 0);
+    assert_int_equal(http_get(&resp, "%s/sse/executions/exec-f0", gateway_harness_url(f->gw)), 0);
     assert_int_equal(resp.status, 409);
     http_response_clear(&resp);
-    assert_int_equal(http_get(&resp, "%s/sse/executions/exec-silent", f->gw->url), 0);
+    assert_int_equal(http_get(&resp, "%s/sse/executions/exec-silent", gateway_harness_url(f->gw)), 0);
     assert_int_equal(resp.status, 503);
     assert_string_equal(resp.retry_after, "1");
     http_response_clear(&resp);
-    gateway_stats_t stats = harness_stats(f->gw);
+    gateway_stats_t stats = gateway_harness_stats(f->gw);
     assert_int_equal(stats.sse_clients, 0);
 }
 
 static void test_activity_stream(void **state)
 {
     fixture_t *f = *state;
-    sse_client_t *r = open_stream(f->gw->port, "/sse/activity", NULL, 0);
+    sse_client_t *r = open_stream(gateway_harness_port(f->gw), "/sse/activity", NULL, 0);
     wait_frames(r, 1);
     /* It starts live, after the last event the gateway saw. */
     assert_int_equal(frame_at(r, 0)->id, f->warmup_seq);
@@ -611,7 +484,7 @@ static void test_activity_stream(void **state)
     /* With Last-Event-ID it replays every execution's events after it first. */
     char last[32];
     snprintf(last, sizeof last, "%lld", b);
-    r = open_stream(f->gw->port, "/sse/activity", last, 0);
+    r = open_stream(gateway_harness_port(f->gw), "/sse/activity", last, 0);
     wait_frames(r, 3);
     long long e = emit(f->broker, NULL, "WorkerJoined");
     wait_frames(r, 4);
@@ -626,10 +499,10 @@ static void test_activity_stream(void **state)
 static void test_gap_is_replayed(void **state)
 {
     fixture_t *f = *state;
-    sse_client_t *exec = open_stream(f->gw->port, "/sse/executions/exec-hhh", NULL, 0);
+    sse_client_t *exec = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-hhh", NULL, 0);
     long long a = emit(f->broker, "exec-hhh", "ExecutionStarted");
     wait_frames(exec, 2);
-    sse_client_t *all = open_stream(f->gw->port, "/sse/activity", NULL, 0);
+    sse_client_t *all = open_stream(gateway_harness_port(f->gw), "/sse/activity", NULL, 0);
     wait_frames(all, 1);
     long long lost1 = emit_data(f->broker, "exec-hhh", "PhaseQueued", NULL, false);
     long long lost2 = emit_data(f->broker, "exec-iii", "PhaseQueued", NULL, false);
@@ -648,7 +521,7 @@ static void test_gap_is_replayed(void **state)
              "%lld:ExecutionCompleted",
              a, lost1, lost2, b, c);
     expect_summary(all, want);
-    gateway_stats_t stats = harness_stats(f->gw);
+    gateway_stats_t stats = gateway_harness_stats(f->gw);
     assert_int_equal(stats.event_gaps, 1);
     sse_client_destroy(&exec);
     sse_client_destroy(&all);
@@ -658,7 +531,7 @@ static void test_keepalive_after_silence(void **state)
 {
     (void)state;
     fixture_t *f = fixture_start(100, 0);
-    sse_client_t *r = open_stream(f->gw->port, "/sse/activity", NULL, 0);
+    sse_client_t *r = open_stream(gateway_harness_port(f->gw), "/sse/activity", NULL, 0);
     wait_frames(r, 1);
     int64_t start = zclock_mono();
     assert_true(sse_client_wait(r, sse_client_has_keepalives, 3, 5000));
@@ -681,8 +554,8 @@ static void test_slow_client_is_cut_without_hurting_others(void **state)
 {
     (void)state;
     fixture_t *f = fixture_start(0, 256 * 1024);
-    sse_client_t *slow = open_stream(f->gw->port, "/sse/activity", NULL, 4096);
-    sse_client_t *fast = open_stream(f->gw->port, "/sse/activity", NULL, 0);
+    sse_client_t *slow = open_stream(gateway_harness_port(f->gw), "/sse/activity", NULL, 4096);
+    sse_client_t *fast = open_stream(gateway_harness_port(f->gw), "/sse/activity", NULL, 0);
     wait_frames(fast, 1);
     /* 8 MB in all, at a pace a reading client keeps up with. */
     enum { EVENTS = 8000 };
@@ -697,7 +570,7 @@ static void test_slow_client_is_cut_without_hurting_others(void **state)
             usleep(1000);
     }
     if (!sse_client_wait(fast, sse_client_has_frames, 1 + EVENTS, 20000)) {
-        gateway_stats_t st = harness_stats(f->gw);
+        gateway_stats_t st = gateway_harness_stats(f->gw);
         fail_msg("fast client got %zu frames (closed %d); gateway: events %llu dispatched %llu "
                  "overflows %llu clients %zu gaps %llu bad %llu",
                  sse_client_frame_count(fast), sse_client_closed(fast),
@@ -707,7 +580,7 @@ static void test_slow_client_is_cut_without_hurting_others(void **state)
                  (unsigned long long)st.bad_messages);
     }
     gateway_stats_t stats = {0};
-    for (int i = 0; i < 500 && (stats = harness_stats(f->gw)).sse_clients != 1; i++)
+    for (int i = 0; i < 500 && (stats = gateway_harness_stats(f->gw)).sse_clients != 1; i++)
         usleep(10000);
     assert_int_equal(stats.sse_clients, 1);
     assert_int_equal(stats.sse_overflows, 1);
@@ -719,7 +592,7 @@ static void test_slow_client_is_cut_without_hurting_others(void **state)
     assert_true(sse_client_closed(slow));
     assert_false(sse_client_ended(slow));
     http_response_t resp;
-    assert_int_equal(http_get(&resp, "%s/health", f->gw->url), 0);
+    assert_int_equal(http_get(&resp, "%s/health", gateway_harness_url(f->gw)), 0);
     assert_int_equal(resp.status, 200);
     http_response_clear(&resp);
     sse_client_destroy(&slow);
@@ -731,19 +604,19 @@ static void test_thousand_clients(void **state)
 {
     fixture_t *f = *state;
     enum { CLIENTS = 1000, EVENTS = 5 };
-    uint64_t seen = harness_stats(f->gw).events;
+    uint64_t seen = gateway_harness_stats(f->gw).events;
     long long first = emit(f->broker, "exec-many", "ExecutionStarted");
-    for (int i = 0; i < 500 && harness_stats(f->gw).events == seen; i++)
+    for (int i = 0; i < 500 && gateway_harness_stats(f->gw).events == seen; i++)
         usleep(2000);
     sse_client_t **rs = calloc(CLIENTS, sizeof *rs);
     for (int i = 0; i < CLIENTS; i++)
-        rs[i] = open_stream(f->gw->port, i % 2 ? "/sse/activity" : "/sse/executions/exec-many",
+        rs[i] = open_stream(gateway_harness_port(f->gw), i % 2 ? "/sse/activity" : "/sse/executions/exec-many",
                             NULL, 0);
     /* Everyone is connected; execution streams also have their replayed start. */
     for (int i = 0; i < CLIENTS; i++)
         if (!sse_client_wait(rs[i], sse_client_has_frames, i % 2 ? 1 : 2, 20000))
             fail_msg("client %d not connected: %zu frames", i, sse_client_frame_count(rs[i]));
-    assert_int_equal(harness_stats(f->gw).sse_clients, CLIENTS);
+    assert_int_equal(gateway_harness_stats(f->gw).sse_clients, CLIENTS);
     int64_t start = zclock_mono();
     for (int i = 0; i < EVENTS; i++)
         emit(f->broker, "exec-many", i + 1 == EVENTS ? "ExecutionCompleted" : "PhaseOutput");
@@ -773,25 +646,25 @@ static void test_phase_output_is_plain_text(void **state)
 {
     fixture_t *f = *state;
     http_response_t resp;
-    assert_int_equal(http_get(&resp, "%s/executions/exec-1/phases/plan/output", f->gw->url), 0);
+    assert_int_equal(http_get(&resp, "%s/executions/exec-1/phases/plan/output", gateway_harness_url(f->gw)), 0);
     assert_int_equal(resp.status, 200);
     assert_string_equal(resp.content_type, "text/plain; charset=utf-8");
     assert_string_equal(resp.body, "line one\nline two \xc3\xa9\n");
     http_response_clear(&resp);
     assert_int_equal(
-        http_get(&resp, "%s/executions/exec-1/phases/missing/output", f->gw->url), 0);
+        http_get(&resp, "%s/executions/exec-1/phases/missing/output", gateway_harness_url(f->gw)), 0);
     assert_int_equal(resp.status, 404);
     assert_string_equal(resp.content_type, "application/json");
     http_response_clear(&resp);
     /* The control routes reach the broker with their checked arguments. */
     assert_int_equal(http_post(&resp, "{\"message\":\"hi\",\"role\":\"system\"}",
-                               "%s/executions/exec-1/inject", f->gw->url),
+                               "%s/executions/exec-1/inject", gateway_harness_url(f->gw)),
                      0);
     assert_int_equal(resp.status, 200);
     assert_string_equal(json_string_value(json_object_get(resp.json, "op")), "execution.inject");
     http_response_clear(&resp);
     char url[128];
-    snprintf(url, sizeof url, "%s/executions/exec-1/cancel", f->gw->url);
+    snprintf(url, sizeof url, "%s/executions/exec-1/cancel", gateway_harness_url(f->gw));
     assert_int_equal(http_request("POST", url, NULL, NULL, &resp), 0);
     assert_int_equal(resp.status, 200);
     assert_true(json_is_null(json_object_get(json_object_get(resp.json, "args"), "reason")));
@@ -803,12 +676,12 @@ static void test_shutdown_with_open_streams(void **state)
 {
     fixture_t *f = *state;
     emit(f->broker, "exec-s", "ExecutionStarted");
-    sse_client_t *a = open_stream(f->gw->port, "/sse/executions/exec-s", NULL, 0);
-    sse_client_t *b = open_stream(f->gw->port, "/sse/activity", NULL, 0);
-    sse_client_t *c = open_stream(f->gw->port, "/sse/executions/exec-silent", NULL, 0);
+    sse_client_t *a = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-s", NULL, 0);
+    sse_client_t *b = open_stream(gateway_harness_port(f->gw), "/sse/activity", NULL, 0);
+    sse_client_t *c = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-silent", NULL, 0);
     wait_frames(a, 2);
     wait_frames(b, 1);
-    harness_stop(&f->gw);
+    gateway_harness_stop(&f->gw);
     sse_client_t *rs[] = {a, b, c};
     assert_true(sse_clients_wait(rs, 3, sse_client_has_closed, 0, 5000));
     for (int i = 0; i < 3; i++)

@@ -120,6 +120,13 @@ static void expect_reject_bytes(const void *data, size_t size, const char *expec
         fail_msg("reason '%s' does not contain '%s'", err, expect);
 }
 
+/* Bytes the decoder must refuse, and what its reason must say. */
+typedef struct {
+    const char *bytes;
+    size_t size;
+    const char *expect;
+} rejected_bytes_t;
+
 static void expect_reject_raw(raw_t *raw, const char *expect)
 {
     expect_reject_bytes(raw->buf.data, raw->buf.size, expect);
@@ -729,11 +736,7 @@ static void *counting_malloc(size_t size)
 static void test_reject_huge_declared_lengths(void **state)
 {
     (void) state;
-    static const struct {
-        const char *bytes;
-        size_t size;
-        const char *expect;
-    } cases[] = {
+    static const rejected_bytes_t cases[] = {
         /* array32 of 2^32-1 elements in a 10-byte buffer */
         {"\x81\xa1x\xdd\xff\xff\xff\xff\x00\x00", 10, "declares 4294967295 elements"},
         /* map32 of 2^32-1 pairs */
@@ -775,11 +778,7 @@ static void test_reject_huge_declared_lengths(void **state)
 static void test_reject_unsupported_types(void **state)
 {
     (void) state;
-    static const struct {
-        const char *bytes;
-        size_t size;
-        const char *expect;
-    } cases[] = {
+    static const rejected_bytes_t cases[] = {
         {"\x81\xa1x\xc4\x01\x00", 6, "unsupported msgpack type bin8 at offset 3"},
         {"\x81\xa1x\xc5\x00\x01\x00", 7, "unsupported msgpack type bin16 at offset 3"},
         {"\x81\xa1x\xc6\x00\x00\x00\x01\x00", 9, "unsupported msgpack type bin32 at offset 3"},

@@ -215,6 +215,31 @@ static syn_msg_t *expect_ready(fake_t *fake, json_int_t slots, size_t running)
 }
 
 /* Waits for the worker process to exit; its exit status, or -1 on timeout. */
+/* Starts the worker and takes its first READY (slots free, nothing running). */
+static void start_registered(fake_t *fake, const char *const *extra, json_int_t slots)
+{
+    start_worker(fake, extra);
+    syn_msg_t *ready = expect_ready(fake, slots, 0);
+    syn_msg_destroy(&ready);
+}
+
+/* Waits for the next message of this type and drops it. */
+static void discard_next(fake_t *fake, syn_msg_type_t type, int64_t timeout_ms)
+{
+    syn_msg_t *msg = expect(fake, type, timeout_ms, true);
+    syn_msg_destroy(&msg);
+}
+
+/* The next RESULT, for this attempt, with this status (for the caller to destroy). */
+static syn_msg_t *expect_result(fake_t *fake, const char *execution_id, const char *phase_id,
+                                json_int_t attempt, const char *status)
+{
+    syn_msg_t *msg = expect(fake, SYN_MSG_RESULT, 2000, true);
+    assert_ref(msg, execution_id, phase_id, attempt);
+    assert_string_equal(str_of(msg, "status"), status);
+    return msg;
+}
+
 static int wait_exit(fake_t *fake, int64_t timeout_ms)
 {
     int64_t give_up = syn_mono_ms() + timeout_ms;
@@ -249,17 +274,14 @@ static void test_ready_and_heartbeats(void **state)
 static void test_assign_progress_result(void **state)
 {
     fake_t *fake = *state;
-    start_worker(fake, NULL);
-    syn_msg_t *msg = expect_ready(fake, 4, 0);
-    syn_msg_destroy(&msg);
+    start_registered(fake, NULL, 4);
+    syn_msg_t *msg;
     assign(fake, "exec-000000000001", "plan", 1, "hello\nworld", "mock");
     msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
     assert_ref(msg, "exec-000000000001", "plan", 1);
     assert_string_equal(str_of(msg, "kind"), "started");
     syn_msg_destroy(&msg);
-    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
-    assert_ref(msg, "exec-000000000001", "plan", 1);
-    assert_string_equal(str_of(msg, "status"), "completed");
+    msg = expect_result(fake, "exec-000000000001", "plan", 1, "completed");
     assert_string_equal(str_of(msg, "output"), "mock output for phase plan:\nhello\nworld");
     assert_true(json_is_null(json_object_get(syn_msg_fields(msg), "error")));
     assert_true(json_is_null(json_object_get(syn_msg_fields(msg), "exit_code")));
@@ -268,9 +290,7 @@ static void test_assign_progress_result(void **state)
 
     /* A failing phase, with the provider left to the worker. */
     assign(fake, "exec-000000000002", "build", 3, "#mock fail compiler exploded", NULL);
-    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
-    assert_ref(msg, "exec-000000000002", "build", 3);
-    assert_string_equal(str_of(msg, "status"), "failed");
+    msg = expect_result(fake, "exec-000000000002", "build", 3, "failed");
     assert_string_equal(str_of(msg, "error"), "compiler exploded");
     syn_msg_destroy(&msg);
     ack(fake, "exec-000000000002", "build", 3);
@@ -279,12 +299,10 @@ static void test_assign_progress_result(void **state)
 static void test_result_resent_until_ack(void **state)
 {
     fake_t *fake = *state;
-    start_worker(fake, NULL);
-    syn_msg_t *msg = expect_ready(fake, 4, 0);
-    syn_msg_destroy(&msg);
+    start_registered(fake, NULL, 4);
+    syn_msg_t *msg;
     assign(fake, "exec-00000000000a", "p", 1, "x", "mock");
-    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
-    syn_msg_destroy(&msg);
+    discard_next(fake, SYN_MSG_RESULT, 2000);
     /* Not acknowledged: the same result comes again (every 3 heartbeats). */
     int64_t first = syn_mono_ms();
     msg = expect(fake, SYN_MSG_RESULT, 2000, true);
@@ -306,16 +324,12 @@ static void test_result_resent_until_ack(void **state)
 static void test_no_free_slot_and_cancel(void **state)
 {
     fake_t *fake = *state;
-    start_worker(fake, (const char *[]){"--slots", "1", NULL});
-    syn_msg_t *msg = expect_ready(fake, 1, 0);
-    syn_msg_destroy(&msg);
+    start_registered(fake, (const char *[]){"--slots", "1", NULL}, 1);
+    syn_msg_t *msg;
     assign(fake, "exec-0000000000b1", "long", 1, "#mock sleep 60000", "mock");
-    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
-    syn_msg_destroy(&msg);
+    discard_next(fake, SYN_MSG_PROGRESS, 2000);
     assign(fake, "exec-0000000000b2", "more", 1, "x", "mock");
-    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
-    assert_ref(msg, "exec-0000000000b2", "more", 1);
-    assert_string_equal(str_of(msg, "status"), "refused");
+    msg = expect_result(fake, "exec-0000000000b2", "more", 1, "refused");
     assert_string_equal(str_of(msg, "error"), "no free slot");
     syn_msg_destroy(&msg);
     ack(fake, "exec-0000000000b2", "more", 1);
@@ -347,15 +361,13 @@ static void test_no_free_slot_and_cancel(void **state)
 static void test_reconnect_after_silence(void **state)
 {
     fake_t *fake = *state;
-    start_worker(fake, NULL);
-    syn_msg_t *msg = expect_ready(fake, 4, 0);
-    syn_msg_destroy(&msg);
+    start_registered(fake, NULL, 4);
+    syn_msg_t *msg;
     unsigned char old_id[256];
     size_t old_len = fake->id_len;
     memcpy(old_id, fake->id, old_len);
     assign(fake, "exec-0000000000c1", "slow", 2, "#mock sleep 60000", "mock");
-    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
-    syn_msg_destroy(&msg);
+    discard_next(fake, SYN_MSG_PROGRESS, 2000);
 
     /* The broker goes silent: after 3 intervals the worker connects a fresh
      * socket and registers again, listing the attempt it still runs. */
@@ -376,21 +388,17 @@ static void test_reconnect_after_silence(void **state)
 
     /* The attempt kept running through it and can be cancelled over the new link. */
     send_to_worker(fake, SYN_MSG_CANCEL, ref("exec-0000000000c1", "slow", 2));
-    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
-    assert_ref(msg, "exec-0000000000c1", "slow", 2);
-    assert_string_equal(str_of(msg, "status"), "cancelled");
+    msg = expect_result(fake, "exec-0000000000c1", "slow", 2, "cancelled");
     syn_msg_destroy(&msg);
 }
 
 static void test_unacked_result_resent_after_reconnect(void **state)
 {
     fake_t *fake = *state;
-    start_worker(fake, NULL);
-    syn_msg_t *msg = expect_ready(fake, 4, 0);
-    syn_msg_destroy(&msg);
+    start_registered(fake, NULL, 4);
+    syn_msg_t *msg;
     assign(fake, "exec-0000000000d1", "p", 1, "done soon", "mock");
-    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
-    syn_msg_destroy(&msg);
+    discard_next(fake, SYN_MSG_RESULT, 2000);
     /* Silence (as if the broker died before acknowledging): the result is sent
      * again on the new connection, right after READY. */
     msg = expect(fake, SYN_MSG_READY, 3000, false);
@@ -410,12 +418,10 @@ static void test_disconnect_reregisters(void **state)
     fake_t *fake = *state;
     /* Liveness 10: neither a reconnect nor the periodic resend of a result
      * comes within a second, so what arrives sooner answers the DISCONNECT. */
-    start_worker(fake, (const char *[]){"--liveness", "10", NULL});
-    syn_msg_t *msg = expect_ready(fake, 4, 0);
-    syn_msg_destroy(&msg);
+    start_registered(fake, (const char *[]){"--liveness", "10", NULL}, 4);
+    syn_msg_t *msg;
     assign(fake, "exec-0000000000d2", "p", 1, "unacknowledged", "mock");
-    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
-    syn_msg_destroy(&msg);
+    discard_next(fake, SYN_MSG_RESULT, 2000);
     send_to_worker(fake, SYN_MSG_DISCONNECT, NULL);
     int64_t sent = syn_mono_ms();
     msg = expect(fake, SYN_MSG_READY, 1000, true);
@@ -430,12 +436,10 @@ static void test_disconnect_reregisters(void **state)
 static void test_sigterm_drains(void **state)
 {
     fake_t *fake = *state;
-    start_worker(fake, NULL);
-    syn_msg_t *msg = expect_ready(fake, 4, 0);
-    syn_msg_destroy(&msg);
+    start_registered(fake, NULL, 4);
+    syn_msg_t *msg;
     assign(fake, "exec-0000000000e1", "p", 1, "#mock sleep 600", "mock");
-    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
-    syn_msg_destroy(&msg);
+    discard_next(fake, SYN_MSG_PROGRESS, 2000);
     kill(fake->pid, SIGTERM);
     /* The broker hears at once that this worker is draining... */
     msg = expect(fake, SYN_MSG_READY, 2000, true);
@@ -444,32 +448,24 @@ static void test_sigterm_drains(void **state)
     syn_msg_destroy(&msg);
     /* ...and work sent anyway is refused, not failed. */
     assign(fake, "exec-0000000000e2", "p", 1, "x", "mock");
-    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
-    assert_ref(msg, "exec-0000000000e2", "p", 1);
-    assert_string_equal(str_of(msg, "status"), "refused");
+    msg = expect_result(fake, "exec-0000000000e2", "p", 1, "refused");
     assert_string_equal(str_of(msg, "error"), "worker is shutting down");
     syn_msg_destroy(&msg);
     ack(fake, "exec-0000000000e2", "p", 1);
     /* ...but the running attempt finishes and reports. */
-    msg = expect(fake, SYN_MSG_RESULT, 2000, true);
-    assert_ref(msg, "exec-0000000000e1", "p", 1);
-    assert_string_equal(str_of(msg, "status"), "completed");
+    msg = expect_result(fake, "exec-0000000000e1", "p", 1, "completed");
     syn_msg_destroy(&msg);
     ack(fake, "exec-0000000000e1", "p", 1);
-    msg = expect(fake, SYN_MSG_DISCONNECT, 2000, true);
-    syn_msg_destroy(&msg);
+    discard_next(fake, SYN_MSG_DISCONNECT, 2000);
     assert_int_equal(wait_exit(fake, 2000), 0);
 }
 
 static void test_second_signal_exits_at_once(void **state)
 {
     fake_t *fake = *state;
-    start_worker(fake, NULL);
-    syn_msg_t *msg = expect_ready(fake, 4, 0);
-    syn_msg_destroy(&msg);
+    start_registered(fake, NULL, 4);
     assign(fake, "exec-0000000000f1", "p", 1, "#mock sleep 60000", "mock");
-    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
-    syn_msg_destroy(&msg);
+    discard_next(fake, SYN_MSG_PROGRESS, 2000);
     kill(fake->pid, SIGTERM);
     usleep(100000);
     int64_t second = syn_mono_ms();
@@ -523,12 +519,10 @@ static void test_command_streams_output(void **state)
 static void test_usage_in_result(void **state)
 {
     fake_t *fake = *state;
-    start_worker(fake, NULL);
-    syn_msg_t *msg = expect_ready(fake, 4, 0);
-    syn_msg_destroy(&msg);
+    start_registered(fake, NULL, 4);
+    syn_msg_t *msg;
     assign(fake, "exec-000000000201", "p", 1, "#mock tokens 2000 500\n#mock sleep 300", "mock");
-    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
-    syn_msg_destroy(&msg);
+    discard_next(fake, SYN_MSG_PROGRESS, 2000);
     send_to_worker(fake, SYN_MSG_INJECT,
                    json_pack("{s:s, s:s, s:I, s:s, s:s}", "execution_id", "exec-000000000201",
                              "phase_id", "p", "attempt", (json_int_t)1, "role", "user",
