@@ -46,7 +46,7 @@ int main(int argc, char **argv)
         {"workflows", SYN_FLAG_STRING, "DIR",
          "install the workflows of DIR at start (*.yaml and */workflow.yaml packages)",
          &config.workflows_dir, 0, 0},
-        {"log-level", SYN_FLAG_STRING, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
+        {"log-level", SYN_FLAG_LOG_LEVEL, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     syn_flags_result_t parsed = syn_flags_parse("syn-broker", summary, flags, argc, argv);
@@ -54,13 +54,6 @@ int main(int argc, char **argv)
         return 0;
     if (parsed == SYN_FLAGS_ERROR)
         return 2;
-    syn_log_level_t level;
-    if (syn_log_parse_level(log_level, &level) != 0) {
-        fprintf(stderr, "error: --log-level wants debug|info|warn|error, got '%s'\n", log_level);
-        syn_flags_usage("syn-broker", summary, flags, stderr);
-        return 2;
-    }
-    syn_log_set_level(level);
     config.heartbeat_ms = heartbeat_ms;
     config.liveness = liveness;
     config.kill_grace_ms = kill_grace_ms;

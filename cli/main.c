@@ -58,7 +58,7 @@ static int cmd_up(int argc, char **argv)
          "workflow files the broker installs at start (default ./workflows if it exists; "
          "\"\" for none)",
          &workflows, 0, 0},
-        {"log-level", SYN_FLAG_STRING, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
+        {"log-level", SYN_FLAG_LOG_LEVEL, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     syn_flags_result_t parsed =
@@ -66,12 +66,6 @@ static int cmd_up(int argc, char **argv)
                         argc, argv);
     if (parsed != SYN_FLAGS_OK)
         return parsed == SYN_FLAGS_EXIT ? 0 : 2;
-    syn_log_level_t level;
-    if (syn_log_parse_level(log_level, &level) != 0) {
-        fprintf(stderr, "error: --log-level wants debug|info|warn|error\n");
-        return 2;
-    }
-    syn_log_set_level(level);
     if (!strcmp(provider, "command") && !command) {
         fprintf(stderr, "error: --provider command needs --command ARGV\n");
         return 2;

@@ -1,4 +1,5 @@
 #include "common/flags.h"
+#include "common/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -39,6 +40,16 @@ static int assign(syn_flag_t *flag, const char *value, const char *origin)
     case SYN_FLAG_STRING:
         *(const char **)flag->target = value;
         return 0;
+    case SYN_FLAG_LOG_LEVEL: {
+        syn_log_level_t level;
+        if (syn_log_parse_level(value, &level) == 0) {
+            *(const char **)flag->target = value;
+            return 0;
+        }
+        fprintf(stderr, "error: %s %s wants debug, info, warn or error, got '%s'\n", origin,
+                flag->name, value);
+        return -1;
+    }
     case SYN_FLAG_INT:
         if (parse_long(value, flag->min, flag->max, (long *)flag->target) == 0)
             return 0;
@@ -89,7 +100,8 @@ void syn_flags_usage(const char *program, const char *summary, const syn_flag_t 
         snprintf(left, sizeof left, "--%s%s%s", f->name, f->kind == SYN_FLAG_BOOL ? "" : " ",
                  f->kind == SYN_FLAG_BOOL ? "" : (f->metavar ? f->metavar : "VALUE"));
         fprintf(out, "  %-26s %s", left, f->help);
-        if (f->kind == SYN_FLAG_STRING && *(const char **)f->target)
+        if ((f->kind == SYN_FLAG_STRING || f->kind == SYN_FLAG_LOG_LEVEL) &&
+            *(const char **)f->target)
             fprintf(out, " (default %s)", *(const char **)f->target);
         else if (f->kind == SYN_FLAG_INT)
             fprintf(out, " (default %ld)", *(long *)f->target);
@@ -138,6 +150,12 @@ syn_flags_result_t syn_flags_parse(const char *program, const char *summary, syn
         }
         if (assign(flag, value, "option") != 0)
             goto fail;
+    }
+    for (syn_flag_t *f = flags; f->name; f++) {
+        syn_log_level_t level;
+        if (f->kind == SYN_FLAG_LOG_LEVEL &&
+            syn_log_parse_level(*(const char **)f->target, &level) == 0)
+            syn_log_set_level(level);
     }
     return SYN_FLAGS_OK;
 fail:

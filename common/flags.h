@@ -5,14 +5,21 @@
 
 #include <stdbool.h>
 
-typedef enum { SYN_FLAG_STRING, SYN_FLAG_INT, SYN_FLAG_BOOL } syn_flag_kind_t;
+typedef enum {
+    SYN_FLAG_STRING,
+    SYN_FLAG_INT,
+    SYN_FLAG_BOOL,
+    SYN_FLAG_LOG_LEVEL, /* a string, checked as debug|info|warn|error and applied to the
+                         * process's log threshold once parsing succeeds */
+} syn_flag_kind_t;
 
 typedef struct {
     const char *name;    /* "http" → --http, SYN_HTTP */
     syn_flag_kind_t kind;
     const char *metavar; /* shown in usage: "HOST:PORT" */
     const char *help;
-    void *target;        /* const char ** | long * | bool *; holds the default on entry */
+    void *target;        /* const char ** (STRING, LOG_LEVEL) | long * | bool *; holds the
+                          * default on entry */
     long min, max;       /* bounds for SYN_FLAG_INT */
 } syn_flag_t;
 

@@ -60,7 +60,7 @@ int main(int argc, char **argv)
         {"sse-buffer-bytes", SYN_FLAG_INT, "BYTES",
          "SSE bytes queued for a client before it is cut as too slow", &config.sse_buffer_bytes,
          4096, 1073741824},
-        {"log-level", SYN_FLAG_STRING, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
+        {"log-level", SYN_FLAG_LOG_LEVEL, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     syn_flags_result_t parsed = syn_flags_parse(
@@ -69,14 +69,6 @@ int main(int argc, char **argv)
         return 0;
     if (parsed == SYN_FLAGS_ERROR)
         return 2;
-    syn_log_level_t level;
-    if (syn_log_parse_level(log_level, &level) != 0) {
-        fprintf(stderr, "error: --log-level wants debug|info|warn|error, got '%s'\n", log_level);
-        syn_flags_usage("syn-gateway", "Serves the syn HTTP API by asking the broker.", flags,
-                        stderr);
-        return 2;
-    }
-    syn_log_set_level(level);
 
     zsys_handler_set(NULL);
     zsys_init();

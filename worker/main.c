@@ -108,7 +108,7 @@ int main(int argc, char **argv)
          &kill_grace_ms, 0, 3600000},
         {"drain-seconds", SYN_FLAG_INT, "S", "on SIGTERM, how long running phases may finish",
          &drain_seconds, 0, 86400},
-        {"log-level", SYN_FLAG_STRING, "debug|info|warn|error", "log threshold", &log_level, 0,
+        {"log-level", SYN_FLAG_LOG_LEVEL, "debug|info|warn|error", "log threshold", &log_level, 0,
          0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
@@ -119,14 +119,6 @@ int main(int argc, char **argv)
     if (parsed == SYN_FLAGS_ERROR)
         return 2;
 
-    syn_log_level_t level;
-    if (syn_log_parse_level(log_level, &level) != 0) {
-        fprintf(stderr, "error: --log-level wants debug, info, warn or error, got '%s'\n",
-                log_level);
-        syn_flags_usage("syn-worker", summary, flags, stderr);
-        return 2;
-    }
-    syn_log_set_level(level);
 
     char err[512] = "";
     worker_models_t *models = NULL;

@@ -95,6 +95,24 @@ static void test_flags_reject_bad_input(void **state)
     unsetenv("SYN_SLOTS");
 }
 
+/* A log-level flag is checked while parsing and sets the threshold when all is well. */
+static void test_flags_log_level_kind(void **state)
+{
+    (void)state;
+    const char *level = "info";
+    syn_flag_t flags[] = {
+        {"log-level", SYN_FLAG_LOG_LEVEL, "LEVEL", "threshold", &level, 0, 0},
+        {NULL, 0, NULL, NULL, NULL, 0, 0},
+    };
+    char *bad[] = {"t", "--log-level", "loud", NULL};
+    assert_int_equal(syn_flags_parse("t", "test", flags, 3, bad), SYN_FLAGS_ERROR);
+    assert_string_equal(level, "info");
+    char *good[] = {"t", "--log-level=error", NULL};
+    assert_int_equal(syn_flags_parse("t", "test", flags, 2, good), SYN_FLAGS_OK);
+    assert_string_equal(level, "error");
+    syn_log_set_level(SYN_LOG_INFO);
+}
+
 static void test_log_levels_parse(void **state)
 {
     (void)state;
@@ -111,6 +129,7 @@ int main(void)
         cmocka_unit_test(test_ids_have_prefix_and_lowercase_hex),
         cmocka_unit_test(test_flags_parse_forms_and_environment),
         cmocka_unit_test(test_flags_reject_bad_input),
+        cmocka_unit_test(test_flags_log_level_kind),
         cmocka_unit_test(test_log_levels_parse),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
