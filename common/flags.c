@@ -46,20 +46,20 @@ static int assign(syn_flag_t *flag, const char *value, const char *origin)
             *(const char **)flag->target = value;
             return 0;
         }
-        fprintf(stderr, "error: %s %s wants debug, info, warn or error, got '%s'\n", origin,
+        fprintf(stderr, "error: %s --%s wants debug, info, warn or error, got '%s'\n", origin,
                 flag->name, value);
         return -1;
     }
     case SYN_FLAG_INT:
         if (parse_long(value, flag->min, flag->max, (long *)flag->target) == 0)
             return 0;
-        fprintf(stderr, "error: %s %s wants an integer from %ld to %ld, got '%s'\n", origin,
+        fprintf(stderr, "error: %s --%s wants an integer from %ld to %ld, got '%s'\n", origin,
                 flag->name, flag->min, flag->max, value);
         return -1;
     case SYN_FLAG_BOOL:
         if (parse_bool(value, (bool *)flag->target) == 0)
             return 0;
-        fprintf(stderr, "error: %s %s wants true or false, got '%s'\n", origin, flag->name,
+        fprintf(stderr, "error: %s --%s wants true or false, got '%s'\n", origin, flag->name,
                 value);
         return -1;
     }
