@@ -1238,6 +1238,7 @@ void gateway_stats(const gateway_t *self, gateway_stats_t *stats)
     gateway_view_stats_t view;
     gateway_view_stats(self->view, &view);
     stats->view_hits = view.hits;
+    stats->view_updates = view.updates;
     stats->view_entries = view.entries;
     stats->view_clears = view.clears;
 }

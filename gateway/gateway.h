@@ -52,6 +52,7 @@ typedef struct {
     uint64_t event_gaps;      /* gaps in seq on the SUB, filled from the broker's log */
     uint64_t events_dispatched; /* events handed to SSE streams (once each) */
     uint64_t view_hits;         /* status reads answered from the local view */
+    uint64_t view_updates;      /* status objects from events applied to the view */
     size_t view_entries;        /* executions in the local view right now */
     uint64_t view_clears;       /* times the view started over (gap, (dis)connect) */
 } gateway_stats_t;

@@ -33,6 +33,7 @@ struct gateway_view_t {
     list_t active;   /* pending, running, paused, and tombstones */
     list_t finished; /* completed, failed, cancelled: forgotten first */
     bool connected;
+    bool ever_connected; /* a connect after this is a reconnect */
     bool known;    /* a seq was seen since the last start: last is meaningful */
     uint64_t last; /* last seq seen */
     gateway_view_stats_t stats;
@@ -133,9 +134,16 @@ void gateway_view_clear(gateway_view_t *self)
     self->stats.clears++;
 }
 
+/* A disconnect forgets everything, and so does a reconnect (what arrived in between
+ * may be stale). The first connect clears nothing: there is nothing from before it,
+ * and the monitor may report it after the first events were already applied. */
 void gateway_view_set_connected(gateway_view_t *self, bool connected)
 {
     self->connected = connected;
+    bool first_connect = connected && !self->ever_connected;
+    self->ever_connected |= connected;
+    if (first_connect)
+        return;
     self->known = false;
     gateway_view_clear(self);
 }

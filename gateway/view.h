@@ -48,8 +48,8 @@ void gateway_view_destroy(gateway_view_t **self_p);
  * when absent). A seq that does not follow the previous one clears the view first. */
 void gateway_view_event(gateway_view_t *self, uint64_t seq, const json_t *status);
 
-/* The SUB connected (true) or disconnected (false). Either way the view starts over:
- * events may have been missed. */
+/* The SUB connected (true) or disconnected (false). A disconnect or a reconnect
+ * starts the view over (events may have been missed); the first connect does not. */
 void gateway_view_set_connected(gateway_view_t *self, bool connected);
 
 /* Forgets every entry not held by a control op (those keep blocking stale updates). */
