@@ -753,6 +753,18 @@ static int insert_version(broker_store_t *self, const char *id, int64_t version,
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Columns 1-6 of both the insert and the version bump: what a workflow row says
+ * about itself, in the order the two statements share. */
+static void bind_workflow_columns(sqlite3_stmt *s, const broker_workflow_row_t *row)
+{
+    bind_text(s, 1, row->id);
+    bind_text(s, 2, row->name);
+    bind_text(s, 3, row->description);
+    bind_text(s, 4, row->workflow_type);
+    bind_text(s, 5, row->classification);
+    sqlite3_bind_int64(s, 6, row->phase_count);
+}
+
 int broker_store_workflow_insert(broker_store_t *self, const broker_workflow_row_t *row)
 {
     zhashx_delete(self->workflows, row->id);
@@ -765,12 +777,7 @@ int broker_store_workflow_insert(broker_store_t *self, const broker_workflow_row
     sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_INSERT);
     if (!s)
         goto done;
-    bind_text(s, 1, row->id);
-    bind_text(s, 2, row->name);
-    bind_text(s, 3, row->description);
-    bind_text(s, 4, row->workflow_type);
-    bind_text(s, 5, row->classification);
-    sqlite3_bind_int64(s, 6, row->phase_count);
+    bind_workflow_columns(s, row);
     sqlite3_bind_int64(s, 7, row->created_at);
     bind_text(s, 8, row->source_hash);
     int rc = run(self, s, "insert workflow");
@@ -800,12 +807,7 @@ int broker_store_workflow_update(broker_store_t *self, const broker_workflow_row
     sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_BUMP);
     if (!s)
         goto done;
-    bind_text(s, 1, row->id);
-    bind_text(s, 2, row->name);
-    bind_text(s, 3, row->description);
-    bind_text(s, 4, row->workflow_type);
-    bind_text(s, 5, row->classification);
-    sqlite3_bind_int64(s, 6, row->phase_count);
+    bind_workflow_columns(s, row);
     bind_text(s, 7, row->source_hash);
     int rc = sqlite3_step(s);
     int64_t version = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
