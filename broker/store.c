@@ -1,6 +1,7 @@
 /* store: SQLite schema, prepared statements and the lazily opened transaction
  * that makes group commit work. */
 #include "broker/store.h"
+#include "broker/tally.h"
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -180,9 +181,15 @@ static const char *const schema_v4_sql =
     "DROP TRIGGER IF EXISTS executions_counted_update;"
     "DROP TRIGGER IF EXISTS executions_paged_update;";
 
+/* Version 5: inserts are counted by the store too, through the tally (tally.h),
+ * which writes each transaction's net changes once instead of per row. */
+static const char *const schema_v5_sql =
+    "DROP TRIGGER IF EXISTS executions_counted_insert;"
+    "DROP TRIGGER IF EXISTS executions_paged_insert;";
+
 /* The script that takes a database from version i to i + 1. */
 static const char *const upgrades[] = {schema_v1_sql, schema_v2_sql, schema_v3_sql,
-                                       schema_v4_sql};
+                                       schema_v4_sql, schema_v5_sql};
 
 typedef enum {
     SQL_BEGIN,
@@ -199,11 +206,9 @@ typedef enum {
     SQL_EXECUTION_SAVE,
     SQL_EXECUTION_SAVE_PROGRESS,
     SQL_EXECUTION_ROW,
-    SQL_RECOUNT_OLD,
-    SQL_RECOUNT_NEW,
-    SQL_REPAGE_OLD,
-    SQL_REPAGE_DROP,
-    SQL_REPAGE_NEW,
+    SQL_TALLY_COUNT,
+    SQL_TALLY_PAGES,
+    SQL_TALLY_DROP,
     SQL_PHASE_INSERT,
     SQL_PHASE_SAVE,
     SQL_PHASE_OUTPUT,
@@ -305,24 +310,20 @@ static const char *const sql_text[SQL_COUNT] = {
         "UPDATE executions SET completed_phases = ?3, current_phase = ?4,"
         " started_at = ?5, completed_at = ?6, error = ?7 WHERE id = ?1",
     [SQL_EXECUTION_ROW] = "SELECT workflow_id, status, num FROM executions WHERE id = ?1",
-    /* What the update triggers of versions 1-3 did, in recount(). */
-    [SQL_RECOUNT_OLD] =
-        "UPDATE execution_counts SET n = n - 1 WHERE workflow_id = ?1 AND status = ?2",
-    [SQL_RECOUNT_NEW] =
-        "INSERT INTO execution_counts(workflow_id, status, n) VALUES (?1, ?2, 1)"
-        " ON CONFLICT(workflow_id, status) DO UPDATE SET n = n + 1",
+    /* A tally entry's net change (flush_tally()): what the count triggers of
+     * versions 1-4 did row by row. */
+    [SQL_TALLY_COUNT] =
+        "INSERT INTO execution_counts(workflow_id, status, n) VALUES (?1, ?2, ?3)"
+        " ON CONFLICT(workflow_id, status) DO UPDATE SET n = n + excluded.n",
+    [SQL_TALLY_PAGES] =
+        "INSERT INTO execution_pages(workflow_id, status, bucket, n) VALUES"
+        " (?1, ?2, ?3, ?4), ('', ?2, ?3, ?4)"
+        " ON CONFLICT(workflow_id, status, bucket) DO UPDATE SET n = n + excluded.n",
     /* Run once for the workflow and once for '' (any): two equality seeks are
      * cheaper than the temporary table SQLite builds for IN (?1, ''). */
-    [SQL_REPAGE_OLD] =
-        "UPDATE execution_pages SET n = n - 1 WHERE workflow_id = ?1"
-        " AND status = ?2 AND bucket = ?3 >> 10",
-    [SQL_REPAGE_DROP] =
+    [SQL_TALLY_DROP] =
         "DELETE FROM execution_pages WHERE workflow_id = ?1"
-        " AND status = ?2 AND bucket = ?3 >> 10 AND n <= 0",
-    [SQL_REPAGE_NEW] =
-        "INSERT INTO execution_pages(workflow_id, status, bucket, n) VALUES"
-        " (?1, ?2, ?3 >> 10, 1), ('', ?2, ?3 >> 10, 1)"
-        " ON CONFLICT(workflow_id, status, bucket) DO UPDATE SET n = n + 1",
+        " AND status = ?2 AND bucket = ?3 AND n <= 0",
     [SQL_PHASE_INSERT] =
         "INSERT INTO phases(execution_id, phase_id, ord, name, model, status)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -450,6 +451,7 @@ struct broker_store_t {
     sqlite3 *db;
     sqlite3_stmt *stmts[SQL_COUNT];
     zhashx_t *workflows; /* id → cached_workflow_t */
+    broker_tally_t *tally; /* count changes of the open transaction, not yet written */
     bool in_transaction;
     bool failed; /* a write of the open transaction failed: it must not commit */
     uint64_t commits;
@@ -660,8 +662,11 @@ broker_store_t *broker_store_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     self->workflows = zhashx_new();
-    if (!self->workflows) {
+    self->tally = broker_tally_new();
+    if (!self->workflows || !self->tally) {
         snprintf(err, errlen, "out of memory");
+        zhashx_destroy(&self->workflows);
+        broker_tally_destroy(&self->tally);
         free(self);
         return NULL;
     }
@@ -693,14 +698,86 @@ void broker_store_destroy(broker_store_t **self_p)
         sqlite3_close(self->db);
     }
     zhashx_destroy(&self->workflows);
+    broker_tally_destroy(&self->tally);
     free(self);
     *self_p = NULL;
+}
+
+static int write_tally_entry(const broker_tally_entry_t *entry, void *arg)
+{
+    broker_store_t *self = arg;
+    sqlite3_stmt *s;
+    if (*entry->status) {
+        s = stmt(self, SQL_TALLY_COUNT);
+        if (!s)
+            return -1;
+        bind_text(s, 1, entry->workflow_id);
+        bind_text(s, 2, entry->status);
+        sqlite3_bind_int64(s, 3, entry->delta);
+        if (run(self, s, "count executions") != SQLITE_DONE)
+            return -1;
+    }
+    s = stmt(self, SQL_TALLY_PAGES);
+    if (!s)
+        return -1;
+    bind_text(s, 1, entry->workflow_id);
+    bind_text(s, 2, entry->status);
+    sqlite3_bind_int64(s, 3, entry->block);
+    sqlite3_bind_int64(s, 4, entry->delta);
+    if (run(self, s, "count execution pages") != SQLITE_DONE)
+        return -1;
+    if (entry->delta > 0)
+        return 0;
+    const char *owners[] = {entry->workflow_id, ""};
+    for (size_t i = 0; i < 2; i++) {
+        s = stmt(self, SQL_TALLY_DROP);
+        if (!s)
+            return -1;
+        bind_text(s, 1, owners[i]);
+        bind_text(s, 2, entry->status);
+        sqlite3_bind_int64(s, 3, entry->block);
+        if (run(self, s, "drop empty execution pages") != SQLITE_DONE)
+            return -1;
+    }
+    return 0;
+}
+
+/* Writes the open transaction's count changes: before it commits, and before
+ * anything reads the counts. */
+static int flush_tally(broker_store_t *self)
+{
+    int rc = 0;
+    if (self->in_transaction && !self->failed &&
+        broker_tally_each(self->tally, write_tally_entry, self) != 0) {
+        self->failed = true;
+        rc = -1;
+    }
+    broker_tally_clear(self->tally);
+    return rc;
+}
+
+/* A status change or insert of execution num of workflow_id: status "" is the
+ * any-status key, which only inserts (and deletes) move. */
+static int count_change(broker_store_t *self, const char *workflow_id, const char *status,
+                        int64_t num, int64_t delta)
+{
+    if (broker_tally_add(self->tally, workflow_id, status, num, delta) < 0) {
+        syn_error("broker", "out of memory counting executions");
+        self->failed = true;
+        return -1;
+    }
+    /* Many distinct keys in one transaction (a bulk change across workflows):
+     * write them now rather than scan an ever longer list. */
+    if (broker_tally_size(self->tally) >= 64)
+        return flush_tally(self);
+    return 0;
 }
 
 /* A transaction in which any write failed is rolled back whole: committing the
  * rest would store a state the broker never was in. */
 int broker_store_commit(broker_store_t *self)
 {
+    flush_tally(self);
     bool failed = self->failed;
     self->failed = false;
     if (!self->in_transaction)
@@ -1027,6 +1104,10 @@ int broker_store_execution_insert(broker_store_t *self, const broker_execution_t
         result = rc == SQLITE_CONSTRAINT ? 1 : -1;
         goto done;
     }
+    int64_t num = sqlite3_last_insert_rowid(self->db);
+    if (count_change(self, exec->workflow_id, broker_exec_status_name(exec->status), num, 1) < 0 ||
+        count_change(self, exec->workflow_id, "", num, 1) < 0)
+        goto done;
     for (size_t i = 0; i < exec->phase_count; i++) {
         const broker_phase_t *phase = &exec->phases[i];
         s = stmt(self, SQL_PHASE_INSERT);
@@ -1079,32 +1160,14 @@ static int counted_row(broker_store_t *self, const char *id, counted_row_t *row)
     return result;
 }
 
-static int run_recount(broker_store_t *self, sql_id_t id, const char *workflow_id,
-                       const char *status, int64_t num)
-{
-    sqlite3_stmt *s = stmt(self, id);
-    if (!s)
-        return -1;
-    bind_text(s, 1, workflow_id);
-    bind_text(s, 2, status);
-    if (id != SQL_RECOUNT_OLD && id != SQL_RECOUNT_NEW)
-        sqlite3_bind_int64(s, 3, num);
-    return run(self, s, "recount executions") == SQLITE_DONE ? 0 : -1;
-}
-
 /* One execution of row's workflow moved from row's status to status: the
  * counts and page blocks follow. */
 static int recount(broker_store_t *self, const counted_row_t *row, const char *status)
 {
     if (strcmp(row->status, status) == 0)
         return 0;
-    if (run_recount(self, SQL_RECOUNT_OLD, row->workflow_id, row->status, row->num) < 0 ||
-        run_recount(self, SQL_RECOUNT_NEW, row->workflow_id, status, row->num) < 0 ||
-        run_recount(self, SQL_REPAGE_OLD, row->workflow_id, row->status, row->num) < 0 ||
-        run_recount(self, SQL_REPAGE_OLD, "", row->status, row->num) < 0 ||
-        run_recount(self, SQL_REPAGE_DROP, row->workflow_id, row->status, row->num) < 0 ||
-        run_recount(self, SQL_REPAGE_DROP, "", row->status, row->num) < 0 ||
-        run_recount(self, SQL_REPAGE_NEW, row->workflow_id, status, row->num) < 0)
+    if (count_change(self, row->workflow_id, row->status, row->num, -1) < 0 ||
+        count_change(self, row->workflow_id, status, row->num, 1) < 0)
         return -1;
     return 0;
 }
@@ -1319,6 +1382,8 @@ int broker_store_execution_status(broker_store_t *self, const char *id, json_t *
 
 int64_t broker_store_execution_count(broker_store_t *self, const char *workflow_id, int status)
 {
+    if (flush_tally(self) < 0)
+        return -1;
     const char *status_name =
         status >= 0 ? broker_exec_status_name((broker_exec_status_t)status) : NULL;
     sqlite3_stmt *s;
@@ -1539,6 +1604,8 @@ static int seek_page(broker_store_t *self, const char *workflow_id, const char *
     *start = INT64_MAX;
     if (offset == 0)
         return 1;
+    if (flush_tally(self) < 0)
+        return -1;
     sqlite3_stmt *s = stmt(self, SQL_PAGES);
     if (!s)
         return -1;

@@ -19,9 +19,10 @@
  *   events             seq, time, execution_id, type, data JSON
  *   operator_messages  id, execution_id, role, message, created_at, phase_id (the
  *                      phase whose prompt carried it; NULL while waiting)
- *   execution_counts   (workflow_id, status) → n, kept by insert/delete triggers
- *                      and by the store on status changes, so "how many match"
- *                      never counts a million rows
+ *   execution_counts   (workflow_id, status) → n, kept by the store (its tally of
+ *                      inserts and status changes, written once per transaction)
+ *                      and a delete trigger, so "how many match" never counts a
+ *                      million rows
  *   execution_pages    (workflow_id | '', status | '', num >> 10) → n, kept the
  *                      same way, so page N of a listing seeks instead of skipping
  *                      N × page_size rows
@@ -41,7 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_STORE_SCHEMA_VERSION 4
+#define BROKER_STORE_SCHEMA_VERSION 5
 
 typedef struct broker_store_t broker_store_t;
 

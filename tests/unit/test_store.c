@@ -191,7 +191,12 @@ static void test_upgrade_from_v1(void **state)
     }
     assert_int_equal(broker_store_commit(f->store), 0);
     broker_store_destroy(&f->store);
-    raw_exec(f, "DROP TRIGGER executions_paged_insert;"
+    /* A version 1 file counted with triggers, which later versions dropped. */
+    raw_exec(f, "CREATE TRIGGER executions_counted_insert AFTER INSERT ON executions BEGIN"
+                "  INSERT INTO execution_counts(workflow_id, status, n)"
+                "  VALUES (new.workflow_id, new.status, 1)"
+                "  ON CONFLICT(workflow_id, status) DO UPDATE SET n = n + 1;"
+                " END;"
                 " DROP TRIGGER executions_paged_delete; DROP TABLE execution_pages;"
                 " DROP TABLE operator_messages;"
                 " ALTER TABLE executions DROP COLUMN total_cache_creation_tokens;"
@@ -228,9 +233,9 @@ static void test_upgrade_from_v1(void **state)
     assert_int_equal(peek_int(f, "SELECT count(*) FROM pragma_table_info('phases') WHERE "
                                  "name='tool_call_count'"),
                      1);
-    /* version 4: status changes are counted by the store, not by triggers */
+    /* versions 4 and 5: status changes and inserts are counted by the store */
     assert_int_equal(peek_int(f, "SELECT count(*) FROM sqlite_master WHERE type='trigger' AND "
-                                 "name LIKE '%_update'"),
+                                 "(name LIKE '%_update' OR name LIKE '%_insert')"),
                      0);
     broker_execution_t *exec = make_exec("exec-000000000000", "wf-1", 2, 1);
     exec->status = BROKER_EXEC_CANCELLED;
@@ -245,6 +250,15 @@ static void test_upgrade_from_v1(void **state)
     assert_int_equal(peek_int(f, "SELECT n FROM execution_pages WHERE workflow_id='wf-1' AND "
                                  "status='pending'"),
                      1);
+    /* an execution added after the upgrade is counted once, not by a trigger too */
+    exec = make_exec("exec-000000000009", "wf-1", 2, 9);
+    assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+    broker_execution_destroy(&exec);
+    assert_int_equal(broker_store_execution_count(f->store, "wf-1", BROKER_EXEC_PENDING), 2);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    assert_int_equal(peek_int(f, "SELECT n FROM execution_pages WHERE workflow_id='' AND "
+                                 "status=''"),
+                     4);
 }
 
 static void test_workflows(void **state)
@@ -764,6 +778,57 @@ static void test_counts(void **state)
     assert_int_equal(broker_store_execution_count(f->store, "wf-none", -1), 0);
 }
 
+/* The counts written from the tally, over many transactions of inserts and
+ * status changes across workflows and page blocks, equal what the rows say. */
+static void test_counts_match_rows(void **state)
+{
+    fixture_t *f = *state;
+    const char *workflows[] = {"wf-a", "wf-b", "wf-c"};
+    const broker_exec_status_t path[] = {BROKER_EXEC_RUNNING, BROKER_EXEC_PAUSED,
+                                         BROKER_EXEC_RUNNING, BROKER_EXEC_COMPLETED};
+    uint32_t seed = 7;
+    for (int i = 0; i < 2500; i++) {
+        seed = seed * 1103515245u + 12345u;
+        char id[32];
+        snprintf(id, sizeof id, "exec-%012x", (unsigned)i);
+        broker_execution_t *exec = make_exec(id, workflows[seed % 3], 1, i + 1);
+        assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+        for (unsigned step = 0; step < (seed >> 8) % 5; step++) {
+            exec->status = path[step];
+            assert_int_equal(broker_store_execution_save(f->store, exec), 0);
+        }
+        broker_execution_destroy(&exec);
+        if ((seed >> 12) % 7 == 0)
+            assert_int_equal(broker_store_commit(f->store), 0);
+    }
+    assert_int_equal(broker_store_commit(f->store), 0);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM ("
+                                 " SELECT workflow_id, status, count(*) AS n FROM executions"
+                                 "  GROUP BY 1, 2"
+                                 " EXCEPT SELECT workflow_id, status, n FROM execution_counts"
+                                 "  WHERE n != 0)"),
+                     0);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM execution_counts WHERE n != 0"),
+                     peek_int(f, "SELECT count(DISTINCT workflow_id || '/' || status)"
+                                 " FROM executions"));
+    const char *truth = "SELECT workflow_id, status, num >> 10, count(*) FROM executions"
+                        " GROUP BY 1, 2, 3"
+                        " UNION ALL SELECT workflow_id, '', num >> 10, count(*) FROM executions"
+                        " GROUP BY 1, 3"
+                        " UNION ALL SELECT '', status, num >> 10, count(*) FROM executions"
+                        " GROUP BY 2, 3"
+                        " UNION ALL SELECT '', '', num >> 10, count(*) FROM executions"
+                        " GROUP BY 3";
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT count(*) FROM (SELECT * FROM (%s) EXCEPT"
+             " SELECT workflow_id, status, bucket, n FROM execution_pages))"
+             " + (SELECT count(*) FROM (SELECT workflow_id, status, bucket, n"
+             " FROM execution_pages EXCEPT SELECT * FROM (%s)))",
+             truth, truth);
+    assert_int_equal(peek_int(f, sql), 0);
+}
+
 static void test_events(void **state)
 {
     fixture_t *f = *state;
@@ -1095,6 +1160,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_active, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_active_unloadable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_match, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counts_match_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
