@@ -1,7 +1,8 @@
 /* syn-worker: runs workflow phases for a syn broker with an agent provider. */
-#include <czmq.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,9 +189,6 @@ int main(int argc, char **argv)
         name = default_name;
     }
 
-    /* czmq must not install its own SIGINT/SIGTERM handling: ours drains. */
-    zsys_handler_set(NULL);
-    zsys_init();
     install_signal_handlers();
 
     worker_config_t config = {

@@ -125,7 +125,8 @@ worker_provider_t *worker_provider_claude_new(const char *claude_bin, const char
 /* Calls the Anthropic Messages API (base_url + "/v1/messages", streaming) with
  * libcurl inside the worker's loop. 429, 529 and 5xx answers and transport
  * errors are retried up to max_tries requests, waiting retry-after or
- * retry_base_ms doubling; other answers fail the attempt with the API's message. */
+ * retry_base_ms doubling; other answers fail the attempt with the API's message.
+ * libcurl is loaded here: NULL with the loader's reason in err when it cannot be. */
 worker_provider_t *worker_provider_anthropic_new(const char *base_url, const char *api_key,
                                                  int64_t retry_base_ms, int max_tries, char *err,
                                                  size_t errlen);

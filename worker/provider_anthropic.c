@@ -14,11 +14,14 @@
  * has shown nothing yet are tried again inside the attempt after the answer's
  * retry-after (else a back-off doubling from retry_base_ms), up to max_tries
  * requests and never past the attempt's timeout; any other answer fails the
- * attempt with the API's own error message. */
+ * attempt with the API's own error message.
+ *
+ * libcurl is loaded when the provider is made (worker/curl_loader.h): a worker
+ * with another provider never maps it. */
 #include "worker/provider.h"
+#include "worker/curl_loader.h"
 #include "worker/lines.h"
 
-#include <curl/curl.h>
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -42,6 +45,7 @@
 #define BACKOFF_MAX_MS 30000
 
 typedef struct {
+    const worker_curl_t *curl; /* libcurl, loaded with the provider */
     char *url;
     char *api_key;
     int64_t retry_base_ms;
@@ -218,7 +222,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
         return 0; /* aborts the transfer */
     }
     if (!self->status_known) {
-        curl_easy_getinfo(self->easy, CURLINFO_RESPONSE_CODE, &self->status);
+        self->cfg->curl->easy_getinfo(self->easy, CURLINFO_RESPONSE_CODE, &self->status);
         self->status_known = true;
     }
     if (self->status != 200) {
@@ -322,10 +326,11 @@ static void start_try(anthropic_run_t *self)
     reset_try(self);
     self->tries++;
     self->next_try_at = -1;
-    CURLMcode rc = curl_multi_add_handle(self->multi, self->easy);
+    CURLMcode rc = self->cfg->curl->multi_add_handle(self->multi, self->easy);
     if (rc != CURLM_OK) {
         char reason[256];
-        snprintf(reason, sizeof reason, "cannot start the request: %s", curl_multi_strerror(rc));
+        snprintf(reason, sizeof reason, "cannot start the request: %s",
+                 self->cfg->curl->multi_strerror(rc));
         worker_run_finish(self->run, WORKER_RUN_FAILED, reason, false, 0);
         return;
     }
@@ -335,7 +340,7 @@ static void start_try(anthropic_run_t *self)
 static void end_try(anthropic_run_t *self)
 {
     if (self->in_flight) {
-        curl_multi_remove_handle(self->multi, self->easy);
+        self->cfg->curl->multi_remove_handle(self->multi, self->easy);
         self->in_flight = false;
     }
     self->nsockets = 0;
@@ -392,7 +397,7 @@ static void describe_error_answer(anthropic_run_t *self, char *buf, size_t bufle
 static void on_done(anthropic_run_t *self, CURLcode result, int64_t now)
 {
     if (self->status_known == false)
-        curl_easy_getinfo(self->easy, CURLINFO_RESPONSE_CODE, &self->status);
+        self->cfg->curl->easy_getinfo(self->easy, CURLINFO_RESPONSE_CODE, &self->status);
     end_try(self);
     char reason[1024];
     if (self->overflowed) {
@@ -402,7 +407,7 @@ static void on_done(anthropic_run_t *self, CURLcode result, int64_t now)
     }
     if (result != CURLE_OK) {
         snprintf(reason, sizeof reason, "cannot complete the request to %s: %s", self->cfg->url,
-                 *self->curl_error ? self->curl_error : curl_easy_strerror(result));
+                 *self->curl_error ? self->curl_error : self->cfg->curl->easy_strerror(result));
         if (self->shown_text)
             worker_run_finish(self->run, WORKER_RUN_FAILED, reason, false, 0);
         else
@@ -506,6 +511,7 @@ static void *anthropic_start(void *config, worker_run_t *run, const worker_job_t
                              size_t errlen)
 {
     const anthropic_config_t *cfg = config;
+    const worker_curl_t *curl = cfg->curl;
     anthropic_run_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(err, errlen, "out of memory");
@@ -526,15 +532,15 @@ static void *anthropic_start(void *config, worker_run_t *run, const worker_job_t
 
     char *key_header = NULL;
     self->body = request_body(job);
-    self->multi = curl_multi_init();
-    self->easy = curl_easy_init();
+    self->multi = curl->multi_init();
+    self->easy = curl->easy_init();
     if (asprintf(&key_header, "x-api-key: %s", cfg->api_key) < 0)
         key_header = NULL;
     const char *lines[] = {"content-type: application/json", "accept: text/event-stream",
                            "anthropic-version: " ANTHROPIC_VERSION, key_header};
     bool ok = self->body && self->multi && self->easy && key_header;
     for (size_t i = 0; ok && i < sizeof lines / sizeof lines[0]; i++) {
-        struct curl_slist *more = curl_slist_append(self->headers, lines[i]);
+        struct curl_slist *more = curl->slist_append(self->headers, lines[i]);
         ok = more != NULL;
         if (more)
             self->headers = more;
@@ -548,26 +554,26 @@ static void *anthropic_start(void *config, worker_run_t *run, const worker_job_t
         snprintf(err, errlen, "cannot prepare the API request (out of memory?)");
         return NULL;
     }
-    curl_multi_setopt(self->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(self->multi, CURLMOPT_SOCKETDATA, self);
-    curl_multi_setopt(self->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(self->multi, CURLMOPT_TIMERDATA, self);
-    curl_easy_setopt(self->easy, CURLOPT_URL, cfg->url);
-    curl_easy_setopt(self->easy, CURLOPT_POSTFIELDS, self->body);
-    curl_easy_setopt(self->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(self->body));
-    curl_easy_setopt(self->easy, CURLOPT_HTTPHEADER, self->headers);
-    curl_easy_setopt(self->easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(self->easy, CURLOPT_WRITEDATA, self);
-    curl_easy_setopt(self->easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(self->easy, CURLOPT_HEADERDATA, self);
-    curl_easy_setopt(self->easy, CURLOPT_ERRORBUFFER, self->curl_error);
-    curl_easy_setopt(self->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(self->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(self->easy, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
+    curl->multi_setopt(self->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl->multi_setopt(self->multi, CURLMOPT_SOCKETDATA, self);
+    curl->multi_setopt(self->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl->multi_setopt(self->multi, CURLMOPT_TIMERDATA, self);
+    curl->easy_setopt(self->easy, CURLOPT_URL, cfg->url);
+    curl->easy_setopt(self->easy, CURLOPT_POSTFIELDS, self->body);
+    curl->easy_setopt(self->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(self->body));
+    curl->easy_setopt(self->easy, CURLOPT_HTTPHEADER, self->headers);
+    curl->easy_setopt(self->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl->easy_setopt(self->easy, CURLOPT_WRITEDATA, self);
+    curl->easy_setopt(self->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl->easy_setopt(self->easy, CURLOPT_HEADERDATA, self);
+    curl->easy_setopt(self->easy, CURLOPT_ERRORBUFFER, self->curl_error);
+    curl->easy_setopt(self->easy, CURLOPT_NOSIGNAL, 1L);
+    curl->easy_setopt(self->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl->easy_setopt(self->easy, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
     /* A stream silent for five minutes is dead (the API pings while it thinks). */
-    curl_easy_setopt(self->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(self->easy, CURLOPT_LOW_SPEED_TIME, 300L);
-    curl_easy_setopt(self->easy, CURLOPT_USERAGENT, "syn-worker/" SYN_VERSION);
+    curl->easy_setopt(self->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl->easy_setopt(self->easy, CURLOPT_LOW_SPEED_TIME, 300L);
+    curl->easy_setopt(self->easy, CURLOPT_USERAGENT, "syn-worker/" SYN_VERSION);
     start_try(self);
     return self;
 }
@@ -631,15 +637,15 @@ static void anthropic_step(void *state, worker_run_t *run, const struct pollfd *
             events |= CURL_CSELECT_OUT;
         if (!events && (fds[i].revents & POLLERR))
             events = CURL_CSELECT_ERR;
-        curl_multi_socket_action(self->multi, fds[i].fd, events, &running);
+        self->cfg->curl->multi_socket_action(self->multi, fds[i].fd, events, &running);
     }
     if (self->curl_timer_at >= 0 && now >= self->curl_timer_at) {
         self->curl_timer_at = -1;
-        curl_multi_socket_action(self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        self->cfg->curl->multi_socket_action(self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }
     int left;
     CURLMsg *msg;
-    while (self->in_flight && (msg = curl_multi_info_read(self->multi, &left)) != NULL)
+    while (self->in_flight && (msg = self->cfg->curl->multi_info_read(self->multi, &left)) != NULL)
         if (msg->msg == CURLMSG_DONE)
             on_done(self, msg->data.result, syn_mono_ms());
 }
@@ -658,10 +664,10 @@ static void anthropic_destroy(void *state)
     anthropic_run_t *self = state;
     end_try(self);
     if (self->easy)
-        curl_easy_cleanup(self->easy);
+        self->cfg->curl->easy_cleanup(self->easy);
     if (self->multi)
-        curl_multi_cleanup(self->multi);
-    curl_slist_free_all(self->headers);
+        self->cfg->curl->multi_cleanup(self->multi);
+    self->cfg->curl->slist_free_all(self->headers);
     free(self->body);
     free(self->error_body);
     worker_lines_free(&self->lines);
@@ -675,13 +681,14 @@ static void anthropic_config_destroy(void *config)
     anthropic_config_t *cfg = config;
     if (!cfg)
         return;
+    const worker_curl_t *curl = cfg->curl;
     free(cfg->url);
     if (cfg->api_key) {
         memset(cfg->api_key, 0, strlen(cfg->api_key));
         free(cfg->api_key);
     }
     free(cfg);
-    curl_global_cleanup();
+    curl->global_cleanup();
 }
 
 static const worker_provider_ops_t anthropic_ops = {
@@ -714,7 +721,13 @@ worker_provider_t *worker_provider_anthropic_new(const char *base_url, const cha
         snprintf(err, errlen, "ANTHROPIC_API_KEY holds a line break");
         return NULL;
     }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    char why[256];
+    const worker_curl_t *curl = worker_curl_load(why, sizeof why);
+    if (!curl) {
+        snprintf(err, errlen, "the anthropic provider needs libcurl (package libcurl4): %s", why);
+        return NULL;
+    }
+    if (curl->global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         snprintf(err, errlen, "cannot initialise libcurl");
         return NULL;
     }
@@ -732,10 +745,11 @@ worker_provider_t *worker_provider_anthropic_new(const char *base_url, const cha
             free(cfg->api_key);
             free(cfg);
         }
-        curl_global_cleanup();
+        curl->global_cleanup();
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    cfg->curl = curl;
     cfg->retry_base_ms = retry_base_ms > 0 ? retry_base_ms : 1;
     cfg->max_tries = max_tries > 0 ? max_tries : 1;
     worker_provider_t *self = worker_provider_new(&anthropic_ops, cfg);

@@ -1,13 +1,13 @@
 #include "worker/worker.h"
 #include "worker/utf8.h"
 
-#include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -56,7 +56,8 @@ struct worker_t {
     int64_t drain_ms;
     worker_provider_t *provider;
 
-    zsock_t *socket;         /* NULL while waiting to reconnect */
+    void *ctx;               /* the worker's own ZeroMQ context */
+    void *socket;            /* DEALER; NULL while waiting to reconnect */
     int64_t last_recv_ms;
     int64_t last_send_ms;
     int64_t reconnect_at;
@@ -176,7 +177,7 @@ static int send_msg(worker_t *self, const syn_msg_t *msg, int64_t now)
 {
     if (!self->socket)
         return -1;
-    if (syn_msg_send(zsock_resolve(self->socket), NULL, 0, msg) != 0) {
+    if (syn_msg_send(self->socket, NULL, 0, msg) != 0) {
         self->send_failures++;
         syn_warn("worker", "cannot send %s: %s (failures=%" PRIu64 ")",
                  syn_msg_type_name(syn_msg_type(msg)), strerror(errno), self->send_failures);
@@ -357,19 +358,37 @@ static void back_off(worker_t *self, int64_t now)
                                                              : self->backoff_ms * 2;
 }
 
+/* Closes the broker socket; what it still holds is sent for up to linger_ms
+ * (the wait itself happens when the context ends, in worker_destroy). */
+static void close_socket(worker_t *self, int linger_ms)
+{
+    if (!self->socket)
+        return;
+    zmq_setsockopt(self->socket, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+    zmq_close(self->socket);
+    self->socket = NULL;
+}
+
 static void connect_broker(worker_t *self, int64_t now)
 {
-    self->socket = zsock_new(ZMQ_DEALER);
+    self->socket = zmq_socket(self->ctx, ZMQ_DEALER);
     if (!self->socket) {
-        syn_error("worker", "cannot create a socket: %s", strerror(errno));
+        syn_error("worker", "cannot create a socket: %s", zmq_strerror(errno));
         back_off(self, now);
         return;
     }
-    zsock_set_linger(self->socket, 0);
-    zsock_set_maxmsgsize(self->socket, (int64_t)SYN_MSG_MAX_SIZE);
-    if (zsock_connect(self->socket, "%s", self->broker) != 0) {
-        syn_error("worker", "cannot connect to %s: %s", self->broker, strerror(errno));
-        zsock_destroy(&self->socket);
+    int linger = 0;
+    int64_t max_size = (int64_t)SYN_MSG_MAX_SIZE;
+    if (zmq_setsockopt(self->socket, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(self->socket, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) != 0) {
+        syn_error("worker", "cannot set up a socket: %s", zmq_strerror(errno));
+        close_socket(self, 0);
+        back_off(self, now);
+        return;
+    }
+    if (zmq_connect(self->socket, self->broker) != 0) {
+        syn_error("worker", "cannot connect to %s: %s", self->broker, zmq_strerror(errno));
+        close_socket(self, 0);
         back_off(self, now);
         return;
     }
@@ -386,7 +405,7 @@ static void drop_broker(worker_t *self, int64_t now)
 {
     syn_warn("worker", "broker silent for %" PRId64 " ms, reconnecting in %" PRId64 " ms",
              now - self->last_recv_ms, self->backoff_ms);
-    zsock_destroy(&self->socket);
+    close_socket(self, 0);
     back_off(self, now);
 }
 
@@ -576,7 +595,7 @@ static void receive(worker_t *self, int64_t now)
     for (int i = 0; i < MAX_RECV_PER_TURN && self->socket; i++) {
         syn_msg_t *msg = NULL;
         char err[256];
-        int rc = syn_msg_recv(zsock_resolve(self->socket), &msg, NULL, NULL, err, sizeof err);
+        int rc = syn_msg_recv(self->socket, &msg, NULL, NULL, err, sizeof err);
         if (rc == -1)
             return;
         /* Any traffic, even a message we reject, shows the broker is alive. */
@@ -612,6 +631,13 @@ worker_t *worker_new(const worker_config_t *config)
     self->backoff_ms = BACKOFF_FIRST_MS;
     self->reconnect_at = 0;
     self->leave_deadline = -1;
+    /* libzmq's defaults (one I/O thread, high-water marks of 1000) are what
+     * the worker needs; its threads start with the first socket. */
+    self->ctx = zmq_ctx_new();
+    if (!self->ctx) {
+        worker_destroy(&self);
+        return NULL;
+    }
     return self;
 }
 
@@ -624,7 +650,10 @@ void worker_destroy(worker_t **self_p)
         remove_attempt(self, self->count - 1);
     free(self->attempts);
     free(self->items);
-    zsock_destroy(&self->socket);
+    close_socket(self, 0);
+    /* Waits for a lingering goodbye (leave); a signal only interrupts the wait. */
+    while (self->ctx && zmq_ctx_term(self->ctx) != 0 && errno == EINTR)
+        ;
     free(self->broker);
     free(self->name);
     free(self);
@@ -680,7 +709,7 @@ static int build_poll_items(worker_t *self)
     }
     int n = 0;
     if (self->socket)
-        self->items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->socket),
+        self->items[n++] = (zmq_pollitem_t){.socket = self->socket,
                                             .events = ZMQ_POLLIN};
     for (size_t i = 0; i < self->count; i++) {
         attempt_t *a = self->attempts[i];
@@ -770,9 +799,8 @@ static void leave(worker_t *self, int64_t now)
     if (self->socket) {
         json_t *none = json_object();
         send_new(self, SYN_MSG_DISCONNECT, none, now);
-        /* Give the goodbye a moment to leave before the socket closes. */
-        zsock_set_linger(self->socket, 200);
-        zsock_destroy(&self->socket);
+        /* Give the goodbye a moment to leave before the context ends. */
+        close_socket(self, 200);
     }
 }
 

@@ -6,14 +6,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <czmq.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "common/clock.h"
 #include "proto/msg.h"
@@ -22,7 +23,8 @@
 #define HEARTBEAT_MS 100 /* liveness 3: the worker gives up on us after 300 ms */
 
 typedef struct {
-    zsock_t *router;
+    void *ctx;
+    void *router;
     int port;
     pid_t pid;               /* the worker process */
     unsigned char id[256];   /* the worker's current identity */
@@ -35,12 +37,24 @@ static int setup(void **state)
 {
     fake_t *fake = calloc(1, sizeof *fake);
     assert_non_null(fake);
-    fake->router = zsock_new(ZMQ_ROUTER);
+    fake->ctx = zmq_ctx_new();
+    assert_non_null(fake->ctx);
+    fake->router = zmq_socket(fake->ctx, ZMQ_ROUTER);
     assert_non_null(fake->router);
-    zsock_set_linger(fake->router, 0);
-    zsock_set_router_mandatory(fake->router, 1);
-    zsock_set_maxmsgsize(fake->router, (int64_t)SYN_MSG_MAX_SIZE);
-    fake->port = zsock_bind(fake->router, "tcp://127.0.0.1:*");
+    int linger = 0, mandatory = 1;
+    int64_t max_size = (int64_t)SYN_MSG_MAX_SIZE;
+    assert_int_equal(zmq_setsockopt(fake->router, ZMQ_LINGER, &linger, sizeof linger), 0);
+    assert_int_equal(
+        zmq_setsockopt(fake->router, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory), 0);
+    assert_int_equal(zmq_setsockopt(fake->router, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size),
+                     0);
+    assert_int_equal(zmq_bind(fake->router, "tcp://127.0.0.1:*"), 0);
+    char endpoint[256];
+    size_t endpoint_len = sizeof endpoint;
+    assert_int_equal(zmq_getsockopt(fake->router, ZMQ_LAST_ENDPOINT, endpoint, &endpoint_len), 0);
+    const char *colon = strrchr(endpoint, ':');
+    assert_non_null(colon);
+    fake->port = atoi(colon + 1);
     assert_true(fake->port > 0);
     fake->pid = -1;
     *state = fake;
@@ -63,7 +77,8 @@ static int teardown(void **state)
             waitpid(fake->pid, NULL, 0);
         }
     }
-    zsock_destroy(&fake->router);
+    zmq_close(fake->router);
+    zmq_ctx_term(fake->ctx);
     free(fake);
     return 0;
 }
@@ -95,7 +110,7 @@ static void send_to_worker(fake_t *fake, syn_msg_type_t type, json_t *fields)
 {
     syn_msg_t *msg = syn_msg_new_with(type, fields ? fields : json_object());
     assert_non_null(msg);
-    if (syn_msg_send(zsock_resolve(fake->router), fake->id, fake->id_len, msg) != 0)
+    if (syn_msg_send(fake->router, fake->id, fake->id_len, msg) != 0)
         fail_msg("send %s: %s", syn_msg_type_name(type), strerror(errno));
     syn_msg_destroy(&msg);
 }
@@ -114,7 +129,7 @@ static syn_msg_t *next_msg(fake_t *fake, int64_t timeout_ms, bool keepalive)
         }
         if (now >= give_up)
             return NULL;
-        zmq_pollitem_t item = {.socket = zsock_resolve(fake->router), .events = ZMQ_POLLIN};
+        zmq_pollitem_t item = {.socket = fake->router, .events = ZMQ_POLLIN};
         long wait = give_up - now < 20 ? give_up - now : 20;
         if (zmq_poll(&item, 1, wait) <= 0)
             continue;
@@ -122,7 +137,7 @@ static syn_msg_t *next_msg(fake_t *fake, int64_t timeout_ms, bool keepalive)
         unsigned char id[256];
         size_t id_len = sizeof id;
         char err[256];
-        int rc = syn_msg_recv(zsock_resolve(fake->router), &msg, id, &id_len, err, sizeof err);
+        int rc = syn_msg_recv(fake->router, &msg, id, &id_len, err, sizeof err);
         if (rc == -2)
             fail_msg("the worker sent an invalid message: %s", err);
         if (rc != 0)
@@ -269,6 +284,46 @@ static void test_ready_and_heartbeats(void **state)
         fail_msg("unexpected %s", syn_msg_type_name(syn_msg_type(other)));
     assert_true(fake->heartbeats_seen >= 5);
     assert_true(fake->heartbeats_seen <= 15);
+}
+
+/* Whether the process maps a file whose name contains name (from /proc). */
+static bool maps_library(pid_t pid, const char *name)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
+    FILE *maps = fopen(path, "r");
+    if (!maps)
+        fail_msg("cannot read %s: %s", path, strerror(errno));
+    bool found = false;
+    while (!found && fgets(line, sizeof line, maps))
+        found = strstr(line, name) != NULL;
+    fclose(maps);
+    return found;
+}
+
+/* An idle worker's memory is mostly the libraries it maps (issue 7): one
+ * without the anthropic provider loads no libcurl, and no worker loads czmq. */
+static void test_libcurl_only_for_anthropic(void **state)
+{
+    fake_t *fake = *state;
+    start_registered(fake, NULL, 4);
+    assert_true(maps_library(fake->pid, "/libzmq.so"));
+    assert_false(maps_library(fake->pid, "/libcurl"));
+    assert_false(maps_library(fake->pid, "/libczmq"));
+    kill(fake->pid, SIGTERM);
+    discard_next(fake, SYN_MSG_DISCONNECT, 3000); /* after its draining READY */
+    assert_int_equal(wait_exit(fake, 3000), 0);
+
+    setenv("ANTHROPIC_API_KEY", "sk-test", 1);
+    start_worker(fake, (const char *[]){"--provider", "anthropic", "--anthropic-url",
+                                        "http://127.0.0.1:9", NULL});
+    unsetenv("ANTHROPIC_API_KEY");
+    syn_msg_t *ready = expect_ready(fake, 4, 0);
+    json_t *providers = json_object_get(syn_msg_fields(ready), "providers");
+    assert_string_equal(json_string_value(json_array_get(providers, 0)), "anthropic");
+    syn_msg_destroy(&ready);
+    assert_true(maps_library(fake->pid, "/libcurl"));
+    assert_false(maps_library(fake->pid, "/libczmq"));
 }
 
 static void test_assign_progress_result(void **state)
@@ -634,9 +689,9 @@ static void test_claude_tools_and_inject(void **state)
 
 int main(void)
 {
-    zsys_handler_set(NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ready_and_heartbeats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_libcurl_only_for_anthropic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assign_progress_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_result_resent_until_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_free_slot_and_cancel, setup, teardown),
