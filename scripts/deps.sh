@@ -3,14 +3,33 @@
 set -e
 pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libmicrohttpd-dev
 libjansson-dev libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev sqlite3 curl git python3"
+# Installed when the distribution has it (the broker and gateway link it for
+# speed); the build works without it.
+optional="libmimalloc-dev"
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"
+}
+available() {
+  apt-cache policy "$1" 2>/dev/null | grep -q "Candidate: [0-9]"
+}
 missing=""
 for p in $pkgs; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+  installed "$p" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
-echo "deps: installing$missing"
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+if [ -n "$missing" ]; then
+  $sudo apt-get update -qq
+fi
+if [ -n "$missing" ]; then
+  echo "deps: installing$missing"
+  $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+for p in $optional; do
+  installed "$p" || ! available "$p" || {
+    echo "deps: installing $p (optional)"
+    $sudo apt-get install -y -qq --no-install-recommends "$p" >/dev/null ||
+      echo "deps: $p could not be installed; building without it"
+  }
+done
