@@ -19,6 +19,8 @@ static void test_time_format_is_rfc3339_utc_micro(void **state)
     assert_string_equal(syn_time_format(1764341779123456LL, buf), "2025-11-28T14:56:19.123456Z");
     assert_string_equal(syn_time_format(0, buf), "1970-01-01T00:00:00.000000Z");
     assert_string_equal(syn_time_format(-1, buf), "1969-12-31T23:59:59.999999Z");
+    assert_string_equal(syn_time_format(1798761599000001LL, buf), "2026-12-31T23:59:59.000001Z");
+    assert_string_equal(syn_time_format(951782400987654LL, buf), "2000-02-29T00:00:00.987654Z");
 }
 
 static void test_ids_have_prefix_and_lowercase_hex(void **state)
