@@ -12,6 +12,7 @@
 #include "broker/usage.h"
 #include "common/clock.h"
 #include "common/ids.h"
+#include "common/json_text.h"
 #include "common/log.h"
 
 #include <czmq.h>
@@ -1249,7 +1250,7 @@ static void tool_event(broker_engine_t *self, broker_execution_t *exec, broker_p
     json_t *data = phase_event(phase);
     size_t len = name ? utf8_cut(name, strlen(name), BROKER_USAGE_NAME_MAX) : 0;
     json_object_set_new(data, "name", json_stringn(name ? name : "", len));
-    char *text = json_is_object(detail) ? json_dumps(detail, JSON_COMPACT) : NULL;
+    char *text = json_is_object(detail) ? syn_json_text(detail) : NULL;
     bool fits = text && strlen(text) <= TOOL_DETAIL_MAX;
     json_object_set_new(data, "detail",
                         fits ? json_deep_copy(detail)

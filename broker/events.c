@@ -2,6 +2,7 @@
 #include "broker/events.h"
 
 #include "common/clock.h"
+#include "common/json_text.h"
 #include "common/log.h"
 #include "proto/msg.h"
 
@@ -58,7 +59,7 @@ int64_t broker_events_emit_with_status(broker_events_t *self, const char *execut
         data = json_object();
     int64_t seq = self->last_seq + 1;
     int64_t now = syn_now_us();
-    char *text = json_dumps(data, JSON_COMPACT);
+    char *text = syn_json_text(data);
     if (!text || broker_store_event_insert(self->store, seq, now, execution_id, type, text) < 0) {
         syn_error("broker", "cannot record event %s execution=%s", type,
                   execution_id ? execution_id : "-");

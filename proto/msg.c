@@ -4,6 +4,7 @@
 #include "proto/msg.h"
 
 #include "common/log.h"
+#include "common/utf8.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -341,62 +342,6 @@ static int check_schema(syn_msg_type_t type, const json_t *fields, char *err, si
     return check_fields(spec->name, spec->fields, fields, err, errlen);
 }
 
-/* --- UTF-8 -------------------------------------------------------------- */
-
-/* Returns the length of the valid, NUL-free prefix of s (== len when all of it is
- * valid): well-formed UTF-8 per Unicode table 3-7, which excludes overlong forms,
- * surrogates and code points above U+10FFFF. */
-static size_t utf8_valid_prefix(const uint8_t *s, size_t len)
-{
-    const uint64_t high = 0x8080808080808080ull, low = 0x0101010101010101ull;
-    size_t i = 0;
-    while (i < len) {
-        /* ASCII fast path, 8 bytes at a time: no high bit set and no zero byte. */
-        if (len - i >= 8) {
-            uint64_t word;
-            memcpy(&word, s + i, 8);
-            if (((word | ((word - low) & ~word)) & high) == 0) {
-                i += 8;
-                continue;
-            }
-        }
-        uint8_t c = s[i];
-        if (c == 0)
-            return i;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        uint8_t lo = 0x80, hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf)
-            need = 1;
-        else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            if (c == 0xe0)
-                lo = 0xa0;
-            else if (c == 0xed)
-                hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            if (c == 0xf0)
-                lo = 0x90;
-            else if (c == 0xf4)
-                hi = 0x8f;
-        } else
-            return i;
-        if (len - i <= need)
-            return i;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return i;
-        for (size_t k = 2; k <= need; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-                return i;
-        i += need + 1;
-    }
-    return len;
-}
-
 /* --- message object ----------------------------------------------------- */
 
 syn_msg_t *syn_msg_new(syn_msg_type_t type)
@@ -457,7 +402,7 @@ typedef struct {
 
 static int pack_string(encoder_t *enc, const char *text, size_t len, const char *what)
 {
-    size_t valid = utf8_valid_prefix((const uint8_t *) text, len);
+    size_t valid = syn_utf8_valid_prefix((const uint8_t *) text, len);
     if (valid != len) {
         set_err(enc->err, enc->errlen, "%s %s at byte %zu", what,
                 text[valid] == 0 ? "contains a NUL byte" : "is not valid UTF-8", valid);
@@ -656,7 +601,7 @@ static const char *read_str_body(cursor_t *cur, uint64_t len, size_t at)
         return NULL;
     }
     const uint8_t *body = cur->data + cur->pos;
-    size_t valid = utf8_valid_prefix(body, (size_t) len);
+    size_t valid = syn_utf8_valid_prefix(body, (size_t) len);
     if (valid != len) {
         set_err(cur->err, cur->errlen, "string %s at offset %zu",
                 body[valid] == 0 ? "contains a NUL byte" : "is not valid UTF-8", cur->pos + valid);
