@@ -365,6 +365,25 @@ static broker_workflow_row_t row_of(const char *id, const json_t *stored,
     };
 }
 
+/* The stored template of a workflow's arguments, checked as workflow.create and
+ * workflow.install both require: 0 with it in *tpl, or the error status (400, or
+ * 422 for a repeated phase) with the reply in *body. */
+static int checked_template(const json_t *args, json_t **tpl, json_t **body)
+{
+    reason_t why = {""};
+    *tpl = build_template(args, &why);
+    if (!*tpl)
+        return bad_request(body, &why);
+    json_t *dup = duplicate_phase(json_object_get(*tpl, "phases"));
+    if (dup) {
+        json_decref(*tpl);
+        *tpl = NULL;
+        *body = dup;
+        return 422;
+    }
+    return 0;
+}
+
 static int op_workflow_create(broker_api_t *self, const json_t *args, json_t **body)
 {
     reason_t why = {""};
@@ -375,15 +394,10 @@ static int op_workflow_create(broker_api_t *self, const json_t *args, json_t **b
         fail(&why, "id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$");
         return bad_request(body, &why);
     }
-    json_t *tpl = build_template(args, &why);
-    if (!tpl)
-        return bad_request(body, &why);
-    json_t *dup = duplicate_phase(json_object_get(tpl, "phases"));
-    if (dup) {
-        json_decref(tpl);
-        *body = dup;
-        return 422;
-    }
+    json_t *tpl;
+    int checked = checked_template(args, &tpl, body);
+    if (checked != 0)
+        return checked;
 
     char id[128];
     int rc = 1;
@@ -441,21 +455,33 @@ static int op_workflow_list(broker_api_t *self, const json_t *args, json_t **bod
     return 200;
 }
 
-static int op_workflow_get(broker_api_t *self, const json_t *args, json_t **body)
+/* A stored workflow: 200 with its template (a new reference) and meta, or
+ * 404 / 500 with the reply in *body. */
+static int read_workflow(broker_api_t *self, const char *id, json_t **tpl,
+                         broker_workflow_meta_t *meta, json_t **body)
 {
-    reason_t why = {""};
-    const char *id;
-    if (!req_string(args, "id", &id, "", &why))
-        return bad_request(body, &why);
-    json_t *tpl = NULL;
-    broker_workflow_meta_t meta;
-    int rc = broker_store_workflow_get(self->store, id, &tpl, &meta);
+    *tpl = NULL;
+    int rc = broker_store_workflow_get(self->store, id, tpl, meta);
     if (rc < 0)
         return internal_error(body, "cannot read the workflow");
     if (rc == 0) {
         *body = detail("Workflow %s not found", id);
         return 404;
     }
+    return 200;
+}
+
+static int op_workflow_get(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *id;
+    if (!req_string(args, "id", &id, "", &why))
+        return bad_request(body, &why);
+    json_t *tpl;
+    broker_workflow_meta_t meta;
+    int status = read_workflow(self, id, &tpl, &meta, body);
+    if (status != 200)
+        return status;
     json_object_set_new(tpl, "created_at", broker_time_json(meta.created_at));
     json_object_set_new(tpl, "version", json_integer(meta.version));
     json_object_set_new(tpl, "archived", json_boolean(meta.archived));
@@ -489,15 +515,10 @@ static int op_workflow_install(broker_api_t *self, const json_t *args, json_t **
         fail(&why, "workflow.id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$");
         return bad_request(body, &why);
     }
-    json_t *tpl = build_template(workflow, &why);
-    if (!tpl)
-        return bad_request(body, &why);
-    json_t *dup = duplicate_phase(json_object_get(tpl, "phases"));
-    if (dup) {
-        json_decref(tpl);
-        *body = dup;
-        return 422;
-    }
+    json_t *tpl;
+    int checked = checked_template(workflow, &tpl, body);
+    if (checked != 0)
+        return checked;
     json_t *current = NULL;
     broker_workflow_meta_t meta;
     int rc = broker_store_workflow_get(self->store, id, &current, &meta);
@@ -553,16 +574,12 @@ static int op_workflow_archive(broker_api_t *self, const json_t *args, json_t **
     const char *id;
     if (!req_string(args, "id", &id, "", &why))
         return bad_request(body, &why);
-    json_t *tpl = NULL;
+    json_t *tpl;
     broker_workflow_meta_t meta;
-    int rc = broker_store_workflow_get(self->store, id, &tpl, &meta);
+    int status = read_workflow(self, id, &tpl, &meta, body);
     json_decref(tpl);
-    if (rc < 0)
-        return internal_error(body, "cannot read the workflow");
-    if (rc == 0) {
-        *body = detail("Workflow %s not found", id);
-        return 404;
-    }
+    if (status != 200)
+        return status;
     if (meta.archived) {
         *body = detail("Workflow %s is already archived", id);
         return 409;
@@ -602,15 +619,11 @@ static int op_workflow_phase_update(broker_api_t *self, const json_t *args, json
     }
     if (tools && !json_is_null(tools) && !string_array(tools, "allowed_tools", &why))
         return bad_request(body, &why);
-    json_t *tpl = NULL;
+    json_t *tpl;
     broker_workflow_meta_t meta;
-    int rc = broker_store_workflow_get(self->store, workflow_id, &tpl, &meta);
-    if (rc < 0)
-        return internal_error(body, "cannot read the workflow");
-    if (rc == 0) {
-        *body = detail("Workflow %s not found", workflow_id);
-        return 404;
-    }
+    int status = read_workflow(self, workflow_id, &tpl, &meta, body);
+    if (status != 200)
+        return status;
     if (meta.archived) {
         json_decref(tpl);
         *body = detail("Workflow %s is archived", workflow_id);
@@ -639,7 +652,7 @@ static int op_workflow_phase_update(broker_api_t *self, const json_t *args, json
         json_object_set_new(phase, "allowed_tools", json_deep_copy(tools));
     broker_workflow_row_t row = row_of(workflow_id, tpl, NULL);
     int64_t version = 0;
-    rc = broker_store_workflow_update(self->store, &row, &version);
+    int rc = broker_store_workflow_update(self->store, &row, &version);
     json_decref(tpl);
     if (rc != 0)
         return internal_error(body, "cannot store the workflow");
@@ -906,7 +919,13 @@ static int control_outcome(broker_api_t *self, const char *id, int rc,
     return control_reply(body, id, status, message);
 }
 
-static int op_execution_cancel(broker_api_t *self, const json_t *args, json_t **body)
+typedef int (*reasoned_control_fn)(broker_engine_t *engine, const char *id, const char *reason,
+                                   broker_exec_status_t *status);
+
+/* cancel and pause: an optional reason, the execution resolved, then the engine's
+ * call and its outcome. */
+static int reasoned_control(broker_api_t *self, const json_t *args, reasoned_control_fn control,
+                            const char *verb, const char *message, json_t **body)
 {
     reason_t why = {""};
     const char *reason = NULL;
@@ -917,23 +936,19 @@ static int op_execution_cancel(broker_api_t *self, const json_t *args, json_t **
     if (status != 200)
         return status;
     broker_exec_status_t state = BROKER_EXEC_PENDING;
-    int rc = broker_engine_cancel(self->engine, id, reason, &state);
-    return control_outcome(self, id, rc, state, "cancel", "Cancel signal queued", body);
+    int rc = control(self->engine, id, reason, &state);
+    return control_outcome(self, id, rc, state, verb, message, body);
+}
+
+static int op_execution_cancel(broker_api_t *self, const json_t *args, json_t **body)
+{
+    return reasoned_control(self, args, broker_engine_cancel, "cancel", "Cancel signal queued",
+                            body);
 }
 
 static int op_execution_pause(broker_api_t *self, const json_t *args, json_t **body)
 {
-    reason_t why = {""};
-    const char *reason = NULL;
-    if (!opt_string(args, "reason", &reason, "", &why))
-        return bad_request(body, &why);
-    char id[BROKER_EXEC_ID_SIZE];
-    int status = resolve_arg(self, args, id, body);
-    if (status != 200)
-        return status;
-    broker_exec_status_t state = BROKER_EXEC_PENDING;
-    int rc = broker_engine_pause(self->engine, id, reason, &state);
-    return control_outcome(self, id, rc, state, "pause", "Execution paused", body);
+    return reasoned_control(self, args, broker_engine_pause, "pause", "Execution paused", body);
 }
 
 static int op_execution_resume(broker_api_t *self, const json_t *args, json_t **body)

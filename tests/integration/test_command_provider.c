@@ -22,17 +22,8 @@ static char scratch[] = "/tmp/syn-agent-XXXXXX";
 static int setup(void **state)
 {
     (void)state;
-    if (!mkdtemp(scratch))
-        return -1;
-    setenv("SYN_TEST_DIR", scratch, 1); /* inherited by the workers and their agents */
-    teststack_options_t opts = {
-        .workers = 2,
-        .slots = 2,
-        .provider = "command",
-        .command = SYN_SOURCE_DIR "/tests/integration/fixtures/scripted_agent.sh",
-        .worker_args = "--kill-grace-ms 500",
-    };
-    stack = teststack_start(&opts);
+    stack = teststack_start_command(
+        scratch, 2, SYN_SOURCE_DIR "/tests/integration/fixtures/scripted_agent.sh");
     if (!stack)
         return -1;
     json_t *wf = teststack_create_workflow(
@@ -49,9 +40,7 @@ static int teardown(void **state)
 {
     (void)state;
     teststack_destroy(&stack);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-    return system(cmd) == 0 ? 0 : -1;
+    return teststack_remove_dir(scratch);
 }
 
 static void test_output_is_stdout_and_env_is_set(void **state)

@@ -234,17 +234,9 @@ static void test_cancel_kills_a_real_agent(void **state)
 {
     (void)state;
     char scratch[] = "/tmp/syn-control-XXXXXX";
-    assert_non_null(mkdtemp(scratch));
-    setenv("SYN_TEST_DIR", scratch, 1); /* inherited by the workers and their agents */
-    teststack_options_t opts = {
-        .workers = 1,
-        .slots = 2,
-        .provider = "command",
-        .command = SYN_SOURCE_DIR "/tests/integration/fixtures/scripted_agent.sh",
-        .worker_args = "--kill-grace-ms 500",
-    };
     teststack_t *mock_stack = stack;
-    stack = teststack_start(&opts);
+    stack = teststack_start_command(
+        scratch, 1, SYN_SOURCE_DIR "/tests/integration/fixtures/scripted_agent.sh");
     assert_non_null(stack);
     execution_create_workflow(stack, "{\"id\":\"agent\",\"name\":\"Agent\",\"phases\":["
                     "{\"phase_id\":\"work\",\"name\":\"Work\",\"order\":1,"
@@ -283,9 +275,7 @@ static void test_cancel_kills_a_real_agent(void **state)
     free(id);
     teststack_destroy(&stack);
     stack = mock_stack;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(teststack_remove_dir(scratch), 0);
 }
 
 static void test_pause_inject_resume(void **state)

@@ -372,17 +372,8 @@ static void test_work_submitted_during_a_drain_runs_elsewhere(void **state)
 static int setup_command(void **state)
 {
     (void)state;
-    if (!mkdtemp(scratch))
-        return -1;
-    setenv("SYN_TEST_DIR", scratch, 1); /* inherited by the workers and their agents */
-    teststack_options_t opts = {
-        .workers = 2,
-        .slots = 2,
-        .provider = "command",
-        .command = SYN_SOURCE_DIR "/tests/integration/fixtures/reliability_agent.sh",
-        .worker_args = "--kill-grace-ms 500",
-    };
-    stack = teststack_start(&opts);
+    stack = teststack_start_command(
+        scratch, 2, SYN_SOURCE_DIR "/tests/integration/fixtures/reliability_agent.sh");
     if (!stack)
         return -1;
     if (!create("{\"id\":\"agent\",\"name\":\"Agent\",\"phases\":[{\"phase_id\":\"work\","
@@ -400,9 +391,7 @@ static int setup_command(void **state)
 static int teardown_command(void **state)
 {
     teardown_stack(state);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-    return system(cmd) == 0 ? 0 : -1;
+    return teststack_remove_dir(scratch);
 }
 
 /* SIGSTOP freezes the worker (its connection stays up, only heartbeats stop):

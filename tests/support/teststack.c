@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -430,4 +431,35 @@ long teststack_db_count(teststack_t *self, const char *sql, ...)
     sqlite3_finalize(stmt);
     sqlite3_close(db);
     return rows;
+}
+
+teststack_t *teststack_start_command(char *scratch, int workers, const char *script)
+{
+    if (!mkdtemp(scratch))
+        return NULL;
+    setenv("SYN_TEST_DIR", scratch, 1);
+    teststack_options_t opts = {
+        .workers = workers,
+        .slots = 2,
+        .provider = "command",
+        .command = script,
+        .worker_args = "--kill-grace-ms 500",
+    };
+    teststack_t *self = teststack_start(&opts);
+    if (!self)
+        teststack_remove_dir(scratch);
+    return self;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int teststack_remove_dir(const char *dir)
+{
+    return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
 }

@@ -68,6 +68,15 @@ json_t *teststack_wait_terminal(teststack_t *self, const char *workflow_id,
 char *teststack_db_text(teststack_t *self, const char *sql, ...);
 long teststack_db_count(teststack_t *self, const char *sql, ...);
 
+/* A stack whose workers run a real agent script through the command provider:
+ * `workers` workers of 2 slots with a 500 ms kill grace. scratch is a mkdtemp
+ * template, filled in here and exported as SYN_TEST_DIR, which the workers and
+ * their agents inherit, for the files the scripts leave (pids, logs). script must
+ * outlive the stack. NULL on failure, with the scratch dir removed. */
+teststack_t *teststack_start_command(char *scratch, int workers, const char *script);
+/* Removes dir and everything in it: 0, or -1. */
+int teststack_remove_dir(const char *dir);
+
 /* A free TCP port on 127.0.0.1 (bound then released). */
 int teststack_free_port(void);
 /* Milliseconds since some fixed point (monotonic). */
