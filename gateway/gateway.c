@@ -1,5 +1,6 @@
 #include "gateway/gateway.h"
 #include "common/clock.h"
+#include "common/json_text.h"
 #include "common/log.h"
 #include "gateway/api.h"
 #include "gateway/hub.h"
@@ -13,8 +14,10 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -111,6 +114,11 @@ struct gateway_t {
     gateway_hub_t *hub;
     gateway_view_t *view;
     zsock_t *monitor; /* the SUB's connect/disconnect events, for the view */
+    /* A ZeroMQ socket's descriptor only tells that its state may have changed, and not
+     * again until the socket has been read to the end (or its events asked for): these
+     * say a socket may hold messages its descriptor will not announce. */
+    bool dealer_check, sub_check, monitor_check;
+    int dealer_fd, sub_fd, monitor_fd; /* those descriptors */
     gateway_sse_limits_t sse_limits;
     char fill_marker;     /* its address stands for the gap fill in the pending table */
     char probe_marker;    /* ... and for the view's probe of the broker's last seq */
@@ -156,7 +164,11 @@ static void request_set_literal(request_t *req, unsigned status, const char *jso
 
 static void request_set_json(request_t *req, unsigned status, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* The same text as json_dumps, faster; scalars (and anything it refuses) are left
+     * to jansson. */
+    char *text = syn_json_text(body);
+    if (!text)
+        text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
     if (text)
         request_set_answer(req, status, text);
     else
@@ -234,6 +246,14 @@ static const char *lookup_query(void *cls, const char *name)
     return MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* A send may take in the news of a reply waiting on the DEALER, leaving its descriptor
+ * quiet: the DEALER is read on the next turn whatever its descriptor says. */
+static int broker_send(gateway_t *self, const syn_msg_t *msg)
+{
+    self->dealer_check = true;
+    return syn_msg_send(zsock_resolve(self->dealer), NULL, 0, msg);
+}
+
 /* Sends the request to the broker and suspends the connection until the reply or the
  * deadline. Sets an immediate answer instead when the broker cannot take it. */
 static void request_send(gateway_t *self, request_t *req, const char *op, json_t *args)
@@ -250,7 +270,7 @@ static void request_send(gateway_t *self, request_t *req, const char *op, json_t
     int rc = -1;
     errno = ENOMEM;
     if (msg)
-        rc = syn_msg_send(zsock_resolve(self->dealer), NULL, 0, msg);
+        rc = broker_send(self, msg);
     int send_errno = errno;
     syn_msg_destroy(&msg);
     if (rc != 0) {
@@ -318,7 +338,7 @@ static int replay_send(gateway_t *self, void *item, const char *execution_id, ui
     syn_msg_t *msg = syn_msg_new_with(SYN_MSG_REQUEST,
                                       json_pack("{s:I, s:s, s:o}", "id", (json_int_t)corr, "op",
                                                 "events.replay", "args", args));
-    int rc = msg ? syn_msg_send(zsock_resolve(self->dealer), NULL, 0, msg) : -1;
+    int rc = msg ? broker_send(self, msg) : -1;
     syn_msg_destroy(&msg);
     if (rc != 0) {
         gateway_pending_take(self->pending, corr);
@@ -813,8 +833,10 @@ static size_t drain_replies(gateway_t *self)
         syn_msg_t *msg = NULL;
         char err[256];
         int rc = syn_msg_recv(zsock_resolve(self->dealer), &msg, NULL, NULL, err, sizeof err);
-        if (rc == -1)
+        if (rc == -1) {
+            self->dealer_check = false;
             break;
+        }
         if (rc == -2) {
             self->stats.bad_messages++;
             syn_warn(COMPONENT, "invalid message from broker: %s", err);
@@ -851,8 +873,10 @@ static void drain_events(gateway_t *self)
         size_t topic_len = sizeof topic;
         char err[256];
         int rc = syn_msg_recv(socket, &msg, topic, &topic_len, err, sizeof err);
-        if (rc == -1)
+        if (rc == -1) {
+            self->sub_check = false;
             return;
+        }
         if (rc == -2) {
             self->stats.bad_messages++;
             syn_warn(COMPONENT, "invalid event from broker: %s", err);
@@ -894,6 +918,7 @@ static void drain_monitor(gateway_t *self)
         zmq_msg_init(&frame);
         if (zmq_msg_recv(&frame, socket, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&frame);
+            self->monitor_check = false;
             return;
         }
         uint16_t event = 0;
@@ -1001,13 +1026,23 @@ static void expire_requests(gateway_t *self)
     }
 }
 
+/* When MHD must run even if its descriptor stays quiet (a connection timeout, or work
+ * it already has in hand); INT64_MAX when never. */
+static int64_t http_due_ms(gateway_t *self, int64_t now)
+{
+    MHD_UNSIGNED_LONG_LONG wait;
+    if (MHD_get_timeout(self->daemon, &wait) != MHD_YES)
+        return INT64_MAX;
+    return now + (wait < (MHD_UNSIGNED_LONG_LONG)INT32_MAX ? (int64_t)wait : INT32_MAX);
+}
+
 int gateway_poll(gateway_t *self, long max_wait_ms)
 {
     long timeout = max_wait_ms < 0 ? 0 : max_wait_ms;
-    MHD_UNSIGNED_LONG_LONG mhd_timeout;
-    if (MHD_get_timeout(self->daemon, &mhd_timeout) == MHD_YES &&
-        mhd_timeout < (MHD_UNSIGNED_LONG_LONG)timeout)
-        timeout = (long)mhd_timeout;
+    int64_t now = syn_mono_ms();
+    int64_t http_due = http_due_ms(self, now);
+    if (http_due - now < timeout)
+        timeout = (long)(http_due - now);
     int64_t deadline = gateway_pending_next_deadline(self->pending);
     gateway_hub_stats_t hub;
     gateway_hub_stats(self->hub, &hub);
@@ -1022,26 +1057,40 @@ int gateway_poll(gateway_t *self, long max_wait_ms)
         if (until < timeout)
             timeout = until < 0 ? 0 : (long)until;
     }
-    zmq_pollitem_t items[] = {
-        {zsock_resolve(self->dealer), 0, ZMQ_POLLIN, 0},
-        {zsock_resolve(self->sub), 0, ZMQ_POLLIN, 0},
-        {NULL, self->epoll_fd, ZMQ_POLLIN, 0},
-        {self->monitor ? zsock_resolve(self->monitor) : NULL, 0, ZMQ_POLLIN, 0},
+    /* zmq_poll would ask each socket for its events before and after waiting, a few
+     * system calls each; the descriptors and the check flags say the same for less. */
+    struct pollfd fds[] = {
+        {self->dealer_fd, POLLIN, 0},
+        {self->sub_fd, POLLIN, 0},
+        {self->epoll_fd, POLLIN, 0},
+        {self->monitor_fd, POLLIN, 0},
     };
-    if (zmq_poll(items, self->monitor ? 4 : 3, timeout) < 0) {
+    if (self->dealer_check || self->sub_check || (self->monitor && self->monitor_check))
+        timeout = 0;
+    if (poll(fds, self->monitor ? 4 : 3, timeout > INT_MAX ? INT_MAX : (int)timeout) < 0) {
         if (errno == EINTR)
             return 0;
-        syn_error(COMPONENT, "poll failed: %s", zmq_strerror(errno));
+        syn_error(COMPONENT, "poll failed: %s", strerror(errno));
         return -1;
     }
+    self->dealer_check |= fds[0].revents != 0;
+    self->sub_check |= fds[1].revents != 0;
+    self->monitor_check |= fds[3].revents != 0;
+    /* A socket is read only when it may hold something: a read that finds nothing still
+     * costs system calls. MHD runs when its descriptor is ready, a connection was
+     * resumed, or its timeout has come. */
+    bool http_ready = fds[2].revents != 0 || syn_mono_ms() >= http_due;
     /* A lost events connection is known before any status read of this turn. */
-    drain_monitor(self);
-    self->resumed = true;
+    if (self->monitor && self->monitor_check)
+        drain_monitor(self);
+    if (http_ready)
+        self->resumed = true;
     run_http(self);
-    if (drain_replies(self) > 0)
+    if (self->dealer_check && drain_replies(self) > 0)
         self->resumed = true;
     expire_requests(self);
-    drain_events(self);
+    if (self->sub_check)
+        drain_events(self);
     view_probe(self);
     sweep_keepalives(self);
     /* Resumed connections are handled now rather than on the next turn. */
@@ -1131,6 +1180,7 @@ gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
     self->sse_limits.low_bytes = self->sse_limits.max_bytes / SSE_LOW_BYTES_DIVISOR;
     self->next_corr = 1;
     self->epoll_fd = -1;
+    self->dealer_check = self->sub_check = self->monitor_check = true;
     struct sockaddr_storage addr;
     self->pending = gateway_pending_new();
     self->hub = gateway_hub_new(GAP_HOLD_LIMIT, on_hub_wake, self);
@@ -1148,6 +1198,9 @@ gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
     if (!self->sub)
         goto fail;
     monitor_start(self);
+    self->dealer_fd = zsock_fd(self->dealer);
+    self->sub_fd = zsock_fd(self->sub);
+    self->monitor_fd = self->monitor ? zsock_fd(self->monitor) : -1;
 
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)

@@ -4,10 +4,10 @@
  * (gateway/view.h): status reads it can vouch for are answered without the broker.
  *
  * One thread, one loop: libmicrohttpd runs in external-polling epoll mode and its
- * epoll fd is polled together with the DEALER (replies) and the SUB (events) by
- * zmq_poll. A request waiting for the broker suspends its connection (no thread, no
- * busy wait), so thousands can be in flight; the reply, or the request timeout,
- * resumes it.
+ * epoll fd is polled together with the descriptors of the DEALER (replies) and the SUB
+ * (events); each side is run only when it may have work. A request waiting for the
+ * broker suspends its connection (no thread, no busy wait), so thousands can be in
+ * flight; the reply, or the request timeout, resumes it.
  *
  * Server-Sent Events (GET /sse/executions/{id}, /sse/activity) use the same loop: each
  * stream is a response from a content callback that reads the client's frame queue

@@ -1,5 +1,6 @@
 #include "gateway/sse.h"
 #include "common/clock.h"
+#include "common/json_text.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -8,56 +9,84 @@
 
 #define KEEPALIVE_TEXT ": keepalive\n\n"
 
+/* An event frame keeps its event's type and data (references, never changed) until its
+ * text is first needed: the gateway sees every event, but most concern no stream, and
+ * formatting one costs more than everything else the gateway does with it. */
 struct gateway_sse_frame_t {
     unsigned refs;
     uint64_t seq;
     bool terminal;
+    bool has_id;
     char *execution_id;
+    int64_t time_us;
+    json_t *type, *data; /* until the text is made (data NULL: none) */
+    char *text;          /* NULL until made */
     size_t len;
-    char text[];
 };
 
-static gateway_sse_frame_t *frame_new(uint64_t seq, bool terminal, const char *execution_id,
-                                      const char *text, size_t len)
+static gateway_sse_frame_t *frame_alloc(uint64_t seq, bool terminal, const char *execution_id)
 {
-    gateway_sse_frame_t *frame = malloc(sizeof *frame + len + 1);
+    gateway_sse_frame_t *frame = calloc(1, sizeof *frame);
     if (!frame)
         return NULL;
     frame->refs = 1;
     frame->seq = seq;
     frame->terminal = terminal;
+    frame->has_id = true;
     frame->execution_id = execution_id ? strdup(execution_id) : NULL;
     if (execution_id && !frame->execution_id) {
         free(frame);
         return NULL;
     }
-    frame->len = len;
-    memcpy(frame->text, text, len);
-    frame->text[len] = '\0';
     return frame;
 }
 
-/* "id: <seq>\ndata: <json>\n\n" (no id line for seq 0 without has_id). */
-static gateway_sse_frame_t *frame_from_json(uint64_t seq, bool has_id, bool terminal,
-                                            const char *execution_id, json_t *payload)
+/* "id: <seq>\ndata: <json>\n\n" (no id line without has_id) as the frame's text. */
+static int frame_set_text(gateway_sse_frame_t *frame, json_t *payload)
 {
-    char *json = json_dumps(payload, JSON_COMPACT);
+    if (!payload)
+        return -1;
+    char *json = syn_json_text(payload);
     if (!json)
-        return NULL;
+        json = json_dumps(payload, JSON_COMPACT); /* whatever it says, as before */
+    if (!json)
+        return -1;
     size_t json_len = strlen(json);
-    size_t cap = json_len + 48;
-    char *text = malloc(cap);
-    gateway_sse_frame_t *frame = NULL;
+    char head[48];
+    int head_len = frame->has_id ? snprintf(head, sizeof head, "id: %llu\ndata: ",
+                                            (unsigned long long)frame->seq)
+                                 : snprintf(head, sizeof head, "data: ");
+    char *text = malloc((size_t)head_len + json_len + 3);
     if (text) {
-        int len = has_id ? snprintf(text, cap, "id: %llu\ndata: %s\n\n", (unsigned long long)seq,
-                                    json)
-                         : snprintf(text, cap, "data: %s\n\n", json);
-        if (len > 0 && (size_t)len < cap)
-            frame = frame_new(seq, terminal, execution_id, text, (size_t)len);
+        memcpy(text, head, (size_t)head_len);
+        memcpy(text + head_len, json, json_len);
+        memcpy(text + (size_t)head_len + json_len, "\n\n", 3);
+        frame->text = text;
+        frame->len = (size_t)head_len + json_len + 2;
     }
-    free(text);
     free(json);
-    return frame;
+    return text ? 0 : -1;
+}
+
+/* Makes an event frame's text on first use; 0, or -1 when out of memory. */
+static int frame_ready(gateway_sse_frame_t *frame)
+{
+    if (frame->text)
+        return 0;
+    char stamp[SYN_TIME_BUFSIZE];
+    syn_time_format(frame->time_us, stamp);
+    json_t *payload = json_pack("{s:s, s:O, s:s?, s:O, s:s}", "type",
+                                frame->terminal ? "terminal" : "event", "event_type",
+                                frame->type, "execution_id", frame->execution_id, "data",
+                                frame->data, "timestamp", stamp);
+    int rc = frame_set_text(frame, payload);
+    json_decref(payload);
+    if (rc == 0) {
+        json_decref(frame->type);
+        json_decref(frame->data);
+        frame->type = frame->data = NULL;
+    }
+    return rc;
 }
 
 bool gateway_sse_is_terminal_type(const char *type)
@@ -91,18 +120,16 @@ gateway_sse_frame_t *gateway_sse_frame_event(const json_t *event, char *err, siz
         return NULL;
     }
     const char *id = json_is_string(execution_id) ? json_string_value(execution_id) : NULL;
-    bool terminal = gateway_sse_is_terminal_type(json_string_value(type));
-    char stamp[SYN_TIME_BUFSIZE];
-    syn_time_format((int64_t)json_integer_value(time), stamp);
-    json_t *payload = json_pack("{s:s, s:O, s:s?, s:o, s:s}", "type",
-                                terminal ? "terminal" : "event", "event_type", type,
-                                "execution_id", id, "data",
-                                data ? json_incref((json_t *)data) : json_object(), "timestamp",
-                                stamp);
     gateway_sse_frame_t *frame =
-        payload ? frame_from_json((uint64_t)json_integer_value(seq), true, terminal, id, payload)
-                : NULL;
-    json_decref(payload);
+        frame_alloc((uint64_t)json_integer_value(seq),
+                    gateway_sse_is_terminal_type(json_string_value(type)), id);
+    if (frame) {
+        frame->time_us = (int64_t)json_integer_value(time);
+        frame->type = json_incref(type);
+        frame->data = data ? json_incref(data) : json_object();
+        if (!frame->data)
+            gateway_sse_frame_unref(&frame);
+    }
     if (!frame)
         snprintf(err, errlen, "out of memory");
     return frame;
@@ -111,20 +138,29 @@ gateway_sse_frame_t *gateway_sse_frame_event(const json_t *event, char *err, siz
 gateway_sse_frame_t *gateway_sse_frame_connected(const char *execution_id, bool has_id,
                                                  uint64_t seq, int64_t now_us)
 {
+    gateway_sse_frame_t *frame = frame_alloc(seq, false, execution_id);
+    if (!frame)
+        return NULL;
+    frame->has_id = has_id;
     char stamp[SYN_TIME_BUFSIZE];
     syn_time_format(now_us, stamp);
     json_t *payload = json_pack("{s:s, s:n, s:s?, s:{}, s:s}", "type", "connected",
                                 "event_type", "execution_id", execution_id, "data",
                                 "timestamp", stamp);
-    gateway_sse_frame_t *frame =
-        payload ? frame_from_json(seq, has_id, false, execution_id, payload) : NULL;
+    if (frame_set_text(frame, payload) != 0)
+        gateway_sse_frame_unref(&frame);
     json_decref(payload);
     return frame;
 }
 
 gateway_sse_frame_t *gateway_sse_frame_keepalive(void)
 {
-    return frame_new(0, false, NULL, KEEPALIVE_TEXT, strlen(KEEPALIVE_TEXT));
+    gateway_sse_frame_t *frame = frame_alloc(0, false, NULL);
+    if (frame && !(frame->text = strdup(KEEPALIVE_TEXT)))
+        gateway_sse_frame_unref(&frame);
+    if (frame)
+        frame->len = strlen(KEEPALIVE_TEXT);
+    return frame;
 }
 
 gateway_sse_frame_t *gateway_sse_frame_ref(gateway_sse_frame_t *frame)
@@ -141,7 +177,10 @@ void gateway_sse_frame_unref(gateway_sse_frame_t **frame_p)
     *frame_p = NULL;
     if (--frame->refs > 0)
         return;
+    json_decref(frame->type);
+    json_decref(frame->data);
     free(frame->execution_id);
+    free(frame->text);
     free(frame);
 }
 
@@ -160,14 +199,14 @@ const char *gateway_sse_frame_execution_id(const gateway_sse_frame_t *frame)
     return frame->execution_id;
 }
 
-const char *gateway_sse_frame_text(const gateway_sse_frame_t *frame)
+const char *gateway_sse_frame_text(gateway_sse_frame_t *frame)
 {
-    return frame->text;
+    return frame_ready(frame) == 0 ? frame->text : NULL;
 }
 
-size_t gateway_sse_frame_len(const gateway_sse_frame_t *frame)
+size_t gateway_sse_frame_len(gateway_sse_frame_t *frame)
 {
-    return frame->len;
+    return frame_ready(frame) == 0 ? frame->len : 0;
 }
 
 /* ---- frame queue: a ring of shared frames, read byte by byte ---- */
@@ -181,6 +220,8 @@ typedef struct {
 
 static int queue_push(queue_t *q, gateway_sse_frame_t *frame)
 {
+    if (frame_ready(frame) != 0)
+        return -1;
     if (q->count == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 16;
         gateway_sse_frame_t **ring = malloc(cap * sizeof *ring);
@@ -495,6 +536,16 @@ gateway_sse_offer_t gateway_sse_client_offer(gateway_sse_client_t *self,
 {
     if (frame->seq <= self->last_seq || !gateway_sse_client_matches(self, frame))
         return GATEWAY_SSE_IGNORED;
+    if ((self->state == GATEWAY_SSE_REPLAYING || self->state == GATEWAY_SSE_LIVE) &&
+        frame_ready(frame) != 0) {
+        /* Out of memory: as when the frame cannot be queued. */
+        if (self->state == GATEWAY_SSE_REPLAYING) {
+            self->holds_dropped = true;
+            return GATEWAY_SSE_IGNORED;
+        }
+        gateway_sse_client_fail(self);
+        return GATEWAY_SSE_OVERFLOW;
+    }
     switch (self->state) {
     case GATEWAY_SSE_REPLAYING:
         if (self->holds.bytes + frame->len > hold_budget(self)) {

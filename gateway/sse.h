@@ -40,7 +40,8 @@ typedef struct gateway_sse_frame_t gateway_sse_frame_t;
 
 /* A frame for one event {seq (≥ 1), time (µs since the epoch), execution_id (str|null),
  * type (non-empty str), data (object)}, as on PUB and in events.replay pages. NULL with
- * the reason in err when the event has another shape. */
+ * the reason in err when the event has another shape. The frame shares the event's
+ * type and data until its text is made: they must not change after this call. */
 gateway_sse_frame_t *gateway_sse_frame_event(const json_t *event, char *err, size_t errlen);
 /* The first frame of a stream: "id: <seq>" only when has_id. */
 gateway_sse_frame_t *gateway_sse_frame_connected(const char *execution_id, bool has_id,
@@ -53,8 +54,10 @@ void gateway_sse_frame_unref(gateway_sse_frame_t **frame_p);
 uint64_t gateway_sse_frame_seq(const gateway_sse_frame_t *frame); /* 0 for none */
 bool gateway_sse_frame_terminal(const gateway_sse_frame_t *frame);
 const char *gateway_sse_frame_execution_id(const gateway_sse_frame_t *frame); /* or NULL */
-const char *gateway_sse_frame_text(const gateway_sse_frame_t *frame);
-size_t gateway_sse_frame_len(const gateway_sse_frame_t *frame);
+/* The text is made on first use (an event frame nobody reads is never formatted):
+ * NULL (and len 0) only when that runs out of memory. */
+const char *gateway_sse_frame_text(gateway_sse_frame_t *frame);
+size_t gateway_sse_frame_len(gateway_sse_frame_t *frame);
 
 /* ExecutionCompleted, ExecutionFailed, ExecutionCancelled. */
 bool gateway_sse_is_terminal_type(const char *type);

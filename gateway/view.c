@@ -1,4 +1,5 @@
 #include "gateway/view.h"
+#include "common/json_text.h"
 
 #include <czmq.h>
 #include <stdlib.h>
@@ -180,6 +181,20 @@ static bool releases(const entry_t *entry)
            (!entry->want[0] || !strcmp(entry->status, entry->want) || entry->terminal);
 }
 
+/* The status as the broker's reply body (json_dumps' compact text, made without it: this
+ * runs for every event), sized to fit since the view keeps it. */
+static char *status_text(const json_t *status, size_t *len)
+{
+    char *text = syn_json_text(status);
+    if (!text)
+        text = json_dumps(status, JSON_COMPACT); /* whatever it says, as before */
+    if (!text)
+        return NULL;
+    *len = strlen(text);
+    char *fitted = realloc(text, *len + 1);
+    return fitted ? fitted : text;
+}
+
 /* Stores the status object the event at seq carried, when newer than what is held. */
 static void apply(gateway_view_t *self, uint64_t seq, const json_t *status)
 {
@@ -196,11 +211,13 @@ static void apply(gateway_view_t *self, uint64_t seq, const json_t *status)
     entry_t *entry = zhashx_lookup(self->by_id, id);
     if (entry && entry->text && seq <= entry->seq)
         return;
-    char *text = json_dumps(status, JSON_COMPACT);
-    char *workflow_copy = strdup(workflow_id);
+    size_t text_len = 0;
+    char *text = status_text(status, &text_len);
+    bool same_workflow = entry && entry->workflow_id && !strcmp(entry->workflow_id, workflow_id);
+    char *workflow_copy = same_workflow ? NULL : strdup(workflow_id);
     if (!entry)
         entry = entry_add(self, id);
-    if (!text || !workflow_copy || !entry) {
+    if (!text || (!same_workflow && !workflow_copy) || !entry) {
         /* Out of memory: better no entry than an old one. */
         free(text);
         free(workflow_copy);
@@ -210,11 +227,13 @@ static void apply(gateway_view_t *self, uint64_t seq, const json_t *status)
     }
     list_unlink(list_of(self, entry), entry);
     free(entry->text);
-    free(entry->workflow_id);
     entry->text = text;
-    entry->text_len = strlen(text);
-    entry->workflow_id = workflow_copy;
-    snprintf(entry->status, sizeof entry->status, "%s", state);
+    entry->text_len = text_len;
+    if (!same_workflow) {
+        free(entry->workflow_id);
+        entry->workflow_id = workflow_copy;
+    }
+    memcpy(entry->status, state, strlen(state) + 1);
     entry->terminal = is_terminal(state);
     entry->seq = seq;
     list_append(list_of(self, entry), entry);

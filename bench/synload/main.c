@@ -152,7 +152,7 @@ int main(int argc, char **argv)
 {
     const char *workload = "w1", *gateway = NULL, *data = NULL, *bin_dir = NULL;
     const char *log_level = "info", *broker_prefix = NULL, *broker_args = NULL;
-    const char *profile_cmd = NULL;
+    const char *gateway_prefix = NULL, *profile_cmd = NULL;
     const char *w2_slots = "4,8,16,64", *scale_workers = "1,2,4,8", *latency_dir = NULL;
     const char *client = "synload", *hello = NULL, *track = "auto";
     bool json = false, smoke = false, keep = false;
@@ -206,6 +206,9 @@ int main(int argc, char **argv)
         {"broker-prefix", SYN_FLAG_STRING, "WORDS",
          "run the broker under this (e.g. \"valgrind --tool=callgrind\")", &broker_prefix, 0, 0},
         {"broker-args", SYN_FLAG_STRING, "WORDS", "extra broker flags", &broker_args, 0, 0},
+        {"gateway-prefix", SYN_FLAG_STRING, "WORDS",
+         "run the gateway under this (e.g. \"valgrind --tool=callgrind\")", &gateway_prefix, 0,
+         0},
         {"profile-cmd", SYN_FLAG_STRING, "CMD",
          "shell command run during W1's measured batch, {pid} = broker pid, stopped by SIGINT "
          "(e.g. \"exec perf record -g -p {pid} -o perf.data\")",
@@ -284,6 +287,7 @@ int main(int argc, char **argv)
         .log_level = log_level,
         .broker_prefix = broker_prefix,
         .broker_args = broker_args,
+        .gateway_prefix = gateway_prefix,
         .profile_cmd = profile_cmd,
         .latency_dir = latency_dir,
         .keep = keep,

@@ -59,8 +59,8 @@ static pid_t spawn(synstack_t *self, const char *log, char **argv)
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
-        /* Its own process group, so a --broker-prefix wrapper and the broker it
-         * runs are stopped together. */
+        /* Its own process group, so a --broker-prefix (or --gateway-prefix) wrapper
+         * and the program it runs are stopped together. */
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
@@ -107,11 +107,16 @@ static pid_t start_broker(synstack_t *self)
 
 static pid_t start_gateway(synstack_t *self)
 {
-    char prog[PATH_MAX + 16];
+    char prog[PATH_MAX + 16], prefix[512];
     snprintf(prog, sizeof prog, "%s/syn-gateway", self->opts.bin_dir);
-    char *argv[] = {prog,     "--http",   self->http_addr, "--broker",
-                    self->clients_ep, "--events", self->events_ep, "--log-level",
-                    (char *)self->opts.log_level, NULL};
+    char *argv[48];
+    int argc = add_words(argv, 0, 32, self->opts.gateway_prefix, prefix, sizeof prefix);
+    char *fixed[] = {prog,     "--http",   self->http_addr, "--broker",
+                     self->clients_ep, "--events", self->events_ep, "--log-level",
+                     (char *)self->opts.log_level};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        argv[argc++] = fixed[i];
+    argv[argc] = NULL;
     return spawn(self, "gateway", argv);
 }
 

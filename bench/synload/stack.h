@@ -17,6 +17,7 @@ typedef struct {
     const char *log_level;     /* of the three programs */
     const char *broker_prefix; /* e.g. "valgrind --tool=callgrind": words put before the broker */
     const char *broker_args;   /* extra broker flags, space separated */
+    const char *gateway_prefix; /* the same for the gateway */
     bool keep;                 /* keep the temp dir (logs, database) */
 } synstack_options_t;
 

@@ -84,6 +84,7 @@ static int target_open(const workload_config_t *cfg, int workers, int slots, int
         .log_level = cfg->log_level,
         .broker_prefix = cfg->broker_prefix,
         .broker_args = cfg->broker_args,
+        .gateway_prefix = cfg->gateway_prefix,
         .keep = cfg->keep,
     };
     t->stack = stack_start(&opts, HEALTH_TIMEOUT_MS);

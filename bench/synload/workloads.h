@@ -16,6 +16,7 @@ typedef struct {
     const char *log_level;     /* of the started programs */
     const char *broker_prefix;
     const char *broker_args;
+    const char *gateway_prefix;
     const char *profile_cmd;   /* shell command run during the measured batch, "{pid}" =
                                   the broker's pid; stopped with SIGINT (e.g. perf -p) */
     const char *latency_dir;   /* per-run latency files, or NULL */

@@ -147,6 +147,37 @@ static void test_event_frame_text(void **state)
     gateway_sse_frame_unref(&frame);
 }
 
+/* A frame's text is made when a stream first takes it, after the event it came from is
+ * gone, and every stream it goes to reads the same bytes. */
+static void test_shared_frame_reads_the_same_everywhere(void **state)
+{
+    (void)state;
+    const char *want = "id: 5\ndata: {\"type\":\"terminal\",\"event_type\":\"ExecutionCompleted\","
+                       "\"execution_id\":\"exec-1\",\"data\":{\"n\":5},"
+                       "\"timestamp\":\"1970-01-01T00:00:01.234567Z\"}\n\n";
+    gateway_sse_frame_t *frame = event_frame(5, "exec-1", "ExecutionCompleted");
+    gateway_sse_client_t *activity = gateway_sse_client_new(NULL, 0, false, &limits);
+    gateway_sse_client_t *execution = gateway_sse_client_new("exec-1", 0, false, &limits);
+    gateway_sse_client_t *other = gateway_sse_client_new("exec-2", 0, false, &limits);
+    assert_int_equal(gateway_sse_client_offer(activity, frame), GATEWAY_SSE_QUEUED);
+    assert_int_equal(gateway_sse_client_offer(execution, frame), GATEWAY_SSE_QUEUED);
+    assert_int_equal(gateway_sse_client_offer(other, frame), GATEWAY_SSE_IGNORED);
+    assert_int_equal(gateway_sse_client_queued(activity), strlen(want));
+    gateway_sse_frame_unref(&frame); /* the queues keep it */
+    ssize_t end;
+    char *text = read_all(activity, &end);
+    assert_string_equal(text, want);
+    assert_int_equal(end, 0);
+    free(text);
+    text = read_all(execution, &end);
+    assert_string_equal(text, want);
+    assert_int_equal(end, GATEWAY_SSE_END); /* its terminal frame ends it */
+    free(text);
+    gateway_sse_client_destroy(&activity);
+    gateway_sse_client_destroy(&execution);
+    gateway_sse_client_destroy(&other);
+}
+
 static void test_bad_events_are_refused(void **state)
 {
     (void)state;
@@ -503,6 +534,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_frame_text),
+        cmocka_unit_test(test_shared_frame_reads_the_same_everywhere),
         cmocka_unit_test(test_bad_events_are_refused),
         cmocka_unit_test(test_connected_and_keepalive_frames),
         cmocka_unit_test(test_replay_then_live_without_repeats),

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,76 @@ static void test_serves_exact_text_for_full_id_and_workflow(void **state)
     assert_int_equal(stats.misses, 3);
     assert_int_equal(stats.entries, 1);
     gateway_view_destroy(&view);
+    gateway_view_destroy(&view);
+}
+
+/* The text served is always that of the newest status, read as often as wanted, and it
+ * outlives the object it came from. */
+static void test_served_text_follows_every_update(void **state)
+{
+    (void)state;
+    gateway_view_t *view = connected_view(0);
+    const char *states[] = {"pending", "running", "running", "completed"};
+    for (int i = 0; i < 4; i++) {
+        json_t *status = status_of("exec-1", "wf", states[i], i);
+        char *want = json_dumps(status, JSON_COMPACT);
+        gateway_view_event(view, (uint64_t)i + 1, status);
+        json_decref(status);
+        for (int read = 0; read < 2; read++) {
+            const char *text;
+            size_t len;
+            assert_true(gateway_view_get(view, "wf", "exec-1", &text, &len));
+            assert_string_equal(text, want);
+            assert_int_equal(len, strlen(want));
+        }
+        free(want);
+    }
+    gateway_view_stats_t stats;
+    gateway_view_stats(view, &stats);
+    assert_int_equal(stats.updates, 4);
+    assert_int_equal(stats.hits, 8);
+    gateway_view_destroy(&view);
+}
+
+/* Whatever a status holds, the text served is what jansson writes for it (the broker's
+ * reply body): escapes, every control character, numbers at the edges, non-ASCII text,
+ * and values that are not flat. */
+static void test_text_is_what_jansson_writes(void **state)
+{
+    (void)state;
+    gateway_view_t *view = connected_view(0);
+    char controls[40];
+    size_t n = 0;
+    for (int c = 1; c < 0x20; c++)
+        controls[n++] = (char)c;
+    memcpy(controls + n, "\"\\/\x7f", 4);
+    n += 4;
+    json_t *odd[] = {
+        json_pack("{s:s#}", "error", controls, (int)n),
+        json_pack("{s:s#}", "error", "nul\0inside", 11),
+        json_pack("{s:I, s:I, s:i, s:i, s:i}", "completed_phases", (json_int_t)INT64_MAX,
+                  "total_phases", (json_int_t)INT64_MIN, "zero", 0, "minus", -42, "ten", 10),
+        json_pack("{s:b, s:b, s:n}", "yes", 1, "no", 0, "none"),
+        json_pack("{s:s}", "error", "Phase write failed: caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80"),
+        json_pack("{s:f}", "cost", 0.1),
+        json_pack("{s:{s:i}, s:[i]}", "nested", "a", 1, "list", 2),
+        json_pack("{s:s}", "key\twith \"escapes\"", "v"),
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        assert_non_null(odd[i]);
+        json_t *status = status_of("exec-1", "wf", "running", 0);
+        assert_int_equal(json_object_update(status, odd[i]), 0);
+        char *want = json_dumps(status, JSON_COMPACT);
+        gateway_view_event(view, i + 1, status);
+        json_decref(status);
+        json_decref(odd[i]);
+        const char *text;
+        size_t len;
+        assert_true(gateway_view_get(view, "wf", "exec-1", &text, &len));
+        assert_int_equal(len, strlen(want));
+        assert_string_equal(text, want);
+        free(want);
+    }
     gateway_view_destroy(&view);
 }
 
@@ -258,6 +329,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serves_exact_text_for_full_id_and_workflow),
+        cmocka_unit_test(test_served_text_follows_every_update),
+        cmocka_unit_test(test_text_is_what_jansson_writes),
         cmocka_unit_test(test_newer_seq_wins_and_events_without_status_count),
         cmocka_unit_test(test_gap_clears),
         cmocka_unit_test(test_disconnected_serves_nothing),
