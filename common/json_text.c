@@ -81,17 +81,25 @@ static void put_real(text_t *t, const json_t *real)
 static void put_string(text_t *t, const char *s, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
+    /* Room for the usual case (few escapes) up front, in one step. */
+    if (!reserve(t, len + 16))
+        return;
     put_char(t, '"');
     size_t run = 0;
+    unsigned char high = 0; /* any byte >= 0x80 in the current run */
     for (size_t i = 0; i <= len; i++) {
         unsigned char c = i < len ? (unsigned char)s[i] : 0;
         bool end = i == len;
-        if (!end && c >= 0x20 && c != '"' && c != '\\')
+        if (!end && c >= 0x20 && c != '"' && c != '\\') {
+            high |= c;
             continue;
-        if (syn_utf8_valid_prefix((const uint8_t *)s + run, i - run) != i - run) {
+        }
+        if ((high & 0x80) &&
+            syn_utf8_valid_prefix((const uint8_t *)s + run, i - run) != i - run) {
             t->failed = true;
             return;
         }
+        high = 0;
         put(t, s + run, i - run);
         run = i + 1;
         if (end)
