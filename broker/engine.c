@@ -41,11 +41,7 @@ struct broker_engine_t {
     broker_engine_config_t config;
     zhashx_t *active;       /* id → broker_execution_t (not owned here) */
     zlistx_t *by_creation;  /* owns the executions, oldest first */
-    /* Executions whose current phase waits for a slot, in two queues: those
-     * under way (a phase already ran or was tried) go before those not started,
-     * so a burst of new executions never holds back the ones half done. */
-    zlistx_t *ready;
-    zlistx_t *ready_new;
+    zlistx_t *ready;        /* executions whose current phase waits for a slot */
     zlistx_t *graveyard;    /* retired during this entry point, freed at its end */
     broker_engine_stats_t stats;
 };
@@ -284,13 +280,7 @@ static void finish_attempt(broker_engine_t *self, broker_execution_t *exec,
 
 /* --- active set ------------------------------------------------------------ */
 
-/* An execution is under way once any of its phases ran or was tried. */
-static zlistx_t *ready_queue_of(broker_engine_t *self, const broker_execution_t *exec)
-{
-    return exec->current == 0 && exec->phases[0].attempt == 0 ? self->ready_new : self->ready;
-}
-
-/* Puts the execution in its ready queue when its current phase may be
+/* Puts the execution in the ready queue when its current phase may be
  * dispatched now: queued, not paused, not waiting out a retry back-off. */
 static void enqueue(broker_engine_t *self, broker_execution_t *exec, bool front)
 {
@@ -300,19 +290,16 @@ static void enqueue(broker_engine_t *self, broker_execution_t *exec, bool front)
     broker_phase_t *phase = broker_execution_active_phase(exec);
     if (!phase || phase->status != BROKER_PHASE_QUEUED || phase->not_before_ms)
         return;
-    zlistx_t *queue = ready_queue_of(self, exec);
-    exec->ready_handle = front ? zlistx_add_start(queue, exec) : zlistx_add_end(queue, exec);
-    exec->ready_queue = queue;
+    exec->ready_handle =
+        front ? zlistx_add_start(self->ready, exec) : zlistx_add_end(self->ready, exec);
 }
 
 static void dequeue(broker_engine_t *self, broker_execution_t *exec)
 {
-    (void)self;
     if (!exec->ready_handle)
         return;
-    zlistx_detach(exec->ready_queue, exec->ready_handle);
+    zlistx_detach(self->ready, exec->ready_handle);
     exec->ready_handle = NULL;
-    exec->ready_queue = NULL;
 }
 
 static int adopt_execution(broker_engine_t *self, broker_execution_t *exec)
@@ -632,10 +619,8 @@ broker_engine_t *broker_engine_new(broker_store_t *store, broker_events_t *event
     self->active = zhashx_new();
     self->by_creation = zlistx_new();
     self->ready = zlistx_new();
-    self->ready_new = zlistx_new();
     self->graveyard = zlistx_new();
-    if (!self->active || !self->by_creation || !self->ready || !self->ready_new ||
-        !self->graveyard) {
+    if (!self->active || !self->by_creation || !self->ready || !self->graveyard) {
         broker_engine_destroy(&self);
         return NULL;
     }
@@ -655,7 +640,6 @@ void broker_engine_destroy(broker_engine_t **self_p)
     zhashx_destroy(&self->active);
     zlistx_destroy(&self->by_creation);
     zlistx_destroy(&self->ready);
-    zlistx_destroy(&self->ready_new);
     zlistx_destroy(&self->graveyard);
     free(self);
     *self_p = NULL;
@@ -1136,33 +1120,26 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
               phase->phase_id, (long long)phase->attempt, worker->name);
 }
 
-/* Oldest first within a queue; a phase that names a provider waits (keeping its
- * place) until a worker offering it has a free slot, without holding up the
- * others. */
-static void dispatch_queue(broker_engine_t *self, zlistx_t *queue, int64_t now_ms)
+/* Oldest first; a phase that names a provider waits (keeping its place) until a
+ * worker offering it has a free slot, without holding up the others. */
+void broker_engine_dispatch(broker_engine_t *self, int64_t now_ms)
 {
-    broker_execution_t *exec = zlistx_first(queue);
+    broker_execution_t *exec = zlistx_first(self->ready);
     while (exec && broker_workers_pick(self->workers, NULL)) {
         broker_phase_t *phase = broker_execution_active_phase(exec);
         broker_worker_t *worker =
             broker_workers_pick(self->workers, phase ? phase->provider : NULL);
-        broker_execution_t *next = zlistx_next(queue);
+        void *handle = exec->ready_handle;
+        broker_execution_t *next = zlistx_next(self->ready);
         if (worker || !phase) {
-            dequeue(self, exec);
+            zlistx_detach(self->ready, handle);
+            exec->ready_handle = NULL;
             if (worker &&
                 (exec->status == BROKER_EXEC_PENDING || exec->status == BROKER_EXEC_RUNNING))
                 dispatch_one(self, exec, worker, now_ms);
         }
         exec = next;
     }
-}
-
-/* Executions under way before new ones: finishing work gives users results
- * sooner than starting more, and keeps fewer executions in flight. */
-void broker_engine_dispatch(broker_engine_t *self, int64_t now_ms)
-{
-    dispatch_queue(self, self->ready, now_ms);
-    dispatch_queue(self, self->ready_new, now_ms);
     bury(self);
 }
 

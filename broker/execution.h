@@ -85,8 +85,7 @@ typedef struct {
     json_t *messages;
     /* engine bookkeeping */
     void *list_handle;            /* position in the engine's creation-ordered list */
-    void *ready_handle;           /* position in a ready queue, NULL when not in one */
-    void *ready_queue;            /* the engine's queue it is in (zlistx_t) */
+    void *ready_handle;           /* position in the ready queue, NULL when not in it */
 } broker_execution_t;
 
 /* What the status reply shows, whether the execution is in memory or only in

@@ -490,31 +490,6 @@ static void test_event_status_and_eviction(void **state)
     json_decref(body);
 }
 
-/* A phase of an execution under way goes before the first phase of a newer
- * execution, whatever order they became ready in; new ones keep theirs. */
-static void test_under_way_before_new(void **state)
-{
-    fx_t *f = *state;
-    create_workflow(f, "wf-demo", 3);
-    char a[BROKER_EXEC_ID_SIZE], b[BROKER_EXEC_ID_SIZE], c[BROKER_EXEC_ID_SIZE];
-    json_t *assign = start_on_w1(f, "wf-demo", 1, a);
-    assert_string_equal(fx_str(assign, "execution_id"), a);
-    start(f, "wf-demo", b);
-    start(f, "wf-demo", c);
-    const char *expected[][2] = {{a, "p2"}, {a, "p3"}, {b, "p1"}, {b, "p2"}, {b, "p3"},
-                                 {c, "p1"}, {c, "p2"}, {c, "p3"}};
-    for (size_t i = 0; i < sizeof expected / sizeof *expected; i++) {
-        fx_result(f, "W1", assign, "completed", "out", NULL);
-        json_decref(assign);
-        json_decref(fx_take(f, "result_ack", "W1"));
-        assign = fx_take(f, "assign", "W1");
-        assert_non_null(assign);
-        assert_string_equal(fx_str(assign, "execution_id"), expected[i][0]);
-        assert_string_equal(fx_str(assign, "phase_id"), expected[i][1]);
-    }
-    json_decref(assign);
-}
-
 static void test_failure_skips_later_phases(void **state)
 {
     fx_t *f = *state;
@@ -1784,7 +1759,6 @@ int main(void)
         fx_unit_test(test_execution_start_errors),
         fx_unit_test(test_three_phases_complete),
         fx_unit_test(test_event_status_and_eviction),
-        fx_unit_test(test_under_way_before_new),
         fx_unit_test(test_failure_skips_later_phases),
         fx_unit_test(test_lost_worker_retry_and_fencing),
         fx_unit_test(test_max_attempts_one_fails),
