@@ -16,6 +16,13 @@ int64_t syn_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t syn_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* value as exactly width decimal digits (value < 10^width), zero-padded. */
 static char *put_digits(char *p, unsigned value, int width)
 {

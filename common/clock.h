@@ -11,6 +11,9 @@
 int64_t syn_now_us(void);
 /* Milliseconds of a monotonic clock (timeouts, heartbeats: never jumps). */
 int64_t syn_mono_ms(void);
+/* Microseconds of the same monotonic clock, for deadlines finer than a
+ * millisecond; syn_mono_us() / 1000 == syn_mono_ms() at the same instant. */
+int64_t syn_mono_us(void);
 /* Formats epoch microseconds as RFC 3339 UTC with microseconds; returns buf. */
 char *syn_time_format(int64_t epoch_us, char buf[SYN_TIME_BUFSIZE]);
 

@@ -6,7 +6,7 @@ void worker_agent_proc_init(worker_agent_proc_t *self, const worker_job_t *job,
     self->proc = NULL;
     self->timed_out = self->cancelled = false;
     self->timeout_ms = job->timeout_ms;
-    self->timeout_at = job->timeout_ms > 0 ? job->started_ms + job->timeout_ms : -1;
+    self->timeout_at = job->timeout_ms > 0 ? job->started_us / 1000 + job->timeout_ms : -1;
     self->max_output = options->max_output_bytes;
 }
 

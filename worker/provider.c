@@ -40,7 +40,8 @@ struct worker_run_t {
     char *strings[6];             /* what job's strings point to */
     json_t *refs[3];              /* references held on inputs, repos, allowed_tools */
     worker_workspace_t *workspace;
-    int64_t started_ms;
+    int64_t started_us;
+    int64_t started_ms;           /* started_us / 1000 */
     int64_t ended_ms;
     int64_t timeout_at;           /* -1 = none; for the time before the provider starts */
     char *output;          /* sanitized, NUL-terminated */
@@ -143,7 +144,7 @@ static int copy_job(worker_run_t *self, const worker_job_t *job)
         self->refs[i] = refs[i] ? json_incref((json_t *)refs[i]) : NULL;
     self->job.model_id =
         worker_models_resolve(self->provider->options.models, self->job.model);
-    self->job.started_ms = self->started_ms;
+    self->job.started_us = self->started_us;
     return 0;
 }
 
@@ -191,7 +192,8 @@ worker_run_t *worker_run_start(worker_provider_t *provider, const worker_job_t *
     }
     self->provider = provider;
     self->status = WORKER_RUN_RUNNING;
-    self->started_ms = job->started_ms > 0 ? job->started_ms : syn_mono_ms();
+    self->started_us = job->started_us > 0 ? job->started_us : syn_mono_us();
+    self->started_ms = self->started_us / 1000;
     self->timeout_at = job->timeout_ms > 0 ? self->started_ms + job->timeout_ms : -1;
     self->usage.duration_ms = -1;
     if (copy_job(self, job) != 0) {
@@ -261,6 +263,14 @@ int64_t worker_run_deadline(worker_run_t *self)
     if (!self->provider->ops->deadline)
         return -1;
     return self->provider->ops->deadline(self->state);
+}
+
+int64_t worker_run_deadline_us(worker_run_t *self)
+{
+    if (self->status == WORKER_RUN_RUNNING && self->state && self->provider->ops->deadline_us)
+        return self->provider->ops->deadline_us(self->state);
+    int64_t ms = worker_run_deadline(self);
+    return ms < 0 ? -1 : ms * 1000;
 }
 
 /* Before the provider starts: drives the clones, then starts it. */

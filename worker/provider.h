@@ -57,7 +57,7 @@ typedef struct {
     uint64_t max_tokens;         /* 0 = the provider's default */
     /* Filled in by the run for the provider's start: */
     const char *model_id;        /* model resolved through the model table */
-    int64_t started_ms;          /* when the attempt began (monotonic ms) */
+    int64_t started_us;          /* when the attempt began (syn_mono_us; 0 = now) */
 } worker_job_t;
 
 /* Settings every provider shares; set once with worker_provider_set_options. */
@@ -150,8 +150,12 @@ void worker_run_destroy(worker_run_t **self_p);
  * watch and the events wanted; returns how many. */
 int worker_run_pollfds(worker_run_t *self, struct pollfd *fds, int max);
 /* The monotonic time (ms) by which worker_run_step must be called again even
- * if no descriptor is ready; -1 for none. */
+ * if no descriptor is ready; -1 for none. A deadline finer than a millisecond
+ * is rounded up, so a caller that waits in milliseconds never wakes early. */
 int64_t worker_run_deadline(worker_run_t *self);
+/* The same in microseconds (syn_mono_us), exact for a provider that keeps its
+ * timers in microseconds (mock): for a loop that can wake that precisely. */
+int64_t worker_run_deadline_us(worker_run_t *self);
 /* Does the run's work: fds/nfds are what worker_run_pollfds returned, with
  * revents filled in (zero when nothing happened). Call it every loop turn. */
 void worker_run_step(worker_run_t *self, const struct pollfd *fds, int nfds, int64_t now_ms);
@@ -201,6 +205,9 @@ typedef struct {
                    size_t errlen);
     int (*pollfds)(void *state, struct pollfd *fds, int max);
     int64_t (*deadline)(void *state);
+    /* Optional: the deadline in microseconds, for a provider whose timers are
+     * finer than deadline can say; deadline must then round it up. */
+    int64_t (*deadline_us)(void *state);
     void (*step)(void *state, worker_run_t *run, const struct pollfd *fds, int nfds,
                  int64_t now_ms);
     void (*cancel)(void *state, worker_run_t *run, int64_t now_ms);

@@ -524,7 +524,7 @@ static void *anthropic_start(void *config, worker_run_t *run, const worker_job_t
     self->next_try_at = -1;
     self->retry_after_ms = -1;
     self->timeout_ms = job->timeout_ms;
-    self->timeout_at = job->timeout_ms > 0 ? job->started_ms + job->timeout_ms : -1;
+    self->timeout_at = job->timeout_ms > 0 ? job->started_us / 1000 + job->timeout_ms : -1;
     self->max_output = worker_run_options(run)->max_output_bytes;
     worker_usage_t *usage = worker_run_usage(run);
     usage->reported = true;

@@ -18,7 +18,7 @@ typedef struct {
 } mock_config_t;
 
 typedef struct {
-    int64_t due_ms;      /* when the attempt ends */
+    int64_t due_us;      /* when the attempt ends (syn_mono_us) */
     bool timed_out;      /* it ends at the timeout, before its delay */
     int64_t timeout_ms;
     char *fail_reason;   /* NULL = it succeeds */
@@ -94,13 +94,15 @@ static void *mock_start(void *config, worker_run_t *run, const worker_job_t *job
         }
         free(tokens);
     }
-    int64_t now = syn_mono_ms();
     self->timeout_ms = job->timeout_ms;
     if (job->timeout_ms > 0 && delay > job->timeout_ms) {
         self->timed_out = true;
         delay = job->timeout_ms;
     }
-    self->due_ms = now + delay;
+    /* Counted in microseconds from when the worker took the attempt: a whole
+     * millisecond clock would end phases up to 1 ms early or late, and the
+     * attempts of one ASSIGN burst keep ending (and reporting) together. */
+    self->due_us = job->started_us + delay * 1000;
     size_t size = strlen(job->phase_id) + strlen(job->prompt) + 64;
     self->output = malloc(size);
     if (!self->output)
@@ -116,9 +118,15 @@ oom:
     return NULL;
 }
 
+/* Rounded up: a caller that sleeps in milliseconds then never steps early. */
 static int64_t mock_deadline(void *state)
 {
-    return ((mock_run_t *)state)->due_ms;
+    return (((mock_run_t *)state)->due_us + 999) / 1000;
+}
+
+static int64_t mock_deadline_us(void *state)
+{
+    return ((mock_run_t *)state)->due_us;
 }
 
 static void mock_step(void *state, worker_run_t *run, const struct pollfd *fds, int nfds,
@@ -127,7 +135,9 @@ static void mock_step(void *state, worker_run_t *run, const struct pollfd *fds, 
     (void)fds;
     (void)nfds;
     mock_run_t *self = state;
-    if (now_ms < self->due_ms)
+    /* now_ms cannot tell whether a deadline inside this millisecond has
+     * passed; only then is the finer clock read. */
+    if (now_ms < self->due_us / 1000 || syn_mono_us() < self->due_us)
         return;
     if (self->has_tokens) {
         worker_usage_t *usage = worker_run_usage(run);
@@ -168,6 +178,7 @@ static const worker_provider_ops_t mock_ops = {
     .start = mock_start,
     .pollfds = NULL,
     .deadline = mock_deadline,
+    .deadline_us = mock_deadline_us,
     .step = mock_step,
     .cancel = mock_cancel,
     .destroy = mock_destroy,

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "common/clock.h"
@@ -38,6 +40,7 @@ typedef struct {
     char *workflow_id;
     char *phase_id;
     uint64_t attempt;
+    int64_t started_us;      /* when it began (syn_mono_us); 0 when it never ran */
     worker_run_t *run;
     struct pollfd fds[WORKER_RUN_MAX_FDS];
     int nfds;
@@ -70,6 +73,8 @@ struct worker_t {
 
     zmq_pollitem_t *items;
     size_t items_cap;
+    int timer_fd;            /* wakes the poll at a deadline; -1 when none could be made */
+    int64_t timer_armed_us;  /* the deadline it is set to; -1 when unset or fired */
 
     bool draining;
     int64_t drain_deadline;
@@ -283,6 +288,15 @@ static void settle(worker_t *self, attempt_t *a, const char *status, const char 
             json_object_set(fields, "usage", usage);
     }
     a->result = fields ? syn_msg_new_with(SYN_MSG_RESULT, fields) : NULL;
+    /* Sent before it is logged: the broker is waiting for it, the log is not. */
+    if (a->result)
+        send_result(self, a, now);
+    /* The worker's own share of the phase, from its start to the result sent:
+     * what a phase's length is measured against (W2). */
+    char took[48] = "";
+    if (a->started_us > 0)
+        snprintf(took, sizeof took, " took_ms=%.3f",
+                 (double)(syn_mono_us() - a->started_us) / 1e3);
     char code[16] = "none";
     if (has_exit_code)
         snprintf(code, sizeof code, "%d", exit_code);
@@ -296,15 +310,12 @@ static void settle(worker_t *self, attempt_t *a, const char *status, const char 
                  json_number_value(json_object_get(usage, "cost_usd")));
     json_decref(usage);
     syn_info("worker",
-             "result execution=%s phase=%s attempt=%" PRIu64 " status=%s exit_code=%s%s%s%s",
-             a->execution_id, a->phase_id, a->attempt, status, code, tokens,
+             "result execution=%s phase=%s attempt=%" PRIu64 " status=%s exit_code=%s%s%s%s%s",
+             a->execution_id, a->phase_id, a->attempt, status, code, took, tokens,
              error ? " error=" : "", reason);
-    if (!a->result) {
+    if (!a->result)
         syn_error("worker", "cannot build the result execution=%s phase=%s (out of memory?)",
                   a->execution_id, a->phase_id);
-        return;
-    }
-    send_result(self, a, now);
 }
 
 /* Moves a finished run's outcome into a result and frees the run (and with it
@@ -438,8 +449,11 @@ static void refuse(worker_t *self, const syn_msg_t *msg, const char *reason, int
     settle(self, a, "refused", "", reason, false, 0, NULL, now);
 }
 
-static void handle_assign(worker_t *self, const syn_msg_t *msg, int64_t now)
+/* now_us is when the loop turn that read msg began: the attempt's start, the
+ * same for every ASSIGN of one burst, so their phases end together too. */
+static void handle_assign(worker_t *self, const syn_msg_t *msg, int64_t now_us)
 {
+    int64_t now = now_us / 1000;
     const char *execution_id = field_str(msg, "execution_id");
     const char *phase_id = field_str(msg, "phase_id");
     uint64_t attempt = field_uint(msg, "attempt");
@@ -487,8 +501,9 @@ static void handle_assign(worker_t *self, const syn_msg_t *msg, int64_t now)
         .repos = json_object_get(syn_msg_fields(msg), "repos"),
         .allowed_tools = json_object_get(syn_msg_fields(msg), "allowed_tools"),
         .max_tokens = field_uint(msg, "max_tokens"),
-        .started_ms = now,
+        .started_us = now_us,
     };
+    a->started_us = now_us;
     syn_info("worker", "assigned execution=%s workflow=%s phase=%s attempt=%" PRIu64
              " timeout_ms=%" PRId64 " running=%d/%d", a->execution_id, a->workflow_id,
              a->phase_id, a->attempt, job.timeout_ms, self->running + 1, self->slots);
@@ -560,11 +575,12 @@ static void handle_ack(worker_t *self, const syn_msg_t *msg)
     }
 }
 
-static void handle_message(worker_t *self, const syn_msg_t *msg, int64_t now)
+static void handle_message(worker_t *self, const syn_msg_t *msg, int64_t now_us)
 {
+    int64_t now = now_us / 1000;
     switch (syn_msg_type(msg)) {
     case SYN_MSG_ASSIGN:
-        handle_assign(self, msg, now);
+        handle_assign(self, msg, now_us);
         break;
     case SYN_MSG_CANCEL:
         handle_cancel(self, msg, now);
@@ -590,8 +606,9 @@ static void handle_message(worker_t *self, const syn_msg_t *msg, int64_t now)
     }
 }
 
-static void receive(worker_t *self, int64_t now)
+static void receive(worker_t *self, int64_t now_us)
 {
+    int64_t now = now_us / 1000;
     for (int i = 0; i < MAX_RECV_PER_TURN && self->socket; i++) {
         syn_msg_t *msg = NULL;
         char err[256];
@@ -605,7 +622,7 @@ static void receive(worker_t *self, int64_t now)
             syn_warn("worker", "invalid message from the broker: %s", err);
             continue;
         }
-        handle_message(self, msg, now);
+        handle_message(self, msg, now_us);
         syn_msg_destroy(&msg);
     }
 }
@@ -617,6 +634,8 @@ worker_t *worker_new(const worker_config_t *config)
     worker_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
+    self->timer_fd = -1;
+    self->timer_armed_us = -1;
     self->broker = strdup(config->broker);
     self->name = strdup(config->name);
     if (!self->broker || !self->name) {
@@ -638,6 +657,10 @@ worker_t *worker_new(const worker_config_t *config)
         worker_destroy(&self);
         return NULL;
     }
+    self->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (self->timer_fd < 0)
+        syn_warn("worker", "no timerfd (%s): deadlines are met to the millisecond only",
+                 strerror(errno));
     return self;
 }
 
@@ -650,6 +673,8 @@ void worker_destroy(worker_t **self_p)
         remove_attempt(self, self->count - 1);
     free(self->attempts);
     free(self->items);
+    if (self->timer_fd >= 0)
+        close(self->timer_fd);
     close_socket(self, 0);
     /* Waits for a lingering goodbye (leave); a signal only interrupts the wait. */
     while (self->ctx && zmq_ctx_term(self->ctx) != 0 && errno == EINTR)
@@ -666,7 +691,9 @@ static void consider(int64_t *best, int64_t when)
         *best = when;
 }
 
-/* The earliest moment the loop has something to do without any input. */
+/* The earliest moment (syn_mono_us) the loop has something to do without any
+ * input. The worker's own timers are whole milliseconds (due once now, in
+ * ms, reaches them); a run's deadline may be finer. */
 static int64_t next_wakeup(worker_t *self, int64_t now)
 {
     int64_t best = now + MAX_SLEEP_MS;
@@ -681,7 +708,6 @@ static int64_t next_wakeup(worker_t *self, int64_t now)
     for (size_t i = 0; i < self->count; i++) {
         attempt_t *a = self->attempts[i];
         if (a->run) {
-            consider(&best, worker_run_deadline(a->run));
             size_t len = 0;
             worker_run_output(a->run, &len);
             if (len > a->streamed && self->socket)
@@ -694,12 +720,48 @@ static int64_t next_wakeup(worker_t *self, int64_t now)
         consider(&best, self->drain_deadline);
         consider(&best, self->leave_deadline);
     }
-    return best;
+    int64_t best_us = best * 1000;
+    for (size_t i = 0; i < self->count; i++)
+        if (self->attempts[i]->run)
+            consider(&best_us, worker_run_deadline_us(self->attempts[i]->run));
+    return best_us;
 }
 
+/* zmq_poll waits in whole milliseconds, and a wait rounded down wakes early
+ * while one rounded up wakes up to 1 ms late: across a 50 ms phase that is 2 %
+ * of a slot. So the timerfd, set to the deadline itself, is one more poll item
+ * (the kernel fires it on time, without the poll timeout's slack); the poll's
+ * own timeout, rounded up, stays as the fallback that is never early. Returns
+ * that timeout. */
+static long arm_timer(worker_t *self, int64_t wake_us, int64_t now_us)
+{
+    if (wake_us <= now_us)
+        return 0;
+    if (self->timer_fd >= 0 && wake_us != self->timer_armed_us) {
+        struct itimerspec at = {.it_value = {.tv_sec = (time_t)(wake_us / 1000000),
+                                             .tv_nsec = (long)(wake_us % 1000000) * 1000}};
+        self->timer_armed_us =
+            timerfd_settime(self->timer_fd, TFD_TIMER_ABSTIME, &at, NULL) == 0 ? wake_us : -1;
+    }
+    return (long)((wake_us - now_us + 999) / 1000);
+}
+
+/* Clears a fired timer, so the next poll does not return at once for it. */
+static void disarm_fired_timer(worker_t *self, const zmq_pollitem_t *item)
+{
+    if (!item || !(item->revents & ZMQ_POLLIN))
+        return;
+    uint64_t expirations;
+    if (read(self->timer_fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+        syn_warn("worker", "cannot read the timer: %s", strerror(errno));
+    self->timer_armed_us = -1;
+}
+
+/* The broker socket first (when connected), then the timer (when there is
+ * one), then every run's descriptors. */
 static int build_poll_items(worker_t *self)
 {
-    size_t need = 1 + (size_t)self->running * WORKER_RUN_MAX_FDS;
+    size_t need = 2 + (size_t)self->running * WORKER_RUN_MAX_FDS;
     if (need > self->items_cap) {
         zmq_pollitem_t *grown = realloc(self->items, need * sizeof *grown);
         if (!grown)
@@ -711,6 +773,8 @@ static int build_poll_items(worker_t *self)
     if (self->socket)
         self->items[n++] = (zmq_pollitem_t){.socket = self->socket,
                                             .events = ZMQ_POLLIN};
+    if (self->timer_fd >= 0)
+        self->items[n++] = (zmq_pollitem_t){.fd = self->timer_fd, .events = ZMQ_POLLIN};
     for (size_t i = 0; i < self->count; i++) {
         attempt_t *a = self->attempts[i];
         if (!a->run)
@@ -809,7 +873,8 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
     syn_info("worker", "starting worker=%s broker=%s slots=%d provider=%s", self->name,
              self->broker, self->slots, worker_provider_name(self->provider));
     for (;;) {
-        int64_t now = syn_mono_ms();
+        int64_t now_us = syn_mono_us();
+        int64_t now = now_us / 1000;
         if (*stop_requests >= 2) {
             syn_warn("worker", "second stop request: leaving now, killing %d running attempt%s",
                      self->running, self->running == 1 ? "" : "s");
@@ -835,9 +900,9 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
             syn_error("worker", "out of memory");
             break;
         }
-        int64_t wake = next_wakeup(self, now);
-        long timeout = wake > now ? (long)(wake - now) : 0;
-        int first_fd = self->socket ? 1 : 0;
+        long timeout = arm_timer(self, next_wakeup(self, now), now_us);
+        int timer_item = self->socket ? 1 : 0;
+        int first_fd = timer_item + (self->timer_fd >= 0 ? 1 : 0);
         int rc = zmq_poll(self->items, nitems, timeout);
         if (rc < 0 && errno != EINTR) {
             syn_error("worker", "poll failed: %s", strerror(errno));
@@ -846,10 +911,12 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         if (rc < 0)
             for (int i = 0; i < nitems; i++)
                 self->items[i].revents = 0;
-        now = syn_mono_ms();
+        now_us = syn_mono_us();
+        now = now_us / 1000;
+        disarm_fired_timer(self, self->timer_fd >= 0 ? &self->items[timer_item] : NULL);
         scatter_revents(self, first_fd);
         if (self->socket && (self->items[0].revents & ZMQ_POLLIN))
-            receive(self, now);
+            receive(self, now_us);
         step_attempts(self, now);
         bound_unacked(self);
         if (self->socket && now - self->last_recv_ms > self->heartbeat_ms * self->liveness)

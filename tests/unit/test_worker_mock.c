@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "worker/provider.h"
@@ -42,7 +43,8 @@ static void test_output_after_delay(void **state)
     assert_int_equal(worker_run_pollfds(run, (struct pollfd[WORKER_RUN_MAX_FDS]){{0}},
                                         WORKER_RUN_MAX_FDS), 0);
     int64_t deadline = worker_run_deadline(run);
-    assert_true(deadline >= began + 50 && deadline <= syn_mono_ms() + 50);
+    /* In whole milliseconds the deadline is rounded up. */
+    assert_true(deadline >= began + 50 && deadline <= syn_mono_ms() + 51);
     /* Stepping before the deadline does nothing. */
     worker_run_step(run, NULL, 0, syn_mono_ms());
     assert_false(worker_run_finished(run));
@@ -57,6 +59,47 @@ static void test_output_after_delay(void **state)
     worker_run_destroy(&run);
     assert_null(run);
     worker_provider_destroy(&mock);
+    worker_provider_destroy(&mock);
+}
+
+/* A phase lasts its delay to the microsecond from the attempt's start: never
+ * less (a whole-millisecond clock ended it up to 1 ms early), and a step once
+ * the deadline has passed ends it. How late it ends in a loaded worker is the
+ * benchmark's to measure (W2), not a unit test's. */
+static void test_deadline_in_microseconds(void **state)
+{
+    (void)state;
+    worker_provider_t *mock = worker_provider_mock_new(50);
+    worker_job_t job = job_with("precise", 0);
+    job.started_us = syn_mono_us();
+    worker_run_t *run = start(mock, &job);
+    int64_t due = job.started_us + 50000;
+    assert_int_equal(worker_run_deadline_us(run), due);
+    assert_int_equal(worker_run_deadline(run), (due + 999) / 1000);
+    /* Stepped all along, with the millisecond clock the worker loop passes. */
+    while (!worker_run_finished(run)) {
+        int64_t before = syn_mono_us();
+        worker_run_step(run, NULL, 0, syn_mono_ms());
+        int64_t after = syn_mono_us();
+        if (worker_run_finished(run) && after < due)
+            fail_msg("the phase ended %lld us early", (long long)(due - after));
+        if (!worker_run_finished(run) && before >= due)
+            fail_msg("a step %lld us after the deadline did not end the phase",
+                     (long long)(before - due));
+        usleep(100);
+    }
+    assert_int_equal(worker_run_status(run), WORKER_RUN_COMPLETED);
+    assert_int_equal(worker_run_deadline_us(run), -1);
+    worker_run_destroy(&run);
+
+    /* Without a start given, the run's own start counts; a timeout cuts the
+     * delay to the microsecond as well. */
+    job = job_with("#mock sleep 10000", 20);
+    int64_t began = syn_mono_us();
+    run = start(mock, &job);
+    int64_t deadline = worker_run_deadline_us(run);
+    assert_true(deadline >= began + 20000 && deadline <= syn_mono_us() + 20000);
+    worker_run_destroy(&run);
     worker_provider_destroy(&mock);
 }
 
@@ -79,7 +122,7 @@ static void test_sleep_directive(void **state)
     worker_provider_t *quick = worker_provider_mock_new(10);
     job = job_with("#mock sleep soon", 0);
     run = start(quick, &job);
-    assert_true(worker_run_deadline(run) <= syn_mono_ms() + 10);
+    assert_true(worker_run_deadline(run) <= syn_mono_ms() + 11);
     worker_run_destroy(&run);
     worker_provider_destroy(&quick);
     worker_provider_destroy(&mock);
@@ -246,7 +289,7 @@ int main(void)
         cmocka_unit_test(test_output_after_delay), cmocka_unit_test(test_sleep_directive),
         cmocka_unit_test(test_fail_directive),     cmocka_unit_test(test_cancel_is_immediate),
         cmocka_unit_test(test_timeout),            cmocka_unit_test(test_timeout_text),
-        cmocka_unit_test(test_tokens_directive),
+        cmocka_unit_test(test_tokens_directive),   cmocka_unit_test(test_deadline_in_microseconds),
     };
     return cmocka_run_group_tests_name("worker_mock", tests, NULL, NULL);
 }
