@@ -1,5 +1,7 @@
 #include "worker/utf8.h"
 
+#include "common/utf8.h"
+
 #include <string.h>
 
 /* Looks at the sequence starting at s (avail >= 1 bytes). Returns its length and
@@ -95,16 +97,8 @@ size_t worker_utf8_floor(const char *text, size_t len, size_t max)
     return n;
 }
 
+/* The codec's own check, so that what passes here is what a decoder accepts. */
 bool worker_utf8_valid(const char *data, size_t len)
 {
-    const unsigned char *s = (const unsigned char *)data;
-    size_t in = 0;
-    while (in < len) {
-        bool valid, truncated;
-        size_t n = scan(s + in, len - in, &valid, &truncated);
-        if (!valid)
-            return false;
-        in += n;
-    }
-    return true;
+    return syn_utf8_valid_prefix((const uint8_t *)data, len) == len;
 }
