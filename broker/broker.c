@@ -13,6 +13,7 @@
 #include "proto/msg.h"
 
 #include <czmq.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
@@ -46,6 +47,7 @@ struct broker_t {
     int64_t next_heartbeat_ms;
     int64_t next_tick_ms;
     uint64_t retired_at_trim; /* finished executions counted at the last trim */
+    void (*allocator_collect)(bool force); /* mimalloc's mi_collect when linked in */
     broker_stats_t stats;
 };
 
@@ -106,6 +108,10 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
         return NULL;
     }
     self->config = *config;
+    /* Programs may be linked with mimalloc (CMakeLists.txt), whose freed pages
+     * glibc's malloc_trim cannot reach: found at run time, so this library does
+     * not depend on the allocator its program chose. */
+    *(void **)&self->allocator_collect = dlsym(RTLD_DEFAULT, "mi_collect");
     if (make_dirs(config->data_dir, err, errlen) < 0)
         goto fail;
     char path[PATH_MAX];
@@ -329,7 +335,10 @@ static void trim_when_idle(broker_t *self)
     if (retired - self->retired_at_trim < TRIM_AFTER_RETIRED)
         return;
     self->retired_at_trim = retired;
-    malloc_trim(0);
+    if (self->allocator_collect)
+        self->allocator_collect(true);
+    else
+        malloc_trim(0);
 }
 
 int broker_poll(broker_t *self, int64_t max_wait_ms)
