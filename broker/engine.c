@@ -166,7 +166,7 @@ static void emit(broker_engine_t *self, broker_execution_t *exec, const char *ty
 {
     broker_status_view_t view;
     broker_execution_status_view(exec, &view);
-    broker_events_emit_with_status(self->events, exec->id, type, data, broker_status_json(&view));
+    broker_events_emit_with_status(self->events, exec->id, type, data, &view);
 }
 
 static void send_to_worker(broker_engine_t *self, const void *identity, size_t identity_len,
@@ -1095,26 +1095,36 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
 
     size_t prompt_len = strlen(prompt);
     size_t budget = prompt_len < ASSIGN_BUDGET ? ASSIGN_BUDGET - prompt_len : 0;
-    json_t *fields = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:I, s:o, s:o, s:O, s:O}",
-                               "execution_id", exec->id,
-                               "workflow_id", exec->workflow_id,
-                               "phase_id", phase->phase_id,
-                               "attempt", (json_int_t)phase->attempt,
-                               "prompt", prompt,
-                               "model", phase->model ? json_string(phase->model) : json_null(),
-                               "timeout_ms", (json_int_t)(phase->timeout_seconds * 1000),
-                               "provider",
-                               phase->provider ? json_string(phase->provider) : json_null(),
-                               "inputs",
-                               earlier_outputs(exec, phase,
-                                               budget < ASSIGN_INPUTS_MAX ? budget
-                                                                          : ASSIGN_INPUTS_MAX),
-                               "repos", exec->repos,
-                               "allowed_tools", phase->allowed_tools);
-    if (fields && phase->max_tokens > 0)
-        json_object_set_new(fields, "max_tokens", json_integer(phase->max_tokens));
+    json_t *inputs = earlier_outputs(exec, phase,
+                                     budget < ASSIGN_INPUTS_MAX ? budget : ASSIGN_INPUTS_MAX);
+    /* Packed straight to msgpack (syn_pack): one per phase, and the prompt is its
+     * largest part, which a field object would copy twice. */
+    syn_pack_t *pack = syn_pack_new(SYN_MSG_ASSIGN, phase->max_tokens > 0 ? 12 : 11);
+    syn_msg_t *msg = NULL;
+    snprintf(err, sizeof err, "out of memory");
+    if (pack && inputs) {
+        syn_pack_str(pack, "execution_id", exec->id);
+        syn_pack_str(pack, "workflow_id", exec->workflow_id);
+        syn_pack_str(pack, "phase_id", phase->phase_id);
+        syn_pack_int(pack, "attempt", phase->attempt);
+        syn_pack_str(pack, "prompt", prompt);
+        syn_pack_str(pack, "model", phase->model);
+        syn_pack_int(pack, "timeout_ms", phase->timeout_seconds * 1000);
+        syn_pack_str(pack, "provider", phase->provider);
+        syn_pack_json(pack, "inputs", inputs);
+        syn_pack_json(pack, "repos", exec->repos);
+        syn_pack_json(pack, "allowed_tools", phase->allowed_tools);
+        if (phase->max_tokens > 0)
+            syn_pack_int(pack, "max_tokens", phase->max_tokens);
+        msg = syn_pack_finish(&pack, err, sizeof err);
+    } else if (pack) {
+        msg = syn_pack_finish(&pack, NULL, 0); /* frees it; incomplete, so NULL */
+    }
+    json_decref(inputs);
     free(prompt);
-    send_to_worker(self, worker->identity, worker->identity_len, SYN_MSG_ASSIGN, fields);
+    if (!msg || broker_outbox_push(self->outbox, BROKER_TO_WORKER, worker->identity,
+                                   worker->identity_len, msg) < 0)
+        syn_error("broker", "cannot queue assign for a worker: %s", msg ? "out of memory" : err);
     self->stats.dispatched++;
     syn_debug("broker", "dispatched execution=%s phase=%s attempt=%lld worker=%s", exec->id,
               phase->phase_id, (long long)phase->attempt, worker->name);

@@ -53,11 +53,12 @@ void broker_events_destroy(broker_events_t **self_p);
  * about no execution (topic "-"). Returns its seq, or -1. */
 int64_t broker_events_emit(broker_events_t *self, const char *execution_id, const char *type,
                            json_t *data);
-/* The same, and the PUB message also carries status (stolen; NULL: none): the
+/* The same, and the PUB message also carries status (NULL: none): the
  * execution's status object as it is after this event. The log row does not
  * keep it (a replay rebuilds nothing from it), only subscribers see it. */
 int64_t broker_events_emit_with_status(broker_events_t *self, const char *execution_id,
-                                       const char *type, json_t *data, json_t *status);
+                                       const char *type, json_t *data,
+                                       const broker_status_view_t *status);
 /* The seq of the last event emitted (committed or about to be). */
 int64_t broker_events_last_seq(const broker_events_t *self);
 /* After a failed commit the queued events are gone: rewind to the stored seq. */

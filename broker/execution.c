@@ -2,6 +2,7 @@
 #include "broker/execution.h"
 
 #include "common/clock.h"
+#include "common/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,4 +264,32 @@ json_t *broker_status_json(const broker_status_view_t *view)
         return NULL;
     }
     return status;
+}
+
+/* A string a peer will accept as text; as string_or_null does for the JSON form. */
+static const char *text_or_placeholder(const char *text)
+{
+    if (text && syn_utf8_valid_prefix((const uint8_t *)text, strlen(text)) != strlen(text))
+        return "(not valid UTF-8)";
+    return text;
+}
+
+static void pack_time(syn_pack_t *pack, const char *key, int64_t epoch_us)
+{
+    char buf[SYN_TIME_BUFSIZE];
+    syn_pack_str(pack, key, epoch_us > 0 ? syn_time_format(epoch_us, buf) : NULL);
+}
+
+void broker_status_pack(syn_pack_t *pack, const char *key, const broker_status_view_t *view)
+{
+    syn_pack_map(pack, key, 9);
+    syn_pack_str(pack, "execution_id", text_or_placeholder(view->execution_id));
+    syn_pack_str(pack, "workflow_id", text_or_placeholder(view->workflow_id));
+    syn_pack_str(pack, "status", broker_exec_status_name(view->status));
+    syn_pack_str(pack, "current_phase", text_or_placeholder(view->current_phase));
+    syn_pack_int(pack, "completed_phases", view->completed_phases);
+    syn_pack_int(pack, "total_phases", view->total_phases);
+    pack_time(pack, "started_at", view->started_at);
+    pack_time(pack, "completed_at", view->completed_at);
+    syn_pack_str(pack, "error", text_or_placeholder(view->error));
 }

@@ -9,6 +9,7 @@
 #define SYN_BROKER_EXECUTION_H
 
 #include "broker/lifecycle.h"
+#include "proto/msg.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -133,6 +134,9 @@ void broker_execution_status_view(broker_execution_t *self, broker_status_view_t
 /* {execution_id, workflow_id, status, current_phase, completed_phases, total_phases,
  *  started_at, completed_at, error}: every key always present. */
 json_t *broker_status_json(const broker_status_view_t *view);
+/* The same object packed as entry key of the message being packed: the same
+ * fields in the same order, so a subscriber decodes what the reply would say. */
+void broker_status_pack(syn_pack_t *pack, const char *key, const broker_status_view_t *view);
 
 /* Timestamps as RFC 3339 strings, or JSON null for 0. */
 json_t *broker_time_json(int64_t epoch_us);

@@ -24,9 +24,14 @@
  * messages hold a few thousand elements at most. */
 #define MSG_MAX_ELEMENTS (1u << 18)
 
+/* A message is its field object, or (made by syn_pack) its encoding until
+ * someone asks for the fields: then they are decoded once and the encoding is
+ * dropped, since the caller may change them. */
 struct syn_msg_t {
     syn_msg_type_t type;
     json_t *fields;
+    char *raw;
+    size_t raw_size;
 };
 
 /* --- schemas ------------------------------------------------------------ */
@@ -362,6 +367,8 @@ syn_msg_t *syn_msg_new_with(syn_msg_type_t type, json_t *fields)
     }
     self->type = type;
     self->fields = fields;
+    self->raw = NULL;
+    self->raw_size = 0;
     return self;
 }
 
@@ -370,6 +377,7 @@ void syn_msg_destroy(syn_msg_t **self_p)
     if (self_p == NULL || *self_p == NULL)
         return;
     json_decref((*self_p)->fields);
+    free((*self_p)->raw);
     free(*self_p);
     *self_p = NULL;
 }
@@ -379,8 +387,23 @@ syn_msg_type_t syn_msg_type(const syn_msg_t *self)
     return self->type;
 }
 
+/* Logically const: decoding a packed message's own bytes changes only how it
+ * is held. The bytes passed the strict decoder's rules when they were packed. */
 json_t *syn_msg_fields(const syn_msg_t *self)
 {
+    if (self->raw) {
+        syn_msg_t *held = (syn_msg_t *)self;
+        syn_msg_t *decoded = syn_msg_decode(held->raw, held->raw_size, NULL, 0);
+        if (decoded) {
+            json_decref(held->fields);
+            held->fields = decoded->fields;
+            decoded->fields = NULL;
+            syn_msg_destroy(&decoded);
+        }
+        free(held->raw);
+        held->raw = NULL;
+        held->raw_size = 0;
+    }
     return self->fields;
 }
 
@@ -478,6 +501,12 @@ static int pack_value(encoder_t *enc, const json_t *value, int depth)
 
 int syn_msg_validate(const syn_msg_t *self, char *err, size_t errlen)
 {
+    if (self->raw) {
+        syn_msg_t *decoded = syn_msg_decode(self->raw, self->raw_size, err, errlen);
+        int rc = decoded ? 0 : -1;
+        syn_msg_destroy(&decoded);
+        return rc;
+    }
     char *data = NULL;
     size_t size = 0;
     /* The schema alone is not enough: depth, size and string contents are only
@@ -492,6 +521,16 @@ int syn_msg_encode(const syn_msg_t *self, char **data, size_t *size, char *err, 
 {
     *data = NULL;
     *size = 0;
+    if (self->raw) {
+        *data = malloc(self->raw_size);
+        if (*data == NULL) {
+            set_err(err, errlen, "out of memory");
+            return -1;
+        }
+        memcpy(*data, self->raw, self->raw_size);
+        *size = self->raw_size;
+        return 0;
+    }
     if (check_schema(self->type, self->fields, err, errlen) != 0)
         return -1;
     const char *name = type_specs[self->type].name;
@@ -528,6 +567,164 @@ int syn_msg_encode(const syn_msg_t *self, char **data, size_t *size, char *err, 
     *size = enc.buf.size;
     *data = msgpack_sbuffer_release(&enc.buf);
     return 0;
+}
+
+/* --- packer ------------------------------------------------------------- */
+
+/* Maps open while packing, each with how many entries it still expects. */
+#define PACK_MAX_OPEN SYN_MSG_MAX_DEPTH
+
+struct syn_pack_t {
+    encoder_t enc;
+    syn_msg_type_t type;
+    size_t remaining[PACK_MAX_OPEN];
+    int open; /* maps open: 1 = only the message's own */
+    bool failed;
+    char err[256];
+};
+
+static bool pack_failed(syn_pack_t *self, const char *what)
+{
+    if (!self->failed) {
+        self->failed = true;
+        if (what != self->err) /* the encoder may have written the reason there */
+            snprintf(self->err, sizeof self->err, "%s", what);
+    }
+    return false;
+}
+
+/* Starts the next entry of the innermost open map: its key. */
+static bool pack_key(syn_pack_t *self, const char *key)
+{
+    if (self->failed)
+        return false;
+    if (self->open == 0 || self->remaining[self->open - 1] == 0)
+        return pack_failed(self, "more entries than the map was opened with");
+    self->remaining[self->open - 1]--;
+    self->enc.elements += 2;
+    if (self->enc.elements > MSG_MAX_ELEMENTS)
+        return pack_failed(self, "too many elements");
+    if (pack_string(&self->enc, key, strlen(key), "map key") != 0)
+        return pack_failed(self, self->enc.err);
+    return true;
+}
+
+/* After a value: maps whose last entry it was are complete. */
+static void pack_close(syn_pack_t *self)
+{
+    while (self->open > 1 && self->remaining[self->open - 1] == 0)
+        self->open--;
+    if (self->enc.buf.size > SYN_MSG_MAX_SIZE)
+        pack_failed(self, "message larger than the limit");
+}
+
+syn_pack_t *syn_pack_new(syn_msg_type_t type, size_t fields)
+{
+    const type_spec_t *spec = type_spec(type);
+    syn_pack_t *self = spec ? calloc(1, sizeof *self) : NULL;
+    if (self == NULL)
+        return NULL;
+    self->type = type;
+    self->enc.err = self->err;
+    self->enc.errlen = sizeof self->err;
+    msgpack_sbuffer_init(&self->enc.buf);
+    self->enc.buf.data = malloc(512);
+    if (self->enc.buf.data == NULL) {
+        free(self);
+        return NULL;
+    }
+    self->enc.buf.alloc = 512;
+    msgpack_packer_init(&self->enc.pk, &self->enc.buf, msgpack_sbuffer_write);
+    self->enc.elements = 2 * (fields + 2);
+    if (msgpack_pack_map(&self->enc.pk, fields + 2) != 0 ||
+        msgpack_pack_str_with_body(&self->enc.pk, "v", 1) != 0 ||
+        msgpack_pack_int64(&self->enc.pk, SYN_PROTOCOL_VERSION) != 0 ||
+        msgpack_pack_str_with_body(&self->enc.pk, "t", 1) != 0 ||
+        msgpack_pack_str_with_body(&self->enc.pk, spec->name, strlen(spec->name)) != 0)
+        pack_failed(self, "out of memory");
+    self->remaining[0] = fields;
+    self->open = 1;
+    return self;
+}
+
+void syn_pack_str(syn_pack_t *self, const char *key, const char *value)
+{
+    if (!pack_key(self, key))
+        return;
+    int rc = value ? pack_string(&self->enc, value, strlen(value), "string")
+                   : msgpack_pack_nil(&self->enc.pk);
+    if (rc != 0)
+        pack_failed(self, value ? self->enc.err : "out of memory");
+    pack_close(self);
+}
+
+void syn_pack_int(syn_pack_t *self, const char *key, int64_t value)
+{
+    if (!pack_key(self, key))
+        return;
+    if (msgpack_pack_int64(&self->enc.pk, value) != 0)
+        pack_failed(self, "out of memory");
+    pack_close(self);
+}
+
+void syn_pack_json(syn_pack_t *self, const char *key, const json_t *value)
+{
+    if (!pack_key(self, key))
+        return;
+    if (value == NULL)
+        pack_failed(self, "no value");
+    else if (pack_value(&self->enc, value, self->open + 1) != 0)
+        pack_failed(self, self->enc.err);
+    pack_close(self);
+}
+
+void syn_pack_map(syn_pack_t *self, const char *key, size_t entries)
+{
+    if (!pack_key(self, key))
+        return;
+    if (self->open + 1 > PACK_MAX_OPEN || self->open + 1 > SYN_MSG_MAX_DEPTH) {
+        pack_failed(self, "maps nested too deep");
+        return;
+    }
+    self->enc.elements += 2 * entries;
+    if (msgpack_pack_map(&self->enc.pk, entries) != 0) {
+        pack_failed(self, "out of memory");
+        return;
+    }
+    self->remaining[self->open++] = entries;
+    pack_close(self);
+}
+
+syn_msg_t *syn_pack_finish(syn_pack_t **self_p, char *err, size_t errlen)
+{
+    syn_pack_t *self = *self_p;
+    *self_p = NULL;
+    syn_msg_t *msg = NULL;
+    if (!self->failed && (self->open != 1 || self->remaining[0] != 0))
+        pack_failed(self, "fewer entries than a map was opened with");
+    if (!self->failed && (msg = malloc(sizeof *msg)) == NULL)
+        pack_failed(self, "out of memory");
+    if (self->failed) {
+        set_err(err, errlen, "cannot pack %s: %s", type_specs[self->type].name, self->err);
+        msgpack_sbuffer_destroy(&self->enc.buf);
+        free(self);
+        return NULL;
+    }
+    msg->type = self->type;
+    msg->fields = NULL;
+    msg->raw_size = self->enc.buf.size;
+    msg->raw = msgpack_sbuffer_release(&self->enc.buf);
+    free(self);
+#ifndef NDEBUG
+    /* Builds with assertions prove every packed message against the schema
+     * (the tests run such a build): a mistake in a packing function is a bug. */
+    char why[256];
+    if (syn_msg_validate(msg, why, sizeof why) != 0) {
+        fprintf(stderr, "syn_pack_finish: packed an invalid message: %s\n", why);
+        abort();
+    }
+#endif
+    return msg;
 }
 
 /* --- decoder ------------------------------------------------------------ */

@@ -1427,6 +1427,82 @@ static void test_zmq_pub_sub(void **state)
     zmq_ctx_term(ctx);
 }
 
+/* A packed message is byte for byte what encoding the same field object gives,
+ * reads back as those fields, and refuses what the encoder refuses. */
+static void test_pack_matches_encode(void **state)
+{
+    (void)state;
+    json_t *data = json_pack("{s:s, s:I, s:[s, n, b], s:f}", "phase_id", "p1", "attempt",
+                             (json_int_t)2, "list", "x", 1, "cost", 0.25);
+    json_t *fields = json_pack(
+        "{s:I, s:I, s:s, s:n, s:O, s:{s:s, s:n, s:I}}", "seq", (json_int_t)7, "time",
+        (json_int_t)-5, "type", "PhaseStarted", "execution_id", "data", data, "status",
+        "status", "running", "error", "completed_phases", (json_int_t)INT64_MAX);
+    syn_msg_t *built = syn_msg_new_with(SYN_MSG_EVENT, fields);
+    char err[256];
+    char *want, *got;
+    size_t want_size, got_size;
+    assert_int_equal(syn_msg_encode(built, &want, &want_size, err, sizeof err), 0);
+
+    syn_pack_t *pack = syn_pack_new(SYN_MSG_EVENT, 6);
+    syn_pack_int(pack, "seq", 7);
+    syn_pack_int(pack, "time", -5);
+    syn_pack_str(pack, "type", "PhaseStarted");
+    syn_pack_str(pack, "execution_id", NULL);
+    syn_pack_json(pack, "data", data);
+    syn_pack_map(pack, "status", 3);
+    syn_pack_str(pack, "status", "running");
+    syn_pack_str(pack, "error", NULL);
+    syn_pack_int(pack, "completed_phases", INT64_MAX);
+    syn_msg_t *packed = syn_pack_finish(&pack, err, sizeof err);
+    assert_null(pack);
+    if (!packed)
+        fail_msg("%s", err);
+    assert_int_equal(syn_msg_type(packed), SYN_MSG_EVENT);
+    assert_int_equal(syn_msg_validate(packed, err, sizeof err), 0);
+    assert_int_equal(syn_msg_encode(packed, &got, &got_size, err, sizeof err), 0);
+    assert_int_equal(got_size, want_size);
+    assert_memory_equal(got, want, want_size);
+    assert_true(json_equal(syn_msg_fields(packed), syn_msg_fields(built)));
+    /* once its fields are out, they are what it encodes (a caller may change them) */
+    json_object_set_new(syn_msg_fields(packed), "seq", json_integer(8));
+    free(got);
+    assert_int_equal(syn_msg_encode(packed, &got, &got_size, err, sizeof err), 0);
+    assert_memory_not_equal(got, want, want_size);
+    free(got);
+    free(want);
+    syn_msg_destroy(&packed);
+    syn_msg_destroy(&built);
+    json_decref(data);
+}
+
+static void test_pack_refuses(void **state)
+{
+    (void)state;
+    char err[256];
+    /* too many entries, too few, bad text, a field the schema lacks */
+    syn_pack_t *pack = syn_pack_new(SYN_MSG_RESULT_ACK, 1);
+    syn_pack_str(pack, "execution_id", "e");
+    syn_pack_str(pack, "phase_id", "p");
+    assert_null(syn_pack_finish(&pack, err, sizeof err));
+    assert_non_null(strstr(err, "more entries"));
+    pack = syn_pack_new(SYN_MSG_EVENT, 2);
+    syn_pack_map(pack, "status", 2);
+    syn_pack_str(pack, "status", "running");
+    assert_null(syn_pack_finish(&pack, err, sizeof err));
+    assert_non_null(strstr(err, "fewer entries"));
+    pack = syn_pack_new(SYN_MSG_EVENT, 1);
+    syn_pack_str(pack, "type", "bad \xff text");
+    assert_null(syn_pack_finish(&pack, err, sizeof err));
+    assert_non_null(strstr(err, "not valid UTF-8"));
+    pack = syn_pack_new(SYN_MSG_EVENT, 1);
+    syn_pack_str(pack, "type", NULL);
+    syn_pack_json(pack, "data", NULL); /* one too many, and no value: the first error stays */
+    assert_null(syn_pack_finish(&pack, err, sizeof err));
+    assert_non_null(strstr(err, "more entries"));
+    assert_null(syn_pack_new((syn_msg_type_t)999, 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1450,6 +1526,8 @@ int main(void)
         cmocka_unit_test(test_zmq_invalid_then_valid),
         cmocka_unit_test(test_zmq_tcp_big),
         cmocka_unit_test(test_zmq_pub_sub),
+        cmocka_unit_test(test_pack_matches_encode),
+        cmocka_unit_test(test_pack_refuses),
     };
     return cmocka_run_group_tests_name("msg", tests, NULL, NULL);
 }
