@@ -516,8 +516,14 @@ static void bind_time(sqlite3_stmt *s, int index, int64_t value)
 }
 
 /* Opens the group's transaction on the first write of an iteration. */
+/* After a failed write nothing more is written until the commit rolls the
+ * transaction back: SQLite may already have rolled it back by itself (full
+ * disk, I/O error, out of memory), and later writes would then each commit on
+ * their own, without the count changes the tally holds for them. */
 static int begin_write(broker_store_t *self)
 {
+    if (self->failed)
+        return -1;
     if (self->in_transaction)
         return 0;
     sqlite3_stmt *s = stmt(self, SQL_BEGIN);
