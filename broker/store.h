@@ -11,12 +11,14 @@
  *                      workflow_version, status, inputs, task, repos, total_phases,
  *                      completed_phases, current_phase, created/started/completed_at,
  *                      error, token (input, output, cache) and cost totals
- *   phases             (execution_id, phase_id): ord, name, model, status, attempts,
+ *   phases             (exec_num, phase_id): execution_id, ord, name, model, status, attempts,
  *                      output, error, started/completed_at, tokens, cost, turns,
  *                      duration_ms, tool_call_count (sums over all its attempts)
- *   attempts           (execution_id, phase_id, attempt): worker, status,
+ *   attempts           (exec_num, phase_id, attempt): execution_id, worker, status,
  *                      started/completed_at, exit_code, error, usage JSON
- *   events             seq, time, execution_id, type, data JSON
+ *   events             seq, time, execution_id, type, data JSON, exec_num
+ * exec_num is the execution's num: the rows of executions in flight, the newest,
+ * sit together on a few pages instead of scattered by their random ids.
  *   operator_messages  id, execution_id, role, message, created_at, phase_id (the
  *                      phase whose prompt carried it; NULL while waiting)
  *   execution_counts   (workflow_id, status) → n, kept by the store (its tally of
@@ -42,7 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_STORE_SCHEMA_VERSION 5
+#define BROKER_STORE_SCHEMA_VERSION 6
 
 typedef struct broker_store_t broker_store_t;
 
@@ -119,7 +121,7 @@ int broker_store_workflow_list(broker_store_t *self, const broker_workflow_filte
 
 /* Executions, written through by the engine after each change.
  * insert: 0, 1 when the id exists, -1 on error (row and its phase rows). */
-int broker_store_execution_insert(broker_store_t *self, const broker_execution_t *exec);
+int broker_store_execution_insert(broker_store_t *self, broker_execution_t *exec);
 /* Saves the execution's mutable columns (status, counts, times, error). */
 int broker_store_execution_save(broker_store_t *self, const broker_execution_t *exec);
 /* The same without the status column (the caller knows it did not change): the
@@ -133,11 +135,11 @@ int broker_store_phase_set_output(broker_store_t *self, const broker_execution_t
 /* phase_save and phase_set_output in one row update. */
 int broker_store_phase_save_with_output(broker_store_t *self, const broker_execution_t *exec,
                                         const broker_phase_t *phase);
-int broker_store_attempt_insert(broker_store_t *self, const char *execution_id,
+int broker_store_attempt_insert(broker_store_t *self, const broker_execution_t *exec,
                                 const char *phase_id, int64_t attempt, const char *worker,
                                 int64_t started_at);
 /* exit_code NULL → null. */
-int broker_store_attempt_finish(broker_store_t *self, const char *execution_id,
+int broker_store_attempt_finish(broker_store_t *self, const broker_execution_t *exec,
                                 const char *phase_id, int64_t attempt,
                                 broker_attempt_status_t status, int64_t completed_at,
                                 const int64_t *exit_code, const char *error);

@@ -119,7 +119,8 @@ int verify_batch_db(const char *db_path, const batch_t *batch, int phases, int s
     if (sqlite3_prepare_v2(db, "SELECT status, completed_at FROM executions WHERE id = ?1", -1,
                            &ex, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
-                           "SELECT phase_id, status, output FROM phases WHERE execution_id = ?1"
+                           "SELECT phase_id, status, output FROM phases"
+                           " WHERE exec_num = (SELECT num FROM executions WHERE id = ?1)"
                            " ORDER BY ord",
                            -1, &ph, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", db_path, sqlite3_errmsg(db));

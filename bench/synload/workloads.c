@@ -918,7 +918,8 @@ int workload_deadworker(const workload_config_t *cfg, int run, json_t *results)
     sqlite3_busy_timeout(db, 5000);
     int64_t deadline = syn_mono_ms() + 10000;
     while (db_row(db,
-                  "SELECT worker FROM attempts WHERE execution_id = ?1 AND attempt = 1"
+                  "SELECT worker FROM attempts"
+                  " WHERE exec_num = (SELECT num FROM executions WHERE id = ?1) AND attempt = 1"
                   " AND status = 'running'",
                   id, worker, sizeof worker, NULL) != 1) {
         if (syn_mono_ms() > deadline) {
@@ -943,8 +944,8 @@ int workload_deadworker(const workload_config_t *cfg, int run, json_t *results)
     int64_t started_us = 0;
     deadline = syn_mono_ms() + 60000;
     while (db_row(db,
-                  "SELECT worker, started_at FROM attempts WHERE execution_id = ?1"
-                  " AND attempt = 2",
+                  "SELECT worker, started_at FROM attempts"
+                  " WHERE exec_num = (SELECT num FROM executions WHERE id = ?1) AND attempt = 2",
                   id, again, sizeof again, &started_us) != 1) {
         if (syn_mono_ms() > deadline) {
             snprintf(err, sizeof err, "the phase of %s was not reassigned within 60 s", id);

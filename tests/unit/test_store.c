@@ -162,6 +162,36 @@ static void test_newer_schema_refused(void **state)
     reopen(f);
 }
 
+/* Turns a current file back into version 5's shape, where phases, attempts and
+ * the events index were keyed by the execution's id: the first step of making
+ * an older file out of a new one. */
+static const char *const back_to_v5 =
+    "CREATE TABLE phases_v5 (execution_id TEXT NOT NULL, phase_id TEXT NOT NULL,"
+    "  ord INTEGER NOT NULL, name TEXT NOT NULL, model TEXT, status TEXT NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, output TEXT, error TEXT, started_at INTEGER,"
+    "  completed_at INTEGER, input_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  output_tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL NOT NULL DEFAULT 0,"
+    "  cache_creation_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  cache_read_tokens INTEGER NOT NULL DEFAULT 0, num_turns INTEGER NOT NULL DEFAULT 0,"
+    "  duration_ms INTEGER NOT NULL DEFAULT 0, tool_call_count INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (execution_id, phase_id));"
+    "INSERT INTO phases_v5 SELECT p.execution_id, p.phase_id, p.ord, p.name, p.model, p.status,"
+    "  p.attempts, p.output, p.error, p.started_at, p.completed_at, p.input_tokens,"
+    "  p.output_tokens, p.cost_usd, p.cache_creation_tokens, p.cache_read_tokens,"
+    "  p.num_turns, p.duration_ms, p.tool_call_count"
+    "  FROM phases p;"
+    "DROP TABLE phases; ALTER TABLE phases_v5 RENAME TO phases;"
+    "CREATE TABLE attempts_v5 (execution_id TEXT NOT NULL, phase_id TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL, worker TEXT, status TEXT NOT NULL, started_at INTEGER,"
+    "  completed_at INTEGER, exit_code INTEGER, error TEXT, usage TEXT,"
+    "  PRIMARY KEY (execution_id, phase_id, attempt)) WITHOUT ROWID;"
+    "INSERT INTO attempts_v5 SELECT a.execution_id, a.phase_id, a.attempt, a.worker, a.status,"
+    "  a.started_at, a.completed_at, a.exit_code, a.error, a.usage"
+    "  FROM attempts a;"
+    "DROP TABLE attempts; ALTER TABLE attempts_v5 RENAME TO attempts;"
+    "DROP INDEX events_execution; ALTER TABLE events DROP COLUMN exec_num;"
+    "CREATE INDEX events_execution ON events(execution_id, seq);";
+
 static void raw_exec(const fixture_t *f, const char *sql)
 {
     sqlite3 *db;
@@ -189,8 +219,12 @@ static void test_upgrade_from_v1(void **state)
         }
         broker_execution_destroy(&exec);
     }
+    assert_int_equal(broker_store_event_insert(f->store, 1, 5, "exec-000000000001",
+                                               "ExecutionStarted", "{}"),
+                     0);
     assert_int_equal(broker_store_commit(f->store), 0);
     broker_store_destroy(&f->store);
+    raw_exec(f, back_to_v5);
     /* A version 1 file counted with triggers, which later versions dropped. */
     raw_exec(f, "CREATE TRIGGER executions_counted_insert AFTER INSERT ON executions BEGIN"
                 "  INSERT INTO execution_counts(workflow_id, status, n)"
@@ -233,6 +267,17 @@ static void test_upgrade_from_v1(void **state)
     assert_int_equal(peek_int(f, "SELECT count(*) FROM pragma_table_info('phases') WHERE "
                                  "name='tool_call_count'"),
                      1);
+    /* version 6: phases, attempts and events found through the execution's number */
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM phases p JOIN executions e"
+                                 " ON e.num = p.exec_num"),
+                     6);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM events WHERE exec_num ="
+                                 " (SELECT num FROM executions WHERE id = 'exec-000000000001')"),
+                     1);
+    json_t *detail = NULL;
+    assert_int_equal(broker_store_execution_detail(f->store, "exec-000000000001", &detail), 1);
+    assert_int_equal(json_array_size(json_object_get(detail, "phases")), 2);
+    json_decref(detail);
     /* versions 4 and 5: status changes and inserts are counted by the store */
     assert_int_equal(peek_int(f, "SELECT count(*) FROM sqlite_master WHERE type='trigger' AND "
                                  "(name LIKE '%_update' OR name LIKE '%_insert')"),
@@ -321,6 +366,7 @@ static void test_upgrade_from_v2(void **state)
     add_workflow(f, "wf-1", 2, 1);
     assert_int_equal(broker_store_commit(f->store), 0);
     broker_store_destroy(&f->store);
+    raw_exec(f, back_to_v5);
     raw_exec(f, "ALTER TABLE workflows DROP COLUMN source_hash; PRAGMA user_version=2;");
     char err[256] = "";
     f->store = broker_store_open(f->path, err, sizeof err);
@@ -555,12 +601,12 @@ static void test_execution_status_and_reopen(void **state)
     broker_phase_t *p1 = &exec->phases[0];
     assert_int_equal(broker_phase_set_status(p1, BROKER_PHASE_RUNNING), 0);
     p1->attempt = 1;
-    assert_int_equal(broker_store_attempt_insert(f->store, exec->id, "p1", 1, "w1", 2000000), 0);
+    assert_int_equal(broker_store_attempt_insert(f->store, exec, "p1", 1, "w1", 2000000), 0);
     assert_int_equal(broker_phase_set_status(p1, BROKER_PHASE_COMPLETED), 0);
     p1->output = strdup("output of p1");
     p1->completed_at = 3000000;
     int64_t code = 0;
-    assert_int_equal(broker_store_attempt_finish(f->store, exec->id, "p1", 1,
+    assert_int_equal(broker_store_attempt_finish(f->store, exec, "p1", 1,
                                                  BROKER_ATTEMPT_COMPLETED, 3000000, &code, NULL),
                      0);
     assert_int_equal(broker_store_phase_save(f->store, exec, p1), 0);
@@ -571,11 +617,11 @@ static void test_execution_status_and_reopen(void **state)
     assert_int_equal(broker_phase_set_status(p2, BROKER_PHASE_QUEUED), 0);
     assert_int_equal(broker_phase_set_status(p2, BROKER_PHASE_RUNNING), 0);
     p2->attempt = 2;
-    assert_int_equal(broker_store_attempt_insert(f->store, exec->id, "p2", 1, "w1", 3000000), 0);
-    assert_int_equal(broker_store_attempt_finish(f->store, exec->id, "p2", 1, BROKER_ATTEMPT_LOST,
+    assert_int_equal(broker_store_attempt_insert(f->store, exec, "p2", 1, "w1", 3000000), 0);
+    assert_int_equal(broker_store_attempt_finish(f->store, exec, "p2", 1, BROKER_ATTEMPT_LOST,
                                                  3500000, NULL, "worker lost"),
                      0);
-    assert_int_equal(broker_store_attempt_insert(f->store, exec->id, "p2", 2, "w2", 3600000), 0);
+    assert_int_equal(broker_store_attempt_insert(f->store, exec, "p2", 2, "w2", 3600000), 0);
     assert_int_equal(broker_store_phase_save(f->store, exec, p2), 0);
     assert_int_equal(broker_store_execution_save(f->store, exec), 0);
     assert_int_equal(broker_store_commit(f->store), 0);
@@ -642,10 +688,10 @@ static void test_load_active(void **state)
             exec->phases[1].status = BROKER_PHASE_RUNNING;
             exec->phases[1].attempt = 2;
             assert_int_equal(broker_store_phase_save(f->store, exec, &exec->phases[1]), 0);
-            broker_store_attempt_insert(f->store, exec->id, "p2", 1, "w-old", 1);
-            broker_store_attempt_finish(f->store, exec->id, "p2", 1, BROKER_ATTEMPT_LOST, 2,
+            broker_store_attempt_insert(f->store, exec, "p2", 1, "w-old", 1);
+            broker_store_attempt_finish(f->store, exec, "p2", 1, BROKER_ATTEMPT_LOST, 2,
                                         NULL, "lost");
-            broker_store_attempt_insert(f->store, exec->id, "p2", 2, "w-new", 3);
+            broker_store_attempt_insert(f->store, exec, "p2", 2, "w-new", 3);
             exec->completed_phases = 1;
             exec->current = 1;
         }
@@ -955,12 +1001,12 @@ static void test_usage_and_detail(void **state)
     exec->completed_at = 3500000;
     exec->status = BROKER_EXEC_RUNNING;
     assert_int_equal(broker_store_execution_save(f->store, exec), 0);
-    broker_store_attempt_insert(f->store, exec->id, "p1", 1, "w1", 1000000);
-    broker_store_attempt_finish(f->store, exec->id, "p1", 1, BROKER_ATTEMPT_TIMEOUT, 2000000,
+    broker_store_attempt_insert(f->store, exec, "p1", 1, "w1", 1000000);
+    broker_store_attempt_finish(f->store, exec, "p1", 1, BROKER_ATTEMPT_TIMEOUT, 2000000,
                                 NULL, "timed out after 2 s");
-    broker_store_attempt_insert(f->store, exec->id, "p1", 2, "w2", 2000000);
+    broker_store_attempt_insert(f->store, exec, "p1", 2, "w2", 2000000);
     int64_t zero = 0;
-    broker_store_attempt_finish(f->store, exec->id, "p1", 2, BROKER_ATTEMPT_COMPLETED, 3000000,
+    broker_store_attempt_finish(f->store, exec, "p1", 2, BROKER_ATTEMPT_COMPLETED, 3000000,
                                 &zero, NULL);
     broker_usage_t u;
     json_t *report = json_pack("{s:i, s:i, s:i, s:i, s:f, s:i, s:i, s:s, s:[{s:s, s:b}, s]}",
@@ -1102,6 +1148,12 @@ static void test_usage_parse_rejects(void **state)
 static void test_events_after(void **state)
 {
     fixture_t *f = *state;
+    const char *ids[] = {"exec-a", "exec-b"};
+    for (size_t i = 0; i < 2; i++) {
+        broker_execution_t *exec = make_exec(ids[i], "wf-1", 1, 1);
+        assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+        broker_execution_destroy(&exec);
+    }
     for (int seq = 1; seq <= 10; seq++)
         assert_int_equal(broker_store_event_insert(f->store, seq, seq * 10,
                                                    seq % 2 ? "exec-a" : "exec-b", "T",
