@@ -159,6 +159,44 @@ static long count_log_lines(const char *log, const char *needle)
     return n;
 }
 
+/* Phases some worker started more than once, from every worker's log ("assigned
+ * execution=... phase=..."). A second attempt row alone proves no second run: a
+ * broker killed between committing an ASSIGN and sending it leaves an attempt no
+ * worker ever got, which it rightly dispatches again after the restart. */
+static long phases_started_twice(int workers, size_t *started)
+{
+    json_t *seen = json_object();
+    long twice = 0;
+    for (int i = 0; i < workers; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/worker%d.log", teststack_dir(stack), i);
+        FILE *f = fopen(path, "r");
+        char line[4096];
+        while (f && fgets(line, sizeof line, f)) {
+            const char *exec = strstr(line, " assigned execution=");
+            const char *phase = exec ? strstr(exec, " phase=") : NULL;
+            if (!phase)
+                continue;
+            exec += strlen(" assigned execution=");
+            phase += strlen(" phase=");
+            char key[256];
+            snprintf(key, sizeof key, "%.*s/%.*s", (int)strcspn(exec, " "), exec,
+                     (int)strcspn(phase, " \n"), phase);
+            json_int_t n = json_integer_value(json_object_get(seen, key)) + 1;
+            json_object_set_new(seen, key, json_integer(n));
+            if (n == 2) {
+                fprintf(stderr, "consistency: phase %s started twice\n", key);
+                twice++;
+            }
+        }
+        if (f)
+            fclose(f);
+    }
+    *started = json_object_size(seen);
+    json_decref(seen);
+    return twice;
+}
+
 static json_t *create(const char *json_body)
 {
     json_t *wf = teststack_create_workflow(stack, json_body);
@@ -279,13 +317,16 @@ static void test_broker_kill9_with_executions_in_flight(void **state)
     assert_int_equal(completed, IN_FLIGHT);
     expect_each_phase_done_once("inflight", IN_FLIGHT, 2);
     /* The workers came back within the liveness window: the attempts they ran
-     * across the restart were adopted, none re-run. */
-    assert_int_equal(
-        violations("a phase run more than once",
-                   "SELECT 1 FROM attempts a JOIN executions e ON e.id=a.execution_id"
-                   " WHERE e.workflow_id='inflight' AND a.attempt>1",
-                   NULL),
-        0);
+     * across the restart were adopted, none re-run. (A second attempt row can
+     * still appear for an ASSIGN the broker committed but died before sending.) */
+    printf("measure: second_attempts_after_restart=%ld\n",
+           teststack_db_count(stack,
+                              "SELECT 1 FROM attempts a JOIN executions e ON e.id=a.execution_id"
+                              " WHERE e.workflow_id='inflight' AND a.attempt>1",
+                              NULL));
+    size_t started = 0;
+    assert_int_equal(phases_started_twice(2, &started), 0);
+    assert_true(started >= 2 * IN_FLIGHT); /* the logs were read: every phase is in them */
     /* Each execution carried its own task through both phases. */
     for (int i = 0; i < IN_FLIGHT; i += 23) {
         char *out = teststack_db_text(
