@@ -166,16 +166,23 @@ static void emit(broker_engine_t *self, broker_execution_t *exec, const char *ty
 {
     broker_status_view_t view;
     broker_execution_status_view(exec, &view);
-    broker_events_emit_with_status(self->events, exec->id, type, data, &view);
+    broker_events_emit_with_status(self->events, exec->id, exec->num, type, data, &view);
+}
+
+/* Queues msg (taken; NULL when it could not be made) for a worker. */
+static void queue_for_worker(broker_engine_t *self, const void *identity, size_t identity_len,
+                             syn_msg_type_t type, syn_msg_t *msg)
+{
+    if (!msg || broker_outbox_push(self->outbox, BROKER_TO_WORKER, identity, identity_len,
+                                   msg) < 0)
+        syn_error("broker", "cannot queue %s for a worker", syn_msg_type_name(type));
 }
 
 static void send_to_worker(broker_engine_t *self, const void *identity, size_t identity_len,
                            syn_msg_type_t type, json_t *fields)
 {
-    syn_msg_t *msg = fields ? syn_msg_new_with(type, fields) : NULL;
-    if (!msg || broker_outbox_push(self->outbox, BROKER_TO_WORKER, identity, identity_len,
-                                   msg) < 0)
-        syn_error("broker", "cannot queue %s for a worker", syn_msg_type_name(type));
+    queue_for_worker(self, identity, identity_len, type,
+                     fields ? syn_msg_new_with(type, fields) : NULL);
 }
 
 static void send_ref(broker_engine_t *self, const broker_worker_t *worker, syn_msg_type_t type,
@@ -1102,7 +1109,7 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
     syn_pack_t *pack = syn_pack_new(SYN_MSG_ASSIGN, phase->max_tokens > 0 ? 12 : 11);
     syn_msg_t *msg = NULL;
     snprintf(err, sizeof err, "out of memory");
-    if (pack && inputs) {
+    if (pack) { /* inputs NULL (out of memory) fails the pack like any bad value */
         syn_pack_str(pack, "execution_id", exec->id);
         syn_pack_str(pack, "workflow_id", exec->workflow_id);
         syn_pack_str(pack, "phase_id", phase->phase_id);
@@ -1117,14 +1124,12 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
         if (phase->max_tokens > 0)
             syn_pack_int(pack, "max_tokens", phase->max_tokens);
         msg = syn_pack_finish(&pack, err, sizeof err);
-    } else if (pack) {
-        msg = syn_pack_finish(&pack, NULL, 0); /* frees it; incomplete, so NULL */
     }
     json_decref(inputs);
     free(prompt);
-    if (!msg || broker_outbox_push(self->outbox, BROKER_TO_WORKER, worker->identity,
-                                   worker->identity_len, msg) < 0)
-        syn_error("broker", "cannot queue assign for a worker: %s", msg ? "out of memory" : err);
+    if (!msg)
+        syn_error("broker", "cannot pack an assign: %s", err);
+    queue_for_worker(self, worker->identity, worker->identity_len, SYN_MSG_ASSIGN, msg);
     self->stats.dispatched++;
     syn_debug("broker", "dispatched execution=%s phase=%s attempt=%lld worker=%s", exec->id,
               phase->phase_id, (long long)phase->attempt, worker->name);

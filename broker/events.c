@@ -46,16 +46,10 @@ int broker_events_resync(broker_events_t *self)
     return 0;
 }
 
-int64_t broker_events_emit(broker_events_t *self, const char *execution_id, const char *type,
-                           json_t *data)
-{
-    return broker_events_emit_with_status(self, execution_id, type, data, NULL);
-}
-
 /* The PUB message is packed straight from the event's parts: a field object
  * built only to be walked by the encoder cost more than the rest of an event. */
 int64_t broker_events_emit_with_status(broker_events_t *self, const char *execution_id,
-                                       const char *type, json_t *data,
+                                       int64_t exec_num, const char *type, json_t *data,
                                        const broker_status_view_t *status)
 {
     if (!data)
@@ -63,7 +57,8 @@ int64_t broker_events_emit_with_status(broker_events_t *self, const char *execut
     int64_t seq = self->last_seq + 1;
     int64_t now = syn_now_us();
     char *text = syn_json_text(data);
-    if (!text || broker_store_event_insert(self->store, seq, now, execution_id, type, text) < 0) {
+    if (!text ||
+        broker_store_event_insert(self->store, seq, now, execution_id, exec_num, type, text) < 0) {
         syn_error("broker", "cannot record event %s execution=%s", type,
                   execution_id ? execution_id : "-");
         free(text);

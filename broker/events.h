@@ -50,14 +50,13 @@ broker_events_t *broker_events_new(broker_store_t *store, broker_outbox_t *outbo
 void broker_events_destroy(broker_events_t **self_p);
 
 /* Appends one event (data stolen; NULL means {}); execution_id NULL for events
- * about no execution (topic "-"). Returns its seq, or -1. */
-int64_t broker_events_emit(broker_events_t *self, const char *execution_id, const char *type,
-                           json_t *data);
-/* The same, and the PUB message also carries status (NULL: none): the
- * execution's status object as it is after this event. The log row does not
- * keep it (a replay rebuilds nothing from it), only subscribers see it. */
+ * about no execution (topic "-"); exec_num its number in the store (0: looked
+ * up). The PUB message also carries status (NULL:
+ * none): the execution's status object as it is after this event. The log row
+ * does not keep it (a replay rebuilds nothing from it), only subscribers see it.
+ * Returns its seq, or -1. */
 int64_t broker_events_emit_with_status(broker_events_t *self, const char *execution_id,
-                                       const char *type, json_t *data,
+                                       int64_t exec_num, const char *type, json_t *data,
                                        const broker_status_view_t *status);
 /* The seq of the last event emitted (committed or about to be). */
 int64_t broker_events_last_seq(const broker_events_t *self);

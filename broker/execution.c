@@ -269,9 +269,10 @@ json_t *broker_status_json(const broker_status_view_t *view)
 /* A string a peer will accept as text; as string_or_null does for the JSON form. */
 static const char *text_or_placeholder(const char *text)
 {
-    if (text && syn_utf8_valid_prefix((const uint8_t *)text, strlen(text)) != strlen(text))
-        return "(not valid UTF-8)";
-    return text;
+    if (!text)
+        return NULL;
+    size_t len = strlen(text);
+    return syn_utf8_valid_prefix((const uint8_t *)text, len) == len ? text : "(not valid UTF-8)";
 }
 
 static void pack_time(syn_pack_t *pack, const char *key, int64_t epoch_us)

@@ -428,7 +428,7 @@ static const char *const sql_text[SQL_COUNT] = {
         " ORDER BY attempt",
     [SQL_EVENT_INSERT] =
         "INSERT INTO events(seq, time, execution_id, type, data, exec_num)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, (SELECT num FROM executions WHERE id = ?3))",
+        " VALUES (?1, ?2, ?3, ?4, ?5, coalesce(?6, (SELECT num FROM executions WHERE id = ?3)))",
     [SQL_EVENT_LAST] = "SELECT max(seq) FROM events",
     [SQL_COUNT_ALL] = "SELECT coalesce(sum(n), 0) FROM execution_counts",
     [SQL_COUNT_STATUS] = "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE status = ?1",
@@ -2180,7 +2180,8 @@ int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void
 /* --- events ---------------------------------------------------------------- */
 
 int broker_store_event_insert(broker_store_t *self, int64_t seq, int64_t time,
-                              const char *execution_id, const char *type, const char *data)
+                              const char *execution_id, int64_t exec_num, const char *type,
+                              const char *data)
 {
     if (begin_write(self) < 0)
         return -1;
@@ -2192,6 +2193,8 @@ int broker_store_event_insert(broker_store_t *self, int64_t seq, int64_t time,
     bind_text(s, 3, execution_id);
     bind_text(s, 4, type);
     bind_text(s, 5, data);
+    if (exec_num > 0)
+        sqlite3_bind_int64(s, 6, exec_num);
     return run(self, s, "insert event") == SQLITE_DONE ? 0 : -1;
 }
 

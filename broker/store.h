@@ -208,9 +208,11 @@ int broker_store_phase_output(broker_store_t *self, const char *execution_id,
 /* 1 with the workflow's name (malloc'd), archived or not; 0 not found; -1 error. */
 int broker_store_workflow_name(broker_store_t *self, const char *id, char **name);
 
-/* Events. data is JSON text. */
+/* Events. data is JSON text. exec_num is the execution's number when the
+ * caller has it (the engine does); 0 looks it up from execution_id. */
 int broker_store_event_insert(broker_store_t *self, int64_t seq, int64_t time,
-                              const char *execution_id, const char *type, const char *data);
+                              const char *execution_id, int64_t exec_num, const char *type,
+                              const char *data);
 /* The highest seq stored, 0 when there is none, -1 on error. */
 int64_t broker_store_last_event_seq(broker_store_t *self);
 /* Events with seq > after_seq, in seq order, of one execution (NULL: all), as

@@ -219,7 +219,7 @@ static void test_upgrade_from_v1(void **state)
         }
         broker_execution_destroy(&exec);
     }
-    assert_int_equal(broker_store_event_insert(f->store, 1, 5, "exec-000000000001",
+    assert_int_equal(broker_store_event_insert(f->store, 1, 5, "exec-000000000001", 0,
                                                "ExecutionStarted", "{}"),
                      0);
     assert_int_equal(broker_store_commit(f->store), 0);
@@ -561,8 +561,9 @@ static void test_group_commit(void **state)
         snprintf(id, sizeof id, "exec-%012d", i);
         broker_execution_t *exec = make_exec(id, "wf-1", 2, 100 + i);
         assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
-        assert_int_equal(broker_store_event_insert(f->store, i + 1, 5, id, "ExecutionStarted",
-                                                   "{}"), 0);
+        assert_int_equal(broker_store_event_insert(f->store, i + 1, 5, id, exec->num,
+                                                   "ExecutionStarted", "{}"),
+                         0);
         broker_execution_destroy(&exec);
     }
     assert_true(broker_store_dirty(f->store));
@@ -579,6 +580,10 @@ static void test_group_commit(void **state)
     assert_int_equal(peek_int(f, "SELECT count(*) FROM executions"), 50);
     assert_int_equal(peek_int(f, "SELECT count(*) FROM phases"), 100);
     assert_int_equal(peek_int(f, "SELECT count(*) FROM events"), 50);
+    /* each event filed under its execution's number, as the caller gave it */
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM events ev JOIN executions e"
+                                 " ON e.num = ev.exec_num AND e.id = ev.execution_id"),
+                     50);
     assert_int_equal(broker_store_last_event_seq(f->store), 50);
     /* a commit with nothing pending is free */
     assert_int_equal(broker_store_commit(f->store), 0);
@@ -879,8 +884,8 @@ static void test_events(void **state)
 {
     fixture_t *f = *state;
     assert_int_equal(broker_store_last_event_seq(f->store), 0);
-    assert_int_equal(broker_store_event_insert(f->store, 1, 10, "exec-1", "A", "{}"), 0);
-    assert_int_equal(broker_store_event_insert(f->store, 2, 11, NULL, "B", "{\"x\":1}"), 0);
+    assert_int_equal(broker_store_event_insert(f->store, 1, 10, "exec-1", 0, "A", "{}"), 0);
+    assert_int_equal(broker_store_event_insert(f->store, 2, 11, NULL, 0, "B", "{\"x\":1}"), 0);
     assert_int_equal(broker_store_commit(f->store), 0);
     reopen(f);
     assert_int_equal(broker_store_last_event_seq(f->store), 2);
@@ -1156,7 +1161,7 @@ static void test_events_after(void **state)
     }
     for (int seq = 1; seq <= 10; seq++)
         assert_int_equal(broker_store_event_insert(f->store, seq, seq * 10,
-                                                   seq % 2 ? "exec-a" : "exec-b", "T",
+                                                   seq % 2 ? "exec-a" : "exec-b", 0, "T",
                                                    "{\"n\":12345678}"),
                          0);
     json_t *events;
