@@ -1080,7 +1080,12 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
     stream_reset(phase);
     if (!phase->started_at)
         phase->started_at = now_us;
-    bind_worker(phase, worker, now_ms + backstop_ms(self, phase));
+    /* An attempt that waits on the worker for a slot (its prefetch) gets its
+     * backstop when the worker reports it started: until then how long it waits
+     * depends on the phases ahead of it, whose own limits and the worker's
+     * liveness cover that time. */
+    bool waits = !broker_worker_slot_free(worker);
+    bind_worker(phase, worker, waits ? 0 : now_ms + backstop_ms(self, phase));
     /* Only the first dispatch changes the execution's row (running, started_at):
      * later phases leave it as advance() saved it. */
     bool exec_changed = false;
@@ -1131,8 +1136,9 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
         syn_error("broker", "cannot pack an assign: %s", err);
     queue_for_worker(self, worker->identity, worker->identity_len, SYN_MSG_ASSIGN, msg);
     self->stats.dispatched++;
-    syn_debug("broker", "dispatched execution=%s phase=%s attempt=%lld worker=%s", exec->id,
-              phase->phase_id, (long long)phase->attempt, worker->name);
+    syn_debug("broker", "dispatched execution=%s phase=%s attempt=%lld worker=%s%s", exec->id,
+              phase->phase_id, (long long)phase->attempt, worker->name,
+              waits ? " (waits for a slot there)" : "");
 }
 
 /* Oldest first; a phase that names a provider waits (keeping its place) until a
@@ -1216,6 +1222,8 @@ static void handle_ready(broker_engine_t *self, const void *identity, size_t ide
         syn_error("broker", "out of memory registering worker %s", name);
         return;
     }
+    const json_t *prefetch = json_object_get(fields, "prefetch");
+    worker->prefetch = json_is_integer(prefetch) ? json_integer_value(prefetch) : 0;
     bool was_draining = worker->draining;
     worker->draining = json_is_true(json_object_get(fields, "draining"));
     if (worker->draining && !was_draining)
@@ -1247,8 +1255,10 @@ static void handle_ready(broker_engine_t *self, const void *identity, size_t ide
             stale++;
         }
     }
-    syn_info("broker", "worker ready worker=%s slots=%lld running=%zu adopted=%zu stale=%zu",
-             worker->name, (long long)worker->slots, json_array_size(running), adopted, stale);
+    syn_info("broker",
+             "worker ready worker=%s slots=%lld prefetch=%lld running=%zu adopted=%zu stale=%zu",
+             worker->name, (long long)worker->slots, (long long)worker->prefetch,
+             json_array_size(running), adopted, stale);
 }
 
 /* A tool the agent used: one PhaseToolCall event (bounded per attempt), after the
@@ -1289,7 +1299,11 @@ static void handle_progress(broker_engine_t *self, broker_worker_t *worker,
             broker_worker_hold(worker, exec->id, phase->phase_id, phase->attempt, true);
         }
         const char *kind = json_string_value(json_object_get(fields, "kind"));
-        if (kind && strcmp(kind, "output") == 0)
+        /* The time limit runs from the agent's start, which for an attempt that
+         * waited for a slot is now. */
+        if (kind && strcmp(kind, "started") == 0)
+            phase->deadline_ms = now_ms + backstop_ms(self, phase);
+        else if (kind && strcmp(kind, "output") == 0)
             stream_append(self, exec, phase, json_string_value(json_object_get(fields, "data")),
                           now_ms);
         else if (kind && strcmp(kind, "tool") == 0)

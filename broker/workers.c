@@ -160,17 +160,34 @@ static bool offers(const broker_worker_t *worker, const char *provider)
     return false;
 }
 
-broker_worker_t *broker_workers_pick(broker_workers_t *self, const char *provider)
+/* The least busy worker offering provider, not draining, that holds fewer than
+ * slots (+ prefetch, when with_prefetch) attempts; ties go to the first. */
+static broker_worker_t *least_busy(broker_workers_t *self, const char *provider,
+                                   bool with_prefetch)
 {
     broker_worker_t *best = NULL;
     for (size_t i = 0; i < self->count; i++) {
         broker_worker_t *w = self->items[i];
-        if (w->draining || (int64_t)w->held_count >= w->slots || !offers(w, provider))
+        int64_t room = w->slots + (with_prefetch ? w->prefetch : 0);
+        if (w->draining || (int64_t)w->held_count >= room || !offers(w, provider))
             continue;
         if (!best || w->held_count < best->held_count)
             best = w;
     }
     return best;
+}
+
+/* A free slot anywhere comes before a prefetch place: a phase handed to a busy
+ * worker waits there for one of its slots. */
+broker_worker_t *broker_workers_pick(broker_workers_t *self, const char *provider)
+{
+    broker_worker_t *free_slot = least_busy(self, provider, false);
+    return free_slot ? free_slot : least_busy(self, provider, true);
+}
+
+bool broker_worker_slot_free(const broker_worker_t *worker)
+{
+    return (int64_t)worker->held_count < worker->slots;
 }
 
 size_t broker_worker_busy(const broker_worker_t *worker)

@@ -4,7 +4,8 @@
  * DISCONNECT or stays silent too long. It holds attempts: the current ones the
  * broker assigned or adopted, and stale ones it reported (or still streams) that
  * the broker has asked it to cancel. Both occupy a slot until the worker's RESULT
- * for them arrives, so the broker never sends more work than a worker can take. */
+ * for them arrives, so the broker never sends more work than a worker can take:
+ * its slots plus the prefetch it announced (attempts it keeps until a slot frees). */
 #ifndef SYN_BROKER_WORKERS_H
 #define SYN_BROKER_WORKERS_H
 
@@ -28,6 +29,7 @@ typedef struct {
     char *key;                    /* identity in hex: a printable, comparable handle */
     char *name;
     int64_t slots;
+    int64_t prefetch;             /* attempts it takes beyond its slots (READY; default 0) */
     json_t *providers;            /* array of strings */
     int64_t last_seen_ms;         /* monotonic time of its last message */
     bool draining;                /* stopping: finishes what it holds, gets nothing new */
@@ -58,10 +60,12 @@ broker_worker_t *broker_workers_at(broker_workers_t *self, size_t i);
 /* A worker silent for longer than max_silence_ms, or NULL. */
 broker_worker_t *broker_workers_expired(broker_workers_t *self, int64_t now_ms,
                                         int64_t max_silence_ms);
-/* The least busy worker with a free slot offering provider (NULL: any) that is not
- * draining, or NULL.
+/* A worker offering provider (NULL: any) that is not draining: the least busy one
+ * with a free slot, else the least busy one with a prefetch place left, else NULL.
  * Ties go to the one registered first. */
 broker_worker_t *broker_workers_pick(broker_workers_t *self, const char *provider);
+/* Whether it holds fewer attempts than its slots (a new one would start at once). */
+bool broker_worker_slot_free(const broker_worker_t *worker);
 
 size_t broker_worker_busy(const broker_worker_t *worker);
 /* The held entry for this attempt, or NULL. */

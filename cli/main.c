@@ -44,12 +44,15 @@ static int cmd_up(int argc, char **argv)
 {
     const char *http = "127.0.0.1:8137", *data = "./var", *provider = "mock", *command = NULL;
     const char *log_level = "info", *workflows = NULL;
-    long workers = 2, slots = 4, base_port = 5555;
+    long workers = 2, slots = 4, prefetch = 0, base_port = 5555;
     syn_flag_t flags[] = {
         {"http", SYN_FLAG_STRING, "HOST:PORT", "gateway HTTP address", &http, 0, 0},
         {"data", SYN_FLAG_STRING, "DIR", "broker data directory (SQLite)", &data, 0, 0},
         {"workers", SYN_FLAG_INT, "N", "number of worker processes", &workers, 0, 64},
         {"slots", SYN_FLAG_INT, "N", "phases each worker runs at once", &slots, 1, 1024},
+        {"prefetch", SYN_FLAG_INT, "N",
+         "phases each worker holds beyond its slots, started as a slot frees (short phases)",
+         &prefetch, 0, 1024},
         {"provider", SYN_FLAG_STRING, "NAME", "agent provider: mock|command", &provider, 0, 0},
         {"command", SYN_FLAG_STRING, "ARGV", "program for the command provider", &command, 0, 0},
         {"base-port", SYN_FLAG_INT, "PORT",
@@ -82,8 +85,9 @@ static int cmd_up(int argc, char **argv)
     snprintf(clients_ep, sizeof clients_ep, "tcp://127.0.0.1:%ld", base_port);
     snprintf(workers_ep, sizeof workers_ep, "tcp://127.0.0.1:%ld", base_port + 1);
     snprintf(events_ep, sizeof events_ep, "tcp://127.0.0.1:%ld", base_port + 2);
-    char slots_text[16];
+    char slots_text[16], prefetch_text[16];
     snprintf(slots_text, sizeof slots_text, "%ld", slots);
+    snprintf(prefetch_text, sizeof prefetch_text, "%ld", prefetch);
 
     supervisor_t *sup = supervisor_new();
     if (!sup)
@@ -113,6 +117,10 @@ static int cmd_up(int argc, char **argv)
         if (command) {
             worker_argv[n++] = "--command";
             worker_argv[n++] = (char *)command;
+        }
+        if (prefetch > 0) {
+            worker_argv[n++] = "--prefetch";
+            worker_argv[n++] = prefetch_text;
         }
         worker_argv[n] = NULL;
         supervisor_add(sup, label, worker_argv);

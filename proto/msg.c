@@ -96,6 +96,8 @@ static const field_spec_t ready_fields[] = {
     {"running", KIND_MAP_ARRAY, REQ, 0, 0, NULL, ref_fields},
     /* true once the worker is stopping: it finishes what it runs, takes nothing new. */
     {"draining", KIND_BOOL, 0, 0, 0, NULL, NULL},
+    /* assignments it takes beyond its slots, each started as a slot frees (absent: 0). */
+    {"prefetch", KIND_UINT, 0, 0, 1024, NULL, NULL},
     END,
 };
 static const field_spec_t no_fields[] = {END};

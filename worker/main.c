@@ -60,13 +60,16 @@ int main(int argc, char **argv)
     const char *workspace = NULL;
     const char *pass_env = NULL;
     bool keep_workspaces = false;
-    long slots = 4, mock_delay_ms = 20, heartbeat_ms = 1000, liveness = 3;
+    long slots = 4, prefetch = 0, mock_delay_ms = 20, heartbeat_ms = 1000, liveness = 3;
     long kill_grace_ms = 5000, drain_seconds = 30;
     long max_output_mb = 8, rlimit_as_mb = 0, nice_value = 0;
     long anthropic_retry_ms = 1000, anthropic_tries = 5;
     syn_flag_t flags[] = {
         {"broker", SYN_FLAG_STRING, "EP", "broker endpoint for workers", &broker, 0, 0},
         {"slots", SYN_FLAG_INT, "N", "phases run at once", &slots, 1, 1024},
+        {"prefetch", SYN_FLAG_INT, "N",
+         "phases held beyond the slots, each started as a slot frees (for short phases)",
+         &prefetch, 0, 1024},
         {"provider", SYN_FLAG_STRING, "mock|command|claude|anthropic", "agent provider",
          &provider_name, 0, 0},
         {"command", SYN_FLAG_STRING, "\"ARGV\"",
@@ -195,6 +198,7 @@ int main(int argc, char **argv)
         .broker = broker,
         .name = name,
         .slots = (int)slots,
+        .prefetch = (int)prefetch,
         .heartbeat_ms = heartbeat_ms,
         .liveness = (int)liveness,
         .drain_ms = drain_seconds * 1000,

@@ -33,8 +33,9 @@
 /* No phase runs longer than this (keeps deadline arithmetic far from overflow). */
 #define MAX_TIMEOUT_MS (30LL * 24 * 3600 * 1000)
 
-/* One attempt the worker is responsible for: running (run set), or finished
- * with its result waiting for the broker's acknowledgement (result set). */
+/* One attempt the worker is responsible for: waiting for a slot (assign set,
+ * only with --prefetch), running (run set), or finished with its result
+ * waiting for the broker's acknowledgement (result set). */
 typedef struct {
     char *execution_id;
     char *workflow_id;
@@ -48,12 +49,14 @@ typedef struct {
     int64_t output_sent_ms;  /* when the last output chunk went out, -1 never */
     syn_msg_t *result;
     int64_t result_sent_ms;  /* -1 when it could not be sent yet */
+    syn_msg_t *assign;       /* the ASSIGN it will start from, while it waits */
 } attempt_t;
 
 struct worker_t {
     char *broker;
     char *name;
     int slots;
+    int prefetch;
     int64_t heartbeat_ms;
     int liveness;
     int64_t drain_ms;
@@ -70,6 +73,7 @@ struct worker_t {
     size_t count;
     size_t cap;
     int running;
+    int waiting;             /* attempts holding an ASSIGN until a slot frees */
 
     zmq_pollitem_t *items;
     size_t items_cap;
@@ -91,6 +95,7 @@ static void attempt_destroy(attempt_t **a_p)
         return;
     worker_run_destroy(&a->run);
     syn_msg_destroy(&a->result);
+    syn_msg_destroy(&a->assign);
     free(a->execution_id);
     free(a->workflow_id);
     free(a->phase_id);
@@ -135,6 +140,8 @@ static void remove_attempt(worker_t *self, size_t index)
     attempt_t *a = self->attempts[index];
     if (a->run)
         self->running--;
+    if (a->assign)
+        self->waiting--;
     attempt_destroy(&a);
     memmove(&self->attempts[index], &self->attempts[index + 1],
             (self->count - index - 1) * sizeof(attempt_t *));
@@ -216,8 +223,10 @@ static json_t *ref_fields(const attempt_t *a)
 static void send_ready(worker_t *self, int64_t now)
 {
     json_t *running = json_array();
+    /* Attempts waiting for a slot are held like running ones: the broker must
+     * not give them to anyone else. */
     for (size_t i = 0; running && i < self->count; i++)
-        if (self->attempts[i]->run)
+        if (self->attempts[i]->run || self->attempts[i]->assign)
             json_array_append_new(running, ref_fields(self->attempts[i]));
     json_t *fields = running ? json_pack("{s:s, s:i, s:[s], s:o}", "worker", self->name, "slots",
                                          self->slots, "providers",
@@ -225,6 +234,8 @@ static void send_ready(worker_t *self, int64_t now)
                              : NULL;
     if (fields && self->draining)
         json_object_set_new(fields, "draining", json_true());
+    if (fields && self->prefetch > 0)
+        json_object_set_new(fields, "prefetch", json_integer(self->prefetch));
     if (send_new(self, SYN_MSG_READY, fields, now) == 0)
         syn_info("worker", "ready worker=%s slots=%d provider=%s running=%d", self->name,
                  self->slots, worker_provider_name(self->provider), self->running);
@@ -449,17 +460,87 @@ static void refuse(worker_t *self, const syn_msg_t *msg, const char *reason, int
     settle(self, a, "refused", "", reason, false, 0, NULL, now);
 }
 
-/* now_us is when the loop turn that read msg began: the attempt's start, the
- * same for every ASSIGN of one burst, so their phases end together too. */
-static void handle_assign(worker_t *self, const syn_msg_t *msg, int64_t now_us)
+/* Starts a on a free slot with what msg assigns; started_us is the phase's
+ * start, from which its time limit counts. */
+static void start_attempt(worker_t *self, attempt_t *a, const syn_msg_t *msg, int64_t started_us)
 {
+    int64_t now = started_us / 1000;
+    uint64_t timeout = field_uint(msg, "timeout_ms");
+    worker_job_t job = {
+        .execution_id = a->execution_id,
+        .workflow_id = a->workflow_id,
+        .phase_id = a->phase_id,
+        .attempt = a->attempt,
+        .prompt = field_str(msg, "prompt"),
+        .model = field_str(msg, "model"),
+        .timeout_ms = timeout > (uint64_t)MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : (int64_t)timeout,
+        .cwd = NULL,
+        .inputs = json_object_get(syn_msg_fields(msg), "inputs"),
+        .repos = json_object_get(syn_msg_fields(msg), "repos"),
+        .allowed_tools = json_object_get(syn_msg_fields(msg), "allowed_tools"),
+        .max_tokens = field_uint(msg, "max_tokens"),
+        .started_us = started_us,
+    };
+    a->started_us = started_us;
+    syn_info("worker", "assigned execution=%s workflow=%s phase=%s attempt=%" PRIu64
+             " timeout_ms=%" PRId64 " running=%d/%d", a->execution_id, a->workflow_id,
+             a->phase_id, a->attempt, job.timeout_ms, self->running + 1, self->slots);
+    char reason[256];
+    a->run = worker_run_start(self->provider, &job, reason, sizeof reason);
+    if (!a->run) {
+        settle(self, a, "failed", "", reason, false, 0, NULL, now);
+        return;
+    }
+    self->running++;
+    send_progress(self, a, "started", "", 0, NULL, now);
+}
+
+/* Starts waiting attempts, oldest first, while slots are free. now_us is when
+ * the loop turn began, after the runs that freed the slots had ended: every
+ * attempt started in one turn gets that start, so a slot freed early in the
+ * turn is not left idle while the turn sends and logs the results. */
+static void start_waiting(worker_t *self, int64_t now_us)
+{
+    for (size_t i = 0; i < self->count && self->waiting > 0 && self->running < self->slots;
+         i++) {
+        attempt_t *a = self->attempts[i];
+        if (!a->assign)
+            continue;
+        syn_msg_t *msg = a->assign;
+        a->assign = NULL;
+        self->waiting--;
+        start_attempt(self, a, msg, now_us);
+        syn_msg_destroy(&msg);
+    }
+}
+
+/* Hands every waiting attempt back (refused: the broker gives it to another
+ * worker without counting an attempt, since the agent never ran). */
+static void give_back_waiting(worker_t *self, const char *reason, int64_t now)
+{
+    for (size_t i = 0; i < self->count && self->waiting > 0; i++) {
+        attempt_t *a = self->attempts[i];
+        if (!a->assign)
+            continue;
+        syn_msg_destroy(&a->assign);
+        self->waiting--;
+        settle(self, a, "refused", "", reason, false, 0, NULL, now);
+    }
+}
+
+/* now_us is when the loop turn that read the message began: the attempt's
+ * start, the same for every ASSIGN of one burst, so their phases end together
+ * too. An ASSIGN that waits for a slot is kept (taken from *msg_p). */
+static void handle_assign(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
+{
+    const syn_msg_t *msg = *msg_p;
     int64_t now = now_us / 1000;
     const char *execution_id = field_str(msg, "execution_id");
     const char *phase_id = field_str(msg, "phase_id");
     uint64_t attempt = field_uint(msg, "attempt");
     attempt_t *known = find_attempt(self, execution_id, phase_id, attempt, NULL);
     if (known) {
-        /* A repeat (the broker resent it): the attempt runs or has its result. */
+        /* A repeat (the broker resent it): the attempt runs, waits or has its result. */
         if (known->result)
             send_result(self, known, now);
         return;
@@ -477,7 +558,8 @@ static void handle_assign(worker_t *self, const syn_msg_t *msg, int64_t now_us)
         refuse(self, msg, reason, now);
         return;
     }
-    if (self->running >= self->slots) {
+    bool slot_free = self->running < self->slots;
+    if (!slot_free && self->waiting >= self->prefetch) {
         refuse(self, msg, "no free slot", now);
         return;
     }
@@ -487,33 +569,16 @@ static void handle_assign(worker_t *self, const syn_msg_t *msg, int64_t now_us)
         refuse(self, msg, "worker out of memory", now);
         return;
     }
-    uint64_t timeout = field_uint(msg, "timeout_ms");
-    worker_job_t job = {
-        .execution_id = a->execution_id,
-        .workflow_id = a->workflow_id,
-        .phase_id = a->phase_id,
-        .attempt = a->attempt,
-        .prompt = field_str(msg, "prompt"),
-        .model = field_str(msg, "model"),
-        .timeout_ms = timeout > (uint64_t)MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : (int64_t)timeout,
-        .cwd = NULL,
-        .inputs = json_object_get(syn_msg_fields(msg), "inputs"),
-        .repos = json_object_get(syn_msg_fields(msg), "repos"),
-        .allowed_tools = json_object_get(syn_msg_fields(msg), "allowed_tools"),
-        .max_tokens = field_uint(msg, "max_tokens"),
-        .started_us = now_us,
-    };
-    a->started_us = now_us;
-    syn_info("worker", "assigned execution=%s workflow=%s phase=%s attempt=%" PRIu64
-             " timeout_ms=%" PRId64 " running=%d/%d", a->execution_id, a->workflow_id,
-             a->phase_id, a->attempt, job.timeout_ms, self->running + 1, self->slots);
-    a->run = worker_run_start(self->provider, &job, reason, sizeof reason);
-    if (!a->run) {
-        settle(self, a, "failed", "", reason, false, 0, NULL, now);
+    if (slot_free) {
+        start_attempt(self, a, msg, now_us);
         return;
     }
-    self->running++;
-    send_progress(self, a, "started", "", 0, NULL, now);
+    a->assign = *msg_p;
+    *msg_p = NULL;
+    self->waiting++;
+    syn_info("worker", "waiting for a slot execution=%s phase=%s attempt=%" PRIu64
+             " waiting=%d/%d", a->execution_id, a->phase_id, a->attempt, self->waiting,
+             self->prefetch);
 }
 
 static void handle_cancel(worker_t *self, const syn_msg_t *msg, int64_t now)
@@ -526,6 +591,10 @@ static void handle_cancel(worker_t *self, const syn_msg_t *msg, int64_t now)
         syn_info("worker", "cancelling execution=%s phase=%s attempt=%" PRIu64, execution_id,
                  phase_id, attempt);
         worker_run_cancel(a->run, now);
+    } else if (a && a->assign) {
+        syn_msg_destroy(&a->assign);
+        self->waiting--;
+        settle(self, a, "cancelled", "", "cancelled before it started", false, 0, NULL, now);
     } else if (a && a->result)
         send_result(self, a, now); /* already over: the broker may have missed it */
     else {
@@ -575,12 +644,14 @@ static void handle_ack(worker_t *self, const syn_msg_t *msg)
     }
 }
 
-static void handle_message(worker_t *self, const syn_msg_t *msg, int64_t now_us)
+/* May take the message (*msg_p set to NULL) to keep it. */
+static void handle_message(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
 {
+    const syn_msg_t *msg = *msg_p;
     int64_t now = now_us / 1000;
     switch (syn_msg_type(msg)) {
     case SYN_MSG_ASSIGN:
-        handle_assign(self, msg, now_us);
+        handle_assign(self, msg_p, now_us);
         break;
     case SYN_MSG_CANCEL:
         handle_cancel(self, msg, now);
@@ -622,7 +693,7 @@ static void receive(worker_t *self, int64_t now_us)
             syn_warn("worker", "invalid message from the broker: %s", err);
             continue;
         }
-        handle_message(self, msg, now_us);
+        handle_message(self, &msg, now_us);
         syn_msg_destroy(&msg);
     }
 }
@@ -643,6 +714,7 @@ worker_t *worker_new(const worker_config_t *config)
         return NULL;
     }
     self->slots = config->slots;
+    self->prefetch = config->prefetch > 0 ? config->prefetch : 0;
     self->heartbeat_ms = config->heartbeat_ms > 0 ? config->heartbeat_ms : 1000;
     self->liveness = config->liveness > 0 ? config->liveness : 3;
     self->drain_ms = config->drain_ms;
@@ -814,8 +886,9 @@ static void scatter_revents(worker_t *self, int first)
     }
 }
 
-static void step_attempts(worker_t *self, int64_t now)
+static void step_attempts(worker_t *self, int64_t now_us)
 {
+    int64_t now = now_us / 1000;
     int64_t patience = self->heartbeat_ms * self->liveness;
     for (size_t i = 0; i < self->count; i++) {
         attempt_t *a = self->attempts[i];
@@ -831,6 +904,9 @@ static void step_attempts(worker_t *self, int64_t now)
             send_result(self, a, now);
         }
     }
+    /* A slot freed above goes at once to an attempt waiting here: no round trip
+     * to the broker between the two phases (the point of --prefetch). */
+    start_waiting(self, now_us);
 }
 
 static bool has_unacked(const worker_t *self)
@@ -870,8 +946,9 @@ static void leave(worker_t *self, int64_t now)
 
 int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
 {
-    syn_info("worker", "starting worker=%s broker=%s slots=%d provider=%s", self->name,
-             self->broker, self->slots, worker_provider_name(self->provider));
+    syn_info("worker", "starting worker=%s broker=%s slots=%d prefetch=%d provider=%s",
+             self->name, self->broker, self->slots, self->prefetch,
+             worker_provider_name(self->provider));
     for (;;) {
         int64_t now_us = syn_mono_us();
         int64_t now = now_us / 1000;
@@ -883,6 +960,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         if (*stop_requests >= 1 && !self->draining) {
             self->draining = true;
             self->drain_deadline = now + self->drain_ms;
+            give_back_waiting(self, "worker is shutting down", now);
             /* Tell the broker at once, so it stops picking this worker. */
             if (self->socket)
                 send_ready(self, now);
@@ -917,7 +995,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         scatter_revents(self, first_fd);
         if (self->socket && (self->items[0].revents & ZMQ_POLLIN))
             receive(self, now_us);
-        step_attempts(self, now);
+        step_attempts(self, now_us);
         bound_unacked(self);
         if (self->socket && now - self->last_recv_ms > self->heartbeat_ms * self->liveness)
             drop_broker(self, now);

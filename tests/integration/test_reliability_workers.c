@@ -327,6 +327,74 @@ static void test_sigterm_worker_finishes_its_phase_then_exits(void **state)
     replace_worker();
 }
 
+#define FILL_SLOTS 9 /* w0 and w1 with 4 slots each, the prefetching worker with 1 */
+
+/* Whether the log of worker index holds a line with both needles. */
+static bool worker_log_has(int index, const char *needle, const char *and_needle)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/worker%d.log", teststack_dir(stack), index);
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) && strstr(line, and_needle);
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* A worker with --prefetch holds phases beyond its slots only when no worker
+ * has a free slot; when it is killed, the phases waiting on it (which never
+ * started there) run again elsewhere like its running one, and every execution
+ * completes. */
+static void test_killed_worker_prefetched_phases_rerun(void **state)
+{
+    (void)state;
+    int index = teststack_add_worker(stack, "--slots 1 --prefetch 2");
+    assert_true(index >= 0);
+    assert_int_equal(teststack_wait_health(stack, 3, 15000), 0);
+    char name[16];
+    snprintf(name, sizeof name, "w%d", index);
+    char *ids[FILL_SLOTS + 2];
+    for (int i = 0; i < FILL_SLOTS + 2; i++) {
+        ids[i] = teststack_execute(stack, "long", "{}");
+        assert_non_null(ids[i]);
+        char *worker = wait_attempt(ids[i], "work", "1", 5000);
+        assert_non_null(worker);
+        /* Every slot is filled first; only then the prefetch places. */
+        if (i >= FILL_SLOTS)
+            assert_string_equal(worker, name);
+        free(worker);
+    }
+    for (int i = FILL_SLOTS; i < FILL_SLOTS + 2; i++) {
+        long long deadline = teststack_now_ms() + 5000;
+        while (!worker_log_has(index, "waiting for a slot", ids[i]) &&
+               teststack_now_ms() < deadline)
+            teststack_sleep_ms(20);
+        assert_true(worker_log_has(index, "waiting for a slot", ids[i]));
+    }
+    teststack_kill_worker(stack, index, SIGKILL);
+    for (int i = 0; i < FILL_SLOTS + 2; i++) {
+        json_t *final = teststack_wait_terminal(stack, "long", ids[i], 20000);
+        assert_non_null(final);
+        assert_string_equal(json_str(final, "status"), "completed");
+        json_decref(final);
+    }
+    for (int i = FILL_SLOTS; i < FILL_SLOTS + 2; i++) {
+        char *s1 = attempt_field("status", ids[i], "work", "1");
+        char *w2 = attempt_field("worker", ids[i], "work", "2");
+        assert_string_equal(s1, "lost");
+        assert_non_null(w2);
+        assert_string_not_equal(w2, name);
+        assert_false(worker_log_has(index, "assigned execution=", ids[i])); /* never ran there */
+        free(s1);
+        free(w2);
+    }
+    for (int i = 0; i < FILL_SLOTS + 2; i++)
+        free(ids[i]);
+}
+
 #define DURING_DRAIN 6
 
 /* A draining worker takes no new work: executions submitted while it drains run
@@ -617,6 +685,7 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     const struct CMUnitTest mock_tests[] = {
         cmocka_unit_test(test_killed_worker_phase_reruns_elsewhere),
+        cmocka_unit_test(test_killed_worker_prefetched_phases_rerun),
         cmocka_unit_test(test_mock_phase_times_out),
         cmocka_unit_test(test_sigterm_worker_finishes_its_phase_then_exits),
         cmocka_unit_test(test_work_submitted_during_a_drain_runs_elsewhere),

@@ -797,6 +797,56 @@ static void test_undeliverable_assign(void **state)
     json_decref(st);
 }
 
+/* A worker's prefetch: free slots anywhere are used before prefetch places, a
+ * worker gets at most slots + prefetch, and an attempt waiting on a worker for
+ * a slot has no backstop until the worker says it started (its wait depends on
+ * the phases ahead of it), then the usual one. */
+static void test_prefetch_places_and_backstop(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf-once", 1);
+    fx_worker_send(f, "W1", SYN_MSG_READY,
+                   json_pack("{s:s, s:i, s:[s], s:[], s:i}", "worker", "W1", "slots", 1,
+                             "providers", "mock", "running", "prefetch", 1));
+    fx_ready(f, "W2", 1, NULL);
+    char id[4][BROKER_EXEC_ID_SIZE];
+    for (int i = 0; i < 4; i++)
+        start(f, "wf-once", id[i]);
+    json_t *a1 = fx_take(f, "assign", "W1"), *a2 = fx_take(f, "assign", "W2");
+    json_t *a3 = fx_take(f, "assign", "W1");
+    assert_non_null(a1);
+    assert_non_null(a2);
+    assert_non_null(a3);
+    assert_string_equal(fx_str(a1, "execution_id"), id[0]);
+    assert_string_equal(fx_str(a2, "execution_id"), id[1]); /* W2's free slot first */
+    assert_string_equal(fx_str(a3, "execution_id"), id[2]); /* then W1's prefetch */
+    assert_int_equal(fx_count_sent(f, "assign"), 0);        /* both full */
+    expect_status(f, "wf-once", id[3], "pending");
+
+    fx_result(f, "W1", a1, "completed", "one", NULL);
+    fx_result(f, "W2", a2, "completed", "two", NULL);
+    json_t *a4 = fx_take(f, "assign", NULL);
+    assert_non_null(a4);
+    assert_string_equal(fx_str(a4, "execution_id"), id[3]);
+    /* Far past the backstop, with W1 alive: the waiting attempt stays. */
+    for (int i = 0; i < 40; i++)
+        advance(f, 10 * 1000, "W1");
+    expect_status(f, "wf-once", id[2], "running");
+    /* Started now: the backstop counts from here. */
+    fx_worker_send(f, "W1", SYN_MSG_PROGRESS,
+                   fx_attempt_fields(a3, json_pack("{s:s, s:s}", "kind", "started", "data", "")));
+    for (int i = 0; i < 40; i++)
+        advance(f, 10 * 1000, "W1");
+    json_t *st = status_of(f, "wf-once", id[2]);
+    assert_string_equal(fx_str(st, "status"), "failed");
+    assert_non_null(strstr(fx_str(st, "error"), "no result within the timeout of 300 s"));
+    json_decref(st);
+    json_decref(a1);
+    json_decref(a2);
+    json_decref(a3);
+    json_decref(a4);
+}
+
 /* --- issue 4: control, queries, events ------------------------------------- */
 
 static void ready_with(fx_t *f, const char *identity, int slots, json_t *providers)
@@ -1768,6 +1818,7 @@ int main(void)
         fx_unit_test(test_unregistered_stale_progress_and_backstop),
         fx_unit_test(test_repeated_ready_keeps_attempts),
         fx_unit_test(test_undeliverable_assign),
+        fx_unit_test(test_prefetch_places_and_backstop),
         fx_unit_test(test_control_rules),
         fx_unit_test(test_cancel_running),
         fx_unit_test(test_pause_inject_resume),

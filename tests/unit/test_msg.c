@@ -261,6 +261,8 @@ static const struct {
                     "\"data\":{}}"},
     {SYN_MSG_READY, "{\"worker\":\"w\",\"slots\":2,\"providers\":[\"mock\"],\"running\":[],"
                     "\"draining\":true}"},
+    {SYN_MSG_READY, "{\"worker\":\"w\",\"slots\":2,\"providers\":[\"mock\"],\"running\":[],"
+                    "\"prefetch\":2}"},
     {SYN_MSG_RESULT, "{\"execution_id\":\"e\",\"phase_id\":\"p\",\"attempt\":3,"
                      "\"status\":\"refused\",\"output\":\"\",\"error\":\"worker is shutting down\","
                      "\"exit_code\":null}"},
@@ -508,6 +510,10 @@ static void test_schema_wrong_types(void **state)
                         "{\"worker\":\"w\",\"slots\":1025,\"providers\":[],\"running\":[]}",
                         "field 'slots' must be within 1..1024");
     expect_schema_error(SYN_MSG_READY,
+                        "{\"worker\":\"w\",\"slots\":1,\"providers\":[],\"running\":[],"
+                        "\"prefetch\":1025}",
+                        "field 'prefetch' must be within 0..1024");
+    expect_schema_error(SYN_MSG_READY,
                         "{\"worker\":null,\"slots\":1,\"providers\":[],\"running\":[]}",
                         "field 'worker' must be a string, got nil");
     expect_schema_error(SYN_MSG_READY,
@@ -615,7 +621,7 @@ static void test_schema_missing_and_unknown(void **state)
     /* Dropping any one required field of any sample must be reported as that field
      * missing; dropping an optional one leaves a valid message. */
     static const char *optional[] = {"inputs", "repos", "allowed_tools", "max_tokens",
-                                     "detail", "usage", "draining"};
+                                     "detail", "usage", "draining", "prefetch"};
     for (size_t i = 0; i < SAMPLE_COUNT; i++) {
         json_t *fields = parse(samples[i].fields);
         const char *key;

@@ -570,6 +570,77 @@ static void test_sigterm_drains(void **state)
     assert_int_equal(wait_exit(fake, 2000), 0);
 }
 
+/* --prefetch 1 on one slot: a second ASSIGN waits (no "started" yet) and
+ * starts the moment the first phase ends, without a word from the broker; a
+ * third is refused. READY lists a waiting attempt as held and announces the
+ * prefetch; a CANCEL of a waiting attempt answers at once without running it;
+ * a drain gives waiting attempts back (refused) and lets the running one end. */
+static void test_prefetch_waits_for_a_slot(void **state)
+{
+    fake_t *fake = *state;
+    start_worker(fake, (const char *[]){"--slots", "1", "--prefetch", "1", NULL});
+    syn_msg_t *msg = expect_ready(fake, 1, 0);
+    assert_int_equal(int_of(msg, "prefetch"), 1);
+    syn_msg_destroy(&msg);
+
+    assign(fake, "exec-0000000000f1", "p", 1, "#mock sleep 300", "mock");
+    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
+    assert_ref(msg, "exec-0000000000f1", "p", 1);
+    syn_msg_destroy(&msg);
+    assign(fake, "exec-0000000000f2", "p", 1, "#mock sleep 0", "mock");
+    assign(fake, "exec-0000000000f3", "p", 1, "x", "mock");
+    /* The third finds the slot taken and the one prefetch place too. */
+    msg = expect_result(fake, "exec-0000000000f3", "p", 1, "refused");
+    assert_string_equal(str_of(msg, "error"), "no free slot");
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-0000000000f3", "p", 1);
+    /* Nothing more while the first runs: the second has not started. */
+    msg = next_msg(fake, 150, true);
+    if (msg)
+        fail_msg("unexpected %s while the slot is busy", syn_msg_type_name(syn_msg_type(msg)));
+    /* The first ends; the second starts at once, unasked, and ends (0 ms). */
+    msg = expect_result(fake, "exec-0000000000f1", "p", 1, "completed");
+    syn_msg_destroy(&msg);
+    msg = expect(fake, SYN_MSG_PROGRESS, 1000, true);
+    assert_ref(msg, "exec-0000000000f2", "p", 1);
+    assert_string_equal(str_of(msg, "kind"), "started");
+    syn_msg_destroy(&msg);
+    msg = expect_result(fake, "exec-0000000000f2", "p", 1, "completed");
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-0000000000f1", "p", 1);
+    ack(fake, "exec-0000000000f2", "p", 1);
+
+    /* A waiting attempt is held: READY lists it beside the running one. */
+    assign(fake, "exec-0000000000f4", "p", 1, "#mock sleep 600", "mock");
+    discard_next(fake, SYN_MSG_PROGRESS, 2000);
+    assign(fake, "exec-0000000000f5", "p", 1, "x", "mock");
+    send_to_worker(fake, SYN_MSG_DISCONNECT, NULL);
+    msg = expect(fake, SYN_MSG_READY, 1000, true);
+    assert_int_equal(json_array_size(json_object_get(syn_msg_fields(msg), "running")), 2);
+    syn_msg_destroy(&msg);
+    /* Cancelled while waiting: answered at once, never run. */
+    send_to_worker(fake, SYN_MSG_CANCEL, ref("exec-0000000000f5", "p", 1));
+    msg = expect_result(fake, "exec-0000000000f5", "p", 1, "cancelled");
+    assert_string_equal(str_of(msg, "error"), "cancelled before it started");
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-0000000000f5", "p", 1);
+
+    /* Draining: the waiting one goes back, the running one may finish. */
+    assign(fake, "exec-0000000000f6", "p", 1, "x", "mock");
+    msg = next_msg(fake, 100, true);
+    if (msg)
+        fail_msg("unexpected %s: the ASSIGN should wait", syn_msg_type_name(syn_msg_type(msg)));
+    kill(fake->pid, SIGTERM);
+    msg = expect_result(fake, "exec-0000000000f6", "p", 1, "refused");
+    assert_string_equal(str_of(msg, "error"), "worker is shutting down");
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-0000000000f6", "p", 1);
+    msg = expect(fake, SYN_MSG_READY, 2000, true);
+    assert_true(json_is_true(json_object_get(syn_msg_fields(msg), "draining")));
+    assert_int_equal(json_array_size(json_object_get(syn_msg_fields(msg), "running")), 1);
+    syn_msg_destroy(&msg);
+}
+
 static void test_second_signal_exits_at_once(void **state)
 {
     fake_t *fake = *state;
@@ -756,6 +827,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_disconnect_reregisters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_drains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefetch_waits_for_a_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_signal_exits_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_streams_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_in_result, setup, teardown),
