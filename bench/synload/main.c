@@ -157,7 +157,7 @@ int main(int argc, char **argv)
     const char *client = "synload", *hello = NULL, *track = "auto";
     bool json = false, smoke = false, keep = false;
     long runs = 3, executions = 0, warmup = -1, inflight = 16, workers = 2, slots = 16;
-    long w2_workers = 1, lookups = 20000, poll_ms = 2, phase_ms = 50, timeout_s = 600;
+    long prefetch = 0, w2_workers = 1, lookups = 20000, poll_ms = 2, phase_ms = 50, timeout_s = 600;
     long wrk_seconds = 10, wrk_connections = 64, idle_ms = 2000;
     syn_flag_t flags[] = {
         {"workload", SYN_FLAG_STRING, "LIST",
@@ -180,6 +180,9 @@ int main(int argc, char **argv)
         {"workers", SYN_FLAG_INT, "N", "worker processes (W1, W3, wrk, fill)", &workers, 1,
          STACK_MAX_WORKERS},
         {"slots", SYN_FLAG_INT, "N", "slots per worker (W1, W3, wrk, fill, scaling)", &slots, 1,
+         1024},
+        {"prefetch", SYN_FLAG_INT, "N",
+         "each worker's --prefetch (-1 = as many as its slots; 0 = not passed)", &prefetch, -1,
          1024},
         {"w2-slots", SYN_FLAG_STRING, "LIST", "W2: total slots to measure", &w2_slots, 0, 0},
         {"w2-workers", SYN_FLAG_INT, "N", "W2: worker processes sharing the slots", &w2_workers,
@@ -298,6 +301,7 @@ int main(int argc, char **argv)
         .inflight = inflight,
         .workers = workers,
         .slots = slots,
+        .prefetch = prefetch,
         .w2_workers = w2_workers,
         .lookups = lookups,
         .poll_ms = poll_ms,

@@ -122,15 +122,18 @@ static pid_t start_gateway(synstack_t *self)
 
 static pid_t start_worker(synstack_t *self, int index)
 {
-    char prog[PATH_MAX + 16], slots[16], delay[16], log[32];
+    char prog[PATH_MAX + 16], slots[16], delay[16], log[32], prefetch[16];
     snprintf(prog, sizeof prog, "%s/syn-worker", self->opts.bin_dir);
     snprintf(self->names[index], sizeof self->names[index], "bench-w%d", index + 1);
     snprintf(log, sizeof log, "worker%d", index + 1);
     snprintf(slots, sizeof slots, "%d", self->opts.slots);
     snprintf(delay, sizeof delay, "%d", self->opts.mock_delay_ms);
+    snprintf(prefetch, sizeof prefetch, "%d", self->opts.prefetch);
+    /* --prefetch only when asked for, so builds from before it can be compared. */
     char *argv[] = {prog,          "--broker", self->workers_ep, "--slots", slots,
                     "--provider",  "mock",     "--name",         self->names[index],
-                    "--log-level", (char *)self->opts.log_level, "--mock-delay-ms", delay, NULL};
+                    "--log-level", (char *)self->opts.log_level, "--mock-delay-ms", delay,
+                    self->opts.prefetch > 0 ? "--prefetch" : NULL, prefetch, NULL};
     return spawn(self, log, argv);
 }
 

@@ -13,6 +13,7 @@ typedef struct {
     const char *bin_dir;       /* where syn-broker, syn-gateway, syn-worker are */
     int workers;
     int slots;                 /* per worker */
+    int prefetch;              /* --prefetch of every worker (0: not passed) */
     int mock_delay_ms;         /* --mock-delay-ms of every worker */
     const char *log_level;     /* of the three programs */
     const char *broker_prefix; /* e.g. "valgrind --tool=callgrind": words put before the broker */

@@ -80,6 +80,7 @@ static int target_open(const workload_config_t *cfg, int workers, int slots, int
         .bin_dir = cfg->bin_dir,
         .workers = workers,
         .slots = slots,
+        .prefetch = cfg->prefetch < 0 ? slots : (int)cfg->prefetch,
         .mock_delay_ms = mock_delay_ms,
         .log_level = cfg->log_level,
         .broker_prefix = cfg->broker_prefix,
@@ -510,6 +511,7 @@ static int w1_family(const workload_config_t *cfg, w1_kind_t kind, int workers, 
     json_object_set_new(o, "inflight", json_integer(cfg->inflight));
     json_object_set_new(o, "workers", json_integer(workers));
     json_object_set_new(o, "slots_per_worker", json_integer(cfg->slots));
+    json_object_set_new(o, "prefetch", json_integer(cfg->prefetch));
     json_object_set_new(o, "warmup", json_integer(warm));
     json_object_set_new(o, "loadavg_before", load);
     char latname[64];
@@ -610,6 +612,7 @@ int workload_w2(const workload_config_t *cfg, int slots, int run, json_t *result
     json_object_set_new(o, "workload", json_string("w2"));
     json_object_set_new(o, "run", json_integer(run));
     json_object_set_new(o, "slots", json_integer(slots));
+    json_object_set_new(o, "prefetch", json_integer(cfg->prefetch));
     json_object_set_new(o, "workers", json_integer(workers));
     json_object_set_new(o, "phase_ms", json_integer(phase_ms));
     json_object_set_new(o, "inflight", json_integer(cfg->inflight));

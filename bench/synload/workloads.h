@@ -29,6 +29,7 @@ typedef struct {
     long inflight;
     long workers;
     long slots;                /* per worker, W1 */
+    long prefetch;             /* per worker; -1 = as many as its slots */
     long w2_workers;
     long lookups;
     long poll_ms;
