@@ -77,6 +77,13 @@ w3 = [r for r in syn.get("w1w3", []) if r["workload"] == "w3"]
 w1seq = syn.get("w1seq", [])
 w2 = syn.get("w2", [])
 w2x64 = syn.get("w2x64", [])
+# The same workloads with the workers' --prefetch = their slots (synload --prefetch -1).
+w1pf = [r for r in syn.get("w1pf", []) if r["workload"] == "w1"]
+w2pf = syn.get("w2pf", [])
+w2x64pf = syn.get("w2x64pf", [])
+NO_PF = "workers without `--prefetch`"
+PF_WORKERS = "workers with `--prefetch` = slots"
+PF = "syn " + PF_WORKERS
 w3curl = syn.get("w3curl", [])
 wrk = syn.get("wrk", [])
 dead = syn.get("deadworker", [])
@@ -135,49 +142,99 @@ A("Every syn run starts a fresh stack (broker, gateway, workers on random loopba
   "(status and every phase's output, read from SQLite). Completion is tracked by **status "
   "polling** (the gateway has no event stream yet): `GET /workflows/executions/active?limit=1` "
   "every 2 ms until it is empty. Latency = client's submit → the broker's `completed_at` "
-  "(same host clock), like the peers' worker-recorded finish time.")
+  "(same host clock), like the peers' worker-recorded finish time. Rows without a note run the "
+  "workers as shipped (no `--prefetch`); rows marked \"" + PF + "\" run the same workload with each "
+  "worker's `--prefetch` equal to its slots (it holds that many phases more and starts one the moment "
+  "a slot frees).")
 A("")
 c_w1 = celery["w1"] if celery else []
 b_w1 = bullmq["w1"] if bullmq else []
 b_w1p = bullmq["w1_pipelined"] if bullmq else []
+
+
+def noted(text, note):
+    """A row or goal label, with the configuration it was measured in when that is not the default."""
+    return f"{text} — {note}" if note else text
+
+
+def w1_rate_row(runs, note=""):
+    """W1 executions/s (16 in flight) beside Celery and BullMQ pipelined; returns both
+    ratios as (text, median) for the goals."""
+    rc = ratio(field(runs, "exec_per_s"), field(c_w1, "exec_per_s"))
+    rb = ratio(field(runs, "exec_per_s"), field(b_w1p, "exec_per_s"))
+    label = noted("W1 executions/s, 16 submits in flight (BullMQ: 16 `flow.add()` in flight)", note)
+    A(f"| {label} | {mmm(field(runs, 'exec_per_s'))} | {mmm(field(c_w1, 'exec_per_s'))} (sequential submit) | "
+      f"{mmm(field(b_w1p, 'exec_per_s'))} | {rc[0]} | {rb[0]} |")
+    return rc, rb
+
+
+def w1_latency_row(runs, pct, note=""):
+    ours, peers = f"p{pct}_ms", f"lat_worker_p{pct}_ms"
+    A(f"| {noted(f'W1 latency p{pct}, ms (16 in flight)', note)} | {mmm(field(runs, ours), '{:.1f}')} | "
+      f"{mmm(field(c_w1, peers), '{:.1f}')} | {mmm(field(b_w1p, peers), '{:.1f}')} | | |")
+
+
+def w1_cpu_row(runs, note=""):
+    label = noted("W1 CPU-s broker / gateway / workers / client (16 in flight)", note)
+    A(f"| {label} | " + " / ".join(mmm(field(runs, f"cpu_{p}_s"), "{:.2f}") for p in ("broker", "gateway", "workers", "client"))
+      + " | | | | |")
+
+
 A("| metric | syn | Celery | BullMQ | syn ÷ Celery | syn ÷ BullMQ |")
 A("| --- | --- | --- | --- | --- | --- |")
-rc, rc_m = ratio(field(w1, "exec_per_s"), field(c_w1, "exec_per_s"))
-rb, rb_m = ratio(field(w1, "exec_per_s"), field(b_w1p, "exec_per_s"))
-A(f"| W1 executions/s, 16 submits in flight (BullMQ: 16 `flow.add()` in flight) | {mmm(field(w1, 'exec_per_s'))} | "
-  f"{mmm(field(c_w1, 'exec_per_s'))} (sequential submit) | {mmm(field(b_w1p, 'exec_per_s'))} | {rc} | {rb} |")
+w1_ratios = w1_rate_row(w1)
 rbs, _ = ratio(field(w1seq, "exec_per_s"), field(b_w1, "exec_per_s"))
 rcs, _ = ratio(field(w1seq, "exec_per_s"), field(c_w1, "exec_per_s"))
 A(f"| W1 executions/s, 1 submit at a time | {mmm(field(w1seq, 'exec_per_s'))} | {mmm(field(c_w1, 'exec_per_s'))} | "
   f"{mmm(field(b_w1, 'exec_per_s'))} | {rcs} | {rbs} |")
 A(f"| W1 phases/s (16 in flight) | {mmm(field(w1, 'phases_per_s'))} | {mmm(field(c_w1, 'phases_per_s'))} | "
   f"{mmm(field(b_w1p, 'phases_per_s'))} | | |")
-A(f"| W1 latency p50, ms (16 in flight) | {mmm(field(w1, 'p50_ms'), '{:.1f}')} | {mmm(field(c_w1, 'lat_worker_p50_ms'), '{:.1f}')} | "
-  f"{mmm(field(b_w1p, 'lat_worker_p50_ms'), '{:.1f}')} | | |")
-A(f"| W1 latency p99, ms (16 in flight) | {mmm(field(w1, 'p99_ms'), '{:.1f}')} | {mmm(field(c_w1, 'lat_worker_p99_ms'), '{:.1f}')} | "
-  f"{mmm(field(b_w1p, 'lat_worker_p99_ms'), '{:.1f}')} | | |")
+w1_latency_row(w1, 50)
+w1_latency_row(w1, 99)
 A(f"| W1 latency p50 / p99, ms (1 at a time) | {mmm(field(w1seq, 'p50_ms'), '{:.1f}')} / {mmm(field(w1seq, 'p99_ms'), '{:.1f}')} | "
   f"| {mmm(field(b_w1, 'lat_worker_p50_ms'), '{:.1f}')} / {mmm(field(b_w1, 'lat_worker_p99_ms'), '{:.1f}')} | | |")
-A(f"| W1 CPU-s broker / gateway / workers / client (16 in flight) | {mmm(field(w1, 'cpu_broker_s'), '{:.2f}')} / "
-  f"{mmm(field(w1, 'cpu_gateway_s'), '{:.2f}')} / {mmm(field(w1, 'cpu_workers_s'), '{:.2f}')} / "
-  f"{mmm(field(w1, 'cpu_client_s'), '{:.2f}')} | | | | |")
+w1_cpu_row(w1)
+w1pf_ratios = None
+if w1pf:
+    w1pf_ratios = w1_rate_row(w1pf, PF)
+    w1_latency_row(w1pf, 50, PF)
+    w1_latency_row(w1pf, 99, PF)
+    w1_cpu_row(w1pf, PF)
 
-for slots in (4, 8, 16, 64):
-    ours = [r for r in w2 if r["slots"] == slots]
-    cr = [r for r in (celery["w2"] if celery else []) if r["slots"] == slots]
-    br = [r for r in (bullmq["w2"] if bullmq else []) if r["slots"] == slots]
-    if not ours:
-        continue
-    pc = [100 * r["exec_per_s"] / r["ideal_exec_per_s"] for r in cr]
-    pb = [100 * r["exec_per_s"] / r["ideal_exec_per_s"] for r in br]
-    A(f"| W2 {slots} slots: % of ideal ({slots}/0.15 s = {slots / 0.15:.1f}/s); max reachable with 200 "
-      f"executions {mmm(field(ours, 'max_pct_possible'), '{:.1f}')} % | {mmm(field(ours, 'pct_of_ideal'), '{:.1f}')} % | "
-      f"{mmm(pc, '{:.1f}') + ' %' if pc else '—'} | {mmm(pb, '{:.1f}') + ' %' if pb else '—'} | "
-      f"{ratio(field(ours, 'exec_per_s'), field(cr, 'exec_per_s'), '{:.2f}')[0]} | "
-      f"{ratio(field(ours, 'exec_per_s'), field(br, 'exec_per_s'), '{:.2f}')[0]} |")
-if w2x64:
-    A(f"| W2 64 slots, 640 executions (10 full rounds possible → 100 % reachable): % of ideal | "
-      f"{mmm(field(w2x64, 'pct_of_ideal'), '{:.1f}')} % | | | | |")
+
+
+def with_slots(runs, slots):
+    return [r for r in runs if r["slots"] == slots]
+
+
+def w2_rows(runs, note=""):
+    """% of ideal at each slot count measured, beside the peers' (ratios of executions/s per run)."""
+    for slots in (4, 8, 16, 64):
+        ours = with_slots(runs, slots)
+        cr = with_slots(celery["w2"] if celery else [], slots)
+        br = with_slots(bullmq["w2"] if bullmq else [], slots)
+        if not ours:
+            continue
+        pc = [100 * r["exec_per_s"] / r["ideal_exec_per_s"] for r in cr]
+        pb = [100 * r["exec_per_s"] / r["ideal_exec_per_s"] for r in br]
+        label = noted(f"W2 {slots} slots: % of ideal ({slots}/0.15 s = {slots / 0.15:.1f}/s); max reachable with "
+                      f"{ours[0]['executions']} executions {mmm(field(ours, 'max_pct_possible'), '{:.1f}')} %", note)
+        A(f"| {label} | {mmm(field(ours, 'pct_of_ideal'), '{:.1f}')} % | "
+          f"{mmm(pc, '{:.1f}') + ' %' if pc else '—'} | {mmm(pb, '{:.1f}') + ' %' if pb else '—'} | "
+          f"{ratio(field(ours, 'exec_per_s'), field(cr, 'exec_per_s'), '{:.2f}')[0]} | "
+          f"{ratio(field(ours, 'exec_per_s'), field(br, 'exec_per_s'), '{:.2f}')[0]} |")
+
+
+def w2x64_row(runs, note=""):
+    if runs:
+        label = noted("W2 64 slots, 640 executions (10 full rounds possible → 100 % reachable): % of ideal", note)
+        A(f"| {label} | {mmm(field(runs, 'pct_of_ideal'), '{:.1f}')} % | | | | |")
+
+
+w2_rows(w2)
+w2x64_row(w2x64)
+w2_rows(w2pf, PF)
+w2x64_row(w2x64pf, PF)
 c_w3 = celery["w3"] if celery else []
 b_w3 = bullmq["w3"] if bullmq else []
 A(f"| W3 look-ups/s (1 client, sequential) | {mmm(field(w3, 'lookups_per_s'))} | {mmm(field(c_w3, 'lookups_per_s'))} | "
@@ -246,23 +303,45 @@ def goal(text, value, ok):
     A(f"| {text} | {value} | {'yes' if ok else ('**no**' if ok is not None else 'not measured')} |")
 
 
-m = med(field(w1, "exec_per_s"))
-goal("W1 ≥ 5,000 executions/s", mmm(field(w1, "exec_per_s")), m is not None and m >= 5000)
-goal("W1 ≥ 20× Celery (same session)", rc, (rc_m >= 20) if rc_m else None)
-goal("W1 ≥ 4× BullMQ pipelined (same session)", rb, (rb_m >= 4) if rb_m else None)
-p99 = med(field(w1, "p99_ms"))
-pp = [med(field(c_w1, "lat_worker_p99_ms")), med(field(b_w1p, "lat_worker_p99_ms"))]
-pp = [p for p in pp if p is not None]
-goal("W1 p99 below both peers' p99", f"{mmm(field(w1, 'p99_ms'), '{:.1f}')} ms vs " + (", ".join(f"{p:.1f}" for p in pp) or "—") + " ms",
-     (p99 < min(pp)) if (pp and p99 is not None) else None)
-for slots, target in ((16, 98), (64, 95)):
-    ours = [r for r in w2 if r["slots"] == slots]
-    v = med(field(ours, "pct_of_ideal"))
-    goal(f"W2 ≥ {target} % of ideal at {slots} slots (200 executions; reachable: {mmm(field(ours, 'max_pct_possible'), '{:.1f}')} %)",
-         mmm(field(ours, "pct_of_ideal"), "{:.1f}") + " %", (v >= target) if v is not None else None)
-if w2x64:
-    v = med(field(w2x64, "pct_of_ideal"))
-    goal("W2 ≥ 95 % at 64 slots, 640 executions", mmm(field(w2x64, "pct_of_ideal"), "{:.1f}") + " %", v >= 95)
+
+
+def w1_goals(runs, ratios, config):
+    (rc, rc_m), (rb, rb_m) = ratios
+    m = med(field(runs, "exec_per_s"))
+    goal(noted("W1 ≥ 5,000 executions/s", config), mmm(field(runs, "exec_per_s")), (m >= 5000) if m is not None else None)
+    goal(noted("W1 ≥ 20× Celery (same session)", config), rc, (rc_m >= 20) if rc_m else None)
+    goal(noted("W1 ≥ 4× BullMQ pipelined (same session)", config), rb, (rb_m >= 4) if rb_m else None)
+    p99 = med(field(runs, "p99_ms"))
+    pp = [med(field(c_w1, "lat_worker_p99_ms")), med(field(b_w1p, "lat_worker_p99_ms"))]
+    pp = [p for p in pp if p is not None]
+    goal(noted("W1 p99 below both peers' p99", config),
+         f"{mmm(field(runs, 'p99_ms'), '{:.1f}')} ms vs " + (", ".join(f"{p:.1f}" for p in pp) or "—") + " ms",
+         (p99 < min(pp)) if (pp and p99 is not None) else None)
+
+
+def w2_goals(runs, runs640, config, show_unmeasured):
+    """The W2 goals at 16 and 64 slots; a slot count with no runs is shown as
+    'not measured' only for the default configuration, left out for the others."""
+    for slots, target in ((16, 98), (64, 95)):
+        ours = with_slots(runs, slots)
+        if not ours and not show_unmeasured:
+            continue
+        v = med(field(ours, "pct_of_ideal"))
+        n = ours[0]["executions"] if ours else 200
+        goal(noted(f"W2 ≥ {target} % of ideal at {slots} slots ({n} executions; reachable: "
+                   f"{mmm(field(ours, 'max_pct_possible'), '{:.1f}')} %)", config),
+             mmm(field(ours, "pct_of_ideal"), "{:.1f}") + " %", (v >= target) if v is not None else None)
+    if runs640:
+        v = med(field(runs640, "pct_of_ideal"))
+        goal(noted("W2 ≥ 95 % at 64 slots, 640 executions", config), mmm(field(runs640, "pct_of_ideal"), "{:.1f}") + " %",
+             (v >= 95) if v is not None else None)
+
+
+w1_goals(w1, w1_ratios, NO_PF)
+if w1pf:
+    w1_goals(w1pf, w1pf_ratios, PF_WORKERS)
+w2_goals(w2, w2x64, NO_PF, show_unmeasured=True)
+w2_goals(w2pf, w2x64pf, PF_WORKERS, show_unmeasured=False)
 best = max([x for x in (med(field(c_w3, "lookups_per_s")), med(field(b_w3, "lookups_per_s"))) if x] or [0]) or None
 v = med(field(w3, "lookups_per_s"))
 goal("W3 ≥ 1.5× the better peer", f"{mmm(field(w3, 'lookups_per_s'))} vs {best:.0f}" if best else mmm(field(w3, 'lookups_per_s')),
@@ -353,36 +432,38 @@ with open(os.path.join(RES, "report.md"), "w") as f:
 
 # ------------------------------------------------------------------ data for plots.gp
 with open(os.path.join(RES, "w2.dat"), "w") as f:
-    f.write("# slots ideal syn_med syn_min syn_max celery_med celery_min celery_max bullmq_med bullmq_min bullmq_max\n")
+    f.write("# slots ideal syn_med syn_min syn_max celery_med celery_min celery_max bullmq_med bullmq_min bullmq_max "
+            "synpf_med synpf_min synpf_max\n")
     for slots in (4, 8, 16, 64):
         row = [slots, slots / 0.15]
-        for runs in ([r for r in w2 if r["slots"] == slots],
-                     [r for r in (celery["w2"] if celery else []) if r["slots"] == slots],
-                     [r for r in (bullmq["w2"] if bullmq else []) if r["slots"] == slots]):
+        for runs in (with_slots(w2, slots), with_slots(celery["w2"] if celery else [], slots),
+                     with_slots(bullmq["w2"] if bullmq else [], slots), with_slots(w2pf, slots)):
             v = [r["exec_per_s"] for r in runs]
             row += [statistics.median(v), min(v), max(v)] if v else ["NaN"] * 3
         f.write(" ".join(str(x) for x in row) + "\n")
 
 
 def write_cdf(src_dir, runs, out):
-    """CDF of the median run's latencies (by executions/s)."""
-    if not runs:
-        return False
-    ordered = sorted(runs, key=lambda r: r["exec_per_s"])
-    pick = ordered[len(ordered) // 2]
-    path = os.path.join(RES, "latency", src_dir, f"w1-w{pick['workers']}-run{pick['run']}.txt")
-    if not os.path.exists(path):
-        return False
-    with open(path) as f:
-        lat = sorted(float(x) for x in f if x.strip())
+    """CDF of the median run's latencies (by executions/s). Without data the file
+    is still written, empty, so plots.gp never draws a stale one from an earlier run."""
+    lat = []
+    if runs:
+        ordered = sorted(runs, key=lambda r: r["exec_per_s"])
+        pick = ordered[len(ordered) // 2]
+        path = os.path.join(RES, "latency", src_dir, f"w1-w{pick['workers']}-run{pick['run']}.txt")
+        if os.path.exists(path):
+            with open(path) as f:
+                lat = sorted(float(x) for x in f if x.strip())
     with open(os.path.join(RES, out), "w") as f:
+        f.write(f"# latency_ms fraction: {src_dir}\n" if lat else f"# no latencies in latency/{src_dir}\n")
         for i, v in enumerate(lat):
             f.write(f"{v} {(i + 1) / len(lat)}\n")
-    return True
+    return bool(lat)
 
 
 write_cdf("w1w3", w1, "cdf_syn16.dat")
 write_cdf("w1seq", w1seq, "cdf_syn1.dat")
+write_cdf("w1pf", w1pf, "cdf_syn16pf.dat")
 with open(os.path.join(RES, "cdf_peers.dat"), "w") as f:
     f.write("# label p50_ms p99_ms\n")
     for label, runs in (("Celery", c_w1), ("BullMQ-16", b_w1p), ("BullMQ-1", b_w1)):

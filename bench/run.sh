@@ -77,6 +77,11 @@ bench w1w3 --workload w1,w3 --runs "$RUNS"
 bench w1seq --workload w1 --runs "$RUNS" --inflight 1
 bench w2 --workload w2 --runs "$RUNS" --w2-slots 4,8,16,64
 bench w2x64 --workload w2 --runs "$RUNS" --w2-slots 64 --executions 640
+# The same with the workers' --prefetch = their slots (phases held beyond the
+# slots start the moment one frees); the report shows both configurations.
+bench w1pf --workload w1 --runs "$RUNS" --prefetch -1
+bench w2pf --workload w2 --runs "$RUNS" --w2-slots 4,8,16,64 --prefetch -1
+bench w2x64pf --workload w2 --runs "$RUNS" --w2-slots 64 --executions 640 --prefetch -1
 bench w3curl --workload w3 --runs 1 --client curl
 bench wrk --workload wrk --runs "$RUNS" --wrk-seconds "$WRK_SECONDS"
 bench deadworker --workload deadworker --runs "$RUNS"
