@@ -1200,6 +1200,41 @@ static void lose_worker_attempts(broker_engine_t *self, broker_worker_t *worker,
     }
 }
 
+/* Takes over the attempts a READY lists: the current ones are adopted (their
+ * backstop runs from now, or, for ones still waiting for a slot, from when the
+ * worker reports them started); stale or unknown ones are cancelled. */
+static void adopt_listed(broker_engine_t *self, broker_worker_t *worker, const json_t *list,
+                         bool waiting, int64_t now_ms, size_t *adopted, size_t *stale)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(list, i, r)
+    {
+        ref_t ref;
+        if (!read_ref(r, &ref) ||
+            broker_worker_find(worker, ref.execution_id, ref.phase_id, ref.attempt))
+            continue;
+        broker_execution_t *exec = NULL;
+        broker_phase_t *phase =
+            current_attempt(self, ref.execution_id, ref.phase_id, ref.attempt, &exec);
+        if (phase) {
+            if (phase->worker_key && strcmp(phase->worker_key, worker->key) != 0)
+                release_holder(self, exec, phase);
+            bind_worker(phase, worker, waiting ? 0 : now_ms + backstop_ms(self, phase));
+            broker_worker_hold(worker, exec->id, phase->phase_id, phase->attempt, true);
+            (*adopted)++;
+            self->stats.adopted++;
+            syn_info("broker", "adopted execution=%s phase=%s attempt=%lld worker=%s%s",
+                     exec->id, phase->phase_id, (long long)phase->attempt, worker->name,
+                     waiting ? " (waiting for a slot)" : "");
+        } else {
+            broker_worker_hold(worker, ref.execution_id, ref.phase_id, ref.attempt, false);
+            send_ref(self, worker, SYN_MSG_CANCEL, ref.execution_id, ref.phase_id, ref.attempt);
+            (*stale)++;
+        }
+    }
+}
+
 static void handle_ready(broker_engine_t *self, const void *identity, size_t identity_len,
                          const json_t *fields, int64_t now_ms)
 {
@@ -1207,6 +1242,7 @@ static void handle_ready(broker_engine_t *self, const void *identity, size_t ide
     const json_t *slots = json_object_get(fields, "slots");
     const json_t *providers = json_object_get(fields, "providers");
     const json_t *running = json_object_get(fields, "running");
+    const json_t *waiting = json_object_get(fields, "waiting");
     if (!name || !json_is_integer(slots) || json_integer_value(slots) < 1 ||
         !json_is_array(running)) {
         syn_warn("broker", "ignoring a malformed READY");
@@ -1229,36 +1265,14 @@ static void handle_ready(broker_engine_t *self, const void *identity, size_t ide
     if (worker->draining && !was_draining)
         syn_info("broker", "worker draining worker=%s held=%zu", worker->name,
                  worker->held_count);
-    size_t adopted = 0, stale = 0, i;
-    json_t *r;
-    json_array_foreach(running, i, r)
-    {
-        ref_t ref;
-        if (!read_ref(r, &ref) ||
-            broker_worker_find(worker, ref.execution_id, ref.phase_id, ref.attempt))
-            continue;
-        broker_execution_t *exec = NULL;
-        broker_phase_t *phase =
-            current_attempt(self, ref.execution_id, ref.phase_id, ref.attempt, &exec);
-        if (phase) {
-            if (phase->worker_key && strcmp(phase->worker_key, worker->key) != 0)
-                release_holder(self, exec, phase);
-            bind_worker(phase, worker, now_ms + backstop_ms(self, phase));
-            broker_worker_hold(worker, exec->id, phase->phase_id, phase->attempt, true);
-            adopted++;
-            self->stats.adopted++;
-            syn_info("broker", "adopted execution=%s phase=%s attempt=%lld worker=%s", exec->id,
-                     phase->phase_id, (long long)phase->attempt, worker->name);
-        } else {
-            broker_worker_hold(worker, ref.execution_id, ref.phase_id, ref.attempt, false);
-            send_ref(self, worker, SYN_MSG_CANCEL, ref.execution_id, ref.phase_id, ref.attempt);
-            stale++;
-        }
-    }
+    size_t adopted = 0, stale = 0;
+    adopt_listed(self, worker, running, false, now_ms, &adopted, &stale);
+    adopt_listed(self, worker, waiting, true, now_ms, &adopted, &stale);
     syn_info("broker",
-             "worker ready worker=%s slots=%lld prefetch=%lld running=%zu adopted=%zu stale=%zu",
+             "worker ready worker=%s slots=%lld prefetch=%lld running=%zu waiting=%zu "
+             "adopted=%zu stale=%zu",
              worker->name, (long long)worker->slots, (long long)worker->prefetch,
-             json_array_size(running), adopted, stale);
+             json_array_size(running), json_array_size(waiting), adopted, stale);
 }
 
 /* A tool the agent used: one PhaseToolCall event (bounded per attempt), after the

@@ -98,6 +98,8 @@ static const field_spec_t ready_fields[] = {
     {"draining", KIND_BOOL, 0, 0, 0, NULL, NULL},
     /* assignments it takes beyond its slots, each started as a slot frees (absent: 0). */
     {"prefetch", KIND_UINT, 0, 0, 1024, NULL, NULL},
+    /* the ones it holds that have not started yet (absent: none). */
+    {"waiting", KIND_MAP_ARRAY, 0, 0, 0, NULL, ref_fields},
     END,
 };
 static const field_spec_t no_fields[] = {END};

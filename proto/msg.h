@@ -16,7 +16,7 @@
  *   request     id:uint op:str args:map                       gateway → broker
  *   reply       id:uint status:uint(100..599) body:any        broker → gateway
  *   ready       worker:str slots:uint(1..1024) providers:[str] running:[ref map]
- *               [draining:bool prefetch:uint(0..1024)]
+ *               [draining:bool prefetch:uint(0..1024) waiting:[ref map]]
  *                                                             worker → broker
  *   heartbeat   (no fields)                                   both ways
  *   assign      execution_id:str workflow_id:str phase_id:str attempt:uint

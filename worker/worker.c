@@ -223,11 +223,15 @@ static json_t *ref_fields(const attempt_t *a)
 static void send_ready(worker_t *self, int64_t now)
 {
     json_t *running = json_array();
-    /* Attempts waiting for a slot are held like running ones: the broker must
-     * not give them to anyone else. */
     for (size_t i = 0; running && i < self->count; i++)
-        if (self->attempts[i]->run || self->attempts[i]->assign)
+        if (self->attempts[i]->run)
             json_array_append_new(running, ref_fields(self->attempts[i]));
+    /* Attempts waiting for a slot are held too (the broker must not give them
+     * to anyone else), but their time limit has not begun. */
+    json_t *waiting = self->waiting > 0 ? json_array() : NULL;
+    for (size_t i = 0; waiting && i < self->count; i++)
+        if (self->attempts[i]->assign)
+            json_array_append_new(waiting, ref_fields(self->attempts[i]));
     json_t *fields = running ? json_pack("{s:s, s:i, s:[s], s:o}", "worker", self->name, "slots",
                                          self->slots, "providers",
                                          worker_provider_name(self->provider), "running", running)
@@ -236,6 +240,9 @@ static void send_ready(worker_t *self, int64_t now)
         json_object_set_new(fields, "draining", json_true());
     if (fields && self->prefetch > 0)
         json_object_set_new(fields, "prefetch", json_integer(self->prefetch));
+    if (fields && waiting)
+        json_object_set(fields, "waiting", waiting);
+    json_decref(waiting);
     if (send_new(self, SYN_MSG_READY, fields, now) == 0)
         syn_info("worker", "ready worker=%s slots=%d provider=%s running=%d", self->name,
                  self->slots, worker_provider_name(self->provider), self->running);

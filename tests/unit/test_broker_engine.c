@@ -832,11 +832,20 @@ static void test_prefetch_places_and_backstop(void **state)
     for (int i = 0; i < 40; i++)
         advance(f, 10 * 1000, "W1");
     expect_status(f, "wf-once", id[2], "running");
+    /* W1 comes back on a new connection (W1b) still holding it, not started:
+     * adopted without a backstop either. */
+    fx_worker_send(f, "W1b", SYN_MSG_READY,
+                   json_pack("{s:s, s:i, s:[s], s:[], s:i, s:[o]}", "worker", "W1", "slots", 1,
+                             "providers", "mock", "running", "prefetch", 1, "waiting",
+                             fx_ref_of(a3)));
+    for (int i = 0; i < 40; i++)
+        advance(f, 10 * 1000, "W1b");
+    expect_status(f, "wf-once", id[2], "running");
     /* Started now: the backstop counts from here. */
-    fx_worker_send(f, "W1", SYN_MSG_PROGRESS,
+    fx_worker_send(f, "W1b", SYN_MSG_PROGRESS,
                    fx_attempt_fields(a3, json_pack("{s:s, s:s}", "kind", "started", "data", "")));
     for (int i = 0; i < 40; i++)
-        advance(f, 10 * 1000, "W1");
+        advance(f, 10 * 1000, "W1b");
     json_t *st = status_of(f, "wf-once", id[2]);
     assert_string_equal(fx_str(st, "status"), "failed");
     assert_non_null(strstr(fx_str(st, "error"), "no result within the timeout of 300 s"));

@@ -262,7 +262,8 @@ static const struct {
     {SYN_MSG_READY, "{\"worker\":\"w\",\"slots\":2,\"providers\":[\"mock\"],\"running\":[],"
                     "\"draining\":true}"},
     {SYN_MSG_READY, "{\"worker\":\"w\",\"slots\":2,\"providers\":[\"mock\"],\"running\":[],"
-                    "\"prefetch\":2}"},
+                    "\"prefetch\":2,\"waiting\":[{\"execution_id\":\"e\",\"phase_id\":\"p\","
+                    "\"attempt\":1}]}"},
     {SYN_MSG_RESULT, "{\"execution_id\":\"e\",\"phase_id\":\"p\",\"attempt\":3,"
                      "\"status\":\"refused\",\"output\":\"\",\"error\":\"worker is shutting down\","
                      "\"exit_code\":null}"},
@@ -621,7 +622,8 @@ static void test_schema_missing_and_unknown(void **state)
     /* Dropping any one required field of any sample must be reported as that field
      * missing; dropping an optional one leaves a valid message. */
     static const char *optional[] = {"inputs", "repos", "allowed_tools", "max_tokens",
-                                     "detail", "usage", "draining", "prefetch"};
+                                     "detail", "usage", "draining", "prefetch",
+                                     "waiting"};
     for (size_t i = 0; i < SAMPLE_COUNT; i++) {
         json_t *fields = parse(samples[i].fields);
         const char *key;

@@ -610,13 +610,22 @@ static void test_prefetch_waits_for_a_slot(void **state)
     ack(fake, "exec-0000000000f1", "p", 1);
     ack(fake, "exec-0000000000f2", "p", 1);
 
-    /* A waiting attempt is held: READY lists it beside the running one. */
+    /* A waiting attempt is held: READY lists it apart from the running one. */
     assign(fake, "exec-0000000000f4", "p", 1, "#mock sleep 600", "mock");
     discard_next(fake, SYN_MSG_PROGRESS, 2000);
     assign(fake, "exec-0000000000f5", "p", 1, "x", "mock");
     send_to_worker(fake, SYN_MSG_DISCONNECT, NULL);
     msg = expect(fake, SYN_MSG_READY, 1000, true);
-    assert_int_equal(json_array_size(json_object_get(syn_msg_fields(msg), "running")), 2);
+    json_t *running = json_object_get(syn_msg_fields(msg), "running");
+    json_t *waiting = json_object_get(syn_msg_fields(msg), "waiting");
+    assert_int_equal(json_array_size(running), 1);
+    assert_int_equal(json_array_size(waiting), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(running, 0),
+                                                          "execution_id")),
+                        "exec-0000000000f4");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(waiting, 0),
+                                                          "execution_id")),
+                        "exec-0000000000f5");
     syn_msg_destroy(&msg);
     /* Cancelled while waiting: answered at once, never run. */
     send_to_worker(fake, SYN_MSG_CANCEL, ref("exec-0000000000f5", "p", 1));
@@ -638,6 +647,7 @@ static void test_prefetch_waits_for_a_slot(void **state)
     msg = expect(fake, SYN_MSG_READY, 2000, true);
     assert_true(json_is_true(json_object_get(syn_msg_fields(msg), "draining")));
     assert_int_equal(json_array_size(json_object_get(syn_msg_fields(msg), "running")), 1);
+    assert_null(json_object_get(syn_msg_fields(msg), "waiting"));
     syn_msg_destroy(&msg);
 }
 
