@@ -30,6 +30,8 @@
 #define MAX_UNACKED 1024
 /* Messages read per loop turn, so a flood cannot starve the running attempts. */
 #define MAX_RECV_PER_TURN 256
+/* Operator messages kept for an attempt that waits for a slot, at most. */
+#define MAX_KEPT_INJECTS 32
 /* No phase runs longer than this (keeps deadline arithmetic far from overflow). */
 #define MAX_TIMEOUT_MS (30LL * 24 * 3600 * 1000)
 
@@ -50,6 +52,8 @@ typedef struct {
     syn_msg_t *result;
     int64_t result_sent_ms;  /* -1 when it could not be sent yet */
     syn_msg_t *assign;       /* the ASSIGN it will start from, while it waits */
+    json_t *injects;         /* INJECTs that came while it waited: [{role, message}] */
+    bool started_unsent;     /* its "started" progress could not be sent yet */
 } attempt_t;
 
 struct worker_t {
@@ -66,6 +70,7 @@ struct worker_t {
     void *socket;            /* DEALER; NULL while waiting to reconnect */
     int64_t last_recv_ms;
     int64_t last_send_ms;
+    bool registered;         /* the broker has spoken since our last READY */
     int64_t reconnect_at;
     int64_t backoff_ms;
 
@@ -96,6 +101,7 @@ static void attempt_destroy(attempt_t **a_p)
     worker_run_destroy(&a->run);
     syn_msg_destroy(&a->result);
     syn_msg_destroy(&a->assign);
+    json_decref(a->injects);
     free(a->execution_id);
     free(a->workflow_id);
     free(a->phase_id);
@@ -243,9 +249,15 @@ static void send_ready(worker_t *self, int64_t now)
     if (fields && waiting)
         json_object_set(fields, "waiting", waiting);
     json_decref(waiting);
+    /* Held attempts wait until the broker answers: its CANCELs for any it gave
+     * away meanwhile come before anything else it sends. */
+    self->registered = false;
+    for (size_t i = 0; i < self->count; i++)
+        self->attempts[i]->started_unsent = false; /* READY lists them as running */
     if (send_new(self, SYN_MSG_READY, fields, now) == 0)
-        syn_info("worker", "ready worker=%s slots=%d provider=%s running=%d", self->name,
-                 self->slots, worker_provider_name(self->provider), self->running);
+        syn_info("worker", "ready worker=%s slots=%d provider=%s running=%d waiting=%d",
+                 self->name, self->slots, worker_provider_name(self->provider), self->running,
+                 self->waiting);
 }
 
 /* A failed send is retried with the periodic resend, not at once (which would
@@ -263,9 +275,9 @@ static void resend_results(worker_t *self, int64_t now)
             send_result(self, self->attempts[i], now);
 }
 
-/* detail (stolen, may be NULL) goes along with a "tool" event. */
-static void send_progress(worker_t *self, const attempt_t *a, const char *kind, const char *data,
-                          size_t len, json_t *detail, int64_t now)
+/* detail (stolen, may be NULL) goes along with a "tool" event. 0 when sent. */
+static int send_progress(worker_t *self, const attempt_t *a, const char *kind, const char *data,
+                         size_t len, json_t *detail, int64_t now)
 {
     json_t *fields = ref_fields(a);
     if (fields) {
@@ -275,7 +287,7 @@ static void send_progress(worker_t *self, const attempt_t *a, const char *kind, 
             json_object_set(fields, "detail", detail);
     }
     json_decref(detail);
-    send_new(self, SYN_MSG_PROGRESS, fields, now);
+    return send_new(self, SYN_MSG_PROGRESS, fields, now);
 }
 
 /* A short single-line form of text for a log line (a stderr tail has newlines). */
@@ -467,6 +479,38 @@ static void refuse(worker_t *self, const syn_msg_t *msg, const char *reason, int
     settle(self, a, "refused", "", reason, false, 0, NULL, now);
 }
 
+/* Hands an operator's message to a's running agent; logged either way (the
+ * broker has no answer to wait for). */
+static void inject_into(attempt_t *a, const char *role, const char *message)
+{
+    char err[256];
+    if (worker_run_inject(a->run, role, message, err, sizeof err) != 0) {
+        syn_warn("worker", "message for execution=%s phase=%s attempt=%" PRIu64 " dropped: %s",
+                 a->execution_id, a->phase_id, a->attempt, err);
+        return;
+    }
+    syn_info("worker", "injected a %s message into execution=%s phase=%s attempt=%" PRIu64, role,
+             a->execution_id, a->phase_id, a->attempt);
+}
+
+/* An attempt waiting for a slot keeps the message (bounded) for its agent,
+ * which gets it right after it starts. */
+static void keep_inject(attempt_t *a, const char *role, const char *message)
+{
+    if (!a->injects)
+        a->injects = json_array();
+    if (json_array_size(a->injects) >= MAX_KEPT_INJECTS ||
+        json_array_append_new(a->injects, json_pack("{s:s, s:s}", "role", role, "message",
+                                                    message)) != 0) {
+        syn_warn("worker", "message for execution=%s phase=%s attempt=%" PRIu64
+                 " dropped: too many kept while it waits", a->execution_id, a->phase_id,
+                 a->attempt);
+        return;
+    }
+    syn_info("worker", "kept a %s message for execution=%s phase=%s attempt=%" PRIu64
+             " until it starts", role, a->execution_id, a->phase_id, a->attempt);
+}
+
 /* Starts a on a free slot with what msg assigns; started_us is the phase's
  * start, from which its time limit counts. */
 static void start_attempt(worker_t *self, attempt_t *a, const syn_msg_t *msg, int64_t started_us)
@@ -499,7 +543,15 @@ static void start_attempt(worker_t *self, attempt_t *a, const syn_msg_t *msg, in
         return;
     }
     self->running++;
-    send_progress(self, a, "started", "", 0, NULL, now);
+    a->started_unsent = send_progress(self, a, "started", "", 0, NULL, now) != 0;
+    json_t *kept = a->injects;
+    a->injects = NULL;
+    size_t i;
+    json_t *m;
+    json_array_foreach(kept, i, m)
+        inject_into(a, json_string_value(json_object_get(m, "role")),
+                    json_string_value(json_object_get(m, "message")));
+    json_decref(kept);
 }
 
 /* Starts waiting attempts, oldest first, while slots are free. now_us is when
@@ -508,6 +560,13 @@ static void start_attempt(worker_t *self, attempt_t *a, const syn_msg_t *msg, in
  * turn is not left idle while the turn sends and logs the results. */
 static void start_waiting(worker_t *self, int64_t now_us)
 {
+    /* Only while the broker is surely there: once it has gone quiet it may
+     * count this worker as lost and give the waiting phases to another (it
+     * waits liveness heartbeats for that; this waits fewer), and after a
+     * reconnect it must first answer the READY that lists them. */
+    if (!self->socket || !self->registered ||
+        now_us / 1000 - self->last_recv_ms >= 2 * self->heartbeat_ms)
+        return;
     for (size_t i = 0; i < self->count && self->waiting > 0 && self->running < self->slots;
          i++) {
         attempt_t *a = self->attempts[i];
@@ -622,21 +681,14 @@ static void handle_inject(worker_t *self, const syn_msg_t *msg)
     const char *execution_id = field_str(msg, "execution_id");
     const char *phase_id = field_str(msg, "phase_id");
     uint64_t attempt = field_uint(msg, "attempt");
-    const char *role = field_str(msg, "role");
     attempt_t *a = find_attempt(self, execution_id, phase_id, attempt, NULL);
-    char err[256];
-    if (!a || !a->run) {
+    if (a && a->assign)
+        keep_inject(a, field_str(msg, "role"), field_str(msg, "message"));
+    else if (a && a->run)
+        inject_into(a, field_str(msg, "role"), field_str(msg, "message"));
+    else
         syn_warn("worker", "message for execution=%s phase=%s attempt=%" PRIu64
                  " dropped: not running here", execution_id, phase_id, attempt);
-        return;
-    }
-    if (worker_run_inject(a->run, role, field_str(msg, "message"), err, sizeof err) != 0) {
-        syn_warn("worker", "message for execution=%s phase=%s attempt=%" PRIu64 " dropped: %s",
-                 execution_id, phase_id, attempt, err);
-        return;
-    }
-    syn_info("worker", "injected a %s message into execution=%s phase=%s attempt=%" PRIu64, role,
-             execution_id, phase_id, attempt);
 }
 
 static void handle_ack(worker_t *self, const syn_msg_t *msg)
@@ -656,6 +708,8 @@ static void handle_message(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
 {
     const syn_msg_t *msg = *msg_p;
     int64_t now = now_us / 1000;
+    if (syn_msg_type(msg) != SYN_MSG_DISCONNECT)
+        self->registered = true;
     switch (syn_msg_type(msg)) {
     case SYN_MSG_ASSIGN:
         handle_assign(self, msg_p, now_us);
@@ -900,6 +954,8 @@ static void step_attempts(worker_t *self, int64_t now_us)
     for (size_t i = 0; i < self->count; i++) {
         attempt_t *a = self->attempts[i];
         if (a->run) {
+            if (a->started_unsent && self->socket)
+                a->started_unsent = send_progress(self, a, "started", "", 0, NULL, now) != 0;
             worker_run_step(a->run, a->fds, a->nfds, now);
             send_events(self, a, now);
             if (worker_run_finished(a->run))
@@ -962,15 +1018,18 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         if (*stop_requests >= 2) {
             syn_warn("worker", "second stop request: leaving now, killing %d running attempt%s",
                      self->running, self->running == 1 ? "" : "s");
+            /* What never started goes back uncounted, not lost with the rest. */
+            give_back_waiting(self, "worker is shutting down", now);
             break;
         }
         if (*stop_requests >= 1 && !self->draining) {
             self->draining = true;
             self->drain_deadline = now + self->drain_ms;
-            give_back_waiting(self, "worker is shutting down", now);
-            /* Tell the broker at once, so it stops picking this worker. */
+            /* Tell the broker at once, so it stops picking this worker; then
+             * give back what waits (it would otherwise be sent straight back). */
             if (self->socket)
                 send_ready(self, now);
+            give_back_waiting(self, "worker is shutting down", now);
             syn_info("worker", "stopping: taking no more work, waiting up to %" PRId64
                      " ms for %d running attempt%s", self->drain_ms, self->running,
                      self->running == 1 ? "" : "s");

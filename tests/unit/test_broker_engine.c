@@ -856,6 +856,33 @@ static void test_prefetch_places_and_backstop(void **state)
     json_decref(a4);
 }
 
+/* A free slot beats a prefetch place even on a worker that holds more: W1
+ * (1 slot + 3 prefetch) holds one, W2 (4 slots) holds one; the next phase goes
+ * to W2's free slot, not to the less busy W1's prefetch. */
+static void test_free_slot_beats_less_busy_prefetch(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf-once", 1);
+    fx_worker_send(f, "W1", SYN_MSG_READY,
+                   json_pack("{s:s, s:i, s:[s], s:[], s:i}", "worker", "W1", "slots", 1,
+                             "providers", "mock", "running", "prefetch", 3));
+    fx_ready(f, "W2", 4, NULL);
+    char id[3][BROKER_EXEC_ID_SIZE];
+    for (int i = 0; i < 3; i++)
+        start(f, "wf-once", id[i]);
+    json_t *a1 = fx_take(f, "assign", "W1");
+    assert_non_null(a1);
+    assert_string_equal(fx_str(a1, "execution_id"), id[0]);
+    for (int i = 1; i < 3; i++) {
+        json_t *a = fx_take(f, "assign", "W2");
+        assert_non_null(a);
+        assert_string_equal(fx_str(a, "execution_id"), id[i]);
+        json_decref(a);
+    }
+    assert_int_equal(fx_count_sent(f, "assign"), 0);
+    json_decref(a1);
+}
+
 /* --- issue 4: control, queries, events ------------------------------------- */
 
 static void ready_with(fx_t *f, const char *identity, int slots, json_t *providers)
@@ -1828,6 +1855,7 @@ int main(void)
         fx_unit_test(test_repeated_ready_keeps_attempts),
         fx_unit_test(test_undeliverable_assign),
         fx_unit_test(test_prefetch_places_and_backstop),
+        fx_unit_test(test_free_slot_beats_less_busy_prefetch),
         fx_unit_test(test_control_rules),
         fx_unit_test(test_cancel_running),
         fx_unit_test(test_pause_inject_resume),

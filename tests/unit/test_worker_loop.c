@@ -640,14 +640,82 @@ static void test_prefetch_waits_for_a_slot(void **state)
     if (msg)
         fail_msg("unexpected %s: the ASSIGN should wait", syn_msg_type_name(syn_msg_type(msg)));
     kill(fake->pid, SIGTERM);
-    msg = expect_result(fake, "exec-0000000000f6", "p", 1, "refused");
-    assert_string_equal(str_of(msg, "error"), "worker is shutting down");
-    syn_msg_destroy(&msg);
-    ack(fake, "exec-0000000000f6", "p", 1);
+    /* The broker hears first that the worker is draining, then gets it back. */
     msg = expect(fake, SYN_MSG_READY, 2000, true);
     assert_true(json_is_true(json_object_get(syn_msg_fields(msg), "draining")));
     assert_int_equal(json_array_size(json_object_get(syn_msg_fields(msg), "running")), 1);
-    assert_null(json_object_get(syn_msg_fields(msg), "waiting"));
+    syn_msg_destroy(&msg);
+    msg = next_msg(fake, 2000, true);
+    assert_non_null(msg);
+    assert_int_equal(syn_msg_type(msg), SYN_MSG_RESULT);
+    assert_ref(msg, "exec-0000000000f6", "p", 1);
+    assert_string_equal(str_of(msg, "status"), "refused");
+    assert_string_equal(str_of(msg, "error"), "worker is shutting down");
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-0000000000f6", "p", 1);
+}
+
+/* Fails if any PROGRESS arrives within ms (without heartbeating the worker);
+ * true when a RESULT for execution_id came meanwhile. */
+static bool quiet_but_result(fake_t *fake, int64_t ms, const char *execution_id)
+{
+    bool seen = false;
+    int64_t until = syn_mono_ms() + ms;
+    syn_msg_t *msg;
+    while (syn_mono_ms() < until && (msg = next_msg(fake, until - syn_mono_ms(), false))) {
+        if (syn_msg_type(msg) == SYN_MSG_PROGRESS)
+            fail_msg("%s started while the broker was quiet", str_of(msg, "execution_id"));
+        if (syn_msg_type(msg) == SYN_MSG_RESULT)
+            seen |= !strcmp(str_of(msg, "execution_id"), execution_id);
+        syn_msg_destroy(&msg);
+    }
+    return seen;
+}
+
+/* What waits for a slot starts only while the broker is surely there: not
+ * after it has been silent for two heartbeats (it may be about to count this
+ * worker lost and give those phases away), and not after a READY before the
+ * broker has answered it (its CANCELs for phases given away come first). */
+static void test_prefetch_waits_for_the_broker(void **state)
+{
+    fake_t *fake = *state;
+    /* Liveness 10: the worker keeps its connection through a second of silence. */
+    start_worker(fake, (const char *[]){"--slots", "1", "--prefetch", "2", "--liveness", "10",
+                                        NULL});
+    syn_msg_t *msg = expect_ready(fake, 1, 0);
+    syn_msg_destroy(&msg);
+    assign(fake, "exec-0000000000a1", "p", 1, "#mock sleep 300", "mock");
+    msg = expect(fake, SYN_MSG_PROGRESS, 2000, false);
+    assert_ref(msg, "exec-0000000000a1", "p", 1);
+    syn_msg_destroy(&msg);
+    assign(fake, "exec-0000000000a2", "p", 1, "#mock sleep 400", "mock");
+    /* Silent: the first phase ends at 300 ms; the second does not start... */
+    assert_true(quiet_but_result(fake, 500, "exec-0000000000a1"));
+    /* ...until the broker is heard again. */
+    send_to_worker(fake, SYN_MSG_HEARTBEAT, NULL);
+    msg = expect(fake, SYN_MSG_PROGRESS, 1000, false);
+    assert_ref(msg, "exec-0000000000a2", "p", 1);
+    syn_msg_destroy(&msg);
+    int64_t a2_started = syn_mono_ms();
+
+    /* Two more wait behind it; shortly before it ends the broker asks the
+     * worker to register again (as after a broker restart). */
+    assign(fake, "exec-0000000000a3", "p", 1, "x", "mock");
+    assign(fake, "exec-0000000000a4", "p", 1, "x", "mock");
+    usleep((useconds_t)((a2_started + 300 - syn_mono_ms()) * 1000));
+    send_to_worker(fake, SYN_MSG_DISCONNECT, NULL);
+    msg = expect(fake, SYN_MSG_READY, 1000, false);
+    assert_int_equal(json_array_size(json_object_get(syn_msg_fields(msg), "waiting")), 2);
+    syn_msg_destroy(&msg);
+    /* Its slot frees ~100 ms later; still nothing starts before an answer. */
+    assert_true(quiet_but_result(fake, 400, "exec-0000000000a2"));
+    send_to_worker(fake, SYN_MSG_CANCEL, ref("exec-0000000000a3", "p", 1));
+    msg = expect_result(fake, "exec-0000000000a3", "p", 1, "cancelled");
+    assert_string_equal(str_of(msg, "error"), "cancelled before it started");
+    syn_msg_destroy(&msg);
+    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
+    assert_ref(msg, "exec-0000000000a4", "p", 1);
+    assert_string_equal(str_of(msg, "kind"), "started");
     syn_msg_destroy(&msg);
 }
 
@@ -838,6 +906,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disconnect_reregisters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefetch_waits_for_a_slot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefetch_waits_for_the_broker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_signal_exits_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_streams_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_in_result, setup, teardown),
