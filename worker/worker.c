@@ -1,15 +1,16 @@
 #include "worker/worker.h"
 #include "worker/utf8.h"
+#include "worker/zmtp.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -17,11 +18,15 @@
 
 #define BACKOFF_FIRST_MS 250
 #define BACKOFF_MAX_MS 8000
+/* A connection that closed (the broker restarting, say) is retried this soon
+ * while the broker was heard within the liveness window: a restart is back in
+ * a fraction of a second, and a refused connect costs nothing. */
+#define RECONNECT_QUICK_MS 100
 /* Output chunks: at most one PROGRESS per attempt this often, this big. */
 #define PROGRESS_EVERY_MS 100
 #define PROGRESS_MAX_BYTES (64u * 1024u)
 /* The loop wakes at least this often, so a stop request is seen promptly even
- * when the signal was delivered to one of libzmq's threads. */
+ * when its signal came between the check and the poll. */
 #define MAX_SLEEP_MS 100
 /* After a drain, how long to wait for the last results to be acknowledged. */
 #define ACK_WAIT_MS 2000
@@ -66,9 +71,9 @@ struct worker_t {
     int64_t drain_ms;
     worker_provider_t *provider;
 
-    void *ctx;               /* the worker's own ZeroMQ context */
-    void *socket;            /* DEALER; NULL while waiting to reconnect */
+    worker_zmtp_t *conn;     /* the DEALER to the broker; NULL while waiting to reconnect */
     int64_t last_recv_ms;
+    int64_t last_heard_ms;   /* last message from a broker (a connect does not count) */
     int64_t last_send_ms;
     bool registered;         /* the broker has spoken since our last READY */
     int64_t reconnect_at;
@@ -80,7 +85,7 @@ struct worker_t {
     int running;
     int waiting;             /* attempts holding an ASSIGN until a slot frees */
 
-    zmq_pollitem_t *items;
+    struct pollfd *items;
     size_t items_cap;
     int timer_fd;            /* wakes the poll at a deadline; -1 when none could be made */
     int64_t timer_armed_us;  /* the deadline it is set to; -1 when unset or fired */
@@ -190,12 +195,33 @@ static int add_attempt(worker_t *self, attempt_t *a)
 
 /* --- sending ------------------------------------------------------------ */
 
+/* Encodes msg and queues it on the connection; 0, or -1 with errno (EINVAL:
+ * msg breaks its schema; else as worker_zmtp_send). */
+static int encode_and_send(worker_t *self, const syn_msg_t *msg)
+{
+    char err[256];
+    char *data;
+    size_t size;
+    if (syn_msg_encode(msg, &data, &size, err, sizeof err) != 0) {
+        syn_warn("worker", "refusing to send an invalid message: %s", err);
+        errno = EINVAL;
+        return -1;
+    }
+    int rc = worker_zmtp_send(self->conn, data, size);
+    int saved = errno;
+    free(data);
+    errno = saved;
+    return rc;
+}
+
 /* Sends without blocking; a failure is logged and counted, never silent. */
 static int send_msg(worker_t *self, const syn_msg_t *msg, int64_t now)
 {
-    if (!self->socket)
+    /* A connection that just closed is dropped (and that logged) at the end
+     * of the loop turn; until then it is as good as none. */
+    if (!self->conn || worker_zmtp_state(self->conn) == WORKER_ZMTP_CLOSED)
         return -1;
-    if (syn_msg_send(self->socket, NULL, 0, msg) != 0) {
+    if (encode_and_send(self, msg) != 0) {
         self->send_failures++;
         syn_warn("worker", "cannot send %s: %s (failures=%" PRIu64 ")",
                  syn_msg_type_name(syn_msg_type(msg)), strerror(errno), self->send_failures);
@@ -380,7 +406,7 @@ static void stream_output(worker_t *self, attempt_t *a, int64_t now)
 {
     size_t len = 0;
     const char *out = worker_run_output(a->run, &len);
-    if (len <= a->streamed || !self->socket)
+    if (len <= a->streamed || !self->conn)
         return;
     if (a->output_sent_ms >= 0 && now - a->output_sent_ms < PROGRESS_EVERY_MS)
         return;
@@ -399,37 +425,30 @@ static void back_off(worker_t *self, int64_t now)
                                                              : self->backoff_ms * 2;
 }
 
-/* Closes the broker socket; what it still holds is sent for up to linger_ms
- * (the wait itself happens when the context ends, in worker_destroy). */
-static void close_socket(worker_t *self, int linger_ms)
+/* Closes the broker connection; what it still holds (a goodbye) may take up to
+ * linger_ms to be written first. */
+static void close_connection(worker_t *self, int linger_ms)
 {
-    if (!self->socket)
+    if (!self->conn)
         return;
-    zmq_setsockopt(self->socket, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
-    zmq_close(self->socket);
-    self->socket = NULL;
+    int64_t until = syn_mono_ms() + linger_ms;
+    for (int64_t left = linger_ms; left > 0 && worker_zmtp_has_output(self->conn);
+         left = until - syn_mono_ms()) {
+        struct pollfd item = {.fd = worker_zmtp_fd(self->conn),
+                              .events = worker_zmtp_events(self->conn)};
+        if (poll(&item, 1, (int)left) > 0)
+            worker_zmtp_handle(self->conn, item.revents);
+    }
+    worker_zmtp_destroy(&self->conn);
 }
 
 static void connect_broker(worker_t *self, int64_t now)
 {
-    self->socket = zmq_socket(self->ctx, ZMQ_DEALER);
-    if (!self->socket) {
-        syn_error("worker", "cannot create a socket: %s", zmq_strerror(errno));
-        back_off(self, now);
-        return;
-    }
-    int linger = 0;
-    int64_t max_size = (int64_t)SYN_MSG_MAX_SIZE;
-    if (zmq_setsockopt(self->socket, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(self->socket, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) != 0) {
-        syn_error("worker", "cannot set up a socket: %s", zmq_strerror(errno));
-        close_socket(self, 0);
-        back_off(self, now);
-        return;
-    }
-    if (zmq_connect(self->socket, self->broker) != 0) {
-        syn_error("worker", "cannot connect to %s: %s", self->broker, zmq_strerror(errno));
-        close_socket(self, 0);
+    self->conn = worker_zmtp_connect(self->broker, SYN_MSG_MAX_SIZE);
+    if (!self->conn || worker_zmtp_state(self->conn) == WORKER_ZMTP_CLOSED) {
+        syn_error("worker", "cannot connect to %s: %s", self->broker,
+                  self->conn ? worker_zmtp_error(self->conn) : "out of memory");
+        close_connection(self, 0);
         back_off(self, now);
         return;
     }
@@ -440,14 +459,33 @@ static void connect_broker(worker_t *self, int64_t now)
     resend_results(self, now);
 }
 
-/* The Paranoid Pirate recovery: a fresh socket after a growing pause, so a
- * broker that restarts (or a link that breaks) is found again. */
-static void drop_broker(worker_t *self, int64_t now)
+/* The Paranoid Pirate recovery: a fresh connection after a growing pause, so a
+ * broker that restarts (or a link that breaks) is found again. why completes
+ * "broker ...": silent for so long, or the connection closed (the broker went
+ * away, refused us, or broke the protocol). */
+static void drop_broker(worker_t *self, int64_t now, const char *why, bool quick)
 {
-    syn_warn("worker", "broker silent for %" PRId64 " ms, reconnecting in %" PRId64 " ms",
-             now - self->last_recv_ms, self->backoff_ms);
-    close_socket(self, 0);
-    back_off(self, now);
+    int64_t wait = quick ? RECONNECT_QUICK_MS : self->backoff_ms;
+    syn_warn("worker", "broker %s, reconnecting in %" PRId64 " ms", why, wait);
+    close_connection(self, 0);
+    if (quick)
+        self->reconnect_at = now + wait;
+    else
+        back_off(self, now);
+}
+
+/* Drops the connection when it closed or the broker has been silent too long. */
+static void check_broker(worker_t *self, int64_t now)
+{
+    char why[320];
+    if (worker_zmtp_state(self->conn) == WORKER_ZMTP_CLOSED) {
+        snprintf(why, sizeof why, "connection closed (%s)", worker_zmtp_error(self->conn));
+        drop_broker(self, now, why,
+                    now - self->last_heard_ms <= self->heartbeat_ms * self->liveness);
+    } else if (now - self->last_recv_ms > self->heartbeat_ms * self->liveness) {
+        snprintf(why, sizeof why, "silent for %" PRId64 " ms", now - self->last_recv_ms);
+        drop_broker(self, now, why, false);
+    }
 }
 
 /* --- handling broker messages ------------------------------------------- */
@@ -564,7 +602,7 @@ static void start_waiting(worker_t *self, int64_t now_us)
      * count this worker as lost and give the waiting phases to another (it
      * waits liveness heartbeats for that; this waits fewer), and after a
      * reconnect it must first answer the READY that lists them. */
-    if (!self->socket || !self->registered ||
+    if (!self->conn || !self->registered ||
         now_us / 1000 - self->last_recv_ms >= 2 * self->heartbeat_ms)
         return;
     for (size_t i = 0; i < self->count && self->waiting > 0 && self->running < self->slots;
@@ -741,16 +779,19 @@ static void handle_message(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
 static void receive(worker_t *self, int64_t now_us)
 {
     int64_t now = now_us / 1000;
-    for (int i = 0; i < MAX_RECV_PER_TURN && self->socket; i++) {
-        syn_msg_t *msg = NULL;
-        char err[256];
-        int rc = syn_msg_recv(self->socket, &msg, NULL, NULL, err, sizeof err);
-        if (rc == -1)
+    for (int i = 0; i < MAX_RECV_PER_TURN && self->conn; i++) {
+        size_t size;
+        char *data = worker_zmtp_recv(self->conn, &size);
+        if (!data)
             return;
         /* Any traffic, even a message we reject, shows the broker is alive. */
         self->last_recv_ms = now;
+        self->last_heard_ms = now;
         self->backoff_ms = BACKOFF_FIRST_MS;
-        if (rc == -2) {
+        char err[256];
+        syn_msg_t *msg = syn_msg_decode(data, size, err, sizeof err);
+        free(data);
+        if (!msg) {
             syn_warn("worker", "invalid message from the broker: %s", err);
             continue;
         }
@@ -783,13 +824,6 @@ worker_t *worker_new(const worker_config_t *config)
     self->backoff_ms = BACKOFF_FIRST_MS;
     self->reconnect_at = 0;
     self->leave_deadline = -1;
-    /* libzmq's defaults (one I/O thread, high-water marks of 1000) are what
-     * the worker needs; its threads start with the first socket. */
-    self->ctx = zmq_ctx_new();
-    if (!self->ctx) {
-        worker_destroy(&self);
-        return NULL;
-    }
     self->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (self->timer_fd < 0)
         syn_warn("worker", "no timerfd (%s): deadlines are met to the millisecond only",
@@ -808,10 +842,7 @@ void worker_destroy(worker_t **self_p)
     free(self->items);
     if (self->timer_fd >= 0)
         close(self->timer_fd);
-    close_socket(self, 0);
-    /* Waits for a lingering goodbye (leave); a signal only interrupts the wait. */
-    while (self->ctx && zmq_ctx_term(self->ctx) != 0 && errno == EINTR)
-        ;
+    close_connection(self, 0);
     free(self->broker);
     free(self->name);
     free(self);
@@ -833,7 +864,7 @@ static int64_t next_wakeup(worker_t *self, int64_t now)
     /* One patience for both: how long the broker may stay silent, and how long
      * a result may stay unacknowledged before it is sent again. */
     int64_t patience = self->heartbeat_ms * self->liveness;
-    if (self->socket) {
+    if (self->conn) {
         consider(&best, self->last_send_ms + self->heartbeat_ms);
         consider(&best, self->last_recv_ms + patience + 1);
     } else
@@ -843,10 +874,10 @@ static int64_t next_wakeup(worker_t *self, int64_t now)
         if (a->run) {
             size_t len = 0;
             worker_run_output(a->run, &len);
-            if (len > a->streamed && self->socket)
+            if (len > a->streamed && self->conn)
                 consider(&best, a->output_sent_ms < 0 ? now
                                                       : a->output_sent_ms + PROGRESS_EVERY_MS);
-        } else if (a->result && self->socket)
+        } else if (a->result && self->conn)
             consider(&best, a->result_sent_ms < 0 ? now : a->result_sent_ms + patience);
     }
     if (self->draining) {
@@ -860,7 +891,7 @@ static int64_t next_wakeup(worker_t *self, int64_t now)
     return best_us;
 }
 
-/* zmq_poll waits in whole milliseconds, and a wait rounded down wakes early
+/* poll waits in whole milliseconds, and a wait rounded down wakes early
  * while one rounded up wakes up to 1 ms late: across a 50 ms phase that is 2 %
  * of a slot. So the timerfd, set to the deadline itself, is one more poll item
  * (the kernel fires it on time, without the poll timeout's slack); the poll's
@@ -880,9 +911,9 @@ static long arm_timer(worker_t *self, int64_t wake_us, int64_t now_us)
 }
 
 /* Clears a fired timer, so the next poll does not return at once for it. */
-static void disarm_fired_timer(worker_t *self, const zmq_pollitem_t *item)
+static void disarm_fired_timer(worker_t *self, const struct pollfd *item)
 {
-    if (!item || !(item->revents & ZMQ_POLLIN))
+    if (!item || !(item->revents & POLLIN))
         return;
     uint64_t expirations;
     if (read(self->timer_fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
@@ -890,43 +921,36 @@ static void disarm_fired_timer(worker_t *self, const zmq_pollitem_t *item)
     self->timer_armed_us = -1;
 }
 
-/* The broker socket first (when connected), then the timer (when there is
- * one), then every run's descriptors. */
+/* The broker connection first (when there is one), then the timer (when
+ * there is one), then every run's descriptors. */
 static int build_poll_items(worker_t *self)
 {
     size_t need = 2 + (size_t)self->running * WORKER_RUN_MAX_FDS;
     if (need > self->items_cap) {
-        zmq_pollitem_t *grown = realloc(self->items, need * sizeof *grown);
+        struct pollfd *grown = realloc(self->items, need * sizeof *grown);
         if (!grown)
             return -1;
         self->items = grown;
         self->items_cap = need;
     }
     int n = 0;
-    if (self->socket)
-        self->items[n++] = (zmq_pollitem_t){.socket = self->socket,
-                                            .events = ZMQ_POLLIN};
+    if (self->conn)
+        self->items[n++] = (struct pollfd){.fd = worker_zmtp_fd(self->conn),
+                                           .events = worker_zmtp_events(self->conn)};
     if (self->timer_fd >= 0)
-        self->items[n++] = (zmq_pollitem_t){.fd = self->timer_fd, .events = ZMQ_POLLIN};
+        self->items[n++] = (struct pollfd){.fd = self->timer_fd, .events = POLLIN};
     for (size_t i = 0; i < self->count; i++) {
         attempt_t *a = self->attempts[i];
         if (!a->run)
             continue;
         a->nfds = worker_run_pollfds(a->run, a->fds, WORKER_RUN_MAX_FDS);
-        for (int f = 0; f < a->nfds; f++) {
-            short events = 0;
-            if (a->fds[f].events & POLLIN)
-                events |= ZMQ_POLLIN;
-            if (a->fds[f].events & POLLOUT)
-                events |= ZMQ_POLLOUT;
-            self->items[n++] = (zmq_pollitem_t){.fd = a->fds[f].fd, .events = events};
-        }
+        for (int f = 0; f < a->nfds; f++)
+            self->items[n++] = (struct pollfd){.fd = a->fds[f].fd, .events = a->fds[f].events};
     }
     return n;
 }
 
-/* Copies poll results back into each run's pollfds (zmq reports hang-up and
- * errors as ZMQ_POLLERR; the providers read them as POLLHUP/POLLERR). */
+/* Copies poll results back into each run's pollfds. */
 static void scatter_revents(worker_t *self, int first)
 {
     int n = first;
@@ -934,16 +958,8 @@ static void scatter_revents(worker_t *self, int first)
         attempt_t *a = self->attempts[i];
         if (!a->run)
             continue;
-        for (int f = 0; f < a->nfds; f++, n++) {
-            short z = self->items[n].revents, r = 0;
-            if (z & ZMQ_POLLIN)
-                r |= POLLIN;
-            if (z & ZMQ_POLLOUT)
-                r |= POLLOUT;
-            if (z & ZMQ_POLLERR)
-                r |= POLLERR | POLLHUP;
-            a->fds[f].revents = r;
-        }
+        for (int f = 0; f < a->nfds; f++, n++)
+            a->fds[f].revents = self->items[n].revents;
     }
 }
 
@@ -954,7 +970,7 @@ static void step_attempts(worker_t *self, int64_t now_us)
     for (size_t i = 0; i < self->count; i++) {
         attempt_t *a = self->attempts[i];
         if (a->run) {
-            if (a->started_unsent && self->socket)
+            if (a->started_unsent && self->conn)
                 a->started_unsent = send_progress(self, a, "started", "", 0, NULL, now) != 0;
             worker_run_step(a->run, a->fds, a->nfds, now);
             send_events(self, a, now);
@@ -962,7 +978,7 @@ static void step_attempts(worker_t *self, int64_t now_us)
                 finish_run(self, a, now);
             else
                 stream_output(self, a, now);
-        } else if (a->result && self->socket &&
+        } else if (a->result && self->conn &&
                    (a->result_sent_ms < 0 || now - a->result_sent_ms >= patience)) {
             send_result(self, a, now);
         }
@@ -999,11 +1015,11 @@ static bool drain(worker_t *self, int64_t now)
 
 static void leave(worker_t *self, int64_t now)
 {
-    if (self->socket) {
+    if (self->conn) {
         json_t *none = json_object();
         send_new(self, SYN_MSG_DISCONNECT, none, now);
-        /* Give the goodbye a moment to leave before the context ends. */
-        close_socket(self, 200);
+        /* Give the goodbye a moment to leave. */
+        close_connection(self, 200);
     }
 }
 
@@ -1012,6 +1028,8 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
     syn_info("worker", "starting worker=%s broker=%s slots=%d prefetch=%d provider=%s",
              self->name, self->broker, self->slots, self->prefetch,
              worker_provider_name(self->provider));
+    /* A broker that is not up yet is retried quickly for a liveness window too. */
+    self->last_heard_ms = syn_mono_ms();
     for (;;) {
         int64_t now_us = syn_mono_us();
         int64_t now = now_us / 1000;
@@ -1027,7 +1045,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
             self->drain_deadline = now + self->drain_ms;
             /* Tell the broker at once, so it stops picking this worker; then
              * give back what waits (it would otherwise be sent straight back). */
-            if (self->socket)
+            if (self->conn)
                 send_ready(self, now);
             give_back_waiting(self, "worker is shutting down", now);
             syn_info("worker", "stopping: taking no more work, waiting up to %" PRId64
@@ -1036,7 +1054,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         }
         if (self->draining && drain(self, now))
             break;
-        if (!self->socket && now >= self->reconnect_at)
+        if (!self->conn && now >= self->reconnect_at)
             connect_broker(self, now);
 
         int nitems = build_poll_items(self);
@@ -1045,9 +1063,13 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
             break;
         }
         long timeout = arm_timer(self, next_wakeup(self, now), now_us);
-        int timer_item = self->socket ? 1 : 0;
+        /* Messages already read (a burst past MAX_RECV_PER_TURN) are not news
+         * to the socket: take them without waiting. */
+        if (self->conn && worker_zmtp_has_message(self->conn))
+            timeout = 0;
+        int timer_item = self->conn ? 1 : 0;
         int first_fd = timer_item + (self->timer_fd >= 0 ? 1 : 0);
-        int rc = zmq_poll(self->items, nitems, timeout);
+        int rc = poll(self->items, (nfds_t)nitems, (int)timeout);
         if (rc < 0 && errno != EINTR) {
             syn_error("worker", "poll failed: %s", strerror(errno));
             break;
@@ -1059,13 +1081,16 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         now = now_us / 1000;
         disarm_fired_timer(self, self->timer_fd >= 0 ? &self->items[timer_item] : NULL);
         scatter_revents(self, first_fd);
-        if (self->socket && (self->items[0].revents & ZMQ_POLLIN))
-            receive(self, now_us);
+        if (self->conn) {
+            worker_zmtp_handle(self->conn, self->items[0].revents);
+            if (worker_zmtp_has_message(self->conn))
+                receive(self, now_us);
+        }
         step_attempts(self, now_us);
         bound_unacked(self);
-        if (self->socket && now - self->last_recv_ms > self->heartbeat_ms * self->liveness)
-            drop_broker(self, now);
-        else if (self->socket && now - self->last_send_ms >= self->heartbeat_ms) {
+        if (self->conn)
+            check_broker(self, now);
+        if (self->conn && now - self->last_send_ms >= self->heartbeat_ms) {
             send_new(self, SYN_MSG_HEARTBEAT, json_object(), now);
             self->last_send_ms = now; /* even when it failed: no retry spin */
         }

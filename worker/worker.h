@@ -1,7 +1,8 @@
 /* worker: the event loop of a syn-worker process.
  *
- * One thread: a DEALER connected out to the broker's workers ROUTER plus every
- * running attempt's descriptors and timers, in one zmq_poll. The worker
+ * One thread: a DEALER connected out to the broker's workers ROUTER (ZMTP
+ * spoken by worker/zmtp, no libzmq) plus every running attempt's descriptors
+ * and timers, in one poll. The worker
  * announces itself with READY (name, slots, provider, attempts still running),
  * heartbeats when it has nothing else to say, runs each ASSIGN with its
  * provider while a slot is free (with a prefetch, holds up to that many more,
@@ -13,10 +14,11 @@
  * (the claude provider writes it to the agent's stdin); one that cannot be
  * delivered is logged and dropped.
  *
- * A broker silent for liveness heartbeat intervals is gone: the socket is
- * dropped and a fresh one connected after a back-off (250 ms doubling to 8 s,
- * the Paranoid Pirate pattern), announcing the attempts that kept running in
- * the meantime and resending unacknowledged results. */
+ * A broker silent for liveness heartbeat intervals is gone, as is one whose
+ * connection closed (it went away, refused us, or broke the protocol): the
+ * connection is dropped and a fresh one made after a back-off (250 ms doubling
+ * to 8 s, the Paranoid Pirate pattern), announcing the attempts that kept
+ * running in the meantime and resending unacknowledged results. */
 #ifndef SYN_WORKER_WORKER_H
 #define SYN_WORKER_WORKER_H
 
