@@ -1057,6 +1057,9 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         if (!self->conn && now >= self->reconnect_at)
             connect_broker(self, now);
 
+        /* What this turn sent goes out now, in one write. */
+        if (self->conn)
+            worker_zmtp_flush(self->conn);
         int nitems = build_poll_items(self);
         if (nitems < 0) {
             syn_error("worker", "out of memory");

@@ -805,9 +805,13 @@ int worker_zmtp_send(worker_zmtp_t *self, const void *data, size_t size)
         errno = ENOMEM;
         return -1;
     }
-    if (self->state == WORKER_ZMTP_READY)
-        flush(self);
     return 0;
+}
+
+void worker_zmtp_flush(worker_zmtp_t *self)
+{
+    if (self->state == WORKER_ZMTP_READY || self->state == WORKER_ZMTP_HANDSHAKE)
+        flush(self);
 }
 
 void *worker_zmtp_recv(worker_zmtp_t *self, size_t *size)

@@ -71,10 +71,15 @@ bool worker_zmtp_has_message(const worker_zmtp_t *self);
  * handshake included (a closed connection holds nothing). */
 bool worker_zmtp_has_output(const worker_zmtp_t *self);
 
-/* Queues one message (copied) and writes what it can at once when the
- * handshake is over. 0, or -1 with errno: EAGAIN (the queue is full), EMSGSIZE
- * (larger than max_size), ENOTCONN (closed), ENOMEM. */
+/* Queues one message (copied); it is written by the next worker_zmtp_flush
+ * (or worker_zmtp_handle with POLLOUT), so the messages of one loop turn go
+ * out together in one system call, as libzmq's I/O thread would batch them.
+ * 0, or -1 with errno: EAGAIN (the queue is full), EMSGSIZE (larger than
+ * max_size), ENOTCONN (closed), ENOMEM. */
 int worker_zmtp_send(worker_zmtp_t *self, const void *data, size_t size);
+/* Writes what is queued, as far as the socket takes it without blocking (the
+ * rest waits for POLLOUT); nothing before the handshake is over. */
+void worker_zmtp_flush(worker_zmtp_t *self);
 /* The next whole message (malloc'd, *size bytes, followed by a NUL the size
  * does not count; the caller frees it), or NULL when none is complete yet.
  * Reads from the socket as needed, never blocking. A message received before
