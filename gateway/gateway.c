@@ -125,6 +125,7 @@ struct gateway_t {
     bool probe_pending;
     bool probe_answered;      /* probe_last holds the broker's last seq at the last probe */
     uint64_t probe_last;
+    uint64_t sse_caught_up_to; /* the broker's last seq streams were last rewound for */
     int64_t next_probe_ms;
     int64_t last_event_ms;    /* when the SUB last gave an event */
     bool resumed;         /* a connection was resumed: run MHD again this turn */
@@ -365,6 +366,26 @@ static void sse_advance(gateway_t *self, request_t *req)
         return;
     }
     req->page_pending = true;
+}
+
+static void rewind_one(gateway_sse_client_t *client, void *cls)
+{
+    if (gateway_sse_client_rewind(client))
+        sse_advance(cls, gateway_sse_client_user(client));
+}
+
+/* Events the SUB never got (published before it connected, or while it was away, with
+ * none after them to show a gap) would leave a stream waiting for them forever: when
+ * the broker's log goes past what the live feed brought, every live stream reads the
+ * log again from its own last seq (once per such seq). */
+static void sse_catch_up(gateway_t *self, uint64_t broker_last)
+{
+    uint64_t seen;
+    bool any = gateway_hub_last_seq(self->hub, &seen);
+    if ((any && seen >= broker_last) || broker_last <= self->sse_caught_up_to)
+        return;
+    self->sse_caught_up_to = broker_last;
+    gateway_hub_foreach(self->hub, rewind_one, self);
 }
 
 /* The gap fill: one events.replay page for every execution after `after`. */
@@ -762,6 +783,8 @@ static bool handle_reply(gateway_t *self, syn_msg_t *msg)
         self->probe_pending = false;
         self->probe_answered = status == 200 && json_is_integer(last);
         self->probe_last = (uint64_t)json_integer_value(last);
+        if (self->probe_answered)
+            sse_catch_up(self, self->probe_last);
         return false;
     }
     request_t *req = item;
@@ -965,7 +988,8 @@ static void monitor_start(gateway_t *self)
 
 /* PUB may drop the last event of a burst, and no gap shows until the next one: when
  * the feed has been quiet, ask the broker how far its log goes (events.replay, one
- * event); if that seq has still not arrived by the next probe, the view lost it. */
+ * event); if that seq has still not arrived by the next probe, the view lost it, and
+ * SSE streams catch up at once (sse_catch_up). */
 static void view_probe(gateway_t *self)
 {
     int64_t now = syn_mono_ms();
@@ -982,8 +1006,13 @@ static void view_probe(gateway_t *self)
     self->probe_answered = false;
     gateway_view_stats_t view;
     gateway_view_stats(self->view, &view);
-    if (!known || view.entries == 0 || now - self->last_event_ms < VIEW_PROBE_MS)
+    gateway_hub_stats_t hub;
+    gateway_hub_stats(self->hub, &hub);
+    bool view_wants = known && view.entries > 0;
+    if ((!view_wants && hub.clients == 0) || now - self->last_event_ms < VIEW_PROBE_MS)
         return;
+    if (!known)
+        last = 0;
     uint64_t corr;
     if (replay_send(self, &self->probe_marker, NULL, last, 1, &corr) == 0)
         self->probe_pending = true;
@@ -1050,7 +1079,8 @@ int gateway_poll(gateway_t *self, long max_wait_ms)
         deadline = self->next_sweep_ms;
     gateway_view_stats_t view;
     gateway_view_stats(self->view, &view);
-    if (view.entries > 0 && (deadline < 0 || self->next_probe_ms < deadline))
+    if ((view.entries > 0 || hub.clients > 0) &&
+        (deadline < 0 || self->next_probe_ms < deadline))
         deadline = self->next_probe_ms;
     if (deadline >= 0) {
         int64_t until = deadline - syn_mono_ms();

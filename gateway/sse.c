@@ -475,6 +475,15 @@ static void settle(gateway_sse_client_t *self)
     }
 }
 
+bool gateway_sse_client_rewind(gateway_sse_client_t *self)
+{
+    if (self->state != GATEWAY_SSE_LIVE)
+        return false;
+    self->state = GATEWAY_SSE_REPLAYING;
+    self->replay_more = true;
+    return true;
+}
+
 bool gateway_sse_client_next_page(gateway_sse_client_t *self, uint64_t *after_seq)
 {
     settle(self);

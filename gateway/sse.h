@@ -100,6 +100,10 @@ bool gateway_sse_client_resolved(const gateway_sse_client_t *self);
 bool gateway_sse_client_matches(const gateway_sse_client_t *self,
                                 const gateway_sse_frame_t *frame);
 gateway_sse_state_t gateway_sse_client_state(const gateway_sse_client_t *self);
+/* A live client goes back to reading the broker's log after its last seq (live events
+ * are held meanwhile, as in its first replay): for events the live feed may have
+ * missed without a gap to show it. True when it was live and now replays. */
+bool gateway_sse_client_rewind(gateway_sse_client_t *self);
 uint64_t gateway_sse_client_last_seq(const gateway_sse_client_t *self);
 size_t gateway_sse_client_queued(const gateway_sse_client_t *self);
 /* True when read would return something other than 0 (data, end, or error). */

@@ -527,6 +527,31 @@ static void test_gap_is_replayed(void **state)
     sse_client_destroy(&all);
 }
 
+/* The last events lost with nothing after them to show a gap (published before the
+ * SUB connected, or dropped): once the feed has been quiet a moment, the gateway asks
+ * the broker how far its log goes and the streams read the rest from the log, so an
+ * execution stream still gets its terminal frame and closes. */
+static void test_lost_last_event_is_caught_up(void **state)
+{
+    fixture_t *f = *state;
+    sse_client_t *exec = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-kkk", NULL, 0);
+    long long a = emit(f->broker, "exec-kkk", "ExecutionStarted");
+    wait_frames(exec, 2);
+    sse_client_t *all = open_stream(gateway_harness_port(f->gw), "/sse/activity", NULL, 0);
+    wait_frames(all, 1);
+    long long lost = emit_data(f->broker, "exec-kkk", "ExecutionCancelled", NULL, false);
+    assert_true(sse_client_wait(exec, sse_client_has_closed, 0, 5000));
+    wait_frames(all, 2);
+    char want[128];
+    snprintf(want, sizeof want, "0:connected,%lld:ExecutionStarted,%lld:ExecutionCancelled", a,
+             lost);
+    expect_summary(exec, want);
+    snprintf(want, sizeof want, "%lld:connected,%lld:ExecutionCancelled", a, lost);
+    expect_summary(all, want);
+    sse_client_destroy(&exec);
+    sse_client_destroy(&all);
+}
+
 static void test_keepalive_after_silence(void **state)
 {
     (void)state;
@@ -709,6 +734,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_ambiguous_and_silent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_activity_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gap_is_replayed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_last_event_is_caught_up, setup, teardown),
         cmocka_unit_test(test_keepalive_after_silence),
         cmocka_unit_test(test_slow_client_is_cut_without_hurting_others),
         cmocka_unit_test_setup_teardown(test_thousand_clients, setup, teardown),
