@@ -18,9 +18,8 @@
 
 #define BACKOFF_FIRST_MS 250
 #define BACKOFF_MAX_MS 8000
-/* A connection that closed (the broker restarting, say) is retried this soon
- * while the broker was heard within the liveness window: a restart is back in
- * a fraction of a second, and a refused connect costs nothing. */
+/* A connection that closed or was refused is retried this soon while the broker
+ * was heard within the liveness window (schedule_reconnect). */
 #define RECONNECT_QUICK_MS 100
 /* Output chunks: at most one PROGRESS per attempt this often, this big. */
 #define PROGRESS_EVERY_MS 100
@@ -442,6 +441,21 @@ static void close_connection(worker_t *self, int linger_ms)
     worker_zmtp_destroy(&self->conn);
 }
 
+/* When to try again after a connection closed or could not be made: soon while
+ * the broker was heard within the liveness window (a restart is back in a fraction
+ * of a second, and a refused connect costs nothing), else after the back-off.
+ * Returns the wait. */
+static int64_t schedule_reconnect(worker_t *self, int64_t now, bool closed)
+{
+    if (closed && now - self->last_heard_ms <= self->heartbeat_ms * self->liveness) {
+        self->reconnect_at = now + RECONNECT_QUICK_MS;
+        return RECONNECT_QUICK_MS;
+    }
+    int64_t wait = self->backoff_ms;
+    back_off(self, now);
+    return wait;
+}
+
 static void connect_broker(worker_t *self, int64_t now)
 {
     self->conn = worker_zmtp_connect(self->broker, SYN_MSG_MAX_SIZE);
@@ -449,7 +463,7 @@ static void connect_broker(worker_t *self, int64_t now)
         syn_error("worker", "cannot connect to %s: %s", self->broker,
                   self->conn ? worker_zmtp_error(self->conn) : "out of memory");
         close_connection(self, 0);
-        back_off(self, now);
+        schedule_reconnect(self, now, true);
         return;
     }
     syn_info("worker", "connecting broker=%s", self->broker);
@@ -463,15 +477,11 @@ static void connect_broker(worker_t *self, int64_t now)
  * broker that restarts (or a link that breaks) is found again. why completes
  * "broker ...": silent for so long, or the connection closed (the broker went
  * away, refused us, or broke the protocol). */
-static void drop_broker(worker_t *self, int64_t now, const char *why, bool quick)
+static void drop_broker(worker_t *self, int64_t now, const char *why, bool closed)
 {
-    int64_t wait = quick ? RECONNECT_QUICK_MS : self->backoff_ms;
-    syn_warn("worker", "broker %s, reconnecting in %" PRId64 " ms", why, wait);
     close_connection(self, 0);
-    if (quick)
-        self->reconnect_at = now + wait;
-    else
-        back_off(self, now);
+    int64_t wait = schedule_reconnect(self, now, closed);
+    syn_warn("worker", "broker %s, reconnecting in %" PRId64 " ms", why, wait);
 }
 
 /* Drops the connection when it closed or the broker has been silent too long. */
@@ -480,8 +490,7 @@ static void check_broker(worker_t *self, int64_t now)
     char why[320];
     if (worker_zmtp_state(self->conn) == WORKER_ZMTP_CLOSED) {
         snprintf(why, sizeof why, "connection closed (%s)", worker_zmtp_error(self->conn));
-        drop_broker(self, now, why,
-                    now - self->last_heard_ms <= self->heartbeat_ms * self->liveness);
+        drop_broker(self, now, why, true);
     } else if (now - self->last_recv_ms > self->heartbeat_ms * self->liveness) {
         snprintf(why, sizeof why, "silent for %" PRId64 " ms", now - self->last_recv_ms);
         drop_broker(self, now, why, false);

@@ -603,6 +603,47 @@ static void expect_rejected(const bytes_t *b, const char *needle)
     fake_close(&f);
 }
 
+/* Sends only queue: nothing reaches the wire until worker_zmtp_flush, which writes
+ * the whole turn's messages together (what keeps the worker to one write per loop
+ * turn). */
+static void test_flush_writes_a_turn_at_once(void **state)
+{
+    (void)state;
+    fake_t f;
+    worker_zmtp_t *c = connect_fake(&f, false);
+    bytes_t b = {.len = 0};
+    put_handshake(&b);
+    fake_write(&f, b.data, b.len);
+    wait_state(c, NULL, WORKER_ZMTP_READY);
+    static const char *msgs[] = {"one", "two!", "three"};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(worker_zmtp_send(c, msgs[i], strlen(msgs[i])), 0);
+    assert_true(worker_zmtp_has_output(c));
+    struct pollfd pf = {.fd = f.fd, .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 50), 0); /* not driven, not flushed: nothing sent */
+    worker_zmtp_flush(c);
+    assert_false(worker_zmtp_has_output(c));
+    uint8_t want[64], got[64];
+    size_t len = 0;
+    for (size_t i = 0; i < 3; i++) {
+        want[len++] = 0x00;
+        want[len++] = (uint8_t)strlen(msgs[i]);
+        memcpy(want + len, msgs[i], strlen(msgs[i]));
+        len += strlen(msgs[i]);
+    }
+    size_t have = 0;
+    while (have < len) {
+        assert_int_equal(poll(&pf, 1, WAIT_MS), 1);
+        ssize_t n = read(f.fd, got + have, sizeof got - have);
+        assert_true(n > 0);
+        have += (size_t)n;
+    }
+    assert_int_equal(have, len);
+    assert_memory_equal(got, want, len);
+    worker_zmtp_destroy(&c);
+    fake_close(&f);
+}
+
 static void test_bad_greetings(void **state)
 {
     (void)state;
@@ -1008,6 +1049,7 @@ int main(void)
         cmocka_unit_test(test_ipc_handshake_and_sizes),
         cmocka_unit_test(test_name_resolved),
         cmocka_unit_test(test_bursts_keep_order),
+        cmocka_unit_test(test_flush_writes_a_turn_at_once),
         cmocka_unit_test(test_peer_going_away),
         cmocka_unit_test(test_libzmq_heartbeats_answered),
         cmocka_unit_test(test_bad_greetings),
