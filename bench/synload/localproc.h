@@ -14,20 +14,37 @@
 #include <unistd.h>
 
 /* A free TCP port on 127.0.0.1 (bound then released), or -1. */
+/* n loopback ports free right now and distinct from each other: every one stays
+ * bound until all are picked, since a port closed again may be handed out by the
+ * very next call (a stack whose broker got one port for two endpoints could not
+ * start). 0, or -1 when the system would not give them. */
+static inline int localproc_free_ports(int *ports, int n)
+{
+    int fds[8];
+    if (n < 1 || n > 8)
+        return -1;
+    int opened = 0, rc = 0;
+    for (; opened < n && rc == 0; opened++) {
+        fds[opened] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        if (fds[opened] < 0 || bind(fds[opened], (struct sockaddr *)&addr, sizeof addr) != 0 ||
+            getsockname(fds[opened], (struct sockaddr *)&addr, &len) != 0)
+            rc = -1;
+        else
+            ports[opened] = ntohs(addr.sin_port);
+    }
+    for (int i = 0; i < opened; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return rc;
+}
+
 static inline int localproc_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
-        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
-        port = ntohs(addr.sin_port);
-    close(fd);
-    return port;
+    int port;
+    return localproc_free_ports(&port, 1) == 0 ? port : -1;
 }
 
 /* Sleeps ms milliseconds, resuming after signals. */

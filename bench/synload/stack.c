@@ -202,12 +202,18 @@ synstack_t *stack_start(const synstack_options_t *opts, int timeout_ms)
         return NULL;
     }
     snprintf(self->db, sizeof self->db, "%s/var/syn.db", self->dir);
-    int http = stack_free_port();
-    snprintf(self->http_addr, sizeof self->http_addr, "127.0.0.1:%d", http);
-    snprintf(self->url, sizeof self->url, "http://127.0.0.1:%d", http);
-    snprintf(self->clients_ep, sizeof self->clients_ep, "tcp://127.0.0.1:%d", stack_free_port());
-    snprintf(self->workers_ep, sizeof self->workers_ep, "tcp://127.0.0.1:%d", stack_free_port());
-    snprintf(self->events_ep, sizeof self->events_ep, "tcp://127.0.0.1:%d", stack_free_port());
+    int ports[4];
+    if (localproc_free_ports(ports, 4) != 0) {
+        fprintf(stderr, "synload: no free loopback ports\n");
+        rmdir(self->dir);
+        free(self);
+        return NULL;
+    }
+    snprintf(self->http_addr, sizeof self->http_addr, "127.0.0.1:%d", ports[0]);
+    snprintf(self->url, sizeof self->url, "http://127.0.0.1:%d", ports[0]);
+    snprintf(self->clients_ep, sizeof self->clients_ep, "tcp://127.0.0.1:%d", ports[1]);
+    snprintf(self->workers_ep, sizeof self->workers_ep, "tcp://127.0.0.1:%d", ports[2]);
+    snprintf(self->events_ep, sizeof self->events_ep, "tcp://127.0.0.1:%d", ports[3]);
 
     self->broker = start_broker(self);
     self->gateway = start_gateway(self);

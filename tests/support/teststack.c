@@ -166,15 +166,17 @@ teststack_t *teststack_start(const teststack_options_t *opts)
         free(self);
         return NULL;
     }
-    int http = teststack_free_port();
-    snprintf(self->http_addr, sizeof self->http_addr, "127.0.0.1:%d", http);
-    snprintf(self->url, sizeof self->url, "http://127.0.0.1:%d", http);
-    snprintf(self->clients_ep, sizeof self->clients_ep, "tcp://127.0.0.1:%d",
-             teststack_free_port());
-    snprintf(self->workers_ep, sizeof self->workers_ep, "tcp://127.0.0.1:%d",
-             teststack_free_port());
-    snprintf(self->events_ep, sizeof self->events_ep, "tcp://127.0.0.1:%d",
-             teststack_free_port());
+    int ports[4];
+    if (localproc_free_ports(ports, 4) != 0) {
+        teststack_remove_dir(self->dir);
+        free(self);
+        return NULL;
+    }
+    snprintf(self->http_addr, sizeof self->http_addr, "127.0.0.1:%d", ports[0]);
+    snprintf(self->url, sizeof self->url, "http://127.0.0.1:%d", ports[0]);
+    snprintf(self->clients_ep, sizeof self->clients_ep, "tcp://127.0.0.1:%d", ports[1]);
+    snprintf(self->workers_ep, sizeof self->workers_ep, "tcp://127.0.0.1:%d", ports[2]);
+    snprintf(self->events_ep, sizeof self->events_ep, "tcp://127.0.0.1:%d", ports[3]);
 
     teststack_start_broker(self);
     teststack_start_gateway(self);
