@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +40,24 @@ static inline int localproc_free_ports(int *ports, int n)
         if (fds[i] >= 0)
             close(fds[i]);
     return rc;
+}
+
+/* A local stack's addresses on distinct free loopback ports: the gateway's HTTP
+ * address and its URL, and the broker's three endpoints (each buffer
+ * LOCALPROC_ADDR_SIZE bytes). 0, or -1 when no ports could be had. */
+#define LOCALPROC_ADDR_SIZE 64
+static inline int localproc_stack_addresses(char *http_addr, char *url, char *clients_ep,
+                                            char *workers_ep, char *events_ep)
+{
+    int ports[4];
+    if (localproc_free_ports(ports, 4) != 0)
+        return -1;
+    snprintf(http_addr, LOCALPROC_ADDR_SIZE, "127.0.0.1:%d", ports[0]);
+    snprintf(url, LOCALPROC_ADDR_SIZE, "http://127.0.0.1:%d", ports[0]);
+    snprintf(clients_ep, LOCALPROC_ADDR_SIZE, "tcp://127.0.0.1:%d", ports[1]);
+    snprintf(workers_ep, LOCALPROC_ADDR_SIZE, "tcp://127.0.0.1:%d", ports[2]);
+    snprintf(events_ep, LOCALPROC_ADDR_SIZE, "tcp://127.0.0.1:%d", ports[3]);
+    return 0;
 }
 
 static inline int localproc_free_port(void)

@@ -25,8 +25,9 @@ struct synstack_t {
     synstack_options_t opts;
     char dir[PATH_MAX];
     char db[PATH_MAX + 16];
-    char url[64], http_addr[64];
-    char clients_ep[64], workers_ep[64], events_ep[64];
+    char url[LOCALPROC_ADDR_SIZE], http_addr[LOCALPROC_ADDR_SIZE];
+    char clients_ep[LOCALPROC_ADDR_SIZE], workers_ep[LOCALPROC_ADDR_SIZE];
+    char events_ep[LOCALPROC_ADDR_SIZE];
     pid_t broker, gateway;
     pid_t workers[STACK_MAX_WORKERS];
     char names[STACK_MAX_WORKERS][32];
@@ -202,18 +203,13 @@ synstack_t *stack_start(const synstack_options_t *opts, int timeout_ms)
         return NULL;
     }
     snprintf(self->db, sizeof self->db, "%s/var/syn.db", self->dir);
-    int ports[4];
-    if (localproc_free_ports(ports, 4) != 0) {
+    if (localproc_stack_addresses(self->http_addr, self->url, self->clients_ep,
+                                  self->workers_ep, self->events_ep) != 0) {
         fprintf(stderr, "synload: no free loopback ports\n");
         rmdir(self->dir);
         free(self);
         return NULL;
     }
-    snprintf(self->http_addr, sizeof self->http_addr, "127.0.0.1:%d", ports[0]);
-    snprintf(self->url, sizeof self->url, "http://127.0.0.1:%d", ports[0]);
-    snprintf(self->clients_ep, sizeof self->clients_ep, "tcp://127.0.0.1:%d", ports[1]);
-    snprintf(self->workers_ep, sizeof self->workers_ep, "tcp://127.0.0.1:%d", ports[2]);
-    snprintf(self->events_ep, sizeof self->events_ep, "tcp://127.0.0.1:%d", ports[3]);
 
     self->broker = start_broker(self);
     self->gateway = start_gateway(self);

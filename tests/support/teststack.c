@@ -22,9 +22,10 @@
 struct teststack_t {
     teststack_options_t opts;
     char dir[256];
-    char url[64];
-    char http_addr[64];
-    char clients_ep[64], workers_ep[64], events_ep[64];
+    char url[LOCALPROC_ADDR_SIZE];
+    char http_addr[LOCALPROC_ADDR_SIZE];
+    char clients_ep[LOCALPROC_ADDR_SIZE], workers_ep[LOCALPROC_ADDR_SIZE];
+    char events_ep[LOCALPROC_ADDR_SIZE];
     pid_t broker, gateway;
     pid_t workers[TESTSTACK_MAX_WORKERS];
     char worker_extra[TESTSTACK_MAX_WORKERS][256];
@@ -41,11 +42,6 @@ long long teststack_now_ms(void)
 void teststack_sleep_ms(int ms)
 {
     localproc_sleep_ms(ms);
-}
-
-int teststack_free_port(void)
-{
-    return localproc_free_port();
 }
 
 /* Appends space-separated words of extra to argv (modifies a private copy). */
@@ -166,17 +162,12 @@ teststack_t *teststack_start(const teststack_options_t *opts)
         free(self);
         return NULL;
     }
-    int ports[4];
-    if (localproc_free_ports(ports, 4) != 0) {
+    if (localproc_stack_addresses(self->http_addr, self->url, self->clients_ep,
+                                  self->workers_ep, self->events_ep) != 0) {
         teststack_remove_dir(self->dir);
         free(self);
         return NULL;
     }
-    snprintf(self->http_addr, sizeof self->http_addr, "127.0.0.1:%d", ports[0]);
-    snprintf(self->url, sizeof self->url, "http://127.0.0.1:%d", ports[0]);
-    snprintf(self->clients_ep, sizeof self->clients_ep, "tcp://127.0.0.1:%d", ports[1]);
-    snprintf(self->workers_ep, sizeof self->workers_ep, "tcp://127.0.0.1:%d", ports[2]);
-    snprintf(self->events_ep, sizeof self->events_ep, "tcp://127.0.0.1:%d", ports[3]);
 
     teststack_start_broker(self);
     teststack_start_gateway(self);

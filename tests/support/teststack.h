@@ -77,8 +77,6 @@ teststack_t *teststack_start_command(char *scratch, int workers, const char *scr
 /* Removes dir and everything in it: 0, or -1. */
 int teststack_remove_dir(const char *dir);
 
-/* A free TCP port on 127.0.0.1 (bound then released). */
-int teststack_free_port(void);
 /* Milliseconds since some fixed point (monotonic). */
 long long teststack_now_ms(void);
 void teststack_sleep_ms(int ms);
