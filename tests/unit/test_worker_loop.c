@@ -571,6 +571,17 @@ static void test_sigterm_drains(void **state)
     assert_int_equal(wait_exit(fake, 2000), 0);
 }
 
+/* Assigns phase p (attempt 1) of execution_id and takes its progress, which
+ * must be about it; keepalive as for expect. */
+static void assign_started(fake_t *fake, const char *execution_id, const char *prompt,
+                           bool keepalive)
+{
+    assign(fake, execution_id, "p", 1, prompt, "mock");
+    syn_msg_t *msg = expect(fake, SYN_MSG_PROGRESS, 2000, keepalive);
+    assert_ref(msg, execution_id, "p", 1);
+    syn_msg_destroy(&msg);
+}
+
 /* --prefetch 1 on one slot: a second ASSIGN waits (no "started" yet) and
  * starts the moment the first phase ends, without a word from the broker; a
  * third is refused. READY lists a waiting attempt as held and announces the
@@ -584,10 +595,7 @@ static void test_prefetch_waits_for_a_slot(void **state)
     assert_int_equal(int_of(msg, "prefetch"), 1);
     syn_msg_destroy(&msg);
 
-    assign(fake, "exec-0000000000f1", "p", 1, "#mock sleep 300", "mock");
-    msg = expect(fake, SYN_MSG_PROGRESS, 2000, true);
-    assert_ref(msg, "exec-0000000000f1", "p", 1);
-    syn_msg_destroy(&msg);
+    assign_started(fake, "exec-0000000000f1", "#mock sleep 300", true);
     assign(fake, "exec-0000000000f2", "p", 1, "#mock sleep 0", "mock");
     assign(fake, "exec-0000000000f3", "p", 1, "x", "mock");
     /* The third finds the slot taken and the one prefetch place too. */
@@ -685,10 +693,7 @@ static void test_prefetch_waits_for_the_broker(void **state)
                                         NULL});
     syn_msg_t *msg = expect_ready(fake, 1, 0);
     syn_msg_destroy(&msg);
-    assign(fake, "exec-0000000000a1", "p", 1, "#mock sleep 300", "mock");
-    msg = expect(fake, SYN_MSG_PROGRESS, 2000, false);
-    assert_ref(msg, "exec-0000000000a1", "p", 1);
-    syn_msg_destroy(&msg);
+    assign_started(fake, "exec-0000000000a1", "#mock sleep 300", false);
     assign(fake, "exec-0000000000a2", "p", 1, "#mock sleep 400", "mock");
     /* Silent: the first phase ends at 300 ms; the second does not start... */
     assert_true(quiet_but_result(fake, 500, "exec-0000000000a1"));
