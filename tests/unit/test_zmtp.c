@@ -375,7 +375,13 @@ static void test_peer_going_away(void **state)
     router_open(&r, "tcp://127.0.0.1:0");
     worker_zmtp_t *c = connect_ready(&r, r.endpoint);
     router_close_socket(&r);
-    expect_closed(c, "the peer closed the connection");
+    /* The ROUTER closes with linger 0: its kernel ends the connection with FIN,
+     * or with RST when bytes it had not read were pending (a heartbeat, say).
+     * Either is the peer going away, and nothing else may close it. */
+    expect_closed(c, "");
+    const char *why = worker_zmtp_error(c);
+    if (!strstr(why, "the peer closed the connection") && !strstr(why, "reset by peer"))
+        fail_msg("closed with \"%s\", expected the peer going away", why);
     size_t size;
     assert_null(worker_zmtp_recv(c, &size));
     worker_zmtp_destroy(&c);
