@@ -46,6 +46,7 @@ typedef struct {
     char *error;
     int64_t started_at;           /* epoch µs, 0 = null */
     int64_t completed_at;
+    int64_t row;                  /* its row's rowid in SQLite (a hint for saves), 0 unknown */
     /* The current attempt while the phase is running (not stored as such: the
      * attempts table has the history). worker_key NULL while nobody holds it,
      * e.g. after a broker restart until its worker re-registers. */

@@ -8,6 +8,7 @@
 
 #include <czmq.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,8 +273,10 @@ typedef enum {
     SQL_TALLY_DROP,
     SQL_PHASE_INSERT,
     SQL_PHASE_SAVE,
+    SQL_PHASE_SAVE_ROW,
     SQL_PHASE_OUTPUT,
     SQL_PHASE_SAVE_OUTPUT,
+    SQL_PHASE_SAVE_OUTPUT_ROW,
     SQL_ATTEMPT_INSERT,
     SQL_ATTEMPT_FINISH,
     SQL_EXECUTION_MATCH,
@@ -282,7 +285,6 @@ typedef enum {
     SQL_EXECUTION_FAIL,
     SQL_PHASES_OF,
     SQL_ATTEMPTS_OF,
-    SQL_EVENT_INSERT,
     SQL_EVENT_LAST,
     SQL_COUNT_ALL,
     SQL_COUNT_STATUS,
@@ -333,6 +335,16 @@ typedef enum {
  * (API reads, usage): child rows are keyed by it (schema version 6). */
 #define EXEC_NUM_OF_ID "(SELECT num FROM executions WHERE id = ?1)"
 
+/* A phase's state columns, saved by its key or, cheaper, by the rowid its
+ * insert or load found (?9): one b-tree seek instead of the key index's and
+ * then the row's. The key still has to match, so a rowid that changed (a
+ * VACUUM renumbers them) changes nothing and the save falls back to the key. */
+#define PHASE_SAVE                                                                              \
+    "UPDATE phases SET status = ?3, attempts = ?4, error = ?5, started_at = ?6,"                \
+    " completed_at = ?7"
+#define PHASE_BY_KEY " WHERE exec_num = ?1 AND phase_id = ?2"
+#define PHASE_BY_ROW " WHERE rowid = ?9 AND exec_num = ?1 AND phase_id = ?2"
+
 static const char *const sql_text[SQL_COUNT] = {
     [SQL_BEGIN] = "BEGIN IMMEDIATE",
     [SQL_COMMIT] = "COMMIT",
@@ -368,12 +380,13 @@ static const char *const sql_text[SQL_COUNT] = {
         "INSERT INTO executions(id, workflow_id, workflow_version, status, inputs, task, repos,"
         " total_phases, completed_phases, current_phase, created_at, started_at, completed_at,"
         " error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    /* By num, the row's key: by id would seek the id index first. */
     [SQL_EXECUTION_SAVE] =
         "UPDATE executions SET status = ?2, completed_phases = ?3, current_phase = ?4,"
-        " started_at = ?5, completed_at = ?6, error = ?7 WHERE id = ?1",
+        " started_at = ?5, completed_at = ?6, error = ?7 WHERE num = ?1",
     [SQL_EXECUTION_SAVE_PROGRESS] =
         "UPDATE executions SET completed_phases = ?3, current_phase = ?4,"
-        " started_at = ?5, completed_at = ?6, error = ?7 WHERE id = ?1",
+        " started_at = ?5, completed_at = ?6, error = ?7 WHERE num = ?1",
     [SQL_EXECUTION_ROW] = "SELECT workflow_id, status, num FROM executions WHERE id = ?1",
     /* A tally entry's net change (flush_tally()): what the count triggers of
      * versions 1-4 did row by row. */
@@ -392,14 +405,12 @@ static const char *const sql_text[SQL_COUNT] = {
     [SQL_PHASE_INSERT] =
         "INSERT INTO phases(exec_num, phase_id, ord, name, model, status, execution_id)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [SQL_PHASE_SAVE] =
-        "UPDATE phases SET status = ?3, attempts = ?4, error = ?5, started_at = ?6,"
-        " completed_at = ?7 WHERE exec_num = ?1 AND phase_id = ?2",
+    [SQL_PHASE_SAVE] = PHASE_SAVE PHASE_BY_KEY,
+    [SQL_PHASE_SAVE_ROW] = PHASE_SAVE PHASE_BY_ROW,
     [SQL_PHASE_OUTPUT] =
         "UPDATE phases SET output = ?3 WHERE exec_num = ?1 AND phase_id = ?2",
-    [SQL_PHASE_SAVE_OUTPUT] =
-        "UPDATE phases SET status = ?3, attempts = ?4, error = ?5, started_at = ?6,"
-        " completed_at = ?7, output = ?8 WHERE exec_num = ?1 AND phase_id = ?2",
+    [SQL_PHASE_SAVE_OUTPUT] = PHASE_SAVE ", output = ?8" PHASE_BY_KEY,
+    [SQL_PHASE_SAVE_OUTPUT_ROW] = PHASE_SAVE ", output = ?8" PHASE_BY_ROW,
     [SQL_ATTEMPT_INSERT] =
         "INSERT INTO attempts(exec_num, phase_id, attempt, worker, status, started_at,"
         " execution_id) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
@@ -421,14 +432,11 @@ static const char *const sql_text[SQL_COUNT] = {
         "UPDATE executions SET status = 'failed', current_phase = NULL, completed_at = ?2,"
         " error = ?3 WHERE id = ?1",
     [SQL_PHASES_OF] =
-        "SELECT phase_id, status, attempts, output, error, started_at, completed_at"
+        "SELECT phase_id, status, attempts, output, error, started_at, completed_at, rowid"
         " FROM phases WHERE exec_num = ?1",
     [SQL_ATTEMPTS_OF] =
         "SELECT attempt, worker, status FROM attempts WHERE exec_num = ?1 AND phase_id = ?2"
         " ORDER BY attempt",
-    [SQL_EVENT_INSERT] =
-        "INSERT INTO events(seq, time, execution_id, type, data, exec_num)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, coalesce(?6, (SELECT num FROM executions WHERE id = ?3)))",
     [SQL_EVENT_LAST] = "SELECT max(seq) FROM events",
     [SQL_COUNT_ALL] = "SELECT coalesce(sum(n), 0) FROM execution_counts",
     [SQL_COUNT_STATUS] = "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE status = ?1",
@@ -516,9 +524,38 @@ typedef struct {
     json_t *template_json;
 } cached_workflow_t;
 
+/* Events wait here until the transaction commits or something reads the log,
+ * then go in as multi-row inserts: one statement per event (eleven per
+ * execution) spent a fifth of an event's cost on the statement itself. Batches
+ * have power-of-two sizes up to EVENT_BATCH_MAX, so a handful of statements,
+ * prepared once, serve every count. The strings are copied into one buffer (the
+ * caller's are gone by then). */
+#define EVENT_BATCH_SHIFT 5
+#define EVENT_BATCH_MAX (1u << EVENT_BATCH_SHIFT)
+
+typedef struct {
+    int64_t seq;
+    int64_t time;
+    int64_t exec_num;        /* 0: looked up from execution_id */
+    size_t execution_id;     /* offsets into text; NO_TEXT: NULL */
+    size_t type;
+    size_t data;
+} pending_event_t;
+
+#define NO_TEXT SIZE_MAX
+
+typedef struct {
+    pending_event_t rows[EVENT_BATCH_MAX];
+    size_t count;
+    char *text;
+    size_t len, cap;
+} pending_events_t;
+
 struct broker_store_t {
     sqlite3 *db;
     sqlite3_stmt *stmts[SQL_COUNT];
+    sqlite3_stmt *event_batch[EVENT_BATCH_SHIFT + 1]; /* [k]: the insert of 2^k events */
+    pending_events_t events; /* events of the open transaction, not yet written */
     zhashx_t *workflows; /* id → cached_workflow_t */
     broker_tally_t *tally; /* count changes of the open transaction, not yet written */
     bool in_transaction;
@@ -770,10 +807,13 @@ void broker_store_destroy(broker_store_t **self_p)
             broker_store_commit(self);
         for (int i = 0; i < SQL_COUNT; i++)
             sqlite3_finalize(self->stmts[i]);
+        for (int i = 0; i <= EVENT_BATCH_SHIFT; i++)
+            sqlite3_finalize(self->event_batch[i]);
         sqlite3_close(self->db);
     }
     zhashx_destroy(&self->workflows);
     broker_tally_destroy(&self->tally);
+    free(self->events.text);
     free(self);
     *self_p = NULL;
 }
@@ -831,6 +871,8 @@ static int flush_tally(broker_store_t *self)
     return rc;
 }
 
+static int flush_events(broker_store_t *self);
+
 /* A status change or insert of execution num of workflow_id: status "" is the
  * any-status key, which only inserts (and deletes) move. */
 static int count_change(broker_store_t *self, const char *workflow_id, const char *status,
@@ -852,6 +894,7 @@ static int count_change(broker_store_t *self, const char *workflow_id, const cha
  * rest would store a state the broker never was in. */
 int broker_store_commit(broker_store_t *self)
 {
+    flush_events(self);
     flush_tally(self);
     bool failed = self->failed;
     self->failed = false;
@@ -1197,7 +1240,7 @@ int broker_store_execution_insert(broker_store_t *self, broker_execution_t *exec
         count_change(self, exec->workflow_id, "", num, 1) < 0)
         goto done;
     for (size_t i = 0; i < exec->phase_count; i++) {
-        const broker_phase_t *phase = &exec->phases[i];
+        broker_phase_t *phase = &exec->phases[i];
         s = stmt(self, SQL_PHASE_INSERT);
         if (!s)
             goto done;
@@ -1210,6 +1253,7 @@ int broker_store_execution_insert(broker_store_t *self, broker_execution_t *exec
         bind_text(s, 7, exec->id);
         if (run(self, s, "insert phase") != SQLITE_DONE)
             goto done;
+        phase->row = sqlite3_last_insert_rowid(self->db);
     }
     result = 0;
 done:
@@ -1261,13 +1305,28 @@ static int recount(broker_store_t *self, const counted_row_t *row, const char *s
     return 0;
 }
 
+/* The row as the counts know it, from the execution when it knows what its row
+ * says (stored_status), else read from the row. 1, 0 no row, -1 error (free
+ * workflow_id). */
+static int counted_row_of(broker_store_t *self, const broker_execution_t *exec,
+                          counted_row_t *row)
+{
+    if (exec->stored_status < 0 || exec->num <= 0)
+        return counted_row(self, exec->id, row);
+    row->workflow_id = strdup(exec->workflow_id);
+    snprintf(row->status, sizeof row->status, "%s",
+             broker_exec_status_name((broker_exec_status_t)exec->stored_status));
+    row->num = exec->num;
+    return row->workflow_id ? 1 : -1;
+}
+
 static int save_execution(broker_store_t *self, const broker_execution_t *exec, bool status)
 {
     counted_row_t row = {0};
     if (status) {
         if (begin_write(self) < 0)
             return -1;
-        int found = counted_row(self, exec->id, &row);
+        int found = counted_row_of(self, exec, &row);
         if (found <= 0)
             return found;
         const char *to = broker_exec_status_name(exec->status);
@@ -1283,7 +1342,7 @@ static int save_execution(broker_store_t *self, const broker_execution_t *exec, 
     sqlite3_stmt *s = stmt(self, status ? SQL_EXECUTION_SAVE : SQL_EXECUTION_SAVE_PROGRESS);
     if (!s)
         return -1;
-    bind_text(s, 1, exec->id);
+    sqlite3_bind_int64(s, 1, row.num > 0 ? row.num : exec->num);
     if (status)
         bind_text(s, 2, broker_exec_status_name(exec->status));
     sqlite3_bind_int64(s, 3, (int64_t)exec->completed_phases);
@@ -1304,14 +1363,34 @@ int broker_store_execution_save_progress(broker_store_t *self, const broker_exec
     return save_execution(self, exec, false);
 }
 
+static int save_phase_by(broker_store_t *self, const broker_execution_t *exec,
+                         const broker_phase_t *phase, bool output, int64_t row);
+
+/* By rowid when the phase knows it, then by key if that matched no row. */
 static int save_phase(broker_store_t *self, const broker_execution_t *exec,
                       const broker_phase_t *phase, bool output)
 {
     if (begin_write(self) < 0)
         return -1;
-    sqlite3_stmt *s = stmt(self, output ? SQL_PHASE_SAVE_OUTPUT : SQL_PHASE_SAVE);
+    if (phase->row > 0) {
+        int rc = save_phase_by(self, exec, phase, output, phase->row);
+        if (rc != 0 || sqlite3_changes(self->db) > 0)
+            return rc;
+    }
+    return save_phase_by(self, exec, phase, output, 0);
+}
+
+/* One phase save, by rowid (row > 0) or by key. */
+static int save_phase_by(broker_store_t *self, const broker_execution_t *exec,
+                         const broker_phase_t *phase, bool output, int64_t row)
+{
+    sql_id_t id = output ? (row ? SQL_PHASE_SAVE_OUTPUT_ROW : SQL_PHASE_SAVE_OUTPUT)
+                         : (row ? SQL_PHASE_SAVE_ROW : SQL_PHASE_SAVE);
+    sqlite3_stmt *s = stmt(self, id);
     if (!s)
         return -1;
+    if (row)
+        sqlite3_bind_int64(s, 9, row);
     sqlite3_bind_int64(s, 1, exec->num);
     bind_text(s, 2, phase->phase_id);
     bind_text(s, 3, broker_phase_status_name(phase->status));
@@ -2028,6 +2107,7 @@ static int load_phases(broker_store_t *self, broker_execution_t *exec)
         phase->error = column_strdup(s, 4);
         phase->started_at = sqlite3_column_int64(s, 5);
         phase->completed_at = sqlite3_column_int64(s, 6);
+        phase->row = sqlite3_column_int64(s, 7);
     }
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) {
@@ -2191,27 +2271,135 @@ int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void
 
 /* --- events ---------------------------------------------------------------- */
 
+/* The insert of 2^shift events: "VALUES (...), (...)" with six parameters a row. */
+static sqlite3_stmt *event_batch_stmt(broker_store_t *self, unsigned shift)
+{
+    sqlite3_stmt *s = self->event_batch[shift];
+    if (s)
+        return s;
+    static const char head[] =
+        "INSERT INTO events(seq, time, execution_id, type, data, exec_num) VALUES ";
+    enum { ROW_MAX = 128 };
+    char sql[sizeof head + EVENT_BATCH_MAX * ROW_MAX];
+    size_t len = snprintf(sql, sizeof sql, "%s", head);
+    for (size_t i = 0; i < (1u << shift) && len < sizeof sql; i++) {
+        int b = (int)(6 * i);
+        len += snprintf(sql + len, sizeof sql - len,
+                        "%s(?%d, ?%d, ?%d, ?%d, ?%d,"
+                        " coalesce(?%d, (SELECT num FROM executions WHERE id = ?%d)))",
+                        i ? ", " : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 3);
+    }
+    if (len >= sizeof sql) { /* cannot happen: ROW_MAX is above a row's length */
+        syn_error("broker", "the insert of %u events does not fit its buffer", 1u << shift);
+        return NULL;
+    }
+    if (sqlite3_prepare_v3(self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) !=
+        SQLITE_OK) {
+        log_db_error(self, "prepare event insert");
+        return NULL;
+    }
+    self->event_batch[shift] = s;
+    return s;
+}
+
+static void bind_pending_text(sqlite3_stmt *s, int index, const pending_events_t *events,
+                              size_t offset)
+{
+    bind_text(s, index, offset == NO_TEXT ? NULL : events->text + offset);
+}
+
+/* Inserts the 2^shift waiting events from rows[first]. */
+static int insert_events(broker_store_t *self, size_t first, unsigned shift)
+{
+    const pending_events_t *events = &self->events;
+    sqlite3_stmt *s = event_batch_stmt(self, shift);
+    if (!s)
+        return -1;
+    for (size_t i = 0; i < (1u << shift); i++) {
+        const pending_event_t *row = &events->rows[first + i];
+        int b = (int)(6 * i);
+        sqlite3_bind_int64(s, b + 1, row->seq);
+        sqlite3_bind_int64(s, b + 2, row->time);
+        bind_pending_text(s, b + 3, events, row->execution_id);
+        bind_pending_text(s, b + 4, events, row->type);
+        bind_pending_text(s, b + 5, events, row->data);
+        if (row->exec_num > 0)
+            sqlite3_bind_int64(s, b + 6, row->exec_num);
+        else
+            sqlite3_bind_null(s, b + 6);
+    }
+    return run(self, s, "insert events") == SQLITE_DONE ? 0 : -1;
+}
+
+/* Writes the waiting events, largest batches first (whatever the outcome, none
+ * wait afterwards). */
+static int flush_events(broker_store_t *self)
+{
+    pending_events_t *events = &self->events;
+    size_t n = events->count, first = 0;
+    int rc = n > 0 && (self->failed || !self->in_transaction) ? -1 : 0;
+    for (unsigned shift = EVENT_BATCH_SHIFT + 1; rc == 0 && shift-- > 0;)
+        if (n - first >= (1u << shift)) {
+            rc = insert_events(self, first, shift);
+            first += 1u << shift;
+        }
+    events->count = 0;
+    events->len = 0;
+    if (rc < 0)
+        self->failed = true; /* a seq taken twice is a bug, not a retry */
+    return rc;
+}
+
+/* Copies text (NULL allowed) into the pending buffer: its offset, or NO_TEXT. */
+static int keep_text(pending_events_t *events, const char *text, size_t *offset)
+{
+    *offset = NO_TEXT;
+    if (!text)
+        return 0;
+    size_t len = strlen(text) + 1;
+    if (events->len + len > events->cap) {
+        size_t cap = events->cap ? events->cap : 4096;
+        while (cap < events->len + len)
+            cap *= 2;
+        char *grown = realloc(events->text, cap);
+        if (!grown)
+            return -1;
+        events->text = grown;
+        events->cap = cap;
+    }
+    memcpy(events->text + events->len, text, len);
+    *offset = events->len;
+    events->len += len;
+    return 0;
+}
+
 int broker_store_event_insert(broker_store_t *self, int64_t seq, int64_t time,
                               const char *execution_id, int64_t exec_num, const char *type,
                               const char *data)
 {
     if (begin_write(self) < 0)
         return -1;
-    sqlite3_stmt *s = stmt(self, SQL_EVENT_INSERT);
-    if (!s)
+    if (self->events.count == EVENT_BATCH_MAX && flush_events(self) < 0)
         return -1;
-    sqlite3_bind_int64(s, 1, seq);
-    sqlite3_bind_int64(s, 2, time);
-    bind_text(s, 3, execution_id);
-    bind_text(s, 4, type);
-    bind_text(s, 5, data);
-    if (exec_num > 0)
-        sqlite3_bind_int64(s, 6, exec_num);
-    return run(self, s, "insert event") == SQLITE_DONE ? 0 : -1;
+    pending_events_t *events = &self->events;
+    pending_event_t *row = &events->rows[events->count];
+    row->seq = seq;
+    row->time = time;
+    row->exec_num = exec_num;
+    if (keep_text(events, execution_id, &row->execution_id) < 0 ||
+        keep_text(events, type, &row->type) < 0 || keep_text(events, data, &row->data) < 0) {
+        syn_error("broker", "out of memory keeping event seq=%lld", (long long)seq);
+        self->failed = true;
+        return -1;
+    }
+    events->count++;
+    return 0;
 }
 
 int64_t broker_store_last_event_seq(broker_store_t *self)
 {
+    if (self->events.count > 0)
+        return self->events.rows[self->events.count - 1].seq;
     sqlite3_stmt *s = stmt(self, SQL_EVENT_LAST);
     if (!s)
         return -1;
@@ -2229,6 +2417,8 @@ int broker_store_events_after(broker_store_t *self, const char *execution_id,
                               json_t **events_out, bool *more)
 {
     *more = false;
+    if (flush_events(self) < 0)
+        return -1;
     sqlite3_stmt *s = stmt(self, execution_id ? SQL_EVENTS_EXECUTION : SQL_EVENTS_ALL);
     if (!s)
         return -1;

@@ -131,7 +131,9 @@ int broker_store_workflow_list(broker_store_t *self, const broker_workflow_filte
 /* Executions, written through by the engine after each change.
  * insert: 0, 1 when the id exists, -1 on error (row and its phase rows). */
 int broker_store_execution_insert(broker_store_t *self, broker_execution_t *exec);
-/* Saves the execution's mutable columns (status, counts, times, error). */
+/* Saves the execution's mutable columns (status, counts, times, error). The
+ * counts move from exec->stored_status when it is known (>= 0: the caller vouches
+ * that the row says it), else from the status the row has. */
 int broker_store_execution_save(broker_store_t *self, const broker_execution_t *exec);
 /* The same without the status column (the caller knows it did not change): the
  * status indexes and counting triggers are left alone. */
@@ -218,7 +220,10 @@ int broker_store_phase_output(broker_store_t *self, const char *execution_id,
 int broker_store_workflow_name(broker_store_t *self, const char *id, char **name);
 
 /* Events. data is JSON text. exec_num is the execution's number when the
- * caller has it (the engine does); 0 looks it up from execution_id. */
+ * caller has it (the engine does); 0 looks it up from execution_id. The row
+ * waits (copied) for the commit or the next read of the log, then goes in with
+ * the others of the transaction in a few multi-row inserts; a failed insert
+ * fails the transaction then. */
 int broker_store_event_insert(broker_store_t *self, int64_t seq, int64_t time,
                               const char *execution_id, int64_t exec_num, const char *type,
                               const char *data);

@@ -844,9 +844,16 @@ static void test_counts_match_rows(void **state)
         snprintf(id, sizeof id, "exec-%012x", (unsigned)i);
         broker_execution_t *exec = make_exec(id, workflows[seed % 3], 1, i + 1);
         assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+        /* Half of them say what their row holds, as the engine's do (the store
+         * then need not read it); the others leave the store to read it. */
+        bool vouch = (seed >> 16) & 1;
+        if (vouch)
+            exec->stored_status = (int)exec->status;
         for (unsigned step = 0; step < (seed >> 8) % 5; step++) {
             exec->status = path[step];
             assert_int_equal(broker_store_execution_save(f->store, exec), 0);
+            if (vouch)
+                exec->stored_status = (int)exec->status;
         }
         broker_execution_destroy(&exec);
         if ((seed >> 12) % 7 == 0)
@@ -1202,6 +1209,106 @@ static void test_events_after(void **state)
     json_decref(events);
 }
 
+/* Events wait in the store for the commit, yet reads see them; a batch of
+ * them lands whole, in seq order, each under its execution's number. */
+static void test_events_wait_for_commit(void **state)
+{
+    fixture_t *f = *state;
+    broker_execution_t *exec = make_exec("exec-a", "wf-1", 1, 1);
+    assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    enum { N = 75 }; /* more than two full batches, and an odd rest */
+    for (int seq = 1; seq <= N; seq++) {
+        char data[32];
+        snprintf(data, sizeof data, "{\"n\":%d}", seq);
+        /* every fifth about no execution; of the others every third leaves the
+         * number to be looked up */
+        bool about_exec = seq % 5 != 0;
+        assert_int_equal(broker_store_event_insert(f->store, seq, seq * 10,
+                                                   about_exec ? "exec-a" : NULL,
+                                                   about_exec && seq % 3 ? exec->num : 0, "T",
+                                                   data),
+                         0);
+    }
+    assert_true(broker_store_dirty(f->store));
+    assert_int_equal(broker_store_last_event_seq(f->store), N);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM events"), 0);
+    json_t *events;
+    bool more;
+    assert_int_equal(broker_store_events_after(f->store, "exec-a", 70, 100, 1 << 20, &events,
+                                               &more),
+                     0);
+    assert_int_equal(json_array_size(events), 4); /* 71, 72, 73, 74 */
+    json_decref(events);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM events"), N);
+    assert_int_equal(peek_int(f, "SELECT sum(seq * 10 = time AND data = '{\"n\":' || seq || '}')"
+                                 " FROM events"),
+                     N);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM events WHERE execution_id IS NULL"
+                                 " AND exec_num IS NULL"),
+                     N / 5);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM events WHERE execution_id = 'exec-a'"
+                                 " AND exec_num = (SELECT num FROM executions)"),
+                     N - N / 5);
+
+    /* A seq taken twice fails the transaction whole, and nothing of it waits
+     * for the next one. */
+    assert_int_equal(broker_store_event_insert(f->store, N + 1, 1, "exec-a", 0, "T", "{}"), 0);
+    assert_int_equal(broker_store_event_insert(f->store, N, 1, "exec-a", 0, "T", "{}"), 0);
+    assert_int_equal(broker_store_commit(f->store), -1);
+    assert_int_equal(broker_store_last_event_seq(f->store), N);
+    assert_int_equal(broker_store_event_insert(f->store, N + 1, 1, "exec-a", 0, "T", "{}"), 0);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM events"), N + 1);
+    broker_execution_destroy(&exec);
+}
+
+/* A phase is saved by the rowid its insert (or a reload) found, and a rowid
+ * that names another phase's row changes neither: the save finds its own. */
+static void test_phase_rows(void **state)
+{
+    fixture_t *f = *state;
+    add_workflow(f, "wf-1", 3, 1);
+    broker_execution_t *exec = make_exec("exec-000000000001", "wf-1", 3, 10);
+    exec->phases[0].status = BROKER_PHASE_QUEUED;
+    assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+    assert_true(exec->phases[0].row > 0);
+    assert_int_equal(exec->phases[1].row, exec->phases[0].row + 1);
+    exec->phases[0].status = BROKER_PHASE_RUNNING;
+    exec->phases[0].attempt = 1;
+    assert_int_equal(broker_store_phase_save(f->store, exec, &exec->phases[0]), 0);
+    exec->phases[2].row = exec->phases[0].row; /* as if the rows had been renumbered */
+    exec->phases[2].status = BROKER_PHASE_SKIPPED;
+    assert_int_equal(broker_store_phase_save(f->store, exec, &exec->phases[2]), 0);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT group_concat(status || attempts, ',')"
+                                        " FROM (SELECT * FROM phases ORDER BY ord)",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "running1,pending0,skipped0");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    int64_t row2 = exec->phases[1].row;
+    broker_execution_destroy(&exec);
+
+    reopen(f);
+    json_t *list = json_array();
+    assert_int_equal(broker_store_load_active(f->store, collect, list), 1);
+    broker_execution_t *loaded = exec_at(list, 0);
+    assert_int_equal(loaded->phases[1].row, row2);
+    loaded->phases[1].status = BROKER_PHASE_QUEUED;
+    assert_int_equal(broker_store_phase_save(f->store, loaded, &loaded->phases[1]), 0);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    assert_int_equal(peek_int(f, "SELECT status = 'queued' FROM phases WHERE phase_id = 'p2'"), 1);
+    free_collected(list);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1225,6 +1332,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_usage_and_detail, setup, teardown),
         cmocka_unit_test(test_usage_parse_rejects),
         cmocka_unit_test_setup_teardown(test_events_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_wait_for_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_phase_rows, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
