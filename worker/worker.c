@@ -433,8 +433,15 @@ static void close_connection(worker_t *self, int linger_ms)
     int64_t until = syn_mono_ms() + linger_ms;
     for (int64_t left = linger_ms; left > 0 && worker_zmtp_has_output(self->conn);
          left = until - syn_mono_ms()) {
-        struct pollfd item = {.fd = worker_zmtp_fd(self->conn),
-                              .events = worker_zmtp_events(self->conn)};
+        /* Once the handshake is done only the chance to write: messages are no
+         * longer taken, so one waiting would wake this loop at once, again and
+         * again, until the linger ends. */
+        short events = worker_zmtp_events(self->conn);
+        if (worker_zmtp_state(self->conn) == WORKER_ZMTP_READY)
+            events &= POLLOUT;
+        if (!events)
+            break;
+        struct pollfd item = {.fd = worker_zmtp_fd(self->conn), .events = events};
         if (poll(&item, 1, (int)left) > 0)
             worker_zmtp_handle(self->conn, item.revents);
     }
