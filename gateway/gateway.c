@@ -35,16 +35,17 @@
 #define SSE_RUNS_PER_TURN 32
 /* Requests queued towards a connected broker before sends fail (→ 503 at once). */
 #define BROKER_SNDHWM 1000
-/* Replies and events queued towards us; we drain them every turn. */
+/* Replies queued towards us; we drain them every turn. */
 #define BROKER_RCVHWM 100000
-#define EVENTS_RCVHWM 10000
 /* Idle keep-alive connections are closed after this long. */
 #define HTTP_IDLE_TIMEOUT_S 60
 #define HTTP_LISTEN_BACKLOG 1024
 /* Events asked for per events.replay page (the protocol's maximum). */
 #define REPLAY_PAGE 1000
-/* Live events held while a gap in seq is filled from the log (then read back). */
+/* Live events held while a gap in seq is filled from the log (then read back), and
+ * the bytes of their text. */
 #define GAP_HOLD_LIMIT 10000
+#define GAP_HOLD_BYTES (16u * 1024u * 1024u)
 /* With events quiet this long and the view holding entries, the broker is asked for
  * its last seq; a seq it named that has not arrived by the next probe was lost. */
 #define VIEW_PROBE_MS 1000
@@ -1213,8 +1214,8 @@ gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
     self->dealer_check = self->sub_check = self->monitor_check = true;
     struct sockaddr_storage addr;
     self->pending = gateway_pending_new();
-    self->hub = gateway_hub_new(GAP_HOLD_LIMIT, on_hub_wake, self);
-    self->view = gateway_view_new(GATEWAY_VIEW_CAPACITY);
+    self->hub = gateway_hub_new(GAP_HOLD_LIMIT, GAP_HOLD_BYTES, on_hub_wake, self);
+    self->view = gateway_view_new(GATEWAY_VIEW_CAPACITY, GATEWAY_VIEW_MAX_BYTES);
     if (!self->pending || !self->hub || !self->view) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -1224,7 +1225,7 @@ gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
     self->dealer = broker_socket(ZMQ_DEALER, config->broker, BROKER_RCVHWM, err, errlen);
     if (!self->dealer)
         goto fail;
-    self->sub = broker_socket(ZMQ_SUB, config->events, EVENTS_RCVHWM, err, errlen);
+    self->sub = broker_socket(ZMQ_SUB, config->events, GATEWAY_EVENTS_BUFFERED, err, errlen);
     if (!self->sub)
         goto fail;
     monitor_start(self);
@@ -1324,4 +1325,6 @@ void gateway_stats(const gateway_t *self, gateway_stats_t *stats)
     stats->view_updates = view.updates;
     stats->view_entries = view.entries;
     stats->view_clears = view.clears;
+    stats->view_evictions = view.evictions;
+    stats->view_bytes = view.bytes;
 }

@@ -34,6 +34,13 @@ typedef struct {
     long sse_buffer_bytes;   /* frames queued per SSE client before it is cut; 0 → 1 MiB */
 } gateway_config_t;
 
+/* Events the SUB socket takes in ahead of the loop. ZeroMQ bounds that queue by count,
+ * not bytes, and an event read from TCP on its own keeps the whole receive buffer it
+ * was decoded into (~18 KiB for a ~1 KiB event): 10,000 queued while the loop lagged
+ * behind the broker held ~180 MiB. Further events wait in the broker's PUB queue (its
+ * own high-water mark), so a smaller queue here costs little slack against gaps. */
+#define GATEWAY_EVENTS_BUFFERED 1000
+
 #define GATEWAY_SSE_KEEPALIVE_MS 15000
 #define GATEWAY_SSE_BUFFER_BYTES (1024L * 1024L)
 
@@ -55,6 +62,8 @@ typedef struct {
     uint64_t view_updates;      /* status objects from events applied to the view */
     size_t view_entries;        /* executions in the local view right now */
     uint64_t view_clears;       /* times the view started over (gap, (dis)connect) */
+    uint64_t view_evictions;    /* entries the view forgot to stay within its bounds */
+    size_t view_bytes;          /* the view's footprint right now (gateway/view.h) */
 } gateway_stats_t;
 
 typedef struct gateway_t gateway_t;

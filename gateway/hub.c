@@ -30,11 +30,13 @@ struct gateway_hub_t {
     bool filling;
     bool holds_dropped;
     size_t hold_limit;
+    size_t hold_bytes; /* 0: no bound */
     gateway_sse_frame_t **holds; /* live frames waiting for the fill, in seq order */
     size_t hold_count;
 };
 
-gateway_hub_t *gateway_hub_new(size_t hold_limit, gateway_hub_wake_fn wake, void *cls)
+gateway_hub_t *gateway_hub_new(size_t hold_limit, size_t hold_bytes, gateway_hub_wake_fn wake,
+                               void *cls)
 {
     gateway_hub_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -42,6 +44,7 @@ gateway_hub_t *gateway_hub_new(size_t hold_limit, gateway_hub_wake_fn wake, void
     self->wake = wake;
     self->wake_cls = cls;
     self->hold_limit = hold_limit ? hold_limit : 1;
+    self->hold_bytes = hold_bytes;
     self->holds = calloc(self->hold_limit, sizeof *self->holds);
     self->by_execution = zhashx_new();
     if (!self->holds || !self->by_execution) {
@@ -56,6 +59,7 @@ static void drop_holds(gateway_hub_t *self)
     for (size_t i = 0; i < self->hold_count; i++)
         gateway_sse_frame_unref(&self->holds[i]);
     self->hold_count = 0;
+    self->stats.held_bytes = 0;
 }
 
 void gateway_hub_destroy(gateway_hub_t **self_p)
@@ -219,14 +223,19 @@ static void dispatch(gateway_hub_t *self, gateway_sse_frame_t *frame)
     offer(self, self->activity, frame);
 }
 
+/* Events' data may be large (output, tool calls): the holds are bounded in bytes as
+ * well as in number. The text is what a held frame keeps once it is made. */
 static void hold(gateway_hub_t *self, gateway_sse_frame_t *frame)
 {
-    if (self->hold_count == self->hold_limit) {
+    size_t len = gateway_sse_frame_len(frame);
+    if (self->hold_count == self->hold_limit ||
+        (self->hold_bytes && self->stats.held_bytes + len > self->hold_bytes)) {
         drop_holds(self);
         self->holds_dropped = true;
         return;
     }
     self->holds[self->hold_count++] = gateway_sse_frame_ref(frame);
+    self->stats.held_bytes += len;
 }
 
 /* Dispatches the held frames that now follow last; drops those already covered. */
@@ -239,6 +248,7 @@ static void release_holds(gateway_hub_t *self)
             break;
         if (seq == self->last + 1)
             dispatch(self, self->holds[i]);
+        self->stats.held_bytes -= gateway_sse_frame_len(self->holds[i]);
         gateway_sse_frame_unref(&self->holds[i]);
     }
     memmove(self->holds, self->holds + i, (self->hold_count - i) * sizeof *self->holds);

@@ -32,12 +32,15 @@ typedef struct {
     uint64_t filled;     /* events that came from fill pages */
     uint64_t duplicates; /* live events at or below the last seq, dropped */
     uint64_t overflows;  /* clients disconnected for being too far behind */
+    size_t held_bytes;   /* text of the live events held right now */
     size_t clients;
 } gateway_hub_stats_t;
 
-/* hold_limit: live events held while a gap is filled; past it they are dropped and
- * read back from the log. */
-gateway_hub_t *gateway_hub_new(size_t hold_limit, gateway_hub_wake_fn wake, void *cls);
+/* hold_limit, hold_bytes: live events held while a gap is filled, and the bytes of
+ * their text; past either they are dropped and read back from the log. hold_bytes 0
+ * → no byte bound. */
+gateway_hub_t *gateway_hub_new(size_t hold_limit, size_t hold_bytes, gateway_hub_wake_fn wake,
+                               void *cls);
 /* Forgets the clients (it never owns them). */
 void gateway_hub_destroy(gateway_hub_t **self_p);
 

@@ -98,10 +98,13 @@ int main(int argc, char **argv)
     gateway_stats(gateway, &stats);
     syn_info("gateway",
              "stopping requests=%llu timeouts=%llu late_replies=%llu events=%llu event_gaps=%llu "
-             "sse_overflows=%llu",
+             "sse_overflows=%llu view_entries=%zu view_bytes=%zu view_clears=%llu "
+             "view_evictions=%llu",
              (unsigned long long)stats.requests_sent, (unsigned long long)stats.timeouts,
              (unsigned long long)stats.late_replies, (unsigned long long)stats.events,
-             (unsigned long long)stats.event_gaps, (unsigned long long)stats.sse_overflows);
+             (unsigned long long)stats.event_gaps, (unsigned long long)stats.sse_overflows,
+             stats.view_entries, stats.view_bytes, (unsigned long long)stats.view_clears,
+             (unsigned long long)stats.view_evictions);
     gateway_destroy(&gateway);
     return rc;
 }

@@ -7,6 +7,8 @@
 
 /* Longest execution status name ("completed", "cancelled") plus room. */
 #define STATUS_MAX 16
+/* What the id index spends per entry besides its copy of the id (zhashx's item). */
+#define INDEX_ITEM_BYTES (6 * sizeof(void *))
 
 /* One execution. An entry without text is a tombstone: a control op's reply named the
  * execution before any event did, and older events must not make it look fresh. */
@@ -17,6 +19,7 @@ typedef struct entry_t {
     size_t text_len;
     char status[STATUS_MAX];
     uint64_t seq; /* of the event the text came from */
+    size_t bytes; /* its footprint (entry_footprint) */
     bool terminal;
     bool held;         /* a control op may have changed it: not served */
     uint64_t hold_seq; /* only events after this one can release it */
@@ -30,6 +33,8 @@ typedef struct {
 
 struct gateway_view_t {
     size_t capacity;
+    size_t max_bytes;
+    size_t bytes; /* the entries' footprints summed */
     zhashx_t *by_id; /* id → entry_t * */
     list_t active;   /* pending, running, paused, and tombstones */
     list_t finished; /* completed, failed, cancelled: forgotten first */
@@ -75,6 +80,15 @@ static void list_append(list_t *list, entry_t *entry)
     list->tail = entry;
 }
 
+/* What an entry costs: itself, its strings, and its place in the index (which keeps a
+ * copy of the id). The allocator's own overhead is left out: a budget, not a census. */
+static size_t entry_footprint(const char *id, const char *workflow_id, size_t text_len)
+{
+    size_t id_bytes = strlen(id) + 1;
+    return sizeof(entry_t) + 2 * id_bytes + INDEX_ITEM_BYTES +
+           (workflow_id ? strlen(workflow_id) + 1 : 0) + text_len + 1;
+}
+
 static void entry_free(entry_t *entry)
 {
     free(entry->id);
@@ -85,17 +99,19 @@ static void entry_free(entry_t *entry)
 
 static void entry_remove(gateway_view_t *self, entry_t *entry)
 {
+    self->bytes -= entry->bytes;
     list_unlink(list_of(self, entry), entry);
     zhashx_delete(self->by_id, entry->id);
     entry_free(entry);
 }
 
-gateway_view_t *gateway_view_new(size_t capacity)
+gateway_view_t *gateway_view_new(size_t capacity, size_t max_bytes)
 {
     gateway_view_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->capacity = capacity ? capacity : GATEWAY_VIEW_CAPACITY;
+    self->max_bytes = max_bytes ? max_bytes : GATEWAY_VIEW_MAX_BYTES;
     self->by_id = zhashx_new();
     if (!self->by_id) {
         free(self);
@@ -149,10 +165,13 @@ void gateway_view_set_connected(gateway_view_t *self, bool connected)
     gateway_view_clear(self);
 }
 
-/* Makes room for one more entry: finished executions go first, oldest update first. */
-static void make_room(gateway_view_t *self)
+/* Makes room for `adding` more entries (0 or 1) and for the footprint to go from
+ * `freeing` to `needing` bytes: finished executions go first, oldest update first. An
+ * entry being updated is out of the lists meanwhile, so it is never the one forgotten. */
+static void make_room(gateway_view_t *self, size_t adding, size_t freeing, size_t needing)
 {
-    while (zhashx_size(self->by_id) >= self->capacity) {
+    while (zhashx_size(self->by_id) + adding > self->capacity ||
+           self->bytes - freeing + needing > self->max_bytes) {
         entry_t *victim = self->finished.head ? self->finished.head : self->active.head;
         if (!victim)
             return;
@@ -161,9 +180,12 @@ static void make_room(gateway_view_t *self)
     }
 }
 
-static entry_t *entry_add(gateway_view_t *self, const char *id)
+/* A new entry without text, after making room for it, or for `room` bytes when it is
+ * about to take more. */
+static entry_t *entry_add(gateway_view_t *self, const char *id, size_t room)
 {
-    make_room(self);
+    size_t bytes = entry_footprint(id, NULL, 0);
+    make_room(self, 1, 0, room > bytes ? room : bytes);
     entry_t *entry = calloc(1, sizeof *entry);
     if (!entry || !(entry->id = strdup(id)) || zhashx_insert(self->by_id, id, entry) != 0) {
         if (entry)
@@ -172,6 +194,8 @@ static entry_t *entry_add(gateway_view_t *self, const char *id)
         return NULL;
     }
     list_append(&self->active, entry);
+    entry->bytes = bytes;
+    self->bytes += bytes;
     return entry;
 }
 
@@ -213,10 +237,25 @@ static void apply(gateway_view_t *self, uint64_t seq, const json_t *status)
         return;
     size_t text_len = 0;
     char *text = status_text(status, &text_len);
+    size_t footprint = entry_footprint(id, workflow_id, text_len);
+    if (text && footprint > self->max_bytes) {
+        /* Kept, it would push out everything else: reads of it go to the broker. */
+        free(text);
+        if (entry)
+            entry_remove(self, entry);
+        self->stats.evictions++;
+        return;
+    }
     bool same_workflow = entry && entry->workflow_id && !strcmp(entry->workflow_id, workflow_id);
     char *workflow_copy = same_workflow ? NULL : strdup(workflow_id);
-    if (!entry)
-        entry = entry_add(self, id);
+    if (entry) {
+        list_t *list = list_of(self, entry);
+        list_unlink(list, entry);
+        make_room(self, 0, entry->bytes, footprint);
+        list_append(list, entry);
+    } else {
+        entry = entry_add(self, id, footprint);
+    }
     if (!text || (!same_workflow && !workflow_copy) || !entry) {
         /* Out of memory: better no entry than an old one. */
         free(text);
@@ -225,6 +264,8 @@ static void apply(gateway_view_t *self, uint64_t seq, const json_t *status)
             entry_remove(self, entry);
         return;
     }
+    self->bytes = self->bytes - entry->bytes + footprint;
+    entry->bytes = footprint;
     list_unlink(list_of(self, entry), entry);
     free(entry->text);
     entry->text = text;
@@ -302,7 +343,7 @@ void gateway_view_release(gateway_view_t *self, uint64_t token, const char *exec
         return;
     entry_t *entry = zhashx_lookup(self->by_id, execution_id);
     if (!entry)
-        entry = entry_add(self, execution_id); /* a tombstone until an event comes */
+        entry = entry_add(self, execution_id, 0); /* a tombstone until an event comes */
     if (!entry)
         return;
     entry->hold_seq = token;
@@ -320,4 +361,5 @@ void gateway_view_stats(const gateway_view_t *self, gateway_view_stats_t *stats)
 {
     *stats = self->stats;
     stats->entries = zhashx_size(self->by_id);
+    stats->bytes = self->bytes;
 }

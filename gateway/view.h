@@ -15,8 +15,10 @@
  * served again only once an event newer than the send shows the state the reply named
  * (or a terminal one); after a failed op, once any newer event arrives.
  *
- * Bounded: past capacity the least recently updated finished execution is forgotten
- * first, then the least recently updated active one. No I/O. */
+ * Bounded by count and by bytes: past capacity, or past max_bytes of footprint (its
+ * texts and their bookkeeping), the least recently updated finished execution is
+ * forgotten first, then the least recently updated active one; a status whose text
+ * alone would not fit is not kept (reads of it go to the broker). No I/O. */
 #ifndef SYN_GATEWAY_VIEW_H
 #define SYN_GATEWAY_VIEW_H
 
@@ -26,22 +28,26 @@
 #include <stdint.h>
 
 #define GATEWAY_VIEW_CAPACITY 100000
+/* 100,000 typical statuses (~500 bytes each with their bookkeeping) fit; long ones
+ * (an error text, many phases) make the view keep fewer executions, not grow. */
+#define GATEWAY_VIEW_MAX_BYTES (64u * 1024u * 1024u)
 
 typedef struct gateway_view_t gateway_view_t;
 
 typedef struct {
     size_t entries;
+    size_t bytes;       /* footprint of the entries right now */
     uint64_t hits;      /* lookups answered from the view */
     uint64_t misses;    /* lookups left to the broker */
     uint64_t updates;   /* status objects applied */
     uint64_t clears;    /* the view dropped for a gap or a disconnect */
-    uint64_t evictions; /* entries forgotten to stay within capacity */
+    uint64_t evictions; /* entries forgotten to stay within capacity or max_bytes */
     uint64_t rejected;  /* status objects unusable (bad shape) */
 } gateway_view_stats_t;
 
-/* capacity 0 → GATEWAY_VIEW_CAPACITY. Starts disconnected: nothing is served until
- * gateway_view_set_connected(self, true). */
-gateway_view_t *gateway_view_new(size_t capacity);
+/* capacity 0 → GATEWAY_VIEW_CAPACITY, max_bytes 0 → GATEWAY_VIEW_MAX_BYTES. Starts
+ * disconnected: nothing is served until gateway_view_set_connected(self, true). */
+gateway_view_t *gateway_view_new(size_t capacity, size_t max_bytes);
 void gateway_view_destroy(gateway_view_t **self_p);
 
 /* One live event from the SUB, in arrival order; status is its `status` field (NULL

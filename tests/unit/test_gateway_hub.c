@@ -85,7 +85,7 @@ static void test_events_reach_their_clients(void **state)
 {
     (void)state;
     woken_t woken = {0};
-    gateway_hub_t *hub = gateway_hub_new(100, on_wake, &woken);
+    gateway_hub_t *hub = gateway_hub_new(100, 0, on_wake, &woken);
     gateway_sse_client_t *one = live_client(hub, "exec-1");
     gateway_sse_client_t *one_again = live_client(hub, "exec-1");
     gateway_sse_client_t *two = live_client(hub, "exec-2");
@@ -141,7 +141,7 @@ static void test_events_reach_their_clients(void **state)
 static void test_duplicates_are_dropped(void **state)
 {
     (void)state;
-    gateway_hub_t *hub = gateway_hub_new(100, NULL, NULL);
+    gateway_hub_t *hub = gateway_hub_new(100, 0, NULL, NULL);
     gateway_sse_client_t *all = live_client(hub, NULL);
     uint64_t after;
     live(hub, 10, "exec-1", &after);
@@ -161,7 +161,7 @@ static void test_duplicates_are_dropped(void **state)
 static void test_gap_is_filled_in_order(void **state)
 {
     (void)state;
-    gateway_hub_t *hub = gateway_hub_new(100, NULL, NULL);
+    gateway_hub_t *hub = gateway_hub_new(100, 0, NULL, NULL);
     gateway_sse_client_t *one = live_client(hub, "exec-1");
     gateway_sse_client_t *all = live_client(hub, NULL);
     uint64_t after = 0;
@@ -216,7 +216,7 @@ static void test_gap_is_filled_in_order(void **state)
 static void test_gap_without_clients_is_skipped(void **state)
 {
     (void)state;
-    gateway_hub_t *hub = gateway_hub_new(100, NULL, NULL);
+    gateway_hub_t *hub = gateway_hub_new(100, 0, NULL, NULL);
     uint64_t after, last;
     live(hub, 1, "exec-1", &after);
     assert_false(live(hub, 5, "exec-1", &after));
@@ -230,7 +230,7 @@ static void test_gap_without_clients_is_skipped(void **state)
 static void test_fill_without_progress_skips_the_hole(void **state)
 {
     (void)state;
-    gateway_hub_t *hub = gateway_hub_new(100, NULL, NULL);
+    gateway_hub_t *hub = gateway_hub_new(100, 0, NULL, NULL);
     gateway_sse_client_t *all = live_client(hub, NULL);
     uint64_t after;
     live(hub, 1, "exec-1", &after);
@@ -250,7 +250,7 @@ static void test_fill_without_progress_skips_the_hole(void **state)
 static void test_hold_overflow_keeps_filling(void **state)
 {
     (void)state;
-    gateway_hub_t *hub = gateway_hub_new(3, NULL, NULL);
+    gateway_hub_t *hub = gateway_hub_new(3, 0, NULL, NULL);
     gateway_sse_client_t *all = live_client(hub, NULL);
     uint64_t after;
     live(hub, 1, "exec-1", &after);
@@ -274,11 +274,51 @@ static void test_hold_overflow_keeps_filling(void **state)
     gateway_hub_destroy(&hub);
 }
 
+/* The same by bytes: held events whose text passes hold_bytes are dropped alike, however
+ * few they are. */
+static void test_hold_over_bytes_keeps_filling(void **state)
+{
+    (void)state;
+    gateway_sse_frame_t *one = frame(3, "exec-1");
+    size_t len = gateway_sse_frame_len(one);
+    gateway_sse_frame_unref(&one);
+    assert_true(len > 0);
+    gateway_hub_t *hub = gateway_hub_new(100, 3 * len, NULL, NULL);
+    gateway_sse_client_t *all = live_client(hub, NULL);
+    uint64_t after;
+    live(hub, 1, "exec-1", &after);
+    assert_true(live(hub, 3, "exec-1", &after));
+    gateway_hub_stats_t stats;
+    for (int seq = 4; seq <= 8; seq++) { /* 3,4,5 held; 6 passes the bytes: dropped; 7,8 */
+        live(hub, seq, "exec-1", &after);
+        gateway_hub_stats(hub, &stats);
+        assert_true(stats.held_bytes <= 3 * len);
+    }
+    assert_int_equal(stats.held_bytes, 2 * len);
+    json_t *events = json_array();
+    for (int seq = 2; seq <= 4; seq++)
+        json_array_append_new(events, event_json(seq, "exec-1"));
+    assert_true(gateway_hub_fill(hub, events, true, &after));
+    json_decref(events);
+    assert_int_equal(after, 4);
+    events = json_array();
+    json_array_append_new(events, event_json(5, "exec-1"));
+    json_array_append_new(events, event_json(6, "exec-1"));
+    assert_false(gateway_hub_fill(hub, events, false, &after));
+    json_decref(events);
+    expect_ids(all, "1,2,3,4,5,6,7,8");
+    gateway_hub_stats(hub, &stats);
+    assert_int_equal(stats.held_bytes, 0);
+    gateway_hub_remove(hub, all);
+    gateway_sse_client_destroy(&all);
+    gateway_hub_destroy(&hub);
+}
+
 static void test_failed_fill_disconnects_everyone(void **state)
 {
     (void)state;
     woken_t woken = {0};
-    gateway_hub_t *hub = gateway_hub_new(100, on_wake, &woken);
+    gateway_hub_t *hub = gateway_hub_new(100, 0, on_wake, &woken);
     gateway_sse_client_t *one = live_client(hub, "exec-1");
     gateway_sse_client_t *all = live_client(hub, NULL);
     uint64_t after, last;
@@ -306,7 +346,7 @@ static void test_failed_fill_disconnects_everyone(void **state)
 static void test_replaying_client_during_a_fill(void **state)
 {
     (void)state;
-    gateway_hub_t *hub = gateway_hub_new(100, NULL, NULL);
+    gateway_hub_t *hub = gateway_hub_new(100, 0, NULL, NULL);
     gateway_sse_client_t *client = gateway_sse_client_new("exec-1", 0, true, &limits);
     gateway_sse_client_resolve(client, "exec-1");
     gateway_hub_add(hub, client);
@@ -342,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_gap_without_clients_is_skipped),
         cmocka_unit_test(test_fill_without_progress_skips_the_hole),
         cmocka_unit_test(test_hold_overflow_keeps_filling),
+        cmocka_unit_test(test_hold_over_bytes_keeps_filling),
         cmocka_unit_test(test_failed_fill_disconnects_everyone),
         cmocka_unit_test(test_replaying_client_during_a_fill),
     };

@@ -29,9 +29,9 @@ static void feed(gateway_view_t *view, uint64_t seq, const char *id, const char 
     json_decref(status);
 }
 
-static gateway_view_t *connected_view(size_t capacity)
+static gateway_view_t *connected_view(size_t capacity, size_t max_bytes)
 {
-    gateway_view_t *view = gateway_view_new(capacity);
+    gateway_view_t *view = gateway_view_new(capacity, max_bytes);
     assert_non_null(view);
     gateway_view_set_connected(view, true);
     return view;
@@ -56,7 +56,7 @@ static const char *served(gateway_view_t *view, const char *wf, const char *id)
 static void test_serves_exact_text_for_full_id_and_workflow(void **state)
 {
     (void)state;
-    gateway_view_t *view = connected_view(0);
+    gateway_view_t *view = connected_view(0, 0);
     json_t *status = status_of("exec-aa11", "wf", "running", 1);
     gateway_view_event(view, 1, status);
     const char *text;
@@ -83,7 +83,7 @@ static void test_serves_exact_text_for_full_id_and_workflow(void **state)
 static void test_served_text_follows_every_update(void **state)
 {
     (void)state;
-    gateway_view_t *view = connected_view(0);
+    gateway_view_t *view = connected_view(0, 0);
     const char *states[] = {"pending", "running", "running", "completed"};
     for (int i = 0; i < 4; i++) {
         json_t *status = status_of("exec-1", "wf", states[i], i);
@@ -112,7 +112,7 @@ static void test_served_text_follows_every_update(void **state)
 static void test_text_is_what_jansson_writes(void **state)
 {
     (void)state;
-    gateway_view_t *view = connected_view(0);
+    gateway_view_t *view = connected_view(0, 0);
     char controls[40];
     size_t n = 0;
     for (int c = 1; c < 0x20; c++)
@@ -151,7 +151,7 @@ static void test_text_is_what_jansson_writes(void **state)
 static void test_newer_seq_wins_and_events_without_status_count(void **state)
 {
     (void)state;
-    gateway_view_t *view = connected_view(0);
+    gateway_view_t *view = connected_view(0, 0);
     feed(view, 1, "exec-1", "pending");
     feed(view, 2, "exec-1", "running");
     gateway_view_event(view, 3, NULL); /* an event without status still counts */
@@ -180,7 +180,7 @@ static void test_newer_seq_wins_and_events_without_status_count(void **state)
 static void test_gap_clears(void **state)
 {
     (void)state;
-    gateway_view_t *view = connected_view(0);
+    gateway_view_t *view = connected_view(0, 0);
     feed(view, 10, "exec-1", "running");
     feed(view, 11, "exec-2", "running");
     feed(view, 13, "exec-3", "running"); /* 12 was missed: exec-1, exec-2 may be old */
@@ -195,7 +195,7 @@ static void test_gap_clears(void **state)
 static void test_disconnected_serves_nothing(void **state)
 {
     (void)state;
-    gateway_view_t *view = gateway_view_new(0);
+    gateway_view_t *view = gateway_view_new(0, 0);
     feed(view, 1, "exec-1", "running");
     assert_null(served(view, "wf", "exec-1")); /* never connected yet */
     gateway_view_set_connected(view, true);
@@ -216,7 +216,7 @@ static void test_disconnected_serves_nothing(void **state)
 static void test_bounded_evicts_finished_first(void **state)
 {
     (void)state;
-    gateway_view_t *view = connected_view(3);
+    gateway_view_t *view = connected_view(3, 0);
     feed(view, 1, "exec-a", "running");
     feed(view, 2, "exec-b", "completed");
     feed(view, 3, "exec-c", "running");
@@ -244,12 +244,89 @@ static void test_bounded_evicts_finished_first(void **state)
     gateway_view_destroy(&view);
 }
 
+/* The footprint of one entry as the tests feed them. */
+static size_t one_entry_bytes(void)
+{
+    gateway_view_t *view = connected_view(0, 0);
+    feed(view, 1, "exec-a", "running");
+    gateway_view_stats_t stats;
+    gateway_view_stats(view, &stats);
+    gateway_view_destroy(&view);
+    assert_true(stats.bytes > 0);
+    return stats.bytes;
+}
+
+/* However few the executions, their texts cannot take more than max_bytes: the oldest
+ * update goes first (finished ones before active ones), and a status bigger than the
+ * whole budget is not kept at all. */
+static void test_bounded_by_bytes_evicts_oldest(void **state)
+{
+    (void)state;
+    size_t one = one_entry_bytes();
+    size_t budget = 3 * one + one / 2;
+    gateway_view_t *view = connected_view(0, budget);
+    feed(view, 1, "exec-a", "running");
+    feed(view, 2, "exec-b", "completed");
+    feed(view, 3, "exec-c", "running");
+    feed(view, 4, "exec-d", "running"); /* a fourth does not fit: exec-b goes */
+    assert_null(served(view, "wf", "exec-b"));
+    assert_string_equal(served(view, "wf", "exec-a"), "running");
+    feed(view, 5, "exec-e", "running"); /* no finished one left: the oldest, exec-a */
+    assert_null(served(view, "wf", "exec-a"));
+    assert_non_null(served(view, "wf", "exec-c"));
+    assert_non_null(served(view, "wf", "exec-d"));
+    assert_non_null(served(view, "wf", "exec-e"));
+    gateway_view_stats_t stats;
+    gateway_view_stats(view, &stats);
+    assert_int_equal(stats.entries, 3);
+    assert_int_equal(stats.evictions, 2);
+    assert_true(stats.bytes <= budget);
+    for (int i = 0; i < 1000; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "exec-%04d", i);
+        feed(view, 6 + (uint64_t)i, id, i % 2 ? "completed" : "running");
+    }
+    gateway_view_stats(view, &stats);
+    assert_int_equal(stats.entries, 3);
+    assert_true(stats.bytes <= budget);
+    /* An update that grows a text past the budget pushes out the others, not itself. */
+    char *error = calloc(1, one);
+    memset(error, 'x', one - 1);
+    json_t *status = json_pack("{s:s, s:s, s:s, s:n, s:i, s:i, s:s, s:n, s:s}", "execution_id",
+                               "exec-0999", "workflow_id", "wf", "status", "failed",
+                               "current_phase", "completed_phases", 0, "total_phases", 2,
+                               "started_at", "2026-11-28T14:56:19.123456Z", "completed_at",
+                               "error", error);
+    gateway_view_event(view, 1006, status);
+    json_decref(status);
+    assert_string_equal(served(view, "wf", "exec-0999"), "failed");
+    gateway_view_stats(view, &stats);
+    assert_int_equal(stats.entries, 2);
+    assert_true(stats.bytes <= budget);
+    /* One bigger than the whole budget is not kept, and its older text is forgotten. */
+    free(error);
+    error = calloc(1, budget);
+    memset(error, 'x', budget - 1);
+    status = json_pack("{s:s, s:s, s:s, s:n, s:i, s:i, s:s, s:n, s:s}", "execution_id",
+                       "exec-0998", "workflow_id", "wf", "status", "failed", "current_phase",
+                       "completed_phases", 0, "total_phases", 2, "started_at",
+                       "2026-11-28T14:56:19.123456Z", "completed_at", "error", error);
+    gateway_view_event(view, 1007, status);
+    json_decref(status);
+    free(error);
+    assert_null(served(view, "wf", "exec-0998"));
+    assert_string_equal(served(view, "wf", "exec-0999"), "failed");
+    gateway_view_stats(view, &stats);
+    assert_true(stats.bytes <= budget);
+    gateway_view_destroy(&view);
+}
+
 /* A control op holds the entry from its send; its reply (state paused) lets it be
  * served again only once an event newer than the send shows paused. */
 static void test_control_op_holds_until_its_state_shows(void **state)
 {
     (void)state;
-    gateway_view_t *view = connected_view(0);
+    gateway_view_t *view = connected_view(0, 0);
     feed(view, 1, "exec-1", "running");
     uint64_t token = gateway_view_hold(view, "exec-1");
     assert_null(served(view, "wf", "exec-1"));
@@ -275,7 +352,7 @@ static void test_control_op_holds_until_its_state_shows(void **state)
 static void test_failed_control_op_releases_on_newer_event(void **state)
 {
     (void)state;
-    gateway_view_t *view = connected_view(0);
+    gateway_view_t *view = connected_view(0, 0);
     feed(view, 1, "exec-1", "running");
     uint64_t token = gateway_view_hold(view, "exec-1");
     gateway_view_release(view, token, NULL, NULL);
@@ -288,7 +365,7 @@ static void test_failed_control_op_releases_on_newer_event(void **state)
 static void test_prefix_holds_every_match(void **state)
 {
     (void)state;
-    gateway_view_t *view = connected_view(0);
+    gateway_view_t *view = connected_view(0, 0);
     feed(view, 1, "exec-ab1", "running");
     feed(view, 2, "exec-ab2", "running");
     feed(view, 3, "exec-cd3", "running");
@@ -311,7 +388,7 @@ static void test_prefix_holds_every_match(void **state)
 static void test_reply_for_unknown_execution_blocks_older_events(void **state)
 {
     (void)state;
-    gateway_view_t *view = connected_view(0);
+    gateway_view_t *view = connected_view(0, 0);
     feed(view, 1, "exec-x", "running");
     uint64_t token = gateway_view_hold(view, "exec-9");
     gateway_view_release(view, token, "exec-9f", "paused");
@@ -335,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_gap_clears),
         cmocka_unit_test(test_disconnected_serves_nothing),
         cmocka_unit_test(test_bounded_evicts_finished_first),
+        cmocka_unit_test(test_bounded_by_bytes_evicts_oldest),
         cmocka_unit_test(test_control_op_holds_until_its_state_shows),
         cmocka_unit_test(test_failed_control_op_releases_on_newer_event),
         cmocka_unit_test(test_prefix_holds_every_match),
