@@ -86,6 +86,7 @@ static const char *const SUMMARY_KEYS[] = {
     "p50_ms",         "p99_ms",             "p50_seen_ms",      "p99_seen_ms",
     "wall_s",         "wall_seen_s",         "submit_s",           "lookups_per_s",    "lookup_p50_us",
     "lookup_p99_us",  "rss_broker_mib",     "rss_gateway_mib",  "rss_worker_mib",
+    "peak_rss_broker_mib", "peak_rss_gateway_mib",
     "pss_broker_mib", "private_broker_mib", "pss_worker_mib",   "private_worker_mib",
     "cpu_broker_s",   "cpu_gateway_s",      "cpu_workers_s",    "cpu_client_s",
     "broker_cpu_pct", "gateway_cpu_pct",    "workers_cpu_pct",  "client_cpu_pct",

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +280,59 @@ void stack_destroy(synstack_t **self_p)
     *self_p = NULL;
 }
 
+/* Adds every "name=N" word after `after` in line to counters; other words are
+ * skipped. */
+static void parse_counters(const char *line, const char *after, json_t *counters)
+{
+    const char *p = strstr(line, after);
+    if (!p)
+        return;
+    p += strlen(after);
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        size_t word = strcspn(p, " \n");
+        const char *eq = memchr(p, '=', word);
+        if (eq && eq > p && (size_t)(eq - p) < 64 && eq + 1 < p + word) {
+            char name[64];
+            memcpy(name, p, (size_t)(eq - p));
+            name[eq - p] = '\0';
+            char *end;
+            errno = 0;
+            unsigned long long value = strtoull(eq + 1, &end, 10);
+            if (end == p + word && errno == 0 && eq[1] != '-' && value <= INT64_MAX)
+                json_object_set_new(counters, name, json_integer((json_int_t)value));
+        }
+        p += word;
+        if (*p == '\n')
+            break;
+    }
+}
+
+json_t *stack_stop_gateway(synstack_t *self)
+{
+    json_t *counters = json_object();
+    stop_process(&self->gateway);
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/gateway.log", self->dir);
+    FILE *f = fopen(path, "r");
+    if (!f || !counters)
+        return counters;
+    char *line = NULL, *last = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0)
+        if (strstr(line, " gateway stopping ")) {
+            free(last);
+            last = strdup(line);
+        }
+    fclose(f);
+    free(line);
+    if (last)
+        parse_counters(last, " gateway stopping ", counters);
+    free(last);
+    return counters;
+}
+
 const char *stack_url(const synstack_t *self) { return self->url; }
 const char *stack_dir(const synstack_t *self) { return self->dir; }
 const char *stack_db_path(const synstack_t *self) { return self->db; }
@@ -305,7 +359,8 @@ void stack_kill_worker(synstack_t *self, int index)
     self->workers[index] = 0;
 }
 
-long proc_rss_kib(pid_t pid)
+/* One "Name:   N kB" field of /proc/PID/status; -1 when absent or gone. */
+static long proc_status_kib(pid_t pid, const char *field)
 {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
@@ -313,13 +368,24 @@ long proc_rss_kib(pid_t pid)
     if (!f)
         return -1;
     long kib = -1;
+    size_t len = strlen(field);
     while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) {
-            kib = strtol(line + 6, NULL, 10);
+        if (!strncmp(line, field, len) && line[len] == ':') {
+            kib = strtol(line + len + 1, NULL, 10);
             break;
         }
     fclose(f);
     return kib;
+}
+
+long proc_rss_kib(pid_t pid)
+{
+    return proc_status_kib(pid, "VmRSS");
+}
+
+long proc_peak_rss_kib(pid_t pid)
+{
+    return proc_status_kib(pid, "VmHWM");
 }
 
 int proc_pss_private_kib(pid_t pid, long *pss, long *private_kib)

@@ -4,6 +4,7 @@
 #ifndef SYNLOAD_STACK_H
 #define SYNLOAD_STACK_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -29,6 +30,10 @@ typedef struct synstack_t synstack_t;
 synstack_t *stack_start(const synstack_options_t *opts, int timeout_ms);
 /* SIGTERM to all, SIGKILL after 5 s; removes the temp dir unless keep. */
 void stack_destroy(synstack_t **self_p);
+/* Stops the gateway alone and returns the counters it logs as it stops (its
+ * "stopping name=N ..." line: event_gaps, view_entries, ...) as a JSON object;
+ * empty when the line is not there (a log level above info). */
+json_t *stack_stop_gateway(synstack_t *self);
 
 const char *stack_url(const synstack_t *self);  /* http://127.0.0.1:PORT */
 const char *stack_dir(const synstack_t *self);
@@ -46,9 +51,10 @@ void stack_kill_worker(synstack_t *self, int index);
 /* Waits until GET /health answers 200 with at least `workers` workers. */
 int stack_wait_health(const char *url, int workers, int timeout_ms);
 
-/* Resident set of a process in KiB from /proc (-1 when it is gone), and its
- * user+system CPU seconds. */
+/* Resident set of a process in KiB from /proc (-1 when it is gone), its peak
+ * since it started, and its user+system CPU seconds. */
 long proc_rss_kib(pid_t pid);
+long proc_peak_rss_kib(pid_t pid);
 /* Proportional set size and private (clean + dirty) memory in KiB from
  * /proc/PID/smaps_rollup: RSS counts every shared library page in full, these
  * say what the process itself costs. 0, or -1 when unreadable. */

@@ -238,13 +238,16 @@ static json_t *loadavg_json(void)
     return json_pack("[fff]", l[0], l[1], l[2]);
 }
 
-/* RSS (what the peers report) and, from smaps_rollup, PSS and private memory
- * of one process, as <prefix>_mib, pss_<prefix>_mib, private_<prefix>_mib. */
+/* RSS (what the peers report), its peak over the run, and, from smaps_rollup, PSS
+ * and private memory of one process, as rss_<name>_mib, peak_rss_<name>_mib,
+ * pss_<name>_mib, private_<name>_mib. */
 static void add_memory(json_t *o, const char *name, pid_t pid)
 {
     char key[64];
     snprintf(key, sizeof key, "rss_%s_mib", name);
     json_object_set_new(o, key, json_real((double)proc_rss_kib(pid) / 1024.0));
+    snprintf(key, sizeof key, "peak_rss_%s_mib", name);
+    json_object_set_new(o, key, json_real((double)proc_peak_rss_kib(pid) / 1024.0));
     long pss, priv;
     if (proc_pss_private_kib(pid, &pss, &priv) == 0) {
         snprintf(key, sizeof key, "pss_%s_mib", name);
@@ -521,6 +524,16 @@ static int w1_family(const workload_config_t *cfg, w1_kind_t kind, int workers, 
     if (kind != KIND_SCALING && t.stack) {
         sleep_ms(cfg->idle_ms);
         add_rss(o, &t);
+    }
+    if (kind == KIND_FILL && t.stack) {
+        /* Whether the gateway's event feed had gaps (it fell behind the broker) or its
+         * view started over, which explains a memory number out of line. */
+        json_t *gw = stack_stop_gateway(t.stack);
+        progress(cfg, "%s run %d: gateway event_gaps=%lld view_entries=%lld view_clears=%lld",
+                 name, run, json_integer_value(json_object_get(gw, "event_gaps")),
+                 json_integer_value(json_object_get(gw, "view_entries")),
+                 json_integer_value(json_object_get(gw, "view_clears")));
+        json_object_set_new(o, "gateway_stats", gw);
     }
     progress(cfg, "%s run %d: %.0f executions/s, p50 %.1f ms, p99 %.1f ms", name, run,
              json_real_value(json_object_get(o, "exec_per_s")),
