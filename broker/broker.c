@@ -1,4 +1,4 @@
-/* broker: sockets, the loop turn, group commit and the after-sync flush. */
+/* broker: sockets, the loop turn, group commit and the after-commit flush. */
 #include "broker/broker.h"
 
 #include "broker/api.h"
@@ -7,7 +7,6 @@
 #include "broker/outbox.h"
 #include "broker/preload.h"
 #include "broker/store.h"
-#include "broker/syncer.h"
 #include "broker/workers.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -36,9 +35,7 @@
 struct broker_t {
     broker_config_t config;
     broker_store_t *store;
-    broker_syncer_t *syncer;
     broker_outbox_t *outbox;
-    size_t held; /* the outbox's first messages, covered by the sync under way */
     broker_events_t *events;
     broker_workers_t *workers;
     broker_engine_t *engine;
@@ -125,14 +122,6 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
     self->store = broker_store_open(path, err, errlen);
     if (!self->store)
         goto fail;
-    if (broker_store_defer_sync(self->store) < 0) {
-        snprintf(err, errlen, "cannot configure %s", path);
-        goto fail;
-    }
-    self->syncer = broker_syncer_new(broker_store_wal_path(self->store), config->sync,
-                                     config->sync_arg, err, errlen);
-    if (!self->syncer)
-        goto fail;
     self->outbox = broker_outbox_new();
     self->workers = broker_workers_new();
     self->events = self->outbox ? broker_events_new(self->store, self->outbox) : NULL;
@@ -167,9 +156,7 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
             goto fail;
         }
     }
-    if (broker_syncer_sync_now(self->syncer, err, errlen) < 0)
-        goto fail;
-    /* Events produced by the reload are durable; they go out once PUB exists. */
+    /* Events produced by the reload are committed; they go out once PUB exists. */
     self->clients = open_socket(ZMQ_ROUTER, config->clients, &self->clients_ep, err, errlen);
     if (!self->clients)
         goto fail;
@@ -193,12 +180,8 @@ void broker_destroy(broker_t **self_p)
     if (!self_p || !*self_p)
         return;
     broker_t *self = *self_p;
-    char why[256];
     if (self->store && broker_store_commit(self->store) < 0)
         syn_error("broker", "the last commit failed");
-    else if (self->syncer && broker_syncer_sync_now(self->syncer, why, sizeof why) < 0)
-        syn_error("broker", "the last sync failed: %s", why);
-    broker_syncer_destroy(&self->syncer);
     broker_api_destroy(&self->api);
     broker_engine_destroy(&self->engine);
     broker_events_destroy(&self->events);
@@ -289,10 +272,11 @@ static int receive_one(broker_t *self, zsock_t *sock, bool from_clients)
     return 1;
 }
 
-/* Sends the outbox's first `pending` messages (anything queued while sending —
- * e.g. by an undeliverable ASSIGN — waits for the next commit). */
-static void flush_outbox(broker_t *self, size_t pending)
+/* Sends what was queued before this call (anything queued while sending — e.g.
+ * by an undeliverable ASSIGN — waits for the next commit). */
+static void flush_outbox(broker_t *self)
 {
+    size_t pending = broker_outbox_size(self->outbox);
     unsigned char identity[BROKER_IDENTITY_MAX];
     for (size_t i = 0; i < pending; i++) {
         broker_dest_t dest;
@@ -357,39 +341,6 @@ static void trim_when_idle(broker_t *self)
         malloc_trim(0);
 }
 
-/* Step 5 and 6 of a turn. While a sync is under way the transaction stays
- * open; once it ended, what it covered goes out, and what was written since is
- * committed and handed to the next sync. With nothing written since the last
- * sync, nothing waits for the disk: the outbox goes out as it is. */
-static int finish_turn(broker_t *self)
-{
-    char why[256];
-    if (broker_syncer_busy(self->syncer)) {
-        int rc = broker_syncer_collect(self->syncer, why, sizeof why);
-        if (rc < 0) {
-            syn_error("broker", "%s: stopping so a restart reloads what the disk holds", why);
-            return -1;
-        }
-        if (rc == 0) {
-            self->stats.turns_while_syncing++;
-            return 0;
-        }
-        flush_outbox(self, self->held);
-        self->held = 0;
-    }
-    if (!broker_store_dirty(self->store)) {
-        flush_outbox(self, broker_outbox_size(self->outbox));
-        return 0;
-    }
-    if (broker_store_commit(self->store) < 0) {
-        syn_error("broker", "commit failed: stopping so a restart reloads a consistent state");
-        return -1;
-    }
-    self->held = broker_outbox_size(self->outbox);
-    broker_syncer_start(self->syncer);
-    return 0;
-}
-
 int broker_poll(broker_t *self, int64_t max_wait_ms)
 {
     int64_t now = syn_mono_ms();
@@ -398,16 +349,13 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
     wait -= now;
     if (wait > max_wait_ms)
         wait = max_wait_ms;
-    bool syncing = broker_syncer_busy(self->syncer);
-    if (wait < 0 ||
-        (!syncing && (broker_outbox_size(self->outbox) > 0 || broker_store_dirty(self->store))))
+    if (wait < 0 || broker_outbox_size(self->outbox) > 0 || broker_store_dirty(self->store))
         wait = 0;
     zmq_pollitem_t items[] = {
         {zsock_resolve(self->clients), 0, ZMQ_POLLIN, 0},
         {zsock_resolve(self->worker_sock), 0, ZMQ_POLLIN, 0},
-        {NULL, broker_syncer_fd(self->syncer), ZMQ_POLLIN, 0},
     };
-    if (zmq_poll(items, syncing ? 3 : 2, (long)wait) < 0 && zmq_errno() != EINTR) {
+    if (zmq_poll(items, 2, (long)wait) < 0 && zmq_errno() != EINTR) {
         syn_error("broker", "poll failed: %s", zmq_strerror(zmq_errno()));
         return -1;
     }
@@ -427,11 +375,12 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
     }
     run_timers(self);
     broker_engine_dispatch(self->engine, syn_mono_ms());
-    if (finish_turn(self) < 0) {
+    if (broker_store_commit(self->store) < 0) {
+        syn_error("broker", "commit failed: stopping so a restart reloads a consistent state");
         broker_outbox_clear(self->outbox);
-        self->held = 0;
         return -1;
     }
+    flush_outbox(self);
     trim_when_idle(self);
     return 0;
 }

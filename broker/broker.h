@@ -6,18 +6,13 @@
  *   2. handle a bounded batch of ready messages from both ROUTERs;
  *   3. timers: heartbeats to workers, silent workers, deadlines;
  *   4. dispatch queued phases to free slots;
- *   5. commit the turn's single transaction (group commit) and hand its sync to
- *      the syncer's thread (broker/syncer.h) — unless the last commit's sync is
- *      still under way: then the transaction stays open and takes in the next
- *      turns too, and is committed once that sync ended;
- *   6. send what a commit covered — replies, ASSIGNs, acks, events — which all
- *      waited in the outbox until its sync succeeded.
- * A commit or sync that fails stops the broker (exit, restart, reload):
- * continuing would answer from memory that no longer matches the disk. */
+ *   5. commit the turn's single transaction (group commit);
+ *   6. send what the turn produced — replies, ASSIGNs, acks, events — which all
+ *      waited in the outbox for that commit.
+ * A commit that fails stops the broker (exit, restart, reload): continuing would
+ * answer from memory that no longer matches the database. */
 #ifndef SYN_BROKER_BROKER_H
 #define SYN_BROKER_BROKER_H
-
-#include "broker/syncer.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -31,13 +26,10 @@ typedef struct {
     int64_t liveness;           /* 3 */
     int64_t kill_grace_ms;      /* 5000 */
     const char *workflows_dir;  /* installed at start (broker/preload.h); NULL or "": none */
-    broker_sync_fn sync;        /* NULL: fdatasync; tests stand in to hold or fail syncs */
-    void *sync_arg;
 } broker_config_t;
 
 typedef struct {
     uint64_t requests, replies, worker_messages, invalid_messages, send_failures, commits;
-    uint64_t turns_while_syncing; /* turns that found the last commit's sync still under way */
 } broker_stats_t;
 
 typedef struct broker_t broker_t;

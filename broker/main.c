@@ -105,11 +105,10 @@ int main(int argc, char **argv)
     }
     broker_stats_t stats = broker_stats(broker);
     syn_info("broker", "stopping requests=%llu worker_messages=%llu invalid=%llu "
-             "send_failures=%llu commits=%llu turns_while_syncing=%llu",
+             "send_failures=%llu commits=%llu",
              (unsigned long long)stats.requests, (unsigned long long)stats.worker_messages,
              (unsigned long long)stats.invalid_messages,
-             (unsigned long long)stats.send_failures, (unsigned long long)stats.commits,
-             (unsigned long long)stats.turns_while_syncing);
+             (unsigned long long)stats.send_failures, (unsigned long long)stats.commits);
     broker_destroy(&broker);
     return rc;
 }

@@ -926,18 +926,6 @@ uint64_t broker_store_commit_count(const broker_store_t *self)
     return self->commits;
 }
 
-int broker_store_defer_sync(broker_store_t *self)
-{
-    if (broker_store_commit(self) < 0)
-        return -1;
-    return exec_sql(self, "PRAGMA synchronous=NORMAL", "defer sync");
-}
-
-const char *broker_store_wal_path(const broker_store_t *self)
-{
-    return sqlite3_filename_wal(sqlite3_db_filename(self->db, "main"));
-}
-
 /* --- workflows ------------------------------------------------------------- */
 
 /* One row of workflow_versions: 0, or -1 (the transaction is then marked failed). */

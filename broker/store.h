@@ -1,5 +1,4 @@
-/* store: everything the broker keeps in SQLite (one file, WAL, synchronous=FULL
- * unless the broker syncs the WAL itself: broker_store_defer_sync).
+/* store: everything the broker keeps in SQLite (one file, WAL, synchronous=FULL).
  *
  * Tables (schema version BROKER_STORE_SCHEMA_VERSION, in PRAGMA user_version):
  *   workflows          id, name, description, workflow_type, classification,
@@ -91,14 +90,6 @@ int broker_store_commit(broker_store_t *self);
 bool broker_store_dirty(const broker_store_t *self);
 /* How many transactions were committed since open (for tests and stats). */
 uint64_t broker_store_commit_count(const broker_store_t *self);
-/* Takes the commit's sync out of SQLite: commits from now on write the WAL
- * without waiting for the disk (synchronous=NORMAL), and nothing a commit covers
- * is durable until the caller has fdatasync'ed the file broker_store_wal_path
- * names (the broker's syncer, broker/syncer.h, does it off the loop). SQLite
- * still syncs around its checkpoints. 0, or -1 when SQLite refused. */
-int broker_store_defer_sync(broker_store_t *self);
-/* The WAL file's path (the database's path + "-wal"). */
-const char *broker_store_wal_path(const broker_store_t *self);
 
 /* Workflows. insert: version 1; 0, 1 when the id exists, -1 on error.
  * update: stores row's template as the next version and makes it the current one
