@@ -28,6 +28,10 @@
 /* How often deadlines and silent workers are checked. */
 #define TICK_MS 100
 #define SOCKET_HWM 100000
+/* Events queued for a subscriber that lags (a gateway behind on a burst): each
+ * holds its message, ~0.8 KiB, so at SOCKET_HWM a slow gateway cost the broker
+ * up to ~80 MiB. Past this the subscriber sees a gap and reads it from the log. */
+#define EVENTS_HWM 20000
 /* Finished executions since the last trim before an idle broker gives freed
  * memory back to the system. */
 #define TRIM_AFTER_RETIRED 1000
@@ -86,7 +90,7 @@ static zsock_t *open_socket(int type, const char *endpoint, char **bound, char *
     }
     zsock_set_linger(sock, 0);
     zsock_set_maxmsgsize(sock, (int)SYN_MSG_MAX_SIZE);
-    zsock_set_sndhwm(sock, SOCKET_HWM);
+    zsock_set_sndhwm(sock, type == ZMQ_PUB ? EVENTS_HWM : SOCKET_HWM);
     zsock_set_rcvhwm(sock, SOCKET_HWM);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory(sock, 1);
