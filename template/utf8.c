@@ -1,55 +1,28 @@
-/* utf8: validation by the table of RFC 3629 section 4. */
+/* utf8: what templates need of text: validity (common/utf8.c) and positions. */
 #include "template/utf8.h"
 
-#include <limits.h>
+#include "common/utf8.h"
 
-/* Length of the sequence starting at s (at most left bytes), 0 when malformed. */
-static size_t sequence_length(const unsigned char *s, size_t left)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF; /* bounds of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* overlong */
-        if (c == 0xED)
-            hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90; /* overlong */
-        if (c == 0xF4)
-            hi = 0x8F; /* above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (left < need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < need; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return need;
-}
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
 
 bool template_utf8_valid(const char *text, size_t len, size_t *bad_offset)
 {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t i = 0;
-    while (i < len) {
-        size_t n = sequence_length(s + i, len - i);
-        if (n == 0) {
-            if (bad_offset)
-                *bad_offset = i;
-            return false;
-        }
-        i += n;
-    }
-    return true;
+    size_t valid = syn_utf8_valid_prefix((const uint8_t *)text, len);
+    if (valid == len)
+        return true;
+    if (bad_offset)
+        *bad_offset = valid;
+    return false;
+}
+
+const char *template_utf8_problem(const char *text, size_t bad, char buf[32])
+{
+    if (text[bad] == '\0')
+        return "not text: a NUL byte";
+    snprintf(buf, 32, "not valid UTF-8 (byte 0x%02X)", (unsigned char)text[bad]);
+    return buf;
 }
 
 void template_utf8_position(const char *text, size_t len, size_t offset, int *line, int *column)

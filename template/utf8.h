@@ -6,8 +6,14 @@
 #include <stddef.h>
 
 /* True when text[0..len) is well-formed UTF-8 (no overlong forms, no surrogates,
- * nothing above U+10FFFF). Otherwise *bad_offset is the first bad byte. */
+ * nothing above U+10FFFF) without NUL bytes: a template's texts become C strings,
+ * where a NUL would silently cut them short. Otherwise *bad_offset is the first
+ * bad byte. The check is common/utf8.h's, shared with the codec. */
 bool template_utf8_valid(const char *text, size_t len, size_t *bad_offset);
+
+/* What is wrong with the byte at text[bad] that template_utf8_valid named, for an
+ * error message: "not valid UTF-8 (byte 0xC3)" or "not text: a NUL byte". */
+const char *template_utf8_problem(const char *text, size_t bad, char buf[32]);
 
 /* The 1-based line and column (in characters) of byte offset in text. */
 void template_utf8_position(const char *text, size_t len, size_t offset, int *line, int *column);

@@ -295,9 +295,9 @@ static bool load_prompt_file(parse_t *p, const template_node_t *node, const char
     if (!template_utf8_valid(text, len, &bad)) {
         int line, column;
         template_utf8_position(text, len, bad, &line, &column);
+        char problem[32];
         template_errors_add(p->origin.errors, TEMPLATE_ERROR_SYNTAX, shown, line, column, path,
-                            "prompt file is not valid UTF-8 (byte 0x%02X)",
-                            (unsigned char)text[bad]);
+                            "prompt file is %s", template_utf8_problem(text, bad, problem));
         free(shown);
         free(text);
         return false;

@@ -416,8 +416,9 @@ template_node_t *template_yaml_parse(const char *text, size_t len, const char *f
     if (!template_utf8_valid(text, len, &bad)) {
         int line, column;
         template_utf8_position(text, len, bad, &line, &column);
+        char problem[32];
         template_errors_add(errors, TEMPLATE_ERROR_SYNTAX, file, line + line_offset, column, NULL,
-                            "not valid UTF-8 (byte 0x%02X)", (unsigned char)text[bad]);
+                            "%s", template_utf8_problem(text, bad, problem));
         return NULL;
     }
     yaml_parser_t parser;

@@ -508,7 +508,7 @@ static char *make_dir(void)
     return dir;
 }
 
-static void write_file(const char *dir, const char *name, const char *text)
+static void write_bytes(const char *dir, const char *name, const char *bytes, size_t len)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -518,8 +518,13 @@ static void write_file(const char *dir, const char *name, const char *text)
     *slash = '/';
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fputs(text, f);
+    assert_int_equal(fwrite(bytes, 1, len, f), len);
     fclose(f);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    write_bytes(dir, name, text, strlen(text));
 }
 
 static void remove_tree(const char *dir)
@@ -630,6 +635,11 @@ static void test_front_matter_edge_cases(void **state)
     write_file(dir, "p.md", "caf\xc3(\n");
     template_errors_t *errors = parse_fail_in(yaml, strlen(yaml), dir);
     assert_has(errors, 1, "phases[0].prompt_file", "prompt file is not valid UTF-8 (byte 0xC3)");
+    template_errors_destroy(&errors);
+    /* Valid UTF-8, but the prompt would end at the NUL once it is a C string. */
+    write_bytes(dir, "p.md", "one\ntw\0o\n", 9);
+    errors = parse_fail_in(yaml, strlen(yaml), dir);
+    assert_has(errors, 2, "phases[0].prompt_file", "prompt file is not text: a NUL byte");
     template_errors_destroy(&errors);
     remove_tree(dir);
     free(dir);
