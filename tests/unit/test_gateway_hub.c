@@ -247,16 +247,11 @@ static void test_fill_without_progress_skips_the_hole(void **state)
 
 /* Too many held events: they are dropped and the fill keeps paging until the log is
  * read up to them. */
-static void test_hold_overflow_keeps_filling(void **state)
+/* Fills the gap after seq 1 with 2-4 (more to come), then 5-6 (the last page):
+ * the client must then have had 1-8 in order, the held 7 and 8 included. */
+static void fill_2_to_6_and_expect_all(gateway_hub_t *hub, gateway_sse_client_t *all)
 {
-    (void)state;
-    gateway_hub_t *hub = gateway_hub_new(3, 0, NULL, NULL);
-    gateway_sse_client_t *all = live_client(hub, NULL);
     uint64_t after;
-    live(hub, 1, "exec-1", &after);
-    assert_true(live(hub, 3, "exec-1", &after));
-    for (int seq = 4; seq <= 8; seq++) /* 3,4,5 held; 6 finds no room: all dropped; 7,8 held */
-        live(hub, seq, "exec-1", &after);
     json_t *events = json_array();
     for (int seq = 2; seq <= 4; seq++)
         json_array_append_new(events, event_json(seq, "exec-1"));
@@ -269,6 +264,19 @@ static void test_hold_overflow_keeps_filling(void **state)
     assert_false(gateway_hub_fill(hub, events, false, &after));
     json_decref(events);
     expect_ids(all, "1,2,3,4,5,6,7,8");
+}
+
+static void test_hold_overflow_keeps_filling(void **state)
+{
+    (void)state;
+    gateway_hub_t *hub = gateway_hub_new(3, 0, NULL, NULL);
+    gateway_sse_client_t *all = live_client(hub, NULL);
+    uint64_t after;
+    live(hub, 1, "exec-1", &after);
+    assert_true(live(hub, 3, "exec-1", &after));
+    for (int seq = 4; seq <= 8; seq++) /* 3,4,5 held; 6 finds no room: all dropped; 7,8 held */
+        live(hub, seq, "exec-1", &after);
+    fill_2_to_6_and_expect_all(hub, all);
     gateway_hub_remove(hub, all);
     gateway_sse_client_destroy(&all);
     gateway_hub_destroy(&hub);
@@ -295,18 +303,7 @@ static void test_hold_over_bytes_keeps_filling(void **state)
         assert_true(stats.held_bytes <= 3 * len);
     }
     assert_int_equal(stats.held_bytes, 2 * len);
-    json_t *events = json_array();
-    for (int seq = 2; seq <= 4; seq++)
-        json_array_append_new(events, event_json(seq, "exec-1"));
-    assert_true(gateway_hub_fill(hub, events, true, &after));
-    json_decref(events);
-    assert_int_equal(after, 4);
-    events = json_array();
-    json_array_append_new(events, event_json(5, "exec-1"));
-    json_array_append_new(events, event_json(6, "exec-1"));
-    assert_false(gateway_hub_fill(hub, events, false, &after));
-    json_decref(events);
-    expect_ids(all, "1,2,3,4,5,6,7,8");
+    fill_2_to_6_and_expect_all(hub, all);
     gateway_hub_stats(hub, &stats);
     assert_int_equal(stats.held_bytes, 0);
     gateway_hub_remove(hub, all);

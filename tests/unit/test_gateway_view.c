@@ -192,6 +192,16 @@ static void test_gap_clears(void **state)
     gateway_view_destroy(&view);
 }
 
+/* n executions exec-0000… fed from seq first on, every other one finished. */
+static void feed_many(gateway_view_t *view, uint64_t first, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "exec-%04d", i);
+        feed(view, first + (uint64_t)i, id, i % 2 ? "completed" : "running");
+    }
+}
+
 static void test_disconnected_serves_nothing(void **state)
 {
     (void)state;
@@ -234,11 +244,7 @@ static void test_bounded_evicts_finished_first(void **state)
     assert_int_equal(stats.entries, 3);
     assert_int_equal(stats.evictions, 2);
     /* Many more than the capacity stay within it. */
-    for (int i = 0; i < 1000; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "exec-%04d", i);
-        feed(view, 7 + (uint64_t)i, id, i % 2 ? "completed" : "running");
-    }
+    feed_many(view, 7, 1000);
     gateway_view_stats(view, &stats);
     assert_int_equal(stats.entries, 3);
     gateway_view_destroy(&view);
@@ -281,11 +287,7 @@ static void test_bounded_by_bytes_evicts_oldest(void **state)
     assert_int_equal(stats.entries, 3);
     assert_int_equal(stats.evictions, 2);
     assert_true(stats.bytes <= budget);
-    for (int i = 0; i < 1000; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "exec-%04d", i);
-        feed(view, 6 + (uint64_t)i, id, i % 2 ? "completed" : "running");
-    }
+    feed_many(view, 6, 1000);
     gateway_view_stats(view, &stats);
     assert_int_equal(stats.entries, 3);
     assert_true(stats.bytes <= budget);
