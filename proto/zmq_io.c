@@ -59,7 +59,8 @@ int syn_msg_recv(void *socket, syn_msg_t **msg_p, void *identity, size_t *identi
 {
     assert(identity == NULL || identity_len != NULL);
     *msg_p = NULL;
-    snprintf(err, err ? errlen : 0, "no error");
+    if (err != NULL && errlen > 0) /* most calls find nothing waiting: no formatting */
+        err[0] = '\0';
     size_t expected = identity != NULL ? 2 : 1;
     size_t capacity = identity_len ? *identity_len : 0;
     if (identity_len)
