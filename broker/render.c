@@ -7,6 +7,8 @@
  * '{'), which bounds lookups to one per "}}". */
 #include "broker/render.h"
 
+#include "common/buffer.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -60,16 +62,8 @@ static int buffer_append(buffer_t *buf, const char *data, size_t len)
         buf->too_large = true;
         return -1;
     }
-    if (buf->len + len + 1 > buf->cap) {
-        size_t cap = buf->cap ? buf->cap : 256;
-        while (cap < buf->len + len + 1)
-            cap *= 2;
-        char *grown = realloc(buf->data, cap);
-        if (!grown)
-            return -1;
-        buf->data = grown;
-        buf->cap = cap;
-    }
+    if (!syn_buffer_reserve(&buf->data, &buf->cap, buf->len + len + 1, 256))
+        return -1;
     memcpy(buf->data + buf->len, data, len);
     buf->len += len;
     buf->data[buf->len] = '\0';

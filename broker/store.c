@@ -3,6 +3,7 @@
 #include "broker/store.h"
 #include "broker/tally.h"
 
+#include "common/buffer.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -2345,16 +2346,8 @@ static int keep_text(pending_events_t *events, const char *text, size_t *offset)
     if (!text)
         return 0;
     size_t len = strlen(text) + 1;
-    if (events->len + len > events->cap) {
-        size_t cap = events->cap ? events->cap : 4096;
-        while (cap < events->len + len)
-            cap *= 2;
-        char *grown = realloc(events->text, cap);
-        if (!grown)
-            return -1;
-        events->text = grown;
-        events->cap = cap;
-    }
+    if (!syn_buffer_reserve(&events->text, &events->cap, events->len + len, 4096))
+        return -1;
     memcpy(events->text + events->len, text, len);
     *offset = events->len;
     events->len += len;

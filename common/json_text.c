@@ -1,5 +1,6 @@
 #include "common/json_text.h"
 
+#include "common/buffer.h"
 #include "common/utf8.h"
 
 #include <inttypes.h>
@@ -19,19 +20,9 @@ static bool reserve(text_t *t, size_t more)
 {
     if (t->failed)
         return false;
-    if (t->len + more <= t->cap)
-        return true;
-    size_t cap = t->cap ? t->cap : 256;
-    while (cap < t->len + more)
-        cap *= 2;
-    char *grown = realloc(t->data, cap);
-    if (!grown) {
+    if (t->len + more > t->cap && !syn_buffer_reserve(&t->data, &t->cap, t->len + more, 256))
         t->failed = true;
-        return false;
-    }
-    t->data = grown;
-    t->cap = cap;
-    return true;
+    return !t->failed;
 }
 
 static void put(text_t *t, const char *bytes, size_t n)

@@ -4,6 +4,7 @@
  * docs/protocol.md is the normative description of what is accepted. */
 #include "proto/msg.h"
 
+#include "common/buffer.h"
 #include "common/log.h"
 #include "common/utf8.h"
 
@@ -457,17 +458,10 @@ static int put_string(encoder_t *enc, const char *text, size_t len)
     }
     msgpack_sbuffer *buf = &enc->buf;
     size_t need = header_len + len;
-    if (buf->alloc - buf->size < need) {
-        size_t alloc = buf->alloc ? buf->alloc * 2 : 256;
-        while (alloc - buf->size < need)
-            alloc *= 2;
-        char *grown = realloc(buf->data, alloc);
-        if (!grown) {
-            set_err(enc->err, enc->errlen, "out of memory");
-            return -1;
-        }
-        buf->data = grown;
-        buf->alloc = alloc;
+    if (buf->alloc - buf->size < need &&
+        !syn_buffer_reserve(&buf->data, &buf->alloc, buf->size + need, 256)) {
+        set_err(enc->err, enc->errlen, "out of memory");
+        return -1;
     }
     memcpy(buf->data + buf->size, header, header_len);
     memcpy(buf->data + buf->size + header_len, text, len);

@@ -3,6 +3,7 @@
  * hold tabs and trailing spaces, which the emitter turns into one escaped line. */
 #include "template/export.h"
 
+#include "common/buffer.h"
 #include "template/yamltree.h"
 
 #include <stdbool.h>
@@ -63,17 +64,9 @@ static void put(out_t *o, const char *text, size_t n)
 {
     if (o->failed)
         return;
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 1024;
-        while (cap < o->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(o->data, cap);
-        if (!grown) {
-            o->failed = true;
-            return;
-        }
-        o->data = grown;
-        o->cap = cap;
+    if (!syn_buffer_reserve(&o->data, &o->cap, o->len + n + 1, 1024)) {
+        o->failed = true;
+        return;
     }
     memcpy(o->data + o->len, text, n);
     o->len += n;

@@ -1,5 +1,7 @@
 #include "worker/lines.h"
 
+#include "common/buffer.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,18 +15,10 @@ static void keep(worker_lines_t *self, const char *data, size_t take, bool *too_
         self->len = 0;
         return;
     }
-    if (self->len + take + 1 > self->cap) {
-        size_t cap = self->cap ? self->cap : 4096;
-        while (cap < self->len + take + 1)
-            cap *= 2;
-        char *grown = realloc(self->buf, cap);
-        if (!grown) {
-            self->skipping = true;
-            self->len = 0;
-            return;
-        }
-        self->buf = grown;
-        self->cap = cap;
+    if (!syn_buffer_reserve(&self->buf, &self->cap, self->len + take + 1, 4096)) {
+        self->skipping = true;
+        self->len = 0;
+        return;
     }
     memcpy(self->buf + self->len, data, take);
     self->len += take;

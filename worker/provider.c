@@ -5,6 +5,7 @@
 #include "worker/provider.h"
 #include "worker/utf8.h"
 #include "worker/workspace.h"
+#include "common/buffer.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -415,18 +416,8 @@ const char *worker_run_status_name(worker_run_status_t status)
 /* Makes room for extra more bytes plus the terminator; false when out of memory. */
 static bool reserve(worker_run_t *self, size_t extra)
 {
-    size_t need = self->output_len + extra + 1;
-    if (need <= self->output_cap)
-        return true;
-    size_t cap = self->output_cap ? self->output_cap : 4096;
-    while (cap < need)
-        cap *= 2;
-    char *grown = realloc(self->output, cap);
-    if (!grown)
-        return false;
-    self->output = grown;
-    self->output_cap = cap;
-    return true;
+    return syn_buffer_reserve(&self->output, &self->output_cap, self->output_len + extra + 1,
+                              4096);
 }
 
 /* Appends already-sanitized text, cutting it at the output limit on a character

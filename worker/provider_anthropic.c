@@ -21,6 +21,7 @@
 #include "worker/provider.h"
 #include "worker/curl_loader.h"
 #include "worker/lines.h"
+#include "common/buffer.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -188,16 +189,8 @@ static void on_sse_line(anthropic_run_t *self, const char *line, size_t len)
         size_t need = self->data_len + value_len + 2;
         if (need > SSE_DATA_MAX)
             return;
-        if (need > self->data_cap) {
-            size_t cap = self->data_cap ? self->data_cap : 4096;
-            while (cap < need)
-                cap *= 2;
-            char *grown = realloc(self->data, cap);
-            if (!grown)
-                return;
-            self->data = grown;
-            self->data_cap = cap;
-        }
+        if (!syn_buffer_reserve(&self->data, &self->data_cap, need, 4096))
+            return;
         if (self->data_len > 0)
             self->data[self->data_len++] = '\n';
         memcpy(self->data + self->data_len, value, value_len);

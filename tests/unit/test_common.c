@@ -1,4 +1,5 @@
 /* common/: flags, clock formatting, ids. */
+#include "common/buffer.h"
 #include "common/clock.h"
 #include "common/flags.h"
 #include "common/ids.h"
@@ -7,6 +8,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +126,30 @@ static void test_log_levels_parse(void **state)
     assert_int_equal(syn_log_parse_level("loud", &level), -1);
 }
 
+/* A buffer starts at `first`, doubles to what is needed, keeps its bytes, and a need
+ * it cannot meet changes nothing. */
+static void test_buffer_reserve(void **state)
+{
+    (void)state;
+    char *data = NULL;
+    size_t cap = 0;
+    assert_true(syn_buffer_reserve(&data, &cap, 10, 16));
+    assert_int_equal(cap, 16);
+    memcpy(data, "0123456789", 10);
+    char *before = data;
+    assert_true(syn_buffer_reserve(&data, &cap, 16, 16)); /* fits: untouched */
+    assert_ptr_equal(data, before);
+    assert_int_equal(cap, 16);
+    assert_true(syn_buffer_reserve(&data, &cap, 100, 16));
+    assert_int_equal(cap, 128);
+    assert_memory_equal(data, "0123456789", 10);
+    before = data;
+    assert_false(syn_buffer_reserve(&data, &cap, SIZE_MAX, 16));
+    assert_ptr_equal(data, before);
+    assert_int_equal(cap, 128);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +159,7 @@ int main(void)
         cmocka_unit_test(test_flags_reject_bad_input),
         cmocka_unit_test(test_flags_log_level_kind),
         cmocka_unit_test(test_log_levels_parse),
+        cmocka_unit_test(test_buffer_reserve),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
