@@ -245,8 +245,6 @@ static void test_fill_without_progress_skips_the_hole(void **state)
     gateway_hub_destroy(&hub);
 }
 
-/* Too many held events: they are dropped and the fill keeps paging until the log is
- * read up to them. */
 /* Fills the gap after seq 1 with 2-4 (more to come), then 5-6 (the last page):
  * the client must then have had 1-8 in order, the held 7 and 8 included. */
 static void fill_2_to_6_and_expect_all(gateway_hub_t *hub, gateway_sse_client_t *all)
@@ -266,6 +264,8 @@ static void fill_2_to_6_and_expect_all(gateway_hub_t *hub, gateway_sse_client_t 
     expect_ids(all, "1,2,3,4,5,6,7,8");
 }
 
+/* Too many held events: they are dropped and the fill keeps paging until the log is
+ * read up to them. */
 static void test_hold_overflow_keeps_filling(void **state)
 {
     (void)state;
