@@ -1,5 +1,6 @@
 #include "common/ids.h"
 
+#include <ctype.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -18,4 +19,17 @@ int syn_id_make(const char *prefix, size_t nhex, char *buf, size_t bufsize)
         buf[plen + i] = hex[(raw[i / 2] >> ((i % 2) ? 0 : 4)) & 0xf];
     buf[plen + nhex] = '\0';
     return 0;
+}
+
+bool syn_id_is_valid(const char *text)
+{
+    size_t len = strlen(text);
+    if (len < 1 || len > 100 || !isalnum((unsigned char)text[0]))
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+            return false;
+    }
+    return true;
 }

@@ -1,5 +1,8 @@
 #include "gateway/validate.h"
 
+#include "common/ids.h"
+#include "common/utf8.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -13,7 +16,7 @@
  * rather than new code, and the order of the table is the order of the errors. */
 typedef enum {
     KIND_STRING,
-    KIND_ID,          /* string matching GATEWAY_ID_PATTERN */
+    KIND_ID,          /* string matching SYN_ID_PATTERN */
     KIND_INT,
     KIND_NUMBER,
     KIND_BOOL,
@@ -168,55 +171,12 @@ static void add_error_at(json_t *errors, const json_t *loc, const char *key, con
 
 bool gateway_validate_text(const char *text, size_t len)
 {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t extra;
-        uint32_t cp;
-        if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f)
-                return false; /* control characters never belong in an id */
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            extra = 1;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            extra = 2;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            extra = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + extra >= len)
-            return false;
-        for (size_t k = 1; k <= extra; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        static const uint32_t min_for[] = {0, 0x80, 0x800, 0x10000};
-        if (cp < min_for[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += extra + 1;
-    }
-    return true;
-}
-
-bool gateway_validate_is_id(const char *text)
-{
-    size_t len = strlen(text);
-    if (len < 1 || len > 100 || !isalnum((unsigned char)text[0]))
-        return false;
-    for (size_t i = 1; i < len; i++) {
+    for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)text[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
-            return false;
+        if (c < 0x20 || c == 0x7f)
+            return false; /* control characters never belong in an id or a query */
     }
-    return true;
+    return syn_utf8_valid_prefix((const uint8_t *)text, len) == len;
 }
 
 static void add_range_error(json_t *errors, json_t *loc, bool below, long bound)
@@ -271,8 +231,8 @@ static json_t *check_string(const field_t *field, json_t *value, json_t *loc, js
         return NULL;
     }
     const char *text = json_string_value(value);
-    if (field->kind == KIND_ID && !gateway_validate_is_id(text)) {
-        add_error(errors, loc, "String should match pattern '" GATEWAY_ID_PATTERN "'",
+    if (field->kind == KIND_ID && !syn_id_is_valid(text)) {
+        add_error(errors, loc, "String should match pattern '" SYN_ID_PATTERN "'",
                   "string_pattern_mismatch");
         return NULL;
     }

@@ -15,7 +15,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define GATEWAY_ID_PATTERN "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 /* Largest max_tokens a phase may ask for (the broker and the YAML format agree). */
 #define GATEWAY_MAX_TOKENS 10000000
 
@@ -92,8 +91,5 @@ json_t *gateway_validate_error_body(json_t *errors);
 /* True when text[0..len) is well-formed UTF-8 without control characters (what a path
  * parameter or query string may hold). */
 bool gateway_validate_text(const char *text, size_t len);
-
-/* True when text matches GATEWAY_ID_PATTERN. */
-bool gateway_validate_is_id(const char *text);
 
 #endif

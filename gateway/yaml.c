@@ -1,6 +1,8 @@
 /* yaml: media types, uploads, validation answers and export for the YAML routes. */
 #include "gateway/yaml.h"
 #include "gateway/validate.h"
+
+#include "common/ids.h"
 #include "template/errors.h"
 #include "template/export.h"
 #include "template/workflow.h"
@@ -71,8 +73,8 @@ static void add_query_error(json_t *errors, const char *name, const char *msg, c
 /* ?id= and ?name=, checked as POST /workflows checks the same keys. */
 static void check_overrides(const char *id, const char *name, json_t *errors)
 {
-    if (id && gateway_validate_query_text("id", id, errors) == 0 && !gateway_validate_is_id(id))
-        add_query_error(errors, "id", "String should match pattern '" GATEWAY_ID_PATTERN "'",
+    if (id && gateway_validate_query_text("id", id, errors) == 0 && !syn_id_is_valid(id))
+        add_query_error(errors, "id", "String should match pattern '" SYN_ID_PATTERN "'",
                         "string_pattern_mismatch");
     if (name && gateway_validate_query_text("name", name, errors) == 0 && !*name)
         add_query_error(errors, "name", "String should have at least 1 character",

@@ -1,6 +1,7 @@
 /* library: directory scan → parsed entries with hashes. */
 #include "template/library.h"
 
+#include "common/ids.h"
 #include "template/schema.h"
 #include "template/workflow.h"
 
@@ -131,11 +132,11 @@ static bool load_one(template_library_t *self, char *path, const char *name, boo
     if (!json_object_get(workflow, "id")) {
         char id[256];
         id_from_name(name, package, id, sizeof id);
-        if (!template_schema_is_id(id)) {
+        if (!syn_id_is_valid(id)) {
             template_errors_add(entry->errors, TEMPLATE_ERROR_INVALID, path, 0, 0, "id",
                                 "no id, and the %s name '%s' is not a valid id (%s): add an "
                                 "id key",
-                                package ? "directory" : "file", id, TEMPLATE_ID_PATTERN);
+                                package ? "directory" : "file", id, SYN_ID_PATTERN);
             json_decref(workflow);
             return false;
         }

@@ -1,6 +1,7 @@
 /* schema: node → JSON value conversions and the messages when they fail. */
 #include "template/schema.h"
 
+#include "common/ids.h"
 #include "template/utf8.h"
 
 #include <ctype.h>
@@ -20,19 +21,6 @@ const template_field_t *template_schema_find(const template_field_t *fields, con
         if (strcmp(fields->key, key) == 0)
             return fields;
     return NULL;
-}
-
-bool template_schema_is_id(const char *text)
-{
-    size_t len = strlen(text);
-    if (len < 1 || len > 100 || !isalnum((unsigned char)text[0]))
-        return false;
-    for (size_t i = 1; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
-            return false;
-    }
-    return true;
 }
 
 static void add_error(const template_origin_t *origin, const template_node_t *node,
@@ -86,9 +74,9 @@ static int convert_text(const template_field_t *field, const template_node_t *no
         add_error(origin, node, path, "must not be empty");
         return -1;
     }
-    if (field->kind == TEMPLATE_VALUE_ID && !template_schema_is_id(node->text)) {
+    if (field->kind == TEMPLATE_VALUE_ID && !syn_id_is_valid(node->text)) {
         add_error(origin, node, path, "'%.120s' is not a valid id: it must match %s", node->text,
-                  TEMPLATE_ID_PATTERN);
+                  SYN_ID_PATTERN);
         return -1;
     }
     *out = string_value(node);

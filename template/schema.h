@@ -10,8 +10,6 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#define TEMPLATE_ID_PATTERN "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-
 /* Bounds of phase settings, the same as POST /workflows (gateway/validate.c,
  * broker/api.c). */
 #define TEMPLATE_TIMEOUT_MIN 1
@@ -24,7 +22,7 @@
 typedef enum {
     TEMPLATE_VALUE_STRING,  /* text; a plain number is taken as written ("5") */
     TEMPLATE_VALUE_TEXT,    /* non-empty text */
-    TEMPLATE_VALUE_ID,      /* text matching TEMPLATE_ID_PATTERN */
+    TEMPLATE_VALUE_ID,      /* text matching SYN_ID_PATTERN (common/ids.h) */
     TEMPLATE_VALUE_INT,     /* integer within [min, max] */
     TEMPLATE_VALUE_NUMBER,  /* integer or finite float within [min, max] */
     TEMPLATE_VALUE_BOOL,    /* true / false */
@@ -69,7 +67,5 @@ const template_field_t *template_schema_unknown_key(const template_field_t *fiel
 
 /* "a, b, c" of the table's keys into buf. */
 void template_schema_key_list(const template_field_t *fields, char *buf, size_t size);
-
-bool template_schema_is_id(const char *text);
 
 #endif

@@ -40,6 +40,26 @@ static void test_ids_have_prefix_and_lowercase_hex(void **state)
     assert_int_equal(syn_id_make("exec-", 12, small, sizeof small), -1);
 }
 
+/* SYN_ID_PATTERN, which the API and the template files both enforce. */
+static void test_id_rule(void **state)
+{
+    (void)state;
+    char id[128];
+    memset(id, 'a', 101);
+    id[101] = '\0';
+    assert_false(syn_id_is_valid(id)); /* 101 characters */
+    id[100] = '\0';
+    assert_true(syn_id_is_valid(id));
+    assert_true(syn_id_is_valid("A"));
+    assert_true(syn_id_is_valid("9.x_y-z"));
+    assert_false(syn_id_is_valid(""));
+    assert_false(syn_id_is_valid("_x"));
+    assert_false(syn_id_is_valid(".x"));
+    assert_false(syn_id_is_valid("a b"));
+    assert_false(syn_id_is_valid("a/b"));
+    assert_false(syn_id_is_valid("caf\xc3\xa9"));
+}
+
 typedef struct {
     const char *http;
     long slots;
@@ -155,6 +175,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_time_format_is_rfc3339_utc_micro),
         cmocka_unit_test(test_ids_have_prefix_and_lowercase_hex),
+        cmocka_unit_test(test_id_rule),
         cmocka_unit_test(test_flags_parse_forms_and_environment),
         cmocka_unit_test(test_flags_reject_bad_input),
         cmocka_unit_test(test_flags_log_level_kind),

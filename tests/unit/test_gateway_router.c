@@ -153,9 +153,13 @@ static void test_bad_parameters(void **state)
     expect_not_found("GET", "/workflows/\xed\xa0\x80"); /* UTF-16 surrogate */
     expect_not_found("GET", "/workflows/\xc0\xaf");     /* overlong '/' */
     expect_not_found("GET", "/workflows/a\tb");
+    expect_not_found("GET", "/workflows/a\x7f");
+    expect_not_found("GET", "/workflows/\xf4\x90\x80\x80"); /* above U+10FFFF */
     /* Valid UTF-8 and spaces are passed on: the broker says it does not exist. */
     expect_route("GET", "/workflows/caf\xc3\xa9", GATEWAY_ROUTE_WORKFLOW_GET, "caf\xc3\xa9", NULL);
     expect_route("GET", "/workflows/a b", GATEWAY_ROUTE_WORKFLOW_GET, "a b", NULL);
+    expect_route("GET", "/workflows/\xf0\x9f\x99\x82", GATEWAY_ROUTE_WORKFLOW_GET,
+                 "\xf0\x9f\x99\x82", NULL);
 }
 
 int main(void)

@@ -505,15 +505,6 @@ static void test_workflow_id_pattern(void **state)
                  PATTERN_MSG);
         expect_workflow_errors(body, detail);
     }
-    char id[128];
-    memset(id, 'a', 101);
-    id[101] = '\0';
-    assert_false(gateway_validate_is_id(id));
-    id[100] = '\0';
-    assert_true(gateway_validate_is_id(id));
-    assert_true(gateway_validate_is_id("A"));
-    assert_true(gateway_validate_is_id("9.x_y-z"));
-    assert_false(gateway_validate_is_id("_x"));
     expect_workflow_errors("{\"id\":7,\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\","
                            "\"order\":1,\"prompt_template\":\"x\"}]}",
                            "[{\"loc\":[\"body\",\"id\"],\"msg\":\"Input should be a valid string\",\"type\":\"string_type\"}]");
