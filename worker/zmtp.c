@@ -1,5 +1,7 @@
 #include "worker/zmtp.h"
 
+#include "worker/resolve.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -48,6 +50,9 @@ typedef enum { IN_GREETING, IN_READY, IN_TRAFFIC } in_phase_t;
 struct worker_zmtp_t {
     int fd;
     worker_zmtp_state_t state;
+    worker_resolve_t *lookup; /* the broker's name being looked up (CONNECTING) */
+    char host[256];           /* ... that name, for errors */
+    uint16_t port;
     char error[256];
     size_t max_size;
 
@@ -94,6 +99,7 @@ __attribute__((format(printf, 2, 3))) static void fail(worker_zmtp_t *self, cons
     if (self->fd >= 0)
         close(self->fd);
     self->fd = -1;
+    worker_resolve_destroy(&self->lookup);
     drop_output(self);
     free(self->in);
     self->in = NULL;
@@ -278,8 +284,16 @@ static bool parse_port(const char *text, uint16_t *port)
     return true;
 }
 
-/* HOST:PORT or [IPV6]:PORT into an address; a name's IPv4 address comes first
- * (a broker bound to all interfaces by libzmq listens on IPv4 only). */
+static void set_port(struct sockaddr_storage *sa, uint16_t port)
+{
+    if (sa->ss_family == AF_INET)
+        ((struct sockaddr_in *)sa)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
+}
+
+/* HOST:PORT or [IPV6]:PORT into an address (0), or a lookup of the name started
+ * (1; worker/resolve.h). */
 static int resolve_tcp(worker_zmtp_t *self, const char *address, struct sockaddr_storage *sa,
                        socklen_t *sa_len)
 {
@@ -305,10 +319,9 @@ static int resolve_tcp(worker_zmtp_t *self, const char *address, struct sockaddr
         }
         port_text = host_end + 1;
     }
-    char name[256];
     size_t name_len = (size_t)(host_end - host);
     uint16_t port;
-    if (name_len == 0 || name_len >= sizeof name || !strncmp(host, "*", name_len)) {
+    if (name_len == 0 || name_len >= sizeof self->host || !strncmp(host, "*", name_len)) {
         fail(self, "bad endpoint: no host to connect to");
         return -1;
     }
@@ -316,31 +329,24 @@ static int resolve_tcp(worker_zmtp_t *self, const char *address, struct sockaddr
         fail(self, "bad endpoint: the port must be 1..65535");
         return -1;
     }
-    memcpy(name, host, name_len);
-    name[name_len] = '\0';
-    struct addrinfo hints = {.ai_family = bracketed ? AF_INET6 : AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = bracketed ? AI_NUMERICHOST : 0};
-    struct addrinfo *found = NULL;
-    int rc = getaddrinfo(name, NULL, &hints, &found);
+    memcpy(self->host, host, name_len);
+    self->host[name_len] = '\0';
+    self->port = port;
+    int rc = worker_resolve_numeric(self->host, bracketed, sa, sa_len);
+    if (rc == EAI_NONAME && !bracketed) {
+        char why[256];
+        self->lookup = worker_resolve_start(self->host, why, sizeof why);
+        if (self->lookup)
+            return 1;
+        fail(self, "cannot resolve %s: %s", self->host, why);
+        return -1;
+    }
     if (rc != 0) {
-        fail(self, "cannot resolve %s: %s", name,
+        fail(self, "cannot resolve %s: %s", self->host,
              rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
         return -1;
     }
-    const struct addrinfo *pick = found;
-    for (const struct addrinfo *a = found; a; a = a->ai_next)
-        if (a->ai_family == AF_INET) {
-            pick = a;
-            break;
-        }
-    memcpy(sa, pick->ai_addr, pick->ai_addrlen);
-    *sa_len = pick->ai_addrlen;
-    if (sa->ss_family == AF_INET)
-        ((struct sockaddr_in *)sa)->sin_port = htons(port);
-    else
-        ((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
-    freeaddrinfo(found);
+    set_port(sa, port);
     return 0;
 }
 
@@ -361,6 +367,7 @@ static int resolve_ipc(worker_zmtp_t *self, const char *path, struct sockaddr_st
     return 0;
 }
 
+/* The endpoint's address (0), a lookup started (1), or closed with why (-1). */
 static int resolve(worker_zmtp_t *self, const char *endpoint, struct sockaddr_storage *sa,
                    socklen_t *sa_len)
 {
@@ -393,6 +400,24 @@ static void open_socket(worker_zmtp_t *self, const struct sockaddr_storage *sa, 
         connected(self);
     else if (errno != EINPROGRESS)
         fail(self, "cannot connect: %s", strerror(errno));
+}
+
+/* The name's lookup answered: connect to its address, or close with why not. */
+static void finish_lookup(worker_zmtp_t *self)
+{
+    struct sockaddr_storage sa;
+    socklen_t sa_len = 0;
+    char why[256];
+    int rc = worker_resolve_collect(self->lookup, &sa, &sa_len, why, sizeof why);
+    if (rc == 0)
+        return;
+    worker_resolve_destroy(&self->lookup);
+    if (rc < 0) {
+        fail(self, "cannot resolve %s: %s", self->host, why);
+        return;
+    }
+    set_port(&sa, self->port);
+    open_socket(self, &sa, sa_len);
 }
 
 static void finish_connect(worker_zmtp_t *self)
@@ -434,6 +459,7 @@ void worker_zmtp_destroy(worker_zmtp_t **self_p)
     worker_zmtp_t *self = *self_p;
     if (self->fd >= 0)
         close(self->fd);
+    worker_resolve_destroy(&self->lookup);
     drop_output(self);
     free(self->in);
     free(self->body);
@@ -744,14 +770,14 @@ const char *worker_zmtp_error(const worker_zmtp_t *self)
 
 int worker_zmtp_fd(const worker_zmtp_t *self)
 {
-    return self->fd;
+    return self->lookup ? worker_resolve_fd(self->lookup) : self->fd;
 }
 
 short worker_zmtp_events(const worker_zmtp_t *self)
 {
     switch (self->state) {
     case WORKER_ZMTP_CONNECTING:
-        return POLLOUT;
+        return self->lookup ? POLLIN : POLLOUT;
     case WORKER_ZMTP_HANDSHAKE:
     case WORKER_ZMTP_READY:
         return (short)(POLLIN | (can_write(self) ? POLLOUT : 0));
@@ -762,6 +788,11 @@ short worker_zmtp_events(const worker_zmtp_t *self)
 
 void worker_zmtp_handle(worker_zmtp_t *self, short revents)
 {
+    if (self->lookup) {
+        if (revents & (POLLIN | POLLERR | POLLHUP))
+            finish_lookup(self);
+        return;
+    }
     if (self->state == WORKER_ZMTP_CONNECTING && (revents & (POLLOUT | POLLERR | POLLHUP)))
         finish_connect(self);
     if (self->state != WORKER_ZMTP_HANDSHAKE && self->state != WORKER_ZMTP_READY)

@@ -9,8 +9,9 @@
  *
  * One connection, non-blocking, single-threaded, driven by the caller's poll():
  *   - endpoints tcp://HOST:PORT (HOST an IPv4 address, [an IPv6 address], or a
- *     name: getaddrinfo, which blocks while it resolves; a name's IPv4 address
- *     is preferred, as libzmq does) and ipc:///path; anything else is an error;
+ *     name, looked up off the loop by worker/resolve.h while the connection is
+ *     CONNECTING; a name's IPv4 address is preferred, as libzmq does) and
+ *     ipc:///path; anything else is an error;
  *   - we send the whole greeting (3.0, NULL, as-server 0) and READY with
  *     Socket-Type DEALER and no Identity (the ROUTER makes one up); the peer
  *     must answer with a ZMTP 3.x NULL greeting and a READY from a ROUTER;
@@ -46,9 +47,10 @@ typedef enum {
 
 typedef struct worker_zmtp_t worker_zmtp_t;
 
-/* Starts connecting to endpoint; never waits for the peer. NULL only when out
- * of memory: a bad endpoint, a name that does not resolve or a connect that
- * fails at once give a connection already closed, with the reason. */
+/* Starts connecting to endpoint; never waits for the peer or for DNS. NULL only
+ * when out of memory: a bad endpoint or a connect that fails at once give a
+ * connection already closed, with the reason; a name that does not resolve
+ * closes it once the lookup answers. */
 worker_zmtp_t *worker_zmtp_connect(const char *endpoint, size_t max_size);
 /* Closes the socket (whatever is still queued is dropped) and frees all. */
 void worker_zmtp_destroy(worker_zmtp_t **self_p);
@@ -57,8 +59,10 @@ worker_zmtp_state_t worker_zmtp_state(const worker_zmtp_t *self);
 /* Why the connection closed ("" while it is open). */
 const char *worker_zmtp_error(const worker_zmtp_t *self);
 
-/* What to poll: the socket (-1 once closed) and the events wanted now —
- * POLLOUT while connecting or while output waits, POLLIN once connected. */
+/* What to poll: the socket (-1 once closed; the lookup's socket while a name is
+ * looked up, so ask again every turn) and the events wanted now — POLLIN while
+ * looking up, POLLOUT while connecting or while output waits, POLLIN once
+ * connected. */
 int worker_zmtp_fd(const worker_zmtp_t *self);
 short worker_zmtp_events(const worker_zmtp_t *self);
 /* Does the I/O that revents (from poll) allows: completes the connect, writes
