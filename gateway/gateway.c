@@ -130,6 +130,7 @@ struct gateway_t {
     int64_t next_probe_ms;
     int64_t last_event_ms;    /* when the SUB last gave an event */
     bool resumed;         /* a connection was resumed: run MHD again this turn */
+    bool stopping;        /* gateway_destroy: no connection may be suspended again */
     bool sse_more;        /* streams have frames queued: let MHD send them this turn */
     int64_t next_sweep_ms; /* next keepalive sweep */
 };
@@ -260,6 +261,10 @@ static int broker_send(gateway_t *self, const syn_msg_t *msg)
  * deadline. Sets an immediate answer instead when the broker cannot take it. */
 static void request_send(gateway_t *self, request_t *req, const char *op, json_t *args)
 {
+    if (self->stopping) {
+        request_set_unavailable(req);
+        return;
+    }
     uint64_t corr = self->next_corr++;
     long timeout = req->health ? self->config.health_timeout_ms : self->config.request_timeout_ms;
     if (gateway_pending_add(self->pending, corr, syn_mono_ms() + timeout, req) != 0) {
@@ -485,6 +490,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         return MHD_CONTENT_READER_END_OF_STREAM;
     if (n == GATEWAY_SSE_ERROR)
         return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (n == 0 && self->stopping)
+        return MHD_CONTENT_READER_END_OF_STREAM;
     if (n == 0) {
         req->sse_suspended = true;
         MHD_suspend_connection(req->connection);
@@ -1280,15 +1287,17 @@ void gateway_destroy(gateway_t **self_p)
         return;
     gateway_t *self = *self_p;
     if (self->daemon) {
-        /* MHD must not be stopped with suspended connections: answer them first, and
-         * end every stream. */
+        /* MHD must not be stopped with suspended connections (it aborts the process):
+         * answer every waiting request, end every stream, and let MHD take back what
+         * was resumed — here, or by the last turn, whose replies MHD has not seen yet.
+         * From here on nothing suspends a connection again: a request still being
+         * read gets 503 at once, and a stream with nothing left ends. */
+        self->stopping = true;
         void *item;
-        self->resumed = false;
         while ((item = gateway_pending_expire(self->pending, INT64_MAX)))
             give_up(self, item);
         gateway_hub_foreach(self->hub, finish_one, self);
-        if (self->resumed)
-            MHD_run(self->daemon);
+        MHD_run(self->daemon);
         MHD_stop_daemon(self->daemon);
     }
     zsock_destroy(&self->dealer);
