@@ -54,17 +54,27 @@ static void put_integer(text_t *t, json_int_t value)
     put(t, digits + sizeof digits - n, n);
 }
 
-/* jansson's own formatting (precision, ".0", exponent form), so reals are
- * byte-identical without copying its rules. */
+/* The fewest significant digits (15 to 17) that read back as the same double:
+ * 0.1 and 0.043193, not 0.10000000000000001 and 0.043193000000000002 (jansson's
+ * default of 17 always), as Python and JavaScript print them. jansson's own
+ * formatting otherwise (".0", exponent form), without copying its rules. */
 static void put_real(text_t *t, const json_t *real)
 {
-    char *text = json_dumps(real, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!text) {
-        t->failed = true;
-        return;
+    double value = json_real_value(real);
+    for (int precision = 15; precision <= 17; precision++) {
+        char *text = json_dumps(real, JSON_COMPACT | JSON_ENCODE_ANY |
+                                          JSON_REAL_PRECISION(precision));
+        if (!text) {
+            t->failed = true;
+            return;
+        }
+        if (precision == 17 || strtod(text, NULL) == value) {
+            put(t, text, strlen(text));
+            free(text);
+            return;
+        }
+        free(text);
     }
-    put(t, text, strlen(text));
-    free(text);
 }
 
 /* Escapes what JSON requires (quote, backslash, controls, as jansson writes

@@ -3,8 +3,9 @@
  * The same bytes as json_dumps(value, JSON_COMPACT) — the tests compare the
  * two on random values — without its per-number snprintf and per-character
  * UTF-8 decoding, which made it the broker's most expensive call per event.
- * Reals, rare in our data, are still formatted by jansson so that they never
- * differ. */
+ * Reals (costs, durations) are the one difference: they get the fewest digits
+ * that read back as the same double (0.1, where json_dumps writes
+ * 0.10000000000000001), formatted by jansson otherwise. */
 #ifndef SYN_COMMON_JSON_TEXT_H
 #define SYN_COMMON_JSON_TEXT_H
 

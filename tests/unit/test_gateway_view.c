@@ -3,6 +3,8 @@
  * over on a gap or a disconnect. */
 #include "gateway/view.h"
 
+#include "common/json_text.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,7 +64,7 @@ static void test_serves_exact_text_for_full_id_and_workflow(void **state)
     const char *text;
     size_t len;
     assert_true(gateway_view_get(view, "wf", "exec-aa11", &text, &len));
-    char *want = json_dumps(status, JSON_COMPACT);
+    char *want = syn_json_text(status);
     assert_string_equal(text, want); /* the reply body as the broker would write it */
     free(want);
     json_decref(status);
@@ -87,7 +89,7 @@ static void test_served_text_follows_every_update(void **state)
     const char *states[] = {"pending", "running", "running", "completed"};
     for (int i = 0; i < 4; i++) {
         json_t *status = status_of("exec-1", "wf", states[i], i);
-        char *want = json_dumps(status, JSON_COMPACT);
+        char *want = syn_json_text(status);
         gateway_view_event(view, (uint64_t)i + 1, status);
         json_decref(status);
         for (int read = 0; read < 2; read++) {
@@ -106,10 +108,11 @@ static void test_served_text_follows_every_update(void **state)
     gateway_view_destroy(&view);
 }
 
-/* Whatever a status holds, the text served is what jansson writes for it (the broker's
- * reply body): escapes, every control character, numbers at the edges, non-ASCII text,
- * and values that are not flat. */
-static void test_text_is_what_jansson_writes(void **state)
+/* Whatever a status holds, the text served is the one a reply through the broker
+ * carries (the gateway writes every reply body with syn_json_text): escapes, every
+ * control character, numbers at the edges, reals, non-ASCII text, and values that
+ * are not flat. */
+static void test_text_is_what_a_reply_carries(void **state)
 {
     (void)state;
     gateway_view_t *view = connected_view(0, 0);
@@ -134,7 +137,7 @@ static void test_text_is_what_jansson_writes(void **state)
         assert_non_null(odd[i]);
         json_t *status = status_of("exec-1", "wf", "running", 0);
         assert_int_equal(json_object_update(status, odd[i]), 0);
-        char *want = json_dumps(status, JSON_COMPACT);
+        char *want = syn_json_text(status);
         gateway_view_event(view, i + 1, status);
         json_decref(status);
         json_decref(odd[i]);
@@ -409,7 +412,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serves_exact_text_for_full_id_and_workflow),
         cmocka_unit_test(test_served_text_follows_every_update),
-        cmocka_unit_test(test_text_is_what_jansson_writes),
+        cmocka_unit_test(test_text_is_what_a_reply_carries),
         cmocka_unit_test(test_newer_seq_wins_and_events_without_status_count),
         cmocka_unit_test(test_gap_clears),
         cmocka_unit_test(test_disconnected_serves_nothing),
