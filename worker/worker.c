@@ -73,6 +73,8 @@ struct worker_t {
     worker_zmtp_t *conn;     /* the DEALER to the broker; NULL while waiting to reconnect */
     int64_t last_recv_ms;
     int64_t last_heard_ms;   /* last message from a broker (a connect does not count) */
+    int64_t started_ms;      /* worker_run began */
+    bool ever_heard;         /* a broker has spoken since the start */
     int64_t last_send_ms;
     bool registered;         /* the broker has spoken since our last READY */
     int64_t reconnect_at;
@@ -488,7 +490,12 @@ static void drop_broker(worker_t *self, int64_t now, const char *why, bool close
 {
     close_connection(self, 0);
     int64_t wait = schedule_reconnect(self, now, closed);
-    syn_warn("worker", "broker %s, reconnecting in %" PRId64 " ms", why, wait);
+    /* Workers started with (or before) their broker find it not listening yet: within
+     * the first liveness window that is the usual start, not something to warn of. */
+    bool starting =
+        !self->ever_heard && now - self->started_ms <= self->heartbeat_ms * self->liveness;
+    syn_log(starting ? SYN_LOG_INFO : SYN_LOG_WARN, "worker", "broker %s, %s in %" PRId64 " ms",
+            why, starting ? "not up yet: trying again" : "reconnecting", wait);
 }
 
 /* Drops the connection when it closed or the broker has been silent too long. */
@@ -803,6 +810,7 @@ static void receive(worker_t *self, int64_t now_us)
         /* Any traffic, even a message we reject, shows the broker is alive. */
         self->last_recv_ms = now;
         self->last_heard_ms = now;
+        self->ever_heard = true;
         self->backoff_ms = BACKOFF_FIRST_MS;
         char err[256];
         syn_msg_t *msg = syn_msg_decode(data, size, err, sizeof err);
@@ -1045,7 +1053,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
              self->name, self->broker, self->slots, self->prefetch,
              worker_provider_name(self->provider));
     /* A broker that is not up yet is retried quickly for a liveness window too. */
-    self->last_heard_ms = syn_mono_ms();
+    self->last_heard_ms = self->started_ms = syn_mono_ms();
     for (;;) {
         int64_t now_us = syn_mono_us();
         int64_t now = now_us / 1000;
