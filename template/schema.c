@@ -130,30 +130,38 @@ static int convert_number(const template_field_t *field, const template_node_t *
     return *out ? 1 : -1;
 }
 
-static int levenshtein(const char *a, const char *b)
+static bool same_letter(char a, char b)
+{
+    return tolower((unsigned char)a) == tolower((unsigned char)b);
+}
+
+/* Edits between a and b, ignoring case: a letter inserted, deleted or replaced, or two
+ * neighbours swapped ("modle" is one edit from "model", the commonest slip of all). */
+static int edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > SUGGEST_MAX_LEN || lb > SUGGEST_MAX_LEN)
         return SUGGEST_MAX_LEN;
-    int row[SUGGEST_MAX_LEN + 1];
+    /* three rows of the table: i - 2, i - 1 and i */
+    int rows[3][SUGGEST_MAX_LEN + 1];
     for (size_t j = 0; j <= lb; j++)
-        row[j] = (int)j;
+        rows[0][j] = rows[1][j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
-        int diagonal = row[0];
+        int *before = rows[(i + 1) % 3], *above = rows[(i + 2) % 3], *row = rows[i % 3];
         row[0] = (int)i;
         for (size_t j = 1; j <= lb; j++) {
-            int above = row[j];
-            int cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-            int best = diagonal + cost;
-            if (above + 1 < best)
-                best = above + 1;
+            int best = above[j - 1] + (same_letter(a[i - 1], b[j - 1]) ? 0 : 1);
+            if (above[j] + 1 < best)
+                best = above[j] + 1;
             if (row[j - 1] + 1 < best)
                 best = row[j - 1] + 1;
+            if (i > 1 && j > 1 && same_letter(a[i - 1], b[j - 2]) &&
+                same_letter(a[i - 2], b[j - 1]) && before[j - 2] + 1 < best)
+                best = before[j - 2] + 1;
             row[j] = best;
-            diagonal = above;
         }
     }
-    return row[lb];
+    return rows[la % 3][lb];
 }
 
 /* The closest candidate within a third of the word's length (at least 1, at most 3
@@ -168,7 +176,7 @@ static const char *closest(const char *word, const char *const *candidates, size
     const char *best = NULL;
     int best_distance = limit + 1;
     for (size_t i = 0; i < count; i++) {
-        int d = levenshtein(word, candidates[i]);
+        int d = edit_distance(word, candidates[i]);
         if (d < best_distance) {
             best = candidates[i];
             best_distance = d;

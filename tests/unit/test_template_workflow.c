@@ -204,6 +204,13 @@ static void test_unknown_keys(void **state)
                  "description, model, provider, prompt_template, prompt_file, timeout_seconds, "
                  "max_attempts, retries, retry_backoff_seconds, max_tokens, argument_hint, "
                  "allowed_tools); did you mean 'prompt_template'?");
+    expect_error("name: x\nphases:\n  - id: a\n    name: A\n    order: 1\n    prompt_template: x\n"
+                 "    modle: opus\n",
+                 7, "phases[0].modle",
+                 "unknown key 'modle' in phases[0] (known: id, name, order, description, model, "
+                 "provider, prompt_template, prompt_file, timeout_seconds, max_attempts, "
+                 "retries, retry_backoff_seconds, max_tokens, argument_hint, allowed_tools); "
+                 "did you mean 'model'?");
     expect_error("name: x\ninputs:\n  - {name: a, value: 3}\n" PHASE, 3, "inputs[0].value",
                  "unknown key 'value' in inputs[0] (known: name, description, required, "
                  "default)");
