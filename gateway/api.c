@@ -173,7 +173,7 @@ int gateway_api_request(const gateway_route_t *route, const char *content_type, 
                                         query(cls, "name"), args, error);
     case GATEWAY_ROUTE_WORKFLOW_VALIDATE:
         *op = NULL;
-        return gateway_yaml_validate(body, len, error);
+        return gateway_yaml_validate(content_type, body, len, error);
     case GATEWAY_ROUTE_WORKFLOW_EXPORT:
         *op = "workflow.get";
         *args = json_pack("{s:s}", "id", route->params[0]);

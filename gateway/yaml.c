@@ -194,25 +194,17 @@ static void add_api_errors(json_t *list, const json_t *refusal)
     }
 }
 
-int gateway_yaml_validate(const char *body, size_t len, json_t **answer)
+/* The validate answer for one YAML text. */
+static int validate_text(const char *text, size_t len, json_t **answer)
 {
-    json_t *content = NULL, *error = NULL;
-    int status = gateway_validate_content(body, len, &content, &error);
-    if (status != 0) {
-        *answer = error;
-        return status;
-    }
     template_errors_t *errors = template_errors_new();
     if (!errors) {
-        json_decref(content);
         *answer = json_pack("{s:s}", "detail", "gateway out of memory");
         return 500;
     }
-    json_t *workflow = template_workflow_parse(json_string_value(content),
-                                               json_string_length(content), NULL, NULL, errors);
+    json_t *workflow = template_workflow_parse(text, len, NULL, NULL, errors);
     json_t *list = template_errors_json(errors);
     template_errors_destroy(&errors);
-    json_decref(content);
     if (workflow) {
         json_t *args = NULL, *refusal = NULL;
         if (gateway_validate_workflow_value(workflow, &args, &refusal) != 0)
@@ -223,6 +215,23 @@ int gateway_yaml_validate(const char *body, size_t len, json_t **answer)
     }
     *answer = json_pack("{s:b, s:o}", "valid", json_array_size(list) == 0, "errors", list);
     return 200;
+}
+
+int gateway_yaml_validate(const char *content_type, const char *body, size_t len,
+                          json_t **answer)
+{
+    /* The YAML itself, as from-yaml takes it, or wrapped in JSON as {"content": ...}. */
+    if (gateway_yaml_media_type(content_type))
+        return validate_text(body, len, answer);
+    json_t *content = NULL, *error = NULL;
+    int status = gateway_validate_content(body, len, &content, &error);
+    if (status != 0) {
+        *answer = error;
+        return status;
+    }
+    status = validate_text(json_string_value(content), json_string_length(content), answer);
+    json_decref(content);
+    return status;
 }
 
 int gateway_yaml_export(const json_t *workflow, char **text, json_t **error)

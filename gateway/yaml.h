@@ -33,9 +33,11 @@ bool gateway_yaml_media_type(const char *content_type);
 int gateway_yaml_from_upload(const char *content_type, const char *body, size_t len,
                              const char *id, const char *name, json_t **args, json_t **error);
 
-/* POST /workflows/validate: the status (200, or 422 for a body that is not {content})
- * and its body in *answer (new reference). */
-int gateway_yaml_validate(const char *body, size_t len, json_t **answer);
+/* POST /workflows/validate: the status (200, or 422 for a JSON body that is not
+ * {content}) and its body in *answer (new reference). A body sent with a YAML media
+ * type is the YAML text itself, as from-yaml takes it. */
+int gateway_yaml_validate(const char *content_type, const char *body, size_t len,
+                          json_t **answer);
 
 /* GET /workflows/{id}/export: turns workflow.get's reply body into YAML. 200 with *text
  * (malloc'd, NUL-terminated), or 502 with *error when the reply is not a workflow. */

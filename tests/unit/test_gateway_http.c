@@ -376,6 +376,10 @@ static void test_yaml_routes(void **state)
     assert_true(json_is_false(json_object_get(r.json, "valid")));
     assert_int_equal(json_array_size(json_object_get(r.json, "errors")), 1);
     http_response_clear(&r);
+    assert_int_equal(http_request("POST", url, doc, "application/yaml", &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_json_text(r.json, "{\"valid\":true,\"errors\":[]}");
+    http_response_clear(&r);
     assert_int_equal(fake_broker_requests(f->broker, NULL), reached);
 
     snprintf(url, sizeof url, "%s/workflows/as-yaml/export", gateway_harness_url(f->gw));

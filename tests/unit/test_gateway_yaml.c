@@ -263,14 +263,14 @@ static void test_validate(void **state)
     json_t *body = json_pack("{s:s}", "content", DOC);
     char *text = json_dumps(body, 0);
     json_decref(body);
-    assert_int_equal(gateway_yaml_validate(text, strlen(text), &answer), 200);
+    assert_int_equal(gateway_yaml_validate(NULL, text, strlen(text), &answer), 200);
     assert_json(answer, "{\"valid\":true,\"errors\":[]}");
     json_decref(answer);
     free(text);
 
     const char *invalid = "{\"content\":\"name: x\\ntype: reserch\\nphases:\\n  - {id: a, name: A, "
                           "order: 1, prompt_template: hi, colour: red}\\n\"}";
-    assert_int_equal(gateway_yaml_validate(invalid, strlen(invalid), &answer), 200);
+    assert_int_equal(gateway_yaml_validate(NULL, invalid, strlen(invalid), &answer), 200);
     assert_true(json_is_false(json_object_get(answer, "valid")));
     const json_t *errors = json_object_get(answer, "errors");
     assert_int_equal(json_array_size(errors), 2);
@@ -285,7 +285,7 @@ static void test_validate(void **state)
     json_decref(answer);
 
     const char *syntax = "{\"content\":\"name: [x\"}";
-    assert_int_equal(gateway_yaml_validate(syntax, strlen(syntax), &answer), 200);
+    assert_int_equal(gateway_yaml_validate(NULL, syntax, strlen(syntax), &answer), 200);
     assert_true(json_is_false(json_object_get(answer, "valid")));
     first = json_array_get(json_object_get(answer, "errors"), 0);
     assert_true(json_is_integer(json_object_get(first, "line")));
@@ -295,20 +295,37 @@ static void test_validate(void **state)
 
     const char *with_file = "{\"content\":\"name: x\\nphases: [{id: a, name: A, order: 1, "
                             "prompt_file: p.md}]\"}";
-    assert_int_equal(gateway_yaml_validate(with_file, strlen(with_file), &answer), 200);
+    assert_int_equal(gateway_yaml_validate(NULL, with_file, strlen(with_file), &answer), 200);
     assert_true(json_is_false(json_object_get(answer, "valid")));
     assert_string_equal(json_string_value(json_object_get(
                             json_array_get(json_object_get(answer, "errors"), 0), "field")),
                         "phases[0].prompt_file");
     json_decref(answer);
 
+    /* Sent as YAML, the body is the text itself: the same answers. */
+    assert_int_equal(gateway_yaml_validate("application/yaml", DOC, strlen(DOC), &answer), 200);
+    assert_json(answer, "{\"valid\":true,\"errors\":[]}");
+    json_decref(answer);
+    const char *raw = "name: x\ntype: reserch\nphases:\n  - {id: a, name: A, order: 1, "
+                      "prompt_template: hi, colour: red}\n";
+    assert_int_equal(
+        gateway_yaml_validate("text/yaml; charset=utf-8", raw, strlen(raw), &answer), 200);
+    assert_true(json_is_false(json_object_get(answer, "valid")));
+    errors = json_object_get(answer, "errors");
+    assert_int_equal(json_array_size(errors), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(errors, 0), "line")), 2);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(errors, 1), "field")),
+        "phases[0].colour");
+    json_decref(answer);
+
     /* The body itself is checked as every JSON body is. */
-    assert_int_equal(gateway_yaml_validate("", 0, &answer), 422);
+    assert_int_equal(gateway_yaml_validate(NULL, "", 0, &answer), 422);
     assert_json(answer, "{\"detail\":[{\"loc\":[\"body\"],\"msg\":\"Field required\",\"type\":"
                         "\"missing\"}]}");
     json_decref(answer);
     const char *wrong = "{\"content\":5,\"x\":1}";
-    assert_int_equal(gateway_yaml_validate(wrong, strlen(wrong), &answer), 422);
+    assert_int_equal(gateway_yaml_validate(NULL, wrong, strlen(wrong), &answer), 422);
     assert_json(answer, "{\"detail\":[{\"loc\":[\"body\",\"content\"],\"msg\":\"Input should be a "
                         "valid string\",\"type\":\"string_type\"},{\"loc\":[\"body\",\"x\"],\"msg\":"
                         "\"Extra inputs are not permitted\",\"type\":\"extra_forbidden\"}]}");
