@@ -53,7 +53,7 @@ static int cmd_up(int argc, char **argv)
         {"prefetch", SYN_FLAG_INT, "N",
          "phases each worker holds beyond its slots, started as a slot frees (short phases)",
          &prefetch, 0, 1024},
-        {"provider", SYN_FLAG_STRING, "NAME", "agent provider: mock|command", &provider, 0, 0},
+        {"provider", SYN_FLAG_STRING, "NAME", "agent provider: mock|command|claude|anthropic (workers take their other flags as SYN_* variables)", &provider, 0, 0},
         {"command", SYN_FLAG_STRING, "ARGV", "program for the command provider", &command, 0, 0},
         {"base-port", SYN_FLAG_INT, "PORT",
          "broker ports: clients PORT, workers PORT+1, events PORT+2", &base_port, 1, 65533},
