@@ -5,7 +5,6 @@
 #include "common/ids.h"
 #include "common/log.h"
 
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -125,19 +124,6 @@ static bool string_array(const json_t *v, const char *what, reason_t *why)
     json_array_foreach(v, i, item)
         if (!json_is_string(item))
             return fail(why, "%s[%zu] must be a string", what, i);
-    return true;
-}
-
-static bool valid_workflow_id(const char *id)
-{
-    size_t len = strlen(id);
-    if (len < 1 || len > 100 || !isalnum((unsigned char)id[0]))
-        return false;
-    for (size_t i = 1; i < len; i++) {
-        unsigned char c = (unsigned char)id[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
-            return false;
-    }
     return true;
 }
 
@@ -390,8 +376,8 @@ static int op_workflow_create(broker_api_t *self, const json_t *args, json_t **b
     const char *given_id = NULL;
     if (!opt_string(args, "id", &given_id, "", &why))
         return bad_request(body, &why);
-    if (given_id && !valid_workflow_id(given_id)) {
-        fail(&why, "id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$");
+    if (given_id && !syn_id_is_valid(given_id)) {
+        fail(&why, "id must match " SYN_ID_PATTERN);
         return bad_request(body, &why);
     }
     json_t *tpl;
@@ -511,8 +497,8 @@ static int op_workflow_install(broker_api_t *self, const json_t *args, json_t **
     }
     if (!req_string(workflow, "id", &id, "workflow.", &why))
         return bad_request(body, &why);
-    if (!valid_workflow_id(id)) {
-        fail(&why, "workflow.id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$");
+    if (!syn_id_is_valid(id)) {
+        fail(&why, "workflow.id must match " SYN_ID_PATTERN);
         return bad_request(body, &why);
     }
     json_t *tpl;
