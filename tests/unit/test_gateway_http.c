@@ -699,17 +699,32 @@ static void test_keep_alive_many_in_flight(void **state)
     assert_int_equal(stats.timeouts, 0);
 }
 
+/* A new connection that has sent GET path (Connection: close). */
+static int send_get(fixture_t *f, const char *path)
+{
+    int fd = connect_to(f->gw);
+    char request[256];
+    snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+             path);
+    send_all(fd, request, strlen(request));
+    return fd;
+}
+
+/* Stops the gateway's loop thread, so the test drives it with gateway_poll. */
+static gateway_t *take_the_loop(fixture_t *f)
+{
+    gateway_harness_halt(f->gw);
+    return gateway_harness_gateway(f->gw);
+}
+
 /* Stopping with requests still waiting answers them 503 (MHD must not be stopped
  * with suspended connections) and leaks nothing. */
 static void test_shutdown_while_waiting(void **state)
 {
     fixture_t *f = *state;
     int fds[3];
-    for (int i = 0; i < 3; i++) {
-        fds[i] = connect_to(f->gw);
-        const char *request = "GET /workflows/silent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-        send_all(fds[i], request, strlen(request));
-    }
+    for (int i = 0; i < 3; i++)
+        fds[i] = send_get(f, "/workflows/silent");
     wait_for_received(f->broker, 3);
     gateway_harness_stop(&f->gw);
     for (int i = 0; i < 3; i++) {
@@ -727,12 +742,9 @@ static void test_shutdown_right_after_a_reply(void **state)
 {
     fixture_t *f = *state;
     atomic_store(&f->script.hold_target, MAX_HELD);
-    int fd = connect_to(f->gw);
-    const char *request = "GET /workflows/hold-last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    send_all(fd, request, strlen(request));
+    int fd = send_get(f, "/workflows/hold-last");
     wait_for_received(f->broker, 1);
-    gateway_harness_halt(f->gw); /* the loop is the test's now */
-    gateway_t *gw = gateway_harness_gateway(f->gw);
+    gateway_t *gw = take_the_loop(f);
     gateway_stats_t before;
     gateway_stats(gw, &before);
     atomic_store(&f->script.release_held, 1);
@@ -758,12 +770,9 @@ static void test_shutdown_right_after_a_reply(void **state)
 static void test_request_arriving_while_stopping(void **state)
 {
     fixture_t *f = *state;
-    int waiting = connect_to(f->gw);
-    const char *silent = "GET /workflows/silent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    send_all(waiting, silent, strlen(silent));
+    int waiting = send_get(f, "/workflows/silent");
     wait_for_received(f->broker, 1);
-    gateway_harness_halt(f->gw); /* the loop is the test's now */
-    gateway_t *gw = gateway_harness_gateway(f->gw);
+    gateway_t *gw = take_the_loop(f);
     int late = connect_to(f->gw);
     for (int i = 0; i < 5; i++) /* accepted by MHD, nothing to read yet */
         assert_int_equal(gateway_poll(gw, 10), 0);
