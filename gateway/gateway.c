@@ -151,6 +151,29 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
         syn_warn(COMPONENT, "http: %s", self->mhd_error);
 }
 
+/* MHD hands the path and each query value on as a C string, so a decoded %00 would
+ * end it early: "/workflows/research%00x" would act on workflow research. Each escaped
+ * NUL becomes the overlong pair C0 80 before MHD's own decoding; that is not UTF-8, so
+ * the path fails the router's text check (404) and a query value its parameter's
+ * check (422), as any other bad byte does. Never longer than the text it is given. */
+static size_t unescape_without_nul(void *cls, struct MHD_Connection *connection, char *text)
+{
+    (void)cls;
+    (void)connection;
+    char *out = text;
+    for (const char *in = text; *in;) {
+        if (in[0] == '%' && in[1] == '0' && in[2] == '0') {
+            *out++ = (char)0xC0;
+            *out++ = (char)0x80;
+            in += 3;
+        } else {
+            *out++ = *in++;
+        }
+    }
+    *out = '\0';
+    return MHD_http_unescape(text);
+}
+
 static void request_set_answer(request_t *req, unsigned status, char *json_text)
 {
     free(req->answer);
@@ -1248,7 +1271,8 @@ gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, self, MHD_OPTION_CONNECTION_LIMIT, (unsigned)config->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)HTTP_LISTEN_BACKLOG, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)HTTP_LISTEN_BACKLOG,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_without_nul, NULL, MHD_OPTION_END);
     if (!self->daemon) {
         /* MHD says "Failed to bind to port 0: <reason>" (we bind by address): keep the
          * reason, which is what the user can act on. */

@@ -432,6 +432,30 @@ static void test_not_found_and_method_not_allowed(void **state)
     assert_int_equal(fake_broker_requests(f->broker, NULL), 0);
 }
 
+/* An escaped NUL is refused where it stands, never taken for the end of the text:
+ * "/workflows/wf-1%00x" is not workflow wf-1, nor "limit=5%00" the limit 5. */
+static void test_escaped_nul_is_refused(void **state)
+{
+    fixture_t *f = *state;
+    char url[256];
+    snprintf(url, sizeof url, "%s/workflows/wf-1%%00x", gateway_harness_url(f->gw));
+    expect("DELETE", url, NULL, 404, "{\"detail\":\"Not Found\"}");
+    expect("GET", url, NULL, 404, "{\"detail\":\"Not Found\"}");
+    snprintf(url, sizeof url, "%s/executions?workflow_id=wf-1%%00x", gateway_harness_url(f->gw));
+    expect("GET", url, NULL, 422,
+           "{\"detail\":[{\"loc\":[\"query\",\"workflow_id\"],\"msg\":\"Input should be a "
+           "valid string, unable to parse raw data as a unicode string\",\"type\":"
+           "\"string_unicode\"}]}");
+    snprintf(url, sizeof url, "%s/workflows/executions/active?limit=5%%00", gateway_harness_url(f->gw));
+    expect("GET", url, NULL, 422,
+           "{\"detail\":[{\"loc\":[\"query\",\"limit\"],\"msg\":\"Input should be a valid "
+           "integer, unable to parse string as an integer\",\"type\":\"int_parsing\"}]}");
+    assert_int_equal(fake_broker_requests(f->broker, NULL), 0);
+    /* Other escapes decode as before, "%25" included: "%2500" is the text "%00". */
+    snprintf(url, sizeof url, "%s/workflows/wf%%2500%%2D1", gateway_harness_url(f->gw));
+    expect("GET", url, NULL, 200, "{\"op\":\"workflow.get\",\"args\":{\"id\":\"wf%00-1\"}}");
+}
+
 static void test_validation_errors_do_not_reach_the_broker(void **state)
 {
     fixture_t *f = *state;
@@ -830,6 +854,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_routes_reach_the_broker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_yaml_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found_and_method_not_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escaped_nul_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validation_errors_do_not_reach_the_broker, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
