@@ -3,6 +3,7 @@
 #include "template/frontmatter.h"
 
 #include "template/schema.h"
+#include "template/utf8.h"
 #include "template/yamltree.h"
 
 #include <limits.h>
@@ -95,9 +96,7 @@ int template_frontmatter_parse(const char *text, size_t len, const char *file, c
 {
     *settings = NULL;
     *body = NULL;
-    const char *p = text, *end = text + len;
-    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
-        p += 3; /* a byte order mark some editors write */
+    const char *p = text + template_utf8_bom_length(text, len), *end = text + len;
     const char *next;
     size_t n = line_at(p, end, &next);
     const char *body_start = p;

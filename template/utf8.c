@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 bool template_utf8_valid(const char *text, size_t len, size_t *bad_offset)
 {
@@ -23,6 +24,11 @@ const char *template_utf8_problem(const char *text, size_t bad, char buf[32])
         return "not text: a NUL byte";
     snprintf(buf, 32, "not valid UTF-8 (byte 0x%02X)", (unsigned char)text[bad]);
     return buf;
+}
+
+size_t template_utf8_bom_length(const char *text, size_t len)
+{
+    return len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
 }
 
 void template_utf8_position(const char *text, size_t len, size_t offset, int *line, int *column)

@@ -15,6 +15,11 @@ bool template_utf8_valid(const char *text, size_t len, size_t *bad_offset);
  * error message: "not valid UTF-8 (byte 0xC3)" or "not text: a NUL byte". */
 const char *template_utf8_problem(const char *text, size_t bad, char buf[32]);
 
+/* 3 when text starts with the UTF-8 byte order mark some editors write, else 0. A
+ * document's parser skips it: libyaml, told the text is UTF-8, would take it for a
+ * character of the first line and misjudge that line's indentation. */
+size_t template_utf8_bom_length(const char *text, size_t len);
+
 /* The 1-based line and column (in characters) of byte offset in text. */
 void template_utf8_position(const char *text, size_t len, size_t offset, int *line, int *column);
 

@@ -496,6 +496,9 @@ json_t *template_workflow_parse(const char *text, size_t len, const char *file, 
                             TEMPLATE_MAX_DOCUMENT);
         return NULL;
     }
+    size_t bom = template_utf8_bom_length(text, len);
+    text += bom;
+    len -= bom;
     bool failed;
     template_node_t *root = template_yaml_parse(text, len, file, 0, errors, &failed);
     if (failed)

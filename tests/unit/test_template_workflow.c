@@ -473,6 +473,15 @@ static void test_encoding_and_size(void **state)
     template_errors_destroy(&errors);
     expect_error("name: \"a\\0b\"\n" PHASE, 1, NULL, "NUL characters are not allowed");
 
+    /* a leading byte order mark is skipped, and positions are those an editor shows */
+    json_t *with_bom = parse_ok("\xEF\xBB\xBFname: BOM\n" PHASE);
+    assert_string_equal(json_string_value(json_object_get(with_bom, "name")), "BOM");
+    json_decref(with_bom);
+    errors = parse_fail("\xEF\xBB\xBFname: caf\xc3\n" PHASE);
+    assert_int_equal(template_errors_get(errors, 0)->line, 1);
+    assert_int_equal(template_errors_get(errors, 0)->column, 10);
+    template_errors_destroy(&errors);
+
     size_t len = TEMPLATE_MAX_DOCUMENT + 1;
     char *big = malloc(len);
     memset(big, '#', len);
