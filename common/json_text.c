@@ -56,8 +56,8 @@ static void put_integer(text_t *t, json_int_t value)
 
 /* The fewest significant digits (15 to 17) that read back as the same double:
  * 0.1 and 0.043193, not 0.10000000000000001 and 0.043193000000000002 (jansson's
- * default of 17 always), as Python and JavaScript print them. jansson's own
- * formatting otherwise (".0", exponent form), without copying its rules. */
+ * default of 17 always). jansson's own formatting otherwise (".0", exponent
+ * form), without copying its rules. */
 static void put_real(text_t *t, const json_t *real)
 {
     double value = json_real_value(real);

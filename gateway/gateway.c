@@ -190,8 +190,8 @@ static void request_set_literal(request_t *req, unsigned status, const char *jso
 
 static void request_set_json(request_t *req, unsigned status, json_t *body)
 {
-    /* The same text as json_dumps, faster; scalars (and anything it refuses) are left
-     * to jansson. */
+    /* json_dumps' compact text, faster, with reals in their shortest form
+     * (common/json_text.h); scalars (and anything it refuses) are left to jansson. */
     char *text = syn_json_text(body);
     if (!text)
         text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -1312,10 +1312,9 @@ void gateway_destroy(gateway_t **self_p)
     gateway_t *self = *self_p;
     if (self->daemon) {
         /* MHD must not be stopped with suspended connections (it aborts the process):
-         * answer every waiting request, end every stream, and let MHD take back what
-         * was resumed — here, or by the last turn, whose replies MHD has not seen yet.
-         * From here on nothing suspends a connection again: a request still being
-         * read gets 503 at once, and a stream with nothing left ends. */
+         * answer every waiting request, end every stream, and let MHD send what that
+         * resumed. From here on nothing suspends a connection again: a request MHD
+         * reads only now gets 503 at once, and a stream with nothing left ends. */
         self->stopping = true;
         void *item;
         while ((item = gateway_pending_expire(self->pending, INT64_MAX)))

@@ -205,8 +205,9 @@ static bool releases(const entry_t *entry)
            (!entry->want[0] || !strcmp(entry->status, entry->want) || entry->terminal);
 }
 
-/* The status as the broker's reply body (json_dumps' compact text, made without it: this
- * runs for every event), sized to fit since the view keeps it. */
+/* The status as a reply through the broker would carry it (syn_json_text, as
+ * request_set_json writes every reply body: this runs for every event), sized to fit
+ * since the view keeps it. */
 static char *status_text(const json_t *status, size_t *len)
 {
     char *text = syn_json_text(status);

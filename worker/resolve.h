@@ -23,7 +23,8 @@ typedef struct worker_resolve_t worker_resolve_t;
 int worker_resolve_numeric(const char *text, bool ipv6, struct sockaddr_storage *sa,
                            socklen_t *sa_len);
 
-/* Starts looking name up. NULL (and why in err) when no thread could be started. */
+/* Starts looking name up. NULL (and why in err) when it could not be started: no
+ * thread, no socket pair, or no memory. */
 worker_resolve_t *worker_resolve_start(const char *name, char *err, size_t errlen);
 
 /* Readable once the answer is in. */
