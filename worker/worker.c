@@ -21,6 +21,9 @@
 /* A connection that closed or was refused is retried this soon while the broker
  * was heard within the liveness window (schedule_reconnect). */
 #define RECONNECT_QUICK_MS 100
+/* The longest a lookup of the broker's name may take: glibc gives each name server
+ * 5 s, twice, and a host may list three. */
+#define LOOKUP_MAX_MS 30000
 /* Output chunks: at most one PROGRESS per attempt this often, this big. */
 #define PROGRESS_EVERY_MS 100
 #define PROGRESS_MAX_BYTES (64u * 1024u)
@@ -74,6 +77,7 @@ struct worker_t {
     int64_t last_recv_ms;
     int64_t last_heard_ms;   /* last message from a broker (a connect does not count) */
     int64_t started_ms;      /* worker_run began */
+    int64_t connect_started_ms; /* the current connection was begun */
     bool ever_heard;         /* a broker has spoken since the start */
     int64_t last_send_ms;
     bool registered;         /* the broker has spoken since our last READY */
@@ -465,12 +469,24 @@ static int64_t schedule_reconnect(worker_t *self, int64_t now, bool closed)
     return wait;
 }
 
+/* How loud a failure to reach the broker is: info while the worker starts (within
+ * the first liveness window, before any broker has spoken: workers started with their
+ * broker find it not listening yet, the usual start, not a fault), else `otherwise`. */
+static syn_log_level_t trouble_level(const worker_t *self, int64_t now,
+                                     syn_log_level_t otherwise)
+{
+    bool starting =
+        !self->ever_heard && now - self->started_ms <= self->heartbeat_ms * self->liveness;
+    return starting ? SYN_LOG_INFO : otherwise;
+}
+
 static void connect_broker(worker_t *self, int64_t now)
 {
+    self->connect_started_ms = now;
     self->conn = worker_zmtp_connect(self->broker, SYN_MSG_MAX_SIZE);
     if (!self->conn || worker_zmtp_state(self->conn) == WORKER_ZMTP_CLOSED) {
-        syn_error("worker", "cannot connect to %s: %s", self->broker,
-                  self->conn ? worker_zmtp_error(self->conn) : "out of memory");
+        syn_log(trouble_level(self, now, SYN_LOG_ERROR), "worker", "cannot connect to %s: %s",
+                self->broker, self->conn ? worker_zmtp_error(self->conn) : "out of memory");
         close_connection(self, 0);
         schedule_reconnect(self, now, true);
         return;
@@ -490,18 +506,26 @@ static void drop_broker(worker_t *self, int64_t now, const char *why, bool close
 {
     close_connection(self, 0);
     int64_t wait = schedule_reconnect(self, now, closed);
-    /* Workers started with (or before) their broker find it not listening yet: within
-     * the first liveness window that is the usual start, not something to warn of. */
-    bool starting =
-        !self->ever_heard && now - self->started_ms <= self->heartbeat_ms * self->liveness;
-    syn_log(starting ? SYN_LOG_INFO : SYN_LOG_WARN, "worker", "broker %s, %s in %" PRId64 " ms",
-            why, starting ? "not up yet: trying again" : "reconnecting", wait);
+    syn_log_level_t level = trouble_level(self, now, SYN_LOG_WARN);
+    syn_log(level, "worker", "broker %s, %s in %" PRId64 " ms", why,
+            level == SYN_LOG_INFO ? "not up yet: trying again" : "reconnecting", wait);
 }
 
 /* Drops the connection when it closed or the broker has been silent too long. */
 static void check_broker(worker_t *self, int64_t now)
 {
     char why[320];
+    if (worker_zmtp_resolving(self->conn)) {
+        /* The silence counts from the moment the address is known: a lookup slower than
+         * the liveness window would otherwise be given up, and begun again, forever. */
+        if (now - self->connect_started_ms <= LOOKUP_MAX_MS) {
+            self->last_recv_ms = now;
+            return;
+        }
+        snprintf(why, sizeof why, "name took over %d s to look up", LOOKUP_MAX_MS / 1000);
+        drop_broker(self, now, why, false);
+        return;
+    }
     if (worker_zmtp_state(self->conn) == WORKER_ZMTP_CLOSED) {
         snprintf(why, sizeof why, "connection closed (%s)", worker_zmtp_error(self->conn));
         drop_broker(self, now, why, true);

@@ -763,6 +763,11 @@ worker_zmtp_state_t worker_zmtp_state(const worker_zmtp_t *self)
     return self->state;
 }
 
+bool worker_zmtp_resolving(const worker_zmtp_t *self)
+{
+    return self->lookup != NULL;
+}
+
 const char *worker_zmtp_error(const worker_zmtp_t *self)
 {
     return self->error;

@@ -56,6 +56,8 @@ worker_zmtp_t *worker_zmtp_connect(const char *endpoint, size_t max_size);
 void worker_zmtp_destroy(worker_zmtp_t **self_p);
 
 worker_zmtp_state_t worker_zmtp_state(const worker_zmtp_t *self);
+/* True while the broker's name is being looked up (the state is CONNECTING). */
+bool worker_zmtp_resolving(const worker_zmtp_t *self);
 /* Why the connection closed ("" while it is open). */
 const char *worker_zmtp_error(const worker_zmtp_t *self);
 

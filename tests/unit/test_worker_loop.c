@@ -84,12 +84,15 @@ static int teardown(void **state)
 }
 
 /* Starts syn-worker with the mock provider (unless extra says otherwise). */
-static void start_worker(fake_t *fake, const char *const *extra)
+/* Starts syn-worker against the fake broker, named host (an address or a name), with
+ * the extra flags and the extra environment entries ("NAME=value", may be NULL). */
+static void start_worker_at(fake_t *fake, const char *host, const char *const *extra,
+                            const char *const *env)
 {
     if (access(WORKER_BIN, X_OK) != 0)
         fail_msg("%s is not built (build the syn-worker target first)", WORKER_BIN);
-    char endpoint[64], heartbeat[16];
-    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", fake->port);
+    char endpoint[300], heartbeat[16];
+    snprintf(endpoint, sizeof endpoint, "tcp://%s:%d", host, fake->port);
     snprintf(heartbeat, sizeof heartbeat, "%d", HEARTBEAT_MS);
     const char *argv[32] = {WORKER_BIN,     "--broker",    endpoint,    "--heartbeat-ms",
                             heartbeat,      "--liveness",  "3",         "--name",
@@ -98,12 +101,29 @@ static void start_worker(fake_t *fake, const char *const *extra)
     for (int i = 0; extra && extra[i] && argc < 31; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;
+    /* The environment is made before the fork: the child only calls execve. */
+    size_t inherited = 0, added = 0;
+    while (environ[inherited])
+        inherited++;
+    while (env && env[added])
+        added++;
+    char **envp = calloc(inherited + added + 1, sizeof *envp);
+    assert_non_null(envp);
+    memcpy(envp, environ, inherited * sizeof *envp);
+    for (size_t i = 0; i < added; i++)
+        envp[inherited + i] = (char *)env[i];
     fake->pid = fork();
     assert_true(fake->pid >= 0);
     if (fake->pid == 0) {
-        execv(WORKER_BIN, (char **)argv);
+        execve(WORKER_BIN, (char **)argv, envp);
         _exit(127);
     }
+    free(envp);
+}
+
+static void start_worker(fake_t *fake, const char *const *extra)
+{
+    start_worker_at(fake, "127.0.0.1", extra, NULL);
 }
 
 static void send_to_worker(fake_t *fake, syn_msg_type_t type, json_t *fields)
@@ -501,6 +521,31 @@ static void test_reconnect_after_silence(void **state)
     send_to_worker(fake, SYN_MSG_CANCEL, ref("exec-0000000000c1", "slow", 2));
     msg = expect_result(fake, "exec-0000000000c1", "slow", 2, "cancelled");
     syn_msg_destroy(&msg);
+}
+
+/* A broker name that takes longer to look up (1 s) than the liveness window (300 ms)
+ * is waited for, not given up as a silent broker and looked up again forever: the
+ * worker registers once the address is known. tests/preload/slow_lookup.c is the
+ * slow DNS. */
+static void test_slow_name_lookup_is_waited_for(void **state)
+{
+    fake_t *fake = *state;
+    const char *env[] = {"LD_PRELOAD=" SYN_TEST_PRELOAD_DIR "/slow_lookup.so",
+                         "SYN_TEST_LOOKUP_MS=1000",
+                         /* under ASan: its runtime need not come first in the list */
+                         "ASAN_OPTIONS=verify_asan_link_order=0", NULL};
+    int64_t started = syn_mono_ms();
+    start_worker_at(fake, "slow.test", NULL, env);
+    syn_msg_t *msg = expect_ready(fake, 4, 0);
+    int64_t took = syn_mono_ms() - started;
+    assert_true(took >= 1000); /* it did wait for the lookup */
+    syn_msg_destroy(&msg);
+    /* Registered, it stays: it heartbeats, and no second READY (a reconnect) comes. */
+    fake->heartbeats_seen = 0;
+    syn_msg_t *other = next_msg(fake, 1000, true);
+    if (other)
+        fail_msg("unexpected %s", syn_msg_type_name(syn_msg_type(other)));
+    assert_true(fake->heartbeats_seen >= 5);
 }
 
 static void test_unacked_result_resent_after_reconnect(void **state)
@@ -907,6 +952,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_result_resent_until_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_free_slot_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_after_silence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_name_lookup_is_waited_for, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unacked_result_resent_after_reconnect, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_disconnect_reregisters, setup, teardown),
