@@ -142,10 +142,10 @@ static int edit_distance(const char *a, const char *b)
     size_t la = strlen(a), lb = strlen(b);
     if (la > SUGGEST_MAX_LEN || lb > SUGGEST_MAX_LEN)
         return SUGGEST_MAX_LEN;
-    /* three rows of the table: i - 2, i - 1 and i */
+    /* three rows of the table: i - 2, i - 1 and i (row i - 2 is read from i = 2 on) */
     int rows[3][SUGGEST_MAX_LEN + 1];
     for (size_t j = 0; j <= lb; j++)
-        rows[0][j] = rows[1][j] = (int)j;
+        rows[0][j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
         int *before = rows[(i + 1) % 3], *above = rows[(i + 2) % 3], *row = rows[i % 3];
         row[0] = (int)i;
