@@ -1,0 +1,70 @@
+#include "common/endpoint.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* host is the text between the scheme and the port, brackets removed. */
+static bool host_is_loopback(const char *host, size_t len)
+{
+    char buf[64];
+    if (len == 0 || len >= sizeof buf)
+        return false;
+    memcpy(buf, host, len);
+    buf[len] = '\0';
+    if (strcasecmp(buf, "localhost") == 0)
+        return true;
+    struct in_addr v4;
+    if (inet_pton(AF_INET, buf, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET6, buf, &v6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&v6) ||
+               (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+    return false;
+}
+
+/* "HOST:PORT" or "[HOST]:PORT": is HOST loopback? */
+static bool host_port_is_loopback(const char *text)
+{
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        return end && end[1] == ':' && host_is_loopback(text + 1, (size_t)(end - text - 1));
+    }
+    const char *colon = strrchr(text, ':');
+    if (!colon || strchr(text, ':') != colon) /* a bare IPv6 address needs brackets */
+        return false;
+    return host_is_loopback(text, (size_t)(colon - text));
+}
+
+bool syn_endpoint_is_local(const char *endpoint)
+{
+    if (!endpoint)
+        return false;
+    if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0)
+        return true;
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return false;
+    const char *address = endpoint + 6;
+    const char *source_end = strchr(address, ';');
+    if (source_end) /* "source;destination": where it goes is what matters */
+        address = source_end + 1;
+    return host_port_is_loopback(address);
+}
+
+bool syn_http_address_is_local(const char *address)
+{
+    return address && host_port_is_loopback(address);
+}
+
+int syn_endpoint_check(const char *what, const char *endpoint, bool is_http, bool allowed,
+                       const char *why, const char *remedy, char *err, size_t errlen)
+{
+    bool local = is_http ? syn_http_address_is_local(endpoint) : syn_endpoint_is_local(endpoint);
+    if (local || allowed)
+        return 0;
+    snprintf(err, errlen, "%s %s is not a loopback address and %s: %s", what,
+             endpoint ? endpoint : "(none)", why, remedy);
+    return -1;
+}

@@ -1,0 +1,111 @@
+#include "proto/curve.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct syn_curve_t {
+    zcert_t *mine;   /* with its secret key */
+    zcert_t *server; /* clients only: the server's public certificate */
+};
+
+/* The file given is the file read: czmq's zcert_load would prefer a sibling
+ * "<path>_secret" and read a file without a secret section as an all-zero secret
+ * key, so the certificate's text (zconfig, czmq's format) is read here and both
+ * keys checked, with a reason a person can act on. */
+static zcert_t *load(const char *path, bool need_secret, char *err, size_t errlen)
+{
+    if (!path || !path[0]) {
+        snprintf(err, errlen, "no certificate file given");
+        return NULL;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "cannot read certificate %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    zconfig_t *text = S_ISREG(st.st_mode) ? zconfig_load(path) : NULL;
+    const char *public_txt = text ? zconfig_get(text, "curve/public-key", NULL) : NULL;
+    const char *secret_txt = text ? zconfig_get(text, "curve/secret-key", NULL) : NULL;
+    uint8_t public_key[32], secret_key[32] = {0};
+    zcert_t *cert = NULL;
+    if (!public_txt || strlen(public_txt) != 40 || !zmq_z85_decode(public_key, public_txt))
+        snprintf(err, errlen, "cannot read certificate %s: no public key in czmq's format",
+                 path);
+    else if (need_secret &&
+             (!secret_txt || strlen(secret_txt) != 40 || !zmq_z85_decode(secret_key, secret_txt)))
+        snprintf(err, errlen,
+                 "certificate %s has no secret key (give the NAME.key_secret file, not "
+                 "NAME.key)",
+                 path);
+    else if (!(cert = zcert_new_from(public_key, secret_key)))
+        snprintf(err, errlen, "out of memory");
+    zconfig_destroy(&text);
+    return cert;
+}
+
+syn_curve_t *syn_curve_new_server(const char *secret_file, char *err, size_t errlen)
+{
+    zcert_t *mine = load(secret_file, true, err, errlen);
+    if (!mine)
+        return NULL;
+    syn_curve_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        zcert_destroy(&mine);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->mine = mine;
+    return self;
+}
+
+syn_curve_t *syn_curve_new_client(const char *secret_file, const char *server_public_file,
+                                  char *err, size_t errlen)
+{
+    if (!server_public_file || !server_public_file[0]) {
+        snprintf(err, errlen, "a CURVE secret is given but not the broker's public key "
+                              "(--broker-key FILE)");
+        return NULL;
+    }
+    syn_curve_t *self = syn_curve_new_server(secret_file, err, errlen);
+    if (!self)
+        return NULL;
+    self->server = load(server_public_file, false, err, errlen);
+    if (!self->server) {
+        syn_curve_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void syn_curve_destroy(syn_curve_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zcert_destroy(&(*self_p)->mine);
+    zcert_destroy(&(*self_p)->server);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+void syn_curve_apply(const syn_curve_t *self, void *socket)
+{
+    zcert_apply(self->mine, socket);
+    void *handle = zsock_resolve(socket);
+    if (self->server) {
+        zmq_setsockopt(handle, ZMQ_CURVE_SERVERKEY, zcert_public_key(self->server), 32);
+    } else {
+        int on = 1;
+        zmq_setsockopt(handle, ZMQ_CURVE_SERVER, &on, sizeof on);
+        zmq_setsockopt(handle, ZMQ_ZAP_DOMAIN, SYN_CURVE_ZAP_DOMAIN,
+                       strlen(SYN_CURVE_ZAP_DOMAIN));
+    }
+}
+
+const char *syn_curve_public_txt(const syn_curve_t *self)
+{
+    return zcert_public_txt(self->mine);
+}

@@ -1,0 +1,38 @@
+/* curve: the CURVE keys of one end of a ZeroMQ link, read from czmq certificate
+ * files (the text format `syn keygen` writes: NAME.key holds the public key,
+ * NAME.key_secret both). The broker is the CURVE server on all three of its
+ * sockets; gateways and workers are clients that hold their own key pair and
+ * the broker's public key (docs/operations.md, "Secure").
+ *
+ * Part of syn_zmq_io (with proto/zmq_io.c): the programs that speak ZeroMQ link it. */
+#ifndef SYN_PROTO_CURVE_H
+#define SYN_PROTO_CURVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A Z85 public key is 40 characters. */
+#define SYN_CURVE_KEY_TXT 41
+
+typedef struct syn_curve_t syn_curve_t;
+
+/* A server's keys: its secret certificate. NULL with the reason in err (missing
+ * or unreadable file, no secret key in it). The secret itself never appears in
+ * err or a log line. */
+syn_curve_t *syn_curve_new_server(const char *secret_file, char *err, size_t errlen);
+/* A client's keys: its own secret certificate and the server's public one. */
+syn_curve_t *syn_curve_new_client(const char *secret_file, const char *server_public_file,
+                                  char *err, size_t errlen);
+void syn_curve_destroy(syn_curve_t **self_p);
+
+/* Makes socket (a libzmq socket or a zsock_t) use these keys; call before bind
+ * or connect. A server socket asks ZAP (domain "syn") about every client key. */
+void syn_curve_apply(const syn_curve_t *self, void *socket);
+
+/* This end's public key, Z85 text (safe to log). */
+const char *syn_curve_public_txt(const syn_curve_t *self);
+
+/* The ZAP domain the broker's sockets use. */
+#define SYN_CURVE_ZAP_DOMAIN "syn"
+
+#endif
