@@ -7,6 +7,19 @@
 #include <string.h>
 #include <strings.h>
 
+/* Set by teststack for a whole test program (http_set_bearer). */
+static char bearer[256];
+
+void http_set_bearer(const char *token)
+{
+    snprintf(bearer, sizeof bearer, "%s", token ? token : "");
+}
+
+const char *http_bearer(void)
+{
+    return bearer[0] ? bearer : NULL;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
 {
     http_response_t *resp = user;
@@ -47,6 +60,11 @@ int http_request(const char *method, const char *url, const char *body,
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
     }
     headers = curl_slist_append(headers, "Expect:");
+    char auth[sizeof bearer + 32];
+    if (bearer[0]) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", bearer);
+        headers = curl_slist_append(headers, auth);
+    }
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);

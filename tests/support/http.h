@@ -24,4 +24,12 @@ int http_post(http_response_t *resp, const char *body, const char *url_fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void http_response_clear(http_response_t *resp);
 
+/* A token every request from now on carries as `Authorization: Bearer TOKEN`
+ * (the SSE client's too); NULL for none, the default. teststack sets it for a
+ * stack whose gateway checks tokens (SYN_TEST_SECURE=1), so every helper talks
+ * to it as an admin caller would. The text is copied. */
+void http_set_bearer(const char *token);
+/* The token set, or NULL. */
+const char *http_bearer(void);
+
 #endif

@@ -1,5 +1,6 @@
 /* sse: a raw-socket Server-Sent Events client for tests (see sse.h). */
 #include "tests/support/sse.h"
+#include "tests/support/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -158,11 +159,14 @@ sse_client_t *sse_client_new(int port, const char *path, const char *last_event_
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     char request[1024];
+    const char *token = http_bearer();
     int len = snprintf(request, sizeof request,
                        "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-                       "%s%s%sConnection: close\r\n\r\n",
+                       "%s%s%s%s%s%sConnection: close\r\n\r\n",
                        path, last_event_id ? "Last-Event-ID: " : "",
-                       last_event_id ? last_event_id : "", last_event_id ? "\r\n" : "");
+                       last_event_id ? last_event_id : "", last_event_id ? "\r\n" : "",
+                       token ? "Authorization: Bearer " : "", token ? token : "",
+                       token ? "\r\n" : "");
     if (len < 0 || (size_t)len >= sizeof request ||
         connect(self->fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
         send(self->fd, request, (size_t)len, MSG_NOSIGNAL) != len) {

@@ -30,7 +30,15 @@ struct teststack_t {
     pid_t workers[TESTSTACK_MAX_WORKERS];
     char worker_extra[TESTSTACK_MAX_WORKERS][256];
     int nworkers;
+    bool secure;
+    char keys[300], authorized[320], tokens[300]; /* secure stacks: dir/keys, … */
+    char broker_secret[320], broker_public[320], gateway_secret[320];
 };
+
+/* A secure stack's admin token's line in its tokens file, made by `syn token new`
+ * for a test program's first secure stack and written into every later one's, so
+ * one token (http_set_bearer) opens every stack of the program. */
+static char token_line[256];
 
 long long teststack_now_ms(void)
 {
@@ -68,23 +76,164 @@ static pid_t spawn(teststack_t *self, const char *log, char **argv)
     return pid;
 }
 
+bool teststack_secure_env(void)
+{
+    const char *value = getenv("SYN_TEST_SECURE");
+    return value && strcmp(value, "1") == 0;
+}
+
+/* Runs one of the built programs (the syn tool) to its end: its stdout in out
+ * (without the last newline), its stderr appended to dir/tools.log. Its exit
+ * code, or -1. */
+static int run_tool(teststack_t *self, char **argv, char *out, size_t outlen)
+{
+    char log[512];
+    snprintf(log, sizeof log, "%s/tools.log", self->dir);
+    int pipefd[2];
+    if (pipe(pipefd) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        localproc_redirect_child(log);
+        dup2(pipefd[1], STDOUT_FILENO);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(pipefd[1]);
+    size_t n = 0;
+    ssize_t got;
+    while (pid > 0 && (got = read(pipefd[0], out + n, outlen - 1 - n)) != 0) {
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0 || (n += (size_t)got) == outlen - 1)
+            break;
+    }
+    out[n] = '\0';
+    if (n > 0 && out[n - 1] == '\n')
+        out[n - 1] = '\0';
+    close(pipefd[0]);
+    int status;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+    FILE *in = fopen(from, "r");
+    int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    char buf[4096];
+    size_t n;
+    bool ok = in && out;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        ok = fwrite(buf, 1, n, out) == n;
+    ok = ok && !ferror(in);
+    if (in)
+        fclose(in);
+    if (out)
+        ok = fclose(out) == 0 && ok;
+    else if (fd >= 0)
+        close(fd);
+    return ok ? 0 : -1;
+}
+
+/* The files a stack over CURVE and tokens needs, made by the syn tool as a
+ * person would (see teststack.h). 0, or -1 with the reason on stderr. */
+static int prepare_secure(teststack_t *self)
+{
+    snprintf(self->keys, sizeof self->keys, "%s/keys", self->dir);
+    snprintf(self->authorized, sizeof self->authorized, "%s/authorized", self->keys);
+    snprintf(self->tokens, sizeof self->tokens, "%s/api-tokens", self->dir);
+    snprintf(self->broker_secret, sizeof self->broker_secret, "%s/broker.key_secret",
+             self->keys);
+    snprintf(self->broker_public, sizeof self->broker_public, "%s/broker.key", self->keys);
+    snprintf(self->gateway_secret, sizeof self->gateway_secret, "%s/gateway.key_secret",
+             self->keys);
+    if (mkdir(self->keys, 0700) != 0 || mkdir(self->authorized, 0700) != 0) {
+        fprintf(stderr, "teststack: mkdir %s: %s\n", self->authorized, strerror(errno));
+        return -1;
+    }
+    /* A key for every worker index a test may add, made now: a key authorized
+     * later would need the broker's SIGHUP, and a wait for it, in every test that
+     * adds a worker. */
+    char out[512];
+    for (int i = -2; i < TESTSTACK_MAX_WORKERS; i++) {
+        char name[16], from[400], to[400];
+        if (i < 0)
+            snprintf(name, sizeof name, "%s", i == -2 ? "broker" : "gateway");
+        else
+            snprintf(name, sizeof name, "w%d", i);
+        char *argv[] = {SYN_BIN_DIR "/syn", "keygen", name, "--dir", self->keys, NULL};
+        if (run_tool(self, argv, out, sizeof out) != 0) {
+            fprintf(stderr, "teststack: syn keygen %s failed\n", name);
+            return -1;
+        }
+        snprintf(from, sizeof from, "%s/%s.key", self->keys, name);
+        snprintf(to, sizeof to, "%s/%s.key", self->authorized, name);
+        if (i >= -1 && copy_file(from, to, 0644) != 0) {
+            fprintf(stderr, "teststack: cannot copy %s to %s\n", from, to);
+            return -1;
+        }
+    }
+    if (token_line[0]) {
+        int fd = open(self->tokens, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        size_t len = strlen(token_line);
+        bool ok = fd >= 0 && write(fd, token_line, len) == (ssize_t)len;
+        if (fd >= 0)
+            close(fd);
+        if (!ok)
+            fprintf(stderr, "teststack: cannot write %s\n", self->tokens);
+        return ok ? 0 : -1;
+    }
+    char *argv[] = {SYN_BIN_DIR "/syn", "token", "new", "teststack", "--scope", "admin",
+                    "--file", self->tokens, "-q", NULL};
+    FILE *line = NULL;
+    if (run_tool(self, argv, out, sizeof out) != 0 || strlen(out) != 43 ||
+        !(line = fopen(self->tokens, "r")) || !fgets(token_line, sizeof token_line, line)) {
+        fprintf(stderr, "teststack: syn token new failed\n");
+        token_line[0] = '\0';
+        if (line)
+            fclose(line);
+        return -1;
+    }
+    fclose(line);
+    http_set_bearer(out);
+    return 0;
+}
+
 int teststack_start_broker(teststack_t *self)
 {
     char data[300], extra[512];
     snprintf(data, sizeof data, "%s/var", self->dir);
     snprintf(extra, sizeof extra, "%s", self->opts.broker_args ? self->opts.broker_args : "");
-    char *argv[32] = {SYN_BIN_DIR "/syn-broker", "--data", data,      "--clients",
+    char *argv[40] = {SYN_BIN_DIR "/syn-broker", "--data", data,      "--clients",
                       self->clients_ep,          "--workers", self->workers_ep, "--events",
                       self->events_ep};
-    add_words(argv, 9, 32, extra);
+    int argc = 9;
+    if (self->secure) {
+        argv[argc++] = "--curve-secret";
+        argv[argc++] = self->broker_secret;
+        argv[argc++] = "--authorized-keys";
+        argv[argc++] = self->authorized;
+    }
+    add_words(argv, argc, 40, extra);
     self->broker = spawn(self, "broker", argv);
     return self->broker > 0 ? 0 : -1;
 }
 
 int teststack_start_gateway(teststack_t *self)
 {
-    char *argv[] = {SYN_BIN_DIR "/syn-gateway", "--http", self->http_addr, "--broker",
-                    self->clients_ep, "--events", self->events_ep, NULL};
+    char *argv[16] = {SYN_BIN_DIR "/syn-gateway", "--http", self->http_addr, "--broker",
+                      self->clients_ep, "--events", self->events_ep};
+    if (self->secure) {
+        char *secure[] = {"--curve-secret", self->gateway_secret, "--broker-key",
+                          self->broker_public, "--api-tokens", self->tokens};
+        memcpy(argv + 7, secure, sizeof secure);
+    }
     self->gateway = spawn(self, "gateway", argv);
     return self->gateway > 0 ? 0 : -1;
 }
@@ -102,6 +251,14 @@ static pid_t spawn_worker(teststack_t *self, int index)
     char *argv[40] = {SYN_BIN_DIR "/syn-worker", "--broker", self->workers_ep, "--slots", slots,
                       "--name", name, "--provider", (char *)self->opts.provider};
     int argc = 9;
+    char secret[400];
+    if (self->secure) {
+        snprintf(secret, sizeof secret, "%s/w%d.key_secret", self->keys, index);
+        argv[argc++] = "--curve-secret";
+        argv[argc++] = secret;
+        argv[argc++] = "--broker-key";
+        argv[argc++] = self->broker_public;
+    }
     if (self->opts.command) {
         argv[argc++] = "--command";
         argv[argc++] = (char *)self->opts.command;
@@ -169,6 +326,12 @@ teststack_t *teststack_start(const teststack_options_t *opts)
         return NULL;
     }
 
+    self->secure = self->opts.secure || teststack_secure_env();
+    if (self->secure && prepare_secure(self) != 0) {
+        teststack_dump_logs(self);
+        teststack_destroy(&self);
+        return NULL;
+    }
     teststack_start_broker(self);
     teststack_start_gateway(self);
     for (int i = 0; i < self->opts.workers; i++)
@@ -269,6 +432,7 @@ pid_t teststack_broker_pid(teststack_t *self) { return self->broker; }
 pid_t teststack_gateway_pid(teststack_t *self) { return self->gateway; }
 const char *teststack_url(teststack_t *self) { return self->url; }
 const char *teststack_dir(teststack_t *self) { return self->dir; }
+bool teststack_secure(teststack_t *self) { return self->secure; }
 
 static void dump_file(const char *dir, const char *name)
 {
@@ -286,6 +450,7 @@ static void dump_file(const char *dir, const char *name)
 
 void teststack_dump_logs(teststack_t *self)
 {
+    dump_file(self->dir, "tools.log");
     dump_file(self->dir, "broker.log");
     dump_file(self->dir, "gateway.log");
     for (int i = 0; i < self->nworkers; i++) {

@@ -1,6 +1,18 @@
 /* teststack: starts a real syn stack (broker, gateway, workers as separate processes
  * of the built programs) on random loopback ports in a fresh temp dir, for
- * integration tests; every process logs to a file in that dir. */
+ * integration tests; every process logs to a file in that dir.
+ *
+ * Secure stacks: with SYN_TEST_SECURE=1 in the environment (or opts.secure) the
+ * whole stack runs as it would across hosts. Key pairs are made with the built
+ * `syn keygen` in dir/keys (broker, gateway, and one per worker index: w0, w1, …),
+ * the broker takes --curve-secret and --authorized-keys dir/keys/authorized (the
+ * gateway's and workers' public certificates), the gateway and workers
+ * --curve-secret and --broker-key, and the gateway --api-tokens dir/api-tokens
+ * holding one admin token made with `syn token new`. The token is made once per
+ * test program and given to http_set_bearer(), so every helper (http.h, sse.h,
+ * the API helpers below) sends it; the stacks of one program share it. Tests
+ * written for a plain stack thus prove the same promises over CURVE and tokens
+ * (scripts/test.sh runs the integration tests both ways). */
 #ifndef SYN_TESTSTACK_H
 #define SYN_TESTSTACK_H
 
@@ -18,6 +30,7 @@ typedef struct {
     int mock_delay_ms;        /* 0 = the worker's default */
     const char *worker_args;  /* extra flags for every worker, space separated */
     const char *broker_args;  /* extra flags for the broker */
+    bool secure;              /* CURVE and API tokens; also on with SYN_TEST_SECURE=1 */
 } teststack_options_t;
 
 typedef struct teststack_t teststack_t;
@@ -31,6 +44,10 @@ void teststack_destroy(teststack_t **self_p);
 
 const char *teststack_url(teststack_t *self);     /* "http://127.0.0.1:PORT" */
 const char *teststack_dir(teststack_t *self);     /* the temp dir (data in dir/var) */
+/* Whether the stack runs over CURVE and API tokens; its keys are in dir/keys. */
+bool teststack_secure(teststack_t *self);
+/* SYN_TEST_SECURE=1 is set: every stack is a secure one. */
+bool teststack_secure_env(void);
 pid_t teststack_worker_pid(teststack_t *self, int index);
 pid_t teststack_broker_pid(teststack_t *self);
 pid_t teststack_gateway_pid(teststack_t *self);
