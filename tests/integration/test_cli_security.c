@@ -5,6 +5,7 @@
  * data directory and reuses on the next start. */
 #include "auth/token.h"
 #include "bench/synload/localproc.h"
+#include "proto/curve.h"
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
 
@@ -169,6 +170,13 @@ static void test_keygen_writes_a_matching_pair(void **state)
     assert_string_equal(zconfig_get(public_cert, "curve/public-key", ""), derived);
     assert_null(zconfig_get(public_cert, "curve/secret-key", NULL)); /* public only */
     zconfig_destroy(&public_cert);
+    /* and the programs read them as they are: --curve-secret, --broker-key */
+    char err[256];
+    syn_curve_t *client = syn_curve_new_client(sec, pub, err, sizeof err);
+    if (!client)
+        fail_msg("%s", err);
+    assert_string_equal(syn_curve_public_txt(client), derived);
+    syn_curve_destroy(&client);
 
     /* what it prints: the public key and both paths, never the secret */
     assert_non_null(strstr(r.out, derived));
