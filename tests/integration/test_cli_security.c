@@ -494,24 +494,6 @@ static pid_t child_pid(const up_t *up, const char *label)
     return pid;
 }
 
-/* Whether a process's command line has the argument arg followed by value. */
-static bool cmdline_has(pid_t pid, const char *arg, const char *value)
-{
-    char path[64], buf[8192];
-    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-    int fd = open(path, O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    for (char *p = buf; p < buf + n; p += strlen(p) + 1)
-        if (!strcmp(p, arg) && p + strlen(p) + 1 < buf + n && !strcmp(p + strlen(p) + 1, value))
-            return true;
-    return false;
-}
-
 static void run_one_execution(const up_t *up)
 {
     http_response_t r;
@@ -564,14 +546,14 @@ static void test_up_curve_makes_keys_and_reuses_them(void **state)
     snprintf(broker_key, sizeof broker_key, "%s/broker.key", keys);
     snprintf(authorized, sizeof authorized, "%s/authorized", keys);
     snprintf(secret, sizeof secret, "%s/broker.key_secret", keys);
-    assert_true(cmdline_has(child_pid(&up, "broker"), "--curve-secret", secret));
-    assert_true(cmdline_has(child_pid(&up, "broker"), "--authorized-keys", authorized));
+    assert_true(teststack_cmdline_has(child_pid(&up, "broker"), "--curve-secret", secret));
+    assert_true(teststack_cmdline_has(child_pid(&up, "broker"), "--authorized-keys", authorized));
     snprintf(secret, sizeof secret, "%s/gateway.key_secret", keys);
-    assert_true(cmdline_has(child_pid(&up, "gateway"), "--curve-secret", secret));
-    assert_true(cmdline_has(child_pid(&up, "gateway"), "--broker-key", broker_key));
+    assert_true(teststack_cmdline_has(child_pid(&up, "gateway"), "--curve-secret", secret));
+    assert_true(teststack_cmdline_has(child_pid(&up, "gateway"), "--broker-key", broker_key));
     snprintf(secret, sizeof secret, "%s/local-2.key_secret", keys);
-    assert_true(cmdline_has(child_pid(&up, "worker-2"), "--curve-secret", secret));
-    assert_true(cmdline_has(child_pid(&up, "worker-2"), "--broker-key", broker_key));
+    assert_true(teststack_cmdline_has(child_pid(&up, "worker-2"), "--curve-secret", secret));
+    assert_true(teststack_cmdline_has(child_pid(&up, "worker-2"), "--broker-key", broker_key));
 
     /* the keys in the data directory: a pair each, secrets 0600, and only the
      * gateway's and workers' public certificates authorized */

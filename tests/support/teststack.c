@@ -434,6 +434,25 @@ const char *teststack_url(teststack_t *self) { return self->url; }
 const char *teststack_dir(teststack_t *self) { return self->dir; }
 bool teststack_secure(teststack_t *self) { return self->secure; }
 
+bool teststack_cmdline_has(pid_t pid, const char *arg, const char *value)
+{
+    char path[64], buf[8192];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    int fd = pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    for (char *p = buf; p < buf + n; p += strlen(p) + 1) {
+        char *next = p + strlen(p) + 1;
+        if (!strcmp(p, arg) && next < buf + n && !strcmp(next, value))
+            return true;
+    }
+    return false;
+}
+
 static void dump_file(const char *dir, const char *name)
 {
     char path[512];

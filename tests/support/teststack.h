@@ -68,6 +68,10 @@ int teststack_add_worker(teststack_t *self, const char *extra_args);
 
 /* Waits until GET /health answers 200 with at least `workers` workers. */
 int teststack_wait_health(teststack_t *self, int workers, int timeout_ms);
+/* Whether process pid was started with the argument arg followed by value
+ * (/proc/PID/cmdline): what a test checks a supervisor or the switch gave it. */
+bool teststack_cmdline_has(pid_t pid, const char *arg, const char *value);
+
 /* Prints every process's log to stderr (for a failing test). */
 void teststack_dump_logs(teststack_t *self);
 
