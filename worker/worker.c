@@ -25,9 +25,9 @@
  * made anew only after the broker's silence (check_broker), after BACKOFF_*. */
 #define RECONNECT_IVL_MS 100
 #define RECONNECT_IVL_MAX_MS 1000
-/* TCP keepalive: a connection idle this long is probed, so a NAT or firewall on
- * the way keeps it (the heartbeats keep it busy anyway) and a dead peer's
- * connection is closed by the kernel. */
+/* TCP keepalive: a connection idle this long is probed, so one to a host that
+ * vanished is closed by the kernel in the end even if nothing is sent (the
+ * heartbeats, every heartbeat_ms, are what notice it first). */
 #define KEEPALIVE_IDLE_S 60
 /* Failed sends are logged once per cause this often. */
 #define SEND_LOG_INTERVAL_MS 10000
@@ -448,10 +448,11 @@ static syn_log_level_t trouble_level(const worker_t *self, int64_t now,
 /* The DEALER's options. Linger 0: a socket dropped for silence throws away what
  * it holds (the new one starts with READY and resends the results). No
  * ZMQ_IMMEDIATE: READY is queued the moment the socket is made, before its
- * connection exists, and whatever is sent while libzmq reconnects waits in the
- * pipe (up to its high-water mark, then EAGAIN, logged) instead of failing. No
- * ZMTP heartbeats: the worker's own heartbeats, every heartbeat_ms both ways,
- * are what decides that the broker is gone. */
+ * connection exists, and what is sent while libzmq reconnects waits in the pipe
+ * (up to its high-water mark) instead of failing. A handshake refused (our key
+ * not allowed in) takes the pipe with it: sends fail with EAGAIN, logged, until
+ * the silence makes a new socket. No ZMTP heartbeats: the worker's own, every
+ * heartbeat_ms both ways, decide that the broker is gone. */
 static int set_options(worker_t *self, void *socket)
 {
     int linger = 0, reconnect = RECONNECT_IVL_MS, reconnect_max = RECONNECT_IVL_MAX_MS;
