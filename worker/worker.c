@@ -452,17 +452,19 @@ static syn_log_level_t trouble_level(const worker_t *self, int64_t now,
  * (up to its high-water mark) instead of failing. A handshake refused (our key
  * not allowed in) takes the pipe with it: sends fail with EAGAIN, logged, until
  * the silence makes a new socket. No ZMTP heartbeats: the worker's own, every
- * heartbeat_ms both ways, decide that the broker is gone. */
+ * heartbeat_ms both ways, decide that the broker is gone. IPv6 on: a broker at
+ * [::1] or a name with only an IPv6 address is reached too (IPv4 as before). */
 static int set_options(worker_t *self, void *socket)
 {
     int linger = 0, reconnect = RECONNECT_IVL_MS, reconnect_max = RECONNECT_IVL_MAX_MS;
-    int keepalive = 1, keepalive_idle = KEEPALIVE_IDLE_S;
+    int keepalive = 1, keepalive_idle = KEEPALIVE_IDLE_S, ipv6 = 1;
     int64_t max_size = (int64_t)SYN_MSG_MAX_SIZE;
     if (zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) != 0 ||
         zmq_setsockopt(socket, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect) != 0 ||
         zmq_setsockopt(socket, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max) !=
             0 ||
+        zmq_setsockopt(socket, ZMQ_IPV6, &ipv6, sizeof ipv6) != 0 ||
         zmq_setsockopt(socket, ZMQ_TCP_KEEPALIVE, &keepalive, sizeof keepalive) != 0 ||
         zmq_setsockopt(socket, ZMQ_TCP_KEEPALIVE_IDLE, &keepalive_idle, sizeof keepalive_idle) !=
             0)
