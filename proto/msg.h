@@ -112,7 +112,7 @@ syn_msg_t *syn_pack_finish(syn_pack_t **self_p, char *err, size_t errlen);
 
 /* Sending and receiving on libzmq sockets (pass zsock_resolve(zsock) for czmq).
  * These two live in proto/zmq_io.c, the syn_zmq_io target, so that linking proto
- * does not bring in libzmq (the worker speaks ZMTP itself: worker/zmtp.h).
+ * (the codec) does not bring in libzmq.
  * send: identity/identity_len name the peer on a ROUTER (NULL/0 on a DEALER); for
  * SYN_MSG_EVENT on a PUB, pass the topic as identity. Never blocks (ZMQ_DONTWAIT);
  * returns 0, or -1 with errno set (EAGAIN: peer's pipe full; EHOSTUNREACH: unknown

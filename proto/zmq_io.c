@@ -1,7 +1,7 @@
 /* zmq_io: syn messages over libzmq sockets, one frame each behind the routing
- * envelope (proto/msg.h says how). A target of its own, apart from the rest of
- * proto: the broker, the gateway and the tests link it; the worker speaks ZMTP
- * itself (worker/zmtp.h) and so maps no libzmq. */
+ * envelope (proto/msg.h says how). A target of its own (syn_zmq_io, with
+ * proto/curve.c), apart from the rest of proto: the programs and the tests that
+ * speak ZeroMQ link it; the codec alone brings in no libzmq. */
 #include "proto/msg.h"
 
 #include "common/log.h"
