@@ -93,16 +93,33 @@ void syn_curve_destroy(syn_curve_t **self_p)
 
 void syn_curve_apply(const syn_curve_t *self, void *socket)
 {
+    if (self->server) {
+        zcert_apply(self->mine, socket);
+        zmq_setsockopt(zsock_resolve(socket), ZMQ_CURVE_SERVERKEY,
+                       zcert_public_key(self->server), 32);
+    } else {
+        syn_curve_apply_server(self, socket, SYN_CURVE_ZAP_DOMAIN);
+    }
+}
+
+void syn_curve_apply_server(const syn_curve_t *self, void *socket, const char *zap_domain)
+{
     zcert_apply(self->mine, socket);
     void *handle = zsock_resolve(socket);
-    if (self->server) {
-        zmq_setsockopt(handle, ZMQ_CURVE_SERVERKEY, zcert_public_key(self->server), 32);
-    } else {
-        int on = 1;
-        zmq_setsockopt(handle, ZMQ_CURVE_SERVER, &on, sizeof on);
-        zmq_setsockopt(handle, ZMQ_ZAP_DOMAIN, SYN_CURVE_ZAP_DOMAIN,
-                       strlen(SYN_CURVE_ZAP_DOMAIN));
-    }
+    int on = 1;
+    zmq_setsockopt(handle, ZMQ_CURVE_SERVER, &on, sizeof on);
+    zmq_setsockopt(handle, ZMQ_ZAP_DOMAIN, zap_domain, strlen(zap_domain));
+}
+
+int syn_curve_read_public(const char *path, unsigned char public_key[32], char *err,
+                          size_t errlen)
+{
+    zcert_t *cert = load(path, false, err, errlen);
+    if (!cert)
+        return -1;
+    memcpy(public_key, zcert_public_key(cert), 32);
+    zcert_destroy(&cert);
+    return 0;
 }
 
 const char *syn_curve_public_txt(const syn_curve_t *self)
