@@ -89,7 +89,7 @@ static zcertstore_t *load_dir(const char *dir, size_t *count, char *err, size_t 
             continue;
         uint8_t key[32];
         if (syn_curve_read_public(path, key, why, sizeof why) < 0) {
-            syn_warn("broker", "authorized keys: skipping %s: %s", path, why);
+            syn_warn("broker", "authorized keys: skipped, %s", why);
             continue;
         }
         zcert_t *cert = zcert_new_from(key, no_secret);

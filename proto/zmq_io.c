@@ -117,7 +117,9 @@ int syn_msg_recv_user(void *socket, syn_msg_t **msg_p, void *identity, size_t *i
     }
 
     int rc = -2;
-    copy_user_id(&first, user_id, user_id_size);
+    /* A ROUTER makes the identity frame itself: only the payload came over the
+     * connection and carries its properties. */
+    copy_user_id(identity != NULL && frames >= 2 ? &payload : &first, user_id, user_id_size);
     size_t id_size = zmq_msg_size(&first);
     if (identity != NULL) {
         size_t copy = id_size < capacity ? id_size : capacity;
