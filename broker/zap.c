@@ -222,8 +222,8 @@ static void handle_event(zap_state_t *st, watch_t *w)
             : "a malformed handshake";
     char cause[128];
     snprintf(cause, sizeof cause, "handshake %u %u %s", event, value, w->name);
-    refusal(st, cause, "connection refused socket=%s address=%s: %s (libzmq names no peer "
-                       "address for a failed handshake)",
+    refusal(st, cause, "connection refused socket=%s listening=%s: %s (libzmq names no peer "
+                       "for a failed handshake)",
             w->name, endpoint ? endpoint : "?", what);
     free(endpoint);
     zmsg_destroy(&msg);
