@@ -214,7 +214,8 @@ static void handle_event(zap_state_t *st, watch_t *w)
     char *endpoint = where ? zframe_strdup(where) : NULL;
     const char *what =
         event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
-            ? "the peer closed or spoke no ZMTP during the handshake"
+            ? "the peer left during the handshake (a client without CURVE, plaintext, or one "
+              "that speaks no ZMTP)"
         : value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
             ? "a client without CURVE (plaintext) on a CURVE socket"
         : value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC

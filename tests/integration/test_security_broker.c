@@ -75,6 +75,18 @@ static char *read_file(const char *path)
     return text;
 }
 
+/* Lines of the log holding needle and also (when not NULL) also. */
+static int log_lines(secure_stack_t *s, const char *needle, const char *also)
+{
+    char *text = read_file(s->log);
+    int count = 0;
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save))
+        count += strstr(line, needle) && (!also || strstr(line, also));
+    free(text);
+    return count;
+}
+
 static int log_count(secure_stack_t *s, const char *needle)
 {
     char *text = read_file(s->log);
@@ -140,18 +152,23 @@ static int run_broker_to_exit(const char *log, char **extra)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static void wait_log(secure_stack_t *s, const char *needle, int want)
+static void wait_lines(secure_stack_t *s, const char *needle, const char *also, int want)
 {
     long long deadline = now_ms() + DEADLINE_MS;
-    while (log_count(s, needle) < want) {
+    while (log_lines(s, needle, also) < want) {
         if (now_ms() > deadline) {
             char what[512];
-            snprintf(what, sizeof what, "no %d line(s) with '%s' in the broker's log", want,
-                     needle);
+            snprintf(what, sizeof what, "no %d line(s) with '%s' and '%s' in the broker's log",
+                     want, needle, also ? also : "");
             fail_with_log(s, what);
         }
         localproc_sleep_ms(20);
     }
+}
+
+static void wait_log(secure_stack_t *s, const char *needle, int want)
+{
+    wait_lines(s, needle, NULL, want);
 }
 
 static int setup(void **state)
@@ -430,15 +447,17 @@ static void test_rogues_get_nothing_known_worker_gets_everything(void **state)
     snprintf(line, sizeof line, "connection refused socket=workers address=127.0.0.1 key=%s",
              zcert_public_txt(stranger));
     wait_log(s, line, 1);
-    wait_log(s, "without CURVE (plaintext)", 1);
-    wait_log(s, "does not decrypt", 1);
+    /* libzmq reports a plaintext client as a mechanism mismatch, or, when the
+     * client hung up first, as a handshake that failed without detail. */
+    wait_lines(s, "connection refused socket=workers", "without CURVE", 1);
+    wait_lines(s, "connection refused socket=workers", "does not decrypt", 1);
 
     zmq_pollitem_t items[] = {{zsock_resolve(sub), 0, ZMQ_POLLIN, 0},
                               {zsock_resolve(plain_sub), 0, ZMQ_POLLIN, 0}};
     assert_int_equal(zmq_poll(items, 2, 0) >= 1, 1);
     assert_true(items[0].revents & ZMQ_POLLIN);
     assert_false(items[1].revents & ZMQ_POLLIN);
-    wait_log(s, "connection refused socket=events", 1);
+    wait_lines(s, "connection refused socket=events", "without CURVE", 1);
 
     zsock_destroy(&plain_sub);
     zsock_destroy(&sub);
