@@ -32,7 +32,9 @@
  *               output:str error:str|nil exit_code:int|nil [usage:map]
  *                                                             worker → broker
  *   result_ack  execution_id:str phase_id:str attempt:uint    broker → worker
- *   disconnect  (no fields)                                   both ways
+ *   disconnect  [reason:str]                                  both ways
+ *               (reason: broker → worker, why it is refused, e.g. its name
+ *               is held by another key)
  *   event       seq:uint time:int execution_id:str|nil type:str data:map
  *               [status:map]                                  broker PUB
  * Fields in [brackets] are optional. Unknown fields, a missing field, a wrong
@@ -125,5 +127,11 @@ int syn_msg_send(void *socket, const void *identity, size_t identity_len, const 
  * read but is invalid (reason in err; identity is still filled so it can be logged). */
 int syn_msg_recv(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
                  char *err, size_t errlen);
+/* recv, and the peer's User-Id copied into user_id (at most user_id_size bytes
+ * with the NUL): what the ZAP handler answered for the connection the message
+ * came over (on the broker's CURVE sockets, the client's public key in Z85
+ * text), "" when the connection has none (no CURVE). */
+int syn_msg_recv_user(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
+                      char *user_id, size_t user_id_size, char *err, size_t errlen);
 
 #endif
