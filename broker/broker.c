@@ -8,8 +8,11 @@
 #include "broker/preload.h"
 #include "broker/store.h"
 #include "broker/workers.h"
+#include "broker/zap.h"
 #include "common/clock.h"
+#include "common/endpoint.h"
 #include "common/log.h"
+#include "proto/curve.h"
 #include "proto/msg.h"
 
 #include <czmq.h>
@@ -44,6 +47,8 @@ struct broker_t {
     broker_workers_t *workers;
     broker_engine_t *engine;
     broker_api_t *api;
+    syn_curve_t *curve;     /* NULL: no CURVE */
+    broker_zap_t *zap;      /* with curve: who may connect */
     zsock_t *clients;
     zsock_t *worker_sock;
     zsock_t *pub;
@@ -80,8 +85,37 @@ static int make_dirs(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-static zsock_t *open_socket(int type, const char *endpoint, char **bound, char *err,
-                            size_t errlen)
+int broker_config_check(const broker_config_t *config, char *err, size_t errlen)
+{
+    bool secret = config->curve_secret && config->curve_secret[0];
+    bool keys = config->authorized_keys && config->authorized_keys[0];
+    if (secret && !keys) {
+        snprintf(err, errlen, "--curve-secret needs --authorized-keys DIR (the public keys of "
+                              "the gateways and workers allowed in)");
+        return -1;
+    }
+    if (keys && !secret) {
+        snprintf(err, errlen, "--authorized-keys needs --curve-secret FILE (the broker's own "
+                              "secret key)");
+        return -1;
+    }
+    if (secret)
+        return 0;
+    const char *flags[] = {"--clients", "--workers", "--events"};
+    const char *endpoints[] = {config->clients, config->workers, config->events};
+    for (int i = 0; i < 3; i++)
+        if (syn_endpoint_check(flags[i], endpoints[i], false, config->insecure,
+                               "the broker has no CURVE key",
+                               "give --curve-secret FILE and --authorized-keys DIR, or "
+                               "--insecure to leave the links open",
+                               err, errlen) < 0)
+            return -1;
+    return 0;
+}
+
+/* domain: the socket's name, the ZAP domain of its handshakes under CURVE. */
+static zsock_t *open_socket(broker_t *self, int type, const char *endpoint, const char *domain,
+                            char **bound, char *err, size_t errlen)
 {
     zsock_t *sock = zsock_new(type);
     if (!sock) {
@@ -94,6 +128,12 @@ static zsock_t *open_socket(int type, const char *endpoint, char **bound, char *
     zsock_set_rcvhwm(sock, SOCKET_HWM);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory(sock, 1);
+    if (self->curve) {
+        syn_curve_apply_server(self->curve, sock, domain);
+        if (broker_zap_watch(self->zap, sock, domain) < 0)
+            syn_warn("broker", "cannot watch the %s socket for failed handshakes: plaintext "
+                               "clients there go unlogged", domain);
+    }
     if (zsock_bind(sock, "%s", endpoint) < 0) {
         snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
         zsock_destroy(&sock);
@@ -160,14 +200,35 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
             goto fail;
         }
     }
+    if (config->curve_secret && config->curve_secret[0]) {
+        char why[512];
+        self->curve = syn_curve_new_server(config->curve_secret, why, sizeof why);
+        if (!self->curve) {
+            snprintf(err, errlen, "--curve-secret: %s", why);
+            goto fail;
+        }
+        self->zap = broker_zap_new(config->authorized_keys, BROKER_ZAP_LOG_INTERVAL_MS, why,
+                                   sizeof why);
+        if (!self->zap) {
+            snprintf(err, errlen, "--authorized-keys: %s", why);
+            goto fail;
+        }
+        syn_info("broker", "CURVE on clients, workers and events key=%s authorized_keys=%zu "
+                           "dir=%s",
+                 syn_curve_public_txt(self->curve), broker_zap_key_count(self->zap),
+                 config->authorized_keys);
+    }
     /* Events produced by the reload are committed; they go out once PUB exists. */
-    self->clients = open_socket(ZMQ_ROUTER, config->clients, &self->clients_ep, err, errlen);
+    self->clients = open_socket(self, ZMQ_ROUTER, config->clients, "clients", &self->clients_ep,
+                                err, errlen);
     if (!self->clients)
         goto fail;
-    self->worker_sock = open_socket(ZMQ_ROUTER, config->workers, &self->workers_ep, err, errlen);
+    self->worker_sock = open_socket(self, ZMQ_ROUTER, config->workers, "workers",
+                                    &self->workers_ep, err, errlen);
     if (!self->worker_sock)
         goto fail;
-    self->pub = open_socket(ZMQ_PUB, config->events, &self->events_ep, err, errlen);
+    self->pub = open_socket(self, ZMQ_PUB, config->events, "events", &self->events_ep, err,
+                            errlen);
     if (!self->pub)
         goto fail;
     int64_t now = syn_mono_ms();
@@ -195,6 +256,8 @@ void broker_destroy(broker_t **self_p)
     zsock_destroy(&self->clients);
     zsock_destroy(&self->worker_sock);
     zsock_destroy(&self->pub);
+    broker_zap_destroy(&self->zap);
+    syn_curve_destroy(&self->curve);
     free(self->clients_ep);
     free(self->workers_ep);
     free(self->events_ep);
@@ -215,6 +278,24 @@ const char *broker_workers_endpoint(broker_t *self)
 const char *broker_events_endpoint(broker_t *self)
 {
     return self->events_ep;
+}
+
+int broker_reload_keys(broker_t *self)
+{
+    if (!self->zap) {
+        syn_warn("broker", "asked to reload the authorized keys, but the broker runs without "
+                           "CURVE (--curve-secret)");
+        return -1;
+    }
+    char err[512];
+    int count = broker_zap_reload(self->zap, err, sizeof err);
+    if (count < 0)
+        syn_error("broker", "authorized keys not reloaded (the %zu loaded before stay): %s",
+                  broker_zap_key_count(self->zap), err);
+    else
+        syn_info("broker", "authorized keys reloaded keys=%d dir=%s", count,
+                 self->config.authorized_keys);
+    return count;
 }
 
 broker_stats_t broker_stats(const broker_t *self)
@@ -253,7 +334,14 @@ static int receive_one(broker_t *self, zsock_t *sock, bool from_clients)
     size_t identity_len = sizeof identity;
     syn_msg_t *msg = NULL;
     char err[256];
-    int rc = syn_msg_recv(zsock_resolve(sock), &msg, identity, &identity_len, err, sizeof err);
+    /* Over CURVE a worker's key comes with each of its messages (its name is
+     * bound to it); clients need no such check. */
+    char peer_key[SYN_CURVE_KEY_TXT] = "";
+    bool keyed = self->curve && !from_clients;
+    int rc = keyed ? syn_msg_recv_user(zsock_resolve(sock), &msg, identity, &identity_len,
+                                       peer_key, sizeof peer_key, err, sizeof err)
+                   : syn_msg_recv(zsock_resolve(sock), &msg, identity, &identity_len, err,
+                                  sizeof err);
     if (rc == -1)
         return 0;
     if (rc == -2) {
@@ -270,7 +358,8 @@ static int receive_one(broker_t *self, zsock_t *sock, bool from_clients)
                      syn_msg_type_name(syn_msg_type(msg)));
     } else {
         self->stats.worker_messages++;
-        broker_engine_on_worker(self->engine, identity, identity_len, msg, syn_mono_ms());
+        broker_engine_on_worker_from(self->engine, identity, identity_len, peer_key, msg,
+                                     syn_mono_ms());
     }
     syn_msg_destroy(&msg);
     return 1;

@@ -14,6 +14,7 @@
 #ifndef SYN_BROKER_BROKER_H
 #define SYN_BROKER_BROKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,12 @@ typedef struct {
     int64_t liveness;           /* 3 */
     int64_t kill_grace_ms;      /* 5000 */
     const char *workflows_dir;  /* installed at start (broker/preload.h); NULL or "": none */
+    /* CURVE (docs/protocol.md, "Security"): with its secret certificate the broker
+     * is a CURVE server on all three sockets and lets in only the keys of the
+     * authorized directory (broker/zap.h); NULL: no CURVE. */
+    const char *curve_secret;
+    const char *authorized_keys;
+    bool insecure;              /* without curve_secret, bind non-loopback endpoints too */
 } broker_config_t;
 
 typedef struct {
@@ -33,6 +40,11 @@ typedef struct {
 } broker_stats_t;
 
 typedef struct broker_t broker_t;
+
+/* Whether the configuration may start: --authorized-keys goes with
+ * --curve-secret, and without a secret every endpoint is local unless insecure.
+ * 0, or -1 with one line in err naming the flag and the remedy. */
+int broker_config_check(const broker_config_t *config, char *err, size_t errlen);
 
 /* Opens the database, reloads active executions, installs the workflows of
  * workflows_dir, and binds the sockets.
@@ -51,5 +63,10 @@ const char *broker_workers_endpoint(broker_t *self);
 const char *broker_events_endpoint(broker_t *self);
 
 broker_stats_t broker_stats(const broker_t *self);
+
+/* Reads the authorized keys directory again (SIGHUP) and logs how many keys it
+ * holds: a removed key is refused from its next connection. The number of keys,
+ * or -1 (logged; the keys loaded before stay in force, or no CURVE). */
+int broker_reload_keys(broker_t *self);
 
 #endif

@@ -14,6 +14,7 @@
 #include "common/ids.h"
 #include "common/json_text.h"
 #include "common/log.h"
+#include "common/ratelog.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -43,8 +44,13 @@ struct broker_engine_t {
     zlistx_t *by_creation;  /* owns the executions, oldest first */
     zlistx_t *ready;        /* executions whose current phase waits for a slot */
     zlistx_t *graveyard;    /* retired during this entry point, freed at its end */
+    syn_ratelog_t *claims;  /* refused name claims: one line per (name, key) a minute */
     broker_engine_stats_t stats;
 };
+
+/* A worker refused for its name claim, reconnecting in a loop, logs once a minute. */
+#define CLAIM_LOG_INTERVAL_MS 60000
+#define CLAIM_LOG_CAUSES 256
 
 /* --- small helpers --------------------------------------------------------- */
 
@@ -627,7 +633,9 @@ broker_engine_t *broker_engine_new(broker_store_t *store, broker_events_t *event
     self->by_creation = zlistx_new();
     self->ready = zlistx_new();
     self->graveyard = zlistx_new();
-    if (!self->active || !self->by_creation || !self->ready || !self->graveyard) {
+    self->claims = syn_ratelog_new(CLAIM_LOG_INTERVAL_MS, CLAIM_LOG_CAUSES);
+    if (!self->active || !self->by_creation || !self->ready || !self->graveyard ||
+        !self->claims) {
         broker_engine_destroy(&self);
         return NULL;
     }
@@ -648,6 +656,7 @@ void broker_engine_destroy(broker_engine_t **self_p)
     zlistx_destroy(&self->by_creation);
     zlistx_destroy(&self->ready);
     zlistx_destroy(&self->graveyard);
+    syn_ratelog_destroy(&self->claims);
     free(self);
     *self_p = NULL;
 }
@@ -1235,8 +1244,34 @@ static void adopt_listed(broker_engine_t *self, broker_worker_t *worker, const j
     }
 }
 
+/* A READY claiming a name another key holds: the claimant hears why, once (a
+ * worker told `disconnect` says READY again, which would loop), and is ignored
+ * from then on, so no phase ever goes to it. The holder keeps its name. */
+static void refuse_claim(broker_engine_t *self, const void *identity, size_t identity_len,
+                         const char *name, const char *peer_key, const broker_worker_t *holder)
+{
+    if (broker_workers_refused(self->workers, identity, identity_len))
+        return;
+    broker_workers_refuse(self->workers, identity, identity_len);
+    char *reason = strdupf("worker name %s is held by another key", name);
+    send_to_worker(self, identity, identity_len, SYN_MSG_DISCONNECT,
+                   json_pack("{s:s}", "reason", reason ? reason : "worker name held"));
+    free(reason);
+    char cause[256];
+    snprintf(cause, sizeof cause, "%.8s %s", peer_key, name);
+    uint64_t held_back = 0;
+    if (!syn_ratelog_allow(self->claims, cause, syn_mono_ms(), &held_back))
+        return;
+    char more[64] = "";
+    if (held_back)
+        snprintf(more, sizeof more, " (%llu more since the last line)",
+                 (unsigned long long)held_back);
+    syn_warn("broker", "refused worker name=%s key=%.8s: the name is held by key=%.8s%s", name,
+             peer_key, holder->peer_key, more);
+}
+
 static void handle_ready(broker_engine_t *self, const void *identity, size_t identity_len,
-                         const json_t *fields, int64_t now_ms)
+                         const char *peer_key, const json_t *fields, int64_t now_ms)
 {
     const char *name = json_string_value(json_object_get(fields, "worker"));
     const json_t *slots = json_object_get(fields, "slots");
@@ -1248,13 +1283,20 @@ static void handle_ready(broker_engine_t *self, const void *identity, size_t ide
         syn_warn("broker", "ignoring a malformed READY");
         return;
     }
+    const broker_worker_t *holder =
+        broker_workers_name_holder(self->workers, name, peer_key, identity, identity_len);
+    if (holder) {
+        refuse_claim(self, identity, identity_len, name, peer_key, holder);
+        return;
+    }
+    broker_workers_unrefuse(self->workers, identity, identity_len);
     /* A READY from a registered identity (the same process and socket, e.g. told
      * twice to re-register) keeps what it holds: an ASSIGN may be in flight that
      * its running list could not show yet. */
     broker_worker_t *worker = broker_workers_register(
         self->workers, identity, identity_len, name, json_integer_value(slots),
         json_is_array(providers) ? providers : NULL, now_ms);
-    if (!worker) {
+    if (!worker || broker_worker_set_peer_key(worker, peer_key) < 0) {
         syn_error("broker", "out of memory registering worker %s", name);
         return;
     }
@@ -1426,12 +1468,23 @@ static void handle_result(broker_engine_t *self, broker_worker_t *worker, const 
 void broker_engine_on_worker(broker_engine_t *self, const void *identity, size_t identity_len,
                              const syn_msg_t *msg, int64_t now_ms)
 {
+    broker_engine_on_worker_from(self, identity, identity_len, NULL, msg, now_ms);
+}
+
+void broker_engine_on_worker_from(broker_engine_t *self, const void *identity,
+                                  size_t identity_len, const char *peer_key,
+                                  const syn_msg_t *msg, int64_t now_ms)
+{
     syn_msg_type_t type = syn_msg_type(msg);
     const json_t *fields = syn_msg_fields(msg);
     broker_worker_t *worker = broker_workers_lookup(self->workers, identity, identity_len);
 
+    /* A refused claimant is heard again only through a READY (its name may be
+     * free by then). */
+    if (type != SYN_MSG_READY && broker_workers_refused(self->workers, identity, identity_len))
+        return;
     if (type == SYN_MSG_READY) {
-        handle_ready(self, identity, identity_len, fields, now_ms);
+        handle_ready(self, identity, identity_len, peer_key, fields, now_ms);
     } else if (!worker) {
         /* Not registered (e.g. the broker restarted): it must say READY first. */
         if (type != SYN_MSG_DISCONNECT)

@@ -11,11 +11,19 @@
 #endif
 
 static volatile sig_atomic_t stop_requested = 0;
+static volatile sig_atomic_t reload_requested = 0;
 
 static void on_stop_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+/* SIGHUP: read the authorized keys again, without a restart. */
+static void on_reload_signal(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
 }
 
 /* A burst leaves tens of thousands of executions in memory at once; once they
@@ -67,6 +75,15 @@ int main(int argc, char **argv)
         {"workflows", SYN_FLAG_STRING, "DIR",
          "install the workflows of DIR at start (*.yaml and */workflow.yaml packages)",
          &config.workflows_dir, 0, 0},
+        {"curve-secret", SYN_FLAG_STRING, "FILE",
+         "the broker's secret certificate (NAME.key_secret): CURVE on all three sockets",
+         &config.curve_secret, 0, 0},
+        {"authorized-keys", SYN_FLAG_STRING, "DIR",
+         "public certificates of the gateways and workers allowed in (reloaded on SIGHUP)",
+         &config.authorized_keys, 0, 0},
+        {"insecure", SYN_FLAG_BOOL, NULL,
+         "without --curve-secret, bind non-loopback endpoints anyway (open links)",
+         &config.insecure, 0, 0},
         {"log-level", SYN_FLAG_LOG_LEVEL, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
@@ -78,6 +95,14 @@ int main(int argc, char **argv)
     config.heartbeat_ms = heartbeat_ms;
     config.liveness = liveness;
     config.kill_grace_ms = kill_grace_ms;
+    char err[512];
+    if (broker_config_check(&config, err, sizeof err) < 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return 2;
+    }
+    if (config.insecure && !(config.curve_secret && config.curve_secret[0]))
+        syn_warn("broker", "--insecure: no CURVE, the clients, workers and events links are "
+                           "open to anyone who can reach them, unencrypted");
 
     zsys_handler_set(NULL);
     zsys_init();
@@ -85,9 +110,11 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    struct sigaction hup = {.sa_handler = on_reload_signal};
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    char err[512];
     broker_t *broker = broker_new(&config, err, sizeof err);
     if (!broker) {
         syn_error("broker", "%s", err);
@@ -98,6 +125,10 @@ int main(int argc, char **argv)
              broker_events_endpoint(broker), config.data_dir);
     int rc = 0;
     while (!stop_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            broker_reload_keys(broker);
+        }
         if (broker_poll(broker, 1000) != 0) {
             rc = 1;
             break;

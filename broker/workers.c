@@ -5,9 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct {
+    unsigned char identity[BROKER_IDENTITY_MAX];
+    size_t len; /* 0: empty */
+} refused_t;
+
 struct broker_workers_t {
     broker_worker_t **items;
     size_t count, cap;
+    refused_t refused[BROKER_REFUSED_MAX]; /* a ring: the oldest is overwritten */
+    size_t refused_next;
 };
 
 static void held_clear(broker_held_t *held)
@@ -23,6 +30,7 @@ static void worker_free(broker_worker_t *worker)
     free(worker->held);
     free(worker->key);
     free(worker->name);
+    free(worker->peer_key);
     json_decref(worker->providers);
     free(worker);
 }
@@ -115,6 +123,68 @@ broker_worker_t *broker_workers_register(broker_workers_t *self, const void *ide
     worker->providers = providers ? json_deep_copy(providers) : json_array();
     worker->last_seen_ms = now_ms;
     return worker;
+}
+
+int broker_worker_set_peer_key(broker_worker_t *worker, const char *peer_key)
+{
+    char *copy = NULL;
+    if (peer_key && peer_key[0] && !(copy = strdup(peer_key)))
+        return -1;
+    free(worker->peer_key);
+    worker->peer_key = copy;
+    return 0;
+}
+
+broker_worker_t *broker_workers_name_holder(broker_workers_t *self, const char *name,
+                                            const char *peer_key, const void *identity,
+                                            size_t identity_len)
+{
+    if (!name || !peer_key || !peer_key[0])
+        return NULL;
+    for (size_t i = 0; i < self->count; i++) {
+        broker_worker_t *w = self->items[i];
+        bool same = w->identity_len == identity_len &&
+                    memcmp(w->identity, identity, identity_len) == 0;
+        if (!same && w->peer_key && strcmp(w->name, name) == 0 &&
+            strcmp(w->peer_key, peer_key) != 0)
+            return w;
+    }
+    return NULL;
+}
+
+static refused_t *find_refused(const broker_workers_t *self, const void *identity,
+                               size_t identity_len)
+{
+    for (size_t i = 0; identity_len > 0 && i < BROKER_REFUSED_MAX; i++) {
+        const refused_t *r = &self->refused[i];
+        if (r->len == identity_len && memcmp(r->identity, identity, identity_len) == 0)
+            return (refused_t *)r;
+    }
+    return NULL;
+}
+
+void broker_workers_refuse(broker_workers_t *self, const void *identity, size_t identity_len)
+{
+    if (identity_len == 0 || identity_len > BROKER_IDENTITY_MAX ||
+        find_refused(self, identity, identity_len))
+        return;
+    refused_t *r = &self->refused[self->refused_next];
+    self->refused_next = (self->refused_next + 1) % BROKER_REFUSED_MAX;
+    memcpy(r->identity, identity, identity_len);
+    r->len = identity_len;
+}
+
+void broker_workers_unrefuse(broker_workers_t *self, const void *identity, size_t identity_len)
+{
+    refused_t *r = find_refused(self, identity, identity_len);
+    if (r)
+        r->len = 0;
+}
+
+bool broker_workers_refused(const broker_workers_t *self, const void *identity,
+                            size_t identity_len)
+{
+    return find_refused(self, identity, identity_len) != NULL;
 }
 
 void broker_workers_remove(broker_workers_t *self, broker_worker_t *worker)

@@ -5,7 +5,12 @@
  * broker assigned or adopted, and stale ones it reported (or still streams) that
  * the broker has asked it to cancel. Both occupy a slot until the worker's RESULT
  * for them arrives, so the broker never sends more work than a worker can take:
- * its slots plus the prefetch it announced (attempts it keeps until a slot frees). */
+ * its slots plus the prefetch it announced (attempts it keeps until a slot frees).
+ *
+ * Over CURVE a worker's name is bound to its key (the User-Id its messages carry)
+ * while the broker knows that worker: a READY claiming the name with another key
+ * is refused, and the claimant's identity is remembered (the last
+ * BROKER_REFUSED_MAX of them) so that its messages are ignored. */
 #ifndef SYN_BROKER_WORKERS_H
 #define SYN_BROKER_WORKERS_H
 
@@ -28,6 +33,7 @@ typedef struct {
     size_t identity_len;
     char *key;                    /* identity in hex: a printable, comparable handle */
     char *name;
+    char *peer_key;               /* its CURVE public key (Z85), NULL without CURVE */
     int64_t slots;
     int64_t prefetch;             /* attempts it takes beyond its slots (READY; default 0) */
     json_t *providers;            /* array of strings */
@@ -51,6 +57,19 @@ broker_worker_t *broker_workers_lookup_key(broker_workers_t *self, const char *k
 broker_worker_t *broker_workers_register(broker_workers_t *self, const void *identity,
                                          size_t identity_len, const char *name, int64_t slots,
                                          const json_t *providers, int64_t now_ms);
+/* Records the worker's CURVE key (NULL or "": none); 0, or -1 (out of memory). */
+int broker_worker_set_peer_key(broker_worker_t *worker, const char *peer_key);
+/* A known worker other than the one with this identity that holds name with a
+ * key other than peer_key, or NULL (also when peer_key is NULL or ""). */
+broker_worker_t *broker_workers_name_holder(broker_workers_t *self, const char *name,
+                                            const char *peer_key, const void *identity,
+                                            size_t identity_len);
+/* Remembers an identity whose messages are to be ignored; forgets it again. */
+#define BROKER_REFUSED_MAX 256
+void broker_workers_refuse(broker_workers_t *self, const void *identity, size_t identity_len);
+void broker_workers_unrefuse(broker_workers_t *self, const void *identity, size_t identity_len);
+bool broker_workers_refused(const broker_workers_t *self, const void *identity,
+                            size_t identity_len);
 /* Forgets a worker (pointer invalid afterwards). */
 void broker_workers_remove(broker_workers_t *self, broker_worker_t *worker);
 

@@ -12,6 +12,29 @@ struct syn_curve_t {
     zcert_t *server; /* clients only: the server's public certificate */
 };
 
+/* A certificate is a few hundred bytes: anything much larger is not one. */
+#define CERT_MAX (64 * 1024)
+
+/* The file's text parsed as czmq's zconfig, or NULL. Not zconfig_load, which
+ * leaks its file handle when the text does not parse (czmq 4.2): the authorized
+ * keys directory may hold any file, and is read again on every SIGHUP. */
+static zconfig_t *parse(const char *path)
+{
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return NULL;
+    char *text = malloc(CERT_MAX + 1);
+    size_t n = text ? fread(text, 1, CERT_MAX + 1, in) : 0;
+    fclose(in);
+    zconfig_t *config = NULL;
+    if (text && n <= CERT_MAX) {
+        text[n] = '\0';
+        config = zconfig_str_load(text);
+    }
+    free(text);
+    return config;
+}
+
 /* The file given is the file read: czmq's zcert_load would prefer a sibling
  * "<path>_secret" and read a file without a secret section as an all-zero secret
  * key, so the certificate's text (zconfig, czmq's format) is read here and both
@@ -27,7 +50,7 @@ static zcert_t *load(const char *path, bool need_secret, char *err, size_t errle
         snprintf(err, errlen, "cannot read certificate %s: %s", path, strerror(errno));
         return NULL;
     }
-    zconfig_t *text = S_ISREG(st.st_mode) ? zconfig_load(path) : NULL;
+    zconfig_t *text = S_ISREG(st.st_mode) ? parse(path) : NULL;
     const char *public_txt = text ? zconfig_get(text, "curve/public-key", NULL) : NULL;
     const char *secret_txt = text ? zconfig_get(text, "curve/secret-key", NULL) : NULL;
     uint8_t public_key[32], secret_key[32] = {0};
@@ -93,16 +116,33 @@ void syn_curve_destroy(syn_curve_t **self_p)
 
 void syn_curve_apply(const syn_curve_t *self, void *socket)
 {
+    if (self->server) {
+        zcert_apply(self->mine, socket);
+        zmq_setsockopt(zsock_resolve(socket), ZMQ_CURVE_SERVERKEY,
+                       zcert_public_key(self->server), 32);
+    } else {
+        syn_curve_apply_server(self, socket, SYN_CURVE_ZAP_DOMAIN);
+    }
+}
+
+void syn_curve_apply_server(const syn_curve_t *self, void *socket, const char *zap_domain)
+{
     zcert_apply(self->mine, socket);
     void *handle = zsock_resolve(socket);
-    if (self->server) {
-        zmq_setsockopt(handle, ZMQ_CURVE_SERVERKEY, zcert_public_key(self->server), 32);
-    } else {
-        int on = 1;
-        zmq_setsockopt(handle, ZMQ_CURVE_SERVER, &on, sizeof on);
-        zmq_setsockopt(handle, ZMQ_ZAP_DOMAIN, SYN_CURVE_ZAP_DOMAIN,
-                       strlen(SYN_CURVE_ZAP_DOMAIN));
-    }
+    int on = 1;
+    zmq_setsockopt(handle, ZMQ_CURVE_SERVER, &on, sizeof on);
+    zmq_setsockopt(handle, ZMQ_ZAP_DOMAIN, zap_domain, strlen(zap_domain));
+}
+
+int syn_curve_read_public(const char *path, unsigned char public_key[32], char *err,
+                          size_t errlen)
+{
+    zcert_t *cert = load(path, false, err, errlen);
+    if (!cert)
+        return -1;
+    memcpy(public_key, zcert_public_key(cert), 32);
+    zcert_destroy(&cert);
+    return 0;
 }
 
 const char *syn_curve_public_txt(const syn_curve_t *self)

@@ -28,6 +28,15 @@ void syn_curve_destroy(syn_curve_t **self_p);
 /* Makes socket (a libzmq socket or a zsock_t) use these keys; call before bind
  * or connect. A server socket asks ZAP (domain "syn") about every client key. */
 void syn_curve_apply(const syn_curve_t *self, void *socket);
+/* The same for a server socket, with the ZAP domain its requests carry: the
+ * broker names each socket ("clients", "workers", "events") so that its ZAP
+ * handler can say which one a refused key knocked on. */
+void syn_curve_apply_server(const syn_curve_t *self, void *socket, const char *zap_domain);
+
+/* The public key of the certificate file at path (public or secret, czmq's
+ * format, read as strictly as the keys above): 0, or -1 with the reason in err. */
+int syn_curve_read_public(const char *path, unsigned char public_key[32], char *err,
+                          size_t errlen);
 
 /* This end's public key, Z85 text (safe to log). */
 const char *syn_curve_public_txt(const syn_curve_t *self);

@@ -103,6 +103,11 @@ static const field_spec_t ready_fields[] = {
     END,
 };
 static const field_spec_t no_fields[] = {END};
+static const field_spec_t disconnect_fields[] = {
+    /* broker → worker: why it is refused (its name is held by another key). */
+    {"reason", KIND_STR, 0, 0, 0, NULL, NULL},
+    END,
+};
 static const field_spec_t assign_fields[] = {
     {"execution_id", KIND_STR, REQ, 0, 0, NULL, NULL},
     {"workflow_id", KIND_STR, REQ, 0, 0, NULL, NULL},
@@ -178,7 +183,7 @@ static const type_spec_t type_specs[] = {
     [SYN_MSG_PROGRESS] = {"progress", progress_fields},
     [SYN_MSG_RESULT] = {"result", result_fields},
     [SYN_MSG_RESULT_ACK] = {"result_ack", ref_fields},
-    [SYN_MSG_DISCONNECT] = {"disconnect", no_fields},
+    [SYN_MSG_DISCONNECT] = {"disconnect", disconnect_fields},
     [SYN_MSG_EVENT] = {"event", event_fields},
     [SYN_MSG_INJECT] = {"inject", inject_fields},
 };

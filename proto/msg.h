@@ -32,7 +32,9 @@
  *               output:str error:str|nil exit_code:int|nil [usage:map]
  *                                                             worker → broker
  *   result_ack  execution_id:str phase_id:str attempt:uint    broker → worker
- *   disconnect  (no fields)                                   both ways
+ *   disconnect  [reason:str]                                  both ways
+ *               (reason: broker → worker, why it is refused, e.g. its name
+ *               is held by another key)
  *   event       seq:uint time:int execution_id:str|nil type:str data:map
  *               [status:map]                                  broker PUB
  * Fields in [brackets] are optional. Unknown fields, a missing field, a wrong
@@ -112,7 +114,7 @@ syn_msg_t *syn_pack_finish(syn_pack_t **self_p, char *err, size_t errlen);
 
 /* Sending and receiving on libzmq sockets (pass zsock_resolve(zsock) for czmq).
  * These two live in proto/zmq_io.c, the syn_zmq_io target, so that linking proto
- * does not bring in libzmq (the worker speaks ZMTP itself: worker/zmtp.h).
+ * (the codec) does not bring in libzmq.
  * send: identity/identity_len name the peer on a ROUTER (NULL/0 on a DEALER); for
  * SYN_MSG_EVENT on a PUB, pass the topic as identity. Never blocks (ZMQ_DONTWAIT);
  * returns 0, or -1 with errno set (EAGAIN: peer's pipe full; EHOSTUNREACH: unknown
@@ -125,5 +127,11 @@ int syn_msg_send(void *socket, const void *identity, size_t identity_len, const 
  * read but is invalid (reason in err; identity is still filled so it can be logged). */
 int syn_msg_recv(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
                  char *err, size_t errlen);
+/* recv, and the peer's User-Id copied into user_id (at most user_id_size bytes
+ * with the NUL): what the ZAP handler answered for the connection the message
+ * came over (on the broker's CURVE sockets, the client's public key in Z85
+ * text), "" when the connection has none (no CURVE). */
+int syn_msg_recv_user(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
+                      char *user_id, size_t user_id_size, char *err, size_t errlen);
 
 #endif

@@ -1,7 +1,7 @@
 /* zmq_io: syn messages over libzmq sockets, one frame each behind the routing
- * envelope (proto/msg.h says how). A target of its own, apart from the rest of
- * proto: the broker, the gateway and the tests link it; the worker speaks ZMTP
- * itself (worker/zmtp.h) and so maps no libzmq. */
+ * envelope (proto/msg.h says how). A target of its own (syn_zmq_io, with
+ * proto/curve.c), apart from the rest of proto: the programs and the tests that
+ * speak ZeroMQ link it; the codec alone brings in no libzmq. */
 #include "proto/msg.h"
 
 #include "common/log.h"
@@ -54,8 +54,24 @@ int syn_msg_send(void *socket, const void *identity, size_t identity_len, const 
     return 0;
 }
 
+/* The User-Id libzmq attached to a received frame (ZAP's answer for the
+ * connection it came over), or "" when there is none. */
+static void copy_user_id(zmq_msg_t *frame, char *user_id, size_t user_id_size)
+{
+    if (user_id == NULL || user_id_size == 0)
+        return;
+    const char *value = zmq_msg_gets(frame, "User-Id");
+    snprintf(user_id, user_id_size, "%s", value ? value : "");
+}
+
 int syn_msg_recv(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
                  char *err, size_t errlen)
+{
+    return syn_msg_recv_user(socket, msg_p, identity, identity_len, NULL, 0, err, errlen);
+}
+
+int syn_msg_recv_user(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
+                      char *user_id, size_t user_id_size, char *err, size_t errlen)
 {
     assert(identity == NULL || identity_len != NULL);
     *msg_p = NULL;
@@ -65,6 +81,8 @@ int syn_msg_recv(void *socket, syn_msg_t **msg_p, void *identity, size_t *identi
     size_t capacity = identity_len ? *identity_len : 0;
     if (identity_len)
         *identity_len = 0;
+    if (user_id != NULL && user_id_size > 0)
+        user_id[0] = '\0';
 
     zmq_msg_t first, payload, extra;
     zmq_msg_init(&first);
@@ -99,6 +117,9 @@ int syn_msg_recv(void *socket, syn_msg_t **msg_p, void *identity, size_t *identi
     }
 
     int rc = -2;
+    /* A ROUTER makes the identity frame itself: only the payload came over the
+     * connection and carries its properties. */
+    copy_user_id(identity != NULL && frames >= 2 ? &payload : &first, user_id, user_id_size);
     size_t id_size = zmq_msg_size(&first);
     if (identity != NULL) {
         size_t copy = id_size < capacity ? id_size : capacity;

@@ -8,8 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/endpoint.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "proto/curve.h"
 #include "worker/models.h"
 #include "worker/provider.h"
 #include "worker/worker.h"
@@ -59,6 +61,9 @@ int main(int argc, char **argv)
     const char *models_file = NULL;
     const char *workspace = NULL;
     const char *pass_env = NULL;
+    const char *curve_secret = NULL;
+    const char *broker_key = NULL;
+    bool insecure = false;
     bool keep_workspaces = false;
     long slots = 4, prefetch = 0, mock_delay_ms = 20, heartbeat_ms = 1000, liveness = 3;
     long kill_grace_ms = 5000, drain_seconds = 30;
@@ -66,6 +71,14 @@ int main(int argc, char **argv)
     long anthropic_retry_ms = 1000, anthropic_tries = 5;
     syn_flag_t flags[] = {
         {"broker", SYN_FLAG_STRING, "EP", "broker endpoint for workers", &broker, 0, 0},
+        {"curve-secret", SYN_FLAG_STRING, "FILE",
+         "this worker's secret certificate (syn keygen): talk CURVE to the broker",
+         &curve_secret, 0, 0},
+        {"broker-key", SYN_FLAG_STRING, "FILE", "the broker's public certificate (with --curve-secret)",
+         &broker_key, 0, 0},
+        {"insecure", SYN_FLAG_BOOL, NULL,
+         "allow a non-loopback --broker without --curve-secret (traffic in the clear)",
+         &insecure, 0, 0},
         {"slots", SYN_FLAG_INT, "N", "phases run at once", &slots, 1, 1024},
         {"prefetch", SYN_FLAG_INT, "N",
          "phases held beyond the slots, each started as a slot frees (for short phases)",
@@ -123,8 +136,22 @@ int main(int argc, char **argv)
     if (parsed == SYN_FLAGS_ERROR)
         return 2;
 
-
     char err[512] = "";
+    /* Without keys, only a broker on this host (unless --insecure); the keys
+     * themselves are read below, once the rest of the configuration is good. */
+    bool use_curve = curve_secret && *curve_secret;
+    if (!use_curve && broker_key && *broker_key) {
+        fprintf(stderr, "error: --broker-key needs --curve-secret FILE (this worker's own "
+                        "secret certificate)\n");
+        return 2;
+    }
+    if (!use_curve && syn_endpoint_check("--broker", broker, false, insecure, "no CURVE key is given",
+                                  "give --curve-secret FILE and --broker-key FILE, or "
+                                  "--insecure to send work and results in the clear",
+                                  err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return 2;
+    }
     worker_models_t *models = NULL;
     if (models_file && *models_file) {
         models = worker_models_load(models_file, err, sizeof err);
@@ -192,6 +219,16 @@ int main(int argc, char **argv)
         name = default_name;
     }
 
+    /* The keys are read once, at start: a worker that cannot read them must
+     * not run (and connect in the clear) as if none were given. */
+    syn_curve_t *curve = NULL;
+    if (use_curve && !(curve = syn_curve_new_client(curve_secret, broker_key, err, sizeof err))) {
+        fprintf(stderr, "error: --curve-secret: %s\n", err);
+        worker_provider_destroy(&provider);
+        worker_models_destroy(&models);
+        return 2;
+    }
+
     install_signal_handlers();
 
     worker_config_t config = {
@@ -203,16 +240,19 @@ int main(int argc, char **argv)
         .liveness = (int)liveness,
         .drain_ms = drain_seconds * 1000,
         .provider = provider,
+        .curve = curve,
     };
     worker_t *worker = worker_new(&config);
     if (!worker) {
         fprintf(stderr, "error: out of memory\n");
+        syn_curve_destroy(&curve);
         worker_provider_destroy(&provider);
         worker_models_destroy(&models);
         return 1;
     }
     int rc = worker_run(worker, &stop_requests);
     worker_destroy(&worker);
+    syn_curve_destroy(&curve);
     worker_provider_destroy(&provider);
     worker_models_destroy(&models);
     syn_info("worker", "stopped");

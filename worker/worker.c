@@ -1,6 +1,5 @@
 #include "worker/worker.h"
 #include "worker/utf8.h"
-#include "worker/zmtp.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -11,19 +10,27 @@
 #include <string.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/ratelog.h"
 #include "proto/msg.h"
 
 #define BACKOFF_FIRST_MS 250
 #define BACKOFF_MAX_MS 8000
-/* A connection that closed or was refused is retried this soon while the broker
- * was heard within the liveness window (schedule_reconnect). */
-#define RECONNECT_QUICK_MS 100
-/* The longest a lookup of the broker's name may take: glibc gives each name server
- * 5 s, twice, and a host may list three. */
-#define LOOKUP_MAX_MS 30000
+/* libzmq's own reconnect of a socket whose connection broke or was refused (a
+ * broker restarting, not up yet): first this soon, a restart being back in a
+ * fraction of a second, then doubling up to the most below. The socket itself is
+ * made anew only after the broker's silence (check_broker), after BACKOFF_*. */
+#define RECONNECT_IVL_MS 100
+#define RECONNECT_IVL_MAX_MS 1000
+/* TCP keepalive: a connection idle this long is probed, so one to a host that
+ * vanished is closed by the kernel in the end even if nothing is sent (the
+ * heartbeats, every heartbeat_ms, are what notice it first). */
+#define KEEPALIVE_IDLE_S 60
+/* Failed sends are logged once per cause this often. */
+#define SEND_LOG_INTERVAL_MS 10000
 /* Output chunks: at most one PROGRESS per attempt this often, this big. */
 #define PROGRESS_EVERY_MS 100
 #define PROGRESS_MAX_BYTES (64u * 1024u)
@@ -73,11 +80,11 @@ struct worker_t {
     int64_t drain_ms;
     worker_provider_t *provider;
 
-    worker_zmtp_t *conn;     /* the DEALER to the broker; NULL while waiting to reconnect */
+    const syn_curve_t *curve; /* borrowed; NULL: no CURVE */
+    void *ctx;               /* the worker's own ZeroMQ context */
+    void *conn;              /* the DEALER to the broker; NULL while waiting to reconnect */
     int64_t last_recv_ms;
-    int64_t last_heard_ms;   /* last message from a broker (a connect does not count) */
     int64_t started_ms;      /* worker_run began */
-    int64_t connect_started_ms; /* the current connection was begun */
     bool ever_heard;         /* a broker has spoken since the start */
     int64_t last_send_ms;
     bool registered;         /* the broker has spoken since our last READY */
@@ -90,7 +97,7 @@ struct worker_t {
     int running;
     int waiting;             /* attempts holding an ASSIGN until a slot frees */
 
-    struct pollfd *items;
+    zmq_pollitem_t *items;
     size_t items_cap;
     int timer_fd;            /* wakes the poll at a deadline; -1 when none could be made */
     int64_t timer_armed_us;  /* the deadline it is set to; -1 when unset or fired */
@@ -99,6 +106,7 @@ struct worker_t {
     int64_t drain_deadline;
     int64_t leave_deadline;  /* -1 until nothing runs any more */
     uint64_t send_failures;
+    syn_ratelog_t *send_log; /* one line per cause of failed sends per interval */
 };
 
 /* --- attempts ----------------------------------------------------------- */
@@ -200,36 +208,21 @@ static int add_attempt(worker_t *self, attempt_t *a)
 
 /* --- sending ------------------------------------------------------------ */
 
-/* Encodes msg and queues it on the connection; 0, or -1 with errno (EINVAL:
- * msg breaks its schema; else as worker_zmtp_send). */
-static int encode_and_send(worker_t *self, const syn_msg_t *msg)
-{
-    char err[256];
-    char *data;
-    size_t size;
-    if (syn_msg_encode(msg, &data, &size, err, sizeof err) != 0) {
-        syn_warn("worker", "refusing to send an invalid message: %s", err);
-        errno = EINVAL;
-        return -1;
-    }
-    int rc = worker_zmtp_send(self->conn, data, size);
-    int saved = errno;
-    free(data);
-    errno = saved;
-    return rc;
-}
-
 /* Sends without blocking; a failure is logged and counted, never silent. */
 static int send_msg(worker_t *self, const syn_msg_t *msg, int64_t now)
 {
-    /* A connection that just closed is dropped (and that logged) at the end
-     * of the loop turn; until then it is as good as none. */
-    if (!self->conn || worker_zmtp_state(self->conn) == WORKER_ZMTP_CLOSED)
+    if (!self->conn)
         return -1;
-    if (encode_and_send(self, msg) != 0) {
+    if (syn_msg_send(self->conn, NULL, 0, msg) != 0) {
+        /* While the broker cannot be reached (or refuses our key) every
+         * heartbeat fails: a line per cause per interval says so. */
+        const char *why = strerror(errno);
+        uint64_t held_back;
         self->send_failures++;
-        syn_warn("worker", "cannot send %s: %s (failures=%" PRIu64 ")",
-                 syn_msg_type_name(syn_msg_type(msg)), strerror(errno), self->send_failures);
+        if (syn_ratelog_allow(self->send_log, why, now, &held_back))
+            syn_warn("worker", "cannot send %s: %s (failures=%" PRIu64 ", %" PRIu64
+                     " such lines held back)", syn_msg_type_name(syn_msg_type(msg)), why,
+                     self->send_failures, held_back);
         return -1;
     }
     self->last_send_ms = now;
@@ -430,43 +423,15 @@ static void back_off(worker_t *self, int64_t now)
                                                              : self->backoff_ms * 2;
 }
 
-/* Closes the broker connection; what it still holds (a goodbye) may take up to
- * linger_ms to be written first. */
+/* Closes the broker socket; what it still holds (a goodbye) is sent for up to
+ * linger_ms, the wait itself happening when the context ends (worker_destroy). */
 static void close_connection(worker_t *self, int linger_ms)
 {
     if (!self->conn)
         return;
-    int64_t until = syn_mono_ms() + linger_ms;
-    for (int64_t left = linger_ms; left > 0 && worker_zmtp_has_output(self->conn);
-         left = until - syn_mono_ms()) {
-        /* Once the handshake is done only the chance to write: messages are no
-         * longer taken, so one waiting would wake this loop at once, again and
-         * again, until the linger ends. */
-        short events = worker_zmtp_events(self->conn);
-        if (worker_zmtp_state(self->conn) == WORKER_ZMTP_READY)
-            events &= POLLOUT;
-        if (!events)
-            break;
-        struct pollfd item = {.fd = worker_zmtp_fd(self->conn), .events = events};
-        if (poll(&item, 1, (int)left) > 0)
-            worker_zmtp_handle(self->conn, item.revents);
-    }
-    worker_zmtp_destroy(&self->conn);
-}
-
-/* When to try again after a connection closed or could not be made: soon while
- * the broker was heard within the liveness window (a restart is back in a fraction
- * of a second, and a refused connect costs nothing), else after the back-off.
- * Returns the wait. */
-static int64_t schedule_reconnect(worker_t *self, int64_t now, bool closed)
-{
-    if (closed && now - self->last_heard_ms <= self->heartbeat_ms * self->liveness) {
-        self->reconnect_at = now + RECONNECT_QUICK_MS;
-        return RECONNECT_QUICK_MS;
-    }
-    int64_t wait = self->backoff_ms;
-    back_off(self, now);
-    return wait;
+    zmq_setsockopt(self->conn, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+    zmq_close(self->conn);
+    self->conn = NULL;
 }
 
 /* How loud a failure to reach the broker is: info while the worker starts (within
@@ -480,59 +445,78 @@ static syn_log_level_t trouble_level(const worker_t *self, int64_t now,
     return starting ? SYN_LOG_INFO : otherwise;
 }
 
+/* The DEALER's options. Linger 0: a socket dropped for silence throws away what
+ * it holds (the new one starts with READY and resends the results). No
+ * ZMQ_IMMEDIATE: READY is queued the moment the socket is made, before its
+ * connection exists, and what is sent while libzmq reconnects waits in the pipe
+ * (up to its high-water mark) instead of failing. A handshake refused (our key
+ * not allowed in) takes the pipe with it: sends fail with EAGAIN, logged, until
+ * the silence makes a new socket. No ZMTP heartbeats: the worker's own, every
+ * heartbeat_ms both ways, decide that the broker is gone. IPv6 on: a broker at
+ * [::1] or a name with only an IPv6 address is reached too (IPv4 as before). */
+static int set_options(worker_t *self, void *socket)
+{
+    int linger = 0, reconnect = RECONNECT_IVL_MS, reconnect_max = RECONNECT_IVL_MAX_MS;
+    int keepalive = 1, keepalive_idle = KEEPALIVE_IDLE_S, ipv6 = 1;
+    int64_t max_size = (int64_t)SYN_MSG_MAX_SIZE;
+    if (zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) != 0 ||
+        zmq_setsockopt(socket, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect) != 0 ||
+        zmq_setsockopt(socket, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max) !=
+            0 ||
+        zmq_setsockopt(socket, ZMQ_IPV6, &ipv6, sizeof ipv6) != 0 ||
+        zmq_setsockopt(socket, ZMQ_TCP_KEEPALIVE, &keepalive, sizeof keepalive) != 0 ||
+        zmq_setsockopt(socket, ZMQ_TCP_KEEPALIVE_IDLE, &keepalive_idle, sizeof keepalive_idle) !=
+            0)
+        return -1;
+    if (self->curve)
+        syn_curve_apply(self->curve, socket);
+    return 0;
+}
+
+/* A fresh DEALER to the broker. libzmq connects (and looks the name up) on its
+ * I/O thread and reconnects by itself; the loop never waits for either. */
 static void connect_broker(worker_t *self, int64_t now)
 {
-    self->connect_started_ms = now;
-    self->conn = worker_zmtp_connect(self->broker, SYN_MSG_MAX_SIZE);
-    if (!self->conn || worker_zmtp_state(self->conn) == WORKER_ZMTP_CLOSED) {
-        syn_log(trouble_level(self, now, SYN_LOG_ERROR), "worker", "cannot connect to %s: %s",
-                self->broker, self->conn ? worker_zmtp_error(self->conn) : "out of memory");
-        close_connection(self, 0);
-        schedule_reconnect(self, now, true);
+    self->conn = zmq_socket(self->ctx, ZMQ_DEALER);
+    if (!self->conn) {
+        syn_error("worker", "cannot create a socket: %s", zmq_strerror(errno));
+        back_off(self, now);
         return;
     }
-    syn_info("worker", "connecting broker=%s", self->broker);
+    if (set_options(self, self->conn) != 0) {
+        syn_error("worker", "cannot set up a socket: %s", zmq_strerror(errno));
+        close_connection(self, 0);
+        back_off(self, now);
+        return;
+    }
+    if (zmq_connect(self->conn, self->broker) != 0) {
+        syn_error("worker", "cannot connect to %s: %s", self->broker, zmq_strerror(errno));
+        close_connection(self, 0);
+        back_off(self, now);
+        return;
+    }
+    syn_info("worker", "connecting broker=%s%s", self->broker, self->curve ? " (CURVE)" : "");
     self->reconnect_at = -1;
     self->last_recv_ms = now;
     send_ready(self, now);
     resend_results(self, now);
 }
 
-/* The Paranoid Pirate recovery: a fresh connection after a growing pause, so a
- * broker that restarts (or a link that breaks) is found again. why completes
- * "broker ...": silent for so long, or the connection closed (the broker went
- * away, refused us, or broke the protocol). */
-static void drop_broker(worker_t *self, int64_t now, const char *why, bool closed)
-{
-    close_connection(self, 0);
-    int64_t wait = schedule_reconnect(self, now, closed);
-    syn_log_level_t level = trouble_level(self, now, SYN_LOG_WARN);
-    syn_log(level, "worker", "broker %s, %s in %" PRId64 " ms", why,
-            level == SYN_LOG_INFO ? "not up yet: trying again" : "reconnecting", wait);
-}
-
-/* Drops the connection when it closed or the broker has been silent too long. */
+/* The Paranoid Pirate recovery: a broker silent for liveness heartbeats is
+ * gone (it died, restarts slowly, the link broke without a word, or it refused
+ * our key): a fresh socket after a growing pause, so it is found again. */
 static void check_broker(worker_t *self, int64_t now)
 {
-    char why[320];
-    if (worker_zmtp_resolving(self->conn)) {
-        /* The silence counts from the moment the address is known: a lookup slower than
-         * the liveness window would otherwise be given up, and begun again, forever. */
-        if (now - self->connect_started_ms <= LOOKUP_MAX_MS) {
-            self->last_recv_ms = now;
-            return;
-        }
-        snprintf(why, sizeof why, "name took over %d s to look up", LOOKUP_MAX_MS / 1000);
-        drop_broker(self, now, why, false);
+    int64_t silent = now - self->last_recv_ms;
+    if (silent <= self->heartbeat_ms * self->liveness)
         return;
-    }
-    if (worker_zmtp_state(self->conn) == WORKER_ZMTP_CLOSED) {
-        snprintf(why, sizeof why, "connection closed (%s)", worker_zmtp_error(self->conn));
-        drop_broker(self, now, why, true);
-    } else if (now - self->last_recv_ms > self->heartbeat_ms * self->liveness) {
-        snprintf(why, sizeof why, "silent for %" PRId64 " ms", now - self->last_recv_ms);
-        drop_broker(self, now, why, false);
-    }
+    close_connection(self, 0);
+    int64_t wait = self->backoff_ms;
+    back_off(self, now);
+    syn_log_level_t level = trouble_level(self, now, SYN_LOG_WARN);
+    syn_log(level, "worker", "broker silent for %" PRId64 " ms, %s in %" PRId64 " ms", silent,
+            level == SYN_LOG_INFO ? "not up yet: trying again" : "reconnecting", wait);
 }
 
 /* --- handling broker messages ------------------------------------------- */
@@ -788,6 +772,13 @@ static void handle_ack(worker_t *self, const syn_msg_t *msg)
     }
 }
 
+/* A DISCONNECT that says why the broker will not have this worker. */
+static bool is_refusal(const syn_msg_t *msg)
+{
+    const char *reason = syn_msg_type(msg) == SYN_MSG_DISCONNECT ? field_str(msg, "reason") : NULL;
+    return reason && *reason;
+}
+
 /* May take the message (*msg_p set to NULL) to keep it. */
 static void handle_message(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
 {
@@ -811,6 +802,17 @@ static void handle_message(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
     case SYN_MSG_HEARTBEAT:
         break;
     case SYN_MSG_DISCONNECT:
+        if (is_refusal(msg)) {
+            /* Our name is held by another key, say: an operator's to fix, so loud,
+             * and asked again only after the back-off (a READY at once would be
+             * refused at once, again and again). */
+            int64_t wait = self->backoff_ms;
+            syn_error("worker", "broker refused this worker: %s (trying again in %" PRId64
+                      " ms)", field_str(msg, "reason"), wait);
+            close_connection(self, 0);
+            back_off(self, now);
+            break;
+        }
         /* The broker does not know us (it restarted, or took us for dead). */
         syn_info("worker", "broker asked to re-register");
         send_ready(self, now);
@@ -827,19 +829,18 @@ static void receive(worker_t *self, int64_t now_us)
 {
     int64_t now = now_us / 1000;
     for (int i = 0; i < MAX_RECV_PER_TURN && self->conn; i++) {
-        size_t size;
-        char *data = worker_zmtp_recv(self->conn, &size);
-        if (!data)
-            return;
-        /* Any traffic, even a message we reject, shows the broker is alive. */
-        self->last_recv_ms = now;
-        self->last_heard_ms = now;
-        self->ever_heard = true;
-        self->backoff_ms = BACKOFF_FIRST_MS;
+        syn_msg_t *msg = NULL;
         char err[256];
-        syn_msg_t *msg = syn_msg_decode(data, size, err, sizeof err);
-        free(data);
-        if (!msg) {
+        int rc = syn_msg_recv(self->conn, &msg, NULL, NULL, err, sizeof err);
+        if (rc == -1)
+            return;
+        /* Any traffic, even a message we reject, shows the broker is alive; a
+         * refusal keeps the back-off growing. */
+        self->last_recv_ms = now;
+        self->ever_heard = true;
+        if (rc == -2 || !is_refusal(msg))
+            self->backoff_ms = BACKOFF_FIRST_MS;
+        if (rc == -2) {
             syn_warn("worker", "invalid message from the broker: %s", err);
             continue;
         }
@@ -869,9 +870,18 @@ worker_t *worker_new(const worker_config_t *config)
     self->liveness = config->liveness > 0 ? config->liveness : 3;
     self->drain_ms = config->drain_ms;
     self->provider = config->provider;
+    self->curve = config->curve;
     self->backoff_ms = BACKOFF_FIRST_MS;
     self->reconnect_at = 0;
     self->leave_deadline = -1;
+    /* libzmq's defaults (one I/O thread, high-water marks of 1000) are what the
+     * worker needs; its threads start with the first socket. */
+    self->ctx = zmq_ctx_new();
+    self->send_log = syn_ratelog_new(SEND_LOG_INTERVAL_MS, 8);
+    if (!self->ctx || !self->send_log) {
+        worker_destroy(&self);
+        return NULL;
+    }
     self->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (self->timer_fd < 0)
         syn_warn("worker", "no timerfd (%s): deadlines are met to the millisecond only",
@@ -891,6 +901,10 @@ void worker_destroy(worker_t **self_p)
     if (self->timer_fd >= 0)
         close(self->timer_fd);
     close_connection(self, 0);
+    /* Waits for a lingering goodbye (leave); a signal only interrupts the wait. */
+    while (self->ctx && zmq_ctx_term(self->ctx) != 0 && errno == EINTR)
+        ;
+    syn_ratelog_destroy(&self->send_log);
     free(self->broker);
     free(self->name);
     free(self);
@@ -939,7 +953,7 @@ static int64_t next_wakeup(worker_t *self, int64_t now)
     return best_us;
 }
 
-/* poll waits in whole milliseconds, and a wait rounded down wakes early
+/* zmq_poll waits in whole milliseconds, and a wait rounded down wakes early
  * while one rounded up wakes up to 1 ms late: across a 50 ms phase that is 2 %
  * of a slot. So the timerfd, set to the deadline itself, is one more poll item
  * (the kernel fires it on time, without the poll timeout's slack); the poll's
@@ -959,9 +973,9 @@ static long arm_timer(worker_t *self, int64_t wake_us, int64_t now_us)
 }
 
 /* Clears a fired timer, so the next poll does not return at once for it. */
-static void disarm_fired_timer(worker_t *self, const struct pollfd *item)
+static void disarm_fired_timer(worker_t *self, const zmq_pollitem_t *item)
 {
-    if (!item || !(item->revents & POLLIN))
+    if (!item || !(item->revents & ZMQ_POLLIN))
         return;
     uint64_t expirations;
     if (read(self->timer_fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
@@ -969,13 +983,13 @@ static void disarm_fired_timer(worker_t *self, const struct pollfd *item)
     self->timer_armed_us = -1;
 }
 
-/* The broker connection first (when there is one), then the timer (when
- * there is one), then every run's descriptors. */
+/* The broker socket first (when there is one), then the timer (when there is
+ * one), then every run's descriptors. */
 static int build_poll_items(worker_t *self)
 {
     size_t need = 2 + (size_t)self->running * WORKER_RUN_MAX_FDS;
     if (need > self->items_cap) {
-        struct pollfd *grown = realloc(self->items, need * sizeof *grown);
+        zmq_pollitem_t *grown = realloc(self->items, need * sizeof *grown);
         if (!grown)
             return -1;
         self->items = grown;
@@ -983,22 +997,28 @@ static int build_poll_items(worker_t *self)
     }
     int n = 0;
     if (self->conn)
-        self->items[n++] = (struct pollfd){.fd = worker_zmtp_fd(self->conn),
-                                           .events = worker_zmtp_events(self->conn)};
+        self->items[n++] = (zmq_pollitem_t){.socket = self->conn, .events = ZMQ_POLLIN};
     if (self->timer_fd >= 0)
-        self->items[n++] = (struct pollfd){.fd = self->timer_fd, .events = POLLIN};
+        self->items[n++] = (zmq_pollitem_t){.fd = self->timer_fd, .events = ZMQ_POLLIN};
     for (size_t i = 0; i < self->count; i++) {
         attempt_t *a = self->attempts[i];
         if (!a->run)
             continue;
         a->nfds = worker_run_pollfds(a->run, a->fds, WORKER_RUN_MAX_FDS);
-        for (int f = 0; f < a->nfds; f++)
-            self->items[n++] = (struct pollfd){.fd = a->fds[f].fd, .events = a->fds[f].events};
+        for (int f = 0; f < a->nfds; f++) {
+            short events = 0;
+            if (a->fds[f].events & POLLIN)
+                events |= ZMQ_POLLIN;
+            if (a->fds[f].events & POLLOUT)
+                events |= ZMQ_POLLOUT;
+            self->items[n++] = (zmq_pollitem_t){.fd = a->fds[f].fd, .events = events};
+        }
     }
     return n;
 }
 
-/* Copies poll results back into each run's pollfds. */
+/* Copies poll results back into each run's pollfds (zmq_poll reports hang-up
+ * and errors as ZMQ_POLLERR; the providers read them as POLLHUP/POLLERR). */
 static void scatter_revents(worker_t *self, int first)
 {
     int n = first;
@@ -1006,8 +1026,16 @@ static void scatter_revents(worker_t *self, int first)
         attempt_t *a = self->attempts[i];
         if (!a->run)
             continue;
-        for (int f = 0; f < a->nfds; f++, n++)
-            a->fds[f].revents = self->items[n].revents;
+        for (int f = 0; f < a->nfds; f++, n++) {
+            short z = self->items[n].revents, r = 0;
+            if (z & ZMQ_POLLIN)
+                r |= POLLIN;
+            if (z & ZMQ_POLLOUT)
+                r |= POLLOUT;
+            if (z & ZMQ_POLLERR)
+                r |= POLLERR | POLLHUP;
+            a->fds[f].revents = r;
+        }
     }
 }
 
@@ -1076,8 +1104,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
     syn_info("worker", "starting worker=%s broker=%s slots=%d prefetch=%d provider=%s",
              self->name, self->broker, self->slots, self->prefetch,
              worker_provider_name(self->provider));
-    /* A broker that is not up yet is retried quickly for a liveness window too. */
-    self->last_heard_ms = self->started_ms = syn_mono_ms();
+    self->started_ms = syn_mono_ms();
     for (;;) {
         int64_t now_us = syn_mono_us();
         int64_t now = now_us / 1000;
@@ -1105,22 +1132,15 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         if (!self->conn && now >= self->reconnect_at)
             connect_broker(self, now);
 
-        /* What this turn sent goes out now, in one write. */
-        if (self->conn)
-            worker_zmtp_flush(self->conn);
         int nitems = build_poll_items(self);
         if (nitems < 0) {
             syn_error("worker", "out of memory");
             break;
         }
         long timeout = arm_timer(self, next_wakeup(self, now), now_us);
-        /* Messages already read (a burst past MAX_RECV_PER_TURN) are not news
-         * to the socket: take them without waiting. */
-        if (self->conn && worker_zmtp_has_message(self->conn))
-            timeout = 0;
         int timer_item = self->conn ? 1 : 0;
         int first_fd = timer_item + (self->timer_fd >= 0 ? 1 : 0);
-        int rc = poll(self->items, (nfds_t)nitems, (int)timeout);
+        int rc = zmq_poll(self->items, nitems, timeout);
         if (rc < 0 && errno != EINTR) {
             syn_error("worker", "poll failed: %s", strerror(errno));
             break;
@@ -1132,11 +1152,8 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         now = now_us / 1000;
         disarm_fired_timer(self, self->timer_fd >= 0 ? &self->items[timer_item] : NULL);
         scatter_revents(self, first_fd);
-        if (self->conn) {
-            worker_zmtp_handle(self->conn, self->items[0].revents);
-            if (worker_zmtp_has_message(self->conn))
-                receive(self, now_us);
-        }
+        if (self->conn && (self->items[0].revents & ZMQ_POLLIN))
+            receive(self, now_us);
         step_attempts(self, now_us);
         bound_unacked(self);
         if (self->conn)

@@ -1,8 +1,8 @@
 /* worker: the event loop of a syn-worker process.
  *
- * One thread: a DEALER connected out to the broker's workers ROUTER (ZMTP
- * spoken by worker/zmtp, no libzmq) plus every running attempt's descriptors
- * and timers, in one poll. The worker
+ * One thread (and libzmq's I/O thread): a libzmq DEALER connected out to the
+ * broker's workers ROUTER, CURVE when given keys, plus every running attempt's
+ * descriptors and timers, in one zmq_poll. The worker
  * announces itself with READY (name, slots, provider, attempts still running),
  * heartbeats when it has nothing else to say, runs each ASSIGN with its
  * provider while a slot is free (with a prefetch, holds up to that many more,
@@ -14,17 +14,22 @@
  * (the claude provider writes it to the agent's stdin); one that cannot be
  * delivered is logged and dropped.
  *
- * A broker silent for liveness heartbeat intervals is gone, as is one whose
- * connection closed (it went away, refused us, or broke the protocol): the
- * connection is dropped and a fresh one made after a back-off (250 ms doubling
- * to 8 s, the Paranoid Pirate pattern), announcing the attempts that kept
- * running in the meantime and resending unacknowledged results. */
+ * A broken connection (a broker restarting) is made again by libzmq itself,
+ * after 100 ms and then up to every second; the broker, not knowing the worker,
+ * answers its next message with DISCONNECT and the worker registers again. A
+ * broker silent for liveness heartbeat intervals is gone (dead, a link broken
+ * without a word, our key refused): the socket is dropped and a fresh one made
+ * after a back-off (250 ms doubling to 8 s, the Paranoid Pirate pattern),
+ * announcing the attempts that kept running in the meantime and resending
+ * unacknowledged results. A DISCONNECT with a reason (the broker refused this
+ * worker) is logged as an error and answered the same way, after the back-off. */
 #ifndef SYN_WORKER_WORKER_H
 #define SYN_WORKER_WORKER_H
 
 #include <signal.h>
 #include <stdint.h>
 
+#include "proto/curve.h"
 #include "worker/provider.h"
 
 typedef struct {
@@ -36,6 +41,7 @@ typedef struct {
     int liveness;                 /* silent intervals before the broker counts as gone */
     int64_t drain_ms;             /* how long a stop waits for running attempts */
     worker_provider_t *provider;  /* borrowed; outlives the worker */
+    const syn_curve_t *curve;     /* borrowed, outlives the worker; NULL: no CURVE */
 } worker_config_t;
 
 typedef struct worker_t worker_t;

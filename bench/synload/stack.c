@@ -388,7 +388,7 @@ long proc_peak_rss_kib(pid_t pid)
     return proc_status_kib(pid, "VmHWM");
 }
 
-int proc_pss_private_kib(pid_t pid, long *pss, long *private_kib)
+int proc_pss_uss_kib(pid_t pid, long *pss, long *uss)
 {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
@@ -396,14 +396,14 @@ int proc_pss_private_kib(pid_t pid, long *pss, long *private_kib)
     if (!f)
         return -1;
     *pss = 0;
-    *private_kib = 0;
+    *uss = 0;
     while (fgets(line, sizeof line, f)) {
         if (!strncmp(line, "Pss:", 4))
             *pss = strtol(line + 4, NULL, 10);
         else if (!strncmp(line, "Private_Clean:", 14))
-            *private_kib += strtol(line + 14, NULL, 10);
+            *uss += strtol(line + 14, NULL, 10);
         else if (!strncmp(line, "Private_Dirty:", 14))
-            *private_kib += strtol(line + 14, NULL, 10);
+            *uss += strtol(line + 14, NULL, 10);
     }
     fclose(f);
     return 0;

@@ -55,10 +55,11 @@ int stack_wait_health(const char *url, int workers, int timeout_ms);
  * since it started, and its user+system CPU seconds. */
 long proc_rss_kib(pid_t pid);
 long proc_peak_rss_kib(pid_t pid);
-/* Proportional set size and private (clean + dirty) memory in KiB from
- * /proc/PID/smaps_rollup: RSS counts every shared library page in full, these
- * say what the process itself costs. 0, or -1 when unreadable. */
-int proc_pss_private_kib(pid_t pid, long *pss, long *private_kib);
+/* Proportional set size and unique set size (USS: private clean + private dirty)
+ * in KiB from /proc/PID/smaps_rollup: RSS counts every shared library page in
+ * full; USS is what one more process of a fleet costs a host, PSS its share of
+ * everything it maps. 0, or -1 when unreadable. */
+int proc_pss_uss_kib(pid_t pid, long *pss, long *uss);
 double proc_cpu_s(pid_t pid);
 
 /* A free TCP port on 127.0.0.1 (bound then released). */

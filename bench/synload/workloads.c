@@ -239,8 +239,8 @@ static json_t *loadavg_json(void)
 }
 
 /* RSS (what the peers report), its peak over the run, and, from smaps_rollup, PSS
- * and private memory of one process, as rss_<name>_mib, peak_rss_<name>_mib,
- * pss_<name>_mib, private_<name>_mib. */
+ * and USS (private memory) of one process, as rss_<name>_mib, peak_rss_<name>_mib,
+ * pss_<name>_mib, uss_<name>_mib. */
 static void add_memory(json_t *o, const char *name, pid_t pid)
 {
     char key[64];
@@ -248,12 +248,12 @@ static void add_memory(json_t *o, const char *name, pid_t pid)
     json_object_set_new(o, key, json_real((double)proc_rss_kib(pid) / 1024.0));
     snprintf(key, sizeof key, "peak_rss_%s_mib", name);
     json_object_set_new(o, key, json_real((double)proc_peak_rss_kib(pid) / 1024.0));
-    long pss, priv;
-    if (proc_pss_private_kib(pid, &pss, &priv) == 0) {
+    long pss, uss;
+    if (proc_pss_uss_kib(pid, &pss, &uss) == 0) {
         snprintf(key, sizeof key, "pss_%s_mib", name);
         json_object_set_new(o, key, json_real((double)pss / 1024.0));
-        snprintf(key, sizeof key, "private_%s_mib", name);
-        json_object_set_new(o, key, json_real((double)priv / 1024.0));
+        snprintf(key, sizeof key, "uss_%s_mib", name);
+        json_object_set_new(o, key, json_real((double)uss / 1024.0));
     }
 }
 

@@ -1780,6 +1780,93 @@ static void test_usage_accounting(void **state)
 
 /* ASSIGN's optional fields: earlier outputs, repos, allowed tools, max_tokens
  * and the phase's provider, which only a worker offering it gets. */
+/* A message from a worker whose connection carries a CURVE key (its User-Id). */
+static void keyed_send(fx_t *f, const char *identity, const char *key, syn_msg_type_t type,
+                       json_t *fields)
+{
+    syn_msg_t *msg = syn_msg_new_with(type, fields);
+    broker_engine_on_worker_from(f->engine, identity, strlen(identity), key, msg, f->now);
+    syn_msg_destroy(&msg);
+    fx_turn(f);
+}
+
+static void keyed_ready(fx_t *f, const char *identity, const char *name, const char *key)
+{
+    keyed_send(f, identity, key, SYN_MSG_READY,
+               json_pack("{s:s, s:i, s:[s], s:[]}", "worker", name, "slots", 4, "providers",
+                         "mock", "running"));
+}
+
+static size_t sent_to(fx_t *f, const char *type, const char *identity)
+{
+    size_t n = 0;
+    json_t *fields;
+    while ((fields = fx_take(f, type, identity))) {
+        json_decref(fields);
+        n++;
+    }
+    return n;
+}
+
+#define KEY_A "AAAAAAAAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define KEY_B "BBBBBBBBbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static void test_worker_name_bound_to_key(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf", 3);
+    keyed_ready(f, "A", "w1", KEY_A);
+    /* Another key claiming w1: told why, once, and ignored. */
+    keyed_ready(f, "B", "w1", KEY_B);
+    json_t *bye = fx_take(f, "disconnect", "B");
+    assert_non_null(bye);
+    assert_string_equal(fx_str(bye, "reason"), "worker name w1 is held by another key");
+    json_decref(bye);
+    keyed_send(f, "B", KEY_B, SYN_MSG_HEARTBEAT, json_object());
+    keyed_ready(f, "B", "w1", KEY_B);
+    assert_int_equal(sent_to(f, "disconnect", "B"), 0);
+    assert_int_equal(broker_workers_count(f->workers), 1);
+
+    char id[BROKER_EXEC_ID_SIZE];
+    start(f, "wf", id);
+    for (int i = 0; i < 3; i++) {
+        json_t *assign = fx_take(f, "assign", "A");
+        assert_non_null(assign);
+        keyed_send(f, "A", KEY_A, SYN_MSG_RESULT,
+                   fx_attempt_fields(assign, json_pack("{s:s, s:s, s:n, s:i}", "status",
+                                                       "completed", "output", "ok", "error",
+                                                       "exit_code", 0)));
+        json_decref(assign);
+    }
+    expect_status(f, "wf", id, "completed");
+    assert_int_equal(sent_to(f, "assign", "B"), 0);
+
+    /* The same key on a new connection keeps its name. */
+    keyed_ready(f, "A2", "w1", KEY_A);
+    assert_int_equal(sent_to(f, "disconnect", "A2"), 0);
+    assert_int_equal(broker_workers_count(f->workers), 2);
+    /* Once every holder said goodbye, the name is free for another key. */
+    keyed_send(f, "A", KEY_A, SYN_MSG_DISCONNECT, json_object());
+    keyed_send(f, "A2", KEY_A, SYN_MSG_DISCONNECT, json_object());
+    keyed_ready(f, "B", "w1", KEY_B);
+    assert_int_equal(sent_to(f, "disconnect", "B"), 0);
+    start(f, "wf", id);
+    json_t *assign = fx_take(f, "assign", "B");
+    assert_non_null(assign);
+    json_decref(assign);
+}
+
+static void test_worker_names_without_curve_unbound(void **state)
+{
+    fx_t *f = *state;
+    fx_ready(f, "A", 1, NULL);
+    keyed_send(f, "B", NULL, SYN_MSG_READY,
+               json_pack("{s:s, s:i, s:[s], s:[]}", "worker", "A", "slots", 1, "providers",
+                         "mock", "running"));
+    assert_int_equal(fx_count_sent(f, "disconnect"), 0);
+    assert_int_equal(broker_workers_count(f->workers), 2);
+}
+
 static void test_assign_optional_fields(void **state)
 {
     fx_t *f = *state;
@@ -1867,6 +1954,8 @@ int main(void)
         fx_unit_test(test_phase_output_coalescing),
         fx_unit_test(test_usage_accounting),
         fx_unit_test(test_assign_optional_fields),
+        fx_unit_test(test_worker_name_bound_to_key),
+        fx_unit_test(test_worker_names_without_curve_unbound),
     };
     return cmocka_run_group_tests_name("broker_engine", tests, NULL, NULL);
 }

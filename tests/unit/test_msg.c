@@ -283,6 +283,7 @@ static const struct {
                      "\"status\":\"completed\",\"output\":\"ok\",\"error\":null,"
                      "\"exit_code\":0,\"usage\":{\"input_tokens\":10,\"output_tokens\":5,"
                      "\"cost_usd\":0.001}}"},
+    {SYN_MSG_DISCONNECT, "{\"reason\":\"worker name w1 is held by another key\"}"},
 };
 #define SAMPLE_COUNT (sizeof samples / sizeof samples[0])
 
@@ -544,8 +545,12 @@ static void test_schema_wrong_types(void **state)
                         "field 'running'[0]: unknown field 'x'");
     /* heartbeat, disconnect */
     expect_schema_error(SYN_MSG_HEARTBEAT, "{\"x\":1}", "heartbeat: unknown field 'x'");
-    expect_schema_error(SYN_MSG_DISCONNECT, "{\"reason\":\"bye\"}",
-                        "disconnect: unknown field 'reason'");
+    expect_schema_error(SYN_MSG_DISCONNECT, "{\"reason\":1}",
+                        "disconnect: field 'reason' must be a string, got an integer");
+    expect_schema_error(SYN_MSG_DISCONNECT, "{\"reason\":null}",
+                        "disconnect: field 'reason' must be a string, got nil");
+    expect_schema_error(SYN_MSG_DISCONNECT, "{\"why\":\"bye\"}",
+                        "disconnect: unknown field 'why'");
     /* assign */
     expect_schema_error(SYN_MSG_ASSIGN,
                         "{\"execution_id\":\"e\",\"workflow_id\":\"w\",\"phase_id\":\"p\","
@@ -623,7 +628,7 @@ static void test_schema_missing_and_unknown(void **state)
      * missing; dropping an optional one leaves a valid message. */
     static const char *optional[] = {"inputs", "repos", "allowed_tools", "max_tokens",
                                      "detail", "usage", "draining", "prefetch",
-                                     "waiting"};
+                                     "waiting", "reason"};
     for (size_t i = 0; i < SAMPLE_COUNT; i++) {
         json_t *fields = parse(samples[i].fields);
         const char *key;

@@ -12,11 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <czmq.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "common/clock.h"
+#include "proto/curve.h"
 #include "proto/msg.h"
 
 #define WORKER_BIN SYN_BIN_DIR "/syn-worker"
@@ -25,6 +28,9 @@
 typedef struct {
     void *ctx;
     void *router;
+    zsock_t *curve_router;   /* setup_curve: the router, in czmq's context (zauth's) */
+    zactor_t *auth;
+    char dir[64];            /* setup_curve: the certificates */
     int port;
     pid_t pid;               /* the worker process */
     unsigned char id[256];   /* the worker's current identity */
@@ -77,22 +83,79 @@ static int teardown(void **state)
             waitpid(fake->pid, NULL, 0);
         }
     }
-    zmq_close(fake->router);
-    zmq_ctx_term(fake->ctx);
+    if (fake->curve_router) {
+        zsock_destroy(&fake->curve_router);
+        zactor_destroy(&fake->auth);
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", fake->dir);
+        assert_int_equal(system(cmd), 0);
+    } else {
+        zmq_close(fake->router);
+        zmq_ctx_term(fake->ctx);
+    }
     free(fake);
     return 0;
 }
 
-/* Starts syn-worker with the mock provider (unless extra says otherwise). */
-/* Starts syn-worker against the fake broker, named host (an address or a name), with
- * the extra flags and the extra environment entries ("NAME=value", may be NULL). */
-static void start_worker_at(fake_t *fake, const char *host, const char *const *extra,
-                            const char *const *env)
+/* The fake broker as a CURVE server (its secret in dir/broker.key_secret, public
+ * dir/broker.key) admitting only the keys in dir/authorized through zauth, as
+ * the broker does; dir/worker.key_secret is allowed in, dir/stranger.key_secret
+ * is not. */
+static int setup_curve(void **state)
+{
+    fake_t *fake = calloc(1, sizeof *fake);
+    assert_non_null(fake);
+    snprintf(fake->dir, sizeof fake->dir, "/tmp/syn-test-worker-curve-XXXXXX");
+    assert_non_null(mkdtemp(fake->dir));
+    char path[128];
+    const char *names[] = {"broker", "worker", "stranger"};
+    for (int i = 0; i < 3; i++) {
+        zcert_t *cert = zcert_new();
+        assert_non_null(cert);
+        snprintf(path, sizeof path, "%s/%s.key", fake->dir, names[i]);
+        assert_int_equal(zcert_save(cert, path), 0);
+        if (i == 1) {
+            snprintf(path, sizeof path, "%s/authorized", fake->dir);
+            assert_int_equal(mkdir(path, 0700), 0);
+            snprintf(path, sizeof path, "%s/authorized/worker.key", fake->dir);
+            assert_int_equal(zcert_save_public(cert, path), 0);
+        }
+        zcert_destroy(&cert);
+    }
+    fake->auth = zactor_new(zauth, NULL);
+    assert_non_null(fake->auth);
+    snprintf(path, sizeof path, "%s/authorized", fake->dir);
+    assert_int_equal(zstr_sendx(fake->auth, "CURVE", path, NULL), 0);
+    assert_int_equal(zsock_wait(fake->auth), 0);
+
+    char err[512];
+    snprintf(path, sizeof path, "%s/broker.key_secret", fake->dir);
+    syn_curve_t *keys = syn_curve_new_server(path, err, sizeof err);
+    if (!keys)
+        fail_msg("%s", err);
+    fake->curve_router = zsock_new(ZMQ_ROUTER);
+    assert_non_null(fake->curve_router);
+    zsock_set_linger(fake->curve_router, 0);
+    zsock_set_router_mandatory(fake->curve_router, 1);
+    zsock_set_maxmsgsize(fake->curve_router, (int)SYN_MSG_MAX_SIZE);
+    syn_curve_apply(keys, fake->curve_router);
+    syn_curve_destroy(&keys);
+    fake->port = zsock_bind(fake->curve_router, "tcp://127.0.0.1:*");
+    assert_true(fake->port > 0);
+    fake->router = zsock_resolve(fake->curve_router);
+    fake->pid = -1;
+    *state = fake;
+    return 0;
+}
+
+/* Starts syn-worker against the fake broker with the mock provider (unless
+ * extra, more flags, says otherwise). */
+static void start_worker(fake_t *fake, const char *const *extra)
 {
     if (access(WORKER_BIN, X_OK) != 0)
         fail_msg("%s is not built (build the syn-worker target first)", WORKER_BIN);
-    char endpoint[300], heartbeat[16];
-    snprintf(endpoint, sizeof endpoint, "tcp://%s:%d", host, fake->port);
+    char endpoint[64], heartbeat[16];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", fake->port);
     snprintf(heartbeat, sizeof heartbeat, "%d", HEARTBEAT_MS);
     const char *argv[32] = {WORKER_BIN,     "--broker",    endpoint,    "--heartbeat-ms",
                             heartbeat,      "--liveness",  "3",         "--name",
@@ -101,29 +164,12 @@ static void start_worker_at(fake_t *fake, const char *host, const char *const *e
     for (int i = 0; extra && extra[i] && argc < 31; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;
-    /* The environment is made before the fork: the child only calls execve. */
-    size_t inherited = 0, added = 0;
-    while (environ[inherited])
-        inherited++;
-    while (env && env[added])
-        added++;
-    char **envp = calloc(inherited + added + 1, sizeof *envp);
-    assert_non_null(envp);
-    memcpy(envp, environ, inherited * sizeof *envp);
-    for (size_t i = 0; i < added; i++)
-        envp[inherited + i] = (char *)env[i];
     fake->pid = fork();
     assert_true(fake->pid >= 0);
     if (fake->pid == 0) {
-        execve(WORKER_BIN, (char **)argv, envp);
+        execv(WORKER_BIN, (char **)argv);
         _exit(127);
     }
-    free(envp);
-}
-
-static void start_worker(fake_t *fake, const char *const *extra)
-{
-    start_worker_at(fake, "127.0.0.1", extra, NULL);
 }
 
 static void send_to_worker(fake_t *fake, syn_msg_type_t type, json_t *fields)
@@ -330,15 +376,13 @@ static bool maps_library(pid_t pid, const char *name)
 }
 
 /* An idle worker's memory is mostly the libraries it maps (issue 7): one
- * without the anthropic provider loads no libcurl, and no worker loads czmq or
- * libzmq (it speaks ZMTP itself). */
+ * without the anthropic provider loads no libcurl. */
 static void test_libcurl_only_for_anthropic(void **state)
 {
     fake_t *fake = *state;
     start_registered(fake, NULL, 4);
-    assert_false(maps_library(fake->pid, "/libzmq.so"));
+    assert_true(maps_library(fake->pid, "/libzmq.so"));
     assert_false(maps_library(fake->pid, "/libcurl"));
-    assert_false(maps_library(fake->pid, "/libczmq"));
     kill(fake->pid, SIGTERM);
     expect_goodbye(fake, 3000); /* after its draining READY */
     assert_int_equal(wait_exit(fake, 3000), 0);
@@ -352,7 +396,6 @@ static void test_libcurl_only_for_anthropic(void **state)
     assert_string_equal(json_string_value(json_array_get(providers, 0)), "anthropic");
     syn_msg_destroy(&ready);
     assert_true(maps_library(fake->pid, "/libcurl"));
-    assert_false(maps_library(fake->pid, "/libczmq"));
 }
 
 static void test_assign_progress_result(void **state)
@@ -521,31 +564,6 @@ static void test_reconnect_after_silence(void **state)
     send_to_worker(fake, SYN_MSG_CANCEL, ref("exec-0000000000c1", "slow", 2));
     msg = expect_result(fake, "exec-0000000000c1", "slow", 2, "cancelled");
     syn_msg_destroy(&msg);
-}
-
-/* A broker name that takes longer to look up (1 s) than the liveness window (300 ms)
- * is waited for, not given up as a silent broker and looked up again forever: the
- * worker registers once the address is known. tests/preload/slow_lookup.c is the
- * slow DNS. */
-static void test_slow_name_lookup_is_waited_for(void **state)
-{
-    fake_t *fake = *state;
-    const char *env[] = {"LD_PRELOAD=" SYN_TEST_PRELOAD_DIR "/slow_lookup.so",
-                         "SYN_TEST_LOOKUP_MS=1000",
-                         /* under ASan: its runtime need not come first in the list */
-                         "ASAN_OPTIONS=verify_asan_link_order=0", NULL};
-    int64_t started = syn_mono_ms();
-    start_worker_at(fake, "slow.test", NULL, env);
-    syn_msg_t *msg = expect_ready(fake, 4, 0);
-    int64_t took = syn_mono_ms() - started;
-    assert_true(took >= 1000); /* it did wait for the lookup */
-    syn_msg_destroy(&msg);
-    /* Registered, it stays: it heartbeats, and no second READY (a reconnect) comes. */
-    fake->heartbeats_seen = 0;
-    syn_msg_t *other = next_msg(fake, 1000, true);
-    if (other)
-        fail_msg("unexpected %s", syn_msg_type_name(syn_msg_type(other)));
-    assert_true(fake->heartbeats_seen >= 5);
 }
 
 static void test_unacked_result_resent_after_reconnect(void **state)
@@ -942,6 +960,169 @@ static void test_claude_tools_and_inject(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Stops the worker started last: two stop signals, so it leaves at once. */
+static void stop_worker(fake_t *fake)
+{
+    kill(fake->pid, SIGTERM);
+    usleep(20000);
+    kill(fake->pid, SIGTERM);
+    assert_int_equal(wait_exit(fake, 3000), 0);
+}
+
+/* With its key allowed in, the worker talks CURVE to the broker: it registers,
+ * runs what it is given and takes the acknowledgement. */
+static void test_curve_worker_gets_and_acks(void **state)
+{
+    fake_t *fake = *state;
+    char secret[128], broker_key[128];
+    snprintf(secret, sizeof secret, "%s/worker.key_secret", fake->dir);
+    snprintf(broker_key, sizeof broker_key, "%s/broker.key", fake->dir);
+    start_registered(fake, (const char *[]){"--curve-secret", secret, "--broker-key", broker_key,
+                                            NULL},
+                     4);
+    assign(fake, "exec-000000000c01", "plan", 1, "over curve", "mock");
+    syn_msg_t *msg = expect_result(fake, "exec-000000000c01", "plan", 1, "completed");
+    assert_string_equal(str_of(msg, "output"), "mock output for phase plan:\nover curve");
+    syn_msg_destroy(&msg);
+    ack(fake, "exec-000000000c01", "plan", 1);
+    /* Acknowledged: not sent again (the resend would come after 300 ms). */
+    int64_t until = syn_mono_ms() + 600;
+    while (syn_mono_ms() < until) {
+        msg = next_msg(fake, until - syn_mono_ms(), true);
+        if (msg && syn_msg_type(msg) == SYN_MSG_RESULT)
+            fail_msg("result sent again after its acknowledgement");
+        syn_msg_destroy(&msg);
+    }
+}
+
+/* A worker whose key is not allowed in, and one without keys (plaintext against
+ * a CURVE broker), never get a word through. */
+static void test_curve_refuses_strangers(void **state)
+{
+    fake_t *fake = *state;
+    char secret[128], broker_key[128];
+    snprintf(secret, sizeof secret, "%s/stranger.key_secret", fake->dir);
+    snprintf(broker_key, sizeof broker_key, "%s/broker.key", fake->dir);
+    start_worker(fake, (const char *[]){"--curve-secret", secret, "--broker-key", broker_key,
+                                        NULL});
+    syn_msg_t *msg = next_msg(fake, 1500, false);
+    if (msg)
+        fail_msg("a stranger's %s came through", syn_msg_type_name(syn_msg_type(msg)));
+    assert_int_equal(fake->heartbeats_seen, 0);
+    stop_worker(fake);
+
+    start_worker(fake, NULL);
+    msg = next_msg(fake, 1500, false);
+    if (msg)
+        fail_msg("a plaintext %s came through", syn_msg_type_name(syn_msg_type(msg)));
+    assert_int_equal(fake->heartbeats_seen, 0);
+}
+
+/* Runs syn-worker with args until it exits (within 5 s); its exit status, and its
+ * stderr in err. For flags that must stop it before it connects anywhere. */
+static int run_to_exit(const char *const *args, char *err, size_t errlen)
+{
+    const char *argv[32] = {WORKER_BIN};
+    int argc = 1;
+    for (int i = 0; args[i] && argc < 31; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pipefd[1], 2);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        execv(WORKER_BIN, (char **)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    /* Read to the end (the usage text can be long): a closed pipe would kill it. */
+    size_t used = 0;
+    ssize_t n;
+    char rest[4096];
+    while ((n = used + 1 < errlen ? read(pipefd[0], err + used, errlen - 1 - used)
+                                  : read(pipefd[0], rest, sizeof rest)) > 0)
+        if (used + 1 < errlen)
+            used += (size_t)n;
+    err[used] = '\0';
+    close(pipefd[0]);
+    fake_t waiting = {.pid = pid};
+    int status = wait_exit(&waiting, 5000);
+    if (status < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fail_msg("syn-worker did not exit; stderr: %s", err);
+    }
+    return status;
+}
+
+static void expect_refused(const char *const *args, const char *needle)
+{
+    char err[2048];
+    int status = run_to_exit(args, err, sizeof err);
+    if (status != 2 || !strstr(err, needle))
+        fail_msg("exit %d, stderr \"%s\"; expected 2 and \"%s\"", status, err, needle);
+    /* One line, and never a key. */
+    int lines = 0;
+    for (const char *c = err; *c; c++)
+        lines += *c == '\n';
+    assert_int_equal(lines, 1);
+    assert_null(strstr(err, "secret-key"));
+}
+
+/* Without keys, a broker that is not on this host is refused before any
+ * connection is made, unless --insecure (also SYN_INSECURE) says so; keys that
+ * cannot be read stop the worker at start. Every case here exits before it
+ * connects anywhere: 192.0.2.1 (TEST-NET-1) is only named, never reached. */
+static void test_insecure_rule_and_keys_at_start(void **state)
+{
+    fake_t *fake = *state;
+    char secret[128], broker_key[128], stranger_public[128];
+    snprintf(secret, sizeof secret, "%s/worker.key_secret", fake->dir);
+    snprintf(broker_key, sizeof broker_key, "%s/broker.key", fake->dir);
+    snprintf(stranger_public, sizeof stranger_public, "%s/stranger.key", fake->dir);
+    const char *far = "tcp://192.0.2.1:1";
+    expect_refused((const char *[]){"--broker", far, NULL},
+                   "error: --broker tcp://192.0.2.1:1 is not a loopback address and no CURVE "
+                   "key is given: give --curve-secret FILE and --broker-key FILE, or "
+                   "--insecure");
+    /* Allowed (--insecure, or keys): the run goes on to the next check, the
+     * provider, and stops there. */
+    const char *const allowed[][8] = {
+        {"--broker", far, "--insecure", "--provider", "nope", NULL},
+        {"--broker", far, "--curve-secret", secret, "--broker-key", broker_key, "--provider",
+         "nope"},
+    };
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
+        const char *args[10] = {0};
+        memcpy(args, allowed[i], sizeof allowed[i]);
+        char err[2048];
+        assert_int_equal(run_to_exit(args, err, sizeof err), 2);
+        if (strstr(err, "not a loopback") || !strstr(err, "--provider wants"))
+            fail_msg("case %zu: stderr \"%s\"", i, err);
+    }
+    setenv("SYN_INSECURE", "1", 1);
+    char err[2048];
+    int status = run_to_exit((const char *[]){"--broker", far, "--provider", "nope", NULL}, err,
+                             sizeof err);
+    unsetenv("SYN_INSECURE");
+    assert_int_equal(status, 2);
+    assert_null(strstr(err, "not a loopback"));
+
+    expect_refused((const char *[]){"--curve-secret", "/nonexistent/w.key_secret",
+                                    "--broker-key", broker_key, NULL},
+                   "error: --curve-secret: cannot read certificate /nonexistent/w.key_secret");
+    expect_refused((const char *[]){"--curve-secret", stranger_public, "--broker-key",
+                                    broker_key, NULL},
+                   "has no secret key");
+    expect_refused((const char *[]){"--curve-secret", secret, NULL}, "--broker-key FILE");
+    expect_refused((const char *[]){"--broker-key", broker_key, NULL},
+                   "error: --broker-key needs --curve-secret FILE");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -952,7 +1133,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_result_resent_until_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_free_slot_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_after_silence, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_slow_name_lookup_is_waited_for, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unacked_result_resent_after_reconnect, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_disconnect_reregisters, setup, teardown),
@@ -963,6 +1143,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_command_streams_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_in_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claude_tools_and_inject, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_curve_worker_gets_and_acks, setup_curve, teardown),
+        cmocka_unit_test_setup_teardown(test_curve_refuses_strangers, setup_curve, teardown),
+        cmocka_unit_test_setup_teardown(test_insecure_rule_and_keys_at_start, setup_curve,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("worker_loop", tests, NULL, NULL);
 }
