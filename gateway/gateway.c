@@ -2,6 +2,7 @@
 #include "common/clock.h"
 #include "common/json_text.h"
 #include "common/log.h"
+#include "common/ratelog.h"
 #include "gateway/access.h"
 #include "gateway/api.h"
 #include "gateway/hub.h"
@@ -115,6 +116,8 @@ struct gateway_t {
     gateway_hub_t *hub;
     gateway_view_t *view;
     zsock_t *monitor; /* the SUB's connect/disconnect events, for the view */
+    bool events_up;   /* the SUB's handshake succeeded and it has not disconnected since */
+    syn_ratelog_t *ratelog; /* repeated warnings: one line per cause a minute */
     /* A ZeroMQ socket's descriptor only tells that its state may have changed, and not
      * again until the socket has been read to the end (or its events asked for): these
      * say a socket may hold messages its descriptor will not announce. */
@@ -954,6 +957,21 @@ static void drain_events(gateway_t *self)
     }
 }
 
+/* A broker that refuses our keys (or wants keys we do not have) is tried again and
+ * again: one line a minute says so, with how often. The DEALER fails the same way;
+ * its requests are answered 503 and /health says the broker is down. */
+static void handshake_failed(gateway_t *self)
+{
+    uint64_t held;
+    if (!syn_ratelog_allow(self->ratelog, "handshake", syn_mono_ms(), &held))
+        return;
+    syn_warn(COMPONENT,
+             "broker handshake failed endpoint=%s curve=%s: check --curve-secret and "
+             "--broker-key against the broker's keys (%llu more in the last minute)",
+             self->config.events, self->config.curve_secret ? "on" : "off",
+             (unsigned long long)held);
+}
+
 /* The SUB connected or lost its connection: either way events may have been missed,
  * so the view starts over (and serves nothing while disconnected). */
 static void drain_monitor(gateway_t *self)
@@ -985,9 +1003,15 @@ static void drain_monitor(gateway_t *self)
         if (event == ZMQ_EVENT_CONNECTED) {
             syn_debug(COMPONENT, "events connected: local view starts over");
             gateway_view_set_connected(self->view, true);
+        } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            self->events_up = true;
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
-            syn_info(COMPONENT, "events disconnected: status reads go to the broker");
+            if (self->events_up)
+                syn_info(COMPONENT, "events disconnected: status reads go to the broker");
+            self->events_up = false;
             gateway_view_set_connected(self->view, false);
+        } else {
+            handshake_failed(self);
         }
     }
 }
@@ -999,7 +1023,11 @@ static void monitor_start(gateway_t *self)
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "inproc://gateway-sub-monitor-%p", (void *)self);
     if (zmq_socket_monitor(zsock_resolve(self->sub), endpoint,
-                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0) {
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
         syn_warn(COMPONENT, "cannot monitor the events socket (%s): no local view",
                  zmq_strerror(errno));
         return;
@@ -1203,7 +1231,8 @@ gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
     self->pending = gateway_pending_new();
     self->hub = gateway_hub_new(GAP_HOLD_LIMIT, GAP_HOLD_BYTES, on_hub_wake, self);
     self->view = gateway_view_new(GATEWAY_VIEW_CAPACITY, GATEWAY_VIEW_MAX_BYTES);
-    if (!self->pending || !self->hub || !self->view) {
+    self->ratelog = syn_ratelog_new(60000, 8);
+    if (!self->pending || !self->hub || !self->view || !self->ratelog) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -1275,6 +1304,7 @@ void gateway_destroy(gateway_t **self_p)
     gateway_pending_destroy(&self->pending);
     gateway_hub_destroy(&self->hub);
     gateway_view_destroy(&self->view);
+    syn_ratelog_destroy(&self->ratelog);
     free(self);
     *self_p = NULL;
 }
@@ -1319,4 +1349,5 @@ void gateway_stats(const gateway_t *self, gateway_stats_t *stats)
     stats->view_clears = view.clears;
     stats->view_evictions = view.evictions;
     stats->view_bytes = view.bytes;
+    stats->http_connections = gateway_listen_connections(self->listen);
 }

@@ -81,6 +81,7 @@ typedef struct {
     size_t view_bytes;          /* the view's footprint right now (gateway/view.h) */
     uint64_t refused_full;      /* requests answered 503 because the gateway was full */
     uint64_t refused_auth;      /* requests answered 401 or 403 */
+    size_t http_connections;    /* HTTP connections open right now */
 } gateway_stats_t;
 
 typedef struct gateway_t gateway_t;
