@@ -22,7 +22,7 @@ struct gateway_listen_t {
     struct MHD_Daemon *daemon;
     int epoll_fd;
     int port;
-    long max_connections;
+    long max_connections, max_per_ip;
     size_t connections;  /* open right now (MHD's notifications) */
     syn_ratelog_t *ratelog;
     char mhd_error[256]; /* MHD's last complaint, to explain a failed start */
@@ -62,11 +62,16 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     uint64_t held = 0;
     if (self->ratelog && !syn_ratelog_allow(self->ratelog, fmt, syn_mono_ms(), &held))
         return;
+    /* MHD says the same for both limits: name them, so the log says which to raise. */
+    char limits[128] = "";
+    if (strstr(self->mhd_error, "connection limit"))
+        snprintf(limits, sizeof limits, " max_connections=%ld+%d max_per_ip=%ld",
+                 self->max_connections, LISTEN_HEADROOM, self->max_per_ip);
     if (held > 0)
-        syn_warn(COMPONENT, "http: %s (%llu more like it in the last %d s)", self->mhd_error,
-                 (unsigned long long)held, LOG_INTERVAL_MS / 1000);
+        syn_warn(COMPONENT, "http: %s%s (%llu more like it in the last %d s)", self->mhd_error,
+                 limits, (unsigned long long)held, LOG_INTERVAL_MS / 1000);
     else
-        syn_warn(COMPONENT, "http: %s", self->mhd_error);
+        syn_warn(COMPONENT, "http: %s%s", self->mhd_error, limits);
 }
 
 /* MHD hands the path and each query value on as a C string, so a decoded %00 would
@@ -207,6 +212,7 @@ gateway_listen_t *gateway_listen_new(const gateway_config_t *config,
     }
     self->epoll_fd = -1;
     self->max_connections = config->max_connections;
+    self->max_per_ip = config->max_per_ip;
     self->ratelog = syn_ratelog_new(LOG_INTERVAL_MS, LOG_CAUSES);
     char *cert = NULL, *key = NULL;
     struct sockaddr_storage addr;
