@@ -155,7 +155,7 @@ static void test_insecure_rules(void **state)
     /* Allowed: then the bind itself fails, which shows the check let it through. */
     char token[SYN_TOKEN_TEXT];
     add_token(f, "reader", SYN_SCOPE_READ, token);
-    const char *allowed[][8] = {
+    const char *allowed[][9] = {
         {"--http", "192.0.2.1:0", "--broker", broker, "--events", events, "--insecure", NULL},
         {"--http", "192.0.2.1:0", "--broker", broker, "--events", events, "--api-tokens",
          f->tokens},
@@ -180,6 +180,7 @@ static gateway_proc_t *start_gateway(fixture_t *f, const char *extra1, const cha
                           "debug", "--api-tokens", f->tokens, extra1, extra2, NULL};
     f->gw = gateway_proc_start(f->log, args);
     assert_non_null(f->gw);
+    assert_true(gateway_proc_wait_healthy(f->gw, 10000));
     return f->gw;
 }
 
@@ -256,15 +257,8 @@ static void test_flood_of_half_sent_requests(void **state)
                           "--header-timeout-ms", "1000", NULL};
     f->gw = gateway_proc_start(f->log, args);
     assert_non_null(f->gw);
+    assert_true(gateway_proc_wait_healthy(f->gw, 10000));
     http_response_t r;
-    for (int i = 0; i < 500; i++) {
-        assert_int_equal(http_get(&r, "%s/health", gateway_proc_url(f->gw)), 0);
-        long status = r.status;
-        http_response_clear(&r);
-        if (status == 200)
-            break;
-        teststack_sleep_ms(10);
-    }
 
     int *fds = calloc(FLOOD, sizeof *fds);
     bool *closed = calloc(FLOOD, sizeof *closed);

@@ -1,5 +1,6 @@
 #include "tests/support/gateway_proc.h"
 #include "bench/synload/localproc.h"
+#include "tests/support/http.h"
 #include "tests/support/teststack.h"
 
 #include <signal.h>
@@ -160,4 +161,20 @@ int gateway_proc_run(const char *log_path, const char *const *args, int timeout_
 {
     pid_t pid = spawn(log_path, args);
     return pid > 0 ? wait_exit(pid, timeout_ms) : -1;
+}
+
+bool gateway_proc_wait_healthy(const gateway_proc_t *self, int timeout_ms)
+{
+    long long deadline = teststack_now_ms() + timeout_ms;
+    for (;;) {
+        http_response_t r;
+        int rc = http_get(&r, "%s/health", self->url);
+        long status = r.status;
+        http_response_clear(&r);
+        if (rc == 0 && status == 200)
+            return true;
+        if (teststack_now_ms() >= deadline)
+            return false;
+        teststack_sleep_ms(10);
+    }
 }

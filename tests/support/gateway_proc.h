@@ -22,6 +22,10 @@ int gateway_proc_port(const gateway_proc_t *self);
 /* "http://127.0.0.1:PORT" */
 const char *gateway_proc_url(const gateway_proc_t *self);
 
+/* Asks GET /health (open whatever the authentication) until it answers 200: until the
+ * gateway's connection to the broker is up, every request is answered 503. */
+bool gateway_proc_wait_healthy(const gateway_proc_t *self, int timeout_ms);
+
 /* Runs syn-gateway with args and waits for it to exit: its exit code, or -1 when it
  * was still running after timeout_ms (it is then killed). */
 int gateway_proc_run(const char *log_path, const char *const *args, int timeout_ms);

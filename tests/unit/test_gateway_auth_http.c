@@ -370,6 +370,7 @@ static void test_gateway_without_the_key_sees_the_broker_down(void **state)
 
     /* A secret certificate that is not one is named at start. */
     char err[512];
+    config = base_config(f);
     config.curve_secret = broker_key;
     config.broker_key = broker_key;
     assert_null(gateway_new(&config, err, sizeof err));
