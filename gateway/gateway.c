@@ -966,8 +966,8 @@ static void handshake_failed(gateway_t *self)
     if (!syn_ratelog_allow(self->ratelog, "handshake", syn_mono_ms(), &held))
         return;
     syn_warn(COMPONENT,
-             "broker handshake failed endpoint=%s curve=%s: check --curve-secret and "
-             "--broker-key against the broker's keys (%llu more in the last minute)",
+             "broker handshake failed endpoint=%s curve=%s failures_since_last=%llu: check "
+             "--curve-secret and --broker-key against the broker's keys",
              self->config.events, self->config.curve_secret ? "on" : "off",
              (unsigned long long)held);
 }
