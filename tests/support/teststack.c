@@ -83,8 +83,11 @@ int teststack_start_broker(teststack_t *self)
 
 int teststack_start_gateway(teststack_t *self)
 {
-    char *argv[] = {SYN_BIN_DIR "/syn-gateway", "--http", self->http_addr, "--broker",
-                    self->clients_ep, "--events", self->events_ep, NULL};
+    char extra[512];
+    snprintf(extra, sizeof extra, "%s", self->opts.gateway_args ? self->opts.gateway_args : "");
+    char *argv[32] = {SYN_BIN_DIR "/syn-gateway", "--http", self->http_addr, "--broker",
+                      self->clients_ep, "--events", self->events_ep};
+    add_words(argv, 7, 32, extra);
     self->gateway = spawn(self, "gateway", argv);
     return self->gateway > 0 ? 0 : -1;
 }
