@@ -223,7 +223,7 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
                                 err, errlen);
     if (!self->clients)
         goto fail;
-    self->worker_sock = open_socket(self, ZMQ_ROUTER, config->workers, "workers",
+    self->worker_sock = open_socket(self, ZMQ_ROUTER, config->workers, SYN_CURVE_DOMAIN_WORKERS,
                                     &self->workers_ep, err, errlen);
     if (!self->worker_sock)
         goto fail;

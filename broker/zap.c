@@ -88,7 +88,8 @@ static zcertstore_t *load_dir(const char *dir, size_t *count, char *err, size_t 
             stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         uint8_t key[32];
-        if (syn_curve_read_public(path, key, why, sizeof why) < 0) {
+        syn_curve_role_t role;
+        if (syn_curve_read_public(path, key, &role, why, sizeof why) < 0) {
             syn_warn("broker", "authorized keys: skipped, %s", why);
             continue;
         }
@@ -97,6 +98,8 @@ static zcertstore_t *load_dir(const char *dir, size_t *count, char *err, size_t 
             zcert_destroy(&cert); /* the same key in two files counts once */
             continue;
         }
+        if (role != SYN_CURVE_ROLE_ANY)
+            zcert_set_meta(cert, "role", "%s", syn_curve_role_name(role));
         zcertstore_insert(store, &cert);
         (*count)++;
     }
@@ -160,14 +163,25 @@ static void handle_request(zap_state_t *st)
                 socket_label(domain), address ? address : "?", mechanism);
     } else {
         zmq_z85_encode(key, zframe_data(credentials), 32);
-        if (zcertstore_lookup(st->store, key)) {
+        zcert_t *cert = zcertstore_lookup(st->store, key);
+        syn_curve_role_t role = SYN_CURVE_ROLE_ANY;
+        if (cert && zcert_meta(cert, "role"))
+            syn_curve_role_parse(zcert_meta(cert, "role"), &role);
+        char cause[256];
+        snprintf(cause, sizeof cause, "%s %s %s", key, address ? address : "?",
+                 socket_label(domain));
+        if (cert && syn_curve_role_allows(role, domain)) {
             status = "200";
             text = "OK";
             user_id = key;
+        } else if (cert) {
+            text = "key not for this socket";
+            refusal(st, cause,
+                    "connection refused socket=%s address=%s key=%s: a %s key may not use "
+                    "this socket",
+                    socket_label(domain), address ? address : "?", key,
+                    syn_curve_role_name(role));
         } else {
-            char cause[256];
-            snprintf(cause, sizeof cause, "%s %s %s", key, address ? address : "?",
-                     socket_label(domain));
             text = "key not authorized";
             refusal(st, cause,
                     "connection refused socket=%s address=%s key=%s: not among the "

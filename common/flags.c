@@ -38,6 +38,7 @@ static int assign(syn_flag_t *flag, const char *value, const char *origin)
 {
     switch (flag->kind) {
     case SYN_FLAG_STRING:
+    case SYN_FLAG_SECRET:
         *(const char **)flag->target = value;
         return 0;
     case SYN_FLAG_LOG_LEVEL: {

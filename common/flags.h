@@ -11,6 +11,8 @@ typedef enum {
     SYN_FLAG_BOOL,
     SYN_FLAG_LOG_LEVEL, /* a string, checked as debug|info|warn|error and applied to the
                          * process's log threshold once parsing succeeds */
+    SYN_FLAG_SECRET,    /* a string (a password) the usage never shows, wherever it came
+                         * from: SYN_<NAME> in the environment is read before --help */
 } syn_flag_kind_t;
 
 typedef struct {
@@ -18,7 +20,7 @@ typedef struct {
     syn_flag_kind_t kind;
     const char *metavar; /* shown in usage: "HOST:PORT" */
     const char *help;
-    void *target;        /* const char ** (STRING, LOG_LEVEL) | long * | bool *; holds the
+    void *target;        /* const char ** (STRING, SECRET, LOG_LEVEL) | long * | bool *; holds the
                           * default on entry */
     long min, max;       /* bounds for SYN_FLAG_INT */
 } syn_flag_t;

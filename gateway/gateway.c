@@ -2,23 +2,25 @@
 #include "common/clock.h"
 #include "common/json_text.h"
 #include "common/log.h"
+#include "common/ratelog.h"
+#include "gateway/access.h"
 #include "gateway/api.h"
 #include "gateway/hub.h"
+#include "gateway/listen.h"
 #include "gateway/pending.h"
 #include "gateway/router.h"
 #include "gateway/sse.h"
 #include "gateway/timeline.h"
 #include "gateway/view.h"
 #include "gateway/yaml.h"
+#include "proto/curve.h"
 #include "proto/msg.h"
 
 #include <czmq.h>
 #include <errno.h>
 #include <limits.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +39,6 @@
 #define BROKER_SNDHWM 1000
 /* Replies queued towards us; we drain them every turn. */
 #define BROKER_RCVHWM 100000
-/* Idle keep-alive connections are closed after this long. */
-#define HTTP_IDLE_TIMEOUT_S 60
-#define HTTP_LISTEN_BACKLOG 1024
 /* Events asked for per events.replay page (the protocol's maximum). */
 #define REPLAY_PAGE 1000
 /* Live events held while a gap in seq is filled from the log (then read back), and
@@ -62,6 +61,7 @@
 #define METHOD_NOT_ALLOWED "{\"detail\":\"Method Not Allowed\"}"
 #define BAD_REPLY "{\"detail\":\"invalid reply from broker\"}"
 #define OUT_OF_MEMORY "{\"detail\":\"gateway out of memory\"}"
+#define GATEWAY_FULL "{\"detail\":\"Too many connections: try again shortly\"}"
 
 typedef enum {
     REQUEST_RECEIVING, /* headers in, body arriving */
@@ -91,6 +91,7 @@ typedef struct {
     char *answer; /* response text (malloc'd), JSON unless content_type says otherwise */
     const char *content_type;
     bool retry_after;
+    bool close;                /* the gateway is full: free the connection */
     gateway_sse_client_t *sse; /* SSE routes only */
     bool sse_suspended;        /* suspended by the stream reader: queue empty */
     bool page_pending;         /* an events.replay page is in flight (corr) */
@@ -101,9 +102,10 @@ typedef struct {
 
 struct gateway_t {
     gateway_config_t config;
-    struct MHD_Daemon *daemon;
+    gateway_listen_t *listen;
+    struct MHD_Daemon *daemon; /* the listener's */
     int epoll_fd;
-    int port;
+    gateway_access_t *access;
     zsock_t *dealer;
     zsock_t *sub;
     gateway_pending_t *pending;
@@ -111,10 +113,11 @@ struct gateway_t {
     gateway_stats_t stats;
     bool broker_silent;       /* we logged that the broker stopped answering */
     int64_t broker_warned_ms; /* when */
-    char mhd_error[256]; /* MHD's last complaint, to explain a failed start */
     gateway_hub_t *hub;
     gateway_view_t *view;
     zsock_t *monitor; /* the SUB's connect/disconnect events, for the view */
+    bool events_up;   /* the SUB's handshake succeeded and it has not disconnected since */
+    syn_ratelog_t *ratelog; /* repeated warnings: one line per cause a minute */
     /* A ZeroMQ socket's descriptor only tells that its state may have changed, and not
      * again until the socket has been read to the end (or its events asked for): these
      * say a socket may hold messages its descriptor will not announce. */
@@ -134,45 +137,6 @@ struct gateway_t {
     bool sse_more;        /* streams have frames queued: let MHD send them this turn */
     int64_t next_sweep_ms; /* next keepalive sweep */
 };
-
-/* MHD's diagnostics go to our log; the last one also explains a failed start. */
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    gateway_t *self = cls;
-    vsnprintf(self->mhd_error, sizeof self->mhd_error, fmt, ap);
-    size_t len = strlen(self->mhd_error);
-    while (len && (self->mhd_error[len - 1] == '\n' || self->mhd_error[len - 1] == '\r'))
-        self->mhd_error[--len] = '\0';
-    /* An SSE client going away, or one we cut (logged by us), is routine. */
-    if (strstr(self->mhd_error, "is no longer available for sending") ||
-        strstr(self->mhd_error, "application error generating response"))
-        syn_debug(COMPONENT, "http: %s", self->mhd_error);
-    else
-        syn_warn(COMPONENT, "http: %s", self->mhd_error);
-}
-
-/* MHD hands the path and each query value on as a C string, so a decoded %00 would
- * end it early: "/workflows/research%00x" would act on workflow research. Each escaped
- * NUL becomes the overlong pair C0 80 before MHD's own decoding; that is not UTF-8, so
- * the path fails the router's text check (404) and a query value its parameter's
- * check (422), as any other bad byte does. Never longer than the text it is given. */
-static size_t unescape_without_nul(void *cls, struct MHD_Connection *connection, char *text)
-{
-    (void)cls;
-    (void)connection;
-    char *out = text;
-    for (const char *in = text; *in;) {
-        if (in[0] == '%' && in[1] == '0' && in[2] == '0') {
-            *out++ = (char)0xC0;
-            *out++ = (char)0x80;
-            in += 3;
-        } else {
-            *out++ = *in++;
-        }
-    }
-    *out = '\0';
-    return MHD_http_unescape(text);
-}
 
 static void request_set_answer(request_t *req, unsigned status, char *json_text)
 {
@@ -224,6 +188,10 @@ static enum MHD_Result request_respond(request_t *req)
         MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, req->route.allow);
     if (req->retry_after)
         MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (req->status == MHD_HTTP_UNAUTHORIZED)
+        gateway_access_challenge(req->gateway->access, response);
+    if (req->close)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result rc = MHD_queue_response(req->connection, req->status, response);
     MHD_destroy_response(response);
     req->state = REQUEST_DONE;
@@ -723,6 +691,30 @@ static request_t *request_new(gateway_t *self, struct MHD_Connection *connection
     return req;
 }
 
+/* The headers are in: a request past the connection limit, or from a caller who may
+ * not make it, is answered at once, before any body is read (MHD then closes the
+ * connection). True when it was. */
+static bool request_refused(gateway_t *self, request_t *req)
+{
+    if (gateway_listen_full(self->listen)) {
+        self->stats.refused_full++;
+        request_set_literal(req, 503, GATEWAY_FULL);
+        req->retry_after = true;
+        req->close = true;
+        return true;
+    }
+    char detail[160];
+    unsigned status = gateway_access_decide(self->access, req->connection, req->match,
+                                            &req->route, detail, sizeof detail);
+    if (status == 0)
+        return false;
+    self->stats.refused_auth++;
+    json_t *body = json_pack("{s:s}", "detail", detail);
+    request_set_json(req, status, body);
+    json_decref(body);
+    return true;
+}
+
 /* MHD calls this once when the headers are in, once per chunk of body, once when
  * the body is complete, and once more after a suspended connection is resumed. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
@@ -738,6 +730,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         if (!req)
             return MHD_NO;
         *con_cls = req;
+        if (request_refused(self, req))
+            return request_respond(req);
         if (content_length_too_large(connection)) {
             /* Refuse before reading it; MHD then closes the connection. */
             request_set_literal(req, 413, BODY_TOO_LARGE);
@@ -750,8 +744,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (req->state == REQUEST_RECEIVING)
+    if (req->state == REQUEST_RECEIVING) {
+        /* Complete: no longer held to the deadline of incomplete requests. */
+        gateway_listen_request_in(connection);
         request_dispatch(self, req);
+    }
     if (req->state == REQUEST_ANSWERED)
         return request_respond(req);
     if (req->state == REQUEST_STREAM)
@@ -960,6 +957,21 @@ static void drain_events(gateway_t *self)
     }
 }
 
+/* A broker that refuses our keys (or wants keys we do not have) is tried again and
+ * again: one line a minute says so, with how often. The DEALER fails the same way;
+ * its requests are answered 503 and /health says the broker is down. */
+static void handshake_failed(gateway_t *self)
+{
+    uint64_t held;
+    if (!syn_ratelog_allow(self->ratelog, "handshake", syn_mono_ms(), &held))
+        return;
+    syn_warn(COMPONENT,
+             "broker handshake failed endpoint=%s curve=%s failures_since_last=%llu: check "
+             "--curve-secret and --broker-key against the broker's keys",
+             self->config.events, self->config.curve_secret ? "on" : "off",
+             (unsigned long long)held);
+}
+
 /* The SUB connected or lost its connection: either way events may have been missed,
  * so the view starts over (and serves nothing while disconnected). */
 static void drain_monitor(gateway_t *self)
@@ -991,9 +1003,15 @@ static void drain_monitor(gateway_t *self)
         if (event == ZMQ_EVENT_CONNECTED) {
             syn_debug(COMPONENT, "events connected: local view starts over");
             gateway_view_set_connected(self->view, true);
+        } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            self->events_up = true;
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
-            syn_info(COMPONENT, "events disconnected: status reads go to the broker");
+            if (self->events_up)
+                syn_info(COMPONENT, "events disconnected: status reads go to the broker");
+            self->events_up = false;
             gateway_view_set_connected(self->view, false);
+        } else {
+            handshake_failed(self);
         }
     }
 }
@@ -1005,7 +1023,11 @@ static void monitor_start(gateway_t *self)
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "inproc://gateway-sub-monitor-%p", (void *)self);
     if (zmq_socket_monitor(zsock_resolve(self->sub), endpoint,
-                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0) {
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
         syn_warn(COMPONENT, "cannot monitor the events socket (%s): no local view",
                  zmq_strerror(errno));
         return;
@@ -1159,48 +1181,10 @@ int gateway_poll(gateway_t *self, long max_wait_ms)
     return 0;
 }
 
-/* Splits "HOST:PORT" ("[v6]:PORT", ":PORT" for all interfaces) into a socket address. */
-static int parse_listen_address(const char *text, struct sockaddr_storage *addr, char *err,
-                                size_t errlen)
-{
-    const char *colon = strrchr(text, ':');
-    if (!colon || !colon[1]) {
-        snprintf(err, errlen, "bad --http address '%s': want HOST:PORT", text);
-        return -1;
-    }
-    char host[256];
-    size_t host_len = (size_t)(colon - text);
-    if (host_len >= sizeof host) {
-        snprintf(err, errlen, "bad --http address '%s': host too long", text);
-        return -1;
-    }
-    memcpy(host, text, host_len);
-    host[host_len] = '\0';
-    if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
-        memmove(host, host + 1, host_len - 2);
-        host[host_len - 2] = '\0';
-    }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535) {
-        snprintf(err, errlen, "bad --http address '%s': port must be 0..65535", text);
-        return -1;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *found = NULL;
-    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &found);
-    if (rc != 0) {
-        snprintf(err, errlen, "bad --http address '%s': %s", text, gai_strerror(rc));
-        return -1;
-    }
-    memcpy(addr, found->ai_addr, found->ai_addrlen);
-    freeaddrinfo(found);
-    return 0;
-}
-
-static zsock_t *broker_socket(int type, const char *endpoint, int rcvhwm, char *err,
-                              size_t errlen)
+/* A socket towards the broker, with the gateway's CURVE keys when it has them (a
+ * broker that refuses them is simply never connected: /health says it is down). */
+static zsock_t *broker_socket(int type, const char *endpoint, int rcvhwm,
+                              const syn_curve_t *curve, char *err, size_t errlen)
 {
     zsock_t *sock = zsock_new(type);
     if (!sock) {
@@ -1217,6 +1201,8 @@ static zsock_t *broker_socket(int type, const char *endpoint, int rcvhwm, char *
     } else {
         zsock_set_subscribe(sock, "");
     }
+    if (curve)
+        syn_curve_apply(curve, sock);
     if (zsock_connect(sock, "%s", endpoint) != 0) {
         snprintf(err, errlen, "cannot connect to '%s': %s", endpoint, zmq_strerror(errno));
         zsock_destroy(&sock);
@@ -1242,57 +1228,42 @@ gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
     self->next_corr = 1;
     self->epoll_fd = -1;
     self->dealer_check = self->sub_check = self->monitor_check = true;
-    struct sockaddr_storage addr;
     self->pending = gateway_pending_new();
     self->hub = gateway_hub_new(GAP_HOLD_LIMIT, GAP_HOLD_BYTES, on_hub_wake, self);
     self->view = gateway_view_new(GATEWAY_VIEW_CAPACITY, GATEWAY_VIEW_MAX_BYTES);
-    if (!self->pending || !self->hub || !self->view) {
+    self->ratelog = syn_ratelog_new(60000, 8);
+    if (!self->pending || !self->hub || !self->view || !self->ratelog) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (parse_listen_address(config->http, &addr, err, errlen) != 0)
+    /* Everything is read and checked before anything is bound or connected. */
+    if (gateway_config_check(config, err, errlen) != 0)
         goto fail;
-    self->dealer = broker_socket(ZMQ_DEALER, config->broker, BROKER_RCVHWM, err, errlen);
-    if (!self->dealer)
+    self->access = gateway_access_new(config->api_tokens, config->api_user,
+                                      config->api_password, err, errlen);
+    if (!self->access)
         goto fail;
-    self->sub = broker_socket(ZMQ_SUB, config->events, GATEWAY_EVENTS_BUFFERED, err, errlen);
+    syn_curve_t *curve = NULL;
+    if (config->curve_secret && config->curve_secret[0] &&
+        !(curve = syn_curve_new_client(config->curve_secret, config->broker_key, err, errlen)))
+        goto fail;
+    self->listen = gateway_listen_new(config, on_request, on_completed, self, err, errlen);
+    if (self->listen) {
+        self->daemon = gateway_listen_daemon(self->listen);
+        self->epoll_fd = gateway_listen_epoll_fd(self->listen);
+        self->dealer =
+            broker_socket(ZMQ_DEALER, config->broker, BROKER_RCVHWM, curve, err, errlen);
+    }
+    if (self->dealer)
+        self->sub =
+            broker_socket(ZMQ_SUB, config->events, GATEWAY_EVENTS_BUFFERED, curve, err, errlen);
+    syn_curve_destroy(&curve);
     if (!self->sub)
         goto fail;
     monitor_start(self);
     self->dealer_fd = zsock_fd(self->dealer);
     self->sub_fd = zsock_fd(self->sub);
     self->monitor_fd = self->monitor ? zsock_fd(self->monitor) : -1;
-
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (addr.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    self->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, self, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, self,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, self, MHD_OPTION_CONNECTION_LIMIT, (unsigned)config->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)HTTP_LISTEN_BACKLOG,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_without_nul, NULL, MHD_OPTION_END);
-    if (!self->daemon) {
-        /* MHD says "Failed to bind to port 0: <reason>" (we bind by address): keep the
-         * reason, which is what the user can act on. */
-        const char *reason = strrchr(self->mhd_error, ':');
-        if (reason && reason[1] == ' ' && reason[2])
-            reason += 2;
-        else
-            reason = self->mhd_error[0] ? self->mhd_error : "libmicrohttpd refused to start";
-        snprintf(err, errlen, "cannot listen on %s: %s", config->http, reason);
-        goto fail;
-    }
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    self->epoll_fd = info ? info->epoll_fd : -1;
-    info = MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    self->port = info ? info->port : 0;
-    if (self->epoll_fd < 0) {
-        snprintf(err, errlen, "libmicrohttpd gave no epoll descriptor");
-        goto fail;
-    }
     return self;
 fail:
     gateway_destroy(&self);
@@ -1321,8 +1292,9 @@ void gateway_destroy(gateway_t **self_p)
             give_up(self, item);
         gateway_hub_foreach(self->hub, finish_one, self);
         MHD_run(self->daemon);
-        MHD_stop_daemon(self->daemon);
     }
+    gateway_listen_destroy(&self->listen);
+    gateway_access_destroy(&self->access);
     zsock_destroy(&self->dealer);
     if (self->monitor) {
         zmq_socket_monitor(zsock_resolve(self->sub), NULL, 0);
@@ -1332,13 +1304,31 @@ void gateway_destroy(gateway_t **self_p)
     gateway_pending_destroy(&self->pending);
     gateway_hub_destroy(&self->hub);
     gateway_view_destroy(&self->view);
+    syn_ratelog_destroy(&self->ratelog);
     free(self);
     *self_p = NULL;
 }
 
 int gateway_port(const gateway_t *self)
 {
-    return self->port;
+    return gateway_listen_port(self->listen);
+}
+
+int gateway_reload(gateway_t *self)
+{
+    size_t count;
+    char err[512];
+    if (gateway_access_reload(self->access, &count, err, sizeof err) != 0) {
+        syn_error(COMPONENT, "cannot reload the API tokens: %s: keeping the tokens loaded before",
+                  err);
+        return -1;
+    }
+    if (self->config.api_tokens && self->config.api_tokens[0])
+        syn_info(COMPONENT, "API tokens reloaded file=%s tokens=%zu", self->config.api_tokens,
+                 count);
+    else
+        syn_info(COMPONENT, "reload: no --api-tokens file to read");
+    return 0;
 }
 
 void gateway_stats(const gateway_t *self, gateway_stats_t *stats)
@@ -1359,4 +1349,5 @@ void gateway_stats(const gateway_t *self, gateway_stats_t *stats)
     stats->view_clears = view.clears;
     stats->view_evictions = view.evictions;
     stats->view_bytes = view.bytes;
+    stats->http_connections = gateway_listen_connections(self->listen);
 }

@@ -17,6 +17,7 @@
 #ifndef SYN_GATEWAY_H
 #define SYN_GATEWAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,20 @@ typedef struct {
     long max_connections;    /* concurrent HTTP connections */
     long sse_keepalive_ms;   /* ": keepalive" after this much silence; 0 → 15000 */
     long sse_buffer_bytes;   /* frames queued per SSE client before it is cut; 0 → 1 MiB */
+    /* Who may reach it (gateway/access.h); NULL/false/0 leave the gateway as open as it
+     * was before any of them existed, on loopback only. */
+    const char *curve_secret; /* its own secret certificate: CURVE to the broker */
+    const char *broker_key;   /* the broker's public certificate */
+    bool insecure;            /* non-loopback --http/--broker/--events without auth/keys */
+    const char *api_tokens;   /* tokens file (auth/token.h), read again by gateway_reload */
+    const char *api_user;     /* with api_password: HTTP basic auth, admin scope */
+    const char *api_password;
+    const char *tls_cert;     /* with tls_key: HTTPS (PEM files, read once at start) */
+    const char *tls_key;
+    /* What one client may hold (gateway/listen.h). */
+    long max_per_ip;          /* connections per client address; 0 → no limit */
+    long header_timeout_ms;   /* silence allowed before a request is complete; 0 → the
+                               * idle timeout of complete requests */
 } gateway_config_t;
 
 /* Events the SUB socket takes in ahead of the loop. ZeroMQ bounds that queue by count,
@@ -64,11 +79,21 @@ typedef struct {
     uint64_t view_clears;       /* times the view started over (gap, (dis)connect) */
     uint64_t view_evictions;    /* entries the view forgot to stay within its bounds */
     size_t view_bytes;          /* the view's footprint right now (gateway/view.h) */
+    uint64_t refused_full;      /* requests answered 503 because the gateway was full */
+    uint64_t refused_auth;      /* requests answered 401 or 403 */
+    size_t http_connections;    /* HTTP connections open right now */
 } gateway_stats_t;
 
 typedef struct gateway_t gateway_t;
 
-/* Binds the HTTP port and connects to the broker; NULL with the reason in err (a bind
+/* 0 when config may be started; else -1 and one line in err: half of a pair of flags
+ * (--tls-cert/--tls-key, --api-user/--api-password, --curve-secret/--broker-key), or a
+ * non-loopback address without keys or authentication and without --insecure
+ * (common/endpoint.h). Nothing is read, bound or connected. */
+int gateway_config_check(const gateway_config_t *config, char *err, size_t errlen);
+
+/* Checks config (gateway_config_check), reads the keys, tokens and certificates, binds
+ * the HTTP port and connects to the broker; NULL with the reason in err (a bind
  * failure names the address and the system's reason). */
 gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen);
 /* Answers every request still waiting with 503, then closes everything. */
@@ -84,5 +109,10 @@ int gateway_port(const gateway_t *self);
 int gateway_poll(gateway_t *self, long max_wait_ms);
 
 void gateway_stats(const gateway_t *self, gateway_stats_t *stats);
+
+/* SIGHUP: reads the API tokens file again. A file that cannot be read or parsed is
+ * logged as an ERROR with its file:line and the tokens loaded before stay in force.
+ * 0 when the new tokens are in force (or there is no tokens file), else -1. */
+int gateway_reload(gateway_t *self);
 
 #endif

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 static volatile sig_atomic_t stop_requested = 0;
+static volatile sig_atomic_t reload_requested = 0;
 
 static void on_stop_signal(int sig)
 {
@@ -16,8 +17,15 @@ static void on_stop_signal(int sig)
     stop_requested = 1;
 }
 
+static void on_reload_signal(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
+}
+
 /* Every HTTP connection is a descriptor: raise the soft limit towards the hard one so
- * --max-connections is not cut short by a default of 1024. */
+ * --max-connections is not cut short by a default of 1024. The 256 spare cover the
+ * connections accepted past the limit to be answered 503 (gateway/listen.h). */
 static void raise_fd_limit(long max_connections)
 {
     struct rlimit lim;
@@ -43,6 +51,13 @@ int main(int argc, char **argv)
         .max_connections = 4096,
         .sse_keepalive_ms = GATEWAY_SSE_KEEPALIVE_MS,
         .sse_buffer_bytes = GATEWAY_SSE_BUFFER_BYTES,
+        /* A browser opens at most 6 connections to a host, a CLI watching streams a
+         * few each: 128 leaves room for a dozen people behind one NAT address, while
+         * one client can take no more than 3% of the default 4096. */
+        .max_per_ip = 128,
+        /* Long enough for a client on a slow link to send its headers, short enough
+         * that a client holding half-sent requests frees them soon. */
+        .header_timeout_ms = 10000,
     };
     const char *log_level = "info";
     syn_flag_t flags[] = {
@@ -60,6 +75,31 @@ int main(int argc, char **argv)
         {"sse-buffer-bytes", SYN_FLAG_INT, "BYTES",
          "SSE bytes queued for a client before it is cut as too slow", &config.sse_buffer_bytes,
          4096, 1073741824},
+        {"max-per-ip", SYN_FLAG_INT, "N",
+         "HTTP connections one client address may hold (0: no limit)", &config.max_per_ip, 0,
+         1000000},
+        {"header-timeout-ms", SYN_FLAG_INT, "MS",
+         "close a connection whose request is incomplete and silent this long (whole seconds)",
+         &config.header_timeout_ms, 1, 3600000},
+        {"api-tokens", SYN_FLAG_STRING, "FILE",
+         "API tokens file (syn token new); callers need a token; reloaded on SIGHUP",
+         &config.api_tokens, 0, 0},
+        {"api-user", SYN_FLAG_STRING, "USER", "HTTP basic auth user (admin scope)",
+         &config.api_user, 0, 0},
+        {"api-password", SYN_FLAG_SECRET, "PASS", "HTTP basic auth password",
+         &config.api_password, 0, 0},
+        {"tls-cert", SYN_FLAG_STRING, "FILE", "serve HTTPS with this PEM certificate (chain)",
+         &config.tls_cert, 0, 0},
+        {"tls-key", SYN_FLAG_STRING, "FILE", "the PEM private key of --tls-cert",
+         &config.tls_key, 0, 0},
+        {"curve-secret", SYN_FLAG_STRING, "FILE",
+         "this gateway's secret CURVE certificate (syn keygen): encrypt the broker link",
+         &config.curve_secret, 0, 0},
+        {"broker-key", SYN_FLAG_STRING, "FILE", "the broker's public CURVE certificate",
+         &config.broker_key, 0, 0},
+        {"insecure", SYN_FLAG_BOOL, NULL,
+         "allow non-loopback --http without tokens, and --broker/--events without keys",
+         &config.insecure, 0, 0},
         {"log-level", SYN_FLAG_LOG_LEVEL, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
@@ -69,6 +109,11 @@ int main(int argc, char **argv)
         return 0;
     if (parsed == SYN_FLAGS_ERROR)
         return 2;
+    char err[512];
+    if (gateway_config_check(&config, err, sizeof err) != 0) {
+        syn_error("gateway", "%s", err);
+        return 2;
+    }
 
     zsys_handler_set(NULL);
     zsys_init();
@@ -76,19 +121,33 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    struct sigaction hup = {.sa_handler = on_reload_signal};
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(config.max_connections);
 
-    char err[512];
     gateway_t *gateway = gateway_new(&config, err, sizeof err);
     if (!gateway) {
         syn_error("gateway", "%s", err);
         return 1;
     }
-    syn_info("gateway", "listening http=%s port=%d broker=%s events=%s", config.http,
-             gateway_port(gateway), config.broker, config.events);
+    syn_info("gateway",
+             "listening http=%s port=%d tls=%s auth=%s broker=%s events=%s curve=%s "
+             "max_per_ip=%ld header_timeout_ms=%ld",
+             config.http, gateway_port(gateway), config.tls_cert ? "on" : "off",
+             config.api_tokens && config.api_user ? "tokens+basic"
+             : config.api_tokens                  ? "tokens"
+             : config.api_user                    ? "basic"
+                                                  : "off",
+             config.broker, config.events, config.curve_secret ? "on" : "off",
+             config.max_per_ip, config.header_timeout_ms);
     int rc = 0;
     while (!stop_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            gateway_reload(gateway);
+        }
         if (gateway_poll(gateway, 1000) != 0) {
             rc = 1;
             break;

@@ -39,7 +39,8 @@ static zconfig_t *parse(const char *path)
  * "<path>_secret" and read a file without a secret section as an all-zero secret
  * key, so the certificate's text (zconfig, czmq's format) is read here and both
  * keys checked, with a reason a person can act on. */
-static zcert_t *load(const char *path, bool need_secret, char *err, size_t errlen)
+static zcert_t *load(const char *path, bool need_secret, syn_curve_role_t *role, char *err,
+                     size_t errlen)
 {
     if (!path || !path[0]) {
         snprintf(err, errlen, "no certificate file given");
@@ -53,6 +54,8 @@ static zcert_t *load(const char *path, bool need_secret, char *err, size_t errle
     zconfig_t *text = S_ISREG(st.st_mode) ? parse(path) : NULL;
     const char *public_txt = text ? zconfig_get(text, "curve/public-key", NULL) : NULL;
     const char *secret_txt = text ? zconfig_get(text, "curve/secret-key", NULL) : NULL;
+    const char *role_txt = text ? zconfig_get(text, "metadata/role", NULL) : NULL;
+    syn_curve_role_t parsed_role = SYN_CURVE_ROLE_ANY;
     uint8_t public_key[32], secret_key[32] = {0};
     zcert_t *cert = NULL;
     if (!public_txt || strlen(public_txt) != 40 || !zmq_z85_decode(public_key, public_txt))
@@ -64,15 +67,20 @@ static zcert_t *load(const char *path, bool need_secret, char *err, size_t errle
                  "certificate %s has no secret key (give the NAME.key_secret file, not "
                  "NAME.key)",
                  path);
+    else if (role_txt && syn_curve_role_parse(role_txt, &parsed_role) != 0)
+        snprintf(err, errlen, "certificate %s has an unknown role '%.32s' (gateway, worker or any)",
+                 path, role_txt);
     else if (!(cert = zcert_new_from(public_key, secret_key)))
         snprintf(err, errlen, "out of memory");
+    else if (role)
+        *role = parsed_role;
     zconfig_destroy(&text);
     return cert;
 }
 
 syn_curve_t *syn_curve_new_server(const char *secret_file, char *err, size_t errlen)
 {
-    zcert_t *mine = load(secret_file, true, err, errlen);
+    zcert_t *mine = load(secret_file, true, NULL, err, errlen);
     if (!mine)
         return NULL;
     syn_curve_t *self = calloc(1, sizeof *self);
@@ -96,7 +104,7 @@ syn_curve_t *syn_curve_new_client(const char *secret_file, const char *server_pu
     syn_curve_t *self = syn_curve_new_server(secret_file, err, errlen);
     if (!self)
         return NULL;
-    self->server = load(server_public_file, false, err, errlen);
+    self->server = load(server_public_file, false, NULL, err, errlen);
     if (!self->server) {
         syn_curve_destroy(&self);
         return NULL;
@@ -134,15 +142,38 @@ void syn_curve_apply_server(const syn_curve_t *self, void *socket, const char *z
     zmq_setsockopt(handle, ZMQ_ZAP_DOMAIN, zap_domain, strlen(zap_domain));
 }
 
-int syn_curve_read_public(const char *path, unsigned char public_key[32], char *err,
-                          size_t errlen)
+int syn_curve_read_public(const char *path, unsigned char public_key[32],
+                          syn_curve_role_t *role, char *err, size_t errlen)
 {
-    zcert_t *cert = load(path, false, err, errlen);
+    zcert_t *cert = load(path, false, role, err, errlen);
     if (!cert)
         return -1;
     memcpy(public_key, zcert_public_key(cert), 32);
     zcert_destroy(&cert);
     return 0;
+}
+
+static const char *role_names[] = {"any", "gateway", "worker"};
+
+int syn_curve_role_parse(const char *text, syn_curve_role_t *role)
+{
+    for (int r = SYN_CURVE_ROLE_ANY; r <= SYN_CURVE_ROLE_WORKER; r++)
+        if (text && strcmp(text, role_names[r]) == 0) {
+            *role = (syn_curve_role_t)r;
+            return 0;
+        }
+    return -1;
+}
+
+const char *syn_curve_role_name(syn_curve_role_t role)
+{
+    return role >= SYN_CURVE_ROLE_ANY && role <= SYN_CURVE_ROLE_WORKER ? role_names[role] : "?";
+}
+
+bool syn_curve_role_allows(syn_curve_role_t role, const char *zap_domain)
+{
+    bool workers = zap_domain && strcmp(zap_domain, SYN_CURVE_DOMAIN_WORKERS) == 0;
+    return role == SYN_CURVE_ROLE_ANY || (role == SYN_CURVE_ROLE_WORKER) == workers;
 }
 
 const char *syn_curve_public_txt(const syn_curve_t *self)

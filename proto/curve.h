@@ -33,10 +33,31 @@ void syn_curve_apply(const syn_curve_t *self, void *socket);
  * handler can say which one a refused key knocked on. */
 void syn_curve_apply_server(const syn_curve_t *self, void *socket, const char *zap_domain);
 
-/* The public key of the certificate file at path (public or secret, czmq's
- * format, read as strictly as the keys above): 0, or -1 with the reason in err. */
-int syn_curve_read_public(const char *path, unsigned char public_key[32], char *err,
-                          size_t errlen);
+/* What a key may do at the broker, from its certificate's metadata
+ * (`role = "gateway"` or `"worker"`, written by `syn keygen --role`): a gateway key
+ * may use the clients and events sockets, a worker key only the workers socket, so a
+ * stolen worker key cannot send requests or read the events. A certificate without a
+ * role may use all three (keys made by other tools). */
+typedef enum {
+    SYN_CURVE_ROLE_ANY = 0,
+    SYN_CURVE_ROLE_GATEWAY,
+    SYN_CURVE_ROLE_WORKER,
+} syn_curve_role_t;
+
+/* The ZAP domain of the broker's workers socket (the others: "clients", "events"). */
+#define SYN_CURVE_DOMAIN_WORKERS "workers"
+
+/* "gateway" | "worker" | "any" → 0, else -1. */
+int syn_curve_role_parse(const char *text, syn_curve_role_t *role);
+const char *syn_curve_role_name(syn_curve_role_t role);
+/* May a key of this role connect to the broker socket of that ZAP domain? */
+bool syn_curve_role_allows(syn_curve_role_t role, const char *zap_domain);
+
+/* The public key and role of the certificate file at path (public or secret, czmq's
+ * format, read as strictly as the keys above; an unknown role is an error): 0, or
+ * -1 with the reason in err. */
+int syn_curve_read_public(const char *path, unsigned char public_key[32],
+                          syn_curve_role_t *role, char *err, size_t errlen);
 
 /* This end's public key, Z85 text (safe to log). */
 const char *syn_curve_public_txt(const syn_curve_t *self);

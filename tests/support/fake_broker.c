@@ -1,4 +1,5 @@
 #include "tests/support/fake_broker.h"
+#include "proto/curve.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -170,11 +171,14 @@ static void *run(void *arg)
     return NULL;
 }
 
-/* sndhwm 0 keeps zmq's default. */
-static zsock_t *bind_random(int type, int sndhwm, char *endpoint, size_t endpoint_size)
+/* sndhwm 0 keeps zmq's default; curve NULL: plain text. */
+static zsock_t *bind_random(int type, int sndhwm, const syn_curve_t *curve, char *endpoint,
+                            size_t endpoint_size)
 {
     zsock_t *sock = zsock_new(type);
     assert_non_null(sock);
+    if (curve)
+        syn_curve_apply(curve, sock);
     zsock_set_linger(sock, 0);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory(sock, 1);
@@ -197,9 +201,17 @@ fake_broker_t *fake_broker_start(const fake_broker_config_t *config)
     self->canned = json_object();
     self->counts = json_object();
     self->outbox = json_array();
-    self->router = bind_random(ZMQ_ROUTER, 0, self->endpoint, sizeof self->endpoint);
-    self->pub = bind_random(ZMQ_PUB, self->config.events_sndhwm, self->events_endpoint,
+    syn_curve_t *curve = NULL;
+    if (self->config.curve_secret) {
+        char err[512];
+        curve = syn_curve_new_server(self->config.curve_secret, err, sizeof err);
+        if (!curve)
+            fail_msg("fake broker: %s", err);
+    }
+    self->router = bind_random(ZMQ_ROUTER, 0, curve, self->endpoint, sizeof self->endpoint);
+    self->pub = bind_random(ZMQ_PUB, self->config.events_sndhwm, curve, self->events_endpoint,
                             sizeof self->events_endpoint);
+    syn_curve_destroy(&curve);
     assert_int_equal(pthread_create(&self->thread, NULL, run, self), 0);
     return self;
 }

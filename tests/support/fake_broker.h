@@ -38,6 +38,8 @@ typedef struct {
     void *user;                     /* passed to handler and tick */
     int poll_ms;                    /* how long a turn waits for requests (0: 5 ms) */
     int events_sndhwm;              /* the PUB's send high-water mark (0: zmq's default) */
+    const char *curve_secret;       /* a secret certificate: both sockets are CURVE servers
+                                     * (any client key with the right server key gets in) */
 } fake_broker_config_t;
 
 /* Binds both sockets and starts the thread; fails the test when it cannot. */

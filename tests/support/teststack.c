@@ -227,13 +227,18 @@ int teststack_start_broker(teststack_t *self)
 
 int teststack_start_gateway(teststack_t *self)
 {
-    char *argv[16] = {SYN_BIN_DIR "/syn-gateway", "--http", self->http_addr, "--broker",
+    char extra[512];
+    snprintf(extra, sizeof extra, "%s", self->opts.gateway_args ? self->opts.gateway_args : "");
+    char *argv[40] = {SYN_BIN_DIR "/syn-gateway", "--http", self->http_addr, "--broker",
                       self->clients_ep, "--events", self->events_ep};
+    int argc = 7;
     if (self->secure) {
         char *secure[] = {"--curve-secret", self->gateway_secret, "--broker-key",
                           self->broker_public, "--api-tokens", self->tokens};
-        memcpy(argv + 7, secure, sizeof secure);
+        memcpy(argv + argc, secure, sizeof secure);
+        argc += 6;
     }
+    add_words(argv, argc, 40, extra);
     self->gateway = spawn(self, "gateway", argv);
     return self->gateway > 0 ? 0 : -1;
 }

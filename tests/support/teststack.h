@@ -30,6 +30,7 @@ typedef struct {
     int mock_delay_ms;        /* 0 = the worker's default */
     const char *worker_args;  /* extra flags for every worker, space separated */
     const char *broker_args;  /* extra flags for the broker */
+    const char *gateway_args; /* extra flags for the gateway */
     bool secure;              /* CURVE and API tokens; also on with SYN_TEST_SECURE=1 */
 } teststack_options_t;
 

@@ -355,6 +355,65 @@ static void test_reload_adds_and_drops_keys(void **state)
     f->passed = true;
 }
 
+/* A worker key may use the workers socket only, a gateway key the others only,
+ * a key without a role all of them; a role nobody knows keeps the file out. */
+static void test_roles_keep_each_key_to_its_sockets(void **state)
+{
+    fx_t *f = *state;
+    zcert_t *worker = zcert_new(), *gateway = zcert_new(), *weird = zcert_new();
+    zcert_set_meta(worker, "role", "worker");
+    zcert_set_meta(gateway, "role", "gateway");
+    zcert_set_meta(weird, "role", "superuser");
+    char path[160];
+    snprintf(path, sizeof path, "%s/worker.key", f->keys);
+    assert_int_equal(zcert_save_public(worker, path), 0);
+    snprintf(path, sizeof path, "%s/gateway.key", f->keys);
+    assert_int_equal(zcert_save_public(gateway, path), 0);
+    snprintf(path, sizeof path, "%s/weird.key", f->keys);
+    assert_int_equal(zcert_save_public(weird, path), 0);
+    zcert_t *any = client_cert(f, "any", true);
+    start(f);
+    assert_int_equal(broker_zap_key_count(f->zap), 3);
+    assert_int_equal(count_in_log(f, "unknown role 'superuser'"), 1);
+
+    client_t c = client_new(f, worker);
+    send_heartbeat(&c);
+    expect_message_from(f, zcert_public_txt(worker));
+    client_destroy(&c);
+    c = client_new(f, any);
+    send_heartbeat(&c);
+    expect_message_from(f, zcert_public_txt(any));
+    client_destroy(&c);
+    c = client_new(f, gateway);
+    assert_int_equal(client_handshake(&c), ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    client_destroy(&c);
+    wait_log(f, "a gateway key may not use this socket", 1);
+
+    /* The clients socket: the other way round. */
+    zsock_t *workers = f->router;
+    f->router = zsock_new(ZMQ_ROUTER);
+    zsock_set_linger(f->router, 0);
+    syn_curve_apply_server(f->server_curve, f->router, "clients");
+    assert_true(zsock_bind(f->router, "tcp://127.0.0.1:*") > 0);
+    snprintf(f->endpoint, sizeof f->endpoint, "%s", zsock_endpoint(f->router));
+    c = client_new(f, gateway);
+    send_heartbeat(&c);
+    expect_message_from(f, zcert_public_txt(gateway));
+    client_destroy(&c);
+    c = client_new(f, worker);
+    assert_int_equal(client_handshake(&c), ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    client_destroy(&c);
+    wait_log(f, "socket=clients address=127.0.0.1", 1);
+    wait_log(f, "a worker key may not use this socket", 1);
+    expect_nothing_received(f);
+    zsock_destroy(&workers);
+    zcert_destroy(&any);
+    zcert_destroy(&weird);
+    zcert_destroy(&gateway);
+    zcert_destroy(&worker);
+    f->passed = true;
+}
+
 static void test_directory_read_as_certificates(void **state)
 {
     fx_t *f = *state;
@@ -398,6 +457,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_plaintext_client_never_reaches_the_socket_and_is_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_adds_and_drops_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roles_keep_each_key_to_its_sockets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_directory_read_as_certificates, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -119,6 +119,34 @@ static void test_flags_reject_bad_input(void **state)
     unsetenv("SYN_SLOTS");
 }
 
+/* A password read from the environment is never shown by the usage, which
+ * --help and every flag error print. */
+static void test_flags_secret_never_shown(void **state)
+{
+    (void)state;
+    const char *user = NULL, *password = NULL;
+    syn_flag_t flags[] = {
+        {"api-user", SYN_FLAG_STRING, "USER", "user", &user, 0, 0},
+        {"api-password", SYN_FLAG_SECRET, "PASS", "password", &password, 0, 0},
+        {NULL, 0, NULL, NULL, NULL, 0, 0},
+    };
+    setenv("SYN_API_USER", "alice", 1);
+    setenv("SYN_API_PASSWORD", "hunter2-secret", 1);
+    char *none[] = {"t", NULL};
+    assert_int_equal(syn_flags_parse("t", "test", flags, 1, none), SYN_FLAGS_OK);
+    assert_string_equal(password, "hunter2-secret");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    syn_flags_usage("t", "test", flags, out);
+    fclose(out);
+    assert_non_null(strstr(text, "(default alice)"));
+    assert_null(strstr(text, "hunter2"));
+    free(text);
+    unsetenv("SYN_API_USER");
+    unsetenv("SYN_API_PASSWORD");
+}
+
 /* A log-level flag is checked while parsing and sets the threshold when all is well. */
 static void test_flags_log_level_kind(void **state)
 {
@@ -179,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_flags_parse_forms_and_environment),
         cmocka_unit_test(test_flags_reject_bad_input),
         cmocka_unit_test(test_flags_log_level_kind),
+        cmocka_unit_test(test_flags_secret_never_shown),
         cmocka_unit_test(test_log_levels_parse),
         cmocka_unit_test(test_buffer_reserve),
     };
