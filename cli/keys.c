@@ -85,8 +85,8 @@ static int link_pair(const char *tmp, const char *dir, const char *name, char *e
     return 0;
 }
 
-int keys_generate(const char *dir, const char *name, char *public_txt, char *err,
-                  size_t errlen)
+int keys_generate(const char *dir, const char *name, const char *role, char *public_txt,
+                  char *err, size_t errlen)
 {
     if (!keys_name_is_valid(name)) {
         snprintf(err, errlen,
@@ -119,6 +119,8 @@ int keys_generate(const char *dir, const char *name, char *public_txt, char *err
         snprintf(err, errlen, "cannot make a key pair");
     else {
         zcert_set_meta(cert, "name", "%s", name);
+        if (role)
+            zcert_set_meta(cert, "role", "%s", role);
         rc = save_pair(cert, tmp, name, err, errlen) == 0 &&
                      link_pair(tmp, dir, name, err, errlen) == 0
                  ? 0
@@ -137,7 +139,8 @@ int keys_generate(const char *dir, const char *name, char *public_txt, char *err
     return rc;
 }
 
-int keys_ensure(const char *dir, const char *name, bool *made, char *err, size_t errlen)
+int keys_ensure(const char *dir, const char *name, const char *role, bool *made, char *err,
+                size_t errlen)
 {
     char pub[PATH_MAX], sec[PATH_MAX];
     if (pair_paths(dir, name, pub, sec, err, errlen) != 0)
@@ -151,7 +154,7 @@ int keys_ensure(const char *dir, const char *name, bool *made, char *err, size_t
                  has_pub ? pub : sec, has_pub ? sec : pub);
         return -1;
     }
-    if (keys_generate(dir, name, NULL, err, errlen) != 0)
+    if (keys_generate(dir, name, role, NULL, err, errlen) != 0)
         return -1;
     *made = true;
     return 0;

@@ -23,15 +23,18 @@
 bool keys_name_is_valid(const char *name);
 
 /* Makes a fresh pair as dir/name.key and dir/name.key_secret; dir must exist.
- * Refuses when either file exists, naming it in err. public_txt (may be NULL)
- * gets the public key's text. 0, or -1 with the reason in err. */
-int keys_generate(const char *dir, const char *name, char *public_txt, char *err,
-                  size_t errlen);
+ * role (NULL for none) goes in both certificates' metadata as `role = "…"`: what
+ * the broker lets the key do (proto/curve.h, syn_curve_role_t; the caller checks
+ * it). Refuses when either file exists, naming it in err. public_txt (may be
+ * NULL) gets the public key's text. 0, or -1 with the reason in err. */
+int keys_generate(const char *dir, const char *name, const char *role, char *public_txt,
+                  char *err, size_t errlen);
 
-/* The pair dir/name.*: reused when both files exist, made when neither does
- * (*made tells which); one without the other is an error a person must look at.
- * 0, or -1 with err. */
-int keys_ensure(const char *dir, const char *name, bool *made, char *err, size_t errlen);
+/* The pair dir/name.*: reused when both files exist (whatever their role), made
+ * with role when neither does (*made tells which); one without the other is an
+ * error a person must look at. 0, or -1 with err. */
+int keys_ensure(const char *dir, const char *name, const char *role, bool *made, char *err,
+                size_t errlen);
 
 /* Makes authorized_dir/name.key a copy of dir/name.key (the public certificate
  * only), replacing a copy that differs. 0, or -1 with err. */

@@ -6,6 +6,7 @@
 #include "cli/supervisor.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "proto/curve.h"
 
 #include <libgen.h>
 #include <stdbool.h>
@@ -84,9 +85,13 @@ static int take_name(int *argc, char **argv, const syn_flag_t *flags, const char
 
 static int cmd_keygen(int argc, char **argv)
 {
-    const char *dir = ".";
+    const char *dir = ".", *role = NULL;
     syn_flag_t flags[] = {
         {"dir", SYN_FLAG_STRING, "DIR", "directory the two files go to", &dir, 0, 0},
+        {"role", SYN_FLAG_STRING, "gateway|worker",
+         "what the broker lets the key do: a gateway key only the clients and events "
+         "sockets, a worker key only the workers socket (default: any, all three)",
+         &role, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const char *summary =
@@ -111,15 +116,23 @@ static int cmd_keygen(int argc, char **argv)
                 name);
         return 2;
     }
+    syn_curve_role_t parsed_role = SYN_CURVE_ROLE_ANY;
+    if (role && syn_curve_role_parse(role, &parsed_role) != 0) {
+        fprintf(stderr, "error: --role must be gateway, worker or any (got '%s')\n", role);
+        return 2;
+    }
     char public_txt[KEYS_PUBLIC_TXT], err[PATH_MAX + 128];
-    if (keys_generate(dir, name, public_txt, err, sizeof err) != 0) {
+    /* "any" is a certificate without a role, as other tools make them */
+    if (keys_generate(dir, name,
+                      parsed_role == SYN_CURVE_ROLE_ANY ? NULL : syn_curve_role_name(parsed_role),
+                      public_txt, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
     }
-    printf("public key: %s\n"
+    printf("public key: %s (role %s)\n"
            "public certificate: %s/%s.key\n"
            "secret certificate: %s/%s.key_secret (mode 0600)\n",
-           public_txt, dir, name, dir, name);
+           public_txt, syn_curve_role_name(parsed_role), dir, name, dir, name);
     return 0;
 }
 
@@ -213,10 +226,10 @@ static int join_path(char *out, const char *dir, const char *name)
     return n > 0 && n < PATH_MAX ? 0 : -1;
 }
 
-/* syn up --curve: a key pair for the broker, the gateway and each worker (named
- * as the worker: local-N) in keys/, reused when there; the gateway's and the
- * workers' public certificates copied into authorized/, which is all the broker
- * lets in. 0, or -1 with the reason on stderr. */
+/* syn up --curve: a key pair for the broker, the gateway (role gateway) and each
+ * worker (role worker, named as the worker: local-N) in keys/, reused when there;
+ * the gateway's and the workers' public certificates copied into authorized/,
+ * which is all the broker lets in. 0, or -1 with the reason on stderr. */
 static int prepare_curve_keys(const char *keys, const char *authorized, long workers)
 {
     char err[PATH_MAX + 128];
@@ -233,7 +246,8 @@ static int prepare_curve_keys(const char *keys, const char *authorized, long wor
         else
             snprintf(name, sizeof name, "local-%ld", i + 1);
         bool fresh = false;
-        if (keys_ensure(keys, name, &fresh, err, sizeof err) != 0 ||
+        const char *role = i == -2 ? NULL : i == -1 ? "gateway" : "worker";
+        if (keys_ensure(keys, name, role, &fresh, err, sizeof err) != 0 ||
             (i >= -1 && keys_authorize(keys, name, authorized, err, sizeof err) != 0)) {
             fprintf(stderr, "error: %s\n", err);
             return -1;

@@ -187,10 +187,26 @@ static void test_keygen_writes_a_matching_pair(void **state)
     zcert_destroy(&pair);
     run_clear(&r);
 
-    /* another name, another pair beside it */
-    run_t twice = run_syn(NULL, NULL, "keygen", "beta", "--dir", keys, NULL);
-    assert_int_equal(twice.code, 0);
-    run_clear(&twice);
+    /* without --role the key may use every socket; with one, both files say it */
+    unsigned char raw[32];
+    syn_curve_role_t role = SYN_CURVE_ROLE_WORKER;
+    assert_int_equal(syn_curve_read_public(pub, raw, &role, err, sizeof err), 0);
+    assert_int_equal(role, SYN_CURVE_ROLE_ANY);
+    run_t worker = run_syn(NULL, NULL, "keygen", "beta", "--dir", keys, "--role", "worker", NULL);
+    assert_int_equal(worker.code, 0);
+    assert_non_null(strstr(worker.out, "role worker"));
+    run_clear(&worker);
+    snprintf(pub, sizeof pub, "%s/beta.key", keys);
+    snprintf(sec, sizeof sec, "%s/beta.key_secret", keys);
+    for (const char *path = pub; path; path = path == pub ? sec : NULL) {
+        role = SYN_CURVE_ROLE_ANY;
+        assert_int_equal(syn_curve_read_public(path, raw, &role, err, sizeof err), 0);
+        assert_int_equal(role, SYN_CURVE_ROLE_WORKER);
+    }
+    run_t bad_role = run_syn(NULL, NULL, "keygen", "eps", "--dir", keys, "--role", "admin", NULL);
+    assert_int_equal(bad_role.code, 2);
+    assert_non_null(strstr(bad_role.err, "--role must be gateway, worker or any"));
+    run_clear(&bad_role);
     assert_int_equal(entries(keys), 4);
 }
 
@@ -567,6 +583,16 @@ static void test_up_curve_makes_keys_and_reuses_them(void **state)
         assert_non_null(publics[i]);
         snprintf(path, sizeof path, "%s/%s.key", authorized, names[i]);
         assert_int_equal(exists(path), i > 0);
+        /* each key kept to its sockets: the gateway's to clients and events, the
+         * workers' to workers */
+        unsigned char raw[32];
+        char err[256];
+        syn_curve_role_t role = SYN_CURVE_ROLE_ANY, want[] = {
+            SYN_CURVE_ROLE_ANY, SYN_CURVE_ROLE_GATEWAY, SYN_CURVE_ROLE_WORKER,
+            SYN_CURVE_ROLE_WORKER};
+        snprintf(path, sizeof path, "%s/%s.key", i > 0 ? authorized : keys, names[i]);
+        assert_int_equal(syn_curve_read_public(path, raw, &role, err, sizeof err), 0);
+        assert_int_equal(role, want[i]);
     }
     assert_int_equal(entries(authorized), 3);
     up_stop(&up);

@@ -167,7 +167,10 @@ static int prepare_secure(teststack_t *self)
             snprintf(name, sizeof name, "%s", i == -2 ? "broker" : "gateway");
         else
             snprintf(name, sizeof name, "w%d", i);
-        char *argv[] = {SYN_BIN_DIR "/syn", "keygen", name, "--dir", self->keys, NULL};
+        char *argv[] = {SYN_BIN_DIR "/syn", "keygen", name, "--dir", self->keys, "--role",
+                        i == -1 ? "gateway" : "worker", NULL};
+        if (i == -2)
+            argv[5] = NULL; /* the broker's: a server key, no role */
         if (run_tool(self, argv, out, sizeof out) != 0) {
             fprintf(stderr, "teststack: syn keygen %s failed\n", name);
             return -1;

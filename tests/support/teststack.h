@@ -4,7 +4,8 @@
  *
  * Secure stacks: with SYN_TEST_SECURE=1 in the environment (or opts.secure) the
  * whole stack runs as it would across hosts. Key pairs are made with the built
- * `syn keygen` in dir/keys (broker, gateway, and one per worker index: w0, w1, …),
+ * `syn keygen` in dir/keys (broker; gateway and one per worker index, w0, w1, …,
+ * with their roles),
  * the broker takes --curve-secret and --authorized-keys dir/keys/authorized (the
  * gateway's and workers' public certificates), the gateway and workers
  * --curve-secret and --broker-key, and the gateway --api-tokens dir/api-tokens
