@@ -89,9 +89,7 @@ int keys_generate(const char *dir, const char *name, const char *role, char *pub
                   char *err, size_t errlen)
 {
     if (!keys_name_is_valid(name)) {
-        snprintf(err, errlen,
-                 "invalid key name '%s': 1-64 of A-Z a-z 0-9 . _ -, not starting with . or -",
-                 name ? name : "");
+        snprintf(err, errlen, "invalid key name '%s': " KEYS_NAME_RULE, name ? name : "");
         return -1;
     }
     char pub[PATH_MAX], sec[PATH_MAX], tmp[PATH_MAX];

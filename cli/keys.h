@@ -21,6 +21,7 @@
  * starting with '.' or '-' (no hidden files, nothing read as an option, no "..").
  */
 bool keys_name_is_valid(const char *name);
+#define KEYS_NAME_RULE "1-64 of A-Z a-z 0-9 . _ -, not starting with . or -"
 
 /* Makes a fresh pair as dir/name.key and dir/name.key_secret; dir must exist.
  * role (NULL for none) goes in both certificates' metadata as `role = "…"`: what

@@ -9,9 +9,9 @@
 #include "proto/curve.h"
 
 #include <libgen.h>
-#include <stdbool.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,10 +110,7 @@ static int cmd_keygen(int argc, char **argv)
         return 2;
     }
     if (!keys_name_is_valid(name)) {
-        fprintf(stderr,
-                "error: invalid key name '%s': 1-64 of A-Z a-z 0-9 . _ -, not starting with . "
-                "or -\n",
-                name);
+        fprintf(stderr, "error: invalid key name '%s': " KEYS_NAME_RULE "\n", name);
         return 2;
     }
     syn_curve_role_t parsed_role = SYN_CURVE_ROLE_ANY;
