@@ -135,6 +135,9 @@ static int status_requests(status_broker_t *sb)
 
 /* ---- the gateway under test (tests/support/gateway_harness.h) ---- */
 
+/* How long a wait for the gateway's state may take: generous, for a loaded machine. */
+#define WAIT_MS 10000
+
 typedef struct {
     status_broker_t *broker;
     gateway_harness_t *gw;
@@ -169,7 +172,7 @@ int zmq_socket_monitor(void *socket, const char *endpoint, int events)
     for (size_t i = 0; i < connected_count; i++)
         was_connected |= connected[i] == socket;
     if (connect_first && endpoint && was_connected) {
-        int64_t deadline = zclock_mono() + 10000;
+        int64_t deadline = zclock_mono() + WAIT_MS;
         while (fake_broker_events_handshakes(connect_first) == 0 && zclock_mono() < deadline)
             usleep(1000);
         assert_true(fake_broker_events_handshakes(connect_first) > 0);
@@ -195,7 +198,8 @@ static int start(void **state, bool sub_connects_first)
     connect_first = NULL;
     /* Until the DEALER and the SUB are connected, requests get 503 and events are lost. */
     (void)gateway_harness_wait_healthy(h, 300);
-    for (int i = 0; i < 300 && gateway_harness_stats(h).events == 0; i++) {
+    int64_t deadline = zclock_mono() + WAIT_MS;
+    while (gateway_harness_stats(h).events == 0 && zclock_mono() < deadline) {
         publish(f->broker, NULL, NULL, 0);
         usleep(10000);
     }
@@ -230,9 +234,19 @@ static void publish_status(fixture_t *f, const char *state, int skip)
 {
     uint64_t updates = gateway_harness_stats(f->gw).view_updates;
     publish(f->broker, "exec-aaa", status_object("exec-aaa", "wf", state), skip);
-    for (int i = 0; i < 5000 && gateway_harness_stats(f->gw).view_updates == updates; i++)
+    int64_t deadline = zclock_mono() + WAIT_MS;
+    while (gateway_harness_stats(f->gw).view_updates == updates && zclock_mono() < deadline)
         usleep(1000);
     assert_true(gateway_harness_stats(f->gw).view_updates > updates);
+}
+
+/* Waits until the view has started over since it had counted `clears`. */
+static void wait_for_clear(fixture_t *f, uint64_t clears)
+{
+    int64_t deadline = zclock_mono() + WAIT_MS;
+    while (gateway_harness_stats(f->gw).view_clears == clears && zclock_mono() < deadline)
+        usleep(1000);
+    assert_true(gateway_harness_stats(f->gw).view_clears > clears);
 }
 
 /* GETs the status of id in workflow wf: returns the "status" field ("" if none) and
@@ -339,8 +353,7 @@ static void test_gap_falls_back_to_the_broker(void **state)
     assert_false(asked);
     uint64_t clears = gateway_harness_stats(f->gw).view_clears;
     publish(f->broker, "exec-bbb", status_object("exec-bbb", "wf", "running"), 2);
-    for (int i = 0; i < 500 && gateway_harness_stats(f->gw).view_clears == clears; i++)
-        usleep(1000);
+    wait_for_clear(f, clears);
     get_status(f, "wf", "exec-aaa", 200, &asked);
     assert_true(asked);
     get_status(f, "wf", "exec-bbb", 200, &asked); /* the event after the gap is whole */
@@ -364,9 +377,7 @@ static void test_lost_last_event_is_found_by_the_probe(void **state)
     f->broker->next_seq++; /* committed, never published */
     snprintf(f->broker->state, sizeof f->broker->state, "completed");
     pthread_mutex_unlock(&f->broker->lock);
-    for (int i = 0; i < 5000 && gateway_harness_stats(f->gw).view_clears == clears; i++)
-        usleep(1000);
-    assert_true(gateway_harness_stats(f->gw).view_clears > clears);
+    wait_for_clear(f, clears); /* two probes, VIEW_PROBE_MS apart, at the least */
     assert_string_equal(get_status(f, "wf", "exec-aaa", 200, &asked), "completed");
     assert_true(asked);
 }
@@ -381,9 +392,7 @@ static void test_events_down_falls_back_to_the_broker(void **state)
     assert_false(asked);
     uint64_t clears = gateway_harness_stats(f->gw).view_clears;
     fake_broker_close_events(f->broker->fake);
-    for (int i = 0; i < 2000 && gateway_harness_stats(f->gw).view_clears == clears; i++)
-        usleep(1000);
-    assert_true(gateway_harness_stats(f->gw).view_clears > clears);
+    wait_for_clear(f, clears);
     get_status(f, "wf", "exec-aaa", 200, &asked);
     assert_true(asked);
     assert_int_equal(gateway_harness_stats(f->gw).view_entries, 0);
