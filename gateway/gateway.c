@@ -1182,9 +1182,10 @@ int gateway_poll(gateway_t *self, long max_wait_ms)
 }
 
 /* A socket towards the broker, with the gateway's CURVE keys when it has them (a
- * broker that refuses them is simply never connected: /health says it is down). */
-static zsock_t *broker_socket(int type, const char *endpoint, int rcvhwm,
-                              const syn_curve_t *curve, char *err, size_t errlen)
+ * broker that refuses them is simply never connected: /health says it is down). Not
+ * connected yet: broker_connect does that, once whatever must watch it is in place. */
+static zsock_t *broker_socket(int type, int rcvhwm, const syn_curve_t *curve, char *err,
+                              size_t errlen)
 {
     zsock_t *sock = zsock_new(type);
     if (!sock) {
@@ -1203,12 +1204,17 @@ static zsock_t *broker_socket(int type, const char *endpoint, int rcvhwm,
     }
     if (curve)
         syn_curve_apply(curve, sock);
+    return sock;
+}
+
+/* Starts connecting (zmq finishes it, and reconnects, in its I/O thread). */
+static int broker_connect(zsock_t *sock, const char *endpoint, char *err, size_t errlen)
+{
     if (zsock_connect(sock, "%s", endpoint) != 0) {
         snprintf(err, errlen, "cannot connect to '%s': %s", endpoint, zmq_strerror(errno));
-        zsock_destroy(&sock);
-        return NULL;
+        return -1;
     }
-    return sock;
+    return 0;
 }
 
 gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
@@ -1251,16 +1257,21 @@ gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
     if (self->listen) {
         self->daemon = gateway_listen_daemon(self->listen);
         self->epoll_fd = gateway_listen_epoll_fd(self->listen);
-        self->dealer =
-            broker_socket(ZMQ_DEALER, config->broker, BROKER_RCVHWM, curve, err, errlen);
+        self->dealer = broker_socket(ZMQ_DEALER, BROKER_RCVHWM, curve, err, errlen);
     }
     if (self->dealer)
-        self->sub =
-            broker_socket(ZMQ_SUB, config->events, GATEWAY_EVENTS_BUFFERED, curve, err, errlen);
+        self->sub = broker_socket(ZMQ_SUB, GATEWAY_EVENTS_BUFFERED, curve, err, errlen);
     syn_curve_destroy(&curve);
     if (!self->sub)
         goto fail;
+    /* The monitor, and its reader, before the SUB connects: zmq drops the events of a
+     * socket nobody monitors yet, and a missed CONNECTED would leave the view
+     * disconnected (every status read to the broker) until the next reconnect. A
+     * loaded machine finishes a loopback connect before the next line often enough. */
     monitor_start(self);
+    if (broker_connect(self->dealer, config->broker, err, errlen) != 0 ||
+        broker_connect(self->sub, config->events, err, errlen) != 0)
+        goto fail;
     self->dealer_fd = zsock_fd(self->dealer);
     self->sub_fd = zsock_fd(self->sub);
     self->monitor_fd = self->monitor ? zsock_fd(self->monitor) : -1;

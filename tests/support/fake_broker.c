@@ -21,6 +21,8 @@ struct fake_broker_t {
     pthread_t thread;
     atomic_int stop;
     atomic_int close_events;
+    zsock_t *pub_monitor;       /* the PUB's handshakes, read by the thread */
+    atomic_int pub_handshakes; /* counted from pub_monitor */
     pthread_mutex_t lock; /* guards everything below */
     json_t *canned;       /* op -> {"status", "body"} */
     json_t *counts;       /* op -> requests received */
@@ -74,6 +76,11 @@ void fake_broker_publish(fake_broker_t *self, json_t *event)
 void fake_broker_close_events(fake_broker_t *self)
 {
     atomic_store(&self->close_events, 1);
+}
+
+int fake_broker_events_handshakes(fake_broker_t *self)
+{
+    return atomic_load(&self->pub_handshakes);
 }
 
 int fake_broker_requests(fake_broker_t *self, const char *op)
@@ -136,6 +143,26 @@ static void receive_requests(fake_broker_t *self)
     }
 }
 
+/* Counts the PUB's successful handshakes (a monitor event is two frames: the event
+ * id with its value, then the endpoint). */
+static void read_pub_monitor(fake_broker_t *self)
+{
+    void *socket = zsock_resolve(self->pub_monitor);
+    zmq_msg_t frame;
+    zmq_msg_init(&frame);
+    while (zmq_msg_recv(&frame, socket, ZMQ_DONTWAIT) >= 0) {
+        uint16_t id = 0;
+        bool first = zmq_msg_size(&frame) >= sizeof id;
+        if (first)
+            memcpy(&id, zmq_msg_data(&frame), sizeof id);
+        if (first && id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            atomic_fetch_add(&self->pub_handshakes, 1);
+        while (zmq_msg_more(&frame) && zmq_msg_recv(&frame, socket, ZMQ_DONTWAIT) >= 0)
+            ; /* the endpoint */
+    }
+    zmq_msg_close(&frame);
+}
+
 static void publish_outbox(fake_broker_t *self)
 {
     if (atomic_load(&self->close_events))
@@ -164,6 +191,7 @@ static void *run(void *arg)
         zmq_pollitem_t item = {zsock_resolve(self->router), 0, ZMQ_POLLIN, 0};
         zmq_poll(&item, 1, self->config.poll_ms);
         receive_requests(self);
+        read_pub_monitor(self);
         if (self->config.tick)
             self->config.tick(self, self->config.user);
         publish_outbox(self);
@@ -212,6 +240,18 @@ fake_broker_t *fake_broker_start(const fake_broker_config_t *config)
     self->pub = bind_random(ZMQ_PUB, self->config.events_sndhwm, curve, self->events_endpoint,
                             sizeof self->events_endpoint);
     syn_curve_destroy(&curve);
+    /* A number, not the address: a freed broker's PUB lets go of its monitor's
+     * endpoint only when zmq gets round to closing it, and the next broker may get
+     * the same address. */
+    static atomic_uint monitors;
+    char monitor[96];
+    snprintf(monitor, sizeof monitor, "inproc://fake-broker-pub-monitor-%u",
+             atomic_fetch_add(&monitors, 1));
+    assert_int_equal(zmq_socket_monitor(zsock_resolve(self->pub), monitor,
+                                        ZMQ_EVENT_HANDSHAKE_SUCCEEDED),
+                     0);
+    self->pub_monitor = zsock_new_pair(monitor); /* connects */
+    assert_non_null(self->pub_monitor);
     assert_int_equal(pthread_create(&self->thread, NULL, run, self), 0);
     return self;
 }
@@ -225,6 +265,7 @@ void fake_broker_stop(fake_broker_t **self_p)
     pthread_join(self->thread, NULL);
     zsock_destroy(&self->router);
     zsock_destroy(&self->pub);
+    zsock_destroy(&self->pub_monitor);
     json_decref(self->canned);
     json_decref(self->counts);
     json_decref(self->outbox);

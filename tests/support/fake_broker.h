@@ -74,6 +74,10 @@ void fake_broker_publish(fake_broker_t *self, json_t *event);
  * events are dropped. */
 void fake_broker_close_events(fake_broker_t *self);
 
+/* Connections to the PUB whose handshake succeeded since start (a SUB that got this
+ * far has finished its connect: its own CONNECTED event is behind it). */
+int fake_broker_events_handshakes(fake_broker_t *self);
+
 /* Requests received for op (NULL: for every operation) since start or the last reset. */
 int fake_broker_requests(fake_broker_t *self, const char *op);
 void fake_broker_reset_requests(fake_broker_t *self);
