@@ -50,6 +50,10 @@
 #define VIEW_PROBE_MS 1000
 /* An SSE stream asks for its next replay page only with less than this queued. */
 #define SSE_LOW_BYTES_DIVISOR 4
+/* After a refused handshake, the broker links are dialled again this long after,
+ * doubling up to the most (a refusal is not worth hammering the broker for). */
+#define REDIAL_FIRST_MS 500
+#define REDIAL_MAX_MS 30000
 /* A client cut for being too slow is closed this long after, if it still reads nothing. */
 #define SSE_CUT_TIMEOUT_S 1
 #define SSE_BLOCK_SIZE 4096
@@ -136,6 +140,8 @@ struct gateway_t {
     bool stopping;        /* gateway_destroy: no connection may be suspended again */
     bool sse_more;        /* streams have frames queued: let MHD send them this turn */
     int64_t next_sweep_ms; /* next keepalive sweep */
+    int64_t redial_at_ms;  /* when to dial the broker again after a refusal; -1: not due */
+    int64_t redial_backoff_ms;
 };
 
 static void request_set_answer(request_t *req, unsigned status, char *json_text)
@@ -957,19 +963,48 @@ static void drain_events(gateway_t *self)
     }
 }
 
-/* A broker that refuses our keys (or wants keys we do not have) is tried again and
- * again: one line a minute says so, with how often. The DEALER fails the same way;
- * its requests are answered 503 and /health says the broker is down. */
+/* A broker that refuses our keys (or wants keys we do not have): libzmq (4.3) takes
+ * a failed handshake as final and never dials that endpoint again, so the gateway
+ * does, after a growing pause, until the broker lets it in (its key authorized and
+ * the broker told so with SIGHUP, or the right keys given). One line a minute says
+ * so, with how often. Only the SUB is watched: both sockets reach the same broker
+ * with the same key, which its ZAP handler admits on both or on neither, so the
+ * DEALER (whose requests meanwhile get 503, and /health "down") is dialled again
+ * with it. */
 static void handshake_failed(gateway_t *self)
 {
+    int64_t now = syn_mono_ms();
+    if (self->redial_at_ms < 0) {
+        self->redial_at_ms = now + self->redial_backoff_ms;
+        self->redial_backoff_ms = self->redial_backoff_ms * 2 > REDIAL_MAX_MS
+                                      ? REDIAL_MAX_MS
+                                      : self->redial_backoff_ms * 2;
+    }
     uint64_t held;
-    if (!syn_ratelog_allow(self->ratelog, "handshake", syn_mono_ms(), &held))
+    if (!syn_ratelog_allow(self->ratelog, "handshake", now, &held))
         return;
     syn_warn(COMPONENT,
              "broker handshake failed endpoint=%s curve=%s failures_since_last=%llu: check "
              "--curve-secret and --broker-key against the broker's keys",
              self->config.events, self->config.curve_secret ? "on" : "off",
              (unsigned long long)held);
+}
+
+static void redial(zsock_t *sock, const char *endpoint)
+{
+    zmq_disconnect(zsock_resolve(sock), endpoint); /* ENOENT once libzmq gave up: fine */
+    if (zmq_connect(zsock_resolve(sock), endpoint) != 0)
+        syn_warn(COMPONENT, "cannot connect to %s again: %s", endpoint,
+                 zmq_strerror(zmq_errno()));
+}
+
+static void redial_when_due(gateway_t *self)
+{
+    if (self->redial_at_ms < 0 || syn_mono_ms() < self->redial_at_ms)
+        return;
+    self->redial_at_ms = -1;
+    redial(self->dealer, self->config.broker);
+    redial(self->sub, self->config.events);
 }
 
 /* The SUB connected or lost its connection: either way events may have been missed,
@@ -1005,6 +1040,7 @@ static void drain_monitor(gateway_t *self)
             gateway_view_set_connected(self->view, true);
         } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             self->events_up = true;
+            self->redial_backoff_ms = REDIAL_FIRST_MS;
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
             if (self->events_up)
                 syn_info(COMPONENT, "events disconnected: status reads go to the broker");
@@ -1135,6 +1171,8 @@ int gateway_poll(gateway_t *self, long max_wait_ms)
     if ((view.entries > 0 || hub.clients > 0) &&
         (deadline < 0 || self->next_probe_ms < deadline))
         deadline = self->next_probe_ms;
+    if (self->redial_at_ms >= 0 && (deadline < 0 || self->redial_at_ms < deadline))
+        deadline = self->redial_at_ms;
     if (deadline >= 0) {
         int64_t until = deadline - syn_mono_ms();
         if (until < timeout)
@@ -1176,6 +1214,7 @@ int gateway_poll(gateway_t *self, long max_wait_ms)
         drain_events(self);
     view_probe(self);
     sweep_keepalives(self);
+    redial_when_due(self);
     /* Resumed connections are handled now rather than on the next turn. */
     run_http(self);
     return 0;
@@ -1238,6 +1277,8 @@ gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
     self->hub = gateway_hub_new(GAP_HOLD_LIMIT, GAP_HOLD_BYTES, on_hub_wake, self);
     self->view = gateway_view_new(GATEWAY_VIEW_CAPACITY, GATEWAY_VIEW_MAX_BYTES);
     self->ratelog = syn_ratelog_new(60000, 8);
+    self->redial_at_ms = -1;
+    self->redial_backoff_ms = REDIAL_FIRST_MS;
     if (!self->pending || !self->hub || !self->view || !self->ratelog) {
         snprintf(err, errlen, "out of memory");
         goto fail;

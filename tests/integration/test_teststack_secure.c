@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 static teststack_t *stack;
@@ -119,12 +121,100 @@ static void test_an_execution_completes(void **state)
     free(id);
 }
 
+/* /health's status code, or -1 when the gateway does not answer. */
+static long health_status(void)
+{
+    http_response_t r;
+    long status = http_get(&r, "%s/health", teststack_url(stack)) == 0 ? r.status : -1;
+    http_response_clear(&r);
+    return status;
+}
+
+static bool wait_health(long want, int timeout_ms)
+{
+    long long deadline = teststack_now_ms() + timeout_ms;
+    while (teststack_now_ms() < deadline) {
+        if (health_status() == want)
+            return true;
+        teststack_sleep_ms(50);
+    }
+    return false;
+}
+
+/* Lines of the broker's log holding needle. */
+static int broker_log_count(const char *needle)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/broker.log", teststack_dir(stack));
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return 0;
+    char line[4096];
+    int count = 0;
+    while (fgets(line, sizeof line, in))
+        count += strstr(line, needle) != NULL;
+    fclose(in);
+    return count;
+}
+
+static bool wait_broker_log(const char *needle, int want, int timeout_ms)
+{
+    long long deadline = teststack_now_ms() + timeout_ms;
+    while (teststack_now_ms() < deadline) {
+        if (broker_log_count(needle) >= want)
+            return true;
+        teststack_sleep_ms(50);
+    }
+    return false;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* A gateway whose key the broker does not know sees the broker down (/health 503,
+ * the broker logs the refusal), and is up again, without a restart, as soon as
+ * its key is authorized and the broker told so (SIGHUP). */
+static void test_gateway_without_an_authorized_key_recovers_once_given_one(void **state)
+{
+    (void)state;
+    char authorized[512], original[512];
+    key_path(authorized, sizeof authorized, "authorized/gateway.key");
+    key_path(original, sizeof original, "gateway.key");
+    int reloads = broker_log_count("authorized keys reloaded");
+    assert_int_equal(unlink(authorized), 0);
+    assert_int_equal(kill(teststack_broker_pid(stack), SIGHUP), 0);
+    assert_true(wait_broker_log("authorized keys reloaded", reloads + 1, 10000));
+    /* The gateway's connection from before the reload stays up; a new gateway
+     * makes a new one, which is refused. */
+    teststack_kill_gateway(stack, SIGKILL);
+    assert_int_equal(teststack_start_gateway(stack), 0);
+    assert_true(wait_broker_log("socket=clients", 1, 10000));
+    assert_true(wait_health(503, 10000));
+    assert_int_equal(health_status(), 503);
+
+    copy_file(original, authorized);
+    assert_int_equal(kill(teststack_broker_pid(stack), SIGHUP), 0);
+    assert_true(wait_health(200, 20000));
+    assert_int_equal(teststack_wait_health(stack, 1, 20000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_link_has_its_keys),
         cmocka_unit_test(test_http_calls_carry_the_token),
         cmocka_unit_test(test_an_execution_completes),
+        cmocka_unit_test(test_gateway_without_an_authorized_key_recovers_once_given_one),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
