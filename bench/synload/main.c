@@ -154,7 +154,8 @@ int main(int argc, char **argv)
 {
     const char *workload = "w1", *gateway = NULL, *data = NULL, *bin_dir = NULL;
     const char *log_level = "info", *broker_prefix = NULL, *broker_args = NULL;
-    const char *gateway_prefix = NULL, *profile_cmd = NULL;
+    const char *gateway_prefix = NULL, *gateway_args = NULL, *worker_args = NULL;
+    const char *profile_cmd = NULL;
     const char *w2_slots = "4,8,16,64", *scale_workers = "1,2,4,8", *latency_dir = NULL;
     const char *client = "synload", *hello = NULL, *track = "auto";
     bool json = false, smoke = false, keep = false;
@@ -213,6 +214,10 @@ int main(int argc, char **argv)
         {"broker-args", SYN_FLAG_STRING, "WORDS", "extra broker flags", &broker_args, 0, 0},
         {"gateway-prefix", SYN_FLAG_STRING, "WORDS",
          "run the gateway under this (e.g. \"valgrind --tool=callgrind\")", &gateway_prefix, 0,
+         0},
+        {"gateway-args", SYN_FLAG_STRING, "WORDS", "extra gateway flags", &gateway_args, 0, 0},
+        {"worker-args", SYN_FLAG_STRING, "WORDS",
+         "extra flags of every worker (e.g. \"--curve-secret F --broker-key F\")", &worker_args, 0,
          0},
         {"profile-cmd", SYN_FLAG_STRING, "CMD",
          "shell command run during W1's measured batch, {pid} = broker pid, stopped by SIGINT "
@@ -293,6 +298,8 @@ int main(int argc, char **argv)
         .broker_prefix = broker_prefix,
         .broker_args = broker_args,
         .gateway_prefix = gateway_prefix,
+        .gateway_args = gateway_args,
+        .worker_args = worker_args,
         .profile_cmd = profile_cmd,
         .latency_dir = latency_dir,
         .keep = keep,

@@ -109,33 +109,43 @@ static pid_t start_broker(synstack_t *self)
 
 static pid_t start_gateway(synstack_t *self)
 {
-    char prog[PATH_MAX + 16], prefix[512];
+    char prog[PATH_MAX + 16], prefix[512], extra[512];
     snprintf(prog, sizeof prog, "%s/syn-gateway", self->opts.bin_dir);
-    char *argv[48];
+    char *argv[64];
     int argc = add_words(argv, 0, 32, self->opts.gateway_prefix, prefix, sizeof prefix);
     char *fixed[] = {prog,     "--http",   self->http_addr, "--broker",
                      self->clients_ep, "--events", self->events_ep, "--log-level",
                      (char *)self->opts.log_level};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         argv[argc++] = fixed[i];
+    argc = add_words(argv, argc, 64, self->opts.gateway_args, extra, sizeof extra);
     argv[argc] = NULL;
     return spawn(self, "gateway", argv);
 }
 
 static pid_t start_worker(synstack_t *self, int index)
 {
-    char prog[PATH_MAX + 16], slots[16], delay[16], log[32], prefetch[16];
+    char prog[PATH_MAX + 16], slots[16], delay[16], log[32], prefetch[16], extra[512];
     snprintf(prog, sizeof prog, "%s/syn-worker", self->opts.bin_dir);
     snprintf(self->names[index], sizeof self->names[index], "bench-w%d", index + 1);
     snprintf(log, sizeof log, "worker%d", index + 1);
     snprintf(slots, sizeof slots, "%d", self->opts.slots);
     snprintf(delay, sizeof delay, "%d", self->opts.mock_delay_ms);
     snprintf(prefetch, sizeof prefetch, "%d", self->opts.prefetch);
+    char *fixed[] = {prog,          "--broker", self->workers_ep, "--slots", slots,
+                     "--provider",  "mock",     "--name",         self->names[index],
+                     "--log-level", (char *)self->opts.log_level, "--mock-delay-ms", delay};
+    char *argv[64];
+    int argc = 0;
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        argv[argc++] = fixed[i];
     /* --prefetch only when asked for, so builds from before it can be compared. */
-    char *argv[] = {prog,          "--broker", self->workers_ep, "--slots", slots,
-                    "--provider",  "mock",     "--name",         self->names[index],
-                    "--log-level", (char *)self->opts.log_level, "--mock-delay-ms", delay,
-                    self->opts.prefetch > 0 ? "--prefetch" : NULL, prefetch, NULL};
+    if (self->opts.prefetch > 0) {
+        argv[argc++] = "--prefetch";
+        argv[argc++] = prefetch;
+    }
+    argc = add_words(argv, argc, 64, self->opts.worker_args, extra, sizeof extra);
+    argv[argc] = NULL;
     return spawn(self, log, argv);
 }
 

@@ -20,6 +20,8 @@ typedef struct {
     const char *broker_prefix; /* e.g. "valgrind --tool=callgrind": words put before the broker */
     const char *broker_args;   /* extra broker flags, space separated */
     const char *gateway_prefix; /* the same for the gateway */
+    const char *gateway_args;  /* extra gateway flags */
+    const char *worker_args;   /* extra flags of every worker (e.g. its CURVE keys) */
     bool keep;                 /* keep the temp dir (logs, database) */
 } synstack_options_t;
 

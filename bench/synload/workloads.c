@@ -86,6 +86,8 @@ static int target_open(const workload_config_t *cfg, int workers, int slots, int
         .broker_prefix = cfg->broker_prefix,
         .broker_args = cfg->broker_args,
         .gateway_prefix = cfg->gateway_prefix,
+        .gateway_args = cfg->gateway_args,
+        .worker_args = cfg->worker_args,
         .keep = cfg->keep,
     };
     t->stack = stack_start(&opts, HEALTH_TIMEOUT_MS);

@@ -17,6 +17,8 @@ typedef struct {
     const char *broker_prefix;
     const char *broker_args;
     const char *gateway_prefix;
+    const char *gateway_args;
+    const char *worker_args;
     const char *profile_cmd;   /* shell command run during the measured batch, "{pid}" =
                                   the broker's pid; stopped with SIGINT (e.g. perf -p) */
     const char *latency_dir;   /* per-run latency files, or NULL */
