@@ -44,6 +44,13 @@ bench-peers:
 
 # Query times over an archive of 1,000,000 finished executions (issue 4): ~1 min,
 # ~1.3 GB in a temp dir that is removed afterwards.
+# A/B of two commits, alternated in one run (~11 min): W1, W2 and idle memory of
+# BASE against HEAD (default: this checkout) -> bench/results/ab/summary.md.
+.PHONY: bench-ab
+bench-ab:
+	@test -n "$(BASE)" || { echo "usage: make bench-ab BASE=<rev> [HEAD=<rev>]" >&2; exit 2; }
+	@sh bench/ab.sh $(BASE) $(HEAD)
+
 .PHONY: bench-archive
 bench-archive: build
 	$(BUILD)/bin/archive_query
