@@ -596,6 +596,35 @@ static void release_holder(broker_engine_t *self, broker_execution_t *exec,
         broker_worker_release(holder, exec->id, phase->phase_id, phase->attempt);
 }
 
+/* Whether worker may take over or report phase's current attempt, which another
+ * worker holds. Without CURVE any worker may (a restarted process says READY from a
+ * new identity). With it, only one with the holder's key, so a worker key, stolen or
+ * not, cannot take or end the attempts of another host's worker by naming them (ids
+ * are no secret: a worker learns them from its own phases). A holder the broker does
+ * not know (after a restart, until it says READY) leaves the attempt to any worker. */
+static bool may_take_over(broker_engine_t *self, const broker_phase_t *phase,
+                          const broker_worker_t *worker)
+{
+    if (!phase->worker_key || strcmp(phase->worker_key, worker->key) == 0 || !worker->peer_key)
+        return true;
+    const broker_worker_t *holder = broker_workers_lookup_key(self->workers, phase->worker_key);
+    return !holder || !holder->peer_key || strcmp(holder->peer_key, worker->peer_key) == 0;
+}
+
+static void refuse_take_over(broker_engine_t *self, const broker_execution_t *exec,
+                             const broker_phase_t *phase, const broker_worker_t *worker,
+                             const char *what)
+{
+    self->stats.stale++;
+    char cause[64];
+    snprintf(cause, sizeof cause, "take-over %.8s", worker->peer_key);
+    syn_ratelog_log(self->claims, cause, syn_mono_ms(), SYN_LOG_WARN, "broker",
+                    "refused %s execution=%s phase=%s attempt=%lld from worker=%s key=%.8s: "
+                    "another key's worker holds it",
+                    what, exec->id, phase->phase_id, (long long)phase->attempt, worker->name,
+                    worker->peer_key);
+}
+
 /* Asks the worker holding the phase's running attempt to stop it. Its slot stays
  * taken (the held entry turns stale) until the worker's RESULT for it arrives. */
 static void cancel_holder(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase)
@@ -1226,6 +1255,10 @@ static void adopt_listed(broker_engine_t *self, broker_worker_t *worker, const j
         broker_execution_t *exec = NULL;
         broker_phase_t *phase =
             current_attempt(self, ref.execution_id, ref.phase_id, ref.attempt, &exec);
+        if (phase && !may_take_over(self, phase, worker)) {
+            refuse_take_over(self, exec, phase, worker, "adoption");
+            phase = NULL;
+        }
         if (phase) {
             if (phase->worker_key && strcmp(phase->worker_key, worker->key) != 0)
                 release_holder(self, exec, phase);
@@ -1259,15 +1292,9 @@ static void refuse_claim(broker_engine_t *self, const void *identity, size_t ide
     free(reason);
     char cause[256];
     snprintf(cause, sizeof cause, "%.8s %s", peer_key, name);
-    uint64_t held_back = 0;
-    if (!syn_ratelog_allow(self->claims, cause, syn_mono_ms(), &held_back))
-        return;
-    char more[64] = "";
-    if (held_back)
-        snprintf(more, sizeof more, " (%llu more since the last line)",
-                 (unsigned long long)held_back);
-    syn_warn("broker", "refused worker name=%s key=%.8s: the name is held by key=%.8s%s", name,
-             peer_key, holder->peer_key, more);
+    syn_ratelog_log(self->claims, cause, syn_mono_ms(), SYN_LOG_WARN, "broker",
+                    "refused worker name=%s key=%.8s: the name is held by key=%.8s", name,
+                    peer_key, holder->peer_key);
 }
 
 static void handle_ready(broker_engine_t *self, const void *identity, size_t identity_len,
@@ -1349,6 +1376,10 @@ static void handle_progress(broker_engine_t *self, broker_worker_t *worker,
     broker_execution_t *exec = NULL;
     broker_phase_t *phase = current_attempt(self, ref.execution_id, ref.phase_id, ref.attempt,
                                             &exec);
+    if (phase && !may_take_over(self, phase, worker)) {
+        refuse_take_over(self, exec, phase, worker, "progress");
+        return;
+    }
     if (phase) {
         if (!phase->worker_key) {
             bind_worker(phase, worker, now_ms + backstop_ms(self, phase));
@@ -1407,6 +1438,13 @@ static void handle_result(broker_engine_t *self, broker_worker_t *worker, const 
      * and the worker may forget it once the ack (sent after commit) arrives. */
     send_ref(self, worker, SYN_MSG_RESULT_ACK, ref.execution_id, ref.phase_id, ref.attempt);
     broker_worker_release(worker, ref.execution_id, ref.phase_id, ref.attempt);
+    broker_execution_t *exec = NULL;
+    broker_phase_t *phase = current_attempt(self, ref.execution_id, ref.phase_id, ref.attempt,
+                                            &exec);
+    if (phase && !may_take_over(self, phase, worker)) {
+        refuse_take_over(self, exec, phase, worker, "result");
+        return;
+    }
 
     /* Tokens are spent whether or not the attempt still counts: its usage is
      * recorded once (a repeated RESULT adds nothing). */
@@ -1417,9 +1455,6 @@ static void handle_result(broker_engine_t *self, broker_worker_t *worker, const 
         syn_error("broker", "cannot record usage execution=%s phase=%s attempt=%lld",
                   ref.execution_id, ref.phase_id, (long long)ref.attempt);
 
-    broker_execution_t *exec = NULL;
-    broker_phase_t *phase = current_attempt(self, ref.execution_id, ref.phase_id, ref.attempt,
-                                            &exec);
     if (!phase) {
         self->stats.stale++;
         syn_info("broker", "dropped stale result execution=%s phase=%s attempt=%lld worker=%s",

@@ -112,28 +112,6 @@ static const char *socket_label(const char *domain)
     return domain && domain[0] ? domain : "(no domain)";
 }
 
-/* One line per cause per interval; the count of lines held back since the last
- * one ends it. */
-static void refusal(zap_state_t *st, const char *cause, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void refusal(zap_state_t *st, const char *cause, const char *fmt, ...)
-{
-    uint64_t held = 0;
-    if (!syn_ratelog_allow(st->ratelog, cause, syn_mono_ms(), &held))
-        return;
-    char text[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    if (held)
-        syn_warn("broker", "%s (%llu more since the last line)", text,
-                 (unsigned long long)held);
-    else
-        syn_warn("broker", "%s", text);
-}
-
 /* RFC 27: [version, request id, domain, address, identity, mechanism,
  * credentials...] in; [version, request id, status, text, user id, metadata]
  * out. Only CURVE is spoken on the broker's sockets. */
@@ -159,8 +137,9 @@ static void handle_request(zap_state_t *st)
         text = "CURVE only";
         char cause[64];
         snprintf(cause, sizeof cause, "%.16s %.32s", mechanism, socket_label(domain));
-        refusal(st, cause, "connection refused socket=%s address=%s: mechanism %s, not CURVE",
-                socket_label(domain), address ? address : "?", mechanism);
+        syn_ratelog_log(st->ratelog, cause, syn_mono_ms(), SYN_LOG_WARN, "broker",
+                        "connection refused socket=%s address=%s: mechanism %s, not CURVE",
+                        socket_label(domain), address ? address : "?", mechanism);
     } else {
         zmq_z85_encode(key, zframe_data(credentials), 32);
         zcert_t *cert = zcertstore_lookup(st->store, key);
@@ -176,17 +155,17 @@ static void handle_request(zap_state_t *st)
             user_id = key;
         } else if (cert) {
             text = "key not for this socket";
-            refusal(st, cause,
-                    "connection refused socket=%s address=%s key=%s: a %s key may not use "
-                    "this socket",
-                    socket_label(domain), address ? address : "?", key,
+            syn_ratelog_log(st->ratelog, cause, syn_mono_ms(), SYN_LOG_WARN, "broker",
+                            "connection refused socket=%s address=%s key=%s: a %s key may not "
+                            "use this socket",
+                            socket_label(domain), address ? address : "?", key,
                     syn_curve_role_name(role));
         } else {
             text = "key not authorized";
-            refusal(st, cause,
-                    "connection refused socket=%s address=%s key=%s: not among the "
-                    "authorized keys",
-                    socket_label(domain), address ? address : "?", key);
+            syn_ratelog_log(st->ratelog, cause, syn_mono_ms(), SYN_LOG_WARN, "broker",
+                            "connection refused socket=%s address=%s key=%s: not among the "
+                            "authorized keys",
+                            socket_label(domain), address ? address : "?", key);
         }
     }
     zmsg_t *reply = zmsg_new();
@@ -237,9 +216,10 @@ static void handle_event(zap_state_t *st, watch_t *w)
             : "a malformed handshake";
     char cause[128];
     snprintf(cause, sizeof cause, "handshake %u %u %s", event, value, w->name);
-    refusal(st, cause, "connection refused socket=%s listening=%s: %s (libzmq names no peer "
-                       "for a failed handshake)",
-            w->name, endpoint ? endpoint : "?", what);
+    syn_ratelog_log(st->ratelog, cause, syn_mono_ms(), SYN_LOG_WARN, "broker",
+                    "connection refused socket=%s listening=%s: %s (libzmq names no peer for a "
+                    "failed handshake)",
+                    w->name, endpoint ? endpoint : "?", what);
     free(endpoint);
     zmsg_destroy(&msg);
 }

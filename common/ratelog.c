@@ -1,5 +1,7 @@
 #include "common/ratelog.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,4 +81,22 @@ bool syn_ratelog_allow(syn_ratelog_t *self, const char *cause, int64_t now_ms,
     e->held_back = 0;
     e->logged_ms = now_ms;
     return true;
+}
+
+void syn_ratelog_log(syn_ratelog_t *self, const char *cause, int64_t now_ms,
+                     syn_log_level_t level, const char *component, const char *fmt, ...)
+{
+    uint64_t held = 0;
+    if (!syn_ratelog_allow(self, cause, now_ms, &held))
+        return;
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (held)
+        syn_log(level, component, "%s (%llu more since the last line)", text,
+                (unsigned long long)held);
+    else
+        syn_log(level, component, "%s", text);
 }

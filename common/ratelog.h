@@ -5,6 +5,8 @@
 #ifndef SYN_RATELOG_H
 #define SYN_RATELOG_H
 
+#include "common/log.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,5 +24,11 @@ void syn_ratelog_destroy(syn_ratelog_t **self_p);
  * say); longer than 255 bytes only its first 255 count. */
 bool syn_ratelog_allow(syn_ratelog_t *self, const char *cause, int64_t now_ms,
                        uint64_t *held_back);
+
+/* Writes one log line (common/log.h) when cause is allowed at now_ms, ending it
+ * with " (N more since the last line)" when lines were held back. */
+void syn_ratelog_log(syn_ratelog_t *self, const char *cause, int64_t now_ms,
+                     syn_log_level_t level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 #endif

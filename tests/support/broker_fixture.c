@@ -38,7 +38,7 @@ static void close_all(fx_t *f)
 
 int fx_setup(void **state)
 {
-    syn_log_set_level(SYN_LOG_ERROR);
+    syn_log_set_level(getenv("SYN_TEST_DEBUG") ? SYN_LOG_DEBUG : SYN_LOG_ERROR);
     fx_t *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
