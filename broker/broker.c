@@ -129,7 +129,12 @@ static zsock_t *open_socket(broker_t *self, int type, const char *endpoint, cons
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory(sock, 1);
     if (self->curve) {
-        syn_curve_apply_server(self->curve, sock, domain);
+        if (syn_curve_apply_server(self->curve, sock, domain) < 0) {
+            snprintf(err, errlen, "cannot make the %s socket a CURVE server: %s", domain,
+                     zmq_strerror(zmq_errno()));
+            zsock_destroy(&sock);
+            return NULL;
+        }
         if (broker_zap_watch(self->zap, sock, domain) < 0)
             syn_warn("broker", "cannot watch the %s socket for failed handshakes: plaintext "
                                "clients there go unlogged", domain);

@@ -46,6 +46,12 @@ static zcert_t *load(const char *path, bool need_secret, syn_curve_role_t *role,
         snprintf(err, errlen, "no certificate file given");
         return NULL;
     }
+    if (!zmq_has("curve")) { /* zcert_apply would then do nothing, silently */
+        snprintf(err, errlen, "this libzmq has no CURVE (built without libsodium): cannot "
+                              "use %s",
+                 path);
+        return NULL;
+    }
     struct stat st;
     if (stat(path, &st) != 0) {
         snprintf(err, errlen, "cannot read certificate %s: %s", path, strerror(errno));
@@ -129,17 +135,26 @@ void syn_curve_apply(const syn_curve_t *self, void *socket)
         zmq_setsockopt(zsock_resolve(socket), ZMQ_CURVE_SERVERKEY,
                        zcert_public_key(self->server), 32);
     } else {
-        syn_curve_apply_server(self, socket, SYN_CURVE_ZAP_DOMAIN);
+        (void)syn_curve_apply_server(self, socket, SYN_CURVE_ZAP_DOMAIN);
     }
 }
 
-void syn_curve_apply_server(const syn_curve_t *self, void *socket, const char *zap_domain)
+/* libzmq's draft option (stable in later versions): without it, a CURVE server
+ * whose ZAP handler is gone admits every key. */
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
+
+int syn_curve_apply_server(const syn_curve_t *self, void *socket, const char *zap_domain)
 {
     zcert_apply(self->mine, socket);
     void *handle = zsock_resolve(socket);
     int on = 1;
-    zmq_setsockopt(handle, ZMQ_CURVE_SERVER, &on, sizeof on);
-    zmq_setsockopt(handle, ZMQ_ZAP_DOMAIN, zap_domain, strlen(zap_domain));
+    if (zmq_setsockopt(handle, ZMQ_CURVE_SERVER, &on, sizeof on) != 0 ||
+        zmq_setsockopt(handle, ZMQ_ZAP_DOMAIN, zap_domain, strlen(zap_domain)) != 0 ||
+        zmq_setsockopt(handle, ZMQ_ZAP_ENFORCE_DOMAIN, &on, sizeof on) != 0)
+        return -1;
+    return 0;
 }
 
 int syn_curve_read_public(const char *path, unsigned char public_key[32],

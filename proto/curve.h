@@ -30,8 +30,10 @@ void syn_curve_destroy(syn_curve_t **self_p);
 void syn_curve_apply(const syn_curve_t *self, void *socket);
 /* The same for a server socket, with the ZAP domain its requests carry: the
  * broker names each socket ("clients", "workers", "events") so that its ZAP
- * handler can say which one a refused key knocked on. */
-void syn_curve_apply_server(const syn_curve_t *self, void *socket, const char *zap_domain);
+ * handler can say which one a refused key knocked on. ZAP is enforced: with no
+ * handler answering, every key is refused rather than every key admitted.
+ * 0, or -1 with zmq_errno(). */
+int syn_curve_apply_server(const syn_curve_t *self, void *socket, const char *zap_domain);
 
 /* What a key may do at the broker, from its certificate's metadata
  * (`role = "gateway"` or `"worker"`, written by `syn keygen --role`): a gateway key

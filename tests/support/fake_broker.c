@@ -22,6 +22,8 @@ struct fake_broker_t {
     atomic_int stop;
     atomic_int close_events;
     zsock_t *pub_monitor;       /* the PUB's handshakes, read by the thread */
+    zactor_t *auth;             /* with curve_secret: admits every client key, as a
+                                 * broker's ZAP handler must answer (ZAP is enforced) */
     atomic_int pub_handshakes; /* counted from pub_monitor */
     pthread_mutex_t lock; /* guards everything below */
     json_t *canned;       /* op -> {"status", "body"} */
@@ -231,6 +233,9 @@ fake_broker_t *fake_broker_start(const fake_broker_config_t *config)
     self->outbox = json_array();
     syn_curve_t *curve = NULL;
     if (self->config.curve_secret) {
+        self->auth = zactor_new(zauth, NULL);
+        zstr_sendx(self->auth, "CURVE", CURVE_ALLOW_ANY, NULL);
+        zsock_wait(self->auth);
         char err[512];
         curve = syn_curve_new_server(self->config.curve_secret, err, sizeof err);
         if (!curve)
@@ -266,6 +271,7 @@ void fake_broker_stop(fake_broker_t **self_p)
     zsock_destroy(&self->router);
     zsock_destroy(&self->pub);
     zsock_destroy(&self->pub_monitor);
+    zactor_destroy(&self->auth);
     json_decref(self->canned);
     json_decref(self->counts);
     json_decref(self->outbox);
