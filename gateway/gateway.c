@@ -971,10 +971,14 @@ static void drain_events(gateway_t *self)
  * with the same key, which its ZAP handler admits on both or on neither, so the
  * DEALER (whose requests meanwhile get 503, and /health "down") is dialled again
  * with it. */
-static void handshake_failed(gateway_t *self)
+static void handshake_failed(gateway_t *self, uint16_t event)
 {
     int64_t now = syn_mono_ms();
-    if (self->redial_at_ms < 0) {
+    /* A handshake cut short (NO_DETAIL: a broker restarting mid-way) is a broken
+     * connection, which libzmq dials again by itself. */
+    bool refused = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+                   event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+    if (refused && self->redial_at_ms < 0) {
         self->redial_at_ms = now + self->redial_backoff_ms;
         self->redial_backoff_ms = self->redial_backoff_ms * 2 > REDIAL_MAX_MS
                                       ? REDIAL_MAX_MS
@@ -986,7 +990,8 @@ static void handshake_failed(gateway_t *self)
     syn_warn(COMPONENT,
              "broker handshake failed endpoint=%s curve=%s failures_since_last=%llu: check "
              "--curve-secret and --broker-key against the broker's keys",
-             self->config.events, self->config.curve_secret ? "on" : "off",
+             self->config.events,
+             self->config.curve_secret && self->config.curve_secret[0] ? "on" : "off",
              (unsigned long long)held);
 }
 
@@ -1047,7 +1052,7 @@ static void drain_monitor(gateway_t *self)
             self->events_up = false;
             gateway_view_set_connected(self->view, false);
         } else {
-            handshake_failed(self);
+            handshake_failed(self, event);
         }
     }
 }
