@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -260,13 +261,20 @@ int syn_tokens_append(const char *path, const char *name, syn_scope_t scope,
             return -1;
         }
     }
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         return -1;
     }
+    /* A file edited by hand may lack its last newline: the new line must not be
+     * glued to it (the whole file would then be refused on the next reload). */
+    struct stat st;
+    char last = '\n';
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1)
+        last = '\n';
     char line[256];
-    int n = snprintf(line, sizeof line, "%s %s sha256:%s\n", name, syn_scope_name(scope), hash);
+    int n = snprintf(line, sizeof line, "%s%s %s sha256:%s\n", last == '\n' ? "" : "\n", name,
+                     syn_scope_name(scope), hash);
     bool ok = n > 0 && write(fd, line, (size_t)n) == n && fsync(fd) == 0;
     int saved = errno;
     close(fd);

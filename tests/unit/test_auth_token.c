@@ -75,10 +75,15 @@ static void test_append_load_and_check(void **state)
     assert_int_equal(syn_tokens_append(path, "ops", SYN_SCOPE_READ, h, err, sizeof err), -1);
     assert_non_null(strstr(err, "already has a token named ops"));
     assert_int_equal(syn_tokens_append(path, "bad name", SYN_SCOPE_READ, h, err, sizeof err), -1);
+    /* A file whose last line has no newline (edited by hand) still gets a line of its own. */
+    FILE *f = fopen(path, "a");
+    fputs("# edited by hand, no newline", f);
+    fclose(f);
+    assert_int_equal(syn_tokens_append(path, "late", SYN_SCOPE_READ, h, err, sizeof err), 0);
 
     syn_tokens_t *tokens = syn_tokens_load(path, err, sizeof err);
     assert_non_null(tokens);
-    assert_int_equal(syn_tokens_count(tokens), 2);
+    assert_int_equal(syn_tokens_count(tokens), 3);
     const char *name = NULL;
     syn_scope_t scope = 0;
     assert_true(syn_tokens_check(tokens, t1, strlen(t1), &name, &scope));
