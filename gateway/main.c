@@ -6,6 +6,8 @@
 #include <czmq.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 static volatile sig_atomic_t stop_requested = 0;
@@ -38,6 +40,25 @@ static void raise_fd_limit(long max_connections)
     if (setrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur < want)
         syn_warn("gateway", "open file limit is %llu, below max-connections=%ld + 256",
                  (unsigned long long)lim.rlim_cur, max_connections);
+}
+
+/* A password given as --api-password is in /proc/PID/cmdline for anyone on the
+ * host to read: the gateway keeps its own copy and overwrites the argument (the
+ * docs advise SYN_API_PASSWORD instead). Returns the copy, to free at exit. */
+static char *hide_password(const char **password, int argc, char **argv)
+{
+    if (!*password)
+        return NULL;
+    char *copy = strdup(*password);
+    for (int i = 1; i < argc; i++) {
+        char *value = argv[i] == *password ? argv[i] : NULL;
+        if (!value && strncmp(argv[i], "--api-password=", 15) == 0 && argv[i] + 15 == *password)
+            value = argv[i] + 15;
+        if (value)
+            memset(value, 'x', strlen(value));
+    }
+    *password = copy;
+    return copy;
 }
 
 int main(int argc, char **argv)
@@ -109,9 +130,11 @@ int main(int argc, char **argv)
         return 0;
     if (parsed == SYN_FLAGS_ERROR)
         return 2;
+    char *password = hide_password(&config.api_password, argc, argv);
     char err[512];
     if (gateway_config_check(&config, err, sizeof err) != 0) {
         syn_error("gateway", "%s", err);
+        free(password);
         return 2;
     }
 
@@ -130,6 +153,7 @@ int main(int argc, char **argv)
     gateway_t *gateway = gateway_new(&config, err, sizeof err);
     if (!gateway) {
         syn_error("gateway", "%s", err);
+        free(password);
         return 1;
     }
     syn_info("gateway",
@@ -165,5 +189,6 @@ int main(int argc, char **argv)
              stats.view_entries, stats.view_bytes, (unsigned long long)stats.view_clears,
              (unsigned long long)stats.view_evictions);
     gateway_destroy(&gateway);
+    free(password);
     return rc;
 }
