@@ -1,5 +1,6 @@
 /* The worker loop, as the built syn-worker program, against a fake broker: a
  * ROUTER in this process that speaks the worker protocol by hand. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,6 +38,7 @@ typedef struct {
     size_t id_len;
     int heartbeats_seen;
     int64_t last_heartbeat_sent;
+    char log_path[64];       /* when set, the worker's stderr goes there */
 } fake_t;
 
 static int setup(void **state)
@@ -167,6 +169,10 @@ static void start_worker(fake_t *fake, const char *const *extra)
     fake->pid = fork();
     assert_true(fake->pid >= 0);
     if (fake->pid == 0) {
+        int fd = fake->log_path[0] ? open(fake->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600)
+                                   : -1;
+        if (fd >= 0)
+            dup2(fd, 2);
         execv(WORKER_BIN, (char **)argv);
         _exit(127);
     }
@@ -605,6 +611,43 @@ static void test_disconnect_reregisters(void **state)
     assert_true(syn_mono_ms() - sent < 250);
     assert_ref(msg, "exec-0000000000d2", "p", 1);
     syn_msg_destroy(&msg);
+}
+
+/* Whether the worker's log (fake->log_path) holds needle. */
+static bool log_has(const fake_t *fake, const char *needle)
+{
+    FILE *in = fopen(fake->log_path, "r");
+    if (!in)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, in))
+        found = strstr(line, needle) != NULL;
+    fclose(in);
+    return found;
+}
+
+/* A DISCONNECT with a reason is a refusal (the broker's name-to-key binding): the
+ * worker says why in its log and registers again only after its back-off, not at
+ * once as for a plain DISCONNECT (which would be refused at once, in a loop). */
+static void test_refusal_is_logged_and_backed_off(void **state)
+{
+    fake_t *fake = *state;
+    snprintf(fake->log_path, sizeof fake->log_path, "/tmp/syn-worker-refusal-%d.log",
+             (int)getpid());
+    unlink(fake->log_path);
+    start_registered(fake, (const char *[]){"--liveness", "10", NULL}, 4);
+    send_to_worker(fake, SYN_MSG_DISCONNECT,
+                   json_pack("{s:s}", "reason", "worker name test-worker is held by another key"));
+    int64_t sent = syn_mono_ms();
+    syn_msg_t *again = expect(fake, SYN_MSG_READY, 10000, false); /* no heartbeats: it hung up */
+    int64_t waited = syn_mono_ms() - sent;
+    syn_msg_destroy(&again);
+    bool logged = log_has(fake, "broker refused this worker: worker name test-worker is held by "
+                                "another key");
+    unlink(fake->log_path);
+    assert_true(logged);
+    assert_true(waited >= 200); /* the first back-off is 250 ms; never sooner */
 }
 
 static void test_sigterm_drains(void **state)
@@ -1136,6 +1179,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unacked_result_resent_after_reconnect, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_disconnect_reregisters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_is_logged_and_backed_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefetch_waits_for_a_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefetch_waits_for_the_broker, setup, teardown),
