@@ -768,8 +768,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)connection;
     gateway_t *self = cls;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        gateway_listen_request_done(self->listen, connection);
     request_t *req = *con_cls;
     if (!req)
         return;

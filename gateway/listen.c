@@ -23,6 +23,7 @@ struct gateway_listen_t {
     int epoll_fd;
     int port;
     long max_connections, max_per_ip;
+    unsigned header_timeout_s;
     size_t connections;  /* open right now (MHD's notifications) */
     syn_ratelog_t *ratelog;
     char mhd_error[256]; /* MHD's last complaint, to explain a failed start */
@@ -213,6 +214,7 @@ gateway_listen_t *gateway_listen_new(const gateway_config_t *config,
     self->epoll_fd = -1;
     self->max_connections = config->max_connections;
     self->max_per_ip = config->max_per_ip;
+    self->header_timeout_s = header_timeout_s(config->header_timeout_ms);
     self->ratelog = syn_ratelog_new(LOG_INTERVAL_MS, LOG_CAUSES);
     char *cert = NULL, *key = NULL;
     struct sockaddr_storage addr;
@@ -244,7 +246,7 @@ gateway_listen_t *gateway_listen_new(const gateway_config_t *config,
         MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)(config->max_connections + LISTEN_HEADROOM), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)(config->max_per_ip > 0 ? config->max_per_ip : 0),
-        MHD_OPTION_CONNECTION_TIMEOUT, header_timeout_s(config->header_timeout_ms),
+        MHD_OPTION_CONNECTION_TIMEOUT, self->header_timeout_s,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG, MHD_OPTION_UNESCAPE_CALLBACK,
         unescape_without_nul, NULL, MHD_OPTION_ARRAY, tls_options, MHD_OPTION_END);
     /* GnuTLS holds its own copy of the certificate and key from here on. */
@@ -321,4 +323,11 @@ void gateway_listen_request_in(struct MHD_Connection *connection)
 {
     MHD_set_connection_option(connection, MHD_CONNECTION_OPTION_TIMEOUT,
                               (unsigned)LISTEN_IDLE_TIMEOUT_S);
+}
+
+void gateway_listen_request_done(const gateway_listen_t *self,
+                                 struct MHD_Connection *connection)
+{
+    MHD_set_connection_option(connection, MHD_CONNECTION_OPTION_TIMEOUT,
+                              self->header_timeout_s);
 }

@@ -10,8 +10,10 @@
  *   - a connection whose request is not complete yet is closed after
  *     header_timeout_ms without a byte (libmicrohttpd counts whole seconds, so it is
  *     rounded up); once a request is complete (gateway_listen_request_in) the
- *     connection gets the long idle timeout, which event streams and keep-alive
- *     connections need;
+ *     connection gets the long idle timeout while it is answered, which event
+ *     streams and slow answers need, and the short one again once the answer is
+ *     out (gateway_listen_request_done): a keep-alive connection waiting for its
+ *     next request cannot be told from a client that is slow to send one;
  *   - past max_connections a request is answered 503 with Retry-After
  *     (gateway_listen_full) rather than left hanging: libmicrohttpd would close a
  *     connection over its own limit unanswered, so that limit sits LISTEN_HEADROOM
@@ -32,7 +34,7 @@
 /* Connections beyond max_connections that libmicrohttpd still accepts, so that they
  * can be answered 503. Within the 256 descriptors main.c adds to max_connections. */
 #define LISTEN_HEADROOM 64
-/* Idle keep-alive connections, and streams that send nothing, are closed after this. */
+/* Streams that send nothing, and requests answered slowly, are closed after this. */
 #define LISTEN_IDLE_TIMEOUT_S 60
 /* Largest certificate or key file read. */
 #define LISTEN_PEM_MAX (1024 * 1024)
@@ -69,5 +71,9 @@ size_t gateway_listen_connections(const gateway_listen_t *self);
 /* The request on connection is complete: from now on it may be idle for as long as
  * any complete request (a stream, a keep-alive connection). */
 void gateway_listen_request_in(struct MHD_Connection *connection);
+/* The request on connection was answered: the connection, kept alive for the next
+ * one, has the header timeout again. */
+void gateway_listen_request_done(const gateway_listen_t *self,
+                                 struct MHD_Connection *connection);
 
 #endif

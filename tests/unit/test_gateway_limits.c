@@ -136,9 +136,10 @@ static void test_one_address_gets_its_share(void **state)
         close(held[i]);
 }
 
-/* Headers that never end: closed after the header timeout (one second here). A
- * keep-alive connection that completed a request, and an event stream, are still
- * open when that has happened: they have the long idle timeout. */
+/* Headers that never end: closed after the header timeout (one second here), also
+ * when they are a keep-alive connection's second request. An event stream, whose
+ * request is complete, is still open when that has happened: it has the long idle
+ * timeout. */
 static void test_incomplete_requests_get_a_short_deadline(void **state)
 {
     fixture_t *f = *state;
@@ -153,17 +154,18 @@ static void test_incomplete_requests_get_a_short_deadline(void **state)
     long long started = teststack_now_ms();
     int half = rawconn_open(NULL, port, RAWCONN_HALF_REQUEST);
     assert_true(half >= 0);
+    size_t len = strlen(RAWCONN_HALF_REQUEST);
+    assert_int_equal(write(keepalive, RAWCONN_HALF_REQUEST, len), (ssize_t)len);
     assert_true(rawconn_wait_closed(half, 20000));
     long long took = teststack_now_ms() - started;
     print_message("half-sent request closed after %lld ms (header timeout 1000 ms)\n", took);
     assert_true(took >= 900);
+    assert_true(rawconn_wait_closed(keepalive, 20000));
     close(half);
+    close(keepalive);
     sse_client_pump(stream);
     assert_false(sse_client_closed(stream));
-    assert_false(rawconn_closed(keepalive));
-    assert_int_equal(rawconn_request(keepalive, HEALTH, 5000), 200);
     sse_client_destroy(&stream);
-    close(keepalive);
 }
 
 int main(void)
