@@ -1,5 +1,7 @@
 #include "cli/keys.h"
 
+#include "auth/token.h"
+
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,13 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The token names' rule (auth/token.h), and as a file name never hidden (".") nor
+ * read as an option ("-"). */
 bool keys_name_is_valid(const char *name)
 {
-    size_t len = name ? strlen(name) : 0;
-    if (len == 0 || len > 64 || name[0] == '.' || name[0] == '-')
-        return false;
-    return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
-           len;
+    return syn_token_name_is_valid(name) && name[0] != '.' && name[0] != '-';
 }
 
 static bool exists(const char *path)
