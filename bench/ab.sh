@@ -21,9 +21,10 @@
 #    spread of the per-round ratios, the machine's load during the run, and
 #    writes it all to bench/results/ab/ (raw JSON lines, summary.md).
 #
-# Time: ~1.5 min per build from scratch on 2 cores, then ~50 s per round
-# (W1 ~8 s + W2 ~17 s per side); the default 10 rounds keep the whole A/B
-# near 11 minutes. Nothing else should run on the machine meanwhile.
+# Time on the 2-core machine: ~20 s per build from scratch (the four programs
+# only), then ~52 s per round (W1 ~6 s + W2 ~20 s per side): the default 10
+# rounds keep the whole A/B near 10 minutes, under 12. Nothing else should run
+# on the machine meanwhile.
 #
 #   AB_ROUNDS=10    rounds (each: one A slot and one B slot)
 #   AB_W2_SLOTS=    W2's slot list (default: synload's, 4,8,16,64)
