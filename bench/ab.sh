@@ -115,7 +115,7 @@ build() { # side rev
 T_START=$(date +%s)
 build a "$BASE_REV"
 build b "$HEAD_REV"
-[ "${AB_BUILD_ONLY:-0}" = 1 ] && { say "AB_BUILD_ONLY: builds are in $WORK"; exit 0; }
+[ "${AB_BUILD_ONLY:-0}" = 1 ] && { say "AB_BUILD_ONLY: built in $WORK (removed now unless AB_DIR)"; exit 0; }
 
 SYNLOAD=$WORK/build-b/bin/synload
 # shellcheck disable=SC2086 # no HEAD: against the checkout
