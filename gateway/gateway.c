@@ -1,5 +1,6 @@
 #include "gateway/gateway.h"
 #include "common/clock.h"
+#include "common/ids.h"
 #include "common/json_text.h"
 #include "common/log.h"
 #include "common/ratelog.h"
@@ -1062,8 +1063,13 @@ static void drain_monitor(gateway_t *self)
  * a monitor the view stays disconnected: every read goes to the broker. */
 static void monitor_start(gateway_t *self)
 {
-    char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "inproc://gateway-sub-monitor-%p", (void *)self);
+    /* A random name, not the object's address: a freed gateway's monitor endpoint
+     * is let go of only when zmq gets round to it, and a new gateway in the same
+     * process (the tests) may get the same address. */
+    char endpoint[64], id[24];
+    if (syn_id_make("", 16, id, sizeof id) != 0)
+        snprintf(id, sizeof id, "%p", (void *)self);
+    snprintf(endpoint, sizeof endpoint, "inproc://gateway-sub-monitor-%s", id);
     if (zmq_socket_monitor(zsock_resolve(self->sub), endpoint,
                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
                                ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
