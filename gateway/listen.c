@@ -4,6 +4,7 @@
 #include "common/ratelog.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define COMPONENT "gateway"
 #define LISTEN_BACKLOG 1024
@@ -137,45 +139,55 @@ int gateway_listen_parse_address(const char *text, struct sockaddr_storage *addr
     return 0;
 }
 
-/* A whole PEM file, NUL-terminated (MHD wants text); NULL with the reason in err. */
-static char *read_pem(const char *flag, const char *path, char *err, size_t errlen)
+/* A whole PEM file, NUL-terminated (MHD wants text), its size in *size; NULL with
+ * the reason in err. */
+static char *read_pem(const char *flag, const char *path, size_t *size, char *err,
+                      size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* read(2), not stdio: a FILE's buffer would keep a copy of the key after it is
+     * freed, where free_secret cannot wipe it. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(err, errlen, "cannot read %s %s: %s", flag, path, strerror(errno));
         return NULL;
     }
     struct stat st;
     const char *why = NULL;
-    if (fstat(fileno(f), &st) != 0)
+    if (fstat(fd, &st) != 0)
         why = strerror(errno);
     else if (!S_ISREG(st.st_mode))
         why = "not a regular file";
     else if (st.st_size <= 0 || st.st_size > LISTEN_PEM_MAX)
         why = "empty, or larger than 1 MiB";
-    char *text = why ? NULL : malloc((size_t)st.st_size + 1);
+    char *text = why ? NULL : calloc(1, (size_t)st.st_size + 1);
     if (!why && !text)
         why = "out of memory";
-    if (!why && fread(text, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
-        why = "short read";
-    fclose(f);
+    for (size_t got = 0; !why && got < (size_t)st.st_size;) {
+        ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            why = n < 0 ? strerror(errno) : "short read";
+        else
+            got += (size_t)n;
+    }
+    close(fd);
     if (why) {
         snprintf(err, errlen, "cannot read %s %s: %s", flag, path, why);
         free(text);
         return NULL;
     }
-    text[st.st_size] = '\0';
+    *size = (size_t)st.st_size;
     return text;
 }
 
-/* The key's text is a secret: wiped before it is freed. */
-static void free_secret(char **text_p)
+/* Wipes a key read by read_pem, all size bytes of it (a NUL inside would stop a
+ * wipe by its string length short), then frees it. */
+static void free_secret(char **text_p, size_t size)
 {
     if (!*text_p)
         return;
-    volatile char *p = *text_p;
-    while (*p)
-        *p++ = '\0';
+    explicit_bzero(*text_p, size);
     free(*text_p);
     *text_p = NULL;
 }
@@ -217,6 +229,7 @@ gateway_listen_t *gateway_listen_new(const gateway_config_t *config,
     self->header_timeout_s = header_timeout_s(config->header_timeout_ms);
     self->ratelog = syn_ratelog_new(LOG_INTERVAL_MS, LOG_CAUSES);
     char *cert = NULL, *key = NULL;
+    size_t cert_size = 0, key_size = 0;
     struct sockaddr_storage addr;
     if (!self->ratelog) {
         snprintf(err, errlen, "out of memory");
@@ -225,8 +238,8 @@ gateway_listen_t *gateway_listen_new(const gateway_config_t *config,
     if (gateway_listen_parse_address(config->http, &addr, err, errlen) != 0)
         goto fail;
     bool tls = config->tls_cert && config->tls_cert[0];
-    if (tls && (!(cert = read_pem("--tls-cert", config->tls_cert, err, errlen)) ||
-                !(key = read_pem("--tls-key", config->tls_key, err, errlen))))
+    if (tls && (!(cert = read_pem("--tls-cert", config->tls_cert, &cert_size, err, errlen)) ||
+                !(key = read_pem("--tls-key", config->tls_key, &key_size, err, errlen))))
         goto fail;
 
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -252,7 +265,7 @@ gateway_listen_t *gateway_listen_new(const gateway_config_t *config,
     /* GnuTLS holds its own copy of the certificate and key from here on. */
     free(cert);
     cert = NULL;
-    free_secret(&key);
+    free_secret(&key, key_size);
     if (!self->daemon) {
         /* MHD says "Failed to bind to port 0: <reason>" (we bind by address): keep the
          * reason, which is what the user can act on. */
@@ -277,7 +290,7 @@ gateway_listen_t *gateway_listen_new(const gateway_config_t *config,
     return self;
 fail:
     free(cert);
-    free_secret(&key);
+    free_secret(&key, key_size);
     gateway_listen_destroy(&self);
     return NULL;
 }
