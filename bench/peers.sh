@@ -1,6 +1,6 @@
 #!/bin/sh
-# make bench-peers: runs the Celery and BullMQ versions of the same workloads
-# (../shared/peers, read-only there) from a writable copy, and collects their
+# make bench-peers PEERS_DIR=DIR: runs the Celery and BullMQ versions of the same
+# workloads (DIR, which may be read-only) from a writable copy, and collects their
 # JSON into bench/results/peers/ so bench/report.py prints ratios from the
 # same session. Takes about 5 minutes.
 #   Usage: sh bench/peers.sh PEERS_SRC COPY_DIR RESULTS_DIR
