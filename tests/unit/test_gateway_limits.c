@@ -35,7 +35,8 @@ typedef struct {
 
 static void wait_connections(gateway_harness_t *gw, size_t want)
 {
-    for (int i = 0; i < 1000 && gateway_harness_stats(gw).http_connections != want; i++)
+    long long deadline = teststack_now_ms() + 10000;
+    while (gateway_harness_stats(gw).http_connections != want && teststack_now_ms() < deadline)
         usleep(5000);
     assert_int_equal(gateway_harness_stats(gw).http_connections, want);
 }
