@@ -9,6 +9,7 @@
 #include "bench/synload/localproc.h"
 #include "broker/broker.h"
 #include "proto/msg.h"
+#include "tests/support/certs.h"
 
 #include <czmq.h>
 #include <setjmp.h>
@@ -109,14 +110,7 @@ static void fail_with_log(secure_stack_t *s, const char *what)
 
 static zcert_t *make_cert(secure_stack_t *s, const char *name, bool authorize)
 {
-    zcert_t *cert = zcert_new();
-    assert_non_null(cert);
-    if (authorize) {
-        char path[160];
-        snprintf(path, sizeof path, "%s/%s.key", s->keys, name);
-        assert_int_equal(zcert_save_public(cert, path), 0);
-    }
-    return cert;
+    return testcerts_make(s->keys, name, authorize);
 }
 
 static pid_t spawn(const char *log, char **argv)

@@ -5,6 +5,7 @@
  * stderr, which each test sends to a file (shown when the test fails). */
 #include "broker/zap.h"
 #include "proto/curve.h"
+#include "tests/support/certs.h"
 #include "proto/msg.h"
 
 #include <czmq.h>
@@ -53,14 +54,7 @@ static void sleep_ms(int ms)
  * name.key when authorize is set. */
 static zcert_t *client_cert(fx_t *f, const char *name, bool authorize)
 {
-    zcert_t *cert = zcert_new();
-    assert_non_null(cert);
-    if (authorize) {
-        char path[160];
-        snprintf(path, sizeof path, "%s/%s.key", f->keys, name);
-        assert_int_equal(zcert_save_public(cert, path), 0);
-    }
-    return cert;
+    return testcerts_make(f->keys, name, authorize);
 }
 
 static void unauthorize(fx_t *f, const char *name)
