@@ -2,29 +2,13 @@
 #include "broker/broker.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/signals.h"
 
 #include <czmq.h>
-#include <signal.h>
 #include <stdio.h>
 #ifdef SYN_WITH_MIMALLOC
 #include <mimalloc.h>
 #endif
-
-static volatile sig_atomic_t stop_requested = 0;
-static volatile sig_atomic_t reload_requested = 0;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-/* SIGHUP: read the authorized keys again, without a restart. */
-static void on_reload_signal(int sig)
-{
-    (void)sig;
-    reload_requested = 1;
-}
 
 /* A burst leaves tens of thousands of executions in memory at once; once they
  * are done, mimalloc 2.0 keeps freed pages committed for a while and returns
@@ -106,14 +90,7 @@ int main(int argc, char **argv)
 
     zsys_handler_set(NULL);
     zsys_init();
-    struct sigaction sa = {.sa_handler = on_stop_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    struct sigaction hup = {.sa_handler = on_reload_signal};
-    sigemptyset(&hup.sa_mask);
-    sigaction(SIGHUP, &hup, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    syn_signals_install(true); /* SIGHUP: read the authorized keys again */
 
     broker_t *broker = broker_new(&config, err, sizeof err);
     if (!broker) {
@@ -124,9 +101,8 @@ int main(int argc, char **argv)
              broker_clients_endpoint(broker), broker_workers_endpoint(broker),
              broker_events_endpoint(broker), config.data_dir);
     int rc = 0;
-    while (!stop_requested) {
-        if (reload_requested) {
-            reload_requested = 0;
+    while (!syn_signals_stop_requested()) {
+        if (syn_signals_take_reload()) {
             broker_reload_keys(broker);
         }
         if (broker_poll(broker, 1000) != 0) {

@@ -6,25 +6,17 @@
 #include "cli/supervisor.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "proto/curve.h"
 
 #include <libgen.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t stop_requested = 0;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 static void usage(FILE *out)
 {
@@ -384,10 +376,7 @@ static int cmd_up(int argc, char **argv)
         supervisor_add(sup, label, worker_argv);
     }
 
-    struct sigaction sa = {.sa_handler = on_stop_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    syn_signals_install(false);
 
     fprintf(stderr,
             "\nsyn is starting: http://%s  (%ld workers x %ld slots, provider %s, data %s)\n"
@@ -397,7 +386,7 @@ static int cmd_up(int argc, char **argv)
             workflows && *workflows ? workflows : "", workflows && *workflows ? "\n" : "",
             curve ? "ZeroMQ links over CURVE, keys in " : "", curve ? keys : "",
             curve ? "\n" : "", http);
-    int rc = supervisor_run(sup, &stop_requested, 10000);
+    int rc = supervisor_run(sup, syn_signals_stop_requests(), 10000);
     supervisor_destroy(&sup);
     return rc == 0 ? 0 : 1;
 }

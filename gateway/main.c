@@ -1,29 +1,14 @@
 /* syn-gateway: HTTP in front of the broker (see gateway/gateway.h). */
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "gateway/gateway.h"
 
 #include <czmq.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-
-static volatile sig_atomic_t stop_requested = 0;
-static volatile sig_atomic_t reload_requested = 0;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void on_reload_signal(int sig)
-{
-    (void)sig;
-    reload_requested = 1;
-}
 
 /* Every HTTP connection is a descriptor: raise the soft limit towards the hard one so
  * --max-connections is not cut short by a default of 1024. The 256 spare cover the
@@ -140,14 +125,7 @@ int main(int argc, char **argv)
 
     zsys_handler_set(NULL);
     zsys_init();
-    struct sigaction sa = {.sa_handler = on_stop_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    struct sigaction hup = {.sa_handler = on_reload_signal};
-    sigemptyset(&hup.sa_mask);
-    sigaction(SIGHUP, &hup, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    syn_signals_install(true); /* SIGHUP: read the API tokens again */
     raise_fd_limit(config.max_connections);
 
     gateway_t *gateway = gateway_new(&config, err, sizeof err);
@@ -167,9 +145,8 @@ int main(int argc, char **argv)
              config.broker, config.events, config.curve_secret ? "on" : "off",
              config.max_per_ip, config.header_timeout_ms);
     int rc = 0;
-    while (!stop_requested) {
-        if (reload_requested) {
-            reload_requested = 0;
+    while (!syn_signals_stop_requested()) {
+        if (syn_signals_take_reload()) {
             gateway_reload(gateway);
         }
         if (gateway_poll(gateway, 1000) != 0) {

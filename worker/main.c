@@ -1,6 +1,5 @@
 /* syn-worker: runs workflow phases for a syn broker with an agent provider. */
 #include <fcntl.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,32 +10,11 @@
 #include "common/endpoint.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "proto/curve.h"
 #include "worker/models.h"
 #include "worker/provider.h"
 #include "worker/worker.h"
-
-/* How many stop signals arrived: 1 = drain and leave, 2 = leave now. */
-static volatile sig_atomic_t stop_requests = 0;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    if (stop_requests < 2)
-        stop_requests = stop_requests + 1;
-}
-
-static void install_signal_handlers(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    /* A child that closes its stdin early must give EPIPE, not kill us. */
-    signal(SIGPIPE, SIG_IGN);
-}
 
 /* Started with stdin, stdout or stderr closed, the worker's own pipes could get
  * descriptors 0..2 and be overwritten while an agent's stdio is set up. */
@@ -229,7 +207,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    install_signal_handlers();
+    syn_signals_install(false); /* one stop: drain and leave; two: leave now */
 
     worker_config_t config = {
         .broker = broker,
@@ -250,7 +228,7 @@ int main(int argc, char **argv)
         worker_models_destroy(&models);
         return 1;
     }
-    int rc = worker_run(worker, &stop_requests);
+    int rc = worker_run(worker, syn_signals_stop_requests());
     worker_destroy(&worker);
     syn_curve_destroy(&curve);
     worker_provider_destroy(&provider);
