@@ -16,6 +16,7 @@
 #include "gateway/yaml.h"
 #include "proto/curve.h"
 #include "proto/msg.h"
+#include "proto/ops.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -41,7 +42,7 @@
 /* Replies queued towards us; we drain them every turn. */
 #define BROKER_RCVHWM 100000
 /* Events asked for per events.replay page (the protocol's maximum). */
-#define REPLAY_PAGE 1000
+#define REPLAY_PAGE SYN_OP_REPLAY_LIMIT_MAX
 /* Live events held while a gap in seq is filled from the log (then read back), and
  * the bytes of their text. */
 #define GAP_HOLD_LIMIT 10000
@@ -257,7 +258,7 @@ static int broker_send(gateway_t *self, const syn_msg_t *msg)
 
 /* Sends the request to the broker and suspends the connection until the reply or the
  * deadline. Sets an immediate answer instead when the broker cannot take it. */
-static void request_send(gateway_t *self, request_t *req, const char *op, json_t *args)
+static void request_send(gateway_t *self, request_t *req, syn_op_t op, json_t *args)
 {
     if (self->stopping) {
         request_set_unavailable(req);
@@ -271,7 +272,7 @@ static void request_send(gateway_t *self, request_t *req, const char *op, json_t
     }
     syn_msg_t *msg = syn_msg_new_with(SYN_MSG_REQUEST,
                                       json_pack("{s:I, s:s, s:O}", "id", (json_int_t)corr,
-                                                "op", op, "args", args));
+                                                "op", syn_op_name(op), "args", args));
     int rc = -1;
     errno = ENOMEM;
     if (msg)
@@ -283,12 +284,13 @@ static void request_send(gateway_t *self, request_t *req, const char *op, json_t
         if (send_errno == EINVAL) {
             /* The shape was checked, so only the message's element budget (msg.h) can
              * refuse it: a body too big to pass on. */
-            syn_warn(COMPONENT, "request too large to encode op=%s", op);
+            syn_warn(COMPONENT, "request too large to encode op=%s", syn_op_name(op));
             request_set_literal(req, 413, BODY_TOO_LARGE);
             return;
         }
         self->stats.send_failures++;
-        syn_debug(COMPONENT, "broker send failed op=%s error=%s", op, strerror(send_errno));
+        syn_debug(COMPONENT, "broker send failed op=%s error=%s", syn_op_name(op),
+                  strerror(send_errno));
         note_broker(self, false,
                     send_errno == EAGAIN ? "not connected or queue full" : strerror(send_errno));
         request_set_unavailable(req);
@@ -342,7 +344,7 @@ static int replay_send(gateway_t *self, void *item, const char *execution_id, ui
     json_t *args = gateway_api_replay_args(execution_id, after, limit);
     syn_msg_t *msg = syn_msg_new_with(SYN_MSG_REQUEST,
                                       json_pack("{s:I, s:s, s:o}", "id", (json_int_t)corr, "op",
-                                                "events.replay", "args", args));
+                                                syn_op_name(SYN_OP_EVENTS_REPLAY), "args", args));
     int rc = msg ? broker_send(self, msg) : -1;
     syn_msg_destroy(&msg);
     if (rc != 0) {
@@ -552,7 +554,7 @@ static void sse_begin(gateway_t *self, request_t *req)
         page_after = after;
     json_t *args = gateway_api_replay_args(execution ? req->route.params[0] : NULL, page_after,
                                            REPLAY_PAGE);
-    request_send(self, req, "events.replay", args);
+    request_send(self, req, SYN_OP_EVENTS_REPLAY, args);
     json_decref(args);
 }
 
@@ -616,7 +618,7 @@ static void request_dispatch(gateway_t *self, request_t *req)
         sse_begin(self, req);
         return;
     }
-    const char *op = NULL;
+    syn_op_t op;
     json_t *args = NULL, *error = NULL;
     const char *content_type = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
                                                            MHD_HTTP_HEADER_CONTENT_TYPE);
