@@ -1201,6 +1201,14 @@ int broker_api_handle(broker_api_t *self, const char *op, const json_t *args, js
         *body = detail("unknown operation %s", op ? op : "(none)");
         return 400;
     }
+    /* The table's schema first (proto/ops.h): what it refuses never reaches a handler,
+     * so gateway and broker hold the same shapes by construction. */
+    char reason[sizeof(reason_t)];
+    if (syn_op_check_args(found, args, reason, sizeof reason) != 0) {
+        reason_t why;
+        fail(&why, "%s", reason);
+        return bad_request(body, &why);
+    }
     int status = handlers[found](self, args, body);
     if (!*body)
         status = internal_error(body, "out of memory");

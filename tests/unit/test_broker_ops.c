@@ -1,8 +1,8 @@
 /* The broker refuses exactly what proto/ops.h's argument schemas refuse, in their
  * words: for every op and every field it lists, a missing required field and a value
  * of the wrong type (or out of range) get 400 "bad request: <the table's reason>",
- * with the fields before it valid and the optional ones left out. An unknown op is
- * named in the reply. In-process broker (tests/support/broker_fixture). */
+ * with the fields before it valid and the optional ones left out; the table is checked
+ * before the op's own rules. An unknown op is named in the reply. In-process broker (tests/support/broker_fixture). */
 #include "proto/ops.h"
 #include "tests/support/broker_fixture.h"
 
@@ -87,6 +87,21 @@ static void test_broker_refuses_what_the_table_refuses(void **state)
     assert_true(checked > 40);
 }
 
+/* The table is checked before the op's own rules: a request breaking both is refused
+ * for the table's fault. */
+static void test_table_before_handler(void **state)
+{
+    fx_t *f = *state;
+    fx_expect(f, syn_op_name(SYN_OP_WORKFLOW_PHASE_UPDATE),
+              json_pack("{s:s, s:s, s:s, s:i}", "workflow_id", "w", "phase_id", "p",
+                        "prompt_template", "", "allowed_tools", 5),
+              400, "bad request: allowed_tools must be an array of strings");
+    fx_expect(f, syn_op_name(SYN_OP_WORKFLOW_PHASE_UPDATE),
+              json_pack("{s:s, s:s, s:s}", "workflow_id", "w", "phase_id", "p",
+                        "prompt_template", ""),
+              400, "bad request: prompt_template must not be empty");
+}
+
 static void test_unknown_op(void **state)
 {
     fx_t *f = *state;
@@ -99,6 +114,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         fx_unit_test(test_broker_refuses_what_the_table_refuses),
+        fx_unit_test(test_table_before_handler),
         fx_unit_test(test_unknown_op),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
