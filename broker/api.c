@@ -1145,30 +1145,28 @@ static int op_health(broker_api_t *self, const json_t *args, json_t **body)
 
 typedef int (*op_fn)(broker_api_t *self, const json_t *args, json_t **body);
 
-static const struct {
-    const char *name;
-    op_fn fn;
-} ops[] = {
-    {"health", op_health},
-    {"workflow.create", op_workflow_create},
-    {"workflow.list", op_workflow_list},
-    {"workflow.get", op_workflow_get},
-    {"workflow.install", op_workflow_install},
-    {"workflow.archive", op_workflow_archive},
-    {"workflow.phase_update", op_workflow_phase_update},
-    {"execution.start", op_execution_start},
-    {"execution.status", op_execution_status},
-    {"execution.active", op_execution_active},
-    {"execution.cancel", op_execution_cancel},
-    {"execution.pause", op_execution_pause},
-    {"execution.resume", op_execution_resume},
-    {"execution.inject", op_execution_inject},
-    {"execution.state", op_execution_state},
-    {"execution.list", op_execution_list},
-    {"execution.get", op_execution_get},
-    {"execution.output", op_execution_output},
-    {"workflow.runs", op_workflow_runs},
-    {"events.replay", op_events_replay},
+/* The handler of each op in proto/ops.h's table. */
+static const op_fn handlers[SYN_OP_COUNT] = {
+    [SYN_OP_HEALTH] = op_health,
+    [SYN_OP_WORKFLOW_CREATE] = op_workflow_create,
+    [SYN_OP_WORKFLOW_LIST] = op_workflow_list,
+    [SYN_OP_WORKFLOW_GET] = op_workflow_get,
+    [SYN_OP_WORKFLOW_INSTALL] = op_workflow_install,
+    [SYN_OP_WORKFLOW_ARCHIVE] = op_workflow_archive,
+    [SYN_OP_WORKFLOW_PHASE_UPDATE] = op_workflow_phase_update,
+    [SYN_OP_EXECUTION_START] = op_execution_start,
+    [SYN_OP_EXECUTION_STATUS] = op_execution_status,
+    [SYN_OP_EXECUTION_ACTIVE] = op_execution_active,
+    [SYN_OP_EXECUTION_CANCEL] = op_execution_cancel,
+    [SYN_OP_EXECUTION_PAUSE] = op_execution_pause,
+    [SYN_OP_EXECUTION_RESUME] = op_execution_resume,
+    [SYN_OP_EXECUTION_INJECT] = op_execution_inject,
+    [SYN_OP_EXECUTION_STATE] = op_execution_state,
+    [SYN_OP_EXECUTION_LIST] = op_execution_list,
+    [SYN_OP_EXECUTION_GET] = op_execution_get,
+    [SYN_OP_EXECUTION_OUTPUT] = op_execution_output,
+    [SYN_OP_WORKFLOW_RUNS] = op_workflow_runs,
+    [SYN_OP_EVENTS_REPLAY] = op_events_replay,
 };
 
 broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,
@@ -1198,13 +1196,21 @@ int broker_api_handle(broker_api_t *self, const char *op, const json_t *args, js
         reason_t why = {"args must be an object"};
         return bad_request(body, &why);
     }
-    for (size_t i = 0; op && i < sizeof ops / sizeof ops[0]; i++)
-        if (strcmp(ops[i].name, op) == 0) {
-            int status = ops[i].fn(self, args, body);
-            if (!*body)
-                status = internal_error(body, "out of memory");
-            return status;
-        }
-    *body = detail("unknown operation %s", op ? op : "(none)");
-    return 400;
+    syn_op_t found;
+    if (syn_op_find(op, &found) != 0) {
+        *body = detail("unknown operation %s", op ? op : "(none)");
+        return 400;
+    }
+    /* The table's schema first (proto/ops.h): what it refuses never reaches a handler,
+     * so gateway and broker hold the same shapes by construction. */
+    char reason[sizeof(reason_t)];
+    if (syn_op_check_args(found, args, reason, sizeof reason) != 0) {
+        reason_t why;
+        fail(&why, "%s", reason);
+        return bad_request(body, &why);
+    }
+    int status = handlers[found](self, args, body);
+    if (!*body)
+        status = internal_error(body, "out of memory");
+    return status;
 }

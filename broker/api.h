@@ -1,5 +1,6 @@
-/* api: the operations gateways ask for (docs/protocol.md), answered with an
- * HTTP-like status and the exact JSON body the gateway returns to its client.
+/* api: the operations gateways ask for (names and arguments: proto/ops.h; the spec:
+ * docs/protocol.md), answered with an HTTP-like status and the exact JSON body the
+ * gateway returns to its client.
  *
  *   health             200 {status:"ok", broker:"up", workers:N}
  *   workflow.create    201 {id, name, workflow_type, classification, status:"created"}; 409; 422
@@ -41,12 +42,13 @@
 #include "broker/engine.h"
 #include "broker/store.h"
 #include "broker/workers.h"
+#include "proto/ops.h"
 
 #include <jansson.h>
 
 /* events.replay answers at most this many events, and stops adding events once
  * their data passed BROKER_REPLAY_BYTES_MAX (the reply must fit one message). */
-#define BROKER_REPLAY_LIMIT_MAX 1000
+#define BROKER_REPLAY_LIMIT_MAX SYN_OP_REPLAY_LIMIT_MAX
 #define BROKER_REPLAY_BYTES_MAX (4u * 1024u * 1024u)
 
 typedef struct broker_api_t broker_api_t;

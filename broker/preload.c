@@ -34,7 +34,8 @@ static void install(broker_api_t *api, const template_entry_t *entry,
     json_t *args = json_pack("{s:O, s:s}", "workflow", entry->workflow, "source_hash",
                              entry->hash);
     json_t *body = NULL;
-    int status = args ? broker_api_handle(api, "workflow.install", args, &body) : 500;
+    int status =
+        args ? broker_api_handle(api, syn_op_name(SYN_OP_WORKFLOW_INSTALL), args, &body) : 500;
     json_decref(args);
     const char *id = json_string_value(json_object_get(entry->workflow, "id"));
     const char *outcome = json_string_value(json_object_get(body, "status"));

@@ -151,103 +151,101 @@ int gateway_api_last_event_id(const char *text, uint64_t *seq, json_t **error)
 }
 
 int gateway_api_request(const gateway_route_t *route, const char *content_type, const char *body,
-                        size_t len, gateway_query_fn query, void *cls, const char **op,
+                        size_t len, gateway_query_fn query, void *cls, syn_op_t *op,
                         json_t **args, json_t **error)
 {
     *args = NULL;
     *error = NULL;
     switch (route->id) {
     case GATEWAY_ROUTE_HEALTH:
-        *op = "health";
+        *op = SYN_OP_HEALTH;
         *args = json_object();
         return 0;
     case GATEWAY_ROUTE_WORKFLOW_CREATE:
-        *op = "workflow.create";
+        *op = SYN_OP_WORKFLOW_CREATE;
         return gateway_validate_workflow(body, len, args, error);
     case GATEWAY_ROUTE_WORKFLOW_LIST:
-        *op = "workflow.list";
+        *op = SYN_OP_WORKFLOW_LIST;
         return workflow_list_args(query, cls, args, error);
     case GATEWAY_ROUTE_WORKFLOW_FROM_YAML:
-        *op = "workflow.create";
+        *op = SYN_OP_WORKFLOW_CREATE;
         return gateway_yaml_from_upload(content_type, body, len, query(cls, "id"),
                                         query(cls, "name"), args, error);
     case GATEWAY_ROUTE_WORKFLOW_VALIDATE:
-        *op = NULL;
         return gateway_yaml_validate(content_type, body, len, error);
     case GATEWAY_ROUTE_WORKFLOW_EXPORT:
-        *op = "workflow.get";
+        *op = SYN_OP_WORKFLOW_GET;
         *args = json_pack("{s:s}", "id", route->params[0]);
         return 0;
     case GATEWAY_ROUTE_WORKFLOW_ARCHIVE:
-        *op = "workflow.archive";
+        *op = SYN_OP_WORKFLOW_ARCHIVE;
         *args = json_pack("{s:s}", "id", route->params[0]);
         return 0;
     case GATEWAY_ROUTE_PHASE_UPDATE:
-        *op = "workflow.phase_update";
+        *op = SYN_OP_WORKFLOW_PHASE_UPDATE;
         return gateway_validate_phase_update(body, len, route->params[0], route->params[1], args,
                                              error);
     case GATEWAY_ROUTE_WORKFLOW_GET:
-        *op = "workflow.get";
+        *op = SYN_OP_WORKFLOW_GET;
         *args = json_pack("{s:s}", "id", route->params[0]);
         return 0;
     case GATEWAY_ROUTE_EXECUTION_START:
-        *op = "execution.start";
+        *op = SYN_OP_EXECUTION_START;
         return gateway_validate_execute(body, len, route->params[0], args, error);
     case GATEWAY_ROUTE_EXECUTION_STATUS:
-        *op = "execution.status";
+        *op = SYN_OP_EXECUTION_STATUS;
         *args = json_pack("{s:s, s:s}", "workflow_id", route->params[0], "execution_id",
                           route->params[1]);
         return 0;
     case GATEWAY_ROUTE_EXECUTION_ACTIVE: {
         static const char *names[] = {"limit"};
         static const long mins[] = {1}, maxs[] = {100}, defaults[] = {20};
-        *op = "execution.active";
+        *op = SYN_OP_EXECUTION_ACTIVE;
         return query_args(query, cls, names, mins, maxs, defaults, 1, args, error);
     }
     case GATEWAY_ROUTE_EXECUTION_LIST:
-        *op = "execution.list";
+        *op = SYN_OP_EXECUTION_LIST;
         return execution_list_args(query, cls, args, error);
     case GATEWAY_ROUTE_EXECUTION_GET:
-        *op = "execution.get";
+        *op = SYN_OP_EXECUTION_GET;
         *args = execution_arg(route);
         return 0;
     case GATEWAY_ROUTE_EXECUTION_STATE:
-        *op = "execution.state";
+        *op = SYN_OP_EXECUTION_STATE;
         *args = execution_arg(route);
         return 0;
     case GATEWAY_ROUTE_EXECUTION_CANCEL:
-        *op = "execution.cancel";
+        *op = SYN_OP_EXECUTION_CANCEL;
         return gateway_validate_control(GATEWAY_CONTROL_CANCEL, body, len, route->params[0],
                                         args, error);
     case GATEWAY_ROUTE_EXECUTION_PAUSE:
-        *op = "execution.pause";
+        *op = SYN_OP_EXECUTION_PAUSE;
         return gateway_validate_control(GATEWAY_CONTROL_PAUSE, body, len, route->params[0], args,
                                         error);
     case GATEWAY_ROUTE_EXECUTION_RESUME:
-        *op = "execution.resume";
+        *op = SYN_OP_EXECUTION_RESUME;
         return gateway_validate_control(GATEWAY_CONTROL_RESUME, body, len, route->params[0],
                                         args, error);
     case GATEWAY_ROUTE_EXECUTION_INJECT:
-        *op = "execution.inject";
+        *op = SYN_OP_EXECUTION_INJECT;
         return gateway_validate_control(GATEWAY_CONTROL_INJECT, body, len, route->params[0],
                                         args, error);
     case GATEWAY_ROUTE_EXECUTION_TIMELINE:
-        *op = "execution.get";
+        *op = SYN_OP_EXECUTION_GET;
         *args = json_pack("{s:s}", "execution_id", route->params[0]);
         return 0;
     case GATEWAY_ROUTE_PHASE_OUTPUT:
-        *op = "execution.output";
+        *op = SYN_OP_EXECUTION_OUTPUT;
         *args = json_pack("{s:s, s:s}", "execution_id", route->params[0], "phase_id",
                           route->params[1]);
         return 0;
     case GATEWAY_ROUTE_WORKFLOW_RUNS:
-        *op = "workflow.runs";
+        *op = SYN_OP_WORKFLOW_RUNS;
         return workflow_runs_args(route->params[0], query, cls, args, error);
     case GATEWAY_ROUTE_SSE_EXECUTION:
     case GATEWAY_ROUTE_SSE_ACTIVITY:
         break; /* streams, not one operation: the gateway serves them itself */
     }
-    *op = NULL;
     *error = json_pack("{s:s}", "detail", "Not Found");
     return 404;
 }

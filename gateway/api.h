@@ -7,6 +7,7 @@
 #define SYN_GATEWAY_API_H
 
 #include "gateway/router.h"
+#include "proto/ops.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -15,7 +16,7 @@
 /* Returns the (decoded) value of query parameter name, or NULL when absent. */
 typedef const char *(*gateway_query_fn)(void *cls, const char *name);
 
-/* Returns 0 with *op (static string) and *args (new reference) set, or the HTTP
+/* Returns 0 with *op and *args (new reference) set, or the HTTP
  * status to answer at once with *error (new reference) set to its body: an error
  * (415, 422, ...), or 200 for what the gateway answers alone (POST /workflows/validate).
  * content_type is the request's Content-Type header (NULL when absent); only
@@ -24,7 +25,7 @@ typedef const char *(*gateway_query_fn)(void *cls, const char *name);
  * events): 404 here. GET /workflows/{id}/export asks workflow.get; the gateway turns
  * the reply into YAML (gateway/yaml.h). */
 int gateway_api_request(const gateway_route_t *route, const char *content_type, const char *body,
-                        size_t len, gateway_query_fn query, void *cls, const char **op,
+                        size_t len, gateway_query_fn query, void *cls, syn_op_t *op,
                         json_t **args, json_t **error);
 
 /* Arguments of events.replay: execution_id NULL for every execution. */

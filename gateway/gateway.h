@@ -13,7 +13,11 @@
  * stream is a response from a content callback that reads the client's frame queue
  * (gateway/sse.h) and suspends the connection when the queue is empty; events from
  * the SUB go through the hub (gateway/hub.h), which wakes the clients they concern.
- * Replays of the broker's event log are ordinary requests (events.replay). */
+ * Replays of the broker's event log are ordinary requests (events.replay).
+ *
+ * Its files: gateway.c (the loop, the request lifecycle, the events side),
+ * broker_link.c (requests out, replies back by id, timeouts, redial), sse_routes.c
+ * (an SSE route as a stream), request.c (one request's answer). */
 #ifndef SYN_GATEWAY_H
 #define SYN_GATEWAY_H
 

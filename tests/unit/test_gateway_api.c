@@ -1,5 +1,6 @@
 /* Each HTTP route's broker operation and arguments (docs/protocol.md), and the query
- * parameter checks that answer 422 before the broker is asked. */
+ * parameter checks that answer 422 before the broker is asked. Every request the
+ * gateway builds must pass the broker's own check of its arguments (proto/ops.h). */
 #include "gateway/api.h"
 
 #include <setjmp.h>
@@ -43,7 +44,7 @@ static void expect_op_typed(const char *method, const char *path, const char **q
 {
     gateway_route_t route;
     assert_int_equal(gateway_route_match(method, path, &route), GATEWAY_MATCH_OK);
-    const char *op = NULL;
+    syn_op_t op = SYN_OP_COUNT;
     json_t *args = NULL, *error = NULL;
     int status = gateway_api_request(&route, content_type, body, body ? strlen(body) : 0,
                                      fake_query, (void *)query, &op, &args, &error);
@@ -54,8 +55,13 @@ static void expect_op_typed(const char *method, const char *path, const char **q
     }
     assert_int_equal(status, 0);
     assert_null(error);
-    assert_string_equal(op, want_op);
+    assert_true(op < SYN_OP_COUNT);
+    assert_string_equal(syn_op_name(op), want_op);
     assert_json(args, want_args);
+    char why[256] = "";
+    if (syn_op_check_args(op, args, why, sizeof why) != 0)
+        print_error("%s %s: the broker would refuse its args: %s\n", method, path, why);
+    assert_int_equal(syn_op_check_args(op, args, why, sizeof why), 0);
     json_decref(args);
 }
 
@@ -71,7 +77,7 @@ static void expect_error_typed(const char *method, const char *path, const char 
 {
     gateway_route_t route;
     assert_int_equal(gateway_route_match(method, path, &route), GATEWAY_MATCH_OK);
-    const char *op = NULL;
+    syn_op_t op;
     json_t *args = NULL, *error = NULL;
     int status = gateway_api_request(&route, content_type, body, body ? strlen(body) : 0,
                                      fake_query, (void *)query, &op, &args, &error);
