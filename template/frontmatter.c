@@ -3,7 +3,7 @@
 #include "template/frontmatter.h"
 
 #include "template/schema.h"
-#include "template/utf8.h"
+#include "common/utf8.h"
 #include "template/yamltree.h"
 
 #include <limits.h>
@@ -96,7 +96,7 @@ int template_frontmatter_parse(const char *text, size_t len, const char *file, c
 {
     *settings = NULL;
     *body = NULL;
-    const char *p = text + template_utf8_bom_length(text, len), *end = text + len;
+    const char *p = text + syn_utf8_bom_length(text, len), *end = text + len;
     const char *next;
     size_t n = line_at(p, end, &next);
     const char *body_start = p;

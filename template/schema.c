@@ -2,7 +2,7 @@
 #include "template/schema.h"
 
 #include "common/ids.h"
-#include "template/utf8.h"
+#include "common/utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -280,8 +280,8 @@ static int convert_hint(const template_field_t *field, const template_node_t *no
                         const char *path, const template_origin_t *origin, json_t **out)
 {
     if (node->kind == TEMPLATE_NODE_SEQUENCE && node->flow && origin->text) {
-        size_t start = template_utf8_byte_offset(origin->text, origin->len, node->start);
-        size_t end = template_utf8_byte_offset(origin->text, origin->len, node->end);
+        size_t start = syn_utf8_byte_offset(origin->text, origin->len, node->start);
+        size_t end = syn_utf8_byte_offset(origin->text, origin->len, node->end);
         if (end > start) {
             *out = json_stringn(origin->text + start, end - start);
             if (*out)

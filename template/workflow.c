@@ -4,7 +4,7 @@
 #include "template/files.h"
 #include "template/frontmatter.h"
 #include "template/schema.h"
-#include "template/utf8.h"
+#include "common/utf8.h"
 #include "template/yamltree.h"
 
 #include <libgen.h>
@@ -292,12 +292,12 @@ static bool load_prompt_file(parse_t *p, const template_node_t *node, const char
         return false;
     }
     size_t bad;
-    if (!template_utf8_valid(text, len, &bad)) {
+    if (!syn_utf8_valid(text, len, &bad)) {
         int line, column;
-        template_utf8_position(text, len, bad, &line, &column);
+        syn_utf8_position(text, len, bad, &line, &column);
         char problem[32];
         template_errors_add(p->origin.errors, TEMPLATE_ERROR_SYNTAX, shown, line, column, path,
-                            "prompt file is %s", template_utf8_problem(text, bad, problem));
+                            "prompt file is %s", syn_utf8_problem(text, bad, problem));
         free(shown);
         free(text);
         return false;
@@ -496,7 +496,7 @@ json_t *template_workflow_parse(const char *text, size_t len, const char *file, 
                             TEMPLATE_MAX_DOCUMENT);
         return NULL;
     }
-    size_t bom = template_utf8_bom_length(text, len);
+    size_t bom = syn_utf8_bom_length(text, len);
     text += bom;
     len -= bom;
     bool failed;
