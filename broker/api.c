@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/utf8.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -51,22 +52,6 @@ static int internal_error(json_t **body, const char *what)
 
 /* --- argument checks ------------------------------------------------------- */
 
-/* Drops a UTF-8 sequence cut short at the end of text (by a bounded snprintf),
- * so the reason stays valid JSON text. */
-static void trim_partial_utf8(char *text)
-{
-    size_t len = strlen(text);
-    size_t lead = len;
-    while (lead > 0 && ((unsigned char)text[lead - 1] & 0xC0) == 0x80)
-        lead--;
-    if (lead == 0)
-        return;
-    unsigned char c = (unsigned char)text[lead - 1];
-    size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    if (len - (lead - 1) < need)
-        text[lead - 1] = '\0';
-}
-
 static bool fail(reason_t *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static bool fail(reason_t *why, const char *fmt, ...)
 {
@@ -74,7 +59,10 @@ static bool fail(reason_t *why, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why->text, sizeof why->text, fmt, ap);
     va_end(ap);
-    trim_partial_utf8(why->text);
+    /* a sequence cut short by the bounded snprintf is dropped: the reason must
+     * stay valid JSON text */
+    size_t len = strlen(why->text);
+    why->text[len - syn_utf8_incomplete_tail(why->text, len)] = '\0';
     return false;
 }
 

@@ -3,6 +3,7 @@
 #include "gateway/validate.h"
 
 #include "common/ids.h"
+#include "common/utf8.h"
 #include "template/errors.h"
 #include "template/export.h"
 #include "template/workflow.h"
@@ -49,14 +50,9 @@ static json_t *unsupported_media_type(const char *content_type)
     } else if (!gateway_validate_text(content_type, strlen(content_type))) {
         snprintf(shown, sizeof shown, "(not readable text)");
     } else {
-        size_t len = strlen(content_type);
-        if (len > SHOWN_TYPE_MAX) {
-            len = SHOWN_TYPE_MAX;
-            while (len > 0 && ((unsigned char)content_type[len] & 0xC0) == 0x80)
-                len--; /* never cut a UTF-8 sequence */
-        }
-        snprintf(shown, sizeof shown, "%.*s%s", (int)len, content_type,
-                 len < strlen(content_type) ? "..." : "");
+        size_t whole = strlen(content_type);
+        size_t len = syn_utf8_cut(content_type, whole, SHOWN_TYPE_MAX);
+        snprintf(shown, sizeof shown, "%.*s%s", (int)len, content_type, len < whole ? "..." : "");
     }
     char text[SHOWN_TYPE_MAX + 160];
     snprintf(text, sizeof text, "Unsupported Media Type: %s (send the workflow as " MEDIA_TYPES
