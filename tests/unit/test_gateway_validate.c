@@ -1,6 +1,7 @@
 /* The HTTP body validation matrix: every rule of gateway/validate.h with its exact
  * loc/msg/type, several errors at once, nested locs, and the args valid bodies give. */
 #include "gateway/validate.h"
+#include "template/spec.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -285,14 +286,14 @@ static void test_workflow_template_rules(void **state)
     expect_phase_error("\"retry_backoff_seconds\":86400.5", "\"retry_backoff_seconds\"",
                        "Input should be less than or equal to 86400", "less_than_equal");
 
-    for (const char *const *t = gateway_workflow_types; *t; t++) {
+    for (const char *const *t = spec_workflow_types; *t; t++) {
         snprintf(body, sizeof body,
                  "{\"name\":\"n\",\"workflow_type\":\"%s\",\"phases\":[{\"phase_id\":\"p\","
                  "\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}",
                  *t);
         expect_workflow_args(body, body);
     }
-    for (const char *const *c = gateway_classifications; *c; c++) {
+    for (const char *const *c = spec_classifications; *c; c++) {
         snprintf(body, sizeof body,
                  "{\"name\":\"n\",\"classification\":\"%s\",\"phases\":[{\"phase_id\":\"p\","
                  "\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}",
