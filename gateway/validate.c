@@ -178,21 +178,6 @@ int gateway_validate_workflow(const char *body, size_t len, json_t **args, json_
     return status != 0 ? status : check_duplicates(args, error);
 }
 
-int gateway_validate_workflow_value(json_t *value, json_t **args, json_t **error)
-{
-    json_t *errors = json_array();
-    json_t *root = json_pack("[s]", "body");
-    *args = check_object(&spec_workflow, value, root, errors);
-    json_decref(root);
-    *error = NULL;
-    if (!*args) {
-        *error = gateway_validate_error_body(errors);
-        return 422;
-    }
-    json_decref(errors);
-    return check_duplicates(args, error);
-}
-
 int gateway_validate_phase_update(const char *body, size_t len, const char *workflow_id,
                                   const char *phase_id, json_t **args, json_t **error)
 {

@@ -26,9 +26,6 @@
  * phases[0] and phases[2]"}. */
 int gateway_validate_workflow(const char *body, size_t len, json_t **args, json_t **error);
 
-/* The same checks on a workflow already parsed (a YAML upload turned into JSON). */
-int gateway_validate_workflow_value(json_t *value, json_t **args, json_t **error);
-
 /* PUT /workflows/{id}/phases/{phase_id} → args of workflow.phase_update:
  * {workflow_id, phase_id, prompt_template (non-empty), model?, timeout_seconds? (1..86400),
  * allowed_tools?}; keys left out (or null) keep the phase's current value. */
