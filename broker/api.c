@@ -176,12 +176,11 @@ static int checked_template(const json_t *args, json_t **tpl, json_t **body)
     *tpl = build_template(args, &why);
     if (!*tpl)
         return bad_request(body, &why);
-    char *duplicate = spec_duplicate_phase(json_object_get(*tpl, "phases"));
+    json_t *duplicate = spec_duplicate_phase(json_object_get(*tpl, "phases"));
     if (duplicate) {
         json_decref(*tpl);
         *tpl = NULL;
-        *body = detail("%s", duplicate);
-        free(duplicate);
+        *body = duplicate;
         return 422;
     }
     return 0;

@@ -162,13 +162,12 @@ static int check_body(const spec_object_t *schema, const char *body, size_t len,
 /* The duplicate check that follows a valid shape: 0, or 422 with *error. */
 static int check_duplicates(json_t **args, json_t **error)
 {
-    char *duplicate = spec_duplicate_phase(json_object_get(*args, "phases"));
+    json_t *duplicate = spec_duplicate_phase(json_object_get(*args, "phases"));
     if (!duplicate)
         return 0;
     json_decref(*args);
     *args = NULL;
-    *error = json_pack("{s:s}", "detail", duplicate);
-    free(duplicate);
+    *error = duplicate;
     return 422;
 }
 

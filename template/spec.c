@@ -4,7 +4,6 @@
 
 #include "common/ids.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,44 +163,35 @@ static json_t *check_string(const spec_field_t *field, json_t *value, const json
     return json_incref(value);
 }
 
-static json_t *check_string_list(const spec_field_t *field, json_t *value, const json_t *loc,
-                                 const sink_t *sink)
+/* Reports an item that is not a string at at (which it releases); false. */
+static bool bad_item(const sink_t *sink, json_t *at, const spec_field_t *field)
 {
-    if (!json_is_array(value)) {
-        report(sink, loc, SPEC_WRONG_TYPE, field, 0);
-        return NULL;
-    }
-    bool ok = true;
-    size_t i;
-    json_t *item;
-    json_array_foreach(value, i, item) {
-        if (!json_is_string(item)) {
-            json_t *at = loc_index(loc, i);
-            report(sink, at, SPEC_ITEM_NOT_STRING, field, 0);
-            json_decref(at);
-            ok = false;
-        }
-    }
-    return ok ? json_incref(value) : NULL;
+    report(sink, at, SPEC_ITEM_NOT_STRING, field, 0);
+    json_decref(at);
+    return false;
 }
 
-static json_t *check_string_map(const spec_field_t *field, json_t *value, const json_t *loc,
-                                const sink_t *sink)
+/* A list of strings (SPEC_STRING_LIST) or an object of strings (SPEC_STRING_MAP). */
+static json_t *check_strings(const spec_field_t *field, json_t *value, const json_t *loc,
+                             const sink_t *sink)
 {
-    if (!json_is_object(value)) {
+    bool is_list = field->kind == SPEC_STRING_LIST;
+    if (is_list ? !json_is_array(value) : !json_is_object(value)) {
         report(sink, loc, SPEC_WRONG_TYPE, field, 0);
         return NULL;
     }
     bool ok = true;
-    const char *key;
     json_t *item;
-    json_object_foreach(value, key, item) {
-        if (!json_is_string(item)) {
-            json_t *at = loc_key(loc, key);
-            report(sink, at, SPEC_ITEM_NOT_STRING, field, 0);
-            json_decref(at);
-            ok = false;
-        }
+    if (is_list) {
+        size_t i;
+        json_array_foreach(value, i, item)
+            if (!json_is_string(item))
+                ok = bad_item(sink, loc_index(loc, i), field);
+    } else {
+        const char *key;
+        json_object_foreach(value, key, item)
+            if (!json_is_string(item))
+                ok = bad_item(sink, loc_key(loc, key), field);
     }
     return ok ? json_incref(value) : NULL;
 }
@@ -264,9 +254,8 @@ static json_t *check_value(const spec_field_t *field, json_t *value, const json_
         }
         return json_incref(value);
     case SPEC_STRING_LIST:
-        return check_string_list(field, value, loc, sink);
     case SPEC_STRING_MAP:
-        return check_string_map(field, value, loc, sink);
+        return check_strings(field, value, loc, sink);
     case SPEC_OBJECT_LIST:
         return check_object_list(field, value, loc, sink);
     case SPEC_LITERAL:
@@ -488,64 +477,51 @@ static void list_text(const char *const *choices, char *buf, size_t size)
     }
 }
 
+/* What a field of this kind must be, when its value is of the wrong type. */
+static const char *kind_text(const spec_field_t *f)
+{
+    switch (f->kind) {
+    case SPEC_BOOL:
+        return "must be a boolean";
+    case SPEC_STRING_LIST:
+        return "must be an array of strings";
+    case SPEC_OBJECT_LIST:
+        return "must be an array";
+    case SPEC_STRING_MAP:
+        return "must be an object of strings";
+    default:
+        return "must be a string";
+    }
+}
+
 void spec_sentence(const spec_violation_t *v, char *buf, size_t size)
 {
+    static const char *const fixed[] = {
+        [SPEC_MISSING] = "is required",
+        [SPEC_EXTRA] = "is not a known key",
+        [SPEC_NOT_OBJECT] = "must be an object",
+        [SPEC_ITEM_NOT_STRING] = "must be a string",
+        [SPEC_PATTERN] = "must match " SYN_ID_PATTERN,
+    };
     char path[256], what[256];
     path_of(v->loc, path, sizeof path);
     const spec_field_t *f = v->field;
-    switch (v->problem) {
-    case SPEC_MISSING:
-        snprintf(what, sizeof what, "is required");
-        break;
-    case SPEC_EXTRA:
-        snprintf(what, sizeof what, "is not a known key");
-        break;
-    case SPEC_NOT_OBJECT:
-        snprintf(what, sizeof what, "must be an object");
-        break;
-    case SPEC_ITEM_NOT_STRING:
-        snprintf(what, sizeof what, "must be a string");
-        break;
-    case SPEC_WRONG_TYPE:
-    case SPEC_TOO_SMALL:
-    case SPEC_TOO_LARGE:
-        switch (f->kind) {
-        case SPEC_INT:
-        case SPEC_NUMBER: {
-            char bounds[96];
-            bounds_text(f, bounds, sizeof bounds);
-            snprintf(what, sizeof what, "must be %s", bounds);
-            break;
-        }
-        case SPEC_BOOL:
-            snprintf(what, sizeof what, "must be a boolean");
-            break;
-        case SPEC_STRING_LIST:
-            snprintf(what, sizeof what, "must be an array of strings");
-            break;
-        case SPEC_OBJECT_LIST:
-            snprintf(what, sizeof what, "must be an array");
-            break;
-        case SPEC_STRING_MAP:
-            snprintf(what, sizeof what, "must be an object of strings");
-            break;
-        default:
-            snprintf(what, sizeof what, "must be a string");
-        }
-        break;
-    case SPEC_TOO_SHORT:
-        snprintf(what, sizeof what, f->kind == SPEC_OBJECT_LIST ? "must be a non-empty array"
-                                                                : "must not be empty");
-        break;
-    case SPEC_PATTERN:
-        snprintf(what, sizeof what, "must match " SYN_ID_PATTERN);
-        break;
-    case SPEC_NOT_CHOICE: {
+    const char *text = v->problem < sizeof fixed / sizeof fixed[0] ? fixed[v->problem] : NULL;
+    if (text) {
+        snprintf(what, sizeof what, "%s", text);
+    } else if (v->problem == SPEC_TOO_SHORT) {
+        snprintf(what, sizeof what, "%s", f->kind == SPEC_OBJECT_LIST ? "must be a non-empty array"
+                                                                      : "must not be empty");
+    } else if (v->problem == SPEC_NOT_CHOICE) {
         char list[200];
         list_text(f->choices, list, sizeof list);
         snprintf(what, sizeof what, "must be one of %s", list);
-        break;
-    }
+    } else if (f->kind == SPEC_INT || f->kind == SPEC_NUMBER) {
+        char bounds[96];
+        bounds_text(f, bounds, sizeof bounds);
+        snprintf(what, sizeof what, "must be %s", bounds);
+    } else {
+        snprintf(what, sizeof what, "%s", kind_text(f));
     }
     snprintf(buf, size, "%s %s", path[0] ? path : "the value", what);
 }
@@ -584,19 +560,7 @@ json_t *spec_with_defaults(const spec_object_t *object, const json_t *checked)
     return out;
 }
 
-static char *textf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *textf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *out = NULL;
-    if (vasprintf(&out, fmt, ap) < 0)
-        out = NULL;
-    va_end(ap);
-    return out;
-}
-
-char *spec_duplicate_phase(const json_t *phases)
+json_t *spec_duplicate_phase(const json_t *phases)
 {
     size_t count = json_array_size(phases);
     for (size_t j = 1; j < count; j++) {
@@ -604,15 +568,20 @@ char *spec_duplicate_phase(const json_t *phases)
         for (size_t i = 0; i < j; i++) {
             const json_t *other = json_object_get(json_array_get(phases, i), "phase_id");
             if (strcmp(json_string_value(other), id) == 0)
-                return textf("Duplicate phase_id '%s' in phases[%zu] and phases[%zu]", id, i, j);
+                return json_pack("{s:o}", "detail",
+                                 json_sprintf("Duplicate phase_id '%s' in phases[%zu] and "
+                                              "phases[%zu]",
+                                              id, i, j));
         }
     }
     for (size_t j = 1; j < count; j++) {
         json_int_t order = json_integer_value(json_object_get(json_array_get(phases, j), "order"));
         for (size_t i = 0; i < j; i++)
             if (json_integer_value(json_object_get(json_array_get(phases, i), "order")) == order)
-                return textf("Duplicate order %lld in phases[%zu] and phases[%zu]",
-                             (long long)order, i, j);
+                return json_pack("{s:o}", "detail",
+                                 json_sprintf("Duplicate order %lld in phases[%zu] and "
+                                              "phases[%zu]",
+                                              (long long)order, i, j));
     }
     return NULL;
 }

@@ -123,9 +123,10 @@ void spec_choices_message(const char *const *choices, char *msg, size_t size);
 json_t *spec_with_defaults(const spec_object_t *object, const json_t *checked);
 
 /* The content rule after the shape: the first repeated phase_id, else the first
- * repeated order, as "Duplicate phase_id 'x' in phases[0] and phases[2]" (malloc'd),
- * or NULL when every phase is unique. phases must have passed spec_check. */
-char *spec_duplicate_phase(const json_t *phases);
+ * repeated order, as the 422 body {"detail":"Duplicate phase_id 'x' in phases[0] and
+ * phases[2]"} (a new reference), or NULL when every phase is unique. phases must
+ * have passed spec_check. */
+json_t *spec_duplicate_phase(const json_t *phases);
 
 /* The field of object with this HTTP API name, or NULL. */
 const spec_field_t *spec_field(const spec_object_t *object, const char *name);
