@@ -1,6 +1,5 @@
 #include "gateway/validate.h"
 
-#include "common/ids.h"
 #include "common/utf8.h"
 #include "template/spec.h"
 
