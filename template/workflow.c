@@ -97,7 +97,6 @@ static json_t *ordered(const spec_object_t *spec, json_t *object)
     return out;
 }
 
-
 static bool is_null(const template_node_t *node)
 {
     return !node || (node->kind == TEMPLATE_NODE_SCALAR && node->type == TEMPLATE_SCALAR_NULL);
