@@ -4,6 +4,8 @@
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/utf8.h"
+#include "template/spec.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -51,22 +53,6 @@ static int internal_error(json_t **body, const char *what)
 
 /* --- argument checks ------------------------------------------------------- */
 
-/* Drops a UTF-8 sequence cut short at the end of text (by a bounded snprintf),
- * so the reason stays valid JSON text. */
-static void trim_partial_utf8(char *text)
-{
-    size_t len = strlen(text);
-    size_t lead = len;
-    while (lead > 0 && ((unsigned char)text[lead - 1] & 0xC0) == 0x80)
-        lead--;
-    if (lead == 0)
-        return;
-    unsigned char c = (unsigned char)text[lead - 1];
-    size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    if (len - (lead - 1) < need)
-        text[lead - 1] = '\0';
-}
-
 static bool fail(reason_t *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static bool fail(reason_t *why, const char *fmt, ...)
 {
@@ -74,7 +60,10 @@ static bool fail(reason_t *why, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why->text, sizeof why->text, fmt, ap);
     va_end(ap);
-    trim_partial_utf8(why->text);
+    /* a sequence cut short by the bounded snprintf is dropped: the reason must
+     * stay valid JSON text */
+    size_t len = strlen(why->text);
+    why->text[len - syn_utf8_incomplete_tail(why->text, len)] = '\0';
     return false;
 }
 
@@ -127,203 +116,30 @@ static bool string_array(const json_t *v, const char *what, reason_t *why)
     return true;
 }
 
-static json_t *string_or_null(const char *text)
-{
-    return text ? json_string(text) : json_null();
-}
-
 /* --- workflow.create -------------------------------------------------------- */
 
-static json_t *input_declaration(const json_t *spec, size_t index, reason_t *why)
+/* The first violation of the workflow specification, worded as the broker words
+ * its refusals ("phases[0].order is required"). */
+static void first_violation(void *ctx, const spec_violation_t *violation)
 {
-    char where[48];
-    snprintf(where, sizeof where, "input_declarations[%zu].", index);
-    if (!json_is_object(spec)) {
-        fail(why, "input_declarations[%zu] must be an object", index);
-        return NULL;
-    }
-    const char *name, *description = NULL, *fallback = NULL;
-    if (!req_string(spec, "name", &name, where, why) ||
-        !opt_string(spec, "description", &description, where, why) ||
-        !opt_string(spec, "default", &fallback, where, why))
-        return NULL;
-    const json_t *required = json_object_get(spec, "required");
-    if (required && !json_is_null(required) && !json_is_boolean(required)) {
-        fail(why, "%srequired must be a boolean", where);
-        return NULL;
-    }
-    bool is_required = !required || json_is_null(required) || json_is_true(required);
-    return json_pack("{s:s, s:o, s:b, s:o}", "name", name, "description",
-                     string_or_null(description), "required", is_required, "default",
-                     string_or_null(fallback));
+    reason_t *why = ctx;
+    if (!why->text[0])
+        spec_sentence(violation, why->text, sizeof why->text);
 }
 
-static json_t *phase_spec(const json_t *spec, size_t index, reason_t *why)
-{
-    char where[32];
-    snprintf(where, sizeof where, "phases[%zu].", index);
-    if (!json_is_object(spec)) {
-        fail(why, "phases[%zu] must be an object", index);
-        return NULL;
-    }
-    const char *phase_id, *name, *prompt, *model = NULL, *description = NULL, *hint = NULL;
-    json_int_t order = 0, timeout = 300, max_attempts = 3;
-    const json_t *order_v = json_object_get(spec, "order");
-    if (!req_string(spec, "phase_id", &phase_id, where, why) ||
-        !req_string(spec, "name", &name, where, why) ||
-        !req_string(spec, "prompt_template", &prompt, where, why) ||
-        !opt_string(spec, "model", &model, where, why) ||
-        !opt_string(spec, "description", &description, where, why) ||
-        !opt_string(spec, "argument_hint", &hint, where, why) ||
-        !opt_int(spec, "order", -(1LL << 53), 1LL << 53, &order, where, why) ||
-        !opt_int(spec, "timeout_seconds", 1, 7 * 86400, &timeout, where, why) ||
-        !opt_int(spec, "max_attempts", 1, 100, &max_attempts, where, why))
-        return NULL;
-    if (!*phase_id) {
-        fail(why, "%sphase_id must not be empty", where);
-        return NULL;
-    }
-    if (!json_is_integer(order_v)) {
-        fail(why, "%sorder is required", where);
-        return NULL;
-    }
-    const json_t *tools = json_object_get(spec, "allowed_tools");
-    char tools_where[48];
-    snprintf(tools_where, sizeof tools_where, "%sallowed_tools", where);
-    if (tools && !json_is_null(tools) && !string_array(tools, tools_where, why))
-        return NULL;
-    json_t *out = json_pack(
-        "{s:s, s:s, s:I, s:s, s:o, s:I, s:I, s:o, s:o, s:o}", "phase_id", phase_id, "name", name,
-        "order", order, "prompt_template", prompt, "model", string_or_null(model),
-        "timeout_seconds", timeout, "max_attempts", max_attempts, "description",
-        string_or_null(description), "argument_hint", string_or_null(hint), "allowed_tools",
-        tools && !json_is_null(tools) ? json_deep_copy(tools) : json_array());
-    /* Optional settings are stored only when given (the template reads back as
-     * it was written; the engine applies the defaults). */
-    json_int_t retries = -1, max_tokens = -1;
-    const char *provider = NULL;
-    const json_t *backoff = json_object_get(spec, "retry_backoff_seconds");
-    if (!opt_int(spec, "retries", 0, 100, &retries, where, why) ||
-        !opt_int(spec, "max_tokens", 1, 10000000, &max_tokens, where, why) ||
-        !opt_string(spec, "provider", &provider, where, why)) {
-        json_decref(out);
-        return NULL;
-    }
-    if (backoff && !json_is_null(backoff) &&
-        (!json_is_number(backoff) || !(json_number_value(backoff) >= 0) ||
-         json_number_value(backoff) > 86400)) {
-        json_decref(out);
-        fail(why, "%sretry_backoff_seconds must be a number from 0 to 86400", where);
-        return NULL;
-    }
-    if (provider && !*provider) {
-        json_decref(out);
-        fail(why, "%sprovider must not be empty", where);
-        return NULL;
-    }
-    if (out && retries >= 0)
-        json_object_set_new(out, "retries", json_integer(retries));
-    if (out && backoff && !json_is_null(backoff))
-        json_object_set_new(out, "retry_backoff_seconds", json_deep_copy(backoff));
-    if (out && max_tokens >= 0)
-        json_object_set_new(out, "max_tokens", json_integer(max_tokens));
-    if (out && provider)
-        json_object_set_new(out, "provider", json_string(provider));
-    return out;
-}
-
-/* The first repeated phase_id, then the first repeated order (as the gateway
- * words it). */
-static json_t *duplicate_phase(const json_t *phases)
-{
-    size_t count = json_array_size(phases);
-    for (size_t j = 1; j < count; j++) {
-        const char *id = json_string_value(json_object_get(json_array_get(phases, j), "phase_id"));
-        for (size_t i = 0; i < j; i++)
-            if (strcmp(json_string_value(json_object_get(json_array_get(phases, i), "phase_id")),
-                       id) == 0)
-                return detail("Duplicate phase_id '%s' in phases[%zu] and phases[%zu]", id, i, j);
-    }
-    for (size_t j = 1; j < count; j++) {
-        json_int_t order = json_integer_value(json_object_get(json_array_get(phases, j), "order"));
-        for (size_t i = 0; i < j; i++)
-            if (json_integer_value(json_object_get(json_array_get(phases, i), "order")) == order)
-                return detail("Duplicate order %lld in phases[%zu] and phases[%zu]",
-                              (long long)order, i, j);
-    }
-    return NULL;
-}
-
-static const char *const workflow_types[] = {"research", "planning", "implementation",
-                                             "review",   "deployment", "custom", NULL};
-static const char *const classifications[] = {"simple", "standard", "complex", "epic", NULL};
-
-static bool one_of(const char *text, const char *const *choices)
-{
-    for (; *choices; choices++)
-        if (strcmp(text, *choices) == 0)
-            return true;
-    return false;
-}
-
-/* Builds the stored template (known keys only, defaults filled); NULL with the
- * reason when the arguments break the documented shape. */
+/* The stored form of args (defaults filled, template/spec.h), or NULL with the
+ * reason when they break the workflow specification: the same rules the gateway
+ * and the YAML loader apply, checked again because the broker trusts no client. */
 static json_t *build_template(const json_t *args, reason_t *why)
 {
-    const char *name, *description = NULL, *type = "custom", *classification = "standard";
-    if (!req_string(args, "name", &name, "", why) ||
-        !opt_string(args, "description", &description, "", why) ||
-        !opt_string(args, "workflow_type", &type, "", why) ||
-        !opt_string(args, "classification", &classification, "", why))
+    json_t *loc = json_array();
+    json_t *checked = spec_check(&spec_workflow, (json_t *)args, loc, first_violation, why);
+    json_decref(loc);
+    if (!checked)
         return NULL;
-    if (!one_of(type, workflow_types)) {
-        fail(why, "workflow_type must be one of research, planning, implementation, review, "
-                  "deployment, custom");
-        return NULL;
-    }
-    if (!one_of(classification, classifications)) {
-        fail(why, "classification must be one of simple, standard, complex, epic");
-        return NULL;
-    }
-    const json_t *decls = json_object_get(args, "input_declarations");
-    const json_t *phases = json_object_get(args, "phases");
-    if (decls && !json_is_null(decls) && !json_is_array(decls)) {
-        fail(why, "input_declarations must be an array");
-        return NULL;
-    }
-    if (!json_is_array(phases) || json_array_size(phases) == 0) {
-        fail(why, "phases must be a non-empty array");
-        return NULL;
-    }
-    json_t *out_decls = json_array();
-    json_t *out_phases = json_array();
-    size_t i;
-    const json_t *item;
-    json_array_foreach(decls, i, item)
-    {
-        json_t *d = input_declaration(item, i, why);
-        if (!d)
-            goto fail;
-        json_array_append_new(out_decls, d);
-    }
-    json_array_foreach(phases, i, item)
-    {
-        json_t *p = phase_spec(item, i, why);
-        if (!p)
-            goto fail;
-        json_array_append_new(out_phases, p);
-    }
-    json_t *out = json_pack("{s:s, s:o, s:s, s:s, s:o, s:o}", "name", name, "description",
-                            string_or_null(description), "workflow_type", type,
-                            "classification", classification, "input_declarations", out_decls,
-                            "phases", out_phases);
-    if (!out)
-        fail(why, "workflow text is not valid");
-    return out;
-fail:
-    json_decref(out_decls);
-    json_decref(out_phases);
-    return NULL;
+    json_t *tpl = spec_with_defaults(&spec_workflow, checked);
+    json_decref(checked);
+    return tpl;
 }
 
 /* The template as stored: id first, as users write it. */
@@ -360,11 +176,11 @@ static int checked_template(const json_t *args, json_t **tpl, json_t **body)
     *tpl = build_template(args, &why);
     if (!*tpl)
         return bad_request(body, &why);
-    json_t *dup = duplicate_phase(json_object_get(*tpl, "phases"));
-    if (dup) {
+    json_t *duplicate = spec_duplicate_phase(json_object_get(*tpl, "phases"));
+    if (duplicate) {
         json_decref(*tpl);
         *tpl = NULL;
-        *body = dup;
+        *body = duplicate;
         return 422;
     }
     return 0;
@@ -372,18 +188,11 @@ static int checked_template(const json_t *args, json_t **tpl, json_t **body)
 
 static int op_workflow_create(broker_api_t *self, const json_t *args, json_t **body)
 {
-    reason_t why = {""};
-    const char *given_id = NULL;
-    if (!opt_string(args, "id", &given_id, "", &why))
-        return bad_request(body, &why);
-    if (given_id && !syn_id_is_valid(given_id)) {
-        fail(&why, "id must match " SYN_ID_PATTERN);
-        return bad_request(body, &why);
-    }
     json_t *tpl;
     int checked = checked_template(args, &tpl, body);
     if (checked != 0)
         return checked;
+    const char *given_id = json_string_value(json_object_get(tpl, "id"));
 
     char id[128];
     int rc = 1;
@@ -590,27 +399,29 @@ static int op_workflow_archive(broker_api_t *self, const json_t *args, json_t **
 static int op_workflow_phase_update(broker_api_t *self, const json_t *args, json_t **body)
 {
     reason_t why = {""};
-    const char *workflow_id, *phase_id, *prompt, *model = NULL;
-    json_int_t timeout = 0;
-    const json_t *tools = json_object_get(args, "allowed_tools");
+    const char *workflow_id, *phase_id;
     if (!req_string(args, "workflow_id", &workflow_id, "", &why) ||
-        !req_string(args, "phase_id", &phase_id, "", &why) ||
-        !req_string(args, "prompt_template", &prompt, "", &why) ||
-        !opt_string(args, "model", &model, "", &why) ||
-        !opt_int(args, "timeout_seconds", 1, 7 * 86400, &timeout, "", &why))
+        !req_string(args, "phase_id", &phase_id, "", &why))
         return bad_request(body, &why);
-    if (!*prompt) {
-        fail(&why, "prompt_template must not be empty");
-        return bad_request(body, &why);
-    }
-    if (tools && !json_is_null(tools) && !string_array(tools, "allowed_tools", &why))
+    /* the rest is the edit, checked as the gateway checks PUT's body */
+    json_t *edit = json_copy((json_t *)args);
+    json_object_del(edit, "workflow_id");
+    json_object_del(edit, "phase_id");
+    json_t *loc = json_array();
+    json_t *changes = spec_check(&spec_phase_update, edit, loc, first_violation, &why);
+    json_decref(loc);
+    json_decref(edit);
+    if (!changes)
         return bad_request(body, &why);
     json_t *tpl;
     broker_workflow_meta_t meta;
     int status = read_workflow(self, workflow_id, &tpl, &meta, body);
-    if (status != 200)
+    if (status != 200) {
+        json_decref(changes);
         return status;
+    }
     if (meta.archived) {
+        json_decref(changes);
         json_decref(tpl);
         *body = detail("Workflow %s is archived", workflow_id);
         return 409;
@@ -625,17 +436,14 @@ static int op_workflow_phase_update(broker_api_t *self, const json_t *args, json
             phase = item;
     }
     if (!phase) {
+        json_decref(changes);
         json_decref(tpl);
         *body = detail("Phase %s not found in workflow %s", phase_id, workflow_id);
         return 404;
     }
-    json_object_set_new(phase, "prompt_template", json_string(prompt));
-    if (model)
-        json_object_set_new(phase, "model", json_string(model));
-    if (timeout > 0)
-        json_object_set_new(phase, "timeout_seconds", json_integer(timeout));
-    if (tools && !json_is_null(tools))
-        json_object_set_new(phase, "allowed_tools", json_deep_copy(tools));
+    /* keys left out (or null) keep their values: spec_check dropped them */
+    json_object_update(phase, changes);
+    json_decref(changes);
     broker_workflow_row_t row = row_of(workflow_id, tpl, NULL);
     int64_t version = 0;
     int rc = broker_store_workflow_update(self->store, &row, &version);

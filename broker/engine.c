@@ -15,6 +15,7 @@
 #include "common/json_text.h"
 #include "common/log.h"
 #include "common/ratelog.h"
+#include "common/utf8.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -66,17 +67,6 @@ static char *strdupf(const char *fmt, ...)
         out = NULL;
     va_end(ap);
     return out;
-}
-
-/* The longest prefix of text[0..len) that ends on a character boundary. */
-static size_t utf8_cut(const char *text, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t cut = max;
-    while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
-        cut--;
-    return cut;
 }
 
 static int64_t window_ms(const broker_engine_t *self)
@@ -228,7 +218,7 @@ static void stream_flush(broker_engine_t *self, broker_execution_t *exec, broker
                    now_ms - phase->stream_sent_ms >= BROKER_STREAM_INTERVAL_MS;
         if (!due)
             return;
-        size_t len = utf8_cut(phase->stream, phase->stream_len, BROKER_STREAM_EVENT_MAX);
+        size_t len = syn_utf8_cut(phase->stream, phase->stream_len, BROKER_STREAM_EVENT_MAX);
         if (len == 0)
             len = phase->stream_len; /* cannot happen with valid UTF-8 */
         stream_emit(self, exec, phase, len, now_ms);
@@ -254,7 +244,7 @@ static void stream_append(broker_engine_t *self, broker_execution_t *exec, broke
     size_t len = strlen(text);
     size_t used = (size_t)phase->streamed + phase->stream_len;
     size_t room = used < BROKER_OUTPUT_MAX ? BROKER_OUTPUT_MAX - used : 0;
-    size_t take = utf8_cut(text, len, room);
+    size_t take = syn_utf8_cut(text, len, room);
     if (take > 0) {
         char *grown = realloc(phase->stream, phase->stream_len + take);
         if (!grown) {
@@ -432,7 +422,7 @@ static char *bounded_output(const char *output)
     size_t len = strlen(output);
     if (len <= BROKER_OUTPUT_MAX + sizeof BROKER_OUTPUT_MARKER - 1)
         return strdup(output);
-    size_t cut = utf8_cut(output, len, BROKER_OUTPUT_MAX);
+    size_t cut = syn_utf8_cut(output, len, BROKER_OUTPUT_MAX);
     char *out = malloc(cut + sizeof BROKER_OUTPUT_MARKER);
     if (!out)
         return NULL;
@@ -1356,7 +1346,7 @@ static void tool_event(broker_engine_t *self, broker_execution_t *exec, broker_p
     const char *name = json_string_value(json_object_get(fields, "data"));
     const json_t *detail = json_object_get(fields, "detail");
     json_t *data = phase_event(phase);
-    size_t len = name ? utf8_cut(name, strlen(name), BROKER_USAGE_NAME_MAX) : 0;
+    size_t len = name ? syn_utf8_cut(name, strlen(name), BROKER_USAGE_NAME_MAX) : 0;
     json_object_set_new(data, "name", json_stringn(name ? name : "", len));
     char *text = json_is_object(detail) ? syn_json_text(detail) : NULL;
     bool fits = text && strlen(text) <= TOOL_DETAIL_MAX;

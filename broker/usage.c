@@ -1,6 +1,8 @@
 /* usage: tolerant reading of a worker's accounting report. */
 #include "broker/usage.h"
 
+#include "common/utf8.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +39,7 @@ static double cost_of(const json_t *map)
 /* A name cut to BROKER_USAGE_NAME_MAX bytes on a character boundary. */
 static json_t *short_name(const char *name)
 {
-    size_t len = strlen(name);
-    if (len <= BROKER_USAGE_NAME_MAX)
-        return json_string(name);
-    len = BROKER_USAGE_NAME_MAX;
-    while (len > 0 && ((unsigned char)name[len] & 0xC0) == 0x80)
-        len--;
-    return json_stringn(name, len);
+    return json_stringn(name, syn_utf8_cut(name, strlen(name), BROKER_USAGE_NAME_MAX));
 }
 
 static json_t *tool_entry(const json_t *item)

@@ -1,6 +1,7 @@
 #include "gateway/api.h"
 #include "gateway/validate.h"
 #include "gateway/yaml.h"
+#include "template/spec.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -83,7 +84,7 @@ static int workflow_list_args(gateway_query_fn query, void *cls, json_t **args, 
     json_t *out = json_object();
     const char *type = NULL;
     gateway_validate_query_choice("workflow_type", query(cls, "workflow_type"),
-                                  gateway_workflow_types, &type, errors);
+                                  spec_workflow_types, &type, errors);
     json_object_set_new(out, "workflow_type", type ? json_string(type) : json_null());
     bool archived = false;
     if (gateway_validate_query_bool("include_archived", query(cls, "include_archived"), false,

@@ -1,5 +1,7 @@
 #include "gateway/timeline.h"
 
+#include "common/utf8.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -57,12 +59,10 @@ static void put(svg_t *svg, const char *fmt, ...)
  * so one long error cannot stretch the picture. */
 static void put_text(svg_t *svg, const char *text, size_t max_chars)
 {
-    size_t shown = 0;
-    for (const unsigned char *c = (const unsigned char *)(text ? text : ""); *c; c++) {
-        if ((*c & 0xc0) != 0x80 && ++shown > max_chars) {
-            put(svg, "…");
-            return;
-        }
+    const char *s = text ? text : "";
+    size_t len = strlen(s), cut = syn_utf8_byte_offset(s, len, max_chars);
+    for (const unsigned char *c = (const unsigned char *)s; c < (const unsigned char *)s + cut;
+         c++) {
         switch (*c) {
         case '<': put(svg, "&lt;"); break;
         case '>': put(svg, "&gt;"); break;
@@ -74,6 +74,8 @@ static void put_text(svg_t *svg, const char *text, size_t max_chars)
                 put(svg, "%c", *c);
         }
     }
+    if (cut < len)
+        put(svg, "…");
 }
 
 int timeline_parse_time(const char *text, int64_t *epoch_us)

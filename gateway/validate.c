@@ -1,7 +1,7 @@
 #include "gateway/validate.h"
 
-#include "common/ids.h"
 #include "common/utf8.h"
+#include "template/spec.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,145 +12,48 @@
 #include <string.h>
 #include <strings.h>
 
-/* The schemas are tables, so a new body (issue 4's cancel/inject, …) is a new table
- * rather than new code, and the order of the table is the order of the errors. */
-typedef enum {
-    KIND_STRING,
-    KIND_ID,          /* string matching SYN_ID_PATTERN */
-    KIND_INT,
-    KIND_NUMBER,
-    KIND_BOOL,
-    KIND_STRING_LIST,
-    KIND_STRING_MAP,
-    KIND_OBJECT_LIST,
-    KIND_CHOICE,      /* one of the strings in choices (a pydantic Literal) */
-    KIND_ENUM,        /* a string, one of choices (a pydantic str Enum: type "enum") */
-} kind_t;
-
-typedef struct schema_t schema_t;
-
-typedef struct {
-    const char *name;
-    kind_t kind;
-    bool required;
-    bool has_min, has_max; /* value range for KIND_INT / KIND_NUMBER */
-    long min, max;
-    size_t min_len;        /* characters of a string, items of a list */
-    const schema_t *items; /* element schema of KIND_OBJECT_LIST */
-    const char *const *choices; /* KIND_CHOICE: allowed values, NULL-terminated */
-} field_t;
-
-struct schema_t {
-    const field_t *fields; /* ends with a NULL name */
-};
-
-static const field_t input_declaration_fields[] = {
-    {.name = "name", .kind = KIND_STRING, .required = true, .min_len = 1},
-    {.name = "description", .kind = KIND_STRING},
-    {.name = "required", .kind = KIND_BOOL},
-    {.name = "default", .kind = KIND_STRING},
+/* The bodies are tables walked by template/spec.c (a workflow's are the workflow
+ * specification itself), so a new body is a new table rather than new code, and the
+ * order of the table is the order of the errors. */
+static const spec_field_t validate_fields[] = {
+    {.name = "content", .kind = SPEC_STRING, .required = true},
     {.name = NULL},
 };
-static const schema_t input_declaration_schema = {input_declaration_fields};
+static const spec_object_t validate_schema = {validate_fields};
 
-static const field_t phase_fields[] = {
-    {.name = "phase_id", .kind = KIND_STRING, .required = true, .min_len = 1},
-    {.name = "name", .kind = KIND_STRING, .required = true},
-    {.name = "order", .kind = KIND_INT, .required = true, .has_min = true, .min = 0},
-    {.name = "prompt_template", .kind = KIND_STRING, .required = true},
-    {.name = "model", .kind = KIND_STRING},
-    {.name = "timeout_seconds", .kind = KIND_INT, .has_min = true, .min = 1, .has_max = true,
-     .max = 86400},
-    {.name = "max_attempts", .kind = KIND_INT, .has_min = true, .min = 1, .has_max = true,
-     .max = 10},
-    {.name = "retries", .kind = KIND_INT, .has_min = true, .min = 0, .has_max = true, .max = 10},
-    {.name = "retry_backoff_seconds", .kind = KIND_NUMBER, .has_min = true, .min = 0,
-     .has_max = true, .max = 86400},
-    {.name = "max_tokens", .kind = KIND_INT, .has_min = true, .min = 1, .has_max = true,
-     .max = GATEWAY_MAX_TOKENS},
-    {.name = "provider", .kind = KIND_STRING, .min_len = 1},
-    {.name = "description", .kind = KIND_STRING},
-    {.name = "argument_hint", .kind = KIND_STRING},
-    {.name = "allowed_tools", .kind = KIND_STRING_LIST},
+static const spec_field_t execute_fields[] = {
+    {.name = "inputs", .kind = SPEC_STRING_MAP},
+    {.name = "task", .kind = SPEC_STRING},
+    {.name = "repos", .kind = SPEC_STRING_LIST},
+    {.name = "provider", .kind = SPEC_STRING},
+    {.name = "max_budget_usd", .kind = SPEC_NUMBER},
     {.name = NULL},
 };
-static const schema_t phase_schema = {phase_fields};
-
-/* PUT /workflows/{id}/phases/{phase_id}: the settings an edit may change. */
-static const field_t phase_update_fields[] = {
-    {.name = "prompt_template", .kind = KIND_STRING, .required = true, .min_len = 1},
-    {.name = "model", .kind = KIND_STRING},
-    {.name = "timeout_seconds", .kind = KIND_INT, .has_min = true, .min = 1, .has_max = true,
-     .max = 86400},
-    {.name = "allowed_tools", .kind = KIND_STRING_LIST},
-    {.name = NULL},
-};
-static const schema_t phase_update_schema = {phase_update_fields};
-
-/* POST /workflows/validate: {content}. */
-static const field_t validate_fields[] = {
-    {.name = "content", .kind = KIND_STRING, .required = true},
-    {.name = NULL},
-};
-static const schema_t validate_schema = {validate_fields};
-
-const char *const gateway_workflow_types[] = {"research", "planning", "implementation",
-                                              "review",   "deployment", "custom", NULL};
-const char *const gateway_classifications[] = {"simple", "standard", "complex", "epic", NULL};
-
-static const field_t workflow_fields[] = {
-    {.name = "id", .kind = KIND_ID},
-    {.name = "name", .kind = KIND_STRING, .required = true},
-    {.name = "description", .kind = KIND_STRING},
-    {.name = "workflow_type", .kind = KIND_ENUM, .choices = gateway_workflow_types},
-    {.name = "classification", .kind = KIND_ENUM, .choices = gateway_classifications},
-    {.name = "input_declarations", .kind = KIND_OBJECT_LIST, .items = &input_declaration_schema},
-    {.name = "phases", .kind = KIND_OBJECT_LIST, .required = true, .min_len = 1,
-     .items = &phase_schema},
-    {.name = NULL},
-};
-static const schema_t workflow_schema = {workflow_fields};
-
-static const field_t execute_fields[] = {
-    {.name = "inputs", .kind = KIND_STRING_MAP},
-    {.name = "task", .kind = KIND_STRING},
-    {.name = "repos", .kind = KIND_STRING_LIST},
-    {.name = "provider", .kind = KIND_STRING},
-    {.name = "max_budget_usd", .kind = KIND_NUMBER},
-    {.name = NULL},
-};
-static const schema_t execute_schema = {execute_fields};
+static const spec_object_t execute_schema = {execute_fields};
 
 static const char *const role_choices[] = {"user", "system", NULL};
 
 /* cancel and pause: {reason?}; resume: {} (no keys); inject: {message, role?}. */
-static const field_t reason_fields[] = {
-    {.name = "reason", .kind = KIND_STRING},
+static const spec_field_t reason_fields[] = {
+    {.name = "reason", .kind = SPEC_STRING},
     {.name = NULL},
 };
-static const schema_t reason_schema = {reason_fields};
+static const spec_object_t reason_schema = {reason_fields};
 
-static const field_t no_fields[] = {{.name = NULL}};
-static const schema_t empty_schema = {no_fields};
+static const spec_field_t no_fields[] = {{.name = NULL}};
+static const spec_object_t empty_schema = {no_fields};
 
-static const field_t inject_fields[] = {
-    {.name = "message", .kind = KIND_STRING, .required = true, .min_len = 1},
-    {.name = "role", .kind = KIND_CHOICE, .choices = role_choices},
+static const spec_field_t inject_fields[] = {
+    {.name = "message", .kind = SPEC_STRING, .required = true, .min_len = 1},
+    {.name = "role", .kind = SPEC_LITERAL, .choices = role_choices},
     {.name = NULL},
 };
-static const schema_t inject_schema = {inject_fields};
+static const spec_object_t inject_schema = {inject_fields};
 
 static void add_error(json_t *errors, json_t *loc, const char *msg, const char *type)
 {
     json_array_append_new(errors, json_pack("{s:O, s:s, s:s}", "loc", loc, "msg", msg,
                                             "type", type));
-}
-
-static json_t *loc_key(const json_t *loc, const char *key)
-{
-    json_t *child = json_copy((json_t *)loc);
-    json_array_append_new(child, json_string(key));
-    return child;
 }
 
 static json_t *loc_index(const json_t *loc, size_t index)
@@ -160,15 +63,6 @@ static json_t *loc_index(const json_t *loc, size_t index)
     return child;
 }
 
-/* Adds the error at loc + key (the usual case: a field of an object). */
-static void add_error_at(json_t *errors, const json_t *loc, const char *key, const char *msg,
-                         const char *type)
-{
-    json_t *at = loc_key(loc, key);
-    add_error(errors, at, msg, type);
-    json_decref(at);
-}
-
 bool gateway_validate_text(const char *text, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -176,247 +70,19 @@ bool gateway_validate_text(const char *text, size_t len)
         if (c < 0x20 || c == 0x7f)
             return false; /* control characters never belong in an id or a query */
     }
-    return syn_utf8_valid_prefix((const uint8_t *)text, len) == len;
+    return syn_utf8_valid(text, len, NULL);
 }
 
-static void add_range_error(json_t *errors, json_t *loc, bool below, long bound)
+/* Every violation the walk finds becomes one pydantic item of the 422 list. */
+static void add_violation(void *errors, const spec_violation_t *violation)
 {
-    char msg[96];
-    snprintf(msg, sizeof msg, "Input should be %s than or equal to %ld",
-             below ? "greater" : "less", bound);
-    add_error(errors, loc, msg, below ? "greater_than_equal" : "less_than_equal");
+    json_array_append_new(errors, spec_pydantic_error(violation));
 }
 
-/* 0 when value lies within the field's bounds, else -1 with the error added. */
-static int check_range(const field_t *field, double value, json_t *loc, json_t *errors)
+static json_t *check_object(const spec_object_t *schema, json_t *value, json_t *loc,
+                            json_t *errors)
 {
-    if (field->has_min && value < (double)field->min) {
-        add_range_error(errors, loc, true, field->min);
-        return -1;
-    }
-    if (field->has_max && value > (double)field->max) {
-        add_range_error(errors, loc, false, field->max);
-        return -1;
-    }
-    return 0;
-}
-
-static json_t *check_object(const schema_t *schema, json_t *value, json_t *loc, json_t *errors);
-
-/* pydantic's wording: "Input should be 'a', 'b' or 'c'". */
-static void choices_message(const char *const *choices, char *msg, size_t len)
-{
-    size_t count = 0;
-    while (choices[count])
-        count++;
-    size_t used = (size_t)snprintf(msg, len, "Input should be ");
-    for (size_t i = 0; i < count && used < len; i++) {
-        const char *sep = i == 0 ? "" : i + 1 == count ? " or " : ", ";
-        used += (size_t)snprintf(msg + used, len - used, "%s'%s'", sep, choices[i]);
-    }
-}
-
-static bool is_choice(const char *const *choices, const char *text)
-{
-    for (; *choices; choices++)
-        if (strcmp(*choices, text) == 0)
-            return true;
-    return false;
-}
-
-static json_t *check_string(const field_t *field, json_t *value, json_t *loc, json_t *errors)
-{
-    if (!json_is_string(value)) {
-        add_error(errors, loc, "Input should be a valid string", "string_type");
-        return NULL;
-    }
-    const char *text = json_string_value(value);
-    if (field->kind == KIND_ID && !syn_id_is_valid(text)) {
-        add_error(errors, loc, "String should match pattern '" SYN_ID_PATTERN "'",
-                  "string_pattern_mismatch");
-        return NULL;
-    }
-    if (json_string_length(value) < field->min_len) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "String should have at least %zu character%s", field->min_len,
-                 field->min_len == 1 ? "" : "s");
-        add_error(errors, loc, msg, "string_too_short");
-        return NULL;
-    }
-    return json_incref(value);
-}
-
-static json_t *check_string_list(json_t *value, json_t *loc, json_t *errors)
-{
-    if (!json_is_array(value)) {
-        add_error(errors, loc, "Input should be a valid list", "list_type");
-        return NULL;
-    }
-    bool ok = true;
-    size_t i;
-    json_t *item;
-    json_array_foreach(value, i, item) {
-        if (!json_is_string(item)) {
-            json_t *at = loc_index(loc, i);
-            add_error(errors, at, "Input should be a valid string", "string_type");
-            json_decref(at);
-            ok = false;
-        }
-    }
-    return ok ? json_incref(value) : NULL;
-}
-
-static json_t *check_string_map(json_t *value, json_t *loc, json_t *errors)
-{
-    if (!json_is_object(value)) {
-        add_error(errors, loc, "Input should be a valid dictionary", "dict_type");
-        return NULL;
-    }
-    bool ok = true;
-    const char *key;
-    json_t *item;
-    json_object_foreach(value, key, item) {
-        if (!json_is_string(item)) {
-            add_error_at(errors, loc, key, "Input should be a valid string", "string_type");
-            ok = false;
-        }
-    }
-    return ok ? json_incref(value) : NULL;
-}
-
-static json_t *check_object_list(const field_t *field, json_t *value, json_t *loc,
-                                 json_t *errors)
-{
-    if (!json_is_array(value)) {
-        add_error(errors, loc, "Input should be a valid list", "list_type");
-        return NULL;
-    }
-    size_t count = json_array_size(value);
-    if (count < field->min_len) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "List should have at least %zu item%s after validation, not %zu",
-                 field->min_len, field->min_len == 1 ? "" : "s", count);
-        add_error(errors, loc, msg, "too_short");
-        return NULL;
-    }
-    json_t *out = json_array();
-    bool ok = true;
-    size_t i;
-    json_t *item;
-    json_array_foreach(value, i, item) {
-        json_t *at = loc_index(loc, i);
-        json_t *checked = check_object(field->items, item, at, errors);
-        json_decref(at);
-        if (checked)
-            json_array_append_new(out, checked);
-        else
-            ok = false;
-    }
-    if (!ok)
-        json_decref(out);
-    return ok ? out : NULL;
-}
-
-/* The checked value (a new reference) or NULL with the errors added. */
-static json_t *check_value(const field_t *field, json_t *value, json_t *loc, json_t *errors)
-{
-    switch (field->kind) {
-    case KIND_STRING:
-    case KIND_ID:
-        return check_string(field, value, loc, errors);
-    case KIND_INT:
-        if (!json_is_integer(value)) {
-            add_error(errors, loc, "Input should be a valid integer", "int_type");
-            return NULL;
-        }
-        return check_range(field, (double)json_integer_value(value), loc, errors) == 0
-                   ? json_incref(value)
-                   : NULL;
-    case KIND_NUMBER:
-        if (!json_is_number(value)) {
-            add_error(errors, loc, "Input should be a valid number", "float_type");
-            return NULL;
-        }
-        return check_range(field, json_number_value(value), loc, errors) == 0 ? json_incref(value)
-                                                                               : NULL;
-    case KIND_BOOL:
-        if (!json_is_boolean(value)) {
-            add_error(errors, loc, "Input should be a valid boolean", "bool_type");
-            return NULL;
-        }
-        return json_incref(value);
-    case KIND_STRING_LIST:
-        return check_string_list(value, loc, errors);
-    case KIND_STRING_MAP:
-        return check_string_map(value, loc, errors);
-    case KIND_OBJECT_LIST:
-        return check_object_list(field, value, loc, errors);
-    case KIND_CHOICE:
-        if (!json_is_string(value) || !is_choice(field->choices, json_string_value(value))) {
-            char msg[256];
-            choices_message(field->choices, msg, sizeof msg);
-            add_error(errors, loc, msg, "literal_error");
-            return NULL;
-        }
-        return json_incref(value);
-    case KIND_ENUM:
-        if (!json_is_string(value)) {
-            add_error(errors, loc, "Input should be a valid string", "string_type");
-            return NULL;
-        }
-        if (!is_choice(field->choices, json_string_value(value))) {
-            char msg[256];
-            choices_message(field->choices, msg, sizeof msg);
-            add_error(errors, loc, msg, "enum");
-            return NULL;
-        }
-        return json_incref(value);
-    }
-    return NULL;
-}
-
-static bool is_declared(const schema_t *schema, const char *key)
-{
-    for (const field_t *f = schema->fields; f->name; f++)
-        if (strcmp(f->name, key) == 0)
-            return true;
-    return false;
-}
-
-/* Checks declared fields in declaration order, then unknown keys in input order (as
- * pydantic does). Returns the object without null-valued optional keys, or NULL when
- * any error was added. */
-static json_t *check_object(const schema_t *schema, json_t *value, json_t *loc, json_t *errors)
-{
-    if (!json_is_object(value)) {
-        add_error(errors, loc, "Input should be a valid dictionary", "dict_type");
-        return NULL;
-    }
-    size_t errors_before = json_array_size(errors);
-    json_t *out = json_object();
-    for (const field_t *f = schema->fields; f->name; f++) {
-        json_t *given = json_object_get(value, f->name);
-        if (!given || (json_is_null(given) && !f->required)) {
-            if (!given && f->required)
-                add_error_at(errors, loc, f->name, "Field required", "missing");
-            continue;
-        }
-        json_t *at = loc_key(loc, f->name);
-        json_t *checked = check_value(f, given, at, errors);
-        json_decref(at);
-        if (checked)
-            json_object_set_new(out, f->name, checked);
-    }
-    const char *key;
-    json_t *given;
-    json_object_foreach(value, key, given) {
-        if (!is_declared(schema, key))
-            add_error_at(errors, loc, key, "Extra inputs are not permitted", "extra_forbidden");
-    }
-    if (json_array_size(errors) == errors_before)
-        return out;
-    json_decref(out);
-    return NULL;
+    return spec_check(schema, value, loc, add_violation, errors);
 }
 
 json_t *gateway_validate_error_body(json_t *errors)
@@ -461,7 +127,7 @@ static json_t *parse_body(const char *body, size_t len, json_t *errors)
 
 /* Runs parse + schema; 0 with *checked set, or 422 with *error set. An optional body
  * may be empty (or JSON null): it then checks as {}. */
-static int check_body_opt(const schema_t *schema, bool optional, const char *body, size_t len,
+static int check_body_opt(const spec_object_t *schema, bool optional, const char *body, size_t len,
                           json_t **checked, json_t **error)
 {
     *checked = NULL;
@@ -486,87 +152,35 @@ static int check_body_opt(const schema_t *schema, bool optional, const char *bod
     return 422;
 }
 
-static int check_body(const schema_t *schema, const char *body, size_t len, json_t **checked,
+static int check_body(const spec_object_t *schema, const char *body, size_t len, json_t **checked,
                       json_t **error)
 {
     return check_body_opt(schema, false, body, len, checked, error);
 }
 
-static json_t *plain_detail(const char *fmt, const char *what, size_t first, size_t second)
-{
-    char text[512];
-    snprintf(text, sizeof text, fmt, what, first, second);
-    return json_pack("{s:s}", "detail", text);
-}
-
-/* The first repeated phase_id, then the first repeated order, as a business error:
- * it is about the content, not the shape, so it only runs on a well-shaped body. */
-static json_t *find_duplicate_phase(json_t *phases)
-{
-    size_t count = json_array_size(phases);
-    for (size_t j = 1; j < count; j++) {
-        const char *id = json_string_value(json_object_get(json_array_get(phases, j), "phase_id"));
-        for (size_t i = 0; i < j; i++) {
-            json_t *other = json_object_get(json_array_get(phases, i), "phase_id");
-            if (strcmp(json_string_value(other), id) == 0)
-                return plain_detail("Duplicate phase_id '%s' in phases[%zu] and phases[%zu]", id,
-                                    i, j);
-        }
-    }
-    for (size_t j = 1; j < count; j++) {
-        json_int_t order = json_integer_value(json_object_get(json_array_get(phases, j), "order"));
-        for (size_t i = 0; i < j; i++) {
-            json_t *other = json_object_get(json_array_get(phases, i), "order");
-            if (json_integer_value(other) == order) {
-                char text[160];
-                snprintf(text, sizeof text, "Duplicate order %lld in phases[%zu] and phases[%zu]",
-                         (long long)order, i, j);
-                return json_pack("{s:s}", "detail", text);
-            }
-        }
-    }
-    return NULL;
-}
-
 /* The duplicate check that follows a valid shape: 0, or 422 with *error. */
 static int check_duplicates(json_t **args, json_t **error)
 {
-    json_t *duplicate = find_duplicate_phase(json_object_get(*args, "phases"));
-    if (duplicate) {
-        json_decref(*args);
-        *args = NULL;
-        *error = duplicate;
-        return 422;
-    }
-    return 0;
+    json_t *duplicate = spec_duplicate_phase(json_object_get(*args, "phases"));
+    if (!duplicate)
+        return 0;
+    json_decref(*args);
+    *args = NULL;
+    *error = duplicate;
+    return 422;
 }
 
 int gateway_validate_workflow(const char *body, size_t len, json_t **args, json_t **error)
 {
-    int status = check_body(&workflow_schema, body, len, args, error);
+    int status = check_body(&spec_workflow, body, len, args, error);
     return status != 0 ? status : check_duplicates(args, error);
-}
-
-int gateway_validate_workflow_value(json_t *value, json_t **args, json_t **error)
-{
-    json_t *errors = json_array();
-    json_t *root = json_pack("[s]", "body");
-    *args = check_object(&workflow_schema, value, root, errors);
-    json_decref(root);
-    *error = NULL;
-    if (!*args) {
-        *error = gateway_validate_error_body(errors);
-        return 422;
-    }
-    json_decref(errors);
-    return check_duplicates(args, error);
 }
 
 int gateway_validate_phase_update(const char *body, size_t len, const char *workflow_id,
                                   const char *phase_id, json_t **args, json_t **error)
 {
     json_t *checked;
-    int status = check_body(&phase_update_schema, body, len, &checked, error);
+    int status = check_body(&spec_phase_update, body, len, &checked, error);
     *args = NULL;
     if (status != 0)
         return status;
@@ -651,7 +265,12 @@ int gateway_validate_query_int(const char *name, const char *text, long min, lon
                   "int_parsing");
         rc = -1;
     } else if (value < min || value > max) {
-        add_range_error(errors, loc, value < min, value < min ? min : max);
+        spec_field_t bounds = {.name = name, .kind = SPEC_INT, .has_min = true, .min = min,
+                               .has_max = true, .max = max};
+        spec_violation_t violation = {.loc = loc, .problem = value < min ? SPEC_TOO_SMALL
+                                                                         : SPEC_TOO_LARGE,
+                                      .field = &bounds};
+        add_violation(errors, &violation);
         rc = -1;
     } else {
         *out = value;
@@ -663,7 +282,7 @@ int gateway_validate_query_int(const char *name, const char *text, long min, lon
 int gateway_validate_control(gateway_control_t control, const char *body, size_t len,
                              const char *execution_id, json_t **args, json_t **error)
 {
-    const schema_t *schema = control == GATEWAY_CONTROL_INJECT   ? &inject_schema
+    const spec_object_t *schema = control == GATEWAY_CONTROL_INJECT   ? &inject_schema
                              : control == GATEWAY_CONTROL_RESUME ? &empty_schema
                                                                  : &reason_schema;
     json_t *checked;
@@ -705,10 +324,10 @@ int gateway_validate_query_choice(const char *name, const char *text,
             return 0;
         }
     }
-    char msg[256];
-    choices_message(choices, msg, sizeof msg);
+    spec_field_t field = {.name = name, .kind = SPEC_ENUM, .choices = choices};
     json_t *loc = json_pack("[s, s]", "query", name);
-    add_error(errors, loc, msg, "enum");
+    spec_violation_t violation = {.loc = loc, .problem = SPEC_NOT_CHOICE, .field = &field};
+    add_violation(errors, &violation);
     json_decref(loc);
     return -1;
 }

@@ -15,27 +15,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Largest max_tokens a phase may ask for (the broker and the YAML format agree). */
-#define GATEWAY_MAX_TOKENS 10000000
-
-/* The values workflow_type and classification may take (NULL-terminated), the same
- * in JSON bodies, YAML uploads and the ?workflow_type= filter. */
-extern const char *const gateway_workflow_types[];
-extern const char *const gateway_classifications[];
-
 /* Body checks. Each returns 0 with *args set to the broker operation's arguments (a new
  * reference), or the HTTP status to answer (422) with *error set to the whole response
  * body (a new reference). */
 
 /* POST /workflows → args of workflow.create: the workflow object as given, without
- * its null-valued optional keys. Duplicate phase ids or orders (checked only when
+ * its null-valued optional keys, checked against the workflow specification
+ * (template/spec.h). Duplicate phase ids or orders (checked only when
  * the shape is otherwise valid) answer {"detail":"Duplicate phase_id 'x' in
  * phases[0] and phases[2]"}. */
 int gateway_validate_workflow(const char *body, size_t len, json_t **args, json_t **error);
-
-/* The same checks on a workflow already parsed (a YAML upload turned into JSON), with
- * the same 422 bodies (locs under "body"), so both ways of creating agree. */
-int gateway_validate_workflow_value(json_t *value, json_t **args, json_t **error);
 
 /* PUT /workflows/{id}/phases/{phase_id} → args of workflow.phase_update:
  * {workflow_id, phase_id, prompt_template (non-empty), model?, timeout_seconds? (1..86400),

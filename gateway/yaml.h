@@ -1,7 +1,8 @@
 /* yaml: the YAML side of the HTTP API (docs/api.md, docs/templates.md).
  *
- *   POST /workflows/from-yaml   a raw YAML body → the args of workflow.create, after the
- *                               same checks as POST /workflows (so 201/409/422 agree)
+ *   POST /workflows/from-yaml   a raw YAML body → the args of workflow.create, checked
+ *                               against the same specification as POST /workflows
+ *                               (template/spec.h), once, by the template library
  *   POST /workflows/validate    {content} → {valid, errors:[{line, column, field, message}]},
  *                               answered by the gateway alone
  *   GET /workflows/{id}/export  the reply of workflow.get → YAML text
@@ -27,8 +28,7 @@ bool gateway_yaml_media_type(const char *content_type);
  *   422 pydantic list for a bad ?id= / ?name= (loc ["query", ...])
  *   413 / 400 / 422 {"detail": "<first error, with line and column>", "errors": [...]}
  *       when the template library refuses the text (too large; not UTF-8, not YAML or
- *       prompt_file; invalid content)
- *   422 as POST /workflows when the JSON it gives breaks the API's rules.
+ *       prompt_file; invalid content: the workflow specification's rules in YAML words)
  * id and name (NULL when absent) replace the document's own. */
 int gateway_yaml_from_upload(const char *content_type, const char *body, size_t len,
                              const char *id, const char *name, json_t **args, json_t **error);

@@ -1,7 +1,7 @@
 /* errors: a bounded list of template problems. */
 #include "template/errors.h"
 
-#include "template/utf8.h"
+#include "common/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,7 +49,7 @@ void template_errors_destroy(template_errors_t **self_p)
 static void make_utf8(char *text)
 {
     size_t len = strlen(text), at = 0, bad;
-    while (!template_utf8_valid(text + at, len - at, &bad)) {
+    while (!syn_utf8_valid(text + at, len - at, &bad)) {
         text[at + bad] = '?';
         at += bad + 1;
     }

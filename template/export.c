@@ -4,6 +4,7 @@
 #include "template/export.h"
 
 #include "common/buffer.h"
+#include "template/spec.h"
 #include "template/yamltree.h"
 
 #include <stdbool.h>
@@ -17,48 +18,38 @@ typedef struct {
     bool failed;
 } out_t;
 
+/* The order keys are written in (names of the stored workflow; their YAML names are
+ * the workflow specification's, template/spec.c). Input and phase lists come after
+ * the workflow's own keys. */
 typedef struct {
-    const char *json; /* name in the stored workflow */
-    const char *yaml; /* name in the file */
-} key_map_t;
+    const spec_object_t *spec;
+    const char *const *keys; /* NULL-terminated */
+} key_order_t;
 
-static const key_map_t workflow_keys[] = {
-    {"id", "id"},
-    {"name", "name"},
-    {"description", "description"},
-    {"workflow_type", "type"},
-    {"classification", "classification"},
-    {"input_declarations", "inputs"},
-    {"phases", "phases"},
-    {NULL, NULL},
-};
+static const char *const workflow_order[] = {"id",           "name",           "description",
+                                             "workflow_type", "classification", NULL};
+static const key_order_t workflow_keys = {&spec_workflow, workflow_order};
 
-static const key_map_t input_keys[] = {
-    {"name", "name"},
-    {"description", "description"},
-    {"required", "required"},
-    {"default", "default"},
-    {NULL, NULL},
-};
+static const char *const input_order[] = {"name", "description", "required", "default", NULL};
+static const key_order_t input_keys = {&spec_input, input_order};
 
 /* Settings first, the (long) prompt last, so a reader sees the shape at once. */
-static const key_map_t phase_keys[] = {
-    {"phase_id", "id"},
-    {"name", "name"},
-    {"order", "order"},
-    {"description", "description"},
-    {"model", "model"},
-    {"provider", "provider"},
-    {"timeout_seconds", "timeout_seconds"},
-    {"max_attempts", "max_attempts"},
-    {"retries", "retries"},
-    {"retry_backoff_seconds", "retry_backoff_seconds"},
-    {"max_tokens", "max_tokens"},
-    {"argument_hint", "argument_hint"},
-    {"allowed_tools", "allowed_tools"},
-    {"prompt_template", "prompt_template"},
-    {NULL, NULL},
-};
+static const char *const phase_order[] = {"phase_id",
+                                          "name",
+                                          "order",
+                                          "description",
+                                          "model",
+                                          "provider",
+                                          "timeout_seconds",
+                                          "max_attempts",
+                                          "retries",
+                                          "retry_backoff_seconds",
+                                          "max_tokens",
+                                          "argument_hint",
+                                          "allowed_tools",
+                                          "prompt_template",
+                                          NULL};
+static const key_order_t phase_keys = {&spec_phase, phase_order};
 
 static void put(out_t *o, const char *text, size_t n)
 {
@@ -314,25 +305,22 @@ static bool is_skipped(const json_t *value)
 
 /* The keys of one object in table order; the first key follows "- " when
  * first_inline (a list item), the rest are at indentation at. */
-static bool put_object(out_t *o, const json_t *object, const key_map_t *keys, int at,
+static bool put_object(out_t *o, const json_t *object, const key_order_t *keys, int at,
                        bool first_inline, char *why, size_t why_size)
 {
     bool first = true;
-    for (const key_map_t *k = keys; k->json; k++) {
-        const json_t *value = json_object_get(object, k->json);
-        bool listed_later = keys == workflow_keys && (strcmp(k->json, "phases") == 0 ||
-                                                      strcmp(k->json, "input_declarations") == 0);
-        if (is_skipped(value) || listed_later)
+    for (const char *const *k = keys->keys; *k; k++) {
+        const json_t *value = json_object_get(object, *k);
+        if (is_skipped(value))
             continue;
         if (!(first && first_inline))
             indent(o, at);
         first = false;
-        puts_(o, k->yaml);
+        puts_(o, spec_yaml_key(spec_field(keys->spec, *k)));
         puts_(o, ": ");
         bool ended_line;
         if (!put_value(o, value, at + 2, &ended_line)) {
-            snprintf(why, why_size, "%s is not a string, number, boolean or list of them",
-                     k->json);
+            snprintf(why, why_size, "%s is not a string, number, boolean or list of them", *k);
             return false;
         }
         if (!ended_line)
@@ -343,8 +331,8 @@ static bool put_object(out_t *o, const json_t *object, const key_map_t *keys, in
     return true;
 }
 
-static bool put_list(out_t *o, const json_t *list, const char *yaml_key, const key_map_t *keys,
-                     char *why, size_t why_size)
+static bool put_list(out_t *o, const json_t *list, const char *yaml_key,
+                     const key_order_t *keys, char *why, size_t why_size)
 {
     puts_(o, yaml_key);
     puts_(o, ":\n");
@@ -375,15 +363,15 @@ char *template_export_yaml(const json_t *workflow, size_t *len, char *why, size_
     }
     const json_t *inputs = json_object_get(workflow, "input_declarations");
     out_t o = {0};
-    bool ok = put_object(&o, workflow, workflow_keys, 0, false, why, why_size);
+    bool ok = put_object(&o, workflow, &workflow_keys, 0, false, why, why_size);
     if (ok && json_is_array(inputs) && json_array_size(inputs) > 0)
-        ok = put_list(&o, inputs, "inputs", input_keys, why, why_size);
+        ok = put_list(&o, inputs, "inputs", &input_keys, why, why_size);
     else if (ok && inputs && !json_is_null(inputs) && !json_is_array(inputs)) {
         snprintf(why, why_size, "input_declarations is not a list");
         ok = false;
     }
     if (ok)
-        ok = put_list(&o, phases, "phases", phase_keys, why, why_size);
+        ok = put_list(&o, phases, "phases", &phase_keys, why, why_size);
     if (ok && o.failed) {
         snprintf(why, why_size, "out of memory");
         ok = false;

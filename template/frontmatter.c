@@ -3,7 +3,7 @@
 #include "template/frontmatter.h"
 
 #include "template/schema.h"
-#include "template/utf8.h"
+#include "common/utf8.h"
 #include "template/yamltree.h"
 
 #include <limits.h>
@@ -11,18 +11,43 @@
 #include <stdio.h>
 #include <string.h>
 
-static const template_field_t front_matter_fields[] = {
-    {.key = "model", .json = "model", .kind = TEMPLATE_VALUE_STRING},
-    {.key = "allowed-tools", .json = "allowed_tools", .kind = TEMPLATE_VALUE_TOOLS,
-     .comma_list = true},
-    {.key = "max-tokens", .json = "max_tokens", .kind = TEMPLATE_VALUE_INT, .min = 1,
-     .max = TEMPLATE_MAX_TOKENS_MAX},
-    {.key = "timeout-seconds", .json = "timeout_seconds", .kind = TEMPLATE_VALUE_INT,
-     .min = TEMPLATE_TIMEOUT_MIN, .max = TEMPLATE_TIMEOUT_MAX},
-    {.key = "argument-hint", .json = "argument_hint", .kind = TEMPLATE_VALUE_HINT},
-    {.key = "description", .json = "description", .kind = TEMPLATE_VALUE_STRING},
-    {.key = NULL},
+/* The phase settings a prompt file may give, in Claude Code's spelling; their types
+ * and limits are the phase's own (template/spec.c). */
+typedef struct {
+    const char *key;  /* as written in the front matter */
+    const char *name; /* the phase field (template/spec.h) */
+    template_form_t form;
+} front_matter_key_t;
+
+static const front_matter_key_t front_matter_keys[] = {
+    {"model", "model", TEMPLATE_FORM_PLAIN},
+    {"allowed-tools", "allowed_tools", TEMPLATE_FORM_COMMA_LIST},
+    {"max-tokens", "max_tokens", TEMPLATE_FORM_PLAIN},
+    {"timeout-seconds", "timeout_seconds", TEMPLATE_FORM_PLAIN},
+    {"argument-hint", "argument_hint", TEMPLATE_FORM_HINT},
+    {"description", "description", TEMPLATE_FORM_PLAIN},
 };
+#define FRONT_MATTER_KEYS (sizeof front_matter_keys / sizeof front_matter_keys[0])
+
+static const front_matter_key_t *front_matter_key(const char *key)
+{
+    for (size_t i = 0; i < FRONT_MATTER_KEYS; i++)
+        if (strcmp(front_matter_keys[i].key, key) == 0)
+            return &front_matter_keys[i];
+    return NULL;
+}
+
+static void unknown_key(const template_node_t *key, const char *path,
+                        const template_origin_t *origin)
+{
+    const char *keys[FRONT_MATTER_KEYS], *names[FRONT_MATTER_KEYS];
+    for (size_t i = 0; i < FRONT_MATTER_KEYS; i++) {
+        keys[i] = front_matter_keys[i].key;
+        names[i] = front_matter_keys[i].name;
+    }
+    (void)template_schema_unknown_key(keys, names, FRONT_MATTER_KEYS, key, "the front matter",
+                                      path, origin);
+}
 
 /* Length of the line at p (up to end) without its break, and where the next starts. */
 static size_t line_at(const char *p, const char *end, const char **next)
@@ -73,19 +98,20 @@ static int parse_settings(const char *text, size_t len, int line_offset, const c
         const template_node_t *key = root->children[i], *value = root->children[i + 1];
         char field_path[256];
         snprintf(field_path, sizeof field_path, "%s.%s", path, key->text);
-        const template_field_t *field = template_schema_find(front_matter_fields, key->text);
-        if (!field) {
-            (void)template_schema_unknown_key(front_matter_fields, key, "the front matter",
-                                              field_path, &origin);
+        const front_matter_key_t *known = front_matter_key(key->text);
+        if (!known) {
+            unknown_key(key, field_path, &origin);
             rc = -1;
             continue;
         }
+        const spec_field_t *field = spec_field(&spec_phase, known->name);
         json_t *converted;
-        int got = template_schema_value(field, value, field_path, &origin, &converted);
+        int got =
+            template_schema_value(field, known->form, value, field_path, &origin, &converted);
         if (got < 0)
             rc = -1;
         else if (got > 0)
-            json_object_set_new(settings, field->json, converted);
+            json_object_set_new(settings, field->name, converted);
     }
     template_node_destroy(&root);
     return rc;
@@ -96,7 +122,7 @@ int template_frontmatter_parse(const char *text, size_t len, const char *file, c
 {
     *settings = NULL;
     *body = NULL;
-    const char *p = text + template_utf8_bom_length(text, len), *end = text + len;
+    const char *p = text + syn_utf8_bom_length(text, len), *end = text + len;
     const char *next;
     size_t n = line_at(p, end, &next);
     const char *body_start = p;

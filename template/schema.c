@@ -2,7 +2,7 @@
 #include "template/schema.h"
 
 #include "common/ids.h"
-#include "template/utf8.h"
+#include "common/utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -14,14 +14,6 @@
 #include <string.h>
 
 #define SUGGEST_MAX_LEN 64
-
-const template_field_t *template_schema_find(const template_field_t *fields, const char *key)
-{
-    for (; fields->key; fields++)
-        if (strcmp(fields->key, key) == 0)
-            return fields;
-    return NULL;
-}
 
 static void add_error(const template_origin_t *origin, const template_node_t *node,
                       const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -65,16 +57,16 @@ static json_t *string_value(const template_node_t *node)
     return json_stringn(node->text, node->len);
 }
 
-static int convert_text(const template_field_t *field, const template_node_t *node,
+static int convert_text(const spec_field_t *field, const template_node_t *node,
                         const char *path, const template_origin_t *origin, json_t **out)
 {
     if (!is_texty(node))
         return expected(origin, node, path, "a string");
-    if (field->kind == TEMPLATE_VALUE_TEXT && node->len == 0) {
+    if (field->min_len > 0 && node->len == 0) {
         add_error(origin, node, path, "must not be empty");
         return -1;
     }
-    if (field->kind == TEMPLATE_VALUE_ID && !syn_id_is_valid(node->text)) {
+    if (field->kind == SPEC_ID && !syn_id_is_valid(node->text)) {
         add_error(origin, node, path, "'%.120s' is not a valid id: it must match %s", node->text,
                   SYN_ID_PATTERN);
         return -1;
@@ -83,7 +75,17 @@ static int convert_text(const template_field_t *field, const template_node_t *no
     return *out ? 1 : -1;
 }
 
-static int convert_int(const template_field_t *field, const template_node_t *node,
+static long long min_of(const spec_field_t *field)
+{
+    return field->has_min ? field->min : LLONG_MIN;
+}
+
+static long long max_of(const spec_field_t *field)
+{
+    return field->has_max ? field->max : LLONG_MAX;
+}
+
+static int convert_int(const spec_field_t *field, const template_node_t *node,
                        const char *path, const template_origin_t *origin, json_t **out)
 {
     if (node->kind != TEMPLATE_NODE_SCALAR || node->type != TEMPLATE_SCALAR_INT)
@@ -97,8 +99,8 @@ static int convert_int(const template_field_t *field, const template_node_t *nod
     errno = 0;
     char *end;
     long long value = strtoll(digits, &end, base);
-    if (errno == ERANGE || *end || value < field->min || value > field->max) {
-        if (field->max == LLONG_MAX)
+    if (errno == ERANGE || *end || value < min_of(field) || value > max_of(field)) {
+        if (!field->has_max)
             add_error(origin, node, path, "must be at least %lld (got %.40s)", field->min,
                       node->text);
         else
@@ -110,7 +112,7 @@ static int convert_int(const template_field_t *field, const template_node_t *nod
     return 1;
 }
 
-static int convert_number(const template_field_t *field, const template_node_t *node,
+static int convert_number(const spec_field_t *field, const template_node_t *node,
                           const char *path, const template_origin_t *origin, json_t **out)
 {
     if (node->kind == TEMPLATE_NODE_SCALAR && node->type == TEMPLATE_SCALAR_INT)
@@ -120,8 +122,8 @@ static int convert_number(const template_field_t *field, const template_node_t *
     /* strtod does not know YAML's .inf and .nan (it reads "." as 0) */
     bool special = strchr(node->text, 'n') || strchr(node->text, 'N');
     double value = special ? INFINITY : strtod(node->text, NULL);
-    if (special || !isfinite(value) || value < (double)field->min ||
-        value > (double)field->max) {
+    if (special || !isfinite(value) || value < (double)min_of(field) ||
+        value > (double)max_of(field)) {
         add_error(origin, node, path, "must be a number from %lld to %lld (got %.40s)",
                   field->min, field->max, node->text);
         return -1;
@@ -185,7 +187,7 @@ static const char *closest(const char *word, const char *const *candidates, size
     return best;
 }
 
-static int convert_choice(const template_field_t *field, const template_node_t *node,
+static int convert_choice(const spec_field_t *field, const template_node_t *node,
                           const char *path, const template_origin_t *origin, json_t **out)
 {
     if (!is_texty(node))
@@ -235,11 +237,11 @@ static bool split_comma_list(const char *text, json_t *list)
     }
 }
 
-static int convert_tools(const template_field_t *field, const template_node_t *node,
-                         const char *path, const template_origin_t *origin, json_t **out)
+static int convert_tools(bool comma_list, const template_node_t *node, const char *path,
+                         const template_origin_t *origin, json_t **out)
 {
     json_t *list = json_array();
-    if (field->comma_list && is_texty(node)) {
+    if (comma_list && is_texty(node)) {
         if (!split_comma_list(node->text, list)) {
             json_decref(list);
             return -1;
@@ -250,7 +252,7 @@ static int convert_tools(const template_field_t *field, const template_node_t *n
     if (node->kind != TEMPLATE_NODE_SEQUENCE) {
         json_decref(list);
         return expected(origin, node, path,
-                        field->comma_list ? "a list of tool names or \"A, B\""
+                        comma_list ? "a list of tool names or \"A, B\""
                                           : "a list of tool names (e.g. [Read, Grep])");
     }
     int rc = 1;
@@ -260,9 +262,6 @@ static int convert_tools(const template_field_t *field, const template_node_t *n
         snprintf(item_path, sizeof item_path, "%s[%zu]", path, i);
         if (!is_texty(item)) {
             expected(origin, item, item_path, "a tool name");
-            rc = -1;
-        } else if (item->len == 0) {
-            add_error(origin, item, item_path, "must not be empty");
             rc = -1;
         } else if (rc == 1) {
             json_array_append_new(list, string_value(item));
@@ -276,12 +275,12 @@ static int convert_tools(const template_field_t *field, const template_node_t *n
 }
 
 /* A hint given as a flow list ("[message]", the Claude Code habit) keeps its text. */
-static int convert_hint(const template_field_t *field, const template_node_t *node,
+static int convert_hint(const spec_field_t *field, const template_node_t *node,
                         const char *path, const template_origin_t *origin, json_t **out)
 {
     if (node->kind == TEMPLATE_NODE_SEQUENCE && node->flow && origin->text) {
-        size_t start = template_utf8_byte_offset(origin->text, origin->len, node->start);
-        size_t end = template_utf8_byte_offset(origin->text, origin->len, node->end);
+        size_t start = syn_utf8_byte_offset(origin->text, origin->len, node->start);
+        size_t end = syn_utf8_byte_offset(origin->text, origin->len, node->end);
         if (end > start) {
             *out = json_stringn(origin->text + start, end - start);
             if (*out)
@@ -291,78 +290,74 @@ static int convert_hint(const template_field_t *field, const template_node_t *no
     return convert_text(field, node, path, origin, out);
 }
 
-int template_schema_value(const template_field_t *field, const template_node_t *node,
-                          const char *path, const template_origin_t *origin, json_t **out)
+int template_schema_value(const spec_field_t *field, template_form_t form,
+                          const template_node_t *node, const char *path,
+                          const template_origin_t *origin, json_t **out)
 {
     *out = NULL;
     if (node->kind == TEMPLATE_NODE_SCALAR && node->type == TEMPLATE_SCALAR_NULL)
         return 0;
+    if (form == TEMPLATE_FORM_HINT)
+        return convert_hint(field, node, path, origin, out);
     switch (field->kind) {
-    case TEMPLATE_VALUE_STRING:
-    case TEMPLATE_VALUE_TEXT:
-    case TEMPLATE_VALUE_ID:
+    case SPEC_STRING:
+    case SPEC_ID:
         return convert_text(field, node, path, origin, out);
-    case TEMPLATE_VALUE_INT:
+    case SPEC_INT:
         return convert_int(field, node, path, origin, out);
-    case TEMPLATE_VALUE_NUMBER:
+    case SPEC_NUMBER:
         return convert_number(field, node, path, origin, out);
-    case TEMPLATE_VALUE_BOOL:
+    case SPEC_BOOL:
         if (node->kind != TEMPLATE_NODE_SCALAR || node->type != TEMPLATE_SCALAR_BOOL)
             return expected(origin, node, path, "true or false");
         *out = json_boolean(node->text[0] == 't' || node->text[0] == 'T');
         return 1;
-    case TEMPLATE_VALUE_CHOICE:
+    case SPEC_LITERAL:
+    case SPEC_ENUM:
         return convert_choice(field, node, path, origin, out);
-    case TEMPLATE_VALUE_TOOLS:
-        return convert_tools(field, node, path, origin, out);
-    case TEMPLATE_VALUE_HINT:
-        return convert_hint(field, node, path, origin, out);
-    case TEMPLATE_VALUE_SPECIAL:
+    case SPEC_STRING_LIST:
+        return convert_tools(form == TEMPLATE_FORM_COMMA_LIST, node, path, origin, out);
+    case SPEC_STRING_MAP:
+    case SPEC_OBJECT_LIST:
+    case SPEC_FILE:
         break;
     }
     add_error(origin, node, path, "internal error: no conversion for this field");
     return -1;
 }
 
-void template_schema_key_list(const template_field_t *fields, char *buf, size_t size)
+int template_schema_unknown_key(const char *const *keys, const char *const *api_names,
+                                size_t count, const template_node_t *key, const char *where,
+                                const char *path, const template_origin_t *origin)
 {
+    char known[512] = "";
     size_t used = 0;
-    buf[0] = '\0';
-    for (; fields->key && used < size; fields++) {
-        int n = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", fields->key);
+    for (size_t i = 0; i < count && used < sizeof known; i++) {
+        int n = snprintf(known + used, sizeof known - used, "%s%s", used ? ", " : "", keys[i]);
         if (n < 0)
             break;
         used += (size_t)n;
     }
-}
-
-const template_field_t *template_schema_unknown_key(const template_field_t *fields,
-                                                    const template_node_t *key, const char *where,
-                                                    const char *path,
-                                                    const template_origin_t *origin)
-{
-    char known[512];
-    template_schema_key_list(fields, known, sizeof known);
     /* the HTTP API's name of a field first (workflow_type → type), then typos */
-    const char *near = NULL;
-    for (const template_field_t *f = fields; f->key && !near; f++)
-        if (f->json && strcmp(f->json, key->text) == 0 && strcmp(f->json, f->key) != 0)
-            near = f->key;
-    if (!near) {
-        const char *names[64];
-        size_t count = 0;
-        for (const template_field_t *f = fields; f->key && count < 64; f++)
-            names[count++] = f->key;
-        near = closest(key->text, names, count);
+    int meant = -1;
+    for (size_t i = 0; i < count && meant < 0; i++)
+        if (api_names[i] && strcmp(api_names[i], key->text) == 0 &&
+            strcmp(api_names[i], keys[i]) != 0)
+            meant = (int)i;
+    if (meant < 0) {
+        const char *near = closest(key->text, keys, count);
+        for (size_t i = 0; near && i < count; i++)
+            if (keys[i] == near)
+                meant = (int)i;
     }
     char in[96] = "";
     if (where)
         snprintf(in, sizeof in, " in %s", where);
-    if (!near) {
+    if (meant < 0) {
         add_error(origin, key, path, "unknown key '%.80s'%s (known: %s)", key->text, in, known);
-        return NULL;
+        return -1;
     }
     add_error(origin, key, path, "unknown key '%.80s'%s (known: %s); did you mean '%s'?",
-              key->text, in, known, near);
-    return template_schema_find(fields, near);
+              key->text, in, known, keys[meant]);
+    return meant;
 }

@@ -4,9 +4,11 @@
 #include "template/files.h"
 #include "template/frontmatter.h"
 #include "template/schema.h"
-#include "template/utf8.h"
+#include "template/spec.h"
+#include "common/utf8.h"
 #include "template/yamltree.h"
 
+#include <assert.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -17,57 +19,17 @@
 
 #define PATH_TEXT 256 /* "phases[12].allowed_tools[3]" and the like */
 
-static const char *const workflow_types[] = {"research", "planning", "implementation", "review",
-                                             "deployment", "custom", NULL};
-static const char *const classifications[] = {"simple", "standard", "complex", "epic", NULL};
-
-static const template_field_t workflow_fields[] = {
-    {.key = "id", .json = "id", .kind = TEMPLATE_VALUE_ID},
-    {.key = "name", .json = "name", .kind = TEMPLATE_VALUE_TEXT},
-    {.key = "description", .json = "description", .kind = TEMPLATE_VALUE_STRING},
-    {.key = "type", .json = "workflow_type", .kind = TEMPLATE_VALUE_CHOICE,
-     .choices = workflow_types},
-    {.key = "classification", .json = "classification", .kind = TEMPLATE_VALUE_CHOICE,
-     .choices = classifications},
-    {.key = "inputs", .json = "input_declarations", .kind = TEMPLATE_VALUE_SPECIAL},
-    {.key = "phases", .json = "phases", .kind = TEMPLATE_VALUE_SPECIAL},
-    {.key = NULL},
-};
-
-static const template_field_t input_fields[] = {
-    {.key = "name", .json = "name", .kind = TEMPLATE_VALUE_TEXT},
-    {.key = "description", .json = "description", .kind = TEMPLATE_VALUE_STRING},
-    {.key = "required", .json = "required", .kind = TEMPLATE_VALUE_BOOL},
-    {.key = "default", .json = "default", .kind = TEMPLATE_VALUE_STRING},
-    {.key = NULL},
-};
-
-static const template_field_t phase_fields[] = {
-    {.key = "id", .json = "phase_id", .kind = TEMPLATE_VALUE_TEXT},
-    {.key = "name", .json = "name", .kind = TEMPLATE_VALUE_TEXT},
-    {.key = "order", .json = "order", .kind = TEMPLATE_VALUE_INT, .min = 0, .max = LLONG_MAX},
-    {.key = "description", .json = "description", .kind = TEMPLATE_VALUE_STRING},
-    {.key = "model", .json = "model", .kind = TEMPLATE_VALUE_STRING},
-    {.key = "provider", .json = "provider", .kind = TEMPLATE_VALUE_TEXT},
-    {.key = "prompt_template", .json = "prompt_template", .kind = TEMPLATE_VALUE_TEXT},
-    {.key = "prompt_file", .json = NULL, .kind = TEMPLATE_VALUE_SPECIAL},
-    {.key = "timeout_seconds", .json = "timeout_seconds", .kind = TEMPLATE_VALUE_INT,
-     .min = TEMPLATE_TIMEOUT_MIN, .max = TEMPLATE_TIMEOUT_MAX},
-    {.key = "max_attempts", .json = "max_attempts", .kind = TEMPLATE_VALUE_INT, .min = 1,
-     .max = TEMPLATE_MAX_ATTEMPTS_MAX},
-    {.key = "retries", .json = "retries", .kind = TEMPLATE_VALUE_INT, .min = 0,
-     .max = TEMPLATE_RETRIES_MAX},
-    {.key = "retry_backoff_seconds", .json = "retry_backoff_seconds",
-     .kind = TEMPLATE_VALUE_NUMBER, .min = 0, .max = TEMPLATE_BACKOFF_MAX},
-    {.key = "max_tokens", .json = "max_tokens", .kind = TEMPLATE_VALUE_INT, .min = 1,
-     .max = TEMPLATE_MAX_TOKENS_MAX},
-    {.key = "argument_hint", .json = "argument_hint", .kind = TEMPLATE_VALUE_STRING},
-    {.key = "allowed_tools", .json = "allowed_tools", .kind = TEMPLATE_VALUE_TOOLS},
-    {.key = NULL},
-};
-
+/* The tables are the workflow specification's (template/spec.c): a phase has at
+ * most this many fields, prompt_file included. */
 #define MAX_FIELDS 16
-_Static_assert(sizeof phase_fields / sizeof phase_fields[0] <= MAX_FIELDS, "slots too small");
+
+static size_t field_count(const spec_object_t *object)
+{
+    size_t n = 0;
+    while (object->fields[n].name)
+        n++;
+    return n;
+}
 
 typedef struct {
     const char *file;
@@ -107,21 +69,29 @@ static void join_path(char *buf, const char *prefix, const char *key)
 }
 
 /* Index of a field in its table (and in slots_t). */
-static size_t slot_of(const template_field_t *fields, const char *key)
+static size_t slot_of(const spec_object_t *object, const char *name)
 {
-    const template_field_t *field = template_schema_find(fields, key);
-    return field ? (size_t)(field - fields) : MAX_FIELDS - 1;
+    const spec_field_t *field = spec_field(object, name);
+    return field ? (size_t)(field - object->fields) : MAX_FIELDS - 1;
+}
+
+/* The field whose YAML key is key, or NULL. */
+static const spec_field_t *yaml_field(const spec_object_t *object, const char *key)
+{
+    for (const spec_field_t *f = object->fields; f->name; f++)
+        if (strcmp(spec_yaml_key(f), key) == 0)
+            return f;
+    return NULL;
 }
 
 /* Keys in the order POST /workflows documents them, whatever the source's order. */
-static json_t *ordered(const template_field_t *fields, json_t *object)
+static json_t *ordered(const spec_object_t *spec, json_t *object)
 {
     json_t *out = json_object();
-    for (size_t i = 0; fields[i].key; i++) {
-        const char *name = fields[i].json;
-        json_t *value = name ? json_object_get(object, name) : NULL;
+    for (const spec_field_t *f = spec->fields; f->name; f++) {
+        json_t *value = f->kind != SPEC_FILE ? json_object_get(object, f->name) : NULL;
         if (value)
-            json_object_set(out, name, value);
+            json_object_set(out, f->name, value);
     }
     json_decref(object);
     return out;
@@ -132,38 +102,53 @@ static bool is_null(const template_node_t *node)
     return !node || (node->kind == TEMPLATE_NODE_SCALAR && node->type == TEMPLATE_SCALAR_NULL);
 }
 
+/* Reports key, which object does not know, and remembers the field it was probably
+ * meant for (so that field is not also reported missing). */
+static void unknown_key(parse_t *p, const spec_object_t *object, const template_node_t *key,
+                        const char *where, const char *path, slots_t *slots)
+{
+    const char *keys[MAX_FIELDS], *names[MAX_FIELDS];
+    size_t count = field_count(object);
+    for (size_t i = 0; i < count; i++) {
+        keys[i] = spec_yaml_key(&object->fields[i]);
+        names[i] = object->fields[i].kind == SPEC_FILE ? NULL : object->fields[i].name;
+    }
+    int meant = template_schema_unknown_key(keys, names, count, key, where, path, &p->origin);
+    if (meant >= 0)
+        slots->misspelt[meant] = true;
+}
+
 /* Walks a mapping in source order (so errors come in line order): unknown keys are
  * errors, plain fields are converted into out, and every field's nodes are kept in
  * slots for the checks that need them. false if anything was wrong. */
-static bool walk_mapping(parse_t *p, const template_node_t *map, const template_field_t *fields,
+static bool walk_mapping(parse_t *p, const template_node_t *map, const spec_object_t *object,
                          const char *where, const char *prefix, slots_t *slots, json_t *out)
 {
+    assert(field_count(object) <= MAX_FIELDS);
     memset(slots, 0, sizeof *slots);
     bool ok = true;
     for (size_t i = 0; i + 1 < map->count; i += 2) {
         const template_node_t *key = map->children[i], *value = map->children[i + 1];
-        const template_field_t *field = template_schema_find(fields, key->text);
+        const spec_field_t *field = yaml_field(object, key->text);
         char path[PATH_TEXT];
         join_path(path, prefix, key->text);
         if (!field) {
-            const template_field_t *meant =
-                template_schema_unknown_key(fields, key, where, path, &p->origin);
-            if (meant)
-                slots->misspelt[meant - fields] = true;
+            unknown_key(p, object, key, where, path, slots);
             ok = false;
             continue;
         }
-        size_t index = (size_t)(field - fields);
+        size_t index = (size_t)(field - object->fields);
         slots->key[index] = key;
         slots->value[index] = value;
-        if (field->kind == TEMPLATE_VALUE_SPECIAL)
+        if (field->kind == SPEC_OBJECT_LIST || field->kind == SPEC_FILE)
             continue;
         json_t *converted;
-        int got = template_schema_value(field, value, path, &p->origin, &converted);
+        int got =
+            template_schema_value(field, TEMPLATE_FORM_PLAIN, value, path, &p->origin, &converted);
         if (got < 0)
             ok = false;
         else if (got > 0)
-            json_object_set_new(out, field->json, converted);
+            json_object_set_new(out, field->name, converted);
     }
     return ok;
 }
@@ -173,6 +158,25 @@ static void missing(parse_t *p, const template_node_t *map, const char *prefix, 
     char path[PATH_TEXT];
     join_path(path, prefix, key);
     error_at(p, TEMPLATE_ERROR_INVALID, map, path, "missing required key '%s'", key);
+}
+
+/* Every required value of object the mapping node left out (or null), reported where
+ * its key is or else where the mapping starts; object lists and values YAML may give
+ * another way (prompt_file) are checked by their callers. */
+static bool check_required(parse_t *p, const spec_object_t *object, const template_node_t *node,
+                           const char *prefix, const slots_t *slots)
+{
+    bool ok = true;
+    for (size_t i = 0; object->fields[i].name; i++) {
+        const spec_field_t *f = &object->fields[i];
+        if (!f->required || f->kind == SPEC_OBJECT_LIST || f->yaml_or)
+            continue;
+        if (is_null(slots->value[i]) && !slots->misspelt[i]) {
+            missing(p, slots->key[i] ? slots->key[i] : node, prefix, spec_yaml_key(f));
+            ok = false;
+        }
+    }
+    return ok;
 }
 
 static json_t *parse_input(parse_t *p, const template_node_t *node, size_t index)
@@ -188,16 +192,13 @@ static json_t *parse_input(parse_t *p, const template_node_t *node, size_t index
     }
     slots_t slots;
     json_t *out = json_object();
-    bool ok = walk_mapping(p, node, input_fields, prefix, prefix, &slots, out);
-    if (is_null(slots.value[0]) && !slots.misspelt[0]) {
-        missing(p, slots.key[0] ? slots.key[0] : node, prefix, "name");
-        ok = false;
-    }
+    bool ok = walk_mapping(p, node, &spec_input, prefix, prefix, &slots, out);
+    ok = check_required(p, &spec_input, node, prefix, &slots) && ok;
     if (!ok) {
         json_decref(out);
         return NULL;
     }
-    return ordered(input_fields, out);
+    return ordered(&spec_input, out);
 }
 
 static bool parse_inputs(parse_t *p, const template_node_t *node, json_t *workflow)
@@ -292,12 +293,12 @@ static bool load_prompt_file(parse_t *p, const template_node_t *node, const char
         return false;
     }
     size_t bad;
-    if (!template_utf8_valid(text, len, &bad)) {
+    if (!syn_utf8_valid(text, len, &bad)) {
         int line, column;
-        template_utf8_position(text, len, bad, &line, &column);
+        syn_utf8_position(text, len, bad, &line, &column);
         char problem[32];
         template_errors_add(p->origin.errors, TEMPLATE_ERROR_SYNTAX, shown, line, column, path,
-                            "prompt file is %s", template_utf8_problem(text, bad, problem));
+                            "prompt file is %s", syn_utf8_problem(text, bad, problem));
         free(shown);
         free(text);
         return false;
@@ -338,17 +339,10 @@ static bool parse_phase(parse_t *p, const template_node_t *node, size_t index, j
         return false;
     }
     slots_t slots;
-    bool ok = walk_mapping(p, node, phase_fields, prefix, prefix, &slots, out);
-    static const char *const required[] = {"id", "name", "order"};
-    for (size_t i = 0; i < 3; i++) {
-        size_t at = slot_of(phase_fields, required[i]);
-        if (is_null(slots.value[at]) && !slots.misspelt[at]) {
-            missing(p, slots.key[at] ? slots.key[at] : node, prefix, required[i]);
-            ok = false;
-        }
-    }
-    size_t template_at = slot_of(phase_fields, "prompt_template");
-    size_t file_at = slot_of(phase_fields, "prompt_file");
+    bool ok = walk_mapping(p, node, &spec_phase, prefix, prefix, &slots, out);
+    ok = check_required(p, &spec_phase, node, prefix, &slots) && ok;
+    size_t template_at = slot_of(&spec_phase, "prompt_template");
+    size_t file_at = slot_of(&spec_phase, "prompt_file");
     const template_node_t *inline_prompt = slots.value[template_at];
     const template_node_t *file = slots.value[file_at];
     if (!is_null(file) && !is_null(inline_prompt)) {
@@ -370,7 +364,7 @@ static bool parse_phase(parse_t *p, const template_node_t *node, size_t index, j
                        "Markdown file next to the workflow)");
         ok = false;
     }
-    *phase = ordered(phase_fields, out);
+    *phase = ordered(&spec_phase, out);
     return ok;
 }
 
@@ -468,14 +462,10 @@ static json_t *parse_root(parse_t *p, const template_node_t *root)
     }
     slots_t slots;
     json_t *out = json_object();
-    bool ok = walk_mapping(p, root, workflow_fields, NULL, "", &slots, out);
-    size_t name = slot_of(workflow_fields, "name");
-    size_t inputs = slot_of(workflow_fields, "inputs");
-    size_t phases = slot_of(workflow_fields, "phases");
-    if (is_null(slots.value[name]) && !slots.misspelt[name]) {
-        missing(p, slots.key[name] ? slots.key[name] : root, "", "name");
-        ok = false;
-    }
+    bool ok = walk_mapping(p, root, &spec_workflow, NULL, "", &slots, out);
+    ok = check_required(p, &spec_workflow, root, "", &slots) && ok;
+    size_t inputs = slot_of(&spec_workflow, "input_declarations");
+    size_t phases = slot_of(&spec_workflow, "phases");
     ok = parse_inputs(p, slots.value[inputs], out) && ok;
     ok = parse_phases(p, slots.key[phases] ? slots.key[phases] : root, slots.value[phases],
                       slots.misspelt[phases], out) &&
@@ -484,7 +474,7 @@ static json_t *parse_root(parse_t *p, const template_node_t *root)
         json_decref(out);
         return NULL;
     }
-    return ordered(workflow_fields, out);
+    return ordered(&spec_workflow, out);
 }
 
 json_t *template_workflow_parse(const char *text, size_t len, const char *file, const char *dir,
@@ -496,7 +486,7 @@ json_t *template_workflow_parse(const char *text, size_t len, const char *file, 
                             TEMPLATE_MAX_DOCUMENT);
         return NULL;
     }
-    size_t bom = template_utf8_bom_length(text, len);
+    size_t bom = syn_utf8_bom_length(text, len);
     text += bom;
     len -= bom;
     bool failed;

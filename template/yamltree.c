@@ -1,7 +1,7 @@
 /* yamltree: libyaml events → node tree, with the limits that keep it total. */
 #include "template/yamltree.h"
 
-#include "template/utf8.h"
+#include "common/utf8.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -387,7 +387,7 @@ static void syntax_error(builder_t *b, const yaml_parser_t *parser)
     }
     int line, column;
     if (parser->error == YAML_READER_ERROR) {
-        template_utf8_position(b->text, b->len, parser->problem_offset, &line, &column);
+        syn_utf8_position(b->text, b->len, parser->problem_offset, &line, &column);
         line += b->line_offset;
     } else {
         line = clamp_line(parser->problem_mark.line, b->line_offset);
@@ -413,12 +413,12 @@ template_node_t *template_yaml_parse(const char *text, size_t len, const char *f
                    .errors = errors};
     *failed = true;
     size_t bad;
-    if (!template_utf8_valid(text, len, &bad)) {
+    if (!syn_utf8_valid(text, len, &bad)) {
         int line, column;
-        template_utf8_position(text, len, bad, &line, &column);
+        syn_utf8_position(text, len, bad, &line, &column);
         char problem[32];
         template_errors_add(errors, TEMPLATE_ERROR_SYNTAX, file, line + line_offset, column, NULL,
-                            "%s", template_utf8_problem(text, bad, problem));
+                            "%s", syn_utf8_problem(text, bad, problem));
         return NULL;
     }
     yaml_parser_t parser;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/utf8.h"
 
 /* How often to check for the child's exit when there is no pidfd, and for the
  * death of what it left in its group after it exited. */
@@ -600,10 +601,8 @@ bool worker_proc_exit_code(const worker_proc_t *self, int *code)
  * trailing blank lines. */
 void worker_proc_stderr_tail(const worker_proc_t *self, char *out, size_t outlen)
 {
-    size_t start = 0, end = self->tail_len;
-    if (self->tail_cut)
-        while (start < end && ((unsigned char)self->tail[start] & 0xC0) == 0x80)
-            start++;
+    size_t end = self->tail_len;
+    size_t start = self->tail_cut ? syn_utf8_boundary_after(self->tail, end, 0) : 0;
     while (end > start && strchr(" \t\r\n", self->tail[end - 1]))
         end--;
     snprintf(out, outlen, "%.*s", (int)(end - start), self->tail + start);

@@ -3,7 +3,7 @@
  * while repositories clone, output, usage and tool events — around the
  * provider-specific start/step/cancel. */
 #include "worker/provider.h"
-#include "worker/utf8.h"
+#include "common/utf8.h"
 #include "worker/workspace.h"
 #include "common/buffer.h"
 #include "common/clock.h"
@@ -426,7 +426,7 @@ static void append_clean(worker_run_t *self, const char *text, size_t len)
 {
     size_t room = WORKER_OUTPUT_MAX - self->output_len;
     if (len > room) {
-        len = worker_utf8_floor(text, len, room);
+        len = syn_utf8_cut(text, len, room);
         self->truncated = true;
     }
     if (len == 0)
@@ -448,8 +448,8 @@ static void append_sanitized(worker_run_t *self, const char *data, size_t len)
     while (len > 0 && !self->truncated) {
         size_t slice = len < 1024 ? len : 1024;
         if (slice < len) /* do not split a character between two slices */
-            slice -= worker_utf8_incomplete_tail(data, slice);
-        size_t n = worker_utf8_sanitize(data, slice, clean);
+            slice -= syn_utf8_incomplete_tail(data, slice);
+        size_t n = syn_utf8_sanitize(data, slice, clean);
         append_clean(self, clean, n);
         data += slice;
         len -= slice;
@@ -464,7 +464,7 @@ void worker_run_append(worker_run_t *self, const char *data, size_t len)
     while (self->pending_len > 0 && len > 0) {
         self->pending[self->pending_len++] = *data++;
         len--;
-        size_t tail = worker_utf8_incomplete_tail(self->pending, self->pending_len);
+        size_t tail = syn_utf8_incomplete_tail(self->pending, self->pending_len);
         if (tail == self->pending_len && self->pending_len < 4)
             continue; /* still unfinished */
         size_t done = self->pending_len - tail;
@@ -475,7 +475,7 @@ void worker_run_append(worker_run_t *self, const char *data, size_t len)
     }
     if (len == 0)
         return;
-    size_t tail = worker_utf8_incomplete_tail(data, len);
+    size_t tail = syn_utf8_incomplete_tail(data, len);
     append_sanitized(self, data, len - tail);
     if (!self->truncated) {
         memcpy(self->pending + self->pending_len, data + len - tail, tail);
@@ -500,7 +500,7 @@ void worker_run_finish(worker_run_t *self, worker_run_status_t status, const cha
         size_t len = strlen(error);
         self->error = malloc(3 * len + 1);
         if (self->error)
-            self->error[worker_utf8_sanitize(error, len, self->error)] = '\0';
+            self->error[syn_utf8_sanitize(error, len, self->error)] = '\0';
     }
     self->has_exit_code = has_exit_code;
     self->exit_code = exit_code;
@@ -548,11 +548,7 @@ json_t *worker_run_take_event(worker_run_t *self)
 /* A valid UTF-8 string cut to at most chars characters. */
 static json_t *preview(const char *text, size_t chars)
 {
-    size_t len = strlen(text), n = 0, i = 0;
-    for (; i < len; i++)
-        if (((unsigned char)text[i] & 0xC0) != 0x80 && n++ == chars)
-            break;
-    return json_stringn_nocheck(text, i);
+    return json_stringn_nocheck(text, syn_utf8_byte_offset(text, strlen(text), chars));
 }
 
 void worker_run_tool_use(worker_run_t *self, const char *id, const char *name,
@@ -584,11 +580,11 @@ void worker_run_tool_use(worker_run_t *self, const char *id, const char *name,
     } else
         self->tools_omitted++;
     char *clean = NULL;
-    if (input_json && !worker_utf8_valid(input_json, strlen(input_json))) {
+    if (input_json && !syn_utf8_valid(input_json, strlen(input_json), NULL)) {
         size_t len = strlen(input_json);
         clean = malloc(3 * len + 1);
         if (clean)
-            clean[worker_utf8_sanitize(input_json, len, clean)] = '\0';
+            clean[syn_utf8_sanitize(input_json, len, clean)] = '\0';
     }
     json_t *detail = json_pack("{s:s, s:s, s:s, s:o}", "event", "use", "id", id, "name", name,
                                "input_preview",
@@ -660,8 +656,8 @@ void worker_copy_text(char *dst, size_t cap, const char *src)
     char clean[3 * 256 + 1];
     if (len > 256)
         len = 256;
-    size_t n = src ? worker_utf8_sanitize(src, len, clean) : 0;
-    n = worker_utf8_floor(clean, n, cap - 1);
+    size_t n = src ? syn_utf8_sanitize(src, len, clean) : 0;
+    n = syn_utf8_cut(clean, n, cap - 1);
     memcpy(dst, clean, n);
     dst[n] = '\0';
 }

@@ -1,5 +1,5 @@
 #include "worker/worker.h"
-#include "worker/utf8.h"
+#include "common/utf8.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -408,7 +408,7 @@ static void stream_output(worker_t *self, attempt_t *a, int64_t now)
         return;
     if (a->output_sent_ms >= 0 && now - a->output_sent_ms < PROGRESS_EVERY_MS)
         return;
-    size_t n = worker_utf8_floor(out + a->streamed, len - a->streamed, PROGRESS_MAX_BYTES);
+    size_t n = syn_utf8_cut(out + a->streamed, len - a->streamed, PROGRESS_MAX_BYTES);
     send_progress(self, a, "output", out + a->streamed, n, NULL, now);
     a->streamed += n;
     a->output_sent_ms = now;

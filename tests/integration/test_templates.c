@@ -241,6 +241,56 @@ static void test_from_yaml_agrees_with_post_workflows(void **state)
     http_response_clear(&resp);
 }
 
+/* The phase of a boundary case as flow text (JSON is flow YAML): the base members,
+ * one of them replaced by the setting under test; id_key is the phase id's key. */
+static void phase_text(char *out, size_t size, const char *id_key, const char *key,
+                       const char *value)
+{
+    const char *base[][2] = {{"name", "\"P\""}, {"order", "1"}, {"prompt_template", "\"x\""}};
+    int used = snprintf(out, size, "{\"%s\": \"p\"", id_key);
+    for (size_t i = 0; i < 3; i++)
+        if (strcmp(base[i][0], key) != 0)
+            used += snprintf(out + used, size - (size_t)used, ", \"%s\": %s", base[i][0],
+                             base[i][1]);
+    snprintf(out + used, size - (size_t)used, ", \"%s\": %s}", key, value);
+}
+
+/* A few of the specification's boundaries (tests/unit/test_template_spec.c walks all
+ * of them) through the real gateway and broker: a JSON body and a YAML upload of the
+ * same phase setting get the same status, 201 just inside, 422 just outside. */
+static void test_boundaries_agree_over_http(void **state)
+{
+    (void)state;
+    const struct {
+        const char *key, *value;
+        long status;
+    } cases[] = {
+        {"timeout_seconds", "86400", 201}, {"timeout_seconds", "86401", 422},
+        {"max_attempts", "10", 201},       {"max_attempts", "11", 422},
+        {"retries", "10", 201},            {"retries", "11", 422},
+        {"max_tokens", "10000000", 201},   {"max_tokens", "10000001", 422},
+        {"order", "0", 201},               {"order", "-1", 422},
+        {"name", "\"\"", 201},             {"provider", "\"\"", 422},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char phase[256], json[512], yaml[512];
+        phase_text(phase, sizeof phase, "phase_id", cases[i].key, cases[i].value);
+        snprintf(json, sizeof json, "{\"id\": \"edge-json-%zu\", \"name\": \"E\", "
+                                    "\"phases\": [%s]}", i, phase);
+        phase_text(phase, sizeof phase, "id", cases[i].key, cases[i].value);
+        snprintf(yaml, sizeof yaml, "{\"id\": \"edge-yaml-%zu\", \"name\": \"E\", "
+                                    "\"phases\": [%s]}", i, phase);
+        http_response_t resp;
+        request(&resp, "POST", "/workflows", json, "application/json");
+        long by_json = resp.status;
+        http_response_clear(&resp);
+        if (by_json != cases[i].status)
+            fail_msg("%s: %s: POST /workflows %ld, want %ld", cases[i].key, cases[i].value,
+                     by_json, cases[i].status);
+        json_decref(upload(NULL, "application/yaml", yaml, cases[i].status));
+    }
+}
+
 static void test_from_yaml_errors(void **state)
 {
     (void)state;
@@ -833,6 +883,7 @@ int main(void)
         cmocka_unit_test(test_from_yaml_media_types),
         cmocka_unit_test(test_from_yaml_agrees_with_post_workflows),
         cmocka_unit_test(test_from_yaml_errors),
+        cmocka_unit_test(test_boundaries_agree_over_http),
         cmocka_unit_test(test_validate_endpoint),
         cmocka_unit_test(test_export_round_trip),
         cmocka_unit_test(test_archive_rules),

@@ -433,7 +433,7 @@ static void test_phase_update_keeps_running_version(void **state)
     fx_expect(f, "workflow.phase_update",
               json_pack("{s:s, s:s, s:s, s:i}", "workflow_id", "wf-p", "phase_id", "p2",
                         "prompt_template", "x", "timeout_seconds", 0),
-              400, "bad request: timeout_seconds must be an integer from 1 to 604800");
+              400, "bad request: timeout_seconds must be an integer from 1 to 86400");
     fx_expect(f, "workflow.phase_update",
               json_pack("{s:s, s:s, s:s, s:[i]}", "workflow_id", "wf-p", "phase_id", "p2",
                         "prompt_template", "x", "allowed_tools", 3),

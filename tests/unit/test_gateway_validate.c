@@ -1,6 +1,7 @@
 /* The HTTP body validation matrix: every rule of gateway/validate.h with its exact
  * loc/msg/type, several errors at once, nested locs, and the args valid bodies give. */
 #include "gateway/validate.h"
+#include "template/spec.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -285,14 +286,14 @@ static void test_workflow_template_rules(void **state)
     expect_phase_error("\"retry_backoff_seconds\":86400.5", "\"retry_backoff_seconds\"",
                        "Input should be less than or equal to 86400", "less_than_equal");
 
-    for (const char *const *t = gateway_workflow_types; *t; t++) {
+    for (const char *const *t = spec_workflow_types; *t; t++) {
         snprintf(body, sizeof body,
                  "{\"name\":\"n\",\"workflow_type\":\"%s\",\"phases\":[{\"phase_id\":\"p\","
                  "\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}",
                  *t);
         expect_workflow_args(body, body);
     }
-    for (const char *const *c = gateway_classifications; *c; c++) {
+    for (const char *const *c = spec_classifications; *c; c++) {
         snprintf(body, sizeof body,
                  "{\"name\":\"n\",\"classification\":\"%s\",\"phases\":[{\"phase_id\":\"p\","
                  "\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}",
@@ -311,44 +312,6 @@ static void test_workflow_template_rules(void **state)
                          "\"p\",\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}",
                          "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\","
                          "\"order\":1,\"prompt_template\":\"x\"}]}");
-}
-
-/* The checks on an already parsed workflow (a YAML upload) answer exactly as the body
- * checks do. */
-static void test_workflow_value(void **state)
-{
-    (void)state;
-    const char *bad = "{\"name\":\"n\",\"workflow_type\":\"x\",\"phases\":[{\"phase_id\":"
-                      "\"p\",\"name\":\"P\",\"order\":1}]}";
-    json_t *value = json_loads(bad, 0, NULL);
-    json_t *args = NULL, *from_value = NULL, *from_body = NULL;
-    assert_int_equal(gateway_validate_workflow_value(value, &args, &from_value), 422);
-    assert_null(args);
-    assert_int_equal(gateway_validate_workflow(bad, strlen(bad), &args, &from_body), 422);
-    assert_true(json_equal(from_value, from_body));
-    assert_int_equal(json_array_size(json_object_get(from_value, "detail")), 2);
-    json_decref(value);
-    json_decref(from_value);
-    json_decref(from_body);
-
-    const char *dup = "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\","
-                      "\"order\":1,\"prompt_template\":\"x\"},{\"phase_id\":\"p\",\"name\":"
-                      "\"Q\",\"order\":2,\"prompt_template\":\"y\"}]}";
-    value = json_loads(dup, 0, NULL);
-    assert_int_equal(gateway_validate_workflow_value(value, &args, &from_value), 422);
-    assert_json(from_value, "{\"detail\":\"Duplicate phase_id 'p' in phases[0] and phases[1]\"}");
-    json_decref(value);
-    json_decref(from_value);
-
-    const char *good = "{\"name\":\"n\",\"description\":null,\"phases\":[{\"phase_id\":\"p\","
-                       "\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}";
-    value = json_loads(good, 0, NULL);
-    assert_int_equal(gateway_validate_workflow_value(value, &args, &from_value), 0);
-    assert_null(from_value);
-    assert_json(args, "{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\",\"name\":\"P\","
-                      "\"order\":1,\"prompt_template\":\"x\"}]}");
-    json_decref(args);
-    json_decref(value);
 }
 
 static void expect_phase_update(const char *body, int want_status, const char *want)
@@ -789,7 +752,6 @@ int main(void)
         cmocka_unit_test(test_workflow_minimal_valid),
         cmocka_unit_test(test_workflow_full_valid),
         cmocka_unit_test(test_workflow_template_rules),
-        cmocka_unit_test(test_workflow_value),
         cmocka_unit_test(test_phase_update),
         cmocka_unit_test(test_query_bool),
         cmocka_unit_test(test_workflow_required_fields),

@@ -1,7 +1,7 @@
-/* template/errors and template/utf8: the error list, its JSON and summary, the
- * cap, and the UTF-8 checks everything else relies on. */
+/* template/errors: the error list, its JSON and summary, the cap, and the UTF-8
+ * checks (common/utf8) everything else relies on. */
 #include "template/errors.h"
-#include "template/utf8.h"
+#include "common/utf8.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -113,7 +113,7 @@ static void test_utf8(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t bad = 99;
-        bool valid = template_utf8_valid(cases[i].text, strlen(cases[i].text), &bad);
+        bool valid = syn_utf8_valid(cases[i].text, strlen(cases[i].text), &bad);
         if (valid != cases[i].valid)
             fail_msg("case %zu", i);
         if (!valid)
@@ -121,10 +121,10 @@ static void test_utf8(void **state)
     }
     int line, column;
     const char *text = "ab\ncd\xc3\xa9" "ef\n";
-    template_utf8_position(text, strlen(text), 7, &line, &column);
+    syn_utf8_position(text, strlen(text), 7, &line, &column);
     assert_int_equal(line, 2);
     assert_int_equal(column, 4); /* c, d, é: the 4th character */
-    template_utf8_position(text, strlen(text), 1000, &line, &column);
+    syn_utf8_position(text, strlen(text), 1000, &line, &column);
     assert_int_equal(line, 3);
     assert_int_equal(column, 1);
 }
