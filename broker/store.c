@@ -176,7 +176,7 @@ static const char *const schema_v2_sql =
 static const char *const schema_v3_sql = "ALTER TABLE workflows ADD COLUMN source_hash TEXT;";
 
 /* Version 4: the store keeps execution_counts and execution_pages itself when
- * it changes an execution's status (recount()): as row triggers those updates
+ * it changes an execution's status (store_recount()): as row triggers those updates
  * cost several times the status update itself, twice per execution. Inserts and
  * deletes keep their triggers. */
 static const char *const schema_v4_sql =
@@ -389,7 +389,7 @@ static const char *const sql_text[SQL_COUNT] = {
         "UPDATE executions SET completed_phases = ?3, current_phase = ?4,"
         " started_at = ?5, completed_at = ?6, error = ?7 WHERE num = ?1",
     [SQL_EXECUTION_ROW] = "SELECT workflow_id, status, num FROM executions WHERE id = ?1",
-    /* A tally entry's net change (flush_tally()): what the count triggers of
+    /* A tally entry's net change (store_flush_tally()): what the count triggers of
      * versions 1-4 did row by row. */
     [SQL_TALLY_COUNT] =
         "INSERT INTO execution_counts(workflow_id, status, n) VALUES (?1, ?2, ?3)"
@@ -566,20 +566,20 @@ struct broker_store_t {
 
 /* --- helpers -------------------------------------------------------------- */
 
-static void log_db_error(broker_store_t *self, const char *what)
+static void store_log_error(broker_store_t *self, const char *what)
 {
     syn_error("broker", "sqlite %s failed: %s", what, sqlite3_errmsg(self->db));
 }
 
 /* The prepared statement for id, reset and with its bindings cleared, so every
  * caller starts from a clean slate. */
-static sqlite3_stmt *stmt(broker_store_t *self, sql_id_t id)
+static sqlite3_stmt *store_stmt(broker_store_t *self, sql_id_t id)
 {
     sqlite3_stmt *s = self->stmts[id];
     if (!s) {
         if (sqlite3_prepare_v3(self->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, &s,
                                NULL) != SQLITE_OK) {
-            log_db_error(self, "prepare");
+            store_log_error(self, "prepare");
             self->failed = self->in_transaction;
             return NULL;
         }
@@ -592,20 +592,20 @@ static sqlite3_stmt *stmt(broker_store_t *self, sql_id_t id)
 
 /* Steps a statement that returns no rows and resets it (so borrowed bound memory
  * is no longer referenced). SQLITE_DONE, SQLITE_CONSTRAINT or the error code. */
-static int run(broker_store_t *self, sqlite3_stmt *s, const char *what)
+static int store_run(broker_store_t *self, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc == SQLITE_DONE)
         return SQLITE_DONE;
     if ((rc & 0xff) != SQLITE_CONSTRAINT) {
-        log_db_error(self, what);
+        store_log_error(self, what);
         self->failed = true;
     }
     return rc & 0xff;
 }
 
-static void bind_text(sqlite3_stmt *s, int index, const char *text)
+static void store_bind_text(sqlite3_stmt *s, int index, const char *text)
 {
     if (text)
         sqlite3_bind_text(s, index, text, -1, SQLITE_STATIC);
@@ -614,7 +614,7 @@ static void bind_text(sqlite3_stmt *s, int index, const char *text)
 }
 
 /* 0 binds NULL: timestamps that have not happened yet. */
-static void bind_time(sqlite3_stmt *s, int index, int64_t value)
+static void store_bind_time(sqlite3_stmt *s, int index, int64_t value)
 {
     if (value > 0)
         sqlite3_bind_int64(s, index, value);
@@ -627,14 +627,14 @@ static void bind_time(sqlite3_stmt *s, int index, int64_t value)
  * transaction back: SQLite may already have rolled it back by itself (full
  * disk, I/O error, out of memory), and later writes would then each commit on
  * their own, without the count changes the tally holds for them. */
-static int begin_write(broker_store_t *self)
+static int store_begin_write(broker_store_t *self)
 {
     if (self->failed)
         return -1;
     if (self->in_transaction)
         return 0;
-    sqlite3_stmt *s = stmt(self, SQL_BEGIN);
-    if (!s || run(self, s, "begin") != SQLITE_DONE) {
+    sqlite3_stmt *s = store_stmt(self, SQL_BEGIN);
+    if (!s || store_run(self, s, "begin") != SQLITE_DONE) {
         self->failed = true;
         return -1;
     }
@@ -642,13 +642,13 @@ static int begin_write(broker_store_t *self)
     return 0;
 }
 
-static char *column_strdup(sqlite3_stmt *s, int col)
+static char *store_column_strdup(sqlite3_stmt *s, int col)
 {
     const unsigned char *text = sqlite3_column_text(s, col);
     return text ? strdup((const char *)text) : NULL;
 }
 
-static json_t *column_json(sqlite3_stmt *s, int col)
+static json_t *store_column_json(sqlite3_stmt *s, int col)
 {
     const char *text = (const char *)sqlite3_column_text(s, col);
     if (!text)
@@ -656,12 +656,12 @@ static json_t *column_json(sqlite3_stmt *s, int col)
     return json_loads(text, JSON_DECODE_ANY, NULL);
 }
 
-static char *dump_json(const json_t *value)
+static char *store_dump_json(const json_t *value)
 {
     return json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
-static int exec_sql(broker_store_t *self, const char *sql, const char *what)
+static int store_exec_sql(broker_store_t *self, const char *sql, const char *what)
 {
     char *msg = NULL;
     if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -706,11 +706,11 @@ static int configure(broker_store_t *self, char *err, size_t errlen)
         snprintf(err, errlen, "the database refused WAL journaling");
         return -1;
     }
-    if (exec_sql(self,
-                 "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
-                 " PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;"
-                 " PRAGMA wal_autocheckpoint=10000;",
-                 "pragma") < 0) {
+    if (store_exec_sql(self,
+                       "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
+                       " PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;"
+                       " PRAGMA wal_autocheckpoint=10000;",
+                       "pragma") < 0) {
         snprintf(err, errlen, "cannot configure the database");
         return -1;
     }
@@ -719,7 +719,7 @@ static int configure(broker_store_t *self, char *err, size_t errlen)
 
 /* Brings the file to BROKER_STORE_SCHEMA_VERSION in one transaction: a new
  * file runs every script, an older one the scripts it lacks. */
-static int migrate(broker_store_t *self, char *err, size_t errlen)
+static int store_migrate(broker_store_t *self, char *err, size_t errlen)
 {
     int64_t version = query_int(self, "PRAGMA user_version", -1);
     if (version == BROKER_STORE_SCHEMA_VERSION)
@@ -731,18 +731,18 @@ static int migrate(broker_store_t *self, char *err, size_t errlen)
     }
     char pragma[64];
     snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d;", BROKER_STORE_SCHEMA_VERSION);
-    if (exec_sql(self, "BEGIN IMMEDIATE", "begin schema") < 0)
+    if (store_exec_sql(self, "BEGIN IMMEDIATE", "begin schema") < 0)
         goto fail;
     for (int64_t v = version; v < BROKER_STORE_SCHEMA_VERSION; v++)
-        if (exec_sql(self, upgrades[v], "upgrade schema") < 0) {
-            exec_sql(self, "ROLLBACK", "rollback schema");
+        if (store_exec_sql(self, upgrades[v], "upgrade schema") < 0) {
+            store_exec_sql(self, "ROLLBACK", "rollback schema");
             goto fail;
         }
-    if (exec_sql(self, pragma, "set schema version") < 0) {
-        exec_sql(self, "ROLLBACK", "rollback schema");
+    if (store_exec_sql(self, pragma, "set schema version") < 0) {
+        store_exec_sql(self, "ROLLBACK", "rollback schema");
         goto fail;
     }
-    if (exec_sql(self, "COMMIT", "commit schema") < 0)
+    if (store_exec_sql(self, "COMMIT", "commit schema") < 0)
         goto fail;
     if (version > 0)
         syn_info("broker", "database schema upgraded from=%lld to=%d", (long long)version,
@@ -753,7 +753,7 @@ fail:
     return -1;
 }
 
-static void cached_workflow_destroy(void **item)
+static void store_cached_workflow_destroy(void **item)
 {
     cached_workflow_t *cached = *item;
     if (!cached)
@@ -783,7 +783,7 @@ broker_store_t *broker_store_open(const char *path, char *err, size_t errlen)
         free(self);
         return NULL;
     }
-    zhashx_set_destructor(self->workflows, cached_workflow_destroy);
+    zhashx_set_destructor(self->workflows, store_cached_workflow_destroy);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &self->db, flags, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path,
@@ -791,7 +791,7 @@ broker_store_t *broker_store_open(const char *path, char *err, size_t errlen)
         broker_store_destroy(&self);
         return NULL;
     }
-    if (configure(self, err, errlen) < 0 || migrate(self, err, errlen) < 0) {
+    if (configure(self, err, errlen) < 0 || store_migrate(self, err, errlen) < 0) {
         broker_store_destroy(&self);
         return NULL;
     }
@@ -824,35 +824,35 @@ static int write_tally_entry(const broker_tally_entry_t *entry, void *arg)
     broker_store_t *self = arg;
     sqlite3_stmt *s;
     if (*entry->status) {
-        s = stmt(self, SQL_TALLY_COUNT);
+        s = store_stmt(self, SQL_TALLY_COUNT);
         if (!s)
             return -1;
-        bind_text(s, 1, entry->workflow_id);
-        bind_text(s, 2, entry->status);
+        store_bind_text(s, 1, entry->workflow_id);
+        store_bind_text(s, 2, entry->status);
         sqlite3_bind_int64(s, 3, entry->delta);
-        if (run(self, s, "count executions") != SQLITE_DONE)
+        if (store_run(self, s, "count executions") != SQLITE_DONE)
             return -1;
     }
-    s = stmt(self, SQL_TALLY_PAGES);
+    s = store_stmt(self, SQL_TALLY_PAGES);
     if (!s)
         return -1;
-    bind_text(s, 1, entry->workflow_id);
-    bind_text(s, 2, entry->status);
+    store_bind_text(s, 1, entry->workflow_id);
+    store_bind_text(s, 2, entry->status);
     sqlite3_bind_int64(s, 3, entry->block);
     sqlite3_bind_int64(s, 4, entry->delta);
-    if (run(self, s, "count execution pages") != SQLITE_DONE)
+    if (store_run(self, s, "count execution pages") != SQLITE_DONE)
         return -1;
     if (entry->delta > 0)
         return 0;
     const char *owners[] = {entry->workflow_id, ""};
     for (size_t i = 0; i < 2; i++) {
-        s = stmt(self, SQL_TALLY_DROP);
+        s = store_stmt(self, SQL_TALLY_DROP);
         if (!s)
             return -1;
-        bind_text(s, 1, owners[i]);
-        bind_text(s, 2, entry->status);
+        store_bind_text(s, 1, owners[i]);
+        store_bind_text(s, 2, entry->status);
         sqlite3_bind_int64(s, 3, entry->block);
-        if (run(self, s, "drop empty execution pages") != SQLITE_DONE)
+        if (store_run(self, s, "drop empty execution pages") != SQLITE_DONE)
             return -1;
     }
     return 0;
@@ -860,7 +860,7 @@ static int write_tally_entry(const broker_tally_entry_t *entry, void *arg)
 
 /* Writes the open transaction's count changes: before it commits, and before
  * anything reads the counts. */
-static int flush_tally(broker_store_t *self)
+static int store_flush_tally(broker_store_t *self)
 {
     int rc = 0;
     if (self->in_transaction && !self->failed &&
@@ -872,12 +872,12 @@ static int flush_tally(broker_store_t *self)
     return rc;
 }
 
-static int flush_events(broker_store_t *self);
+static int store_flush_events(broker_store_t *self);
 
 /* A status change or insert of execution num of workflow_id: status "" is the
  * any-status key, which only inserts (and deletes) move. */
-static int count_change(broker_store_t *self, const char *workflow_id, const char *status,
-                        int64_t num, int64_t delta)
+static int store_count_change(broker_store_t *self, const char *workflow_id, const char *status,
+                              int64_t num, int64_t delta)
 {
     if (broker_tally_add(self->tally, workflow_id, status, num, delta) < 0) {
         syn_error("broker", "out of memory counting executions");
@@ -887,7 +887,7 @@ static int count_change(broker_store_t *self, const char *workflow_id, const cha
     /* Many distinct keys in one transaction (a bulk change across workflows):
      * write them now rather than scan an ever longer list. */
     if (broker_tally_size(self->tally) >= 64)
-        return flush_tally(self);
+        return store_flush_tally(self);
     return 0;
 }
 
@@ -895,16 +895,16 @@ static int count_change(broker_store_t *self, const char *workflow_id, const cha
  * rest would store a state the broker never was in. */
 int broker_store_commit(broker_store_t *self)
 {
-    flush_events(self);
-    flush_tally(self);
+    store_flush_events(self);
+    store_flush_tally(self);
     bool failed = self->failed;
     self->failed = false;
     if (!self->in_transaction)
         return failed ? -1 : 0;
     self->in_transaction = false;
     if (!failed) {
-        sqlite3_stmt *s = stmt(self, SQL_COMMIT);
-        if (s && run(self, s, "commit") == SQLITE_DONE) {
+        sqlite3_stmt *s = store_stmt(self, SQL_COMMIT);
+        if (s && store_run(self, s, "commit") == SQLITE_DONE) {
             self->failed = false;
             self->commits++;
             return 0;
@@ -912,7 +912,7 @@ int broker_store_commit(broker_store_t *self)
     }
     self->failed = false;
     if (!sqlite3_get_autocommit(self->db))
-        exec_sql(self, "ROLLBACK", "rollback");
+        store_exec_sql(self, "ROLLBACK", "rollback");
     zhashx_purge(self->workflows); /* it may hold what was just rolled back */
     return -1;
 }
@@ -933,14 +933,14 @@ uint64_t broker_store_commit_count(const broker_store_t *self)
 static int insert_version(broker_store_t *self, const char *id, int64_t version,
                           const char *text, int64_t created_at)
 {
-    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_VERSION_INSERT);
+    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_VERSION_INSERT);
     if (!s)
         return -1;
-    bind_text(s, 1, id);
-    bind_text(s, 2, text);
+    store_bind_text(s, 1, id);
+    store_bind_text(s, 2, text);
     sqlite3_bind_int64(s, 3, created_at);
     sqlite3_bind_int64(s, 4, version);
-    int rc = run(self, s, "insert workflow version");
+    int rc = store_run(self, s, "insert workflow version");
     if (rc == SQLITE_CONSTRAINT) {
         /* a version that exists already: the two tables disagree */
         syn_error("broker", "workflow %s already has a version %lld", id, (long long)version);
@@ -953,30 +953,30 @@ static int insert_version(broker_store_t *self, const char *id, int64_t version,
  * about itself, in the order the two statements share. */
 static void bind_workflow_columns(sqlite3_stmt *s, const broker_workflow_row_t *row)
 {
-    bind_text(s, 1, row->id);
-    bind_text(s, 2, row->name);
-    bind_text(s, 3, row->description);
-    bind_text(s, 4, row->workflow_type);
-    bind_text(s, 5, row->classification);
+    store_bind_text(s, 1, row->id);
+    store_bind_text(s, 2, row->name);
+    store_bind_text(s, 3, row->description);
+    store_bind_text(s, 4, row->workflow_type);
+    store_bind_text(s, 5, row->classification);
     sqlite3_bind_int64(s, 6, row->phase_count);
 }
 
 int broker_store_workflow_insert(broker_store_t *self, const broker_workflow_row_t *row)
 {
     zhashx_delete(self->workflows, row->id);
-    char *text = dump_json(row->template_json);
-    if (!text || begin_write(self) < 0) {
+    char *text = store_dump_json(row->template_json);
+    if (!text || store_begin_write(self) < 0) {
         free(text);
         return -1;
     }
     int result = -1;
-    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_INSERT);
+    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_INSERT);
     if (!s)
         goto done;
     bind_workflow_columns(s, row);
     sqlite3_bind_int64(s, 7, row->created_at);
-    bind_text(s, 8, row->source_hash);
-    int rc = run(self, s, "insert workflow");
+    store_bind_text(s, 8, row->source_hash);
+    int rc = store_run(self, s, "insert workflow");
     if (rc == SQLITE_CONSTRAINT) {
         result = 1;
         goto done;
@@ -994,24 +994,24 @@ int broker_store_workflow_update(broker_store_t *self, const broker_workflow_row
                                  int64_t *version_out)
 {
     zhashx_delete(self->workflows, row->id);
-    char *text = dump_json(row->template_json);
-    if (!text || begin_write(self) < 0) {
+    char *text = store_dump_json(row->template_json);
+    if (!text || store_begin_write(self) < 0) {
         free(text);
         return -1;
     }
     int result = -1;
-    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_BUMP);
+    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_BUMP);
     if (!s)
         goto done;
     bind_workflow_columns(s, row);
-    bind_text(s, 7, row->source_hash);
+    store_bind_text(s, 7, row->source_hash);
     int rc = sqlite3_step(s);
     int64_t version = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     if (rc == SQLITE_ROW)
         rc = sqlite3_step(s); /* finishes the statement: the update is done */
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) {
-        log_db_error(self, "update workflow");
+        store_log_error(self, "update workflow");
         self->failed = true;
         goto done;
     }
@@ -1032,13 +1032,13 @@ done:
 int broker_store_workflow_archive(broker_store_t *self, const char *id)
 {
     zhashx_delete(self->workflows, id);
-    if (begin_write(self) < 0)
+    if (store_begin_write(self) < 0)
         return -1;
-    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_ARCHIVE);
+    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_ARCHIVE);
     if (!s)
         return -1;
-    bind_text(s, 1, id);
-    if (run(self, s, "archive workflow") != SQLITE_DONE)
+    store_bind_text(s, 1, id);
+    if (store_run(self, s, "archive workflow") != SQLITE_DONE)
         return -1;
     return sqlite3_changes(self->db) == 1 ? 0 : 1;
 }
@@ -1046,10 +1046,10 @@ int broker_store_workflow_archive(broker_store_t *self, const char *id)
 int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **template_out,
                               broker_workflow_meta_t *meta)
 {
-    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_GET);
+    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_GET);
     if (!s)
         return -1;
-    bind_text(s, 1, id);
+    store_bind_text(s, 1, id);
     int rc = sqlite3_step(s);
     int result = 0;
     if (rc == SQLITE_ROW) {
@@ -1061,7 +1061,7 @@ int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **tem
             const char *hash = (const char *)sqlite3_column_text(s, 4);
             snprintf(meta->source_hash, sizeof meta->source_hash, "%s", hash ? hash : "");
         }
-        json_t *template_json = column_json(s, 2);
+        json_t *template_json = store_column_json(s, 2);
         if (template_json) {
             *template_out = template_json;
             result = 1;
@@ -1070,7 +1070,7 @@ int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **tem
             result = -1;
         }
     } else if (rc != SQLITE_DONE) {
-        log_db_error(self, "get workflow");
+        store_log_error(self, "get workflow");
         result = -1;
     }
     sqlite3_reset(s);
@@ -1096,7 +1096,7 @@ int broker_store_workflow_shared(broker_store_t *self, const char *id,
         cached->template_json = template_json;
         if (zhashx_insert(self->workflows, id, cached) != 0) {
             void *item = cached;
-            cached_workflow_destroy(&item);
+            store_cached_workflow_destroy(&item);
             return -1;
         }
     }
@@ -1109,25 +1109,25 @@ int broker_store_workflow_shared(broker_store_t *self, const char *id,
 int broker_store_workflow_template(broker_store_t *self, const char *id, int64_t version,
                                    json_t **template_out)
 {
-    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_TEMPLATE);
+    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_TEMPLATE);
     if (!s)
         return -1;
-    bind_text(s, 1, id);
+    store_bind_text(s, 1, id);
     sqlite3_bind_int64(s, 2, version);
     int rc = sqlite3_step(s);
     int result = 0;
     if (rc == SQLITE_ROW) {
-        *template_out = column_json(s, 0);
+        *template_out = store_column_json(s, 0);
         result = *template_out ? 1 : -1;
     } else if (rc != SQLITE_DONE) {
-        log_db_error(self, "get workflow template");
+        store_log_error(self, "get workflow template");
         result = -1;
     }
     sqlite3_reset(s);
     return result;
 }
 
-static json_t *column_string_or_null(sqlite3_stmt *s, int col)
+static json_t *store_column_string_or_null(sqlite3_stmt *s, int col)
 {
     const char *text = (const char *)sqlite3_column_text(s, col);
     json_t *value = text ? json_string(text) : NULL;
@@ -1140,35 +1140,35 @@ int broker_store_workflow_list(broker_store_t *self, const broker_workflow_filte
 {
     const char *type = filter ? filter->workflow_type : NULL;
     int archived = filter && filter->include_archived;
-    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_COUNT);
+    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_COUNT);
     if (!s)
         return -1;
-    bind_text(s, 1, type);
+    store_bind_text(s, 1, type);
     sqlite3_bind_int(s, 2, archived);
     if (sqlite3_step(s) != SQLITE_ROW) {
-        log_db_error(self, "count workflows");
+        store_log_error(self, "count workflows");
         sqlite3_reset(s);
         return -1;
     }
     *total = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
 
-    s = stmt(self, SQL_WORKFLOW_LIST);
+    s = store_stmt(self, SQL_WORKFLOW_LIST);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, page_size);
     sqlite3_bind_int64(s, 2, (page - 1) * page_size);
-    bind_text(s, 3, type);
+    store_bind_text(s, 3, type);
     sqlite3_bind_int(s, 4, archived);
     json_t *items = json_array();
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         json_t *item = json_object();
-        json_object_set_new(item, "id", column_string_or_null(s, 0));
-        json_object_set_new(item, "name", column_string_or_null(s, 1));
-        json_object_set_new(item, "description", column_string_or_null(s, 2));
-        json_object_set_new(item, "workflow_type", column_string_or_null(s, 3));
-        json_object_set_new(item, "classification", column_string_or_null(s, 4));
+        json_object_set_new(item, "id", store_column_string_or_null(s, 0));
+        json_object_set_new(item, "name", store_column_string_or_null(s, 1));
+        json_object_set_new(item, "description", store_column_string_or_null(s, 2));
+        json_object_set_new(item, "workflow_type", store_column_string_or_null(s, 3));
+        json_object_set_new(item, "classification", store_column_string_or_null(s, 4));
         json_object_set_new(item, "phase_count", json_integer(sqlite3_column_int64(s, 5)));
         json_object_set_new(item, "created_at", broker_time_json(sqlite3_column_int64(s, 6)));
         json_object_set_new(item, "version", json_integer(sqlite3_column_int64(s, 7)));
@@ -1177,7 +1177,7 @@ int broker_store_workflow_list(broker_store_t *self, const broker_workflow_filte
     }
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) {
-        log_db_error(self, "list workflows");
+        store_log_error(self, "list workflows");
         json_decref(items);
         return -1;
     }
@@ -1196,51 +1196,52 @@ static const char *current_phase_id(const broker_execution_t *exec)
 
 int broker_store_execution_insert(broker_store_t *self, broker_execution_t *exec)
 {
-    char *inputs = dump_json(exec->inputs);
-    char *repos = dump_json(exec->repos);
+    char *inputs = store_dump_json(exec->inputs);
+    char *repos = store_dump_json(exec->repos);
     int result = -1;
-    if (!inputs || !repos || begin_write(self) < 0)
+    if (!inputs || !repos || store_begin_write(self) < 0)
         goto done;
-    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_INSERT);
+    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_INSERT);
     if (!s)
         goto done;
-    bind_text(s, 1, exec->id);
-    bind_text(s, 2, exec->workflow_id);
+    store_bind_text(s, 1, exec->id);
+    store_bind_text(s, 2, exec->workflow_id);
     sqlite3_bind_int64(s, 3, exec->workflow_version);
-    bind_text(s, 4, broker_exec_status_name(exec->status));
-    bind_text(s, 5, inputs);
-    bind_text(s, 6, exec->task);
-    bind_text(s, 7, repos);
+    store_bind_text(s, 4, broker_exec_status_name(exec->status));
+    store_bind_text(s, 5, inputs);
+    store_bind_text(s, 6, exec->task);
+    store_bind_text(s, 7, repos);
     sqlite3_bind_int64(s, 8, (int64_t)exec->phase_count);
     sqlite3_bind_int64(s, 9, (int64_t)exec->completed_phases);
-    bind_text(s, 10, current_phase_id(exec));
+    store_bind_text(s, 10, current_phase_id(exec));
     sqlite3_bind_int64(s, 11, exec->created_at);
-    bind_time(s, 12, exec->started_at);
-    bind_time(s, 13, exec->completed_at);
-    bind_text(s, 14, exec->error);
-    int rc = run(self, s, "insert execution");
+    store_bind_time(s, 12, exec->started_at);
+    store_bind_time(s, 13, exec->completed_at);
+    store_bind_text(s, 14, exec->error);
+    int rc = store_run(self, s, "insert execution");
     if (rc != SQLITE_DONE) {
         result = rc == SQLITE_CONSTRAINT ? 1 : -1;
         goto done;
     }
     int64_t num = sqlite3_last_insert_rowid(self->db);
     exec->num = num;
-    if (count_change(self, exec->workflow_id, broker_exec_status_name(exec->status), num, 1) < 0 ||
-        count_change(self, exec->workflow_id, "", num, 1) < 0)
+    const char *status = broker_exec_status_name(exec->status);
+    if (store_count_change(self, exec->workflow_id, status, num, 1) < 0 ||
+        store_count_change(self, exec->workflow_id, "", num, 1) < 0)
         goto done;
     for (size_t i = 0; i < exec->phase_count; i++) {
         broker_phase_t *phase = &exec->phases[i];
-        s = stmt(self, SQL_PHASE_INSERT);
+        s = store_stmt(self, SQL_PHASE_INSERT);
         if (!s)
             goto done;
         sqlite3_bind_int64(s, 1, num);
-        bind_text(s, 2, phase->phase_id);
+        store_bind_text(s, 2, phase->phase_id);
         sqlite3_bind_int64(s, 3, phase->order);
-        bind_text(s, 4, phase->name);
-        bind_text(s, 5, phase->model);
-        bind_text(s, 6, broker_phase_status_name(phase->status));
-        bind_text(s, 7, exec->id);
-        if (run(self, s, "insert phase") != SQLITE_DONE)
+        store_bind_text(s, 4, phase->name);
+        store_bind_text(s, 5, phase->model);
+        store_bind_text(s, 6, broker_phase_status_name(phase->status));
+        store_bind_text(s, 7, exec->id);
+        if (store_run(self, s, "insert phase") != SQLITE_DONE)
             goto done;
         phase->row = sqlite3_last_insert_rowid(self->db);
     }
@@ -1259,22 +1260,22 @@ typedef struct {
 } counted_row_t;
 
 /* 1 with the row, 0 when there is none, -1 on error (free workflow_id). */
-static int counted_row(broker_store_t *self, const char *id, counted_row_t *row)
+static int store_counted_row(broker_store_t *self, const char *id, counted_row_t *row)
 {
-    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_ROW);
+    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_ROW);
     if (!s)
         return -1;
-    bind_text(s, 1, id);
+    store_bind_text(s, 1, id);
     int rc = sqlite3_step(s);
     int result = 0;
     if (rc == SQLITE_ROW) {
-        row->workflow_id = column_strdup(s, 0);
+        row->workflow_id = store_column_strdup(s, 0);
         const char *status = (const char *)sqlite3_column_text(s, 1);
         snprintf(row->status, sizeof row->status, "%s", status ? status : "");
         row->num = sqlite3_column_int64(s, 2);
         result = row->workflow_id ? 1 : -1;
     } else if (rc != SQLITE_DONE) {
-        log_db_error(self, "read execution row");
+        store_log_error(self, "read execution row");
         self->failed = true;
         result = -1;
     }
@@ -1284,12 +1285,12 @@ static int counted_row(broker_store_t *self, const char *id, counted_row_t *row)
 
 /* One execution of row's workflow moved from row's status to status: the
  * counts and page blocks follow. */
-static int recount(broker_store_t *self, const counted_row_t *row, const char *status)
+static int store_recount(broker_store_t *self, const counted_row_t *row, const char *status)
 {
     if (strcmp(row->status, status) == 0)
         return 0;
-    if (count_change(self, row->workflow_id, row->status, row->num, -1) < 0 ||
-        count_change(self, row->workflow_id, status, row->num, 1) < 0)
+    if (store_count_change(self, row->workflow_id, row->status, row->num, -1) < 0 ||
+        store_count_change(self, row->workflow_id, status, row->num, 1) < 0)
         return -1;
     return 0;
 }
@@ -1301,7 +1302,7 @@ static int counted_row_of(broker_store_t *self, const broker_execution_t *exec,
                           counted_row_t *row)
 {
     if (exec->stored_status < 0 || exec->num <= 0)
-        return counted_row(self, exec->id, row);
+        return store_counted_row(self, exec->id, row);
     row->workflow_id = strdup(exec->workflow_id);
     snprintf(row->status, sizeof row->status, "%s",
              broker_exec_status_name((broker_exec_status_t)exec->stored_status));
@@ -1313,33 +1314,33 @@ static int save_execution(broker_store_t *self, const broker_execution_t *exec, 
 {
     counted_row_t row = {0};
     if (status) {
-        if (begin_write(self) < 0)
+        if (store_begin_write(self) < 0)
             return -1;
         int found = counted_row_of(self, exec, &row);
         if (found <= 0)
             return found;
         const char *to = broker_exec_status_name(exec->status);
-        int rc = recount(self, &row, to);
+        int rc = store_recount(self, &row, to);
         bool same = strcmp(row.status, to) == 0;
         free(row.workflow_id);
         if (rc < 0)
             return -1;
         status = !same;
     }
-    if (begin_write(self) < 0)
+    if (store_begin_write(self) < 0)
         return -1;
-    sqlite3_stmt *s = stmt(self, status ? SQL_EXECUTION_SAVE : SQL_EXECUTION_SAVE_PROGRESS);
+    sqlite3_stmt *s = store_stmt(self, status ? SQL_EXECUTION_SAVE : SQL_EXECUTION_SAVE_PROGRESS);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, row.num > 0 ? row.num : exec->num);
     if (status)
-        bind_text(s, 2, broker_exec_status_name(exec->status));
+        store_bind_text(s, 2, broker_exec_status_name(exec->status));
     sqlite3_bind_int64(s, 3, (int64_t)exec->completed_phases);
-    bind_text(s, 4, current_phase_id(exec));
-    bind_time(s, 5, exec->started_at);
-    bind_time(s, 6, exec->completed_at);
-    bind_text(s, 7, exec->error);
-    return run(self, s, "save execution") == SQLITE_DONE ? 0 : -1;
+    store_bind_text(s, 4, current_phase_id(exec));
+    store_bind_time(s, 5, exec->started_at);
+    store_bind_time(s, 6, exec->completed_at);
+    store_bind_text(s, 7, exec->error);
+    return store_run(self, s, "save execution") == SQLITE_DONE ? 0 : -1;
 }
 
 int broker_store_execution_save(broker_store_t *self, const broker_execution_t *exec)
@@ -1359,7 +1360,7 @@ static int save_phase_by(broker_store_t *self, const broker_execution_t *exec,
 static int save_phase(broker_store_t *self, const broker_execution_t *exec,
                       const broker_phase_t *phase, bool output)
 {
-    if (begin_write(self) < 0)
+    if (store_begin_write(self) < 0)
         return -1;
     if (phase->row > 0) {
         int rc = save_phase_by(self, exec, phase, output, phase->row);
@@ -1375,21 +1376,21 @@ static int save_phase_by(broker_store_t *self, const broker_execution_t *exec,
 {
     sql_id_t id = output ? (row ? SQL_PHASE_SAVE_OUTPUT_ROW : SQL_PHASE_SAVE_OUTPUT)
                          : (row ? SQL_PHASE_SAVE_ROW : SQL_PHASE_SAVE);
-    sqlite3_stmt *s = stmt(self, id);
+    sqlite3_stmt *s = store_stmt(self, id);
     if (!s)
         return -1;
     if (row)
         sqlite3_bind_int64(s, 9, row);
     sqlite3_bind_int64(s, 1, exec->num);
-    bind_text(s, 2, phase->phase_id);
-    bind_text(s, 3, broker_phase_status_name(phase->status));
+    store_bind_text(s, 2, phase->phase_id);
+    store_bind_text(s, 3, broker_phase_status_name(phase->status));
     sqlite3_bind_int64(s, 4, phase->attempt);
-    bind_text(s, 5, phase->error);
-    bind_time(s, 6, phase->started_at);
-    bind_time(s, 7, phase->completed_at);
+    store_bind_text(s, 5, phase->error);
+    store_bind_time(s, 6, phase->started_at);
+    store_bind_time(s, 7, phase->completed_at);
     if (output)
-        bind_text(s, 8, phase->output);
-    return run(self, s, "save phase") == SQLITE_DONE ? 0 : -1;
+        store_bind_text(s, 8, phase->output);
+    return store_run(self, s, "save phase") == SQLITE_DONE ? 0 : -1;
 }
 
 int broker_store_phase_save(broker_store_t *self, const broker_execution_t *exec,
@@ -1407,33 +1408,33 @@ int broker_store_phase_save_with_output(broker_store_t *self, const broker_execu
 int broker_store_phase_set_output(broker_store_t *self, const broker_execution_t *exec,
                                   const broker_phase_t *phase)
 {
-    if (begin_write(self) < 0)
+    if (store_begin_write(self) < 0)
         return -1;
-    sqlite3_stmt *s = stmt(self, SQL_PHASE_OUTPUT);
+    sqlite3_stmt *s = store_stmt(self, SQL_PHASE_OUTPUT);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, exec->num);
-    bind_text(s, 2, phase->phase_id);
-    bind_text(s, 3, phase->output);
-    return run(self, s, "save phase output") == SQLITE_DONE ? 0 : -1;
+    store_bind_text(s, 2, phase->phase_id);
+    store_bind_text(s, 3, phase->output);
+    return store_run(self, s, "save phase output") == SQLITE_DONE ? 0 : -1;
 }
 
 int broker_store_attempt_insert(broker_store_t *self, const broker_execution_t *exec,
                                 const char *phase_id, int64_t attempt, const char *worker,
                                 int64_t started_at)
 {
-    if (begin_write(self) < 0)
+    if (store_begin_write(self) < 0)
         return -1;
-    sqlite3_stmt *s = stmt(self, SQL_ATTEMPT_INSERT);
+    sqlite3_stmt *s = store_stmt(self, SQL_ATTEMPT_INSERT);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, exec->num);
-    bind_text(s, 2, phase_id);
+    store_bind_text(s, 2, phase_id);
     sqlite3_bind_int64(s, 3, attempt);
-    bind_text(s, 4, worker);
-    bind_time(s, 5, started_at);
-    bind_text(s, 6, exec->id);
-    return run(self, s, "insert attempt") == SQLITE_DONE ? 0 : -1;
+    store_bind_text(s, 4, worker);
+    store_bind_time(s, 5, started_at);
+    store_bind_text(s, 6, exec->id);
+    return store_run(self, s, "insert attempt") == SQLITE_DONE ? 0 : -1;
 }
 
 int broker_store_attempt_finish(broker_store_t *self, const broker_execution_t *exec,
@@ -1441,22 +1442,22 @@ int broker_store_attempt_finish(broker_store_t *self, const broker_execution_t *
                                 broker_attempt_status_t status, int64_t completed_at,
                                 const int64_t *exit_code, const char *error)
 {
-    if (begin_write(self) < 0)
+    if (store_begin_write(self) < 0)
         return -1;
-    sqlite3_stmt *s = stmt(self, SQL_ATTEMPT_FINISH);
+    sqlite3_stmt *s = store_stmt(self, SQL_ATTEMPT_FINISH);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, exec->num);
-    bind_text(s, 2, phase_id);
+    store_bind_text(s, 2, phase_id);
     sqlite3_bind_int64(s, 3, attempt);
-    bind_text(s, 4, broker_attempt_status_name(status));
-    bind_time(s, 5, completed_at);
+    store_bind_text(s, 4, broker_attempt_status_name(status));
+    store_bind_time(s, 5, completed_at);
     if (exit_code)
         sqlite3_bind_int64(s, 6, *exit_code);
     else
         sqlite3_bind_null(s, 6);
-    bind_text(s, 7, error);
-    return run(self, s, "finish attempt") == SQLITE_DONE ? 0 : -1;
+    store_bind_text(s, 7, error);
+    return store_run(self, s, "finish attempt") == SQLITE_DONE ? 0 : -1;
 }
 
 /* Ids with a given prefix are exactly those in [prefix, prefix with its last byte
@@ -1478,12 +1479,12 @@ int broker_store_execution_match(broker_store_t *self, const char *prefix,
     } else {
         upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
     }
-    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_MATCH);
+    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_MATCH);
     if (!s) {
         free(upper);
         return -1;
     }
-    bind_text(s, 1, prefix);
+    store_bind_text(s, 1, prefix);
     sqlite3_bind_text(s, 2, upper, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, (int64_t)max);
     int rc;
@@ -1494,7 +1495,7 @@ int broker_store_execution_match(broker_store_t *self, const char *prefix,
     }
     sqlite3_reset(s);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        log_db_error(self, "match execution ids");
+        store_log_error(self, "match execution ids");
         free(upper);
         return -1;
     }
@@ -1504,10 +1505,10 @@ int broker_store_execution_match(broker_store_t *self, const char *prefix,
 
 int broker_store_execution_status(broker_store_t *self, const char *id, json_t **status_out)
 {
-    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_STATUS);
+    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_STATUS);
     if (!s)
         return -1;
-    bind_text(s, 1, id);
+    store_bind_text(s, 1, id);
     int rc = sqlite3_step(s);
     int result = 0;
     if (rc == SQLITE_ROW) {
@@ -1531,7 +1532,7 @@ int broker_store_execution_status(broker_store_t *self, const char *id, json_t *
             result = *status_out ? 1 : -1;
         }
     } else if (rc != SQLITE_DONE) {
-        log_db_error(self, "get execution");
+        store_log_error(self, "get execution");
         result = -1;
     }
     sqlite3_reset(s);
@@ -1540,27 +1541,27 @@ int broker_store_execution_status(broker_store_t *self, const char *id, json_t *
 
 int64_t broker_store_execution_count(broker_store_t *self, const char *workflow_id, int status)
 {
-    if (flush_tally(self) < 0)
+    if (store_flush_tally(self) < 0)
         return -1;
     const char *status_name =
         status >= 0 ? broker_exec_status_name((broker_exec_status_t)status) : NULL;
     sqlite3_stmt *s;
     if (workflow_id && status_name) {
-        s = stmt(self, SQL_COUNT_WORKFLOW_STATUS);
+        s = store_stmt(self, SQL_COUNT_WORKFLOW_STATUS);
         if (s) {
-            bind_text(s, 1, workflow_id);
-            bind_text(s, 2, status_name);
+            store_bind_text(s, 1, workflow_id);
+            store_bind_text(s, 2, status_name);
         }
     } else if (workflow_id) {
-        s = stmt(self, SQL_COUNT_WORKFLOW);
+        s = store_stmt(self, SQL_COUNT_WORKFLOW);
         if (s)
-            bind_text(s, 1, workflow_id);
+            store_bind_text(s, 1, workflow_id);
     } else if (status_name) {
-        s = stmt(self, SQL_COUNT_STATUS);
+        s = store_stmt(self, SQL_COUNT_STATUS);
         if (s)
-            bind_text(s, 1, status_name);
+            store_bind_text(s, 1, status_name);
     } else {
-        s = stmt(self, SQL_COUNT_ALL);
+        s = store_stmt(self, SQL_COUNT_ALL);
     }
     if (!s)
         return -1;
@@ -1568,7 +1569,7 @@ int64_t broker_store_execution_count(broker_store_t *self, const char *workflow_
     if (sqlite3_step(s) == SQLITE_ROW)
         n = sqlite3_column_int64(s, 0);
     else
-        log_db_error(self, "count executions");
+        store_log_error(self, "count executions");
     sqlite3_reset(s);
     return n;
 }
@@ -1581,31 +1582,31 @@ int broker_store_usage_record(broker_store_t *self, const char *execution_id,
 {
     json_t *doc = json_object();
     broker_usage_put(usage, doc, NULL, true);
-    char *text = dump_json(doc);
+    char *text = store_dump_json(doc);
     json_decref(doc);
-    if (!text || begin_write(self) < 0) {
+    if (!text || store_begin_write(self) < 0) {
         free(text);
         return -1;
     }
     int result = -1;
-    sqlite3_stmt *s = stmt(self, SQL_USAGE_ATTEMPT);
+    sqlite3_stmt *s = store_stmt(self, SQL_USAGE_ATTEMPT);
     if (!s)
         goto done;
-    bind_text(s, 1, execution_id);
-    bind_text(s, 2, phase_id);
+    store_bind_text(s, 1, execution_id);
+    store_bind_text(s, 2, phase_id);
     sqlite3_bind_int64(s, 3, attempt);
-    bind_text(s, 4, text);
-    if (run(self, s, "record attempt usage") != SQLITE_DONE)
+    store_bind_text(s, 4, text);
+    if (store_run(self, s, "record attempt usage") != SQLITE_DONE)
         goto done;
     if (sqlite3_changes(self->db) == 0) {
         result = 0;
         goto done;
     }
-    s = stmt(self, SQL_USAGE_PHASE);
+    s = store_stmt(self, SQL_USAGE_PHASE);
     if (!s)
         goto done;
-    bind_text(s, 1, execution_id);
-    bind_text(s, 2, phase_id);
+    store_bind_text(s, 1, execution_id);
+    store_bind_text(s, 2, phase_id);
     sqlite3_bind_int64(s, 3, usage->input_tokens);
     sqlite3_bind_int64(s, 4, usage->output_tokens);
     sqlite3_bind_int64(s, 5, usage->cache_creation_tokens);
@@ -1614,19 +1615,19 @@ int broker_store_usage_record(broker_store_t *self, const char *execution_id,
     sqlite3_bind_int64(s, 8, usage->num_turns);
     sqlite3_bind_int64(s, 9, usage->duration_ms);
     sqlite3_bind_int64(s, 10, usage->tool_call_count);
-    bind_text(s, 11, usage->model);
-    if (run(self, s, "add phase usage") != SQLITE_DONE)
+    store_bind_text(s, 11, usage->model);
+    if (store_run(self, s, "add phase usage") != SQLITE_DONE)
         goto done;
-    s = stmt(self, SQL_USAGE_EXECUTION);
+    s = store_stmt(self, SQL_USAGE_EXECUTION);
     if (!s)
         goto done;
-    bind_text(s, 1, execution_id);
+    store_bind_text(s, 1, execution_id);
     sqlite3_bind_int64(s, 2, usage->input_tokens);
     sqlite3_bind_int64(s, 3, usage->output_tokens);
     sqlite3_bind_int64(s, 4, usage->cache_creation_tokens);
     sqlite3_bind_int64(s, 5, usage->cache_read_tokens);
     sqlite3_bind_double(s, 6, usage->cost_usd);
-    if (run(self, s, "add execution usage") == SQLITE_DONE)
+    if (store_run(self, s, "add execution usage") == SQLITE_DONE)
         result = 1;
 done:
     free(text);
@@ -1636,16 +1637,16 @@ done:
 int64_t broker_store_message_insert(broker_store_t *self, const char *execution_id,
                                     const char *role, const char *message, int64_t created_at)
 {
-    if (begin_write(self) < 0)
+    if (store_begin_write(self) < 0)
         return -1;
-    sqlite3_stmt *s = stmt(self, SQL_MESSAGE_INSERT);
+    sqlite3_stmt *s = store_stmt(self, SQL_MESSAGE_INSERT);
     if (!s)
         return -1;
-    bind_text(s, 1, execution_id);
-    bind_text(s, 2, role);
-    bind_text(s, 3, message);
+    store_bind_text(s, 1, execution_id);
+    store_bind_text(s, 2, role);
+    store_bind_text(s, 3, message);
     sqlite3_bind_int64(s, 4, created_at);
-    if (run(self, s, "insert operator message") != SQLITE_DONE)
+    if (store_run(self, s, "insert operator message") != SQLITE_DONE)
         return -1;
     return sqlite3_last_insert_rowid(self->db);
 }
@@ -1653,40 +1654,40 @@ int64_t broker_store_message_insert(broker_store_t *self, const char *execution_
 int broker_store_messages_bind(broker_store_t *self, const char *execution_id,
                                const char *phase_id)
 {
-    if (begin_write(self) < 0)
+    if (store_begin_write(self) < 0)
         return -1;
-    sqlite3_stmt *s = stmt(self, SQL_MESSAGES_BIND);
+    sqlite3_stmt *s = store_stmt(self, SQL_MESSAGES_BIND);
     if (!s)
         return -1;
-    bind_text(s, 1, execution_id);
-    bind_text(s, 2, phase_id);
-    return run(self, s, "bind operator messages") == SQLITE_DONE ? 0 : -1;
+    store_bind_text(s, 1, execution_id);
+    store_bind_text(s, 2, phase_id);
+    return store_run(self, s, "bind operator messages") == SQLITE_DONE ? 0 : -1;
 }
 
-static json_t *column_string_or_null(sqlite3_stmt *s, int col);
+static json_t *store_column_string_or_null(sqlite3_stmt *s, int col);
 
 /* [{id, role, message, phase_id, created_at}] of one execution, oldest first. */
-static json_t *messages_of(broker_store_t *self, const char *execution_id, bool with_time)
+static json_t *store_messages_of(broker_store_t *self, const char *execution_id, bool with_time)
 {
-    sqlite3_stmt *s = stmt(self, SQL_MESSAGES_OF);
+    sqlite3_stmt *s = store_stmt(self, SQL_MESSAGES_OF);
     if (!s)
         return NULL;
-    bind_text(s, 1, execution_id);
+    store_bind_text(s, 1, execution_id);
     json_t *list = json_array();
     int rc = SQLITE_ERROR;
     while (list && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         json_t *m = json_pack("{s:I, s:o, s:o, s:o}", "id",
                               (json_int_t)sqlite3_column_int64(s, 0), "role",
-                              column_string_or_null(s, 1), "message",
-                              column_string_or_null(s, 2), "phase_id",
-                              column_string_or_null(s, 3));
+                              store_column_string_or_null(s, 1), "message",
+                              store_column_string_or_null(s, 2), "phase_id",
+                              store_column_string_or_null(s, 3));
         if (m && with_time)
             json_object_set_new(m, "created_at", broker_time_json(sqlite3_column_int64(s, 4)));
         json_array_append_new(list, m);
     }
     sqlite3_reset(s);
     if (!list || rc != SQLITE_DONE) {
-        log_db_error(self, "load operator messages");
+        store_log_error(self, "load operator messages");
         json_decref(list);
         return NULL;
     }
@@ -1695,7 +1696,7 @@ static json_t *messages_of(broker_store_t *self, const char *execution_id, bool 
 
 json_t *broker_store_messages_load(broker_store_t *self, const char *execution_id)
 {
-    return messages_of(self, execution_id, false);
+    return store_messages_of(self, execution_id, false);
 }
 
 /* --- queries ----------------------------------------------------------------- */
@@ -1726,10 +1727,10 @@ static json_t *summary_of(sqlite3_stmt *s, int64_t now)
     json_t *summary = json_object();
     if (!summary)
         return NULL;
-    json_object_set_new(summary, "execution_id", column_string_or_null(s, 0));
-    json_object_set_new(summary, "workflow_id", column_string_or_null(s, 1));
-    json_object_set_new(summary, "workflow_name", column_string_or_null(s, 2));
-    json_object_set_new(summary, "status", column_string_or_null(s, 3));
+    json_object_set_new(summary, "execution_id", store_column_string_or_null(s, 0));
+    json_object_set_new(summary, "workflow_id", store_column_string_or_null(s, 1));
+    json_object_set_new(summary, "workflow_name", store_column_string_or_null(s, 2));
+    json_object_set_new(summary, "status", store_column_string_or_null(s, 3));
     json_object_set_new(summary, "started_at", time_or_null(s, 4));
     json_object_set_new(summary, "completed_at", time_or_null(s, 5));
     json_object_set_new(summary, "completed_phases", json_integer(sqlite3_column_int64(s, 6)));
@@ -1739,7 +1740,7 @@ static json_t *summary_of(sqlite3_stmt *s, int64_t now)
     json_object_set_new(summary, "total_output_tokens",
                         json_integer(sqlite3_column_int64(s, 9)));
     json_object_set_new(summary, "total_cost_usd", json_real(sqlite3_column_double(s, 10)));
-    json_object_set_new(summary, "error", column_string_or_null(s, 11));
+    json_object_set_new(summary, "error", store_column_string_or_null(s, 11));
     return summary;
 }
 
@@ -1747,9 +1748,9 @@ static json_t *summary_of(sqlite3_stmt *s, int64_t now)
 static void bind_filter(sqlite3_stmt *s, const char *workflow_id, const char *status)
 {
     if (status)
-        bind_text(s, 4, status);
+        store_bind_text(s, 4, status);
     if (workflow_id)
-        bind_text(s, 5, workflow_id);
+        store_bind_text(s, 5, workflow_id);
 }
 
 /* The insertion number of the first row of a page that starts offset rows in
@@ -1762,9 +1763,9 @@ static int seek_page(broker_store_t *self, const char *workflow_id, const char *
     *start = INT64_MAX;
     if (offset == 0)
         return 1;
-    if (flush_tally(self) < 0)
+    if (store_flush_tally(self) < 0)
         return -1;
-    sqlite3_stmt *s = stmt(self, SQL_PAGES);
+    sqlite3_stmt *s = store_stmt(self, SQL_PAGES);
     if (!s)
         return -1;
     sqlite3_bind_text(s, 1, workflow_id ? workflow_id : "", -1, SQLITE_STATIC);
@@ -1783,12 +1784,12 @@ static int seek_page(broker_store_t *self, const char *workflow_id, const char *
     }
     sqlite3_reset(s);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        log_db_error(self, "seek page");
+        store_log_error(self, "seek page");
         return -1;
     }
     if (!found)
         return 0;
-    s = stmt(self, workflow_id && status ? SQL_SKIP_WORKFLOW_STATUS
+    s = store_stmt(self, workflow_id && status ? SQL_SKIP_WORKFLOW_STATUS
                    : workflow_id         ? SQL_SKIP_WORKFLOW
                    : status              ? SQL_SKIP_STATUS
                                          : SQL_SKIP_ALL);
@@ -1802,7 +1803,7 @@ static int seek_page(broker_store_t *self, const char *workflow_id, const char *
         *start = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        log_db_error(self, "skip to page");
+        store_log_error(self, "skip to page");
         return -1;
     }
     return rc == SQLITE_ROW;
@@ -1838,7 +1839,7 @@ int broker_store_execution_list(broker_store_t *self, const char *workflow_id, i
                      : workflow_id              ? SQL_LIST_WORKFLOW
                      : status_name              ? SQL_LIST_STATUS
                                                 : SQL_LIST_ALL;
-    sqlite3_stmt *s = stmt(self, which);
+    sqlite3_stmt *s = store_stmt(self, which);
     if (!s) {
         json_decref(items);
         *items_out = NULL;
@@ -1853,7 +1854,7 @@ int broker_store_execution_list(broker_store_t *self, const char *workflow_id, i
         json_array_append_new(items, summary_of(s, now));
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) {
-        log_db_error(self, "list executions");
+        store_log_error(self, "list executions");
         json_decref(items);
         *items_out = NULL;
         return -1;
@@ -1864,10 +1865,10 @@ int broker_store_execution_list(broker_store_t *self, const char *workflow_id, i
 /* Attempts of every phase of an execution: {phase_id: [attempt, ...]}. */
 static json_t *attempts_by_phase(broker_store_t *self, const char *id)
 {
-    sqlite3_stmt *s = stmt(self, SQL_DETAIL_ATTEMPTS);
+    sqlite3_stmt *s = store_stmt(self, SQL_DETAIL_ATTEMPTS);
     if (!s)
         return NULL;
-    bind_text(s, 1, id);
+    store_bind_text(s, 1, id);
     json_t *by_phase = json_object();
     int rc = SQLITE_ERROR;
     while (by_phase && (rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1879,22 +1880,22 @@ static json_t *attempts_by_phase(broker_store_t *self, const char *id)
             list = json_array();
             json_object_set_new(by_phase, phase_id, list);
         }
-        json_t *usage = column_json(s, 8);
+        json_t *usage = store_column_json(s, 8);
         json_t *attempt = json_pack(
             "{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "attempt",
-            (json_int_t)sqlite3_column_int64(s, 1), "worker", column_string_or_null(s, 2),
-            "status", column_string_or_null(s, 3), "started_at", time_or_null(s, 4),
+            (json_int_t)sqlite3_column_int64(s, 1), "worker", store_column_string_or_null(s, 2),
+            "status", store_column_string_or_null(s, 3), "started_at", time_or_null(s, 4),
             "completed_at", time_or_null(s, 5), "exit_code",
             sqlite3_column_type(s, 6) == SQLITE_NULL ? json_null()
                                                      : json_integer(sqlite3_column_int64(s, 6)),
-            "error", column_string_or_null(s, 7), "usage",
+            "error", store_column_string_or_null(s, 7), "usage",
             json_is_object(usage) ? json_incref(usage) : json_null());
         json_decref(usage);
         json_array_append_new(list, attempt);
     }
     sqlite3_reset(s);
     if (!by_phase || rc != SQLITE_DONE) {
-        log_db_error(self, "load attempts");
+        store_log_error(self, "load attempts");
         json_decref(by_phase);
         return NULL;
     }
@@ -1920,12 +1921,12 @@ static json_t *phase_tool_calls(const json_t *attempts)
 static json_t *phases_of(broker_store_t *self, const char *id, int64_t now)
 {
     json_t *attempts = attempts_by_phase(self, id);
-    sqlite3_stmt *s = attempts ? stmt(self, SQL_DETAIL_PHASES) : NULL;
+    sqlite3_stmt *s = attempts ? store_stmt(self, SQL_DETAIL_PHASES) : NULL;
     if (!s) {
         json_decref(attempts);
         return NULL;
     }
-    bind_text(s, 1, id);
+    store_bind_text(s, 1, id);
     sqlite3_bind_int(s, 2, BROKER_OUTPUT_PREVIEW_CHARS);
     json_t *phases = json_array();
     int rc = SQLITE_ERROR;
@@ -1935,12 +1936,12 @@ static json_t *phases_of(broker_store_t *self, const char *id, int64_t now)
         int64_t in = sqlite3_column_int64(s, 7), out = sqlite3_column_int64(s, 8);
         int64_t cache_w = sqlite3_column_int64(s, 9), cache_r = sqlite3_column_int64(s, 10);
         json_t *phase = json_object();
-        json_object_set_new(phase, "phase_id", column_string_or_null(s, 0));
-        json_object_set_new(phase, "name", column_string_or_null(s, 1));
+        json_object_set_new(phase, "phase_id", store_column_string_or_null(s, 0));
+        json_object_set_new(phase, "name", store_column_string_or_null(s, 1));
         json_object_set_new(phase, "order", json_integer(sqlite3_column_int64(s, 2)));
-        json_object_set_new(phase, "status", column_string_or_null(s, 3));
+        json_object_set_new(phase, "status", store_column_string_or_null(s, 3));
         json_object_set_new(phase, "attempts", tried ? json_incref(tried) : json_array());
-        json_object_set_new(phase, "error", column_string_or_null(s, 4));
+        json_object_set_new(phase, "error", store_column_string_or_null(s, 4));
         json_object_set_new(phase, "started_at", time_or_null(s, 5));
         json_object_set_new(phase, "completed_at", time_or_null(s, 6));
         json_object_set_new(phase, "duration_seconds", duration_json(s, 5, 6, now));
@@ -1954,14 +1955,14 @@ static json_t *phases_of(broker_store_t *self, const char *id, int64_t now)
         json_object_set_new(phase, "duration_ms", json_integer(sqlite3_column_int64(s, 13)));
         json_object_set_new(phase, "tool_call_count", json_integer(sqlite3_column_int64(s, 14)));
         json_object_set_new(phase, "tool_calls", phase_tool_calls(tried));
-        json_object_set_new(phase, "model", column_string_or_null(s, 15));
-        json_object_set_new(phase, "output_preview", column_string_or_null(s, 16));
+        json_object_set_new(phase, "model", store_column_string_or_null(s, 15));
+        json_object_set_new(phase, "output_preview", store_column_string_or_null(s, 16));
         json_array_append_new(phases, phase);
     }
     sqlite3_reset(s);
     json_decref(attempts);
     if (!phases || rc != SQLITE_DONE) {
-        log_db_error(self, "load phases");
+        store_log_error(self, "load phases");
         json_decref(phases);
         return NULL;
     }
@@ -1970,28 +1971,28 @@ static json_t *phases_of(broker_store_t *self, const char *id, int64_t now)
 
 int broker_store_execution_detail(broker_store_t *self, const char *id, json_t **detail_out)
 {
-    sqlite3_stmt *s = stmt(self, SQL_SUMMARY);
+    sqlite3_stmt *s = store_stmt(self, SQL_SUMMARY);
     if (!s)
         return -1;
-    bind_text(s, 1, id);
+    store_bind_text(s, 1, id);
     int64_t now = syn_now_us();
     int rc = sqlite3_step(s);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(s);
         if (rc == SQLITE_DONE)
             return 0;
-        log_db_error(self, "get execution");
+        store_log_error(self, "get execution");
         return -1;
     }
     json_t *detail = summary_of(s, now);
-    json_t *inputs = column_json(s, 12), *repos = column_json(s, 14);
+    json_t *inputs = store_column_json(s, 12), *repos = store_column_json(s, 14);
     if (detail) {
         json_object_set_new(detail, "inputs", json_is_object(inputs) ? json_incref(inputs)
                                                                      : json_object());
-        json_object_set_new(detail, "task", column_string_or_null(s, 13));
+        json_object_set_new(detail, "task", store_column_string_or_null(s, 13));
         json_object_set_new(detail, "repos", json_is_array(repos) ? json_incref(repos)
                                                                   : json_array());
-        json_object_set_new(detail, "current_phase", column_string_or_null(s, 15));
+        json_object_set_new(detail, "current_phase", store_column_string_or_null(s, 15));
         json_object_set_new(detail, "total_cache_creation_tokens",
                             json_integer(sqlite3_column_int64(s, 16)));
         json_object_set_new(detail, "total_cache_read_tokens",
@@ -2000,7 +2001,7 @@ int broker_store_execution_detail(broker_store_t *self, const char *id, json_t *
     json_decref(inputs);
     json_decref(repos);
     sqlite3_reset(s);
-    json_t *messages = detail ? messages_of(self, id, true) : NULL;
+    json_t *messages = detail ? store_messages_of(self, id, true) : NULL;
     json_t *phases = messages ? phases_of(self, id, now) : NULL;
     if (!phases) {
         json_decref(detail);
@@ -2016,10 +2017,10 @@ int broker_store_execution_detail(broker_store_t *self, const char *id, json_t *
 int broker_store_execution_state(broker_store_t *self, const char *id,
                                  broker_exec_status_t *status)
 {
-    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_STATE);
+    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_STATE);
     if (!s)
         return -1;
-    bind_text(s, 1, id);
+    store_bind_text(s, 1, id);
     int rc = sqlite3_step(s), result = 0;
     if (rc == SQLITE_ROW)
         result = broker_exec_status_parse((const char *)sqlite3_column_text(s, 0), status) == 0
@@ -2029,24 +2030,24 @@ int broker_store_execution_state(broker_store_t *self, const char *id,
         result = -1;
     sqlite3_reset(s);
     if (result < 0)
-        log_db_error(self, "get execution state");
+        store_log_error(self, "get execution state");
     return result;
 }
 
 int broker_store_phase_output(broker_store_t *self, const char *execution_id,
                               const char *phase_id, char **output)
 {
-    sqlite3_stmt *s = stmt(self, SQL_PHASE_OUTPUT_GET);
+    sqlite3_stmt *s = store_stmt(self, SQL_PHASE_OUTPUT_GET);
     if (!s)
         return -1;
-    bind_text(s, 1, execution_id);
-    bind_text(s, 2, phase_id);
+    store_bind_text(s, 1, execution_id);
+    store_bind_text(s, 2, phase_id);
     int rc = sqlite3_step(s), result = 0;
     if (rc == SQLITE_ROW) {
-        *output = column_strdup(s, 0);
+        *output = store_column_strdup(s, 0);
         result = *output ? 1 : -1;
     } else if (rc != SQLITE_DONE) {
-        log_db_error(self, "get phase output");
+        store_log_error(self, "get phase output");
         result = -1;
     }
     sqlite3_reset(s);
@@ -2055,16 +2056,16 @@ int broker_store_phase_output(broker_store_t *self, const char *execution_id,
 
 int broker_store_workflow_name(broker_store_t *self, const char *id, char **name)
 {
-    sqlite3_stmt *s = stmt(self, SQL_WORKFLOW_NAME);
+    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_NAME);
     if (!s)
         return -1;
-    bind_text(s, 1, id);
+    store_bind_text(s, 1, id);
     int rc = sqlite3_step(s), result = 0;
     if (rc == SQLITE_ROW) {
-        *name = column_strdup(s, 0);
+        *name = store_column_strdup(s, 0);
         result = *name ? 1 : -1;
     } else if (rc != SQLITE_DONE) {
-        log_db_error(self, "get workflow name");
+        store_log_error(self, "get workflow name");
         result = -1;
     }
     sqlite3_reset(s);
@@ -2078,7 +2079,7 @@ int broker_store_workflow_name(broker_store_t *self, const char *id, char **name
  * worker name of each phase still queued or running, and the operator messages. */
 static int load_phases(broker_store_t *self, broker_execution_t *exec)
 {
-    sqlite3_stmt *s = stmt(self, SQL_PHASES_OF);
+    sqlite3_stmt *s = store_stmt(self, SQL_PHASES_OF);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, exec->num);
@@ -2092,15 +2093,15 @@ static int load_phases(broker_store_t *self, broker_execution_t *exec)
                                       &phase->status) < 0)
             phase->status = BROKER_PHASE_PENDING;
         phase->attempt = sqlite3_column_int64(s, 2);
-        phase->output = column_strdup(s, 3);
-        phase->error = column_strdup(s, 4);
+        phase->output = store_column_strdup(s, 3);
+        phase->error = store_column_strdup(s, 4);
         phase->started_at = sqlite3_column_int64(s, 5);
         phase->completed_at = sqlite3_column_int64(s, 6);
         phase->row = sqlite3_column_int64(s, 7);
     }
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) {
-        log_db_error(self, "load phases");
+        store_log_error(self, "load phases");
         return -1;
     }
 
@@ -2114,11 +2115,11 @@ static int load_phases(broker_store_t *self, broker_execution_t *exec)
             exec->current = i;
         if (phase->status != BROKER_PHASE_QUEUED && phase->status != BROKER_PHASE_RUNNING)
             continue;
-        s = stmt(self, SQL_ATTEMPTS_OF);
+        s = store_stmt(self, SQL_ATTEMPTS_OF);
         if (!s)
             return -1;
         sqlite3_bind_int64(s, 1, exec->num);
-        bind_text(s, 2, phase->phase_id);
+        store_bind_text(s, 2, phase->phase_id);
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
             const char *status = (const char *)sqlite3_column_text(s, 2);
             if (status && strcmp(status, "lost") == 0)
@@ -2127,7 +2128,7 @@ static int load_phases(broker_store_t *self, broker_execution_t *exec)
                 phase->failures++;
             if (sqlite3_column_int64(s, 0) == phase->attempt) {
                 free(phase->worker_name);
-                phase->worker_name = column_strdup(s, 1);
+                phase->worker_name = store_column_strdup(s, 1);
             }
         }
         sqlite3_reset(s);
@@ -2144,22 +2145,22 @@ static void fail_unloadable(broker_store_t *self, const char *id, const char *re
                             int64_t now)
 {
     syn_error("broker", "cannot reload execution=%s: %s; marking it failed", id, reason);
-    if (begin_write(self) < 0)
+    if (store_begin_write(self) < 0)
         return;
     counted_row_t row = {0};
-    if (counted_row(self, id, &row) <= 0)
+    if (store_counted_row(self, id, &row) <= 0)
         return;
-    int counted = recount(self, &row, "failed");
+    int counted = store_recount(self, &row, "failed");
     free(row.workflow_id);
-    sqlite3_stmt *s = counted == 0 ? stmt(self, SQL_EXECUTION_FAIL) : NULL;
+    sqlite3_stmt *s = counted == 0 ? store_stmt(self, SQL_EXECUTION_FAIL) : NULL;
     if (!s)
         return;
     char error[256];
     snprintf(error, sizeof error, "Execution could not be reloaded after a restart: %s", reason);
-    bind_text(s, 1, id);
+    store_bind_text(s, 1, id);
     sqlite3_bind_int64(s, 2, now);
-    bind_text(s, 3, error);
-    run(self, s, "fail execution");
+    store_bind_text(s, 3, error);
+    store_run(self, s, "fail execution");
 }
 
 typedef struct {
@@ -2169,7 +2170,7 @@ typedef struct {
 
 int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void *arg)
 {
-    sqlite3_stmt *s = stmt(self, SQL_EXECUTION_ACTIVE);
+    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_ACTIVE);
     if (!s)
         return -1;
     /* Loading phases reuses other statements, so rows are collected first. */
@@ -2181,9 +2182,9 @@ int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(s, 0);
         const char *workflow_id = (const char *)sqlite3_column_text(s, 1);
-        json_t *inputs = column_json(s, 4);
-        json_t *repos = column_json(s, 6);
-        json_t *template_json = column_json(s, 11);
+        json_t *inputs = store_column_json(s, 4);
+        json_t *repos = store_column_json(s, 6);
+        json_t *template_json = store_column_json(s, 11);
         char err[256] = "";
         broker_execution_t *exec = NULL;
         if (!id || !workflow_id)
@@ -2205,7 +2206,7 @@ int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void
             broker_exec_status_parse((const char *)sqlite3_column_text(s, 3), &exec->status);
             exec->started_at = sqlite3_column_int64(s, 8);
             exec->completed_at = sqlite3_column_int64(s, 9);
-            exec->error = column_strdup(s, 10);
+            exec->error = store_column_strdup(s, 10);
             exec->num = sqlite3_column_int64(s, 12);
             if (count == cap) {
                 cap = cap ? cap * 2 : 64;
@@ -2234,7 +2235,7 @@ int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void
     sqlite3_reset(s);
     int result = rc == SQLITE_DONE ? 0 : -1;
     if (result < 0)
-        log_db_error(self, "load active executions");
+        store_log_error(self, "load active executions");
 
     for (size_t i = 0; i < bad_count; i++) {
         if (result == 0 && bad[i].id)
@@ -2284,7 +2285,7 @@ static sqlite3_stmt *event_batch_stmt(broker_store_t *self, unsigned shift)
     }
     if (sqlite3_prepare_v3(self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) !=
         SQLITE_OK) {
-        log_db_error(self, "prepare event insert");
+        store_log_error(self, "prepare event insert");
         return NULL;
     }
     self->event_batch[shift] = s;
@@ -2294,7 +2295,7 @@ static sqlite3_stmt *event_batch_stmt(broker_store_t *self, unsigned shift)
 static void bind_pending_text(sqlite3_stmt *s, int index, const pending_events_t *events,
                               size_t offset)
 {
-    bind_text(s, index, offset == NO_TEXT ? NULL : events->text + offset);
+    store_bind_text(s, index, offset == NO_TEXT ? NULL : events->text + offset);
 }
 
 /* Inserts the 2^shift waiting events from rows[first]. */
@@ -2317,12 +2318,12 @@ static int insert_events(broker_store_t *self, size_t first, unsigned shift)
         else
             sqlite3_bind_null(s, b + 6);
     }
-    return run(self, s, "insert events") == SQLITE_DONE ? 0 : -1;
+    return store_run(self, s, "insert events") == SQLITE_DONE ? 0 : -1;
 }
 
 /* Writes the waiting events, largest batches first (whatever the outcome, none
  * wait afterwards). */
-static int flush_events(broker_store_t *self)
+static int store_flush_events(broker_store_t *self)
 {
     pending_events_t *events = &self->events;
     size_t n = events->count, first = 0;
@@ -2358,9 +2359,9 @@ int broker_store_event_insert(broker_store_t *self, int64_t seq, int64_t time,
                               const char *execution_id, int64_t exec_num, const char *type,
                               const char *data)
 {
-    if (begin_write(self) < 0)
+    if (store_begin_write(self) < 0)
         return -1;
-    if (self->events.count == EVENT_BATCH_MAX && flush_events(self) < 0)
+    if (self->events.count == EVENT_BATCH_MAX && store_flush_events(self) < 0)
         return -1;
     pending_events_t *events = &self->events;
     pending_event_t *row = &events->rows[events->count];
@@ -2381,14 +2382,14 @@ int64_t broker_store_last_event_seq(broker_store_t *self)
 {
     if (self->events.count > 0)
         return self->events.rows[self->events.count - 1].seq;
-    sqlite3_stmt *s = stmt(self, SQL_EVENT_LAST);
+    sqlite3_stmt *s = store_stmt(self, SQL_EVENT_LAST);
     if (!s)
         return -1;
     int64_t seq = -1;
     if (sqlite3_step(s) == SQLITE_ROW)
         seq = sqlite3_column_int64(s, 0);
     else
-        log_db_error(self, "last event");
+        store_log_error(self, "last event");
     sqlite3_reset(s);
     return seq;
 }
@@ -2398,15 +2399,15 @@ int broker_store_events_after(broker_store_t *self, const char *execution_id,
                               json_t **events_out, bool *more)
 {
     *more = false;
-    if (flush_events(self) < 0)
+    if (store_flush_events(self) < 0)
         return -1;
-    sqlite3_stmt *s = stmt(self, execution_id ? SQL_EVENTS_EXECUTION : SQL_EVENTS_ALL);
+    sqlite3_stmt *s = store_stmt(self, execution_id ? SQL_EVENTS_EXECUTION : SQL_EVENTS_ALL);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, after_seq);
     sqlite3_bind_int64(s, 2, limit + 1);
     if (execution_id)
-        bind_text(s, 3, execution_id);
+        store_bind_text(s, 3, execution_id);
     json_t *events = json_array();
     size_t bytes = 0;
     int rc = SQLITE_ERROR;
@@ -2418,19 +2419,20 @@ int broker_store_events_after(broker_store_t *self, const char *execution_id,
             break;
         }
         bytes += size;
-        json_t *data = column_json(s, 4);
+        json_t *data = store_column_json(s, 4);
         json_array_append_new(
             events, json_pack("{s:I, s:I, s:o, s:o, s:o}", "seq",
                               (json_int_t)sqlite3_column_int64(s, 0), "time",
                               (json_int_t)sqlite3_column_int64(s, 1), "execution_id",
-                              column_string_or_null(s, 2), "type", column_string_or_null(s, 3),
+                              store_column_string_or_null(s, 2), "type",
+                              store_column_string_or_null(s, 3),
                               "data", json_is_object(data) ? data : json_object()));
         if (!json_is_object(data))
             json_decref(data);
     }
     sqlite3_reset(s);
     if (!events || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
-        log_db_error(self, "replay events");
+        store_log_error(self, "replay events");
         json_decref(events);
         return -1;
     }
