@@ -65,6 +65,13 @@ int store_begin_write(broker_store_t *self)
     return 0;
 }
 
+/* The statement of a write, the transaction begun: what every write starts
+ * with. NULL when the transaction cannot begin or the statement not prepare. */
+sqlite3_stmt *store_write_stmt(broker_store_t *self, sql_id_t id)
+{
+    return store_begin_write(self) < 0 ? NULL : store_stmt(self, id);
+}
+
 broker_store_t *broker_store_open(const char *path, char *err, size_t errlen)
 {
     /* The broker uses SQLite from one thread: without memory statistics every

@@ -145,9 +145,8 @@ static int save_execution(broker_store_t *self, const broker_execution_t *exec, 
             return -1;
         status = !same;
     }
-    if (store_begin_write(self) < 0)
-        return -1;
-    sqlite3_stmt *s = store_stmt(self, status ? SQL_EXECUTION_SAVE : SQL_EXECUTION_SAVE_PROGRESS);
+    sql_id_t id = status ? SQL_EXECUTION_SAVE : SQL_EXECUTION_SAVE_PROGRESS;
+    sqlite3_stmt *s = store_write_stmt(self, id);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, row.num > 0 ? row.num : exec->num);
@@ -226,9 +225,7 @@ int broker_store_phase_save_with_output(broker_store_t *self, const broker_execu
 int broker_store_phase_set_output(broker_store_t *self, const broker_execution_t *exec,
                                   const broker_phase_t *phase)
 {
-    if (store_begin_write(self) < 0)
-        return -1;
-    sqlite3_stmt *s = store_stmt(self, SQL_PHASE_OUTPUT);
+    sqlite3_stmt *s = store_write_stmt(self, SQL_PHASE_OUTPUT);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, exec->num);
@@ -241,9 +238,7 @@ int broker_store_attempt_insert(broker_store_t *self, const broker_execution_t *
                                 const char *phase_id, int64_t attempt, const char *worker,
                                 int64_t started_at)
 {
-    if (store_begin_write(self) < 0)
-        return -1;
-    sqlite3_stmt *s = store_stmt(self, SQL_ATTEMPT_INSERT);
+    sqlite3_stmt *s = store_write_stmt(self, SQL_ATTEMPT_INSERT);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, exec->num);
@@ -260,9 +255,7 @@ int broker_store_attempt_finish(broker_store_t *self, const broker_execution_t *
                                 broker_attempt_status_t status, int64_t completed_at,
                                 const int64_t *exit_code, const char *error)
 {
-    if (store_begin_write(self) < 0)
-        return -1;
-    sqlite3_stmt *s = store_stmt(self, SQL_ATTEMPT_FINISH);
+    sqlite3_stmt *s = store_write_stmt(self, SQL_ATTEMPT_FINISH);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, exec->num);
@@ -340,9 +333,7 @@ done:
 int64_t broker_store_message_insert(broker_store_t *self, const char *execution_id,
                                     const char *role, const char *message, int64_t created_at)
 {
-    if (store_begin_write(self) < 0)
-        return -1;
-    sqlite3_stmt *s = store_stmt(self, SQL_MESSAGE_INSERT);
+    sqlite3_stmt *s = store_write_stmt(self, SQL_MESSAGE_INSERT);
     if (!s)
         return -1;
     store_bind_text(s, 1, execution_id);
@@ -357,9 +348,7 @@ int64_t broker_store_message_insert(broker_store_t *self, const char *execution_
 int broker_store_messages_bind(broker_store_t *self, const char *execution_id,
                                const char *phase_id)
 {
-    if (store_begin_write(self) < 0)
-        return -1;
-    sqlite3_stmt *s = store_stmt(self, SQL_MESSAGES_BIND);
+    sqlite3_stmt *s = store_write_stmt(self, SQL_MESSAGES_BIND);
     if (!s)
         return -1;
     store_bind_text(s, 1, execution_id);

@@ -142,6 +142,7 @@ int store_exec_sql(broker_store_t *self, const char *sql, const char *what);
 /* --- the transaction and its counts (store.c) ------------------------------ */
 
 int store_begin_write(broker_store_t *self);
+sqlite3_stmt *store_write_stmt(broker_store_t *self, sql_id_t id);
 int store_flush_tally(broker_store_t *self);
 int store_count_change(broker_store_t *self, const char *workflow_id, const char *status,
                        int64_t num, int64_t delta);

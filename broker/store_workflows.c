@@ -134,9 +134,7 @@ done:
 int broker_store_workflow_archive(broker_store_t *self, const char *id)
 {
     zhashx_delete(self->workflows, id);
-    if (store_begin_write(self) < 0)
-        return -1;
-    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_ARCHIVE);
+    sqlite3_stmt *s = store_write_stmt(self, SQL_WORKFLOW_ARCHIVE);
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
