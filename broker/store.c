@@ -72,6 +72,18 @@ sqlite3_stmt *store_write_stmt(broker_store_t *self, sql_id_t id)
     return store_begin_write(self) < 0 ? NULL : store_stmt(self, id);
 }
 
+/* The JSON text a write is about to store (malloc'd), the transaction begun.
+ * NULL when the text cannot be made or the transaction cannot begin. */
+char *store_write_json(broker_store_t *self, const json_t *value)
+{
+    char *text = store_dump_json(value);
+    if (!text || store_begin_write(self) < 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
 broker_store_t *broker_store_open(const char *path, char *err, size_t errlen)
 {
     /* The broker uses SQLite from one thread: without memory statistics every

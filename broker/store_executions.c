@@ -278,12 +278,10 @@ int broker_store_usage_record(broker_store_t *self, const char *execution_id,
 {
     json_t *doc = json_object();
     broker_usage_put(usage, doc, NULL, true);
-    char *text = store_dump_json(doc);
+    char *text = store_write_json(self, doc);
     json_decref(doc);
-    if (!text || store_begin_write(self) < 0) {
-        free(text);
+    if (!text)
         return -1;
-    }
     int result = -1;
     sqlite3_stmt *s = store_stmt(self, SQL_USAGE_ATTEMPT);
     if (!s)

@@ -143,6 +143,7 @@ int store_exec_sql(broker_store_t *self, const char *sql, const char *what);
 
 int store_begin_write(broker_store_t *self);
 sqlite3_stmt *store_write_stmt(broker_store_t *self, sql_id_t id);
+char *store_write_json(broker_store_t *self, const json_t *value);
 int store_flush_tally(broker_store_t *self);
 int store_count_change(broker_store_t *self, const char *workflow_id, const char *status,
                        int64_t num, int64_t delta);

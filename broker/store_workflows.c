@@ -63,14 +63,20 @@ static void bind_workflow_columns(sqlite3_stmt *s, const broker_workflow_row_t *
     sqlite3_bind_int64(s, 6, row->phase_count);
 }
 
-int broker_store_workflow_insert(broker_store_t *self, const broker_workflow_row_t *row)
+/* What an insert and an update start with: the cached copy goes (the workflow
+ * is about to change), the transaction begins, and the template's text is made
+ * (malloc'd; NULL when it cannot be, or the transaction cannot begin). */
+static char *begin_workflow_write(broker_store_t *self, const broker_workflow_row_t *row)
 {
     zhashx_delete(self->workflows, row->id);
-    char *text = store_dump_json(row->template_json);
-    if (!text || store_begin_write(self) < 0) {
-        free(text);
+    return store_write_json(self, row->template_json);
+}
+
+int broker_store_workflow_insert(broker_store_t *self, const broker_workflow_row_t *row)
+{
+    char *text = begin_workflow_write(self, row);
+    if (!text)
         return -1;
-    }
     int result = -1;
     sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_INSERT);
     if (!s)
@@ -95,12 +101,9 @@ done:
 int broker_store_workflow_update(broker_store_t *self, const broker_workflow_row_t *row,
                                  int64_t *version_out)
 {
-    zhashx_delete(self->workflows, row->id);
-    char *text = store_dump_json(row->template_json);
-    if (!text || store_begin_write(self) < 0) {
-        free(text);
+    char *text = begin_workflow_write(self, row);
+    if (!text)
         return -1;
-    }
     int result = -1;
     sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_BUMP);
     if (!s)
