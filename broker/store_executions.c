@@ -272,6 +272,17 @@ int broker_store_attempt_finish(broker_store_t *self, const broker_execution_t *
 }
 /* --- accounting and operator messages -------------------------------------- */
 
+/* The sums a phase and its execution both grow by, from parameter first on:
+ * input, output, cache creation and cache read tokens, then the cost. */
+static void bind_usage_sums(sqlite3_stmt *s, int first, const broker_usage_t *usage)
+{
+    sqlite3_bind_int64(s, first, usage->input_tokens);
+    sqlite3_bind_int64(s, first + 1, usage->output_tokens);
+    sqlite3_bind_int64(s, first + 2, usage->cache_creation_tokens);
+    sqlite3_bind_int64(s, first + 3, usage->cache_read_tokens);
+    sqlite3_bind_double(s, first + 4, usage->cost_usd);
+}
+
 int broker_store_usage_record(broker_store_t *self, const char *execution_id,
                               const char *phase_id, int64_t attempt,
                               const broker_usage_t *usage)
@@ -301,11 +312,7 @@ int broker_store_usage_record(broker_store_t *self, const char *execution_id,
         goto done;
     store_bind_text(s, 1, execution_id);
     store_bind_text(s, 2, phase_id);
-    sqlite3_bind_int64(s, 3, usage->input_tokens);
-    sqlite3_bind_int64(s, 4, usage->output_tokens);
-    sqlite3_bind_int64(s, 5, usage->cache_creation_tokens);
-    sqlite3_bind_int64(s, 6, usage->cache_read_tokens);
-    sqlite3_bind_double(s, 7, usage->cost_usd);
+    bind_usage_sums(s, 3, usage);
     sqlite3_bind_int64(s, 8, usage->num_turns);
     sqlite3_bind_int64(s, 9, usage->duration_ms);
     sqlite3_bind_int64(s, 10, usage->tool_call_count);
@@ -316,11 +323,7 @@ int broker_store_usage_record(broker_store_t *self, const char *execution_id,
     if (!s)
         goto done;
     store_bind_text(s, 1, execution_id);
-    sqlite3_bind_int64(s, 2, usage->input_tokens);
-    sqlite3_bind_int64(s, 3, usage->output_tokens);
-    sqlite3_bind_int64(s, 4, usage->cache_creation_tokens);
-    sqlite3_bind_int64(s, 5, usage->cache_read_tokens);
-    sqlite3_bind_double(s, 6, usage->cost_usd);
+    bind_usage_sums(s, 2, usage);
     if (store_run(self, s, "add execution usage") == SQLITE_DONE)
         result = 1;
 done:
