@@ -50,6 +50,9 @@ typedef enum {
     SQL_PHASES_OF,
     SQL_ATTEMPTS_OF,
     SQL_EVENT_LAST,
+    /* Filtered families: each is _ALL, _STATUS, _WORKFLOW, _WORKFLOW_STATUS in
+     * this order, and takes the status as ?4 and the workflow id as ?5
+     * (store_query.c, filtered() and bind_filter()). */
     SQL_COUNT_ALL,
     SQL_COUNT_STATUS,
     SQL_COUNT_WORKFLOW,

@@ -93,32 +93,43 @@ int broker_store_execution_status(broker_store_t *self, const char *id, json_t *
     return result;
 }
 
+/* The member of a filtered family (its _ALL given) that serves the filter:
+ * workflow_id NULL = any, status NULL = any. Each member names the index that
+ * answers it. */
+static sql_id_t filtered(sql_id_t all, const char *workflow_id, const char *status)
+{
+    return (sql_id_t)(all + (status ? 1 : 0) + (workflow_id ? 2 : 0));
+}
+
+_Static_assert(SQL_COUNT_STATUS == SQL_COUNT_ALL + 1 && SQL_COUNT_WORKFLOW == SQL_COUNT_ALL + 2 &&
+                   SQL_COUNT_WORKFLOW_STATUS == SQL_COUNT_ALL + 3,
+               "the count family is out of order");
+_Static_assert(SQL_LIST_STATUS == SQL_LIST_ALL + 1 && SQL_LIST_WORKFLOW == SQL_LIST_ALL + 2 &&
+                   SQL_LIST_WORKFLOW_STATUS == SQL_LIST_ALL + 3,
+               "the list family is out of order");
+_Static_assert(SQL_SKIP_STATUS == SQL_SKIP_ALL + 1 && SQL_SKIP_WORKFLOW == SQL_SKIP_ALL + 2 &&
+                   SQL_SKIP_WORKFLOW_STATUS == SQL_SKIP_ALL + 3,
+               "the skip family is out of order");
+
+/* Binds the filter of a filtered statement (?4 status, ?5 workflow). */
+static void bind_filter(sqlite3_stmt *s, const char *workflow_id, const char *status)
+{
+    if (status)
+        store_bind_text(s, 4, status);
+    if (workflow_id)
+        store_bind_text(s, 5, workflow_id);
+}
+
 int64_t broker_store_execution_count(broker_store_t *self, const char *workflow_id, int status)
 {
     if (store_flush_tally(self) < 0)
         return -1;
     const char *status_name =
         status >= 0 ? broker_exec_status_name((broker_exec_status_t)status) : NULL;
-    sqlite3_stmt *s;
-    if (workflow_id && status_name) {
-        s = store_stmt(self, SQL_COUNT_WORKFLOW_STATUS);
-        if (s) {
-            store_bind_text(s, 1, workflow_id);
-            store_bind_text(s, 2, status_name);
-        }
-    } else if (workflow_id) {
-        s = store_stmt(self, SQL_COUNT_WORKFLOW);
-        if (s)
-            store_bind_text(s, 1, workflow_id);
-    } else if (status_name) {
-        s = store_stmt(self, SQL_COUNT_STATUS);
-        if (s)
-            store_bind_text(s, 1, status_name);
-    } else {
-        s = store_stmt(self, SQL_COUNT_ALL);
-    }
+    sqlite3_stmt *s = store_stmt(self, filtered(SQL_COUNT_ALL, workflow_id, status_name));
     if (!s)
         return -1;
+    bind_filter(s, workflow_id, status_name);
     int64_t n = -1;
     if (sqlite3_step(s) == SQLITE_ROW)
         n = sqlite3_column_int64(s, 0);
@@ -171,15 +182,6 @@ static json_t *summary_of(sqlite3_stmt *s, int64_t now)
     return summary;
 }
 
-/* Binds the filter of a list or skip statement (?4 status, ?5 workflow). */
-static void bind_filter(sqlite3_stmt *s, const char *workflow_id, const char *status)
-{
-    if (status)
-        store_bind_text(s, 4, status);
-    if (workflow_id)
-        store_bind_text(s, 5, workflow_id);
-}
-
 /* The insertion number of the first row of a page that starts offset rows in
  * (newest first): the per-block counts, summed from the newest block down, name
  * the block holding it; the filter's index skips to it inside the block. 1 with
@@ -216,10 +218,7 @@ static int seek_page(broker_store_t *self, const char *workflow_id, const char *
     }
     if (!found)
         return 0;
-    s = store_stmt(self, workflow_id && status ? SQL_SKIP_WORKFLOW_STATUS
-                   : workflow_id         ? SQL_SKIP_WORKFLOW
-                   : status              ? SQL_SKIP_STATUS
-                                         : SQL_SKIP_ALL);
+    s = store_stmt(self, filtered(SQL_SKIP_ALL, workflow_id, status));
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, bound);
@@ -262,11 +261,7 @@ int broker_store_execution_list(broker_store_t *self, const char *workflow_id, i
         }
         return found;
     }
-    sql_id_t which = workflow_id && status_name ? SQL_LIST_WORKFLOW_STATUS
-                     : workflow_id              ? SQL_LIST_WORKFLOW
-                     : status_name              ? SQL_LIST_STATUS
-                                                : SQL_LIST_ALL;
-    sqlite3_stmt *s = store_stmt(self, which);
+    sqlite3_stmt *s = store_stmt(self, filtered(SQL_LIST_ALL, workflow_id, status_name));
     if (!s) {
         json_decref(items);
         *items_out = NULL;

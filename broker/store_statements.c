@@ -132,11 +132,11 @@ static const char *const sql_text[SQL_COUNT] = {
         " ORDER BY attempt",
     [SQL_EVENT_LAST] = "SELECT max(seq) FROM events",
     [SQL_COUNT_ALL] = "SELECT coalesce(sum(n), 0) FROM execution_counts",
-    [SQL_COUNT_STATUS] = "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE status = ?1",
+    [SQL_COUNT_STATUS] = "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE status = ?4",
     [SQL_COUNT_WORKFLOW] =
-        "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE workflow_id = ?1",
+        "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE workflow_id = ?5",
     [SQL_COUNT_WORKFLOW_STATUS] =
-        "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE workflow_id = ?1 AND status = ?2",
+        "SELECT coalesce(sum(n), 0) FROM execution_counts WHERE workflow_id = ?5 AND status = ?4",
     [SQL_USAGE_ATTEMPT] =
         "UPDATE attempts SET usage = ?4"
         " WHERE exec_num = " EXEC_NUM_OF_ID " AND phase_id = ?2 AND attempt = ?3"
