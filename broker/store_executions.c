@@ -84,20 +84,17 @@ int store_counted_row(broker_store_t *self, const char *id, counted_row_t *row)
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
-    int rc = sqlite3_step(s);
-    int result = 0;
-    if (rc == SQLITE_ROW) {
+    int result = store_step_one(self, s, "read execution row");
+    if (result == 1) {
         row->workflow_id = store_column_strdup(s, 0);
         const char *status = (const char *)sqlite3_column_text(s, 1);
         snprintf(row->status, sizeof row->status, "%s", status ? status : "");
         row->num = sqlite3_column_int64(s, 2);
         result = row->workflow_id ? 1 : -1;
-    } else if (rc != SQLITE_DONE) {
-        store_log_error(self, "read execution row");
+        sqlite3_reset(s);
+    } else if (result < 0) {
         self->failed = true;
-        result = -1;
     }
-    sqlite3_reset(s);
     return result;
 }
 

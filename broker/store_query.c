@@ -63,9 +63,8 @@ int broker_store_execution_status(broker_store_t *self, const char *id, json_t *
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
-    int rc = sqlite3_step(s);
-    int result = 0;
-    if (rc == SQLITE_ROW) {
+    int result = store_step_one(self, s, "get execution");
+    if (result == 1) {
         broker_status_view_t view = {
             .execution_id = (const char *)sqlite3_column_text(s, 0),
             .workflow_id = (const char *)sqlite3_column_text(s, 1),
@@ -85,11 +84,8 @@ int broker_store_execution_status(broker_store_t *self, const char *id, json_t *
             *status_out = broker_status_json(&view);
             result = *status_out ? 1 : -1;
         }
-    } else if (rc != SQLITE_DONE) {
-        store_log_error(self, "get execution");
-        result = -1;
+        sqlite3_reset(s);
     }
-    sqlite3_reset(s);
     return result;
 }
 
@@ -398,14 +394,9 @@ int broker_store_execution_detail(broker_store_t *self, const char *id, json_t *
         return -1;
     store_bind_text(s, 1, id);
     int64_t now = syn_now_us();
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(s);
-        if (rc == SQLITE_DONE)
-            return 0;
-        store_log_error(self, "get execution");
-        return -1;
-    }
+    int found = store_step_one(self, s, "get execution");
+    if (found != 1)
+        return found;
     json_t *detail = summary_of(s, now);
     json_t *inputs = store_column_json(s, 12), *repos = store_column_json(s, 14);
     if (detail) {
@@ -443,16 +434,14 @@ int broker_store_execution_state(broker_store_t *self, const char *id,
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
-    int rc = sqlite3_step(s), result = 0;
-    if (rc == SQLITE_ROW)
-        result = broker_exec_status_parse((const char *)sqlite3_column_text(s, 0), status) == 0
-                     ? 1
-                     : -1;
-    else if (rc != SQLITE_DONE)
-        result = -1;
-    sqlite3_reset(s);
-    if (result < 0)
-        store_log_error(self, "get execution state");
+    int result = store_step_one(self, s, "get execution state");
+    if (result == 1) {
+        if (broker_exec_status_parse((const char *)sqlite3_column_text(s, 0), status) < 0) {
+            store_log_error(self, "get execution state");
+            result = -1;
+        }
+        sqlite3_reset(s);
+    }
     return result;
 }
 
@@ -464,14 +453,5 @@ int broker_store_phase_output(broker_store_t *self, const char *execution_id,
         return -1;
     store_bind_text(s, 1, execution_id);
     store_bind_text(s, 2, phase_id);
-    int rc = sqlite3_step(s), result = 0;
-    if (rc == SQLITE_ROW) {
-        *output = store_column_strdup(s, 0);
-        result = *output ? 1 : -1;
-    } else if (rc != SQLITE_DONE) {
-        store_log_error(self, "get phase output");
-        result = -1;
-    }
-    sqlite3_reset(s);
-    return result;
+    return store_step_text(self, s, "get phase output", output);
 }

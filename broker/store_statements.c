@@ -250,6 +250,33 @@ int store_run(broker_store_t *self, sqlite3_stmt *s, const char *what)
     return rc & 0xff;
 }
 
+/* Steps a statement that reads at most one row. 1: s is on the row (read it,
+ * then reset s); 0: there is none; -1: an error, logged as what. s is reset
+ * unless it is on a row. */
+int store_step_one(broker_store_t *self, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc != SQLITE_DONE)
+        store_log_error(self, what);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* store_step_one for a row of one text: 1 with a copy of it in *text
+ * (malloc'd), 0 when there is no row, -1 on error. s is reset. */
+int store_step_text(broker_store_t *self, sqlite3_stmt *s, const char *what, char **text)
+{
+    int found = store_step_one(self, s, what);
+    if (found == 1) {
+        *text = store_column_strdup(s, 0);
+        found = *text ? 1 : -1;
+        sqlite3_reset(s);
+    }
+    return found;
+}
+
 void store_bind_text(sqlite3_stmt *s, int index, const char *text)
 {
     if (text)

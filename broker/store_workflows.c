@@ -153,9 +153,8 @@ int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **tem
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
-    int rc = sqlite3_step(s);
-    int result = 0;
-    if (rc == SQLITE_ROW) {
+    int result = store_step_one(self, s, "get workflow");
+    if (result == 1) {
         if (meta) {
             memset(meta, 0, sizeof *meta);
             meta->version = sqlite3_column_int64(s, 0);
@@ -172,11 +171,8 @@ int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **tem
             syn_error("broker", "workflow %s has an unreadable template", id);
             result = -1;
         }
-    } else if (rc != SQLITE_DONE) {
-        store_log_error(self, "get workflow");
-        result = -1;
+        sqlite3_reset(s);
     }
-    sqlite3_reset(s);
     return result;
 }
 
@@ -217,16 +213,12 @@ int broker_store_workflow_template(broker_store_t *self, const char *id, int64_t
         return -1;
     store_bind_text(s, 1, id);
     sqlite3_bind_int64(s, 2, version);
-    int rc = sqlite3_step(s);
-    int result = 0;
-    if (rc == SQLITE_ROW) {
+    int result = store_step_one(self, s, "get workflow template");
+    if (result == 1) {
         *template_out = store_column_json(s, 0);
         result = *template_out ? 1 : -1;
-    } else if (rc != SQLITE_DONE) {
-        store_log_error(self, "get workflow template");
-        result = -1;
+        sqlite3_reset(s);
     }
-    sqlite3_reset(s);
     return result;
 }
 
@@ -287,14 +279,5 @@ int broker_store_workflow_name(broker_store_t *self, const char *id, char **name
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
-    int rc = sqlite3_step(s), result = 0;
-    if (rc == SQLITE_ROW) {
-        *name = store_column_strdup(s, 0);
-        result = *name ? 1 : -1;
-    } else if (rc != SQLITE_DONE) {
-        store_log_error(self, "get workflow name");
-        result = -1;
-    }
-    sqlite3_reset(s);
-    return result;
+    return store_step_text(self, s, "get workflow name", name);
 }
