@@ -137,13 +137,7 @@ int64_t broker_store_last_event_seq(broker_store_t *self)
     sqlite3_stmt *s = store_stmt(self, SQL_EVENT_LAST);
     if (!s)
         return -1;
-    int64_t seq = -1;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        seq = sqlite3_column_int64(s, 0);
-    else
-        store_log_error(self, "last event");
-    sqlite3_reset(s);
-    return seq;
+    return store_step_int(self, s, "last event");
 }
 
 int broker_store_events_after(broker_store_t *self, const char *execution_id,

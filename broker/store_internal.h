@@ -136,6 +136,7 @@ sqlite3_stmt *store_stmt(broker_store_t *self, sql_id_t id);
 int store_run(broker_store_t *self, sqlite3_stmt *s, const char *what);
 int store_step_one(broker_store_t *self, sqlite3_stmt *s, const char *what);
 int store_step_text(broker_store_t *self, sqlite3_stmt *s, const char *what, char **text);
+int64_t store_step_int(broker_store_t *self, sqlite3_stmt *s, const char *what);
 void store_bind_text(sqlite3_stmt *s, int index, const char *text);
 void store_bind_time(sqlite3_stmt *s, int index, int64_t value);
 char *store_column_strdup(sqlite3_stmt *s, int col);

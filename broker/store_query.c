@@ -126,13 +126,7 @@ int64_t broker_store_execution_count(broker_store_t *self, const char *workflow_
     if (!s)
         return -1;
     bind_filter(s, workflow_id, status_name);
-    int64_t n = -1;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        n = sqlite3_column_int64(s, 0);
-    else
-        store_log_error(self, "count executions");
-    sqlite3_reset(s);
-    return n;
+    return store_step_int(self, s, "count executions");
 }
 
 static json_t *time_or_null(sqlite3_stmt *s, int col)

@@ -277,6 +277,19 @@ int store_step_text(broker_store_t *self, sqlite3_stmt *s, const char *what, cha
     return found;
 }
 
+/* The number a statement of one row computes (a count, a maximum; NULL reads
+ * as 0), or -1 when it yields no row (the error logged as what). s is reset. */
+int64_t store_step_int(broker_store_t *self, sqlite3_stmt *s, const char *what)
+{
+    int64_t n = -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int64(s, 0);
+    else
+        store_log_error(self, what);
+    sqlite3_reset(s);
+    return n;
+}
+
 void store_bind_text(sqlite3_stmt *s, int index, const char *text)
 {
     if (text)

@@ -233,13 +233,10 @@ int broker_store_workflow_list(broker_store_t *self, const broker_workflow_filte
         return -1;
     store_bind_text(s, 1, type);
     sqlite3_bind_int(s, 2, archived);
-    if (sqlite3_step(s) != SQLITE_ROW) {
-        store_log_error(self, "count workflows");
-        sqlite3_reset(s);
+    int64_t count = store_step_int(self, s, "count workflows");
+    if (count < 0)
         return -1;
-    }
-    *total = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
+    *total = count;
 
     s = store_stmt(self, SQL_WORKFLOW_LIST);
     if (!s)
