@@ -374,13 +374,7 @@ json_t *store_messages_of(broker_store_t *self, const char *execution_id, bool w
             json_object_set_new(m, "created_at", broker_time_json(sqlite3_column_int64(s, 4)));
         json_array_append_new(list, m);
     }
-    sqlite3_reset(s);
-    if (!list || rc != SQLITE_DONE) {
-        store_log_error(self, "load operator messages");
-        json_decref(list);
-        return NULL;
-    }
-    return list;
+    return store_rows_end(self, s, list, rc, "load operator messages");
 }
 
 json_t *broker_store_messages_load(broker_store_t *self, const char *execution_id)

@@ -137,6 +137,8 @@ int store_run(broker_store_t *self, sqlite3_stmt *s, const char *what);
 int store_step_one(broker_store_t *self, sqlite3_stmt *s, const char *what);
 int store_step_text(broker_store_t *self, sqlite3_stmt *s, const char *what, char **text);
 int64_t store_step_int(broker_store_t *self, sqlite3_stmt *s, const char *what);
+json_t *store_rows_end(broker_store_t *self, sqlite3_stmt *s, json_t *rows, int rc,
+                       const char *what);
 void store_bind_text(sqlite3_stmt *s, int index, const char *text);
 void store_bind_time(sqlite3_stmt *s, int index, int64_t value);
 char *store_column_strdup(sqlite3_stmt *s, int col);

@@ -305,13 +305,7 @@ static json_t *attempts_by_phase(broker_store_t *self, const char *id)
         json_decref(usage);
         json_array_append_new(list, attempt);
     }
-    sqlite3_reset(s);
-    if (!by_phase || rc != SQLITE_DONE) {
-        store_log_error(self, "load attempts");
-        json_decref(by_phase);
-        return NULL;
-    }
-    return by_phase;
+    return store_rows_end(self, s, by_phase, rc, "load attempts");
 }
 
 /* Tool calls of a phase: its attempts' lists, in order, up to a bound. */
@@ -371,14 +365,8 @@ static json_t *phases_of(broker_store_t *self, const char *id, int64_t now)
         json_object_set_new(phase, "output_preview", store_column_string_or_null(s, 16));
         json_array_append_new(phases, phase);
     }
-    sqlite3_reset(s);
     json_decref(attempts);
-    if (!phases || rc != SQLITE_DONE) {
-        store_log_error(self, "load phases");
-        json_decref(phases);
-        return NULL;
-    }
-    return phases;
+    return store_rows_end(self, s, phases, rc, "load phases");
 }
 
 int broker_store_execution_detail(broker_store_t *self, const char *id, json_t **detail_out)

@@ -290,6 +290,21 @@ int64_t store_step_int(broker_store_t *self, sqlite3_stmt *s, const char *what)
     return n;
 }
 
+/* The end of a loop that built rows (a JSON array or object) from s, rc the
+ * last step's result: s is reset, and the rows returned, or NULL when they
+ * could not be made or the step failed (logged as what; the rows freed). */
+json_t *store_rows_end(broker_store_t *self, sqlite3_stmt *s, json_t *rows, int rc,
+                       const char *what)
+{
+    sqlite3_reset(s);
+    if (!rows || rc != SQLITE_DONE) {
+        store_log_error(self, what);
+        json_decref(rows);
+        return NULL;
+    }
+    return rows;
+}
+
 void store_bind_text(sqlite3_stmt *s, int index, const char *text)
 {
     if (text)
