@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* --- open / close / commit ------------------------------------------------- */
-
 static int configure(broker_store_t *self, char *err, size_t errlen)
 {
     sqlite3_busy_timeout(self->db, 5000);

@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* --- events ---------------------------------------------------------------- */
-
 /* The insert of 2^shift events: "VALUES (...), (...)" with six parameters a row. */
 static sqlite3_stmt *event_batch_stmt(broker_store_t *self, unsigned shift)
 {

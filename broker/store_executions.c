@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* --- executions ------------------------------------------------------------ */
-
 static const char *current_phase_id(const broker_execution_t *exec)
 {
     return broker_execution_active_phase((broker_execution_t *)exec)
@@ -267,6 +265,7 @@ int broker_store_attempt_finish(broker_store_t *self, const broker_execution_t *
     store_bind_text(s, 7, error);
     return store_run(self, s, "finish attempt") == SQLITE_DONE ? 0 : -1;
 }
+
 /* --- accounting and operator messages -------------------------------------- */
 
 /* The sums a phase and its execution both grow by, from parameter first on:
@@ -353,7 +352,6 @@ int broker_store_messages_bind(broker_store_t *self, const char *execution_id,
     store_bind_text(s, 2, phase_id);
     return store_run(self, s, "bind operator messages") == SQLITE_DONE ? 0 : -1;
 }
-
 
 /* [{id, role, message, phase_id, created_at}] of one execution, oldest first. */
 json_t *store_messages_of(broker_store_t *self, const char *execution_id, bool with_time)

@@ -11,9 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* --- queries ----------------------------------------------------------------- */
-
-
 /* Ids with a given prefix are exactly those in [prefix, prefix with its last byte
  * incremented): a range the unique index answers without scanning the table, even
  * when nothing matches. Text compares bytewise, and valid UTF-8 never ends in

@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* --- reload ---------------------------------------------------------------- */
-
 /* Overlays the stored phase rows (status, attempts, outputs) on an execution
  * rebuilt from its template, then recovers the lost and failure counts and the
  * worker name of each phase still queued or running, and the operator messages. */

@@ -10,9 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* --- workflows ------------------------------------------------------------- */
-
-
 /* A workflow's current version as workflow_get read it: execution.start needs
  * it on every call, and reading and parsing the template each time cost more
  * than the rest of the request. Dropped whenever the workflow is written. */
