@@ -130,6 +130,7 @@ typedef struct {
 } counted_row_t;
 
 /* --- statements (store_statements.c) -------------------------------------- */
+/* (Each helper says what it does above its definition.) */
 
 void store_log_error(broker_store_t *self, const char *what);
 sqlite3_stmt *store_stmt(broker_store_t *self, sql_id_t id);
