@@ -32,7 +32,11 @@
  *
  * Group commit: every write opens a transaction if none is open; nothing is
  * durable until broker_store_commit, which the loop calls once per iteration.
- * Reads see the writes of the open transaction. */
+ * Reads see the writes of the open transaction.
+ *
+ * Implemented by broker/store.c and broker/store_*.c, one concern a file (the
+ * list is in store.c's first comment); every SQL text and SQLite call stays
+ * inside them. */
 #ifndef SYN_BROKER_STORE_H
 #define SYN_BROKER_STORE_H
 

@@ -1,0 +1,173 @@
+/* store_internal: what the parts of the store share and nobody else sees — the
+ * store's struct, the ids of its prepared statements and the helpers that bind,
+ * step and read them. The parts (store.c and store_*.c, one concern each) keep
+ * every SQL text and SQLite call among themselves, so store.h stays the one
+ * face the broker sees. Not for use outside broker/store*.c. */
+#ifndef SYN_BROKER_STORE_INTERNAL_H
+#define SYN_BROKER_STORE_INTERNAL_H
+
+#include "broker/store.h"
+#include "broker/tally.h"
+
+#include <czmq.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The prepared statements, by what they do; their text is in store_statements.c. */
+typedef enum {
+    SQL_BEGIN,
+    SQL_COMMIT,
+    SQL_WORKFLOW_INSERT,
+    SQL_WORKFLOW_VERSION_INSERT,
+    SQL_WORKFLOW_GET,
+    SQL_WORKFLOW_TEMPLATE,
+    SQL_WORKFLOW_LIST,
+    SQL_WORKFLOW_COUNT,
+    SQL_WORKFLOW_BUMP,
+    SQL_WORKFLOW_ARCHIVE,
+    SQL_EXECUTION_INSERT,
+    SQL_EXECUTION_SAVE,
+    SQL_EXECUTION_SAVE_PROGRESS,
+    SQL_EXECUTION_ROW,
+    SQL_TALLY_COUNT,
+    SQL_TALLY_PAGES,
+    SQL_TALLY_DROP,
+    SQL_PHASE_INSERT,
+    SQL_PHASE_SAVE,
+    SQL_PHASE_SAVE_ROW,
+    SQL_PHASE_OUTPUT,
+    SQL_PHASE_SAVE_OUTPUT,
+    SQL_PHASE_SAVE_OUTPUT_ROW,
+    SQL_ATTEMPT_INSERT,
+    SQL_ATTEMPT_FINISH,
+    SQL_EXECUTION_MATCH,
+    SQL_EXECUTION_STATUS,
+    SQL_EXECUTION_ACTIVE,
+    SQL_EXECUTION_FAIL,
+    SQL_PHASES_OF,
+    SQL_ATTEMPTS_OF,
+    SQL_EVENT_LAST,
+    /* Filtered families: each is _ALL, _STATUS, _WORKFLOW, _WORKFLOW_STATUS in
+     * this order, and takes the status as ?4 and the workflow id as ?5
+     * (store_query.c, filtered() and bind_filter()). */
+    SQL_COUNT_ALL,
+    SQL_COUNT_STATUS,
+    SQL_COUNT_WORKFLOW,
+    SQL_COUNT_WORKFLOW_STATUS,
+    SQL_USAGE_ATTEMPT,
+    SQL_USAGE_PHASE,
+    SQL_USAGE_EXECUTION,
+    SQL_MESSAGE_INSERT,
+    SQL_MESSAGES_BIND,
+    SQL_MESSAGES_OF,
+    SQL_PAGES,
+    SQL_LIST_ALL,
+    SQL_LIST_STATUS,
+    SQL_LIST_WORKFLOW,
+    SQL_LIST_WORKFLOW_STATUS,
+    SQL_SKIP_ALL,
+    SQL_SKIP_STATUS,
+    SQL_SKIP_WORKFLOW,
+    SQL_SKIP_WORKFLOW_STATUS,
+    SQL_SUMMARY,
+    SQL_DETAIL_PHASES,
+    SQL_DETAIL_ATTEMPTS,
+    SQL_EXECUTION_STATE,
+    SQL_PHASE_OUTPUT_GET,
+    SQL_WORKFLOW_NAME,
+    SQL_EVENTS_ALL,
+    SQL_EVENTS_EXECUTION,
+    SQL_COUNT
+} sql_id_t;
+
+/* Events wait here until the transaction commits or something reads the log,
+ * then go in as multi-row inserts: one statement per event (eleven per
+ * execution) spent a fifth of an event's cost on the statement itself. Batches
+ * have power-of-two sizes up to EVENT_BATCH_MAX, so a handful of statements,
+ * prepared once, serve every count. The strings are copied into one buffer (the
+ * caller's are gone by then). */
+#define EVENT_BATCH_SHIFT 5
+#define EVENT_BATCH_MAX (1u << EVENT_BATCH_SHIFT)
+
+typedef struct {
+    int64_t seq;
+    int64_t time;
+    int64_t exec_num;        /* 0: looked up from execution_id */
+    size_t execution_id;     /* offsets into text; NO_TEXT: NULL */
+    size_t type;
+    size_t data;
+} pending_event_t;
+
+#define NO_TEXT SIZE_MAX
+
+typedef struct {
+    pending_event_t rows[EVENT_BATCH_MAX];
+    size_t count;
+    char *text;
+    size_t len, cap;
+} pending_events_t;
+
+struct broker_store_t {
+    sqlite3 *db;
+    sqlite3_stmt *stmts[SQL_COUNT];
+    sqlite3_stmt *event_batch[EVENT_BATCH_SHIFT + 1]; /* [k]: the insert of 2^k events */
+    pending_events_t events; /* events of the open transaction, not yet written */
+    zhashx_t *workflows; /* id → cached_workflow_t */
+    broker_tally_t *tally; /* count changes of the open transaction, not yet written */
+    bool in_transaction;
+    bool failed; /* a write of the open transaction failed: it must not commit */
+    uint64_t commits;
+};
+
+/* An execution's row as the counts know it: workflow, status, insertion number. */
+typedef struct {
+    char *workflow_id;
+    char status[16];
+    int64_t num;
+} counted_row_t;
+
+/* --- statements (store_statements.c) -------------------------------------- */
+/* (Each helper says what it does above its definition.) */
+
+void store_log_error(broker_store_t *self, const char *what);
+sqlite3_stmt *store_stmt(broker_store_t *self, sql_id_t id);
+int store_run(broker_store_t *self, sqlite3_stmt *s, const char *what);
+int store_step_one(broker_store_t *self, sqlite3_stmt *s, const char *what);
+int store_step_text(broker_store_t *self, sqlite3_stmt *s, const char *what, char **text);
+int64_t store_step_int(broker_store_t *self, sqlite3_stmt *s, const char *what);
+json_t *store_rows_end(broker_store_t *self, sqlite3_stmt *s, json_t *rows, int rc,
+                       const char *what);
+void store_bind_text(sqlite3_stmt *s, int index, const char *text);
+void store_bind_time(sqlite3_stmt *s, int index, int64_t value);
+char *store_column_strdup(sqlite3_stmt *s, int col);
+json_t *store_column_json(sqlite3_stmt *s, int col);
+json_t *store_column_string_or_null(sqlite3_stmt *s, int col);
+char *store_dump_json(const json_t *value);
+int store_exec_sql(broker_store_t *self, const char *sql, const char *what);
+
+/* --- the transaction and its counts (store.c) ------------------------------ */
+
+int store_begin_write(broker_store_t *self);
+sqlite3_stmt *store_write_stmt(broker_store_t *self, sql_id_t id);
+char *store_write_json(broker_store_t *self, const json_t *value);
+int store_flush_tally(broker_store_t *self);
+int store_count_change(broker_store_t *self, const char *workflow_id, const char *status,
+                       int64_t num, int64_t delta);
+
+/* --- the parts ------------------------------------------------------------- */
+
+/* store_schema.c */
+int store_migrate(broker_store_t *self, char *err, size_t errlen);
+/* store_workflows.c: the destructor of the workflow cache's entries */
+void store_cached_workflow_destroy(void **item);
+/* store_executions.c */
+int store_counted_row(broker_store_t *self, const char *id, counted_row_t *row);
+int store_recount(broker_store_t *self, const counted_row_t *row, const char *status);
+json_t *store_messages_of(broker_store_t *self, const char *execution_id, bool with_time);
+/* store_events.c */
+int store_flush_events(broker_store_t *self);
+
+#endif
