@@ -276,7 +276,7 @@ static int document_load(document_t *doc, const char *arg)
     template_error_kind_t kind;
     if (template_file_read(doc->path, TEMPLATE_MAX_DOCUMENT, &doc->text, &doc->len, why,
                            sizeof why, &kind) != 0) {
-        fprintf(stderr, "error: %s\n", why);
+        fprintf(stderr, "error: %s: %s\n", doc->path, why);
         return kind == TEMPLATE_ERROR_IO ? CLI_EXIT_NOT_FOUND : CLI_EXIT_FAILED;
     }
     /* Parsed as an upload: does it need its folder? */
