@@ -412,18 +412,17 @@ static void screen_line(FILE *out, const char *text, int width, const char *colo
         fprintf(out, "%s\n", fitted);
 }
 
-static void progress_bar(char *out, size_t size, long long done, long long total, int cells)
+/* "[████░░░░]": cells wide, green and dim on a colour terminal. */
+static void progress_bar(FILE *out, long long done, long long total, int cells, bool color)
 {
-    size_t o = 0;
     int full = total > 0 ? (int)(done * cells / total) : 0;
-    out[o++] = '[';
-    for (int i = 0; i < cells && o + 4 < size; i++) {
-        memcpy(out + o, i < full ? "█" : "░", 3);
-        o += 3;
-    }
-    if (o + 2 < size)
-        out[o++] = ']';
-    out[o] = '\0';
+    fputs(color ? "[\033[" TABLE_GREEN "m" : "[", out);
+    for (int i = 0; i < full; i++)
+        fputs("█", out);
+    fputs(color ? "\033[0;" TABLE_DIM "m" : "", out);
+    for (int i = full; i < cells; i++)
+        fputs("░", out);
+    fputs(color ? "\033[0m]" : "]", out);
 }
 
 static const char *status_color(const char *status)
@@ -459,16 +458,19 @@ char *watch_render(const watch_t *self, int width, bool color, int64_t now_us)
         cost += self->phases[i].cost;
     }
     int percent = total > 0 ? (int)(done * 100 / total) : 0;
-    char bar[256];
-    progress_bar(bar, sizeof bar, done, total, 24);
     int64_t end = self->ended_us ? self->ended_us : now_us;
-    snprintf(line, sizeof line, "%s %3d%%  %lld/%lld phases  %s  tokens %s in / %s out  %s", bar,
-             percent, done, total,
+    /* the bar when the line has room for it, then the rest cut to what is left */
+    const int bar_cells = 24;
+    bool with_bar = width <= 0 || width >= bar_cells + 2 + 20;
+    if (with_bar)
+        progress_bar(out, done, total, bar_cells, color);
+    snprintf(line, sizeof line, "%s%3d%%  %lld/%lld phases  %s  tokens %s in / %s out  %s",
+             with_bar ? " " : "", percent, done, total,
              table_duration(self->started_us ? (double)(end - self->started_us) / 1e6 : 0, a,
                             sizeof a),
              table_count(in, b, sizeof b), table_count(outt, c, sizeof c),
              table_cost(cost, d, sizeof d));
-    screen_line(out, line, width, NULL);
+    screen_line(out, line, with_bar && width > 0 ? width - bar_cells - 2 : width, NULL);
 
     size_t id_width = 5, name_width = 4;
     for (size_t i = 0; i < self->nphases; i++) {
