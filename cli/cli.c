@@ -72,6 +72,16 @@ int cli_begin(cli_t *cli, const args_command_t *command, int argc, char **argv,
     return 0;
 }
 
+void cli_print_table(cli_t *cli, table_t **table_p)
+{
+    if (!*table_p)
+        return;
+    char *text = table_render(*table_p, cli->width, cli->color);
+    fputs(text ? text : "", stdout);
+    free(text);
+    table_destroy(table_p);
+}
+
 int cli_print_json(const json_t *value)
 {
     char *text = json_dumps(value, JSON_INDENT(2) | JSON_ENCODE_ANY);

@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "cli/client.h"
+#include "cli/table.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -36,6 +37,10 @@ void cli_end(cli_t *cli);
  * exit code is in *code (0 after --help, 2 after a usage error). */
 int cli_begin(cli_t *cli, const args_command_t *command, int argc, char **argv,
               const char **positional, int *npositional, int *code);
+
+/* Prints a table for people (fitted to stdout's width, coloured when it is a
+ * terminal) and destroys it. */
+void cli_print_table(cli_t *cli, table_t **table_p);
 
 /* Prints value for scripts: one JSON document and a newline. Returns 0. */
 int cli_print_json(const json_t *value);

@@ -29,13 +29,6 @@ static const char *status_color(const char *status)
     return TABLE_YELLOW;
 }
 
-static void print_table(cli_t *cli, table_t *t)
-{
-    char *text = table_render(t, cli->width, cli->color);
-    fputs(text ? text : "", stdout);
-    free(text);
-}
-
 /* A number option in [min, max]; -1 (message printed) when it is not one. */
 static int number_option(const char *name, const char *text, long min, long max, long *out)
 {
@@ -252,11 +245,10 @@ int cmd_ls(cli_t *cli, int argc, char **argv)
                                     TABLE_RED};
             table_add(t, cells, colors);
         }
-        print_table(cli, t);
+        cli_print_table(cli, &t);
         long long total = json_integer_value(json_object_get(answer, "total"));
-        if (total > (long long)(page * limit) && !cli->quiet)
+        if (total > (long long)(page * limit))
             fprintf(stderr, "(%lld executions; --page %ld for more)\n", total, page + 1);
-        table_destroy(&t);
     }
     json_decref(answer);
     return CLI_EXIT_OK;
@@ -264,11 +256,17 @@ int cmd_ls(cli_t *cli, int argc, char **argv)
 
 /* ---- show ---- */
 
-/* GET /executions/{id} (a prefix is resolved by the server): the exit code. */
-static int get_execution(cli_t *cli, const char *id, json_t **out)
+/* The commands that read one execution: parses, then GET /executions/{id} (a
+ * prefix is resolved by the server); the exit code, with the execution in *out
+ * (left NULL after --help, whose exit code is 0 too). */
+static int begin_with_execution(cli_t *cli, const args_command_t *command, int argc, char **argv,
+                                const char **pos, int *npos, json_t **out)
 {
+    int code;
     char path[512];
-    if (cli_path(path, sizeof path, "/executions/%s", id) != 0) {
+    if (cli_begin(cli, command, argc, argv, pos, npos, &code) != 0)
+        return code;
+    if (cli_path(path, sizeof path, "/executions/%s", pos[0]) != 0) {
         fprintf(stderr, "error: id too long\n");
         return CLI_EXIT_USAGE;
     }
@@ -331,8 +329,7 @@ static void print_execution(cli_t *cli, const json_t *e)
                                 TABLE_RED};
         table_add(t, cells, colors);
     }
-    print_table(cli, t);
-    table_destroy(&t);
+    cli_print_table(cli, &t);
 }
 
 int cmd_show(cli_t *cli, int argc, char **argv)
@@ -344,11 +341,10 @@ int cmd_show(cli_t *cli, int argc, char **argv)
         "and cost.",
         options, 1, 1};
     const char *pos[ARGS_MAX_POSITIONAL];
-    int npos, code;
-    if (cli_begin(cli, &command, argc, argv, pos, &npos, &code) != 0)
-        return code;
+    int npos;
     json_t *e = NULL;
-    if ((code = get_execution(cli, pos[0], &e)) != CLI_EXIT_OK)
+    int code = begin_with_execution(cli, &command, argc, argv, pos, &npos, &e);
+    if (code != CLI_EXIT_OK || !e)
         return code;
     if (cli->json)
         cli_print_json(e);
@@ -371,11 +367,10 @@ int cmd_output(cli_t *cli, int argc, char **argv)
         "phase that finished.",
         options, 1, 2};
     const char *pos[ARGS_MAX_POSITIONAL];
-    int npos, code;
-    if (cli_begin(cli, &command, argc, argv, pos, &npos, &code) != 0)
-        return code;
+    int npos;
     json_t *e = NULL;
-    if ((code = get_execution(cli, pos[0], &e)) != CLI_EXIT_OK)
+    int code = begin_with_execution(cli, &command, argc, argv, pos, &npos, &e);
+    if (code != CLI_EXIT_OK || !e)
         return code;
     const char *phase = npos > 1 ? pos[1] : NULL;
     size_t i;

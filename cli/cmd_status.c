@@ -59,10 +59,7 @@ static void print_workers(cli_t *cli, const json_t *workers)
         const char *cells[] = {first_text(w, names), s, b, f, providers};
         table_add(t, cells, NULL);
     }
-    char *text = table_render(t, cli->width, cli->color);
-    fputs(text ? text : "", stdout);
-    free(text);
-    table_destroy(&t);
+    cli_print_table(cli, &t);
 }
 
 int cmd_status(cli_t *cli, int argc, char **argv)

@@ -74,10 +74,7 @@ static int workflow_list(cli_t *cli, int argc, char **argv)
                           now, ago, sizeof ago)};
             table_add(t, cells, NULL);
         }
-        char *text = table_render(t, cli->width, cli->color);
-        fputs(text ? text : "", stdout);
-        free(text);
-        table_destroy(&t);
+        cli_print_table(cli, &t);
     }
     json_decref(answer);
     return CLI_EXIT_OK;
@@ -133,21 +130,26 @@ static void print_workflow(cli_t *cli, const json_t *w)
                                text_or(item, "model", "-"), timeout, attempts};
         table_add(t, cells, NULL);
     }
-    char *text = table_render(t, cli->width, cli->color);
-    fputs(text ? text : "", stdout);
-    free(text);
-    table_destroy(&t);
+    cli_print_table(cli, &t);
 }
 
-/* The commands that take one workflow id (prefixes allowed). */
-static int one_workflow(cli_t *cli, int argc, char **argv, const args_command_t *command,
-                        char *id, size_t size)
+/* The commands that take one workflow id (prefixes allowed): parses, resolves the
+ * id (into id) and sends method to the path fmt makes of it; the exit code, with
+ * the answer in *answer (left NULL after --help, whose exit code is 0 too). */
+static int workflow_call(cli_t *cli, int argc, char **argv, const args_command_t *command,
+                         const char *method, const char *fmt, char *id, size_t size,
+                         json_t **answer)
 {
     const char *pos[ARGS_MAX_POSITIONAL];
     int npos, code;
+    char path[512];
     if (cli_begin(cli, command, argc, argv, pos, &npos, &code) != 0)
         return code;
-    return cli_resolve_workflow(cli, pos[0], id, size);
+    if ((code = cli_resolve_workflow(cli, pos[0], id, size)) != CLI_EXIT_OK)
+        return code;
+    if (cli_path(path, sizeof path, fmt, id) != 0)
+        return CLI_EXIT_USAGE;
+    return client_call(cli->client, method, path, NULL, answer);
 }
 
 static int workflow_show(cli_t *cli, int argc, char **argv)
@@ -155,14 +157,10 @@ static int workflow_show(cli_t *cli, int argc, char **argv)
     const args_option_t options[] = {{0, NULL, 0, NULL, NULL, NULL}};
     const args_command_t command = {"syn workflow show ID",
                                     "Shows a workflow: its inputs and phases.", options, 1, 1};
-    char id[256], path[512];
-    int code = one_workflow(cli, argc, argv, &command, id, sizeof id);
-    if (code != CLI_EXIT_OK)
-        return code;
+    char id[256];
     json_t *w = NULL;
-    if (cli_path(path, sizeof path, "/workflows/%s", id) != 0)
-        return CLI_EXIT_USAGE;
-    if ((code = client_call(cli->client, "GET", path, NULL, &w)) != CLI_EXIT_OK)
+    int code = workflow_call(cli, argc, argv, &command, "GET", "/workflows/%s", id, sizeof id, &w);
+    if (code != CLI_EXIT_OK || !w)
         return code;
     if (cli->json)
         cli_print_json(w);
@@ -185,14 +183,11 @@ static int workflow_export(cli_t *cli, int argc, char **argv)
         "syn workflow export ID [-o FILE]",
         "Prints a workflow as YAML that `syn workflow create -f` turns back into it.", options,
         1, 1};
-    char id[256], path[512];
-    int code = one_workflow(cli, argc, argv, &command, id, sizeof id);
-    if (code != CLI_EXIT_OK)
-        return code;
+    char id[256];
     json_t *yaml = NULL;
-    if (cli_path(path, sizeof path, "/workflows/%s/export", id) != 0)
-        return CLI_EXIT_USAGE;
-    if ((code = client_call(cli->client, "GET", path, NULL, &yaml)) != CLI_EXIT_OK)
+    int code = workflow_call(cli, argc, argv, &command, "GET", "/workflows/%s/export", id,
+                             sizeof id, &yaml);
+    if (code != CLI_EXIT_OK || !yaml)
         return code;
     const char *text = json_string_value(yaml);
     FILE *out = file ? fopen(file, "w") : stdout;
@@ -217,14 +212,11 @@ static int workflow_archive(cli_t *cli, int argc, char **argv)
         "syn workflow archive ID",
         "Archives a workflow: it can no longer run; its executions and history stay.", options,
         1, 1};
-    char id[256], path[512];
-    int code = one_workflow(cli, argc, argv, &command, id, sizeof id);
-    if (code != CLI_EXIT_OK)
-        return code;
+    char id[256];
     json_t *answer = NULL;
-    if (cli_path(path, sizeof path, "/workflows/%s", id) != 0)
-        return CLI_EXIT_USAGE;
-    if ((code = client_call(cli->client, "DELETE", path, NULL, &answer)) != CLI_EXIT_OK)
+    int code = workflow_call(cli, argc, argv, &command, "DELETE", "/workflows/%s", id, sizeof id,
+                             &answer);
+    if (code != CLI_EXIT_OK || !answer)
         return code;
     if (cli->json)
         cli_print_json(answer);

@@ -175,89 +175,61 @@ static void fit_widths(const table_t *self, size_t *widths, int width)
     }
 }
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-    bool failed;
-} text_t;
-
-static void put(text_t *t, const char *s, size_t n)
-{
-    if (t->failed)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 1024;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(t->data, cap);
-        if (!grown) {
-            t->failed = true;
-            return;
-        }
-        t->data = grown;
-        t->cap = cap;
-    }
-    memcpy(t->data + t->len, s, n);
-    t->len += n;
-    t->data[t->len] = '\0';
-}
-
-static void put_str(text_t *t, const char *s)
-{
-    put(t, s, strlen(s));
-}
-
-static void put_spaces(text_t *t, size_t n)
+static void put_spaces(FILE *out, size_t n)
 {
     while (n--)
-        put(t, " ", 1);
+        fputc(' ', out);
 }
 
-static void put_cell(text_t *t, const char *text, size_t width, bool right, bool last,
+static void put_cell(FILE *out, const char *text, size_t width, bool right, bool last,
                      const char *color)
 {
     char fitted[1024];
     table_text_fit(text, width, fitted, sizeof fitted);
     size_t pad = width - table_text_width(fitted);
     if (right)
-        put_spaces(t, pad);
-    if (color) {
-        put_str(t, "\033[");
-        put_str(t, color);
-        put_str(t, "m");
-    }
-    put_str(t, fitted);
+        put_spaces(out, pad);
     if (color)
-        put_str(t, "\033[0m");
+        fprintf(out, "\033[%sm%s\033[0m", color, fitted);
+    else
+        fputs(fitted, out);
     if (!right && !last)
-        put_spaces(t, pad);
+        put_spaces(out, pad);
 }
 
 char *table_render(const table_t *self, int width, bool color)
 {
     size_t widths[TABLE_MAX_COLS];
     fit_widths(self, widths, width);
-    text_t t = {0};
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (!out)
+        return NULL;
     for (size_t r = 0; r <= self->nrows; r++) {
+        char *line = NULL;
+        size_t line_len = 0;
+        FILE *row = open_memstream(&line, &line_len);
+        if (!row)
+            break;
         for (size_t c = 0; c < self->ncols; c++) {
             bool header = r == 0;
             const char *cell = header ? self->headers[c] : self->cells[(r - 1) * self->ncols + c];
             const char *sgr = !color ? NULL
                               : header ? TABLE_BOLD
                                        : self->colors[(r - 1) * self->ncols + c];
-            put_cell(&t, cell, widths[c], self->right[c], c + 1 == self->ncols, sgr);
+            put_cell(row, cell, widths[c], self->right[c], c + 1 == self->ncols, sgr);
             if (c + 1 < self->ncols)
-                put_spaces(&t, TABLE_GAP);
+                put_spaces(row, TABLE_GAP);
         }
-        while (!t.failed && t.len && t.data[t.len - 1] == ' ') /* an empty last cell */
-            t.data[--t.len] = '\0';
-        put(&t, "\n", 1);
+        fclose(row);
+        while (line_len && line[line_len - 1] == ' ') /* an empty last cell */
+            line_len--;
+        fprintf(out, "%.*s\n", (int)line_len, line);
+        free(line);
     }
-    if (t.failed) {
-        free(t.data);
-        return NULL;
-    }
-    return t.data ? t.data : strdup("");
+    fclose(out);
+    return text;
 }
 
 bool table_use_color(int fd, bool no_color_flag)

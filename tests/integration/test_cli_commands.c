@@ -38,7 +38,8 @@ static int teardown(void **state)
     return teststack_remove_dir(scratch);
 }
 
-#define SYN(...) synrun(teststack_url(stack), NULL, NULL, (const char *const[]){__VA_ARGS__, NULL})
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define SYN(...) synrun(teststack_url(stack), NULL, NULL, ARGS(__VA_ARGS__))
 
 /* Fails with everything syn printed unless it exited with code and printed
  * each of the NULL-ended texts on stdout (out) or stderr (err). */
@@ -62,6 +63,14 @@ static void expect_run_at(const synrun_t *r, int code, const char *file, int lin
         fail();
     }
 }
+
+/* Runs syn with args against the stack and expects code and texts (as expect_run). */
+#define check(code, args, ...)                                        \
+    do {                                                              \
+        synrun_t r_ = synrun(teststack_url(stack), NULL, NULL, args); \
+        expect_run(r_, (code), __VA_ARGS__);                          \
+        synrun_clear(&r_);                                            \
+    } while (0)
 
 /* The answer's stdout as JSON (fails when it is not one document). */
 static json_t *json_of(const synrun_t *r)
@@ -92,16 +101,10 @@ static void install_examples(void)
     static bool done;
     if (done)
         return;
-    synrun_t r = SYN("workflow", "create", "-f", SYN_SOURCE_DIR "/workflows/research.yaml");
-    expect_run(r, 0, "created workflow research");
-    synrun_clear(&r);
-    r = SYN("workflow", "create", "-f", SYN_SOURCE_DIR "/workflows/pr-review.yaml");
-    expect_run(r, 0, "created workflow pr-review");
-    synrun_clear(&r);
+    check(0, ARGS("workflow", "create", "-f", SYN_SOURCE_DIR "/workflows/research.yaml"), "created workflow research");
+    check(0, ARGS("workflow", "create", "-f", SYN_SOURCE_DIR "/workflows/pr-review.yaml"), "created workflow pr-review");
     /* a package folder: its prompts are Markdown files next to it */
-    r = SYN("workflow", "create", "-f", SYN_SOURCE_DIR "/workflows/implement-and-review", "-q");
-    expect_run(r, 0, "implement-and-review\n");
-    synrun_clear(&r);
+    check(0, ARGS("workflow", "create", "-f", SYN_SOURCE_DIR "/workflows/implement-and-review", "-q"), "implement-and-review\n");
     done = true;
 }
 
@@ -111,11 +114,9 @@ static void test_create_every_example_and_list_them(void **state)
 {
     (void)state;
     install_examples();
-    synrun_t r = SYN("workflow", "list");
-    expect_run(r, 0, "ID ", "NAME", "PHASES", "research ", "pr-review ", "implement-and-review ",
+    check(0, ARGS("workflow", "list"), "ID ", "NAME", "PHASES", "research ", "pr-review ", "implement-and-review ",
                "Research a question");
-    synrun_clear(&r);
-    r = SYN("workflow", "list", "--json");
+    synrun_t r = SYN("workflow", "list", "--json");
     expect_run(r, 0, "\"workflows\"");
     json_t *doc = json_of(&r);
     assert_int_equal(json_integer_value(json_object_get(doc, "total")), 3);
@@ -138,24 +139,18 @@ static void test_create_every_example_and_list_them(void **state)
     json_decref(w);
     http_response_clear(&resp);
     /* the same file again: the id is taken, the server says so, exit 1 */
-    r = SYN("workflow", "create", "-f", SYN_SOURCE_DIR "/workflows/research.yaml");
-    expect_run(r, 1, "err:Workflow research already exists");
-    synrun_clear(&r);
+    check(1, ARGS("workflow", "create", "-f", SYN_SOURCE_DIR "/workflows/research.yaml"), "err:Workflow research already exists");
     /* under another id */
-    r = SYN("workflow", "create", "-f", SYN_SOURCE_DIR "/workflows/research.yaml", "--id",
-            "research-copy");
-    expect_run(r, 0, "created workflow research-copy");
-    synrun_clear(&r);
+    check(0, ARGS("workflow", "create", "-f", SYN_SOURCE_DIR "/workflows/research.yaml", "--id",
+            "research-copy"), "created workflow research-copy");
 }
 
 static void test_show_export_archive_and_prefixes(void **state)
 {
     (void)state;
     install_examples();
-    synrun_t r = SYN("workflow", "show", "pr-");
-    expect_run(r, 0, "pr-review  Pull request review", "ORDER", "PHASE", "inputs:");
-    synrun_clear(&r);
-    r = SYN("workflow", "show", "research", "--json");
+    check(0, ARGS("workflow", "show", "pr-"), "pr-review  Pull request review", "ORDER", "PHASE", "inputs:");
+    synrun_t r = SYN("workflow", "show", "research", "--json");
     json_t *doc = json_of(&r);
     assert_string_equal(json_string_value(json_object_get(doc, "id")), "research");
     json_decref(doc);
@@ -163,41 +158,21 @@ static void test_show_export_archive_and_prefixes(void **state)
     /* export, then the export validates and installs again */
     char out[256];
     snprintf(out, sizeof out, "%s/research-export.yaml", scratch);
-    r = SYN("workflow", "export", "research", "-o", out);
-    expect_run(r, 0, "");
-    synrun_clear(&r);
+    check(0, ARGS("workflow", "export", "research", "-o", out), "");
     char *yaml = synrun_slurp(out);
     assert_non_null(strstr(yaml, "id: research\n"));
     free(yaml);
-    r = SYN("workflow", "validate", out);
-    expect_run(r, 0, ": valid");
-    synrun_clear(&r);
-    r = SYN("workflow", "export", "research");
-    expect_run(r, 0, "id: research\n", "phases:");
-    synrun_clear(&r);
+    check(0, ARGS("workflow", "validate", out), ": valid");
+    check(0, ARGS("workflow", "export", "research"), "id: research\n", "phases:");
     /* ambiguous and unknown prefixes */
-    r = SYN("workflow", "create", "-f", SYN_SOURCE_DIR "/workflows/pr-review.yaml", "--id",
-            "pr-review-2");
-    expect_run(r, 0, "");
-    synrun_clear(&r);
-    r = SYN("workflow", "show", "pr");
-    expect_run(r, 2, "err:ambiguous workflow id pr: matches", "err:pr-review", "err:pr-review-2");
-    synrun_clear(&r);
-    r = SYN("workflow", "show", "pr-review"); /* exact beats prefix */
-    expect_run(r, 0, "Pull request review");
-    synrun_clear(&r);
-    r = SYN("workflow", "show", "nope");
-    expect_run(r, 4, "err:Workflow nope not found");
-    synrun_clear(&r);
-    r = SYN("workflow", "archive", "pr-review-2");
-    expect_run(r, 0, "archived workflow pr-review-2");
-    synrun_clear(&r);
-    r = SYN("workflow", "archive", "pr-review-2");
-    expect_run(r, 1, "err:already archived");
-    synrun_clear(&r);
-    r = SYN("workflow", "list", "--all");
-    expect_run(r, 0, "(archived)");
-    synrun_clear(&r);
+    check(0, ARGS("workflow", "create", "-f", SYN_SOURCE_DIR "/workflows/pr-review.yaml", "--id",
+            "pr-review-2"), "");
+    check(2, ARGS("workflow", "show", "pr"), "err:ambiguous workflow id pr: matches", "err:pr-review", "err:pr-review-2");
+    check(0, ARGS("workflow", "show", "pr-review"), "Pull request review"); /* exact beats prefix */
+    check(4, ARGS("workflow", "show", "nope"), "err:Workflow nope not found");
+    check(0, ARGS("workflow", "archive", "pr-review-2"), "archived workflow pr-review-2");
+    check(1, ARGS("workflow", "archive", "pr-review-2"), "err:already archived");
+    check(0, ARGS("workflow", "list", "--all"), "(archived)");
 }
 
 static void test_validate_prints_file_line_column(void **state)
@@ -214,9 +189,7 @@ static void test_validate_prints_file_line_column(void **state)
     snprintf(want, sizeof want, "err:%s:2:7: type: 'reserch' is not one of", broken);
     expect_run(r, 1, want, "err:did you mean 'research'?", "err::4:5: phases[0]");
     synrun_clear(&r);
-    r = SYN("workflow", "create", "-f", broken);
-    expect_run(r, 1, want);
-    synrun_clear(&r);
+    check(1, ARGS("workflow", "create", "-f", broken), want);
     r = SYN("workflow", "validate", broken, "--json");
     json_t *doc = json_of(&r);
     assert_true(json_is_false(json_object_get(doc, "valid")));
@@ -228,9 +201,7 @@ static void test_validate_prints_file_line_column(void **state)
     for (size_t i = 0; i < 3; i++) {
         char path[512];
         snprintf(path, sizeof path, "%s/workflows/%s", SYN_SOURCE_DIR, examples[i]);
-        r = SYN("workflow", "validate", path);
-        expect_run(r, 0, ": valid");
-        synrun_clear(&r);
+        check(0, ARGS("workflow", "validate", path), ": valid");
     }
     /* a package whose prompt file has an error: the file is named, with its line */
     char pkg[256], prompts[300];
@@ -241,12 +212,8 @@ static void test_validate_prints_file_line_column(void **state)
     write_file("pkg/workflow.yaml", "id: pkg\nname: Pkg\nphases:\n"
                                     "  - {id: a, name: A, order: 1, prompt_file: prompts/a.md}\n");
     write_file("pkg/prompts/a.md", "---\nmodle: opus\n---\nDo it.\n");
-    r = SYN("workflow", "create", "-f", pkg);
-    expect_run(r, 1, "err:prompts/a.md:2:1: ", "err:modle");
-    synrun_clear(&r);
-    r = SYN("workflow", "validate", SYN_SOURCE_DIR "/workflows/missing.yaml");
-    expect_run(r, 4, "err:missing.yaml");
-    synrun_clear(&r);
+    check(1, ARGS("workflow", "create", "-f", pkg), "err:prompts/a.md:2:1: ", "err:modle");
+    check(4, ARGS("workflow", "validate", SYN_SOURCE_DIR "/workflows/missing.yaml"), "err:missing.yaml");
 }
 
 /* ---- executions ---- */
@@ -275,18 +242,10 @@ static void test_run_checks_inputs_and_flags(void **state)
     expect_run(r, 2, "err:give -t TASK");
     assert_string_equal(r.out, ""); /* nothing was started */
     synrun_clear(&r);
-    r = SYN("run", "research", "-t", "x", "-i", "novalue");
-    expect_run(r, 2, "err:-i takes key=value");
-    synrun_clear(&r);
-    r = SYN("run", "nope", "-t", "x");
-    expect_run(r, 4, "err:Workflow nope not found");
-    synrun_clear(&r);
-    r = SYN("run", "research", "--bogus");
-    expect_run(r, 2, "err:unknown option '--bogus'", "err:usage: syn run");
-    synrun_clear(&r);
-    r = SYN("run");
-    expect_run(r, 2, "err:usage: syn run");
-    synrun_clear(&r);
+    check(2, ARGS("run", "research", "-t", "x", "-i", "novalue"), "err:-i takes key=value");
+    check(4, ARGS("run", "nope", "-t", "x"), "err:Workflow nope not found");
+    check(2, ARGS("run", "research", "--bogus"), "err:unknown option '--bogus'", "err:usage: syn run");
+    check(2, ARGS("run"), "err:usage: syn run");
     r = SYN("run", "research", "-t", "x", "--json", "--detach");
     json_t *doc = json_of(&r);
     assert_string_equal(json_string_value(json_object_get(doc, "status")), "started");
@@ -300,13 +259,9 @@ static void test_ls_show_output_logs(void **state)
     char *id = run_research();
     char prefix[12];
     snprintf(prefix, sizeof prefix, "%.10s", id);
-    synrun_t r = SYN("ls");
-    expect_run(r, 0, "ID ", "WORKFLOW", "STATUS", "DURATION", id, "completed", "3/3");
-    synrun_clear(&r);
-    r = SYN("ls", "-s", "completed", "-w", "research", "--limit", "5");
-    expect_run(r, 0, id);
-    synrun_clear(&r);
-    r = SYN("ls", "-s", "failed");
+    check(0, ARGS("ls"), "ID ", "WORKFLOW", "STATUS", "DURATION", id, "completed", "3/3");
+    check(0, ARGS("ls", "-s", "completed", "-w", "research", "--limit", "5"), id);
+    synrun_t r = SYN("ls", "-s", "failed");
     expect_run(r, 0, "");
     assert_null(strstr(r.out, id));
     synrun_clear(&r);
@@ -319,17 +274,11 @@ static void test_ls_show_output_logs(void **state)
     expect_run(r, 0, id);
     assert_null(strstr(r.out, "STATUS"));
     synrun_clear(&r);
-    r = SYN("ls", "-s", "bogus");
-    expect_run(r, 2, "err:--status must be one of");
-    synrun_clear(&r);
-    r = SYN("ls", "--limit", "0");
-    expect_run(r, 2, "err:--limit must be a number from 1 to 100");
-    synrun_clear(&r);
+    check(2, ARGS("ls", "-s", "bogus"), "err:--status must be one of");
+    check(2, ARGS("ls", "--limit", "0"), "err:--limit must be a number from 1 to 100");
 
-    r = SYN("show", prefix);
-    expect_run(r, 0, id, "research", "PHASE", "ATTEMPTS", "WORKER", "scope ", "investigate ",
+    check(0, ARGS("show", prefix), id, "research", "PHASE", "ATTEMPTS", "WORKER", "scope ", "investigate ",
                "report ", "task: How do Raft and Paxos differ?");
-    synrun_clear(&r);
     r = SYN("show", id, "--json");
     doc = json_of(&r);
     assert_int_equal(json_array_size(json_object_get(doc, "phases")), 3);
@@ -337,22 +286,12 @@ static void test_ls_show_output_logs(void **state)
                         "acme/app");
     json_decref(doc);
     synrun_clear(&r);
-    r = SYN("show", "exec-000000000000");
-    expect_run(r, 4, "err:Execution not found");
-    synrun_clear(&r);
-    r = SYN("show", "exec-");
-    expect_run(r, 2, "err:Ambiguous execution id exec-: matches");
-    synrun_clear(&r);
+    check(4, ARGS("show", "exec-000000000000"), "err:Execution not found");
+    check(2, ARGS("show", "exec-"), "err:Ambiguous execution id exec-: matches");
 
-    r = SYN("output", prefix);
-    expect_run(r, 0, "mock output for phase report:");
-    synrun_clear(&r);
-    r = SYN("output", prefix, "scope");
-    expect_run(r, 0, "mock output for phase scope:", "How do Raft and Paxos differ?");
-    synrun_clear(&r);
-    r = SYN("output", prefix, "nope");
-    expect_run(r, 4, "err:Phase nope not found");
-    synrun_clear(&r);
+    check(0, ARGS("output", prefix), "mock output for phase report:");
+    check(0, ARGS("output", prefix, "scope"), "mock output for phase scope:", "How do Raft and Paxos differ?");
+    check(4, ARGS("output", prefix, "nope"), "err:Phase nope not found");
     r = SYN("output", prefix, "scope", "--json");
     doc = json_of(&r);
     assert_non_null(strstr(json_string_value(json_object_get(doc, "output")), "mock output"));
@@ -382,9 +321,7 @@ static char *run_slow(void)
                                                    "    prompt_template: \"#mock sleep 60000\"\n"
                                                    "  - id: after\n    name: After\n    order: 2\n"
                                                    "    prompt_template: done\n");
-        synrun_t r = SYN("workflow", "create", "-f", slow);
-        expect_run(r, 0, "");
-        synrun_clear(&r);
+        check(0, ARGS("workflow", "create", "-f", slow), "");
         created = true;
     }
     synrun_t r = SYN("run", "slow", "--detach", "-q");
@@ -398,27 +335,17 @@ static void test_pause_resume_inject_cancel(void **state)
 {
     (void)state;
     char *id = run_slow();
-    synrun_t r = SYN("pause", id, "--reason", "look");
-    expect_run(r, 0, id, "paused");
-    synrun_clear(&r);
-    r = SYN("pause", id);
-    expect_run(r, 1, "err:Cannot pause execution in state paused");
-    synrun_clear(&r);
-    r = SYN("inject", id, "-m", "mind the tests");
-    expect_run(r, 0, "Message queued");
-    synrun_clear(&r);
-    r = synrun(teststack_url(stack), NULL, "from stdin\n", (const char *const[]){"inject", id,
+    check(0, ARGS("pause", id, "--reason", "look"), id, "paused");
+    check(1, ARGS("pause", id), "err:Cannot pause execution in state paused");
+    check(0, ARGS("inject", id, "-m", "mind the tests"), "Message queued");
+    synrun_t r = synrun(teststack_url(stack), NULL, "from stdin\n", (const char *const[]){"inject", id,
                                                                                 "--json", NULL});
     json_t *doc = json_of(&r);
     assert_true(json_is_true(json_object_get(doc, "success")));
     json_decref(doc);
     synrun_clear(&r);
-    r = SYN("inject", id, "-m", "");
-    expect_run(r, 2, "err:needs a message");
-    synrun_clear(&r);
-    r = SYN("resume", id);
-    expect_run(r, 0, "running");
-    synrun_clear(&r);
+    check(2, ARGS("inject", id, "-m", ""), "err:needs a message");
+    check(0, ARGS("resume", id), "running");
     r = SYN("show", id, "--json");
     doc = json_of(&r);
     json_t *messages = json_object_get(doc, "operator_messages");
@@ -428,15 +355,9 @@ static void test_pause_resume_inject_cancel(void **state)
     json_decref(doc);
     synrun_clear(&r);
     /* stdin is not a terminal: no question asked */
-    r = SYN("cancel", id, "--reason", "enough");
-    expect_run(r, 0, "cancelled");
-    synrun_clear(&r);
-    r = SYN("cancel", id, "-y");
-    expect_run(r, 1, "err:Cannot cancel execution in state cancelled");
-    synrun_clear(&r);
-    r = SYN("resume", "exec-000000000000");
-    expect_run(r, 4, "err:Execution not found");
-    synrun_clear(&r);
+    check(0, ARGS("cancel", id, "--reason", "enough"), "cancelled");
+    check(1, ARGS("cancel", id, "-y"), "err:Cannot cancel execution in state cancelled");
+    check(4, ARGS("resume", "exec-000000000000"), "err:Execution not found");
     free(id);
 }
 
@@ -445,10 +366,8 @@ static void test_pause_resume_inject_cancel(void **state)
 static void test_status(void **state)
 {
     (void)state;
-    synrun_t r = SYN("status");
-    expect_run(r, 0, "gateway  http://127.0.0.1:", "ok", "broker   up", "workers  2");
-    synrun_clear(&r);
-    r = SYN("status", "--json");
+    check(0, ARGS("status"), "gateway  http://127.0.0.1:", "ok", "broker   up", "workers  2");
+    synrun_t r = SYN("status", "--json");
     json_t *doc = json_of(&r);
     assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "health"),
                                                           "status")),
@@ -460,42 +379,32 @@ static void test_status(void **state)
 static void test_usage_errors_and_help(void **state)
 {
     (void)state;
-    synrun_t r = SYN("frobnicate");
-    expect_run(r, 2, "err:unknown command 'frobnicate'");
-    synrun_clear(&r);
-    r = SYN("--help");
-    expect_run(r, 0, "workflow", "watch", "Exit codes");
-    synrun_clear(&r);
+    check(2, ARGS("frobnicate"), "err:unknown command 'frobnicate'");
+    check(0, ARGS("--help"), "workflow", "watch", "Exit codes");
     const char *commands[] = {"run", "ls", "show", "output", "watch", "logs", "pause", "resume",
                               "cancel", "inject", "status"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        r = SYN(commands[i], "--help");
+        synrun_t r = SYN(commands[i], "--help");
         char want[64];
         snprintf(want, sizeof want, "usage: syn %s", commands[i]);
         expect_run(r, 0, want, "--url URL", "--json");
         synrun_clear(&r);
     }
-    r = SYN("workflow", "--help");
-    expect_run(r, 0, "create -f FILE|DIR");
-    synrun_clear(&r);
-    r = SYN("workflow", "create", "--help");
-    expect_run(r, 0, "usage: syn workflow create", "--file FILE");
-    synrun_clear(&r);
-    r = SYN("workflow", "frob");
-    expect_run(r, 2, "err:unknown workflow command 'frob'");
-    synrun_clear(&r);
-    r = SYN("workflow", "create");
-    expect_run(r, 2, "err:needs -f FILE");
-    synrun_clear(&r);
-    r = SYN("show");
-    expect_run(r, 2, "err:usage: syn show ID");
-    synrun_clear(&r);
-    r = SYN("ls", "--url", "ftp://x");
-    expect_run(r, 2, "err:--url must start with http://");
-    synrun_clear(&r);
+    check(0, ARGS("workflow", "--help"), "create -f FILE|DIR");
+    check(0, ARGS("workflow", "create", "--help"), "usage: syn workflow create", "--file FILE");
+    const char *subcommands[] = {"list", "show", "validate", "export", "archive"};
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "usage: syn workflow %s", subcommands[i]);
+        check(0, ARGS("workflow", subcommands[i], "--help"), want, "--url URL");
+    }
+    check(2, ARGS("workflow", "frob"), "err:unknown workflow command 'frob'");
+    check(2, ARGS("workflow", "create"), "err:needs -f FILE");
+    check(2, ARGS("show"), "err:usage: syn show ID");
+    check(2, ARGS("ls", "--url", "ftp://x"), "err:--url must start with http://");
     /* global options before the command */
     const char *url = teststack_url(stack);
-    r = synrun(NULL, NULL, NULL, (const char *const[]){"--url", url, "--json", "status", NULL});
+    synrun_t r = synrun(NULL, NULL, NULL, (const char *const[]){"--url", url, "--json", "status", NULL});
     json_t *doc = json_of(&r);
     json_decref(doc);
     assert_int_equal(r.code, 0);

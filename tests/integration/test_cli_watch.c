@@ -115,6 +115,47 @@ static void expect_in_order(const char *text, const char *const *wanted)
     }
 }
 
+/* Starts an execution of workflow without watching it: its id (malloc'd). */
+static char *start_detached(const char *workflow)
+{
+    synrun_t r = synrun(teststack_url(stack), NULL, NULL,
+                        (const char *const[]){"run", workflow, "--detach", "-q", NULL});
+    assert_int_equal(r.code, 0);
+    char *id = strndup(r.out, strcspn(r.out, "\n"));
+    synrun_clear(&r);
+    return id;
+}
+
+/* `syn watch id` in the background, output to scratch/name, once it has printed
+ * text (within 15 s): its pid. */
+static pid_t watch_until(const char *id, const char *name, const char *text)
+{
+    char out[256];
+    snprintf(out, sizeof out, "%s/%s", scratch, name);
+    pid_t watcher = synrun_spawn(teststack_url(stack), (const char *const[]){"watch", id, NULL},
+                                 out);
+    long long deadline = teststack_now_ms() + 15000;
+    char *seen = NULL;
+    do {
+        free(seen);
+        seen = synrun_slurp(out);
+    } while (!strstr(seen, text) && teststack_now_ms() < deadline &&
+             (teststack_sleep_ms(20), true));
+    if (!strstr(seen, text))
+        fprintf(stderr, "watch printed:\n%s\n", seen);
+    assert_non_null(strstr(seen, text));
+    free(seen);
+    return watcher;
+}
+
+/* What the watch wrote to scratch/name (malloc'd). */
+static char *watch_output(const char *name)
+{
+    char out[256];
+    snprintf(out, sizeof out, "%s/%s", scratch, name);
+    return synrun_slurp(out);
+}
+
 static void test_run_watch_without_a_terminal(void **state)
 {
     (void)state;
@@ -173,64 +214,29 @@ static void test_watch_exit_codes_for_failed_and_cancelled(void **state)
     expect_in_order(r.out, failed);
     synrun_clear(&r);
 
-    r = synrun(teststack_url(stack), NULL, NULL,
-               (const char *const[]){"run", "slow", "--detach", "-q", NULL});
-    assert_int_equal(r.code, 0);
-    char id[32];
-    snprintf(id, sizeof id, "%.17s", r.out);
-    synrun_clear(&r);
-    char out[256];
-    snprintf(out, sizeof out, "%s/watch-cancel.out", scratch);
-    pid_t watcher = synrun_spawn(teststack_url(stack), (const char *const[]){"watch", id, NULL},
-                                 out);
+    char *id = start_detached("slow");
     /* cancel once the watch has seen the phase start */
-    long long deadline = teststack_now_ms() + 15000;
-    char *seen = NULL;
-    while (teststack_now_ms() < deadline) {
-        free(seen);
-        seen = synrun_slurp(out);
-        if (strstr(seen, "PhaseStarted plan"))
-            break;
-        teststack_sleep_ms(20);
-    }
-    assert_non_null(strstr(seen, "PhaseStarted plan"));
-    free(seen);
+    pid_t watcher = watch_until(id, "watch-cancel.out", "PhaseStarted plan");
     r = synrun(teststack_url(stack), NULL, NULL,
                (const char *const[]){"cancel", id, "-y", "--reason", "enough", NULL});
     assert_int_equal(r.code, 0);
     synrun_clear(&r);
     assert_int_equal(synrun_wait(watcher, 15000), 3);
-    seen = synrun_slurp(out);
+    char *seen = watch_output("watch-cancel.out");
     assert_non_null(strstr(seen, " ExecutionCancelled 0/3 phases: enough"));
     free(seen);
+    free(id);
 }
 
 /* Interrupting a watch stops the watching only, and says how to go on. */
 static void test_ctrl_c_stops_watching_not_the_execution(void **state)
 {
     (void)state;
-    synrun_t r = synrun(teststack_url(stack), NULL, NULL,
-                        (const char *const[]){"run", "slow", "--detach", "-q", NULL});
-    char id[32];
-    snprintf(id, sizeof id, "%.17s", r.out);
-    synrun_clear(&r);
-    char out[256];
-    snprintf(out, sizeof out, "%s/watch-int.out", scratch);
-    pid_t watcher = synrun_spawn(teststack_url(stack), (const char *const[]){"watch", id, NULL},
-                                 out);
-    long long deadline = teststack_now_ms() + 15000;
-    char *seen = NULL;
-    while (teststack_now_ms() < deadline) {
-        free(seen);
-        seen = synrun_slurp(out);
-        if (strstr(seen, "PhaseStarted plan"))
-            break;
-        teststack_sleep_ms(20);
-    }
-    free(seen);
+    char *id = start_detached("slow");
+    pid_t watcher = watch_until(id, "watch-int.out", "PhaseStarted plan");
     kill(watcher, SIGINT);
     assert_int_equal(synrun_wait(watcher, 5000), 130);
-    seen = synrun_slurp(out);
+    char *seen = watch_output("watch-int.out");
     char want[128];
     snprintf(want, sizeof want, "syn watch %s", id);
     assert_non_null(strstr(seen, want));
@@ -242,37 +248,21 @@ static void test_ctrl_c_stops_watching_not_the_execution(void **state)
     assert_non_null(done);
     assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
     json_decref(done);
+    free(id);
 }
 
 static void test_gateway_restart_during_watch(void **state)
 {
     (void)state;
-    synrun_t r = synrun(teststack_url(stack), NULL, NULL,
-                        (const char *const[]){"run", "slow", "--detach", "-q", NULL});
-    assert_int_equal(r.code, 0);
-    char id[32];
-    snprintf(id, sizeof id, "%.17s", r.out);
-    synrun_clear(&r);
-    char out[256];
-    snprintf(out, sizeof out, "%s/watch-restart.out", scratch);
-    pid_t watcher = synrun_spawn(teststack_url(stack), (const char *const[]){"watch", id, NULL},
-                                 out);
-    long long deadline = teststack_now_ms() + 15000;
-    char *seen = NULL;
-    while (teststack_now_ms() < deadline) {
-        free(seen);
-        seen = synrun_slurp(out);
-        if (strstr(seen, "PhaseStarted plan"))
-            break;
-        teststack_sleep_ms(20);
-    }
-    assert_non_null(strstr(seen, "PhaseStarted plan"));
+    char *id = start_detached("slow");
+    pid_t watcher = watch_until(id, "watch-restart.out", "PhaseStarted plan");
+    char *seen = watch_output("watch-restart.out");
     assert_null(strstr(seen, "PhaseCompleted plan")); /* the rest comes after the restart */
     free(seen);
     teststack_kill_gateway(stack, SIGKILL);
     assert_int_equal(teststack_start_gateway(stack), 0);
     assert_int_equal(synrun_wait(watcher, 30000), 0);
-    seen = synrun_slurp(out);
+    seen = watch_output("watch-restart.out");
     /* every event of the log, once, in order */
     synrun_t logs = synrun(teststack_url(stack), NULL, NULL,
                            (const char *const[]){"logs", id, NULL});
@@ -287,6 +277,7 @@ static void test_gateway_restart_during_watch(void **state)
     json_decref(logged);
     synrun_clear(&logs);
     free(seen);
+    free(id);
 }
 
 /* Runs a shell command; its stdout (malloc'd). */
