@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+const args_option_t args_no_options[] = {{0, NULL, 0, NULL, NULL, NULL}};
+
 static const args_option_t *find_long(const args_option_t *table, const char *name, size_t len)
 {
     for (const args_option_t *o = table; o && o->long_name; o++)

@@ -34,6 +34,9 @@ typedef struct {
     void *target;
 } args_option_t;
 
+/* The table of a command without options of its own. */
+extern const args_option_t args_no_options[];
+
 typedef struct {
     const char *usage;   /* "syn run WORKFLOW [options]" */
     const char *summary; /* a paragraph */

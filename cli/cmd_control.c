@@ -89,9 +89,8 @@ int cmd_cancel(cli_t *cli, int argc, char **argv)
 
 int cmd_resume(cli_t *cli, int argc, char **argv)
 {
-    const args_option_t options[] = {{0, NULL, 0, NULL, NULL, NULL}};
     const args_command_t command = {"syn resume ID",
-                                    "Resumes a paused execution with its next phase.", options,
+                                    "Resumes a paused execution with its next phase.", args_no_options,
                                     1, 1};
     const char *pos[ARGS_MAX_POSITIONAL];
     int npos, code;

@@ -334,12 +334,11 @@ static void print_execution(cli_t *cli, const json_t *e)
 
 int cmd_show(cli_t *cli, int argc, char **argv)
 {
-    const args_option_t options[] = {{0, NULL, 0, NULL, NULL, NULL}};
     const args_command_t command = {
         "syn show ID",
         "Shows an execution: its phases with status, attempts, worker, duration, tokens\n"
         "and cost.",
-        options, 1, 1};
+        args_no_options, 1, 1};
     const char *pos[ARGS_MAX_POSITIONAL];
     int npos;
     json_t *e = NULL;
@@ -360,12 +359,11 @@ int cmd_show(cli_t *cli, int argc, char **argv)
 
 int cmd_output(cli_t *cli, int argc, char **argv)
 {
-    const args_option_t options[] = {{0, NULL, 0, NULL, NULL, NULL}};
     const args_command_t command = {
         "syn output ID [PHASE]",
         "Prints a phase's whole output, as the agent wrote it; without PHASE, the last\n"
         "phase that finished.",
-        options, 1, 2};
+        args_no_options, 1, 2};
     const char *pos[ARGS_MAX_POSITIONAL];
     int npos;
     json_t *e = NULL;

@@ -64,13 +64,12 @@ static void print_workers(cli_t *cli, const json_t *workers)
 
 int cmd_status(cli_t *cli, int argc, char **argv)
 {
-    const args_option_t options[] = {{0, NULL, 0, NULL, NULL, NULL}};
     const args_command_t command = {
         "syn status",
         "Shows the gateway's health, the broker's, and the workers (with their busy and\n"
         "free slots where the gateway serves GET /workers). Exit 0 when all is up, 5 when\n"
         "the gateway cannot be reached or the broker is down.",
-        options, 0, 0};
+        args_no_options, 0, 0};
     const char *pos[ARGS_MAX_POSITIONAL];
     int npos, code;
     if (cli_begin(cli, &command, argc, argv, pos, &npos, &code) != 0)

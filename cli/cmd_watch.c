@@ -124,7 +124,6 @@ int cli_watch(cli_t *cli, const char *execution_id)
 
 int cmd_watch(cli_t *cli, int argc, char **argv)
 {
-    const args_option_t options[] = {{0, NULL, 0, NULL, NULL, NULL}};
     const args_command_t command = {
         "syn watch ID",
         "Follows an execution to its end: on a terminal a live view (a line per phase, a\n"
@@ -132,7 +131,7 @@ int cmd_watch(cli_t *cli, int argc, char **argv)
         "elsewhere one line per event. It resumes by itself when the stream drops. Exit\n"
         "code: 0 completed, 1 failed, 3 cancelled. Ctrl-C stops watching, not the\n"
         "execution.",
-        options, 1, 1};
+        args_no_options, 1, 1};
     const char *pos[ARGS_MAX_POSITIONAL];
     int npos, code;
     if (cli_begin(cli, &command, argc, argv, pos, &npos, &code) != 0)

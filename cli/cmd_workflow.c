@@ -154,9 +154,8 @@ static int workflow_call(cli_t *cli, int argc, char **argv, const args_command_t
 
 static int workflow_show(cli_t *cli, int argc, char **argv)
 {
-    const args_option_t options[] = {{0, NULL, 0, NULL, NULL, NULL}};
     const args_command_t command = {"syn workflow show ID",
-                                    "Shows a workflow: its inputs and phases.", options, 1, 1};
+                                    "Shows a workflow: its inputs and phases.", args_no_options, 1, 1};
     char id[256];
     json_t *w = NULL;
     int code = workflow_call(cli, argc, argv, &command, "GET", "/workflows/%s", id, sizeof id, &w);
@@ -207,10 +206,9 @@ static int workflow_export(cli_t *cli, int argc, char **argv)
 
 static int workflow_archive(cli_t *cli, int argc, char **argv)
 {
-    const args_option_t options[] = {{0, NULL, 0, NULL, NULL, NULL}};
     const args_command_t command = {
         "syn workflow archive ID",
-        "Archives a workflow: it can no longer run; its executions and history stay.", options,
+        "Archives a workflow: it can no longer run; its executions and history stay.", args_no_options,
         1, 1};
     char id[256];
     json_t *answer = NULL;
@@ -378,13 +376,12 @@ static int workflow_create(cli_t *cli, int argc, char **argv)
 
 static int workflow_validate(cli_t *cli, int argc, char **argv)
 {
-    const args_option_t options[] = {{0, NULL, 0, NULL, NULL, NULL}};
     const args_command_t command = {
         "syn workflow validate FILE|DIR",
         "Checks a YAML workflow without installing it (the server's checks, prompt files\n"
         "read from the file's folder). Prints every error as file:line:column: message\n"
         "and exits 1, or says it is valid.",
-        options, 1, 1};
+        args_no_options, 1, 1};
     const char *pos[ARGS_MAX_POSITIONAL];
     int npos, code;
     if (cli_begin(cli, &command, argc, argv, pos, &npos, &code) != 0)
