@@ -297,9 +297,14 @@ static char *shell(const char *command)
     return text;
 }
 
-static void test_live_view_in_a_terminal(void **state)
+/* A terminal for syn: a tmux server of this test's own (its socket named for the
+ * process), one pane of 100x30 running command with the stack's URL and token. */
+typedef struct {
+    char socket[64];
+} terminal_t;
+
+static void terminal_start(terminal_t *t, const char *command)
 {
-    (void)state;
     /* tmux is a test dependency (scripts/deps.sh): its absence fails the test */
     char *version = shell("tmux -V 2>&1");
     if (strncmp(version, "tmux ", 5) != 0) {
@@ -309,35 +314,61 @@ static void test_live_view_in_a_terminal(void **state)
         fail();
     }
     free(version);
-    char socket[64], command[2048];
-    snprintf(socket, sizeof socket, "syn-test-%d", (int)getpid());
-    snprintf(command, sizeof command,
+    snprintf(t->socket, sizeof t->socket, "syn-test-%d", (int)getpid());
+    char line[2048];
+    snprintf(line, sizeof line,
              "tmux -L %s -f /dev/null new-session -d -x 100 -y 30 "
-             "'env SYN_API_URL=%s%s%s LANG=C.UTF-8 %s/syn run demo -t \"the CLI\"; "
-             "echo EXIT=$?; sleep 600'",
-             socket, teststack_url(stack), http_bearer() ? " SYN_API_TOKEN=" : "",
-             http_bearer() ? http_bearer() : "", SYN_BIN_DIR);
-    assert_int_equal(system(command), 0);
+             "'env SYN_API_URL=%s%s%s LANG=C.UTF-8 %s/syn %s; echo EXIT=$?; sleep 600'",
+             t->socket, teststack_url(stack), http_bearer() ? " SYN_API_TOKEN=" : "",
+             http_bearer() ? http_bearer() : "", SYN_BIN_DIR, command);
+    assert_int_equal(system(line), 0);
+}
+
+/* The screen once it shows text (or at the deadline); seen is set when a screen on
+ * the way showed also_seen (may be NULL). Caller frees. */
+static char *terminal_wait(terminal_t *t, const char *text, const char *also_seen, bool *seen)
+{
     char capture[256];
-    snprintf(capture, sizeof capture, "tmux -L %s capture-pane -p 2>&1", socket);
+    snprintf(capture, sizeof capture, "tmux -L %s capture-pane -p 2>&1", t->socket);
     long long deadline = teststack_now_ms() + 20000;
     char *screen = NULL;
-    bool saw_progress = false;
-    while (teststack_now_ms() < deadline) {
+    do {
         free(screen);
         screen = shell(capture);
-        /* a screen between start and end: drawn in place, running */
-        saw_progress = saw_progress || strstr(screen, "running") != NULL;
-        if (strstr(screen, "EXIT="))
-            break;
-        teststack_sleep_ms(50);
-    }
-    snprintf(command, sizeof command, "tmux -L %s kill-server", socket);
-    if (!strstr(screen, "EXIT=0") || !strstr(screen, "] 100%  3/3 phases")) {
-        fprintf(stderr, "final screen:\n%s\n", screen);
-        system(command);
+        if (also_seen && strstr(screen, also_seen))
+            *seen = true;
+    } while (!strstr(screen, text) && teststack_now_ms() < deadline &&
+             (teststack_sleep_ms(50), true));
+    if (!strstr(screen, text))
+        fprintf(stderr, "waited for '%s' on:\n%s\n", text, screen);
+    return screen;
+}
+
+static void terminal_keys(terminal_t *t, const char *keys)
+{
+    char line[256];
+    snprintf(line, sizeof line, "tmux -L %s send-keys %s", t->socket, keys);
+    assert_int_equal(system(line), 0);
+}
+
+static void terminal_stop(terminal_t *t)
+{
+    char line[128];
+    snprintf(line, sizeof line, "tmux -L %s kill-server", t->socket);
+    assert_int_equal(system(line), 0);
+}
+
+static void test_live_view_in_a_terminal(void **state)
+{
+    (void)state;
+    terminal_t term;
+    terminal_start(&term, "run demo -t \"the CLI\"");
+    /* a screen between start and end: drawn in place, running */
+    bool saw_progress = false;
+    char *screen = terminal_wait(&term, "EXIT=", "running", &saw_progress);
+    terminal_stop(&term);
+    if (!strstr(screen, "EXIT=0") || !strstr(screen, "] 100%  3/3 phases"))
         fail();
-    }
     assert_true(saw_progress);
     assert_non_null(strstr(screen, "  ✓ plan  "));
     assert_non_null(strstr(screen, "  ✓ build  "));
@@ -367,7 +398,38 @@ static void test_live_view_in_a_terminal(void **state)
     assert_null(strstr(first + 1, "demo  completed"));
     assert_null(strstr(screen, "PhaseStarted"));
     free(screen);
-    assert_int_equal(system(command), 0);
+}
+
+/* On a terminal cancel asks first: "n" keeps the execution, "y" cancels it. */
+static void test_cancel_asks_on_a_terminal(void **state)
+{
+    (void)state;
+    char *id = start_detached("slow");
+    char command[128];
+    snprintf(command, sizeof command, "cancel %s", id);
+    terminal_t term;
+    terminal_start(&term, command);
+    free(terminal_wait(&term, "[y/N]", NULL, NULL));
+    terminal_keys(&term, "n Enter");
+    char *screen = terminal_wait(&term, "EXIT=", NULL, NULL);
+    terminal_stop(&term);
+    assert_non_null(strstr(screen, "not cancelled"));
+    assert_non_null(strstr(screen, "EXIT=1"));
+    free(screen);
+    synrun_t shown = synrun(teststack_url(stack), NULL, NULL,
+                            (const char *const[]){"show", id, "--json", NULL});
+    assert_null(strstr(shown.out, "\"cancelled\""));
+    synrun_clear(&shown);
+
+    terminal_start(&term, command);
+    free(terminal_wait(&term, "[y/N]", NULL, NULL));
+    terminal_keys(&term, "y Enter");
+    screen = terminal_wait(&term, "EXIT=", NULL, NULL);
+    terminal_stop(&term);
+    assert_non_null(strstr(screen, "cancelled (Cancel signal queued)"));
+    assert_non_null(strstr(screen, "EXIT=0"));
+    free(screen);
+    free(id);
 }
 
 int main(void)
@@ -378,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_ctrl_c_stops_watching_not_the_execution),
         cmocka_unit_test(test_gateway_restart_during_watch),
         cmocka_unit_test(test_live_view_in_a_terminal),
+        cmocka_unit_test(test_cancel_asks_on_a_terminal),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
