@@ -4,7 +4,7 @@ ASAN_BUILD ?= build/asan
 JOBS       ?= $(shell nproc)
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build run test test-fast asan clean
+.PHONY: all deps build run test test-fast asan clean install uninstall
 
 all: build
 
@@ -31,6 +31,25 @@ test-fast: build
 
 clean:
 	rm -rf $(BUILD)
+
+# The four programs, the man page and the bash completion, under PREFIX (DESTDIR
+# for packaging). syn up finds the other programs next to itself, so they go to
+# one directory.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man/man1
+BASHDIR ?= $(PREFIX)/share/bash-completion/completions
+PROGRAMS = syn syn-broker syn-gateway syn-worker
+
+install: build
+	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MANDIR)" "$(DESTDIR)$(BASHDIR)"
+	for p in $(PROGRAMS); do install -m 0755 "$(BUILD)/bin/$$p" "$(DESTDIR)$(BINDIR)/$$p"; done
+	install -m 0644 docs/syn.1 "$(DESTDIR)$(MANDIR)/syn.1"
+	install -m 0644 scripts/syn.bash-completion "$(DESTDIR)$(BASHDIR)/syn"
+
+uninstall:
+	for p in $(PROGRAMS); do rm -f "$(DESTDIR)$(BINDIR)/$$p"; done
+	rm -f "$(DESTDIR)$(MANDIR)/syn.1" "$(DESTDIR)$(BASHDIR)/syn"
 
 # Benchmarks (issue 7, docs/benchmarks.md): synload's workloads on fresh local
 # stacks -> bench/results/ (JSON, report.md, PNG charts). bench-peers runs the

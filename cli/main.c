@@ -1,7 +1,9 @@
 /* syn: the command-line tool. `syn up` runs a whole local stack (broker, gateway,
  * workers) as one supervised process tree; `syn keygen` and `syn token new` make
- * the CURVE keys and API tokens a stack across hosts needs. */
+ * the CURVE keys and API tokens a stack across hosts needs. Every other command is
+ * a client of the HTTP API (cli/cli.h), dispatched from here to its own file. */
 #include "auth/token.h"
+#include "cli/cli.h"
 #include "cli/keys.h"
 #include "cli/supervisor.h"
 #include "common/flags.h"
@@ -9,7 +11,9 @@
 #include "common/signals.h"
 #include "proto/curve.h"
 
+#include <curl/curl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,13 +24,31 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: syn <command> [options]\n\n"
-                 "commands:\n"
-                 "  up          run a local stack: broker, gateway and workers, supervised\n"
-                 "              (--curve: over CURVE, with keys made in its data directory)\n"
-                 "  keygen      make a CURVE key pair: NAME.key (public), NAME.key_secret\n"
-                 "  token new   make an API token, print it once, add its hash to a tokens file\n\n"
-                 "`syn <command> --help` shows a command's options.\n");
+    fprintf(out,
+            "usage: syn [--url URL] [--token TOKEN] [--json] [-q] [--no-color] <command> ...\n\n"
+            "workflows and executions (a client of the HTTP API):\n"
+            "  workflow    list | show ID | create -f FILE | validate FILE | export ID | archive ID\n"
+            "  run         start an execution of a workflow (and watch it on a terminal)\n"
+            "  ls          list executions\n"
+            "  show        an execution's phases: status, attempts, worker, time, tokens, cost\n"
+            "  output      a phase's whole output\n"
+            "  watch       follow an execution live to its end\n"
+            "  logs        an execution's events as lines (-f: follow)\n"
+            "  pause       pause an execution after its running phase\n"
+            "  resume      resume a paused execution\n"
+            "  cancel      cancel an execution (asks first on a terminal; -y does not)\n"
+            "  inject      give an execution's agents a message\n"
+            "  status      the gateway, the broker and the workers\n\n"
+            "running a stack:\n"
+            "  up          run a local stack: broker, gateway and workers, supervised\n"
+            "              (--curve: over CURVE, with keys made in its data directory)\n"
+            "  keygen      make a CURVE key pair: NAME.key (public), NAME.key_secret\n"
+            "  token new   make an API token, print it once, add its hash to a tokens file\n\n"
+            "The gateway is --url, else $SYN_API_URL, else " CLI_DEFAULT_URL "; credentials\n"
+            "--token or $SYN_API_TOKEN, or $SYN_API_USER and $SYN_API_PASSWORD. Ids may be\n"
+            "unique prefixes. Exit codes: 0 success, 1 failed, 2 usage, 3 cancelled,\n"
+            "4 not found, 5 server unreachable or unauthorized. `syn <command> --help` shows\n"
+            "a command's options; `man syn` says more.\n");
 }
 
 /* The programs live next to this one (build/bin/ or an install prefix). */
@@ -391,8 +413,72 @@ static int cmd_up(int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
+/* Ctrl-C while a client command runs: it stops waiting, never the execution. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static const struct {
+    const char *name;
+    int (*run)(cli_t *, int, char **);
+} client_commands[] = {
+    {"workflow", cmd_workflow}, {"workflows", cmd_workflow}, {"run", cmd_run},
+    {"ls", cmd_ls},             {"show", cmd_show},          {"output", cmd_output},
+    {"logs", cmd_logs},         {"watch", cmd_watch},        {"pause", cmd_pause},
+    {"resume", cmd_resume},     {"cancel", cmd_cancel},      {"inject", cmd_inject},
+    {"status", cmd_status},
+};
+
+/* Global options may come before the command (`syn --url U ls`): they are moved
+ * after it, where the command's parser reads them with its own. argv is rewritten
+ * in place; returns the index of the command word, or argc when there is none. */
+static int move_global_options(int argc, char **argv)
+{
+    int first = 1;
+    while (first < argc && argv[first][0] == '-' && strcmp(argv[first], "--help") &&
+           strcmp(argv[first], "-h") && strcmp(argv[first], "--version"))
+        first += (!strcmp(argv[first], "--url") || !strcmp(argv[first], "--token")) ? 2 : 1;
+    if (first >= argc || first == 1)
+        return first >= argc ? argc : 1;
+    char *moved[64];
+    int n = first - 1 < 64 ? first - 1 : 64;
+    memcpy(moved, argv + 1, (size_t)n * sizeof *moved);
+    memmove(argv + 1, argv + first, (size_t)(argc - first) * sizeof *argv);
+    memcpy(argv + 1 + (argc - first), moved, (size_t)n * sizeof *moved);
+    return 1;
+}
+
+static int run_client_command(int (*run)(cli_t *, int, char **), int argc, char **argv)
+{
+    struct sigaction sa = {.sa_handler = on_interrupt};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "error: libcurl cannot start\n");
+        return CLI_EXIT_FAILED;
+    }
+    cli_t cli;
+    cli_init(&cli, &interrupted);
+    int code = run(&cli, argc, argv);
+    cli_end(&cli);
+    curl_global_cleanup();
+    return code;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && move_global_options(argc, argv) >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    for (size_t i = 0; argc >= 2 && i < sizeof client_commands / sizeof client_commands[0]; i++)
+        if (!strcmp(argv[1], client_commands[i].name))
+            return run_client_command(client_commands[i].run, argc - 1, argv + 1);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -1,0 +1,155 @@
+/* syn pause|resume|cancel|inject: steering a running execution. `cancel` asks
+ * first when a person is at the terminal (stdin a TTY), since it cannot be undone;
+ * -y, or a script's stdin, skips the question. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The longest message the broker takes (64 KiB), plus one byte to notice more. */
+#define INJECT_MAX (64 * 1024)
+
+/* POST /executions/{id}/{verb} with body (may be NULL): prints the new state. */
+static int control(cli_t *cli, const char *id, const char *verb, json_t *body)
+{
+    char path[512], escaped[256];
+    if (client_escape(id, escaped, sizeof escaped) != 0) {
+        json_decref(body);
+        return CLI_EXIT_USAGE;
+    }
+    snprintf(path, sizeof path, "/executions/%s/%s", escaped, verb);
+    json_t *answer = NULL;
+    int code = client_call(cli->client, "POST", path, body, &answer);
+    json_decref(body);
+    if (code != CLI_EXIT_OK)
+        return code;
+    const char *full = json_string_value(json_object_get(answer, "execution_id"));
+    const char *state = json_string_value(json_object_get(answer, "state"));
+    const char *message = json_string_value(json_object_get(answer, "message"));
+    if (cli->json)
+        cli_print_json(answer);
+    else if (cli->quiet)
+        printf("%s\n", full ? full : id);
+    else
+        printf("%s %s (%s)\n", full ? full : id, state ? state : "?", message ? message : verb);
+    json_decref(answer);
+    return CLI_EXIT_OK;
+}
+
+static json_t *reason_body(const char *reason)
+{
+    return reason ? json_pack("{s:s}", "reason", reason) : json_object();
+}
+
+static int pause_or_cancel(cli_t *cli, int argc, char **argv, bool cancel)
+{
+    const char *reason = NULL;
+    bool yes = false;
+    const args_option_t options[] = {
+        {'r', "reason", ARGS_VALUE, "REASON", "why (kept with the execution)", &reason},
+        {'y', "yes", ARGS_FLAG, NULL, "do not ask for confirmation", &yes},
+        {0, NULL, 0, NULL, NULL, NULL},
+    };
+    const args_option_t pause_table[] = {options[0], {0, NULL, 0, NULL, NULL, NULL}}; /* no -y */
+    const args_command_t command =
+        cancel ? (args_command_t){"syn cancel ID [--reason R] [-y]",
+                                  "Cancels an execution: its running agent is stopped, later "
+                                  "phases never start.\nAsks for confirmation on a terminal.",
+                                  options, 1, 1}
+               : (args_command_t){"syn pause ID [--reason R]",
+                                  "Pauses an execution: the running phase finishes, the next "
+                                  "waits for `syn resume`.",
+                                  pause_table, 1, 1};
+    const char *pos[ARGS_MAX_POSITIONAL];
+    int npos, code;
+    if (cli_begin(cli, &command, argc, argv, pos, &npos, &code) != 0)
+        return code;
+    if (cancel && !yes && isatty(STDIN_FILENO)) {
+        fprintf(stderr, "Cancel execution %s? Its running agent is stopped. [y/N] ", pos[0]);
+        char answer[16] = "";
+        if (!fgets(answer, sizeof answer, stdin) || (answer[0] != 'y' && answer[0] != 'Y')) {
+            fprintf(stderr, "not cancelled\n");
+            return CLI_EXIT_FAILED;
+        }
+    }
+    return control(cli, pos[0], cancel ? "cancel" : "pause", reason_body(reason));
+}
+
+int cmd_pause(cli_t *cli, int argc, char **argv)
+{
+    return pause_or_cancel(cli, argc, argv, false);
+}
+
+int cmd_cancel(cli_t *cli, int argc, char **argv)
+{
+    return pause_or_cancel(cli, argc, argv, true);
+}
+
+int cmd_resume(cli_t *cli, int argc, char **argv)
+{
+    const args_command_t command = {"syn resume ID",
+                                    "Resumes a paused execution with its next phase.", args_no_options,
+                                    1, 1};
+    const char *pos[ARGS_MAX_POSITIONAL];
+    int npos, code;
+    if (cli_begin(cli, &command, argc, argv, pos, &npos, &code) != 0)
+        return code;
+    return control(cli, pos[0], "resume", NULL);
+}
+
+/* stdin, whole, up to INJECT_MAX bytes; NULL when there is more or none. */
+static char *read_stdin_message(void)
+{
+    char *text = malloc(INJECT_MAX + 2);
+    if (!text)
+        return NULL;
+    size_t len = fread(text, 1, INJECT_MAX + 1, stdin);
+    if (len == 0 || len > INJECT_MAX) {
+        free(text);
+        return NULL;
+    }
+    while (len && text[len - 1] == '\n')
+        len--;
+    text[len] = '\0';
+    return text;
+}
+
+int cmd_inject(cli_t *cli, int argc, char **argv)
+{
+    const char *message = NULL;
+    bool system_role = false;
+    const args_option_t options[] = {
+        {'m', "message", ARGS_VALUE, "MESSAGE", "the message (default: read from stdin)",
+         &message},
+        {0, "system", ARGS_FLAG, NULL, "send it with role system instead of user", &system_role},
+        {0, NULL, 0, NULL, NULL, NULL},
+    };
+    const args_command_t command = {
+        "syn inject ID [-m MESSAGE]",
+        "Gives the execution's agents a message: added to the next phase's prompt, and to\n"
+        "the running agent live where its worker can. Without -m the message is read from\n"
+        "stdin.",
+        options, 1, 1};
+    const char *pos[ARGS_MAX_POSITIONAL];
+    int npos, code;
+    if (cli_begin(cli, &command, argc, argv, pos, &npos, &code) != 0)
+        return code;
+    char *read = NULL;
+    if (!message) {
+        if (isatty(STDIN_FILENO))
+            fprintf(stderr, "message (end with Ctrl-D):\n");
+        message = read = read_stdin_message();
+    }
+    if (!message || !*message) {
+        fprintf(stderr, "error: syn inject needs a message (-m MESSAGE or on stdin, at most "
+                        "64 KiB)\n");
+        free(read);
+        return CLI_EXIT_USAGE;
+    }
+    json_t *body = json_pack("{s:s,s:s}", "message", message, "role",
+                             system_role ? "system" : "user");
+    free(read);
+    return control(cli, pos[0], "inject", body);
+}
