@@ -1,6 +1,8 @@
 /* table: columns fitted to a width, colours, and human times (see table.h). */
 #include "cli/table.h"
 
+#include "common/clock.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,32 +292,8 @@ char *table_ago(int64_t then_us, int64_t now_us, char *out, size_t size)
 
 int64_t table_parse_time(const char *text)
 {
-    if (!text)
-        return 0;
-    struct tm tm = {0};
-    int used = 0;
-    if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6 ||
-        used != 19)
-        return 0;
-    const char *p = text + used;
-    int64_t micros = 0;
-    if (*p == '.') {
-        int digits = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-            if (digits < 6)
-                micros = micros * 10 + (*p - '0');
-        if (digits == 0)
-            return 0;
-        for (; digits < 6; digits++)
-            micros *= 10;
-    }
-    if (strcmp(p, "Z") != 0)
-        return 0;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    time_t seconds = timegm(&tm);
-    return seconds < 0 ? 0 : (int64_t)seconds * 1000000 + micros;
+    int64_t at;
+    return syn_time_parse(text, &at) == 0 && at >= 0 ? at : 0;
 }
 
 char *table_count(long long n, char *out, size_t size)

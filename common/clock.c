@@ -1,5 +1,7 @@
 #include "common/clock.h"
 
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int64_t syn_now_us(void)
@@ -62,4 +64,32 @@ char *syn_time_format(int64_t epoch_us, char buf[SYN_TIME_BUFSIZE])
     *p++ = 'Z';
     *p = '\0';
     return buf;
+}
+
+int syn_time_parse(const char *text, int64_t *epoch_us)
+{
+    if (!text)
+        return -1;
+    int y, mo, d, h, mi, s, consumed = 0;
+    if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) != 6 ||
+        consumed != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+        return -1;
+    const char *p = text + consumed;
+    int64_t micros = 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 6)
+                micros = micros * 10 + (*p - '0');
+        if (digits == 0)
+            return -1;
+        for (; digits < 6; digits++)
+            micros *= 10;
+    }
+    if (strcmp(p, "Z") != 0)
+        return -1;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+                    .tm_hour = h, .tm_min = mi, .tm_sec = s};
+    *epoch_us = (int64_t)timegm(&tm) * 1000000 + micros;
+    return 0;
 }

@@ -16,5 +16,9 @@ int64_t syn_mono_ms(void);
 int64_t syn_mono_us(void);
 /* Formats epoch microseconds as RFC 3339 UTC with microseconds; returns buf. */
 char *syn_time_format(int64_t epoch_us, char buf[SYN_TIME_BUFSIZE]);
+/* Parses an RFC 3339 UTC timestamp with optional fraction ("…T14:56:19.123456Z",
+ * as syn_time_format writes and the API answers) into microseconds since the
+ * epoch; 0, or -1 when it is not one. */
+int syn_time_parse(const char *text, int64_t *epoch_us);
 
 #endif

@@ -1,5 +1,6 @@
 #include "gateway/timeline.h"
 
+#include "common/clock.h"
 #include "common/utf8.h"
 
 #include <stdarg.h>
@@ -78,34 +79,6 @@ static void put_text(svg_t *svg, const char *text, size_t max_chars)
         put(svg, "…");
 }
 
-int timeline_parse_time(const char *text, int64_t *epoch_us)
-{
-    if (!text)
-        return -1;
-    int y, mo, d, h, mi, s, consumed = 0;
-    if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) != 6 ||
-        consumed != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
-        return -1;
-    const char *p = text + consumed;
-    int64_t micros = 0;
-    if (*p == '.') {
-        int digits = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-            if (digits < 6)
-                micros = micros * 10 + (*p - '0');
-        if (digits == 0)
-            return -1;
-        for (; digits < 6; digits++)
-            micros *= 10;
-    }
-    if (strcmp(p, "Z") != 0)
-        return -1;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = s};
-    *epoch_us = (int64_t)timegm(&tm) * 1000000 + micros;
-    return 0;
-}
-
 static const char *status_colour(const char *status)
 {
     static const struct {
@@ -130,7 +103,7 @@ static const char *str(const json_t *obj, const char *key)
 static int64_t time_or(const json_t *obj, const char *key, int64_t fallback)
 {
     int64_t t;
-    return timeline_parse_time(json_string_value(json_object_get(obj, key)), &t) == 0 ? t
+    return syn_time_parse(json_string_value(json_object_get(obj, key)), &t) == 0 ? t
                                                                                        : fallback;
 }
 
@@ -166,7 +139,7 @@ char *timeline_render_svg(const json_t *detail, int64_t now_us, char *err, size_
     const json_t *phases = json_object_get(detail, "phases");
     int64_t start;
     if (!json_is_object(detail) || !json_is_array(phases) ||
-        timeline_parse_time(json_string_value(json_object_get(detail, "started_at")), &start) <
+        syn_time_parse(json_string_value(json_object_get(detail, "started_at")), &start) <
             0) {
         snprintf(err, errlen, "the execution has not started yet");
         return NULL;

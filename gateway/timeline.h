@@ -8,9 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Parses an RFC 3339 UTC timestamp with optional fraction ("…T14:56:19.123456Z")
- * into microseconds since the epoch; 0, or -1 when it is not one. */
-int timeline_parse_time(const char *text, int64_t *epoch_us);
 
 /* Renders the execution detail as an SVG document (malloc'd, NUL-terminated;
  * caller frees). now_us stands for the end of bars still running. NULL with the

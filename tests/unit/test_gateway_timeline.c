@@ -1,4 +1,5 @@
 /* gateway/timeline: the SVG picture of an execution. */
+#include "common/clock.h"
 #include "gateway/timeline.h"
 
 #include <setjmp.h>
@@ -21,17 +22,17 @@ static void test_parse_time(void **state)
 {
     (void)state;
     int64_t t;
-    assert_int_equal(timeline_parse_time("1970-01-01T00:00:01.5Z", &t), 0);
+    assert_int_equal(syn_time_parse("1970-01-01T00:00:01.5Z", &t), 0);
     assert_int_equal(t, 1500000);
-    assert_int_equal(timeline_parse_time("2026-11-28T14:56:19.123456Z", &t), 0);
+    assert_int_equal(syn_time_parse("2026-11-28T14:56:19.123456Z", &t), 0);
     assert_int_equal(t, 1795877779123456LL);
-    assert_int_equal(timeline_parse_time("2026-11-28T14:56:19Z", &t), 0);
+    assert_int_equal(syn_time_parse("2026-11-28T14:56:19Z", &t), 0);
     assert_int_equal(t, 1795877779000000LL);
     const char *bad[] = {"", "2026-11-28", "2026-11-28T14:56:19", "2026-11-28T14:56:19.Z",
                          "2026-13-28T14:56:19Z", "2026-11-28T14:56:19+01:00", "x"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        assert_int_equal(timeline_parse_time(bad[i], &t), -1);
-    assert_int_equal(timeline_parse_time(NULL, &t), -1);
+        assert_int_equal(syn_time_parse(bad[i], &t), -1);
+    assert_int_equal(syn_time_parse(NULL, &t), -1);
 }
 
 static const char *DETAIL =
@@ -56,7 +57,7 @@ static void test_render_draws_every_attempt_on_one_axis(void **state)
     json_t *detail = json_loads(DETAIL, 0, NULL);
     assert_non_null(detail);
     int64_t now;
-    assert_int_equal(timeline_parse_time("2026-11-28T10:00:10.000000Z", &now), 0);
+    assert_int_equal(syn_time_parse("2026-11-28T10:00:10.000000Z", &now), 0);
     char err[128];
     char *svg = timeline_render_svg(detail, now, err, sizeof err);
     assert_non_null(svg);
