@@ -28,6 +28,7 @@ redis-server runs on a free loopback port chosen here (never 6379, the system's
 default), without persistence, in a temp dir; it and the workers are this
 script's children in their own sessions, stopped by pid whatever happens.
 """
+import contextlib
 import json
 import os
 import resource
@@ -285,7 +286,8 @@ def measured(cwd, command, redis, fleet):
 
 # ------------------------------------------------------------------ versions
 def versions(name, cwd):
-    redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.strip()
+    said = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
+    redis = said.split("v=", 1)[1].split()[0] if "v=" in said else said.strip()  # "Redis server v=7.0.15 sha=…"
     if name == "celery":
         probe = ("import json, sys, celery, kombu, redis, billiard, gevent; print(json.dumps({'celery': "
                  "celery.__version__, 'kombu': kombu.__version__, 'redis-py': redis.__version__, 'billiard': "
@@ -302,11 +304,22 @@ def versions(name, cwd):
 
 
 # ------------------------------------------------------------------ the procedure
-def w1_w3(peer, cwd, ids, out, rep):
+@contextlib.contextmanager
+def fresh_stack(cwd, commands):
+    """A redis-server of its own and the workers for one stage, stopped however the stage ends."""
     redis = Redis()
     fleet = None
     try:
-        fleet = Fleet(cwd, peer["w1_fleet"](), redis)
+        fleet = Fleet(cwd, commands, redis)
+        yield redis, fleet
+    finally:
+        if fleet:
+            fleet.stop()
+        redis.remove()
+
+
+def w1_w3(peer, cwd, ids, out, rep):
+    with fresh_stack(cwd, peer["w1_fleet"]()) as (redis, fleet):
         out["redis_cmd"] = shlex.join(redis.argv[:redis.argv.index("--dir")] + ["--dir", "<tmp>", "--loglevel", "warning"])
         out["w1_worker_cmds"] = fleet.commands
         run_client(cwd, peer["run"](W1_WARMUP, 0, ids), redis)
@@ -315,8 +328,7 @@ def w1_w3(peer, cwd, ids, out, rep):
         say(f"W1 rep {rep}: {r['exec_per_s']:.0f} executions/s, p50 {r['lat_worker_p50_ms']:.1f} ms, "
             f"wrong {r['bad_results']}")
         time.sleep(2)  # idle, then memory
-        mem = {"workers": fleet.memory(), "redis": redis.memory()}
-        out["mem"].append(mem)
+        out["mem"].append({"workers": fleet.memory(), "redis": redis.memory()})
         r = run_client(cwd, peer["lookups"](ids, W3_LOOKUPS), redis, fleet)
         out["w3"].append(r)
         say(f"W3 rep {rep}: {r['lookups_per_s']:.0f} look-ups/s {r['states']}")
@@ -324,17 +336,10 @@ def w1_w3(peer, cwd, ids, out, rep):
             r = measured(cwd, peer["run"](W1_EXECUTIONS, 0, ids, W1_WINDOW), redis, fleet)
             out["w1_pipelined"].append(r)
             say(f"W1 {W1_WINDOW} in flight rep {rep}: {r['exec_per_s']:.0f} executions/s")
-    finally:
-        if fleet:
-            fleet.stop()
-        redis.remove()
 
 
 def w2(peer, cwd, ids, out, rep, slots):
-    redis = Redis()
-    fleet = None
-    try:
-        fleet = Fleet(cwd, peer["w2_fleet"](slots), redis)
+    with fresh_stack(cwd, peer["w2_fleet"](slots)) as (redis, fleet):
         out["w2_worker_cmds"][str(slots)] = fleet.commands
         run_client(cwd, peer["run"](W2_WARMUP, W2_SLEEP_MS, ids), redis)
         r = measured(cwd, peer["run"](W2_EXECUTIONS, W2_SLEEP_MS, ids), redis, fleet)
@@ -342,10 +347,6 @@ def w2(peer, cwd, ids, out, rep, slots):
         r["ideal_exec_per_s"] = slots / (3 * W2_SLEEP_MS / 1000)
         out["w2"].append(r)
         say(f"W2 rep {rep} {slots} slots: {r['exec_per_s']:.1f} executions/s of {r['ideal_exec_per_s']:.1f}")
-    finally:
-        if fleet:
-            fleet.stop()
-        redis.remove()
 
 
 def main():
