@@ -326,7 +326,7 @@ def w1_w3(peer, cwd, ids, out, rep):
         r = measured(cwd, peer["run"](W1_EXECUTIONS, 0, ids), redis, fleet)
         out["w1"].append(r)
         say(f"W1 rep {rep}: {r['exec_per_s']:.0f} executions/s, p50 {r['lat_worker_p50_ms']:.1f} ms, "
-            f"wrong {r['bad_results']}")
+            f"wrong {r['bad_results']}, completions not seen as they came {r.get('missed_by_events', 0)}")
         time.sleep(2)  # idle, then memory
         out["mem"].append({"workers": fleet.memory(), "redis": redis.memory()})
         r = run_client(cwd, peer["lookups"](ids, W3_LOOKUPS), redis, fleet)

@@ -9,11 +9,13 @@
 // wall time runs from the first submit to the last completion this client saw;
 // an execution's latency runs from its submit to the root's `finishedOn` as the
 // worker recorded it (same host clock), and the latency as seen here is kept too.
-// The roots' ids are chosen before the first submit and QueueEvents listens
-// before it, so completions are seen as they happen.
+// The roots' ids are chosen before the first submit and QueueEvents reads the
+// events stream from its last entry before it, so completions are seen as they
+// happen; a completion it missed all the same is counted (missed_by_events).
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const { FlowProducer, Job, Queue, QueueEvents } = require('bullmq');
+const { Redis } = require('ioredis');
 
 const connection = { host: '127.0.0.1', port: Number(process.env.PEER_REDIS_PORT || 6390), maxRetriesPerRequest: null };
 const window = Number(process.env.SUBMIT_WINDOW || 1);
@@ -29,6 +31,16 @@ function percentile(values, p) {
   return s[lo] + (s[hi] - s[lo]) * (rank - lo);
 }
 
+// QueueEvents reads from the stream's end ('$') only once its first XREAD is out,
+// a round trip after it says it is ready: a completion in between would be missed.
+// Starting it from the stream's current last entry leaves no such gap.
+async function lastEventId(queue) {
+  const redis = new Redis(connection);
+  const [last] = await redis.xrevrange(queue.keys.events, '+', '-', 'COUNT', 1);
+  redis.disconnect();
+  return last ? last[0] : '0-0';
+}
+
 function flowOf(i, rootId, sleepMs) {
   const phase = (name, extra) => ({ name, queueName: 'wf', data: { sleepMs, ...extra } });
   return {
@@ -41,9 +53,10 @@ async function run(n, sleepMs, idsOut) {
   // 2,000 executions write ~30,000 events; BullMQ trims its events stream to
   // ~10,000 by default, which a lagging listener could miss, so keep more.
   const queue = new Queue('wf', { connection, streams: { events: { maxLen: 200000 } } });
-  const events = new QueueEvents('wf', { connection });
+  await queue.waitUntilReady();
+  const events = new QueueEvents('wf', { connection, lastEventId: await lastEventId(queue) });
   const flows = new FlowProducer({ connection });
-  await Promise.all([queue.waitUntilReady(), events.waitUntilReady(), flows.waitUntilReady()]);
+  await Promise.all([events.waitUntilReady(), flows.waitUntilReady()]);
 
   const roots = Array.from({ length: n }, () => crypto.randomUUID());
   const indexOf = new Map(roots.map((id, i) => [id, i]));
