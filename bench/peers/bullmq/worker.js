@@ -3,7 +3,7 @@
 // from queue 'wf'. A phase's input is the execution's argument for the first phase
 // (the innermost child of the flow) and otherwise its one child's return value,
 // read with getChildrenValues() as BullMQ's flows are meant to be used; W2's
-// phases sleep SLEEP ms, standing in for an agent's wait.
+// phases sleep as long as the job's sleepMs says, standing in for an agent's wait.
 const { Worker } = require('bullmq');
 
 const connection = { host: '127.0.0.1', port: Number(process.env.PEER_REDIS_PORT || 6390), maxRetriesPerRequest: null };
