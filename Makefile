@@ -53,16 +53,14 @@ uninstall:
 
 # Benchmarks (issue 7, docs/benchmarks.md): synload's workloads on fresh local
 # stacks -> bench/results/ (JSON, report.md, PNG charts). bench-peers runs the
-# Celery and BullMQ versions of the same workloads from PEERS_DIR, a checkout of
-# their drivers: the project does not carry its own yet (issue 20), so the
-# directory must be named, and nothing outside the project is assumed.
+# project's own Celery and BullMQ versions of the same workloads (bench/peers/,
+# from a copy in $(BUILD)/peers) on a redis-server of their own -> bench/results/peers/.
 .PHONY: bench bench-peers
 bench: build
 	@sh bench/run.sh $(BUILD)
 
 bench-peers:
-	@[ -n "$(PEERS_DIR)" ] || { echo "bench-peers: give PEERS_DIR=DIR, the Celery and BullMQ drivers (bench.py, celery/, bullmq/); the project does not carry them yet (issue 20)" >&2; exit 2; }
-	@sh bench/peers.sh "$(abspath $(PEERS_DIR))" $(BUILD)/peers $(CURDIR)/bench/results
+	@sh bench/peers.sh $(BUILD)/peers $(CURDIR)/bench/results
 
 # Query times over an archive of 1,000,000 finished executions (issue 4): ~1 min,
 # ~1.3 GB in a temp dir that is removed afterwards.

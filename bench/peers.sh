@@ -1,32 +1,36 @@
 #!/bin/sh
-# make bench-peers PEERS_DIR=DIR: runs the Celery and BullMQ versions of the same
-# workloads (DIR, which may be read-only) from a writable copy, and collects their
-# JSON into bench/results/peers/ so bench/report.py prints ratios from the
-# same session. Takes about 5 minutes.
-#   Usage: sh bench/peers.sh PEERS_SRC COPY_DIR RESULTS_DIR
-#   PEERS="celery bullmq"  which peers to run; REPS=1 makes a quick run.
+# make bench-peers: the Celery and BullMQ versions of W1/W2/W3 (bench/peers/, the
+# project's own drivers) run from a copy in a build dir, and their JSON goes to
+# bench/results/peers/ so that bench/report.py prints ratios from the same session.
+# A full run takes about 5 minutes on a quiet 2-core machine.
+#   Usage: sh bench/peers.sh STAGE_DIR RESULTS_DIR
+#   PEERS="celery bullmq"  which peers to run; REPS=1 makes a quick run, SKIP_W2=1 leaves W2 out.
 set -eu
 
-SRC=$1
-COPY=$2
-RES=$3
+STAGE=$1
+RES=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 PEERS=${PEERS:-celery bullmq}
 
 say() { printf '[bench-peers %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-[ -f "$SRC/bench.py" ] || { echo "bench-peers: no peers at $SRC" >&2; exit 1; }
+for peer in $PEERS; do
+    case $peer in
+        celery | bullmq) ;;
+        *) echo "bench-peers: unknown peer '$peer' (celery, bullmq)" >&2; exit 2 ;;
+    esac
+done
 
-# Debian packages per the peers' README, installed only when missing.
+# Debian's packages, installed only when missing: redis-server for both peers,
+# Celery 5.2 with its redis client and the gevent pool W2 uses. Node and npm come
+# from the machine (Debian's nodejs and npm when there is none).
 need=""
-for pkg in redis-server python3-celery python3-redis python3-gevent nodejs npm; do
+for pkg in redis-server python3-celery python3-redis python3-gevent; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need="$need $pkg"
 done
-# node may come from elsewhere than Debian's nodejs package.
-if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
-    need=$(echo "$need" | sed 's/ nodejs//; s/ npm//')
-fi
-if [ -n "$(echo "$need" | tr -d ' ')" ]; then
+command -v node >/dev/null 2>&1 || need="$need nodejs"
+command -v npm >/dev/null 2>&1 || need="$need npm"
+if [ -n "$need" ]; then
     say "installing:$need"
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -34,24 +38,24 @@ if [ -n "$(echo "$need" | tr -d ' ')" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
 fi
 
-# A fresh writable copy (the source may be read-only), then the pinned npm packages.
-rm -rf "$COPY"
-mkdir -p "$(dirname "$COPY")"
-cp -r "$SRC" "$COPY"
-chmod -R u+w "$COPY"
-rm -rf "$COPY/results"
+# A fresh copy, so that Python's caches and node_modules never land in the source
+# tree; then BullMQ and ioredis at the versions package-lock.json pins (checked
+# against its integrity hashes; no install scripts run).
+rm -rf "$STAGE"
+mkdir -p "$STAGE"
+cp -r "$HERE/peers/driver.py" "$HERE/peers/celery" "$HERE/peers/bullmq" "$STAGE/"
+rm -rf "$STAGE/bullmq/node_modules" "$STAGE/celery/__pycache__"
 if echo " $PEERS " | grep -q " bullmq "; then
-    say "npm ci in $COPY/bullmq"
-    (cd "$COPY/bullmq" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    say "npm ci in $STAGE/bullmq"
+    (cd "$STAGE/bullmq" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
 mkdir -p "$RES/peers"
 for peer in $PEERS; do
-    say "$peer: /usr/bin/python3 bench.py $peer (a few minutes)"
-    (cd "$COPY" && /usr/bin/python3 bench.py "$peer")
-    cp "$COPY/results/$peer.json" "$RES/peers/$peer.json"
+    say "$peer: W1/W3 then W2 (a few minutes)"
+    /usr/bin/python3 "$STAGE/driver.py" "$peer" "$RES/peers/$peer.json.part"
+    mv "$RES/peers/$peer.json.part" "$RES/peers/$peer.json"
 done
-(cd "$COPY" && /usr/bin/python3 report.py >/dev/null 2>&1 && cp RESULTS.md "$RES/peers/RESULTS.md") || true
 
 if ls "$RES"/syn-*.jsonl >/dev/null 2>&1; then
     /usr/bin/python3 "$HERE/report.py" "$RES" >/dev/null

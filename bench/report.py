@@ -135,6 +135,10 @@ for key in ("cpu", "nproc", "mem_mib", "os", "kernel", "compiler", "build_type",
             "sqlite3", "libmicrohttpd", "jansson", "msgpack", "libcurl", "wrk", "runs"):
     if key in meta:
         A(f"| {key} | {meta[key]} |")
+for peer in (celery, bullmq):
+    # The versions bench/peers/driver.py found (result files from before it have none).
+    if peer and peer.get("versions"):
+        A(f"| {peer['peer']} | " + ", ".join(f"{k} {v}" for k, v in peer["versions"].items()) + " |")
 A("")
 
 A("## Results: syn beside the peers (median [min–max] of the runs)")
