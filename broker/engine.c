@@ -253,7 +253,7 @@ static void stream_append(broker_engine_t *self, broker_execution_t *exec, broke
         return;
     size_t len = strlen(text);
     size_t used = (size_t)phase->streamed + phase->stream_len;
-    size_t room = used < BROKER_OUTPUT_MAX ? BROKER_OUTPUT_MAX - used : 0;
+    size_t room = used < SYN_OUTPUT_MAX ? SYN_OUTPUT_MAX - used : 0;
     size_t take = utf8_cut(text, len, room);
     if (take > 0) {
         char *grown = realloc(phase->stream, phase->stream_len + take);
@@ -430,14 +430,14 @@ static void fail_phase(broker_engine_t *self, broker_execution_t *exec, broker_p
 static char *bounded_output(const char *output)
 {
     size_t len = strlen(output);
-    if (len <= BROKER_OUTPUT_MAX + sizeof BROKER_OUTPUT_MARKER - 1)
+    if (len <= SYN_OUTPUT_MAX + sizeof SYN_OUTPUT_MARKER - 1)
         return strdup(output);
-    size_t cut = utf8_cut(output, len, BROKER_OUTPUT_MAX);
-    char *out = malloc(cut + sizeof BROKER_OUTPUT_MARKER);
+    size_t cut = utf8_cut(output, len, SYN_OUTPUT_MAX);
+    char *out = malloc(cut + sizeof SYN_OUTPUT_MARKER);
     if (!out)
         return NULL;
     memcpy(out, output, cut);
-    memcpy(out + cut, BROKER_OUTPUT_MARKER, sizeof BROKER_OUTPUT_MARKER);
+    memcpy(out + cut, SYN_OUTPUT_MARKER, sizeof SYN_OUTPUT_MARKER);
     return out;
 }
 

@@ -28,7 +28,7 @@
  * Output: PROGRESS output chunks of the current attempt become PhaseOutput
  * events, coalesced: at most one per phase per BROKER_STREAM_INTERVAL_MS (the
  * first at once), none larger than BROKER_STREAM_EVENT_MAX bytes, and at most
- * BROKER_OUTPUT_MAX bytes per attempt (then one event with truncated:true and no
+ * SYN_OUTPUT_MAX bytes per attempt (proto/limits.h) (then one event with truncated:true and no
  * more). They go to the event log like every event, so a replay misses nothing;
  * the bound keeps the log's share of one attempt at the size of its output. */
 #ifndef SYN_BROKER_ENGINE_H
@@ -39,15 +39,13 @@
 #include "broker/outbox.h"
 #include "broker/store.h"
 #include "broker/workers.h"
+#include "proto/limits.h"
 #include "proto/msg.h"
 
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_OUTPUT_MAX (1024u * 1024u)
-/* The same marker the worker appends when it cuts an output. */
-#define BROKER_OUTPUT_MARKER "\n[output truncated: more than 1 MiB]"
 #define BROKER_STREAM_EVENT_MAX (64u * 1024u)
 #define BROKER_STREAM_INTERVAL_MS 250
 #define BROKER_TOOL_EVENTS_MAX 1000

@@ -704,7 +704,7 @@ static void test_output_cut_and_render_bound(void **state)
     json_decref(a1);
     assert_int_equal(fx_db_int(f, "SELECT length(CAST(output AS BLOB)) FROM phases WHERE "
                                   "execution_id='%s' AND phase_id='p1'", id),
-                     1024 * 1024 - 1 + (int64_t)strlen(BROKER_OUTPUT_MARKER));
+                     1024 * 1024 - 1 + (int64_t)strlen(SYN_OUTPUT_MARKER));
     assert_int_equal(fx_db_int(f, "SELECT output LIKE '%%[output truncated: more than 1 MiB]' "
                                   "FROM phases WHERE execution_id='%s' AND phase_id='p1'", id),
                      1);
@@ -1690,7 +1690,7 @@ static void test_phase_output_coalescing(void **state)
         json_decref(ev);
     }
     assert_true(truncated);
-    assert_int_equal(streamed, BROKER_OUTPUT_MAX);
+    assert_int_equal(streamed, SYN_OUTPUT_MAX);
     f->now += 300;
     progress(f, "W1", a1, "output", "more");
     assert_null(take_event(f, id, "PhaseOutput"));
