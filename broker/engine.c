@@ -9,6 +9,7 @@
 #include "broker/engine.h"
 
 #include "broker/render.h"
+#include "broker/retry.h"
 #include "broker/usage.h"
 #include "common/clock.h"
 #include "common/ids.h"
@@ -89,17 +90,6 @@ static int64_t window_ms(const broker_engine_t *self)
 static int64_t backstop_ms(const broker_engine_t *self, const broker_phase_t *phase)
 {
     return phase->timeout_seconds * 1000 + self->config.kill_grace_ms + window_ms(self);
-}
-
-/* The delay before re-running after the n-th agent failure (n from 1). */
-static int64_t retry_delay_ms(const broker_phase_t *phase, int64_t n)
-{
-    double seconds = phase->retry_backoff_seconds;
-    for (int64_t i = 1; i < n && seconds < BROKER_RETRY_BACKOFF_CAP_SECONDS; i++)
-        seconds *= 2;
-    if (seconds > BROKER_RETRY_BACKOFF_CAP_SECONDS)
-        seconds = BROKER_RETRY_BACKOFF_CAP_SECONDS;
-    return (int64_t)(seconds * 1000.0 + 0.5);
 }
 
 static void clear_binding(broker_phase_t *phase)
@@ -497,6 +487,39 @@ static void requeue(broker_engine_t *self, broker_execution_t *exec, broker_phas
     enqueue(self, exec, true);
 }
 
+/* Applies the retry policy (retry.h) to the attempt that just ended: the phase
+ * goes back to the queue (event_cause says why, in PhaseRetrying), or fails with
+ * the budget that ran out. */
+static void retry_or_fail(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
+                          broker_retry_cause_t cause, const char *event_cause, const char *reason,
+                          const broker_usage_t *usage, int64_t now_ms)
+{
+    broker_retry_counts_t counts = {
+        .attempt = phase->attempt,
+        .max_attempts = phase->max_attempts,
+        .undelivered = phase->undelivered,
+        .failures = phase->failures,
+        .lost = phase->lost,
+        .retries = phase->retries,
+        .backoff_seconds = phase->retry_backoff_seconds,
+    };
+    broker_retry_t verdict = broker_retry_decide(cause, &counts);
+    if (verdict.again) {
+        if (cause == BROKER_RETRY_AGENT_FAILED)
+            syn_info("broker",
+                     "retrying execution=%s phase=%s attempt=%lld retry=%lld/%lld in_ms=%lld "
+                     "reason=\"%s\"",
+                     exec->id, phase->phase_id, (long long)phase->attempt,
+                     (long long)phase->failures, (long long)phase->retries,
+                     (long long)verdict.delay_ms, reason);
+        requeue(self, exec, phase, event_cause, reason, verdict.delay_ms, now_ms, usage);
+        return;
+    }
+    char *why = broker_retry_give_up_reason(cause, &counts, reason);
+    fail_phase(self, exec, phase, why ? why : reason, usage);
+    free(why);
+}
+
 /* The current attempt ended without a result (worker lost, disconnected, gone
  * across a restart, or it gave the work back): retry while max_attempts allows.
  * Attempts the agent failed are not counted here: they have `retries`. */
@@ -510,18 +533,9 @@ static void attempt_lost(broker_engine_t *self, broker_execution_t *exec, broker
     syn_warn("broker", "attempt lost execution=%s phase=%s attempt=%lld/%lld reason=\"%s\"",
              exec->id, phase->phase_id, (long long)phase->attempt,
              (long long)phase->max_attempts, reason);
-    if (phase->attempt - phase->undelivered - phase->failures < phase->max_attempts) {
-        requeue(self, exec, phase, "worker_lost", reason, 0, now_ms, NULL);
-        return;
-    }
-    char *why = how == BROKER_ATTEMPT_LOST
-                    ? strdupf("worker lost %lld time%s (max_attempts %lld); last: %s",
-                              (long long)phase->lost, phase->lost == 1 ? "" : "s",
-                              (long long)phase->max_attempts, reason)
-                    : strdupf("%s (attempt %lld of max_attempts %lld)", reason,
-                              (long long)phase->attempt, (long long)phase->max_attempts);
-    fail_phase(self, exec, phase, why ? why : reason, NULL);
-    free(why);
+    retry_or_fail(self, exec, phase,
+                  how == BROKER_ATTEMPT_LOST ? BROKER_RETRY_WORKER_LOST : BROKER_RETRY_GIVEN_BACK,
+                  "worker_lost", reason, NULL, now_ms);
 }
 
 /* The worker could not start the attempt (it is draining, or had no free slot):
@@ -540,7 +554,7 @@ static void attempt_refused(broker_engine_t *self, broker_execution_t *exec,
     syn_info("broker", "attempt refused execution=%s phase=%s attempt=%lld worker=%s reason=\"%s\"",
              exec->id, phase->phase_id, (long long)phase->attempt, worker->name,
              why ? why : "");
-    requeue(self, exec, phase, "refused", text, 0, now_ms, NULL);
+    retry_or_fail(self, exec, phase, BROKER_RETRY_NOT_RUN, "refused", text, NULL, now_ms);
     free(reason);
 }
 
@@ -553,25 +567,9 @@ static void attempt_failed(broker_engine_t *self, broker_execution_t *exec, brok
 {
     finish_attempt(self, exec, phase, how, exit_code, reason);
     phase->failures++;
-    if (phase->failures <= phase->retries) {
-        int64_t delay = retry_delay_ms(phase, phase->failures);
-        syn_info("broker",
-                 "retrying execution=%s phase=%s attempt=%lld retry=%lld/%lld in_ms=%lld "
-                 "reason=\"%s\"",
-                 exec->id, phase->phase_id, (long long)phase->attempt,
-                 (long long)phase->failures, (long long)phase->retries, (long long)delay, reason);
-        requeue(self, exec, phase, how == BROKER_ATTEMPT_TIMEOUT ? "timeout" : "agent_failed",
-                reason, delay, now_ms, usage);
-        return;
-    }
-    if (phase->retries == 0) {
-        fail_phase(self, exec, phase, reason, usage);
-        return;
-    }
-    char *why = strdupf("%s (failed %lld times; retries %lld)", reason,
-                        (long long)phase->failures, (long long)phase->retries);
-    fail_phase(self, exec, phase, why ? why : reason, usage);
-    free(why);
+    retry_or_fail(self, exec, phase, BROKER_RETRY_AGENT_FAILED,
+                  how == BROKER_ATTEMPT_TIMEOUT ? "timeout" : "agent_failed", reason, usage,
+                  now_ms);
 }
 
 /* The phase (execution_id, phase_id) if attempt is its current, running one. */
@@ -1576,7 +1574,8 @@ void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
             } else {
                 finish_attempt(self, exec, phase, BROKER_ATTEMPT_LOST, NULL, reason);
                 phase->undelivered++;
-                requeue(self, exec, phase, "undelivered", reason, 0, now_ms, NULL);
+                retry_or_fail(self, exec, phase, BROKER_RETRY_NOT_RUN, "undelivered", reason,
+                              NULL, now_ms);
             }
             free(why);
         }

@@ -21,7 +21,6 @@
 #define BROKER_DEFAULT_TIMEOUT_SECONDS 300
 #define BROKER_DEFAULT_MAX_ATTEMPTS 3
 #define BROKER_DEFAULT_RETRY_BACKOFF_SECONDS 2.0
-#define BROKER_RETRY_BACKOFF_CAP_SECONDS 60.0
 
 typedef struct {
     char *phase_id;
@@ -32,7 +31,7 @@ typedef struct {
     int64_t timeout_seconds;
     int64_t max_attempts;         /* attempts allowed when workers are lost */
     int64_t retries;              /* re-runs allowed after the agent failed (0) */
-    double retry_backoff_seconds; /* first retry's delay, doubling, capped at 60 s */
+    double retry_backoff_seconds; /* first retry's delay, doubling (retry.h) */
     int64_t max_tokens;           /* 0: the provider's default */
     char *provider;               /* NULL: any worker, its default provider */
     json_t *allowed_tools;        /* array of strings */
