@@ -3,6 +3,7 @@
  * see what the broker would have sent (tests/support/broker_fixture). Every
  * message the broker produces is checked against its protocol schema. */
 #include "broker/engine.h"
+#include "proto/limits.h"
 #include "proto/msg.h"
 #include "tests/support/broker_fixture.h"
 
