@@ -54,7 +54,7 @@ typedef struct {
     int64_t deadline_ms;          /* monotonic: backstop timeout, or the adoption deadline */
     int64_t not_before_ms;        /* monotonic: a queued retry waits until then (0: now) */
     /* Output streamed by the current attempt, waiting to become a PhaseOutput
-     * event (coalesced and rate-limited; see engine.c). */
+     * event (coalesced and rate-limited; see output.h). */
     char *stream;
     size_t stream_len;
     int64_t streamed;             /* bytes of this attempt already sent as events */
