@@ -977,24 +977,6 @@ static bool has_type(const json_t *types, const char *type)
     return false;
 }
 
-/* The first event of a type for an execution (taken), or NULL. */
-static json_t *take_event(fx_t *f, const char *id, const char *type)
-{
-    size_t i;
-    json_t *m;
-    json_array_foreach(f->sent, i, m)
-    {
-        json_t *fields = json_object_get(m, "fields");
-        if (strcmp(fx_str(m, "type"), "event") == 0 && strcmp(fx_str(m, "identity"), id) == 0 &&
-            strcmp(fx_str(fields, "type"), type) == 0) {
-            json_t *out = json_incref(fields);
-            json_array_remove(f->sent, i);
-            return out;
-        }
-    }
-    return NULL;
-}
-
 static json_t *detail_of(fx_t *f, const char *id)
 {
     json_t *body;
@@ -1159,7 +1141,7 @@ static void test_pause_inject_resume(void **state)
     char id[BROKER_EXEC_ID_SIZE];
     json_t *a1 = start_on_w1(f, "wf-demo", 2, id);
     expect_control(f, "execution.pause", id, json_pack("{s:s}", "reason", "look"), 200, NULL);
-    json_t *paused = take_event(f, id, "ExecutionPaused");
+    json_t *paused = fx_take_event(f, id, "ExecutionPaused");
     assert_non_null(paused);
     assert_string_equal(fx_str(json_object_get(paused, "data"), "reason"), "look");
     assert_string_equal(fx_str(json_object_get(paused, "data"), "phase_id"), "p1");
@@ -1185,7 +1167,7 @@ static void test_pause_inject_resume(void **state)
     expect_control(f, "execution.inject", id,
                    json_pack("{s:s, s:s}", "message", "be terse", "role", "system"), 200, NULL);
     assert_int_equal(fx_count_sent(f, "inject"), 0); /* nothing runs: nobody to tell live */
-    json_t *injected = take_event(f, id, "MessageInjected");
+    json_t *injected = fx_take_event(f, id, "MessageInjected");
     assert_non_null(injected);
     assert_string_equal(fx_str(json_object_get(injected, "data"), "message"), "focus on tests");
     assert_false(json_is_true(json_object_get(json_object_get(injected, "data"), "live")));
@@ -1253,7 +1235,7 @@ static void test_inject_live_and_restart(void **state)
     assert_string_equal(fx_str(live, "role"), "user");
     assert_string_equal(fx_str(live, "message"), "use the cache");
     json_decref(live);
-    json_t *ev = take_event(f, id, "MessageInjected");
+    json_t *ev = fx_take_event(f, id, "MessageInjected");
     assert_true(json_is_true(json_object_get(json_object_get(ev, "data"), "live")));
     json_decref(ev);
 
@@ -1309,7 +1291,7 @@ static void create_retry_workflow(fx_t *f, const char *id, int retries, double b
 /* Takes the execution's next PhaseRetrying event; fails unless it waits seconds. */
 static void expect_retry_in(fx_t *f, const char *id, double seconds)
 {
-    json_t *ev = take_event(f, id, "PhaseRetrying");
+    json_t *ev = fx_take_event(f, id, "PhaseRetrying");
     assert_non_null(ev);
     assert_true(json_real_value(json_object_get(json_object_get(ev, "data"),
                                                 "retry_in_seconds")) == seconds);
@@ -1326,7 +1308,7 @@ static void test_retries_with_backoff(void **state)
     json_t *a1 = start_on_w1(f, "wf-retry", 1, id);
     fx_result(f, "W1", a1, "failed", "", "boom 1");
     json_decref(a1);
-    json_t *retrying = take_event(f, id, "PhaseRetrying");
+    json_t *retrying = fx_take_event(f, id, "PhaseRetrying");
     assert_non_null(retrying);
     json_t *data = json_object_get(retrying, "data");
     assert_int_equal(fx_num(data, "attempt"), 1);
@@ -1347,7 +1329,7 @@ static void test_retries_with_backoff(void **state)
     assert_int_equal(fx_num(a2, "attempt"), 2);
     fx_result(f, "W1", a2, "failed", "", "timed out after 300 s");
     json_decref(a2);
-    retrying = take_event(f, id, "PhaseRetrying");
+    retrying = fx_take_event(f, id, "PhaseRetrying");
     assert_string_equal(fx_str(json_object_get(retrying, "data"), "cause"), "timeout");
     assert_true(json_real_value(json_object_get(json_object_get(retrying, "data"),
                                                 "retry_in_seconds")) == 2.0);
@@ -1623,7 +1605,7 @@ static void test_phase_output_coalescing(void **state)
     json_array_clear(f->sent);
     progress(f, "W1", a1, "started", "");
     progress(f, "W1", a1, "output", "a");
-    json_t *ev = take_event(f, id, "PhaseOutput");
+    json_t *ev = fx_take_event(f, id, "PhaseOutput");
     assert_non_null(ev);
     json_t *data = json_object_get(ev, "data");
     assert_string_equal(fx_str(data, "text"), "a");
@@ -1637,9 +1619,9 @@ static void test_phase_output_coalescing(void **state)
         progress(f, "W1", a1, "output", chunks[i]);
     }
     advance(f, 0, NULL); /* 200 ms after the first: not yet */
-    assert_null(take_event(f, id, "PhaseOutput"));
+    assert_null(fx_take_event(f, id, "PhaseOutput"));
     advance(f, 50, NULL);
-    ev = take_event(f, id, "PhaseOutput");
+    ev = fx_take_event(f, id, "PhaseOutput");
     assert_non_null(ev);
     assert_string_equal(fx_str(json_object_get(ev, "data"), "text"), "bcd\n\xc3\xa9" "f");
     assert_int_equal(fx_num(json_object_get(ev, "data"), "offset"), 1);
@@ -1652,22 +1634,22 @@ static void test_phase_output_coalescing(void **state)
     f->now += 10;
     progress(f, "W1", a1, "output", text);
     for (int i = 0; i < 2; i++) {
-        ev = take_event(f, id, "PhaseOutput");
+        ev = fx_take_event(f, id, "PhaseOutput");
         assert_non_null(ev);
         assert_int_equal(strlen(fx_str(json_object_get(ev, "data"), "text")), 64 * 1024);
         json_decref(ev);
     }
-    assert_null(take_event(f, id, "PhaseOutput"));
+    assert_null(fx_take_event(f, id, "PhaseOutput"));
     /* a tool call flushes the text before it */
     json_t *tool = json_pack("{s:s, s:s, s:{s:s, s:s}}", "kind", "tool", "data", "Read", "detail",
                              "name", "Read", "input_preview", "{\"path\":\"x\"}");
     fx_worker_send(f, "W1", SYN_MSG_PROGRESS, fx_attempt_fields(a1, tool));
-    ev = take_event(f, id, "PhaseOutput");
+    ev = fx_take_event(f, id, "PhaseOutput");
     assert_non_null(ev);
     assert_int_equal(strlen(fx_str(json_object_get(ev, "data"), "text")), 22 * 1024);
     assert_int_equal(fx_num(json_object_get(ev, "data"), "offset"), 8 + 128 * 1024);
     json_decref(ev);
-    ev = take_event(f, id, "PhaseToolCall");
+    ev = fx_take_event(f, id, "PhaseToolCall");
     assert_non_null(ev);
     assert_string_equal(fx_str(json_object_get(ev, "data"), "name"), "Read");
     assert_string_equal(fx_str(json_object_get(json_object_get(ev, "data"), "detail"),
@@ -1681,7 +1663,7 @@ static void test_phase_output_coalescing(void **state)
     }
     size_t streamed = 8 + 150 * 1024, events = 0;
     bool truncated = false;
-    while ((ev = take_event(f, id, "PhaseOutput"))) {
+    while ((ev = fx_take_event(f, id, "PhaseOutput"))) {
         json_t *d = json_object_get(ev, "data");
         assert_int_equal(fx_num(d, "offset"), (json_int_t)streamed);
         assert_true(strlen(fx_str(d, "text")) <= 64 * 1024);
@@ -1694,7 +1676,7 @@ static void test_phase_output_coalescing(void **state)
     assert_int_equal(streamed, SYN_OUTPUT_MAX);
     f->now += 300;
     progress(f, "W1", a1, "output", "more");
-    assert_null(take_event(f, id, "PhaseOutput"));
+    assert_null(fx_take_event(f, id, "PhaseOutput"));
     free(text);
     /* the next attempt starts a fresh stream; pending text precedes PhaseCompleted */
     fx_result(f, "W1", a1, "completed", "done", NULL);
@@ -1736,7 +1718,7 @@ static void test_usage_accounting(void **state)
     fx_worker_send(f, "W1", SYN_MSG_RESULT, json_deep_copy(fields));
     fx_worker_send(f, "W1", SYN_MSG_RESULT, fields); /* repeated after a reconnect */
     json_decref(a1);
-    json_t *ev = take_event(f, id, "PhaseCompleted");
+    json_t *ev = fx_take_event(f, id, "PhaseCompleted");
     json_t *data = json_object_get(ev, "data");
     assert_int_equal(fx_num(data, "input_tokens"), 1000);
     assert_int_equal(fx_num(data, "output_tokens"), 200);
