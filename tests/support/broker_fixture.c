@@ -263,3 +263,12 @@ json_t *fx_take_event(fx_t *f, const char *id, const char *type)
     }
     return NULL;
 }
+
+void fx_advance(fx_t *f, int64_t ms, const char *heartbeat_from)
+{
+    f->now += ms;
+    if (heartbeat_from)
+        fx_worker_send(f, heartbeat_from, SYN_MSG_HEARTBEAT, json_object());
+    broker_engine_tick(f->engine, f->now);
+    fx_turn(f);
+}

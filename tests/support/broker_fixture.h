@@ -77,6 +77,9 @@ json_t *fx_attempt_fields(const json_t *assign, json_t *fields);
 /* Takes the first event of that type about execution id out of the log: its
  * fields (a new reference), or NULL. */
 json_t *fx_take_event(fx_t *f, const char *id, const char *type);
+/* Lets ms pass, with a heartbeat from heartbeat_from unless it is NULL, then
+ * ticks the engine and turns. */
+void fx_advance(fx_t *f, int64_t ms, const char *heartbeat_from);
 /* A workflow of `phases` phases p1, p2, … (prompt "do {{topic}}", each with this
  * timeout), created through the api. */
 void fx_workflow(fx_t *f, const char *id, int phases, int timeout_seconds);

@@ -110,17 +110,6 @@ static void expect_sent(fx_t *f, const char *type, const char *identity, const c
     json_decref(fields);
 }
 
-/* Lets ms pass, with a heartbeat from heartbeat_from unless it is NULL, then
- * ticks the engine and turns. */
-static void advance(fx_t *f, int64_t ms, const char *heartbeat_from)
-{
-    f->now += ms;
-    if (heartbeat_from)
-        fx_worker_send(f, heartbeat_from, SYN_MSG_HEARTBEAT, json_object());
-    broker_engine_tick(f->engine, f->now);
-    fx_turn(f);
-}
-
 /* events.replay of one execution (NULL: all of them). */
 static int replay(fx_t *f, const char *id, json_int_t after_seq, int limit, json_t **body)
 {
@@ -529,9 +518,9 @@ static void test_lost_worker_retry_and_fencing(void **state)
     assert_int_equal(fx_count_sent(f, "assign"), 0);
 
     /* W2 keeps talking, W1 falls silent */
-    advance(f, FX_HEARTBEAT_MS * FX_LIVENESS - 10, "W2");
+    fx_advance(f, FX_HEARTBEAT_MS * FX_LIVENESS - 10, "W2");
     assert_int_equal(fx_count_sent(f, "assign"), 0);
-    advance(f, 20, NULL);
+    fx_advance(f, 20, NULL);
     json_t *a2 = fx_take(f, "assign", "W2");
     assert_non_null(a2);
     assert_string_equal(fx_str(a2, "phase_id"), "p1");
@@ -613,7 +602,7 @@ static void test_restart_adopts_or_requeues(void **state)
     expect_status(f, "wf-demo", kept, "running");
 
     /* W2 never returns: after the window its attempt is lost and requeued */
-    advance(f, FX_HEARTBEAT_MS * FX_LIVENESS + 1, "W1");
+    fx_advance(f, FX_HEARTBEAT_MS * FX_LIVENESS + 1, "W1");
     fx_ready(f, "W3", 2, NULL);
     json_t *retry = fx_take(f, "assign", "W3");
     assert_non_null(retry);
@@ -741,7 +730,7 @@ static void test_unregistered_stale_progress_and_backstop(void **state)
     assert_non_null(a1);
     /* still quiet long after timeout + grace + window, while heartbeating */
     for (int i = 0; i < 40; i++)
-        advance(f, 10 * 1000, "W1");
+        fx_advance(f, 10 * 1000, "W1");
     json_t *st = status_of(f, "wf-demo", id);
     assert_string_equal(fx_str(st, "status"), "failed");
     assert_non_null(strstr(fx_str(st, "error"), "no result within the timeout of 300 s"));
@@ -831,7 +820,7 @@ static void test_prefetch_places_and_backstop(void **state)
     assert_string_equal(fx_str(a4, "execution_id"), id[3]);
     /* Far past the backstop, with W1 alive: the waiting attempt stays. */
     for (int i = 0; i < 40; i++)
-        advance(f, 10 * 1000, "W1");
+        fx_advance(f, 10 * 1000, "W1");
     expect_status(f, "wf-once", id[2], "running");
     /* W1 comes back on a new connection (W1b) still holding it, not started:
      * adopted without a backstop either. */
@@ -840,13 +829,13 @@ static void test_prefetch_places_and_backstop(void **state)
                              "providers", "mock", "running", "prefetch", 1, "waiting",
                              fx_ref_of(a3)));
     for (int i = 0; i < 40; i++)
-        advance(f, 10 * 1000, "W1b");
+        fx_advance(f, 10 * 1000, "W1b");
     expect_status(f, "wf-once", id[2], "running");
     /* Started now: the backstop counts from here. */
     fx_worker_send(f, "W1b", SYN_MSG_PROGRESS,
                    fx_attempt_fields(a3, json_pack("{s:s, s:s}", "kind", "started", "data", "")));
     for (int i = 0; i < 40; i++)
-        advance(f, 10 * 1000, "W1b");
+        fx_advance(f, 10 * 1000, "W1b");
     json_t *st = status_of(f, "wf-once", id[2]);
     assert_string_equal(fx_str(st, "status"), "failed");
     assert_non_null(strstr(fx_str(st, "error"), "no result within the timeout of 300 s"));
@@ -1149,7 +1138,7 @@ static void test_pause_inject_resume(void **state)
     fx_result(f, "W1", a1, "completed", "OUT1", NULL);
     json_decref(a1);
     for (int i = 0; i < 50; i++)
-        advance(f, 100, "W1");
+        fx_advance(f, 100, "W1");
     assert_int_equal(fx_count_sent(f, "assign"), 0);
     json_t *st = status_of(f, "wf-demo", id);
     assert_string_equal(fx_str(st, "status"), "paused");
@@ -1321,9 +1310,9 @@ static void test_retries_with_backoff(void **state)
     assert_string_equal(fx_str(st, "status"), "running");
     assert_string_equal(fx_str(st, "current_phase"), "p1");
     json_decref(st);
-    advance(f, 999, "W1");
+    fx_advance(f, 999, "W1");
     assert_int_equal(fx_count_sent(f, "assign"), 0);
-    advance(f, 1, "W1");
+    fx_advance(f, 1, "W1");
     json_t *a2 = fx_take(f, "assign", "W1");
     assert_non_null(a2);
     assert_int_equal(fx_num(a2, "attempt"), 2);
@@ -1334,9 +1323,9 @@ static void test_retries_with_backoff(void **state)
     assert_true(json_real_value(json_object_get(json_object_get(retrying, "data"),
                                                 "retry_in_seconds")) == 2.0);
     json_decref(retrying);
-    advance(f, 1999, "W1");
+    fx_advance(f, 1999, "W1");
     assert_int_equal(fx_count_sent(f, "assign"), 0);
-    advance(f, 1, "W1");
+    fx_advance(f, 1, "W1");
     json_t *a3 = fx_take(f, "assign", "W1");
     assert_non_null(a3);
     assert_int_equal(fx_num(a3, "attempt"), 3);
@@ -1395,12 +1384,12 @@ static void test_retries_exhausted_and_counted_apart(void **state)
     fx_ready(f, "W1", 1, NULL);
     answer_on_w1(f, "failed", "", "x");
     expect_retry_in(f, id, 40.0);
-    advance(f, 40000, "W1");
+    fx_advance(f, 40000, "W1");
     answer_on_w1(f, "failed", "", "x");
     expect_retry_in(f, id, 60.0);
     /* cancel during the back-off: nothing is dispatched later */
     expect_control(f, "execution.cancel", id, NULL, 200, NULL);
-    advance(f, 61000, "W1");
+    fx_advance(f, 61000, "W1");
     assert_int_equal(fx_count_sent(f, "assign"), 0);
 }
 
@@ -1618,9 +1607,9 @@ static void test_phase_output_coalescing(void **state)
         f->now += 40;
         progress(f, "W1", a1, "output", chunks[i]);
     }
-    advance(f, 0, NULL); /* 200 ms after the first: not yet */
+    fx_advance(f, 0, NULL); /* 200 ms after the first: not yet */
     assert_null(fx_take_event(f, id, "PhaseOutput"));
-    advance(f, 50, NULL);
+    fx_advance(f, 50, NULL);
     ev = fx_take_event(f, id, "PhaseOutput");
     assert_non_null(ev);
     assert_string_equal(fx_str(json_object_get(ev, "data"), "text"), "bcd\n\xc3\xa9" "f");
