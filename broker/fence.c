@@ -48,9 +48,9 @@ bool broker_fence_may_take_over(broker_workers_t *workers, const broker_phase_t 
     return !holder || !holder->peer_key || strcmp(holder->peer_key, worker->peer_key) == 0;
 }
 
-void broker_fence_refuse(broker_engine_t *self, const broker_execution_t *exec,
-                         const broker_phase_t *phase, const broker_worker_t *worker,
-                         const char *what)
+/* Counts and logs (once a minute per key) a report refused by the fence. */
+static void refuse(broker_engine_t *self, const broker_execution_t *exec,
+                   const broker_phase_t *phase, const broker_worker_t *worker, const char *what)
 {
     self->stats.stale++;
     char cause[64];
@@ -60,4 +60,19 @@ void broker_fence_refuse(broker_engine_t *self, const broker_execution_t *exec,
                     "another key's worker holds it",
                     what, exec->id, phase->phase_id, (long long)phase->attempt, worker->name,
                     worker->peer_key);
+}
+
+broker_phase_t *broker_fence_admit(broker_engine_t *self, const broker_worker_t *worker,
+                                   const char *execution_id, const char *phase_id,
+                                   int64_t attempt, const char *what,
+                                   broker_execution_t **exec_out, bool *refused)
+{
+    *refused = false;
+    broker_phase_t *phase = broker_fence_current(self, execution_id, phase_id, attempt, exec_out);
+    if (phase && !broker_fence_may_take_over(self->workers, phase, worker)) {
+        refuse(self, *exec_out, phase, worker, what);
+        *refused = true;
+        return NULL;
+    }
+    return phase;
 }

@@ -21,10 +21,15 @@ broker_phase_t *broker_fence_current(broker_engine_t *engine, const char *execut
 /* Whether worker may take over or report phase's current attempt. */
 bool broker_fence_may_take_over(broker_workers_t *workers, const broker_phase_t *phase,
                                 const broker_worker_t *worker);
-/* Counts and logs (rate-limited) a refused take-over; what: "result", ... */
-void broker_fence_refuse(broker_engine_t *engine, const broker_execution_t *exec,
-                         const broker_phase_t *phase, const broker_worker_t *worker,
-                         const char *what);
+/* The fence every report of a worker passes (READY's list, PROGRESS, RESULT):
+ * the phase whose current attempt it names and worker may act on (its
+ * execution in *exec_out); NULL when that attempt is not current (stale or
+ * unknown), or, with *refused set, when another key's worker holds it (counted
+ * as stale and logged, rate-limited; what names the report in the line). */
+broker_phase_t *broker_fence_admit(broker_engine_t *engine, const broker_worker_t *worker,
+                                   const char *execution_id, const char *phase_id,
+                                   int64_t attempt, const char *what,
+                                   broker_execution_t **exec_out, bool *refused);
 /* The worker that held phase's current attempt lets go of it (if any). */
 void broker_fence_release_holder(broker_engine_t *engine, broker_execution_t *exec,
                                  broker_phase_t *phase);

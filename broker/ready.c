@@ -28,12 +28,9 @@ static void adopt_listed(broker_engine_t *self, broker_worker_t *worker, const j
             broker_worker_find(worker, ref.execution_id, ref.phase_id, ref.attempt))
             continue;
         broker_execution_t *exec = NULL;
-        broker_phase_t *phase =
-            broker_fence_current(self, ref.execution_id, ref.phase_id, ref.attempt, &exec);
-        if (phase && !broker_fence_may_take_over(self->workers, phase, worker)) {
-            broker_fence_refuse(self, exec, phase, worker, "adoption");
-            phase = NULL;
-        }
+        bool refused; /* then cancelled like a stale one */
+        broker_phase_t *phase = broker_fence_admit(self, worker, ref.execution_id, ref.phase_id,
+                                                   ref.attempt, "adoption", &exec, &refused);
         if (phase) {
             if (phase->worker_key && strcmp(phase->worker_key, worker->key) != 0)
                 broker_fence_release_holder(self, exec, phase);

@@ -19,12 +19,11 @@ void broker_reports_progress(broker_engine_t *self, broker_worker_t *worker, con
     if (!engine_read_ref(fields, &ref))
         return;
     broker_execution_t *exec = NULL;
-    broker_phase_t *phase =
-        broker_fence_current(self, ref.execution_id, ref.phase_id, ref.attempt, &exec);
-    if (phase && !broker_fence_may_take_over(self->workers, phase, worker)) {
-        broker_fence_refuse(self, exec, phase, worker, "progress");
+    bool refused;
+    broker_phase_t *phase = broker_fence_admit(self, worker, ref.execution_id, ref.phase_id,
+                                               ref.attempt, "progress", &exec, &refused);
+    if (refused)
         return;
-    }
     if (phase) {
         if (!phase->worker_key) {
             engine_bind_worker(phase, worker, now_ms + broker_deadlines_backstop_ms(self, phase));
@@ -85,12 +84,11 @@ void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const
     engine_send_ref(self, worker, SYN_MSG_RESULT_ACK, ref.execution_id, ref.phase_id, ref.attempt);
     broker_worker_release(worker, ref.execution_id, ref.phase_id, ref.attempt);
     broker_execution_t *exec = NULL;
-    broker_phase_t *phase =
-        broker_fence_current(self, ref.execution_id, ref.phase_id, ref.attempt, &exec);
-    if (phase && !broker_fence_may_take_over(self->workers, phase, worker)) {
-        broker_fence_refuse(self, exec, phase, worker, "result");
+    bool refused;
+    broker_phase_t *phase = broker_fence_admit(self, worker, ref.execution_id, ref.phase_id,
+                                               ref.attempt, "result", &exec, &refused);
+    if (refused)
         return;
-    }
 
     /* Tokens are spent whether or not the attempt still counts: its usage is
      * recorded once (a repeated RESULT adds nothing). */
