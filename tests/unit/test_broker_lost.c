@@ -63,15 +63,21 @@ static void test_silent(void **state)
     expect_lost(f, id, "worker W1 stopped responding (silent for more than 300 ms)");
 }
 
+/* The loop could not send W1 a HEARTBEAT: error is the send's errno. */
+static void heartbeat_undeliverable(fx_t *f, int error)
+{
+    syn_msg_t *heartbeat = syn_msg_new_with(SYN_MSG_HEARTBEAT, json_object());
+    broker_engine_undeliverable(f->engine, "W1", 2, heartbeat, error, f->now);
+    syn_msg_destroy(&heartbeat);
+    fx_turn(f);
+}
+
 static void test_unreachable(void **state)
 {
     fx_t *f = *state;
     char id[BROKER_EXEC_ID_SIZE];
     run_on_w1(f, id);
-    syn_msg_t *heartbeat = syn_msg_new_with(SYN_MSG_HEARTBEAT, json_object());
-    broker_engine_undeliverable(f->engine, "W1", 2, heartbeat, EHOSTUNREACH, f->now);
-    syn_msg_destroy(&heartbeat);
-    fx_turn(f);
+    heartbeat_undeliverable(f, EHOSTUNREACH);
     expect_lost(f, id, "the connection to worker W1 is gone");
 }
 
@@ -81,10 +87,7 @@ static void test_other_send_errors_keep_the_worker(void **state)
     fx_t *f = *state;
     char id[BROKER_EXEC_ID_SIZE];
     run_on_w1(f, id);
-    syn_msg_t *heartbeat = syn_msg_new_with(SYN_MSG_HEARTBEAT, json_object());
-    broker_engine_undeliverable(f->engine, "W1", 2, heartbeat, EAGAIN, f->now);
-    syn_msg_destroy(&heartbeat);
-    fx_turn(f);
+    heartbeat_undeliverable(f, EAGAIN);
     assert_int_equal(broker_workers_count(f->workers), 1);
     assert_null(fx_take_event(f, id, "PhaseRetrying"));
 }
