@@ -147,8 +147,6 @@ void engine_send_ref(broker_engine_t *self, const broker_worker_t *worker, syn_m
                                     phase_id, "attempt", (json_int_t)attempt));
 }
 
-/* --- streamed output ------------------------------------------------------- */
-
 /* Records the end of the current attempt (after the output it streamed). */
 void engine_finish_attempt(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
                            broker_attempt_status_t status, const int64_t *exit_code,
