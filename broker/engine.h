@@ -7,30 +7,26 @@
  * after the commit. It never touches a socket, so tests drive it with fake
  * worker messages and read what it would have sent from the outbox.
  *
+ * Where each decision lives (engine_internal.h has the whole map):
+ *   which queued phase goes to which worker, the ASSIGN   dispatch.c, prompt.c
+ *   which reports about an attempt are taken (fencing)    fence.c
+ *   whether a phase runs again, and when                  retry.c
+ *   lost workers                                          lost.c
+ *   a worker's READY: its name and key, adoption          ready.c
+ *   PROGRESS and RESULT                                   reports.c
+ *   the output stream (PhaseOutput, PhaseToolCall)        output.c
+ *   cancel, pause, resume, inject                         control.c
+ *   the backstop, adoption deadlines, back-offs ending    deadlines.c
+ *   the active set and the outcomes of attempts           engine.c
+ *
  * Attempts: each dispatch of a phase is a new attempt (execution, phase, number).
- * Only the current attempt of a running phase may report; anything else is
- * acknowledged (RESULT) or cancelled (PROGRESS, READY) and dropped, so an old
- * worker that wakes up cannot overwrite its replacement's work. A lost attempt
- * (worker silent, disconnected, or gone across a broker restart) is retried while
- * the phase's max_attempts allows; then the execution fails. An attempt the agent
- * failed (an error, its timeout, or the broker's backstop) is retried while the
- * phase's `retries` allow, after retry_backoff_seconds × 2^(n-1) (capped at 60 s);
- * agent failures do not count against max_attempts, lost workers do not count
- * against retries.
- *
- * Control: cancel (pending, running, paused → cancelled at once; CANCEL to the
- * worker; the phase being worked on is cancelled, later ones skipped), pause
- * (pending, running → paused: a running phase finishes and keeps its result,
- * nothing new starts), resume (paused → running, or pending when nothing ran
- * yet), inject (operator messages for the next phase's prompt, and live to the
- * worker of a running phase).
- *
- * Output: PROGRESS output chunks of the current attempt become PhaseOutput
- * events, coalesced: at most one per phase per BROKER_STREAM_INTERVAL_MS (the
- * first at once), none larger than BROKER_STREAM_EVENT_MAX bytes, and at most
- * BROKER_OUTPUT_MAX bytes per attempt (then one event with truncated:true and no
- * more). They go to the event log like every event, so a replay misses nothing;
- * the bound keeps the log's share of one attempt at the size of its output. */
+ * Only the current attempt of a running phase may report (fence.h). A lost
+ * attempt (worker silent, disconnected, or gone across a broker restart) is
+ * retried while the phase's max_attempts allows; then the execution fails. An
+ * attempt the agent failed (an error, its timeout, or the broker's backstop) is
+ * retried while the phase's `retries` allow, after a back-off (retry.h); agent
+ * failures do not count against max_attempts, lost workers do not count
+ * against retries. Control and output: control.h, output.h. */
 #ifndef SYN_BROKER_ENGINE_H
 #define SYN_BROKER_ENGINE_H
 
@@ -45,12 +41,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_OUTPUT_MAX (1024u * 1024u)
-/* The same marker the worker appends when it cuts an output. */
-#define BROKER_OUTPUT_MARKER "\n[output truncated: more than 1 MiB]"
-#define BROKER_STREAM_EVENT_MAX (64u * 1024u)
-#define BROKER_STREAM_INTERVAL_MS 250
-#define BROKER_TOOL_EVENTS_MAX 1000
 /* Operator messages: each at most this long, at most this many waiting. */
 #define BROKER_MESSAGE_MAX (64u * 1024u)
 #define BROKER_MESSAGES_WAITING_MAX 100
@@ -110,15 +100,16 @@ void broker_engine_on_worker_from(broker_engine_t *self, const void *identity,
 void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
                                  size_t identity_len, const syn_msg_t *msg, int error,
                                  int64_t now_ms);
-/* Time-driven work: silent workers, adoption deadlines, timeout backstops, retry
- * back-offs that ended, PhaseOutput that waited for the rate limit. */
+/* Time-driven work (deadlines.c): silent workers, adoption deadlines, timeout
+ * backstops, retry back-offs that ended, PhaseOutput that waited for the rate
+ * limit. */
 void broker_engine_tick(broker_engine_t *self, int64_t now_ms);
 /* Queues a HEARTBEAT for every registered worker. */
 void broker_engine_heartbeat(broker_engine_t *self);
-/* Assigns queued phases to free worker slots, oldest first. */
+/* Assigns queued phases to free worker slots, oldest first (dispatch.c). */
 void broker_engine_dispatch(broker_engine_t *self, int64_t now_ms);
 
-/* Control of an active execution (id exact). 0 with the new status in *status;
+/* Control of an active execution (id exact; control.c). 0 with the new status in *status;
  * -1 when the rules forbid it in the current status (in *status); -2 when no
  * active execution has that id (it is finished, or unknown). */
 int broker_engine_cancel(broker_engine_t *self, const char *id, const char *reason,

@@ -12,7 +12,7 @@
  *   PhaseStarted        phase_id, attempt, worker
  *   PhaseOutput         phase_id, attempt, text, offset (bytes of this attempt's
  *                       stream before text), truncated:true on the last one when
- *                       the attempt passed 1 MiB (see engine.h for the rate limit)
+ *                       the attempt passed 1 MiB (see output.h for the rate limit)
  *   PhaseToolCall       phase_id, attempt, name, detail (the worker's map, or
  *                       {truncated} when it is over 4 KiB)
  *   PhaseCompleted      phase_id, attempt, output_bytes, worker, and the attempt's

@@ -21,7 +21,6 @@
 #define BROKER_DEFAULT_TIMEOUT_SECONDS 300
 #define BROKER_DEFAULT_MAX_ATTEMPTS 3
 #define BROKER_DEFAULT_RETRY_BACKOFF_SECONDS 2.0
-#define BROKER_RETRY_BACKOFF_CAP_SECONDS 60.0
 
 typedef struct {
     char *phase_id;
@@ -32,7 +31,7 @@ typedef struct {
     int64_t timeout_seconds;
     int64_t max_attempts;         /* attempts allowed when workers are lost */
     int64_t retries;              /* re-runs allowed after the agent failed (0) */
-    double retry_backoff_seconds; /* first retry's delay, doubling, capped at 60 s */
+    double retry_backoff_seconds; /* first retry's delay, doubling (retry.h) */
     int64_t max_tokens;           /* 0: the provider's default */
     char *provider;               /* NULL: any worker, its default provider */
     json_t *allowed_tools;        /* array of strings */
@@ -55,7 +54,7 @@ typedef struct {
     int64_t deadline_ms;          /* monotonic: backstop timeout, or the adoption deadline */
     int64_t not_before_ms;        /* monotonic: a queued retry waits until then (0: now) */
     /* Output streamed by the current attempt, waiting to become a PhaseOutput
-     * event (coalesced and rate-limited; see engine.c). */
+     * event (coalesced and rate-limited; see output.h). */
     char *stream;
     size_t stream_len;
     int64_t streamed;             /* bytes of this attempt already sent as events */

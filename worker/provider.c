@@ -424,7 +424,7 @@ static bool reserve(worker_run_t *self, size_t extra)
  * boundary. */
 static void append_clean(worker_run_t *self, const char *text, size_t len)
 {
-    size_t room = WORKER_OUTPUT_MAX - self->output_len;
+    size_t room = SYN_OUTPUT_MAX - self->output_len;
     if (len > room) {
         len = syn_utf8_cut(text, len, room);
         self->truncated = true;
@@ -491,10 +491,10 @@ void worker_run_finish(worker_run_t *self, worker_run_status_t status, const cha
     if (self->pending_len > 0 && !self->truncated)
         append_sanitized(self, self->pending, self->pending_len);
     self->pending_len = 0;
-    if (self->truncated && reserve(self, sizeof WORKER_OUTPUT_MARKER)) {
-        memcpy(self->output + self->output_len, WORKER_OUTPUT_MARKER,
-               sizeof WORKER_OUTPUT_MARKER);
-        self->output_len += sizeof WORKER_OUTPUT_MARKER - 1;
+    if (self->truncated && reserve(self, sizeof SYN_OUTPUT_MARKER)) {
+        memcpy(self->output + self->output_len, SYN_OUTPUT_MARKER,
+               sizeof SYN_OUTPUT_MARKER);
+        self->output_len += sizeof SYN_OUTPUT_MARKER - 1;
     }
     if (error) {
         size_t len = strlen(error);

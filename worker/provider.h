@@ -8,8 +8,9 @@
  * (pipes to watch, timers for SIGTERM/SIGKILL) or be purely in-process (a timer).
  *
  * Output is collected by the run, already made valid UTF-8 without NUL, and cut
- * at WORKER_OUTPUT_MAX bytes with WORKER_OUTPUT_MARKER appended; the loop streams
- * it from worker_run_output as it grows and sends the whole of it in the result.
+ * at SYN_OUTPUT_MAX bytes with SYN_OUTPUT_MARKER appended (proto/limits.h: the
+ * broker relies on both); the loop streams it from worker_run_output as it grows
+ * and sends the whole of it in the result.
  *
  * Before a provider that runs processes starts, the run prepares the attempt's
  * workspace (see workspace.h): a fresh directory with the earlier phases'
@@ -26,10 +27,9 @@
 
 #include <jansson.h>
 
+#include "proto/limits.h"
 #include "worker/models.h"
 
-#define WORKER_OUTPUT_MAX (1024u * 1024u)
-#define WORKER_OUTPUT_MARKER "\n[output truncated: more than 1 MiB]"
 #define WORKER_STDERR_TAIL 2048u
 /* The most descriptors one run asks to be watched at a time. */
 #define WORKER_RUN_MAX_FDS 4
@@ -224,7 +224,7 @@ typedef struct {
 /* Wraps an implementation; takes ownership of config (freed by config_destroy). */
 worker_provider_t *worker_provider_new(const worker_provider_ops_t *ops, void *config);
 
-/* Adds raw bytes to the run's output: sanitized, cut at WORKER_OUTPUT_MAX. */
+/* Adds raw bytes to the run's output: sanitized, cut at SYN_OUTPUT_MAX. */
 void worker_run_append(worker_run_t *self, const char *data, size_t len);
 /* Replaces the output gathered so far (what was streamed stays streamed): for
  * a provider whose final answer differs from what it showed while running. */

@@ -417,7 +417,7 @@ static void final_output(claude_run_t *self)
         char *data = NULL;
         size_t len = 0;
         char name[256];
-        int found = worker_workspace_first_output(self->cwd, WORKER_OUTPUT_MAX + 1, &data, &len,
+        int found = worker_workspace_first_output(self->cwd, SYN_OUTPUT_MAX + 1, &data, &len,
                                                   name, sizeof name);
         if (found == 1) {
             worker_run_replace_output(self->run, data, len);

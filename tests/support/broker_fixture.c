@@ -217,3 +217,58 @@ json_int_t fx_num(const json_t *obj, const char *key)
 {
     return json_integer_value(json_object_get(obj, key));
 }
+
+void fx_workflow(fx_t *f, const char *id, int phases, int timeout_seconds)
+{
+    json_t *list = json_array();
+    for (int i = 1; i <= phases; i++) {
+        char phase_id[16];
+        snprintf(phase_id, sizeof phase_id, "p%d", i);
+        json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:s, s:i}", "phase_id", phase_id,
+                                              "name", phase_id, "order", i, "prompt_template",
+                                              "do {{topic}}", "timeout_seconds",
+                                              timeout_seconds));
+    }
+    fx_expect(f, "workflow.create",
+              json_pack("{s:s, s:s, s:[{s:s}], s:o}", "id", id, "name", id,
+                        "input_declarations", "name", "topic", "phases", list),
+              201, NULL);
+}
+
+broker_execution_t *fx_start(fx_t *f, const char *workflow_id)
+{
+    json_t *body = NULL;
+    json_t *args = json_pack("{s:s, s:{s:s}}", "workflow_id", workflow_id, "inputs", "topic",
+                             "cats");
+    assert_int_equal(fx_call(f, "execution.start", args, &body), 200);
+    broker_execution_t *exec = broker_engine_find(f->engine, fx_str(body, "execution_id"));
+    json_decref(body);
+    assert_non_null(exec);
+    return exec;
+}
+
+json_t *fx_take_event(fx_t *f, const char *id, const char *type)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(f->sent, i, m)
+    {
+        json_t *fields = json_object_get(m, "fields");
+        if (strcmp(fx_str(m, "type"), "event") == 0 && strcmp(fx_str(m, "identity"), id) == 0 &&
+            strcmp(fx_str(fields, "type"), type) == 0) {
+            json_t *out = json_incref(fields);
+            json_array_remove(f->sent, i);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+void fx_advance(fx_t *f, int64_t ms, const char *heartbeat_from)
+{
+    f->now += ms;
+    if (heartbeat_from)
+        fx_worker_send(f, heartbeat_from, SYN_MSG_HEARTBEAT, json_object());
+    broker_engine_tick(f->engine, f->now);
+    fx_turn(f);
+}

@@ -74,6 +74,18 @@ json_t *fx_ref_of(const json_t *assign);
  * then fields (stolen). */
 json_t *fx_attempt_fields(const json_t *assign, json_t *fields);
 
+/* Takes the first event of that type about execution id out of the log: its
+ * fields (a new reference), or NULL. */
+json_t *fx_take_event(fx_t *f, const char *id, const char *type);
+/* Lets ms pass, with a heartbeat from heartbeat_from unless it is NULL, then
+ * ticks the engine and turns. */
+void fx_advance(fx_t *f, int64_t ms, const char *heartbeat_from);
+/* A workflow of `phases` phases p1, p2, … (prompt "do {{topic}}", each with this
+ * timeout), created through the api. */
+void fx_workflow(fx_t *f, const char *id, int phases, int timeout_seconds);
+/* Starts an execution of it (topic "cats"), then a turn: the engine's record. */
+broker_execution_t *fx_start(fx_t *f, const char *workflow_id);
+
 /* The first column of the first row of the query (printf format), read from
  * the database on the side; -1 when there is no row. */
 int64_t fx_db_int(fx_t *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

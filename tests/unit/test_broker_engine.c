@@ -3,6 +3,7 @@
  * see what the broker would have sent (tests/support/broker_fixture). Every
  * message the broker produces is checked against its protocol schema. */
 #include "broker/engine.h"
+#include "proto/limits.h"
 #include "proto/msg.h"
 #include "tests/support/broker_fixture.h"
 
@@ -107,17 +108,6 @@ static void expect_sent(fx_t *f, const char *type, const char *identity, const c
     if (key)
         assert_string_equal(fx_str(fields, key), want);
     json_decref(fields);
-}
-
-/* Lets ms pass, with a heartbeat from heartbeat_from unless it is NULL, then
- * ticks the engine and turns. */
-static void advance(fx_t *f, int64_t ms, const char *heartbeat_from)
-{
-    f->now += ms;
-    if (heartbeat_from)
-        fx_worker_send(f, heartbeat_from, SYN_MSG_HEARTBEAT, json_object());
-    broker_engine_tick(f->engine, f->now);
-    fx_turn(f);
 }
 
 /* events.replay of one execution (NULL: all of them). */
@@ -528,9 +518,9 @@ static void test_lost_worker_retry_and_fencing(void **state)
     assert_int_equal(fx_count_sent(f, "assign"), 0);
 
     /* W2 keeps talking, W1 falls silent */
-    advance(f, FX_HEARTBEAT_MS * FX_LIVENESS - 10, "W2");
+    fx_advance(f, FX_HEARTBEAT_MS * FX_LIVENESS - 10, "W2");
     assert_int_equal(fx_count_sent(f, "assign"), 0);
-    advance(f, 20, NULL);
+    fx_advance(f, 20, NULL);
     json_t *a2 = fx_take(f, "assign", "W2");
     assert_non_null(a2);
     assert_string_equal(fx_str(a2, "phase_id"), "p1");
@@ -612,7 +602,7 @@ static void test_restart_adopts_or_requeues(void **state)
     expect_status(f, "wf-demo", kept, "running");
 
     /* W2 never returns: after the window its attempt is lost and requeued */
-    advance(f, FX_HEARTBEAT_MS * FX_LIVENESS + 1, "W1");
+    fx_advance(f, FX_HEARTBEAT_MS * FX_LIVENESS + 1, "W1");
     fx_ready(f, "W3", 2, NULL);
     json_t *retry = fx_take(f, "assign", "W3");
     assert_non_null(retry);
@@ -704,7 +694,7 @@ static void test_output_cut_and_render_bound(void **state)
     json_decref(a1);
     assert_int_equal(fx_db_int(f, "SELECT length(CAST(output AS BLOB)) FROM phases WHERE "
                                   "execution_id='%s' AND phase_id='p1'", id),
-                     1024 * 1024 - 1 + (int64_t)strlen(BROKER_OUTPUT_MARKER));
+                     1024 * 1024 - 1 + (int64_t)strlen(SYN_OUTPUT_MARKER));
     assert_int_equal(fx_db_int(f, "SELECT output LIKE '%%[output truncated: more than 1 MiB]' "
                                   "FROM phases WHERE execution_id='%s' AND phase_id='p1'", id),
                      1);
@@ -740,7 +730,7 @@ static void test_unregistered_stale_progress_and_backstop(void **state)
     assert_non_null(a1);
     /* still quiet long after timeout + grace + window, while heartbeating */
     for (int i = 0; i < 40; i++)
-        advance(f, 10 * 1000, "W1");
+        fx_advance(f, 10 * 1000, "W1");
     json_t *st = status_of(f, "wf-demo", id);
     assert_string_equal(fx_str(st, "status"), "failed");
     assert_non_null(strstr(fx_str(st, "error"), "no result within the timeout of 300 s"));
@@ -830,7 +820,7 @@ static void test_prefetch_places_and_backstop(void **state)
     assert_string_equal(fx_str(a4, "execution_id"), id[3]);
     /* Far past the backstop, with W1 alive: the waiting attempt stays. */
     for (int i = 0; i < 40; i++)
-        advance(f, 10 * 1000, "W1");
+        fx_advance(f, 10 * 1000, "W1");
     expect_status(f, "wf-once", id[2], "running");
     /* W1 comes back on a new connection (W1b) still holding it, not started:
      * adopted without a backstop either. */
@@ -839,13 +829,13 @@ static void test_prefetch_places_and_backstop(void **state)
                              "providers", "mock", "running", "prefetch", 1, "waiting",
                              fx_ref_of(a3)));
     for (int i = 0; i < 40; i++)
-        advance(f, 10 * 1000, "W1b");
+        fx_advance(f, 10 * 1000, "W1b");
     expect_status(f, "wf-once", id[2], "running");
     /* Started now: the backstop counts from here. */
     fx_worker_send(f, "W1b", SYN_MSG_PROGRESS,
                    fx_attempt_fields(a3, json_pack("{s:s, s:s}", "kind", "started", "data", "")));
     for (int i = 0; i < 40; i++)
-        advance(f, 10 * 1000, "W1b");
+        fx_advance(f, 10 * 1000, "W1b");
     json_t *st = status_of(f, "wf-once", id[2]);
     assert_string_equal(fx_str(st, "status"), "failed");
     assert_non_null(strstr(fx_str(st, "error"), "no result within the timeout of 300 s"));
@@ -974,24 +964,6 @@ static bool has_type(const json_t *types, const char *type)
         if (strcmp(json_string_value(t), type) == 0)
             return true;
     return false;
-}
-
-/* The first event of a type for an execution (taken), or NULL. */
-static json_t *take_event(fx_t *f, const char *id, const char *type)
-{
-    size_t i;
-    json_t *m;
-    json_array_foreach(f->sent, i, m)
-    {
-        json_t *fields = json_object_get(m, "fields");
-        if (strcmp(fx_str(m, "type"), "event") == 0 && strcmp(fx_str(m, "identity"), id) == 0 &&
-            strcmp(fx_str(fields, "type"), type) == 0) {
-            json_t *out = json_incref(fields);
-            json_array_remove(f->sent, i);
-            return out;
-        }
-    }
-    return NULL;
 }
 
 static json_t *detail_of(fx_t *f, const char *id)
@@ -1158,7 +1130,7 @@ static void test_pause_inject_resume(void **state)
     char id[BROKER_EXEC_ID_SIZE];
     json_t *a1 = start_on_w1(f, "wf-demo", 2, id);
     expect_control(f, "execution.pause", id, json_pack("{s:s}", "reason", "look"), 200, NULL);
-    json_t *paused = take_event(f, id, "ExecutionPaused");
+    json_t *paused = fx_take_event(f, id, "ExecutionPaused");
     assert_non_null(paused);
     assert_string_equal(fx_str(json_object_get(paused, "data"), "reason"), "look");
     assert_string_equal(fx_str(json_object_get(paused, "data"), "phase_id"), "p1");
@@ -1166,7 +1138,7 @@ static void test_pause_inject_resume(void **state)
     fx_result(f, "W1", a1, "completed", "OUT1", NULL);
     json_decref(a1);
     for (int i = 0; i < 50; i++)
-        advance(f, 100, "W1");
+        fx_advance(f, 100, "W1");
     assert_int_equal(fx_count_sent(f, "assign"), 0);
     json_t *st = status_of(f, "wf-demo", id);
     assert_string_equal(fx_str(st, "status"), "paused");
@@ -1184,7 +1156,7 @@ static void test_pause_inject_resume(void **state)
     expect_control(f, "execution.inject", id,
                    json_pack("{s:s, s:s}", "message", "be terse", "role", "system"), 200, NULL);
     assert_int_equal(fx_count_sent(f, "inject"), 0); /* nothing runs: nobody to tell live */
-    json_t *injected = take_event(f, id, "MessageInjected");
+    json_t *injected = fx_take_event(f, id, "MessageInjected");
     assert_non_null(injected);
     assert_string_equal(fx_str(json_object_get(injected, "data"), "message"), "focus on tests");
     assert_false(json_is_true(json_object_get(json_object_get(injected, "data"), "live")));
@@ -1252,7 +1224,7 @@ static void test_inject_live_and_restart(void **state)
     assert_string_equal(fx_str(live, "role"), "user");
     assert_string_equal(fx_str(live, "message"), "use the cache");
     json_decref(live);
-    json_t *ev = take_event(f, id, "MessageInjected");
+    json_t *ev = fx_take_event(f, id, "MessageInjected");
     assert_true(json_is_true(json_object_get(json_object_get(ev, "data"), "live")));
     json_decref(ev);
 
@@ -1308,7 +1280,7 @@ static void create_retry_workflow(fx_t *f, const char *id, int retries, double b
 /* Takes the execution's next PhaseRetrying event; fails unless it waits seconds. */
 static void expect_retry_in(fx_t *f, const char *id, double seconds)
 {
-    json_t *ev = take_event(f, id, "PhaseRetrying");
+    json_t *ev = fx_take_event(f, id, "PhaseRetrying");
     assert_non_null(ev);
     assert_true(json_real_value(json_object_get(json_object_get(ev, "data"),
                                                 "retry_in_seconds")) == seconds);
@@ -1325,7 +1297,7 @@ static void test_retries_with_backoff(void **state)
     json_t *a1 = start_on_w1(f, "wf-retry", 1, id);
     fx_result(f, "W1", a1, "failed", "", "boom 1");
     json_decref(a1);
-    json_t *retrying = take_event(f, id, "PhaseRetrying");
+    json_t *retrying = fx_take_event(f, id, "PhaseRetrying");
     assert_non_null(retrying);
     json_t *data = json_object_get(retrying, "data");
     assert_int_equal(fx_num(data, "attempt"), 1);
@@ -1338,22 +1310,22 @@ static void test_retries_with_backoff(void **state)
     assert_string_equal(fx_str(st, "status"), "running");
     assert_string_equal(fx_str(st, "current_phase"), "p1");
     json_decref(st);
-    advance(f, 999, "W1");
+    fx_advance(f, 999, "W1");
     assert_int_equal(fx_count_sent(f, "assign"), 0);
-    advance(f, 1, "W1");
+    fx_advance(f, 1, "W1");
     json_t *a2 = fx_take(f, "assign", "W1");
     assert_non_null(a2);
     assert_int_equal(fx_num(a2, "attempt"), 2);
     fx_result(f, "W1", a2, "failed", "", "timed out after 300 s");
     json_decref(a2);
-    retrying = take_event(f, id, "PhaseRetrying");
+    retrying = fx_take_event(f, id, "PhaseRetrying");
     assert_string_equal(fx_str(json_object_get(retrying, "data"), "cause"), "timeout");
     assert_true(json_real_value(json_object_get(json_object_get(retrying, "data"),
                                                 "retry_in_seconds")) == 2.0);
     json_decref(retrying);
-    advance(f, 1999, "W1");
+    fx_advance(f, 1999, "W1");
     assert_int_equal(fx_count_sent(f, "assign"), 0);
-    advance(f, 1, "W1");
+    fx_advance(f, 1, "W1");
     json_t *a3 = fx_take(f, "assign", "W1");
     assert_non_null(a3);
     assert_int_equal(fx_num(a3, "attempt"), 3);
@@ -1412,12 +1384,12 @@ static void test_retries_exhausted_and_counted_apart(void **state)
     fx_ready(f, "W1", 1, NULL);
     answer_on_w1(f, "failed", "", "x");
     expect_retry_in(f, id, 40.0);
-    advance(f, 40000, "W1");
+    fx_advance(f, 40000, "W1");
     answer_on_w1(f, "failed", "", "x");
     expect_retry_in(f, id, 60.0);
     /* cancel during the back-off: nothing is dispatched later */
     expect_control(f, "execution.cancel", id, NULL, 200, NULL);
-    advance(f, 61000, "W1");
+    fx_advance(f, 61000, "W1");
     assert_int_equal(fx_count_sent(f, "assign"), 0);
 }
 
@@ -1622,7 +1594,7 @@ static void test_phase_output_coalescing(void **state)
     json_array_clear(f->sent);
     progress(f, "W1", a1, "started", "");
     progress(f, "W1", a1, "output", "a");
-    json_t *ev = take_event(f, id, "PhaseOutput");
+    json_t *ev = fx_take_event(f, id, "PhaseOutput");
     assert_non_null(ev);
     json_t *data = json_object_get(ev, "data");
     assert_string_equal(fx_str(data, "text"), "a");
@@ -1635,10 +1607,10 @@ static void test_phase_output_coalescing(void **state)
         f->now += 40;
         progress(f, "W1", a1, "output", chunks[i]);
     }
-    advance(f, 0, NULL); /* 200 ms after the first: not yet */
-    assert_null(take_event(f, id, "PhaseOutput"));
-    advance(f, 50, NULL);
-    ev = take_event(f, id, "PhaseOutput");
+    fx_advance(f, 0, NULL); /* 200 ms after the first: not yet */
+    assert_null(fx_take_event(f, id, "PhaseOutput"));
+    fx_advance(f, 50, NULL);
+    ev = fx_take_event(f, id, "PhaseOutput");
     assert_non_null(ev);
     assert_string_equal(fx_str(json_object_get(ev, "data"), "text"), "bcd\n\xc3\xa9" "f");
     assert_int_equal(fx_num(json_object_get(ev, "data"), "offset"), 1);
@@ -1651,22 +1623,22 @@ static void test_phase_output_coalescing(void **state)
     f->now += 10;
     progress(f, "W1", a1, "output", text);
     for (int i = 0; i < 2; i++) {
-        ev = take_event(f, id, "PhaseOutput");
+        ev = fx_take_event(f, id, "PhaseOutput");
         assert_non_null(ev);
         assert_int_equal(strlen(fx_str(json_object_get(ev, "data"), "text")), 64 * 1024);
         json_decref(ev);
     }
-    assert_null(take_event(f, id, "PhaseOutput"));
+    assert_null(fx_take_event(f, id, "PhaseOutput"));
     /* a tool call flushes the text before it */
     json_t *tool = json_pack("{s:s, s:s, s:{s:s, s:s}}", "kind", "tool", "data", "Read", "detail",
                              "name", "Read", "input_preview", "{\"path\":\"x\"}");
     fx_worker_send(f, "W1", SYN_MSG_PROGRESS, fx_attempt_fields(a1, tool));
-    ev = take_event(f, id, "PhaseOutput");
+    ev = fx_take_event(f, id, "PhaseOutput");
     assert_non_null(ev);
     assert_int_equal(strlen(fx_str(json_object_get(ev, "data"), "text")), 22 * 1024);
     assert_int_equal(fx_num(json_object_get(ev, "data"), "offset"), 8 + 128 * 1024);
     json_decref(ev);
-    ev = take_event(f, id, "PhaseToolCall");
+    ev = fx_take_event(f, id, "PhaseToolCall");
     assert_non_null(ev);
     assert_string_equal(fx_str(json_object_get(ev, "data"), "name"), "Read");
     assert_string_equal(fx_str(json_object_get(json_object_get(ev, "data"), "detail"),
@@ -1680,7 +1652,7 @@ static void test_phase_output_coalescing(void **state)
     }
     size_t streamed = 8 + 150 * 1024, events = 0;
     bool truncated = false;
-    while ((ev = take_event(f, id, "PhaseOutput"))) {
+    while ((ev = fx_take_event(f, id, "PhaseOutput"))) {
         json_t *d = json_object_get(ev, "data");
         assert_int_equal(fx_num(d, "offset"), (json_int_t)streamed);
         assert_true(strlen(fx_str(d, "text")) <= 64 * 1024);
@@ -1690,10 +1662,10 @@ static void test_phase_output_coalescing(void **state)
         json_decref(ev);
     }
     assert_true(truncated);
-    assert_int_equal(streamed, BROKER_OUTPUT_MAX);
+    assert_int_equal(streamed, SYN_OUTPUT_MAX);
     f->now += 300;
     progress(f, "W1", a1, "output", "more");
-    assert_null(take_event(f, id, "PhaseOutput"));
+    assert_null(fx_take_event(f, id, "PhaseOutput"));
     free(text);
     /* the next attempt starts a fresh stream; pending text precedes PhaseCompleted */
     fx_result(f, "W1", a1, "completed", "done", NULL);
@@ -1735,7 +1707,7 @@ static void test_usage_accounting(void **state)
     fx_worker_send(f, "W1", SYN_MSG_RESULT, json_deep_copy(fields));
     fx_worker_send(f, "W1", SYN_MSG_RESULT, fields); /* repeated after a reconnect */
     json_decref(a1);
-    json_t *ev = take_event(f, id, "PhaseCompleted");
+    json_t *ev = fx_take_event(f, id, "PhaseCompleted");
     json_t *data = json_object_get(ev, "data");
     assert_int_equal(fx_num(data, "input_tokens"), 1000);
     assert_int_equal(fx_num(data, "output_tokens"), 200);

@@ -92,14 +92,12 @@ static void test_broker_refuses_what_the_table_refuses(void **state)
 static void test_table_before_handler(void **state)
 {
     fx_t *f = *state;
-    fx_expect(f, syn_op_name(SYN_OP_WORKFLOW_PHASE_UPDATE),
-              json_pack("{s:s, s:s, s:s, s:i}", "workflow_id", "w", "phase_id", "p",
-                        "prompt_template", "", "allowed_tools", 5),
-              400, "bad request: allowed_tools must be an array of strings");
-    fx_expect(f, syn_op_name(SYN_OP_WORKFLOW_PHASE_UPDATE),
-              json_pack("{s:s, s:s, s:s}", "workflow_id", "w", "phase_id", "p",
-                        "prompt_template", ""),
-              400, "bad request: prompt_template must not be empty");
+    fx_expect(f, syn_op_name(SYN_OP_EXECUTION_INJECT),
+              json_pack("{s:s, s:s, s:i}", "execution_id", "x", "message", "", "role", 5), 400,
+              "bad request: role must be a string");
+    fx_expect(f, syn_op_name(SYN_OP_EXECUTION_INJECT),
+              json_pack("{s:s, s:s}", "execution_id", "x", "message", ""), 400,
+              "bad request: message must not be empty");
 }
 
 static void test_unknown_op(void **state)

@@ -272,10 +272,10 @@ static void test_output_truncated(void **state)
     assert_int_equal(worker_run_status(run), WORKER_RUN_COMPLETED);
     size_t len = 0;
     const char *out = worker_run_output(run, &len);
-    size_t marker = strlen(WORKER_OUTPUT_MARKER);
-    assert_int_equal(len, WORKER_OUTPUT_MAX + marker);
-    assert_string_equal(out + WORKER_OUTPUT_MAX, "\n[output truncated: more than 1 MiB]");
-    for (size_t i = 0; i < WORKER_OUTPUT_MAX; i++)
+    size_t marker = strlen(SYN_OUTPUT_MARKER);
+    assert_int_equal(len, SYN_OUTPUT_MAX + marker);
+    assert_string_equal(out + SYN_OUTPUT_MAX, "\n[output truncated: more than 1 MiB]");
+    for (size_t i = 0; i < SYN_OUTPUT_MAX; i++)
         if (out[i] != 'x')
             fail_msg("byte %zu is %d", i, out[i]);
     stop(&run);
@@ -295,7 +295,7 @@ static void test_memory_bounded(void **state)
     assert_int_equal(worker_run_status(run), WORKER_RUN_COMPLETED);
     size_t len = 0;
     worker_run_output(run, &len);
-    assert_int_equal(len, WORKER_OUTPUT_MAX + strlen(WORKER_OUTPUT_MARKER));
+    assert_int_equal(len, SYN_OUTPUT_MAX + strlen(SYN_OUTPUT_MARKER));
     long grew = max_rss_kib() - before;
     if (grew > 16 * 1024)
         fail_msg("resident memory grew by %ld KiB", grew);

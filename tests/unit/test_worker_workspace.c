@@ -331,7 +331,7 @@ static void test_limits(void **state)
     assert_string_equal(worker_run_error(f->run), "output limit exceeded: more than 2 MiB");
     size_t len = 0;
     worker_run_output(f->run, &len);
-    assert_int_equal(len, WORKER_OUTPUT_MAX + strlen(WORKER_OUTPUT_MARKER));
+    assert_int_equal(len, SYN_OUTPUT_MAX + strlen(SYN_OUTPUT_MARKER));
 
     /* A workspace is kept on request. */
     options = (worker_options_t){.keep_workspaces = true};

@@ -1,0 +1,67 @@
+/* deadlines: time-driven decisions (deadlines.h). They stand alone because each
+ * is a rule about a clock (the backstop, the adoption window, the back-off's
+ * end), read and changed without the message handling around them. */
+#include "broker/deadlines.h"
+
+#include "broker/control.h"
+#include "broker/engine_internal.h"
+#include "broker/lost.h"
+#include "broker/output.h"
+
+#include <stdlib.h>
+
+int64_t broker_deadlines_window_ms(const broker_engine_t *self)
+{
+    return self->config.heartbeat_ms * self->config.liveness;
+}
+
+/* How long after dispatch the broker gives up on a result: the phase timeout,
+ * the worker's kill grace and one liveness window for the result to travel. */
+int64_t broker_deadlines_backstop_ms(const broker_engine_t *self, const broker_phase_t *phase)
+{
+    return phase->timeout_seconds * 1000 + self->config.kill_grace_ms +
+           broker_deadlines_window_ms(self);
+}
+
+/* The deadlines of exec's current phase that have passed. */
+static void check_deadline(broker_engine_t *self, broker_execution_t *exec, int64_t now_ms)
+{
+    broker_phase_t *phase = broker_execution_active_phase(exec);
+    if (!phase)
+        return;
+    if (phase->status == BROKER_PHASE_QUEUED) {
+        if (phase->not_before_ms && now_ms >= phase->not_before_ms) {
+            phase->not_before_ms = 0;
+            engine_enqueue(self, exec, true);
+        }
+        return;
+    }
+    if (phase->stream_len > 0)
+        broker_output_flush(self, exec, phase, now_ms, false);
+    if (!phase->deadline_ms || now_ms < phase->deadline_ms)
+        return;
+    if (!phase->worker_key) {
+        char *why = engine_strdupf("worker %s did not come back after a broker restart",
+                                   phase->worker_name ? phase->worker_name : "(unknown)");
+        engine_attempt_lost(self, exec, phase, BROKER_ATTEMPT_LOST, why ? why : "worker gone",
+                            now_ms);
+        free(why);
+        return;
+    }
+    broker_control_cancel_holder(self, exec, phase);
+    char *why = engine_strdupf("no result within the timeout of %lld s (worker %s)",
+                               (long long)phase->timeout_seconds,
+                               phase->worker_name ? phase->worker_name : "?");
+    engine_attempt_failed(self, exec, phase, BROKER_ATTEMPT_TIMEOUT, NULL, why ? why : "timeout",
+                          NULL, now_ms);
+    free(why);
+}
+
+void broker_engine_tick(broker_engine_t *self, int64_t now_ms)
+{
+    broker_lost_silent(self, now_ms);
+    for (broker_execution_t *exec = zlistx_first(self->by_creation); exec;
+         exec = zlistx_next(self->by_creation))
+        check_deadline(self, exec, now_ms);
+    engine_bury(self);
+}

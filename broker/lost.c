@@ -1,0 +1,66 @@
+/* lost: lost workers (lost.h). It stands alone so the three ways a worker is
+ * lost end the same way: its attempts lost, the worker forgotten. */
+#include "broker/lost.h"
+
+#include "broker/deadlines.h"
+#include "broker/engine_internal.h"
+#include "broker/fence.h"
+#include "common/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Every current attempt the worker holds is lost (it died or left). */
+static void lose_worker_attempts(broker_engine_t *self, broker_worker_t *worker,
+                                 const char *reason, int64_t now_ms)
+{
+    while (worker->held_count > 0) {
+        broker_held_t *held = &worker->held[worker->held_count - 1];
+        broker_execution_t *exec = NULL;
+        broker_phase_t *phase = held->current
+                                    ? broker_fence_current(self, held->execution_id, held->phase_id,
+                                                           held->attempt, &exec)
+                                    : NULL;
+        bool bound_here =
+            phase && phase->worker_key && strcmp(phase->worker_key, worker->key) == 0;
+        broker_worker_release(worker, held->execution_id, held->phase_id, held->attempt);
+        if (bound_here)
+            engine_attempt_lost(self, exec, phase, BROKER_ATTEMPT_LOST, reason, now_ms);
+    }
+}
+
+/* Logs why (at level), loses what the worker held and forgets it. reason NULL
+ * (out of memory) gives way to fallback. */
+static void lose_worker(broker_engine_t *self, broker_worker_t *worker, syn_log_level_t level,
+                        const char *what, char *reason, const char *fallback, int64_t now_ms)
+{
+    syn_log(level, "broker", "%s worker=%s held=%zu", what, worker->name, worker->held_count);
+    lose_worker_attempts(self, worker, reason ? reason : fallback, now_ms);
+    free(reason);
+    broker_workers_remove(self->workers, worker);
+}
+
+void broker_lost_disconnected(broker_engine_t *self, broker_worker_t *worker, int64_t now_ms)
+{
+    lose_worker(self, worker, SYN_LOG_INFO, "worker left",
+                engine_strdupf("worker %s disconnected", worker->name), "worker disconnected",
+                now_ms);
+}
+
+void broker_lost_unreachable(broker_engine_t *self, broker_worker_t *worker, int64_t now_ms)
+{
+    lose_worker(self, worker, SYN_LOG_WARN, "worker gone",
+                engine_strdupf("the connection to worker %s is gone", worker->name),
+                "worker gone", now_ms);
+}
+
+void broker_lost_silent(broker_engine_t *self, int64_t now_ms)
+{
+    int64_t window = broker_deadlines_window_ms(self);
+    broker_worker_t *dead;
+    while ((dead = broker_workers_expired(self->workers, now_ms, window)))
+        lose_worker(self, dead, SYN_LOG_WARN, "worker lost",
+                    engine_strdupf("worker %s stopped responding (silent for more than %lld ms)",
+                                   dead->name, (long long)window),
+                    "worker lost", now_ms);
+}

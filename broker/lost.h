@@ -1,0 +1,22 @@
+/* lost: a worker the broker will not hear from again, and the attempts it held.
+ *
+ * A worker is lost when it says DISCONNECT, when its connection is gone (a send
+ * to it fails with EHOSTUNREACH) or when it stays silent for a liveness window
+ * (heartbeat_ms × liveness). Each current attempt bound to it is lost (retry.h
+ * decides whether the phase runs again) and the worker is forgotten, its name
+ * free for another key. */
+#ifndef SYN_BROKER_LOST_H
+#define SYN_BROKER_LOST_H
+
+#include "broker/engine.h"
+
+#include <stdint.h>
+
+/* The worker said DISCONNECT. */
+void broker_lost_disconnected(broker_engine_t *engine, broker_worker_t *worker, int64_t now_ms);
+/* A send to the worker found its connection gone. */
+void broker_lost_unreachable(broker_engine_t *engine, broker_worker_t *worker, int64_t now_ms);
+/* Every worker silent for longer than the liveness window. */
+void broker_lost_silent(broker_engine_t *engine, int64_t now_ms);
+
+#endif

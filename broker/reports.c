@@ -1,0 +1,145 @@
+/* reports: PROGRESS and RESULT (reports.h). They stand alone because they turn
+ * a worker's word into the attempt's fate, and that reading (fields, statuses,
+ * the failure's reason) is one concern apart from what each fate then does. */
+#include "broker/reports.h"
+
+#include "broker/deadlines.h"
+#include "broker/engine_internal.h"
+#include "broker/fence.h"
+#include "broker/output.h"
+#include "common/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void broker_reports_progress(broker_engine_t *self, broker_worker_t *worker, const json_t *fields,
+                             int64_t now_ms)
+{
+    engine_ref_t ref;
+    if (!engine_read_ref(fields, &ref))
+        return;
+    broker_execution_t *exec = NULL;
+    bool refused;
+    broker_phase_t *phase = broker_fence_admit(self, worker, ref.execution_id, ref.phase_id,
+                                               ref.attempt, "progress", &exec, &refused);
+    if (refused)
+        return;
+    if (phase) {
+        if (!phase->worker_key) {
+            engine_bind_worker(phase, worker, now_ms + broker_deadlines_backstop_ms(self, phase));
+            broker_worker_hold(worker, exec->id, phase->phase_id, phase->attempt, true);
+        }
+        const char *kind = json_string_value(json_object_get(fields, "kind"));
+        /* The time limit runs from the agent's start, which for an attempt that
+         * waited for a slot is now. */
+        if (kind && strcmp(kind, "started") == 0)
+            phase->deadline_ms = now_ms + broker_deadlines_backstop_ms(self, phase);
+        else if (kind && strcmp(kind, "output") == 0)
+            broker_output_append(self, exec, phase,
+                                 json_string_value(json_object_get(fields, "data")), now_ms);
+        else if (kind && strcmp(kind, "tool") == 0)
+            broker_output_tool(self, exec, phase, fields, now_ms);
+        return;
+    }
+    /* Someone else's attempt now: ask the worker to stop wasting a slot on it. */
+    broker_held_t *held = broker_worker_find(worker, ref.execution_id, ref.phase_id, ref.attempt);
+    if (!held) {
+        broker_worker_hold(worker, ref.execution_id, ref.phase_id, ref.attempt, false);
+        engine_send_ref(self, worker, SYN_MSG_CANCEL, ref.execution_id, ref.phase_id, ref.attempt);
+    } else if (held->current) {
+        held->current = false;
+        engine_send_ref(self, worker, SYN_MSG_CANCEL, ref.execution_id, ref.phase_id, ref.attempt);
+    }
+    self->stats.stale++;
+}
+
+/* Turns a failed result into the reason users read in the execution's error. */
+static char *failure_reason(const json_t *fields)
+{
+    const char *error = json_string_value(json_object_get(fields, "error"));
+    const json_t *exit_code = json_object_get(fields, "exit_code");
+    if (error && *error)
+        return strdup(error);
+    if (json_is_integer(exit_code))
+        return engine_strdupf("agent exited with code %lld",
+                              (long long)json_integer_value(exit_code));
+    return strdup("agent failed without giving a reason");
+}
+
+/* Workers word their own time limit "timed out after N s" (worker/provider.c):
+ * such an attempt is recorded as a timeout rather than a plain failure. */
+static bool is_timeout(const char *reason)
+{
+    return strncmp(reason, "timed out", 9) == 0;
+}
+
+void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const json_t *fields,
+                           int64_t now_ms)
+{
+    engine_ref_t ref;
+    if (!engine_read_ref(fields, &ref))
+        return;
+    /* Acknowledged whatever happens next: a stale or repeated result is a no-op,
+     * and the worker may forget it once the ack (sent after commit) arrives. */
+    engine_send_ref(self, worker, SYN_MSG_RESULT_ACK, ref.execution_id, ref.phase_id, ref.attempt);
+    broker_worker_release(worker, ref.execution_id, ref.phase_id, ref.attempt);
+    broker_execution_t *exec = NULL;
+    bool refused;
+    broker_phase_t *phase = broker_fence_admit(self, worker, ref.execution_id, ref.phase_id,
+                                               ref.attempt, "result", &exec, &refused);
+    if (refused)
+        return;
+
+    /* Tokens are spent whether or not the attempt still counts: its usage is
+     * recorded once (a repeated RESULT adds nothing). */
+    broker_usage_t usage;
+    if (broker_usage_parse(json_object_get(fields, "usage"), &usage) &&
+        broker_store_usage_record(self->store, ref.execution_id, ref.phase_id, ref.attempt,
+                                  &usage) < 0)
+        syn_error("broker", "cannot record usage execution=%s phase=%s attempt=%lld",
+                  ref.execution_id, ref.phase_id, (long long)ref.attempt);
+
+    if (!phase) {
+        self->stats.stale++;
+        syn_info("broker", "dropped stale result execution=%s phase=%s attempt=%lld worker=%s",
+                 ref.execution_id, ref.phase_id, (long long)ref.attempt, worker->name);
+        broker_usage_clear(&usage);
+        return;
+    }
+    if (phase->worker_key && strcmp(phase->worker_key, worker->key) != 0)
+        broker_fence_release_holder(self, exec, phase);
+
+    const char *status = json_string_value(json_object_get(fields, "status"));
+    const char *output = json_string_value(json_object_get(fields, "output"));
+    const json_t *code = json_object_get(fields, "exit_code");
+    int64_t exit_code = json_is_integer(code) ? (int64_t)json_integer_value(code) : 0;
+    const int64_t *exit_p = json_is_integer(code) ? &exit_code : NULL;
+
+    if (status && strcmp(status, "completed") == 0) {
+        engine_complete_phase(self, exec, phase, output, exit_p, &usage);
+    } else if (status && strcmp(status, "refused") == 0) {
+        engine_attempt_refused(self, exec, phase, worker,
+                               json_string_value(json_object_get(fields, "error")), now_ms);
+    } else if (status && strcmp(status, "cancelled") == 0) {
+        char *why = engine_strdupf("worker %s gave the attempt back (cancelled)", worker->name);
+        engine_attempt_lost(self, exec, phase, BROKER_ATTEMPT_CANCELLED, why ? why : "cancelled",
+                            now_ms);
+        free(why);
+    } else {
+        char *reason = failure_reason(fields);
+        const char *why = reason ? reason : "agent failed";
+        if (output && *output) {
+            char *kept = broker_output_bounded(output);
+            if (kept) {
+                free(phase->output);
+                phase->output = kept;
+                broker_store_phase_set_output(self->store, exec, phase);
+            }
+        }
+        engine_attempt_failed(self, exec, phase,
+                              is_timeout(why) ? BROKER_ATTEMPT_TIMEOUT : BROKER_ATTEMPT_FAILED,
+                              exit_p, why, &usage, now_ms);
+        free(reason);
+    }
+    broker_usage_clear(&usage);
+}

@@ -1,0 +1,124 @@
+/* What the passing of time decides (broker/deadlines.c), driven by the
+ * fixture's fake clock: the backstop to the millisecond, the end of a retry's
+ * back-off, the adoption window after a restart. */
+#include "broker/deadlines.h"
+#include "tests/support/broker_fixture.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define WINDOW (FX_HEARTBEAT_MS * FX_LIVENESS)
+
+static broker_phase_t *run_on_w1(fx_t *f, int timeout_seconds, broker_execution_t **exec)
+{
+    fx_workflow(f, "wf", 1, timeout_seconds);
+    *exec = fx_start(f, "wf");
+    fx_ready(f, "W1", 1, NULL);
+    broker_phase_t *phase = broker_execution_active_phase(*exec);
+    assert_int_equal(phase->status, BROKER_PHASE_RUNNING);
+    return phase;
+}
+
+/* Lets ms pass in steps short enough for W1's heartbeats to keep it alive. */
+static void pass(fx_t *f, int64_t ms)
+{
+    for (; ms > FX_HEARTBEAT_MS; ms -= FX_HEARTBEAT_MS)
+        fx_advance(f, FX_HEARTBEAT_MS, "W1");
+    fx_advance(f, ms, "W1");
+}
+
+static void test_window_and_backstop(void **state)
+{
+    fx_t *f = *state;
+    broker_execution_t *exec;
+    broker_phase_t *phase = run_on_w1(f, 2, &exec);
+    assert_int_equal(broker_deadlines_window_ms(f->engine), WINDOW);
+    /* timeout + the fixture's kill grace (50) + one window */
+    assert_int_equal(broker_deadlines_backstop_ms(f->engine, phase), 2000 + 50 + WINDOW);
+    assert_int_equal(phase->deadline_ms, f->now + 2000 + 50 + WINDOW);
+}
+
+static void test_backstop_fails_the_attempt(void **state)
+{
+    fx_t *f = *state;
+    broker_execution_t *exec;
+    broker_phase_t *phase = run_on_w1(f, 1, &exec);
+    char id[BROKER_EXEC_ID_SIZE];
+    strcpy(id, exec->id);
+    json_t *assign = fx_take(f, "assign", "W1");
+    json_decref(assign);
+    pass(f, phase->deadline_ms - f->now - 1);
+    assert_int_equal(fx_count_sent(f, "cancel"), 0);
+    assert_non_null(broker_engine_find(f->engine, id));
+    pass(f, 1);
+    json_t *cancel = fx_take(f, "cancel", "W1");
+    assert_non_null(cancel);
+    json_decref(cancel);
+    /* No retries: the timeout fails the execution. */
+    assert_null(broker_engine_find(f->engine, id));
+    json_t *failed = fx_take_event(f, id, "ExecutionFailed");
+    assert_non_null(failed);
+    assert_non_null(strstr(fx_str(json_object_get(failed, "data"), "error"),
+                           "no result within the timeout of 1 s (worker W1)"));
+    json_decref(failed);
+    assert_int_equal(fx_db_int(f, "SELECT count(*) FROM attempts WHERE execution_id='%s' AND "
+                                  "status='timeout'", id),
+                     1);
+}
+
+static void test_backoff_ends_on_time(void **state)
+{
+    fx_t *f = *state;
+    broker_execution_t *exec;
+    broker_phase_t *phase = run_on_w1(f, 60, &exec);
+    phase->retries = 1;
+    phase->retry_backoff_seconds = 0.5;
+    json_t *assign = fx_take(f, "assign", "W1");
+    fx_result(f, "W1", assign, "failed", "", "boom");
+    json_decref(assign);
+    assert_int_equal(phase->status, BROKER_PHASE_QUEUED);
+    pass(f, 499);
+    assert_int_equal(fx_count_sent(f, "assign"), 0);
+    pass(f, 1);
+    assign = fx_take(f, "assign", "W1");
+    assert_non_null(assign);
+    assert_int_equal(fx_num(assign, "attempt"), 2);
+    json_decref(assign);
+}
+
+/* After a restart a running attempt waits one window for its worker. */
+static void test_adoption_window(void **state)
+{
+    fx_t *f = *state;
+    broker_execution_t *exec;
+    run_on_w1(f, 60, &exec);
+    char id[BROKER_EXEC_ID_SIZE];
+    strcpy(id, exec->id);
+    fx_restart(f);
+    assert_int_equal(broker_engine_recover(f->engine, f->now), 1);
+    fx_advance(f, WINDOW - 1, NULL);
+    broker_phase_t *phase = broker_execution_active_phase(broker_engine_find(f->engine, id));
+    assert_int_equal(phase->status, BROKER_PHASE_RUNNING);
+    fx_advance(f, 1, NULL);
+    assert_int_equal(phase->status, BROKER_PHASE_QUEUED);
+    json_t *retrying = fx_take_event(f, id, "PhaseRetrying");
+    assert_non_null(retrying);
+    assert_string_equal(fx_str(json_object_get(retrying, "data"), "reason"),
+                        "worker W1 did not come back after a broker restart");
+    json_decref(retrying);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        fx_unit_test(test_window_and_backstop),
+        fx_unit_test(test_backstop_fails_the_attempt),
+        fx_unit_test(test_backoff_ends_on_time),
+        fx_unit_test(test_adoption_window),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

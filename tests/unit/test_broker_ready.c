@@ -1,0 +1,92 @@
+/* A worker's READY (broker/ready.c): its name bound to its key, what it runs
+ * adopted after a broker restart, stale attempts cancelled. */
+#include "broker/ready.h"
+#include "tests/support/broker_fixture.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/* READY from identity, named name, over a connection with this CURVE key. */
+static void ready_from(fx_t *f, const char *identity, const char *name, const char *key,
+                       json_t *running)
+{
+    syn_msg_t *msg = syn_msg_new_with(
+        SYN_MSG_READY, json_pack("{s:s, s:i, s:[s], s:o}", "worker", name, "slots", 1,
+                                 "providers", "mock", "running",
+                                 running ? running : json_array()));
+    broker_engine_on_worker_from(f->engine, identity, strlen(identity), key, msg, f->now);
+    syn_msg_destroy(&msg);
+    fx_turn(f);
+}
+
+static void test_name_bound_to_key(void **state)
+{
+    fx_t *f = *state;
+    ready_from(f, "I1", "w", "KEY-A", NULL);
+    ready_from(f, "I2", "w", "KEY-B", NULL);
+    json_t *bye = fx_take(f, "disconnect", "I2");
+    assert_non_null(bye);
+    assert_string_equal(fx_str(bye, "reason"), "worker name w is held by another key");
+    json_decref(bye);
+    assert_int_equal(broker_workers_count(f->workers), 1);
+    /* Told once: a claimant that keeps trying hears nothing more. */
+    ready_from(f, "I2", "w", "KEY-B", NULL);
+    assert_int_equal(fx_count_sent(f, "disconnect"), 0);
+    /* The same key may take its name back from a new identity. */
+    ready_from(f, "I3", "w", "KEY-A", NULL);
+    assert_int_equal(fx_count_sent(f, "disconnect"), 0);
+}
+
+static void test_adopts_after_restart_and_cancels_stale(void **state)
+{
+    fx_t *f = *state;
+    fx_workflow(f, "wf", 1, 60);
+    char id[BROKER_EXEC_ID_SIZE];
+    strcpy(id, fx_start(f, "wf")->id);
+    fx_ready(f, "W1", 2, NULL);
+    json_t *assign = fx_take(f, "assign", "W1");
+    assert_non_null(assign);
+    fx_restart(f);
+    assert_int_equal(broker_engine_recover(f->engine, f->now), 1);
+
+    json_t *stale = fx_ref_of(assign);
+    json_object_set_new(stale, "attempt", json_integer(9));
+    fx_ready(f, "W1", 2, json_pack("[o, o]", fx_ref_of(assign), stale));
+    assert_int_equal(fx_count_sent(f, "assign"), 0);
+    json_t *cancel = fx_take(f, "cancel", "W1");
+    assert_non_null(cancel);
+    assert_int_equal(fx_num(cancel, "attempt"), 9);
+    json_decref(cancel);
+    broker_phase_t *phase = broker_execution_active_phase(broker_engine_find(f->engine, id));
+    assert_int_equal(phase->status, BROKER_PHASE_RUNNING);
+    assert_non_null(phase->worker_key);
+    /* The adopted attempt's result completes the phase. */
+    fx_result(f, "W1", assign, "completed", "done", NULL);
+    json_decref(assign);
+    assert_null(broker_engine_find(f->engine, id));
+}
+
+static void test_malformed_ready_ignored(void **state)
+{
+    fx_t *f = *state;
+    syn_msg_t *msg = syn_msg_new_with(
+        SYN_MSG_READY, json_pack("{s:s, s:i, s:[s], s:[]}", "worker", "w", "slots", 0,
+                                 "providers", "mock", "running"));
+    broker_engine_on_worker_from(f->engine, "I1", 2, NULL, msg, f->now);
+    syn_msg_destroy(&msg);
+    assert_int_equal(broker_workers_count(f->workers), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        fx_unit_test(test_name_bound_to_key),
+        fx_unit_test(test_adopts_after_restart_and_cancels_stale),
+        fx_unit_test(test_malformed_ready_ignored),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
