@@ -10,6 +10,7 @@
 #include "broker/broker.h"
 #include "proto/msg.h"
 #include "tests/support/certs.h"
+#include "tests/support/wait.h"
 
 #include <czmq.h>
 #include <setjmp.h>
@@ -57,9 +58,7 @@ typedef struct {
 
 static long long now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return wait_now_ms();
 }
 
 /* --- the broker's log --------------------------------------------------------- */
@@ -133,30 +132,27 @@ static int run_broker_to_exit(const char *log, char **extra)
     for (int i = 0; extra[i] && argc < 23; i++)
         argv[argc++] = extra[i];
     pid_t pid = spawn(log, argv);
-    long long deadline = now_ms() + DEADLINE_MS;
+    wait_t w = wait_begin(DEADLINE_MS);
     int status;
     while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
+        if (!wait_next(&w)) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             return -1;
         }
-        localproc_sleep_ms(10);
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 static void wait_lines(secure_stack_t *s, const char *needle, const char *also, int want)
 {
-    long long deadline = now_ms() + DEADLINE_MS;
-    while (log_lines(s, needle, also) < want) {
-        if (now_ms() > deadline) {
+    for (wait_t w = wait_begin(DEADLINE_MS); log_lines(s, needle, also) < want;) {
+        if (!wait_next(&w)) {
             char what[512];
             snprintf(what, sizeof what, "no %d line(s) with '%s' and '%s' in the broker's log",
                      want, needle, also ? also : "");
             fail_with_log(s, what);
         }
-        localproc_sleep_ms(20);
     }
 }
 
@@ -355,9 +351,9 @@ static char *run_workflow(secure_stack_t *s, fake_t *fakes, int n, const char *w
     char *id = strdup(json_string_value(json_object_get(body, "execution_id")) ?: "");
     json_decref(body);
     assert_true(id[0]);
-    long long deadline = now_ms() + DEADLINE_MS;
+    wait_t w = wait_begin(DEADLINE_MS);
     char *status = NULL;
-    while (now_ms() < deadline) {
+    while (now_ms() < w.deadline_ms) {
         body = call(s, fakes, n, "execution.status",
                     json_pack("{s:s, s:s}", "workflow_id", workflow_id, "execution_id", id));
         free(status);
