@@ -228,11 +228,22 @@ static int teardown(void **state)
 
 typedef enum { PLAINTEXT, PLAIN_PASSWORD, CURVE_KEY, CURVE_WRONG_BROKER } mech_t;
 
-static void send_msg(zsock_t *sock, syn_msg_type_t type, json_t *fields)
+/* Sends without blocking: 0, or -1 when there is no peer to queue for. A
+ * rogue's DEALER has none between a refused handshake and its reconnect, so
+ * what a fake worker sends unasked (READY, heartbeats) may fail that way: not
+ * asserted, since a good worker whose READY or heartbeat is lost shows as a
+ * worker missing or lost and fails the test where it matters. */
+static int try_send(zsock_t *sock, syn_msg_type_t type, json_t *fields)
 {
     syn_msg_t *msg = syn_msg_new_with(type, fields);
-    assert_int_equal(syn_msg_send(zsock_resolve(sock), NULL, 0, msg), 0);
+    int rc = syn_msg_send(zsock_resolve(sock), NULL, 0, msg);
     syn_msg_destroy(&msg);
+    return rc;
+}
+
+static void send_msg(zsock_t *sock, syn_msg_type_t type, json_t *fields)
+{
+    assert_int_equal(try_send(sock, type, fields), 0);
 }
 
 /* Connects as a worker named name and says READY (it waits in the DEALER's queue
@@ -252,7 +263,7 @@ static fake_t fake_new(secure_stack_t *s, const char *name, mech_t mech, zcert_t
         zcert_destroy(&other);
     }
     assert_int_equal(zsock_connect(w.sock, "%s", s->workers_ep), 0);
-    send_msg(w.sock, SYN_MSG_READY,
+    (void)try_send(w.sock, SYN_MSG_READY,
              json_pack("{s:s, s:i, s:[s], s:[]}", "worker", name, "slots", 1, "providers",
                        "mock", "running"));
     w.last_heartbeat = now_ms();
@@ -305,7 +316,7 @@ static json_t *pump(secure_stack_t *s, fake_t *fakes, int n, int ms, int id)
                 syn_msg_destroy(&msg);
             }
             if (fakes[i].answers && now_ms() - fakes[i].last_heartbeat >= HEARTBEAT_MS) {
-                send_msg(fakes[i].sock, SYN_MSG_HEARTBEAT, json_object());
+                (void)try_send(fakes[i].sock, SYN_MSG_HEARTBEAT, json_object());
                 fakes[i].last_heartbeat = now_ms();
             }
         }
