@@ -300,7 +300,9 @@ static void test_flood_of_half_sent_requests(void **state)
     assert_int_equal(r.status, 200);
     http_response_clear(&r);
     print_message("a client from 127.0.0.2 served in %lld ms\n", latency);
-    assert_true(latency < 100);
+    /* How fast is the promise; a loaded machine (SYN_TEST_TIMEOUT_MULTIPLIER)
+     * stretches the bound, as it stretches every wait. */
+    assert_true(latency < wait_scaled_ms(100));
 
     /* The ones held are closed once the header timeout (1 s) has passed. */
     for (wait_t w = wait_begin(30000); open_count > 0 && wait_next(&w);)
