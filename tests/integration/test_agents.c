@@ -97,13 +97,12 @@ static char *dir_listing(const char *dir)
 static void expect_workspaces_gone(void)
 {
     char *left = NULL;
-    for (long long deadline = teststack_now_ms() + 3000;;) {
+    for (wait_t w = wait_begin(3000);;) {
         free(left);
         left = dir_listing(workspaces);
         assert_non_null(left);
-        if (!*left || teststack_now_ms() > deadline)
+        if (!*left || !wait_next(&w))
             break;
-        teststack_sleep_ms(20);
     }
     if (*left)
         fail_msg("workspaces left behind in %s: %s", workspaces, left);
@@ -248,16 +247,14 @@ static const json_t *event_data(const sse_client_t *sse, const char *event_type,
 /* Waits until the file holds text; fails after timeout_ms. */
 static void wait_file_has(const char *path, const char *text, int timeout_ms)
 {
-    long long deadline = teststack_now_ms() + timeout_ms;
-    for (;;) {
+    for (wait_t w = wait_begin(timeout_ms);;) {
         char *content = read_text_file(path);
         bool found = content && strstr(content, text);
-        if (!found && teststack_now_ms() > deadline)
+        if (!found && !wait_next(&w))
             fail_msg("%s never held %s: %s", path, text, content ? content : "(no file)");
         free(content);
         if (found)
             return;
-        teststack_sleep_ms(20);
     }
 }
 

@@ -250,15 +250,12 @@ static void test_execute_then_status_has_every_key(void **state)
     http_response_clear(&s);
 
     /* While phase a sleeps, the execution is running with a as its current phase. */
-    long long deadline = teststack_now_ms() + 5000;
     int seen_running = 0;
-    while (!seen_running && teststack_now_ms() < deadline) {
+    for (wait_t w = wait_begin(5000); !seen_running && wait_next(&w);) {
         http_get(&s, "%s/workflows/contract/executions/%s", teststack_url(stack), id);
         seen_running = !strcmp(json_str(s.json, "status"), "running") &&
                        !strcmp(json_str(s.json, "current_phase"), "a");
         http_response_clear(&s);
-        if (!seen_running)
-            teststack_sleep_ms(20);
     }
     assert_true(seen_running);
 
@@ -312,7 +309,8 @@ static void test_active_listing(void **state)
         ids[i] = teststack_execute(stack, "contract",
                                    "{\"inputs\":{\"topic\":\"x\",\"depth\":\"2\"}}");
         assert_non_null(ids[i]);
-        teststack_sleep_ms(2); /* distinct creation times */
+        /* Distinct creation times, which the listing orders by: not a wait. */
+        wait_exactly_ms(2);
     }
     http_response_t r;
     http_get(&r, URL("/workflows/executions/active?limit=2"));

@@ -473,15 +473,13 @@ static void up_dump(const up_t *up)
 /* Waits for /health to say the broker is up with both workers. */
 static void up_wait_healthy(const up_t *up)
 {
-    long long deadline = teststack_now_ms() + 30000;
-    while (teststack_now_ms() < deadline) {
+    for (wait_t w = wait_begin(30000); wait_next(&w);) {
         http_response_t r;
         bool ok = http_get(&r, "%s/health", up->url) == 0 && r.status == 200 &&
                   json_integer_value(json_object_get(r.json, "workers")) >= 2;
         http_response_clear(&r);
         if (ok)
             return;
-        teststack_sleep_ms(50);
     }
     up_dump(up);
     fail_msg("syn up --curve did not become healthy");
@@ -527,17 +525,15 @@ static void run_one_execution(const up_t *up)
     assert_int_equal(r.status, 200);
     char *id = strdup(json_string_value(json_object_get(r.json, "execution_id")));
     http_response_clear(&r);
-    long long deadline = teststack_now_ms() + 20000;
     const char *status = "";
     char last[32] = "";
-    while (teststack_now_ms() < deadline) {
+    for (wait_t w = wait_begin(20000); wait_next(&w);) {
         assert_int_equal(http_get(&r, "%s/executions/%s", up->url, id), 0);
         status = json_string_value(json_object_get(r.json, "status"));
         snprintf(last, sizeof last, "%s", status ? status : "");
         http_response_clear(&r);
         if (!strcmp(last, "completed") || !strcmp(last, "failed") || !strcmp(last, "cancelled"))
             break;
-        teststack_sleep_ms(20);
     }
     if (strcmp(last, "completed") != 0) {
         up_dump(up);

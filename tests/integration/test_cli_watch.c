@@ -134,13 +134,12 @@ static pid_t watch_until(const char *id, const char *name, const char *text)
     snprintf(out, sizeof out, "%s/%s", scratch, name);
     pid_t watcher = synrun_spawn(teststack_url(stack), (const char *const[]){"watch", id, NULL},
                                  out);
-    long long deadline = teststack_now_ms() + 15000;
+    wait_t w = wait_begin(15000);
     char *seen = NULL;
     do {
         free(seen);
         seen = synrun_slurp(out);
-    } while (!strstr(seen, text) && teststack_now_ms() < deadline &&
-             (teststack_sleep_ms(20), true));
+    } while (!strstr(seen, text) && wait_next(&w));
     if (!strstr(seen, text))
         fprintf(stderr, "watch printed:\n%s\n", seen);
     assert_non_null(strstr(seen, text));
@@ -330,15 +329,14 @@ static char *terminal_wait(terminal_t *t, const char *text, const char *also_see
 {
     char capture[256];
     snprintf(capture, sizeof capture, "tmux -L %s capture-pane -p 2>&1", t->socket);
-    long long deadline = teststack_now_ms() + 20000;
+    wait_t w = wait_begin(20000);
     char *screen = NULL;
     do {
         free(screen);
         screen = shell(capture);
         if (also_seen && strstr(screen, also_seen))
             *seen = true;
-    } while (!strstr(screen, text) && teststack_now_ms() < deadline &&
-             (teststack_sleep_ms(50), true));
+    } while (!strstr(screen, text) && wait_next(&w));
     if (!strstr(screen, text))
         fprintf(stderr, "waited for '%s' on:\n%s\n", text, screen);
     return screen;

@@ -105,7 +105,7 @@ static void test_timeout_kills_the_process_group(void **state)
     pid_t agent = execution_read_pid(scratch, id, "pid"), child = execution_read_pid(scratch, id, "child.pid");
     assert_true(agent > 0);
     assert_true(child > 0);
-    teststack_sleep_ms(200);
+    WAIT_FOR(execution_process_gone(agent) && execution_process_gone(child), 2000);
     assert_true(execution_process_gone(agent));
     assert_true(execution_process_gone(child));
     json_decref(final);

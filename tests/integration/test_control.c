@@ -170,12 +170,11 @@ static void test_cancel_during_a_long_phase(void **state)
     long long t0 = teststack_now_ms();
     expect_control_ok(id, "cancel", "{\"reason\":\"operator stop\"}", "Cancel signal queued");
     char *now = NULL;
-    for (;;) {
+    for (wait_t w = wait_begin(3000);;) {
         free(now);
         now = state_of(id);
-        if (!strcmp(now, "cancelled") || teststack_now_ms() - t0 > 3000)
+        if (!strcmp(now, "cancelled") || !wait_next(&w))
             break;
-        teststack_sleep_ms(10);
     }
     long long took = teststack_now_ms() - t0;
     print_message("cancelled in %lld ms\n", took);
@@ -207,8 +206,9 @@ static void test_cancel_during_a_long_phase(void **state)
     json_decref(last);
     stream_free(&stream);
 
-    /* Nothing was dispatched after the cancel, even later. */
-    teststack_sleep_ms(500);
+    /* Nothing was dispatched after the cancel, even later: a quiet stretch in
+     * which nothing may happen, not a wait. */
+    wait_quiet_ms(500);
     assert_int_equal(teststack_db_count(stack,
                                         "SELECT 1 FROM attempts WHERE execution_id = ?1 AND "
                                         "phase_id != 'slow'",
@@ -246,17 +246,14 @@ static void test_cancel_kills_a_real_agent(void **state)
     char *id = teststack_execute(stack, "agent", "{\"task\":\"HANG\"}");
     assert_non_null(id);
     pid_t agent = 0, child = 0;
-    for (int i = 0; i < 500 && !(agent && child); i++) {
-        teststack_sleep_ms(20);
-        agent = execution_read_pid(scratch, id, "pid");
-        child = execution_read_pid(scratch, id, "child.pid");
-    }
+    WAIT_FOR((agent = execution_read_pid(scratch, id, "pid")) > 0 &&
+                 (child = execution_read_pid(scratch, id, "child.pid")) > 0,
+             10000);
     assert_true(agent > 0 && child > 0);
     stream_t *stream = stream_start(id);
     long long t0 = teststack_now_ms();
     expect_control_ok(id, "cancel", NULL, "Cancel signal queued");
-    while (!(execution_process_gone(agent) && execution_process_gone(child)) && teststack_now_ms() - t0 < 3000)
-        teststack_sleep_ms(10);
+    WAIT_FOR(execution_process_gone(agent) && execution_process_gone(child), 3000);
     long long took = teststack_now_ms() - t0;
     print_message("agent process group gone %lld ms after the cancel\n", took);
     assert_true(execution_process_gone(agent));
@@ -313,7 +310,9 @@ static void test_pause_inject_resume(void **state)
         assert_int_equal(json_array_size(json_object_get(p2, "attempts")), 0);
         json_decref(execution);
         checks++;
-        teststack_sleep_ms(200);
+        /* Looked at over the whole stretch: that nothing moves is what is
+         * checked, at a fixed pace (the count of looks is checked too). */
+        wait_exactly_ms(200);
     }
     assert_true(checks >= 10);
     char *p1 = execution_phase_output(stack, id, "p1");

@@ -3,6 +3,7 @@
  * every accepted execution must complete exactly once, checked through the API
  * and in the broker's database. Lines starting "measure:" report timings for
  * docs/reliability.md. */
+#include "tests/support/execution.h"
 #include "tests/support/expect.h"
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
@@ -47,16 +48,15 @@ static char *try_execute(const char *workflow_id, const char *body)
 
 static char *wait_attempt(const char *execution_id, const char *phase_id, int timeout_ms)
 {
-    long long deadline = teststack_now_ms() + timeout_ms;
-    while (teststack_now_ms() < deadline) {
+    for (wait_t w = wait_begin(timeout_ms);;) {
         char *worker = teststack_db_text(
             stack, "SELECT worker FROM attempts WHERE execution_id=?1 AND phase_id=?2",
             execution_id, phase_id, NULL);
         if (worker)
             return worker;
-        teststack_sleep_ms(10);
+        if (!wait_next(&w))
+            return NULL;
     }
-    return NULL;
 }
 
 static long attempt_count(const char *execution_id)
@@ -254,6 +254,17 @@ static void *submit_batch(void *arg)
     return NULL;
 }
 
+/* Phases of the 'inflight' executions (p, of e) matching where_sql. */
+static long count_inflight(const char *where_sql)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT 1 FROM phases p JOIN executions e ON e.id=p.execution_id"
+             " WHERE e.workflow_id='inflight' AND %s",
+             where_sql);
+    return teststack_db_count(stack, sql, NULL);
+}
+
 static void test_broker_kill9_with_executions_in_flight(void **state)
 {
     (void)state;
@@ -271,7 +282,9 @@ static void test_broker_kill9_with_executions_in_flight(void **state)
     for (int i = 0; i < IN_FLIGHT; i++)
         accepted += ids[i] != NULL;
     assert_int_equal(accepted, IN_FLIGHT);
-    teststack_sleep_ms(800);
+    /* Work in every state: some executions done, some phases running. */
+    WAIT_FOR(count_inflight("e.status='completed'") > 0 && count_inflight("p.status='running'") > 0,
+             10000);
 
     teststack_kill_broker(stack, SIGKILL);
     /* What the dead broker left on disk: work in every state. */
@@ -367,8 +380,10 @@ static void *submit_until_stopped(void *arg)
         else
             load->refused++;
         pthread_mutex_unlock(&load->lock);
+        /* A refused client's pause before it tries again (the load's shape),
+         * not a wait. */
         if (!id)
-            teststack_sleep_ms(20);
+            wait_exactly_ms(20);
     }
     return NULL;
 }
@@ -381,13 +396,27 @@ static int accepted_so_far(load_t *load)
     return n;
 }
 
-/* Waits until more than `floor` executions were accepted, or timeout_ms passed. */
+/* Waits until more than `floor` executions were accepted, and a few more after
+ * that (traffic is flowing), or timeout_ms passed. */
 static void wait_accepted_above(load_t *load, int floor, int timeout_ms)
 {
-    long long deadline = teststack_now_ms() + timeout_ms;
-    while (accepted_so_far(load) <= floor && teststack_now_ms() < deadline)
-        teststack_sleep_ms(20);
-    teststack_sleep_ms(200); /* and a little more traffic after that */
+    WAIT_FOR(accepted_so_far(load) > floor + 5, timeout_ms);
+}
+
+static int refused_so_far(load_t *load)
+{
+    pthread_mutex_lock(&load->lock);
+    int n = load->refused;
+    pthread_mutex_unlock(&load->lock);
+    return n;
+}
+
+/* Waits until a submitter has been refused since `floor` refusals: the clients
+ * saw the outage. */
+static bool wait_refused_above(load_t *load, int floor, int timeout_ms)
+{
+    WAIT_FOR(refused_so_far(load) > floor, timeout_ms);
+    return refused_so_far(load) > floor;
 }
 
 static void test_gateway_kill9_under_load(void **state)
@@ -404,8 +433,9 @@ static void test_gateway_kill9_under_load(void **state)
      * busy machine does not make the test fail). */
     wait_accepted_above(&load, 0, 15000);
     int before = accepted_so_far(&load);
+    int refused = refused_so_far(&load);
     teststack_kill_gateway(stack, SIGKILL);
-    teststack_sleep_ms(300);
+    assert_true(wait_refused_above(&load, refused, 5000));
     long long restarted = teststack_now_ms();
     assert_int_equal(teststack_start_gateway(stack), 0);
     assert_int_equal(teststack_wait_health(stack, 2, 15000), 0);
@@ -431,13 +461,11 @@ static void test_gateway_kill9_under_load(void **state)
     assert_int_equal(completed, load.accepted);
     /* A request cut with the gateway may have been committed without the client
      * hearing of it: those run to completion too. */
-    long long deadline = teststack_now_ms() + 15000;
-    while (teststack_db_count(stack,
-                              "SELECT 1 FROM executions WHERE workflow_id='steady'"
-                              " AND status NOT IN ('completed','failed','cancelled')",
-                              NULL) > 0 &&
-           teststack_now_ms() < deadline)
-        teststack_sleep_ms(50);
+    WAIT_FOR(teststack_db_count(stack,
+                                "SELECT 1 FROM executions WHERE workflow_id='steady'"
+                                " AND status NOT IN ('completed','failed','cancelled')",
+                                NULL) == 0,
+             15000);
     long total = teststack_db_count(stack, "SELECT 1 FROM executions WHERE workflow_id='steady'",
                                     NULL);
     assert_true(total >= load.accepted);
@@ -457,17 +485,16 @@ static void test_every_200_survives_a_broker_kill9_mid_submission(void **state)
     pthread_t threads[4];
     for (int t = 0; t < 4; t++)
         pthread_create(&threads[t], NULL, submit_until_stopped, &load);
-    teststack_sleep_ms(500);
+    wait_accepted_above(&load, 0, 15000);
+    int refused = refused_so_far(&load);
     teststack_kill_broker(stack, SIGKILL);
     int at_kill = accepted_so_far(&load);
-    teststack_sleep_ms(300);
+    assert_true(wait_refused_above(&load, refused, 10000));
     assert_int_equal(teststack_start_broker(stack), 0);
     assert_int_equal(teststack_wait_health(stack, 2, 15000), 0);
     /* Requests cut by the kill are answered 503 after the gateway's 2 s request
      * timeout; then the submitters get through again. */
-    long long deadline = teststack_now_ms() + 6000;
-    while (accepted_so_far(&load) <= at_kill + 20 && teststack_now_ms() < deadline)
-        teststack_sleep_ms(20);
+    WAIT_FOR(accepted_so_far(&load) > at_kill + 20, 6000);
     load.stop = true;
     for (int t = 0; t < 4; t++)
         pthread_join(threads[t], NULL);
@@ -489,13 +516,11 @@ static void test_every_200_survives_a_broker_kill9_mid_submission(void **state)
         free(load.ids[i]);
     }
     assert_int_equal(completed, load.accepted);
-    deadline = teststack_now_ms() + 15000;
-    while (teststack_db_count(stack,
-                              "SELECT 1 FROM executions WHERE workflow_id='burst'"
-                              " AND status NOT IN ('completed','failed','cancelled')",
-                              NULL) > 0 &&
-           teststack_now_ms() < deadline)
-        teststack_sleep_ms(50);
+    WAIT_FOR(teststack_db_count(stack,
+                                "SELECT 1 FROM executions WHERE workflow_id='burst'"
+                                " AND status NOT IN ('completed','failed','cancelled')",
+                                NULL) == 0,
+             15000);
     long total = teststack_db_count(stack, "SELECT 1 FROM executions WHERE workflow_id='burst'",
                                     NULL);
     assert_true(total >= load.accepted);
@@ -513,7 +538,7 @@ static void test_restart_requeues_the_attempt_of_a_worker_that_never_returns(voi
     assert_non_null(id);
     char *first = wait_attempt(id, "work", 5000);
     assert_non_null(first);
-    teststack_sleep_ms(300);
+    execution_wait_phase(stack, id, "work", "running", 5000);
     teststack_kill_broker(stack, SIGKILL);
     teststack_kill_worker(stack, atoi(first + 1), SIGKILL); /* workers are "w<index>" */
     long long restarted_us = wall_us();
@@ -575,7 +600,7 @@ static void test_broker_down_503_then_everything_resumes(void **state)
     assert_non_null(before);
     char *worker = wait_attempt(before, "work", 5000);
     assert_non_null(worker);
-    teststack_sleep_ms(300);
+    execution_wait_phase(stack, before, "work", "running", 5000);
     teststack_kill_broker(stack, SIGKILL);
     long long killed = teststack_now_ms();
 
@@ -591,9 +616,9 @@ static void test_broker_down_503_then_everything_resumes(void **state)
     expect_unavailable_fast("GET", "/workflows");
     expect_unavailable_fast("POST", "/workflows/steady/execute");
 
-    /* Stay down past the end of the running phase: its result waits in the worker. */
-    while (teststack_now_ms() - killed < 3000)
-        teststack_sleep_ms(50);
+    /* Stay down past the end of the running 2.5 s phase: its result waits in the
+     * worker. How long the broker is down is the scenario, not a wait. */
+    wait_exactly_ms((int)(killed + 3000 - teststack_now_ms()));
     long long restarted = teststack_now_ms();
     assert_int_equal(teststack_start_broker(stack), 0);
     assert_int_equal(teststack_wait_health(stack, 2, 15000), 0);

@@ -132,13 +132,8 @@ static long health_status(void)
 
 static bool wait_health(long want, int timeout_ms)
 {
-    long long deadline = teststack_now_ms() + timeout_ms;
-    while (teststack_now_ms() < deadline) {
-        if (health_status() == want)
-            return true;
-        teststack_sleep_ms(50);
-    }
-    return false;
+    WAIT_FOR(health_status() == want, timeout_ms);
+    return health_status() == want;
 }
 
 /* Lines of the broker's log holding needle. */
@@ -159,13 +154,8 @@ static int broker_log_count(const char *needle)
 
 static bool wait_broker_log(const char *needle, int want, int timeout_ms)
 {
-    long long deadline = teststack_now_ms() + timeout_ms;
-    while (teststack_now_ms() < deadline) {
-        if (broker_log_count(needle) >= want)
-            return true;
-        teststack_sleep_ms(50);
-    }
-    return false;
+    WAIT_FOR(broker_log_count(needle) >= want, timeout_ms);
+    return broker_log_count(needle) >= want;
 }
 
 static void copy_file(const char *from, const char *to)

@@ -1,6 +1,7 @@
 #include "tests/support/execution.h"
 #include "tests/support/expect.h"
 #include "tests/support/http.h"
+#include "tests/support/wait.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -44,16 +45,14 @@ char *execution_phase_status(teststack_t *stack, const char *id, const char *pha
 void execution_wait_phase(teststack_t *stack, const char *id, const char *phase_id,
                           const char *want, int timeout_ms)
 {
-    long long deadline = teststack_now_ms() + timeout_ms;
-    for (;;) {
+    for (wait_t w = wait_begin(timeout_ms);;) {
         char *status = execution_phase_status(stack, id, phase_id);
         bool done = !strcmp(status, want);
-        if (!done && teststack_now_ms() > deadline)
+        if (!done && !wait_next(&w))
             fail_msg("phase %s of %s is %s, not %s", phase_id, id, status, want);
         free(status);
         if (done)
             return;
-        teststack_sleep_ms(20);
     }
 }
 

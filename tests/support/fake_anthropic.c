@@ -1,5 +1,6 @@
 /* fake_anthropic: a fake Messages API server for tests (see fake_anthropic.h). */
 #include "tests/support/fake_anthropic.h"
+#include "tests/support/wait.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -96,20 +97,15 @@ const char fake_anthropic_bad_request_body[] =
 static const char no_plan_body[] =
     "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":\"no plan\"}}";
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sends the stream 7 bytes at a time, so events arrive cut anywhere. */
 static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
 {
     stream_t *s = cls;
+    /* The plan's latency before the first byte: what the test puts the worker
+     * through (a slow API, a timeout), not a wait for state; cut short on stop. */
     if (pos == 0 && s->delay_ms > 0) {
         for (int waited = 0; waited < s->delay_ms && !s->server->stopping; waited += 10)
-            usleep(10000);
+            wait_exactly_ms(10);
     }
     if (s->server->stopping)
         return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -119,6 +115,8 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
     if (n > max)
         n = max;
     memcpy(buf, s->text + pos, n);
+    /* A pause between pieces so they reach the parser as separate reads: what is
+     * tested is events cut anywhere, not a wait. */
     usleep(200);
     return (ssize_t)n;
 }
@@ -142,7 +140,7 @@ static plan_t take_plan(fake_anthropic_t *self, struct MHD_Connection *connectio
         r->api_key = header_copy(connection, "x-api-key");
         r->version = header_copy(connection, "anthropic-version");
         r->content_type = header_copy(connection, "content-type");
-        r->at_ms = mono_ms();
+        r->at_ms = wait_now_ms();
     }
     if (self->next_plan < self->nplans)
         plan = self->plans[self->next_plan++];

@@ -25,6 +25,7 @@ struct fake_broker_t {
     zactor_t *auth;             /* with curve_secret: admits every client key, as a
                                  * broker's ZAP handler must answer (ZAP is enforced) */
     atomic_int pub_handshakes; /* counted from pub_monitor */
+    atomic_int published;      /* events handed to the PUB (sent or dropped by its queue) */
     pthread_mutex_t lock; /* guards everything below */
     json_t *canned;       /* op -> {"status", "body"} */
     json_t *counts;       /* op -> requests received */
@@ -78,6 +79,11 @@ void fake_broker_publish(fake_broker_t *self, json_t *event)
 void fake_broker_close_events(fake_broker_t *self)
 {
     atomic_store(&self->close_events, 1);
+}
+
+int fake_broker_published(fake_broker_t *self)
+{
+    return atomic_load(&self->published);
 }
 
 int fake_broker_events_handshakes(fake_broker_t *self)
@@ -181,6 +187,7 @@ static void publish_outbox(fake_broker_t *self)
                          topic ? strlen(topic) : 1, msg) != 0)
             fprintf(stderr, "fake broker: publish failed: %s\n", strerror(errno));
         syn_msg_destroy(&msg);
+        atomic_fetch_add(&self->published, 1);
     }
     json_array_clear(self->outbox);
     pthread_mutex_unlock(&self->lock);

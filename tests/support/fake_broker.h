@@ -74,6 +74,10 @@ void fake_broker_publish(fake_broker_t *self, json_t *event);
  * events are dropped. */
 void fake_broker_close_events(fake_broker_t *self);
 
+/* Events handed to the PUB since start: sent, or dropped by a full queue (ZeroMQ
+ * does not say which). Queued events not yet handed over are not counted. */
+int fake_broker_published(fake_broker_t *self);
+
 /* Connections to the PUB whose handshake succeeded since start (a SUB that got this
  * far has finished its connect: its own CONNECTED event is behind it). */
 int fake_broker_events_handshakes(fake_broker_t *self);

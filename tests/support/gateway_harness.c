@@ -1,5 +1,6 @@
 #include "tests/support/gateway_harness.h"
 #include "tests/support/http.h"
+#include "tests/support/wait.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -78,8 +79,7 @@ void gateway_harness_stop(gateway_harness_t **self_p)
 gateway_stats_t gateway_harness_stats(gateway_harness_t *self)
 {
     long seen = atomic_load(&self->turns);
-    for (int i = 0; i < 1000 && self->running && atomic_load(&self->turns) < seen + 2; i++)
-        usleep(1000);
+    WAIT_FOR(!self->running || atomic_load(&self->turns) >= seen + 2, 1000);
     gateway_stats_t stats;
     pthread_mutex_lock(&self->lock);
     stats = self->stats;
@@ -102,16 +102,16 @@ int gateway_harness_port(gateway_harness_t *self)
     return self->port;
 }
 
-bool gateway_harness_wait_healthy(gateway_harness_t *self, int attempts)
+bool gateway_harness_wait_healthy(gateway_harness_t *self, int timeout_ms)
 {
-    for (int i = 0; i < attempts; i++) {
+    for (wait_t w = wait_begin(timeout_ms);;) {
         http_response_t r;
         int rc = http_get(&r, "%s/health", self->url);
         long status = r.status;
         http_response_clear(&r);
         if (rc == 0 && status == 200)
             return true;
-        usleep(10000);
+        if (!wait_next(&w))
+            return false;
     }
-    return false;
 }

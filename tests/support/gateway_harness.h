@@ -26,8 +26,8 @@ gateway_t *gateway_harness_gateway(gateway_harness_t *self);
 const char *gateway_harness_url(gateway_harness_t *self);
 int gateway_harness_port(gateway_harness_t *self);
 
-/* Asks GET /health every 10 ms, at most attempts times, until it answers 200 (until
- * the gateway's DEALER is connected every request is answered 503). */
-bool gateway_harness_wait_healthy(gateway_harness_t *self, int attempts);
+/* Asks GET /health until it answers 200, for at most timeout_ms (scaled, wait.h):
+ * until the gateway's DEALER is connected every request is answered 503. */
+bool gateway_harness_wait_healthy(gateway_harness_t *self, int timeout_ms);
 
 #endif

@@ -2,6 +2,7 @@
 #include "bench/synload/localproc.h"
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
+#include "tests/support/wait.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -62,16 +63,14 @@ static int count_text(const char *haystack, const char *needle)
 
 bool gateway_proc_wait_text(const char *path, const char *text, int count, int timeout_ms)
 {
-    long long deadline = teststack_now_ms() + timeout_ms;
-    for (;;) {
+    for (wait_t w = wait_begin(timeout_ms);;) {
         char *log = gateway_proc_read_file(path);
         int n = count_text(log, text);
         free(log);
         if (n >= count)
             return true;
-        if (teststack_now_ms() >= deadline)
+        if (!wait_next(&w))
             return false;
-        teststack_sleep_ms(10);
     }
 }
 
@@ -88,8 +87,8 @@ gateway_proc_t *gateway_proc_start(const char *log_path, const char *const *args
     gateway_proc_t *self = calloc(1, sizeof *self);
     snprintf(self->log, sizeof self->log, "%s", log_path);
     self->pid = spawn(log_path, args);
-    long long deadline = teststack_now_ms() + 10000;
-    while (self->pid > 0 && teststack_now_ms() < deadline) {
+    wait_t w = wait_begin(10000);
+    while (self->pid > 0) {
         char *log = gateway_proc_read_file(log_path);
         const char *line = strstr(log, " listening ");
         const char *port = line ? strstr(line, " port=") : NULL;
@@ -104,7 +103,8 @@ gateway_proc_t *gateway_proc_start(const char *log_path, const char *const *args
             self->pid = 0;
             break;
         }
-        teststack_sleep_ms(10);
+        if (!wait_next(&w))
+            break;
     }
     char *log = gateway_proc_read_file(log_path);
     fprintf(stderr, "syn-gateway did not start; its log:\n%s\n", log);
@@ -115,17 +115,15 @@ gateway_proc_t *gateway_proc_start(const char *log_path, const char *const *args
 
 static int wait_exit(pid_t pid, int timeout_ms)
 {
-    long long deadline = teststack_now_ms() + timeout_ms;
-    for (;;) {
+    for (wait_t w = wait_begin(timeout_ms);;) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid)
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        if (teststack_now_ms() >= deadline) {
+        if (!wait_next(&w)) {
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
             return -1;
         }
-        teststack_sleep_ms(5);
     }
 }
 
@@ -165,16 +163,14 @@ int gateway_proc_run(const char *log_path, const char *const *args, int timeout_
 
 bool gateway_proc_wait_healthy(const gateway_proc_t *self, int timeout_ms)
 {
-    long long deadline = teststack_now_ms() + timeout_ms;
-    for (;;) {
+    for (wait_t w = wait_begin(timeout_ms);;) {
         http_response_t r;
         int rc = http_get(&r, "%s/health", self->url);
         long status = r.status;
         http_response_clear(&r);
         if (rc == 0 && status == 200)
             return true;
-        if (teststack_now_ms() >= deadline)
+        if (!wait_next(&w))
             return false;
-        teststack_sleep_ms(10);
     }
 }

@@ -1,5 +1,6 @@
 #include "tests/support/rawconn.h"
 #include "tests/support/teststack.h"
+#include "tests/support/wait.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -53,11 +54,11 @@ bool rawconn_closed(int fd)
 
 bool rawconn_wait_closed(int fd, int timeout_ms)
 {
-    long long deadline = teststack_now_ms() + timeout_ms;
+    wait_t w = wait_begin(timeout_ms);
     for (;;) {
         if (rawconn_closed(fd))
             return true;
-        long long left = deadline - teststack_now_ms();
+        long long left = w.deadline_ms - wait_now_ms();
         if (left <= 0)
             return false;
         struct pollfd p = {fd, POLLIN, 0};
@@ -71,8 +72,8 @@ int rawconn_request(int fd, const char *request, int timeout_ms)
         return -1;
     char buf[8192];
     size_t used = 0;
-    long long deadline = teststack_now_ms() + timeout_ms;
-    while (teststack_now_ms() < deadline && used < sizeof buf - 1) {
+    wait_t w = wait_begin(timeout_ms);
+    while (wait_now_ms() < w.deadline_ms && used < sizeof buf - 1) {
         struct pollfd p = {fd, POLLIN, 0};
         poll(&p, 1, 50);
         ssize_t n = recv(fd, buf + used, sizeof buf - 1 - used, 0);

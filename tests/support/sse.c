@@ -1,6 +1,7 @@
 /* sse: a raw-socket Server-Sent Events client for tests (see sse.h). */
 #include "tests/support/sse.h"
 #include "tests/support/http.h"
+#include "tests/support/wait.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,13 +66,6 @@ static void buf_drop(buf_t *b, size_t len)
     memmove(b->data, b->data + len, b->len - len);
     b->len -= len;
     b->data[b->len] = '\0';
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Cuts every complete frame (ended by a blank line) off the decoded body. */
@@ -282,9 +276,9 @@ bool sse_clients_wait(sse_client_t **clients, size_t n, sse_done_fn done, long w
     struct pollfd *fds = n ? calloc(n, sizeof *fds) : NULL;
     if (n && !fds)
         return false;
-    long long deadline = now_ms() + timeout_ms;
+    wait_t w = wait_begin(timeout_ms);
     bool all = false;
-    while (!all && now_ms() < deadline) {
+    while (!all && wait_now_ms() < w.deadline_ms) {
         size_t active = 0;
         all = true;
         for (size_t i = 0; i < n; i++) {

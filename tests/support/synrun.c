@@ -3,6 +3,7 @@
 
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
+#include "tests/support/wait.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -107,14 +108,13 @@ pid_t synrun_spawn(const char *url, const char *const *argv, const char *out_pat
 
 int synrun_wait(pid_t pid, int timeout_ms)
 {
-    long long deadline = teststack_now_ms() + timeout_ms;
     int status = 0;
-    while (teststack_now_ms() < deadline) {
+    wait_t w = wait_begin(timeout_ms);
+    do {
         pid_t done = waitpid(pid, &status, WNOHANG);
         if (done == pid)
             return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        teststack_sleep_ms(20);
-    }
+    } while (wait_next(&w));
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
     return -1;

@@ -1,5 +1,6 @@
 #include "tests/support/teststack.h"
 #include "tests/support/http.h"
+#include "tests/support/wait.h"
 #include "bench/synload/localproc.h"
 
 #include <arpa/inet.h>
@@ -42,14 +43,7 @@ static char token_line[256];
 
 long long teststack_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void teststack_sleep_ms(int ms)
-{
-    localproc_sleep_ms(ms);
+    return wait_now_ms();
 }
 
 /* Appends space-separated words of extra to argv (modifies a private copy). */
@@ -293,8 +287,7 @@ int teststack_add_worker(teststack_t *self, const char *extra_args)
 
 int teststack_wait_health(teststack_t *self, int workers, int timeout_ms)
 {
-    long long deadline = teststack_now_ms() + timeout_ms;
-    while (teststack_now_ms() < deadline) {
+    for (wait_t w = wait_begin(timeout_ms);;) {
         http_response_t r;
         if (http_get(&r, "%s/health", self->url) == 0 && r.status == 200 && r.json) {
             json_int_t n = json_integer_value(json_object_get(r.json, "workers"));
@@ -304,9 +297,9 @@ int teststack_wait_health(teststack_t *self, int workers, int timeout_ms)
         } else {
             http_response_clear(&r);
         }
-        teststack_sleep_ms(50);
+        if (!wait_next(&w))
+            return -1;
     }
-    return -1;
 }
 
 teststack_t *teststack_start(const teststack_options_t *opts)
@@ -359,12 +352,11 @@ static void stop_process(pid_t *pid)
     if (*pid <= 0)
         return;
     kill(*pid, SIGTERM);
-    for (int i = 0; i < 500; i++) {
+    for (wait_t w = wait_begin(5000); wait_next(&w);) {
         if (waitpid(*pid, NULL, WNOHANG) == *pid) {
             *pid = 0;
             return;
         }
-        teststack_sleep_ms(10);
     }
     kill(*pid, SIGKILL);
     waitpid(*pid, NULL, 0);
@@ -388,7 +380,7 @@ static int stop_with_status(pid_t *pid, int sig, int timeout_ms)
     if (*pid <= 0)
         return -1;
     kill(*pid, sig);
-    long long deadline = teststack_now_ms() + timeout_ms;
+    wait_t w = wait_begin(timeout_ms);
     int status = 0;
     for (;;) {
         pid_t got = waitpid(*pid, &status, WNOHANG);
@@ -398,13 +390,12 @@ static int stop_with_status(pid_t *pid, int sig, int timeout_ms)
             *pid = 0;
             return -1;
         }
-        if (teststack_now_ms() >= deadline) {
+        if (!wait_next(&w)) {
             kill(*pid, SIGKILL);
             waitpid(*pid, NULL, 0);
             *pid = 0;
             return -1;
         }
-        teststack_sleep_ms(5);
     }
     *pid = 0;
     if (WIFEXITED(status))
@@ -550,8 +541,7 @@ static bool is_terminal(const char *status)
 json_t *teststack_wait_terminal(teststack_t *self, const char *workflow_id,
                                 const char *execution_id, int timeout_ms)
 {
-    long long deadline = teststack_now_ms() + timeout_ms;
-    while (teststack_now_ms() < deadline) {
+    for (wait_t w = wait_begin(timeout_ms); wait_next(&w);) {
         http_response_t r;
         if (http_get(&r, "%s/workflows/%s/executions/%s", self->url, workflow_id,
                      execution_id) == 0 &&
@@ -562,7 +552,6 @@ json_t *teststack_wait_terminal(teststack_t *self, const char *workflow_id,
             return out;
         }
         http_response_clear(&r);
-        teststack_sleep_ms(20);
     }
     return NULL;
 }

@@ -17,6 +17,8 @@
 #ifndef SYN_TESTSTACK_H
 #define SYN_TESTSTACK_H
 
+#include "tests/support/wait.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -100,8 +102,9 @@ teststack_t *teststack_start_command(char *scratch, int workers, const char *scr
 /* Removes dir and everything in it: 0, or -1. */
 int teststack_remove_dir(const char *dir);
 
-/* Milliseconds since some fixed point (monotonic). */
+/* Milliseconds since some fixed point (monotonic): for measuring how long something
+ * took. Every timeout given to teststack is scaled by SYN_TEST_TIMEOUT_MULTIPLIER;
+ * to wait for something, see wait.h. */
 long long teststack_now_ms(void);
-void teststack_sleep_ms(int ms);
 
 #endif

@@ -6,6 +6,7 @@
 #include "broker/zap.h"
 #include "proto/curve.h"
 #include "tests/support/certs.h"
+#include "tests/support/wait.h"
 #include "proto/msg.h"
 
 #include <czmq.h>
@@ -36,19 +37,6 @@ typedef struct {
     zsock_t *router;
     char endpoint[64];
 } fx_t;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* A client certificate; its public part saved in the authorized directory as
  * name.key when authorize is set. */
@@ -88,13 +76,11 @@ static int count_in_log(fx_t *f, const char *needle)
 
 static void wait_log(fx_t *f, const char *needle, int want)
 {
-    long long deadline = now_ms() + DEADLINE_MS;
-    while (count_in_log(f, needle) < want) {
-        if (now_ms() > deadline) {
+    for (wait_t w = wait_begin(DEADLINE_MS); count_in_log(f, needle) < want;) {
+        if (!wait_next(&w)) {
             char *text = read_log(f);
             fail_msg("no %d line(s) with '%s' in the log:\n%s", want, needle, text);
         }
-        sleep_ms(10);
     }
 }
 

@@ -9,6 +9,7 @@
 #include "tests/support/fake_broker.h"
 #include "tests/support/gateway_harness.h"
 #include "tests/support/http.h"
+#include "tests/support/wait.h"
 #include "tests/support/testca.h"
 
 #include <czmq.h>
@@ -76,7 +77,7 @@ static int setup(void **state)
     config.api_user = "alice";
     config.api_password = "wonderland";
     f->gw = gateway_harness_start(&config);
-    if (!gateway_harness_wait_healthy(f->gw, 500))
+    if (!gateway_harness_wait_healthy(f->gw, 5000))
         fail_msg("gateway never reached the broker");
     fake_broker_reset_requests(f->broker);
     *state = f;
@@ -267,12 +268,12 @@ static void test_tls_with_curl(void **state)
     http_extra_t trusted = {.cainfo = files.ca};
     http_response_t r;
     long status = 0;
-    for (int64_t deadline = syn_mono_ms() + 10000; status != 200 && syn_mono_ms() < deadline;) {
-        if (status)
-            usleep(10000);
+    for (wait_t w = wait_begin(10000);;) {
         assert_int_equal(http_request_ex("GET", url, NULL, NULL, &trusted, &r), 0);
         status = r.status;
         http_response_clear(&r);
+        if (status == 200 || !wait_next(&w))
+            break;
     }
     assert_int_equal(status, 200);
     /* A client that does not trust the CA refuses the certificate... */
@@ -345,7 +346,7 @@ static void test_gateway_without_the_key_sees_the_broker_down(void **state)
     config.curve_secret = gw_secret;
     config.broker_key = broker_key;
     gateway_harness_t *keyed = gateway_harness_start(&config);
-    assert_true(gateway_harness_wait_healthy(keyed, 500));
+    assert_true(gateway_harness_wait_healthy(keyed, 5000));
     gateway_harness_stop(&keyed);
 
     config.broker_key = other_key; /* the wrong server key: the handshake fails */
@@ -362,7 +363,8 @@ static void test_gateway_without_the_key_sees_the_broker_down(void **state)
         assert_int_equal(http_get(&r, "%s/health", gateway_harness_url(wrong)), 0);
         assert_int_equal(r.status, 503);
         http_response_clear(&r);
-        usleep(20000);
+        /* That they stay out over a stretch is what is checked: not a wait. */
+        wait_quiet_ms(20);
     }
     assert_int_equal(fake_broker_requests(curve_broker, NULL), 1);
     gateway_harness_stop(&plain);

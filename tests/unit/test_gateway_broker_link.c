@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "gateway/broker_link.h"
 #include "proto/msg.h"
+#include "tests/support/wait.h"
 
 #include <czmq.h>
 #include <setjmp.h>
@@ -82,12 +83,10 @@ static void on_no_reply(void *item, void *cls)
 static uint64_t send_when_connected(fixture_t *f, syn_op_t op, json_t *args, long timeout_ms,
                                     void *item)
 {
-    int64_t deadline = syn_mono_ms() + WAIT_MS;
+    wait_t w = wait_begin(WAIT_MS);
     uint64_t corr = 0;
-    while (gateway_broker_link_send(f->link, op, args, timeout_ms, item, &corr) != GATEWAY_SENT) {
-        assert_true(syn_mono_ms() < deadline);
-        zclock_sleep(5);
-    }
+    while (gateway_broker_link_send(f->link, op, args, timeout_ms, item, &corr) != GATEWAY_SENT)
+        assert_true(wait_next(&w));
     return corr;
 }
 
@@ -126,7 +125,7 @@ static void reply(fixture_t *f, zframe_t **identity, syn_msg_type_t type, json_t
  * bad), within the deadline. */
 static void drain_until(fixture_t *f, uint64_t want)
 {
-    int64_t deadline = syn_mono_ms() + WAIT_MS;
+    wait_t w = wait_begin(WAIT_MS);
     for (;;) {
         gateway_broker_link_woken(f->link);
         gateway_broker_link_drain(f->link, on_reply, f);
@@ -134,8 +133,7 @@ static void drain_until(fixture_t *f, uint64_t want)
         gateway_broker_link_stats(f->link, &stats);
         if (stats.replies + stats.late_replies + stats.bad_messages >= want)
             return;
-        assert_true(syn_mono_ms() < deadline);
-        zclock_sleep(2);
+        assert_true(wait_next(&w));
     }
 }
 
@@ -306,9 +304,9 @@ static void test_redial_after_refusal(void **state)
     json_t *args = json_object();
     zsock_set_rcvtimeo(f->router, 100);
     zmsg_t *got = NULL;
-    int64_t deadline = syn_mono_ms() + WAIT_MS;
+    wait_t w = wait_begin(WAIT_MS);
     while (!got) {
-        assert_true(syn_mono_ms() < deadline);
+        assert_true(wait_next(&w));
         send_when_connected(f, SYN_OP_HEALTH, args, WAIT_MS, &item);
         got = zmsg_recv(f->router);
     }

@@ -7,6 +7,7 @@
 #include "gateway/gateway.h"
 #include "tests/support/fake_broker.h"
 #include "tests/support/gateway_harness.h"
+#include "tests/support/wait.h"
 
 #include <czmq.h>
 #include <setjmp.h>
@@ -76,14 +77,12 @@ static void test_stalled_loop_takes_in_a_bounded_backlog(void **state)
         .max_connections = 16,
     };
     gateway_harness_t *h = gateway_harness_start(&config);
-    assert_true(gateway_harness_wait_healthy(h, 300));
+    assert_true(gateway_harness_wait_healthy(h, 3000));
     json_t *small = json_object();
     uint64_t seq = 1;
     /* Until the SUB's subscription reaches the PUB, events are lost. */
-    for (int i = 0; i < 300 && gateway_harness_stats(h).events == 0; i++) {
+    for (wait_t w = wait_begin(3000); gateway_harness_stats(h).events == 0 && wait_next(&w);)
         publish_event(fb, seq++, small);
-        usleep(10000);
-    }
     uint64_t before = gateway_harness_stats(h).events;
     assert_true(before > 0);
 
@@ -100,11 +99,14 @@ static void test_stalled_loop_takes_in_a_bounded_backlog(void **state)
      * what its I/O thread has not sent yet. */
     for (int i = 0; i < BACKLOG_EVENTS; i++) {
         publish_event(fb, seq++, big);
+        /* The publisher's pace (part of the scenario), not a wait. */
         if (i % PUBLISH_CHUNK == PUBLISH_CHUNK - 1)
             usleep(PUBLISH_PAUSE_US);
     }
     json_decref(big);
-    sleep(2); /* published, and moved as far towards the gateway as the queues allow */
+    /* Every one handed to the PUB: sent towards the gateway or dropped there. */
+    WAIT_FOR(fake_broker_published(fb) == (int)seq - 1, 10000);
+    assert_int_equal(fake_broker_published(fb), (int)seq - 1);
 
     gateway_stats_t stats = run_until_quiet(gateway, 500);
     uint64_t taken_in = stats.events - before;

@@ -7,6 +7,7 @@
 #include "tests/support/fake_broker.h"
 #include "tests/support/gateway_harness.h"
 #include "tests/support/http.h"
+#include "tests/support/wait.h"
 
 #include <arpa/inet.h>
 #include <czmq.h>
@@ -187,7 +188,7 @@ static int setup(void **state)
     f->gw = start_gateway(fake_broker_endpoint(f->broker), fake_broker_events_endpoint(f->broker));
     /* Until the gateway's DEALER is connected to the broker, sends fail at once
      * (ZMQ_IMMEDIATE) and every request is answered 503. */
-    if (!gateway_harness_wait_healthy(f->gw, 200))
+    if (!gateway_harness_wait_healthy(f->gw, 2000))
         fail_msg("gateway never reached the broker");
     /* Every test counts from here. */
     f->base = gateway_harness_stats(f->gw);
@@ -302,8 +303,7 @@ static char *raw_request(gateway_harness_t *h, const char *request)
 
 static void wait_for_received(fake_broker_t *fb, int count)
 {
-    for (int i = 0; i < 500 && fake_broker_requests(fb, NULL) < count; i++)
-        usleep(2000);
+    WAIT_FOR(fake_broker_requests(fb, NULL) >= count, 1000);
     assert_true(fake_broker_requests(fb, NULL) >= count);
 }
 
@@ -589,7 +589,8 @@ static void test_late_reply_is_dropped(void **state)
     assert_int_equal(http_get(&r, "%s/workflows/late", gateway_harness_url(f->gw)), 0);
     assert_int_equal(r.status, 503);
     http_response_clear(&r);
-    usleep((LATE_REPLY_MS - REQUEST_TIMEOUT_MS + 150) * 1000);
+    /* The reply comes after its request timed out. */
+    WAIT_FOR(stats_since_setup(f).late_replies >= 1, LATE_REPLY_MS + 1000);
     assert_int_equal(http_get(&r, "%s/workflows/fine", gateway_harness_url(f->gw)), 0);
     assert_int_equal(r.status, 200);
     assert_json_text(r.json, "{\"op\":\"workflow.get\",\"args\":{\"id\":\"fine\"}}");
@@ -620,7 +621,9 @@ static void test_client_gone_while_waiting(void **state)
     assert_int_equal(http_get(&r, "%s/workflows/hold-2", gateway_harness_url(f->gw)), 0);
     assert_int_equal(r.status, 200);
     http_response_clear(&r);
-    usleep((LATE_REPLY_MS + 150) * 1000);
+    /* Both waiting ones time out, and the late one's reply comes after. */
+    WAIT_FOR(stats_since_setup(f).timeouts >= 2 && stats_since_setup(f).late_replies >= 1,
+             LATE_REPLY_MS + 1000);
     assert_int_equal(http_get(&r, "%s/health", gateway_harness_url(f->gw)), 0);
     assert_int_equal(r.status, 200);
     http_response_clear(&r);
@@ -782,10 +785,7 @@ static void test_events_are_drained(void **state)
     fixture_t *f = *state;
     atomic_store(&f->script.publish, 200); /* one per fake broker turn (~5 ms) */
     gateway_stats_t stats = {0};
-    for (int i = 0; i < 300 && stats.events == 0; i++) {
-        usleep(10000);
-        stats = stats_since_setup(f);
-    }
+    WAIT_FOR((stats = stats_since_setup(f)).events > 0, 3000);
     assert_true(stats.events > 0);
     assert_int_equal(stats.bad_messages, 0);
 }

@@ -35,9 +35,7 @@ typedef struct {
 
 static void wait_connections(gateway_harness_t *gw, size_t want)
 {
-    long long deadline = teststack_now_ms() + 10000;
-    while (gateway_harness_stats(gw).http_connections != want && teststack_now_ms() < deadline)
-        usleep(5000);
+    WAIT_FOR(gateway_harness_stats(gw).http_connections == want, 10000);
     assert_int_equal(gateway_harness_stats(gw).http_connections, want);
 }
 
@@ -56,7 +54,7 @@ static gateway_harness_t *start(fixture_t *f, long max_connections, long max_per
         .sse_keepalive_ms = 600000, /* streams stay silent: only the timeout could end them */
     };
     f->gw = gateway_harness_start(&config);
-    if (!gateway_harness_wait_healthy(f->gw, 500))
+    if (!gateway_harness_wait_healthy(f->gw, 5000))
         fail_msg("gateway never reached the broker");
     wait_connections(f->gw, 0); /* the health checks' connections are gone */
     return f->gw;

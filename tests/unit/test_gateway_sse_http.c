@@ -10,6 +10,7 @@
 #include "tests/support/gateway_harness.h"
 #include "tests/support/http.h"
 #include "tests/support/sse.h"
+#include "tests/support/wait.h"
 
 #include <czmq.h>
 #include <curl/curl.h>
@@ -190,6 +191,25 @@ static void logging_broker_stop(logging_broker_t **lb_p)
     *lb_p = NULL;
 }
 
+/* events.replay answered this late from now on; REPLAY_HELD_MS: held until
+ * release_replays. */
+#define REPLAY_HELD_MS (3600 * 1000)
+static void set_replay_delay(logging_broker_t *lb, int delay_ms)
+{
+    pthread_mutex_lock(&lb->lock);
+    lb->replay_delay_ms = delay_ms;
+    pthread_mutex_unlock(&lb->lock);
+}
+
+/* Every replay waiting is answered on the broker's next turn. */
+static void release_replays(logging_broker_t *lb)
+{
+    pthread_mutex_lock(&lb->lock);
+    for (size_t i = 0; i < lb->job_count; i++)
+        lb->jobs[i].due_ms = 0;
+    pthread_mutex_unlock(&lb->lock);
+}
+
 /* Appends an event to the log (and publishes it unless publish is false, which makes
  * a gap for the gateway); data is stolen (NULL: {}). Returns its seq. */
 static long long emit_data(logging_broker_t *lb, const char *execution_id, const char *type,
@@ -225,14 +245,14 @@ typedef struct {
  * wait for both (warm-up events go to the log like any other, execution_id null). */
 static void wait_until_connected(fixture_t *f)
 {
-    (void)gateway_harness_wait_healthy(f->gw, 300);
-    for (int i = 0; i < 300; i++) {
+    (void)gateway_harness_wait_healthy(f->gw, 3000);
+    for (wait_t w = wait_begin(3000);;) {
         f->warmup_seq = emit(f->broker, NULL, "Warmup");
-        usleep(10000);
+        if (!wait_next(&w))
+            fail_msg("gateway never connected to the fake broker");
         if (gateway_harness_stats(f->gw).events > 0)
             return;
     }
-    fail_msg("gateway never connected to the fake broker");
 }
 
 static fixture_t *fixture_start(long keepalive_ms, long buffer_bytes)
@@ -363,18 +383,26 @@ static void test_replay_and_live_overlap_without_repeats(void **state)
 {
     fixture_t *f = *state;
     long long first = emit(f->broker, "exec-ccc", "ExecutionStarted");
-    pthread_mutex_lock(&f->broker->lock);
-    f->broker->replay_delay_ms = 300;
-    pthread_mutex_unlock(&f->broker->lock);
+    set_replay_delay(f->broker, REPLAY_HELD_MS);
+    int replays = fake_broker_requests(f->broker->fake, "events.replay");
+    uint64_t events = gateway_harness_stats(f->gw).events;
     sse_client_t *r = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-ccc", NULL, 0);
-    usleep(100 * 1000); /* the replay request is in, its answer not yet */
+    /* The replay request is in, its answer held back; the live events reach the
+     * gateway before it. */
+    WAIT_FOR(fake_broker_requests(f->broker->fake, "events.replay") > replays, 5000);
+    assert_int_equal(fake_broker_requests(f->broker->fake, "events.replay"), replays + 1);
     long long seqs[5];
     for (int i = 0; i < 5; i++)
         seqs[i] = emit(f->broker, "exec-ccc", "PhaseOutput");
+    WAIT_FOR(gateway_harness_stats(f->gw).events >= events + 5, 5000);
+    assert_true(gateway_harness_stats(f->gw).events >= events + 5);
+    set_replay_delay(f->broker, 0);
+    release_replays(f->broker);
     wait_frames(r, 7);
     long long more = emit(f->broker, "exec-ccc", "PhaseCompleted");
     wait_frames(r, 8);
-    usleep(100 * 1000);
+    /* Nothing more may come (no event twice): a quiet stretch, not a wait. */
+    wait_quiet_ms(100);
     sse_client_pump(r);
     char want[512];
     int used = snprintf(want, sizeof want, "0:connected,%lld:ExecutionStarted", first);
@@ -591,8 +619,9 @@ static void test_slow_client_is_cut_without_hurting_others(void **state)
         emit_data(f->broker, "exec-slow", "PhaseOutput", json_pack("{s:s}", "chunk", chunk),
                   true);
         sse_client_pump(fast);
+        /* The publisher's pace (part of the load under test), not a wait. */
         if (i % 20 == 0)
-            usleep(1000);
+            wait_exactly_ms(1);
     }
     if (!sse_client_wait(fast, sse_client_has_frames, 1 + EVENTS, 20000)) {
         gateway_stats_t st = gateway_harness_stats(f->gw);
@@ -605,16 +634,11 @@ static void test_slow_client_is_cut_without_hurting_others(void **state)
                  (unsigned long long)st.bad_messages);
     }
     gateway_stats_t stats = {0};
-    for (int i = 0; i < 500 && (stats = gateway_harness_stats(f->gw)).sse_clients != 1; i++)
-        usleep(10000);
+    WAIT_FOR((stats = gateway_harness_stats(f->gw)).sse_clients == 1, 5000);
     assert_int_equal(stats.sse_clients, 1);
     assert_int_equal(stats.sse_overflows, 1);
     /* The slow one finds its stream cut: no clean end. */
-    for (int i = 0; i < 100 && !sse_client_closed(slow); i++) {
-        sse_client_pump(slow);
-        usleep(10000);
-    }
-    assert_true(sse_client_closed(slow));
+    assert_true(sse_client_wait(slow, sse_client_has_closed, 0, 1000));
     assert_false(sse_client_ended(slow));
     http_response_t resp;
     assert_int_equal(http_get(&resp, "%s/health", gateway_harness_url(f->gw)), 0);
@@ -631,8 +655,7 @@ static void test_thousand_clients(void **state)
     enum { CLIENTS = 1000, EVENTS = 5 };
     uint64_t seen = gateway_harness_stats(f->gw).events;
     long long first = emit(f->broker, "exec-many", "ExecutionStarted");
-    for (int i = 0; i < 500 && gateway_harness_stats(f->gw).events == seen; i++)
-        usleep(2000);
+    WAIT_FOR(gateway_harness_stats(f->gw).events != seen, 1000);
     sse_client_t **rs = calloc(CLIENTS, sizeof *rs);
     for (int i = 0; i < CLIENTS; i++)
         rs[i] = open_stream(gateway_harness_port(f->gw), i % 2 ? "/sse/activity" : "/sse/executions/exec-many",

@@ -9,6 +9,7 @@
 #include "tests/support/fake_broker.h"
 #include "tests/support/gateway_harness.h"
 #include "tests/support/http.h"
+#include "tests/support/wait.h"
 
 #include <czmq.h>
 #include <curl/curl.h>
@@ -172,9 +173,7 @@ int zmq_socket_monitor(void *socket, const char *endpoint, int events)
     for (size_t i = 0; i < connected_count; i++)
         was_connected |= connected[i] == socket;
     if (connect_first && endpoint && was_connected) {
-        int64_t deadline = zclock_mono() + WAIT_MS;
-        while (fake_broker_events_handshakes(connect_first) == 0 && zclock_mono() < deadline)
-            usleep(1000);
+        WAIT_FOR(fake_broker_events_handshakes(connect_first) > 0, WAIT_MS);
         assert_true(fake_broker_events_handshakes(connect_first) > 0);
     }
     return real(socket, endpoint, events);
@@ -197,12 +196,9 @@ static int start(void **state, bool sub_connects_first)
     gateway_harness_t *h = f->gw = gateway_harness_start(&config);
     connect_first = NULL;
     /* Until the DEALER and the SUB are connected, requests get 503 and events are lost. */
-    (void)gateway_harness_wait_healthy(h, 300);
-    int64_t deadline = zclock_mono() + WAIT_MS;
-    while (gateway_harness_stats(h).events == 0 && zclock_mono() < deadline) {
+    (void)gateway_harness_wait_healthy(h, 3000);
+    for (wait_t w = wait_begin(WAIT_MS); gateway_harness_stats(h).events == 0 && wait_next(&w);)
         publish(f->broker, NULL, NULL, 0);
-        usleep(10000);
-    }
     assert_true(gateway_harness_stats(h).events > 0);
     *state = f;
     return 0;
@@ -234,18 +230,14 @@ static void publish_status(fixture_t *f, const char *state, int skip)
 {
     uint64_t updates = gateway_harness_stats(f->gw).view_updates;
     publish(f->broker, "exec-aaa", status_object("exec-aaa", "wf", state), skip);
-    int64_t deadline = zclock_mono() + WAIT_MS;
-    while (gateway_harness_stats(f->gw).view_updates == updates && zclock_mono() < deadline)
-        usleep(1000);
+    WAIT_FOR(gateway_harness_stats(f->gw).view_updates != updates, WAIT_MS);
     assert_true(gateway_harness_stats(f->gw).view_updates > updates);
 }
 
 /* Waits until the view has started over since it had counted `clears`. */
 static void wait_for_clear(fixture_t *f, uint64_t clears)
 {
-    int64_t deadline = zclock_mono() + WAIT_MS;
-    while (gateway_harness_stats(f->gw).view_clears == clears && zclock_mono() < deadline)
-        usleep(1000);
+    WAIT_FOR(gateway_harness_stats(f->gw).view_clears != clears, WAIT_MS);
     assert_true(gateway_harness_stats(f->gw).view_clears > clears);
 }
 

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "worker/provider.h"
 #include "worker/workspace.h"
+#include "tests/support/wait.h"
 
 #define FAKE_CLAUDE SYN_SOURCE_DIR "/tests/fixtures/fake_claude.py"
 
@@ -95,7 +96,7 @@ static worker_run_t *start(fixture_t *f, const worker_job_t *job)
 static bool drive_until(worker_run_t *run, bool (*pred)(worker_run_t *, void *), void *arg,
                         int64_t max_ms)
 {
-    int64_t give_up = syn_mono_ms() + max_ms;
+    int64_t give_up = syn_mono_ms() + wait_scaled_ms((int)max_ms);
     while (!pred(run, arg)) {
         if (worker_run_finished(run) || syn_mono_ms() >= give_up)
             return false;

@@ -18,6 +18,7 @@
 
 #include "common/clock.h"
 #include "worker/provider.h"
+#include "tests/support/wait.h"
 
 #define FIXTURE(name) "'" SYN_SOURCE_DIR "/tests/fixtures/" name "'"
 
@@ -81,7 +82,7 @@ static int kill_leftovers(void **state)
 /* Steps the run until its output contains needle (or it finishes, or max_ms). */
 static bool drive_until_output(worker_run_t *run, const char *needle, int64_t max_ms)
 {
-    int64_t give_up = syn_mono_ms() + max_ms;
+    int64_t give_up = syn_mono_ms() + wait_scaled_ms((int)max_ms);
     while (!strstr(worker_run_output(run, NULL), needle)) {
         if (worker_run_finished(run) || syn_mono_ms() >= give_up)
             return false;
@@ -107,8 +108,7 @@ static void assert_group_gone(pid_t pgid)
 {
     /* As a subreaper (see main) the provider reaps the group itself; the wait
      * only allows the kernel a moment to tear a process down. */
-    for (int i = 0; i < 100 && kill(-pgid, 0) == 0; i++)
-        usleep(10000);
+    WAIT_FOR(kill(-pgid, 0) != 0, 1000);
     errno = 0;
     assert_int_equal(kill(-pgid, 0), -1);
     assert_int_equal(errno, ESRCH);
@@ -227,7 +227,8 @@ static void test_sigkill_after_grace(void **state)
     worker_run_cancel(run, cancelled_at);
     /* SIGTERM is ignored: still running well within the grace. */
     worker_run_step(run, NULL, 0, syn_mono_ms());
-    usleep(200000);
+    /* Half the 400 ms grace goes by: that nothing ends it is what is checked. */
+    wait_exactly_ms(200);
     worker_run_step(run, NULL, 0, syn_mono_ms());
     assert_false(worker_run_finished(run));
     assert_int_equal(kill(-pgid, 0), 0);

@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "proto/curve.h"
 #include "proto/msg.h"
+#include "tests/support/wait.h"
 
 #define WORKER_BIN SYN_BIN_DIR "/syn-worker"
 #define HEARTBEAT_MS 100 /* liveness 3: the worker gives up on us after 300 ms */
@@ -78,7 +79,7 @@ static int teardown(void **state)
         /* Two stop signals: the worker leaves at once and kills its agents
          * (SIGKILL would leave them behind). */
         kill(fake->pid, SIGTERM);
-        usleep(20000);
+        wait_signal_taken(fake->pid, SIGTERM, 1000);
         kill(fake->pid, SIGTERM);
         if (wait_exit(fake, 3000) < 0) {
             kill(fake->pid, SIGKILL);
@@ -228,7 +229,7 @@ static syn_msg_t *next_msg(fake_t *fake, int64_t timeout_ms, bool keepalive)
 /* The next message of the given type (others are skipped), or a failure. */
 static syn_msg_t *expect(fake_t *fake, syn_msg_type_t type, int64_t timeout_ms, bool keepalive)
 {
-    int64_t give_up = syn_mono_ms() + timeout_ms;
+    int64_t give_up = syn_mono_ms() + wait_scaled_ms((int)timeout_ms);
     for (;;) {
         int64_t left = give_up - syn_mono_ms();
         syn_msg_t *msg = left > 0 ? next_msg(fake, left, keepalive) : NULL;
@@ -337,14 +338,12 @@ static syn_msg_t *expect_result(fake_t *fake, const char *execution_id, const ch
 
 static int wait_exit(fake_t *fake, int64_t timeout_ms)
 {
-    int64_t give_up = syn_mono_ms() + timeout_ms;
-    while (syn_mono_ms() < give_up) {
+    for (wait_t w = wait_begin(timeout_ms); wait_next(&w);) {
         int status;
         if (waitpid(fake->pid, &status, WNOHANG) == fake->pid) {
             fake->pid = -1;
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         }
-        usleep(10000);
     }
     return -1;
 }
@@ -472,7 +471,9 @@ static void test_phases_never_end_early(void **state)
             ack(fake, id, "p", 1);
             syn_msg_destroy(&msg);
         }
-        usleep(300 + 170 * (useconds_t)round); /* elsewhere in a millisecond */
+        /* Each round starts elsewhere in a millisecond: the phase against the
+         * clock's tick is what is varied, not a wait. */
+        usleep(300 + 170 * (useconds_t)round);
     }
 }
 
@@ -814,7 +815,9 @@ static void test_prefetch_waits_for_the_broker(void **state)
      * worker to register again (as after a broker restart). */
     assign(fake, "exec-0000000000a3", "p", 1, "x", "mock");
     assign(fake, "exec-0000000000a4", "p", 1, "x", "mock");
-    usleep((useconds_t)((a2_started + 300 - syn_mono_ms()) * 1000));
+    /* "Shortly before it ends" is a moment in a2's 400 ms run, part of the
+     * scenario: timed, not a wait for state. */
+    wait_exactly_ms((int)(a2_started + 300 - syn_mono_ms()));
     send_to_worker(fake, SYN_MSG_DISCONNECT, NULL);
     msg = expect(fake, SYN_MSG_READY, 1000, false);
     assert_int_equal(json_array_size(json_object_get(syn_msg_fields(msg), "waiting")), 2);
@@ -838,7 +841,7 @@ static void test_second_signal_exits_at_once(void **state)
     assign(fake, "exec-0000000000f1", "p", 1, "#mock sleep 60000", "mock");
     discard_next(fake, SYN_MSG_PROGRESS, 2000);
     kill(fake->pid, SIGTERM);
-    usleep(100000);
+    assert_true(wait_signal_taken(fake->pid, SIGTERM, 2000));
     int64_t second = syn_mono_ms();
     kill(fake->pid, SIGINT);
     assert_int_equal(wait_exit(fake, 2000), 0);
@@ -996,8 +999,7 @@ static void test_claude_tools_and_inject(void **state)
     char cmd[256];
     snprintf(cmd, sizeof cmd, "test -z \"$(ls -d %s/syn-* 2>/dev/null)\" && "
              "grep -q 'use the other approach' %s", dir, log);
-    for (int i = 0; i < 50 && system(cmd) != 0; i++)
-        usleep(20000);
+    WAIT_FOR(system(cmd) == 0, 1000);
     assert_int_equal(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
@@ -1007,7 +1009,7 @@ static void test_claude_tools_and_inject(void **state)
 static void stop_worker(fake_t *fake)
 {
     kill(fake->pid, SIGTERM);
-    usleep(20000);
+    wait_signal_taken(fake->pid, SIGTERM, 1000);
     kill(fake->pid, SIGTERM);
     assert_int_equal(wait_exit(fake, 3000), 0);
 }

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "worker/provider.h"
 #include "worker/workspace.h"
+#include "tests/support/wait.h"
 
 typedef struct {
     char dir[256];       /* scratch for this test */
@@ -247,8 +248,7 @@ static void test_clone_cancel_and_timeout(void **state)
     worker_run_cancel(run, syn_mono_ms());
     assert_true(worker_run_finished(run));
     assert_int_equal(worker_run_status(run), WORKER_RUN_CANCELLED);
-    for (int i = 0; i < 100 && kill((pid_t)pid, 0) == 0; i++)
-        usleep(10000);
+    WAIT_FOR(kill((pid_t)pid, 0) != 0, 1000);
     assert_int_equal(kill((pid_t)pid, 0), -1);
     worker_run_destroy(&f->run);
 
