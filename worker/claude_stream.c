@@ -153,10 +153,12 @@ claude_line_t claude_stream_line(claude_stream_t *self, worker_run_t *run, const
 
 void claude_stream_free(claude_stream_t *self)
 {
-    for (size_t i = 0; i < CLAUDE_SEEN_IDS_MAX; i++) {
+    /* Slots are filled in order: only the first seen_next can hold an id. */
+    for (size_t i = 0; i < CLAUDE_SEEN_IDS_MAX && i < self->seen_next; i++) {
         free(self->seen_ids[i]);
         self->seen_ids[i] = NULL;
     }
+    self->seen_next = 0;
     free(self->result_text);
     self->result_text = NULL;
 }
