@@ -5,11 +5,12 @@
  * The input is a workflow document and up to three prompt files, separated by
  * lines "%%%%": the files are written as prompts/a.md, prompts/b.md and c.md
  * into a directory made once per process, and template_workflow_parse reads the
- * document with that directory (so prompt_file and front matter are reached;
- * a path that leaves the directory must be refused). Beyond "no crash": a
- * document gives a workflow and no error, or errors with a summary and a JSON
- * list; a workflow exports to YAML (template_export_yaml) that parses back to
- * the same workflow. */
+ * document with that directory (so prompt_file and front matter are reached).
+ * Beyond "no crash": a document gives a workflow and no error, or errors with a
+ * summary and a JSON list; a workflow exports to YAML (template_export_yaml)
+ * that parses back to the same workflow; and no workflow holds the text of
+ * ../outside.md, a file next to the directory, unless the input does
+ * (prompt_file must not leave the directory). */
 #include "template/errors.h"
 #include "template/export.h"
 #include "template/workflow.h"
@@ -23,7 +24,11 @@
 static const char *const prompt_names[] = {"prompts/a.md", "prompts/b.md", "c.md"};
 #define PROMPTS (sizeof prompt_names / sizeof prompt_names[0])
 
-static char dir[64];
+/* The text of ../outside.md: random per process, so no input holds it by chance. */
+static char canary[40];
+
+static char root[64]; /* holds outside.md and wf/, the workflow's directory */
+static char dir[80];
 
 static void remove_dir(void)
 {
@@ -35,17 +40,43 @@ static void remove_dir(void)
     snprintf(path, sizeof path, "%s/prompts", dir);
     rmdir(path);
     rmdir(dir);
+    snprintf(path, sizeof path, "%s/outside.md", root);
+    unlink(path);
+    rmdir(root);
 }
 
 static void make_dir(void)
 {
     const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%.40s/syn-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    FUZZ_CHECK(mkdtemp(dir) != NULL);
+    snprintf(root, sizeof root, "%.40s/syn-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    FUZZ_CHECK(mkdtemp(root) != NULL);
+    atexit(remove_dir);
     char path[128];
+    snprintf(path, sizeof path, "%s/outside.md", root);
+    unsigned char noise[8];
+    FUZZ_CHECK(getentropy(noise, sizeof noise) == 0);
+    int at = snprintf(canary, sizeof canary, "outside-");
+    for (size_t i = 0; i < sizeof noise; i++)
+        at += snprintf(canary + at, sizeof canary - (size_t)at, "%02x", noise[i]);
+    FILE *f = fopen(path, "w");
+    FUZZ_CHECK(f != NULL && fprintf(f, "%s\n", canary) > 0 && fclose(f) == 0);
+    snprintf(dir, sizeof dir, "%s/wf", root);
+    FUZZ_CHECK(mkdir(dir, 0700) == 0);
     snprintf(path, sizeof path, "%s/prompts", dir);
     FUZZ_CHECK(mkdir(path, 0700) == 0);
-    atexit(remove_dir);
+}
+
+/* No prompt text came from outside the directory: the workflow holds the
+ * canary only when the input itself does. */
+static void check_inside(const json_t *workflow, const uint8_t *data, size_t size)
+{
+    char *text = json_dumps(workflow, JSON_COMPACT);
+    FUZZ_CHECK(text != NULL);
+    if (strstr(text, canary) && !memmem(data, size, canary, strlen(canary))) {
+        fprintf(stderr, "fuzz_yaml: a prompt file outside the directory was read: %s\n", text);
+        abort();
+    }
+    free(text);
 }
 
 /* Writes (or, when text is NULL, removes) prompt file i. */
@@ -101,7 +132,7 @@ static void check_errors(const template_errors_t *errors)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!dir[0])
+    if (!root[0])
         make_dir();
     const char *text = (const char *)data;
     const char *end = text + size;
@@ -126,6 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *workflow = template_workflow_parse(doc, doc_len, "workflow.yaml", dir, errors);
     if (workflow) {
         FUZZ_CHECK(template_errors_total(errors) == 0);
+        check_inside(workflow, data, size);
         check_round_trip(workflow);
         json_decref(workflow);
     } else {

@@ -177,8 +177,13 @@ def yaml_seeds():
               .replace(b"prompts/implement.md", b"prompts/b.md")
               .replace(b"prompts/review.md", b"c.md"))
     seeds["package"] = b"\n%%%%\n".join([doc] + prompts)
+    # ../outside.md exists (fuzz_yaml.c): it must be refused, never read.
     seeds["escape"] = (b"name: E\nphases:\n  - id: a\n    name: A\n    order: 1\n"
-                       b"    prompt_file: ../c.md\n%%%%\nx\n%%%%\ny\n%%%%\nz\n")
+                       b"    prompt_file: ../outside.md\n%%%%\nx\n%%%%\ny\n%%%%\nz\n")
+    seeds["front_matter"] = (b"name: F\nphases:\n  - id: a\n    name: A\n    order: 1\n"
+                             b"    prompt_file: prompts/a.md\n%%%%\n---\nmodel: sonnet\n"
+                             b"allowed-tools: Read, Grep\nmax-tokens: 4000\ntimeout-seconds: 600\n"
+                             b"argument-hint: [issue]\ndescription: Plan\n---\nPlan {{task}}\n")
     return seeds
 
 
