@@ -1,77 +1,21 @@
-/* fuzz_run: a worker run with no agent behind it, for the targets that fuzz what
- * a provider reads (claude's stream-json, the Messages API's events): the run
- * gathers output, usage and events exactly as in the worker, and the target
- * feeds it the bytes. Also the comparison of two runs fed the same bytes in
- * different chunks, which must end the same. Header only (static functions),
- * one per target program. */
+/* fuzz_run: the checks of the targets that fuzz what a provider reads (claude's
+ * stream-json, the Messages API's events) into a run without an agent
+ * (tests/support/bare_run.h): what any run must hold, and the comparison of two
+ * runs fed the same bytes in different chunks, which must end the same. Header
+ * only (static functions), one per target program. */
 #ifndef SYN_TESTS_FUZZ_RUN_H
 #define SYN_TESTS_FUZZ_RUN_H
 
 #include "common/utf8.h"
+#include "tests/support/bare_run.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "worker/provider.h"
 
-static int fuzz_state; /* the runs' state: nothing, but not NULL */
-
-static void *fuzz_start(void *config, worker_run_t *run, const worker_job_t *job, char *err,
-                        size_t errlen)
-{
-    (void)config, (void)run, (void)job, (void)err, (void)errlen;
-    return &fuzz_state;
-}
-
-static int fuzz_pollfds(void *state, struct pollfd *fds, int max)
-{
-    (void)state, (void)fds, (void)max;
-    return 0;
-}
-
-static int64_t fuzz_deadline(void *state)
-{
-    (void)state;
-    return -1;
-}
-
-static void fuzz_step(void *state, worker_run_t *run, const struct pollfd *fds, int nfds,
-                      int64_t now)
-{
-    (void)state, (void)run, (void)fds, (void)nfds, (void)now;
-}
-
-static void fuzz_cancel(void *state, worker_run_t *run, int64_t now)
-{
-    (void)state, (void)now;
-    worker_run_finish(run, WORKER_RUN_CANCELLED, "cancelled", false, 0);
-}
-
-static void fuzz_destroy(void *state)
-{
-    (void)state;
-}
-
-static const worker_provider_ops_t fuzz_ops = {
-    .name = "fuzz",
-    .start = fuzz_start,
-    .pollfds = fuzz_pollfds,
-    .deadline = fuzz_deadline,
-    .step = fuzz_step,
-    .cancel = fuzz_cancel,
-    .destroy = fuzz_destroy,
-};
-
-/* A new run (its provider is made once and kept for the process). */
+/* A new run (tests/support/bare_run.h). */
 static worker_run_t *fuzz_run_new(void)
 {
-    static worker_provider_t *provider;
-    if (!provider)
-        provider = worker_provider_new(&fuzz_ops, NULL);
-    FUZZ_CHECK(provider != NULL);
-    worker_job_t job = {.execution_id = "ex-1", .workflow_id = "wf-1", .phase_id = "plan",
-                        .attempt = 1, .prompt = "fuzz"};
-    char err[256];
-    worker_run_t *run = worker_run_start(provider, &job, err, sizeof err);
+    worker_run_t *run = bare_run_new();
     FUZZ_CHECK(run != NULL);
-    worker_run_usage(run)->reported = true;
     return run;
 }
 
