@@ -44,17 +44,14 @@ static void free_reader(reader_t *reader)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    size_t cut = size > 0 ? data[0] % (size + 1) : 0;
     reader_t whole, pieces;
     read_all(&whole, (const char *)data, size, 0);
-    read_all(&pieces, (const char *)data, size, cut);
+    read_all(&pieces, (const char *)data, size, fuzz_cut(data, size));
     fuzz_run_same(whole.run, pieces.run);
-    FUZZ_CHECK(whole.stream.results_seen == pieces.stream.results_seen);
-    FUZZ_CHECK(whole.stream.result_is_error == pieces.stream.result_is_error);
-    FUZZ_CHECK(strcmp(whole.stream.result_subtype, pieces.stream.result_subtype) == 0);
-    FUZZ_CHECK((whole.stream.result_text == NULL) == (pieces.stream.result_text == NULL));
-    FUZZ_CHECK(!whole.stream.result_text ||
-               strcmp(whole.stream.result_text, pieces.stream.result_text) == 0);
+    const claude_stream_t *a = &whole.stream, *b = &pieces.stream;
+    FUZZ_CHECK(a->results_seen == b->results_seen && a->result_is_error == b->result_is_error);
+    fuzz_same_text(a->result_subtype, b->result_subtype);
+    fuzz_same_text(a->result_text, b->result_text);
     free_reader(&whole);
     free_reader(&pieces);
     return 0;

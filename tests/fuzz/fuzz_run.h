@@ -19,6 +19,19 @@ static worker_run_t *fuzz_run_new(void)
     return run;
 }
 
+/* Where the second reading cuts the bytes in two: the first byte says. */
+static size_t fuzz_cut(const uint8_t *data, size_t size)
+{
+    return size > 0 ? data[0] % (size + 1) : 0;
+}
+
+/* Both absent, or the same text. */
+static void fuzz_same_text(const char *a, const char *b)
+{
+    FUZZ_CHECK((a == NULL) == (b == NULL));
+    FUZZ_CHECK(!a || strcmp(a, b) == 0);
+}
+
 /* Output valid UTF-8 without NUL, usage counts not negative. */
 static void fuzz_run_check(const worker_run_t *run)
 {
