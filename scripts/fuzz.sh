@@ -35,8 +35,13 @@ for name in $targets; do
     mkdir -p "$corpus" "$artifacts"
     # -timeout: one input taking 30 s is a finding (the decoders are linear);
     # generous, for a loaded machine under the sanitizers.
+    # A target's dictionary (tests/fuzz/<target>.dict), when it has one: the
+    # words of its format, which mutations rarely spell by chance.
+    dict=""
+    [ -f "$src/tests/fuzz/$name.dict" ] && dict="-dict=$src/tests/fuzz/$name.dict"
     "$build/fuzz/fuzz_$name" -max_total_time="$seconds" -timeout=30 -print_final_stats=1 \
-        -artifact_prefix="$artifacts/" "$corpus" "$src/tests/fuzz/corpus/$name" >"$log" 2>&1
+        -artifact_prefix="$artifacts/" $dict "$corpus" "$src/tests/fuzz/corpus/$name" \
+        >"$log" 2>&1
     status=$?
     last=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
     cov=$(echo "$last" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
