@@ -18,12 +18,14 @@ build: deps
 run: build
 	$(BUILD)/bin/syn up
 
-# Unit and integration tests, then the same tests again under ASan+UBSan.
+# Unit and integration tests, the same tests again under ASan+UBSan, then every
+# fuzz target for FUZZ_SHORT_SECONDS.
 test: build
 	@sh scripts/test.sh $(BUILD) "$(JOBS)"
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSYN_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	@sh scripts/test.sh $(ASAN_BUILD) "$(JOBS)"
+	@$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SHORT_SECONDS)
 
 # Only the plain build's tests, for a quick edit-test loop.
 test-fast: build
@@ -50,6 +52,23 @@ install: build
 uninstall:
 	for p in $(PROGRAMS); do rm -f "$(DESTDIR)$(BINDIR)/$$p"; done
 	rm -f "$(DESTDIR)$(MANDIR)/syn.1" "$(DESTDIR)$(BASHDIR)/syn"
+
+# Coverage-guided fuzzing (issue 20, docs/reliability.md "Fuzzing"): the decoders
+# of bytes from outside, built with clang's libFuzzer under ASan+UBSan in their own
+# build dir, each run for FUZZ_SECONDS from the seeds in tests/fuzz/corpus/. Fails
+# when a target finds a crash, a leak or a broken check (the input is kept in
+# $(FUZZ_BUILD)/artifacts/). FUZZ_TARGETS="msg yaml" runs only those.
+FUZZ_BUILD         ?= build/fuzz
+FUZZ_CC            ?= clang-14
+FUZZ_SECONDS       ?= 60
+FUZZ_SHORT_SECONDS ?= 10
+FUZZ_TARGETS       ?=
+.PHONY: fuzz
+fuzz: deps
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=$(FUZZ_CC) -DCMAKE_BUILD_TYPE=Debug \
+		-DSYN_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+	@sh scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Benchmarks (issue 7, docs/benchmarks.md): synload's workloads on fresh local
 # stacks -> bench/results/ (JSON, report.md, PNG charts). bench-peers runs the

@@ -77,15 +77,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
         syn_warn(COMPONENT, "http: %s%s", self->mhd_error, limits);
 }
 
-/* MHD hands the path and each query value on as a C string, so a decoded %00 would
- * end it early: "/workflows/research%00x" would act on workflow research. Each escaped
- * NUL becomes the overlong pair C0 80 before MHD's own decoding; that is not UTF-8, so
- * the path fails the router's text check (404) and a query value its parameter's
- * check (422), as any other bad byte does. Never longer than the text it is given. */
-static size_t unescape_without_nul(void *cls, struct MHD_Connection *connection, char *text)
+size_t gateway_listen_unescape(char *text)
 {
-    (void)cls;
-    (void)connection;
     char *out = text;
     for (const char *in = text; *in;) {
         if (in[0] == '%' && in[1] == '0' && in[2] == '0') {
@@ -98,6 +91,13 @@ static size_t unescape_without_nul(void *cls, struct MHD_Connection *connection,
     }
     *out = '\0';
     return MHD_http_unescape(text);
+}
+
+static size_t unescape_without_nul(void *cls, struct MHD_Connection *connection, char *text)
+{
+    (void)cls;
+    (void)connection;
+    return gateway_listen_unescape(text);
 }
 
 int gateway_listen_parse_address(const char *text, struct sockaddr_storage *addr, char *err,

@@ -41,6 +41,15 @@
 
 typedef struct gateway_listen_t gateway_listen_t;
 
+/* Decodes a path or a query key or value in place, as libmicrohttpd's unescape
+ * callback (set here) does for every request; returns the decoded length. MHD hands
+ * each on as a C string, so a decoded %00 would end it early:
+ * "/workflows/research%00x" would act on workflow research. Each escaped NUL becomes
+ * the overlong pair C0 80 before MHD's own decoding; that is not UTF-8, so the path
+ * fails the router's text check (404) and a query value its parameter's check (422),
+ * as any other bad byte does. Never longer than the text it is given. */
+size_t gateway_listen_unescape(char *text);
+
 /* Splits "HOST:PORT" ("[v6]:PORT", ":PORT" for all interfaces) into a socket address;
  * -1 with "bad --http address ..." in err. */
 int gateway_listen_parse_address(const char *text, struct sockaddr_storage *addr, char *err,

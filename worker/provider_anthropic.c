@@ -7,9 +7,10 @@
  * curl's socket interface (the sockets curl wants watched become the run's
  * pollfds, curl's timer its deadline), so nothing blocks and no thread is made.
  *
- * The answer streams as server-sent events: message_start (model, input and
- * cache token counts), content_block_delta text (shown as output while it
- * comes), message_delta (stop reason, output tokens), message_stop, error.
+ * The answer streams as server-sent events (anthropic_sse.h reads them):
+ * message_start (model, input and cache token counts), content_block_delta text
+ * (shown as output while it comes), message_delta (stop reason, output tokens),
+ * message_stop, error.
  * 429, 529 and 5xx answers, transport errors, and an overloaded stream that
  * has shown nothing yet are tried again inside the attempt after the answer's
  * retry-after (else a back-off doubling from retry_base_ms), up to max_tries
@@ -19,9 +20,8 @@
  * libcurl is loaded when the provider is made (worker/curl_loader.h): a worker
  * with another provider never maps it. */
 #include "worker/provider.h"
+#include "worker/anthropic_sse.h"
 #include "worker/curl_loader.h"
-#include "worker/lines.h"
-#include "common/buffer.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -38,9 +38,6 @@
 #define DEFAULT_MAX_TOKENS 4096
 /* An error answer's body is read up to this much (its message is in there). */
 #define ERROR_BODY_MAX 65536
-/* Longest SSE line and event data kept; the API's are far smaller. */
-#define SSE_LINE_MAX (1024u * 1024u)
-#define SSE_DATA_MAX (4u * 1024u * 1024u)
 /* The longest wait between tries, whatever retry-after says. */
 #define RETRY_WAIT_MAX_MS (10 * 60 * 1000)
 #define BACKOFF_MAX_MS 30000
@@ -78,130 +75,13 @@ typedef struct {
     int64_t retry_after_ms;   /* -1 = the answer did not say */
     char *error_body;
     size_t error_len;
-    worker_lines_t lines;     /* the SSE stream, split */
-    char event[64];
-    char *data;
-    size_t data_len, data_cap;
-    bool message_stopped;
-    char *stream_error;
-    bool stream_error_retryable;
-    bool shown_text;
+    anthropic_sse_t sse;      /* the answer, read */
     uint64_t received;
     bool overflowed;
     /* The attempt: */
     uint64_t max_output;
     int64_t timeout_ms, timeout_at;
 } anthropic_run_t;
-
-/* --- the event stream ---------------------------------------------------- */
-
-static int64_t count_of(const json_t *object, const char *name, int64_t otherwise)
-{
-    json_t *v = json_object_get(object, name);
-    return json_is_integer(v) && json_integer_value(v) >= 0 ? (int64_t)json_integer_value(v)
-                                                            : otherwise;
-}
-
-static void on_event(anthropic_run_t *self, const char *data, size_t len)
-{
-    json_error_t jerr;
-    json_t *event = json_loadb(data, len, 0, &jerr);
-    if (!json_is_object(event)) {
-        json_decref(event);
-        return; /* not ours to judge: the API only sends JSON data */
-    }
-    worker_usage_t *usage = worker_run_usage(self->run);
-    const char *type = json_string_value(json_object_get(event, "type"));
-    if (!type)
-        type = self->event;
-    if (strcmp(type, "message_start") == 0) {
-        json_t *message = json_object_get(event, "message");
-        json_t *counts = json_object_get(message, "usage");
-        const char *model = json_string_value(json_object_get(message, "model"));
-        if (model && *model)
-            worker_copy_text(usage->model, sizeof usage->model, model);
-        usage->input_tokens = count_of(counts, "input_tokens", 0);
-        usage->output_tokens = count_of(counts, "output_tokens", 0);
-        usage->cache_creation_tokens = count_of(counts, "cache_creation_input_tokens", 0);
-        usage->cache_read_tokens = count_of(counts, "cache_read_input_tokens", 0);
-    } else if (strcmp(type, "content_block_delta") == 0) {
-        json_t *delta = json_object_get(event, "delta");
-        json_t *text = json_object_get(delta, "text");
-        const char *delta_type = json_string_value(json_object_get(delta, "type"));
-        if (delta_type && strcmp(delta_type, "text_delta") == 0 && json_is_string(text)) {
-            worker_run_append(self->run, json_string_value(text), json_string_length(text));
-            self->shown_text = self->shown_text || json_string_length(text) > 0;
-        }
-    } else if (strcmp(type, "message_delta") == 0) {
-        json_t *counts = json_object_get(event, "usage");
-        const char *stop = json_string_value(json_object_get(json_object_get(event, "delta"),
-                                                             "stop_reason"));
-        if (stop)
-            worker_copy_text(usage->stop_reason, sizeof usage->stop_reason, stop);
-        /* Counts here are totals so far (input ones only in newer API versions). */
-        usage->output_tokens = count_of(counts, "output_tokens", usage->output_tokens);
-        usage->input_tokens = count_of(counts, "input_tokens", usage->input_tokens);
-        usage->cache_creation_tokens =
-            count_of(counts, "cache_creation_input_tokens", usage->cache_creation_tokens);
-        usage->cache_read_tokens =
-            count_of(counts, "cache_read_input_tokens", usage->cache_read_tokens);
-    } else if (strcmp(type, "message_stop") == 0) {
-        self->message_stopped = true;
-    } else if (strcmp(type, "error") == 0) {
-        json_t *error = json_object_get(event, "error");
-        const char *etype = json_string_value(json_object_get(error, "type"));
-        const char *message = json_string_value(json_object_get(error, "message"));
-        free(self->stream_error);
-        if (asprintf(&self->stream_error, "%s: %s", etype ? etype : "error",
-                     message ? message : "(no message)") < 0)
-            self->stream_error = NULL;
-        self->stream_error_retryable =
-            etype && (strcmp(etype, "overloaded_error") == 0 || strcmp(etype, "api_error") == 0);
-    }
-    json_decref(event);
-}
-
-/* One SSE line: "field: value", a comment, or the blank line ending an event. */
-static void on_sse_line(anthropic_run_t *self, const char *line, size_t len)
-{
-    if (len > 0 && line[len - 1] == '\r')
-        len--;
-    if (len == 0) {
-        if (self->data_len > 0)
-            on_event(self, self->data, self->data_len);
-        self->data_len = 0;
-        self->event[0] = '\0';
-        return;
-    }
-    if (line[0] == ':')
-        return;
-    const char *colon = memchr(line, ':', len);
-    size_t name_len = colon ? (size_t)(colon - line) : len;
-    const char *value = colon ? colon + 1 : line + len;
-    size_t value_len = (size_t)(line + len - value);
-    if (value_len > 0 && *value == ' ') {
-        value++;
-        value_len--;
-    }
-    if (name_len == 5 && strncmp(line, "event", 5) == 0) {
-        snprintf(self->event, sizeof self->event, "%.*s", (int)value_len, value);
-    } else if (name_len == 4 && strncmp(line, "data", 4) == 0) {
-        size_t need = self->data_len + value_len + 2;
-        if (need > SSE_DATA_MAX)
-            return;
-        if (!syn_buffer_reserve(&self->data, &self->data_cap, need, 4096))
-            return;
-        if (self->data_len > 0)
-            self->data[self->data_len++] = '\n';
-        memcpy(self->data + self->data_len, value, value_len);
-        self->data_len += value_len;
-    }
-}
-
-static void on_sse_line_cb(void *arg, char *line, size_t len)
-{
-    on_sse_line(arg, line, len);
-}
 
 /* --- curl callbacks ------------------------------------------------------ */
 
@@ -232,7 +112,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
         }
         return n;
     }
-    worker_lines_feed(&self->lines, ptr, n, on_sse_line_cb, self);
+    anthropic_sse_feed(&self->sse, self->run, ptr, n);
     return n;
 }
 
@@ -304,13 +184,7 @@ static void reset_try(anthropic_run_t *self)
     self->status = 0;
     self->retry_after_ms = -1;
     self->error_len = 0;
-    worker_lines_reset(&self->lines);
-    self->event[0] = '\0';
-    self->data_len = 0;
-    self->message_stopped = false;
-    free(self->stream_error);
-    self->stream_error = NULL;
-    self->stream_error_retryable = false;
+    anthropic_sse_reset(&self->sse);
     self->curl_error[0] = '\0';
 }
 
@@ -401,7 +275,7 @@ static void on_done(anthropic_run_t *self, CURLcode result, int64_t now)
     if (result != CURLE_OK) {
         snprintf(reason, sizeof reason, "cannot complete the request to %s: %s", self->cfg->url,
                  *self->curl_error ? self->curl_error : self->cfg->curl->easy_strerror(result));
-        if (self->shown_text)
+        if (self->sse.shown_text)
             worker_run_finish(self->run, WORKER_RUN_FAILED, reason, false, 0);
         else
             retry_or_fail(self, reason, now);
@@ -415,17 +289,16 @@ static void on_done(anthropic_run_t *self, CURLcode result, int64_t now)
             worker_run_finish(self->run, WORKER_RUN_FAILED, reason, false, 0);
         return;
     }
-    worker_lines_flush(&self->lines, on_sse_line_cb, self);
-    on_sse_line(self, "", 0); /* an event the stream did not end with a blank line */
-    if (self->stream_error) {
-        snprintf(reason, sizeof reason, "the API stream failed: %s", self->stream_error);
-        if (self->stream_error_retryable && !self->shown_text)
+    anthropic_sse_end(&self->sse, self->run);
+    if (self->sse.stream_error) {
+        snprintf(reason, sizeof reason, "the API stream failed: %s", self->sse.stream_error);
+        if (self->sse.stream_error_retryable && !self->sse.shown_text)
             retry_or_fail(self, reason, now);
         else
             worker_run_finish(self->run, WORKER_RUN_FAILED, reason, false, 0);
-    } else if (!self->message_stopped) {
+    } else if (!self->sse.message_stopped) {
         snprintf(reason, sizeof reason, "the API stream ended before the message did");
-        if (self->shown_text)
+        if (self->sse.shown_text)
             worker_run_finish(self->run, WORKER_RUN_FAILED, reason, false, 0);
         else
             retry_or_fail(self, reason, now);
@@ -512,7 +385,7 @@ static void *anthropic_start(void *config, worker_run_t *run, const worker_job_t
     }
     self->cfg = cfg;
     self->run = run;
-    self->lines.max = SSE_LINE_MAX;
+    anthropic_sse_init(&self->sse);
     self->curl_timer_at = -1;
     self->next_try_at = -1;
     self->retry_after_ms = -1;
@@ -663,9 +536,7 @@ static void anthropic_destroy(void *state)
     self->cfg->curl->slist_free_all(self->headers);
     free(self->body);
     free(self->error_body);
-    worker_lines_free(&self->lines);
-    free(self->data);
-    free(self->stream_error);
+    anthropic_sse_free(&self->sse);
     free(self);
 }
 

@@ -11,19 +11,12 @@
  * message sent has its result (or, should an injected message not get one,
  * INJECT_ANSWER_WAIT_MS after the last), and Claude Code then exits.
  *
- * The JSONL it writes on stdout is read line by line:
- *   system/init   the model actually used;
- *   assistant     message.usage counted once per message.id (Claude Code repeats
- *                 a message once per content block); text blocks become live
- *                 output; tool_use blocks become "tool" progress events;
- *   user          tool_result blocks: the tool call's success (is_error);
- *   result        authoritative totals: usage, total_cost_usd, duration_ms,
- *                 num_turns, is_error, and the result text.
- * A line that is not JSON is kept as output, never fatal. The phase's output is
- * the first file the agent wrote to artifacts/output/, else the last result
- * text, else what was shown while it ran. Success is exit code 0 and a result
- * without is_error. */
+ * The JSONL it writes on stdout is read line by line (claude_stream.h says
+ * what each line does). The phase's output is the first file the agent wrote
+ * to artifacts/output/, else the last result text, else what was shown while
+ * it ran. Success is exit code 0 and a result without is_error. */
 #include "worker/provider.h"
+#include "worker/claude_stream.h"
 #include "worker/agent_proc.h"
 #include "worker/lines.h"
 #include "worker/argv.h"
@@ -39,8 +32,6 @@
 
 /* The longest JSONL line kept for parsing; a longer one is dropped whole. */
 #define LINE_MAX_BYTES (4u * 1024u * 1024u)
-/* Message ids remembered for counting usage once (oldest forgotten first). */
-#define SEEN_IDS_MAX 4096
 /* How long after a result stdin stays open for the answer to an injected
  * message that has none yet. */
 #define INJECT_ANSWER_WAIT_MS 60000
@@ -58,127 +49,18 @@ typedef struct {
     worker_run_t *run;
     char *cwd;
     worker_lines_t lines; /* stdout, split */
-    char *seen_ids[SEEN_IDS_MAX];
-    size_t seen_next;
-    bool shown_text;      /* assistant text was shown (separate the next with a newline) */
-    bool result_seen;
-    bool result_is_error;
-    char result_subtype[64];
-    char *result_text;
-    int messages_sent, results_seen;
+    claude_stream_t stream; /* what the lines said */
+    int messages_sent;
     int64_t close_stdin_at; /* -1 = not planned */
 } claude_run_t;
 
-static int64_t int_field(const json_t *object, const char *name)
+/* A turn ended: once every message sent has its answer, claude's input is
+ * closed and it exits; otherwise it gets INJECT_ANSWER_WAIT_MS for the rest. */
+static void after_result(claude_run_t *self, int64_t now)
 {
-    json_t *v = json_object_get(object, name);
-    if (json_is_integer(v))
-        return json_integer_value(v) > 0 ? (int64_t)json_integer_value(v) : 0;
-    if (json_is_real(v) && json_real_value(v) > 0 && json_real_value(v) < 9e18)
-        return (int64_t)json_real_value(v);
-    return 0;
-}
-
-/* True when id was counted already; remembers it otherwise. */
-static bool seen_before(claude_run_t *self, const char *id)
-{
-    for (size_t i = 0; i < SEEN_IDS_MAX && self->seen_ids[i]; i++)
-        if (strcmp(self->seen_ids[i], id) == 0)
-            return true;
-    size_t slot = self->seen_next++ % SEEN_IDS_MAX;
-    free(self->seen_ids[slot]);
-    self->seen_ids[slot] = strdup(id);
-    return false;
-}
-
-static void show_text(claude_run_t *self, const char *text, size_t len)
-{
-    if (self->shown_text)
-        worker_run_append(self->run, "\n", 1);
-    worker_run_append(self->run, text, len);
-    self->shown_text = len > 0 && text[len - 1] != '\n';
-}
-
-static void on_assistant(claude_run_t *self, const json_t *line)
-{
-    const json_t *message = json_object_get(line, "message");
-    if (!json_is_object(message))
-        return;
-    worker_usage_t *usage = worker_run_usage(self->run);
-    const char *id = json_string_value(json_object_get(message, "id"));
-    const json_t *counts = json_object_get(message, "usage");
-    if (json_is_object(counts) && (!id || !seen_before(self, id))) {
-        usage->input_tokens += int_field(counts, "input_tokens");
-        usage->output_tokens += int_field(counts, "output_tokens");
-        usage->cache_creation_tokens += int_field(counts, "cache_creation_input_tokens");
-        usage->cache_read_tokens += int_field(counts, "cache_read_input_tokens");
-    }
-    const char *model = json_string_value(json_object_get(message, "model"));
-    if (model && *model && strcmp(model, "<synthetic>") != 0)
-        worker_copy_text(usage->model, sizeof usage->model, model);
-    size_t i;
-    json_t *block;
-    json_array_foreach(json_object_get(message, "content"), i, block) {
-        const char *type = json_string_value(json_object_get(block, "type"));
-        if (!type)
-            continue;
-        if (strcmp(type, "text") == 0) {
-            json_t *text = json_object_get(block, "text");
-            if (json_is_string(text))
-                show_text(self, json_string_value(text), json_string_length(text));
-        } else if (strcmp(type, "tool_use") == 0) {
-            char *input = json_dumps(json_object_get(block, "input"),
-                                     JSON_COMPACT | JSON_ENCODE_ANY);
-            worker_run_tool_use(self->run, json_string_value(json_object_get(block, "id")),
-                                json_string_value(json_object_get(block, "name")), input);
-            free(input);
-        }
-    }
-}
-
-static void on_user(claude_run_t *self, const json_t *line)
-{
-    size_t i;
-    json_t *block;
-    json_array_foreach(json_object_get(json_object_get(line, "message"), "content"), i, block) {
-        const char *type = json_string_value(json_object_get(block, "type"));
-        if (type && strcmp(type, "tool_result") == 0)
-            worker_run_tool_result(self->run,
-                                   json_string_value(json_object_get(block, "tool_use_id")),
-                                   !json_is_true(json_object_get(block, "is_error")));
-    }
-}
-
-static void on_result(claude_run_t *self, const json_t *line, int64_t now)
-{
-    worker_usage_t *usage = worker_run_usage(self->run);
-    self->results_seen++;
-    self->result_seen = true;
-    self->result_is_error = json_is_true(json_object_get(line, "is_error"));
-    const char *subtype = json_string_value(json_object_get(line, "subtype"));
-    snprintf(self->result_subtype, sizeof self->result_subtype, "%s", subtype ? subtype : "");
-    json_t *text = json_object_get(line, "result");
-    free(self->result_text);
-    self->result_text = json_is_string(text) ? strdup(json_string_value(text)) : NULL;
-    const json_t *counts = json_object_get(line, "usage");
-    if (json_is_object(counts)) {
-        usage->input_tokens = int_field(counts, "input_tokens");
-        usage->output_tokens = int_field(counts, "output_tokens");
-        usage->cache_creation_tokens = int_field(counts, "cache_creation_input_tokens");
-        usage->cache_read_tokens = int_field(counts, "cache_read_input_tokens");
-    }
-    json_t *cost = json_object_get(line, "total_cost_usd");
-    if (json_is_number(cost) && json_number_value(cost) >= 0) {
-        usage->cost_reported = true;
-        usage->cost_usd = json_number_value(cost);
-    }
-    if (json_is_integer(json_object_get(line, "duration_ms")))
-        usage->duration_ms = int_field(line, "duration_ms");
-    if (json_is_integer(json_object_get(line, "num_turns")))
-        usage->num_turns = int_field(line, "num_turns");
     if (!self->child.proc || !worker_proc_stdin_open(self->child.proc))
         return;
-    if (self->results_seen >= self->messages_sent) {
+    if (self->stream.results_seen >= self->messages_sent) {
         worker_proc_close_stdin(self->child.proc);
         self->close_stdin_at = -1;
     } else {
@@ -188,36 +70,13 @@ static void on_result(claude_run_t *self, const json_t *line, int64_t now)
 
 static void on_line(claude_run_t *self, char *line, size_t len, int64_t now)
 {
-    if (len > 0 && line[len - 1] == '\r')
-        len--;
-    if (len == 0)
+    claude_line_t kind = claude_stream_line(&self->stream, self->run, line, len);
+    if (kind == CLAUDE_LINE_EMPTY)
         return;
     if (self->close_stdin_at >= 0)
         self->close_stdin_at = now + INJECT_ANSWER_WAIT_MS;
-    json_error_t jerr;
-    json_t *parsed = json_loadb(line, len, 0, &jerr);
-    const char *type = json_string_value(json_object_get(parsed, "type"));
-    if (!json_is_object(parsed) || !type) {
-        json_decref(parsed);
-        show_text(self, line, len);
-        self->shown_text = true;
-        return;
-    }
-    if (strcmp(type, "system") == 0) {
-        const char *subtype = json_string_value(json_object_get(parsed, "subtype"));
-        const char *model = json_string_value(json_object_get(parsed, "model"));
-        if (subtype && strcmp(subtype, "init") == 0 && model && *model) {
-            worker_usage_t *usage = worker_run_usage(self->run);
-            worker_copy_text(usage->model, sizeof usage->model, model);
-        }
-    } else if (strcmp(type, "assistant") == 0) {
-        on_assistant(self, parsed);
-    } else if (strcmp(type, "user") == 0) {
-        on_user(self, parsed);
-    } else if (strcmp(type, "result") == 0) {
-        on_result(self, parsed, now);
-    }
-    json_decref(parsed);
+    if (kind == CLAUDE_LINE_RESULT)
+        after_result(self, now);
 }
 
 /* What on_line needs besides the run: the time the bytes arrived. */
@@ -425,8 +284,8 @@ static void final_output(claude_run_t *self)
             return;
         }
     }
-    if (self->result_text)
-        worker_run_replace_output(self->run, self->result_text, strlen(self->result_text));
+    if (self->stream.result_text)
+        worker_run_replace_output(self->run, self->stream.result_text, strlen(self->stream.result_text));
 }
 
 static void complete(claude_run_t *self)
@@ -439,13 +298,13 @@ static void complete(claude_run_t *self)
     char reason[WORKER_STDERR_TAIL + 128];
     int code = 0;
     bool has_code = worker_proc_exit_code(self->child.proc, &code);
-    if (self->result_seen && self->result_is_error) {
+    if (self->stream.result_seen && self->stream.result_is_error) {
         char error[ERROR_MAX + 64];
-        if (self->result_text && *self->result_text)
-            snprintf(error, sizeof error, "%.*s", ERROR_MAX, self->result_text);
+        if (self->stream.result_text && *self->stream.result_text)
+            snprintf(error, sizeof error, "%.*s", ERROR_MAX, self->stream.result_text);
         else
             snprintf(error, sizeof error, "claude reported an error (%s)",
-                     *self->result_subtype ? self->result_subtype : "no details");
+                     *self->stream.result_subtype ? self->stream.result_subtype : "no details");
         worker_run_finish(run, WORKER_RUN_FAILED, error, has_code, code);
     } else if (!worker_proc_succeeded(self->child.proc, reason, sizeof reason)) {
         worker_run_finish(run, WORKER_RUN_FAILED, reason, has_code, code);
@@ -465,7 +324,7 @@ static void claude_step(void *state, worker_run_t *run, const struct pollfd *fds
     worker_proc_step(self->child.proc, fds, nfds, now);
     if (self->close_stdin_at >= 0 && now >= self->close_stdin_at) {
         syn_warn("worker", "claude answered %d of %d messages: closing its input",
-                 self->results_seen, self->messages_sent);
+                 self->stream.results_seen, self->messages_sent);
         worker_proc_close_stdin(self->child.proc);
         self->close_stdin_at = -1;
     }
@@ -512,10 +371,8 @@ static void claude_destroy(void *state)
 {
     claude_run_t *self = state;
     worker_proc_destroy(&self->child.proc);
-    for (size_t i = 0; i < SEEN_IDS_MAX; i++)
-        free(self->seen_ids[i]);
+    claude_stream_free(&self->stream);
     worker_lines_free(&self->lines);
-    free(self->result_text);
     free(self->cwd);
     free(self);
 }
