@@ -1,4 +1,5 @@
-/* fuzz_msg: the msgpack message decoder with its schema table (proto/msg_decode.c, schemas in proto/msg.c).
+/* fuzz_msg: the msgpack message decoder (proto/msg_decode.c) with its schema table
+ * (proto/msg.c).
  *
  * Calls syn_msg_decode on any bytes. Beyond "no crash, no leak": a message it
  * accepts re-encodes (syn_msg_encode), the encoding decodes to the same type
