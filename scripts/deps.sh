@@ -2,7 +2,7 @@
 # Installs the Debian packages syn builds and tests with; silent when all are present.
 set -e
 pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libmicrohttpd-dev
-libjansson-dev libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev libgnutls28-dev sqlite3 curl git python3
+libjansson-dev libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev libgnutls28-dev sqlite3 curl git python3 bubblewrap
 tmux"
 # Installed when the distribution has it (the broker and gateway link it for
 # speed); the build works without it.

@@ -931,7 +931,8 @@ static void test_claude_tools_and_inject(void **state)
     setenv("SYN_FAKE_CLAUDE_LOG", log, 1);
     start_worker(fake, (const char *[]){"--provider", "claude", "--claude-bin",
                                         SYN_SOURCE_DIR "/tests/fixtures/fake_claude.py",
-                                        "--workspace", dir, NULL});
+                                        /* its log is outside the workspace */
+                                        "--sandbox", "none", "--workspace", dir, NULL});
     unsetenv("SYN_FAKE_CLAUDE_LOG");
     syn_msg_t *msg = expect(fake, SYN_MSG_READY, 5000, false);
     json_t *providers = json_object_get(syn_msg_fields(msg), "providers");
