@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "tests/support/worker_runs.h"
 #include "worker/provider.h"
 #include "worker/sandbox.h"
 
@@ -228,20 +229,6 @@ static char *run_script(const char *script, worker_network_t network)
     return out;
 }
 
-static bool drive_until_output(worker_run_t *run, const char *needle, int64_t max_ms)
-{
-    int64_t give_up = syn_mono_ms() + max_ms;
-    while (!strstr(worker_run_output(run, NULL), needle)) {
-        if (worker_run_finished(run) || syn_mono_ms() >= give_up)
-            return false;
-        struct pollfd fds[WORKER_RUN_MAX_FDS];
-        int n = worker_run_pollfds(run, fds, WORKER_RUN_MAX_FDS);
-        poll(fds, (nfds_t)n, 20);
-        worker_run_step(run, fds, n, syn_mono_ms());
-    }
-    return true;
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -273,7 +260,7 @@ static void test_sees_only_its_workspace(void **state)
     worker_provider_t *p = sandboxed_shell();
     worker_job_t other_job = job_for("echo other-secret > mine.txt; echo ready; sleep 600", 0);
     worker_run_t *other = start(p, &other_job);
-    assert_true(drive_until_output(other, "ready", 10000));
+    assert_true(worker_runs_drive_until_output(other, "ready", 10000));
     const char *other_ws = worker_run_workspace(other);
     assert_non_null(other_ws);
 
@@ -377,7 +364,7 @@ static void assert_namespace_empties(const char *ns)
 
 static void namespace_of(worker_run_t *run, char *ns, size_t cap)
 {
-    assert_true(drive_until_output(run, "]\n", 10000));
+    assert_true(worker_runs_drive_until_output(run, "]\n", 10000));
     const char *at = strstr(worker_run_output(run, NULL), "ns=");
     assert_non_null(at);
     snprintf(ns, cap, "%.*s", (int)strcspn(at + 3, "\n"), at + 3);
@@ -425,7 +412,7 @@ static void test_killed_worker_leaves_nothing(void **state)
         worker_job_t job = job_for(SPREADING_AGENT, 0);
         char err[256];
         worker_run_t *run = worker_run_start(p, &job, err, sizeof err);
-        if (!run || !drive_until_output(run, "]\n", 10000))
+        if (!run || !worker_runs_drive_until_output(run, "]\n", 10000))
             _exit(1);
         const char *at = strstr(worker_run_output(run, NULL), "ns=");
         if (!at)
