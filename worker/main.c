@@ -190,7 +190,8 @@ int main(int argc, char **argv)
         worker_models_destroy(&models);
         return 2;
     }
-    if (use_sandbox && agents_are_processes && worker_sandbox_probe(NULL, err, sizeof err) != 0) {
+    if (use_sandbox && agents_are_processes &&
+        worker_sandbox_probe(NULL, sandbox_ro, err, sizeof err) != 0) {
         fprintf(stderr, "error: cannot sandbox agents (%s); install bubblewrap and allow user "
                         "namespaces, or give --sandbox none\n", err);
         worker_provider_destroy(&provider);

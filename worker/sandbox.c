@@ -212,10 +212,10 @@ char **worker_sandbox_argv(const worker_sandbox_policy_t *policy, char *const *i
     return joined;
 }
 
-int worker_sandbox_probe(const char *bwrap, char *err, size_t errlen)
+int worker_sandbox_probe(const char *bwrap, const char *ro_paths, char *err, size_t errlen)
 {
     char *inner[] = {"true", NULL};
-    worker_sandbox_policy_t policy = {.bwrap = bwrap, .workspace = "/tmp"};
+    worker_sandbox_policy_t policy = {.bwrap = bwrap, .workspace = "/tmp", .ro_paths = ro_paths};
     char **argv = worker_sandbox_argv(&policy, inner, err, errlen);
     if (!argv)
         return -1;

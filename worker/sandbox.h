@@ -45,9 +45,11 @@ typedef struct {
 char **worker_sandbox_argv(const worker_sandbox_policy_t *policy, char *const *inner, char *err,
                            size_t errlen);
 
-/* Whether bwrap can make a sandbox on this host (runs `bwrap ... true`): 0, or
- * -1 with one line saying why in err ("bwrap: setting up uid map: Permission
- * denied", "cannot run bwrap: No such file or directory"). */
-int worker_sandbox_probe(const char *bwrap, char *err, size_t errlen);
+/* Whether bwrap can make a sandbox on this host, with the read-only paths
+ * ro_paths (or NULL), by running `bwrap ... true`: 0, or -1 with one line
+ * saying why in err ("bwrap: setting up uid map: Permission denied", "cannot
+ * run bwrap: No such file or directory", "bwrap: Can't find source path
+ * /opt/x: No such file or directory"). */
+int worker_sandbox_probe(const char *bwrap, const char *ro_paths, char *err, size_t errlen);
 
 #endif

@@ -28,7 +28,7 @@ static char probe_error[256];
 static int setup(void **state)
 {
     (void)state;
-    if (worker_sandbox_probe(NULL, probe_error, sizeof probe_error) != 0)
+    if (worker_sandbox_probe(NULL, NULL, probe_error, sizeof probe_error) != 0)
         return 0;
     server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

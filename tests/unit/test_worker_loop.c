@@ -1134,6 +1134,13 @@ static void test_sandbox_refused_at_start(void **state)
     expect_refused((const char *[]){"--provider", "command", "--command", "/bin/true",
                                     "--sandbox", "docker", NULL},
                    "error: --sandbox wants bwrap or none, got 'docker'");
+    /* A read-only path the sandbox cannot have stops it at start, not each attempt. */
+    expect_refused((const char *[]){"--provider", "command", "--command", "/bin/true",
+                                    "--sandbox-ro", "/nonexistent/toolchain", NULL},
+                   "/nonexistent/toolchain");
+    expect_refused((const char *[]){"--provider", "command", "--command", "/bin/true",
+                                    "--sandbox-ro", "relative/dir", NULL},
+                   "read-only path 'relative/dir' is not absolute");
 }
 
 /* Without keys, a broker that is not on this host is refused before any

@@ -453,7 +453,7 @@ int main(void)
 {
     /* Orphans of a killed group are reaped here, as the worker reaps them. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
-    bwrap_works = worker_sandbox_probe(NULL, probe_error, sizeof probe_error) == 0;
+    bwrap_works = worker_sandbox_probe(NULL, NULL, probe_error, sizeof probe_error) == 0;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_argv_shape),
         cmocka_unit_test(test_argv_network),
