@@ -105,7 +105,8 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
         exec, phase, budget < BROKER_ASSIGN_INPUTS_MAX ? budget : BROKER_ASSIGN_INPUTS_MAX);
     /* Packed straight to msgpack (syn_pack): one per phase, and the prompt is its
      * largest part, which a field object would copy twice. */
-    syn_pack_t *pack = syn_pack_new(SYN_MSG_ASSIGN, phase->max_tokens > 0 ? 12 : 11);
+    syn_pack_t *pack = syn_pack_new(SYN_MSG_ASSIGN, 11 + (phase->max_tokens > 0) +
+                                                        (phase->network != NULL));
     syn_msg_t *msg = NULL;
     snprintf(err, sizeof err, "out of memory");
     if (pack) { /* inputs NULL (out of memory) fails the pack like any bad value */
@@ -122,6 +123,8 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
         syn_pack_json(pack, "allowed_tools", phase->allowed_tools);
         if (phase->max_tokens > 0)
             syn_pack_int(pack, "max_tokens", phase->max_tokens);
+        if (phase->network)
+            syn_pack_str(pack, "network", phase->network);
         msg = syn_pack_finish(&pack, err, sizeof err);
     }
     json_decref(inputs);

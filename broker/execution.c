@@ -35,6 +35,7 @@ static void phase_clear(broker_phase_t *phase)
     free(phase->worker_key);
     free(phase->worker_name);
     free(phase->provider);
+    free(phase->network);
     free(phase->stream);
     json_decref(phase->allowed_tools);
 }
@@ -85,12 +86,14 @@ static int phase_from_json(broker_phase_t *phase, const json_t *spec, size_t ind
         if (json_is_string(tool))
             json_array_append(phase->allowed_tools, (json_t *)tool);
     const char *provider = json_string_value(json_object_get(spec, "provider"));
+    const char *network = json_string_value(json_object_get(spec, "network"));
     phase->status = BROKER_PHASE_PENDING;
     if (broker_set_string(&phase->phase_id, phase_id) < 0 ||
         broker_set_string(&phase->name, name ? name : phase_id) < 0 ||
         broker_set_string(&phase->prompt_template, prompt) < 0 ||
         broker_set_string(&phase->model, model) < 0 ||
         broker_set_string(&phase->provider, provider && *provider ? provider : NULL) < 0 ||
+        broker_set_string(&phase->network, network && *network ? network : NULL) < 0 ||
         !phase->allowed_tools) {
         snprintf(err, errlen, "out of memory");
         return -1;

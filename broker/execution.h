@@ -35,6 +35,7 @@ typedef struct {
     int64_t max_tokens;           /* 0: the provider's default */
     char *provider;               /* NULL: any worker, its default provider */
     json_t *allowed_tools;        /* array of strings */
+    char *network;                /* none|proxy|host for a sandboxed agent; NULL: proxy */
     broker_phase_status_t status;
     int64_t attempt;              /* number of the current (or last) attempt, 0 before any */
     int64_t lost;                 /* attempts that ended because their worker was lost */
@@ -106,7 +107,7 @@ typedef struct {
 
 /* A new pending execution whose phases come from template's "phases" array (each
  * {phase_id, name, order, prompt_template, model, timeout_seconds, max_attempts,
- * retries, retry_backoff_seconds, max_tokens, provider, allowed_tools}),
+ * retries, retry_backoff_seconds, max_tokens, provider, allowed_tools, network}),
  * sorted by order; all phases pending. Takes its own references to inputs and
  * repos. NULL with the reason in err when the template is unusable. */
 broker_execution_t *broker_execution_new(const char *id, const char *workflow_id,

@@ -43,6 +43,8 @@ struct field_spec_t {
 #define END {NULL, 0, 0, 0, 0, NULL, NULL}
 
 static const char *const progress_kinds[] = {"started", "output", "tool", NULL};
+/* What a sandboxed agent may reach (worker/sandbox.h). */
+static const char *const networks[] = {"none", "proxy", "host", NULL};
 static const char *const inject_roles[] = {"user", "system", NULL};
 /* "refused": the worker could not start the attempt (draining, no free slot): the
  * broker hands it to another worker without counting it as an attempt. */
@@ -102,6 +104,8 @@ static const field_spec_t assign_fields[] = {
     {"repos", KIND_STR_ARRAY, 0, 0, 0, NULL, NULL},
     {"allowed_tools", KIND_STR_ARRAY, 0, 0, 0, NULL, NULL},
     {"max_tokens", KIND_UINT, 0, 0, 0, NULL, NULL},
+    /* Optional: the phase's network (absent: proxy, the default). */
+    {"network", KIND_STR, 0, 0, 0, networks, NULL},
     END,
 };
 static const field_spec_t progress_fields[] = {

@@ -21,7 +21,8 @@
  *   heartbeat   (no fields)                                   both ways
  *   assign      execution_id:str workflow_id:str phase_id:str attempt:uint
  *               prompt:str model:str|nil timeout_ms:uint provider:str|nil
- *               [inputs:map repos:[str] allowed_tools:[str] max_tokens:uint]
+ *               [inputs:map repos:[str] allowed_tools:[str] max_tokens:uint
+ *               network:str (none | proxy | host)]
  *                                                             broker → worker
  *   cancel      execution_id:str phase_id:str attempt:uint    broker → worker
  *   progress    execution_id:str phase_id:str attempt:uint kind:str data:str

@@ -4,7 +4,7 @@
 # only the fuzz targets (`make fuzz`); everything else builds with gcc.
 set -e
 pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libmicrohttpd-dev
-libjansson-dev libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev libgnutls28-dev sqlite3 curl git python3
+libjansson-dev libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev libgnutls28-dev sqlite3 curl git python3 bubblewrap
 tmux clang-14 libclang-rt-14-dev"
 # Installed when the distribution has it (the broker and gateway link it for
 # speed); the build works without it.

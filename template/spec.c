@@ -11,6 +11,8 @@
 const char *const spec_workflow_types[] = {"research", "planning", "implementation",
                                            "review",   "deployment", "custom", NULL};
 const char *const spec_classifications[] = {"simple", "standard", "complex", "epic", NULL};
+/* What a phase's sandboxed agent may reach (worker/sandbox.h). */
+const char *const spec_networks[] = {"none", "proxy", "host", NULL};
 
 /* The settings a phase edit may change are the phase's own: one definition each. */
 #define MODEL_FIELD {.name = "model", .kind = SPEC_STRING, .fallback = "null"}
@@ -48,6 +50,7 @@ static const spec_field_t phase_fields[] = {
     {.name = "description", .kind = SPEC_STRING, .fallback = "null"},
     {.name = "argument_hint", .kind = SPEC_STRING, .fallback = "null"},
     ALLOWED_TOOLS_FIELD,
+    {.name = "network", .kind = SPEC_ENUM, .choices = spec_networks, .fallback = "\"host\""},
     {.name = NULL},
 };
 const spec_object_t spec_phase = {phase_fields};

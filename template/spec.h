@@ -76,6 +76,7 @@ extern const spec_object_t spec_phase_update;
  * bodies, YAML documents, the broker and the ?workflow_type= filter alike. */
 extern const char *const spec_workflow_types[];
 extern const char *const spec_classifications[];
+extern const char *const spec_networks[];
 
 typedef enum {
     SPEC_MISSING,         /* a required key is absent */

@@ -1,5 +1,45 @@
 #include "worker/agent_proc.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
+int worker_agent_proc_start(worker_agent_proc_t *self, const worker_job_t *job,
+                            const worker_options_t *options, worker_proc_spec_t *spec,
+                            worker_proc_stdout_fn *on_stdout, void *arg, char *err,
+                            size_t errlen)
+{
+    spec->cwd = job->cwd;
+    spec->max_stdout = options->max_output_bytes;
+    spec->rlimit_as_mb = options->rlimit_as_mb;
+    spec->nice = options->nice;
+    char **wrapped = NULL;
+    if (options->sandbox) {
+        worker_sandbox_policy_t policy = {
+            .workspace = job->cwd,
+            .ro_paths = options->sandbox_ro,
+            .program = spec->argv[0],
+            .network = job->network,
+        };
+        wrapped = worker_sandbox_argv(&policy, spec->argv, err, errlen);
+        if (!wrapped)
+            return -1;
+        spec->argv = wrapped;
+    }
+    self->proc = worker_proc_start(spec, on_stdout, arg, err, errlen);
+    free(wrapped);
+    return self->proc ? 0 : -1;
+}
+
+const char *const *worker_agent_proc_secrets(const worker_options_t *options,
+                                             const worker_job_t *job,
+                                             const char *const *wanted)
+{
+    static const char *const none[] = {NULL};
+    if (options->sandbox && job->network != WORKER_NETWORK_HOST)
+        return none;
+    return wanted;
+}
+
 void worker_agent_proc_init(worker_agent_proc_t *self, const worker_job_t *job,
                             const worker_options_t *options)
 {

@@ -24,6 +24,20 @@ typedef struct {
 /* Sets the timeout and output limit from the job and options (proc stays NULL). */
 void worker_agent_proc_init(worker_agent_proc_t *self, const worker_job_t *job,
                             const worker_options_t *options);
+/* Starts spec (argv, env, pipes) as the attempt's agent in job->cwd: inside
+ * the sandbox with the job's network when options->sandbox, else as is. The
+ * rlimits, niceness, grace and output limit come from options. 0, or -1 with
+ * the reason in err (the caller finishes the run with it). */
+int worker_agent_proc_start(worker_agent_proc_t *self, const worker_job_t *job,
+                            const worker_options_t *options, worker_proc_spec_t *spec,
+                            worker_proc_stdout_fn *on_stdout, void *arg, char *err,
+                            size_t errlen);
+/* The secrets an agent may hold in its environment: under the sandbox none
+ * but for a phase with the host's network (the credential proxy holds them
+ * otherwise); without it, the names the provider asked for. */
+const char *const *worker_agent_proc_secrets(const worker_options_t *options,
+                                             const worker_job_t *job,
+                                             const char *const *wanted);
 /* The sooner of the process's own deadline and the timeout; -1 without a process. */
 int64_t worker_agent_proc_deadline(const worker_agent_proc_t *self);
 /* Stops the process (SIGTERM, then SIGKILL) once the timeout has passed. */

@@ -14,6 +14,7 @@
 #include "proto/curve.h"
 #include "worker/models.h"
 #include "worker/provider.h"
+#include "worker/sandbox.h"
 #include "worker/worker.h"
 
 /* Started with stdin, stdout or stderr closed, the worker's own pipes could get
@@ -47,6 +48,8 @@ int main(int argc, char **argv)
     long kill_grace_ms = 5000, drain_seconds = 30;
     long max_output_mb = 8, rlimit_as_mb = 0, nice_value = 0;
     long anthropic_retry_ms = 1000, anthropic_tries = 5;
+    const char *sandbox = "bwrap";
+    const char *sandbox_ro = NULL;
     syn_flag_t flags[] = {
         {"broker", SYN_FLAG_STRING, "EP", "broker endpoint for workers", &broker, 0, 0},
         {"curve-secret", SYN_FLAG_STRING, "FILE",
@@ -93,6 +96,11 @@ int main(int argc, char **argv)
         {"pass-env", SYN_FLAG_STRING, "NAMES",
          "more variables agents get from the worker's environment (comma-separated)", &pass_env,
          0, 0},
+        {"sandbox", SYN_FLAG_STRING, "bwrap|none",
+         "run command and claude agents in bubblewrap (none: as this worker's user, seeing "
+         "what it sees)", &sandbox, 0, 0},
+        {"sandbox-ro", SYN_FLAG_STRING, "PATH,...",
+         "more read-only paths inside the sandbox (e.g. a toolchain)", &sandbox_ro, 0, 0},
         {"name", SYN_FLAG_STRING, "NAME", "worker name (default <hostname>-<pid>)", &name, 0, 0},
         {"mock-delay-ms", SYN_FLAG_INT, "MS", "mock provider: time per phase", &mock_delay_ms, 0,
          86400000},
@@ -171,7 +179,28 @@ int main(int argc, char **argv)
         worker_models_destroy(&models);
         return *err ? 2 : 1;
     }
+    /* The sandbox: only for providers that run agents as processes (mock and
+     * anthropic run in-process). A worker told to sandbox that cannot must not
+     * run agents unconfined as if it could. */
+    bool agents_are_processes = !strcmp(provider_name, "command") || !strcmp(provider_name, "claude");
+    bool use_sandbox = strcmp(sandbox, "none") != 0;
+    if (use_sandbox && strcmp(sandbox, "bwrap") != 0) {
+        fprintf(stderr, "error: --sandbox wants bwrap or none, got '%s'\n", sandbox);
+        worker_provider_destroy(&provider);
+        worker_models_destroy(&models);
+        return 2;
+    }
+    if (use_sandbox && agents_are_processes &&
+        worker_sandbox_probe(NULL, sandbox_ro, err, sizeof err) != 0) {
+        fprintf(stderr, "error: cannot sandbox agents (%s); install bubblewrap and allow user "
+                        "namespaces, or give --sandbox none\n", err);
+        worker_provider_destroy(&provider);
+        worker_models_destroy(&models);
+        return 2;
+    }
     worker_options_t options = {
+        .sandbox = use_sandbox && agents_are_processes,
+        .sandbox_ro = sandbox_ro,
         .workspace_dir = workspace,
         .keep_workspaces = keep_workspaces,
         .max_output_bytes = (uint64_t)max_output_mb * 1024 * 1024,

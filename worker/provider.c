@@ -25,6 +25,7 @@ struct worker_provider_t {
     worker_options_t options;
     char *workspace_dir;          /* owned copies of the options' strings */
     char *pass_env;
+    char *sandbox_ro;
     worker_models_t *own_models;  /* the compiled-in table, when options name none */
 };
 
@@ -90,6 +91,7 @@ void worker_provider_destroy(worker_provider_t **self_p)
         self->ops->config_destroy(self->config);
     free(self->workspace_dir);
     free(self->pass_env);
+    free(self->sandbox_ro);
     worker_models_destroy(&self->own_models);
     free(self);
     *self_p = NULL;
@@ -104,18 +106,24 @@ int worker_provider_set_options(worker_provider_t *self, const worker_options_t 
 {
     char *dir = options->workspace_dir ? strdup(options->workspace_dir) : NULL;
     char *pass = options->pass_env ? strdup(options->pass_env) : NULL;
-    if ((options->workspace_dir && !dir) || (options->pass_env && !pass)) {
+    char *ro = options->sandbox_ro ? strdup(options->sandbox_ro) : NULL;
+    if ((options->workspace_dir && !dir) || (options->pass_env && !pass) ||
+        (options->sandbox_ro && !ro)) {
         free(dir);
         free(pass);
+        free(ro);
         return -1;
     }
     free(self->workspace_dir);
     free(self->pass_env);
+    free(self->sandbox_ro);
     self->workspace_dir = dir;
     self->pass_env = pass;
+    self->sandbox_ro = ro;
     self->options = *options;
     self->options.workspace_dir = dir;
     self->options.pass_env = pass;
+    self->options.sandbox_ro = ro;
     if (!self->options.models)
         self->options.models = self->own_models;
     return 0;

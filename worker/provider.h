@@ -29,6 +29,7 @@
 
 #include "proto/limits.h"
 #include "worker/models.h"
+#include "worker/sandbox.h"
 
 #define WORKER_STDERR_TAIL 2048u
 /* The most descriptors one run asks to be watched at a time. */
@@ -55,6 +56,7 @@ typedef struct {
     const json_t *repos;         /* array of repository strings; or NULL */
     const json_t *allowed_tools; /* array of tool names; or NULL */
     uint64_t max_tokens;         /* 0 = the provider's default */
+    worker_network_t network;    /* what a sandboxed agent may reach (default proxy) */
     /* Filled in by the run for the provider's start: */
     const char *model_id;        /* model resolved through the model table */
     int64_t started_us;          /* when the attempt began (syn_mono_us; 0 = now) */
@@ -70,6 +72,10 @@ typedef struct {
     const char *pass_env;        /* extra variable names agents get (comma-separated) */
     const worker_models_t *models; /* borrowed; NULL = the compiled-in table */
     int64_t kill_grace_ms;       /* SIGTERM → SIGKILL for git clones */
+    /* Run command and claude agents inside bwrap (sandbox.h); false runs them
+     * as the worker's own user with its view of the host. */
+    bool sandbox;
+    const char *sandbox_ro;      /* more read-only paths inside it (comma-separated) */
 } worker_options_t;
 
 /* What an attempt used. Providers fill what they know; cost comes from the

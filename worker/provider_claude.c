@@ -190,7 +190,8 @@ static void *claude_start(void *config, worker_run_t *run, const worker_job_t *j
     char **argv = calloc(12 + extra + tools, sizeof(char *));
     const char *secrets[] = {"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN",
                              json_array_size(job->repos) > 0 ? "GITHUB_TOKEN" : NULL, NULL};
-    char **env = worker_env_build(job, job->cwd, secrets, options->pass_env, NULL);
+    char **env = worker_env_build(job, job->cwd, worker_agent_proc_secrets(options, job, secrets),
+                                  options->pass_env, NULL);
     char *intro = preamble(run, job->phase_id);
     char *first = NULL;
     if (intro && asprintf(&first, "%s%s", intro, job->prompt) < 0)
@@ -226,16 +227,13 @@ static void *claude_start(void *config, worker_run_t *run, const worker_job_t *j
     worker_proc_spec_t spec = {
         .argv = argv,
         .env = env,
-        .cwd = job->cwd,
         .want_stdin = true,
         .want_stdout = true,
         .kill_grace_ms = cfg->kill_grace_ms,
-        .max_stdout = options->max_output_bytes,
-        .rlimit_as_mb = options->rlimit_as_mb,
-        .nice = options->nice,
     };
     char reason[512];
-    self->child.proc = worker_proc_start(&spec, on_stdout, self, reason, sizeof reason);
+    worker_agent_proc_start(&self->child, job, options, &spec, on_stdout, self, reason,
+                            sizeof reason);
     free(argv);
     worker_env_free(env);
     if (!self->child.proc)

@@ -56,16 +56,13 @@ static void *command_start(void *config, worker_run_t *run, const worker_job_t *
     worker_proc_spec_t spec = {
         .argv = cfg->argv,
         .env = env,
-        .cwd = job->cwd,
         .want_stdin = true,
         .want_stdout = true,
         .kill_grace_ms = cfg->kill_grace_ms,
-        .max_stdout = options->max_output_bytes,
-        .rlimit_as_mb = options->rlimit_as_mb,
-        .nice = options->nice,
     };
     char reason[512];
-    self->child.proc = worker_proc_start(&spec, on_stdout, run, reason, sizeof reason);
+    worker_agent_proc_start(&self->child, job, options, &spec, on_stdout, run, reason,
+                            sizeof reason);
     worker_env_free(env);
     if (!self->child.proc) {
         worker_run_finish(run, WORKER_RUN_FAILED, reason, false, 0);

@@ -601,10 +601,14 @@ static void start_attempt(worker_t *self, attempt_t *a, const syn_msg_t *msg, in
         .max_tokens = field_uint(msg, "max_tokens"),
         .started_us = started_us,
     };
+    /* The protocol checked the name; a broker that sends none means the default. */
+    if (worker_network_parse(field_str(msg, "network"), &job.network) != 0)
+        job.network = WORKER_NETWORK_PROXY;
     a->started_us = started_us;
     syn_info("worker", "assigned execution=%s workflow=%s phase=%s attempt=%" PRIu64
-             " timeout_ms=%" PRId64 " running=%d/%d", a->execution_id, a->workflow_id,
-             a->phase_id, a->attempt, job.timeout_ms, self->running + 1, self->slots);
+             " timeout_ms=%" PRId64 " network=%s running=%d/%d", a->execution_id,
+             a->workflow_id, a->phase_id, a->attempt, job.timeout_ms,
+             worker_network_name(job.network), self->running + 1, self->slots);
     char reason[256];
     a->run = worker_run_start(self->provider, &job, reason, sizeof reason);
     if (!a->run) {

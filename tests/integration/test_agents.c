@@ -296,7 +296,11 @@ static int claude_setup(void **state)
     setenv("ANTHROPIC_API_KEY", API_KEY, 1);      /* a secret claude is given */
     setenv("E2E_OTHER_SECRET", "must-not-leak", 1);
     char args[512];
-    snprintf(args, sizeof args, "--claude-bin %s --workspace %s --kill-grace-ms 500", FAKE_CLAUDE,
+    /* --sandbox none: the fake CLI logs what it gets to a file outside its
+     * workspace, and this test checks that claude is given its key, which a
+     * sandboxed agent is not (tests/unit/test_worker_sandbox covers that). */
+    snprintf(args, sizeof args,
+             "--claude-bin %s --workspace %s --kill-grace-ms 500 --sandbox none", FAKE_CLAUDE,
              workspaces);
     teststack_options_t opts = {.workers = 1, .slots = 4, .provider = "claude",
                                 .worker_args = args};

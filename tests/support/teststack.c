@@ -617,7 +617,10 @@ teststack_t *teststack_start_command(char *scratch, int workers, const char *scr
         .slots = 2,
         .provider = "command",
         .command = script,
-        .worker_args = "--kill-grace-ms 500",
+        /* The scripts keep their state in SYN_TEST_DIR, outside any workspace,
+         * which a sandboxed agent cannot write: these stacks test the broker
+         * and the worker, and tests/unit/test_worker_sandbox the sandbox. */
+        .worker_args = "--kill-grace-ms 500 --sandbox none",
     };
     teststack_t *self = teststack_start(&opts);
     if (!self)

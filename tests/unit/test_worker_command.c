@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "tests/support/worker_runs.h"
 #include "worker/provider.h"
 #include "tests/support/wait.h"
 
@@ -77,21 +78,6 @@ static int kill_leftovers(void **state)
     for (int i = 0; i < MAX_LIVE; i++)
         worker_run_destroy(&live[i]);
     return 0;
-}
-
-/* Steps the run until its output contains needle (or it finishes, or max_ms). */
-static bool drive_until_output(worker_run_t *run, const char *needle, int64_t max_ms)
-{
-    int64_t give_up = syn_mono_ms() + wait_scaled_ms((int)max_ms);
-    while (!strstr(worker_run_output(run, NULL), needle)) {
-        if (worker_run_finished(run) || syn_mono_ms() >= give_up)
-            return false;
-        struct pollfd fds[WORKER_RUN_MAX_FDS];
-        int n = worker_run_pollfds(run, fds, WORKER_RUN_MAX_FDS);
-        poll(fds, (nfds_t)n, 20);
-        worker_run_step(run, fds, n, syn_mono_ms());
-    }
-    return true;
 }
 
 /* The process group id a fixture printed after "<word> ". */
@@ -201,7 +187,7 @@ static void test_timeout_kills_group(void **state)
     worker_job_t job = job_with("", 1000);
     int64_t began = syn_mono_ms();
     worker_run_t *run = start(p, &job);
-    assert_true(drive_until_output(run, "pgid", 5000));
+    assert_true(worker_runs_drive_until_output(run, "pgid", 5000));
     pid_t pgid = printed_pgid(run, "pgid");
     assert_int_equal(kill(-pgid, 0), 0);
     assert_int_equal(worker_run_drive(run, 10000), 0);
@@ -221,7 +207,7 @@ static void test_sigkill_after_grace(void **state)
     worker_provider_t *p = provider(FIXTURE("ignore_term.sh"), 400);
     worker_job_t job = job_with("", 0);
     worker_run_t *run = start(p, &job);
-    assert_true(drive_until_output(run, "ready", 5000));
+    assert_true(worker_runs_drive_until_output(run, "ready", 5000));
     pid_t pgid = printed_pgid(run, "ready");
     int64_t cancelled_at = syn_mono_ms();
     worker_run_cancel(run, cancelled_at);
@@ -249,7 +235,7 @@ static void test_destroy_kills_running_group(void **state)
     worker_provider_t *p = provider(FIXTURE("sleep_forever.sh"), 5000);
     worker_job_t job = job_with("", 0);
     worker_run_t *run = start(p, &job);
-    assert_true(drive_until_output(run, "pgid", 5000));
+    assert_true(worker_runs_drive_until_output(run, "pgid", 5000));
     pid_t pgid = printed_pgid(run, "pgid");
     stop(&run);
     assert_group_gone(pgid);

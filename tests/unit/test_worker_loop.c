@@ -934,7 +934,8 @@ static void test_claude_tools_and_inject(void **state)
     setenv("SYN_FAKE_CLAUDE_LOG", log, 1);
     start_worker(fake, (const char *[]){"--provider", "claude", "--claude-bin",
                                         SYN_SOURCE_DIR "/tests/fixtures/fake_claude.py",
-                                        "--workspace", dir, NULL});
+                                        /* its log is outside the workspace */
+                                        "--sandbox", "none", "--workspace", dir, NULL});
     unsetenv("SYN_FAKE_CLAUDE_LOG");
     syn_msg_t *msg = expect(fake, SYN_MSG_READY, 5000, false);
     json_t *providers = json_object_get(syn_msg_fields(msg), "providers");
@@ -1118,6 +1119,32 @@ static void expect_refused(const char *const *args, const char *needle)
     assert_null(strstr(err, "secret-key"));
 }
 
+/* A worker told to sandbox its agents (the default) that cannot refuses to
+ * start, in one line that says why; --sandbox takes bwrap or none. */
+static void test_sandbox_refused_at_start(void **state)
+{
+    (void)state;
+    const char *path = getenv("PATH");
+    char *saved = strdup(path ? path : "/usr/bin:/bin");
+    setenv("PATH", "/nonexistent", 1); /* no bwrap to be found */
+    expect_refused((const char *[]){"--provider", "command", "--command", "/bin/true", NULL},
+                   "error: cannot sandbox agents (cannot run bwrap: No such file or "
+                   "directory); install bubblewrap and allow user namespaces, or give "
+                   "--sandbox none");
+    setenv("PATH", saved, 1);
+    free(saved);
+    expect_refused((const char *[]){"--provider", "command", "--command", "/bin/true",
+                                    "--sandbox", "docker", NULL},
+                   "error: --sandbox wants bwrap or none, got 'docker'");
+    /* A read-only path the sandbox cannot have stops it at start, not each attempt. */
+    expect_refused((const char *[]){"--provider", "command", "--command", "/bin/true",
+                                    "--sandbox-ro", "/nonexistent/toolchain", NULL},
+                   "/nonexistent/toolchain");
+    expect_refused((const char *[]){"--provider", "command", "--command", "/bin/true",
+                                    "--sandbox-ro", "relative/dir", NULL},
+                   "read-only path 'relative/dir' is not absolute");
+}
+
 /* Without keys, a broker that is not on this host is refused before any
  * connection is made, unless --insecure (also SYN_INSECURE) says so; keys that
  * cannot be read stop the worker at start. Every case here exits before it
@@ -1191,6 +1218,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claude_tools_and_inject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_curve_worker_gets_and_acks, setup_curve, teardown),
         cmocka_unit_test_setup_teardown(test_curve_refuses_strangers, setup_curve, teardown),
+        cmocka_unit_test(test_sandbox_refused_at_start),
         cmocka_unit_test_setup_teardown(test_insecure_rule_and_keys_at_start, setup_curve,
                                         teardown),
     };

@@ -1,0 +1,14 @@
+/* worker_runs: driving one worker run by hand in a provider's tests. */
+#ifndef SYN_TESTS_SUPPORT_WORKER_RUNS_H
+#define SYN_TESTS_SUPPORT_WORKER_RUNS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "worker/provider.h"
+
+/* Steps the run until its output contains needle: false when it finished
+ * first, or max_ms (scaled: tests/support/wait.h) passed. */
+bool worker_runs_drive_until_output(worker_run_t *run, const char *needle, int64_t max_ms);
+
+#endif
