@@ -1,4 +1,9 @@
+/* worker: the worker's loop — the messages to and from the broker (READY, ASSIGN,
+ * CANCEL, INJECT, RESULT and its acknowledgement), heartbeats, drain — around the
+ * attempts it holds (attempts.c), its DEALER (broker_conn.c) and one zmq_poll over
+ * the socket, a deadline timer and the agents' descriptors (poll_set.c). */
 #include "worker/worker.h"
+#include "worker/worker_internal.h"
 #include "common/utf8.h"
 
 #include <errno.h>
@@ -17,18 +22,6 @@
 #include "common/ratelog.h"
 #include "proto/msg.h"
 
-#define BACKOFF_FIRST_MS 250
-#define BACKOFF_MAX_MS 8000
-/* libzmq's own reconnect of a socket whose connection broke or was refused (a
- * broker restarting, not up yet): first this soon, a restart being back in a
- * fraction of a second, then doubling up to the most below. The socket itself is
- * made anew only after the broker's silence (check_broker), after BACKOFF_*. */
-#define RECONNECT_IVL_MS 100
-#define RECONNECT_IVL_MAX_MS 1000
-/* TCP keepalive: a connection idle this long is probed, so one to a host that
- * vanished is closed by the kernel in the end even if nothing is sent (the
- * heartbeats, every heartbeat_ms, are what notice it first). */
-#define KEEPALIVE_IDLE_S 60
 /* Failed sends are logged once per cause this often. */
 #define SEND_LOG_INTERVAL_MS 10000
 /* Output chunks: at most one PROGRESS per attempt this often, this big. */
@@ -39,172 +32,12 @@
 #define MAX_SLEEP_MS 100
 /* After a drain, how long to wait for the last results to be acknowledged. */
 #define ACK_WAIT_MS 2000
-/* Results kept for acknowledgement; past this the oldest is dropped (logged):
- * a broker that never acknowledges must not grow the worker without bound. */
-#define MAX_UNACKED 1024
 /* Messages read per loop turn, so a flood cannot starve the running attempts. */
 #define MAX_RECV_PER_TURN 256
 /* Operator messages kept for an attempt that waits for a slot, at most. */
 #define MAX_KEPT_INJECTS 32
 /* No phase runs longer than this (keeps deadline arithmetic far from overflow). */
 #define MAX_TIMEOUT_MS (30LL * 24 * 3600 * 1000)
-
-/* One attempt the worker is responsible for: waiting for a slot (assign set,
- * only with --prefetch), running (run set), or finished with its result
- * waiting for the broker's acknowledgement (result set). */
-typedef struct {
-    char *execution_id;
-    char *workflow_id;
-    char *phase_id;
-    uint64_t attempt;
-    int64_t started_us;      /* when it began (syn_mono_us); 0 when it never ran */
-    worker_run_t *run;
-    struct pollfd fds[WORKER_RUN_MAX_FDS];
-    int nfds;
-    size_t streamed;         /* output bytes already sent as PROGRESS */
-    int64_t output_sent_ms;  /* when the last output chunk went out, -1 never */
-    syn_msg_t *result;
-    int64_t result_sent_ms;  /* -1 when it could not be sent yet */
-    syn_msg_t *assign;       /* the ASSIGN it will start from, while it waits */
-    json_t *injects;         /* INJECTs that came while it waited: [{role, message}] */
-    bool started_unsent;     /* its "started" progress could not be sent yet */
-} attempt_t;
-
-struct worker_t {
-    char *broker;
-    char *name;
-    int slots;
-    int prefetch;
-    int64_t heartbeat_ms;
-    int liveness;
-    int64_t drain_ms;
-    worker_provider_t *provider;
-
-    const syn_curve_t *curve; /* borrowed; NULL: no CURVE */
-    void *ctx;               /* the worker's own ZeroMQ context */
-    void *conn;              /* the DEALER to the broker; NULL while waiting to reconnect */
-    int64_t last_recv_ms;
-    int64_t started_ms;      /* worker_run began */
-    bool ever_heard;         /* a broker has spoken since the start */
-    int64_t last_send_ms;
-    bool registered;         /* the broker has spoken since our last READY */
-    int64_t reconnect_at;
-    int64_t backoff_ms;
-
-    attempt_t **attempts;
-    size_t count;
-    size_t cap;
-    int running;
-    int waiting;             /* attempts holding an ASSIGN until a slot frees */
-
-    zmq_pollitem_t *items;
-    size_t items_cap;
-    int timer_fd;            /* wakes the poll at a deadline; -1 when none could be made */
-    int64_t timer_armed_us;  /* the deadline it is set to; -1 when unset or fired */
-
-    bool draining;
-    int64_t drain_deadline;
-    int64_t leave_deadline;  /* -1 until nothing runs any more */
-    uint64_t send_failures;
-    syn_ratelog_t *send_log; /* one line per cause of failed sends per interval */
-};
-
-/* --- attempts ----------------------------------------------------------- */
-
-static void attempt_destroy(attempt_t **a_p)
-{
-    attempt_t *a = *a_p;
-    if (!a)
-        return;
-    worker_run_destroy(&a->run);
-    syn_msg_destroy(&a->result);
-    syn_msg_destroy(&a->assign);
-    json_decref(a->injects);
-    free(a->execution_id);
-    free(a->workflow_id);
-    free(a->phase_id);
-    free(a);
-    *a_p = NULL;
-}
-
-static attempt_t *attempt_new(const char *execution_id, const char *workflow_id,
-                              const char *phase_id, uint64_t attempt)
-{
-    attempt_t *a = calloc(1, sizeof *a);
-    if (!a)
-        return NULL;
-    a->execution_id = strdup(execution_id);
-    a->workflow_id = strdup(workflow_id ? workflow_id : "");
-    a->phase_id = strdup(phase_id);
-    a->attempt = attempt;
-    a->output_sent_ms = -1;
-    a->result_sent_ms = -1;
-    if (!a->execution_id || !a->workflow_id || !a->phase_id)
-        attempt_destroy(&a);
-    return a;
-}
-
-static attempt_t *find_attempt(worker_t *self, const char *execution_id, const char *phase_id,
-                               uint64_t attempt, size_t *index)
-{
-    for (size_t i = 0; i < self->count; i++) {
-        attempt_t *a = self->attempts[i];
-        if (a->attempt == attempt && !strcmp(a->execution_id, execution_id) &&
-            !strcmp(a->phase_id, phase_id)) {
-            if (index)
-                *index = i;
-            return a;
-        }
-    }
-    return NULL;
-}
-
-static void remove_attempt(worker_t *self, size_t index)
-{
-    attempt_t *a = self->attempts[index];
-    if (a->run)
-        self->running--;
-    if (a->assign)
-        self->waiting--;
-    attempt_destroy(&a);
-    memmove(&self->attempts[index], &self->attempts[index + 1],
-            (self->count - index - 1) * sizeof(attempt_t *));
-    self->count--;
-}
-
-/* Keeps the number of unacknowledged results bounded by dropping the oldest. */
-static void bound_unacked(worker_t *self)
-{
-    size_t unacked = 0;
-    for (size_t i = 0; i < self->count; i++)
-        unacked += self->attempts[i]->result != NULL;
-    for (size_t i = 0; i < self->count && unacked > MAX_UNACKED;) {
-        attempt_t *a = self->attempts[i];
-        if (!a->result) {
-            i++;
-            continue;
-        }
-        syn_warn("worker", "dropping unacknowledged result execution=%s phase=%s attempt=%" PRIu64
-                 " (more than %d waiting)", a->execution_id, a->phase_id, a->attempt,
-                 MAX_UNACKED);
-        remove_attempt(self, i);
-        unacked--;
-    }
-}
-
-static int add_attempt(worker_t *self, attempt_t *a)
-{
-    if (self->count == self->cap) {
-        size_t cap = self->cap ? self->cap * 2 : 16;
-        attempt_t **grown = realloc(self->attempts, cap * sizeof *grown);
-        if (!grown)
-            return -1;
-        self->attempts = grown;
-        self->cap = cap;
-    }
-    self->attempts[self->count++] = a;
-    return 0;
-}
 
 /* --- sending ------------------------------------------------------------ */
 
@@ -250,7 +83,7 @@ static json_t *ref_fields(const attempt_t *a)
                      "attempt", (json_int_t)a->attempt);
 }
 
-static void send_ready(worker_t *self, int64_t now)
+void worker_send_ready(worker_t *self, int64_t now)
 {
     json_t *running = json_array();
     for (size_t i = 0; running && i < self->count; i++)
@@ -292,7 +125,7 @@ static void send_result(worker_t *self, attempt_t *a, int64_t now)
     a->result_sent_ms = now;
 }
 
-static void resend_results(worker_t *self, int64_t now)
+void worker_resend_results(worker_t *self, int64_t now)
 {
     for (size_t i = 0; i < self->count; i++)
         if (self->attempts[i]->result)
@@ -414,111 +247,6 @@ static void stream_output(worker_t *self, attempt_t *a, int64_t now)
     a->output_sent_ms = now;
 }
 
-/* --- the broker connection ---------------------------------------------- */
-
-static void back_off(worker_t *self, int64_t now)
-{
-    self->reconnect_at = now + self->backoff_ms;
-    self->backoff_ms = self->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                             : self->backoff_ms * 2;
-}
-
-/* Closes the broker socket; what it still holds (a goodbye) is sent for up to
- * linger_ms, the wait itself happening when the context ends (worker_destroy). */
-static void close_connection(worker_t *self, int linger_ms)
-{
-    if (!self->conn)
-        return;
-    zmq_setsockopt(self->conn, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
-    zmq_close(self->conn);
-    self->conn = NULL;
-}
-
-/* How loud a failure to reach the broker is: info while the worker starts (within
- * the first liveness window, before any broker has spoken: workers started with their
- * broker find it not listening yet, the usual start, not a fault), else `otherwise`. */
-static syn_log_level_t trouble_level(const worker_t *self, int64_t now,
-                                     syn_log_level_t otherwise)
-{
-    bool starting =
-        !self->ever_heard && now - self->started_ms <= self->heartbeat_ms * self->liveness;
-    return starting ? SYN_LOG_INFO : otherwise;
-}
-
-/* The DEALER's options. Linger 0: a socket dropped for silence throws away what
- * it holds (the new one starts with READY and resends the results). No
- * ZMQ_IMMEDIATE: READY is queued the moment the socket is made, before its
- * connection exists, and what is sent while libzmq reconnects waits in the pipe
- * (up to its high-water mark) instead of failing. A handshake refused (our key
- * not allowed in) takes the pipe with it: sends fail with EAGAIN, logged, until
- * the silence makes a new socket. No ZMTP heartbeats: the worker's own, every
- * heartbeat_ms both ways, decide that the broker is gone. IPv6 on: a broker at
- * [::1] or a name with only an IPv6 address is reached too (IPv4 as before). */
-static int set_options(worker_t *self, void *socket)
-{
-    int linger = 0, reconnect = RECONNECT_IVL_MS, reconnect_max = RECONNECT_IVL_MAX_MS;
-    int keepalive = 1, keepalive_idle = KEEPALIVE_IDLE_S, ipv6 = 1;
-    int64_t max_size = (int64_t)SYN_MSG_MAX_SIZE;
-    if (zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) != 0 ||
-        zmq_setsockopt(socket, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect) != 0 ||
-        zmq_setsockopt(socket, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max) !=
-            0 ||
-        zmq_setsockopt(socket, ZMQ_IPV6, &ipv6, sizeof ipv6) != 0 ||
-        zmq_setsockopt(socket, ZMQ_TCP_KEEPALIVE, &keepalive, sizeof keepalive) != 0 ||
-        zmq_setsockopt(socket, ZMQ_TCP_KEEPALIVE_IDLE, &keepalive_idle, sizeof keepalive_idle) !=
-            0)
-        return -1;
-    if (self->curve)
-        syn_curve_apply(self->curve, socket);
-    return 0;
-}
-
-/* A fresh DEALER to the broker. libzmq connects (and looks the name up) on its
- * I/O thread and reconnects by itself; the loop never waits for either. */
-static void connect_broker(worker_t *self, int64_t now)
-{
-    self->conn = zmq_socket(self->ctx, ZMQ_DEALER);
-    if (!self->conn) {
-        syn_error("worker", "cannot create a socket: %s", zmq_strerror(errno));
-        back_off(self, now);
-        return;
-    }
-    if (set_options(self, self->conn) != 0) {
-        syn_error("worker", "cannot set up a socket: %s", zmq_strerror(errno));
-        close_connection(self, 0);
-        back_off(self, now);
-        return;
-    }
-    if (zmq_connect(self->conn, self->broker) != 0) {
-        syn_error("worker", "cannot connect to %s: %s", self->broker, zmq_strerror(errno));
-        close_connection(self, 0);
-        back_off(self, now);
-        return;
-    }
-    syn_info("worker", "connecting broker=%s%s", self->broker, self->curve ? " (CURVE)" : "");
-    self->reconnect_at = -1;
-    self->last_recv_ms = now;
-    send_ready(self, now);
-    resend_results(self, now);
-}
-
-/* The Paranoid Pirate recovery: a broker silent for liveness heartbeats is
- * gone (it died, restarts slowly, the link broke without a word, or it refused
- * our key): a fresh socket after a growing pause, so it is found again. */
-static void check_broker(worker_t *self, int64_t now)
-{
-    int64_t silent = now - self->last_recv_ms;
-    if (silent <= self->heartbeat_ms * self->liveness)
-        return;
-    close_connection(self, 0);
-    int64_t wait = self->backoff_ms;
-    back_off(self, now);
-    syn_log_level_t level = trouble_level(self, now, SYN_LOG_WARN);
-    syn_log(level, "worker", "broker silent for %" PRId64 " ms, %s in %" PRId64 " ms", silent,
-            level == SYN_LOG_INFO ? "not up yet: trying again" : "reconnecting", wait);
-}
-
 /* --- handling broker messages ------------------------------------------- */
 
 static const char *field_str(const syn_msg_t *msg, const char *name)
@@ -537,10 +265,10 @@ static uint64_t field_uint(const syn_msg_t *msg, const char *name)
  * without counting it as an attempt, since the agent never ran. */
 static void refuse(worker_t *self, const syn_msg_t *msg, const char *reason, int64_t now)
 {
-    attempt_t *a = attempt_new(field_str(msg, "execution_id"), field_str(msg, "workflow_id"),
+    attempt_t *a = worker_attempt_new(field_str(msg, "execution_id"), field_str(msg, "workflow_id"),
                                field_str(msg, "phase_id"), field_uint(msg, "attempt"));
-    if (!a || add_attempt(self, a) != 0) {
-        attempt_destroy(&a);
+    if (!a || worker_attempt_add(self, a) != 0) {
+        worker_attempt_destroy(&a);
         return;
     }
     syn_warn("worker", "refused execution=%s phase=%s attempt=%" PRIu64 ": %s", a->execution_id,
@@ -677,7 +405,7 @@ static void handle_assign(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
     const char *execution_id = field_str(msg, "execution_id");
     const char *phase_id = field_str(msg, "phase_id");
     uint64_t attempt = field_uint(msg, "attempt");
-    attempt_t *known = find_attempt(self, execution_id, phase_id, attempt, NULL);
+    attempt_t *known = worker_attempt_find(self, execution_id, phase_id, attempt, NULL);
     if (known) {
         /* A repeat (the broker resent it): the attempt runs, waits or has its result. */
         if (known->result)
@@ -702,9 +430,9 @@ static void handle_assign(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
         refuse(self, msg, "no free slot", now);
         return;
     }
-    attempt_t *a = attempt_new(execution_id, field_str(msg, "workflow_id"), phase_id, attempt);
-    if (!a || add_attempt(self, a) != 0) {
-        attempt_destroy(&a);
+    attempt_t *a = worker_attempt_new(execution_id, field_str(msg, "workflow_id"), phase_id, attempt);
+    if (!a || worker_attempt_add(self, a) != 0) {
+        worker_attempt_destroy(&a);
         refuse(self, msg, "worker out of memory", now);
         return;
     }
@@ -725,7 +453,7 @@ static void handle_cancel(worker_t *self, const syn_msg_t *msg, int64_t now)
     const char *execution_id = field_str(msg, "execution_id");
     const char *phase_id = field_str(msg, "phase_id");
     uint64_t attempt = field_uint(msg, "attempt");
-    attempt_t *a = find_attempt(self, execution_id, phase_id, attempt, NULL);
+    attempt_t *a = worker_attempt_find(self, execution_id, phase_id, attempt, NULL);
     if (a && a->run) {
         syn_info("worker", "cancelling execution=%s phase=%s attempt=%" PRIu64, execution_id,
                  phase_id, attempt);
@@ -738,9 +466,9 @@ static void handle_cancel(worker_t *self, const syn_msg_t *msg, int64_t now)
         send_result(self, a, now); /* already over: the broker may have missed it */
     else {
         /* Not here (any more): say so, so the broker can settle the attempt. */
-        a = attempt_new(execution_id, NULL, phase_id, attempt);
-        if (!a || add_attempt(self, a) != 0) {
-            attempt_destroy(&a);
+        a = worker_attempt_new(execution_id, NULL, phase_id, attempt);
+        if (!a || worker_attempt_add(self, a) != 0) {
+            worker_attempt_destroy(&a);
             return;
         }
         settle(self, a, "cancelled", "", "not running on this worker", false, 0, NULL, now);
@@ -754,7 +482,7 @@ static void handle_inject(worker_t *self, const syn_msg_t *msg)
     const char *execution_id = field_str(msg, "execution_id");
     const char *phase_id = field_str(msg, "phase_id");
     uint64_t attempt = field_uint(msg, "attempt");
-    attempt_t *a = find_attempt(self, execution_id, phase_id, attempt, NULL);
+    attempt_t *a = worker_attempt_find(self, execution_id, phase_id, attempt, NULL);
     if (a && a->assign)
         keep_inject(a, field_str(msg, "role"), field_str(msg, "message"));
     else if (a && a->run)
@@ -767,12 +495,12 @@ static void handle_inject(worker_t *self, const syn_msg_t *msg)
 static void handle_ack(worker_t *self, const syn_msg_t *msg)
 {
     size_t index;
-    attempt_t *a = find_attempt(self, field_str(msg, "execution_id"), field_str(msg, "phase_id"),
+    attempt_t *a = worker_attempt_find(self, field_str(msg, "execution_id"), field_str(msg, "phase_id"),
                                 field_uint(msg, "attempt"), &index);
     if (a && a->result) {
         syn_debug("worker", "acknowledged execution=%s phase=%s attempt=%" PRIu64,
                   a->execution_id, a->phase_id, a->attempt);
-        remove_attempt(self, index);
+        worker_attempt_remove(self, index);
     }
 }
 
@@ -813,14 +541,14 @@ static void handle_message(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
             int64_t wait = self->backoff_ms;
             syn_error("worker", "broker refused this worker: %s (trying again in %" PRId64
                       " ms)", field_str(msg, "reason"), wait);
-            close_connection(self, 0);
-            back_off(self, now);
+            worker_conn_close(self, 0);
+            worker_conn_back_off(self, now);
             break;
         }
         /* The broker does not know us (it restarted, or took us for dead). */
         syn_info("worker", "broker asked to re-register");
-        send_ready(self, now);
-        resend_results(self, now);
+        worker_send_ready(self, now);
+        worker_resend_results(self, now);
         break;
     default:
         syn_warn("worker", "ignoring unexpected %s from the broker",
@@ -899,12 +627,12 @@ void worker_destroy(worker_t **self_p)
         return;
     worker_t *self = *self_p;
     while (self->count > 0)
-        remove_attempt(self, self->count - 1);
+        worker_attempt_remove(self, self->count - 1);
     free(self->attempts);
     free(self->items);
     if (self->timer_fd >= 0)
         close(self->timer_fd);
-    close_connection(self, 0);
+    worker_conn_close(self, 0);
     /* Waits for a lingering goodbye (leave); a signal only interrupts the wait. */
     while (self->ctx && zmq_ctx_term(self->ctx) != 0 && errno == EINTR)
         ;
@@ -957,92 +685,6 @@ static int64_t next_wakeup(worker_t *self, int64_t now)
     return best_us;
 }
 
-/* zmq_poll waits in whole milliseconds, and a wait rounded down wakes early
- * while one rounded up wakes up to 1 ms late: across a 50 ms phase that is 2 %
- * of a slot. So the timerfd, set to the deadline itself, is one more poll item
- * (the kernel fires it on time, without the poll timeout's slack); the poll's
- * own timeout, rounded up, stays as the fallback that is never early. Returns
- * that timeout. */
-static long arm_timer(worker_t *self, int64_t wake_us, int64_t now_us)
-{
-    if (wake_us <= now_us)
-        return 0;
-    if (self->timer_fd >= 0 && wake_us != self->timer_armed_us) {
-        struct itimerspec at = {.it_value = {.tv_sec = (time_t)(wake_us / 1000000),
-                                             .tv_nsec = (long)(wake_us % 1000000) * 1000}};
-        self->timer_armed_us =
-            timerfd_settime(self->timer_fd, TFD_TIMER_ABSTIME, &at, NULL) == 0 ? wake_us : -1;
-    }
-    return (long)((wake_us - now_us + 999) / 1000);
-}
-
-/* Clears a fired timer, so the next poll does not return at once for it. */
-static void disarm_fired_timer(worker_t *self, const zmq_pollitem_t *item)
-{
-    if (!item || !(item->revents & ZMQ_POLLIN))
-        return;
-    uint64_t expirations;
-    if (read(self->timer_fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
-        syn_warn("worker", "cannot read the timer: %s", strerror(errno));
-    self->timer_armed_us = -1;
-}
-
-/* The broker socket first (when there is one), then the timer (when there is
- * one), then every run's descriptors. */
-static int build_poll_items(worker_t *self)
-{
-    size_t need = 2 + (size_t)self->running * WORKER_RUN_MAX_FDS;
-    if (need > self->items_cap) {
-        zmq_pollitem_t *grown = realloc(self->items, need * sizeof *grown);
-        if (!grown)
-            return -1;
-        self->items = grown;
-        self->items_cap = need;
-    }
-    int n = 0;
-    if (self->conn)
-        self->items[n++] = (zmq_pollitem_t){.socket = self->conn, .events = ZMQ_POLLIN};
-    if (self->timer_fd >= 0)
-        self->items[n++] = (zmq_pollitem_t){.fd = self->timer_fd, .events = ZMQ_POLLIN};
-    for (size_t i = 0; i < self->count; i++) {
-        attempt_t *a = self->attempts[i];
-        if (!a->run)
-            continue;
-        a->nfds = worker_run_pollfds(a->run, a->fds, WORKER_RUN_MAX_FDS);
-        for (int f = 0; f < a->nfds; f++) {
-            short events = 0;
-            if (a->fds[f].events & POLLIN)
-                events |= ZMQ_POLLIN;
-            if (a->fds[f].events & POLLOUT)
-                events |= ZMQ_POLLOUT;
-            self->items[n++] = (zmq_pollitem_t){.fd = a->fds[f].fd, .events = events};
-        }
-    }
-    return n;
-}
-
-/* Copies poll results back into each run's pollfds (zmq_poll reports hang-up
- * and errors as ZMQ_POLLERR; the providers read them as POLLHUP/POLLERR). */
-static void scatter_revents(worker_t *self, int first)
-{
-    int n = first;
-    for (size_t i = 0; i < self->count; i++) {
-        attempt_t *a = self->attempts[i];
-        if (!a->run)
-            continue;
-        for (int f = 0; f < a->nfds; f++, n++) {
-            short z = self->items[n].revents, r = 0;
-            if (z & ZMQ_POLLIN)
-                r |= POLLIN;
-            if (z & ZMQ_POLLOUT)
-                r |= POLLOUT;
-            if (z & ZMQ_POLLERR)
-                r |= POLLERR | POLLHUP;
-            a->fds[f].revents = r;
-        }
-    }
-}
-
 static void step_attempts(worker_t *self, int64_t now_us)
 {
     int64_t now = now_us / 1000;
@@ -1084,7 +726,7 @@ static bool drain(worker_t *self, int64_t now)
                  self->running == 1 ? "" : "s");
         for (size_t i = self->count; i-- > 0;)
             if (self->attempts[i]->run)
-                remove_attempt(self, i);
+                worker_attempt_remove(self, i);
     }
     if (self->running > 0)
         return false;
@@ -1099,7 +741,7 @@ static void leave(worker_t *self, int64_t now)
         json_t *none = json_object();
         send_new(self, SYN_MSG_DISCONNECT, none, now);
         /* Give the goodbye a moment to leave. */
-        close_connection(self, 200);
+        worker_conn_close(self, 200);
     }
 }
 
@@ -1125,7 +767,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
             /* Tell the broker at once, so it stops picking this worker; then
              * give back what waits (it would otherwise be sent straight back). */
             if (self->conn)
-                send_ready(self, now);
+                worker_send_ready(self, now);
             give_back_waiting(self, "worker is shutting down", now);
             syn_info("worker", "stopping: taking no more work, waiting up to %" PRId64
                      " ms for %d running attempt%s", self->drain_ms, self->running,
@@ -1134,14 +776,14 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         if (self->draining && drain(self, now))
             break;
         if (!self->conn && now >= self->reconnect_at)
-            connect_broker(self, now);
+            worker_conn_open(self, now);
 
-        int nitems = build_poll_items(self);
+        int nitems = worker_poll_build(self);
         if (nitems < 0) {
             syn_error("worker", "out of memory");
             break;
         }
-        long timeout = arm_timer(self, next_wakeup(self, now), now_us);
+        long timeout = worker_poll_arm_timer(self, next_wakeup(self, now), now_us);
         int timer_item = self->conn ? 1 : 0;
         int first_fd = timer_item + (self->timer_fd >= 0 ? 1 : 0);
         int rc = zmq_poll(self->items, nitems, timeout);
@@ -1154,14 +796,14 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
                 self->items[i].revents = 0;
         now_us = syn_mono_us();
         now = now_us / 1000;
-        disarm_fired_timer(self, self->timer_fd >= 0 ? &self->items[timer_item] : NULL);
-        scatter_revents(self, first_fd);
+        worker_poll_disarm_fired_timer(self, self->timer_fd >= 0 ? &self->items[timer_item] : NULL);
+        worker_poll_scatter(self, first_fd);
         if (self->conn && (self->items[0].revents & ZMQ_POLLIN))
             receive(self, now_us);
         step_attempts(self, now_us);
-        bound_unacked(self);
+        worker_attempts_bound_unacked(self);
         if (self->conn)
-            check_broker(self, now);
+            worker_conn_check(self, now);
         if (self->conn && now - self->last_send_ms >= self->heartbeat_ms) {
             send_new(self, SYN_MSG_HEARTBEAT, json_object(), now);
             self->last_send_ms = now; /* even when it failed: no retry spin */

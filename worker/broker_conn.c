@@ -1,0 +1,121 @@
+/* broker_conn: the worker's DEALER to the broker — made, set up (CURVE, reconnect,
+ * keepalive), closed, and made anew after the broker's silence with a growing pause
+ * (worker_internal.h). */
+#include "worker/worker_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+
+/* libzmq's own reconnect of a socket whose connection broke or was refused (a
+ * broker restarting, not up yet): first this soon, a restart being back in a
+ * fraction of a second, then doubling up to the most below. The socket itself is
+ * made anew only after the broker's silence (check_broker), after BACKOFF_*. */
+#define RECONNECT_IVL_MS 100
+#define RECONNECT_IVL_MAX_MS 1000
+/* TCP keepalive: a connection idle this long is probed, so one to a host that
+ * vanished is closed by the kernel in the end even if nothing is sent (the
+ * heartbeats, every heartbeat_ms, are what notice it first). */
+#define KEEPALIVE_IDLE_S 60
+
+void worker_conn_back_off(worker_t *self, int64_t now)
+{
+    self->reconnect_at = now + self->backoff_ms;
+    self->backoff_ms = self->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                             : self->backoff_ms * 2;
+}
+
+/* Closes the broker socket; what it still holds (a goodbye) is sent for up to
+ * linger_ms, the wait itself happening when the context ends (worker_destroy). */
+void worker_conn_close(worker_t *self, int linger_ms)
+{
+    if (!self->conn)
+        return;
+    zmq_setsockopt(self->conn, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+    zmq_close(self->conn);
+    self->conn = NULL;
+}
+
+/* How loud a failure to reach the broker is: info while the worker starts (within
+ * the first liveness window, before any broker has spoken: workers started with their
+ * broker find it not listening yet, the usual start, not a fault), else `otherwise`. */
+syn_log_level_t worker_conn_trouble_level(const worker_t *self, int64_t now,
+                                     syn_log_level_t otherwise)
+{
+    bool starting =
+        !self->ever_heard && now - self->started_ms <= self->heartbeat_ms * self->liveness;
+    return starting ? SYN_LOG_INFO : otherwise;
+}
+
+/* The DEALER's options. Linger 0: a socket dropped for silence throws away what
+ * it holds (the new one starts with READY and resends the results). No
+ * ZMQ_IMMEDIATE: READY is queued the moment the socket is made, before its
+ * connection exists, and what is sent while libzmq reconnects waits in the pipe
+ * (up to its high-water mark) instead of failing. A handshake refused (our key
+ * not allowed in) takes the pipe with it: sends fail with EAGAIN, logged, until
+ * the silence makes a new socket. No ZMTP heartbeats: the worker's own, every
+ * heartbeat_ms both ways, decide that the broker is gone. IPv6 on: a broker at
+ * [::1] or a name with only an IPv6 address is reached too (IPv4 as before). */
+static int set_options(worker_t *self, void *socket)
+{
+    int linger = 0, reconnect = RECONNECT_IVL_MS, reconnect_max = RECONNECT_IVL_MAX_MS;
+    int keepalive = 1, keepalive_idle = KEEPALIVE_IDLE_S, ipv6 = 1;
+    int64_t max_size = (int64_t)SYN_MSG_MAX_SIZE;
+    if (zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) != 0 ||
+        zmq_setsockopt(socket, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect) != 0 ||
+        zmq_setsockopt(socket, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max) !=
+            0 ||
+        zmq_setsockopt(socket, ZMQ_IPV6, &ipv6, sizeof ipv6) != 0 ||
+        zmq_setsockopt(socket, ZMQ_TCP_KEEPALIVE, &keepalive, sizeof keepalive) != 0 ||
+        zmq_setsockopt(socket, ZMQ_TCP_KEEPALIVE_IDLE, &keepalive_idle, sizeof keepalive_idle) !=
+            0)
+        return -1;
+    if (self->curve)
+        syn_curve_apply(self->curve, socket);
+    return 0;
+}
+
+/* A fresh DEALER to the broker. libzmq connects (and looks the name up) on its
+ * I/O thread and reconnects by itself; the loop never waits for either. */
+void worker_conn_open(worker_t *self, int64_t now)
+{
+    self->conn = zmq_socket(self->ctx, ZMQ_DEALER);
+    if (!self->conn) {
+        syn_error("worker", "cannot create a socket: %s", zmq_strerror(errno));
+        worker_conn_back_off(self, now);
+        return;
+    }
+    if (set_options(self, self->conn) != 0) {
+        syn_error("worker", "cannot set up a socket: %s", zmq_strerror(errno));
+        worker_conn_close(self, 0);
+        worker_conn_back_off(self, now);
+        return;
+    }
+    if (zmq_connect(self->conn, self->broker) != 0) {
+        syn_error("worker", "cannot connect to %s: %s", self->broker, zmq_strerror(errno));
+        worker_conn_close(self, 0);
+        worker_conn_back_off(self, now);
+        return;
+    }
+    syn_info("worker", "connecting broker=%s%s", self->broker, self->curve ? " (CURVE)" : "");
+    self->reconnect_at = -1;
+    self->last_recv_ms = now;
+    worker_send_ready(self, now);
+    worker_resend_results(self, now);
+}
+
+/* The Paranoid Pirate recovery: a broker silent for liveness heartbeats is
+ * gone (it died, restarts slowly, the link broke without a word, or it refused
+ * our key): a fresh socket after a growing pause, so it is found again. */
+void worker_conn_check(worker_t *self, int64_t now)
+{
+    int64_t silent = now - self->last_recv_ms;
+    if (silent <= self->heartbeat_ms * self->liveness)
+        return;
+    worker_conn_close(self, 0);
+    int64_t wait = self->backoff_ms;
+    worker_conn_back_off(self, now);
+    syn_log_level_t level = worker_conn_trouble_level(self, now, SYN_LOG_WARN);
+    syn_log(level, "worker", "broker silent for %" PRId64 " ms, %s in %" PRId64 " ms", silent,
+            level == SYN_LOG_INFO ? "not up yet: trying again" : "reconnecting", wait);
+}

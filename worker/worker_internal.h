@@ -1,0 +1,112 @@
+/* worker_internal: what the worker's files share (worker.c the loop and the
+ * messages, attempts.c the attempts it holds, broker_conn.c its DEALER to the
+ * broker, poll_set.c what one zmq_poll waits on); nobody outside worker/ includes it. */
+#ifndef SYN_WORKER_INTERNAL_H
+#define SYN_WORKER_INTERNAL_H
+
+#include "common/log.h"
+#include "common/ratelog.h"
+#include "proto/curve.h"
+#include "proto/msg.h"
+#include "worker/provider.h"
+#include "worker/worker.h"
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#define BACKOFF_FIRST_MS 250
+#define BACKOFF_MAX_MS 8000
+
+/* One attempt the worker is responsible for: waiting for a slot (assign set,
+ * only with --prefetch), running (run set), or finished with its result
+ * waiting for the broker's acknowledgement (result set). */
+typedef struct {
+    char *execution_id;
+    char *workflow_id;
+    char *phase_id;
+    uint64_t attempt;
+    int64_t started_us;      /* when it began (syn_mono_us); 0 when it never ran */
+    worker_run_t *run;
+    struct pollfd fds[WORKER_RUN_MAX_FDS];
+    int nfds;
+    size_t streamed;         /* output bytes already sent as PROGRESS */
+    int64_t output_sent_ms;  /* when the last output chunk went out, -1 never */
+    syn_msg_t *result;
+    int64_t result_sent_ms;  /* -1 when it could not be sent yet */
+    syn_msg_t *assign;       /* the ASSIGN it will start from, while it waits */
+    json_t *injects;         /* INJECTs that came while it waited: [{role, message}] */
+    bool started_unsent;     /* its "started" progress could not be sent yet */
+} attempt_t;
+
+struct worker_t {
+    char *broker;
+    char *name;
+    int slots;
+    int prefetch;
+    int64_t heartbeat_ms;
+    int liveness;
+    int64_t drain_ms;
+    worker_provider_t *provider;
+
+    const syn_curve_t *curve; /* borrowed; NULL: no CURVE */
+    void *ctx;               /* the worker's own ZeroMQ context */
+    void *conn;              /* the DEALER to the broker; NULL while waiting to reconnect */
+    int64_t last_recv_ms;
+    int64_t started_ms;      /* worker_run began */
+    bool ever_heard;         /* a broker has spoken since the start */
+    int64_t last_send_ms;
+    bool registered;         /* the broker has spoken since our last READY */
+    int64_t reconnect_at;
+    int64_t backoff_ms;
+
+    attempt_t **attempts;
+    size_t count;
+    size_t cap;
+    int running;
+    int waiting;             /* attempts holding an ASSIGN until a slot frees */
+
+    zmq_pollitem_t *items;
+    size_t items_cap;
+    int timer_fd;            /* wakes the poll at a deadline; -1 when none could be made */
+    int64_t timer_armed_us;  /* the deadline it is set to; -1 when unset or fired */
+
+    bool draining;
+    int64_t drain_deadline;
+    int64_t leave_deadline;  /* -1 until nothing runs any more */
+    uint64_t send_failures;
+    syn_ratelog_t *send_log; /* one line per cause of failed sends per interval */
+};
+
+/* attempts.c: the attempts the worker holds, in arrival order. */
+attempt_t *worker_attempt_new(const char *execution_id, const char *workflow_id,
+                              const char *phase_id, uint64_t attempt);
+void worker_attempt_destroy(attempt_t **a_p);
+/* The attempt with this reference (its index in *index when not NULL), or NULL. */
+attempt_t *worker_attempt_find(worker_t *self, const char *execution_id, const char *phase_id,
+                               uint64_t attempt, size_t *index);
+int worker_attempt_add(worker_t *self, attempt_t *a);
+void worker_attempt_remove(worker_t *self, size_t index);
+void worker_attempts_bound_unacked(worker_t *self);
+
+/* broker_conn.c: the DEALER to the broker, its back-off and its silence. */
+void worker_conn_open(worker_t *self, int64_t now);
+void worker_conn_close(worker_t *self, int linger_ms);
+void worker_conn_check(worker_t *self, int64_t now);
+void worker_conn_back_off(worker_t *self, int64_t now);
+syn_log_level_t worker_conn_trouble_level(const worker_t *self, int64_t now,
+                                          syn_log_level_t otherwise);
+
+/* poll_set.c: the items of one zmq_poll and the deadline timer. */
+int worker_poll_build(worker_t *self);
+void worker_poll_scatter(worker_t *self, int first);
+long worker_poll_arm_timer(worker_t *self, int64_t wake_us, int64_t now_us);
+void worker_poll_disarm_fired_timer(worker_t *self, const zmq_pollitem_t *item);
+
+/* worker.c: READY (with what it runs), and every unacknowledged result again. */
+void worker_send_ready(worker_t *self, int64_t now);
+void worker_resend_results(worker_t *self, int64_t now);
+
+#endif
