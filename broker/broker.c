@@ -47,6 +47,7 @@ struct broker_t {
     broker_workers_t *workers;
     broker_engine_t *engine;
     broker_api_t *api;
+    broker_counters_t *counters; /* for /metrics, fed by the events */
     syn_curve_t *curve;     /* NULL: no CURVE */
     broker_zap_t *zap;      /* with curve: who may connect */
     zsock_t *clients;
@@ -184,7 +185,12 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
                                            self->workers, &engine_config)
                        : NULL;
     self->api = self->engine ? broker_api_new(self->store, self->engine, self->workers) : NULL;
-    if (!self->api) {
+    self->counters = broker_counters_new();
+    if (self->api && self->counters) {
+        broker_events_count_into(self->events, self->counters);
+        broker_api_count_into(self->api, self->counters);
+    }
+    if (!self->api || !self->counters) {
         snprintf(err, errlen, "cannot set up the broker (out of memory or unreadable database)");
         goto fail;
     }
@@ -255,6 +261,7 @@ void broker_destroy(broker_t **self_p)
     broker_api_destroy(&self->api);
     broker_engine_destroy(&self->engine);
     broker_events_destroy(&self->events);
+    broker_counters_destroy(&self->counters);
     broker_workers_destroy(&self->workers);
     broker_outbox_destroy(&self->outbox);
     broker_store_destroy(&self->store);

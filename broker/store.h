@@ -42,6 +42,7 @@
 
 #include "broker/execution.h"
 #include "broker/usage.h"
+#include "common/metrics.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -94,6 +95,8 @@ int broker_store_commit(broker_store_t *self);
 bool broker_store_dirty(const broker_store_t *self);
 /* How many transactions were committed since open (for tests and stats). */
 uint64_t broker_store_commit_count(const broker_store_t *self);
+/* The time each commit took (common/metrics.h), for /metrics. */
+const syn_histogram_t *broker_store_commit_latency(const broker_store_t *self);
 
 /* Workflows. insert: version 1; 0, 1 when the id exists, -1 on error.
  * update: stores row's template as the next version and makes it the current one

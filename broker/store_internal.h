@@ -8,6 +8,7 @@
 
 #include "broker/store.h"
 #include "broker/tally.h"
+#include "common/metrics.h"
 
 #include <czmq.h>
 #include <jansson.h>
@@ -120,6 +121,7 @@ struct broker_store_t {
     bool in_transaction;
     bool failed; /* a write of the open transaction failed: it must not commit */
     uint64_t commits;
+    syn_histogram_t commit_seconds; /* time of each COMMIT, for /metrics */
 };
 
 /* An execution's row as the counts know it: workflow, status, insertion number. */

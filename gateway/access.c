@@ -86,6 +86,8 @@ int gateway_access_scope(gateway_match_t match, gateway_route_id_t id)
     switch (id) {
     case GATEWAY_ROUTE_HEALTH:
         return 0;
+    /* Counts by workflow and model: as much as the read routes tell, no more. */
+    case GATEWAY_ROUTE_METRICS:
     case GATEWAY_ROUTE_WORKFLOW_LIST:
     case GATEWAY_ROUTE_WORKFLOW_GET:
     case GATEWAY_ROUTE_WORKFLOW_EXPORT:
