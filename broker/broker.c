@@ -35,6 +35,11 @@
  * holds its message, ~0.8 KiB, so at SOCKET_HWM a slow gateway cost the broker
  * up to ~80 MiB. Past this the subscriber sees a gap and reads it from the log. */
 #define EVENTS_HWM 20000
+/* Retention runs this often, and every tick while it finds executions to delete. */
+#define RETAIN_INTERVAL_MS 1000
+/* A batch's bounds: a few milliseconds of the loop at most. */
+#define RETAIN_BATCH 200
+#define RETAIN_BUDGET_US 3000
 /* Finished executions since the last trim before an idle broker gives freed
  * memory back to the system. */
 #define TRIM_AFTER_RETIRED 1000
@@ -56,6 +61,8 @@ struct broker_t {
     char *clients_ep, *workers_ep, *events_ep;
     int64_t next_heartbeat_ms;
     int64_t next_tick_ms;
+    int64_t next_retain_ms;
+    uint64_t retained_deleted; /* finished executions deleted by retention */
     uint64_t retired_at_trim; /* finished executions counted at the last trim */
     void (*allocator_collect)(bool force); /* mimalloc's mi_collect when linked in */
     broker_stats_t stats;
@@ -410,6 +417,39 @@ static void flush_outbox(broker_t *self)
     }
 }
 
+/* Executions the engine holds are not deleted, finished or not: it may still
+ * answer for them from memory. */
+static bool held_by_engine(const char *execution_id, void *arg)
+{
+    broker_t *self = arg;
+    return broker_engine_find(self->engine, execution_id) != NULL;
+}
+
+/* One batch of expired executions, into this turn's transaction. */
+static void run_retention(broker_t *self, int64_t now_ms)
+{
+    if (now_ms < self->next_retain_ms ||
+        (self->config.retain_seconds <= 0 && self->config.retain_max_executions <= 0))
+        return;
+    int64_t before_us = self->config.retain_seconds > 0
+                            ? syn_now_us() - self->config.retain_seconds * 1000000
+                            : 0;
+    int deleted = broker_store_retention_batch(self->store, before_us,
+                                               self->config.retain_max_executions > 0
+                                                   ? self->config.retain_max_executions
+                                                   : -1,
+                                               RETAIN_BATCH,
+                                               RETAIN_BUDGET_US, held_by_engine, self);
+    if (deleted < 0)
+        syn_error("broker", "retention: cannot delete expired executions");
+    else
+        self->retained_deleted += (uint64_t)deleted;
+    if (deleted > 0)
+        syn_debug("broker", "retention deleted=%d total=%llu", deleted,
+                  (unsigned long long)self->retained_deleted);
+    self->next_retain_ms = now_ms + (deleted > 0 ? TICK_MS : RETAIN_INTERVAL_MS);
+}
+
 static void run_timers(broker_t *self)
 {
     int64_t now = syn_mono_ms();
@@ -421,6 +461,7 @@ static void run_timers(broker_t *self)
         broker_engine_tick(self->engine, now);
         self->next_tick_ms = now + TICK_MS;
     }
+    run_retention(self, now);
 }
 
 static uint64_t retired_count(const broker_t *self)

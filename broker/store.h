@@ -95,6 +95,20 @@ int broker_store_commit(broker_store_t *self);
 bool broker_store_dirty(const broker_store_t *self);
 /* How many transactions were committed since open (for tests and stats). */
 uint64_t broker_store_commit_count(const broker_store_t *self);
+/* Retention (store_retention.c): deletes finished executions (completed, failed,
+ * cancelled) with their phases, attempts, events, outputs and operator messages,
+ * oldest insertion first, into the open transaction: those finished before
+ * finished_before_us (0: none by age) and, with keep_finished >= 0, the oldest
+ * beyond that many. At most max_count executions, and no more once budget_us of
+ * work has passed, so a call never holds the broker's loop long; keep (may be
+ * NULL) spares an execution the engine still holds. The counts (execution_counts,
+ * execution_pages) follow through the delete triggers. An execution that finished
+ * late waits behind older ones of its status that are not yet expired. Returns the
+ * number deleted, or -1. */
+typedef bool (*broker_store_keep_fn)(const char *execution_id, void *arg);
+int broker_store_retention_batch(broker_store_t *self, int64_t finished_before_us,
+                                 int64_t keep_finished, size_t max_count, int64_t budget_us,
+                                 broker_store_keep_fn keep, void *arg);
 /* The time each commit took (common/metrics.h), for /metrics. */
 const syn_histogram_t *broker_store_commit_latency(const broker_store_t *self);
 
