@@ -35,7 +35,9 @@
  * holds its message, ~0.8 KiB, so at SOCKET_HWM a slow gateway cost the broker
  * up to ~80 MiB. Past this the subscriber sees a gap and reads it from the log. */
 #define EVENTS_HWM 20000
-/* Retention runs this often, and every tick while it finds executions to delete. */
+/* Retention runs this often, and on every turn while it finds executions to
+ * delete: under a steady load it must delete as fast as executions finish, a
+ * batch of a few milliseconds per turn. */
 #define RETAIN_INTERVAL_MS 1000
 /* A batch's bounds: a few milliseconds of the loop at most. */
 #define RETAIN_BATCH 200
@@ -447,7 +449,7 @@ static void run_retention(broker_t *self, int64_t now_ms)
     if (deleted > 0)
         syn_debug("broker", "retention deleted=%d total=%llu", deleted,
                   (unsigned long long)self->retained_deleted);
-    self->next_retain_ms = now_ms + (deleted > 0 ? TICK_MS : RETAIN_INTERVAL_MS);
+    self->next_retain_ms = deleted > 0 ? now_ms : now_ms + RETAIN_INTERVAL_MS;
 }
 
 static void run_timers(broker_t *self)
@@ -492,6 +494,8 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
     int64_t now = syn_mono_ms();
     int64_t wait = self->next_tick_ms < self->next_heartbeat_ms ? self->next_tick_ms
                                                                 : self->next_heartbeat_ms;
+    if (self->next_retain_ms < wait)
+        wait = self->next_retain_ms; /* retention is catching up */
     wait -= now;
     if (wait > max_wait_ms)
         wait = max_wait_ms;

@@ -22,8 +22,8 @@
  *   operator_messages  id, execution_id, role, message, created_at, phase_id (the
  *                      phase whose prompt carried it; NULL while waiting)
  *   execution_counts   (workflow_id, status) → n, kept by the store (its tally of
- *                      inserts and status changes, written once per transaction)
- *                      and a delete trigger, so "how many match" never counts a
+ *                      inserts, status changes and deletes, written once per
+ *                      transaction), so "how many match" never counts a
  *                      million rows
  *   execution_pages    (workflow_id | '', status | '', num >> 10) → n, kept the
  *                      same way, so page N of a listing seeks instead of skipping
@@ -49,7 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_STORE_SCHEMA_VERSION 6
+#define BROKER_STORE_SCHEMA_VERSION 7
 
 typedef struct broker_store_t broker_store_t;
 
@@ -102,7 +102,7 @@ uint64_t broker_store_commit_count(const broker_store_t *self);
  * beyond that many. At most max_count executions, and no more once budget_us of
  * work has passed, so a call never holds the broker's loop long; keep (may be
  * NULL) spares an execution the engine still holds. The counts (execution_counts,
- * execution_pages) follow through the delete triggers. An execution that finished
+ * execution_pages) follow through the tally. An execution that finished
  * late waits behind older ones of its status that are not yet expired. Returns the
  * number deleted, or -1. */
 typedef bool (*broker_store_keep_fn)(const char *execution_id, void *arg);

@@ -2,7 +2,7 @@
  * them a few at a time (broker_store_retention_batch, store.h). It stands alone
  * because it is the one place rows leave the store: every other part only adds
  * and updates, and the rules here (never an unfinished execution, never the newest
- * event, counts kept by the delete triggers) hold only if deletes live together. */
+ * event, the counts told through the tally) hold only if deletes live together. */
 #include "broker/store_internal.h"
 
 #include "common/clock.h"
@@ -16,6 +16,8 @@
 typedef struct {
     int64_t num;
     char *id;
+    char *workflow_id;
+    const char *status;
     int64_t completed_at;
 } candidate_t;
 
@@ -32,8 +34,13 @@ static int oldest_of(broker_store_t *self, const char *status, size_t max, candi
         out[n].num = sqlite3_column_int64(s, 0);
         out[n].id = store_column_strdup(s, 1);
         out[n].completed_at = sqlite3_column_int64(s, 2);
-        if (!out[n].id)
+        out[n].workflow_id = store_column_strdup(s, 3);
+        out[n].status = status;
+        if (!out[n].id || !out[n].workflow_id) {
+            free(out[n].id);
+            free(out[n].workflow_id);
             break;
+        }
         n++;
     }
     sqlite3_reset(s);
@@ -66,6 +73,10 @@ static int delete_execution(broker_store_t *self, const candidate_t *c)
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (delete_rows(self, order[i], c) < 0)
             return -1;
+    /* The counts lose it through the tally, as they gained it (schema v7). */
+    if (store_count_change(self, c->workflow_id, c->status, c->num, -1) < 0 ||
+        store_count_change(self, c->workflow_id, "", c->num, -1) < 0)
+        return -1;
     return 0;
 }
 
@@ -75,11 +86,9 @@ int broker_store_retention_batch(broker_store_t *self, int64_t finished_before_u
 {
     if (max_count == 0 || (finished_before_us <= 0 && keep_finished < 0))
         return 0;
-    int64_t started = syn_mono_us();
-    /* Counts and events of the open transaction are written first: the delete
-     * triggers then see every row they adjust. */
-    if (store_begin_write(self) < 0 || store_flush_events(self) < 0 ||
-        store_flush_tally(self) < 0)
+    /* Events of the open transaction are written first, so that its deletes find
+     * every row; the count changes go to the tally as the turn's others do. */
+    if (store_begin_write(self) < 0 || store_flush_events(self) < 0)
         return -1;
     int64_t excess = 0;
     if (keep_finished >= 0) {
@@ -106,6 +115,9 @@ int broker_store_retention_batch(broker_store_t *self, int64_t finished_before_u
     /* Oldest first over the three statuses, so --retain-max-executions keeps the
      * newest whatever they ended as. */
     qsort(found, count, sizeof *found, by_num);
+    /* The budget is the deletes': the flushes above are the turn's commit's work
+     * done early, not retention's. */
+    int64_t started = syn_mono_us();
     for (size_t i = 0; i < count && (size_t)deleted < max_count; i++) {
         bool expired = finished_before_us > 0 && found[i].completed_at > 0 &&
                        found[i].completed_at < finished_before_us;
@@ -123,8 +135,10 @@ int broker_store_retention_batch(broker_store_t *self, int64_t finished_before_u
             break;
     }
 done:
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count; i++) {
         free(found[i].id);
+        free(found[i].workflow_id);
+    }
     free(found);
     return deleted;
 }

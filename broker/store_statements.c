@@ -211,7 +211,7 @@ static const char *const sql_text[SQL_COUNT] = {
      * insertion number on the status index; then one execution's rows, each child
      * table through its exec_num index. The newest event stays whatever it belongs
      * to: the next seq is counted from it when the broker starts. */
-    [SQL_RETAIN_OLDEST] = "SELECT num, id, completed_at FROM executions"
+    [SQL_RETAIN_OLDEST] = "SELECT num, id, completed_at, workflow_id FROM executions"
                           " INDEXED BY executions_status WHERE status = ?1 ORDER BY num LIMIT ?2",
     [SQL_RETAIN_FINISHED_COUNT] = "SELECT coalesce(sum(n), 0) FROM execution_counts"
                                   " WHERE status IN ('completed', 'failed', 'cancelled')",
