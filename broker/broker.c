@@ -4,6 +4,7 @@
 #include "broker/api.h"
 #include "broker/engine.h"
 #include "broker/events.h"
+#include "broker/metrics_http.h"
 #include "broker/outbox.h"
 #include "broker/preload.h"
 #include "broker/store.h"
@@ -12,6 +13,7 @@
 #include "common/clock.h"
 #include "common/endpoint.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "proto/curve.h"
 #include "proto/msg.h"
 
@@ -55,6 +57,7 @@ struct broker_t {
     broker_engine_t *engine;
     broker_api_t *api;
     broker_counters_t *counters; /* for /metrics, fed by the events */
+    broker_metrics_http_t *metrics_http; /* --metrics; NULL: none */
     syn_curve_t *curve;     /* NULL: no CURVE */
     broker_zap_t *zap;      /* with curve: who may connect */
     zsock_t *clients;
@@ -69,6 +72,16 @@ struct broker_t {
     void (*allocator_collect)(bool force); /* mimalloc's mi_collect when linked in */
     broker_stats_t stats;
 };
+
+/* The text of the broker's --metrics endpoint: metrics.get's families. */
+static char *metrics_text(void *arg)
+{
+    broker_t *self = arg;
+    json_t *families = broker_api_metrics(self->api);
+    char *text = families ? syn_metrics_render(families) : NULL;
+    json_decref(families);
+    return text;
+}
 
 /* mkdir -p: the data directory may be several levels deep. */
 static int make_dirs(const char *path, char *err, size_t errlen)
@@ -109,6 +122,14 @@ int broker_config_check(const broker_config_t *config, char *err, size_t errlen)
                               "secret key)");
         return -1;
     }
+    /* Metrics have no key of their own to hide behind, CURVE or not. */
+    if (config->metrics && config->metrics[0] &&
+        syn_endpoint_check("--metrics", config->metrics, true, config->insecure,
+                           "its metrics have no authentication",
+                           "scrape it from this host, or a gateway's /metrics (read scope), "
+                           "or give --insecure",
+                           err, errlen) < 0)
+        return -1;
     if (secret)
         return 0;
     const char *flags[] = {"--clients", "--workers", "--events"};
@@ -220,6 +241,14 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
             goto fail;
         }
     }
+    if (config->metrics && config->metrics[0]) {
+        self->metrics_http =
+            broker_metrics_http_new(config->metrics, metrics_text, self, err, errlen);
+        if (!self->metrics_http)
+            goto fail;
+        syn_info("broker", "metrics on http address=%s port=%u", config->metrics,
+                 broker_metrics_http_port(self->metrics_http));
+    }
     if (config->curve_secret && config->curve_secret[0]) {
         char why[512];
         self->curve = syn_curve_new_server(config->curve_secret, why, sizeof why);
@@ -267,6 +296,7 @@ void broker_destroy(broker_t **self_p)
     broker_t *self = *self_p;
     if (self->store && broker_store_commit(self->store) < 0)
         syn_error("broker", "the last commit failed");
+    broker_metrics_http_destroy(&self->metrics_http);
     broker_api_destroy(&self->api);
     broker_engine_destroy(&self->engine);
     broker_events_destroy(&self->events);
@@ -504,8 +534,10 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
     zmq_pollitem_t items[] = {
         {zsock_resolve(self->clients), 0, ZMQ_POLLIN, 0},
         {zsock_resolve(self->worker_sock), 0, ZMQ_POLLIN, 0},
+        {NULL, self->metrics_http ? broker_metrics_http_fd(self->metrics_http) : -1, ZMQ_POLLIN,
+         0},
     };
-    if (zmq_poll(items, 2, (long)wait) < 0 && zmq_errno() != EINTR) {
+    if (zmq_poll(items, self->metrics_http ? 3 : 2, (long)wait) < 0 && zmq_errno() != EINTR) {
         syn_error("broker", "poll failed: %s", zmq_strerror(zmq_errno()));
         return -1;
     }
@@ -523,6 +555,9 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
             more = true;
         }
     }
+    /* Ready, or at least once a tick for its connection timeouts. */
+    if (self->metrics_http && (items[2].revents || syn_mono_ms() >= self->next_tick_ms))
+        broker_metrics_http_run(self->metrics_http);
     run_timers(self);
     broker_engine_dispatch(self->engine, syn_mono_ms());
     if (broker_store_commit(self->store) < 0) {

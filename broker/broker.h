@@ -38,6 +38,9 @@ typedef struct {
      * deleted a batch at a time from the loop (broker_store_retention_batch). */
     int64_t retain_seconds;
     int64_t retain_max_executions;
+    /* "HOST:PORT" of the broker's own GET /metrics (broker/metrics_http.h); NULL or
+     * "": none. No authentication, so loopback unless insecure. */
+    const char *metrics;
 } broker_config_t;
 
 typedef struct {
