@@ -132,79 +132,54 @@ void broker_counters_event(broker_counters_t *self, const char *execution_id, co
     }
 }
 
-static void gauge(json_t *families, const char *name, const char *help, double value)
-{
-    json_t *samples = syn_metrics_family(families, name, "gauge", help);
-    if (samples)
-        syn_metrics_sample(samples, NULL, value);
-}
-
-static void counter(json_t *families, const char *name, const char *help, double value)
-{
-    json_t *samples = syn_metrics_family(families, name, "counter", help);
-    if (samples)
-        syn_metrics_sample(samples, NULL, value);
-}
-
-static void labelled(json_t *families, const char *name, const char *type, const char *help,
-                     const json_t *samples)
-{
-    json_t *into = syn_metrics_family(families, name, type, help);
-    if (into)
-{
-        json_t *copy = json_deep_copy(samples);
-        json_array_extend(into, copy);
-        json_decref(copy);
-    }
-}
-
-static void histogram(json_t *families, const char *name, const char *help,
-                      const syn_histogram_t *h)
-{
-    json_t *samples = syn_metrics_family(families, name, "histogram", help);
-    if (samples && h)
-        syn_metrics_histogram_sample(samples, NULL, h);
-}
-
 json_t *broker_counters_families(const broker_counters_t *self, const broker_gauges_t *g)
 {
     json_t *families = json_array();
     if (!families)
         return NULL;
-    labelled(families, "syn_executions_started_total", "counter",
-             "Executions started, by workflow.", self->started);
-    labelled(families, "syn_executions_finished_total", "counter",
-             "Executions finished, by workflow and status (completed, failed, cancelled).",
-             self->finished);
-    labelled(families, "syn_phases_total", "counter",
-             "Phase attempts ended, by status (completed, failed, retrying).", self->phases);
-    histogram(families, "syn_phase_duration_seconds", "Run time of a phase attempt.",
-              &self->phase_seconds);
-    histogram(families, "syn_phase_queue_wait_seconds",
-              "Time from a phase being queued to its attempt starting.",
-              &self->queue_wait_seconds);
-    labelled(families, "syn_tokens_total", "counter",
-             "Tokens used by agents, by workflow, model and kind.", self->tokens);
-    labelled(families, "syn_cost_usd_total", "counter",
-             "Cost reported by agents in US dollars, by workflow and model.", self->cost);
-    gauge(families, "syn_ready_queue_depth", "Executions whose phase waits for a worker slot.",
-          (double)g->ready_depth);
-    gauge(families, "syn_workers_connected", "Workers connected.",
-          (double)g->workers_connected);
-    gauge(families, "syn_workers_healthy", "Workers connected and taking work.",
-          (double)g->workers_healthy);
-    gauge(families, "syn_worker_slots_busy", "Worker slots running an attempt.",
-          (double)g->slots_busy);
-    gauge(families, "syn_worker_slots_free", "Worker slots free.", (double)g->slots_free);
-    counter(families, "syn_attempts_lost_total", "Attempts lost with their worker.",
-            (double)g->attempts_lost);
-    counter(families, "syn_attempts_retried_total", "Attempts retried.",
-            (double)g->attempts_retried);
-    counter(families, "syn_attempts_timed_out_total", "Attempts that ran past their timeout.",
-            (double)g->attempts_timed_out);
-    counter(families, "syn_broker_commits_total", "Transactions committed by the broker.",
-            (double)g->commits);
-    histogram(families, "syn_broker_commit_seconds", "Time of one broker commit.",
-              g->commit_seconds);
+    syn_metrics_add_samples(families, "syn_executions_started_total", "counter",
+                            "Executions started, by workflow.", self->started);
+    syn_metrics_add_samples(
+        families, "syn_executions_finished_total", "counter",
+        "Executions finished, by workflow and status (completed, failed, cancelled).",
+        self->finished);
+    syn_metrics_add_samples(families, "syn_phases_total", "counter",
+                            "Phase attempts ended, by status (completed, failed, retrying).",
+                            self->phases);
+    syn_metrics_add_histogram(families, "syn_phase_duration_seconds",
+                              "Run time of a phase attempt.", &self->phase_seconds);
+    syn_metrics_add_histogram(families, "syn_phase_queue_wait_seconds",
+                              "Time from a phase being queued to its attempt starting.",
+                              &self->queue_wait_seconds);
+    syn_metrics_add_samples(families, "syn_tokens_total", "counter",
+                            "Tokens used by agents, by workflow, model and kind.", self->tokens);
+    syn_metrics_add_samples(families, "syn_cost_usd_total", "counter",
+                            "Cost reported by agents in US dollars, by workflow and model.",
+                            self->cost);
+    static const struct {
+        const char *name, *type, *help;
+    } states[] = {
+        {"syn_ready_queue_depth", "gauge", "Executions whose phase waits for a worker slot."},
+        {"syn_workers_connected", "gauge", "Workers connected."},
+        {"syn_workers_healthy", "gauge", "Workers connected and taking work."},
+        {"syn_worker_slots_busy", "gauge", "Worker slots running an attempt."},
+        {"syn_worker_slots_free", "gauge", "Worker slots free."},
+        {"syn_attempts_lost_total", "counter", "Attempts lost with their worker."},
+        {"syn_attempts_retried_total", "counter", "Attempts retried."},
+        {"syn_attempts_timed_out_total", "counter", "Attempts that ran past their timeout."},
+        {"syn_broker_commits_total", "counter", "Transactions committed by the broker."},
+    };
+    const double values[] = {
+        (double)g->ready_depth,    (double)g->workers_connected, (double)g->workers_healthy,
+        (double)g->slots_busy,     (double)g->slots_free,        (double)g->attempts_lost,
+        (double)g->attempts_retried, (double)g->attempts_timed_out, (double)g->commits,
+    };
+    _Static_assert(sizeof states / sizeof states[0] == sizeof values / sizeof values[0],
+                   "one value per state");
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
+        syn_metrics_add_value(families, states[i].name, states[i].type, states[i].help,
+                              values[i]);
+    syn_metrics_add_histogram(families, "syn_broker_commit_seconds", "Time of one broker commit.",
+                              g->commit_seconds);
     return families;
 }

@@ -80,6 +80,32 @@ void syn_metrics_count(json_t *samples, json_t *labels, double delta)
     syn_metrics_sample(samples, labels, delta);
 }
 
+void syn_metrics_add_value(json_t *families, const char *name, const char *type,
+                           const char *help, double value)
+{
+    json_t *samples = syn_metrics_family(families, name, type, help);
+    if (samples)
+        syn_metrics_sample(samples, NULL, value);
+}
+
+void syn_metrics_add_samples(json_t *families, const char *name, const char *type,
+                             const char *help, const json_t *samples)
+{
+    json_t *into = syn_metrics_family(families, name, type, help);
+    json_t *copy = into ? json_deep_copy(samples) : NULL;
+    if (copy)
+        json_array_extend(into, copy);
+    json_decref(copy);
+}
+
+void syn_metrics_add_histogram(json_t *families, const char *name, const char *help,
+                               const syn_histogram_t *h)
+{
+    json_t *samples = syn_metrics_family(families, name, "histogram", help);
+    if (samples && h)
+        syn_metrics_histogram_sample(samples, NULL, h);
+}
+
 /* A label value with \, " and newline escaped, as the format wants. */
 static void put_label_value(FILE *out, const char *value)
 {

@@ -39,6 +39,15 @@ json_t *syn_metrics_family(json_t *families, const char *name, const char *type,
 /* Appends a sample; labels is stolen (NULL: none). */
 void syn_metrics_sample(json_t *samples, json_t *labels, double value);
 void syn_metrics_histogram_sample(json_t *samples, json_t *labels, const syn_histogram_t *h);
+/* A whole family at once: one unlabelled sample (counter or gauge), a copy of
+ * samples (labelled counters kept with syn_metrics_count), or one unlabelled
+ * histogram (h NULL: none). */
+void syn_metrics_add_value(json_t *families, const char *name, const char *type,
+                           const char *help, double value);
+void syn_metrics_add_samples(json_t *families, const char *name, const char *type,
+                             const char *help, const json_t *samples);
+void syn_metrics_add_histogram(json_t *families, const char *name, const char *help,
+                               const syn_histogram_t *h);
 /* Adds delta to the sample whose labels equal labels (stolen), appending it at 0 first. */
 void syn_metrics_count(json_t *samples, json_t *labels, double delta);
 

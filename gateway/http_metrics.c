@@ -52,21 +52,14 @@ char *gateway_http_metrics_render(const gateway_http_metrics_t *self,
                                                       : json_array();
     if (!families)
         return NULL;
-    json_t *samples = syn_metrics_family(families, "syn_http_requests_total", "counter",
-                                         "HTTP requests answered, by method, route and code.");
-    if (samples) {
-        json_t *copy = json_deep_copy(self->requests);
-        json_array_extend(samples, copy);
-        json_decref(copy);
-    }
-    samples = syn_metrics_family(families, "syn_http_request_duration_seconds", "histogram",
-                                 "Time from an HTTP request's headers to its answer.");
-    if (samples)
-        syn_metrics_histogram_sample(samples, NULL, &self->seconds);
-    samples = syn_metrics_family(families, "syn_sse_clients", "gauge",
-                                 "Server-Sent Events streams open.");
-    if (samples)
-        syn_metrics_sample(samples, NULL, (double)sse_clients);
+    syn_metrics_add_samples(families, "syn_http_requests_total", "counter",
+                            "HTTP requests answered, by method, route and code.",
+                            self->requests);
+    syn_metrics_add_histogram(families, "syn_http_request_duration_seconds",
+                              "Time from an HTTP request's headers to its answer.",
+                              &self->seconds);
+    syn_metrics_add_value(families, "syn_sse_clients", "gauge",
+                          "Server-Sent Events streams open.", (double)sse_clients);
     char *text = syn_metrics_render(families);
     json_decref(families);
     return text;
