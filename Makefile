@@ -90,6 +90,12 @@ bench-ab:
 	@test -n "$(BASE)" || { echo "usage: make bench-ab BASE=<rev> [HEAD=<rev>]" >&2; exit 2; }
 	@sh bench/ab.sh $(BASE) $(HEAD)
 
+# Retention (issue 18): 200,000 executions under a 1-minute retention; the
+# database file size over time -> bench/results/retention/ (N=... for fewer).
+.PHONY: bench-retention
+bench-retention: build
+	@SYN_BIN_DIR=$(BUILD)/bin sh -c 'bash bench/retention.sh $(N)'
+
 .PHONY: bench-archive
 bench-archive: build
 	$(BUILD)/bin/archive_query

@@ -19,6 +19,7 @@ struct broker_api_t {
     broker_store_t *store;
     broker_engine_t *engine;
     broker_workers_t *workers;
+    broker_counters_t *counters; /* borrowed, may be NULL */
 };
 
 typedef struct {
@@ -949,6 +950,16 @@ static int op_health(broker_api_t *self, const json_t *args, json_t **body)
     return 200;
 }
 
+static int op_metrics_get(broker_api_t *self, const json_t *args, json_t **body)
+{
+    (void)args;
+    json_t *families = broker_api_metrics(self);
+    if (!families)
+        return internal_error(body, "no metrics");
+    *body = json_pack("{s:o}", "families", families);
+    return 200;
+}
+
 /* --- dispatch -------------------------------------------------------------- */
 
 typedef int (*op_fn)(broker_api_t *self, const json_t *args, json_t **body);
@@ -975,6 +986,7 @@ static const op_fn handlers[SYN_OP_COUNT] = {
     [SYN_OP_EXECUTION_OUTPUT] = op_execution_output,
     [SYN_OP_WORKFLOW_RUNS] = op_workflow_runs,
     [SYN_OP_EVENTS_REPLAY] = op_events_replay,
+    [SYN_OP_METRICS_GET] = op_metrics_get,
 };
 
 broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,
@@ -987,6 +999,30 @@ broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,
     self->engine = engine;
     self->workers = workers;
     return self;
+}
+
+void broker_api_count_into(broker_api_t *self, broker_counters_t *counters)
+{
+    self->counters = counters;
+}
+
+json_t *broker_api_metrics(broker_api_t *self)
+{
+    if (!self->counters)
+        return NULL;
+    broker_engine_stats_t stats = broker_engine_stats(self->engine);
+    broker_gauges_t gauges = {
+        .ready_depth = broker_engine_ready_depth(self->engine),
+        .workers_connected = broker_workers_count(self->workers),
+        .workers_healthy = broker_workers_healthy_count(self->workers),
+        .attempts_lost = stats.lost,
+        .attempts_retried = stats.retried,
+        .attempts_timed_out = stats.timed_out,
+        .commits = broker_store_commit_count(self->store),
+        .commit_seconds = broker_store_commit_latency(self->store),
+    };
+    broker_workers_slots(self->workers, &gauges.slots_busy, &gauges.slots_free);
+    return broker_counters_families(self->counters, &gauges);
 }
 
 void broker_api_destroy(broker_api_t **self_p)

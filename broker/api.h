@@ -39,6 +39,7 @@
 #ifndef SYN_BROKER_API_H
 #define SYN_BROKER_API_H
 
+#include "broker/counters.h"
 #include "broker/engine.h"
 #include "broker/store.h"
 #include "broker/workers.h"
@@ -55,6 +56,10 @@ typedef struct broker_api_t broker_api_t;
 
 broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,
                              broker_workers_t *workers);
+/* The broker's metrics are counted there (borrowed; until set, metrics.get is a 500). */
+void broker_api_count_into(broker_api_t *self, broker_counters_t *counters);
+/* Every metric family (common/metrics.h's JSON), counted and read now; NULL: none. */
+json_t *broker_api_metrics(broker_api_t *self);
 void broker_api_destroy(broker_api_t **self_p);
 
 /* Answers one operation: the status, and a new reference to the body in *body. */

@@ -4,6 +4,7 @@
 #include "broker/api.h"
 #include "broker/engine.h"
 #include "broker/events.h"
+#include "broker/metrics_http.h"
 #include "broker/outbox.h"
 #include "broker/preload.h"
 #include "broker/store.h"
@@ -12,6 +13,7 @@
 #include "common/clock.h"
 #include "common/endpoint.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "proto/curve.h"
 #include "proto/msg.h"
 
@@ -35,6 +37,13 @@
  * holds its message, ~0.8 KiB, so at SOCKET_HWM a slow gateway cost the broker
  * up to ~80 MiB. Past this the subscriber sees a gap and reads it from the log. */
 #define EVENTS_HWM 20000
+/* Retention runs this often, and on every turn while it finds executions to
+ * delete: under a steady load it must delete as fast as executions finish, a
+ * batch of a few milliseconds per turn. */
+#define RETAIN_INTERVAL_MS 1000
+/* A batch's bounds: a few milliseconds of the loop at most. */
+#define RETAIN_BATCH 200
+#define RETAIN_BUDGET_US 3000
 /* Finished executions since the last trim before an idle broker gives freed
  * memory back to the system. */
 #define TRIM_AFTER_RETIRED 1000
@@ -47,6 +56,8 @@ struct broker_t {
     broker_workers_t *workers;
     broker_engine_t *engine;
     broker_api_t *api;
+    broker_counters_t *counters; /* for /metrics, fed by the events */
+    broker_metrics_http_t *metrics_http; /* --metrics; NULL: none */
     syn_curve_t *curve;     /* NULL: no CURVE */
     broker_zap_t *zap;      /* with curve: who may connect */
     zsock_t *clients;
@@ -55,10 +66,22 @@ struct broker_t {
     char *clients_ep, *workers_ep, *events_ep;
     int64_t next_heartbeat_ms;
     int64_t next_tick_ms;
+    int64_t next_retain_ms;
+    uint64_t retained_deleted; /* finished executions deleted by retention */
     uint64_t retired_at_trim; /* finished executions counted at the last trim */
     void (*allocator_collect)(bool force); /* mimalloc's mi_collect when linked in */
     broker_stats_t stats;
 };
+
+/* The text of the broker's --metrics endpoint: metrics.get's families. */
+static char *metrics_text(void *arg)
+{
+    broker_t *self = arg;
+    json_t *families = broker_api_metrics(self->api);
+    char *text = families ? syn_metrics_render(families) : NULL;
+    json_decref(families);
+    return text;
+}
 
 /* mkdir -p: the data directory may be several levels deep. */
 static int make_dirs(const char *path, char *err, size_t errlen)
@@ -99,6 +122,14 @@ int broker_config_check(const broker_config_t *config, char *err, size_t errlen)
                               "secret key)");
         return -1;
     }
+    /* Metrics have no key of their own to hide behind, CURVE or not. */
+    if (config->metrics && config->metrics[0] &&
+        syn_endpoint_check("--metrics", config->metrics, true, config->insecure,
+                           "its metrics have no authentication",
+                           "scrape it from this host, or a gateway's /metrics (read scope), "
+                           "or give --insecure",
+                           err, errlen) < 0)
+        return -1;
     if (secret)
         return 0;
     const char *flags[] = {"--clients", "--workers", "--events"};
@@ -184,7 +215,12 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
                                            self->workers, &engine_config)
                        : NULL;
     self->api = self->engine ? broker_api_new(self->store, self->engine, self->workers) : NULL;
-    if (!self->api) {
+    self->counters = broker_counters_new();
+    if (self->api && self->counters) {
+        broker_events_count_into(self->events, self->counters);
+        broker_api_count_into(self->api, self->counters);
+    }
+    if (!self->api || !self->counters) {
         snprintf(err, errlen, "cannot set up the broker (out of memory or unreadable database)");
         goto fail;
     }
@@ -204,6 +240,14 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
             snprintf(err, errlen, "cannot store the workflows of %s", config->workflows_dir);
             goto fail;
         }
+    }
+    if (config->metrics && config->metrics[0]) {
+        self->metrics_http =
+            broker_metrics_http_new(config->metrics, metrics_text, self, err, errlen);
+        if (!self->metrics_http)
+            goto fail;
+        syn_info("broker", "metrics on http address=%s port=%u", config->metrics,
+                 broker_metrics_http_port(self->metrics_http));
     }
     if (config->curve_secret && config->curve_secret[0]) {
         char why[512];
@@ -252,9 +296,11 @@ void broker_destroy(broker_t **self_p)
     broker_t *self = *self_p;
     if (self->store && broker_store_commit(self->store) < 0)
         syn_error("broker", "the last commit failed");
+    broker_metrics_http_destroy(&self->metrics_http);
     broker_api_destroy(&self->api);
     broker_engine_destroy(&self->engine);
     broker_events_destroy(&self->events);
+    broker_counters_destroy(&self->counters);
     broker_workers_destroy(&self->workers);
     broker_outbox_destroy(&self->outbox);
     broker_store_destroy(&self->store);
@@ -403,6 +449,39 @@ static void flush_outbox(broker_t *self)
     }
 }
 
+/* Executions the engine holds are not deleted, finished or not: it may still
+ * answer for them from memory. */
+static bool held_by_engine(const char *execution_id, void *arg)
+{
+    broker_t *self = arg;
+    return broker_engine_find(self->engine, execution_id) != NULL;
+}
+
+/* One batch of expired executions, into this turn's transaction. */
+static void run_retention(broker_t *self, int64_t now_ms)
+{
+    if (now_ms < self->next_retain_ms ||
+        (self->config.retain_seconds <= 0 && self->config.retain_max_executions <= 0))
+        return;
+    int64_t before_us = self->config.retain_seconds > 0
+                            ? syn_now_us() - self->config.retain_seconds * 1000000
+                            : 0;
+    int deleted = broker_store_retention_batch(self->store, before_us,
+                                               self->config.retain_max_executions > 0
+                                                   ? self->config.retain_max_executions
+                                                   : -1,
+                                               RETAIN_BATCH,
+                                               RETAIN_BUDGET_US, held_by_engine, self);
+    if (deleted < 0)
+        syn_error("broker", "retention: cannot delete expired executions");
+    else
+        self->retained_deleted += (uint64_t)deleted;
+    if (deleted > 0)
+        syn_debug("broker", "retention deleted=%d total=%llu", deleted,
+                  (unsigned long long)self->retained_deleted);
+    self->next_retain_ms = deleted > 0 ? now_ms : now_ms + RETAIN_INTERVAL_MS;
+}
+
 static void run_timers(broker_t *self)
 {
     int64_t now = syn_mono_ms();
@@ -414,6 +493,7 @@ static void run_timers(broker_t *self)
         broker_engine_tick(self->engine, now);
         self->next_tick_ms = now + TICK_MS;
     }
+    run_retention(self, now);
 }
 
 static uint64_t retired_count(const broker_t *self)
@@ -444,6 +524,8 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
     int64_t now = syn_mono_ms();
     int64_t wait = self->next_tick_ms < self->next_heartbeat_ms ? self->next_tick_ms
                                                                 : self->next_heartbeat_ms;
+    if (self->next_retain_ms < wait)
+        wait = self->next_retain_ms; /* retention is catching up */
     wait -= now;
     if (wait > max_wait_ms)
         wait = max_wait_ms;
@@ -452,8 +534,10 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
     zmq_pollitem_t items[] = {
         {zsock_resolve(self->clients), 0, ZMQ_POLLIN, 0},
         {zsock_resolve(self->worker_sock), 0, ZMQ_POLLIN, 0},
+        {NULL, self->metrics_http ? broker_metrics_http_fd(self->metrics_http) : -1, ZMQ_POLLIN,
+         0},
     };
-    if (zmq_poll(items, 2, (long)wait) < 0 && zmq_errno() != EINTR) {
+    if (zmq_poll(items, self->metrics_http ? 3 : 2, (long)wait) < 0 && zmq_errno() != EINTR) {
         syn_error("broker", "poll failed: %s", zmq_strerror(zmq_errno()));
         return -1;
     }
@@ -471,6 +555,9 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
             more = true;
         }
     }
+    /* Ready, or at least once a tick for its connection timeouts. */
+    if (self->metrics_http && (items[2].revents || syn_mono_ms() >= self->next_tick_ms))
+        broker_metrics_http_run(self->metrics_http);
     run_timers(self);
     broker_engine_dispatch(self->engine, syn_mono_ms());
     if (broker_store_commit(self->store) < 0) {

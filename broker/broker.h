@@ -33,6 +33,14 @@ typedef struct {
     const char *curve_secret;
     const char *authorized_keys;
     bool insecure;              /* without curve_secret, bind non-loopback endpoints too */
+    /* Retention: finished executions older than retain_seconds (0: kept by age) and
+     * beyond the newest retain_max_executions finished ones (0: no limit) are
+     * deleted a batch at a time from the loop (broker_store_retention_batch). */
+    int64_t retain_seconds;
+    int64_t retain_max_executions;
+    /* "HOST:PORT" of the broker's own GET /metrics (broker/metrics_http.h); NULL or
+     * "": none. No authentication, so loopback unless insecure. */
+    const char *metrics;
 } broker_config_t;
 
 typedef struct {

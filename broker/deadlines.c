@@ -49,6 +49,7 @@ static void check_deadline(broker_engine_t *self, broker_execution_t *exec, int6
         return;
     }
     broker_control_cancel_holder(self, exec, phase);
+    self->stats.timed_out++;
     char *why = engine_strdupf("no result within the timeout of %lld s (worker %s)",
                                (long long)phase->timeout_seconds,
                                phase->worker_name ? phase->worker_name : "?");

@@ -625,6 +625,11 @@ broker_engine_stats_t broker_engine_stats(const broker_engine_t *self)
     return self->stats;
 }
 
+size_t broker_engine_ready_depth(const broker_engine_t *self)
+{
+    return zlistx_size(self->ready);
+}
+
 /* --- worker messages ------------------------------------------------------- */
 
 bool engine_read_ref(const json_t *fields, engine_ref_t *ref)

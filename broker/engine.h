@@ -53,7 +53,7 @@ typedef struct {
 
 typedef struct {
     uint64_t started, dispatched, completed, failed, cancelled, lost, retried, stale, adopted,
-        refused;
+        refused, timed_out;
 } broker_engine_stats_t;
 
 typedef struct broker_engine_t broker_engine_t;
@@ -126,5 +126,7 @@ int broker_engine_inject(broker_engine_t *self, const char *id, const char *role
                          size_t errlen);
 
 broker_engine_stats_t broker_engine_stats(const broker_engine_t *self);
+/* Executions whose current phase waits for a worker slot (the ready queue). */
+size_t broker_engine_ready_depth(const broker_engine_t *self);
 
 #endif

@@ -1,5 +1,6 @@
 /* events: seq allocation, the log row and the PUB message for one event. */
 #include "broker/events.h"
+#include "broker/counters.h"
 
 #include "common/clock.h"
 #include "common/json_text.h"
@@ -13,7 +14,13 @@ struct broker_events_t {
     broker_store_t *store;
     broker_outbox_t *outbox;
     int64_t last_seq;
+    broker_counters_t *counters; /* borrowed, may be NULL */
 };
+
+void broker_events_count_into(broker_events_t *self, broker_counters_t *counters)
+{
+    self->counters = counters;
+}
 
 broker_events_t *broker_events_new(broker_store_t *store, broker_outbox_t *outbox)
 {
@@ -67,6 +74,7 @@ int64_t broker_events_emit_with_status(broker_events_t *self, const char *execut
     }
     free(text);
     self->last_seq = seq;
+    broker_counters_event(self->counters, execution_id, type, data, status, now);
     syn_pack_t *pack = syn_pack_new(SYN_MSG_EVENT, status ? 6 : 5);
     syn_msg_t *msg = NULL;
     char err[256] = "out of memory";

@@ -48,6 +48,9 @@ typedef struct broker_events_t broker_events_t;
 /* Continues the sequence after the highest seq in the store; NULL on error. */
 broker_events_t *broker_events_new(broker_store_t *store, broker_outbox_t *outbox);
 void broker_events_destroy(broker_events_t **self_p);
+struct broker_counters_t;
+/* Every event emitted from now on is also counted there (broker/counters.h). */
+void broker_events_count_into(broker_events_t *self, struct broker_counters_t *counters);
 
 /* Appends one event (data stolen; NULL means {}); execution_id NULL for events
  * about no execution (topic "-"); exec_num its number in the store (0: looked

@@ -39,6 +39,7 @@ int main(int argc, char **argv)
         .events = "tcp://127.0.0.1:5557",
     };
     long heartbeat_ms = 1000, liveness = 3, kill_grace_ms = 5000;
+    long retain_days = 30, retain_seconds = 0, retain_max_executions = 0;
     const char *log_level = "info";
     syn_flag_t flags[] = {
         {"data", SYN_FLAG_STRING, "DIR", "data directory (SQLite file syn.db inside)",
@@ -68,6 +69,18 @@ int main(int argc, char **argv)
         {"insecure", SYN_FLAG_BOOL, NULL,
          "without --curve-secret, bind non-loopback endpoints anyway (open links)",
          &config.insecure, 0, 0},
+        {"metrics", SYN_FLAG_STRING, "HOST:PORT",
+         "serve GET /metrics (Prometheus text) there; loopback unless --insecure",
+         &config.metrics, 0, 0},
+        {"retain-days", SYN_FLAG_INT, "N",
+         "delete finished executions N days after they finished (0: keep them)", &retain_days,
+         0, 100000},
+        {"retain-seconds", SYN_FLAG_INT, "N",
+         "the same in seconds, for tests and benchmarks (overrides --retain-days)",
+         &retain_seconds, 0, 1000000000},
+        {"retain-max-executions", SYN_FLAG_INT, "N",
+         "keep at most the N newest finished executions (0: no limit)",
+         &retain_max_executions, 0, 1000000000},
         {"log-level", SYN_FLAG_LOG_LEVEL, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
@@ -79,6 +92,8 @@ int main(int argc, char **argv)
     config.heartbeat_ms = heartbeat_ms;
     config.liveness = liveness;
     config.kill_grace_ms = kill_grace_ms;
+    config.retain_seconds = retain_seconds > 0 ? retain_seconds : retain_days * 86400;
+    config.retain_max_executions = retain_max_executions;
     char err[512];
     if (broker_config_check(&config, err, sizeof err) < 0) {
         fprintf(stderr, "error: %s\n", err);

@@ -6,6 +6,7 @@
  * store_executions.c, store_query.c, store_reload.c and store_events.c. */
 #include "broker/store_internal.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <stdio.h>
@@ -89,6 +90,9 @@ broker_store_t *broker_store_open(const char *path, char *err, size_t errlen)
      * Only possible before SQLite initializes; later calls fail harmlessly. */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     broker_store_t *self = calloc(1, sizeof *self);
+    if (self)
+        syn_histogram_init(&self->commit_seconds, syn_buckets_fast_seconds,
+                           syn_buckets_fast_count);
     if (!self) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -221,7 +225,10 @@ int broker_store_commit(broker_store_t *self)
     self->in_transaction = false;
     if (!failed) {
         sqlite3_stmt *s = store_stmt(self, SQL_COMMIT);
+        int64_t started_us = syn_mono_us();
         if (s && store_run(self, s, "commit") == SQLITE_DONE) {
+            syn_histogram_observe(&self->commit_seconds,
+                                  (double)(syn_mono_us() - started_us) / 1e6);
             self->failed = false;
             self->commits++;
             return 0;
@@ -237,6 +244,11 @@ int broker_store_commit(broker_store_t *self)
 bool broker_store_dirty(const broker_store_t *self)
 {
     return self->in_transaction;
+}
+
+const syn_histogram_t *broker_store_commit_latency(const broker_store_t *self)
+{
+    return &self->commit_seconds;
 }
 
 uint64_t broker_store_commit_count(const broker_store_t *self)

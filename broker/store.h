@@ -22,8 +22,8 @@
  *   operator_messages  id, execution_id, role, message, created_at, phase_id (the
  *                      phase whose prompt carried it; NULL while waiting)
  *   execution_counts   (workflow_id, status) → n, kept by the store (its tally of
- *                      inserts and status changes, written once per transaction)
- *                      and a delete trigger, so "how many match" never counts a
+ *                      inserts, status changes and deletes, written once per
+ *                      transaction), so "how many match" never counts a
  *                      million rows
  *   execution_pages    (workflow_id | '', status | '', num >> 10) → n, kept the
  *                      same way, so page N of a listing seeks instead of skipping
@@ -42,13 +42,14 @@
 
 #include "broker/execution.h"
 #include "broker/usage.h"
+#include "common/metrics.h"
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_STORE_SCHEMA_VERSION 6
+#define BROKER_STORE_SCHEMA_VERSION 7
 
 typedef struct broker_store_t broker_store_t;
 
@@ -94,6 +95,22 @@ int broker_store_commit(broker_store_t *self);
 bool broker_store_dirty(const broker_store_t *self);
 /* How many transactions were committed since open (for tests and stats). */
 uint64_t broker_store_commit_count(const broker_store_t *self);
+/* Retention (store_retention.c): deletes finished executions (completed, failed,
+ * cancelled) with their phases, attempts, events, outputs and operator messages,
+ * oldest insertion first, into the open transaction: those finished before
+ * finished_before_us (0: none by age) and, with keep_finished >= 0, the oldest
+ * beyond that many. At most max_count executions, and no more once budget_us of
+ * work has passed, so a call never holds the broker's loop long; keep (may be
+ * NULL) spares an execution the engine still holds. The counts (execution_counts,
+ * execution_pages) follow through the tally. An execution that finished
+ * late waits behind older ones of its status that are not yet expired. Returns the
+ * number deleted, or -1. */
+typedef bool (*broker_store_keep_fn)(const char *execution_id, void *arg);
+int broker_store_retention_batch(broker_store_t *self, int64_t finished_before_us,
+                                 int64_t keep_finished, size_t max_count, int64_t budget_us,
+                                 broker_store_keep_fn keep, void *arg);
+/* The time each commit took (common/metrics.h), for /metrics. */
+const syn_histogram_t *broker_store_commit_latency(const broker_store_t *self);
 
 /* Workflows. insert: version 1; 0, 1 when the id exists, -1 on error.
  * update: stores row's template as the next version and makes it the current one

@@ -8,6 +8,7 @@
 
 #include "broker/store.h"
 #include "broker/tally.h"
+#include "common/metrics.h"
 
 #include <czmq.h>
 #include <jansson.h>
@@ -80,6 +81,13 @@ typedef enum {
     SQL_WORKFLOW_NAME,
     SQL_EVENTS_ALL,
     SQL_EVENTS_EXECUTION,
+    SQL_RETAIN_OLDEST,
+    SQL_RETAIN_FINISHED_COUNT,
+    SQL_RETAIN_DELETE_PHASES,
+    SQL_RETAIN_DELETE_ATTEMPTS,
+    SQL_RETAIN_DELETE_EVENTS,
+    SQL_RETAIN_DELETE_MESSAGES,
+    SQL_RETAIN_DELETE_EXECUTION,
     SQL_COUNT
 } sql_id_t;
 
@@ -120,6 +128,7 @@ struct broker_store_t {
     bool in_transaction;
     bool failed; /* a write of the open transaction failed: it must not commit */
     uint64_t commits;
+    syn_histogram_t commit_seconds; /* time of each COMMIT, for /metrics */
 };
 
 /* An execution's row as the counts know it: workflow, status, insertion number. */

@@ -207,6 +207,20 @@ static const char *const sql_text[SQL_COUNT] = {
         "SELECT seq, time, execution_id, type, data FROM events"
         " WHERE exec_num = (SELECT num FROM executions WHERE id = ?3) AND seq > ?1"
         " ORDER BY seq LIMIT ?2",
+    /* Retention (store_retention.c): the oldest executions of a finished status, by
+     * insertion number on the status index; then one execution's rows, each child
+     * table through its exec_num index. The newest event stays whatever it belongs
+     * to: the next seq is counted from it when the broker starts. */
+    [SQL_RETAIN_OLDEST] = "SELECT num, id, completed_at, workflow_id FROM executions"
+                          " INDEXED BY executions_status WHERE status = ?1 ORDER BY num LIMIT ?2",
+    [SQL_RETAIN_FINISHED_COUNT] = "SELECT coalesce(sum(n), 0) FROM execution_counts"
+                                  " WHERE status IN ('completed', 'failed', 'cancelled')",
+    [SQL_RETAIN_DELETE_PHASES] = "DELETE FROM phases WHERE exec_num = ?1",
+    [SQL_RETAIN_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE exec_num = ?1",
+    [SQL_RETAIN_DELETE_EVENTS] =
+        "DELETE FROM events WHERE exec_num = ?1 AND seq < (SELECT max(seq) FROM events)",
+    [SQL_RETAIN_DELETE_MESSAGES] = "DELETE FROM operator_messages WHERE execution_id = ?2",
+    [SQL_RETAIN_DELETE_EXECUTION] = "DELETE FROM executions WHERE num = ?1",
 };
 
 /* --- helpers -------------------------------------------------------------- */

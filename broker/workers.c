@@ -204,6 +204,28 @@ size_t broker_workers_count(const broker_workers_t *self)
     return self->count;
 }
 
+/* Healthy: taking work. Until workers report their health this is "not draining";
+ * the one place to switch to the worker's healthy flag. */
+size_t broker_workers_healthy_count(const broker_workers_t *self)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->count; i++)
+        if (!self->items[i]->draining)
+            n++;
+    return n;
+}
+
+void broker_workers_slots(const broker_workers_t *self, int64_t *busy, int64_t *free_slots)
+{
+    *busy = *free_slots = 0;
+    for (size_t i = 0; i < self->count; i++) {
+        int64_t held = (int64_t)broker_worker_busy(self->items[i]);
+        int64_t slots = self->items[i]->slots;
+        *busy += held < slots ? held : slots;
+        *free_slots += held < slots ? slots - held : 0;
+    }
+}
+
 broker_worker_t *broker_workers_at(broker_workers_t *self, size_t i)
 {
     return i < self->count ? self->items[i] : NULL;

@@ -74,6 +74,10 @@ bool broker_workers_refused(const broker_workers_t *self, const void *identity,
 void broker_workers_remove(broker_workers_t *self, broker_worker_t *worker);
 
 size_t broker_workers_count(const broker_workers_t *self);
+/* Workers taking work (for /metrics). */
+size_t broker_workers_healthy_count(const broker_workers_t *self);
+/* Slots running an attempt, and slots free, over all workers (prefetch aside). */
+void broker_workers_slots(const broker_workers_t *self, int64_t *busy, int64_t *free_slots);
 /* i-th worker, 0 ≤ i < count (order changes when one is removed). */
 broker_worker_t *broker_workers_at(broker_workers_t *self, size_t i);
 /* A worker silent for longer than max_silence_ms, or NULL. */

@@ -1,6 +1,9 @@
 #include "common/endpoint.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -67,4 +70,43 @@ int syn_endpoint_check(const char *what, const char *endpoint, bool is_http, boo
     snprintf(err, errlen, "%s %s is not a loopback address and %s: %s", what,
              endpoint ? endpoint : "(none)", why, remedy);
     return -1;
+}
+
+int syn_http_address_parse(const char *flag, const char *text, struct sockaddr_storage *addr,
+                           char *err, size_t errlen)
+{
+    const char *colon = strrchr(text, ':');
+    if (!colon || !colon[1]) {
+        snprintf(err, errlen, "bad %s address '%s': want HOST:PORT", flag, text);
+        return -1;
+    }
+    char host[256];
+    size_t host_len = (size_t)(colon - text);
+    if (host_len >= sizeof host) {
+        snprintf(err, errlen, "bad %s address '%s': host too long", flag, text);
+        return -1;
+    }
+    memcpy(host, text, host_len);
+    host[host_len] = '\0';
+    if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
+        memmove(host, host + 1, host_len - 2);
+        host[host_len - 2] = '\0';
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535) {
+        snprintf(err, errlen, "bad %s address '%s': port must be 0..65535", flag, text);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *found = NULL;
+    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &found);
+    if (rc != 0) {
+        snprintf(err, errlen, "bad %s address '%s': %s", flag, text, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(addr, found->ai_addr, found->ai_addrlen);
+    freeaddrinfo(found);
+    return 0;
 }

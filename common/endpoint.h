@@ -17,6 +17,12 @@ bool syn_endpoint_is_local(const char *endpoint);
 /* The same for an HTTP "HOST:PORT" listening address ("[::1]:8137" for IPv6). */
 bool syn_http_address_is_local(const char *address);
 
+struct sockaddr_storage;
+/* Splits an HTTP listening address "HOST:PORT" ("[v6]:PORT", ":PORT" for all
+ * interfaces) into a socket address; -1 with "bad <flag> address ..." in err. */
+int syn_http_address_parse(const char *flag, const char *text, struct sockaddr_storage *addr,
+                           char *err, size_t errlen);
+
 /* 0 when endpoint is local or allowed; otherwise -1 and one line in err:
  * "<what> tcp://0.0.0.0:5556 is not a loopback address and <why>: <remedy>". */
 int syn_endpoint_check(const char *what, const char *endpoint, bool is_http, bool allowed,

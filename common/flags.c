@@ -90,6 +90,26 @@ static int read_environment(syn_flag_t *flags)
     return 0;
 }
 
+/* --log-format is every program's flag, handled here rather than in each main.c:
+ * read from SYN_LOG_FORMAT, then the command line, and applied once parsing
+ * succeeds. Given on the command line it is also put in the environment, so the
+ * programs `syn up` starts log the same way. */
+static int take_log_format(const char *value, const char *origin, syn_log_format_t *format)
+{
+    if (syn_log_parse_format(value, format) == 0)
+        return 0;
+    fprintf(stderr, "error: %s --log-format wants text or json, got '%s'\n", origin, value);
+    return -1;
+}
+
+static void apply_log_format(const char *program, syn_log_format_t format)
+{
+    /* "syn up" → "syn": the program, not its subcommand. */
+    static char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(program, " "), program);
+    syn_log_set_format(format, name);
+}
+
 void syn_flags_usage(const char *program, const char *summary, const syn_flag_t *flags,
                      void *stream)
 {
@@ -108,6 +128,8 @@ void syn_flags_usage(const char *program, const char *summary, const syn_flag_t 
             fprintf(out, " (default %ld)", *(long *)f->target);
         fputc('\n', out);
     }
+    fprintf(out, "  %-26s %s\n", "--log-format text|json",
+            "log lines as text or one JSON object a line (default text)");
     fprintf(out, "  %-26s %s\n  %-26s %s\n", "--help", "show this help",
             "--version", "show the version");
 }
@@ -115,7 +137,10 @@ void syn_flags_usage(const char *program, const char *summary, const syn_flag_t 
 syn_flags_result_t syn_flags_parse(const char *program, const char *summary, syn_flag_t *flags,
                                    int argc, char **argv)
 {
-    if (read_environment(flags) != 0)
+    syn_log_format_t format = SYN_LOG_TEXT;
+    const char *format_env = getenv("SYN_LOG_FORMAT");
+    if (read_environment(flags) != 0 ||
+        (format_env && take_log_format(format_env, "environment variable for", &format) != 0))
         goto fail;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -134,6 +159,13 @@ syn_flags_result_t syn_flags_parse(const char *program, const char *summary, syn
         const char *name = arg + 2;
         const char *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        if (len == 10 && !strncmp(name, "log-format", 10)) {
+            const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : "");
+            if (take_log_format(value, "option", &format) != 0)
+                goto fail;
+            setenv("SYN_LOG_FORMAT", value, 1);
+            continue;
+        }
         syn_flag_t *flag = find(flags, name, len);
         if (!flag) {
             fprintf(stderr, "error: unknown option '%.*s'\n", (int)(len + 2), arg);
@@ -158,6 +190,7 @@ syn_flags_result_t syn_flags_parse(const char *program, const char *summary, syn
             syn_log_parse_level(*(const char **)f->target, &level) == 0)
             syn_log_set_level(level);
     }
+    apply_log_format(program, format);
     return SYN_FLAGS_OK;
 fail:
     syn_flags_usage(program, summary, flags, stderr);

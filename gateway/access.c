@@ -86,6 +86,8 @@ int gateway_access_scope(gateway_match_t match, gateway_route_id_t id)
     switch (id) {
     case GATEWAY_ROUTE_HEALTH:
         return 0;
+    /* Counts by workflow and model: as much as the read routes tell, no more. */
+    case GATEWAY_ROUTE_METRICS:
     case GATEWAY_ROUTE_WORKFLOW_LIST:
     case GATEWAY_ROUTE_WORKFLOW_GET:
     case GATEWAY_ROUTE_WORKFLOW_EXPORT:
@@ -236,7 +238,7 @@ int gateway_config_check(const gateway_config_t *config, char *err, size_t errle
              errlen) != 0)
         return -1;
     struct sockaddr_storage addr; /* a malformed address is named as such first */
-    if (gateway_listen_parse_address(config->http, &addr, err, errlen) != 0)
+    if (syn_http_address_parse("--http", config->http, &addr, err, errlen) != 0)
         return -1;
     bool curve = config->curve_secret && config->curve_secret[0];
     bool auth = (config->api_tokens && config->api_tokens[0]) ||

@@ -162,6 +162,10 @@ int gateway_api_request(const gateway_route_t *route, const char *content_type, 
         *op = SYN_OP_HEALTH;
         *args = json_object();
         return 0;
+    case GATEWAY_ROUTE_METRICS:
+        *op = SYN_OP_METRICS_GET;
+        *args = json_object();
+        return 0;
     case GATEWAY_ROUTE_WORKFLOW_CREATE:
         *op = SYN_OP_WORKFLOW_CREATE;
         return gateway_validate_workflow(body, len, args, error);

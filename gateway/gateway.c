@@ -4,7 +4,9 @@
  * the HTTP answer. SSE routes are handed to gateway/sse_routes.h. Also here: the events
  * side that feeds the view and the streams (the SUB drained, its monitor watched, the
  * probe for events the PUB dropped). */
+#include "common/metrics.h"
 #include "gateway/gateway.h"
+#include "gateway/http_metrics.h"
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -74,6 +76,7 @@ struct gateway_t {
     int64_t next_probe_ms;
     int64_t last_event_ms;    /* when the SUB last gave an event */
     gateway_turn_t turn;      /* what this turn must still run */
+    gateway_http_metrics_t *http_metrics; /* its own figures for GET /metrics */
 };
 
 /* Queues the answer on the connection (only valid inside the access handler). */
@@ -322,6 +325,11 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     if (req->state == REQUEST_WAITING || req->page_pending)
         gateway_broker_link_forget(self->link, req->corr);
     gateway_sse_routes_closed(self->streams, req);
+    if (req->status && self->http_metrics)
+        gateway_http_metrics_observe(
+            self->http_metrics, req->method,
+            req->match == GATEWAY_MATCH_OK ? gateway_route_pattern(req->route.id) : "unmatched",
+            req->status, (double)(syn_mono_ms() - req->started_ms) / 1000.0);
     syn_debug(COMPONENT, "http method=%s path=%s status=%u ms=%lld%s", req->method, req->path,
               req->status, (long long)(syn_mono_ms() - req->started_ms),
               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
@@ -358,6 +366,21 @@ static void answer_from_reply(gateway_request_t *req, json_int_t status, json_t 
             json_t *detail = json_pack("{s:s}", "detail", why);
             gateway_request_set_json(req, 409, detail);
             json_decref(detail);
+        }
+    } else if (req->route.id == GATEWAY_ROUTE_METRICS && status == 200) {
+        gateway_t *self = req->gateway;
+        gateway_hub_stats_t hub;
+        gateway_hub_stats(self->hub, &hub);
+        char *text = self->http_metrics
+                         ? gateway_http_metrics_render(self->http_metrics,
+                                                       json_object_get(body, "families"),
+                                                       hub.clients)
+                         : NULL;
+        if (text) {
+            gateway_request_set_answer(req, 200, text);
+            req->content_type = SYN_METRICS_CONTENT_TYPE;
+        } else {
+            gateway_request_set_literal(req, 500, GATEWAY_OUT_OF_MEMORY);
         }
     } else if (req->route.id == GATEWAY_ROUTE_WORKFLOW_EXPORT && status == 200) {
         char *yaml = NULL;
@@ -703,7 +726,8 @@ gateway_t *gateway_new(const gateway_config_t *config, char *err, size_t errlen)
     self->epoll_fd = -1;
     self->sub_check = self->monitor_check = true;
     self->view = gateway_view_new(GATEWAY_VIEW_CAPACITY, GATEWAY_VIEW_MAX_BYTES);
-    if (!self->view) {
+    self->http_metrics = gateway_http_metrics_new();
+    if (!self->view || !self->http_metrics) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -774,6 +798,7 @@ void gateway_destroy(gateway_t **self_p)
     gateway_broker_link_destroy(&self->link);
     gateway_sse_routes_destroy(&self->streams);
     gateway_view_destroy(&self->view);
+    gateway_http_metrics_destroy(&self->http_metrics);
     free(self);
     *self_p = NULL;
 }

@@ -1,5 +1,6 @@
 #include "gateway/listen.h"
 #include "common/clock.h"
+#include "common/endpoint.h"
 #include "common/log.h"
 #include "common/ratelog.h"
 
@@ -100,45 +101,6 @@ static size_t unescape_without_nul(void *cls, struct MHD_Connection *connection,
     return gateway_listen_unescape(text);
 }
 
-int gateway_listen_parse_address(const char *text, struct sockaddr_storage *addr, char *err,
-                                size_t errlen)
-{
-    const char *colon = strrchr(text, ':');
-    if (!colon || !colon[1]) {
-        snprintf(err, errlen, "bad --http address '%s': want HOST:PORT", text);
-        return -1;
-    }
-    char host[256];
-    size_t host_len = (size_t)(colon - text);
-    if (host_len >= sizeof host) {
-        snprintf(err, errlen, "bad --http address '%s': host too long", text);
-        return -1;
-    }
-    memcpy(host, text, host_len);
-    host[host_len] = '\0';
-    if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
-        memmove(host, host + 1, host_len - 2);
-        host[host_len - 2] = '\0';
-    }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535) {
-        snprintf(err, errlen, "bad --http address '%s': port must be 0..65535", text);
-        return -1;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *found = NULL;
-    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &found);
-    if (rc != 0) {
-        snprintf(err, errlen, "bad --http address '%s': %s", text, gai_strerror(rc));
-        return -1;
-    }
-    memcpy(addr, found->ai_addr, found->ai_addrlen);
-    freeaddrinfo(found);
-    return 0;
-}
-
 /* A whole PEM file, NUL-terminated (MHD wants text), its size in *size; NULL with
  * the reason in err. */
 static char *read_pem(const char *flag, const char *path, size_t *size, char *err,
@@ -235,7 +197,7 @@ gateway_listen_t *gateway_listen_new(const gateway_config_t *config,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (gateway_listen_parse_address(config->http, &addr, err, errlen) != 0)
+    if (syn_http_address_parse("--http", config->http, &addr, err, errlen) != 0)
         goto fail;
     bool tls = config->tls_cert && config->tls_cert[0];
     if (tls && (!(cert = read_pem("--tls-cert", config->tls_cert, &cert_size, err, errlen)) ||

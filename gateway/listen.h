@@ -50,11 +50,6 @@ typedef struct gateway_listen_t gateway_listen_t;
  * as any other bad byte does. Never longer than the text it is given. */
 size_t gateway_listen_unescape(char *text);
 
-/* Splits "HOST:PORT" ("[v6]:PORT", ":PORT" for all interfaces) into a socket address;
- * -1 with "bad --http address ..." in err. */
-int gateway_listen_parse_address(const char *text, struct sockaddr_storage *addr, char *err,
-                                 size_t errlen);
-
 /* Reads the TLS files (when given) and starts libmicrohttpd on config->http with
  * on_request and on_completed (cls for both); NULL with the reason in err: the
  * address and the system's reason for a failed bind, the file and the reason for an

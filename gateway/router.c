@@ -16,6 +16,7 @@ typedef struct {
 
 static const route_entry_t routes[] = {
     {"GET", "/health", GATEWAY_ROUTE_HEALTH},
+    {"GET", "/metrics", GATEWAY_ROUTE_METRICS},
     {"GET", "/workflows", GATEWAY_ROUTE_WORKFLOW_LIST},
     {"POST", "/workflows", GATEWAY_ROUTE_WORKFLOW_CREATE},
     {"GET", "/workflows/executions/active", GATEWAY_ROUTE_EXECUTION_ACTIVE},
@@ -123,4 +124,12 @@ gateway_match_t gateway_route_match(const char *method, const char *path,
         allow_add(route, routes[i].method);
     }
     return path_known ? GATEWAY_MATCH_METHOD_NOT_ALLOWED : GATEWAY_MATCH_NOT_FOUND;
+}
+
+const char *gateway_route_pattern(gateway_route_id_t id)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (routes[i].id == id)
+            return routes[i].pattern;
+    return "unknown";
 }

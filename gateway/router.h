@@ -40,6 +40,7 @@ typedef enum {
     GATEWAY_ROUTE_WORKFLOW_ARCHIVE,
     GATEWAY_ROUTE_PHASE_UPDATE,
     GATEWAY_ROUTE_EXECUTION_TIMELINE, /* the detail, drawn by the gateway as SVG */
+    GATEWAY_ROUTE_METRICS, /* the broker's metrics.get, with the gateway's own, as text */
 } gateway_route_id_t;
 
 typedef enum {
@@ -59,5 +60,8 @@ typedef struct {
  * or control-character path parameter never matches (404). */
 gateway_match_t gateway_route_match(const char *method, const char *path,
                                     gateway_route_t *route);
+
+/* The path pattern of a route ("/workflows/{}/execute"), for metric labels. */
+const char *gateway_route_pattern(gateway_route_id_t id);
 
 #endif

@@ -42,6 +42,7 @@ typedef enum {
     SYN_OP_EXECUTION_OUTPUT,
     SYN_OP_WORKFLOW_RUNS,
     SYN_OP_EVENTS_REPLAY,
+    SYN_OP_METRICS_GET, /* the broker's counters as metric families (common/metrics.h) */
     SYN_OP_COUNT
 } syn_op_t;
 

@@ -2,9 +2,11 @@
 # Installs the Debian packages syn builds and tests with; silent when all are present.
 # clang-14 and libclang-rt-14-dev (libFuzzer and clang's sanitizer runtimes) build
 # only the fuzz targets (`make fuzz`); everything else builds with gcc.
+# python3-prometheus-client parses GET /metrics in tests/integration/test_metrics.c.
 set -e
 pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libmicrohttpd-dev
 libjansson-dev libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev libgnutls28-dev sqlite3 curl git python3 bubblewrap
+python3-prometheus-client
 tmux clang-14 libclang-rt-14-dev"
 # Installed when the distribution has it (the broker and gateway link it for
 # speed); the build works without it.

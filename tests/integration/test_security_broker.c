@@ -575,6 +575,19 @@ static void test_insecure_rule(void **state)
     assert_non_null(strstr(err, "--workers tcp://0.0.0.0:"));
     config.workers = "tcp://127.0.0.1:1";
     assert_int_equal(broker_config_check(&config, err, sizeof err), 0);
+    /* --metrics has no authentication: off loopback only with --insecure, even
+     * with CURVE on the sockets. */
+    config.metrics = "0.0.0.0:9100";
+    assert_int_equal(broker_config_check(&config, err, sizeof err), -1);
+    assert_non_null(strstr(err, "--metrics 0.0.0.0:9100"));
+    config.curve_secret = s->secret;
+    config.authorized_keys = "/nonexistent";
+    assert_int_equal(broker_config_check(&config, err, sizeof err), -1);
+    config.insecure = true;
+    assert_int_equal(broker_config_check(&config, err, sizeof err), 0);
+    config = (broker_config_t){.clients = clients, .workers = "tcp://127.0.0.1:1",
+                               .events = events, .metrics = "127.0.0.1:9100"};
+    assert_int_equal(broker_config_check(&config, err, sizeof err), 0);
 
     assert_int_equal(unlink(s->log), 0);
     snprintf(workers, sizeof workers, "tcp://127.0.0.1:%d", port);

@@ -165,6 +165,53 @@ static void test_flags_log_level_kind(void **state)
     syn_log_set_level(SYN_LOG_INFO);
 }
 
+/* --log-format json: one JSON object a line with ts, level, program, component and
+ * msg, the message's key=value pairs as fields; text keeps the old line. */
+static void test_log_render_json_fields(void **state)
+{
+    (void)state;
+    char line[512];
+    size_t n = syn_log_render(line, sizeof line, SYN_LOG_JSON, 0, SYN_LOG_WARN, "syn-broker",
+                              "broker",
+                              "execution cancelled execution=exec-1 reason=\"too slow now\" "
+                              "status=3: gone msg=x");
+    assert_int_equal(line[n - 1], '\n');
+    assert_string_equal(line, "{\"ts\":\"1970-01-01T00:00:00.000000Z\",\"level\":\"warn\","
+                              "\"program\":\"syn-broker\",\"component\":\"broker\","
+                              "\"msg\":\"execution cancelled gone msg=x\",\"execution\":"
+                              "\"exec-1\",\"reason\":\"too slow now\",\"status\":\"3\"}\n");
+    /* Bytes that are not UTF-8 do not make the line unprintable. */
+    n = syn_log_render(line, sizeof line, SYN_LOG_JSON, 0, SYN_LOG_INFO, "w", "c", "bad=\xff");
+    assert_non_null(strstr(line, "\"bad\":\"\xef\xbf\xbd\"}"));
+    n = syn_log_render(line, sizeof line, SYN_LOG_TEXT, 0, SYN_LOG_INFO, "w", "broker", "hi a=b");
+    assert_string_equal(line, "1970-01-01T00:00:00.000000Z INFO  broker  hi a=b\n");
+}
+
+/* --log-format is every program's flag: parsed from argv or SYN_LOG_FORMAT, refused
+ * when it is neither text nor json, and shown in the usage. */
+static void test_flags_log_format_builtin(void **state)
+{
+    (void)state;
+    syn_flag_t flags[] = {{NULL, 0, NULL, NULL, NULL, 0, 0}};
+    char *bad[] = {"t", "--log-format", "xml", NULL};
+    assert_int_equal(syn_flags_parse("t", "test", flags, 3, bad), SYN_FLAGS_ERROR);
+    char *good[] = {"t", "--log-format=json", NULL};
+    assert_int_equal(syn_flags_parse("t", "test", flags, 2, good), SYN_FLAGS_OK);
+    assert_string_equal(getenv("SYN_LOG_FORMAT"), "json");
+    setenv("SYN_LOG_FORMAT", "yaml", 1);
+    char *none[] = {"t", NULL};
+    assert_int_equal(syn_flags_parse("t", "test", flags, 1, none), SYN_FLAGS_ERROR);
+    unsetenv("SYN_LOG_FORMAT");
+    assert_int_equal(syn_flags_parse("t", "test", flags, 1, none), SYN_FLAGS_OK);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    syn_flags_usage("t", "test", flags, out);
+    fclose(out);
+    assert_non_null(strstr(text, "--log-format text|json"));
+    free(text);
+}
+
 static void test_log_levels_parse(void **state)
 {
     (void)state;
@@ -205,6 +252,8 @@ int main(void)
         cmocka_unit_test(test_ids_have_prefix_and_lowercase_hex),
         cmocka_unit_test(test_id_rule),
         cmocka_unit_test(test_flags_parse_forms_and_environment),
+        cmocka_unit_test(test_log_render_json_fields),
+        cmocka_unit_test(test_flags_log_format_builtin),
         cmocka_unit_test(test_flags_reject_bad_input),
         cmocka_unit_test(test_flags_log_level_kind),
         cmocka_unit_test(test_flags_secret_never_shown),

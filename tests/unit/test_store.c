@@ -231,7 +231,7 @@ static void test_upgrade_from_v1(void **state)
                 "  VALUES (new.workflow_id, new.status, 1)"
                 "  ON CONFLICT(workflow_id, status) DO UPDATE SET n = n + 1;"
                 " END;"
-                " DROP TRIGGER executions_paged_delete; DROP TABLE execution_pages;"
+                " DROP TABLE execution_pages;"
                 " DROP TABLE operator_messages;"
                 " ALTER TABLE executions DROP COLUMN total_cache_creation_tokens;"
                 " ALTER TABLE executions DROP COLUMN total_cache_read_tokens;"
