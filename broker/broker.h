@@ -37,6 +37,7 @@ typedef struct {
 
 typedef struct {
     uint64_t requests, replies, worker_messages, invalid_messages, send_failures, commits;
+    uint64_t budget_turns; /* turns that left client requests waiting for the next one */
 } broker_stats_t;
 
 typedef struct broker_t broker_t;

@@ -662,6 +662,7 @@ void broker_engine_on_worker_from(broker_engine_t *self, const void *identity,
             engine_send_to_worker(self, identity, identity_len, SYN_MSG_DISCONNECT, json_object());
     } else {
         worker->last_seen_ms = now_ms;
+        worker->last_heartbeat_at = syn_now_us();
         switch (type) {
         case SYN_MSG_HEARTBEAT:
             break;

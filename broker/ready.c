@@ -101,6 +101,10 @@ void broker_ready_handle(broker_engine_t *self, const void *identity, size_t ide
         syn_error("broker", "out of memory registering worker %s", name);
         return;
     }
+    worker->last_heartbeat_at = syn_now_us();
+    if (broker_worker_set_about(worker, json_string_value(json_object_get(fields, "host")),
+                                json_string_value(json_object_get(fields, "version"))) < 0)
+        syn_error("broker", "out of memory recording worker %s's host", name);
     const json_t *prefetch = json_object_get(fields, "prefetch");
     worker->prefetch = json_is_integer(prefetch) ? json_integer_value(prefetch) : 0;
     bool was_draining = worker->draining;

@@ -116,6 +116,7 @@ void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const
     const int64_t *exit_p = json_is_integer(code) ? &exit_code : NULL;
 
     if (status && strcmp(status, "completed") == 0) {
+        worker->attempts_completed++;
         engine_complete_phase(self, exec, phase, output, exit_p, &usage);
     } else if (status && strcmp(status, "refused") == 0) {
         engine_attempt_refused(self, exec, phase, worker,
@@ -126,6 +127,7 @@ void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const
                             now_ms);
         free(why);
     } else {
+        worker->attempts_failed++;
         char *reason = failure_reason(fields);
         const char *why = reason ? reason : "agent failed";
         if (output && *output) {

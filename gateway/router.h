@@ -40,6 +40,9 @@ typedef enum {
     GATEWAY_ROUTE_WORKFLOW_ARCHIVE,
     GATEWAY_ROUTE_PHASE_UPDATE,
     GATEWAY_ROUTE_EXECUTION_TIMELINE, /* the detail, drawn by the gateway as SVG */
+    /* the fleet (issue 18) */
+    GATEWAY_ROUTE_WORKERS,
+    GATEWAY_ROUTE_READY,
 } gateway_route_id_t;
 
 typedef enum {

@@ -100,6 +100,9 @@ static const field_spec_t ready_fields[] = {
     {"prefetch", KIND_UINT, 0, 0, 1024, NULL, NULL},
     /* the ones it holds that have not started yet (absent: none). */
     {"waiting", KIND_MAP_ARRAY, 0, 0, 0, NULL, ref_fields},
+    /* about the worker, for GET /workers: its host name and syn version. */
+    {"host", KIND_STR, 0, 0, 0, NULL, NULL},
+    {"version", KIND_STR, 0, 0, 0, NULL, NULL},
     END,
 };
 static const field_spec_t no_fields[] = {END};

@@ -42,6 +42,9 @@ typedef enum {
     SYN_OP_EXECUTION_OUTPUT,
     SYN_OP_WORKFLOW_RUNS,
     SYN_OP_EVENTS_REPLAY,
+    /* the fleet (issue 18): GET /workers, GET /ready */
+    SYN_OP_WORKERS_LIST,
+    SYN_OP_READY,
     SYN_OP_COUNT
 } syn_op_t;
 

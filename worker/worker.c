@@ -272,6 +272,14 @@ static void send_ready(worker_t *self, int64_t now)
         json_object_set_new(fields, "prefetch", json_integer(self->prefetch));
     if (fields && waiting)
         json_object_set(fields, "waiting", waiting);
+    /* Who it is, for GET /workers (an operator looking for a host). */
+    char host[256];
+    if (fields && gethostname(host, sizeof host) == 0) {
+        host[sizeof host - 1] = '\0';
+        json_object_set_new(fields, "host", json_string(host));
+    }
+    if (fields)
+        json_object_set_new(fields, "version", json_string(SYN_VERSION));
     json_decref(waiting);
     /* Held attempts wait until the broker answers: its CANCELs for any it gave
      * away meanwhile come before anything else it sends. */
