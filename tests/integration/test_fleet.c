@@ -1,0 +1,173 @@
+/* The fleet through HTTP (issue 18): GET /workers through joins, a kill -9 and a
+ * drain; GET /ready through no workers and the broker down. */
+#include "tests/support/http.h"
+#include "tests/support/teststack.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+/* The broker notices a silent worker after 3 × 100 ms. */
+#define FAST_BROKER "--heartbeat-ms 100 --liveness 3"
+#define FAST_WORKER "--heartbeat-ms 100"
+
+/* GET /workers' entry for name (a new reference), connected or not as asked, or NULL. */
+static json_t *worker_entry(teststack_t *stack, const char *name, bool connected)
+{
+    http_response_t resp;
+    json_t *found = NULL;
+    if (http_get(&resp, "%s/workers", teststack_url(stack)) == 0 && resp.status == 200) {
+        size_t i;
+        json_t *w;
+        json_array_foreach(json_object_get(resp.json, "workers"), i, w)
+        {
+            const char *n = json_string_value(json_object_get(w, "name"));
+            bool c = json_is_true(json_object_get(w, "connected"));
+            if (n && strcmp(n, name) == 0 && c == connected && !found)
+                found = json_incref(w);
+        }
+    }
+    http_response_clear(&resp);
+    return found;
+}
+
+static bool listed(teststack_t *stack, const char *name, bool connected)
+{
+    json_t *w = worker_entry(stack, name, connected);
+    json_decref(w);
+    return w != NULL;
+}
+
+static bool field_true(teststack_t *stack, const char *name, const char *field)
+{
+    json_t *w = worker_entry(stack, name, true);
+    bool yes = w && json_is_true(json_object_get(w, field));
+    json_decref(w);
+    return yes;
+}
+
+static long ready_status(teststack_t *stack, char *reason, size_t len)
+{
+    http_response_t resp;
+    long status = http_get(&resp, "%s/ready", teststack_url(stack)) == 0 ? resp.status : 0;
+    const char *why = json_string_value(json_object_get(resp.json, "reason"));
+    if (!why)
+        why = json_string_value(json_object_get(resp.json, "detail"));
+    snprintf(reason, len, "%s", why ? why : "");
+    http_response_clear(&resp);
+    return status;
+}
+
+static void test_workers_through_join_kill_and_drain(void **state)
+{
+    (void)state;
+    teststack_options_t opts = {.workers = 2, .slots = 1, .mock_delay_ms = 3000,
+                                .broker_args = FAST_BROKER, .worker_args = FAST_WORKER};
+    teststack_t *stack = teststack_start(&opts);
+    assert_non_null(stack);
+
+    json_t *w0 = worker_entry(stack, "w0", true);
+    assert_non_null(w0);
+    assert_true(json_is_true(json_object_get(w0, "healthy")));
+    assert_int_equal(json_integer_value(json_object_get(w0, "slots")), 1);
+    assert_true(json_is_string(json_object_get(w0, "host")));
+    assert_true(json_is_string(json_object_get(w0, "version")));
+    assert_true(json_is_string(json_object_get(w0, "connected_at")));
+    json_decref(w0);
+
+    /* A join. */
+    int added = teststack_add_worker(stack, NULL);
+    assert_int_equal(added, 2);
+    WAIT_FOR(listed(stack, "w2", true), 10000);
+    assert_true(listed(stack, "w2", true));
+
+    /* A kill -9: the worker is lost and still listed, as lost. */
+    teststack_kill_worker(stack, 0, SIGKILL);
+    WAIT_FOR(listed(stack, "w0", false), 10000);
+    json_t *lost = worker_entry(stack, "w0", false);
+    assert_non_null(lost);
+    assert_non_null(strstr(json_string_value(json_object_get(lost, "lost_reason")), "w0"));
+    assert_true(json_is_string(json_object_get(lost, "lost_at")));
+    json_decref(lost);
+    assert_false(listed(stack, "w0", true));
+
+    /* A drain: w1 runs a phase, SIGTERM makes it finish that and take nothing new. */
+    json_t *wf = teststack_create_workflow(
+        stack, "{\"name\":\"fleet\",\"phases\":[{\"phase_id\":\"p1\",\"name\":\"P1\","
+               "\"order\":1,\"prompt_template\":\"x\"}]}");
+    assert_non_null(wf);
+    const char *wf_id = json_string_value(json_object_get(wf, "id"));
+    /* Two executions: one on each live worker. */
+    char *e1 = teststack_execute(stack, wf_id, "{}");
+    char *e2 = teststack_execute(stack, wf_id, "{}");
+    assert_non_null(e1);
+    assert_non_null(e2);
+    json_t *busy = NULL;
+    WAIT_FOR((json_decref(busy), busy = worker_entry(stack, "w1", true),
+              busy && json_integer_value(json_object_get(busy, "running")) == 1),
+             10000);
+    assert_int_equal(json_integer_value(json_object_get(busy, "running")), 1);
+    json_decref(busy);
+    kill(teststack_worker_pid(stack, 1), SIGTERM);
+    WAIT_FOR(field_true(stack, "w1", "draining"), 10000);
+    assert_true(field_true(stack, "w1", "draining"));
+    /* Once done it leaves, and is listed as lost with why. */
+    WAIT_FOR(listed(stack, "w1", false), 15000);
+    json_t *left = worker_entry(stack, "w1", false);
+    assert_non_null(left);
+    assert_non_null(strstr(json_string_value(json_object_get(left, "lost_reason")),
+                           "disconnected"));
+    assert_int_equal(json_integer_value(json_object_get(left, "attempts_completed")), 1);
+    json_decref(left);
+
+    free(e1);
+    free(e2);
+    json_decref(wf);
+    teststack_destroy(&stack);
+}
+
+static void test_ready_through_no_workers_and_broker_down(void **state)
+{
+    (void)state;
+    teststack_options_t opts = {.workers = 1, .broker_args = FAST_BROKER,
+                                .worker_args = FAST_WORKER};
+    teststack_t *stack = teststack_start(&opts);
+    assert_non_null(stack);
+    char reason[256];
+    assert_int_equal(ready_status(stack, reason, sizeof reason), 200);
+
+    assert_int_equal(teststack_stop_worker(stack, 0, SIGTERM, 10000), 0);
+    WAIT_FOR(ready_status(stack, reason, sizeof reason) == 503, 10000);
+    assert_int_equal(ready_status(stack, reason, sizeof reason), 503);
+    assert_string_equal(reason, "no worker connected");
+    /* /health stays liveness: the broker is up. */
+    http_response_t health;
+    assert_int_equal(http_get(&health, "%s/health", teststack_url(stack)), 0);
+    assert_int_equal(health.status, 200);
+    http_response_clear(&health);
+
+    assert_true(teststack_add_worker(stack, NULL) >= 0);
+    WAIT_FOR(ready_status(stack, reason, sizeof reason) == 200, 10000);
+    assert_int_equal(ready_status(stack, reason, sizeof reason), 200);
+
+    teststack_kill_broker(stack, SIGKILL);
+    WAIT_FOR(ready_status(stack, reason, sizeof reason) == 503, 10000);
+    assert_int_equal(ready_status(stack, reason, sizeof reason), 503);
+    assert_string_equal(reason, "broker unavailable");
+    teststack_destroy(&stack);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_workers_through_join_kill_and_drain),
+        cmocka_unit_test(test_ready_through_no_workers_and_broker_down),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
