@@ -420,6 +420,49 @@ void engine_attempt_refused(broker_engine_t *self, broker_execution_t *exec, bro
     free(reason);
 }
 
+void engine_emit_worker(broker_engine_t *self, const char *type, const broker_worker_t *worker,
+                        const char *reason)
+{
+    json_t *data = json_pack("{s:s, s:s, s:s?, s:s?}", "worker", worker->name, "id", worker->key,
+                             "host", worker->host, "reason", reason);
+    broker_events_emit_with_status(self->events, NULL, 0, type, data, NULL);
+}
+
+void broker_engine_worker_unhealthy(broker_engine_t *self, broker_worker_t *worker,
+                                    const char *why)
+{
+    if (!broker_worker_set_unhealthy(worker, why))
+        return;
+    if (why) {
+        self->stats.workers_unhealthy++;
+        engine_emit_worker(self, "worker_unhealthy", worker, why);
+        syn_warn("broker", "worker unhealthy worker=%s reason=\"%s\": it takes no work until "
+                           "it says it is healthy again",
+                 worker->name, why);
+    } else {
+        syn_info("broker", "worker healthy again worker=%s", worker->name);
+    }
+}
+
+void engine_attempt_worker_fault(broker_engine_t *self, broker_execution_t *exec,
+                                 broker_phase_t *phase, broker_worker_t *worker, const char *why,
+                                 int64_t now_ms)
+{
+    char *reason = engine_strdupf("worker %s could not start the agent: %s", worker->name,
+                                  why ? why : "no reason given");
+    const char *text = reason ? reason : "worker fault";
+    engine_finish_attempt(self, exec, phase, BROKER_ATTEMPT_CANCELLED, NULL, text);
+    phase->undelivered++;
+    self->stats.worker_faults++;
+    broker_engine_worker_unhealthy(self, worker, why ? why : "the agent could not be started");
+    syn_warn("broker", "worker fault execution=%s phase=%s attempt=%lld worker=%s reason=\"%s\"",
+             exec->id, phase->phase_id, (long long)phase->attempt, worker->name,
+             why ? why : "");
+    retry_or_fail(self, exec, phase, BROKER_RETRY_WORKER_FAULT, "worker_fault", text, NULL,
+                  now_ms);
+    free(reason);
+}
+
 /* The agent failed the current attempt (its error, its timeout, or the broker's
  * backstop): run it again after the back-off while `retries` allow, else the
  * phase fails with the reason. */

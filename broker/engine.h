@@ -53,7 +53,7 @@ typedef struct {
 
 typedef struct {
     uint64_t started, dispatched, completed, failed, cancelled, lost, retried, stale, adopted,
-        refused;
+        refused, worker_faults, workers_unhealthy;
 } broker_engine_stats_t;
 
 typedef struct broker_engine_t broker_engine_t;

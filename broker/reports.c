@@ -118,6 +118,9 @@ void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const
     if (status && strcmp(status, "completed") == 0) {
         worker->attempts_completed++;
         engine_complete_phase(self, exec, phase, output, exit_p, &usage);
+    } else if (status && strcmp(status, "fault") == 0) {
+        engine_attempt_worker_fault(self, exec, phase, worker,
+                                    json_string_value(json_object_get(fields, "error")), now_ms);
     } else if (status && strcmp(status, "refused") == 0) {
         engine_attempt_refused(self, exec, phase, worker,
                                json_string_value(json_object_get(fields, "error")), now_ms);

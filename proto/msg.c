@@ -66,9 +66,12 @@ struct field_spec_t {
 static const char *const progress_kinds[] = {"started", "output", "tool", NULL};
 static const char *const inject_roles[] = {"user", "system", NULL};
 /* "refused": the worker could not start the attempt (draining, no free slot): the
- * broker hands it to another worker without counting it as an attempt. */
+ * broker hands it to another worker without counting it as an attempt.
+ * "fault": the agent could not be started there (program missing, workspace not
+ * made): handed on the same way, and the worker is unhealthy until it says
+ * otherwise in a READY. */
 static const char *const result_statuses[] = {"completed", "failed", "cancelled", "refused",
-                                              NULL};
+                                              "fault", NULL};
 
 /* One line per field: name, kind, flags, range, allowed values, element schema. */
 static const field_spec_t ref_fields[] = {
@@ -103,6 +106,9 @@ static const field_spec_t ready_fields[] = {
     /* about the worker, for GET /workers: its host name and syn version. */
     {"host", KIND_STR, 0, 0, 0, NULL, NULL},
     {"version", KIND_STR, 0, 0, 0, NULL, NULL},
+    /* false: it cannot run its agents now (absent: true), and why. */
+    {"healthy", KIND_BOOL, 0, 0, 0, NULL, NULL},
+    {"unhealthy_reason", KIND_STR, 0, 0, 0, NULL, NULL},
     END,
 };
 static const field_spec_t no_fields[] = {END};

@@ -107,7 +107,18 @@ struct worker_t {
     int64_t leave_deadline;  /* -1 until nothing runs any more */
     uint64_t send_failures;
     syn_ratelog_t *send_log; /* one line per cause of failed sends per interval */
+
+    /* After a worker fault (an agent that could not be started) the worker is
+     * unhealthy: it says so in READY, the broker sends it nothing, and it runs
+     * its provider's check again after a back-off that doubles while faults
+     * recur, until the check passes. */
+    char *unhealthy;         /* why, or NULL */
+    int64_t recheck_at;
+    int64_t recheck_backoff_ms;
 };
+
+#define RECHECK_FIRST_MS 1000
+#define RECHECK_MAX_MS 60000
 
 /* --- attempts ----------------------------------------------------------- */
 
@@ -280,6 +291,10 @@ static void send_ready(worker_t *self, int64_t now)
     }
     if (fields)
         json_object_set_new(fields, "version", json_string(SYN_VERSION));
+    if (fields && self->unhealthy) {
+        json_object_set_new(fields, "healthy", json_false());
+        json_object_set_new(fields, "unhealthy_reason", json_string(self->unhealthy));
+    }
     json_decref(waiting);
     /* Held attempts wait until the broker answers: its CANCELs for any it gave
      * away meanwhile come before anything else it sends. */
@@ -335,6 +350,42 @@ static void one_line(const char *text, char *out, size_t outlen)
 
 /* Records the final result of a (kept until acknowledged) and sends it;
  * usage (stolen, may be NULL) is the attempt's accounting. */
+/* A worker fault: no new work until the provider's check passes again. */
+static void become_unhealthy(worker_t *self, const char *why, int64_t now)
+{
+    self->recheck_backoff_ms = self->recheck_backoff_ms == 0 ? RECHECK_FIRST_MS
+                               : self->recheck_backoff_ms * 2 > RECHECK_MAX_MS
+                                   ? RECHECK_MAX_MS
+                                   : self->recheck_backoff_ms * 2;
+    self->recheck_at = now + self->recheck_backoff_ms;
+    if (self->unhealthy)
+        return;
+    self->unhealthy = strdup(why && *why ? why : "the agent could not be started");
+    syn_warn("worker", "unhealthy: %s (checking again in %lld ms)",
+             self->unhealthy ? self->unhealthy : "?", (long long)self->recheck_backoff_ms);
+}
+
+/* Runs the provider's check once the back-off is over: healthy again, it says
+ * so with a READY; still failing, it waits twice as long. */
+static void recheck_health(worker_t *self, int64_t now)
+{
+    if (!self->unhealthy || now < self->recheck_at)
+        return;
+    char why[256];
+    if (worker_provider_check(self->provider, why, sizeof why) != 0) {
+        become_unhealthy(self, why, now);
+        syn_warn("worker", "still unhealthy: %s (checking again in %lld ms)", why,
+                 (long long)self->recheck_backoff_ms);
+        return;
+    }
+    syn_info("worker", "healthy again: the %s check passes (was: %s)",
+             worker_provider_name(self->provider), self->unhealthy);
+    free(self->unhealthy);
+    self->unhealthy = NULL;
+    if (self->conn)
+        send_ready(self, now);
+}
+
 static void settle(worker_t *self, attempt_t *a, const char *status, const char *output,
                    const char *error, bool has_exit_code, int exit_code, json_t *usage,
                    int64_t now)
@@ -353,6 +404,10 @@ static void settle(worker_t *self, attempt_t *a, const char *status, const char 
     /* Sent before it is logged: the broker is waiting for it, the log is not. */
     if (a->result)
         send_result(self, a, now);
+    if (strcmp(status, "fault") == 0)
+        become_unhealthy(self, error, now);
+    else if (strcmp(status, "completed") == 0)
+        self->recheck_backoff_ms = 0; /* agents start again: faults are news */
     /* The worker's own share of the phase, from its start to the result sent:
      * what a phase's length is measured against (W2). */
     char took[48] = "";
@@ -616,7 +671,8 @@ static void start_attempt(worker_t *self, attempt_t *a, const syn_msg_t *msg, in
     char reason[256];
     a->run = worker_run_start(self->provider, &job, reason, sizeof reason);
     if (!a->run) {
-        settle(self, a, "failed", "", reason, false, 0, NULL, now);
+        /* Nothing of the agent ran (no workspace, no process): this worker's fault. */
+        settle(self, a, "fault", "", reason, false, 0, NULL, now);
         return;
     }
     self->running++;
@@ -875,6 +931,8 @@ worker_t *worker_new(const worker_config_t *config)
     self->slots = config->slots;
     self->prefetch = config->prefetch > 0 ? config->prefetch : 0;
     self->heartbeat_ms = config->heartbeat_ms > 0 ? config->heartbeat_ms : 1000;
+    if (config->unhealthy)
+        become_unhealthy(self, config->unhealthy, syn_mono_ms());
     self->liveness = config->liveness > 0 ? config->liveness : 3;
     self->drain_ms = config->drain_ms;
     self->provider = config->provider;
@@ -915,6 +973,7 @@ void worker_destroy(worker_t **self_p)
     syn_ratelog_destroy(&self->send_log);
     free(self->broker);
     free(self->name);
+    free(self->unhealthy);
     free(self);
     *self_p = NULL;
 }
@@ -939,6 +998,8 @@ static int64_t next_wakeup(worker_t *self, int64_t now)
         consider(&best, self->last_recv_ms + patience + 1);
     } else
         consider(&best, self->reconnect_at);
+    if (self->unhealthy)
+        consider(&best, self->recheck_at);
     for (size_t i = 0; i < self->count; i++) {
         attempt_t *a = self->attempts[i];
         if (a->run) {
@@ -1163,6 +1224,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         if (self->conn && (self->items[0].revents & ZMQ_POLLIN))
             receive(self, now_us);
         step_attempts(self, now_us);
+        recheck_health(self, now);
         bound_unacked(self);
         if (self->conn)
             check_broker(self, now);

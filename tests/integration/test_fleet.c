@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 /* The broker notices a silent worker after 3 × 100 ms. */
@@ -163,11 +164,100 @@ static void test_ready_through_no_workers_and_broker_down(void **state)
     teststack_destroy(&stack);
 }
 
+/* Copies /bin/cat to path (an agent: the command provider's stdout is the output). */
+static int install_agent(const char *path)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp /bin/cat '%s'", path);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static long long entry_int(teststack_t *stack, const char *name, const char *field)
+{
+    json_t *w = worker_entry(stack, name, true);
+    long long v = w ? (long long)json_integer_value(json_object_get(w, field)) : -1;
+    json_decref(w);
+    return v;
+}
+
+/* One worker whose agent program goes missing among two good ones: every
+ * execution completes, the bad worker's faults count against no attempt, it is
+ * shown unhealthy, and once the program is back it takes work again. */
+static void test_black_hole(void **state)
+{
+    (void)state;
+    char scratch[] = "/tmp/syn-fleet-XXXXXX";
+    assert_non_null(mkdtemp(scratch));
+    char agent[256], extra[400];
+    snprintf(agent, sizeof agent, "%s/agent", scratch);
+    assert_int_equal(install_agent(agent), 0);
+    teststack_options_t opts = {.workers = 2, .slots = 2, .provider = "command",
+                                .command = "/bin/cat", .broker_args = FAST_BROKER,
+                                .worker_args = FAST_WORKER};
+    teststack_t *stack = teststack_start(&opts);
+    assert_non_null(stack);
+    snprintf(extra, sizeof extra, "--command %s", agent);
+    assert_int_equal(teststack_add_worker(stack, extra), 2);
+    WAIT_FOR(listed(stack, "w2", true), 10000);
+    assert_true(listed(stack, "w2", true));
+    assert_int_equal(unlink(agent), 0); /* the program goes missing */
+
+    json_t *wf = teststack_create_workflow(
+        stack, "{\"name\":\"hole\",\"phases\":[{\"phase_id\":\"p1\",\"name\":\"P1\","
+               "\"order\":1,\"prompt_template\":\"x\",\"max_attempts\":1}]}");
+    assert_non_null(wf);
+    const char *wf_id = json_string_value(json_object_get(wf, "id"));
+    char *ids[30];
+    for (int i = 0; i < 30; i++) {
+        ids[i] = teststack_execute(stack, wf_id, "{}");
+        assert_non_null(ids[i]);
+    }
+    for (int i = 0; i < 30; i++) {
+        json_t *st = teststack_wait_terminal(stack, wf_id, ids[i], 30000);
+        assert_non_null(st);
+        assert_string_equal(json_string_value(json_object_get(st, "status")), "completed");
+        json_decref(st);
+    }
+    /* w2 got work, failed none of it, and is unhealthy with why. */
+    assert_true(teststack_db_count(stack, "SELECT 1 FROM attempts WHERE worker='w2'", NULL) >= 1);
+    assert_int_equal(teststack_db_count(stack,
+                                        "SELECT 1 FROM attempts WHERE worker='w2' AND "
+                                        "status IN ('failed','timeout','completed')",
+                                        NULL),
+                     0);
+    json_t *bad = worker_entry(stack, "w2", true);
+    assert_non_null(bad);
+    assert_true(json_is_false(json_object_get(bad, "healthy")));
+    assert_non_null(strstr(json_string_value(json_object_get(bad, "unhealthy_reason")),
+                           "cannot run"));
+    assert_int_equal(json_integer_value(json_object_get(bad, "attempts_failed")), 0);
+    json_decref(bad);
+
+    /* The program is back: its next check passes and it takes work again. */
+    assert_int_equal(install_agent(agent), 0);
+    WAIT_FOR(field_true(stack, "w2", "healthy"), 30000);
+    assert_true(field_true(stack, "w2", "healthy"));
+    char *more[12];
+    for (int i = 0; i < 12; i++)
+        assert_non_null(more[i] = teststack_execute(stack, wf_id, "{}"));
+    WAIT_FOR(entry_int(stack, "w2", "attempts_completed") >= 1, 30000);
+    assert_true(entry_int(stack, "w2", "attempts_completed") >= 1);
+    for (int i = 0; i < 12; i++)
+        free(more[i]);
+    for (int i = 0; i < 30; i++)
+        free(ids[i]);
+    json_decref(wf);
+    teststack_destroy(&stack);
+    unlink(agent);
+    rmdir(scratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_workers_through_join_kill_and_drain),
         cmocka_unit_test(test_ready_through_no_workers_and_broker_down),
+        cmocka_unit_test(test_black_hole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,6 +48,10 @@ static void test_workers_list_counts_and_keeps_the_lost(void **state)
     assert_non_null(listed(body, "W2"));
     json_decref(body);
 
+    json_t *joined = fx_take_event(f, "-", "worker_joined");
+    assert_non_null(joined);
+    assert_string_equal(fx_str(json_object_get(joined, "data"), "worker"), "W1");
+    json_decref(joined);
     /* W2 goes silent: it is lost, and still listed, as lost. */
     for (int i = 0; i < 2 * FX_LIVENESS; i++)
         fx_advance(f, FX_HEARTBEAT_MS, "W1");
@@ -60,6 +64,10 @@ static void test_workers_list_counts_and_keeps_the_lost(void **state)
     assert_non_null(strstr(json_string_value(json_object_get(w2, "lost_reason")),
                            "stopped responding"));
     json_decref(body);
+    json_t *lost = fx_take_event(f, "-", "worker_lost");
+    assert_non_null(lost);
+    assert_string_equal(fx_str(json_object_get(lost, "data"), "worker"), "W2");
+    json_decref(lost);
 }
 
 static void test_ready_needs_a_healthy_worker(void **state)
@@ -93,11 +101,59 @@ static void test_ready_needs_a_healthy_worker(void **state)
     assert_int_equal(fx_count_sent(f, "assign"), 1);
 }
 
+/* A worker fault: the attempt goes to another worker, counts against nothing,
+ * and the worker takes no work until its READY says healthy again. */
+static void test_worker_fault_requeues_and_marks_unhealthy(void **state)
+{
+    fx_t *f = *state;
+    fx_workflow(f, "wf", 1, 60);
+    fx_ready(f, "W1", 1, NULL);
+    broker_execution_t *exec = fx_start(f, "wf");
+    char id[BROKER_EXEC_ID_SIZE];
+    strcpy(id, exec->id);
+    json_t *assign = fx_take(f, "assign", "W1");
+    assert_non_null(assign);
+    fx_ready(f, "W2", 1, NULL);
+    fx_worker_send(f, "W1", SYN_MSG_RESULT,
+                   fx_attempt_fields(assign, json_pack("{s:s, s:s, s:s, s:n}", "status", "fault",
+                                                       "output", "", "error",
+                                                       "cannot run claude: No such file",
+                                                       "exit_code")));
+    json_decref(assign);
+    json_t *again = fx_take(f, "assign", "W2");
+    assert_non_null(again);
+    json_t *retrying = fx_take_event(f, id, "PhaseRetrying");
+    assert_non_null(retrying);
+    assert_string_equal(fx_str(json_object_get(retrying, "data"), "cause"), "worker_fault");
+    json_decref(retrying);
+    broker_worker_t *w1 = broker_workers_lookup(f->workers, "W1", 2);
+    assert_non_null(w1);
+    json_t *event = fx_take_event(f, "-", "worker_unhealthy");
+    assert_non_null(event);
+    assert_string_equal(fx_str(json_object_get(event, "data"), "worker"), "W1");
+    json_decref(event);
+    assert_string_equal(w1->unhealthy, "cannot run claude: No such file");
+    assert_int_equal(broker_workers_count_healthy(f->workers), 1);
+
+    /* Faults counted against nothing: a max_attempts of 1 still lets W2 finish. */
+    fx_result(f, "W2", again, "completed", "done", NULL);
+    json_decref(again);
+    json_t *done = fx_take_event(f, id, "ExecutionCompleted");
+    assert_non_null(done);
+    json_decref(done);
+
+    /* Its READY saying healthy (no "healthy": false) makes it take work again. */
+    fx_ready(f, "W1", 1, NULL);
+    assert_null(w1->unhealthy);
+    assert_int_equal(broker_workers_count_healthy(f->workers), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         fx_unit_test(test_workers_list_counts_and_keeps_the_lost),
         fx_unit_test(test_ready_needs_a_healthy_worker),
+        fx_unit_test(test_worker_fault_requeues_and_marks_unhealthy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
