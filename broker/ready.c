@@ -114,8 +114,10 @@ void broker_ready_handle(broker_engine_t *self, const void *identity, size_t ide
      * again when its check passes. */
     const json_t *healthy = json_object_get(fields, "healthy");
     const char *why = json_string_value(json_object_get(fields, "unhealthy_reason"));
-    broker_engine_worker_unhealthy(self, worker,
-                                   json_is_false(healthy) ? (why ? why : "unhealthy") : NULL);
+    if (json_is_false(healthy))
+        broker_engine_worker_unhealthy(self, worker, why ? why : "unhealthy");
+    else if (worker->quarantine.until_ms == 0) /* a quarantine ends on its own clock */
+        broker_engine_worker_unhealthy(self, worker, NULL);
     bool was_draining = worker->draining;
     worker->draining = json_is_true(json_object_get(fields, "draining"));
     if (worker->draining && !was_draining)

@@ -15,6 +15,7 @@
 #define SYN_BROKER_WORKERS_H
 
 #include "broker/outbox.h"
+#include "broker/quarantine.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -45,6 +46,8 @@ typedef struct {
     int64_t attempts_completed;   /* RESULTs completed / failed since it joined */
     int64_t attempts_failed;
     char *unhealthy;              /* why it takes no work, or NULL: healthy */
+    int64_t last_completed_ms;    /* monotonic time of its last completed attempt (0: none) */
+    broker_quarantine_t quarantine;
     broker_held_t *held;
     size_t held_count, held_cap;
 } broker_worker_t;

@@ -252,12 +252,65 @@ static void test_black_hole(void **state)
     rmdir(scratch);
 }
 
+/* A worker whose agent fails every attempt at once (its program runs, but
+ * /bin/false) among good ones: with the broker's default quarantine it fails at
+ * most 3 attempts, then takes no work, and every execution completes. */
+static void test_quarantine_catches_a_failing_worker(void **state)
+{
+    (void)state;
+    teststack_options_t opts = {.workers = 2, .slots = 2, .provider = "command",
+                                .command = "/bin/cat", .broker_args = FAST_BROKER,
+                                .worker_args = FAST_WORKER};
+    teststack_t *stack = teststack_start(&opts);
+    assert_non_null(stack);
+    json_t *wf = teststack_create_workflow(
+        stack, "{\"name\":\"q\",\"phases\":[{\"phase_id\":\"p1\",\"name\":\"P1\","
+               "\"order\":1,\"prompt_template\":\"x\",\"retries\":3,"
+               "\"retry_backoff_seconds\":0.01}]}");
+    assert_non_null(wf);
+    const char *wf_id = json_string_value(json_object_get(wf, "id"));
+    /* The good workers have succeeded before the bad one joins. */
+    char *first = teststack_execute(stack, wf_id, "{}");
+    json_t *st = teststack_wait_terminal(stack, wf_id, first, 30000);
+    assert_string_equal(json_string_value(json_object_get(st, "status")), "completed");
+    json_decref(st);
+    free(first);
+    assert_int_equal(teststack_add_worker(stack, "--command /bin/false --slots 1"), 2);
+    WAIT_FOR(listed(stack, "w2", true), 10000);
+    assert_true(listed(stack, "w2", true));
+
+    char *ids[30];
+    for (int i = 0; i < 30; i++)
+        assert_non_null(ids[i] = teststack_execute(stack, wf_id, "{}"));
+    for (int i = 0; i < 30; i++) {
+        st = teststack_wait_terminal(stack, wf_id, ids[i], 30000);
+        assert_non_null(st);
+        assert_string_equal(json_string_value(json_object_get(st, "status")), "completed");
+        json_decref(st);
+        free(ids[i]);
+    }
+    long failed = teststack_db_count(stack, "SELECT 1 FROM attempts WHERE worker='w2'", NULL);
+    print_message("measure: the failing worker ran %ld attempts before its quarantine\n",
+                  failed);
+    assert_true(failed >= 1);
+    assert_true(failed <= 3);
+    json_t *bad = worker_entry(stack, "w2", true);
+    assert_non_null(bad);
+    assert_true(json_is_false(json_object_get(bad, "healthy")));
+    assert_non_null(strstr(json_string_value(json_object_get(bad, "unhealthy_reason")),
+                           "quarantined"));
+    json_decref(bad);
+    json_decref(wf);
+    teststack_destroy(&stack);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_workers_through_join_kill_and_drain),
         cmocka_unit_test(test_ready_through_no_workers_and_broker_down),
         cmocka_unit_test(test_black_hole),
+        cmocka_unit_test(test_quarantine_catches_a_failing_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
