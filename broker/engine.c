@@ -401,6 +401,17 @@ void engine_attempt_lost(broker_engine_t *self, broker_execution_t *exec, broker
                   "worker_lost", reason, NULL, now_ms);
 }
 
+/* The agent never ran: the attempt is closed with text and the phase goes
+ * straight back to the queue, counted against nothing (retry.h's cause). */
+static void requeue_not_run(broker_engine_t *self, broker_execution_t *exec,
+                            broker_phase_t *phase, broker_retry_cause_t cause,
+                            const char *event_cause, const char *text, int64_t now_ms)
+{
+    engine_finish_attempt(self, exec, phase, BROKER_ATTEMPT_CANCELLED, NULL, text);
+    phase->undelivered++;
+    retry_or_fail(self, exec, phase, cause, event_cause, text, NULL, now_ms);
+}
+
 /* The worker could not start the attempt (it is draining, or had no free slot):
  * the agent never ran, so the attempt does not count against max_attempts and
  * the phase goes straight back to the queue for another worker. */
@@ -409,14 +420,12 @@ void engine_attempt_refused(broker_engine_t *self, broker_execution_t *exec, bro
 {
     char *reason = engine_strdupf("worker %s refused the attempt: %s", worker->name,
                                   why ? why : "no reason given");
-    const char *text = reason ? reason : "worker refused the attempt";
-    engine_finish_attempt(self, exec, phase, BROKER_ATTEMPT_CANCELLED, NULL, text);
-    phase->undelivered++;
     self->stats.refused++;
     syn_info("broker", "attempt refused execution=%s phase=%s attempt=%lld worker=%s reason=\"%s\"",
              exec->id, phase->phase_id, (long long)phase->attempt, worker->name,
              why ? why : "");
-    retry_or_fail(self, exec, phase, BROKER_RETRY_NOT_RUN, "refused", text, NULL, now_ms);
+    requeue_not_run(self, exec, phase, BROKER_RETRY_NOT_RUN, "refused",
+                    reason ? reason : "worker refused the attempt", now_ms);
     free(reason);
 }
 
@@ -436,8 +445,8 @@ void broker_engine_worker_unhealthy(broker_engine_t *self, broker_worker_t *work
     if (why) {
         self->stats.workers_unhealthy++;
         engine_emit_worker(self, "worker_unhealthy", worker, why);
-        syn_warn("broker", "worker unhealthy worker=%s reason=\"%s\": it takes no work until "
-                           "it says it is healthy again",
+        syn_warn("broker", "worker unhealthy worker=%s reason=\"%s\": it takes no work "
+                           "meanwhile",
                  worker->name, why);
     } else {
         syn_info("broker", "worker healthy again worker=%s", worker->name);
@@ -450,16 +459,13 @@ void engine_attempt_worker_fault(broker_engine_t *self, broker_execution_t *exec
 {
     char *reason = engine_strdupf("worker %s could not start the agent: %s", worker->name,
                                   why ? why : "no reason given");
-    const char *text = reason ? reason : "worker fault";
-    engine_finish_attempt(self, exec, phase, BROKER_ATTEMPT_CANCELLED, NULL, text);
-    phase->undelivered++;
     self->stats.worker_faults++;
     broker_engine_worker_unhealthy(self, worker, why ? why : "the agent could not be started");
     syn_warn("broker", "worker fault execution=%s phase=%s attempt=%lld worker=%s reason=\"%s\"",
              exec->id, phase->phase_id, (long long)phase->attempt, worker->name,
              why ? why : "");
-    retry_or_fail(self, exec, phase, BROKER_RETRY_WORKER_FAULT, "worker_fault", text, NULL,
-                  now_ms);
+    requeue_not_run(self, exec, phase, BROKER_RETRY_WORKER_FAULT, "worker_fault",
+                    reason ? reason : "worker fault", now_ms);
     free(reason);
 }
 
