@@ -960,6 +960,36 @@ static int op_metrics_get(broker_api_t *self, const json_t *args, json_t **body)
     return 200;
 }
 
+/* --- the fleet (issue 18) -------------------------------------------------- */
+
+static int op_workers_list(broker_api_t *self, const json_t *args, json_t **body)
+{
+    (void)args;
+    json_t *workers = broker_workers_list(self->workers, syn_now_us());
+    *body = workers ? json_pack("{s:o}", "workers", workers) : NULL;
+    return 200;
+}
+
+/* Ready to take work: at least one connected worker that is healthy and not
+ * draining (the broker answering is the rest of it). */
+static int op_ready(broker_api_t *self, const json_t *args, json_t **body)
+{
+    (void)args;
+    size_t connected = broker_workers_count(self->workers), ready = 0;
+    for (size_t i = 0; i < connected; i++) {
+        const broker_worker_t *w = broker_workers_at(self->workers, i);
+        if (!w->unhealthy && !w->draining)
+            ready++;
+    }
+    const char *reason = connected == 0 ? "no worker connected"
+                         : ready == 0   ? "no healthy worker (all unhealthy or draining)"
+                                        : NULL;
+    *body = json_pack("{s:s, s:s, s:I, s:I, s:o}", "status", reason ? "not ready" : "ready",
+                      "broker", "up", "workers", (json_int_t)connected, "workers_ready",
+                      (json_int_t)ready, "reason", reason ? json_string(reason) : json_null());
+    return reason ? 503 : 200;
+}
+
 /* --- dispatch -------------------------------------------------------------- */
 
 typedef int (*op_fn)(broker_api_t *self, const json_t *args, json_t **body);
@@ -987,6 +1017,8 @@ static const op_fn handlers[SYN_OP_COUNT] = {
     [SYN_OP_WORKFLOW_RUNS] = op_workflow_runs,
     [SYN_OP_EVENTS_REPLAY] = op_events_replay,
     [SYN_OP_METRICS_GET] = op_metrics_get,
+    [SYN_OP_WORKERS_LIST] = op_workers_list,
+    [SYN_OP_READY] = op_ready,
 };
 
 broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,
@@ -1014,7 +1046,7 @@ json_t *broker_api_metrics(broker_api_t *self)
     broker_gauges_t gauges = {
         .ready_depth = broker_engine_ready_depth(self->engine),
         .workers_connected = broker_workers_count(self->workers),
-        .workers_healthy = broker_workers_healthy_count(self->workers),
+        .workers_healthy = broker_workers_count_healthy(self->workers),
         .attempts_lost = stats.lost,
         .attempts_retried = stats.retried,
         .attempts_timed_out = stats.timed_out,

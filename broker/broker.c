@@ -30,6 +30,12 @@
 /* Messages handled per socket per turn: enough to amortize a commit over many
  * requests, small enough that timers and the other socket are never starved. */
 #define BATCH_PER_SOCKET 512
+/* Time a turn spends on client requests before its timers, heartbeats and
+ * commit: one slow request (a big events.replay or execution.list) costs
+ * milliseconds, and a flood of them must not delay the heartbeats past the
+ * workers' liveness window (they would believe the broker gone). The rest wait
+ * in the socket for the next turn. */
+#define CLIENT_BUDGET_MS 50
 /* How often deadlines and silent workers are checked. */
 #define TICK_MS 100
 #define SOCKET_HWM 100000
@@ -209,6 +215,7 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
         .heartbeat_ms = config->heartbeat_ms,
         .liveness = config->liveness,
         .kill_grace_ms = config->kill_grace_ms,
+        .quarantine = {config->quarantine_after, config->quarantine_window_ms},
     };
     self->engine = self->events && self->workers
                        ? broker_engine_new(self->store, self->events, self->outbox,
@@ -541,8 +548,10 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
         syn_error("broker", "poll failed: %s", zmq_strerror(zmq_errno()));
         return -1;
     }
-    /* Drain both sockets alternately, up to a batch each. */
+    /* Drain both sockets alternately, up to a batch each, and clients only
+     * within the turn's budget. */
     int from_clients = 0, from_workers = 0;
+    int64_t clients_until = syn_mono_ms() + CLIENT_BUDGET_MS;
     bool more = true;
     while (more) {
         more = false;
@@ -550,11 +559,14 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
             from_workers++;
             more = true;
         }
-        if (from_clients < BATCH_PER_SOCKET && receive_one(self, self->clients, true)) {
+        if (from_clients < BATCH_PER_SOCKET && syn_mono_ms() < clients_until &&
+            receive_one(self, self->clients, true)) {
             from_clients++;
             more = true;
         }
     }
+    if (from_clients > 0 && syn_mono_ms() >= clients_until)
+        self->stats.budget_turns++;
     /* Ready, or at least once a tick for its connection timeouts. */
     if (self->metrics_http && (items[2].revents || syn_mono_ms() >= self->next_tick_ms))
         broker_metrics_http_run(self->metrics_http);

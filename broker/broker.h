@@ -26,6 +26,8 @@ typedef struct {
     int64_t heartbeat_ms;       /* 1000 */
     int64_t liveness;           /* 3 */
     int64_t kill_grace_ms;      /* 5000 */
+    int64_t quarantine_after;   /* 3 (broker/quarantine.h); 0: no quarantine */
+    int64_t quarantine_window_ms; /* 60000 */
     const char *workflows_dir;  /* installed at start (broker/preload.h); NULL or "": none */
     /* CURVE (docs/protocol.md, "Security"): with its secret certificate the broker
      * is a CURVE server on all three sockets and lets in only the keys of the
@@ -45,6 +47,7 @@ typedef struct {
 
 typedef struct {
     uint64_t requests, replies, worker_messages, invalid_messages, send_failures, commits;
+    uint64_t budget_turns; /* turns that left client requests waiting for the next one */
 } broker_stats_t;
 
 typedef struct broker_t broker_t;

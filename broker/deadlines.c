@@ -61,6 +61,12 @@ static void check_deadline(broker_engine_t *self, broker_execution_t *exec, int6
 void broker_engine_tick(broker_engine_t *self, int64_t now_ms)
 {
     broker_lost_silent(self, now_ms);
+    /* Quarantines that are over: the worker is on probation (healthy again). */
+    for (size_t i = 0; i < broker_workers_count(self->workers); i++) {
+        broker_worker_t *w = broker_workers_at(self->workers, i);
+        if (broker_quarantine_over(&w->quarantine, now_ms))
+            broker_engine_worker_unhealthy(self, w, NULL);
+    }
     for (broker_execution_t *exec = zlistx_first(self->by_creation); exec;
          exec = zlistx_next(self->by_creation))
         check_deadline(self, exec, now_ms);

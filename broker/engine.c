@@ -401,6 +401,17 @@ void engine_attempt_lost(broker_engine_t *self, broker_execution_t *exec, broker
                   "worker_lost", reason, NULL, now_ms);
 }
 
+/* The agent never ran: the attempt is closed with text and the phase goes
+ * straight back to the queue, counted against nothing (retry.h's cause). */
+static void requeue_not_run(broker_engine_t *self, broker_execution_t *exec,
+                            broker_phase_t *phase, broker_retry_cause_t cause,
+                            const char *event_cause, const char *text, int64_t now_ms)
+{
+    engine_finish_attempt(self, exec, phase, BROKER_ATTEMPT_CANCELLED, NULL, text);
+    phase->undelivered++;
+    retry_or_fail(self, exec, phase, cause, event_cause, text, NULL, now_ms);
+}
+
 /* The worker could not start the attempt (it is draining, or had no free slot):
  * the agent never ran, so the attempt does not count against max_attempts and
  * the phase goes straight back to the queue for another worker. */
@@ -409,14 +420,52 @@ void engine_attempt_refused(broker_engine_t *self, broker_execution_t *exec, bro
 {
     char *reason = engine_strdupf("worker %s refused the attempt: %s", worker->name,
                                   why ? why : "no reason given");
-    const char *text = reason ? reason : "worker refused the attempt";
-    engine_finish_attempt(self, exec, phase, BROKER_ATTEMPT_CANCELLED, NULL, text);
-    phase->undelivered++;
     self->stats.refused++;
     syn_info("broker", "attempt refused execution=%s phase=%s attempt=%lld worker=%s reason=\"%s\"",
              exec->id, phase->phase_id, (long long)phase->attempt, worker->name,
              why ? why : "");
-    retry_or_fail(self, exec, phase, BROKER_RETRY_NOT_RUN, "refused", text, NULL, now_ms);
+    requeue_not_run(self, exec, phase, BROKER_RETRY_NOT_RUN, "refused",
+                    reason ? reason : "worker refused the attempt", now_ms);
+    free(reason);
+}
+
+void engine_emit_worker(broker_engine_t *self, const char *type, const broker_worker_t *worker,
+                        const char *reason)
+{
+    json_t *data = json_pack("{s:s, s:s, s:s?, s:s?}", "worker", worker->name, "id", worker->key,
+                             "host", worker->host, "reason", reason);
+    broker_events_emit_with_status(self->events, NULL, 0, type, data, NULL);
+}
+
+void broker_engine_worker_unhealthy(broker_engine_t *self, broker_worker_t *worker,
+                                    const char *why)
+{
+    if (!broker_worker_set_unhealthy(worker, why))
+        return;
+    if (why) {
+        self->stats.workers_unhealthy++;
+        engine_emit_worker(self, "worker_unhealthy", worker, why);
+        syn_warn("broker", "worker unhealthy worker=%s reason=\"%s\": it takes no work "
+                           "meanwhile",
+                 worker->name, why);
+    } else {
+        syn_info("broker", "worker healthy again worker=%s", worker->name);
+    }
+}
+
+void engine_attempt_worker_fault(broker_engine_t *self, broker_execution_t *exec,
+                                 broker_phase_t *phase, broker_worker_t *worker, const char *why,
+                                 int64_t now_ms)
+{
+    char *reason = engine_strdupf("worker %s could not start the agent: %s", worker->name,
+                                  why ? why : "no reason given");
+    self->stats.worker_faults++;
+    broker_engine_worker_unhealthy(self, worker, why ? why : "the agent could not be started");
+    syn_warn("broker", "worker fault execution=%s phase=%s attempt=%lld worker=%s reason=\"%s\"",
+             exec->id, phase->phase_id, (long long)phase->attempt, worker->name,
+             why ? why : "");
+    requeue_not_run(self, exec, phase, BROKER_RETRY_WORKER_FAULT, "worker_fault",
+                    reason ? reason : "worker fault", now_ms);
     free(reason);
 }
 
@@ -667,6 +716,7 @@ void broker_engine_on_worker_from(broker_engine_t *self, const void *identity,
             engine_send_to_worker(self, identity, identity_len, SYN_MSG_DISCONNECT, json_object());
     } else {
         worker->last_seen_ms = now_ms;
+        worker->last_heartbeat_at = syn_now_us();
         switch (type) {
         case SYN_MSG_HEARTBEAT:
             break;

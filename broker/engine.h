@@ -49,11 +49,12 @@ typedef struct {
     int64_t heartbeat_ms;     /* interval of heartbeats both ways (1000) */
     int64_t liveness;         /* intervals of silence before a worker is dead (3) */
     int64_t kill_grace_ms;    /* the worker's SIGTERM→SIGKILL grace, added to timeouts (5000) */
+    broker_quarantine_config_t quarantine; /* black holes (quarantine.h); after 0: off */
 } broker_engine_config_t;
 
 typedef struct {
     uint64_t started, dispatched, completed, failed, cancelled, lost, retried, stale, adopted,
-        refused, timed_out;
+        refused, timed_out, worker_faults, workers_unhealthy;
 } broker_engine_stats_t;
 
 typedef struct broker_engine_t broker_engine_t;

@@ -104,6 +104,19 @@ void engine_attempt_lost(broker_engine_t *self, broker_execution_t *exec, broker
 void engine_attempt_refused(broker_engine_t *self, broker_execution_t *exec,
                             broker_phase_t *phase, const broker_worker_t *worker,
                             const char *why, int64_t now_ms);
+/* An event about a worker, on no execution (the activity stream): type
+ * worker_joined, worker_lost or worker_unhealthy, data {worker, id, host, reason}. */
+void engine_emit_worker(broker_engine_t *self, const char *type, const broker_worker_t *worker,
+                        const char *reason);
+/* Marks a worker unhealthy for why (it takes no work until a READY of its says
+ * healthy again), or healthy again (why NULL); logs the change. */
+void broker_engine_worker_unhealthy(broker_engine_t *self, broker_worker_t *worker,
+                                    const char *why);
+/* The worker could not start the agent: requeued without counting, the worker
+ * made unhealthy. */
+void engine_attempt_worker_fault(broker_engine_t *self, broker_execution_t *exec,
+                                 broker_phase_t *phase, broker_worker_t *worker, const char *why,
+                                 int64_t now_ms);
 void engine_attempt_failed(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
                            broker_attempt_status_t how, const int64_t *exit_code,
                            const char *reason, const broker_usage_t *usage, int64_t now_ms);

@@ -22,7 +22,8 @@
  *   PhaseFailed         phase_id, attempt, error (+ the same usage fields, without
  *                       tool_calls, when the failure came with a RESULT)
  *   PhaseRetrying       phase_id, attempt, next_attempt, reason, cause
- *                       (agent_failed | timeout | worker_lost | undelivered | refused),
+ *                       (agent_failed | timeout | worker_lost | undelivered | refused |
+ *                       worker_fault),
  *                       retry_in_seconds (+ usage fields for agent failures)
  *   ExecutionPaused     reason (or null), phase_id (the phase still running, or null)
  *   ExecutionResumed    status (running, or pending when nothing ran yet)
@@ -33,7 +34,11 @@
  *   ExecutionCancelled  error (the reason, or "Cancelled by user"), phase_id (the
  *                       phase that was cancelled, or null), completed_phases,
  *                       total_phases
- * The last three are terminal: nothing follows them for that execution. */
+ * The last three are terminal: nothing follows them for that execution.
+ * Events about a worker (execution_id null, on the activity stream only):
+ *   worker_joined       worker, id, host (its first READY)
+ *   worker_lost         worker, id, host, reason (left, gone or silent)
+ *   worker_unhealthy    worker, id, host, reason (a worker fault, or its READY) */
 #ifndef SYN_BROKER_EVENTS_H
 #define SYN_BROKER_EVENTS_H
 

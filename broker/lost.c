@@ -5,6 +5,7 @@
 #include "broker/deadlines.h"
 #include "broker/engine_internal.h"
 #include "broker/fence.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <stdlib.h>
@@ -35,9 +36,10 @@ static void lose_worker(broker_engine_t *self, broker_worker_t *worker, syn_log_
                         const char *what, char *reason, const char *fallback, int64_t now_ms)
 {
     syn_log(level, "broker", "%s worker=%s held=%zu", what, worker->name, worker->held_count);
+    engine_emit_worker(self, "worker_lost", worker, reason ? reason : fallback);
     lose_worker_attempts(self, worker, reason ? reason : fallback, now_ms);
+    broker_workers_remove_lost(self->workers, worker, reason ? reason : fallback, syn_now_us());
     free(reason);
-    broker_workers_remove(self->workers, worker);
 }
 
 void broker_lost_disconnected(broker_engine_t *self, broker_worker_t *worker, int64_t now_ms)

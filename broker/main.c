@@ -1,5 +1,6 @@
 /* syn-broker: owns the state, dispatches phases (see broker/broker.h). */
 #include "broker/broker.h"
+#include "broker/quarantine.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "common/signals.h"
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
     };
     long heartbeat_ms = 1000, liveness = 3, kill_grace_ms = 5000;
     long retain_days = 30, retain_seconds = 0, retain_max_executions = 0;
+    long quarantine_after = BROKER_QUARANTINE_AFTER,
+         quarantine_window_ms = BROKER_QUARANTINE_WINDOW_MS;
     const char *log_level = "info";
     syn_flag_t flags[] = {
         {"data", SYN_FLAG_STRING, "DIR", "data directory (SQLite file syn.db inside)",
@@ -57,6 +60,13 @@ int main(int argc, char **argv)
         {"kill-grace-ms", SYN_FLAG_INT, "MS",
          "workers' SIGTERM-to-SIGKILL grace, added to the timeout backstop", &kill_grace_ms, 0,
          3600000},
+        {"quarantine-after", SYN_FLAG_INT, "N",
+         "a worker failing N attempts in a row (of different executions) while others "
+         "succeed takes no work for a while (0: never)",
+         &quarantine_after, 0, 1000},
+        {"quarantine-window-ms", SYN_FLAG_INT, "MS",
+         "the window those failures fall in, and the first quarantine's length",
+         &quarantine_window_ms, 1, 86400000},
         {"workflows", SYN_FLAG_STRING, "DIR",
          "install the workflows of DIR at start (*.yaml and */workflow.yaml packages)",
          &config.workflows_dir, 0, 0},
@@ -94,6 +104,8 @@ int main(int argc, char **argv)
     config.kill_grace_ms = kill_grace_ms;
     config.retain_seconds = retain_seconds > 0 ? retain_seconds : retain_days * 86400;
     config.retain_max_executions = retain_max_executions;
+    config.quarantine_after = quarantine_after;
+    config.quarantine_window_ms = quarantine_window_ms;
     char err[512];
     if (broker_config_check(&config, err, sizeof err) < 0) {
         fprintf(stderr, "error: %s\n", err);

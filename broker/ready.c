@@ -91,6 +91,7 @@ void broker_ready_handle(broker_engine_t *self, const void *identity, size_t ide
         return;
     }
     broker_workers_unrefuse(self->workers, identity, identity_len);
+    bool joined = broker_workers_lookup(self->workers, identity, identity_len) == NULL;
     /* A READY from a registered identity (the same process and socket, e.g. told
      * twice to re-register) keeps what it holds: an ASSIGN may be in flight that
      * its running list could not show yet. */
@@ -101,8 +102,22 @@ void broker_ready_handle(broker_engine_t *self, const void *identity, size_t ide
         syn_error("broker", "out of memory registering worker %s", name);
         return;
     }
+    worker->last_heartbeat_at = syn_now_us();
+    if (broker_worker_set_about(worker, json_string_value(json_object_get(fields, "host")),
+                                json_string_value(json_object_get(fields, "version"))) < 0)
+        syn_error("broker", "out of memory recording worker %s's host", name);
+    if (joined)
+        engine_emit_worker(self, "worker_joined", worker, NULL);
     const json_t *prefetch = json_object_get(fields, "prefetch");
     worker->prefetch = json_is_integer(prefetch) ? json_integer_value(prefetch) : 0;
+    /* A worker that cannot run its agents says so (healthy: false) and says
+     * again when its check passes. */
+    const json_t *healthy = json_object_get(fields, "healthy");
+    const char *why = json_string_value(json_object_get(fields, "unhealthy_reason"));
+    if (json_is_false(healthy))
+        broker_engine_worker_unhealthy(self, worker, why ? why : "unhealthy");
+    else if (worker->quarantine.until_ms == 0) /* a quarantine ends on its own clock */
+        broker_engine_worker_unhealthy(self, worker, NULL);
     bool was_draining = worker->draining;
     worker->draining = json_is_true(json_object_get(fields, "draining"));
     if (worker->draining && !was_draining)

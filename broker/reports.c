@@ -73,6 +73,33 @@ static bool is_timeout(const char *reason)
     return strncmp(reason, "timed out", 9) == 0;
 }
 
+/* The last time a worker other than this one completed an attempt (0: never). */
+static int64_t others_succeeded_ms(broker_engine_t *self, const broker_worker_t *worker)
+{
+    int64_t last = 0;
+    for (size_t i = 0; i < broker_workers_count(self->workers); i++) {
+        const broker_worker_t *w = broker_workers_at(self->workers, i);
+        if (w != worker && w->last_completed_ms > last)
+            last = w->last_completed_ms;
+    }
+    return last;
+}
+
+static void quarantine_if_black_hole(broker_engine_t *self, broker_worker_t *worker,
+                                     const char *execution_id, int64_t now_ms)
+{
+    const broker_quarantine_config_t *config = &self->config.quarantine;
+    if (!broker_quarantine_failed(&worker->quarantine, config, execution_id,
+                                  others_succeeded_ms(self, worker), now_ms))
+        return;
+    char *why = engine_strdupf("quarantined for %lld s: %lld attempts of different executions "
+                               "failed in a row while other workers succeeded",
+                               (long long)((worker->quarantine.until_ms - now_ms) / 1000),
+                               (long long)worker->quarantine.streak);
+    broker_engine_worker_unhealthy(self, worker, why ? why : "quarantined");
+    free(why);
+}
+
 void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const json_t *fields,
                            int64_t now_ms)
 {
@@ -116,7 +143,13 @@ void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const
     const int64_t *exit_p = json_is_integer(code) ? &exit_code : NULL;
 
     if (status && strcmp(status, "completed") == 0) {
+        worker->attempts_completed++;
+        worker->last_completed_ms = now_ms;
+        broker_quarantine_completed(&worker->quarantine);
         engine_complete_phase(self, exec, phase, output, exit_p, &usage);
+    } else if (status && strcmp(status, "fault") == 0) {
+        engine_attempt_worker_fault(self, exec, phase, worker,
+                                    json_string_value(json_object_get(fields, "error")), now_ms);
     } else if (status && strcmp(status, "refused") == 0) {
         engine_attempt_refused(self, exec, phase, worker,
                                json_string_value(json_object_get(fields, "error")), now_ms);
@@ -126,6 +159,7 @@ void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const
                             now_ms);
         free(why);
     } else {
+        worker->attempts_failed++;
         char *reason = failure_reason(fields);
         const char *why = reason ? reason : "agent failed";
         if (output && *output) {
@@ -139,6 +173,7 @@ void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const
         engine_attempt_failed(self, exec, phase,
                               is_timeout(why) ? BROKER_ATTEMPT_TIMEOUT : BROKER_ATTEMPT_FAILED,
                               exit_p, why, &usage, now_ms);
+        quarantine_if_black_hole(self, worker, ref.execution_id, now_ms);
         free(reason);
     }
     broker_usage_clear(&usage);

@@ -22,6 +22,7 @@ broker_retry_t broker_retry_decide(broker_retry_cause_t cause, const broker_retr
     broker_retry_t verdict = {false, 0};
     switch (cause) {
     case BROKER_RETRY_NOT_RUN:
+    case BROKER_RETRY_WORKER_FAULT:
         verdict.again = true;
         break;
     case BROKER_RETRY_WORKER_LOST:
@@ -61,6 +62,7 @@ char *broker_retry_give_up_reason(broker_retry_cause_t cause,
                       (long long)counts->failures, (long long)counts->retries);
         break;
     case BROKER_RETRY_NOT_RUN:
+    case BROKER_RETRY_WORKER_FAULT:
         return strdup(reason);
     }
     return rc < 0 ? NULL : out;

@@ -6,6 +6,9 @@
  *   not run       the worker refused it (draining, no free slot) or its ASSIGN
  *                 never left: the agent never ran, so it runs again at once and
  *                 counts against nothing;
+ *   worker fault  the worker could not start the agent (its program missing,
+ *                 its workspace not made): the agent never ran either, so the
+ *                 same; the worker is the one marked (unhealthy), not the phase;
  *   lost          its worker was lost (silent, disconnected, gone across a broker
  *                 restart) or gave it back: it runs again at once while the
  *                 attempts that counted (all but the not-run and agent-failed
@@ -28,6 +31,7 @@ typedef enum {
     BROKER_RETRY_WORKER_LOST,  /* the worker was lost with it */
     BROKER_RETRY_GIVEN_BACK,   /* the worker cancelled it on its own */
     BROKER_RETRY_AGENT_FAILED, /* an error, the agent's timeout or the broker's backstop */
+    BROKER_RETRY_WORKER_FAULT, /* the worker could not start the agent (program missing…) */
 } broker_retry_cause_t;
 
 /* A phase's counts, the attempt that just ended included. */

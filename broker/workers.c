@@ -2,6 +2,8 @@
  * keep the code obvious). */
 #include "broker/workers.h"
 
+#include "common/clock.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,9 +12,16 @@ typedef struct {
     size_t len; /* 0: empty */
 } refused_t;
 
+typedef struct {
+    json_t *description; /* broker_worker_describe's, with lost_at and lost_reason */
+    int64_t lost_at;     /* wall-clock µs since the epoch */
+} lost_t;
+
 struct broker_workers_t {
     broker_worker_t **items;
     size_t count, cap;
+    lost_t lost[BROKER_WORKERS_LOST_MAX]; /* a ring: the oldest is overwritten */
+    size_t lost_next;
     refused_t refused[BROKER_REFUSED_MAX]; /* a ring: the oldest is overwritten */
     size_t refused_next;
 };
@@ -31,6 +40,9 @@ static void worker_free(broker_worker_t *worker)
     free(worker->key);
     free(worker->name);
     free(worker->peer_key);
+    free(worker->host);
+    free(worker->version);
+    free(worker->unhealthy);
     json_decref(worker->providers);
     free(worker);
 }
@@ -47,6 +59,8 @@ void broker_workers_destroy(broker_workers_t **self_p)
     broker_workers_t *self = *self_p;
     for (size_t i = 0; i < self->count; i++)
         worker_free(self->items[i]);
+    for (size_t i = 0; i < BROKER_WORKERS_LOST_MAX; i++)
+        json_decref(self->lost[i].description);
     free(self->items);
     free(self);
     *self_p = NULL;
@@ -111,6 +125,7 @@ broker_worker_t *broker_workers_register(broker_workers_t *self, const void *ide
             free(worker);
             return NULL;
         }
+        worker->connected_at = syn_now_us();
         self->items[self->count++] = worker;
     }
     char *copy = strdup(name ? name : "");
@@ -199,6 +214,118 @@ void broker_workers_remove(broker_workers_t *self, broker_worker_t *worker)
         }
 }
 
+static json_t *text_or_null(const char *text)
+{
+    return text ? json_string(text) : json_null();
+}
+
+static json_t *time_text(int64_t epoch_us)
+{
+    char buf[SYN_TIME_BUFSIZE];
+    return epoch_us > 0 ? json_string(syn_time_format(epoch_us, buf)) : json_null();
+}
+
+void broker_workers_remove_lost(broker_workers_t *self, broker_worker_t *worker, const char *why,
+                                int64_t now_us)
+{
+    json_t *description = broker_worker_describe(worker);
+    if (description) {
+        json_object_set_new(description, "lost_at", time_text(now_us));
+        json_object_set_new(description, "lost_reason", json_string(why ? why : "lost"));
+        lost_t *slot = &self->lost[self->lost_next];
+        self->lost_next = (self->lost_next + 1) % BROKER_WORKERS_LOST_MAX;
+        json_decref(slot->description);
+        slot->description = description;
+        slot->lost_at = now_us;
+    }
+    broker_workers_remove(self, worker);
+}
+
+static int replace_text(char **field, const char *text)
+{
+    char *copy = NULL;
+    if (text && !(copy = strdup(text)))
+        return -1;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+int broker_worker_set_about(broker_worker_t *worker, const char *host, const char *version)
+{
+    return replace_text(&worker->host, host) < 0 || replace_text(&worker->version, version) < 0
+               ? -1
+               : 0;
+}
+
+bool broker_worker_set_unhealthy(broker_worker_t *worker, const char *why)
+{
+    bool was_healthy = worker->unhealthy == NULL;
+    if (why && worker->unhealthy && strcmp(why, worker->unhealthy) == 0)
+        return false;
+    /* Out of memory keeps a fixed reason: it must still take no work. */
+    if (replace_text(&worker->unhealthy, why) < 0)
+        replace_text(&worker->unhealthy, "unhealthy");
+    return was_healthy != (worker->unhealthy == NULL);
+}
+
+size_t broker_workers_count_healthy(const broker_workers_t *self)
+{
+    size_t healthy = 0;
+    for (size_t i = 0; i < self->count; i++)
+        if (!self->items[i]->unhealthy)
+            healthy++;
+    return healthy;
+}
+
+json_t *broker_worker_describe(const broker_worker_t *worker)
+{
+    size_t running = 0;
+    for (size_t i = 0; i < worker->held_count; i++)
+        if (worker->held[i].current)
+            running++;
+    /* Attempts beyond its slots wait there for one to free. */
+    size_t prefetched = (int64_t)running > worker->slots ? running - (size_t)worker->slots : 0;
+    return json_pack("{s:s, s:s, s:o, s:o, s:O, s:o, s:I, s:I, s:I, s:I, s:b, s:b, s:o, "
+                     "s:o, s:o, s:I, s:I, s:b}",
+                     "name", worker->name, "id", worker->key, "host", text_or_null(worker->host),
+                     "address", json_null(), "providers", worker->providers, "version",
+                     text_or_null(worker->version), "slots", (json_int_t)worker->slots,
+                     "prefetch", (json_int_t)worker->prefetch, "running",
+                     (json_int_t)(running - prefetched), "prefetched", (json_int_t)prefetched,
+                     "draining", worker->draining, "healthy", worker->unhealthy == NULL,
+                     "unhealthy_reason", text_or_null(worker->unhealthy), "connected_at",
+                     time_text(worker->connected_at), "last_heartbeat_at",
+                     time_text(worker->last_heartbeat_at), "attempts_completed",
+                     (json_int_t)worker->attempts_completed, "attempts_failed",
+                     (json_int_t)worker->attempts_failed, "connected", true);
+}
+
+json_t *broker_workers_list(broker_workers_t *self, int64_t now_us)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < self->count; i++)
+        if (json_array_append_new(list, broker_worker_describe(self->items[i])) < 0)
+            json_decref(list), list = NULL;
+    /* Lost ones, most recent first. */
+    for (size_t n = 1; list && n <= BROKER_WORKERS_LOST_MAX; n++) {
+        lost_t *slot = &self->lost[(self->lost_next + BROKER_WORKERS_LOST_MAX - n) %
+                                   BROKER_WORKERS_LOST_MAX];
+        if (!slot->description)
+            continue;
+        if (now_us - slot->lost_at > BROKER_WORKERS_LOST_KEEP_US) {
+            json_decref(slot->description);
+            slot->description = NULL;
+            continue;
+        }
+        json_t *copy = json_deep_copy(slot->description);
+        json_object_set_new(copy, "connected", json_false());
+        if (json_array_append_new(list, copy) < 0)
+            json_decref(list), list = NULL;
+    }
+    return list;
+}
+
 size_t broker_workers_count(const broker_workers_t *self)
 {
     return self->count;
@@ -206,15 +333,6 @@ size_t broker_workers_count(const broker_workers_t *self)
 
 /* Healthy: taking work. Until workers report their health this is "not draining";
  * the one place to switch to the worker's healthy flag. */
-size_t broker_workers_healthy_count(const broker_workers_t *self)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < self->count; i++)
-        if (!self->items[i]->draining)
-            n++;
-    return n;
-}
-
 void broker_workers_slots(const broker_workers_t *self, int64_t *busy, int64_t *free_slots)
 {
     *busy = *free_slots = 0;
@@ -261,7 +379,8 @@ static broker_worker_t *least_busy(broker_workers_t *self, const char *provider,
     for (size_t i = 0; i < self->count; i++) {
         broker_worker_t *w = self->items[i];
         int64_t room = w->slots + (with_prefetch ? w->prefetch : 0);
-        if (w->draining || (int64_t)w->held_count >= room || !offers(w, provider))
+        if (w->draining || w->unhealthy || (int64_t)w->held_count >= room ||
+            !offers(w, provider))
             continue;
         if (!best || w->held_count < best->held_count)
             best = w;

@@ -15,6 +15,7 @@
 #define SYN_BROKER_WORKERS_H
 
 #include "broker/outbox.h"
+#include "broker/quarantine.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -39,6 +40,14 @@ typedef struct {
     json_t *providers;            /* array of strings */
     int64_t last_seen_ms;         /* monotonic time of its last message */
     bool draining;                /* stopping: finishes what it holds, gets nothing new */
+    char *host, *version;         /* as its READY says (NULL: not said) */
+    int64_t connected_at;         /* wall-clock µs since the epoch of its first READY */
+    int64_t last_heartbeat_at;    /* wall-clock µs since the epoch of its last message */
+    int64_t attempts_completed;   /* RESULTs completed / failed since it joined */
+    int64_t attempts_failed;
+    char *unhealthy;              /* why it takes no work, or NULL: healthy */
+    int64_t last_completed_ms;    /* monotonic time of its last completed attempt (0: none) */
+    broker_quarantine_t quarantine;
     broker_held_t *held;
     size_t held_count, held_cap;
 } broker_worker_t;
@@ -70,12 +79,29 @@ void broker_workers_refuse(broker_workers_t *self, const void *identity, size_t 
 void broker_workers_unrefuse(broker_workers_t *self, const void *identity, size_t identity_len);
 bool broker_workers_refused(const broker_workers_t *self, const void *identity,
                             size_t identity_len);
-/* Forgets a worker (pointer invalid afterwards). */
+/* Forgets a worker (pointer invalid afterwards); its description stays in the
+ * list of lost workers for BROKER_WORKERS_LOST_KEEP_US, with lost_at = now_us
+ * and why. */
+#define BROKER_WORKERS_LOST_KEEP_US (10LL * 60 * 1000 * 1000)
+#define BROKER_WORKERS_LOST_MAX 256
 void broker_workers_remove(broker_workers_t *self, broker_worker_t *worker);
+void broker_workers_remove_lost(broker_workers_t *self, broker_worker_t *worker, const char *why,
+                                int64_t now_us);
+
+/* Records host and version (NULL: not said); 0, or -1 (out of memory). */
+int broker_worker_set_about(broker_worker_t *worker, const char *host, const char *version);
+/* Marks it unhealthy for why (it takes no work), or healthy again (why NULL);
+ * true when that changed its health. */
+bool broker_worker_set_unhealthy(broker_worker_t *worker, const char *why);
+/* Connected workers that are healthy (whether draining or not). */
+size_t broker_workers_count_healthy(const broker_workers_t *self);
+/* The worker as GET /workers shows it (docs/api.md), or NULL (out of memory). */
+json_t *broker_worker_describe(const broker_worker_t *worker);
+/* Every connected worker, then those lost in the last BROKER_WORKERS_LOST_KEEP_US
+ * (older ones are forgotten now): a new array, or NULL (out of memory). */
+json_t *broker_workers_list(broker_workers_t *self, int64_t now_us);
 
 size_t broker_workers_count(const broker_workers_t *self);
-/* Workers taking work (for /metrics). */
-size_t broker_workers_healthy_count(const broker_workers_t *self);
 /* Slots running an attempt, and slots free, over all workers (prefetch aside). */
 void broker_workers_slots(const broker_workers_t *self, int64_t *busy, int64_t *free_slots);
 /* i-th worker, 0 ≤ i < count (order changes when one is removed). */
@@ -83,7 +109,7 @@ broker_worker_t *broker_workers_at(broker_workers_t *self, size_t i);
 /* A worker silent for longer than max_silence_ms, or NULL. */
 broker_worker_t *broker_workers_expired(broker_workers_t *self, int64_t now_ms,
                                         int64_t max_silence_ms);
-/* A worker offering provider (NULL: any) that is not draining: the least busy one
+/* A worker offering provider (NULL: any) that is healthy and not draining: the least busy one
  * with a free slot, else the least busy one with a prefetch place left, else NULL.
  * Ties go to the one registered first. */
 broker_worker_t *broker_workers_pick(broker_workers_t *self, const char *provider);

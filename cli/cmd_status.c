@@ -1,7 +1,8 @@
 /* syn status: is the service up? The gateway's /health (broker up or down, how
- * many workers), and each worker's busy and free slots from GET /workers where the
- * gateway has that route; a gateway without it answers 404, and the status then
- * shows /health's count alone, so the command works against both. */
+ * many workers), and each worker from GET /workers (docs/api.md): its slots, what
+ * it runs, its results, whether it is healthy, and the workers lost lately. A
+ * gateway older than that route answers 404, and the status then shows /health's
+ * count alone, so the command works against both. */
 #include "cli/cli.h"
 #include "cli/table.h"
 
@@ -9,45 +10,54 @@
 #include <stdlib.h>
 #include <string.h>
 
-static long long first_int(const json_t *obj, const char *const *keys)
+static const char *text_or(const json_t *obj, const char *key, const char *fallback)
 {
-    for (; *keys; keys++)
-        if (json_is_integer(json_object_get(obj, *keys)))
-            return (long long)json_integer_value(json_object_get(obj, *keys));
-    return -1;
+    const char *text = json_string_value(json_object_get(obj, key));
+    return text ? text : fallback;
 }
 
-static const char *first_text(const json_t *obj, const char *const *keys)
+static void format_int(char *buf, size_t len, const json_t *obj, const char *key)
 {
-    for (; *keys; keys++)
-        if (json_is_string(json_object_get(obj, *keys)))
-            return json_string_value(json_object_get(obj, *keys));
-    return "?";
+    const json_t *v = json_object_get(obj, key);
+    if (json_is_integer(v))
+        snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+    else
+        snprintf(buf, len, "?");
 }
 
-/* One row per worker, from whichever names the route uses for them. */
+/* ok, draining, unhealthy: why, or lost: why (GET /workers' fields, docs/api.md). */
+static void format_state(char *buf, size_t len, const json_t *w)
+{
+    if (json_is_false(json_object_get(w, "connected")))
+        snprintf(buf, len, "lost: %s", text_or(w, "lost_reason", "?"));
+    else if (json_is_false(json_object_get(w, "healthy")))
+        snprintf(buf, len, "unhealthy: %s", text_or(w, "unhealthy_reason", "?"));
+    else if (json_is_true(json_object_get(w, "draining")))
+        snprintf(buf, len, "draining");
+    else
+        snprintf(buf, len, "ok");
+}
+
+/* One row per worker, connected ones first, then those lost lately. */
 static void print_workers(cli_t *cli, const json_t *workers)
 {
-    static const char *const names[] = {"worker_id", "name", "id", NULL};
-    static const char *const slots_keys[] = {"slots", "capacity", NULL};
-    static const char *const busy_keys[] = {"busy", "busy_slots", "active", "running", NULL};
-    const char *headers[] = {"WORKER", "SLOTS", "BUSY", "FREE", "PROVIDERS"};
-    table_t *t = table_new(5, headers);
-    table_set_right(t, 1);
-    table_set_right(t, 2);
-    table_set_right(t, 3);
+    const char *headers[] = {"WORKER", "HOST",   "PROVIDERS", "SLOTS",
+                             "RUNNING", "QUEUED", "DONE",      "FAILED", "STATE"};
+    table_t *t = table_new(9, headers);
+    for (int column = 3; column <= 7; column++)
+        table_set_right(t, column);
     size_t i;
     const json_t *w;
     json_array_foreach(workers, i, w)
     {
-        long long slots = first_int(w, slots_keys), busy = first_int(w, busy_keys);
-        char s[24] = "?", b[24] = "?", f[24] = "?", providers[256] = "";
-        if (slots >= 0)
-            snprintf(s, sizeof s, "%lld", slots);
-        if (busy >= 0)
-            snprintf(b, sizeof b, "%lld", busy);
-        if (slots >= 0 && busy >= 0)
-            snprintf(f, sizeof f, "%lld", slots - busy > 0 ? slots - busy : 0);
+        char slots[24], running[24], queued[24], done[24], failed[24], providers[256] = "",
+                                                                        state[320];
+        format_int(slots, sizeof slots, w, "slots");
+        format_int(running, sizeof running, w, "running");
+        format_int(queued, sizeof queued, w, "prefetched");
+        format_int(done, sizeof done, w, "attempts_completed");
+        format_int(failed, sizeof failed, w, "attempts_failed");
+        format_state(state, sizeof state, w);
         size_t j;
         const json_t *p;
         json_array_foreach(json_object_get(w, "providers"), j, p)
@@ -56,7 +66,8 @@ static void print_workers(cli_t *cli, const json_t *workers)
             snprintf(providers + used, sizeof providers - used, "%s%s", j ? "," : "",
                      json_string_value(p) ? json_string_value(p) : "?");
         }
-        const char *cells[] = {first_text(w, names), s, b, f, providers};
+        const char *cells[] = {text_or(w, "name", "?"), text_or(w, "host", "-"), providers,
+                               slots, running, queued, done, failed, state};
         table_add(t, cells, NULL);
     }
     cli_print_table(cli, &t);
@@ -66,9 +77,10 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 {
     const args_command_t command = {
         "syn status",
-        "Shows the gateway's health, the broker's, and the workers (with their busy and\n"
-        "free slots where the gateway serves GET /workers). Exit 0 when all is up, 5 when\n"
-        "the gateway cannot be reached or the broker is down.",
+        "Shows the gateway's health, the broker's, and the workers: slots, attempts\n"
+        "running and queued, results, healthy or why not, and those lost in the last\n"
+        "10 minutes. Exit 0 when all is up, 5 when the gateway cannot be reached or the\n"
+        "broker is down.",
         args_no_options, 0, 0};
     const char *pos[ARGS_MAX_POSITIONAL];
     int npos, code;

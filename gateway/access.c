@@ -85,6 +85,7 @@ int gateway_access_scope(gateway_match_t match, gateway_route_id_t id)
         return SYN_SCOPE_READ;
     switch (id) {
     case GATEWAY_ROUTE_HEALTH:
+    case GATEWAY_ROUTE_READY: /* for load balancers, like /health */
         return 0;
     /* Counts by workflow and model: as much as the read routes tell, no more. */
     case GATEWAY_ROUTE_METRICS:
@@ -101,6 +102,7 @@ int gateway_access_scope(gateway_match_t match, gateway_route_id_t id)
     case GATEWAY_ROUTE_PHASE_OUTPUT:
     case GATEWAY_ROUTE_SSE_EXECUTION:
     case GATEWAY_ROUTE_SSE_ACTIVITY:
+    case GATEWAY_ROUTE_WORKERS:
     /* Answered by the gateway alone from the YAML it is sent: it changes nothing
      * and tells nothing about what the broker holds, so a read token (a CI job
      * checking workflow files) may. */

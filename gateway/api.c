@@ -247,6 +247,15 @@ int gateway_api_request(const gateway_route_t *route, const char *content_type, 
     case GATEWAY_ROUTE_WORKFLOW_RUNS:
         *op = SYN_OP_WORKFLOW_RUNS;
         return workflow_runs_args(route->params[0], query, cls, args, error);
+    /* the fleet (issue 18) */
+    case GATEWAY_ROUTE_WORKERS:
+        *op = SYN_OP_WORKERS_LIST;
+        *args = json_object();
+        return 0;
+    case GATEWAY_ROUTE_READY:
+        *op = SYN_OP_READY;
+        *args = json_object();
+        return 0;
     case GATEWAY_ROUTE_SSE_EXECUTION:
     case GATEWAY_ROUTE_SSE_ACTIVITY:
         break; /* streams, not one operation: the gateway serves them itself */

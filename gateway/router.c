@@ -40,6 +40,9 @@ static const route_entry_t routes[] = {
     {"GET", "/executions/{}/timeline.svg", GATEWAY_ROUTE_EXECUTION_TIMELINE},
     {"GET", "/sse/executions/{}", GATEWAY_ROUTE_SSE_EXECUTION},
     {"GET", "/sse/activity", GATEWAY_ROUTE_SSE_ACTIVITY},
+    /* the fleet (issue 18) */
+    {"GET", "/workers", GATEWAY_ROUTE_WORKERS},
+    {"GET", "/ready", GATEWAY_ROUTE_READY},
 };
 
 typedef struct {

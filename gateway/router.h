@@ -41,6 +41,9 @@ typedef enum {
     GATEWAY_ROUTE_PHASE_UPDATE,
     GATEWAY_ROUTE_EXECUTION_TIMELINE, /* the detail, drawn by the gateway as SVG */
     GATEWAY_ROUTE_METRICS, /* the broker's metrics.get, with the gateway's own, as text */
+    /* the fleet (issue 18) */
+    GATEWAY_ROUTE_WORKERS,
+    GATEWAY_ROUTE_READY,
 } gateway_route_id_t;
 
 typedef enum {

@@ -47,9 +47,12 @@ static const char *const progress_kinds[] = {"started", "output", "tool", NULL};
 static const char *const networks[] = {"none", "proxy", "host", NULL};
 static const char *const inject_roles[] = {"user", "system", NULL};
 /* "refused": the worker could not start the attempt (draining, no free slot): the
- * broker hands it to another worker without counting it as an attempt. */
+ * broker hands it to another worker without counting it as an attempt.
+ * "fault": the agent could not be started there (program missing, workspace not
+ * made): handed on the same way, and the worker is unhealthy until it says
+ * otherwise in a READY. */
 static const char *const result_statuses[] = {"completed", "failed", "cancelled", "refused",
-                                              NULL};
+                                              "fault", NULL};
 
 /* One line per field: name, kind, flags, range, allowed values, element schema. */
 static const field_spec_t ref_fields[] = {
@@ -81,6 +84,12 @@ static const field_spec_t ready_fields[] = {
     {"prefetch", KIND_UINT, 0, 0, 1024, NULL, NULL},
     /* the ones it holds that have not started yet (absent: none). */
     {"waiting", KIND_MAP_ARRAY, 0, 0, 0, NULL, ref_fields},
+    /* about the worker, for GET /workers: its host name and syn version. */
+    {"host", KIND_STR, 0, 0, 0, NULL, NULL},
+    {"version", KIND_STR, 0, 0, 0, NULL, NULL},
+    /* false: it cannot run its agents now (absent: true), and why. */
+    {"healthy", KIND_BOOL, 0, 0, 0, NULL, NULL},
+    {"unhealthy_reason", KIND_STR, 0, 0, 0, NULL, NULL},
     END,
 };
 static const field_spec_t no_fields[] = {END};

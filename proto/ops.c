@@ -61,6 +61,9 @@ static const syn_op_spec_t specs[] = {
                                INT("limit", 1, SYN_OP_REPLAY_LIMIT_MAX)},
                               3, NULL},
     [SYN_OP_METRICS_GET] = {"metrics.get", {{0}}, 0, NULL},
+    /* the fleet (issue 18) */
+    [SYN_OP_WORKERS_LIST] = {"workers.list", {{0}}, 0, NULL},
+    [SYN_OP_READY] = {"ready", {{0}}, 0, NULL},
 };
 
 _Static_assert(sizeof specs / sizeof specs[0] == SYN_OP_COUNT, "one spec per op");

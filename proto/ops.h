@@ -43,6 +43,9 @@ typedef enum {
     SYN_OP_WORKFLOW_RUNS,
     SYN_OP_EVENTS_REPLAY,
     SYN_OP_METRICS_GET, /* the broker's counters as metric families (common/metrics.h) */
+    /* the fleet (issue 18): GET /workers, GET /ready */
+    SYN_OP_WORKERS_LIST,
+    SYN_OP_READY,
     SYN_OP_COUNT
 } syn_op_t;
 

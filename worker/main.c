@@ -44,6 +44,7 @@ int main(int argc, char **argv)
     const char *broker_key = NULL;
     bool insecure = false;
     bool keep_workspaces = false;
+    bool allow_unavailable = false;
     long slots = 4, prefetch = 0, mock_delay_ms = 20, heartbeat_ms = 1000, liveness = 3;
     long kill_grace_ms = 5000, drain_seconds = 30;
     long max_output_mb = 8, rlimit_as_mb = 0, nice_value = 0;
@@ -111,6 +112,9 @@ int main(int argc, char **argv)
          &kill_grace_ms, 0, 3600000},
         {"drain-seconds", SYN_FLAG_INT, "S", "on SIGTERM, how long running phases may finish",
          &drain_seconds, 0, 86400},
+        {"allow-unavailable", SYN_FLAG_BOOL, NULL,
+         "start even when the provider's check fails (taking no work until it passes)",
+         &allow_unavailable, 0, 0},
         {"log-level", SYN_FLAG_LOG_LEVEL, "debug|info|warn|error", "log threshold", &log_level, 0,
          0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
@@ -217,6 +221,22 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* Issue 18: a worker that cannot run its provider's agents must not take
+     * work (it would fail every phase at once: a black hole). */
+    char unavailable[256] = "";
+    if (worker_provider_check(provider, unavailable, sizeof unavailable) != 0) {
+        if (!allow_unavailable) {
+            fprintf(stderr, "error: provider %s unavailable: %s (--allow-unavailable starts "
+                            "anyway, taking no work until the check passes)\n",
+                    provider_name, unavailable);
+            worker_provider_destroy(&provider);
+            worker_models_destroy(&models);
+            return 2;
+        }
+        syn_warn("worker", "provider %s unavailable: %s (taking no work until the check passes)",
+                 provider_name, unavailable);
+    }
+
     char default_name[320];
     if (!name || !*name) {
         char host[256] = "worker";
@@ -247,6 +267,7 @@ int main(int argc, char **argv)
         .liveness = (int)liveness,
         .drain_ms = drain_seconds * 1000,
         .provider = provider,
+        .unhealthy = unavailable[0] ? unavailable : NULL,
         .curve = curve,
     };
     worker_t *worker = worker_new(&config);

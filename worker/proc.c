@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -135,6 +136,72 @@ static int find_program(const char *name, const char *path, char *out, size_t ou
         p = colon + 1;
     }
     return found_error;
+}
+
+int worker_proc_check_program(const char *name, char *err, size_t errlen)
+{
+    char program[PATH_MAX];
+    int error = find_program(name, child_path(NULL), program, sizeof program);
+    struct stat st;
+    if (!error && strchr(name, '/'))
+        error = stat(program, &st) != 0     ? errno
+                : !S_ISREG(st.st_mode)      ? EACCES
+                : access(program, X_OK) != 0 ? errno
+                                             : 0;
+    if (error)
+        snprintf(err, errlen, "cannot run %s: %s", name, strerror(error));
+    return error ? -1 : 0;
+}
+
+int worker_proc_run_quietly(char *const argv[], int64_t timeout_ms, char *err, size_t errlen)
+{
+    if (worker_proc_check_program(argv[0], err, errlen) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "cannot fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        int null_fd = open("/dev/null", O_RDWR);
+        if (null_fd >= 0) {
+            dup2(null_fd, 0);
+            dup2(null_fd, 1);
+            dup2(null_fd, 2);
+        }
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    /* Polled: a start-up check has no loop to wake, and 10 ms is nothing there. */
+    for (int64_t waited = 0;; waited += 10) {
+        pid_t done = waitpid(pid, &status, WNOHANG);
+        if (done == pid)
+            break;
+        if (done < 0 && errno != EINTR) {
+            snprintf(err, errlen, "cannot wait for %s: %s", argv[0], strerror(errno));
+            return -1;
+        }
+        if (waited >= timeout_ms) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+            snprintf(err, errlen, "%s %s did not answer within %lld ms", argv[0],
+                     argv[1] ? argv[1] : "", (long long)timeout_ms);
+            return -1;
+        }
+        struct timespec tick = {0, 10 * 1000 * 1000};
+        nanosleep(&tick, NULL);
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    if (WIFEXITED(status))
+        snprintf(err, errlen, "%s %s exited with code %d", argv[0], argv[1] ? argv[1] : "",
+                 WEXITSTATUS(status));
+    else
+        snprintf(err, errlen, "%s %s was killed by signal %d", argv[0], argv[1] ? argv[1] : "",
+                 WTERMSIG(status));
+    return -1;
 }
 
 /* In the child, after fork: only async-signal-safe calls. Reports a failure

@@ -39,6 +39,14 @@ typedef struct worker_proc_t worker_proc_t;
 
 /* Starts the child. NULL with the reason in err ("cannot run X: No such file or
  * directory", "cannot enter DIR: ...") when it could not be started at all. */
+/* Whether name (a path, or found in PATH as execvp would) is a program this
+ * process may run: 0, or -1 with "cannot run NAME: why" in err. */
+int worker_proc_check_program(const char *name, char *err, size_t errlen);
+/* Runs argv (found in PATH) with /dev/null for its input and outputs and waits
+ * for it up to timeout_ms (then SIGKILL): 0 when it exited 0, else -1 with a
+ * one-line reason in err. Blocks: for start-up checks only. */
+int worker_proc_run_quietly(char *const argv[], int64_t timeout_ms, char *err, size_t errlen);
+
 worker_proc_t *worker_proc_start(const worker_proc_spec_t *spec, worker_proc_stdout_fn *on_stdout,
                                  void *arg, char *err, size_t errlen);
 /* Kills the group (SIGKILL) if it still runs, reaps it, closes everything.

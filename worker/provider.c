@@ -102,6 +102,11 @@ const char *worker_provider_name(const worker_provider_t *self)
     return self->ops->name;
 }
 
+int worker_provider_check(worker_provider_t *self, char *err, size_t errlen)
+{
+    return self->ops->check ? self->ops->check(self->config, err, errlen) : 0;
+}
+
 int worker_provider_set_options(worker_provider_t *self, const worker_options_t *options)
 {
     char *dir = options->workspace_dir ? strdup(options->workspace_dir) : NULL;
@@ -417,6 +422,7 @@ const char *worker_run_status_name(worker_run_status_t status)
     case WORKER_RUN_COMPLETED: return "completed";
     case WORKER_RUN_FAILED: return "failed";
     case WORKER_RUN_CANCELLED: return "cancelled";
+    case WORKER_RUN_FAULT: return "fault";
     }
     return "failed";
 }

@@ -99,6 +99,10 @@ typedef enum {
     WORKER_RUN_COMPLETED,
     WORKER_RUN_FAILED,
     WORKER_RUN_CANCELLED,
+    /* The agent could not be started here (its program missing or not
+     * executable, its directory not made): the worker's fault, not the agent's,
+     * so the broker gives the attempt to another worker (wire name "fault"). */
+    WORKER_RUN_FAULT,
 } worker_run_status_t;
 
 typedef struct worker_provider_t worker_provider_t;
@@ -141,6 +145,11 @@ void worker_provider_destroy(worker_provider_t **self_p);
 /* "mock", "command", "claude", "anthropic": what READY announces and what
  * ASSIGN may ask for. */
 const char *worker_provider_name(const worker_provider_t *self);
+/* Whether this worker can run the provider's agents at all (claude: the program
+ * answers --version; command: its program exists and is executable; anthropic:
+ * a key is set; mock: always): 0, or -1 with a one-line reason in err. Run at
+ * start and again, with back-off, after a worker fault. */
+int worker_provider_check(worker_provider_t *self, char *err, size_t errlen);
 /* Copies options (strings included) into the provider; 0, or -1 when out of memory. */
 int worker_provider_set_options(worker_provider_t *self, const worker_options_t *options);
 
@@ -186,7 +195,7 @@ const char *worker_run_output(const worker_run_t *self, size_t *len);
 const char *worker_run_error(const worker_run_t *self);
 /* True with *code set when the run ended with a process exit code. */
 bool worker_run_exit_code(const worker_run_t *self, int *code);
-/* "completed", "failed", "cancelled" (or "running"): the wire names. */
+/* "completed", "failed", "cancelled", "fault" (or "running"): the wire names. */
 const char *worker_run_status_name(worker_run_status_t status);
 /* The usage as result.usage sends it ({input_tokens, output_tokens,
  * cache_creation_tokens, cache_read_tokens, total_tokens, cost_usd, cost_source,
@@ -225,6 +234,8 @@ typedef struct {
                   char *err, size_t errlen);
     /* Whether attempts get a workspace directory (processes run in it). */
     bool uses_workspace;
+    /* Optional (NULL: always fine): worker_provider_check's test. */
+    int (*check)(void *config, char *err, size_t errlen);
 } worker_provider_ops_t;
 
 /* Wraps an implementation; takes ownership of config (freed by config_destroy). */

@@ -555,7 +555,17 @@ static void anthropic_config_destroy(void *config)
     curl->global_cleanup();
 }
 
+static int anthropic_check(void *config, char *err, size_t errlen)
+{
+    const anthropic_config_t *cfg = config;
+    if (cfg->api_key && cfg->api_key[0])
+        return 0;
+    snprintf(err, errlen, "no Anthropic API key is set (ANTHROPIC_API_KEY)");
+    return -1;
+}
+
 static const worker_provider_ops_t anthropic_ops = {
+    .check = anthropic_check,
     .name = "anthropic",
     .start = anthropic_start,
     .pollfds = anthropic_pollfds,

@@ -237,7 +237,7 @@ static void *claude_start(void *config, worker_run_t *run, const worker_job_t *j
     free(argv);
     worker_env_free(env);
     if (!self->child.proc)
-        worker_run_finish(run, WORKER_RUN_FAILED, reason, false, 0);
+        worker_run_finish(run, WORKER_RUN_FAULT, reason, false, 0);
     else if (send_user_message(self, first) != 0)
         worker_run_finish(run, WORKER_RUN_FAILED, "cannot send the prompt to claude", false, 0);
     free(first);
@@ -385,7 +385,18 @@ static void claude_config_destroy(void *config)
     free(cfg);
 }
 
+/* How long `claude --version` may take at start (it is a Node program). */
+#define CLAUDE_CHECK_MS 15000
+
+static int claude_check(void *config, char *err, size_t errlen)
+{
+    const claude_config_t *cfg = config;
+    char *argv[] = {cfg->bin, "--version", NULL};
+    return worker_proc_run_quietly(argv, CLAUDE_CHECK_MS, err, errlen);
+}
+
 static const worker_provider_ops_t claude_ops = {
+    .check = claude_check,
     .name = "claude",
     .start = claude_start,
     .pollfds = claude_pollfds,

@@ -65,7 +65,7 @@ static void *command_start(void *config, worker_run_t *run, const worker_job_t *
                             sizeof reason);
     worker_env_free(env);
     if (!self->child.proc) {
-        worker_run_finish(run, WORKER_RUN_FAILED, reason, false, 0);
+        worker_run_finish(run, WORKER_RUN_FAULT, reason, false, 0);
         return self;
     }
     if (worker_proc_write(self->child.proc, job->prompt, strlen(job->prompt)) != 0) {
@@ -138,6 +138,12 @@ static void command_config_destroy(void *config)
     free(cfg);
 }
 
+static int command_check(void *config, char *err, size_t errlen)
+{
+    const command_config_t *cfg = config;
+    return worker_proc_check_program(cfg->argv[0], err, errlen);
+}
+
 static const worker_provider_ops_t command_ops = {
     .name = "command",
     .start = command_start,
@@ -148,6 +154,7 @@ static const worker_provider_ops_t command_ops = {
     .destroy = command_destroy,
     .config_destroy = command_config_destroy,
     .uses_workspace = true,
+    .check = command_check,
 };
 
 worker_provider_t *worker_provider_command_new(const char *command, int64_t kill_grace_ms,

@@ -39,6 +39,9 @@
 /* No phase runs longer than this (keeps deadline arithmetic far from overflow). */
 #define MAX_TIMEOUT_MS (30LL * 24 * 3600 * 1000)
 
+#define RECHECK_FIRST_MS 1000
+#define RECHECK_MAX_MS 60000
+
 /* --- sending ------------------------------------------------------------ */
 
 /* Sends without blocking; a failure is logged and counted, never silent. */
@@ -105,6 +108,18 @@ void worker_send_ready(worker_t *self, int64_t now)
         json_object_set_new(fields, "prefetch", json_integer(self->prefetch));
     if (fields && waiting)
         json_object_set(fields, "waiting", waiting);
+    /* Who it is, for GET /workers (an operator looking for a host). */
+    char host[256];
+    if (fields && gethostname(host, sizeof host) == 0) {
+        host[sizeof host - 1] = '\0';
+        json_object_set_new(fields, "host", json_string(host));
+    }
+    if (fields)
+        json_object_set_new(fields, "version", json_string(SYN_VERSION));
+    if (fields && self->unhealthy) {
+        json_object_set_new(fields, "healthy", json_false());
+        json_object_set_new(fields, "unhealthy_reason", json_string(self->unhealthy));
+    }
     json_decref(waiting);
     /* Held attempts wait until the broker answers: its CANCELs for any it gave
      * away meanwhile come before anything else it sends. */
@@ -158,6 +173,42 @@ static void one_line(const char *text, char *out, size_t outlen)
         memcpy(out + outlen - 4, "...", 4);
 }
 
+/* A worker fault: no new work until the provider's check passes again. */
+static void become_unhealthy(worker_t *self, const char *why, int64_t now)
+{
+    self->recheck_backoff_ms = self->recheck_backoff_ms == 0 ? RECHECK_FIRST_MS
+                               : self->recheck_backoff_ms * 2 > RECHECK_MAX_MS
+                                   ? RECHECK_MAX_MS
+                                   : self->recheck_backoff_ms * 2;
+    self->recheck_at = now + self->recheck_backoff_ms;
+    if (self->unhealthy)
+        return;
+    self->unhealthy = strdup(why && *why ? why : "the agent could not be started");
+    syn_warn("worker", "unhealthy: %s (checking again in %lld ms)",
+             self->unhealthy ? self->unhealthy : "?", (long long)self->recheck_backoff_ms);
+}
+
+/* Runs the provider's check once the back-off is over: healthy again, it says
+ * so with a READY; still failing, it waits twice as long. */
+static void recheck_health(worker_t *self, int64_t now)
+{
+    if (!self->unhealthy || now < self->recheck_at)
+        return;
+    char why[256];
+    if (worker_provider_check(self->provider, why, sizeof why) != 0) {
+        become_unhealthy(self, why, now);
+        syn_warn("worker", "still unhealthy: %s (checking again in %lld ms)", why,
+                 (long long)self->recheck_backoff_ms);
+        return;
+    }
+    syn_info("worker", "healthy again: the %s check passes (was: %s)",
+             worker_provider_name(self->provider), self->unhealthy);
+    free(self->unhealthy);
+    self->unhealthy = NULL;
+    if (self->conn)
+        worker_send_ready(self, now);
+}
+
 /* Records the final result of a (kept until acknowledged) and sends it;
  * usage (stolen, may be NULL) is the attempt's accounting. */
 static void settle(worker_t *self, attempt_t *a, const char *status, const char *output,
@@ -178,6 +229,10 @@ static void settle(worker_t *self, attempt_t *a, const char *status, const char 
     /* Sent before it is logged: the broker is waiting for it, the log is not. */
     if (a->result)
         send_result(self, a, now);
+    if (strcmp(status, "fault") == 0)
+        become_unhealthy(self, error, now);
+    else if (strcmp(status, "completed") == 0)
+        self->recheck_backoff_ms = 0; /* agents start again: faults are news */
     /* The worker's own share of the phase, from its start to the result sent:
      * what a phase's length is measured against (W2). */
     char took[48] = "";
@@ -340,7 +395,8 @@ static void start_attempt(worker_t *self, attempt_t *a, const syn_msg_t *msg, in
     char reason[256];
     a->run = worker_run_start(self->provider, &job, reason, sizeof reason);
     if (!a->run) {
-        settle(self, a, "failed", "", reason, false, 0, NULL, now);
+        /* Nothing of the agent ran (no workspace, no process): this worker's fault. */
+        settle(self, a, "fault", "", reason, false, 0, NULL, now);
         return;
     }
     self->running++;
@@ -599,6 +655,8 @@ worker_t *worker_new(const worker_config_t *config)
     self->slots = config->slots;
     self->prefetch = config->prefetch > 0 ? config->prefetch : 0;
     self->heartbeat_ms = config->heartbeat_ms > 0 ? config->heartbeat_ms : 1000;
+    if (config->unhealthy)
+        become_unhealthy(self, config->unhealthy, syn_mono_ms());
     self->liveness = config->liveness > 0 ? config->liveness : 3;
     self->drain_ms = config->drain_ms;
     self->provider = config->provider;
@@ -639,6 +697,7 @@ void worker_destroy(worker_t **self_p)
     syn_ratelog_destroy(&self->send_log);
     free(self->broker);
     free(self->name);
+    free(self->unhealthy);
     free(self);
     *self_p = NULL;
 }
@@ -663,6 +722,8 @@ static int64_t next_wakeup(worker_t *self, int64_t now)
         consider(&best, self->last_recv_ms + patience + 1);
     } else
         consider(&best, self->reconnect_at);
+    if (self->unhealthy)
+        consider(&best, self->recheck_at);
     for (size_t i = 0; i < self->count; i++) {
         attempt_t *a = self->attempts[i];
         if (a->run) {
@@ -801,6 +862,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         if (self->conn && (self->items[0].revents & ZMQ_POLLIN))
             receive(self, now_us);
         step_attempts(self, now_us);
+        recheck_health(self, now);
         worker_attempts_bound_unacked(self);
         if (self->conn)
             worker_conn_check(self, now);

@@ -41,6 +41,9 @@ typedef struct {
     int liveness;                 /* silent intervals before the broker counts as gone */
     int64_t drain_ms;             /* how long a stop waits for running attempts */
     worker_provider_t *provider;  /* borrowed; outlives the worker */
+    /* Why it starts unhealthy (its provider's check failed, --allow-unavailable),
+     * or NULL: it takes no work until the check passes. */
+    const char *unhealthy;
     const syn_curve_t *curve;     /* borrowed, outlives the worker; NULL: no CURVE */
 } worker_config_t;
 

@@ -78,6 +78,14 @@ struct worker_t {
     int64_t leave_deadline;  /* -1 until nothing runs any more */
     uint64_t send_failures;
     syn_ratelog_t *send_log; /* one line per cause of failed sends per interval */
+
+    /* After a worker fault (an agent that could not be started) the worker is
+     * unhealthy: it says so in READY, the broker sends it nothing, and it runs
+     * its provider's check again after a back-off that doubles while faults
+     * recur, until the check passes. */
+    char *unhealthy;         /* why, or NULL */
+    int64_t recheck_at;
+    int64_t recheck_backoff_ms;
 };
 
 /* attempts.c: the attempts the worker holds, in arrival order. */

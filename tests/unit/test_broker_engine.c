@@ -1557,11 +1557,11 @@ static void test_events_replay(void **state)
     assert_int_equal(json_array_size(json_object_get(body, "events")), 0);
     assert_int_equal(fx_num(body, "last_seq"), after);
     json_decref(body);
-    /* all executions */
+    /* all executions, and the worker's worker_joined (issue 18) */
     assert_int_equal(replay(f, NULL, 0, 1000, &body), 200);
     events = json_object_get(body, "events");
-    assert_int_equal(json_array_size(events), 5);
-    for (size_t i = 0; i < 5; i++)
+    assert_int_equal(json_array_size(events), 6);
+    for (size_t i = 0; i < 6; i++)
         assert_int_equal(fx_num(json_array_get(events, i), "seq"), (json_int_t)i + 1);
     assert_true(json_is_null(json_object_get(body, "execution_id")));
     json_decref(body);

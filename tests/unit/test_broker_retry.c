@@ -47,6 +47,19 @@ static void test_not_run_always_again_at_once(void **state)
     assert_int_equal(v.delay_ms, 0);
 }
 
+/* A worker fault (the agent could not be started) runs again at once and uses up
+ * no budget: after 30 of them a phase still has all of max_attempts. */
+static void test_worker_fault_counts_against_nothing(void **state)
+{
+    (void)state;
+    broker_retry_counts_t c = counts(30, 1, 30, 0, 0);
+    broker_retry_t v = broker_retry_decide(BROKER_RETRY_WORKER_FAULT, &c);
+    assert_true(v.again);
+    assert_int_equal(v.delay_ms, 0);
+    c = counts(31, 2, 30, 0, 0); /* then one attempt lost with its worker */
+    assert_true(broker_retry_decide(BROKER_RETRY_WORKER_LOST, &c).again);
+}
+
 /* max_attempts counts the lost attempts only: refused, undelivered and
  * agent-failed ones are left out. */
 static void test_lost_within_max_attempts(void **state)
@@ -108,6 +121,7 @@ static void test_give_up_reasons(void **state)
     expect_reason(BROKER_RETRY_AGENT_FAILED, counts(3, 3, 0, 3, 2),
                   "boom (failed 3 times; retries 2)");
     expect_reason(BROKER_RETRY_NOT_RUN, counts(1, 1, 1, 0, 0), "boom");
+    expect_reason(BROKER_RETRY_WORKER_FAULT, counts(1, 1, 1, 0, 0), "boom");
 }
 
 int main(void)
@@ -115,6 +129,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backoff_doubles_up_to_the_cap),
         cmocka_unit_test(test_not_run_always_again_at_once),
+        cmocka_unit_test(test_worker_fault_counts_against_nothing),
         cmocka_unit_test(test_lost_within_max_attempts),
         cmocka_unit_test(test_agent_failures_within_retries),
         cmocka_unit_test(test_give_up_reasons),

@@ -438,6 +438,10 @@ static void test_cannot_start_cancel_timeout(void **state)
     worker_job_t job = job_with("x", 30000);
     worker_run_t *run = start(f, &job);
     assert_true(worker_run_finished(run));
+    assert_int_equal(worker_run_status(run), WORKER_RUN_FAULT); /* not the agent's */
+    char why[256];
+    assert_int_equal(worker_provider_check(f->provider, why, sizeof why), -1);
+    assert_string_equal(why, "cannot run /nonexistent/claude: No such file or directory");
     assert_string_equal(worker_run_error(run),
                         "cannot run /nonexistent/claude: No such file or directory");
     worker_run_destroy(&f->run);

@@ -360,7 +360,8 @@ static void test_cannot_start(void **state)
     /* The exec failure is reported by the child through a close-on-exec pipe
      * before the start returns (under valgrind too). */
     assert_true(worker_run_finished(run));
-    assert_int_equal(worker_run_status(run), WORKER_RUN_FAILED);
+    /* Nothing of the agent ran: the worker's fault, not the agent's (issue 18). */
+    assert_int_equal(worker_run_status(run), WORKER_RUN_FAULT);
     assert_string_equal(worker_run_error(run),
                         "cannot run /nonexistent/agent: No such file or directory");
     stop(&run);
