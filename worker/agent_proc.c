@@ -14,6 +14,11 @@ int worker_agent_proc_start(worker_agent_proc_t *self, const worker_job_t *job,
     spec->nice = options->nice;
     char **wrapped = NULL;
     if (options->sandbox) {
+        /* Inside bwrap a missing program is bwrap's own failed exit, which reads as the
+         * agent failing; found out here it is what it is: no agent ran, the worker's
+         * fault (the caller reports WORKER_RUN_FAULT), as without the sandbox. */
+        if (worker_proc_check_program(spec->argv[0], err, errlen) != 0)
+            return -1;
         worker_sandbox_policy_t policy = {
             .workspace = job->cwd,
             .ro_paths = options->sandbox_ro,
