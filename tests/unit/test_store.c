@@ -2,8 +2,8 @@
  * workflows, executions and their phases, group commit (checked from a second
  * connection), prefix lookup, reload of active executions, counts, events, and
  * that closing and reopening keeps everything. */
-#include "broker/execution.h"
-#include "broker/store.h"
+#include "tests/support/store_fixture.h"
+
 #include "broker/usage.h"
 
 #include <setjmp.h>
@@ -16,114 +16,6 @@
 
 #include <cmocka.h>
 #include <sqlite3.h>
-
-typedef struct {
-    char dir[64];
-    char path[96];
-    broker_store_t *store;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/syn-test-store-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/syn.db", f->dir);
-    char err[256];
-    f->store = broker_store_open(f->path, err, sizeof err);
-    if (!f->store) {
-        fprintf(stderr, "open: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    broker_store_destroy(&f->store);
-    const char *suffixes[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof p, "%s%s", f->path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-static void reopen(fixture_t *f)
-{
-    broker_store_destroy(&f->store);
-    assert_null(f->store);
-    broker_store_destroy(&f->store); /* safe twice */
-    char err[256];
-    f->store = broker_store_open(f->path, err, sizeof err);
-    assert_non_null(f->store);
-}
-
-/* A second connection sees only what was committed. */
-static int64_t peek_int(const fixture_t *f, const char *sql)
-{
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *s;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    int64_t v = -1;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
-
-static json_t *template_of(int nphases)
-{
-    json_t *phases = json_array();
-    for (int i = nphases; i >= 1; i--) { /* given out of order on purpose */
-        char id[16], prompt[64];
-        snprintf(id, sizeof id, "p%d", i);
-        snprintf(prompt, sizeof prompt, "phase %d of {{workflow_id}}", i);
-        json_array_append_new(phases, json_pack("{s:s, s:s, s:i, s:s, s:n, s:i, s:i}", "phase_id",
-                                                id, "name", id, "order", i * 10,
-                                                "prompt_template", prompt, "model",
-                                                "timeout_seconds", 60, "max_attempts", 2));
-    }
-    return json_pack("{s:s, s:s, s:o, s:o}", "id", "wf-1", "name", "demo", "input_declarations",
-                     json_array(), "phases", phases);
-}
-
-static void add_workflow(fixture_t *f, const char *id, int nphases, int64_t created_at)
-{
-    json_t *tpl = template_of(nphases);
-    json_object_set_new(tpl, "id", json_string(id));
-    broker_workflow_row_t row = {
-        .id = id, .name = "demo", .description = NULL, .workflow_type = "custom",
-        .classification = "standard", .phase_count = nphases, .template_json = tpl,
-        .created_at = created_at,
-    };
-    assert_int_equal(broker_store_workflow_insert(f->store, &row), 0);
-    json_decref(tpl);
-}
-
-static broker_execution_t *make_exec(const char *id, const char *workflow_id, int nphases,
-                                     int64_t created_at)
-{
-    json_t *tpl = template_of(nphases);
-    json_t *inputs = json_pack("{s:s}", "topic", "cats");
-    json_t *repos = json_pack("[s]", "r1");
-    char err[256];
-    broker_execution_t *exec = broker_execution_new(id, workflow_id, 1, tpl, inputs, "the task",
-                                                    repos, created_at, err, sizeof err);
-    json_decref(tpl);
-    json_decref(inputs);
-    json_decref(repos);
-    assert_non_null(exec);
-    return exec;
-}
 
 static void test_schema_and_pragmas(void **state)
 {
@@ -1312,28 +1204,28 @@ static void test_phase_rows(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_schema_and_pragmas, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_workflows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upgrade_from_v2, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_workflow_versions_and_archive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_workflow_shared_cache, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_progress_and_output_saves, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_execution_status_and_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_load_active, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_load_active_unloadable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prefix_match, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_counts_match_rows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_usage_and_detail, setup, teardown),
+        store_test(test_schema_and_pragmas),
+        store_test(test_newer_schema_refused),
+        store_test(test_workflows),
+        store_test(test_upgrade_from_v2),
+        store_test(test_workflow_versions_and_archive),
+        store_test(test_workflow_shared_cache),
+        store_test(test_progress_and_output_saves),
+        store_test(test_group_commit),
+        store_test(test_execution_status_and_reopen),
+        store_test(test_load_active),
+        store_test(test_load_active_unloadable),
+        store_test(test_prefix_match),
+        store_test(test_counts_match_rows),
+        store_test(test_counts),
+        store_test(test_events),
+        store_test(test_upgrade_from_v1),
+        store_test(test_list_pages),
+        store_test(test_usage_and_detail),
         cmocka_unit_test(test_usage_parse_rejects),
-        cmocka_unit_test_setup_teardown(test_events_after, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_events_wait_for_commit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_phase_rows, setup, teardown),
+        store_test(test_events_after),
+        store_test(test_events_wait_for_commit),
+        store_test(test_phase_rows),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
