@@ -1,7 +1,9 @@
 /* Fencing on its own: whether a worker may take over or report an attempt
- * another worker holds, with the workers registry alone (no engine, no store). */
+ * another worker holds, with the workers registry alone (no engine, no store).
+ * Through the engine: other keys cannot take over an attempt. */
 #include "broker/fence.h"
 #include "broker/workers.h"
+#include "tests/support/broker_steps.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,10 +48,55 @@ static void test_may_take_over(void **state)
     broker_workers_destroy(&workers);
 }
 
+/* Under CURVE a worker of another key cannot end, feed or adopt an attempt that a
+ * live worker holds, even naming it exactly: ids are no secret among workers. */
+static void test_other_keys_cannot_take_over_an_attempt(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf", 1);
+    keyed_ready(f, "A", "w1", KEY_A);
+    char id[BROKER_EXEC_ID_SIZE];
+    start(f, "wf", id);
+    json_t *assign = fx_take(f, "assign", "A");
+    assert_non_null(assign);
+    keyed_ready(f, "B", "w2", KEY_B);
+    /* A made-up result and output from B for A's attempt: refused. */
+    keyed_send(f, "B", KEY_B, SYN_MSG_PROGRESS,
+               fx_attempt_fields(assign, json_pack("{s:s, s:s}", "kind", "output", "data",
+                                                   "forged")));
+    keyed_send(f, "B", KEY_B, SYN_MSG_RESULT,
+               fx_attempt_fields(assign, json_pack("{s:s, s:s, s:n, s:i}", "status",
+                                                   "completed", "output", "forged", "error",
+                                                   "exit_code", 0)));
+    expect_status(f, "wf", id, "running");
+    assert_int_equal(sent_to(f, "assign", "A") + sent_to(f, "assign", "B"), 0); /* no p2 yet */
+    /* Nor can B adopt it by listing it in a READY. */
+    keyed_send(f, "B", KEY_B, SYN_MSG_READY,
+               json_pack("{s:s, s:i, s:[s], s:[o]}", "worker", "w2", "slots", 4, "providers",
+                         "mock", "running",
+                         fx_attempt_fields(assign, json_object())));
+    json_t *cancel = fx_take(f, "cancel", "B");
+    assert_non_null(cancel);
+    json_decref(cancel);
+    expect_status(f, "wf", id, "running");
+    assert_int_equal(sent_to(f, "assign", "A") + sent_to(f, "assign", "B"), 0);
+    /* A's own result counts: the next phase goes out. */
+    keyed_send(f, "A", KEY_A, SYN_MSG_RESULT,
+               fx_attempt_fields(assign, json_pack("{s:s, s:s, s:n, s:i}", "status",
+                                                   "completed", "output", "real", "error",
+                                                   "exit_code", 0)));
+    json_decref(assign);
+    json_t *next = fx_take(f, "assign", "A");
+    assert_non_null(next);
+    assert_string_equal(fx_str(next, "phase_id"), "p2");
+    json_decref(next);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_may_take_over),
+        fx_unit_test(test_other_keys_cannot_take_over_an_attempt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

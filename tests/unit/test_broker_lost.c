@@ -1,7 +1,8 @@
 /* Lost workers (broker/lost.c): each of the three ways a worker is lost ends
- * its attempts and forgets it. */
+ * its attempts and forgets it.
+ * Through the engine: a lost worker's attempt retried and fenced off. */
 #include "broker/lost.h"
-#include "tests/support/broker_fixture.h"
+#include "tests/support/broker_steps.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -92,6 +93,54 @@ static void test_other_send_errors_keep_the_worker(void **state)
     assert_null(fx_take_event(f, id, "PhaseRetrying"));
 }
 
+/* A silent worker is dead after liveness intervals; its attempt runs again on
+ * another worker; when it wakes up, its stale result is acked and dropped. */
+static void test_lost_worker_retry_and_fencing(void **state)
+{
+    fx_t *f = *state;
+    create_workflow(f, "wf-demo", 3);
+    char id[BROKER_EXEC_ID_SIZE];
+    json_t *a1 = start_on_w1(f, "wf-demo", 1, id);
+    fx_ready(f, "W2", 1, NULL);
+    assert_int_equal(fx_count_sent(f, "assign"), 0);
+
+    /* W2 keeps talking, W1 falls silent */
+    fx_advance(f, FX_HEARTBEAT_MS * FX_LIVENESS - 10, "W2");
+    assert_int_equal(fx_count_sent(f, "assign"), 0);
+    fx_advance(f, 20, NULL);
+    json_t *a2 = fx_take(f, "assign", "W2");
+    assert_non_null(a2);
+    assert_string_equal(fx_str(a2, "phase_id"), "p1");
+    assert_int_equal(fx_num(a2, "attempt"), 2);
+
+    /* W1 wakes up: unknown now, told to register; it does, still running attempt 1 */
+    fx_worker_send(f, "W1", SYN_MSG_HEARTBEAT, json_object());
+    expect_sent(f, "disconnect", "W1", NULL, NULL);
+    fx_ready(f, "W1", 1, json_pack("[o]", fx_ref_of(a1)));
+    json_t *cancel = fx_take(f, "cancel", "W1");
+    assert_non_null(cancel);
+    assert_int_equal(fx_num(cancel, "attempt"), 1);
+    json_decref(cancel);
+    /* its slot is taken by the stale attempt until it answers */
+    char other[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-demo", other);
+    assert_null(fx_take(f, "assign", "W1"));
+    fx_result(f, "W1", a1, "completed", "STALE OUTPUT", NULL);
+    expect_sent(f, "result_ack", "W1", NULL, NULL);
+    expect_sent(f, "assign", "W1", "execution_id", other); /* the slot came back */
+
+    fx_result(f, "W2", a2, "completed", "REAL OUTPUT", NULL);
+    assert_int_equal(fx_db_int(f, "SELECT count(*) FROM phases WHERE execution_id='%s' AND "
+                                  "phase_id='p1' AND output='REAL OUTPUT'", id),
+                     1);
+    assert_int_equal(fx_db_int(f, "SELECT count(*) FROM attempts WHERE execution_id='%s' AND "
+                                  "phase_id='p1' AND status='lost'", id),
+                     1);
+    expect_sent(f, "assign", "W2", "prompt", "draft from [REAL OUTPUT] {{unknown}}");
+    json_decref(a1);
+    json_decref(a2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -99,6 +148,7 @@ int main(void)
         fx_unit_test(test_silent),
         fx_unit_test(test_unreachable),
         fx_unit_test(test_other_send_errors_keep_the_worker),
+        fx_unit_test(test_lost_worker_retry_and_fencing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

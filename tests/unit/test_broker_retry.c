@@ -1,11 +1,15 @@
 /* The retry policy on its own: each budget, the back-off and its cap, and the
- * reason a phase fails with, without an engine or a database. */
+ * reason a phase fails with, without an engine or a database.
+ * Through the engine: retries with their back-off, and retries exhausted and
+ * counted apart from lost workers. */
 #include "broker/retry.h"
+#include "tests/support/broker_steps.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -124,6 +128,112 @@ static void test_give_up_reasons(void **state)
     expect_reason(BROKER_RETRY_WORKER_FAULT, counts(1, 1, 1, 0, 0), "boom");
 }
 
+/* retries: 2 with a 1 s back-off: failed, failed, completed — three attempts in
+ * the detail, the waits 1 s then 2 s, PhaseRetrying each time. */
+static void test_retries_with_backoff(void **state)
+{
+    fx_t *f = *state;
+    create_retry_workflow(f, "wf-retry", 2, 1.0, 3);
+    char id[BROKER_EXEC_ID_SIZE];
+    json_t *a1 = start_on_w1(f, "wf-retry", 1, id);
+    fx_result(f, "W1", a1, "failed", "", "boom 1");
+    json_decref(a1);
+    json_t *retrying = fx_take_event(f, id, "PhaseRetrying");
+    assert_non_null(retrying);
+    json_t *data = json_object_get(retrying, "data");
+    assert_int_equal(fx_num(data, "attempt"), 1);
+    assert_int_equal(fx_num(data, "next_attempt"), 2);
+    assert_string_equal(fx_str(data, "cause"), "agent_failed");
+    assert_string_equal(fx_str(data, "reason"), "boom 1");
+    assert_true(json_real_value(json_object_get(data, "retry_in_seconds")) == 1.0);
+    json_decref(retrying);
+    json_t *st = status_of(f, "wf-retry", id);
+    assert_string_equal(fx_str(st, "status"), "running");
+    assert_string_equal(fx_str(st, "current_phase"), "p1");
+    json_decref(st);
+    fx_advance(f, 999, "W1");
+    assert_int_equal(fx_count_sent(f, "assign"), 0);
+    fx_advance(f, 1, "W1");
+    json_t *a2 = fx_take(f, "assign", "W1");
+    assert_non_null(a2);
+    assert_int_equal(fx_num(a2, "attempt"), 2);
+    fx_result(f, "W1", a2, "failed", "", "timed out after 300 s");
+    json_decref(a2);
+    retrying = fx_take_event(f, id, "PhaseRetrying");
+    assert_string_equal(fx_str(json_object_get(retrying, "data"), "cause"), "timeout");
+    assert_true(json_real_value(json_object_get(json_object_get(retrying, "data"),
+                                                "retry_in_seconds")) == 2.0);
+    json_decref(retrying);
+    fx_advance(f, 1999, "W1");
+    assert_int_equal(fx_count_sent(f, "assign"), 0);
+    fx_advance(f, 1, "W1");
+    json_t *a3 = fx_take(f, "assign", "W1");
+    assert_non_null(a3);
+    assert_int_equal(fx_num(a3, "attempt"), 3);
+    fx_result(f, "W1", a3, "completed", "finally", NULL);
+    json_decref(a3);
+    json_t *a4 = fx_take(f, "assign", "W1");
+    assert_string_equal(fx_str(a4, "prompt"), "after [finally]");
+    json_decref(a4);
+
+    json_t *d = detail_of(f, id);
+    json_t *attempts = json_object_get(phase_in(d, "p1"), "attempts");
+    assert_int_equal(json_array_size(attempts), 3);
+    assert_string_equal(fx_str(json_array_get(attempts, 0), "status"), "failed");
+    assert_string_equal(fx_str(json_array_get(attempts, 0), "error"), "boom 1");
+    assert_int_equal(fx_num(json_array_get(attempts, 0), "exit_code"), 3);
+    assert_string_equal(fx_str(json_array_get(attempts, 1), "status"), "timeout");
+    assert_string_equal(fx_str(json_array_get(attempts, 1), "error"), "timed out after 300 s");
+    assert_string_equal(fx_str(json_array_get(attempts, 2), "status"), "completed");
+    assert_string_equal(fx_str(phase_in(d, "p1"), "status"), "completed");
+    json_decref(d);
+}
+
+/* Retries run out: the error names the reason and the count. Agent failures and
+ * lost workers are counted apart: with max_attempts 1 and retries 1, a failure
+ * is retried, but losing the retry's worker fails the phase. The back-off
+ * doubles up to 60 s. */
+static void test_retries_exhausted_and_counted_apart(void **state)
+{
+    fx_t *f = *state;
+    create_retry_workflow(f, "wf-r1", 1, 0, 3);
+    char id[BROKER_EXEC_ID_SIZE];
+    start(f, "wf-r1", id);
+    fx_ready(f, "W1", 1, NULL);
+    for (int i = 0; i < 2; i++)
+        answer_on_w1(f, "failed", "", "nope"); /* back-off 0: at once */
+    json_t *st = status_of(f, "wf-r1", id);
+    assert_string_equal(fx_str(st, "status"), "failed");
+    assert_string_equal(fx_str(st, "error"), "Phase p1 failed: nope (failed 2 times; retries 1)");
+    json_decref(st);
+
+    create_retry_workflow(f, "wf-r2", 1, 0, 1);
+    start(f, "wf-r2", id);
+    answer_on_w1(f, "failed", "", "flaky");
+    json_t *a2 = fx_take(f, "assign", "W1");
+    assert_non_null(a2);
+    assert_int_equal(fx_num(a2, "attempt"), 2);
+    json_decref(a2);
+    fx_worker_send(f, "W1", SYN_MSG_DISCONNECT, json_object());
+    st = status_of(f, "wf-r2", id);
+    assert_string_equal(fx_str(st, "status"), "failed");
+    assert_non_null(strstr(fx_str(st, "error"), "worker lost 1 time (max_attempts 1)"));
+    json_decref(st);
+
+    create_retry_workflow(f, "wf-r3", 5, 40, 3);
+    start(f, "wf-r3", id);
+    fx_ready(f, "W1", 1, NULL);
+    answer_on_w1(f, "failed", "", "x");
+    expect_retry_in(f, id, 40.0);
+    fx_advance(f, 40000, "W1");
+    answer_on_w1(f, "failed", "", "x");
+    expect_retry_in(f, id, 60.0);
+    /* cancel during the back-off: nothing is dispatched later */
+    expect_control(f, "execution.cancel", id, NULL, 200, NULL);
+    fx_advance(f, 61000, "W1");
+    assert_int_equal(fx_count_sent(f, "assign"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +243,8 @@ int main(void)
         cmocka_unit_test(test_lost_within_max_attempts),
         cmocka_unit_test(test_agent_failures_within_retries),
         cmocka_unit_test(test_give_up_reasons),
+        fx_unit_test(test_retries_with_backoff),
+        fx_unit_test(test_retries_exhausted_and_counted_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
