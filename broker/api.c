@@ -1,5 +1,8 @@
-/* api: argument checks, defaults, and the reply bodies of each operation. */
+/* api: the dispatch of each operation (proto/ops.c's table, then its handler), the
+ * argument checks the handlers share, and the execution, control, query and fleet
+ * operations with their reply bodies; the workflow operations: broker/api_workflows.c. */
 #include "broker/api.h"
+#include "broker/api_internal.h"
 
 #include "common/clock.h"
 #include "common/ids.h"
@@ -15,19 +18,7 @@
 
 #define AMBIGUOUS_SHOWN 5
 
-struct broker_api_t {
-    broker_store_t *store;
-    broker_engine_t *engine;
-    broker_workers_t *workers;
-    broker_counters_t *counters; /* borrowed, may be NULL */
-};
-
-typedef struct {
-    char text[512];
-} reason_t;
-
-static json_t *detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *detail(const char *fmt, ...)
+json_t *api_detail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -40,22 +31,21 @@ static json_t *detail(const char *fmt, ...)
     return body ? body : json_pack("{s:s}", "detail", "detail not valid UTF-8");
 }
 
-static int bad_request(json_t **body, const reason_t *why)
+int api_bad_request(json_t **body, const reason_t *why)
 {
-    *body = detail("bad request: %s", why->text);
+    *body = api_detail("bad request: %s", why->text);
     return 400;
 }
 
-static int internal_error(json_t **body, const char *what)
+int api_internal_error(json_t **body, const char *what)
 {
-    *body = detail("internal error: %s", what);
+    *body = api_detail("internal error: %s", what);
     return 500;
 }
 
 /* --- argument checks ------------------------------------------------------- */
 
-static bool fail(reason_t *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static bool fail(reason_t *why, const char *fmt, ...)
+bool api_fail(reason_t *why, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -69,37 +59,37 @@ static bool fail(reason_t *why, const char *fmt, ...)
 }
 
 /* An optional string field: absent or null leaves *out as is. */
-static bool opt_string(const json_t *obj, const char *key, const char **out, const char *where,
+bool api_opt_string(const json_t *obj, const char *key, const char **out, const char *where,
                        reason_t *why)
 {
     const json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v))
         return true;
     if (!json_is_string(v))
-        return fail(why, "%s%s must be a string", where, key);
+        return api_fail(why, "%s%s must be a string", where, key);
     *out = json_string_value(v);
     return true;
 }
 
-static bool req_string(const json_t *obj, const char *key, const char **out, const char *where,
+bool api_req_string(const json_t *obj, const char *key, const char **out, const char *where,
                        reason_t *why)
 {
     *out = NULL;
-    if (!opt_string(obj, key, out, where, why))
+    if (!api_opt_string(obj, key, out, where, why))
         return false;
     if (!*out)
-        return fail(why, "%s%s is required", where, key);
+        return api_fail(why, "%s%s is required", where, key);
     return true;
 }
 
-static bool opt_int(const json_t *obj, const char *key, json_int_t min, json_int_t max,
+bool api_opt_int(const json_t *obj, const char *key, json_int_t min, json_int_t max,
                     json_int_t *out, const char *where, reason_t *why)
 {
     const json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v))
         return true;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-        return fail(why, "%s%s must be an integer from %lld to %lld", where, key,
+        return api_fail(why, "%s%s must be an integer from %lld to %lld", where, key,
                     (long long)min, (long long)max);
     *out = json_integer_value(v);
     return true;
@@ -108,354 +98,13 @@ static bool opt_int(const json_t *obj, const char *key, json_int_t min, json_int
 static bool string_array(const json_t *v, const char *what, reason_t *why)
 {
     if (!json_is_array(v))
-        return fail(why, "%s must be an array of strings", what);
+        return api_fail(why, "%s must be an array of strings", what);
     size_t i;
     const json_t *item;
     json_array_foreach(v, i, item)
         if (!json_is_string(item))
-            return fail(why, "%s[%zu] must be a string", what, i);
+            return api_fail(why, "%s[%zu] must be a string", what, i);
     return true;
-}
-
-/* --- workflow.create -------------------------------------------------------- */
-
-/* The first violation of the workflow specification, worded as the broker words
- * its refusals ("phases[0].order is required"). */
-static void first_violation(void *ctx, const spec_violation_t *violation)
-{
-    reason_t *why = ctx;
-    if (!why->text[0])
-        spec_sentence(violation, why->text, sizeof why->text);
-}
-
-/* The stored form of args (defaults filled, template/spec.h), or NULL with the
- * reason when they break the workflow specification: the same rules the gateway
- * and the YAML loader apply, checked again because the broker trusts no client. */
-static json_t *build_template(const json_t *args, reason_t *why)
-{
-    json_t *loc = json_array();
-    json_t *checked = spec_check(&spec_workflow, (json_t *)args, loc, first_violation, why);
-    json_decref(loc);
-    if (!checked)
-        return NULL;
-    json_t *tpl = spec_with_defaults(&spec_workflow, checked);
-    json_decref(checked);
-    return tpl;
-}
-
-/* The template as stored: id first, as users write it. */
-static json_t *stored_template(const char *id, const json_t *tpl)
-{
-    json_t *stored = json_pack("{s:s}", "id", id);
-    json_object_update(stored, (json_t *)tpl);
-    return stored;
-}
-
-/* The workflows row of a stored template (pointers borrowed from it). */
-static broker_workflow_row_t row_of(const char *id, const json_t *stored,
-                                    const char *source_hash)
-{
-    return (broker_workflow_row_t){
-        .id = id,
-        .name = json_string_value(json_object_get(stored, "name")),
-        .description = json_string_value(json_object_get(stored, "description")),
-        .workflow_type = json_string_value(json_object_get(stored, "workflow_type")),
-        .classification = json_string_value(json_object_get(stored, "classification")),
-        .phase_count = (int64_t)json_array_size(json_object_get(stored, "phases")),
-        .template_json = stored,
-        .created_at = syn_now_us(),
-        .source_hash = source_hash,
-    };
-}
-
-/* The stored template of a workflow's arguments, checked as workflow.create and
- * workflow.install both require: 0 with it in *tpl, or the error status (400, or
- * 422 for a repeated phase) with the reply in *body. */
-static int checked_template(const json_t *args, json_t **tpl, json_t **body)
-{
-    reason_t why = {""};
-    *tpl = build_template(args, &why);
-    if (!*tpl)
-        return bad_request(body, &why);
-    json_t *duplicate = spec_duplicate_phase(json_object_get(*tpl, "phases"));
-    if (duplicate) {
-        json_decref(*tpl);
-        *tpl = NULL;
-        *body = duplicate;
-        return 422;
-    }
-    return 0;
-}
-
-static int op_workflow_create(broker_api_t *self, const json_t *args, json_t **body)
-{
-    json_t *tpl;
-    int checked = checked_template(args, &tpl, body);
-    if (checked != 0)
-        return checked;
-    const char *given_id = json_string_value(json_object_get(tpl, "id"));
-
-    char id[128];
-    int rc = 1;
-    for (int tries = 0; rc == 1 && tries < (given_id ? 1 : 8); tries++) {
-        if (given_id)
-            snprintf(id, sizeof id, "%s", given_id);
-        else if (syn_id_make("wf-", 12, id, sizeof id) < 0)
-            break;
-        json_t *stored = stored_template(id, tpl);
-        broker_workflow_row_t row = row_of(id, stored, NULL);
-        rc = broker_store_workflow_insert(self->store, &row);
-        json_decref(stored);
-    }
-    if (rc == 1 && given_id) {
-        json_decref(tpl);
-        *body = detail("Workflow %s already exists", given_id);
-        return 409;
-    }
-    if (rc != 0) {
-        json_decref(tpl);
-        return internal_error(body, "cannot store the workflow");
-    }
-    *body = json_pack("{s:s, s:O, s:O, s:O, s:s}", "id", id, "name",
-                      json_object_get(tpl, "name"), "workflow_type",
-                      json_object_get(tpl, "workflow_type"), "classification",
-                      json_object_get(tpl, "classification"), "status", "created");
-    json_decref(tpl);
-    syn_info("broker", "workflow created workflow=%s", id);
-    return 201;
-}
-
-/* --- workflow.list / workflow.get ------------------------------------------ */
-
-static int op_workflow_list(broker_api_t *self, const json_t *args, json_t **body)
-{
-    reason_t why = {""};
-    json_int_t page = 1, page_size = 20;
-    broker_workflow_filter_t filter = {NULL, false};
-    const json_t *archived = json_object_get(args, "include_archived");
-    if (!opt_int(args, "page", 1, 1000000000, &page, "", &why) ||
-        !opt_int(args, "page_size", 1, 100, &page_size, "", &why) ||
-        !opt_string(args, "workflow_type", &filter.workflow_type, "", &why))
-        return bad_request(body, &why);
-    if (archived && !json_is_null(archived) && !json_is_boolean(archived)) {
-        fail(&why, "include_archived must be a boolean");
-        return bad_request(body, &why);
-    }
-    filter.include_archived = json_is_true(archived);
-    json_t *items;
-    int64_t total;
-    if (broker_store_workflow_list(self->store, &filter, page, page_size, &items, &total) < 0)
-        return internal_error(body, "cannot list workflows");
-    *body = json_pack("{s:o, s:I, s:I, s:I}", "workflows", items, "total", (json_int_t)total,
-                      "page", page, "page_size", page_size);
-    return 200;
-}
-
-/* A stored workflow: 200 with its template (a new reference) and meta, or
- * 404 / 500 with the reply in *body. */
-static int read_workflow(broker_api_t *self, const char *id, json_t **tpl,
-                         broker_workflow_meta_t *meta, json_t **body)
-{
-    *tpl = NULL;
-    int rc = broker_store_workflow_get(self->store, id, tpl, meta);
-    if (rc < 0)
-        return internal_error(body, "cannot read the workflow");
-    if (rc == 0) {
-        *body = detail("Workflow %s not found", id);
-        return 404;
-    }
-    return 200;
-}
-
-static int op_workflow_get(broker_api_t *self, const json_t *args, json_t **body)
-{
-    reason_t why = {""};
-    const char *id;
-    if (!req_string(args, "id", &id, "", &why))
-        return bad_request(body, &why);
-    json_t *tpl;
-    broker_workflow_meta_t meta;
-    int status = read_workflow(self, id, &tpl, &meta, body);
-    if (status != 200)
-        return status;
-    json_object_set_new(tpl, "created_at", broker_time_json(meta.created_at));
-    json_object_set_new(tpl, "version", json_integer(meta.version));
-    json_object_set_new(tpl, "archived", json_boolean(meta.archived));
-    *body = tpl;
-    return 200;
-}
-
-/* --- workflow.install / workflow.archive / workflow.phase_update ----------- */
-
-/* A workflow file loaded at start (syn-broker --workflows): created when new,
- * a new version when its content hash changed, nothing written when it did not;
- * an archived workflow stays archived and is left alone. */
-static int op_workflow_install(broker_api_t *self, const json_t *args, json_t **body)
-{
-    reason_t why = {""};
-    const char *hash, *id = NULL;
-    const json_t *workflow = json_object_get(args, "workflow");
-    if (!req_string(args, "source_hash", &hash, "", &why))
-        return bad_request(body, &why);
-    if (!*hash || strlen(hash) >= BROKER_SOURCE_HASH_SIZE) {
-        fail(&why, "source_hash must have 1 to %d characters", BROKER_SOURCE_HASH_SIZE - 1);
-        return bad_request(body, &why);
-    }
-    if (!json_is_object(workflow)) {
-        fail(&why, "workflow must be an object");
-        return bad_request(body, &why);
-    }
-    if (!req_string(workflow, "id", &id, "workflow.", &why))
-        return bad_request(body, &why);
-    if (!syn_id_is_valid(id)) {
-        fail(&why, "workflow.id must match " SYN_ID_PATTERN);
-        return bad_request(body, &why);
-    }
-    json_t *tpl;
-    int checked = checked_template(workflow, &tpl, body);
-    if (checked != 0)
-        return checked;
-    json_t *current = NULL;
-    broker_workflow_meta_t meta;
-    int rc = broker_store_workflow_get(self->store, id, &current, &meta);
-    json_decref(current);
-    if (rc < 0) {
-        json_decref(tpl);
-        return internal_error(body, "cannot read the workflow");
-    }
-    const char *outcome = NULL;
-    int64_t version = rc == 1 ? meta.version : 1;
-    if (rc == 1 && meta.archived)
-        outcome = "archived";
-    else if (rc == 1 && strcmp(meta.source_hash, hash) == 0)
-        outcome = "unchanged";
-    int status = 200;
-    if (!outcome) {
-        json_t *stored = stored_template(id, tpl);
-        broker_workflow_row_t row = row_of(id, stored, hash);
-        int written = rc == 0 ? broker_store_workflow_insert(self->store, &row)
-                              : broker_store_workflow_update(self->store, &row, &version);
-        json_decref(stored);
-        if (written != 0) {
-            json_decref(tpl);
-            return internal_error(body, "cannot store the workflow");
-        }
-        outcome = rc == 0 ? "created" : "updated";
-        status = rc == 0 ? 201 : 200;
-    }
-    json_decref(tpl);
-    *body = json_pack("{s:s, s:I, s:s}", "id", id, "version", (json_int_t)version, "status",
-                      outcome);
-    return status;
-}
-
-/* Executions of the workflow that are not finished: archiving must wait for them. */
-static int64_t active_executions(broker_api_t *self, const char *workflow_id)
-{
-    static const broker_exec_status_t active[] = {BROKER_EXEC_PENDING, BROKER_EXEC_RUNNING,
-                                                  BROKER_EXEC_PAUSED};
-    int64_t total = 0;
-    for (size_t i = 0; i < sizeof active / sizeof active[0]; i++) {
-        int64_t n = broker_store_execution_count(self->store, workflow_id, (int)active[i]);
-        if (n < 0)
-            return -1;
-        total += n;
-    }
-    return total;
-}
-
-static int op_workflow_archive(broker_api_t *self, const json_t *args, json_t **body)
-{
-    reason_t why = {""};
-    const char *id;
-    if (!req_string(args, "id", &id, "", &why))
-        return bad_request(body, &why);
-    json_t *tpl;
-    broker_workflow_meta_t meta;
-    int status = read_workflow(self, id, &tpl, &meta, body);
-    json_decref(tpl);
-    if (status != 200)
-        return status;
-    if (meta.archived) {
-        *body = detail("Workflow %s is already archived", id);
-        return 409;
-    }
-    int64_t active = active_executions(self, id);
-    if (active < 0)
-        return internal_error(body, "cannot count the workflow's executions");
-    if (active > 0) {
-        *body = detail("Workflow %s has active executions", id);
-        return 409;
-    }
-    if (broker_store_workflow_archive(self->store, id) != 0)
-        return internal_error(body, "cannot archive the workflow");
-    syn_info("broker", "workflow archived workflow=%s", id);
-    *body = json_pack("{s:s, s:s}", "id", id, "status", "archived");
-    return 200;
-}
-
-/* A new version of the workflow with one phase's prompt (and optionally model,
- * timeout, tools) changed. Executions keep the version they started with: those
- * running hold their phases in memory, and reload them by version after a restart. */
-static int op_workflow_phase_update(broker_api_t *self, const json_t *args, json_t **body)
-{
-    reason_t why = {""};
-    const char *workflow_id, *phase_id;
-    if (!req_string(args, "workflow_id", &workflow_id, "", &why) ||
-        !req_string(args, "phase_id", &phase_id, "", &why))
-        return bad_request(body, &why);
-    /* the rest is the edit, checked as the gateway checks PUT's body */
-    json_t *edit = json_copy((json_t *)args);
-    json_object_del(edit, "workflow_id");
-    json_object_del(edit, "phase_id");
-    json_t *loc = json_array();
-    json_t *changes = spec_check(&spec_phase_update, edit, loc, first_violation, &why);
-    json_decref(loc);
-    json_decref(edit);
-    if (!changes)
-        return bad_request(body, &why);
-    json_t *tpl;
-    broker_workflow_meta_t meta;
-    int status = read_workflow(self, workflow_id, &tpl, &meta, body);
-    if (status != 200) {
-        json_decref(changes);
-        return status;
-    }
-    if (meta.archived) {
-        json_decref(changes);
-        json_decref(tpl);
-        *body = detail("Workflow %s is archived", workflow_id);
-        return 409;
-    }
-    json_t *phase = NULL;
-    size_t i;
-    json_t *item;
-    json_array_foreach(json_object_get(tpl, "phases"), i, item)
-    {
-        const char *pid = json_string_value(json_object_get(item, "phase_id"));
-        if (pid && strcmp(pid, phase_id) == 0)
-            phase = item;
-    }
-    if (!phase) {
-        json_decref(changes);
-        json_decref(tpl);
-        *body = detail("Phase %s not found in workflow %s", phase_id, workflow_id);
-        return 404;
-    }
-    /* keys left out (or null) keep their values: spec_check dropped them */
-    json_object_update(phase, changes);
-    json_decref(changes);
-    broker_workflow_row_t row = row_of(workflow_id, tpl, NULL);
-    int64_t version = 0;
-    int rc = broker_store_workflow_update(self->store, &row, &version);
-    json_decref(tpl);
-    if (rc != 0)
-        return internal_error(body, "cannot store the workflow");
-    syn_info("broker", "workflow phase updated workflow=%s phase=%s version=%lld", workflow_id,
-             phase_id, (long long)version);
-    *body = json_pack("{s:s, s:s, s:I, s:s}", "workflow_id", workflow_id, "phase_id", phase_id,
-                      "version", (json_int_t)version, "status", "updated");
-    return 200;
 }
 
 /* --- execution.start ------------------------------------------------------- */
@@ -510,38 +159,38 @@ static int op_execution_start(broker_api_t *self, const json_t *args, json_t **b
 {
     reason_t why = {""};
     const char *workflow_id, *task = NULL;
-    if (!req_string(args, "workflow_id", &workflow_id, "", &why) ||
-        !opt_string(args, "task", &task, "", &why))
-        return bad_request(body, &why);
+    if (!api_req_string(args, "workflow_id", &workflow_id, "", &why) ||
+        !api_opt_string(args, "task", &task, "", &why))
+        return api_bad_request(body, &why);
     const json_t *inputs = json_object_get(args, "inputs");
     const json_t *repos = json_object_get(args, "repos");
     if (inputs && !json_is_null(inputs)) {
         if (!json_is_object(inputs)) {
-            fail(&why, "inputs must be an object of strings");
-            return bad_request(body, &why);
+            api_fail(&why, "inputs must be an object of strings");
+            return api_bad_request(body, &why);
         }
         const char *key;
         const json_t *v;
         json_object_foreach((json_t *)inputs, key, v)
             if (!json_is_string(v)) {
-                fail(&why, "inputs.%s must be a string", key);
-                return bad_request(body, &why);
+                api_fail(&why, "inputs.%s must be a string", key);
+                return api_bad_request(body, &why);
             }
     }
     if (repos && !json_is_null(repos) && !string_array(repos, "repos", &why))
-        return bad_request(body, &why);
+        return api_bad_request(body, &why);
 
     const json_t *tpl = NULL;
     broker_workflow_meta_t meta;
     int rc = broker_store_workflow_shared(self->store, workflow_id, &tpl, &meta);
     if (rc < 0)
-        return internal_error(body, "cannot read the workflow");
+        return api_internal_error(body, "cannot read the workflow");
     if (rc == 0) {
-        *body = detail("Workflow %s not found", workflow_id);
+        *body = api_detail("Workflow %s not found", workflow_id);
         return 404;
     }
     if (meta.archived) {
-        *body = detail("Workflow %s is archived", workflow_id);
+        *body = api_detail("Workflow %s is archived", workflow_id);
         return 409;
     }
     int64_t version = meta.version;
@@ -565,13 +214,13 @@ static int op_execution_start(broker_api_t *self, const json_t *args, json_t **b
     int status;
     if (nmissing > 0) {
         *body = missing_inputs_body(missing, nmissing);
-        status = *body ? 422 : internal_error(body, "out of memory");
+        status = *body ? 422 : api_internal_error(body, "out of memory");
     } else {
         json_t *repos_copy = json_is_array(repos) ? json_deep_copy(repos) : json_array();
         char id[BROKER_EXEC_ID_SIZE], err[256];
         if (broker_engine_start(self->engine, workflow_id, version, tpl, merged, task,
                                 repos_copy, id, err, sizeof err) < 0) {
-            status = internal_error(body, err);
+            status = api_internal_error(body, err);
         } else {
             *body = json_pack("{s:s, s:s, s:s, s:s}", "execution_id", id, "workflow_id",
                               workflow_id, "status", "started", "message",
@@ -598,9 +247,9 @@ static int resolve_execution(broker_api_t *self, const char *given, char id[BROK
     char ids[AMBIGUOUS_SHOWN + 1][BROKER_EXEC_ID_SIZE];
     size_t count = 0;
     if (broker_store_execution_match(self->store, given, ids, AMBIGUOUS_SHOWN + 1, &count) < 0)
-        return internal_error(body, "cannot look up executions");
+        return api_internal_error(body, "cannot look up executions");
     if (count == 0) {
-        *body = detail("Execution not found: %s", given);
+        *body = api_detail("Execution not found: %s", given);
         return 404;
     }
     if (count == 1 || strcmp(ids[0], given) == 0) {
@@ -615,10 +264,10 @@ static int resolve_execution(broker_api_t *self, const char *given, char id[BROK
         strcat(list, ids[i]);
     }
     if (count > AMBIGUOUS_SHOWN)
-        *body = detail("Ambiguous execution id %s: matches %s (more than %d matches)", given,
+        *body = api_detail("Ambiguous execution id %s: matches %s (more than %d matches)", given,
                        list, AMBIGUOUS_SHOWN);
     else
-        *body = detail("Ambiguous execution id %s: matches %s (%zu matches)", given, list, count);
+        *body = api_detail("Ambiguous execution id %s: matches %s (%zu matches)", given, list, count);
     return 409;
 }
 
@@ -626,9 +275,9 @@ static int op_execution_status(broker_api_t *self, const json_t *args, json_t **
 {
     reason_t why = {""};
     const char *workflow_id, *given;
-    if (!req_string(args, "workflow_id", &workflow_id, "", &why) ||
-        !req_string(args, "execution_id", &given, "", &why))
-        return bad_request(body, &why);
+    if (!api_req_string(args, "workflow_id", &workflow_id, "", &why) ||
+        !api_req_string(args, "execution_id", &given, "", &why))
+        return api_bad_request(body, &why);
     char id[BROKER_EXEC_ID_SIZE];
     int status = resolve_execution(self, given, id, body);
     if (status != 200)
@@ -640,14 +289,14 @@ static int op_execution_status(broker_api_t *self, const json_t *args, json_t **
         broker_execution_status_view(exec, &v);
         view = broker_status_json(&v);
     } else if (broker_store_execution_status(self->store, id, &view) <= 0) {
-        return internal_error(body, "cannot read the execution");
+        return api_internal_error(body, "cannot read the execution");
     }
     if (!view)
-        return internal_error(body, "cannot build the status");
+        return api_internal_error(body, "cannot build the status");
     const char *owner = json_string_value(json_object_get(view, "workflow_id"));
     if (!owner || strcmp(owner, workflow_id) != 0) {
         json_decref(view);
-        *body = detail("Execution %s not found for workflow %s", given, workflow_id);
+        *body = api_detail("Execution %s not found for workflow %s", given, workflow_id);
         return 404;
     }
     *body = view;
@@ -658,10 +307,10 @@ static int op_execution_active(broker_api_t *self, const json_t *args, json_t **
 {
     reason_t why = {""};
     json_int_t limit = 20;
-    if (!opt_int(args, "limit", 1, 100, &limit, "", &why))
-        return bad_request(body, &why);
+    if (!api_opt_int(args, "limit", 1, 100, &limit, "", &why))
+        return api_bad_request(body, &why);
     *body = broker_engine_active_json(self->engine, (size_t)limit);
-    return *body ? 200 : internal_error(body, "out of memory");
+    return *body ? 200 : api_internal_error(body, "out of memory");
 }
 
 /* --- control: cancel / pause / resume / inject / state --------------------- */
@@ -691,8 +340,8 @@ static int resolve_arg(broker_api_t *self, const json_t *args, char id[BROKER_EX
 {
     reason_t why = {""};
     const char *given;
-    if (!req_string(args, "execution_id", &given, "", &why))
-        return bad_request(body, &why);
+    if (!api_req_string(args, "execution_id", &given, "", &why))
+        return api_bad_request(body, &why);
     return resolve_execution(self, given, id, body);
 }
 
@@ -704,11 +353,11 @@ static int control_outcome(broker_api_t *self, const char *id, int rc,
 {
     if (rc == -2) {
         if (broker_store_execution_state(self->store, id, &status) <= 0)
-            return internal_error(body, "cannot read the execution");
+            return api_internal_error(body, "cannot read the execution");
         rc = -1;
     }
     if (rc == -1) {
-        *body = detail("Cannot %s execution in state %s", verb, broker_exec_status_name(status));
+        *body = api_detail("Cannot %s execution in state %s", verb, broker_exec_status_name(status));
         return 400;
     }
     return control_reply(body, id, status, message);
@@ -724,8 +373,8 @@ static int reasoned_control(broker_api_t *self, const json_t *args, reasoned_con
 {
     reason_t why = {""};
     const char *reason = NULL;
-    if (!opt_string(args, "reason", &reason, "", &why))
-        return bad_request(body, &why);
+    if (!api_opt_string(args, "reason", &reason, "", &why))
+        return api_bad_request(body, &why);
     char id[BROKER_EXEC_ID_SIZE];
     int status = resolve_arg(self, args, id, body);
     if (status != 200)
@@ -761,20 +410,20 @@ static int op_execution_inject(broker_api_t *self, const json_t *args, json_t **
 {
     reason_t why = {""};
     const char *message, *role = "user";
-    if (!req_string(args, "message", &message, "", &why) ||
-        !opt_string(args, "role", &role, "", &why))
-        return bad_request(body, &why);
+    if (!api_req_string(args, "message", &message, "", &why) ||
+        !api_opt_string(args, "role", &role, "", &why))
+        return api_bad_request(body, &why);
     if (!*message) {
-        fail(&why, "message must not be empty");
-        return bad_request(body, &why);
+        api_fail(&why, "message must not be empty");
+        return api_bad_request(body, &why);
     }
     if (strlen(message) > BROKER_MESSAGE_MAX) {
-        fail(&why, "message is longer than %u bytes", BROKER_MESSAGE_MAX);
-        return bad_request(body, &why);
+        api_fail(&why, "message is longer than %u bytes", BROKER_MESSAGE_MAX);
+        return api_bad_request(body, &why);
     }
     if (strcmp(role, "user") != 0 && strcmp(role, "system") != 0) {
-        fail(&why, "role must be \"user\" or \"system\"");
-        return bad_request(body, &why);
+        api_fail(&why, "role must be \"user\" or \"system\"");
+        return api_bad_request(body, &why);
     }
     char id[BROKER_EXEC_ID_SIZE];
     int status = resolve_arg(self, args, id, body);
@@ -784,15 +433,15 @@ static int op_execution_inject(broker_api_t *self, const json_t *args, json_t **
     char err[256];
     int rc = broker_engine_inject(self->engine, id, role, message, &state, err, sizeof err);
     if (rc == -2) {
-        *body = detail("Cannot inject into terminal execution");
+        *body = api_detail("Cannot inject into terminal execution");
         return 400;
     }
     if (rc == -3) {
-        *body = detail("%s", err);
+        *body = api_detail("%s", err);
         return 400;
     }
     if (rc < 0)
-        return internal_error(body, err);
+        return api_internal_error(body, err);
     return control_reply(body, id, state, "Message queued");
 }
 
@@ -804,7 +453,7 @@ static int op_execution_state(broker_api_t *self, const json_t *args, json_t **b
         return status;
     broker_exec_status_t state;
     if (current_state(self, id, &state) <= 0)
-        return internal_error(body, "cannot read the execution");
+        return api_internal_error(body, "cannot read the execution");
     *body = json_pack("{s:s, s:s}", "execution_id", id, "state", broker_exec_status_name(state));
     return 200;
 }
@@ -815,8 +464,8 @@ static bool page_args(const json_t *args, json_int_t *page, json_int_t *page_siz
 {
     *page = 1;
     *page_size = 50;
-    return opt_int(args, "page", 1, 1000000000, page, "", why) &&
-           opt_int(args, "page_size", 1, 100, page_size, "", why);
+    return api_opt_int(args, "page", 1, 1000000000, page, "", why) &&
+           api_opt_int(args, "page_size", 1, 100, page_size, "", why);
 }
 
 static int op_execution_list(broker_api_t *self, const json_t *args, json_t **body)
@@ -824,21 +473,21 @@ static int op_execution_list(broker_api_t *self, const json_t *args, json_t **bo
     reason_t why = {""};
     const char *status_name = NULL, *workflow_id = NULL;
     json_int_t page, page_size;
-    if (!opt_string(args, "status", &status_name, "", &why) ||
-        !opt_string(args, "workflow_id", &workflow_id, "", &why) ||
+    if (!api_opt_string(args, "status", &status_name, "", &why) ||
+        !api_opt_string(args, "workflow_id", &workflow_id, "", &why) ||
         !page_args(args, &page, &page_size, &why))
-        return bad_request(body, &why);
+        return api_bad_request(body, &why);
     broker_exec_status_t status = BROKER_EXEC_PENDING;
     if (status_name && broker_exec_status_parse(status_name, &status) < 0) {
-        fail(&why, "status must be one of pending, running, paused, completed, failed, "
+        api_fail(&why, "status must be one of pending, running, paused, completed, failed, "
                    "cancelled");
-        return bad_request(body, &why);
+        return api_bad_request(body, &why);
     }
     json_t *items;
     int64_t total;
     if (broker_store_execution_list(self->store, workflow_id, status_name ? (int)status : -1,
                                     page, page_size, &items, &total) < 0)
-        return internal_error(body, "cannot list executions");
+        return api_internal_error(body, "cannot list executions");
     *body = json_pack("{s:o, s:I, s:I, s:I}", "executions", items, "total", (json_int_t)total,
                       "page", page, "page_size", page_size);
     return 200;
@@ -851,7 +500,7 @@ static int op_execution_get(broker_api_t *self, const json_t *args, json_t **bod
     if (status != 200)
         return status;
     if (broker_store_execution_detail(self->store, id, body) <= 0)
-        return internal_error(body, "cannot read the execution");
+        return api_internal_error(body, "cannot read the execution");
     return 200;
 }
 
@@ -859,8 +508,8 @@ static int op_execution_output(broker_api_t *self, const json_t *args, json_t **
 {
     reason_t why = {""};
     const char *phase_id;
-    if (!req_string(args, "phase_id", &phase_id, "", &why))
-        return bad_request(body, &why);
+    if (!api_req_string(args, "phase_id", &phase_id, "", &why))
+        return api_bad_request(body, &why);
     char id[BROKER_EXEC_ID_SIZE];
     int status = resolve_arg(self, args, id, body);
     if (status != 200)
@@ -868,9 +517,9 @@ static int op_execution_output(broker_api_t *self, const json_t *args, json_t **
     char *output = NULL;
     int rc = broker_store_phase_output(self->store, id, phase_id, &output);
     if (rc < 0)
-        return internal_error(body, "cannot read the output");
+        return api_internal_error(body, "cannot read the output");
     if (rc == 0) {
-        *body = detail("Phase %s not found in execution %s", phase_id, id);
+        *body = api_detail("Phase %s not found in execution %s", phase_id, id);
         return 404;
     }
     *body = json_pack("{s:s}", "output", output);
@@ -883,15 +532,15 @@ static int op_workflow_runs(broker_api_t *self, const json_t *args, json_t **bod
     reason_t why = {""};
     const char *workflow_id;
     json_int_t page, page_size;
-    if (!req_string(args, "workflow_id", &workflow_id, "", &why) ||
+    if (!api_req_string(args, "workflow_id", &workflow_id, "", &why) ||
         !page_args(args, &page, &page_size, &why))
-        return bad_request(body, &why);
+        return api_bad_request(body, &why);
     char *name = NULL;
     int rc = broker_store_workflow_name(self->store, workflow_id, &name);
     if (rc < 0)
-        return internal_error(body, "cannot read the workflow");
+        return api_internal_error(body, "cannot read the workflow");
     if (rc == 0) {
-        *body = detail("Workflow %s not found", workflow_id);
+        *body = api_detail("Workflow %s not found", workflow_id);
         return 404;
     }
     json_t *items;
@@ -899,7 +548,7 @@ static int op_workflow_runs(broker_api_t *self, const json_t *args, json_t **bod
     if (broker_store_execution_list(self->store, workflow_id, -1, page, page_size, &items,
                                     &total) < 0) {
         free(name);
-        return internal_error(body, "cannot list executions");
+        return api_internal_error(body, "cannot list executions");
     }
     *body = json_pack("{s:o, s:I, s:s, s:s}", "runs", items, "total", (json_int_t)total,
                       "workflow_id", workflow_id, "workflow_name", name);
@@ -912,10 +561,10 @@ static int op_events_replay(broker_api_t *self, const json_t *args, json_t **bod
     reason_t why = {""};
     const char *given = NULL;
     json_int_t after_seq = 0, limit = BROKER_REPLAY_LIMIT_MAX;
-    if (!opt_string(args, "execution_id", &given, "", &why) ||
-        !opt_int(args, "after_seq", 0, INT64_MAX, &after_seq, "", &why) ||
-        !opt_int(args, "limit", 1, BROKER_REPLAY_LIMIT_MAX, &limit, "", &why))
-        return bad_request(body, &why);
+    if (!api_opt_string(args, "execution_id", &given, "", &why) ||
+        !api_opt_int(args, "after_seq", 0, INT64_MAX, &after_seq, "", &why) ||
+        !api_opt_int(args, "limit", 1, BROKER_REPLAY_LIMIT_MAX, &limit, "", &why))
+        return api_bad_request(body, &why);
     char id[BROKER_EXEC_ID_SIZE];
     bool terminal = false;
     if (given) {
@@ -924,14 +573,14 @@ static int op_events_replay(broker_api_t *self, const json_t *args, json_t **bod
             return status;
         broker_exec_status_t state;
         if (current_state(self, id, &state) <= 0)
-            return internal_error(body, "cannot read the execution");
+            return api_internal_error(body, "cannot read the execution");
         terminal = broker_exec_is_terminal(state);
     }
     json_t *events;
     bool more;
     if (broker_store_events_after(self->store, given ? id : NULL, after_seq, limit,
                                   BROKER_REPLAY_BYTES_MAX, &events, &more) < 0)
-        return internal_error(body, "cannot read the event log");
+        return api_internal_error(body, "cannot read the event log");
     size_t count = json_array_size(events);
     json_int_t last_seq =
         count ? json_integer_value(json_object_get(json_array_get(events, count - 1), "seq"))
@@ -955,7 +604,7 @@ static int op_metrics_get(broker_api_t *self, const json_t *args, json_t **body)
     (void)args;
     json_t *families = broker_api_metrics(self);
     if (!families)
-        return internal_error(body, "no metrics");
+        return api_internal_error(body, "no metrics");
     *body = json_pack("{s:o}", "families", families);
     return 200;
 }
@@ -997,12 +646,12 @@ typedef int (*op_fn)(broker_api_t *self, const json_t *args, json_t **body);
 /* The handler of each op in proto/ops.h's table. */
 static const op_fn handlers[SYN_OP_COUNT] = {
     [SYN_OP_HEALTH] = op_health,
-    [SYN_OP_WORKFLOW_CREATE] = op_workflow_create,
-    [SYN_OP_WORKFLOW_LIST] = op_workflow_list,
-    [SYN_OP_WORKFLOW_GET] = op_workflow_get,
-    [SYN_OP_WORKFLOW_INSTALL] = op_workflow_install,
-    [SYN_OP_WORKFLOW_ARCHIVE] = op_workflow_archive,
-    [SYN_OP_WORKFLOW_PHASE_UPDATE] = op_workflow_phase_update,
+    [SYN_OP_WORKFLOW_CREATE] = broker_api_op_workflow_create,
+    [SYN_OP_WORKFLOW_LIST] = broker_api_op_workflow_list,
+    [SYN_OP_WORKFLOW_GET] = broker_api_op_workflow_get,
+    [SYN_OP_WORKFLOW_INSTALL] = broker_api_op_workflow_install,
+    [SYN_OP_WORKFLOW_ARCHIVE] = broker_api_op_workflow_archive,
+    [SYN_OP_WORKFLOW_PHASE_UPDATE] = broker_api_op_workflow_phase_update,
     [SYN_OP_EXECUTION_START] = op_execution_start,
     [SYN_OP_EXECUTION_STATUS] = op_execution_status,
     [SYN_OP_EXECUTION_ACTIVE] = op_execution_active,
@@ -1070,11 +719,11 @@ int broker_api_handle(broker_api_t *self, const char *op, const json_t *args, js
     *body = NULL;
     if (!json_is_object(args)) {
         reason_t why = {"args must be an object"};
-        return bad_request(body, &why);
+        return api_bad_request(body, &why);
     }
     syn_op_t found;
     if (syn_op_find(op, &found) != 0) {
-        *body = detail("unknown operation %s", op ? op : "(none)");
+        *body = api_detail("unknown operation %s", op ? op : "(none)");
         return 400;
     }
     /* The table's schema first (proto/ops.h): what it refuses never reaches a handler,
@@ -1082,11 +731,11 @@ int broker_api_handle(broker_api_t *self, const char *op, const json_t *args, js
     char reason[sizeof(reason_t)];
     if (syn_op_check_args(found, args, reason, sizeof reason) != 0) {
         reason_t why;
-        fail(&why, "%s", reason);
-        return bad_request(body, &why);
+        api_fail(&why, "%s", reason);
+        return api_bad_request(body, &why);
     }
     int status = handlers[found](self, args, body);
     if (!*body)
-        status = internal_error(body, "out of memory");
+        status = api_internal_error(body, "out of memory");
     return status;
 }
