@@ -393,13 +393,11 @@ static int receive_one(broker_t *self, zsock_t *sock, bool from_clients)
     syn_msg_t *msg = NULL;
     char err[256];
     /* Over CURVE a worker's key comes with each of its messages (its name is
-     * bound to it); clients need no such check. */
-    char peer_key[SYN_CURVE_KEY_TXT] = "";
-    bool keyed = self->curve && !from_clients;
-    int rc = keyed ? syn_msg_recv_user(zsock_resolve(sock), &msg, identity, &identity_len,
-                                       peer_key, sizeof peer_key, err, sizeof err)
-                   : syn_msg_recv(zsock_resolve(sock), &msg, identity, &identity_len, err,
-                                  sizeof err);
+     * bound to it), and its address with each one over TCP (shown in /workers);
+     * clients need neither. */
+    syn_msg_peer_t peer;
+    int rc = syn_msg_recv_peer(zsock_resolve(sock), &msg, identity, &identity_len,
+                               from_clients ? NULL : &peer, err, sizeof err);
     if (rc == -1)
         return 0;
     if (rc == -2) {
@@ -416,7 +414,8 @@ static int receive_one(broker_t *self, zsock_t *sock, bool from_clients)
                      syn_msg_type_name(syn_msg_type(msg)));
     } else {
         self->stats.worker_messages++;
-        broker_engine_on_worker_from(self->engine, identity, identity_len, peer_key, msg,
+        broker_engine_on_worker_from(self->engine, identity, identity_len,
+                                     self->curve ? peer.user_id : NULL, peer.address, msg,
                                      syn_mono_ms());
     }
     syn_msg_destroy(&msg);

@@ -693,12 +693,13 @@ bool engine_read_ref(const json_t *fields, engine_ref_t *ref)
 void broker_engine_on_worker(broker_engine_t *self, const void *identity, size_t identity_len,
                              const syn_msg_t *msg, int64_t now_ms)
 {
-    broker_engine_on_worker_from(self, identity, identity_len, NULL, msg, now_ms);
+    broker_engine_on_worker_from(self, identity, identity_len, NULL, NULL, msg, now_ms);
 }
 
 void broker_engine_on_worker_from(broker_engine_t *self, const void *identity,
                                   size_t identity_len, const char *peer_key,
-                                  const syn_msg_t *msg, int64_t now_ms)
+                                  const char *peer_address, const syn_msg_t *msg,
+                                  int64_t now_ms)
 {
     syn_msg_type_t type = syn_msg_type(msg);
     const json_t *fields = syn_msg_fields(msg);
@@ -709,7 +710,8 @@ void broker_engine_on_worker_from(broker_engine_t *self, const void *identity,
     if (type != SYN_MSG_READY && broker_workers_refused(self->workers, identity, identity_len))
         return;
     if (type == SYN_MSG_READY) {
-        broker_ready_handle(self, identity, identity_len, peer_key, fields, now_ms);
+        broker_ready_handle(self, identity, identity_len, peer_key, peer_address, fields,
+                            now_ms);
     } else if (!worker) {
         /* Not registered (e.g. the broker restarted): it must say READY first. */
         if (type != SYN_MSG_DISCONNECT)

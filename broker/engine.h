@@ -87,13 +87,15 @@ json_t *broker_engine_active_json(broker_engine_t *self, size_t limit);
 void broker_engine_on_worker(broker_engine_t *self, const void *identity, size_t identity_len,
                              const syn_msg_t *msg, int64_t now_ms);
 /* The same with the User-Id of the connection it came over (over CURVE, the
- * worker's public key in Z85; NULL or "" without CURVE). A worker's name is bound
+ * worker's public key in Z85; NULL or "" without CURVE) and its remote address
+ * (NULL or "": unknown, as for IPC; a READY records it). A worker's name is bound
  * to its key while the broker knows it (until it is lost or says disconnect): a
  * READY claiming that name with another key is answered `disconnect` with a
  * reason, logged, and the claimant ignored from then on. */
 void broker_engine_on_worker_from(broker_engine_t *self, const void *identity,
                                   size_t identity_len, const char *peer_key,
-                                  const syn_msg_t *msg, int64_t now_ms);
+                                  const char *peer_address, const syn_msg_t *msg,
+                                  int64_t now_ms);
 /* The loop could not deliver msg to a worker (error = errno of the send). An
  * ASSIGN that never left is requeued without counting as an attempt; EHOSTUNREACH
  * means the worker's connection is gone, so the worker is dropped at once and

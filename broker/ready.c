@@ -72,7 +72,8 @@ static void refuse_claim(broker_engine_t *self, const void *identity, size_t ide
 }
 
 void broker_ready_handle(broker_engine_t *self, const void *identity, size_t identity_len,
-                         const char *peer_key, const json_t *fields, int64_t now_ms)
+                         const char *peer_key, const char *peer_address, const json_t *fields,
+                         int64_t now_ms)
 {
     const char *name = json_string_value(json_object_get(fields, "worker"));
     const json_t *slots = json_object_get(fields, "slots");
@@ -104,7 +105,8 @@ void broker_ready_handle(broker_engine_t *self, const void *identity, size_t ide
     }
     worker->last_heartbeat_at = syn_now_us();
     if (broker_worker_set_about(worker, json_string_value(json_object_get(fields, "host")),
-                                json_string_value(json_object_get(fields, "version"))) < 0)
+                                json_string_value(json_object_get(fields, "version")),
+                                peer_address) < 0)
         syn_error("broker", "out of memory recording worker %s's host", name);
     if (joined)
         engine_emit_worker(self, "worker_joined", worker, NULL);

@@ -17,9 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A READY (fields) from the ROUTER identity with this CURVE key (NULL or "":
- * none). */
+/* A READY (fields) from the ROUTER identity with this CURVE key and remote
+ * address (NULL or "": none). */
 void broker_ready_handle(broker_engine_t *engine, const void *identity, size_t identity_len,
-                         const char *peer_key, const json_t *fields, int64_t now_ms);
+                         const char *peer_key, const char *peer_address, const json_t *fields,
+                         int64_t now_ms);
 
 #endif

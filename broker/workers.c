@@ -42,6 +42,7 @@ static void worker_free(broker_worker_t *worker)
     free(worker->peer_key);
     free(worker->host);
     free(worker->version);
+    free(worker->address);
     free(worker->unhealthy);
     json_decref(worker->providers);
     free(worker);
@@ -251,9 +252,13 @@ static int replace_text(char **field, const char *text)
     return 0;
 }
 
-int broker_worker_set_about(broker_worker_t *worker, const char *host, const char *version)
+int broker_worker_set_about(broker_worker_t *worker, const char *host, const char *version,
+                            const char *address)
 {
-    return replace_text(&worker->host, host) < 0 || replace_text(&worker->version, version) < 0
+    /* "" is what libzmq gives for a transport without an IP (IPC): unknown. */
+    return replace_text(&worker->host, host) < 0 ||
+                   replace_text(&worker->version, version) < 0 ||
+                   replace_text(&worker->address, address && *address ? address : NULL) < 0
                ? -1
                : 0;
 }
@@ -289,7 +294,7 @@ json_t *broker_worker_describe(const broker_worker_t *worker)
     return json_pack("{s:s, s:s, s:o, s:o, s:O, s:o, s:I, s:I, s:I, s:I, s:b, s:b, s:o, "
                      "s:o, s:o, s:I, s:I, s:b}",
                      "name", worker->name, "id", worker->key, "host", text_or_null(worker->host),
-                     "address", json_null(), "providers", worker->providers, "version",
+                     "address", text_or_null(worker->address), "providers", worker->providers, "version",
                      text_or_null(worker->version), "slots", (json_int_t)worker->slots,
                      "prefetch", (json_int_t)worker->prefetch, "running",
                      (json_int_t)(running - prefetched), "prefetched", (json_int_t)prefetched,

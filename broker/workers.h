@@ -41,6 +41,7 @@ typedef struct {
     int64_t last_seen_ms;         /* monotonic time of its last message */
     bool draining;                /* stopping: finishes what it holds, gets nothing new */
     char *host, *version;         /* as its READY says (NULL: not said) */
+    char *address;                /* the remote IP its READY came from (NULL: unknown) */
     int64_t connected_at;         /* wall-clock µs since the epoch of its first READY */
     int64_t last_heartbeat_at;    /* wall-clock µs since the epoch of its last message */
     int64_t attempts_completed;   /* RESULTs completed / failed since it joined */
@@ -88,8 +89,10 @@ void broker_workers_remove(broker_workers_t *self, broker_worker_t *worker);
 void broker_workers_remove_lost(broker_workers_t *self, broker_worker_t *worker, const char *why,
                                 int64_t now_us);
 
-/* Records host and version (NULL: not said); 0, or -1 (out of memory). */
-int broker_worker_set_about(broker_worker_t *worker, const char *host, const char *version);
+/* Records host and version (NULL: not said) and the remote address (NULL or
+ * "": unknown); 0, or -1 (out of memory). */
+int broker_worker_set_about(broker_worker_t *worker, const char *host, const char *version,
+                            const char *address);
 /* Marks it unhealthy for why (it takes no work), or healthy again (why NULL);
  * true when that changed its health. */
 bool broker_worker_set_unhealthy(broker_worker_t *worker, const char *why);

@@ -128,11 +128,17 @@ int syn_msg_send(void *socket, const void *identity, size_t identity_len, const 
  * read but is invalid (reason in err; identity is still filled so it can be logged). */
 int syn_msg_recv(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
                  char *err, size_t errlen);
-/* recv, and the peer's User-Id copied into user_id (at most user_id_size bytes
- * with the NUL): what the ZAP handler answered for the connection the message
- * came over (on the broker's CURVE sockets, the client's public key in Z85
- * text), "" when the connection has none (no CURVE). */
-int syn_msg_recv_user(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
-                      char *user_id, size_t user_id_size, char *err, size_t errlen);
+/* What libzmq says about the connection a message came over. */
+typedef struct {
+    /* User-Id: what the ZAP handler answered (on the broker's CURVE sockets, the
+     * client's public key in Z85 text), "" when the connection has none (no CURVE). */
+    char user_id[64];
+    /* Peer-Address: the remote IP of a TCP connection (e.g. "127.0.0.1"), ""
+     * for other transports. */
+    char address[64];
+} syn_msg_peer_t;
+/* recv, and what libzmq says about the connection into *peer (NULL: not wanted). */
+int syn_msg_recv_peer(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
+                      syn_msg_peer_t *peer, char *err, size_t errlen);
 
 #endif

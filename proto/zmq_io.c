@@ -54,24 +54,25 @@ int syn_msg_send(void *socket, const void *identity, size_t identity_len, const 
     return 0;
 }
 
-/* The User-Id libzmq attached to a received frame (ZAP's answer for the
- * connection it came over), or "" when there is none. */
-static void copy_user_id(zmq_msg_t *frame, char *user_id, size_t user_id_size)
+/* A property libzmq attached to a received frame (User-Id: ZAP's answer for
+ * the connection it came over; Peer-Address: the connection's remote IP), or ""
+ * when there is none. */
+static void copy_property(zmq_msg_t *frame, const char *property, char *out, size_t out_size)
 {
-    if (user_id == NULL || user_id_size == 0)
+    if (out == NULL || out_size == 0)
         return;
-    const char *value = zmq_msg_gets(frame, "User-Id");
-    snprintf(user_id, user_id_size, "%s", value ? value : "");
+    const char *value = zmq_msg_gets(frame, property);
+    snprintf(out, out_size, "%s", value ? value : "");
 }
 
 int syn_msg_recv(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
                  char *err, size_t errlen)
 {
-    return syn_msg_recv_user(socket, msg_p, identity, identity_len, NULL, 0, err, errlen);
+    return syn_msg_recv_peer(socket, msg_p, identity, identity_len, NULL, err, errlen);
 }
 
-int syn_msg_recv_user(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
-                      char *user_id, size_t user_id_size, char *err, size_t errlen)
+int syn_msg_recv_peer(void *socket, syn_msg_t **msg_p, void *identity, size_t *identity_len,
+                      syn_msg_peer_t *peer, char *err, size_t errlen)
 {
     assert(identity == NULL || identity_len != NULL);
     *msg_p = NULL;
@@ -81,8 +82,8 @@ int syn_msg_recv_user(void *socket, syn_msg_t **msg_p, void *identity, size_t *i
     size_t capacity = identity_len ? *identity_len : 0;
     if (identity_len)
         *identity_len = 0;
-    if (user_id != NULL && user_id_size > 0)
-        user_id[0] = '\0';
+    if (peer != NULL)
+        peer->user_id[0] = peer->address[0] = '\0';
 
     zmq_msg_t first, payload, extra;
     zmq_msg_init(&first);
@@ -119,7 +120,11 @@ int syn_msg_recv_user(void *socket, syn_msg_t **msg_p, void *identity, size_t *i
     int rc = -2;
     /* A ROUTER makes the identity frame itself: only the payload came over the
      * connection and carries its properties. */
-    copy_user_id(identity != NULL && frames >= 2 ? &payload : &first, user_id, user_id_size);
+    if (peer != NULL) {
+        zmq_msg_t *carrier = identity != NULL && frames >= 2 ? &payload : &first;
+        copy_property(carrier, "User-Id", peer->user_id, sizeof peer->user_id);
+        copy_property(carrier, "Peer-Address", peer->address, sizeof peer->address);
+    }
     size_t id_size = zmq_msg_size(&first);
     if (identity != NULL) {
         size_t copy = id_size < capacity ? id_size : capacity;

@@ -80,6 +80,8 @@ static void test_workers_through_join_kill_and_drain(void **state)
     assert_true(json_is_string(json_object_get(w0, "host")));
     assert_true(json_is_string(json_object_get(w0, "version")));
     assert_true(json_is_string(json_object_get(w0, "connected_at")));
+    /* The address its connection came from (the stack runs on loopback). */
+    assert_string_equal(json_string_value(json_object_get(w0, "address")), "127.0.0.1");
     json_decref(w0);
 
     /* A join. */

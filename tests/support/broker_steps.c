@@ -255,7 +255,8 @@ void keyed_send(fx_t *f, const char *identity, const char *key, syn_msg_type_t t
                 json_t *fields)
 {
     syn_msg_t *msg = syn_msg_new_with(type, fields);
-    broker_engine_on_worker_from(f->engine, identity, strlen(identity), key, msg, f->now);
+    broker_engine_on_worker_from(f->engine, identity, strlen(identity), key, NULL, msg,
+                                 f->now);
     syn_msg_destroy(&msg);
     fx_turn(f);
 }

@@ -20,7 +20,8 @@ static void ready_from(fx_t *f, const char *identity, const char *name, const ch
         SYN_MSG_READY, json_pack("{s:s, s:i, s:[s], s:o}", "worker", name, "slots", 1,
                                  "providers", "mock", "running",
                                  running ? running : json_array()));
-    broker_engine_on_worker_from(f->engine, identity, strlen(identity), key, msg, f->now);
+    broker_engine_on_worker_from(f->engine, identity, strlen(identity), key, NULL, msg,
+                                 f->now);
     syn_msg_destroy(&msg);
     fx_turn(f);
 }
@@ -78,7 +79,7 @@ static void test_malformed_ready_ignored(void **state)
     syn_msg_t *msg = syn_msg_new_with(
         SYN_MSG_READY, json_pack("{s:s, s:i, s:[s], s:[]}", "worker", "w", "slots", 0,
                                  "providers", "mock", "running"));
-    broker_engine_on_worker_from(f->engine, "I1", 2, NULL, msg, f->now);
+    broker_engine_on_worker_from(f->engine, "I1", 2, NULL, NULL, msg, f->now);
     syn_msg_destroy(&msg);
     assert_int_equal(broker_workers_count(f->workers), 0);
 }

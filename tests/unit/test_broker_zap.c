@@ -213,13 +213,14 @@ static void expect_message_from(fx_t *f, const char *user_id)
     assert_int_equal(zmq_poll(&item, 1, DEADLINE_MS), 1);
     unsigned char identity[256];
     size_t identity_len = sizeof identity;
-    char got[SYN_CURVE_KEY_TXT], err[256];
+    syn_msg_peer_t peer;
+    char err[256];
     syn_msg_t *msg = NULL;
-    assert_int_equal(syn_msg_recv_user(zsock_resolve(f->router), &msg, identity, &identity_len,
-                                       got, sizeof got, err, sizeof err),
+    assert_int_equal(syn_msg_recv_peer(zsock_resolve(f->router), &msg, identity, &identity_len,
+                                       &peer, err, sizeof err),
                      0);
     assert_int_equal(syn_msg_type(msg), SYN_MSG_HEARTBEAT);
-    assert_string_equal(got, user_id);
+    assert_string_equal(peer.user_id, user_id);
     syn_msg_destroy(&msg);
 }
 
