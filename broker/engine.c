@@ -449,6 +449,8 @@ void broker_engine_worker_unhealthy(broker_engine_t *self, broker_worker_t *work
                            "meanwhile",
                  worker->name, why);
     } else {
+        /* Watchers saw it go unhealthy; they see it come back too. */
+        engine_emit_worker(self, "worker_healthy", worker, NULL);
         syn_info("broker", "worker healthy again worker=%s", worker->name);
     }
 }

@@ -1,6 +1,7 @@
 /* The fleet through HTTP (issue 18): GET /workers through joins, a kill -9 and a
  * drain; GET /ready through no workers and the broker down. */
 #include "tests/support/http.h"
+#include "tests/support/sse.h"
 #include "tests/support/teststack.h"
 
 #include <setjmp.h>
@@ -185,6 +186,27 @@ static long long entry_int(teststack_t *stack, const char *name, const char *fie
 /* One worker whose agent program goes missing among two good ones: every
  * execution completes, the bad worker's faults count against no attempt, it is
  * shown unhealthy, and once the program is back it takes work again. */
+/* The index of the first activity frame of this type about worker, or -1. */
+static long worker_event_index(const sse_client_t *client, const char *type, const char *worker)
+{
+    for (size_t i = 0; i < sse_client_frame_count(client); i++) {
+        const sse_frame_t *frame = sse_client_frame(client, i);
+        json_t *data = frame->data ? json_object_get(frame->data, "data") : NULL;
+        const char *name = json_string_value(json_object_get(data, "worker"));
+        if (strcmp(sse_frame_str(frame, "event_type"), type) == 0 && name &&
+            strcmp(name, worker) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* An sse_done_fn: w2's worker_healthy came (want is ignored). */
+static bool saw_w2_healthy(const sse_client_t *client, long want)
+{
+    (void)want;
+    return worker_event_index(client, "worker_healthy", "w2") >= 0;
+}
+
 static void test_black_hole(void **state)
 {
     (void)state;
@@ -198,6 +220,9 @@ static void test_black_hole(void **state)
                                 .worker_args = FAST_WORKER};
     teststack_t *stack = teststack_start(&opts);
     assert_non_null(stack);
+    sse_client_t *activity = sse_client_new(atoi(strrchr(teststack_url(stack), ':') + 1),
+                                            "/sse/activity", NULL, 0);
+    assert_non_null(activity);
     snprintf(extra, sizeof extra, "--command %s", agent);
     assert_int_equal(teststack_add_worker(stack, extra), 2);
     WAIT_FOR(listed(stack, "w2", true), 10000);
@@ -239,6 +264,12 @@ static void test_black_hole(void **state)
     assert_int_equal(install_agent(agent), 0);
     WAIT_FOR(field_true(stack, "w2", "healthy"), 30000);
     assert_true(field_true(stack, "w2", "healthy"));
+    /* Watchers saw it go and come back, in that order. */
+    assert_true(sse_client_wait(activity, saw_w2_healthy, 0, 10000));
+    long unhealthy_at = worker_event_index(activity, "worker_unhealthy", "w2");
+    assert_true(unhealthy_at >= 0);
+    assert_true(worker_event_index(activity, "worker_healthy", "w2") > unhealthy_at);
+    sse_client_destroy(&activity);
     char *more[12];
     for (int i = 0; i < 12; i++)
         assert_non_null(more[i] = teststack_execute(stack, wf_id, "{}"));
