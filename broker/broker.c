@@ -463,7 +463,10 @@ static bool held_by_engine(const char *execution_id, void *arg)
     return broker_engine_find(self->engine, execution_id) != NULL;
 }
 
-/* One batch of expired executions, into this turn's transaction. */
+/* One batch of expired executions, into this turn's transaction, and one
+ * ExecutionsDeleted event naming them (gateways forget their cached statuses).
+ * One event per batch rather than per execution: the event log keeps a row per
+ * event, and an event about a deleted execution would outlive it there. */
 static void run_retention(broker_t *self, int64_t now_ms)
 {
     if (now_ms < self->next_retain_ms ||
@@ -472,16 +475,23 @@ static void run_retention(broker_t *self, int64_t now_ms)
     int64_t before_us = self->config.retain_seconds > 0
                             ? syn_now_us() - self->config.retain_seconds * 1000000
                             : 0;
-    int deleted = broker_store_retention_batch(self->store, before_us,
-                                               self->config.retain_max_executions > 0
-                                                   ? self->config.retain_max_executions
-                                                   : -1,
-                                               RETAIN_BATCH,
-                                               RETAIN_BUDGET_US, held_by_engine, self);
+    json_t *ids = json_array();
+    int deleted = !ids ? -1
+                       : broker_store_retention_batch(self->store, before_us,
+                                                      self->config.retain_max_executions > 0
+                                                          ? self->config.retain_max_executions
+                                                          : -1,
+                                                      RETAIN_BATCH, RETAIN_BUDGET_US,
+                                                      held_by_engine, self, ids);
     if (deleted < 0)
         syn_error("broker", "retention: cannot delete expired executions");
     else
         self->retained_deleted += (uint64_t)deleted;
+    if (deleted > 0 &&
+        broker_events_emit_with_status(self->events, NULL, 0, "ExecutionsDeleted",
+                                       json_pack("{s:O}", "execution_ids", ids), NULL) < 0)
+        syn_error("broker", "retention: cannot record ExecutionsDeleted");
+    json_decref(ids);
     if (deleted > 0)
         syn_debug("broker", "retention deleted=%d total=%llu", deleted,
                   (unsigned long long)self->retained_deleted);

@@ -38,7 +38,11 @@
  * Events about a worker (execution_id null, on the activity stream only):
  *   worker_joined       worker, id, host (its first READY)
  *   worker_lost         worker, id, host, reason (left, gone or silent)
- *   worker_unhealthy    worker, id, host, reason (a worker fault, or its READY) */
+ *   worker_unhealthy    worker, id, host, reason (a worker fault, or its READY)
+ *   worker_healthy      worker, id, host (an unhealthy one takes work again)
+ * And, with execution_id null too:
+ *   ExecutionsDeleted   execution_ids (one retention batch; gateways drop their
+ *                       cached statuses of them) */
 #ifndef SYN_BROKER_EVENTS_H
 #define SYN_BROKER_EVENTS_H
 

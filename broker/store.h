@@ -103,12 +103,13 @@ uint64_t broker_store_commit_count(const broker_store_t *self);
  * work has passed, so a call never holds the broker's loop long; keep (may be
  * NULL) spares an execution the engine still holds. The counts (execution_counts,
  * execution_pages) follow through the tally. An execution that finished
- * late waits behind older ones of its status that are not yet expired. Returns the
- * number deleted, or -1. */
+ * late waits behind older ones of its status that are not yet expired. The ids
+ * deleted are appended to deleted_ids (a JSON array; NULL: not wanted). Returns
+ * the number deleted, or -1. */
 typedef bool (*broker_store_keep_fn)(const char *execution_id, void *arg);
 int broker_store_retention_batch(broker_store_t *self, int64_t finished_before_us,
                                  int64_t keep_finished, size_t max_count, int64_t budget_us,
-                                 broker_store_keep_fn keep, void *arg);
+                                 broker_store_keep_fn keep, void *arg, json_t *deleted_ids);
 /* The time each commit took (common/metrics.h), for /metrics. */
 const syn_histogram_t *broker_store_commit_latency(const broker_store_t *self);
 

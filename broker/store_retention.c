@@ -82,7 +82,7 @@ static int delete_execution(broker_store_t *self, const candidate_t *c)
 
 int broker_store_retention_batch(broker_store_t *self, int64_t finished_before_us,
                                  int64_t keep_finished, size_t max_count, int64_t budget_us,
-                                 broker_store_keep_fn keep, void *arg)
+                                 broker_store_keep_fn keep, void *arg, json_t *deleted_ids)
 {
     if (max_count == 0 || (finished_before_us <= 0 && keep_finished < 0))
         return 0;
@@ -131,6 +131,10 @@ int broker_store_retention_batch(broker_store_t *self, int64_t finished_before_u
         }
         deleted++;
         excess--;
+        if (deleted_ids && json_array_append_new(deleted_ids, json_string(found[i].id)) < 0) {
+            deleted = -1; /* the caller could not tell who forgets what */
+            goto done;
+        }
         if (syn_mono_us() - started >= budget_us)
             break;
     }

@@ -479,6 +479,18 @@ static void run_http(gateway_t *self)
     }
 }
 
+/* Retention deleted these executions: the view must not answer for them. */
+static void forget_deleted(gateway_t *self, const json_t *fields)
+{
+    const char *type = json_string_value(json_object_get(fields, "type"));
+    if (!type || strcmp(type, "ExecutionsDeleted") != 0)
+        return;
+    size_t i;
+    const json_t *id;
+    json_array_foreach(json_object_get(json_object_get(fields, "data"), "execution_ids"), i, id)
+        gateway_view_forget(self->view, json_string_value(id));
+}
+
 /* Hands every event from the SUB to the local view and to the SSE streams it
  * concerns (or asks for the range the PUB dropped). */
 static void drain_events(gateway_t *self)
@@ -507,9 +519,11 @@ static void drain_events(gateway_t *self)
         else
             snprintf(err, sizeof err, "unexpected message type=%s",
                      syn_msg_type_name(syn_msg_type(msg)));
-        if (frame)
+        if (frame) {
             gateway_view_event(self->view, gateway_sse_frame_seq(frame),
                                json_object_get(syn_msg_fields(msg), "status"));
+            forget_deleted(self, syn_msg_fields(msg));
+        }
         syn_msg_destroy(&msg);
         if (!frame) {
             self->stats.bad_messages++;

@@ -145,6 +145,14 @@ void gateway_view_destroy(gateway_view_t **self_p)
     *self_p = NULL;
 }
 
+void gateway_view_forget(gateway_view_t *self, const char *execution_id)
+{
+    /* Held or not: no event will ever come for it again. */
+    entry_t *entry = execution_id ? zhashx_lookup(self->by_id, execution_id) : NULL;
+    if (entry)
+        entry_remove(self, entry);
+}
+
 void gateway_view_clear(gateway_view_t *self)
 {
     remove_all(self, true);

@@ -58,6 +58,10 @@ void gateway_view_event(gateway_view_t *self, uint64_t seq, const json_t *status
  * starts the view over (events may have been missed); the first connect does not. */
 void gateway_view_set_connected(gateway_view_t *self, bool connected);
 
+/* The execution was deleted (the broker's ExecutionsDeleted): forgets its entry, so
+ * reads of it go to the broker, which answers 404. */
+void gateway_view_forget(gateway_view_t *self, const char *execution_id);
+
 /* Forgets every entry not held by a control op (those keep blocking stale updates). */
 void gateway_view_clear(gateway_view_t *self);
 

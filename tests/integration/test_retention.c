@@ -1,6 +1,8 @@
 /* Retention end to end (issue 18): syn-broker --retain-seconds 1 deletes finished
- * executions from the loop (GET /executions/{id} answers 404 once they are gone)
- * while one that is still running stays. */
+ * executions from the loop (GET /executions/{id} answers 404 once they are gone,
+ * and so does GET /workflows/{wid}/executions/{id}, which the gateway answers from
+ * its local view until the broker's ExecutionsDeleted) while one that is still
+ * running stays. */
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
 
@@ -17,6 +19,18 @@ static long status_of(teststack_t *stack, const char *id)
 {
     http_response_t resp;
     assert_int_equal(http_get(&resp, "%s/executions/%s", teststack_url(stack), id), 0);
+    long status = resp.status;
+    http_response_clear(&resp);
+    return status;
+}
+
+/* The same through the workflow's route, which the gateway's view may answer. */
+static long status_in_workflow(teststack_t *stack, const char *workflow_id, const char *id)
+{
+    http_response_t resp;
+    assert_int_equal(http_get(&resp, "%s/workflows/%s/executions/%s", teststack_url(stack),
+                              workflow_id, id),
+                     0);
     long status = resp.status;
     http_response_clear(&resp);
     return status;
@@ -42,10 +56,14 @@ static void test_finished_executions_expire(void **state)
         assert_non_null(done[i]);
         json_decref(teststack_wait_terminal(stack, "quick", done[i], 20000));
         assert_int_equal(status_of(stack, done[i]), 200);
+        assert_int_equal(status_in_workflow(stack, "quick", done[i]), 200);
     }
     for (int i = 0; i < 3; i++) {
         WAIT_FOR(status_of(stack, done[i]) == 404, 15000);
         assert_int_equal(status_of(stack, done[i]), 404);
+        /* The event comes over another socket than the reply: a moment later. */
+        WAIT_FOR(status_in_workflow(stack, "quick", done[i]) == 404, 5000);
+        assert_int_equal(status_in_workflow(stack, "quick", done[i]), 404);
     }
     assert_int_equal(status_of(stack, slow), 200);
     http_response_t resp;

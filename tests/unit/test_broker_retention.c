@@ -35,7 +35,7 @@ static char *run_one(fx_t *f)
 static int retain(fx_t *f, int64_t before_us, int64_t keep_finished)
 {
     int n = broker_store_retention_batch(f->store, before_us, keep_finished, 100, 1000000, held,
-                                         f);
+                                         f, NULL);
     assert_int_equal(broker_store_commit(f->store), 0);
     return n;
 }
