@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "tests/support/wait.h"
 #include "tests/support/worker_runs.h"
 #include "worker/provider.h"
 #include "worker/sandbox.h"
@@ -347,14 +348,13 @@ static int processes_in(const char *ns)
 
 static void assert_namespace_empties(const char *ns)
 {
-    int64_t give_up = syn_mono_ms() + 5000;
-    while (processes_in(ns) > 0 && syn_mono_ms() < give_up) {
+    wait_t w = wait_begin(5000);
+    do {
         /* As subreaper this test inherits what a killed worker left: reap it,
          * as a worker's supervisor would, so a zombie is not counted. */
         while (waitpid(-1, NULL, WNOHANG) > 0)
             ;
-        usleep(20000);
-    }
+    } while (processes_in(ns) > 0 && wait_next(&w));
     assert_int_equal(processes_in(ns), 0);
 }
 
