@@ -181,6 +181,13 @@ static zsock_t *open_socket(broker_t *self, int type, const char *endpoint, cons
         zsock_destroy(&sock);
         return NULL;
     }
+    int low = 0, high = 0;
+    if (syn_endpoint_port_is_ephemeral(endpoint, &low, &high))
+        syn_warn("broker",
+                 "%s is in the kernel's ephemeral port range %d-%d: a worker or gateway "
+                 "reconnecting while the broker is down can take this port as its own and keep "
+                 "the broker from binding it; pick a port below %d (docs/operations.md)",
+                 endpoint, low, high, low);
     char *last = zsock_last_endpoint(sock); /* freshly allocated: ours to keep */
     *bound = last ? last : strdup(endpoint);
     return sock;

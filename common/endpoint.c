@@ -110,3 +110,28 @@ int syn_http_address_parse(const char *flag, const char *text, struct sockaddr_s
     freeaddrinfo(found);
     return 0;
 }
+
+/* The kernel's ephemeral range, from /proc; false when it cannot be read. */
+static bool ephemeral_range(int *low, int *high)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (!f)
+        return false;
+    bool ok = fscanf(f, "%d %d", low, high) == 2 && *low > 0 && *low <= *high;
+    fclose(f);
+    return ok;
+}
+
+bool syn_endpoint_port_is_ephemeral(const char *endpoint, int *low, int *high)
+{
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return false;
+    const char *colon = strrchr(endpoint, ':');
+    if (!colon || colon < endpoint + 6)
+        return false;
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+        return false; /* "*", "!" or a name: the system's choice, not ours */
+    return ephemeral_range(low, high) && port >= *low && port <= *high;
+}

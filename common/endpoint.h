@@ -28,4 +28,11 @@ int syn_http_address_parse(const char *flag, const char *text, struct sockaddr_s
 int syn_endpoint_check(const char *what, const char *endpoint, bool is_http, bool allowed,
                        const char *why, const char *remedy, char *err, size_t errlen);
 
+/* Whether a tcp:// endpoint names a port of the kernel's ephemeral range (the
+ * range then in low..high). A client reconnecting to such a port while nothing
+ * listens on it may be given that very port as its own source and connect to
+ * itself; it then holds the port and the listener cannot bind it again. Ports
+ * chosen by the system ("*") are not named, so they are never reported. */
+bool syn_endpoint_port_is_ephemeral(const char *endpoint, int *low, int *high);
+
 #endif

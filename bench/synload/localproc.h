@@ -14,32 +14,58 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A free TCP port on 127.0.0.1 (bound then released), or -1. */
-/* n loopback ports free right now and distinct from each other: every one stays
- * bound until all are picked, since a port closed again may be handed out by the
- * very next call (a stack whose broker got one port for two endpoints could not
- * start). 0, or -1 when the system would not give them. */
+/* The first port of the kernel's ephemeral range (outgoing connections take their
+ * source port from it), 32768 when it cannot be read. */
+static inline int localproc_ephemeral_low(void)
+{
+    int low = 32768, high = 0;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &low, &high) != 2)
+            low = 32768;
+        fclose(f);
+    }
+    return low;
+}
+
+/* n loopback ports free right now and distinct from each other, all below the
+ * ephemeral range: a ZeroMQ client reconnecting to a port of that range while
+ * nothing listens there can be given that very port as its source and connect
+ * to itself (TCP simultaneous open), and then holds it, so the broker it waits
+ * for can never bind (seen in CI: "cannot bind ...: Address already in use" at
+ * every restart). Every port stays bound until all are picked, since a port
+ * closed again could be picked twice (a stack whose broker got one port for two
+ * endpoints could not start). The search starts at a place that differs per
+ * process so parallel tests rarely meet. 0, or -1 when no ports could be had. */
 static inline int localproc_free_ports(int *ports, int n)
 {
+    enum { LOWEST = 10000 };
     int fds[8];
-    if (n < 1 || n > 8)
+    int top = localproc_ephemeral_low(); /* exclusive */
+    if (n < 1 || n > 8 || top - LOWEST < 1000)
         return -1;
-    int opened = 0, rc = 0;
-    for (; opened < n && rc == 0; opened++) {
-        fds[opened] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
+    int span = top - LOWEST;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    unsigned start = ((unsigned)getpid() * 2654435761u) ^ (unsigned)now.tv_nsec;
+    int opened = 0;
+    for (int tried = 0; tried < span && opened < n; tried++) {
+        int port = LOWEST + (int)((start + (unsigned)tried) % (unsigned)span);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            break;
+        struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof addr;
-        if (fds[opened] < 0 || bind(fds[opened], (struct sockaddr *)&addr, sizeof addr) != 0 ||
-            getsockname(fds[opened], (struct sockaddr *)&addr, &len) != 0)
-            rc = -1;
-        else
-            ports[opened] = ntohs(addr.sin_port);
+        if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+            close(fd);
+            continue;
+        }
+        fds[opened] = fd;
+        ports[opened++] = port;
     }
     for (int i = 0; i < opened; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-    return rc;
+        close(fds[i]);
+    return opened == n ? 0 : -1;
 }
 
 /* A local stack's addresses on distinct free loopback ports: the gateway's HTTP

@@ -100,6 +100,31 @@ static void test_ratelog_one_line_per_cause_per_interval(void **state)
     assert_null(log);
 }
 
+/* The warning for ports a reconnecting client can self-connect to: against the
+ * range this machine's kernel really has. */
+static void test_ephemeral_ports_are_named(void **state)
+{
+    (void)state;
+    int low = 0, high = 0;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%d %d", &low, &high), 2);
+    fclose(f);
+    char inside[64], below[64], above[64];
+    snprintf(inside, sizeof inside, "tcp://127.0.0.1:%d", low);
+    snprintf(below, sizeof below, "tcp://127.0.0.1:%d", low - 1);
+    snprintf(above, sizeof above, "tcp://[::1]:%d", high < 65535 ? high + 1 : 0);
+    int got_low = 0, got_high = 0;
+    assert_true(syn_endpoint_port_is_ephemeral(inside, &got_low, &got_high));
+    assert_int_equal(got_low, low);
+    assert_int_equal(got_high, high);
+    assert_false(syn_endpoint_port_is_ephemeral(below, &got_low, &got_high));
+    assert_false(syn_endpoint_port_is_ephemeral(above, &got_low, &got_high));
+    assert_false(syn_endpoint_port_is_ephemeral("tcp://127.0.0.1:*", &got_low, &got_high));
+    assert_false(syn_endpoint_port_is_ephemeral("ipc:///tmp/x:40000", &got_low, &got_high));
+    assert_false(syn_endpoint_port_is_ephemeral("tcp://127.0.0.1:40000x", &got_low, &got_high));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -107,6 +132,7 @@ int main(void)
         cmocka_unit_test(test_http_addresses),
         cmocka_unit_test(test_check_says_what_and_how),
         cmocka_unit_test(test_ratelog_one_line_per_cause_per_interval),
+        cmocka_unit_test(test_ephemeral_ports_are_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
