@@ -71,6 +71,7 @@ int cmd_resume(cli_t *cli, int argc, char **argv);
 int cmd_cancel(cli_t *cli, int argc, char **argv);
 int cmd_inject(cli_t *cli, int argc, char **argv);
 int cmd_status(cli_t *cli, int argc, char **argv);
+int cmd_health(cli_t *cli, int argc, char **argv);
 
 /* Watches an execution to its end (cmd_watch.c): the live screen on a terminal,
  * plain lines otherwise. The exit code: 0 completed, 1 failed, 3 cancelled, 130

@@ -132,3 +132,61 @@ int cmd_status(cli_t *cli, int argc, char **argv)
     client_response_clear(&health);
     return code;
 }
+
+/* syn health: one yes or no for health checks (compose, systemd, a load
+ * balancer's script), where a curl may not be installed: GET /ready (or /health
+ * with --live), exit 0 on 200 and 5 otherwise, one line saying why. A gateway
+ * older than /ready answers 404 there, and /health stands in for it. */
+int cmd_health(cli_t *cli, int argc, char **argv)
+{
+    bool live = false;
+    const args_option_t options[] = {
+        {0, "live", ARGS_FLAG, NULL,
+         "liveness only: GET /health (the gateway and the broker answer) instead of /ready "
+         "(and a healthy worker is connected)",
+         &live},
+        {0, NULL, 0, NULL, NULL, NULL},
+    };
+    const args_command_t command = {
+        "syn health [--live]",
+        "Exit 0 when the service is ready to run work (GET /ready: the broker answers and a\n"
+        "healthy worker is connected), 5 when it is not or cannot be reached, with one line\n"
+        "saying why. --live asks only whether the gateway and the broker answer (GET /health).",
+        options, 0, 0};
+    const char *pos[ARGS_MAX_POSITIONAL];
+    int npos, code;
+    if (cli_begin(cli, &command, argc, argv, pos, &npos, &code) != 0)
+        return code;
+    const char *path = live ? "/health" : "/ready";
+    client_response_t resp;
+    client_request(cli->client, "GET", path, NULL, NULL, 0, &resp);
+    if (!live && resp.status == 404) {
+        client_response_clear(&resp);
+        path = "/health";
+        client_request(cli->client, "GET", path, NULL, NULL, 0, &resp);
+    }
+    if (resp.status == 0) {
+        fprintf(stderr, "error: %s\n", resp.error);
+        client_response_clear(&resp);
+        return CLI_EXIT_UNREACHABLE;
+    }
+    code = resp.status == 200 ? CLI_EXIT_OK
+                              : (resp.status == 404 ? CLI_EXIT_FAILED : CLI_EXIT_UNREACHABLE);
+    const json_t *body = resp.json;
+    if (cli->json && body) {
+        cli_print_json(body);
+    } else if (!cli->quiet) {
+        const char *status = text_or(body, "status", code == CLI_EXIT_OK ? "ok" : "unavailable");
+        const char *reason = json_string_value(json_object_get(body, "reason"));
+        if (!reason)
+            reason = json_string_value(json_object_get(body, "detail"));
+        char workers[24];
+        format_int(workers, sizeof workers, body, "workers");
+        FILE *out = code == CLI_EXIT_OK ? stdout : stderr;
+        fprintf(out, "%s (%s %s): broker %s, %s workers%s%s\n", status, path,
+                code == CLI_EXIT_OK ? "200" : "failed", text_or(body, "broker", "?"), workers,
+                reason ? ", " : "", reason ? reason : "");
+    }
+    client_response_clear(&resp);
+    return code;
+}

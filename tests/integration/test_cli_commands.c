@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -381,13 +382,36 @@ static void test_status(void **state)
     synrun_clear(&r);
 }
 
+/* syn health: the yes or no a compose health check runs. Ready with the stack up;
+ * with its broker gone both questions say no, with the reason; once the broker is
+ * back, yes again. */
+static void test_health(void **state)
+{
+    (void)state;
+    check(0, ARGS("health"), "ready (/ready 200): broker up, 2 workers");
+    check(0, ARGS("health", "--live"), "(/health 200): broker up, 2 workers");
+    synrun_t r = SYN("health", "-q");
+    assert_int_equal(r.code, 0);
+    assert_string_equal(r.out, "");
+    synrun_clear(&r);
+    teststack_kill_broker(stack, SIGKILL);
+    check(5, ARGS("health"), "err:(/ready failed)", "err:broker unavailable");
+    check(5, ARGS("health", "--live"), "err:(/health failed): broker down, 0 workers");
+    assert_int_equal(teststack_start_broker(stack), 0);
+    assert_int_equal(teststack_wait_health(stack, 2, 30000), 0);
+    check(0, ARGS("health"), "ready (/ready 200)");
+    r = synrun("http://127.0.0.1:9", NULL, NULL, ARGS("health"));
+    expect_run(r, 5, "err:cannot reach http://127.0.0.1:9");
+    synrun_clear(&r);
+}
+
 static void test_usage_errors_and_help(void **state)
 {
     (void)state;
     check(2, ARGS("frobnicate"), "err:unknown command 'frobnicate'");
     check(0, ARGS("--help"), "workflow", "watch", "Exit codes");
     const char *commands[] = {"run", "ls", "show", "output", "watch", "logs", "pause", "resume",
-                              "cancel", "inject", "status"};
+                              "cancel", "inject", "status", "health"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         synrun_t r = SYN(commands[i], "--help");
         char want[64];
@@ -466,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_ls_show_output_logs),
         cmocka_unit_test(test_pause_resume_inject_cancel),
         cmocka_unit_test(test_status),
+        cmocka_unit_test(test_health),
         cmocka_unit_test(test_usage_errors_and_help),
         cmocka_unit_test(test_server_down_is_5_within_2s),
         cmocka_unit_test(test_unauthorized_is_5),
