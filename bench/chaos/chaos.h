@@ -106,6 +106,7 @@ typedef struct {
     volatile sig_atomic_t stop_clients; /* the settle deadline: give up what is still due */
     volatile sig_atomic_t stop_watch;   /* the fault thread stops restarting what dies */
     int kills;             /* kill faults so far (the fault thread's) */
+    double disk_full_until; /* a disk fault is on, or just ended (the fault thread's) */
     int supervised_restarts; /* broker exits on a failed commit (its design), restarted */
     volatile sig_atomic_t *interrupted; /* SIGINT */
 } chaos_t;

@@ -137,11 +137,13 @@ void chaos_faults_check_alive(chaos_t *self)
             else
                 snprintf(how, sizeof how, "exit code %d", WEXITSTATUS(status));
             if (roles[r] == STACK_BROKER && WIFEXITED(status) && WEXITSTATUS(status) == 1 &&
-                broker_stopped_on_commit_failure(self)) {
+                (chaos_now(self) < self->disk_full_until || broker_stopped_on_commit_failure(self))) {
                 self->supervised_restarts++;
-                printf("[%7.1f s] broker stopped after a failed commit (as designed); restarting "
-                       "it as a supervisor would\n",
-                       chaos_now(self));
+                printf("[%7.1f s] broker stopped (%s; as designed); restarting it as a "
+                       "supervisor would\n",
+                       chaos_now(self),
+                       broker_stopped_on_commit_failure(self) ? "a failed commit"
+                                                              : "cannot start on a full disk");
                 fflush(stdout);
                 stack_restart(self->stack, roles[r], i);
                 continue;
@@ -272,7 +274,13 @@ static void fault_disk(chaos_t *self, uint64_t n)
     size_t f = chaos_log_fault(self, FAULT_DISK, "disk", 0,
                                "data dir full for %.1f s; a submit meanwhile: %d %.80s", length,
                                status, body);
-    nap(self, length - 0.5);
+    /* A supervisor restarts a broker that stopped, full disk or not (once a
+     * second, as `syn up` starts its back-off). */
+    self->disk_full_until = start + length + 2.0; /* a start begun just before the end */
+    for (double end = start + length; !*self->interrupted && chaos_now(self) < end;) {
+        chaos_faults_check_alive(self);
+        nap(self, 1.0 < end - chaos_now(self) ? 1.0 : end - chaos_now(self));
+    }
     unlink(filler);
     fault_ends(self, f, chaos_now(self));
 }

@@ -225,9 +225,29 @@ static void settle(chaos_t *self, double deadline)
     }
 }
 
+/* Whether an enabled fault kind never happened (printed). */
+static bool missing_kinds(const chaos_t *self)
+{
+    bool missing = false;
+    for (int k = 0; k < FAULT_KINDS; k++) {
+        if (!self->cfg.faults[k] || (k == FAULT_DISK && !self->tmpfs))
+            continue;
+        bool seen = false;
+        for (size_t i = 0; i < self->nfaults; i++)
+            seen |= self->faults[i].kind == (chaos_fault_kind_t)k;
+        if (!seen) {
+            printf("chaos: FAILED: no %s fault happened (a longer run or a shorter "
+                   "--fault-every)\n",
+                   chaos_fault_name(k));
+            missing = true;
+        }
+    }
+    return missing;
+}
+
 typedef struct {
     long minutes, seconds, seed, rate_x10, fault_every, settle_s, tmpfs_mib;
-    bool kill, stop, link, disk, keep;
+    bool kill, stop, link, disk, keep, every_kind;
     const char *out_dir, *bin_dir, *log_level, *agent;
 } cli_t;
 
@@ -263,6 +283,10 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
         {"bin-dir", SYN_FLAG_STRING, "DIR", "where syn-broker etc. are (default: next to me)",
          &cli->bin_dir, 0, 0},
         {"log-level", SYN_FLAG_STRING, "LEVEL", "log level of the stack", &cli->log_level, 0, 0},
+        {"require-every-kind", SYN_FLAG_BOOL, NULL,
+         "fail unless each enabled fault kind happened (a disk fault without a tmpfs is "
+         "skipped, loudly)",
+         &cli->every_kind, 0, 0},
         {"keep", SYN_FLAG_BOOL, NULL, "keep the temp dir (logs, database) even when it passed",
          &cli->keep, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
@@ -463,6 +487,8 @@ int main(int argc, char **argv)
     } else {
         chaos_report(self, &findings);
         rc = chaos_findings_fail(&findings, self->unexpected_exits) ? 1 : 0;
+        if (cli.every_kind && missing_kinds(self))
+            rc = 1;
         free(findings.end_t);
     }
     if (interrupted) {

@@ -41,7 +41,8 @@ static void summary(const chaos_t *self, const chaos_findings_t *f, FILE *out)
     fprintf(out, "| **inconsistent (completed with unfinished phases, no terminal event)** | "
                  "**%ld** |\n",
             f->inconsistent);
-    fprintf(out, "| broker stops after a failed commit (full disk), restarted | %d |\n",
+    fprintf(out, "| broker stops on the full disk (a failed commit, or no start), restarted | "
+                 "%d |\n",
             self->supervised_restarts);
     fprintf(out, "| **processes that died without a fault** | **%d** |\n",
             self->unexpected_exits);
