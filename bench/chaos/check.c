@@ -14,6 +14,7 @@
 #include "bench/chaos/chaos.h"
 
 #include <sqlite3.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,37 +199,38 @@ static void check_agent_records(chaos_t *self, sqlite3 *db, chaos_findings_t *f)
         "one attempt run twice", f);
 }
 
+/* The store's own questions: each query's rows are violations of one kind. */
+static const struct {
+    const char *what;
+    size_t field; /* offsetof the count in chaos_findings_t */
+    const char *sql;
+} STORE_CHECKS[] = {
+    {"phase result recorded twice", offsetof(chaos_findings_t, duplicate_results),
+     "SELECT execution_id, json_extract(data, '$.phase_id'), count(*) || ' PhaseCompleted'"
+     " FROM events WHERE type = 'PhaseCompleted' GROUP BY 1, 2 HAVING count(*) > 1"},
+    {"terminal state recorded twice", offsetof(chaos_findings_t, duplicate_terminals),
+     "SELECT execution_id, group_concat(type), count(*) FROM events WHERE type IN"
+     " ('ExecutionCompleted', 'ExecutionFailed', 'ExecutionCancelled')"
+     " GROUP BY execution_id HAVING count(*) > 1"},
+    {"stuck after the settle", offsetof(chaos_findings_t, stuck),
+     "SELECT id, status, COALESCE(current_phase, '') FROM executions"
+     " WHERE status NOT IN ('completed', 'failed', 'cancelled')"},
+    {"inconsistent", offsetof(chaos_findings_t, inconsistent),
+     "SELECT e.id, p.phase_id, 'completed execution, phase ' || p.status FROM executions e"
+     " JOIN phases p ON p.execution_id = e.id"
+     " WHERE e.status = 'completed' AND p.status != 'completed'"},
+    {"inconsistent", offsetof(chaos_findings_t, inconsistent),
+     "SELECT e.id, e.status, 'no terminal event' FROM executions e"
+     " WHERE e.status IN ('completed', 'failed', 'cancelled') AND NOT EXISTS"
+     " (SELECT 1 FROM events v WHERE v.execution_id = e.id AND v.type = 'Execution' ||"
+     "  upper(substr(e.status, 1, 1)) || substr(e.status, 2))"},
+};
+
 static void check_store(sqlite3 *db, chaos_findings_t *f)
 {
-    f->duplicate_results = count_violations(
-        db,
-        "SELECT execution_id, json_extract(data, '$.phase_id'), count(*) || ' PhaseCompleted'"
-        " FROM events WHERE type = 'PhaseCompleted' GROUP BY 1, 2 HAVING count(*) > 1",
-        "phase result recorded twice", f);
-    f->duplicate_terminals = count_violations(
-        db,
-        "SELECT execution_id, group_concat(type), count(*) FROM events WHERE type IN"
-        " ('ExecutionCompleted', 'ExecutionFailed', 'ExecutionCancelled')"
-        " GROUP BY execution_id HAVING count(*) > 1",
-        "terminal state recorded twice", f);
-    f->stuck = count_violations(
-        db,
-        "SELECT id, status, COALESCE(current_phase, '') FROM executions"
-        " WHERE status NOT IN ('completed', 'failed', 'cancelled')",
-        "stuck after the settle", f);
-    f->inconsistent = count_violations(
-        db,
-        "SELECT e.id, p.phase_id, 'completed execution, phase ' || p.status FROM executions e"
-        " JOIN phases p ON p.execution_id = e.id"
-        " WHERE e.status = 'completed' AND p.status != 'completed'",
-        "inconsistent", f);
-    f->inconsistent += count_violations(
-        db,
-        "SELECT e.id, e.status, 'no terminal event' FROM executions e"
-        " WHERE e.status IN ('completed', 'failed', 'cancelled') AND NOT EXISTS"
-        " (SELECT 1 FROM events v WHERE v.execution_id = e.id AND v.type = 'Execution' ||"
-        "  upper(substr(e.status, 1, 1)) || substr(e.status, 2))",
-        "inconsistent", f);
+    for (size_t i = 0; i < sizeof STORE_CHECKS / sizeof *STORE_CHECKS; i++)
+        *(long *)((char *)f + STORE_CHECKS[i].field) +=
+            count_violations(db, STORE_CHECKS[i].sql, STORE_CHECKS[i].what, f);
     f->completed = count_of(db, "SELECT count(*) FROM executions WHERE status = 'completed'");
     f->failed = count_of(db, "SELECT count(*) FROM executions WHERE status = 'failed'");
     f->cancelled = count_of(db, "SELECT count(*) FROM executions WHERE status = 'cancelled'");
