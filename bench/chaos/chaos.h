@@ -150,7 +150,7 @@ pid_t chaos_proxy_start(const int *listen_ports, const int *target_ports, int n,
 
 /* What the checker found. */
 typedef struct {
-    long answered, accepted, answered_503, retried_503, accepted_after_503;
+    long answered, accepted, answered_503, retried_503, accepted_after_503, gave_up_503;
     long no_answer, no_answer_in_store, untagged_in_store;
     long completed, failed, cancelled;
     long lost, stuck, duplicate_results, duplicate_terminals;

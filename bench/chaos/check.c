@@ -119,6 +119,8 @@ static void check_submits(chaos_t *self, row_t *rows, size_t nrows, chaos_findin
                 f->retried_503++;
             if (s->status == 200)
                 f->accepted_after_503++;
+            else if (s->status == 503)
+                f->gave_up_503++;
         }
         if (s->status == 200) {
             f->accepted++;

@@ -18,8 +18,9 @@ static void summary(const chaos_t *self, const chaos_findings_t *f, FILE *out)
     fprintf(out, "| submits answered (of %zu made) | %ld |\n", self->nsubs, f->answered);
     fprintf(out, "| accepted (200) | %ld |\n", f->accepted);
     fprintf(out, "| 503 answers (allowed) | %ld |\n", f->answered_503);
-    fprintf(out, "| submits retried after a 503 / accepted on a retry | %ld / %ld |\n",
-            f->retried_503, f->accepted_after_503);
+    fprintf(out, "| submits retried after a 503 / accepted on a retry / 503 to the last "
+                 "of 5 tries | %ld / %ld / %ld |\n",
+            f->retried_503, f->accepted_after_503, f->gave_up_503);
     fprintf(out, "| 503 answers whose execution was committed all the same | %ld |\n",
             f->committed_503);
     fprintf(out, "| no answer (timeout, connection) / of those in the store | %ld / %ld |\n",
@@ -174,6 +175,24 @@ static void chart(const chaos_t *self, const chaos_findings_t *f, const char *ba
         printf("chart: %s\n", png);
 }
 
+/* Every submit, one line each: what it was and what the client was told. */
+static void write_submits(const chaos_t *self, const char *path)
+{
+    FILE *out = fopen(path, "w");
+    if (!out)
+        return;
+    static const char *const actions[] = {"", "cancel", "pause", "inject"};
+    fprintf(out, "tag,workflow,gateway,t_submit_s,t_answer_s,status,tries,answers_503,"
+                 "execution_id,action,action_status\n");
+    for (size_t i = 0; i < self->nsubs; i++) {
+        const chaos_submit_t *s = &self->subs[i];
+        fprintf(out, "%s,%s,%d,%.3f,%.3f,%d,%d,%d,%s,%s,%d\n", s->tag,
+                chaos_workflow_ids[s->workflow], s->gateway + 1, s->t_submit, s->t_answer,
+                s->status, s->tries, s->got_503, s->id, actions[s->action], s->action_status);
+    }
+    fclose(out);
+}
+
 int chaos_report(chaos_t *self, const chaos_findings_t *f)
 {
     mkdir(self->cfg.out_dir, 0755);
@@ -196,5 +215,9 @@ int chaos_report(chaos_t *self, const chaos_findings_t *f)
         printf("report: %s\n", md);
     }
     chart(self, f, base, length_s);
+    char csv[620];
+    snprintf(csv, sizeof csv, "%s-submits.csv", base);
+    write_submits(self, csv);
+    printf("submits: %s\n", csv);
     return 0;
 }
