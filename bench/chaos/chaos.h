@@ -100,6 +100,7 @@ typedef struct {
     long next_submit;      /* the next submit's number */
     int clients_done;      /* client threads with nothing left to do */
     long resumed_at_settle; /* paused executions the settle had to resume */
+    double settle_s;       /* how long the settle took */
 
     volatile sig_atomic_t stop_submits; /* the soak is over: no new submits */
     volatile sig_atomic_t stop_faults;  /* heal and return */

@@ -197,15 +197,25 @@ static void resume_paused(chaos_t *self)
 }
 
 /* Waits until the clients have done every control still due and every
- * execution in the store is terminal, or the deadline. */
+ * execution in the store is terminal. A backlog left by the faults drains at
+ * the stack's pace, so the wait goes on as long as executions keep ending;
+ * it stops after SETTLE_IDLE_S without one ending (what is open then is
+ * stuck), or at the deadline. */
+#define SETTLE_IDLE_S 60.0
 static void settle(chaos_t *self, double deadline)
 {
     const char *db = stack_db_path(self->stack);
-    long open = -1;
+    long open = -1, least = -1;
     double next_report = chaos_now(self), next_resume = chaos_now(self) + 10;
-    while (!interrupted && chaos_now(self) < deadline) {
+    double last_progress = chaos_now(self);
+    while (!interrupted && chaos_now(self) < deadline &&
+           chaos_now(self) - last_progress < SETTLE_IDLE_S) {
         open = count_sql(db, "SELECT count(*) FROM executions"
                              " WHERE status NOT IN ('completed', 'failed', 'cancelled')");
+        if (least < 0 || open < least) {
+            least = open;
+            last_progress = chaos_now(self);
+        }
         pthread_mutex_lock(&self->lock);
         bool clients_done = self->clients_done == CHAOS_GATEWAYS;
         pthread_mutex_unlock(&self->lock);
@@ -272,7 +282,9 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
          &cli->link, 0, 0},
         {"disk", SYN_FLAG_BOOL, NULL, "fault: fill the broker's disk (a tmpfs), then free it",
          &cli->disk, 0, 0},
-        {"settle-s", SYN_FLAG_INT, "S", "after the soak: how long everything may take to end",
+        {"settle-s", SYN_FLAG_INT, "S",
+         "after the soak: how long the backlog may take to end (it stops earlier when "
+         "nothing ends for 60 s)",
          &cli->settle_s, 10, 3600},
         {"tmpfs-mib", SYN_FLAG_INT, "MIB", "size of the broker's tmpfs", &cli->tmpfs_mib, 16,
          65536},
@@ -379,8 +391,8 @@ static void teardown(chaos_t *self, bool keep)
 
 int main(int argc, char **argv)
 {
-    cli_t cli = {.minutes = 10, .seed = -1, .rate_x10 = 30, .fault_every = 20,
-                 .settle_s = 180, .tmpfs_mib = 128, .out_dir = "bench/results",
+    cli_t cli = {.minutes = 10, .seed = -1, .rate_x10 = 20, .fault_every = 20,
+                 .settle_s = 900, .tmpfs_mib = 128, .out_dir = "bench/results",
                  .log_level = "info", .agent = CHAOS_AGENT};
     int parsed = parse_cli(argc, argv, &cli);
     if (parsed != 0)
@@ -472,6 +484,7 @@ int main(int argc, char **argv)
     /* The clients' remaining controls first (a resume may be due), then the
      * store until nothing is open. */
     settle(self, deadline);
+    self->settle_s = chaos_now(self) - (deadline - (double)cli.settle_s);
     self->stop_clients = 1;
     for (int g = 0; g < CHAOS_GATEWAYS; g++)
         pthread_join(clients[g], NULL);

@@ -26,6 +26,9 @@ static void summary(const chaos_t *self, const chaos_findings_t *f, FILE *out)
     fprintf(out, "| no answer (timeout, connection) / of those in the store | %ld / %ld |\n",
             f->no_answer, f->no_answer_in_store);
     fprintf(out, "| executions in the store | %ld |\n", f->executions_in_store);
+    fprintf(out, "| seconds from the soak's end until every execution ended (the settle) | "
+                 "%.0f |\n",
+            self->settle_s);
     fprintf(out, "| completed | %ld |\n", f->completed);
     fprintf(out, "| failed | %ld |\n", f->failed);
     fprintf(out, "| cancelled | %ld |\n", f->cancelled);
