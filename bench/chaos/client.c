@@ -261,12 +261,13 @@ void *chaos_client_main(void *arg)
     client_t c = {.chaos = self, .gateway = a->gateway};
     char host[64];
     int port;
-    if (hclient_parse_url(stack_gateway_url(self->stack, a->gateway), host, sizeof host, &port) !=
+    if (hclient_parse_url(stack_gateway_url(self->stack, a->gateway), host, sizeof host, &port) ==
         0)
-        return NULL;
-    c.hc = hclient_new(host, port);
-    if (!c.hc)
-        return NULL;
+        c.hc = hclient_new(host, port);
+    if (!c.hc) {
+        fprintf(stderr, "chaos: no client for gateway %d\n", a->gateway + 1);
+        *self->interrupted = 1;
+    }
     double interval = CHAOS_GATEWAYS / self->cfg.rate;
     double next = chaos_now(self) + interval * a->gateway / CHAOS_GATEWAYS;
     /* After the soak the controls still due (resumes above all) run on until
