@@ -2,7 +2,8 @@
  * for how long it takes no work.
  *
  * A worker that fails `after` attempts in a row, each of a different execution,
- * within `window_ms`, while another worker completed an attempt in that window,
+ * within `window_ms`, while another worker offering one of its providers
+ * completed an attempt in that window (broker_workers_peer_completed_ms),
  * is quarantined: unhealthy (broker/workers.h) for a while, then on probation
  * (healthy again, its streak forgotten). Each quarantine lasts twice the one
  * before (from window_ms, capped at BROKER_QUARANTINE_MAX_MS); a completed attempt

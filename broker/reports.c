@@ -73,27 +73,16 @@ static bool is_timeout(const char *reason)
     return strncmp(reason, "timed out", 9) == 0;
 }
 
-/* The last time a worker other than this one completed an attempt (0: never). */
-static int64_t others_succeeded_ms(broker_engine_t *self, const broker_worker_t *worker)
-{
-    int64_t last = 0;
-    for (size_t i = 0; i < broker_workers_count(self->workers); i++) {
-        const broker_worker_t *w = broker_workers_at(self->workers, i);
-        if (w != worker && w->last_completed_ms > last)
-            last = w->last_completed_ms;
-    }
-    return last;
-}
-
 static void quarantine_if_black_hole(broker_engine_t *self, broker_worker_t *worker,
                                      const char *execution_id, int64_t now_ms)
 {
     const broker_quarantine_config_t *config = &self->config.quarantine;
     if (!broker_quarantine_failed(&worker->quarantine, config, execution_id,
-                                  others_succeeded_ms(self, worker), now_ms))
+                                  broker_workers_peer_completed_ms(self->workers, worker),
+                                  now_ms))
         return;
     char *why = engine_strdupf("quarantined for %lld s: %lld attempts of different executions "
-                               "failed in a row while other workers succeeded",
+                               "failed in a row while other workers of its providers succeeded",
                                (long long)((worker->quarantine.until_ms - now_ms) / 1000),
                                (long long)worker->quarantine.streak);
     broker_engine_worker_unhealthy(self, worker, why ? why : "quarantined");

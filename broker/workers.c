@@ -375,6 +375,28 @@ static bool offers(const broker_worker_t *worker, const char *provider)
     return false;
 }
 
+/* Whether the two workers offer a provider in common. */
+static bool share_a_provider(const broker_worker_t *a, const broker_worker_t *b)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(a->providers, i, p)
+        if (json_is_string(p) && offers(b, json_string_value(p)))
+            return true;
+    return false;
+}
+
+int64_t broker_workers_peer_completed_ms(broker_workers_t *self, const broker_worker_t *worker)
+{
+    int64_t last = 0;
+    for (size_t i = 0; i < self->count; i++) {
+        const broker_worker_t *w = self->items[i];
+        if (w != worker && w->last_completed_ms > last && share_a_provider(worker, w))
+            last = w->last_completed_ms;
+    }
+    return last;
+}
+
 /* The least busy worker offering provider, not draining, that holds fewer than
  * slots (+ prefetch, when with_prefetch) attempts; ties go to the first. */
 static broker_worker_t *least_busy(broker_workers_t *self, const char *provider,

@@ -105,6 +105,11 @@ json_t *broker_worker_describe(const broker_worker_t *worker);
 json_t *broker_workers_list(broker_workers_t *self, int64_t now_us);
 
 size_t broker_workers_count(const broker_workers_t *self);
+/* The last time (monotonic ms, 0: never) another worker offering one of this
+ * worker's providers completed an attempt: whether phases like the ones this
+ * worker fails succeed elsewhere (quarantine.h). A worker of other providers
+ * runs other phases, so its successes say nothing about this one. */
+int64_t broker_workers_peer_completed_ms(broker_workers_t *self, const broker_worker_t *worker);
 /* Slots running an attempt, and slots free, over all workers (prefetch aside). */
 void broker_workers_slots(const broker_workers_t *self, int64_t *busy, int64_t *free_slots);
 /* i-th worker, 0 ≤ i < count (order changes when one is removed). */

@@ -29,7 +29,10 @@ struct synstack_t {
     char url[LOCALPROC_ADDR_SIZE], http_addr[LOCALPROC_ADDR_SIZE];
     char clients_ep[LOCALPROC_ADDR_SIZE], workers_ep[LOCALPROC_ADDR_SIZE];
     char events_ep[LOCALPROC_ADDR_SIZE];
-    pid_t broker, gateway;
+    pid_t broker;
+    pid_t gateways[STACK_MAX_GATEWAYS];
+    char gw_http[STACK_MAX_GATEWAYS][LOCALPROC_ADDR_SIZE], gw_url[STACK_MAX_GATEWAYS][LOCALPROC_ADDR_SIZE];
+    int ngateways;
     pid_t workers[STACK_MAX_WORKERS];
     char names[STACK_MAX_WORKERS][32];
     int nworkers;
@@ -94,7 +97,10 @@ static pid_t start_broker(synstack_t *self)
 {
     char prog[PATH_MAX + 16], data[PATH_MAX + 8], prefix[512], extra[512];
     snprintf(prog, sizeof prog, "%s/syn-broker", self->opts.bin_dir);
-    snprintf(data, sizeof data, "%s/var", self->dir);
+    if (self->opts.data_dir)
+        snprintf(data, sizeof data, "%s", self->opts.data_dir);
+    else
+        snprintf(data, sizeof data, "%s/var", self->dir);
     char *argv[64];
     int argc = add_words(argv, 0, 32, self->opts.broker_prefix, prefix, sizeof prefix);
     char *fixed[] = {prog,         "--data",   data,       "--clients",
@@ -107,20 +113,31 @@ static pid_t start_broker(synstack_t *self)
     return spawn(self, "broker", argv);
 }
 
-static pid_t start_gateway(synstack_t *self)
+/* Gateway index: its log is "gateway" for the first, "gatewayN" for the others;
+ * the last one may reach the broker through other endpoints (a proxy). */
+static pid_t start_gateway(synstack_t *self, int index)
 {
-    char prog[PATH_MAX + 16], prefix[512], extra[512];
+    char prog[PATH_MAX + 16], prefix[512], extra[512], log[32];
     snprintf(prog, sizeof prog, "%s/syn-gateway", self->opts.bin_dir);
+    if (index == 0)
+        snprintf(log, sizeof log, "gateway");
+    else
+        snprintf(log, sizeof log, "gateway%d", index + 1);
+    bool last = index > 0 && index == self->ngateways - 1;
+    const char *broker = last && self->opts.last_gateway_broker ? self->opts.last_gateway_broker
+                                                                : self->clients_ep;
+    const char *events = last && self->opts.last_gateway_events ? self->opts.last_gateway_events
+                                                                : self->events_ep;
     char *argv[64];
     int argc = add_words(argv, 0, 32, self->opts.gateway_prefix, prefix, sizeof prefix);
-    char *fixed[] = {prog,     "--http",   self->http_addr, "--broker",
-                     self->clients_ep, "--events", self->events_ep, "--log-level",
+    char *fixed[] = {prog,     "--http",   self->gw_http[index], "--broker",
+                     (char *)broker, "--events", (char *)events, "--log-level",
                      (char *)self->opts.log_level};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         argv[argc++] = fixed[i];
     argc = add_words(argv, argc, 64, self->opts.gateway_args, extra, sizeof extra);
     argv[argc] = NULL;
-    return spawn(self, "gateway", argv);
+    return spawn(self, log, argv);
 }
 
 static pid_t start_worker(synstack_t *self, int index)
@@ -132,13 +149,21 @@ static pid_t start_worker(synstack_t *self, int index)
     snprintf(slots, sizeof slots, "%d", self->opts.slots);
     snprintf(delay, sizeof delay, "%d", self->opts.mock_delay_ms);
     snprintf(prefetch, sizeof prefetch, "%d", self->opts.prefetch);
+    bool command = index >= self->opts.workers - self->opts.command_workers;
     char *fixed[] = {prog,          "--broker", self->workers_ep, "--slots", slots,
-                     "--provider",  "mock",     "--name",         self->names[index],
+                     "--provider",  command ? "command" : "mock", "--name", self->names[index],
                      "--log-level", (char *)self->opts.log_level, "--mock-delay-ms", delay};
     char *argv[64];
     int argc = 0;
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         argv[argc++] = fixed[i];
+    /* The soak's command agent writes its own records outside any sandbox. */
+    if (command) {
+        argv[argc++] = "--command";
+        argv[argc++] = (char *)self->opts.command;
+        argv[argc++] = "--sandbox";
+        argv[argc++] = "none";
+    }
     /* --prefetch only when asked for, so builds from before it can be compared. */
     if (self->opts.prefetch > 0) {
         argv[argc++] = "--prefetch";
@@ -177,7 +202,7 @@ int stack_wait_health(const char *url, int workers, int timeout_ms)
 /* Prints the last lines of every log (for a stack that did not come up). */
 static void dump_logs(synstack_t *self)
 {
-    const char *logs[] = {"broker", "gateway", "worker1", "worker2"};
+    const char *logs[] = {"broker", "gateway", "gateway2", "worker1", "worker2"};
     for (size_t i = 0; i < sizeof logs / sizeof *logs; i++) {
         char path[PATH_MAX + 64];
         snprintf(path, sizeof path, "%s/%s.log", self->dir, logs[i]);
@@ -196,9 +221,44 @@ static void dump_logs(synstack_t *self)
     }
 }
 
+/* The broker's endpoints and each gateway's HTTP address: from base_port on
+ * when given, else on ports the system picks. */
+static int assign_addresses(synstack_t *self)
+{
+    if (self->opts.base_port <= 0) {
+        if (localproc_stack_addresses(self->http_addr, self->url, self->clients_ep,
+                                      self->workers_ep, self->events_ep) != 0)
+            return -1;
+        snprintf(self->gw_http[0], LOCALPROC_ADDR_SIZE, "%s", self->http_addr);
+        snprintf(self->gw_url[0], LOCALPROC_ADDR_SIZE, "%s", self->url);
+        for (int g = 1; g < self->ngateways; g++) {
+            int port = localproc_free_port();
+            if (port < 0)
+                return -1;
+            snprintf(self->gw_http[g], LOCALPROC_ADDR_SIZE, "127.0.0.1:%d", port);
+            snprintf(self->gw_url[g], LOCALPROC_ADDR_SIZE, "http://127.0.0.1:%d", port);
+        }
+        return 0;
+    }
+    int base = self->opts.base_port;
+    snprintf(self->clients_ep, LOCALPROC_ADDR_SIZE, "tcp://127.0.0.1:%d", base);
+    snprintf(self->workers_ep, LOCALPROC_ADDR_SIZE, "tcp://127.0.0.1:%d", base + 1);
+    snprintf(self->events_ep, LOCALPROC_ADDR_SIZE, "tcp://127.0.0.1:%d", base + 2);
+    for (int g = 0; g < self->ngateways; g++) {
+        snprintf(self->gw_http[g], LOCALPROC_ADDR_SIZE, "127.0.0.1:%d", base + 3 + g);
+        snprintf(self->gw_url[g], LOCALPROC_ADDR_SIZE, "http://127.0.0.1:%d", base + 3 + g);
+    }
+    snprintf(self->http_addr, sizeof self->http_addr, "%s", self->gw_http[0]);
+    snprintf(self->url, sizeof self->url, "%s", self->gw_url[0]);
+    return 0;
+}
+
 synstack_t *stack_start(const synstack_options_t *opts, int timeout_ms)
 {
-    if (opts->workers < 0 || opts->workers > STACK_MAX_WORKERS)
+    if (opts->workers < 0 || opts->workers > STACK_MAX_WORKERS ||
+        opts->gateways < 0 || opts->gateways > STACK_MAX_GATEWAYS ||
+        opts->command_workers < 0 || opts->command_workers > opts->workers ||
+        (opts->command_workers && !opts->command))
         return NULL;
     synstack_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -213,9 +273,12 @@ synstack_t *stack_start(const synstack_options_t *opts, int timeout_ms)
         free(self);
         return NULL;
     }
-    snprintf(self->db, sizeof self->db, "%s/var/syn.db", self->dir);
-    if (localproc_stack_addresses(self->http_addr, self->url, self->clients_ep,
-                                  self->workers_ep, self->events_ep) != 0) {
+    if (opts->data_dir)
+        snprintf(self->db, sizeof self->db, "%s/syn.db", opts->data_dir);
+    else
+        snprintf(self->db, sizeof self->db, "%s/var/syn.db", self->dir);
+    self->ngateways = opts->gateways ? opts->gateways : 1;
+    if (assign_addresses(self) != 0) {
         fprintf(stderr, "synload: no free loopback ports\n");
         rmdir(self->dir);
         free(self);
@@ -223,7 +286,8 @@ synstack_t *stack_start(const synstack_options_t *opts, int timeout_ms)
     }
 
     self->broker = start_broker(self);
-    self->gateway = start_gateway(self);
+    for (int g = 0; g < self->ngateways; g++)
+        self->gateways[g] = start_gateway(self, g);
     for (int i = 0; i < opts->workers; i++)
         self->workers[self->nworkers++] = start_worker(self, i);
     if (stack_wait_health(self->url, opts->workers, timeout_ms) != 0) {
@@ -280,7 +344,8 @@ void stack_destroy(synstack_t **self_p)
             signal_group(self->workers[i], SIGTERM);
     for (int i = 0; i < self->nworkers; i++)
         stop_process(&self->workers[i]);
-    stop_process(&self->gateway);
+    for (int g = 0; g < self->ngateways; g++)
+        stop_process(&self->gateways[g]);
     stop_process(&self->broker);
     if (self->opts.keep)
         fprintf(stderr, "synload: kept %s\n", self->dir);
@@ -322,7 +387,7 @@ static void parse_counters(const char *line, const char *after, json_t *counters
 json_t *stack_stop_gateway(synstack_t *self)
 {
     json_t *counters = json_object();
-    stop_process(&self->gateway);
+    stop_process(&self->gateways[0]);
     char path[PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/gateway.log", self->dir);
     FILE *f = fopen(path, "r");
@@ -347,7 +412,53 @@ const char *stack_url(const synstack_t *self) { return self->url; }
 const char *stack_dir(const synstack_t *self) { return self->dir; }
 const char *stack_db_path(const synstack_t *self) { return self->db; }
 pid_t stack_broker_pid(const synstack_t *self) { return self->broker; }
-pid_t stack_gateway_pid(const synstack_t *self) { return self->gateway; }
+pid_t stack_gateway_pid(const synstack_t *self) { return self->gateways[0]; }
+int stack_gateway_count(const synstack_t *self) { return self->ngateways; }
+void stack_set_keep(synstack_t *self, bool keep) { self->opts.keep = keep; }
+
+const char *stack_gateway_url(const synstack_t *self, int index)
+{
+    return index >= 0 && index < self->ngateways ? self->gw_url[index] : "";
+}
+
+static pid_t *pid_slot(synstack_t *self, stack_role_t role, int index)
+{
+    if (role == STACK_BROKER)
+        return index == 0 ? &self->broker : NULL;
+    if (role == STACK_GATEWAY)
+        return index >= 0 && index < self->ngateways ? &self->gateways[index] : NULL;
+    return index >= 0 && index < self->nworkers ? &self->workers[index] : NULL;
+}
+
+pid_t stack_pid(const synstack_t *self, stack_role_t role, int index)
+{
+    pid_t *slot = pid_slot((synstack_t *)self, role, index);
+    return slot ? *slot : 0;
+}
+
+int stack_signal(synstack_t *self, stack_role_t role, int index, int sig)
+{
+    pid_t *slot = pid_slot(self, role, index);
+    if (!slot || *slot <= 0)
+        return -1;
+    signal_group(*slot, sig);
+    return 0;
+}
+
+int stack_restart(synstack_t *self, stack_role_t role, int index)
+{
+    pid_t *slot = pid_slot(self, role, index);
+    if (!slot)
+        return -1;
+    if (*slot > 0) {
+        signal_group(*slot, SIGKILL);
+        waitpid(*slot, NULL, 0);
+    }
+    *slot = role == STACK_BROKER    ? start_broker(self)
+            : role == STACK_GATEWAY ? start_gateway(self, index)
+                                    : start_worker(self, index);
+    return *slot > 0 ? 0 : -1;
+}
 int stack_worker_count(const synstack_t *self) { return self->nworkers; }
 
 pid_t stack_worker_pid(const synstack_t *self, int index)

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #define STACK_MAX_WORKERS 64
+#define STACK_MAX_GATEWAYS 4
 
 typedef struct {
     const char *bin_dir;       /* where syn-broker, syn-gateway, syn-worker are */
@@ -23,6 +24,15 @@ typedef struct {
     const char *gateway_args;  /* extra gateway flags */
     const char *worker_args;   /* extra flags of every worker (e.g. its CURVE keys) */
     bool keep;                 /* keep the temp dir (logs, database) */
+    /* For the chaos soak (bench/chaos); all optional, zero keeps synload's stack. */
+    int gateways;              /* gateway processes (0 = 1), each on its own HTTP port */
+    int command_workers;       /* the last N workers run `--provider command` */
+    const char *command;       /* their --command */
+    const char *data_dir;      /* the broker's --data (NULL: <temp dir>/var) */
+    int base_port;             /* ports base.. in order: the broker's clients, workers, events,
+                                  then each gateway's HTTP (0: free ports the system picks) */
+    const char *last_gateway_broker; /* the last gateway's --broker and --events instead of */
+    const char *last_gateway_events; /* the broker's own (a proxy in front of them) */
 } synstack_options_t;
 
 typedef struct synstack_t synstack_t;
@@ -52,6 +62,22 @@ void stack_kill_worker(synstack_t *self, int index);
 
 /* Waits until GET /health answers 200 with at least `workers` workers. */
 int stack_wait_health(const char *url, int workers, int timeout_ms);
+
+/* Whether stack_destroy keeps the temp dir (the chaos soak decides at the end). */
+void stack_set_keep(synstack_t *self, bool keep);
+
+/* The processes of a stack, for the chaos soak's faults. */
+typedef enum { STACK_BROKER, STACK_GATEWAY, STACK_WORKER } stack_role_t;
+/* The pid of a role's process `index` (0 for the broker), 0 when not running. */
+pid_t stack_pid(const synstack_t *self, stack_role_t role, int index);
+/* Sends sig to the process's group; 0, or -1 when it is not running. */
+int stack_signal(synstack_t *self, stack_role_t role, int index, int sig);
+/* kill -9 (when running), reaped, then started again with the same flags and
+ * ports; 0, or -1 when it could not be started. */
+int stack_restart(synstack_t *self, stack_role_t role, int index);
+/* http://127.0.0.1:PORT of gateway index; its log's name. */
+const char *stack_gateway_url(const synstack_t *self, int index);
+int stack_gateway_count(const synstack_t *self);
 
 /* Resident set of a process in KiB from /proc (-1 when it is gone), its peak
  * since it started, and its user+system CPU seconds. */
