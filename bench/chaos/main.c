@@ -89,13 +89,7 @@ static bool ports_free(int base, int n)
  * listeners down on purpose all the time. */
 static int pick_base_port(void)
 {
-    int low = 32768;
-    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-    if (f) {
-        if (fscanf(f, "%d", &low) != 1)
-            low = 32768;
-        fclose(f);
-    }
+    int low = localproc_ephemeral_low();
     int lo = 10000, hi = low - CHAOS_PORTS;
     if (hi <= lo)
         return -1;
