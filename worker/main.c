@@ -75,7 +75,8 @@ int main(int argc, char **argv)
          "extra arguments for claude, e.g. \"--permission-mode acceptEdits\"", &claude_args, 0,
          0},
         {"anthropic-url", SYN_FLAG_STRING, "URL",
-         "Messages API base URL for the anthropic provider (key: ANTHROPIC_API_KEY)",
+         "Messages API base URL for the anthropic provider and the sandbox's credential proxy "
+         "(key: ANTHROPIC_API_KEY, else CLAUDE_CODE_OAUTH_TOKEN for the proxy)",
          &anthropic_url, 0, 0},
         {"anthropic-retry-ms", SYN_FLAG_INT, "MS",
          "anthropic: first back-off after a 429/529/5xx without retry-after", &anthropic_retry_ms,
@@ -205,6 +206,7 @@ int main(int argc, char **argv)
     worker_options_t options = {
         .sandbox = use_sandbox && agents_are_processes,
         .sandbox_ro = sandbox_ro,
+        .proxy_upstream = anthropic_url,
         .workspace_dir = workspace,
         .keep_workspaces = keep_workspaces,
         .max_output_bytes = (uint64_t)max_output_mb * 1024 * 1024,

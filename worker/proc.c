@@ -34,7 +34,7 @@
 #define READS_PER_STEP 16
 
 /* What failed in the child before exec, reported through the status pipe. */
-enum { STAGE_EXEC, STAGE_CHDIR, STAGE_SETUP, STAGE_RLIMIT, STAGE_NICE };
+enum { STAGE_EXEC, STAGE_CHDIR, STAGE_SETUP, STAGE_RLIMIT, STAGE_NICE, STAGE_BEFORE_EXEC };
 
 struct worker_proc_t {
     pid_t pid;            /* > 0 until reaped */
@@ -239,6 +239,14 @@ static void child_exec(const worker_proc_spec_t *spec, const char *program, int 
         report[0] = STAGE_CHDIR;
         goto fail;
     }
+    if (spec->before_exec) {
+        int error = spec->before_exec(spec->before_exec_arg);
+        if (error != 0) {
+            report[0] = STAGE_BEFORE_EXEC;
+            errno = error;
+            goto fail;
+        }
+    }
     if (spec->rlimit_as_mb > 0) {
         struct rlimit as = {(rlim_t)spec->rlimit_as_mb * 1024 * 1024,
                             (rlim_t)spec->rlimit_as_mb * 1024 * 1024};
@@ -284,6 +292,11 @@ static void describe_stage(const worker_proc_spec_t *spec, int stage, int error,
         break;
     case STAGE_NICE:
         snprintf(err, errlen, "cannot renice %s by %d: %s", spec->argv[0], spec->nice,
+                 strerror(error));
+        break;
+    case STAGE_BEFORE_EXEC:
+        snprintf(err, errlen, "cannot prepare %s for %s: %s",
+                 spec->before_exec_what ? spec->before_exec_what : "the process", spec->argv[0],
                  strerror(error));
         break;
     default:

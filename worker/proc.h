@@ -30,6 +30,13 @@ typedef struct {
     uint64_t max_stdout;   /* bytes; past it the group is stopped; 0 = no limit */
     long rlimit_as_mb;     /* address-space limit; 0 = none */
     int nice;              /* added to the worker's niceness; 0 = unchanged */
+    /* Called in the child after its group, stdio and cwd are set, before the
+     * limits and exec: only async-signal-safe work. 0, or an errno value, which
+     * fails the start with "cannot prepare <before_exec_what> for <argv[0]>: why".
+     * NULL = nothing to do. */
+    int (*before_exec)(void *arg);
+    void *before_exec_arg;
+    const char *before_exec_what;
 } worker_proc_spec_t;
 
 /* Receives every chunk the child writes to stdout (not past max_stdout). */
