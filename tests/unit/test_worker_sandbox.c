@@ -128,10 +128,21 @@ static void test_argv_network(void **state)
     char **argv = build(&policy);
     assert_int_equal(index_of(argv, "--unshare-net", 1), -1);
     free(argv);
+    /* proxy keeps the namespace its process made (worker_sandbox_netns_enter);
+     * none never does, even if told one is ready. */
+    policy.netns_ready = true;
+    policy.network = WORKER_NETWORK_PROXY;
+    argv = build(&policy);
+    assert_int_equal(index_of(argv, "--unshare-net", 1), -1);
+    free(argv);
+    policy.network = WORKER_NETWORK_NONE;
+    argv = build(&policy);
+    assert_true(index_of(argv, "--unshare-net", 1) > 0);
+    free(argv);
 
     worker_network_t n = WORKER_NETWORK_HOST;
     assert_int_equal(worker_network_parse(NULL, &n), 0);
-    assert_int_equal(n, WORKER_NETWORK_HOST);
+    assert_int_equal(n, WORKER_NETWORK_PROXY); /* the default */
     assert_int_equal(worker_network_parse("none", &n), 0);
     assert_int_equal(n, WORKER_NETWORK_NONE);
     assert_int_equal(worker_network_parse("host", &n), 0);

@@ -1,0 +1,286 @@
+/* The credential proxy (issue 22): agents under bwrap with `network: proxy`
+ * reach the fake Messages API (tests/support/fake_anthropic.h) only through
+ * the worker's proxy, with a placeholder key; the fake sees the worker's real
+ * key; other paths are refused; nothing else is reachable; the attempt's usage
+ * is what the proxy counted; a slow upstream holds up no other attempt.
+ * Through the command provider (sh and curl) and the claude provider (the fake
+ * Claude CLI). Skipped, with the reason, where bwrap cannot make a sandbox. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "tests/support/fake_anthropic.h"
+#include "tests/support/wait.h"
+#include "worker/cred_proxy.h"
+#include "worker/provider.h"
+#include "worker/sandbox.h"
+
+#define FAKE_CLAUDE SYN_SOURCE_DIR "/tests/fixtures/fake_claude.py"
+#define REAL_KEY "sk-ant-real-key-must-stay-outside"
+
+static char probe_error[256];
+static bool bwrap_works;
+static char scratch[128];
+static fake_anthropic_t *api;
+
+#define SKIP_WITHOUT_BWRAP()                                                                   \
+    do {                                                                                       \
+        if (!bwrap_works) {                                                                    \
+            print_message("skipped: cannot sandbox here: %s\n", probe_error);                  \
+            skip();                                                                            \
+        }                                                                                      \
+    } while (0)
+
+static void set_sandboxed(worker_provider_t *p)
+{
+    worker_options_t options = {.workspace_dir = scratch, .sandbox = true,
+                                .proxy_upstream = fake_anthropic_url(api)};
+    assert_int_equal(worker_provider_set_options(p, &options), 0);
+}
+
+static worker_provider_t *sandboxed_shell(void)
+{
+    char err[256] = "";
+    worker_provider_t *p = worker_provider_command_new("sh -s", 500, err, sizeof err);
+    assert_non_null(p);
+    set_sandboxed(p);
+    return p;
+}
+
+static worker_job_t job_for(const char *prompt)
+{
+    return (worker_job_t){.execution_id = "exec-0000000000cp", .workflow_id = "wf-test",
+                          .phase_id = "proxy", .attempt = 1, .prompt = prompt,
+                          .timeout_ms = 30000, .network = WORKER_NETWORK_PROXY};
+}
+
+static worker_run_t *start(worker_provider_t *p, const worker_job_t *job)
+{
+    char err[256] = "";
+    worker_run_t *run = worker_run_start(p, job, err, sizeof err);
+    if (!run)
+        fail_msg("start: %s", err);
+    return run;
+}
+
+static json_t *finish(worker_run_t *run, char **out)
+{
+    assert_int_equal(worker_run_drive(run, 30000), 0);
+    *out = strdup(worker_run_output(run, NULL));
+    print_message("%s\n", *out);
+    if (worker_run_status(run) != WORKER_RUN_COMPLETED)
+        fail_msg("agent failed: %s", worker_run_error(run));
+    return worker_run_usage_json(run);
+}
+
+/* The usage of fake_anthropic_sse_answer, counted by the proxy. */
+static void expect_proxy_usage(json_t *usage)
+{
+    assert_non_null(usage);
+    assert_int_equal(json_integer_value(json_object_get(usage, "input_tokens")), 1500);
+    assert_int_equal(json_integer_value(json_object_get(usage, "output_tokens")), 350);
+    assert_int_equal(json_integer_value(json_object_get(usage, "cache_creation_tokens")), 200);
+    assert_int_equal(json_integer_value(json_object_get(usage, "cache_read_tokens")), 1000);
+    assert_string_equal(json_string_value(json_object_get(usage, "cost_source")), "proxy");
+    assert_true(json_real_value(json_object_get(usage, "cost_usd")) > 0);
+}
+
+static void expect_real_key_upstream(int index)
+{
+    const fake_anthropic_request_t *r = fake_anthropic_request(api, index);
+    assert_non_null(r);
+    assert_non_null(r->api_key);
+    assert_string_equal(r->api_key, REAL_KEY);
+}
+
+/* A listening loopback port of the host, outside the sandbox. */
+static int host_server(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    *port = ntohs(addr.sin_port);
+    return fd;
+}
+
+static void test_command_agent_through_proxy(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_BWRAP();
+    assert_int_equal(fake_anthropic_plan(api, 200, NULL, fake_anthropic_sse_answer, 0), 0);
+    int before = fake_anthropic_request_count(api);
+    int port = 0, server = host_server(&port);
+    char script[2048];
+    snprintf(script, sizeof script,
+             "env | grep -c '%s' || true\n"
+             "echo \"base=$ANTHROPIC_BASE_URL key=$ANTHROPIC_API_KEY\"\n"
+             "curl -sS -N \"$ANTHROPIC_BASE_URL/v1/messages\" -H \"x-api-key: $ANTHROPIC_API_KEY\" "
+             "-H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' "
+             "-d '{\"model\":\"claude-haiku-4-5\",\"max_tokens\":10,\"stream\":true,"
+             "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'\n"
+             "echo\n"
+             "curl -sS -w ' status=%%{http_code}\\n' \"$ANTHROPIC_BASE_URL/v1/models\"\n"
+             "curl -sS -w ' status=%%{http_code}\\n' -d x \"$ANTHROPIC_BASE_URL/v1/complete\"\n"
+             "for p in %d %d; do if bash -c \"exec 3<>/dev/tcp/127.0.0.1/$p\" 2>/dev/null; "
+             "then echo \"reached $p\"; else echo \"unreachable $p\"; fi; done\n",
+             REAL_KEY, fake_anthropic_port(api), port);
+    worker_provider_t *p = sandboxed_shell();
+    worker_job_t job = job_for(script);
+    worker_run_t *run = start(p, &job);
+    char *out = NULL;
+    json_t *usage = finish(run, &out);
+    close(server);
+    /* No real key inside; the proxy's address and the placeholder instead. */
+    assert_true(strncmp(out, "0\n", 2) == 0);
+    char want[256];
+    snprintf(want, sizeof want, "base=http://127.0.0.1:%d key=%s\n", WORKER_SANDBOX_PROXY_PORT,
+             WORKER_CRED_PROXY_DUMMY_KEY);
+    assert_non_null(strstr(out, want));
+    /* The answer came back unchanged (the SSE events as the API sent them). */
+    assert_non_null(strstr(out, "\"text\":\"Hello\""));
+    assert_non_null(strstr(out, "{\"type\":\"message_stop\"}"));
+    /* Anything else is refused, saying what is forwarded. */
+    assert_non_null(strstr(out, "GET /v1/models is not forwarded"));
+    assert_non_null(strstr(out, "POST /v1/complete is not forwarded"));
+    assert_null(strstr(out, "status=200"));
+    assert_non_null(strstr(out, "status=403"));
+    /* Neither the API directly nor any other port of the host. */
+    assert_null(strstr(out, "reached"));
+    assert_non_null(strstr(out, "unreachable"));
+    /* Only the one forwarded request reached the API, with the real key. */
+    assert_int_equal(fake_anthropic_request_count(api), before + 1);
+    expect_real_key_upstream(before);
+    /* A command agent reports no usage: the proxy's count is the attempt's. */
+    expect_proxy_usage(usage);
+    json_decref(usage);
+    free(out);
+    worker_run_destroy(&run);
+    worker_provider_destroy(&p);
+}
+
+static void test_fake_claude_through_proxy(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_BWRAP();
+    assert_int_equal(fake_anthropic_plan(api, 200, NULL, fake_anthropic_sse_answer, 0), 0);
+    int before = fake_anthropic_request_count(api);
+    char err[256] = "";
+    worker_provider_t *p = worker_provider_claude_new(FAKE_CLAUDE, NULL, 500, err, sizeof err);
+    assert_non_null(p);
+    set_sandboxed(p);
+    worker_job_t job = job_for("FAKE_CALL_API");
+    job.model_id = "claude-haiku-4-5-20251001";
+    worker_run_t *run = start(p, &job);
+    char *out = NULL;
+    json_t *usage = finish(run, &out);
+    assert_non_null(strstr(out, "api said: Hello, w\xC3\xB6rld!;"));
+    assert_non_null(strstr(out, "refused 403: syn credential proxy: GET /v1/models"));
+    assert_non_null(strstr(out, "key=" WORKER_CRED_PROXY_DUMMY_KEY));
+    assert_int_equal(fake_anthropic_request_count(api), before + 1);
+    expect_real_key_upstream(before);
+    /* The fake CLI claims 1 token in, 1 out and $0.0001: the proxy's count wins. */
+    expect_proxy_usage(usage);
+    json_decref(usage);
+    free(out);
+    worker_run_destroy(&run);
+    worker_provider_destroy(&p);
+}
+
+/* The worker's one loop drives every attempt: while one attempt's upstream
+ * sits silent, another attempt starts, runs and finishes. */
+static void test_slow_upstream_holds_up_nothing(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_BWRAP();
+    int before = fake_anthropic_request_count(api);
+    assert_int_equal(fake_anthropic_plan(api, 200, NULL, fake_anthropic_sse_answer, 60000), 0);
+    worker_provider_t *p = sandboxed_shell();
+    worker_job_t slow_job = job_for("curl -sS -N -d '{}' \"$ANTHROPIC_BASE_URL/v1/messages\"\n");
+    worker_run_t *slow = start(p, &slow_job);
+    worker_job_t quick_job = job_for("echo quick\n");
+    worker_run_t *quick = NULL;
+    wait_t w = wait_begin(20000);
+    do {
+        if (!quick && fake_anthropic_request_count(api) > before)
+            quick = start(p, &quick_job); /* the slow one's request is upstream now */
+        worker_run_t *runs[] = {slow, quick};
+        struct pollfd fds[2 * WORKER_RUN_MAX_FDS];
+        int counts[2] = {0, 0}, n = 0;
+        int64_t deadline = -1;
+        for (int i = 0; i < 2; i++) {
+            if (!runs[i])
+                continue;
+            counts[i] = worker_run_pollfds(runs[i], fds + n, WORKER_RUN_MAX_FDS);
+            n += counts[i];
+            int64_t d = worker_run_deadline(runs[i]);
+            if (d >= 0 && (deadline < 0 || d < deadline))
+                deadline = d;
+        }
+        int64_t now = syn_mono_ms();
+        poll(fds, (nfds_t)n, deadline < 0 ? 50 : deadline <= now ? 0 : (int)(deadline - now));
+        now = syn_mono_ms();
+        for (int i = 0, at = 0; i < 2; i++) {
+            if (!runs[i])
+                continue;
+            worker_run_step(runs[i], fds + at, counts[i], now);
+            at += counts[i];
+        }
+    } while (!(quick && worker_run_finished(quick)) && wait_next(&w));
+    assert_non_null(quick);
+    assert_true(worker_run_finished(quick));
+    assert_string_equal(worker_run_output(quick, NULL), "quick\n");
+    assert_false(worker_run_finished(slow));
+    /* Cancelling the slow one ends its transfer with it. */
+    worker_run_cancel(slow, syn_mono_ms());
+    assert_int_equal(worker_run_drive(slow, 10000), 0);
+    assert_int_equal(worker_run_status(slow), WORKER_RUN_CANCELLED);
+    worker_run_destroy(&quick);
+    worker_run_destroy(&slow);
+    worker_provider_destroy(&p);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(scratch, sizeof scratch, "/tmp/syn-proxy-test-XXXXXX");
+    assert_non_null(mkdtemp(scratch));
+    api = fake_anthropic_new();
+    assert_non_null(api);
+    setenv("ANTHROPIC_API_KEY", REAL_KEY, 1);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fake_anthropic_destroy(&api);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    bwrap_works = worker_sandbox_probe(NULL, NULL, probe_error, sizeof probe_error) == 0;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_command_agent_through_proxy),
+        cmocka_unit_test(test_fake_claude_through_proxy),
+        cmocka_unit_test(test_slow_upstream_holds_up_nothing),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
