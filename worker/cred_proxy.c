@@ -9,6 +9,7 @@
 #include "worker/curl_loader.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,7 @@ struct worker_cred_proxy_t {
     char *auth_header;         /* "x-api-key: ..." or "authorization: Bearer ..."; or NULL */
     bool oauth;
     const worker_models_t *models;
+    worker_models_t *own_models; /* the compiled-in table, when the config names none */
     conn_t *conns[WORKER_CRED_PROXY_MAX_CONNS];
     int nconns;
     int64_t timer_at;          /* -1 = none */
@@ -878,8 +880,14 @@ worker_cred_proxy_t *worker_cred_proxy_new(int listen_fd, const worker_cred_prox
     }
     self->curl = curl;
     self->listen_fd = listen_fd;
+    /* accept4 below must never wait, whatever the socket was made with. */
+    int flags = fcntl(listen_fd, F_GETFL);
+    if (flags >= 0)
+        fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK);
     self->timer_at = -1;
     self->models = config->models;
+    if (!self->models)
+        self->models = self->own_models = worker_models_default();
     self->epfd = epoll_create1(EPOLL_CLOEXEC);
     const char *upstream = config->upstream && *config->upstream ? config->upstream
                                                                  : "https://api.anthropic.com";
@@ -898,7 +906,7 @@ worker_cred_proxy_t *worker_cred_proxy_new(int listen_fd, const worker_cred_prox
         self->auth_header = NULL;
     self->multi = curl->multi_init();
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = listen_fd};
-    if (self->epfd < 0 || !self->upstream || rc < 0 || !self->multi ||
+    if (self->epfd < 0 || !self->upstream || rc < 0 || !self->multi || !self->models ||
         epoll_ctl(self->epfd, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
         snprintf(err, errlen, "cannot start the credential proxy: %s",
                  errno ? strerror(errno) : "out of memory");
@@ -924,6 +932,7 @@ void worker_cred_proxy_destroy(worker_cred_proxy_t **self_p)
     if (self->epfd >= 0)
         close(self->epfd);
     close(self->listen_fd);
+    worker_models_destroy(&self->own_models);
     free(self->upstream);
     if (self->auth_header) {
         memset(self->auth_header, 0, strlen(self->auth_header));

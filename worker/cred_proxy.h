@@ -48,7 +48,8 @@ typedef struct {
                               * upstream + the request's path and query */
     const char *api_key;     /* sent as x-api-key; or NULL */
     const char *oauth_token; /* without api_key: Authorization: Bearer; or NULL */
-    const worker_models_t *models; /* prices, for the cost; borrowed */
+    const worker_models_t *models; /* prices, for the cost; borrowed (NULL = the
+                                    * compiled-in table) */
 } worker_cred_proxy_config_t;
 
 typedef struct worker_cred_proxy_t worker_cred_proxy_t;

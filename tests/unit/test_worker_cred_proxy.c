@@ -254,6 +254,160 @@ static void test_slow_upstream_holds_up_nothing(void **state)
     worker_provider_destroy(&p);
 }
 
+/* --- the proxy's HTTP, without a sandbox: raw requests on a loopback port ------ */
+
+/* The body of the chunked answer whose head starts at answer, malloc'd, or
+ * NULL while its last chunk has not arrived. */
+static char *dechunk(const char *answer)
+{
+    const char *p = answer ? strstr(answer, "\r\n\r\n") : NULL;
+    if (!p)
+        return NULL;
+    p += 4;
+    size_t len = 0;
+    char *body = calloc(1, strlen(p) + 1);
+    for (;;) {
+        char *end;
+        unsigned long size = strtoul(p, &end, 16);
+        if (end == p || strncmp(end, "\r\n", 2) != 0 || strlen(end + 2) < size + 2) {
+            free(body);
+            return NULL;
+        }
+        if (size == 0)
+            return body;
+        memcpy(body + len, end + 2, size);
+        len += size;
+        p = end + 2 + size + 2;
+    }
+}
+
+static bool whole_200(const char *got)
+{
+    char *body = dechunk(strstr(got, "HTTP/1.1 200 OK\r\n"));
+    free(body);
+    return body != NULL;
+}
+
+/* Steps proxy until the client socket has received an answer containing
+ * needle, or one that done says is whole (or it closed); what it received,
+ * malloc'd. */
+static char *exchange_until(worker_cred_proxy_t *proxy, int client, const char *request,
+                            const char *needle, bool (*done)(const char *))
+{
+    if (request)
+        assert_int_equal(send(client, request, strlen(request), MSG_NOSIGNAL),
+                         (ssize_t)strlen(request));
+    size_t len = 0, cap = 65536;
+    char *got = calloc(1, cap);
+    bool closed = false;
+    wait_t w = wait_begin(10000);
+    do {
+        struct pollfd fds[2] = {{.fd = worker_cred_proxy_fd(proxy), .events = POLLIN},
+                                {.fd = client, .events = POLLIN}};
+        int64_t due = worker_cred_proxy_deadline(proxy), now = syn_mono_ms();
+        poll(fds, 2, due < 0 ? 50 : due <= now ? 0 : (int)(due - now));
+        worker_cred_proxy_step(proxy, syn_mono_ms());
+        if (fds[1].revents) {
+            ssize_t n = recv(client, got + len, cap - 1 - len, MSG_DONTWAIT);
+            if (n > 0)
+                len += (size_t)n;
+            else if (n == 0)
+                closed = true;
+        }
+        got[len] = '\0';
+    } while (!closed && !(needle && strstr(got, needle)) && !(done && done(got)) &&
+             wait_next(&w));
+    return got;
+}
+
+static char *exchange(worker_cred_proxy_t *proxy, int client, const char *request,
+                      const char *needle)
+{
+    return exchange_until(proxy, client, request, needle, NULL);
+}
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    return fd;
+}
+
+static void test_http_refusals_and_pipelining(void **state)
+{
+    (void)state;
+    int port = 0, listener = host_server(&port);
+    worker_cred_proxy_config_t config = {.upstream = fake_anthropic_url(api),
+                                         .api_key = REAL_KEY};
+    char err[256] = "";
+    worker_cred_proxy_t *proxy = worker_cred_proxy_new(listener, &config, err, sizeof err);
+    assert_non_null(proxy);
+    int before = fake_anthropic_request_count(api);
+    assert_int_equal(fake_anthropic_plan(api, 200, NULL, fake_anthropic_sse_answer, 0), 0);
+
+    /* Two requests in one write: a refused one, then a forwarded one, both
+     * answered in order on the one connection. */
+    int client = connect_to(port);
+    char *got = exchange_until(proxy, client,
+                               "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+                               "POST /v1/messages?beta=true HTTP/1.1\r\nHost: x\r\n"
+                               "x-api-key: agent-key\r\ncontent-type: application/json\r\n"
+                               "Content-Length: 2\r\n\r\n{}",
+                               NULL, whole_200);
+    char *forbidden = strstr(got, "HTTP/1.1 403 Forbidden\r\n");
+    char *ok = strstr(got, "HTTP/1.1 200 OK\r\n");
+    assert_non_null(forbidden);
+    assert_non_null(ok);
+    assert_true(forbidden < ok);
+    assert_non_null(strstr(got, "\"type\":\"permission_error\""));
+    assert_non_null(strstr(ok, "transfer-encoding: chunked\r\n"));
+    /* The body is the API's, byte for byte. */
+    char *body = dechunk(ok);
+    assert_non_null(body);
+    assert_string_equal(body, fake_anthropic_sse_answer);
+    free(body);
+    free(got);
+    assert_int_equal(fake_anthropic_request_count(api), before + 1);
+    expect_real_key_upstream(before); /* the agent's key was replaced */
+    assert_int_equal(worker_cred_proxy_messages(proxy), 1);
+    assert_int_equal(worker_cred_proxy_refused(proxy), 1);
+    worker_usage_t usage = {0};
+    worker_cred_proxy_account(proxy, &usage);
+    assert_int_equal(usage.input_tokens, 1500);
+    assert_string_equal(usage.cost_source, "proxy");
+    close(client);
+
+    /* Malformed or unsupported heads: an error, then the connection closes. */
+    const struct {
+        const char *request, *status;
+    } bad[] = {
+        {"POST /v1/messages HTTP/1.0\r\n\r\n", "HTTP/1.1 505 "},
+        {"POST /v1/messages HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 411 "},
+        {"POST /v1/messages HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", "HTTP/1.1 400 "},
+        {"POST /v1/messages HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+         "HTTP/1.1 400 "},
+        {"POST /v1/messages HTTP/1.1\r\nBad Header: x\r\n\r\n", "HTTP/1.1 400 "},
+        {"POST /v1/messages HTTP/1.1\r\nContent-Length: 9999999999999\r\n\r\n", "HTTP/1.1 400 "},
+        {"POST /v1/messages HTTP/1.1\r\nContent-Length: 40000000\r\n\r\n", "HTTP/1.1 413 "},
+        {"CONNECT api.anthropic.com:443 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 "},
+        {"POST http://evil.example/v1/messages HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+         "HTTP/1.1 403 "},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        client = connect_to(port);
+        got = exchange(proxy, client, bad[i].request, bad[i].status);
+        if (strncmp(got, bad[i].status, strlen(bad[i].status)) != 0)
+            fail_msg("'%s' got '%s'", bad[i].request, got);
+        free(got);
+        close(client);
+    }
+    assert_int_equal(fake_anthropic_request_count(api), before + 1);
+    worker_cred_proxy_destroy(&proxy);
+    worker_cred_proxy_destroy(&proxy);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -278,6 +432,7 @@ int main(void)
 {
     bwrap_works = worker_sandbox_probe(NULL, NULL, probe_error, sizeof probe_error) == 0;
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_http_refusals_and_pipelining),
         cmocka_unit_test(test_command_agent_through_proxy),
         cmocka_unit_test(test_fake_claude_through_proxy),
         cmocka_unit_test(test_slow_upstream_holds_up_nothing),
