@@ -6,6 +6,16 @@
 
 #include "common/clock.h"
 #include "tests/support/wait.h"
+#include "worker/sandbox.h"
+
+const char *worker_runs_sandbox_unavailable(void)
+{
+    static int probed = 0; /* 1 = works, -1 = does not */
+    static char why[256];
+    if (!probed)
+        probed = worker_sandbox_probe(NULL, NULL, why, sizeof why) == 0 ? 1 : -1;
+    return probed < 0 ? why : NULL;
+}
 
 bool worker_runs_drive_until_output(worker_run_t *run, const char *needle, int64_t max_ms)
 {

@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "tests/support/fake_anthropic.h"
 #include "tests/support/wait.h"
+#include "tests/support/worker_runs.h"
 #include "worker/cred_proxy.h"
 #include "worker/provider.h"
 #include "worker/sandbox.h"
@@ -30,18 +31,9 @@
 #define FAKE_CLAUDE SYN_SOURCE_DIR "/tests/fixtures/fake_claude.py"
 #define REAL_KEY "sk-ant-real-key-must-stay-outside"
 
-static char probe_error[256];
-static bool bwrap_works;
 static char scratch[128];
 static fake_anthropic_t *api;
 
-#define SKIP_WITHOUT_BWRAP()                                                                   \
-    do {                                                                                       \
-        if (!bwrap_works) {                                                                    \
-            print_message("skipped: cannot sandbox here: %s\n", probe_error);                  \
-            skip();                                                                            \
-        }                                                                                      \
-    } while (0)
 
 static void set_sandboxed(worker_provider_t *p)
 {
@@ -105,6 +97,16 @@ static void expect_real_key_upstream(int index)
     assert_string_equal(r->api_key, REAL_KEY);
 }
 
+/* Only the one request, after before, reached the API, with the real key; the
+ * attempt's usage is what the proxy counted of it. Takes usage. */
+static void expect_forwarded_once(int before, json_t *usage)
+{
+    assert_int_equal(fake_anthropic_request_count(api), before + 1);
+    expect_real_key_upstream(before);
+    expect_proxy_usage(usage);
+    json_decref(usage);
+}
+
 /* A listening loopback port of the host, outside the sandbox. */
 static int host_server(int *port)
 {
@@ -121,7 +123,7 @@ static int host_server(int *port)
 static void test_command_agent_through_proxy(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_BWRAP();
+    WORKER_RUNS_SKIP_WITHOUT_BWRAP();
     assert_int_equal(fake_anthropic_plan(api, 200, NULL, fake_anthropic_sse_answer, 0), 0);
     int before = fake_anthropic_request_count(api);
     int port = 0, server = host_server(&port);
@@ -162,12 +164,8 @@ static void test_command_agent_through_proxy(void **state)
     /* Neither the API directly nor any other port of the host. */
     assert_null(strstr(out, "reached"));
     assert_non_null(strstr(out, "unreachable"));
-    /* Only the one forwarded request reached the API, with the real key. */
-    assert_int_equal(fake_anthropic_request_count(api), before + 1);
-    expect_real_key_upstream(before);
     /* A command agent reports no usage: the proxy's count is the attempt's. */
-    expect_proxy_usage(usage);
-    json_decref(usage);
+    expect_forwarded_once(before, usage);
     free(out);
     worker_run_destroy(&run);
     worker_provider_destroy(&p);
@@ -176,7 +174,7 @@ static void test_command_agent_through_proxy(void **state)
 static void test_fake_claude_through_proxy(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_BWRAP();
+    WORKER_RUNS_SKIP_WITHOUT_BWRAP();
     assert_int_equal(fake_anthropic_plan(api, 200, NULL, fake_anthropic_sse_answer, 0), 0);
     int before = fake_anthropic_request_count(api);
     char err[256] = "";
@@ -191,11 +189,8 @@ static void test_fake_claude_through_proxy(void **state)
     assert_non_null(strstr(out, "api said: Hello, w\xC3\xB6rld!;"));
     assert_non_null(strstr(out, "refused 403: syn credential proxy: GET /v1/models"));
     assert_non_null(strstr(out, "key=" WORKER_CRED_PROXY_DUMMY_KEY));
-    assert_int_equal(fake_anthropic_request_count(api), before + 1);
-    expect_real_key_upstream(before);
     /* The fake CLI claims 1 token in, 1 out and $0.0001: the proxy's count wins. */
-    expect_proxy_usage(usage);
-    json_decref(usage);
+    expect_forwarded_once(before, usage);
     free(out);
     worker_run_destroy(&run);
     worker_provider_destroy(&p);
@@ -206,7 +201,7 @@ static void test_fake_claude_through_proxy(void **state)
 static void test_slow_upstream_holds_up_nothing(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_BWRAP();
+    WORKER_RUNS_SKIP_WITHOUT_BWRAP();
     int before = fake_anthropic_request_count(api);
     assert_int_equal(fake_anthropic_plan(api, 200, NULL, fake_anthropic_sse_answer, 60000), 0);
     worker_provider_t *p = sandboxed_shell();
@@ -430,7 +425,6 @@ static int teardown(void **state)
 
 int main(void)
 {
-    bwrap_works = worker_sandbox_probe(NULL, NULL, probe_error, sizeof probe_error) == 0;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_refusals_and_pipelining),
         cmocka_unit_test(test_command_agent_through_proxy),

@@ -185,16 +185,7 @@ static void test_argv_extra_paths(void **state)
 
 /* --- real agents ------------------------------------------------------------- */
 
-static char probe_error[256];
-static bool bwrap_works;
 
-#define SKIP_WITHOUT_BWRAP()                                                                   \
-    do {                                                                                       \
-        if (!bwrap_works) {                                                                    \
-            print_message("skipped: cannot sandbox here: %s\n", probe_error);                  \
-            skip();                                                                            \
-        }                                                                                      \
-    } while (0)
 
 static char scratch[128];
 
@@ -254,7 +245,7 @@ static void write_file(const char *path, const char *text)
 static void test_sees_only_its_workspace(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_BWRAP();
+    WORKER_RUNS_SKIP_WITHOUT_BWRAP();
     /* Stand-ins for the worker's home and the broker's data, with secrets. */
     char home[192], data[192], path[256];
     snprintf(home, sizeof home, "%s/worker-home", scratch);
@@ -307,7 +298,7 @@ static void test_sees_only_its_workspace(void **state)
 static void test_network_per_phase(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_BWRAP();
+    WORKER_RUNS_SKIP_WITHOUT_BWRAP();
     int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof addr;
@@ -385,7 +376,7 @@ static void namespace_of(worker_run_t *run, char *ns, size_t cap)
 static void test_cancel_and_timeout_leave_nothing(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_BWRAP();
+    WORKER_RUNS_SKIP_WITHOUT_BWRAP();
     char ns[64];
     worker_provider_t *p = sandboxed_shell();
     worker_job_t job = job_for(SPREADING_AGENT, 0);
@@ -412,7 +403,7 @@ static void test_cancel_and_timeout_leave_nothing(void **state)
 static void test_killed_worker_leaves_nothing(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_BWRAP();
+    WORKER_RUNS_SKIP_WITHOUT_BWRAP();
     int report[2];
     assert_int_equal(pipe(report), 0);
     pid_t worker = fork();
@@ -464,7 +455,6 @@ int main(void)
 {
     /* Orphans of a killed group are reaped here, as the worker reaps them. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
-    bwrap_works = worker_sandbox_probe(NULL, NULL, probe_error, sizeof probe_error) == 0;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_argv_shape),
         cmocka_unit_test(test_argv_network),
