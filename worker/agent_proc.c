@@ -6,6 +6,8 @@
 #include "worker/cred_proxy.h"
 #include "worker/env.h"
 
+#include "common/log.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,21 +18,29 @@ static bool uses_proxy(const worker_options_t *options, const worker_job_t *job)
     return options->sandbox && job->network == WORKER_NETWORK_PROXY;
 }
 
-/* The proxy for a started process that sent its listening socket on recv_fd. */
-static int start_proxy(worker_agent_proc_t *self, const worker_options_t *options, int recv_fd,
-                       char *err, size_t errlen)
+/* The proxy, once the process has sent its listening socket on netns_fd (or
+ * closed it, failing: the agent then reaches nothing, and its own stderr says
+ * why). */
+static void start_proxy(worker_agent_proc_t *self)
 {
+    const worker_options_t *options = self->options;
+    char err[256];
     int listen_fd = -1;
-    if (worker_sandbox_netns_take(recv_fd, &listen_fd, err, errlen) != 0)
-        return -1;
+    int recv_fd = self->netns_fd;
+    self->netns_fd = -1;
+    if (worker_sandbox_netns_take(recv_fd, &listen_fd, err, sizeof err) != 0) {
+        syn_warn("worker", "no credential proxy for this attempt: %s", err);
+        return;
+    }
     worker_cred_proxy_config_t config = {
         .upstream = options->proxy_upstream,
         .api_key = getenv("ANTHROPIC_API_KEY"),
         .oauth_token = getenv("CLAUDE_CODE_OAUTH_TOKEN"),
         .models = options->models,
     };
-    self->proxy = worker_cred_proxy_new(listen_fd, &config, err, errlen);
-    return self->proxy ? 0 : -1;
+    self->proxy = worker_cred_proxy_new(listen_fd, &config, err, sizeof err);
+    if (!self->proxy)
+        syn_warn("worker", "no credential proxy for this attempt: %s", err);
 }
 
 int worker_agent_proc_start(worker_agent_proc_t *self, const worker_job_t *job,
@@ -85,10 +95,10 @@ int worker_agent_proc_start(worker_agent_proc_t *self, const worker_job_t *job,
         close(recv_fd);
         return -1;
     }
-    if (start_proxy(self, options, recv_fd, err, errlen) != 0) {
-        worker_proc_destroy(&self->proc);
-        return -1;
-    }
+    /* The socket comes once the process has made its namespace: watched, not
+     * waited for. */
+    self->netns_fd = recv_fd;
+    self->options = options;
     return 0;
 }
 
@@ -114,13 +124,19 @@ int worker_agent_proc_pollfds(worker_agent_proc_t *self, struct pollfd *fds, int
     int n = self->proc ? worker_proc_pollfds(self->proc, fds, max) : 0;
     if (self->proxy && n < max)
         fds[n++] = (struct pollfd){.fd = worker_cred_proxy_fd(self->proxy), .events = POLLIN};
+    else if (self->netns_fd >= 0 && n < max)
+        fds[n++] = (struct pollfd){.fd = self->netns_fd, .events = POLLIN};
     return n;
 }
 
 void worker_agent_proc_step(worker_agent_proc_t *self, const struct pollfd *fds, int nfds,
                             int64_t now_ms)
 {
-    if (self->proxy) {
+    if (self->netns_fd >= 0 && nfds > 0 && fds[nfds - 1].fd == self->netns_fd) {
+        nfds--;
+        if (fds[nfds].revents)
+            start_proxy(self);
+    } else if (self->proxy) {
         /* The proxy's descriptor is the last one given (see pollfds). */
         int64_t due = worker_cred_proxy_deadline(self->proxy);
         bool ready = nfds > 0 && fds[nfds - 1].fd == worker_cred_proxy_fd(self->proxy) &&
@@ -138,6 +154,10 @@ void worker_agent_proc_destroy(worker_agent_proc_t *self)
 {
     worker_proc_destroy(&self->proc);
     worker_cred_proxy_destroy(&self->proxy);
+    if (self->netns_fd >= 0) {
+        close(self->netns_fd);
+        self->netns_fd = -1;
+    }
 }
 
 void worker_agent_proc_init(worker_agent_proc_t *self, const worker_job_t *job,
@@ -145,6 +165,8 @@ void worker_agent_proc_init(worker_agent_proc_t *self, const worker_job_t *job,
 {
     self->proc = NULL;
     self->proxy = NULL;
+    self->netns_fd = -1;
+    self->options = options;
     self->timed_out = self->cancelled = false;
     self->timeout_ms = job->timeout_ms;
     self->timeout_at = job->timeout_ms > 0 ? job->started_us / 1000 + job->timeout_ms : -1;

@@ -17,8 +17,12 @@ struct worker_cred_proxy_t;
 
 typedef struct {
     worker_proc_t *proc;  /* NULL when the agent could not be started */
-    /* A sandboxed `proxy` attempt's credential proxy (cred_proxy.h), or NULL. */
+    /* A sandboxed `proxy` attempt's credential proxy (cred_proxy.h), or NULL;
+     * made when the process's listening socket arrives on netns_fd (-1 = none
+     * awaited), which the loop watches meanwhile. */
     struct worker_cred_proxy_t *proxy;
+    int netns_fd;
+    const worker_options_t *options; /* the provider's, for the proxy */
     bool timed_out, cancelled;
     int64_t timeout_ms;
     int64_t timeout_at;   /* -1 = none */

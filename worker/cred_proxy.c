@@ -862,13 +862,32 @@ void worker_cred_proxy_step(worker_cred_proxy_t *self, int64_t now_ms)
     collect_done(self); /* a resumed transfer may have ended while it wrote */
 }
 
+int worker_cred_proxy_prepare(char *err, size_t errlen)
+{
+    static bool ready = false;
+    char why[256];
+    const worker_curl_t *curl = ready ? NULL : worker_curl_load(why, sizeof why);
+    if (ready)
+        return 0;
+    if (!curl) {
+        snprintf(err, errlen, "the credential proxy needs libcurl (package libcurl4): %s", why);
+        return -1;
+    }
+    if (curl->global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(err, errlen, "cannot initialise libcurl");
+        return -1;
+    }
+    ready = true;
+    return 0;
+}
+
 worker_cred_proxy_t *worker_cred_proxy_new(int listen_fd, const worker_cred_proxy_config_t *config,
                                            char *err, size_t errlen)
 {
     char why[256];
-    const worker_curl_t *curl = worker_curl_load(why, sizeof why);
+    const worker_curl_t *curl =
+        worker_cred_proxy_prepare(err, errlen) == 0 ? worker_curl_load(why, sizeof why) : NULL;
     if (!curl) {
-        snprintf(err, errlen, "the credential proxy needs libcurl (package libcurl4): %s", why);
         close(listen_fd);
         return NULL;
     }

@@ -54,6 +54,12 @@ typedef struct {
 
 typedef struct worker_cred_proxy_t worker_cred_proxy_t;
 
+/* Loads and initialises libcurl for the proxies to come: a worker that
+ * sandboxes calls it at start, so that no attempt's start pauses its loop for
+ * the dlopen (tens of milliseconds, more on a loaded host: longer than a tight
+ * heartbeat allows). 0, or -1 with the reason in err. */
+int worker_cred_proxy_prepare(char *err, size_t errlen);
+
 /* A proxy serving listen_fd (taken: closed by destroy, or here on failure).
  * Loads libcurl. NULL with the reason in err. The config's strings are copied. */
 worker_cred_proxy_t *worker_cred_proxy_new(int listen_fd, const worker_cred_proxy_config_t *config,

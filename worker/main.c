@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "proto/curve.h"
+#include "worker/cred_proxy.h"
 #include "worker/models.h"
 #include "worker/provider.h"
 #include "worker/sandbox.h"
@@ -199,6 +200,14 @@ int main(int argc, char **argv)
         worker_sandbox_probe(NULL, sandbox_ro, err, sizeof err) != 0) {
         fprintf(stderr, "error: cannot sandbox agents (%s); install bubblewrap and allow user "
                         "namespaces, or give --sandbox none\n", err);
+        worker_provider_destroy(&provider);
+        worker_models_destroy(&models);
+        return 2;
+    }
+    /* `proxy` attempts (the default network) need libcurl for their credential
+     * proxy: loaded now, so no attempt's start pauses the loop for it. */
+    if (use_sandbox && agents_are_processes && worker_cred_proxy_prepare(err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s (or give --sandbox none)\n", err);
         worker_provider_destroy(&provider);
         worker_models_destroy(&models);
         return 2;

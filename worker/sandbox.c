@@ -222,7 +222,7 @@ int worker_sandbox_netns_prepare(worker_sandbox_netns_t *ns, int *recv_fd, char 
                                  size_t errlen)
 {
     int pair[2];
-    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
         snprintf(err, errlen, "cannot make a socket pair: %s", strerror(errno));
         return -1;
     }
@@ -320,8 +320,8 @@ int worker_sandbox_netns_take(int recv_fd, int *listen_fd, char *err, size_t err
     } control;
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                          .msg_controllen = sizeof control.buf};
-    /* The child sent it before exec, and the exec has been confirmed: it is
-     * there already, so the receive never waits. */
+    /* Called once recv_fd is readable: the socket is there, or the child
+     * closed its end without sending it (end of file), so this never waits. */
     ssize_t n;
     do
         n = recvmsg(recv_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);

@@ -74,8 +74,10 @@ int worker_sandbox_netns_prepare(worker_sandbox_netns_t *ns, int *recv_fd, char 
                                  size_t errlen);
 /* The before_exec hook (arg: the worker_sandbox_netns_t): 0, or an errno value. */
 int worker_sandbox_netns_enter(void *arg);
-/* The listening socket the child sent (non-blocking, close-on-exec): 0 with it
- * in *listen_fd, or -1 with the reason in err. Closes recv_fd either way. */
+/* The listening socket the child sent (non-blocking, close-on-exec), once
+ * recv_fd is readable (the child makes the namespace after the start has
+ * returned: see worker_proc_spec_t.before_exec): 0 with it in *listen_fd, or
+ * -1 with the reason in err. Closes recv_fd either way. */
 int worker_sandbox_netns_take(int recv_fd, int *listen_fd, char *err, size_t errlen);
 
 /* Whether bwrap can make a sandbox on this host, with the read-only paths
