@@ -2,11 +2,21 @@
 #include "tests/support/worker_runs.h"
 
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/clock.h"
 #include "tests/support/wait.h"
 #include "worker/sandbox.h"
+
+worker_run_t *worker_runs_start(worker_provider_t *provider, const worker_job_t *job)
+{
+    char err[256] = "";
+    worker_run_t *run = worker_run_start(provider, job, err, sizeof err);
+    if (!run)
+        fprintf(stderr, "cannot start the run: %s\n", err);
+    return run;
+}
 
 const char *worker_runs_sandbox_unavailable(void)
 {

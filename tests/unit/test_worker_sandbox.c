@@ -209,10 +209,8 @@ static worker_job_t job_for(const char *script, int64_t timeout_ms)
 
 static worker_run_t *start(worker_provider_t *p, const worker_job_t *job)
 {
-    char err[256] = "";
-    worker_run_t *run = worker_run_start(p, job, err, sizeof err);
-    if (!run)
-        fail_msg("start: %s", err);
+    worker_run_t *run = worker_runs_start(p, job);
+    assert_non_null(run);
     return run;
 }
 
