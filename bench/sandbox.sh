@@ -1,6 +1,7 @@
 #!/bin/bash
 # What the agent sandbox costs (issue 22), in one run on one host:
-#   1. the start of an attempt with and without bwrap (bench/sandbox_start.c:
+#   1. the start of an attempt without bwrap, with it, and with it and the
+#      credential proxy (bench/sandbox_start.c:
 #      `true` as the command agent, median and p99);
 #   2. W2 through the command provider (bench/mock_agent.sh, which behaves as
 #      the mock does) with --sandbox none, then with --sandbox bwrap.

@@ -50,7 +50,7 @@ static const spec_field_t phase_fields[] = {
     {.name = "description", .kind = SPEC_STRING, .fallback = "null"},
     {.name = "argument_hint", .kind = SPEC_STRING, .fallback = "null"},
     ALLOWED_TOOLS_FIELD,
-    {.name = "network", .kind = SPEC_ENUM, .choices = spec_networks, .fallback = "\"host\""},
+    {.name = "network", .kind = SPEC_ENUM, .choices = spec_networks, .fallback = "\"proxy\""},
     {.name = NULL},
 };
 const spec_object_t spec_phase = {phase_fields};

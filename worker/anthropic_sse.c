@@ -22,7 +22,7 @@ static void on_event(anthropic_sse_t *self, worker_run_t *run, const char *data,
         json_decref(event);
         return; /* not ours to judge: the API only sends JSON data */
     }
-    worker_usage_t *usage = worker_run_usage(run);
+    worker_usage_t *usage = run ? worker_run_usage(run) : &self->usage;
     const char *type = json_string_value(json_object_get(event, "type"));
     if (!type)
         type = self->event;
@@ -40,7 +40,7 @@ static void on_event(anthropic_sse_t *self, worker_run_t *run, const char *data,
         json_t *delta = json_object_get(event, "delta");
         json_t *text = json_object_get(delta, "text");
         const char *delta_type = json_string_value(json_object_get(delta, "type"));
-        if (delta_type && strcmp(delta_type, "text_delta") == 0 && json_is_string(text)) {
+        if (run && delta_type && strcmp(delta_type, "text_delta") == 0 && json_is_string(text)) {
             worker_run_append(run, json_string_value(text), json_string_length(text));
             self->shown_text = self->shown_text || json_string_length(text) > 0;
         }

@@ -36,11 +36,15 @@ typedef struct {
     char *stream_error;   /* "type: message" of an error event, or NULL */
     bool stream_error_retryable;
     bool shown_text;      /* some text was shown (kept across tries) */
+    /* The counts, when the stream is fed without a run (the credential proxy
+     * counts what it forwards and shows nothing). */
+    worker_usage_t usage;
 } anthropic_sse_t;
 
 /* Ready for a first stream; nothing is allocated until bytes come. */
 void anthropic_sse_init(anthropic_sse_t *self);
-/* Reads len bytes of the answer into run (output, usage). */
+/* Reads len bytes of the answer into run (output, usage); with run NULL,
+ * only the counts, into self->usage. */
 void anthropic_sse_feed(anthropic_sse_t *self, worker_run_t *run, const char *data, size_t len);
 /* The answer ended: its last line and event, if unterminated, are read too. */
 void anthropic_sse_end(anthropic_sse_t *self, worker_run_t *run);

@@ -22,7 +22,7 @@ static const slot_t slots[] = {
     SLOT(easy_cleanup),    SLOT(multi_init),          SLOT(multi_setopt),
     SLOT(multi_add_handle), SLOT(multi_remove_handle), SLOT(multi_socket_action),
     SLOT(multi_info_read), SLOT(multi_strerror),      SLOT(multi_cleanup),
-    SLOT(slist_append),    SLOT(slist_free_all),
+    SLOT(slist_append),    SLOT(slist_free_all),      SLOT(easy_pause),
 };
 
 _Static_assert(sizeof slots / sizeof slots[0] == sizeof(worker_curl_t) / sizeof(void *),

@@ -1,4 +1,4 @@
-/* curl_loader: libcurl, loaded only when the anthropic provider needs it.
+/* curl_loader: libcurl, loaded only when the anthropic provider or a credential proxy needs it.
  *
  * A worker with any other provider never maps libcurl nor the TLS, LDAP, SSH
  * and HTTP/2 libraries it brings (most of an idle worker's resident memory).
@@ -14,7 +14,7 @@
 /* libcurl's run-time name (Debian: package libcurl4). */
 #define WORKER_CURL_LIBRARY "libcurl.so.4"
 
-/* The libcurl functions the anthropic provider calls, each named after its
+/* The libcurl functions the anthropic provider and the credential proxy call, each named after its
  * curl_ function (curl_easy_init is easy_init). */
 typedef struct {
     CURLcode (*global_init)(long flags);
@@ -35,6 +35,7 @@ typedef struct {
     CURLMcode (*multi_cleanup)(CURLM *multi);
     struct curl_slist *(*slist_append)(struct curl_slist *list, const char *text);
     void (*slist_free_all)(struct curl_slist *list);
+    CURLcode (*easy_pause)(CURL *easy, int bitmask);
 } worker_curl_t;
 
 /* The process's libcurl: loaded by the first call, the same table after that.

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "proto/curve.h"
+#include "worker/cred_proxy.h"
 #include "worker/models.h"
 #include "worker/provider.h"
 #include "worker/sandbox.h"
@@ -75,7 +76,8 @@ int main(int argc, char **argv)
          "extra arguments for claude, e.g. \"--permission-mode acceptEdits\"", &claude_args, 0,
          0},
         {"anthropic-url", SYN_FLAG_STRING, "URL",
-         "Messages API base URL for the anthropic provider (key: ANTHROPIC_API_KEY)",
+         "Messages API base URL for the anthropic provider and the sandbox's credential proxy "
+         "(key: ANTHROPIC_API_KEY, else CLAUDE_CODE_OAUTH_TOKEN for the proxy)",
          &anthropic_url, 0, 0},
         {"anthropic-retry-ms", SYN_FLAG_INT, "MS",
          "anthropic: first back-off after a 429/529/5xx without retry-after", &anthropic_retry_ms,
@@ -202,9 +204,18 @@ int main(int argc, char **argv)
         worker_models_destroy(&models);
         return 2;
     }
+    /* `proxy` attempts (the default network) need libcurl for their credential
+     * proxy: loaded now, so no attempt's start pauses the loop for it. */
+    if (use_sandbox && agents_are_processes && worker_cred_proxy_prepare(err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s (or give --sandbox none)\n", err);
+        worker_provider_destroy(&provider);
+        worker_models_destroy(&models);
+        return 2;
+    }
     worker_options_t options = {
         .sandbox = use_sandbox && agents_are_processes,
         .sandbox_ro = sandbox_ro,
+        .proxy_upstream = anthropic_url,
         .workspace_dir = workspace,
         .keep_workspaces = keep_workspaces,
         .max_output_bytes = (uint64_t)max_output_mb * 1024 * 1024,

@@ -204,6 +204,26 @@ int worker_proc_run_quietly(char *const argv[], int64_t timeout_ms, char *err, s
     return -1;
 }
 
+/* In the child: "cannot prepare WHAT for PROGRAM: error N" on stderr, with
+ * write(2) alone (no stdio, no strerror after fork). */
+static void say_failure(const char *what, const char *program, int error)
+{
+    char digits[16];
+    int n = (int)sizeof digits;
+    unsigned value = error < 0 ? 0u : (unsigned)error;
+    do
+        digits[--n] = (char)('0' + value % 10);
+    while ((value /= 10) > 0 && n > 0);
+    const char *parts[] = {"cannot prepare ", what ? what : "the process", " for ", program,
+                           ": error ", NULL};
+    for (int i = 0; parts[i]; i++)
+        if (write(STDERR_FILENO, parts[i], strlen(parts[i])) < 0)
+            return;
+    if (write(STDERR_FILENO, digits + n, sizeof digits - (size_t)n) < 0 ||
+        write(STDERR_FILENO, "\n", 1) < 0)
+        return;
+}
+
 /* In the child, after fork: only async-signal-safe calls. Reports a failure
  * as {stage, errno} on status_fd and exits 127. */
 static void child_exec(const worker_proc_spec_t *spec, const char *program, int in_fd, int out_fd,
@@ -259,6 +279,20 @@ static void child_exec(const worker_proc_spec_t *spec, const char *program, int 
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    if (spec->before_exec) {
+        /* The parent is told "started" first, so a slow hook (a new network
+         * namespace can take a tenth of a second on a busy host) never holds
+         * up its loop; what fails from here on is said on stderr instead. */
+        close(status_fd);
+        int error = spec->before_exec(spec->before_exec_arg);
+        if (error != 0) {
+            say_failure(spec->before_exec_what, spec->argv[0], error);
+        } else {
+            execve(program, spec->argv, spec->env);
+            say_failure("the exec", spec->argv[0], errno);
+        }
+        _exit(126);
+    }
     execve(program, spec->argv, spec->env);
     report[0] = STAGE_EXEC;
 fail:

@@ -30,6 +30,14 @@ typedef struct {
     uint64_t max_stdout;   /* bytes; past it the group is stopped; 0 = no limit */
     long rlimit_as_mb;     /* address-space limit; 0 = none */
     int nice;              /* added to the worker's niceness; 0 = unchanged */
+    /* Called in the child last before exec, after it has told the parent it
+     * started (so a slow hook never holds up the caller): only
+     * async-signal-safe work. 0, or an errno value, which the child writes to
+     * its stderr as "cannot prepare <before_exec_what> for <argv[0]>: error N"
+     * before exiting 126. NULL = nothing to do. */
+    int (*before_exec)(void *arg);
+    void *before_exec_arg;
+    const char *before_exec_what;
 } worker_proc_spec_t;
 
 /* Receives every chunk the child writes to stdout (not past max_stdout). */

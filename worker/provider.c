@@ -26,6 +26,7 @@ struct worker_provider_t {
     char *workspace_dir;          /* owned copies of the options' strings */
     char *pass_env;
     char *sandbox_ro;
+    char *proxy_upstream;
     worker_models_t *own_models;  /* the compiled-in table, when options name none */
 };
 
@@ -92,6 +93,7 @@ void worker_provider_destroy(worker_provider_t **self_p)
     free(self->workspace_dir);
     free(self->pass_env);
     free(self->sandbox_ro);
+    free(self->proxy_upstream);
     worker_models_destroy(&self->own_models);
     free(self);
     *self_p = NULL;
@@ -112,23 +114,28 @@ int worker_provider_set_options(worker_provider_t *self, const worker_options_t 
     char *dir = options->workspace_dir ? strdup(options->workspace_dir) : NULL;
     char *pass = options->pass_env ? strdup(options->pass_env) : NULL;
     char *ro = options->sandbox_ro ? strdup(options->sandbox_ro) : NULL;
+    char *up = options->proxy_upstream ? strdup(options->proxy_upstream) : NULL;
     if ((options->workspace_dir && !dir) || (options->pass_env && !pass) ||
-        (options->sandbox_ro && !ro)) {
+        (options->sandbox_ro && !ro) || (options->proxy_upstream && !up)) {
         free(dir);
         free(pass);
         free(ro);
+        free(up);
         return -1;
     }
     free(self->workspace_dir);
     free(self->pass_env);
     free(self->sandbox_ro);
+    free(self->proxy_upstream);
     self->workspace_dir = dir;
     self->pass_env = pass;
     self->sandbox_ro = ro;
+    self->proxy_upstream = up;
     self->options = *options;
     self->options.workspace_dir = dir;
     self->options.pass_env = pass;
     self->options.sandbox_ro = ro;
+    self->options.proxy_upstream = up;
     if (!self->options.models)
         self->options.models = self->own_models;
     return 0;
@@ -631,7 +638,7 @@ json_t *worker_run_usage_json(const worker_run_t *self)
         return NULL;
     const char *model = *u->model ? u->model : self->job.model_id ? self->job.model_id : "";
     double cost = u->cost_usd;
-    const char *source = "agent";
+    const char *source = *u->cost_source ? u->cost_source : "agent";
     if (!u->cost_reported)
         source = worker_models_cost(self->provider->options.models, model, u->input_tokens,
                                     u->output_tokens, u->cache_creation_tokens,

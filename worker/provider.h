@@ -33,7 +33,8 @@
 
 #define WORKER_STDERR_TAIL 2048u
 /* The most descriptors one run asks to be watched at a time. */
-#define WORKER_RUN_MAX_FDS 4
+/* (a process's four, and its credential proxy's one) */
+#define WORKER_RUN_MAX_FDS 5
 /* Tool calls remembered per attempt for its usage (more are counted only). */
 #define WORKER_TOOL_CALLS_MAX 1000
 /* Characters of a tool's input shown in its progress event. */
@@ -76,6 +77,9 @@ typedef struct {
      * as the worker's own user with its view of the host. */
     bool sandbox;
     const char *sandbox_ro;      /* more read-only paths inside it (comma-separated) */
+    /* Where a `proxy` attempt's credential proxy forwards (the Messages API's
+     * base URL, --anthropic-url; NULL = https://api.anthropic.com). */
+    const char *proxy_upstream;
 } worker_options_t;
 
 /* What an attempt used. Providers fill what they know; cost comes from the
@@ -92,6 +96,9 @@ typedef struct {
     int64_t duration_ms;         /* -1 = the run's wall time */
     char model[128];
     char stop_reason[64];
+    /* When set, the cost's source as is ("proxy": counted by the credential
+     * proxy from what it forwarded, "unknown"), cost_usd as given. */
+    char cost_source[16];
 } worker_usage_t;
 
 typedef enum {

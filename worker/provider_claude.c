@@ -190,8 +190,7 @@ static void *claude_start(void *config, worker_run_t *run, const worker_job_t *j
     char **argv = calloc(12 + extra + tools, sizeof(char *));
     const char *secrets[] = {"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN",
                              json_array_size(job->repos) > 0 ? "GITHUB_TOKEN" : NULL, NULL};
-    char **env = worker_env_build(job, job->cwd, worker_agent_proc_secrets(options, job, secrets),
-                                  options->pass_env, NULL);
+    char **env = worker_agent_proc_env(options, job, secrets);
     char *intro = preamble(run, job->phase_id);
     char *first = NULL;
     if (intro && asprintf(&first, "%s%s", intro, job->prompt) < 0)
@@ -247,7 +246,7 @@ static void *claude_start(void *config, worker_run_t *run, const worker_job_t *j
 static int claude_pollfds(void *state, struct pollfd *fds, int max)
 {
     claude_run_t *self = state;
-    return self->child.proc ? worker_proc_pollfds(self->child.proc, fds, max) : 0;
+    return worker_agent_proc_pollfds(&self->child, fds, max);
 }
 
 static void consider(int64_t *best, int64_t when)
@@ -319,7 +318,7 @@ static void claude_step(void *state, worker_run_t *run, const struct pollfd *fds
     claude_run_t *self = state;
     if (!self->child.proc)
         return;
-    worker_proc_step(self->child.proc, fds, nfds, now);
+    worker_agent_proc_step(&self->child, fds, nfds, now);
     if (self->close_stdin_at >= 0 && now >= self->close_stdin_at) {
         syn_warn("worker", "claude answered %d of %d messages: closing its input",
                  self->stream.results_seen, self->messages_sent);
@@ -368,7 +367,7 @@ static int claude_inject(void *state, worker_run_t *run, const char *role, const
 static void claude_destroy(void *state)
 {
     claude_run_t *self = state;
-    worker_proc_destroy(&self->child.proc);
+    worker_agent_proc_destroy(&self->child);
     claude_stream_free(&self->stream);
     worker_lines_free(&self->lines);
     free(self->cwd);

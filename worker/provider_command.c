@@ -45,7 +45,7 @@ static void *command_start(void *config, worker_run_t *run, const worker_job_t *
     const command_config_t *cfg = config;
     const worker_options_t *options = worker_run_options(run);
     command_run_t *self = calloc(1, sizeof *self);
-    char **env = worker_env_build(job, job->cwd, NULL, options->pass_env, NULL);
+    char **env = worker_agent_proc_env(options, job, NULL);
     if (!self || !env) {
         free(self);
         worker_env_free(env);
@@ -70,7 +70,7 @@ static void *command_start(void *config, worker_run_t *run, const worker_job_t *
     }
     if (worker_proc_write(self->child.proc, job->prompt, strlen(job->prompt)) != 0) {
         snprintf(err, errlen, "out of memory");
-        worker_proc_destroy(&self->child.proc);
+        worker_agent_proc_destroy(&self->child);
         free(self);
         return NULL;
     }
@@ -81,7 +81,7 @@ static void *command_start(void *config, worker_run_t *run, const worker_job_t *
 static int command_pollfds(void *state, struct pollfd *fds, int max)
 {
     command_run_t *self = state;
-    return self->child.proc ? worker_proc_pollfds(self->child.proc, fds, max) : 0;
+    return worker_agent_proc_pollfds(&self->child, fds, max);
 }
 
 static int64_t command_deadline(void *state)
@@ -109,7 +109,7 @@ static void command_step(void *state, worker_run_t *run, const struct pollfd *fd
     command_run_t *self = state;
     if (!self->child.proc)
         return;
-    worker_proc_step(self->child.proc, fds, nfds, now);
+    worker_agent_proc_step(&self->child, fds, nfds, now);
     worker_agent_proc_check_timeout(&self->child, now);
     if (worker_proc_done(self->child.proc))
         complete(self, run);
@@ -125,7 +125,7 @@ static void command_cancel(void *state, worker_run_t *run, int64_t now)
 static void command_destroy(void *state)
 {
     command_run_t *self = state;
-    worker_proc_destroy(&self->child.proc);
+    worker_agent_proc_destroy(&self->child);
     free(self);
 }
 

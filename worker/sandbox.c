@@ -5,9 +5,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,7 +26,7 @@ static const char *const network_names[] = {
 int worker_network_parse(const char *name, worker_network_t *out)
 {
     if (!name || !*name) {
-        *out = WORKER_NETWORK_HOST;
+        *out = WORKER_NETWORK_PROXY;
         return 0;
     }
     for (size_t i = 0; i < sizeof network_names / sizeof network_names[0]; i++)
@@ -143,7 +148,8 @@ char **worker_sandbox_argv(const worker_sandbox_policy_t *policy, char *const *i
     add(&v, policy->bwrap ? policy->bwrap : "bwrap");
     for (size_t i = 0; i < COUNT(isolation); i++)
         add(&v, isolation[i]);
-    if (policy->network != WORKER_NETWORK_HOST)
+    if (policy->network == WORKER_NETWORK_NONE ||
+        (policy->network == WORKER_NETWORK_PROXY && !policy->netns_ready))
         add(&v, "--unshare-net");
     for (size_t i = 0; i < COUNT(system_dirs); i++)
         add3(&v, "--ro-bind-try", system_dirs[i], system_dirs[i]);
@@ -212,16 +218,146 @@ char **worker_sandbox_argv(const worker_sandbox_policy_t *policy, char *const *i
     return joined;
 }
 
+int worker_sandbox_netns_prepare(worker_sandbox_netns_t *ns, int *recv_fd, char *err,
+                                 size_t errlen)
+{
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+        snprintf(err, errlen, "cannot make a socket pair: %s", strerror(errno));
+        return -1;
+    }
+    ns->send_fd = pair[1];
+    *recv_fd = pair[0];
+    snprintf(ns->uid_map, sizeof ns->uid_map, "%lu %lu 1\n", (unsigned long)getuid(),
+             (unsigned long)getuid());
+    snprintf(ns->gid_map, sizeof ns->gid_map, "%lu %lu 1\n", (unsigned long)getgid(),
+             (unsigned long)getgid());
+    return 0;
+}
+
+/* Writes text to a /proc file; 0 or an errno value (async-signal-safe). */
+static int write_proc(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    ssize_t n = write(fd, text, strlen(text));
+    int error = n == (ssize_t)strlen(text) ? 0 : n < 0 ? errno : EIO;
+    close(fd);
+    return error;
+}
+
+/* In the forked child, before exec: only system calls, nothing that allocates. */
+int worker_sandbox_netns_enter(void *arg)
+{
+    const worker_sandbox_netns_t *ns = arg;
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0)
+        return errno;
+    int error = write_proc("/proc/self/setgroups", "deny");
+    if (!error)
+        error = write_proc("/proc/self/uid_map", ns->uid_map);
+    if (!error)
+        error = write_proc("/proc/self/gid_map", ns->gid_map);
+    if (error)
+        return error;
+    /* Loopback starts down in a new namespace. */
+    int ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (ctl < 0)
+        return errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    if (ioctl(ctl, SIOCGIFFLAGS, &ifr) != 0 ||
+        (ifr.ifr_flags |= IFF_UP | IFF_RUNNING, ioctl(ctl, SIOCSIFFLAGS, &ifr) != 0)) {
+        error = errno;
+        close(ctl);
+        return error;
+    }
+    close(ctl);
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (listener < 0)
+        return errno;
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(WORKER_SANDBOX_PROXY_PORT);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(listener, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(listener, 64) != 0) {
+        error = errno;
+        close(listener);
+        return error;
+    }
+    char byte = 'L';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof control.buf};
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &listener, sizeof listener);
+    ssize_t sent;
+    do
+        sent = sendmsg(ns->send_fd, &msg, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    error = sent == 1 ? 0 : errno ? errno : EIO;
+    close(listener);
+    return error;
+}
+
+int worker_sandbox_netns_take(int recv_fd, int *listen_fd, char *err, size_t errlen)
+{
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof control.buf};
+    /* Called once recv_fd is readable: the socket is there, or the child
+     * closed its end without sending it (end of file), so this never waits. */
+    ssize_t n;
+    do
+        n = recvmsg(recv_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    int saved = errno;
+    close(recv_fd);
+    struct cmsghdr *cmsg = n == 1 ? CMSG_FIRSTHDR(&msg) : NULL;
+    if (!cmsg || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
+        cmsg->cmsg_len != CMSG_LEN(sizeof(int))) {
+        snprintf(err, errlen, "the sandbox sent no proxy socket%s%s", n < 0 ? ": " : "",
+                 n < 0 ? strerror(saved) : "");
+        return -1;
+    }
+    memcpy(listen_fd, CMSG_DATA(cmsg), sizeof *listen_fd);
+    return 0;
+}
+
 int worker_sandbox_probe(const char *bwrap, const char *ro_paths, char *err, size_t errlen)
 {
     char *inner[] = {"true", NULL};
-    worker_sandbox_policy_t policy = {.bwrap = bwrap, .workspace = "/tmp", .ro_paths = ro_paths};
+    worker_sandbox_policy_t policy = {.bwrap = bwrap, .workspace = "/tmp", .ro_paths = ro_paths,
+                                      .network = WORKER_NETWORK_PROXY, .netns_ready = true};
     char **argv = worker_sandbox_argv(&policy, inner, err, errlen);
     if (!argv)
         return -1;
+    worker_sandbox_netns_t ns;
+    int recv_fd = -1;
+    if (worker_sandbox_netns_prepare(&ns, &recv_fd, err, errlen) != 0) {
+        free(argv);
+        return -1;
+    }
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) != 0) {
         free(argv);
+        close(ns.send_fd);
+        close(recv_fd);
         snprintf(err, errlen, "cannot make a pipe: %s", strerror(errno));
         return -1;
     }
@@ -233,11 +369,19 @@ int worker_sandbox_probe(const char *bwrap, const char *ro_paths, char *err, siz
             dup2(null_fd, STDOUT_FILENO);
         }
         dup2(errpipe[1], STDERR_FILENO);
+        int error = worker_sandbox_netns_enter(&ns);
+        if (error) {
+            dprintf(STDERR_FILENO, "cannot make a network namespace for the proxy: %s\n",
+                    strerror(error));
+            _exit(126);
+        }
         execvp(argv[0], argv);
         dprintf(STDERR_FILENO, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
     free(argv);
+    close(ns.send_fd);
+    close(recv_fd);
     close(errpipe[1]);
     if (pid < 0) {
         close(errpipe[0]);

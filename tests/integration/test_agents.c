@@ -792,11 +792,15 @@ static void test_repos_cloned_into_workspace_then_removed(void **state)
                            "env=";
     if (strncmp(rest, expected, strlen(expected)) != 0)
         fail_msg("output:\n%s\nwant after the cwd line:\n%s", out, expected);
-    /* The agent's environment: only PATH, LANG, HOME, SYN_* (and what sh adds). */
+    /* The agent's environment: only PATH, LANG, HOME, SYN_* (and what sh adds),
+     * and, sandboxed under network proxy (the default), where its credential
+     * proxy is, with a placeholder key (the real one is not in its output). */
     char *names = strdup(strstr(out, "\nenv=") + 5);
     char *save = NULL;
     for (char *name = strtok_r(names, " \n", &save); name; name = strtok_r(NULL, " \n", &save)) {
-        const char *allowed[] = {"PATH", "LANG", "HOME", "PWD", "OLDPWD", "SHLVL", "_"};
+        const char *allowed[] = {"PATH", "LANG", "HOME", "PWD", "OLDPWD", "SHLVL", "_",
+                                 "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY",
+                                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"};
         bool ok = strncmp(name, "SYN_", 4) == 0;
         for (size_t i = 0; !ok && i < sizeof allowed / sizeof *allowed; i++)
             ok = strcmp(name, allowed[i]) == 0;
@@ -804,7 +808,7 @@ static void test_repos_cloned_into_workspace_then_removed(void **state)
             fail_msg("the agent got %s: %s", name, out);
     }
     assert_null(strstr(out, "E2E_OTHER_SECRET"));
-    assert_null(strstr(out, "ANTHROPIC_API_KEY"));
+    assert_null(strstr(out, API_KEY));
     free(names);
     free(out);
     expect_workspaces_gone();

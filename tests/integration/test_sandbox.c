@@ -1,8 +1,9 @@
 /* The sandbox through the whole stack (issue 22): a worker started with its
  * defaults runs command agents under bwrap, and each phase's `network` (shown
  * in the workflow, sent in assign) decides what its agent reaches: a loopback
- * server outside with `host`, nothing with `none` or the default `proxy`. The
- * agent cannot read the broker's data either. Skipped, with the reason, on a
+ * server outside with `host`, nothing with `none`, only the worker's
+ * credential proxy with the default `proxy`. The agent cannot read the
+ * broker's data either. Skipped, with the reason, on a
  * host where bwrap cannot make a sandbox. */
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
@@ -62,8 +63,7 @@ static int setup(void **state)
     if (!created)
         return -1;
     json_decref(created);
-    /* The phase's setting shows in the workflow, the default included: host until
-     * the credential proxy lands (docs/providers.md, "Sandbox"). */
+    /* The phase's setting shows in the workflow, the default (proxy) included. */
     http_response_t r;
     if (http_get(&r, "%s/workflows/netcheck", teststack_url(stack)) != 0 || r.status != 200) {
         http_response_clear(&r);
@@ -71,7 +71,7 @@ static int setup(void **state)
     }
     json_t *wf = json_incref(r.json);
     http_response_clear(&r);
-    const char *want[] = {"host", "none", "proxy", "host"};
+    const char *want[] = {"host", "none", "proxy", "proxy"};
     json_t *phases = json_object_get(wf, "phases");
     for (size_t i = 0; i < 4; i++)
         if (strcmp(json_string_value(json_object_get(json_array_get(phases, i), "network")) ?: "",
@@ -121,8 +121,8 @@ static void test_network_per_phase(void **state)
     }
     expect_output(id, "host", "reached\ndata-hidden\n");
     expect_output(id, "none", "unreachable\ndata-hidden\n");
-    expect_output(id, "prox", "unreachable\ndata-hidden\n"); /* no proxy yet */
-    expect_output(id, "dflt", "reached\ndata-hidden\n");
+    expect_output(id, "prox", "unreachable\ndata-hidden\n"); /* the proxy only */
+    expect_output(id, "dflt", "unreachable\ndata-hidden\n");
     json_decref(final);
     free(id);
 }

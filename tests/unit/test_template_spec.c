@@ -304,7 +304,7 @@ static void test_documented_limits(void **state)
     char *text = json_dumps(stored, JSON_COMPACT);
     assert_string_equal(text, "{\"phase_id\":\"p\",\"name\":\"P\",\"order\":0,\"prompt_template\":"
                               "\"x\",\"model\":null,\"timeout_seconds\":300,\"max_attempts\":3,"
-                              "\"description\":null,\"argument_hint\":null,\"allowed_tools\":[],\"network\":\"host\"}");
+                              "\"description\":null,\"argument_hint\":null,\"allowed_tools\":[],\"network\":\"proxy\"}");
     free(text);
     json_decref(stored);
     json_decref(phase);
