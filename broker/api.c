@@ -155,7 +155,7 @@ static json_t *merge_inputs(const json_t *decls, const json_t *inputs, const cha
     return merged;
 }
 
-static int op_execution_start(broker_api_t *self, const json_t *args, json_t **body)
+int broker_api_execution_start(broker_api_t *self, const json_t *args, json_t **body)
 {
     reason_t why = {""};
     const char *workflow_id, *task = NULL;
@@ -652,7 +652,7 @@ static const op_fn handlers[SYN_OP_COUNT] = {
     [SYN_OP_WORKFLOW_INSTALL] = broker_api_op_workflow_install,
     [SYN_OP_WORKFLOW_ARCHIVE] = broker_api_op_workflow_archive,
     [SYN_OP_WORKFLOW_PHASE_UPDATE] = broker_api_op_workflow_phase_update,
-    [SYN_OP_EXECUTION_START] = op_execution_start,
+    [SYN_OP_EXECUTION_START] = broker_api_op_execution_start_keyed,
     [SYN_OP_EXECUTION_STATUS] = op_execution_status,
     [SYN_OP_EXECUTION_ACTIVE] = op_execution_active,
     [SYN_OP_EXECUTION_CANCEL] = op_execution_cancel,
@@ -679,7 +679,14 @@ broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,
     self->store = store;
     self->engine = engine;
     self->workers = workers;
+    self->idempotency_window_s = BROKER_IDEMPOTENCY_WINDOW_S;
     return self;
+}
+
+void broker_api_set_idempotency_window(broker_api_t *self, int64_t seconds)
+{
+    if (seconds > 0)
+        self->idempotency_window_s = seconds;
 }
 
 void broker_api_count_into(broker_api_t *self, broker_counters_t *counters)

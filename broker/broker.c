@@ -223,6 +223,8 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
                        : NULL;
     self->api = self->engine ? broker_api_new(self->store, self->engine, self->workers) : NULL;
     self->counters = broker_counters_new();
+    if (self->api)
+        broker_api_set_idempotency_window(self->api, config->idempotency_window_s);
     if (self->api && self->counters) {
         broker_events_count_into(self->events, self->counters);
         broker_api_count_into(self->api, self->counters);

@@ -88,6 +88,10 @@ typedef enum {
     SQL_RETAIN_DELETE_EVENTS,
     SQL_RETAIN_DELETE_MESSAGES,
     SQL_RETAIN_DELETE_EXECUTION,
+    /* the team controls (issue 19, store_controls.c) */
+    SQL_IDEMPOTENCY_FIND,
+    SQL_IDEMPOTENCY_PUT,
+    SQL_IDEMPOTENCY_EXPIRE,
     SQL_COUNT
 } sql_id_t;
 

@@ -221,6 +221,13 @@ static const char *const sql_text[SQL_COUNT] = {
         "DELETE FROM events WHERE exec_num = ?1 AND seq < (SELECT max(seq) FROM events)",
     [SQL_RETAIN_DELETE_MESSAGES] = "DELETE FROM operator_messages WHERE execution_id = ?2",
     [SQL_RETAIN_DELETE_EXECUTION] = "DELETE FROM executions WHERE num = ?1",
+    /* the team controls (issue 19): by the key, and the expiry by its index */
+    [SQL_IDEMPOTENCY_FIND] =
+        "SELECT fingerprint, answer FROM idempotency_keys WHERE key = ?1 AND created_at >= ?2",
+    [SQL_IDEMPOTENCY_PUT] =
+        "INSERT OR REPLACE INTO idempotency_keys(key, fingerprint, execution_id, answer,"
+        " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [SQL_IDEMPOTENCY_EXPIRE] = "DELETE FROM idempotency_keys WHERE created_at < ?1",
 };
 
 /* --- helpers -------------------------------------------------------------- */

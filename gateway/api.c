@@ -151,6 +151,24 @@ int gateway_api_last_event_id(const char *text, uint64_t *seq, json_t **error)
     return 0;
 }
 
+int gateway_api_idempotency_key(const char *text, json_t *args, json_t **error)
+{
+    *error = NULL;
+    if (!text)
+        return 0;
+    if (!syn_op_idempotency_key_ok(text)) {
+        json_t *errors = json_array();
+        json_array_append_new(
+            errors, json_pack("{s:[s, s], s:s, s:s}", "loc", "header", "idempotency-key", "msg",
+                              "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                              "type", "string_pattern_mismatch"));
+        *error = gateway_validate_error_body(errors);
+        return 422;
+    }
+    json_object_set_new(args, "idempotency_key", json_string(text));
+    return 0;
+}
+
 int gateway_api_request(const gateway_route_t *route, const char *content_type, const char *body,
                         size_t len, gateway_query_fn query, void *cls, syn_op_t *op,
                         json_t **args, json_t **error)

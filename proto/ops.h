@@ -49,6 +49,14 @@ typedef enum {
     SYN_OP_COUNT
 } syn_op_t;
 
+/* execution.start's idempotency_key (the Idempotency-Key header) is 1 to this many
+ * printable ASCII characters; an answer replayed for it carries SYN_OP_REPLAYED:
+ * true, which the gateway turns into the Idempotent-Replayed header. */
+#define SYN_OP_IDEMPOTENCY_KEY_MAX 255
+#define SYN_OP_REPLAYED "idempotent_replayed"
+/* Whether key is such a key. */
+bool syn_op_idempotency_key_ok(const char *key);
+
 /* events.replay answers at most this many events per page. */
 #define SYN_OP_REPLAY_LIMIT_MAX 1000
 
@@ -69,7 +77,7 @@ typedef struct {
 } syn_op_arg_t;
 
 /* At most this many arguments per op. */
-#define SYN_OP_ARGS_MAX 6
+#define SYN_OP_ARGS_MAX 8
 
 typedef struct {
     const char *name;
