@@ -335,8 +335,8 @@ static int current_state(broker_api_t *self, const char *id, broker_exec_status_
 }
 
 /* Resolves args.execution_id: 200 with the id, or the error reply. */
-static int resolve_arg(broker_api_t *self, const json_t *args, char id[BROKER_EXEC_ID_SIZE],
-                       json_t **body)
+int api_resolve_arg(broker_api_t *self, const json_t *args, char id[BROKER_EXEC_ID_SIZE],
+                    json_t **body)
 {
     reason_t why = {""};
     const char *given;
@@ -376,7 +376,7 @@ static int reasoned_control(broker_api_t *self, const json_t *args, reasoned_con
     if (!api_opt_string(args, "reason", &reason, "", &why))
         return api_bad_request(body, &why);
     char id[BROKER_EXEC_ID_SIZE];
-    int status = resolve_arg(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     broker_exec_status_t state = BROKER_EXEC_PENDING;
@@ -398,7 +398,7 @@ static int op_execution_pause(broker_api_t *self, const json_t *args, json_t **b
 static int op_execution_resume(broker_api_t *self, const json_t *args, json_t **body)
 {
     char id[BROKER_EXEC_ID_SIZE];
-    int status = resolve_arg(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     broker_exec_status_t state = BROKER_EXEC_PENDING;
@@ -426,7 +426,7 @@ static int op_execution_inject(broker_api_t *self, const json_t *args, json_t **
         return api_bad_request(body, &why);
     }
     char id[BROKER_EXEC_ID_SIZE];
-    int status = resolve_arg(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     broker_exec_status_t state = BROKER_EXEC_PENDING;
@@ -448,7 +448,7 @@ static int op_execution_inject(broker_api_t *self, const json_t *args, json_t **
 static int op_execution_state(broker_api_t *self, const json_t *args, json_t **body)
 {
     char id[BROKER_EXEC_ID_SIZE];
-    int status = resolve_arg(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     broker_exec_status_t state;
@@ -496,7 +496,7 @@ static int op_execution_list(broker_api_t *self, const json_t *args, json_t **bo
 static int op_execution_get(broker_api_t *self, const json_t *args, json_t **body)
 {
     char id[BROKER_EXEC_ID_SIZE];
-    int status = resolve_arg(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     if (broker_store_execution_detail(self->store, id, body) <= 0)
@@ -511,7 +511,7 @@ static int op_execution_output(broker_api_t *self, const json_t *args, json_t **
     if (!api_req_string(args, "phase_id", &phase_id, "", &why))
         return api_bad_request(body, &why);
     char id[BROKER_EXEC_ID_SIZE];
-    int status = resolve_arg(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     char *output = NULL;
@@ -668,6 +668,7 @@ static const op_fn handlers[SYN_OP_COUNT] = {
     [SYN_OP_METRICS_GET] = op_metrics_get,
     [SYN_OP_WORKERS_LIST] = op_workers_list,
     [SYN_OP_READY] = op_ready,
+    [SYN_OP_EXECUTION_RERUN] = broker_api_op_execution_rerun,
 };
 
 broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,

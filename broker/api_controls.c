@@ -88,3 +88,96 @@ int broker_api_op_execution_start_keyed(broker_api_t *self, const json_t *args, 
     free(fingerprint);
     return status;
 }
+
+/* --- execution.rerun --------------------------------------------------------- */
+
+/* "Phase x not found in execution e: its phases are a, b, c" (422). */
+static int unknown_phase(const broker_execution_t *old, const char *phase_id, json_t **body)
+{
+    size_t size = 1;
+    for (size_t i = 0; i < old->phase_count; i++)
+        size += strlen(old->phases[i].phase_id) + 2;
+    char *list = calloc(1, size);
+    if (!list)
+        return api_internal_error(body, "out of memory");
+    for (size_t i = 0; i < old->phase_count; i++) {
+        if (i)
+            strcat(list, ", ");
+        strcat(list, old->phases[i].phase_id);
+    }
+    *body = api_detail("Phase %s not found in execution %s: its phases are %s", phase_id,
+                       old->id, list);
+    free(list);
+    return 422;
+}
+
+/* The phase a rerun starts at: the one named, else the first that did not
+ * complete (the first of all when every one did). -1 when none has that id. */
+static long rerun_from(const broker_execution_t *old, const char *from_phase)
+{
+    for (size_t i = 0; i < old->phase_count; i++)
+        if (from_phase ? strcmp(old->phases[i].phase_id, from_phase) == 0
+                       : old->phases[i].status != BROKER_PHASE_COMPLETED)
+            return (long)i;
+    return from_phase ? -1 : 0;
+}
+
+int broker_api_op_execution_rerun(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *from_phase = NULL, *task = NULL;
+    if (!api_opt_string(args, "from_phase", &from_phase, "", &why) ||
+        !api_opt_string(args, "task", &task, "", &why))
+        return api_bad_request(body, &why);
+    const json_t *overrides = json_object_get(args, "inputs");
+    char id[BROKER_EXEC_ID_SIZE];
+    int status = api_resolve_arg(self, args, id, body);
+    if (status != 200)
+        return status;
+    broker_execution_t *active = broker_engine_find(self->engine, id);
+    if (active) {
+        *body = api_detail("Cannot rerun execution in state %s: only a finished execution "
+                           "(completed, failed or cancelled) can be rerun",
+                           broker_exec_status_name(active->status));
+        return 409;
+    }
+    char err[256];
+    broker_execution_t *old = NULL;
+    if (broker_store_execution_load(self->store, id, &old, err, sizeof err) <= 0)
+        return api_internal_error(body, err);
+    json_t *tpl = NULL, *inputs = NULL;
+    long from = rerun_from(old, from_phase);
+    if (!broker_exec_is_terminal(old->status)) {
+        *body = api_detail("Cannot rerun execution in state %s: only a finished execution "
+                           "(completed, failed or cancelled) can be rerun",
+                           broker_exec_status_name(old->status));
+        status = 409;
+    } else if (from < 0) {
+        status = unknown_phase(old, from_phase, body);
+    } else if (broker_store_workflow_template(self->store, old->workflow_id,
+                                              old->workflow_version, &tpl) <= 0) {
+        status = api_internal_error(body, "cannot read the workflow version it ran");
+    } else {
+        /* its merged inputs ← the overrides ← the new task (as input "task") */
+        inputs = json_deep_copy(old->inputs);
+        if (json_is_object(overrides))
+            json_object_update(inputs, (json_t *)overrides);
+        if (task)
+            json_object_set_new(inputs, "task", json_string(task));
+        char new_id[BROKER_EXEC_ID_SIZE];
+        if (broker_engine_rerun(self->engine, old, tpl, (size_t)from, inputs,
+                                task ? task : old->task, new_id, err, sizeof err) < 0) {
+            status = api_internal_error(body, err);
+        } else {
+            *body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "execution_id", new_id,
+                              "workflow_id", old->workflow_id, "status", "started", "message",
+                              "Workflow execution started", "rerun_of", old->id, "from_phase",
+                              old->phases[from].phase_id);
+            status = 200;
+        }
+    }
+    json_decref(inputs);
+    json_decref(tpl);
+    broker_execution_destroy(&old);
+    return status;
+}

@@ -51,5 +51,10 @@ int broker_api_op_workflow_phase_update(broker_api_t *self, const json_t *args, 
  * (the op's handler), execution.rerun. */
 int broker_api_execution_start(broker_api_t *self, const json_t *args, json_t **body);
 int broker_api_op_execution_start_keyed(broker_api_t *self, const json_t *args, json_t **body);
+int broker_api_op_execution_rerun(broker_api_t *self, const json_t *args, json_t **body);
+/* api.c: args.execution_id (a full id or a unique prefix) to a full id: 200, or
+ * the error reply (400, 404, 409) in *body. */
+int api_resolve_arg(broker_api_t *self, const json_t *args, char id[BROKER_EXEC_ID_SIZE],
+                    json_t **body);
 
 #endif

@@ -604,6 +604,54 @@ int broker_engine_recover(broker_engine_t *self, int64_t now_ms)
     return ctx.loaded;
 }
 
+/* Stores a new execution (its phase `first` queued, those before it completed
+ * with what they carry), adopts it and announces it; a rerun is linked to the
+ * execution it reruns. Frees exec on failure. */
+static int start_execution(broker_engine_t *self, broker_execution_t *exec, size_t first,
+                           const char *rerun_of, char id_out[BROKER_EXEC_ID_SIZE], char *err,
+                           size_t errlen)
+{
+    exec->phases[first].status = BROKER_PHASE_QUEUED;
+    exec->current = first;
+    exec->completed_phases = first;
+    /* 48 random bits rarely collide, but a collision must not fail a request. */
+    int rc = 1;
+    for (int tries = 0; tries < 8 && rc == 1; tries++) {
+        if (tries > 0 && syn_id_make("exec-", BROKER_EXEC_ID_HEX, exec->id, sizeof exec->id) < 0)
+            break;
+        rc = zhashx_lookup(self->active, exec->id)
+                 ? 1
+                 : broker_store_execution_insert(self->store, exec);
+    }
+    if (rc == 0 && rerun_of) {
+        for (size_t i = 0; i < first && rc == 0; i++)
+            rc = broker_store_phase_save_with_output(self->store, exec, &exec->phases[i]);
+        if (rc == 0)
+            rc = broker_store_rerun_link(self->store, exec, rerun_of, first);
+    }
+    if (rc != 0 || adopt_execution(self, exec) < 0) {
+        snprintf(err, errlen, "cannot store the execution");
+        broker_execution_destroy(&exec);
+        return -1;
+    }
+    exec->stored_status = (int)exec->status;
+    json_t *started = json_pack("{s:s, s:I}", "workflow_id", exec->workflow_id, "total_phases",
+                                (json_int_t)exec->phase_count);
+    if (rerun_of) {
+        json_object_set_new(started, "rerun_of", json_string(rerun_of));
+        json_object_set_new(started, "reused_phases", json_integer((json_int_t)first));
+    }
+    engine_emit(self, exec, "ExecutionStarted", started);
+    engine_emit(self, exec, "PhaseQueued",
+                json_pack("{s:s}", "phase_id", exec->phases[first].phase_id));
+    engine_enqueue(self, exec, false);
+    self->stats.started++;
+    snprintf(id_out, BROKER_EXEC_ID_SIZE, "%s", exec->id);
+    syn_debug("broker", "execution accepted execution=%s workflow=%s", exec->id,
+              exec->workflow_id);
+    return 0;
+}
+
 int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t version,
                         const json_t *template_json, json_t *inputs, const char *task,
                         json_t *repos, char id_out[BROKER_EXEC_ID_SIZE], char *err,
@@ -619,32 +667,47 @@ int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t 
                                                     errlen);
     if (!exec)
         return -1;
-    exec->phases[0].status = BROKER_PHASE_QUEUED;
-    /* 48 random bits rarely collide, but a collision must not fail a request. */
-    int rc = 1;
-    for (int tries = 0; tries < 8 && rc == 1; tries++) {
-        if (tries > 0 && syn_id_make("exec-", BROKER_EXEC_ID_HEX, exec->id, sizeof exec->id) < 0)
-            break;
-        rc = zhashx_lookup(self->active, exec->id)
-                 ? 1
-                 : broker_store_execution_insert(self->store, exec);
+    return start_execution(self, exec, 0, NULL, id_out, err, errlen);
+}
+
+int broker_engine_rerun(broker_engine_t *self, const broker_execution_t *earlier,
+                        const json_t *template_json, size_t from, json_t *inputs,
+                        const char *task, char id_out[BROKER_EXEC_ID_SIZE], char *err,
+                        size_t errlen)
+{
+    char id[BROKER_EXEC_ID_SIZE];
+    if (syn_id_make("exec-", BROKER_EXEC_ID_HEX, id, sizeof id) < 0) {
+        snprintf(err, errlen, "cannot make an execution id");
+        return -1;
     }
-    if (rc != 0 || adopt_execution(self, exec) < 0) {
-        snprintf(err, errlen, "cannot store the execution");
+    broker_execution_t *exec =
+        broker_execution_new(id, earlier->workflow_id, earlier->workflow_version, template_json,
+                             inputs, task, earlier->repos, syn_now_us(), err, errlen);
+    if (!exec)
+        return -1;
+    if (exec->phase_count != earlier->phase_count || from >= exec->phase_count) {
+        snprintf(err, errlen, "the workflow version no longer matches the execution");
         broker_execution_destroy(&exec);
         return -1;
     }
-    exec->stored_status = (int)exec->status;
-    engine_emit(self, exec, "ExecutionStarted",
-                json_pack("{s:s, s:I}", "workflow_id", workflow_id, "total_phases",
-                          (json_int_t)exec->phase_count));
-    engine_emit(self, exec, "PhaseQueued",
-                json_pack("{s:s}", "phase_id", exec->phases[0].phase_id));
-    engine_enqueue(self, exec, false);
-    self->stats.started++;
-    snprintf(id_out, BROKER_EXEC_ID_SIZE, "%s", exec->id);
-    syn_debug("broker", "execution accepted execution=%s workflow=%s", exec->id, workflow_id);
-    return 0;
+    /* The phases before `from` are copied as they completed: their outputs are
+     * what later prompts render ({{phase_id}}) and what the ASSIGN carries. */
+    for (size_t i = 0; i < from; i++) {
+        broker_phase_t *phase = &exec->phases[i];
+        const broker_phase_t *old = &earlier->phases[i];
+        phase->status = BROKER_PHASE_COMPLETED;
+        phase->output = strdup(old->output ? old->output : "");
+        phase->started_at = old->started_at;
+        phase->completed_at = old->completed_at;
+        /* Artifacts (issue 17, being added alongside): a reused phase's artifacts
+         * belong here too, copied or referenced from old like its output. */
+        if (!phase->output) {
+            snprintf(err, errlen, "out of memory");
+            broker_execution_destroy(&exec);
+            return -1;
+        }
+    }
+    return start_execution(self, exec, from, earlier->id, id_out, err, errlen);
 }
 
 broker_execution_t *broker_engine_find(broker_engine_t *self, const char *id)

@@ -76,6 +76,18 @@ int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t 
                         const json_t *template_json, json_t *inputs, const char *task,
                         json_t *repos, char id_out[BROKER_EXEC_ID_SIZE], char *err,
                         size_t errlen);
+/* A rerun of earlier (a finished execution, loaded from the store) with the same
+ * workflow version (template_json) and repos: its phases before index `from` are
+ * copied as completed with their outputs (and, in the store, their usage, named
+ * as reused_from), phase `from` is queued. inputs (merged; a reference is taken)
+ * and task may differ from earlier's. ExecutionStarted says rerun_of and
+ * reused_phases. 0, or -1 with the reason in err.
+ * Artifacts (issue 17) are not copied yet: where they land, a reused phase's
+ * artifacts are to be copied (or referenced) here, next to its output. */
+int broker_engine_rerun(broker_engine_t *self, const broker_execution_t *earlier,
+                        const json_t *template_json, size_t from, json_t *inputs,
+                        const char *task, char id_out[BROKER_EXEC_ID_SIZE], char *err,
+                        size_t errlen);
 
 /* The active (non-terminal) execution with exactly this id, or NULL. */
 broker_execution_t *broker_engine_find(broker_engine_t *self, const char *id);

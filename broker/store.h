@@ -181,6 +181,18 @@ int broker_store_idempotency_put(broker_store_t *self, const char *key, const ch
                                  const char *execution_id, const char *answer,
                                  int64_t created_at, int64_t expire_before_us);
 
+/* Reruns (store_controls.c): marks exec (inserted) as a rerun of rerun_of whose
+ * first `reused` phases were copied from it: those phases take its tokens, cost
+ * and model and name it as reused_from; the execution's totals start as their
+ * sums. 0 or -1. */
+int broker_store_rerun_link(broker_store_t *self, const broker_execution_t *exec,
+                            const char *rerun_of, size_t reused);
+/* One execution, finished or not, rebuilt as the reload rebuilds the active ones
+ * (store_reload.c): 1 with *out (the caller's), 0 when there is none, -1 with the
+ * reason in err. */
+int broker_store_execution_load(broker_store_t *self, const char *id, broker_execution_t **out,
+                                char *err, size_t errlen);
+
 /* Ids starting with prefix, at most max of them (sorted) in ids, how many in
  * *count (≤ max: ask for one more than you show to know there are more). */
 int broker_store_execution_match(broker_store_t *self, const char *prefix,

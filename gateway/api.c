@@ -253,6 +253,10 @@ int gateway_api_request(const gateway_route_t *route, const char *content_type, 
         *op = SYN_OP_EXECUTION_INJECT;
         return gateway_validate_control(GATEWAY_CONTROL_INJECT, body, len, route->params[0],
                                         args, error);
+    case GATEWAY_ROUTE_EXECUTION_RERUN:
+        *op = SYN_OP_EXECUTION_RERUN;
+        return gateway_validate_control(GATEWAY_CONTROL_RERUN, body, len, route->params[0], args,
+                                        error);
     case GATEWAY_ROUTE_EXECUTION_TIMELINE:
         *op = SYN_OP_EXECUTION_GET;
         *args = json_pack("{s:s}", "execution_id", route->params[0]);

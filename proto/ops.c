@@ -65,6 +65,11 @@ static const syn_op_spec_t specs[] = {
     /* the fleet (issue 18) */
     [SYN_OP_WORKERS_LIST] = {"workers.list", {{0}}, 0, NULL},
     [SYN_OP_READY] = {"ready", {{0}}, 0, NULL},
+    /* the team controls (issue 19) */
+    [SYN_OP_EXECUTION_RERUN] = {"execution.rerun",
+                                {STR("from_phase", false), STR("task", false),
+                                 {"inputs", SYN_ARG_STRING_MAP, false, 0, 0}, EXECUTION_ID},
+                                4, NULL},
 };
 
 _Static_assert(sizeof specs / sizeof specs[0] == SYN_OP_COUNT, "one spec per op");

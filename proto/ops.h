@@ -46,6 +46,8 @@ typedef enum {
     /* the fleet (issue 18): GET /workers, GET /ready */
     SYN_OP_WORKERS_LIST,
     SYN_OP_READY,
+    /* the team controls (issue 19): POST /executions/{id}/rerun */
+    SYN_OP_EXECUTION_RERUN,
     SYN_OP_COUNT
 } syn_op_t;
 

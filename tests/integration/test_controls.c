@@ -10,10 +10,12 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 static teststack_t *stack;
@@ -220,6 +222,169 @@ static void test_a_key_expires_after_the_window(void **state)
     teststack_destroy(&short_window);
 }
 
+/* ---- rerun ---- */
+
+/* Lines in dir/name (the runs the counting agent recorded), 0 when absent. */
+static int runs_of(const char *dir, const char *phase)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/runs.%s", dir, phase);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int lines = 0, c;
+    while ((c = fgetc(f)) != EOF)
+        lines += c == '\n';
+    fclose(f);
+    return lines;
+}
+
+static void touch(const char *dir, const char *name, bool present)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (present) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fclose(f);
+    } else {
+        unlink(path);
+    }
+}
+
+static void rerun(teststack_t *on, const char *id, const char *body, http_response_t *resp)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/executions/%s/rerun", teststack_url(on), id);
+    assert_int_equal(http_request("POST", url, body, NULL, resp), 0);
+}
+
+static json_t *detail_of(teststack_t *on, const char *id)
+{
+    http_response_t resp;
+    assert_int_equal(http_get(&resp, "%s/executions/%s", teststack_url(on), id), 0);
+    assert_int_equal(resp.status, 200);
+    json_t *json = json_incref(resp.json);
+    http_response_clear(&resp);
+    return json;
+}
+
+static void wait_status(teststack_t *on, const char *id, const char *want)
+{
+    json_t *final = teststack_wait_terminal(on, "chain", id, 30000);
+    assert_non_null(final);
+    assert_string_equal(json_str(final, "status"), want);
+    json_decref(final);
+}
+
+/* A rerun of a failed execution runs only the phase that failed and those
+ * after it: the phase before is copied (the agent did not run it again, its
+ * output is the same bytes, later prompts render it); from the first phase
+ * everything runs again; a running execution cannot be rerun, an unknown
+ * phase is named with the phases there are. */
+static void test_rerun_from_a_failed_middle_phase(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/syn-rerun-XXXXXX";
+    teststack_t *agents = teststack_start_command(
+        dir, 1, SYN_SOURCE_DIR "/tests/integration/fixtures/counting_agent.sh");
+    assert_non_null(agents);
+    execution_create_workflow(agents, "{\"id\":\"chain\",\"name\":\"Chain\",\"phases\":["
+                              "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,"
+                              " \"prompt_template\":\"start $ARGUMENTS\"},"
+                              "{\"phase_id\":\"b\",\"name\":\"B\",\"order\":2,"
+                              " \"prompt_template\":\"b after {{a}}\"},"
+                              "{\"phase_id\":\"c\",\"name\":\"C\",\"order\":3,"
+                              " \"prompt_template\":\"c sees {{a}}|{{b}}\"}]}");
+    touch(dir, "fail.b", true);
+    char *first = teststack_execute(agents, "chain", "{\"task\":\"T\"}");
+    assert_non_null(first);
+    wait_status(agents, first, "failed");
+    assert_int_equal(runs_of(dir, "a"), 1);
+    assert_int_equal(runs_of(dir, "b"), 1);
+    assert_int_equal(runs_of(dir, "c"), 0);
+
+    touch(dir, "fail.b", false);
+    http_response_t resp;
+    rerun(agents, first, NULL, &resp);
+    if (resp.status != 200)
+        fail_msg("rerun: %ld %s", resp.status, resp.body);
+    char *second = strdup(json_str(resp.json, "execution_id"));
+    assert_string_equal(json_str(resp.json, "rerun_of"), first);
+    assert_string_equal(json_str(resp.json, "from_phase"), "b");
+    assert_true(strncmp(second, "exec-", 5) == 0 && strlen(second) == 17);
+    http_response_clear(&resp);
+    wait_status(agents, second, "completed");
+    assert_int_equal(runs_of(dir, "a"), 1); /* reused, not run */
+    assert_int_equal(runs_of(dir, "b"), 2);
+    assert_int_equal(runs_of(dir, "c"), 1);
+
+    char *a_then = execution_phase_output(agents, first, "a");
+    char *a_now = execution_phase_output(agents, second, "a");
+    assert_string_equal(a_now, a_then);
+    char *c_now = execution_phase_output(agents, second, "c");
+    char *b_now = execution_phase_output(agents, second, "b");
+    char want[1024];
+    /* (the agent reads its prompt without the trailing newline the last output had) */
+    snprintf(want, sizeof want, "c sees %s|%.*s", a_then, (int)strcspn(b_now, "\n"), b_now);
+    if (!strstr(c_now, want))
+        fail_msg("c saw [%s], wanted [%s]", c_now, want);
+    json_t *detail = detail_of(agents, second);
+    assert_string_equal(json_str(detail, "rerun_of"), first);
+    assert_string_equal(json_str(execution_phase_in(detail, "a"), "reused_from"), first);
+    assert_string_equal(json_str(execution_phase_in(detail, "a"), "status"), "completed");
+    assert_true(json_is_null(json_object_get(execution_phase_in(detail, "b"), "reused_from")));
+    assert_int_equal(json_integer_value(json_object_get(detail, "completed_phases")), 3);
+    json_decref(detail);
+    detail = detail_of(agents, first);
+    assert_int_equal(json_array_size(json_object_get(detail, "reruns")), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(detail, "reruns"), 0)),
+                        second);
+    assert_true(json_is_null(json_object_get(detail, "rerun_of")));
+    json_decref(detail);
+
+    /* from the first phase: everything runs again */
+    rerun(agents, second, "{\"from_phase\":\"a\",\"task\":\"U\"}", &resp);
+    assert_int_equal(resp.status, 200);
+    char *third = strdup(json_str(resp.json, "execution_id"));
+    http_response_clear(&resp);
+    wait_status(agents, third, "completed");
+    assert_int_equal(runs_of(dir, "a"), 2);
+    assert_int_equal(runs_of(dir, "c"), 2);
+    char *a_third = execution_phase_output(agents, third, "a");
+    assert_non_null(strstr(a_third, "start U"));
+
+    /* an unknown phase; a running execution */
+    rerun(agents, third, "{\"from_phase\":\"zz\"}", &resp);
+    assert_int_equal(resp.status, 422);
+    assert_non_null(strstr(json_str(resp.json, "detail"), "Phase zz not found"));
+    assert_non_null(strstr(json_str(resp.json, "detail"), "its phases are a, b, c"));
+    http_response_clear(&resp);
+    touch(dir, "hold.a", true);
+    char *held = teststack_execute(agents, "chain", "{}");
+    assert_non_null(held);
+    execution_wait_phase(agents, held, "a", "running", 10000);
+    rerun(agents, held, NULL, &resp);
+    assert_int_equal(resp.status, 409);
+    assert_non_null(strstr(json_str(resp.json, "detail"), "Cannot rerun execution in state "
+                                                          "running"));
+    http_response_clear(&resp);
+    touch(dir, "hold.a", false);
+    wait_status(agents, held, "completed");
+
+    free(held);
+    free(a_third);
+    free(third);
+    free(b_now);
+    free(c_now);
+    free(a_now);
+    free(a_then);
+    free(second);
+    free(first);
+    teststack_destroy(&agents);
+    assert_int_equal(teststack_remove_dir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_a_key_replays_after_a_broker_restart),
         cmocka_unit_test(test_a_key_with_another_body_is_a_conflict),
         cmocka_unit_test(test_a_key_expires_after_the_window),
+        cmocka_unit_test(test_rerun_from_a_failed_middle_phase),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
