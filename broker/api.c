@@ -159,8 +159,11 @@ int broker_api_execution_start(broker_api_t *self, const json_t *args, json_t **
 {
     reason_t why = {""};
     const char *workflow_id, *task = NULL;
+    json_int_t priority = 0;
     if (!api_req_string(args, "workflow_id", &workflow_id, "", &why) ||
-        !api_opt_string(args, "task", &task, "", &why))
+        !api_opt_string(args, "task", &task, "", &why) ||
+        !api_opt_int(args, "priority", SYN_OP_PRIORITY_MIN, SYN_OP_PRIORITY_MAX, &priority, "",
+                     &why))
         return api_bad_request(body, &why);
     const json_t *inputs = json_object_get(args, "inputs");
     const json_t *repos = json_object_get(args, "repos");
@@ -219,7 +222,7 @@ int broker_api_execution_start(broker_api_t *self, const json_t *args, json_t **
         json_t *repos_copy = json_is_array(repos) ? json_deep_copy(repos) : json_array();
         char id[BROKER_EXEC_ID_SIZE], err[256];
         if (broker_engine_start(self->engine, workflow_id, version, tpl, merged, task,
-                                repos_copy, id, err, sizeof err) < 0) {
+                                repos_copy, priority, id, err, sizeof err) < 0) {
             status = api_internal_error(body, err);
         } else {
             *body = json_pack("{s:s, s:s, s:s, s:s}", "execution_id", id, "workflow_id",

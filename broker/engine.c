@@ -16,6 +16,7 @@
 #include "broker/deadlines.h"
 #include "broker/engine_internal.h"
 #include "broker/fence.h"
+#include "broker/limits.h"
 #include "broker/lost.h"
 #include "broker/output.h"
 #include "broker/ready.h"
@@ -172,8 +173,19 @@ void engine_enqueue(broker_engine_t *self, broker_execution_t *exec, bool front)
     broker_phase_t *phase = broker_execution_active_phase(exec);
     if (!phase || phase->status != BROKER_PHASE_QUEUED || phase->not_before_ms)
         return;
-    exec->ready_handle =
-        front ? zlistx_add_start(self->ready, exec) : zlistx_add_end(self->ready, exec);
+    /* Sorted by priority (ready_order): from the end, after the last of its
+     * priority or higher (submission order among equals); a retry from the
+     * front, before the first of its priority or lower (it keeps its place).
+     * With equal priorities either stops at once. */
+    exec->ready_handle = zlistx_insert(self->ready, exec, front);
+}
+
+/* Higher priority first: "less" is the higher priority. */
+static int ready_order(const void *a, const void *b)
+{
+    int64_t pa = ((const broker_execution_t *)a)->priority;
+    int64_t pb = ((const broker_execution_t *)b)->priority;
+    return pa > pb ? -1 : pa < pb ? 1 : 0;
 }
 
 void engine_dequeue(broker_engine_t *self, broker_execution_t *exec)
@@ -201,6 +213,7 @@ static int adopt_execution(broker_engine_t *self, broker_execution_t *exec)
  * creation list (which a caller may be walking) and memory in engine_bury(). */
 void engine_retire(broker_engine_t *self, broker_execution_t *exec)
 {
+    broker_limits_release(self, exec);
     zhashx_delete(self->active, exec->id);
     engine_dequeue(self, exec);
     zlistx_add_end(self->graveyard, exec);
@@ -509,9 +522,12 @@ broker_engine_t *broker_engine_new(broker_store_t *store, broker_events_t *event
     self->by_creation = zlistx_new();
     self->ready = zlistx_new();
     self->graveyard = zlistx_new();
+    if (self->ready)
+        zlistx_set_comparator(self->ready, ready_order);
     self->claims = syn_ratelog_new(CLAIM_LOG_INTERVAL_MS, CLAIM_LOG_CAUSES);
+    self->running_by_workflow = zhashx_new();
     if (!self->active || !self->by_creation || !self->ready || !self->graveyard ||
-        !self->claims) {
+        !self->claims || !self->running_by_workflow) {
         broker_engine_destroy(&self);
         return NULL;
     }
@@ -529,6 +545,7 @@ void broker_engine_destroy(broker_engine_t **self_p)
     while (self->by_creation && (exec = zlistx_detach(self->by_creation, NULL)))
         broker_execution_destroy(&exec);
     zhashx_destroy(&self->active);
+    zhashx_destroy(&self->running_by_workflow);
     zlistx_destroy(&self->by_creation);
     zlistx_destroy(&self->ready);
     zlistx_destroy(&self->graveyard);
@@ -556,6 +573,8 @@ static void recover_one(broker_execution_t *exec, void *arg)
         return;
     }
     ctx->loaded++;
+    if (exec->status != BROKER_EXEC_PENDING)
+        broker_limits_take(self, exec); /* it held a place before the restart */
     if (exec->current >= exec->phase_count) {
         complete_execution(self, exec);
         return;
@@ -654,8 +673,8 @@ static int start_execution(broker_engine_t *self, broker_execution_t *exec, size
 
 int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t version,
                         const json_t *template_json, json_t *inputs, const char *task,
-                        json_t *repos, char id_out[BROKER_EXEC_ID_SIZE], char *err,
-                        size_t errlen)
+                        json_t *repos, int64_t priority, char id_out[BROKER_EXEC_ID_SIZE],
+                        char *err, size_t errlen)
 {
     char id[BROKER_EXEC_ID_SIZE];
     if (syn_id_make("exec-", BROKER_EXEC_ID_HEX, id, sizeof id) < 0) {
@@ -667,6 +686,7 @@ int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t 
                                                     errlen);
     if (!exec)
         return -1;
+    exec->priority = priority;
     return start_execution(self, exec, 0, NULL, id_out, err, errlen);
 }
 

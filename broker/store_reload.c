@@ -109,6 +109,7 @@ static broker_execution_t *execution_of_row(sqlite3_stmt *s, char *err, size_t e
         exec->completed_at = sqlite3_column_int64(s, 9);
         exec->error = store_column_strdup(s, 10);
         exec->num = sqlite3_column_int64(s, 12);
+        exec->priority = sqlite3_column_int64(s, 13);
     }
     return exec;
 }

@@ -72,7 +72,8 @@ static const char *const sql_text[SQL_COUNT] = {
     [SQL_EXECUTION_INSERT] =
         "INSERT INTO executions(id, workflow_id, workflow_version, status, inputs, task, repos,"
         " total_phases, completed_phases, current_phase, created_at, started_at, completed_at,"
-        " error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        " error, priority) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+        " ?15)",
     /* By num, the row's key: by id would seek the id index first. */
     [SQL_EXECUTION_SAVE] =
         "UPDATE executions SET status = ?2, completed_phases = ?3, current_phase = ?4,"
@@ -117,13 +118,13 @@ static const char *const sql_text[SQL_COUNT] = {
         " started_at, completed_at, error FROM executions WHERE id = ?1",
     [SQL_EXECUTION_ACTIVE] =
         "SELECT e.id, e.workflow_id, e.workflow_version, e.status, e.inputs, e.task, e.repos,"
-        " e.created_at, e.started_at, e.completed_at, e.error, v.template, e.num"
+        " e.created_at, e.started_at, e.completed_at, e.error, v.template, e.num, e.priority"
         " FROM executions e LEFT JOIN workflow_versions v"
         "   ON v.workflow_id = e.workflow_id AND v.version = e.workflow_version"
         " WHERE e.status IN ('pending', 'running', 'paused') ORDER BY e.num",
     [SQL_EXECUTION_ONE] =
         "SELECT e.id, e.workflow_id, e.workflow_version, e.status, e.inputs, e.task, e.repos,"
-        " e.created_at, e.started_at, e.completed_at, e.error, v.template, e.num"
+        " e.created_at, e.started_at, e.completed_at, e.error, v.template, e.num, e.priority"
         " FROM executions e LEFT JOIN workflow_versions v"
         "   ON v.workflow_id = e.workflow_id AND v.version = e.workflow_version"
         " WHERE e.id = ?1",

@@ -1,4 +1,5 @@
 #include "gateway/validate.h"
+#include "proto/ops.h"
 
 #include "common/utf8.h"
 #include "template/spec.h"
@@ -27,6 +28,8 @@ static const spec_field_t execute_fields[] = {
     {.name = "repos", .kind = SPEC_STRING_LIST},
     {.name = "provider", .kind = SPEC_STRING},
     {.name = "max_budget_usd", .kind = SPEC_NUMBER},
+    {.name = "priority", .kind = SPEC_INT, .has_min = true, .min = SYN_OP_PRIORITY_MIN,
+     .has_max = true, .max = SYN_OP_PRIORITY_MAX},
     {.name = NULL},
 };
 static const spec_object_t execute_schema = {execute_fields};
@@ -226,6 +229,9 @@ int gateway_validate_execute(const char *body, size_t len, const char *workflow_
                       inputs ? json_incref(inputs) : json_object(), "task",
                       task ? json_incref(task) : json_null(), "repos",
                       repos ? json_incref(repos) : json_array());
+    json_t *priority = json_object_get(checked, "priority");
+    if (*args && json_is_integer(priority) && json_integer_value(priority) != 0)
+        json_object_set(*args, "priority", priority);
     json_decref(checked);
     return 0;
 }

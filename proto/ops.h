@@ -56,6 +56,9 @@ typedef enum {
  * true, which the gateway turns into the Idempotent-Replayed header. */
 #define SYN_OP_IDEMPOTENCY_KEY_MAX 255
 #define SYN_OP_REPLAYED "idempotent_replayed"
+/* execution.start's priority: higher runs first among waiting phases. */
+#define SYN_OP_PRIORITY_MIN (-1000000)
+#define SYN_OP_PRIORITY_MAX 1000000
 /* Whether key is such a key. */
 bool syn_op_idempotency_key_ok(const char *key);
 

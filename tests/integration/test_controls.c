@@ -222,6 +222,115 @@ static void test_a_key_expires_after_the_window(void **state)
     teststack_destroy(&short_window);
 }
 
+/* ---- concurrency limits and priority ---- */
+
+/* The workflow's events of types PhaseStarted and ExecutionCompleted, in the
+ * order of the event log: "S:<id>" and "C:<id>", comma-separated (malloc'd). */
+static char *start_and_end_log(const char *workflow)
+{
+    return teststack_db_text(
+        stack,
+        "SELECT group_concat(t, ',') FROM (SELECT CASE e.type WHEN 'PhaseStarted' THEN 'S:'"
+        " ELSE 'C:' END || e.execution_id AS t FROM events e JOIN executions x"
+        " ON x.id = e.execution_id WHERE x.workflow_id = ?1"
+        " AND e.type IN ('PhaseStarted', 'ExecutionCompleted') ORDER BY e.seq)",
+        workflow, NULL);
+}
+
+/* From the log: the most executions running at once, and the order they
+ * started in (ids, each once) into started[]. */
+static int most_running(char *log, char started[][32], int max, int *nstarted)
+{
+    int running = 0, most = 0;
+    *nstarted = 0;
+    for (char *item = strtok(log, ","); item; item = strtok(NULL, ",")) {
+        const char *id = item + 2;
+        if (item[0] == 'C') {
+            running--;
+            continue;
+        }
+        bool seen = false;
+        for (int i = 0; i < *nstarted; i++)
+            seen = seen || strcmp(started[i], id) == 0;
+        if (seen || *nstarted >= max)
+            continue;
+        snprintf(started[(*nstarted)++], 32, "%s", id);
+        if (++running > most)
+            most = running;
+    }
+    return most;
+}
+
+/* max_concurrent: 2 on a worker with 4 slots: never more than 2 of its
+ * executions run at once; the others wait as pending and start in the order
+ * they were submitted; all complete. */
+static void test_max_concurrent_holds_the_rest_pending(void **state)
+{
+    (void)state;
+    execution_create_workflow(stack, "{\"id\":\"limited\",\"name\":\"Limited\","
+                                     "\"max_concurrent\":2,\"phases\":["
+                                     "{\"phase_id\":\"p\",\"name\":\"P\",\"order\":1,"
+                                     " \"prompt_template\":\"#mock sleep 200\\nx\"}]}");
+    enum { SUBMITS = 10 };
+    char *ids[SUBMITS];
+    for (int i = 0; i < SUBMITS; i++) {
+        ids[i] = teststack_execute(stack, "limited", "{}");
+        assert_non_null(ids[i]);
+    }
+    for (int i = 0; i < SUBMITS; i++) {
+        json_t *final = teststack_wait_terminal(stack, "limited", ids[i], 60000);
+        assert_non_null(final);
+        assert_string_equal(json_str(final, "status"), "completed");
+        json_decref(final);
+    }
+    char *log = start_and_end_log("limited");
+    assert_non_null(log);
+    char started[SUBMITS][32];
+    int nstarted;
+    int most = most_running(log, started, SUBMITS, &nstarted);
+    print_message("most running at once: %d\n", most);
+    assert_int_equal(most, 2);
+    assert_int_equal(nstarted, SUBMITS);
+    for (int i = 0; i < SUBMITS; i++) {
+        assert_string_equal(started[i], ids[i]);
+        free(ids[i]);
+    }
+    free(log);
+}
+
+/* One at a time: while the first runs, a later submit with a higher priority
+ * starts before an earlier one with the default. */
+static void test_priority_reorders_waiting_work(void **state)
+{
+    (void)state;
+    execution_create_workflow(stack, "{\"id\":\"ranked\",\"name\":\"Ranked\","
+                                     "\"max_concurrent\":1,\"phases\":["
+                                     "{\"phase_id\":\"p\",\"name\":\"P\",\"order\":1,"
+                                     " \"prompt_template\":\"#mock sleep 300\\nx\"}]}");
+    char *first = teststack_execute(stack, "ranked", "{}");
+    assert_non_null(first);
+    execution_wait_phase(stack, first, "p", "running", 10000);
+    char *plain = teststack_execute(stack, "ranked", "{}");
+    char *urgent = teststack_execute(stack, "ranked", "{\"priority\":5}");
+    assert_non_null(plain);
+    assert_non_null(urgent);
+    json_t *status = teststack_wait_terminal(stack, "ranked", plain, 30000);
+    assert_non_null(status);
+    json_decref(status);
+    char *log = start_and_end_log("ranked");
+    char started[3][32];
+    int nstarted;
+    assert_int_equal(most_running(log, started, 3, &nstarted), 1);
+    assert_int_equal(nstarted, 3);
+    assert_string_equal(started[0], first);
+    assert_string_equal(started[1], urgent);
+    assert_string_equal(started[2], plain);
+    free(log);
+    free(urgent);
+    free(plain);
+    free(first);
+}
+
 /* ---- rerun ---- */
 
 /* Lines in dir/name (the runs the counting agent recorded), 0 when absent. */
@@ -392,6 +501,8 @@ int main(void)
         cmocka_unit_test(test_a_key_replays_after_a_broker_restart),
         cmocka_unit_test(test_a_key_with_another_body_is_a_conflict),
         cmocka_unit_test(test_a_key_expires_after_the_window),
+        cmocka_unit_test(test_max_concurrent_holds_the_rest_pending),
+        cmocka_unit_test(test_priority_reorders_waiting_work),
         cmocka_unit_test(test_rerun_from_a_failed_middle_phase),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
