@@ -155,12 +155,15 @@ static json_t *merge_inputs(const json_t *decls, const json_t *inputs, const cha
     return merged;
 }
 
-static int op_execution_start(broker_api_t *self, const json_t *args, json_t **body)
+int broker_api_execution_start(broker_api_t *self, const json_t *args, json_t **body)
 {
     reason_t why = {""};
     const char *workflow_id, *task = NULL;
+    json_int_t priority = 0;
     if (!api_req_string(args, "workflow_id", &workflow_id, "", &why) ||
-        !api_opt_string(args, "task", &task, "", &why))
+        !api_opt_string(args, "task", &task, "", &why) ||
+        !api_opt_int(args, "priority", SYN_OP_PRIORITY_MIN, SYN_OP_PRIORITY_MAX, &priority, "",
+                     &why))
         return api_bad_request(body, &why);
     const json_t *inputs = json_object_get(args, "inputs");
     const json_t *repos = json_object_get(args, "repos");
@@ -219,7 +222,7 @@ static int op_execution_start(broker_api_t *self, const json_t *args, json_t **b
         json_t *repos_copy = json_is_array(repos) ? json_deep_copy(repos) : json_array();
         char id[BROKER_EXEC_ID_SIZE], err[256];
         if (broker_engine_start(self->engine, workflow_id, version, tpl, merged, task,
-                                repos_copy, id, err, sizeof err) < 0) {
+                                repos_copy, priority, id, err, sizeof err) < 0) {
             status = api_internal_error(body, err);
         } else {
             *body = json_pack("{s:s, s:s, s:s, s:s}", "execution_id", id, "workflow_id",
@@ -335,8 +338,8 @@ static int current_state(broker_api_t *self, const char *id, broker_exec_status_
 }
 
 /* Resolves args.execution_id: 200 with the id, or the error reply. */
-static int resolve_arg(broker_api_t *self, const json_t *args, char id[BROKER_EXEC_ID_SIZE],
-                       json_t **body)
+int api_resolve_arg(broker_api_t *self, const json_t *args, char id[BROKER_EXEC_ID_SIZE],
+                    json_t **body)
 {
     reason_t why = {""};
     const char *given;
@@ -376,7 +379,7 @@ static int reasoned_control(broker_api_t *self, const json_t *args, reasoned_con
     if (!api_opt_string(args, "reason", &reason, "", &why))
         return api_bad_request(body, &why);
     char id[BROKER_EXEC_ID_SIZE];
-    int status = resolve_arg(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     broker_exec_status_t state = BROKER_EXEC_PENDING;
@@ -398,7 +401,7 @@ static int op_execution_pause(broker_api_t *self, const json_t *args, json_t **b
 static int op_execution_resume(broker_api_t *self, const json_t *args, json_t **body)
 {
     char id[BROKER_EXEC_ID_SIZE];
-    int status = resolve_arg(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     broker_exec_status_t state = BROKER_EXEC_PENDING;
@@ -426,7 +429,7 @@ static int op_execution_inject(broker_api_t *self, const json_t *args, json_t **
         return api_bad_request(body, &why);
     }
     char id[BROKER_EXEC_ID_SIZE];
-    int status = resolve_arg(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     broker_exec_status_t state = BROKER_EXEC_PENDING;
@@ -448,7 +451,7 @@ static int op_execution_inject(broker_api_t *self, const json_t *args, json_t **
 static int op_execution_state(broker_api_t *self, const json_t *args, json_t **body)
 {
     char id[BROKER_EXEC_ID_SIZE];
-    int status = resolve_arg(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     broker_exec_status_t state;
@@ -496,7 +499,7 @@ static int op_execution_list(broker_api_t *self, const json_t *args, json_t **bo
 static int op_execution_get(broker_api_t *self, const json_t *args, json_t **body)
 {
     char id[BROKER_EXEC_ID_SIZE];
-    int status = resolve_arg(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     if (broker_store_execution_detail(self->store, id, body) <= 0)
@@ -511,7 +514,7 @@ static int op_execution_output(broker_api_t *self, const json_t *args, json_t **
     if (!api_req_string(args, "phase_id", &phase_id, "", &why))
         return api_bad_request(body, &why);
     char id[BROKER_EXEC_ID_SIZE];
-    int status = resolve_arg(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     char *output = NULL;
@@ -652,7 +655,7 @@ static const op_fn handlers[SYN_OP_COUNT] = {
     [SYN_OP_WORKFLOW_INSTALL] = broker_api_op_workflow_install,
     [SYN_OP_WORKFLOW_ARCHIVE] = broker_api_op_workflow_archive,
     [SYN_OP_WORKFLOW_PHASE_UPDATE] = broker_api_op_workflow_phase_update,
-    [SYN_OP_EXECUTION_START] = op_execution_start,
+    [SYN_OP_EXECUTION_START] = broker_api_op_execution_start_keyed,
     [SYN_OP_EXECUTION_STATUS] = op_execution_status,
     [SYN_OP_EXECUTION_ACTIVE] = op_execution_active,
     [SYN_OP_EXECUTION_CANCEL] = op_execution_cancel,
@@ -668,6 +671,7 @@ static const op_fn handlers[SYN_OP_COUNT] = {
     [SYN_OP_METRICS_GET] = op_metrics_get,
     [SYN_OP_WORKERS_LIST] = op_workers_list,
     [SYN_OP_READY] = op_ready,
+    [SYN_OP_EXECUTION_RERUN] = broker_api_op_execution_rerun,
 };
 
 broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,
@@ -679,7 +683,14 @@ broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,
     self->store = store;
     self->engine = engine;
     self->workers = workers;
+    self->idempotency_window_s = BROKER_IDEMPOTENCY_WINDOW_S;
     return self;
+}
+
+void broker_api_set_idempotency_window(broker_api_t *self, int64_t seconds)
+{
+    if (seconds > 0)
+        self->idempotency_window_s = seconds;
 }
 
 void broker_api_count_into(broker_api_t *self, broker_counters_t *counters)

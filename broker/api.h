@@ -15,7 +15,9 @@
  *   workflow.phase_update  200 {workflow_id, phase_id, version, status:"updated"}; 404
  *                      workflow or phase; 409 archived
  *   execution.start    200 {execution_id, workflow_id, status:"started", message}; 404;
- *                      409 archived; 422
+ *                      409 archived; 422. With idempotency_key: the first answer again
+ *                      (marked SYN_OP_REPLAYED: true) while the key is in its window,
+ *                      409 when the key came with another request
  *   execution.status   200 status object; 404; 409 (ambiguous prefix)
  *   execution.active   200 [status objects], newest first
  *   execution.cancel   200 {success, execution_id, state, message:"Cancel signal queued",
@@ -54,6 +56,9 @@
 
 typedef struct broker_api_t broker_api_t;
 
+/* How long a key answers the same execution, unless the broker is told otherwise. */
+#define BROKER_IDEMPOTENCY_WINDOW_S (24 * 3600)
+
 broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,
                              broker_workers_t *workers);
 /* The broker's metrics are counted there (borrowed; until set, metrics.get is a 500). */
@@ -61,6 +66,8 @@ void broker_api_count_into(broker_api_t *self, broker_counters_t *counters);
 /* Every metric family (common/metrics.h's JSON), counted and read now; NULL: none. */
 json_t *broker_api_metrics(broker_api_t *self);
 void broker_api_destroy(broker_api_t **self_p);
+/* How long an Idempotency-Key answers the same execution (seconds, > 0). */
+void broker_api_set_idempotency_window(broker_api_t *self, int64_t seconds);
 
 /* Answers one operation: the status, and a new reference to the body in *body. */
 int broker_api_handle(broker_api_t *self, const char *op, const json_t *args, json_t **body);

@@ -8,12 +8,14 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 struct broker_api_t {
     broker_store_t *store;
     broker_engine_t *engine;
     broker_workers_t *workers;
     broker_counters_t *counters; /* borrowed, may be NULL */
+    int64_t idempotency_window_s; /* how long an Idempotency-Key answers the same */
 };
 
 typedef struct {
@@ -44,5 +46,15 @@ int broker_api_op_workflow_get(broker_api_t *self, const json_t *args, json_t **
 int broker_api_op_workflow_install(broker_api_t *self, const json_t *args, json_t **body);
 int broker_api_op_workflow_archive(broker_api_t *self, const json_t *args, json_t **body);
 int broker_api_op_workflow_phase_update(broker_api_t *self, const json_t *args, json_t **body);
+
+/* api.c: execution.start itself; api_controls.c: the same with an idempotency key
+ * (the op's handler), execution.rerun. */
+int broker_api_execution_start(broker_api_t *self, const json_t *args, json_t **body);
+int broker_api_op_execution_start_keyed(broker_api_t *self, const json_t *args, json_t **body);
+int broker_api_op_execution_rerun(broker_api_t *self, const json_t *args, json_t **body);
+/* api.c: args.execution_id (a full id or a unique prefix) to a full id: 200, or
+ * the error reply (400, 404, 409) in *body. */
+int api_resolve_arg(broker_api_t *self, const json_t *args, char id[BROKER_EXEC_ID_SIZE],
+                    json_t **body);
 
 #endif

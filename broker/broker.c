@@ -223,6 +223,7 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
         .liveness = config->liveness,
         .kill_grace_ms = config->kill_grace_ms,
         .quarantine = {config->quarantine_after, config->quarantine_window_ms},
+        .max_running = config->max_running,
     };
     self->engine = self->events && self->workers
                        ? broker_engine_new(self->store, self->events, self->outbox,
@@ -230,6 +231,8 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
                        : NULL;
     self->api = self->engine ? broker_api_new(self->store, self->engine, self->workers) : NULL;
     self->counters = broker_counters_new();
+    if (self->api)
+        broker_api_set_idempotency_window(self->api, config->idempotency_window_s);
     if (self->api && self->counters) {
         broker_events_count_into(self->events, self->counters);
         broker_api_count_into(self->api, self->counters);

@@ -43,6 +43,10 @@ typedef struct {
     /* "HOST:PORT" of the broker's own GET /metrics (broker/metrics_http.h); NULL or
      * "": none. No authentication, so loopback unless insecure. */
     const char *metrics;
+    /* How long an Idempotency-Key answers the same execution (seconds; 0: 24 h). */
+    int64_t idempotency_window_s;
+    /* Executions running at once across workflows (0: no limit; broker/limits.h). */
+    int64_t max_running;
 } broker_config_t;
 
 typedef struct {

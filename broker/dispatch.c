@@ -5,6 +5,7 @@
 
 #include "broker/deadlines.h"
 #include "broker/engine_internal.h"
+#include "broker/limits.h"
 #include "broker/output.h"
 #include "broker/prompt.h"
 #include "common/clock.h"
@@ -86,6 +87,7 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
     if (exec->status == BROKER_EXEC_PENDING && engine_move_execution(exec, BROKER_EXEC_RUNNING)) {
         exec->started_at = now_us;
         exec_changed = true;
+        broker_limits_take(self, exec);
     }
     if (broker_store_attempt_insert(self->store, exec, phase->phase_id, phase->attempt,
                                     worker->name, now_us) < 0)
@@ -138,8 +140,11 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
               waits ? " (waits for a slot there)" : "");
 }
 
-/* Oldest first; a phase that names a provider waits (keeping its place) until a
- * worker offering it has a free slot, without holding up the others. */
+/* In the queue's order (priority, then oldest first); a phase that names a
+ * provider waits (keeping its place) until a worker offering it has a free
+ * slot, without holding up the others; so does an execution that has not
+ * started while its workflow's max_concurrent or the broker's --max-running
+ * is reached (limits.h): it starts at a later dispatch, once a place is free. */
 void broker_engine_dispatch(broker_engine_t *self, int64_t now_ms)
 {
     broker_execution_t *exec = zlistx_first(self->ready);
@@ -149,6 +154,8 @@ void broker_engine_dispatch(broker_engine_t *self, int64_t now_ms)
             broker_workers_pick(self->workers, phase ? phase->provider : NULL);
         void *handle = exec->ready_handle;
         broker_execution_t *next = zlistx_next(self->ready);
+        if (worker && phase && !broker_limits_may_start(self, exec))
+            worker = NULL; /* waits, keeping its place */
         if (worker || !phase) {
             zlistx_detach(self->ready, handle);
             exec->ready_handle = NULL;

@@ -16,6 +16,7 @@
 #include "broker/deadlines.h"
 #include "broker/engine_internal.h"
 #include "broker/fence.h"
+#include "broker/limits.h"
 #include "broker/lost.h"
 #include "broker/output.h"
 #include "broker/ready.h"
@@ -172,8 +173,19 @@ void engine_enqueue(broker_engine_t *self, broker_execution_t *exec, bool front)
     broker_phase_t *phase = broker_execution_active_phase(exec);
     if (!phase || phase->status != BROKER_PHASE_QUEUED || phase->not_before_ms)
         return;
-    exec->ready_handle =
-        front ? zlistx_add_start(self->ready, exec) : zlistx_add_end(self->ready, exec);
+    /* Sorted by priority (ready_order): from the end, after the last of its
+     * priority or higher (submission order among equals); a retry from the
+     * front, before the first of its priority or lower (it keeps its place).
+     * With equal priorities either stops at once. */
+    exec->ready_handle = zlistx_insert(self->ready, exec, front);
+}
+
+/* Higher priority first: "less" is the higher priority. */
+static int ready_order(const void *a, const void *b)
+{
+    int64_t pa = ((const broker_execution_t *)a)->priority;
+    int64_t pb = ((const broker_execution_t *)b)->priority;
+    return pa > pb ? -1 : pa < pb ? 1 : 0;
 }
 
 void engine_dequeue(broker_engine_t *self, broker_execution_t *exec)
@@ -201,6 +213,7 @@ static int adopt_execution(broker_engine_t *self, broker_execution_t *exec)
  * creation list (which a caller may be walking) and memory in engine_bury(). */
 void engine_retire(broker_engine_t *self, broker_execution_t *exec)
 {
+    broker_limits_release(self, exec);
     zhashx_delete(self->active, exec->id);
     engine_dequeue(self, exec);
     zlistx_add_end(self->graveyard, exec);
@@ -509,9 +522,12 @@ broker_engine_t *broker_engine_new(broker_store_t *store, broker_events_t *event
     self->by_creation = zlistx_new();
     self->ready = zlistx_new();
     self->graveyard = zlistx_new();
+    if (self->ready)
+        zlistx_set_comparator(self->ready, ready_order);
     self->claims = syn_ratelog_new(CLAIM_LOG_INTERVAL_MS, CLAIM_LOG_CAUSES);
+    self->running_by_workflow = zhashx_new();
     if (!self->active || !self->by_creation || !self->ready || !self->graveyard ||
-        !self->claims) {
+        !self->claims || !self->running_by_workflow) {
         broker_engine_destroy(&self);
         return NULL;
     }
@@ -529,6 +545,7 @@ void broker_engine_destroy(broker_engine_t **self_p)
     while (self->by_creation && (exec = zlistx_detach(self->by_creation, NULL)))
         broker_execution_destroy(&exec);
     zhashx_destroy(&self->active);
+    zhashx_destroy(&self->running_by_workflow);
     zlistx_destroy(&self->by_creation);
     zlistx_destroy(&self->ready);
     zlistx_destroy(&self->graveyard);
@@ -556,6 +573,8 @@ static void recover_one(broker_execution_t *exec, void *arg)
         return;
     }
     ctx->loaded++;
+    if (exec->status != BROKER_EXEC_PENDING)
+        broker_limits_take(self, exec); /* it held a place before the restart */
     if (exec->current >= exec->phase_count) {
         complete_execution(self, exec);
         return;
@@ -604,10 +623,58 @@ int broker_engine_recover(broker_engine_t *self, int64_t now_ms)
     return ctx.loaded;
 }
 
+/* Stores a new execution (its phase `first` queued, those before it completed
+ * with what they carry), adopts it and announces it; a rerun is linked to the
+ * execution it reruns. Frees exec on failure. */
+static int start_execution(broker_engine_t *self, broker_execution_t *exec, size_t first,
+                           const char *rerun_of, char id_out[BROKER_EXEC_ID_SIZE], char *err,
+                           size_t errlen)
+{
+    exec->phases[first].status = BROKER_PHASE_QUEUED;
+    exec->current = first;
+    exec->completed_phases = first;
+    /* 48 random bits rarely collide, but a collision must not fail a request. */
+    int rc = 1;
+    for (int tries = 0; tries < 8 && rc == 1; tries++) {
+        if (tries > 0 && syn_id_make("exec-", BROKER_EXEC_ID_HEX, exec->id, sizeof exec->id) < 0)
+            break;
+        rc = zhashx_lookup(self->active, exec->id)
+                 ? 1
+                 : broker_store_execution_insert(self->store, exec);
+    }
+    if (rc == 0 && rerun_of) {
+        for (size_t i = 0; i < first && rc == 0; i++)
+            rc = broker_store_phase_save_with_output(self->store, exec, &exec->phases[i]);
+        if (rc == 0)
+            rc = broker_store_rerun_link(self->store, exec, rerun_of, first);
+    }
+    if (rc != 0 || adopt_execution(self, exec) < 0) {
+        snprintf(err, errlen, "cannot store the execution");
+        broker_execution_destroy(&exec);
+        return -1;
+    }
+    exec->stored_status = (int)exec->status;
+    json_t *started = json_pack("{s:s, s:I}", "workflow_id", exec->workflow_id, "total_phases",
+                                (json_int_t)exec->phase_count);
+    if (rerun_of) {
+        json_object_set_new(started, "rerun_of", json_string(rerun_of));
+        json_object_set_new(started, "reused_phases", json_integer((json_int_t)first));
+    }
+    engine_emit(self, exec, "ExecutionStarted", started);
+    engine_emit(self, exec, "PhaseQueued",
+                json_pack("{s:s}", "phase_id", exec->phases[first].phase_id));
+    engine_enqueue(self, exec, false);
+    self->stats.started++;
+    snprintf(id_out, BROKER_EXEC_ID_SIZE, "%s", exec->id);
+    syn_debug("broker", "execution accepted execution=%s workflow=%s", exec->id,
+              exec->workflow_id);
+    return 0;
+}
+
 int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t version,
                         const json_t *template_json, json_t *inputs, const char *task,
-                        json_t *repos, char id_out[BROKER_EXEC_ID_SIZE], char *err,
-                        size_t errlen)
+                        json_t *repos, int64_t priority, char id_out[BROKER_EXEC_ID_SIZE],
+                        char *err, size_t errlen)
 {
     char id[BROKER_EXEC_ID_SIZE];
     if (syn_id_make("exec-", BROKER_EXEC_ID_HEX, id, sizeof id) < 0) {
@@ -619,32 +686,48 @@ int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t 
                                                     errlen);
     if (!exec)
         return -1;
-    exec->phases[0].status = BROKER_PHASE_QUEUED;
-    /* 48 random bits rarely collide, but a collision must not fail a request. */
-    int rc = 1;
-    for (int tries = 0; tries < 8 && rc == 1; tries++) {
-        if (tries > 0 && syn_id_make("exec-", BROKER_EXEC_ID_HEX, exec->id, sizeof exec->id) < 0)
-            break;
-        rc = zhashx_lookup(self->active, exec->id)
-                 ? 1
-                 : broker_store_execution_insert(self->store, exec);
+    exec->priority = priority;
+    return start_execution(self, exec, 0, NULL, id_out, err, errlen);
+}
+
+int broker_engine_rerun(broker_engine_t *self, const broker_execution_t *earlier,
+                        const json_t *template_json, size_t from, json_t *inputs,
+                        const char *task, char id_out[BROKER_EXEC_ID_SIZE], char *err,
+                        size_t errlen)
+{
+    char id[BROKER_EXEC_ID_SIZE];
+    if (syn_id_make("exec-", BROKER_EXEC_ID_HEX, id, sizeof id) < 0) {
+        snprintf(err, errlen, "cannot make an execution id");
+        return -1;
     }
-    if (rc != 0 || adopt_execution(self, exec) < 0) {
-        snprintf(err, errlen, "cannot store the execution");
+    broker_execution_t *exec =
+        broker_execution_new(id, earlier->workflow_id, earlier->workflow_version, template_json,
+                             inputs, task, earlier->repos, syn_now_us(), err, errlen);
+    if (!exec)
+        return -1;
+    if (exec->phase_count != earlier->phase_count || from >= exec->phase_count) {
+        snprintf(err, errlen, "the workflow version no longer matches the execution");
         broker_execution_destroy(&exec);
         return -1;
     }
-    exec->stored_status = (int)exec->status;
-    engine_emit(self, exec, "ExecutionStarted",
-                json_pack("{s:s, s:I}", "workflow_id", workflow_id, "total_phases",
-                          (json_int_t)exec->phase_count));
-    engine_emit(self, exec, "PhaseQueued",
-                json_pack("{s:s}", "phase_id", exec->phases[0].phase_id));
-    engine_enqueue(self, exec, false);
-    self->stats.started++;
-    snprintf(id_out, BROKER_EXEC_ID_SIZE, "%s", exec->id);
-    syn_debug("broker", "execution accepted execution=%s workflow=%s", exec->id, workflow_id);
-    return 0;
+    /* The phases before `from` are copied as they completed: their outputs are
+     * what later prompts render ({{phase_id}}) and what the ASSIGN carries. */
+    for (size_t i = 0; i < from; i++) {
+        broker_phase_t *phase = &exec->phases[i];
+        const broker_phase_t *old = &earlier->phases[i];
+        phase->status = BROKER_PHASE_COMPLETED;
+        phase->output = strdup(old->output ? old->output : "");
+        phase->started_at = old->started_at;
+        phase->completed_at = old->completed_at;
+        /* Artifacts (issue 17, being added alongside): a reused phase's artifacts
+         * belong here too, copied or referenced from old like its output. */
+        if (!phase->output) {
+            snprintf(err, errlen, "out of memory");
+            broker_execution_destroy(&exec);
+            return -1;
+        }
+    }
+    return start_execution(self, exec, from, earlier->id, id_out, err, errlen);
 }
 
 broker_execution_t *broker_engine_find(broker_engine_t *self, const char *id)

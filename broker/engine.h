@@ -50,6 +50,7 @@ typedef struct {
     int64_t liveness;         /* intervals of silence before a worker is dead (3) */
     int64_t kill_grace_ms;    /* the worker's SIGTERM→SIGKILL grace, added to timeouts (5000) */
     broker_quarantine_config_t quarantine; /* black holes (quarantine.h); after 0: off */
+    int64_t max_running;      /* executions running at once, all workflows (0: no limit) */
 } broker_engine_config_t;
 
 typedef struct {
@@ -70,11 +71,23 @@ void broker_engine_destroy(broker_engine_t **self_p);
 int broker_engine_recover(broker_engine_t *self, int64_t now_ms);
 
 /* Creates a pending execution of the given workflow version with its first phase
- * queued. inputs are the merged inputs (a reference is taken). The id goes to
- * id_out. 0, or -1 with the reason in err. */
+ * queued (ahead of those of lower priority). inputs are the merged inputs (a
+ * reference is taken). The id goes to id_out. 0, or -1 with the reason in err. */
 int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t version,
                         const json_t *template_json, json_t *inputs, const char *task,
-                        json_t *repos, char id_out[BROKER_EXEC_ID_SIZE], char *err,
+                        json_t *repos, int64_t priority, char id_out[BROKER_EXEC_ID_SIZE],
+                        char *err, size_t errlen);
+/* A rerun of earlier (a finished execution, loaded from the store) with the same
+ * workflow version (template_json) and repos: its phases before index `from` are
+ * copied as completed with their outputs (and, in the store, their usage, named
+ * as reused_from), phase `from` is queued. inputs (merged; a reference is taken)
+ * and task may differ from earlier's. ExecutionStarted says rerun_of and
+ * reused_phases. 0, or -1 with the reason in err.
+ * Artifacts (issue 17) are not copied yet: where they land, a reused phase's
+ * artifacts are to be copied (or referenced) here, next to its output. */
+int broker_engine_rerun(broker_engine_t *self, const broker_execution_t *earlier,
+                        const json_t *template_json, size_t from, json_t *inputs,
+                        const char *task, char id_out[BROKER_EXEC_ID_SIZE], char *err,
                         size_t errlen);
 
 /* The active (non-terminal) execution with exactly this id, or NULL. */

@@ -36,6 +36,8 @@ struct broker_engine_t {
     zlistx_t *ready;        /* executions whose current phase waits for a slot */
     zlistx_t *graveyard;    /* retired during this entry point, freed at its end */
     syn_ratelog_t *claims;  /* refused name claims and take-overs: one line per cause a minute */
+    zhashx_t *running_by_workflow; /* workflow id → executions holding a place (limits.c) */
+    size_t running;         /* executions holding a place, all workflows */
     broker_engine_stats_t stats;
 };
 

@@ -125,6 +125,8 @@ broker_execution_t *broker_execution_new(const char *id, const char *workflow_id
     self->status = BROKER_EXEC_PENDING;
     self->stored_status = -1;
     self->created_at = created_at;
+    const json_t *limit = json_object_get(template_json, "max_concurrent");
+    self->max_concurrent = json_is_integer(limit) ? (int64_t)json_integer_value(limit) : 0;
     self->inputs = inputs ? json_incref(inputs) : json_object();
     self->repos = repos ? json_incref(repos) : json_array();
     self->messages = json_array();

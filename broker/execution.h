@@ -86,6 +86,13 @@ typedef struct {
     /* Operator messages: [{id, role, message, phase_id}], phase_id null while
      * waiting for the next dispatch, then the phase whose prompt carries them. */
     json_t *messages;
+    /* The team controls (issue 19): at most max_concurrent executions of its
+     * workflow run at once (0: no limit; from the template); priority orders
+     * the ready queue (higher first); counted: it holds a place under those
+     * limits (it left pending), until it ends. */
+    int64_t max_concurrent;
+    int64_t priority;
+    bool counted;
     /* engine bookkeeping */
     void *list_handle;            /* position in the engine's creation-ordered list */
     void *ready_handle;           /* position in the ready queue, NULL when not in it */

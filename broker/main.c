@@ -40,6 +40,7 @@ int main(int argc, char **argv)
         .events = "tcp://127.0.0.1:5557",
     };
     long heartbeat_ms = 1000, liveness = 3, kill_grace_ms = 5000;
+    long idempotency_window = 0, max_running = 0;
     long retain_days = 30, retain_seconds = 0, retain_max_executions = 0;
     long quarantine_after = BROKER_QUARANTINE_AFTER,
          quarantine_window_ms = BROKER_QUARANTINE_WINDOW_MS;
@@ -91,6 +92,13 @@ int main(int argc, char **argv)
         {"retain-max-executions", SYN_FLAG_INT, "N",
          "keep at most the N newest finished executions (0: no limit)",
          &retain_max_executions, 0, 1000000000},
+        {"idempotency-window", SYN_FLAG_INT, "SECONDS",
+         "how long an Idempotency-Key answers the same execution (default 86400)",
+         &idempotency_window, 1, 1000000000},
+        {"max-running", SYN_FLAG_INT, "N",
+         "at most N executions run at once, all workflows together; the others wait as "
+         "pending, in priority and submission order (0: no limit)",
+         &max_running, 0, 100000000},
         {"log-level", SYN_FLAG_LOG_LEVEL, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
@@ -104,6 +112,8 @@ int main(int argc, char **argv)
     config.kill_grace_ms = kill_grace_ms;
     config.retain_seconds = retain_seconds > 0 ? retain_seconds : retain_days * 86400;
     config.retain_max_executions = retain_max_executions;
+    config.idempotency_window_s = idempotency_window;
+    config.max_running = max_running;
     config.quarantine_after = quarantine_after;
     config.quarantine_window_ms = quarantine_window_ms;
     char err[512];

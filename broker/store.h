@@ -25,6 +25,8 @@
  *                      inserts, status changes and deletes, written once per
  *                      transaction), so "how many match" never counts a
  *                      million rows
+ *   idempotency_keys   key → fingerprint (the request it came with), execution_id,
+ *                      answer (the first reply's JSON), created_at (store_controls.c)
  *   execution_pages    (workflow_id | '', status | '', num >> 10) → n, kept the
  *                      same way, so page N of a listing seeks instead of skipping
  *                      N × page_size rows
@@ -49,7 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_STORE_SCHEMA_VERSION 7
+#define BROKER_STORE_SCHEMA_VERSION 8
 
 typedef struct broker_store_t broker_store_t;
 
@@ -167,6 +169,29 @@ int broker_store_attempt_finish(broker_store_t *self, const broker_execution_t *
                                 const char *phase_id, int64_t attempt,
                                 broker_attempt_status_t status, int64_t completed_at,
                                 const int64_t *exit_code, const char *error);
+
+/* Idempotency keys (store_controls.c). find: 1 with the fingerprint of the request
+ * a key first came with and that request's answer (JSON text; both malloc'd) when
+ * the key was stored at or after since_us, 0 when it was not (or only before), -1
+ * on error. put: stores (or replaces an expired) key with what it answered, after
+ * deleting every key stored before expire_before_us; 0 or -1. */
+int broker_store_idempotency_find(broker_store_t *self, const char *key, int64_t since_us,
+                                  char **fingerprint, char **answer);
+int broker_store_idempotency_put(broker_store_t *self, const char *key, const char *fingerprint,
+                                 const char *execution_id, const char *answer,
+                                 int64_t created_at, int64_t expire_before_us);
+
+/* Reruns (store_controls.c): marks exec (inserted) as a rerun of rerun_of whose
+ * first `reused` phases were copied from it: those phases take its tokens, cost
+ * and model and name it as reused_from; the execution's totals start as their
+ * sums. 0 or -1. */
+int broker_store_rerun_link(broker_store_t *self, const broker_execution_t *exec,
+                            const char *rerun_of, size_t reused);
+/* One execution, finished or not, rebuilt as the reload rebuilds the active ones
+ * (store_reload.c): 1 with *out (the caller's), 0 when there is none, -1 with the
+ * reason in err. */
+int broker_store_execution_load(broker_store_t *self, const char *id, broker_execution_t **out,
+                                char *err, size_t errlen);
 
 /* Ids starting with prefix, at most max of them (sorted) in ids, how many in
  * *count (≤ max: ask for one more than you show to know there are more). */

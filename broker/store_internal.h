@@ -47,6 +47,7 @@ typedef enum {
     SQL_EXECUTION_MATCH,
     SQL_EXECUTION_STATUS,
     SQL_EXECUTION_ACTIVE,
+    SQL_EXECUTION_ONE,
     SQL_EXECUTION_FAIL,
     SQL_PHASES_OF,
     SQL_ATTEMPTS_OF,
@@ -88,6 +89,15 @@ typedef enum {
     SQL_RETAIN_DELETE_EVENTS,
     SQL_RETAIN_DELETE_MESSAGES,
     SQL_RETAIN_DELETE_EXECUTION,
+    /* the team controls (issue 19, store_controls.c) */
+    SQL_IDEMPOTENCY_FIND,
+    SQL_IDEMPOTENCY_PUT,
+    SQL_IDEMPOTENCY_EXPIRE,
+    SQL_RERUN_REUSE_PHASE,
+    SQL_RERUN_MARK,
+    SQL_RERUN_OF,
+    SQL_RERUNS,
+    SQL_REUSED_PHASES,
     SQL_COUNT
 } sql_id_t;
 
@@ -176,6 +186,8 @@ void store_cached_workflow_destroy(void **item);
 int store_counted_row(broker_store_t *self, const char *id, counted_row_t *row);
 int store_recount(broker_store_t *self, const counted_row_t *row, const char *status);
 json_t *store_messages_of(broker_store_t *self, const char *execution_id, bool with_time);
+/* store_controls.c: a detail's rerun_of, reruns and its phases' reused_from */
+int store_controls_detail(broker_store_t *self, const char *id, json_t *detail);
 /* store_events.c */
 int store_flush_events(broker_store_t *self);
 

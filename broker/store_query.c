@@ -402,6 +402,10 @@ int broker_store_execution_detail(broker_store_t *self, const char *id, json_t *
     }
     json_object_set_new(detail, "operator_messages", messages);
     json_object_set_new(detail, "phases", phases);
+    if (store_controls_detail(self, id, detail) < 0) {
+        json_decref(detail);
+        return -1;
+    }
     *detail_out = detail;
     return 1;
 }

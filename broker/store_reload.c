@@ -78,6 +78,42 @@ static int load_phases(broker_store_t *self, broker_execution_t *exec)
     return 0;
 }
 
+/* An execution rebuilt from a row of SQL_EXECUTION_ACTIVE's columns (or
+ * SQL_EXECUTION_ONE's, the same) and its template version, phases not yet
+ * overlaid; NULL with the reason in err. */
+static broker_execution_t *execution_of_row(sqlite3_stmt *s, char *err, size_t errlen)
+{
+    const char *id = (const char *)sqlite3_column_text(s, 0);
+    const char *workflow_id = (const char *)sqlite3_column_text(s, 1);
+    json_t *inputs = store_column_json(s, 4);
+    json_t *repos = store_column_json(s, 6);
+    json_t *template_json = store_column_json(s, 11);
+    broker_execution_t *exec = NULL;
+    if (!id || !workflow_id)
+        snprintf(err, errlen, "row without id");
+    else if (!template_json)
+        snprintf(err, errlen, "workflow %s version %lld is missing", workflow_id,
+                 (long long)sqlite3_column_int64(s, 2));
+    else if (!json_is_object(inputs) || !json_is_array(repos))
+        snprintf(err, errlen, "unreadable inputs or repos");
+    else
+        exec = broker_execution_new(id, workflow_id, sqlite3_column_int64(s, 2), template_json,
+                                    inputs, (const char *)sqlite3_column_text(s, 5), repos,
+                                    sqlite3_column_int64(s, 7), err, errlen);
+    json_decref(inputs);
+    json_decref(repos);
+    json_decref(template_json);
+    if (exec) {
+        broker_exec_status_parse((const char *)sqlite3_column_text(s, 3), &exec->status);
+        exec->started_at = sqlite3_column_int64(s, 8);
+        exec->completed_at = sqlite3_column_int64(s, 9);
+        exec->error = store_column_strdup(s, 10);
+        exec->num = sqlite3_column_int64(s, 12);
+        exec->priority = sqlite3_column_int64(s, 13);
+    }
+    return exec;
+}
+
 static void fail_unloadable(broker_store_t *self, const char *id, const char *reason,
                             int64_t now)
 {
@@ -118,33 +154,9 @@ int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(s, 0);
-        const char *workflow_id = (const char *)sqlite3_column_text(s, 1);
-        json_t *inputs = store_column_json(s, 4);
-        json_t *repos = store_column_json(s, 6);
-        json_t *template_json = store_column_json(s, 11);
         char err[256] = "";
-        broker_execution_t *exec = NULL;
-        if (!id || !workflow_id)
-            snprintf(err, sizeof err, "row without id");
-        else if (!template_json)
-            snprintf(err, sizeof err, "workflow %s version %lld is missing", workflow_id,
-                     (long long)sqlite3_column_int64(s, 2));
-        else if (!json_is_object(inputs) || !json_is_array(repos))
-            snprintf(err, sizeof err, "unreadable inputs or repos");
-        else
-            exec = broker_execution_new(id, workflow_id, sqlite3_column_int64(s, 2),
-                                        template_json, inputs, (const char *)
-                                        sqlite3_column_text(s, 5), repos,
-                                        sqlite3_column_int64(s, 7), err, sizeof err);
-        json_decref(inputs);
-        json_decref(repos);
-        json_decref(template_json);
+        broker_execution_t *exec = execution_of_row(s, err, sizeof err);
         if (exec) {
-            broker_exec_status_parse((const char *)sqlite3_column_text(s, 3), &exec->status);
-            exec->started_at = sqlite3_column_int64(s, 8);
-            exec->completed_at = sqlite3_column_int64(s, 9);
-            exec->error = store_column_strdup(s, 10);
-            exec->num = sqlite3_column_int64(s, 12);
             if (count == cap) {
                 cap = cap ? cap * 2 : 64;
                 broker_execution_t **grown = realloc(loaded, cap * sizeof *loaded);
@@ -194,4 +206,30 @@ int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void
     }
     free(loaded);
     return result == 0 ? handed : -1;
+}
+
+int broker_store_execution_load(broker_store_t *self, const char *id, broker_execution_t **out,
+                                char *err, size_t errlen)
+{
+    *out = NULL;
+    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_ONE);
+    if (!s)
+        return -1;
+    store_bind_text(s, 1, id);
+    int found = store_step_one(self, s, "load an execution");
+    if (found != 1) {
+        snprintf(err, errlen, found == 0 ? "execution %s not found" : "cannot read it", id);
+        return found;
+    }
+    broker_execution_t *exec = execution_of_row(s, err, errlen);
+    sqlite3_reset(s);
+    if (!exec)
+        return -1;
+    if (load_phases(self, exec) < 0) {
+        snprintf(err, errlen, "cannot read its phases");
+        broker_execution_destroy(&exec);
+        return -1;
+    }
+    *out = exec;
+    return 1;
 }

@@ -252,10 +252,31 @@ static const char *const schema_v7_sql =
     "DROP TRIGGER IF EXISTS executions_counted_delete;"
     "DROP TRIGGER IF EXISTS executions_paged_delete;";
 
+/* Version 8: the team controls (issue 19). idempotency_keys keeps the first
+ * answer to an execute that carried an Idempotency-Key, so a retry after a lost
+ * answer (a 503, a cut connection, a broker restart) gets the same execution;
+ * keys older than the broker's window are deleted. An execution remembers the
+ * one it reruns (rerun_of: its reruns are found by that index), its priority
+ * (the ready queue's order after a restart) and its budget; a phase copied from
+ * an earlier execution names it (reused_from). */
+static const char *const schema_v8_sql =
+    "CREATE TABLE idempotency_keys ("
+    "  key TEXT PRIMARY KEY,"
+    "  fingerprint TEXT NOT NULL,"
+    "  execution_id TEXT NOT NULL,"
+    "  answer TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);"
+    "ALTER TABLE executions ADD COLUMN rerun_of TEXT;"
+    "ALTER TABLE executions ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE executions ADD COLUMN max_budget_usd REAL;"
+    "CREATE INDEX executions_rerun_of ON executions(rerun_of) WHERE rerun_of IS NOT NULL;"
+    "ALTER TABLE phases ADD COLUMN reused_from TEXT;";
+
 /* The script that takes a database from version i to i + 1. */
 static const char *const upgrades[] = {schema_v1_sql, schema_v2_sql, schema_v3_sql,
                                        schema_v4_sql, schema_v5_sql, schema_v6_sql,
-                                       schema_v7_sql};
+                                       schema_v7_sql, schema_v8_sql};
 
 static int64_t query_int(broker_store_t *self, const char *sql, int64_t fallback)
 {

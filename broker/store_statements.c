@@ -72,7 +72,8 @@ static const char *const sql_text[SQL_COUNT] = {
     [SQL_EXECUTION_INSERT] =
         "INSERT INTO executions(id, workflow_id, workflow_version, status, inputs, task, repos,"
         " total_phases, completed_phases, current_phase, created_at, started_at, completed_at,"
-        " error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        " error, priority) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+        " ?15)",
     /* By num, the row's key: by id would seek the id index first. */
     [SQL_EXECUTION_SAVE] =
         "UPDATE executions SET status = ?2, completed_phases = ?3, current_phase = ?4,"
@@ -117,10 +118,16 @@ static const char *const sql_text[SQL_COUNT] = {
         " started_at, completed_at, error FROM executions WHERE id = ?1",
     [SQL_EXECUTION_ACTIVE] =
         "SELECT e.id, e.workflow_id, e.workflow_version, e.status, e.inputs, e.task, e.repos,"
-        " e.created_at, e.started_at, e.completed_at, e.error, v.template, e.num"
+        " e.created_at, e.started_at, e.completed_at, e.error, v.template, e.num, e.priority"
         " FROM executions e LEFT JOIN workflow_versions v"
         "   ON v.workflow_id = e.workflow_id AND v.version = e.workflow_version"
         " WHERE e.status IN ('pending', 'running', 'paused') ORDER BY e.num",
+    [SQL_EXECUTION_ONE] =
+        "SELECT e.id, e.workflow_id, e.workflow_version, e.status, e.inputs, e.task, e.repos,"
+        " e.created_at, e.started_at, e.completed_at, e.error, v.template, e.num, e.priority"
+        " FROM executions e LEFT JOIN workflow_versions v"
+        "   ON v.workflow_id = e.workflow_id AND v.version = e.workflow_version"
+        " WHERE e.id = ?1",
     [SQL_EXECUTION_FAIL] =
         "UPDATE executions SET status = 'failed', current_phase = NULL, completed_at = ?2,"
         " error = ?3 WHERE id = ?1",
@@ -221,6 +228,35 @@ static const char *const sql_text[SQL_COUNT] = {
         "DELETE FROM events WHERE exec_num = ?1 AND seq < (SELECT max(seq) FROM events)",
     [SQL_RETAIN_DELETE_MESSAGES] = "DELETE FROM operator_messages WHERE execution_id = ?2",
     [SQL_RETAIN_DELETE_EXECUTION] = "DELETE FROM executions WHERE num = ?1",
+    /* the team controls (issue 19): by the key, and the expiry by its index */
+    [SQL_IDEMPOTENCY_FIND] =
+        "SELECT fingerprint, answer FROM idempotency_keys WHERE key = ?1 AND created_at >= ?2",
+    [SQL_IDEMPOTENCY_PUT] =
+        "INSERT OR REPLACE INTO idempotency_keys(key, fingerprint, execution_id, answer,"
+        " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [SQL_IDEMPOTENCY_EXPIRE] = "DELETE FROM idempotency_keys WHERE created_at < ?1",
+    /* A rerun's reused phase (?1 its execution's num, ?2 the phase) takes the
+     * usage of the same phase of the execution it reruns (?3), and names it. */
+    [SQL_RERUN_REUSE_PHASE] =
+        "UPDATE phases SET (input_tokens, output_tokens, cache_creation_tokens,"
+        " cache_read_tokens, cost_usd, num_turns, duration_ms, tool_call_count, model,"
+        " reused_from) = (SELECT o.input_tokens, o.output_tokens, o.cache_creation_tokens,"
+        " o.cache_read_tokens, o.cost_usd, o.num_turns, o.duration_ms, o.tool_call_count,"
+        " o.model, ?3 FROM phases o WHERE o.exec_num = (SELECT num FROM executions WHERE id = ?3)"
+        " AND o.phase_id = ?2) WHERE exec_num = ?1 AND phase_id = ?2",
+    /* The rerun's link and its totals so far: the sums of what it reused. */
+    [SQL_RERUN_MARK] =
+        "UPDATE executions SET rerun_of = ?2,"
+        " (total_input_tokens, total_output_tokens, total_cache_creation_tokens,"
+        " total_cache_read_tokens, total_cost_usd) = (SELECT coalesce(sum(input_tokens), 0),"
+        " coalesce(sum(output_tokens), 0), coalesce(sum(cache_creation_tokens), 0),"
+        " coalesce(sum(cache_read_tokens), 0), coalesce(sum(cost_usd), 0) FROM phases"
+        " WHERE exec_num = ?1) WHERE num = ?1",
+    [SQL_RERUN_OF] = "SELECT rerun_of FROM executions WHERE id = ?1",
+    [SQL_RERUNS] = "SELECT id FROM executions WHERE rerun_of = ?1 ORDER BY num",
+    [SQL_REUSED_PHASES] =
+        "SELECT phase_id, reused_from FROM phases"
+        " WHERE exec_num = " EXEC_NUM_OF_ID " AND reused_from IS NOT NULL",
 };
 
 /* --- helpers -------------------------------------------------------------- */

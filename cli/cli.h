@@ -70,6 +70,7 @@ int cmd_pause(cli_t *cli, int argc, char **argv);
 int cmd_resume(cli_t *cli, int argc, char **argv);
 int cmd_cancel(cli_t *cli, int argc, char **argv);
 int cmd_inject(cli_t *cli, int argc, char **argv);
+int cmd_rerun(cli_t *cli, int argc, char **argv);
 int cmd_status(cli_t *cli, int argc, char **argv);
 int cmd_health(cli_t *cli, int argc, char **argv);
 

@@ -20,6 +20,7 @@ struct client_t {
     char *url;
     char *auth_header; /* "Authorization: Bearer …", or NULL */
     char *userpwd;     /* "user:password", or NULL */
+    char *extra_header; /* client_set_header's line, or NULL */
     long connect_timeout_ms;
     volatile sig_atomic_t *interrupt;
     long idle_stop_ms;
@@ -69,6 +70,16 @@ client_t *client_new(const client_config_t *config)
     return self;
 }
 
+int client_set_header(client_t *self, const char *line)
+{
+    char *copy = line ? strdup(line) : NULL;
+    if (line && !copy)
+        return -1;
+    free(self->extra_header);
+    self->extra_header = copy;
+    return 0;
+}
+
 void client_destroy(client_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -76,6 +87,7 @@ void client_destroy(client_t **self_p)
     client_t *self = *self_p;
     if (self->curl)
         curl_easy_cleanup(self->curl);
+    free(self->extra_header);
     if (self->auth_header) {
         explicit_bzero(self->auth_header, strlen(self->auth_header));
         free(self->auth_header);
@@ -250,6 +262,8 @@ static struct curl_slist *prepare(client_t *self, const char *path, const char *
     snprintf(line, sizeof line, "Accept: %s", accept);
     headers = curl_slist_append(headers, line);
     if (headers && self->auth_header && (next = curl_slist_append(headers, self->auth_header)))
+        headers = next;
+    if (headers && self->extra_header && (next = curl_slist_append(headers, self->extra_header)))
         headers = next;
     return headers;
 }

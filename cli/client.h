@@ -53,6 +53,9 @@ void client_destroy(client_t **self_p);
 
 /* While *flag is set, transfers stop at the next progress check (Ctrl-C). */
 void client_set_interrupt(client_t *self, volatile sig_atomic_t *flag);
+/* One more header line ("Name: value", copied) on every request until changed;
+ * NULL: none. 0, or -1 when out of memory. */
+int client_set_header(client_t *self, const char *line);
 const char *client_url(const client_t *self);
 
 /* Sends one request. path starts with '/'; body may be NULL (no body) and

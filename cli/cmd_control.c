@@ -1,4 +1,5 @@
-/* syn pause|resume|cancel|inject: steering a running execution. `cancel` asks
+/* syn pause|resume|cancel|inject: steering a running execution; syn rerun: a
+ * finished one again from a phase. `cancel` asks
  * first when a person is at the terminal (stdin a TTY), since it cannot be undone;
  * -y, or a script's stdin, skips the question. */
 #include "cli/cli.h"
@@ -152,4 +153,45 @@ int cmd_inject(cli_t *cli, int argc, char **argv)
                              system_role ? "system" : "user");
     free(read);
     return control(cli, pos[0], "inject", body);
+}
+
+int cmd_rerun(cli_t *cli, int argc, char **argv)
+{
+    const char *from = NULL, *task = NULL;
+    const args_option_t options[] = {
+        {'f', "from", ARGS_VALUE, "PHASE",
+         "the first phase to run again (default: the first that did not complete)", &from},
+        {'t', "task", ARGS_VALUE, "TASK", "a new task (else the execution's own)", &task},
+        {0, NULL, 0, NULL, NULL, NULL},
+    };
+    const args_command_t command = {
+        "syn rerun ID [--from PHASE] [-t TASK]",
+        "Starts a new execution of a finished one's workflow version, inputs and repos:\n"
+        "the phases before PHASE are reused (their outputs, tokens and cost, not run\n"
+        "again), PHASE and the later ones run. Prints the new execution's id.",
+        options, 1, 1};
+    const char *pos[ARGS_MAX_POSITIONAL];
+    int npos, code;
+    if (cli_begin(cli, &command, argc, argv, pos, &npos, &code) != 0)
+        return code;
+    char path[512], escaped[256];
+    if (client_escape(pos[0], escaped, sizeof escaped) != 0)
+        return CLI_EXIT_USAGE;
+    snprintf(path, sizeof path, "/executions/%s/rerun", escaped);
+    json_t *body = json_object();
+    if (from)
+        json_object_set_new(body, "from_phase", json_string(from));
+    if (task)
+        json_object_set_new(body, "task", json_string(task));
+    json_t *answer = NULL;
+    code = client_call(cli->client, "POST", path, body, &answer);
+    json_decref(body);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (cli->json)
+        cli_print_json(answer);
+    else
+        printf("%s\n", json_string_value(json_object_get(answer, "execution_id")));
+    json_decref(answer);
+    return CLI_EXIT_OK;
 }

@@ -90,7 +90,7 @@ static int build_inputs(const json_t *workflow, const args_list_t *pairs, const 
 
 int cmd_run(cli_t *cli, int argc, char **argv)
 {
-    const char *task = NULL;
+    const char *task = NULL, *key = NULL;
     args_list_t pairs = {0}, repos = {0};
     bool watch = false, detach = false;
     const args_option_t options[] = {
@@ -99,12 +99,17 @@ int cmd_run(cli_t *cli, int argc, char **argv)
         {'i', "input", ARGS_LIST, "KEY=VALUE", "an input (repeatable)", &pairs},
         {'R', "repo", ARGS_LIST, "OWNER/REPO", "a repository the agents work on (repeatable)",
          &repos},
+        {0, "idempotency-key", ARGS_VALUE, "KEY",
+         "the same KEY and request again answer the first execution (a retry starts "
+         "nothing new)",
+         &key},
         {0, "watch", ARGS_FLAG, NULL, "watch it to its end, even without a terminal", &watch},
         {'d', "detach", ARGS_FLAG, NULL, "print the id and return at once", &detach},
         {0, NULL, 0, NULL, NULL, NULL},
     };
     const args_command_t command = {
-        "syn run WORKFLOW [-t TASK] [-i KEY=VALUE]... [-R OWNER/REPO]... [--watch|--detach]",
+        "syn run WORKFLOW [-t TASK] [-i KEY=VALUE]... [-R OWNER/REPO]... [--idempotency-key K]\n"
+        "        [--watch|--detach]",
         "Starts an execution of WORKFLOW and prints its id. On a terminal it then watches it\n"
         "(as `syn watch`) unless --detach; the exit code is then the execution's (0\n"
         "completed, 1 failed, 3 cancelled). Required inputs are checked before sending.",
@@ -142,7 +147,14 @@ int cmd_run(cli_t *cli, int argc, char **argv)
     }
     json_t *answer = NULL;
     cli_path(path, sizeof path, "/workflows/%s/execute", id);
+    char key_line[300];
+    snprintf(key_line, sizeof key_line, "Idempotency-Key: %s", key ? key : "");
+    if (key && client_set_header(cli->client, key_line) != 0) {
+        json_decref(body);
+        return CLI_EXIT_FAILED;
+    }
     code = client_call(cli->client, "POST", path, body, &answer);
+    client_set_header(cli->client, NULL);
     json_decref(body);
     if (code != CLI_EXIT_OK)
         return code;

@@ -38,6 +38,8 @@ static void usage(FILE *out)
             "  resume      resume a paused execution\n"
             "  cancel      cancel an execution (asks first on a terminal; -y does not)\n"
             "  inject      give an execution's agents a message\n"
+            "  rerun       run a finished execution again from a phase (--from), reusing\n"
+            "              the earlier phases' outputs\n"
             "  status      the gateway, the broker and the workers\n"
             "  health      exit 0 when ready to run work (for health checks)\n\n"
             "running a stack:\n"
@@ -431,7 +433,7 @@ static const struct {
     {"ls", cmd_ls},             {"show", cmd_show},          {"output", cmd_output},
     {"logs", cmd_logs},         {"watch", cmd_watch},        {"pause", cmd_pause},
     {"resume", cmd_resume},     {"cancel", cmd_cancel},      {"inject", cmd_inject},
-    {"status", cmd_status},     {"health", cmd_health},
+    {"status", cmd_status},     {"health", cmd_health},      {"rerun", cmd_rerun},
 };
 
 /* Global options may come before the command (`syn --url U ls`): they are moved

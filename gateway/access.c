@@ -113,6 +113,7 @@ int gateway_access_scope(gateway_match_t match, gateway_route_id_t id)
     case GATEWAY_ROUTE_EXECUTION_PAUSE:
     case GATEWAY_ROUTE_EXECUTION_RESUME:
     case GATEWAY_ROUTE_EXECUTION_INJECT:
+    case GATEWAY_ROUTE_EXECUTION_RERUN:
         return SYN_SCOPE_RUN;
     case GATEWAY_ROUTE_WORKFLOW_CREATE:
     case GATEWAY_ROUTE_WORKFLOW_FROM_YAML:
@@ -127,7 +128,9 @@ const char *gateway_access_action(gateway_route_id_t id)
 {
     switch (gateway_access_scope(GATEWAY_MATCH_OK, id)) {
     case SYN_SCOPE_RUN:
-        return id == GATEWAY_ROUTE_EXECUTION_START ? "run executions" : "control executions";
+        return id == GATEWAY_ROUTE_EXECUTION_START || id == GATEWAY_ROUTE_EXECUTION_RERUN
+                   ? "run executions"
+                   : "control executions";
     case SYN_SCOPE_ADMIN:
         return "change workflows";
     default:

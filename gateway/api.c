@@ -151,6 +151,24 @@ int gateway_api_last_event_id(const char *text, uint64_t *seq, json_t **error)
     return 0;
 }
 
+int gateway_api_idempotency_key(const char *text, json_t *args, json_t **error)
+{
+    *error = NULL;
+    if (!text)
+        return 0;
+    if (!syn_op_idempotency_key_ok(text)) {
+        json_t *errors = json_array();
+        json_array_append_new(
+            errors, json_pack("{s:[s, s], s:s, s:s}", "loc", "header", "idempotency-key", "msg",
+                              "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                              "type", "string_pattern_mismatch"));
+        *error = gateway_validate_error_body(errors);
+        return 422;
+    }
+    json_object_set_new(args, "idempotency_key", json_string(text));
+    return 0;
+}
+
 int gateway_api_request(const gateway_route_t *route, const char *content_type, const char *body,
                         size_t len, gateway_query_fn query, void *cls, syn_op_t *op,
                         json_t **args, json_t **error)
@@ -235,6 +253,10 @@ int gateway_api_request(const gateway_route_t *route, const char *content_type, 
         *op = SYN_OP_EXECUTION_INJECT;
         return gateway_validate_control(GATEWAY_CONTROL_INJECT, body, len, route->params[0],
                                         args, error);
+    case GATEWAY_ROUTE_EXECUTION_RERUN:
+        *op = SYN_OP_EXECUTION_RERUN;
+        return gateway_validate_control(GATEWAY_CONTROL_RERUN, body, len, route->params[0], args,
+                                        error);
     case GATEWAY_ROUTE_EXECUTION_TIMELINE:
         *op = SYN_OP_EXECUTION_GET;
         *args = json_pack("{s:s}", "execution_id", route->params[0]);

@@ -35,4 +35,9 @@ json_t *gateway_api_replay_args(const char *execution_id, uint64_t after_seq, un
  * *error set to the pydantic-style body (loc ["header","last-event-id"]). */
 int gateway_api_last_event_id(const char *text, uint64_t *seq, json_t **error);
 
+/* An Idempotency-Key header value (NULL: absent, nothing added) into execute's
+ * args as idempotency_key: 0, or 422 with *error (loc ["header","idempotency-key"])
+ * when it is not 1 to 255 printable ASCII characters. */
+int gateway_api_idempotency_key(const char *text, json_t *args, json_t **error);
+
 #endif

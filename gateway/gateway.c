@@ -102,6 +102,8 @@ static enum MHD_Result request_respond(gateway_request_t *req)
         MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, req->route.allow);
     if (req->retry_after)
         MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (req->replayed)
+        MHD_add_response_header(response, "Idempotent-Replayed", "true");
     if (req->status == MHD_HTTP_UNAUTHORIZED)
         gateway_access_challenge(req->gateway->access, response);
     if (req->close)
@@ -198,6 +200,10 @@ static void request_dispatch(gateway_t *self, gateway_request_t *req)
         return;
     int status = gateway_api_request(&req->route, content_type, req->body ? req->body : "",
                                      req->body_len, lookup_query, req, &op, &args, &error);
+    if (status == 0 && req->route.id == GATEWAY_ROUTE_EXECUTION_START)
+        status = gateway_api_idempotency_key(
+            MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, "Idempotency-Key"),
+            args, &error);
     if (status != 0) {
         gateway_request_set_json(req, (unsigned)status, error);
     } else {
@@ -344,6 +350,12 @@ static void answer_from_reply(gateway_request_t *req, json_int_t status, json_t 
 {
     if (status == 502 && !body) {
         gateway_request_set_literal(req, 502, GATEWAY_BAD_REPLY);
+    } else if (req->route.id == GATEWAY_ROUTE_EXECUTION_START && status == 200 &&
+               json_is_true(json_object_get(body, SYN_OP_REPLAYED))) {
+        /* The broker's mark of a replay becomes a header: the body is the first one. */
+        json_object_del(body, SYN_OP_REPLAYED);
+        req->replayed = true;
+        gateway_request_set_json(req, 200, body);
     } else if (req->route.id == GATEWAY_ROUTE_PHASE_OUTPUT && status == 200) {
         /* The one text answer: the phase's whole output as it was produced. */
         const char *output = json_string_value(json_object_get(body, "output"));

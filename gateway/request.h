@@ -59,6 +59,7 @@ typedef struct {
     char *answer; /* response text (malloc'd), JSON unless content_type says otherwise */
     const char *content_type;
     bool retry_after;
+    bool replayed;             /* an execute's first answer again (Idempotency-Key) */
     bool close;                /* the gateway is full: free the connection */
     gateway_sse_client_t *sse; /* SSE routes only */
     struct gateway_sse_routes_t *streams; /* SSE routes only: who feeds it */

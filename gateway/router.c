@@ -43,6 +43,8 @@ static const route_entry_t routes[] = {
     /* the fleet (issue 18) */
     {"GET", "/workers", GATEWAY_ROUTE_WORKERS},
     {"GET", "/ready", GATEWAY_ROUTE_READY},
+    /* the team controls (issue 19) */
+    {"POST", "/executions/{}/rerun", GATEWAY_ROUTE_EXECUTION_RERUN},
 };
 
 typedef struct {

@@ -44,6 +44,8 @@ typedef enum {
     /* the fleet (issue 18) */
     GATEWAY_ROUTE_WORKERS,
     GATEWAY_ROUTE_READY,
+    /* the team controls (issue 19) */
+    GATEWAY_ROUTE_EXECUTION_RERUN,
 } gateway_route_id_t;
 
 typedef enum {

@@ -1,4 +1,5 @@
 #include "gateway/validate.h"
+#include "proto/ops.h"
 
 #include "common/utf8.h"
 #include "template/spec.h"
@@ -27,11 +28,22 @@ static const spec_field_t execute_fields[] = {
     {.name = "repos", .kind = SPEC_STRING_LIST},
     {.name = "provider", .kind = SPEC_STRING},
     {.name = "max_budget_usd", .kind = SPEC_NUMBER},
+    {.name = "priority", .kind = SPEC_INT, .has_min = true, .min = SYN_OP_PRIORITY_MIN,
+     .has_max = true, .max = SYN_OP_PRIORITY_MAX},
     {.name = NULL},
 };
 static const spec_object_t execute_schema = {execute_fields};
 
 static const char *const role_choices[] = {"user", "system", NULL};
+
+/* rerun (issue 19): {from_phase?, inputs?, task?}. */
+static const spec_field_t rerun_fields[] = {
+    {.name = "from_phase", .kind = SPEC_STRING, .min_len = 1},
+    {.name = "inputs", .kind = SPEC_STRING_MAP},
+    {.name = "task", .kind = SPEC_STRING},
+    {.name = NULL},
+};
+static const spec_object_t rerun_schema = {rerun_fields};
 
 /* cancel and pause: {reason?}; resume: {} (no keys); inject: {message, role?}. */
 static const spec_field_t reason_fields[] = {
@@ -217,6 +229,9 @@ int gateway_validate_execute(const char *body, size_t len, const char *workflow_
                       inputs ? json_incref(inputs) : json_object(), "task",
                       task ? json_incref(task) : json_null(), "repos",
                       repos ? json_incref(repos) : json_array());
+    json_t *priority = json_object_get(checked, "priority");
+    if (*args && json_is_integer(priority) && json_integer_value(priority) != 0)
+        json_object_set(*args, "priority", priority);
     json_decref(checked);
     return 0;
 }
@@ -284,6 +299,7 @@ int gateway_validate_control(gateway_control_t control, const char *body, size_t
 {
     const spec_object_t *schema = control == GATEWAY_CONTROL_INJECT   ? &inject_schema
                              : control == GATEWAY_CONTROL_RESUME ? &empty_schema
+                             : control == GATEWAY_CONTROL_RERUN  ? &rerun_schema
                                                                  : &reason_schema;
     json_t *checked;
     int status = check_body_opt(schema, control != GATEWAY_CONTROL_INJECT, body, len, &checked,
@@ -301,6 +317,10 @@ int gateway_validate_control(gateway_control_t control, const char *body, size_t
         break;
     case GATEWAY_CONTROL_RESUME:
         *args = json_pack("{s:s}", "execution_id", execution_id);
+        break;
+    case GATEWAY_CONTROL_RERUN:
+        *args = json_deep_copy(checked);
+        json_object_set_new(*args, "execution_id", json_string(execution_id));
         break;
     case GATEWAY_CONTROL_INJECT:
         *args = json_pack("{s:s, s:O, s:s}", "execution_id", execution_id, "message",

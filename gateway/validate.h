@@ -44,6 +44,8 @@ typedef enum {
     GATEWAY_CONTROL_CANCEL, /* body {reason?}, may be empty → {execution_id, reason|null} */
     GATEWAY_CONTROL_PAUSE,  /* same */
     GATEWAY_CONTROL_RESUME, /* body {} or empty → {execution_id} */
+    GATEWAY_CONTROL_RERUN,  /* body {from_phase?, inputs?, task?} or empty → those and
+                               execution_id */
     GATEWAY_CONTROL_INJECT, /* body {message (non-empty), role?: "user"|"system"} required
                              * → {execution_id, message, role (default "user")} */
 } gateway_control_t;

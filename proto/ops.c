@@ -33,8 +33,10 @@ static const syn_op_spec_t specs[] = {
     [SYN_OP_EXECUTION_START] = {"execution.start",
                                 {STR("workflow_id", true), STR("task", false),
                                  {"inputs", SYN_ARG_STRING_MAP, false, 0, 0},
-                                 {"repos", SYN_ARG_STRINGS, false, 0, 0}},
-                                4, NULL},
+                                 {"repos", SYN_ARG_STRINGS, false, 0, 0},
+                                 STR("idempotency_key", false),
+                                 INT("priority", SYN_OP_PRIORITY_MIN, SYN_OP_PRIORITY_MAX)},
+                                6, NULL},
     [SYN_OP_EXECUTION_STATUS] = {"execution.status",
                                  {STR("workflow_id", true), EXECUTION_ID}, 2, NULL},
     [SYN_OP_EXECUTION_ACTIVE] = {"execution.active", {INT("limit", 1, 100)}, 1, NULL},
@@ -64,9 +66,23 @@ static const syn_op_spec_t specs[] = {
     /* the fleet (issue 18) */
     [SYN_OP_WORKERS_LIST] = {"workers.list", {{0}}, 0, NULL},
     [SYN_OP_READY] = {"ready", {{0}}, 0, NULL},
+    /* the team controls (issue 19) */
+    [SYN_OP_EXECUTION_RERUN] = {"execution.rerun",
+                                {STR("from_phase", false), STR("task", false),
+                                 {"inputs", SYN_ARG_STRING_MAP, false, 0, 0}, EXECUTION_ID},
+                                4, NULL},
 };
 
 _Static_assert(sizeof specs / sizeof specs[0] == SYN_OP_COUNT, "one spec per op");
+
+bool syn_op_idempotency_key_ok(const char *key)
+{
+    size_t len = strlen(key);
+    bool printable = len >= 1 && len <= SYN_OP_IDEMPOTENCY_KEY_MAX;
+    for (size_t i = 0; printable && i < len; i++)
+        printable = key[i] >= 0x20 && key[i] < 0x7f;
+    return printable;
+}
 
 const syn_op_spec_t *syn_op_spec(syn_op_t op)
 {

@@ -46,8 +46,21 @@ typedef enum {
     /* the fleet (issue 18): GET /workers, GET /ready */
     SYN_OP_WORKERS_LIST,
     SYN_OP_READY,
+    /* the team controls (issue 19): POST /executions/{id}/rerun */
+    SYN_OP_EXECUTION_RERUN,
     SYN_OP_COUNT
 } syn_op_t;
+
+/* execution.start's idempotency_key (the Idempotency-Key header) is 1 to this many
+ * printable ASCII characters; an answer replayed for it carries SYN_OP_REPLAYED:
+ * true, which the gateway turns into the Idempotent-Replayed header. */
+#define SYN_OP_IDEMPOTENCY_KEY_MAX 255
+#define SYN_OP_REPLAYED "idempotent_replayed"
+/* execution.start's priority: higher runs first among waiting phases. */
+#define SYN_OP_PRIORITY_MIN (-1000000)
+#define SYN_OP_PRIORITY_MAX 1000000
+/* Whether key is such a key. */
+bool syn_op_idempotency_key_ok(const char *key);
 
 /* events.replay answers at most this many events per page. */
 #define SYN_OP_REPLAY_LIMIT_MAX 1000
@@ -69,7 +82,7 @@ typedef struct {
 } syn_op_arg_t;
 
 /* At most this many arguments per op. */
-#define SYN_OP_ARGS_MAX 6
+#define SYN_OP_ARGS_MAX 8
 
 typedef struct {
     const char *name;

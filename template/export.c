@@ -27,7 +27,8 @@ typedef struct {
 } key_order_t;
 
 static const char *const workflow_order[] = {"id",           "name",           "description",
-                                             "workflow_type", "classification", NULL};
+                                             "workflow_type", "classification", "max_concurrent",
+                                             NULL};
 static const key_order_t workflow_keys = {&spec_workflow, workflow_order};
 
 static const char *const input_order[] = {"name", "description", "required", "default", NULL};

@@ -67,6 +67,9 @@ static const spec_field_t workflow_fields[] = {
      .items = &spec_input, .fallback = "[]"},
     {.name = "phases", .kind = SPEC_OBJECT_LIST, .required = true, .min_len = 1,
      .items = &spec_phase},
+    /* the team controls (issue 19): at most this many of its executions run at once */
+    {.name = "max_concurrent", .kind = SPEC_INT, .has_min = true, .min = 1, .has_max = true,
+     .max = SPEC_MAX_CONCURRENT_MAX},
     {.name = NULL},
 };
 const spec_object_t spec_workflow = {workflow_fields};

@@ -40,6 +40,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *user)
     size_t n = size * nmemb;
     if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0)
         sscanf(data + 12, " %31[^\r\n]", resp->retry_after);
+    if (n > 20 && strncasecmp(data, "Idempotent-Replayed:", 20) == 0)
+        sscanf(data + 20, " %15[^\r\n]", resp->replayed);
     if (n > 11 && strncasecmp(data, "Connection:", 11) == 0)
         sscanf(data + 11, " %31[^\r\n]", resp->connection);
     if (n > 17 && strncasecmp(data, "WWW-Authenticate:", 17) == 0) {
@@ -88,6 +90,8 @@ int http_request_ex(const char *method, const char *url, const char *body,
             snprintf(authorization, sizeof authorization, "Authorization: Bearer %s", bearer);
         headers = curl_slist_append(headers, authorization);
     }
+    if (extra->header)
+        headers = curl_slist_append(headers, extra->header);
     if (extra->cainfo) {
         curl_easy_setopt(curl, CURLOPT_CAINFO, extra->cainfo);
         curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);

@@ -13,6 +13,7 @@ typedef struct {
     char retry_after[32];  /* the Retry-After header, "" when absent */
     char www_authenticate[256]; /* every WWW-Authenticate header, joined by " | " */
     char connection[32];   /* the Connection header, "" when absent */
+    char replayed[16];     /* the Idempotent-Replayed header, "" when absent */
 } http_response_t;
 
 /* What a request may add: all optional (zero for none). */
@@ -20,6 +21,7 @@ typedef struct {
     const char *authorization; /* the Authorization header's value: "Bearer TOKEN" */
     const char *cainfo;        /* HTTPS: trust only this CA file, and check the host name */
     const char *source;        /* local address to connect from ("127.0.0.2") */
+    const char *header;        /* one more header line, "Name: value" */
     long timeout_ms;           /* 0: 15 s; a response whose headers came in time still
                                 * has its status (an event stream that goes on) */
 } http_extra_t;

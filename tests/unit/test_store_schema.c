@@ -55,7 +55,16 @@ static void test_newer_schema_refused(void **state)
 /* Turns a current file back into version 5's shape, where phases, attempts and
  * the events index were keyed by the execution's id: the first step of making
  * an older file out of a new one. */
+/* Undoes version 8 (the team controls' table and columns). */
+#define BACK_TO_V7                                                                             \
+    "DROP TABLE idempotency_keys; DROP INDEX executions_rerun_of;"                               \
+    "ALTER TABLE executions DROP COLUMN rerun_of;"                                              \
+    "ALTER TABLE executions DROP COLUMN priority;"                                              \
+    "ALTER TABLE executions DROP COLUMN max_budget_usd;"                                        \
+    "ALTER TABLE phases DROP COLUMN reused_from;"
+
 static const char *const back_to_v5 =
+    BACK_TO_V7
     "CREATE TABLE phases_v5 (execution_id TEXT NOT NULL, phase_id TEXT NOT NULL,"
     "  ord INTEGER NOT NULL, name TEXT NOT NULL, model TEXT, status TEXT NOT NULL,"
     "  attempts INTEGER NOT NULL DEFAULT 0, output TEXT, error TEXT, started_at INTEGER,"

@@ -1,0 +1,21 @@
+/* limits: whether a pending execution may start now — at most max_concurrent
+ * executions of one workflow (its template) and at most --max-running of all
+ * (the broker's flag) hold a place at once; the others wait as pending, in the
+ * ready queue's order. Checked when the dispatch reaches the execution, never
+ * by a timer: a place freed by an execution that ends is taken at the next
+ * dispatch, which every turn of the loop runs. */
+#ifndef SYN_BROKER_LIMITS_H
+#define SYN_BROKER_LIMITS_H
+
+#include "broker/engine_internal.h"
+
+#include <stdbool.h>
+
+/* True when exec holds a place already, or one is free for it. */
+bool broker_limits_may_start(broker_engine_t *self, const broker_execution_t *exec);
+/* exec takes a place (it left pending, or was reloaded running or paused). */
+void broker_limits_take(broker_engine_t *self, broker_execution_t *exec);
+/* exec gives its place back (it ended); nothing when it held none. */
+void broker_limits_release(broker_engine_t *self, broker_execution_t *exec);
+
+#endif
