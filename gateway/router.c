@@ -43,6 +43,12 @@ static const route_entry_t routes[] = {
     /* the fleet (issue 18) */
     {"GET", "/workers", GATEWAY_ROUTE_WORKERS},
     {"GET", "/ready", GATEWAY_ROUTE_READY},
+    /* the dashboard (issue 16): its files, and who its caller is */
+    {"GET", "/", GATEWAY_ROUTE_UI_REDIRECT},
+    {"GET", "/ui", GATEWAY_ROUTE_UI_REDIRECT},
+    {"GET", "/ui/", GATEWAY_ROUTE_UI_FILE},
+    {"GET", "/ui/{}", GATEWAY_ROUTE_UI_FILE},
+    {"GET", "/whoami", GATEWAY_ROUTE_WHOAMI},
 };
 
 typedef struct {
