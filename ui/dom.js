@@ -74,26 +74,34 @@ export function cost(usd) {
   return usd < 0.01 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
 }
 
-// Runs fn at most once per `ms`, and once more after the last call: events come in
-// bursts, and one refetch covers a burst.
+// Runs fn (which may be async) at most once per `ms`, and once more after the last
+// call; never two at once, so an older answer cannot land after a newer one. Events
+// come in bursts, and one read of the API covers a burst.
 export function throttle(fn, ms) {
   let timer = null;
+  let busy = false;
   let again = false;
-  const run = () => {
+  let stopped = false;
+  const run = async () => {
     timer = null;
-    if (!again) return;
+    if (!again || stopped) return;
     again = false;
-    fn();
-    timer = setTimeout(run, ms);
+    busy = true;
+    try {
+      await fn();
+    } finally {
+      busy = false;
+    }
+    if (!stopped) timer = setTimeout(run, ms);
   };
   const call = () => {
     again = true;
-    if (!timer) run();
+    if (!timer && !busy) run();
   };
   call.cancel = () => {
+    stopped = true;
     clearTimeout(timer);
     timer = null;
-    again = false;
   };
   return call;
 }

@@ -95,7 +95,20 @@ const check = (name, fn) => checks.push([name, fn]);
 check('an execution run from the Workflows form shows in the list at once and moves live', async ({ desk }) => {
   const list = await open(desk, `${OPEN}/ui/#/executions`, 'list');
   await live(list);
-  await list.evaluate(() => { window.notReloaded = true; });
+  // What the list shows, as it changes: a phase shown for less time than a poll of
+  // waitForSelector takes is still seen.
+  await list.evaluate(() => {
+    window.notReloaded = true;
+    window.seen = {};
+    const record = () => {
+      for (const tr of document.querySelectorAll('tr[data-execution]')) {
+        const shown = `${tr.dataset.status}:${tr.querySelector('td.phase').textContent}`;
+        const log = (window.seen[tr.dataset.execution] ||= []);
+        if (log[log.length - 1] !== shown) log.push(shown);
+      }
+    };
+    new MutationObserver(record).observe(document.querySelector('main'), { subtree: true, childList: true, characterData: true, attributes: true });
+  });
   const form = await open(desk, `${OPEN}/ui/#/workflows/ui-demo`, 'workflow');
   await form.waitForSelector('#run-form');
   // Declared inputs: required marked, defaults filled in.
@@ -110,9 +123,11 @@ check('an execution run from the Workflows form shows in the list at once and mo
   // A tab in the background is not laid out, and nothing in it counts as visible.
   await list.bringToFront();
   await list.waitForSelector(row, { timeout: T(1000) });
-  for (const p of ['plan', 'build', 'review'])
-    await list.waitForSelector(`${row} td.phase:text-is("${p}")`, { timeout: T(5000) });
-  await list.waitForSelector(`${row}[data-status="completed"]`, { timeout: T(5000) });
+  await list.waitForSelector(`${row}[data-status="completed"]`, { timeout: T(10000) });
+  const seen = await list.evaluate((x) => window.seen[x], id);
+  const order = ['running:plan', 'running:build', 'running:review', 'completed:–'];
+  if (order.map((v) => seen.indexOf(v)).some((at, i, all) => at < 0 || (i && at < all[i - 1])))
+    throw new Error(`the list did not move through the phases: ${seen.join(' → ')}`);
   await list.waitForSelector(`${row} progress[value="3"]`);
   if (!(await list.evaluate(() => window.notReloaded))) throw new Error('the list page was reloaded');
   await shot(list, 'executions');
