@@ -130,7 +130,6 @@ check('an execution run from the Workflows form shows in the list at once and mo
     throw new Error(`the list did not move through the phases: ${seen.join(' → ')}`);
   await list.waitForSelector(`${row} progress[value="3"]`);
   if (!(await list.evaluate(() => window.notReloaded))) throw new Error('the list page was reloaded');
-  await shot(list, 'executions');
   // The inputs reached the prompt: the mock echoes it.
   const detail = await call(OPEN, 'GET', `/executions/${id}`);
   if (!detail.phases[0].output_preview.includes('sqlite WAL (depth 2)')) throw new Error('inputs not in the prompt');
@@ -244,6 +243,7 @@ check('a gateway restart: the page says it lost the stream, then resumes', async
   // Events after the restart still reach the page.
   const id = await start(OPEN, 'ui-fail');
   await page.waitForSelector(`tr[data-execution="${id}"][data-status="failed"]`, { timeout: T(5000) });
+  await shot(page, 'executions'); // every kind of execution the checks left
   await page.close();
 });
 
