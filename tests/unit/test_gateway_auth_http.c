@@ -301,6 +301,29 @@ static void test_whoami_names_the_caller(void **state)
     assert_int_equal(fake_broker_requests(f->broker, NULL), 0);
 }
 
+/* The dashboard's files hold no data: they load without a token, so the page can
+ * ask for one. Through the whole request lifecycle (an answer made whole by ui.c). */
+static void test_dashboard_files_need_no_token(void **state)
+{
+    fixture_t *f = *state;
+    const struct {
+        const char *path;
+        long status;
+        const char *type;
+    } files[] = {{"/", 302, ""}, {"/ui", 302, ""}, {"/ui/", 200, "text/html; charset=utf-8"},
+                 {"/ui/app.js", 200, "text/javascript; charset=utf-8"},
+                 {"/ui/nope.js", 404, "application/json"}};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        http_response_t r;
+        assert_int_equal(http_get(&r, "%s%s", gateway_harness_url(f->gw), files[i].path), 0);
+        if (r.status != files[i].status)
+            fail_msg("GET %s → %ld, want %ld", files[i].path, r.status, files[i].status);
+        assert_string_equal(r.content_type, files[i].type);
+        http_response_clear(&r);
+    }
+    assert_int_equal(fake_broker_requests(f->broker, NULL), 0);
+}
+
 /* HTTPS through libmicrohttpd's TLS: curl trusts only the test's CA and checks that the
  * certificate names 127.0.0.1. */
 static void test_tls_with_curl(void **state)
@@ -442,6 +465,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_access_token_in_the_query_only_on_streams, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_whoami_names_the_caller, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dashboard_files_need_no_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_with_curl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_without_the_key_sees_the_broker_down,
                                         setup, teardown),
