@@ -4,9 +4,10 @@
 // chromium (Debian's, /usr/bin/chromium) for every page. Each step waits for what
 // the page shows, never for a fixed time; SYN_SCALE_MS is what 1000 ms is on this
 // machine (SYN_TEST_TIMEOUT_MULTIPLIER). Any console error or uncaught exception in
-// any page fails the run. Screenshots of each page go to SYN_SCREENSHOTS (docs/img).
+// any page fails the run. Screenshots of each page go to SYN_SCREENSHOTS.
 // Asks test_dashboard.c for what a browser cannot do with "@@ <command>" lines.
 import { createRequire } from 'node:module';
+import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 
@@ -280,6 +281,7 @@ check('with tokens: the page asks for one; a read token hides the controls', asy
 });
 
 // ---- run -------------------------------------------------------------------------
+fs.mkdirSync(SHOTS, { recursive: true });
 const browser = await chromium.launch({
   executablePath: process.env.SYN_CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu'],

@@ -9,6 +9,8 @@
  *   - the script asks on its stdout, one line each, for what a browser cannot do
  *     ("@@ kill-worker w0": SIGKILL a worker; "@@ restart-gateway"), and gets "ok"
  *     or "error …" on its stdin.
+ * Screenshots of each page go to build/browser/screenshots, or with
+ * SYN_UPDATE_SCREENSHOTS=1 to docs/img (the README's pictures).
  * One browser and two stacks for every page, so the whole run takes seconds. Runs
  * in the plain build only (tests/CMakeLists.txt: BROWSER): the browser does not
  * exercise the C code any differently under the sanitizers. */
@@ -111,7 +113,12 @@ int main(void)
         setenv("SYN_ADMIN_TOKEN", http_bearer(), 1);
         setenv("SYN_READ_TOKEN", read_token, 1);
         setenv("SYN_SCALE_MS", multiplier, 1); /* what 1000 ms is on this machine */
-        setenv("SYN_SCREENSHOTS", SYN_SOURCE_DIR "/docs/img", 1);
+        /* docs/img's pictures change only when asked: a test run leaves the tree clean. */
+        const char *update = getenv("SYN_UPDATE_SCREENSHOTS");
+        setenv("SYN_SCREENSHOTS",
+               update && strcmp(update, "1") == 0 ? SYN_SOURCE_DIR "/docs/img"
+                                                  : BROWSER_DIR "/screenshots",
+               1);
         setenv("NODE_PATH", BROWSER_DIR "/node_modules", 1);
         execlp("node", "node", SYN_SOURCE_DIR "/tests/browser/dashboard.mjs", (char *)NULL);
         perror("exec node");
