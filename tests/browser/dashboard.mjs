@@ -86,6 +86,11 @@ async function open(context, url, label) {
   return page;
 }
 const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, `dashboard-${name}.png`) });
+// Another page of the loaded dashboard, without a reload.
+const go = async (page, hash) => {
+  await page.evaluate((h) => { location.hash = h; }, hash);
+  await page.waitForSelector(`#main h1:text-is("${decodeURIComponent(hash.split('/').pop())}")`, { timeout: T(5000) });
+};
 const live = (page) => page.waitForSelector('#stream-state[data-state="live"]', { timeout: T(5000) });
 const status = (page, s, timeout = 10000) =>
   page.waitForSelector(`#exec-status[data-status="${s}"]`, { timeout: T(timeout) });
@@ -139,8 +144,12 @@ check('an execution run from the Workflows form shows in the list at once and mo
 });
 
 check('pause, inject and resume from the Execution page; the message reaches the next prompt', async ({ desk }) => {
+  // The page is loaded before the execution starts, and shows it by its address
+  // alone: no page load between the start and the clicks.
+  const page = await open(desk, `${OPEN}/ui/#/executions`, 'steer');
+  await live(page);
   const id = await start(OPEN, 'ui-steer');
-  const page = await open(desk, `${OPEN}/ui/#/executions/${id}`, 'steer');
+  await go(page, `#/executions/${id}`);
   await page.waitForSelector('tr[data-phase="first"][data-status="running"]', { timeout: T(5000) });
   await page.click('#btn-pause');
   await status(page, 'paused');
@@ -165,8 +174,12 @@ check('pause, inject and resume from the Execution page; the message reaches the
 });
 
 check('cancel from the Execution page stops it', async ({ desk }) => {
+  // The page is loaded before the execution starts, and shows it by its address
+  // alone: no page load between the start and the clicks.
+  const page = await open(desk, `${OPEN}/ui/#/executions`, 'cancel');
+  await live(page);
   const id = await start(OPEN, 'ui-stuck');
-  const page = await open(desk, `${OPEN}/ui/#/executions/${id}`, 'cancel');
+  await go(page, `#/executions/${id}`);
   await page.waitForSelector('tr[data-phase="stuck"][data-status="running"]', { timeout: T(5000) });
   await page.click('#btn-cancel');
   await status(page, 'cancelled');
@@ -178,8 +191,12 @@ check('cancel from the Execution page stops it', async ({ desk }) => {
 });
 
 check('a failed phase shows its error', async ({ desk }) => {
+  // The page is loaded before the execution starts, and shows it by its address
+  // alone: no page load between the start and the clicks.
+  const page = await open(desk, `${OPEN}/ui/#/executions`, 'fail');
+  await live(page);
   const id = await start(OPEN, 'ui-fail');
-  const page = await open(desk, `${OPEN}/ui/#/executions/${id}`, 'fail');
+  await go(page, `#/executions/${id}`);
   await status(page, 'failed');
   await page.waitForSelector('#exec-error:has-text("Phase broken failed: model refused")', { timeout: T(5000) });
   await page.waitForSelector('tr[data-phase="broken"][data-status="failed"] td.error:has-text("model refused")');
@@ -212,8 +229,12 @@ check('a killed worker shows the lost attempt and its rerun; the fleet shows it 
   // killed while it runs; the stack goes with it at the end.
   const fleet = await open(desk, `${OPEN}/ui/#/fleet`, 'fleet');
   await live(fleet);
+  // The page is loaded before the execution starts, and shows it by its address
+  // alone: no page load between the start and the clicks.
+  const page = await open(desk, `${OPEN}/ui/#/executions`, 'lost');
+  await live(page);
   const id = await start(OPEN, 'ui-lost');
-  const page = await open(desk, `${OPEN}/ui/#/executions/${id}`, 'lost');
+  await go(page, `#/executions/${id}`);
   const first = await page.waitForSelector('li[data-attempt="1"][data-status="running"]', { timeout: T(5000) });
   const worker = await first.getAttribute('data-worker');
   await fleet.bringToFront();
