@@ -37,7 +37,9 @@ export function mount(main, _id, params, app) {
         body)),
     pager);
 
+  const names = new Map(); // workflow id → name, for rows drawn from events
   api('/workflows?page_size=100').then((r) => {
+    for (const w of r.workflows) names.set(w.id, w.name);
     for (const w of r.workflows) workflowSelect.append(h('option', { value: w.id, selected: w.id === workflow }, w.name || w.id));
     if (workflow && !r.workflows.some((w) => w.id === workflow)) workflowSelect.append(h('option', { value: workflow, selected: true }, workflow));
   }).catch((err) => app.showError(err));
@@ -93,7 +95,23 @@ export function mount(main, _id, params, app) {
     }
   }, 250);
   load();
+  // A new execution is shown from its ExecutionStarted frame at once, before the
+  // API is read again (which then fills in the rest).
+  const started = (frame) => {
+    const d = frame.data || {};
+    if (page !== 1 || rows.some((e) => e.execution_id === frame.execution_id)) return;
+    if ((status && status !== 'pending') || (workflow && workflow !== d.workflow_id)) return;
+    rows = [{
+      execution_id: frame.execution_id, workflow_id: d.workflow_id, workflow_name: names.get(d.workflow_id),
+      status: 'pending', started_at: frame.timestamp, completed_at: null, completed_phases: 0,
+      total_phases: d.total_phases, duration_seconds: 0, total_input_tokens: 0, total_output_tokens: 0,
+      total_cost_usd: 0,
+    }, ...rows].slice(0, PAGE_SIZE);
+    total++;
+    draw();
+  };
   const off = app.onActivity((frame) => {
+    if (frame.event_type === 'ExecutionStarted' && !gone) started(frame);
     if (frame.type === 'resync' || frame.execution_id || frame.event_type === 'ExecutionsDeleted') load();
   });
   // Durations of running executions grow between events.
