@@ -86,6 +86,12 @@ int gateway_access_scope(gateway_match_t match, gateway_route_id_t id)
     switch (id) {
     case GATEWAY_ROUTE_HEALTH:
     case GATEWAY_ROUTE_READY: /* for load balancers, like /health */
+    /* The dashboard's files hold no data: the page must load to ask for a token. */
+    case GATEWAY_ROUTE_UI_REDIRECT:
+    case GATEWAY_ROUTE_UI_FILE:
+    /* Tells whether tokens are on and whom the caller's names, nothing else: the page
+     * learns it must ask for a token without a 401 in the browser's console. */
+    case GATEWAY_ROUTE_WHOAMI:
         return 0;
     /* Counts by workflow and model: as much as the read routes tell, no more. */
     case GATEWAY_ROUTE_METRICS:
@@ -178,13 +184,13 @@ static bool basic_matches(const gateway_access_t *self, struct MHD_Connection *c
     return ok;
 }
 
-unsigned gateway_access_decide(const gateway_access_t *self, struct MHD_Connection *connection,
-                               gateway_match_t match, const gateway_route_t *route,
-                               char *detail, size_t detail_len)
+/* Who sends the request: true with the token's name and scope, or the basic-auth
+ * user (name NULL, admin); false when nobody known does. A bearer token offered
+ * decides alone: an unknown one is not saved by a basic-auth header. */
+static bool identify(const gateway_access_t *self, struct MHD_Connection *connection,
+                     gateway_match_t match, const gateway_route_t *route, const char **name,
+                     syn_scope_t *scope)
 {
-    int need = gateway_access_scope(match, route->id);
-    if (!gateway_access_enabled(self) || need == 0)
-        return 0;
     const char *header = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_AUTHORIZATION);
     size_t len = 0;
@@ -196,20 +202,48 @@ unsigned gateway_access_decide(const gateway_access_t *self, struct MHD_Connecti
         if (len == 0 || len > TOKEN_MAX)
             token = NULL;
     }
-    const char *name = NULL;
-    syn_scope_t scope = 0;
-    if (token && self->tokens && syn_tokens_check(self->tokens, token, len, &name, &scope)) {
-        if ((int)scope >= need)
-            return 0;
-        snprintf(detail, detail_len, "Token %s may not %s", name,
-                 gateway_access_action(route->id));
-        return 403;
-    }
+    *name = NULL;
+    *scope = 0;
+    if (token)
+        return self->tokens && syn_tokens_check(self->tokens, token, len, name, scope);
     /* The basic-auth user is admin: whatever the route needs, it may. */
-    if (!token && self->basic && header && basic_matches(self, connection))
+    if (self->basic && header && basic_matches(self, connection)) {
+        *scope = SYN_SCOPE_ADMIN;
+        return true;
+    }
+    return false;
+}
+
+unsigned gateway_access_decide(const gateway_access_t *self, struct MHD_Connection *connection,
+                               gateway_match_t match, const gateway_route_t *route,
+                               char *detail, size_t detail_len)
+{
+    int need = gateway_access_scope(match, route->id);
+    if (!gateway_access_enabled(self) || need == 0)
         return 0;
-    snprintf(detail, detail_len, "Not authenticated");
-    return 401;
+    const char *name;
+    syn_scope_t scope;
+    if (!identify(self, connection, match, route, &name, &scope)) {
+        snprintf(detail, detail_len, "Not authenticated");
+        return 401;
+    }
+    if ((int)scope >= need)
+        return 0;
+    snprintf(detail, detail_len, "Token %s may not %s", name ? name : "?",
+             gateway_access_action(route->id));
+    return 403;
+}
+
+json_t *gateway_access_whoami(const gateway_access_t *self, struct MHD_Connection *connection,
+                              const gateway_route_t *route)
+{
+    if (!gateway_access_enabled(self))
+        return json_pack("{s:n,s:s,s:b}", "name", "scope", "admin", "auth", 0);
+    const char *name;
+    syn_scope_t scope;
+    if (!identify(self, connection, GATEWAY_MATCH_OK, route, &name, &scope))
+        return json_pack("{s:n,s:n,s:b}", "name", "scope", "auth", 1);
+    return json_pack("{s:s?,s:s,s:b}", "name", name, "scope", syn_scope_name(scope), "auth", 1);
 }
 
 void gateway_access_challenge(const gateway_access_t *self, struct MHD_Response *response)

@@ -27,6 +27,7 @@
 #include "auth/token.h"
 #include "gateway/router.h"
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -58,6 +59,14 @@ const char *gateway_access_action(gateway_route_id_t id);
 unsigned gateway_access_decide(const gateway_access_t *self, struct MHD_Connection *connection,
                                gateway_match_t match, const gateway_route_t *route,
                                char *detail, size_t detail_len);
+
+/* GET /whoami (open to all): {"name","scope","auth"} of the caller, so a dashboard
+ * asks for a token when it needs one and shows only the buttons its token may press:
+ * the token's name and scope, the basic-auth user (name null, admin), nobody known
+ * ({"name":null,"scope":null,"auth":true}), or with no tokens configured
+ * {"name":null,"scope":"admin","auth":false}. NULL when out of memory. */
+json_t *gateway_access_whoami(const gateway_access_t *self, struct MHD_Connection *connection,
+                              const gateway_route_t *route);
 
 /* Adds the WWW-Authenticate challenge(s) to a 401 response. */
 void gateway_access_challenge(const gateway_access_t *self, struct MHD_Response *response);

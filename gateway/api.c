@@ -281,6 +281,10 @@ int gateway_api_request(const gateway_route_t *route, const char *content_type, 
     case GATEWAY_ROUTE_SSE_EXECUTION:
     case GATEWAY_ROUTE_SSE_ACTIVITY:
         break; /* streams, not one operation: the gateway serves them itself */
+    case GATEWAY_ROUTE_UI_REDIRECT:
+    case GATEWAY_ROUTE_UI_FILE:
+    case GATEWAY_ROUTE_WHOAMI:
+        break; /* the dashboard: answered by the gateway alone (gateway/ui.h, access.h) */
     }
     *error = json_pack("{s:s}", "detail", "Not Found");
     return 404;

@@ -20,6 +20,7 @@
 #include "gateway/sse.h"
 #include "gateway/sse_routes.h"
 #include "gateway/timeline.h"
+#include "gateway/ui.h"
 #include "gateway/view.h"
 #include "gateway/yaml.h"
 #include "proto/curve.h"
@@ -82,6 +83,13 @@ struct gateway_t {
 /* Queues the answer on the connection (only valid inside the access handler). */
 static enum MHD_Result request_respond(gateway_request_t *req)
 {
+    if (req->prepared) {
+        enum MHD_Result rc = MHD_queue_response(req->connection, req->status, req->prepared);
+        MHD_destroy_response(req->prepared);
+        req->prepared = NULL;
+        req->state = REQUEST_DONE;
+        return rc;
+    }
     char *text = req->answer;
     req->answer = NULL;
     if (!text) {
@@ -181,6 +189,27 @@ static void request_dispatch(gateway_t *self, gateway_request_t *req)
     }
     if (req->match == GATEWAY_MATCH_METHOD_NOT_ALLOWED) {
         gateway_request_set_literal(req, 405, METHOD_NOT_ALLOWED);
+        return;
+    }
+    if (req->route.id == GATEWAY_ROUTE_UI_REDIRECT || req->route.id == GATEWAY_ROUTE_UI_FILE) {
+        req->prepared = gateway_ui_response(
+            &req->route,
+            MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
+                                        MHD_HTTP_HEADER_IF_NONE_MATCH),
+            &req->status);
+        if (req->prepared)
+            req->state = REQUEST_ANSWERED;
+        else
+            gateway_request_set_literal(req, 500, GATEWAY_OUT_OF_MEMORY);
+        return;
+    }
+    if (req->route.id == GATEWAY_ROUTE_WHOAMI) {
+        json_t *caller = gateway_access_whoami(self->access, req->connection, &req->route);
+        if (caller)
+            gateway_request_set_json(req, 200, caller);
+        else
+            gateway_request_set_literal(req, 500, GATEWAY_OUT_OF_MEMORY);
+        json_decref(caller);
         return;
     }
     if (req->route.id == GATEWAY_ROUTE_SSE_EXECUTION ||

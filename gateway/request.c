@@ -75,6 +75,8 @@ void gateway_request_append(gateway_request_t *req, const char *data, size_t len
 void gateway_request_free(gateway_request_t *req)
 {
     gateway_sse_client_destroy(&req->sse);
+    if (req->prepared)
+        MHD_destroy_response(req->prepared);
     free(req->body);
     free(req->answer);
     free(req);

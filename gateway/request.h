@@ -58,6 +58,7 @@ typedef struct {
     unsigned status;
     char *answer; /* response text (malloc'd), JSON unless content_type says otherwise */
     const char *content_type;
+    struct MHD_Response *prepared; /* made whole by its answerer (gateway/ui.h): queued as is */
     bool retry_after;
     bool replayed;             /* an execute's first answer again (Idempotency-Key) */
     bool close;                /* the gateway is full: free the connection */

@@ -45,6 +45,12 @@ static const route_entry_t routes[] = {
     {"GET", "/ready", GATEWAY_ROUTE_READY},
     /* the team controls (issue 19) */
     {"POST", "/executions/{}/rerun", GATEWAY_ROUTE_EXECUTION_RERUN},
+    /* the dashboard (issue 16): its files, and who its caller is */
+    {"GET", "/", GATEWAY_ROUTE_UI_REDIRECT},
+    {"GET", "/ui", GATEWAY_ROUTE_UI_REDIRECT},
+    {"GET", "/ui/", GATEWAY_ROUTE_UI_FILE},
+    {"GET", "/ui/{}", GATEWAY_ROUTE_UI_FILE},
+    {"GET", "/whoami", GATEWAY_ROUTE_WHOAMI},
 };
 
 typedef struct {

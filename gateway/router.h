@@ -46,6 +46,10 @@ typedef enum {
     GATEWAY_ROUTE_READY,
     /* the team controls (issue 19) */
     GATEWAY_ROUTE_EXECUTION_RERUN,
+    /* the dashboard (issue 16), answered by the gateway alone */
+    GATEWAY_ROUTE_UI_REDIRECT, /* "/" and "/ui": to /ui/ */
+    GATEWAY_ROUTE_UI_FILE,     /* "/ui/" (index.html) and "/ui/NAME": a file built in */
+    GATEWAY_ROUTE_WHOAMI,      /* the caller's token name and scope */
 } gateway_route_id_t;
 
 typedef enum {

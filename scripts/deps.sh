@@ -3,10 +3,12 @@
 # clang-14 and libclang-rt-14-dev (libFuzzer and clang's sanitizer runtimes) build
 # only the fuzz targets (`make fuzz`); everything else builds with gcc.
 # python3-prometheus-client parses GET /metrics in tests/integration/test_metrics.c.
+# chromium, nodejs and npm run the dashboard's browser tests (tests/browser: npm ci
+# of the pinned playwright-core under the build tree; no browser is downloaded).
 set -e
 pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libmicrohttpd-dev
 libjansson-dev libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev libgnutls28-dev sqlite3 curl git python3 bubblewrap
-python3-prometheus-client
+python3-prometheus-client chromium
 tmux clang-14 libclang-rt-14-dev"
 # Installed when the distribution has it (the broker and gateway link it for
 # speed); the build works without it.
@@ -21,6 +23,9 @@ missing=""
 for p in $pkgs; do
   installed "$p" || missing="$missing $p"
 done
+# node and npm by command: a machine may have them from elsewhere (NodeSource's
+# nodejs holds npm, and Debian's npm would conflict with it).
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive

@@ -26,6 +26,13 @@ static void test_each_route_has_its_scope(void **state)
 {
     (void)state;
     assert_int_equal(scope_of("GET", "/health"), 0);
+    /* The dashboard's files and /whoami: the page must load to ask for a token. */
+    const char *open[] = {"/", "/ui", "/ui/", "/ui/app.js", "/ui/nope.js", "/whoami"};
+    for (size_t i = 0; i < sizeof open / sizeof *open; i++) {
+        if (scope_of("GET", open[i]) != 0)
+            fail_msg("GET %s should be open", open[i]);
+    }
+    assert_int_equal(scope_of("POST", "/ui/app.js"), SYN_SCOPE_READ); /* 405: says nothing */
     const char *reads[] = {
         "/workflows", "/workflows/executions/active", "/workflows/w", "/workflows/w/export",
         "/workflows/w/executions/e", "/workflows/w/runs", "/executions", "/executions/e",

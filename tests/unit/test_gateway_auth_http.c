@@ -252,6 +252,78 @@ static void test_access_token_in_the_query_only_on_streams(void **state)
     http_response_clear(&r);
 }
 
+/* GET /whoami: open to all, it names the caller's token and scope so the dashboard
+ * shows only what that caller may press, and says when a token is needed. */
+static void test_whoami_names_the_caller(void **state)
+{
+    fixture_t *f = *state;
+    struct {
+        const char *authorization_token; /* NULL: none */
+        const char *name, *scope;        /* NULL: JSON null */
+    } cases[] = {{NULL, NULL, NULL}, {"not-a-token", NULL, NULL},
+                 {f->reader, "reader", "read"}, {f->runner, "runner", "run"},
+                 {f->admin, "admin", "admin"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char url[512], authorization[128];
+        snprintf(url, sizeof url, "%s/whoami", gateway_harness_url(f->gw));
+        snprintf(authorization, sizeof authorization, "Bearer %s",
+                 cases[i].authorization_token ? cases[i].authorization_token : "");
+        http_extra_t extra = {.authorization =
+                                  cases[i].authorization_token ? authorization : NULL};
+        http_response_t r;
+        assert_int_equal(http_request_ex("GET", url, NULL, NULL, &extra, &r), 0);
+        assert_int_equal(r.status, 200);
+        assert_true(json_is_true(json_object_get(r.json, "auth")));
+        json_t *name = json_object_get(r.json, "name"), *scope = json_object_get(r.json, "scope");
+        if (cases[i].name) {
+            assert_string_equal(json_string_value(name), cases[i].name);
+            assert_string_equal(json_string_value(scope), cases[i].scope);
+        } else {
+            assert_true(json_is_null(name) && json_is_null(scope));
+        }
+        http_response_clear(&r);
+    }
+    /* The basic-auth user is admin, with no token name. */
+    http_extra_t basic = {.authorization = "Basic YWxpY2U6d29uZGVybGFuZA=="}; /* alice */
+    http_response_t r;
+    char url[512];
+    snprintf(url, sizeof url, "%s/whoami", gateway_harness_url(f->gw));
+    assert_int_equal(http_request_ex("GET", url, NULL, NULL, &basic, &r), 0);
+    assert_string_equal(json_string_value(json_object_get(r.json, "scope")), "admin");
+    assert_true(json_is_null(json_object_get(r.json, "name")));
+    http_response_clear(&r);
+    /* The access token in the query names nobody here: streams only. */
+    snprintf(url, sizeof url, "%s/whoami?access_token=%s", gateway_harness_url(f->gw), f->admin);
+    http_extra_t none = {0};
+    assert_int_equal(http_request_ex("GET", url, NULL, NULL, &none, &r), 0);
+    assert_true(json_is_null(json_object_get(r.json, "scope")));
+    http_response_clear(&r);
+    assert_int_equal(fake_broker_requests(f->broker, NULL), 0);
+}
+
+/* The dashboard's files hold no data: they load without a token, so the page can
+ * ask for one. Through the whole request lifecycle (an answer made whole by ui.c). */
+static void test_dashboard_files_need_no_token(void **state)
+{
+    fixture_t *f = *state;
+    const struct {
+        const char *path;
+        long status;
+        const char *type;
+    } files[] = {{"/", 302, ""}, {"/ui", 302, ""}, {"/ui/", 200, "text/html; charset=utf-8"},
+                 {"/ui/app.js", 200, "text/javascript; charset=utf-8"},
+                 {"/ui/nope.js", 404, "application/json"}};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        http_response_t r;
+        assert_int_equal(http_get(&r, "%s%s", gateway_harness_url(f->gw), files[i].path), 0);
+        if (r.status != files[i].status)
+            fail_msg("GET %s → %ld, want %ld", files[i].path, r.status, files[i].status);
+        assert_string_equal(r.content_type, files[i].type);
+        http_response_clear(&r);
+    }
+    assert_int_equal(fake_broker_requests(f->broker, NULL), 0);
+}
+
 /* HTTPS through libmicrohttpd's TLS: curl trusts only the test's CA and checks that the
  * certificate names 127.0.0.1. */
 static void test_tls_with_curl(void **state)
@@ -392,6 +464,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_basic_auth_is_admin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_token_in_the_query_only_on_streams, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_whoami_names_the_caller, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dashboard_files_need_no_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_with_curl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_without_the_key_sees_the_broker_down,
                                         setup, teardown),

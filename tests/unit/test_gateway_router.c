@@ -74,6 +74,12 @@ static void test_every_route(void **state)
     expect_route("DELETE", "/workflows/wf-1", GATEWAY_ROUTE_WORKFLOW_ARCHIVE, "wf-1", NULL);
     expect_route("PUT", "/workflows/wf-1/phases/plan", GATEWAY_ROUTE_PHASE_UPDATE, "wf-1",
                  "plan");
+    /* Issue 16: the dashboard. */
+    expect_route("GET", "/", GATEWAY_ROUTE_UI_REDIRECT, NULL, NULL);
+    expect_route("GET", "/ui", GATEWAY_ROUTE_UI_REDIRECT, NULL, NULL);
+    expect_route("GET", "/ui/", GATEWAY_ROUTE_UI_FILE, NULL, NULL);
+    expect_route("GET", "/ui/app.js", GATEWAY_ROUTE_UI_FILE, "app.js", NULL);
+    expect_route("GET", "/whoami", GATEWAY_ROUTE_WHOAMI, NULL, NULL);
 }
 
 static void test_literal_before_parameter(void **state)
@@ -94,7 +100,7 @@ static void test_literal_before_parameter(void **state)
 static void test_not_found(void **state)
 {
     (void)state;
-    expect_not_found("GET", "/");
+    /* "/" is the dashboard's redirect (issue 16). */
     expect_not_found("GET", "");
     expect_not_found("GET", "health");
     expect_not_found("GET", "/nope");
