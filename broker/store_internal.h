@@ -88,6 +88,11 @@ typedef enum {
     SQL_RETAIN_DELETE_EVENTS,
     SQL_RETAIN_DELETE_MESSAGES,
     SQL_RETAIN_DELETE_EXECUTION,
+    SQL_COSTS_TOTALS, /* store_costs.c: what the original's /costs and metrics read */
+    SQL_COSTS_STATUS,
+    SQL_COSTS_MODELS,
+    SQL_COSTS_EXECUTIONS,
+    SQL_COSTS_SESSIONS,
     SQL_COUNT
 } sql_id_t;
 

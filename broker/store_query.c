@@ -166,6 +166,10 @@ static json_t *summary_of(sqlite3_stmt *s, int64_t now)
                         json_integer(sqlite3_column_int64(s, 9)));
     json_object_set_new(summary, "total_cost_usd", json_real(sqlite3_column_double(s, 10)));
     json_object_set_new(summary, "error", store_column_string_or_null(s, 11));
+    json_object_set_new(summary, "total_cache_creation_tokens",
+                        json_integer(sqlite3_column_int64(s, 12)));
+    json_object_set_new(summary, "total_cache_read_tokens",
+                        json_integer(sqlite3_column_int64(s, 13)));
     return summary;
 }
 
@@ -377,18 +381,14 @@ int broker_store_execution_detail(broker_store_t *self, const char *id, json_t *
     if (found != 1)
         return found;
     json_t *detail = summary_of(s, now);
-    json_t *inputs = store_column_json(s, 12), *repos = store_column_json(s, 14);
+    json_t *inputs = store_column_json(s, 14), *repos = store_column_json(s, 16);
     if (detail) {
         json_object_set_new(detail, "inputs", json_is_object(inputs) ? json_incref(inputs)
                                                                      : json_object());
-        json_object_set_new(detail, "task", store_column_string_or_null(s, 13));
+        json_object_set_new(detail, "task", store_column_string_or_null(s, 15));
         json_object_set_new(detail, "repos", json_is_array(repos) ? json_incref(repos)
                                                                   : json_array());
-        json_object_set_new(detail, "current_phase", store_column_string_or_null(s, 15));
-        json_object_set_new(detail, "total_cache_creation_tokens",
-                            json_integer(sqlite3_column_int64(s, 16)));
-        json_object_set_new(detail, "total_cache_read_tokens",
-                            json_integer(sqlite3_column_int64(s, 17)));
+        json_object_set_new(detail, "current_phase", store_column_string_or_null(s, 17));
     }
     json_decref(inputs);
     json_decref(repos);

@@ -43,7 +43,24 @@ static const route_entry_t routes[] = {
     /* the fleet (issue 18) */
     {"GET", "/workers", GATEWAY_ROUTE_WORKERS},
     {"GET", "/ready", GATEWAY_ROUTE_READY},
+    /* the original's clients (issue 17) */
+    {"GET", "/costs/summary", GATEWAY_ROUTE_COSTS_SUMMARY},
+    {"GET", "/costs/executions", GATEWAY_ROUTE_COSTS_EXECUTIONS},
+    {"GET", "/costs/executions/{}", GATEWAY_ROUTE_COSTS_EXECUTION},
+    {"GET", "/costs/sessions", GATEWAY_ROUTE_COSTS_SESSIONS},
+    {"GET", "/costs/sessions/{}", GATEWAY_ROUTE_COSTS_SESSION},
 };
+
+#define ORIGINAL_PREFIX "/api/v1"
+
+const char *gateway_route_path(const char *url, bool *original)
+{
+    size_t len = strlen(ORIGINAL_PREFIX);
+    *original = strncmp(url, ORIGINAL_PREFIX, len) == 0 && (url[len] == '/' || !url[len]);
+    if (!*original)
+        return url;
+    return url[len] ? url + len : "/";
+}
 
 typedef struct {
     const char *start;

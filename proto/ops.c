@@ -64,6 +64,9 @@ static const syn_op_spec_t specs[] = {
     /* the fleet (issue 18) */
     [SYN_OP_WORKERS_LIST] = {"workers.list", {{0}}, 0, NULL},
     [SYN_OP_READY] = {"ready", {{0}}, 0, NULL},
+    /* the original's clients (issue 17) */
+    [SYN_OP_COSTS_REPORT] = {"costs.report", {STR("execution_id", false), INT("limit", 1, 200)},
+                             2, NULL},
 };
 
 _Static_assert(sizeof specs / sizeof specs[0] == SYN_OP_COUNT, "one spec per op");

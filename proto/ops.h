@@ -46,6 +46,8 @@ typedef enum {
     /* the fleet (issue 18): GET /workers, GET /ready */
     SYN_OP_WORKERS_LIST,
     SYN_OP_READY,
+    /* the original's clients (issue 17): the cost routes, GET /api/v1/metrics */
+    SYN_OP_COSTS_REPORT,
     SYN_OP_COUNT
 } syn_op_t;
 
