@@ -483,9 +483,8 @@ json_t *gateway_compat_event_data(const char *type, const char *execution_id,
     json_t *out = json_is_object(data) ? json_copy((json_t *)data) : json_object();
     if (!out)
         return NULL;
-    if (!json_object_get(out, "execution_id"))
-        json_object_set_new(out, "execution_id",
-                            execution_id ? json_string(execution_id) : json_null());
+    if (execution_id && !json_object_get(out, "execution_id"))
+        json_object_set_new(out, "execution_id", json_string(execution_id));
     json_t *phase = json_object_get(out, "phase_id");
     if (json_is_string(phase) && !json_object_get(out, "phase_name"))
         json_object_set(out, "phase_name", phase);

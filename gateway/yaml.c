@@ -160,7 +160,7 @@ static int validate_text(const char *text, size_t len, json_t **answer)
     const char *type = json_string_value(json_object_get(workflow, "workflow_type"));
     *answer = json_pack("{s:b, s:o, s:s, s:s, s:I, s:[]}", "valid", json_array_size(list) == 0,
                         "errors", list, "name", workflow && name ? name : "", "workflow_type",
-                        workflow && type ? type : "", "phase_count",
+                        workflow ? (type ? type : "custom") : "", "phase_count",
                         (json_int_t)json_array_size(json_object_get(workflow, "phases")),
                         "warnings");
     json_decref(workflow);
