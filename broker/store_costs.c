@@ -6,16 +6,7 @@
  * (gateway/original_compat.c). */
 #include "broker/store_internal.h"
 
-#include "broker/execution.h"
-
 #include <string.h>
-
-static json_t *time_or_null(sqlite3_stmt *s, int col)
-{
-    return broker_time_json(sqlite3_column_type(s, col) == SQLITE_NULL
-                                ? 0
-                                : sqlite3_column_int64(s, col));
-}
 
 static json_t *totals_of(broker_store_t *self)
 {
@@ -80,8 +71,8 @@ static json_t *executions_of(broker_store_t *self, const char *execution_id, int
             rows,
             json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I}",
                       "execution_id", store_column_string_or_null(s, 0), "workflow_id",
-                      store_column_string_or_null(s, 1), "started_at", time_or_null(s, 2),
-                      "completed_at", time_or_null(s, 3), "input_tokens",
+                      store_column_string_or_null(s, 1), "started_at", store_column_time(s, 2),
+                      "completed_at", store_column_time(s, 3), "input_tokens",
                       (json_int_t)sqlite3_column_int64(s, 4), "output_tokens",
                       (json_int_t)sqlite3_column_int64(s, 5), "cache_creation_tokens",
                       (json_int_t)sqlite3_column_int64(s, 6), "cache_read_tokens",
@@ -113,7 +104,7 @@ static json_t *sessions_of(broker_store_t *self, const char *execution_id, int64
                             store_column_string_or_null(s, 3), "attempt",
                             (json_int_t)sqlite3_column_int64(s, 4), "status",
                             store_column_string_or_null(s, 5), "started_at",
-                            time_or_null(s, 6), "completed_at", time_or_null(s, 7), "usage",
+                            store_column_time(s, 6), "completed_at", store_column_time(s, 7), "usage",
                             json_is_object(usage) ? json_incref(usage) : json_null()));
         json_decref(usage);
     }

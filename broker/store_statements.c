@@ -357,6 +357,14 @@ void store_bind_text(sqlite3_stmt *s, int index, const char *text)
         sqlite3_bind_null(s, index);
 }
 
+/* A timestamp column as the API writes it (broker_time_json); NULL reads as null. */
+json_t *store_column_time(sqlite3_stmt *s, int col)
+{
+    return broker_time_json(sqlite3_column_type(s, col) == SQLITE_NULL
+                                ? 0
+                                : sqlite3_column_int64(s, col));
+}
+
 /* 0 binds NULL: timestamps that have not happened yet. */
 void store_bind_time(sqlite3_stmt *s, int index, int64_t value)
 {
