@@ -68,7 +68,7 @@ static bool session_parts(const char *session, char *execution_id, size_t size,
 {
     const char *first = strchr(session, ':');
     const char *last = strrchr(session, ':');
-    if (!first || last == first || (size_t)(first - session) >= size)
+    if (!first || first == session || last - first < 2 || (size_t)(first - session) >= size)
         return false;
     char *end;
     long attempt = strtol(last + 1, &end, 10);
