@@ -614,6 +614,20 @@ static int op_metrics_get(broker_api_t *self, const json_t *args, json_t **body)
 
 /* --- the fleet (issue 18) -------------------------------------------------- */
 
+/* The original's /costs and /api/v1/metrics (gateway/original_compat.c shapes it). */
+static int op_costs_report(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *execution_id = NULL;
+    json_int_t limit = 50;
+    if (!api_opt_string(args, "execution_id", &execution_id, "", &why) ||
+        !api_opt_int(args, "limit", 1, 200, &limit, "", &why))
+        return api_bad_request(body, &why);
+    if (broker_store_costs(self->store, execution_id, limit, body) < 0)
+        return api_internal_error(body, "cannot read costs");
+    return 200;
+}
+
 static int op_workers_list(broker_api_t *self, const json_t *args, json_t **body)
 {
     (void)args;
@@ -672,6 +686,7 @@ static const op_fn handlers[SYN_OP_COUNT] = {
     [SYN_OP_WORKERS_LIST] = op_workers_list,
     [SYN_OP_READY] = op_ready,
     [SYN_OP_EXECUTION_RERUN] = broker_api_op_execution_rerun,
+    [SYN_OP_COSTS_REPORT] = op_costs_report,
 };
 
 broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,

@@ -116,9 +116,14 @@ json_t *engine_phase_event(const broker_phase_t *phase)
 
 /* Every event of an execution carries, on PUB only, its status object as it is
  * right after the event (the engine changes the state first, then emits), so a
- * subscriber (the gateway's local view) never has to ask the broker for it. */
+ * subscriber (the gateway's local view) never has to ask the broker for it. An event
+ * about a phase also names it (phase_name): the original's clients show names. */
 void engine_emit(broker_engine_t *self, broker_execution_t *exec, const char *type, json_t *data)
 {
+    const char *phase_id = json_string_value(json_object_get(data, "phase_id"));
+    broker_phase_t *phase = phase_id ? broker_execution_find_phase(exec, phase_id) : NULL;
+    if (phase && phase->name && !json_object_get(data, "phase_name"))
+        json_object_set_new(data, "phase_name", json_string(phase->name));
     broker_status_view_t view;
     broker_execution_status_view(exec, &view);
     broker_events_emit_with_status(self->events, exec->id, exec->num, type, data, &view);

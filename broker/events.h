@@ -5,8 +5,8 @@
  * so subscribers only ever see committed events, in seq order; a subscriber that
  * missed some replays them from the log by seq (api: events.replay).
  *
- * Types and their data (every phase event also has phase_id; attempt events
- * have attempt):
+ * Types and their data (every phase event also has phase_id and phase_name, the
+ * phase's name; attempt events have attempt):
  *   ExecutionStarted    workflow_id, total_phases
  *   PhaseQueued         phase_id
  *   PhaseStarted        phase_id, attempt, worker

@@ -254,6 +254,16 @@ int broker_store_execution_state(broker_store_t *self, const char *id,
  * the execution has no such phase, -1 error. */
 int broker_store_phase_output(broker_store_t *self, const char *execution_id,
                               const char *phase_id, char **output);
+/* What the original's cost and metrics routes read (broker/store_costs.c), for every
+ * execution or the one named: {totals:{executions, workflows, sessions, input_tokens,
+ * output_tokens, cache_creation_tokens, cache_read_tokens, cost_usd, tool_calls,
+ * turns}, status_counts:{status: n}, models:[{model, cost_usd}] (the ten costliest),
+ * executions:[{execution_id, workflow_id, started_at, completed_at, *_tokens,
+ * cost_usd, sessions, tool_calls, turns, duration_ms}] and sessions:[{execution_id,
+ * workflow_id, phase_id, phase_name, attempt, status, started_at, completed_at,
+ * usage}], each newest first and at most limit long}. 0, or -1 on error. */
+int broker_store_costs(broker_store_t *self, const char *execution_id, int64_t limit,
+                       json_t **report);
 /* 1 with the workflow's name (malloc'd), archived or not; 0 not found; -1 error. */
 int broker_store_workflow_name(broker_store_t *self, const char *id, char **name);
 

@@ -98,6 +98,11 @@ typedef enum {
     SQL_RERUN_OF,
     SQL_RERUNS,
     SQL_REUSED_PHASES,
+    SQL_COSTS_TOTALS, /* store_costs.c: what the original's /costs and metrics read */
+    SQL_COSTS_STATUS,
+    SQL_COSTS_MODELS,
+    SQL_COSTS_EXECUTIONS,
+    SQL_COSTS_SESSIONS,
     SQL_COUNT
 } sql_id_t;
 
@@ -164,6 +169,7 @@ void store_bind_time(sqlite3_stmt *s, int index, int64_t value);
 char *store_column_strdup(sqlite3_stmt *s, int col);
 json_t *store_column_json(sqlite3_stmt *s, int col);
 json_t *store_column_string_or_null(sqlite3_stmt *s, int col);
+json_t *store_column_time(sqlite3_stmt *s, int col);
 char *store_dump_json(const json_t *value);
 int store_exec_sql(broker_store_t *self, const char *sql, const char *what);
 

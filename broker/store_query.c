@@ -126,13 +126,6 @@ int64_t broker_store_execution_count(broker_store_t *self, const char *workflow_
     return store_step_int(self, s, "count executions");
 }
 
-static json_t *time_or_null(sqlite3_stmt *s, int col)
-{
-    return broker_time_json(sqlite3_column_type(s, col) == SQLITE_NULL
-                                ? 0
-                                : sqlite3_column_int64(s, col));
-}
-
 /* Seconds from started to completed (or to now while it runs); null before it
  * started. */
 static json_t *duration_json(sqlite3_stmt *s, int started_col, int completed_col, int64_t now)
@@ -156,8 +149,8 @@ static json_t *summary_of(sqlite3_stmt *s, int64_t now)
     json_object_set_new(summary, "workflow_id", store_column_string_or_null(s, 1));
     json_object_set_new(summary, "workflow_name", store_column_string_or_null(s, 2));
     json_object_set_new(summary, "status", store_column_string_or_null(s, 3));
-    json_object_set_new(summary, "started_at", time_or_null(s, 4));
-    json_object_set_new(summary, "completed_at", time_or_null(s, 5));
+    json_object_set_new(summary, "started_at", store_column_time(s, 4));
+    json_object_set_new(summary, "completed_at", store_column_time(s, 5));
     json_object_set_new(summary, "completed_phases", json_integer(sqlite3_column_int64(s, 6)));
     json_object_set_new(summary, "total_phases", json_integer(sqlite3_column_int64(s, 7)));
     json_object_set_new(summary, "duration_seconds", duration_json(s, 4, 5, now));
@@ -166,6 +159,10 @@ static json_t *summary_of(sqlite3_stmt *s, int64_t now)
                         json_integer(sqlite3_column_int64(s, 9)));
     json_object_set_new(summary, "total_cost_usd", json_real(sqlite3_column_double(s, 10)));
     json_object_set_new(summary, "error", store_column_string_or_null(s, 11));
+    json_object_set_new(summary, "total_cache_creation_tokens",
+                        json_integer(sqlite3_column_int64(s, 12)));
+    json_object_set_new(summary, "total_cache_read_tokens",
+                        json_integer(sqlite3_column_int64(s, 13)));
     return summary;
 }
 
@@ -293,8 +290,8 @@ static json_t *attempts_by_phase(broker_store_t *self, const char *id)
         json_t *attempt = json_pack(
             "{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "attempt",
             (json_int_t)sqlite3_column_int64(s, 1), "worker", store_column_string_or_null(s, 2),
-            "status", store_column_string_or_null(s, 3), "started_at", time_or_null(s, 4),
-            "completed_at", time_or_null(s, 5), "exit_code",
+            "status", store_column_string_or_null(s, 3), "started_at", store_column_time(s, 4),
+            "completed_at", store_column_time(s, 5), "exit_code",
             sqlite3_column_type(s, 6) == SQLITE_NULL ? json_null()
                                                      : json_integer(sqlite3_column_int64(s, 6)),
             "error", store_column_string_or_null(s, 7), "usage",
@@ -345,8 +342,8 @@ static json_t *phases_of(broker_store_t *self, const char *id, int64_t now)
         json_object_set_new(phase, "status", store_column_string_or_null(s, 3));
         json_object_set_new(phase, "attempts", tried ? json_incref(tried) : json_array());
         json_object_set_new(phase, "error", store_column_string_or_null(s, 4));
-        json_object_set_new(phase, "started_at", time_or_null(s, 5));
-        json_object_set_new(phase, "completed_at", time_or_null(s, 6));
+        json_object_set_new(phase, "started_at", store_column_time(s, 5));
+        json_object_set_new(phase, "completed_at", store_column_time(s, 6));
         json_object_set_new(phase, "duration_seconds", duration_json(s, 5, 6, now));
         json_object_set_new(phase, "input_tokens", json_integer(in));
         json_object_set_new(phase, "output_tokens", json_integer(out));
@@ -377,18 +374,14 @@ int broker_store_execution_detail(broker_store_t *self, const char *id, json_t *
     if (found != 1)
         return found;
     json_t *detail = summary_of(s, now);
-    json_t *inputs = store_column_json(s, 12), *repos = store_column_json(s, 14);
+    json_t *inputs = store_column_json(s, 14), *repos = store_column_json(s, 16);
     if (detail) {
         json_object_set_new(detail, "inputs", json_is_object(inputs) ? json_incref(inputs)
                                                                      : json_object());
-        json_object_set_new(detail, "task", store_column_string_or_null(s, 13));
+        json_object_set_new(detail, "task", store_column_string_or_null(s, 15));
         json_object_set_new(detail, "repos", json_is_array(repos) ? json_incref(repos)
                                                                   : json_array());
-        json_object_set_new(detail, "current_phase", store_column_string_or_null(s, 15));
-        json_object_set_new(detail, "total_cache_creation_tokens",
-                            json_integer(sqlite3_column_int64(s, 16)));
-        json_object_set_new(detail, "total_cache_read_tokens",
-                            json_integer(sqlite3_column_int64(s, 17)));
+        json_object_set_new(detail, "current_phase", store_column_string_or_null(s, 17));
     }
     json_decref(inputs);
     json_decref(repos);

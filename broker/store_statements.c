@@ -12,7 +12,8 @@
 /* The summary's columns, in the order summary_of() reads them. */
 #define SUMMARY_COLUMNS                                                                          \
     "e.id, e.workflow_id, w.name, e.status, e.started_at, e.completed_at, e.completed_phases,"  \
-    " e.total_phases, e.total_input_tokens, e.total_output_tokens, e.total_cost_usd, e.error"
+    " e.total_phases, e.total_input_tokens, e.total_output_tokens, e.total_cost_usd, e.error,"  \
+    " e.total_cache_creation_tokens, e.total_cache_read_tokens"
 #define SUMMARY_JOIN " LEFT JOIN workflows w ON w.id = e.workflow_id"
 #define SUMMARY_FROM " FROM executions e" SUMMARY_JOIN
 /* Each filter names its index: the planner could otherwise walk the primary key
@@ -191,8 +192,7 @@ static const char *const sql_text[SQL_COUNT] = {
         "SELECT num FROM executions INDEXED BY executions_workflow_status"
         " WHERE workflow_id = ?5 AND status = ?4" SKIP_TAIL,
     [SQL_SUMMARY] =
-        "SELECT " SUMMARY_COLUMNS ", e.inputs, e.task, e.repos, e.current_phase,"
-        " e.total_cache_creation_tokens, e.total_cache_read_tokens" SUMMARY_FROM
+        "SELECT " SUMMARY_COLUMNS ", e.inputs, e.task, e.repos, e.current_phase" SUMMARY_FROM
         " WHERE e.id = ?1",
     [SQL_DETAIL_PHASES] =
         "SELECT phase_id, name, ord, status, error, started_at, completed_at, input_tokens,"
@@ -257,6 +257,36 @@ static const char *const sql_text[SQL_COUNT] = {
     [SQL_REUSED_PHASES] =
         "SELECT phase_id, reused_from FROM phases"
         " WHERE exec_num = " EXEC_NUM_OF_ID " AND reused_from IS NOT NULL",
+    /* The original's cost reads (store_costs.c): operator queries, not the hot path;
+     * the sums walk every row, which retention keeps bounded. A session is an
+     * attempt that started (an agent session). */
+    [SQL_COSTS_TOTALS] =
+        "SELECT count(*), (SELECT count(*) FROM workflows WHERE archived = 0),"
+        " (SELECT count(*) FROM attempts WHERE started_at IS NOT NULL),"
+        " coalesce(sum(total_input_tokens), 0), coalesce(sum(total_output_tokens), 0),"
+        " coalesce(sum(total_cache_creation_tokens), 0), coalesce(sum(total_cache_read_tokens), 0),"
+        " coalesce(sum(total_cost_usd), 0),"
+        " (SELECT coalesce(sum(tool_call_count), 0) FROM phases),"
+        " (SELECT coalesce(sum(num_turns), 0) FROM phases) FROM executions",
+    [SQL_COSTS_STATUS] = "SELECT status, count(*) FROM executions GROUP BY status",
+    [SQL_COSTS_MODELS] =
+        "SELECT model, sum(cost_usd) FROM phases WHERE model IS NOT NULL"
+        " GROUP BY model ORDER BY 2 DESC LIMIT 10",
+    [SQL_COSTS_EXECUTIONS] =
+        "SELECT e.id, e.workflow_id, e.started_at, e.completed_at, e.total_input_tokens,"
+        " e.total_output_tokens, e.total_cache_creation_tokens, e.total_cache_read_tokens,"
+        " e.total_cost_usd,"
+        " (SELECT count(*) FROM attempts a WHERE a.exec_num = e.num AND a.started_at IS NOT NULL),"
+        " (SELECT coalesce(sum(tool_call_count), 0) FROM phases p WHERE p.exec_num = e.num),"
+        " (SELECT coalesce(sum(num_turns), 0) FROM phases p WHERE p.exec_num = e.num),"
+        " (SELECT coalesce(sum(duration_ms), 0) FROM phases p WHERE p.exec_num = e.num)"
+        " FROM executions e WHERE (?1 IS NULL OR e.id = ?1) ORDER BY e.num DESC LIMIT ?2",
+    [SQL_COSTS_SESSIONS] =
+        "SELECT e.id, e.workflow_id, a.phase_id, p.name, a.attempt, a.status, a.started_at,"
+        " a.completed_at, a.usage FROM executions e JOIN attempts a ON a.exec_num = e.num"
+        " LEFT JOIN phases p ON p.exec_num = a.exec_num AND p.phase_id = a.phase_id"
+        " WHERE (?1 IS NULL OR e.id = ?1) AND a.started_at IS NOT NULL"
+        " ORDER BY e.num DESC, a.started_at DESC LIMIT ?2",
 };
 
 /* --- helpers -------------------------------------------------------------- */
@@ -361,6 +391,14 @@ void store_bind_text(sqlite3_stmt *s, int index, const char *text)
         sqlite3_bind_text(s, index, text, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(s, index);
+}
+
+/* A timestamp column as the API writes it (broker_time_json); NULL reads as null. */
+json_t *store_column_time(sqlite3_stmt *s, int col)
+{
+    return broker_time_json(sqlite3_column_type(s, col) == SQLITE_NULL
+                                ? 0
+                                : sqlite3_column_int64(s, col));
 }
 
 /* 0 binds NULL: timestamps that have not happened yet. */

@@ -113,7 +113,7 @@ int cmd_status(cli_t *cli, int argc, char **argv)
         cli_print_json(doc);
         json_decref(doc);
     } else if (!cli->quiet) {
-        bool ok = status && !strcmp(status, "ok");
+        bool ok = status && (!strcmp(status, "healthy") || !strcmp(status, "ok"));
         const char *on = cli->color ? (ok ? "\033[32m" : "\033[31m") : "", *off =
                                                                               cli->color ? "\033[0m"
                                                                                          : "";

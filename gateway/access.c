@@ -109,6 +109,11 @@ int gateway_access_scope(gateway_match_t match, gateway_route_id_t id)
     case GATEWAY_ROUTE_SSE_EXECUTION:
     case GATEWAY_ROUTE_SSE_ACTIVITY:
     case GATEWAY_ROUTE_WORKERS:
+    case GATEWAY_ROUTE_COSTS_SUMMARY: /* what the read routes' tokens and costs add up to */
+    case GATEWAY_ROUTE_COSTS_EXECUTIONS:
+    case GATEWAY_ROUTE_COSTS_EXECUTION:
+    case GATEWAY_ROUTE_COSTS_SESSIONS:
+    case GATEWAY_ROUTE_COSTS_SESSION:
     /* Answered by the gateway alone from the YAML it is sent: it changes nothing
      * and tells nothing about what the broker holds, so a read token (a CI job
      * checking workflow files) may. */

@@ -285,6 +285,12 @@ int gateway_api_request(const gateway_route_t *route, const char *content_type, 
     case GATEWAY_ROUTE_UI_FILE:
     case GATEWAY_ROUTE_WHOAMI:
         break; /* the dashboard: answered by the gateway alone (gateway/ui.h, access.h) */
+    case GATEWAY_ROUTE_COSTS_SUMMARY:
+    case GATEWAY_ROUTE_COSTS_EXECUTIONS:
+    case GATEWAY_ROUTE_COSTS_EXECUTION:
+    case GATEWAY_ROUTE_COSTS_SESSIONS:
+    case GATEWAY_ROUTE_COSTS_SESSION:
+        break; /* the original's routes: gateway/original_compat.h maps them */
     }
     *error = json_pack("{s:s}", "detail", "Not Found");
     return 404;

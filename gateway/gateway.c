@@ -15,6 +15,7 @@
 #include "gateway/broker_link.h"
 #include "gateway/hub.h"
 #include "gateway/listen.h"
+#include "gateway/original_compat.h"
 #include "gateway/request.h"
 #include "gateway/router.h"
 #include "gateway/sse.h"
@@ -227,7 +228,12 @@ static void request_dispatch(gateway_t *self, gateway_request_t *req)
                                                            MHD_HTTP_HEADER_CONTENT_TYPE);
     if (req->route.id == GATEWAY_ROUTE_EXECUTION_STATUS && view_answer(self, req))
         return;
-    int status = gateway_api_request(&req->route, content_type, req->body ? req->body : "",
+    /* The original's request shapes first (gateway/original_compat.h), then syn's. */
+    int status = gateway_compat_request(&req->route, req->original, content_type,
+                                        req->body ? req->body : "", req->body_len, lookup_query,
+                                        req, &op, &args, &error, &req->compat);
+    if (status < 0)
+        status = gateway_api_request(&req->route, content_type, req->body ? req->body : "",
                                      req->body_len, lookup_query, req, &op, &args, &error);
     if (status == 0 && req->route.id == GATEWAY_ROUTE_EXECUTION_START)
         status = gateway_api_idempotency_key(
@@ -272,7 +278,7 @@ static gateway_request_t *request_new(gateway_t *self, struct MHD_Connection *co
     req->started_ms = syn_mono_ms();
     snprintf(req->method, sizeof req->method, "%s", method);
     snprintf(req->path, sizeof req->path, "%s", url);
-    req->match = gateway_route_match(method, url, &req->route);
+    req->match = gateway_route_match(method, gateway_route_path(url, &req->original), &req->route);
     req->health = req->match == GATEWAY_MATCH_OK && req->route.id == GATEWAY_ROUTE_HEALTH;
     return req;
 }
@@ -377,7 +383,14 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
  * YAML file), or the reply as it came. */
 static void answer_from_reply(gateway_request_t *req, json_int_t status, json_t *body)
 {
-    if (status == 502 && !body) {
+    unsigned shaped_status = (unsigned)status;
+    json_t *shaped = body ? gateway_compat_answer(&req->route, req->original, req->compat,
+                                                  &shaped_status, body)
+                          : NULL;
+    if (shaped) {
+        gateway_request_set_json(req, shaped_status, shaped);
+        json_decref(shaped);
+    } else if (status == 502 && !body) {
         gateway_request_set_literal(req, 502, GATEWAY_BAD_REPLY);
     } else if (req->route.id == GATEWAY_ROUTE_EXECUTION_START && status == 200 &&
                json_is_true(json_object_get(body, SYN_OP_REPLAYED))) {

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #define BROKER_UNAVAILABLE "{\"detail\":\"broker unavailable\"}"
-#define BROKER_DOWN_HEALTH "{\"status\":\"degraded\",\"broker\":\"down\",\"workers\":0}"
+#define BROKER_DOWN_HEALTH                                                                    \
+    "{\"status\":\"degraded\",\"broker\":\"down\",\"workers\":0,\"mode\":\"degraded\","           \
+    "\"degraded_reasons\":[\"broker unavailable\"]}"
 
 void gateway_request_set_answer(gateway_request_t *req, unsigned status, char *text)
 {
@@ -77,6 +79,7 @@ void gateway_request_free(gateway_request_t *req)
     gateway_sse_client_destroy(&req->sse);
     if (req->prepared)
         MHD_destroy_response(req->prepared);
+    json_decref(req->compat);
     free(req->body);
     free(req->answer);
     free(req);

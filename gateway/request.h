@@ -69,6 +69,8 @@ typedef struct {
     bool sse_cut;              /* failed stream: logged, closing */
     bool view_held;            /* a control op holding its execution in the view */
     uint64_t view_token;       /* gateway_view_hold's token, for the reply */
+    bool original;             /* came through /api/v1: the original's shapes */
+    json_t *compat;            /* what gateway/original_compat.c keeps for the answer */
 } gateway_request_t;
 
 /* The answer is text (taken, malloc'd; NULL → 500 when queued), JSON by default. */

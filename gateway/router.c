@@ -51,7 +51,24 @@ static const route_entry_t routes[] = {
     {"GET", "/ui/", GATEWAY_ROUTE_UI_FILE},
     {"GET", "/ui/{}", GATEWAY_ROUTE_UI_FILE},
     {"GET", "/whoami", GATEWAY_ROUTE_WHOAMI},
+    /* the original's clients (issue 17) */
+    {"GET", "/costs/summary", GATEWAY_ROUTE_COSTS_SUMMARY},
+    {"GET", "/costs/executions", GATEWAY_ROUTE_COSTS_EXECUTIONS},
+    {"GET", "/costs/executions/{}", GATEWAY_ROUTE_COSTS_EXECUTION},
+    {"GET", "/costs/sessions", GATEWAY_ROUTE_COSTS_SESSIONS},
+    {"GET", "/costs/sessions/{}", GATEWAY_ROUTE_COSTS_SESSION},
 };
+
+#define ORIGINAL_PREFIX "/api/v1"
+
+const char *gateway_route_path(const char *url, bool *original)
+{
+    size_t len = strlen(ORIGINAL_PREFIX);
+    *original = strncmp(url, ORIGINAL_PREFIX, len) == 0 && (url[len] == '/' || !url[len]);
+    if (!*original)
+        return url;
+    return url[len] ? url + len : "/";
+}
 
 typedef struct {
     const char *start;

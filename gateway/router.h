@@ -8,6 +8,7 @@
 #ifndef SYN_GATEWAY_ROUTER_H
 #define SYN_GATEWAY_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define GATEWAY_ROUTE_PARAMS 4
@@ -50,6 +51,12 @@ typedef enum {
     GATEWAY_ROUTE_UI_REDIRECT, /* "/" and "/ui": to /ui/ */
     GATEWAY_ROUTE_UI_FILE,     /* "/ui/" (index.html) and "/ui/NAME": a file built in */
     GATEWAY_ROUTE_WHOAMI,      /* the caller's token name and scope */
+    /* the original's clients (issue 17): costs.report, shaped by gateway/original_compat.c */
+    GATEWAY_ROUTE_COSTS_SUMMARY,
+    GATEWAY_ROUTE_COSTS_EXECUTIONS,
+    GATEWAY_ROUTE_COSTS_EXECUTION,
+    GATEWAY_ROUTE_COSTS_SESSIONS,
+    GATEWAY_ROUTE_COSTS_SESSION,
 } gateway_route_id_t;
 
 typedef enum {
@@ -69,6 +76,12 @@ typedef struct {
  * or control-character path parameter never matches (404). */
 gateway_match_t gateway_route_match(const char *method, const char *path,
                                     gateway_route_t *route);
+
+/* The path the routes know for url: url itself, or what follows the original
+ * service's "/api/v1" ("/api/v1/health" → "/health"; its nginx maps /api/v1/... to its
+ * API), with *original set so the answer can take the original's shape where the two
+ * differ (GET /api/v1/metrics). */
+const char *gateway_route_path(const char *url, bool *original);
 
 /* The path pattern of a route ("/workflows/{}/execute"), for metric labels. */
 const char *gateway_route_pattern(gateway_route_id_t id);

@@ -1,4 +1,5 @@
 #include "gateway/sse.h"
+#include "gateway/original_compat.h"
 #include "common/clock.h"
 #include "common/json_text.h"
 
@@ -75,10 +76,17 @@ static int frame_ready(gateway_sse_frame_t *frame)
         return 0;
     char stamp[SYN_TIME_BUFSIZE];
     syn_time_format(frame->time_us, stamp);
-    json_t *payload = json_pack("{s:s, s:O, s:s?, s:O, s:s}", "type",
-                                frame->terminal ? "terminal" : "event", "event_type",
-                                frame->type, "execution_id", frame->execution_id, "data",
-                                frame->data, "timestamp", stamp);
+    /* The original's clients read its event names and want execution_id, phase_name
+     * and error_message in data (gateway/original_compat.h): added beside syn's. */
+    const char *type = json_string_value(frame->type);
+    const char *theirs = gateway_compat_event_type(type);
+    json_t *data = gateway_compat_event_data(type, frame->execution_id, frame->data);
+    json_t *payload = data ? json_pack("{s:s, s:O, s:s?, s:o, s:s, s:s}", "type",
+                                       frame->terminal ? "terminal" : "event", "event_type",
+                                       frame->type, "execution_id", frame->execution_id, "data",
+                                       data, "timestamp", stamp, "original_event_type",
+                                       theirs ? theirs : type)
+                           : NULL;
     int rc = frame_set_text(frame, payload);
     json_decref(payload);
     if (rc == 0) {

@@ -154,8 +154,16 @@ static int validate_text(const char *text, size_t len, json_t **answer)
     json_t *workflow = template_workflow_parse(text, len, NULL, NULL, errors);
     json_t *list = template_errors_json(errors);
     template_errors_destroy(&errors);
+    /* name, workflow_type and phase_count as the original's ValidateYamlResponse has
+     * them ("" and 0 for an invalid document) */
+    const char *name = json_string_value(json_object_get(workflow, "name"));
+    const char *type = json_string_value(json_object_get(workflow, "workflow_type"));
+    *answer = json_pack("{s:b, s:o, s:s, s:s, s:I, s:[]}", "valid", json_array_size(list) == 0,
+                        "errors", list, "name", workflow && name ? name : "", "workflow_type",
+                        workflow ? (type ? type : "custom") : "", "phase_count",
+                        (json_int_t)json_array_size(json_object_get(workflow, "phases")),
+                        "warnings");
     json_decref(workflow);
-    *answer = json_pack("{s:b, s:o}", "valid", json_array_size(list) == 0, "errors", list);
     return 200;
 }
 

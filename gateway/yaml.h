@@ -3,8 +3,9 @@
  *   POST /workflows/from-yaml   a raw YAML body → the args of workflow.create, checked
  *                               against the same specification as POST /workflows
  *                               (template/spec.h), once, by the template library
- *   POST /workflows/validate    {content} → {valid, errors:[{line, column, field, message}]},
- *                               answered by the gateway alone
+ *   POST /workflows/validate    {content} → {valid, errors:[{line, column, field, message}],
+ *                               name, workflow_type, phase_count, warnings}, answered by
+ *                               the gateway alone
  *   GET /workflows/{id}/export  the reply of workflow.get → YAML text
  *
  * Pure (no I/O, no state): the HTTP server hands in what it received and sends what

@@ -71,6 +71,9 @@ static const syn_op_spec_t specs[] = {
                                 {STR("from_phase", false), STR("task", false),
                                  {"inputs", SYN_ARG_STRING_MAP, false, 0, 0}, EXECUTION_ID},
                                 4, NULL},
+    /* the original's clients (issue 17) */
+    [SYN_OP_COSTS_REPORT] = {"costs.report", {STR("execution_id", false), INT("limit", 1, 200)},
+                             2, NULL},
 };
 
 _Static_assert(sizeof specs / sizeof specs[0] == SYN_OP_COUNT, "one spec per op");

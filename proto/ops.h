@@ -48,6 +48,8 @@ typedef enum {
     SYN_OP_READY,
     /* the team controls (issue 19): POST /executions/{id}/rerun */
     SYN_OP_EXECUTION_RERUN,
+    /* the original's clients (issue 17): the cost routes, GET /api/v1/metrics */
+    SYN_OP_COSTS_REPORT,
     SYN_OP_COUNT
 } syn_op_t;
 

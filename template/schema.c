@@ -168,7 +168,8 @@ static int edit_distance(const char *a, const char *b)
 
 /* The closest candidate within a third of the word's length (at least 1, at most 3
  * edits), or NULL. */
-static const char *closest(const char *word, const char *const *candidates, size_t count)
+const char *template_schema_closest(const char *word, const char *const *candidates,
+                                    size_t count)
 {
     int limit = (int)strlen(word) / 3;
     if (limit < 1)
@@ -202,7 +203,7 @@ static int convert_choice(const spec_field_t *field, const template_node_t *node
         size_t used = strlen(list);
         snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", *c);
     }
-    const char *near = closest(node->text, field->choices, count);
+    const char *near = template_schema_closest(node->text, field->choices, count);
     if (near)
         add_error(origin, node, path, "'%.60s' is not one of: %s; did you mean '%s'?",
                   node->text, list, near);
@@ -345,7 +346,7 @@ int template_schema_unknown_key(const char *const *keys, const char *const *api_
             strcmp(api_names[i], keys[i]) != 0)
             meant = (int)i;
     if (meant < 0) {
-        const char *near = closest(key->text, keys, count);
+        const char *near = template_schema_closest(key->text, keys, count);
         for (size_t i = 0; near && i < count; i++)
             if (keys[i] == near)
                 meant = (int)i;

@@ -45,4 +45,9 @@ int template_schema_unknown_key(const char *const *keys, const char *const *api_
                                 size_t count, const template_node_t *key, const char *where,
                                 const char *path, const template_origin_t *origin);
 
+/* The closest of candidates[0..count) to word within a third of its length (at least
+ * 1, at most 3 edits), or NULL: the "did you mean" of unknown keys and choices. */
+const char *template_schema_closest(const char *word, const char *const *candidates,
+                                    size_t count);
+
 #endif

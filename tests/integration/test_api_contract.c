@@ -50,7 +50,8 @@ static void test_health_reports_workers(void **state)
     (void)state;
     http_response_t r;
     http_get(&r, URL("/health"));
-    expect_response(&r, 200, "{\"status\":\"ok\",\"broker\":\"up\",\"workers\":2}");
+    expect_response(&r, 200, "{\"status\":\"healthy\",\"broker\":\"up\",\"workers\":2,"
+                              "\"mode\":\"full\",\"degraded_reasons\":[]}");
     assert_string_equal(r.content_type, "application/json");
     http_response_clear(&r);
 }

@@ -367,14 +367,14 @@ static void test_pause_resume_inject_cancel(void **state)
 static void test_status(void **state)
 {
     (void)state;
-    check(0, ARGS("status"), "gateway  http://127.0.0.1:", "ok", "broker   up", "workers  2");
+    check(0, ARGS("status"), "gateway  http://127.0.0.1:", "healthy", "broker   up", "workers  2");
     /* The workers' table from GET /workers: real names, slots, state. */
     check(0, ARGS("status"), "WORKER", "HOST", "RUNNING", "STATE", "w0", "w1", "mock", "ok");
     synrun_t r = SYN("status", "--json");
     json_t *doc = json_of(&r);
     assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "health"),
                                                           "status")),
-                        "ok");
+                        "healthy");
     json_t *workers = json_object_get(doc, "workers");
     assert_int_equal(json_array_size(workers), 2);
     assert_true(json_is_true(json_object_get(json_array_get(workers, 0), "healthy")));

@@ -403,7 +403,8 @@ static void test_validate_endpoint(void **state)
     json_decref(content);
     request(&resp, "POST", "/workflows/validate", body, NULL);
     free(body);
-    expect_response(&resp, 200, "{\"valid\":true,\"errors\":[]}");
+    expect_response(&resp, 200, "{\"valid\":true,\"errors\":[],\"name\":\"Simple\","
+                                "\"workflow_type\":\"review\",\"phase_count\":1,\"warnings\":[]}");
     http_response_clear(&resp);
 
     request(&resp, "POST", "/workflows/validate",

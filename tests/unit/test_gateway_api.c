@@ -246,7 +246,8 @@ static void test_template_routes(void **state)
     /* Answered by the gateway itself: no operation. */
     expect_error("POST", "/workflows/validate", NULL, "{\"content\":\"" "name: Y\\nphases:\\n"
                  "  - {id: p, name: P, order: 1, prompt_template: hi}\\n\"}", 200,
-                 "{\"valid\":true,\"errors\":[]}");
+                 "{\"valid\":true,\"errors\":[],\"name\":\"Y\",\"workflow_type\":\"custom\","
+                 "\"phase_count\":1,\"warnings\":[]}");
     expect_error("POST", "/workflows/validate", NULL, "{}", 422,
                  "{\"detail\":[{\"loc\":[\"body\",\"content\"],\"msg\":\"Field "
                  "required\",\"type\":\"missing\"}]}");

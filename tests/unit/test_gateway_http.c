@@ -314,7 +314,8 @@ static void test_routes_reach_the_broker(void **state)
     fixture_t *f = *state;
     char url[256];
     snprintf(url, sizeof url, "%s/health", gateway_harness_url(f->gw));
-    expect("GET", url, NULL, 200, "{\"status\":\"ok\",\"broker\":\"up\",\"workers\":2}");
+    expect("GET", url, NULL, 200, "{\"status\":\"healthy\",\"broker\":\"up\",\"workers\":2,"
+                              "\"mode\":\"full\",\"degraded_reasons\":[]}");
     snprintf(url, sizeof url, "%s/workflows?page=2&page_size=5&ignored=1", gateway_harness_url(f->gw));
     expect("GET", url, NULL, 200,
            "{\"op\":\"workflow.list\",\"args\":{\"workflow_type\":null,\"include_archived\":"
@@ -325,7 +326,9 @@ static void test_routes_reach_the_broker(void **state)
            "\"prompt_template\":\"x\",\"model\":null}]}",
            201,
            "{\"op\":\"workflow.create\",\"args\":{\"name\":\"n\",\"phases\":[{\"phase_id\":\"p\","
-           "\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}}");
+           "\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]},"
+           /* the original's CreateWorkflowResponse fields (gateway/original_compat.h) */
+           "\"repository_url\":\"\",\"requires_repos\":true,\"warnings\":[]}");
     snprintf(url, sizeof url, "%s/workflows/wf%%2D1", gateway_harness_url(f->gw)); /* URL-decoded: wf-1 */
     expect("GET", url, NULL, 200, "{\"op\":\"workflow.get\",\"args\":{\"id\":\"wf-1\"}}");
     snprintf(url, sizeof url, "%s/workflows/wf-1/execute", gateway_harness_url(f->gw));
@@ -367,7 +370,8 @@ static void test_yaml_routes(void **state)
     http_response_clear(&r);
     assert_int_equal(http_request("POST", url, doc, "application/yaml", &r), 0);
     assert_int_equal(r.status, 200);
-    assert_json_text(r.json, "{\"valid\":true,\"errors\":[]}");
+    assert_json_text(r.json, "{\"valid\":true,\"errors\":[],\"name\":\"Y\","
+                             "\"workflow_type\":\"custom\",\"phase_count\":1,\"warnings\":[]}");
     http_response_clear(&r);
     assert_int_equal(fake_broker_requests(f->broker, NULL), reached);
 
@@ -548,7 +552,8 @@ static void test_silent_broker_gives_503(void **state)
     assert_int_equal(http_get(&r, "%s/health", gateway_harness_url(f->gw)), 0);
     took = zclock_mono() - start;
     assert_int_equal(r.status, 503);
-    assert_json_text(r.json, "{\"status\":\"degraded\",\"broker\":\"down\",\"workers\":0}");
+    assert_json_text(r.json, "{\"status\":\"degraded\",\"broker\":\"down\",\"workers\":0,"
+                             "\"mode\":\"degraded\",\"degraded_reasons\":[\"broker unavailable\"]}");
     assert_true(took >= HEALTH_TIMEOUT_MS - 20);
     assert_true(took < REQUEST_TIMEOUT_MS); /* its own, shorter timeout */
     http_response_clear(&r);
@@ -571,7 +576,8 @@ static void test_no_broker_gives_503_at_once(void **state)
     http_response_clear(&r);
     assert_int_equal(http_get(&r, "%s/health", gateway_harness_url(h)), 0);
     assert_int_equal(r.status, 503);
-    assert_json_text(r.json, "{\"status\":\"degraded\",\"broker\":\"down\",\"workers\":0}");
+    assert_json_text(r.json, "{\"status\":\"degraded\",\"broker\":\"down\",\"workers\":0,"
+                             "\"mode\":\"degraded\",\"degraded_reasons\":[\"broker unavailable\"]}");
     http_response_clear(&r);
     assert_true(zclock_mono() - start < REQUEST_TIMEOUT_MS);
     gateway_harness_halt(h);

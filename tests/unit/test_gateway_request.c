@@ -77,7 +77,8 @@ static void test_answers(void **state)
     gateway_request_set_unavailable(req);
     assert_int_equal(req->status, 503);
     assert_string_equal(req->answer,
-                        "{\"status\":\"degraded\",\"broker\":\"down\",\"workers\":0}");
+                        "{\"status\":\"degraded\",\"broker\":\"down\",\"workers\":0,"
+                        "\"mode\":\"degraded\",\"degraded_reasons\":[\"broker unavailable\"]}");
     gateway_request_set_literal(req, 502, GATEWAY_BAD_REPLY);
     assert_int_equal(req->status, 502);
     assert_string_equal(req->answer, GATEWAY_BAD_REPLY);

@@ -112,8 +112,10 @@ static void test_event_frame_text(void **state)
     gateway_sse_frame_t *frame = event_frame(7, "exec-1", "PhaseStarted");
     assert_string_equal(gateway_sse_frame_text(frame),
                         "id: 7\ndata: {\"type\":\"event\",\"event_type\":\"PhaseStarted\","
-                        "\"execution_id\":\"exec-1\",\"data\":{\"n\":7},"
-                        "\"timestamp\":\"1970-01-01T00:00:01.234567Z\"}\n\n");
+                        "\"execution_id\":\"exec-1\",\"data\":{\"n\":7,"
+                        "\"execution_id\":\"exec-1\"},"
+                        "\"timestamp\":\"1970-01-01T00:00:01.234567Z\","
+                        "\"original_event_type\":\"PhaseStarted\"}\n\n");
     assert_int_equal(gateway_sse_frame_len(frame), strlen(gateway_sse_frame_text(frame)));
     assert_int_equal(gateway_sse_frame_seq(frame), 7);
     assert_false(gateway_sse_frame_terminal(frame));
@@ -142,7 +144,8 @@ static void test_event_frame_text(void **state)
     assert_string_equal(gateway_sse_frame_text(frame),
                         "id: 3\ndata: {\"type\":\"event\",\"event_type\":\"Worker\\nJoined\","
                         "\"execution_id\":null,\"data\":{},"
-                        "\"timestamp\":\"1970-01-01T00:00:00.000000Z\"}\n\n");
+                        "\"timestamp\":\"1970-01-01T00:00:00.000000Z\","
+                        "\"original_event_type\":\"Worker\\nJoined\"}\n\n");
     assert_null(gateway_sse_frame_execution_id(frame));
     gateway_sse_frame_unref(&frame);
 }
@@ -153,8 +156,10 @@ static void test_shared_frame_reads_the_same_everywhere(void **state)
 {
     (void)state;
     const char *want = "id: 5\ndata: {\"type\":\"terminal\",\"event_type\":\"ExecutionCompleted\","
-                       "\"execution_id\":\"exec-1\",\"data\":{\"n\":5},"
-                       "\"timestamp\":\"1970-01-01T00:00:01.234567Z\"}\n\n";
+                       "\"execution_id\":\"exec-1\",\"data\":{\"n\":5,"
+                       "\"execution_id\":\"exec-1\"},"
+                       "\"timestamp\":\"1970-01-01T00:00:01.234567Z\","
+                       "\"original_event_type\":\"WorkflowCompleted\"}\n\n";
     gateway_sse_frame_t *frame = event_frame(5, "exec-1", "ExecutionCompleted");
     gateway_sse_client_t *activity = gateway_sse_client_new(NULL, 0, false, &limits);
     gateway_sse_client_t *execution = gateway_sse_client_new("exec-1", 0, false, &limits);

@@ -264,7 +264,7 @@ static void test_validate(void **state)
     char *text = json_dumps(body, 0);
     json_decref(body);
     assert_int_equal(gateway_yaml_validate(NULL, text, strlen(text), &answer), 200);
-    assert_json(answer, "{\"valid\":true,\"errors\":[]}");
+    assert_json(answer, "{\"valid\":true,\"errors\":[],\"name\":\"Triage\",\"workflow_type\":\"research\",\"phase_count\":1,\"warnings\":[]}");
     json_decref(answer);
     free(text);
 
@@ -272,6 +272,8 @@ static void test_validate(void **state)
                           "order: 1, prompt_template: hi, colour: red}\\n\"}";
     assert_int_equal(gateway_yaml_validate(NULL, invalid, strlen(invalid), &answer), 200);
     assert_true(json_is_false(json_object_get(answer, "valid")));
+    assert_string_equal(json_string_value(json_object_get(answer, "name")), "");
+    assert_int_equal(json_integer_value(json_object_get(answer, "phase_count")), 0);
     const json_t *errors = json_object_get(answer, "errors");
     assert_int_equal(json_array_size(errors), 2);
     const json_t *first = json_array_get(errors, 0), *second = json_array_get(errors, 1);
@@ -304,7 +306,7 @@ static void test_validate(void **state)
 
     /* Sent as YAML, the body is the text itself: the same answers. */
     assert_int_equal(gateway_yaml_validate("application/yaml", DOC, strlen(DOC), &answer), 200);
-    assert_json(answer, "{\"valid\":true,\"errors\":[]}");
+    assert_json(answer, "{\"valid\":true,\"errors\":[],\"name\":\"Triage\",\"workflow_type\":\"research\",\"phase_count\":1,\"warnings\":[]}");
     json_decref(answer);
     const char *raw = "name: x\ntype: reserch\nphases:\n  - {id: a, name: A, order: 1, "
                       "prompt_template: hi, colour: red}\n";

@@ -159,9 +159,10 @@ static void test_list_pages(void **state)
     const char *keys[] = {"execution_id", "workflow_id", "workflow_name", "status", "started_at",
                           "completed_at", "completed_phases", "total_phases",
                           "duration_seconds", "total_input_tokens", "total_output_tokens",
-                          "total_cost_usd", "error"};
-    assert_int_equal(json_object_size(first), 13);
-    for (size_t i = 0; i < 13; i++)
+                          "total_cost_usd", "error", "total_cache_creation_tokens",
+                          "total_cache_read_tokens"};
+    assert_int_equal(json_object_size(first), 15);
+    for (size_t i = 0; i < 15; i++)
         assert_non_null(json_object_get(first, keys[i]));
     assert_string_equal(json_string_value(json_object_get(first, "workflow_name")), "demo");
     assert_true(json_is_null(json_object_get(first, "duration_seconds")));
