@@ -21,7 +21,7 @@
 
 /* The tables are the workflow specification's (template/spec.c): a phase has at
  * most this many fields, prompt_file included. */
-#define MAX_FIELDS 16
+#define MAX_FIELDS 24
 
 static size_t field_count(const spec_object_t *object)
 {
@@ -75,11 +75,11 @@ static size_t slot_of(const spec_object_t *object, const char *name)
     return field ? (size_t)(field - object->fields) : MAX_FIELDS - 1;
 }
 
-/* The field whose YAML key is key, or NULL. */
+/* The field whose YAML key (or alias) is key, or NULL. */
 static const spec_field_t *yaml_field(const spec_object_t *object, const char *key)
 {
     for (const spec_field_t *f = object->fields; f->name; f++)
-        if (strcmp(spec_yaml_key(f), key) == 0)
+        if (strcmp(spec_yaml_key(f), key) == 0 || (f->alias && strcmp(f->alias, key) == 0))
             return f;
     return NULL;
 }
@@ -138,6 +138,13 @@ static bool walk_mapping(parse_t *p, const template_node_t *map, const spec_obje
             continue;
         }
         size_t index = (size_t)(field - object->fields);
+        if (slots->key[index]) { /* a key and its alias: tools and allowed_tools */
+            error_at(p, TEMPLATE_ERROR_INVALID, key, path,
+                     "give either %s or %s, not both (the other is at line %d)",
+                     spec_yaml_key(field), field->alias, slots->key[index]->line);
+            ok = false;
+            continue;
+        }
         slots->key[index] = key;
         slots->value[index] = value;
         if (field->kind == SPEC_OBJECT_LIST || field->kind == SPEC_FILE)
