@@ -13,6 +13,7 @@
  * - start, recovery after a restart, and the routing of worker messages. */
 #include "broker/engine.h"
 
+#include "broker/approval.h"
 #include "broker/deadlines.h"
 #include "broker/engine_internal.h"
 #include "broker/fence.h"
@@ -220,6 +221,10 @@ void engine_bury(broker_engine_t *self)
 
 void engine_queue_phase(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase)
 {
+    if (phase->gate && !phase->approved && phase->status == BROKER_PHASE_PENDING) {
+        broker_approval_stop(self, exec, phase);
+        return;
+    }
     if (!engine_move_phase(exec, phase, BROKER_PHASE_QUEUED))
         return;
     phase->not_before_ms = 0;
@@ -252,8 +257,11 @@ static void advance(broker_engine_t *self, broker_execution_t *exec)
         complete_execution(self, exec);
         return;
     }
+    broker_phase_t *next = &exec->phases[exec->current];
     if (exec->status != BROKER_EXEC_PAUSED)
-        engine_queue_phase(self, exec, &exec->phases[exec->current]);
+        engine_queue_phase(self, exec, next);
+    else if (next->gate)
+        broker_approval_announce(self, exec, next);
     engine_save_execution(self, exec);
 }
 
@@ -619,7 +627,12 @@ int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t 
                                                     errlen);
     if (!exec)
         return -1;
-    exec->phases[0].status = BROKER_PHASE_QUEUED;
+    /* A first phase that is a gate: the execution starts paused in front of it. */
+    bool gated = exec->phases[0].gate;
+    if (gated)
+        exec->status = BROKER_EXEC_PAUSED;
+    else
+        exec->phases[0].status = BROKER_PHASE_QUEUED;
     /* 48 random bits rarely collide, but a collision must not fail a request. */
     int rc = 1;
     for (int tries = 0; tries < 8 && rc == 1; tries++) {
@@ -638,9 +651,16 @@ int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t 
     engine_emit(self, exec, "ExecutionStarted",
                 json_pack("{s:s, s:I}", "workflow_id", workflow_id, "total_phases",
                           (json_int_t)exec->phase_count));
-    engine_emit(self, exec, "PhaseQueued",
-                json_pack("{s:s}", "phase_id", exec->phases[0].phase_id));
-    engine_enqueue(self, exec, false);
+    if (gated) {
+        engine_emit(self, exec, "ExecutionPaused",
+                    json_pack("{s:s, s:n, s:s, s:s}", "reason", "approval", "phase_id",
+                              "waiting_for", "approval", "gate", exec->phases[0].phase_id));
+        broker_approval_announce(self, exec, &exec->phases[0]);
+    } else {
+        engine_emit(self, exec, "PhaseQueued",
+                    json_pack("{s:s}", "phase_id", exec->phases[0].phase_id));
+        engine_enqueue(self, exec, false);
+    }
     self->stats.started++;
     snprintf(id_out, BROKER_EXEC_ID_SIZE, "%s", exec->id);
     syn_debug("broker", "execution accepted execution=%s workflow=%s", exec->id, workflow_id);

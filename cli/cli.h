@@ -70,6 +70,9 @@ int cmd_pause(cli_t *cli, int argc, char **argv);
 int cmd_resume(cli_t *cli, int argc, char **argv);
 int cmd_cancel(cli_t *cli, int argc, char **argv);
 int cmd_inject(cli_t *cli, int argc, char **argv);
+int cmd_approve(cli_t *cli, int argc, char **argv);
+int cmd_reject(cli_t *cli, int argc, char **argv);
+int cmd_exec_group(cli_t *cli, int argc, char **argv); /* syn exec approve|reject */
 int cmd_status(cli_t *cli, int argc, char **argv);
 
 /* Watches an execution to its end (cmd_watch.c): the live screen on a terminal,

@@ -38,6 +38,9 @@ static void usage(FILE *out)
             "  resume      resume a paused execution\n"
             "  cancel      cancel an execution (asks first on a terminal; -y does not)\n"
             "  inject      give an execution's agents a message\n"
+            "  approve     approve the gate an execution waits at (-m COMMENT)\n"
+            "  reject      reject it: the execution ends cancelled (--reason R)\n"
+            "  exec        approve ID | reject ID (the same, grouped)\n"
             "  status      the gateway, the broker and the workers\n\n"
             "running a stack:\n"
             "  up          run a local stack: broker, gateway and workers, supervised\n"
@@ -430,7 +433,8 @@ static const struct {
     {"ls", cmd_ls},             {"show", cmd_show},          {"output", cmd_output},
     {"logs", cmd_logs},         {"watch", cmd_watch},        {"pause", cmd_pause},
     {"resume", cmd_resume},     {"cancel", cmd_cancel},      {"inject", cmd_inject},
-    {"status", cmd_status},
+    {"status", cmd_status},     {"approve", cmd_approve},    {"reject", cmd_reject},
+    {"exec", cmd_exec_group},
 };
 
 /* Global options may come before the command (`syn --url U ls`): they are moved

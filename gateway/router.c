@@ -43,6 +43,9 @@ static const route_entry_t routes[] = {
     /* the fleet (issue 18) */
     {"GET", "/workers", GATEWAY_ROUTE_WORKERS},
     {"GET", "/ready", GATEWAY_ROUTE_READY},
+    /* approval gates (issue 17) */
+    {"POST", "/executions/{}/approve", GATEWAY_ROUTE_EXECUTION_APPROVE},
+    {"POST", "/executions/{}/reject", GATEWAY_ROUTE_EXECUTION_REJECT},
 };
 
 typedef struct {

@@ -44,6 +44,9 @@ typedef enum {
     /* the fleet (issue 18) */
     GATEWAY_ROUTE_WORKERS,
     GATEWAY_ROUTE_READY,
+    /* approval gates (issue 17) */
+    GATEWAY_ROUTE_EXECUTION_APPROVE,
+    GATEWAY_ROUTE_EXECUTION_REJECT,
 } gateway_route_id_t;
 
 typedef enum {

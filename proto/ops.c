@@ -64,6 +64,11 @@ static const syn_op_spec_t specs[] = {
     /* the fleet (issue 18) */
     [SYN_OP_WORKERS_LIST] = {"workers.list", {{0}}, 0, NULL},
     [SYN_OP_READY] = {"ready", {{0}}, 0, NULL},
+    /* approval gates (issue 17) */
+    [SYN_OP_EXECUTION_APPROVE] = {"execution.approve", {STR("comment", false), EXECUTION_ID}, 2,
+                                  NULL},
+    [SYN_OP_EXECUTION_REJECT] = {"execution.reject", {STR("reason", false), EXECUTION_ID}, 2,
+                                 NULL},
 };
 
 _Static_assert(sizeof specs / sizeof specs[0] == SYN_OP_COUNT, "one spec per op");

@@ -46,6 +46,9 @@ typedef enum {
     /* the fleet (issue 18): GET /workers, GET /ready */
     SYN_OP_WORKERS_LIST,
     SYN_OP_READY,
+    /* approval gates (issue 17): POST /executions/{id}/approve, /reject */
+    SYN_OP_EXECUTION_APPROVE,
+    SYN_OP_EXECUTION_REJECT,
     SYN_OP_COUNT
 } syn_op_t;
 
