@@ -4,6 +4,7 @@
 #include "broker/api.h"
 #include "broker/api_internal.h"
 #include "broker/approval.h"
+#include "broker/repository.h"
 
 #include "common/clock.h"
 #include "common/ids.h"
@@ -213,11 +214,12 @@ static int op_execution_start(broker_api_t *self, const json_t *args, json_t **b
             missing[nmissing++] = name;
     }
     int status;
+    json_t *repos_copy = NULL;
     if (nmissing > 0) {
         *body = missing_inputs_body(missing, nmissing);
         status = *body ? 422 : api_internal_error(body, "out of memory");
-    } else {
-        json_t *repos_copy = json_is_array(repos) ? json_deep_copy(repos) : json_array();
+    } else if ((status = broker_repository_choose(workflow_id, tpl, merged, repos, &repos_copy,
+                                                  body)) == 0) {
         char id[BROKER_EXEC_ID_SIZE], err[256];
         if (broker_engine_start(self->engine, workflow_id, version, tpl, merged, task,
                                 repos_copy, id, err, sizeof err) < 0) {
