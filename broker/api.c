@@ -3,6 +3,8 @@
  * operations with their reply bodies; the workflow operations: broker/api_workflows.c. */
 #include "broker/api.h"
 #include "broker/api_internal.h"
+#include "broker/approval.h"
+#include "broker/repository.h"
 
 #include "common/clock.h"
 #include "common/ids.h"
@@ -215,11 +217,12 @@ int broker_api_execution_start(broker_api_t *self, const json_t *args, json_t **
             missing[nmissing++] = name;
     }
     int status;
+    json_t *repos_copy = NULL;
     if (nmissing > 0) {
         *body = missing_inputs_body(missing, nmissing);
         status = *body ? 422 : api_internal_error(body, "out of memory");
-    } else {
-        json_t *repos_copy = json_is_array(repos) ? json_deep_copy(repos) : json_array();
+    } else if ((status = broker_repository_choose(workflow_id, tpl, merged, repos, &repos_copy,
+                                                  body)) == 0) {
         char id[BROKER_EXEC_ID_SIZE], err[256];
         if (broker_engine_start(self->engine, workflow_id, version, tpl, merged, task,
                                 repos_copy, priority, id, err, sizeof err) < 0) {
@@ -406,7 +409,72 @@ static int op_execution_resume(broker_api_t *self, const json_t *args, json_t **
         return status;
     broker_exec_status_t state = BROKER_EXEC_PENDING;
     int rc = broker_engine_resume(self->engine, id, syn_mono_ms(), &state);
+    if (rc == -3) {
+        const broker_execution_t *exec = broker_engine_find(self->engine, id);
+        const broker_phase_t *gate = exec ? broker_approval_waiting(exec) : NULL;
+        *body = api_detail("Execution %s is waiting for approval of phase %s: approve it "
+                           "(POST /executions/%s/approve) or reject it; resume does not pass "
+                           "a gate",
+                           id, gate ? gate->phase_id : "?", id);
+        return 409;
+    }
     return control_outcome(self, id, rc, state, "resume", "Execution resumed", body);
+}
+
+/* An approval's refusal: 409 when the execution does not wait at a gate (the
+ * other refusals as every control's). */
+static int not_waiting(broker_api_t *self, const char *id, int rc, broker_exec_status_t state,
+                       const char *verb, json_t **body)
+{
+    if (rc == -1) {
+        *body = api_detail("Execution %s is not waiting for approval (it is %s)", id,
+                           broker_exec_status_name(state));
+        return 409;
+    }
+    return control_outcome(self, id, rc, state, verb, "", body);
+}
+
+static int op_execution_approve(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *comment = NULL;
+    if (!api_opt_string(args, "comment", &comment, "", &why))
+        return api_bad_request(body, &why);
+    if (comment && strlen(comment) > BROKER_MESSAGE_MAX) {
+        api_fail(&why, "comment is longer than %u bytes", BROKER_MESSAGE_MAX);
+        return api_bad_request(body, &why);
+    }
+    char id[BROKER_EXEC_ID_SIZE];
+    int status = api_resolve_arg(self, args, id, body);
+    if (status != 200)
+        return status;
+    broker_exec_status_t state = BROKER_EXEC_PENDING;
+    char err[256];
+    int rc = broker_engine_approve(self->engine, id, comment, &state, err, sizeof err);
+    if (rc == -3) {
+        *body = api_detail("%s", err);
+        return 400;
+    }
+    if (rc < 0)
+        return not_waiting(self, id, rc, state, "approve", body);
+    return control_reply(body, id, state, "Approved");
+}
+
+static int op_execution_reject(broker_api_t *self, const json_t *args, json_t **body)
+{
+    reason_t why = {""};
+    const char *reason = NULL;
+    if (!api_opt_string(args, "reason", &reason, "", &why))
+        return api_bad_request(body, &why);
+    char id[BROKER_EXEC_ID_SIZE];
+    int status = api_resolve_arg(self, args, id, body);
+    if (status != 200)
+        return status;
+    broker_exec_status_t state = BROKER_EXEC_PENDING;
+    int rc = broker_engine_reject(self->engine, id, reason, &state);
+    if (rc < 0)
+        return not_waiting(self, id, rc, state, "reject", body);
+    return control_reply(body, id, state, "Rejected");
 }
 
 static int op_execution_inject(broker_api_t *self, const json_t *args, json_t **body)
@@ -448,6 +516,16 @@ static int op_execution_inject(broker_api_t *self, const json_t *args, json_t **
     return control_reply(body, id, state, "Message queued");
 }
 
+/* waiting_for: "approval" with the gate's phase (waiting_phase) while an execution
+ * waits at an approval gate, else null: what a person is expected to do. */
+static void put_waiting_for(broker_api_t *self, const char *id, json_t *body)
+{
+    const broker_execution_t *exec = broker_engine_find(self->engine, id);
+    const broker_phase_t *gate = exec ? broker_approval_waiting(exec) : NULL;
+    json_object_set_new(body, "waiting_for", gate ? json_string("approval") : json_null());
+    json_object_set_new(body, "waiting_phase", gate ? json_string(gate->phase_id) : json_null());
+}
+
 static int op_execution_state(broker_api_t *self, const json_t *args, json_t **body)
 {
     char id[BROKER_EXEC_ID_SIZE];
@@ -458,6 +536,7 @@ static int op_execution_state(broker_api_t *self, const json_t *args, json_t **b
     if (current_state(self, id, &state) <= 0)
         return api_internal_error(body, "cannot read the execution");
     *body = json_pack("{s:s, s:s}", "execution_id", id, "state", broker_exec_status_name(state));
+    put_waiting_for(self, id, *body);
     return 200;
 }
 
@@ -504,6 +583,7 @@ static int op_execution_get(broker_api_t *self, const json_t *args, json_t **bod
         return status;
     if (broker_store_execution_detail(self->store, id, body) <= 0)
         return api_internal_error(body, "cannot read the execution");
+    put_waiting_for(self, id, *body);
     return 200;
 }
 
@@ -687,6 +767,8 @@ static const op_fn handlers[SYN_OP_COUNT] = {
     [SYN_OP_READY] = op_ready,
     [SYN_OP_EXECUTION_RERUN] = broker_api_op_execution_rerun,
     [SYN_OP_COSTS_REPORT] = op_costs_report,
+    [SYN_OP_EXECUTION_APPROVE] = op_execution_approve,
+    [SYN_OP_EXECUTION_REJECT] = op_execution_reject,
 };
 
 broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,

@@ -4,6 +4,7 @@
  * the engine's usual paths (a paused execution's running phase still reports). */
 #include "broker/control.h"
 
+#include "broker/approval.h"
 #include "broker/engine_internal.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -106,6 +107,8 @@ int broker_engine_resume(broker_engine_t *self, const char *id, int64_t now_ms,
     *status = exec->status;
     if (exec->status != BROKER_EXEC_PAUSED)
         return -1;
+    if (broker_approval_waiting(exec))
+        return -3; /* a gate is passed by approval only */
     /* Back to where it was: pending when no phase has started yet. */
     if (!engine_move_execution(exec, exec->started_at ? BROKER_EXEC_RUNNING : BROKER_EXEC_PENDING))
         return -1;

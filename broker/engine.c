@@ -13,6 +13,7 @@
  * - start, recovery after a restart, and the routing of worker messages. */
 #include "broker/engine.h"
 
+#include "broker/approval.h"
 #include "broker/deadlines.h"
 #include "broker/engine_internal.h"
 #include "broker/fence.h"
@@ -238,6 +239,10 @@ void engine_bury(broker_engine_t *self)
 
 void engine_queue_phase(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase)
 {
+    if (phase->gate && !phase->approved && phase->status == BROKER_PHASE_PENDING) {
+        broker_approval_stop(self, exec, phase);
+        return;
+    }
     if (!engine_move_phase(exec, phase, BROKER_PHASE_QUEUED))
         return;
     phase->not_before_ms = 0;
@@ -270,8 +275,11 @@ static void advance(broker_engine_t *self, broker_execution_t *exec)
         complete_execution(self, exec);
         return;
     }
+    broker_phase_t *next = &exec->phases[exec->current];
     if (exec->status != BROKER_EXEC_PAUSED)
-        engine_queue_phase(self, exec, &exec->phases[exec->current]);
+        engine_queue_phase(self, exec, next);
+    else if (next->gate)
+        broker_approval_announce(self, exec, next);
     engine_save_execution(self, exec);
 }
 
@@ -635,7 +643,12 @@ static int start_execution(broker_engine_t *self, broker_execution_t *exec, size
                            const char *rerun_of, char id_out[BROKER_EXEC_ID_SIZE], char *err,
                            size_t errlen)
 {
-    exec->phases[first].status = BROKER_PHASE_QUEUED;
+    /* A first phase to run that is a gate: the execution starts paused in front of it. */
+    bool gated = exec->phases[first].gate;
+    if (gated)
+        exec->status = BROKER_EXEC_PAUSED;
+    else
+        exec->phases[first].status = BROKER_PHASE_QUEUED;
     exec->current = first;
     exec->completed_phases = first;
     /* 48 random bits rarely collide, but a collision must not fail a request. */
@@ -666,9 +679,16 @@ static int start_execution(broker_engine_t *self, broker_execution_t *exec, size
         json_object_set_new(started, "reused_phases", json_integer((json_int_t)first));
     }
     engine_emit(self, exec, "ExecutionStarted", started);
-    engine_emit(self, exec, "PhaseQueued",
-                json_pack("{s:s}", "phase_id", exec->phases[first].phase_id));
-    engine_enqueue(self, exec, false);
+    if (gated) {
+        engine_emit(self, exec, "ExecutionPaused",
+                    json_pack("{s:s, s:n, s:s, s:s}", "reason", "approval", "phase_id",
+                              "waiting_for", "approval", "gate", exec->phases[first].phase_id));
+        broker_approval_announce(self, exec, &exec->phases[first]);
+    } else {
+        engine_emit(self, exec, "PhaseQueued",
+                    json_pack("{s:s}", "phase_id", exec->phases[first].phase_id));
+        engine_enqueue(self, exec, false);
+    }
     self->stats.started++;
     snprintf(id_out, BROKER_EXEC_ID_SIZE, "%s", exec->id);
     syn_debug("broker", "execution accepted execution=%s workflow=%s", exec->id,

@@ -132,6 +132,7 @@ int broker_engine_cancel(broker_engine_t *self, const char *id, const char *reas
                          broker_exec_status_t *status);
 int broker_engine_pause(broker_engine_t *self, const char *id, const char *reason,
                         broker_exec_status_t *status);
+/* -3: the execution waits at an approval gate, which resume does not pass. */
 int broker_engine_resume(broker_engine_t *self, const char *id, int64_t now_ms,
                          broker_exec_status_t *status);
 /* Queues an operator message (role "user" or "system") for the next phase's

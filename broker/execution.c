@@ -2,6 +2,7 @@
 #include "broker/execution.h"
 
 #include "common/clock.h"
+#include "template/spec.h"
 #include "common/utf8.h"
 
 #include <stdio.h>
@@ -38,12 +39,26 @@ static void phase_clear(broker_phase_t *phase)
     free(phase->network);
     free(phase->stream);
     json_decref(phase->allowed_tools);
+    json_decref(phase->input_artifacts);
+    json_decref(phase->output_artifacts);
 }
 
 static int64_t int_or(const json_t *object, const char *key, int64_t fallback)
 {
     const json_t *v = json_object_get(object, key);
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : fallback;
+}
+
+/* The strings of a template list (allowed_tools, artifact names), a new array. */
+static json_t *strings_of(const json_t *list)
+{
+    json_t *out = json_array();
+    size_t i;
+    const json_t *item;
+    json_array_foreach(list, i, item)
+        if (out && json_is_string(item))
+            json_array_append(out, (json_t *)item);
+    return out;
 }
 
 /* Copies one template phase; -1 with the reason when a required field is missing. */
@@ -78,13 +93,10 @@ static int phase_from_json(broker_phase_t *phase, const json_t *spec, size_t ind
     phase->max_tokens = int_or(spec, "max_tokens", 0);
     if (phase->max_tokens < 0)
         phase->max_tokens = 0;
-    const json_t *tools = json_object_get(spec, "allowed_tools");
-    phase->allowed_tools = json_array();
-    size_t i;
-    const json_t *tool;
-    json_array_foreach(tools, i, tool)
-        if (json_is_string(tool))
-            json_array_append(phase->allowed_tools, (json_t *)tool);
+    phase->allowed_tools = strings_of(json_object_get(spec, "allowed_tools"));
+    phase->gate = spec_phase_is_gate(spec);
+    phase->input_artifacts = strings_of(json_object_get(spec, "input_artifacts"));
+    phase->output_artifacts = strings_of(json_object_get(spec, "output_artifacts"));
     const char *provider = json_string_value(json_object_get(spec, "provider"));
     const char *network = json_string_value(json_object_get(spec, "network"));
     phase->status = BROKER_PHASE_PENDING;
@@ -94,7 +106,7 @@ static int phase_from_json(broker_phase_t *phase, const json_t *spec, size_t ind
         broker_set_string(&phase->model, model) < 0 ||
         broker_set_string(&phase->provider, provider && *provider ? provider : NULL) < 0 ||
         broker_set_string(&phase->network, network && *network ? network : NULL) < 0 ||
-        !phase->allowed_tools) {
+        !phase->allowed_tools || !phase->input_artifacts || !phase->output_artifacts) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

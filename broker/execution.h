@@ -36,6 +36,10 @@ typedef struct {
     char *provider;               /* NULL: any worker, its default provider */
     json_t *allowed_tools;        /* array of strings */
     char *network;                /* none|proxy|host for a sandboxed agent; NULL: proxy */
+    bool gate;                    /* an approval gate (approval.h), from the template */
+    bool approved;                /* its gate was approved (in memory: it is queued then) */
+    json_t *input_artifacts;      /* names the phase declares it reads / writes (strings) */
+    json_t *output_artifacts;
     broker_phase_status_t status;
     int64_t attempt;              /* number of the current (or last) attempt, 0 before any */
     int64_t lost;                 /* attempts that ended because their worker was lost */

@@ -2,6 +2,8 @@
  * agent is told can be checked without a dispatch. */
 #include "broker/prompt.h"
 
+#include "common/repo_spec.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,16 +71,31 @@ char *broker_prompt_render(broker_execution_t *exec, broker_phase_t *phase, char
     for (size_t i = 0; i < index; i++)
         if (exec->phases[i].status == BROKER_PHASE_COMPLETED && exec->phases[i].output)
             outputs[m++] = (broker_render_var_t){exec->phases[i].phase_id, exec->phases[i].output};
+    /* The original's builtins: the execution's (first) repository as given, and the
+     * URL git clones; "" when it has none. */
+    syn_repo_spec_t repo = {0};
+    const char *first = json_string_value(json_array_get(exec->repos, 0));
+    char ignored[256];
+    if (first && syn_repo_spec_parse(first, &repo, ignored, sizeof ignored) != 0)
+        repo = (syn_repo_spec_t){0};
+    broker_render_var_t run_vars[] = {
+        {"repository", repo.base ? repo.base : ""},
+        {"repo_url", repo.url ? repo.url : ""},
+        {"repo_ref", repo.ref ? repo.ref : ""},
+    };
     broker_render_ctx_t ctx = {
         .execution_id = exec->id,
         .workflow_id = exec->workflow_id,
         .inputs = inputs,
         .input_count = n,
+        .run_vars = run_vars,
+        .run_var_count = sizeof run_vars / sizeof run_vars[0],
         .outputs = outputs,
         .output_count = m,
         .task = exec->task,
     };
     prompt = broker_render(phase->prompt_template, &ctx, NULL, err, errlen);
+    syn_repo_spec_clear(&repo);
     if (prompt)
         prompt = add_operator_messages(prompt, exec->messages, phase->phase_id, err, errlen);
 done:

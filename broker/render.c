@@ -1,6 +1,7 @@
 /* render: single-pass substitution with a sorted table of names.
  *
- * The table holds every name with its rank (0 builtin, 1 input, 2 output); after
+ * The table holds every name with its rank (0 builtin, 1 input, 2 run variable,
+ * 3 output); after
  * sorting by (length, bytes, rank, position) the first entry of each name is the winner.
  * The scanner remembers the next "}}" so finding it costs O(n) over the whole
  * template, and only a key without '{' is looked up (unless some name contains
@@ -88,8 +89,10 @@ static size_t build_table(entry_t *table, const broker_render_ctx_t *ctx)
     add_entry(table, &n, "workflow_id", ctx->workflow_id, 0);
     for (size_t i = 0; i < ctx->input_count; i++)
         add_entry(table, &n, ctx->inputs[i].name, ctx->inputs[i].value, 1);
+    for (size_t i = 0; i < ctx->run_var_count; i++)
+        add_entry(table, &n, ctx->run_vars[i].name, ctx->run_vars[i].value, 2);
     for (size_t i = 0; i < ctx->output_count; i++)
-        add_entry(table, &n, ctx->outputs[i].name, ctx->outputs[i].value, 2);
+        add_entry(table, &n, ctx->outputs[i].name, ctx->outputs[i].value, 3);
     if (n == 0)
         return 0;
     qsort(table, n, sizeof *table, entry_cmp);
@@ -119,7 +122,7 @@ char *broker_render(const char *template_text, const broker_render_ctx_t *ctx, s
                     char *err, size_t errlen)
 {
     size_t max = ctx->max_size ? ctx->max_size : BROKER_RENDER_MAX_SIZE;
-    size_t slots = 2 + ctx->input_count + ctx->output_count;
+    size_t slots = 2 + ctx->input_count + ctx->run_var_count + ctx->output_count;
     entry_t *table = calloc(slots, sizeof *table);
     if (!table) {
         snprintf(err, errlen, "out of memory rendering the prompt");

@@ -3,6 +3,8 @@
  * Plain substitution, one left-to-right pass over the template:
  *   {{execution_id}}, {{workflow_id}}       the builtins
  *   {{<input name>}}                       every merged input
+ *   {{repository}}, {{repo_url}}, …         the run's variables (prompt.c: the
+ *                                          execution's repository), below inputs
  *   {{<phase_id>}}                         the output of each earlier phase
  *   $ARGUMENTS                             the task, or "" when there is none
  * A placeholder whose name matches nothing stays verbatim.
@@ -33,6 +35,8 @@ typedef struct {
     const char *workflow_id;
     const broker_render_var_t *inputs; /* merged inputs, in any order */
     size_t input_count;
+    const broker_render_var_t *run_vars; /* beaten by inputs of the same name */
+    size_t run_var_count;
     const broker_render_var_t *outputs; /* earlier phases: name = phase_id */
     size_t output_count;
     const char *task;                   /* NULL: $ARGUMENTS becomes "" */

@@ -71,6 +71,9 @@ int cmd_resume(cli_t *cli, int argc, char **argv);
 int cmd_cancel(cli_t *cli, int argc, char **argv);
 int cmd_inject(cli_t *cli, int argc, char **argv);
 int cmd_rerun(cli_t *cli, int argc, char **argv);
+int cmd_approve(cli_t *cli, int argc, char **argv);
+int cmd_reject(cli_t *cli, int argc, char **argv);
+int cmd_exec_group(cli_t *cli, int argc, char **argv); /* syn exec approve|reject */
 int cmd_status(cli_t *cli, int argc, char **argv);
 int cmd_health(cli_t *cli, int argc, char **argv);
 

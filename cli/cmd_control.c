@@ -1,7 +1,8 @@
-/* syn pause|resume|cancel|inject: steering a running execution; syn rerun: a
- * finished one again from a phase. `cancel` asks
- * first when a person is at the terminal (stdin a TTY), since it cannot be undone;
- * -y, or a script's stdin, skips the question. */
+/* syn pause|resume|cancel|inject|approve|reject: steering a running execution;
+ * syn rerun: a finished one again from a phase. `cancel` asks first when a person
+ * is at the terminal (stdin a TTY), since it cannot be undone; -y, or a script's
+ * stdin, skips the question. approve and reject answer an approval gate; they are
+ * also `syn exec approve|reject`. */
 #include "cli/cli.h"
 
 #include <stdio.h>
@@ -194,4 +195,62 @@ int cmd_rerun(cli_t *cli, int argc, char **argv)
         printf("%s\n", json_string_value(json_object_get(answer, "execution_id")));
     json_decref(answer);
     return CLI_EXIT_OK;
+}
+
+static int approve_or_reject(cli_t *cli, int argc, char **argv, bool approve)
+{
+    const char *text = NULL;
+    const args_option_t approve_options[] = {
+        {'m', "comment", ARGS_VALUE, "COMMENT",
+         "a note for the phase (in its prompt, as an operator message)", &text},
+        {0, NULL, 0, NULL, NULL, NULL},
+    };
+    const args_option_t reject_options[] = {
+        {'r', "reason", ARGS_VALUE, "REASON", "why (the execution's error)", &text},
+        {0, NULL, 0, NULL, NULL, NULL},
+    };
+    const args_command_t command =
+        approve ? (args_command_t){"syn approve ID [-m COMMENT]",
+                                   "Approves the gate an execution waits at (a phase with "
+                                   "execution_type: human_in_loop):\nthe phase runs, with the "
+                                   "comment among its operator messages.",
+                                   approve_options, 1, 1}
+                : (args_command_t){"syn reject ID [--reason R]",
+                                   "Rejects the gate an execution waits at: the execution "
+                                   "ends cancelled with the reason.",
+                                   reject_options, 1, 1};
+    const char *pos[ARGS_MAX_POSITIONAL];
+    int npos, code;
+    if (cli_begin(cli, &command, argc, argv, pos, &npos, &code) != 0)
+        return code;
+    json_t *body = text ? json_pack("{s:s}", approve ? "comment" : "reason", text) : json_object();
+    return control(cli, pos[0], approve ? "approve" : "reject", body);
+}
+
+int cmd_approve(cli_t *cli, int argc, char **argv)
+{
+    return approve_or_reject(cli, argc, argv, true);
+}
+
+int cmd_reject(cli_t *cli, int argc, char **argv)
+{
+    return approve_or_reject(cli, argc, argv, false);
+}
+
+/* syn exec approve|reject ID: the same commands, grouped as the original's CLI
+ * groups execution commands. */
+int cmd_exec_group(cli_t *cli, int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "approve"))
+        return cmd_approve(cli, argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "reject"))
+        return cmd_reject(cli, argc - 1, argv + 1);
+    bool help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+    if (argc >= 2 && !help)
+        fprintf(stderr, "error: unknown exec command '%s'\n", argv[1]);
+    fprintf(help ? stdout : stderr,
+            "usage: syn exec COMMAND\n\n"
+            "  approve ID [-m COMMENT]   approve the gate an execution waits at\n"
+            "  reject ID [--reason R]    reject it: the execution ends cancelled\n");
+    return help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 }

@@ -40,6 +40,9 @@ static void usage(FILE *out)
             "  inject      give an execution's agents a message\n"
             "  rerun       run a finished execution again from a phase (--from), reusing\n"
             "              the earlier phases' outputs\n"
+            "  approve     approve the gate an execution waits at (-m COMMENT)\n"
+            "  reject      reject it: the execution ends cancelled (--reason R)\n"
+            "  exec        approve ID | reject ID (the same, grouped)\n"
             "  status      the gateway, the broker and the workers\n"
             "  health      exit 0 when ready to run work (for health checks)\n\n"
             "running a stack:\n"
@@ -434,6 +437,7 @@ static const struct {
     {"logs", cmd_logs},         {"watch", cmd_watch},        {"pause", cmd_pause},
     {"resume", cmd_resume},     {"cancel", cmd_cancel},      {"inject", cmd_inject},
     {"status", cmd_status},     {"health", cmd_health},      {"rerun", cmd_rerun},
+    {"approve", cmd_approve},   {"reject", cmd_reject},      {"exec", cmd_exec_group},
 };
 
 /* Global options may come before the command (`syn --url U ls`): they are moved

@@ -125,6 +125,8 @@ int gateway_access_scope(gateway_match_t match, gateway_route_id_t id)
     case GATEWAY_ROUTE_EXECUTION_RESUME:
     case GATEWAY_ROUTE_EXECUTION_INJECT:
     case GATEWAY_ROUTE_EXECUTION_RERUN:
+    case GATEWAY_ROUTE_EXECUTION_APPROVE:
+    case GATEWAY_ROUTE_EXECUTION_REJECT:
         return SYN_SCOPE_RUN;
     case GATEWAY_ROUTE_WORKFLOW_CREATE:
     case GATEWAY_ROUTE_WORKFLOW_FROM_YAML:

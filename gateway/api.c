@@ -257,6 +257,14 @@ int gateway_api_request(const gateway_route_t *route, const char *content_type, 
         *op = SYN_OP_EXECUTION_RERUN;
         return gateway_validate_control(GATEWAY_CONTROL_RERUN, body, len, route->params[0], args,
                                         error);
+    case GATEWAY_ROUTE_EXECUTION_APPROVE:
+        *op = SYN_OP_EXECUTION_APPROVE;
+        return gateway_validate_control(GATEWAY_CONTROL_APPROVE, body, len, route->params[0],
+                                        args, error);
+    case GATEWAY_ROUTE_EXECUTION_REJECT:
+        *op = SYN_OP_EXECUTION_REJECT;
+        return gateway_validate_control(GATEWAY_CONTROL_REJECT, body, len, route->params[0],
+                                        args, error);
     case GATEWAY_ROUTE_EXECUTION_TIMELINE:
         *op = SYN_OP_EXECUTION_GET;
         *args = json_pack("{s:s}", "execution_id", route->params[0]);

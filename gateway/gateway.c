@@ -158,7 +158,8 @@ static void request_send(gateway_t *self, gateway_request_t *req, syn_op_t op, j
 static bool is_control(gateway_route_id_t id)
 {
     return id == GATEWAY_ROUTE_EXECUTION_CANCEL || id == GATEWAY_ROUTE_EXECUTION_PAUSE ||
-           id == GATEWAY_ROUTE_EXECUTION_RESUME || id == GATEWAY_ROUTE_EXECUTION_INJECT;
+           id == GATEWAY_ROUTE_EXECUTION_RESUME || id == GATEWAY_ROUTE_EXECUTION_INJECT ||
+           id == GATEWAY_ROUTE_EXECUTION_APPROVE || id == GATEWAY_ROUTE_EXECUTION_REJECT;
 }
 
 /* A status read the local view can vouch for is answered from its ready text (a full

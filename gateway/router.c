@@ -57,6 +57,9 @@ static const route_entry_t routes[] = {
     {"GET", "/costs/executions/{}", GATEWAY_ROUTE_COSTS_EXECUTION},
     {"GET", "/costs/sessions", GATEWAY_ROUTE_COSTS_SESSIONS},
     {"GET", "/costs/sessions/{}", GATEWAY_ROUTE_COSTS_SESSION},
+    /* approval gates (issue 17) */
+    {"POST", "/executions/{}/approve", GATEWAY_ROUTE_EXECUTION_APPROVE},
+    {"POST", "/executions/{}/reject", GATEWAY_ROUTE_EXECUTION_REJECT},
 };
 
 #define ORIGINAL_PREFIX "/api/v1"

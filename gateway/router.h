@@ -57,6 +57,9 @@ typedef enum {
     GATEWAY_ROUTE_COSTS_EXECUTION,
     GATEWAY_ROUTE_COSTS_SESSIONS,
     GATEWAY_ROUTE_COSTS_SESSION,
+    /* approval gates (issue 17) */
+    GATEWAY_ROUTE_EXECUTION_APPROVE,
+    GATEWAY_ROUTE_EXECUTION_REJECT,
 } gateway_route_id_t;
 
 typedef enum {

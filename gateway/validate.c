@@ -52,6 +52,12 @@ static const spec_field_t reason_fields[] = {
 };
 static const spec_object_t reason_schema = {reason_fields};
 
+static const spec_field_t approve_fields[] = {
+    {.name = "comment", .kind = SPEC_STRING},
+    {.name = NULL},
+};
+static const spec_object_t approve_schema = {approve_fields};
+
 static const spec_field_t no_fields[] = {{.name = NULL}};
 static const spec_object_t empty_schema = {no_fields};
 
@@ -297,10 +303,11 @@ int gateway_validate_query_int(const char *name, const char *text, long min, lon
 int gateway_validate_control(gateway_control_t control, const char *body, size_t len,
                              const char *execution_id, json_t **args, json_t **error)
 {
-    const spec_object_t *schema = control == GATEWAY_CONTROL_INJECT   ? &inject_schema
-                             : control == GATEWAY_CONTROL_RESUME ? &empty_schema
-                             : control == GATEWAY_CONTROL_RERUN  ? &rerun_schema
-                                                                 : &reason_schema;
+    const spec_object_t *schema = control == GATEWAY_CONTROL_INJECT    ? &inject_schema
+                                  : control == GATEWAY_CONTROL_RESUME  ? &empty_schema
+                                  : control == GATEWAY_CONTROL_RERUN   ? &rerun_schema
+                                  : control == GATEWAY_CONTROL_APPROVE ? &approve_schema
+                                                                       : &reason_schema;
     json_t *checked;
     int status = check_body_opt(schema, control != GATEWAY_CONTROL_INJECT, body, len, &checked,
                                 error);
@@ -310,8 +317,15 @@ int gateway_validate_control(gateway_control_t control, const char *body, size_t
     json_t *reason = json_object_get(checked, "reason");
     json_t *role = json_object_get(checked, "role");
     switch (control) {
+    case GATEWAY_CONTROL_APPROVE: {
+        json_t *comment = json_object_get(checked, "comment");
+        *args = json_pack("{s:s, s:O}", "execution_id", execution_id, "comment",
+                          comment ? comment : json_null());
+        break;
+    }
     case GATEWAY_CONTROL_CANCEL:
     case GATEWAY_CONTROL_PAUSE:
+    case GATEWAY_CONTROL_REJECT:
         *args = json_pack("{s:s, s:O}", "execution_id", execution_id, "reason",
                           reason ? reason : json_null());
         break;

@@ -48,6 +48,8 @@ typedef enum {
                                execution_id */
     GATEWAY_CONTROL_INJECT, /* body {message (non-empty), role?: "user"|"system"} required
                              * → {execution_id, message, role (default "user")} */
+    GATEWAY_CONTROL_APPROVE, /* body {comment?}, may be empty → {execution_id, comment|null} */
+    GATEWAY_CONTROL_REJECT,  /* body {reason?}, may be empty → {execution_id, reason|null} */
 } gateway_control_t;
 
 /* POST /executions/{id}/cancel|pause|resume|inject → args of execution.<control>. */

@@ -74,6 +74,11 @@ static const syn_op_spec_t specs[] = {
     /* the original's clients (issue 17) */
     [SYN_OP_COSTS_REPORT] = {"costs.report", {STR("execution_id", false), INT("limit", 1, 200)},
                              2, NULL},
+    /* approval gates (issue 17) */
+    [SYN_OP_EXECUTION_APPROVE] = {"execution.approve", {STR("comment", false), EXECUTION_ID}, 2,
+                                  NULL},
+    [SYN_OP_EXECUTION_REJECT] = {"execution.reject", {STR("reason", false), EXECUTION_ID}, 2,
+                                 NULL},
 };
 
 _Static_assert(sizeof specs / sizeof specs[0] == SYN_OP_COUNT, "one spec per op");

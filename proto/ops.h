@@ -50,6 +50,9 @@ typedef enum {
     SYN_OP_EXECUTION_RERUN,
     /* the original's clients (issue 17): the cost routes, GET /api/v1/metrics */
     SYN_OP_COSTS_REPORT,
+    /* approval gates (issue 17): POST /executions/{id}/approve, /reject */
+    SYN_OP_EXECUTION_APPROVE,
+    SYN_OP_EXECUTION_REJECT,
     SYN_OP_COUNT
 } syn_op_t;
 

@@ -26,9 +26,9 @@ typedef struct {
     const char *const *keys; /* NULL-terminated */
 } key_order_t;
 
-static const char *const workflow_order[] = {"id",           "name",           "description",
-                                             "workflow_type", "classification", "max_concurrent",
-                                             NULL};
+static const char *const workflow_order[] = {
+    "id",         "name",           "description",  "workflow_type", "classification",
+    "repository", "requires_repos", "project_name", "max_concurrent", NULL};
 static const key_order_t workflow_keys = {&spec_workflow, workflow_order};
 
 static const char *const input_order[] = {"name", "description", "required", "default", NULL};
@@ -48,6 +48,10 @@ static const char *const phase_order[] = {"phase_id",
                                           "max_tokens",
                                           "argument_hint",
                                           "allowed_tools",
+                                          "execution_type",
+                                          "approval",
+                                          "input_artifacts",
+                                          "output_artifacts",
                                           "prompt_template",
                                           NULL};
 static const key_order_t phase_keys = {&spec_phase, phase_order};
@@ -293,6 +297,23 @@ static bool put_value(out_t *o, const json_t *value, int block_indent, bool *end
                 return false;
         }
         put(o, "]", 1);
+    } else if (json_is_object(value)) { /* a repository: {url: …, ref: …} as a flow map */
+        put(o, "{", 1);
+        const char *key;
+        const json_t *item;
+        bool first = true;
+        json_object_foreach((json_t *)value, key, item) {
+            if (!json_is_string(item))
+                return false;
+            bool ignored;
+            if (!first)
+                put(o, ", ", 2);
+            first = false;
+            put_string(o, key, strlen(key), 0, true, &ignored);
+            put(o, ": ", 2);
+            put_string(o, json_string_value(item), json_string_length(item), 0, true, &ignored);
+        }
+        put(o, "}", 1);
     } else {
         return false;
     }

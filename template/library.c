@@ -172,6 +172,14 @@ static char *join(const char *a, const char *b)
     return path;
 }
 
+/* The original's plugin manifest (syntropic137.yaml): metadata, not a workflow. */
+static bool is_manifest(const char *name)
+{
+    return strcmp(name, "syntropic137.yaml") == 0;
+}
+
+static int load_dir(template_library_t *self, const char *dir, int depth);
+
 int template_library_load_dir(template_library_t *self, const char *dir, char *why,
                               size_t why_size)
 {
@@ -180,6 +188,17 @@ int template_library_load_dir(template_library_t *self, const char *dir, char *w
         snprintf(why, why_size, "cannot open %s: %s", dir, strerror(errno));
         return -1;
     }
+    closedir(d);
+    return load_dir(self, dir, 0);
+}
+
+/* Loads dir's single files, packages and plugin folders (plugins nest at most
+ * twice: DIR/PLUGIN/workflows/NAME). */
+static int load_dir(template_library_t *self, const char *dir, int depth)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
     char **names = NULL;
     size_t count = 0, cap = 0;
     struct dirent *de;
@@ -206,10 +225,22 @@ int template_library_load_dir(template_library_t *self, const char *dir, char *w
         struct stat st;
         if (path && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
             char *file = join(path, "workflow.yaml");
-            if (file && stat(file, &st) == 0)
+            char *plugin = join(path, "workflows");
+            if (file && stat(file, &st) == 0) {
                 loaded += load_one(self, file, names[i], true);
-            else
-                free(file);
+                file = NULL;
+            } else if (depth < 2 && strcmp(names[i], "workflows") == 0) {
+                /* DIR is a plugin folder itself: its workflows/ holds packages */
+                loaded += load_dir(self, path, depth + 1);
+            } else if (depth < 2 && plugin && stat(plugin, &st) == 0 && S_ISDIR(st.st_mode)) {
+                /* a plugin folder (PLUGIN/workflows/NAME/workflow.yaml, shared phases
+                 * in PLUGIN/phase-library/): all its workflows load with it */
+                loaded += load_dir(self, plugin, depth + 1);
+            }
+            free(file);
+            free(plugin);
+        } else if (path && is_manifest(names[i])) {
+            /* the original's plugin manifest: names the plugin, holds no workflow */
         } else if (path && ends_with(names[i], ".yaml")) {
             loaded += load_one(self, strdup(path), names[i], false);
         }

@@ -291,6 +291,55 @@ static int convert_hint(const spec_field_t *field, const template_node_t *node,
     return convert_text(field, node, path, origin, out);
 }
 
+/* A repository: a URL (or owner/repo) as text, or a mapping {url, ref}; the same
+ * stored shape as spec.c's check gives a JSON body: {url, ref?}. */
+static int convert_repository(const template_node_t *node, const char *path,
+                              const template_origin_t *origin, json_t **out)
+{
+    if (is_texty(node)) {
+        if (node->len == 0) {
+            add_error(origin, node, path, "must not be empty");
+            return -1;
+        }
+        *out = json_pack("{s:o}", "url", string_value(node));
+        return *out ? 1 : -1;
+    }
+    if (node->kind != TEMPLATE_NODE_MAPPING)
+        return expected(origin, node, path, "a repository URL or a mapping {url, ref}");
+    json_t *repo = json_object();
+    int rc = 1;
+    for (size_t i = 0; i + 1 < node->count; i += 2) {
+        const template_node_t *key = node->children[i], *value = node->children[i + 1];
+        char at[256];
+        snprintf(at, sizeof at, "%s.%s", path, key->text);
+        bool is_url = strcmp(key->text, "url") == 0, is_ref = strcmp(key->text, "ref") == 0;
+        if (!is_url && !is_ref) {
+            add_error(origin, key, at, "unknown key '%.80s' in repository (known: url, ref)",
+                      key->text);
+            rc = -1;
+        } else if (value->kind == TEMPLATE_NODE_SCALAR && value->type == TEMPLATE_SCALAR_NULL) {
+            continue;
+        } else if (!is_texty(value) || value->len == 0) {
+            add_error(origin, value, at, "expected a non-empty string, got %s",
+                      template_node_describe(value));
+            rc = -1;
+        } else {
+            json_object_set_new(repo, key->text, string_value(value));
+        }
+    }
+    if (rc == 1 && !json_object_get(repo, "url")) {
+        char at[256];
+        snprintf(at, sizeof at, "%s.url", path);
+        add_error(origin, node, at, "missing required key 'url' in repository");
+        rc = -1;
+    }
+    if (rc == 1)
+        *out = repo;
+    else
+        json_decref(repo);
+    return rc;
+}
+
 int template_schema_value(const spec_field_t *field, template_form_t form,
                           const template_node_t *node, const char *path,
                           const template_origin_t *origin, json_t **out)
@@ -318,6 +367,8 @@ int template_schema_value(const spec_field_t *field, template_form_t form,
         return convert_choice(field, node, path, origin, out);
     case SPEC_STRING_LIST:
         return convert_tools(form == TEMPLATE_FORM_COMMA_LIST, node, path, origin, out);
+    case SPEC_REPOSITORY:
+        return convert_repository(node, path, origin, out);
     case SPEC_STRING_MAP:
     case SPEC_OBJECT_LIST:
     case SPEC_FILE:

@@ -13,13 +13,16 @@ const char *const spec_workflow_types[] = {"research", "planning", "implementati
 const char *const spec_classifications[] = {"simple", "standard", "complex", "epic", NULL};
 /* What a phase's sandboxed agent may reach (worker/sandbox.h). */
 const char *const spec_networks[] = {"none", "proxy", "host", NULL};
+const char *const spec_execution_types[] = {"sequential", "human_in_loop", NULL};
+const char *const spec_approvals[] = {"none", "required", NULL};
 
 /* The settings a phase edit may change are the phase's own: one definition each. */
 #define MODEL_FIELD {.name = "model", .kind = SPEC_STRING, .fallback = "null"}
 #define TIMEOUT_FIELD                                                                          \
     {.name = "timeout_seconds", .kind = SPEC_INT, .has_min = true, .min = SPEC_TIMEOUT_MIN,   \
      .has_max = true, .max = SPEC_TIMEOUT_MAX, .fallback = "300"}
-#define ALLOWED_TOOLS_FIELD {.name = "allowed_tools", .kind = SPEC_STRING_LIST, .fallback = "[]"}
+#define ALLOWED_TOOLS_FIELD                                                                    \
+    {.name = "allowed_tools", .kind = SPEC_STRING_LIST, .fallback = "[]", .alias = "tools"}
 
 static const spec_field_t input_fields[] = {
     {.name = "name", .kind = SPEC_STRING, .required = true, .min_len = 1},
@@ -51,9 +54,23 @@ static const spec_field_t phase_fields[] = {
     {.name = "argument_hint", .kind = SPEC_STRING, .fallback = "null"},
     ALLOWED_TOOLS_FIELD,
     {.name = "network", .kind = SPEC_ENUM, .choices = spec_networks, .fallback = "\"proxy\""},
+    /* the original's keys: a gate, and the artifact names it declares (kept, shown,
+     * told to the agent; never enforced, as there) */
+    {.name = "execution_type", .kind = SPEC_ENUM, .choices = spec_execution_types},
+    {.name = "approval", .kind = SPEC_ENUM, .choices = spec_approvals},
+    {.name = "input_artifacts", .kind = SPEC_STRING_LIST, .fallback = "[]"},
+    {.name = "output_artifacts", .kind = SPEC_STRING_LIST, .fallback = "[]"},
     {.name = NULL},
 };
 const spec_object_t spec_phase = {phase_fields};
+
+bool spec_phase_is_gate(const json_t *phase)
+{
+    const char *type = json_string_value(json_object_get(phase, "execution_type"));
+    const char *approval = json_string_value(json_object_get(phase, "approval"));
+    return (type && strcmp(type, "human_in_loop") == 0) ||
+           (approval && strcmp(approval, "required") == 0);
+}
 
 static const spec_field_t workflow_fields[] = {
     {.name = "id", .kind = SPEC_ID},
@@ -63,6 +80,11 @@ static const spec_field_t workflow_fields[] = {
      .fallback = "\"custom\""},
     {.name = "classification", .kind = SPEC_ENUM, .choices = spec_classifications,
      .fallback = "\"standard\""},
+    /* the original's: the default repository of an execution ({{...}} inputs in it),
+     * whether one is required, the project it belongs to */
+    {.name = "repository", .kind = SPEC_REPOSITORY, .min_len = 1},
+    {.name = "requires_repos", .kind = SPEC_BOOL},
+    {.name = "project_name", .kind = SPEC_STRING},
     {.name = "input_declarations", .yaml = "inputs", .kind = SPEC_OBJECT_LIST,
      .items = &spec_input, .fallback = "[]"},
     {.name = "phases", .kind = SPEC_OBJECT_LIST, .required = true, .min_len = 1,
@@ -232,6 +254,50 @@ static json_t *check_object_list(const spec_field_t *field, json_t *value, const
     return ok ? out : NULL;
 }
 
+/* A repository: "url" or {url, ref?}, stored as {url, ref?} so readers meet one shape. */
+static json_t *check_repository(const spec_field_t *field, json_t *value, const json_t *loc,
+                                const sink_t *sink)
+{
+    if (json_is_string(value)) {
+        if (json_string_length(value) == 0) {
+            report(sink, loc, SPEC_TOO_SHORT, field, 0);
+            return NULL;
+        }
+        return json_pack("{s:O}", "url", value);
+    }
+    if (!json_is_object(value)) {
+        report(sink, loc, SPEC_WRONG_TYPE, field, 0);
+        return NULL;
+    }
+    bool ok = true;
+    const char *key;
+    json_t *item;
+    json_object_foreach(value, key, item) {
+        json_t *at = loc_key(loc, key);
+        bool known = strcmp(key, "url") == 0 || strcmp(key, "ref") == 0;
+        bool optional_null = strcmp(key, "ref") == 0 && json_is_null(item);
+        if (!known)
+            report(sink, at, SPEC_EXTRA, NULL, 0);
+        else if (!optional_null && (!json_is_string(item) || json_string_length(item) == 0))
+            report(sink, at, json_is_string(item) ? SPEC_TOO_SHORT : SPEC_WRONG_TYPE, field, 0);
+        ok = ok && known && (optional_null || (json_is_string(item) && json_string_length(item)));
+        json_decref(at);
+    }
+    if (!json_object_get(value, "url")) {
+        json_t *at = loc_key(loc, "url");
+        report(sink, at, SPEC_MISSING, field, 0);
+        json_decref(at);
+        ok = false;
+    }
+    if (!ok)
+        return NULL;
+    json_t *ref = json_object_get(value, "ref");
+    json_t *out = json_pack("{s:O}", "url", json_object_get(value, "url"));
+    if (json_is_string(ref))
+        json_object_set(out, "ref", ref);
+    return out;
+}
+
 /* The checked value (a new reference) or NULL with the violations reported. */
 static json_t *check_value(const spec_field_t *field, json_t *value, const json_t *loc,
                            const sink_t *sink)
@@ -280,6 +346,8 @@ static json_t *check_value(const spec_field_t *field, json_t *value, const json_
             return NULL;
         }
         return json_incref(value);
+    case SPEC_REPOSITORY:
+        return check_repository(field, value, loc, sink);
     case SPEC_FILE:
         break;
     }
@@ -379,6 +447,9 @@ static const char *type_message(const spec_field_t *field, const char **type)
     case SPEC_STRING_MAP:
         *type = "dict_type";
         return "Input should be a valid dictionary";
+    case SPEC_REPOSITORY:
+        *type = "repository_type";
+        return "Input should be a repository URL or {url, ref}";
     default:
         *type = "string_type";
         return "Input should be a valid string";
@@ -495,6 +566,8 @@ static const char *kind_text(const spec_field_t *f)
         return "must be an array";
     case SPEC_STRING_MAP:
         return "must be an object of strings";
+    case SPEC_REPOSITORY:
+        return "must be a repository URL or {url, ref} with non-empty strings";
     default:
         return "must be a string";
     }

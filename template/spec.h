@@ -44,6 +44,8 @@ typedef enum {
     SPEC_LITERAL,     /* one of choices (a pydantic Literal: type literal_error) */
     SPEC_ENUM,        /* a string, one of choices (a pydantic str Enum: type enum) */
     SPEC_FILE,        /* YAML only: a file holding this object's prompt (prompt_file) */
+    SPEC_REPOSITORY,  /* a repository: a URL or owner/repo string, or {url, ref}; stored
+                         as {url, ref?} (the original's `repository`) */
 } spec_kind_t;
 
 typedef struct spec_object_t spec_object_t;
@@ -60,6 +62,7 @@ typedef struct {
     const char *const *choices;  /* SPEC_LITERAL / SPEC_ENUM, NULL-terminated */
     const char *fallback;  /* JSON text stored when the key is absent; NULL: only when given */
     const char *yaml_or;   /* in YAML this key or that one gives the value (prompt_file) */
+    const char *alias;     /* in YAML, another key meaning the same (the original's `tools`) */
 } spec_field_t;
 
 struct spec_object_t {
@@ -78,6 +81,14 @@ extern const spec_object_t spec_phase_update;
 extern const char *const spec_workflow_types[];
 extern const char *const spec_classifications[];
 extern const char *const spec_networks[];
+/* A phase's execution_type (the original's) and approval: human_in_loop or
+ * approval: required make the phase an approval gate (docs/templates.md). */
+extern const char *const spec_execution_types[];
+extern const char *const spec_approvals[];
+
+/* Whether a stored phase is an approval gate: the execution stops before it until a
+ * person approves (POST /executions/{id}/approve). */
+bool spec_phase_is_gate(const json_t *phase);
 
 typedef enum {
     SPEC_MISSING,         /* a required key is absent */

@@ -16,12 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PATH_TEXT 256 /* "phases[12].allowed_tools[3]" and the like */
 
 /* The tables are the workflow specification's (template/spec.c): a phase has at
  * most this many fields, prompt_file included. */
-#define MAX_FIELDS 16
+#define MAX_FIELDS 24
 
 static size_t field_count(const spec_object_t *object)
 {
@@ -34,6 +35,7 @@ static size_t field_count(const spec_object_t *object)
 typedef struct {
     const char *file;
     const char *dir;
+    const char *shared_dir; /* a plugin's phase-library/ (prompt_file: shared://NAME), or NULL */
     template_origin_t origin;
     size_t prompt_bytes;
 } parse_t;
@@ -75,11 +77,11 @@ static size_t slot_of(const spec_object_t *object, const char *name)
     return field ? (size_t)(field - object->fields) : MAX_FIELDS - 1;
 }
 
-/* The field whose YAML key is key, or NULL. */
+/* The field whose YAML key (or alias) is key, or NULL. */
 static const spec_field_t *yaml_field(const spec_object_t *object, const char *key)
 {
     for (const spec_field_t *f = object->fields; f->name; f++)
-        if (strcmp(spec_yaml_key(f), key) == 0)
+        if (strcmp(spec_yaml_key(f), key) == 0 || (f->alias && strcmp(f->alias, key) == 0))
             return f;
     return NULL;
 }
@@ -138,6 +140,13 @@ static bool walk_mapping(parse_t *p, const template_node_t *map, const spec_obje
             continue;
         }
         size_t index = (size_t)(field - object->fields);
+        if (slots->key[index]) { /* a key and its alias: tools and allowed_tools */
+            error_at(p, TEMPLATE_ERROR_INVALID, key, path,
+                     "give either %s or %s, not both (the other is at line %d)",
+                     spec_yaml_key(field), field->alias, slots->key[index]->line);
+            ok = false;
+            continue;
+        }
         slots->key[index] = key;
         slots->value[index] = value;
         if (field->kind == SPEC_OBJECT_LIST || field->kind == SPEC_FILE)
@@ -266,7 +275,26 @@ static bool load_prompt_file(parse_t *p, const template_node_t *node, const char
     char why[512];
     template_error_kind_t kind;
     char *real = NULL;
-    if (template_path_inside(p->dir, node->text, &real, why, sizeof why, &kind) < 0) {
+    /* shared://NAME: the plugin's phase-library/NAME.md, copied in at install time as
+     * the original does (a later change of the library changes new installs only) */
+    const char *dir = p->dir, *relative = node->text;
+    char *shared_name = NULL;
+    if (strncmp(node->text, "shared://", 9) == 0) {
+        if (!p->shared_dir) {
+            error_at(p, TEMPLATE_ERROR_INVALID, node, path,
+                     "'%.200s': a shared phase needs a plugin folder with phase-library/ "
+                     "(this workflow is not at PLUGIN/workflows/NAME/workflow.yaml)",
+                     node->text);
+            return false;
+        }
+        if (asprintf(&shared_name, "%s.md", node->text + 9) < 0)
+            return false;
+        dir = p->shared_dir;
+        relative = shared_name;
+    }
+    int inside = template_path_inside(dir, relative, &real, why, sizeof why, &kind);
+    free(shared_name);
+    if (inside < 0) {
         error_at(p, kind, node, path, "'%.200s': %s", node->text, why);
         return false;
     }
@@ -477,8 +505,8 @@ static json_t *parse_root(parse_t *p, const template_node_t *root)
     return ordered(&spec_workflow, out);
 }
 
-json_t *template_workflow_parse(const char *text, size_t len, const char *file, const char *dir,
-                                template_errors_t *errors)
+static json_t *parse_in(const char *text, size_t len, const char *file, const char *dir,
+                        const char *shared_dir, template_errors_t *errors)
 {
     if (len > TEMPLATE_MAX_DOCUMENT) {
         template_errors_add(errors, TEMPLATE_ERROR_TOO_LARGE, file, 0, 0, NULL,
@@ -495,6 +523,7 @@ json_t *template_workflow_parse(const char *text, size_t len, const char *file, 
         return NULL;
     parse_t p = {.file = file,
                  .dir = dir,
+                 .shared_dir = shared_dir,
                  .origin = {.file = file, .text = text, .len = len, .errors = errors}};
     size_t before = template_errors_total(errors);
     json_t *workflow = parse_root(&p, root);
@@ -507,6 +536,29 @@ json_t *template_workflow_parse(const char *text, size_t len, const char *file, 
         template_errors_add(errors, TEMPLATE_ERROR_INVALID, file, 0, 0, NULL,
                             "the workflow could not be built (out of memory?)");
     return workflow;
+}
+
+json_t *template_workflow_parse(const char *text, size_t len, const char *file, const char *dir,
+                                template_errors_t *errors)
+{
+    return parse_in(text, len, file, dir, NULL, errors);
+}
+
+/* The phase library of the plugin a package directory may belong to
+ * (PLUGIN/workflows/NAME/ → PLUGIN/phase-library), or NULL (malloc'd). */
+static char *plugin_library(const char *dir)
+{
+    char *library = NULL;
+    struct stat st;
+    if (asprintf(&library, "%s/../../phase-library", dir) < 0)
+        return NULL;
+    char *real = realpath(library, NULL);
+    free(library);
+    if (real && (stat(real, &st) != 0 || !S_ISDIR(st.st_mode))) {
+        free(real);
+        real = NULL;
+    }
+    return real;
 }
 
 json_t *template_workflow_parse_file(const char *path, template_errors_t *errors)
@@ -522,9 +574,12 @@ json_t *template_workflow_parse_file(const char *path, template_errors_t *errors
     }
     char *copy = strdup(path);
     json_t *workflow = NULL;
-    if (copy)
-        workflow = template_workflow_parse(text, len, path, dirname(copy), errors);
-    else
+    if (copy) {
+        const char *dir = dirname(copy);
+        char *shared = plugin_library(dir);
+        workflow = parse_in(text, len, path, dir, shared, errors);
+        free(shared);
+    } else
         template_errors_add(errors, TEMPLATE_ERROR_IO, path, 0, 0, NULL, "out of memory");
     free(copy);
     free(text);

@@ -103,7 +103,7 @@ int worker_agent_proc_start(worker_agent_proc_t *self, const worker_job_t *job,
 }
 
 char **worker_agent_proc_env(const worker_options_t *options, const worker_job_t *job,
-                             const char *const *wanted)
+                             const char *const *wanted, const char *const *extra)
 {
     static const char *const none[] = {NULL};
     const char *const *secrets =
@@ -113,10 +113,16 @@ char **worker_agent_proc_env(const worker_options_t *options, const worker_job_t
     char base_url[64];
     snprintf(base_url, sizeof base_url, "ANTHROPIC_BASE_URL=http://127.0.0.1:%d",
              WORKER_SANDBOX_PROXY_PORT);
-    const char *proxied[] = {base_url, "ANTHROPIC_API_KEY=" WORKER_CRED_PROXY_DUMMY_KEY,
-                             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", NULL};
-    return worker_env_build(job, job->cwd, secrets, options->pass_env,
-                            uses_proxy(options, job) ? proxied : NULL);
+    const char *added[8] = {NULL};
+    size_t n = 0;
+    for (size_t i = 0; extra && extra[i] && n < 4; i++)
+        added[n++] = extra[i];
+    if (uses_proxy(options, job)) {
+        added[n++] = base_url;
+        added[n++] = "ANTHROPIC_API_KEY=" WORKER_CRED_PROXY_DUMMY_KEY;
+        added[n++] = "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1";
+    }
+    return worker_env_build(job, job->cwd, secrets, options->pass_env, n ? added : NULL);
 }
 
 int worker_agent_proc_pollfds(worker_agent_proc_t *self, struct pollfd *fds, int max)

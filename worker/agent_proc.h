@@ -44,10 +44,11 @@ int worker_agent_proc_start(worker_agent_proc_t *self, const worker_job_t *job,
 /* The agent's environment (worker_env_build, with home = job->cwd): the
  * secrets it may hold are wanted without the sandbox or under `network: host`,
  * none otherwise; a `proxy` attempt is told where its proxy is
- * (ANTHROPIC_BASE_URL) and given the placeholder key instead. NULL when out of
+ * (ANTHROPIC_BASE_URL) and given the placeholder key instead. extra (NULL or
+ * NULL-terminated "NAME=value" entries, at most 4) is added too. NULL when out of
  * memory; free with worker_env_free. */
 char **worker_agent_proc_env(const worker_options_t *options, const worker_job_t *job,
-                             const char *const *wanted);
+                             const char *const *wanted, const char *const *extra);
 /* What the loop watches: the process's descriptors and the proxy's. */
 int worker_agent_proc_pollfds(worker_agent_proc_t *self, struct pollfd *fds, int max);
 /* Steps the process and the proxy (fds as worker_agent_proc_pollfds filled them). */

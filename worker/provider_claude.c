@@ -24,6 +24,7 @@
 #include "worker/proc.h"
 #include "worker/workspace.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,7 +191,12 @@ static void *claude_start(void *config, worker_run_t *run, const worker_job_t *j
     char **argv = calloc(12 + extra + tools, sizeof(char *));
     const char *secrets[] = {"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN",
                              json_array_size(job->repos) > 0 ? "GITHUB_TOKEN" : NULL, NULL};
-    char **env = worker_agent_proc_env(options, job, secrets);
+    /* a phase's max_tokens (the original's key) caps each reply: claude has no flag for
+     * it, only this variable */
+    char cap[64];
+    snprintf(cap, sizeof cap, "CLAUDE_CODE_MAX_OUTPUT_TOKENS=%" PRIu64, (uint64_t)job->max_tokens);
+    const char *cap_env[] = {job->max_tokens > 0 ? cap : NULL, NULL};
+    char **env = worker_agent_proc_env(options, job, secrets, cap_env);
     char *intro = preamble(run, job->phase_id);
     char *first = NULL;
     if (intro && asprintf(&first, "%s%s", intro, job->prompt) < 0)

@@ -45,7 +45,7 @@ static void *command_start(void *config, worker_run_t *run, const worker_job_t *
     const command_config_t *cfg = config;
     const worker_options_t *options = worker_run_options(run);
     command_run_t *self = calloc(1, sizeof *self);
-    char **env = worker_agent_proc_env(options, job, NULL);
+    char **env = worker_agent_proc_env(options, job, NULL, NULL);
     if (!self || !env) {
         free(self);
         worker_env_free(env);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/repo_spec.h"
 
 /* Longest piece of a workspace or file name taken from an id. */
 #define NAME_PART_MAX 48
@@ -22,6 +23,7 @@
 typedef struct {
     char *spec;   /* as the execution gave it */
     char *url;    /* what git clones */
+    char *ref;    /* the branch or tag to clone ("#ref"), or NULL: the default one */
     char *name;   /* directory under repos/ */
 } repo_t;
 
@@ -56,66 +58,37 @@ static void safe_name(const char *text, size_t max, char *out)
         out[0] = '_';
 }
 
-static bool is_owner_repo(const char *spec)
-{
-    const char *slash = strchr(spec, '/');
-    if (!slash || slash == spec || !slash[1] || strchr(slash + 1, '/'))
-        return false;
-    for (const char *p = spec; *p; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.' || c == '/'))
-            return false;
-    }
-    return true;
-}
-
-static bool has_prefix(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-/* The URL git clones and the directory name for a repository string; -1 when
- * it is none of the accepted forms. */
+/* The URL git clones, the ref (after '#') and the directory name for a
+ * repository string (common/repo_spec.h); -1 when it is none of the accepted forms. */
 static int plan_repo(const char *spec, repo_t *repo, char *err, size_t errlen)
 {
-    char *url = NULL;
-    if (!*spec || spec[0] == '-' || strpbrk(spec, "\n\r\t ")) {
-        snprintf(err, errlen, "repo '%.200s' is not owner/repo, a URL or an absolute path", spec);
+    syn_repo_spec_t parsed;
+    if (syn_repo_spec_parse(spec, &parsed, err, errlen) != 0)
         return -1;
-    }
-    if (is_owner_repo(spec)) {
-        if (asprintf(&url, "https://github.com/%s", spec) < 0)
-            url = NULL;
-    } else if (has_prefix(spec, "https://") || has_prefix(spec, "http://") ||
-               has_prefix(spec, "ssh://") || has_prefix(spec, "git://") ||
-               has_prefix(spec, "file://") || spec[0] == '/' ||
-               (has_prefix(spec, "git@") && strchr(spec, ':'))) {
-        url = strdup(spec);
-    } else {
-        snprintf(err, errlen, "repo '%.200s' is not owner/repo, a URL or an absolute path", spec);
-        return -1;
-    }
     /* The name: the last path segment without ".git". */
-    size_t len = strlen(spec);
-    while (len > 1 && spec[len - 1] == '/')
+    const char *base = parsed.base;
+    size_t len = strlen(base);
+    while (len > 1 && base[len - 1] == '/')
         len--;
     size_t start = len;
-    while (start > 0 && spec[start - 1] != '/' && spec[start - 1] != ':')
+    while (start > 0 && base[start - 1] != '/' && base[start - 1] != ':')
         start--;
     size_t end = len;
-    if (end - start > 4 && strncmp(spec + end - 4, ".git", 4) == 0)
+    if (end - start > 4 && strncmp(base + end - 4, ".git", 4) == 0)
         end -= 4;
     char segment[NAME_PART_MAX * 2 + 1];
     size_t seg_len = end - start < sizeof segment - 1 ? end - start : sizeof segment - 1;
-    memcpy(segment, spec + start, seg_len);
+    memcpy(segment, base + start, seg_len);
     segment[seg_len] = '\0';
     char name[NAME_PART_MAX * 2 + 1];
     safe_name(segment, NAME_PART_MAX * 2, name);
     repo->spec = strdup(spec);
-    repo->url = url;
+    repo->url = parsed.url;
+    repo->ref = parsed.ref;
+    parsed.url = parsed.ref = NULL;
+    syn_repo_spec_clear(&parsed);
     repo->name = strdup(name);
-    if (!repo->spec || !repo->url || !repo->name) {
+    if (!repo->spec || !repo->name) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -316,6 +289,7 @@ void worker_workspace_destroy(worker_workspace_t **self_p, bool keep)
     for (size_t i = 0; i < self->repo_count; i++) {
         free(self->repos[i].spec);
         free(self->repos[i].url);
+        free(self->repos[i].ref);
         free(self->repos[i].name);
     }
     free(self->repos);
@@ -397,10 +371,15 @@ static void start_clone(worker_workspace_t *self)
     const repo_t *repo = &self->repos[self->next_repo];
     char target[NAME_PART_MAX * 2 + 32];
     snprintf(target, sizeof target, "repos/%s", repo->name);
-    char *argv[] = {"git", "clone", "--depth", "1", "--quiet", "--", repo->url, target, NULL};
+    char *argv[] = {"git", "clone", "--depth", "1", "--quiet", "--", repo->url, target, NULL,
+                    NULL, NULL};
+    if (repo->ref) { /* git clone --branch takes a branch or a tag */
+        char *tail[] = {"--branch", repo->ref, "--", repo->url, target, NULL};
+        memcpy(argv + 5, tail, sizeof tail);
+    }
     const char *token = getenv("GITHUB_TOKEN");
     char *header = NULL;
-    if (token && *token && has_prefix(repo->url, "https://github.com/")) {
+    if (token && *token && strncmp(repo->url, "https://github.com/", strlen("https://github.com/")) == 0) {
         size_t cred_len = strlen("x-access-token:") + strlen(token);
         char *cred = malloc(cred_len + 1);
         char *encoded = malloc(4 * (cred_len / 3 + 1) + 1);

@@ -53,15 +53,17 @@ static void test_workflow_create_get_list(void **state)
         "{\"phase_id\":\"p1\",\"name\":\"Plan\",\"order\":1,\"prompt_template\":"
         "\"plan {{topic}} in a {{tone}} tone for $ARGUMENTS ({{execution_id}})\","
         "\"model\":null,\"timeout_seconds\":300,\"max_attempts\":3,\"description\":null,"
-        "\"argument_hint\":null,\"allowed_tools\":[],\"network\":\"proxy\"},"
+        "\"argument_hint\":null,\"allowed_tools\":[],\"network\":\"proxy\","
+        "\"input_artifacts\":[],\"output_artifacts\":[]},"
         "{\"phase_id\":\"p2\",\"name\":\"Draft\",\"order\":2,\"prompt_template\":"
         "\"draft from [{{p1}}] {{unknown}}\",\"model\":null,\"timeout_seconds\":300,"
         "\"max_attempts\":3,\"description\":null,\"argument_hint\":null,\"allowed_tools\":[],"
-        "\"network\":\"proxy\"},"
+        "\"network\":\"proxy\",\"input_artifacts\":[],\"output_artifacts\":[]},"
         "{\"phase_id\":\"p3\",\"name\":\"Review\",\"order\":3,\"prompt_template\":"
         "\"review [{{p1}}] [{{p2}}] {{workflow_id}} {{task}}\",\"model\":\"big\","
         "\"timeout_seconds\":7,\"max_attempts\":3,\"description\":null,\"argument_hint\":null,"
-        "\"allowed_tools\":[],\"network\":\"proxy\"}]");
+        "\"allowed_tools\":[],\"network\":\"proxy\",\"input_artifacts\":[],"
+        "\"output_artifacts\":[]}]");
     free(text);
 
     fx_expect(f, "workflow.create",

@@ -219,7 +219,7 @@ static void test_export_refuses_non_workflows(void **state)
         json_pack("{s:s}", "name", "no phases"),
         json_pack("{s:s, s:[]}", "name", "empty", "phases"),
         json_pack("{s:s, s:[s]}", "name", "bad", "phases", "x"),
-        json_pack("{s:s, s:[{s:{}}]}", "name", "bad", "phases", "name"),
+        json_pack("{s:s, s:[{s:[{}]}]}", "name", "bad", "phases", "name"),
         json_pack("{s:s, s:{}, s:[{s:s}]}", "name", "bad", "input_declarations", "phases",
                   "name", "x"),
     };

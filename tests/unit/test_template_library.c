@@ -1,7 +1,10 @@
 /* template/library: loading a directory of workflows and packages, one bad file
  * among good ones, ids from file names, content hashes (and SHA-256 itself). */
+#include "template/export.h"
 #include "template/library.h"
 #include "template/sha256.h"
+#include "template/spec.h"
+#include "template/workflow.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +17,7 @@
 #include <cmocka.h>
 
 #define LIBRARY SYN_SOURCE_DIR "/tests/fixtures/templates/library"
+#define ORIGINAL SYN_SOURCE_DIR "/tests/fixtures/templates/original"
 
 static void print_entry_errors(const template_entry_t *entry)
 {
@@ -22,6 +26,86 @@ static void print_entry_errors(const template_entry_t *entry)
         print_error("  %s:%d %s: %s\n", e->file ? e->file : "-", e->line,
                     e->field ? e->field : "-", e->message);
     }
+}
+
+static const template_entry_t *entry_of(const template_library_t *lib, const char *id)
+{
+    for (size_t i = 0; i < template_library_count(lib); i++) {
+        const template_entry_t *e = template_library_entry(lib, i);
+        if (e->workflow && !strcmp(json_string_value(json_object_get(e->workflow, "id")), id))
+            return e;
+    }
+    fail_msg("no workflow %s", id);
+    return NULL;
+}
+
+/* Workflows written as the original's examples are (its keys, a package with prompt
+ * files with and without front matter, a plugin folder of two workflows sharing a
+ * phase-library prompt and a manifest) load; each exports to YAML that parses back
+ * to the same stored workflow. */
+static void test_original_keys_load_and_round_trip(void **state)
+{
+    (void)state;
+    template_library_t *lib = template_library_new();
+    char why[256];
+    int loaded = template_library_load_dir(lib, ORIGINAL, why, sizeof why);
+    for (size_t i = 0; i < template_library_count(lib); i++)
+        print_entry_errors(template_library_entry(lib, i));
+    assert_int_equal(loaded, 5);
+    assert_int_equal(template_library_failures(lib), 0);
+
+    const json_t *feature = entry_of(lib, "feature-flow-v1")->workflow;
+    const json_t *repo = json_object_get(feature, "repository");
+    assert_string_equal(json_string_value(json_object_get(repo, "url")),
+                        "https://github.com/{{repo}}");
+    assert_string_equal(json_string_value(json_object_get(repo, "ref")), "{{branch}}");
+    assert_true(json_is_true(json_object_get(feature, "requires_repos")));
+    assert_string_equal(json_string_value(json_object_get(feature, "project_name")), "tooling");
+    const json_t *phases = json_object_get(feature, "phases");
+    const json_t *research = json_array_get(phases, 0), *plan = json_array_get(phases, 1);
+    /* tools is allowed_tools by its other name */
+    assert_int_equal(json_array_size(json_object_get(research, "allowed_tools")), 2);
+    assert_null(json_object_get(research, "tools"));
+    assert_true(spec_phase_is_gate(plan) && !spec_phase_is_gate(research));
+    assert_int_equal(json_array_size(json_object_get(plan, "output_artifacts")), 2);
+    /* null keys are absent, as anywhere */
+    const json_t *notes = entry_of(lib, "notes-v2")->workflow;
+    assert_null(json_object_get(notes, "repository"));
+    assert_null(json_object_get(notes, "project_name"));
+    /* the shared phase came from the plugin's phase-library */
+    const json_t *audit = entry_of(lib, "team-audit-v1")->workflow;
+    const json_t *summary = json_array_get(json_object_get(audit, "phases"), 1);
+    assert_non_null(strstr(json_string_value(json_object_get(summary, "prompt_template")),
+                           "Summarize the work so far"));
+    assert_string_equal(json_string_value(json_object_get(summary, "model")), "haiku");
+    entry_of(lib, "team-triage-v1");
+    const json_t *look =
+        json_array_get(json_object_get(entry_of(lib, "review-package-v1")->workflow, "phases"), 0);
+    assert_string_equal(json_string_value(json_object_get(look, "model")), "sonnet");
+
+    for (size_t i = 0; i < template_library_count(lib); i++) {
+        const json_t *workflow = template_library_entry(lib, i)->workflow;
+        json_t *stored = spec_with_defaults(&spec_workflow, workflow);
+        char *yaml = template_export_yaml(stored, NULL, why, sizeof why);
+        assert_non_null(yaml);
+        template_errors_t *errors = template_errors_new();
+        json_t *again = template_workflow_parse(yaml, strlen(yaml), "export.yaml", NULL, errors);
+        if (!again)
+            fail_msg("the export of %s does not parse:\n%s", template_library_entry(lib, i)->path,
+                     yaml);
+        json_t *restored = spec_with_defaults(&spec_workflow, again);
+        if (!json_equal(stored, restored)) {
+            char *a = json_dumps(stored, JSON_SORT_KEYS), *b = json_dumps(restored, JSON_SORT_KEYS);
+            fail_msg("round trip changed %s:\n%s\n%s\n%s", template_library_entry(lib, i)->path,
+                     yaml, a, b);
+        }
+        json_decref(again);
+        json_decref(restored);
+        json_decref(stored);
+        template_errors_destroy(&errors);
+        free(yaml);
+    }
+    template_library_destroy(&lib);
 }
 
 static void test_sha256_vectors(void **state)
@@ -275,6 +359,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_vectors),
+        cmocka_unit_test(test_original_keys_load_and_round_trip),
         cmocka_unit_test(test_hash_ignores_key_order),
         cmocka_unit_test(test_one_bad_file_among_good_ones),
         cmocka_unit_test(test_shipped_examples_load),

@@ -117,6 +117,20 @@ static void add_field(cases_t *c, where_t where, const spec_field_t *f)
         add(c, where, k, false, "\"true\"");
         add(c, where, k, false, "1");
         break;
+    case SPEC_REPOSITORY:
+        add(c, where, k, true, "\"https://github.com/o/r\"");
+        add(c, where, k, true, "\"o/r\"");
+        add(c, where, k, false, "\"\"");
+        add(c, where, k, true, "{\"url\": \"o/r\", \"ref\": \"main\"}");
+        add(c, where, k, true, "{\"url\": \"o/r\"}");
+        add(c, where, k, true, "{\"url\": \"o/r\", \"ref\": null}");
+        add(c, where, k, false, "{\"ref\": \"main\"}");
+        add(c, where, k, false, "{\"url\": \"\"}");
+        add(c, where, k, false, "{\"url\": \"o/r\", \"branch\": \"main\"}");
+        add(c, where, k, false, "{\"url\": true}");
+        add(c, where, k, false, "true");
+        add(c, where, k, false, "[\"a\"]");
+        break;
     case SPEC_ENUM:
     case SPEC_LITERAL:
         for (const char *const *choice = f->choices; *choice; choice++)
@@ -304,7 +318,8 @@ static void test_documented_limits(void **state)
     char *text = json_dumps(stored, JSON_COMPACT);
     assert_string_equal(text, "{\"phase_id\":\"p\",\"name\":\"P\",\"order\":0,\"prompt_template\":"
                               "\"x\",\"model\":null,\"timeout_seconds\":300,\"max_attempts\":3,"
-                              "\"description\":null,\"argument_hint\":null,\"allowed_tools\":[],\"network\":\"proxy\"}");
+                              "\"description\":null,\"argument_hint\":null,\"allowed_tools\":[],\"network\":\"proxy\","
+                              "\"input_artifacts\":[],\"output_artifacts\":[]}");
     free(text);
     json_decref(stored);
     json_decref(phase);

@@ -193,24 +193,28 @@ static void test_unknown_keys(void **state)
     (void)state;
     expect_error("name: x\n" PHASE "descripton: typo\n", 4, "descripton",
                  "unknown key 'descripton' (known: id, name, description, type, classification, "
-                 "inputs, phases, max_concurrent); did you mean 'description'?");
+                 "repository, requires_repos, project_name, inputs, phases); did you mean "
+                 "'description'?");
     expect_error("name: x\nworkflow_type: research\n" PHASE, 2, "workflow_type",
                  "unknown key 'workflow_type' (known: id, name, description, type, "
-                 "classification, inputs, phases, max_concurrent); did you mean 'type'?");
+                 "classification, repository, requires_repos, project_name, inputs, phases); did "
+                 "you mean 'type'?");
     expect_error("name: x\nphases:\n  - id: a\n    name: A\n    order: 1\n    prompt_template: x\n"
                  "  - id: b\n    name: B\n    order: 2\n    promt_template: hi\n",
                  10, "phases[1].promt_template",
                  "unknown key 'promt_template' in phases[1] (known: id, name, order, "
                  "prompt_template, prompt_file, model, timeout_seconds, max_attempts, retries, "
                  "retry_backoff_seconds, max_tokens, provider, description, argument_hint, "
-                 "allowed_tools, network); did you mean 'prompt_template'?");
+                 "allowed_tools, network, execution_type, approval, input_artifacts, "
+                 "output_artifacts); did you mean 'prompt_template'?");
     expect_error("name: x\nphases:\n  - id: a\n    name: A\n    order: 1\n    prompt_template: x\n"
                  "    modle: opus\n",
                  7, "phases[0].modle",
                  "unknown key 'modle' in phases[0] (known: id, name, order, prompt_template, "
                  "prompt_file, model, timeout_seconds, max_attempts, retries, "
                  "retry_backoff_seconds, max_tokens, provider, description, argument_hint, "
-                 "allowed_tools, network); did you mean 'model'?");
+                 "allowed_tools, network, execution_type, approval, input_artifacts, "
+                 "output_artifacts); did you mean 'model'?");
     expect_error("name: x\ninputs:\n  - {name: a, value: 3}\n" PHASE, 3, "inputs[0].value",
                  "unknown key 'value' in inputs[0] (known: name, description, required, "
                  "default)");
@@ -220,7 +224,8 @@ static void test_unknown_keys(void **state)
                  "unknown key 'phase_id' in phases[0] (known: id, name, order, prompt_template, "
                  "prompt_file, model, timeout_seconds, max_attempts, retries, "
                  "retry_backoff_seconds, max_tokens, provider, description, argument_hint, "
-                 "allowed_tools, network); did you mean 'id'?");
+                 "allowed_tools, network, execution_type, approval, input_artifacts, "
+                 "output_artifacts); did you mean 'id'?");
 }
 
 static void test_choices(void **state)
