@@ -216,6 +216,7 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
         .liveness = config->liveness,
         .kill_grace_ms = config->kill_grace_ms,
         .quarantine = {config->quarantine_after, config->quarantine_window_ms},
+        .artifacts = config->artifacts,
     };
     self->engine = self->events && self->workers
                        ? broker_engine_new(self->store, self->events, self->outbox,

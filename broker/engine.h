@@ -30,6 +30,7 @@
 #ifndef SYN_BROKER_ENGINE_H
 #define SYN_BROKER_ENGINE_H
 
+#include "broker/artifacts.h"
 #include "broker/events.h"
 #include "broker/execution.h"
 #include "broker/outbox.h"
@@ -50,6 +51,7 @@ typedef struct {
     int64_t liveness;         /* intervals of silence before a worker is dead (3) */
     int64_t kill_grace_ms;    /* the worker's SIGTERM→SIGKILL grace, added to timeouts (5000) */
     broker_quarantine_config_t quarantine; /* black holes (quarantine.h); after 0: off */
+    broker_artifact_limits_t artifacts;    /* artifacts.h; 0 (unset): the default */
 } broker_engine_config_t;
 
 typedef struct {

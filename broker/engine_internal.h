@@ -36,6 +36,7 @@ struct broker_engine_t {
     zlistx_t *ready;        /* executions whose current phase waits for a slot */
     zlistx_t *graveyard;    /* retired during this entry point, freed at its end */
     syn_ratelog_t *claims;  /* refused name claims and take-overs: one line per cause a minute */
+    broker_artifacts_t *artifacts; /* sets of artifacts being received (artifacts.h) */
     broker_engine_stats_t stats;
 };
 

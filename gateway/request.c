@@ -1,6 +1,7 @@
 /* request: how one HTTP request's answer is set, and its body kept within the limit
  * (gateway/request.h). */
 #include "gateway/request.h"
+#include "gateway/download.h"
 #include "common/json_text.h"
 
 #include <stdlib.h>
@@ -75,6 +76,7 @@ void gateway_request_append(gateway_request_t *req, const char *data, size_t len
 void gateway_request_free(gateway_request_t *req)
 {
     gateway_sse_client_destroy(&req->sse);
+    gateway_download_destroy(&req->download);
     free(req->body);
     free(req->answer);
     free(req);

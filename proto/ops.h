@@ -46,11 +46,17 @@ typedef enum {
     /* the fleet (issue 18): GET /workers, GET /ready */
     SYN_OP_WORKERS_LIST,
     SYN_OP_READY,
+    /* artifacts (issue 17): an execution's list; a range of one file's bytes */
+    SYN_OP_EXECUTION_ARTIFACTS,
+    SYN_OP_EXECUTION_ARTIFACT,
     SYN_OP_COUNT
 } syn_op_t;
 
 /* events.replay answers at most this many events per page. */
 #define SYN_OP_REPLAY_LIMIT_MAX 1000
+/* The most bytes one execution.artifact reply carries (base64 in a reply well under
+ * SYN_MSG_MAX_SIZE). */
+#define SYN_OP_ARTIFACT_READ_MAX (1024 * 1024)
 
 typedef enum {
     SYN_ARG_STRING,     /* text */
