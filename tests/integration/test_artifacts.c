@@ -1,8 +1,7 @@
 /* Artifacts end to end (issue 17) with the command provider and a real agent script
  * (fixtures/artifact_agent.sh): files left in artifacts/output, sub-folders and
  * binary content included, come back byte for byte from GET
- * /executions/{id}/artifacts/{phase}/{path} and in the tar, and from the next
- * phase's workspace; symbolic links and FIFOs are skipped with a PhaseWarning; the
+ * /executions/{id}/artifacts/{phase}/{path} and in the tar; symbolic links and FIFOs are skipped with a PhaseWarning; the
  * limits fail the phase with their flag's name; a worker killed while sending
  * leaves nothing half-stored and the attempt runs again; a broker restart keeps
  * them. */
@@ -173,19 +172,6 @@ static void test_files_come_back_byte_for_byte(void **state)
     snprintf(file, sizeof file, "%s/%s/make/empty.txt", scratch, id);
     assert_served(id, "make", "empty.txt", file);
 
-    /* the next phase got them in artifacts/input/make/ */
-    size_t a_len, b_len;
-    snprintf(file, sizeof file, "%s/%s/make/sub/dir/data.bin", scratch, id);
-    char *a = slurp(file, &a_len);
-    snprintf(file, sizeof file, "%s/%s/seen/make/sub/dir/data.bin", scratch, id);
-    char *b = slurp(file, &b_len);
-    assert_non_null(a);
-    assert_non_null(b);
-    assert_int_equal(a_len, b_len);
-    assert_memory_equal(a, b, a_len);
-    free(a);
-    free(b);
-
     /* the skipped entries are warnings in the phase's events */
     long warnings = teststack_db_count(
         stack, "SELECT 1 FROM events WHERE execution_id = ?1 AND type = 'PhaseWarning'", id,
@@ -309,6 +295,7 @@ static void test_broker_restart_keeps_them(void **state)
     char *id = run("MAKE", "completed");
     teststack_kill_broker(stack, SIGKILL);
     assert_int_equal(teststack_start_broker(stack), 0);
+    assert_int_equal(teststack_wait_health(stack, 1, 30000), 0);
     json_t *list = listing(id);
     assert_int_equal(json_array_size(list), 3);
     json_decref(list);

@@ -56,6 +56,7 @@ static void test_newer_schema_refused(void **state)
  * the events index were keyed by the execution's id: the first step of making
  * an older file out of a new one. */
 static const char *const back_to_v5 =
+    "DROP TABLE artifacts; DROP TABLE artifact_chunks;"
     "CREATE TABLE phases_v5 (execution_id TEXT NOT NULL, phase_id TEXT NOT NULL,"
     "  ord INTEGER NOT NULL, name TEXT NOT NULL, model TEXT, status TEXT NOT NULL,"
     "  attempts INTEGER NOT NULL DEFAULT 0, output TEXT, error TEXT, started_at INTEGER,"
