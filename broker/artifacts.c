@@ -31,6 +31,7 @@ struct broker_artifacts_t {
     broker_store_t *store;
     broker_artifact_limits_t limits;
     zhashx_t *sets; /* "execution\x1fphase\x1fattempt" → receiving_t */
+    size_t turn_bytes;
 };
 
 static void receiving_destroy(void **item)
@@ -70,6 +71,16 @@ void broker_artifacts_destroy(broker_artifacts_t **self_p)
     zhashx_destroy(&self->sets);
     free(self);
     *self_p = NULL;
+}
+
+bool broker_artifacts_turn_full(const broker_artifacts_t *self)
+{
+    return self->turn_bytes >= BROKER_ARTIFACT_TURN_BYTES;
+}
+
+void broker_artifacts_new_turn(broker_artifacts_t *self)
+{
+    self->turn_bytes = 0;
 }
 
 size_t broker_artifacts_receiving(const broker_artifacts_t *self)
@@ -237,13 +248,17 @@ static bool store_chunk(broker_artifacts_t *self, receiving_t *r, const json_t *
         r->total += size;
         syn_sha256_init(&r->hash);
     }
-    if (text_len / 4 * 3 > BROKER_ARTIFACT_CHUNK_MAX) {
+    const char *text = json_string_value(data);
+    size_t decoded = text_len / 4 * 3;
+    for (size_t i = text_len; i > 0 && decoded > 0 && text[i - 1] == '=' && i + 2 > text_len; i--)
+        decoded--;
+    if (decoded > BROKER_ARTIFACT_CHUNK_MAX) {
         refuse(self, r, strdupf("artifact %s: a chunk is over %u bytes", path,
                                 BROKER_ARTIFACT_CHUNK_MAX));
         return false;
     }
     unsigned char *bytes = malloc(text_len / 4 * 3 + 1);
-    long len = bytes ? syn_base64_decode(json_string_value(data), text_len, bytes) : -1;
+    long len = bytes ? syn_base64_decode(text, text_len, bytes) : -1;
     if (len < 0 || r->offset + len > size || (len == 0 && size > 0)) {
         free(bytes);
         refuse(self, r, strdupf("artifact %s: a chunk is not base64 of the next bytes", path));
@@ -258,6 +273,7 @@ static bool store_chunk(broker_artifacts_t *self, receiving_t *r, const json_t *
         return false;
     }
     r->offset += len;
+    self->turn_bytes += (size_t)len;
     if (r->offset == size) {
         char hex[SYN_SHA256_HEX_SIZE];
         syn_sha256_hex(&r->hash, hex);

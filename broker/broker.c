@@ -563,9 +563,12 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
     int from_clients = 0, from_workers = 0;
     int64_t clients_until = syn_mono_ms() + CLIENT_BUDGET_MS;
     bool more = true;
+    broker_artifacts_t *artifacts = broker_engine_artifacts(self->engine);
+    broker_artifacts_new_turn(artifacts);
     while (more) {
         more = false;
-        if (from_workers < BATCH_PER_SOCKET && receive_one(self, self->worker_sock, false)) {
+        if (from_workers < BATCH_PER_SOCKET && !broker_artifacts_turn_full(artifacts) &&
+            receive_one(self, self->worker_sock, false)) {
             from_workers++;
             more = true;
         }

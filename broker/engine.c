@@ -690,6 +690,11 @@ broker_engine_stats_t broker_engine_stats(const broker_engine_t *self)
     return self->stats;
 }
 
+broker_artifacts_t *broker_engine_artifacts(broker_engine_t *self)
+{
+    return self->artifacts;
+}
+
 size_t broker_engine_ready_depth(const broker_engine_t *self)
 {
     return zlistx_size(self->ready);

@@ -131,6 +131,8 @@ int broker_engine_inject(broker_engine_t *self, const char *id, const char *role
                          size_t errlen);
 
 broker_engine_stats_t broker_engine_stats(const broker_engine_t *self);
+/* The artifacts being received (artifacts.h), for the loop's per-turn budget. */
+broker_artifacts_t *broker_engine_artifacts(broker_engine_t *self);
 /* Executions whose current phase waits for a worker slot (the ready queue). */
 size_t broker_engine_ready_depth(const broker_engine_t *self);
 

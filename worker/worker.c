@@ -44,7 +44,7 @@
 /* An artifact travels in chunks of this many bytes (base64 in the message), one
  * at a time: the broker answers each, so it never holds more than one chunk per
  * sending worker, however large the files. */
-#define ARTIFACT_CHUNK (256u * 1024u)
+#define ARTIFACT_CHUNK (1024u * 1024u)
 
 #define RECHECK_FIRST_MS 1000
 #define RECHECK_MAX_MS 60000
