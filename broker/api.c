@@ -351,6 +351,11 @@ int api_resolve_arg(broker_api_t *self, const json_t *args, char id[BROKER_EXEC_
     return resolve_execution(self, given, id, body);
 }
 
+int api_resolve_execution(broker_api_t *self, const json_t *args, char *id, json_t **body)
+{
+    return api_resolve_arg(self, args, id, body);
+}
+
 /* An engine control call's outcome: -2 means the execution is no longer active,
  * so the rule is checked against its stored (terminal) state. */
 static int control_outcome(broker_api_t *self, const char *id, int rc,
@@ -769,6 +774,8 @@ static const op_fn handlers[SYN_OP_COUNT] = {
     [SYN_OP_COSTS_REPORT] = op_costs_report,
     [SYN_OP_EXECUTION_APPROVE] = op_execution_approve,
     [SYN_OP_EXECUTION_REJECT] = op_execution_reject,
+    [SYN_OP_EXECUTION_ARTIFACTS] = broker_api_op_execution_artifacts,
+    [SYN_OP_EXECUTION_ARTIFACT] = broker_api_op_execution_artifact,
 };
 
 broker_api_t *broker_api_new(broker_store_t *store, broker_engine_t *engine,

@@ -224,6 +224,7 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
         .kill_grace_ms = config->kill_grace_ms,
         .quarantine = {config->quarantine_after, config->quarantine_window_ms},
         .max_running = config->max_running,
+        .artifacts = config->artifacts,
     };
     self->engine = self->events && self->workers
                        ? broker_engine_new(self->store, self->events, self->outbox,
@@ -572,9 +573,12 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
     int from_clients = 0, from_workers = 0;
     int64_t clients_until = syn_mono_ms() + CLIENT_BUDGET_MS;
     bool more = true;
+    broker_artifacts_t *artifacts = broker_engine_artifacts(self->engine);
+    broker_artifacts_new_turn(artifacts);
     while (more) {
         more = false;
-        if (from_workers < BATCH_PER_SOCKET && receive_one(self, self->worker_sock, false)) {
+        if (from_workers < BATCH_PER_SOCKET && !broker_artifacts_turn_full(artifacts) &&
+            receive_one(self, self->worker_sock, false)) {
             from_workers++;
             more = true;
         }

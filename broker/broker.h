@@ -14,6 +14,7 @@
 #ifndef SYN_BROKER_BROKER_H
 #define SYN_BROKER_BROKER_H
 
+#include "broker/artifacts.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,7 @@ typedef struct {
     int64_t kill_grace_ms;      /* 5000 */
     int64_t quarantine_after;   /* 3 (broker/quarantine.h); 0: no quarantine */
     int64_t quarantine_window_ms; /* 60000 */
+    broker_artifact_limits_t artifacts; /* broker/artifacts.h; 0: the default */
     const char *workflows_dir;  /* installed at start (broker/preload.h); NULL or "": none */
     /* CURVE (docs/protocol.md, "Security"): with its secret certificate the broker
      * is a CURVE server on all three sockets and lets in only the keys of the

@@ -5,6 +5,7 @@
 
 #include "broker/control.h"
 #include "broker/engine_internal.h"
+#include "broker/fence.h"
 #include "broker/lost.h"
 #include "broker/output.h"
 
@@ -58,6 +59,16 @@ static void check_deadline(broker_engine_t *self, broker_execution_t *exec, int6
     free(why);
 }
 
+/* A set of artifacts silent this long is given up (its worker resends it whole). */
+#define ARTIFACT_IDLE_MS (10 * 60 * 1000)
+
+static bool artifact_attempt_current(void *arg, const char *execution_id, const char *phase_id,
+                                     int64_t attempt)
+{
+    broker_execution_t *exec = NULL;
+    return broker_fence_current(arg, execution_id, phase_id, attempt, &exec) != NULL;
+}
+
 void broker_engine_tick(broker_engine_t *self, int64_t now_ms)
 {
     broker_lost_silent(self, now_ms);
@@ -70,5 +81,10 @@ void broker_engine_tick(broker_engine_t *self, int64_t now_ms)
     for (broker_execution_t *exec = zlistx_first(self->by_creation); exec;
          exec = zlistx_next(self->by_creation))
         check_deadline(self, exec, now_ms);
+    /* Sets of artifacts whose attempt is over without completing (its worker died
+     * while sending, say), or silent a long while, are discarded. */
+    if (broker_artifacts_receiving(self->artifacts) > 0)
+        broker_artifacts_sweep(self->artifacts, artifact_attempt_current, self, now_ms,
+                               ARTIFACT_IDLE_MS);
     engine_bury(self);
 }

@@ -539,8 +539,17 @@ broker_engine_t *broker_engine_new(broker_store_t *store, broker_events_t *event
         zlistx_set_comparator(self->ready, ready_order);
     self->claims = syn_ratelog_new(CLAIM_LOG_INTERVAL_MS, CLAIM_LOG_CAUSES);
     self->running_by_workflow = zhashx_new();
+    broker_artifact_limits_t limits = BROKER_ARTIFACT_LIMITS_DEFAULT;
+    if (self->config.artifacts.max_file_bytes > 0)
+        limits.max_file_bytes = self->config.artifacts.max_file_bytes;
+    if (self->config.artifacts.max_phase_bytes > 0)
+        limits.max_phase_bytes = self->config.artifacts.max_phase_bytes;
+    if (self->config.artifacts.max_files > 0)
+        limits.max_files = self->config.artifacts.max_files;
+    self->config.artifacts = limits;
+    self->artifacts = broker_artifacts_new(store, &limits);
     if (!self->active || !self->by_creation || !self->ready || !self->graveyard ||
-        !self->claims || !self->running_by_workflow) {
+        !self->claims || !self->running_by_workflow || !self->artifacts) {
         broker_engine_destroy(&self);
         return NULL;
     }
@@ -563,6 +572,7 @@ void broker_engine_destroy(broker_engine_t **self_p)
     zlistx_destroy(&self->ready);
     zlistx_destroy(&self->graveyard);
     syn_ratelog_destroy(&self->claims);
+    broker_artifacts_destroy(&self->artifacts);
     free(self);
     *self_p = NULL;
 }
@@ -627,6 +637,10 @@ static void recover_one(broker_execution_t *exec, void *arg)
 int broker_engine_recover(broker_engine_t *self, int64_t now_ms)
 {
     recover_ctx_t ctx = {self, now_ms, 0};
+    /* Artifacts whose attempt had not completed when the last broker stopped:
+     * their workers send them again from the start (artifacts.h). */
+    if (broker_store_artifacts_discard(self->store, NULL, NULL, 0) < 0)
+        return -1;
     int rc = broker_store_load_active(self->store, recover_one, &ctx);
     engine_bury(self);
     if (rc < 0)
@@ -784,6 +798,11 @@ broker_engine_stats_t broker_engine_stats(const broker_engine_t *self)
     return self->stats;
 }
 
+broker_artifacts_t *broker_engine_artifacts(broker_engine_t *self)
+{
+    return self->artifacts;
+}
+
 size_t broker_engine_ready_depth(const broker_engine_t *self)
 {
     return zlistx_size(self->ready);
@@ -837,6 +856,9 @@ void broker_engine_on_worker_from(broker_engine_t *self, const void *identity,
             break;
         case SYN_MSG_RESULT:
             broker_reports_result(self, worker, fields, now_ms);
+            break;
+        case SYN_MSG_ARTIFACT:
+            broker_reports_artifact(self, worker, fields, now_ms);
             break;
         case SYN_MSG_DISCONNECT:
             broker_lost_disconnected(self, worker, now_ms);

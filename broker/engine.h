@@ -30,6 +30,7 @@
 #ifndef SYN_BROKER_ENGINE_H
 #define SYN_BROKER_ENGINE_H
 
+#include "broker/artifacts.h"
 #include "broker/events.h"
 #include "broker/execution.h"
 #include "broker/outbox.h"
@@ -51,6 +52,7 @@ typedef struct {
     int64_t kill_grace_ms;    /* the worker's SIGTERM→SIGKILL grace, added to timeouts (5000) */
     broker_quarantine_config_t quarantine; /* black holes (quarantine.h); after 0: off */
     int64_t max_running;      /* executions running at once, all workflows (0: no limit) */
+    broker_artifact_limits_t artifacts;    /* artifacts.h; 0 (unset): the default */
 } broker_engine_config_t;
 
 typedef struct {
@@ -143,6 +145,8 @@ int broker_engine_inject(broker_engine_t *self, const char *id, const char *role
                          size_t errlen);
 
 broker_engine_stats_t broker_engine_stats(const broker_engine_t *self);
+/* The artifacts being received (artifacts.h), for the loop's per-turn budget. */
+broker_artifacts_t *broker_engine_artifacts(broker_engine_t *self);
 /* Executions whose current phase waits for a worker slot (the ready queue). */
 size_t broker_engine_ready_depth(const broker_engine_t *self);
 

@@ -44,6 +44,7 @@ int main(int argc, char **argv)
     long retain_days = 30, retain_seconds = 0, retain_max_executions = 0;
     long quarantine_after = BROKER_QUARANTINE_AFTER,
          quarantine_window_ms = BROKER_QUARANTINE_WINDOW_MS;
+    long artifact_max_file = 16l << 20, artifact_max_phase = 64l << 20, artifact_max_files = 256;
     const char *log_level = "info";
     syn_flag_t flags[] = {
         {"data", SYN_FLAG_STRING, "DIR", "data directory (SQLite file syn.db inside)",
@@ -68,6 +69,13 @@ int main(int argc, char **argv)
         {"quarantine-window-ms", SYN_FLAG_INT, "MS",
          "the window those failures fall in, and the first quarantine's length",
          &quarantine_window_ms, 1, 86400000},
+        {"artifact-max-file-bytes", SYN_FLAG_INT, "N",
+         "the largest artifact file a phase may leave in artifacts/output", &artifact_max_file,
+         1, 1l << 40},
+        {"artifact-max-phase-bytes", SYN_FLAG_INT, "N",
+         "the most artifact bytes one phase may leave", &artifact_max_phase, 1, 1l << 40},
+        {"artifact-max-files", SYN_FLAG_INT, "N", "the most artifact files one phase may leave",
+         &artifact_max_files, 1, 1000000},
         {"workflows", SYN_FLAG_STRING, "DIR",
          "install the workflows of DIR at start (*.yaml and */workflow.yaml packages)",
          &config.workflows_dir, 0, 0},
@@ -116,6 +124,8 @@ int main(int argc, char **argv)
     config.max_running = max_running;
     config.quarantine_after = quarantine_after;
     config.quarantine_window_ms = quarantine_window_ms;
+    config.artifacts = (broker_artifact_limits_t){artifact_max_file, artifact_max_phase,
+                                                  artifact_max_files};
     char err[512];
     if (broker_config_check(&config, err, sizeof err) < 0) {
         fprintf(stderr, "error: %s\n", err);

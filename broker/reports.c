@@ -89,11 +89,74 @@ static void quarantine_if_black_hole(broker_engine_t *self, broker_worker_t *wor
     free(why);
 }
 
+void broker_reports_artifact(broker_engine_t *self, broker_worker_t *worker,
+                             const json_t *fields, int64_t now_ms)
+{
+    engine_ref_t ref;
+    if (!engine_read_ref(fields, &ref))
+        return;
+    broker_execution_t *exec = NULL;
+    bool refused;
+    broker_phase_t *phase = broker_fence_admit(self, worker, ref.execution_id, ref.phase_id,
+                                               ref.attempt, "artifact", &exec, &refused);
+    json_t *ack = phase ? broker_artifacts_chunk(self->artifacts, fields, now_ms)
+                        : broker_artifacts_refuse(self->artifacts, fields,
+                                                  refused ? "another worker holds this attempt"
+                                                          : "not the current attempt");
+    engine_send_to_worker(self, worker->identity, worker->identity_len, SYN_MSG_ARTIFACT_ACK, ack);
+}
+
+/* A completed result whose artifacts have not all arrived is not taken yet: the
+ * worker is told where to resume, and sends the result again after (true). */
+static bool artifacts_missing(broker_engine_t *self, broker_worker_t *worker,
+                              const json_t *fields, const engine_ref_t *ref, char **refusal)
+{
+    const char *status = json_string_value(json_object_get(fields, "status"));
+    const json_t *manifest = json_object_get(fields, "artifacts");
+    broker_execution_t *exec = NULL;
+    if (!broker_fence_current(self, ref->execution_id, ref->phase_id, ref->attempt, &exec))
+        return false;
+    if (!status || strcmp(status, "completed") != 0) {
+        broker_artifacts_drop(self->artifacts, ref->execution_id, ref->phase_id, ref->attempt);
+        return false;
+    }
+    json_t *ack = NULL;
+    char why[512];
+    switch (broker_artifacts_settle(self->artifacts, ref->execution_id, ref->phase_id,
+                                    ref->attempt, manifest, &ack, why, sizeof why)) {
+    case BROKER_ARTIFACTS_MISSING:
+        engine_send_to_worker(self, worker->identity, worker->identity_len,
+                              SYN_MSG_ARTIFACT_ACK, ack);
+        return true;
+    case BROKER_ARTIFACTS_REFUSED:
+        *refusal = strdup(why);
+        return false;
+    case BROKER_ARTIFACTS_WHOLE:
+        return false;
+    }
+    return false;
+}
+
+/* Files the worker skipped (symlinks, devices), each a PhaseWarning event. */
+static void emit_warnings(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
+                          const json_t *fields)
+{
+    const json_t *warnings = json_object_get(fields, "warnings");
+    for (size_t i = 0; i < json_array_size(warnings); i++) {
+        json_t *data = engine_phase_event(phase);
+        json_object_set(data, "message", json_array_get(warnings, i));
+        engine_emit(self, exec, "PhaseWarning", data);
+    }
+}
+
 void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const json_t *fields,
                            int64_t now_ms)
 {
     engine_ref_t ref;
     if (!engine_read_ref(fields, &ref))
+        return;
+    char *artifacts_refused = NULL;
+    if (artifacts_missing(self, worker, fields, &ref, &artifacts_refused))
         return;
     /* Acknowledged whatever happens next: a stale or repeated result is a no-op,
      * and the worker may forget it once the ack (sent after commit) arrives. */
@@ -103,8 +166,10 @@ void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const
     bool refused;
     broker_phase_t *phase = broker_fence_admit(self, worker, ref.execution_id, ref.phase_id,
                                                ref.attempt, "result", &exec, &refused);
-    if (refused)
+    if (refused) {
+        free(artifacts_refused);
         return;
+    }
 
     /* Tokens are spent whether or not the attempt still counts: its usage is
      * recorded once (a repeated RESULT adds nothing). */
@@ -116,6 +181,7 @@ void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const
                   ref.execution_id, ref.phase_id, (long long)ref.attempt);
 
     if (!phase) {
+        free(artifacts_refused);
         self->stats.stale++;
         syn_info("broker", "dropped stale result execution=%s phase=%s attempt=%lld worker=%s",
                  ref.execution_id, ref.phase_id, (long long)ref.attempt, worker->name);
@@ -131,7 +197,14 @@ void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const
     int64_t exit_code = json_is_integer(code) ? (int64_t)json_integer_value(code) : 0;
     const int64_t *exit_p = json_is_integer(code) ? &exit_code : NULL;
 
-    if (status && strcmp(status, "completed") == 0) {
+    emit_warnings(self, exec, phase, fields);
+    if (artifacts_refused) {
+        /* The agent's work is there but its deliverables break a rule: the phase
+         * fails with the rule, as any failure (its retries apply). */
+        engine_attempt_failed(self, exec, phase, BROKER_ATTEMPT_FAILED, exit_p,
+                              artifacts_refused, &usage, now_ms);
+        free(artifacts_refused);
+    } else if (status && strcmp(status, "completed") == 0) {
         worker->attempts_completed++;
         worker->last_completed_ms = now_ms;
         broker_quarantine_completed(&worker->quarantine);

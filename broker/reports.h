@@ -20,5 +20,9 @@ void broker_reports_progress(broker_engine_t *engine, broker_worker_t *worker,
                              const json_t *fields, int64_t now_ms);
 void broker_reports_result(broker_engine_t *engine, broker_worker_t *worker,
                            const json_t *fields, int64_t now_ms);
+/* An ARTIFACT chunk: stored when its attempt is current (artifacts.h), answered
+ * with an ARTIFACT_ACK either way. */
+void broker_reports_artifact(broker_engine_t *engine, broker_worker_t *worker,
+                             const json_t *fields, int64_t now_ms);
 
 #endif

@@ -17,6 +17,9 @@
  *   attempts           (exec_num, phase_id, attempt): execution_id, worker, status,
  *                      started/completed_at, exit_code, error, usage JSON
  *   events             seq, time, execution_id, type, data JSON, exec_num
+ *   artifacts          id, (exec_num, phase_id, attempt, path), size, sha256,
+ *                      media_type, created_at, complete (0 while its chunks arrive)
+ *   artifact_chunks    (artifact_id, offset) → len, data: the bytes, a chunk a row
  * exec_num is the execution's num: the rows of executions in flight, the newest,
  * sit together on a few pages instead of scattered by their random ids.
  *   operator_messages  id, execution_id, role, message, created_at, phase_id (the
@@ -51,7 +54,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_STORE_SCHEMA_VERSION 8
+#define BROKER_STORE_SCHEMA_VERSION 9
 
 typedef struct broker_store_t broker_store_t;
 
@@ -284,5 +287,43 @@ int64_t broker_store_last_event_seq(broker_store_t *self);
 int broker_store_events_after(broker_store_t *self, const char *execution_id,
                               int64_t after_seq, int64_t limit, size_t max_bytes,
                               json_t **events_out, bool *more);
+
+/* --- artifacts (store_artifacts.c; why SQLite: its first comment) --------- */
+
+/* A stored artifact, as one file's read needs it. */
+typedef struct {
+    int64_t id;
+    int64_t attempt;
+    int64_t size;
+    char sha256[65];
+    char media_type[128];
+} broker_artifact_row_t;
+
+/* A new, not yet complete, artifact of an attempt: its id, or -1 (also when the
+ * attempt already has one at path). */
+int64_t broker_store_artifact_begin(broker_store_t *self, const char *execution_id,
+                                    const char *phase_id, int64_t attempt, const char *path,
+                                    int64_t size, const char *sha256, const char *media_type);
+/* The bytes [offset, offset + len) of an artifact; 0 or -1. */
+int broker_store_artifact_chunk(broker_store_t *self, int64_t artifact_id, int64_t offset,
+                                const void *data, size_t len);
+/* Deletes the incomplete artifacts of an attempt (every attempt's with
+ * execution_id NULL, as at start); 0 or -1. */
+int broker_store_artifacts_discard(broker_store_t *self, const char *execution_id,
+                                   const char *phase_id, int64_t attempt);
+/* The attempt's artifacts become visible (in the transaction that completes it). */
+int broker_store_artifacts_complete(broker_store_t *self, const char *execution_id,
+                                    const char *phase_id, int64_t attempt);
+/* [{phase_id, attempt, path, size, sha256, media_type, created_at}] of an
+ * execution's complete artifacts, in phase order then path; NULL on error. */
+json_t *broker_store_artifacts_list(broker_store_t *self, const char *execution_id);
+/* The complete artifact (newest attempt) of the phase at path: 1 in *row, 0 none,
+ * -1 error. */
+int broker_store_artifact_find(broker_store_t *self, const char *execution_id,
+                               const char *phase_id, const char *path,
+                               broker_artifact_row_t *row);
+/* Up to max bytes of an artifact from offset into buf: the count, or -1. */
+long broker_store_artifact_read(broker_store_t *self, int64_t artifact_id, int64_t offset,
+                                unsigned char *buf, size_t max);
 
 #endif

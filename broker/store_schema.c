@@ -273,10 +273,34 @@ static const char *const schema_v8_sql =
     "CREATE INDEX executions_rerun_of ON executions(rerun_of) WHERE rerun_of IS NOT NULL;"
     "ALTER TABLE phases ADD COLUMN reused_from TEXT;";
 
+/* Version 9: artifacts (broker/store_artifacts.c). A file's bytes are blobs of
+ * at most one wire chunk each, so none is ever read or written whole; `complete`
+ * is 0 while the chunks of an attempt arrive and becomes 1 in the transaction
+ * that records the attempt's completion, so a listing never shows half a set. */
+static const char *const schema_v9_sql =
+    "CREATE TABLE artifacts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  exec_num INTEGER NOT NULL,"
+    "  phase_id TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  media_type TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  complete INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (exec_num, phase_id, attempt, path));"
+    "CREATE TABLE artifact_chunks ("
+    "  artifact_id INTEGER NOT NULL,"
+    "  offset INTEGER NOT NULL,"
+    "  len INTEGER NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY (artifact_id, offset));";
+
 /* The script that takes a database from version i to i + 1. */
 static const char *const upgrades[] = {schema_v1_sql, schema_v2_sql, schema_v3_sql,
                                        schema_v4_sql, schema_v5_sql, schema_v6_sql,
-                                       schema_v7_sql, schema_v8_sql};
+                                       schema_v7_sql, schema_v8_sql, schema_v9_sql};
 
 static int64_t query_int(broker_store_t *self, const char *sql, int64_t fallback)
 {

@@ -287,6 +287,43 @@ static const char *const sql_text[SQL_COUNT] = {
         " LEFT JOIN phases p ON p.exec_num = a.exec_num AND p.phase_id = a.phase_id"
         " WHERE (?1 IS NULL OR e.id = ?1) AND a.started_at IS NOT NULL"
         " ORDER BY e.num DESC, a.started_at DESC LIMIT ?2",
+    [SQL_RETAIN_DELETE_ARTIFACT_CHUNKS] =
+        "DELETE FROM artifact_chunks WHERE artifact_id IN"
+        " (SELECT id FROM artifacts WHERE exec_num = ?1)",
+    [SQL_RETAIN_DELETE_ARTIFACTS] = "DELETE FROM artifacts WHERE exec_num = ?1",
+    /* Artifacts (store_artifacts.c): rows by (exec_num, phase_id, attempt, path)
+     * on their unique index, chunks by (artifact_id, offset) on their key. */
+    [SQL_ARTIFACT_INSERT] =
+        "INSERT INTO artifacts(exec_num, phase_id, attempt, path, size, sha256, media_type,"
+        " created_at) VALUES (" EXEC_NUM_OF_ID ", ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [SQL_ARTIFACT_CHUNK_INSERT] =
+        "INSERT INTO artifact_chunks(artifact_id, offset, len, data) VALUES (?1, ?2, ?3, ?4)",
+    [SQL_ARTIFACT_DISCARD_CHUNKS] =
+        "DELETE FROM artifact_chunks WHERE artifact_id IN (SELECT id FROM artifacts"
+        " WHERE exec_num = " EXEC_NUM_OF_ID " AND phase_id = ?2 AND attempt = ?3"
+        " AND complete = 0)",
+    [SQL_ARTIFACT_DISCARD] =
+        "DELETE FROM artifacts WHERE exec_num = " EXEC_NUM_OF_ID " AND phase_id = ?2"
+        " AND attempt = ?3 AND complete = 0",
+    [SQL_ARTIFACT_STAGING_CHUNKS] =
+        "DELETE FROM artifact_chunks WHERE artifact_id IN (SELECT id FROM artifacts"
+        " WHERE complete = 0)",
+    [SQL_ARTIFACT_STAGING] = "DELETE FROM artifacts WHERE complete = 0",
+    [SQL_ARTIFACT_COMPLETE] =
+        "UPDATE artifacts SET complete = 1 WHERE exec_num = " EXEC_NUM_OF_ID
+        " AND phase_id = ?2 AND attempt = ?3",
+    [SQL_ARTIFACT_LIST] =
+        "SELECT a.phase_id, a.attempt, a.path, a.size, a.sha256, a.media_type, a.created_at"
+        " FROM artifacts a LEFT JOIN phases p ON p.exec_num = a.exec_num"
+        " AND p.phase_id = a.phase_id WHERE a.exec_num = " EXEC_NUM_OF_ID
+        " AND a.complete = 1 ORDER BY p.ord, a.phase_id, a.path",
+    [SQL_ARTIFACT_FIND] =
+        "SELECT id, attempt, size, sha256, media_type FROM artifacts"
+        " WHERE exec_num = " EXEC_NUM_OF_ID " AND phase_id = ?2 AND path = ?3"
+        " AND complete = 1 ORDER BY attempt DESC LIMIT 1",
+    [SQL_ARTIFACT_READ] =
+        "SELECT offset, data FROM artifact_chunks WHERE artifact_id = ?1"
+        " AND offset + len > ?2 AND offset < ?3 ORDER BY offset",
 };
 
 /* --- helpers -------------------------------------------------------------- */

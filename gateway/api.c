@@ -286,6 +286,19 @@ int gateway_api_request(const gateway_route_t *route, const char *content_type, 
         *op = SYN_OP_READY;
         *args = json_object();
         return 0;
+    /* artifacts (issue 17): a download starts with the list (a tar) or the file's
+     * first range; gateway/download.c asks for the rest */
+    case GATEWAY_ROUTE_ARTIFACT_LIST:
+    case GATEWAY_ROUTE_ARTIFACT_TAR:
+        *op = SYN_OP_EXECUTION_ARTIFACTS;
+        *args = execution_arg(route);
+        return 0;
+    case GATEWAY_ROUTE_ARTIFACT_GET:
+        *op = SYN_OP_EXECUTION_ARTIFACT;
+        *args = json_pack("{s:s, s:s, s:s, s:i, s:i}", "execution_id", route->params[0],
+                          "phase_id", route->params[1], "path", route->rest, "offset", 0,
+                          "length", SYN_OP_ARTIFACT_READ_MAX);
+        return 0;
     case GATEWAY_ROUTE_SSE_EXECUTION:
     case GATEWAY_ROUTE_SSE_ACTIVITY:
         break; /* streams, not one operation: the gateway serves them itself */

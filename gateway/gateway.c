@@ -13,6 +13,7 @@
 #include "gateway/access.h"
 #include "gateway/api.h"
 #include "gateway/broker_link.h"
+#include "gateway/download.h"
 #include "gateway/hub.h"
 #include "gateway/listen.h"
 #include "gateway/original_compat.h"
@@ -346,6 +347,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         return request_respond(req);
     if (req->state == REQUEST_STREAM)
         return gateway_sse_routes_respond(self->streams, req);
+    if (req->state == REQUEST_DOWNLOAD)
+        return gateway_download_respond(req);
     if (req->state == REQUEST_WAITING)
         return MHD_YES;
     syn_error(COMPONENT, "request called again after its response path=%s", req->path);
@@ -364,7 +367,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         return;
     /* Still listed as waiting only when MHD gives up on it (shutdown): a late
      * reply must not find it. */
-    if (req->state == REQUEST_WAITING || req->page_pending)
+    if (req->state == REQUEST_WAITING || req->page_pending || gateway_download_pending(req))
         gateway_broker_link_forget(self->link, req->corr);
     gateway_sse_routes_closed(self->streams, req);
     if (req->status && self->http_metrics)
@@ -495,7 +498,16 @@ static bool on_reply(void *item, json_int_t status, json_t *body, void *cls)
         gateway_sse_routes_page(self->streams, req, status, body);
         return false; /* it resumes what it must */
     }
-    answer_from_reply(req, status, body);
+    if (req->download) {
+        gateway_download_range(req, status, body);
+        return false; /* it resumes what it must */
+    }
+    if (status == 200 && (req->route.id == GATEWAY_ROUTE_ARTIFACT_GET ||
+                          req->route.id == GATEWAY_ROUTE_ARTIFACT_TAR))
+        gateway_download_begin(req, body, self->link, self->config.request_timeout_ms,
+                               &self->turn);
+    else
+        answer_from_reply(req, status, body);
     MHD_resume_connection(req->connection);
     return true;
 }
@@ -514,6 +526,10 @@ static void on_no_reply(void *item, void *cls)
         return;
     }
     gateway_request_t *req = item;
+    if (req->download) {
+        gateway_download_range(req, 0, NULL);
+        return;
+    }
     if (req->state != REQUEST_WAITING) {
         gateway_sse_routes_page_lost(self->streams, req);
         return;

@@ -1,6 +1,7 @@
 /* request: how one HTTP request's answer is set, and its body kept within the limit
  * (gateway/request.h). */
 #include "gateway/request.h"
+#include "gateway/download.h"
 #include "common/json_text.h"
 
 #include <stdlib.h>
@@ -80,6 +81,7 @@ void gateway_request_free(gateway_request_t *req)
     if (req->prepared)
         MHD_destroy_response(req->prepared);
     json_decref(req->compat);
+    gateway_download_destroy(&req->download);
     free(req->body);
     free(req->answer);
     free(req);

@@ -28,6 +28,8 @@ typedef enum {
     REQUEST_DONE,      /* response queued */
     REQUEST_STREAM,    /* SSE: stream ready, its response to be queued */
     REQUEST_STREAMING, /* SSE: response queued, frames flowing */
+    REQUEST_DOWNLOAD,    /* artifacts: first range in, its response to be queued */
+    REQUEST_DOWNLOADING, /* artifacts: response queued, ranges flowing (download.h) */
 } gateway_request_state_t;
 
 /* What one turn of the loop must still do, set by whoever resumed a connection or
@@ -39,6 +41,7 @@ typedef struct {
 } gateway_turn_t;
 
 struct gateway_sse_routes_t;
+struct gateway_download_t;
 
 /* One HTTP request, from its headers to the completion callback (MHD's con_cls). */
 typedef struct {
@@ -71,6 +74,7 @@ typedef struct {
     uint64_t view_token;       /* gateway_view_hold's token, for the reply */
     bool original;             /* came through /api/v1: the original's shapes */
     json_t *compat;            /* what gateway/original_compat.c keeps for the answer */
+    struct gateway_download_t *download; /* artifact routes (download.h) */
 } gateway_request_t;
 
 /* The answer is text (taken, malloc'd; NULL → 500 when queued), JSON by default. */

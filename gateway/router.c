@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_SEGMENTS 8
+/* Enough for the deepest artifact path under its route's four fixed segments. */
+#define MAX_SEGMENTS 40
 
 typedef struct {
     const char *method;
@@ -60,6 +61,10 @@ static const route_entry_t routes[] = {
     /* approval gates (issue 17) */
     {"POST", "/executions/{}/approve", GATEWAY_ROUTE_EXECUTION_APPROVE},
     {"POST", "/executions/{}/reject", GATEWAY_ROUTE_EXECUTION_REJECT},
+    /* artifacts (issue 17) */
+    {"GET", "/executions/{}/artifacts", GATEWAY_ROUTE_ARTIFACT_LIST},
+    {"GET", "/executions/{}/artifacts.tar", GATEWAY_ROUTE_ARTIFACT_TAR},
+    {"GET", "/executions/{}/artifacts/{}/{*}", GATEWAY_ROUTE_ARTIFACT_GET},
 };
 
 #define ORIGINAL_PREFIX "/api/v1"
@@ -104,10 +109,28 @@ static bool fits(const char *pattern, const segment_t *segments, size_t count,
 {
     segment_t want[MAX_SEGMENTS];
     size_t want_count;
-    if (split(pattern, want, &want_count) != 0 || want_count != count)
+    if (split(pattern, want, &want_count) != 0)
+        return false;
+    bool rest = want[want_count - 1].len == 3 && memcmp(want[want_count - 1].start, "{*}", 3) == 0;
+    if (rest ? count < want_count : want_count != count)
         return false;
     route->param_count = 0;
-    for (size_t i = 0; i < count; i++) {
+    if (rest) {
+        size_t used = 0;
+        for (size_t i = want_count - 1; i < count; i++) {
+            const segment_t *seg = &segments[i];
+            if (seg->len == 0 || used + seg->len + 1 > GATEWAY_REST_MAX ||
+                !gateway_validate_text(seg->start, seg->len))
+                return false;
+            if (used)
+                route->rest[used++] = '/';
+            memcpy(route->rest + used, seg->start, seg->len);
+            used += seg->len;
+        }
+        route->rest[used] = '\0';
+        want_count--;
+    }
+    for (size_t i = 0; i < want_count; i++) {
         if (want[i].len == 2 && memcmp(want[i].start, "{}", 2) == 0) {
             if (segments[i].len == 0 || segments[i].len > GATEWAY_PARAM_MAX ||
                 route->param_count == GATEWAY_ROUTE_PARAMS ||

@@ -15,6 +15,8 @@
 /* Longest path parameter accepted: ids are at most 100 characters, so anything
  * longer cannot name a thing and is answered 404 without asking the broker. */
 #define GATEWAY_PARAM_MAX 128
+/* Longest "{*}" capture (an artifact's path, at most 1024 bytes at the broker). */
+#define GATEWAY_REST_MAX 1024
 
 typedef enum {
     GATEWAY_ROUTE_HEALTH,
@@ -60,6 +62,10 @@ typedef enum {
     /* approval gates (issue 17) */
     GATEWAY_ROUTE_EXECUTION_APPROVE,
     GATEWAY_ROUTE_EXECUTION_REJECT,
+    /* artifacts (issue 17) */
+    GATEWAY_ROUTE_ARTIFACT_LIST,
+    GATEWAY_ROUTE_ARTIFACT_GET, /* streamed by gateway/download.c */
+    GATEWAY_ROUTE_ARTIFACT_TAR, /* streamed by gateway/download.c */
 } gateway_route_id_t;
 
 typedef enum {
@@ -73,6 +79,9 @@ typedef struct {
     size_t param_count;
     char params[GATEWAY_ROUTE_PARAMS][GATEWAY_PARAM_MAX + 1]; /* in path order */
     char allow[64]; /* "GET, POST" when the method was not allowed */
+    /* A pattern ending in "{*}": the rest of the path ("dir/file.txt"), each of its
+     * segments checked as a parameter is. */
+    char rest[GATEWAY_REST_MAX + 1];
 } gateway_route_t;
 
 /* Fills route and returns how the request matched. An empty, over-long, non-UTF-8

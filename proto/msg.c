@@ -134,6 +134,39 @@ static const field_spec_t inject_fields[] = {
     {"message", KIND_STR, REQ, 0, 0, NULL, NULL},
     END,
 };
+/* One file of an attempt's artifacts, as the result lists them (and the chunks
+ * repeat): its path under artifacts/output, size and SHA-256 (64 hex digits). */
+static const field_spec_t artifact_entry_fields[] = {
+    {"path", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"size", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"sha256", KIND_STR, REQ, 0, 0, NULL, NULL},
+    END,
+};
+/* A chunk of an artifact, worker → broker (chunks in order: file index, offset). */
+static const field_spec_t artifact_fields[] = {
+    {"execution_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"phase_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"attempt", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"index", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"count", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"path", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"size", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"sha256", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"offset", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"data", KIND_STR, REQ, 0, 0, NULL, NULL}, /* base64 */
+    END,
+};
+/* broker → worker: everything before (index, offset) is stored; send from there. */
+static const field_spec_t artifact_ack_fields[] = {
+    {"execution_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"phase_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"attempt", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"index", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"offset", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    /* why the broker takes no more of them (a limit, a stale attempt) */
+    {"error", KIND_STR, 0, 0, 0, NULL, NULL},
+    END,
+};
 static const field_spec_t result_fields[] = {
     {"execution_id", KIND_STR, REQ, 0, 0, NULL, NULL},
     {"phase_id", KIND_STR, REQ, 0, 0, NULL, NULL},
@@ -145,6 +178,10 @@ static const field_spec_t result_fields[] = {
     /* Optional accounting: input/output/cache tokens, cost_usd, num_turns, model,
      * duration_ms, tool_calls. */
     {"usage", KIND_MAP, 0, 0, 0, NULL, NULL},
+    /* Optional: the files the worker sent as ARTIFACT chunks before this result. */
+    {"artifacts", KIND_MAP_ARRAY, 0, 0, 0, NULL, artifact_entry_fields},
+    /* Optional: what the broker should record as warnings (files skipped). */
+    {"warnings", KIND_STR_ARRAY, 0, 0, 0, NULL, NULL},
     END,
 };
 static const field_spec_t event_fields[] = {
@@ -178,6 +215,8 @@ static const type_spec_t type_specs[] = {
     [SYN_MSG_DISCONNECT] = {"disconnect", disconnect_fields},
     [SYN_MSG_EVENT] = {"event", event_fields},
     [SYN_MSG_INJECT] = {"inject", inject_fields},
+    [SYN_MSG_ARTIFACT] = {"artifact", artifact_fields},
+    [SYN_MSG_ARTIFACT_ACK] = {"artifact_ack", artifact_ack_fields},
 };
 #define TYPE_COUNT (sizeof type_specs / sizeof type_specs[0])
 

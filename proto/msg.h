@@ -67,6 +67,8 @@ typedef enum {
     SYN_MSG_DISCONNECT,
     SYN_MSG_EVENT,
     SYN_MSG_INJECT,
+    SYN_MSG_ARTIFACT,
+    SYN_MSG_ARTIFACT_ACK,
 } syn_msg_type_t;
 
 typedef struct syn_msg_t syn_msg_t;

@@ -79,6 +79,12 @@ static const syn_op_spec_t specs[] = {
                                   NULL},
     [SYN_OP_EXECUTION_REJECT] = {"execution.reject", {STR("reason", false), EXECUTION_ID}, 2,
                                  NULL},
+    [SYN_OP_EXECUTION_ARTIFACTS] = {"execution.artifacts", {EXECUTION_ID}, 1, NULL},
+    [SYN_OP_EXECUTION_ARTIFACT] = {"execution.artifact",
+                                   {EXECUTION_ID, STR("phase_id", true), STR("path", true),
+                                    INT("offset", 0, INT64_MAX),
+                                    INT("length", 0, SYN_OP_ARTIFACT_READ_MAX)},
+                                   5, NULL},
 };
 
 _Static_assert(sizeof specs / sizeof specs[0] == SYN_OP_COUNT, "one spec per op");

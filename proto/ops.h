@@ -53,6 +53,9 @@ typedef enum {
     /* approval gates (issue 17): POST /executions/{id}/approve, /reject */
     SYN_OP_EXECUTION_APPROVE,
     SYN_OP_EXECUTION_REJECT,
+    /* artifacts (issue 17): an execution's list; a range of one file's bytes */
+    SYN_OP_EXECUTION_ARTIFACTS,
+    SYN_OP_EXECUTION_ARTIFACT,
     SYN_OP_COUNT
 } syn_op_t;
 
@@ -69,6 +72,9 @@ bool syn_op_idempotency_key_ok(const char *key);
 
 /* events.replay answers at most this many events per page. */
 #define SYN_OP_REPLAY_LIMIT_MAX 1000
+/* The most bytes one execution.artifact reply carries (base64 in a reply well under
+ * SYN_MSG_MAX_SIZE). */
+#define SYN_OP_ARTIFACT_READ_MAX (1024 * 1024)
 
 typedef enum {
     SYN_ARG_STRING,     /* text */

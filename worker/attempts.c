@@ -1,6 +1,7 @@
 /* attempts: the attempts a worker holds — waiting for a slot, running, or done
  * with a result kept until the broker acknowledges it (worker_internal.h). */
 #include "worker/worker_internal.h"
+#include "worker/artifacts.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ void worker_attempt_destroy(attempt_t **a_p)
     worker_run_destroy(&a->run);
     syn_msg_destroy(&a->result);
     syn_msg_destroy(&a->assign);
+    worker_artifacts_destroy(&a->artifacts);
     json_decref(a->injects);
     free(a->execution_id);
     free(a->workflow_id);

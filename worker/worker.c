@@ -4,6 +4,8 @@
  * the socket, a deadline timer and the agents' descriptors (poll_set.c). */
 #include "worker/worker.h"
 #include "worker/worker_internal.h"
+#include "worker/artifacts.h"
+#include "common/base64.h"
 #include "common/utf8.h"
 
 #include <errno.h>
@@ -38,6 +40,11 @@
 #define MAX_KEPT_INJECTS 32
 /* No phase runs longer than this (keeps deadline arithmetic far from overflow). */
 #define MAX_TIMEOUT_MS (30LL * 24 * 3600 * 1000)
+
+/* An artifact travels in chunks of this many bytes (base64 in the message), one
+ * at a time: the broker answers each, so it never holds more than one chunk per
+ * sending worker, however large the files. */
+#define ARTIFACT_CHUNK (1024u * 1024u)
 
 #define RECHECK_FIRST_MS 1000
 #define RECHECK_MAX_MS 60000
@@ -132,11 +139,50 @@ void worker_send_ready(worker_t *self, int64_t now)
                  self->waiting);
 }
 
+/* The chunk of a's artifacts at its cursor; 0 when sent. */
+static int send_artifact_chunk(worker_t *self, attempt_t *a, int64_t now)
+{
+    size_t i = a->art_index;
+    uint64_t size = worker_artifacts_size(a->artifacts, i);
+    size_t want = size - a->art_offset < ARTIFACT_CHUNK ? (size_t)(size - a->art_offset)
+                                                        : ARTIFACT_CHUNK;
+    unsigned char *raw = malloc(want ? want : 1);
+    char *text = malloc(syn_base64_encoded_len(want) + 1);
+    long got = raw && text ? worker_artifacts_read(a->artifacts, i, a->art_offset, raw, want) : -1;
+    json_t *fields = NULL;
+    if (got == (long)want) {
+        syn_base64_encode(raw, want, text);
+        fields = ref_fields(a);
+    }
+    free(raw);
+    if (!fields) {
+        free(text);
+        /* The file changed under us: the broker's hash check refuses it. */
+        syn_warn("worker", "cannot read artifact %s execution=%s phase=%s",
+                 worker_artifacts_path(a->artifacts, i), a->execution_id, a->phase_id);
+        return -1;
+    }
+    json_object_set_new(fields, "index", json_integer((json_int_t)i));
+    json_object_set_new(fields, "count",
+                        json_integer((json_int_t)worker_artifacts_count(a->artifacts)));
+    json_object_set_new(fields, "path", json_string(worker_artifacts_path(a->artifacts, i)));
+    json_object_set_new(fields, "size", json_integer((json_int_t)size));
+    json_object_set_new(fields, "sha256", json_string(worker_artifacts_sha256(a->artifacts, i)));
+    json_object_set_new(fields, "offset", json_integer((json_int_t)a->art_offset));
+    json_object_set_new(fields, "data", json_string(text));
+    free(text);
+    return send_new(self, SYN_MSG_ARTIFACT, fields, now);
+}
+
 /* A failed send is retried with the periodic resend, not at once (which would
- * spin while the pipe is full). */
+ * spin while the pipe is full). Artifacts go first: the result only once the
+ * broker has them all. */
 static void send_result(worker_t *self, attempt_t *a, int64_t now)
 {
-    send_msg(self, a->result, now);
+    if (a->art_index < worker_artifacts_count(a->artifacts))
+        send_artifact_chunk(self, a, now);
+    else
+        send_msg(self, a->result, now);
     a->result_sent_ms = now;
 }
 
@@ -213,9 +259,14 @@ static void recheck_health(worker_t *self, int64_t now)
  * usage (stolen, may be NULL) is the attempt's accounting. */
 static void settle(worker_t *self, attempt_t *a, const char *status, const char *output,
                    const char *error, bool has_exit_code, int exit_code, json_t *usage,
-                   int64_t now)
+                   json_t *warnings, int64_t now)
 {
     json_t *fields = ref_fields(a);
+    if (fields && a->artifacts)
+        json_object_set_new(fields, "artifacts", worker_artifacts_manifest(a->artifacts));
+    if (fields && warnings)
+        json_object_set(fields, "warnings", warnings);
+    json_decref(warnings);
     if (fields) {
         json_object_set_new(fields, "status", json_string(status));
         json_object_set_new(fields, "output", json_string(output ? output : ""));
@@ -266,9 +317,17 @@ static void finish_run(worker_t *self, attempt_t *a, int64_t now)
 {
     int code = 0;
     bool has_code = worker_run_exit_code(a->run, &code);
+    json_t *warnings = NULL;
+    const char *workspace = worker_run_workspace(a->run);
+    if (worker_run_status(a->run) == WORKER_RUN_COMPLETED && workspace) {
+        char err[512];
+        a->artifacts = worker_artifacts_collect(workspace, &warnings, err, sizeof err);
+        if (err[0] && (warnings || (warnings = json_array())))
+            json_array_append_new(warnings, json_string(err));
+    }
     settle(self, a, worker_run_status_name(worker_run_status(a->run)),
            worker_run_output(a->run, NULL), worker_run_error(a->run), has_code, code,
-           worker_run_usage_json(a->run), now);
+           worker_run_usage_json(a->run), warnings, now);
     worker_run_destroy(&a->run);
     a->nfds = 0;
     self->running--;
@@ -328,7 +387,7 @@ static void refuse(worker_t *self, const syn_msg_t *msg, const char *reason, int
     }
     syn_warn("worker", "refused execution=%s phase=%s attempt=%" PRIu64 ": %s", a->execution_id,
              a->phase_id, a->attempt, reason);
-    settle(self, a, "refused", "", reason, false, 0, NULL, now);
+    settle(self, a, "refused", "", reason, false, 0, NULL, NULL, now);
 }
 
 /* Hands an operator's message to a's running agent; logged either way (the
@@ -396,7 +455,7 @@ static void start_attempt(worker_t *self, attempt_t *a, const syn_msg_t *msg, in
     a->run = worker_run_start(self->provider, &job, reason, sizeof reason);
     if (!a->run) {
         /* Nothing of the agent ran (no workspace, no process): this worker's fault. */
-        settle(self, a, "fault", "", reason, false, 0, NULL, now);
+        settle(self, a, "fault", "", reason, false, 0, NULL, NULL, now);
         return;
     }
     self->running++;
@@ -447,7 +506,7 @@ static void give_back_waiting(worker_t *self, const char *reason, int64_t now)
             continue;
         syn_msg_destroy(&a->assign);
         self->waiting--;
-        settle(self, a, "refused", "", reason, false, 0, NULL, now);
+        settle(self, a, "refused", "", reason, false, 0, NULL, NULL, now);
     }
 }
 
@@ -517,7 +576,7 @@ static void handle_cancel(worker_t *self, const syn_msg_t *msg, int64_t now)
     } else if (a && a->assign) {
         syn_msg_destroy(&a->assign);
         self->waiting--;
-        settle(self, a, "cancelled", "", "cancelled before it started", false, 0, NULL, now);
+        settle(self, a, "cancelled", "", "cancelled before it started", false, 0, NULL, NULL, now);
     } else if (a && a->result)
         send_result(self, a, now); /* already over: the broker may have missed it */
     else {
@@ -527,7 +586,7 @@ static void handle_cancel(worker_t *self, const syn_msg_t *msg, int64_t now)
             worker_attempt_destroy(&a);
             return;
         }
-        settle(self, a, "cancelled", "", "not running on this worker", false, 0, NULL, now);
+        settle(self, a, "cancelled", "", "not running on this worker", false, 0, NULL, NULL, now);
     }
 }
 
@@ -560,6 +619,33 @@ static void handle_ack(worker_t *self, const syn_msg_t *msg)
     }
 }
 
+/* The broker stored a's artifacts up to (index, offset): the next chunk, or the
+ * result once it has them all. An error (a limit, a stale attempt) ends the
+ * sending: the result goes at once and the broker decides with it. */
+static void handle_artifact_ack(worker_t *self, const syn_msg_t *msg, int64_t now)
+{
+    attempt_t *a = worker_attempt_find(self, field_str(msg, "execution_id"),
+                                       field_str(msg, "phase_id"), field_uint(msg, "attempt"), NULL);
+    if (!a || !a->result || !a->artifacts)
+        return;
+    size_t count = worker_artifacts_count(a->artifacts);
+    uint64_t index = field_uint(msg, "index"), offset = field_uint(msg, "offset");
+    const char *error = field_str(msg, "error");
+    if (error) {
+        syn_warn("worker", "broker takes no more artifacts execution=%s phase=%s: %s",
+                 a->execution_id, a->phase_id, error);
+        a->art_index = count;
+    } else if (index > count || (index < count && offset > worker_artifacts_size(a->artifacts, index))) {
+        syn_warn("worker", "artifact ack out of range execution=%s phase=%s", a->execution_id,
+                 a->phase_id);
+        return;
+    } else {
+        a->art_index = (size_t)index;
+        a->art_offset = offset;
+    }
+    send_result(self, a, now);
+}
+
 /* A DISCONNECT that says why the broker will not have this worker. */
 static bool is_refusal(const syn_msg_t *msg)
 {
@@ -586,6 +672,9 @@ static void handle_message(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
         break;
     case SYN_MSG_INJECT:
         handle_inject(self, msg);
+        break;
+    case SYN_MSG_ARTIFACT_ACK:
+        handle_artifact_ack(self, msg, now);
         break;
     case SYN_MSG_HEARTBEAT:
         break;

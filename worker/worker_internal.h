@@ -39,6 +39,11 @@ typedef struct {
     syn_msg_t *assign;       /* the ASSIGN it will start from, while it waits */
     json_t *injects;         /* INJECTs that came while it waited: [{role, message}] */
     bool started_unsent;     /* its "started" progress could not be sent yet */
+    /* Its artifacts (worker/artifacts.h), sent before the result as ARTIFACT chunks:
+     * everything before (art_index, art_offset) is stored by the broker. */
+    struct worker_artifacts_t *artifacts;
+    size_t art_index;
+    uint64_t art_offset;
 } attempt_t;
 
 struct worker_t {

@@ -1,5 +1,6 @@
 /* workspace: see workspace.h. */
 #include "worker/workspace.h"
+#include "common/base64.h"
 #include "worker/env.h"
 #include "worker/proc.h"
 
@@ -301,25 +302,6 @@ void worker_workspace_destroy(worker_workspace_t **self_p, bool keep)
 
 const char *worker_workspace_path(const worker_workspace_t *self) { return self->path; }
 
-static void base64(const unsigned char *in, size_t len, char *out)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < len)
-            v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= in[i + 2];
-        out[o++] = alphabet[(v >> 18) & 63];
-        out[o++] = alphabet[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? alphabet[v & 63] : '=';
-    }
-    out[o] = '\0';
-}
-
 /* Copies text with the user information of any URL in it ("https://user:token@")
  * replaced by "***@", so a credential given in a repository URL is never
  * logged or sent to the broker. */
@@ -385,7 +367,7 @@ static void start_clone(worker_workspace_t *self)
         char *encoded = malloc(4 * (cred_len / 3 + 1) + 1);
         if (cred && encoded) {
             snprintf(cred, cred_len + 1, "x-access-token:%s", token);
-            base64((const unsigned char *)cred, cred_len, encoded);
+            syn_base64_encode((const unsigned char *)cred, cred_len, encoded);
             if (asprintf(&header, "GIT_CONFIG_VALUE_0=AUTHORIZATION: basic %s", encoded) < 0)
                 header = NULL;
             memset(cred, 0, cred_len);

@@ -44,6 +44,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *user)
         sscanf(data + 20, " %15[^\r\n]", resp->replayed);
     if (n > 11 && strncasecmp(data, "Connection:", 11) == 0)
         sscanf(data + 11, " %31[^\r\n]", resp->connection);
+    if (n > 5 && strncasecmp(data, "ETag:", 5) == 0)
+        sscanf(data + 5, " %79[^\r\n]", resp->etag);
+    if (n > 20 && strncasecmp(data, "Content-Disposition:", 20) == 0)
+        sscanf(data + 20, " %255[^\r\n]", resp->content_disposition);
     if (n > 17 && strncasecmp(data, "WWW-Authenticate:", 17) == 0) {
         char value[200] = "";
         sscanf(data + 17, " %199[^\r\n]", value);

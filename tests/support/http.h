@@ -14,6 +14,8 @@ typedef struct {
     char www_authenticate[256]; /* every WWW-Authenticate header, joined by " | " */
     char connection[32];   /* the Connection header, "" when absent */
     char replayed[16];     /* the Idempotent-Replayed header, "" when absent */
+    char etag[80];         /* the ETag header, "" when absent */
+    char content_disposition[256]; /* the Content-Disposition header, "" when absent */
 } http_response_t;
 
 /* What a request may add: all optional (zero for none). */

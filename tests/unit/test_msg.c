@@ -25,15 +25,15 @@ static void test_api_basics(void **state)
     (void) state;
     static const char *names[] = {NULL, "request", "reply", "ready", "heartbeat", "assign",
                                   "cancel", "progress", "result", "result_ack", "disconnect",
-                                  "event", "inject"};
-    for (int t = SYN_MSG_REQUEST; t <= SYN_MSG_INJECT; t++)
+                                  "event", "inject", "artifact", "artifact_ack"};
+    for (int t = SYN_MSG_REQUEST; t <= SYN_MSG_ARTIFACT_ACK; t++)
         assert_string_equal(syn_msg_type_name((syn_msg_type_t) t), names[t]);
     assert_null(syn_msg_type_name((syn_msg_type_t) 0));
     assert_null(syn_msg_type_name((syn_msg_type_t) 99));
     assert_null(syn_msg_type_name((syn_msg_type_t) -1));
 
     assert_null(syn_msg_new((syn_msg_type_t) 0));
-    assert_null(syn_msg_new((syn_msg_type_t) (SYN_MSG_INJECT + 1)));
+    assert_null(syn_msg_new((syn_msg_type_t) (SYN_MSG_ARTIFACT_ACK + 1)));
     assert_null(syn_msg_new_with(SYN_MSG_HEARTBEAT, json_array()));
     assert_null(syn_msg_new_with(SYN_MSG_HEARTBEAT, NULL));
 

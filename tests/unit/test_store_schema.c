@@ -64,6 +64,7 @@ static void test_newer_schema_refused(void **state)
     "ALTER TABLE phases DROP COLUMN reused_from;"
 
 static const char *const back_to_v5 =
+    "DROP TABLE artifacts; DROP TABLE artifact_chunks;"
     BACK_TO_V7
     "CREATE TABLE phases_v5 (execution_id TEXT NOT NULL, phase_id TEXT NOT NULL,"
     "  ord INTEGER NOT NULL, name TEXT NOT NULL, model TEXT, status TEXT NOT NULL,"

@@ -1,0 +1,281 @@
+/* artifacts: collecting artifacts/output and reading it back (artifacts.h). */
+#include "worker/artifacts.h"
+
+#include "common/log.h"
+#include "common/sha256.h"
+#include "worker/workspace.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A tree deeper or wider than this is not a set of deliverables; the broker's
+ * limits (256 files by default) are far below. */
+#define MAX_FILES 100000
+#define MAX_DEPTH 32
+
+typedef struct {
+    char *path; /* relative to artifacts/output */
+    uint64_t size;
+    char sha256[SYN_SHA256_HEX_SIZE];
+} entry_t;
+
+struct worker_artifacts_t {
+    char *dir;  /* the moved copy: <dir>/output */
+    char *root; /* <dir>/output */
+    entry_t *entries;
+    size_t count, cap;
+};
+
+typedef struct {
+    worker_artifacts_t *set;
+    json_t *warnings;
+    char *err;
+    size_t errlen;
+} walk_t;
+
+static void warn(walk_t *w, const char *rel, const char *what)
+{
+    if (!w->warnings)
+        w->warnings = json_array();
+    char line[PATH_MAX + 128];
+    snprintf(line, sizeof line, "artifact artifacts/output/%s skipped: %s", rel, what);
+    if (w->warnings)
+        json_array_append_new(w->warnings, json_string(line));
+    syn_warn("worker", "%s", line);
+}
+
+/* Hashes the file at fd; 0, or -1. */
+static int hash_file(int fd, entry_t *e)
+{
+    syn_sha256_t h;
+    syn_sha256_init(&h);
+    unsigned char buf[65536];
+    uint64_t total = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        syn_sha256_update(&h, buf, (size_t)n);
+        total += (uint64_t)n;
+    }
+    e->size = total;
+    syn_sha256_hex(&h, e->sha256);
+    return 0;
+}
+
+static int add_file(walk_t *w, int dirfd, const char *name, const char *rel)
+{
+    worker_artifacts_t *set = w->set;
+    if (set->count >= MAX_FILES) {
+        warn(w, rel, "too many files");
+        return 0;
+    }
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        warn(w, rel, strerror(errno));
+        return 0;
+    }
+    if (set->count == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 16;
+        entry_t *grown = realloc(set->entries, cap * sizeof *grown);
+        if (!grown) {
+            close(fd);
+            snprintf(w->err, w->errlen, "out of memory listing artifacts");
+            return -1;
+        }
+        set->entries = grown;
+        set->cap = cap;
+    }
+    entry_t *e = &set->entries[set->count];
+    e->path = strdup(rel);
+    int rc = e->path ? hash_file(fd, e) : -1;
+    close(fd);
+    if (rc < 0) {
+        free(e->path);
+        warn(w, rel, "cannot be read");
+        return 0;
+    }
+    set->count++;
+    return 0;
+}
+
+/* Walks dirfd (whose path relative to the root is prefix, "" at the top). */
+static int walk(walk_t *w, int dirfd, const char *prefix, int depth)
+{
+    DIR *d = fdopendir(dirfd);
+    if (!d) {
+        close(dirfd);
+        snprintf(w->err, w->errlen, "cannot read artifacts/output/%s: %s", prefix,
+                 strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char rel[PATH_MAX];
+        if ((size_t)snprintf(rel, sizeof rel, "%s%s%s", prefix, *prefix ? "/" : "",
+                             de->d_name) >= sizeof rel) {
+            warn(w, de->d_name, "path too long");
+            continue;
+        }
+        struct stat st;
+        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            warn(w, rel, strerror(errno));
+            continue;
+        }
+        if (S_ISREG(st.st_mode)) {
+            rc = add_file(w, dirfd, de->d_name, rel);
+        } else if (S_ISDIR(st.st_mode)) {
+            if (depth >= MAX_DEPTH) {
+                warn(w, rel, "folders nested too deep");
+                continue;
+            }
+            int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0)
+                warn(w, rel, strerror(errno));
+            else
+                rc = walk(w, sub, rel, depth + 1);
+        } else {
+            warn(w, rel,
+                 S_ISLNK(st.st_mode) ? "a symbolic link (only regular files are kept)"
+                                     : "not a regular file (a device, FIFO or socket)");
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static int by_path(const void *a, const void *b)
+{
+    return strcmp(((const entry_t *)a)->path, ((const entry_t *)b)->path);
+}
+
+worker_artifacts_t *worker_artifacts_collect(const char *workspace, json_t **warnings, char *err,
+                                             size_t errlen)
+{
+    *warnings = NULL;
+    err[0] = '\0';
+    char output[PATH_MAX];
+    snprintf(output, sizeof output, "%s/artifacts/output", workspace);
+    struct stat st;
+    if (lstat(output, &st) != 0 || !S_ISDIR(st.st_mode))
+        return NULL;
+    worker_artifacts_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    /* Beside the workspace, so the rename stays on its file system. */
+    size_t len = strlen(workspace) + sizeof "-artifacts";
+    self->dir = malloc(len);
+    self->root = malloc(len + sizeof "/output");
+    if (!self->dir || !self->root) {
+        snprintf(err, errlen, "out of memory");
+        worker_artifacts_destroy(&self);
+        return NULL;
+    }
+    snprintf(self->dir, len, "%s-artifacts", workspace);
+    snprintf(self->root, len + sizeof "/output", "%s/output", self->dir);
+    if (mkdir(self->dir, 0700) != 0 || rename(output, self->root) != 0) {
+        snprintf(err, errlen, "cannot keep artifacts/output: %s", strerror(errno));
+        rmdir(self->dir);
+        free(self->dir);
+        self->dir = NULL;
+        worker_artifacts_destroy(&self);
+        return NULL;
+    }
+    walk_t w = {self, NULL, err, errlen};
+    int fd = open(self->root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int rc = fd < 0 ? -1 : walk(&w, fd, "", 0);
+    if (fd < 0)
+        snprintf(err, errlen, "cannot read artifacts/output: %s", strerror(errno));
+    *warnings = w.warnings;
+    if (rc < 0 || self->count == 0) {
+        worker_artifacts_destroy(&self);
+        return NULL;
+    }
+    qsort(self->entries, self->count, sizeof *self->entries, by_path);
+    return self;
+}
+
+void worker_artifacts_destroy(worker_artifacts_t **self_p)
+{
+    worker_artifacts_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->dir && worker_workspace_remove_tree(self->dir) != 0)
+        syn_warn("worker", "cannot remove %s: %s", self->dir, strerror(errno));
+    for (size_t i = 0; i < self->count; i++)
+        free(self->entries[i].path);
+    free(self->entries);
+    free(self->dir);
+    free(self->root);
+    free(self);
+    *self_p = NULL;
+}
+
+size_t worker_artifacts_count(const worker_artifacts_t *self)
+{
+    return self ? self->count : 0;
+}
+
+const char *worker_artifacts_path(const worker_artifacts_t *self, size_t i)
+{
+    return self->entries[i].path;
+}
+
+uint64_t worker_artifacts_size(const worker_artifacts_t *self, size_t i)
+{
+    return self->entries[i].size;
+}
+
+const char *worker_artifacts_sha256(const worker_artifacts_t *self, size_t i)
+{
+    return self->entries[i].sha256;
+}
+
+json_t *worker_artifacts_manifest(const worker_artifacts_t *self)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && self && i < self->count; i++)
+        json_array_append_new(list, json_pack("{s:s, s:I, s:s}", "path", self->entries[i].path,
+                                              "size", (json_int_t)self->entries[i].size,
+                                              "sha256", self->entries[i].sha256));
+    return list;
+}
+
+long worker_artifacts_read(const worker_artifacts_t *self, size_t i, uint64_t offset,
+                           unsigned char *buf, size_t max)
+{
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", self->root, self->entries[i].path) >=
+        sizeof path)
+        return -1;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t got = 0;
+    while (got < max) {
+        ssize_t n = pread(fd, buf + got, max - got, (off_t)(offset + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    return (long)got;
+}

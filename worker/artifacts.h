@@ -1,0 +1,44 @@
+/* artifacts: what of an attempt's artifacts/output the worker keeps and sends
+ * (docs/protocol.md, `artifact`).
+ *
+ * When a phase ends successfully its workspace's artifacts/output directory is
+ * moved out of the workspace (a rename beside it: the workspace is removed at
+ * once, but the files must stay until the broker has stored them, which may take
+ * a broker restart) and every regular file under it is listed with its path
+ * relative to artifacts/output, its size and SHA-256, sorted by path. Anything
+ * else (symbolic links, whose target may be outside the folder, devices, FIFOs,
+ * sockets) is skipped with a warning the broker records as an event. The files
+ * are then read back a chunk at a time, from the moved copy; destroying the set
+ * removes it. It stands alone because it is the one place the worker decides
+ * which of an agent's files leave the host. */
+#ifndef SYN_WORKER_ARTIFACTS_H
+#define SYN_WORKER_ARTIFACTS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct worker_artifacts_t worker_artifacts_t;
+
+/* Moves <workspace>/artifacts/output away and lists it. NULL with nothing in err
+ * when there is no such directory or it holds nothing to send (warnings may still
+ * be set: *warnings is a new array of strings, or NULL); NULL with the reason in
+ * err when it cannot be read. */
+worker_artifacts_t *worker_artifacts_collect(const char *workspace, json_t **warnings, char *err,
+                                             size_t errlen);
+/* Removes the moved directory. Safe with NULL and twice. */
+void worker_artifacts_destroy(worker_artifacts_t **self_p);
+
+size_t worker_artifacts_count(const worker_artifacts_t *self);
+/* File i's path (relative, '/'-separated), size and SHA-256 (hex). */
+const char *worker_artifacts_path(const worker_artifacts_t *self, size_t i);
+uint64_t worker_artifacts_size(const worker_artifacts_t *self, size_t i);
+const char *worker_artifacts_sha256(const worker_artifacts_t *self, size_t i);
+/* [{path, size, sha256}] for the result. */
+json_t *worker_artifacts_manifest(const worker_artifacts_t *self);
+/* Reads up to max bytes of file i from offset into buf: the count (0 at its end),
+ * or -1 when it cannot (changed or gone since it was listed). */
+long worker_artifacts_read(const worker_artifacts_t *self, size_t i, uint64_t offset,
+                           unsigned char *buf, size_t max);
+
+#endif
