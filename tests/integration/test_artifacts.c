@@ -112,9 +112,13 @@ static void assert_served(const char *id, const char *phase, const char *path,
     char *want = slurp(file, &len);
     assert_non_null(want);
     http_response_t resp;
-    assert_int_equal(
-        http_get(&resp, "%s/executions/%s/artifacts/%s/%s", teststack_url(stack), id, phase, path),
-        0);
+    char url[1024];
+    snprintf(url, sizeof url, "%s/executions/%s/artifacts/%s/%s", teststack_url(stack), id, phase,
+             path);
+    /* the kill test's 40 MiB takes its time through a sanitized stack: a deadline
+     * for the whole body, not the default 15 s */
+    const http_extra_t patient = {.timeout_ms = 180000};
+    assert_int_equal(http_request_ex("GET", url, NULL, NULL, &patient, &resp), 0);
     assert_int_equal(resp.status, 200);
     assert_int_equal(resp.body_len, len);
     assert_memory_equal(resp.body, want, len);
