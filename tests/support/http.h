@@ -8,6 +8,7 @@ typedef struct {
     long status;           /* HTTP status, 0 when the request could not be made */
     char *body;            /* NUL-terminated body (malloc'd) */
     size_t body_len;
+    size_t body_cap;       /* bytes allocated for body */
     json_t *json;          /* parsed body, or NULL when it is not JSON */
     char content_type[128];
     char retry_after[32];  /* the Retry-After header, "" when absent */
