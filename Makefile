@@ -61,7 +61,7 @@ uninstall:
 FUZZ_BUILD         ?= build/fuzz
 FUZZ_CC            ?= clang-14
 FUZZ_SECONDS       ?= 60
-FUZZ_SHORT_SECONDS ?= 10
+FUZZ_SHORT_SECONDS ?= 4
 FUZZ_TARGETS       ?=
 .PHONY: fuzz
 fuzz: deps
