@@ -351,11 +351,6 @@ int api_resolve_arg(broker_api_t *self, const json_t *args, char id[BROKER_EXEC_
     return resolve_execution(self, given, id, body);
 }
 
-int api_resolve_execution(broker_api_t *self, const json_t *args, char *id, json_t **body)
-{
-    return api_resolve_arg(self, args, id, body);
-}
-
 /* An engine control call's outcome: -2 means the execution is no longer active,
  * so the rule is checked against its stored (terminal) state. */
 static int control_outcome(broker_api_t *self, const char *id, int rc,

@@ -14,7 +14,7 @@
 int broker_api_op_execution_artifacts(broker_api_t *self, const json_t *args, json_t **body)
 {
     char id[BROKER_EXEC_ID_SIZE];
-    int status = api_resolve_execution(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     json_t *list = broker_store_artifacts_list(self->store, id);
@@ -35,7 +35,7 @@ int broker_api_op_execution_artifact(broker_api_t *self, const json_t *args, jso
         !api_opt_int(args, "length", 0, SYN_OP_ARTIFACT_READ_MAX, &length, "", &why))
         return api_bad_request(body, &why);
     char id[BROKER_EXEC_ID_SIZE];
-    int status = api_resolve_execution(self, args, id, body);
+    int status = api_resolve_arg(self, args, id, body);
     if (status != 200)
         return status;
     broker_artifact_row_t row;

@@ -39,9 +39,6 @@ bool api_req_string(const json_t *obj, const char *key, const char **out, const 
 bool api_opt_int(const json_t *obj, const char *key, json_int_t min, json_int_t max,
                  json_int_t *out, const char *where, reason_t *why);
 
-/* api.c: args.execution_id (a full id or a unique prefix) resolved: 200 with the id,
- * or the error reply. */
-int api_resolve_execution(broker_api_t *self, const json_t *args, char *id, json_t **body);
 /* api_artifacts.c: execution.artifacts, execution.artifact. */
 int broker_api_op_execution_artifacts(broker_api_t *self, const json_t *args, json_t **body);
 int broker_api_op_execution_artifact(broker_api_t *self, const json_t *args, json_t **body);
