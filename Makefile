@@ -53,6 +53,13 @@ uninstall:
 	for p in $(PROGRAMS); do rm -f "$(DESTDIR)$(BINDIR)/$$p"; done
 	rm -f "$(DESTDIR)$(MANDIR)/syn.1" "$(DESTDIR)$(BASHDIR)/syn"
 
+# The compose stack built and run as a user would, with Debian's docker.io (issue 21,
+# scripts/compose-test.sh): first workflow, scale to 4 workers, a broker kill with 50
+# executions in flight, data kept. Needs a Docker engine; minutes, so not in `make test`.
+.PHONY: compose-test
+compose-test: build
+	@sh scripts/compose-test.sh
+
 # Coverage-guided fuzzing (issue 20, docs/reliability.md "Fuzzing"): the decoders
 # of bytes from outside, built with clang's libFuzzer under ASan+UBSan in their own
 # build dir, each run for FUZZ_SECONDS from the seeds in tests/fuzz/corpus/. Fails

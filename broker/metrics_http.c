@@ -4,6 +4,7 @@
 #include "common/metrics.h"
 
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,11 +44,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         return MHD_YES;
     }
     *upload_data_size = 0;
-    if (strcmp(url, "/metrics") != 0)
+    bool health = !strcmp(url, "/health");
+    if (!health && strcmp(url, "/metrics") != 0)
         return queue_text(connection, MHD_HTTP_NOT_FOUND, strdup("not found\n"), "text/plain");
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return queue_text(connection, MHD_HTTP_METHOD_NOT_ALLOWED, strdup("GET only\n"),
                           "text/plain");
+    /* Answered from the loop's thread: an answer says the loop is turning (a
+     * container's health check, `syn health --live --url` at this address). */
+    if (health)
+        return queue_text(connection, MHD_HTTP_OK,
+                          strdup("{\"status\": \"ok\", \"broker\": \"ok\"}\n"),
+                          "application/json");
     char *text = self->text(self->arg);
     if (!text)
         return queue_text(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, strdup("no metrics\n"),

@@ -1,5 +1,6 @@
 /* metrics_http: the broker's own GET /metrics (syn-broker --metrics HOST:PORT), for
- * a Prometheus that scrapes the broker rather than a gateway. A small
+ * a Prometheus that scrapes the broker rather than a gateway, and GET /health (200
+ * while the loop turns) for a container's health check. A small
  * libmicrohttpd daemon run from the broker's loop (its epoll descriptor polled with
  * the sockets, MHD run when it is ready), so the text is made in the loop's thread
  * from the same state as metrics.get, never concurrently with it. No

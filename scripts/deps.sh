@@ -5,11 +5,12 @@
 # python3-prometheus-client parses GET /metrics in tests/integration/test_metrics.c.
 # chromium, nodejs and npm run the dashboard's browser tests (tests/browser: npm ci
 # of the pinned playwright-core under the build tree; no browser is downloaded).
+# Arguments name more packages to ensure (scripts/compose-test.sh's Docker tools).
 set -e
 pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libmicrohttpd-dev
 libjansson-dev libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev libgnutls28-dev sqlite3 curl git python3 bubblewrap
 python3-prometheus-client chromium
-tmux clang-14 libclang-rt-14-dev"
+tmux clang-14 libclang-rt-14-dev $*"
 # Installed when the distribution has it (the broker and gateway link it for
 # speed); the build works without it.
 optional="libmimalloc-dev"

@@ -6,6 +6,7 @@
 #include "tests/support/teststack.h"
 
 #include <setjmp.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -151,6 +152,15 @@ static void test_broker_metrics_endpoint(void **state)
     assert_int_equal(value(values, "syn_workers_connected{}"), 1);
     assert_null(json_object_get(values, "syn_sse_clients{}"));
     json_decref(values);
+    /* The same listener answers a container's health check, through syn health. */
+    char cmd[PATH_MAX + 128];
+    snprintf(cmd, sizeof cmd, "%s/syn health --live --url http://127.0.0.1:%u >/dev/null",
+             SYN_BIN_DIR, port);
+    assert_int_equal(system(cmd), 0);
+    http_response_t resp;
+    assert_int_equal(http_get(&resp, "http://127.0.0.1:%u/nothing", port), 0);
+    assert_int_equal(resp.status, 404);
+    http_response_clear(&resp);
     teststack_destroy(&stack);
 }
 
