@@ -45,14 +45,6 @@ static json_t *detail_of(const char *id)
     return json;
 }
 
-static double number_at(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    if (!json_is_number(v))
-        fail_msg("%s is not a number", key);
-    return json_number_value(v);
-}
-
 /* The execution failed with the budget's words; its second phase never ran. */
 static void expect_budget_failure(const char *workflow_id, const char *id)
 {
@@ -65,13 +57,13 @@ static void expect_budget_failure(const char *workflow_id, const char *id)
     assert_string_equal(json_str(execution_phase_in(detail, "spend"), "status"), "failed");
     assert_string_equal(json_str(execution_phase_in(detail, "spend"), "error"), BUDGET_ERROR);
     assert_string_equal(json_str(execution_phase_in(detail, "after"), "status"), "skipped");
-    assert_true(fabs(number_at(detail, "max_budget_usd") - 0.5) < 1e-9);
+    assert_true(fabs(json_num(detail, "max_budget_usd") - 0.5) < 1e-9);
     /* What the stopped attempt cost is in once its result is (after the agent exits). */
     WAIT_FOR((json_decref(detail), detail = detail_of(id),
-              number_at(detail, "cost_usd") >= 0.6 - 1e-9),
+              json_num(detail, "cost_usd") >= 0.6 - 1e-9),
              10000);
-    if (number_at(detail, "cost_usd") < 0.6 - 1e-9)
-        fail_msg("cost_usd is %f after the stop", number_at(detail, "cost_usd"));
+    if (json_num(detail, "cost_usd") < 0.6 - 1e-9)
+        fail_msg("cost_usd is %f after the stop", json_num(detail, "cost_usd"));
     json_decref(detail);
     assert_int_equal(teststack_db_count(stack,
                                         "SELECT 1 FROM attempts WHERE exec_num = (SELECT num FROM "
@@ -156,11 +148,11 @@ static void test_claude_stopped_at_the_crossing(void **state)
     /* $0.30 of $0.50: a watcher sees it live, in the detail and as an event. */
     json_t *detail = NULL;
     WAIT_FOR((json_decref(detail), detail = detail_of(id),
-              fabs(number_at(detail, "cost_usd") - 0.3) < 1e-9),
+              fabs(json_num(detail, "cost_usd") - 0.3) < 1e-9),
              10000);
-    if (fabs(number_at(detail, "cost_usd") - 0.3) >= 1e-9)
-        fail_msg("cost_usd is %f, not 0.30, while the agent waits", number_at(detail, "cost_usd"));
-    assert_true(fabs(number_at(detail, "max_budget_usd") - 0.5) < 1e-9);
+    if (fabs(json_num(detail, "cost_usd") - 0.3) >= 1e-9)
+        fail_msg("cost_usd is %f, not 0.30, while the agent waits", json_num(detail, "cost_usd"));
+    assert_true(fabs(json_num(detail, "max_budget_usd") - 0.5) < 1e-9);
     assert_string_equal(json_str(detail, "status"), "running");
     json_decref(detail);
     assert_int_equal(cost_events(id, "0.3"), 1);

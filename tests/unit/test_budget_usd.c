@@ -72,6 +72,18 @@ static void cost_report(fx_t *f, const json_t *assign, double cost)
                                                        "", "cost_usd", cost)));
 }
 
+/* A RESULT of this status whose usage says the attempt cost cost. */
+static void result_costing(fx_t *f, const json_t *assign, const char *status, double cost)
+{
+    bool completed = strcmp(status, "completed") == 0;
+    fx_worker_send(f, "W1", SYN_MSG_RESULT,
+                   fx_attempt_fields(assign, json_pack("{s:s, s:s, s:s?, s:i, s:{s:f}}",
+                                                       "status", status, "output", "done",
+                                                       "error", completed ? NULL : "boom",
+                                                       "exit_code", completed ? 0 : 3, "usage",
+                                                       "cost_usd", cost)));
+}
+
 static void test_cost_report_crossing_stops_the_attempt(void **state)
 {
     fx_t *f = *state;
@@ -116,10 +128,7 @@ static void test_failed_result_over_budget_is_not_retried(void **state)
     fx_t *f = *state;
     char id[BROKER_EXEC_ID_SIZE];
     json_t *assign = start_with_budget(f, 0.5, id);
-    fx_worker_send(f, "W1", SYN_MSG_RESULT,
-                   fx_attempt_fields(assign, json_pack("{s:s, s:s, s:s, s:n, s:{s:f}}", "status",
-                                                       "failed", "output", "", "error", "boom",
-                                                       "exit_code", "usage", "cost_usd", 0.75)));
+    result_costing(f, assign, "failed", 0.75);
     expect_status(f, "wf", id, "failed");
     json_t *st = status_of(f, "wf", id);
     assert_string_equal(fx_str(st, "error"), "Budget of $0.50 exceeded ($0.75 spent)");
@@ -134,11 +143,7 @@ static void test_completed_phase_over_budget_stops_the_next(void **state)
     fx_t *f = *state;
     char id[BROKER_EXEC_ID_SIZE];
     json_t *assign = start_with_budget(f, 0.5, id);
-    fx_worker_send(f, "W1", SYN_MSG_RESULT,
-                   fx_attempt_fields(assign, json_pack("{s:s, s:s, s:n, s:i, s:{s:f}}", "status",
-                                                       "completed", "output", "done", "error",
-                                                       "exit_code", 0, "usage", "cost_usd",
-                                                       0.5)));
+    result_costing(f, assign, "completed", 0.5);
     expect_status(f, "wf", id, "failed");
     assert_int_equal(fx_db_int(f, "SELECT count(*) FROM phases WHERE phase_id = 'p1' AND "
                                   "status = 'completed'"),
