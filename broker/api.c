@@ -3,6 +3,7 @@
  * operations with their reply bodies; the workflow operations: broker/api_workflows.c. */
 #include "broker/api.h"
 #include "broker/api_internal.h"
+#include "broker/budget_usd.h"
 #include "broker/approval.h"
 #include "broker/repository.h"
 
@@ -225,7 +226,9 @@ int broker_api_execution_start(broker_api_t *self, const json_t *args, json_t **
                                                   body)) == 0) {
         char id[BROKER_EXEC_ID_SIZE], err[256];
         if (broker_engine_start(self->engine, workflow_id, version, tpl, merged, task,
-                                repos_copy, priority, id, err, sizeof err) < 0) {
+                                repos_copy, priority,
+                                json_number_value(json_object_get(args, "max_budget_usd")), id,
+                                err, sizeof err) < 0) {
             status = api_internal_error(body, err);
         } else {
             *body = json_pack("{s:s, s:s, s:s, s:s}", "execution_id", id, "workflow_id",
@@ -584,6 +587,9 @@ static int op_execution_get(broker_api_t *self, const json_t *args, json_t **bod
     if (broker_store_execution_detail(self->store, id, body) <= 0)
         return api_internal_error(body, "cannot read the execution");
     put_waiting_for(self, id, *body);
+    const broker_execution_t *active = broker_engine_find(self->engine, id);
+    if (active) /* what its running attempt reported so far counts too */
+        broker_budget_detail(active, *body);
     return 200;
 }
 

@@ -3,6 +3,7 @@
  * advances and what an agent sees, apart from how attempts end. */
 #include "broker/dispatch.h"
 
+#include "broker/budget_usd.h"
 #include "broker/deadlines.h"
 #include "broker/engine_internal.h"
 #include "broker/limits.h"
@@ -72,6 +73,7 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
     phase->attempt++;
     phase->not_before_ms = 0;
     broker_output_reset(phase);
+    phase->cost_usd = 0;
     if (!phase->started_at)
         phase->started_at = now_us;
     /* An attempt that waits on the worker for a slot (its prefetch) gets its
@@ -107,8 +109,9 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
         exec, phase, budget < BROKER_ASSIGN_INPUTS_MAX ? budget : BROKER_ASSIGN_INPUTS_MAX);
     /* Packed straight to msgpack (syn_pack): one per phase, and the prompt is its
      * largest part, which a field object would copy twice. */
+    bool has_budget = exec->max_budget_usd > 0;
     syn_pack_t *pack = syn_pack_new(SYN_MSG_ASSIGN, 11 + (phase->max_tokens > 0) +
-                                                        (phase->network != NULL));
+                                                        (phase->network != NULL) + 2 * has_budget);
     syn_msg_t *msg = NULL;
     snprintf(err, sizeof err, "out of memory");
     if (pack) { /* inputs NULL (out of memory) fails the pack like any bad value */
@@ -127,6 +130,8 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
             syn_pack_int(pack, "max_tokens", phase->max_tokens);
         if (phase->network)
             syn_pack_str(pack, "network", phase->network);
+        if (has_budget) /* the worker stops its agent on the crossing itself (budget_usd.h) */
+            broker_budget_pack(pack, exec);
         msg = syn_pack_finish(&pack, err, sizeof err);
     }
     json_decref(inputs);

@@ -14,6 +14,7 @@
 #include "broker/engine.h"
 
 #include "broker/approval.h"
+#include "broker/budget_usd.h"
 #include "broker/deadlines.h"
 #include "broker/engine_internal.h"
 #include "broker/fence.h"
@@ -275,6 +276,8 @@ static void advance(broker_engine_t *self, broker_execution_t *exec)
         complete_execution(self, exec);
         return;
     }
+    if (broker_budget_enforce(self, exec, false))
+        return; /* spent: the next phase does not start */
     broker_phase_t *next = &exec->phases[exec->current];
     if (exec->status != BROKER_EXEC_PAUSED)
         engine_queue_phase(self, exec, next);
@@ -288,35 +291,48 @@ static void advance(broker_engine_t *self, broker_execution_t *exec)
 void engine_fail_phase(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
                        const char *reason, const broker_usage_t *usage)
 {
-    if (!engine_move_phase(exec, phase, BROKER_PHASE_FAILED))
+    char *error = engine_strdupf("Phase %s failed: %s", phase->phase_id, reason);
+    engine_fail_execution(self, exec, phase, reason, error ? error : reason, usage);
+    free(error);
+}
+
+void engine_fail_execution(broker_engine_t *self, broker_execution_t *exec,
+                           broker_phase_t *phase, const char *reason, const char *error,
+                           const broker_usage_t *usage)
+{
+    if (phase && !engine_move_phase(exec, phase, BROKER_PHASE_FAILED))
         return;
-    broker_set_string(&phase->error, reason);
-    phase->completed_at = syn_now_us();
-    phase->not_before_ms = 0;
-    engine_clear_binding(phase);
-    engine_save_phase(self, exec, phase);
-    for (broker_phase_t *later = phase + 1; later < exec->phases + exec->phase_count; later++)
+    if (phase) {
+        broker_set_string(&phase->error, reason);
+        phase->completed_at = syn_now_us();
+        phase->not_before_ms = 0;
+        engine_clear_binding(phase);
+        engine_save_phase(self, exec, phase);
+    }
+    for (broker_phase_t *later = phase ? phase + 1 : exec->phases + exec->current;
+         later < exec->phases + exec->phase_count; later++)
         if (engine_move_phase(exec, later, BROKER_PHASE_SKIPPED))
             engine_save_phase(self, exec, later);
 
-    char *error = engine_strdupf("Phase %s failed: %s", phase->phase_id, reason);
-    free(exec->error);
-    exec->error = error;
+    broker_set_string(&exec->error, error);
     if (engine_move_execution(exec, BROKER_EXEC_FAILED))
         exec->completed_at = syn_now_us();
     engine_save_execution(self, exec);
-    json_t *data = engine_phase_event(phase);
-    json_object_set_new(data, "error", json_string(reason));
-    if (usage)
-        broker_usage_put(usage, data, phase->model, false);
-    engine_emit(self, exec, "PhaseFailed", data);
+    if (phase) {
+        json_t *data = engine_phase_event(phase);
+        json_object_set_new(data, "error", json_string(reason));
+        if (usage)
+            broker_usage_put(usage, data, phase->model, false);
+        engine_emit(self, exec, "PhaseFailed", data);
+    }
     engine_emit(self, exec, "ExecutionFailed",
-                json_pack("{s:s?, s:s, s:I, s:I}", "error", exec->error, "phase_id",
-                          phase->phase_id, "completed_phases", (json_int_t)exec->completed_phases,
-                          "total_phases", (json_int_t)exec->phase_count));
+                json_pack("{s:s?, s:s?, s:I, s:I}", "error", exec->error, "phase_id",
+                          phase ? phase->phase_id : NULL, "completed_phases",
+                          (json_int_t)exec->completed_phases, "total_phases",
+                          (json_int_t)exec->phase_count));
     self->stats.failed++;
     syn_info("broker", "execution failed execution=%s phase=%s reason=\"%s\"", exec->id,
-             phase->phase_id, reason);
+             phase ? phase->phase_id : "-", reason);
     engine_retire(self, exec);
 }
 
@@ -712,8 +728,8 @@ static int start_execution(broker_engine_t *self, broker_execution_t *exec, size
 
 int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t version,
                         const json_t *template_json, json_t *inputs, const char *task,
-                        json_t *repos, int64_t priority, char id_out[BROKER_EXEC_ID_SIZE],
-                        char *err, size_t errlen)
+                        json_t *repos, int64_t priority, double max_budget_usd,
+                        char id_out[BROKER_EXEC_ID_SIZE], char *err, size_t errlen)
 {
     char id[BROKER_EXEC_ID_SIZE];
     if (syn_id_make("exec-", BROKER_EXEC_ID_HEX, id, sizeof id) < 0) {
@@ -726,6 +742,8 @@ int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t 
     if (!exec)
         return -1;
     exec->priority = priority;
+    if (max_budget_usd > 0)
+        exec->max_budget_usd = max_budget_usd;
     return start_execution(self, exec, 0, NULL, id_out, err, errlen);
 }
 
@@ -744,6 +762,7 @@ int broker_engine_rerun(broker_engine_t *self, const broker_execution_t *earlier
                              inputs, task, earlier->repos, syn_now_us(), err, errlen);
     if (!exec)
         return -1;
+    exec->max_budget_usd = earlier->max_budget_usd; /* what it cost before is not counted */
     if (exec->phase_count != earlier->phase_count || from >= exec->phase_count) {
         snprintf(err, errlen, "the workflow version no longer matches the execution");
         broker_execution_destroy(&exec);

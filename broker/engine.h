@@ -74,11 +74,12 @@ int broker_engine_recover(broker_engine_t *self, int64_t now_ms);
 
 /* Creates a pending execution of the given workflow version with its first phase
  * queued (ahead of those of lower priority). inputs are the merged inputs (a
- * reference is taken). The id goes to id_out. 0, or -1 with the reason in err. */
+ * reference is taken). max_budget_usd > 0 replaces the template's default budget
+ * (budget_usd.h). The id goes to id_out. 0, or -1 with the reason in err. */
 int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t version,
                         const json_t *template_json, json_t *inputs, const char *task,
-                        json_t *repos, int64_t priority, char id_out[BROKER_EXEC_ID_SIZE],
-                        char *err, size_t errlen);
+                        json_t *repos, int64_t priority, double max_budget_usd,
+                        char id_out[BROKER_EXEC_ID_SIZE], char *err, size_t errlen);
 /* A rerun of earlier (a finished execution, loaded from the store) with the same
  * workflow version (template_json) and repos: its phases before index `from` are
  * copied as completed with their outputs (and, in the store, their usage, named

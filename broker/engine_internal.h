@@ -101,6 +101,11 @@ void engine_complete_phase(broker_engine_t *self, broker_execution_t *exec,
                            const broker_usage_t *usage);
 void engine_fail_phase(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
                        const char *reason, const broker_usage_t *usage);
+/* The execution fails with error as it is (PhaseFailed with reason for phase, when
+ * it is given: queued or running; later phases skipped, ExecutionFailed). */
+void engine_fail_execution(broker_engine_t *self, broker_execution_t *exec,
+                           broker_phase_t *phase, const char *reason, const char *error,
+                           const broker_usage_t *usage);
 /* The current attempt ended without a result; retry.h decides what follows. */
 void engine_attempt_lost(broker_engine_t *self, broker_execution_t *exec, broker_phase_t *phase,
                          broker_attempt_status_t how, const char *reason, int64_t now_ms);

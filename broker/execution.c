@@ -139,6 +139,8 @@ broker_execution_t *broker_execution_new(const char *id, const char *workflow_id
     self->created_at = created_at;
     const json_t *limit = json_object_get(template_json, "max_concurrent");
     self->max_concurrent = json_is_integer(limit) ? (int64_t)json_integer_value(limit) : 0;
+    const json_t *budget = json_object_get(template_json, "max_budget_usd");
+    self->max_budget_usd = json_is_number(budget) ? json_number_value(budget) : 0;
     self->inputs = inputs ? json_incref(inputs) : json_object();
     self->repos = repos ? json_incref(repos) : json_array();
     self->messages = json_array();

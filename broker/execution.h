@@ -66,6 +66,8 @@ typedef struct {
     int64_t stream_sent_ms;       /* monotonic time of the last PhaseOutput, 0 = none */
     bool stream_capped;           /* the per-attempt bound was reached */
     int64_t tool_events;          /* PhaseToolCall events of this attempt */
+    double cost_usd;              /* what the current attempt reported it spent so far
+                                     (progress "cost"), until its result (budget_usd.h) */
 } broker_phase_t;
 
 typedef struct {
@@ -97,6 +99,11 @@ typedef struct {
     int64_t max_concurrent;
     int64_t priority;
     bool counted;
+    /* Its budget in dollars (0: none; the execute's, else the template's) and what
+     * the results of its attempts cost (the store's total_cost_usd): with the
+     * running attempt's cost_usd, what the budget is compared with. */
+    double max_budget_usd;
+    double spent_usd;
     /* engine bookkeeping */
     void *list_handle;            /* position in the engine's creation-ordered list */
     void *ready_handle;           /* position in the ready queue, NULL when not in it */

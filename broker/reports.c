@@ -3,6 +3,7 @@
  * the failure's reason) is one concern apart from what each fate then does. */
 #include "broker/reports.h"
 
+#include "broker/budget_usd.h"
 #include "broker/deadlines.h"
 #include "broker/engine_internal.h"
 #include "broker/fence.h"
@@ -39,6 +40,8 @@ void broker_reports_progress(broker_engine_t *self, broker_worker_t *worker, con
                                  json_string_value(json_object_get(fields, "data")), now_ms);
         else if (kind && strcmp(kind, "tool") == 0)
             broker_output_tool(self, exec, phase, fields, now_ms);
+        else if (kind && strcmp(kind, "cost") == 0)
+            broker_budget_progress(self, exec, phase, fields);
         return;
     }
     /* Someone else's attempt now: ask the worker to stop wasting a slot on it. */
@@ -174,11 +177,24 @@ void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const
     /* Tokens are spent whether or not the attempt still counts: its usage is
      * recorded once (a repeated RESULT adds nothing). */
     broker_usage_t usage;
-    if (broker_usage_parse(json_object_get(fields, "usage"), &usage) &&
-        broker_store_usage_record(self->store, ref.execution_id, ref.phase_id, ref.attempt,
-                                  &usage) < 0)
+    int recorded = broker_usage_parse(json_object_get(fields, "usage"), &usage)
+                       ? broker_store_usage_record(self->store, ref.execution_id, ref.phase_id,
+                                                   ref.attempt, &usage)
+                       : 0;
+    if (recorded < 0)
         syn_error("broker", "cannot record usage execution=%s phase=%s attempt=%lld",
                   ref.execution_id, ref.phase_id, (long long)ref.attempt);
+    /* What it cost counts against the budget (budget_usd.h), stale or not. */
+    broker_execution_t *spender = phase ? exec : broker_engine_find(self, ref.execution_id);
+    if (spender && recorded > 0)
+        broker_budget_result(spender, phase, usage.cost_usd);
+    const char *status = json_string_value(json_object_get(fields, "status"));
+    bool completed = status && strcmp(status, "completed") == 0;
+    if (spender && !completed && broker_budget_enforce(self, spender, phase != NULL)) {
+        free(artifacts_refused);
+        broker_usage_clear(&usage);
+        return;
+    }
 
     if (!phase) {
         free(artifacts_refused);
@@ -191,7 +207,6 @@ void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const
     if (phase->worker_key && strcmp(phase->worker_key, worker->key) != 0)
         broker_fence_release_holder(self, exec, phase);
 
-    const char *status = json_string_value(json_object_get(fields, "status"));
     const char *output = json_string_value(json_object_get(fields, "output"));
     const json_t *code = json_object_get(fields, "exit_code");
     int64_t exit_code = json_is_integer(code) ? (int64_t)json_integer_value(code) : 0;
@@ -204,7 +219,7 @@ void broker_reports_result(broker_engine_t *self, broker_worker_t *worker, const
         engine_attempt_failed(self, exec, phase, BROKER_ATTEMPT_FAILED, exit_p,
                               artifacts_refused, &usage, now_ms);
         free(artifacts_refused);
-    } else if (status && strcmp(status, "completed") == 0) {
+    } else if (completed) {
         worker->attempts_completed++;
         worker->last_completed_ms = now_ms;
         broker_quarantine_completed(&worker->quarantine);

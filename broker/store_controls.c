@@ -92,6 +92,26 @@ static json_t *ids_of(broker_store_t *self, sql_id_t which, const char *id, cons
     return store_rows_end(self, s, rows, rows ? rc : SQLITE_NOMEM, what);
 }
 
+/* max_budget_usd (or null) and cost_usd, what it spent itself (broker/budget_usd.h):
+ * the finished execution's; the engine puts an active one's over them. */
+static int store_budget_detail(broker_store_t *self, const char *id, json_t *detail)
+{
+    sqlite3_stmt *s = store_stmt(self, SQL_RERUN_OF);
+    if (!s)
+        return -1;
+    store_bind_text(s, 1, id);
+    int found = store_step_one(self, s, "read the budget");
+    if (found == 1) {
+        json_object_set_new(detail, "max_budget_usd",
+                            sqlite3_column_type(s, 1) == SQLITE_NULL
+                                ? json_null()
+                                : json_real(sqlite3_column_double(s, 1)));
+        json_object_set_new(detail, "cost_usd", json_real(sqlite3_column_double(s, 2)));
+        sqlite3_reset(s);
+    }
+    return found < 0 ? -1 : 0;
+}
+
 int store_controls_detail(broker_store_t *self, const char *id, json_t *detail)
 {
     json_t *of = ids_of(self, SQL_RERUN_OF, id, "read rerun_of");
@@ -104,6 +124,12 @@ int store_controls_detail(broker_store_t *self, const char *id, json_t *detail)
     }
     json_t *first = json_array_get(of, 0);
     json_object_set_new(detail, "rerun_of", first ? json_incref(first) : json_null());
+    if (store_budget_detail(self, id, detail) < 0) {
+        json_decref(of);
+        json_decref(reruns);
+        sqlite3_reset(s);
+        return -1;
+    }
     json_object_set_new(detail, "reruns", reruns);
     json_decref(of);
     json_t *phases = json_object_get(detail, "phases");

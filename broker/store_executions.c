@@ -42,6 +42,10 @@ int broker_store_execution_insert(broker_store_t *self, broker_execution_t *exec
     store_bind_time(s, 13, exec->completed_at);
     store_bind_text(s, 14, exec->error);
     sqlite3_bind_int64(s, 15, exec->priority);
+    if (exec->max_budget_usd > 0)
+        sqlite3_bind_double(s, 16, exec->max_budget_usd);
+    else
+        sqlite3_bind_null(s, 16);
     int rc = store_run(self, s, "insert execution");
     if (rc != SQLITE_DONE) {
         result = rc == SQLITE_CONSTRAINT ? 1 : -1;

@@ -110,6 +110,8 @@ static broker_execution_t *execution_of_row(sqlite3_stmt *s, char *err, size_t e
         exec->error = store_column_strdup(s, 10);
         exec->num = sqlite3_column_int64(s, 12);
         exec->priority = sqlite3_column_int64(s, 13);
+        exec->max_budget_usd = sqlite3_column_double(s, 14); /* NULL: 0, none */
+        exec->spent_usd = sqlite3_column_double(s, 15); /* its own: reused phases not */
     }
     return exec;
 }

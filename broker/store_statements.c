@@ -73,8 +73,8 @@ static const char *const sql_text[SQL_COUNT] = {
     [SQL_EXECUTION_INSERT] =
         "INSERT INTO executions(id, workflow_id, workflow_version, status, inputs, task, repos,"
         " total_phases, completed_phases, current_phase, created_at, started_at, completed_at,"
-        " error, priority) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-        " ?15)",
+        " error, priority, max_budget_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+        " ?11, ?12, ?13, ?14, ?15, ?16)",
     /* By num, the row's key: by id would seek the id index first. */
     [SQL_EXECUTION_SAVE] =
         "UPDATE executions SET status = ?2, completed_phases = ?3, current_phase = ?4,"
@@ -119,14 +119,16 @@ static const char *const sql_text[SQL_COUNT] = {
         " started_at, completed_at, error FROM executions WHERE id = ?1",
     [SQL_EXECUTION_ACTIVE] =
         "SELECT e.id, e.workflow_id, e.workflow_version, e.status, e.inputs, e.task, e.repos,"
-        " e.created_at, e.started_at, e.completed_at, e.error, v.template, e.num, e.priority"
-        " FROM executions e LEFT JOIN workflow_versions v"
+        " e.created_at, e.started_at, e.completed_at, e.error, v.template, e.num, e.priority,"
+        " e.max_budget_usd, e.total_cost_usd - (SELECT coalesce(sum(cost_usd), 0) FROM phases"
+        "   WHERE exec_num = e.num AND reused_from IS NOT NULL) FROM executions e LEFT JOIN workflow_versions v"
         "   ON v.workflow_id = e.workflow_id AND v.version = e.workflow_version"
         " WHERE e.status IN ('pending', 'running', 'paused') ORDER BY e.num",
     [SQL_EXECUTION_ONE] =
         "SELECT e.id, e.workflow_id, e.workflow_version, e.status, e.inputs, e.task, e.repos,"
-        " e.created_at, e.started_at, e.completed_at, e.error, v.template, e.num, e.priority"
-        " FROM executions e LEFT JOIN workflow_versions v"
+        " e.created_at, e.started_at, e.completed_at, e.error, v.template, e.num, e.priority,"
+        " e.max_budget_usd, e.total_cost_usd - (SELECT coalesce(sum(cost_usd), 0) FROM phases"
+        "   WHERE exec_num = e.num AND reused_from IS NOT NULL) FROM executions e LEFT JOIN workflow_versions v"
         "   ON v.workflow_id = e.workflow_id AND v.version = e.workflow_version"
         " WHERE e.id = ?1",
     [SQL_EXECUTION_FAIL] =
@@ -252,7 +254,11 @@ static const char *const sql_text[SQL_COUNT] = {
         " coalesce(sum(output_tokens), 0), coalesce(sum(cache_creation_tokens), 0),"
         " coalesce(sum(cache_read_tokens), 0), coalesce(sum(cost_usd), 0) FROM phases"
         " WHERE exec_num = ?1) WHERE num = ?1",
-    [SQL_RERUN_OF] = "SELECT rerun_of FROM executions WHERE id = ?1",
+    /* With the budget's numbers (broker/budget_usd.h): what it spent itself. */
+    [SQL_RERUN_OF] =
+        "SELECT rerun_of, max_budget_usd, total_cost_usd - (SELECT coalesce(sum(cost_usd), 0)"
+        " FROM phases WHERE exec_num = e.num AND reused_from IS NOT NULL)"
+        " FROM executions e WHERE id = ?1",
     [SQL_RERUNS] = "SELECT id FROM executions WHERE rerun_of = ?1 ORDER BY num",
     [SQL_REUSED_PHASES] =
         "SELECT phase_id, reused_from FROM phases"

@@ -348,6 +348,15 @@ static void describe(FILE *out, const char *event, const json_t *data)
                 table_count(int_of(data, "input_tokens"), b, sizeof b),
                 table_count(int_of(data, "output_tokens"), c, sizeof c),
                 table_cost(json_number_value(json_object_get(data, "cost_usd")), d, sizeof d));
+    else if (!strcmp(event, "PhaseCost")) /* spending, against the budget when there is one */
+        fprintf(out, " %s %s spent%s%s", phase,
+                table_cost(json_number_value(json_object_get(data, "execution_cost_usd")), a,
+                           sizeof a),
+                json_is_number(json_object_get(data, "max_budget_usd")) ? " of " : "",
+                json_is_number(json_object_get(data, "max_budget_usd"))
+                    ? table_cost(json_number_value(json_object_get(data, "max_budget_usd")), b,
+                                 sizeof b)
+                    : "");
     else if (!strcmp(event, "PhaseFailed"))
         fprintf(out, " %s attempt %lld: %s", phase, int_of(data, "attempt"), str(data, "error"));
     else if (!strcmp(event, "PhaseRetrying"))

@@ -1,6 +1,7 @@
 #include "gateway/validate.h"
 #include "proto/ops.h"
 
+#include "common/budget_usd.h"
 #include "common/utf8.h"
 #include "template/spec.h"
 
@@ -27,7 +28,8 @@ static const spec_field_t execute_fields[] = {
     {.name = "task", .kind = SPEC_STRING},
     {.name = "repos", .kind = SPEC_STRING_LIST},
     {.name = "provider", .kind = SPEC_STRING},
-    {.name = "max_budget_usd", .kind = SPEC_NUMBER},
+    {.name = "max_budget_usd", .kind = SPEC_NUMBER, .has_min = true, .min = 0,
+     .min_exclusive = true, .has_max = true, .max = SYN_BUDGET_USD_MAX},
     {.name = "priority", .kind = SPEC_INT, .has_min = true, .min = SYN_OP_PRIORITY_MIN,
      .has_max = true, .max = SYN_OP_PRIORITY_MAX},
     {.name = NULL},
@@ -238,6 +240,9 @@ int gateway_validate_execute(const char *body, size_t len, const char *workflow_
     json_t *priority = json_object_get(checked, "priority");
     if (*args && json_is_integer(priority) && json_integer_value(priority) != 0)
         json_object_set(*args, "priority", priority);
+    json_t *budget = json_object_get(checked, "max_budget_usd");
+    if (*args && json_is_number(budget))
+        json_object_set(*args, "max_budget_usd", budget);
     json_decref(checked);
     return 0;
 }

@@ -6,6 +6,7 @@
 #include "proto/msg_internal.h"
 
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,6 +25,7 @@ typedef enum {
     KIND_MAP,       /* object */
     KIND_STR_ARRAY, /* array of strings */
     KIND_MAP_ARRAY, /* array of objects, each checked against a sub-schema */
+    KIND_USD,       /* a finite number >= 0 (an amount of dollars; an integer too) */
 } field_kind_t;
 
 enum { FIELD_REQUIRED = 1, FIELD_NULLABLE = 2 };
@@ -42,7 +44,8 @@ struct field_spec_t {
 #define NUL_OK (FIELD_REQUIRED | FIELD_NULLABLE)
 #define END {NULL, 0, 0, 0, 0, NULL, NULL}
 
-static const char *const progress_kinds[] = {"started", "output", "tool", NULL};
+/* "cost": cost_usd is what the attempt has spent so far (its budget: issue 19). */
+static const char *const progress_kinds[] = {"started", "output", "tool", "cost", NULL};
 /* What a sandboxed agent may reach (worker/sandbox.h). */
 static const char *const networks[] = {"none", "proxy", "host", NULL};
 static const char *const inject_roles[] = {"user", "system", NULL};
@@ -115,6 +118,10 @@ static const field_spec_t assign_fields[] = {
     {"max_tokens", KIND_UINT, 0, 0, 0, NULL, NULL},
     /* Optional: the phase's network (absent: proxy, the default). */
     {"network", KIND_STR, 0, 0, 0, networks, NULL},
+    /* Optional: the execution's max_budget_usd and what it spent before this
+     * attempt; the worker stops its agent when spent_usd plus its cost reaches it. */
+    {"max_budget_usd", KIND_USD, 0, 0, 0, NULL, NULL},
+    {"spent_usd", KIND_USD, 0, 0, 0, NULL, NULL},
     END,
 };
 static const field_spec_t progress_fields[] = {
@@ -124,6 +131,7 @@ static const field_spec_t progress_fields[] = {
     {"kind", KIND_STR, REQ, 0, 0, progress_kinds, NULL},
     {"data", KIND_STR, REQ, 0, 0, NULL, NULL},
     {"detail", KIND_MAP, 0, 0, 0, NULL, NULL}, /* kind "tool": name, input_preview, ... */
+    {"cost_usd", KIND_USD, 0, 0, 0, NULL, NULL}, /* kind "cost": the attempt's so far */
     END,
 };
 static const field_spec_t inject_fields[] = {
@@ -263,6 +271,7 @@ static const char *kind_name(field_kind_t kind, bool nullable)
     case KIND_MAP: return nullable ? "a map or nil" : "a map";
     case KIND_STR_ARRAY: return "an array of strings";
     case KIND_MAP_ARRAY: return "an array of maps";
+    case KIND_USD: return "a number >= 0";
     }
     return "?";
 }
@@ -287,6 +296,10 @@ static int check_field(const char *where, const field_spec_t *spec, const json_t
     case KIND_MAP: ok = json_is_object(value); break;
     case KIND_STR_ARRAY:
     case KIND_MAP_ARRAY: ok = json_is_array(value); break;
+    case KIND_USD:
+        ok = json_is_number(value) && isfinite(json_number_value(value)) &&
+             json_number_value(value) >= 0;
+        break;
     }
     if (!ok) {
         msg_set_err(err, errlen, "%s: field '%s' must be %s, got %s", where, spec->name,

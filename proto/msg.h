@@ -12,7 +12,8 @@
  * type's schema below, so a malformed message is caught where it is made and
  * where it arrives. docs/protocol.md is the normative description.
  *
- * Schemas (uint = non-negative integer; ref = execution_id, phase_id, attempt):
+ * Schemas (uint = non-negative integer; usd = finite number >= 0, integer or
+ * float; ref = execution_id, phase_id, attempt):
  *   request     id:uint op:str args:map                       gateway → broker
  *   reply       id:uint status:uint(100..599) body:any        broker → gateway
  *   ready       worker:str slots:uint(1..1024) providers:[str] running:[ref map]
@@ -22,11 +23,12 @@
  *   assign      execution_id:str workflow_id:str phase_id:str attempt:uint
  *               prompt:str model:str|nil timeout_ms:uint provider:str|nil
  *               [inputs:map repos:[str] allowed_tools:[str] max_tokens:uint
- *               network:str (none | proxy | host)]
+ *               network:str (none | proxy | host) max_budget_usd:usd spent_usd:usd]
  *                                                             broker → worker
  *   cancel      execution_id:str phase_id:str attempt:uint    broker → worker
  *   progress    execution_id:str phase_id:str attempt:uint kind:str data:str
- *               [detail:map]   (kind: started | output | tool)  worker → broker
+ *               [detail:map cost_usd:usd]
+ *               (kind: started | output | tool | cost)        worker → broker
  *   inject      execution_id:str phase_id:str attempt:uint role:str message:str
  *                                                             broker → worker
  *   result      execution_id:str phase_id:str attempt:uint status:str

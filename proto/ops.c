@@ -1,5 +1,6 @@
 /* ops: the table of request operations and their argument schemas (proto/ops.h). */
 #include "proto/ops.h"
+#include "common/budget_usd.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -35,8 +36,9 @@ static const syn_op_spec_t specs[] = {
                                  {"inputs", SYN_ARG_STRING_MAP, false, 0, 0},
                                  {"repos", SYN_ARG_STRINGS, false, 0, 0},
                                  STR("idempotency_key", false),
-                                 INT("priority", SYN_OP_PRIORITY_MIN, SYN_OP_PRIORITY_MAX)},
-                                6, NULL},
+                                 INT("priority", SYN_OP_PRIORITY_MIN, SYN_OP_PRIORITY_MAX),
+                                 {"max_budget_usd", SYN_ARG_NUMBER, false, 0, SYN_BUDGET_USD_MAX}},
+                                7, NULL},
     [SYN_OP_EXECUTION_STATUS] = {"execution.status",
                                  {STR("workflow_id", true), EXECUTION_ID}, 2, NULL},
     [SYN_OP_EXECUTION_ACTIVE] = {"execution.active", {INT("limit", 1, 100)}, 1, NULL},
@@ -133,6 +135,13 @@ static bool arg_ok(const syn_op_arg_t *arg, const json_t *v, char *why, size_t w
             json_integer_value(v) <= arg->max)
             return true;
         snprintf(why, whylen, "%s must be an integer from %lld to %lld", name,
+                 (long long)arg->min, (long long)arg->max);
+        return false;
+    case SYN_ARG_NUMBER:
+        if (json_is_number(v) && json_number_value(v) > (double)arg->min &&
+            json_number_value(v) <= (double)arg->max)
+            return true;
+        snprintf(why, whylen, "%s must be a number greater than %lld, at most %lld", name,
                  (long long)arg->min, (long long)arg->max);
         return false;
     case SYN_ARG_BOOLEAN:

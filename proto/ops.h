@@ -83,13 +83,14 @@ typedef enum {
     SYN_ARG_OBJECT,     /* any object */
     SYN_ARG_STRINGS,    /* array of strings */
     SYN_ARG_STRING_MAP, /* object whose values are strings */
+    SYN_ARG_NUMBER,     /* a number (integer or float) greater than min, at most max */
 } syn_arg_type_t;
 
 typedef struct {
     const char *name;
     syn_arg_type_t type;
     bool required;
-    int64_t min, max; /* SYN_ARG_INTEGER only */
+    int64_t min, max; /* SYN_ARG_INTEGER (inclusive), SYN_ARG_NUMBER (min exclusive) */
 } syn_op_arg_t;
 
 /* At most this many arguments per op. */

@@ -28,7 +28,8 @@ typedef struct {
 
 static const char *const workflow_order[] = {
     "id",         "name",           "description",  "workflow_type", "classification",
-    "repository", "requires_repos", "project_name", "max_concurrent", NULL};
+    "repository", "requires_repos", "project_name", "max_concurrent",
+    "max_budget_usd", NULL};
 static const key_order_t workflow_keys = {&spec_workflow, workflow_order};
 
 static const char *const input_order[] = {"name", "description", "required", "default", NULL};

@@ -99,8 +99,12 @@ static int convert_int(const spec_field_t *field, const template_node_t *node,
     errno = 0;
     char *end;
     long long value = strtoll(digits, &end, base);
-    if (errno == ERANGE || *end || value < min_of(field) || value > max_of(field)) {
-        if (!field->has_max)
+    if (errno == ERANGE || *end || value < min_of(field) || value > max_of(field) ||
+        (field->min_exclusive && value == field->min)) {
+        if (field->min_exclusive)
+            add_error(origin, node, path, "must be more than %lld, at most %lld (got %.40s)",
+                      field->min, field->max, node->text);
+        else if (!field->has_max)
             add_error(origin, node, path, "must be at least %lld (got %.40s)", field->min,
                       node->text);
         else
@@ -123,8 +127,10 @@ static int convert_number(const spec_field_t *field, const template_node_t *node
     bool special = strchr(node->text, 'n') || strchr(node->text, 'N');
     double value = special ? INFINITY : strtod(node->text, NULL);
     if (special || !isfinite(value) || value < (double)min_of(field) ||
-        value > (double)max_of(field)) {
-        add_error(origin, node, path, "must be a number from %lld to %lld (got %.40s)",
+        value > (double)max_of(field) || (field->min_exclusive && value == (double)field->min)) {
+        add_error(origin, node, path,
+                  field->min_exclusive ? "must be a number more than %lld, at most %lld (got %.40s)"
+                                       : "must be a number from %lld to %lld (got %.40s)",
                   field->min, field->max, node->text);
         return -1;
     }

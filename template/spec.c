@@ -2,6 +2,7 @@
  * wordings of what the walk finds (the YAML one is template/schema.c's). */
 #include "template/spec.h"
 
+#include "common/budget_usd.h"
 #include "common/ids.h"
 
 #include <stdio.h>
@@ -92,6 +93,9 @@ static const spec_field_t workflow_fields[] = {
     /* the team controls (issue 19): at most this many of its executions run at once */
     {.name = "max_concurrent", .kind = SPEC_INT, .has_min = true, .min = 1, .has_max = true,
      .max = SPEC_MAX_CONCURRENT_MAX},
+    /* the default budget of its executions, in dollars (an execute's overrides it) */
+    {.name = "max_budget_usd", .kind = SPEC_NUMBER, .has_min = true, .min = 0,
+     .min_exclusive = true, .has_max = true, .max = SYN_BUDGET_USD_MAX},
     {.name = NULL},
 };
 const spec_object_t spec_workflow = {workflow_fields};
@@ -159,7 +163,8 @@ static bool is_choice(const char *const *choices, const char *text)
 static bool in_range(const spec_field_t *field, double value, const json_t *loc,
                      const sink_t *sink)
 {
-    if (field->has_min && value < (double)field->min) {
+    if (field->has_min && (value < (double)field->min ||
+                           (field->min_exclusive && value == (double)field->min))) {
         report(sink, loc, SPEC_TOO_SMALL, field, 0);
         return false;
     }
@@ -482,8 +487,9 @@ json_t *spec_pydantic_error(const spec_violation_t *v)
         type = "string_type";
         break;
     case SPEC_TOO_SMALL:
-        snprintf(msg, sizeof msg, "Input should be greater than or equal to %lld", f->min);
-        type = "greater_than_equal";
+        snprintf(msg, sizeof msg, "Input should be greater than %s%lld",
+                 f->min_exclusive ? "" : "or equal to ", f->min);
+        type = f->min_exclusive ? "greater_than" : "greater_than_equal";
         break;
     case SPEC_TOO_LARGE:
         snprintf(msg, sizeof msg, "Input should be less than or equal to %lld", f->max);
@@ -534,7 +540,9 @@ static void path_of(const json_t *loc, char *buf, size_t size)
 static void bounds_text(const spec_field_t *f, char *buf, size_t size)
 {
     const char *what = f->kind == SPEC_INT ? "an integer" : "a number";
-    if (f->has_min && f->has_max)
+    if (f->has_min && f->min_exclusive && f->has_max)
+        snprintf(buf, size, "%s greater than %lld, at most %lld", what, f->min, f->max);
+    else if (f->has_min && f->has_max)
         snprintf(buf, size, "%s from %lld to %lld", what, f->min, f->max);
     else if (f->has_min)
         snprintf(buf, size, "%s of at least %lld", what, f->min);

@@ -56,6 +56,7 @@ typedef struct {
     spec_kind_t kind;
     bool required;
     bool has_min, has_max; /* bounds of SPEC_INT / SPEC_NUMBER */
+    bool min_exclusive;    /* the value must be greater than min (a budget: > 0) */
     long long min, max;
     size_t min_len;        /* characters of a string, items of an object list */
     const spec_object_t *items;  /* SPEC_OBJECT_LIST */
@@ -96,7 +97,7 @@ typedef enum {
     SPEC_NOT_OBJECT,      /* the value (or a list item) is not an object */
     SPEC_WRONG_TYPE,      /* the value is not of the field's kind */
     SPEC_ITEM_NOT_STRING, /* an item of a SPEC_STRING_LIST / _MAP is not a string */
-    SPEC_TOO_SMALL,       /* below the field's min */
+    SPEC_TOO_SMALL,       /* below the field's min (or at it, when min_exclusive) */
     SPEC_TOO_LARGE,       /* above the field's max */
     SPEC_TOO_SHORT,       /* fewer than min_len characters / items */
     SPEC_PATTERN,         /* a SPEC_ID that does not match the pattern */

@@ -5,12 +5,14 @@
 #include "worker/provider.h"
 #include "common/utf8.h"
 #include "worker/workspace.h"
+#include "common/budget_usd.h"
 #include "common/buffer.h"
 #include "common/clock.h"
 #include "common/log.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +65,7 @@ struct worker_run_t {
     size_t tools_omitted;
     json_t *events;
     size_t events_dropped;
+    char *budget_error;           /* set when the budget stopped it: its failure */
 };
 
 worker_provider_t *worker_provider_new(const worker_provider_ops_t *ops, void *config)
@@ -183,6 +186,7 @@ static void free_run(worker_run_t *self)
     json_decref(self->events);
     free(self->output);
     free(self->error);
+    free(self->budget_error);
     free(self);
 }
 
@@ -317,6 +321,30 @@ static void prepare(worker_run_t *self, const struct pollfd *fds, int nfds, int6
         worker_run_finish(self, WORKER_RUN_FAILED, err, false, 0);
 }
 
+/* The agent is stopped in the step that read the cost crossing the budget, as a
+ * cancel stops it; it then ends as failed with the budget's message. */
+static void stop_if_over_budget(worker_run_t *self, int64_t now_ms)
+{
+    if (self->budget_error || self->status != WORKER_RUN_RUNNING)
+        return;
+    double spent = self->job.spent_usd + worker_run_cost(self);
+    if (!syn_budget_reached(self->job.max_budget_usd, spent))
+        return;
+    char why[160];
+    syn_budget_message(self->job.max_budget_usd, spent, why, sizeof why);
+    self->budget_error = strdup(why);
+    if (!self->budget_error)
+        return;
+    syn_info("worker", "stopping execution=%s phase=%s attempt=%" PRIu64 ": %s",
+             self->job.execution_id, self->job.phase_id, self->job.attempt, why);
+    worker_run_cancel(self, now_ms);
+}
+
+bool worker_run_over_budget(const worker_run_t *self)
+{
+    return self->budget_error != NULL;
+}
+
 void worker_run_step(worker_run_t *self, const struct pollfd *fds, int nfds, int64_t now_ms)
 {
     if (self->status != WORKER_RUN_RUNNING)
@@ -327,6 +355,7 @@ void worker_run_step(worker_run_t *self, const struct pollfd *fds, int nfds, int
         return;
     }
     self->provider->ops->step(self->state, self, fds, nfds, now_ms);
+    stop_if_over_budget(self, now_ms);
 }
 
 void worker_run_cancel(worker_run_t *self, int64_t now_ms)
@@ -517,6 +546,10 @@ void worker_run_finish(worker_run_t *self, worker_run_status_t status, const cha
                sizeof SYN_OUTPUT_MARKER);
         self->output_len += sizeof SYN_OUTPUT_MARKER - 1;
     }
+    if (status == WORKER_RUN_CANCELLED && self->budget_error) {
+        status = WORKER_RUN_FAILED; /* stopped for its budget: a failure, with its words */
+        error = self->budget_error;
+    }
     if (error) {
         size_t len = strlen(error);
         self->error = malloc(3 * len + 1);
@@ -631,20 +664,37 @@ void worker_run_tool_result(worker_run_t *self, const char *id, bool success)
                           name, "success", success));
 }
 
+/* The attempt's cost so far and where it comes from ("agent", "price_table",
+ * "unknown", or the provider's cost_source). */
+static double cost_of(const worker_run_t *self, const char **source)
+{
+    const worker_usage_t *u = &self->usage;
+    const char *model = *u->model ? u->model : self->job.model_id ? self->job.model_id : "";
+    double cost = u->cost_usd;
+    *source = *u->cost_source ? u->cost_source : "agent";
+    if (!u->cost_reported)
+        *source = worker_models_cost(self->provider->options.models, model, u->input_tokens,
+                                     u->output_tokens, u->cache_creation_tokens,
+                                     u->cache_read_tokens, &cost)
+                      ? "price_table"
+                      : "unknown";
+    return cost;
+}
+
+double worker_run_cost(const worker_run_t *self)
+{
+    const char *source;
+    return self->usage.reported ? cost_of(self, &source) : 0;
+}
+
 json_t *worker_run_usage_json(const worker_run_t *self)
 {
     const worker_usage_t *u = &self->usage;
     if (!u->reported)
         return NULL;
     const char *model = *u->model ? u->model : self->job.model_id ? self->job.model_id : "";
-    double cost = u->cost_usd;
-    const char *source = *u->cost_source ? u->cost_source : "agent";
-    if (!u->cost_reported)
-        source = worker_models_cost(self->provider->options.models, model, u->input_tokens,
-                                    u->output_tokens, u->cache_creation_tokens,
-                                    u->cache_read_tokens, &cost)
-                     ? "price_table"
-                     : "unknown";
+    const char *source;
+    double cost = cost_of(self, &source);
     int64_t duration = u->duration_ms >= 0 ? u->duration_ms
                        : self->ended_ms > 0 ? self->ended_ms - self->started_ms
                                             : syn_mono_ms() - self->started_ms;

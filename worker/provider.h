@@ -58,6 +58,11 @@ typedef struct {
     const json_t *allowed_tools; /* array of tool names; or NULL */
     uint64_t max_tokens;         /* 0 = the provider's default */
     worker_network_t network;    /* what a sandboxed agent may reach (default proxy) */
+    /* The execution's budget in dollars (0: none) and what it spent before this
+     * attempt: the run stops its agent when spent_usd plus its cost reaches it
+     * (common/budget_usd.h) and fails with the budget's message. */
+    double max_budget_usd;
+    double spent_usd;
     /* Filled in by the run for the provider's start: */
     const char *model_id;        /* model resolved through the model table */
     int64_t started_us;          /* when the attempt began (syn_mono_us; 0 = now) */
@@ -131,7 +136,7 @@ worker_provider_t *worker_provider_command_new(const char *command, int64_t kill
 
 /* Runs the Claude Code CLI headless (claude_bin, default "claude" in PATH):
  *   claude -p --output-format stream-json --input-format stream-json --verbose
- *          --model <id> [extra_args...] [--allowedTools <tool>...]
+ *          --model <id> [--max-budget-usd <left>] [extra_args...] [--allowedTools <tool>...]
  * in the workspace, the prompt (after a preamble describing the workspace) as
  * the first stream-json user message on stdin, injected messages as further
  * ones. See provider_claude.c for how its JSONL stream is read. extra_args is
@@ -184,6 +189,11 @@ void worker_run_step(worker_run_t *self, const struct pollfd *fds, int nfds, int
 /* Asks the run to stop: an in-process run ends at once, a child gets SIGTERM to
  * its group and SIGKILL after the grace. It finishes as cancelled. */
 void worker_run_cancel(worker_run_t *self, int64_t now_ms);
+/* What the attempt has cost so far: the agent's own figure once it gave one, else
+ * its tokens at the model table's price (0 when the provider does not account). */
+double worker_run_cost(const worker_run_t *self);
+/* Whether the run was stopped because its cost reached the job's budget. */
+bool worker_run_over_budget(const worker_run_t *self);
 /* Gives the running agent an operator's message (role "user" or "system"); -1
  * with the reason in err when this provider or this moment cannot take one. */
 int worker_run_inject(worker_run_t *self, const char *role, const char *message, char *err,

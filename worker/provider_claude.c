@@ -1,7 +1,12 @@
 /* provider_claude: Claude Code as an agent, run headless:
  *
  *   claude -p --output-format stream-json --input-format stream-json --verbose
- *          --model <id> [--claude-args...] [--allowedTools <tool>...]
+ *          --model <id> [--max-budget-usd <usd>] [--claude-args...]
+ *          [--allowedTools <tool>...]
+ *
+ * --max-budget-usd (Claude Code's own stop, -p mode only) is what is left of the
+ * execution's budget when it has one; the worker stops the agent on the crossing
+ * too (provider.c), from the usage the stream reports, whatever claude does.
  *
  * in the attempt's workspace, in its own process group. The prompt (after a
  * short preamble describing the workspace) is the first stream-json user
@@ -188,7 +193,7 @@ static void *claude_start(void *config, worker_run_t *run, const worker_job_t *j
     size_t extra = 0, tools = json_array_size(job->allowed_tools);
     while (cfg->extra_args && cfg->extra_args[extra])
         extra++;
-    char **argv = calloc(12 + extra + tools, sizeof(char *));
+    char **argv = calloc(14 + extra + tools, sizeof(char *));
     const char *secrets[] = {"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN",
                              json_array_size(job->repos) > 0 ? "GITHUB_TOKEN" : NULL, NULL};
     /* a phase's max_tokens (the original's key) caps each reply: claude has no flag for
@@ -216,6 +221,12 @@ static void *claude_start(void *config, worker_run_t *run, const worker_job_t *j
                            "stream-json", "--verbose", "--model", job->model_id};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         argv[argc++] = (char *)fixed[i];
+    char left[32];
+    if (job->max_budget_usd > job->spent_usd) {
+        snprintf(left, sizeof left, "%.4f", job->max_budget_usd - job->spent_usd);
+        argv[argc++] = "--max-budget-usd";
+        argv[argc++] = left;
+    }
     for (size_t i = 0; i < extra; i++)
         argv[argc++] = cfg->extra_args[i];
     if (tools > 0) {

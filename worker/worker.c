@@ -29,6 +29,8 @@
 /* Output chunks: at most one PROGRESS per attempt this often, this big. */
 #define PROGRESS_EVERY_MS 100
 #define PROGRESS_MAX_BYTES (64u * 1024u)
+/* Cost reports: at most one per attempt this often (but the crossing of a budget). */
+#define COST_EVERY_MS 500
 /* The loop wakes at least this often, so a stop request is seen promptly even
  * when its signal came between the check and the poll. */
 #define MAX_SLEEP_MS 100
@@ -346,6 +348,30 @@ static void send_events(worker_t *self, attempt_t *a, int64_t now)
     }
 }
 
+/* Tells the broker what the attempt has cost so far when that grew: at most one
+ * report per COST_EVERY_MS, except the one that crossed the budget, which goes at
+ * once, before the result (the broker fails the execution on it: budget_usd.h). */
+static void report_cost(worker_t *self, attempt_t *a, int64_t now)
+{
+    double cost = worker_run_cost(a->run);
+    if (!(cost > a->cost_sent) || !self->conn)
+        return;
+    if (!worker_run_over_budget(a->run) && now - a->cost_sent_ms < COST_EVERY_MS) {
+        a->cost_unsent = true;
+        return;
+    }
+    json_t *fields = ref_fields(a);
+    if (fields) {
+        json_object_set_new(fields, "kind", json_string("cost"));
+        json_object_set_new(fields, "data", json_string(""));
+        json_object_set_new(fields, "cost_usd", json_real(cost));
+    }
+    send_new(self, SYN_MSG_PROGRESS, fields, now);
+    a->cost_sent = cost;
+    a->cost_sent_ms = now;
+    a->cost_unsent = false;
+}
+
 /* Sends the next chunk of new output, at most one per PROGRESS_EVERY_MS. */
 static void stream_output(worker_t *self, attempt_t *a, int64_t now)
 {
@@ -441,6 +467,8 @@ static void start_attempt(worker_t *self, attempt_t *a, const syn_msg_t *msg, in
         .repos = json_object_get(syn_msg_fields(msg), "repos"),
         .allowed_tools = json_object_get(syn_msg_fields(msg), "allowed_tools"),
         .max_tokens = field_uint(msg, "max_tokens"),
+        .max_budget_usd = json_number_value(json_object_get(syn_msg_fields(msg), "max_budget_usd")),
+        .spent_usd = json_number_value(json_object_get(syn_msg_fields(msg), "spent_usd")),
         .started_us = started_us,
     };
     /* The protocol checked the name; a broker that sends none means the default. */
@@ -821,6 +849,8 @@ static int64_t next_wakeup(worker_t *self, int64_t now)
             if (len > a->streamed && self->conn)
                 consider(&best, a->output_sent_ms < 0 ? now
                                                       : a->output_sent_ms + PROGRESS_EVERY_MS);
+            if (a->cost_unsent && self->conn)
+                consider(&best, a->cost_sent_ms + COST_EVERY_MS);
         } else if (a->result && self->conn)
             consider(&best, a->result_sent_ms < 0 ? now : a->result_sent_ms + patience);
     }
@@ -846,6 +876,7 @@ static void step_attempts(worker_t *self, int64_t now_us)
                 a->started_unsent = send_progress(self, a, "started", "", 0, NULL, now) != 0;
             worker_run_step(a->run, a->fds, a->nfds, now);
             send_events(self, a, now);
+            report_cost(self, a, now);
             if (worker_run_finished(a->run))
                 finish_run(self, a, now);
             else

@@ -39,6 +39,9 @@ typedef struct {
     syn_msg_t *assign;       /* the ASSIGN it will start from, while it waits */
     json_t *injects;         /* INJECTs that came while it waited: [{role, message}] */
     bool started_unsent;     /* its "started" progress could not be sent yet */
+    double cost_sent;        /* the cost its last "cost" progress said */
+    int64_t cost_sent_ms;    /* when that went out */
+    bool cost_unsent;        /* a higher cost waits for COST_EVERY_MS to pass */
     /* Its artifacts (worker/artifacts.h), sent before the result as ARTIFACT chunks:
      * everything before (art_index, art_offset) is stored by the broker. */
     struct worker_artifacts_t *artifacts;

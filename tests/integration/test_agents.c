@@ -166,17 +166,9 @@ static json_int_t int_at(const json_t *obj, const char *key)
     return json_integer_value(v);
 }
 
-static double number_at(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    if (!json_is_number(v))
-        fail_msg("%s is not a number", key);
-    return json_number_value(v);
-}
-
 static void expect_cost(const json_t *obj, const char *key, double want)
 {
-    double got = number_at(obj, key);
+    double got = json_num(obj, key);
     if (fabs(got - want) > 1e-9)
         fail_msg("%s is %.10f, want %.10f", key, got, want);
 }
@@ -361,7 +353,7 @@ static void test_claude_session_accounted_everywhere(void **state)
     assert_int_equal(int_at(execution, "total_input_tokens"), 1260 + 312);
     assert_int_equal(int_at(execution, "total_output_tokens"), 190 + 80);
     expect_cost(execution, "total_cost_usd",
-                number_at(research, "cost_usd") + number_at(review, "cost_usd"));
+                json_num(research, "cost_usd") + json_num(review, "cost_usd"));
     expect_cost(execution, "total_cost_usd", 0.0421 + 0.0123);
     /* The attempt carries the usage it reported. */
     json_t *attempt = json_array_get(json_object_get(research, "attempts"), 0);

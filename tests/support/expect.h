@@ -19,5 +19,7 @@ void expect_timestamp_at(const json_t *obj, const char *key, const char *file, i
 
 /* The string at key of obj, or "" (never NULL, for asserts). */
 const char *json_str(const json_t *obj, const char *key);
+/* The number (integer or real) at key of obj; fails the test when it is none. */
+double json_num(const json_t *obj, const char *key);
 
 #endif

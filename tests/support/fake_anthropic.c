@@ -5,7 +5,9 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,8 @@ typedef struct {
     const char *retry_after;
     const char *body;
     int delay_ms;
+    const char *hold_after; /* the stream stops after this text for hold_ms; NULL: never */
+    int hold_ms;
 } plan_t;
 
 struct fake_anthropic_t {
@@ -39,6 +43,10 @@ typedef struct {
     const char *text;
     size_t len;
     int delay_ms;
+    size_t hold_at;           /* 0: no hold */
+    int hold_ms;
+    int request;              /* its index in requests, -1 when not recorded */
+    struct MHD_Connection *connection;
 } stream_t;
 
 /* A request body as it is uploaded. */
@@ -97,6 +105,40 @@ const char fake_anthropic_bad_request_body[] =
 static const char no_plan_body[] =
     "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":\"no plan\"}}";
 
+static void note_time(fake_anthropic_t *server, int request, bool hangup)
+{
+    pthread_mutex_lock(&server->lock);
+    if (request >= 0) {
+        if (hangup)
+            server->requests[request].hangup_ms = wait_now_ms();
+        else
+            server->requests[request].held_ms = wait_now_ms();
+    }
+    pthread_mutex_unlock(&server->lock);
+}
+
+/* Everything before the hold is sent: the stream waits hold_ms (a server that
+ * goes on thinking), watching its client; true when the client hung up. */
+static bool hold(stream_t *s)
+{
+    note_time(s->server, s->request, false);
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(s->connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    for (int waited = 0; waited < s->hold_ms && !s->server->stopping; waited += 5) {
+        struct pollfd p = {.fd = info ? info->connect_fd : -1, .events = POLLIN | POLLRDHUP};
+        char byte;
+        if (info && poll(&p, 1, 5) == 1 &&
+            ((p.revents & (POLLRDHUP | POLLHUP | POLLERR)) ||
+             recv(p.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0)) {
+            note_time(s->server, s->request, true);
+            return true;
+        }
+        if (!info)
+            wait_exactly_ms(5);
+    }
+    return false;
+}
+
 /* Sends the stream 7 bytes at a time, so events arrive cut anywhere. */
 static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -107,11 +149,15 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
         for (int waited = 0; waited < s->delay_ms && !s->server->stopping; waited += 10)
             wait_exactly_ms(10);
     }
+    if (s->hold_at > 0 && pos == s->hold_at && hold(s))
+        return MHD_CONTENT_READER_END_WITH_ERROR;
     if (s->server->stopping)
         return MHD_CONTENT_READER_END_WITH_ERROR;
     if (pos >= s->len)
         return MHD_CONTENT_READER_END_OF_STREAM;
     size_t n = s->len - pos < 7 ? s->len - pos : 7;
+    if (pos < s->hold_at && s->hold_at - pos < n)
+        n = s->hold_at - pos; /* the hold starts exactly after its text */
     if (n > max)
         n = max;
     memcpy(buf, s->text + pos, n);
@@ -129,12 +175,14 @@ static char *header_copy(struct MHD_Connection *c, const char *name)
 
 /* Records a whole request and takes the next plan for it. */
 static plan_t take_plan(fake_anthropic_t *self, struct MHD_Connection *connection,
-                        const char *url, const char *method, const upload_t *up)
+                        const char *url, const char *method, const upload_t *up, int *request)
 {
-    plan_t plan = {404, NULL, no_plan_body, 0};
+    plan_t plan = {404, NULL, no_plan_body, 0, NULL, 0};
+    *request = -1;
     pthread_mutex_lock(&self->lock);
     if (self->nrequests < FAKE_ANTHROPIC_MAX_REQUESTS && strcmp(url, "/v1/messages") == 0 &&
         strcmp(method, "POST") == 0) {
+        *request = self->nrequests;
         fake_anthropic_request_t *r = &self->requests[self->nrequests++];
         r->body = strdup(up->data ? up->data : "");
         r->api_key = header_copy(connection, "x-api-key");
@@ -171,13 +219,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
         *upload_data_size = 0;
         return MHD_YES;
     }
-    plan_t plan = take_plan(self, connection, url, method, up);
+    int request;
+    plan_t plan = take_plan(self, connection, url, method, up, &request);
     struct MHD_Response *response;
     if (plan.status == 200) {
         stream_t *s = calloc(1, sizeof *s);
         if (!s)
             return MHD_NO;
-        *s = (stream_t){self, plan.body, strlen(plan.body), plan.delay_ms};
+        *s = (stream_t){self, plan.body, strlen(plan.body), plan.delay_ms, 0, plan.hold_ms,
+                        request, connection};
+        const char *mark = plan.hold_after ? strstr(plan.body, plan.hold_after) : NULL;
+        if (mark)
+            s->hold_at = (size_t)(mark - plan.body) + strlen(plan.hold_after);
         response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, read_stream, s, free);
         if (!response) {
             free(s);
@@ -270,7 +323,20 @@ int fake_anthropic_plan(fake_anthropic_t *self, unsigned status, const char *ret
     pthread_mutex_lock(&self->lock);
     int rc = -1;
     if (self->nplans < FAKE_ANTHROPIC_MAX_PLANS) {
-        self->plans[self->nplans++] = (plan_t){status, retry_after, body, delay_ms};
+        self->plans[self->nplans++] = (plan_t){status, retry_after, body, delay_ms, NULL, 0};
+        rc = 0;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return rc;
+}
+
+int fake_anthropic_plan_held(fake_anthropic_t *self, const char *body, const char *hold_after,
+                             int hold_ms)
+{
+    pthread_mutex_lock(&self->lock);
+    int rc = -1;
+    if (self->nplans < FAKE_ANTHROPIC_MAX_PLANS) {
+        self->plans[self->nplans++] = (plan_t){200, NULL, body, 0, hold_after, hold_ms};
         rc = 0;
     }
     pthread_mutex_unlock(&self->lock);

@@ -23,6 +23,10 @@ typedef struct {
     char *version;
     char *content_type;
     int64_t at_ms; /* monotonic milliseconds when it arrived */
+    /* A held stream (fake_anthropic_plan_held): when everything before the hold
+     * had been sent, and when the client hung up during it (0: not / never). */
+    int64_t held_ms;
+    int64_t hangup_ms;
 } fake_anthropic_request_t;
 
 typedef struct fake_anthropic_t fake_anthropic_t;
@@ -43,6 +47,12 @@ const char *fake_anthropic_url(fake_anthropic_t *self);
  * literals). -1 when FAKE_ANTHROPIC_MAX_PLANS are queued already. */
 int fake_anthropic_plan(fake_anthropic_t *self, unsigned status, const char *retry_after,
                         const char *body, int delay_ms);
+
+/* Queues a 200 stream of body that stops right after the text hold_after for
+ * hold_ms (a model still generating), then goes on; a client that hangs up during
+ * the hold is noticed at once (within a few ms) and its time recorded. */
+int fake_anthropic_plan_held(fake_anthropic_t *self, const char *body, const char *hold_after,
+                             int hold_ms);
 
 /* Requests received so far (at most FAKE_ANTHROPIC_MAX_REQUESTS are kept). */
 int fake_anthropic_request_count(fake_anthropic_t *self);

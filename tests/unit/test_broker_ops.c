@@ -25,6 +25,7 @@ static json_t *valid_value(const syn_op_arg_t *arg)
     case SYN_ARG_OBJECT: return json_object();
     case SYN_ARG_STRINGS: return json_array();
     case SYN_ARG_STRING_MAP: return json_object();
+    case SYN_ARG_NUMBER: return json_real((double)arg->max);
     }
     return json_null();
 }
@@ -40,6 +41,7 @@ static json_t *wrong_value(const syn_op_arg_t *arg)
     case SYN_ARG_OBJECT: return json_integer(5);
     case SYN_ARG_STRINGS: return json_pack("[s, i]", "a", 5);
     case SYN_ARG_STRING_MAP: return json_pack("{s:i}", "k", 5);
+    case SYN_ARG_NUMBER: return json_real((double)arg->min); /* min is excluded */
     }
     return json_null();
 }

@@ -182,6 +182,13 @@ static void test_plain_lines(void **state)
     assert_string_equal(line, "16:34:15 #4 PhaseOutput plan +3 bytes\n    | a\n    | b\n");
     free(line);
     json_decref(f);
+    f = frame("event", "PhaseCost", "5",
+              "{\"phase_id\":\"plan\",\"attempt\":1,\"cost_usd\":0.3,"
+              "\"execution_cost_usd\":0.35,\"max_budget_usd\":0.5}");
+    line = watch_event_line(5, f);
+    assert_string_equal(line, "16:34:15 #5 PhaseCost plan $0.3500 spent of $0.5000\n");
+    free(line);
+    json_decref(f);
     f = frame("terminal", "ExecutionCompleted", "6", "{\"completed_phases\":2,\"total_phases\":2}");
     line = watch_event_line(9, f);
     assert_string_equal(line, "16:34:16 #9 ExecutionCompleted 2/2 phases\n");

@@ -157,12 +157,13 @@ static void test_execute_valid(void **state)
     expect_execute_args("{\"inputs\":{\"a\":\"1\",\"b\":\"\"},\"task\":\"do it\",\"repos\":[\"r1\",\"r2\"],"
                         "\"provider\":\"claude\",\"max_budget_usd\":2.5}",
                         "{\"workflow_id\":\"wf-1\",\"inputs\":{\"a\":\"1\",\"b\":\"\"},\"task\":\"do it\","
-                        "\"repos\":[\"r1\",\"r2\"]}");
+                        "\"repos\":[\"r1\",\"r2\"],\"max_budget_usd\":2.5}");
     expect_execute_args("{\"task\":null,\"provider\":null,\"max_budget_usd\":null,\"inputs\":null,"
                         "\"repos\":null}",
                         "{\"workflow_id\":\"wf-1\",\"inputs\":{},\"task\":null,\"repos\":[]}");
     expect_execute_args("{\"max_budget_usd\":3}",
-                        "{\"workflow_id\":\"wf-1\",\"inputs\":{},\"task\":null,\"repos\":[]}");
+                        "{\"workflow_id\":\"wf-1\",\"inputs\":{},\"task\":null,\"repos\":[],"
+                        "\"max_budget_usd\":3}");
 }
 
 static void test_execute_extra_key(void **state)
@@ -202,6 +203,12 @@ static void test_execute_types(void **state)
     expect_execute_errors("{\"max_budget_usd\":\"5\"}",
                           "[{\"loc\":[\"body\",\"max_budget_usd\"],\"msg\":\"Input should be a valid "
                           "number\",\"type\":\"float_type\"}]");
+    expect_execute_errors("{\"max_budget_usd\":0}",
+                          "[{\"loc\":[\"body\",\"max_budget_usd\"],\"msg\":\"Input should be greater "
+                          "than 0\",\"type\":\"greater_than\"}]");
+    expect_execute_errors("{\"max_budget_usd\":-1.5}",
+                          "[{\"loc\":[\"body\",\"max_budget_usd\"],\"msg\":\"Input should be greater "
+                          "than 0\",\"type\":\"greater_than\"}]");
     expect_execute_errors("{\"max_budget_usd\":false}",
                           "[{\"loc\":[\"body\",\"max_budget_usd\"],\"msg\":\"Input should be a valid "
                           "number\",\"type\":\"float_type\"}]");

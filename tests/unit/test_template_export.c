@@ -172,6 +172,27 @@ static void test_examples_round_trip(void **state)
     }
 }
 
+/* A workflow's budget (issue 19): YAML → JSON → YAML keeps it, 0 is refused. */
+static void test_budget_round_trip(void **state)
+{
+    (void)state;
+    json_t *w = parse_text("name: Spender\nmax_budget_usd: 2.5\nphases:\n  - id: a\n"
+                           "    name: A\n    order: 1\n    prompt_template: x\n");
+    assert_true(json_number_value(json_object_get(w, "max_budget_usd")) == 2.5);
+    json_t *stored = stored_form(w);
+    check_round_trip(stored);
+    char *yaml = export_ok(stored);
+    assert_non_null(strstr(yaml, "max_budget_usd: 2.5"));
+    free(yaml);
+    json_decref(stored);
+    json_decref(w);
+    const char *zero = "name: Free\nmax_budget_usd: 0\nphases:\n  - id: a\n    name: A\n"
+                       "    order: 1\n    prompt_template: x\n";
+    template_errors_t *errors = template_errors_new();
+    assert_null(template_workflow_parse(zero, strlen(zero), NULL, NULL, errors));
+    template_errors_destroy(&errors);
+}
+
 static void test_export_text(void **state)
 {
     (void)state;
@@ -330,6 +351,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_examples_round_trip),
         cmocka_unit_test(test_export_text),
+        cmocka_unit_test(test_budget_round_trip),
         cmocka_unit_test(test_export_refuses_non_workflows),
         cmocka_unit_test(test_tricky_strings),
         cmocka_unit_test(test_random_strings),

@@ -104,7 +104,9 @@ static void add_field(cases_t *c, where_t where, const spec_field_t *f)
         add(c, where, k, false, "true");
         break;
     case SPEC_NUMBER:
-        add(c, where, k, true, "%lld", f->min);
+        add(c, where, k, !f->min_exclusive, "%lld", f->min);
+        if (f->min_exclusive)
+            add(c, where, k, true, "%lld.5", f->min);
         add(c, where, k, false, "%lld.5", f->min - 1);
         add(c, where, k, true, "%lld", f->max);
         add(c, where, k, false, "%lld.5", f->max);

@@ -193,12 +193,12 @@ static void test_unknown_keys(void **state)
     (void)state;
     expect_error("name: x\n" PHASE "descripton: typo\n", 4, "descripton",
                  "unknown key 'descripton' (known: id, name, description, type, classification, "
-                 "repository, requires_repos, project_name, inputs, phases, max_concurrent); did "
-                 "you mean 'description'?");
+                 "repository, requires_repos, project_name, inputs, phases, max_concurrent, "
+                 "max_budget_usd); did you mean 'description'?");
     expect_error("name: x\nworkflow_type: research\n" PHASE, 2, "workflow_type",
                  "unknown key 'workflow_type' (known: id, name, description, type, "
                  "classification, repository, requires_repos, project_name, inputs, phases, "
-                 "max_concurrent); did you mean 'type'?");
+                 "max_concurrent, max_budget_usd); did you mean 'type'?");
     expect_error("name: x\nphases:\n  - id: a\n    name: A\n    order: 1\n    prompt_template: x\n"
                  "  - id: b\n    name: B\n    order: 2\n    promt_template: hi\n",
                  10, "phases[1].promt_template",
