@@ -601,6 +601,7 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
         return -1;
     }
     flush_outbox(self);
+    broker_engine_assignments_sent(self->engine, syn_mono_us());
     trim_when_idle(self);
     return 0;
 }
