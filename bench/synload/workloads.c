@@ -102,13 +102,13 @@ static int target_open(const workload_config_t *cfg, int workers, int slots, int
 
 static void target_close(target_t *t) { stack_destroy(&t->stack); }
 
-static int create_workflow(const target_t *t, const char *id, int phases, int sleep_ms,
-                           int max_attempts, char *err, size_t errlen)
+int workload_create_workflow(const char *url, const char *id, int phases, int sleep_ms,
+                             int max_attempts, char *err, size_t errlen)
 {
     char host[64];
     int port;
-    if (hclient_parse_url(t->url, host, sizeof host, &port) != 0) {
-        snprintf(err, errlen, "bad URL %s", t->url);
+    if (hclient_parse_url(url, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "bad URL %s", url);
         return -1;
     }
     char *body = verify_workflow_json(id, phases, sleep_ms, max_attempts);
@@ -228,7 +228,7 @@ static void add_cpu(json_t *o, const target_t *t, cpu_snapshot_t a, cpu_snapshot
     }
 }
 
-static json_t *loadavg_json(void)
+json_t *workload_loadavg_json(void)
 {
     double l[3] = {0, 0, 0};
     FILE *f = fopen("/proc/loadavg", "r");
@@ -243,7 +243,7 @@ static json_t *loadavg_json(void)
 /* RSS (what the peers report), its peak over the run, and, from smaps_rollup, PSS
  * and USS (private memory) of one process, as rss_<name>_mib, peak_rss_<name>_mib,
  * pss_<name>_mib, uss_<name>_mib. */
-static void add_memory(json_t *o, const char *name, pid_t pid)
+void workload_add_memory(json_t *o, const char *name, pid_t pid)
 {
     char key[64];
     snprintf(key, sizeof key, "rss_%s_mib", name);
@@ -263,8 +263,8 @@ static void add_rss(json_t *o, const target_t *t)
 {
     if (!t->stack)
         return;
-    add_memory(o, "broker", stack_broker_pid(t->stack));
-    add_memory(o, "gateway", stack_gateway_pid(t->stack));
+    workload_add_memory(o, "broker", stack_broker_pid(t->stack));
+    workload_add_memory(o, "gateway", stack_gateway_pid(t->stack));
     /* The largest worker stands for all of them. */
     pid_t worst = 0;
     long worst_kib = -1;
@@ -276,7 +276,7 @@ static void add_rss(json_t *o, const target_t *t)
         }
     }
     if (worst > 0)
-        add_memory(o, "worker", worst);
+        workload_add_memory(o, "worker", worst);
 }
 
 /* Latency and throughput of a checked batch. Latency runs from the client's
@@ -345,14 +345,12 @@ static void add_batch_metrics(json_t *o, const workload_config_t *cfg, const tar
     free(seen);
 }
 
-/* Starts cfg->profile_cmd with {pid} replaced by the broker's pid (through
- * /bin/sh, in its own process group); -1 when there is none to start. */
-static pid_t profiler_start(const workload_config_t *cfg, const target_t *t)
+pid_t workload_profiler_start(const workload_config_t *cfg, pid_t broker)
 {
-    if (!cfg->profile_cmd || !t->stack)
+    if (!cfg->profile_cmd || broker <= 0)
         return -1;
     char cmd[2048], pid[16];
-    snprintf(pid, sizeof pid, "%d", (int)stack_broker_pid(t->stack));
+    snprintf(pid, sizeof pid, "%d", (int)broker);
     size_t len = 0;
     for (const char *p = cfg->profile_cmd; *p && len < sizeof cmd - 16;) {
         if (!strncmp(p, "{pid}", 5)) {
@@ -374,7 +372,7 @@ static pid_t profiler_start(const workload_config_t *cfg, const target_t *t)
     return child;
 }
 
-static void profiler_stop(pid_t child)
+void workload_profiler_stop(pid_t child)
 {
     if (child <= 0)
         return;
@@ -487,7 +485,7 @@ static int w1_family(const workload_config_t *cfg, w1_kind_t kind, int workers, 
     verify_result_t warmv = {0}, v = {0};
     const char *wf = "bench-w1";
     char prefix[64], label[64];
-    if (create_workflow(&t, wf, CHAIN_PHASES, 0, 0, err, sizeof err) != 0)
+    if (workload_create_workflow(t.url, wf, CHAIN_PHASES, 0, 0, err, sizeof err) != 0)
         goto done;
     if (warm > 0) {
         snprintf(prefix, sizeof prefix, "warm%d", run);
@@ -497,15 +495,15 @@ static int w1_family(const workload_config_t *cfg, w1_kind_t kind, int workers, 
             goto done;
         sleep_ms(1000);
     }
-    json_t *load = loadavg_json();
+    json_t *load = workload_loadavg_json();
     snprintf(prefix, sizeof prefix, "%s-r%d", name, run);
     progress(cfg, "%s run %d: %d executions, %ld submits in flight", name, run, n, cfg->inflight);
-    pid_t profiler = profiler_start(cfg, &t);
+    pid_t profiler = workload_profiler_start(cfg, t.stack ? stack_broker_pid(t.stack) : 0);
     cpu_snapshot_t c0 = cpu_snapshot(&t);
     int brc = checked_batch(cfg, &t, wf, prefix, n, (int)cfg->inflight, 0, name, &b, &v, err,
                             sizeof err);
     cpu_snapshot_t c1 = cpu_snapshot(&t);
-    profiler_stop(profiler);
+    workload_profiler_stop(profiler);
     if (brc != 0) {
         json_decref(load);
         goto done;
@@ -604,7 +602,7 @@ int workload_w2(const workload_config_t *cfg, int slots, int run, json_t *result
     verify_result_t warmv = {0}, v = {0};
     char wf[64], prefix[64];
     snprintf(wf, sizeof wf, "bench-w2-%dms", phase_ms);
-    if (create_workflow(&t, wf, CHAIN_PHASES, phase_ms, 0, err, sizeof err) != 0)
+    if (workload_create_workflow(t.url, wf, CHAIN_PHASES, phase_ms, 0, err, sizeof err) != 0)
         goto done;
     if (warm > 0) {
         snprintf(prefix, sizeof prefix, "warm%d", run);
@@ -613,7 +611,7 @@ int workload_w2(const workload_config_t *cfg, int slots, int run, json_t *result
             goto done;
         sleep_ms(1000);
     }
-    json_t *load = loadavg_json();
+    json_t *load = workload_loadavg_json();
     snprintf(prefix, sizeof prefix, "w2-s%d-r%d", slots, run);
     cpu_snapshot_t c0 = cpu_snapshot(&t);
     int brc = checked_batch(cfg, &t, wf, prefix, n, (int)cfg->inflight, phase_ms, "w2", &b, &v,
@@ -775,7 +773,7 @@ int workload_wrk(const workload_config_t *cfg, int run, json_t *results)
     batch_t b = {0};
     verify_result_t v = {0};
     const char *wf = "bench-w1";
-    if (create_workflow(&t, wf, CHAIN_PHASES, 0, 0, err, sizeof err) != 0 ||
+    if (workload_create_workflow(t.url, wf, CHAIN_PHASES, 0, 0, err, sizeof err) != 0 ||
         checked_batch(cfg, &t, wf, "wrk", 200, (int)cfg->inflight, 0, "wrk setup", &b, &v, err,
                       sizeof err) != 0)
         goto done;
@@ -800,7 +798,7 @@ int workload_wrk(const workload_config_t *cfg, int run, json_t *results)
     json_object_set_new(o, "run", json_integer(run));
     json_object_set_new(o, "connections", json_integer(cfg->wrk_connections));
     json_object_set_new(o, "seconds", json_integer(cfg->wrk_seconds));
-    json_object_set_new(o, "loadavg_before", loadavg_json());
+    json_object_set_new(o, "loadavg_before", workload_loadavg_json());
     /* One connection, one request at a time: both clients on both servers. */
     struct {
         const char *key;
@@ -918,7 +916,7 @@ int workload_deadworker(const workload_config_t *cfg, int run, json_t *results)
     int port;
     const char *wf = "bench-dead";
     /* One phase long enough to be killed in the middle of. */
-    if (create_workflow(&t, wf, 1, 600000, 3, err, sizeof err) != 0)
+    if (workload_create_workflow(t.url, wf, 1, 600000, 3, err, sizeof err) != 0)
         goto done;
     hclient_parse_url(t.url, host, sizeof host, &port);
     hc = hclient_new(host, port);
