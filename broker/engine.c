@@ -850,7 +850,7 @@ void broker_engine_on_worker_from(broker_engine_t *self, const void *identity,
         if (type != SYN_MSG_DISCONNECT)
             engine_send_to_worker(self, identity, identity_len, SYN_MSG_DISCONNECT, json_object());
     } else {
-        worker->last_seen_ms = now_ms;
+        broker_workers_seen(self->workers, worker, now_ms);
         worker->last_heartbeat_at = syn_now_us();
         switch (type) {
         case SYN_MSG_HEARTBEAT:
