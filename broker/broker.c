@@ -299,6 +299,7 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
     if (!self->pub)
         goto fail;
     int64_t now = syn_mono_ms();
+    broker_engine_adoption_open(self->engine, now);
     self->next_heartbeat_ms = now;
     self->next_tick_ms = now + TICK_MS;
     return self;

@@ -123,6 +123,10 @@ void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
  * backstops, retry back-offs that ended, PhaseOutput that waited for the rate
  * limit. */
 void broker_engine_tick(broker_engine_t *self, int64_t now_ms);
+/* The adoption window of the attempts a restart found running starts now, when
+ * the workers can reach the broker again (deadlines.c): reloading many
+ * executions takes seconds that their READYs could not use. */
+void broker_engine_adoption_open(broker_engine_t *self, int64_t now_ms);
 /* Queues a HEARTBEAT for every registered worker. */
 void broker_engine_heartbeat(broker_engine_t *self);
 /* Assigns queued phases to free worker slots, oldest first (dispatch.c). */

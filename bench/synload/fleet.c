@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +29,8 @@
 #include "common/clock.h"
 
 #define HEALTH_TIMEOUT_MS 120000
+/* The restart's phases: longer than any restart; finished on demand. */
+#define RESTART_PHASE_MS 3600000
 #define HIST_MAX 32
 
 static void nap_ms(long ms)
@@ -128,50 +131,101 @@ static double quantile_ms(const scrape_t *a, const scrape_t *b, double q)
 
 /* --- submitting at a pace, and waiting for the end --------------------------- */
 
+/* Submits go over SUBMITTERS keep-alive connections, each a thread of its own
+ * pacing its share: one blocking connection does not reach the rate a
+ * thousand workers need on a loaded machine. */
+#define SUBMITTERS 4
+
 typedef struct {
-    hclient_t *submit, *probe;
+    char host[64];
+    int port;
+    hclient_t *probe;
     const char *workflow;
     batch_t batch;
     int submitted;
 } submitter_t;
 
-/* Submits count executions at rate per second (0: as fast as one connection
- * goes); every second, when samples is not NULL, the slots busy. */
+typedef struct {
+    submitter_t *s;
+    const char *prefix;
+    int first, count, lane;
+    double rate;
+    int64_t start_us;
+    char err[512];
+    int rc;
+} lane_t;
+
+static void *lane_run(void *arg)
+{
+    lane_t *l = arg;
+    submitter_t *s = l->s;
+    char path[160], body[160];
+    snprintf(path, sizeof path, "/workflows/%s/execute", s->workflow);
+    hclient_t *hc = hclient_new(s->host, s->port);
+    l->rc = hc ? 0 : -1;
+    for (int k = l->lane; l->rc == 0 && k < l->count; k += SUBMITTERS) {
+        int i = l->first + k;
+        int64_t due = l->start_us + (l->rate > 0 ? (int64_t)(k * 1e6 / l->rate) : 0);
+        int64_t now = syn_mono_us();
+        if (due > now)
+            nap_ms((long)((due - now) / 1000));
+        snprintf(s->batch.tasks[i], sizeof s->batch.tasks[i], "%s-%d", l->prefix, i);
+        snprintf(body, sizeof body, "{\"task\":\"%s\"}", s->batch.tasks[i]);
+        s->batch.submit_us[i] = syn_now_us();
+        int code = hclient_request(hc, "POST", path, body, 30000);
+        if (code != 200 || batch_json_string(hclient_body(hc, NULL), "execution_id",
+                                             s->batch.ids[i], sizeof s->batch.ids[i]) != 0) {
+            snprintf(l->err, sizeof l->err, "POST %s answered %d: %.300s", path, code,
+                     code > 0 ? hclient_body(hc, NULL) : hclient_error(hc));
+            l->rc = -1;
+        }
+        s->batch.accepted_us[i] = syn_now_us();
+    }
+    hclient_destroy(&hc);
+    return NULL;
+}
+
+/* Submits count executions at rate per second (0: as fast as the connections
+ * go); meanwhile, when samples is not NULL, the broker's gauges every second. */
 static int submit_paced(submitter_t *s, const char *prefix, int count, double rate,
                         scrape_t *samples, int *nsamples, int max_samples, char *err,
                         size_t errlen)
 {
-    char path[160], body[160];
-    snprintf(path, sizeof path, "/workflows/%s/execute", s->workflow);
-    int64_t start = syn_mono_us(), next_sample = syn_mono_ms() + 1000;
-    for (int k = 0; k < count; k++) {
-        int i = s->submitted;
-        if (i >= s->batch.n) {
-            snprintf(err, errlen, "more executions than planned");
-            return -1;
-        }
-        int64_t due = start + (rate > 0 ? (int64_t)(k * 1e6 / rate) : 0);
+    if (s->submitted + count > s->batch.n) {
+        snprintf(err, errlen, "more executions than planned");
+        return -1;
+    }
+    lane_t lanes[SUBMITTERS];
+    pthread_t threads[SUBMITTERS];
+    int64_t start = syn_mono_us();
+    int started = 0;
+    for (int t = 0; t < SUBMITTERS; t++) {
+        lanes[t] = (lane_t){.s = s, .prefix = prefix, .first = s->submitted, .count = count,
+                            .lane = t, .rate = rate, .start_us = start};
+        if (pthread_create(&threads[t], NULL, lane_run, &lanes[t]) != 0)
+            break;
+        started++;
+    }
+    int64_t end = start + (rate > 0 ? (int64_t)(count * 1e6 / rate) : 0);
+    for (int64_t next = start + 1000000; samples && next < end; next += 1000000) {
         int64_t now = syn_mono_us();
-        if (due > now)
-            nap_ms((long)((due - now) / 1000));
-        snprintf(s->batch.tasks[i], sizeof s->batch.tasks[i], "%s-%d", prefix, i);
-        snprintf(body, sizeof body, "{\"task\":\"%s\"}", s->batch.tasks[i]);
-        s->batch.submit_us[i] = syn_now_us();
-        int code = hclient_request(s->submit, "POST", path, body, 30000);
-        if (code != 200 || batch_json_string(hclient_body(s->submit, NULL), "execution_id",
-                                             s->batch.ids[i], sizeof s->batch.ids[i]) != 0) {
-            snprintf(err, errlen, "POST %s answered %d: %.300s", path, code,
-                     code > 0 ? hclient_body(s->submit, NULL) : hclient_error(s->submit));
-            return -1;
-        }
-        s->batch.accepted_us[i] = syn_now_us();
-        s->submitted++;
-        if (samples && *nsamples < max_samples && syn_mono_ms() >= next_sample) {
+        if (next > now)
+            nap_ms((long)((next - now) / 1000));
+        if (*nsamples < max_samples)
             samples[(*nsamples)++] = scrape(s->probe);
-            next_sample += 1000;
+    }
+    int rc = started == SUBMITTERS ? 0 : -1;
+    if (rc != 0)
+        snprintf(err, errlen, "cannot start the submitting threads");
+    for (int t = 0; t < started; t++) {
+        pthread_join(threads[t], NULL);
+        if (lanes[t].rc != 0 && rc == 0) {
+            snprintf(err, errlen, "%s", lanes[t].err);
+            rc = -1;
         }
     }
-    return 0;
+    s->submitted += count;
+    return rc;
 }
 
 /* Until the active list is empty (every execution submitted so far finished). */
@@ -272,12 +326,11 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
     }
     int slots = (int)cfg->fleet_slots;
     int total = workers * slots;
-    /* The phase length that keeps 80 % of the slots busy at the chosen rate. */
-    int phase_ms = (int)lround(0.8 * total / cfg->fleet_rate * 1000);
-    if (phase_ms < 1)
-        phase_ms = 1;
-    say(cfg, "run %d: %d workers x %d slots, phases of %d ms at %.0f/s", run, workers, slots,
-        phase_ms, cfg->fleet_rate);
+    /* The rate of phases that keeps 80 % of the slots busy. */
+    int phase_ms = (int)cfg->fleet_phase_ms;
+    double rate = 0.8 * total / (phase_ms / 1000.0);
+    say(cfg, "run %d: %d workers x %d slots, phases of %d ms at %.1f/s", run, workers, slots,
+        phase_ms, rate);
     synstack_options_t opts = {
         .bin_dir = cfg->bin_dir,
         .workers = 0,
@@ -298,11 +351,8 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
     fleet_sim_t *fleet = NULL;
     submitter_t s = {0};
     json_t *o = json_object();
-    char host[64];
-    int port;
-    hclient_parse_url(stack_url(stack), host, sizeof host, &port);
-    s.submit = hclient_new(host, port);
-    s.probe = hclient_new(host, port);
+    hclient_parse_url(stack_url(stack), s.host, sizeof s.host, &s.port);
+    s.probe = hclient_new(s.host, s.port);
     json_object_set_new(o, "workload", json_string("fleet"));
     json_object_set_new(o, "run", json_integer(run));
     json_object_set_new(o, "workers", json_integer(workers));
@@ -359,9 +409,9 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
     char wf[64];
     snprintf(wf, sizeof wf, "fleet-%dms", phase_ms);
     s.workflow = wf;
-    int warm = (int)lround(cfg->fleet_rate * (phase_ms / 1000.0 + 2));
-    int measured = (int)lround(cfg->fleet_rate * (double)cfg->fleet_seconds);
-    int restart_n = cfg->fleet_restart_ms > 0 ? (int)lround(0.8 * total) : 0;
+    int warm = (int)lround(rate * (phase_ms / 1000.0 + 2));
+    int measured = (int)lround(rate * (double)cfg->fleet_seconds);
+    int restart_n = cfg->fleet_restart ? (int)lround(0.8 * total) : 0;
     if (batch_alloc(&s.batch, warm + measured + restart_n) != 0 ||
         workload_create_workflow(stack_url(stack), wf, 1, phase_ms, 0, err, sizeof err) != 0)
         goto done;
@@ -369,12 +419,12 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
     snprintf(prefix, sizeof prefix, "fleet%d-r%d", workers, run);
     scrape_t samples[600];
     int nsamples = 0;
-    if (submit_paced(&s, prefix, warm, cfg->fleet_rate, NULL, NULL, 0, err, sizeof err) != 0)
+    if (submit_paced(&s, prefix, warm, rate, NULL, NULL, 0, err, sizeof err) != 0)
         goto done;
     scrape_t h0 = scrape(s.probe);
     double bb0 = proc_cpu_s(broker);
     w0 = syn_mono_us();
-    if (submit_paced(&s, prefix, measured, cfg->fleet_rate, samples, &nsamples,
+    if (submit_paced(&s, prefix, measured, rate, samples, &nsamples,
                      (int)(sizeof samples / sizeof *samples), err, sizeof err) != 0)
         goto done;
     scrape_t h1 = scrape(s.probe);
@@ -391,7 +441,7 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
     }
     json_object_set_new(o, "ready_depth_mean", json_real(nsamples ? depth / nsamples : -1));
     json_object_set_new(o, "phase_ms", json_integer(phase_ms));
-    json_object_set_new(o, "rate_per_s", json_real(cfg->fleet_rate));
+    json_object_set_new(o, "rate_per_s", json_real(rate));
     json_object_set_new(o, "submitted_per_s", json_real(measured / wall));
     json_object_set_new(o, "busy_pct", json_real(nsamples ? 100 * busy / nsamples : -1));
     json_object_set_new(o, "dispatches", json_real(h1.count - h0.count));
@@ -404,11 +454,12 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
         check_from(&s, 0, stack_db_path(stack), phase_ms, err, sizeof err) != 0)
         goto done;
 
-    /* Restart: 80 % of the slots run phases long enough to outlast it; the
-     * broker is killed (-9) and started again; the workers' next heartbeats get
-     * DISCONNECT, they say READY with what they run and the broker adopts it. */
+    /* Restart: 80 % of the slots run phases that last until the fleet is told
+     * to finish them (after the adoption is measured); the broker is killed
+     * (-9) and started again; the workers' next heartbeats get DISCONNECT,
+     * they say READY with what they run and the broker adopts it. */
     if (restart_n > 0) {
-        int rphase = (int)cfg->fleet_restart_ms;
+        int rphase = RESTART_PHASE_MS;
         char rwf[64], rprefix[64];
         snprintf(rwf, sizeof rwf, "fleet-restart-%dms", rphase);
         snprintf(rprefix, sizeof rprefix, "fleet%d-r%d-restart", workers, run);
@@ -418,7 +469,7 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
         int first = s.submitted;
         if (submit_paced(&s, rprefix, restart_n, 0, NULL, NULL, 0, err, sizeof err) != 0)
             goto done;
-        int64_t until = syn_mono_ms() + 30000;
+        int64_t until = syn_mono_ms() + 120000;
         scrape_t before;
         do {
             before = scrape(s.probe);
@@ -444,6 +495,7 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
             nap_ms(20);
         }
         fleet_sim_stats_t st1 = fleet_sim_stats(fleet);
+        fleet_sim_finish_all(fleet);
         json_object_set_new(o, "restart_running", json_real(before.slots_busy));
         json_object_set_new(o, "restart_registered_ms", json_real(registered_ms));
         json_object_set_new(o, "restart_adopted_ms", json_real(adopted_ms));
@@ -466,6 +518,7 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
     }
     fleet_sim_stats_t st = fleet_sim_stats(fleet);
     json_object_set_new(o, "fleet_send_failures", json_integer((json_int_t)st.send_failures));
+    json_object_set_new(o, "fleet_reconnects", json_integer((json_int_t)st.reconnects));
     json_object_set_new(o, "loadavg_after", workload_loadavg_json());
     json_object_set_new(o, "checked", json_integer(s.submitted));
     json_array_append(results, o);
@@ -474,7 +527,6 @@ done:
     if (rc != 0)
         fprintf(stderr, "synload: fleet run %d (%d workers) FAILED: %s\n", run, workers, err);
     fleet_sim_stop(&fleet);
-    hclient_destroy(&s.submit);
     hclient_destroy(&s.probe);
     batch_clear(&s.batch);
     json_decref(o);

@@ -19,6 +19,12 @@
 #define RECONNECT_IVL_MAX_MS 1000
 /* The loop's longest sleep: due results are looked for this often at least. */
 #define POLL_MAX_MS 5
+/* A broker silent for LIVENESS heartbeats: the socket is dropped and a fresh one
+ * made after a back-off of BACKOFF_FIRST_MS doubling to BACKOFF_MAX_MS, with
+ * READY first, as syn-worker does (worker/broker_conn.c). */
+#define LIVENESS 3
+#define BACKOFF_FIRST_MS 250
+#define BACKOFF_MAX_MS 8000
 
 typedef struct {
     char *execution_id, *phase_id;
@@ -34,6 +40,9 @@ typedef struct {
     sim_attempt_t *att;
     size_t count, cap;
     int64_t last_send_ms;
+    int64_t last_heard_ms;  /* the broker's last message (or the socket's making) */
+    int64_t reconnect_at;   /* without a socket: when to make the next one */
+    int64_t backoff_ms;
 } sim_worker_t;
 
 struct fleet_sim_t {
@@ -45,6 +54,7 @@ struct fleet_sim_t {
     pthread_t thread;
     bool running;
     atomic_bool stop;
+    atomic_bool finish_all;
     pthread_mutex_t lock;
     fleet_sim_stats_t stats;   /* the thread's, published under lock */
     fleet_sim_stats_t shown;
@@ -175,6 +185,8 @@ static void receive(fleet_sim_t *self, sim_worker_t *w, int64_t now_us)
         int rc = syn_msg_recv(w->sock, &msg, NULL, NULL, err, sizeof err);
         if (rc == -1)
             return;
+        w->last_heard_ms = now_us / 1000;
+        w->backoff_ms = BACKOFF_FIRST_MS;
         if (rc == -2) {
             fprintf(stderr, "synload: fleet %s: invalid message: %s\n", w->name, err);
             continue;
@@ -209,6 +221,34 @@ static void receive(fleet_sim_t *self, sim_worker_t *w, int64_t now_us)
     }
 }
 
+static void *make_socket(fleet_sim_t *self, sim_worker_t *w, char *err, size_t errlen);
+
+/* The Paranoid Pirate recovery of syn-worker: a broker silent for LIVENESS
+ * heartbeats loses the socket; after the back-off a fresh one says READY. */
+static void reconnect_when_silent(fleet_sim_t *self, int i, int64_t now_ms)
+{
+    sim_worker_t *w = &self->w[i];
+    if (w->sock && now_ms - w->last_heard_ms > (int64_t)self->opts.heartbeat_ms * LIVENESS) {
+        zmq_close(w->sock);
+        w->sock = NULL;
+        self->items[i] = (zmq_pollitem_t){NULL, -1, 0, 0};
+        w->reconnect_at = now_ms + w->backoff_ms;
+        w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
+        self->stats.reconnects++;
+    }
+    if (!w->sock && now_ms >= w->reconnect_at) {
+        char err[256];
+        w->sock = make_socket(self, w, err, sizeof err);
+        if (!w->sock) {
+            w->reconnect_at = now_ms + w->backoff_ms;
+            return;
+        }
+        self->items[i] = (zmq_pollitem_t){w->sock, 0, ZMQ_POLLIN, 0};
+        w->last_heard_ms = now_ms;
+        send_ready(self, w, now_ms);
+    }
+}
+
 static void *run(void *arg)
 {
     fleet_sim_t *self = arg;
@@ -226,10 +266,17 @@ static void *run(void *arg)
             break;
         now_us = syn_mono_us();
         int64_t now_ms = now_us / 1000;
+        if (atomic_exchange(&self->finish_all, false))
+            for (int i = 0; i < n; i++)
+                for (size_t k = 0; k < self->w[i].count; k++)
+                    self->w[i].att[k].due_us = now_us;
         for (int i = 0; i < n; i++) {
             sim_worker_t *w = &self->w[i];
-            if (self->items[i].revents & ZMQ_POLLIN)
+            if (w->sock && (self->items[i].revents & ZMQ_POLLIN))
                 receive(self, w, now_us);
+            reconnect_when_silent(self, i, now_ms);
+            if (!w->sock)
+                continue;
             for (size_t k = 0; k < w->count; k++)
                 if (!w->att[k].done && w->att[k].due_us <= now_us)
                     send_result(self, w, &w->att[k], "completed", now_ms);
@@ -332,6 +379,8 @@ fleet_sim_t *fleet_sim_start(const fleet_sim_options_t *opts, char *err, size_t 
         if (!w->sock)
             goto fail;
         self->items[i] = (zmq_pollitem_t){w->sock, 0, ZMQ_POLLIN, 0};
+        w->last_heard_ms = now_ms;
+        w->backoff_ms = BACKOFF_FIRST_MS;
         send_ready(self, w, now_ms);
         /* Heartbeats spread over the interval, as independent workers' are. */
         w->last_send_ms = now_ms - (int64_t)i * opts->heartbeat_ms / n;
@@ -370,6 +419,11 @@ void fleet_sim_stop(fleet_sim_t **self_p)
     free(self->items);
     free(self);
     *self_p = NULL;
+}
+
+void fleet_sim_finish_all(fleet_sim_t *self)
+{
+    atomic_store(&self->finish_all, true);
 }
 
 fleet_sim_stats_t fleet_sim_stats(fleet_sim_t *self)

@@ -28,7 +28,7 @@ typedef struct {
 
 typedef struct {
     uint64_t assigns, results_sent, acks, readys, disconnects, cancels, heartbeats_sent;
-    uint64_t send_failures;
+    uint64_t send_failures, reconnects; /* reconnects: fresh sockets after silence */
     int64_t held;              /* attempts held now (running or result not yet acked) */
 } fleet_sim_stats_t;
 
@@ -40,5 +40,8 @@ fleet_sim_t *fleet_sim_start(const fleet_sim_options_t *opts, char *err, size_t 
 /* Stops the thread, closes every socket (no DISCONNECT: as if killed). */
 void fleet_sim_stop(fleet_sim_t **self_p);
 fleet_sim_stats_t fleet_sim_stats(fleet_sim_t *self);
+/* Every attempt held now finishes at once (its result sent on the next turn),
+ * whatever its phase's length: the restart's phases run until this. */
+void fleet_sim_finish_all(fleet_sim_t *self);
 
 #endif

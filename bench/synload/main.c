@@ -166,8 +166,8 @@ int main(int argc, char **argv)
     const char *profile_cmd = NULL;
     const char *w2_slots = "4,8,16,64", *scale_workers = "1,2,4,8", *latency_dir = NULL;
     const char *fleet_workers = "10,100,300,1000";
-    long fleet_slots = 4, fleet_rate = 200, fleet_seconds = 20, fleet_idle_s = 10;
-    long fleet_restart_ms = 30000;
+    long fleet_slots = 4, fleet_phase_ms = 10000, fleet_seconds = 20, fleet_idle_s = 10;
+    bool fleet_no_restart = false;
     const char *client = "synload", *hello = NULL, *track = "auto";
     bool json = false, smoke = false, keep = false;
     long runs = 3, executions = 0, warmup = -1, inflight = 16, workers = 2, slots = 16;
@@ -215,16 +215,15 @@ int main(int argc, char **argv)
          &fleet_workers, 0, 0},
         {"fleet-slots", SYN_FLAG_INT, "N", "fleet: slots of each simulated worker", &fleet_slots,
          1, 1024},
-        {"fleet-rate", SYN_FLAG_INT, "N",
-         "fleet: phases submitted per second; each phase lasts what keeps 80 % of the slots busy",
-         &fleet_rate, 1, 100000},
+        {"fleet-phase-ms", SYN_FLAG_INT, "MS",
+         "fleet: length of a phase; phases come at the rate that keeps 80 % of the slots busy",
+         &fleet_phase_ms, 1, 3600000},
         {"fleet-seconds", SYN_FLAG_INT, "S", "fleet: the measured busy window", &fleet_seconds, 1,
          3600},
         {"fleet-idle-s", SYN_FLAG_INT, "S", "fleet: the idle window (broker CPU)", &fleet_idle_s,
          1, 3600},
-        {"fleet-restart-ms", SYN_FLAG_INT, "MS",
-         "fleet: phase length while the broker restarts (0: no restart)", &fleet_restart_ms, 0,
-         3600000},
+        {"fleet-no-restart", SYN_FLAG_BOOL, NULL, "fleet: leave the broker restart out",
+         &fleet_no_restart, 0, 0},
         {"wrk-seconds", SYN_FLAG_INT, "S", "wrk: duration of each run", &wrk_seconds, 1, 600},
         {"wrk-connections", SYN_FLAG_INT, "N", "wrk: connections", &wrk_connections, 1, 10000},
         {"idle-ms", SYN_FLAG_INT, "MS", "idle time before reading RSS", &idle_ms, 0, 600000},
@@ -348,10 +347,10 @@ int main(int argc, char **argv)
         .wrk_connections = wrk_connections,
         .idle_ms = idle_ms,
         .fleet_slots = fleet_slots,
-        .fleet_rate = (double)fleet_rate,
+        .fleet_phase_ms = fleet_phase_ms,
         .fleet_seconds = fleet_seconds,
         .fleet_idle_s = fleet_idle_s,
-        .fleet_restart_ms = fleet_restart_ms,
+        .fleet_restart = !fleet_no_restart,
         .stop = &stop_requested,
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -43,10 +43,10 @@ typedef struct {
     long wrk_connections;
     long idle_ms;              /* pause before reading RSS */
     long fleet_slots;          /* fleet: slots of each simulated worker */
-    double fleet_rate;         /* fleet: phases submitted per second (80 % busy) */
+    long fleet_phase_ms;       /* fleet: phase length (phases come at 80 % of the slots) */
     long fleet_seconds;        /* fleet: the measured busy window */
     long fleet_idle_s;         /* fleet: the idle window (broker CPU) */
-    long fleet_restart_ms;     /* fleet: phase length for the restart (0: no restart) */
+    bool fleet_restart;        /* fleet: measure a broker restart */
     volatile sig_atomic_t *stop;
 } workload_config_t;
 
