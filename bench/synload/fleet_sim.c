@@ -54,7 +54,7 @@ struct fleet_sim_t {
     pthread_t thread;
     bool running;
     atomic_bool stop;
-    atomic_bool finish_all;
+    atomic_bool finish_all;  /* from now on every attempt finishes at once */
     pthread_mutex_t lock;
     fleet_sim_stats_t stats;   /* the thread's, published under lock */
     fleet_sim_stats_t shown;
@@ -160,9 +160,10 @@ static void on_assign(fleet_sim_t *self, sim_worker_t *w, const json_t *f, int64
         w->cap = cap;
     }
     size_t size = strlen(phase) + strlen(prompt) + 32;
-    sim_attempt_t a = {strdup(exec), strdup(phase), attempt,
-                       now_us + mock_sleep_ms(prompt, self->opts.delay_ms) * 1000, malloc(size),
-                       false};
+    int64_t due = atomic_load(&self->finish_all)
+                      ? now_us
+                      : now_us + mock_sleep_ms(prompt, self->opts.delay_ms) * 1000;
+    sim_attempt_t a = {strdup(exec), strdup(phase), attempt, due, malloc(size), false};
     if (!a.execution_id || !a.phase_id || !a.output) {
         attempt_clear(&a);
         return;
@@ -266,7 +267,7 @@ static void *run(void *arg)
             break;
         now_us = syn_mono_us();
         int64_t now_ms = now_us / 1000;
-        if (atomic_exchange(&self->finish_all, false))
+        if (atomic_load(&self->finish_all))
             for (int i = 0; i < n; i++)
                 for (size_t k = 0; k < self->w[i].count; k++)
                     self->w[i].att[k].due_us = now_us;

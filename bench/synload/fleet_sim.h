@@ -40,8 +40,9 @@ fleet_sim_t *fleet_sim_start(const fleet_sim_options_t *opts, char *err, size_t 
 /* Stops the thread, closes every socket (no DISCONNECT: as if killed). */
 void fleet_sim_stop(fleet_sim_t **self_p);
 fleet_sim_stats_t fleet_sim_stats(fleet_sim_t *self);
-/* Every attempt held now finishes at once (its result sent on the next turn),
- * whatever its phase's length: the restart's phases run until this. */
+/* Every attempt held now, and every one assigned later, finishes at once (its
+ * result sent on the next turn), whatever its phase's length: the restart's
+ * phases run until this (and any the broker requeued after losing it). */
 void fleet_sim_finish_all(fleet_sim_t *self);
 
 #endif
