@@ -12,6 +12,7 @@
 #include "bench/synload/batch.h"
 #include "bench/synload/fleet_sim.h"
 #include "bench/synload/hclient.h"
+#include "bench/synload/localproc.h"
 #include "bench/synload/stack.h"
 #include "bench/synload/verify.h"
 #include "bench/synload/workloads.h"
@@ -20,7 +21,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,27 +32,6 @@
 /* The restart's phases: longer than any restart; finished on demand. */
 #define RESTART_PHASE_MS 3600000
 #define HIST_MAX 32
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
-
-static void say(const workload_config_t *cfg, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void say(const workload_config_t *cfg, const char *fmt, ...)
-{
-    if (cfg->quiet)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "synload: fleet: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 /* --- the broker's figures, from the gateway's GET /metrics ------------------ */
 
@@ -168,7 +147,7 @@ static void *lane_run(void *arg)
         int64_t due = l->start_us + (l->rate > 0 ? (int64_t)(k * 1e6 / l->rate) : 0);
         int64_t now = syn_mono_us();
         if (due > now)
-            nap_ms((long)((due - now) / 1000));
+            localproc_sleep_ms((int)((due - now) / 1000));
         snprintf(s->batch.tasks[i], sizeof s->batch.tasks[i], "%s-%d", l->prefix, i);
         snprintf(body, sizeof body, "{\"task\":\"%s\"}", s->batch.tasks[i]);
         s->batch.submit_us[i] = syn_now_us();
@@ -210,7 +189,7 @@ static int submit_paced(submitter_t *s, const char *prefix, int count, double ra
     for (int64_t next = start + 1000000; samples && next < end; next += 1000000) {
         int64_t now = syn_mono_us();
         if (next > now)
-            nap_ms((long)((next - now) / 1000));
+            localproc_sleep_ms((int)((next - now) / 1000));
         if (*nsamples < max_samples)
             samples[(*nsamples)++] = scrape(s->probe);
     }
@@ -242,7 +221,7 @@ static int wait_idle(submitter_t *s, int timeout_s, volatile sig_atomic_t *stop,
             snprintf(err, errlen, "executions still active after %d s", timeout_s);
             return -1;
         }
-        nap_ms(50);
+        localproc_sleep_ms(50);
     }
     for (int i = 0; i < s->submitted; i++)
         s->batch.final_status[i] = '?';
@@ -329,7 +308,8 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
     /* The rate of phases that keeps 80 % of the slots busy. */
     int phase_ms = (int)cfg->fleet_phase_ms;
     double rate = 0.8 * total / (phase_ms / 1000.0);
-    say(cfg, "run %d: %d workers x %d slots, phases of %d ms at %.1f/s", run, workers, slots,
+    workload_progress(cfg, "fleet: run %d: %d workers x %d slots, phases of %d ms at %.1f/s",
+                      run, workers, slots,
         phase_ms, rate);
     synstack_options_t opts = {
         .bin_dir = cfg->bin_dir,
@@ -360,7 +340,7 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
     json_object_set_new(o, "loadavg_before", workload_loadavg_json());
 
     /* Memory without workers, then with them. */
-    nap_ms(500);
+    localproc_sleep_ms(500);
     pid_t broker = stack_broker_pid(stack), gateway = stack_gateway_pid(stack);
     mem_t broker0 = mem_of(broker), gateway0 = mem_of(gateway);
     char secret[512], key[512];
@@ -384,15 +364,16 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
     json_object_set_new(o, "register_ms", json_real((double)(syn_mono_us() - t0) / 1e3));
 
     /* Idle: heartbeats both ways and the liveness checks, nothing else. */
-    nap_ms(2000);
+    localproc_sleep_ms(2000);
     double idle_s = (double)cfg->fleet_idle_s;
     pid_t profiler = workload_profiler_start(cfg, broker);
     double b0 = proc_cpu_s(broker), g0 = proc_cpu_s(gateway);
     int64_t w0 = syn_mono_us();
-    nap_ms((long)(idle_s * 1000));
+    localproc_sleep_ms((int)(idle_s * 1000));
     double wall = (double)(syn_mono_us() - w0) / 1e6;
     workload_profiler_stop(profiler);
-    json_object_set_new(o, "idle_broker_cpu_pct", json_real(100 * (proc_cpu_s(broker) - b0) / wall));
+    json_object_set_new(o, "idle_broker_cpu_pct",
+                        json_real(100 * (proc_cpu_s(broker) - b0) / wall));
     json_object_set_new(o, "idle_gateway_cpu_pct",
                         json_real(100 * (proc_cpu_s(gateway) - g0) / wall));
     mem_t broker1 = mem_of(broker), gateway1 = mem_of(gateway);
@@ -400,7 +381,7 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
     workload_add_memory(o, "gateway", gateway);
     add_per_worker(o, "broker", broker0, broker1, workers);
     add_per_worker(o, "gateway", gateway0, gateway1, workers);
-    say(cfg, "idle: broker %.1f %% of a core; %.1f KiB RSS per worker",
+    workload_progress(cfg, "fleet: idle: broker %.1f %% of a core; %.1f KiB RSS per worker",
         json_real_value(json_object_get(o, "idle_broker_cpu_pct")),
         (double)(broker1.rss - broker0.rss) / workers);
 
@@ -429,7 +410,8 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
         goto done;
     scrape_t h1 = scrape(s.probe);
     wall = (double)(syn_mono_us() - w0) / 1e6;
-    json_object_set_new(o, "busy_broker_cpu_pct", json_real(100 * (proc_cpu_s(broker) - bb0) / wall));
+    json_object_set_new(o, "busy_broker_cpu_pct",
+                        json_real(100 * (proc_cpu_s(broker) - bb0) / wall));
     if (!h0.ok || !h1.ok) {
         snprintf(err, sizeof err, "the gateway's /metrics has no syn_dispatch_seconds");
         goto done;
@@ -447,7 +429,8 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
     json_object_set_new(o, "dispatches", json_real(h1.count - h0.count));
     json_object_set_new(o, "dispatch_p50_ms", json_real(quantile_ms(&h0, &h1, 0.50)));
     json_object_set_new(o, "dispatch_p99_ms", json_real(quantile_ms(&h0, &h1, 0.99)));
-    say(cfg, "busy %.0f %%: dispatch p50 %.3f ms p99 %.3f ms over %.0f dispatches",
+    workload_progress(cfg,
+                      "fleet: busy %.0f %%: dispatch p50 %.3f ms p99 %.3f ms over %.0f dispatches",
         nsamples ? 100 * busy / nsamples : -1.0, quantile_ms(&h0, &h1, 0.50),
         quantile_ms(&h0, &h1, 0.99), h1.count - h0.count);
     if (wait_idle(&s, (int)cfg->timeout_s, cfg->stop, err, sizeof err) != 0 ||
@@ -473,7 +456,7 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
         scrape_t before;
         do {
             before = scrape(s.probe);
-            nap_ms(50);
+            localproc_sleep_ms(50);
         } while (before.slots_busy < restart_n && syn_mono_ms() < until);
         fleet_sim_stats_t st0 = fleet_sim_stats(fleet);
         int64_t killed = syn_mono_us();
@@ -492,16 +475,19 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
                 registered_ms = t;
             if (registered_ms >= 0 && after.slots_busy >= before.slots_busy)
                 adopted_ms = t;
-            nap_ms(20);
+            localproc_sleep_ms(20);
         }
         fleet_sim_stats_t st1 = fleet_sim_stats(fleet);
         fleet_sim_finish_all(fleet);
         json_object_set_new(o, "restart_running", json_real(before.slots_busy));
         json_object_set_new(o, "restart_registered_ms", json_real(registered_ms));
         json_object_set_new(o, "restart_adopted_ms", json_real(adopted_ms));
-        json_object_set_new(o, "restart_readys", json_integer((json_int_t)(st1.readys - st0.readys)));
-        say(cfg, "restart: %d workers registered after %.0f ms, %.0f running attempts adopted "
-                 "after %.0f ms", workers, registered_ms, before.slots_busy, adopted_ms);
+        json_object_set_new(o, "restart_readys",
+                            json_integer((json_int_t)(st1.readys - st0.readys)));
+        workload_progress(cfg,
+                          "fleet: restart: %d workers registered after %.0f ms, %.0f running "
+                          "attempts adopted after %.0f ms",
+                          workers, registered_ms, before.slots_busy, adopted_ms);
         if (adopted_ms < 0) {
             snprintf(err, sizeof err, "the restarted broker did not adopt the %.0f running "
                      "attempts within 120 s (it shows %.0f workers, %.0f busy)",

@@ -52,9 +52,7 @@ static void sleep_ms(long ms)
         ;
 }
 
-static void progress(const workload_config_t *cfg, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void progress(const workload_config_t *cfg, const char *fmt, ...)
+void workload_progress(const workload_config_t *cfg, const char *fmt, ...)
 {
     if (cfg->quiet)
         return;
@@ -427,7 +425,7 @@ static int run_w3(const workload_config_t *cfg, const target_t *t, const char *w
     uint32_t seed = 12345;
     for (int k = 0; k < count; k++)
         arg.picks[k] = (int)(next_random(&seed) % (uint32_t)b->n);
-    progress(cfg, "W3 run %d: %d sequential look-ups (%s)", run, count,
+    workload_progress(cfg, "W3 run %d: %d sequential look-ups (%s)", run, count,
              cfg->use_curl ? "libcurl" : "synload's HTTP client");
     cpu_snapshot_t c0 = cpu_snapshot(t);
     lookup_result_t lr;
@@ -453,7 +451,7 @@ static int run_w3(const workload_config_t *cfg, const target_t *t, const char *w
     json_object_set_new(o, "secs", json_real(lr.secs));
     add_cpu(o, t, c0, c1, lr.secs);
     json_array_append_new(results, o);
-    progress(cfg, "W3 run %d: %.0f look-ups/s", run, lr.per_s);
+    workload_progress(cfg, "W3 run %d: %.0f look-ups/s", run, lr.per_s);
     return 0;
 }
 
@@ -472,9 +470,9 @@ static int w1_family(const workload_config_t *cfg, w1_kind_t kind, int workers, 
     int warm = (int)(cfg->warmup >= 0 ? cfg->warmup : kind == KIND_FILL ? 0 : W1_WARMUP);
     target_t t;
     if (cfg->gateway)
-        progress(cfg, "%s run %d: using the stack at %s", name, run, cfg->gateway);
+        workload_progress(cfg, "%s run %d: using the stack at %s", name, run, cfg->gateway);
     else
-        progress(cfg, "%s run %d: starting a stack (%d workers x %ld slots)", name, run, workers,
+        workload_progress(cfg, "%s run %d: starting a stack (%d workers x %ld slots)", name, run, workers,
                  cfg->slots);
     if (target_open(cfg, workers, (int)cfg->slots, 0, &t, err, sizeof err) != 0) {
         fprintf(stderr, "synload: %s run %d FAILED: %s\n", name, run, err);
@@ -497,7 +495,7 @@ static int w1_family(const workload_config_t *cfg, w1_kind_t kind, int workers, 
     }
     json_t *load = workload_loadavg_json();
     snprintf(prefix, sizeof prefix, "%s-r%d", name, run);
-    progress(cfg, "%s run %d: %d executions, %ld submits in flight", name, run, n, cfg->inflight);
+    workload_progress(cfg, "%s run %d: %d executions, %ld submits in flight", name, run, n, cfg->inflight);
     pid_t profiler = workload_profiler_start(cfg, t.stack ? stack_broker_pid(t.stack) : 0);
     cpu_snapshot_t c0 = cpu_snapshot(&t);
     int brc = checked_batch(cfg, &t, wf, prefix, n, (int)cfg->inflight, 0, name, &b, &v, err,
@@ -529,13 +527,13 @@ static int w1_family(const workload_config_t *cfg, w1_kind_t kind, int workers, 
         /* Whether the gateway's event feed had gaps (it fell behind the broker) or its
          * view started over, which explains a memory number out of line. */
         json_t *gw = stack_stop_gateway(t.stack);
-        progress(cfg, "%s run %d: gateway event_gaps=%lld view_entries=%lld view_clears=%lld",
+        workload_progress(cfg, "%s run %d: gateway event_gaps=%lld view_entries=%lld view_clears=%lld",
                  name, run, json_integer_value(json_object_get(gw, "event_gaps")),
                  json_integer_value(json_object_get(gw, "view_entries")),
                  json_integer_value(json_object_get(gw, "view_clears")));
         json_object_set_new(o, "gateway_stats", gw);
     }
-    progress(cfg, "%s run %d: %.0f executions/s, p50 %.1f ms, p99 %.1f ms", name, run,
+    workload_progress(cfg, "%s run %d: %.0f executions/s, p50 %.1f ms, p99 %.1f ms", name, run,
              json_real_value(json_object_get(o, "exec_per_s")),
              json_real_value(json_object_get(o, "p50_ms")),
              json_real_value(json_object_get(o, "p99_ms")));
@@ -588,10 +586,10 @@ int workload_w2(const workload_config_t *cfg, int slots, int run, json_t *result
     }
     target_t t;
     if (cfg->gateway)
-        progress(cfg, "w2 run %d: %d slots assumed at %s, phases of %d ms", run, slots,
+        workload_progress(cfg, "w2 run %d: %d slots assumed at %s, phases of %d ms", run, slots,
                  cfg->gateway, phase_ms);
     else
-        progress(cfg, "w2 run %d: %d slots (%d worker%s), phases of %d ms", run, slots, workers,
+        workload_progress(cfg, "w2 run %d: %d slots (%d worker%s), phases of %d ms", run, slots, workers,
                  workers == 1 ? "" : "s", phase_ms);
     if (target_open(cfg, workers, slots / workers, 0, &t, err, sizeof err) != 0) {
         fprintf(stderr, "synload: w2 run %d FAILED: %s\n", run, err);
@@ -648,7 +646,7 @@ int workload_w2(const workload_config_t *cfg, int slots, int run, json_t *result
     json_object_set_new(o, "max_pct_possible", json_real(reachable));
     json_object_set_new(o, "pct_of_achievable", json_real(100 * (100 * rate / ideal) / reachable));
     json_array_append_new(results, o);
-    progress(cfg, "w2 run %d: %d slots: %.1f executions/s = %.1f%% of ideal %.1f", run, slots, rate,
+    workload_progress(cfg, "w2 run %d: %d slots: %.1f executions/s = %.1f%% of ideal %.1f", run, slots, rate,
              100 * rate / ideal, ideal);
     rc = 0;
 done:
@@ -763,7 +761,7 @@ int workload_wrk(const workload_config_t *cfg, int run, json_t *results)
 {
     char err[1024] = "";
     target_t t;
-    progress(cfg, "wrk run %d: %s", run, cfg->gateway ? cfg->gateway : "starting a stack");
+    workload_progress(cfg, "wrk run %d: %s", run, cfg->gateway ? cfg->gateway : "starting a stack");
     if (target_open(cfg, (int)cfg->workers, (int)cfg->slots, 0, &t, err, sizeof err) != 0) {
         fprintf(stderr, "synload: wrk run %d FAILED: %s\n", run, err);
         return -1;
@@ -823,7 +821,7 @@ int workload_wrk(const workload_config_t *cfg, int run, json_t *results)
         json_object_set_new(o, seq[k].key, json_real(lr.per_s));
     }
     wrk_result_t ws, wh;
-    progress(cfg, "wrk run %d: %ld connections, %ld s on the status endpoint", run,
+    workload_progress(cfg, "wrk run %d: %ld connections, %ld s on the status endpoint", run,
              cfg->wrk_connections, cfg->wrk_seconds);
     cpu_snapshot_t c0 = cpu_snapshot(&t);
     if (run_wrk(cfg, status_url, &ws, err, sizeof err) != 0) {
@@ -831,7 +829,7 @@ int workload_wrk(const workload_config_t *cfg, int run, json_t *results)
         goto done;
     }
     cpu_snapshot_t c1 = cpu_snapshot(&t);
-    progress(cfg, "wrk run %d: same on the bare libmicrohttpd handler", run);
+    workload_progress(cfg, "wrk run %d: same on the bare libmicrohttpd handler", run);
     if (run_wrk(cfg, hello_url, &wh, err, sizeof err) != 0) {
         json_decref(o);
         goto done;
@@ -853,7 +851,7 @@ int workload_wrk(const workload_config_t *cfg, int run, json_t *results)
     json_object_set_new(o, "pct_of_hello", json_real(wh.rps > 0 ? 100 * ws.rps / wh.rps : 0));
     add_cpu(o, &t, c0, c1, (double)cfg->wrk_seconds);
     json_array_append_new(results, o);
-    progress(cfg, "wrk run %d: status %.0f req/s, bare handler %.0f req/s (%.0f%%)", run, ws.rps,
+    workload_progress(cfg, "wrk run %d: status %.0f req/s, bare handler %.0f req/s (%.0f%%)", run, ws.rps,
              wh.rps, wh.rps > 0 ? 100 * ws.rps / wh.rps : 0);
     rc = 0;
 done:
@@ -904,7 +902,7 @@ int workload_deadworker(const workload_config_t *cfg, int run, json_t *results)
         return -1;
     }
     target_t t;
-    progress(cfg, "deadworker run %d: starting a stack (2 workers x 1 slot)", run);
+    workload_progress(cfg, "deadworker run %d: starting a stack (2 workers x 1 slot)", run);
     if (target_open(cfg, 2, 1, 0, &t, err, sizeof err) != 0) {
         fprintf(stderr, "synload: deadworker run %d FAILED: %s\n", run, err);
         return -1;
@@ -982,7 +980,7 @@ int workload_deadworker(const workload_config_t *cfg, int run, json_t *results)
     json_object_set_new(o, "detect_ms", json_real((double)(started_us - killed_us) / 1000.0));
     json_object_set_new(o, "seen_ms", json_real((double)(seen_us - killed_us) / 1000.0));
     json_array_append_new(results, o);
-    progress(cfg, "deadworker run %d: phase running again on %s %.0f ms after kill -9 of %s", run,
+    workload_progress(cfg, "deadworker run %d: phase running again on %s %.0f ms after kill -9 of %s", run,
              again, (double)(started_us - killed_us) / 1000.0, worker);
     rc = 0;
 done:

@@ -79,6 +79,9 @@ int workload_create_workflow(const char *url, const char *id, int phases, int sl
  * its group, then reaped) by workload_profiler_stop. */
 pid_t workload_profiler_start(const workload_config_t *cfg, pid_t broker);
 void workload_profiler_stop(pid_t child);
+/* "synload: <text>" on stderr unless cfg->quiet. */
+void workload_progress(const workload_config_t *cfg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* [1, 5, 15 minute load averages] from /proc/loadavg. */
 json_t *workload_loadavg_json(void);
 /* rss_/peak_rss_/pss_/uss_<name>_mib of one process into o. */
