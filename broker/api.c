@@ -817,6 +817,7 @@ json_t *broker_api_metrics(broker_api_t *self)
         .attempts_timed_out = stats.timed_out,
         .commits = broker_store_commit_count(self->store),
         .commit_seconds = broker_store_commit_latency(self->store),
+        .dispatch_seconds = broker_engine_dispatch_latency(self->engine),
     };
     broker_workers_slots(self->workers, &gauges.slots_busy, &gauges.slots_free);
     return broker_counters_families(self->counters, &gauges);

@@ -299,6 +299,7 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
     if (!self->pub)
         goto fail;
     int64_t now = syn_mono_ms();
+    broker_engine_adoption_open(self->engine, now);
     self->next_heartbeat_ms = now;
     self->next_tick_ms = now + TICK_MS;
     return self;
@@ -601,6 +602,7 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
         return -1;
     }
     flush_outbox(self);
+    broker_engine_assignments_sent(self->engine, syn_mono_us());
     trim_when_idle(self);
     return 0;
 }

@@ -181,5 +181,8 @@ json_t *broker_counters_families(const broker_counters_t *self, const broker_gau
                               values[i]);
     syn_metrics_add_histogram(families, "syn_broker_commit_seconds", "Time of one broker commit.",
                               g->commit_seconds);
+    syn_metrics_add_histogram(families, "syn_dispatch_seconds",
+                              "Time from a phase ready to run to its assignment sent to a worker.",
+                              g->dispatch_seconds);
     return families;
 }

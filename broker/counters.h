@@ -26,6 +26,7 @@ typedef struct {
     uint64_t attempts_lost, attempts_retried, attempts_timed_out;
     uint64_t commits;
     const syn_histogram_t *commit_seconds;
+    const syn_histogram_t *dispatch_seconds; /* phase ready → ASSIGN sent */
 } broker_gauges_t;
 
 broker_counters_t *broker_counters_new(void);

@@ -59,6 +59,17 @@ static void check_deadline(broker_engine_t *self, broker_execution_t *exec, int6
     free(why);
 }
 
+void broker_engine_adoption_open(broker_engine_t *self, int64_t now_ms)
+{
+    for (broker_execution_t *exec = zlistx_first(self->by_creation); exec;
+         exec = zlistx_next(self->by_creation)) {
+        broker_phase_t *phase = broker_execution_active_phase(exec);
+        if (phase && phase->status == BROKER_PHASE_RUNNING && !phase->worker_key &&
+            phase->deadline_ms)
+            phase->deadline_ms = now_ms + broker_deadlines_window_ms(self);
+    }
+}
+
 /* A set of artifacts silent this long is given up (its worker resends it whole). */
 #define ARTIFACT_IDLE_MS (10 * 60 * 1000)
 

@@ -52,6 +52,35 @@ json_t *broker_dispatch_earlier_outputs(broker_execution_t *exec, broker_phase_t
     return inputs;
 }
 
+/* Remembers when the phase just assigned became ready, until its ASSIGN is sent. */
+static void note_assigned(broker_engine_t *self, int64_t ready_us)
+{
+    if (ready_us <= 0)
+        return;
+    if (self->assigned_count == self->assigned_cap) {
+        size_t cap = self->assigned_cap ? self->assigned_cap * 2 : 64;
+        int64_t *grown = realloc(self->assigned_ready_us, cap * sizeof *grown);
+        if (!grown)
+            return; /* one figure fewer, nothing else */
+        self->assigned_ready_us = grown;
+        self->assigned_cap = cap;
+    }
+    self->assigned_ready_us[self->assigned_count++] = ready_us;
+}
+
+void broker_engine_assignments_sent(broker_engine_t *self, int64_t now_us)
+{
+    for (size_t i = 0; i < self->assigned_count; i++)
+        syn_histogram_observe(&self->dispatch_seconds,
+                              (double)(now_us - self->assigned_ready_us[i]) / 1e6);
+    self->assigned_count = 0;
+}
+
+const syn_histogram_t *broker_engine_dispatch_latency(const broker_engine_t *self)
+{
+    return &self->dispatch_seconds;
+}
+
 static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker_worker_t *worker,
                          int64_t now_ms)
 {
@@ -140,6 +169,7 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
         syn_error("broker", "cannot pack an assign: %s", err);
     engine_queue_for_worker(self, worker->identity, worker->identity_len, SYN_MSG_ASSIGN, msg);
     self->stats.dispatched++;
+    note_assigned(self, exec->ready_us);
     syn_debug("broker", "dispatched execution=%s phase=%s attempt=%lld worker=%s%s", exec->id,
               phase->phase_id, (long long)phase->attempt, worker->name,
               waits ? " (waits for a slot there)" : "");

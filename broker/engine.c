@@ -185,6 +185,7 @@ void engine_enqueue(broker_engine_t *self, broker_execution_t *exec, bool front)
      * front, before the first of its priority or lower (it keeps its place).
      * With equal priorities either stops at once. */
     exec->ready_handle = zlistx_insert(self->ready, exec, front);
+    exec->ready_us = syn_mono_us();
 }
 
 /* Higher priority first: "less" is the higher priority. */
@@ -551,6 +552,8 @@ broker_engine_t *broker_engine_new(broker_store_t *store, broker_events_t *event
     self->by_creation = zlistx_new();
     self->ready = zlistx_new();
     self->graveyard = zlistx_new();
+    syn_histogram_init(&self->dispatch_seconds, syn_buckets_dispatch_seconds,
+                       syn_buckets_dispatch_count);
     if (self->ready)
         zlistx_set_comparator(self->ready, ready_order);
     self->claims = syn_ratelog_new(CLAIM_LOG_INTERVAL_MS, CLAIM_LOG_CAUSES);
@@ -589,6 +592,7 @@ void broker_engine_destroy(broker_engine_t **self_p)
     zlistx_destroy(&self->graveyard);
     syn_ratelog_destroy(&self->claims);
     broker_artifacts_destroy(&self->artifacts);
+    free(self->assigned_ready_us);
     free(self);
     *self_p = NULL;
 }
@@ -865,7 +869,7 @@ void broker_engine_on_worker_from(broker_engine_t *self, const void *identity,
         if (type != SYN_MSG_DISCONNECT)
             engine_send_to_worker(self, identity, identity_len, SYN_MSG_DISCONNECT, json_object());
     } else {
-        worker->last_seen_ms = now_ms;
+        broker_workers_seen(self->workers, worker, now_ms);
         worker->last_heartbeat_at = syn_now_us();
         switch (type) {
         case SYN_MSG_HEARTBEAT:

@@ -36,6 +36,7 @@
 #include "broker/outbox.h"
 #include "broker/store.h"
 #include "broker/workers.h"
+#include "common/metrics.h"
 #include "proto/msg.h"
 
 #include <jansson.h>
@@ -123,10 +124,19 @@ void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
  * backstops, retry back-offs that ended, PhaseOutput that waited for the rate
  * limit. */
 void broker_engine_tick(broker_engine_t *self, int64_t now_ms);
+/* The adoption window of the attempts a restart found running starts now, when
+ * the workers can reach the broker again (deadlines.c): reloading many
+ * executions takes seconds that their READYs could not use. */
+void broker_engine_adoption_open(broker_engine_t *self, int64_t now_ms);
 /* Queues a HEARTBEAT for every registered worker. */
 void broker_engine_heartbeat(broker_engine_t *self);
 /* Assigns queued phases to free worker slots, oldest first (dispatch.c). */
 void broker_engine_dispatch(broker_engine_t *self, int64_t now_ms);
+/* The ASSIGNs queued so far were handed to the socket at now_us (monotonic):
+ * each one's wait since its phase became ready goes into the dispatch latency. */
+void broker_engine_assignments_sent(broker_engine_t *self, int64_t now_us);
+/* Phase ready → its ASSIGN sent, in seconds (syn_dispatch_seconds). */
+const syn_histogram_t *broker_engine_dispatch_latency(const broker_engine_t *self);
 
 /* Control of an active execution (id exact; control.c). 0 with the new status in *status;
  * -1 when the rules forbid it in the current status (in *status); -2 when no

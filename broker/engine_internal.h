@@ -18,6 +18,7 @@
 
 #include "broker/engine.h"
 #include "broker/usage.h"
+#include "common/metrics.h"
 #include "common/ratelog.h"
 
 #include <czmq.h>
@@ -40,6 +41,11 @@ struct broker_engine_t {
     size_t running;         /* executions holding a place, all workflows */
     broker_artifacts_t *artifacts; /* sets of artifacts being received (artifacts.h) */
     broker_engine_stats_t stats;
+    /* Dispatch latency: when each phase assigned since the last flush became
+     * ready, observed once its ASSIGN is sent (broker_engine_assignments_sent). */
+    int64_t *assigned_ready_us;
+    size_t assigned_count, assigned_cap;
+    syn_histogram_t dispatch_seconds;
 };
 
 /* An attempt as the worker messages name it. */

@@ -107,6 +107,7 @@ typedef struct {
     /* engine bookkeeping */
     void *list_handle;            /* position in the engine's creation-ordered list */
     void *ready_handle;           /* position in the ready queue, NULL when not in it */
+    int64_t ready_us;             /* monotonic µs it entered the ready queue (dispatch latency) */
 } broker_execution_t;
 
 /* What the status reply shows, whether the execution is in memory or only in

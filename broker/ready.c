@@ -122,6 +122,7 @@ void broker_ready_handle(broker_engine_t *self, const void *identity, size_t ide
         broker_engine_worker_unhealthy(self, worker, NULL);
     bool was_draining = worker->draining;
     worker->draining = json_is_true(json_object_get(fields, "draining"));
+    broker_workers_reindex(self->workers, worker);
     if (worker->draining && !was_draining)
         syn_info("broker", "worker draining worker=%s held=%zu", worker->name,
                  worker->held_count);

@@ -1,9 +1,20 @@
-/* workers: a small array (fleets are tens of workers, so scans are cheap and
- * keep the code obvious). */
+/* workers: the registry, built for fleets of a thousand workers (issue 24):
+ * nothing that runs per message, per dispatch or per tick walks every worker.
+ *   - by key: a hash from the identity's hex to the worker (every message
+ *     looks its sender up);
+ *   - by silence: a list in the order of their last messages, oldest first
+ *     (the liveness check reads its head);
+ *   - by room: for each count of attempts held, a list of the healthy,
+ *     not draining workers holding that many with a slot free, and one of
+ *     those holding that many with only a prefetch place left (pick walks the
+ *     counts upward and takes the first worker offering the provider).
+ * The array stays for what walks every worker anyway (GET /workers, the
+ * heartbeats, the gauges). */
 #include "broker/workers.h"
 
 #include "common/clock.h"
 
+#include <czmq.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,9 +28,18 @@ typedef struct {
     int64_t lost_at;     /* wall-clock µs since the epoch */
 } lost_t;
 
+typedef struct {
+    broker_worker_t *head, *tail;
+} room_list_t;
+
 struct broker_workers_t {
     broker_worker_t **items;
     size_t count, cap;
+    zhashx_t *by_key;                    /* key → worker (not owned) */
+    broker_worker_t *seen_head, *seen_tail; /* oldest last message first */
+    room_list_t *rooms;                  /* [2 * held + (only prefetch room)] */
+    size_t room_lists;
+    size_t refused_count;                /* entries of refused[] in use */
     lost_t lost[BROKER_WORKERS_LOST_MAX]; /* a ring: the oldest is overwritten */
     size_t lost_next;
     refused_t refused[BROKER_REFUSED_MAX]; /* a ring: the oldest is overwritten */
@@ -50,7 +70,12 @@ static void worker_free(broker_worker_t *worker)
 
 broker_workers_t *broker_workers_new(void)
 {
-    return calloc(1, sizeof(broker_workers_t));
+    broker_workers_t *self = calloc(1, sizeof *self);
+    if (self && !(self->by_key = zhashx_new())) {
+        free(self);
+        return NULL;
+    }
+    return self;
 }
 
 void broker_workers_destroy(broker_workers_t **self_p)
@@ -63,41 +88,138 @@ void broker_workers_destroy(broker_workers_t **self_p)
     for (size_t i = 0; i < BROKER_WORKERS_LOST_MAX; i++)
         json_decref(self->lost[i].description);
     free(self->items);
+    free(self->rooms);
+    zhashx_destroy(&self->by_key);
     free(self);
     *self_p = NULL;
 }
 
-broker_worker_t *broker_workers_lookup(broker_workers_t *self, const void *identity,
-                                       size_t identity_len)
-{
-    for (size_t i = 0; i < self->count; i++) {
-        broker_worker_t *w = self->items[i];
-        if (w->identity_len == identity_len && memcmp(w->identity, identity, identity_len) == 0)
-            return w;
-    }
-    return NULL;
-}
-
-broker_worker_t *broker_workers_lookup_key(broker_workers_t *self, const char *key)
-{
-    for (size_t i = 0; key && i < self->count; i++)
-        if (strcmp(self->items[i]->key, key) == 0)
-            return self->items[i];
-    return NULL;
-}
-
-static char *hex_of(const unsigned char *data, size_t len)
+/* out: 2 * len + 1 bytes. */
+static void hex_into(const unsigned char *data, size_t len, char *out)
 {
     static const char digits[] = "0123456789abcdef";
-    char *out = malloc(2 * len + 1);
-    if (!out)
-        return NULL;
     for (size_t i = 0; i < len; i++) {
         out[2 * i] = digits[data[i] >> 4];
         out[2 * i + 1] = digits[data[i] & 0xf];
     }
     out[2 * len] = '\0';
-    return out;
+}
+
+broker_worker_t *broker_workers_lookup(broker_workers_t *self, const void *identity,
+                                       size_t identity_len)
+{
+    if (identity_len > BROKER_IDENTITY_MAX)
+        return NULL;
+    char key[2 * BROKER_IDENTITY_MAX + 1];
+    hex_into(identity, identity_len, key);
+    return zhashx_lookup(self->by_key, key);
+}
+
+broker_worker_t *broker_workers_lookup_key(broker_workers_t *self, const char *key)
+{
+    return key ? zhashx_lookup(self->by_key, key) : NULL;
+}
+
+/* --- the order of last messages ------------------------------------------------ */
+
+static void seen_unlink(broker_workers_t *self, broker_worker_t *w)
+{
+    if (w->seen_prev)
+        w->seen_prev->seen_next = w->seen_next;
+    else if (self->seen_head == w)
+        self->seen_head = w->seen_next;
+    if (w->seen_next)
+        w->seen_next->seen_prev = w->seen_prev;
+    else if (self->seen_tail == w)
+        self->seen_tail = w->seen_prev;
+    w->seen_prev = w->seen_next = NULL;
+}
+
+/* The loop's clock only goes forward, so a worker just heard goes to the tail;
+ * a time from before the tail's (a caller with its own clock) walks back to its
+ * place, so the head is always the longest silent. */
+void broker_workers_seen(broker_workers_t *self, broker_worker_t *worker, int64_t now_ms)
+{
+    worker->last_seen_ms = now_ms;
+    seen_unlink(self, worker);
+    broker_worker_t *after = self->seen_tail;
+    while (after && after->last_seen_ms > now_ms)
+        after = after->seen_prev;
+    worker->seen_prev = after;
+    worker->seen_next = after ? after->seen_next : self->seen_head;
+    if (worker->seen_next)
+        worker->seen_next->seen_prev = worker;
+    else
+        self->seen_tail = worker;
+    if (after)
+        after->seen_next = worker;
+    else
+        self->seen_head = worker;
+}
+
+/* --- the lists of workers with room ---------------------------------------------- */
+
+/* Which list the worker belongs in now, -1 for none. */
+static long room_list_of(const broker_worker_t *w)
+{
+    int64_t held = (int64_t)w->held_count;
+    if (w->draining || w->unhealthy || held >= w->slots + w->prefetch)
+        return -1;
+    return 2 * (long)held + (held >= w->slots);
+}
+
+static void room_unlink(broker_workers_t *self, broker_worker_t *w)
+{
+    if (w->room_list < 0)
+        return;
+    room_list_t *list = &self->rooms[w->room_list];
+    if (w->room_prev)
+        w->room_prev->room_next = w->room_next;
+    else
+        list->head = w->room_next;
+    if (w->room_next)
+        w->room_next->room_prev = w->room_prev;
+    else
+        list->tail = w->room_prev;
+    w->room_prev = w->room_next = NULL;
+    w->room_list = -1;
+}
+
+/* Moves the worker to the tail of the list it belongs in now (or out of all):
+ * called whenever what it holds, its slots, prefetch, health or draining change. */
+void broker_workers_reindex(broker_workers_t *self, broker_worker_t *worker)
+{
+    long list = room_list_of(worker);
+    if (list == worker->room_list)
+        return;
+    room_unlink(self, worker);
+    if (list < 0)
+        return;
+    if ((size_t)list >= self->room_lists) {
+        size_t n = self->room_lists ? self->room_lists : 16;
+        while (n <= (size_t)list)
+            n *= 2;
+        room_list_t *grown = realloc(self->rooms, n * sizeof *grown);
+        if (!grown)
+            return; /* out of memory: picked for nothing until it changes again */
+        memset(grown + self->room_lists, 0, (n - self->room_lists) * sizeof *grown);
+        self->rooms = grown;
+        self->room_lists = n;
+    }
+    room_list_t *l = &self->rooms[list];
+    worker->room_prev = l->tail;
+    if (l->tail)
+        l->tail->room_next = worker;
+    else
+        l->head = worker;
+    l->tail = worker;
+    worker->room_list = list;
+}
+
+static void reindex(broker_worker_t *worker)
+{
+    if (worker->registry)
+        broker_workers_reindex(worker->registry, worker);
 }
 
 broker_worker_t *broker_workers_register(broker_workers_t *self, const void *identity,
@@ -121,12 +243,20 @@ broker_worker_t *broker_workers_register(broker_workers_t *self, const void *ide
             return NULL;
         memcpy(worker->identity, identity, identity_len);
         worker->identity_len = identity_len;
-        worker->key = hex_of(identity, identity_len);
+        worker->key = malloc(2 * identity_len + 1);
         if (!worker->key) {
             free(worker);
             return NULL;
         }
+        hex_into(identity, identity_len, worker->key);
+        if (zhashx_insert(self->by_key, worker->key, worker) != 0) {
+            free(worker->key);
+            free(worker);
+            return NULL;
+        }
         worker->connected_at = syn_now_us();
+        worker->registry = self;
+        worker->room_list = -1;
         self->items[self->count++] = worker;
     }
     char *copy = strdup(name ? name : "");
@@ -137,7 +267,8 @@ broker_worker_t *broker_workers_register(broker_workers_t *self, const void *ide
     worker->slots = slots;
     json_decref(worker->providers);
     worker->providers = providers ? json_deep_copy(providers) : json_array();
-    worker->last_seen_ms = now_ms;
+    broker_workers_seen(self, worker, now_ms);
+    broker_workers_reindex(self, worker);
     return worker;
 }
 
@@ -171,7 +302,7 @@ broker_worker_t *broker_workers_name_holder(broker_workers_t *self, const char *
 static refused_t *find_refused(const broker_workers_t *self, const void *identity,
                                size_t identity_len)
 {
-    for (size_t i = 0; identity_len > 0 && i < BROKER_REFUSED_MAX; i++) {
+    for (size_t i = 0; self->refused_count && identity_len > 0 && i < BROKER_REFUSED_MAX; i++) {
         const refused_t *r = &self->refused[i];
         if (r->len == identity_len && memcmp(r->identity, identity, identity_len) == 0)
             return (refused_t *)r;
@@ -186,6 +317,8 @@ void broker_workers_refuse(broker_workers_t *self, const void *identity, size_t 
         return;
     refused_t *r = &self->refused[self->refused_next];
     self->refused_next = (self->refused_next + 1) % BROKER_REFUSED_MAX;
+    if (r->len == 0)
+        self->refused_count++;
     memcpy(r->identity, identity, identity_len);
     r->len = identity_len;
 }
@@ -193,8 +326,10 @@ void broker_workers_refuse(broker_workers_t *self, const void *identity, size_t 
 void broker_workers_unrefuse(broker_workers_t *self, const void *identity, size_t identity_len)
 {
     refused_t *r = find_refused(self, identity, identity_len);
-    if (r)
+    if (r) {
         r->len = 0;
+        self->refused_count--;
+    }
 }
 
 bool broker_workers_refused(const broker_workers_t *self, const void *identity,
@@ -205,6 +340,10 @@ bool broker_workers_refused(const broker_workers_t *self, const void *identity,
 
 void broker_workers_remove(broker_workers_t *self, broker_worker_t *worker)
 {
+    seen_unlink(self, worker);
+    room_unlink(self, worker);
+    if (zhashx_lookup(self->by_key, worker->key) == worker)
+        zhashx_delete(self->by_key, worker->key);
     for (size_t i = 0; i < self->count; i++)
         if (self->items[i] == worker) {
             memmove(&self->items[i], &self->items[i + 1],
@@ -271,6 +410,7 @@ bool broker_worker_set_unhealthy(broker_worker_t *worker, const char *why)
     /* Out of memory keeps a fixed reason: it must still take no work. */
     if (replace_text(&worker->unhealthy, why) < 0)
         replace_text(&worker->unhealthy, "unhealthy");
+    reindex(worker);
     return was_healthy != (worker->unhealthy == NULL);
 }
 
@@ -357,10 +497,8 @@ broker_worker_t *broker_workers_at(broker_workers_t *self, size_t i)
 broker_worker_t *broker_workers_expired(broker_workers_t *self, int64_t now_ms,
                                         int64_t max_silence_ms)
 {
-    for (size_t i = 0; i < self->count; i++)
-        if (now_ms - self->items[i]->last_seen_ms > max_silence_ms)
-            return self->items[i];
-    return NULL;
+    broker_worker_t *oldest = self->seen_head;
+    return oldest && now_ms - oldest->last_seen_ms > max_silence_ms ? oldest : NULL;
 }
 
 static bool offers(const broker_worker_t *worker, const char *provider)
@@ -397,30 +535,23 @@ int64_t broker_workers_peer_completed_ms(broker_workers_t *self, const broker_wo
     return last;
 }
 
-/* The least busy worker offering provider, not draining, that holds fewer than
- * slots (+ prefetch, when with_prefetch) attempts; ties go to the first. */
-static broker_worker_t *least_busy(broker_workers_t *self, const char *provider,
-                                   bool with_prefetch)
+/* The first worker offering provider in the lists of one kind (0: a slot free,
+ * 1: only a prefetch place), fewest attempts held first. */
+static broker_worker_t *least_busy(broker_workers_t *self, const char *provider, size_t kind)
 {
-    broker_worker_t *best = NULL;
-    for (size_t i = 0; i < self->count; i++) {
-        broker_worker_t *w = self->items[i];
-        int64_t room = w->slots + (with_prefetch ? w->prefetch : 0);
-        if (w->draining || w->unhealthy || (int64_t)w->held_count >= room ||
-            !offers(w, provider))
-            continue;
-        if (!best || w->held_count < best->held_count)
-            best = w;
-    }
-    return best;
+    for (size_t list = kind; list < self->room_lists; list += 2)
+        for (broker_worker_t *w = self->rooms[list].head; w; w = w->room_next)
+            if (offers(w, provider))
+                return w;
+    return NULL;
 }
 
 /* A free slot anywhere comes before a prefetch place: a phase handed to a busy
  * worker waits there for one of its slots. */
 broker_worker_t *broker_workers_pick(broker_workers_t *self, const char *provider)
 {
-    broker_worker_t *free_slot = least_busy(self, provider, false);
-    return free_slot ? free_slot : least_busy(self, provider, true);
+    broker_worker_t *free_slot = least_busy(self, provider, 0);
+    return free_slot ? free_slot : least_busy(self, provider, 1);
 }
 
 bool broker_worker_slot_free(const broker_worker_t *worker)
@@ -467,6 +598,7 @@ int broker_worker_hold(broker_worker_t *worker, const char *execution_id, const 
         return -1;
     }
     worker->held[worker->held_count++] = held;
+    reindex(worker);
     return 0;
 }
 
@@ -481,5 +613,6 @@ bool broker_worker_release(broker_worker_t *worker, const char *execution_id,
     memmove(&worker->held[i], &worker->held[i + 1],
             (worker->held_count - i - 1) * sizeof *worker->held);
     worker->held_count--;
+    reindex(worker);
     return true;
 }

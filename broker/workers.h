@@ -29,7 +29,7 @@ typedef struct {
     bool current;                 /* false: stale, cancel requested */
 } broker_held_t;
 
-typedef struct {
+typedef struct broker_worker_t {
     unsigned char identity[BROKER_IDENTITY_MAX];
     size_t identity_len;
     char *key;                    /* identity in hex: a printable, comparable handle */
@@ -51,6 +51,12 @@ typedef struct {
     broker_quarantine_t quarantine;
     broker_held_t *held;
     size_t held_count, held_cap;
+    /* The registry's indexes (workers.c only): the order of last messages, and
+     * the list of workers with room it is in (-1: none). */
+    struct broker_workers_t *registry;
+    struct broker_worker_t *seen_prev, *seen_next;
+    struct broker_worker_t *room_prev, *room_next;
+    long room_list;
 } broker_worker_t;
 
 typedef struct broker_workers_t broker_workers_t;
@@ -67,6 +73,10 @@ broker_worker_t *broker_workers_lookup_key(broker_workers_t *self, const char *k
 broker_worker_t *broker_workers_register(broker_workers_t *self, const void *identity,
                                          size_t identity_len, const char *name, int64_t slots,
                                          const json_t *providers, int64_t now_ms);
+/* A message from the worker at now_ms (monotonic, never going back): it is alive. */
+void broker_workers_seen(broker_workers_t *self, broker_worker_t *worker, int64_t now_ms);
+/* Its draining or prefetch changed (ready.c sets them): where pick finds it. */
+void broker_workers_reindex(broker_workers_t *self, broker_worker_t *worker);
 /* Records the worker's CURVE key (NULL or "": none); 0, or -1 (out of memory). */
 int broker_worker_set_peer_key(broker_worker_t *worker, const char *peer_key);
 /* A known worker other than the one with this identity that holds name with a
@@ -114,12 +124,13 @@ int64_t broker_workers_peer_completed_ms(broker_workers_t *self, const broker_wo
 void broker_workers_slots(const broker_workers_t *self, int64_t *busy, int64_t *free_slots);
 /* i-th worker, 0 ≤ i < count (order changes when one is removed). */
 broker_worker_t *broker_workers_at(broker_workers_t *self, size_t i);
-/* A worker silent for longer than max_silence_ms, or NULL. */
+/* A worker silent for longer than max_silence_ms (the longest silent), or NULL. */
 broker_worker_t *broker_workers_expired(broker_workers_t *self, int64_t now_ms,
                                         int64_t max_silence_ms);
 /* A worker offering provider (NULL: any) that is healthy and not draining: the least busy one
  * with a free slot, else the least busy one with a prefetch place left, else NULL.
- * Ties go to the one registered first. */
+ * Ties go to the one that has held that many attempts longest (at the start, the
+ * one registered first). */
 broker_worker_t *broker_workers_pick(broker_workers_t *self, const char *provider);
 /* Whether it holds fewer attempts than its slots (a new one would start at once). */
 bool broker_worker_slot_free(const broker_worker_t *worker);

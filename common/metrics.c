@@ -12,6 +12,10 @@ const size_t syn_buckets_fast_count = sizeof syn_buckets_fast_seconds / sizeof(d
 const double syn_buckets_slow_seconds[] = {0.1, 0.5, 1,   2.5, 5,    10,   30,
                                            60,  120, 300, 600, 1800, 3600};
 const size_t syn_buckets_slow_count = sizeof syn_buckets_slow_seconds / sizeof(double);
+const double syn_buckets_dispatch_seconds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003,
+                                               0.005,  0.0075,  0.01,   0.025, 0.05,  0.1,
+                                               0.25,   0.5,     1,      5};
+const size_t syn_buckets_dispatch_count = sizeof syn_buckets_dispatch_seconds / sizeof(double);
 
 void syn_histogram_init(syn_histogram_t *h, const double *bounds, size_t bound_count)
 {

@@ -29,6 +29,9 @@ extern const double syn_buckets_fast_seconds[];
 extern const size_t syn_buckets_fast_count;
 extern const double syn_buckets_slow_seconds[];
 extern const size_t syn_buckets_slow_count;
+/* A phase's dispatch (100 µs .. 5 s), fine around the 5 ms goal of issue 24. */
+extern const double syn_buckets_dispatch_seconds[];
+extern const size_t syn_buckets_dispatch_count;
 
 void syn_histogram_init(syn_histogram_t *h, const double *bounds, size_t bound_count);
 void syn_histogram_observe(syn_histogram_t *h, double value);

@@ -37,7 +37,7 @@ void batch_clear(batch_t *batch)
     memset(batch, 0, sizeof *batch);
 }
 
-static int batch_alloc(batch_t *b, int n)
+int batch_alloc(batch_t *b, int n)
 {
     memset(b, 0, sizeof *b);
     b->n = n;

@@ -50,6 +50,9 @@ typedef struct {
  * freed by batch_clear. */
 int batch_run(const batch_options_t *opts, batch_t *out, char *err, size_t errlen);
 void batch_clear(batch_t *batch);
+/* The arrays of a batch of n (zeroed), for a caller that submits by itself
+ * (the fleet workload); 0, or -1 when out of memory (batch_clear frees either way). */
+int batch_alloc(batch_t *b, int n);
 
 /* "completed" etc. of a status body, copied into buf; -1 when absent. */
 int batch_json_string(const char *body, const char *key, char *buf, size_t bufsize);

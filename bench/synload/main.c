@@ -75,6 +75,9 @@ static void group_of(json_t *o, char *buf, size_t size)
     else if (!strcmp(w, "scaling"))
         snprintf(buf, size, "scaling workers=%lld",
                  json_integer_value(json_object_get(o, "workers")));
+    else if (!strcmp(w, "fleet"))
+        snprintf(buf, size, "fleet workers=%lld",
+                 json_integer_value(json_object_get(o, "workers")));
     else if (!strcmp(w, "w3"))
         snprintf(buf, size, "w3 client=%s", json_string_value(json_object_get(o, "client")));
     else
@@ -94,7 +97,12 @@ static const char *const SUMMARY_KEYS[] = {
     "pct_of_achievable", "detect_ms",        "seen_ms",
     "wrk_status_rps", "wrk_status_p99_ms",  "wrk_hello_rps",    "wrk_hello_p99_ms",
     "pct_of_hello",   "seq_status_rps",     "seq_status_curl_rps", "seq_hello_rps",
-    "seq_hello_curl_rps", NULL,
+    "seq_hello_curl_rps",
+    "register_ms",    "idle_broker_cpu_pct", "idle_gateway_cpu_pct", "busy_broker_cpu_pct",
+    "rss_broker_per_worker_kib", "pss_broker_per_worker_kib", "uss_broker_per_worker_kib",
+    "rss_gateway_per_worker_kib", "uss_gateway_per_worker_kib", "busy_pct", "dispatches",
+    "dispatch_p50_ms", "dispatch_p99_ms", "ready_depth_mean", "restart_running", "restart_registered_ms",
+    "restart_adopted_ms", "restart_attempts_lost", NULL,
 };
 
 static void print_summary(json_t *results, FILE *out)
@@ -157,6 +165,9 @@ int main(int argc, char **argv)
     const char *gateway_prefix = NULL, *gateway_args = NULL, *worker_args = NULL;
     const char *profile_cmd = NULL;
     const char *w2_slots = "4,8,16,64", *scale_workers = "1,2,4,8", *latency_dir = NULL;
+    const char *fleet_workers = "10,100,300,1000";
+    long fleet_slots = 4, fleet_phase_ms = 10000, fleet_seconds = 20, fleet_idle_s = 10;
+    bool fleet_no_restart = false;
     const char *client = "synload", *hello = NULL, *track = "auto";
     bool json = false, smoke = false, keep = false;
     long runs = 3, executions = 0, warmup = -1, inflight = 16, workers = 2, slots = 16;
@@ -164,7 +175,8 @@ int main(int argc, char **argv)
     long wrk_seconds = 10, wrk_connections = 64, idle_ms = 2000;
     syn_flag_t flags[] = {
         {"workload", SYN_FLAG_STRING, "LIST",
-         "comma list of w1,w2,w3,wrk,deadworker,scaling,fill (w1,w3 share a stack)", &workload,
+         "comma list of w1,w2,w3,wrk,deadworker,scaling,fill,fleet (w1,w3 share a stack)",
+         &workload,
          0, 0},
         {"json", SYN_FLAG_BOOL, NULL, "print one JSON object per run on stdout", &json, 0, 0},
         {"smoke", SYN_FLAG_BOOL, NULL, "a few seconds of W1, W3 and W2; exit 1 on any wrong result",
@@ -199,6 +211,19 @@ int main(int argc, char **argv)
          10000},
         {"scale-workers", SYN_FLAG_STRING, "LIST", "scaling: worker counts", &scale_workers, 0,
          0},
+        {"fleet-workers", SYN_FLAG_STRING, "LIST", "fleet: simulated worker counts",
+         &fleet_workers, 0, 0},
+        {"fleet-slots", SYN_FLAG_INT, "N", "fleet: slots of each simulated worker", &fleet_slots,
+         1, 1024},
+        {"fleet-phase-ms", SYN_FLAG_INT, "MS",
+         "fleet: length of a phase; phases come at the rate that keeps 80 % of the slots busy",
+         &fleet_phase_ms, 1, 3600000},
+        {"fleet-seconds", SYN_FLAG_INT, "S", "fleet: the measured busy window", &fleet_seconds, 1,
+         3600},
+        {"fleet-idle-s", SYN_FLAG_INT, "S", "fleet: the idle window (broker CPU)", &fleet_idle_s,
+         1, 3600},
+        {"fleet-no-restart", SYN_FLAG_BOOL, NULL, "fleet: leave the broker restart out",
+         &fleet_no_restart, 0, 0},
         {"wrk-seconds", SYN_FLAG_INT, "S", "wrk: duration of each run", &wrk_seconds, 1, 600},
         {"wrk-connections", SYN_FLAG_INT, "N", "wrk: connections", &wrk_connections, 1, 10000},
         {"idle-ms", SYN_FLAG_INT, "MS", "idle time before reading RSS", &idle_ms, 0, 600000},
@@ -258,14 +283,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "synload: --client wants synload or curl\n");
         return 2;
     }
-    int w2_list[16], scale_list[16];
+    int w2_list[16], scale_list[16], fleet_list[16];
     int w2_count = parse_list(w2_slots, w2_list, 16);
     int scale_count = parse_list(scale_workers, scale_list, 16);
-    if (w2_count <= 0 || scale_count <= 0) {
-        fprintf(stderr, "synload: --w2-slots and --scale-workers want lists like 4,8,16\n");
+    int fleet_count = parse_list(fleet_workers, fleet_list, 16);
+    if (w2_count <= 0 || scale_count <= 0 || fleet_count <= 0) {
+        fprintf(stderr, "synload: --w2-slots, --scale-workers and --fleet-workers want lists "
+                        "like 4,8,16\n");
         return 2;
     }
-    const char *known[] = {"w1", "w2", "w3", "wrk", "deadworker", "scaling", "fill"};
+    const char *known[] = {"w1", "w2", "w3", "wrk", "deadworker", "scaling", "fill", "fleet"};
     for (const char *p = workload; *p;) {
         size_t len = strcspn(p, ",");
         bool ok = false;
@@ -319,6 +346,11 @@ int main(int argc, char **argv)
         .wrk_seconds = wrk_seconds,
         .wrk_connections = wrk_connections,
         .idle_ms = idle_ms,
+        .fleet_slots = fleet_slots,
+        .fleet_phase_ms = fleet_phase_ms,
+        .fleet_seconds = fleet_seconds,
+        .fleet_idle_s = fleet_idle_s,
+        .fleet_restart = !fleet_no_restart,
         .stop = &stop_requested,
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -358,6 +390,13 @@ int main(int argc, char **argv)
             for (int k = 0; k < scale_count && !stop_requested; k++) {
                 size_t from = json_array_size(results);
                 failures += workload_scaling(&cfg, scale_list[k], run, results) != 0;
+                emit(results, from, json);
+            }
+    if (has_word(workload, "fleet"))
+        for (int run = 1; run <= runs && !stop_requested; run++)
+            for (int k = 0; k < fleet_count && !stop_requested; k++) {
+                size_t from = json_array_size(results);
+                failures += workload_fleet(&cfg, fleet_list[k], run, results) != 0;
                 emit(results, from, json);
             }
     print_summary(results, json ? stderr : stdout);

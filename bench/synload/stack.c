@@ -409,6 +409,7 @@ json_t *stack_stop_gateway(synstack_t *self)
 }
 
 const char *stack_url(const synstack_t *self) { return self->url; }
+const char *stack_workers_endpoint(const synstack_t *self) { return self->workers_ep; }
 const char *stack_dir(const synstack_t *self) { return self->dir; }
 const char *stack_db_path(const synstack_t *self) { return self->db; }
 pid_t stack_broker_pid(const synstack_t *self) { return self->broker; }

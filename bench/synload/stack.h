@@ -48,6 +48,8 @@ void stack_destroy(synstack_t **self_p);
 json_t *stack_stop_gateway(synstack_t *self);
 
 const char *stack_url(const synstack_t *self);  /* http://127.0.0.1:PORT */
+/* The broker's workers endpoint (tcp://127.0.0.1:PORT), for workers of one's own. */
+const char *stack_workers_endpoint(const synstack_t *self);
 const char *stack_dir(const synstack_t *self);
 /* The SQLite file of the broker. */
 const char *stack_db_path(const synstack_t *self);

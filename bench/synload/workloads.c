@@ -52,9 +52,7 @@ static void sleep_ms(long ms)
         ;
 }
 
-static void progress(const workload_config_t *cfg, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void progress(const workload_config_t *cfg, const char *fmt, ...)
+void workload_progress(const workload_config_t *cfg, const char *fmt, ...)
 {
     if (cfg->quiet)
         return;
@@ -102,13 +100,13 @@ static int target_open(const workload_config_t *cfg, int workers, int slots, int
 
 static void target_close(target_t *t) { stack_destroy(&t->stack); }
 
-static int create_workflow(const target_t *t, const char *id, int phases, int sleep_ms,
-                           int max_attempts, char *err, size_t errlen)
+int workload_create_workflow(const char *url, const char *id, int phases, int sleep_ms,
+                             int max_attempts, char *err, size_t errlen)
 {
     char host[64];
     int port;
-    if (hclient_parse_url(t->url, host, sizeof host, &port) != 0) {
-        snprintf(err, errlen, "bad URL %s", t->url);
+    if (hclient_parse_url(url, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "bad URL %s", url);
         return -1;
     }
     char *body = verify_workflow_json(id, phases, sleep_ms, max_attempts);
@@ -228,7 +226,7 @@ static void add_cpu(json_t *o, const target_t *t, cpu_snapshot_t a, cpu_snapshot
     }
 }
 
-static json_t *loadavg_json(void)
+json_t *workload_loadavg_json(void)
 {
     double l[3] = {0, 0, 0};
     FILE *f = fopen("/proc/loadavg", "r");
@@ -243,7 +241,7 @@ static json_t *loadavg_json(void)
 /* RSS (what the peers report), its peak over the run, and, from smaps_rollup, PSS
  * and USS (private memory) of one process, as rss_<name>_mib, peak_rss_<name>_mib,
  * pss_<name>_mib, uss_<name>_mib. */
-static void add_memory(json_t *o, const char *name, pid_t pid)
+void workload_add_memory(json_t *o, const char *name, pid_t pid)
 {
     char key[64];
     snprintf(key, sizeof key, "rss_%s_mib", name);
@@ -263,8 +261,8 @@ static void add_rss(json_t *o, const target_t *t)
 {
     if (!t->stack)
         return;
-    add_memory(o, "broker", stack_broker_pid(t->stack));
-    add_memory(o, "gateway", stack_gateway_pid(t->stack));
+    workload_add_memory(o, "broker", stack_broker_pid(t->stack));
+    workload_add_memory(o, "gateway", stack_gateway_pid(t->stack));
     /* The largest worker stands for all of them. */
     pid_t worst = 0;
     long worst_kib = -1;
@@ -276,7 +274,7 @@ static void add_rss(json_t *o, const target_t *t)
         }
     }
     if (worst > 0)
-        add_memory(o, "worker", worst);
+        workload_add_memory(o, "worker", worst);
 }
 
 /* Latency and throughput of a checked batch. Latency runs from the client's
@@ -345,14 +343,12 @@ static void add_batch_metrics(json_t *o, const workload_config_t *cfg, const tar
     free(seen);
 }
 
-/* Starts cfg->profile_cmd with {pid} replaced by the broker's pid (through
- * /bin/sh, in its own process group); -1 when there is none to start. */
-static pid_t profiler_start(const workload_config_t *cfg, const target_t *t)
+pid_t workload_profiler_start(const workload_config_t *cfg, pid_t broker)
 {
-    if (!cfg->profile_cmd || !t->stack)
+    if (!cfg->profile_cmd || broker <= 0)
         return -1;
     char cmd[2048], pid[16];
-    snprintf(pid, sizeof pid, "%d", (int)stack_broker_pid(t->stack));
+    snprintf(pid, sizeof pid, "%d", (int)broker);
     size_t len = 0;
     for (const char *p = cfg->profile_cmd; *p && len < sizeof cmd - 16;) {
         if (!strncmp(p, "{pid}", 5)) {
@@ -374,7 +370,7 @@ static pid_t profiler_start(const workload_config_t *cfg, const target_t *t)
     return child;
 }
 
-static void profiler_stop(pid_t child)
+void workload_profiler_stop(pid_t child)
 {
     if (child <= 0)
         return;
@@ -429,7 +425,7 @@ static int run_w3(const workload_config_t *cfg, const target_t *t, const char *w
     uint32_t seed = 12345;
     for (int k = 0; k < count; k++)
         arg.picks[k] = (int)(next_random(&seed) % (uint32_t)b->n);
-    progress(cfg, "W3 run %d: %d sequential look-ups (%s)", run, count,
+    workload_progress(cfg, "W3 run %d: %d sequential look-ups (%s)", run, count,
              cfg->use_curl ? "libcurl" : "synload's HTTP client");
     cpu_snapshot_t c0 = cpu_snapshot(t);
     lookup_result_t lr;
@@ -455,7 +451,7 @@ static int run_w3(const workload_config_t *cfg, const target_t *t, const char *w
     json_object_set_new(o, "secs", json_real(lr.secs));
     add_cpu(o, t, c0, c1, lr.secs);
     json_array_append_new(results, o);
-    progress(cfg, "W3 run %d: %.0f look-ups/s", run, lr.per_s);
+    workload_progress(cfg, "W3 run %d: %.0f look-ups/s", run, lr.per_s);
     return 0;
 }
 
@@ -474,9 +470,9 @@ static int w1_family(const workload_config_t *cfg, w1_kind_t kind, int workers, 
     int warm = (int)(cfg->warmup >= 0 ? cfg->warmup : kind == KIND_FILL ? 0 : W1_WARMUP);
     target_t t;
     if (cfg->gateway)
-        progress(cfg, "%s run %d: using the stack at %s", name, run, cfg->gateway);
+        workload_progress(cfg, "%s run %d: using the stack at %s", name, run, cfg->gateway);
     else
-        progress(cfg, "%s run %d: starting a stack (%d workers x %ld slots)", name, run, workers,
+        workload_progress(cfg, "%s run %d: starting a stack (%d workers x %ld slots)", name, run, workers,
                  cfg->slots);
     if (target_open(cfg, workers, (int)cfg->slots, 0, &t, err, sizeof err) != 0) {
         fprintf(stderr, "synload: %s run %d FAILED: %s\n", name, run, err);
@@ -487,7 +483,7 @@ static int w1_family(const workload_config_t *cfg, w1_kind_t kind, int workers, 
     verify_result_t warmv = {0}, v = {0};
     const char *wf = "bench-w1";
     char prefix[64], label[64];
-    if (create_workflow(&t, wf, CHAIN_PHASES, 0, 0, err, sizeof err) != 0)
+    if (workload_create_workflow(t.url, wf, CHAIN_PHASES, 0, 0, err, sizeof err) != 0)
         goto done;
     if (warm > 0) {
         snprintf(prefix, sizeof prefix, "warm%d", run);
@@ -497,15 +493,15 @@ static int w1_family(const workload_config_t *cfg, w1_kind_t kind, int workers, 
             goto done;
         sleep_ms(1000);
     }
-    json_t *load = loadavg_json();
+    json_t *load = workload_loadavg_json();
     snprintf(prefix, sizeof prefix, "%s-r%d", name, run);
-    progress(cfg, "%s run %d: %d executions, %ld submits in flight", name, run, n, cfg->inflight);
-    pid_t profiler = profiler_start(cfg, &t);
+    workload_progress(cfg, "%s run %d: %d executions, %ld submits in flight", name, run, n, cfg->inflight);
+    pid_t profiler = workload_profiler_start(cfg, t.stack ? stack_broker_pid(t.stack) : 0);
     cpu_snapshot_t c0 = cpu_snapshot(&t);
     int brc = checked_batch(cfg, &t, wf, prefix, n, (int)cfg->inflight, 0, name, &b, &v, err,
                             sizeof err);
     cpu_snapshot_t c1 = cpu_snapshot(&t);
-    profiler_stop(profiler);
+    workload_profiler_stop(profiler);
     if (brc != 0) {
         json_decref(load);
         goto done;
@@ -531,13 +527,13 @@ static int w1_family(const workload_config_t *cfg, w1_kind_t kind, int workers, 
         /* Whether the gateway's event feed had gaps (it fell behind the broker) or its
          * view started over, which explains a memory number out of line. */
         json_t *gw = stack_stop_gateway(t.stack);
-        progress(cfg, "%s run %d: gateway event_gaps=%lld view_entries=%lld view_clears=%lld",
+        workload_progress(cfg, "%s run %d: gateway event_gaps=%lld view_entries=%lld view_clears=%lld",
                  name, run, json_integer_value(json_object_get(gw, "event_gaps")),
                  json_integer_value(json_object_get(gw, "view_entries")),
                  json_integer_value(json_object_get(gw, "view_clears")));
         json_object_set_new(o, "gateway_stats", gw);
     }
-    progress(cfg, "%s run %d: %.0f executions/s, p50 %.1f ms, p99 %.1f ms", name, run,
+    workload_progress(cfg, "%s run %d: %.0f executions/s, p50 %.1f ms, p99 %.1f ms", name, run,
              json_real_value(json_object_get(o, "exec_per_s")),
              json_real_value(json_object_get(o, "p50_ms")),
              json_real_value(json_object_get(o, "p99_ms")));
@@ -590,10 +586,10 @@ int workload_w2(const workload_config_t *cfg, int slots, int run, json_t *result
     }
     target_t t;
     if (cfg->gateway)
-        progress(cfg, "w2 run %d: %d slots assumed at %s, phases of %d ms", run, slots,
+        workload_progress(cfg, "w2 run %d: %d slots assumed at %s, phases of %d ms", run, slots,
                  cfg->gateway, phase_ms);
     else
-        progress(cfg, "w2 run %d: %d slots (%d worker%s), phases of %d ms", run, slots, workers,
+        workload_progress(cfg, "w2 run %d: %d slots (%d worker%s), phases of %d ms", run, slots, workers,
                  workers == 1 ? "" : "s", phase_ms);
     if (target_open(cfg, workers, slots / workers, 0, &t, err, sizeof err) != 0) {
         fprintf(stderr, "synload: w2 run %d FAILED: %s\n", run, err);
@@ -604,7 +600,7 @@ int workload_w2(const workload_config_t *cfg, int slots, int run, json_t *result
     verify_result_t warmv = {0}, v = {0};
     char wf[64], prefix[64];
     snprintf(wf, sizeof wf, "bench-w2-%dms", phase_ms);
-    if (create_workflow(&t, wf, CHAIN_PHASES, phase_ms, 0, err, sizeof err) != 0)
+    if (workload_create_workflow(t.url, wf, CHAIN_PHASES, phase_ms, 0, err, sizeof err) != 0)
         goto done;
     if (warm > 0) {
         snprintf(prefix, sizeof prefix, "warm%d", run);
@@ -613,7 +609,7 @@ int workload_w2(const workload_config_t *cfg, int slots, int run, json_t *result
             goto done;
         sleep_ms(1000);
     }
-    json_t *load = loadavg_json();
+    json_t *load = workload_loadavg_json();
     snprintf(prefix, sizeof prefix, "w2-s%d-r%d", slots, run);
     cpu_snapshot_t c0 = cpu_snapshot(&t);
     int brc = checked_batch(cfg, &t, wf, prefix, n, (int)cfg->inflight, phase_ms, "w2", &b, &v,
@@ -650,7 +646,7 @@ int workload_w2(const workload_config_t *cfg, int slots, int run, json_t *result
     json_object_set_new(o, "max_pct_possible", json_real(reachable));
     json_object_set_new(o, "pct_of_achievable", json_real(100 * (100 * rate / ideal) / reachable));
     json_array_append_new(results, o);
-    progress(cfg, "w2 run %d: %d slots: %.1f executions/s = %.1f%% of ideal %.1f", run, slots, rate,
+    workload_progress(cfg, "w2 run %d: %d slots: %.1f executions/s = %.1f%% of ideal %.1f", run, slots, rate,
              100 * rate / ideal, ideal);
     rc = 0;
 done:
@@ -765,7 +761,7 @@ int workload_wrk(const workload_config_t *cfg, int run, json_t *results)
 {
     char err[1024] = "";
     target_t t;
-    progress(cfg, "wrk run %d: %s", run, cfg->gateway ? cfg->gateway : "starting a stack");
+    workload_progress(cfg, "wrk run %d: %s", run, cfg->gateway ? cfg->gateway : "starting a stack");
     if (target_open(cfg, (int)cfg->workers, (int)cfg->slots, 0, &t, err, sizeof err) != 0) {
         fprintf(stderr, "synload: wrk run %d FAILED: %s\n", run, err);
         return -1;
@@ -775,7 +771,7 @@ int workload_wrk(const workload_config_t *cfg, int run, json_t *results)
     batch_t b = {0};
     verify_result_t v = {0};
     const char *wf = "bench-w1";
-    if (create_workflow(&t, wf, CHAIN_PHASES, 0, 0, err, sizeof err) != 0 ||
+    if (workload_create_workflow(t.url, wf, CHAIN_PHASES, 0, 0, err, sizeof err) != 0 ||
         checked_batch(cfg, &t, wf, "wrk", 200, (int)cfg->inflight, 0, "wrk setup", &b, &v, err,
                       sizeof err) != 0)
         goto done;
@@ -800,7 +796,7 @@ int workload_wrk(const workload_config_t *cfg, int run, json_t *results)
     json_object_set_new(o, "run", json_integer(run));
     json_object_set_new(o, "connections", json_integer(cfg->wrk_connections));
     json_object_set_new(o, "seconds", json_integer(cfg->wrk_seconds));
-    json_object_set_new(o, "loadavg_before", loadavg_json());
+    json_object_set_new(o, "loadavg_before", workload_loadavg_json());
     /* One connection, one request at a time: both clients on both servers. */
     struct {
         const char *key;
@@ -825,7 +821,7 @@ int workload_wrk(const workload_config_t *cfg, int run, json_t *results)
         json_object_set_new(o, seq[k].key, json_real(lr.per_s));
     }
     wrk_result_t ws, wh;
-    progress(cfg, "wrk run %d: %ld connections, %ld s on the status endpoint", run,
+    workload_progress(cfg, "wrk run %d: %ld connections, %ld s on the status endpoint", run,
              cfg->wrk_connections, cfg->wrk_seconds);
     cpu_snapshot_t c0 = cpu_snapshot(&t);
     if (run_wrk(cfg, status_url, &ws, err, sizeof err) != 0) {
@@ -833,7 +829,7 @@ int workload_wrk(const workload_config_t *cfg, int run, json_t *results)
         goto done;
     }
     cpu_snapshot_t c1 = cpu_snapshot(&t);
-    progress(cfg, "wrk run %d: same on the bare libmicrohttpd handler", run);
+    workload_progress(cfg, "wrk run %d: same on the bare libmicrohttpd handler", run);
     if (run_wrk(cfg, hello_url, &wh, err, sizeof err) != 0) {
         json_decref(o);
         goto done;
@@ -855,7 +851,7 @@ int workload_wrk(const workload_config_t *cfg, int run, json_t *results)
     json_object_set_new(o, "pct_of_hello", json_real(wh.rps > 0 ? 100 * ws.rps / wh.rps : 0));
     add_cpu(o, &t, c0, c1, (double)cfg->wrk_seconds);
     json_array_append_new(results, o);
-    progress(cfg, "wrk run %d: status %.0f req/s, bare handler %.0f req/s (%.0f%%)", run, ws.rps,
+    workload_progress(cfg, "wrk run %d: status %.0f req/s, bare handler %.0f req/s (%.0f%%)", run, ws.rps,
              wh.rps, wh.rps > 0 ? 100 * ws.rps / wh.rps : 0);
     rc = 0;
 done:
@@ -906,7 +902,7 @@ int workload_deadworker(const workload_config_t *cfg, int run, json_t *results)
         return -1;
     }
     target_t t;
-    progress(cfg, "deadworker run %d: starting a stack (2 workers x 1 slot)", run);
+    workload_progress(cfg, "deadworker run %d: starting a stack (2 workers x 1 slot)", run);
     if (target_open(cfg, 2, 1, 0, &t, err, sizeof err) != 0) {
         fprintf(stderr, "synload: deadworker run %d FAILED: %s\n", run, err);
         return -1;
@@ -918,7 +914,7 @@ int workload_deadworker(const workload_config_t *cfg, int run, json_t *results)
     int port;
     const char *wf = "bench-dead";
     /* One phase long enough to be killed in the middle of. */
-    if (create_workflow(&t, wf, 1, 600000, 3, err, sizeof err) != 0)
+    if (workload_create_workflow(t.url, wf, 1, 600000, 3, err, sizeof err) != 0)
         goto done;
     hclient_parse_url(t.url, host, sizeof host, &port);
     hc = hclient_new(host, port);
@@ -984,7 +980,7 @@ int workload_deadworker(const workload_config_t *cfg, int run, json_t *results)
     json_object_set_new(o, "detect_ms", json_real((double)(started_us - killed_us) / 1000.0));
     json_object_set_new(o, "seen_ms", json_real((double)(seen_us - killed_us) / 1000.0));
     json_array_append_new(results, o);
-    progress(cfg, "deadworker run %d: phase running again on %s %.0f ms after kill -9 of %s", run,
+    workload_progress(cfg, "deadworker run %d: phase running again on %s %.0f ms after kill -9 of %s", run,
              again, (double)(started_us - killed_us) / 1000.0, worker);
     rc = 0;
 done:

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 typedef struct {
     const char *gateway;       /* existing stack, or NULL to start one per run */
@@ -19,8 +20,9 @@ typedef struct {
     const char *gateway_prefix;
     const char *gateway_args;
     const char *worker_args;
-    const char *profile_cmd;   /* shell command run during the measured batch, "{pid}" =
-                                  the broker's pid; stopped with SIGINT (e.g. perf -p) */
+    const char *profile_cmd;   /* shell command run during the measured batch (fleet: its
+                                  idle window), "{pid}" = the broker's pid; stopped with
+                                  SIGINT (e.g. perf -p) */
     const char *latency_dir;   /* per-run latency files, or NULL */
     bool keep;
     bool use_curl;             /* W3 with libcurl instead of synload's own client */
@@ -40,6 +42,11 @@ typedef struct {
     long wrk_seconds;
     long wrk_connections;
     long idle_ms;              /* pause before reading RSS */
+    long fleet_slots;          /* fleet: slots of each simulated worker */
+    long fleet_phase_ms;       /* fleet: phase length (phases come at 80 % of the slots) */
+    long fleet_seconds;        /* fleet: the measured busy window */
+    long fleet_idle_s;         /* fleet: the idle window (broker CPU) */
+    bool fleet_restart;        /* fleet: measure a broker restart */
     volatile sig_atomic_t *stop;
 } workload_config_t;
 
@@ -57,6 +64,28 @@ int workload_deadworker(const workload_config_t *cfg, int run, json_t *results);
 int workload_scaling(const workload_config_t *cfg, int workers, int run, json_t *results);
 /* Many executions (default 100,000), then the processes' memory. */
 int workload_fill(const workload_config_t *cfg, int run, json_t *results);
+
+/* A run of the fleet (fleet.c): `workers` simulated workers of cfg->slots slots
+ * against one broker, dispatch latency with the fleet ~80 % busy, the broker's
+ * CPU with it idle, memory per worker, a broker restart re-adopting their work. */
+int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *results);
+
+/* Shared by the workloads' files. POST /workflows of verify_workflow_json's chain
+ * (409: already there); 0, or -1 with the reason in err. */
+int workload_create_workflow(const char *url, const char *id, int phases, int sleep_ms,
+                             int max_attempts, char *err, size_t errlen);
+/* Starts cfg->profile_cmd with {pid} replaced by broker's pid (through /bin/sh,
+ * in its own process group); -1 when there is none to start. Stopped (SIGINT to
+ * its group, then reaped) by workload_profiler_stop. */
+pid_t workload_profiler_start(const workload_config_t *cfg, pid_t broker);
+void workload_profiler_stop(pid_t child);
+/* "synload: <text>" on stderr unless cfg->quiet. */
+void workload_progress(const workload_config_t *cfg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* [1, 5, 15 minute load averages] from /proc/loadavg. */
+json_t *workload_loadavg_json(void);
+/* rss_/peak_rss_/pss_/uss_<name>_mib of one process into o. */
+void workload_add_memory(json_t *o, const char *name, pid_t pid);
 
 /* Serves the bare handler (for workload_wrk's child process). */
 int workload_hello_main(const char *address, volatile sig_atomic_t *stop);

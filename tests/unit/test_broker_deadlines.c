@@ -112,6 +112,26 @@ static void test_adoption_window(void **state)
     json_decref(retrying);
 }
 
+/* A reload that takes long (thousands of executions) does not eat the window:
+ * it opens when the broker can be reached (broker_engine_adoption_open). */
+static void test_adoption_window_opens_after_the_reload(void **state)
+{
+    fx_t *f = *state;
+    broker_execution_t *exec;
+    run_on_w1(f, 60, &exec);
+    char id[BROKER_EXEC_ID_SIZE];
+    strcpy(id, exec->id);
+    fx_restart(f);
+    assert_int_equal(broker_engine_recover(f->engine, f->now), 1);
+    f->now += 5 * WINDOW; /* the reload and the rest of the start */
+    broker_engine_adoption_open(f->engine, f->now);
+    fx_advance(f, WINDOW - 1, NULL);
+    broker_phase_t *phase = broker_execution_active_phase(broker_engine_find(f->engine, id));
+    assert_int_equal(phase->status, BROKER_PHASE_RUNNING);
+    fx_advance(f, 1, NULL);
+    assert_int_equal(phase->status, BROKER_PHASE_QUEUED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -119,6 +139,7 @@ int main(void)
         fx_unit_test(test_backstop_fails_the_attempt),
         fx_unit_test(test_backoff_ends_on_time),
         fx_unit_test(test_adoption_window),
+        fx_unit_test(test_adoption_window_opens_after_the_reload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
