@@ -619,15 +619,11 @@ static void test_max_running_holds_every_workflow(void **state)
 
 #define ARTIFACT_AGENT SYN_SOURCE_DIR "/tests/integration/fixtures/artifact_agent.sh"
 
-static long http_status_of(const char *url_fmt, ...)
+/* The HTTP status of GET /executions/{id}. */
+static long detail_status(teststack_t *on, const char *id)
 {
-    char url[1024];
-    va_list ap;
-    va_start(ap, url_fmt);
-    vsnprintf(url, sizeof url, url_fmt, ap);
-    va_end(ap);
     http_response_t resp;
-    assert_int_equal(http_get(&resp, "%s", url), 0);
+    assert_int_equal(http_get(&resp, "%s/executions/%s", teststack_url(on), id), 0);
     long status = resp.status;
     http_response_clear(&resp);
     return status;
@@ -689,8 +685,8 @@ static void test_rerun_keeps_reused_artifacts_past_retention(void **state)
 
     char *second = rerun_from_use(on, first);
     /* retention keeps one finished execution: the first goes */
-    WAIT_FOR(http_status_of("%s/executions/%s", teststack_url(on), first) == 404, 15000);
-    assert_int_equal(http_status_of("%s/executions/%s", teststack_url(on), first), 404);
+    WAIT_FOR(detail_status(on, first) == 404, 15000);
+    assert_int_equal(detail_status(on, first), 404);
     assert_int_equal(teststack_db_count(on, "SELECT 1 FROM artifact_chunks", NULL), chunks);
     assert_artifact(on, dir, second, first, "report.md");
     assert_artifact(on, dir, second, first, "sub/dir/data.bin");
@@ -701,7 +697,7 @@ static void test_rerun_keeps_reused_artifacts_past_retention(void **state)
     http_response_clear(&resp);
 
     char *third = rerun_from_use(on, second);
-    WAIT_FOR(http_status_of("%s/executions/%s", teststack_url(on), second) == 404, 15000);
+    WAIT_FOR(detail_status(on, second) == 404, 15000);
     assert_artifact(on, dir, third, first, "sub/dir/data.bin");
     assert_int_equal(teststack_db_count(on, "SELECT 1 FROM artifact_chunks", NULL), chunks);
 
@@ -712,7 +708,7 @@ static void test_rerun_keeps_reused_artifacts_past_retention(void **state)
     char *fourth = strdup(json_str(resp.json, "execution_id"));
     http_response_clear(&resp);
     json_decref(teststack_wait_terminal(on, "deliver", fourth, 30000));
-    WAIT_FOR(http_status_of("%s/executions/%s", teststack_url(on), third) == 404, 15000);
+    WAIT_FOR(detail_status(on, third) == 404, 15000);
     WAIT_FOR(teststack_db_count(on, "SELECT 1 FROM artifacts WHERE exec_num < 0", NULL) == 0,
              15000);
     assert_int_equal(teststack_db_count(on, "SELECT 1 FROM artifacts WHERE exec_num < 0", NULL),
