@@ -296,6 +296,7 @@ static int op_execution_status(broker_api_t *self, const json_t *args, json_t **
     if (exec) {
         broker_status_view_t v;
         broker_execution_status_view(exec, &v);
+        v.queue_position = broker_engine_queue_position(self->engine, id);
         view = broker_status_json(&v);
     } else if (broker_store_execution_status(self->store, id, &view) <= 0) {
         return api_internal_error(body, "cannot read the execution");
@@ -529,6 +530,23 @@ static void put_waiting_for(broker_api_t *self, const char *id, json_t *body)
     json_object_set_new(body, "waiting_phase", gate ? json_string(gate->phase_id) : json_null());
 }
 
+/* queue_position: a pending execution's place among those waiting to start
+ * (limits.h), else null; on a summary or a detail. */
+static void put_queue_position(broker_api_t *self, json_t *item)
+{
+    const char *id = json_string_value(json_object_get(item, "execution_id"));
+    int64_t at = id ? broker_engine_queue_position(self->engine, id) : 0;
+    json_object_set_new(item, "queue_position", at > 0 ? json_integer(at) : json_null());
+}
+
+static void put_queue_positions(broker_api_t *self, json_t *items)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach(items, i, item)
+        put_queue_position(self, item);
+}
+
 static int op_execution_state(broker_api_t *self, const json_t *args, json_t **body)
 {
     char id[BROKER_EXEC_ID_SIZE];
@@ -573,6 +591,7 @@ static int op_execution_list(broker_api_t *self, const json_t *args, json_t **bo
     if (broker_store_execution_list(self->store, workflow_id, status_name ? (int)status : -1,
                                     page, page_size, &items, &total) < 0)
         return api_internal_error(body, "cannot list executions");
+    put_queue_positions(self, items);
     *body = json_pack("{s:o, s:I, s:I, s:I}", "executions", items, "total", (json_int_t)total,
                       "page", page, "page_size", page_size);
     return 200;
@@ -590,6 +609,7 @@ static int op_execution_get(broker_api_t *self, const json_t *args, json_t **bod
     const broker_execution_t *active = broker_engine_find(self->engine, id);
     if (active) /* what its running attempt reported so far counts too */
         broker_budget_detail(active, *body);
+    put_queue_position(self, *body);
     return 200;
 }
 
@@ -639,6 +659,7 @@ static int op_workflow_runs(broker_api_t *self, const json_t *args, json_t **bod
         free(name);
         return api_internal_error(body, "cannot list executions");
     }
+    put_queue_positions(self, items);
     *body = json_pack("{s:o, s:I, s:s, s:s}", "runs", items, "total", (json_int_t)total,
                       "workflow_id", workflow_id, "workflow_name", name);
     free(name);

@@ -126,8 +126,11 @@ int broker_api_op_execution_rerun(broker_api_t *self, const json_t *args, json_t
 {
     reason_t why = {""};
     const char *from_phase = NULL, *task = NULL;
+    json_int_t priority = 0;
     if (!api_opt_string(args, "from_phase", &from_phase, "", &why) ||
-        !api_opt_string(args, "task", &task, "", &why))
+        !api_opt_string(args, "task", &task, "", &why) ||
+        !api_opt_int(args, "priority", SYN_OP_PRIORITY_MIN, SYN_OP_PRIORITY_MAX, &priority, "",
+                     &why))
         return api_bad_request(body, &why);
     const json_t *overrides = json_object_get(args, "inputs");
     char id[BROKER_EXEC_ID_SIZE];
@@ -165,8 +168,12 @@ int broker_api_op_execution_rerun(broker_api_t *self, const json_t *args, json_t
         if (task)
             json_object_set_new(inputs, "task", json_string(task));
         char new_id[BROKER_EXEC_ID_SIZE];
+        /* the old execution's priority, unless the request gives one */
+        if (!json_object_get(args, "priority"))
+            priority = old->priority;
         if (broker_engine_rerun(self->engine, old, tpl, (size_t)from, inputs,
-                                task ? task : old->task, new_id, err, sizeof err) < 0) {
+                                task ? task : old->task, priority, new_id, err,
+                                sizeof err) < 0) {
             status = api_internal_error(body, err);
         } else {
             *body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "execution_id", new_id,

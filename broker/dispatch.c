@@ -187,13 +187,11 @@ void broker_engine_dispatch(broker_engine_t *self, int64_t now_ms)
         broker_phase_t *phase = broker_execution_active_phase(exec);
         broker_worker_t *worker =
             broker_workers_pick(self->workers, phase ? phase->provider : NULL);
-        void *handle = exec->ready_handle;
         broker_execution_t *next = zlistx_next(self->ready);
         if (worker && phase && !broker_limits_may_start(self, exec))
             worker = NULL; /* waits, keeping its place */
         if (worker || !phase) {
-            zlistx_detach(self->ready, handle);
-            exec->ready_handle = NULL;
+            engine_dequeue(self, exec);
             if (worker &&
                 (exec->status == BROKER_EXEC_PENDING || exec->status == BROKER_EXEC_RUNNING))
                 dispatch_one(self, exec, worker, now_ms);

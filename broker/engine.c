@@ -186,6 +186,7 @@ void engine_enqueue(broker_engine_t *self, broker_execution_t *exec, bool front)
      * With equal priorities either stops at once. */
     exec->ready_handle = zlistx_insert(self->ready, exec, front);
     exec->ready_us = syn_mono_us();
+    self->queue_gen++; /* queue positions are numbered again when read (limits.h) */
 }
 
 /* Higher priority first: "less" is the higher priority. */
@@ -202,6 +203,7 @@ void engine_dequeue(broker_engine_t *self, broker_execution_t *exec)
         return;
     zlistx_detach(self->ready, exec->ready_handle);
     exec->ready_handle = NULL;
+    self->queue_gen++;
 }
 
 static int adopt_execution(broker_engine_t *self, broker_execution_t *exec)
@@ -753,8 +755,8 @@ int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t 
 
 int broker_engine_rerun(broker_engine_t *self, const broker_execution_t *earlier,
                         const json_t *template_json, size_t from, json_t *inputs,
-                        const char *task, char id_out[BROKER_EXEC_ID_SIZE], char *err,
-                        size_t errlen)
+                        const char *task, int64_t priority, char id_out[BROKER_EXEC_ID_SIZE],
+                        char *err, size_t errlen)
 {
     char id[BROKER_EXEC_ID_SIZE];
     if (syn_id_make("exec-", BROKER_EXEC_ID_HEX, id, sizeof id) < 0) {
@@ -781,14 +783,14 @@ int broker_engine_rerun(broker_engine_t *self, const broker_execution_t *earlier
         phase->output = strdup(old->output ? old->output : "");
         phase->started_at = old->started_at;
         phase->completed_at = old->completed_at;
-        /* Artifacts (issue 17, being added alongside): a reused phase's artifacts
-         * belong here too, copied or referenced from old like its output. */
+        /* Its artifacts are referenced in the store (broker_store_rerun_link). */
         if (!phase->output) {
             snprintf(err, errlen, "out of memory");
             broker_execution_destroy(&exec);
             return -1;
         }
     }
+    exec->priority = priority;
     return start_execution(self, exec, from, earlier->id, id_out, err, errlen);
 }
 
@@ -811,6 +813,7 @@ json_t *broker_engine_active_json(broker_engine_t *self, size_t limit)
          exec && json_array_size(list) < limit; exec = zlistx_prev(self->by_creation)) {
         broker_status_view_t view;
         broker_execution_status_view(exec, &view);
+        view.queue_position = broker_engine_queue_position(self, exec->id);
         json_array_append_new(list, broker_status_json(&view));
     }
     return list;

@@ -85,14 +85,14 @@ int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t 
  * workflow version (template_json) and repos: its phases before index `from` are
  * copied as completed with their outputs (and, in the store, their usage, named
  * as reused_from), phase `from` is queued. inputs (merged; a reference is taken)
- * and task may differ from earlier's. ExecutionStarted says rerun_of and
- * reused_phases. 0, or -1 with the reason in err.
- * Artifacts (issue 17) are not copied yet: where they land, a reused phase's
- * artifacts are to be copied (or referenced) here, next to its output. */
+ * and task may differ from earlier's; priority is the new execution's (the
+ * caller passes earlier's unless overridden). ExecutionStarted says rerun_of
+ * and reused_phases. A reused phase's artifacts are referenced, not copied
+ * (broker_store_rerun_link). 0, or -1 with the reason in err. */
 int broker_engine_rerun(broker_engine_t *self, const broker_execution_t *earlier,
                         const json_t *template_json, size_t from, json_t *inputs,
-                        const char *task, char id_out[BROKER_EXEC_ID_SIZE], char *err,
-                        size_t errlen);
+                        const char *task, int64_t priority, char id_out[BROKER_EXEC_ID_SIZE],
+                        char *err, size_t errlen);
 
 /* The active (non-terminal) execution with exactly this id, or NULL. */
 broker_execution_t *broker_engine_find(broker_engine_t *self, const char *id);
@@ -160,5 +160,8 @@ broker_engine_stats_t broker_engine_stats(const broker_engine_t *self);
 broker_artifacts_t *broker_engine_artifacts(broker_engine_t *self);
 /* Executions whose current phase waits for a worker slot (the ready queue). */
 size_t broker_engine_ready_depth(const broker_engine_t *self);
+/* A pending execution's place among those waiting to start (1 first), 0 when
+ * it is not waiting (limits.h decides the numbering). */
+int64_t broker_engine_queue_position(broker_engine_t *self, const char *execution_id);
 
 #endif

@@ -39,6 +39,8 @@ struct broker_engine_t {
     syn_ratelog_t *claims;  /* refused name claims and take-overs: one line per cause a minute */
     zhashx_t *running_by_workflow; /* workflow id → executions holding a place (limits.c) */
     size_t running;         /* executions holding a place, all workflows */
+    uint64_t queue_gen;     /* bumped by every change of the ready queue (limits.c) */
+    uint64_t positions_gen; /* queue_gen when the waiting were last numbered */
     broker_artifacts_t *artifacts; /* sets of artifacts being received (artifacts.h) */
     broker_engine_stats_t stats;
     /* Dispatch latency: when each phase assigned since the last flush became

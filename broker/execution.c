@@ -278,7 +278,10 @@ json_t *broker_status_json(const broker_status_view_t *view)
     json_object_set_new_nocheck(status, "started_at", broker_time_json(view->started_at));
     json_object_set_new_nocheck(status, "completed_at", broker_time_json(view->completed_at));
     json_object_set_new_nocheck(status, "error", string_or_null(view->error));
-    if (json_object_size(status) != 9) {
+    if (view->queue_position > 0)
+        json_object_set_new_nocheck(status, "queue_position",
+                                    json_integer((json_int_t)view->queue_position));
+    if (json_object_size(status) != 9 + (view->queue_position > 0)) {
         json_decref(status);
         return NULL;
     }

@@ -104,6 +104,8 @@ typedef struct {
      * running attempt's cost_usd, what the budget is compared with. */
     double max_budget_usd;
     double spent_usd;
+    int64_t queue_position;       /* its place while it waits to start, as last
+                                     numbered (limits.c); 0 when not waiting */
     /* engine bookkeeping */
     void *list_handle;            /* position in the engine's creation-ordered list */
     void *ready_handle;           /* position in the ready queue, NULL when not in it */
@@ -122,6 +124,8 @@ typedef struct {
     int64_t started_at;           /* 0 → null */
     int64_t completed_at;
     const char *error;
+    int64_t queue_position;       /* > 0: its place while it waits to start (the
+                                     replies' queue_position; never in events) */
 } broker_status_view_t;
 
 /* A new pending execution whose phases come from template's "phases" array (each
@@ -153,10 +157,12 @@ int broker_set_string(char **field, const char *value);
 
 void broker_execution_status_view(broker_execution_t *self, broker_status_view_t *view);
 /* {execution_id, workflow_id, status, current_phase, completed_phases, total_phases,
- *  started_at, completed_at, error}: every key always present. */
+ *  started_at, completed_at, error}: every key always present; queue_position too
+ *  when the view has one. */
 json_t *broker_status_json(const broker_status_view_t *view);
 /* The same object packed as entry key of the message being packed: the same
- * fields in the same order, so a subscriber decodes what the reply would say. */
+ * fields in the same order, so a subscriber decodes what the reply would say
+ * (events' views have no queue_position: limits.h says why). */
 void broker_status_pack(syn_pack_t *pack, const char *key, const broker_status_view_t *view);
 
 /* Timestamps as RFC 3339 strings, or JSON null for 0. */

@@ -46,3 +46,36 @@ void broker_limits_release(broker_engine_t *self, broker_execution_t *exec)
     self->running--;
     set_running(self, exec->workflow_id, running_of(self, exec->workflow_id) - 1);
 }
+
+/* Numbers every waiting execution (limits.h): a running count of all, and one
+ * per workflow in a hash made for the walk (without it, out of memory, all
+ * are numbered in the one queue: a place too far back, never a failure). */
+static void number_the_waiting(broker_engine_t *self)
+{
+    zhashx_t *ahead = zhashx_new();
+    size_t all = 0;
+    bool own_queues = self->config.max_running <= 0;
+    for (broker_execution_t *e = zlistx_first(self->ready); e; e = zlistx_next(self->ready)) {
+        if (e->status != BROKER_EXEC_PENDING)
+            continue;
+        all++;
+        size_t mine = all;
+        if (ahead && own_queues && e->max_concurrent > 0) {
+            mine = (size_t)(uintptr_t)zhashx_lookup(ahead, e->workflow_id) + 1;
+            zhashx_update(ahead, e->workflow_id, (void *)(uintptr_t)mine);
+        }
+        e->queue_position = (int64_t)mine;
+    }
+    zhashx_destroy(&ahead);
+    self->positions_gen = self->queue_gen;
+}
+
+int64_t broker_engine_queue_position(broker_engine_t *self, const char *execution_id)
+{
+    broker_execution_t *exec = zhashx_lookup(self->active, execution_id);
+    if (!exec || exec->status != BROKER_EXEC_PENDING || !exec->ready_handle)
+        return 0;
+    if (self->positions_gen != self->queue_gen)
+        number_the_waiting(self);
+    return exec->queue_position;
+}

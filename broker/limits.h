@@ -18,4 +18,17 @@ void broker_limits_take(broker_engine_t *self, broker_execution_t *exec);
 /* exec gives its place back (it ended); nothing when it held none. */
 void broker_limits_release(broker_engine_t *self, broker_execution_t *exec);
 
+/* Queue positions (broker_engine_queue_position, engine.h): a pending execution
+ * in the ready queue is numbered 1, 2, … in the order the queue will start it,
+ * counting those ahead of it that wait for the same places: its own workflow's
+ * when the workflow has max_concurrent and the broker no --max-running, else
+ * every workflow's. The numbers are made in one walk of the queue, and only
+ * when a read finds the queue changed since the last walk (queue_gen, bumped by
+ * engine_enqueue and engine_dequeue): reads between two changes cost a lookup,
+ * a listing of many executions one walk at most, and nothing is numbered when
+ * nobody asks. Events do not carry it: each start moves every waiting
+ * execution's place, and an event for each would cost that walk per start
+ * and an event per waiting execution; readers ask the broker (the gateway's
+ * view does not serve pending executions' statuses). */
+
 #endif

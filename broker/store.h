@@ -18,7 +18,8 @@
  *                      started/completed_at, exit_code, error, usage JSON
  *   events             seq, time, execution_id, type, data JSON, exec_num
  *   artifacts          id, (exec_num, phase_id, attempt, path), size, sha256,
- *                      media_type, created_at, complete (0 while its chunks arrive)
+ *                      media_type, created_at, complete (0 while its chunks arrive),
+ *                      chunks_of (a rerun's reused artifact: the row holding its bytes)
  *   artifact_chunks    (artifact_id, offset) → len, data: the bytes, a chunk a row
  * exec_num is the execution's num: the rows of executions in flight, the newest,
  * sit together on a few pages instead of scattered by their random ids.
@@ -54,7 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_STORE_SCHEMA_VERSION 9
+#define BROKER_STORE_SCHEMA_VERSION 10
 
 typedef struct broker_store_t broker_store_t;
 
@@ -186,8 +187,9 @@ int broker_store_idempotency_put(broker_store_t *self, const char *key, const ch
 
 /* Reruns (store_controls.c): marks exec (inserted) as a rerun of rerun_of whose
  * first `reused` phases were copied from it: those phases take its tokens, cost
- * and model and name it as reused_from; the execution's totals start as their
- * sums. 0 or -1. */
+ * and model and name it as reused_from, and its artifacts, referenced (chunks_of:
+ * their bytes are not copied; retention keeps them while a rerun names them);
+ * the execution's totals start as their sums. 0 or -1. */
 int broker_store_rerun_link(broker_store_t *self, const broker_execution_t *exec,
                             const char *rerun_of, size_t reused);
 /* One execution, finished or not, rebuilt as the reload rebuilds the active ones
@@ -292,7 +294,7 @@ int broker_store_events_after(broker_store_t *self, const char *execution_id,
 
 /* A stored artifact, as one file's read needs it. */
 typedef struct {
-    int64_t id;
+    int64_t id;          /* the row whose chunks hold its bytes (chunks_of or its own) */
     int64_t attempt;
     int64_t size;
     char sha256[65];

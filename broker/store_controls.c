@@ -60,12 +60,13 @@ int broker_store_idempotency_put(broker_store_t *self, const char *key, const ch
 int broker_store_rerun_link(broker_store_t *self, const broker_execution_t *exec,
                             const char *rerun_of, size_t reused)
 {
-    for (size_t i = 0; i < reused; i++) {
-        sqlite3_stmt *s = store_write_stmt(self, SQL_RERUN_REUSE_PHASE);
+    static const sql_id_t reuse[] = {SQL_RERUN_REUSE_PHASE, SQL_RERUN_REUSE_ARTIFACTS};
+    for (size_t i = 0; i < reused * 2; i++) {
+        sqlite3_stmt *s = store_write_stmt(self, reuse[i % 2]);
         if (!s)
             return -1;
         sqlite3_bind_int64(s, 1, exec->num);
-        store_bind_text(s, 2, exec->phases[i].phase_id);
+        store_bind_text(s, 2, exec->phases[i / 2].phase_id);
         store_bind_text(s, 3, rerun_of);
         if (store_run(self, s, "reuse a phase") != SQLITE_DONE)
             return -1;

@@ -68,6 +68,9 @@ static int delete_rows(broker_store_t *self, sql_id_t id, const candidate_t *c)
 static int delete_execution(broker_store_t *self, const candidate_t *c)
 {
     static const sql_id_t order[] = {SQL_RETAIN_DELETE_ARTIFACT_CHUNKS,
+                                     SQL_RETAIN_DETACH_NAMED_ARTIFACTS,
+                                     SQL_RETAIN_DELETE_DETACHED_CHUNKS,
+                                     SQL_RETAIN_DELETE_DETACHED,
                                      SQL_RETAIN_DELETE_ARTIFACTS,
                                      SQL_RETAIN_DELETE_PHASES, SQL_RETAIN_DELETE_ATTEMPTS,
                                      SQL_RETAIN_DELETE_EVENTS, SQL_RETAIN_DELETE_MESSAGES,

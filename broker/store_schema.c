@@ -297,10 +297,21 @@ static const char *const schema_v9_sql =
     "  data BLOB NOT NULL,"
     "  PRIMARY KEY (artifact_id, offset));";
 
+/* Version 10: a rerun's reused phases keep their artifacts without a copy of
+ * their bytes (a rerun must not block the broker copying gigabytes): the rerun's
+ * rows name the row whose chunks hold them (chunks_of, always a row with its own
+ * chunks; NULL: its own). A named row whose execution retention deletes stays,
+ * detached (exec_num = -id, listed under no execution), until the last row
+ * naming it goes (store_retention.c). */
+static const char *const schema_v10_sql =
+    "ALTER TABLE artifacts ADD COLUMN chunks_of INTEGER;"
+    "CREATE INDEX artifacts_chunks_of ON artifacts(chunks_of) WHERE chunks_of IS NOT NULL;";
+
 /* The script that takes a database from version i to i + 1. */
 static const char *const upgrades[] = {schema_v1_sql, schema_v2_sql, schema_v3_sql,
                                        schema_v4_sql, schema_v5_sql, schema_v6_sql,
-                                       schema_v7_sql, schema_v8_sql, schema_v9_sql};
+                                       schema_v7_sql, schema_v8_sql, schema_v9_sql,
+                                       schema_v10_sql};
 
 static int64_t query_int(broker_store_t *self, const char *sql, int64_t fallback)
 {

@@ -28,6 +28,12 @@
 /* The number of the execution whose id is ?1, for statements given only the id
  * (API reads, usage): child rows are keyed by it (schema version 6). */
 #define EXEC_NUM_OF_ID "(SELECT num FROM executions WHERE id = ?1)"
+/* Detached artifact rows (retention, schema v10) that only execution ?1's rows
+ * still name: deleted with it. */
+#define RETAIN_DETACHED_UNNAMED                                                            \
+    "SELECT o.id FROM artifacts o WHERE o.exec_num < 0 AND o.id IN (SELECT chunks_of"     \
+    " FROM artifacts WHERE exec_num = ?1 AND chunks_of IS NOT NULL) AND NOT EXISTS"       \
+    " (SELECT 1 FROM artifacts r WHERE r.chunks_of = o.id AND r.exec_num != ?1)"
 
 /* A phase's state columns, saved by its key or, cheaper, by the rowid its
  * insert or load found (?9): one b-tree seek instead of the key index's and
@@ -293,10 +299,27 @@ static const char *const sql_text[SQL_COUNT] = {
         " LEFT JOIN phases p ON p.exec_num = a.exec_num AND p.phase_id = a.phase_id"
         " WHERE (?1 IS NULL OR e.id = ?1) AND a.started_at IS NOT NULL"
         " ORDER BY e.num DESC, a.started_at DESC LIMIT ?2",
+    /* An execution's artifacts go with it, but bytes a rerun's rows still name
+     * (chunks_of, schema v10) stay: their row is detached (exec_num = -id) until
+     * the last row naming it is deleted; each by the artifacts_chunks_of index. */
     [SQL_RETAIN_DELETE_ARTIFACT_CHUNKS] =
         "DELETE FROM artifact_chunks WHERE artifact_id IN"
-        " (SELECT id FROM artifacts WHERE exec_num = ?1)",
+        " (SELECT a.id FROM artifacts a WHERE a.exec_num = ?1 AND a.chunks_of IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM artifacts r WHERE r.chunks_of = a.id))",
+    [SQL_RETAIN_DETACH_NAMED_ARTIFACTS] =
+        "UPDATE artifacts SET exec_num = -id WHERE exec_num = ?1 AND chunks_of IS NULL"
+        " AND EXISTS (SELECT 1 FROM artifacts r WHERE r.chunks_of = artifacts.id)",
+    [SQL_RETAIN_DELETE_DETACHED_CHUNKS] =
+        "DELETE FROM artifact_chunks WHERE artifact_id IN (" RETAIN_DETACHED_UNNAMED ")",
+    [SQL_RETAIN_DELETE_DETACHED] = "DELETE FROM artifacts WHERE id IN (" RETAIN_DETACHED_UNNAMED ")",
     [SQL_RETAIN_DELETE_ARTIFACTS] = "DELETE FROM artifacts WHERE exec_num = ?1",
+    /* A rerun's reused phase ?2 takes the artifacts of execution ?3's by reference. */
+    [SQL_RERUN_REUSE_ARTIFACTS] =
+        "INSERT INTO artifacts(exec_num, phase_id, attempt, path, size, sha256, media_type,"
+        " created_at, complete, chunks_of) SELECT ?1, phase_id, attempt, path, size, sha256,"
+        " media_type, created_at, 1, coalesce(chunks_of, id) FROM artifacts"
+        " WHERE exec_num = (SELECT num FROM executions WHERE id = ?3) AND phase_id = ?2"
+        " AND complete = 1",
     /* Artifacts (store_artifacts.c): rows by (exec_num, phase_id, attempt, path)
      * on their unique index, chunks by (artifact_id, offset) on their key. */
     [SQL_ARTIFACT_INSERT] =
@@ -324,7 +347,7 @@ static const char *const sql_text[SQL_COUNT] = {
         " AND p.phase_id = a.phase_id WHERE a.exec_num = " EXEC_NUM_OF_ID
         " AND a.complete = 1 ORDER BY p.ord, a.phase_id, a.path",
     [SQL_ARTIFACT_FIND] =
-        "SELECT id, attempt, size, sha256, media_type FROM artifacts"
+        "SELECT coalesce(chunks_of, id), attempt, size, sha256, media_type FROM artifacts"
         " WHERE exec_num = " EXEC_NUM_OF_ID " AND phase_id = ?2 AND path = ?3"
         " AND complete = 1 ORDER BY attempt DESC LIMIT 1",
     [SQL_ARTIFACT_READ] =

@@ -38,11 +38,13 @@ static const spec_object_t execute_schema = {execute_fields};
 
 static const char *const role_choices[] = {"user", "system", NULL};
 
-/* rerun (issue 19): {from_phase?, inputs?, task?}. */
+/* rerun (issue 19): {from_phase?, inputs?, task?, priority?}. */
 static const spec_field_t rerun_fields[] = {
     {.name = "from_phase", .kind = SPEC_STRING, .min_len = 1},
     {.name = "inputs", .kind = SPEC_STRING_MAP},
     {.name = "task", .kind = SPEC_STRING},
+    {.name = "priority", .kind = SPEC_INT, .has_min = true, .min = SYN_OP_PRIORITY_MIN,
+     .has_max = true, .max = SYN_OP_PRIORITY_MAX},
     {.name = NULL},
 };
 static const spec_object_t rerun_schema = {rerun_fields};

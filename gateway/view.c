@@ -309,7 +309,10 @@ bool gateway_view_get(gateway_view_t *self, const char *workflow_id, const char 
                       const char **text, size_t *len)
 {
     entry_t *entry = self->connected ? zhashx_lookup(self->by_id, execution_id) : NULL;
-    if (!entry || entry->held || !entry->text || strcmp(entry->workflow_id, workflow_id) != 0) {
+    /* A pending execution's queue_position moves without events of its own
+     * (broker/limits.h): only the broker can say it. */
+    if (!entry || entry->held || !entry->text || strcmp(entry->workflow_id, workflow_id) != 0 ||
+        !strcmp(entry->status, "pending")) {
         self->stats.misses++;
         return false;
     }

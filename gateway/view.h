@@ -66,7 +66,8 @@ void gateway_view_forget(gateway_view_t *self, const char *execution_id);
 void gateway_view_clear(gateway_view_t *self);
 
 /* The reply body for a full execution id of that workflow, when the view can vouch
- * for it; *text stays valid until the next call that changes the view. */
+ * for it (never for a pending one: its queue_position is the broker's alone);
+ * *text stays valid until the next call that changes the view. */
 bool gateway_view_get(gateway_view_t *self, const char *workflow_id, const char *execution_id,
                       const char **text, size_t *len);
 

@@ -71,8 +71,9 @@ static const syn_op_spec_t specs[] = {
     /* the team controls (issue 19) */
     [SYN_OP_EXECUTION_RERUN] = {"execution.rerun",
                                 {STR("from_phase", false), STR("task", false),
-                                 {"inputs", SYN_ARG_STRING_MAP, false, 0, 0}, EXECUTION_ID},
-                                4, NULL},
+                                 {"inputs", SYN_ARG_STRING_MAP, false, 0, 0}, EXECUTION_ID,
+                                 INT("priority", SYN_OP_PRIORITY_MIN, SYN_OP_PRIORITY_MAX)},
+                                5, NULL},
     /* the original's clients (issue 17) */
     [SYN_OP_COSTS_REPORT] = {"costs.report", {STR("execution_id", false), INT("limit", 1, 200)},
                              2, NULL},

@@ -2,7 +2,8 @@
  * its --json and its exit code, every error exit code (unknown id 4, server down 5
  * within 2 s, bad flags 2, ambiguous prefix 2, refused 1, unauthorized 5), the
  * examples of workflows/ installed with `create -f` (files and a package folder),
- * and `validate` printing the server's file:line:column errors. */
+ * `validate` printing the server's file:line:column errors, and the team
+ * controls (issue 19): `syn run --idempotency-key`, `syn rerun`. */
 #include "tests/support/http.h"
 #include "tests/support/synrun.h"
 #include "tests/support/teststack.h"
@@ -480,6 +481,100 @@ static void test_unauthorized_is_5(void **state)
     teststack_destroy(&secure);
 }
 
+/* ---- the team controls (issue 19) ---- */
+
+/* The id `syn` printed first on stdout, after it exited 0 (malloc'd). */
+static char *printed_id(const char *const *args)
+{
+    synrun_t r = synrun(teststack_url(stack), NULL, NULL, args);
+    expect_run(r, 0, "exec-");
+    char *id = strndup(r.out, strcspn(r.out, "\n"));
+    synrun_clear(&r);
+    assert_int_equal(strlen(id), 17);
+    return id;
+}
+
+static long executions_with_task(const char *task)
+{
+    return teststack_db_count(stack, "SELECT 1 FROM executions WHERE task = ?1", task, NULL);
+}
+
+/* `syn run --idempotency-key`: the same key and request again print the first
+ * execution and start nothing; another request with that key is refused (exit
+ * 1) with the server's reason; a bad key too; --json carries the answer. */
+static void test_run_with_an_idempotency_key(void **state)
+{
+    (void)state;
+    install_examples();
+    const char *const once[] = {"run", "research", "-t", "keyed once", "--idempotency-key",
+                                "cli-key-1", "--detach", NULL};
+    char *first = printed_id(once);
+    char *again = printed_id(once);
+    assert_string_equal(again, first);
+    assert_int_equal(executions_with_task("keyed once"), 1);
+    synrun_t r = SYN("run", "research", "-t", "keyed once", "--idempotency-key", "cli-key-1",
+                     "--detach", "--json");
+    json_t *doc = json_of(&r);
+    assert_string_equal(json_string_value(json_object_get(doc, "execution_id")), first);
+    json_decref(doc);
+    synrun_clear(&r);
+    check(1, ARGS("run", "research", "-t", "another", "--idempotency-key", "cli-key-1",
+                  "--detach"),
+          "err:Idempotency-Key cli-key-1 was already used with a different request");
+    assert_int_equal(executions_with_task("another"), 0);
+    check(1, ARGS("run", "research", "-t", "bad key", "--idempotency-key", "tab\there",
+                  "--detach"),
+          "err:Idempotency-Key must be 1 to 255 printable ASCII characters");
+    assert_int_equal(executions_with_task("bad key"), 0);
+    /* without a key, the same request starts another execution */
+    char *other = printed_id(ARGS("run", "research", "-t", "keyed once", "--detach"));
+    assert_string_not_equal(other, first);
+    free(other);
+    free(again);
+    free(first);
+}
+
+/* `syn rerun`: a new execution of a finished one from --from, the phases before
+ * it reused (named by the new detail), a new task; --json; an unknown phase,
+ * an execution still running, an unknown id, a missing id. */
+static void test_rerun(void **state)
+{
+    (void)state;
+    char *old = run_research();
+    char prefix[12];
+    snprintf(prefix, sizeof prefix, "%.10s", old);
+    char *id = printed_id(ARGS("rerun", prefix, "--from", "report", "-t", "again"));
+    assert_string_not_equal(id, old);
+    json_decref(teststack_wait_terminal(stack, "research", id, 20000));
+    synrun_t r = SYN("show", id, "--json");
+    json_t *doc = json_of(&r);
+    assert_string_equal(json_string_value(json_object_get(doc, "rerun_of")), old);
+    assert_string_equal(json_string_value(json_object_get(doc, "task")), "again");
+    json_t *phases = json_object_get(doc, "phases");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(phases, 0), "reused_from")), old);
+    assert_true(json_is_null(json_object_get(json_array_get(phases, 2), "reused_from")));
+    assert_string_equal(json_string_value(json_object_get(doc, "status")), "completed");
+    json_decref(doc);
+    synrun_clear(&r);
+    r = SYN("rerun", old, "--json");
+    doc = json_of(&r);
+    assert_string_equal(json_string_value(json_object_get(doc, "rerun_of")), old);
+    assert_string_equal(json_string_value(json_object_get(doc, "from_phase")), "scope");
+    json_decref(doc);
+    synrun_clear(&r);
+    check(1, ARGS("rerun", old, "--from", "nope"),
+          "err:Phase nope not found in execution", "err:its phases are scope, investigate, report");
+    char *running = run_slow();
+    check(1, ARGS("rerun", running), "err:Cannot rerun execution in state running");
+    check(0, ARGS("cancel", running, "-y"), "cancelled");
+    check(4, ARGS("rerun", "exec-000000000000"), "err:Execution not found");
+    check(2, ARGS("rerun"), "err:usage: syn rerun");
+    free(running);
+    free(id);
+    free(old);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -494,6 +589,8 @@ int main(void)
         cmocka_unit_test(test_usage_errors_and_help),
         cmocka_unit_test(test_server_down_is_5_within_2s),
         cmocka_unit_test(test_unauthorized_is_5),
+        cmocka_unit_test(test_run_with_an_idempotency_key),
+        cmocka_unit_test(test_rerun),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

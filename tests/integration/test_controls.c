@@ -1,6 +1,8 @@
 /* The team controls end to end (issue 19): an execute with an Idempotency-Key
  * answered once (concurrent submits, after a broker restart, another body → 409,
- * the key's expiry), and the rerun of a finished execution from a phase. */
+ * the key's expiry); max_concurrent, --max-running and priority, with the
+ * queue_position of waiting executions; the rerun of a finished execution from
+ * a phase (its priority kept, its reused artifacts kept past retention). */
 #include "tests/support/execution.h"
 #include "tests/support/expect.h"
 #include "tests/support/http.h"
@@ -224,17 +226,18 @@ static void test_a_key_expires_after_the_window(void **state)
 
 /* ---- concurrency limits and priority ---- */
 
-/* The workflow's events of types PhaseStarted and ExecutionCompleted, in the
- * order of the event log: "S:<id>" and "C:<id>", comma-separated (malloc'd). */
-static char *start_and_end_log(const char *workflow)
+/* The events of type PhaseStarted and ExecutionCompleted of the workflows
+ * matching the GLOB pattern, in the order of the event log: "S:<id>" and
+ * "C:<id>", comma-separated (malloc'd). */
+static char *start_and_end_log(teststack_t *on, const char *workflows)
 {
     return teststack_db_text(
-        stack,
+        on,
         "SELECT group_concat(t, ',') FROM (SELECT CASE e.type WHEN 'PhaseStarted' THEN 'S:'"
         " ELSE 'C:' END || e.execution_id AS t FROM events e JOIN executions x"
-        " ON x.id = e.execution_id WHERE x.workflow_id = ?1"
+        " ON x.id = e.execution_id WHERE x.workflow_id GLOB ?1"
         " AND e.type IN ('PhaseStarted', 'ExecutionCompleted') ORDER BY e.seq)",
-        workflow, NULL);
+        workflows, NULL);
 }
 
 /* From the log: the most executions running at once, and the order they
@@ -283,7 +286,7 @@ static void test_max_concurrent_holds_the_rest_pending(void **state)
         assert_string_equal(json_str(final, "status"), "completed");
         json_decref(final);
     }
-    char *log = start_and_end_log("limited");
+    char *log = start_and_end_log(stack, "limited");
     assert_non_null(log);
     char started[SUBMITS][32];
     int nstarted;
@@ -317,7 +320,7 @@ static void test_priority_reorders_waiting_work(void **state)
     json_t *status = teststack_wait_terminal(stack, "ranked", plain, 30000);
     assert_non_null(status);
     json_decref(status);
-    char *log = start_and_end_log("ranked");
+    char *log = start_and_end_log(stack, "ranked");
     char started[3][32];
     int nstarted;
     assert_int_equal(most_running(log, started, 3, &nstarted), 1);
@@ -406,7 +409,7 @@ static void test_rerun_from_a_failed_middle_phase(void **state)
                               "{\"phase_id\":\"c\",\"name\":\"C\",\"order\":3,"
                               " \"prompt_template\":\"c sees {{a}}|{{b}}\"}]}");
     touch(dir, "fail.b", true);
-    char *first = teststack_execute(agents, "chain", "{\"task\":\"T\"}");
+    char *first = teststack_execute(agents, "chain", "{\"task\":\"T\",\"priority\":7}");
     assert_non_null(first);
     wait_status(agents, first, "failed");
     assert_int_equal(runs_of(dir, "a"), 1);
@@ -424,6 +427,9 @@ static void test_rerun_from_a_failed_middle_phase(void **state)
     assert_true(strncmp(second, "exec-", 5) == 0 && strlen(second) == 17);
     http_response_clear(&resp);
     wait_status(agents, second, "completed");
+    /* it keeps the old execution's priority */
+    assert_int_equal(teststack_db_count(agents, "SELECT 1 FROM executions WHERE id = ?1"
+                                                " AND priority = 7", second, NULL), 1);
     assert_int_equal(runs_of(dir, "a"), 1); /* reused, not run */
     assert_int_equal(runs_of(dir, "b"), 2);
     assert_int_equal(runs_of(dir, "c"), 1);
@@ -453,10 +459,12 @@ static void test_rerun_from_a_failed_middle_phase(void **state)
     json_decref(detail);
 
     /* from the first phase: everything runs again */
-    rerun(agents, second, "{\"from_phase\":\"a\",\"task\":\"U\"}", &resp);
+    rerun(agents, second, "{\"from_phase\":\"a\",\"task\":\"U\",\"priority\":-2}", &resp);
     assert_int_equal(resp.status, 200);
     char *third = strdup(json_str(resp.json, "execution_id"));
     http_response_clear(&resp);
+    assert_int_equal(teststack_db_count(agents, "SELECT 1 FROM executions WHERE id = ?1"
+                                                " AND priority = -2", third, NULL), 1);
     wait_status(agents, third, "completed");
     assert_int_equal(runs_of(dir, "a"), 2);
     assert_int_equal(runs_of(dir, "c"), 2);
@@ -494,6 +502,227 @@ static void test_rerun_from_a_failed_middle_phase(void **state)
     assert_int_equal(teststack_remove_dir(dir), 0);
 }
 
+/* ---- --max-running and queue positions ---- */
+
+#define COUNTING_AGENT SYN_SOURCE_DIR "/tests/integration/fixtures/counting_agent.sh"
+
+/* A stack of command agents (fixtures/counting_agent.sh or another) in scratch
+ * dir (a mkdtemp template), with extra broker flags. */
+static teststack_t *start_agents(char *dir, int workers, int slots, const char *agent,
+                                 const char *broker_args)
+{
+    assert_non_null(mkdtemp(dir));
+    setenv("SYN_TEST_DIR", dir, 1);
+    teststack_options_t opts = {.workers = workers,
+                                .slots = slots,
+                                .provider = "command",
+                                .command = agent,
+                                .worker_args = "--kill-grace-ms 500 --sandbox none",
+                                .broker_args = broker_args};
+    teststack_t *on = teststack_start(&opts);
+    assert_non_null(on);
+    return on;
+}
+
+/* queue_position in the detail, the status answer and the list's summary of a
+ * pending execution (0 for null: not waiting), which must agree. */
+static long queue_position_of(teststack_t *on, const char *workflow, const char *id)
+{
+    json_t *detail = detail_of(on, id);
+    json_t *at = json_object_get(detail, "queue_position");
+    assert_true(json_is_integer(at) || json_is_null(at));
+    long position = json_is_integer(at) ? (long)json_integer_value(at) : 0;
+    json_decref(detail);
+    http_response_t resp;
+    assert_int_equal(
+        http_get(&resp, "%s/workflows/%s/executions/%s", teststack_url(on), workflow, id), 0);
+    assert_int_equal(resp.status, 200);
+    at = json_object_get(resp.json, "queue_position");
+    assert_int_equal(at ? (long)json_integer_value(at) : 0, position);
+    http_response_clear(&resp);
+    return position;
+}
+
+/* --max-running 2 alone (no max_concurrent), four agent slots, two workflows:
+ * never more than two of their executions run at once (from the event log);
+ * the waiting ones are numbered 1.. in the order they start (submission order,
+ * a higher priority first) in their detail, status and summaries, the numbers
+ * move up as places free, and are null once they run. */
+static void test_max_running_holds_every_workflow(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/syn-maxrun-XXXXXX";
+    teststack_t *on = start_agents(dir, 2, 2, COUNTING_AGENT, "--max-running 2");
+    for (int w = 0; w < 2; w++) {
+        char json[256];
+        snprintf(json, sizeof json,
+                 "{\"id\":\"mr-%c\",\"name\":\"MR\",\"phases\":[{\"phase_id\":\"p\","
+                 "\"name\":\"P\",\"order\":1,\"prompt_template\":\"x\"}]}",
+                 'a' + w);
+        execution_create_workflow(on, json);
+    }
+    touch(dir, "hold.p", true);
+    enum { SUBMITS = 6 };
+    char *ids[SUBMITS], *workflow[SUBMITS];
+    for (int i = 0; i < SUBMITS; i++) {
+        workflow[i] = i % 2 ? "mr-b" : "mr-a";
+        ids[i] = teststack_execute(on, workflow[i], "{}");
+        assert_non_null(ids[i]);
+    }
+    execution_wait_phase(on, ids[0], "p", "running", 15000);
+    execution_wait_phase(on, ids[1], "p", "running", 15000);
+    assert_int_equal(queue_position_of(on, workflow[0], ids[0]), 0);
+    for (int i = 2; i < SUBMITS; i++)
+        assert_int_equal(queue_position_of(on, workflow[i], ids[i]), i - 1);
+    char *urgent = teststack_execute(on, "mr-b", "{\"priority\":5}");
+    assert_non_null(urgent);
+    assert_int_equal(queue_position_of(on, "mr-b", urgent), 1);
+    assert_int_equal(queue_position_of(on, workflow[2], ids[2]), 2);
+    http_response_t resp;
+    assert_int_equal(http_get(&resp, "%s/executions?status=pending", teststack_url(on)), 0);
+    json_t *items = json_object_get(resp.json, "executions");
+    assert_int_equal(json_array_size(items), 5);
+    for (size_t i = 0; i < json_array_size(items); i++)
+        assert_true(json_integer_value(
+                        json_object_get(json_array_get(items, i), "queue_position")) >= 1);
+    http_response_clear(&resp);
+
+    touch(dir, "hold.p", false);
+    for (int i = 0; i < SUBMITS; i++) {
+        json_t *final = teststack_wait_terminal(on, workflow[i], ids[i], 30000);
+        assert_non_null(final);
+        assert_string_equal(json_str(final, "status"), "completed");
+        json_decref(final);
+    }
+    json_decref(teststack_wait_terminal(on, "mr-b", urgent, 30000));
+    assert_int_equal(queue_position_of(on, workflow[5], ids[5]), 0);
+    char *log = start_and_end_log(on, "mr-*");
+    assert_non_null(log);
+    char started[SUBMITS + 1][32];
+    int nstarted;
+    int most = most_running(log, started, SUBMITS + 1, &nstarted);
+    print_message("most running at once: %d\n", most);
+    assert_int_equal(most, 2);
+    assert_int_equal(nstarted, SUBMITS + 1);
+    const char *order[] = {ids[0], ids[1], urgent, ids[2], ids[3], ids[4], ids[5]};
+    for (int i = 0; i < SUBMITS + 1; i++)
+        assert_string_equal(started[i], order[i]);
+    free(log);
+    free(urgent);
+    for (int i = 0; i < SUBMITS; i++)
+        free(ids[i]);
+    teststack_destroy(&on);
+    assert_int_equal(teststack_remove_dir(dir), 0);
+}
+
+/* ---- a rerun's reused artifacts ---- */
+
+#define ARTIFACT_AGENT SYN_SOURCE_DIR "/tests/integration/fixtures/artifact_agent.sh"
+
+/* The HTTP status of GET /executions/{id}. */
+static long detail_status(teststack_t *on, const char *id)
+{
+    http_response_t resp;
+    assert_int_equal(http_get(&resp, "%s/executions/%s", teststack_url(on), id), 0);
+    long status = resp.status;
+    http_response_clear(&resp);
+    return status;
+}
+
+/* The artifact's bytes as served equal those the agent kept in the scratch dir. */
+static void assert_artifact(teststack_t *on, const char *dir, const char *id, const char *made_by,
+                            const char *path)
+{
+    char file[1024];
+    snprintf(file, sizeof file, "%s/%s/make/%s", dir, made_by, path);
+    FILE *f = fopen(file, "rb");
+    assert_non_null(f);
+    static char want[1 << 20];
+    size_t len = fread(want, 1, sizeof want, f);
+    fclose(f);
+    http_response_t resp;
+    assert_int_equal(
+        http_get(&resp, "%s/executions/%s/artifacts/make/%s", teststack_url(on), id, path), 0);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(resp.body_len, len);
+    assert_memory_equal(resp.body, want, len);
+    http_response_clear(&resp);
+}
+
+static char *rerun_from_use(teststack_t *on, const char *id)
+{
+    http_response_t resp;
+    rerun(on, id, "{\"from_phase\":\"use\"}", &resp);
+    assert_int_equal(resp.status, 200);
+    char *again = strdup(json_str(resp.json, "execution_id"));
+    http_response_clear(&resp);
+    json_t *final = teststack_wait_terminal(on, "deliver", again, 30000);
+    assert_non_null(final);
+    assert_string_equal(json_str(final, "status"), "completed");
+    json_decref(final);
+    return again;
+}
+
+/* A rerun's reused phase has the old attempt's artifacts, byte for byte, without
+ * a copy of their bytes; retention (--retain-max-executions 1) deleting the old
+ * execution keeps them for the rerun, and a rerun of the rerun; the bytes go once
+ * no execution names them any more. */
+static void test_rerun_keeps_reused_artifacts_past_retention(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/syn-rerun-art-XXXXXX";
+    teststack_t *on = start_agents(dir, 1, 2, ARTIFACT_AGENT, "--retain-max-executions 1");
+    execution_create_workflow(on, "{\"id\":\"deliver\",\"name\":\"Deliver\",\"phases\":["
+                                  "{\"phase_id\":\"make\",\"name\":\"Make\",\"order\":1,"
+                                  " \"prompt_template\":\"MAKE\"},"
+                                  "{\"phase_id\":\"use\",\"name\":\"Use\",\"order\":2,"
+                                  " \"prompt_template\":\"USE\"}]}");
+    char *first = teststack_execute(on, "deliver", "{}");
+    assert_non_null(first);
+    json_decref(teststack_wait_terminal(on, "deliver", first, 30000));
+    long chunks = teststack_db_count(on, "SELECT 1 FROM artifact_chunks", NULL);
+    assert_true(chunks >= 2);
+
+    char *second = rerun_from_use(on, first);
+    /* retention keeps one finished execution: the first goes */
+    WAIT_FOR(detail_status(on, first) == 404, 15000);
+    assert_int_equal(detail_status(on, first), 404);
+    assert_int_equal(teststack_db_count(on, "SELECT 1 FROM artifact_chunks", NULL), chunks);
+    assert_artifact(on, dir, second, first, "report.md");
+    assert_artifact(on, dir, second, first, "sub/dir/data.bin");
+    http_response_t resp;
+    assert_int_equal(http_get(&resp, "%s/executions/%s/artifacts", teststack_url(on), second), 0);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(json_array_size(json_object_get(resp.json, "artifacts")), 3);
+    http_response_clear(&resp);
+
+    char *third = rerun_from_use(on, second);
+    WAIT_FOR(detail_status(on, second) == 404, 15000);
+    assert_artifact(on, dir, third, first, "sub/dir/data.bin");
+    assert_int_equal(teststack_db_count(on, "SELECT 1 FROM artifact_chunks", NULL), chunks);
+
+    /* from the first phase nothing is reused: once it is the one kept, the
+     * first execution's bytes are gone */
+    rerun(on, third, "{\"from_phase\":\"make\"}", &resp);
+    assert_int_equal(resp.status, 200);
+    char *fourth = strdup(json_str(resp.json, "execution_id"));
+    http_response_clear(&resp);
+    json_decref(teststack_wait_terminal(on, "deliver", fourth, 30000));
+    WAIT_FOR(detail_status(on, third) == 404, 15000);
+    WAIT_FOR(teststack_db_count(on, "SELECT 1 FROM artifacts WHERE exec_num < 0", NULL) == 0,
+             15000);
+    assert_int_equal(teststack_db_count(on, "SELECT 1 FROM artifacts WHERE exec_num < 0", NULL),
+                     0);
+    assert_int_equal(teststack_db_count(on, "SELECT 1 FROM artifact_chunks", NULL), chunks);
+    assert_artifact(on, dir, fourth, fourth, "sub/dir/data.bin");
+    free(fourth);
+    free(third);
+    free(second);
+    free(first);
+    teststack_destroy(&on);
+    assert_int_equal(teststack_remove_dir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -504,6 +733,8 @@ int main(void)
         cmocka_unit_test(test_max_concurrent_holds_the_rest_pending),
         cmocka_unit_test(test_priority_reorders_waiting_work),
         cmocka_unit_test(test_rerun_from_a_failed_middle_phase),
+        cmocka_unit_test(test_max_running_holds_every_workflow),
+        cmocka_unit_test(test_rerun_keeps_reused_artifacts_past_retention),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -90,7 +90,9 @@ static void test_three_phases_complete(void **state)
     assert_string_equal(fx_str(st, "current_phase"), "p1");
     assert_int_equal(fx_num(st, "total_phases"), 3);
     assert_true(json_is_null(json_object_get(st, "started_at")));
-    assert_int_equal(json_object_size(st), 9);
+    /* the nine keys, and its place while it waits to start */
+    assert_int_equal(json_object_size(st), 10);
+    assert_int_equal(fx_num(st, "queue_position"), 1);
     json_decref(st);
     assert_int_equal(fx_count_sent(f, "assign"), 0);
 

@@ -86,7 +86,7 @@ static void test_served_text_follows_every_update(void **state)
 {
     (void)state;
     gateway_view_t *view = connected_view(0, 0);
-    const char *states[] = {"pending", "running", "running", "completed"};
+    const char *states[] = {"paused", "running", "running", "completed"};
     for (int i = 0; i < 4; i++) {
         json_t *status = status_of("exec-1", "wf", states[i], i);
         char *want = syn_json_text(status);
@@ -177,6 +177,19 @@ static void test_newer_seq_wins_and_events_without_status_count(void **state)
     gateway_view_stats(view, &stats);
     assert_int_equal(stats.rejected, 2);
     assert_int_equal(stats.clears, 0); /* no gap above, and a first connect clears nothing */
+    gateway_view_destroy(&view);
+}
+
+/* A pending execution's status is the broker's to answer: its queue_position
+ * moves while no event of its own says so. */
+static void test_pending_is_left_to_the_broker(void **state)
+{
+    (void)state;
+    gateway_view_t *view = connected_view(0, 0);
+    feed(view, 1, "exec-1", "pending");
+    assert_null(served(view, "wf", "exec-1"));
+    feed(view, 2, "exec-1", "running");
+    assert_string_equal(served(view, "wf", "exec-1"), "running");
     gateway_view_destroy(&view);
 }
 
@@ -414,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_served_text_follows_every_update),
         cmocka_unit_test(test_text_is_what_a_reply_carries),
         cmocka_unit_test(test_newer_seq_wins_and_events_without_status_count),
+        cmocka_unit_test(test_pending_is_left_to_the_broker),
         cmocka_unit_test(test_gap_clears),
         cmocka_unit_test(test_disconnected_serves_nothing),
         cmocka_unit_test(test_bounded_evicts_finished_first),
