@@ -74,7 +74,8 @@ static int phase_from_json(broker_phase_t *phase, const json_t *spec, size_t ind
         return -1;
     }
     const char *name = json_string_value(json_object_get(spec, "name"));
-    const char *model = json_string_value(json_object_get(spec, "model"));
+    /* the phase's own model and provider, else its agent's (the original's `agent`) */
+    const char *model = spec_phase_model(spec);
     phase->order = json_integer_value(order);
     phase->timeout_seconds = int_or(spec, "timeout_seconds", BROKER_DEFAULT_TIMEOUT_SECONDS);
     phase->max_attempts = int_or(spec, "max_attempts", BROKER_DEFAULT_MAX_ATTEMPTS);
@@ -97,7 +98,7 @@ static int phase_from_json(broker_phase_t *phase, const json_t *spec, size_t ind
     phase->gate = spec_phase_is_gate(spec);
     phase->input_artifacts = strings_of(json_object_get(spec, "input_artifacts"));
     phase->output_artifacts = strings_of(json_object_get(spec, "output_artifacts"));
-    const char *provider = json_string_value(json_object_get(spec, "provider"));
+    const char *provider = spec_phase_provider(spec);
     const char *network = json_string_value(json_object_get(spec, "network"));
     phase->status = BROKER_PHASE_PENDING;
     if (broker_set_string(&phase->phase_id, phase_id) < 0 ||

@@ -41,6 +41,7 @@ static const char *const phase_order[] = {"phase_id",
                                           "description",
                                           "model",
                                           "provider",
+                                          "agent",
                                           "timeout_seconds",
                                           "max_attempts",
                                           "retries",
@@ -267,7 +268,23 @@ static void put_number(out_t *o, const json_t *value)
     puts_(o, text);
 }
 
-/* A scalar or a list of scalars (as a flow list); false for other shapes. */
+/* A string, number or boolean inside a flow list or map; false for other shapes. */
+static bool put_flow_scalar(out_t *o, const json_t *item)
+{
+    bool ignored;
+    if (json_is_string(item))
+        put_string(o, json_string_value(item), json_string_length(item), 0, true, &ignored);
+    else if (json_is_number(item))
+        put_number(o, item);
+    else if (json_is_boolean(item))
+        puts_(o, json_is_true(item) ? "true" : "false");
+    else
+        return false;
+    return true;
+}
+
+/* A scalar, a list of scalars (as a flow list) or an object of scalars (as a flow
+ * map); false for other shapes. */
 static bool put_value(out_t *o, const json_t *value, int block_indent, bool *ended_line)
 {
     *ended_line = false;
@@ -285,33 +302,24 @@ static bool put_value(out_t *o, const json_t *value, int block_indent, bool *end
         json_array_foreach(value, i, item) {
             if (i)
                 put(o, ", ", 2);
-            bool ignored;
-            if (json_is_string(item))
-                put_string(o, json_string_value(item), json_string_length(item), 0, true,
-                           &ignored);
-            else if (json_is_number(item))
-                put_number(o, item);
-            else if (json_is_boolean(item))
-                puts_(o, json_is_true(item) ? "true" : "false");
-            else
+            if (!put_flow_scalar(o, item))
                 return false;
         }
         put(o, "]", 1);
-    } else if (json_is_object(value)) { /* a repository: {url: …, ref: …} as a flow map */
+    } else if (json_is_object(value)) { /* a repository {url, ref}, an agent: a flow map */
         put(o, "{", 1);
         const char *key;
         const json_t *item;
         bool first = true;
         json_object_foreach((json_t *)value, key, item) {
-            if (!json_is_string(item))
-                return false;
             bool ignored;
             if (!first)
                 put(o, ", ", 2);
             first = false;
             put_string(o, key, strlen(key), 0, true, &ignored);
             put(o, ": ", 2);
-            put_string(o, json_string_value(item), json_string_length(item), 0, true, &ignored);
+            if (!put_flow_scalar(o, item))
+                return false;
         }
         put(o, "}", 1);
     } else {

@@ -22,7 +22,7 @@
 
 /* The tables are the workflow specification's (template/spec.c): a phase has at
  * most this many fields, prompt_file included. */
-#define MAX_FIELDS 24
+#define MAX_FIELDS 32
 
 static size_t field_count(const spec_object_t *object)
 {
@@ -120,6 +120,9 @@ static void unknown_key(parse_t *p, const spec_object_t *object, const template_
         slots->misspelt[meant] = true;
 }
 
+static bool walk_object(parse_t *p, const spec_field_t *field, const template_node_t *value,
+                        const char *path, json_t *out);
+
 /* Walks a mapping in source order (so errors come in line order): unknown keys are
  * errors, plain fields are converted into out, and every field's nodes are kept in
  * slots for the checks that need them. false if anything was wrong. */
@@ -151,6 +154,10 @@ static bool walk_mapping(parse_t *p, const template_node_t *map, const spec_obje
         slots->value[index] = value;
         if (field->kind == SPEC_OBJECT_LIST || field->kind == SPEC_FILE)
             continue;
+        if (field->kind == SPEC_OBJECT) {
+            ok = walk_object(p, field, value, path, out) && ok;
+            continue;
+        }
         json_t *converted;
         int got =
             template_schema_value(field, TEMPLATE_FORM_PLAIN, value, path, &p->origin, &converted);
@@ -185,6 +192,28 @@ static bool check_required(parse_t *p, const spec_object_t *object, const templa
             ok = false;
         }
     }
+    return ok;
+}
+
+/* A nested object (a phase's agent): its own table, walked like its parent. */
+static bool walk_object(parse_t *p, const spec_field_t *field, const template_node_t *value,
+                        const char *path, json_t *out)
+{
+    if (is_null(value))
+        return true;
+    if (value->kind != TEMPLATE_NODE_MAPPING) {
+        error_at(p, TEMPLATE_ERROR_INVALID, value, path, "expected a mapping, got %s",
+                 template_node_describe(value));
+        return false;
+    }
+    slots_t slots;
+    json_t *object = json_object();
+    bool ok = walk_mapping(p, value, field->items, path, path, &slots, object);
+    ok = check_required(p, field->items, value, path, &slots) && ok;
+    if (ok)
+        json_object_set_new(out, field->name, ordered(field->items, object));
+    else
+        json_decref(object);
     return ok;
 }
 

@@ -151,6 +151,17 @@ static void add_field(cases_t *c, where_t where, const spec_field_t *f)
         add(c, where, k, false, "\"x\"");
         add(c, where, k, false, "[5]");
         break;
+    case SPEC_OBJECT: /* the original's agent: its own keys, strictly */
+        add(c, where, k, true, "{}");
+        add(c, where, k, true,
+            "{\"provider\": \"codex\", \"model\": \"gpt\", \"agent_id\": \"codex\", "
+            "\"allow_delegation\": true}");
+        add(c, where, k, false, "\"codex\"");
+        add(c, where, k, false, "[]");
+        add(c, where, k, false, "{\"provider\": \"\"}");
+        add(c, where, k, false, "{\"allow_delegation\": \"yes\"}");
+        add(c, where, k, false, "{\"provider\": \"claude\", \"sandbox\": \"x\"}");
+        break;
     case SPEC_STRING_MAP:
     case SPEC_FILE:
         break;

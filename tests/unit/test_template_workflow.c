@@ -206,7 +206,7 @@ static void test_unknown_keys(void **state)
                  "prompt_template, prompt_file, model, timeout_seconds, max_attempts, retries, "
                  "retry_backoff_seconds, max_tokens, provider, description, argument_hint, "
                  "allowed_tools, network, execution_type, approval, input_artifacts, "
-                 "output_artifacts); did you mean 'prompt_template'?");
+                 "output_artifacts, agent); did you mean 'prompt_template'?");
     expect_error("name: x\nphases:\n  - id: a\n    name: A\n    order: 1\n    prompt_template: x\n"
                  "    modle: opus\n",
                  7, "phases[0].modle",
@@ -214,7 +214,7 @@ static void test_unknown_keys(void **state)
                  "prompt_file, model, timeout_seconds, max_attempts, retries, "
                  "retry_backoff_seconds, max_tokens, provider, description, argument_hint, "
                  "allowed_tools, network, execution_type, approval, input_artifacts, "
-                 "output_artifacts); did you mean 'model'?");
+                 "output_artifacts, agent); did you mean 'model'?");
     expect_error("name: x\ninputs:\n  - {name: a, value: 3}\n" PHASE, 3, "inputs[0].value",
                  "unknown key 'value' in inputs[0] (known: name, description, required, "
                  "default)");
@@ -225,7 +225,7 @@ static void test_unknown_keys(void **state)
                  "prompt_file, model, timeout_seconds, max_attempts, retries, "
                  "retry_backoff_seconds, max_tokens, provider, description, argument_hint, "
                  "allowed_tools, network, execution_type, approval, input_artifacts, "
-                 "output_artifacts); did you mean 'id'?");
+                 "output_artifacts, agent); did you mean 'id'?");
 }
 
 static void test_choices(void **state)
