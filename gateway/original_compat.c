@@ -193,10 +193,15 @@ static int create_request(const char *body, size_t len, json_t **args, json_t **
     free(text);
     if (status == 422 && json_is_array(json_object_get(*error, "detail")))
         suggest_keys(json_object_get(*error, "detail"));
-    if (status == 0)
+    if (status == 0) {
+        /* what its phases' agents ask for that syn runs differently (template/spec.c) */
+        json_t *agents = spec_workflow_warnings(*args);
+        json_array_extend(json_object_get(held, "warnings"), agents);
+        json_decref(agents);
         *keep = held;
-    else
+    } else {
         json_decref(held);
+    }
     return status;
 }
 

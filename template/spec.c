@@ -117,7 +117,7 @@ json_t *spec_workflow_warnings(const json_t *workflow)
         const char *provider = text_of(agent, "provider"), *pane = text_of(agent, "agent_id");
         const char *runs = spec_phase_provider(phase);
         bool interactive = provider && strcmp(provider, INTERACTIVE_PROVIDER) == 0;
-        if (interactive && !text_of(phase, "provider"))
+        if (interactive)
             json_array_append_new(out, json_sprintf("phase '%s': agent.provider '%s' has no "
                                                     "terminal in syn: the phase runs headless "
                                                     "on workers of provider '%s'",

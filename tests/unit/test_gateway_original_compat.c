@@ -76,6 +76,25 @@ static void test_create_translation(void **state)
     json_decref(args);
     json_decref(keep);
 
+    /* an agent syn runs differently: said in the warnings, phase by phase */
+    args = keep = NULL;
+    assert_int_equal(create("{\"name\":\"N\",\"phases\":[{\"id\":\"a\",\"name\":\"A\","
+                            "\"prompt_template\":\"x\",\"agent\":{\"provider\":"
+                            "\"claude-interactive\",\"agent_id\":\"codex\","
+                            "\"allow_delegation\":true}}]}",
+                            &args, &error, &keep),
+                     0);
+    phase = json_array_get(json_object_get(args, "phases"), 0);
+    assert_string_equal(json_string_value(json_object_get(phase, "provider")), "codex");
+    json_t *warnings = json_object_get(keep, "warnings");
+    assert_int_equal(json_array_size(warnings), 2);
+    assert_non_null(strstr(json_string_value(json_array_get(warnings, 0)),
+                           "phase 'a': agent.provider 'claude-interactive' has no terminal"));
+    assert_non_null(strstr(json_string_value(json_array_get(warnings, 1)),
+                           "agent.allow_delegation is not honoured"));
+    json_decref(args);
+    json_decref(keep);
+
     /* id and phase_id that differ: id stays, and is refused as unknown */
     args = keep = NULL;
     assert_int_equal(create("{\"name\":\"N\",\"phases\":[{\"id\":\"a\",\"phase_id\":\"b\","
