@@ -40,9 +40,48 @@ static const spec_field_t agent_fields[] = {
     {.name = "model", .kind = SPEC_STRING},
     {.name = "agent_id", .kind = SPEC_STRING, .min_len = 1},
     {.name = "allow_delegation", .kind = SPEC_BOOL},
+    /* its oldest format's agent: type is the provider, max_tokens the phase's cap,
+     * temperature a sampling setting syn's providers do not take (a warning) */
+    {.name = "type", .kind = SPEC_STRING, .min_len = 1},
+    {.name = "max_tokens", .kind = SPEC_INT, .has_min = true, .min = 1, .has_max = true,
+     .max = SPEC_MAX_TOKENS_MAX},
+    {.name = "temperature", .kind = SPEC_NUMBER, .has_min = true, .min = 0, .has_max = true,
+     .max = 2},
     {.name = NULL},
 };
 const spec_object_t spec_agent = {agent_fields};
+
+/* The original's oldest format (template/oldest_format.c): a phase's inputs (a
+ * workflow input, or an earlier phase's output by another name), its outputs, and
+ * the workflow's deliverables. Kept as written. */
+static const spec_field_t phase_input_fields[] = {
+    {.name = "name", .kind = SPEC_STRING, .required = true, .min_len = 1},
+    {.name = "type", .kind = SPEC_STRING},
+    {.name = "required", .kind = SPEC_BOOL},
+    {.name = "default", .kind = SPEC_STRING},
+    {.name = "description", .kind = SPEC_STRING},
+    {.name = "from_phase", .kind = SPEC_STRING, .min_len = 1},
+    {.name = "from_output", .kind = SPEC_STRING, .min_len = 1},
+    {.name = NULL},
+};
+static const spec_object_t spec_phase_input = {phase_input_fields};
+
+static const spec_field_t phase_output_fields[] = {
+    {.name = "name", .kind = SPEC_STRING, .required = true, .min_len = 1},
+    {.name = "type", .kind = SPEC_STRING},
+    {.name = "artifact_type", .kind = SPEC_STRING},
+    {.name = "description", .kind = SPEC_STRING},
+    {.name = NULL},
+};
+static const spec_object_t spec_phase_output = {phase_output_fields};
+
+static const spec_field_t deliverable_fields[] = {
+    {.name = "phase", .kind = SPEC_STRING, .required = true, .min_len = 1},
+    {.name = "output", .kind = SPEC_STRING, .min_len = 1},
+    {.name = "name", .kind = SPEC_STRING},
+    {.name = NULL},
+};
+static const spec_object_t spec_deliverable = {deliverable_fields};
 
 static const spec_field_t phase_fields[] = {
     {.name = "phase_id", .yaml = "id", .kind = SPEC_STRING, .required = true, .min_len = 1},
@@ -72,6 +111,8 @@ static const spec_field_t phase_fields[] = {
     {.name = "input_artifacts", .kind = SPEC_STRING_LIST, .fallback = "[]"},
     {.name = "output_artifacts", .kind = SPEC_STRING_LIST, .fallback = "[]"},
     {.name = "agent", .kind = SPEC_OBJECT, .items = &spec_agent},
+    {.name = "inputs", .kind = SPEC_OBJECT_LIST, .items = &spec_phase_input},
+    {.name = "outputs", .kind = SPEC_OBJECT_LIST, .items = &spec_phase_output},
     {.name = NULL},
 };
 const spec_object_t spec_phase = {phase_fields};
@@ -93,6 +134,8 @@ const char *spec_phase_provider(const json_t *phase)
         return own;
     const json_t *agent = json_object_get(phase, "agent");
     const char *provider = text_of(agent, "provider");
+    if (!provider)
+        provider = text_of(agent, "type"); /* the oldest format's name for it */
     if (provider && strcmp(provider, INTERACTIVE_PROVIDER) == 0) {
         const char *pane = text_of(agent, "agent_id");
         return pane ? pane : "claude";
@@ -129,6 +172,11 @@ json_t *spec_workflow_warnings(const json_t *workflow)
                                                     id, pane, INTERACTIVE_PROVIDER,
                                                     runs ? "provider '" : "any worker",
                                                     runs ? runs : "", runs ? "'" : ""));
+        if (json_object_get(agent, "temperature"))
+            json_array_append_new(out, json_sprintf("phase '%s': agent.temperature is not "
+                                                    "honoured: syn's providers use their "
+                                                    "agent's own sampling",
+                                                    id));
         if (json_is_true(json_object_get(agent, "allow_delegation")))
             json_array_append_new(out, json_sprintf("phase '%s': agent.allow_delegation is not "
                                                     "honoured: syn gives an agent its own "
@@ -164,6 +212,10 @@ static const spec_field_t workflow_fields[] = {
      .items = &spec_input, .fallback = "[]"},
     {.name = "phases", .kind = SPEC_OBJECT_LIST, .required = true, .min_len = 1,
      .items = &spec_phase},
+    /* the original's oldest format: its version text (syn numbers versions itself:
+     * GET /workflows/{id} answers this as template_version) and deliverables */
+    {.name = "template_version", .yaml = "version", .kind = SPEC_STRING},
+    {.name = "deliverables", .kind = SPEC_OBJECT_LIST, .items = &spec_deliverable},
     /* the team controls (issue 19): at most this many of its executions run at once */
     {.name = "max_concurrent", .kind = SPEC_INT, .has_min = true, .min = 1, .has_max = true,
      .max = SPEC_MAX_CONCURRENT_MAX},

@@ -85,7 +85,7 @@ static void test_all_load_and_plugin_workflows_run(void **state)
     (void)state;
     const char *ids[] = {"feature-flow-v1", "notes-v2",      "review-package-v1",
                          "team-triage-v1",  "team-audit-v1", "handoff-v1",
-                         "pane-handoff-v1"};
+                         "pane-handoff-v1", "brief-then-plan"};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, "/workflows/%s", ids[i]);
@@ -264,6 +264,42 @@ static void test_agent_picks_provider_and_model(void **state)
     json_decref(answer);
 }
 
+/* The oldest format runs as it ran there: its phase inputs are the workflow's, an
+ * artifact input is the earlier phase's output by its name, {% if %} blocks decide
+ * on the inputs given (an empty one is false, as in Jinja). */
+static void test_oldest_format_runs(void **state)
+{
+    (void)state;
+    json_t *answer = NULL;
+    assert_int_equal(request("POST", "/workflows/brief-then-plan/execute", "{}", NULL, &answer,
+                             NULL),
+                     422); /* subject is required */
+    char *text = json_dumps(answer, 0);
+    assert_non_null(strstr(text, "subject"));
+    free(text);
+    json_decref(answer);
+    json_t *final = run_to_end("brief-then-plan", "{\"inputs\": {\"subject\": \"bees\"}}");
+    char *brief = execution_phase_output(stack, json_str(final, "id"), "brief");
+    assert_non_null(strstr(brief, "Write a brief on: bees\n\nKeep it short."));
+    assert_null(strstr(brief, "For:"));
+    free(brief);
+    char *plan = execution_phase_output(stack, json_str(final, "id"), "plan");
+    assert_non_null(strstr(plan, "Plan from this brief:\nmock output for phase brief"));
+    assert_non_null(strstr(plan, "Due: next week"));
+    free(plan);
+    json_decref(final);
+    final = run_to_end("brief-then-plan",
+                       "{\"inputs\": {\"subject\": \"bees\", \"audience\": \"keepers\", "
+                       "\"deadline\": \"\"}}");
+    brief = execution_phase_output(stack, json_str(final, "id"), "brief");
+    assert_non_null(strstr(brief, "For: keepers"));
+    free(brief);
+    plan = execution_phase_output(stack, json_str(final, "id"), "plan");
+    assert_non_null(strstr(plan, "No date."));
+    free(plan);
+    json_decref(final);
+}
+
 static void test_validate_upload_export_reimport(void **state)
 {
     (void)state;
@@ -296,7 +332,7 @@ static void test_validate_upload_export_reimport(void **state)
 
     /* export → from-yaml → the same workflow, for each kind loaded */
     const char *ids[] = {"feature-flow-v1", "review-package-v1", "team-triage-v1", "notes-upload",
-                         "handoff-v1",      "pane-handoff-v1"};
+                         "handoff-v1",      "pane-handoff-v1",   "brief-then-plan"};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         char path[256], *exported = NULL;
         snprintf(path, sizeof path, "/workflows/%s/export", ids[i]);
@@ -335,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_all_load_and_plugin_workflows_run),
         cmocka_unit_test(test_repository_inputs_gate_and_requires_repos),
         cmocka_unit_test(test_agent_picks_provider_and_model),
+        cmocka_unit_test(test_oldest_format_runs),
         cmocka_unit_test(test_validate_upload_export_reimport),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -273,7 +273,11 @@ static void test_every_boundary_same_verdict(void **state)
         const boundary_t *b = &c->cases[i];
         json_t *w = workflow_of(b);
         bool by_json = json_verdict(w), by_yaml = yaml_verdict(w), by_broker = broker_verdict(f, w);
-        if (by_json != b->ok || by_yaml != b->ok || by_broker != b->ok) {
+        /* YAML alone reads the original's oldest format: a phase without id is named by
+         * its name, one without order runs in its place (template/oldest_format.c) */
+        bool yaml_ok = b->ok || (b->where == AT_PHASE && !b->value[0] &&
+                                 (strcmp(b->key, "phase_id") == 0 || strcmp(b->key, "order") == 0));
+        if (by_json != b->ok || by_yaml != yaml_ok || by_broker != b->ok) {
             print_error("%s.%s = %s: want %s, JSON %s, YAML %s, broker %s\n",
                         where_names[b->where], b->key, b->value[0] ? b->value : "(absent)",
                         b->ok ? "ok" : "refused", by_json ? "ok" : "refused",
