@@ -41,6 +41,7 @@ static void phase_clear(broker_phase_t *phase)
     json_decref(phase->allowed_tools);
     json_decref(phase->input_artifacts);
     json_decref(phase->output_artifacts);
+    json_decref(phase->output_names);
 }
 
 static int64_t int_or(const json_t *object, const char *key, int64_t fallback)
@@ -74,7 +75,8 @@ static int phase_from_json(broker_phase_t *phase, const json_t *spec, size_t ind
         return -1;
     }
     const char *name = json_string_value(json_object_get(spec, "name"));
-    const char *model = json_string_value(json_object_get(spec, "model"));
+    /* the phase's own model and provider, else its agent's (the original's `agent`) */
+    const char *model = spec_phase_model(spec);
     phase->order = json_integer_value(order);
     phase->timeout_seconds = int_or(spec, "timeout_seconds", BROKER_DEFAULT_TIMEOUT_SECONDS);
     phase->max_attempts = int_or(spec, "max_attempts", BROKER_DEFAULT_MAX_ATTEMPTS);
@@ -91,13 +93,24 @@ static int phase_from_json(broker_phase_t *phase, const json_t *spec, size_t ind
     if (!(phase->retry_backoff_seconds >= 0)) /* also NaN */
         phase->retry_backoff_seconds = BROKER_DEFAULT_RETRY_BACKOFF_SECONDS;
     phase->max_tokens = int_or(spec, "max_tokens", 0);
+    if (phase->max_tokens == 0) /* the oldest format gave it on the agent */
+        phase->max_tokens = int_or(json_object_get(spec, "agent"), "max_tokens", 0);
     if (phase->max_tokens < 0)
         phase->max_tokens = 0;
     phase->allowed_tools = strings_of(json_object_get(spec, "allowed_tools"));
     phase->gate = spec_phase_is_gate(spec);
     phase->input_artifacts = strings_of(json_object_get(spec, "input_artifacts"));
     phase->output_artifacts = strings_of(json_object_get(spec, "output_artifacts"));
-    const char *provider = json_string_value(json_object_get(spec, "provider"));
+    phase->output_names = json_object();
+    size_t k;
+    const json_t *input;
+    json_array_foreach(json_object_get(spec, "inputs"), k, input) {
+        const json_t *from = json_object_get(input, "from_phase");
+        const char *as = json_string_value(json_object_get(input, "name"));
+        if (json_is_string(from) && as && phase->output_names)
+            json_object_set(phase->output_names, as, (json_t *)from);
+    }
+    const char *provider = spec_phase_provider(spec);
     const char *network = json_string_value(json_object_get(spec, "network"));
     phase->status = BROKER_PHASE_PENDING;
     if (broker_set_string(&phase->phase_id, phase_id) < 0 ||
@@ -106,7 +119,8 @@ static int phase_from_json(broker_phase_t *phase, const json_t *spec, size_t ind
         broker_set_string(&phase->model, model) < 0 ||
         broker_set_string(&phase->provider, provider && *provider ? provider : NULL) < 0 ||
         broker_set_string(&phase->network, network && *network ? network : NULL) < 0 ||
-        !phase->allowed_tools || !phase->input_artifacts || !phase->output_artifacts) {
+        !phase->allowed_tools || !phase->input_artifacts || !phase->output_artifacts ||
+        !phase->output_names) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

@@ -40,6 +40,8 @@ typedef struct {
     bool approved;                /* its gate was approved (in memory: it is queued then) */
     json_t *input_artifacts;      /* names the phase declares it reads / writes (strings) */
     json_t *output_artifacts;
+    json_t *output_names;         /* the original's oldest format: {input name: phase_id}
+                                     whose output the prompt reads by that name */
     broker_phase_status_t status;
     int64_t attempt;              /* number of the current (or last) attempt, 0 before any */
     int64_t lost;                 /* attempts that ended because their worker was lost */

@@ -3,6 +3,7 @@
 
 #include "common/log.h"
 #include "template/library.h"
+#include "template/spec.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -81,6 +82,13 @@ int broker_preload(broker_api_t *api, const char *dir, broker_preload_stats_t *s
         const template_entry_t *entry = template_library_entry(library, i);
         if (entry->workflow) {
             install(api, entry, stats);
+            json_t *warnings = spec_workflow_warnings(entry->workflow);
+            size_t w;
+            json_t *warning;
+            json_array_foreach(warnings, w, warning)
+                syn_warn("broker", "workflow file path=%s: %s", entry->path,
+                         json_string_value(warning));
+            json_decref(warnings);
         } else {
             stats->failed++;
             log_errors(entry);

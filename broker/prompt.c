@@ -55,7 +55,8 @@ char *broker_prompt_render(broker_execution_t *exec, broker_phase_t *phase, char
     size_t ninputs = json_object_size(exec->inputs);
     size_t index = (size_t)(phase - exec->phases);
     broker_render_var_t *inputs = calloc(ninputs + 1, sizeof *inputs);
-    broker_render_var_t *outputs = calloc(index + 1, sizeof *outputs);
+    size_t named = json_object_size(phase->output_names);
+    broker_render_var_t *outputs = calloc(index + named + 1, sizeof *outputs);
     char *prompt = NULL;
     if (!inputs || !outputs) {
         snprintf(err, errlen, "out of memory rendering the prompt");
@@ -71,6 +72,12 @@ char *broker_prompt_render(broker_execution_t *exec, broker_phase_t *phase, char
     for (size_t i = 0; i < index; i++)
         if (exec->phases[i].status == BROKER_PHASE_COMPLETED && exec->phases[i].output)
             outputs[m++] = (broker_render_var_t){exec->phases[i].phase_id, exec->phases[i].output};
+    /* the oldest format's artifact inputs: an earlier phase's output by another name */
+    json_object_foreach(phase->output_names, key, value)
+        for (size_t i = 0; i < index; i++)
+            if (strcmp(exec->phases[i].phase_id, json_string_value(value)) == 0 &&
+                exec->phases[i].status == BROKER_PHASE_COMPLETED && exec->phases[i].output)
+                outputs[m++] = (broker_render_var_t){key, exec->phases[i].output};
     /* The original's builtins: the execution's (first) repository as given, and the
      * URL git clones; "" when it has none. */
     syn_repo_spec_t repo = {0};

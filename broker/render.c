@@ -5,11 +5,14 @@
  * sorting by (length, bytes, rank, position) the first entry of each name is the winner.
  * The scanner remembers the next "}}" so finding it costs O(n) over the whole
  * template, and only a key without '{' is looked up (unless some name contains
- * '{'), which bounds lookups to one per "}}". */
+ * '{'), which bounds lookups to two per "}}" (the second for `{{ name }}` without its
+ * spaces). The original's oldest prompts' `{% if name %}` blocks are decided first, in
+ * one pass over the text, only when it holds "{%". */
 #include "broker/render.h"
 
 #include "common/buffer.h"
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -118,6 +121,102 @@ static size_t find_close(const char *text, size_t len, size_t from)
     return len;
 }
 
+static const entry_t *lookup(const entry_t *table, size_t entries, const char *key,
+                             size_t key_len)
+{
+    entry_t probe = {key, key_len, NULL, 0, 0, 0};
+    return entries ? bsearch(&probe, table, entries, sizeof *table, key_cmp) : NULL;
+}
+
+/* Jinja's `{{ name }}` (the original's oldest prompts): the name without the spaces. */
+static void trim_spaces(const char **key, size_t *key_len)
+{
+    while (*key_len && (**key == ' ' || **key == '\t')) {
+        (*key)++;
+        (*key_len)--;
+    }
+    while (*key_len && ((*key)[*key_len - 1] == ' ' || (*key)[*key_len - 1] == '\t'))
+        (*key_len)--;
+}
+
+/* --- {% if name %} … {% else %} … {% endif %} (the original's oldest prompts) ---- */
+
+#define BLOCK_DEPTH 32
+
+typedef enum { TAG_NONE, TAG_IF, TAG_ELSE, TAG_ENDIF } tag_t;
+
+/* The tag at t[i] ("{% if name %}", "{% else %}", "{% endif %}"), its length in *len
+ * and an if's name; TAG_NONE for anything else, which stays text. */
+static tag_t block_tag(const char *t, size_t n, size_t i, size_t *len, const char **name,
+                       size_t *name_len)
+{
+    const char *end = n - i > 4 ? memmem(t + i + 2, n - i - 2, "%}", 2) : NULL;
+    if (!end)
+        return TAG_NONE;
+    const char *body = t + i + 2;
+    size_t body_len = (size_t)(end - body);
+    trim_spaces(&body, &body_len);
+    *len = (size_t)(end + 2 - (t + i));
+    if (body_len == 4 && memcmp(body, "else", 4) == 0)
+        return TAG_ELSE;
+    if (body_len == 5 && memcmp(body, "endif", 5) == 0)
+        return TAG_ENDIF;
+    if (body_len > 3 && memcmp(body, "if", 2) == 0 && (body[2] == ' ' || body[2] == '\t')) {
+        *name = body + 3;
+        *name_len = body_len - 3;
+        trim_spaces(name, name_len);
+        for (size_t k = 0; k < *name_len; k++)
+            if (!(isalnum((unsigned char)(*name)[k]) || (*name)[k] == '_' || (*name)[k] == '-'))
+                return TAG_NONE;
+        return *name_len ? TAG_IF : TAG_NONE;
+    }
+    return TAG_NONE;
+}
+
+/* The template with its if-blocks decided: a block is kept when its name has a
+ * non-empty value (an input, builtin or earlier output), as Jinja tests it; an
+ * unknown name is false. NULL when the text has none (or on no memory: *failed). */
+static char *expand_blocks(const char *t, size_t n, const entry_t *table, size_t entries,
+                           bool *failed)
+{
+    *failed = false;
+    if (!memmem(t, n, "{%", 2))
+        return NULL;
+    char *out = malloc(n + 1);
+    if (!out) {
+        *failed = true;
+        return NULL;
+    }
+    bool keep[BLOCK_DEPTH + 1] = {true}; /* keep[d]: text at depth d is kept */
+    bool taken[BLOCK_DEPTH + 1] = {false};
+    size_t depth = 0, used = 0;
+    for (size_t i = 0; i < n;) {
+        size_t len = 0, name_len = 0;
+        const char *name = NULL;
+        tag_t tag = t[i] == '{' && i + 1 < n && t[i + 1] == '%'
+                        ? block_tag(t, n, i, &len, &name, &name_len)
+                        : TAG_NONE;
+        if (tag == TAG_IF && depth < BLOCK_DEPTH) {
+            const entry_t *hit = lookup(table, entries, name, name_len);
+            taken[depth + 1] = hit && hit->value_len > 0;
+            keep[depth + 1] = keep[depth] && taken[depth + 1];
+            depth++;
+        } else if (tag == TAG_ELSE && depth > 0) {
+            keep[depth] = keep[depth - 1] && !taken[depth];
+        } else if (tag == TAG_ENDIF && depth > 0) {
+            depth--;
+        } else {
+            if (keep[depth])
+                out[used++] = t[i];
+            i++;
+            continue;
+        }
+        i += len;
+    }
+    out[used] = '\0';
+    return out;
+}
+
 char *broker_render(const char *template_text, const broker_render_ctx_t *ctx, size_t *len,
                     char *err, size_t errlen)
 {
@@ -140,8 +239,16 @@ char *broker_render(const char *template_text, const broker_render_ctx_t *ctx, s
 
     const char *task = ctx->task ? ctx->task : "";
     size_t task_len = strlen(task);
-    size_t n = strlen(template_text);
-    const char *t = template_text;
+    bool no_memory;
+    char *expanded = expand_blocks(template_text, strlen(template_text), table, entries,
+                                   &no_memory);
+    if (no_memory) {
+        free(table);
+        snprintf(err, errlen, "out of memory rendering the prompt");
+        return NULL;
+    }
+    const char *t = expanded ? expanded : template_text;
+    size_t n = strlen(t);
     buffer_t out = {.max = max};
     if (buffer_append(&out, "", 0) < 0)
         goto fail;
@@ -158,15 +265,18 @@ char *broker_render(const char *template_text, const broker_render_ctx_t *ctx, s
             if (close < n) {
                 size_t key_len = close - (i + 2);
                 const char *key = t + i + 2;
-                bool candidate = key_len <= max_key &&
-                                 (brace_names || !memchr(key, '{', key_len));
-                if (candidate) {
-                    entry_t probe = {key, key_len, NULL, 0, 0, 0};
-                    const entry_t *hit = bsearch(&probe, table, entries, sizeof *table, key_cmp);
+                bool candidate = brace_names || !memchr(key, '{', key_len);
+                const entry_t *hit =
+                    candidate && key_len <= max_key ? lookup(table, entries, key, key_len) : NULL;
+                if (!hit && candidate && key_len > 0 && (key[0] == ' ' || key[key_len - 1] == ' ')) {
+                    trim_spaces(&key, &key_len); /* {{ name }} */
+                    hit = key_len <= max_key ? lookup(table, entries, key, key_len) : NULL;
+                }
+                {
                     if (hit) {
                         value = hit->value;
                         value_len = hit->value_len;
-                        skip = key_len + 4;
+                        skip = close - i + 2;
                     }
                 }
             }
@@ -189,6 +299,7 @@ char *broker_render(const char *template_text, const broker_render_ctx_t *ctx, s
     if (buffer_append(&out, t + run, n - run) < 0)
         goto fail;
     free(table);
+    free(expanded);
     if (len)
         *len = out.len;
     return out.data;
@@ -200,5 +311,6 @@ fail:
         snprintf(err, errlen, "out of memory rendering the prompt");
     free(out.data);
     free(table);
+    free(expanded);
     return NULL;
 }

@@ -50,7 +50,7 @@ static void hold_key(json_t *doc, json_t *keep, const char *key, const char *why
 }
 
 /* The original's phase: `id` for phase_id, `order` by position, the agent's provider
- * and model nested under `agent` (its packaged YAML's spelling). */
+ * and model nested under `agent` (its packaged YAML's spelling, template/spec.c). */
 static void phase_from_original(json_t *phase, size_t index)
 {
     if (!json_is_object(phase))
@@ -64,18 +64,15 @@ static void phase_from_original(json_t *phase, size_t index)
     json_t *order = json_object_get(phase, "order");
     if (!order || json_is_null(order))
         json_object_set_new(phase, "order", json_integer((json_int_t)index + 1));
+    /* its agent is kept (syn knows the key); the provider and model it means are shown
+     * on the phase too, where syn's own clients read them */
     json_t *agent = json_object_get(phase, "agent");
     if (json_is_object(agent)) {
-        static const char *const moved[] = {"provider", "model"};
-        for (size_t i = 0; i < 2; i++) {
-            json_t *value = json_object_get(agent, moved[i]);
-            json_t *flat = json_object_get(phase, moved[i]);
-            if (value && (!flat || json_is_null(flat)))
-                json_object_set(phase, moved[i], value);
-            json_object_del(agent, moved[i]);
-        }
-        if (json_object_size(agent) == 0)
-            json_object_del(phase, "agent");
+        const char *provider = spec_phase_provider(phase), *model = spec_phase_model(phase);
+        if (provider && !json_is_string(json_object_get(phase, "provider")))
+            json_object_set_new(phase, "provider", json_string(provider));
+        if (model && !json_is_string(json_object_get(phase, "model")))
+            json_object_set_new(phase, "model", json_string(model));
     } else if (json_is_null(agent)) {
         json_object_del(phase, "agent");
     }
@@ -196,10 +193,15 @@ static int create_request(const char *body, size_t len, json_t **args, json_t **
     free(text);
     if (status == 422 && json_is_array(json_object_get(*error, "detail")))
         suggest_keys(json_object_get(*error, "detail"));
-    if (status == 0)
+    if (status == 0) {
+        /* what its phases' agents ask for that syn runs differently (template/spec.c) */
+        json_t *agents = spec_workflow_warnings(*args);
+        json_array_extend(json_object_get(held, "warnings"), agents);
+        json_decref(agents);
         *keep = held;
-    else
+    } else {
         json_decref(held);
+    }
     return status;
 }
 

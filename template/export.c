@@ -28,8 +28,8 @@ typedef struct {
 
 static const char *const workflow_order[] = {
     "id",         "name",           "description",  "workflow_type", "classification",
-    "repository", "requires_repos", "project_name", "max_concurrent",
-    "max_budget_usd", NULL};
+    "repository", "requires_repos", "project_name", "max_concurrent", "max_budget_usd",
+    "template_version", "deliverables", NULL};
 static const key_order_t workflow_keys = {&spec_workflow, workflow_order};
 
 static const char *const input_order[] = {"name", "description", "required", "default", NULL};
@@ -42,6 +42,9 @@ static const char *const phase_order[] = {"phase_id",
                                           "description",
                                           "model",
                                           "provider",
+                                          "agent",
+                                          "inputs",
+                                          "outputs",
                                           "timeout_seconds",
                                           "max_attempts",
                                           "retries",
@@ -268,13 +271,13 @@ static void put_number(out_t *o, const json_t *value)
     puts_(o, text);
 }
 
-/* A scalar or a list of scalars (as a flow list); false for other shapes. */
-static bool put_value(out_t *o, const json_t *value, int block_indent, bool *ended_line)
+/* A value inside a flow collection: a scalar, [a, b] or {k: v}, nested as deep as the
+ * value is (a phase's inputs, the deliverables); false for null. */
+static bool put_flow(out_t *o, const json_t *value)
 {
-    *ended_line = false;
+    bool ignored;
     if (json_is_string(value)) {
-        put_string(o, json_string_value(value), json_string_length(value), block_indent, false,
-                   ended_line);
+        put_string(o, json_string_value(value), json_string_length(value), 0, true, &ignored);
     } else if (json_is_number(value)) {
         put_number(o, value);
     } else if (json_is_boolean(value)) {
@@ -286,39 +289,42 @@ static bool put_value(out_t *o, const json_t *value, int block_indent, bool *end
         json_array_foreach(value, i, item) {
             if (i)
                 put(o, ", ", 2);
-            bool ignored;
-            if (json_is_string(item))
-                put_string(o, json_string_value(item), json_string_length(item), 0, true,
-                           &ignored);
-            else if (json_is_number(item))
-                put_number(o, item);
-            else if (json_is_boolean(item))
-                puts_(o, json_is_true(item) ? "true" : "false");
-            else
+            if (!put_flow(o, item))
                 return false;
         }
         put(o, "]", 1);
-    } else if (json_is_object(value)) { /* a repository: {url: …, ref: …} as a flow map */
+    } else if (json_is_object(value)) {
         put(o, "{", 1);
         const char *key;
         const json_t *item;
         bool first = true;
         json_object_foreach((json_t *)value, key, item) {
-            if (!json_is_string(item))
-                return false;
-            bool ignored;
             if (!first)
                 put(o, ", ", 2);
             first = false;
             put_string(o, key, strlen(key), 0, true, &ignored);
             put(o, ": ", 2);
-            put_string(o, json_string_value(item), json_string_length(item), 0, true, &ignored);
+            if (!put_flow(o, item))
+                return false;
         }
         put(o, "}", 1);
     } else {
         return false;
     }
     return true;
+}
+
+/* A scalar (a string as a block when it reads better), or a list or object in flow
+ * style; false for other shapes. */
+static bool put_value(out_t *o, const json_t *value, int block_indent, bool *ended_line)
+{
+    *ended_line = false;
+    if (json_is_string(value)) {
+        put_string(o, json_string_value(value), json_string_length(value), block_indent, false,
+                   ended_line);
+        return true;
+    }
+    return put_flow(o, value);
 }
 
 static bool is_skipped(const json_t *value)
@@ -343,7 +349,7 @@ static bool put_object(out_t *o, const json_t *object, const key_order_t *keys, 
         puts_(o, ": ");
         bool ended_line;
         if (!put_value(o, value, at + 2, &ended_line)) {
-            snprintf(why, why_size, "%s is not a string, number, boolean or list of them", *k);
+            snprintf(why, why_size, "%s holds a null inside a list or object", *k);
             return false;
         }
         if (!ended_line)

@@ -377,6 +377,7 @@ int template_schema_value(const spec_field_t *field, template_form_t form,
         return convert_repository(node, path, origin, out);
     case SPEC_STRING_MAP:
     case SPEC_OBJECT_LIST:
+    case SPEC_OBJECT:
     case SPEC_FILE:
         break;
     }

@@ -34,6 +34,56 @@ static const spec_field_t input_fields[] = {
 };
 const spec_object_t spec_input = {input_fields};
 
+/* The original's phase `agent`: which agent runs the phase (docs/templates.md, "The
+ * original's keys"); extra keys refused, as its own model does. */
+static const spec_field_t agent_fields[] = {
+    {.name = "provider", .kind = SPEC_STRING, .min_len = 1},
+    {.name = "model", .kind = SPEC_STRING},
+    {.name = "agent_id", .kind = SPEC_STRING, .min_len = 1},
+    {.name = "allow_delegation", .kind = SPEC_BOOL},
+    /* its oldest format's agent: type is the provider, max_tokens the phase's cap,
+     * temperature a sampling setting syn's providers do not take (a warning) */
+    {.name = "type", .kind = SPEC_STRING, .min_len = 1},
+    {.name = "max_tokens", .kind = SPEC_INT, .has_min = true, .min = 1, .has_max = true,
+     .max = SPEC_MAX_TOKENS_MAX},
+    {.name = "temperature", .kind = SPEC_NUMBER, .has_min = true, .min = 0, .has_max = true,
+     .max = 2},
+    {.name = NULL},
+};
+const spec_object_t spec_agent = {agent_fields};
+
+/* The original's oldest format (template/oldest_format.c): a phase's inputs (a
+ * workflow input, or an earlier phase's output by another name), its outputs, and
+ * the workflow's deliverables. Kept as written. */
+static const spec_field_t phase_input_fields[] = {
+    {.name = "name", .kind = SPEC_STRING, .required = true, .min_len = 1},
+    {.name = "type", .kind = SPEC_STRING},
+    {.name = "required", .kind = SPEC_BOOL},
+    {.name = "default", .kind = SPEC_STRING},
+    {.name = "description", .kind = SPEC_STRING},
+    {.name = "from_phase", .kind = SPEC_STRING, .min_len = 1},
+    {.name = "from_output", .kind = SPEC_STRING, .min_len = 1},
+    {.name = NULL},
+};
+static const spec_object_t spec_phase_input = {phase_input_fields};
+
+static const spec_field_t phase_output_fields[] = {
+    {.name = "name", .kind = SPEC_STRING, .required = true, .min_len = 1},
+    {.name = "type", .kind = SPEC_STRING},
+    {.name = "artifact_type", .kind = SPEC_STRING},
+    {.name = "description", .kind = SPEC_STRING},
+    {.name = NULL},
+};
+static const spec_object_t spec_phase_output = {phase_output_fields};
+
+static const spec_field_t deliverable_fields[] = {
+    {.name = "phase", .kind = SPEC_STRING, .required = true, .min_len = 1},
+    {.name = "output", .kind = SPEC_STRING, .min_len = 1},
+    {.name = "name", .kind = SPEC_STRING},
+    {.name = NULL},
+};
+static const spec_object_t spec_deliverable = {deliverable_fields};
+
 static const spec_field_t phase_fields[] = {
     {.name = "phase_id", .yaml = "id", .kind = SPEC_STRING, .required = true, .min_len = 1},
     {.name = "name", .kind = SPEC_STRING, .required = true},
@@ -61,9 +111,82 @@ static const spec_field_t phase_fields[] = {
     {.name = "approval", .kind = SPEC_ENUM, .choices = spec_approvals},
     {.name = "input_artifacts", .kind = SPEC_STRING_LIST, .fallback = "[]"},
     {.name = "output_artifacts", .kind = SPEC_STRING_LIST, .fallback = "[]"},
+    {.name = "agent", .kind = SPEC_OBJECT, .items = &spec_agent},
+    {.name = "inputs", .kind = SPEC_OBJECT_LIST, .items = &spec_phase_input},
+    {.name = "outputs", .kind = SPEC_OBJECT_LIST, .items = &spec_phase_output},
     {.name = NULL},
 };
 const spec_object_t spec_phase = {phase_fields};
+
+/* The original's interactive provider drives a terminal pane of the agent agent_id
+ * names; syn runs agents headless only, so the pane's agent is the provider. */
+#define INTERACTIVE_PROVIDER "claude-interactive"
+
+static const char *text_of(const json_t *object, const char *key)
+{
+    const char *text = json_string_value(json_object_get(object, key));
+    return text && *text ? text : NULL;
+}
+
+const char *spec_phase_provider(const json_t *phase)
+{
+    const char *own = text_of(phase, "provider");
+    if (own)
+        return own;
+    const json_t *agent = json_object_get(phase, "agent");
+    const char *provider = text_of(agent, "provider");
+    if (!provider)
+        provider = text_of(agent, "type"); /* the oldest format's name for it */
+    if (provider && strcmp(provider, INTERACTIVE_PROVIDER) == 0) {
+        const char *pane = text_of(agent, "agent_id");
+        return pane ? pane : "claude";
+    }
+    return provider;
+}
+
+const char *spec_phase_model(const json_t *phase)
+{
+    const char *own = text_of(phase, "model");
+    return own ? own : text_of(json_object_get(phase, "agent"), "model");
+}
+
+json_t *spec_workflow_warnings(const json_t *workflow)
+{
+    json_t *out = json_array();
+    size_t i;
+    const json_t *phase;
+    json_array_foreach(json_object_get(workflow, "phases"), i, phase) {
+        const char *id = text_of(phase, "phase_id");
+        const json_t *agent = json_object_get(phase, "agent");
+        const char *provider = text_of(agent, "provider"), *pane = text_of(agent, "agent_id");
+        const char *runs = spec_phase_provider(phase);
+        bool interactive = provider && strcmp(provider, INTERACTIVE_PROVIDER) == 0;
+        if (interactive)
+            json_array_append_new(out, json_sprintf("phase '%s': agent.provider '%s' has no "
+                                                    "terminal in syn: the phase runs headless "
+                                                    "on workers of provider '%s'",
+                                                    id, provider, runs));
+        else if (pane && (!runs || strcmp(pane, runs) != 0))
+            json_array_append_new(out, json_sprintf("phase '%s': agent.agent_id '%s' chooses "
+                                                    "a terminal pane only with provider '%s'; "
+                                                    "the phase runs on %s%s%s",
+                                                    id, pane, INTERACTIVE_PROVIDER,
+                                                    runs ? "provider '" : "any worker",
+                                                    runs ? runs : "", runs ? "'" : ""));
+        if (json_object_get(agent, "temperature"))
+            json_array_append_new(out, json_sprintf("phase '%s': agent.temperature is not "
+                                                    "honoured: syn's providers use their "
+                                                    "agent's own sampling",
+                                                    id));
+        if (json_is_true(json_object_get(agent, "allow_delegation")))
+            json_array_append_new(out, json_sprintf("phase '%s': agent.allow_delegation is not "
+                                                    "honoured: syn gives an agent its own "
+                                                    "provider's credentials only, so a CLI it "
+                                                    "delegates to must bring its own",
+                                                    id));
+    }
+    return out;
+}
 
 bool spec_phase_is_gate(const json_t *phase)
 {
@@ -90,6 +213,10 @@ static const spec_field_t workflow_fields[] = {
      .items = &spec_input, .fallback = "[]"},
     {.name = "phases", .kind = SPEC_OBJECT_LIST, .required = true, .min_len = 1,
      .items = &spec_phase},
+    /* the original's oldest format: its version text (syn numbers versions itself:
+     * GET /workflows/{id} answers this as template_version) and deliverables */
+    {.name = "template_version", .yaml = "version", .kind = SPEC_STRING},
+    {.name = "deliverables", .kind = SPEC_OBJECT_LIST, .items = &spec_deliverable},
     /* the team controls (issue 19): at most this many of its executions run at once */
     {.name = "max_concurrent", .kind = SPEC_INT, .has_min = true, .min = 1, .has_max = true,
      .max = SPEC_MAX_CONCURRENT_MAX},
@@ -335,6 +462,8 @@ static json_t *check_value(const spec_field_t *field, json_t *value, const json_
         return check_strings(field, value, loc, sink);
     case SPEC_OBJECT_LIST:
         return check_object_list(field, value, loc, sink);
+    case SPEC_OBJECT:
+        return check_fields(field->items, value, loc, sink);
     case SPEC_LITERAL:
         if (!json_is_string(value) || !is_choice(field->choices, json_string_value(value))) {
             report(sink, loc, SPEC_NOT_CHOICE, field, 0);
@@ -450,6 +579,7 @@ static const char *type_message(const spec_field_t *field, const char **type)
         *type = "list_type";
         return "Input should be a valid list";
     case SPEC_STRING_MAP:
+    case SPEC_OBJECT:
         *type = "dict_type";
         return "Input should be a valid dictionary";
     case SPEC_REPOSITORY:
@@ -574,6 +704,8 @@ static const char *kind_text(const spec_field_t *f)
         return "must be an array";
     case SPEC_STRING_MAP:
         return "must be an object of strings";
+    case SPEC_OBJECT:
+        return "must be an object";
     case SPEC_REPOSITORY:
         return "must be a repository URL or {url, ref} with non-empty strings";
     default:
@@ -617,6 +749,8 @@ void spec_sentence(const spec_violation_t *v, char *buf, size_t size)
 
 static json_t *filled(const spec_field_t *field, json_t *given)
 {
+    if (field->kind == SPEC_OBJECT)
+        return spec_with_defaults(field->items, given);
     if (field->kind != SPEC_OBJECT_LIST)
         return json_incref(given);
     json_t *out = json_array();

@@ -41,6 +41,7 @@ typedef enum {
     SPEC_STRING_LIST, /* a list of strings */
     SPEC_STRING_MAP,  /* an object of strings */
     SPEC_OBJECT_LIST, /* a list of at least min_len objects of the table items */
+    SPEC_OBJECT,      /* one object of the table items (the original's phase `agent`) */
     SPEC_LITERAL,     /* one of choices (a pydantic Literal: type literal_error) */
     SPEC_ENUM,        /* a string, one of choices (a pydantic str Enum: type enum) */
     SPEC_FILE,        /* YAML only: a file holding this object's prompt (prompt_file) */
@@ -59,7 +60,7 @@ typedef struct {
     bool min_exclusive;    /* the value must be greater than min (a budget: > 0) */
     long long min, max;
     size_t min_len;        /* characters of a string, items of an object list */
-    const spec_object_t *items;  /* SPEC_OBJECT_LIST */
+    const spec_object_t *items;  /* SPEC_OBJECT_LIST, SPEC_OBJECT */
     const char *const *choices;  /* SPEC_LITERAL / SPEC_ENUM, NULL-terminated */
     const char *fallback;  /* JSON text stored when the key is absent; NULL: only when given */
     const char *yaml_or;   /* in YAML this key or that one gives the value (prompt_file) */
@@ -86,6 +87,23 @@ extern const char *const spec_networks[];
  * approval: required make the phase an approval gate (docs/templates.md). */
 extern const char *const spec_execution_types[];
 extern const char *const spec_approvals[];
+
+/* The original's phase `agent` ({provider, model, agent_id, allow_delegation}). */
+extern const spec_object_t spec_agent;
+
+/* The provider a stored phase runs on: its own `provider`, else the one its `agent`
+ * names (`claude-interactive` is syn's headless `claude`, or the agent its agent_id
+ * names), else NULL (any worker). Points into phase. */
+const char *spec_phase_provider(const json_t *phase);
+
+/* The model of a stored phase: its own `model`, else its agent's (as the original's
+ * top-level model wins over agent.model), else NULL. Points into phase. */
+const char *spec_phase_model(const json_t *phase);
+
+/* What a stored workflow asks for that syn does differently or cannot do (its
+ * agents' interactive terminals, delegation): one sentence each, naming the phase.
+ * A new array, empty when there is nothing to say. */
+json_t *spec_workflow_warnings(const json_t *workflow);
 
 /* Whether a stored phase is an approval gate: the execution stops before it until a
  * person approves (POST /executions/{id}/approve). */

@@ -3,6 +3,7 @@
 
 #include "template/files.h"
 #include "template/frontmatter.h"
+#include "template/oldest_format.h"
 #include "template/schema.h"
 #include "template/spec.h"
 #include "common/utf8.h"
@@ -22,7 +23,7 @@
 
 /* The tables are the workflow specification's (template/spec.c): a phase has at
  * most this many fields, prompt_file included. */
-#define MAX_FIELDS 24
+#define MAX_FIELDS 32
 
 static size_t field_count(const spec_object_t *object)
 {
@@ -120,6 +121,11 @@ static void unknown_key(parse_t *p, const spec_object_t *object, const template_
         slots->misspelt[meant] = true;
 }
 
+static bool walk_object(parse_t *p, const spec_field_t *field, const template_node_t *value,
+                        const char *path, json_t *out);
+static bool walk_list(parse_t *p, const spec_field_t *field, const template_node_t *value,
+                      const char *path, json_t *out);
+
 /* Walks a mapping in source order (so errors come in line order): unknown keys are
  * errors, plain fields are converted into out, and every field's nodes are kept in
  * slots for the checks that need them. false if anything was wrong. */
@@ -149,8 +155,18 @@ static bool walk_mapping(parse_t *p, const template_node_t *map, const spec_obje
         }
         slots->key[index] = key;
         slots->value[index] = value;
-        if (field->kind == SPEC_OBJECT_LIST || field->kind == SPEC_FILE)
+        if (field->kind == SPEC_FILE ||
+            (field->kind == SPEC_OBJECT_LIST && object == &spec_workflow &&
+             strcmp(field->name, "deliverables") != 0))
+            continue; /* the workflow's inputs and phases: their callers walk them */
+        if (field->kind == SPEC_OBJECT_LIST) {
+            ok = walk_list(p, field, value, path, out) && ok;
             continue;
+        }
+        if (field->kind == SPEC_OBJECT) {
+            ok = walk_object(p, field, value, path, out) && ok;
+            continue;
+        }
         json_t *converted;
         int got =
             template_schema_value(field, TEMPLATE_FORM_PLAIN, value, path, &p->origin, &converted);
@@ -185,6 +201,69 @@ static bool check_required(parse_t *p, const spec_object_t *object, const templa
             ok = false;
         }
     }
+    return ok;
+}
+
+/* A nested object (a phase's agent): its own table, walked like its parent. */
+static bool walk_object(parse_t *p, const spec_field_t *field, const template_node_t *value,
+                        const char *path, json_t *out)
+{
+    if (is_null(value))
+        return true;
+    if (value->kind != TEMPLATE_NODE_MAPPING) {
+        error_at(p, TEMPLATE_ERROR_INVALID, value, path, "expected a mapping, got %s",
+                 template_node_describe(value));
+        return false;
+    }
+    slots_t slots;
+    json_t *object = json_object();
+    bool ok = walk_mapping(p, value, field->items, path, path, &slots, object);
+    ok = check_required(p, field->items, value, path, &slots) && ok;
+    if (ok)
+        json_object_set_new(out, field->name, ordered(field->items, object));
+    else
+        json_decref(object);
+    return ok;
+}
+
+/* A nested list of objects (a phase's inputs and outputs, the deliverables): each item
+ * walked by the list's table. */
+static bool walk_list(parse_t *p, const spec_field_t *field, const template_node_t *value,
+                      const char *path, json_t *out)
+{
+    if (is_null(value))
+        return true;
+    if (value->kind != TEMPLATE_NODE_SEQUENCE) {
+        error_at(p, TEMPLATE_ERROR_INVALID, value, path, "expected a list, got %s",
+                 template_node_describe(value));
+        return false;
+    }
+    json_t *list = json_array();
+    bool ok = true;
+    for (size_t i = 0; i < value->count; i++) {
+        char at[PATH_TEXT + 24];
+        snprintf(at, sizeof at, "%s[%zu]", path, i);
+        const template_node_t *item = value->children[i];
+        if (item->kind != TEMPLATE_NODE_MAPPING) {
+            error_at(p, TEMPLATE_ERROR_INVALID, item, at, "expected a mapping, got %s",
+                     template_node_describe(item));
+            ok = false;
+            continue;
+        }
+        slots_t slots;
+        json_t *object = json_object();
+        bool item_ok = walk_mapping(p, item, field->items, at, at, &slots, object);
+        item_ok = check_required(p, field->items, item, at, &slots) && item_ok;
+        if (item_ok)
+            json_array_append_new(list, ordered(field->items, object));
+        else
+            json_decref(object);
+        ok = ok && item_ok;
+    }
+    if (ok)
+        json_object_set_new(out, field->name, list);
+    else
+        json_decref(list);
     return ok;
 }
 
@@ -368,6 +447,18 @@ static bool parse_phase(parse_t *p, const template_node_t *node, size_t index, j
     }
     slots_t slots;
     bool ok = walk_mapping(p, node, &spec_phase, prefix, prefix, &slots, out);
+    /* the original's oldest format: a phase without id is named by its name, one
+     * without order runs in its place (template/oldest_format.c) */
+    size_t id_at = slot_of(&spec_phase, "phase_id"), order_at = slot_of(&spec_phase, "order");
+    const char *named = template_oldest_phase_id(out);
+    if (is_null(slots.value[id_at]) && !slots.key[id_at] && named) {
+        json_object_set_new(out, "phase_id", json_string(named));
+        slots.misspelt[id_at] = true; /* given another way: not missing */
+    }
+    if (is_null(slots.value[order_at]) && !slots.key[order_at] && !slots.misspelt[order_at]) {
+        json_object_set_new(out, "order", json_integer((json_int_t)index + 1));
+        slots.misspelt[order_at] = true;
+    }
     ok = check_required(p, &spec_phase, node, prefix, &slots) && ok;
     size_t template_at = slot_of(&spec_phase, "prompt_template");
     size_t file_at = slot_of(&spec_phase, "prompt_file");
@@ -396,6 +487,16 @@ static bool parse_phase(parse_t *p, const template_node_t *node, size_t index, j
     return ok;
 }
 
+/* Where a phase gives key, or (an id or order the oldest format left out and the
+ * loader derived) where it gives its name, or where the phase starts. */
+static const template_node_t *given_at(const template_node_t *phase, const char *key)
+{
+    const template_node_t *node = template_node_get(phase, key);
+    if (!node)
+        node = template_node_get(phase, "name");
+    return node ? node : phase;
+}
+
 /* Repeated phase ids and orders, each reported where it repeats; phases[i] is the
  * (possibly partial) phase of list->children[i]. Indexes by value, so a document
  * with thousands of phases stays linear. */
@@ -413,10 +514,9 @@ static bool check_duplicates(parse_t *p, const template_node_t *list, json_t *ph
             if (first) {
                 size_t i = (size_t)json_integer_value(first);
                 snprintf(path, sizeof path, "phases[%zu].id", j);
-                error_at(p, TEMPLATE_ERROR_INVALID, template_node_get(list->children[j], "id"),
-                         path, "duplicate phase id '%s' (also phases[%zu] at line %d)",
-                         json_string_value(id), i,
-                         template_node_get(list->children[i], "id")->line);
+                error_at(p, TEMPLATE_ERROR_INVALID, given_at(list->children[j], "id"), path,
+                         "duplicate phase id '%s' (also phases[%zu] at line %d)",
+                         json_string_value(id), i, given_at(list->children[i], "id")->line);
                 ok = false;
             } else {
                 json_object_set_new(ids, json_string_value(id), json_integer((json_int_t)j));
@@ -429,10 +529,9 @@ static bool check_duplicates(parse_t *p, const template_node_t *list, json_t *ph
             if (first) {
                 size_t i = (size_t)json_integer_value(first);
                 snprintf(path, sizeof path, "phases[%zu].order", j);
-                error_at(p, TEMPLATE_ERROR_INVALID,
-                         template_node_get(list->children[j], "order"), path,
+                error_at(p, TEMPLATE_ERROR_INVALID, given_at(list->children[j], "order"), path,
                          "duplicate order %s (also phases[%zu] at line %d)", key, i,
-                         template_node_get(list->children[i], "order")->line);
+                         given_at(list->children[i], "order")->line);
                 ok = false;
             } else {
                 json_object_set_new(orders, key, json_integer((json_int_t)j));
@@ -502,6 +601,7 @@ static json_t *parse_root(parse_t *p, const template_node_t *root)
         json_decref(out);
         return NULL;
     }
+    template_oldest_format(out);
     return ordered(&spec_workflow, out);
 }
 

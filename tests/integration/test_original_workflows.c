@@ -3,8 +3,9 @@
  * folder (tests/fixtures/templates/original); the default repository is rendered
  * through inputs and reaches the prompt as {{repository}}, {{repo_url}} and
  * {{repo_ref}}; requires_repos refuses an execution without one, naming the input;
- * the human_in_loop phase waits for approval; validate, export → from-yaml give the
- * same workflow over HTTP. */
+ * the human_in_loop phase waits for approval; a phase's `agent` picks the workers
+ * (provider) and the model, with warnings for what syn runs differently; validate,
+ * export → from-yaml give the same workflow over HTTP. */
 #include "tests/support/execution.h"
 #include "tests/support/expect.h"
 #include "tests/support/http.h"
@@ -82,8 +83,9 @@ static json_t *run_to_end(const char *workflow_id, const char *body)
 static void test_all_load_and_plugin_workflows_run(void **state)
 {
     (void)state;
-    const char *ids[] = {"feature-flow-v1", "notes-v2", "review-package-v1", "team-triage-v1",
-                         "team-audit-v1"};
+    const char *ids[] = {"feature-flow-v1", "notes-v2",      "review-package-v1",
+                         "team-triage-v1",  "team-audit-v1", "handoff-v1",
+                         "pane-handoff-v1", "brief-then-plan"};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, "/workflows/%s", ids[i]);
@@ -182,6 +184,122 @@ static void test_repository_inputs_gate_and_requires_repos(void **state)
     free(id);
 }
 
+/* A phase's agent: its provider picks the workers, its model is the phase's unless the
+ * phase gives its own; an interactive pane runs headless on the pane's agent; what syn
+ * cannot honour is a warning of validate. */
+static void test_agent_picks_provider_and_model(void **state)
+{
+    (void)state;
+    json_t *final = run_to_end("handoff-v1", "{\"task\": \"palindromes\"}");
+    char path[256];
+    snprintf(path, sizeof path, "/executions/%s", json_str(final, "id"));
+    json_t *detail = NULL;
+    assert_int_equal(request("GET", path, NULL, NULL, &detail, NULL), 200);
+    json_t *phases = json_object_get(detail, "phases");
+    assert_string_equal(json_str(json_array_get(phases, 0), "model"), "mock-large");
+    assert_string_equal(json_str(json_array_get(phases, 1), "model"), "mock-small");
+    json_decref(detail);
+    char *build = execution_phase_output(stack, json_str(final, "id"), "build");
+    assert_non_null(strstr(build, "Build from the outline: mock output for phase outline"));
+    free(build);
+    json_decref(final);
+
+    /* the agent is kept as written and shown */
+    json_t *workflow = NULL;
+    assert_int_equal(request("GET", "/workflows/pane-handoff-v1", NULL, NULL, &workflow, NULL),
+                     200);
+    json_t *second = json_array_get(json_object_get(workflow, "phases"), 1);
+    assert_string_equal(json_str(json_object_get(second, "agent"), "provider"),
+                        "claude-interactive");
+    assert_string_equal(json_str(json_object_get(second, "agent"), "agent_id"), "codex");
+    json_decref(workflow);
+
+    /* its first phase needs a claude worker: the mock worker never takes it, while a
+     * workflow started after it runs to the end */
+    char *waiting_id = teststack_execute(stack, "pane-handoff-v1", "{}");
+    assert_non_null(waiting_id);
+    json_t *other = run_to_end("notes-v2", "{\"task\": \"queues\"}");
+    json_decref(other);
+    snprintf(path, sizeof path, "/executions/%s", waiting_id);
+    assert_int_equal(request("GET", path, NULL, NULL, &detail, NULL), 200);
+    json_t *first = json_array_get(json_object_get(detail, "phases"), 0);
+    assert_string_equal(json_str(first, "status"), "queued"); /* waits for its provider */
+    assert_int_equal(json_array_size(json_object_get(first, "attempts")), 0);
+    json_decref(detail);
+    snprintf(path, sizeof path, "/executions/%s/cancel", waiting_id);
+    assert_int_equal(request("POST", path, "{}", NULL, NULL, NULL), 200);
+    free(waiting_id);
+
+    /* validate says what syn does differently, phase by phase */
+    char *yaml = read_file(ORIGINAL "/pane-handoff.yaml");
+    json_t *answer = NULL;
+    assert_int_equal(request("POST", "/workflows/validate", yaml, "application/yaml", &answer,
+                             NULL),
+                     200);
+    free(yaml);
+    assert_true(json_is_true(json_object_get(answer, "valid")));
+    json_t *warnings = json_object_get(answer, "warnings");
+    assert_int_equal(json_array_size(warnings), 3);
+    assert_non_null(strstr(json_string_value(json_array_get(warnings, 0)),
+                           "phase 'first_pane': agent.provider 'claude-interactive' has no "
+                           "terminal in syn: the phase runs headless on workers of provider "
+                           "'claude'"));
+    assert_non_null(strstr(json_string_value(json_array_get(warnings, 1)),
+                           "on workers of provider 'codex'"));
+    assert_non_null(strstr(json_string_value(json_array_get(warnings, 2)),
+                           "phase 'delegate': agent.allow_delegation is not honoured"));
+    json_decref(answer);
+
+    /* an agent key the original does not have either: refused, naming it */
+    assert_int_equal(request("POST", "/workflows/validate",
+                             "name: X\nphases:\n  - id: a\n    name: A\n    order: 1\n"
+                             "    prompt_template: p\n    agent:\n      provider: mock\n"
+                             "      sandbox: strict\n",
+                             "application/yaml", &answer, NULL),
+                     200);
+    assert_false(json_is_true(json_object_get(answer, "valid")));
+    char *text = json_dumps(answer, 0);
+    assert_non_null(strstr(text, "unknown key 'sandbox'"));
+    free(text);
+    json_decref(answer);
+}
+
+/* The oldest format runs as it ran there: its phase inputs are the workflow's, an
+ * artifact input is the earlier phase's output by its name, {% if %} blocks decide
+ * on the inputs given (an empty one is false, as in Jinja). */
+static void test_oldest_format_runs(void **state)
+{
+    (void)state;
+    json_t *answer = NULL;
+    assert_int_equal(request("POST", "/workflows/brief-then-plan/execute", "{}", NULL, &answer,
+                             NULL),
+                     422); /* subject is required */
+    char *text = json_dumps(answer, 0);
+    assert_non_null(strstr(text, "subject"));
+    free(text);
+    json_decref(answer);
+    json_t *final = run_to_end("brief-then-plan", "{\"inputs\": {\"subject\": \"bees\"}}");
+    char *brief = execution_phase_output(stack, json_str(final, "id"), "brief");
+    assert_non_null(strstr(brief, "Write a brief on: bees\n\nKeep it short."));
+    assert_null(strstr(brief, "For:"));
+    free(brief);
+    char *plan = execution_phase_output(stack, json_str(final, "id"), "plan");
+    assert_non_null(strstr(plan, "Plan from this brief:\nmock output for phase brief"));
+    assert_non_null(strstr(plan, "Due: next week"));
+    free(plan);
+    json_decref(final);
+    final = run_to_end("brief-then-plan",
+                       "{\"inputs\": {\"subject\": \"bees\", \"audience\": \"keepers\", "
+                       "\"deadline\": \"\"}}");
+    brief = execution_phase_output(stack, json_str(final, "id"), "brief");
+    assert_non_null(strstr(brief, "For: keepers"));
+    free(brief);
+    plan = execution_phase_output(stack, json_str(final, "id"), "plan");
+    assert_non_null(strstr(plan, "No date."));
+    free(plan);
+    json_decref(final);
+}
+
 static void test_validate_upload_export_reimport(void **state)
 {
     (void)state;
@@ -213,7 +331,8 @@ static void test_validate_upload_export_reimport(void **state)
     free(yaml);
 
     /* export → from-yaml → the same workflow, for each kind loaded */
-    const char *ids[] = {"feature-flow-v1", "review-package-v1", "team-triage-v1", "notes-upload"};
+    const char *ids[] = {"feature-flow-v1", "review-package-v1", "team-triage-v1", "notes-upload",
+                         "handoff-v1",      "pane-handoff-v1",   "brief-then-plan"};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         char path[256], *exported = NULL;
         snprintf(path, sizeof path, "/workflows/%s/export", ids[i]);
@@ -251,6 +370,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_load_and_plugin_workflows_run),
         cmocka_unit_test(test_repository_inputs_gate_and_requires_repos),
+        cmocka_unit_test(test_agent_picks_provider_and_model),
+        cmocka_unit_test(test_oldest_format_runs),
         cmocka_unit_test(test_validate_upload_export_reimport),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -70,9 +70,28 @@ static void test_create_translation(void **state)
     assert_int_equal(json_integer_value(json_object_get(phase, "order")), 1);
     assert_string_equal(json_string_value(json_object_get(phase, "provider")), "mock");
     assert_null(json_object_get(phase, "id"));
-    assert_null(json_object_get(phase, "agent"));
+    assert_non_null(json_object_get(phase, "agent")); /* kept: it round-trips */
     /* version and force are named in the warnings; a null project_name is not */
     assert_int_equal(json_array_size(json_object_get(keep, "warnings")), 2);
+    json_decref(args);
+    json_decref(keep);
+
+    /* an agent syn runs differently: said in the warnings, phase by phase */
+    args = keep = NULL;
+    assert_int_equal(create("{\"name\":\"N\",\"phases\":[{\"id\":\"a\",\"name\":\"A\","
+                            "\"prompt_template\":\"x\",\"agent\":{\"provider\":"
+                            "\"claude-interactive\",\"agent_id\":\"codex\","
+                            "\"allow_delegation\":true}}]}",
+                            &args, &error, &keep),
+                     0);
+    phase = json_array_get(json_object_get(args, "phases"), 0);
+    assert_string_equal(json_string_value(json_object_get(phase, "provider")), "codex");
+    json_t *warnings = json_object_get(keep, "warnings");
+    assert_int_equal(json_array_size(warnings), 2);
+    assert_non_null(strstr(json_string_value(json_array_get(warnings, 0)),
+                           "phase 'a': agent.provider 'claude-interactive' has no terminal"));
+    assert_non_null(strstr(json_string_value(json_array_get(warnings, 1)),
+                           "agent.allow_delegation is not honoured"));
     json_decref(args);
     json_decref(keep);
 

@@ -51,7 +51,7 @@ static void test_original_keys_load_and_round_trip(void **state)
     int loaded = template_library_load_dir(lib, ORIGINAL, why, sizeof why);
     for (size_t i = 0; i < template_library_count(lib); i++)
         print_entry_errors(template_library_entry(lib, i));
-    assert_int_equal(loaded, 5);
+    assert_int_equal(loaded, 8);
     assert_int_equal(template_library_failures(lib), 0);
 
     const json_t *feature = entry_of(lib, "feature-flow-v1")->workflow;
@@ -82,6 +82,52 @@ static void test_original_keys_load_and_round_trip(void **state)
     const json_t *look =
         json_array_get(json_object_get(entry_of(lib, "review-package-v1")->workflow, "phases"), 0);
     assert_string_equal(json_string_value(json_object_get(look, "model")), "sonnet");
+
+    /* a phase's agent: kept as written; the provider and model it means */
+    const json_t *handoff = json_object_get(entry_of(lib, "handoff-v1")->workflow, "phases");
+    const json_t *outline = json_array_get(handoff, 0), *build = json_array_get(handoff, 1);
+    assert_string_equal(spec_phase_provider(outline), "mock");
+    assert_string_equal(spec_phase_model(outline), "mock-large");
+    assert_string_equal(spec_phase_model(build), "mock-small"); /* the phase's own wins */
+    assert_true(json_is_false(json_object_get(json_object_get(build, "agent"),
+                                              "allow_delegation")));
+    const json_t *panes =
+        json_object_get(entry_of(lib, "pane-handoff-v1")->workflow, "phases");
+    assert_string_equal(spec_phase_provider(json_array_get(panes, 0)), "claude");
+    assert_string_equal(spec_phase_provider(json_array_get(panes, 1)), "codex");
+    assert_string_equal(spec_phase_provider(json_array_get(panes, 2)), "claude");
+    json_t *warnings = spec_workflow_warnings(entry_of(lib, "pane-handoff-v1")->workflow);
+    assert_int_equal(json_array_size(warnings), 3);
+    json_decref(warnings);
+    warnings = spec_workflow_warnings(entry_of(lib, "handoff-v1")->workflow);
+    assert_int_equal(json_array_size(warnings), 0);
+    json_decref(warnings);
+
+    /* the oldest format: ids and orders from names and places, the phases' string
+     * inputs declared once, outputs named, the agent's type its provider */
+    const json_t *oldest = entry_of(lib, "brief-then-plan")->workflow;
+    const json_t *oldest_phases = json_object_get(oldest, "phases");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(oldest_phases, 1),
+                                                          "phase_id")),
+                        "plan");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(oldest_phases, 1),
+                                                        "order")),
+                     2);
+    const json_t *declared = json_object_get(oldest, "input_declarations");
+    assert_int_equal(json_array_size(declared), 3); /* subject, audience, deadline */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(declared, 2),
+                                                          "default")),
+                        "next week");
+    assert_string_equal(json_string_value(json_array_get(
+                            json_object_get(json_array_get(oldest_phases, 0), "output_artifacts"),
+                            0)),
+                        "brief_text");
+    assert_string_equal(spec_phase_provider(json_array_get(oldest_phases, 0)), "mock");
+    assert_string_equal(json_string_value(json_object_get(oldest, "template_version")), "0.3.0");
+    assert_int_equal(json_array_size(json_object_get(oldest, "deliverables")), 2);
+    warnings = spec_workflow_warnings(oldest);
+    assert_int_equal(json_array_size(warnings), 1); /* temperature */
+    json_decref(warnings);
 
     for (size_t i = 0; i < template_library_count(lib); i++) {
         const json_t *workflow = template_library_entry(lib, i)->workflow;

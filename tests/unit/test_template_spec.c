@@ -153,6 +153,17 @@ static void add_field(cases_t *c, where_t where, const spec_field_t *f)
         add(c, where, k, false, "\"x\"");
         add(c, where, k, false, "[5]");
         break;
+    case SPEC_OBJECT: /* the original's agent: its own keys, strictly */
+        add(c, where, k, true, "{}");
+        add(c, where, k, true,
+            "{\"provider\": \"codex\", \"model\": \"gpt\", \"agent_id\": \"codex\", "
+            "\"allow_delegation\": true}");
+        add(c, where, k, false, "\"codex\"");
+        add(c, where, k, false, "[]");
+        add(c, where, k, false, "{\"provider\": \"\"}");
+        add(c, where, k, false, "{\"allow_delegation\": \"yes\"}");
+        add(c, where, k, false, "{\"provider\": \"claude\", \"sandbox\": \"x\"}");
+        break;
     case SPEC_STRING_MAP:
     case SPEC_FILE:
         break;
@@ -264,7 +275,11 @@ static void test_every_boundary_same_verdict(void **state)
         const boundary_t *b = &c->cases[i];
         json_t *w = workflow_of(b);
         bool by_json = json_verdict(w), by_yaml = yaml_verdict(w), by_broker = broker_verdict(f, w);
-        if (by_json != b->ok || by_yaml != b->ok || by_broker != b->ok) {
+        /* YAML alone reads the original's oldest format: a phase without id is named by
+         * its name, one without order runs in its place (template/oldest_format.c) */
+        bool yaml_ok = b->ok || (b->where == AT_PHASE && !b->value[0] &&
+                                 (strcmp(b->key, "phase_id") == 0 || strcmp(b->key, "order") == 0));
+        if (by_json != b->ok || by_yaml != yaml_ok || by_broker != b->ok) {
             print_error("%s.%s = %s: want %s, JSON %s, YAML %s, broker %s\n",
                         where_names[b->where], b->key, b->value[0] ? b->value : "(absent)",
                         b->ok ? "ok" : "refused", by_json ? "ok" : "refused",

@@ -193,12 +193,14 @@ static void test_unknown_keys(void **state)
     (void)state;
     expect_error("name: x\n" PHASE "descripton: typo\n", 4, "descripton",
                  "unknown key 'descripton' (known: id, name, description, type, classification, "
-                 "repository, requires_repos, project_name, inputs, phases, max_concurrent, "
-                 "max_budget_usd); did you mean 'description'?");
-    expect_error("name: x\nworkflow_type: research\n" PHASE, 2, "workflow_type",
+                 "repository, requires_repos, project_name, inputs, phases, version, deliverables, "
+                 "max_concurrent, max_budget_usd); did you mean 'description'?");
+    expect_error("name: x
+workflow_type: research
+" PHASE, 2, "workflow_type",
                  "unknown key 'workflow_type' (known: id, name, description, type, "
                  "classification, repository, requires_repos, project_name, inputs, phases, "
-                 "max_concurrent, max_budget_usd); did you mean 'type'?");
+                 "version, deliverables, max_concurrent, max_budget_usd); did you mean 'type'?");
     expect_error("name: x\nphases:\n  - id: a\n    name: A\n    order: 1\n    prompt_template: x\n"
                  "  - id: b\n    name: B\n    order: 2\n    promt_template: hi\n",
                  10, "phases[1].promt_template",
@@ -206,7 +208,7 @@ static void test_unknown_keys(void **state)
                  "prompt_template, prompt_file, model, timeout_seconds, max_attempts, retries, "
                  "retry_backoff_seconds, max_tokens, provider, description, argument_hint, "
                  "allowed_tools, network, execution_type, approval, input_artifacts, "
-                 "output_artifacts); did you mean 'prompt_template'?");
+                 "output_artifacts, agent, inputs, outputs); did you mean 'prompt_template'?");
     expect_error("name: x\nphases:\n  - id: a\n    name: A\n    order: 1\n    prompt_template: x\n"
                  "    modle: opus\n",
                  7, "phases[0].modle",
@@ -214,7 +216,7 @@ static void test_unknown_keys(void **state)
                  "prompt_file, model, timeout_seconds, max_attempts, retries, "
                  "retry_backoff_seconds, max_tokens, provider, description, argument_hint, "
                  "allowed_tools, network, execution_type, approval, input_artifacts, "
-                 "output_artifacts); did you mean 'model'?");
+                 "output_artifacts, agent, inputs, outputs); did you mean 'model'?");
     expect_error("name: x\ninputs:\n  - {name: a, value: 3}\n" PHASE, 3, "inputs[0].value",
                  "unknown key 'value' in inputs[0] (known: name, description, required, "
                  "default)");
@@ -225,7 +227,7 @@ static void test_unknown_keys(void **state)
                  "prompt_file, model, timeout_seconds, max_attempts, retries, "
                  "retry_backoff_seconds, max_tokens, provider, description, argument_hint, "
                  "allowed_tools, network, execution_type, approval, input_artifacts, "
-                 "output_artifacts); did you mean 'id'?");
+                 "output_artifacts, agent, inputs, outputs); did you mean 'id'?");
 }
 
 static void test_choices(void **state)
@@ -273,12 +275,19 @@ static void test_missing(void **state)
                  "expected a list of at least one phase, got an empty list");
     expect_error("name: x\nphases: {a: 1}\n", 2, "phases",
                  "expected a list of at least one phase, got a mapping");
-    expect_error("name: x\nphases:\n  - {name: A, order: 1, prompt_template: x}\n", 3,
+    expect_error("name: x\nphases:\n  - {name: '', order: 1, prompt_template: x}\n", 3,
                  "phases[0].id", "missing required key 'id'");
     expect_error("name: x\nphases:\n  - {id: a, order: 1, prompt_template: x}\n", 3,
                  "phases[0].name", "missing required key 'name'");
-    expect_error("name: x\nphases:\n  - {id: a, name: A, prompt_template: x}\n", 3,
-                 "phases[0].order", "missing required key 'order'");
+    /* the original's oldest format: the name is the id, the place the order */
+    json_t *oldest = parse_ok("name: x\nphases:\n  - {name: A, prompt_template: x}\n"
+                              "  - {id: b, name: B, prompt_template: y}\n");
+    json_t *second = json_array_get(json_object_get(oldest, "phases"), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(oldest, "phases"), 0), "phase_id")),
+                        "A");
+    assert_int_equal(json_integer_value(json_object_get(second, "order")), 2);
+    json_decref(oldest);
     expect_error("name: x\nphases:\n  - id: a\n    name: A\n    order: 1\n", 3,
                  "phases[0].prompt_template",
                  "missing prompt: give prompt_template (the text) or prompt_file (a Markdown "
