@@ -195,9 +195,7 @@ static void test_unknown_keys(void **state)
                  "unknown key 'descripton' (known: id, name, description, type, classification, "
                  "repository, requires_repos, project_name, inputs, phases, version, deliverables, "
                  "max_concurrent, max_budget_usd); did you mean 'description'?");
-    expect_error("name: x
-workflow_type: research
-" PHASE, 2, "workflow_type",
+    expect_error("name: x\nworkflow_type: research\n" PHASE, 2, "workflow_type",
                  "unknown key 'workflow_type' (known: id, name, description, type, "
                  "classification, repository, requires_repos, project_name, inputs, phases, "
                  "version, deliverables, max_concurrent, max_budget_usd); did you mean 'type'?");
