@@ -108,6 +108,18 @@ static void download(const char *url, const char *file, http_response_t *resp)
     assert_int_equal(fclose(f), 0);
 }
 
+/* GETs execution id's ZIP into scratch: its file, the folder to extract it to and
+ * the file of its names (512 bytes each). */
+static void get_zip(const char *id, char *file, char *dir, char *names, http_response_t *resp)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s/executions/%s/artifacts.zip", teststack_url(stack), id);
+    snprintf(file, 512, "%s/%s.zip", scratch, id);
+    snprintf(dir, 512, "%s/%s.unzipped", scratch, id);
+    snprintf(names, 512, "%s/%s.names", scratch, id);
+    download(url, file, resp);
+}
+
 /* Python's zipfile checks every entry's CRC-32, extracts them into dir and prints
  * their names in order. */
 #define PY_READ                                                                                  \
@@ -120,13 +132,9 @@ static void download(const char *url, const char *file, http_response_t *resp)
 static void test_zip_holds_them_all_byte_for_byte(void **state)
 {
     (void)state;
-    char url[512], file[512], dir[512], names[512];
-    snprintf(url, sizeof url, "%s/executions/%s/artifacts.zip", teststack_url(stack), made);
-    snprintf(file, sizeof file, "%s/%s.zip", scratch, made);
-    snprintf(dir, sizeof dir, "%s/%s.unzipped", scratch, made);
-    snprintf(names, sizeof names, "%s/%s.names", scratch, made);
+    char file[512], dir[512], names[512];
     http_response_t resp;
-    download(url, file, &resp);
+    get_zip(made, file, dir, names, &resp);
     assert_int_equal(resp.status, 200);
     assert_string_equal(resp.content_type, "application/zip");
     assert_non_null(strstr(resp.content_disposition, "-artifacts.zip"));
@@ -154,13 +162,9 @@ static void test_zip_holds_them_all_byte_for_byte(void **state)
 static void test_zip_of_an_execution_without_artifacts_is_empty(void **state)
 {
     (void)state;
-    char url[512], file[512], dir[512], names[512];
-    snprintf(url, sizeof url, "%s/executions/%s/artifacts.zip", teststack_url(stack), nothing);
-    snprintf(file, sizeof file, "%s/%s.zip", scratch, nothing);
-    snprintf(dir, sizeof dir, "%s/%s.unzipped", scratch, nothing);
-    snprintf(names, sizeof names, "%s/%s.names", scratch, nothing);
+    char file[512], dir[512], names[512];
     http_response_t resp;
-    download(url, file, &resp);
+    get_zip(nothing, file, dir, names, &resp);
     assert_int_equal(resp.status, 200);
     assert_int_equal(resp.body_len, 22); /* the end record alone */
     http_response_clear(&resp);

@@ -97,10 +97,9 @@ static void worker_step(fake_worker_t *w)
     }
 }
 
-static void test_flood_leaves_heartbeats_on_time(void **state)
+/* A broker on loopback over a new database in dir (a mkdtemp template). */
+static broker_t *new_broker(char *dir)
 {
-    (void)state;
-    char dir[] = "/tmp/syn-budget-XXXXXX";
     assert_non_null(mkdtemp(dir));
     broker_config_t config = {
         .data_dir = dir,
@@ -114,6 +113,22 @@ static void test_flood_leaves_heartbeats_on_time(void **state)
     char err[512];
     broker_t *broker = broker_new(&config, err, sizeof err);
     assert_non_null(broker);
+    return broker;
+}
+
+static void destroy_broker(broker_t **broker_p, const char *dir)
+{
+    broker_destroy(broker_p);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_flood_leaves_heartbeats_on_time(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/syn-budget-XXXXXX";
+    broker_t *broker = new_broker(dir);
 
     /* An event log worth replaying: executions nobody runs. */
     zsock_t *client = zsock_new_dealer(broker_clients_endpoint(broker));
@@ -179,6 +194,7 @@ static void test_flood_leaves_heartbeats_on_time(void **state)
     send_request(client, 9999, "health", json_object());
     status = 0;
     json_t *health = NULL;
+    char err[256];
     for (wait_t w = wait_begin(5000); !health && wait_next(&w);) {
         broker_poll(broker, 10);
         worker_step(&worker);
@@ -196,10 +212,7 @@ static void test_flood_leaves_heartbeats_on_time(void **state)
         zsock_destroy(&flooders[f]);
     zsock_destroy(&worker.sock);
     zsock_destroy(&client);
-    broker_destroy(&broker);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    destroy_broker(&broker, dir);
 }
 
 /* With a budget of 0 every turn is over it at once: it reads one request and one
@@ -209,19 +222,7 @@ static void test_a_turn_yields_at_its_budget(void **state)
 {
     (void)state;
     char dir[] = "/tmp/syn-budget-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    broker_config_t config = {
-        .data_dir = dir,
-        .clients = "tcp://127.0.0.1:*",
-        .workers = "tcp://127.0.0.1:*",
-        .events = "tcp://127.0.0.1:*",
-        .heartbeat_ms = HEARTBEAT_MS,
-        .liveness = LIVENESS,
-        .kill_grace_ms = 100,
-    };
-    char err[512];
-    broker_t *broker = broker_new(&config, err, sizeof err);
-    assert_non_null(broker);
+    broker_t *broker = new_broker(dir);
     broker_set_turn_budget(broker, 0);
     zsock_t *client = zsock_new_dealer(broker_clients_endpoint(broker));
     zsock_t *worker = zsock_new_dealer(broker_workers_endpoint(broker));
@@ -264,10 +265,7 @@ static void test_a_turn_yields_at_its_budget(void **state)
 
     zsock_destroy(&worker);
     zsock_destroy(&client);
-    broker_destroy(&broker);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    destroy_broker(&broker, dir);
 }
 
 int main(void)
