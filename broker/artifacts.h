@@ -74,9 +74,10 @@ typedef bool (*broker_artifacts_current_fn)(void *arg, const char *execution_id,
 size_t broker_artifacts_sweep(broker_artifacts_t *self, broker_artifacts_current_fn is_current,
                               void *arg, int64_t now_ms, int64_t idle_ms);
 /* Chunk bytes taken since the last call of broker_artifacts_new_turn: the loop
- * stops reading the workers' socket for the turn past BROKER_ARTIFACT_TURN_BYTES,
- * so a flood of artifacts makes commits no larger than that and client requests
- * are still answered every turn (the rest waits in the socket). */
+ * stops reading the workers' socket for the turn past BROKER_ARTIFACT_TURN_BYTES
+ * (or past the turn's time budget, broker.c), so a flood of artifacts makes
+ * commits no larger than that and client requests are still answered every turn
+ * (the rest waits in the socket). */
 #define BROKER_ARTIFACT_TURN_BYTES (4u * 1024u * 1024u)
 bool broker_artifacts_turn_full(const broker_artifacts_t *self);
 void broker_artifacts_new_turn(broker_artifacts_t *self);

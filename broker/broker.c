@@ -30,12 +30,17 @@
 /* Messages handled per socket per turn: enough to amortize a commit over many
  * requests, small enough that timers and the other socket are never starved. */
 #define BATCH_PER_SOCKET 512
-/* Time a turn spends on client requests before its timers, heartbeats and
- * commit: one slow request (a big events.replay or execution.list) costs
- * milliseconds, and a flood of them must not delay the heartbeats past the
- * workers' liveness window (they would believe the broker gone). The rest wait
- * in the socket for the next turn. */
-#define CLIENT_BUDGET_MS 50
+/* Time a turn spends reading before its timers, heartbeats and commit, for both
+ * sockets: one slow request (a big events.replay or execution.list) costs
+ * milliseconds, and so does an artifact chunk (decoded, hashed, written as a
+ * blob) — hundreds of them on a loaded machine. A flood of either must not delay
+ * the heartbeats past the workers' liveness window (they would believe the broker
+ * gone) nor keep a waiting execute past the gateway's request timeout (it answers
+ * 503): bounded by bytes alone (BROKER_ARTIFACT_TURN_BYTES), a turn of chunks took
+ * seconds there. Each socket still gives at least one message per turn, clients
+ * first, so neither starves whatever the other costs; the rest wait in the
+ * sockets for the next turn. */
+#define TURN_BUDGET_MS 50
 /* How often deadlines and silent workers are checked. */
 #define TICK_MS 100
 #define SOCKET_HWM 100000
@@ -73,6 +78,7 @@ struct broker_t {
     int64_t next_heartbeat_ms;
     int64_t next_tick_ms;
     int64_t next_retain_ms;
+    int64_t turn_budget_ms;    /* TURN_BUDGET_MS, or a test's */
     uint64_t retained_deleted; /* finished executions deleted by retention */
     uint64_t retired_at_trim; /* finished executions counted at the last trim */
     void (*allocator_collect)(bool force); /* mimalloc's mi_collect when linked in */
@@ -201,6 +207,7 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
         return NULL;
     }
     self->config = *config;
+    self->turn_budget_ms = TURN_BUDGET_MS;
     /* Programs may be linked with mimalloc (CMakeLists.txt), whose freed pages
      * glibc's malloc_trim cannot reach: found at run time, so this library does
      * not depend on the allocator its program chose. */
@@ -547,6 +554,11 @@ static void trim_when_idle(broker_t *self)
         malloc_trim(0);
 }
 
+void broker_set_turn_budget(broker_t *self, int64_t ms)
+{
+    self->turn_budget_ms = ms;
+}
+
 int broker_poll(broker_t *self, int64_t max_wait_ms)
 {
     int64_t now = syn_mono_ms();
@@ -569,27 +581,30 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
         syn_error("broker", "poll failed: %s", zmq_strerror(zmq_errno()));
         return -1;
     }
-    /* Drain both sockets alternately, up to a batch each, and clients only
-     * within the turn's budget. */
+    /* Drain both sockets alternately, clients first, up to a batch each and
+     * within the turn's budget (the first message of each whatever the time). */
     int from_clients = 0, from_workers = 0;
-    int64_t clients_until = syn_mono_ms() + CLIENT_BUDGET_MS;
-    bool more = true;
+    int64_t until = syn_mono_ms() + self->turn_budget_ms;
+    bool more = true, over = false;
     broker_artifacts_t *artifacts = broker_engine_artifacts(self->engine);
     broker_artifacts_new_turn(artifacts);
     while (more) {
         more = false;
-        if (from_workers < BATCH_PER_SOCKET && !broker_artifacts_turn_full(artifacts) &&
-            receive_one(self, self->worker_sock, false)) {
-            from_workers++;
-            more = true;
-        }
-        if (from_clients < BATCH_PER_SOCKET && syn_mono_ms() < clients_until &&
+        over = syn_mono_ms() >= until;
+        if (from_clients < BATCH_PER_SOCKET && (from_clients == 0 || !over) &&
             receive_one(self, self->clients, true)) {
             from_clients++;
             more = true;
         }
+        over = syn_mono_ms() >= until;
+        if (from_workers < BATCH_PER_SOCKET && (from_workers == 0 || !over) &&
+            !broker_artifacts_turn_full(artifacts) &&
+            receive_one(self, self->worker_sock, false)) {
+            from_workers++;
+            more = true;
+        }
     }
-    if (from_clients > 0 && syn_mono_ms() >= clients_until)
+    if (syn_mono_ms() >= until)
         self->stats.budget_turns++;
     /* Ready, or at least once a tick for its connection timeouts. */
     if (self->metrics_http && (items[2].revents || syn_mono_ms() >= self->next_tick_ms))

@@ -53,7 +53,7 @@ typedef struct {
 
 typedef struct {
     uint64_t requests, replies, worker_messages, invalid_messages, send_failures, commits;
-    uint64_t budget_turns; /* turns that left client requests waiting for the next one */
+    uint64_t budget_turns; /* turns that reached their time budget (messages may wait for the next) */
 } broker_stats_t;
 
 typedef struct broker_t broker_t;
@@ -73,6 +73,9 @@ void broker_destroy(broker_t **self_p);
 /* One turn of the loop, waiting at most max_wait_ms for traffic. 0, or -1 when
  * the database failed (the caller should exit). */
 int broker_poll(broker_t *self, int64_t max_wait_ms);
+/* How long a turn reads its sockets before it commits (broker.c's TURN_BUDGET_MS,
+ * 50 ms); a test's 0 makes each turn read one message of each socket. */
+void broker_set_turn_budget(broker_t *self, int64_t ms);
 
 /* The endpoints actually bound (a "*" port resolved). */
 const char *broker_clients_endpoint(broker_t *self);

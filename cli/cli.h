@@ -73,7 +73,8 @@ int cmd_inject(cli_t *cli, int argc, char **argv);
 int cmd_rerun(cli_t *cli, int argc, char **argv);
 int cmd_approve(cli_t *cli, int argc, char **argv);
 int cmd_reject(cli_t *cli, int argc, char **argv);
-int cmd_exec_group(cli_t *cli, int argc, char **argv); /* syn exec approve|reject */
+int cmd_exec_group(cli_t *cli, int argc, char **argv); /* syn exec approve|reject|artifacts */
+int cmd_artifacts(cli_t *cli, int argc, char **argv);  /* cmd_artifacts.c */
 int cmd_status(cli_t *cli, int argc, char **argv);
 int cmd_health(cli_t *cli, int argc, char **argv);
 

@@ -3,6 +3,7 @@
 #include "cli/client.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,6 +330,68 @@ int client_request(client_t *self, const char *method, const char *path, const c
     if (rc == CURLE_OK && resp->len)
         resp->json = json_loadb(resp->body, resp->len, JSON_DECODE_ANY, NULL);
     if (rc != CURLE_OK || resp->status < 200 || resp->status >= 300)
+        describe_failure(self, rc, curl_error, resp);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+/* A download's body: into the file while the answer is a 2xx, collected
+ * otherwise (an error's detail). */
+typedef struct {
+    CURL *curl;
+    FILE *file;
+    body_t error;
+    int failed; /* the file refused a write: its errno */
+} download_t;
+
+static size_t download_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    download_t *d = arg;
+    long status = 0;
+    curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 200 || status >= 300)
+        return collect_body(ptr, size, nmemb, &d->error);
+    size_t n = size * nmemb;
+    if (fwrite(ptr, 1, n, d->file) != n) {
+        d->failed = errno ? errno : EIO;
+        return 0;
+    }
+    return n;
+}
+
+int client_download(client_t *self, const char *path, FILE *file, client_response_t *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    struct curl_slist *headers = prepare(self, path, "*/*");
+    if (!headers) {
+        snprintf(resp->error, sizeof resp->error, "out of memory");
+        resp->body = strdup("");
+        return -1;
+    }
+    CURL *curl = self->curl;
+    char curl_error[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    /* no time limit for the whole body (an archive may be large), but one for a
+     * stall */
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
+    download_t d = {.curl = curl, .file = file};
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, download_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &d);
+    CURLcode rc = curl_easy_perform(curl);
+    curl_slist_free_all(headers);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+    curl_off_t got = 0;
+    curl_easy_getinfo(curl, CURLINFO_SIZE_DOWNLOAD_T, &got);
+    resp->len = (size_t)got;
+    resp->body = d.error.data ? d.error.data : strdup("");
+    if (d.error.len)
+        resp->json = json_loadb(resp->body, d.error.len, JSON_DECODE_ANY, NULL);
+    if (d.failed)
+        snprintf(resp->error, sizeof resp->error, "cannot write the file: %s", strerror(d.failed));
+    else if (rc != CURLE_OK || resp->status < 200 || resp->status >= 300)
         describe_failure(self, rc, curl_error, resp);
     return rc == CURLE_OK ? 0 : -1;
 }

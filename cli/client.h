@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* The exit codes of every client command (the contract). */
 enum {
@@ -65,6 +66,12 @@ int client_request(client_t *self, const char *method, const char *path, const c
                    const char *body, size_t len, client_response_t *resp);
 void client_response_clear(client_response_t *resp);
 
+/* GET path with its body written to file as it arrives when the answer is a 2xx
+ * (resp->len then counts the bytes written; resp->body stays ""), so a download
+ * of any size costs no memory; an error answer is read into resp as by
+ * client_request. 0 when an answer came and was written whole, -1 otherwise (the
+ * reason in resp->error: no answer, or the file refused a write). */
+int client_download(client_t *self, const char *path, FILE *file, client_response_t *resp);
 /* The usual case: method path with an optional JSON body. On a 2xx answer *out
  * is the parsed body (a new reference; a non-JSON body becomes a JSON string) and
  * the result is CLI_EXIT_OK; otherwise the error line goes to stderr and the

@@ -238,19 +238,23 @@ int cmd_reject(cli_t *cli, int argc, char **argv)
 }
 
 /* syn exec approve|reject ID: the same commands, grouped as the original's CLI
- * groups execution commands. */
+ * groups execution commands; syn exec artifacts ID (cmd_artifacts.c). */
 int cmd_exec_group(cli_t *cli, int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "approve"))
         return cmd_approve(cli, argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "reject"))
         return cmd_reject(cli, argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "artifacts"))
+        return cmd_artifacts(cli, argc - 1, argv + 1);
     bool help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
     if (argc >= 2 && !help)
         fprintf(stderr, "error: unknown exec command '%s'\n", argv[1]);
     fprintf(help ? stdout : stderr,
             "usage: syn exec COMMAND\n\n"
             "  approve ID [-m COMMENT]   approve the gate an execution waits at\n"
-            "  reject ID [--reason R]    reject it: the execution ends cancelled\n");
+            "  reject ID [--reason R]    reject it: the execution ends cancelled\n"
+            "  artifacts ID [--get PHASE/PATH | --all] [-o FILE]\n"
+            "                            list an execution's artifacts, or save them\n");
     return help ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 }

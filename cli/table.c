@@ -307,6 +307,19 @@ char *table_count(long long n, char *out, size_t size)
     return out;
 }
 
+char *table_bytes(long long n, char *out, size_t size)
+{
+    if (n < 1024)
+        snprintf(out, size, "%lld B", n);
+    else if (n < 1024 * 1024)
+        snprintf(out, size, "%.1f KiB", (double)n / 1024);
+    else if (n < 1024LL * 1024 * 1024)
+        snprintf(out, size, "%.1f MiB", (double)n / (1024 * 1024));
+    else
+        snprintf(out, size, "%.1f GiB", (double)n / (1024 * 1024 * 1024));
+    return out;
+}
+
 char *table_cost(double usd, char *out, size_t size)
 {
     snprintf(out, size, usd < 1 ? "$%.4f" : "$%.2f", usd);

@@ -62,6 +62,8 @@ char *table_ago(int64_t then_us, int64_t now_us, char *out, size_t size);
 int64_t table_parse_time(const char *text);
 /* "1.2k", "34", "5.6M": token counts in a narrow column. */
 char *table_count(long long n, char *out, size_t size);
+/* "512 B", "700.0 KiB", "16.0 MiB", "4.2 GiB": file sizes. */
+char *table_bytes(long long n, char *out, size_t size);
 /* "$0.0123" with 4 decimals under a dollar, 2 above. */
 char *table_cost(double usd, char *out, size_t size);
 

@@ -109,6 +109,7 @@ int gateway_access_scope(gateway_match_t match, gateway_route_id_t id)
     case GATEWAY_ROUTE_ARTIFACT_LIST:
     case GATEWAY_ROUTE_ARTIFACT_GET:
     case GATEWAY_ROUTE_ARTIFACT_TAR:
+    case GATEWAY_ROUTE_ARTIFACT_ZIP:
     case GATEWAY_ROUTE_SSE_EXECUTION:
     case GATEWAY_ROUTE_SSE_ACTIVITY:
     case GATEWAY_ROUTE_WORKERS:

@@ -290,6 +290,7 @@ int gateway_api_request(const gateway_route_t *route, const char *content_type, 
      * first range; gateway/download.c asks for the rest */
     case GATEWAY_ROUTE_ARTIFACT_LIST:
     case GATEWAY_ROUTE_ARTIFACT_TAR:
+    case GATEWAY_ROUTE_ARTIFACT_ZIP:
         *op = SYN_OP_EXECUTION_ARTIFACTS;
         *args = execution_arg(route);
         return 0;

@@ -1,5 +1,6 @@
 /* download: artifact answers streamed a range at a time (download.h). */
 #include "gateway/download.h"
+#include "gateway/zip.h"
 
 #include "common/base64.h"
 #include "common/log.h"
@@ -9,22 +10,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define BLOCK_SIZE (64 * 1024)
 #define TAR_BLOCK 512
-/* A pax header and its record for a path of up to 1024 bytes, and the ustar header. */
+/* A pax header and its record for a path of up to 1024 bytes, and the ustar header;
+ * or one ZIP record. */
 #define HEADER_MAX (4 * TAR_BLOCK)
 
-typedef enum { STAGE_HEADER, STAGE_DATA, STAGE_PAD, STAGE_END, STAGE_DONE } stage_t;
+typedef enum { FORMAT_ONE, FORMAT_TAR, FORMAT_ZIP } format_t;
+
+/* An entry is its header, its data and its trailer (tar's padding, ZIP's data
+ * descriptor); the archive ends with END's pieces (tar's two zero blocks; ZIP's
+ * central records, then its end records). Headers, trailers and end pieces are
+ * made in self->header one at a time. */
+typedef enum { STAGE_HEADER, STAGE_DATA, STAGE_TRAILER, STAGE_END, STAGE_DONE } stage_t;
 
 typedef struct {
     char *phase_id;
     char *path;
     uint64_t size;
+    /* ZIP: where its local header is, its CRC-32 once sent, its time */
+    uint64_t offset;
+    uint32_t crc;
+    uint16_t dos_time, dos_date;
 } file_t;
 
 struct gateway_download_t {
-    bool tar;
+    format_t format;
     char *execution_id;
     file_t *files;
     size_t count;
@@ -37,6 +50,9 @@ struct gateway_download_t {
     uint64_t at; /* within the stage */
     char header[HEADER_MAX];
     size_t header_len;
+    size_t end_index;                      /* END's piece */
+    uLong crc;                             /* ZIP: of the entry's data so far */
+    uint64_t central_offset, central_size; /* ZIP */
     /* the range held: bytes [piece_offset, piece_offset + piece_len) of file piece_index */
     unsigned char *piece;
     size_t piece_index, piece_len;
@@ -97,15 +113,22 @@ static void ustar_block(char *block, const char *name, size_t name_len, const ch
     checksum(block);
 }
 
+/* An entry's name in an archive, "<phase_id>/<path>", into name
+ * (GATEWAY_ZIP_NAME_MAX bytes); its length. */
+static size_t entry_name(const file_t *f, char *name)
+{
+    int len = snprintf(name, GATEWAY_ZIP_NAME_MAX, "%s/%s", f->phase_id, f->path);
+    if (len < 0 || (size_t)len >= GATEWAY_ZIP_NAME_MAX)
+        len = GATEWAY_ZIP_NAME_MAX - 1;
+    return (size_t)len;
+}
+
 /* The headers of file f (ustar, after a pax record when its name does not fit)
  * into out; their length. */
 static size_t tar_header(const file_t *f, char *out)
 {
-    char name[1200];
-    int len = snprintf(name, sizeof name, "%s/%s", f->phase_id, f->path);
-    if (len < 0 || (size_t)len >= sizeof name)
-        len = (int)sizeof name - 1;
-    size_t n = (size_t)len;
+    char name[GATEWAY_ZIP_NAME_MAX];
+    size_t n = entry_name(f, name);
     if (n <= 100) {
         ustar_block(out, name, n, "", 0, f->size, '0');
         return TAR_BLOCK;
@@ -136,21 +159,121 @@ static uint64_t pad_of(uint64_t size)
     return (TAR_BLOCK - size % TAR_BLOCK) % TAR_BLOCK;
 }
 
+/* --- zip (gateway/zip.h) ------------------------------------------------------- */
+
+typedef size_t (*zip_record_fn)(const gateway_zip_entry_t *, uint64_t, unsigned char *);
+
+/* File i's record of the kind write makes, into out; its length. */
+static size_t zip_record(const file_t *f, zip_record_fn write, char *out)
+{
+    char name[GATEWAY_ZIP_NAME_MAX];
+    gateway_zip_entry_t e = {.name = name,
+                             .size = f->size,
+                             .offset = f->offset,
+                             .crc = f->crc,
+                             .dos_time = f->dos_time,
+                             .dos_date = f->dos_date};
+    e.name_len = entry_name(f, name);
+    return write(&e, GATEWAY_ZIP_LIMIT, (unsigned char *)out);
+}
+
+/* Places every entry and the central directory; the archive's length. */
+static uint64_t zip_layout(gateway_download_t *self)
+{
+    uint64_t at = 0;
+    self->central_size = 0;
+    for (size_t i = 0; i < self->count; i++) {
+        file_t *f = &self->files[i];
+        f->offset = at;
+        at += zip_record(f, gateway_zip_local, self->header) + f->size +
+              zip_record(f, gateway_zip_descriptor, self->header);
+        self->central_size += zip_record(f, gateway_zip_central, self->header);
+    }
+    self->central_offset = at;
+    return at + self->central_size +
+           gateway_zip_end(self->count, at, self->central_size, GATEWAY_ZIP_LIMIT,
+                           (unsigned char *)self->header);
+}
+
 /* --- the stream ------------------------------------------------------------------ */
+
+/* END's next piece into self->header; false when there is none left. */
+static bool end_piece(gateway_download_t *self)
+{
+    size_t i = self->end_index++;
+    if (self->format == FORMAT_TAR && i == 0) {
+        memset(self->header, 0, 2 * TAR_BLOCK);
+        self->header_len = 2 * TAR_BLOCK;
+    } else if (self->format == FORMAT_ZIP && i < self->count) {
+        self->header_len = zip_record(&self->files[i], gateway_zip_central, self->header);
+    } else if (self->format == FORMAT_ZIP && i == self->count) {
+        self->header_len = gateway_zip_end(self->count, self->central_offset,
+                                           self->central_size, GATEWAY_ZIP_LIMIT,
+                                           (unsigned char *)self->header);
+    } else {
+        return false;
+    }
+    return true;
+}
 
 static void enter_file(gateway_download_t *self)
 {
     self->at = 0;
     if (self->index >= self->count) {
-        self->stage = self->tar ? STAGE_END : STAGE_DONE;
+        self->end_index = 0;
+        self->stage = end_piece(self) ? STAGE_END : STAGE_DONE;
         return;
     }
-    if (self->tar) {
-        self->header_len = tar_header(&self->files[self->index], self->header);
-        self->stage = STAGE_HEADER;
+    const file_t *f = &self->files[self->index];
+    self->stage = STAGE_HEADER;
+    if (self->format == FORMAT_TAR) {
+        self->header_len = tar_header(f, self->header);
+    } else if (self->format == FORMAT_ZIP) {
+        self->header_len = zip_record(f, gateway_zip_local, self->header);
+        self->crc = crc32(0, Z_NULL, 0);
     } else {
         self->stage = STAGE_DATA;
     }
+}
+
+/* The entry's data is all sent: its trailer (or, alone, the end). */
+static void leave_data(gateway_download_t *self)
+{
+    file_t *f = &self->files[self->index];
+    self->at = 0;
+    self->stage = STAGE_TRAILER;
+    if (self->format == FORMAT_TAR) {
+        self->header_len = (size_t)pad_of(f->size);
+        memset(self->header, 0, self->header_len);
+    } else if (self->format == FORMAT_ZIP) {
+        f->crc = (uint32_t)self->crc;
+        self->header_len = zip_record(f, gateway_zip_descriptor, self->header);
+    } else {
+        self->index++;
+        enter_file(self);
+    }
+}
+
+/* Copies what is left of self->header into buf (room bytes); how many. At its
+ * end, the stage after it. */
+static size_t copy_piece(gateway_download_t *self, char *buf, size_t room)
+{
+    size_t left = self->header_len - (size_t)self->at;
+    size_t take = left < room ? left : room;
+    memcpy(buf, self->header + self->at, take);
+    self->at += take;
+    if (self->at < self->header_len)
+        return take;
+    self->at = 0;
+    if (self->stage == STAGE_HEADER) {
+        self->stage = STAGE_DATA;
+    } else if (self->stage == STAGE_TRAILER) {
+        self->index++;
+        enter_file(self);
+    } else if (!end_piece(self)) {
+        self->stage = STAGE_DONE;
+    }
+    return take;
 }
 
 static bool fetch(gateway_request_t *req)
@@ -181,61 +304,31 @@ static ssize_t read_download(void *cls, uint64_t pos, char *buf, size_t max)
     gateway_request_t *req = cls;
     gateway_download_t *self = req->download;
     size_t n = 0;
-    while (n < max && !self->failed) {
+    while (n < max && !self->failed && self->stage != STAGE_DONE) {
         size_t room = max - n;
-        if (self->stage == STAGE_DONE)
-            break;
-        if (self->stage == STAGE_HEADER) {
-            size_t take = self->header_len - self->at < room ? self->header_len - self->at : room;
-            memcpy(buf + n, self->header + self->at, take);
-            n += take;
-            self->at += take;
-            if (self->at == self->header_len) {
-                self->stage = STAGE_DATA;
-                self->at = 0;
-            }
-        } else if (self->stage == STAGE_DATA) {
-            const file_t *f = &self->files[self->index];
-            if (self->at >= f->size) {
-                self->stage = self->tar ? STAGE_PAD : STAGE_DONE;
-                self->at = 0;
-                if (!self->tar) {
-                    self->index++;
-                    enter_file(self);
-                }
-                continue;
-            }
-            if (self->piece && self->piece_index == self->index &&
-                self->at >= self->piece_offset &&
-                self->at < self->piece_offset + self->piece_len) {
-                size_t from = (size_t)(self->at - self->piece_offset);
-                size_t take = self->piece_len - from < room ? self->piece_len - from : room;
-                memcpy(buf + n, self->piece + from, take);
-                n += take;
-                self->at += take;
-                continue;
-            }
-            if (!self->pending)
-                fetch(req);
-            break;
-        } else if (self->stage == STAGE_PAD) {
-            uint64_t pad = pad_of(self->files[self->index].size);
-            size_t take = pad - self->at < room ? (size_t)(pad - self->at) : room;
-            memset(buf + n, 0, take);
-            n += take;
-            self->at += take;
-            if (self->at == pad) {
-                self->index++;
-                enter_file(self);
-            }
-        } else { /* STAGE_END: two zero blocks */
-            size_t take = 2 * TAR_BLOCK - self->at < room ? 2 * TAR_BLOCK - self->at : room;
-            memset(buf + n, 0, take);
-            n += take;
-            self->at += take;
-            if (self->at == 2 * TAR_BLOCK)
-                self->stage = STAGE_DONE;
+        if (self->stage != STAGE_DATA) {
+            n += copy_piece(self, buf + n, room);
+            continue;
         }
+        const file_t *f = &self->files[self->index];
+        if (self->at >= f->size) {
+            leave_data(self);
+            continue;
+        }
+        if (self->piece && self->piece_index == self->index && self->at >= self->piece_offset &&
+            self->at < self->piece_offset + self->piece_len) {
+            size_t from = (size_t)(self->at - self->piece_offset);
+            size_t take = self->piece_len - from < room ? self->piece_len - from : room;
+            memcpy(buf + n, self->piece + from, take);
+            if (self->format == FORMAT_ZIP)
+                self->crc = crc32(self->crc, self->piece + from, (uInt)take);
+            n += take;
+            self->at += take;
+            continue;
+        }
+        if (!self->pending)
+            fetch(req);
+        break;
     }
     if (n > 0)
         return (ssize_t)n;
@@ -286,6 +379,8 @@ static bool add_file(gateway_download_t *self, const json_t *entry)
     f->phase_id = strdup(phase_id);
     f->path = strdup(path);
     f->size = (uint64_t)size;
+    gateway_zip_dos_time(json_string_value(json_object_get(entry, "created_at")), &f->dos_time,
+                         &f->dos_date);
     if (!f->phase_id || !f->path) {
         free(f->phase_id);
         free(f->path);
@@ -299,13 +394,16 @@ void gateway_download_begin(gateway_request_t *req, const json_t *body,
                             gateway_broker_link_t *link, long timeout_ms, gateway_turn_t *turn)
 {
     gateway_download_t *self = calloc(1, sizeof *self);
-    bool tar = req->route.id == GATEWAY_ROUTE_ARTIFACT_TAR;
-    const json_t *list = tar ? json_object_get(body, "artifacts") : NULL;
-    size_t count = tar ? json_array_size(list) : 1;
+    format_t format = req->route.id == GATEWAY_ROUTE_ARTIFACT_TAR   ? FORMAT_TAR
+                      : req->route.id == GATEWAY_ROUTE_ARTIFACT_ZIP ? FORMAT_ZIP
+                                                                    : FORMAT_ONE;
+    bool archive = format != FORMAT_ONE; /* of the execution's list */
+    const json_t *list = archive ? json_object_get(body, "artifacts") : NULL;
+    size_t count = archive ? json_array_size(list) : 1;
     const char *execution_id = json_string_value(json_object_get(body, "execution_id"));
-    bool ok = self && execution_id && (!tar || json_is_array(list));
+    bool ok = self && execution_id && (!archive || json_is_array(list));
     if (ok) {
-        self->tar = tar;
+        self->format = format;
         self->link = link;
         self->timeout_ms = timeout_ms;
         self->turn = turn;
@@ -314,8 +412,8 @@ void gateway_download_begin(gateway_request_t *req, const json_t *body,
         ok = self->execution_id && self->files;
     }
     for (size_t i = 0; ok && i < count; i++)
-        ok = add_file(self, tar ? json_array_get(list, i) : body);
-    if (ok && !tar) {
+        ok = add_file(self, archive ? json_array_get(list, i) : body);
+    if (ok && !archive) {
         snprintf(self->media_type, sizeof self->media_type, "%s",
                  json_string_value(json_object_get(body, "media_type")) ?: "application/octet-stream");
         snprintf(self->sha256, sizeof self->sha256, "%s",
@@ -327,14 +425,18 @@ void gateway_download_begin(gateway_request_t *req, const json_t *body,
         gateway_request_set_literal(req, 502, GATEWAY_BAD_REPLY);
         return;
     }
-    for (size_t i = 0; i < self->count; i++) {
-        self->total += self->files[i].size;
-        if (tar)
-            self->total += tar_header(&self->files[i], self->header) +
-                           pad_of(self->files[i].size);
+    if (format == FORMAT_ZIP) {
+        self->total = zip_layout(self);
+    } else {
+        for (size_t i = 0; i < self->count; i++) {
+            self->total += self->files[i].size;
+            if (format == FORMAT_TAR)
+                self->total += tar_header(&self->files[i], self->header) +
+                               pad_of(self->files[i].size);
+        }
+        if (format == FORMAT_TAR)
+            self->total += 2 * TAR_BLOCK;
     }
-    if (tar)
-        self->total += 2 * TAR_BLOCK;
     enter_file(self);
     req->download = self;
     req->status = 200;
@@ -376,10 +478,12 @@ enum MHD_Result gateway_download_respond(gateway_request_t *req)
     if (!response)
         return MHD_NO;
     char header[1400];
-    if (self->tar) {
-        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-tar");
-        snprintf(header, sizeof header, "attachment; filename=\"%s-artifacts.tar\"",
-                 self->execution_id);
+    if (self->format != FORMAT_ONE) {
+        bool zip = self->format == FORMAT_ZIP;
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                zip ? "application/zip" : "application/x-tar");
+        snprintf(header, sizeof header, "attachment; filename=\"%s-artifacts.%s\"",
+                 self->execution_id, zip ? "zip" : "tar");
     } else {
         MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, self->media_type);
         char etag[80];

@@ -503,7 +503,8 @@ static bool on_reply(void *item, json_int_t status, json_t *body, void *cls)
         return false; /* it resumes what it must */
     }
     if (status == 200 && (req->route.id == GATEWAY_ROUTE_ARTIFACT_GET ||
-                          req->route.id == GATEWAY_ROUTE_ARTIFACT_TAR))
+                          req->route.id == GATEWAY_ROUTE_ARTIFACT_TAR ||
+                          req->route.id == GATEWAY_ROUTE_ARTIFACT_ZIP))
         gateway_download_begin(req, body, self->link, self->config.request_timeout_ms,
                                &self->turn);
     else

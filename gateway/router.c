@@ -64,6 +64,7 @@ static const route_entry_t routes[] = {
     /* artifacts (issue 17) */
     {"GET", "/executions/{}/artifacts", GATEWAY_ROUTE_ARTIFACT_LIST},
     {"GET", "/executions/{}/artifacts.tar", GATEWAY_ROUTE_ARTIFACT_TAR},
+    {"GET", "/executions/{}/artifacts.zip", GATEWAY_ROUTE_ARTIFACT_ZIP},
     {"GET", "/executions/{}/artifacts/{}/{*}", GATEWAY_ROUTE_ARTIFACT_GET},
 };
 

@@ -66,6 +66,7 @@ typedef enum {
     GATEWAY_ROUTE_ARTIFACT_LIST,
     GATEWAY_ROUTE_ARTIFACT_GET, /* streamed by gateway/download.c */
     GATEWAY_ROUTE_ARTIFACT_TAR, /* streamed by gateway/download.c */
+    GATEWAY_ROUTE_ARTIFACT_ZIP, /* streamed by gateway/download.c */
 } gateway_route_id_t;
 
 typedef enum {

@@ -1,8 +1,10 @@
-/* The broker's turn has a time budget for client requests (issue 18): a flood of
- * slow requests (big events.replay pages from several DEALERs) must not delay
- * its heartbeats past a worker's patience, nor make it lose the worker. A real
- * broker_t on loopback sockets, driven turn by turn in this thread, with a fake
- * worker that answers heartbeats between turns. */
+/* The broker's turn has a time budget (issue 18): a flood of slow requests (big
+ * events.replay pages from several DEALERs) must not delay its heartbeats past a
+ * worker's patience, nor make it lose the worker; and the budget bounds the
+ * workers' socket too (issue 17: a turn of artifact chunks took seconds on a
+ * loaded machine while executes waited), each socket giving at least one message
+ * a turn, clients first. A real broker_t on loopback sockets, driven turn by turn
+ * in this thread, with a fake worker that answers heartbeats between turns. */
 #include "broker/broker.h"
 #include "common/clock.h"
 #include "proto/msg.h"
@@ -95,10 +97,9 @@ static void worker_step(fake_worker_t *w)
     }
 }
 
-static void test_flood_leaves_heartbeats_on_time(void **state)
+/* A broker on loopback over a new database in dir (a mkdtemp template). */
+static broker_t *new_broker(char *dir)
 {
-    (void)state;
-    char dir[] = "/tmp/syn-budget-XXXXXX";
     assert_non_null(mkdtemp(dir));
     broker_config_t config = {
         .data_dir = dir,
@@ -112,6 +113,22 @@ static void test_flood_leaves_heartbeats_on_time(void **state)
     char err[512];
     broker_t *broker = broker_new(&config, err, sizeof err);
     assert_non_null(broker);
+    return broker;
+}
+
+static void destroy_broker(broker_t **broker_p, const char *dir)
+{
+    broker_destroy(broker_p);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_flood_leaves_heartbeats_on_time(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/syn-budget-XXXXXX";
+    broker_t *broker = new_broker(dir);
 
     /* An event log worth replaying: executions nobody runs. */
     zsock_t *client = zsock_new_dealer(broker_clients_endpoint(broker));
@@ -177,6 +194,7 @@ static void test_flood_leaves_heartbeats_on_time(void **state)
     send_request(client, 9999, "health", json_object());
     status = 0;
     json_t *health = NULL;
+    char err[256];
     for (wait_t w = wait_begin(5000); !health && wait_next(&w);) {
         broker_poll(broker, 10);
         worker_step(&worker);
@@ -194,16 +212,67 @@ static void test_flood_leaves_heartbeats_on_time(void **state)
         zsock_destroy(&flooders[f]);
     zsock_destroy(&worker.sock);
     zsock_destroy(&client);
-    broker_destroy(&broker);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    destroy_broker(&broker, dir);
+}
+
+/* With a budget of 0 every turn is over it at once: it reads one request and one
+ * worker message, however many wait — where the byte and message caps alone would
+ * let it read them all. */
+static void test_a_turn_yields_at_its_budget(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/syn-budget-XXXXXX";
+    broker_t *broker = new_broker(dir);
+    broker_set_turn_budget(broker, 0);
+    zsock_t *client = zsock_new_dealer(broker_clients_endpoint(broker));
+    zsock_t *worker = zsock_new_dealer(broker_workers_endpoint(broker));
+    syn_msg_t *ready = syn_msg_new_with(
+        SYN_MSG_READY, json_pack("{s:s, s:i, s:[s], s:[]}", "worker", "w", "slots", 1,
+                                 "providers", "nothing", "running"));
+    assert_int_equal(syn_msg_send(zsock_resolve(worker), NULL, 0, ready), 0);
+    syn_msg_destroy(&ready);
+    for (wait_t w = wait_begin(5000);
+         broker_stats(broker).worker_messages == 0 && wait_next(&w);)
+        broker_poll(broker, 10);
+    assert_int_equal(broker_stats(broker).worker_messages, 1);
+
+    enum { WAITING = 64 };
+    for (int i = 0; i < WAITING; i++) {
+        syn_msg_t *hb = syn_msg_new_with(SYN_MSG_HEARTBEAT, json_object());
+        assert_int_equal(syn_msg_send(zsock_resolve(worker), NULL, 0, hb), 0);
+        syn_msg_destroy(&hb);
+        send_request(client, i + 1, "health", json_object());
+    }
+    broker_stats_t before = broker_stats(broker);
+    int turns = 0, replies = 0;
+    uint64_t most_requests = 0, most_worker = 0;
+    for (wait_t w = wait_begin(30000); replies < WAITING && wait_next(&w);) {
+        broker_stats_t was = broker_stats(broker);
+        broker_poll(broker, 10);
+        broker_stats_t now = broker_stats(broker);
+        if (now.requests - was.requests > most_requests)
+            most_requests = now.requests - was.requests;
+        if (now.worker_messages - was.worker_messages > most_worker)
+            most_worker = now.worker_messages - was.worker_messages;
+        replies += drop_replies(client);
+        turns++;
+    }
+    assert_int_equal(replies, WAITING);
+    assert_int_equal(most_requests, 1);
+    assert_int_equal(most_worker, 1);
+    assert_true(turns >= WAITING);
+    assert_true(broker_stats(broker).budget_turns - before.budget_turns >= WAITING);
+
+    zsock_destroy(&worker);
+    zsock_destroy(&client);
+    destroy_broker(&broker, dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flood_leaves_heartbeats_on_time),
+        cmocka_unit_test(test_a_turn_yields_at_its_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

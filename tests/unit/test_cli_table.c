@@ -154,6 +154,10 @@ static void test_counts_and_costs(void **state)
     assert_string_equal(table_count(34, out, sizeof out), "34");
     assert_string_equal(table_count(1234, out, sizeof out), "1.2k");
     assert_string_equal(table_count(5600000, out, sizeof out), "5.6M");
+    assert_string_equal(table_bytes(512, out, sizeof out), "512 B");
+    assert_string_equal(table_bytes(716804, out, sizeof out), "700.0 KiB");
+    assert_string_equal(table_bytes(16777216, out, sizeof out), "16.0 MiB");
+    assert_string_equal(table_bytes(4509715660LL, out, sizeof out), "4.2 GiB");
     assert_string_equal(table_cost(0.0123, out, sizeof out), "$0.0123");
     assert_string_equal(table_cost(12.5, out, sizeof out), "$12.50");
 }
