@@ -827,6 +827,7 @@ json_t *broker_api_metrics(broker_api_t *self)
         .attempts_retried = stats.retried,
         .attempts_timed_out = stats.timed_out,
         .commits = broker_store_commit_count(self->store),
+        .storage_full = storage_full(self) != NULL,
         .commit_seconds = broker_store_commit_latency(self->store),
     };
     broker_workers_slots(self->workers, &gauges.slots_busy, &gauges.slots_free);

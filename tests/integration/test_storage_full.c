@@ -229,6 +229,10 @@ static void test_full_disk_refuses_new_work_keeps_results_and_resumes(void **sta
     assert_true(strncmp(json_string_value(json_object_get(r.json, "reason")), "storage full: ",
                         14) == 0);
     http_response_clear(&r);
+    assert_int_equal(http_get(&r, "%s/metrics", teststack_url(stack)), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\nsyn_broker_storage_full 1\n"));
+    http_response_clear(&r);
 
     /* The held phases end on their workers while the broker cannot store their
      * results: it does not take them, so they are still running here. */
