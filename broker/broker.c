@@ -630,7 +630,17 @@ static int storage_retry(broker_t *self)
         broker_storage_fail(&self->storage, broker_store_last_error(self->store), now);
         return 0;
     }
-    broker_outbox_clear(self->outbox); /* heartbeats to the workers told to re-register */
+    broker_outbox_clear(self->outbox);
+    /* The workers it is about to forget re-register at once (and resend what they
+     * hold), not only at their next message: the reloaded running phases wait one
+     * liveness window for them. */
+    for (size_t i = 0; i < broker_workers_count(self->workers); i++) {
+        broker_worker_t *w = broker_workers_at(self->workers, i);
+        syn_msg_t *again = syn_msg_new_with(SYN_MSG_DISCONNECT, json_object());
+        if (!again || broker_outbox_push(self->outbox, BROKER_TO_WORKER, w->identity,
+                                         w->identity_len, again) < 0)
+            syn_error("broker", "cannot queue a re-registration for worker=%s", w->name);
+    }
     drop_state(self, false);
     char err[256];
     if (build_state(self, NULL, err, sizeof err) < 0) {
