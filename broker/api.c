@@ -701,11 +701,22 @@ static int op_events_replay(broker_api_t *self, const json_t *args, json_t **bod
     return 200;
 }
 
+/* While storage is full, why (else NULL). */
+static const char *storage_full(const broker_api_t *self)
+{
+    return self->storage && self->storage->full ? self->storage->reason : NULL;
+}
+
 static int op_health(broker_api_t *self, const json_t *args, json_t **body)
 {
     (void)args;
-    *body = json_pack("{s:s, s:s, s:I}", "status", "ok", "broker", "up", "workers",
-                      (json_int_t)broker_workers_count(self->workers));
+    const char *full = storage_full(self);
+    *body = json_pack("{s:s, s:s, s:I}", "status", full ? "degraded" : "ok", "broker", "up",
+                      "workers", (json_int_t)broker_workers_count(self->workers));
+    if (*body && full) {
+        json_object_set_new(*body, "storage", json_string("full"));
+        json_object_set_new(*body, "reason", json_string(full));
+    }
     return 200;
 }
 
@@ -754,9 +765,10 @@ static int op_ready(broker_api_t *self, const json_t *args, json_t **body)
         if (!w->unhealthy && !w->draining)
             ready++;
     }
-    const char *reason = connected == 0 ? "no worker connected"
-                         : ready == 0   ? "no healthy worker (all unhealthy or draining)"
-                                        : NULL;
+    const char *reason = storage_full(self) ? storage_full(self)
+                         : connected == 0      ? "no worker connected"
+                         : ready == 0 ? "no healthy worker (all unhealthy or draining)"
+                                      : NULL;
     *body = json_pack("{s:s, s:s, s:I, s:I, s:o}", "status", reason ? "not ready" : "ready",
                       "broker", "up", "workers", (json_int_t)connected, "workers_ready",
                       (json_int_t)ready, "reason", reason ? json_string(reason) : json_null());
@@ -819,6 +831,11 @@ void broker_api_set_idempotency_window(broker_api_t *self, int64_t seconds)
         self->idempotency_window_s = seconds;
 }
 
+void broker_api_watch_storage(broker_api_t *self, const broker_storage_t *storage)
+{
+    self->storage = storage;
+}
+
 void broker_api_count_into(broker_api_t *self, broker_counters_t *counters)
 {
     self->counters = counters;
@@ -837,6 +854,7 @@ json_t *broker_api_metrics(broker_api_t *self)
         .attempts_retried = stats.retried,
         .attempts_timed_out = stats.timed_out,
         .commits = broker_store_commit_count(self->store),
+        .storage_full = storage_full(self) != NULL,
         .commit_seconds = broker_store_commit_latency(self->store),
         .dispatch_seconds = broker_engine_dispatch_latency(self->engine),
     };
@@ -863,6 +881,10 @@ int broker_api_handle(broker_api_t *self, const char *op, const json_t *args, js
     if (syn_op_find(op, &found) != 0) {
         *body = api_detail("unknown operation %s", op ? op : "(none)");
         return 400;
+    }
+    if (storage_full(self) && !broker_storage_allows(found)) {
+        *body = broker_storage_refusal(self->storage);
+        return 503;
     }
     /* The table's schema first (proto/ops.h): what it refuses never reaches a handler,
      * so gateway and broker hold the same shapes by construction. */

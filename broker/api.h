@@ -2,7 +2,8 @@
  * docs/protocol.md), answered with an HTTP-like status and the exact JSON body the
  * gateway returns to its client.
  *
- *   health             200 {status:"ok", broker:"up", workers:N}
+ *   health             200 {status:"ok", broker:"up", workers:N}; while storage is
+ *                      full {status:"degraded", ..., storage:"full", reason}
  *   workflow.create    201 {id, name, workflow_type, classification, status:"created"}; 409; 422
  *   workflow.list      200 {workflows:[...], total, page, page_size}; filters
  *                      workflow_type and include_archived
@@ -43,6 +44,7 @@
 
 #include "broker/counters.h"
 #include "broker/engine.h"
+#include "broker/storage_full.h"
 #include "broker/store.h"
 #include "broker/workers.h"
 #include "proto/ops.h"
@@ -68,6 +70,10 @@ json_t *broker_api_metrics(broker_api_t *self);
 void broker_api_destroy(broker_api_t **self_p);
 /* How long an Idempotency-Key answers the same execution (seconds, > 0). */
 void broker_api_set_idempotency_window(broker_api_t *self, int64_t seconds);
+/* Where the api reads whether storage is full (borrowed; broker/storage_full.h):
+ * then it serves reads only, refuses the rest with 503, and health and ready
+ * say why. */
+void broker_api_watch_storage(broker_api_t *self, const broker_storage_t *storage);
 
 /* Answers one operation: the status, and a new reference to the body in *body. */
 int broker_api_handle(broker_api_t *self, const char *op, const json_t *args, json_t **body);

@@ -7,6 +7,7 @@
 #include "broker/metrics_http.h"
 #include "broker/outbox.h"
 #include "broker/preload.h"
+#include "broker/storage_full.h"
 #include "broker/store.h"
 #include "broker/workers.h"
 #include "broker/zap.h"
@@ -82,6 +83,7 @@ struct broker_t {
     uint64_t retained_deleted; /* finished executions deleted by retention */
     uint64_t retired_at_trim; /* finished executions counted at the last trim */
     void (*allocator_collect)(bool force); /* mimalloc's mi_collect when linked in */
+    broker_storage_t storage; /* whether commits fail (storage_full.h) */
     broker_stats_t stats;
 };
 
@@ -199,6 +201,56 @@ static zsock_t *open_socket(broker_t *self, int type, const char *endpoint, cons
     return sock;
 }
 
+/* Drops the state in memory that mirrors the store: the api, the engine with its
+ * executions, the events' sequence, and the workers registry unless kept. */
+static void drop_state(broker_t *self, bool keep_workers)
+{
+    broker_api_destroy(&self->api);
+    broker_engine_destroy(&self->engine);
+    broker_events_destroy(&self->events);
+    if (!keep_workers)
+        broker_workers_destroy(&self->workers);
+}
+
+/* Builds that state from the store, as a start does: every execution that had
+ * not finished is reloaded (broker_engine_recover), into the open transaction
+ * the caller commits. workers: a registry to keep (NULL: a new, empty one; the
+ * workers then re-register at their next message, as after a restart). 0, or -1
+ * with the reason in err. */
+static int build_state(broker_t *self, broker_workers_t *workers, char *err, size_t errlen)
+{
+    const broker_config_t *config = &self->config;
+    self->workers = workers ? workers : broker_workers_new();
+    self->events = broker_events_new(self->store, self->outbox);
+    broker_engine_config_t engine_config = {
+        .heartbeat_ms = config->heartbeat_ms,
+        .liveness = config->liveness,
+        .kill_grace_ms = config->kill_grace_ms,
+        .quarantine = {config->quarantine_after, config->quarantine_window_ms},
+        .max_running = config->max_running,
+        .artifacts = config->artifacts,
+    };
+    self->engine = self->events && self->workers
+                       ? broker_engine_new(self->store, self->events, self->outbox,
+                                           self->workers, &engine_config)
+                       : NULL;
+    self->api = self->engine ? broker_api_new(self->store, self->engine, self->workers) : NULL;
+    if (!self->api) {
+        snprintf(err, errlen, "cannot set up the broker (out of memory or unreadable database)");
+        return -1;
+    }
+    broker_api_set_idempotency_window(self->api, config->idempotency_window_s);
+    broker_api_watch_storage(self->api, &self->storage);
+    broker_events_count_into(self->events, self->counters);
+    broker_api_count_into(self->api, self->counters);
+    self->retired_at_trim = 0;
+    if (broker_engine_recover(self->engine, syn_mono_ms()) < 0) {
+        snprintf(err, errlen, "cannot reload active executions from the database");
+        return -1;
+    }
+    return 0;
+}
+
 broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
 {
     broker_t *self = calloc(1, sizeof *self);
@@ -223,34 +275,14 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
     if (!self->store)
         goto fail;
     self->outbox = broker_outbox_new();
-    self->workers = broker_workers_new();
-    self->events = self->outbox ? broker_events_new(self->store, self->outbox) : NULL;
-    broker_engine_config_t engine_config = {
-        .heartbeat_ms = config->heartbeat_ms,
-        .liveness = config->liveness,
-        .kill_grace_ms = config->kill_grace_ms,
-        .quarantine = {config->quarantine_after, config->quarantine_window_ms},
-        .max_running = config->max_running,
-        .artifacts = config->artifacts,
-    };
-    self->engine = self->events && self->workers
-                       ? broker_engine_new(self->store, self->events, self->outbox,
-                                           self->workers, &engine_config)
-                       : NULL;
-    self->api = self->engine ? broker_api_new(self->store, self->engine, self->workers) : NULL;
     self->counters = broker_counters_new();
-    if (self->api)
-        broker_api_set_idempotency_window(self->api, config->idempotency_window_s);
-    if (self->api && self->counters) {
-        broker_events_count_into(self->events, self->counters);
-        broker_api_count_into(self->api, self->counters);
-    }
-    if (!self->api || !self->counters) {
-        snprintf(err, errlen, "cannot set up the broker (out of memory or unreadable database)");
+    if (!self->outbox || !self->counters) {
+        snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (broker_engine_recover(self->engine, syn_mono_ms()) < 0 ||
-        broker_store_commit(self->store) < 0) {
+    if (build_state(self, NULL, err, errlen) < 0)
+        goto fail;
+    if (broker_store_commit(self->store) < 0) {
         snprintf(err, errlen, "cannot reload active executions from %s", path);
         goto fail;
     }
@@ -323,11 +355,8 @@ void broker_destroy(broker_t **self_p)
     if (self->store && broker_store_commit(self->store) < 0)
         syn_error("broker", "the last commit failed");
     broker_metrics_http_destroy(&self->metrics_http);
-    broker_api_destroy(&self->api);
-    broker_engine_destroy(&self->engine);
-    broker_events_destroy(&self->events);
+    drop_state(self, false);
     broker_counters_destroy(&self->counters);
-    broker_workers_destroy(&self->workers);
     broker_outbox_destroy(&self->outbox);
     broker_store_destroy(&self->store);
     zsock_destroy(&self->clients);
@@ -393,6 +422,8 @@ static void handle_request(broker_t *self, const unsigned char *identity, size_t
     json_t *body = NULL;
     int status = broker_api_handle(self->api, op, json_object_get(fields, "args"), &body);
     self->stats.requests++;
+    if (self->storage.full && status == 503)
+        self->storage.refused++;
     json_t *reply = json_pack("{s:I, s:i, s:o}", "id", id, "status", status, "body",
                               body ? body : json_null());
     syn_msg_t *out = reply ? syn_msg_new_with(SYN_MSG_REPLY, reply) : NULL;
@@ -431,6 +462,14 @@ static int receive_one(broker_t *self, zsock_t *sock, bool from_clients)
         else
             syn_warn("broker", "unexpected %s from a client",
                      syn_msg_type_name(syn_msg_type(msg)));
+    } else if (self->storage.full) {
+        /* Not taken (a result stays unacknowledged, so its worker keeps it and
+         * sends it again); the heartbeat tells the worker the broker lives. */
+        self->storage.held++;
+        syn_msg_t *beat = syn_msg_new_with(SYN_MSG_HEARTBEAT, json_object());
+        if (!beat || broker_outbox_push(self->outbox, BROKER_TO_WORKER, identity, identity_len,
+                                        beat) < 0)
+            syn_error("broker", "cannot queue a heartbeat for a worker");
     } else {
         self->stats.worker_messages++;
         broker_engine_on_worker_from(self->engine, identity, identity_len,
@@ -464,7 +503,9 @@ static void flush_outbox(broker_t *self)
                      : dest == BROKER_TO_WORKER ? "worker"
                                                 : "subscriber",
                      syn_msg_type_name(syn_msg_type(msg)), zmq_strerror(e));
-            if (dest == BROKER_TO_WORKER)
+            /* While storage is full nothing is decided (a worker gone is noticed
+             * again after the resume). */
+            if (dest == BROKER_TO_WORKER && !self->storage.full)
                 broker_engine_undeliverable(self->engine, identity, identity_len, msg, e,
                                             syn_mono_ms());
         } else if (dest == BROKER_TO_CLIENT) {
@@ -559,6 +600,77 @@ void broker_set_turn_budget(broker_t *self, int64_t ms)
     self->turn_budget_ms = ms;
 }
 
+/* The turn's commit failed (the store rolled it back): nothing of it is said but
+ * 503s for its requests, the memory is rebuilt from what is committed, and the
+ * broker stays up in the storage-full mode (storage_full.h). 0, or -1 when the
+ * store cannot even be read. */
+static int storage_failed(broker_t *self)
+{
+    broker_storage_fail(&self->storage, broker_store_last_error(self->store), syn_mono_ms());
+    broker_storage_refuse_outbox(&self->storage, self->outbox);
+    flush_outbox(self);
+    /* The registry stays (GET /workers, and the workers keep their connections);
+     * the rebuild on resume replaces it. */
+    broker_workers_t *workers = self->workers;
+    drop_state(self, true);
+    char err[256];
+    if (build_state(self, workers, err, sizeof err) < 0) {
+        syn_error("broker", "%s: stopping", err);
+        return -1;
+    }
+    /* What the reload itself writes (rarely anything) waits for the resume,
+     * which reloads again. */
+    broker_store_rollback(self->store);
+    broker_outbox_clear(self->outbox);
+    return 0;
+}
+
+/* A turn while storage is full: every BROKER_STORAGE_RETRY_MS, a write; once
+ * one commits, the memory is rebuilt from the store with a new registry (the
+ * workers re-register and resend their results, as after a restart) and the
+ * broker resumes. 0, or -1 when the store cannot be read. */
+static int storage_retry(broker_t *self)
+{
+    int64_t now = syn_mono_ms();
+    /* Nothing may be written meanwhile: a write here is a bug, not kept. */
+    if (broker_store_dirty(self->store)) {
+        syn_error("broker", "a write while storage is full: rolled back");
+        broker_store_rollback(self->store);
+    }
+    if (now < self->storage.next_try_ms)
+        return 0;
+    if (broker_store_probe(self->store) < 0) {
+        broker_storage_fail(&self->storage, broker_store_last_error(self->store), now);
+        return 0;
+    }
+    broker_outbox_clear(self->outbox);
+    /* The workers it is about to forget re-register at once (and resend what they
+     * hold), not only at their next message: the reloaded running phases wait one
+     * liveness window for them. */
+    for (size_t i = 0; i < broker_workers_count(self->workers); i++) {
+        broker_worker_t *w = broker_workers_at(self->workers, i);
+        syn_msg_t *again = syn_msg_new_with(SYN_MSG_DISCONNECT, json_object());
+        if (!again || broker_outbox_push(self->outbox, BROKER_TO_WORKER, w->identity,
+                                         w->identity_len, again) < 0)
+            syn_error("broker", "cannot queue a re-registration for worker=%s", w->name);
+    }
+    drop_state(self, false);
+    char err[256];
+    if (build_state(self, NULL, err, sizeof err) < 0) {
+        syn_error("broker", "%s: stopping", err);
+        return -1;
+    }
+    if (broker_store_commit(self->store) < 0) {
+        broker_outbox_clear(self->outbox);
+        broker_storage_fail(&self->storage, broker_store_last_error(self->store), now);
+        return 0;
+    }
+    broker_storage_resume(&self->storage, now);
+    self->next_heartbeat_ms = now;
+    self->next_tick_ms = now + TICK_MS;
+    return 0;
+}
+
 int broker_poll(broker_t *self, int64_t max_wait_ms)
 {
     int64_t now = syn_mono_ms();
@@ -566,6 +678,8 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
                                                                 : self->next_heartbeat_ms;
     if (self->next_retain_ms < wait)
         wait = self->next_retain_ms; /* retention is catching up */
+    if (self->storage.full)
+        wait = self->storage.next_try_ms; /* no timer runs but the retry */
     wait -= now;
     if (wait > max_wait_ms)
         wait = max_wait_ms;
@@ -609,13 +723,17 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
     /* Ready, or at least once a tick for its connection timeouts. */
     if (self->metrics_http && (items[2].revents || syn_mono_ms() >= self->next_tick_ms))
         broker_metrics_http_run(self->metrics_http);
+    if (self->storage.full) {
+        flush_outbox(self); /* answers to reads, heartbeats: nothing was written */
+        if (storage_retry(self) < 0)
+            return -1;
+        flush_outbox(self);
+        return 0;
+    }
     run_timers(self);
     broker_engine_dispatch(self->engine, syn_mono_ms());
-    if (broker_store_commit(self->store) < 0) {
-        syn_error("broker", "commit failed: stopping so a restart reloads a consistent state");
-        broker_outbox_clear(self->outbox);
-        return -1;
-    }
+    if (broker_store_commit(self->store) < 0)
+        return storage_failed(self);
     flush_outbox(self);
     broker_engine_assignments_sent(self->engine, syn_mono_us());
     trim_when_idle(self);

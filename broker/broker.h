@@ -9,8 +9,9 @@
  *   5. commit the turn's single transaction (group commit);
  *   6. send what the turn produced — replies, ASSIGNs, acks, events — which all
  *      waited in the outbox for that commit.
- * A commit that fails stops the broker (exit, restart, reload): continuing would
- * answer from memory that no longer matches the database. */
+ * A commit that fails is rolled back, nothing of its turn is said, the memory is
+ * rebuilt from the database and the broker waits for storage to come back
+ * (broker/storage_full.h), refusing new work meanwhile. */
 #ifndef SYN_BROKER_BROKER_H
 #define SYN_BROKER_BROKER_H
 
@@ -71,7 +72,8 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen);
 void broker_destroy(broker_t **self_p);
 
 /* One turn of the loop, waiting at most max_wait_ms for traffic. 0, or -1 when
- * the database failed (the caller should exit). */
+ * the database cannot even be read back after a failed commit (the caller
+ * should exit); a failed commit alone is the storage-full mode. */
 int broker_poll(broker_t *self, int64_t max_wait_ms);
 /* How long a turn reads its sockets before it commits (broker.c's TURN_BUDGET_MS,
  * 50 ms); a test's 0 makes each turn read one message of each socket. */

@@ -168,11 +168,14 @@ json_t *broker_counters_families(const broker_counters_t *self, const broker_gau
         {"syn_attempts_retried_total", "counter", "Attempts retried."},
         {"syn_attempts_timed_out_total", "counter", "Attempts that ran past their timeout."},
         {"syn_broker_commits_total", "counter", "Transactions committed by the broker."},
+        {"syn_broker_storage_full", "gauge",
+         "1 while the broker's commits fail (a full disk): it refuses new work."},
     };
     const double values[] = {
         (double)g->ready_depth,    (double)g->workers_connected, (double)g->workers_healthy,
         (double)g->slots_busy,     (double)g->slots_free,        (double)g->attempts_lost,
         (double)g->attempts_retried, (double)g->attempts_timed_out, (double)g->commits,
+        g->storage_full ? 1.0 : 0.0,
     };
     _Static_assert(sizeof states / sizeof states[0] == sizeof values / sizeof values[0],
                    "one value per state");

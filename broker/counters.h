@@ -12,6 +12,7 @@
 #include "common/metrics.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,7 @@ typedef struct {
     int64_t slots_busy, slots_free;
     uint64_t attempts_lost, attempts_retried, attempts_timed_out;
     uint64_t commits;
+    bool storage_full;        /* commits fail (broker/storage_full.h) */
     const syn_histogram_t *commit_seconds;
     const syn_histogram_t *dispatch_seconds; /* phase ready → ASSIGN sent */
 } broker_gauges_t;

@@ -6,6 +6,7 @@
 #include "common/signals.h"
 
 #include <czmq.h>
+#include <signal.h>
 #include <stdio.h>
 #ifdef SYN_WITH_MIMALLOC
 #include <mimalloc.h>
@@ -138,6 +139,9 @@ int main(int argc, char **argv)
     zsys_handler_set(NULL);
     zsys_init();
     syn_signals_install(true); /* SIGHUP: read the authorized keys again */
+    /* A file-size limit (ulimit -f) met by the database is a write that fails,
+     * met like a full disk (broker/storage_full.h), not a reason to die. */
+    signal(SIGXFSZ, SIG_IGN);
 
     broker_t *broker = broker_new(&config, err, sizeof err);
     if (!broker) {

@@ -212,6 +212,16 @@ int store_count_change(broker_store_t *self, const char *workflow_id, const char
     return 0;
 }
 
+/* Ends a failed (or unwanted) transaction: nothing of it stays, in the file or
+ * in the store's caches. */
+static void rollback(broker_store_t *self)
+{
+    self->failed = false;
+    if (!sqlite3_get_autocommit(self->db))
+        store_exec_sql(self, "ROLLBACK", "rollback");
+    zhashx_purge(self->workflows); /* it may hold what was just rolled back */
+}
+
 /* A transaction in which any write failed is rolled back whole: committing the
  * rest would store a state the broker never was in. */
 int broker_store_commit(broker_store_t *self)
@@ -234,11 +244,49 @@ int broker_store_commit(broker_store_t *self)
             return 0;
         }
     }
-    self->failed = false;
-    if (!sqlite3_get_autocommit(self->db))
-        store_exec_sql(self, "ROLLBACK", "rollback");
-    zhashx_purge(self->workflows); /* it may hold what was just rolled back */
+    rollback(self);
     return -1;
+}
+
+void broker_store_rollback(broker_store_t *self)
+{
+    self->failed = true; /* the waiting events and counts are dropped, not written */
+    store_flush_events(self);
+    broker_tally_clear(self->tally);
+    self->in_transaction = false;
+    rollback(self);
+}
+
+/* A write that needs the disk (page 1 rewritten: a WAL frame), committed on its
+ * own, without a line in the log when it fails: while storage is full it fails
+ * every time it is tried. */
+int broker_store_probe(broker_store_t *self)
+{
+    if (self->in_transaction)
+        return -1;
+    sqlite3_stmt *s = NULL;
+    int version = -1;
+    if (sqlite3_prepare_v2(self->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    char sql[96];
+    snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; PRAGMA user_version=%d; COMMIT;", version);
+    char *msg = NULL;
+    int rc = version < 0 ? SQLITE_ERROR : sqlite3_exec(self->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        snprintf(self->last_error, sizeof self->last_error, "%s",
+                 msg ? msg : sqlite3_errmsg(self->db));
+        if (!sqlite3_get_autocommit(self->db))
+            sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    sqlite3_free(msg);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+const char *broker_store_last_error(const broker_store_t *self)
+{
+    return self->last_error;
 }
 
 bool broker_store_dirty(const broker_store_t *self)

@@ -97,6 +97,14 @@ void broker_store_destroy(broker_store_t **self_p);
 /* Commits the open transaction, if any: 0, or -1 when SQLite refused (the
  * transaction is rolled back: the caller's memory no longer matches the file). */
 int broker_store_commit(broker_store_t *self);
+/* Rolls the open transaction back (writes the broker must not keep). */
+void broker_store_rollback(broker_store_t *self);
+/* Whether the disk takes a write now: a small transaction of its own, committed
+ * (0) or rolled back (-1, SQLite's message in broker_store_last_error). Fails
+ * while a transaction is open. Not logged: it is retried while storage is full. */
+int broker_store_probe(broker_store_t *self);
+/* SQLite's message of the last failed statement or probe ("" when none). */
+const char *broker_store_last_error(const broker_store_t *self);
 /* True while writes are waiting for a commit. */
 bool broker_store_dirty(const broker_store_t *self);
 /* How many transactions were committed since open (for tests and stats). */

@@ -159,6 +159,7 @@ struct broker_store_t {
     bool in_transaction;
     bool failed; /* a write of the open transaction failed: it must not commit */
     uint64_t commits;
+    char last_error[200]; /* SQLite's message of the last failure (store_log_error) */
     syn_histogram_t commit_seconds; /* time of each COMMIT, for /metrics */
 };
 

@@ -359,7 +359,8 @@ static const char *const sql_text[SQL_COUNT] = {
 
 void store_log_error(broker_store_t *self, const char *what)
 {
-    syn_error("broker", "sqlite %s failed: %s", what, sqlite3_errmsg(self->db));
+    snprintf(self->last_error, sizeof self->last_error, "%s", sqlite3_errmsg(self->db));
+    syn_error("broker", "sqlite %s failed: %s", what, self->last_error);
 }
 
 /* The prepared statement for id, reset and with its bindings cleared, so every

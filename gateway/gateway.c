@@ -454,6 +454,8 @@ static void answer_from_reply(gateway_request_t *req, json_int_t status, json_t 
         json_decref(error);
     } else {
         gateway_request_set_json(req, (unsigned)status, body);
+        /* The broker's 503s (storage full, not ready) pass: try again shortly. */
+        req->retry_after = status == 503;
     }
 }
 

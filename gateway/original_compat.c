@@ -402,10 +402,17 @@ static json_t *health_answer(const json_t *body)
 {
     json_t *answer = json_deep_copy(body);
     bool workers = int_of(body, "workers") > 0;
-    json_object_set_new(answer, "status", json_string("healthy"));
-    json_object_set_new(answer, "mode", json_string(workers ? "full" : "degraded"));
-    json_object_set_new(answer, "degraded_reasons",
-                        workers ? json_array() : json_pack("[s]", "no worker connected"));
+    /* The broker's own reason to be degraded (its storage is full) comes first. */
+    const char *reason = json_string_value(json_object_get(body, "reason"));
+    json_t *reasons = json_array();
+    if (reason)
+        json_array_append_new(reasons, json_string(reason));
+    if (!workers)
+        json_array_append_new(reasons, json_string("no worker connected"));
+    json_object_set_new(answer, "status", json_string(reason ? "degraded" : "healthy"));
+    json_object_set_new(answer, "mode", json_string(json_array_size(reasons) ? "degraded"
+                                                                              : "full"));
+    json_object_set_new(answer, "degraded_reasons", reasons);
     return answer;
 }
 

@@ -107,8 +107,6 @@ typedef struct {
     volatile sig_atomic_t stop_clients; /* the settle deadline: give up what is still due */
     volatile sig_atomic_t stop_watch;   /* the fault thread stops restarting what dies */
     int kills;             /* kill faults so far (the fault thread's) */
-    double disk_full_until; /* a disk fault is on, or just ended (the fault thread's) */
-    int supervised_restarts; /* broker exits on a failed commit (its design), restarted */
     volatile sig_atomic_t *interrupted; /* SIGINT */
 } chaos_t;
 
@@ -138,6 +136,8 @@ void *chaos_client_main(void *arg);
 void *chaos_faults_main(void *arg);
 /* The process that died without a fault asking for it (reaped), restarted. */
 void chaos_faults_check_alive(chaos_t *self);
+/* How many lines of the broker's log (all its runs) hold text. */
+int chaos_broker_log_count(const chaos_t *self, const char *text);
 /* Appends a fault to the timeline and prints it; returns its index. */
 size_t chaos_log_fault(chaos_t *self, chaos_fault_kind_t kind, const char *target, double until,
                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));

@@ -45,9 +45,10 @@ static void summary(const chaos_t *self, const chaos_findings_t *f, FILE *out)
     fprintf(out, "| **inconsistent (completed with unfinished phases, no terminal event)** | "
                  "**%ld** |\n",
             f->inconsistent);
-    fprintf(out, "| broker stops on the full disk (a failed commit, or no start), restarted | "
-                 "%d |\n",
-            self->supervised_restarts);
+    fprintf(out, "| broker in the storage-full mode (a failed commit) / resumed, same process | "
+                 "%d / %d |\n",
+            chaos_broker_log_count(self, "storage full: "),
+            chaos_broker_log_count(self, "storage writable again"));
     fprintf(out, "| **processes that died without a fault** | **%d** |\n",
             self->unexpected_exits);
     int per_kind[FAULT_KINDS] = {0};

@@ -97,6 +97,7 @@ static void test_metrics_after_a_known_run(void **state)
     assert_int_equal(value(values, "syn_worker_slots_free{}"), 4);
     assert_int_equal(value(values, "syn_ready_queue_depth{}"), 0);
     assert_true(value(values, "syn_broker_commits_total{}") > 0);
+    assert_int_equal(value(values, "syn_broker_storage_full{}"), 0);
     assert_true(value(values, "syn_broker_commit_seconds_count{}") > 0);
     assert_true(value(values, "syn_broker_commit_seconds_bucket{le=+Inf}") ==
                 value(values, "syn_broker_commit_seconds_count{}"));
