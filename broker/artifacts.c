@@ -1,6 +1,7 @@
 /* artifacts: ARTIFACT chunks received, limits, whole sets (artifacts.h). */
 #include "broker/artifacts.h"
 
+#include "common/artifact_path.h"
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/sha256.h"
@@ -78,6 +79,11 @@ bool broker_artifacts_turn_full(const broker_artifacts_t *self)
     return self->turn_bytes >= BROKER_ARTIFACT_TURN_BYTES;
 }
 
+void broker_artifacts_turn_add(broker_artifacts_t *self, size_t bytes)
+{
+    self->turn_bytes += bytes;
+}
+
 void broker_artifacts_new_turn(broker_artifacts_t *self)
 {
     self->turn_bytes = 0;
@@ -146,20 +152,7 @@ static bool is_hex64(const char *text)
 
 bool broker_artifact_path_ok(const char *path)
 {
-    size_t len = strlen(path);
-    if (len == 0 || len > BROKER_ARTIFACT_PATH_MAX || path[0] == '/')
-        return false;
-    for (const char *p = path; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\')
-            return false;
-    for (const char *part = path; part;) {
-        const char *slash = strchr(part, '/');
-        size_t n = slash ? (size_t)(slash - part) : strlen(part);
-        if (n == 0 || (n == 1 && part[0] == '.') || (n == 2 && !strncmp(part, "..", 2)))
-            return false;
-        part = slash ? slash + 1 : NULL;
-    }
-    return true;
+    return syn_artifact_path_ok(path);
 }
 
 /* Checks the file a chunk at offset 0 begins; a reason, or NULL when it may. */
