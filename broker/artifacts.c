@@ -140,16 +140,6 @@ static char *strdupf(const char *fmt, ...)
     return text;
 }
 
-static bool is_hex64(const char *text)
-{
-    if (strlen(text) != 64)
-        return false;
-    for (const char *p = text; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return true;
-}
-
 bool broker_artifact_path_ok(const char *path)
 {
     return syn_artifact_path_ok(path);
@@ -162,7 +152,7 @@ static char *check_file(const broker_artifacts_t *self, const receiving_t *r, co
     const broker_artifact_limits_t *l = &self->limits;
     if (!broker_artifact_path_ok(path))
         return strdupf("artifact path \"%.200s\" is not a plain relative path", path);
-    if (!is_hex64(sha256))
+    if (!syn_sha256_hex_ok(sha256))
         return strdupf("artifact %s: sha256 is not 64 lowercase hex digits", path);
     if (size > l->max_file_bytes)
         return strdupf("artifact %s is %" PRId64 " bytes, over the limit of %" PRId64

@@ -57,16 +57,6 @@ static void fail(worker_pull_t *self, const char *fmt, ...)
     }
 }
 
-static bool is_hex64(const char *text)
-{
-    if (strlen(text) != 64)
-        return false;
-    for (const char *p = text; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return true;
-}
-
 /* The folder for phase_id: the one it already has, or a new one named like its
  * <phase>.md (another phase's id that makes the same name gets "-2", "-3"...). */
 static int dir_for(worker_pull_t *self, const char *phase_id, size_t *index)
@@ -125,7 +115,7 @@ static int take_list(worker_pull_t *self, const json_t *list, char *err, size_t 
                      "relative path", f->path, f->phase_id);
             return -1;
         }
-        if (!is_hex64(f->sha256)) {
+        if (!syn_sha256_hex_ok(f->sha256)) {
             snprintf(err, errlen, "artifact %.200s of phase %.100s: sha256 is not 64 lowercase "
                      "hex digits", f->path, f->phase_id);
             return -1;
