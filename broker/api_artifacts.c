@@ -5,7 +5,6 @@
  * (gateway/download.c), so neither process holds a whole file. */
 #include "broker/api_internal.h"
 #include "broker/store.h"
-#include "common/base64.h"
 #include "proto/ops.h"
 
 #include <stdlib.h>
@@ -47,20 +46,10 @@ int broker_api_op_execution_artifact(broker_api_t *self, const json_t *args, jso
                            id);
         return 404;
     }
-    size_t want = offset >= row.size ? 0
-                  : row.size - offset < length ? (size_t)(row.size - offset)
-                                               : (size_t)length;
-    unsigned char *bytes = malloc(want ? want : 1);
-    char *text = malloc(syn_base64_encoded_len(want) + 1);
-    long got = bytes && text ? broker_store_artifact_read(self->store, row.id, offset, bytes, want)
-                             : -1;
-    if (got != (long)want) {
-        free(bytes);
-        free(text);
+    char *text = broker_store_artifact_read_base64(self->store, &row, offset, (size_t)length,
+                                                   NULL);
+    if (!text)
         return api_internal_error(body, "cannot read the artifact");
-    }
-    syn_base64_encode(bytes, want, text);
-    free(bytes);
     *body = json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:I, s:s}", "execution_id", id,
                       "phase_id", phase_id, "attempt", (json_int_t)row.attempt, "path", path,
                       "size", (json_int_t)row.size, "sha256", row.sha256, "media_type",

@@ -1,6 +1,7 @@
 /* artifacts: ARTIFACT chunks received, limits, whole sets (artifacts.h). */
 #include "broker/artifacts.h"
 
+#include "common/artifact_path.h"
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/sha256.h"
@@ -78,6 +79,11 @@ bool broker_artifacts_turn_full(const broker_artifacts_t *self)
     return self->turn_bytes >= BROKER_ARTIFACT_TURN_BYTES;
 }
 
+void broker_artifacts_turn_add(broker_artifacts_t *self, size_t bytes)
+{
+    self->turn_bytes += bytes;
+}
+
 void broker_artifacts_new_turn(broker_artifacts_t *self)
 {
     self->turn_bytes = 0;
@@ -134,32 +140,9 @@ static char *strdupf(const char *fmt, ...)
     return text;
 }
 
-static bool is_hex64(const char *text)
-{
-    if (strlen(text) != 64)
-        return false;
-    for (const char *p = text; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return true;
-}
-
 bool broker_artifact_path_ok(const char *path)
 {
-    size_t len = strlen(path);
-    if (len == 0 || len > BROKER_ARTIFACT_PATH_MAX || path[0] == '/')
-        return false;
-    for (const char *p = path; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\')
-            return false;
-    for (const char *part = path; part;) {
-        const char *slash = strchr(part, '/');
-        size_t n = slash ? (size_t)(slash - part) : strlen(part);
-        if (n == 0 || (n == 1 && part[0] == '.') || (n == 2 && !strncmp(part, "..", 2)))
-            return false;
-        part = slash ? slash + 1 : NULL;
-    }
-    return true;
+    return syn_artifact_path_ok(path);
 }
 
 /* Checks the file a chunk at offset 0 begins; a reason, or NULL when it may. */
@@ -169,7 +152,7 @@ static char *check_file(const broker_artifacts_t *self, const receiving_t *r, co
     const broker_artifact_limits_t *l = &self->limits;
     if (!broker_artifact_path_ok(path))
         return strdupf("artifact path \"%.200s\" is not a plain relative path", path);
-    if (!is_hex64(sha256))
+    if (!syn_sha256_hex_ok(sha256))
         return strdupf("artifact %s: sha256 is not 64 lowercase hex digits", path);
     if (size > l->max_file_bytes)
         return strdupf("artifact %s is %" PRId64 " bytes, over the limit of %" PRId64

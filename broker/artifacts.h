@@ -17,6 +17,7 @@
 #define SYN_BROKER_ARTIFACTS_H
 
 #include "broker/store.h"
+#include "common/artifact_path.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -25,8 +26,8 @@
 
 /* A chunk's data is at most this many bytes (the worker sends 256 KiB). */
 #define BROKER_ARTIFACT_CHUNK_MAX (1024u * 1024u)
-/* A path under artifacts/output, at most this long. */
-#define BROKER_ARTIFACT_PATH_MAX 1024
+/* A path under artifacts/output, at most this long (common/artifact_path.h). */
+#define BROKER_ARTIFACT_PATH_MAX SYN_ARTIFACT_PATH_MAX
 
 typedef struct {
     int64_t max_file_bytes;  /* --artifact-max-file-bytes (16 MiB) */
@@ -81,14 +82,15 @@ size_t broker_artifacts_sweep(broker_artifacts_t *self, broker_artifacts_current
 #define BROKER_ARTIFACT_TURN_BYTES (4u * 1024u * 1024u)
 bool broker_artifacts_turn_full(const broker_artifacts_t *self);
 void broker_artifacts_new_turn(broker_artifacts_t *self);
+/* Bytes served to a worker's pull (artifact_inputs.h) count against the turn too. */
+void broker_artifacts_turn_add(broker_artifacts_t *self, size_t bytes);
 /* Sets being received (for tests and /metrics). */
 size_t broker_artifacts_receiving(const broker_artifacts_t *self);
 
 /* The media type of a path, by its extension ("application/octet-stream"
  * otherwise). */
 const char *broker_artifact_media_type(const char *path);
-/* Whether path is a relative path of plain components (no "", ".", ".." or
- * leading "/", no control characters), at most BROKER_ARTIFACT_PATH_MAX bytes. */
+/* Whether path is a relative path of plain components (syn_artifact_path_ok). */
 bool broker_artifact_path_ok(const char *path);
 
 #endif

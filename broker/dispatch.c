@@ -3,6 +3,7 @@
  * advances and what an agent sees, apart from how attempts end. */
 #include "broker/dispatch.h"
 
+#include "broker/artifact_inputs.h"
 #include "broker/budget_usd.h"
 #include "broker/deadlines.h"
 #include "broker/engine_internal.h"
@@ -136,11 +137,16 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
     size_t budget = prompt_len < BROKER_ASSIGN_BUDGET ? BROKER_ASSIGN_BUDGET - prompt_len : 0;
     json_t *inputs = broker_dispatch_earlier_outputs(
         exec, phase, budget < BROKER_ASSIGN_INPUTS_MAX ? budget : BROKER_ASSIGN_INPUTS_MAX);
+    json_t *artifacts = broker_artifact_inputs_list(self, exec, phase);
+    bool reads = json_array_size(phase->input_artifacts) > 0;
+    bool writes = json_array_size(phase->output_artifacts) > 0;
     /* Packed straight to msgpack (syn_pack): one per phase, and the prompt is its
      * largest part, which a field object would copy twice. */
     bool has_budget = exec->max_budget_usd > 0;
     syn_pack_t *pack = syn_pack_new(SYN_MSG_ASSIGN, 11 + (phase->max_tokens > 0) +
-                                                        (phase->network != NULL) + 2 * has_budget);
+                                                        (phase->network != NULL) +
+                                                        2 * has_budget + (artifacts != NULL) +
+                                                        reads + writes);
     syn_msg_t *msg = NULL;
     snprintf(err, sizeof err, "out of memory");
     if (pack) { /* inputs NULL (out of memory) fails the pack like any bad value */
@@ -161,9 +167,16 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
             syn_pack_str(pack, "network", phase->network);
         if (has_budget) /* the worker stops its agent on the crossing itself (budget_usd.h) */
             broker_budget_pack(pack, exec);
+        if (artifacts)
+            syn_pack_json(pack, "artifacts", artifacts);
+        if (reads)
+            syn_pack_json(pack, "input_artifacts", phase->input_artifacts);
+        if (writes)
+            syn_pack_json(pack, "output_artifacts", phase->output_artifacts);
         msg = syn_pack_finish(&pack, err, sizeof err);
     }
     json_decref(inputs);
+    json_decref(artifacts);
     free(prompt);
     if (!msg)
         syn_error("broker", "cannot pack an assign: %s", err);

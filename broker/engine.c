@@ -13,6 +13,7 @@
  * - start, recovery after a restart, and the routing of worker messages. */
 #include "broker/engine.h"
 
+#include "broker/artifact_inputs.h"
 #include "broker/approval.h"
 #include "broker/budget_usd.h"
 #include "broker/deadlines.h"
@@ -885,6 +886,9 @@ void broker_engine_on_worker_from(broker_engine_t *self, const void *identity,
             break;
         case SYN_MSG_ARTIFACT:
             broker_reports_artifact(self, worker, fields, now_ms);
+            break;
+        case SYN_MSG_ARTIFACT_GET:
+            broker_artifact_inputs_get(self, worker, fields, now_ms);
             break;
         case SYN_MSG_DISCONNECT:
             broker_lost_disconnected(self, worker, now_ms);

@@ -335,5 +335,10 @@ int broker_store_artifact_find(broker_store_t *self, const char *execution_id,
 /* Up to max bytes of an artifact from offset into buf: the count, or -1. */
 long broker_store_artifact_read(broker_store_t *self, int64_t artifact_id, int64_t offset,
                                 unsigned char *buf, size_t max);
+/* Bytes [offset, offset + max) of the artifact (cut at its end; none past it) as
+ * base64 text (malloc'd), their count in *len; NULL when they cannot be read.
+ * What both a download range and a worker's pull send. */
+char *broker_store_artifact_read_base64(broker_store_t *self, const broker_artifact_row_t *row,
+                                        int64_t offset, size_t max, size_t *len);
 
 #endif

@@ -13,9 +13,11 @@
  * deliverables are the case for object storage later, behind these same functions. */
 #include "broker/store_internal.h"
 
+#include "common/base64.h"
 #include "common/clock.h"
 #include "common/log.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int64_t broker_store_artifact_begin(broker_store_t *self, const char *execution_id,
@@ -172,4 +174,26 @@ long broker_store_artifact_read(broker_store_t *self, int64_t artifact_id, int64
         return -1;
     }
     return (long)got;
+}
+
+char *broker_store_artifact_read_base64(broker_store_t *self, const broker_artifact_row_t *row,
+                                        int64_t offset, size_t max, size_t *len)
+{
+    size_t want = offset >= row->size ? 0
+                  : (uint64_t)(row->size - offset) < max ? (size_t)(row->size - offset)
+                                                         : max;
+    unsigned char *bytes = malloc(want ? want : 1);
+    char *text = malloc(syn_base64_encoded_len(want) + 1);
+    long got = bytes && text ? broker_store_artifact_read(self, row->id, offset, bytes, want)
+                             : -1;
+    if (got != (long)want) {
+        free(bytes);
+        free(text);
+        return NULL;
+    }
+    syn_base64_encode(bytes, want, text);
+    free(bytes);
+    if (len)
+        *len = want;
+    return text;
 }

@@ -102,3 +102,13 @@ void syn_sha256_hex(syn_sha256_t *self, char hex[SYN_SHA256_HEX_SIZE])
     }
     hex[64] = '\0';
 }
+
+bool syn_sha256_hex_ok(const char *text)
+{
+    if (strlen(text) != SYN_SHA256_HEX_SIZE - 1)
+        return false;
+    for (const char *p = text; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}

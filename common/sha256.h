@@ -5,6 +5,7 @@
 #ifndef SYN_COMMON_SHA256_H
 #define SYN_COMMON_SHA256_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,5 +23,7 @@ void syn_sha256_update(syn_sha256_t *self, const void *data, size_t len);
 /* Writes the digest as 64 lowercase hex digits and a NUL; self must be
  * initialised again before another use. */
 void syn_sha256_hex(syn_sha256_t *self, char hex[SYN_SHA256_HEX_SIZE]);
+/* Whether text is a digest as syn_sha256_hex writes it (64 lowercase hex digits). */
+bool syn_sha256_hex_ok(const char *text);
 
 #endif

@@ -101,6 +101,14 @@ static const field_spec_t disconnect_fields[] = {
     {"reason", KIND_STR, 0, 0, 0, NULL, NULL},
     END,
 };
+/* One file of an earlier phase, as an ASSIGN lists it for the worker to pull. */
+static const field_spec_t input_artifact_fields[] = {
+    {"phase_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"path", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"size", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"sha256", KIND_STR, REQ, 0, 0, NULL, NULL},
+    END,
+};
 static const field_spec_t assign_fields[] = {
     {"execution_id", KIND_STR, REQ, 0, 0, NULL, NULL},
     {"workflow_id", KIND_STR, REQ, 0, 0, NULL, NULL},
@@ -122,6 +130,12 @@ static const field_spec_t assign_fields[] = {
      * attempt; the worker stops its agent when spent_usd plus its cost reaches it. */
     {"max_budget_usd", KIND_USD, 0, 0, 0, NULL, NULL},
     {"spent_usd", KIND_USD, 0, 0, 0, NULL, NULL},
+    /* Optional: the files earlier phases left, for the worker to pull with
+     * ARTIFACT_GET into artifacts/input/<phase_id>/<path> before the agent starts. */
+    {"artifacts", KIND_MAP_ARRAY, 0, 0, 0, NULL, input_artifact_fields},
+    /* Optional: the artifact names the phase declares it reads and writes. */
+    {"input_artifacts", KIND_STR_ARRAY, 0, 0, 0, NULL, NULL},
+    {"output_artifacts", KIND_STR_ARRAY, 0, 0, 0, NULL, NULL},
     END,
 };
 static const field_spec_t progress_fields[] = {
@@ -175,6 +189,32 @@ static const field_spec_t artifact_ack_fields[] = {
     {"error", KIND_STR, 0, 0, 0, NULL, NULL},
     END,
 };
+/* worker → broker: the bytes of an earlier phase's file from offset, for the
+ * attempt named (which must be current and this worker's). */
+static const field_spec_t artifact_get_fields[] = {
+    {"execution_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"phase_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"attempt", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"from_phase", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"path", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"offset", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    END,
+};
+/* broker → worker: one chunk of it (base64, at most 1 MiB decoded; empty at the
+ * end), or why there is none. */
+static const field_spec_t artifact_data_fields[] = {
+    {"execution_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"phase_id", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"attempt", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"from_phase", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"path", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"offset", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"size", KIND_UINT, REQ, 0, 0, NULL, NULL},
+    {"sha256", KIND_STR, REQ, 0, 0, NULL, NULL},
+    {"data", KIND_STR, REQ, 0, 0, NULL, NULL}, /* base64 */
+    {"error", KIND_STR, 0, 0, 0, NULL, NULL},
+    END,
+};
 static const field_spec_t result_fields[] = {
     {"execution_id", KIND_STR, REQ, 0, 0, NULL, NULL},
     {"phase_id", KIND_STR, REQ, 0, 0, NULL, NULL},
@@ -225,6 +265,8 @@ static const type_spec_t type_specs[] = {
     [SYN_MSG_INJECT] = {"inject", inject_fields},
     [SYN_MSG_ARTIFACT] = {"artifact", artifact_fields},
     [SYN_MSG_ARTIFACT_ACK] = {"artifact_ack", artifact_ack_fields},
+    [SYN_MSG_ARTIFACT_GET] = {"artifact_get", artifact_get_fields},
+    [SYN_MSG_ARTIFACT_DATA] = {"artifact_data", artifact_data_fields},
 };
 #define TYPE_COUNT (sizeof type_specs / sizeof type_specs[0])
 

@@ -23,7 +23,9 @@
  *   assign      execution_id:str workflow_id:str phase_id:str attempt:uint
  *               prompt:str model:str|nil timeout_ms:uint provider:str|nil
  *               [inputs:map repos:[str] allowed_tools:[str] max_tokens:uint
- *               network:str (none | proxy | host) max_budget_usd:usd spent_usd:usd]
+ *               network:str (none | proxy | host) max_budget_usd:usd spent_usd:usd
+ *               artifacts:[{phase_id:str path:str size:uint sha256:str}]
+ *               input_artifacts:[str] output_artifacts:[str]]
  *                                                             broker → worker
  *   cancel      execution_id:str phase_id:str attempt:uint    broker → worker
  *   progress    execution_id:str phase_id:str attempt:uint kind:str data:str
@@ -38,6 +40,12 @@
  *   disconnect  [reason:str]                                  both ways
  *               (reason: broker → worker, why it is refused, e.g. its name
  *               is held by another key)
+ *   artifact_get  execution_id:str phase_id:str attempt:uint from_phase:str
+ *               path:str offset:uint                          worker → broker
+ *   artifact_data execution_id:str phase_id:str attempt:uint from_phase:str
+ *               path:str offset:uint size:uint sha256:str data:str [error:str]
+ *                                                             broker → worker
+ *               (artifact, artifact_ack: docs/protocol.md)
  *   event       seq:uint time:int execution_id:str|nil type:str data:map
  *               [status:map]                                  broker PUB
  * Fields in [brackets] are optional. Unknown fields, a missing field, a wrong
@@ -71,6 +79,8 @@ typedef enum {
     SYN_MSG_INJECT,
     SYN_MSG_ARTIFACT,
     SYN_MSG_ARTIFACT_ACK,
+    SYN_MSG_ARTIFACT_GET,
+    SYN_MSG_ARTIFACT_DATA,
 } syn_msg_type_t;
 
 typedef struct syn_msg_t syn_msg_t;

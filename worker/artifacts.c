@@ -279,3 +279,51 @@ long worker_artifacts_read(const worker_artifacts_t *self, size_t i, uint64_t of
     close(fd);
     return (long)got;
 }
+
+/* Whether a file at path answers to the declared name: its whole path or its
+ * file name, with or without its extension (after the first or the last dot,
+ * so "report" is report.tar.gz too). */
+static bool answers_to(const char *path, const char *name)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t len = strlen(name);
+    if (strcmp(path, name) == 0 || strcmp(base, name) == 0)
+        return true;
+    const char *first = strchr(base + 1, '.'), *last = strrchr(base + 1, '.');
+    const char *stems[2] = {first, last};
+    for (int i = 0; i < 2; i++) {
+        if (!stems[i])
+            continue;
+        size_t stem = (size_t)(stems[i] - base), whole = (size_t)(stems[i] - path);
+        if ((stem == len && strncmp(base, name, len) == 0) ||
+            (whole == len && strncmp(path, name, len) == 0))
+            return true;
+    }
+    return false;
+}
+
+void worker_artifacts_check_declared(const worker_artifacts_t *self, const json_t *declared,
+                                     json_t **warnings)
+{
+    size_t i;
+    json_t *value;
+    json_array_foreach(declared, i, value) {
+        const char *name = json_string_value(value);
+        bool found = false;
+        for (size_t f = 0; name && self && f < self->count && !found; f++)
+            found = answers_to(self->entries[f].path, name);
+        if (!name || found)
+            continue;
+        if (!*warnings)
+            *warnings = json_array();
+        char line[512];
+        snprintf(line, sizeof line,
+                 "declared output artifact '%.200s' was not produced: no file named %.200s.* in "
+                 "artifacts/output",
+                 name, name);
+        syn_warn("worker", "%s", line);
+        if (*warnings)
+            json_array_append_new(*warnings, json_string(line));
+    }
+}

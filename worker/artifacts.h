@@ -15,6 +15,7 @@
 #define SYN_WORKER_ARTIFACTS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,14 @@ typedef struct worker_artifacts_t worker_artifacts_t;
  * err when it cannot be read. */
 worker_artifacts_t *worker_artifacts_collect(const char *workspace, json_t **warnings, char *err,
                                              size_t errlen);
+/* The phase's declared output names (its `output_artifacts`, [str]; may be NULL)
+ * that no collected file answers to, each a warning line appended to *warnings
+ * (made when NULL): a file answers to a name when its path or file name, with
+ * or without its extension, is that name. self may be NULL (nothing was left).
+ * The original keeps these names without enforcing them: a warning, never a
+ * failure. */
+void worker_artifacts_check_declared(const worker_artifacts_t *self, const json_t *declared,
+                                     json_t **warnings);
 /* Removes the moved directory. Safe with NULL and twice. */
 void worker_artifacts_destroy(worker_artifacts_t **self_p);
 

@@ -40,6 +40,7 @@ attempt_t *worker_attempt_new(const char *execution_id, const char *workflow_id,
     a->attempt = attempt;
     a->output_sent_ms = -1;
     a->result_sent_ms = -1;
+    a->pull_sent_ms = -1;
     if (!a->execution_id || !a->workflow_id || !a->phase_id)
         worker_attempt_destroy(&a);
     return a;

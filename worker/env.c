@@ -6,8 +6,11 @@
 
 extern char **environ;
 
-static const char *const job_vars[] = {"SYN_EXECUTION_ID", "SYN_WORKFLOW_ID", "SYN_PHASE_ID",
-                                       "SYN_ATTEMPT", "SYN_MODEL", "SYN_WORKSPACE"};
+/* SYN_WORKSPACE last: the only one set only when there is a workspace. */
+static const char *const job_vars[] = {"SYN_EXECUTION_ID",    "SYN_WORKFLOW_ID",
+                                       "SYN_PHASE_ID",        "SYN_ATTEMPT",
+                                       "SYN_MODEL",           "SYN_INPUT_ARTIFACTS",
+                                       "SYN_OUTPUT_ARTIFACTS", "SYN_WORKSPACE"};
 #define JOB_VARS (sizeof job_vars / sizeof job_vars[0])
 
 typedef struct {
@@ -85,6 +88,29 @@ static void copy_from_worker(vec_t *v, const char *name, size_t len)
     }
 }
 
+/* The strings of names ([str] or NULL) joined by commas: a new string, "" for none. */
+static char *joined(const json_t *names)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < json_array_size(names); i++)
+        len += json_string_length(json_array_get(names, i)) + 1;
+    char *text = malloc(len);
+    if (!text)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(names); i++) {
+        const json_t *name = json_array_get(names, i);
+        if (!json_is_string(name))
+            continue;
+        if (n > 0)
+            text[n++] = ',';
+        memcpy(text + n, json_string_value(name), json_string_length(name));
+        n += json_string_length(name);
+    }
+    text[n] = '\0';
+    return text;
+}
+
 char **worker_env_build(const worker_job_t *job, const char *home, const char *const *secrets,
                         const char *pass_env, const char *const *extra)
 {
@@ -100,12 +126,17 @@ char **worker_env_build(const worker_job_t *job, const char *home, const char *c
     if (job) {
         char attempt[32];
         snprintf(attempt, sizeof attempt, "%llu", (unsigned long long)job->attempt);
+        char *reads = joined(job->input_artifacts), *writes = joined(job->output_artifacts);
         const char *values[JOB_VARS] = {job->execution_id, job->workflow_id, job->phase_id,
                                         attempt, job->model ? job->model : "",
+                                        reads ? reads : "", writes ? writes : "",
                                         job->cwd ? job->cwd : ""};
+        v.failed |= !reads || !writes;
         for (size_t i = 0; i < JOB_VARS; i++)
             if (i < JOB_VARS - 1 || job->cwd)
                 push(&v, pair(job_vars[i], strlen(job_vars[i]), values[i]));
+        free(reads);
+        free(writes);
     }
     for (size_t i = 0; secrets && secrets[i]; i++)
         copy_from_worker(&v, secrets[i], strlen(secrets[i]));

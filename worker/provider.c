@@ -43,7 +43,7 @@ struct worker_run_t {
     void *state;                  /* NULL until the provider started */
     worker_job_t job;             /* owned copies of the caller's job */
     char *strings[6];             /* what job's strings point to */
-    json_t *refs[3];              /* references held on inputs, repos, allowed_tools */
+    json_t *refs[6];              /* references held on the job's JSON (copy_job) */
     worker_workspace_t *workspace;
     int64_t started_us;
     int64_t started_ms;           /* started_us / 1000 */
@@ -163,8 +163,9 @@ static int copy_job(worker_run_t *self, const worker_job_t *job)
     self->job.prompt = self->strings[3] ? self->strings[3] : "";
     self->job.model = self->strings[4];
     self->job.cwd = self->strings[5];
-    const json_t *refs[3] = {job->inputs, job->repos, job->allowed_tools};
-    for (int i = 0; i < 3; i++)
+    const json_t *refs[6] = {job->inputs,    job->repos,           job->allowed_tools,
+                             job->artifacts, job->input_artifacts, job->output_artifacts};
+    for (int i = 0; i < 6; i++)
         self->refs[i] = refs[i] ? json_incref((json_t *)refs[i]) : NULL;
     self->job.model_id =
         worker_models_resolve(self->provider->options.models, self->job.model);
@@ -176,7 +177,7 @@ static void free_run(worker_run_t *self)
 {
     for (int i = 0; i < 6; i++)
         free(self->strings[i]);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 6; i++)
         json_decref(self->refs[i]);
     for (size_t i = 0; i < self->tool_count; i++) {
         free(self->tools[i].id);
@@ -435,6 +436,18 @@ const char *worker_run_workspace(const worker_run_t *self)
 const struct worker_workspace_t *worker_run_workspace_handle(const worker_run_t *self)
 {
     return self->workspace;
+}
+
+struct worker_pull_t *worker_run_pull(worker_run_t *self)
+{
+    if (self->status != WORKER_RUN_RUNNING || self->state || !self->workspace)
+        return NULL;
+    return worker_workspace_pull(self->workspace);
+}
+
+const worker_job_t *worker_run_job(const worker_run_t *self)
+{
+    return &self->job;
 }
 
 worker_usage_t *worker_run_usage(worker_run_t *self) { return &self->usage; }

@@ -63,6 +63,12 @@ typedef struct {
      * (common/budget_usd.h) and fails with the budget's message. */
     double max_budget_usd;
     double spent_usd;
+    /* earlier phases' files to pull into artifacts/input/<phase>/ before the
+     * agent starts ([{phase_id, path, size, sha256}]), or NULL */
+    const json_t *artifacts;
+    /* the artifact names the phase declares it reads and writes ([str]), or NULL */
+    const json_t *input_artifacts;
+    const json_t *output_artifacts;
     /* Filled in by the run for the provider's start: */
     const char *model_id;        /* model resolved through the model table */
     int64_t started_us;          /* when the attempt began (syn_mono_us; 0 = now) */
@@ -227,6 +233,12 @@ const char *worker_run_workspace(const worker_run_t *self);
 /* The workspace itself (see workspace.h), or NULL. */
 struct worker_workspace_t;
 const struct worker_workspace_t *worker_run_workspace_handle(const worker_run_t *self);
+/* The pull of earlier phases' files while the run waits for it (artifact_pull.h),
+ * or NULL: the worker's loop asks the broker for its chunks. */
+struct worker_pull_t;
+struct worker_pull_t *worker_run_pull(worker_run_t *self);
+/* The job as the run keeps it (its copies). */
+const worker_job_t *worker_run_job(const worker_run_t *self);
 
 /* For provider implementations ------------------------------------------------ */
 

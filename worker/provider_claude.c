@@ -107,13 +107,33 @@ static void on_stdout(void *arg, const char *data, size_t len, int64_t now)
         syn_warn("worker", "claude wrote a line longer than %u bytes: dropped", LINE_MAX_BYTES);
 }
 
+/* ", a, b" of the names ([str]) at text + n (room cap - n); the new n. */
+static size_t list_names(char *text, size_t n, size_t cap, const json_t *names)
+{
+    for (size_t i = 0; i < json_array_size(names); i++)
+        n += (size_t)snprintf(text + n, cap - n, "%s %s", i ? "," : "",
+                              json_string_value(json_array_get(names, i)));
+    return n;
+}
+
+static size_t names_length(const json_t *names)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < json_array_size(names); i++)
+        len += json_string_length(json_array_get(names, i)) + 2;
+    return len;
+}
+
 /* The words before the prompt that tell the agent where it is. */
 static char *preamble(const worker_run_t *run, const char *phase_id)
 {
     const worker_workspace_t *ws = worker_run_workspace_handle(run);
     if (!ws)
         return strdup("");
-    size_t cap = 1024;
+    const worker_job_t *job = worker_run_job(run);
+    size_t cap = 1024 + names_length(job->input_artifacts) + names_length(job->output_artifacts);
+    for (size_t i = 0; i < json_array_size(job->artifacts); i++)
+        cap += json_string_length(json_object_get(json_array_get(job->artifacts, i), "phase_id")) + 4;
     for (size_t i = 0; i < worker_workspace_input_count(ws); i++)
         cap += strlen(worker_workspace_input_name(ws, i)) + 4;
     for (size_t i = 0; i < worker_workspace_repo_count(ws); i++)
@@ -137,10 +157,27 @@ static char *preamble(const worker_run_t *run, const char *phase_id)
                                   worker_workspace_input_name(ws, i));
         n += (size_t)snprintf(text + n, cap - n, ".\n");
     }
+    if (json_array_size(job->artifacts) > 0)
+        n += (size_t)snprintf(text + n, cap - n,
+                              "- artifacts/input/<phase>/ holds the %zu files earlier phases left "
+                              "in their artifacts/output/, a folder per phase.\n",
+                              json_array_size(job->artifacts));
+    if (json_array_size(job->input_artifacts) > 0) {
+        n += (size_t)snprintf(text + n, cap - n, "- This phase reads the artifacts:");
+        n = list_names(text, n, cap, job->input_artifacts);
+        n += (size_t)snprintf(text + n, cap - n, ".\n");
+    }
     n += (size_t)snprintf(text + n, cap - n,
                           "- artifacts/output/ is for deliverables: if you write files there, "
                           "the first one by name becomes this phase's output instead of your "
                           "final message.\n");
+    if (json_array_size(job->output_artifacts) > 0) {
+        n += (size_t)snprintf(text + n, cap - n,
+                              "- This phase is expected to leave these artifacts there, a file "
+                              "named after each (any extension):");
+        n = list_names(text, n, cap, job->output_artifacts);
+        n += (size_t)snprintf(text + n, cap - n, ".\n");
+    }
     if (worker_workspace_repo_count(ws) > 0) {
         n += (size_t)snprintf(text + n, cap - n,
                               "- repos/ holds a shallow clone of each repository:");

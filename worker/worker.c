@@ -89,6 +89,11 @@ static int send_new(worker_t *self, syn_msg_type_t type, json_t *fields, int64_t
     return rc;
 }
 
+int worker_send(worker_t *self, syn_msg_type_t type, json_t *fields, int64_t now)
+{
+    return send_new(self, type, fields, now);
+}
+
 static json_t *ref_fields(const attempt_t *a)
 {
     return json_pack("{s:s, s:s, s:I}", "execution_id", a->execution_id, "phase_id", a->phase_id,
@@ -133,8 +138,10 @@ void worker_send_ready(worker_t *self, int64_t now)
     /* Held attempts wait until the broker answers: its CANCELs for any it gave
      * away meanwhile come before anything else it sends. */
     self->registered = false;
-    for (size_t i = 0; i < self->count; i++)
+    for (size_t i = 0; i < self->count; i++) {
         self->attempts[i]->started_unsent = false; /* READY lists them as running */
+        self->attempts[i]->pull_sent_ms = -1;      /* asked again once it answers */
+    }
     if (send_new(self, SYN_MSG_READY, fields, now) == 0)
         syn_info("worker", "ready worker=%s slots=%d provider=%s running=%d waiting=%d",
                  self->name, self->slots, worker_provider_name(self->provider), self->running,
@@ -326,6 +333,9 @@ static void finish_run(worker_t *self, attempt_t *a, int64_t now)
         a->artifacts = worker_artifacts_collect(workspace, &warnings, err, sizeof err);
         if (err[0] && (warnings || (warnings = json_array())))
             json_array_append_new(warnings, json_string(err));
+        else if (!err[0])
+            worker_artifacts_check_declared(a->artifacts,
+                                            worker_run_job(a->run)->output_artifacts, &warnings);
     }
     settle(self, a, worker_run_status_name(worker_run_status(a->run)),
            worker_run_output(a->run, NULL), worker_run_error(a->run), has_code, code,
@@ -469,6 +479,9 @@ static void start_attempt(worker_t *self, attempt_t *a, const syn_msg_t *msg, in
         .max_tokens = field_uint(msg, "max_tokens"),
         .max_budget_usd = json_number_value(json_object_get(syn_msg_fields(msg), "max_budget_usd")),
         .spent_usd = json_number_value(json_object_get(syn_msg_fields(msg), "spent_usd")),
+        .artifacts = json_object_get(syn_msg_fields(msg), "artifacts"),
+        .input_artifacts = json_object_get(syn_msg_fields(msg), "input_artifacts"),
+        .output_artifacts = json_object_get(syn_msg_fields(msg), "output_artifacts"),
         .started_us = started_us,
     };
     /* The protocol checked the name; a broker that sends none means the default. */
@@ -704,6 +717,9 @@ static void handle_message(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
     case SYN_MSG_ARTIFACT_ACK:
         handle_artifact_ack(self, msg, now);
         break;
+    case SYN_MSG_ARTIFACT_DATA:
+        worker_pulling_data(self, msg, now);
+        break;
     case SYN_MSG_HEARTBEAT:
         break;
     case SYN_MSG_DISCONNECT:
@@ -851,6 +867,7 @@ static int64_t next_wakeup(worker_t *self, int64_t now)
                                                       : a->output_sent_ms + PROGRESS_EVERY_MS);
             if (a->cost_unsent && self->conn)
                 consider(&best, a->cost_sent_ms + COST_EVERY_MS);
+            consider(&best, worker_pulling_wakeup(self, a));
         } else if (a->result && self->conn)
             consider(&best, a->result_sent_ms < 0 ? now : a->result_sent_ms + patience);
     }
@@ -874,6 +891,7 @@ static void step_attempts(worker_t *self, int64_t now_us)
         if (a->run) {
             if (a->started_unsent && self->conn)
                 a->started_unsent = send_progress(self, a, "started", "", 0, NULL, now) != 0;
+            worker_pulling_step(self, a, now);
             worker_run_step(a->run, a->fds, a->nfds, now);
             send_events(self, a, now);
             report_cost(self, a, now);

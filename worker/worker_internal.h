@@ -47,6 +47,8 @@ typedef struct {
     struct worker_artifacts_t *artifacts;
     size_t art_index;
     uint64_t art_offset;
+    /* When the last ARTIFACT_GET of its pull went out (pulling.c); -1 none. */
+    int64_t pull_sent_ms;
 } attempt_t;
 
 struct worker_t {
@@ -124,5 +126,13 @@ void worker_poll_disarm_fired_timer(worker_t *self, const zmq_pollitem_t *item);
 /* worker.c: READY (with what it runs), and every unacknowledged result again. */
 void worker_send_ready(worker_t *self, int64_t now);
 void worker_resend_results(worker_t *self, int64_t now);
+/* worker.c: sends a message made of fields (stolen; NULL is logged); 0 when sent. */
+int worker_send(worker_t *self, syn_msg_type_t type, json_t *fields, int64_t now);
+
+/* pulling.c: the chunks of earlier phases' files a starting attempt pulls. */
+void worker_pulling_step(worker_t *self, attempt_t *a, int64_t now);
+/* When a's pull must be asked again (ms), or -1. */
+int64_t worker_pulling_wakeup(worker_t *self, attempt_t *a);
+void worker_pulling_data(worker_t *self, const syn_msg_t *msg, int64_t now);
 
 #endif

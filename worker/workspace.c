@@ -1,5 +1,6 @@
 /* workspace: see workspace.h. */
 #include "worker/workspace.h"
+#include "worker/artifact_pull.h"
 #include "common/base64.h"
 #include "worker/env.h"
 #include "worker/proc.h"
@@ -36,6 +37,7 @@ struct worker_workspace_t {
     size_t repo_count;
     size_t next_repo;         /* the one cloning or to clone next */
     worker_proc_t *clone;
+    worker_pull_t *pull;      /* earlier phases' files still to fetch, or NULL */
     char *error;
     bool stopped;
     int64_t kill_grace_ms;
@@ -43,7 +45,7 @@ struct worker_workspace_t {
 
 /* Copies the characters of text that are safe in a file name, others as '_',
  * at most max of them; never "", "." or ".." (a leading '.' becomes '_'). */
-static void safe_name(const char *text, size_t max, char *out)
+void worker_workspace_safe_name(const char *text, size_t max, char *out)
 {
     size_t n = 0;
     for (; text[n] && n < max; n++) {
@@ -82,7 +84,7 @@ static int plan_repo(const char *spec, repo_t *repo, char *err, size_t errlen)
     memcpy(segment, base + start, seg_len);
     segment[seg_len] = '\0';
     char name[NAME_PART_MAX * 2 + 1];
-    safe_name(segment, NAME_PART_MAX * 2, name);
+    worker_workspace_safe_name(segment, NAME_PART_MAX * 2, name);
     repo->spec = strdup(spec);
     repo->url = parsed.url;
     repo->ref = parsed.ref;
@@ -142,7 +144,7 @@ static int write_inputs(worker_workspace_t *self, const json_t *inputs, char *er
     int rc = 0;
     json_object_foreach((json_t *)inputs, phase_id, value) {
         char base[NAME_PART_MAX * 2 + 1], name[NAME_PART_MAX * 2 + 16];
-        safe_name(phase_id, NAME_PART_MAX * 2, base);
+        worker_workspace_safe_name(phase_id, NAME_PART_MAX * 2, base);
         char *dumped = json_is_string(value) ? NULL : json_dumps(value, JSON_ENCODE_ANY);
         const char *text = json_is_string(value) ? json_string_value(value) : dumped;
         size_t len = json_is_string(value) ? json_string_length(value) : dumped ? strlen(dumped)
@@ -238,8 +240,8 @@ worker_workspace_t *worker_workspace_new(const char *base, const worker_job_t *j
     }
     self->kill_grace_ms = options ? options->kill_grace_ms : 0;
     char execution[NAME_PART_MAX + 1], phase[NAME_PART_MAX + 1];
-    safe_name(job->execution_id, NAME_PART_MAX, execution);
-    safe_name(job->phase_id, NAME_PART_MAX, phase);
+    worker_workspace_safe_name(job->execution_id, NAME_PART_MAX, execution);
+    worker_workspace_safe_name(job->phase_id, NAME_PART_MAX, phase);
     if (asprintf(&self->path, "%s/syn-%s-%s-%llu-XXXXXX", base, execution, phase,
                  (unsigned long long)job->attempt) < 0) {
         self->path = NULL;
@@ -269,6 +271,15 @@ worker_workspace_t *worker_workspace_new(const char *base, const worker_job_t *j
         worker_workspace_destroy(&self, false);
         return NULL;
     }
+    if (json_array_size(job->artifacts) > 0) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/artifacts/input", self->path);
+        self->pull = worker_pull_new(job->artifacts, dir, err, errlen);
+        if (!self->pull) {
+            worker_workspace_destroy(&self, false);
+            return NULL;
+        }
+    }
     return self;
 }
 
@@ -278,6 +289,7 @@ void worker_workspace_destroy(worker_workspace_t **self_p, bool keep)
         return;
     worker_workspace_t *self = *self_p;
     worker_proc_destroy(&self->clone);
+    worker_pull_destroy(&self->pull);
     if (self->path) {
         if (keep)
             syn_info("worker", "kept workspace %s", self->path);
@@ -446,10 +458,16 @@ void worker_workspace_step(worker_workspace_t *self, const struct pollfd *fds, i
 
 bool worker_workspace_ready(const worker_workspace_t *self)
 {
-    return !self->error && !self->stopped && !self->clone && self->next_repo >= self->repo_count;
+    return !self->error && !self->stopped && !self->clone && self->next_repo >= self->repo_count &&
+           (!self->pull || worker_pull_done(self->pull));
 }
 
-const char *worker_workspace_error(const worker_workspace_t *self) { return self->error; }
+const char *worker_workspace_error(const worker_workspace_t *self)
+{
+    return self->error ? self->error : self->pull ? worker_pull_error(self->pull) : NULL;
+}
+
+struct worker_pull_t *worker_workspace_pull(worker_workspace_t *self) { return self->pull; }
 
 void worker_workspace_stop(worker_workspace_t *self)
 {

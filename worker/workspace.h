@@ -42,9 +42,13 @@ int worker_workspace_pollfds(worker_workspace_t *self, struct pollfd *fds, int m
 int64_t worker_workspace_deadline(const worker_workspace_t *self);
 void worker_workspace_step(worker_workspace_t *self, const struct pollfd *fds, int nfds,
                            int64_t now_ms);
-/* Every repository is cloned. */
+/* Every repository is cloned and every earlier phase's file pulled. */
 bool worker_workspace_ready(const worker_workspace_t *self);
-/* Why a clone failed ("cannot clone owner/repo: <git's complaint>"), or NULL. */
+/* The pull of earlier phases' files (job->artifacts; the worker's loop feeds it
+ * the broker's chunks), or NULL when there is none. */
+struct worker_pull_t;
+struct worker_pull_t *worker_workspace_pull(worker_workspace_t *self);
+/* Why a clone or the pull failed ("cannot clone owner/repo: <git's complaint>"), or NULL. */
 const char *worker_workspace_error(const worker_workspace_t *self);
 /* Kills a running clone at once; the workspace then never becomes ready. */
 void worker_workspace_stop(worker_workspace_t *self);
@@ -60,6 +64,12 @@ const char *worker_workspace_repo_name(const worker_workspace_t *self, size_t i)
  * NUL-terminated) and *len set, 0 when there is none, -1 on an error. */
 int worker_workspace_first_output(const char *dir, size_t max, char **data, size_t *len,
                                   char *name, size_t namelen);
+
+/* Copies the characters of text that are safe in a file name, others as '_', at
+ * most max of them (out has room for max + 1); never "", "." or "..". How a
+ * phase's id names its <phase>.md and <phase>/ under artifacts/input. */
+#define WORKER_WORKSPACE_NAME_MAX 96
+void worker_workspace_safe_name(const char *text, size_t max, char *out);
 
 /* Removes path and everything under it without following symlinks; 0 or -1. */
 int worker_workspace_remove_tree(const char *path);

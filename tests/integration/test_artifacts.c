@@ -1,10 +1,13 @@
 /* Artifacts end to end (issue 17) with the command provider and a real agent script
  * (fixtures/artifact_agent.sh): files left in artifacts/output, sub-folders and
  * binary content included, come back byte for byte from GET
- * /executions/{id}/artifacts/{phase}/{path} and in the tar; symbolic links and FIFOs are skipped with a PhaseWarning; the
+ * /executions/{id}/artifacts/{phase}/{path} and in the tar, and in the next phase's
+ * workspace (artifacts/input/<phase>/<path>); symbolic links and FIFOs are skipped with a PhaseWarning; the
  * limits fail the phase with their flag's name; a worker killed while sending
  * leaves nothing half-stored and the attempt runs again; a broker restart keeps
- * them. */
+ * them. Declared artifact names reach the agent (SYN_INPUT_ARTIFACTS,
+ * SYN_OUTPUT_ARTIFACTS) and a declared output left unmade is a PhaseWarning,
+ * never a failure. */
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
 
@@ -52,6 +55,18 @@ static int setup(void **state)
                " \"prompt_template\":\"$ARGUMENTS\"},"
                "{\"phase_id\":\"use\",\"name\":\"Use\",\"order\":2,"
                " \"prompt_template\":\"USE\"}]}");
+    if (!wf)
+        return -1;
+    json_decref(wf);
+    /* the same phases, with the artifact names the original lets phases declare */
+    wf = teststack_create_workflow(
+        stack, "{\"id\":\"declared\",\"name\":\"Declared\",\"phases\":["
+               "{\"phase_id\":\"make\",\"name\":\"Make\",\"order\":1,"
+               " \"prompt_template\":\"$ARGUMENTS\","
+               " \"output_artifacts\":[\"report\",\"data\",\"missing\"]},"
+               "{\"phase_id\":\"use\",\"name\":\"Use\",\"order\":2,"
+               " \"prompt_template\":\"USE\",\"input_artifacts\":[\"report\",\"data\"],"
+               " \"output_artifacts\":[\"summary\"]}]}");
     json_decref(wf);
     return wf ? 0 : -1;
 }
@@ -87,13 +102,13 @@ static char *slurp(const char *path, size_t *len)
     return data;
 }
 
-static char *run(const char *task, const char *want_status)
+static char *run_workflow(const char *workflow, const char *task, const char *want_status)
 {
     char body[128];
     snprintf(body, sizeof body, "{\"task\":\"%s\"}", task);
-    char *id = teststack_execute(stack, "deliver", body);
+    char *id = teststack_execute(stack, workflow, body);
     assert_non_null(id);
-    json_t *final = teststack_wait_terminal(stack, "deliver", id, 60000);
+    json_t *final = teststack_wait_terminal(stack, workflow, id, 60000);
     assert_non_null(final);
     if (strcmp(json_string_value(json_object_get(final, "status")), want_status) != 0) {
         teststack_dump_logs(stack);
@@ -102,6 +117,25 @@ static char *run(const char *task, const char *want_status)
     }
     json_decref(final);
     return id;
+}
+
+static char *run(const char *task, const char *want_status)
+{
+    return run_workflow("deliver", task, want_status);
+}
+
+/* The two files hold the same bytes (both in the scratch dir). */
+static void assert_same_file(const char *made, const char *seen)
+{
+    size_t made_len = 0, seen_len = 0;
+    char *a = slurp(made, &made_len);
+    char *b = slurp(seen, &seen_len);
+    if (!a || !b)
+        fail_msg("cannot read %s or %s", made, seen);
+    assert_int_equal(made_len, seen_len);
+    assert_memory_equal(a, b, made_len);
+    free(a);
+    free(b);
 }
 
 /* GET of one artifact must give the bytes of file (a path in the scratch dir). */
@@ -181,6 +215,62 @@ static void test_files_come_back_byte_for_byte(void **state)
         stack, "SELECT 1 FROM events WHERE execution_id = ?1 AND type = 'PhaseWarning'", id,
         NULL);
     assert_int_equal(warnings, 2);
+    free(id);
+}
+
+/* The "use" phase (USE) copied its artifacts/input: the files "make" left are
+ * there under make/, sub-folders, binary content and the empty file included,
+ * beside make.md, byte for byte what the agent of "make" wrote. */
+static void test_later_phase_gets_them_in_its_workspace(void **state)
+{
+    (void)state;
+    char *id = run("MAKE", "completed");
+    static const char *const files[] = {"sub/dir/data.bin", "report.md", "empty.txt"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char made[512], seen[512];
+        snprintf(made, sizeof made, "%s/%s/make/%s", scratch, id, files[i]);
+        snprintf(seen, sizeof seen, "%s/%s/seen/make/%s", scratch, id, files[i]);
+        assert_same_file(made, seen);
+    }
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s/seen/make.md", scratch, id);
+    assert_int_equal(stat(path, &st), 0);
+    /* what was skipped was never stored, so never delivered */
+    snprintf(path, sizeof path, "%s/%s/seen/make/link.txt", scratch, id);
+    assert_int_not_equal(lstat(path, &st), 0);
+    free(id);
+}
+
+/* The names a phase declares reach its agent; a declared output nobody made is
+ * a warning naming it, and the execution still completes. */
+static void test_declared_names_reach_the_agent_and_missing_outputs_warn(void **state)
+{
+    (void)state;
+    char *id = run_workflow("declared", "MAKE", "completed");
+    char path[512];
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/%s/make.env", scratch, id);
+    char *env = slurp(path, &len);
+    assert_non_null(env);
+    assert_int_equal(len, strlen("\nreport,data,missing\n"));
+    assert_memory_equal(env, "\nreport,data,missing\n", len);
+    free(env);
+    snprintf(path, sizeof path, "%s/%s/use.env", scratch, id);
+    env = slurp(path, &len);
+    assert_non_null(env);
+    assert_int_equal(len, strlen("report,data\nsummary\n"));
+    assert_memory_equal(env, "report,data\nsummary\n", len);
+    free(env);
+    /* "missing" of make and "summary" of use; report.md and data.bin answer to
+     * theirs (a name without its extension) */
+    const char *sql = "SELECT 1 FROM events WHERE execution_id = ?1 AND type = 'PhaseWarning'"
+                      " AND json_extract(data, '$.phase_id') = ?2"
+                      " AND json_extract(data, '$.message') LIKE ?3";
+    assert_int_equal(teststack_db_count(stack, sql, id, "make", "%'missing'%", NULL), 1);
+    assert_int_equal(teststack_db_count(stack, sql, id, "use", "%'summary'%", NULL), 1);
+    assert_int_equal(teststack_db_count(stack, sql, id, "make", "%declared output%", NULL), 1);
+    assert_int_equal(teststack_db_count(stack, sql, id, "use", "%declared output%", NULL), 1);
     free(id);
 }
 
@@ -313,6 +403,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_files_come_back_byte_for_byte),
+        cmocka_unit_test(test_later_phase_gets_them_in_its_workspace),
+        cmocka_unit_test(test_declared_names_reach_the_agent_and_missing_outputs_warn),
         cmocka_unit_test(test_tar_holds_them_all),
         cmocka_unit_test(test_unknown_artifacts_are_404_with_detail),
         cmocka_unit_test(test_limits_fail_the_phase_clearly),

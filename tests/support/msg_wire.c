@@ -194,6 +194,7 @@ char *big_unicode_string(size_t min_bytes)
 }
 
 /* One valid message of every type, realistic fields. */
+#define SHA_HEX "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 const msg_sample_t samples[] = {
     {SYN_MSG_REQUEST, "{\"id\":17,\"op\":\"execution.start\",\"args\":{\"workflow_id\":\"wf-abc\","
                       "\"inputs\":{\"topic\":\"caf\\u00e9 \\u6f22\\u5b57\"},\"task\":null,"
@@ -261,6 +262,20 @@ const msg_sample_t samples[] = {
                      "\"exit_code\":0,\"usage\":{\"input_tokens\":10,\"output_tokens\":5,"
                      "\"cost_usd\":0.001}}"},
     {SYN_MSG_DISCONNECT, "{\"reason\":\"worker name w1 is held by another key\"}"},
+    {SYN_MSG_ASSIGN, "{\"execution_id\":\"e\",\"workflow_id\":\"w\",\"phase_id\":\"use\","
+                     "\"attempt\":1,\"prompt\":\"x\",\"model\":null,\"timeout_ms\":0,"
+                     "\"provider\":null,\"artifacts\":[{\"phase_id\":\"make\","
+                     "\"path\":\"sub/data.bin\",\"size\":716804,\"sha256\":\"" SHA_HEX "\"}],"
+                     "\"input_artifacts\":[\"plan\"],\"output_artifacts\":[\"report\",\"patch\"]}"},
+    {SYN_MSG_ARTIFACT_GET, "{\"execution_id\":\"e\",\"phase_id\":\"use\",\"attempt\":1,"
+                           "\"from_phase\":\"make\",\"path\":\"sub/data.bin\",\"offset\":1048576}"},
+    {SYN_MSG_ARTIFACT_DATA, "{\"execution_id\":\"e\",\"phase_id\":\"use\",\"attempt\":1,"
+                            "\"from_phase\":\"make\",\"path\":\"sub/data.bin\",\"offset\":0,"
+                            "\"size\":4,\"sha256\":\"" SHA_HEX "\",\"data\":\"AAEC/w==\"}"},
+    {SYN_MSG_ARTIFACT_DATA, "{\"execution_id\":\"e\",\"phase_id\":\"use\",\"attempt\":1,"
+                            "\"from_phase\":\"make\",\"path\":\"gone.txt\",\"offset\":0,"
+                            "\"size\":0,\"sha256\":\"\",\"data\":\"\","
+                            "\"error\":\"Artifact gone.txt of phase make not found\"}"},
 };
 const size_t sample_count = sizeof samples / sizeof samples[0];
 

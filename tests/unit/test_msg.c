@@ -25,15 +25,16 @@ static void test_api_basics(void **state)
     (void) state;
     static const char *names[] = {NULL, "request", "reply", "ready", "heartbeat", "assign",
                                   "cancel", "progress", "result", "result_ack", "disconnect",
-                                  "event", "inject", "artifact", "artifact_ack"};
-    for (int t = SYN_MSG_REQUEST; t <= SYN_MSG_ARTIFACT_ACK; t++)
+                                  "event", "inject", "artifact", "artifact_ack",
+                                  "artifact_get", "artifact_data"};
+    for (int t = SYN_MSG_REQUEST; t <= SYN_MSG_ARTIFACT_DATA; t++)
         assert_string_equal(syn_msg_type_name((syn_msg_type_t) t), names[t]);
     assert_null(syn_msg_type_name((syn_msg_type_t) 0));
     assert_null(syn_msg_type_name((syn_msg_type_t) 99));
     assert_null(syn_msg_type_name((syn_msg_type_t) -1));
 
     assert_null(syn_msg_new((syn_msg_type_t) 0));
-    assert_null(syn_msg_new((syn_msg_type_t) (SYN_MSG_ARTIFACT_ACK + 1)));
+    assert_null(syn_msg_new((syn_msg_type_t) (SYN_MSG_ARTIFACT_DATA + 1)));
     assert_null(syn_msg_new_with(SYN_MSG_HEARTBEAT, json_array()));
     assert_null(syn_msg_new_with(SYN_MSG_HEARTBEAT, NULL));
 
@@ -195,6 +196,42 @@ static void test_schema_wrong_types(void **state)
                         "{\"execution_id\":\"e\",\"phase_id\":\"p\",\"attempt\":1,"
                         "\"status\":\"failed\",\"output\":\"\",\"error\":false,\"exit_code\":1}",
                         "field 'error' must be a string or nil, got a boolean");
+    /* assign's listing of earlier phases' files, artifact_get, artifact_data */
+    expect_schema_error(SYN_MSG_ASSIGN,
+                        "{\"execution_id\":\"e\",\"workflow_id\":\"w\",\"phase_id\":\"p\","
+                        "\"attempt\":1,\"prompt\":\"x\",\"model\":null,\"timeout_ms\":0,"
+                        "\"provider\":null,\"artifacts\":[{\"phase_id\":\"a\",\"path\":\"f\","
+                        "\"size\":-1,\"sha256\":\"x\"}]}",
+                        "field 'artifacts'[0]: field 'size' must be an unsigned integer");
+    expect_schema_error(SYN_MSG_ASSIGN,
+                        "{\"execution_id\":\"e\",\"workflow_id\":\"w\",\"phase_id\":\"p\","
+                        "\"attempt\":1,\"prompt\":\"x\",\"model\":null,\"timeout_ms\":0,"
+                        "\"provider\":null,\"artifacts\":[{\"phase_id\":\"a\",\"path\":\"f\","
+                        "\"size\":1}]}",
+                        "field 'artifacts'[0]: missing field 'sha256'");
+    expect_schema_error(SYN_MSG_ASSIGN,
+                        "{\"execution_id\":\"e\",\"workflow_id\":\"w\",\"phase_id\":\"p\","
+                        "\"attempt\":1,\"prompt\":\"x\",\"model\":null,\"timeout_ms\":0,"
+                        "\"provider\":null,\"output_artifacts\":[\"a\",null]}",
+                        "field 'output_artifacts'[1] must be a string, got nil");
+    expect_schema_error(SYN_MSG_ARTIFACT_GET,
+                        "{\"execution_id\":\"e\",\"phase_id\":\"p\",\"attempt\":1,"
+                        "\"from_phase\":\"a\",\"path\":\"f\",\"offset\":-5}",
+                        "field 'offset' must be an unsigned integer");
+    expect_schema_error(SYN_MSG_ARTIFACT_GET,
+                        "{\"execution_id\":\"e\",\"phase_id\":\"p\",\"attempt\":1,"
+                        "\"from_phase\":null,\"path\":\"f\",\"offset\":0}",
+                        "field 'from_phase' must be a string, got nil");
+    expect_schema_error(SYN_MSG_ARTIFACT_DATA,
+                        "{\"execution_id\":\"e\",\"phase_id\":\"p\",\"attempt\":1,"
+                        "\"from_phase\":\"a\",\"path\":\"f\",\"offset\":0,\"size\":1,"
+                        "\"sha256\":\"x\",\"data\":null}",
+                        "field 'data' must be a string, got nil");
+    expect_schema_error(SYN_MSG_ARTIFACT_DATA,
+                        "{\"execution_id\":\"e\",\"phase_id\":\"p\",\"attempt\":1,"
+                        "\"from_phase\":\"a\",\"path\":\"f\",\"offset\":0,\"size\":1,"
+                        "\"sha256\":\"x\",\"data\":\"\",\"error\":null}",
+                        "field 'error' must be a string, got nil");
     /* event */
     expect_schema_error(SYN_MSG_EVENT,
                         "{\"seq\":1,\"time\":1,\"execution_id\":null,\"type\":\"x\","
@@ -218,7 +255,8 @@ static void test_schema_missing_and_unknown(void **state)
      * missing; dropping an optional one leaves a valid message. */
     static const char *optional[] = {"inputs", "repos", "allowed_tools", "max_tokens",
                                      "detail", "usage", "draining", "prefetch",
-                                     "waiting", "reason"};
+                                     "waiting", "reason", "artifacts",
+                                     "input_artifacts", "output_artifacts"};
     for (size_t i = 0; i < SAMPLE_COUNT; i++) {
         json_t *fields = parse(samples[i].fields);
         const char *key;
@@ -231,6 +269,8 @@ static void test_schema_missing_and_unknown(void **state)
                 is_optional |= strcmp(key, optional[o]) == 0;
             /* "status" is required in reply and result, optional only in event. */
             is_optional |= samples[i].type == SYN_MSG_EVENT && strcmp(key, "status") == 0;
+            /* "error" is optional only in artifact_data (nil in result). */
+            is_optional |= samples[i].type == SYN_MSG_ARTIFACT_DATA && strcmp(key, "error") == 0;
             if (is_optional) {
                 syn_msg_t *msg = syn_msg_new_with(samples[i].type, copy);
                 round_trip(msg);

@@ -22,7 +22,7 @@
 static void test_round_trip_every_type(void **state)
 {
     (void) state;
-    bool seen[SYN_MSG_INJECT + 1] = {false};
+    bool seen[SYN_MSG_ARTIFACT_DATA + 1] = {false};
     for (size_t i = 0; i < SAMPLE_COUNT; i++) {
         syn_msg_t *msg = make(samples[i].type, samples[i].fields);
         round_trip(msg);
@@ -31,6 +31,7 @@ static void test_round_trip_every_type(void **state)
     }
     for (int t = SYN_MSG_REQUEST; t <= SYN_MSG_INJECT; t++)
         assert_true(seen[t]);
+    assert_true(seen[SYN_MSG_ARTIFACT_GET] && seen[SYN_MSG_ARTIFACT_DATA]);
 }
 
 static void test_round_trip_wire_shape(void **state)

@@ -180,11 +180,16 @@ static void test_recorded_session(void **state)
     worker_job_t job = job_with("Find the answer.\nSECRET_PROMPT_MARKER", 30000);
     job.inputs = inputs;
     job.allowed_tools = tools;
+    json_t *reads = json_pack("[s]", "plan"), *writes = json_pack("[s, s]", "report", "patch");
+    job.input_artifacts = reads;
+    job.output_artifacts = writes;
     setenv("ANTHROPIC_API_KEY", "sk-test-key", 1);
     setenv("SOME_OTHER_SECRET", "must-not-leak", 1);
     worker_run_t *run = start(f, &job);
     json_decref(inputs);
     json_decref(tools);
+    json_decref(reads);
+    json_decref(writes);
     char workspace[512];
     assert_non_null(worker_run_workspace(run));
     snprintf(workspace, sizeof workspace, "%s", worker_run_workspace(run));
@@ -272,6 +277,9 @@ static void test_recorded_session(void **state)
     assert_non_null(strstr(text, "artifacts/input/"));
     assert_non_null(strstr(text, "plan.md"));
     assert_non_null(strstr(text, "artifacts/output/"));
+    /* the artifact names the phase declares */
+    assert_non_null(strstr(text, "This phase reads the artifacts: plan.\n"));
+    assert_non_null(strstr(text, "(any extension): report, patch.\n"));
     const char *tail = "---\n\nFind the answer.\nSECRET_PROMPT_MARKER";
     assert_string_equal(text + strlen(text) - strlen(tail), tail);
     json_decref(parsed);
