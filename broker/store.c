@@ -55,8 +55,8 @@ int store_begin_write(broker_store_t *self)
         return -1;
     if (self->in_transaction)
         return 0;
-    sqlite3_stmt *s = store_stmt(self, SQL_BEGIN);
-    if (!s || store_run(self, s, "begin") != SQLITE_DONE) {
+    store_q_t *s = store_stmt(self, SQL_BEGIN);
+    if (!s || store_run(self, s, "begin") != STORE_DONE) {
         self->failed = true;
         return -1;
     }
@@ -66,7 +66,7 @@ int store_begin_write(broker_store_t *self)
 
 /* The statement of a write, the transaction begun: what every write starts
  * with. NULL when the transaction cannot begin or the statement not prepare. */
-sqlite3_stmt *store_write_stmt(broker_store_t *self, sql_id_t id)
+store_q_t *store_write_stmt(broker_store_t *self, sql_id_t id)
 {
     return store_begin_write(self) < 0 ? NULL : store_stmt(self, id);
 }
@@ -130,9 +130,9 @@ void broker_store_destroy(broker_store_t **self_p)
         if (self->in_transaction)
             broker_store_commit(self);
         for (int i = 0; i < SQL_COUNT; i++)
-            sqlite3_finalize(self->stmts[i]);
+            sqlite3_finalize(self->stmts[i].lite);
         for (int i = 0; i <= EVENT_BATCH_SHIFT; i++)
-            sqlite3_finalize(self->event_batch[i]);
+            sqlite3_finalize(self->event_batch[i].lite);
         sqlite3_close(self->db);
     }
     zhashx_destroy(&self->workflows);
@@ -145,15 +145,15 @@ void broker_store_destroy(broker_store_t **self_p)
 static int write_tally_entry(const broker_tally_entry_t *entry, void *arg)
 {
     broker_store_t *self = arg;
-    sqlite3_stmt *s;
+    store_q_t *s;
     if (*entry->status) {
         s = store_stmt(self, SQL_TALLY_COUNT);
         if (!s)
             return -1;
         store_bind_text(s, 1, entry->workflow_id);
         store_bind_text(s, 2, entry->status);
-        sqlite3_bind_int64(s, 3, entry->delta);
-        if (store_run(self, s, "count executions") != SQLITE_DONE)
+        store_bind_int(s, 3, entry->delta);
+        if (store_run(self, s, "count executions") != STORE_DONE)
             return -1;
     }
     s = store_stmt(self, SQL_TALLY_PAGES);
@@ -161,9 +161,9 @@ static int write_tally_entry(const broker_tally_entry_t *entry, void *arg)
         return -1;
     store_bind_text(s, 1, entry->workflow_id);
     store_bind_text(s, 2, entry->status);
-    sqlite3_bind_int64(s, 3, entry->block);
-    sqlite3_bind_int64(s, 4, entry->delta);
-    if (store_run(self, s, "count execution pages") != SQLITE_DONE)
+    store_bind_int(s, 3, entry->block);
+    store_bind_int(s, 4, entry->delta);
+    if (store_run(self, s, "count execution pages") != STORE_DONE)
         return -1;
     if (entry->delta > 0)
         return 0;
@@ -174,8 +174,8 @@ static int write_tally_entry(const broker_tally_entry_t *entry, void *arg)
             return -1;
         store_bind_text(s, 1, owners[i]);
         store_bind_text(s, 2, entry->status);
-        sqlite3_bind_int64(s, 3, entry->block);
-        if (store_run(self, s, "drop empty execution pages") != SQLITE_DONE)
+        store_bind_int(s, 3, entry->block);
+        if (store_run(self, s, "drop empty execution pages") != STORE_DONE)
             return -1;
     }
     return 0;
@@ -224,9 +224,9 @@ int broker_store_commit(broker_store_t *self)
         return failed ? -1 : 0;
     self->in_transaction = false;
     if (!failed) {
-        sqlite3_stmt *s = store_stmt(self, SQL_COMMIT);
+        store_q_t *s = store_stmt(self, SQL_COMMIT);
         int64_t started_us = syn_mono_us();
-        if (s && store_run(self, s, "commit") == SQLITE_DONE) {
+        if (s && store_run(self, s, "commit") == STORE_DONE) {
             syn_histogram_observe(&self->commit_seconds,
                                   (double)(syn_mono_us() - started_us) / 1e6);
             self->failed = false;

@@ -7,6 +7,7 @@
 #define SYN_BROKER_STORE_INTERNAL_H
 
 #include "broker/store.h"
+#include "broker/store_exec.h"
 #include "broker/tally.h"
 #include "common/metrics.h"
 
@@ -147,8 +148,8 @@ typedef struct {
 
 struct broker_store_t {
     sqlite3 *db;
-    sqlite3_stmt *stmts[SQL_COUNT];
-    sqlite3_stmt *event_batch[EVENT_BATCH_SHIFT + 1]; /* [k]: the insert of 2^k events */
+    store_q_t stmts[SQL_COUNT];
+    store_q_t event_batch[EVENT_BATCH_SHIFT + 1]; /* [k]: the insert of 2^k events */
     pending_events_t events; /* events of the open transaction, not yet written */
     zhashx_t *workflows; /* id → cached_workflow_t */
     broker_tally_t *tally; /* count changes of the open transaction, not yet written */
@@ -157,6 +158,18 @@ struct broker_store_t {
     uint64_t commits;
     syn_histogram_t commit_seconds; /* time of each COMMIT, for /metrics */
 };
+
+/* The key (INTEGER PRIMARY KEY) of the row the last insert made. */
+static inline int64_t store_inserted_id(broker_store_t *self)
+{
+    return sqlite3_last_insert_rowid(self->db);
+}
+
+/* How many rows the last write changed. */
+static inline int64_t store_changes(broker_store_t *self)
+{
+    return sqlite3_changes(self->db);
+}
 
 /* An execution's row as the counts know it: workflow, status, insertion number. */
 typedef struct {
@@ -169,26 +182,25 @@ typedef struct {
 /* (Each helper says what it does above its definition.) */
 
 void store_log_error(broker_store_t *self, const char *what);
-sqlite3_stmt *store_stmt(broker_store_t *self, sql_id_t id);
-int store_run(broker_store_t *self, sqlite3_stmt *s, const char *what);
-int store_step_one(broker_store_t *self, sqlite3_stmt *s, const char *what);
-int store_step_text(broker_store_t *self, sqlite3_stmt *s, const char *what, char **text);
-int64_t store_step_int(broker_store_t *self, sqlite3_stmt *s, const char *what);
-json_t *store_rows_end(broker_store_t *self, sqlite3_stmt *s, json_t *rows, int rc,
+store_q_t *store_stmt(broker_store_t *self, sql_id_t id);
+int store_run(broker_store_t *self, store_q_t *s, const char *what);
+int store_step_one(broker_store_t *self, store_q_t *s, const char *what);
+int store_step_text(broker_store_t *self, store_q_t *s, const char *what, char **text);
+int64_t store_step_int(broker_store_t *self, store_q_t *s, const char *what);
+json_t *store_rows_end(broker_store_t *self, store_q_t *s, json_t *rows, int rc,
                        const char *what);
-void store_bind_text(sqlite3_stmt *s, int index, const char *text);
-void store_bind_time(sqlite3_stmt *s, int index, int64_t value);
-char *store_column_strdup(sqlite3_stmt *s, int col);
-json_t *store_column_json(sqlite3_stmt *s, int col);
-json_t *store_column_string_or_null(sqlite3_stmt *s, int col);
-json_t *store_column_time(sqlite3_stmt *s, int col);
+void store_bind_time(store_q_t *s, int index, int64_t value);
+char *store_column_strdup(store_q_t *s, int col);
+json_t *store_column_json(store_q_t *s, int col);
+json_t *store_column_string_or_null(store_q_t *s, int col);
+json_t *store_column_time(store_q_t *s, int col);
 char *store_dump_json(const json_t *value);
 int store_exec_sql(broker_store_t *self, const char *sql, const char *what);
 
 /* --- the transaction and its counts (store.c) ------------------------------ */
 
 int store_begin_write(broker_store_t *self);
-sqlite3_stmt *store_write_stmt(broker_store_t *self, sql_id_t id);
+store_q_t *store_write_stmt(broker_store_t *self, sql_id_t id);
 char *store_write_json(broker_store_t *self, const json_t *value);
 int store_flush_tally(broker_store_t *self);
 int store_count_change(broker_store_t *self, const char *workflow_id, const char *status,
