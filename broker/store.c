@@ -83,6 +83,24 @@ char *store_write_json(broker_store_t *self, const json_t *value)
     return text;
 }
 
+bool broker_store_is_postgresql(const char *location)
+{
+    return strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0;
+}
+
+/* PostgreSQL: connect, bring the schema to this version, then every statement
+ * goes through the pipeline (store_pg.c). */
+static int open_postgresql(broker_store_t *self, const char *conninfo, char *err, size_t errlen)
+{
+    self->pg = store_pg_open(conninfo, &self->failed, err, errlen);
+    if (!self->pg)
+        return -1;
+    return store_pg_migrate(self->pg, err, errlen) < 0 ||
+                   store_pg_pipeline(self->pg, err, errlen) < 0
+               ? -1
+               : 0;
+}
+
 broker_store_t *broker_store_open(const char *path, char *err, size_t errlen)
 {
     /* The broker uses SQLite from one thread: without memory statistics every
@@ -107,6 +125,11 @@ broker_store_t *broker_store_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     zhashx_set_destructor(self->workflows, store_cached_workflow_destroy);
+    if (broker_store_is_postgresql(path)) {
+        if (open_postgresql(self, path, err, errlen) < 0)
+            broker_store_destroy(&self);
+        return self;
+    }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &self->db, flags, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path,
@@ -134,6 +157,15 @@ void broker_store_destroy(broker_store_t **self_p)
         for (int i = 0; i <= EVENT_BATCH_SHIFT; i++)
             sqlite3_finalize(self->event_batch[i].lite);
         sqlite3_close(self->db);
+    }
+    if (self->pg) {
+        if (self->in_transaction)
+            broker_store_commit(self);
+        for (int i = 0; i < SQL_COUNT; i++)
+            store_pg_q_destroy(&self->stmts[i].pg);
+        for (int i = 0; i <= EVENT_BATCH_SHIFT; i++)
+            store_pg_q_destroy(&self->event_batch[i].pg);
+        store_pg_close(&self->pg);
     }
     zhashx_destroy(&self->workflows);
     broker_tally_destroy(&self->tally);
@@ -235,7 +267,7 @@ int broker_store_commit(broker_store_t *self)
         }
     }
     self->failed = false;
-    if (!sqlite3_get_autocommit(self->db))
+    if (self->db ? !sqlite3_get_autocommit(self->db) : store_pg_in_transaction(self->pg))
         store_exec_sql(self, "ROLLBACK", "rollback");
     zhashx_purge(self->workflows); /* it may hold what was just rolled back */
     return -1;

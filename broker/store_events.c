@@ -15,7 +15,7 @@
 static store_q_t *event_batch_stmt(broker_store_t *self, unsigned shift)
 {
     store_q_t *s = &self->event_batch[shift];
-    if (s->lite)
+    if (s->lite || s->pg)
         return s;
     static const char head[] =
         "INSERT INTO events(seq, time, execution_id, type, data, exec_num) VALUES ";
@@ -33,8 +33,7 @@ static store_q_t *event_batch_stmt(broker_store_t *self, unsigned shift)
         syn_error("broker", "the insert of %u events does not fit its buffer", 1u << shift);
         return NULL;
     }
-    if (sqlite3_prepare_v3(self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->lite, NULL) !=
-        SQLITE_OK) {
+    if (store_prepare(self, s, sql, -1) < 0) {
         store_log_error(self, "prepare event insert");
         return NULL;
     }

@@ -146,8 +146,17 @@ typedef struct {
     size_t len, cap;
 } pending_events_t;
 
+/* PostgreSQL (store_pg.c, store_pg_sql.c): the connection and its executor. */
+typedef struct store_pg store_pg_t;
+#define STORE_PG_READ 1     /* the store reads its rows */
+#define STORE_PG_ANSWER 2   /* a write whose new key or count of changes the store reads */
+#define STORE_PG_CONFLICT 4 /* a write that changed nothing met a key already held */
+#define STORE_PG_COMMIT 8   /* COMMIT: done only when the server says COMMIT */
+#define STORE_PG_BINARY 16  /* rows come back as bytes (blobs) */
+
 struct broker_store_t {
-    sqlite3 *db;
+    sqlite3 *db;    /* SQLite, or NULL when pg */
+    store_pg_t *pg; /* PostgreSQL, or NULL when db */
     store_q_t stmts[SQL_COUNT];
     store_q_t event_batch[EVENT_BATCH_SHIFT + 1]; /* [k]: the insert of 2^k events */
     pending_events_t events; /* events of the open transaction, not yet written */
@@ -160,15 +169,18 @@ struct broker_store_t {
 };
 
 /* The key (INTEGER PRIMARY KEY) of the row the last insert made. */
+int64_t store_pg_inserted_id(const store_pg_t *pg);
+int64_t store_pg_changes(const store_pg_t *pg);
+
 static inline int64_t store_inserted_id(broker_store_t *self)
 {
-    return sqlite3_last_insert_rowid(self->db);
+    return self->db ? sqlite3_last_insert_rowid(self->db) : store_pg_inserted_id(self->pg);
 }
 
 /* How many rows the last write changed. */
 static inline int64_t store_changes(broker_store_t *self)
 {
-    return sqlite3_changes(self->db);
+    return self->db ? sqlite3_changes(self->db) : store_pg_changes(self->pg);
 }
 
 /* An execution's row as the counts know it: workflow, status, insertion number. */
@@ -205,6 +217,24 @@ char *store_write_json(broker_store_t *self, const json_t *value);
 int store_flush_tally(broker_store_t *self);
 int store_count_change(broker_store_t *self, const char *workflow_id, const char *status,
                        int64_t num, int64_t delta);
+
+/* --- PostgreSQL (store_pg.c, store_pg_sql.c) ------------------------------- */
+
+store_pg_t *store_pg_open(const char *conninfo, bool *failed, char *err, size_t errlen);
+int store_pg_pipeline(store_pg_t *pg, char *err, size_t errlen);
+void store_pg_close(store_pg_t **pg_p);
+const char *store_pg_error(const store_pg_t *pg);
+int store_pg_exec_plain(store_pg_t *pg, const char *sql, char *err, size_t errlen);
+int64_t store_pg_query_int(store_pg_t *pg, const char *sql, int64_t fallback);
+int store_pg_sync(store_pg_t *pg);
+bool store_pg_in_transaction(store_pg_t *pg);
+store_pg_q_t *store_pg_q_new(store_pg_t *pg, const char *sql, int flags);
+void store_pg_q_destroy(store_pg_q_t **q_p);
+int store_pg_migrate(store_pg_t *pg, char *err, size_t errlen);
+char *store_pg_sql(const char *lite, int id, int *flags);
+/* A statement prepared for the store's database from SQLite's text (id its
+ * sql_id_t, or -1): into *q; 0 or -1. */
+int store_prepare(broker_store_t *self, store_q_t *q, const char *lite, int id);
 
 /* --- the parts ------------------------------------------------------------- */
 

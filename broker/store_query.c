@@ -20,15 +20,17 @@ int broker_store_execution_match(broker_store_t *self, const char *prefix,
 {
     *count = 0;
     size_t len = strlen(prefix);
-    char *upper = malloc(len + 2);
+    char *upper = malloc(len + 5);
     if (!upper)
         return -1;
     memcpy(upper, prefix, len + 1);
-    if (len == 0 || (unsigned char)upper[len - 1] == 0xFF) {
-        upper[len] = (char)0xFF;
-        upper[len + 1] = '\0';
-    } else {
+    /* An ASCII last character counts up; otherwise the prefix gets the highest
+     * character (U+10FFFF): a bound every UTF-8 id with the prefix is below, and
+     * valid text for PostgreSQL, which refuses the byte 0xFF. */
+    if (len > 0 && (unsigned char)upper[len - 1] < 0x7F) {
         upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
+    } else {
+        memcpy(upper + len, "\xF4\x8F\xBF\xBF", 5);
     }
     store_q_t *s = store_stmt(self, SQL_EXECUTION_MATCH);
     if (!s) {

@@ -330,7 +330,26 @@ static const char *const sql_text[SQL_COUNT] = {
 
 void store_log_error(broker_store_t *self, const char *what)
 {
-    syn_error("broker", "sqlite %s failed: %s", what, sqlite3_errmsg(self->db));
+    if (self->db)
+        syn_error("broker", "sqlite %s failed: %s", what, sqlite3_errmsg(self->db));
+    else
+        syn_error("broker", "postgresql %s failed: %s", what, store_pg_error(self->pg));
+}
+
+/* Prepares lite (SQLite's text) on the store's database into *q: as it is on
+ * SQLite, as store_pg_sql() makes it on PostgreSQL. */
+int store_prepare(broker_store_t *self, store_q_t *q, const char *lite, int id)
+{
+    if (self->db)
+        return sqlite3_prepare_v3(self->db, lite, -1, SQLITE_PREPARE_PERSISTENT, &q->lite,
+                                  NULL) == SQLITE_OK
+                   ? 0
+                   : -1;
+    int flags;
+    char *sql = store_pg_sql(lite, id, &flags);
+    q->pg = sql ? store_pg_q_new(self->pg, sql, flags) : NULL;
+    free(sql);
+    return q->pg ? 0 : -1;
 }
 
 /* The prepared statement for id, reset and with its bindings cleared, so every
@@ -338,16 +357,14 @@ void store_log_error(broker_store_t *self, const char *what)
 store_q_t *store_stmt(broker_store_t *self, sql_id_t id)
 {
     store_q_t *s = &self->stmts[id];
-    if (!s->lite) {
-        if (sqlite3_prepare_v3(self->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, &s->lite,
-                               NULL) != SQLITE_OK) {
-            store_log_error(self, "prepare");
-            self->failed = self->in_transaction;
-            return NULL;
-        }
+    if (!s->lite && !s->pg && store_prepare(self, s, sql_text[id], (int)id) < 0) {
+        store_log_error(self, "prepare");
+        self->failed = self->in_transaction;
+        return NULL;
     }
     store_reset(s);
-    sqlite3_clear_bindings(s->lite);
+    if (s->lite)
+        sqlite3_clear_bindings(s->lite);
     return s;
 }
 
@@ -459,6 +476,14 @@ char *store_dump_json(const json_t *value)
 
 int store_exec_sql(broker_store_t *self, const char *sql, const char *what)
 {
+    if (self->pg) {
+        char err[256];
+        store_pg_sync(self->pg);
+        if (store_pg_exec_plain(self->pg, sql, err, sizeof err) == 0)
+            return 0;
+        syn_error("broker", "postgresql %s failed: %s", what, err);
+        return -1;
+    }
     char *msg = NULL;
     if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         syn_error("broker", "sqlite %s failed: %s", what, msg ? msg : "?");

@@ -2,6 +2,7 @@
  * and the workflows and executions the tests of broker/store_*.c put in it. Apart so
  * that the test files of the store's parts share one definition of each. */
 #include "tests/support/store_fixture.h"
+#include "tests/support/pg_cluster.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 int store_fixture_setup(void **state)
@@ -22,6 +24,11 @@ int store_fixture_setup(void **state)
         return -1;
     snprintf(f->path, sizeof f->path, "%s/syn.db", f->dir);
     char err[256];
+    if (pg_cluster_wanted() && pg_cluster_new_database(f->path, sizeof f->path, err,
+                                                       sizeof err) < 0) {
+        fprintf(stderr, "postgresql: %s\n", err);
+        return -1;
+    }
     f->store = broker_store_open(f->path, err, sizeof err);
     if (!f->store) {
         fprintf(stderr, "open: %s\n", err);
@@ -37,7 +44,7 @@ int store_fixture_teardown(void **state)
     broker_store_destroy(&f->store);
     const char *suffixes[] = {"", "-wal", "-shm"};
     for (int i = 0; i < 3; i++) {
-        char p[128];
+        char p[200];
         snprintf(p, sizeof p, "%s%s", f->path, suffixes[i]);
         unlink(p);
     }
@@ -57,8 +64,30 @@ void reopen(fixture_t *f)
 }
 
 /* A second connection sees only what was committed. */
+/* PostgreSQL's peek_int: a connection of its own. */
+static int64_t peek_int_pg(const fixture_t *f, const char *sql)
+{
+    PGconn *conn = PQconnectdb(f->path);
+    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    PGresult *r = PQexec(conn, sql);
+    int64_t v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+    {
+        const char *text = PQgetisnull(r, 0, 0) ? "0" : PQgetvalue(r, 0, 0);
+        /* a truth value reads as SQLite's 1 or 0 */
+        v = strcmp(text, "t") == 0 ? 1 : strcmp(text, "f") == 0 ? 0 : strtoll(text, NULL, 10);
+    }
+    else if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("peek %s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(conn);
+    return v;
+}
+
 int64_t peek_int(const fixture_t *f, const char *sql)
 {
+    if (broker_store_is_postgresql(f->path))
+        return peek_int_pg(f, sql);
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *s;

@@ -12,7 +12,7 @@
 
 typedef struct {
     char dir[64];
-    char path[96];
+    char path[160]; /* the SQLite file, or PostgreSQL's URI (SYN_TEST_STORE=postgresql) */
     broker_store_t *store;
 } fixture_t;
 

@@ -111,7 +111,7 @@ static void test_counts_match_rows(void **state)
                                  " SELECT workflow_id, status, count(*) AS n FROM executions"
                                  "  GROUP BY 1, 2"
                                  " EXCEPT SELECT workflow_id, status, n FROM execution_counts"
-                                 "  WHERE n != 0)"),
+                                 "  WHERE n != 0) AS d"),
                      0);
     assert_int_equal(peek_int(f, "SELECT count(*) FROM execution_counts WHERE n != 0"),
                      peek_int(f, "SELECT count(DISTINCT workflow_id || '/' || status)"
@@ -126,10 +126,10 @@ static void test_counts_match_rows(void **state)
                         " GROUP BY 3";
     char sql[1024];
     snprintf(sql, sizeof sql,
-             "SELECT (SELECT count(*) FROM (SELECT * FROM (%s) EXCEPT"
-             " SELECT workflow_id, status, bucket, n FROM execution_pages))"
+             "SELECT (SELECT count(*) FROM (SELECT * FROM (%s) AS t EXCEPT"
+             " SELECT workflow_id, status, bucket, n FROM execution_pages) AS a)"
              " + (SELECT count(*) FROM (SELECT workflow_id, status, bucket, n"
-             " FROM execution_pages EXCEPT SELECT * FROM (%s)))",
+             " FROM execution_pages EXCEPT SELECT * FROM (%s) AS t) AS b)",
              truth, truth);
     assert_int_equal(peek_int(f, sql), 0);
 }
