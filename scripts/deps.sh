@@ -2,12 +2,14 @@
 # Installs the Debian packages syn builds and tests with; silent when all are present.
 # clang-14 and libclang-rt-14-dev (libFuzzer and clang's sanitizer runtimes) build
 # only the fuzz targets (`make fuzz`); everything else builds with gcc.
+# libpq-dev: the broker's PostgreSQL store (issue 21); postgresql: the tests' private
+# clusters (tests/support/pg_cluster.c runs initdb and pg_ctl, as nobody under root).
 # python3-prometheus-client parses GET /metrics in tests/integration/test_metrics.c.
 # chromium, nodejs and npm run the dashboard's browser tests (tests/browser: npm ci
 # of the pinned playwright-core under the build tree; no browser is downloaded).
 set -e
 pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libmicrohttpd-dev
-libjansson-dev libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev libgnutls28-dev sqlite3 curl git python3 bubblewrap
+libjansson-dev libsqlite3-dev libpq-dev postgresql libcmocka-dev libcurl4-openssl-dev libyaml-dev libgnutls28-dev sqlite3 curl git python3 bubblewrap
 python3-prometheus-client chromium
 tmux clang-14 libclang-rt-14-dev"
 # Installed when the distribution has it (the broker and gateway link it for
