@@ -16,6 +16,10 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+/* PostgreSQL's second connection (store_fixture_peer) and its database. */
+static PGconn *peer;
+static char peer_uri[160];
+
 int store_fixture_setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
@@ -42,6 +46,10 @@ int store_fixture_teardown(void **state)
 {
     fixture_t *f = *state;
     broker_store_destroy(&f->store);
+    if (peer) {
+        PQfinish(peer);
+        peer = NULL;
+    }
     const char *suffixes[] = {"", "-wal", "-shm"};
     for (int i = 0; i < 3; i++) {
         char p[200];
@@ -63,13 +71,28 @@ void reopen(fixture_t *f)
     assert_non_null(f->store);
 }
 
-/* A second connection sees only what was committed. */
-/* PostgreSQL's peek_int: a connection of its own. */
+/* PostgreSQL's second connection: one per database, kept until the test's
+ * teardown (a connection per peek is a new server process each time, which
+ * under load made the paging test take minutes). Outside a transaction it sees
+ * what was committed, as a fresh one would. */
+PGconn *store_fixture_peer(const fixture_t *f)
+{
+    if (peer && strcmp(peer_uri, f->path) != 0) {
+        PQfinish(peer);
+        peer = NULL;
+    }
+    if (!peer) {
+        peer = PQconnectdb(f->path);
+        assert_int_equal(PQstatus(peer), CONNECTION_OK);
+        snprintf(peer_uri, sizeof peer_uri, "%s", f->path);
+    }
+    return peer;
+}
+
+/* PostgreSQL's peek_int. */
 static int64_t peek_int_pg(const fixture_t *f, const char *sql)
 {
-    PGconn *conn = PQconnectdb(f->path);
-    assert_int_equal(PQstatus(conn), CONNECTION_OK);
-    PGresult *r = PQexec(conn, sql);
+    PGresult *r = PQexec(store_fixture_peer(f), sql);
     int64_t v = -1;
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
     {
@@ -80,10 +103,10 @@ static int64_t peek_int_pg(const fixture_t *f, const char *sql)
     else if (PQresultStatus(r) != PGRES_TUPLES_OK)
         fail_msg("peek %s: %s", sql, PQresultErrorMessage(r));
     PQclear(r);
-    PQfinish(conn);
     return v;
 }
 
+/* A second connection sees only what was committed. */
 int64_t peek_int(const fixture_t *f, const char *sql)
 {
     if (broker_store_is_postgresql(f->path))

@@ -75,8 +75,7 @@ static void test_prefix_match(void **state)
 static json_t *naive_page_pg(const fixture_t *f, const char *workflow_id, const char *status,
                              int64_t page, int64_t size)
 {
-    PGconn *conn = PQconnectdb(f->path);
-    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    PGconn *conn = store_fixture_peer(f);
     char limit[24], offset[24];
     snprintf(limit, sizeof limit, "%lld", (long long)size);
     snprintf(offset, sizeof offset, "%lld", (long long)((page - 1) * size));
@@ -91,7 +90,6 @@ static json_t *naive_page_pg(const fixture_t *f, const char *workflow_id, const 
     for (int i = 0; i < PQntuples(r); i++)
         json_array_append_new(ids, json_string(PQgetvalue(r, i, 0)));
     PQclear(r);
-    PQfinish(conn);
     return ids;
 }
 
