@@ -264,10 +264,12 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
      * glibc's malloc_trim cannot reach: found at run time, so this library does
      * not depend on the allocator its program chose. */
     *(void **)&self->allocator_collect = dlsym(RTLD_DEFAULT, "mi_collect");
-    if (make_dirs(config->data_dir, err, errlen) < 0)
-        goto fail;
     char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s/syn.db", config->data_dir) >= (int)sizeof path) {
+    if (config->postgresql) {
+        snprintf(path, sizeof path, "%s", config->postgresql);
+    } else if (make_dirs(config->data_dir, err, errlen) < 0) {
+        goto fail;
+    } else if (snprintf(path, sizeof path, "%s/syn.db", config->data_dir) >= (int)sizeof path) {
         snprintf(err, errlen, "data path too long");
         goto fail;
     }

@@ -22,6 +22,7 @@
 
 typedef struct {
     const char *data_dir;       /* created if missing; holds syn.db */
+    const char *postgresql;     /* NULL: SQLite in data_dir; else the store's URI (issue 21) */
     const char *clients;        /* ROUTER endpoint for gateways */
     const char *workers;        /* ROUTER endpoint for workers */
     const char *events;         /* PUB endpoint */

@@ -1,6 +1,7 @@
 /* syn-broker: owns the state, dispatches phases (see broker/broker.h). */
 #include "broker/broker.h"
 #include "broker/quarantine.h"
+#include "broker/store.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "common/signals.h"
@@ -8,6 +9,8 @@
 #include <czmq.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #ifdef SYN_WITH_MIMALLOC
 #include <mimalloc.h>
 #endif
@@ -47,9 +50,14 @@ int main(int argc, char **argv)
          quarantine_window_ms = BROKER_QUARANTINE_WINDOW_MS;
     long artifact_max_file = 16l << 20, artifact_max_phase = 64l << 20, artifact_max_files = 256;
     const char *log_level = "info";
+    const char *store = NULL;
     syn_flag_t flags[] = {
         {"data", SYN_FLAG_STRING, "DIR", "data directory (SQLite file syn.db inside)",
          &config.data_dir, 0, 0},
+        {"store", SYN_FLAG_STRING, "WHERE",
+         "the store: sqlite:DIR (as --data DIR) or postgresql://... (a libpq URI); "
+         "default $SYN_STORE, else --data",
+         &store, 0, 0},
         {"clients", SYN_FLAG_STRING, "EP", "endpoint for gateways (ROUTER)", &config.clients, 0,
          0},
         {"workers", SYN_FLAG_STRING, "EP", "endpoint for workers (ROUTER)", &config.workers, 0,
@@ -128,6 +136,19 @@ int main(int argc, char **argv)
     config.artifacts = (broker_artifact_limits_t){artifact_max_file, artifact_max_phase,
                                                   artifact_max_files};
     char err[512];
+    if (!store)
+        store = getenv("SYN_STORE");
+    if (store && *store) {
+        if (broker_store_is_postgresql(store)) {
+            config.postgresql = store;
+        } else if (strncmp(store, "sqlite:", 7) == 0 && store[7]) {
+            config.data_dir = store + 7;
+        } else {
+            fprintf(stderr, "error: --store: expected sqlite:DIR or postgresql://..., got %s\n",
+                    store);
+            return 2;
+        }
+    }
     if (broker_config_check(&config, err, sizeof err) < 0) {
         fprintf(stderr, "error: %s\n", err);
         return 2;
@@ -148,9 +169,11 @@ int main(int argc, char **argv)
         syn_error("broker", "%s", err);
         return 1;
     }
-    syn_info("broker", "listening clients=%s workers=%s events=%s data=%s",
+    /* (the URI is not logged: it may hold a password) */
+    syn_info("broker", "listening clients=%s workers=%s events=%s store=%s%s",
              broker_clients_endpoint(broker), broker_workers_endpoint(broker),
-             broker_events_endpoint(broker), config.data_dir);
+             broker_events_endpoint(broker), config.postgresql ? "postgresql" : "sqlite:",
+             config.postgresql ? "" : config.data_dir);
     int rc = 0;
     while (!syn_signals_stop_requested()) {
         if (syn_signals_take_reload()) {

@@ -55,8 +55,8 @@ int store_begin_write(broker_store_t *self)
         return -1;
     if (self->in_transaction)
         return 0;
-    sqlite3_stmt *s = store_stmt(self, SQL_BEGIN);
-    if (!s || store_run(self, s, "begin") != SQLITE_DONE) {
+    store_q_t *s = store_stmt(self, SQL_BEGIN);
+    if (!s || store_run(self, s, "begin") != STORE_DONE) {
         self->failed = true;
         return -1;
     }
@@ -66,7 +66,7 @@ int store_begin_write(broker_store_t *self)
 
 /* The statement of a write, the transaction begun: what every write starts
  * with. NULL when the transaction cannot begin or the statement not prepare. */
-sqlite3_stmt *store_write_stmt(broker_store_t *self, sql_id_t id)
+store_q_t *store_write_stmt(broker_store_t *self, sql_id_t id)
 {
     return store_begin_write(self) < 0 ? NULL : store_stmt(self, id);
 }
@@ -81,6 +81,24 @@ char *store_write_json(broker_store_t *self, const json_t *value)
         return NULL;
     }
     return text;
+}
+
+bool broker_store_is_postgresql(const char *location)
+{
+    return strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0;
+}
+
+/* PostgreSQL: connect, bring the schema to this version, then every statement
+ * goes through the pipeline (store_pg.c). */
+static int open_postgresql(broker_store_t *self, const char *conninfo, char *err, size_t errlen)
+{
+    self->pg = store_pg_open(conninfo, &self->failed, err, errlen);
+    if (!self->pg)
+        return -1;
+    return store_pg_migrate(self->pg, err, errlen) < 0 ||
+                   store_pg_pipeline(self->pg, err, errlen) < 0
+               ? -1
+               : 0;
 }
 
 broker_store_t *broker_store_open(const char *path, char *err, size_t errlen)
@@ -107,6 +125,11 @@ broker_store_t *broker_store_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     zhashx_set_destructor(self->workflows, store_cached_workflow_destroy);
+    if (broker_store_is_postgresql(path)) {
+        if (open_postgresql(self, path, err, errlen) < 0)
+            broker_store_destroy(&self);
+        return self;
+    }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &self->db, flags, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path,
@@ -130,10 +153,19 @@ void broker_store_destroy(broker_store_t **self_p)
         if (self->in_transaction)
             broker_store_commit(self);
         for (int i = 0; i < SQL_COUNT; i++)
-            sqlite3_finalize(self->stmts[i]);
+            sqlite3_finalize(self->stmts[i].lite);
         for (int i = 0; i <= EVENT_BATCH_SHIFT; i++)
-            sqlite3_finalize(self->event_batch[i]);
+            sqlite3_finalize(self->event_batch[i].lite);
         sqlite3_close(self->db);
+    }
+    if (self->pg) {
+        if (self->in_transaction)
+            broker_store_commit(self);
+        for (int i = 0; i < SQL_COUNT; i++)
+            store_pg_q_destroy(&self->stmts[i].pg);
+        for (int i = 0; i <= EVENT_BATCH_SHIFT; i++)
+            store_pg_q_destroy(&self->event_batch[i].pg);
+        store_pg_close(&self->pg);
     }
     zhashx_destroy(&self->workflows);
     broker_tally_destroy(&self->tally);
@@ -145,15 +177,15 @@ void broker_store_destroy(broker_store_t **self_p)
 static int write_tally_entry(const broker_tally_entry_t *entry, void *arg)
 {
     broker_store_t *self = arg;
-    sqlite3_stmt *s;
+    store_q_t *s;
     if (*entry->status) {
         s = store_stmt(self, SQL_TALLY_COUNT);
         if (!s)
             return -1;
         store_bind_text(s, 1, entry->workflow_id);
         store_bind_text(s, 2, entry->status);
-        sqlite3_bind_int64(s, 3, entry->delta);
-        if (store_run(self, s, "count executions") != SQLITE_DONE)
+        store_bind_int(s, 3, entry->delta);
+        if (store_run(self, s, "count executions") != STORE_DONE)
             return -1;
     }
     s = store_stmt(self, SQL_TALLY_PAGES);
@@ -161,9 +193,9 @@ static int write_tally_entry(const broker_tally_entry_t *entry, void *arg)
         return -1;
     store_bind_text(s, 1, entry->workflow_id);
     store_bind_text(s, 2, entry->status);
-    sqlite3_bind_int64(s, 3, entry->block);
-    sqlite3_bind_int64(s, 4, entry->delta);
-    if (store_run(self, s, "count execution pages") != SQLITE_DONE)
+    store_bind_int(s, 3, entry->block);
+    store_bind_int(s, 4, entry->delta);
+    if (store_run(self, s, "count execution pages") != STORE_DONE)
         return -1;
     if (entry->delta > 0)
         return 0;
@@ -174,8 +206,8 @@ static int write_tally_entry(const broker_tally_entry_t *entry, void *arg)
             return -1;
         store_bind_text(s, 1, owners[i]);
         store_bind_text(s, 2, entry->status);
-        sqlite3_bind_int64(s, 3, entry->block);
-        if (store_run(self, s, "drop empty execution pages") != SQLITE_DONE)
+        store_bind_int(s, 3, entry->block);
+        if (store_run(self, s, "drop empty execution pages") != STORE_DONE)
             return -1;
     }
     return 0;
@@ -217,7 +249,7 @@ int store_count_change(broker_store_t *self, const char *workflow_id, const char
 static void rollback(broker_store_t *self)
 {
     self->failed = false;
-    if (!sqlite3_get_autocommit(self->db))
+    if (self->db ? !sqlite3_get_autocommit(self->db) : store_pg_in_transaction(self->pg))
         store_exec_sql(self, "ROLLBACK", "rollback");
     zhashx_purge(self->workflows); /* it may hold what was just rolled back */
 }
@@ -234,9 +266,9 @@ int broker_store_commit(broker_store_t *self)
         return failed ? -1 : 0;
     self->in_transaction = false;
     if (!failed) {
-        sqlite3_stmt *s = store_stmt(self, SQL_COMMIT);
+        store_q_t *s = store_stmt(self, SQL_COMMIT);
         int64_t started_us = syn_mono_us();
-        if (s && store_run(self, s, "commit") == SQLITE_DONE) {
+        if (s && store_run(self, s, "commit") == STORE_DONE) {
             syn_histogram_observe(&self->commit_seconds,
                                   (double)(syn_mono_us() - started_us) / 1e6);
             self->failed = false;
@@ -264,6 +296,15 @@ int broker_store_probe(broker_store_t *self)
 {
     if (self->in_transaction)
         return -1;
+    if (self->pg) { /* the server's disk: a one-row write of its own */
+        store_pg_sync(self->pg);
+        char err[256];
+        if (store_pg_exec_plain(self->pg, "UPDATE syn_schema SET version = version", err,
+                                sizeof err) == 0)
+            return 0;
+        snprintf(self->last_error, sizeof self->last_error, "%s", err);
+        return -1;
+    }
     sqlite3_stmt *s = NULL;
     int version = -1;
     if (sqlite3_prepare_v2(self->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&

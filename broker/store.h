@@ -88,9 +88,12 @@ typedef struct {
     bool include_archived;
 } broker_workflow_filter_t;
 
-/* Opens (creating when missing) the database file at path and its schema.
- * NULL with the reason in err. */
+/* Opens (creating when missing) the database and its schema: the SQLite file
+ * at path, or, when path is a PostgreSQL URI (broker_store_is_postgresql), that
+ * database (store_pg.c). NULL with the reason in err. */
 broker_store_t *broker_store_open(const char *path, char *err, size_t errlen);
+/* Whether a store location names PostgreSQL: postgresql://... or postgres://... */
+bool broker_store_is_postgresql(const char *location);
 /* Commits what is pending, then closes. */
 void broker_store_destroy(broker_store_t **self_p);
 

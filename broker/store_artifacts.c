@@ -24,48 +24,48 @@ int64_t broker_store_artifact_begin(broker_store_t *self, const char *execution_
                                     const char *phase_id, int64_t attempt, const char *path,
                                     int64_t size, const char *sha256, const char *media_type)
 {
-    sqlite3_stmt *s = store_write_stmt(self, SQL_ARTIFACT_INSERT);
+    store_q_t *s = store_write_stmt(self, SQL_ARTIFACT_INSERT);
     if (!s)
         return -1;
     store_bind_text(s, 1, execution_id);
     store_bind_text(s, 2, phase_id);
-    sqlite3_bind_int64(s, 3, attempt);
+    store_bind_int(s, 3, attempt);
     store_bind_text(s, 4, path);
-    sqlite3_bind_int64(s, 5, size);
+    store_bind_int(s, 5, size);
     store_bind_text(s, 6, sha256);
     store_bind_text(s, 7, media_type);
     store_bind_time(s, 8, syn_now_us());
-    if (store_run(self, s, "insert an artifact") != SQLITE_DONE)
+    if (store_run(self, s, "insert an artifact") != STORE_DONE)
         return -1;
-    return (int64_t)sqlite3_last_insert_rowid(self->db);
+    return store_inserted_id(self);
 }
 
 int broker_store_artifact_chunk(broker_store_t *self, int64_t artifact_id, int64_t offset,
                                 const void *data, size_t len)
 {
-    sqlite3_stmt *s = store_write_stmt(self, SQL_ARTIFACT_CHUNK_INSERT);
+    store_q_t *s = store_write_stmt(self, SQL_ARTIFACT_CHUNK_INSERT);
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, artifact_id);
-    sqlite3_bind_int64(s, 2, offset);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)len);
-    sqlite3_bind_blob64(s, 4, len ? data : "", len, SQLITE_STATIC);
-    return store_run(self, s, "insert an artifact chunk") == SQLITE_DONE ? 0 : -1;
+    store_bind_int(s, 1, artifact_id);
+    store_bind_int(s, 2, offset);
+    store_bind_int(s, 3, (int64_t)len);
+    store_bind_blob(s, 4, data, len);
+    return store_run(self, s, "insert an artifact chunk") == STORE_DONE ? 0 : -1;
 }
 
 /* Runs a write statement bound to an attempt (or to nothing when execution_id is NULL). */
 static int run_for_attempt(broker_store_t *self, sql_id_t id, const char *execution_id,
                            const char *phase_id, int64_t attempt, const char *what)
 {
-    sqlite3_stmt *s = store_write_stmt(self, id);
+    store_q_t *s = store_write_stmt(self, id);
     if (!s)
         return -1;
     if (execution_id) {
         store_bind_text(s, 1, execution_id);
         store_bind_text(s, 2, phase_id);
-        sqlite3_bind_int64(s, 3, attempt);
+        store_bind_int(s, 3, attempt);
     }
-    return store_run(self, s, what) == SQLITE_DONE ? 0 : -1;
+    return store_run(self, s, what) == STORE_DONE ? 0 : -1;
 }
 
 int broker_store_artifacts_discard(broker_store_t *self, const char *execution_id,
@@ -95,7 +95,7 @@ int broker_store_artifacts_complete(broker_store_t *self, const char *execution_
 
 json_t *broker_store_artifacts_list(broker_store_t *self, const char *execution_id)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_ARTIFACT_LIST);
+    store_q_t *s = store_stmt(self, SQL_ARTIFACT_LIST);
     json_t *rows = json_array();
     if (!s || !rows) {
         json_decref(rows);
@@ -103,13 +103,13 @@ json_t *broker_store_artifacts_list(broker_store_t *self, const char *execution_
     }
     store_bind_text(s, 1, execution_id);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = store_step(s)) == STORE_ROW) {
         json_t *row = json_pack(
-            "{s:s, s:I, s:s, s:I, s:s, s:s, s:o}", "phase_id", sqlite3_column_text(s, 0),
-            "attempt", (json_int_t)sqlite3_column_int64(s, 1), "path", sqlite3_column_text(s, 2),
-            "size", (json_int_t)sqlite3_column_int64(s, 3), "sha256", sqlite3_column_text(s, 4),
-            "media_type", sqlite3_column_text(s, 5), "created_at",
-            broker_time_json(sqlite3_column_int64(s, 6)));
+            "{s:s, s:I, s:s, s:I, s:s, s:s, s:o}", "phase_id", store_col_text(s, 0),
+            "attempt", (json_int_t)store_col_int(s, 1), "path", store_col_text(s, 2),
+            "size", (json_int_t)store_col_int(s, 3), "sha256", store_col_text(s, 4),
+            "media_type", store_col_text(s, 5), "created_at",
+            broker_time_json(store_col_int(s, 6)));
         if (!row || json_array_append_new(rows, row) < 0)
             break;
     }
@@ -120,7 +120,7 @@ int broker_store_artifact_find(broker_store_t *self, const char *execution_id,
                                const char *phase_id, const char *path,
                                broker_artifact_row_t *row)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_ARTIFACT_FIND);
+    store_q_t *s = store_stmt(self, SQL_ARTIFACT_FIND);
     if (!s)
         return -1;
     store_bind_text(s, 1, execution_id);
@@ -129,31 +129,31 @@ int broker_store_artifact_find(broker_store_t *self, const char *execution_id,
     int found = store_step_one(self, s, "find an artifact");
     if (found != 1)
         return found;
-    row->id = sqlite3_column_int64(s, 0);
-    row->attempt = sqlite3_column_int64(s, 1);
-    row->size = sqlite3_column_int64(s, 2);
-    snprintf(row->sha256, sizeof row->sha256, "%s", (const char *)sqlite3_column_text(s, 3));
+    row->id = store_col_int(s, 0);
+    row->attempt = store_col_int(s, 1);
+    row->size = store_col_int(s, 2);
+    snprintf(row->sha256, sizeof row->sha256, "%s", store_col_text(s, 3));
     snprintf(row->media_type, sizeof row->media_type, "%s",
-             (const char *)sqlite3_column_text(s, 4));
-    sqlite3_reset(s);
+             store_col_text(s, 4));
+    store_reset(s);
     return 1;
 }
 
 long broker_store_artifact_read(broker_store_t *self, int64_t artifact_id, int64_t offset,
                                 unsigned char *buf, size_t max)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_ARTIFACT_READ);
+    store_q_t *s = store_stmt(self, SQL_ARTIFACT_READ);
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, artifact_id);
-    sqlite3_bind_int64(s, 2, offset);
-    sqlite3_bind_int64(s, 3, offset + (int64_t)max);
+    store_bind_int(s, 1, artifact_id);
+    store_bind_int(s, 2, offset);
+    store_bind_int(s, 3, offset + (int64_t)max);
     size_t got = 0;
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t at = sqlite3_column_int64(s, 0);
-        const unsigned char *data = sqlite3_column_blob(s, 1);
-        int64_t len = sqlite3_column_bytes(s, 1);
+    while ((rc = store_step(s)) == STORE_ROW) {
+        int64_t at = store_col_int(s, 0);
+        const unsigned char *data = store_col_blob(s, 1);
+        int64_t len = (int64_t)store_col_bytes(s, 1);
         /* The chunks follow each other without a gap (the receiver wrote them in
          * order): copy the part of this one that falls in [offset + got, offset + max). */
         int64_t from = offset + (int64_t)got;
@@ -168,8 +168,8 @@ long broker_store_artifact_read(broker_store_t *self, int64_t artifact_id, int64
             got += (size_t)take;
         }
     }
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    store_reset(s);
+    if (rc != STORE_ROW && rc != STORE_DONE) {
         store_log_error(self, "read an artifact");
         return -1;
     }

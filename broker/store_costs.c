@@ -10,91 +10,91 @@
 
 static json_t *totals_of(broker_store_t *self)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_COSTS_TOTALS);
+    store_q_t *s = store_stmt(self, SQL_COSTS_TOTALS);
     if (!s || store_step_one(self, s, "sum costs") != 1)
         return NULL;
     json_t *totals = json_pack(
         "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I}", "executions",
-        (json_int_t)sqlite3_column_int64(s, 0), "workflows",
-        (json_int_t)sqlite3_column_int64(s, 1), "sessions",
-        (json_int_t)sqlite3_column_int64(s, 2), "input_tokens",
-        (json_int_t)sqlite3_column_int64(s, 3), "output_tokens",
-        (json_int_t)sqlite3_column_int64(s, 4), "cache_creation_tokens",
-        (json_int_t)sqlite3_column_int64(s, 5), "cache_read_tokens",
-        (json_int_t)sqlite3_column_int64(s, 6), "cost_usd", sqlite3_column_double(s, 7),
-        "tool_calls", (json_int_t)sqlite3_column_int64(s, 8), "turns",
-        (json_int_t)sqlite3_column_int64(s, 9));
-    sqlite3_reset(s);
+        (json_int_t)store_col_int(s, 0), "workflows",
+        (json_int_t)store_col_int(s, 1), "sessions",
+        (json_int_t)store_col_int(s, 2), "input_tokens",
+        (json_int_t)store_col_int(s, 3), "output_tokens",
+        (json_int_t)store_col_int(s, 4), "cache_creation_tokens",
+        (json_int_t)store_col_int(s, 5), "cache_read_tokens",
+        (json_int_t)store_col_int(s, 6), "cost_usd", store_col_double(s, 7),
+        "tool_calls", (json_int_t)store_col_int(s, 8), "turns",
+        (json_int_t)store_col_int(s, 9));
+    store_reset(s);
     return totals;
 }
 
 static json_t *status_counts_of(broker_store_t *self)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_COSTS_STATUS);
+    store_q_t *s = store_stmt(self, SQL_COSTS_STATUS);
     if (!s)
         return NULL;
     json_t *counts = json_object();
-    int rc = SQLITE_ERROR;
-    while (counts && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *status = (const char *)sqlite3_column_text(s, 0);
+    int rc = STORE_ERROR;
+    while (counts && (rc = store_step(s)) == STORE_ROW) {
+        const char *status = store_col_text(s, 0);
         if (status)
-            json_object_set_new(counts, status, json_integer(sqlite3_column_int64(s, 1)));
+            json_object_set_new(counts, status, json_integer(store_col_int(s, 1)));
     }
     return store_rows_end(self, s, counts, rc, "count executions by status");
 }
 
 static json_t *models_of(broker_store_t *self)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_COSTS_MODELS);
+    store_q_t *s = store_stmt(self, SQL_COSTS_MODELS);
     if (!s)
         return NULL;
     json_t *models = json_array();
-    int rc = SQLITE_ERROR;
-    while (models && (rc = sqlite3_step(s)) == SQLITE_ROW)
+    int rc = STORE_ERROR;
+    while (models && (rc = store_step(s)) == STORE_ROW)
         json_array_append_new(models, json_pack("{s:o, s:f}", "model",
                                                 store_column_string_or_null(s, 0), "cost_usd",
-                                                sqlite3_column_double(s, 1)));
+                                                store_col_double(s, 1)));
     return store_rows_end(self, s, models, rc, "sum cost by model");
 }
 
 static json_t *executions_of(broker_store_t *self, const char *execution_id, int64_t limit)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_COSTS_EXECUTIONS);
+    store_q_t *s = store_stmt(self, SQL_COSTS_EXECUTIONS);
     if (!s)
         return NULL;
     store_bind_text(s, 1, execution_id);
-    sqlite3_bind_int64(s, 2, limit);
+    store_bind_int(s, 2, limit);
     json_t *rows = json_array();
-    int rc = SQLITE_ERROR;
-    while (rows && (rc = sqlite3_step(s)) == SQLITE_ROW)
+    int rc = STORE_ERROR;
+    while (rows && (rc = store_step(s)) == STORE_ROW)
         json_array_append_new(
             rows,
             json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I}",
                       "execution_id", store_column_string_or_null(s, 0), "workflow_id",
                       store_column_string_or_null(s, 1), "started_at", store_column_time(s, 2),
                       "completed_at", store_column_time(s, 3), "input_tokens",
-                      (json_int_t)sqlite3_column_int64(s, 4), "output_tokens",
-                      (json_int_t)sqlite3_column_int64(s, 5), "cache_creation_tokens",
-                      (json_int_t)sqlite3_column_int64(s, 6), "cache_read_tokens",
-                      (json_int_t)sqlite3_column_int64(s, 7), "cost_usd",
-                      sqlite3_column_double(s, 8), "sessions",
-                      (json_int_t)sqlite3_column_int64(s, 9), "tool_calls",
-                      (json_int_t)sqlite3_column_int64(s, 10), "turns",
-                      (json_int_t)sqlite3_column_int64(s, 11), "duration_ms",
-                      (json_int_t)sqlite3_column_int64(s, 12)));
+                      (json_int_t)store_col_int(s, 4), "output_tokens",
+                      (json_int_t)store_col_int(s, 5), "cache_creation_tokens",
+                      (json_int_t)store_col_int(s, 6), "cache_read_tokens",
+                      (json_int_t)store_col_int(s, 7), "cost_usd",
+                      store_col_double(s, 8), "sessions",
+                      (json_int_t)store_col_int(s, 9), "tool_calls",
+                      (json_int_t)store_col_int(s, 10), "turns",
+                      (json_int_t)store_col_int(s, 11), "duration_ms",
+                      (json_int_t)store_col_int(s, 12)));
     return store_rows_end(self, s, rows, rc, "sum costs by execution");
 }
 
 static json_t *sessions_of(broker_store_t *self, const char *execution_id, int64_t limit)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_COSTS_SESSIONS);
+    store_q_t *s = store_stmt(self, SQL_COSTS_SESSIONS);
     if (!s)
         return NULL;
     store_bind_text(s, 1, execution_id);
-    sqlite3_bind_int64(s, 2, limit);
+    store_bind_int(s, 2, limit);
     json_t *rows = json_array();
-    int rc = SQLITE_ERROR;
-    while (rows && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    int rc = STORE_ERROR;
+    while (rows && (rc = store_step(s)) == STORE_ROW) {
         json_t *usage = store_column_json(s, 8);
         json_array_append_new(
             rows, json_pack("{s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "execution_id",
@@ -102,7 +102,7 @@ static json_t *sessions_of(broker_store_t *self, const char *execution_id, int64
                             store_column_string_or_null(s, 1), "phase_id",
                             store_column_string_or_null(s, 2), "phase_name",
                             store_column_string_or_null(s, 3), "attempt",
-                            (json_int_t)sqlite3_column_int64(s, 4), "status",
+                            (json_int_t)store_col_int(s, 4), "status",
                             store_column_string_or_null(s, 5), "started_at",
                             store_column_time(s, 6), "completed_at", store_column_time(s, 7), "usage",
                             json_is_object(usage) ? json_incref(usage) : json_null()));

@@ -12,10 +12,10 @@
 #include <string.h>
 
 /* The insert of 2^shift events: "VALUES (...), (...)" with six parameters a row. */
-static sqlite3_stmt *event_batch_stmt(broker_store_t *self, unsigned shift)
+static store_q_t *event_batch_stmt(broker_store_t *self, unsigned shift)
 {
-    sqlite3_stmt *s = self->event_batch[shift];
-    if (s)
+    store_q_t *s = &self->event_batch[shift];
+    if (s->lite || s->pg)
         return s;
     static const char head[] =
         "INSERT INTO events(seq, time, execution_id, type, data, exec_num) VALUES ";
@@ -33,16 +33,14 @@ static sqlite3_stmt *event_batch_stmt(broker_store_t *self, unsigned shift)
         syn_error("broker", "the insert of %u events does not fit its buffer", 1u << shift);
         return NULL;
     }
-    if (sqlite3_prepare_v3(self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) !=
-        SQLITE_OK) {
+    if (store_prepare(self, s, sql, -1) < 0) {
         store_log_error(self, "prepare event insert");
         return NULL;
     }
-    self->event_batch[shift] = s;
     return s;
 }
 
-static void bind_pending_text(sqlite3_stmt *s, int index, const pending_events_t *events,
+static void bind_pending_text(store_q_t *s, int index, const pending_events_t *events,
                               size_t offset)
 {
     store_bind_text(s, index, offset == NO_TEXT ? NULL : events->text + offset);
@@ -52,23 +50,23 @@ static void bind_pending_text(sqlite3_stmt *s, int index, const pending_events_t
 static int insert_events(broker_store_t *self, size_t first, unsigned shift)
 {
     const pending_events_t *events = &self->events;
-    sqlite3_stmt *s = event_batch_stmt(self, shift);
+    store_q_t *s = event_batch_stmt(self, shift);
     if (!s)
         return -1;
     for (size_t i = 0; i < (1u << shift); i++) {
         const pending_event_t *row = &events->rows[first + i];
         int b = (int)(6 * i);
-        sqlite3_bind_int64(s, b + 1, row->seq);
-        sqlite3_bind_int64(s, b + 2, row->time);
+        store_bind_int(s, b + 1, row->seq);
+        store_bind_int(s, b + 2, row->time);
         bind_pending_text(s, b + 3, events, row->execution_id);
         bind_pending_text(s, b + 4, events, row->type);
         bind_pending_text(s, b + 5, events, row->data);
         if (row->exec_num > 0)
-            sqlite3_bind_int64(s, b + 6, row->exec_num);
+            store_bind_int(s, b + 6, row->exec_num);
         else
-            sqlite3_bind_null(s, b + 6);
+            store_bind_null(s, b + 6);
     }
-    return store_run(self, s, "insert events") == SQLITE_DONE ? 0 : -1;
+    return store_run(self, s, "insert events") == STORE_DONE ? 0 : -1;
 }
 
 /* Writes the waiting events, largest batches first (whatever the outcome, none
@@ -132,7 +130,7 @@ int64_t broker_store_last_event_seq(broker_store_t *self)
 {
     if (self->events.count > 0)
         return self->events.rows[self->events.count - 1].seq;
-    sqlite3_stmt *s = store_stmt(self, SQL_EVENT_LAST);
+    store_q_t *s = store_stmt(self, SQL_EVENT_LAST);
     if (!s)
         return -1;
     return store_step_int(self, s, "last event");
@@ -145,18 +143,18 @@ int broker_store_events_after(broker_store_t *self, const char *execution_id,
     *more = false;
     if (store_flush_events(self) < 0)
         return -1;
-    sqlite3_stmt *s = store_stmt(self, execution_id ? SQL_EVENTS_EXECUTION : SQL_EVENTS_ALL);
+    store_q_t *s = store_stmt(self, execution_id ? SQL_EVENTS_EXECUTION : SQL_EVENTS_ALL);
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, after_seq);
-    sqlite3_bind_int64(s, 2, limit + 1);
+    store_bind_int(s, 1, after_seq);
+    store_bind_int(s, 2, limit + 1);
     if (execution_id)
         store_bind_text(s, 3, execution_id);
     json_t *events = json_array();
     size_t bytes = 0;
-    int rc = SQLITE_ERROR;
-    while (events && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        size_t size = (size_t)sqlite3_column_bytes(s, 4);
+    int rc = STORE_ERROR;
+    while (events && (rc = store_step(s)) == STORE_ROW) {
+        size_t size = (size_t)store_col_bytes(s, 4);
         if ((int64_t)json_array_size(events) == limit ||
             (json_array_size(events) > 0 && bytes + size > max_bytes)) {
             *more = true;
@@ -166,16 +164,16 @@ int broker_store_events_after(broker_store_t *self, const char *execution_id,
         json_t *data = store_column_json(s, 4);
         json_array_append_new(
             events, json_pack("{s:I, s:I, s:o, s:o, s:o}", "seq",
-                              (json_int_t)sqlite3_column_int64(s, 0), "time",
-                              (json_int_t)sqlite3_column_int64(s, 1), "execution_id",
+                              (json_int_t)store_col_int(s, 0), "time",
+                              (json_int_t)store_col_int(s, 1), "execution_id",
                               store_column_string_or_null(s, 2), "type",
                               store_column_string_or_null(s, 3),
                               "data", json_is_object(data) ? data : json_object()));
         if (!json_is_object(data))
             json_decref(data);
     }
-    sqlite3_reset(s);
-    if (!events || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
+    store_reset(s);
+    if (!events || (rc != STORE_DONE && rc != STORE_ROW)) {
         store_log_error(self, "replay events");
         json_decref(events);
         return -1;

@@ -24,34 +24,34 @@ int broker_store_execution_insert(broker_store_t *self, broker_execution_t *exec
     int result = -1;
     if (!inputs || !repos || store_begin_write(self) < 0)
         goto done;
-    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_INSERT);
+    store_q_t *s = store_stmt(self, SQL_EXECUTION_INSERT);
     if (!s)
         goto done;
     store_bind_text(s, 1, exec->id);
     store_bind_text(s, 2, exec->workflow_id);
-    sqlite3_bind_int64(s, 3, exec->workflow_version);
+    store_bind_int(s, 3, exec->workflow_version);
     store_bind_text(s, 4, broker_exec_status_name(exec->status));
     store_bind_text(s, 5, inputs);
     store_bind_text(s, 6, exec->task);
     store_bind_text(s, 7, repos);
-    sqlite3_bind_int64(s, 8, (int64_t)exec->phase_count);
-    sqlite3_bind_int64(s, 9, (int64_t)exec->completed_phases);
+    store_bind_int(s, 8, (int64_t)exec->phase_count);
+    store_bind_int(s, 9, (int64_t)exec->completed_phases);
     store_bind_text(s, 10, current_phase_id(exec));
-    sqlite3_bind_int64(s, 11, exec->created_at);
+    store_bind_int(s, 11, exec->created_at);
     store_bind_time(s, 12, exec->started_at);
     store_bind_time(s, 13, exec->completed_at);
     store_bind_text(s, 14, exec->error);
-    sqlite3_bind_int64(s, 15, exec->priority);
+    store_bind_int(s, 15, exec->priority);
     if (exec->max_budget_usd > 0)
-        sqlite3_bind_double(s, 16, exec->max_budget_usd);
+        store_bind_double(s, 16, exec->max_budget_usd);
     else
-        sqlite3_bind_null(s, 16);
+        store_bind_null(s, 16);
     int rc = store_run(self, s, "insert execution");
-    if (rc != SQLITE_DONE) {
-        result = rc == SQLITE_CONSTRAINT ? 1 : -1;
+    if (rc != STORE_DONE) {
+        result = rc == STORE_CONSTRAINT ? 1 : -1;
         goto done;
     }
-    int64_t num = sqlite3_last_insert_rowid(self->db);
+    int64_t num = store_inserted_id(self);
     exec->num = num;
     const char *status = broker_exec_status_name(exec->status);
     if (store_count_change(self, exec->workflow_id, status, num, 1) < 0 ||
@@ -62,16 +62,16 @@ int broker_store_execution_insert(broker_store_t *self, broker_execution_t *exec
         s = store_stmt(self, SQL_PHASE_INSERT);
         if (!s)
             goto done;
-        sqlite3_bind_int64(s, 1, num);
+        store_bind_int(s, 1, num);
         store_bind_text(s, 2, phase->phase_id);
-        sqlite3_bind_int64(s, 3, phase->order);
+        store_bind_int(s, 3, phase->order);
         store_bind_text(s, 4, phase->name);
         store_bind_text(s, 5, phase->model);
         store_bind_text(s, 6, broker_phase_status_name(phase->status));
         store_bind_text(s, 7, exec->id);
-        if (store_run(self, s, "insert phase") != SQLITE_DONE)
+        if (store_run(self, s, "insert phase") != STORE_DONE)
             goto done;
-        phase->row = sqlite3_last_insert_rowid(self->db);
+        phase->row = store_inserted_id(self);
     }
     result = 0;
 done:
@@ -83,18 +83,18 @@ done:
 /* 1 with the row, 0 when there is none, -1 on error (free workflow_id). */
 int store_counted_row(broker_store_t *self, const char *id, counted_row_t *row)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_ROW);
+    store_q_t *s = store_stmt(self, SQL_EXECUTION_ROW);
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
     int result = store_step_one(self, s, "read execution row");
     if (result == 1) {
         row->workflow_id = store_column_strdup(s, 0);
-        const char *status = (const char *)sqlite3_column_text(s, 1);
+        const char *status = store_col_text(s, 1);
         snprintf(row->status, sizeof row->status, "%s", status ? status : "");
-        row->num = sqlite3_column_int64(s, 2);
+        row->num = store_col_int(s, 2);
         result = row->workflow_id ? 1 : -1;
-        sqlite3_reset(s);
+        store_reset(s);
     } else if (result < 0) {
         self->failed = true;
     }
@@ -146,18 +146,18 @@ static int save_execution(broker_store_t *self, const broker_execution_t *exec, 
         status = !same;
     }
     sql_id_t id = status ? SQL_EXECUTION_SAVE : SQL_EXECUTION_SAVE_PROGRESS;
-    sqlite3_stmt *s = store_write_stmt(self, id);
+    store_q_t *s = store_write_stmt(self, id);
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, row.num > 0 ? row.num : exec->num);
+    store_bind_int(s, 1, row.num > 0 ? row.num : exec->num);
     if (status)
         store_bind_text(s, 2, broker_exec_status_name(exec->status));
-    sqlite3_bind_int64(s, 3, (int64_t)exec->completed_phases);
+    store_bind_int(s, 3, (int64_t)exec->completed_phases);
     store_bind_text(s, 4, current_phase_id(exec));
     store_bind_time(s, 5, exec->started_at);
     store_bind_time(s, 6, exec->completed_at);
     store_bind_text(s, 7, exec->error);
-    return store_run(self, s, "save execution") == SQLITE_DONE ? 0 : -1;
+    return store_run(self, s, "save execution") == STORE_DONE ? 0 : -1;
 }
 
 int broker_store_execution_save(broker_store_t *self, const broker_execution_t *exec)
@@ -181,7 +181,7 @@ static int save_phase(broker_store_t *self, const broker_execution_t *exec,
         return -1;
     if (phase->row > 0) {
         int rc = save_phase_by(self, exec, phase, output, phase->row);
-        if (rc != 0 || sqlite3_changes(self->db) > 0)
+        if (rc != 0 || store_changes(self) > 0)
             return rc;
     }
     return save_phase_by(self, exec, phase, output, 0);
@@ -193,21 +193,21 @@ static int save_phase_by(broker_store_t *self, const broker_execution_t *exec,
 {
     sql_id_t id = output ? (row ? SQL_PHASE_SAVE_OUTPUT_ROW : SQL_PHASE_SAVE_OUTPUT)
                          : (row ? SQL_PHASE_SAVE_ROW : SQL_PHASE_SAVE);
-    sqlite3_stmt *s = store_stmt(self, id);
+    store_q_t *s = store_stmt(self, id);
     if (!s)
         return -1;
     if (row)
-        sqlite3_bind_int64(s, 9, row);
-    sqlite3_bind_int64(s, 1, exec->num);
+        store_bind_int(s, 9, row);
+    store_bind_int(s, 1, exec->num);
     store_bind_text(s, 2, phase->phase_id);
     store_bind_text(s, 3, broker_phase_status_name(phase->status));
-    sqlite3_bind_int64(s, 4, phase->attempt);
+    store_bind_int(s, 4, phase->attempt);
     store_bind_text(s, 5, phase->error);
     store_bind_time(s, 6, phase->started_at);
     store_bind_time(s, 7, phase->completed_at);
     if (output)
         store_bind_text(s, 8, phase->output);
-    return store_run(self, s, "save phase") == SQLITE_DONE ? 0 : -1;
+    return store_run(self, s, "save phase") == STORE_DONE ? 0 : -1;
 }
 
 int broker_store_phase_save(broker_store_t *self, const broker_execution_t *exec,
@@ -225,29 +225,29 @@ int broker_store_phase_save_with_output(broker_store_t *self, const broker_execu
 int broker_store_phase_set_output(broker_store_t *self, const broker_execution_t *exec,
                                   const broker_phase_t *phase)
 {
-    sqlite3_stmt *s = store_write_stmt(self, SQL_PHASE_OUTPUT);
+    store_q_t *s = store_write_stmt(self, SQL_PHASE_OUTPUT);
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, exec->num);
+    store_bind_int(s, 1, exec->num);
     store_bind_text(s, 2, phase->phase_id);
     store_bind_text(s, 3, phase->output);
-    return store_run(self, s, "save phase output") == SQLITE_DONE ? 0 : -1;
+    return store_run(self, s, "save phase output") == STORE_DONE ? 0 : -1;
 }
 
 int broker_store_attempt_insert(broker_store_t *self, const broker_execution_t *exec,
                                 const char *phase_id, int64_t attempt, const char *worker,
                                 int64_t started_at)
 {
-    sqlite3_stmt *s = store_write_stmt(self, SQL_ATTEMPT_INSERT);
+    store_q_t *s = store_write_stmt(self, SQL_ATTEMPT_INSERT);
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, exec->num);
+    store_bind_int(s, 1, exec->num);
     store_bind_text(s, 2, phase_id);
-    sqlite3_bind_int64(s, 3, attempt);
+    store_bind_int(s, 3, attempt);
     store_bind_text(s, 4, worker);
     store_bind_time(s, 5, started_at);
     store_bind_text(s, 6, exec->id);
-    return store_run(self, s, "insert attempt") == SQLITE_DONE ? 0 : -1;
+    return store_run(self, s, "insert attempt") == STORE_DONE ? 0 : -1;
 }
 
 int broker_store_attempt_finish(broker_store_t *self, const broker_execution_t *exec,
@@ -255,33 +255,33 @@ int broker_store_attempt_finish(broker_store_t *self, const broker_execution_t *
                                 broker_attempt_status_t status, int64_t completed_at,
                                 const int64_t *exit_code, const char *error)
 {
-    sqlite3_stmt *s = store_write_stmt(self, SQL_ATTEMPT_FINISH);
+    store_q_t *s = store_write_stmt(self, SQL_ATTEMPT_FINISH);
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, exec->num);
+    store_bind_int(s, 1, exec->num);
     store_bind_text(s, 2, phase_id);
-    sqlite3_bind_int64(s, 3, attempt);
+    store_bind_int(s, 3, attempt);
     store_bind_text(s, 4, broker_attempt_status_name(status));
     store_bind_time(s, 5, completed_at);
     if (exit_code)
-        sqlite3_bind_int64(s, 6, *exit_code);
+        store_bind_int(s, 6, *exit_code);
     else
-        sqlite3_bind_null(s, 6);
+        store_bind_null(s, 6);
     store_bind_text(s, 7, error);
-    return store_run(self, s, "finish attempt") == SQLITE_DONE ? 0 : -1;
+    return store_run(self, s, "finish attempt") == STORE_DONE ? 0 : -1;
 }
 
 /* --- accounting and operator messages -------------------------------------- */
 
 /* The sums a phase and its execution both grow by, from parameter first on:
  * input, output, cache creation and cache read tokens, then the cost. */
-static void bind_usage_sums(sqlite3_stmt *s, int first, const broker_usage_t *usage)
+static void bind_usage_sums(store_q_t *s, int first, const broker_usage_t *usage)
 {
-    sqlite3_bind_int64(s, first, usage->input_tokens);
-    sqlite3_bind_int64(s, first + 1, usage->output_tokens);
-    sqlite3_bind_int64(s, first + 2, usage->cache_creation_tokens);
-    sqlite3_bind_int64(s, first + 3, usage->cache_read_tokens);
-    sqlite3_bind_double(s, first + 4, usage->cost_usd);
+    store_bind_int(s, first, usage->input_tokens);
+    store_bind_int(s, first + 1, usage->output_tokens);
+    store_bind_int(s, first + 2, usage->cache_creation_tokens);
+    store_bind_int(s, first + 3, usage->cache_read_tokens);
+    store_bind_double(s, first + 4, usage->cost_usd);
 }
 
 int broker_store_usage_record(broker_store_t *self, const char *execution_id,
@@ -295,16 +295,16 @@ int broker_store_usage_record(broker_store_t *self, const char *execution_id,
     if (!text)
         return -1;
     int result = -1;
-    sqlite3_stmt *s = store_stmt(self, SQL_USAGE_ATTEMPT);
+    store_q_t *s = store_stmt(self, SQL_USAGE_ATTEMPT);
     if (!s)
         goto done;
     store_bind_text(s, 1, execution_id);
     store_bind_text(s, 2, phase_id);
-    sqlite3_bind_int64(s, 3, attempt);
+    store_bind_int(s, 3, attempt);
     store_bind_text(s, 4, text);
-    if (store_run(self, s, "record attempt usage") != SQLITE_DONE)
+    if (store_run(self, s, "record attempt usage") != STORE_DONE)
         goto done;
-    if (sqlite3_changes(self->db) == 0) {
+    if (store_changes(self) == 0) {
         result = 0;
         goto done;
     }
@@ -314,18 +314,18 @@ int broker_store_usage_record(broker_store_t *self, const char *execution_id,
     store_bind_text(s, 1, execution_id);
     store_bind_text(s, 2, phase_id);
     bind_usage_sums(s, 3, usage);
-    sqlite3_bind_int64(s, 8, usage->num_turns);
-    sqlite3_bind_int64(s, 9, usage->duration_ms);
-    sqlite3_bind_int64(s, 10, usage->tool_call_count);
+    store_bind_int(s, 8, usage->num_turns);
+    store_bind_int(s, 9, usage->duration_ms);
+    store_bind_int(s, 10, usage->tool_call_count);
     store_bind_text(s, 11, usage->model);
-    if (store_run(self, s, "add phase usage") != SQLITE_DONE)
+    if (store_run(self, s, "add phase usage") != STORE_DONE)
         goto done;
     s = store_stmt(self, SQL_USAGE_EXECUTION);
     if (!s)
         goto done;
     store_bind_text(s, 1, execution_id);
     bind_usage_sums(s, 2, usage);
-    if (store_run(self, s, "add execution usage") == SQLITE_DONE)
+    if (store_run(self, s, "add execution usage") == STORE_DONE)
         result = 1;
 done:
     free(text);
@@ -335,46 +335,46 @@ done:
 int64_t broker_store_message_insert(broker_store_t *self, const char *execution_id,
                                     const char *role, const char *message, int64_t created_at)
 {
-    sqlite3_stmt *s = store_write_stmt(self, SQL_MESSAGE_INSERT);
+    store_q_t *s = store_write_stmt(self, SQL_MESSAGE_INSERT);
     if (!s)
         return -1;
     store_bind_text(s, 1, execution_id);
     store_bind_text(s, 2, role);
     store_bind_text(s, 3, message);
-    sqlite3_bind_int64(s, 4, created_at);
-    if (store_run(self, s, "insert operator message") != SQLITE_DONE)
+    store_bind_int(s, 4, created_at);
+    if (store_run(self, s, "insert operator message") != STORE_DONE)
         return -1;
-    return sqlite3_last_insert_rowid(self->db);
+    return store_inserted_id(self);
 }
 
 int broker_store_messages_bind(broker_store_t *self, const char *execution_id,
                                const char *phase_id)
 {
-    sqlite3_stmt *s = store_write_stmt(self, SQL_MESSAGES_BIND);
+    store_q_t *s = store_write_stmt(self, SQL_MESSAGES_BIND);
     if (!s)
         return -1;
     store_bind_text(s, 1, execution_id);
     store_bind_text(s, 2, phase_id);
-    return store_run(self, s, "bind operator messages") == SQLITE_DONE ? 0 : -1;
+    return store_run(self, s, "bind operator messages") == STORE_DONE ? 0 : -1;
 }
 
 /* [{id, role, message, phase_id, created_at}] of one execution, oldest first. */
 json_t *store_messages_of(broker_store_t *self, const char *execution_id, bool with_time)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_MESSAGES_OF);
+    store_q_t *s = store_stmt(self, SQL_MESSAGES_OF);
     if (!s)
         return NULL;
     store_bind_text(s, 1, execution_id);
     json_t *list = json_array();
-    int rc = SQLITE_ERROR;
-    while (list && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    int rc = STORE_ERROR;
+    while (list && (rc = store_step(s)) == STORE_ROW) {
         json_t *m = json_pack("{s:I, s:o, s:o, s:o}", "id",
-                              (json_int_t)sqlite3_column_int64(s, 0), "role",
+                              (json_int_t)store_col_int(s, 0), "role",
                               store_column_string_or_null(s, 1), "message",
                               store_column_string_or_null(s, 2), "phase_id",
                               store_column_string_or_null(s, 3));
         if (m && with_time)
-            json_object_set_new(m, "created_at", broker_time_json(sqlite3_column_int64(s, 4)));
+            json_object_set_new(m, "created_at", broker_time_json(store_col_int(s, 4)));
         json_array_append_new(list, m);
     }
     return store_rows_end(self, s, list, rc, "load operator messages");

@@ -7,6 +7,7 @@
 #define SYN_BROKER_STORE_INTERNAL_H
 
 #include "broker/store.h"
+#include "broker/store_exec.h"
 #include "broker/tally.h"
 #include "common/metrics.h"
 
@@ -149,10 +150,19 @@ typedef struct {
     size_t len, cap;
 } pending_events_t;
 
+/* PostgreSQL (store_pg.c, store_pg_sql.c): the connection and its executor. */
+typedef struct store_pg store_pg_t;
+#define STORE_PG_READ 1     /* the store reads its rows */
+#define STORE_PG_ANSWER 2   /* a write whose new key or count of changes the store reads */
+#define STORE_PG_CONFLICT 4 /* a write that changed nothing met a key already held */
+#define STORE_PG_COMMIT 8   /* COMMIT: done only when the server says COMMIT */
+#define STORE_PG_BINARY 16  /* rows come back as bytes (blobs) */
+
 struct broker_store_t {
-    sqlite3 *db;
-    sqlite3_stmt *stmts[SQL_COUNT];
-    sqlite3_stmt *event_batch[EVENT_BATCH_SHIFT + 1]; /* [k]: the insert of 2^k events */
+    sqlite3 *db;    /* SQLite, or NULL when pg */
+    store_pg_t *pg; /* PostgreSQL, or NULL when db */
+    store_q_t stmts[SQL_COUNT];
+    store_q_t event_batch[EVENT_BATCH_SHIFT + 1]; /* [k]: the insert of 2^k events */
     pending_events_t events; /* events of the open transaction, not yet written */
     zhashx_t *workflows; /* id → cached_workflow_t */
     broker_tally_t *tally; /* count changes of the open transaction, not yet written */
@@ -162,6 +172,21 @@ struct broker_store_t {
     char last_error[200]; /* SQLite's message of the last failure (store_log_error) */
     syn_histogram_t commit_seconds; /* time of each COMMIT, for /metrics */
 };
+
+/* The key (INTEGER PRIMARY KEY) of the row the last insert made. */
+int64_t store_pg_inserted_id(const store_pg_t *pg);
+int64_t store_pg_changes(const store_pg_t *pg);
+
+static inline int64_t store_inserted_id(broker_store_t *self)
+{
+    return self->db ? sqlite3_last_insert_rowid(self->db) : store_pg_inserted_id(self->pg);
+}
+
+/* How many rows the last write changed. */
+static inline int64_t store_changes(broker_store_t *self)
+{
+    return self->db ? sqlite3_changes(self->db) : store_pg_changes(self->pg);
+}
 
 /* An execution's row as the counts know it: workflow, status, insertion number. */
 typedef struct {
@@ -174,30 +199,47 @@ typedef struct {
 /* (Each helper says what it does above its definition.) */
 
 void store_log_error(broker_store_t *self, const char *what);
-sqlite3_stmt *store_stmt(broker_store_t *self, sql_id_t id);
-int store_run(broker_store_t *self, sqlite3_stmt *s, const char *what);
-int store_step_one(broker_store_t *self, sqlite3_stmt *s, const char *what);
-int store_step_text(broker_store_t *self, sqlite3_stmt *s, const char *what, char **text);
-int64_t store_step_int(broker_store_t *self, sqlite3_stmt *s, const char *what);
-json_t *store_rows_end(broker_store_t *self, sqlite3_stmt *s, json_t *rows, int rc,
+store_q_t *store_stmt(broker_store_t *self, sql_id_t id);
+int store_run(broker_store_t *self, store_q_t *s, const char *what);
+int store_step_one(broker_store_t *self, store_q_t *s, const char *what);
+int store_step_text(broker_store_t *self, store_q_t *s, const char *what, char **text);
+int64_t store_step_int(broker_store_t *self, store_q_t *s, const char *what);
+json_t *store_rows_end(broker_store_t *self, store_q_t *s, json_t *rows, int rc,
                        const char *what);
-void store_bind_text(sqlite3_stmt *s, int index, const char *text);
-void store_bind_time(sqlite3_stmt *s, int index, int64_t value);
-char *store_column_strdup(sqlite3_stmt *s, int col);
-json_t *store_column_json(sqlite3_stmt *s, int col);
-json_t *store_column_string_or_null(sqlite3_stmt *s, int col);
-json_t *store_column_time(sqlite3_stmt *s, int col);
+void store_bind_time(store_q_t *s, int index, int64_t value);
+char *store_column_strdup(store_q_t *s, int col);
+json_t *store_column_json(store_q_t *s, int col);
+json_t *store_column_string_or_null(store_q_t *s, int col);
+json_t *store_column_time(store_q_t *s, int col);
 char *store_dump_json(const json_t *value);
 int store_exec_sql(broker_store_t *self, const char *sql, const char *what);
 
 /* --- the transaction and its counts (store.c) ------------------------------ */
 
 int store_begin_write(broker_store_t *self);
-sqlite3_stmt *store_write_stmt(broker_store_t *self, sql_id_t id);
+store_q_t *store_write_stmt(broker_store_t *self, sql_id_t id);
 char *store_write_json(broker_store_t *self, const json_t *value);
 int store_flush_tally(broker_store_t *self);
 int store_count_change(broker_store_t *self, const char *workflow_id, const char *status,
                        int64_t num, int64_t delta);
+
+/* --- PostgreSQL (store_pg.c, store_pg_sql.c) ------------------------------- */
+
+store_pg_t *store_pg_open(const char *conninfo, bool *failed, char *err, size_t errlen);
+int store_pg_pipeline(store_pg_t *pg, char *err, size_t errlen);
+void store_pg_close(store_pg_t **pg_p);
+const char *store_pg_error(const store_pg_t *pg);
+int store_pg_exec_plain(store_pg_t *pg, const char *sql, char *err, size_t errlen);
+int64_t store_pg_query_int(store_pg_t *pg, const char *sql, int64_t fallback);
+int store_pg_sync(store_pg_t *pg);
+bool store_pg_in_transaction(store_pg_t *pg);
+store_pg_q_t *store_pg_q_new(store_pg_t *pg, const char *sql, int flags);
+void store_pg_q_destroy(store_pg_q_t **q_p);
+int store_pg_migrate(store_pg_t *pg, char *err, size_t errlen);
+char *store_pg_sql(const char *lite, int id, int *flags);
+/* A statement prepared for the store's database from SQLite's text (id its
+ * sql_id_t, or -1): into *q; 0 or -1. */
+int store_prepare(broker_store_t *self, store_q_t *q, const char *lite, int id);
 
 /* --- the parts ------------------------------------------------------------- */
 

@@ -20,32 +20,34 @@ int broker_store_execution_match(broker_store_t *self, const char *prefix,
 {
     *count = 0;
     size_t len = strlen(prefix);
-    char *upper = malloc(len + 2);
+    char *upper = malloc(len + 5);
     if (!upper)
         return -1;
     memcpy(upper, prefix, len + 1);
-    if (len == 0 || (unsigned char)upper[len - 1] == 0xFF) {
-        upper[len] = (char)0xFF;
-        upper[len + 1] = '\0';
-    } else {
+    /* An ASCII last character counts up; otherwise the prefix gets the highest
+     * character (U+10FFFF): a bound every UTF-8 id with the prefix is below, and
+     * valid text for PostgreSQL, which refuses the byte 0xFF. */
+    if (len > 0 && (unsigned char)upper[len - 1] < 0x7F) {
         upper[len - 1] = (char)((unsigned char)upper[len - 1] + 1);
+    } else {
+        memcpy(upper + len, "\xF4\x8F\xBF\xBF", 5);
     }
-    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_MATCH);
+    store_q_t *s = store_stmt(self, SQL_EXECUTION_MATCH);
     if (!s) {
         free(upper);
         return -1;
     }
     store_bind_text(s, 1, prefix);
-    sqlite3_bind_text(s, 2, upper, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, (int64_t)max);
+    store_bind_text(s, 2, upper);
+    store_bind_int(s, 3, (int64_t)max);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && *count < max) {
-        const char *id = (const char *)sqlite3_column_text(s, 0);
+    while ((rc = store_step(s)) == STORE_ROW && *count < max) {
+        const char *id = store_col_text(s, 0);
         snprintf(ids[*count], BROKER_EXEC_ID_SIZE, "%s", id ? id : "");
         (*count)++;
     }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    store_reset(s);
+    if (rc != STORE_DONE && rc != STORE_ROW) {
         store_log_error(self, "match execution ids");
         free(upper);
         return -1;
@@ -56,23 +58,23 @@ int broker_store_execution_match(broker_store_t *self, const char *prefix,
 
 int broker_store_execution_status(broker_store_t *self, const char *id, json_t **status_out)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_STATUS);
+    store_q_t *s = store_stmt(self, SQL_EXECUTION_STATUS);
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
     int result = store_step_one(self, s, "get execution");
     if (result == 1) {
         broker_status_view_t view = {
-            .execution_id = (const char *)sqlite3_column_text(s, 0),
-            .workflow_id = (const char *)sqlite3_column_text(s, 1),
-            .current_phase = (const char *)sqlite3_column_text(s, 3),
-            .completed_phases = sqlite3_column_int64(s, 4),
-            .total_phases = sqlite3_column_int64(s, 5),
-            .started_at = sqlite3_column_int64(s, 6),
-            .completed_at = sqlite3_column_int64(s, 7),
-            .error = (const char *)sqlite3_column_text(s, 8),
+            .execution_id = store_col_text(s, 0),
+            .workflow_id = store_col_text(s, 1),
+            .current_phase = store_col_text(s, 3),
+            .completed_phases = store_col_int(s, 4),
+            .total_phases = store_col_int(s, 5),
+            .started_at = store_col_int(s, 6),
+            .completed_at = store_col_int(s, 7),
+            .error = store_col_text(s, 8),
         };
-        if (broker_exec_status_parse((const char *)sqlite3_column_text(s, 2), &view.status) <
+        if (broker_exec_status_parse(store_col_text(s, 2), &view.status) <
                 0 ||
             !view.execution_id || !view.workflow_id) {
             syn_error("broker", "execution %s has an unreadable row", id);
@@ -81,7 +83,7 @@ int broker_store_execution_status(broker_store_t *self, const char *id, json_t *
             *status_out = broker_status_json(&view);
             result = *status_out ? 1 : -1;
         }
-        sqlite3_reset(s);
+        store_reset(s);
     }
     return result;
 }
@@ -105,7 +107,7 @@ _Static_assert(SQL_SKIP_STATUS == SQL_SKIP_ALL + 1 && SQL_SKIP_WORKFLOW == SQL_S
                "the skip family is out of order");
 
 /* Binds the filter of a filtered statement (?4 status, ?5 workflow). */
-static void bind_filter(sqlite3_stmt *s, const char *workflow_id, const char *status)
+static void bind_filter(store_q_t *s, const char *workflow_id, const char *status)
 {
     if (status)
         store_bind_text(s, 4, status);
@@ -119,7 +121,7 @@ int64_t broker_store_execution_count(broker_store_t *self, const char *workflow_
         return -1;
     const char *status_name =
         status >= 0 ? broker_exec_status_name((broker_exec_status_t)status) : NULL;
-    sqlite3_stmt *s = store_stmt(self, filtered(SQL_COUNT_ALL, workflow_id, status_name));
+    store_q_t *s = store_stmt(self, filtered(SQL_COUNT_ALL, workflow_id, status_name));
     if (!s)
         return -1;
     bind_filter(s, workflow_id, status_name);
@@ -128,19 +130,19 @@ int64_t broker_store_execution_count(broker_store_t *self, const char *workflow_
 
 /* Seconds from started to completed (or to now while it runs); null before it
  * started. */
-static json_t *duration_json(sqlite3_stmt *s, int started_col, int completed_col, int64_t now)
+static json_t *duration_json(store_q_t *s, int started_col, int completed_col, int64_t now)
 {
-    int64_t started = sqlite3_column_int64(s, started_col);
-    if (sqlite3_column_type(s, started_col) == SQLITE_NULL || started <= 0)
+    int64_t started = store_col_int(s, started_col);
+    if (store_col_null(s, started_col) || started <= 0)
         return json_null();
-    int64_t end = sqlite3_column_type(s, completed_col) == SQLITE_NULL
+    int64_t end = store_col_null(s, completed_col)
                       ? now
-                      : sqlite3_column_int64(s, completed_col);
+                      : store_col_int(s, completed_col);
     return json_real(end > started ? (double)(end - started) / 1e6 : 0.0);
 }
 
 /* The summary from a row that starts with SUMMARY_COLUMNS. */
-static json_t *summary_of(sqlite3_stmt *s, int64_t now)
+static json_t *summary_of(store_q_t *s, int64_t now)
 {
     json_t *summary = json_object();
     if (!summary)
@@ -151,18 +153,18 @@ static json_t *summary_of(sqlite3_stmt *s, int64_t now)
     json_object_set_new(summary, "status", store_column_string_or_null(s, 3));
     json_object_set_new(summary, "started_at", store_column_time(s, 4));
     json_object_set_new(summary, "completed_at", store_column_time(s, 5));
-    json_object_set_new(summary, "completed_phases", json_integer(sqlite3_column_int64(s, 6)));
-    json_object_set_new(summary, "total_phases", json_integer(sqlite3_column_int64(s, 7)));
+    json_object_set_new(summary, "completed_phases", json_integer(store_col_int(s, 6)));
+    json_object_set_new(summary, "total_phases", json_integer(store_col_int(s, 7)));
     json_object_set_new(summary, "duration_seconds", duration_json(s, 4, 5, now));
-    json_object_set_new(summary, "total_input_tokens", json_integer(sqlite3_column_int64(s, 8)));
+    json_object_set_new(summary, "total_input_tokens", json_integer(store_col_int(s, 8)));
     json_object_set_new(summary, "total_output_tokens",
-                        json_integer(sqlite3_column_int64(s, 9)));
-    json_object_set_new(summary, "total_cost_usd", json_real(sqlite3_column_double(s, 10)));
+                        json_integer(store_col_int(s, 9)));
+    json_object_set_new(summary, "total_cost_usd", json_real(store_col_double(s, 10)));
     json_object_set_new(summary, "error", store_column_string_or_null(s, 11));
     json_object_set_new(summary, "total_cache_creation_tokens",
-                        json_integer(sqlite3_column_int64(s, 12)));
+                        json_integer(store_col_int(s, 12)));
     json_object_set_new(summary, "total_cache_read_tokens",
-                        json_integer(sqlite3_column_int64(s, 13)));
+                        json_integer(store_col_int(s, 13)));
     return summary;
 }
 
@@ -178,25 +180,25 @@ static int seek_page(broker_store_t *self, const char *workflow_id, const char *
         return 1;
     if (store_flush_tally(self) < 0)
         return -1;
-    sqlite3_stmt *s = store_stmt(self, SQL_PAGES);
+    store_q_t *s = store_stmt(self, SQL_PAGES);
     if (!s)
         return -1;
-    sqlite3_bind_text(s, 1, workflow_id ? workflow_id : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, status ? status : "", -1, SQLITE_STATIC);
+    store_bind_text(s, 1, workflow_id ? workflow_id : "");
+    store_bind_text(s, 2, status ? status : "");
     int64_t seen = 0, bound = 0, skip = 0;
     int found = 0, rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t n = sqlite3_column_int64(s, 1);
+    while ((rc = store_step(s)) == STORE_ROW) {
+        int64_t n = store_col_int(s, 1);
         if (seen + n > offset) {
-            bound = (sqlite3_column_int64(s, 0) + 1) << 10;
+            bound = (store_col_int(s, 0) + 1) << 10;
             skip = offset - seen;
             found = 1;
             break;
         }
         seen += n;
     }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    store_reset(s);
+    if (rc != STORE_DONE && rc != STORE_ROW) {
         store_log_error(self, "seek page");
         return -1;
     }
@@ -205,18 +207,18 @@ static int seek_page(broker_store_t *self, const char *workflow_id, const char *
     s = store_stmt(self, filtered(SQL_SKIP_ALL, workflow_id, status));
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, bound);
-    sqlite3_bind_int64(s, 2, skip);
+    store_bind_int(s, 1, bound);
+    store_bind_int(s, 2, skip);
     bind_filter(s, workflow_id, status);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *start = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    rc = store_step(s);
+    if (rc == STORE_ROW)
+        *start = store_col_int(s, 0);
+    store_reset(s);
+    if (rc != STORE_ROW && rc != STORE_DONE) {
         store_log_error(self, "skip to page");
         return -1;
     }
-    return rc == SQLITE_ROW;
+    return rc == STORE_ROW;
 }
 
 int broker_store_execution_list(broker_store_t *self, const char *workflow_id, int status,
@@ -245,21 +247,21 @@ int broker_store_execution_list(broker_store_t *self, const char *workflow_id, i
         }
         return found;
     }
-    sqlite3_stmt *s = store_stmt(self, filtered(SQL_LIST_ALL, workflow_id, status_name));
+    store_q_t *s = store_stmt(self, filtered(SQL_LIST_ALL, workflow_id, status_name));
     if (!s) {
         json_decref(items);
         *items_out = NULL;
         return -1;
     }
-    sqlite3_bind_int64(s, 1, start);
-    sqlite3_bind_int64(s, 2, page_size);
+    store_bind_int(s, 1, start);
+    store_bind_int(s, 2, page_size);
     bind_filter(s, workflow_id, status_name);
     int64_t now = syn_now_us();
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+    while ((rc = store_step(s)) == STORE_ROW)
         json_array_append_new(items, summary_of(s, now));
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
+    store_reset(s);
+    if (rc != STORE_DONE) {
         store_log_error(self, "list executions");
         json_decref(items);
         *items_out = NULL;
@@ -271,14 +273,14 @@ int broker_store_execution_list(broker_store_t *self, const char *workflow_id, i
 /* Attempts of every phase of an execution: {phase_id: [attempt, ...]}. */
 static json_t *attempts_by_phase(broker_store_t *self, const char *id)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_DETAIL_ATTEMPTS);
+    store_q_t *s = store_stmt(self, SQL_DETAIL_ATTEMPTS);
     if (!s)
         return NULL;
     store_bind_text(s, 1, id);
     json_t *by_phase = json_object();
-    int rc = SQLITE_ERROR;
-    while (by_phase && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *phase_id = (const char *)sqlite3_column_text(s, 0);
+    int rc = STORE_ERROR;
+    while (by_phase && (rc = store_step(s)) == STORE_ROW) {
+        const char *phase_id = store_col_text(s, 0);
         if (!phase_id)
             continue;
         json_t *list = json_object_get(by_phase, phase_id);
@@ -289,11 +291,11 @@ static json_t *attempts_by_phase(broker_store_t *self, const char *id)
         json_t *usage = store_column_json(s, 8);
         json_t *attempt = json_pack(
             "{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "attempt",
-            (json_int_t)sqlite3_column_int64(s, 1), "worker", store_column_string_or_null(s, 2),
+            (json_int_t)store_col_int(s, 1), "worker", store_column_string_or_null(s, 2),
             "status", store_column_string_or_null(s, 3), "started_at", store_column_time(s, 4),
             "completed_at", store_column_time(s, 5), "exit_code",
-            sqlite3_column_type(s, 6) == SQLITE_NULL ? json_null()
-                                                     : json_integer(sqlite3_column_int64(s, 6)),
+            store_col_null(s, 6) ? json_null()
+                                                     : json_integer(store_col_int(s, 6)),
             "error", store_column_string_or_null(s, 7), "usage",
             json_is_object(usage) ? json_incref(usage) : json_null());
         json_decref(usage);
@@ -321,24 +323,24 @@ static json_t *phase_tool_calls(const json_t *attempts)
 static json_t *phases_of(broker_store_t *self, const char *id, int64_t now)
 {
     json_t *attempts = attempts_by_phase(self, id);
-    sqlite3_stmt *s = attempts ? store_stmt(self, SQL_DETAIL_PHASES) : NULL;
+    store_q_t *s = attempts ? store_stmt(self, SQL_DETAIL_PHASES) : NULL;
     if (!s) {
         json_decref(attempts);
         return NULL;
     }
     store_bind_text(s, 1, id);
-    sqlite3_bind_int(s, 2, BROKER_OUTPUT_PREVIEW_CHARS);
+    store_bind_int(s, 2, BROKER_OUTPUT_PREVIEW_CHARS);
     json_t *phases = json_array();
-    int rc = SQLITE_ERROR;
-    while (phases && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *phase_id = (const char *)sqlite3_column_text(s, 0);
+    int rc = STORE_ERROR;
+    while (phases && (rc = store_step(s)) == STORE_ROW) {
+        const char *phase_id = store_col_text(s, 0);
         json_t *tried = json_object_get(attempts, phase_id ? phase_id : "");
-        int64_t in = sqlite3_column_int64(s, 7), out = sqlite3_column_int64(s, 8);
-        int64_t cache_w = sqlite3_column_int64(s, 9), cache_r = sqlite3_column_int64(s, 10);
+        int64_t in = store_col_int(s, 7), out = store_col_int(s, 8);
+        int64_t cache_w = store_col_int(s, 9), cache_r = store_col_int(s, 10);
         json_t *phase = json_object();
         json_object_set_new(phase, "phase_id", store_column_string_or_null(s, 0));
         json_object_set_new(phase, "name", store_column_string_or_null(s, 1));
-        json_object_set_new(phase, "order", json_integer(sqlite3_column_int64(s, 2)));
+        json_object_set_new(phase, "order", json_integer(store_col_int(s, 2)));
         json_object_set_new(phase, "status", store_column_string_or_null(s, 3));
         json_object_set_new(phase, "attempts", tried ? json_incref(tried) : json_array());
         json_object_set_new(phase, "error", store_column_string_or_null(s, 4));
@@ -350,10 +352,10 @@ static json_t *phases_of(broker_store_t *self, const char *id, int64_t now)
         json_object_set_new(phase, "cache_creation_tokens", json_integer(cache_w));
         json_object_set_new(phase, "cache_read_tokens", json_integer(cache_r));
         json_object_set_new(phase, "total_tokens", json_integer(in + out + cache_w + cache_r));
-        json_object_set_new(phase, "cost_usd", json_real(sqlite3_column_double(s, 11)));
-        json_object_set_new(phase, "num_turns", json_integer(sqlite3_column_int64(s, 12)));
-        json_object_set_new(phase, "duration_ms", json_integer(sqlite3_column_int64(s, 13)));
-        json_object_set_new(phase, "tool_call_count", json_integer(sqlite3_column_int64(s, 14)));
+        json_object_set_new(phase, "cost_usd", json_real(store_col_double(s, 11)));
+        json_object_set_new(phase, "num_turns", json_integer(store_col_int(s, 12)));
+        json_object_set_new(phase, "duration_ms", json_integer(store_col_int(s, 13)));
+        json_object_set_new(phase, "tool_call_count", json_integer(store_col_int(s, 14)));
         json_object_set_new(phase, "tool_calls", phase_tool_calls(tried));
         json_object_set_new(phase, "model", store_column_string_or_null(s, 15));
         json_object_set_new(phase, "output_preview", store_column_string_or_null(s, 16));
@@ -365,7 +367,7 @@ static json_t *phases_of(broker_store_t *self, const char *id, int64_t now)
 
 int broker_store_execution_detail(broker_store_t *self, const char *id, json_t **detail_out)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_SUMMARY);
+    store_q_t *s = store_stmt(self, SQL_SUMMARY);
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
@@ -385,7 +387,7 @@ int broker_store_execution_detail(broker_store_t *self, const char *id, json_t *
     }
     json_decref(inputs);
     json_decref(repos);
-    sqlite3_reset(s);
+    store_reset(s);
     json_t *messages = detail ? store_messages_of(self, id, true) : NULL;
     json_t *phases = messages ? phases_of(self, id, now) : NULL;
     if (!phases) {
@@ -406,17 +408,17 @@ int broker_store_execution_detail(broker_store_t *self, const char *id, json_t *
 int broker_store_execution_state(broker_store_t *self, const char *id,
                                  broker_exec_status_t *status)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_STATE);
+    store_q_t *s = store_stmt(self, SQL_EXECUTION_STATE);
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
     int result = store_step_one(self, s, "get execution state");
     if (result == 1) {
-        if (broker_exec_status_parse((const char *)sqlite3_column_text(s, 0), status) < 0) {
+        if (broker_exec_status_parse(store_col_text(s, 0), status) < 0) {
             store_log_error(self, "get execution state");
             result = -1;
         }
-        sqlite3_reset(s);
+        store_reset(s);
     }
     return result;
 }
@@ -424,7 +426,7 @@ int broker_store_execution_state(broker_store_t *self, const char *id,
 int broker_store_phase_output(broker_store_t *self, const char *execution_id,
                               const char *phase_id, char **output)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_PHASE_OUTPUT_GET);
+    store_q_t *s = store_stmt(self, SQL_PHASE_OUTPUT_GET);
     if (!s)
         return -1;
     store_bind_text(s, 1, execution_id);

@@ -16,28 +16,28 @@
  * worker name of each phase still queued or running, and the operator messages. */
 static int load_phases(broker_store_t *self, broker_execution_t *exec)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_PHASES_OF);
+    store_q_t *s = store_stmt(self, SQL_PHASES_OF);
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, exec->num);
+    store_bind_int(s, 1, exec->num);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *phase_id = (const char *)sqlite3_column_text(s, 0);
+    while ((rc = store_step(s)) == STORE_ROW) {
+        const char *phase_id = store_col_text(s, 0);
         broker_phase_t *phase = phase_id ? broker_execution_find_phase(exec, phase_id) : NULL;
         if (!phase)
             continue;
-        if (broker_phase_status_parse((const char *)sqlite3_column_text(s, 1),
+        if (broker_phase_status_parse(store_col_text(s, 1),
                                       &phase->status) < 0)
             phase->status = BROKER_PHASE_PENDING;
-        phase->attempt = sqlite3_column_int64(s, 2);
+        phase->attempt = store_col_int(s, 2);
         phase->output = store_column_strdup(s, 3);
         phase->error = store_column_strdup(s, 4);
-        phase->started_at = sqlite3_column_int64(s, 5);
-        phase->completed_at = sqlite3_column_int64(s, 6);
-        phase->row = sqlite3_column_int64(s, 7);
+        phase->started_at = store_col_int(s, 5);
+        phase->completed_at = store_col_int(s, 6);
+        phase->row = store_col_int(s, 7);
     }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
+    store_reset(s);
+    if (rc != STORE_DONE) {
         store_log_error(self, "load phases");
         return -1;
     }
@@ -55,20 +55,20 @@ static int load_phases(broker_store_t *self, broker_execution_t *exec)
         s = store_stmt(self, SQL_ATTEMPTS_OF);
         if (!s)
             return -1;
-        sqlite3_bind_int64(s, 1, exec->num);
+        store_bind_int(s, 1, exec->num);
         store_bind_text(s, 2, phase->phase_id);
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            const char *status = (const char *)sqlite3_column_text(s, 2);
+        while ((rc = store_step(s)) == STORE_ROW) {
+            const char *status = store_col_text(s, 2);
             if (status && strcmp(status, "lost") == 0)
                 phase->lost++;
             if (status && (strcmp(status, "failed") == 0 || strcmp(status, "timeout") == 0))
                 phase->failures++;
-            if (sqlite3_column_int64(s, 0) == phase->attempt) {
+            if (store_col_int(s, 0) == phase->attempt) {
                 free(phase->worker_name);
                 phase->worker_name = store_column_strdup(s, 1);
             }
         }
-        sqlite3_reset(s);
+        store_reset(s);
     }
     json_t *messages = broker_store_messages_load(self, exec->id);
     if (!messages)
@@ -81,10 +81,10 @@ static int load_phases(broker_store_t *self, broker_execution_t *exec)
 /* An execution rebuilt from a row of SQL_EXECUTION_ACTIVE's columns (or
  * SQL_EXECUTION_ONE's, the same) and its template version, phases not yet
  * overlaid; NULL with the reason in err. */
-static broker_execution_t *execution_of_row(sqlite3_stmt *s, char *err, size_t errlen)
+static broker_execution_t *execution_of_row(store_q_t *s, char *err, size_t errlen)
 {
-    const char *id = (const char *)sqlite3_column_text(s, 0);
-    const char *workflow_id = (const char *)sqlite3_column_text(s, 1);
+    const char *id = store_col_text(s, 0);
+    const char *workflow_id = store_col_text(s, 1);
     json_t *inputs = store_column_json(s, 4);
     json_t *repos = store_column_json(s, 6);
     json_t *template_json = store_column_json(s, 11);
@@ -93,25 +93,25 @@ static broker_execution_t *execution_of_row(sqlite3_stmt *s, char *err, size_t e
         snprintf(err, errlen, "row without id");
     else if (!template_json)
         snprintf(err, errlen, "workflow %s version %lld is missing", workflow_id,
-                 (long long)sqlite3_column_int64(s, 2));
+                 (long long)store_col_int(s, 2));
     else if (!json_is_object(inputs) || !json_is_array(repos))
         snprintf(err, errlen, "unreadable inputs or repos");
     else
-        exec = broker_execution_new(id, workflow_id, sqlite3_column_int64(s, 2), template_json,
-                                    inputs, (const char *)sqlite3_column_text(s, 5), repos,
-                                    sqlite3_column_int64(s, 7), err, errlen);
+        exec = broker_execution_new(id, workflow_id, store_col_int(s, 2), template_json,
+                                    inputs, store_col_text(s, 5), repos,
+                                    store_col_int(s, 7), err, errlen);
     json_decref(inputs);
     json_decref(repos);
     json_decref(template_json);
     if (exec) {
-        broker_exec_status_parse((const char *)sqlite3_column_text(s, 3), &exec->status);
-        exec->started_at = sqlite3_column_int64(s, 8);
-        exec->completed_at = sqlite3_column_int64(s, 9);
+        broker_exec_status_parse(store_col_text(s, 3), &exec->status);
+        exec->started_at = store_col_int(s, 8);
+        exec->completed_at = store_col_int(s, 9);
         exec->error = store_column_strdup(s, 10);
-        exec->num = sqlite3_column_int64(s, 12);
-        exec->priority = sqlite3_column_int64(s, 13);
-        exec->max_budget_usd = sqlite3_column_double(s, 14); /* NULL: 0, none */
-        exec->spent_usd = sqlite3_column_double(s, 15); /* its own: reused phases not */
+        exec->num = store_col_int(s, 12);
+        exec->priority = store_col_int(s, 13);
+        exec->max_budget_usd = store_col_double(s, 14); /* NULL: 0, none */
+        exec->spent_usd = store_col_double(s, 15); /* its own: reused phases not */
     }
     return exec;
 }
@@ -127,13 +127,13 @@ static void fail_unloadable(broker_store_t *self, const char *id, const char *re
         return;
     int counted = store_recount(self, &row, "failed");
     free(row.workflow_id);
-    sqlite3_stmt *s = counted == 0 ? store_stmt(self, SQL_EXECUTION_FAIL) : NULL;
+    store_q_t *s = counted == 0 ? store_stmt(self, SQL_EXECUTION_FAIL) : NULL;
     if (!s)
         return;
     char error[256];
     snprintf(error, sizeof error, "Execution could not be reloaded after a restart: %s", reason);
     store_bind_text(s, 1, id);
-    sqlite3_bind_int64(s, 2, now);
+    store_bind_int(s, 2, now);
     store_bind_text(s, 3, error);
     store_run(self, s, "fail execution");
 }
@@ -145,7 +145,7 @@ typedef struct {
 
 int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void *arg)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_ACTIVE);
+    store_q_t *s = store_stmt(self, SQL_EXECUTION_ACTIVE);
     if (!s)
         return -1;
     /* Loading phases reuses other statements, so rows are collected first. */
@@ -154,8 +154,8 @@ int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void
     unloadable_t *bad = NULL;
     size_t bad_count = 0, bad_cap = 0;
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(s, 0);
+    while ((rc = store_step(s)) == STORE_ROW) {
+        const char *id = store_col_text(s, 0);
         char err[256] = "";
         broker_execution_t *exec = execution_of_row(s, err, sizeof err);
         if (exec) {
@@ -164,7 +164,7 @@ int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void
                 broker_execution_t **grown = realloc(loaded, cap * sizeof *loaded);
                 if (!grown) {
                     broker_execution_destroy(&exec);
-                    rc = SQLITE_NOMEM;
+                    rc = STORE_NOMEM;
                     break;
                 }
                 loaded = grown;
@@ -175,7 +175,7 @@ int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void
                 bad_cap = bad_cap ? bad_cap * 2 : 8;
                 unloadable_t *grown = realloc(bad, bad_cap * sizeof *bad);
                 if (!grown) {
-                    rc = SQLITE_NOMEM;
+                    rc = STORE_NOMEM;
                     break;
                 }
                 bad = grown;
@@ -183,8 +183,8 @@ int broker_store_load_active(broker_store_t *self, broker_store_exec_fn fn, void
             bad[bad_count++] = (unloadable_t){strdup(id), strdup(err)};
         }
     }
-    sqlite3_reset(s);
-    int result = rc == SQLITE_DONE ? 0 : -1;
+    store_reset(s);
+    int result = rc == STORE_DONE ? 0 : -1;
     if (result < 0)
         store_log_error(self, "load active executions");
 
@@ -214,7 +214,7 @@ int broker_store_execution_load(broker_store_t *self, const char *id, broker_exe
                                 char *err, size_t errlen)
 {
     *out = NULL;
-    sqlite3_stmt *s = store_stmt(self, SQL_EXECUTION_ONE);
+    store_q_t *s = store_stmt(self, SQL_EXECUTION_ONE);
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
@@ -224,7 +224,7 @@ int broker_store_execution_load(broker_store_t *self, const char *id, broker_exe
         return found;
     }
     broker_execution_t *exec = execution_of_row(s, err, errlen);
-    sqlite3_reset(s);
+    store_reset(s);
     if (!exec)
         return -1;
     if (load_phases(self, exec) < 0) {

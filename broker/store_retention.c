@@ -24,16 +24,16 @@ typedef struct {
 /* Up to max of status's oldest executions into out; their count, or -1. */
 static int oldest_of(broker_store_t *self, const char *status, size_t max, candidate_t *out)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_RETAIN_OLDEST);
+    store_q_t *s = store_stmt(self, SQL_RETAIN_OLDEST);
     if (!s)
         return -1;
     store_bind_text(s, 1, status);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+    store_bind_int(s, 2, (int64_t)max);
     int n = 0, rc;
-    while ((size_t)n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        out[n].num = sqlite3_column_int64(s, 0);
+    while ((size_t)n < max && (rc = store_step(s)) == STORE_ROW) {
+        out[n].num = store_col_int(s, 0);
         out[n].id = store_column_strdup(s, 1);
-        out[n].completed_at = sqlite3_column_int64(s, 2);
+        out[n].completed_at = store_col_int(s, 2);
         out[n].workflow_id = store_column_strdup(s, 3);
         out[n].status = status;
         if (!out[n].id || !out[n].workflow_id) {
@@ -43,7 +43,7 @@ static int oldest_of(broker_store_t *self, const char *status, size_t max, candi
         }
         n++;
     }
-    sqlite3_reset(s);
+    store_reset(s);
     return n;
 }
 
@@ -56,13 +56,13 @@ static int by_num(const void *a, const void *b)
 /* Runs one delete of the execution's rows; 0 or -1. */
 static int delete_rows(broker_store_t *self, sql_id_t id, const candidate_t *c)
 {
-    sqlite3_stmt *s = store_write_stmt(self, id);
+    store_q_t *s = store_write_stmt(self, id);
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, c->num);
+    store_bind_int(s, 1, c->num);
     if (id == SQL_RETAIN_DELETE_MESSAGES)
         store_bind_text(s, 2, c->id);
-    return store_run(self, s, "delete an expired execution") == SQLITE_DONE ? 0 : -1;
+    return store_run(self, s, "delete an expired execution") == STORE_DONE ? 0 : -1;
 }
 
 static int delete_execution(broker_store_t *self, const candidate_t *c)
@@ -97,7 +97,7 @@ int broker_store_retention_batch(broker_store_t *self, int64_t finished_before_u
         return -1;
     int64_t excess = 0;
     if (keep_finished >= 0) {
-        sqlite3_stmt *s = store_stmt(self, SQL_RETAIN_FINISHED_COUNT);
+        store_q_t *s = store_stmt(self, SQL_RETAIN_FINISHED_COUNT);
         int64_t finished = s ? store_step_int(self, s, "count finished executions") : -1;
         if (finished < 0)
             return -1;

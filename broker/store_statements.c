@@ -359,38 +359,55 @@ static const char *const sql_text[SQL_COUNT] = {
 
 void store_log_error(broker_store_t *self, const char *what)
 {
-    snprintf(self->last_error, sizeof self->last_error, "%s", sqlite3_errmsg(self->db));
-    syn_error("broker", "sqlite %s failed: %s", what, self->last_error);
+    if (self->db)
+        snprintf(self->last_error, sizeof self->last_error, "%s", sqlite3_errmsg(self->db));
+    else
+        snprintf(self->last_error, sizeof self->last_error, "%s", store_pg_error(self->pg));
+    syn_error("broker", "%s %s failed: %s", self->db ? "sqlite" : "postgresql", what,
+              self->last_error);
+}
+
+/* Prepares lite (SQLite's text) on the store's database into *q: as it is on
+ * SQLite, as store_pg_sql() makes it on PostgreSQL. */
+int store_prepare(broker_store_t *self, store_q_t *q, const char *lite, int id)
+{
+    if (self->db)
+        return sqlite3_prepare_v3(self->db, lite, -1, SQLITE_PREPARE_PERSISTENT, &q->lite,
+                                  NULL) == SQLITE_OK
+                   ? 0
+                   : -1;
+    int flags;
+    char *sql = store_pg_sql(lite, id, &flags);
+    q->pg = sql ? store_pg_q_new(self->pg, sql, flags) : NULL;
+    free(sql);
+    return q->pg ? 0 : -1;
 }
 
 /* The prepared statement for id, reset and with its bindings cleared, so every
  * caller starts from a clean slate. */
-sqlite3_stmt *store_stmt(broker_store_t *self, sql_id_t id)
+store_q_t *store_stmt(broker_store_t *self, sql_id_t id)
 {
-    sqlite3_stmt *s = self->stmts[id];
-    if (!s) {
-        if (sqlite3_prepare_v3(self->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, &s,
-                               NULL) != SQLITE_OK) {
-            store_log_error(self, "prepare");
-            self->failed = self->in_transaction;
-            return NULL;
-        }
-        self->stmts[id] = s;
+    store_q_t *s = &self->stmts[id];
+    if (!s->lite && !s->pg && store_prepare(self, s, sql_text[id], (int)id) < 0) {
+        store_log_error(self, "prepare");
+        self->failed = self->in_transaction;
+        return NULL;
     }
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    store_reset(s);
+    if (s->lite)
+        sqlite3_clear_bindings(s->lite);
     return s;
 }
 
 /* Steps a statement that returns no rows and resets it (so borrowed bound memory
- * is no longer referenced). SQLITE_DONE, SQLITE_CONSTRAINT or the error code. */
-int store_run(broker_store_t *self, sqlite3_stmt *s, const char *what)
+ * is no longer referenced). STORE_DONE, STORE_CONSTRAINT or the error code. */
+int store_run(broker_store_t *self, store_q_t *s, const char *what)
 {
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc == SQLITE_DONE)
-        return SQLITE_DONE;
-    if ((rc & 0xff) != SQLITE_CONSTRAINT) {
+    int rc = store_step(s);
+    store_reset(s);
+    if (rc == STORE_DONE)
+        return STORE_DONE;
+    if ((rc & 0xff) != STORE_CONSTRAINT) {
         store_log_error(self, what);
         self->failed = true;
     }
@@ -400,51 +417,51 @@ int store_run(broker_store_t *self, sqlite3_stmt *s, const char *what)
 /* Steps a statement that reads at most one row. 1: s is on the row (read it,
  * then reset s); 0: there is none; -1: an error, logged as what. s is reset
  * unless it is on a row. */
-int store_step_one(broker_store_t *self, sqlite3_stmt *s, const char *what)
+int store_step_one(broker_store_t *self, store_q_t *s, const char *what)
 {
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    int rc = store_step(s);
+    if (rc == STORE_ROW)
         return 1;
-    if (rc != SQLITE_DONE)
+    if (rc != STORE_DONE)
         store_log_error(self, what);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? 0 : -1;
+    store_reset(s);
+    return rc == STORE_DONE ? 0 : -1;
 }
 
 /* store_step_one for a row of one text: 1 with a copy of it in *text
  * (malloc'd), 0 when there is no row, -1 on error. s is reset. */
-int store_step_text(broker_store_t *self, sqlite3_stmt *s, const char *what, char **text)
+int store_step_text(broker_store_t *self, store_q_t *s, const char *what, char **text)
 {
     int found = store_step_one(self, s, what);
     if (found == 1) {
         *text = store_column_strdup(s, 0);
         found = *text ? 1 : -1;
-        sqlite3_reset(s);
+        store_reset(s);
     }
     return found;
 }
 
 /* The number a statement of one row computes (a count, a maximum; NULL reads
  * as 0), or -1 when it yields no row (the error logged as what). s is reset. */
-int64_t store_step_int(broker_store_t *self, sqlite3_stmt *s, const char *what)
+int64_t store_step_int(broker_store_t *self, store_q_t *s, const char *what)
 {
     int64_t n = -1;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        n = sqlite3_column_int64(s, 0);
+    if (store_step(s) == STORE_ROW)
+        n = store_col_int(s, 0);
     else
         store_log_error(self, what);
-    sqlite3_reset(s);
+    store_reset(s);
     return n;
 }
 
 /* The end of a loop that built rows (a JSON array or object) from s, rc the
  * last step's result: s is reset, and the rows returned, or NULL when they
  * could not be made or the step failed (logged as what; the rows freed). */
-json_t *store_rows_end(broker_store_t *self, sqlite3_stmt *s, json_t *rows, int rc,
+json_t *store_rows_end(broker_store_t *self, store_q_t *s, json_t *rows, int rc,
                        const char *what)
 {
-    sqlite3_reset(s);
-    if (!rows || rc != SQLITE_DONE) {
+    store_reset(s);
+    if (!rows || rc != STORE_DONE) {
         store_log_error(self, what);
         json_decref(rows);
         return NULL;
@@ -452,40 +469,32 @@ json_t *store_rows_end(broker_store_t *self, sqlite3_stmt *s, json_t *rows, int 
     return rows;
 }
 
-void store_bind_text(sqlite3_stmt *s, int index, const char *text)
-{
-    if (text)
-        sqlite3_bind_text(s, index, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, index);
-}
-
 /* A timestamp column as the API writes it (broker_time_json); NULL reads as null. */
-json_t *store_column_time(sqlite3_stmt *s, int col)
+json_t *store_column_time(store_q_t *s, int col)
 {
-    return broker_time_json(sqlite3_column_type(s, col) == SQLITE_NULL
+    return broker_time_json(store_col_null(s, col)
                                 ? 0
-                                : sqlite3_column_int64(s, col));
+                                : store_col_int(s, col));
 }
 
 /* 0 binds NULL: timestamps that have not happened yet. */
-void store_bind_time(sqlite3_stmt *s, int index, int64_t value)
+void store_bind_time(store_q_t *s, int index, int64_t value)
 {
     if (value > 0)
-        sqlite3_bind_int64(s, index, value);
+        store_bind_int(s, index, value);
     else
-        sqlite3_bind_null(s, index);
+        store_bind_null(s, index);
 }
 
-char *store_column_strdup(sqlite3_stmt *s, int col)
+char *store_column_strdup(store_q_t *s, int col)
 {
-    const unsigned char *text = sqlite3_column_text(s, col);
-    return text ? strdup((const char *)text) : NULL;
+    const char *text = store_col_text(s, col);
+    return text ? strdup(text) : NULL;
 }
 
-json_t *store_column_json(sqlite3_stmt *s, int col)
+json_t *store_column_json(store_q_t *s, int col)
 {
-    const char *text = (const char *)sqlite3_column_text(s, col);
+    const char *text = store_col_text(s, col);
     if (!text)
         return NULL;
     return json_loads(text, JSON_DECODE_ANY, NULL);
@@ -498,6 +507,14 @@ char *store_dump_json(const json_t *value)
 
 int store_exec_sql(broker_store_t *self, const char *sql, const char *what)
 {
+    if (self->pg) {
+        char err[256];
+        store_pg_sync(self->pg);
+        if (store_pg_exec_plain(self->pg, sql, err, sizeof err) == 0)
+            return 0;
+        syn_error("broker", "postgresql %s failed: %s", what, err);
+        return -1;
+    }
     char *msg = NULL;
     if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         syn_error("broker", "sqlite %s failed: %s", what, msg ? msg : "?");
@@ -507,9 +524,9 @@ int store_exec_sql(broker_store_t *self, const char *sql, const char *what)
     return 0;
 }
 
-json_t *store_column_string_or_null(sqlite3_stmt *s, int col)
+json_t *store_column_string_or_null(store_q_t *s, int col)
 {
-    const char *text = (const char *)sqlite3_column_text(s, col);
+    const char *text = store_col_text(s, col);
     json_t *value = text ? json_string(text) : NULL;
     return value ? value : json_null();
 }

@@ -32,32 +32,32 @@ void store_cached_workflow_destroy(void **item)
 static int insert_version(broker_store_t *self, const char *id, int64_t version,
                           const char *text, int64_t created_at)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_VERSION_INSERT);
+    store_q_t *s = store_stmt(self, SQL_WORKFLOW_VERSION_INSERT);
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
     store_bind_text(s, 2, text);
-    sqlite3_bind_int64(s, 3, created_at);
-    sqlite3_bind_int64(s, 4, version);
+    store_bind_int(s, 3, created_at);
+    store_bind_int(s, 4, version);
     int rc = store_run(self, s, "insert workflow version");
-    if (rc == SQLITE_CONSTRAINT) {
+    if (rc == STORE_CONSTRAINT) {
         /* a version that exists already: the two tables disagree */
         syn_error("broker", "workflow %s already has a version %lld", id, (long long)version);
         self->failed = true;
     }
-    return rc == SQLITE_DONE ? 0 : -1;
+    return rc == STORE_DONE ? 0 : -1;
 }
 
 /* Columns 1-6 of both the insert and the version bump: what a workflow row says
  * about itself, in the order the two statements share. */
-static void bind_workflow_columns(sqlite3_stmt *s, const broker_workflow_row_t *row)
+static void bind_workflow_columns(store_q_t *s, const broker_workflow_row_t *row)
 {
     store_bind_text(s, 1, row->id);
     store_bind_text(s, 2, row->name);
     store_bind_text(s, 3, row->description);
     store_bind_text(s, 4, row->workflow_type);
     store_bind_text(s, 5, row->classification);
-    sqlite3_bind_int64(s, 6, row->phase_count);
+    store_bind_int(s, 6, row->phase_count);
 }
 
 /* What an insert and an update start with: the cached copy goes (the workflow
@@ -75,18 +75,18 @@ int broker_store_workflow_insert(broker_store_t *self, const broker_workflow_row
     if (!text)
         return -1;
     int result = -1;
-    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_INSERT);
+    store_q_t *s = store_stmt(self, SQL_WORKFLOW_INSERT);
     if (!s)
         goto done;
     bind_workflow_columns(s, row);
-    sqlite3_bind_int64(s, 7, row->created_at);
+    store_bind_int(s, 7, row->created_at);
     store_bind_text(s, 8, row->source_hash);
     int rc = store_run(self, s, "insert workflow");
-    if (rc == SQLITE_CONSTRAINT) {
+    if (rc == STORE_CONSTRAINT) {
         result = 1;
         goto done;
     }
-    if (rc != SQLITE_DONE)
+    if (rc != STORE_DONE)
         goto done;
     if (insert_version(self, row->id, 1, text, row->created_at) == 0)
         result = 0;
@@ -102,17 +102,17 @@ int broker_store_workflow_update(broker_store_t *self, const broker_workflow_row
     if (!text)
         return -1;
     int result = -1;
-    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_BUMP);
+    store_q_t *s = store_stmt(self, SQL_WORKFLOW_BUMP);
     if (!s)
         goto done;
     bind_workflow_columns(s, row);
     store_bind_text(s, 7, row->source_hash);
-    int rc = sqlite3_step(s);
-    int64_t version = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    if (rc == SQLITE_ROW)
-        rc = sqlite3_step(s); /* finishes the statement: the update is done */
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
+    int rc = store_step(s);
+    int64_t version = rc == STORE_ROW ? store_col_int(s, 0) : 0;
+    if (rc == STORE_ROW)
+        rc = store_step(s); /* finishes the statement: the update is done */
+    store_reset(s);
+    if (rc != STORE_DONE) {
         store_log_error(self, "update workflow");
         self->failed = true;
         goto done;
@@ -134,19 +134,19 @@ done:
 int broker_store_workflow_archive(broker_store_t *self, const char *id)
 {
     zhashx_delete(self->workflows, id);
-    sqlite3_stmt *s = store_write_stmt(self, SQL_WORKFLOW_ARCHIVE);
+    store_q_t *s = store_write_stmt(self, SQL_WORKFLOW_ARCHIVE);
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
-    if (store_run(self, s, "archive workflow") != SQLITE_DONE)
+    if (store_run(self, s, "archive workflow") != STORE_DONE)
         return -1;
-    return sqlite3_changes(self->db) == 1 ? 0 : 1;
+    return store_changes(self) == 1 ? 0 : 1;
 }
 
 int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **template_out,
                               broker_workflow_meta_t *meta)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_GET);
+    store_q_t *s = store_stmt(self, SQL_WORKFLOW_GET);
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
@@ -154,10 +154,10 @@ int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **tem
     if (result == 1) {
         if (meta) {
             memset(meta, 0, sizeof *meta);
-            meta->version = sqlite3_column_int64(s, 0);
-            meta->created_at = sqlite3_column_int64(s, 1);
-            meta->archived = sqlite3_column_int(s, 3) != 0;
-            const char *hash = (const char *)sqlite3_column_text(s, 4);
+            meta->version = store_col_int(s, 0);
+            meta->created_at = store_col_int(s, 1);
+            meta->archived = store_col_int(s, 3) != 0;
+            const char *hash = store_col_text(s, 4);
             snprintf(meta->source_hash, sizeof meta->source_hash, "%s", hash ? hash : "");
         }
         json_t *template_json = store_column_json(s, 2);
@@ -168,7 +168,7 @@ int broker_store_workflow_get(broker_store_t *self, const char *id, json_t **tem
             syn_error("broker", "workflow %s has an unreadable template", id);
             result = -1;
         }
-        sqlite3_reset(s);
+        store_reset(s);
     }
     return result;
 }
@@ -205,16 +205,16 @@ int broker_store_workflow_shared(broker_store_t *self, const char *id,
 int broker_store_workflow_template(broker_store_t *self, const char *id, int64_t version,
                                    json_t **template_out)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_TEMPLATE);
+    store_q_t *s = store_stmt(self, SQL_WORKFLOW_TEMPLATE);
     if (!s)
         return -1;
     store_bind_text(s, 1, id);
-    sqlite3_bind_int64(s, 2, version);
+    store_bind_int(s, 2, version);
     int result = store_step_one(self, s, "get workflow template");
     if (result == 1) {
         *template_out = store_column_json(s, 0);
         result = *template_out ? 1 : -1;
-        sqlite3_reset(s);
+        store_reset(s);
     }
     return result;
 }
@@ -225,11 +225,11 @@ int broker_store_workflow_list(broker_store_t *self, const broker_workflow_filte
 {
     const char *type = filter ? filter->workflow_type : NULL;
     int archived = filter && filter->include_archived;
-    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_COUNT);
+    store_q_t *s = store_stmt(self, SQL_WORKFLOW_COUNT);
     if (!s)
         return -1;
     store_bind_text(s, 1, type);
-    sqlite3_bind_int(s, 2, archived);
+    store_bind_int(s, 2, archived);
     int64_t count = store_step_int(self, s, "count workflows");
     if (count < 0)
         return -1;
@@ -238,27 +238,27 @@ int broker_store_workflow_list(broker_store_t *self, const broker_workflow_filte
     s = store_stmt(self, SQL_WORKFLOW_LIST);
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, page_size);
-    sqlite3_bind_int64(s, 2, (page - 1) * page_size);
+    store_bind_int(s, 1, page_size);
+    store_bind_int(s, 2, (page - 1) * page_size);
     store_bind_text(s, 3, type);
-    sqlite3_bind_int(s, 4, archived);
+    store_bind_int(s, 4, archived);
     json_t *items = json_array();
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = store_step(s)) == STORE_ROW) {
         json_t *item = json_object();
         json_object_set_new(item, "id", store_column_string_or_null(s, 0));
         json_object_set_new(item, "name", store_column_string_or_null(s, 1));
         json_object_set_new(item, "description", store_column_string_or_null(s, 2));
         json_object_set_new(item, "workflow_type", store_column_string_or_null(s, 3));
         json_object_set_new(item, "classification", store_column_string_or_null(s, 4));
-        json_object_set_new(item, "phase_count", json_integer(sqlite3_column_int64(s, 5)));
-        json_object_set_new(item, "created_at", broker_time_json(sqlite3_column_int64(s, 6)));
-        json_object_set_new(item, "version", json_integer(sqlite3_column_int64(s, 7)));
-        json_object_set_new(item, "archived", json_boolean(sqlite3_column_int(s, 8) != 0));
+        json_object_set_new(item, "phase_count", json_integer(store_col_int(s, 5)));
+        json_object_set_new(item, "created_at", broker_time_json(store_col_int(s, 6)));
+        json_object_set_new(item, "version", json_integer(store_col_int(s, 7)));
+        json_object_set_new(item, "archived", json_boolean(store_col_int(s, 8) != 0));
         json_array_append_new(items, item);
     }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
+    store_reset(s);
+    if (rc != STORE_DONE) {
         store_log_error(self, "list workflows");
         json_decref(items);
         return -1;
@@ -269,7 +269,7 @@ int broker_store_workflow_list(broker_store_t *self, const broker_workflow_filte
 
 int broker_store_workflow_name(broker_store_t *self, const char *id, char **name)
 {
-    sqlite3_stmt *s = store_stmt(self, SQL_WORKFLOW_NAME);
+    store_q_t *s = store_stmt(self, SQL_WORKFLOW_NAME);
     if (!s)
         return -1;
     store_bind_text(s, 1, id);

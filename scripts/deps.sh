@@ -2,6 +2,8 @@
 # Installs the Debian packages syn builds and tests with; silent when all are present.
 # clang-14 and libclang-rt-14-dev (libFuzzer and clang's sanitizer runtimes) build
 # only the fuzz targets (`make fuzz`); everything else builds with gcc.
+# libpq-dev: the broker's PostgreSQL store (issue 21); postgresql: the tests' private
+# clusters (tests/support/pg_cluster.c runs initdb and pg_ctl, as nobody under root).
 # python3-prometheus-client parses GET /metrics in tests/integration/test_metrics.c.
 # zlib1g-dev: the CRC-32 of ZIP downloads; unzip (and python3's zipfile) read them
 # back in the tests.
@@ -10,7 +12,7 @@
 # Arguments name more packages to ensure (scripts/compose-test.sh's Docker tools).
 set -e
 pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libmicrohttpd-dev
-libjansson-dev libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libyaml-dev libgnutls28-dev zlib1g-dev sqlite3 curl git python3 bubblewrap unzip
+libjansson-dev libsqlite3-dev libpq-dev postgresql libcmocka-dev libcurl4-openssl-dev libyaml-dev libgnutls28-dev zlib1g-dev sqlite3 curl git python3 bubblewrap unzip
 python3-prometheus-client chromium
 tmux clang-14 libclang-rt-14-dev $*"
 # Installed when the distribution has it (the broker and gateway link it for

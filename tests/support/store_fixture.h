@@ -8,11 +8,12 @@
 #include "broker/store.h"
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <stdint.h>
 
 typedef struct {
     char dir[64];
-    char path[96];
+    char path[160]; /* the SQLite file, or PostgreSQL's URI (SYN_TEST_STORE=postgresql) */
     broker_store_t *store;
 } fixture_t;
 
@@ -27,6 +28,9 @@ void reopen(fixture_t *f);
 /* A second connection sees only what was committed: the first column of the first
  * row sql gives, or -1 without a row. */
 int64_t peek_int(const fixture_t *f, const char *sql);
+/* That second connection on PostgreSQL (SYN_TEST_STORE=postgresql): opened at
+ * first use, closed by the teardown. */
+PGconn *store_fixture_peer(const fixture_t *f);
 /* A template "wf-1" of nphases phases p1..pn, given out of order. */
 json_t *template_of(int nphases);
 /* Inserts workflow id with template_of(nphases). */

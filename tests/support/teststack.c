@@ -1,4 +1,5 @@
 #include "tests/support/teststack.h"
+#include "tests/support/pg_cluster.h"
 #include "tests/support/http.h"
 #include "tests/support/wait.h"
 #include "bench/synload/localproc.h"
@@ -23,6 +24,7 @@
 struct teststack_t {
     teststack_options_t opts;
     char dir[256];
+    char store[200]; /* SYN_TEST_STORE=postgresql: the broker's database, kept over restarts */
     char url[LOCALPROC_ADDR_SIZE];
     char http_addr[LOCALPROC_ADDR_SIZE];
     char clients_ep[LOCALPROC_ADDR_SIZE], workers_ep[LOCALPROC_ADDR_SIZE];
@@ -211,6 +213,16 @@ int teststack_start_broker(teststack_t *self)
                       self->clients_ep,          "--workers", self->workers_ep, "--events",
                       self->events_ep};
     int argc = 9;
+    if (pg_cluster_wanted()) { /* the whole stack over PostgreSQL (issue 21) */
+        char err[256];
+        if (!*self->store &&
+            pg_cluster_new_database(self->store, sizeof self->store, err, sizeof err) < 0) {
+            fprintf(stderr, "teststack: postgresql: %s\n", err);
+            return -1;
+        }
+        argv[argc++] = "--store";
+        argv[argc++] = self->store;
+    }
     if (self->secure) {
         argv[argc++] = "--curve-secret";
         argv[argc++] = self->broker_secret;

@@ -113,8 +113,8 @@ static void test_events_wait_for_commit(void **state)
     json_decref(events);
     assert_int_equal(broker_store_commit(f->store), 0);
     assert_int_equal(peek_int(f, "SELECT count(*) FROM events"), N);
-    assert_int_equal(peek_int(f, "SELECT sum(seq * 10 = time AND data = '{\"n\":' || seq || '}')"
-                                 " FROM events"),
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM events"
+                                 " WHERE seq * 10 = time AND data = '{\"n\":' || seq || '}'"),
                      N);
     assert_int_equal(peek_int(f, "SELECT count(*) FROM events WHERE execution_id IS NULL"
                                  " AND exec_num IS NULL"),

@@ -1,5 +1,6 @@
 /* broker/store_executions.c: the narrower saves of a running execution, the
  * status counts that follow every insert and change, and usage per attempt. */
+#include "tests/support/pg_cluster.h"
 #include "tests/support/store_fixture.h"
 
 #include "broker/usage.h"
@@ -85,7 +86,11 @@ static void test_counts_match_rows(void **state)
     const broker_exec_status_t path[] = {BROKER_EXEC_RUNNING, BROKER_EXEC_PAUSED,
                                          BROKER_EXEC_RUNNING, BROKER_EXEC_COMPLETED};
     uint32_t seed = 7;
-    for (int i = 0; i < 2500; i++) {
+    /* Rows over three blocks of 1,024 (execution_pages' buckets); on PostgreSQL
+     * over two, which still crosses a boundary: each insert there waits one round
+     * trip for its key, and 2,500 of them took half a minute under load. */
+    const int n = pg_cluster_wanted() ? 1300 : 2500;
+    for (int i = 0; i < n; i++) {
         seed = seed * 1103515245u + 12345u;
         char id[32];
         snprintf(id, sizeof id, "exec-%012x", (unsigned)i);
@@ -111,7 +116,7 @@ static void test_counts_match_rows(void **state)
                                  " SELECT workflow_id, status, count(*) AS n FROM executions"
                                  "  GROUP BY 1, 2"
                                  " EXCEPT SELECT workflow_id, status, n FROM execution_counts"
-                                 "  WHERE n != 0)"),
+                                 "  WHERE n != 0) AS d"),
                      0);
     assert_int_equal(peek_int(f, "SELECT count(*) FROM execution_counts WHERE n != 0"),
                      peek_int(f, "SELECT count(DISTINCT workflow_id || '/' || status)"
@@ -126,10 +131,10 @@ static void test_counts_match_rows(void **state)
                         " GROUP BY 3";
     char sql[1024];
     snprintf(sql, sizeof sql,
-             "SELECT (SELECT count(*) FROM (SELECT * FROM (%s) EXCEPT"
-             " SELECT workflow_id, status, bucket, n FROM execution_pages))"
+             "SELECT (SELECT count(*) FROM (SELECT * FROM (%s) AS t EXCEPT"
+             " SELECT workflow_id, status, bucket, n FROM execution_pages) AS a)"
              " + (SELECT count(*) FROM (SELECT workflow_id, status, bucket, n"
-             " FROM execution_pages EXCEPT SELECT * FROM (%s)))",
+             " FROM execution_pages EXCEPT SELECT * FROM (%s) AS t) AS b)",
              truth, truth);
     assert_int_equal(peek_int(f, sql), 0);
 }

@@ -125,6 +125,16 @@ static void test_phase_rows(void **state)
     broker_execution_t *exec = make_exec("exec-000000000001", "wf-1", 3, 10);
     exec->phases[0].status = BROKER_PHASE_QUEUED;
     assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+    if (broker_store_is_postgresql(f->path)) {
+        /* PostgreSQL has no rowid: a phase is saved by its key (store_pg_sql.c) */
+        assert_int_equal(exec->phases[0].row, 0);
+        exec->phases[0].status = BROKER_PHASE_RUNNING;
+        assert_int_equal(broker_store_phase_save(f->store, exec, &exec->phases[0]), 0);
+        assert_int_equal(broker_store_commit(f->store), 0);
+        assert_int_equal(peek_int(f, "SELECT count(*) FROM phases WHERE status = 'running'"), 1);
+        broker_execution_destroy(&exec);
+        return;
+    }
     assert_true(exec->phases[0].row > 0);
     assert_int_equal(exec->phases[1].row, exec->phases[0].row + 1);
     exec->phases[0].status = BROKER_PHASE_RUNNING;

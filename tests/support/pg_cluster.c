@@ -1,0 +1,140 @@
+/* pg_cluster: the private PostgreSQL cluster of a test program (pg_cluster.h).
+ * Apart because both the store's unit tests and whole stacks use it, and the
+ * rules of where it runs (no TCP, not as root) belong in one place. */
+#include "tests/support/pg_cluster.h"
+
+#include <dirent.h>
+#include <glob.h>
+#include <libpq-fe.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char bin_dir[256];
+static char top[64]; /* the temporary directory: data/, the socket, the log */
+static char as_user[64]; /* "runuser -u nobody -- " when root, else "" */
+static int databases;
+
+bool pg_cluster_wanted(void)
+{
+    const char *store = getenv("SYN_TEST_STORE");
+    return store && strcmp(store, "postgresql") == 0;
+}
+
+/* The directory of initdb and pg_ctl: SYN_PG_BIN, else the newest
+ * /usr/lib/postgresql/N/bin of Debian's postgresql package. */
+static int find_bin(char *err, size_t errlen)
+{
+    const char *env = getenv("SYN_PG_BIN");
+    if (env && *env) {
+        snprintf(bin_dir, sizeof bin_dir, "%s", env);
+    } else {
+        glob_t g;
+        if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &g) == 0 && g.gl_pathc > 0) {
+            snprintf(bin_dir, sizeof bin_dir, "%s", g.gl_pathv[g.gl_pathc - 1]);
+            *strrchr(bin_dir, '/') = '\0';
+        }
+        globfree(&g);
+    }
+    char initdb[300];
+    snprintf(initdb, sizeof initdb, "%s/initdb", bin_dir);
+    if (!*bin_dir || access(initdb, X_OK) != 0) {
+        snprintf(err, errlen,
+                 "PostgreSQL's server programs (initdb, pg_ctl) are missing: install Debian's "
+                 "postgresql package (scripts/deps.sh does), or set SYN_PG_BIN");
+        return -1;
+    }
+    return 0;
+}
+
+static void stop(void)
+{
+    if (!*top)
+        return;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s%s/pg_ctl -D %s/data -m immediate -s stop >/dev/null 2>&1",
+             as_user, bin_dir, top);
+    if (system(cmd) != 0)
+        fprintf(stderr, "pg_cluster: pg_ctl stop failed\n");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", top);
+    if (system(cmd) != 0)
+        fprintf(stderr, "pg_cluster: cannot remove %s\n", top);
+    *top = '\0';
+}
+
+/* Runs cmd; on failure the tail of log goes to stderr (the directory is gone
+ * at exit). */
+static int run(const char *cmd, const char *what, const char *log, char *err, size_t errlen)
+{
+    if (system(cmd) == 0)
+        return 0;
+    char tail[256];
+    snprintf(tail, sizeof tail, "tail -n 20 %s/%s >&2", top, log);
+    if (system(tail) != 0)
+        fprintf(stderr, "pg_cluster: no %s\n", log);
+    snprintf(err, errlen, "%s failed (its output above)", what);
+    return -1;
+}
+
+static int start(char *err, size_t errlen)
+{
+    if (find_bin(err, errlen) < 0)
+        return -1;
+    snprintf(top, sizeof top, "/tmp/syn-pg-XXXXXX");
+    if (!mkdtemp(top)) {
+        snprintf(err, errlen, "mkdtemp failed");
+        *top = '\0';
+        return -1;
+    }
+    if (geteuid() == 0) {
+        /* postgres will not run as root: the cluster belongs to nobody */
+        struct passwd *pw = getpwnam("nobody");
+        if (!pw || chown(top, pw->pw_uid, pw->pw_gid) != 0) {
+            snprintf(err, errlen, "running as root, and cannot give %s to user nobody", top);
+            return -1;
+        }
+        snprintf(as_user, sizeof as_user, "runuser -u nobody -- ");
+    }
+    atexit(stop);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s%s/initdb -D %s/data -A trust -U syn -E UTF8 --locale=C -N >%s/initdb.log"
+             " 2>&1",
+             top, as_user, bin_dir, top, top);
+    if (run(cmd, "initdb", "initdb.log", err, errlen) < 0)
+        return -1;
+    /* No TCP (listen_addresses empty), the socket in our directory. fsync,
+     * full_page_writes and synchronous_commit off: a test's cluster is thrown
+     * away with its directory and never outlives a crash, so durability on disk
+     * buys it nothing, and a commit that waits for no disk keeps the tests fast
+     * on a loaded machine. (What the store's tests prove of commits, nothing
+     * acknowledged before it, is the store's order of calls, not the disk's.) */
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s%s/pg_ctl -D %s/data -l %s/data/server.log -w -s -o \"-c listen_addresses='' -k %s"
+             " -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=40\" start >/dev/null 2>&1",
+             top, as_user, bin_dir, top, top, top);
+    return run(cmd, "pg_ctl start", "data/server.log", err, errlen);
+}
+
+int pg_cluster_new_database(char *uri, size_t urilen, char *err, size_t errlen)
+{
+    if (!*top && start(err, errlen) < 0)
+        return -1;
+    char admin[160], name[32];
+    snprintf(admin, sizeof admin, "postgresql:///postgres?host=%s&user=syn", top);
+    snprintf(name, sizeof name, "t%d_%d", (int)getpid(), ++databases);
+    PGconn *conn = PQconnectdb(admin);
+    char sql[64];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    PGresult *r = PQstatus(conn) == CONNECTION_OK ? PQexec(conn, sql) : NULL;
+    int rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc < 0)
+        snprintf(err, errlen, "cannot create database %s: %s", name, PQerrorMessage(conn));
+    PQclear(r);
+    PQfinish(conn);
+    snprintf(uri, urilen, "postgresql:///%s?host=%s&user=syn", name, top);
+    return rc;
+}

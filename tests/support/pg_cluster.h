@@ -1,0 +1,20 @@
+/* pg_cluster: a private PostgreSQL cluster for one test program — made with
+ * initdb in a temporary directory, listening on a Unix socket there and on no
+ * TCP port, stopped and removed at exit — and a fresh database in it per test.
+ * Run as root (CI), the server runs as the unprivileged user nobody: postgres
+ * refuses root. When PostgreSQL's server programs are missing the test fails
+ * saying which package to install; nothing is skipped. */
+#ifndef SYN_TEST_PG_CLUSTER_H
+#define SYN_TEST_PG_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Whether this run's stores are PostgreSQL: SYN_TEST_STORE=postgresql (ctest's
+ * second registration of the store tests, teststack's --store option). */
+bool pg_cluster_wanted(void);
+/* A URI (postgresql://...) of a new, empty database in the cluster, which
+ * starts on first use; 0, or -1 with the reason in err. */
+int pg_cluster_new_database(char *uri, size_t urilen, char *err, size_t errlen);
+
+#endif
