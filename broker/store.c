@@ -298,12 +298,8 @@ int broker_store_probe(broker_store_t *self)
         return -1;
     if (self->pg) { /* the server's disk: a one-row write of its own */
         store_pg_sync(self->pg);
-        char err[256];
-        if (store_pg_exec_plain(self->pg, "UPDATE syn_schema SET version = version", err,
-                                sizeof err) == 0)
-            return 0;
-        snprintf(self->last_error, sizeof self->last_error, "%s", err);
-        return -1;
+        return store_pg_exec_plain(self->pg, "UPDATE syn_schema SET version = version",
+                                   self->last_error, sizeof self->last_error);
     }
     sqlite3_stmt *s = NULL;
     int version = -1;
