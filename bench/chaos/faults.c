@@ -202,24 +202,6 @@ static void fault_link(chaos_t *self, uint64_t n)
     fault_ends(self, f, chaos_now(self));
 }
 
-/* Fills the data directory's file system: 0 when it is full. */
-static int fill_disk(const char *path)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0)
-        return -1;
-    static char block[1 << 16];
-    for (size_t size = sizeof block; size >= 512;) {
-        ssize_t w = write(fd, block, size);
-        if (w < 0 && errno == ENOSPC)
-            size /= 2;
-        else if (w <= 0)
-            break;
-    }
-    close(fd);
-    return 0;
-}
-
 /* One submit through the first gateway while the disk is full: its status. */
 static int probe_submit(chaos_t *self, char *body, size_t bodysize)
 {
@@ -246,7 +228,7 @@ static void fault_disk(chaos_t *self, uint64_t n)
     char filler[400];
     snprintf(filler, sizeof filler, "%s/chaos-filler", self->data_dir);
     double start = chaos_now(self);
-    if (fill_disk(filler) != 0) {
+    if (localproc_fill_disk(filler) != 0) {
         chaos_log_fault(self, FAULT_DISK, "disk", start, "cannot fill %s: %s", filler,
                         strerror(errno));
         return;

@@ -116,4 +116,24 @@ static inline void localproc_redirect_child(const char *log_path)
         dup2(devnull, 0);
 }
 
+/* Writes path until its file system is full (a full-disk fault: the chaos soak and
+ * test_storage_full): 0 when it is, -1 when path cannot be opened. Smaller writes
+ * after ENOSPC take the last blocks too. */
+static inline int localproc_fill_disk(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return -1;
+    static char block[1 << 16];
+    for (size_t size = sizeof block; size >= 512;) {
+        ssize_t w = write(fd, block, size);
+        if (w < 0 && errno == ENOSPC)
+            size /= 2;
+        else if (w <= 0)
+            break;
+    }
+    close(fd);
+    return 0;
+}
+
 #endif

@@ -8,6 +8,7 @@
  * really is full. Where mounting is not allowed, the broker's file-size limit
  * (RLIMIT_FSIZE, set from outside with prlimit(2)) drops to 0 instead: every
  * write the kernel gets fails, which the broker meets the same way. */
+#include "bench/synload/localproc.h"
 #include "tests/support/execution.h"
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
@@ -68,19 +69,7 @@ static int fill_tmpfs(void)
 {
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/filler", data_dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0)
-        return -1;
-    static char block[1 << 16];
-    for (size_t size = sizeof block; size >= 512;) {
-        ssize_t w = write(fd, block, size);
-        if (w < 0 && errno == ENOSPC)
-            size /= 2;
-        else if (w <= 0)
-            break;
-    }
-    close(fd);
-    return 0;
+    return localproc_fill_disk(path);
 }
 
 static int set_fsize_limit(rlim_t limit)
