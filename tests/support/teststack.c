@@ -204,14 +204,16 @@ static int prepare_secure(teststack_t *self)
     return 0;
 }
 
-int teststack_start_broker(teststack_t *self)
+/* A broker over the stack's store, with these endpoints, logging to dir/<log>.log. */
+static pid_t spawn_broker(teststack_t *self, const char *log, const char *clients,
+                          const char *workers, const char *events, const char *extra_args)
 {
     char data[300], extra[512];
     snprintf(data, sizeof data, "%s/var", self->dir);
-    snprintf(extra, sizeof extra, "%s", self->opts.broker_args ? self->opts.broker_args : "");
-    char *argv[40] = {SYN_BIN_DIR "/syn-broker", "--data", data,      "--clients",
-                      self->clients_ep,          "--workers", self->workers_ep, "--events",
-                      self->events_ep};
+    snprintf(extra, sizeof extra, "%s", extra_args ? extra_args : "");
+    char *argv[40] = {SYN_BIN_DIR "/syn-broker", "--data",  data,    "--clients",
+                      (char *)clients,           "--workers", (char *)workers, "--events",
+                      (char *)events};
     int argc = 9;
     if (pg_cluster_wanted()) { /* the whole stack over PostgreSQL (issue 21) */
         char err[256];
@@ -230,8 +232,32 @@ int teststack_start_broker(teststack_t *self)
         argv[argc++] = self->authorized;
     }
     add_words(argv, argc, 40, extra);
-    self->broker = spawn(self, "broker", argv);
+    return spawn(self, log, argv);
+}
+
+int teststack_start_broker(teststack_t *self)
+{
+    self->broker = spawn_broker(self, "broker", self->clients_ep, self->workers_ep,
+                                self->events_ep, self->opts.broker_args);
     return self->broker > 0 ? 0 : -1;
+}
+
+pid_t teststack_spawn_broker(teststack_t *self, const char *log, const char *clients,
+                             const char *workers, const char *events, const char *extra_args)
+{
+    return spawn_broker(self, log, clients ? clients : self->clients_ep,
+                        workers ? workers : self->workers_ep, events ? events : self->events_ep,
+                        extra_args);
+}
+
+const char *teststack_store(teststack_t *self)
+{
+    return self->store;
+}
+
+void teststack_adopt_broker(teststack_t *self, pid_t pid)
+{
+    self->broker = pid;
 }
 
 int teststack_start_gateway(teststack_t *self)
@@ -482,6 +508,7 @@ void teststack_dump_logs(teststack_t *self)
 {
     dump_file(self->dir, "tools.log");
     dump_file(self->dir, "broker.log");
+    dump_file(self->dir, "standby.log"); /* a second broker (teststack_spawn_broker) */
     dump_file(self->dir, "gateway.log");
     for (int i = 0; i < self->nworkers; i++) {
         char name[32];
