@@ -77,11 +77,22 @@ int broker_store_lease_take(broker_store_t *self, const char *holder, int64_t le
     store_bind_int(q, 2, lease_ms);
     int64_t token = 0;
     int taken = update_lease(self, q, "take", &token);
-    if (taken != 0) {
-        if (taken == 1)
-            self->fence_token = token;
-        return taken;
+    if (taken == 1) {
+        self->fence_token = token;
+        /* A holder stopped inside a transaction keeps the row locked (the fence's
+         * FOR SHARE) and would hold the next takeover up: the server ends such a
+         * session once it has been idle in a transaction for two leases (not
+         * less: a loaded active may pause between a turn's writes, and losing
+         * its session stops it). */
+        int64_t idle_ms = 2 * lease_ms > 2000 ? 2 * lease_ms : 2000;
+        char sql[96], err[256];
+        snprintf(sql, sizeof sql, "SET idle_in_transaction_session_timeout = %lld",
+                 (long long)idle_ms);
+        if (store_pg_exec_plain(self->pg, sql, err, sizeof err) < 0)
+            syn_warn("broker", "postgresql: cannot bound idle transactions: %s", err);
     }
+    if (taken != 0)
+        return taken;
     if (!seen)
         return 0;
     q = lease_stmt(self, STORE_LEASE_HOLDER);
