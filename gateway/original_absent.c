@@ -16,10 +16,10 @@ typedef struct {
 static const absent_t absent[] = {
     {"/organizations", "organizations", NULL},
     {"/systems", "systems", NULL},
-    {"/repos", "a repository registry",
+    {"/repos", "repository registry",
      "give repositories per execution (`repos` in POST /workflows/{id}/execute)"},
     {"/triggers", "triggers (rules that start workflows on GitHub events)", NULL},
-    {"/github", "a GitHub App integration", NULL},
+    {"/github", "GitHub App integration", NULL},
     {"/insights", "insights (systems overview, cost by repository, activity heatmap)",
      "use /costs/summary and /api/v1/metrics"},
     {"/observability", "the API latency store", "use /metrics (Prometheus)"},

@@ -3,8 +3,12 @@
  * sends them, answers read the way it reads them, through real HTTP against a real
  * stack, under /api/v1 (where its CLI puts every path) and at the root. The bodies
  * and the keys read are taken from its source: commands/workflow/crud.ts (create,
- * validate), workflow/export.ts, execution.ts (list, show), health.ts, costs.ts,
- * metrics.ts, watch.ts and client/sse.ts (frames). */
+ * validate), workflow/export.ts, workflow/install.ts with client/yaml-upload.ts,
+ * execution.ts (list, show), health.ts, costs.ts, metrics.ts, watch.ts and client/sse.ts
+ * (frames, its watch paths), and the commands for features syn does not have (org.ts,
+ * system.ts, repo.ts, triggers.ts, insights.ts, sessions.ts, events.ts, observe.ts,
+ * conversations.ts, artifacts.ts). Its CLI itself was run against syn too (docs/api.md,
+ * "Its CLI, run for real"); these need neither it nor node. */
 #include "tests/support/http.h"
 #include "tests/support/sse.h"
 #include "tests/support/teststack.h"
