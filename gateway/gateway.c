@@ -16,6 +16,7 @@
 #include "gateway/download.h"
 #include "gateway/hub.h"
 #include "gateway/listen.h"
+#include "gateway/original_absent.h"
 #include "gateway/original_compat.h"
 #include "gateway/request.h"
 #include "gateway/router.h"
@@ -187,7 +188,13 @@ static void request_dispatch(gateway_t *self, gateway_request_t *req)
         return;
     }
     if (req->match == GATEWAY_MATCH_NOT_FOUND) {
-        gateway_request_set_literal(req, 404, NOT_FOUND);
+        bool original;
+        json_t *absent = gateway_absent_answer(gateway_route_path(req->path, &original));
+        if (absent)
+            gateway_request_set_json(req, 501, absent);
+        else
+            gateway_request_set_literal(req, 404, NOT_FOUND);
+        json_decref(absent);
         return;
     }
     if (req->match == GATEWAY_MATCH_METHOD_NOT_ALLOWED) {

@@ -2,6 +2,7 @@
  * (gateway/original_compat.h). The cost, metrics and export answers are
  * gateway/original_reports.c's. */
 #include "gateway/original_compat.h"
+#include "gateway/original_install.h"
 #include "gateway/original_reports.h"
 #include "gateway/validate.h"
 #include "gateway/yaml.h"
@@ -430,6 +431,9 @@ int gateway_compat_request(const gateway_route_t *route, bool original,
         return create_request(body, len, args, error, keep);
     case GATEWAY_ROUTE_WORKFLOW_VALIDATE:
         return validate_request(original, content_type, body, len, error);
+    case GATEWAY_ROUTE_WORKFLOW_FROM_YAML:
+        return gateway_install_request(original, content_type, body, len, query, cls, op, args,
+                                       error, keep);
     case GATEWAY_ROUTE_WORKFLOW_EXPORT:
     case GATEWAY_ROUTE_METRICS:
     case GATEWAY_ROUTE_COSTS_SUMMARY:
@@ -456,6 +460,7 @@ json_t *gateway_compat_answer(const gateway_route_t *route, bool original, const
     case GATEWAY_ROUTE_WORKFLOW_RUNS:
         return executions_answer(route->id, body);
     case GATEWAY_ROUTE_WORKFLOW_CREATE:
+    case GATEWAY_ROUTE_WORKFLOW_FROM_YAML:
         return keep ? create_answer(keep, body) : NULL;
     default:
         return gateway_reports_answer(route, original, keep, status, body);

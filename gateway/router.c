@@ -66,6 +66,9 @@ static const route_entry_t routes[] = {
     {"GET", "/executions/{}/artifacts.tar", GATEWAY_ROUTE_ARTIFACT_TAR},
     {"GET", "/executions/{}/artifacts.zip", GATEWAY_ROUTE_ARTIFACT_ZIP},
     {"GET", "/executions/{}/artifacts/{}/{*}", GATEWAY_ROUTE_ARTIFACT_GET},
+    /* the original's CLI 0.25 watches here (its watch.ts) */
+    {"GET", "/watch/executions/{}", GATEWAY_ROUTE_SSE_EXECUTION},
+    {"GET", "/watch/activity", GATEWAY_ROUTE_SSE_ACTIVITY},
 };
 
 #define ORIGINAL_PREFIX "/api/v1"

@@ -3,8 +3,12 @@
  * sends them, answers read the way it reads them, through real HTTP against a real
  * stack, under /api/v1 (where its CLI puts every path) and at the root. The bodies
  * and the keys read are taken from its source: commands/workflow/crud.ts (create,
- * validate), workflow/export.ts, execution.ts (list, show), health.ts, costs.ts,
- * metrics.ts, watch.ts and client/sse.ts (frames). */
+ * validate), workflow/export.ts, workflow/install.ts with client/yaml-upload.ts,
+ * execution.ts (list, show), health.ts, costs.ts, metrics.ts, watch.ts and client/sse.ts
+ * (frames, its watch paths), and the commands for features syn does not have (org.ts,
+ * system.ts, repo.ts, triggers.ts, insights.ts, sessions.ts, events.ts, observe.ts,
+ * conversations.ts, artifacts.ts). Its CLI itself was run against syn too (docs/api.md,
+ * "Its CLI, run for real"); these need neither it nor node. */
 #include "tests/support/http.h"
 #include "tests/support/sse.h"
 #include "tests/support/teststack.h"
@@ -38,12 +42,13 @@ static int teardown(void **state)
 /* Both spellings of a path: the original's (/api/v1 in front) and syn's. */
 static const char *const prefixes[] = {"/api/v1", ""};
 
-static json_t *call(const char *method, const char *path, const char *body, long want)
+static json_t *call_as(const char *method, const char *path, const char *body,
+                       const char *content_type, long want)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s%s", teststack_url(stack), path);
     http_response_t r;
-    assert_int_equal(http_request(method, url, body, NULL, &r), 0);
+    assert_int_equal(http_request(method, url, body, content_type, &r), 0);
     if (r.status != want)
         fail_msg("%s %s: %ld (wanted %ld): %s", method, path, r.status, want, r.body);
     json_t *json = json_incref(r.json);
@@ -51,6 +56,11 @@ static json_t *call(const char *method, const char *path, const char *body, long
         json = json_string(r.body);
     http_response_clear(&r);
     return json;
+}
+
+static json_t *call(const char *method, const char *path, const char *body, long want)
+{
+    return call_as(method, path, body, NULL, want);
 }
 
 static const char *str(const json_t *o, const char *key)
@@ -419,6 +429,152 @@ static void test_executions_costs_metrics_events(void **state)
     free(id);
 }
 
+/* workflow/install.ts through client/yaml-upload.ts: each resolved workflow goes up as
+ * JSON ("a YAML subset") with its stable id in ?workflow_id= and the package version in
+ * ?version=; it reads `id` and `status` back ("unchanged" would say it was there). */
+static void test_install_as_the_cli_does(void **state)
+{
+    (void)state;
+    static const char definition[] =
+        "{\"id\":\"pkg-wf\",\"name\":\"Packaged\",\"type\":\"research\","
+        "\"inputs\":[{\"name\":\"topic\",\"required\":true}],"
+        "\"phases\":[{\"id\":\"plan\",\"name\":\"Plan\",\"order\":1,"
+        "\"prompt_template\":\"Plan {{topic}}\"}]}";
+    json_t *w = call_as("POST",
+                        "/api/v1/workflows/from-yaml?name=Packaged&workflow_id=pkg-wf&version=0.0.0",
+                        definition, "application/json", 201);
+    assert_string_equal(str(w, "id"), "pkg-wf");
+    assert_string_equal(str(w, "name"), "Packaged");
+    assert_string_equal(str(w, "workflow_type"), "research");
+    assert_string_equal(str(w, "status"), "created");
+    assert_string_equal(str(w, "repository_url"), "");
+    assert_true(json_is_false(json_object_get(w, "requires_repos")));
+    assert_int_equal(json_array_size(json_object_get(w, "warnings")), 1);
+    json_decref(w);
+    /* a second install (with --force): refused, never overwritten; its CLI prints the detail */
+    json_t *again = call_as(
+        "POST", "/api/v1/workflows/from-yaml?name=Packaged&workflow_id=pkg-wf&version=0.0.0&force=true",
+        definition, "application/json", 409);
+    assert_string_equal(str(again, "detail"), "Workflow pkg-wf already exists");
+    json_decref(again);
+    json_t *got = call("GET", "/api/v1/workflows/pkg-wf", NULL, 200);
+    assert_string_equal(str(json_array_get(json_object_get(got, "phases"), 0), "prompt_template"),
+                        "Plan {{topic}}");
+    json_decref(got);
+
+    /* crud.ts `create NAME --from FILE`: the file as YAML, ?name= over its name; it prints
+     * requires_repos ("Repos required"), inferred from `repository` as the original does */
+    static const char file[] = "id: from-file\nname: In The File\n"
+                               "repository:\n  url: https://github.com/o/r\n  ref: main\n"
+                               "phases:\n  - id: p\n    name: P\n    order: 1\n"
+                               "    prompt_template: go\n";
+    json_t *f = call_as("POST", "/api/v1/workflows/from-yaml?name=Given", file, "application/yaml",
+                        201);
+    assert_string_equal(str(f, "name"), "Given");
+    assert_string_equal(str(f, "repository_url"), "https://github.com/o/r");
+    assert_true(json_is_true(json_object_get(f, "requires_repos")));
+    assert_int_equal(json_array_size(json_object_get(f, "warnings")), 0);
+    json_decref(f);
+
+    /* syn's own upload at the root keeps its answer; JSON is taken there too */
+    json_t *own = call_as("POST", "/workflows/from-yaml?id=own-yaml", file, "application/yaml", 201);
+    assert_null(json_object_get(own, "repository_url"));
+    json_decref(own);
+    json_decref(call_as("POST", "/workflows/from-yaml?id=own-json", definition, "application/json",
+                        201));
+    json_decref(call_as("POST", "/workflows/from-yaml?id=own-text", file, "text/plain", 415));
+}
+
+/* Its commands for features syn does not have get a detail naming the feature (its CLI
+ * prints `detail` and nothing else), not a bare "Not Found"; other paths stay 404. */
+static void test_absent_features(void **state)
+{
+    (void)state;
+    static const char *const paths[] = {
+        "/organizations",                       /* org.ts list */
+        "/systems",                             /* system.ts list */
+        "/repos",                               /* repo.ts list */
+        "/repos/repo-abc",                      /* workflow/run.ts resolveRepoRefs */
+        "/triggers",                            /* triggers.ts list */
+        "/insights/overview",                   /* insights.ts */
+        "/observability/latency?window=24h",    /* insights.ts latency */
+        "/sessions?limit=50",                   /* sessions.ts list */
+        "/sessions/exec-1:plan:1",              /* sessions.ts show */
+        "/events/recent?limit=50",              /* events.ts recent */
+        "/events/sessions/s-1/timeline",        /* events.ts timeline */
+        "/observe/sessions/s-1/tokens",         /* observe.ts tokens */
+        "/conversations/s-1?offset=0&limit=100", /* conversations.ts show */
+        "/artifacts?page=1&page_size=50",       /* artifacts.ts list */
+        "/artifacts/a-1/content",               /* artifacts.ts content */
+        "/executions/exec-1/session-inventory", /* execution.ts show, newer */
+    };
+    for (size_t p = 0; p < 2; p++)
+        for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+            char path[256];
+            snprintf(path, sizeof path, "%s%s", prefixes[p], paths[i]);
+            json_t *a = call("GET", path, NULL, 501);
+            assert_non_null(strstr(str(a, "detail"), "syn has no "));
+            json_decref(a);
+        }
+    json_t *org = call("POST", "/api/v1/organizations", "{\"name\":\"x\"}", 501);
+    assert_string_equal(str(org, "detail"),
+                        "syn has no organizations (the original's /organizations routes)");
+    json_decref(org);
+    static const char *const unknown[] = {"/api/v1/nothing", "/organizationsx", "/api/v2/repos",
+                                          "/executions/x/y/session-inventory"};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        json_t *n = call("GET", unknown[i], NULL, 404);
+        assert_string_equal(str(n, "detail"), "Not Found");
+        json_decref(n);
+    }
+}
+
+/* watch.ts: `watch activity` streams /api/v1/watch/activity, and its newer version
+ * watches /api/v1/watch/executions/{id}; syn's streams answer both. */
+static void test_watch_paths(void **state)
+{
+    (void)state;
+    json_decref(call("POST", "/api/v1/workflows",
+                     "{\"id\":\"watched\",\"name\":\"Watched\",\"phases\":[{\"id\":\"w\","
+                     "\"name\":\"W\",\"prompt_template\":\"#mock sleep 300\"}]}",
+                     201));
+    int port = atoi(strrchr(teststack_url(stack), ':') + 1);
+    sse_client_t *activity = sse_client_new(port, "/api/v1/watch/activity", NULL, 0);
+    assert_true(sse_client_wait(activity, sse_client_has_frames, 1, 30000));
+    assert_int_equal(sse_client_status(activity), 200);
+    char *id = teststack_execute(stack, "watched", "{}");
+    assert_non_null(id);
+    json_decref(teststack_wait_terminal(stack, "watched", id, 30000));
+    bool seen = false;
+    for (int tries = 0; !seen && tries < 300; tries++) {
+        sse_client_wait(activity, sse_client_has_frames,
+                        (long)sse_client_frame_count(activity) + 1, 100);
+        for (size_t i = 0; i < sse_client_frame_count(activity); i++) {
+            const json_t *d = json_object_get(sse_client_frame(activity, i)->data, "data");
+            seen = seen || (strcmp(sse_frame_str(sse_client_frame(activity, i),
+                                                 "original_event_type"),
+                                   "WorkflowCompleted") == 0 &&
+                            json_is_string(json_object_get(d, "execution_id")) &&
+                            strcmp(json_string_value(json_object_get(d, "execution_id")), id) == 0);
+        }
+    }
+    assert_true(seen);
+    sse_client_destroy(&activity);
+
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/watch/executions/%s", id);
+    sse_client_t *one = sse_client_new(port, path, NULL, 0);
+    assert_true(sse_client_wait(one, sse_client_has_closed, 0, 30000));
+    bool completed = false;
+    for (size_t i = 0; i < sse_client_frame_count(one); i++)
+        completed = completed || strcmp(sse_frame_str(sse_client_frame(one, i),
+                                                      "original_event_type"),
+                                        "WorkflowCompleted") == 0;
+    assert_true(completed);
+    sse_client_destroy(&one);
+    free(id);
+}
+
 /* health.ts with the broker gone: not healthy (the gateway answers alone). */
 static void test_health_without_broker(void **state)
 {
@@ -440,6 +596,9 @@ int main(void)
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_export),
         cmocka_unit_test(test_executions_costs_metrics_events),
+        cmocka_unit_test(test_install_as_the_cli_does),
+        cmocka_unit_test(test_absent_features),
+        cmocka_unit_test(test_watch_paths),
         cmocka_unit_test(test_health_without_broker),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
