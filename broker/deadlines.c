@@ -83,15 +83,22 @@ void broker_deadlines_adoption_progress(broker_engine_t *self, int64_t now_ms)
 
 void broker_engine_adoption_open(broker_engine_t *self, int64_t now_ms)
 {
-    self->adoption_until_ms = now_ms + broker_deadlines_adoption_ms(self);
-    self->adoption_cap_ms = now_ms + ADOPTION_CAP * broker_deadlines_adoption_ms(self);
+    bool waiting = false;
     for (broker_execution_t *exec = zlistx_first(self->by_creation); exec;
          exec = zlistx_next(self->by_creation)) {
         broker_phase_t *phase = broker_execution_active_phase(exec);
         if (phase && phase->status == BROKER_PHASE_RUNNING && !phase->worker_key &&
-            phase->deadline_ms)
+            phase->deadline_ms) {
             phase->deadline_ms = now_ms + broker_deadlines_adoption_ms(self);
+            waiting = true;
+        }
     }
+    /* Nothing to adopt (a first start): a worker lost now loses its attempts at
+     * once, as at any other time. */
+    if (!waiting)
+        return;
+    self->adoption_until_ms = now_ms + broker_deadlines_adoption_ms(self);
+    self->adoption_cap_ms = now_ms + ADOPTION_CAP * broker_deadlines_adoption_ms(self);
 }
 
 /* A set of artifacts silent this long is given up (its worker resends it whole). */

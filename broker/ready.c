@@ -131,11 +131,6 @@ void broker_ready_handle(broker_engine_t *self, const void *identity, size_t ide
     adopt_listed(self, worker, waiting, true, now_ms, &adopted, &stale);
     if (adopted > 0)
         broker_deadlines_adoption_progress(self, now_ms);
-    /* Heard at once: the worker counts the broker's silence from its READY, and
-     * the next round of heartbeats may be a second away — a second a fresh socket
-     * after a restart may not have, a thousand READYs queued before it. After
-     * the CANCELs above, so they still come first. */
-    engine_send_to_worker(self, identity, identity_len, SYN_MSG_HEARTBEAT, json_object());
     syn_info("broker",
              "worker ready worker=%s slots=%lld prefetch=%lld running=%zu waiting=%zu "
              "adopted=%zu stale=%zu",

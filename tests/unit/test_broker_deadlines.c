@@ -2,7 +2,6 @@
  * fixture's fake clock: the backstop to the millisecond, the end of a retry's
  * back-off, the adoption window after a restart. */
 #include "broker/deadlines.h"
-#include "broker/engine_internal.h"
 #include "tests/support/broker_fixture.h"
 
 #include <errno.h>
@@ -208,14 +207,44 @@ static void test_adoption_window_stays_open_while_readys_adopt(void **state)
     fx_advance(f, 1, "W1");
     /* Lost, and run again at once on W1's free slot. */
     assert_int_equal(phase->attempt, 2);
-    /* However long READYs keep coming, it closes at the cap. */
-    broker_engine_adoption_open(f->engine, f->now);
-    for (int i = 0; i < 20; i++) {
-        fx_advance(f, WINDOW / 2, "W1");
-        broker_deadlines_adoption_progress(f->engine, f->now);
-    }
-    assert_true(f->engine->adoption_until_ms <= f->now);
     json_decref(first);
+}
+
+/* However long READYs keep adopting, the window closes three adoption windows
+ * (six liveness windows) after it opened. */
+static void test_adoption_window_has_a_cap(void **state)
+{
+    fx_t *f = *state;
+    broker_execution_t *exec;
+    run_on_w1(f, 600, &exec);
+    char id[BROKER_EXEC_ID_SIZE];
+    strcpy(id, exec->id);
+    fx_restart(f);
+    assert_int_equal(broker_engine_recover(f->engine, f->now), 1);
+    broker_engine_adoption_open(f->engine, f->now);
+    broker_phase_t *phase = broker_execution_active_phase(broker_engine_find(f->engine, id));
+    for (int64_t t = 0; t < 6 * WINDOW - WINDOW / 2; t += WINDOW / 2) {
+        fx_advance(f, WINDOW / 2, NULL);
+        broker_deadlines_adoption_progress(f->engine, f->now); /* another worker adopted */
+    }
+    fx_advance(f, WINDOW / 2 - 1, NULL);
+    assert_int_equal(phase->status, BROKER_PHASE_RUNNING);
+    fx_advance(f, 1, NULL);
+    assert_int_equal(phase->status, BROKER_PHASE_QUEUED);
+}
+
+/* A first start (nothing found running) opens no window: a worker gone at once
+ * loses its attempts at once. */
+static void test_no_window_without_attempts_to_adopt(void **state)
+{
+    fx_t *f = *state;
+    broker_engine_adoption_open(f->engine, f->now);
+    broker_execution_t *exec;
+    broker_phase_t *phase = run_on_w1(f, 60, &exec);
+    syn_msg_t *beat = syn_msg_new_with(SYN_MSG_HEARTBEAT, json_object());
+    broker_engine_undeliverable(f->engine, "W1", 2, beat, EHOSTUNREACH, f->now);
+    syn_msg_destroy(&beat);
+    assert_int_equal(phase->status, BROKER_PHASE_QUEUED);
 }
 
 int main(void)
@@ -228,6 +257,8 @@ int main(void)
         fx_unit_test(test_adoption_window_opens_after_the_reload),
         fx_unit_test(test_worker_gone_in_the_adoption_window),
         fx_unit_test(test_adoption_window_stays_open_while_readys_adopt),
+        fx_unit_test(test_adoption_window_has_a_cap),
+        fx_unit_test(test_no_window_without_attempts_to_adopt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
