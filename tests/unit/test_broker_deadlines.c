@@ -24,6 +24,16 @@ static broker_phase_t *run_on_w1(fx_t *f, int timeout_seconds, broker_execution_
     return phase;
 }
 
+/* A phase running on W1, then a broker restart that reloads it (id: its execution). */
+static void restart_with_w1_running(fx_t *f, int timeout_seconds, char id[BROKER_EXEC_ID_SIZE])
+{
+    broker_execution_t *exec;
+    run_on_w1(f, timeout_seconds, &exec);
+    strcpy(id, exec->id);
+    fx_restart(f);
+    assert_int_equal(broker_engine_recover(f->engine, f->now), 1);
+}
+
 /* Lets ms pass in steps short enough for W1's heartbeats to keep it alive. */
 static void pass(fx_t *f, int64_t ms)
 {
@@ -95,12 +105,8 @@ static void test_backoff_ends_on_time(void **state)
 static void test_adoption_window(void **state)
 {
     fx_t *f = *state;
-    broker_execution_t *exec;
-    run_on_w1(f, 60, &exec);
     char id[BROKER_EXEC_ID_SIZE];
-    strcpy(id, exec->id);
-    fx_restart(f);
-    assert_int_equal(broker_engine_recover(f->engine, f->now), 1);
+    restart_with_w1_running(f, 60, id);
     fx_advance(f, 2 * WINDOW - 1, NULL);
     broker_phase_t *phase = broker_execution_active_phase(broker_engine_find(f->engine, id));
     assert_int_equal(phase->status, BROKER_PHASE_RUNNING);
@@ -118,12 +124,8 @@ static void test_adoption_window(void **state)
 static void test_adoption_window_opens_after_the_reload(void **state)
 {
     fx_t *f = *state;
-    broker_execution_t *exec;
-    run_on_w1(f, 60, &exec);
     char id[BROKER_EXEC_ID_SIZE];
-    strcpy(id, exec->id);
-    fx_restart(f);
-    assert_int_equal(broker_engine_recover(f->engine, f->now), 1);
+    restart_with_w1_running(f, 60, id);
     f->now += 5 * WINDOW; /* the reload and the rest of the start */
     broker_engine_adoption_open(f->engine, f->now);
     fx_advance(f, 2 * WINDOW - 1, NULL);
@@ -215,12 +217,8 @@ static void test_adoption_window_stays_open_while_readys_adopt(void **state)
 static void test_adoption_window_has_a_cap(void **state)
 {
     fx_t *f = *state;
-    broker_execution_t *exec;
-    run_on_w1(f, 600, &exec);
     char id[BROKER_EXEC_ID_SIZE];
-    strcpy(id, exec->id);
-    fx_restart(f);
-    assert_int_equal(broker_engine_recover(f->engine, f->now), 1);
+    restart_with_w1_running(f, 600, id);
     broker_engine_adoption_open(f->engine, f->now);
     broker_phase_t *phase = broker_execution_active_phase(broker_engine_find(f->engine, id));
     for (int64_t t = 0; t < 6 * WINDOW - WINDOW / 2; t += WINDOW / 2) {
