@@ -104,7 +104,7 @@ bench-retention: build
 	@SYN_BIN_DIR=$(BUILD)/bin sh -c 'bash bench/retention.sh $(N)'
 
 # A thousand workers (issue 24): the fleet workload at 10..1,000 simulated workers
-# -> bench/results/fleet/ (JSON, .dat, fleet.png); ~10 min.
+# -> bench/results/fleet/ (JSON, .dat of medians, fleet.png); RUNS=3 runs each, ~25 min.
 .PHONY: bench-fleet
 bench-fleet: build
 	@SYN_BIN_DIR=$(BUILD)/bin bash bench/fleet.sh $(N)

@@ -13,15 +13,15 @@ set multiplot layout 2,2 title "A thousand workers: one broker, N simulated work
 set title "dispatch p99 (phase ready -> ASSIGN sent), ~80 % busy"
 set ylabel "ms"
 set logscale y 10
-plot for [f in files] f using 1:3 with linespoints lw 2 title f
+plot for [f in files] f using 1:4 with linespoints lw 2 title f
 set title "dispatch p50"
-plot for [f in files] f using 1:2 with linespoints lw 2 title f
+plot for [f in files] f using 1:3 with linespoints lw 2 title f
 unset logscale y
 set title "broker CPU with the fleet idle (heartbeats, liveness)"
 set ylabel "% of a core"
 set yrange [0:*]
-plot for [f in files] f using 1:4 with linespoints lw 2 title f
+plot for [f in files] f using 1:5 with linespoints lw 2 title f
 set title "broker kill -9: every worker back, its attempts re-adopted"
 set ylabel "s"
-plot for [f in files] f using 1:($5 >= 0 ? $5 : 1/0) with linespoints lw 2 title f
+plot for [f in files] f using 1:($6 >= 0 ? $6 : 1/0) with linespoints lw 2 title f
 unset multiplot

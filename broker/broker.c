@@ -46,6 +46,12 @@
 /* How often deadlines and silent workers are checked. */
 #define TICK_MS 100
 #define SOCKET_HWM 100000
+/* Connections waiting to be accepted (the kernel caps it at net.core.somaxconn):
+ * libzmq's default, 100, is overrun when a fleet connects at once — a broker
+ * restarted under a thousand workers — and each connection beyond it has its SYN
+ * dropped and retried by TCP after 1, 3, 7 … s, which held READYs back for tens
+ * of seconds, past the adoption window (docs/benchmarks.md, "A thousand workers"). */
+#define LISTEN_BACKLOG 4096
 /* Events queued for a subscriber that lags (a gateway behind on a burst): each
  * holds its message, ~0.8 KiB, so at SOCKET_HWM a slow gateway cost the broker
  * up to ~80 MiB. Past this the subscriber sees a gap and reads it from the log. */
@@ -178,6 +184,7 @@ static zsock_t *open_socket(broker_t *self, int type, const char *endpoint, cons
     zsock_set_rcvhwm(sock, SOCKET_HWM);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory(sock, 1);
+    zsock_set_backlog(sock, LISTEN_BACKLOG);
     if (self->curve) {
         if (syn_curve_apply_server(self->curve, sock, domain) < 0) {
             snprintf(err, errlen, "cannot make the %s socket a CURVE server: %s", domain,

@@ -16,6 +16,15 @@ int64_t broker_deadlines_window_ms(const broker_engine_t *self)
     return self->config.heartbeat_ms * self->config.liveness;
 }
 
+/* However slowly the READYs come, the window closes this many adoption windows
+ * after it opened: a worker that never returns holds its attempts that long. */
+#define ADOPTION_CAP 3
+
+int64_t broker_deadlines_adoption_ms(const broker_engine_t *self)
+{
+    return 2 * broker_deadlines_window_ms(self);
+}
+
 /* How long after dispatch the broker gives up on a result: the phase timeout,
  * the worker's kill grace and one liveness window for the result to travel. */
 int64_t broker_deadlines_backstop_ms(const broker_engine_t *self, const broker_phase_t *phase)
@@ -42,6 +51,8 @@ static void check_deadline(broker_engine_t *self, broker_execution_t *exec, int6
     if (!phase->deadline_ms || now_ms < phase->deadline_ms)
         return;
     if (!phase->worker_key) {
+        if (now_ms < self->adoption_until_ms)
+            return; /* READYs still coming: its worker may be among them */
         char *why = engine_strdupf("worker %s did not come back after a broker restart",
                                    phase->worker_name ? phase->worker_name : "(unknown)");
         engine_attempt_lost(self, exec, phase, BROKER_ATTEMPT_LOST, why ? why : "worker gone",
@@ -59,15 +70,35 @@ static void check_deadline(broker_engine_t *self, broker_execution_t *exec, int6
     free(why);
 }
 
+void broker_deadlines_adoption_progress(broker_engine_t *self, int64_t now_ms)
+{
+    if (now_ms >= self->adoption_until_ms)
+        return;
+    int64_t until = now_ms + broker_deadlines_window_ms(self);
+    if (until > self->adoption_cap_ms)
+        until = self->adoption_cap_ms;
+    if (until > self->adoption_until_ms)
+        self->adoption_until_ms = until;
+}
+
 void broker_engine_adoption_open(broker_engine_t *self, int64_t now_ms)
 {
+    bool waiting = false;
     for (broker_execution_t *exec = zlistx_first(self->by_creation); exec;
          exec = zlistx_next(self->by_creation)) {
         broker_phase_t *phase = broker_execution_active_phase(exec);
         if (phase && phase->status == BROKER_PHASE_RUNNING && !phase->worker_key &&
-            phase->deadline_ms)
-            phase->deadline_ms = now_ms + broker_deadlines_window_ms(self);
+            phase->deadline_ms) {
+            phase->deadline_ms = now_ms + broker_deadlines_adoption_ms(self);
+            waiting = true;
+        }
     }
+    /* Nothing to adopt (a first start): a worker lost now loses its attempts at
+     * once, as at any other time. */
+    if (!waiting)
+        return;
+    self->adoption_until_ms = now_ms + broker_deadlines_adoption_ms(self);
+    self->adoption_cap_ms = now_ms + ADOPTION_CAP * broker_deadlines_adoption_ms(self);
 }
 
 /* A set of artifacts silent this long is given up (its worker resends it whole). */

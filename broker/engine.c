@@ -631,7 +631,7 @@ static void recover_one(broker_execution_t *exec, void *arg)
         engine_enqueue(self, exec, false);
         break;
     case BROKER_PHASE_RUNNING:
-        phase->deadline_ms = ctx->now_ms + broker_deadlines_window_ms(self);
+        phase->deadline_ms = ctx->now_ms + broker_deadlines_adoption_ms(self);
         break;
     case BROKER_PHASE_PENDING:
         if (exec->status != BROKER_EXEC_PAUSED) {

@@ -69,7 +69,7 @@ broker_engine_t *broker_engine_new(broker_store_t *store, broker_events_t *event
 void broker_engine_destroy(broker_engine_t **self_p);
 
 /* Reloads every non-terminal execution from the store. Phases that were running
- * wait one liveness window for their worker to re-register, then are retried.
+ * wait for their worker to re-register (deadlines.h), then are retried.
  * Returns how many executions were reloaded, or -1. */
 int broker_engine_recover(broker_engine_t *self, int64_t now_ms);
 

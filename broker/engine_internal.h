@@ -42,6 +42,8 @@ struct broker_engine_t {
     uint64_t queue_gen;     /* bumped by every change of the ready queue (limits.c) */
     uint64_t positions_gen; /* queue_gen when the waiting were last numbered */
     broker_artifacts_t *artifacts; /* sets of artifacts being received (artifacts.h) */
+    int64_t adoption_until_ms; /* a restart's adoption window ends then (deadlines.h) */
+    int64_t adoption_cap_ms;   /* and however long READYs keep coming, by then */
     broker_engine_stats_t stats;
     /* Dispatch latency: when each phase assigned since the last flush became
      * ready, observed once its ASSIGN is sent (broker_engine_assignments_sent). */

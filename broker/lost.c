@@ -11,10 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every current attempt the worker holds is lost (it died or left). */
+/* Every current attempt the worker holds is lost (it died or left) — or, for a
+ * worker that may come back (its connection went or it fell silent) while a
+ * restart's adoption window is open, waits for it until the window closes: a
+ * thousand workers reconnecting to a broker that just started replace sockets
+ * the broker had barely registered, and their fresh READYs list these
+ * attempts (deadlines.h). */
 static void lose_worker_attempts(broker_engine_t *self, broker_worker_t *worker,
-                                 const char *reason, int64_t now_ms)
+                                 const char *reason, bool may_return, int64_t now_ms)
 {
+    bool wait = may_return && now_ms < self->adoption_until_ms;
     while (worker->held_count > 0) {
         broker_held_t *held = &worker->held[worker->held_count - 1];
         broker_execution_t *exec = NULL;
@@ -25,19 +31,24 @@ static void lose_worker_attempts(broker_engine_t *self, broker_worker_t *worker,
         bool bound_here =
             phase && phase->worker_key && strcmp(phase->worker_key, worker->key) == 0;
         broker_worker_release(worker, held->execution_id, held->phase_id, held->attempt);
-        if (bound_here)
+        if (bound_here && wait) {
+            engine_clear_binding(phase);
+            phase->deadline_ms = self->adoption_until_ms;
+        } else if (bound_here) {
             engine_attempt_lost(self, exec, phase, BROKER_ATTEMPT_LOST, reason, now_ms);
+        }
     }
 }
 
 /* Logs why (at level), loses what the worker held and forgets it. reason NULL
  * (out of memory) gives way to fallback. */
 static void lose_worker(broker_engine_t *self, broker_worker_t *worker, syn_log_level_t level,
-                        const char *what, char *reason, const char *fallback, int64_t now_ms)
+                        const char *what, char *reason, const char *fallback, bool may_return,
+                        int64_t now_ms)
 {
     syn_log(level, "broker", "%s worker=%s held=%zu", what, worker->name, worker->held_count);
     engine_emit_worker(self, "worker_lost", worker, reason ? reason : fallback);
-    lose_worker_attempts(self, worker, reason ? reason : fallback, now_ms);
+    lose_worker_attempts(self, worker, reason ? reason : fallback, may_return, now_ms);
     broker_workers_remove_lost(self->workers, worker, reason ? reason : fallback, syn_now_us());
     free(reason);
 }
@@ -46,14 +57,14 @@ void broker_lost_disconnected(broker_engine_t *self, broker_worker_t *worker, in
 {
     lose_worker(self, worker, SYN_LOG_INFO, "worker left",
                 engine_strdupf("worker %s disconnected", worker->name), "worker disconnected",
-                now_ms);
+                false, now_ms);
 }
 
 void broker_lost_unreachable(broker_engine_t *self, broker_worker_t *worker, int64_t now_ms)
 {
     lose_worker(self, worker, SYN_LOG_WARN, "worker gone",
                 engine_strdupf("the connection to worker %s is gone", worker->name),
-                "worker gone", now_ms);
+                "worker gone", true, now_ms);
 }
 
 void broker_lost_silent(broker_engine_t *self, int64_t now_ms)
@@ -64,5 +75,5 @@ void broker_lost_silent(broker_engine_t *self, int64_t now_ms)
         lose_worker(self, dead, SYN_LOG_WARN, "worker lost",
                     engine_strdupf("worker %s stopped responding (silent for more than %lld ms)",
                                    dead->name, (long long)window),
-                    "worker lost", now_ms);
+                    "worker lost", true, now_ms);
 }

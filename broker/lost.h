@@ -3,8 +3,10 @@
  * A worker is lost when it says DISCONNECT, when its connection is gone (a send
  * to it fails with EHOSTUNREACH) or when it stays silent for a liveness window
  * (heartbeat_ms × liveness). Each current attempt bound to it is lost (retry.h
- * decides whether the phase runs again) and the worker is forgotten, its name
- * free for another key. */
+ * decides whether the phase runs again) — except, for a connection gone or a
+ * silence, while a restart's adoption window is open: then it waits for its
+ * worker's READY until the window closes (deadlines.h) — and the worker is
+ * forgotten, its name free for another key. */
 #ifndef SYN_BROKER_LOST_H
 #define SYN_BROKER_LOST_H
 

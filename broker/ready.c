@@ -129,6 +129,8 @@ void broker_ready_handle(broker_engine_t *self, const void *identity, size_t ide
     size_t adopted = 0, stale = 0;
     adopt_listed(self, worker, running, false, now_ms, &adopted, &stale);
     adopt_listed(self, worker, waiting, true, now_ms, &adopted, &stale);
+    if (adopted > 0)
+        broker_deadlines_adoption_progress(self, now_ms);
     syn_info("broker",
              "worker ready worker=%s slots=%lld prefetch=%lld running=%zu waiting=%zu "
              "adopted=%zu stale=%zu",

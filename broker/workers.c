@@ -36,6 +36,7 @@ struct broker_workers_t {
     broker_worker_t **items;
     size_t count, cap;
     zhashx_t *by_key;                    /* key → worker (not owned) */
+    zhashx_t *by_name;                   /* name → first worker of that name (not owned) */
     broker_worker_t *seen_head, *seen_tail; /* oldest last message first */
     room_list_t *rooms;                  /* [2 * held + (only prefetch room)] */
     size_t room_lists;
@@ -71,7 +72,8 @@ static void worker_free(broker_worker_t *worker)
 broker_workers_t *broker_workers_new(void)
 {
     broker_workers_t *self = calloc(1, sizeof *self);
-    if (self && !(self->by_key = zhashx_new())) {
+    if (self && (!(self->by_key = zhashx_new()) || !(self->by_name = zhashx_new()))) {
+        zhashx_destroy(&self->by_key);
         free(self);
         return NULL;
     }
@@ -90,6 +92,7 @@ void broker_workers_destroy(broker_workers_t **self_p)
     free(self->items);
     free(self->rooms);
     zhashx_destroy(&self->by_key);
+    zhashx_destroy(&self->by_name);
     free(self);
     *self_p = NULL;
 }
@@ -155,6 +158,43 @@ void broker_workers_seen(broker_workers_t *self, broker_worker_t *worker, int64_
         after->seen_next = worker;
     else
         self->seen_head = worker;
+}
+
+/* --- workers by name ------------------------------------------------------------------ */
+
+/* A READY's name check (broker_workers_name_holder) reads the few workers of
+ * that name, not every worker: a thousand READYs after a restart would
+ * otherwise compare a thousand names each. Names repeat (a worker back on a new
+ * socket before its old one is forgotten), so each entry heads a chain. */
+static void name_unlink(broker_workers_t *self, broker_worker_t *w)
+{
+    if (!w->name)
+        return;
+    if (w->name_prev)
+        w->name_prev->name_next = w->name_next;
+    else if (w->name_next)
+        zhashx_update(self->by_name, w->name, w->name_next);
+    else if (zhashx_lookup(self->by_name, w->name) == w)
+        zhashx_delete(self->by_name, w->name);
+    if (w->name_next)
+        w->name_next->name_prev = w->name_prev;
+    w->name_prev = w->name_next = NULL;
+}
+
+/* Out of memory: not in the index, so not found as a holder (an identity check
+ * missed, never a worker refused wrongly). */
+static void name_link(broker_workers_t *self, broker_worker_t *w)
+{
+    broker_worker_t *first = zhashx_lookup(self->by_name, w->name);
+    if (first) {
+        w->name_next = first->name_next;
+        w->name_prev = first;
+        if (first->name_next)
+            first->name_next->name_prev = w;
+        first->name_next = w;
+    } else {
+        zhashx_insert(self->by_name, w->name, w);
+    }
 }
 
 /* --- the lists of workers with room ---------------------------------------------- */
@@ -262,8 +302,10 @@ broker_worker_t *broker_workers_register(broker_workers_t *self, const void *ide
     char *copy = strdup(name ? name : "");
     if (!copy)
         return NULL;
+    name_unlink(self, worker);
     free(worker->name);
     worker->name = copy;
+    name_link(self, worker);
     worker->slots = slots;
     json_decref(worker->providers);
     worker->providers = providers ? json_deep_copy(providers) : json_array();
@@ -288,8 +330,7 @@ broker_worker_t *broker_workers_name_holder(broker_workers_t *self, const char *
 {
     if (!name || !peer_key || !peer_key[0])
         return NULL;
-    for (size_t i = 0; i < self->count; i++) {
-        broker_worker_t *w = self->items[i];
+    for (broker_worker_t *w = zhashx_lookup(self->by_name, name); w; w = w->name_next) {
         bool same = w->identity_len == identity_len &&
                     memcmp(w->identity, identity, identity_len) == 0;
         if (!same && w->peer_key && strcmp(w->name, name) == 0 &&
@@ -342,6 +383,7 @@ void broker_workers_remove(broker_workers_t *self, broker_worker_t *worker)
 {
     seen_unlink(self, worker);
     room_unlink(self, worker);
+    name_unlink(self, worker);
     if (zhashx_lookup(self->by_key, worker->key) == worker)
         zhashx_delete(self->by_key, worker->key);
     for (size_t i = 0; i < self->count; i++)

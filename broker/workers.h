@@ -57,6 +57,7 @@ typedef struct broker_worker_t {
     struct broker_worker_t *seen_prev, *seen_next;
     struct broker_worker_t *room_prev, *room_next;
     long room_list;
+    struct broker_worker_t *name_prev, *name_next; /* the others of its name */
 } broker_worker_t;
 
 typedef struct broker_workers_t broker_workers_t;

@@ -1,6 +1,6 @@
 /* broker_conn: the worker's DEALER to the broker — made, set up (CURVE, reconnect,
- * keepalive), closed, and made anew after the broker's silence with a growing pause
- * (worker_internal.h). */
+ * keepalive), closed, and made anew at once after the broker's silence, each fresh
+ * socket waiting a little longer for an answer (worker_internal.h). */
 #include "worker/worker_internal.h"
 
 #include <errno.h>
@@ -9,7 +9,7 @@
 /* libzmq's own reconnect of a socket whose connection broke or was refused (a
  * broker restarting, not up yet): first this soon, a restart being back in a
  * fraction of a second, then doubling up to the most below. The socket itself is
- * made anew only after the broker's silence (check_broker), after BACKOFF_*. */
+ * made anew after the broker's silence (worker_conn_check). */
 #define RECONNECT_IVL_MS 100
 #define RECONNECT_IVL_MAX_MS 1000
 /* TCP keepalive: a connection idle this long is probed, so one to a host that
@@ -100,22 +100,43 @@ void worker_conn_open(worker_t *self, int64_t now)
     syn_info("worker", "connecting broker=%s%s", self->broker, self->curve ? " (CURVE)" : "");
     self->reconnect_at = -1;
     self->last_recv_ms = now;
+    self->patience_extra_ms = 0;
     worker_send_ready(self, now);
     worker_resend_results(self, now);
 }
 
+/* How long the broker may stay silent on the current socket: the liveness
+ * window, and for a fresh socket that followed a silence, the back-off on top. */
+int64_t worker_conn_patience(const worker_t *self)
+{
+    return self->heartbeat_ms * self->liveness + self->patience_extra_ms;
+}
+
 /* The Paranoid Pirate recovery: a broker silent for liveness heartbeats is
  * gone (it died, restarts slowly, the link broke without a word, or it refused
- * our key): a fresh socket after a growing pause, so it is found again. */
+ * our key): a fresh socket at once, with READY queued on it, so that the
+ * moment a broker listens again (libzmq retries the connection every
+ * RECONNECT_IVL_MS to RECONNECT_IVL_MAX_MS) it hears from us. What grows is how
+ * long each fresh socket waits for an answer before the next one (the
+ * back-off), so a broker that is up but slow gets a READY from us every few
+ * seconds at most. Before, the back-off was a pause without any socket: a
+ * broker back during that pause (up to BACKOFF_MAX_MS) waited for it, and its
+ * restart's adoption window ran out first (docs/reliability.md). */
 void worker_conn_check(worker_t *self, int64_t now)
 {
     int64_t silent = now - self->last_recv_ms;
-    if (silent <= self->heartbeat_ms * self->liveness)
+    if (silent <= worker_conn_patience(self))
         return;
     worker_conn_close(self, 0);
-    int64_t wait = self->backoff_ms;
-    worker_conn_back_off(self, now);
+    int64_t extra = self->backoff_ms;
+    self->backoff_ms = self->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                             : self->backoff_ms * 2;
     syn_log_level_t level = worker_conn_trouble_level(self, now, SYN_LOG_WARN);
-    syn_log(level, "worker", "broker silent for %" PRId64 " ms, %s in %" PRId64 " ms", silent,
-            level == SYN_LOG_INFO ? "not up yet: trying again" : "reconnecting", wait);
+    syn_log(level, "worker", "broker silent for %" PRId64 " ms, %s (waiting up to %" PRId64
+            " ms more this time)", silent,
+            level == SYN_LOG_INFO ? "not up yet: trying again" : "reconnecting",
+            self->heartbeat_ms * self->liveness + extra);
+    worker_conn_open(self, now);
+    if (self->conn)
+        self->patience_extra_ms = extra;
 }

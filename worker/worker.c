@@ -138,6 +138,7 @@ void worker_send_ready(worker_t *self, int64_t now)
     /* Held attempts wait until the broker answers: its CANCELs for any it gave
      * away meanwhile come before anything else it sends. */
     self->registered = false;
+    self->ready_sent_ms = now;
     for (size_t i = 0; i < self->count; i++) {
         self->attempts[i]->started_unsent = false; /* READY lists them as running */
         self->attempts[i]->pull_sent_ms = -1;      /* asked again once it answers */
@@ -734,7 +735,15 @@ static void handle_message(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
             worker_conn_back_off(self, now);
             break;
         }
-        /* The broker does not know us (it restarted, or took us for dead). */
+        /* The broker does not know us (it restarted, or took us for dead). It
+         * answers each message of ours so, and the heartbeats queued while it
+         * was down arrive together: the READY sent for the first answers them
+         * all (a thousand workers each saying READY three times was most of a
+         * restarted broker's work), unless a heartbeat's time passed without a
+         * word from it (that READY may be lost). */
+        if (!self->registered && self->ready_sent_ms >= 0 &&
+            now - self->ready_sent_ms < self->heartbeat_ms)
+            break;
         syn_info("worker", "broker asked to re-register");
         worker_send_ready(self, now);
         worker_resend_results(self, now);
@@ -759,6 +768,7 @@ static void receive(worker_t *self, int64_t now_us)
          * refusal keeps the back-off growing. */
         self->last_recv_ms = now;
         self->ever_heard = true;
+        self->patience_extra_ms = 0;
         if (rc == -2 || !is_refusal(msg))
             self->backoff_ms = BACKOFF_FIRST_MS;
         if (rc == -2) {
@@ -796,6 +806,7 @@ worker_t *worker_new(const worker_config_t *config)
     self->curve = config->curve;
     self->backoff_ms = BACKOFF_FIRST_MS;
     self->reconnect_at = 0;
+    self->ready_sent_ms = -1;
     self->leave_deadline = -1;
     /* libzmq's defaults (one I/O thread, high-water marks of 1000) are what the
      * worker needs; its threads start with the first socket. */
@@ -847,12 +858,12 @@ static void consider(int64_t *best, int64_t when)
 static int64_t next_wakeup(worker_t *self, int64_t now)
 {
     int64_t best = now + MAX_SLEEP_MS;
-    /* One patience for both: how long the broker may stay silent, and how long
-     * a result may stay unacknowledged before it is sent again. */
+    /* How long a result may stay unacknowledged before it is sent again (the
+     * broker's silence has its own, worker_conn_patience). */
     int64_t patience = self->heartbeat_ms * self->liveness;
     if (self->conn) {
         consider(&best, self->last_send_ms + self->heartbeat_ms);
-        consider(&best, self->last_recv_ms + patience + 1);
+        consider(&best, self->last_recv_ms + worker_conn_patience(self) + 1);
     } else
         consider(&best, self->reconnect_at);
     if (self->unhealthy)

@@ -71,6 +71,8 @@ struct worker_t {
     bool registered;         /* the broker has spoken since our last READY */
     int64_t reconnect_at;
     int64_t backoff_ms;
+    int64_t patience_extra_ms; /* the current socket waits this beyond liveness (back-off) */
+    int64_t ready_sent_ms;   /* our last READY (-1: none yet) */
 
     attempt_t **attempts;
     size_t count;
@@ -113,6 +115,7 @@ void worker_attempts_bound_unacked(worker_t *self);
 void worker_conn_open(worker_t *self, int64_t now);
 void worker_conn_close(worker_t *self, int linger_ms);
 void worker_conn_check(worker_t *self, int64_t now);
+int64_t worker_conn_patience(const worker_t *self);
 void worker_conn_back_off(worker_t *self, int64_t now);
 syn_log_level_t worker_conn_trouble_level(const worker_t *self, int64_t now,
                                           syn_log_level_t otherwise);

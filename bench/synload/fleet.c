@@ -17,14 +17,18 @@
 #include "bench/synload/verify.h"
 #include "bench/synload/workloads.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 
@@ -39,6 +43,11 @@ typedef struct {
     double bounds[HIST_MAX];
     double cumulative[HIST_MAX + 1]; /* per bound, then +Inf */
     size_t n;                        /* bounds */
+} hist_t;
+
+typedef struct {
+    hist_t dispatch; /* syn_dispatch_seconds */
+    hist_t commit;   /* syn_broker_commit_seconds: how much of it is the commit */
     double count;
     double workers_connected, slots_busy, slots_free, attempts_lost, ready_depth;
     bool ok;
@@ -54,6 +63,32 @@ static double sample(const char *text, const char *name)
     return -1;
 }
 
+/* The buckets of histogram `name` in the exposition text. */
+static hist_t buckets(const char *text, const char *name)
+{
+    hist_t h;
+    memset(&h, 0, sizeof h);
+    char bucket[128];
+    snprintf(bucket, sizeof bucket, "%s_bucket{le=\"", name);
+    for (const char *p = text; (p = strstr(p, bucket)) && h.n <= HIST_MAX; p++) {
+        const char *le = p + strlen(bucket);
+        char *end;
+        double bound = strncmp(le, "+Inf", 4) == 0 ? INFINITY : strtod(le, &end);
+        const char *value = strstr(le, "} ");
+        if (!value)
+            break;
+        if (isinf(bound)) {
+            h.cumulative[h.n] = strtod(value + 2, NULL);
+            break;
+        }
+        if (h.n == HIST_MAX)
+            break;
+        h.bounds[h.n] = bound;
+        h.cumulative[h.n++] = strtod(value + 2, NULL);
+    }
+    return h;
+}
+
 static scrape_t scrape(hclient_t *hc)
 {
     scrape_t s;
@@ -61,36 +96,21 @@ static scrape_t scrape(hclient_t *hc)
     if (hclient_request(hc, "GET", "/metrics", NULL, 10000) != 200)
         return s;
     const char *text = hclient_body(hc, NULL);
-    static const char bucket[] = "syn_dispatch_seconds_bucket{le=\"";
-    for (const char *p = text; (p = strstr(p, bucket)) && s.n <= HIST_MAX; p++) {
-        const char *le = p + sizeof bucket - 1;
-        char *end;
-        double bound = strncmp(le, "+Inf", 4) == 0 ? INFINITY : strtod(le, &end);
-        const char *value = strstr(le, "} ");
-        if (!value)
-            break;
-        if (isinf(bound)) {
-            s.cumulative[s.n] = strtod(value + 2, NULL);
-            break;
-        }
-        if (s.n == HIST_MAX)
-            break;
-        s.bounds[s.n] = bound;
-        s.cumulative[s.n++] = strtod(value + 2, NULL);
-    }
+    s.dispatch = buckets(text, "syn_dispatch_seconds");
+    s.commit = buckets(text, "syn_broker_commit_seconds");
     s.count = sample(text, "syn_dispatch_seconds_count");
     s.workers_connected = sample(text, "syn_workers_connected");
     s.slots_busy = sample(text, "syn_worker_slots_busy");
     s.slots_free = sample(text, "syn_worker_slots_free");
     s.attempts_lost = sample(text, "syn_attempts_lost_total");
     s.ready_depth = sample(text, "syn_ready_queue_depth");
-    s.ok = s.n > 0 && s.workers_connected >= 0;
+    s.ok = s.dispatch.n > 0 && s.workers_connected >= 0;
     return s;
 }
 
 /* The q-quantile (ms) of what the histogram counted between a and b, linear
  * within a bucket as Prometheus' histogram_quantile does; -1 when nothing. */
-static double quantile_ms(const scrape_t *a, const scrape_t *b, double q)
+static double quantile_ms(const hist_t *a, const hist_t *b, double q)
 {
     double total = b->cumulative[b->n] - a->cumulative[a->n];
     if (total <= 0 || a->n != b->n)
@@ -294,6 +314,25 @@ static const char *word_after(const char *words, const char *flag, char *buf, si
     return buf;
 }
 
+/* Whether "tcp://HOST:PORT" accepts a connection now (the broker bound it). */
+static bool accepts(const char *endpoint)
+{
+    char host[64];
+    int port = 0;
+    if (sscanf(endpoint, "tcp://%63[^:]:%d", host, &port) != 2)
+        return false;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
 /* --- the run ----------------------------------------------------------------- */
 
 int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *results)
@@ -427,12 +466,14 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
     json_object_set_new(o, "submitted_per_s", json_real(measured / wall));
     json_object_set_new(o, "busy_pct", json_real(nsamples ? 100 * busy / nsamples : -1));
     json_object_set_new(o, "dispatches", json_real(h1.count - h0.count));
-    json_object_set_new(o, "dispatch_p50_ms", json_real(quantile_ms(&h0, &h1, 0.50)));
-    json_object_set_new(o, "dispatch_p99_ms", json_real(quantile_ms(&h0, &h1, 0.99)));
+    json_object_set_new(o, "dispatch_p50_ms", json_real(quantile_ms(&h0.dispatch, &h1.dispatch, 0.50)));
+    json_object_set_new(o, "dispatch_p99_ms", json_real(quantile_ms(&h0.dispatch, &h1.dispatch, 0.99)));
+    json_object_set_new(o, "commit_p50_ms", json_real(quantile_ms(&h0.commit, &h1.commit, 0.50)));
+    json_object_set_new(o, "commit_p99_ms", json_real(quantile_ms(&h0.commit, &h1.commit, 0.99)));
     workload_progress(cfg,
                       "fleet: busy %.0f %%: dispatch p50 %.3f ms p99 %.3f ms over %.0f dispatches",
-        nsamples ? 100 * busy / nsamples : -1.0, quantile_ms(&h0, &h1, 0.50),
-        quantile_ms(&h0, &h1, 0.99), h1.count - h0.count);
+        nsamples ? 100 * busy / nsamples : -1.0, quantile_ms(&h0.dispatch, &h1.dispatch, 0.50),
+        quantile_ms(&h0.dispatch, &h1.dispatch, 0.99), h1.count - h0.count);
     if (wait_idle(&s, (int)cfg->timeout_s, cfg->stop, err, sizeof err) != 0 ||
         check_from(&s, 0, stack_db_path(stack), phase_ms, err, sizeof err) != 0)
         goto done;
@@ -460,14 +501,21 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
         } while (before.slots_busy < restart_n && syn_mono_ms() < until);
         fleet_sim_stats_t st0 = fleet_sim_stats(fleet);
         int64_t killed = syn_mono_us();
+        workload_progress(cfg, "fleet: restart: broker killed at %.3f (wall clock)",
+                          (double)syn_now_us() / 1e6);
         if (stack_restart(stack, STACK_BROKER, 0) != 0) {
             snprintf(err, sizeof err, "the broker did not start again");
             goto done;
         }
         broker = stack_broker_pid(stack);
-        double registered_ms = -1, adopted_ms = -1;
-        scrape_t after = {0};
+        /* When its workers socket is bound: what comes before is its start and
+         * reload, what comes after the workers' return. */
+        double bound_ms = -1, registered_ms = -1, adopted_ms = -1;
         until = syn_mono_ms() + 120000;
+        while (!accepts(stack_workers_endpoint(stack)) && syn_mono_ms() < until)
+            localproc_sleep_ms(5);
+        bound_ms = (double)(syn_mono_us() - killed) / 1e3;
+        scrape_t after = {0};
         while (adopted_ms < 0 && syn_mono_ms() < until) {
             after = scrape(s.probe);
             double t = (double)(syn_mono_us() - killed) / 1e3;
@@ -480,14 +528,27 @@ int workload_fleet(const workload_config_t *cfg, int workers, int run, json_t *r
         fleet_sim_stats_t st1 = fleet_sim_stats(fleet);
         fleet_sim_finish_all(fleet);
         json_object_set_new(o, "restart_running", json_real(before.slots_busy));
+        json_object_set_new(o, "restart_bound_ms", json_real(bound_ms));
         json_object_set_new(o, "restart_registered_ms", json_real(registered_ms));
         json_object_set_new(o, "restart_adopted_ms", json_real(adopted_ms));
+        /* Lost by then: taken from their workers and run again instead of adopted. */
+        json_object_set_new(o, "restart_lost_by_adoption", json_real(after.attempts_lost));
+        /* The restarted broker's commits until then (its histogram starts empty). */
+        hist_t none = after.commit;
+        memset(none.cumulative, 0, sizeof none.cumulative);
+        json_object_set_new(o, "restart_commits", json_real(after.commit.cumulative[after.commit.n]));
+        json_object_set_new(o, "restart_commit_p50_ms",
+                            json_real(quantile_ms(&none, &after.commit, 0.50)));
+        json_object_set_new(o, "restart_commit_max_bucket_ms",
+                            json_real(quantile_ms(&none, &after.commit, 1.0)));
         json_object_set_new(o, "restart_readys",
                             json_integer((json_int_t)(st1.readys - st0.readys)));
         workload_progress(cfg,
-                          "fleet: restart: %d workers registered after %.0f ms, %.0f running "
-                          "attempts adopted after %.0f ms",
-                          workers, registered_ms, before.slots_busy, adopted_ms);
+                          "fleet: restart: bound after %.0f ms, %d workers registered after "
+                          "%.0f ms, %.0f running attempts held again after %.0f ms (%.0f of "
+                          "them lost and run again)",
+                          bound_ms, workers, registered_ms, before.slots_busy, adopted_ms,
+                          after.attempts_lost);
         if (adopted_ms < 0) {
             snprintf(err, sizeof err, "the restarted broker did not adopt the %.0f running "
                      "attempts within 120 s (it shows %.0f workers, %.0f busy)",

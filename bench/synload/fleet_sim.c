@@ -20,8 +20,9 @@
 /* The loop's longest sleep: due results are looked for this often at least. */
 #define POLL_MAX_MS 5
 /* A broker silent for LIVENESS heartbeats: the socket is dropped and a fresh one
- * made after a back-off of BACKOFF_FIRST_MS doubling to BACKOFF_MAX_MS, with
- * READY first, as syn-worker does (worker/broker_conn.c). */
+ * made at once, READY first, which waits that long plus a back-off of
+ * BACKOFF_FIRST_MS doubling to BACKOFF_MAX_MS for an answer before the next one,
+ * as syn-worker does (worker/broker_conn.c). */
 #define LIVENESS 3
 #define BACKOFF_FIRST_MS 250
 #define BACKOFF_MAX_MS 8000
@@ -43,6 +44,9 @@ typedef struct {
     int64_t last_heard_ms;  /* the broker's last message (or the socket's making) */
     int64_t reconnect_at;   /* without a socket: when to make the next one */
     int64_t backoff_ms;
+    int64_t extra_ms;       /* this socket waits this beyond the liveness window */
+    int64_t ready_sent_ms;  /* the last READY */
+    bool registered;        /* the broker said anything but DISCONNECT since it */
 } sim_worker_t;
 
 struct fleet_sim_t {
@@ -114,6 +118,8 @@ static void send_ready(fleet_sim_t *self, sim_worker_t *w, int64_t now_ms)
                              : NULL;
     if (send_fields(self, w, SYN_MSG_READY, fields, now_ms) == 0)
         self->stats.readys++;
+    w->ready_sent_ms = now_ms;
+    w->registered = false;
     for (size_t i = 0; i < w->count; i++)
         if (w->att[i].done)
             send_result(self, w, &w->att[i], "completed", now_ms);
@@ -188,10 +194,13 @@ static void receive(fleet_sim_t *self, sim_worker_t *w, int64_t now_us)
             return;
         w->last_heard_ms = now_us / 1000;
         w->backoff_ms = BACKOFF_FIRST_MS;
+        w->extra_ms = 0;
         if (rc == -2) {
             fprintf(stderr, "synload: fleet %s: invalid message: %s\n", w->name, err);
             continue;
         }
+        if (syn_msg_type(msg) != SYN_MSG_DISCONNECT)
+            w->registered = true;
         const json_t *f = syn_msg_fields(msg);
         const char *exec = json_string_value(json_object_get(f, "execution_id"));
         const char *phase = json_string_value(json_object_get(f, "phase_id"));
@@ -212,8 +221,11 @@ static void receive(fleet_sim_t *self, sim_worker_t *w, int64_t now_us)
                 send_result(self, w, a, "cancelled", now_us / 1000);
             break;
         case SYN_MSG_DISCONNECT:
+            /* One READY answers the DISCONNECTs of every heartbeat queued while
+             * the broker was down, unless a heartbeat's time passed (syn-worker). */
             self->stats.disconnects++;
-            send_ready(self, w, now_us / 1000);
+            if (w->registered || now_us / 1000 - w->ready_sent_ms >= self->opts.heartbeat_ms)
+                send_ready(self, w, now_us / 1000);
             break;
         default: /* heartbeat, inject: nothing to do */
             break;
@@ -225,15 +237,19 @@ static void receive(fleet_sim_t *self, sim_worker_t *w, int64_t now_us)
 static void *make_socket(fleet_sim_t *self, sim_worker_t *w, char *err, size_t errlen);
 
 /* The Paranoid Pirate recovery of syn-worker: a broker silent for LIVENESS
- * heartbeats loses the socket; after the back-off a fresh one says READY. */
+ * heartbeats (and the back-off, on a socket that followed a silence) loses the
+ * socket; a fresh one says READY at once and waits a back-off longer. */
 static void reconnect_when_silent(fleet_sim_t *self, int i, int64_t now_ms)
 {
     sim_worker_t *w = &self->w[i];
-    if (w->sock && now_ms - w->last_heard_ms > (int64_t)self->opts.heartbeat_ms * LIVENESS) {
+    int64_t extra = w->extra_ms;
+    if (w->sock &&
+        now_ms - w->last_heard_ms > (int64_t)self->opts.heartbeat_ms * LIVENESS + w->extra_ms) {
         zmq_close(w->sock);
         w->sock = NULL;
         self->items[i] = (zmq_pollitem_t){NULL, -1, 0, 0};
-        w->reconnect_at = now_ms + w->backoff_ms;
+        w->reconnect_at = now_ms;
+        extra = w->backoff_ms;
         w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
         self->stats.reconnects++;
     }
@@ -246,6 +262,7 @@ static void reconnect_when_silent(fleet_sim_t *self, int i, int64_t now_ms)
         }
         self->items[i] = (zmq_pollitem_t){w->sock, 0, ZMQ_POLLIN, 0};
         w->last_heard_ms = now_ms;
+        w->extra_ms = extra;
         send_ready(self, w, now_ms);
     }
 }

@@ -3,7 +3,8 @@
  * of last messages, and pick from the lists of workers with room — least busy
  * first, a free slot before a prefetch place, draining and unhealthy workers
  * out until they change, the provider filter — each checked against what a
- * walk over every worker would answer. */
+ * walk over every worker would answer; and the workers holding a name (a
+ * READY's check over CURVE) from the index by name, against the same walk. */
 #include "broker/workers.h"
 
 #include <setjmp.h>
@@ -233,6 +234,55 @@ static void test_refused_identities(void **state)
     broker_workers_destroy(&w);
 }
 
+/* The name check of a READY over CURVE (broker_workers_name_holder) reads the
+ * workers of that name from an index: after random registrations, renames,
+ * key changes and removals it answers what a walk over every worker answers. */
+static void test_name_holder_matches_a_full_walk(void **state)
+{
+    (void)state;
+    enum { N = 60, NAMES = 7, KEYS = 3 };
+    broker_workers_t *w = broker_workers_new();
+    broker_worker_t *all[N] = {0};
+    unsigned seed = 2024;
+    for (int step = 0; step < 4000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        int i = (int)((seed >> 8) % N);
+        char id[16], name[16], key[16];
+        snprintf(id, sizeof id, "id%02d", i);
+        snprintf(name, sizeof name, "n%u", (seed >> 16) % NAMES);
+        snprintf(key, sizeof key, "k%u", (seed >> 24) % KEYS);
+        if ((seed >> 20) % 4 == 0 && all[i]) {
+            broker_workers_remove(w, all[i]);
+            all[i] = NULL;
+        } else {
+            all[i] = broker_workers_register(w, id, strlen(id), name, 1, NULL, step);
+            assert_non_null(all[i]);
+            assert_int_equal(broker_worker_set_peer_key(all[i], key), 0);
+        }
+        /* Every name and key, asked from every identity. */
+        for (int n = 0; n < NAMES; n++)
+            for (int k = 0; k < KEYS; k++)
+                for (int j = 0; j < N; j += 7) {
+                    snprintf(name, sizeof name, "n%d", n);
+                    snprintf(key, sizeof key, "k%d", k);
+                    snprintf(id, sizeof id, "id%02d", j);
+                    bool walk = false;
+                    for (int x = 0; x < N; x++)
+                        if (all[x] && x != j && !strcmp(all[x]->name, name) &&
+                            strcmp(all[x]->peer_key, key) != 0)
+                            walk = true;
+                    broker_worker_t *h = broker_workers_name_holder(w, name, key, id, strlen(id));
+                    assert_int_equal(h != NULL, walk);
+                    if (h) {
+                        assert_string_equal(h->name, name);
+                        assert_string_not_equal(h->peer_key, key);
+                        assert_ptr_not_equal(h, all[j]);
+                    }
+                }
+    }
+    broker_workers_destroy(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_pick_skips_draining_unhealthy_and_other_providers),
         cmocka_unit_test(test_pick_matches_a_full_walk),
         cmocka_unit_test(test_refused_identities),
+        cmocka_unit_test(test_name_holder_matches_a_full_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
