@@ -745,12 +745,14 @@ static int op_metrics_get(broker_api_t *self, const json_t *args, json_t **body)
 static int op_costs_report(broker_api_t *self, const json_t *args, json_t **body)
 {
     reason_t why = {""};
-    const char *execution_id = NULL;
+    const char *execution_id = NULL, *workflow_id = NULL;
     json_int_t limit = 50;
     if (!api_opt_string(args, "execution_id", &execution_id, "", &why) ||
+        !api_opt_string(args, "workflow_id", &workflow_id, "", &why) ||
         !api_opt_int(args, "limit", 1, 200, &limit, "", &why))
         return api_bad_request(body, &why);
-    if (broker_store_costs(self->store, execution_id, limit, body) < 0)
+    if (broker_store_costs(self->store, execution_id, workflow_id, limit, syn_now_us(),
+                           body) < 0)
         return api_internal_error(body, "cannot read costs");
     return 200;
 }

@@ -304,8 +304,15 @@ int broker_store_phase_output(broker_store_t *self, const char *execution_id,
  * cost_usd, sessions, tool_calls, turns, duration_ms}] and sessions:[{execution_id,
  * workflow_id, phase_id, phase_name, attempt, status, started_at, completed_at,
  * usage}], each newest first and at most limit long}. 0, or -1 on error. */
-int broker_store_costs(broker_store_t *self, const char *execution_id, int64_t limit,
-                       json_t **report);
+/* workflow_id (may be NULL) narrows totals and status_counts to that workflow's
+ * executions (the workflows count stays all of them) and adds phases:[{phase_id,
+ * name, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens,
+ * cost_usd, artifacts, running (runs in flight), run_us (every run's time, those
+ * in flight up to now_us), last_status (of the run that ended last, or null)}], in
+ * their order, those that ever started; artifacts:{count, bytes} are all kept
+ * ones. */
+int broker_store_costs(broker_store_t *self, const char *execution_id, const char *workflow_id,
+                       int64_t limit, int64_t now_us, json_t **report);
 /* 1 with the workflow's name (malloc'd), archived or not; 0 not found; -1 error. */
 int broker_store_workflow_name(broker_store_t *self, const char *id, char **name);
 

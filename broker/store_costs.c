@@ -8,9 +8,11 @@
 
 #include <string.h>
 
-static json_t *totals_of(broker_store_t *self)
+static json_t *totals_of(broker_store_t *self, const char *workflow_id)
 {
     store_q_t *s = store_stmt(self, SQL_COSTS_TOTALS);
+    if (s)
+        store_bind_text(s, 1, workflow_id);
     if (!s || store_step_one(self, s, "sum costs") != 1)
         return NULL;
     json_t *totals = json_pack(
@@ -28,11 +30,12 @@ static json_t *totals_of(broker_store_t *self)
     return totals;
 }
 
-static json_t *status_counts_of(broker_store_t *self)
+static json_t *status_counts_of(broker_store_t *self, const char *workflow_id)
 {
     store_q_t *s = store_stmt(self, SQL_COSTS_STATUS);
     if (!s)
         return NULL;
+    store_bind_text(s, 1, workflow_id);
     json_t *counts = json_object();
     int rc = STORE_ERROR;
     while (counts && (rc = store_step(s)) == STORE_ROW) {
@@ -111,21 +114,96 @@ static json_t *sessions_of(broker_store_t *self, const char *execution_id, int64
     return store_rows_end(self, s, rows, rc, "list sessions");
 }
 
-int broker_store_costs(broker_store_t *self, const char *execution_id, int64_t limit,
-                       json_t **report)
+static json_t *artifacts_of(broker_store_t *self)
 {
-    json_t *parts[5] = {totals_of(self), status_counts_of(self), models_of(self),
-                        executions_of(self, execution_id, limit),
-                        sessions_of(self, execution_id, limit)};
+    store_q_t *s = store_stmt(self, SQL_COSTS_ARTIFACTS);
+    if (!s || store_step_one(self, s, "count artifacts") != 1)
+        return NULL;
+    json_t *artifacts = json_pack("{s:I, s:I}", "count", (json_int_t)store_col_int(s, 0),
+                                  "bytes", (json_int_t)store_col_int(s, 1));
+    store_reset(s);
+    return artifacts;
+}
+
+/* {phase_id: {running, run_us, last_status}} of the workflow's runs. */
+static json_t *runs_of(broker_store_t *self, const char *workflow_id, int64_t now_us)
+{
+    store_q_t *s = store_stmt(self, SQL_COSTS_RUNS);
+    if (!s)
+        return NULL;
+    store_bind_text(s, 1, workflow_id);
+    store_bind_int(s, 2, now_us);
+    json_t *runs = json_object();
+    int rc = STORE_ERROR;
+    while (runs && (rc = store_step(s)) == STORE_ROW) {
+        const char *phase_id = store_col_text(s, 0);
+        if (phase_id)
+            json_object_set_new(runs, phase_id,
+                                json_pack("{s:I, s:I, s:o}", "running",
+                                          (json_int_t)store_col_int(s, 1), "run_us",
+                                          (json_int_t)store_col_int(s, 2), "last_status",
+                                          store_column_string_or_null(s, 3)));
+    }
+    return store_rows_end(self, s, runs, rc, "sum a workflow's runs");
+}
+
+/* The workflow's phases that ran, in their order, with their runs merged in. */
+static json_t *phases_of(broker_store_t *self, const char *workflow_id, int64_t now_us)
+{
+    json_t *runs = runs_of(self, workflow_id, now_us);
+    store_q_t *s = runs ? store_stmt(self, SQL_COSTS_PHASES) : NULL;
+    if (!s) {
+        json_decref(runs);
+        return NULL;
+    }
+    store_bind_text(s, 1, workflow_id);
+    json_t *phases = json_array();
+    int rc = STORE_ERROR;
+    while (phases && (rc = store_step(s)) == STORE_ROW) {
+        json_t *run = json_object_get(runs, store_col_text(s, 0) ? store_col_text(s, 0) : "");
+        if (!run)
+            continue; /* never started (skipped, pending, reused by a rerun) */
+        json_t *phase = json_pack(
+            "{s:o, s:o, s:I, s:I, s:I, s:I, s:f, s:I}", "phase_id",
+            store_column_string_or_null(s, 0), "name", store_column_string_or_null(s, 2),
+            "input_tokens", (json_int_t)store_col_int(s, 3), "output_tokens",
+            (json_int_t)store_col_int(s, 4), "cache_creation_tokens",
+            (json_int_t)store_col_int(s, 5), "cache_read_tokens",
+            (json_int_t)store_col_int(s, 6), "cost_usd", store_col_double(s, 7), "artifacts",
+            (json_int_t)store_col_int(s, 8));
+        if (phase)
+            json_object_update(phase, run);
+        json_array_append_new(phases, phase);
+    }
+    json_decref(runs);
+    return store_rows_end(self, s, phases, rc, "sum a workflow's phases");
+}
+
+int broker_store_costs(broker_store_t *self, const char *execution_id, const char *workflow_id,
+                       int64_t limit, int64_t now_us, json_t **report)
+{
+    enum { N = 6 };
+    json_t *parts[N] = {totals_of(self, workflow_id), status_counts_of(self, workflow_id),
+                        models_of(self), executions_of(self, execution_id, limit),
+                        sessions_of(self, execution_id, limit), artifacts_of(self)};
     *report = NULL;
-    for (size_t i = 0; i < 5; i++)
+    for (size_t i = 0; i < N; i++)
         if (!parts[i]) {
-            for (size_t j = 0; j < 5; j++)
+            for (size_t j = 0; j < N; j++)
                 json_decref(parts[j]);
             return -1;
         }
-    *report = json_pack("{s:o, s:o, s:o, s:o, s:o}", "totals", parts[0], "status_counts",
+    *report = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "totals", parts[0], "status_counts",
                         parts[1], "models", parts[2], "executions", parts[3], "sessions",
-                        parts[4]);
+                        parts[4], "artifacts", parts[5]);
+    if (*report && workflow_id) {
+        json_t *phases = phases_of(self, workflow_id, now_us);
+        if (!phases) {
+            json_decref(*report);
+            *report = NULL;
+            return -1;
+        }
+        json_object_set_new(*report, "phases", phases);
+    }
     return *report ? 0 : -1;
 }

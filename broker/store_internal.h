@@ -104,6 +104,9 @@ typedef enum {
     SQL_COSTS_MODELS,
     SQL_COSTS_EXECUTIONS,
     SQL_COSTS_SESSIONS,
+    SQL_COSTS_ARTIFACTS, /* the original's metrics: artifacts, a workflow's phases */
+    SQL_COSTS_PHASES,
+    SQL_COSTS_RUNS,
     SQL_RETAIN_DELETE_ARTIFACT_CHUNKS,
     SQL_RETAIN_DELETE_ARTIFACTS,
     SQL_RETAIN_DETACH_NAMED_ARTIFACTS, /* schema v10: a rerun's referenced artifacts */

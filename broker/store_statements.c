@@ -272,15 +272,45 @@ static const char *const sql_text[SQL_COUNT] = {
     /* The original's cost reads (store_costs.c): operator queries, not the hot path;
      * the sums walk every row, which retention keeps bounded. A session is an
      * attempt that started (an agent session). */
+    /* ?1: a workflow's executions only (NULL: all); the workflows are all. */
     [SQL_COSTS_TOTALS] =
         "SELECT count(*), (SELECT count(*) FROM workflows WHERE archived = 0),"
-        " (SELECT count(*) FROM attempts WHERE started_at IS NOT NULL),"
+        " (SELECT count(*) FROM attempts WHERE started_at IS NOT NULL AND (?1 IS NULL"
+        " OR exec_num IN (SELECT num FROM executions WHERE workflow_id = ?1))),"
         " coalesce(sum(total_input_tokens), 0), coalesce(sum(total_output_tokens), 0),"
         " coalesce(sum(total_cache_creation_tokens), 0), coalesce(sum(total_cache_read_tokens), 0),"
         " coalesce(sum(total_cost_usd), 0),"
-        " (SELECT coalesce(sum(tool_call_count), 0) FROM phases),"
-        " (SELECT coalesce(sum(num_turns), 0) FROM phases) FROM executions",
-    [SQL_COSTS_STATUS] = "SELECT status, count(*) FROM executions GROUP BY status",
+        " (SELECT coalesce(sum(tool_call_count), 0) FROM phases WHERE ?1 IS NULL"
+        " OR exec_num IN (SELECT num FROM executions WHERE workflow_id = ?1)),"
+        " (SELECT coalesce(sum(num_turns), 0) FROM phases WHERE ?1 IS NULL"
+        " OR exec_num IN (SELECT num FROM executions WHERE workflow_id = ?1))"
+        " FROM executions WHERE ?1 IS NULL OR workflow_id = ?1",
+    [SQL_COSTS_STATUS] = "SELECT status, count(*) FROM executions WHERE ?1 IS NULL"
+                         " OR workflow_id = ?1 GROUP BY status",
+    /* The kept artifacts, every execution's (a rerun's reused ones count for it). */
+    [SQL_COSTS_ARTIFACTS] = "SELECT count(*), coalesce(sum(size), 0) FROM artifacts"
+                            " WHERE complete = 1 AND exec_num > 0",
+    /* Workflow ?1's phases over its executions, by their order: tokens and cost
+     * (summed over attempts by usage), its latest name, its kept artifacts. */
+    [SQL_COSTS_PHASES] =
+        "SELECT p.phase_id, min(p.ord), max(p.name), sum(p.input_tokens), sum(p.output_tokens),"
+        " sum(p.cache_creation_tokens), sum(p.cache_read_tokens), sum(p.cost_usd),"
+        " (SELECT count(*) FROM artifacts r JOIN executions e2 ON e2.num = r.exec_num"
+        " WHERE e2.workflow_id = ?1 AND r.phase_id = p.phase_id AND r.complete = 1)"
+        " FROM phases p JOIN executions e ON e.num = p.exec_num WHERE e.workflow_id = ?1"
+        " GROUP BY p.phase_id ORDER BY 2, 1",
+    /* Its phases' runs (attempts that started): how many run now, their time so
+     * far in microseconds (a run in flight up to ?2, now), and how the run that
+     * ended last ended. */
+    [SQL_COSTS_RUNS] =
+        "SELECT a.phase_id, sum(CASE WHEN a.status = 'running' THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN a.completed_at IS NOT NULL THEN a.completed_at - a.started_at"
+        " WHEN a.status = 'running' THEN ?2 - a.started_at ELSE 0 END),"
+        " (SELECT a2.status FROM attempts a2 JOIN executions e2 ON e2.num = a2.exec_num"
+        " WHERE e2.workflow_id = ?1 AND a2.phase_id = a.phase_id AND a2.started_at IS NOT NULL"
+        " AND a2.completed_at IS NOT NULL ORDER BY a2.completed_at DESC LIMIT 1)"
+        " FROM attempts a JOIN executions e ON e.num = a.exec_num"
+        " WHERE e.workflow_id = ?1 AND a.started_at IS NOT NULL GROUP BY a.phase_id",
     [SQL_COSTS_MODELS] =
         "SELECT model, sum(cost_usd) FROM phases WHERE model IS NOT NULL"
         " GROUP BY model ORDER BY 2 DESC LIMIT 10",

@@ -109,7 +109,10 @@ int gateway_reports_request(const gateway_route_t *route, bool original, gateway
             json_decref(out);
             return -1;
         }
-        gateway_validate_query_text("workflow_id", query(cls, "workflow_id"), errors);
+        const char *workflow_id = query(cls, "workflow_id");
+        if (gateway_validate_query_text("workflow_id", workflow_id, errors) == 0 &&
+            workflow_id && workflow_id[0])
+            json_object_set_new(out, "workflow_id", json_string(workflow_id));
         json_object_set_new(out, "limit", json_integer(1));
         break;
     case GATEWAY_ROUTE_COSTS_SUMMARY:
@@ -366,8 +369,40 @@ static json_t *cost_summary(const json_t *report)
                      "top_models", models, "top_sessions", top);
 }
 
+/* The original's word for how a phase's last run ended (PhaseMetrics.status). */
+static const char *run_status(const json_t *run)
+{
+    const char *last = json_string_value(json_object_get(run, "last_status"));
+    if (int_of(run, "running") > 0)
+        return "running";
+    if (!last || strcmp(last, "completed") == 0 || strcmp(last, "cancelled") == 0)
+        return last ? last : "failed"; /* no verdict is no pass, as there */
+    return "failed"; /* failed, timeout, lost */
+}
+
+/* PhaseMetrics: a phase over every execution of the workflow; its time is every
+ * run's, those in flight so far (null when none started is not possible here:
+ * only phases that ran are listed). */
+static json_t *phase_metrics(const json_t *phase)
+{
+    json_int_t tokens = int_of(phase, "input_tokens") + int_of(phase, "output_tokens") +
+                        int_of(phase, "cache_creation_tokens") +
+                        int_of(phase, "cache_read_tokens");
+    return json_pack("{s:O, s:O, s:s, s:I, s:I, s:I, s:o, s:i, s:b, s:f, s:I}", "phase_id",
+                     json_object_get(phase, "phase_id"), "phase_name",
+                     json_object_get(phase, "name"), "status", run_status(phase),
+                     "input_tokens", int_of(phase, "input_tokens"), "output_tokens",
+                     int_of(phase, "output_tokens"), "total_tokens", tokens, "cost_usd",
+                     money(number_of(phase, "cost_usd")), "unpriced_observation_count", 0,
+                     "cost_in_progress", int_of(phase, "running") > 0, "duration_seconds",
+                     (double)int_of(phase, "run_us") / 1e6, "artifact_count",
+                     int_of(phase, "artifacts"));
+}
+
 /* MetricsResponse: syn's statuses in the original's slices (pending is its
- * not_started, paused is running; nothing is interrupted: a broker restart resumes). */
+ * not_started, paused is running; nothing is interrupted: a broker restart resumes).
+ * With ?workflow_id= the counts, sessions, tokens and cost are that workflow's and
+ * its phases are listed; the workflow and artifact counts stay everyone's, as there. */
 static json_t *metrics(const json_t *report)
 {
     const json_t *totals = json_object_get(report, "totals");
@@ -377,7 +412,7 @@ static json_t *metrics(const json_t *report)
                         int_of(totals, "cache_read_tokens");
     return json_pack(
         "{s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:i}, s:I, s:I, s:I, s:I, s:I, s:I, "
-        "s:o, s:i, s:i, s:[]}",
+        "s:o, s:I, s:I, s:o}",
         "total_workflows", int_of(totals, "workflows"), "completed_workflows",
         int_of(counts, "completed"), "failed_workflows", int_of(counts, "failed"),
         "execution_status_counts", "not_started", int_of(counts, "pending"), "running",
@@ -388,8 +423,10 @@ static json_t *metrics(const json_t *report)
         "total_output_tokens", int_of(totals, "output_tokens"), "total_cache_creation_tokens",
         int_of(totals, "cache_creation_tokens"), "total_cache_read_tokens",
         int_of(totals, "cache_read_tokens"), "total_tokens", tokens, "total_cost_usd",
-        money(number_of(totals, "cost_usd")), "total_artifacts", 0, "total_artifact_bytes", 0,
-        "phases");
+        money(number_of(totals, "cost_usd")), "total_artifacts",
+        int_of(json_object_get(report, "artifacts"), "count"), "total_artifact_bytes",
+        int_of(json_object_get(report, "artifacts"), "bytes"), "phases",
+        mapped(json_object_get(report, "phases"), phase_metrics));
 }
 
 /* --- export: the original's file manifest --------------------------------------- */

@@ -75,8 +75,10 @@ static const syn_op_spec_t specs[] = {
                                  INT("priority", SYN_OP_PRIORITY_MIN, SYN_OP_PRIORITY_MAX)},
                                 5, NULL},
     /* the original's clients (issue 17) */
-    [SYN_OP_COSTS_REPORT] = {"costs.report", {STR("execution_id", false), INT("limit", 1, 200)},
-                             2, NULL},
+    [SYN_OP_COSTS_REPORT] = {"costs.report",
+                             {STR("execution_id", false), INT("limit", 1, 200),
+                              STR("workflow_id", false)},
+                             3, NULL},
     /* approval gates (issue 17) */
     [SYN_OP_EXECUTION_APPROVE] = {"execution.approve", {STR("comment", false), EXECUTION_ID}, 2,
                                   NULL},

@@ -1,6 +1,7 @@
 /* artifacts: collecting artifacts/output and reading it back (artifacts.h). */
 #include "worker/artifacts.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "worker/workspace.h"
@@ -19,6 +20,8 @@
  * limits (256 files by default) are far below. */
 #define MAX_FILES 100000
 #define MAX_DEPTH 32
+/* What opening a file counts as against worker_artifacts_hash's byte budget. */
+#define OPEN_COST 4096
 
 typedef struct {
     char *path; /* relative to artifacts/output */
@@ -31,6 +34,12 @@ struct worker_artifacts_t {
     char *root; /* <dir>/output */
     entry_t *entries;
     size_t count, cap;
+    /* Hashing (worker_artifacts_hash): file `hashed` is open on hash_fd (-1
+     * between files) with hash_bytes of it in hash so far. */
+    size_t hashed;
+    int hash_fd;
+    uint64_t hash_bytes;
+    syn_sha256_t hash;
 };
 
 typedef struct {
@@ -51,46 +60,17 @@ static void warn(walk_t *w, const char *rel, const char *what)
     syn_warn("worker", "%s", line);
 }
 
-/* Hashes the file at fd; 0, or -1. */
-static int hash_file(int fd, entry_t *e)
-{
-    syn_sha256_t h;
-    syn_sha256_init(&h);
-    unsigned char buf[65536];
-    uint64_t total = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        syn_sha256_update(&h, buf, (size_t)n);
-        total += (uint64_t)n;
-    }
-    e->size = total;
-    syn_sha256_hex(&h, e->sha256);
-    return 0;
-}
-
-static int add_file(walk_t *w, int dirfd, const char *name, const char *rel)
+static int add_file(walk_t *w, const char *rel)
 {
     worker_artifacts_t *set = w->set;
     if (set->count >= MAX_FILES) {
         warn(w, rel, "too many files");
         return 0;
     }
-    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        warn(w, rel, strerror(errno));
-        return 0;
-    }
     if (set->count == set->cap) {
         size_t cap = set->cap ? set->cap * 2 : 16;
         entry_t *grown = realloc(set->entries, cap * sizeof *grown);
         if (!grown) {
-            close(fd);
             snprintf(w->err, w->errlen, "out of memory listing artifacts");
             return -1;
         }
@@ -98,13 +78,11 @@ static int add_file(walk_t *w, int dirfd, const char *name, const char *rel)
         set->cap = cap;
     }
     entry_t *e = &set->entries[set->count];
+    memset(e, 0, sizeof *e);
     e->path = strdup(rel);
-    int rc = e->path ? hash_file(fd, e) : -1;
-    close(fd);
-    if (rc < 0) {
-        free(e->path);
-        warn(w, rel, "cannot be read");
-        return 0;
+    if (!e->path) {
+        snprintf(w->err, w->errlen, "out of memory listing artifacts");
+        return -1;
     }
     set->count++;
     return 0;
@@ -137,7 +115,7 @@ static int walk(walk_t *w, int dirfd, const char *prefix, int depth)
             continue;
         }
         if (S_ISREG(st.st_mode)) {
-            rc = add_file(w, dirfd, de->d_name, rel);
+            rc = add_file(w, rel);
         } else if (S_ISDIR(st.st_mode)) {
             if (depth >= MAX_DEPTH) {
                 warn(w, rel, "folders nested too deep");
@@ -178,6 +156,7 @@ worker_artifacts_t *worker_artifacts_collect(const char *workspace, json_t **war
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    self->hash_fd = -1;
     /* Beside the workspace, so the rename stays on its file system. */
     size_t len = strlen(workspace) + sizeof "-artifacts";
     self->dir = malloc(len);
@@ -216,6 +195,8 @@ void worker_artifacts_destroy(worker_artifacts_t **self_p)
     worker_artifacts_t *self = *self_p;
     if (!self)
         return;
+    if (self->hash_fd >= 0)
+        close(self->hash_fd);
     if (self->dir && worker_workspace_remove_tree(self->dir) != 0)
         syn_warn("worker", "cannot remove %s: %s", self->dir, strerror(errno));
     for (size_t i = 0; i < self->count; i++)
@@ -225,6 +206,82 @@ void worker_artifacts_destroy(worker_artifacts_t **self_p)
     free(self->root);
     free(self);
     *self_p = NULL;
+}
+
+/* Drops file self->hashed (unreadable, or changed into something else). */
+static void drop_unreadable(worker_artifacts_t *self, const char *what, json_t **warnings)
+{
+    entry_t *e = &self->entries[self->hashed];
+    char line[PATH_MAX + 128];
+    snprintf(line, sizeof line, "artifact artifacts/output/%s skipped: %s", e->path, what);
+    syn_warn("worker", "%s", line);
+    if (!*warnings)
+        *warnings = json_array();
+    if (*warnings)
+        json_array_append_new(*warnings, json_string(line));
+    free(e->path);
+    memmove(e, e + 1, (self->count - self->hashed - 1) * sizeof *e);
+    self->count--;
+}
+
+/* Opens file self->hashed for hashing; 0, or -1 (dropped: the next is current). */
+static int open_next(worker_artifacts_t *self, json_t **warnings)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    int fd = -1;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", self->root,
+                         self->entries[self->hashed].path) < sizeof path)
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    /* O_NONBLOCK: a FIFO put there since the listing must not stall the loop. */
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        drop_unreadable(self, fd < 0 ? strerror(errno) : "not a regular file", warnings);
+        return -1;
+    }
+    self->hash_fd = fd;
+    self->hash_bytes = 0;
+    syn_sha256_init(&self->hash);
+    return 0;
+}
+
+bool worker_artifacts_hash(worker_artifacts_t *self, size_t max_bytes, int64_t until_us,
+                           json_t **warnings)
+{
+    unsigned char buf[65536];
+    size_t read_bytes = 0;
+    bool first = true;
+    while (self->hashed < self->count &&
+           (first || (read_bytes < max_bytes && syn_mono_us() < until_us))) {
+        first = false;
+        if (self->hash_fd < 0) {
+            read_bytes += OPEN_COST; /* a tree of empty files is a budget too */
+            if (open_next(self, warnings) != 0)
+                continue;
+        }
+        ssize_t n = read(self->hash_fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            close(self->hash_fd);
+            self->hash_fd = -1;
+            drop_unreadable(self, "cannot be read", warnings);
+            continue;
+        }
+        read_bytes += (size_t)n;
+        if (n > 0) {
+            syn_sha256_update(&self->hash, buf, (size_t)n);
+            self->hash_bytes += (uint64_t)n;
+            continue;
+        }
+        entry_t *e = &self->entries[self->hashed++];
+        e->size = self->hash_bytes;
+        syn_sha256_hex(&self->hash, e->sha256);
+        close(self->hash_fd);
+        self->hash_fd = -1;
+    }
+    return self->hashed == self->count;
 }
 
 size_t worker_artifacts_count(const worker_artifacts_t *self)

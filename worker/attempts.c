@@ -20,12 +20,19 @@ void worker_attempt_destroy(attempt_t **a_p)
     syn_msg_destroy(&a->result);
     syn_msg_destroy(&a->assign);
     worker_artifacts_destroy(&a->artifacts);
+    json_decref(a->pending);
     json_decref(a->injects);
     free(a->execution_id);
     free(a->workflow_id);
     free(a->phase_id);
     free(a);
     *a_p = NULL;
+}
+
+json_t *worker_attempt_ref(const attempt_t *a)
+{
+    return json_pack("{s:s, s:s, s:I}", "execution_id", a->execution_id, "phase_id", a->phase_id,
+                     "attempt", (json_int_t)a->attempt);
 }
 
 attempt_t *worker_attempt_new(const char *execution_id, const char *workflow_id,

@@ -98,6 +98,7 @@ void worker_conn_open(worker_t *self, int64_t now)
         return;
     }
     syn_info("worker", "connecting broker=%s%s", self->broker, self->curve ? " (CURVE)" : "");
+    self->conn_gen++;
     self->reconnect_at = -1;
     self->last_recv_ms = now;
     self->patience_extra_ms = 0;

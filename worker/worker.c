@@ -5,7 +5,6 @@
 #include "worker/worker.h"
 #include "worker/worker_internal.h"
 #include "worker/artifacts.h"
-#include "common/base64.h"
 #include "common/utf8.h"
 
 #include <errno.h>
@@ -43,18 +42,13 @@
 /* No phase runs longer than this (keeps deadline arithmetic far from overflow). */
 #define MAX_TIMEOUT_MS (30LL * 24 * 3600 * 1000)
 
-/* An artifact travels in chunks of this many bytes (base64 in the message), one
- * at a time: the broker answers each, so it never holds more than one chunk per
- * sending worker, however large the files. */
-#define ARTIFACT_CHUNK (1024u * 1024u)
-
 #define RECHECK_FIRST_MS 1000
 #define RECHECK_MAX_MS 60000
 
 /* --- sending ------------------------------------------------------------ */
 
 /* Sends without blocking; a failure is logged and counted, never silent. */
-static int send_msg(worker_t *self, const syn_msg_t *msg, int64_t now)
+int worker_send_msg(worker_t *self, const syn_msg_t *msg, int64_t now)
 {
     if (!self->conn)
         return -1;
@@ -84,7 +78,7 @@ static int send_new(worker_t *self, syn_msg_type_t type, json_t *fields, int64_t
     syn_msg_t *msg = syn_msg_new_with(type, fields);
     if (!msg)
         return -1;
-    int rc = send_msg(self, msg, now);
+    int rc = worker_send_msg(self, msg, now);
     syn_msg_destroy(&msg);
     return rc;
 }
@@ -94,24 +88,20 @@ int worker_send(worker_t *self, syn_msg_type_t type, json_t *fields, int64_t now
     return send_new(self, type, fields, now);
 }
 
-static json_t *ref_fields(const attempt_t *a)
-{
-    return json_pack("{s:s, s:s, s:I}", "execution_id", a->execution_id, "phase_id", a->phase_id,
-                     "attempt", (json_int_t)a->attempt);
-}
 
 void worker_send_ready(worker_t *self, int64_t now)
 {
     json_t *running = json_array();
+    /* One whose artifacts are being hashed has no result yet: still running. */
     for (size_t i = 0; running && i < self->count; i++)
-        if (self->attempts[i]->run)
-            json_array_append_new(running, ref_fields(self->attempts[i]));
+        if (self->attempts[i]->run || self->attempts[i]->pending)
+            json_array_append_new(running, worker_attempt_ref(self->attempts[i]));
     /* Attempts waiting for a slot are held too (the broker must not give them
      * to anyone else), but their time limit has not begun. */
     json_t *waiting = self->waiting > 0 ? json_array() : NULL;
     for (size_t i = 0; waiting && i < self->count; i++)
         if (self->attempts[i]->assign)
-            json_array_append_new(waiting, ref_fields(self->attempts[i]));
+            json_array_append_new(waiting, worker_attempt_ref(self->attempts[i]));
     json_t *fields = running ? json_pack("{s:s, s:i, s:[s], s:o}", "worker", self->name, "slots",
                                          self->slots, "providers",
                                          worker_provider_name(self->provider), "running", running)
@@ -149,65 +139,23 @@ void worker_send_ready(worker_t *self, int64_t now)
                  self->waiting);
 }
 
-/* The chunk of a's artifacts at its cursor; 0 when sent. */
-static int send_artifact_chunk(worker_t *self, attempt_t *a, int64_t now)
-{
-    size_t i = a->art_index;
-    uint64_t size = worker_artifacts_size(a->artifacts, i);
-    size_t want = size - a->art_offset < ARTIFACT_CHUNK ? (size_t)(size - a->art_offset)
-                                                        : ARTIFACT_CHUNK;
-    unsigned char *raw = malloc(want ? want : 1);
-    char *text = malloc(syn_base64_encoded_len(want) + 1);
-    long got = raw && text ? worker_artifacts_read(a->artifacts, i, a->art_offset, raw, want) : -1;
-    json_t *fields = NULL;
-    if (got == (long)want) {
-        syn_base64_encode(raw, want, text);
-        fields = ref_fields(a);
-    }
-    free(raw);
-    if (!fields) {
-        free(text);
-        /* The file changed under us: the broker's hash check refuses it. */
-        syn_warn("worker", "cannot read artifact %s execution=%s phase=%s",
-                 worker_artifacts_path(a->artifacts, i), a->execution_id, a->phase_id);
-        return -1;
-    }
-    json_object_set_new(fields, "index", json_integer((json_int_t)i));
-    json_object_set_new(fields, "count",
-                        json_integer((json_int_t)worker_artifacts_count(a->artifacts)));
-    json_object_set_new(fields, "path", json_string(worker_artifacts_path(a->artifacts, i)));
-    json_object_set_new(fields, "size", json_integer((json_int_t)size));
-    json_object_set_new(fields, "sha256", json_string(worker_artifacts_sha256(a->artifacts, i)));
-    json_object_set_new(fields, "offset", json_integer((json_int_t)a->art_offset));
-    json_object_set_new(fields, "data", json_string(text));
-    free(text);
-    return send_new(self, SYN_MSG_ARTIFACT, fields, now);
-}
-
-/* A failed send is retried with the periodic resend, not at once (which would
- * spin while the pipe is full). Artifacts go first: the result only once the
- * broker has them all. */
-static void send_result(worker_t *self, attempt_t *a, int64_t now)
-{
-    if (a->art_index < worker_artifacts_count(a->artifacts))
-        send_artifact_chunk(self, a, now);
-    else
-        send_msg(self, a->result, now);
-    a->result_sent_ms = now;
-}
-
+/* After a reconnect or the broker's "who are you?": what it may have lost is
+ * sent again, the chunk in flight too (on the same socket, a broker that
+ * restarted behind it never stored it). */
 void worker_resend_results(worker_t *self, int64_t now)
 {
     for (size_t i = 0; i < self->count; i++)
-        if (self->attempts[i]->result)
-            send_result(self, self->attempts[i], now);
+        if (self->attempts[i]->result) {
+            self->attempts[i]->art_sent_conn = 0;
+            worker_send_result(self, self->attempts[i], now);
+        }
 }
 
 /* detail (stolen, may be NULL) goes along with a "tool" event. 0 when sent. */
 static int send_progress(worker_t *self, const attempt_t *a, const char *kind, const char *data,
                          size_t len, json_t *detail, int64_t now)
 {
-    json_t *fields = ref_fields(a);
+    json_t *fields = worker_attempt_ref(a);
     if (fields) {
         json_object_set_new(fields, "kind", json_string(kind));
         json_object_set_new(fields, "data", json_stringn(data, len));
@@ -271,9 +219,7 @@ static void settle(worker_t *self, attempt_t *a, const char *status, const char 
                    const char *error, bool has_exit_code, int exit_code, json_t *usage,
                    json_t *warnings, int64_t now)
 {
-    json_t *fields = ref_fields(a);
-    if (fields && a->artifacts)
-        json_object_set_new(fields, "artifacts", worker_artifacts_manifest(a->artifacts));
+    json_t *fields = worker_attempt_ref(a);
     if (fields && warnings)
         json_object_set(fields, "warnings", warnings);
     json_decref(warnings);
@@ -286,10 +232,14 @@ static void settle(worker_t *self, attempt_t *a, const char *status, const char 
         if (usage)
             json_object_set(fields, "usage", usage);
     }
-    a->result = fields ? syn_msg_new_with(SYN_MSG_RESULT, fields) : NULL;
+    /* With artifacts, the result waits for their hashes (uploading.c). */
+    if (fields && a->artifacts)
+        a->pending = fields;
+    else
+        a->result = fields ? syn_msg_new_with(SYN_MSG_RESULT, fields) : NULL;
     /* Sent before it is logged: the broker is waiting for it, the log is not. */
     if (a->result)
-        send_result(self, a, now);
+        worker_send_result(self, a, now);
     if (strcmp(status, "fault") == 0)
         become_unhealthy(self, error, now);
     else if (strcmp(status, "completed") == 0)
@@ -316,7 +266,7 @@ static void settle(worker_t *self, attempt_t *a, const char *status, const char 
              "result execution=%s phase=%s attempt=%" PRIu64 " status=%s exit_code=%s%s%s%s%s",
              a->execution_id, a->phase_id, a->attempt, status, code, took, tokens,
              error ? " error=" : "", reason);
-    if (!a->result)
+    if (!a->result && !a->pending)
         syn_error("worker", "cannot build the result execution=%s phase=%s (out of memory?)",
                   a->execution_id, a->phase_id);
 }
@@ -371,7 +321,7 @@ static void report_cost(worker_t *self, attempt_t *a, int64_t now)
         a->cost_unsent = true;
         return;
     }
-    json_t *fields = ref_fields(a);
+    json_t *fields = worker_attempt_ref(a);
     if (fields) {
         json_object_set_new(fields, "kind", json_string("cost"));
         json_object_set_new(fields, "data", json_string(""));
@@ -566,7 +516,7 @@ static void handle_assign(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
     if (known) {
         /* A repeat (the broker resent it): the attempt runs, waits or has its result. */
         if (known->result)
-            send_result(self, known, now);
+            worker_send_result(self, known, now);
         return;
     }
     const char *wanted = field_str(msg, "provider");
@@ -620,7 +570,9 @@ static void handle_cancel(worker_t *self, const syn_msg_t *msg, int64_t now)
         self->waiting--;
         settle(self, a, "cancelled", "", "cancelled before it started", false, 0, NULL, NULL, now);
     } else if (a && a->result)
-        send_result(self, a, now); /* already over: the broker may have missed it */
+        worker_send_result(self, a, now); /* already over: the broker may have missed it */
+    else if (a && a->pending)
+        ; /* over, its result follows once its artifacts are hashed */
     else {
         /* Not here (any more): say so, so the broker can settle the attempt. */
         a = worker_attempt_new(execution_id, NULL, phase_id, attempt);
@@ -661,33 +613,6 @@ static void handle_ack(worker_t *self, const syn_msg_t *msg)
     }
 }
 
-/* The broker stored a's artifacts up to (index, offset): the next chunk, or the
- * result once it has them all. An error (a limit, a stale attempt) ends the
- * sending: the result goes at once and the broker decides with it. */
-static void handle_artifact_ack(worker_t *self, const syn_msg_t *msg, int64_t now)
-{
-    attempt_t *a = worker_attempt_find(self, field_str(msg, "execution_id"),
-                                       field_str(msg, "phase_id"), field_uint(msg, "attempt"), NULL);
-    if (!a || !a->result || !a->artifacts)
-        return;
-    size_t count = worker_artifacts_count(a->artifacts);
-    uint64_t index = field_uint(msg, "index"), offset = field_uint(msg, "offset");
-    const char *error = field_str(msg, "error");
-    if (error) {
-        syn_warn("worker", "broker takes no more artifacts execution=%s phase=%s: %s",
-                 a->execution_id, a->phase_id, error);
-        a->art_index = count;
-    } else if (index > count || (index < count && offset > worker_artifacts_size(a->artifacts, index))) {
-        syn_warn("worker", "artifact ack out of range execution=%s phase=%s", a->execution_id,
-                 a->phase_id);
-        return;
-    } else {
-        a->art_index = (size_t)index;
-        a->art_offset = offset;
-    }
-    send_result(self, a, now);
-}
-
 /* A DISCONNECT that says why the broker will not have this worker. */
 static bool is_refusal(const syn_msg_t *msg)
 {
@@ -716,7 +641,7 @@ static void handle_message(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
         handle_inject(self, msg);
         break;
     case SYN_MSG_ARTIFACT_ACK:
-        handle_artifact_ack(self, msg, now);
+        worker_uploading_ack(self, msg, now);
         break;
     case SYN_MSG_ARTIFACT_DATA:
         worker_pulling_data(self, msg, now);
@@ -879,7 +804,9 @@ static int64_t next_wakeup(worker_t *self, int64_t now)
             if (a->cost_unsent && self->conn)
                 consider(&best, a->cost_sent_ms + COST_EVERY_MS);
             consider(&best, worker_pulling_wakeup(self, a));
-        } else if (a->result && self->conn)
+        } else if (a->pending)
+            consider(&best, now);
+        else if (a->result && self->conn)
             consider(&best, a->result_sent_ms < 0 ? now : a->result_sent_ms + patience);
     }
     if (self->draining) {
@@ -910,9 +837,11 @@ static void step_attempts(worker_t *self, int64_t now_us)
                 finish_run(self, a, now);
             else
                 stream_output(self, a, now);
+        } else if (a->pending) {
+            worker_uploading_hash(self, a, now_us);
         } else if (a->result && self->conn &&
                    (a->result_sent_ms < 0 || now - a->result_sent_ms >= patience)) {
-            send_result(self, a, now);
+            worker_send_result(self, a, now);
         }
     }
     /* A slot freed above goes at once to an attempt waiting here: no round trip
@@ -923,7 +852,7 @@ static void step_attempts(worker_t *self, int64_t now_us)
 static bool has_unacked(const worker_t *self)
 {
     for (size_t i = 0; i < self->count; i++)
-        if (self->attempts[i]->result)
+        if (self->attempts[i]->result || self->attempts[i]->pending)
             return true;
     return false;
 }

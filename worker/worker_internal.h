@@ -1,6 +1,7 @@
 /* worker_internal: what the worker's files share (worker.c the loop and the
  * messages, attempts.c the attempts it holds, broker_conn.c its DEALER to the
- * broker, poll_set.c what one zmq_poll waits on); nobody outside worker/ includes it. */
+ * broker, poll_set.c what one zmq_poll waits on, pulling.c and uploading.c the
+ * artifacts in and out); nobody outside worker/ includes it. */
 #ifndef SYN_WORKER_INTERNAL_H
 #define SYN_WORKER_INTERNAL_H
 
@@ -47,6 +48,15 @@ typedef struct {
     struct worker_artifacts_t *artifacts;
     size_t art_index;
     uint64_t art_offset;
+    /* The result's fields while its artifacts are hashed, a slice per loop turn
+     * (worker_artifacts_hash); the result is made of them once they are. */
+    json_t *pending;
+    /* The chunk in flight: sent at art_sent_ms on connection art_sent_conn
+     * (worker_t.conn_gen; 0 none) from (art_sent_index, art_sent_offset). */
+    uint64_t art_sent_conn;
+    size_t art_sent_index;
+    uint64_t art_sent_offset;
+    int64_t art_sent_ms;
     /* When the last ARTIFACT_GET of its pull went out (pulling.c); -1 none. */
     int64_t pull_sent_ms;
 } attempt_t;
@@ -64,6 +74,7 @@ struct worker_t {
     const syn_curve_t *curve; /* borrowed; NULL: no CURVE */
     void *ctx;               /* the worker's own ZeroMQ context */
     void *conn;              /* the DEALER to the broker; NULL while waiting to reconnect */
+    uint64_t conn_gen;       /* how many DEALERs were made: which one a chunk went on */
     int64_t last_recv_ms;
     int64_t started_ms;      /* worker_run began */
     bool ever_heard;         /* a broker has spoken since the start */
@@ -126,11 +137,23 @@ void worker_poll_scatter(worker_t *self, int first);
 long worker_poll_arm_timer(worker_t *self, int64_t wake_us, int64_t now_us);
 void worker_poll_disarm_fired_timer(worker_t *self, const zmq_pollitem_t *item);
 
+/* {execution_id, phase_id, attempt} of a, to build a message on. */
+json_t *worker_attempt_ref(const attempt_t *a);
+
 /* worker.c: READY (with what it runs), and every unacknowledged result again. */
 void worker_send_ready(worker_t *self, int64_t now);
 void worker_resend_results(worker_t *self, int64_t now);
-/* worker.c: sends a message made of fields (stolen; NULL is logged); 0 when sent. */
+/* worker.c: sends a message made of fields (stolen; NULL is logged), or msg
+ * (kept); 0 when sent. */
 int worker_send(worker_t *self, syn_msg_type_t type, json_t *fields, int64_t now);
+int worker_send_msg(worker_t *self, const syn_msg_t *msg, int64_t now);
+
+/* uploading.c: a's result (set), or before it the chunk of its artifacts the
+ * broker waits for; a's artifacts hashed a slice, its result made and sent
+ * once they all are (a->pending set); an ARTIFACT_ACK. */
+void worker_send_result(worker_t *self, attempt_t *a, int64_t now);
+void worker_uploading_hash(worker_t *self, attempt_t *a, int64_t now_us);
+void worker_uploading_ack(worker_t *self, const syn_msg_t *msg, int64_t now);
 
 /* pulling.c: the chunks of earlier phases' files a starting attempt pulls. */
 void worker_pulling_step(worker_t *self, attempt_t *a, int64_t now);

@@ -394,8 +394,47 @@ static void test_executions_costs_metrics_events(void **state)
     assert_true(num(mr, "total_input_tokens") >= 105);
     assert_true(json_is_string(json_object_get(mr, "total_cost_usd")));
     assert_true(json_is_object(json_object_get(mr, "execution_status_counts")));
-    assert_true(json_is_array(json_object_get(mr, "phases")));
+    /* without a workflow, no phases (as there) */
+    assert_int_equal(json_array_size(json_object_get(mr, "phases")), 0);
     json_decref(mr);
+    /* metrics show --workflow: that workflow's counts, tokens and phases, in order */
+    json_t *mw = call("GET", "/api/v1/metrics?workflow_id=tok", NULL, 200);
+    assert_true(num(mw, "total_workflows") >= 2); /* every workflow, as there */
+    json_t *counts = json_object_get(mw, "execution_status_counts");
+    assert_int_equal(num(counts, "completed"), 1);
+    assert_int_equal(num(counts, "failed"), 0);
+    assert_int_equal(num(mw, "total_sessions"), 2);
+    assert_int_equal(num(mw, "total_input_tokens"), 105);
+    assert_int_equal(num(mw, "total_output_tokens"), 27);
+    assert_int_equal(num(mw, "total_tokens"), 132);
+    json_t *phases = json_object_get(mw, "phases");
+    assert_int_equal(json_array_size(phases), 2);
+    static const char *const names[] = {"Alpha", "Beta"};
+    static const long long tokens[] = {120, 12};
+    for (size_t k = 0; k < 2; k++) {
+        json_t *ph = json_array_get(phases, k);
+        assert_string_equal(str(ph, "phase_name"), names[k]);
+        assert_string_equal(str(ph, "status"), "completed");
+        assert_int_equal(num(ph, "total_tokens"), tokens[k]);
+        assert_int_equal(num(ph, "input_tokens") + num(ph, "output_tokens"), tokens[k]);
+        assert_true(json_is_string(json_object_get(ph, "cost_usd")));
+        assert_true(json_is_real(json_object_get(ph, "duration_seconds")));
+        assert_true(json_real_value(json_object_get(ph, "duration_seconds")) >= 0);
+        assert_int_equal(num(ph, "artifact_count"), 0);
+        assert_true(json_is_false(json_object_get(ph, "cost_in_progress")));
+    }
+    assert_string_equal(str(json_array_get(phases, 0), "phase_id"), "a");
+    json_decref(mw);
+    mw = call("GET", "/api/v1/metrics?workflow_id=bad", NULL, 200);
+    assert_int_equal(num(json_object_get(mw, "execution_status_counts"), "failed"), 1);
+    assert_int_equal(num(json_object_get(mw, "execution_status_counts"), "completed"), 0);
+    assert_string_equal(str(json_array_get(json_object_get(mw, "phases"), 0), "status"),
+                        "failed");
+    json_decref(mw);
+    mw = call("GET", "/api/v1/metrics?workflow_id=nobody", NULL, 200);
+    assert_int_equal(num(mw, "total_sessions"), 0);
+    assert_int_equal(json_array_size(json_object_get(mw, "phases")), 0);
+    json_decref(mw);
     char url[512];
     snprintf(url, sizeof url, "%s/metrics", teststack_url(stack));
     http_response_t r;

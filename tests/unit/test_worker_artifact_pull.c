@@ -1,6 +1,7 @@
 /* Earlier phases' files pulled into a workspace (worker/artifact_pull.c), the
  * declared output names checked against what an agent left
- * (worker_artifacts_check_declared) and told in its environment (worker/env.c). */
+ * (worker_artifacts_check_declared) and told in its environment (worker/env.c),
+ * and what an agent left hashed a slice at a time (worker_artifacts_hash). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -324,6 +325,73 @@ static void test_declared_outputs_without_a_file_are_warnings(void **state)
     worker_artifacts_destroy(&set);
 }
 
+/* Writes len bytes of a pattern to path, their SHA-256 in hex. */
+static void write_pattern(const char *path, size_t len, char hex[SYN_SHA256_HEX_SIZE])
+{
+    unsigned char *bytes = malloc(len);
+    assert_non_null(bytes);
+    for (size_t i = 0; i < len; i++)
+        bytes[i] = (unsigned char)(i * 7 + i / 251);
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    assert_int_equal(fwrite(bytes, 1, len, file), len);
+    fclose(file);
+    hex_of(bytes, len, hex);
+    free(bytes);
+}
+
+static void test_files_are_hashed_a_slice_at_a_time(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const files[] = {"report.bin", "gone", NULL};
+    json_t *warnings = NULL;
+    worker_artifacts_t *set = collected(f, files, &warnings);
+    assert_non_null(set);
+    char path[512], big[SYN_SHA256_HEX_SIZE], small[SYN_SHA256_HEX_SIZE],
+        empty[SYN_SHA256_HEX_SIZE];
+    /* written after the listing: what is hashed is what is there when hashed */
+    snprintf(path, sizeof path, "%s/ws-artifacts/output/report.bin", f->dir);
+    write_pattern(path, 300000, big);
+    snprintf(path, sizeof path, "%s/ws-artifacts/output/gone", f->dir);
+    assert_int_equal(unlink(path), 0);
+    hex_of("", 0, empty);
+    /* one step a call whatever the budget (an open counts as 4 KiB): the open,
+     * five 64 KiB reads for 300,000 bytes, then the end of the file and the file
+     * gone, dropped on the way */
+    int calls = 0;
+    while (!worker_artifacts_hash(set, 1, INT64_MAX, &warnings))
+        calls++;
+    assert_int_equal(calls, 6);
+    assert_int_equal(worker_artifacts_count(set), 1);
+    assert_string_equal(worker_artifacts_path(set, 0), "report.bin");
+    assert_int_equal(worker_artifacts_size(set, 0), 300000);
+    assert_string_equal(worker_artifacts_sha256(set, 0), big);
+    assert_int_equal(json_array_size(warnings), 1);
+    assert_non_null(strstr(json_string_value(json_array_get(warnings, 0)),
+                           "artifacts/output/gone skipped"));
+    json_decref(warnings);
+    warnings = NULL;
+    worker_artifacts_destroy(&set);
+
+    /* a budget of time: already over, still one read a call; a generous one
+     * hashes them all in one call */
+    static const char *const two[] = {"a", "sub/b", NULL};
+    set = collected(f, two, &warnings);
+    snprintf(path, sizeof path, "%s/ws-artifacts/output/sub/b", f->dir);
+    write_pattern(path, 1000, small);
+    assert_true(worker_artifacts_hash(set, SIZE_MAX, INT64_MAX, &warnings));
+    assert_null(warnings);
+    assert_string_equal(worker_artifacts_sha256(set, 0), empty);
+    assert_int_equal(worker_artifacts_size(set, 0), 0);
+    assert_string_equal(worker_artifacts_sha256(set, 1), small);
+    json_t *manifest = worker_artifacts_manifest(set);
+    assert_int_equal(json_array_size(manifest), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(manifest, 1), "path")),
+                        "sub/b");
+    json_decref(manifest);
+    worker_artifacts_destroy(&set);
+}
+
 static void test_declared_names_are_in_the_environment(void **state)
 {
     (void)state;
@@ -359,6 +427,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_declared_outputs_without_a_file_are_warnings, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_files_are_hashed_a_slice_at_a_time, setup, teardown),
         cmocka_unit_test(test_declared_names_are_in_the_environment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
