@@ -100,7 +100,10 @@ static json_t *ref_fields(const attempt_t *a)
                      "attempt", (json_int_t)a->attempt);
 }
 
-void worker_send_ready(worker_t *self, int64_t now)
+/* reregister: after a (re)connect, when the broker may have given away what we
+ * hold; without it (a new prefetch told on the same connection) nothing held
+ * has to wait for the broker's answer. */
+static void send_ready(worker_t *self, int64_t now, bool reregister)
 {
     json_t *running = json_array();
     for (size_t i = 0; running && i < self->count; i++)
@@ -137,15 +140,26 @@ void worker_send_ready(worker_t *self, int64_t now)
     json_decref(waiting);
     /* Held attempts wait until the broker answers: its CANCELs for any it gave
      * away meanwhile come before anything else it sends. */
-    self->registered = false;
-    for (size_t i = 0; i < self->count; i++) {
+    for (size_t i = 0; reregister && i < self->count; i++) {
         self->attempts[i]->started_unsent = false; /* READY lists them as running */
         self->attempts[i]->pull_sent_ms = -1;      /* asked again once it answers */
     }
+    if (reregister)
+        self->registered = false;
     if (send_new(self, SYN_MSG_READY, fields, now) == 0)
-        syn_info("worker", "ready worker=%s slots=%d provider=%s running=%d waiting=%d",
-                 self->name, self->slots, worker_provider_name(self->provider), self->running,
-                 self->waiting);
+        syn_info("worker", "ready worker=%s slots=%d prefetch=%d provider=%s running=%d waiting=%d",
+                 self->name, self->slots, self->prefetch, worker_provider_name(self->provider),
+                 self->running, self->waiting);
+}
+
+void worker_send_ready(worker_t *self, int64_t now)
+{
+    send_ready(self, now, true);
+}
+
+void worker_send_prefetch(worker_t *self, int64_t now)
+{
+    send_ready(self, now, false);
 }
 
 /* The chunk of a's artifacts at its cursor; 0 when sent. */
@@ -286,6 +300,7 @@ static void settle(worker_t *self, attempt_t *a, const char *status, const char 
             json_object_set(fields, "usage", usage);
     }
     a->result = fields ? syn_msg_new_with(SYN_MSG_RESULT, fields) : NULL;
+    a->result_at_us = syn_mono_us();
     /* Sent before it is logged: the broker is waiting for it, the log is not. */
     if (a->result)
         send_result(self, a, now);
@@ -337,6 +352,8 @@ static void finish_run(worker_t *self, attempt_t *a, int64_t now)
             worker_artifacts_check_declared(a->artifacts,
                                             worker_run_job(a->run)->output_artifacts, &warnings);
     }
+    if (a->started_us > 0)
+        worker_prefetch_took(&self->adapt, syn_mono_us() - a->started_us);
     settle(self, a, worker_run_status_name(worker_run_status(a->run)),
            worker_run_output(a->run, NULL), worker_run_error(a->run), has_code, code,
            worker_run_usage_json(a->run), warnings, now);
@@ -537,11 +554,12 @@ static void start_waiting(worker_t *self, int64_t now_us)
     }
 }
 
-/* Hands every waiting attempt back (refused: the broker gives it to another
- * worker without counting an attempt, since the agent never ran). */
-static void give_back_waiting(worker_t *self, const char *reason, int64_t now)
+/* Hands waiting attempts back, the newest first, until keep wait (refused: the
+ * broker gives them to another worker without counting an attempt, since the
+ * agent never ran). */
+static void give_back_waiting(worker_t *self, const char *reason, int keep, int64_t now)
 {
-    for (size_t i = 0; i < self->count && self->waiting > 0; i++) {
+    for (size_t i = self->count; i-- > 0 && self->waiting > keep;) {
         attempt_t *a = self->attempts[i];
         if (!a->assign)
             continue;
@@ -648,12 +666,13 @@ static void handle_inject(worker_t *self, const syn_msg_t *msg)
                  " dropped: not running here", execution_id, phase_id, attempt);
 }
 
-static void handle_ack(worker_t *self, const syn_msg_t *msg)
+static void handle_ack(worker_t *self, const syn_msg_t *msg, int64_t now_us)
 {
     size_t index;
     attempt_t *a = worker_attempt_find(self, field_str(msg, "execution_id"), field_str(msg, "phase_id"),
                                 field_uint(msg, "attempt"), &index);
     if (a && a->result) {
+        worker_prefetch_trip(&self->adapt, now_us - a->result_at_us);
         syn_debug("worker", "acknowledged execution=%s phase=%s attempt=%" PRIu64,
                   a->execution_id, a->phase_id, a->attempt);
         worker_attempt_remove(self, index);
@@ -709,7 +728,7 @@ static void handle_message(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
         handle_cancel(self, msg, now);
         break;
     case SYN_MSG_RESULT_ACK:
-        handle_ack(self, msg);
+        handle_ack(self, msg, now_us);
         break;
     case SYN_MSG_INJECT:
         handle_inject(self, msg);
@@ -786,6 +805,7 @@ worker_t *worker_new(const worker_config_t *config)
         return NULL;
     }
     self->slots = config->slots;
+    worker_prefetch_init(&self->adapt, config->prefetch);
     self->prefetch = config->prefetch > 0 ? config->prefetch : 0;
     self->heartbeat_ms = config->heartbeat_ms > 0 ? config->heartbeat_ms : 1000;
     if (config->unhealthy)
@@ -909,6 +929,33 @@ static void step_attempts(worker_t *self, int64_t now_us)
     start_waiting(self, now_us);
 }
 
+/* Holds as many phases beyond its slots as the phases' lengths call for
+ * (prefetch.h); tells the broker when that changes, and hands back what waits
+ * beyond it (long phases would make it wait while another worker idles). */
+static void review_prefetch(worker_t *self, int64_t now_us)
+{
+    int64_t oldest = -1;
+    for (size_t i = 0; i < self->count; i++)
+        if (self->attempts[i]->run && now_us - self->attempts[i]->started_us > oldest)
+            oldest = now_us - self->attempts[i]->started_us;
+    int want = worker_prefetch_want(&self->adapt, self->slots, self->prefetch, oldest);
+    if (want == self->prefetch)
+        return;
+    syn_info("worker", "prefetch %d -> %d: phases take %.1f ms (median), results are "
+             "acknowledged in %.2f ms (median; -1: none yet), the oldest running phase is %.1f ms old",
+             self->prefetch, want, (double)worker_prefetch_median_took(&self->adapt) / 1e3,
+             (double)worker_prefetch_median_trip(&self->adapt) / 1e3,
+             oldest < 0 ? 0.0 : (double)oldest / 1e3);
+    self->prefetch = want;
+    worker_prefetch_changed(&self->adapt);
+    /* The broker hears the new prefetch first, so a phase handed back is not
+     * sent straight back into a place that is no longer there. */
+    if (self->conn && !self->draining)
+        worker_send_prefetch(self, now_us / 1000);
+    give_back_waiting(self, "phases are long now: handed back for a free worker", want,
+                      now_us / 1000);
+}
+
 static bool has_unacked(const worker_t *self)
 {
     for (size_t i = 0; i < self->count; i++)
@@ -957,7 +1004,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
             syn_warn("worker", "second stop request: leaving now, killing %d running attempt%s",
                      self->running, self->running == 1 ? "" : "s");
             /* What never started goes back uncounted, not lost with the rest. */
-            give_back_waiting(self, "worker is shutting down", now);
+            give_back_waiting(self, "worker is shutting down", 0, now);
             break;
         }
         if (*stop_requests >= 1 && !self->draining) {
@@ -967,7 +1014,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
              * give back what waits (it would otherwise be sent straight back). */
             if (self->conn)
                 worker_send_ready(self, now);
-            give_back_waiting(self, "worker is shutting down", now);
+            give_back_waiting(self, "worker is shutting down", 0, now);
             syn_info("worker", "stopping: taking no more work, waiting up to %" PRId64
                      " ms for %d running attempt%s", self->drain_ms, self->running,
                      self->running == 1 ? "" : "s");
@@ -1000,6 +1047,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         if (self->conn && (self->items[0].revents & ZMQ_POLLIN))
             receive(self, now_us);
         step_attempts(self, now_us);
+        review_prefetch(self, now_us);
         recheck_health(self, now);
         worker_attempts_bound_unacked(self);
         if (self->conn)

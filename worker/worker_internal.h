@@ -8,6 +8,7 @@
 #include "common/ratelog.h"
 #include "proto/curve.h"
 #include "proto/msg.h"
+#include "worker/prefetch.h"
 #include "worker/provider.h"
 #include "worker/worker.h"
 
@@ -36,6 +37,7 @@ typedef struct {
     int64_t output_sent_ms;  /* when the last output chunk went out, -1 never */
     syn_msg_t *result;
     int64_t result_sent_ms;  /* -1 when it could not be sent yet */
+    int64_t result_at_us;    /* when the result was made: its round trip counts from there */
     syn_msg_t *assign;       /* the ASSIGN it will start from, while it waits */
     json_t *injects;         /* INJECTs that came while it waited: [{role, message}] */
     bool started_unsent;     /* its "started" progress could not be sent yet */
@@ -55,7 +57,8 @@ struct worker_t {
     char *broker;
     char *name;
     int slots;
-    int prefetch;
+    int prefetch;            /* held beyond the slots now: --prefetch, or what adapt says */
+    worker_prefetch_t adapt; /* what phases and round trips took (prefetch.h) */
     int64_t heartbeat_ms;
     int liveness;
     int64_t drain_ms;
@@ -125,6 +128,8 @@ void worker_poll_disarm_fired_timer(worker_t *self, const zmq_pollitem_t *item);
 
 /* worker.c: READY (with what it runs), and every unacknowledged result again. */
 void worker_send_ready(worker_t *self, int64_t now);
+/* worker.c: READY again on the same connection, to tell a new prefetch. */
+void worker_send_prefetch(worker_t *self, int64_t now);
 void worker_resend_results(worker_t *self, int64_t now);
 /* worker.c: sends a message made of fields (stolen; NULL is logged); 0 when sent. */
 int worker_send(worker_t *self, syn_msg_type_t type, json_t *fields, int64_t now);
