@@ -5,8 +5,9 @@
 # real syn-broker and syn-gateway are started on it: the broker's RSS, PSS and
 # USS (/proc/PID/smaps_rollup) once it serves, then again after
 # bench/archive_http.py has sent every query of bench-archive (and the costs
-# reports, which read every execution) through HTTP, with their latencies.
-#   Usage: sh bench/archive_memory.sh BUILD_DIR [EXECUTIONS]
+# reports, which read every execution: the gateway waits up to 120 s for them)
+# through HTTP, with their latencies.
+#   Usage: sh bench/archive_memory.sh BUILD_DIR [EXECUTIONS]   (ARCHIVE=DIR: see below)
 # Writes bench/results/archive-memory/summary.txt. Needs ~1.3 GB in /tmp.
 set -eu
 BUILD=$1
@@ -14,14 +15,16 @@ N=${2:-1000000}
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=$HERE/results/archive-memory
 mkdir -p "$OUT"
-DIR=$(mktemp -d /tmp/syn-archmem-XXXXXX)
+# ARCHIVE=DIR: use (and keep) the archive an earlier run left there (archive_query
+# --dir DIR --keep), instead of loading a fresh one in a temp dir.
+DIR=${ARCHIVE:-$(mktemp -d /tmp/syn-archmem-XXXXXX)}
 bpid=""
 gpid=""
 cleanup() {
     [ -n "$gpid" ] && kill "$gpid" 2>/dev/null
     [ -n "$bpid" ] && kill "$bpid" 2>/dev/null
     wait 2>/dev/null
-    rm -rf "$DIR"
+    if [ -n "${ARCHIVE:-}" ]; then rm -f "$DIR"/*.log; else rm -rf "$DIR"; fi
 }
 trap cleanup EXIT INT TERM
 exec >"$OUT/summary.txt.part"
@@ -33,7 +36,7 @@ P1=$(port); P2=$(port); P3=$(port); P4=$(port)
     --events "tcp://127.0.0.1:$P3" --retain-days 0 --log-level warn 2>"$DIR/broker.log" &
 bpid=$!
 "$BUILD/bin/syn-gateway" --http "127.0.0.1:$P4" --broker "tcp://127.0.0.1:$P1" \
-    --events "tcp://127.0.0.1:$P3" --log-level warn 2>"$DIR/gateway.log" &
+    --events "tcp://127.0.0.1:$P3" --request-timeout-ms 120000 --log-level warn 2>"$DIR/gateway.log" &
 gpid=$!
 i=0
 until curl -sf "http://127.0.0.1:$P4/health" >/dev/null; do
