@@ -122,3 +122,9 @@ bench-w2-spread: build
 .PHONY: bench-archive
 bench-archive: build
 	$(BUILD)/bin/archive_query
+
+# The broker's memory over 1,000,000 finished executions (issue 24): archive_query's
+# archive, then a real broker and gateway on it -> bench/results/archive-memory/.
+.PHONY: bench-archive-memory
+bench-archive-memory: build
+	@sh bench/archive_memory.sh $(BUILD) $(N)
