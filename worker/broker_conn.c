@@ -1,10 +1,11 @@
 /* broker_conn: the worker's DEALER to the broker — made, set up (CURVE, reconnect,
  * keepalive), closed, and made anew after the broker's silence with a growing pause
- * (worker_internal.h). */
+ * — and the READY it says on it (worker_internal.h). */
 #include "worker/worker_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <unistd.h>
 
 /* libzmq's own reconnect of a socket whose connection broke or was refused (a
  * broker restarting, not up yet): first this soon, a restart being back in a
@@ -118,4 +119,72 @@ void worker_conn_check(worker_t *self, int64_t now)
     syn_log_level_t level = worker_conn_trouble_level(self, now, SYN_LOG_WARN);
     syn_log(level, "worker", "broker silent for %" PRId64 " ms, %s in %" PRId64 " ms", silent,
             level == SYN_LOG_INFO ? "not up yet: trying again" : "reconnecting", wait);
+}
+
+json_t *worker_ref_fields(const attempt_t *a)
+{
+    return json_pack("{s:s, s:s, s:I}", "execution_id", a->execution_id, "phase_id", a->phase_id,
+                     "attempt", (json_int_t)a->attempt);
+}
+
+/* reregister: after a (re)connect, when the broker may have given away what we
+ * hold; without it (a new prefetch told on the same connection) nothing held
+ * has to wait for the broker's answer. */
+static void send_ready(worker_t *self, int64_t now, bool reregister)
+{
+    json_t *running = json_array();
+    for (size_t i = 0; running && i < self->count; i++)
+        if (self->attempts[i]->run)
+            json_array_append_new(running, worker_ref_fields(self->attempts[i]));
+    /* Attempts waiting for a slot are held too (the broker must not give them
+     * to anyone else), but their time limit has not begun. */
+    json_t *waiting = self->waiting > 0 ? json_array() : NULL;
+    for (size_t i = 0; waiting && i < self->count; i++)
+        if (self->attempts[i]->assign)
+            json_array_append_new(waiting, worker_ref_fields(self->attempts[i]));
+    json_t *fields = running ? json_pack("{s:s, s:i, s:[s], s:o}", "worker", self->name, "slots",
+                                         self->slots, "providers",
+                                         worker_provider_name(self->provider), "running", running)
+                             : NULL;
+    if (fields && self->draining)
+        json_object_set_new(fields, "draining", json_true());
+    if (fields && self->prefetch > 0)
+        json_object_set_new(fields, "prefetch", json_integer(self->prefetch));
+    if (fields && waiting)
+        json_object_set(fields, "waiting", waiting);
+    /* Who it is, for GET /workers (an operator looking for a host). */
+    char host[256];
+    if (fields && gethostname(host, sizeof host) == 0) {
+        host[sizeof host - 1] = '\0';
+        json_object_set_new(fields, "host", json_string(host));
+    }
+    if (fields)
+        json_object_set_new(fields, "version", json_string(SYN_VERSION));
+    if (fields && self->unhealthy) {
+        json_object_set_new(fields, "healthy", json_false());
+        json_object_set_new(fields, "unhealthy_reason", json_string(self->unhealthy));
+    }
+    json_decref(waiting);
+    /* Held attempts wait until the broker answers: its CANCELs for any it gave
+     * away meanwhile come before anything else it sends. */
+    for (size_t i = 0; reregister && i < self->count; i++) {
+        self->attempts[i]->started_unsent = false; /* READY lists them as running */
+        self->attempts[i]->pull_sent_ms = -1;      /* asked again once it answers */
+    }
+    if (reregister)
+        self->registered = false;
+    if (worker_send(self, SYN_MSG_READY, fields, now) == 0)
+        syn_info("worker", "ready worker=%s slots=%d prefetch=%d provider=%s running=%d waiting=%d",
+                 self->name, self->slots, self->prefetch, worker_provider_name(self->provider),
+                 self->running, self->waiting);
+}
+
+void worker_send_ready(worker_t *self, int64_t now)
+{
+    send_ready(self, now, true);
+}
+
+void worker_send_prefetch(worker_t *self, int64_t now)
+{
+    send_ready(self, now, false);
 }

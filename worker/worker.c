@@ -94,74 +94,6 @@ int worker_send(worker_t *self, syn_msg_type_t type, json_t *fields, int64_t now
     return send_new(self, type, fields, now);
 }
 
-static json_t *ref_fields(const attempt_t *a)
-{
-    return json_pack("{s:s, s:s, s:I}", "execution_id", a->execution_id, "phase_id", a->phase_id,
-                     "attempt", (json_int_t)a->attempt);
-}
-
-/* reregister: after a (re)connect, when the broker may have given away what we
- * hold; without it (a new prefetch told on the same connection) nothing held
- * has to wait for the broker's answer. */
-static void send_ready(worker_t *self, int64_t now, bool reregister)
-{
-    json_t *running = json_array();
-    for (size_t i = 0; running && i < self->count; i++)
-        if (self->attempts[i]->run)
-            json_array_append_new(running, ref_fields(self->attempts[i]));
-    /* Attempts waiting for a slot are held too (the broker must not give them
-     * to anyone else), but their time limit has not begun. */
-    json_t *waiting = self->waiting > 0 ? json_array() : NULL;
-    for (size_t i = 0; waiting && i < self->count; i++)
-        if (self->attempts[i]->assign)
-            json_array_append_new(waiting, ref_fields(self->attempts[i]));
-    json_t *fields = running ? json_pack("{s:s, s:i, s:[s], s:o}", "worker", self->name, "slots",
-                                         self->slots, "providers",
-                                         worker_provider_name(self->provider), "running", running)
-                             : NULL;
-    if (fields && self->draining)
-        json_object_set_new(fields, "draining", json_true());
-    if (fields && self->prefetch > 0)
-        json_object_set_new(fields, "prefetch", json_integer(self->prefetch));
-    if (fields && waiting)
-        json_object_set(fields, "waiting", waiting);
-    /* Who it is, for GET /workers (an operator looking for a host). */
-    char host[256];
-    if (fields && gethostname(host, sizeof host) == 0) {
-        host[sizeof host - 1] = '\0';
-        json_object_set_new(fields, "host", json_string(host));
-    }
-    if (fields)
-        json_object_set_new(fields, "version", json_string(SYN_VERSION));
-    if (fields && self->unhealthy) {
-        json_object_set_new(fields, "healthy", json_false());
-        json_object_set_new(fields, "unhealthy_reason", json_string(self->unhealthy));
-    }
-    json_decref(waiting);
-    /* Held attempts wait until the broker answers: its CANCELs for any it gave
-     * away meanwhile come before anything else it sends. */
-    for (size_t i = 0; reregister && i < self->count; i++) {
-        self->attempts[i]->started_unsent = false; /* READY lists them as running */
-        self->attempts[i]->pull_sent_ms = -1;      /* asked again once it answers */
-    }
-    if (reregister)
-        self->registered = false;
-    if (send_new(self, SYN_MSG_READY, fields, now) == 0)
-        syn_info("worker", "ready worker=%s slots=%d prefetch=%d provider=%s running=%d waiting=%d",
-                 self->name, self->slots, self->prefetch, worker_provider_name(self->provider),
-                 self->running, self->waiting);
-}
-
-void worker_send_ready(worker_t *self, int64_t now)
-{
-    send_ready(self, now, true);
-}
-
-void worker_send_prefetch(worker_t *self, int64_t now)
-{
-    send_ready(self, now, false);
-}
-
 /* The chunk of a's artifacts at its cursor; 0 when sent. */
 static int send_artifact_chunk(worker_t *self, attempt_t *a, int64_t now)
 {
@@ -175,7 +107,7 @@ static int send_artifact_chunk(worker_t *self, attempt_t *a, int64_t now)
     json_t *fields = NULL;
     if (got == (long)want) {
         syn_base64_encode(raw, want, text);
-        fields = ref_fields(a);
+        fields = worker_ref_fields(a);
     }
     free(raw);
     if (!fields) {
@@ -220,7 +152,7 @@ void worker_resend_results(worker_t *self, int64_t now)
 static int send_progress(worker_t *self, const attempt_t *a, const char *kind, const char *data,
                          size_t len, json_t *detail, int64_t now)
 {
-    json_t *fields = ref_fields(a);
+    json_t *fields = worker_ref_fields(a);
     if (fields) {
         json_object_set_new(fields, "kind", json_string(kind));
         json_object_set_new(fields, "data", json_stringn(data, len));
@@ -284,7 +216,7 @@ static void settle(worker_t *self, attempt_t *a, const char *status, const char 
                    const char *error, bool has_exit_code, int exit_code, json_t *usage,
                    json_t *warnings, int64_t now)
 {
-    json_t *fields = ref_fields(a);
+    json_t *fields = worker_ref_fields(a);
     if (fields && a->artifacts)
         json_object_set_new(fields, "artifacts", worker_artifacts_manifest(a->artifacts));
     if (fields && warnings)
@@ -387,7 +319,7 @@ static void report_cost(worker_t *self, attempt_t *a, int64_t now)
         a->cost_unsent = true;
         return;
     }
-    json_t *fields = ref_fields(a);
+    json_t *fields = worker_ref_fields(a);
     if (fields) {
         json_object_set_new(fields, "kind", json_string("cost"));
         json_object_set_new(fields, "data", json_string(""));
@@ -672,7 +604,8 @@ static void handle_ack(worker_t *self, const syn_msg_t *msg, int64_t now_us)
     attempt_t *a = worker_attempt_find(self, field_str(msg, "execution_id"), field_str(msg, "phase_id"),
                                 field_uint(msg, "attempt"), &index);
     if (a && a->result) {
-        worker_prefetch_trip(&self->adapt, now_us - a->result_at_us);
+        if (!a->artifacts) /* chunks went first: not one round trip */
+            worker_prefetch_trip(&self->adapt, now_us - a->result_at_us);
         syn_debug("worker", "acknowledged execution=%s phase=%s attempt=%" PRIu64,
                   a->execution_id, a->phase_id, a->attempt);
         worker_attempt_remove(self, index);

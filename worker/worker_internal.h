@@ -126,10 +126,13 @@ void worker_poll_scatter(worker_t *self, int first);
 long worker_poll_arm_timer(worker_t *self, int64_t wake_us, int64_t now_us);
 void worker_poll_disarm_fired_timer(worker_t *self, const zmq_pollitem_t *item);
 
-/* worker.c: READY (with what it runs), and every unacknowledged result again. */
+/* broker_conn.c: READY (with what it runs). */
 void worker_send_ready(worker_t *self, int64_t now);
-/* worker.c: READY again on the same connection, to tell a new prefetch. */
+/* broker_conn.c: READY again on the same connection, to tell a new prefetch. */
 void worker_send_prefetch(worker_t *self, int64_t now);
+/* broker_conn.c: {execution_id, phase_id, attempt} of a (a new reference). */
+json_t *worker_ref_fields(const attempt_t *a);
+/* worker.c: every unacknowledged result again. */
 void worker_resend_results(worker_t *self, int64_t now);
 /* worker.c: sends a message made of fields (stolen; NULL is logged); 0 when sent. */
 int worker_send(worker_t *self, syn_msg_type_t type, json_t *fields, int64_t now);
