@@ -109,6 +109,22 @@ bench-retention: build
 bench-fleet: build
 	@SYN_BIN_DIR=$(BUILD)/bin bash bench/fleet.sh $(N)
 
+# W2 with the workers' defaults (issue 24): 16 and 64 slots, 640 executions, beside
+# --prefetch 0 and the peers in the same run -> bench/results/w2defaults/summary.md.
+# W2 with long phases on 4 workers (30 s; PHASE_MS=8000 for a shorter run) ->
+# bench/results/w2spread/summary.md: executions per worker and the makespan.
+.PHONY: bench-w2-defaults bench-w2-spread
+bench-w2-defaults: build
+	@sh bench/w2_defaults.sh $(BUILD)
+bench-w2-spread: build
+	@sh bench/w2_spread.sh $(BUILD) $(PHASE_MS)
+
 .PHONY: bench-archive
 bench-archive: build
 	$(BUILD)/bin/archive_query
+
+# The broker's memory over 1,000,000 finished executions (issue 24): archive_query's
+# archive, then a real broker and gateway on it -> bench/results/archive-memory/.
+.PHONY: bench-archive-memory
+bench-archive-memory: build
+	@sh bench/archive_memory.sh $(BUILD) $(N)

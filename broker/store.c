@@ -33,9 +33,14 @@ static int configure(broker_store_t *self, char *err, size_t errlen)
         snprintf(err, errlen, "the database refused WAL journaling");
         return -1;
     }
+    /* temp_store=FILE: a sort over the whole archive (the costs report's sum by
+     * model reads every phase) spills past its in-memory share to a temporary
+     * file instead of growing the heap with the archive (issue 24: 178 MiB peak
+     * at 1,000,000 executions with MEMORY); small temporary b-trees stay in the
+     * page cache and never reach the file. */
     if (store_exec_sql(self,
                        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
-                       " PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;"
+                       " PRAGMA temp_store=FILE; PRAGMA cache_size=-16384;"
                        " PRAGMA wal_autocheckpoint=10000;",
                        "pragma") < 0) {
         snprintf(err, errlen, "cannot configure the database");

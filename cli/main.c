@@ -289,17 +289,18 @@ static void add_curve_client(char **argv, char *secret, char *broker_public)
 static int cmd_up(int argc, char **argv)
 {
     const char *http = "127.0.0.1:8137", *data = "./var", *provider = "mock", *command = NULL;
-    const char *log_level = "info", *workflows = NULL;
-    long workers = 2, slots = 4, prefetch = 0, base_port = 5555;
+    const char *log_level = "info", *workflows = NULL, *prefetch = NULL;
+    long workers = 2, slots = 4, base_port = 5555;
     bool curve = false;
     syn_flag_t flags[] = {
         {"http", SYN_FLAG_STRING, "HOST:PORT", "gateway HTTP address", &http, 0, 0},
         {"data", SYN_FLAG_STRING, "DIR", "broker data directory (SQLite)", &data, 0, 0},
         {"workers", SYN_FLAG_INT, "N", "number of worker processes", &workers, 0, 64},
         {"slots", SYN_FLAG_INT, "N", "phases each worker runs at once", &slots, 1, 1024},
-        {"prefetch", SYN_FLAG_INT, "N",
-         "phases each worker holds beyond its slots, started as a slot frees (short phases)",
-         &prefetch, 0, 1024},
+        {"prefetch", SYN_FLAG_STRING, "N|auto",
+         "phases each worker holds beyond its slots, started as a slot frees (default auto: "
+         "while phases are short)",
+         &prefetch, 0, 0},
         {"provider", SYN_FLAG_STRING, "NAME", "agent provider: mock|command|claude|anthropic (workers take their other flags as SYN_* variables)", &provider, 0, 0},
         {"command", SYN_FLAG_STRING, "ARGV", "program for the command provider", &command, 0, 0},
         {"base-port", SYN_FLAG_INT, "PORT",
@@ -338,9 +339,8 @@ static int cmd_up(int argc, char **argv)
     snprintf(clients_ep, sizeof clients_ep, "tcp://127.0.0.1:%ld", base_port);
     snprintf(workers_ep, sizeof workers_ep, "tcp://127.0.0.1:%ld", base_port + 1);
     snprintf(events_ep, sizeof events_ep, "tcp://127.0.0.1:%ld", base_port + 2);
-    char slots_text[16], prefetch_text[16];
+    char slots_text[16];
     snprintf(slots_text, sizeof slots_text, "%ld", slots);
-    snprintf(prefetch_text, sizeof prefetch_text, "%ld", prefetch);
 
     char keys[PATH_MAX], authorized[PATH_MAX], broker_secret[PATH_MAX], broker_public[PATH_MAX];
     char gateway_secret[PATH_MAX];
@@ -396,9 +396,9 @@ static int cmd_up(int argc, char **argv)
             worker_argv[n++] = "--command";
             worker_argv[n++] = (char *)command;
         }
-        if (prefetch > 0) {
+        if (prefetch) { /* the worker checks it */
             worker_argv[n++] = "--prefetch";
-            worker_argv[n++] = prefetch_text;
+            worker_argv[n++] = (char *)prefetch;
         }
         if (curve)
             add_curve_client(worker_argv + n, secret, broker_public);

@@ -1,10 +1,12 @@
 /* broker_conn: the worker's DEALER to the broker — made, set up (CURVE, reconnect,
  * keepalive), closed, and made anew at once after the broker's silence, each fresh
- * socket waiting a little longer for an answer (worker_internal.h). */
+ * socket waiting a little longer for an answer (worker_internal.h) — and the READY
+ * it says on it. */
 #include "worker/worker_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <unistd.h>
 
 /* libzmq's own reconnect of a socket whose connection broke or was refused (a
  * broker restarting, not up yet): first this soon, a restart being back in a
@@ -140,4 +142,69 @@ void worker_conn_check(worker_t *self, int64_t now)
     worker_conn_open(self, now);
     if (self->conn)
         self->patience_extra_ms = extra;
+}
+
+/* reregister: after a (re)connect, when the broker may have given away what we
+ * hold; without it (a new prefetch told on the same connection) nothing held
+ * has to wait for the broker's answer. */
+static void send_ready(worker_t *self, int64_t now, bool reregister)
+{
+    json_t *running = json_array();
+    /* One whose artifacts are being hashed has no result yet: still running. */
+    for (size_t i = 0; running && i < self->count; i++)
+        if (self->attempts[i]->run || self->attempts[i]->pending)
+            json_array_append_new(running, worker_attempt_ref(self->attempts[i]));
+    /* Attempts waiting for a slot are held too (the broker must not give them
+     * to anyone else), but their time limit has not begun. */
+    json_t *waiting = self->waiting > 0 ? json_array() : NULL;
+    for (size_t i = 0; waiting && i < self->count; i++)
+        if (self->attempts[i]->assign)
+            json_array_append_new(waiting, worker_attempt_ref(self->attempts[i]));
+    json_t *fields = running ? json_pack("{s:s, s:i, s:[s], s:o}", "worker", self->name, "slots",
+                                         self->slots, "providers",
+                                         worker_provider_name(self->provider), "running", running)
+                             : NULL;
+    if (fields && self->draining)
+        json_object_set_new(fields, "draining", json_true());
+    if (fields && self->prefetch > 0)
+        json_object_set_new(fields, "prefetch", json_integer(self->prefetch));
+    if (fields && waiting)
+        json_object_set(fields, "waiting", waiting);
+    /* Who it is, for GET /workers (an operator looking for a host). */
+    char host[256];
+    if (fields && gethostname(host, sizeof host) == 0) {
+        host[sizeof host - 1] = '\0';
+        json_object_set_new(fields, "host", json_string(host));
+    }
+    if (fields)
+        json_object_set_new(fields, "version", json_string(SYN_VERSION));
+    if (fields && self->unhealthy) {
+        json_object_set_new(fields, "healthy", json_false());
+        json_object_set_new(fields, "unhealthy_reason", json_string(self->unhealthy));
+    }
+    json_decref(waiting);
+    /* Held attempts wait until the broker answers: its CANCELs for any it gave
+     * away meanwhile come before anything else it sends. */
+    for (size_t i = 0; reregister && i < self->count; i++) {
+        self->attempts[i]->started_unsent = false; /* READY lists them as running */
+        self->attempts[i]->pull_sent_ms = -1;      /* asked again once it answers */
+    }
+    if (reregister) {
+        self->registered = false;
+        self->ready_sent_ms = now;
+    }
+    if (worker_send(self, SYN_MSG_READY, fields, now) == 0)
+        syn_info("worker", "ready worker=%s slots=%d prefetch=%d provider=%s running=%d waiting=%d",
+                 self->name, self->slots, self->prefetch, worker_provider_name(self->provider),
+                 self->running, self->waiting);
+}
+
+void worker_send_ready(worker_t *self, int64_t now)
+{
+    send_ready(self, now, true);
+}
+
+void worker_send_prefetch(worker_t *self, int64_t now)
+{
+    send_ready(self, now, false);
 }

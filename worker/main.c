@@ -1,4 +1,5 @@
 /* syn-worker: runs workflow phases for a syn broker with an agent provider. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include "proto/curve.h"
 #include "worker/cred_proxy.h"
 #include "worker/models.h"
+#include "worker/prefetch.h"
 #include "worker/provider.h"
 #include "worker/sandbox.h"
 #include "worker/worker.h"
@@ -46,11 +48,12 @@ int main(int argc, char **argv)
     bool insecure = false;
     bool keep_workspaces = false;
     bool allow_unavailable = false;
-    long slots = 4, prefetch = 0, mock_delay_ms = 20, heartbeat_ms = 1000, liveness = 3;
+    long slots = 4, mock_delay_ms = 20, heartbeat_ms = 1000, liveness = 3;
     long kill_grace_ms = 5000, drain_seconds = 30;
     long max_output_mb = 8, rlimit_as_mb = 0, nice_value = 0;
     long anthropic_retry_ms = 1000, anthropic_tries = 5;
     const char *sandbox = "bwrap";
+    const char *prefetch_text = "auto";
     const char *sandbox_ro = NULL;
     syn_flag_t flags[] = {
         {"broker", SYN_FLAG_STRING, "EP", "broker endpoint for workers", &broker, 0, 0},
@@ -63,9 +66,10 @@ int main(int argc, char **argv)
          "allow a non-loopback --broker without --curve-secret (traffic in the clear)",
          &insecure, 0, 0},
         {"slots", SYN_FLAG_INT, "N", "phases run at once", &slots, 1, 1024},
-        {"prefetch", SYN_FLAG_INT, "N",
-         "phases held beyond the slots, each started as a slot frees (for short phases)",
-         &prefetch, 0, 1024},
+        {"prefetch", SYN_FLAG_STRING, "N|auto",
+         "phases held beyond the slots, each started as a slot frees (auto: as many as the "
+         "slots while phases are short, none while they are long; 0: never)",
+         &prefetch_text, 0, 0},
         {"provider", SYN_FLAG_STRING, "mock|command|claude|anthropic", "agent provider",
          &provider_name, 0, 0},
         {"command", SYN_FLAG_STRING, "\"ARGV\"",
@@ -129,6 +133,17 @@ int main(int argc, char **argv)
         return 2;
 
     char err[512] = "";
+    long prefetch = PREFETCH_AUTO;
+    if (strcmp(prefetch_text, "auto") != 0) {
+        char *end = NULL;
+        errno = 0;
+        prefetch = strtol(prefetch_text, &end, 10);
+        if (errno || prefetch_text[0] < '0' || prefetch_text[0] > '9' || *end || prefetch > 1024) {
+            fprintf(stderr, "error: --prefetch wants auto or a number within 0..1024, got '%s'\n",
+                    prefetch_text);
+            return 2;
+        }
+    }
     /* Without keys, only a broker on this host (unless --insecure); the keys
      * themselves are read below, once the rest of the configuration is good. */
     bool use_curve = curve_secret && *curve_secret;

@@ -88,57 +88,6 @@ int worker_send(worker_t *self, syn_msg_type_t type, json_t *fields, int64_t now
     return send_new(self, type, fields, now);
 }
 
-
-void worker_send_ready(worker_t *self, int64_t now)
-{
-    json_t *running = json_array();
-    /* One whose artifacts are being hashed has no result yet: still running. */
-    for (size_t i = 0; running && i < self->count; i++)
-        if (self->attempts[i]->run || self->attempts[i]->pending)
-            json_array_append_new(running, worker_attempt_ref(self->attempts[i]));
-    /* Attempts waiting for a slot are held too (the broker must not give them
-     * to anyone else), but their time limit has not begun. */
-    json_t *waiting = self->waiting > 0 ? json_array() : NULL;
-    for (size_t i = 0; waiting && i < self->count; i++)
-        if (self->attempts[i]->assign)
-            json_array_append_new(waiting, worker_attempt_ref(self->attempts[i]));
-    json_t *fields = running ? json_pack("{s:s, s:i, s:[s], s:o}", "worker", self->name, "slots",
-                                         self->slots, "providers",
-                                         worker_provider_name(self->provider), "running", running)
-                             : NULL;
-    if (fields && self->draining)
-        json_object_set_new(fields, "draining", json_true());
-    if (fields && self->prefetch > 0)
-        json_object_set_new(fields, "prefetch", json_integer(self->prefetch));
-    if (fields && waiting)
-        json_object_set(fields, "waiting", waiting);
-    /* Who it is, for GET /workers (an operator looking for a host). */
-    char host[256];
-    if (fields && gethostname(host, sizeof host) == 0) {
-        host[sizeof host - 1] = '\0';
-        json_object_set_new(fields, "host", json_string(host));
-    }
-    if (fields)
-        json_object_set_new(fields, "version", json_string(SYN_VERSION));
-    if (fields && self->unhealthy) {
-        json_object_set_new(fields, "healthy", json_false());
-        json_object_set_new(fields, "unhealthy_reason", json_string(self->unhealthy));
-    }
-    json_decref(waiting);
-    /* Held attempts wait until the broker answers: its CANCELs for any it gave
-     * away meanwhile come before anything else it sends. */
-    self->registered = false;
-    self->ready_sent_ms = now;
-    for (size_t i = 0; i < self->count; i++) {
-        self->attempts[i]->started_unsent = false; /* READY lists them as running */
-        self->attempts[i]->pull_sent_ms = -1;      /* asked again once it answers */
-    }
-    if (send_new(self, SYN_MSG_READY, fields, now) == 0)
-        syn_info("worker", "ready worker=%s slots=%d provider=%s running=%d waiting=%d",
-                 self->name, self->slots, worker_provider_name(self->provider), self->running,
-                 self->waiting);
-}
-
 /* After a reconnect or the broker's "who are you?": what it may have lost is
  * sent again, the chunk in flight too (on the same socket, a broker that
  * restarted behind it never stored it). */
@@ -237,6 +186,7 @@ static void settle(worker_t *self, attempt_t *a, const char *status, const char 
         a->pending = fields;
     else
         a->result = fields ? syn_msg_new_with(SYN_MSG_RESULT, fields) : NULL;
+    a->result_at_us = syn_mono_us();
     /* Sent before it is logged: the broker is waiting for it, the log is not. */
     if (a->result)
         worker_send_result(self, a, now);
@@ -288,6 +238,8 @@ static void finish_run(worker_t *self, attempt_t *a, int64_t now)
             worker_artifacts_check_declared(a->artifacts,
                                             worker_run_job(a->run)->output_artifacts, &warnings);
     }
+    if (a->started_us > 0)
+        worker_prefetch_took(&self->adapt, syn_mono_us() - a->started_us);
     settle(self, a, worker_run_status_name(worker_run_status(a->run)),
            worker_run_output(a->run, NULL), worker_run_error(a->run), has_code, code,
            worker_run_usage_json(a->run), warnings, now);
@@ -488,11 +440,12 @@ static void start_waiting(worker_t *self, int64_t now_us)
     }
 }
 
-/* Hands every waiting attempt back (refused: the broker gives it to another
- * worker without counting an attempt, since the agent never ran). */
-static void give_back_waiting(worker_t *self, const char *reason, int64_t now)
+/* Hands waiting attempts back, the newest first, until keep wait (refused: the
+ * broker gives them to another worker without counting an attempt, since the
+ * agent never ran). */
+static void give_back_waiting(worker_t *self, const char *reason, int keep, int64_t now)
 {
-    for (size_t i = 0; i < self->count && self->waiting > 0; i++) {
+    for (size_t i = self->count; i-- > 0 && self->waiting > keep;) {
         attempt_t *a = self->attempts[i];
         if (!a->assign)
             continue;
@@ -601,12 +554,14 @@ static void handle_inject(worker_t *self, const syn_msg_t *msg)
                  " dropped: not running here", execution_id, phase_id, attempt);
 }
 
-static void handle_ack(worker_t *self, const syn_msg_t *msg)
+static void handle_ack(worker_t *self, const syn_msg_t *msg, int64_t now_us)
 {
     size_t index;
     attempt_t *a = worker_attempt_find(self, field_str(msg, "execution_id"), field_str(msg, "phase_id"),
                                 field_uint(msg, "attempt"), &index);
     if (a && a->result) {
+        if (!a->artifacts) /* chunks went first: not one round trip */
+            worker_prefetch_trip(&self->adapt, now_us - a->result_at_us);
         syn_debug("worker", "acknowledged execution=%s phase=%s attempt=%" PRIu64,
                   a->execution_id, a->phase_id, a->attempt);
         worker_attempt_remove(self, index);
@@ -635,7 +590,7 @@ static void handle_message(worker_t *self, syn_msg_t **msg_p, int64_t now_us)
         handle_cancel(self, msg, now);
         break;
     case SYN_MSG_RESULT_ACK:
-        handle_ack(self, msg);
+        handle_ack(self, msg, now_us);
         break;
     case SYN_MSG_INJECT:
         handle_inject(self, msg);
@@ -721,6 +676,7 @@ worker_t *worker_new(const worker_config_t *config)
         return NULL;
     }
     self->slots = config->slots;
+    worker_prefetch_init(&self->adapt, config->prefetch);
     self->prefetch = config->prefetch > 0 ? config->prefetch : 0;
     self->heartbeat_ms = config->heartbeat_ms > 0 ? config->heartbeat_ms : 1000;
     if (config->unhealthy)
@@ -849,6 +805,33 @@ static void step_attempts(worker_t *self, int64_t now_us)
     start_waiting(self, now_us);
 }
 
+/* Holds as many phases beyond its slots as the phases' lengths call for
+ * (prefetch.h); tells the broker when that changes, and hands back what waits
+ * beyond it (long phases would make it wait while another worker idles). */
+static void review_prefetch(worker_t *self, int64_t now_us)
+{
+    int64_t oldest = -1;
+    for (size_t i = 0; i < self->count; i++)
+        if (self->attempts[i]->run && now_us - self->attempts[i]->started_us > oldest)
+            oldest = now_us - self->attempts[i]->started_us;
+    int want = worker_prefetch_want(&self->adapt, self->slots, self->prefetch, oldest);
+    if (want == self->prefetch)
+        return;
+    syn_info("worker", "prefetch %d -> %d: phases take %.1f ms (median), results are "
+             "acknowledged in %.2f ms (median; -1: none yet), the oldest running phase is %.1f ms old",
+             self->prefetch, want, (double)worker_prefetch_median_took(&self->adapt) / 1e3,
+             (double)worker_prefetch_median_trip(&self->adapt) / 1e3,
+             oldest < 0 ? 0.0 : (double)oldest / 1e3);
+    self->prefetch = want;
+    worker_prefetch_changed(&self->adapt);
+    /* The broker hears the new prefetch first, so a phase handed back is not
+     * sent straight back into a place that is no longer there. */
+    if (self->conn && !self->draining)
+        worker_send_prefetch(self, now_us / 1000);
+    give_back_waiting(self, "phases are long now: handed back for a free worker", want,
+                      now_us / 1000);
+}
+
 static bool has_unacked(const worker_t *self)
 {
     for (size_t i = 0; i < self->count; i++)
@@ -897,7 +880,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
             syn_warn("worker", "second stop request: leaving now, killing %d running attempt%s",
                      self->running, self->running == 1 ? "" : "s");
             /* What never started goes back uncounted, not lost with the rest. */
-            give_back_waiting(self, "worker is shutting down", now);
+            give_back_waiting(self, "worker is shutting down", 0, now);
             break;
         }
         if (*stop_requests >= 1 && !self->draining) {
@@ -907,7 +890,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
              * give back what waits (it would otherwise be sent straight back). */
             if (self->conn)
                 worker_send_ready(self, now);
-            give_back_waiting(self, "worker is shutting down", now);
+            give_back_waiting(self, "worker is shutting down", 0, now);
             syn_info("worker", "stopping: taking no more work, waiting up to %" PRId64
                      " ms for %d running attempt%s", self->drain_ms, self->running,
                      self->running == 1 ? "" : "s");
@@ -940,6 +923,7 @@ int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
         if (self->conn && (self->items[0].revents & ZMQ_POLLIN))
             receive(self, now_us);
         step_attempts(self, now_us);
+        review_prefetch(self, now_us);
         recheck_health(self, now);
         worker_attempts_bound_unacked(self);
         if (self->conn)

@@ -7,7 +7,8 @@
  * heartbeats when it has nothing else to say, runs each ASSIGN with its
  * provider while a slot is free (with a prefetch, holds up to that many more,
  * each started the moment a slot frees: short phases then follow each other
- * without waiting for a broker round trip), streams PROGRESS (started, output chunks,
+ * without waiting for a broker round trip; by default it prefetches only while
+ * its phases are short, worker/prefetch.h), streams PROGRESS (started, output chunks,
  * tool calls with their details) and sends a RESULT (with the attempt's usage
  * when its provider accounts one) that it keeps, and resends, until the
  * broker's RESULT_ACK. An INJECT for a running attempt is handed to its agent
@@ -36,7 +37,8 @@ typedef struct {
     const char *broker;           /* endpoint, e.g. tcp://127.0.0.1:5556 */
     const char *name;             /* announced in READY */
     int slots;                    /* 1..1024 attempts at once */
-    int prefetch;                 /* 0..1024 more it holds, each started as a slot frees */
+    int prefetch;                 /* 0..1024 more it holds, each started as a slot frees;
+                                   * PREFETCH_AUTO (-1): as phases call for (prefetch.h) */
     int64_t heartbeat_ms;         /* > 0 */
     int liveness;                 /* silent intervals before the broker counts as gone */
     int64_t drain_ms;             /* how long a stop waits for running attempts */

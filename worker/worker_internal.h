@@ -9,6 +9,7 @@
 #include "common/ratelog.h"
 #include "proto/curve.h"
 #include "proto/msg.h"
+#include "worker/prefetch.h"
 #include "worker/provider.h"
 #include "worker/worker.h"
 
@@ -37,6 +38,7 @@ typedef struct {
     int64_t output_sent_ms;  /* when the last output chunk went out, -1 never */
     syn_msg_t *result;
     int64_t result_sent_ms;  /* -1 when it could not be sent yet */
+    int64_t result_at_us;    /* when the result was made: its round trip counts from there */
     syn_msg_t *assign;       /* the ASSIGN it will start from, while it waits */
     json_t *injects;         /* INJECTs that came while it waited: [{role, message}] */
     bool started_unsent;     /* its "started" progress could not be sent yet */
@@ -65,7 +67,8 @@ struct worker_t {
     char *broker;
     char *name;
     int slots;
-    int prefetch;
+    int prefetch;            /* held beyond the slots now: --prefetch, or what adapt says */
+    worker_prefetch_t adapt; /* what phases and round trips took (prefetch.h) */
     int64_t heartbeat_ms;
     int liveness;
     int64_t drain_ms;
@@ -137,11 +140,14 @@ void worker_poll_scatter(worker_t *self, int first);
 long worker_poll_arm_timer(worker_t *self, int64_t wake_us, int64_t now_us);
 void worker_poll_disarm_fired_timer(worker_t *self, const zmq_pollitem_t *item);
 
-/* {execution_id, phase_id, attempt} of a, to build a message on. */
+/* attempts.c: {execution_id, phase_id, attempt} of a, to build a message on. */
 json_t *worker_attempt_ref(const attempt_t *a);
 
-/* worker.c: READY (with what it runs), and every unacknowledged result again. */
+/* broker_conn.c: READY (with what it runs). */
 void worker_send_ready(worker_t *self, int64_t now);
+/* broker_conn.c: READY again on the same connection, to tell a new prefetch. */
+void worker_send_prefetch(worker_t *self, int64_t now);
+/* worker.c: every unacknowledged result again. */
 void worker_resend_results(worker_t *self, int64_t now);
 /* worker.c: sends a message made of fields (stolen; NULL is logged), or msg
  * (kept); 0 when sent. */

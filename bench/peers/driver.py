@@ -6,6 +6,8 @@ figures go to one JSON file that bench/report.py puts beside ours.
     /usr/bin/python3 driver.py celery|bullmq OUT.json
         REPS=3     repetitions (REPS=1 is the quick run)
         SKIP_W2=1  W1/W3 only
+        W2_ONLY=1  W2 only (bench/w2_defaults.sh), with W2_SLOTS=16,64 and
+                   W2_EXECUTIONS=640 to change the slot counts and batch size
 
 It stands apart from synload because it drives other systems through their own
 clients (celery/client.py, bullmq/client.js); what it shares with synload is the
@@ -47,8 +49,8 @@ PY = "/usr/bin/python3"  # Debian's: python3-celery is installed for it, not for
 REPS = int(os.environ.get("REPS", "3"))
 W1_EXECUTIONS, W1_WARMUP = 2000, 200
 W1_WINDOW = 16  # BullMQ's second W1: flow.add() calls in flight (Celery's submit blocks)
-W2_EXECUTIONS, W2_WARMUP = 200, 20
-W2_SLOTS = (4, 8, 16)
+W2_EXECUTIONS, W2_WARMUP = int(os.environ.get("W2_EXECUTIONS", "200")), 20
+W2_SLOTS = tuple(int(s) for s in os.environ.get("W2_SLOTS", "4,8,16").split(","))
 W2_SLEEP_MS = 50
 W3_LOOKUPS = 20000
 CELERY_QUIET = ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"]
@@ -366,7 +368,7 @@ def main():
            "w1": [], "w1_pipelined": [], "w3": [], "mem": [], "w2": [], "w2_worker_cmds": {}}
     say(name, "starts; load average", " ".join(out["host"]["loadavg_start"]))
     try:
-        for rep in range(REPS):
+        for rep in range(0 if os.environ.get("W2_ONLY") else REPS):
             w1_w3(peer, cwd, ids, out, rep)
         for rep in range(0 if os.environ.get("SKIP_W2") else REPS):
             for slots in W2_SLOTS:

@@ -142,10 +142,14 @@ void start_worker(fake_t *fake, const char *const *extra)
     char endpoint[64], heartbeat[16];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", fake->port);
     snprintf(heartbeat, sizeof heartbeat, "%d", HEARTBEAT_MS);
+    /* --prefetch 0: these tests script every message, and an adaptive prefetch
+     * would add a READY of its own after a few short phases (extra may still
+     * give one: the last --prefetch counts; test_worker_prefetch tests auto). */
     const char *argv[32] = {WORKER_BIN,     "--broker",    endpoint,    "--heartbeat-ms",
                             heartbeat,      "--liveness",  "3",         "--name",
-                            "test-worker",  "--log-level", "warn"};
-    int argc = 11;
+                            "test-worker",  "--log-level", "warn",      "--prefetch",
+                            "0"};
+    int argc = 13;
     for (int i = 0; extra && extra[i] && argc < 31; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;
