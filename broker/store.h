@@ -54,6 +54,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define BROKER_STORE_SCHEMA_VERSION 10
 
@@ -94,6 +95,13 @@ typedef struct {
 broker_store_t *broker_store_open(const char *path, char *err, size_t errlen);
 /* Whether a store location names PostgreSQL: postgresql://... or postgres://... */
 bool broker_store_is_postgresql(const char *location);
+/* `syn-broker --migrate-from`: copies the SQLite store at sqlite_path (upgraded
+ * in place to this version's schema first) into the empty PostgreSQL database
+ * conninfo names, and verifies every table by row count and checksum
+ * (store_migrate_from.c); progress and a summary go to out. 0, or -1 with the
+ * reason in err (a mismatch names the table; nothing is then kept). */
+int broker_store_migrate_from(const char *sqlite_path, const char *conninfo, FILE *out,
+                              char *err, size_t errlen);
 /* Commits what is pending, then closes. */
 void broker_store_destroy(broker_store_t **self_p);
 

@@ -213,7 +213,7 @@ int teststack_start_broker(teststack_t *self)
                       self->clients_ep,          "--workers", self->workers_ep, "--events",
                       self->events_ep};
     int argc = 9;
-    if (pg_cluster_wanted()) { /* the whole stack over PostgreSQL (issue 21) */
+    if (pg_cluster_wanted() || *self->store) { /* the stack over PostgreSQL (issue 21) */
         char err[256];
         if (!*self->store &&
             pg_cluster_new_database(self->store, sizeof self->store, err, sizeof err) < 0) {
@@ -441,6 +441,11 @@ pid_t teststack_worker_pid(teststack_t *self, int index)
 }
 pid_t teststack_broker_pid(teststack_t *self) { return self->broker; }
 pid_t teststack_gateway_pid(teststack_t *self) { return self->gateway; }
+void teststack_use_store(teststack_t *self, const char *uri)
+{
+    snprintf(self->store, sizeof self->store, "%s", uri);
+}
+const char *teststack_store(teststack_t *self) { return self->store; }
 const char *teststack_url(teststack_t *self) { return self->url; }
 const char *teststack_dir(teststack_t *self) { return self->dir; }
 bool teststack_secure(teststack_t *self) { return self->secure; }

@@ -56,6 +56,12 @@ pid_t teststack_worker_pid(teststack_t *self, int index);
 pid_t teststack_broker_pid(teststack_t *self);
 pid_t teststack_gateway_pid(teststack_t *self);
 
+/* The broker's next start runs on the PostgreSQL database uri (--store): a
+ * store migrated from the stack's SQLite one (test_store_migrate). */
+void teststack_use_store(teststack_t *self, const char *uri);
+/* The broker's PostgreSQL URI, or "" when it runs on SQLite. */
+const char *teststack_store(teststack_t *self);
+
 /* Process control for failure tests. kill sends sig and reaps when it is fatal. */
 void teststack_kill_broker(teststack_t *self, int sig);
 int teststack_start_broker(teststack_t *self);
