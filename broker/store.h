@@ -110,6 +110,12 @@ void broker_store_destroy(broker_store_t **self_p);
 int broker_store_commit(broker_store_t *self);
 /* Rolls the open transaction back (writes the broker must not keep). */
 void broker_store_rollback(broker_store_t *self);
+/* Whether the store is PostgreSQL and its connection is gone: the broker then
+ * keeps its memory for reads until broker_store_probe has connected again
+ * (with back-off) and the state is rebuilt (docs/reliability.md). The last
+ * error then starts with BROKER_STORE_LOST. */
+bool broker_store_connection_lost(const broker_store_t *self);
+#define BROKER_STORE_LOST "connection to PostgreSQL lost"
 /* Whether the disk takes a write now: a small transaction of its own, committed
  * (0) or rolled back (-1, SQLite's message in broker_store_last_error). Fails
  * while a transaction is open. Not logged: it is retried while storage is full. */
