@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <libpq-fe.h>
 
 #define AGENT SYN_SOURCE_DIR "/tests/integration/fixtures/migrate_agent.sh"
 #define NREADS 32
@@ -56,14 +55,7 @@ static int migrate(teststack_t *stack, const char *uri, const char *tamper, char
 
 static long long pg_count(const char *uri, const char *sql)
 {
-    PGconn *c = PQconnectdb(uri);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    long long n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    PQfinish(c);
-    return n;
+    return pg_cluster_query_int(uri, sql);
 }
 
 static char *get_body(teststack_t *stack, const char *path)

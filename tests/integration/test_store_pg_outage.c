@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <libpq-fe.h>
 
 #define EXECUTIONS 40
 
@@ -39,14 +38,7 @@ static bool log_has(const char *text)
 
 static long long pg_count(const char *sql)
 {
-    PGconn *c = PQconnectdb(teststack_store(stack));
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    long long n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    PQfinish(c);
-    return n;
+    return pg_cluster_query_int(teststack_store(stack), sql);
 }
 
 static int completed(char **ids)

@@ -166,3 +166,17 @@ int pg_cluster_start_server(char *err, size_t errlen)
     }
     return server_start(err, errlen);
 }
+
+long long pg_cluster_query_int(const char *uri, const char *sql)
+{
+    PGconn *conn = PQconnectdb(uri);
+    PGresult *r = PQstatus(conn) == CONNECTION_OK ? PQexec(conn, sql) : NULL;
+    long long n = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    else
+        fprintf(stderr, "pg_cluster: %s: %s\n", sql, PQerrorMessage(conn));
+    PQclear(r);
+    PQfinish(conn);
+    return n;
+}

@@ -21,5 +21,8 @@ int pg_cluster_new_database(char *uri, size_t urilen, char *err, size_t errlen);
  * on the same data: what a store's lost connection is tested with. 0, or -1. */
 int pg_cluster_stop_server(void);
 int pg_cluster_start_server(char *err, size_t errlen);
+/* The integer sql answers (its first row's first column) in the database of
+ * uri, or -1 (said on stderr) without one: what tests count rows with. */
+long long pg_cluster_query_int(const char *uri, const char *sql);
 
 #endif

@@ -93,7 +93,9 @@ char *teststack_execute(teststack_t *self, const char *workflow_id, const char *
 json_t *teststack_wait_terminal(teststack_t *self, const char *workflow_id,
                                 const char *execution_id, int timeout_ms);
 
-/* Reads the broker's SQLite database directly (read-only), binding the NULL-ended
+/* Reads the broker's database directly — its SQLite file read-only, or its
+ * PostgreSQL database (SYN_TEST_STORE=postgresql), where ?N is $N and
+ * group_concat string_agg, instr strpos, json_extract ->> — binding the NULL-ended
  * string arguments to ?1, ?2, …: the first column of the first row as a malloc'd
  * string (NULL when there is no row), or the number of rows. */
 char *teststack_db_text(teststack_t *self, const char *sql, ...);
