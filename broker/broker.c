@@ -660,6 +660,14 @@ static int storage_failed(broker_t *self)
     broker_storage_fail(&self->storage, broker_store_last_error(self->store), syn_mono_ms());
     broker_storage_refuse_outbox(&self->storage, self->outbox);
     flush_outbox(self);
+    if (broker_store_connection_lost(self->store)) {
+        /* PostgreSQL is away: nothing to rebuild from until the retry has
+         * connected again; reads are served from memory meanwhile (which may
+         * still show the turn just refused), and the resume rebuilds it. */
+        broker_store_rollback(self->store);
+        broker_outbox_clear(self->outbox);
+        return 0;
+    }
     /* The registry stays (GET /workers, and the workers keep their connections);
      * the rebuild on resume replaces it. */
     broker_workers_t *workers = self->workers;

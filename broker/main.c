@@ -32,6 +32,30 @@ static void tune_allocator(void)
 #endif
 }
 
+/* --migrate-from sqlite:DIR: the whole run of the broker when given. */
+static int migrate(const char *from, const char *postgresql)
+{
+    if (strncmp(from, "sqlite:", 7) != 0 || !from[7]) {
+        fprintf(stderr, "error: --migrate-from: expected sqlite:DIR, got %s\n", from);
+        return 2;
+    }
+    if (!postgresql) {
+        fprintf(stderr, "error: --migrate-from needs --store postgresql://... (the target)\n");
+        return 2;
+    }
+    char path[4096], err[1024];
+    if (snprintf(path, sizeof path, "%s/syn.db", from + 7) >= (int)sizeof path) {
+        fprintf(stderr, "error: --migrate-from: the path is too long\n");
+        return 2;
+    }
+    if (broker_store_migrate_from(path, postgresql, stderr, err, sizeof err) < 0) {
+        fprintf(stderr, "error: migration failed: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "migrate: done: the broker can now start with --store on that database\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     tune_allocator();
@@ -50,7 +74,7 @@ int main(int argc, char **argv)
          quarantine_window_ms = BROKER_QUARANTINE_WINDOW_MS;
     long artifact_max_file = 16l << 20, artifact_max_phase = 64l << 20, artifact_max_files = 256;
     const char *log_level = "info";
-    const char *store = NULL;
+    const char *store = NULL, *migrate_from = NULL;
     syn_flag_t flags[] = {
         {"data", SYN_FLAG_STRING, "DIR", "data directory (SQLite file syn.db inside)",
          &config.data_dir, 0, 0},
@@ -58,6 +82,10 @@ int main(int argc, char **argv)
          "the store: sqlite:DIR (as --data DIR) or postgresql://... (a libpq URI); "
          "default $SYN_STORE, else --data",
          &store, 0, 0},
+        {"migrate-from", SYN_FLAG_STRING, "sqlite:DIR",
+         "copy the SQLite store of DIR into the empty PostgreSQL database of --store, "
+         "verify it table by table, and exit (docs/operations.md)",
+         &migrate_from, 0, 0},
         {"clients", SYN_FLAG_STRING, "EP", "endpoint for gateways (ROUTER)", &config.clients, 0,
          0},
         {"workers", SYN_FLAG_STRING, "EP", "endpoint for workers (ROUTER)", &config.workers, 0,
@@ -154,6 +182,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (migrate_from)
+        return migrate(migrate_from, config.postgresql);
     if (broker_config_check(&config, err, sizeof err) < 0) {
         fprintf(stderr, "error: %s\n", err);
         return 2;

@@ -1,5 +1,6 @@
 /* storage_full: the broker's mode while its commits fail (storage_full.h). */
 #include "broker/storage_full.h"
+#include "broker/store.h"
 
 #include "common/log.h"
 
@@ -8,7 +9,9 @@
 
 void broker_storage_fail(broker_storage_t *self, const char *why, int64_t now_ms)
 {
-    snprintf(self->reason, sizeof self->reason, "storage full: %s",
+    /* a lost PostgreSQL connection says so itself (BROKER_STORE_LOST) */
+    bool lost = why && strncmp(why, BROKER_STORE_LOST, strlen(BROKER_STORE_LOST)) == 0;
+    snprintf(self->reason, sizeof self->reason, "%s%s", lost ? "" : "storage full: ",
              why && *why ? why : "a commit failed");
     self->next_try_ms = now_ms + BROKER_STORAGE_RETRY_MS;
     if (self->full)

@@ -285,7 +285,15 @@ int broker_store_commit(broker_store_t *self)
         }
     }
     rollback(self);
+    if (broker_store_connection_lost(self))
+        snprintf(self->last_error, sizeof self->last_error, "%s: %s", BROKER_STORE_LOST,
+                 store_pg_error(self->pg));
     return -1;
+}
+
+bool broker_store_connection_lost(const broker_store_t *self)
+{
+    return self->pg && store_pg_lost(self->pg);
 }
 
 void broker_store_rollback(broker_store_t *self)
@@ -305,6 +313,9 @@ int broker_store_probe(broker_store_t *self)
     if (self->in_transaction)
         return -1;
     if (self->pg) { /* the server's disk: a one-row write of its own */
+        if (store_pg_lost(self->pg) &&
+            store_pg_reconnect(self->pg, self->last_error, sizeof self->last_error) < 0)
+            return -1;
         store_pg_sync(self->pg);
         return store_pg_exec_plain(self->pg, "UPDATE syn_schema SET version = version",
                                    self->last_error, sizeof self->last_error);

@@ -54,6 +54,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define BROKER_STORE_SCHEMA_VERSION 11
 
@@ -94,6 +95,13 @@ typedef struct {
 broker_store_t *broker_store_open(const char *path, char *err, size_t errlen);
 /* Whether a store location names PostgreSQL: postgresql://... or postgres://... */
 bool broker_store_is_postgresql(const char *location);
+/* `syn-broker --migrate-from`: copies the SQLite store at sqlite_path (upgraded
+ * in place to this version's schema first) into the empty PostgreSQL database
+ * conninfo names, and verifies every table by row count and checksum
+ * (store_migrate_from.c); progress and a summary go to out. 0, or -1 with the
+ * reason in err (a mismatch names the table; nothing is then kept). */
+int broker_store_migrate_from(const char *sqlite_path, const char *conninfo, FILE *out,
+                              char *err, size_t errlen);
 /* Commits what is pending, then closes. */
 void broker_store_destroy(broker_store_t **self_p);
 
@@ -102,6 +110,12 @@ void broker_store_destroy(broker_store_t **self_p);
 int broker_store_commit(broker_store_t *self);
 /* Rolls the open transaction back (writes the broker must not keep). */
 void broker_store_rollback(broker_store_t *self);
+/* Whether the store is PostgreSQL and its connection is gone: the broker then
+ * keeps its memory for reads until broker_store_probe has connected again
+ * (with back-off) and the state is rebuilt (docs/reliability.md). The last
+ * error then starts with BROKER_STORE_LOST. */
+bool broker_store_connection_lost(const broker_store_t *self);
+#define BROKER_STORE_LOST "connection to PostgreSQL lost"
 /* Whether the disk takes a write now: a small transaction of its own, committed
  * (0) or rolled back (-1, SQLite's message in broker_store_last_error). Fails
  * while a transaction is open. Not logged: it is retried while storage is full. */

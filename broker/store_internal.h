@@ -243,6 +243,8 @@ int store_count_change(broker_store_t *self, const char *workflow_id, const char
 store_pg_t *store_pg_open(const char *conninfo, bool *failed, char *err, size_t errlen);
 int store_pg_pipeline(store_pg_t *pg, char *err, size_t errlen);
 void store_pg_close(store_pg_t **pg_p);
+bool store_pg_lost(const store_pg_t *pg);
+int store_pg_reconnect(store_pg_t *pg, char *err, size_t errlen);
 const char *store_pg_error(const store_pg_t *pg);
 bool store_pg_deposed(const store_pg_t *pg);
 int store_pg_exec_plain(store_pg_t *pg, const char *sql, char *err, size_t errlen);

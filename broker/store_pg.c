@@ -21,6 +21,7 @@
  * group commit does not give it today (docs/architecture.md). */
 #include "broker/store_internal.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <libpq-fe.h>
@@ -39,8 +40,15 @@ struct store_pg {
     int64_t changes;       /* rows the last answered write changed */
     unsigned next_name;
     bool deposed;          /* a statement met syn_fence's SYF01 (broker/lease.h) */
+    unsigned session;      /* counts connections: statements are prepared per session */
+    int64_t next_connect_ms; /* a lost connection: the next attempt (back-off) */
+    int64_t backoff_ms;
     char error[256];       /* the last error the server gave */
 };
+
+/* The back-off of reconnection attempts: doubling from the first to the last. */
+#define PG_RECONNECT_FIRST_MS 250
+#define PG_RECONNECT_MAX_MS 8000
 
 struct store_pg_q {
     store_pg_t *pg;
@@ -48,7 +56,7 @@ struct store_pg_q {
     char *sql;
     int flags;             /* STORE_PG_* */
     int nparams;
-    unsigned prepared : 1;
+    unsigned prepared;     /* the session it was prepared in (0: not yet) */
     Oid *types;            /* 0: the server infers it; text for a number never used */
     const char **values;
     int *lengths;
@@ -91,6 +99,7 @@ store_pg_t *store_pg_open(const char *conninfo, bool *failed, char *err, size_t 
         return NULL;
     }
     pg->failed = failed;
+    pg->session = 1;
     pg->conn = PQconnectdb(conninfo);
     if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK) {
         snprintf(err, errlen, "cannot connect to PostgreSQL: %s",
@@ -113,6 +122,46 @@ int store_pg_pipeline(store_pg_t *pg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot enter pipeline mode: %s", PQerrorMessage(pg->conn));
         return -1;
     }
+    return 0;
+}
+
+bool store_pg_lost(const store_pg_t *pg)
+{
+    return PQstatus(pg->conn) != CONNECTION_OK;
+}
+
+/* A lost connection made again, at most once per back-off step (a down server
+ * refuses at once on a Unix socket or a live host; libpq's connect_timeout
+ * bounds a dead host's). The new session prepares every statement again at
+ * its first use, and is in pipeline mode as the old one was. 0, or -1 with
+ * the reason in err (not yet time, or the server still away). */
+int store_pg_reconnect(store_pg_t *pg, char *err, size_t errlen)
+{
+    int64_t now = syn_mono_ms();
+    if (now < pg->next_connect_ms) {
+        snprintf(err, errlen, "connection to PostgreSQL lost: %s (next attempt in %lld ms)",
+                 pg->error, (long long)(pg->next_connect_ms - now));
+        return -1;
+    }
+    PQreset(pg->conn);
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        pg->backoff_ms = pg->backoff_ms ? pg->backoff_ms * 2 : PG_RECONNECT_FIRST_MS;
+        if (pg->backoff_ms > PG_RECONNECT_MAX_MS)
+            pg->backoff_ms = PG_RECONNECT_MAX_MS;
+        pg->next_connect_ms = now + pg->backoff_ms;
+        note_error(pg, NULL);
+        snprintf(err, errlen, "connection to PostgreSQL lost: %s (next attempt in %lld ms)",
+                 pg->error, (long long)pg->backoff_ms);
+        return -1;
+    }
+    PQclear(PQexec(pg->conn, "SET client_min_messages = warning"));
+    pg->session++;
+    pg->queued = 0;
+    pg->backoff_ms = 0;
+    pg->next_connect_ms = 0;
+    if (store_pg_pipeline(pg, err, errlen) < 0)
+        return -1;
+    syn_info("broker", "postgresql connection made again: new session %u", pg->session);
     return 0;
 }
 
@@ -224,6 +273,8 @@ int store_pg_sync(store_pg_t *pg)
 
 bool store_pg_in_transaction(store_pg_t *pg)
 {
+    if (store_pg_lost(pg))
+        return false; /* the server rolled it back when the session ended */
     drain(pg, NULL);
     return PQtransactionStatus(pg->conn) != PQTRANS_IDLE;
 }
@@ -355,13 +406,13 @@ int store_pg_step(store_pg_q_t *q)
     if (q->res) /* a read's next row */
         return ++q->row < PQntuples(q->res) ? STORE_ROW : STORE_DONE;
     pg->inserted_id = 0;
-    if (!q->prepared) {
+    if (q->prepared != pg->session) {
         if (PQsendPrepare(pg->conn, q->name, q->sql, q->nparams, q->types) != 1) {
             note_error(pg, NULL);
             syn_error("broker", "postgresql prepare failed: %s", pg->error);
             return STORE_ERROR;
         }
-        q->prepared = 1;
+        q->prepared = pg->session;
         pg->queued++;
     }
     if (PQsendQueryPrepared(pg->conn, q->name, q->nparams, q->values, q->lengths, q->formats,

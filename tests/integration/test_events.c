@@ -67,7 +67,8 @@ static char *log_history(const char *execution_id)
 {
     return teststack_db_text(stack,
                              "SELECT group_concat(seq || ':' || type, ',') FROM "
-                             "(SELECT seq, type FROM events WHERE execution_id = ?1 ORDER BY seq)",
+                             "(SELECT seq, type FROM events WHERE execution_id = ?1"
+                             " ORDER BY seq) AS history",
                              execution_id, NULL);
 }
 

@@ -79,6 +79,8 @@ static int run(const char *cmd, const char *what, const char *log, char *err, si
     return -1;
 }
 
+static int server_start(char *err, size_t errlen);
+
 static int start(char *err, size_t errlen)
 {
     if (find_bin(err, errlen) < 0)
@@ -106,6 +108,13 @@ static int start(char *err, size_t errlen)
              top, as_user, bin_dir, top, top);
     if (run(cmd, "initdb", "initdb.log", err, errlen) < 0)
         return -1;
+    return server_start(err, errlen);
+}
+
+/* pg_ctl start of the cluster made: also after pg_cluster_stop_server. */
+static int server_start(char *err, size_t errlen)
+{
+    char cmd[1024];
     /* No TCP (listen_addresses empty), the socket in our directory. fsync,
      * full_page_writes and synchronous_commit off: a test's cluster is thrown
      * away with its directory and never outlives a crash, so durability on disk
@@ -137,4 +146,37 @@ int pg_cluster_new_database(char *uri, size_t urilen, char *err, size_t errlen)
     PQfinish(conn);
     snprintf(uri, urilen, "postgresql:///%s?host=%s&user=syn", name, top);
     return rc;
+}
+
+int pg_cluster_stop_server(void)
+{
+    if (!*top)
+        return -1;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s%s/pg_ctl -D %s/data -m fast -w -s stop >/dev/null 2>&1",
+             as_user, bin_dir, top);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int pg_cluster_start_server(char *err, size_t errlen)
+{
+    if (!*top) {
+        snprintf(err, errlen, "no cluster yet");
+        return -1;
+    }
+    return server_start(err, errlen);
+}
+
+long long pg_cluster_query_int(const char *uri, const char *sql)
+{
+    PGconn *conn = PQconnectdb(uri);
+    PGresult *r = PQstatus(conn) == CONNECTION_OK ? PQexec(conn, sql) : NULL;
+    long long n = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    else
+        fprintf(stderr, "pg_cluster: %s: %s\n", sql, PQerrorMessage(conn));
+    PQclear(r);
+    PQfinish(conn);
+    return n;
 }

@@ -16,5 +16,13 @@ bool pg_cluster_wanted(void);
 /* A URI (postgresql://...) of a new, empty database in the cluster, which
  * starts on first use; 0, or -1 with the reason in err. */
 int pg_cluster_new_database(char *uri, size_t urilen, char *err, size_t errlen);
+/* The cluster's server stopped as an operator would (pg_ctl stop -m fast: the
+ * sessions ended at once, their transactions rolled back), and started again
+ * on the same data: what a store's lost connection is tested with. 0, or -1. */
+int pg_cluster_stop_server(void);
+int pg_cluster_start_server(char *err, size_t errlen);
+/* The integer sql answers (its first row's first column) in the database of
+ * uri, or -1 (said on stderr) without one: what tests count rows with. */
+long long pg_cluster_query_int(const char *uri, const char *sql);
 
 #endif

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -215,7 +216,7 @@ static pid_t spawn_broker(teststack_t *self, const char *log, const char *client
                       (char *)clients,           "--workers", (char *)workers, "--events",
                       (char *)events};
     int argc = 9;
-    if (pg_cluster_wanted()) { /* the whole stack over PostgreSQL (issue 21) */
+    if (pg_cluster_wanted() || *self->store) { /* the stack over PostgreSQL (issue 21) */
         char err[256];
         if (!*self->store &&
             pg_cluster_new_database(self->store, sizeof self->store, err, sizeof err) < 0) {
@@ -467,6 +468,11 @@ pid_t teststack_worker_pid(teststack_t *self, int index)
 }
 pid_t teststack_broker_pid(teststack_t *self) { return self->broker; }
 pid_t teststack_gateway_pid(teststack_t *self) { return self->gateway; }
+void teststack_use_store(teststack_t *self, const char *uri)
+{
+    snprintf(self->store, sizeof self->store, "%s", uri);
+}
+const char *teststack_store(teststack_t *self) { return self->store; }
 const char *teststack_url(teststack_t *self) { return self->url; }
 const char *teststack_dir(teststack_t *self) { return self->dir; }
 bool teststack_secure(teststack_t *self) { return self->secure; }
@@ -616,11 +622,65 @@ static sqlite3_stmt *db_prepare(teststack_t *self, sqlite3 **db, const char *sql
     return stmt;
 }
 
+/* The broker's store on PostgreSQL: the same query, its SQLite spelling made
+ * PostgreSQL's (?N is $N; group_concat(x, sep) string_agg; instr strpos;
+ * json_extract(x, '$.key') x::json ->> 'key'), the arguments
+ * bound as text. The rows, or NULL with the reason on stderr. */
+static PGresult *pg_db_query(teststack_t *self, const char *sql, va_list ap)
+{
+    char text[2048], *o = text;
+    for (const char *in = sql; *in && o < text + sizeof text - 16;) {
+        if (strncmp(in, "group_concat(", 13) == 0) {
+            o += sprintf(o, "string_agg(");
+            in += 13;
+        } else if (strncmp(in, "json_extract(", 13) == 0 && strstr(in, ", '$.")) {
+            /* json_extract(x, '$.key') is (x::json ->> 'key') */
+            const char *comma = strstr(in, ", '$."), *key = comma + 5;
+            const char *end = strchr(key, '\'');
+            if (!end || end[1] != ')')
+                break;
+            o += sprintf(o, "(%.*s::json ->> '%.*s')", (int)(comma - in - 13), in + 13,
+                         (int)(end - key), key);
+            in = end + 2;
+        } else if (strncmp(in, "instr(", 6) == 0) {
+            o += sprintf(o, "strpos(");
+            in += 6;
+        } else if (*in == '?') {
+            *o++ = '$';
+            in++;
+        } else {
+            *o++ = *in++;
+        }
+    }
+    *o = '\0';
+    const char *args[16];
+    int n = 0;
+    for (const char *arg = va_arg(ap, const char *); arg && n < 16; arg = va_arg(ap, const char *))
+        args[n++] = arg;
+    PGconn *conn = PQconnectdb(self->store);
+    PGresult *r = PQexecParams(conn, text, n, NULL, args, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "teststack: %s: %s\n", text, PQerrorMessage(conn));
+        PQclear(r);
+        r = NULL;
+    }
+    PQfinish(conn);
+    return r;
+}
+
 char *teststack_db_text(teststack_t *self, const char *sql, ...)
 {
     sqlite3 *db = NULL;
     va_list ap;
     va_start(ap, sql);
+    if (*self->store) {
+        PGresult *r = pg_db_query(self, sql, ap);
+        va_end(ap);
+        char *out = r && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? strdup(PQgetvalue(r, 0, 0))
+                                                                   : NULL;
+        PQclear(r);
+        return out;
+    }
     sqlite3_stmt *stmt = db_prepare(self, &db, sql, ap);
     va_end(ap);
     char *out = NULL;
@@ -636,6 +696,13 @@ long teststack_db_count(teststack_t *self, const char *sql, ...)
     sqlite3 *db = NULL;
     va_list ap;
     va_start(ap, sql);
+    if (*self->store) {
+        PGresult *r = pg_db_query(self, sql, ap);
+        va_end(ap);
+        long rows = r ? PQntuples(r) : -1;
+        PQclear(r);
+        return rows;
+    }
     sqlite3_stmt *stmt = db_prepare(self, &db, sql, ap);
     va_end(ap);
     long rows = stmt ? 0 : -1;

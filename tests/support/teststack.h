@@ -56,6 +56,12 @@ pid_t teststack_worker_pid(teststack_t *self, int index);
 pid_t teststack_broker_pid(teststack_t *self);
 pid_t teststack_gateway_pid(teststack_t *self);
 
+/* The broker's next start runs on the PostgreSQL database uri (--store): a
+ * store migrated from the stack's SQLite one (test_store_migrate). */
+void teststack_use_store(teststack_t *self, const char *uri);
+/* The broker's PostgreSQL URI, or "" when it runs on SQLite. */
+const char *teststack_store(teststack_t *self);
+
 /* Process control for failure tests. kill sends sig and reaps when it is fatal. */
 void teststack_kill_broker(teststack_t *self, int sig);
 int teststack_start_broker(teststack_t *self);
@@ -97,7 +103,9 @@ char *teststack_execute(teststack_t *self, const char *workflow_id, const char *
 json_t *teststack_wait_terminal(teststack_t *self, const char *workflow_id,
                                 const char *execution_id, int timeout_ms);
 
-/* Reads the broker's SQLite database directly (read-only), binding the NULL-ended
+/* Reads the broker's database directly — its SQLite file read-only, or its
+ * PostgreSQL database (SYN_TEST_STORE=postgresql), where ?N is $N and
+ * group_concat string_agg, instr strpos, json_extract ->> — binding the NULL-ended
  * string arguments to ?1, ?2, …: the first column of the first row as a malloc'd
  * string (NULL when there is no row), or the number of rows. */
 char *teststack_db_text(teststack_t *self, const char *sql, ...);
