@@ -251,11 +251,6 @@ pid_t teststack_spawn_broker(teststack_t *self, const char *log, const char *cli
                         extra_args);
 }
 
-const char *teststack_store(teststack_t *self)
-{
-    return self->store;
-}
-
 void teststack_adopt_broker(teststack_t *self, pid_t pid)
 {
     self->broker = pid;

@@ -76,8 +76,6 @@ pid_t teststack_spawn_broker(teststack_t *self, const char *log, const char *cli
                              const char *workers, const char *events, const char *extra_args);
 /* The stack's broker is now pid (a standby that took over): stopped with the stack. */
 void teststack_adopt_broker(teststack_t *self, pid_t pid);
-/* The broker's PostgreSQL URI ("" on SQLite). */
-const char *teststack_store(teststack_t *self);
 /* Sends sig to a worker (or the broker) and waits up to timeout_ms for it to exit:
  * returns its exit code, 128 + the signal that ended it, or -1 when it was still
  * running at the deadline (it is then killed with SIGKILL). */
