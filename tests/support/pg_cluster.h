@@ -16,5 +16,9 @@ bool pg_cluster_wanted(void);
 /* A URI (postgresql://...) of a new, empty database in the cluster, which
  * starts on first use; 0, or -1 with the reason in err. */
 int pg_cluster_new_database(char *uri, size_t urilen, char *err, size_t errlen);
+/* Before the first database: the cluster keeps PostgreSQL's durable defaults
+ * (fsync, full_page_writes, synchronous_commit on), as a benchmark of the
+ * shipped store wants; the tests' cluster turns them off. */
+void pg_cluster_durable(void);
 
 #endif
