@@ -688,6 +688,7 @@ static int start_execution(broker_engine_t *self, broker_execution_t *exec, size
         exec->phases[first].status = BROKER_PHASE_QUEUED;
     exec->current = first;
     exec->completed_phases = first;
+    exec->no_artifacts = !rerun_of;
     /* 48 random bits rarely collide, but a collision must not fail a request. */
     int rc = 1;
     for (int tries = 0; tries < 8 && rc == 1; tries++) {
