@@ -85,6 +85,12 @@ fuzz: deps
 bench: build
 	@sh bench/run.sh $(BUILD)
 
+# W1 on SQLite and on PostgreSQL (a private durable cluster synload makes) beside
+# BullMQ and Celery, alternated round by round -> bench/results/w1/summary.md.
+.PHONY: bench-w1
+bench-w1: build
+	@sh bench/w1.sh $(BUILD)
+
 bench-peers:
 	@sh bench/peers.sh $(BUILD)/peers $(CURDIR)/bench/results
 

@@ -5,6 +5,7 @@
 # A full run takes about 5 minutes on a quiet 2-core machine.
 #   Usage: sh bench/peers.sh STAGE_DIR RESULTS_DIR
 #   PEERS="celery bullmq"  which peers to run; REPS=1 makes a quick run, SKIP_W2=1 leaves W2 out.
+#   PEERS_STAGE_ONLY=1     install and stage, run nothing (bench/w1.sh runs the driver itself).
 set -eu
 
 STAGE=$1
@@ -50,6 +51,7 @@ if echo " $PEERS " | grep -q " bullmq "; then
     (cd "$STAGE/bullmq" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
+[ -n "${PEERS_STAGE_ONLY:-}" ] && exit 0
 mkdir -p "$RES/peers"
 for peer in $PEERS; do
     say "$peer: W1/W3 then W2 (a few minutes)"

@@ -22,8 +22,8 @@ static bool earlier_completed(const broker_execution_t *exec, const broker_phase
 json_t *broker_artifact_inputs_list(broker_engine_t *self, broker_execution_t *exec,
                                     broker_phase_t *phase)
 {
-    if (phase == exec->phases)
-        return NULL; /* the first phase has no earlier one: no query */
+    if (phase == exec->phases || exec->no_artifacts)
+        return NULL; /* no earlier phase, or none left artifacts: no query */
     json_t *rows = broker_store_artifacts_list(self->store, exec->id);
     if (!rows) {
         syn_error("broker", "cannot list the artifacts for execution=%s phase=%s", exec->id,

@@ -27,7 +27,6 @@
 #include "broker/retry.h"
 #include "broker/usage.h"
 #include "common/clock.h"
-#include "common/ids.h"
 #include "common/log.h"
 #include "common/ratelog.h"
 
@@ -688,10 +687,11 @@ static int start_execution(broker_engine_t *self, broker_execution_t *exec, size
         exec->phases[first].status = BROKER_PHASE_QUEUED;
     exec->current = first;
     exec->completed_phases = first;
+    exec->no_artifacts = !rerun_of;
     /* 48 random bits rarely collide, but a collision must not fail a request. */
     int rc = 1;
     for (int tries = 0; tries < 8 && rc == 1; tries++) {
-        if (tries > 0 && syn_id_make("exec-", BROKER_EXEC_ID_HEX, exec->id, sizeof exec->id) < 0)
+        if (tries > 0 && broker_store_execution_id(self->store, exec->id) < 0)
             break;
         rc = zhashx_lookup(self->active, exec->id)
                  ? 1
@@ -739,7 +739,7 @@ int broker_engine_start(broker_engine_t *self, const char *workflow_id, int64_t 
                         char id_out[BROKER_EXEC_ID_SIZE], char *err, size_t errlen)
 {
     char id[BROKER_EXEC_ID_SIZE];
-    if (syn_id_make("exec-", BROKER_EXEC_ID_HEX, id, sizeof id) < 0) {
+    if (broker_store_execution_id(self->store, id) < 0) {
         snprintf(err, errlen, "cannot make an execution id");
         return -1;
     }
@@ -760,7 +760,7 @@ int broker_engine_rerun(broker_engine_t *self, const broker_execution_t *earlier
                         char *err, size_t errlen)
 {
     char id[BROKER_EXEC_ID_SIZE];
-    if (syn_id_make("exec-", BROKER_EXEC_ID_HEX, id, sizeof id) < 0) {
+    if (broker_store_execution_id(self->store, id) < 0) {
         snprintf(err, errlen, "cannot make an execution id");
         return -1;
     }

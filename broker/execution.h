@@ -101,6 +101,11 @@ typedef struct {
     int64_t max_concurrent;
     int64_t priority;
     bool counted;
+    /* True while none of its phases can have artifacts in the store: a new
+     * execution (a rerun reuses its source's) until a result's artifacts are
+     * settled. A later phase's dispatch then skips the store's artifact list
+     * (a round trip on PostgreSQL, two per W1 execution); false when not known. */
+    bool no_artifacts;
     /* Its budget in dollars (0: none; the execute's, else the template's) and what
      * the results of its attempts cost (the store's total_cost_usd): with the
      * running attempt's cost_usd, what the budget is compared with. */

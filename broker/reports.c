@@ -135,6 +135,8 @@ static bool artifacts_missing(broker_engine_t *self, broker_worker_t *worker,
         *refusal = strdup(why);
         return false;
     case BROKER_ARTIFACTS_WHOLE:
+        if (json_array_size(manifest) > 0)
+            exec->no_artifacts = false;
         return false;
     }
     return false;

@@ -198,6 +198,10 @@ int broker_store_workflow_list(broker_store_t *self, const broker_workflow_filte
                                int64_t page, int64_t page_size, json_t **items_out,
                                int64_t *total);
 
+/* A new execution's id (BROKER_EXEC_ID_SIZE bytes): random; on PostgreSQL one of
+ * a batch found free in one round trip, whose insert then waits for no answer.
+ * 0, or -1. */
+int broker_store_execution_id(broker_store_t *self, char *id);
 /* Executions, written through by the engine after each change.
  * insert: 0, 1 when the id exists, -1 on error (row and its phase rows). */
 int broker_store_execution_insert(broker_store_t *self, broker_execution_t *exec);

@@ -4,6 +4,7 @@
  * change is one row update, keyed by the execution's insertion number. */
 #include "broker/store_internal.h"
 
+#include "common/ids.h"
 #include "common/log.h"
 
 #include <stdio.h>
@@ -17,6 +18,31 @@ static const char *current_phase_id(const broker_execution_t *exec)
                : NULL;
 }
 
+int broker_store_execution_id(broker_store_t *self, char *id)
+{
+    if (!self->pg)
+        return syn_id_make("exec-", BROKER_EXEC_ID_HEX, id, BROKER_EXEC_ID_SIZE);
+    for (int tries = 0; self->nfree == 0 && tries < 4; tries++) {
+        int n = 0;
+        while (n < STORE_FREE_IDS &&
+               syn_id_make("exec-", BROKER_EXEC_ID_HEX, self->free_ids[n], BROKER_EXEC_ID_SIZE) == 0)
+            n++;
+        self->nfree = store_pg_free_ids(self->pg, self->free_ids, self->free_nums, n);
+        if (self->nfree < 0) {
+            self->nfree = 0;
+            store_log_error(self, "check new execution ids");
+            return -1;
+        }
+    }
+    if (self->nfree == 0)
+        return -1;
+    self->nfree--;
+    snprintf(id, BROKER_EXEC_ID_SIZE, "%s", self->free_ids[self->nfree]);
+    snprintf(self->handed_id, sizeof self->handed_id, "%s", id);
+    self->handed_num = self->free_nums[self->nfree];
+    return 0;
+}
+
 int broker_store_execution_insert(broker_store_t *self, broker_execution_t *exec)
 {
     char *inputs = store_dump_json(exec->inputs);
@@ -24,9 +50,16 @@ int broker_store_execution_insert(broker_store_t *self, broker_execution_t *exec
     int result = -1;
     if (!inputs || !repos || store_begin_write(self) < 0)
         goto done;
-    store_q_t *s = store_stmt(self, SQL_EXECUTION_INSERT);
+    /* An id this store found free (PostgreSQL) is inserted with its key, unanswered. */
+    int64_t keyed = self->handed_num > 0 && strcmp(exec->id, self->handed_id) == 0
+                        ? self->handed_num
+                        : 0;
+    self->handed_num = 0;
+    store_q_t *s = store_stmt(self, keyed ? SQL_EXECUTION_INSERT_KEYED : SQL_EXECUTION_INSERT);
     if (!s)
         goto done;
+    if (keyed)
+        store_bind_int(s, 17, keyed);
     store_bind_text(s, 1, exec->id);
     store_bind_text(s, 2, exec->workflow_id);
     store_bind_int(s, 3, exec->workflow_version);
@@ -51,7 +84,7 @@ int broker_store_execution_insert(broker_store_t *self, broker_execution_t *exec
         result = rc == STORE_CONSTRAINT ? 1 : -1;
         goto done;
     }
-    int64_t num = store_inserted_id(self);
+    int64_t num = keyed ? keyed : store_inserted_id(self);
     exec->num = num;
     const char *status = broker_exec_status_name(exec->status);
     if (store_count_change(self, exec->workflow_id, status, num, 1) < 0 ||

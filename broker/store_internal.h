@@ -31,6 +31,7 @@ typedef enum {
     SQL_WORKFLOW_BUMP,
     SQL_WORKFLOW_ARCHIVE,
     SQL_EXECUTION_INSERT,
+    SQL_EXECUTION_INSERT_KEYED, /* PostgreSQL: an id known free, with its key */
     SQL_EXECUTION_SAVE,
     SQL_EXECUTION_SAVE_PROGRESS,
     SQL_EXECUTION_ROW,
@@ -162,6 +163,7 @@ typedef enum {
     STORE_LEASE_FENCE,
     STORE_LEASE_COUNT
 } store_lease_id_t;
+#define STORE_FREE_IDS 64
 
 /* PostgreSQL (store_pg.c, store_pg_sql.c): the connection and its executor. */
 typedef struct store_pg store_pg_t;
@@ -186,10 +188,21 @@ struct broker_store_t {
     uint64_t commits;
     char last_error[200]; /* SQLite's message of the last failure (store_log_error) */
     syn_histogram_t commit_seconds; /* time of each COMMIT, for /metrics */
+    /* PostgreSQL: execution ids known free, each with its key (store_executions.c),
+     * and the one handed out last, whose insert need not wait for an answer. */
+    char free_ids[STORE_FREE_IDS][BROKER_EXEC_ID_SIZE];
+    int64_t free_nums[STORE_FREE_IDS];
+    int nfree;
+    char handed_id[BROKER_EXEC_ID_SIZE];
+    int64_t handed_num;
 };
 
 /* The key (INTEGER PRIMARY KEY) of the row the last insert made. */
 int64_t store_pg_inserted_id(const store_pg_t *pg);
+/* Keeps those of the n candidate ids (each BROKER_EXEC_ID_SIZE bytes) no
+ * execution has, in place, each with a new key from the executions' sequence:
+ * one round trip. The count kept, or -1. */
+int store_pg_free_ids(store_pg_t *pg, char (*ids)[BROKER_EXEC_ID_SIZE], int64_t *nums, int n);
 int64_t store_pg_changes(const store_pg_t *pg);
 
 static inline int64_t store_inserted_id(broker_store_t *self)

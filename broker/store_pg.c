@@ -284,6 +284,43 @@ int64_t store_pg_inserted_id(const store_pg_t *pg)
     return pg->inserted_id;
 }
 
+/* The insert that waited for RETURNING num (and for whether its id was new) cost
+ * a round trip per execution, W1's largest cost on PostgreSQL (docs/benchmarks.md).
+ * Ids are checked 64 at a time instead, with their keys: nextval() is never
+ * rolled back nor handed out twice, and only the broker holding the lease
+ * inserts, so an id found free stays free until this broker uses it. Largest
+ * key first: they are used from the end, in the order of their keys. */
+int store_pg_free_ids(store_pg_t *pg, char (*ids)[BROKER_EXEC_ID_SIZE], int64_t *nums, int n)
+{
+    char list[STORE_FREE_IDS * (BROKER_EXEC_ID_SIZE + 1) + 3];
+    size_t len = 0;
+    list[len++] = '{';
+    for (int i = 0; i < n && i < STORE_FREE_IDS; i++) /* hex ids: nothing to quote */
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? "," : "", ids[i]);
+    snprintf(list + len, sizeof list - len, "}");
+    const char *param = list;
+    PGresult *r = NULL;
+    if (PQsendQueryParams(pg->conn,
+                          "SELECT c, nextval(pg_get_serial_sequence('executions', 'num'))"
+                          " FROM unnest($1::text[]) AS c WHERE NOT EXISTS"
+                          " (SELECT 1 FROM executions WHERE id = c) ORDER BY 2 DESC",
+                          1, NULL, &param, NULL, NULL, 0) == 1) {
+        pg->queued++;
+        drain(pg, &r);
+    }
+    int kept = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        for (kept = 0; kept < PQntuples(r) && kept < n; kept++) {
+            snprintf(ids[kept], BROKER_EXEC_ID_SIZE, "%s", PQgetvalue(r, kept, 0));
+            nums[kept] = strtoll(PQgetvalue(r, kept, 1), NULL, 10);
+        }
+    } else {
+        note_error(pg, r);
+    }
+    PQclear(r);
+    return kept;
+}
+
 int64_t store_pg_changes(const store_pg_t *pg)
 {
     return pg->changes;

@@ -81,6 +81,11 @@ static const char *const sql_text[SQL_COUNT] = {
         " total_phases, completed_phases, current_phase, created_at, started_at, completed_at,"
         " error, priority, max_budget_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
         " ?11, ?12, ?13, ?14, ?15, ?16)",
+    [SQL_EXECUTION_INSERT_KEYED] =
+        "INSERT INTO executions(id, workflow_id, workflow_version, status, inputs, task, repos,"
+        " total_phases, completed_phases, current_phase, created_at, started_at, completed_at,"
+        " error, priority, max_budget_usd, num) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+        " ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     /* By num, the row's key: by id would seek the id index first. */
     [SQL_EXECUTION_SAVE] =
         "UPDATE executions SET status = ?2, completed_phases = ?3, current_phase = ?4,"

@@ -8,6 +8,7 @@ figures go to one JSON file that bench/report.py puts beside ours.
         SKIP_W2=1  W1/W3 only
         W2_ONLY=1  W2 only (bench/w2_defaults.sh), with W2_SLOTS=16,64 and
                    W2_EXECUTIONS=640 to change the slot counts and batch size
+        W1_ONLY=1  W1 only (no W3, no memory; bench/w1.sh alternates it with syn's)
 
 It stands apart from synload because it drives other systems through their own
 clients (celery/client.py, bullmq/client.js); what it shares with synload is the
@@ -329,11 +330,12 @@ def w1_w3(peer, cwd, ids, out, rep):
         out["w1"].append(r)
         say(f"W1 rep {rep}: {r['exec_per_s']:.0f} executions/s, p50 {r['lat_worker_p50_ms']:.1f} ms, "
             f"wrong {r['bad_results']}, completions not seen as they came {r.get('missed_by_events', 0)}")
-        time.sleep(2)  # idle, then memory
-        out["mem"].append({"workers": fleet.memory(), "redis": redis.memory()})
-        r = run_client(cwd, peer["lookups"](ids, W3_LOOKUPS), redis, fleet)
-        out["w3"].append(r)
-        say(f"W3 rep {rep}: {r['lookups_per_s']:.0f} look-ups/s {r['states']}")
+        if not os.environ.get("W1_ONLY"):
+            time.sleep(2)  # idle, then memory
+            out["mem"].append({"workers": fleet.memory(), "redis": redis.memory()})
+            r = run_client(cwd, peer["lookups"](ids, W3_LOOKUPS), redis, fleet)
+            out["w3"].append(r)
+            say(f"W3 rep {rep}: {r['lookups_per_s']:.0f} look-ups/s {r['states']}")
         if peer["pipelined"]:
             r = measured(cwd, peer["run"](W1_EXECUTIONS, 0, ids, W1_WINDOW), redis, fleet)
             out["w1_pipelined"].append(r)
@@ -370,7 +372,7 @@ def main():
     try:
         for rep in range(0 if os.environ.get("W2_ONLY") else REPS):
             w1_w3(peer, cwd, ids, out, rep)
-        for rep in range(0 if os.environ.get("SKIP_W2") else REPS):
+        for rep in range(0 if os.environ.get("SKIP_W2") or os.environ.get("W1_ONLY") else REPS):
             for slots in W2_SLOTS:
                 w2(peer, cwd, ids, out, rep, slots)
     finally:

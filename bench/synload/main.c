@@ -163,7 +163,7 @@ int main(int argc, char **argv)
     const char *workload = "w1", *gateway = NULL, *data = NULL, *bin_dir = NULL;
     const char *log_level = "info", *broker_prefix = NULL, *broker_args = NULL;
     const char *gateway_prefix = NULL, *gateway_args = NULL, *worker_args = NULL;
-    const char *profile_cmd = NULL;
+    const char *profile_cmd = NULL, *store = "sqlite";
     const char *w2_slots = "4,8,16,64", *scale_workers = "1,2,4,8", *latency_dir = NULL;
     const char *fleet_workers = "10,100,300,1000";
     long fleet_slots = 4, fleet_phase_ms = 10000, fleet_seconds = 20, fleet_idle_s = 10;
@@ -248,6 +248,10 @@ int main(int argc, char **argv)
          "shell command run during W1's measured batch, {pid} = broker pid, stopped by SIGINT "
          "(e.g. \"exec perf record -g -p {pid} -o perf.data\")",
          &profile_cmd, 0, 0},
+        {"store", SYN_FLAG_STRING, "sqlite|postgresql",
+         "the broker's store: its SQLite file, or a database of synload's own durable "
+         "PostgreSQL cluster (initdb on a Unix socket; needs Debian's postgresql)",
+         &store, 0, 0},
         {"keep", SYN_FLAG_BOOL, NULL, "keep each stack's temp dir (logs, database)", &keep, 0, 0},
         {"hello", SYN_FLAG_STRING, "HOST:PORT",
          "only serve the bare libmicrohttpd handler (used by the wrk workload)", &hello, 0, 0},
@@ -277,6 +281,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(track, "auto") && strcmp(track, "active") && strcmp(track, "each")) {
         fprintf(stderr, "synload: --track wants auto, active or each\n");
+        return 2;
+    }
+    if (strcmp(store, "sqlite") && strcmp(store, "postgresql")) {
+        fprintf(stderr, "synload: --store wants sqlite or postgresql\n");
         return 2;
     }
     if (strcmp(client, "synload") && strcmp(client, "curl")) {
@@ -330,6 +338,7 @@ int main(int argc, char **argv)
         .profile_cmd = profile_cmd,
         .latency_dir = latency_dir,
         .keep = keep,
+        .postgresql = !strcmp(store, "postgresql"),
         .use_curl = !strcmp(client, "curl"),
         .track = track,
         .executions = executions,

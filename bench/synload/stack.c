@@ -21,11 +21,12 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "tests/support/pg_cluster.h"
 
 struct synstack_t {
     synstack_options_t opts;
     char dir[PATH_MAX];
-    char db[PATH_MAX + 16];
+    char db[PATH_MAX + 16];   /* the SQLite file, or the PostgreSQL URI */
     char url[LOCALPROC_ADDR_SIZE], http_addr[LOCALPROC_ADDR_SIZE];
     char clients_ep[LOCALPROC_ADDR_SIZE], workers_ep[LOCALPROC_ADDR_SIZE];
     char events_ep[LOCALPROC_ADDR_SIZE];
@@ -108,6 +109,10 @@ static pid_t start_broker(synstack_t *self)
                      self->events_ep,  "--log-level", (char *)self->opts.log_level};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         argv[argc++] = fixed[i];
+    if (self->opts.postgresql) {
+        argv[argc++] = "--store";
+        argv[argc++] = self->db;
+    }
     argc = add_words(argv, argc, 64, self->opts.broker_args, extra, sizeof extra);
     argv[argc] = NULL;
     return spawn(self, "broker", argv);
@@ -277,6 +282,16 @@ synstack_t *stack_start(const synstack_options_t *opts, int timeout_ms)
         snprintf(self->db, sizeof self->db, "%s/syn.db", opts->data_dir);
     else
         snprintf(self->db, sizeof self->db, "%s/var/syn.db", self->dir);
+    if (opts->postgresql) {
+        char why[256];
+        pg_cluster_durable();
+        if (pg_cluster_new_database(self->db, sizeof self->db, why, sizeof why) != 0) {
+            fprintf(stderr, "synload: --store postgresql: %s\n", why);
+            rmdir(self->dir);
+            free(self);
+            return NULL;
+        }
+    }
     self->ngateways = opts->gateways ? opts->gateways : 1;
     if (assign_addresses(self) != 0) {
         fprintf(stderr, "synload: no free loopback ports\n");

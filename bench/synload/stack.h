@@ -24,6 +24,8 @@ typedef struct {
     const char *gateway_args;  /* extra gateway flags */
     const char *worker_args;   /* extra flags of every worker (e.g. its CURVE keys) */
     bool keep;                 /* keep the temp dir (logs, database) */
+    bool postgresql;           /* the broker's store in a fresh database of synload's own
+                                  durable PostgreSQL cluster (tests/support/pg_cluster.h) */
     /* For the chaos soak (bench/chaos); all optional, zero keeps synload's stack. */
     int gateways;              /* gateway processes (0 = 1), each on its own HTTP port */
     int command_workers;       /* the last N workers run `--provider command` */
@@ -51,7 +53,7 @@ const char *stack_url(const synstack_t *self);  /* http://127.0.0.1:PORT */
 /* The broker's workers endpoint (tcp://127.0.0.1:PORT), for workers of one's own. */
 const char *stack_workers_endpoint(const synstack_t *self);
 const char *stack_dir(const synstack_t *self);
-/* The SQLite file of the broker. */
+/* The SQLite file of the broker, or the postgresql:// URI of its database. */
 const char *stack_db_path(const synstack_t *self);
 pid_t stack_broker_pid(const synstack_t *self);
 pid_t stack_gateway_pid(const synstack_t *self);

@@ -32,7 +32,7 @@
 #define W3_LOOKUPS 20000
 #define FILL_EXECUTIONS 100000
 #define CHAIN_PHASES 3
-#define HEALTH_TIMEOUT_MS 30000
+#define HEALTH_TIMEOUT_MS 120000 /* a broker under valgrind on a loaded machine starts slowly */
 
 /* Where a run sends its requests: a stack of its own or the user's gateway. */
 typedef struct {
@@ -87,6 +87,7 @@ static int target_open(const workload_config_t *cfg, int workers, int slots, int
         .gateway_args = cfg->gateway_args,
         .worker_args = cfg->worker_args,
         .keep = cfg->keep,
+        .postgresql = cfg->postgresql,
     };
     t->stack = stack_start(&opts, HEALTH_TIMEOUT_MS);
     if (!t->stack) {
@@ -508,6 +509,7 @@ static int w1_family(const workload_config_t *cfg, w1_kind_t kind, int workers, 
     }
     json_t *o = json_object();
     json_object_set_new(o, "workload", json_string(name));
+    json_object_set_new(o, "store", json_string(cfg->postgresql ? "postgresql" : "sqlite"));
     json_object_set_new(o, "run", json_integer(run));
     json_object_set_new(o, "inflight", json_integer(cfg->inflight));
     json_object_set_new(o, "workers", json_integer(workers));

@@ -25,6 +25,7 @@ typedef struct {
                                   SIGINT (e.g. perf -p) */
     const char *latency_dir;   /* per-run latency files, or NULL */
     bool keep;
+    bool postgresql;           /* the broker's store on PostgreSQL (stack.h) */
     bool use_curl;             /* W3 with libcurl instead of synload's own client */
     bool quiet;                /* no progress on stderr */
     const char *track;         /* "active", "each" or "auto" (active on our own stack) */

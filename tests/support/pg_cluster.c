@@ -17,6 +17,12 @@ static char bin_dir[256];
 static char top[64]; /* the temporary directory: data/, the socket, the log */
 static char as_user[64]; /* "runuser -u nobody -- " when root, else "" */
 static int databases;
+static bool durable;
+
+void pg_cluster_durable(void)
+{
+    durable = true;
+}
 
 bool pg_cluster_wanted(void)
 {
@@ -123,8 +129,9 @@ static int server_start(char *err, size_t errlen)
      * acknowledged before it, is the store's order of calls, not the disk's.) */
     snprintf(cmd, sizeof cmd,
              "cd %s && %s%s/pg_ctl -D %s/data -l %s/data/server.log -w -s -o \"-c listen_addresses='' -k %s"
-             " -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=40\" start >/dev/null 2>&1",
-             top, as_user, bin_dir, top, top, top);
+             "%s -c max_connections=40\" start >/dev/null 2>&1",
+             top, as_user, bin_dir, top, top, top,
+             durable ? "" : " -c fsync=off -c full_page_writes=off -c synchronous_commit=off");
     return run(cmd, "pg_ctl start", "data/server.log", err, errlen);
 }
 

@@ -24,5 +24,9 @@ int pg_cluster_start_server(char *err, size_t errlen);
 /* The integer sql answers (its first row's first column) in the database of
  * uri, or -1 (said on stderr) without one: what tests count rows with. */
 long long pg_cluster_query_int(const char *uri, const char *sql);
+/* Before the first database: the cluster keeps PostgreSQL's durable defaults
+ * (fsync, full_page_writes, synchronous_commit on), as a benchmark of the
+ * shipped store wants; the tests' cluster turns them off. */
+void pg_cluster_durable(void);
 
 #endif

@@ -49,6 +49,39 @@ static void test_progress_and_output_saves(void **state)
     broker_execution_destroy(&exec);
 }
 
+/* New ids from the store: all different, none already stored (on PostgreSQL
+ * checked 64 at a time, their inserts unanswered), keys in the order given; an
+ * id given twice is still refused, and an id of one's own still answered. */
+static void test_new_ids(void **state)
+{
+    fixture_t *f = *state;
+    add_workflow(f, "wf-1", 1, 1);
+    broker_execution_t *own = make_exec("exec-0000000000ff", "wf-1", 1, 1);
+    assert_int_equal(broker_store_execution_insert(f->store, own), 0);
+    enum { N = 150 }; /* more than one batch of the PostgreSQL store's */
+    char ids[N][BROKER_EXEC_ID_SIZE];
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(broker_store_execution_id(f->store, ids[i]), 0);
+        assert_int_equal(strncmp(ids[i], "exec-", 5), 0);
+        assert_int_equal(strlen(ids[i]), 5 + BROKER_EXEC_ID_HEX);
+        broker_execution_t *exec = make_exec(ids[i], "wf-1", 1, i + 2);
+        assert_int_equal(broker_store_execution_insert(f->store, exec), 0);
+        broker_execution_destroy(&exec);
+    }
+    broker_execution_t *again = make_exec(ids[N - 1], "wf-1", 1, 1);
+    assert_int_equal(broker_store_execution_insert(f->store, again), 1);
+    assert_int_equal(broker_store_execution_insert(f->store, own), 1);
+    assert_int_equal(broker_store_commit(f->store), 0);
+    assert_int_equal(peek_int(f, "SELECT count(DISTINCT id) FROM executions"), N + 1);
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM phases"), N + 1);
+    /* the keys follow the order the ids were given (the listing's order) */
+    assert_int_equal(peek_int(f, "SELECT count(*) FROM executions a JOIN executions b"
+                                 " ON a.created_at < b.created_at AND a.num > b.num"),
+                     0);
+    broker_execution_destroy(&again);
+    broker_execution_destroy(&own);
+}
+
 /* execution_counts follows every insert and status change. */
 static void test_counts(void **state)
 {
@@ -301,6 +334,7 @@ int main(void)
         store_test(test_progress_and_output_saves),
         store_test(test_counts_match_rows),
         store_test(test_counts),
+        store_test(test_new_ids),
         store_test(test_usage_and_detail),
         cmocka_unit_test(test_usage_parse_rejects),
     };
