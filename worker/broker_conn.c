@@ -91,31 +91,61 @@ void worker_conn_open(worker_t *self, int64_t now)
         worker_conn_back_off(self, now);
         return;
     }
-    if (zmq_connect(self->conn, self->broker) != 0) {
-        syn_error("worker", "cannot connect to %s: %s", self->broker, zmq_strerror(errno));
+    const char *broker = syn_endpoint_list_current(self->brokers);
+    if (zmq_connect(self->conn, broker) != 0) {
+        syn_error("worker", "cannot connect to %s: %s", broker, zmq_strerror(errno));
         worker_conn_close(self, 0);
         worker_conn_back_off(self, now);
         return;
     }
-    syn_info("worker", "connecting broker=%s%s", self->broker, self->curve ? " (CURVE)" : "");
+    syn_info("worker", "connecting broker=%s%s", broker, self->curve ? " (CURVE)" : "");
     self->reconnect_at = -1;
     self->last_recv_ms = now;
     worker_send_ready(self, now);
     worker_resend_results(self, now);
 }
 
+void worker_conn_heard(worker_t *self, int64_t now)
+{
+    self->last_recv_ms = now;
+    self->ever_heard = true;
+    int index = (int)syn_endpoint_list_index(self->brokers);
+    if (index != self->heard_index && self->heard_index >= 0)
+        syn_info("worker", "following broker=%s (was %s)",
+                 syn_endpoint_list_current(self->brokers),
+                 syn_endpoint_list_at(self->brokers, (size_t)self->heard_index));
+    self->heard_index = index;
+}
+
 /* The Paranoid Pirate recovery: a broker silent for liveness heartbeats is
  * gone (it died, restarts slowly, the link broke without a word, or it refused
- * our key): a fresh socket after a growing pause, so it is found again. */
+ * our key): a fresh socket after a growing pause, so it is found again.
+ *
+ * With several brokers listed (an active one and its standbys, which do not bind),
+ * the silent one is left for the next in the list, at once: the liveness window
+ * spent on each endpoint is pause enough between tries, and a growing pause (up to
+ * 8 s) would only delay finding the broker that took over. The fresh socket starts
+ * libzmq's own reconnect over at 100 ms, so a standby that binds while the worker
+ * waits on it is reached within a second; one that binds while the worker waits on
+ * another is reached when that window ends: a takeover costs the workers at most a
+ * liveness window more (docs/operations.md). */
 void worker_conn_check(worker_t *self, int64_t now)
 {
     int64_t silent = now - self->last_recv_ms;
     if (silent <= self->heartbeat_ms * self->liveness)
         return;
     worker_conn_close(self, 0);
+    syn_log_level_t level = worker_conn_trouble_level(self, now, SYN_LOG_WARN);
+    if (syn_endpoint_list_size(self->brokers) > 1) {
+        const char *left = syn_endpoint_list_current(self->brokers);
+        const char *next = syn_endpoint_list_next(self->brokers);
+        syn_log(level, "worker", "broker=%s silent for %" PRId64 " ms: trying broker=%s", left,
+                silent, next);
+        self->reconnect_at = now;
+        return;
+    }
     int64_t wait = self->backoff_ms;
     worker_conn_back_off(self, now);
-    syn_log_level_t level = worker_conn_trouble_level(self, now, SYN_LOG_WARN);
     syn_log(level, "worker", "broker silent for %" PRId64 " ms, %s in %" PRId64 " ms", silent,
             level == SYN_LOG_INFO ? "not up yet: trying again" : "reconnecting", wait);
 }
