@@ -376,7 +376,7 @@ void gateway_broker_link_redial_when_due(gateway_broker_link_t *self, int64_t no
 }
 
 /* The Binary Star client's rule: the broker followed is gone when the events link to
- * it has been down for GATEWAY_BROKER_LIVENESS_MS (a broker killed drops it at once,
+ * it has been down for GATEWAY_BROKER_DOWN_MS (a broker killed drops it at once,
  * one frozen or cut off once its ZMTP pings go unanswered, a standby that does not
  * bind never makes it); then both sockets move to the next broker of the list, and
  * on round robin until one lets them in. Requests sent to the one left get what they
@@ -384,7 +384,7 @@ void gateway_broker_link_redial_when_due(gateway_broker_link_t *self, int64_t no
 void gateway_broker_link_follow_when_due(gateway_broker_link_t *self, int64_t now_ms)
 {
     if (syn_endpoint_list_size(self->brokers) < 2 || self->events_up ||
-        now_ms - self->down_since_ms < GATEWAY_BROKER_LIVENESS_MS)
+        now_ms - self->down_since_ms < GATEWAY_BROKER_DOWN_MS)
         return;
     const char *left = self->broker;
     zmq_disconnect(zsock_resolve(self->dealer), self->broker);
@@ -427,7 +427,7 @@ int64_t gateway_broker_link_next_due(gateway_broker_link_t *self)
     int64_t due = gateway_pending_next_deadline(self->pending);
     if (self->redial_at_ms >= 0 && (due < 0 || self->redial_at_ms < due))
         due = self->redial_at_ms;
-    int64_t follow_at = self->down_since_ms + GATEWAY_BROKER_LIVENESS_MS;
+    int64_t follow_at = self->down_since_ms + GATEWAY_BROKER_DOWN_MS;
     if (syn_endpoint_list_size(self->brokers) > 1 && !self->events_up &&
         (due < 0 || follow_at < due))
         due = follow_at;

@@ -36,10 +36,11 @@
 #define GATEWAY_REDIAL_FIRST_MS 500
 #define GATEWAY_REDIAL_MAX_MS 30000
 /* Several brokers: how long the events link to the one followed may stay down before
- * the gateway moves to the next (the workers' default liveness, 3 x 1 s), and the ZMTP
- * pings that make a silent broker's connection drop. One broker: none of it, as
- * before (libzmq reconnects to it by itself). */
-#define GATEWAY_BROKER_LIVENESS_MS 3000
+ * the gateway moves to the next (libzmq tries to connect every 100 ms meanwhile; a
+ * broker that is up lets it in at once), and the ZMTP pings that make a silent
+ * broker's connection drop. One broker: none of it, as before (libzmq reconnects to
+ * it by itself). */
+#define GATEWAY_BROKER_DOWN_MS 1000
 #define GATEWAY_BROKER_PING_MS 1000
 #define GATEWAY_BROKER_PING_TIMEOUT_MS 3000
 /* Messages read from one socket per loop turn, so a flood on one side cannot starve

@@ -101,6 +101,7 @@ void worker_conn_open(worker_t *self, int64_t now)
     syn_info("worker", "connecting broker=%s%s", broker, self->curve ? " (CURVE)" : "");
     self->reconnect_at = -1;
     self->last_recv_ms = now;
+    self->answered = false;
     worker_send_ready(self, now);
     worker_resend_results(self, now);
 }
@@ -109,6 +110,7 @@ void worker_conn_heard(worker_t *self, int64_t now)
 {
     self->last_recv_ms = now;
     self->ever_heard = true;
+    self->answered = true;
     int index = (int)syn_endpoint_list_index(self->brokers);
     if (index != self->heard_index && self->heard_index >= 0)
         syn_info("worker", "following broker=%s (was %s)",
@@ -125,18 +127,25 @@ void worker_conn_heard(worker_t *self, int64_t now)
  * the silent one is left for the next in the list, at once: the liveness window
  * spent on each endpoint is pause enough between tries, and a growing pause (up to
  * 8 s) would only delay finding the broker that took over. The fresh socket starts
- * libzmq's own reconnect over at 100 ms, so a standby that binds while the worker
- * waits on it is reached within a second; one that binds while the worker waits on
- * another is reached when that window ends: a takeover costs the workers at most a
- * liveness window more (docs/operations.md). */
+ * libzmq's own reconnect over at 100 ms. An endpoint that has not answered at all
+ * since the worker came to it gets two heartbeat intervals, not the whole window:
+ * the active broker answers a READY within one (its heartbeat), a standby never. So
+ * a broker that takes over is found within about two heartbeats of its binding
+ * (docs/operations.md), inside the window in which it waits for the workers to
+ * re-register the attempts they run (its adoption window, one liveness window):
+ * they are adopted, not run again. */
 void worker_conn_check(worker_t *self, int64_t now)
 {
     int64_t silent = now - self->last_recv_ms;
-    if (silent <= self->heartbeat_ms * self->liveness)
+    int64_t patience = self->heartbeat_ms * self->liveness;
+    bool several = syn_endpoint_list_size(self->brokers) > 1;
+    if (several && !self->answered && 2 * self->heartbeat_ms < patience)
+        patience = 2 * self->heartbeat_ms;
+    if (silent <= patience)
         return;
     worker_conn_close(self, 0);
     syn_log_level_t level = worker_conn_trouble_level(self, now, SYN_LOG_WARN);
-    if (syn_endpoint_list_size(self->brokers) > 1) {
+    if (several) {
         const char *left = syn_endpoint_list_current(self->brokers);
         const char *next = syn_endpoint_list_next(self->brokers);
         syn_log(level, "worker", "broker=%s silent for %" PRId64 " ms: trying broker=%s", left,

@@ -57,6 +57,7 @@ struct worker_t {
      * the current one and moves on after its silence (broker_conn.c). */
     syn_endpoint_list_t *brokers;
     int heard_index;         /* the endpoint last heard from, -1 none yet */
+    bool answered;           /* the broker spoke since this socket was made */
     char *name;
     int slots;
     int prefetch;

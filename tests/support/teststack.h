@@ -35,6 +35,11 @@ typedef struct {
     const char *broker_args;  /* extra flags for the broker */
     const char *gateway_args; /* extra flags for the gateway */
     bool secure;              /* CURVE and API tokens; also on with SYN_TEST_SECURE=1 */
+    /* Two broker sites (issue 21): site 0 and site 1 each have their own clients,
+     * workers and events endpoints, the gateway and workers are given both (site 0
+     * first) and follow the broker that answers; a broker binds at one site
+     * (teststack_start_broker_at), over the same data dir or database. */
+    bool two_sites;
 } teststack_options_t;
 
 typedef struct teststack_t teststack_t;
@@ -59,6 +64,12 @@ pid_t teststack_gateway_pid(teststack_t *self);
 /* Process control for failure tests. kill sends sig and reaps when it is fatal. */
 void teststack_kill_broker(teststack_t *self, int sig);
 int teststack_start_broker(teststack_t *self);
+/* Starts a broker bound at site (0, or 1 with opts.two_sites): the one the calls
+ * without a site (kill, stop, pid) act on from then on. A broker may run at each
+ * site at once (an active one and a standby). */
+int teststack_start_broker_at(teststack_t *self, int site);
+void teststack_kill_broker_at(teststack_t *self, int site, int sig);
+pid_t teststack_broker_pid_at(teststack_t *self, int site);
 void teststack_kill_gateway(teststack_t *self, int sig);
 int teststack_start_gateway(teststack_t *self);
 void teststack_kill_worker(teststack_t *self, int index, int sig);
