@@ -707,6 +707,14 @@ static const char *storage_full(const broker_api_t *self)
     return self->storage && self->storage->full ? self->storage->reason : NULL;
 }
 
+/* With a lease (PostgreSQL), which broker answers: the active one. */
+static void add_active_broker(const broker_api_t *self, json_t *body)
+{
+    json_t *active = self->lease && body ? broker_lease_json(self->lease) : NULL;
+    if (active)
+        json_object_set_new(body, "active_broker", active);
+}
+
 static int op_health(broker_api_t *self, const json_t *args, json_t **body)
 {
     (void)args;
@@ -717,6 +725,7 @@ static int op_health(broker_api_t *self, const json_t *args, json_t **body)
         json_object_set_new(*body, "storage", json_string("full"));
         json_object_set_new(*body, "reason", json_string(full));
     }
+    add_active_broker(self, *body);
     return 200;
 }
 
@@ -751,6 +760,7 @@ static int op_workers_list(broker_api_t *self, const json_t *args, json_t **body
     (void)args;
     json_t *workers = broker_workers_list(self->workers, syn_now_us());
     *body = workers ? json_pack("{s:o}", "workers", workers) : NULL;
+    add_active_broker(self, *body);
     return 200;
 }
 
@@ -834,6 +844,11 @@ void broker_api_set_idempotency_window(broker_api_t *self, int64_t seconds)
 void broker_api_watch_storage(broker_api_t *self, const broker_storage_t *storage)
 {
     self->storage = storage;
+}
+
+void broker_api_watch_lease(broker_api_t *self, const broker_lease_t *lease)
+{
+    self->lease = lease;
 }
 
 void broker_api_count_into(broker_api_t *self, broker_counters_t *counters)

@@ -44,6 +44,7 @@
 
 #include "broker/counters.h"
 #include "broker/engine.h"
+#include "broker/lease.h"
 #include "broker/storage_full.h"
 #include "broker/store.h"
 #include "broker/workers.h"
@@ -74,6 +75,9 @@ void broker_api_set_idempotency_window(broker_api_t *self, int64_t seconds);
  * then it serves reads only, refuses the rest with 503, and health and ready
  * say why. */
 void broker_api_watch_storage(broker_api_t *self, const broker_storage_t *storage);
+/* The lease this broker holds (borrowed): health and workers.list name the
+ * active broker by it ("active_broker"); none on SQLite. */
+void broker_api_watch_lease(broker_api_t *self, const broker_lease_t *lease);
 
 /* Answers one operation: the status, and a new reference to the body in *body. */
 int broker_api_handle(broker_api_t *self, const char *op, const json_t *args, json_t **body);

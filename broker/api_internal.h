@@ -5,6 +5,7 @@
 #define SYN_BROKER_API_INTERNAL_H
 
 #include "broker/api.h"
+#include "broker/lease.h"
 #include "broker/storage_full.h"
 
 #include <jansson.h>
@@ -17,6 +18,7 @@ struct broker_api_t {
     broker_workers_t *workers;
     broker_counters_t *counters; /* borrowed, may be NULL */
     const broker_storage_t *storage; /* borrowed, may be NULL: whether storage is full */
+    const broker_lease_t *lease; /* borrowed, may be NULL: which broker is active */
     int64_t idempotency_window_s; /* how long an Idempotency-Key answers the same */
 };
 

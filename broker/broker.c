@@ -4,6 +4,7 @@
 #include "broker/api.h"
 #include "broker/engine.h"
 #include "broker/events.h"
+#include "broker/lease.h"
 #include "broker/metrics_http.h"
 #include "broker/outbox.h"
 #include "broker/preload.h"
@@ -84,6 +85,8 @@ struct broker_t {
     uint64_t retired_at_trim; /* finished executions counted at the last trim */
     void (*allocator_collect)(bool force); /* mimalloc's mi_collect when linked in */
     broker_storage_t storage; /* whether commits fail (storage_full.h) */
+    broker_lease_t lease; /* PostgreSQL: which broker is active (lease.h) */
+    bool standby; /* waiting for the lease: no state, no sockets (only --metrics) */
     broker_stats_t stats;
 };
 
@@ -91,6 +94,8 @@ struct broker_t {
 static char *metrics_text(void *arg)
 {
     broker_t *self = arg;
+    if (self->standby)
+        return strdup("# syn-broker: standby, no metrics until it is active\n");
     json_t *families = broker_api_metrics(self->api);
     char *text = families ? syn_metrics_render(families) : NULL;
     json_decref(families);
@@ -241,6 +246,7 @@ static int build_state(broker_t *self, broker_workers_t *workers, char *err, siz
     }
     broker_api_set_idempotency_window(self->api, config->idempotency_window_s);
     broker_api_watch_storage(self->api, &self->storage);
+    broker_api_watch_lease(self->api, &self->lease);
     broker_events_count_into(self->events, self->counters);
     broker_api_count_into(self->api, self->counters);
     self->retired_at_trim = 0;
@@ -248,6 +254,75 @@ static int build_state(broker_t *self, broker_workers_t *workers, char *err, siz
         snprintf(err, errlen, "cannot reload active executions from the database");
         return -1;
     }
+    return 0;
+}
+
+/* Becomes the serving broker, as a start does: loads the state (every active
+ * execution, the adoption window for the workers), installs the workflows of
+ * --workflows, then binds the sockets. A standby comes here once it holds the
+ * lease: until then it binds nothing, so gateways and workers find it closed
+ * and try their next endpoint. 0, or -1 with the reason in err. */
+static int activate(broker_t *self, char *err, size_t errlen)
+{
+    const broker_config_t *config = &self->config;
+    if (build_state(self, NULL, err, errlen) < 0)
+        return -1;
+    if (broker_store_commit(self->store) < 0) {
+        snprintf(err, errlen, "cannot reload active executions from the store");
+        return -1;
+    }
+    if (config->workflows_dir && config->workflows_dir[0]) {
+        broker_preload_stats_t loaded;
+        char why[512];
+        if (broker_preload(self->api, config->workflows_dir, &loaded, why, sizeof why) < 0) {
+            snprintf(err, errlen, "cannot load workflows: %s", why);
+            return -1;
+        }
+        if (broker_store_commit(self->store) < 0) {
+            snprintf(err, errlen, "cannot store the workflows of %s", config->workflows_dir);
+            return -1;
+        }
+    }
+    if (config->curve_secret && config->curve_secret[0]) {
+        char why[512];
+        self->curve = syn_curve_new_server(config->curve_secret, why, sizeof why);
+        if (!self->curve) {
+            snprintf(err, errlen, "--curve-secret: %s", why);
+            return -1;
+        }
+        self->zap = broker_zap_new(config->authorized_keys, BROKER_ZAP_LOG_INTERVAL_MS, why,
+                                   sizeof why);
+        if (!self->zap) {
+            snprintf(err, errlen, "--authorized-keys: %s", why);
+            return -1;
+        }
+        syn_info("broker", "CURVE on clients, workers and events key=%s authorized_keys=%zu "
+                           "dir=%s",
+                 syn_curve_public_txt(self->curve), broker_zap_key_count(self->zap),
+                 config->authorized_keys);
+    }
+    /* Events produced by the reload are committed; they go out once PUB exists. */
+    self->clients = open_socket(self, ZMQ_ROUTER, config->clients, "clients", &self->clients_ep,
+                                err, errlen);
+    if (!self->clients)
+        return -1;
+    self->worker_sock = open_socket(self, ZMQ_ROUTER, config->workers, SYN_CURVE_DOMAIN_WORKERS,
+                                    &self->workers_ep, err, errlen);
+    if (!self->worker_sock)
+        return -1;
+    self->pub = open_socket(self, ZMQ_PUB, config->events, "events", &self->events_ep, err,
+                            errlen);
+    if (!self->pub)
+        return -1;
+    int64_t now = syn_mono_ms();
+    broker_engine_adoption_open(self->engine, now);
+    self->next_heartbeat_ms = now;
+    self->next_tick_ms = now + TICK_MS;
+    /* (the URI is not logged: it may hold a password) */
+    syn_info("broker", "listening clients=%s workers=%s events=%s store=%s%s",
+             self->clients_ep, self->workers_ep, self->events_ep,
+             config->postgresql ? "postgresql" : "sqlite:",
+             config->postgresql ? "" : config->data_dir);
     return 0;
 }
 
@@ -282,67 +357,30 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (build_state(self, NULL, err, errlen) < 0)
-        goto fail;
-    if (broker_store_commit(self->store) < 0) {
-        snprintf(err, errlen, "cannot reload active executions from %s", path);
-        goto fail;
-    }
-    if (config->workflows_dir && config->workflows_dir[0]) {
-        broker_preload_stats_t loaded;
-        char why[512];
-        if (broker_preload(self->api, config->workflows_dir, &loaded, why, sizeof why) < 0) {
-            snprintf(err, errlen, "cannot load workflows: %s", why);
-            goto fail;
-        }
-        if (broker_store_commit(self->store) < 0) {
-            snprintf(err, errlen, "cannot store the workflows of %s", config->workflows_dir);
-            goto fail;
-        }
-    }
+    broker_lease_init(&self->lease, config->clients, config->lease_ms);
     if (config->metrics && config->metrics[0]) {
         self->metrics_http =
             broker_metrics_http_new(config->metrics, metrics_text, self, err, errlen);
         if (!self->metrics_http)
             goto fail;
+        broker_metrics_http_watch_standby(self->metrics_http, &self->standby);
         syn_info("broker", "metrics on http address=%s port=%u", config->metrics,
                  broker_metrics_http_port(self->metrics_http));
     }
-    if (config->curve_secret && config->curve_secret[0]) {
-        char why[512];
-        self->curve = syn_curve_new_server(config->curve_secret, why, sizeof why);
-        if (!self->curve) {
-            snprintf(err, errlen, "--curve-secret: %s", why);
+    /* PostgreSQL: active only with the lease; else a standby (broker_poll tries
+     * again until it lapses). */
+    if (config->postgresql) {
+        int taken = broker_lease_try(&self->lease, self->store, syn_mono_ms());
+        if (taken < 0) {
+            snprintf(err, errlen, "cannot read the lease (broker_lease) from the database");
             goto fail;
         }
-        self->zap = broker_zap_new(config->authorized_keys, BROKER_ZAP_LOG_INTERVAL_MS, why,
-                                   sizeof why);
-        if (!self->zap) {
-            snprintf(err, errlen, "--authorized-keys: %s", why);
-            goto fail;
-        }
-        syn_info("broker", "CURVE on clients, workers and events key=%s authorized_keys=%zu "
-                           "dir=%s",
-                 syn_curve_public_txt(self->curve), broker_zap_key_count(self->zap),
-                 config->authorized_keys);
+        self->standby = taken == 0;
+        if (self->standby)
+            return self;
     }
-    /* Events produced by the reload are committed; they go out once PUB exists. */
-    self->clients = open_socket(self, ZMQ_ROUTER, config->clients, "clients", &self->clients_ep,
-                                err, errlen);
-    if (!self->clients)
+    if (activate(self, err, errlen) < 0)
         goto fail;
-    self->worker_sock = open_socket(self, ZMQ_ROUTER, config->workers, SYN_CURVE_DOMAIN_WORKERS,
-                                    &self->workers_ep, err, errlen);
-    if (!self->worker_sock)
-        goto fail;
-    self->pub = open_socket(self, ZMQ_PUB, config->events, "events", &self->events_ep, err,
-                            errlen);
-    if (!self->pub)
-        goto fail;
-    int64_t now = syn_mono_ms();
-    broker_engine_adoption_open(self->engine, now);
-    self->next_heartbeat_ms = now;
-    self->next_tick_ms = now + TICK_MS;
     return self;
 fail:
     broker_destroy(&self);
@@ -356,6 +394,10 @@ void broker_destroy(broker_t **self_p)
     broker_t *self = *self_p;
     if (self->store && broker_store_commit(self->store) < 0)
         syn_error("broker", "the last commit failed");
+    /* A graceful stop hands over at once (a deposed broker's token is no
+     * longer the lease's: nothing happens). */
+    if (self->store && self->lease.token > 0 && !broker_store_deposed(self->store))
+        broker_store_lease_release(self->store);
     broker_metrics_http_destroy(&self->metrics_http);
     drop_state(self, false);
     broker_counters_destroy(&self->counters);
@@ -673,8 +715,56 @@ static int storage_retry(broker_t *self)
     return 0;
 }
 
+/* A standby's turn: serves --metrics (its /ready says 503) and, when it is
+ * time, tries the lease; once it holds it, becomes active (activate). 0, or -1
+ * when the database fails or the broker cannot become active. */
+static int standby_poll(broker_t *self, int64_t max_wait_ms)
+{
+    int64_t wait = broker_lease_wait_ms(&self->lease, syn_mono_ms());
+    if (wait > max_wait_ms)
+        wait = max_wait_ms;
+    zmq_pollitem_t item = {NULL, self->metrics_http ? broker_metrics_http_fd(self->metrics_http)
+                                                    : -1,
+                           ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, self->metrics_http ? 1 : 0, (long)wait) < 0 && zmq_errno() != EINTR) {
+        syn_error("broker", "poll failed: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    if (self->metrics_http)
+        broker_metrics_http_run(self->metrics_http);
+    int taken = broker_lease_try(&self->lease, self->store, syn_mono_ms());
+    if (taken <= 0)
+        return taken;
+    self->standby = false;
+    char err[512];
+    if (activate(self, err, sizeof err) < 0) {
+        syn_error("broker", "cannot become active: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* A commit the fence refused: another broker took the lease, and this one's
+ * memory and outbox describe a turn the database never took. Nothing of it is
+ * sent (no reply, no ASSIGN, no acknowledgement, no event) and the broker
+ * stops: its restart, by a supervisor, is a standby. Stopping rather than
+ * becoming a standby in place: the gateways and workers connected here must
+ * see the sockets close to go to the active one, and a fresh process carries
+ * nothing of the deposed state. */
+static int deposed(broker_t *self)
+{
+    broker_outbox_clear(self->outbox);
+    syn_error("broker", "deposed: a commit was refused by the fence (another broker holds the "
+                        "lease; this broker's token=%lld): nothing of this turn is sent; "
+                        "stopping",
+              (long long)self->lease.token);
+    return -1;
+}
+
 int broker_poll(broker_t *self, int64_t max_wait_ms)
 {
+    if (self->standby)
+        return standby_poll(self, max_wait_ms);
     int64_t now = syn_mono_ms();
     int64_t wait = self->next_tick_ms < self->next_heartbeat_ms ? self->next_tick_ms
                                                                 : self->next_heartbeat_ms;
@@ -730,13 +820,15 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
         if (storage_retry(self) < 0)
             return -1;
         flush_outbox(self);
-        return 0;
+        return broker_lease_keep(&self->lease, self->store, syn_mono_ms());
     }
     run_timers(self);
     broker_engine_dispatch(self->engine, syn_mono_ms());
     if (broker_store_commit(self->store) < 0)
-        return storage_failed(self);
+        return broker_store_deposed(self->store) ? deposed(self) : storage_failed(self);
     flush_outbox(self);
+    if (broker_lease_keep(&self->lease, self->store, syn_mono_ms()) < 0)
+        return -1;
     broker_engine_assignments_sent(self->engine, syn_mono_us());
     trim_when_idle(self);
     return 0;

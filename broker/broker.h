@@ -51,6 +51,9 @@ typedef struct {
     int64_t idempotency_window_s;
     /* Executions running at once across workflows (0: no limit; broker/limits.h). */
     int64_t max_running;
+    /* PostgreSQL: the lease's length (broker/lease.h; 0: BROKER_LEASE_MS). Without
+     * the lease the broker is a standby: it binds nothing until it takes it. */
+    int64_t lease_ms;
 } broker_config_t;
 
 typedef struct {
@@ -66,21 +69,24 @@ typedef struct broker_t broker_t;
 int broker_config_check(const broker_config_t *config, char *err, size_t errlen);
 
 /* Opens the database, reloads active executions, installs the workflows of
- * workflows_dir, and binds the sockets.
+ * workflows_dir, and binds the sockets. On PostgreSQL only when it takes the
+ * lease: otherwise it returns a standby, which broker_poll keeps trying until
+ * the lease lapses, and then does all that (broker/lease.h).
  * NULL with the reason in err. */
 broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen);
 /* Commits what is pending and closes everything. */
 void broker_destroy(broker_t **self_p);
 
 /* One turn of the loop, waiting at most max_wait_ms for traffic. 0, or -1 when
- * the database cannot even be read back after a failed commit (the caller
- * should exit); a failed commit alone is the storage-full mode. */
+ * the database cannot even be read back after a failed commit, or when this
+ * broker was deposed (another took the lease; logged): the caller should exit.
+ * A failed commit alone is the storage-full mode. */
 int broker_poll(broker_t *self, int64_t max_wait_ms);
 /* How long a turn reads its sockets before it commits (broker.c's TURN_BUDGET_MS,
  * 50 ms); a test's 0 makes each turn read one message of each socket. */
 void broker_set_turn_budget(broker_t *self, int64_t ms);
 
-/* The endpoints actually bound (a "*" port resolved). */
+/* The endpoints actually bound (a "*" port resolved); NULL while standby. */
 const char *broker_clients_endpoint(broker_t *self);
 const char *broker_workers_endpoint(broker_t *self);
 const char *broker_events_endpoint(broker_t *self);

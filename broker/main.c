@@ -44,7 +44,7 @@ int main(int argc, char **argv)
         .events = "tcp://127.0.0.1:5557",
     };
     long heartbeat_ms = 1000, liveness = 3, kill_grace_ms = 5000;
-    long idempotency_window = 0, max_running = 0;
+    long idempotency_window = 0, max_running = 0, lease_ms = 3000;
     long retain_days = 30, retain_seconds = 0, retain_max_executions = 0;
     long quarantine_after = BROKER_QUARANTINE_AFTER,
          quarantine_window_ms = BROKER_QUARANTINE_WINDOW_MS;
@@ -116,6 +116,10 @@ int main(int argc, char **argv)
          "at most N executions run at once, all workflows together; the others wait as "
          "pending, in priority and submission order (0: no limit)",
          &max_running, 0, 100000000},
+        {"lease-ms", SYN_FLAG_INT, "MS",
+         "PostgreSQL: the active broker's lease; a standby takes over once it lapses "
+         "(renewed every third of it)",
+         &lease_ms, 300, 600000},
         {"log-level", SYN_FLAG_LOG_LEVEL, "LEVEL", "debug|info|warn|error", &log_level, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
@@ -131,6 +135,7 @@ int main(int argc, char **argv)
     config.retain_max_executions = retain_max_executions;
     config.idempotency_window_s = idempotency_window;
     config.max_running = max_running;
+    config.lease_ms = lease_ms;
     config.quarantine_after = quarantine_after;
     config.quarantine_window_ms = quarantine_window_ms;
     config.artifacts = (broker_artifact_limits_t){artifact_max_file, artifact_max_phase,
@@ -169,12 +174,7 @@ int main(int argc, char **argv)
         syn_error("broker", "%s", err);
         return 1;
     }
-    /* (the URI is not logged: it may hold a password) */
-    syn_info("broker", "listening clients=%s workers=%s events=%s store=%s%s",
-             broker_clients_endpoint(broker), broker_workers_endpoint(broker),
-             broker_events_endpoint(broker), config.postgresql ? "postgresql" : "sqlite:",
-             config.postgresql ? "" : config.data_dir);
-    int rc = 0;
+    int rc = 0; /* ("listening ..." is logged once the broker is active) */
     while (!syn_signals_stop_requested()) {
         if (syn_signals_take_reload()) {
             broker_reload_keys(broker);

@@ -14,6 +14,7 @@ struct broker_metrics_http_t {
     struct MHD_Daemon *daemon;
     broker_metrics_text_fn text;
     void *arg;
+    const bool *standby; /* NULL: always active */
 };
 
 static enum MHD_Result queue_text(struct MHD_Connection *connection, unsigned status,
@@ -44,18 +45,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         return MHD_YES;
     }
     *upload_data_size = 0;
-    bool health = !strcmp(url, "/health");
-    if (!health && strcmp(url, "/metrics") != 0)
+    bool health = !strcmp(url, "/health"), ready = !strcmp(url, "/ready");
+    if (!health && !ready && strcmp(url, "/metrics") != 0)
         return queue_text(connection, MHD_HTTP_NOT_FOUND, strdup("not found\n"), "text/plain");
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return queue_text(connection, MHD_HTTP_METHOD_NOT_ALLOWED, strdup("GET only\n"),
                           "text/plain");
     /* Answered from the loop's thread: an answer says the loop is turning (a
      * container's health check, `syn health --live --url` at this address). */
-    if (health)
-        return queue_text(connection, MHD_HTTP_OK,
-                          strdup("{\"status\": \"ok\", \"broker\": \"ok\"}\n"),
-                          "application/json");
+    bool standby = self->standby && *self->standby;
+    if (health || ready) {
+        char text[96];
+        snprintf(text, sizeof text, "{\"status\": \"%s\", \"broker\": \"ok\", \"role\": \"%s\"}\n",
+                 health ? "ok" : standby ? "not ready" : "ready", standby ? "standby" : "active");
+        return queue_text(connection, ready && standby ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK,
+                          strdup(text), "application/json");
+    }
     char *text = self->text(self->arg);
     if (!text)
         return queue_text(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, strdup("no metrics\n"),
@@ -109,6 +114,11 @@ unsigned broker_metrics_http_port(const broker_metrics_http_t *self)
 {
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT);
     return info ? info->port : 0;
+}
+
+void broker_metrics_http_watch_standby(broker_metrics_http_t *self, const bool *standby)
+{
+    self->standby = standby;
 }
 
 void broker_metrics_http_run(broker_metrics_http_t *self)

@@ -1,6 +1,7 @@
 /* metrics_http: the broker's own GET /metrics (syn-broker --metrics HOST:PORT), for
- * a Prometheus that scrapes the broker rather than a gateway, and GET /health (200
- * while the loop turns) for a container's health check. A small
+ * a Prometheus that scrapes the broker rather than a gateway, GET /health (200
+ * while the loop turns, with the broker's role: active or standby) for a
+ * container's health check, and GET /ready (503 while standby). A small
  * libmicrohttpd daemon run from the broker's loop (its epoll descriptor polled with
  * the sockets, MHD run when it is ready), so the text is made in the loop's thread
  * from the same state as metrics.get, never concurrently with it. No
@@ -8,6 +9,7 @@
 #ifndef SYN_BROKER_METRICS_HTTP_H
 #define SYN_BROKER_METRICS_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct broker_metrics_http_t broker_metrics_http_t;
@@ -23,6 +25,10 @@ void broker_metrics_http_destroy(broker_metrics_http_t **self_p);
 int broker_metrics_http_fd(const broker_metrics_http_t *self);
 /* The port it listens on (the one picked for port 0). */
 unsigned broker_metrics_http_port(const broker_metrics_http_t *self);
+/* The broker's role (borrowed; true while it waits for the lease): /health
+ * says "role": "standby" or "active", and /ready answers 503 while standby, so
+ * a container's health check shows which broker serves. Without it: active. */
+void broker_metrics_http_watch_standby(broker_metrics_http_t *self, const bool *standby);
 /* Lets libmicrohttpd do what is ready: accept, read, answer. */
 void broker_metrics_http_run(broker_metrics_http_t *self);
 

@@ -56,7 +56,8 @@ int store_begin_write(broker_store_t *self)
     if (self->in_transaction)
         return 0;
     store_q_t *s = store_stmt(self, SQL_BEGIN);
-    if (!s || store_run(self, s, "begin") != STORE_DONE) {
+    if (!s || store_run(self, s, "begin") != STORE_DONE ||
+        (self->fence_token > 0 && store_lease_fence(self) < 0)) {
         self->failed = true;
         return -1;
     }
@@ -165,6 +166,8 @@ void broker_store_destroy(broker_store_t **self_p)
             store_pg_q_destroy(&self->stmts[i].pg);
         for (int i = 0; i <= EVENT_BATCH_SHIFT; i++)
             store_pg_q_destroy(&self->event_batch[i].pg);
+        for (int i = 0; i < STORE_LEASE_COUNT; i++)
+            store_pg_q_destroy(&self->lease[i].pg);
         store_pg_close(&self->pg);
     }
     zhashx_destroy(&self->workflows);

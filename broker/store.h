@@ -55,7 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_STORE_SCHEMA_VERSION 10
+#define BROKER_STORE_SCHEMA_VERSION 11
 
 typedef struct broker_store_t broker_store_t;
 
@@ -112,6 +112,32 @@ const char *broker_store_last_error(const broker_store_t *self);
 bool broker_store_dirty(const broker_store_t *self);
 /* How many transactions were committed since open (for tests and stats). */
 uint64_t broker_store_commit_count(const broker_store_t *self);
+
+/* The lease (PostgreSQL only, store_lease.c; broker/lease.h decides when each is
+ * called). Take: when the lease has lapsed, this store takes it in one
+ * statement (token + 1, holder, lease_ms from the server's clock) and fences
+ * every later write transaction with the new token: 1. Otherwise 0, with the
+ * holder's name, token and milliseconds left in *holder (may be NULL); -1 on
+ * an error (logged). */
+typedef struct {
+    char name[256];
+    int64_t token;
+    int64_t left_ms;
+} broker_store_holder_t;
+int broker_store_lease_take(broker_store_t *self, const char *holder, int64_t lease_ms,
+                            broker_store_holder_t *seen);
+/* Extends the lease this store holds by lease_ms from now: 0, 1 when its token
+ * is no longer the lease's (deposed), -1 on an error (logged). Outside a
+ * transaction only. */
+int broker_store_lease_renew(broker_store_t *self, int64_t lease_ms);
+/* Lets the lease lapse at once (a graceful stop: a standby takes over without
+ * waiting); nothing when the token is no longer ours. */
+void broker_store_lease_release(broker_store_t *self);
+/* The token this store fences its writes with (0: none, SQLite or standby). */
+int64_t broker_store_lease_token(const broker_store_t *self);
+/* Whether a write of this store was refused by the fence (another broker took
+ * the lease): a commit that failed for this reason must not be retried. */
+bool broker_store_deposed(const broker_store_t *self);
 /* Retention (store_retention.c): deletes finished executions (completed, failed,
  * cancelled) with their phases, attempts, events, outputs and operator messages,
  * oldest insertion first, into the open transaction: those finished before

@@ -150,6 +150,16 @@ typedef struct {
     size_t len, cap;
 } pending_events_t;
 
+/* The lease's statements (store_lease.c), prepared on first use. */
+typedef enum {
+    STORE_LEASE_TAKE,
+    STORE_LEASE_HOLDER,
+    STORE_LEASE_RENEW,
+    STORE_LEASE_RELEASE,
+    STORE_LEASE_FENCE,
+    STORE_LEASE_COUNT
+} store_lease_id_t;
+
 /* PostgreSQL (store_pg.c, store_pg_sql.c): the connection and its executor. */
 typedef struct store_pg store_pg_t;
 #define STORE_PG_READ 1     /* the store reads its rows */
@@ -163,6 +173,8 @@ struct broker_store_t {
     store_pg_t *pg; /* PostgreSQL, or NULL when db */
     store_q_t stmts[SQL_COUNT];
     store_q_t event_batch[EVENT_BATCH_SHIFT + 1]; /* [k]: the insert of 2^k events */
+    store_q_t lease[STORE_LEASE_COUNT]; /* PostgreSQL's lease statements (store_lease.c) */
+    int64_t fence_token; /* > 0: each write transaction begins with syn_fence(token) */
     pending_events_t events; /* events of the open transaction, not yet written */
     zhashx_t *workflows; /* id → cached_workflow_t */
     broker_tally_t *tally; /* count changes of the open transaction, not yet written */
@@ -229,6 +241,7 @@ store_pg_t *store_pg_open(const char *conninfo, bool *failed, char *err, size_t 
 int store_pg_pipeline(store_pg_t *pg, char *err, size_t errlen);
 void store_pg_close(store_pg_t **pg_p);
 const char *store_pg_error(const store_pg_t *pg);
+bool store_pg_deposed(const store_pg_t *pg);
 int store_pg_exec_plain(store_pg_t *pg, const char *sql, char *err, size_t errlen);
 int64_t store_pg_query_int(store_pg_t *pg, const char *sql, int64_t fallback);
 int store_pg_sync(store_pg_t *pg);
@@ -255,5 +268,8 @@ json_t *store_messages_of(broker_store_t *self, const char *execution_id, bool w
 int store_controls_detail(broker_store_t *self, const char *id, json_t *detail);
 /* store_events.c */
 int store_flush_events(broker_store_t *self);
+/* store_lease.c: sends syn_fence(token) into the transaction just begun (its
+ * answer is read with the turn's others); 0, or -1 when it cannot be sent. */
+int store_lease_fence(broker_store_t *self);
 
 #endif

@@ -38,6 +38,7 @@ struct store_pg {
     int64_t inserted_id;   /* of the last insert that returned one */
     int64_t changes;       /* rows the last answered write changed */
     unsigned next_name;
+    bool deposed;          /* a statement met syn_fence's SYF01 (broker/lease.h) */
     char error[256];       /* the last error the server gave */
 };
 
@@ -57,8 +58,14 @@ struct store_pg_q {
     int row;
 };
 
+/* The SQLSTATE syn_fence raises when another broker took the lease. */
+#define PG_DEPOSED "SYF01"
+
 static void note_error(store_pg_t *pg, const PGresult *r)
 {
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (state && strcmp(state, PG_DEPOSED) == 0)
+        pg->deposed = true;
     const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(pg->conn);
     snprintf(pg->error, sizeof pg->error, "%s", msg && *msg ? msg : "unknown error");
     size_t len = strlen(pg->error);
@@ -69,6 +76,11 @@ static void note_error(store_pg_t *pg, const PGresult *r)
 const char *store_pg_error(const store_pg_t *pg)
 {
     return pg->error;
+}
+
+bool store_pg_deposed(const store_pg_t *pg)
+{
+    return pg->deposed;
 }
 
 store_pg_t *store_pg_open(const char *conninfo, bool *failed, char *err, size_t errlen)

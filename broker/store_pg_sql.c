@@ -85,10 +85,34 @@ static const char *const pg_v10_sql =
     "ALTER TABLE artifacts ADD COLUMN chunks_of" I ";"
     "CREATE INDEX artifacts_chunks_of ON artifacts(chunks_of) WHERE chunks_of IS NOT NULL;";
 
+/* Version 11: the lease (broker/lease.h). One row: the broker that holds it
+ * (holder, for the others' logs), its fencing token, raised by one at every
+ * takeover, and when it lapses unless renewed (the server's clock, so the
+ * brokers' clocks never have to agree). syn_fence(token) opens each write
+ * transaction of the active broker: it raises SYF01 unless the token is still
+ * the row's, and holds the row FOR SHARE until the transaction ends, so a
+ * takeover (an UPDATE of that row) waits for the commit in flight and can
+ * never slip between the check and the commit. Expiry alone does not fence:
+ * a lapsed lease that nobody took is still safe to write under (no other
+ * broker has a token), and the takeover waits for the row anyway. */
+static const char *const pg_v11_sql =
+    "CREATE TABLE broker_lease (id" I " PRIMARY KEY CHECK (id = 1), holder" T NN ", token" I NN
+    ", expires_at timestamptz NOT NULL);"
+    "INSERT INTO broker_lease VALUES (1, '', 0, '-infinity');"
+    "CREATE FUNCTION syn_fence(t bigint) RETURNS void LANGUAGE plpgsql AS $$"
+    " DECLARE held bigint;"
+    " BEGIN"
+    "  SELECT token INTO held FROM broker_lease WHERE id = 1 FOR SHARE;"
+    "  IF held IS DISTINCT FROM t THEN"
+    "   RAISE EXCEPTION 'deposed: the lease token is %, this broker''s is %', held, t"
+    "    USING ERRCODE = 'SYF01';"
+    "  END IF;"
+    " END $$;";
+
 /* [0] makes version STORE_PG_BASE_VERSION in an empty database; [k] takes
  * version STORE_PG_BASE_VERSION + k - 1 to the next. A new schema version adds
  * its PostgreSQL script here, beside SQLite's in store_schema.c. */
-static const char *const pg_upgrades[] = {pg_v9_sql, pg_v10_sql};
+static const char *const pg_upgrades[] = {pg_v9_sql, pg_v10_sql, pg_v11_sql};
 
 _Static_assert(sizeof pg_upgrades / sizeof *pg_upgrades ==
                    BROKER_STORE_SCHEMA_VERSION - STORE_PG_BASE_VERSION + 1,

@@ -307,11 +307,17 @@ static const char *const schema_v10_sql =
     "ALTER TABLE artifacts ADD COLUMN chunks_of INTEGER;"
     "CREATE INDEX artifacts_chunks_of ON artifacts(chunks_of) WHERE chunks_of IS NOT NULL;";
 
+/* Version 11: nothing on SQLite. PostgreSQL's version 11 adds the lease that
+ * lets one of several brokers be active (store_pg_sql.c, broker/lease.h); a
+ * SQLite file has one broker, which needs none. The number stays shared so
+ * both stores name the same schema by the same version. */
+static const char *const schema_v11_sql = "";
+
 /* The script that takes a database from version i to i + 1. */
 static const char *const upgrades[] = {schema_v1_sql, schema_v2_sql, schema_v3_sql,
                                        schema_v4_sql, schema_v5_sql, schema_v6_sql,
                                        schema_v7_sql, schema_v8_sql, schema_v9_sql,
-                                       schema_v10_sql};
+                                       schema_v10_sql, schema_v11_sql};
 
 static int64_t query_int(broker_store_t *self, const char *sql, int64_t fallback)
 {

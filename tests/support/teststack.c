@@ -210,22 +210,16 @@ static int prepare_secure(teststack_t *self)
     return 0;
 }
 
-int teststack_start_broker(teststack_t *self)
+/* A broker over the stack's store, with these endpoints, logging to dir/<log>.log. */
+static pid_t spawn_broker(teststack_t *self, const char *log, const char *clients,
+                          const char *workers, const char *events, const char *extra_args)
 {
-    return teststack_start_broker_at(self, self->site);
-}
-
-int teststack_start_broker_at(teststack_t *self, int site)
-{
-    if (site < 0 || site > (self->opts.two_sites ? 1 : 0))
-        return -1;
-    self->site = site;
     char data[300], extra[512];
     snprintf(data, sizeof data, "%s/var", self->dir);
-    snprintf(extra, sizeof extra, "%s", self->opts.broker_args ? self->opts.broker_args : "");
-    char *argv[40] = {SYN_BIN_DIR "/syn-broker", "--data", data,      "--clients",
-                      self->clients_ep[site],    "--workers", self->workers_ep[site], "--events",
-                      self->events_ep[site]};
+    snprintf(extra, sizeof extra, "%s", extra_args ? extra_args : "");
+    char *argv[40] = {SYN_BIN_DIR "/syn-broker", "--data",  data,    "--clients",
+                      (char *)clients,           "--workers", (char *)workers, "--events",
+                      (char *)events};
     int argc = 9;
     if (pg_cluster_wanted()) { /* the whole stack over PostgreSQL (issue 21) */
         char err[256];
@@ -244,8 +238,41 @@ int teststack_start_broker_at(teststack_t *self, int site)
         argv[argc++] = self->authorized;
     }
     add_words(argv, argc, 40, extra);
-    self->brokers[site] = spawn(self, site == 0 ? "broker" : "broker-b", argv);
+    return spawn(self, log, argv);
+}
+
+int teststack_start_broker(teststack_t *self)
+{
+    return teststack_start_broker_at(self, self->site);
+}
+
+int teststack_start_broker_at(teststack_t *self, int site)
+{
+    if (site < 0 || site > (self->opts.two_sites ? 1 : 0))
+        return -1;
+    self->site = site;
+    self->brokers[site] =
+        spawn_broker(self, site == 0 ? "broker" : "broker-b", self->clients_ep[site],
+                     self->workers_ep[site], self->events_ep[site], self->opts.broker_args);
     return self->brokers[site] > 0 ? 0 : -1;
+}
+
+pid_t teststack_spawn_broker(teststack_t *self, const char *log, const char *clients,
+                             const char *workers, const char *events, const char *extra_args)
+{
+    return spawn_broker(self, log, clients ? clients : self->clients_ep[0],
+                        workers ? workers : self->workers_ep[0],
+                        events ? events : self->events_ep[0], extra_args);
+}
+
+const char *teststack_store(teststack_t *self)
+{
+    return self->store;
+}
+
+void teststack_adopt_broker(teststack_t *self, pid_t pid)
+{
+    self->brokers[self->site] = pid;
 }
 
 int teststack_start_gateway(teststack_t *self)
@@ -546,7 +573,8 @@ void teststack_dump_logs(teststack_t *self)
 {
     dump_file(self->dir, "tools.log");
     dump_file(self->dir, "broker.log");
-    dump_file(self->dir, "broker-b.log");
+    dump_file(self->dir, "broker-b.log"); /* the broker at site 1 (opts.two_sites) */
+    dump_file(self->dir, "standby.log"); /* a second broker (teststack_spawn_broker) */
     dump_file(self->dir, "gateway.log");
     for (int i = 0; i < self->nworkers; i++) {
         char name[32];

@@ -73,6 +73,16 @@ pid_t teststack_broker_pid_at(teststack_t *self, int site);
 void teststack_kill_gateway(teststack_t *self, int sig);
 int teststack_start_gateway(teststack_t *self);
 void teststack_kill_worker(teststack_t *self, int index, int sig);
+/* Another broker over the stack's store (issue 21: on PostgreSQL, a standby
+ * until the first's lease lapses), logging to dir/<log>.log; NULL endpoints are
+ * the stack's own (bound only once the first broker is gone). Its pid, or -1;
+ * the caller stops it (or hands it to teststack_adopt_broker). */
+pid_t teststack_spawn_broker(teststack_t *self, const char *log, const char *clients,
+                             const char *workers, const char *events, const char *extra_args);
+/* The stack's broker is now pid (a standby that took over): stopped with the stack. */
+void teststack_adopt_broker(teststack_t *self, pid_t pid);
+/* The broker's PostgreSQL URI ("" on SQLite). */
+const char *teststack_store(teststack_t *self);
 /* Sends sig to a worker (or the broker) and waits up to timeout_ms for it to exit:
  * returns its exit code, 128 + the signal that ended it, or -1 when it was still
  * running at the deadline (it is then killed with SIGKILL). */
