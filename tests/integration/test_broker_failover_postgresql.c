@@ -7,11 +7,11 @@
  * broker's event log and from the agent's own record of prompts. The takeover's
  * times are printed ("measure:" lines, docs/operations.md). Registered @postgresql
  * only (it needs the lease). */
+#include "tests/support/exactly_once.h"
 #include "tests/support/http.h"
 #include "tests/support/teststack.h"
 #include "tests/support/wait.h"
 
-#include <libpq-fe.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,34 +31,6 @@ static const char *WORKFLOW =
     "{\"id\":\"failover\",\"name\":\"Failover\",\"phases\":["
     "{\"phase_id\":\"p1\",\"name\":\"P1\",\"order\":1,\"prompt_template\":\"$ARGUMENTS p1\"},"
     "{\"phase_id\":\"p2\",\"name\":\"P2\",\"order\":2,\"prompt_template\":\"$ARGUMENTS p2\"}]}";
-
-/* The first column of the first row sql gives in the stack's database, or -1. */
-static long long db_int(teststack_t *stack, const char *sql)
-{
-    PGconn *conn = PQconnectdb(teststack_store(stack));
-    PGresult *r = PQstatus(conn) == CONNECTION_OK ? PQexec(conn, sql) : NULL;
-    long long value = -1;
-    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
-        value = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    PQfinish(conn);
-    return value;
-}
-
-/* Lines of the stack's dir/<log> holding text. */
-static long log_lines(const char *dir, const char *log, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, log);
-    FILE *f = fopen(path, "r");
-    long n = 0;
-    char line[2048];
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, text) != NULL;
-    if (f)
-        fclose(f);
-    return n;
-}
 
 /* The gateway's /health: the active broker's pid and the workers it has (-1 when
  * it does not answer 200). */
@@ -122,12 +94,11 @@ static void test_300_executions_survive_the_active_broker_killed(void **state)
     };
     teststack_t *stack = teststack_start(&opts);
     assert_non_null(stack);
-    const char *dir = teststack_dir(stack);
     /* The standby at site B: connected to the database, bound nowhere. */
     assert_int_equal(teststack_start_broker_at(stack, 1), 0);
-    WAIT_FOR(log_lines(dir, "broker-b.log", "standby: the lease is held by") > 0, 20000);
-    assert_true(log_lines(dir, "broker-b.log", "standby: the lease is held by") > 0);
-    assert_int_equal(log_lines(dir, "broker-b.log", "listening clients="), 0);
+    WAIT_FOR(exactly_once_log_lines(stack, "broker-b.log", "standby: the lease is held by") > 0, 20000);
+    assert_true(exactly_once_log_lines(stack, "broker-b.log", "standby: the lease is held by") > 0);
+    assert_int_equal(exactly_once_log_lines(stack, "broker-b.log", "listening clients="), 0);
     pid_t standby = teststack_broker_pid_at(stack, 1);
 
     json_decref(teststack_create_workflow(stack, WORKFLOW));
@@ -138,18 +109,18 @@ static void test_300_executions_survive_the_active_broker_killed(void **state)
         ids[i] = teststack_execute(stack, "failover", body);
         assert_non_null(ids[i]);
     }
-    WAIT_FOR(db_int(stack, "SELECT count(*) FROM executions WHERE status='completed'") >= KILL_AT,
+    WAIT_FOR(teststack_pg_int(stack, "SELECT count(*) FROM executions WHERE status='completed'") >= KILL_AT,
              180000);
     long long done_at_kill =
-        db_int(stack, "SELECT count(*) FROM executions WHERE status='completed'");
-    long long running_at_kill = db_int(stack, "SELECT count(*) FROM phases WHERE status='running'");
+        teststack_pg_int(stack, "SELECT count(*) FROM executions WHERE status='completed'");
+    long long running_at_kill = teststack_pg_int(stack, "SELECT count(*) FROM phases WHERE status='running'");
     assert_true(done_at_kill >= KILL_AT && done_at_kill < EXECUTIONS);
     long long killed = teststack_now_ms();
     teststack_kill_broker_at(stack, 0, SIGKILL);
 
-    WAIT_FOR(log_lines(dir, "broker-b.log", "listening clients=") > 0, 30000);
+    WAIT_FOR(exactly_once_log_lines(stack, "broker-b.log", "listening clients=") > 0, 30000);
     long long bound = teststack_now_ms();
-    assert_true(log_lines(dir, "broker-b.log", "active: took the lease token=2") > 0);
+    assert_true(exactly_once_log_lines(stack, "broker-b.log", "active: took the lease token=2") > 0);
     long long workers = 0;
     WAIT_FOR(health(stack, &workers) == standby, 30000);
     long long gateway_at = teststack_now_ms();
@@ -170,11 +141,11 @@ static void test_300_executions_survive_the_active_broker_killed(void **state)
         json_decref(st);
     }
     /* Exactly once, by the event log ... */
-    assert_int_equal(db_int(stack, "SELECT count(*) FROM events WHERE type='ExecutionCompleted'"),
+    assert_int_equal(teststack_pg_int(stack, "SELECT count(*) FROM events WHERE type='ExecutionCompleted'"),
                      EXECUTIONS);
-    assert_int_equal(db_int(stack, "SELECT count(*) FROM events WHERE type='PhaseCompleted'"),
+    assert_int_equal(teststack_pg_int(stack, "SELECT count(*) FROM events WHERE type='PhaseCompleted'"),
                      2 * EXECUTIONS);
-    assert_int_equal(db_int(stack, "SELECT count(*) FROM (SELECT execution_id, "
+    assert_int_equal(teststack_pg_int(stack, "SELECT count(*) FROM (SELECT execution_id, "
                                    "data::json->>'phase_id' FROM events WHERE "
                                    "type='PhaseCompleted' GROUP BY 1, 2 HAVING count(*) <> 1) d"),
                      0);
@@ -185,8 +156,8 @@ static void test_300_executions_survive_the_active_broker_killed(void **state)
      * killed before it was sent is dispatched again.) */
     printf("measure: failover prompts_recorded=%ld given_twice=%ld adopted=%ld "
            "second_attempts=%lld\n",
-           recorded, twice, log_lines(dir, "broker-b.log", "adopted execution="),
-           db_int(stack, "SELECT count(*) FROM attempts WHERE attempt > 1"));
+           recorded, twice, exactly_once_log_lines(stack, "broker-b.log", "adopted execution="),
+           teststack_pg_int(stack, "SELECT count(*) FROM attempts WHERE attempt > 1"));
     assert_int_equal(twice, 0);
     assert_int_equal(recorded, 2 * EXECUTIONS);
     for (int i = 0; i < EXECUTIONS; i++)

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <sqlite3.h>
@@ -268,6 +269,18 @@ pid_t teststack_spawn_broker(teststack_t *self, const char *log, const char *cli
 const char *teststack_store(teststack_t *self)
 {
     return self->store;
+}
+
+long long teststack_pg_int(teststack_t *self, const char *sql)
+{
+    PGconn *conn = PQconnectdb(self->store);
+    PGresult *r = PQstatus(conn) == CONNECTION_OK ? PQexec(conn, sql) : NULL;
+    long long value = -1;
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        value = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(conn);
+    return value;
 }
 
 void teststack_adopt_broker(teststack_t *self, pid_t pid)

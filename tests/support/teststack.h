@@ -83,6 +83,9 @@ pid_t teststack_spawn_broker(teststack_t *self, const char *log, const char *cli
 void teststack_adopt_broker(teststack_t *self, pid_t pid);
 /* The broker's PostgreSQL URI ("" on SQLite). */
 const char *teststack_store(teststack_t *self);
+/* The first column of the first row sql gives in the broker's PostgreSQL database
+ * (SYN_TEST_STORE=postgresql), or -1. */
+long long teststack_pg_int(teststack_t *self, const char *sql);
 /* Sends sig to a worker (or the broker) and waits up to timeout_ms for it to exit:
  * returns its exit code, 128 + the signal that ended it, or -1 when it was still
  * running at the deadline (it is then killed with SIGKILL). */
