@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
 
 /* libzmq's own reconnect of a socket whose connection broke or was refused (a
  * broker restarting, not up yet): first this soon, a restart being back in a
@@ -16,6 +18,10 @@
  * vanished is closed by the kernel in the end even if nothing is sent (the
  * heartbeats, every heartbeat_ms, are what notice it first). */
 #define KEEPALIVE_IDLE_S 60
+/* Several brokers: an endpoint with no TCP connection this long (refused: nobody
+ * listens there, a standby or a dead broker) is left for the next. libzmq tries to
+ * connect at 0, 100 and 300 ms meanwhile. */
+#define UNLINKED_MS 500
 
 void worker_conn_back_off(worker_t *self, int64_t now)
 {
@@ -30,6 +36,11 @@ void worker_conn_close(worker_t *self, int linger_ms)
 {
     if (!self->conn)
         return;
+    if (self->monitor) {
+        zmq_socket_monitor(self->conn, NULL, 0);
+        zmq_close(self->monitor);
+        self->monitor = NULL;
+    }
     zmq_setsockopt(self->conn, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
     zmq_close(self->conn);
     self->conn = NULL;
@@ -75,6 +86,58 @@ static int set_options(worker_t *self, void *socket)
     return 0;
 }
 
+/* Several brokers: watches the fresh DEALER's connections before it connects (a
+ * monitor's events before its reader exists are lost). Without one the worker falls
+ * back on the broker's silence alone. */
+static void watch_links(worker_t *self, int64_t now)
+{
+    self->linked = false;
+    self->unlinked_since = now;
+    if (syn_endpoint_list_size(self->brokers) < 2)
+        return;
+    char endpoint[96];
+    snprintf(endpoint, sizeof endpoint, "inproc://syn-worker-conn-%p-%u", (void *)self,
+             ++self->monitor_seq);
+    if (zmq_socket_monitor(self->conn, endpoint, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
+        return;
+    self->monitor = zmq_socket(self->ctx, ZMQ_PAIR);
+    if (self->monitor && zmq_connect(self->monitor, endpoint) != 0) {
+        zmq_close(self->monitor);
+        self->monitor = NULL;
+    }
+    if (!self->monitor)
+        zmq_socket_monitor(self->conn, NULL, 0);
+}
+
+/* Reads the monitor's events: whether a connection to the broker is up. */
+static void read_links(worker_t *self, int64_t now)
+{
+    for (int i = 0; self->monitor && i < 64; i++) {
+        zmq_msg_t frame;
+        zmq_msg_init(&frame);
+        if (zmq_msg_recv(&frame, self->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&frame);
+            return;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&frame) >= sizeof event)
+            memcpy(&event, zmq_msg_data(&frame), sizeof event);
+        bool more = zmq_msg_more(&frame);
+        zmq_msg_close(&frame);
+        while (more) { /* the endpoint frame */
+            zmq_msg_init(&frame);
+            more = zmq_msg_recv(&frame, self->monitor, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&frame);
+            zmq_msg_close(&frame);
+        }
+        if (event == ZMQ_EVENT_CONNECTED) {
+            self->linked = true;
+        } else if (event == ZMQ_EVENT_DISCONNECTED && self->linked) {
+            self->linked = false;
+            self->unlinked_since = now;
+        }
+    }
+}
+
 /* A fresh DEALER to the broker. libzmq connects (and looks the name up) on its
  * I/O thread and reconnects by itself; the loop never waits for either. */
 void worker_conn_open(worker_t *self, int64_t now)
@@ -92,6 +155,7 @@ void worker_conn_open(worker_t *self, int64_t now)
         return;
     }
     const char *broker = syn_endpoint_list_current(self->brokers);
+    watch_links(self, now);
     if (zmq_connect(self->conn, broker) != 0) {
         syn_error("worker", "cannot connect to %s: %s", broker, zmq_strerror(errno));
         worker_conn_close(self, 0);
@@ -133,7 +197,10 @@ void worker_conn_heard(worker_t *self, int64_t now)
  * a broker that takes over is found within about two heartbeats of its binding
  * (docs/operations.md), inside the window in which it waits for the workers to
  * re-register the attempts they run (its adoption window, one liveness window):
- * they are adopted, not run again. */
+ * they are adopted, not run again. Sooner still: an endpoint with no TCP connection
+ * for UNLINKED_MS (a zmq monitor on the DEALER says so) is left then, so a broker
+ * killed is left in half a second and one that binds is reached within about half a
+ * second per other endpoint listed. */
 void worker_conn_check(worker_t *self, int64_t now)
 {
     int64_t silent = now - self->last_recv_ms;
@@ -141,15 +208,20 @@ void worker_conn_check(worker_t *self, int64_t now)
     bool several = syn_endpoint_list_size(self->brokers) > 1;
     if (several && !self->answered && 2 * self->heartbeat_ms < patience)
         patience = 2 * self->heartbeat_ms;
-    if (silent <= patience)
+    read_links(self, now);
+    bool unlinked = several && self->monitor && !self->linked &&
+                    now - self->unlinked_since > UNLINKED_MS;
+    if (silent <= patience && !unlinked)
         return;
     worker_conn_close(self, 0);
     syn_log_level_t level = worker_conn_trouble_level(self, now, SYN_LOG_WARN);
     if (several) {
         const char *left = syn_endpoint_list_current(self->brokers);
         const char *next = syn_endpoint_list_next(self->brokers);
-        syn_log(level, "worker", "broker=%s silent for %" PRId64 " ms: trying broker=%s", left,
-                silent, next);
+        /* Leaving an endpoint nobody listens on is routine with standbys: info. */
+        syn_log(unlinked ? SYN_LOG_INFO : level, "worker", "broker=%s %s for %" PRId64 " ms: trying broker=%s", left,
+                unlinked ? "not connected" : "silent",
+                unlinked ? now - self->unlinked_since : silent, next);
         self->reconnect_at = now;
         return;
     }

@@ -58,6 +58,12 @@ struct worker_t {
     syn_endpoint_list_t *brokers;
     int heard_index;         /* the endpoint last heard from, -1 none yet */
     bool answered;           /* the broker spoke since this socket was made */
+    /* Several brokers: the DEALER's connect/disconnect events (a zmq monitor), so an
+     * endpoint nobody listens on (a standby, a dead broker) is left in half a second. */
+    void *monitor;
+    unsigned monitor_seq;
+    bool linked;             /* a TCP connection to the broker is up */
+    int64_t unlinked_since;
     char *name;
     int slots;
     int prefetch;
