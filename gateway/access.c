@@ -1,5 +1,7 @@
 #include "gateway/access.h"
 #include "common/endpoint.h"
+#include "common/endpoint_list.h"
+#include "gateway/broker_link.h"
 #include "gateway/gateway.h"
 #include "gateway/listen.h"
 
@@ -296,10 +298,11 @@ int gateway_config_check(const gateway_config_t *config, char *err, size_t errle
     const char *no_key = "no --curve-secret is given";
     const char *key_remedy = "give --curve-secret and --broker-key, or --insecure to talk to "
                              "the broker in plain text";
-    if (syn_endpoint_check("--broker", config->broker, false, curve || config->insecure, no_key,
-                           key_remedy, err, errlen) != 0 ||
-        syn_endpoint_check("--events", config->events, false, curve || config->insecure, no_key,
-                           key_remedy, err, errlen) != 0 ||
+    if (syn_endpoint_list_check("--broker", config->broker, curve || config->insecure, no_key,
+                                key_remedy, err, errlen) != 0 ||
+        syn_endpoint_list_check("--events", config->events, curve || config->insecure, no_key,
+                                key_remedy, err, errlen) != 0 ||
+        gateway_broker_link_check_pairs(config->broker, config->events, err, errlen) != 0 ||
         syn_endpoint_check("--http", config->http, true, auth || config->insecure,
                            "neither --api-tokens nor --api-user is given",
                            "give one of them, or --insecure to let anyone who can reach it "

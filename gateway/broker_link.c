@@ -2,6 +2,7 @@
  * after a refused handshake (gateway/broker_link.h says why it stands alone). */
 #include "gateway/broker_link.h"
 #include "common/clock.h"
+#include "common/endpoint_list.h"
 #include "common/log.h"
 #include "common/ratelog.h"
 #include "gateway/gateway.h"
@@ -16,8 +17,14 @@
 #define COMPONENT "gateway"
 
 struct gateway_broker_link_t {
-    char *broker; /* the clients ROUTER's endpoint */
-    char *events; /* the events PUB's endpoint */
+    /* The clients ROUTERs' and events PUBs' endpoints, the i-th of each one broker's:
+     * both sockets follow the same index (gateway_broker_link_follow_when_due). */
+    syn_endpoint_list_t *brokers;
+    syn_endpoint_list_t *events;
+    const char *broker;   /* the current of each */
+    const char *event_ep;
+    bool events_up;       /* the SUB's handshake with the current broker succeeded */
+    int64_t down_since_ms; /* since when it has not been up */
     bool curve;   /* keys given: named in the refusal's log line */
     zsock_t *dealer;
     zsock_t *sub;
@@ -39,8 +46,8 @@ struct gateway_broker_link_t {
 /* A socket towards the broker, with the gateway's CURVE keys when it has them (a
  * broker that refuses them is simply never connected: /health says it is down). Not
  * connected yet: gateway_broker_link_connect does that. */
-static zsock_t *broker_socket(int type, int rcvhwm, const syn_curve_t *curve, char *err,
-                              size_t errlen)
+static zsock_t *broker_socket(int type, int rcvhwm, const syn_curve_t *curve, bool follow,
+                              char *err, size_t errlen)
 {
     zsock_t *sock = zsock_new(type);
     if (!sock) {
@@ -50,6 +57,12 @@ static zsock_t *broker_socket(int type, int rcvhwm, const syn_curve_t *curve, ch
     zsock_set_linger(sock, 0);
     zsock_set_maxmsgsize(sock, (int)SYN_MSG_MAX_SIZE);
     zsock_set_rcvhwm(sock, rcvhwm);
+    if (follow) {
+        /* Several brokers: one that stops answering (frozen, its host cut off) must
+         * show as a lost connection, which ZMTP's own pings tell. */
+        zsock_set_heartbeat_ivl(sock, GATEWAY_BROKER_PING_MS);
+        zsock_set_heartbeat_timeout(sock, GATEWAY_BROKER_PING_TIMEOUT_MS);
+    }
     if (type == ZMQ_DEALER) {
         zsock_set_sndhwm(sock, GATEWAY_BROKER_SNDHWM);
         /* No broker connected → sends fail at once (503) instead of queueing. */
@@ -71,8 +84,12 @@ gateway_broker_link_t *gateway_broker_link_new(const char *broker, const char *e
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    self->broker = strdup(broker);
-    self->events = strdup(events);
+    if (gateway_broker_link_check_pairs(broker, events, err, errlen) != 0) {
+        free(self);
+        return NULL;
+    }
+    self->brokers = syn_endpoint_list_new("--broker", broker, err, errlen);
+    self->events = syn_endpoint_list_new("--events", events, err, errlen);
     self->curve = curve != NULL;
     self->pending = gateway_pending_new();
     self->ratelog = syn_ratelog_new(60000, 8);
@@ -81,14 +98,18 @@ gateway_broker_link_t *gateway_broker_link_new(const char *broker, const char *e
     self->redial_at_ms = -1;
     self->redial_backoff_ms = GATEWAY_REDIAL_FIRST_MS;
     self->dealer_fd = -1;
-    if (!self->broker || !self->events || !self->pending || !self->ratelog) {
+    if (!self->brokers || !self->events || !self->pending || !self->ratelog) {
         snprintf(err, errlen, "out of memory");
         gateway_broker_link_destroy(&self);
         return NULL;
     }
-    self->dealer = broker_socket(ZMQ_DEALER, GATEWAY_BROKER_RCVHWM, curve, err, errlen);
+    self->broker = syn_endpoint_list_current(self->brokers);
+    self->event_ep = syn_endpoint_list_current(self->events);
+    bool follow = syn_endpoint_list_size(self->brokers) > 1;
+    self->dealer = broker_socket(ZMQ_DEALER, GATEWAY_BROKER_RCVHWM, curve, follow, err, errlen);
     if (self->dealer)
-        self->sub = broker_socket(ZMQ_SUB, GATEWAY_EVENTS_BUFFERED, curve, err, errlen);
+        self->sub =
+            broker_socket(ZMQ_SUB, GATEWAY_EVENTS_BUFFERED, curve, follow, err, errlen);
     if (!self->sub) {
         gateway_broker_link_destroy(&self);
         return NULL;
@@ -105,8 +126,8 @@ void gateway_broker_link_destroy(gateway_broker_link_t **self_p)
     zsock_destroy(&self->sub);
     gateway_pending_destroy(&self->pending);
     syn_ratelog_destroy(&self->ratelog);
-    free(self->broker);
-    free(self->events);
+    syn_endpoint_list_destroy(&self->brokers);
+    syn_endpoint_list_destroy(&self->events);
     free(self);
     *self_p = NULL;
 }
@@ -123,9 +144,10 @@ static int connect_one(zsock_t *sock, const char *endpoint, char *err, size_t er
 int gateway_broker_link_connect(gateway_broker_link_t *self, char *err, size_t errlen)
 {
     if (connect_one(self->dealer, self->broker, err, errlen) != 0 ||
-        connect_one(self->sub, self->events, err, errlen) != 0)
+        connect_one(self->sub, self->event_ep, err, errlen) != 0)
         return -1;
     self->dealer_fd = zsock_fd(self->dealer);
+    self->down_since_ms = syn_mono_ms();
     return 0;
 }
 
@@ -288,6 +310,22 @@ void gateway_broker_link_abandon(gateway_broker_link_t *self, gateway_no_reply_f
 void gateway_broker_link_admitted(gateway_broker_link_t *self)
 {
     self->redial_backoff_ms = GATEWAY_REDIAL_FIRST_MS;
+    if (!self->events_up && syn_endpoint_list_size(self->brokers) > 1)
+        syn_info(COMPONENT, "following broker=%s events=%s", self->broker, self->event_ep);
+    self->events_up = true;
+}
+
+void gateway_broker_link_lost(gateway_broker_link_t *self)
+{
+    if (self->events_up)
+        self->down_since_ms = syn_mono_ms();
+    self->events_up = false;
+}
+
+bool gateway_broker_link_concerns(const gateway_broker_link_t *self, const char *endpoint)
+{
+    int index = syn_endpoint_list_find(self->events, endpoint);
+    return index < 0 || (size_t)index == syn_endpoint_list_index(self->events);
 }
 
 /* A broker that refuses our keys (or wants keys we do not have): libzmq (4.3) takes
@@ -317,7 +355,7 @@ void gateway_broker_link_refused(gateway_broker_link_t *self, uint16_t event)
     syn_warn(COMPONENT,
              "broker handshake failed endpoint=%s curve=%s failures_since_last=%llu: check "
              "--curve-secret and --broker-key against the broker's keys",
-             self->events, self->curve ? "on" : "off", (unsigned long long)held);
+             self->event_ep, self->curve ? "on" : "off", (unsigned long long)held);
 }
 
 static void redial(zsock_t *sock, const char *endpoint)
@@ -334,7 +372,54 @@ void gateway_broker_link_redial_when_due(gateway_broker_link_t *self, int64_t no
         return;
     self->redial_at_ms = -1;
     redial(self->dealer, self->broker);
-    redial(self->sub, self->events);
+    redial(self->sub, self->event_ep);
+}
+
+/* The Binary Star client's rule: the broker followed is gone when the events link to
+ * it has been down for GATEWAY_BROKER_DOWN_MS (a broker killed drops it at once,
+ * one frozen or cut off once its ZMTP pings go unanswered, a standby that does not
+ * bind never makes it); then both sockets move to the next broker of the list, and
+ * on round robin until one lets them in. Requests sent to the one left get what they
+ * got on a broker restart: no reply, and 503 at their deadline. */
+void gateway_broker_link_follow_when_due(gateway_broker_link_t *self, int64_t now_ms)
+{
+    if (syn_endpoint_list_size(self->brokers) < 2 || self->events_up ||
+        now_ms - self->down_since_ms < GATEWAY_BROKER_DOWN_MS)
+        return;
+    const char *left = self->broker;
+    zmq_disconnect(zsock_resolve(self->dealer), self->broker);
+    zmq_disconnect(zsock_resolve(self->sub), self->event_ep);
+    self->broker = syn_endpoint_list_next(self->brokers);
+    self->event_ep = syn_endpoint_list_next(self->events);
+    syn_info(COMPONENT, "broker=%s silent for %lld ms: trying broker=%s events=%s", left,
+             (long long)(now_ms - self->down_since_ms), self->broker, self->event_ep);
+    char err[256];
+    if (connect_one(self->dealer, self->broker, err, sizeof err) != 0 ||
+        connect_one(self->sub, self->event_ep, err, sizeof err) != 0)
+        syn_warn(COMPONENT, "%s", err);
+    /* A refusal's pending redial was for the endpoint left. */
+    self->redial_at_ms = -1;
+    self->redial_backoff_ms = GATEWAY_REDIAL_FIRST_MS;
+    self->down_since_ms = now_ms;
+    self->dealer_check = true;
+}
+
+int gateway_broker_link_check_pairs(const char *broker, const char *events, char *err,
+                                    size_t errlen)
+{
+    syn_endpoint_list_t *brokers = syn_endpoint_list_new("--broker", broker, err, errlen);
+    syn_endpoint_list_t *subs = brokers ? syn_endpoint_list_new("--events", events, err, errlen)
+                                        : NULL;
+    int rc = brokers && subs ? 0 : -1;
+    if (rc == 0 && syn_endpoint_list_size(brokers) != syn_endpoint_list_size(subs)) {
+        snprintf(err, errlen, "--broker lists %zu endpoints and --events %zu: give the events "
+                 "endpoint of each broker, in the same order",
+                 syn_endpoint_list_size(brokers), syn_endpoint_list_size(subs));
+        rc = -1;
+    }
+    syn_endpoint_list_destroy(&brokers);
+    syn_endpoint_list_destroy(&subs);
+    return rc;
 }
 
 int64_t gateway_broker_link_next_due(gateway_broker_link_t *self)
@@ -342,6 +427,10 @@ int64_t gateway_broker_link_next_due(gateway_broker_link_t *self)
     int64_t due = gateway_pending_next_deadline(self->pending);
     if (self->redial_at_ms >= 0 && (due < 0 || self->redial_at_ms < due))
         due = self->redial_at_ms;
+    int64_t follow_at = self->down_since_ms + GATEWAY_BROKER_DOWN_MS;
+    if (syn_endpoint_list_size(self->brokers) > 1 && !self->events_up &&
+        (due < 0 || follow_at < due))
+        due = follow_at;
     return due;
 }
 

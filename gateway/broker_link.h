@@ -9,6 +9,10 @@
  * client left) is counted and dropped. One log line when the broker stops answering
  * and one when it is back, rather than one per request.
  *
+ * Given several brokers (the active one and its standbys, common/endpoint_list.h),
+ * both sockets follow one of them, the i-th --broker with the i-th --events, and move
+ * on together when it is gone (gateway_broker_link_follow_when_due).
+ *
  * It stands alone because none of it depends on HTTP: the loop (gateway/gateway.c)
  * polls its descriptor and calls it; tests drive it against a bare ROUTER. */
 #ifndef SYN_GATEWAY_BROKER_LINK_H
@@ -31,6 +35,14 @@
  * doubling up to the most (a refusal is not worth hammering the broker for). */
 #define GATEWAY_REDIAL_FIRST_MS 500
 #define GATEWAY_REDIAL_MAX_MS 30000
+/* Several brokers: how long the events link to the one followed may stay down before
+ * the gateway moves to the next (libzmq tries to connect every 100 ms meanwhile; a
+ * broker that is up lets it in at once), and the ZMTP pings that make a silent
+ * broker's connection drop. One broker: none of it, as before (libzmq reconnects to
+ * it by itself). */
+#define GATEWAY_BROKER_DOWN_MS 1000
+#define GATEWAY_BROKER_PING_MS 1000
+#define GATEWAY_BROKER_PING_TIMEOUT_MS 3000
 /* Messages read from one socket per loop turn, so a flood on one side cannot starve
  * the others. */
 #define GATEWAY_DRAIN_BUDGET 1024
@@ -62,7 +74,8 @@ typedef void(gateway_no_reply_fn)(void *item, void *cls);
 
 /* Makes both sockets (with the CURVE keys when curve is not NULL), connected to
  * nothing yet: gateway_broker_link_connect does that once whatever watches the SUB
- * is in place. NULL with the reason in err. */
+ * is in place. broker and events are lists of as many endpoints (one each for a
+ * single broker). NULL with the reason in err. */
 gateway_broker_link_t *gateway_broker_link_new(const char *broker, const char *events,
                                                const syn_curve_t *curve, char *err,
                                                size_t errlen);
@@ -101,8 +114,23 @@ void gateway_broker_link_expire(gateway_broker_link_t *self, int64_t now_ms,
 void gateway_broker_link_abandon(gateway_broker_link_t *self, gateway_no_reply_fn *no_reply,
                                  void *cls);
 
-/* The SUB's handshake succeeded: a later refusal waits the shortest pause again. */
+/* 0 when broker and events are good lists of as many endpoints, else -1 and one line
+ * in err ("--broker lists 2 endpoints and --events 1: ..."). */
+int gateway_broker_link_check_pairs(const char *broker, const char *events, char *err,
+                                    size_t errlen);
+
+/* The SUB's handshake succeeded: the broker followed is up, and a later refusal
+ * waits the shortest pause again. */
 void gateway_broker_link_admitted(gateway_broker_link_t *self);
+/* The SUB's connection to the broker followed was lost. */
+void gateway_broker_link_lost(gateway_broker_link_t *self);
+/* Whether a monitor event about endpoint is about the broker followed now (an event
+ * about another listed broker, one left, is stale; one about an endpoint not
+ * listed as such, libzmq's spelling of it, is taken to be). */
+bool gateway_broker_link_concerns(const gateway_broker_link_t *self, const char *endpoint);
+/* Moves both sockets to the next broker when the one followed is gone (several
+ * brokers only; see broker_link.c). */
+void gateway_broker_link_follow_when_due(gateway_broker_link_t *self, int64_t now_ms);
 /* The SUB's handshake failed (a zmq monitor event): a refusal (AUTH, PROTOCOL) has
  * both sockets dialled again after a growing pause, since libzmq takes it as final;
  * one warning a minute says so. */
@@ -110,7 +138,8 @@ void gateway_broker_link_refused(gateway_broker_link_t *self, uint16_t event);
 /* Dials again when a pause set by a refusal is over. */
 void gateway_broker_link_redial_when_due(gateway_broker_link_t *self, int64_t now_ms);
 
-/* The earliest moment the link needs the loop (a deadline, a redial), or -1. */
+/* The earliest moment the link needs the loop (a deadline, a redial, a move to the
+ * next broker), or -1. */
 int64_t gateway_broker_link_next_due(gateway_broker_link_t *self);
 
 void gateway_broker_link_stats(const gateway_broker_link_t *self,

@@ -639,12 +639,19 @@ static void drain_monitor(gateway_t *self)
             memcpy(&event, zmq_msg_data(&frame), sizeof event);
         bool more = zmq_msg_more(&frame);
         zmq_msg_close(&frame);
+        char endpoint[256] = "";
         while (more) { /* the endpoint frame */
             zmq_msg_init(&frame);
-            more = zmq_msg_recv(&frame, socket, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&frame);
+            int n = zmq_msg_recv(&frame, socket, ZMQ_DONTWAIT);
+            more = n >= 0 && zmq_msg_more(&frame);
+            if (n > 0 && (size_t)n < sizeof endpoint && !endpoint[0]) {
+                memcpy(endpoint, zmq_msg_data(&frame), (size_t)n);
+                endpoint[n] = '\0';
+            }
             zmq_msg_close(&frame);
         }
-        if (!first)
+        /* With several brokers, news of one the gateway left is stale. */
+        if (!first || !gateway_broker_link_concerns(self->link, endpoint))
             continue;
         if (event == ZMQ_EVENT_CONNECTED) {
             syn_debug(COMPONENT, "events connected: local view starts over");
@@ -656,6 +663,7 @@ static void drain_monitor(gateway_t *self)
             if (self->events_up)
                 syn_info(COMPONENT, "events disconnected: status reads go to the broker");
             self->events_up = false;
+            gateway_broker_link_lost(self->link);
             gateway_view_set_connected(self->view, false);
         } else {
             gateway_broker_link_refused(self->link, event);
@@ -801,6 +809,7 @@ int gateway_poll(gateway_t *self, long max_wait_ms)
     view_probe(self);
     gateway_sse_routes_sweep(self->streams, syn_mono_ms());
     gateway_broker_link_redial_when_due(self->link, syn_mono_ms());
+    gateway_broker_link_follow_when_due(self->link, syn_mono_ms());
     /* Resumed connections are handled now rather than on the next turn. */
     run_http(self);
     return 0;

@@ -68,8 +68,13 @@ int main(int argc, char **argv)
     const char *log_level = "info";
     syn_flag_t flags[] = {
         {"http", SYN_FLAG_STRING, "HOST:PORT", "HTTP address to listen on", &config.http, 0, 0},
-        {"broker", SYN_FLAG_STRING, "EP", "broker clients endpoint", &config.broker, 0, 0},
-        {"events", SYN_FLAG_STRING, "EP", "broker events endpoint", &config.events, 0, 0},
+        {"broker", SYN_FLAG_STRING, "EP[,EP...]",
+         "broker clients endpoint; several: the active broker and its standbys, followed in "
+         "turn (one --broker-key for all)",
+         &config.broker, 0, 0},
+        {"events", SYN_FLAG_STRING, "EP[,EP...]",
+         "broker events endpoint; several: one per --broker endpoint, in the same order",
+         &config.events, 0, 0},
         {"request-timeout-ms", SYN_FLAG_INT, "MS", "answer 503 when the broker is silent this long",
          &config.request_timeout_ms, 1, 3600000},
         {"health-timeout-ms", SYN_FLAG_INT, "MS", "GET /health reports the broker down after",

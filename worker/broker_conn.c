@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 /* libzmq's own reconnect of a socket whose connection broke or was refused (a
@@ -18,6 +20,10 @@
  * vanished is closed by the kernel in the end even if nothing is sent (the
  * heartbeats, every heartbeat_ms, are what notice it first). */
 #define KEEPALIVE_IDLE_S 60
+/* Several brokers: an endpoint with no TCP connection this long (refused: nobody
+ * listens there, a standby or a dead broker) is left for the next. libzmq tries to
+ * connect at 0, 100 and 300 ms meanwhile. */
+#define UNLINKED_MS 500
 
 void worker_conn_back_off(worker_t *self, int64_t now)
 {
@@ -32,6 +38,11 @@ void worker_conn_close(worker_t *self, int linger_ms)
 {
     if (!self->conn)
         return;
+    if (self->monitor) {
+        zmq_socket_monitor(self->conn, NULL, 0);
+        zmq_close(self->monitor);
+        self->monitor = NULL;
+    }
     zmq_setsockopt(self->conn, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
     zmq_close(self->conn);
     self->conn = NULL;
@@ -77,6 +88,58 @@ static int set_options(worker_t *self, void *socket)
     return 0;
 }
 
+/* Several brokers: watches the fresh DEALER's connections before it connects (a
+ * monitor's events before its reader exists are lost). Without one the worker falls
+ * back on the broker's silence alone. */
+static void watch_links(worker_t *self, int64_t now)
+{
+    self->linked = false;
+    self->unlinked_since = now;
+    if (syn_endpoint_list_size(self->brokers) < 2)
+        return;
+    char endpoint[96];
+    snprintf(endpoint, sizeof endpoint, "inproc://syn-worker-conn-%p-%u", (void *)self,
+             ++self->monitor_seq);
+    if (zmq_socket_monitor(self->conn, endpoint, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
+        return;
+    self->monitor = zmq_socket(self->ctx, ZMQ_PAIR);
+    if (self->monitor && zmq_connect(self->monitor, endpoint) != 0) {
+        zmq_close(self->monitor);
+        self->monitor = NULL;
+    }
+    if (!self->monitor)
+        zmq_socket_monitor(self->conn, NULL, 0);
+}
+
+/* Reads the monitor's events: whether a connection to the broker is up. */
+static void read_links(worker_t *self, int64_t now)
+{
+    for (int i = 0; self->monitor && i < 64; i++) {
+        zmq_msg_t frame;
+        zmq_msg_init(&frame);
+        if (zmq_msg_recv(&frame, self->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&frame);
+            return;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&frame) >= sizeof event)
+            memcpy(&event, zmq_msg_data(&frame), sizeof event);
+        bool more = zmq_msg_more(&frame);
+        zmq_msg_close(&frame);
+        while (more) { /* the endpoint frame */
+            zmq_msg_init(&frame);
+            more = zmq_msg_recv(&frame, self->monitor, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&frame);
+            zmq_msg_close(&frame);
+        }
+        if (event == ZMQ_EVENT_CONNECTED) {
+            self->linked = true;
+        } else if (event == ZMQ_EVENT_DISCONNECTED && self->linked) {
+            self->linked = false;
+            self->unlinked_since = now;
+        }
+    }
+}
+
 /* A fresh DEALER to the broker. libzmq connects (and looks the name up) on its
  * I/O thread and reconnects by itself; the loop never waits for either. */
 void worker_conn_open(worker_t *self, int64_t now)
@@ -93,26 +156,49 @@ void worker_conn_open(worker_t *self, int64_t now)
         worker_conn_back_off(self, now);
         return;
     }
-    if (zmq_connect(self->conn, self->broker) != 0) {
-        syn_error("worker", "cannot connect to %s: %s", self->broker, zmq_strerror(errno));
+    const char *broker = syn_endpoint_list_current(self->brokers);
+    watch_links(self, now);
+    if (zmq_connect(self->conn, broker) != 0) {
+        syn_error("worker", "cannot connect to %s: %s", broker, zmq_strerror(errno));
         worker_conn_close(self, 0);
         worker_conn_back_off(self, now);
         return;
     }
-    syn_info("worker", "connecting broker=%s%s", self->broker, self->curve ? " (CURVE)" : "");
-    self->conn_gen++;
+    syn_info("worker", "connecting broker=%s%s", broker, self->curve ? " (CURVE)" : "");
     self->reconnect_at = -1;
     self->last_recv_ms = now;
+    self->answered = false;
+    self->conn_gen++;
     self->patience_extra_ms = 0;
     worker_send_ready(self, now);
     worker_resend_results(self, now);
 }
 
 /* How long the broker may stay silent on the current socket: the liveness
- * window, and for a fresh socket that followed a silence, the back-off on top. */
+ * window, and for a fresh socket that followed a silence, the back-off on top.
+ * With several brokers listed, an endpoint that has not answered at all since the
+ * worker came to it gets two heartbeat intervals (worker_conn_check says why). */
 int64_t worker_conn_patience(const worker_t *self)
 {
-    return self->heartbeat_ms * self->liveness + self->patience_extra_ms;
+    int64_t patience = self->heartbeat_ms * self->liveness + self->patience_extra_ms;
+    if (syn_endpoint_list_size(self->brokers) > 1 && !self->answered &&
+        2 * self->heartbeat_ms < patience)
+        patience = 2 * self->heartbeat_ms;
+    return patience;
+}
+
+void worker_conn_heard(worker_t *self, int64_t now)
+{
+    self->last_recv_ms = now;
+    self->ever_heard = true;
+    self->answered = true;
+    self->patience_extra_ms = 0;
+    int index = (int)syn_endpoint_list_index(self->brokers);
+    if (index != self->heard_index && self->heard_index >= 0)
+        syn_info("worker", "following broker=%s (was %s)",
+                 syn_endpoint_list_current(self->brokers),
+                 syn_endpoint_list_at(self->brokers, (size_t)self->heard_index));
+    self->heard_index = index;
 }
 
 /* The Paranoid Pirate recovery: a broker silent for liveness heartbeats is
@@ -124,17 +210,46 @@ int64_t worker_conn_patience(const worker_t *self)
  * back-off), so a broker that is up but slow gets a READY from us every few
  * seconds at most. Before, the back-off was a pause without any socket: a
  * broker back during that pause (up to BACKOFF_MAX_MS) waited for it, and its
- * restart's adoption window ran out first (docs/reliability.md). */
+ * restart's adoption window ran out first (docs/reliability.md).
+ *
+ * With several brokers listed (an active one and its standbys, which do not bind),
+ * the silent one is left for the next in the list, at once: the liveness window
+ * spent on each endpoint is pause enough between tries, and a growing pause (up to
+ * 8 s) would only delay finding the broker that took over. The fresh socket starts
+ * libzmq's own reconnect over at 100 ms. An endpoint that has not answered at all
+ * since the worker came to it gets two heartbeat intervals, not the whole window:
+ * the active broker answers a READY within one (its heartbeat), a standby never. So
+ * a broker that takes over is found within about two heartbeats of its binding
+ * (docs/operations.md), inside the window in which it waits for the workers to
+ * re-register the attempts they run (its adoption window, at least two liveness windows):
+ * they are adopted, not run again. Sooner still: an endpoint with no TCP connection
+ * for UNLINKED_MS (a zmq monitor on the DEALER says so) is left then, so a broker
+ * killed is left in half a second and one that binds is reached within about half a
+ * second per other endpoint listed. */
 void worker_conn_check(worker_t *self, int64_t now)
 {
     int64_t silent = now - self->last_recv_ms;
-    if (silent <= worker_conn_patience(self))
+    bool several = syn_endpoint_list_size(self->brokers) > 1;
+    read_links(self, now);
+    bool unlinked = several && self->monitor && !self->linked &&
+                    now - self->unlinked_since > UNLINKED_MS;
+    if (silent <= worker_conn_patience(self) && !unlinked)
         return;
     worker_conn_close(self, 0);
+    syn_log_level_t level = worker_conn_trouble_level(self, now, SYN_LOG_WARN);
+    if (several) {
+        const char *left = syn_endpoint_list_current(self->brokers);
+        const char *next = syn_endpoint_list_next(self->brokers);
+        /* Leaving an endpoint nobody listens on is routine with standbys: info. */
+        syn_log(unlinked ? SYN_LOG_INFO : level, "worker", "broker=%s %s for %" PRId64 " ms: trying broker=%s", left,
+                unlinked ? "not connected" : "silent",
+                unlinked ? now - self->unlinked_since : silent, next);
+        self->reconnect_at = now;
+        return;
+    }
     int64_t extra = self->backoff_ms;
     self->backoff_ms = self->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
                                                              : self->backoff_ms * 2;
-    syn_log_level_t level = worker_conn_trouble_level(self, now, SYN_LOG_WARN);
     syn_log(level, "worker", "broker silent for %" PRId64 " ms, %s (waiting up to %" PRId64
             " ms more this time)", silent,
             level == SYN_LOG_INFO ? "not up yet: trying again" : "reconnecting",

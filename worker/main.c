@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/endpoint.h"
+#include "common/endpoint_list.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "common/signals.h"
@@ -56,7 +56,10 @@ int main(int argc, char **argv)
     const char *prefetch_text = "auto";
     const char *sandbox_ro = NULL;
     syn_flag_t flags[] = {
-        {"broker", SYN_FLAG_STRING, "EP", "broker endpoint for workers", &broker, 0, 0},
+        {"broker", SYN_FLAG_STRING, "EP[,EP...]",
+         "broker endpoint for workers; several: the active broker and its standbys, followed "
+         "in turn (one --broker-key for all)",
+         &broker, 0, 0},
         {"curve-secret", SYN_FLAG_STRING, "FILE",
          "this worker's secret certificate (syn keygen): talk CURVE to the broker",
          &curve_secret, 0, 0},
@@ -152,10 +155,11 @@ int main(int argc, char **argv)
                         "secret certificate)\n");
         return 2;
     }
-    if (!use_curve && syn_endpoint_check("--broker", broker, false, insecure, "no CURVE key is given",
-                                  "give --curve-secret FILE and --broker-key FILE, or "
-                                  "--insecure to send work and results in the clear",
-                                  err, sizeof err) != 0) {
+    if (syn_endpoint_list_check("--broker", broker, use_curve || insecure,
+                                "no CURVE key is given",
+                                "give --curve-secret FILE and --broker-key FILE, or "
+                                "--insecure to send work and results in the clear",
+                                err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
         return 2;
     }

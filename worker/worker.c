@@ -646,9 +646,7 @@ static void receive(worker_t *self, int64_t now_us)
             return;
         /* Any traffic, even a message we reject, shows the broker is alive; a
          * refusal keeps the back-off growing. */
-        self->last_recv_ms = now;
-        self->ever_heard = true;
-        self->patience_extra_ms = 0;
+        worker_conn_heard(self, now);
         if (rc == -2 || !is_refusal(msg))
             self->backoff_ms = BACKOFF_FIRST_MS;
         if (rc == -2) {
@@ -669,9 +667,13 @@ worker_t *worker_new(const worker_config_t *config)
         return NULL;
     self->timer_fd = -1;
     self->timer_armed_us = -1;
-    self->broker = strdup(config->broker);
+    char err[256];
+    self->brokers = syn_endpoint_list_new("--broker", config->broker, err, sizeof err);
+    if (!self->brokers)
+        syn_error("worker", "%s", err);
+    self->heard_index = -1;
     self->name = strdup(config->name);
-    if (!self->broker || !self->name) {
+    if (!self->brokers || !self->name) {
         worker_destroy(&self);
         return NULL;
     }
@@ -720,7 +722,7 @@ void worker_destroy(worker_t **self_p)
     while (self->ctx && zmq_ctx_term(self->ctx) != 0 && errno == EINTR)
         ;
     syn_ratelog_destroy(&self->send_log);
-    free(self->broker);
+    syn_endpoint_list_destroy(&self->brokers);
     free(self->name);
     free(self->unhealthy);
     free(self);
@@ -870,7 +872,7 @@ static void leave(worker_t *self, int64_t now)
 int worker_run(worker_t *self, volatile sig_atomic_t *stop_requests)
 {
     syn_info("worker", "starting worker=%s broker=%s slots=%d prefetch=%d provider=%s",
-             self->name, self->broker, self->slots, self->prefetch,
+             self->name, syn_endpoint_list_current(self->brokers), self->slots, self->prefetch,
              worker_provider_name(self->provider));
     self->started_ms = syn_mono_ms();
     for (;;) {

@@ -23,7 +23,10 @@
  * after a back-off (250 ms doubling to 8 s, the Paranoid Pirate pattern),
  * announcing the attempts that kept running in the meantime and resending
  * unacknowledged results. A DISCONNECT with a reason (the broker refused this
- * worker) is logged as an error and answered the same way, after the back-off. */
+ * worker) is logged as an error and answered the same way, after the back-off.
+ * Given several brokers (the active one and its standbys, common/endpoint_list.h),
+ * the worker talks to one at a time and, after its silence, moves to the next at
+ * once rather than after the back-off, registering there the same way. */
 #ifndef SYN_WORKER_WORKER_H
 #define SYN_WORKER_WORKER_H
 
@@ -34,7 +37,7 @@
 #include "worker/provider.h"
 
 typedef struct {
-    const char *broker;           /* endpoint, e.g. tcp://127.0.0.1:5556 */
+    const char *broker;           /* endpoint(s), e.g. tcp://127.0.0.1:5556 or tcp://a:5556,tcp://b:5556 */
     const char *name;             /* announced in READY */
     int slots;                    /* 1..1024 attempts at once */
     int prefetch;                 /* 0..1024 more it holds, each started as a slot frees;

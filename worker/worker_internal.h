@@ -5,6 +5,7 @@
 #ifndef SYN_WORKER_INTERNAL_H
 #define SYN_WORKER_INTERNAL_H
 
+#include "common/endpoint_list.h"
 #include "common/log.h"
 #include "common/ratelog.h"
 #include "proto/curve.h"
@@ -64,7 +65,17 @@ typedef struct {
 } attempt_t;
 
 struct worker_t {
-    char *broker;
+    /* The brokers it may talk to (one, or the active and its standbys): it follows
+     * the current one and moves on after its silence (broker_conn.c). */
+    syn_endpoint_list_t *brokers;
+    int heard_index;         /* the endpoint last heard from, -1 none yet */
+    bool answered;           /* the broker spoke since this socket was made */
+    /* Several brokers: the DEALER's connect/disconnect events (a zmq monitor), so an
+     * endpoint nobody listens on (a standby, a dead broker) is left in half a second. */
+    void *monitor;
+    unsigned monitor_seq;
+    bool linked;             /* a TCP connection to the broker is up */
+    int64_t unlinked_since;
     char *name;
     int slots;
     int prefetch;            /* held beyond the slots now: --prefetch, or what adapt says */
@@ -130,6 +141,8 @@ void worker_conn_open(worker_t *self, int64_t now);
 void worker_conn_close(worker_t *self, int linger_ms);
 void worker_conn_check(worker_t *self, int64_t now);
 int64_t worker_conn_patience(const worker_t *self);
+/* The broker spoke (any message): it is alive, and the one the worker follows. */
+void worker_conn_heard(worker_t *self, int64_t now);
 void worker_conn_back_off(worker_t *self, int64_t now);
 syn_log_level_t worker_conn_trouble_level(const worker_t *self, int64_t now,
                                           syn_log_level_t otherwise);

@@ -9,7 +9,6 @@
 #include "tests/support/teststack.h"
 #include "tests/support/wait.h"
 
-#include <libpq-fe.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -43,19 +42,6 @@ static bool log_has(teststack_t *stack, const char *log, const char *text)
         found = strstr(line, text) != NULL;
     fclose(f);
     return found;
-}
-
-/* The first column of the first row sql gives in the stack's database, or -1. */
-static long long db_int(teststack_t *stack, const char *sql)
-{
-    PGconn *conn = PQconnectdb(teststack_store(stack));
-    PGresult *r = PQstatus(conn) == CONNECTION_OK ? PQexec(conn, sql) : NULL;
-    long long value = -1;
-    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
-        value = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    PQfinish(conn);
-    return value;
 }
 
 /* The exit status of pid once it has exited (within timeout_ms), else -1. */
@@ -202,14 +188,14 @@ static void test_a_deposed_broker_cannot_commit(void **state)
     int status = 0;
     waitpid(client, &status, 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1); /* never acknowledged */
-    assert_int_equal(db_int(stack, "SELECT count(*) FROM workflows WHERE id = 'probe'"), 0);
-    assert_int_equal(db_int(stack, "SELECT token FROM broker_lease"), 2);
+    assert_int_equal(teststack_pg_int(stack, "SELECT count(*) FROM workflows WHERE id = 'probe'"), 0);
+    assert_int_equal(teststack_pg_int(stack, "SELECT token FROM broker_lease"), 2);
     char holder[128];
     snprintf(holder, sizeof holder,
              "SELECT count(*) FROM broker_lease WHERE holder LIKE '%% pid=%d %%'", (int)standby);
-    assert_int_equal(db_int(stack, holder), 1);
+    assert_int_equal(teststack_pg_int(stack, holder), 1);
     /* the new active serves the execution's state, as committed */
-    assert_int_equal(db_int(stack, "SELECT count(*) FROM executions"), 1);
+    assert_int_equal(teststack_pg_int(stack, "SELECT count(*) FROM executions"), 1);
     free(id);
     kill(standby, SIGTERM);
     assert_int_equal(wait_exit(standby, 20000), 0);

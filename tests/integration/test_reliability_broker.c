@@ -3,6 +3,7 @@
  * every accepted execution must complete exactly once, checked through the API
  * and in the broker's database. Lines starting "measure:" report timings for
  * docs/reliability.md. */
+#include "tests/support/exactly_once.h"
 #include "tests/support/execution.h"
 #include "tests/support/expect.h"
 #include "tests/support/http.h"
@@ -63,138 +64,6 @@ static long attempt_count(const char *execution_id)
 {
     return teststack_db_count(stack, "SELECT 1 FROM attempts WHERE execution_id=?1",
                               execution_id, NULL);
-}
-
-/* Rows of a consistency query over one workflow's executions (?1 = workflow id):
- * each query lists what must not exist, so a healthy database gives 0. */
-static long violations(const char *what, const char *sql, const char *workflow_id)
-{
-    long rows = teststack_db_count(stack, sql, workflow_id, NULL);
-    if (rows != 0)
-        fprintf(stderr, "consistency: %ld rows with %s\n", rows, what);
-    return rows;
-}
-
-/* Every execution of workflow_id is completed exactly once, in the database. */
-static void expect_each_phase_done_once(const char *workflow_id, long executions, long phases)
-{
-    assert_int_equal(teststack_db_count(stack, "SELECT 1 FROM executions WHERE workflow_id=?1",
-                                        workflow_id, NULL),
-                     executions);
-    assert_int_equal(
-        teststack_db_count(stack,
-                           "SELECT 1 FROM phases p JOIN executions e ON e.id=p.execution_id"
-                           " WHERE e.workflow_id=?1",
-                           workflow_id, NULL),
-        executions * phases);
-    assert_int_equal(violations("an execution not completed",
-                                "SELECT 1 FROM executions WHERE workflow_id=?1"
-                                " AND (status<>'completed' OR completed_phases<>total_phases)",
-                                workflow_id),
-                     0);
-    assert_int_equal(
-        violations("a phase not completed or without its own output",
-                   "SELECT 1 FROM phases p JOIN executions e ON e.id=p.execution_id"
-                   " WHERE e.workflow_id=?1 AND (p.status<>'completed' OR p.output IS NULL"
-                   " OR instr(p.output, 'mock output for phase ' || p.phase_id || ':')<>1)",
-                   workflow_id),
-        0);
-    assert_int_equal(
-        violations("a phase without exactly one completed attempt",
-                   "SELECT 1 FROM phases p JOIN executions e ON e.id=p.execution_id"
-                   " WHERE e.workflow_id=?1 AND (SELECT count(*) FROM attempts a"
-                   "  WHERE a.execution_id=p.execution_id AND a.phase_id=p.phase_id"
-                   "  AND a.status='completed')<>1",
-                   workflow_id),
-        0);
-    assert_int_equal(
-        violations("attempt numbers that do not match the phase's count",
-                   "SELECT 1 FROM phases p JOIN executions e ON e.id=p.execution_id"
-                   " WHERE e.workflow_id=?1 AND (p.attempts <> (SELECT count(*) FROM attempts a"
-                   "  WHERE a.execution_id=p.execution_id AND a.phase_id=p.phase_id)"
-                   " OR p.attempts <> (SELECT max(attempt) FROM attempts a"
-                   "  WHERE a.execution_id=p.execution_id AND a.phase_id=p.phase_id))",
-                   workflow_id),
-        0);
-    assert_int_equal(violations("an attempt still running",
-                                "SELECT 1 FROM attempts a JOIN executions e ON e.id=a.execution_id"
-                                " WHERE e.workflow_id=?1 AND a.status NOT IN"
-                                " ('completed','lost','failed','cancelled','timeout')",
-                                workflow_id),
-                     0);
-    assert_int_equal(
-        violations("a phase whose completion was recorded more than once",
-                   "SELECT 1 FROM events ev JOIN executions e ON e.id=ev.execution_id"
-                   " WHERE e.workflow_id=?1 AND ev.type='PhaseCompleted'"
-                   " GROUP BY ev.execution_id, json_extract(ev.data, '$.phase_id')"
-                   " HAVING count(*)<>1",
-                   workflow_id),
-        0);
-    assert_int_equal(
-        teststack_db_count(stack,
-                           "SELECT 1 FROM events ev JOIN executions e ON e.id=ev.execution_id"
-                           " WHERE e.workflow_id=?1 AND ev.type='PhaseCompleted'",
-                           workflow_id, NULL),
-        executions * phases);
-    assert_int_equal(
-        violations("an execution completed more than once",
-                   "SELECT 1 FROM events ev JOIN executions e ON e.id=ev.execution_id"
-                   " WHERE e.workflow_id=?1 AND ev.type='ExecutionCompleted'"
-                   " GROUP BY ev.execution_id HAVING count(*)<>1",
-                   workflow_id),
-        0);
-}
-
-static long count_log_lines(const char *log, const char *needle)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", teststack_dir(stack), log);
-    FILE *f = fopen(path, "r");
-    long n = 0;
-    char line[4096];
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return n;
-}
-
-/* Phases some worker started more than once, from every worker's log ("assigned
- * execution=... phase=..."). A second attempt row alone proves no second run: a
- * broker killed between committing an ASSIGN and sending it leaves an attempt no
- * worker ever got, which it rightly dispatches again after the restart. */
-static long phases_started_twice(int workers, size_t *started)
-{
-    json_t *seen = json_object();
-    long twice = 0;
-    for (int i = 0; i < workers; i++) {
-        char path[512];
-        snprintf(path, sizeof path, "%s/worker%d.log", teststack_dir(stack), i);
-        FILE *f = fopen(path, "r");
-        char line[4096];
-        while (f && fgets(line, sizeof line, f)) {
-            const char *exec = strstr(line, " assigned execution=");
-            const char *phase = exec ? strstr(exec, " phase=") : NULL;
-            if (!phase)
-                continue;
-            exec += strlen(" assigned execution=");
-            phase += strlen(" phase=");
-            char key[256];
-            snprintf(key, sizeof key, "%.*s/%.*s", (int)strcspn(exec, " "), exec,
-                     (int)strcspn(phase, " \n"), phase);
-            json_int_t n = json_integer_value(json_object_get(seen, key)) + 1;
-            json_object_set_new(seen, key, json_integer(n));
-            if (n == 2) {
-                fprintf(stderr, "consistency: phase %s started twice\n", key);
-                twice++;
-            }
-        }
-        if (f)
-            fclose(f);
-    }
-    *started = json_object_size(seen);
-    json_decref(seen);
-    return twice;
 }
 
 static json_t *create(const char *json_body)
@@ -326,9 +195,9 @@ static void test_broker_kill9_with_executions_in_flight(void **state)
     printf("measure: broker_restart_healthy_ms=%lld all_%d_completed_after_restart_ms=%lld "
            "adopted=%ld\n",
            healthy_ms, IN_FLIGHT, recovery_ms,
-           count_log_lines("broker.log", "adopted execution="));
+           exactly_once_log_lines(stack, "broker.log", "adopted execution="));
     assert_int_equal(completed, IN_FLIGHT);
-    expect_each_phase_done_once("inflight", IN_FLIGHT, 2);
+    exactly_once_expect(stack, "inflight", IN_FLIGHT, 2);
     /* The workers came back within the liveness window: the attempts they ran
      * across the restart were adopted, none re-run. (A second attempt row can
      * still appear for an ASSIGN the broker committed but died before sending.) */
@@ -338,7 +207,7 @@ static void test_broker_kill9_with_executions_in_flight(void **state)
                               " WHERE e.workflow_id='inflight' AND a.attempt>1",
                               NULL));
     size_t started = 0;
-    assert_int_equal(phases_started_twice(2, &started), 0);
+    assert_int_equal(exactly_once_started_twice(stack, 2, &started), 0);
     assert_true(started >= 2 * IN_FLIGHT); /* the logs were read: every phase is in them */
     /* Each execution carried its own task through both phases. */
     for (int i = 0; i < IN_FLIGHT; i += 23) {
@@ -469,7 +338,7 @@ static void test_gateway_kill9_under_load(void **state)
     long total = teststack_db_count(stack, "SELECT 1 FROM executions WHERE workflow_id='steady'",
                                     NULL);
     assert_true(total >= load.accepted);
-    expect_each_phase_done_once("steady", total, 1);
+    exactly_once_expect(stack, "steady", total, 1);
     pthread_mutex_destroy(&load.lock);
 }
 
@@ -524,7 +393,7 @@ static void test_every_200_survives_a_broker_kill9_mid_submission(void **state)
     long total = teststack_db_count(stack, "SELECT 1 FROM executions WHERE workflow_id='burst'",
                                     NULL);
     assert_true(total >= load.accepted);
-    expect_each_phase_done_once("burst", total, 1);
+    exactly_once_expect(stack, "burst", total, 1);
     pthread_mutex_destroy(&load.lock);
 }
 
@@ -685,7 +554,7 @@ static void test_broker_sigterm_exits_cleanly_and_restart_finds_everything(void 
     /* Adopted from the worker's READY, which listed it as still running. */
     char adopted[128];
     snprintf(adopted, sizeof adopted, "adopted execution=%s phase=work attempt=1 ", running);
-    assert_int_equal(count_log_lines("broker.log", adopted), 1);
+    assert_int_equal(exactly_once_log_lines(stack, "broker.log", adopted), 1);
     json_decref(old);
     json_decref(final);
     free(worker);

@@ -28,9 +28,15 @@ struct teststack_t {
     char store[200]; /* SYN_TEST_STORE=postgresql: the broker's database, kept over restarts */
     char url[LOCALPROC_ADDR_SIZE];
     char http_addr[LOCALPROC_ADDR_SIZE];
-    char clients_ep[LOCALPROC_ADDR_SIZE], workers_ep[LOCALPROC_ADDR_SIZE];
-    char events_ep[LOCALPROC_ADDR_SIZE];
-    pid_t broker, gateway;
+    /* Where a broker binds: site 0, and with opts.two_sites site 1 too. */
+    char clients_ep[2][LOCALPROC_ADDR_SIZE], workers_ep[2][LOCALPROC_ADDR_SIZE];
+    char events_ep[2][LOCALPROC_ADDR_SIZE];
+    /* What the gateway and workers are given: site 0's endpoints, or both sites'. */
+    char clients_list[2 * LOCALPROC_ADDR_SIZE], workers_list[2 * LOCALPROC_ADDR_SIZE];
+    char events_list[2 * LOCALPROC_ADDR_SIZE];
+    pid_t brokers[2]; /* the broker at each site */
+    int site;         /* the site of the broker started last */
+    pid_t gateway;
     pid_t workers[TESTSTACK_MAX_WORKERS];
     char worker_extra[TESTSTACK_MAX_WORKERS][256];
     int nworkers;
@@ -238,22 +244,36 @@ static pid_t spawn_broker(teststack_t *self, const char *log, const char *client
 
 int teststack_start_broker(teststack_t *self)
 {
-    self->broker = spawn_broker(self, "broker", self->clients_ep, self->workers_ep,
-                                self->events_ep, self->opts.broker_args);
-    return self->broker > 0 ? 0 : -1;
+    return teststack_start_broker_at(self, self->site);
+}
+
+int teststack_start_broker_at(teststack_t *self, int site)
+{
+    if (site < 0 || site > (self->opts.two_sites ? 1 : 0))
+        return -1;
+    self->site = site;
+    self->brokers[site] =
+        spawn_broker(self, site == 0 ? "broker" : "broker-b", self->clients_ep[site],
+                     self->workers_ep[site], self->events_ep[site], self->opts.broker_args);
+    return self->brokers[site] > 0 ? 0 : -1;
 }
 
 pid_t teststack_spawn_broker(teststack_t *self, const char *log, const char *clients,
                              const char *workers, const char *events, const char *extra_args)
 {
-    return spawn_broker(self, log, clients ? clients : self->clients_ep,
-                        workers ? workers : self->workers_ep, events ? events : self->events_ep,
-                        extra_args);
+    return spawn_broker(self, log, clients ? clients : self->clients_ep[0],
+                        workers ? workers : self->workers_ep[0],
+                        events ? events : self->events_ep[0], extra_args);
+}
+
+long long teststack_pg_int(teststack_t *self, const char *sql)
+{
+    return pg_cluster_query_int(self->store, sql);
 }
 
 void teststack_adopt_broker(teststack_t *self, pid_t pid)
 {
-    self->broker = pid;
+    self->brokers[self->site] = pid;
 }
 
 int teststack_start_gateway(teststack_t *self)
@@ -261,7 +281,7 @@ int teststack_start_gateway(teststack_t *self)
     char extra[512];
     snprintf(extra, sizeof extra, "%s", self->opts.gateway_args ? self->opts.gateway_args : "");
     char *argv[40] = {SYN_BIN_DIR "/syn-gateway", "--http", self->http_addr, "--broker",
-                      self->clients_ep, "--events", self->events_ep};
+                      self->clients_list, "--events", self->events_list};
     int argc = 7;
     if (self->secure) {
         char *secure[] = {"--curve-secret", self->gateway_secret, "--broker-key",
@@ -284,7 +304,7 @@ static pid_t spawn_worker(teststack_t *self, int index)
     char extra[512];
     snprintf(extra, sizeof extra, "%s %s", self->opts.worker_args ? self->opts.worker_args : "",
              self->worker_extra[index]);
-    char *argv[40] = {SYN_BIN_DIR "/syn-worker", "--broker", self->workers_ep, "--slots", slots,
+    char *argv[40] = {SYN_BIN_DIR "/syn-worker", "--broker", self->workers_list, "--slots", slots,
                       "--name", name, "--provider", (char *)self->opts.provider};
     int argc = 9;
     char secret[400];
@@ -317,6 +337,42 @@ int teststack_add_worker(teststack_t *self, const char *extra_args)
              extra_args ? extra_args : "");
     self->workers[index] = spawn_worker(self, index);
     return self->workers[index] > 0 ? index : -1;
+}
+
+/* Site 1's endpoints, none of them one of site 0's, and the lists the gateway and
+ * workers are given (both sites, site 0 first). */
+static int second_site(teststack_t *self)
+{
+    int ports[3];
+    for (int tries = 0; tries < 10; tries++) {
+        if (localproc_free_ports(ports, 3) != 0)
+            return -1;
+        snprintf(self->clients_ep[1], LOCALPROC_ADDR_SIZE, "tcp://127.0.0.1:%d", ports[0]);
+        snprintf(self->workers_ep[1], LOCALPROC_ADDR_SIZE, "tcp://127.0.0.1:%d", ports[1]);
+        snprintf(self->events_ep[1], LOCALPROC_ADDR_SIZE, "tcp://127.0.0.1:%d", ports[2]);
+        bool clash = false;
+        for (int i = 0; i < 3; i++) {
+            const char *b[] = {self->clients_ep[1], self->workers_ep[1], self->events_ep[1]};
+            clash |= !strcmp(b[i], self->clients_ep[0]) || !strcmp(b[i], self->workers_ep[0]) ||
+                     !strcmp(b[i], self->events_ep[0]) || strstr(self->http_addr, b[i] + 6);
+        }
+        if (!clash)
+            return 0;
+    }
+    return -1;
+}
+
+/* The endpoint lists the gateway and workers are given. */
+static void client_lists(teststack_t *self)
+{
+    char (*eps[3])[LOCALPROC_ADDR_SIZE] = {self->clients_ep, self->workers_ep, self->events_ep};
+    char *lists[3] = {self->clients_list, self->workers_list, self->events_list};
+    for (int i = 0; i < 3; i++) {
+        if (self->opts.two_sites)
+            snprintf(lists[i], 2 * LOCALPROC_ADDR_SIZE, "%s,%s", eps[i][0], eps[i][1]);
+        else
+            snprintf(lists[i], 2 * LOCALPROC_ADDR_SIZE, "%s", eps[i][0]);
+    }
 }
 
 int teststack_wait_health(teststack_t *self, int workers, int timeout_ms)
@@ -354,13 +410,15 @@ teststack_t *teststack_start(const teststack_options_t *opts)
         free(self);
         return NULL;
     }
-    if (localproc_stack_addresses(self->http_addr, self->url, self->clients_ep,
-                                  self->workers_ep, self->events_ep) != 0) {
+    if (localproc_stack_addresses(self->http_addr, self->url, self->clients_ep[0],
+                                  self->workers_ep[0], self->events_ep[0]) != 0 ||
+        (self->opts.two_sites && second_site(self) != 0)) {
         teststack_remove_dir(self->dir);
         free(self);
         return NULL;
     }
 
+    client_lists(self);
     self->secure = self->opts.secure || teststack_secure_env();
     if (self->secure && prepare_secure(self) != 0) {
         teststack_dump_logs(self);
@@ -446,10 +504,18 @@ int teststack_stop_worker(teststack_t *self, int index, int sig, int timeout_ms)
 
 int teststack_stop_broker(teststack_t *self, int sig, int timeout_ms)
 {
-    return stop_with_status(&self->broker, sig, timeout_ms);
+    return stop_with_status(&self->brokers[self->site], sig, timeout_ms);
 }
 
-void teststack_kill_broker(teststack_t *self, int sig) { kill_process(&self->broker, sig); }
+void teststack_kill_broker(teststack_t *self, int sig)
+{
+    kill_process(&self->brokers[self->site], sig);
+}
+void teststack_kill_broker_at(teststack_t *self, int site, int sig)
+{
+    if (site == 0 || (site == 1 && self->opts.two_sites))
+        kill_process(&self->brokers[site], sig);
+}
 void teststack_kill_gateway(teststack_t *self, int sig) { kill_process(&self->gateway, sig); }
 void teststack_kill_worker(teststack_t *self, int index, int sig)
 {
@@ -461,7 +527,11 @@ pid_t teststack_worker_pid(teststack_t *self, int index)
 {
     return index >= 0 && index < self->nworkers ? self->workers[index] : 0;
 }
-pid_t teststack_broker_pid(teststack_t *self) { return self->broker; }
+pid_t teststack_broker_pid(teststack_t *self) { return self->brokers[self->site]; }
+pid_t teststack_broker_pid_at(teststack_t *self, int site)
+{
+    return site == 0 || site == 1 ? self->brokers[site] : 0;
+}
 pid_t teststack_gateway_pid(teststack_t *self) { return self->gateway; }
 void teststack_use_store(teststack_t *self, const char *uri)
 {
@@ -509,6 +579,7 @@ void teststack_dump_logs(teststack_t *self)
 {
     dump_file(self->dir, "tools.log");
     dump_file(self->dir, "broker.log");
+    dump_file(self->dir, "broker-b.log"); /* the broker at site 1 (opts.two_sites) */
     dump_file(self->dir, "standby.log"); /* a second broker (teststack_spawn_broker) */
     dump_file(self->dir, "gateway.log");
     for (int i = 0; i < self->nworkers; i++) {
@@ -529,10 +600,12 @@ void teststack_destroy(teststack_t **self_p)
             kill(self->workers[i], SIGCONT);
     for (int i = 0; i < self->nworkers; i++)
         stop_process(&self->workers[i]);
-    if (self->broker > 0)
-        kill(self->broker, SIGCONT);
+    for (int site = 0; site < 2; site++)
+        if (self->brokers[site] > 0)
+            kill(self->brokers[site], SIGCONT);
     stop_process(&self->gateway);
-    stop_process(&self->broker);
+    stop_process(&self->brokers[0]);
+    stop_process(&self->brokers[1]);
     const char *keep = getenv("SYN_TEST_LOGS");
     if (keep && *keep == '1')
         teststack_dump_logs(self);

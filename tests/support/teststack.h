@@ -35,6 +35,11 @@ typedef struct {
     const char *broker_args;  /* extra flags for the broker */
     const char *gateway_args; /* extra flags for the gateway */
     bool secure;              /* CURVE and API tokens; also on with SYN_TEST_SECURE=1 */
+    /* Two broker sites (issue 21): site 0 and site 1 each have their own clients,
+     * workers and events endpoints, the gateway and workers are given both (site 0
+     * first) and follow the broker that answers; a broker binds at one site
+     * (teststack_start_broker_at), over the same data dir or database. */
+    bool two_sites;
 } teststack_options_t;
 
 typedef struct teststack_t teststack_t;
@@ -65,6 +70,12 @@ const char *teststack_store(teststack_t *self);
 /* Process control for failure tests. kill sends sig and reaps when it is fatal. */
 void teststack_kill_broker(teststack_t *self, int sig);
 int teststack_start_broker(teststack_t *self);
+/* Starts a broker bound at site (0, or 1 with opts.two_sites): the one the calls
+ * without a site (kill, stop, pid) act on from then on. A broker may run at each
+ * site at once (an active one and a standby). */
+int teststack_start_broker_at(teststack_t *self, int site);
+void teststack_kill_broker_at(teststack_t *self, int site, int sig);
+pid_t teststack_broker_pid_at(teststack_t *self, int site);
 void teststack_kill_gateway(teststack_t *self, int sig);
 int teststack_start_gateway(teststack_t *self);
 void teststack_kill_worker(teststack_t *self, int index, int sig);
@@ -76,6 +87,9 @@ pid_t teststack_spawn_broker(teststack_t *self, const char *log, const char *cli
                              const char *workers, const char *events, const char *extra_args);
 /* The stack's broker is now pid (a standby that took over): stopped with the stack. */
 void teststack_adopt_broker(teststack_t *self, pid_t pid);
+/* The first column of the first row sql gives in the broker's PostgreSQL database
+ * (SYN_TEST_STORE=postgresql), or -1. */
+long long teststack_pg_int(teststack_t *self, const char *sql);
 /* Sends sig to a worker (or the broker) and waits up to timeout_ms for it to exit:
  * returns its exit code, 128 + the signal that ended it, or -1 when it was still
  * running at the deadline (it is then killed with SIGKILL). */

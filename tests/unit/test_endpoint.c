@@ -1,6 +1,7 @@
 /* common/endpoint and common/ratelog: which addresses count as this host, and
  * one log line per cause per interval. */
 #include "common/endpoint.h"
+#include "common/endpoint_list.h"
 #include "common/ratelog.h"
 
 #include <setjmp.h>
@@ -125,6 +126,57 @@ static void test_ephemeral_ports_are_named(void **state)
     assert_false(syn_endpoint_port_is_ephemeral("tcp://127.0.0.1:40000x", &got_low, &got_high));
 }
 
+/* A list of brokers: parsed strictly, followed round robin, every endpoint checked. */
+static void test_endpoint_lists(void **state)
+{
+    (void)state;
+    char err[256];
+    syn_endpoint_list_t *one = syn_endpoint_list_new("--broker", "tcp://127.0.0.1:5555", err,
+                                                     sizeof err);
+    assert_non_null(one);
+    assert_int_equal(syn_endpoint_list_size(one), 1);
+    assert_string_equal(syn_endpoint_list_current(one), "tcp://127.0.0.1:5555");
+    assert_string_equal(syn_endpoint_list_next(one), "tcp://127.0.0.1:5555");
+    syn_endpoint_list_destroy(&one);
+    syn_endpoint_list_destroy(&one);
+
+    syn_endpoint_list_t *list = syn_endpoint_list_new(
+        "--broker", "tcp://127.0.0.1:1, tcp://127.0.0.1:2 ,tcp://127.0.0.1:3", err, sizeof err);
+    assert_non_null(list);
+    assert_int_equal(syn_endpoint_list_size(list), 3);
+    assert_string_equal(syn_endpoint_list_at(list, 1), "tcp://127.0.0.1:2");
+    assert_null(syn_endpoint_list_at(list, 3));
+    assert_int_equal(syn_endpoint_list_index(list), 0);
+    assert_string_equal(syn_endpoint_list_next(list), "tcp://127.0.0.1:2");
+    assert_string_equal(syn_endpoint_list_next(list), "tcp://127.0.0.1:3");
+    assert_string_equal(syn_endpoint_list_next(list), "tcp://127.0.0.1:1");
+    assert_int_equal(syn_endpoint_list_find(list, "tcp://127.0.0.1:3"), 2);
+    assert_int_equal(syn_endpoint_list_find(list, "tcp://127.0.0.1:4"), -1);
+    syn_endpoint_list_destroy(&list);
+
+    const char *bad[] = {"", "tcp://127.0.0.1:1,", ",tcp://127.0.0.1:1", "a,,b", " , ",
+                         "tcp://127.0.0.1:1,tcp://127.0.0.1:1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err[0] = '\0';
+        assert_null(syn_endpoint_list_new("--events", bad[i], err, sizeof err));
+        assert_non_null(strstr(err, "--events"));
+    }
+    assert_null(syn_endpoint_list_new("--broker", "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q", err,
+                                      sizeof err));
+    assert_non_null(strstr(err, "more than 16"));
+    assert_null(syn_endpoint_list_new("--broker", "tcp://127.0.0.1:1,tcp://127.0.0.1:1", err,
+                                      sizeof err));
+    assert_non_null(strstr(err, "tcp://127.0.0.1:1 is listed twice"));
+
+    assert_int_equal(syn_endpoint_list_check("--broker", "tcp://127.0.0.1:1,ipc:///tmp/b", false,
+                                             "why", "remedy", err, sizeof err), 0);
+    assert_int_equal(syn_endpoint_list_check("--broker", "tcp://127.0.0.1:1,tcp://10.0.0.2:1",
+                                             false, "no key", "give one", err, sizeof err), -1);
+    assert_non_null(strstr(err, "--broker tcp://10.0.0.2:1 is not a loopback address"));
+    assert_int_equal(syn_endpoint_list_check("--broker", "tcp://10.0.0.1:1,tcp://10.0.0.2:1",
+                                             true, "no key", "give one", err, sizeof err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_check_says_what_and_how),
         cmocka_unit_test(test_ratelog_one_line_per_cause_per_interval),
         cmocka_unit_test(test_ephemeral_ports_are_named),
+        cmocka_unit_test(test_endpoint_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

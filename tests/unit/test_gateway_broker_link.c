@@ -327,6 +327,58 @@ static void test_redial_after_refusal(void **state)
     assert_ptr_equal(f->last_item, &item);
 }
 
+/* Several brokers: the link follows the first; while its events link stays down it
+ * moves, both sockets together, to the next (here the live one), where requests go;
+ * news of the broker it left is stale. Lists of different lengths are refused. */
+static void test_follows_the_next_broker(void **state)
+{
+    fixture_t *f = *state;
+    char brokers[256], events[256], err[256];
+    snprintf(brokers, sizeof brokers, "tcp://127.0.0.1:1,%s", zsock_endpoint(f->router));
+    snprintf(events, sizeof events, "tcp://127.0.0.1:1,%s", zsock_endpoint(f->pub));
+    assert_null(gateway_broker_link_new(brokers, "tcp://127.0.0.1:1", NULL, err, sizeof err));
+    assert_non_null(strstr(err, "--broker lists 2 endpoints and --events 1"));
+    assert_int_equal(gateway_broker_link_check_pairs(brokers, events, err, sizeof err), 0);
+    gateway_broker_link_destroy(&f->link);
+    f->link = gateway_broker_link_new(brokers, events, NULL, err, sizeof err);
+    assert_non_null(f->link);
+    int64_t start = syn_mono_ms();
+    assert_int_equal(gateway_broker_link_connect(f->link, err, sizeof err), 0);
+    /* The first is down from the start: the move is due within GATEWAY_BROKER_DOWN_MS. */
+    int64_t due = gateway_broker_link_next_due(f->link);
+    assert_true(due >= start && due <= syn_mono_ms() + GATEWAY_BROKER_DOWN_MS);
+    assert_true(gateway_broker_link_concerns(f->link, "tcp://127.0.0.1:1"));
+    gateway_broker_link_follow_when_due(f->link, due - 1);
+    assert_true(gateway_broker_link_concerns(f->link, "tcp://127.0.0.1:1")); /* not yet */
+    gateway_broker_link_follow_when_due(f->link, due);
+    assert_false(gateway_broker_link_concerns(f->link, "tcp://127.0.0.1:1"));
+    assert_true(gateway_broker_link_concerns(f->link, zsock_endpoint(f->pub)));
+    assert_true(gateway_broker_link_concerns(f->link, "tcp://localhost:9")); /* not listed */
+    /* Up there: no further move is due. */
+    gateway_broker_link_admitted(f->link);
+    assert_int_equal(gateway_broker_link_next_due(f->link), -1);
+    json_t *args = json_object();
+    int item;
+    gateway_send_result_t sent = GATEWAY_SEND_UNAVAILABLE;
+    WAIT_FOR((sent = gateway_broker_link_send(f->link, SYN_OP_HEALTH, args, 5000, &item, NULL)) ==
+                 GATEWAY_SENT,
+             WAIT_MS);
+    json_decref(args);
+    assert_int_equal(sent, GATEWAY_SENT);
+    zmsg_t *got = NULL;
+    zsock_set_rcvtimeo(f->router, WAIT_MS);
+    got = zmsg_recv(f->router);
+    assert_non_null(got);
+    zmsg_destroy(&got);
+    /* Its events link lost: after GATEWAY_BROKER_DOWN_MS it moves on, round robin. */
+    gateway_broker_link_lost(f->link);
+    due = gateway_broker_link_next_due(f->link);
+    assert_true(due > 0);
+    gateway_broker_link_follow_when_due(f->link, due);
+    assert_true(gateway_broker_link_concerns(f->link, "tcp://127.0.0.1:1"));
+    gateway_broker_link_abandon(f->link, on_no_reply, f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +386,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deadline_then_late_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unexpected_message_counted, setup, teardown),
         cmocka_unit_test(test_refused_sends),
+        cmocka_unit_test_setup_teardown(test_follows_the_next_broker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redial_after_refusal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
