@@ -152,6 +152,15 @@ static bool lite_has_table(migration_t *m, const char *name)
     return found;
 }
 
+/* PostgreSQL's own tables, not the store's data: the schema version and the
+ * brokers' lease (broker/lease.h), which SQLite has no use for. Not copied. */
+#define PG_ONLY_TABLES "('syn_schema', 'broker_lease')"
+
+static bool pg_only_table(const char *name)
+{
+    return strcmp(name, "syn_schema") == 0 || strcmp(name, "broker_lease") == 0;
+}
+
 /* Refuses a database holding anything: a table that is not the store's, or a
  * row in one of the store's (syn_schema's version row aside). */
 static int check_empty(migration_t *m)
@@ -164,7 +173,7 @@ static int check_empty(migration_t *m)
     int rc = 0;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
         const char *schema = PQgetvalue(r, i, 0), *table = PQgetvalue(r, i, 1);
-        if (strcmp(table, "syn_schema") == 0)
+        if (pg_only_table(table))
             continue;
         if (!lite_has_table(m, table)) {
             snprintf(m->err, m->errlen,
@@ -199,7 +208,7 @@ static int check_empty(migration_t *m)
 static int describe_tables(migration_t *m)
 {
     PGresult *t = pg_query(m, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-                              " AND tablename <> 'syn_schema' ORDER BY 1",
+                              " AND tablename NOT IN " PG_ONLY_TABLES " ORDER BY 1",
                            NULL);
     if (!t)
         return -1;
