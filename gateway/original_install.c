@@ -47,9 +47,11 @@ int gateway_install_request(bool original, const char *content_type, const char 
     const char *version = query(cls, "version");
     const char *digest = query(cls, "source_digest");
     const char *force = query(cls, "force");
-    bool as_json = json_media_type(content_type);
-    if (!original && !as_json && !workflow_id && !version && !digest && !force)
+    /* syn's own upload at the root (no original query key) keeps its answers,
+     * its 415 for JSON included (docs/api.md). */
+    if (!original && !workflow_id && !version && !digest && !force)
         return -1;
+    bool as_json = json_media_type(content_type);
     /* JSON is YAML: the template library reads it as the YAML it is */
     const char *id = workflow_id ? workflow_id : query(cls, "id");
     *op = SYN_OP_WORKFLOW_CREATE;
