@@ -28,22 +28,6 @@ static const char *WORKFLOW =
     "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,\"prompt_template\":\"#mock sleep 300\\none\"},"
     "{\"phase_id\":\"b\",\"name\":\"B\",\"order\":2,\"prompt_template\":\"#mock sleep 300\\n{{a}}\"}]}";
 
-/* Whether dir/<log>.log holds text. */
-static bool log_has(teststack_t *stack, const char *log, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.log", teststack_dir(stack), log);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    char line[2048];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, f))
-        found = strstr(line, text) != NULL;
-    fclose(f);
-    return found;
-}
-
 /* The exit status of pid once it has exited (within timeout_ms), else -1. */
 static int wait_exit(pid_t pid, int timeout_ms)
 {
@@ -91,7 +75,7 @@ static void test_standby_takes_over_after_kill(void **state)
     teststack_options_t opts = {.workers = 2, .slots = 4};
     teststack_t *stack = teststack_start(&opts);
     assert_non_null(stack);
-    assert_true(log_has(stack, "broker", "active: took the lease token=1"));
+    assert_true(teststack_log_has(stack, "broker", "active: took the lease token=1"));
     int metrics = localproc_free_port();
     char args[64], ready[96], health[96];
     snprintf(args, sizeof args, "--metrics 127.0.0.1:%d", metrics);
@@ -100,14 +84,14 @@ static void test_standby_takes_over_after_kill(void **state)
     /* same endpoints: it can bind them only once the first broker is gone */
     pid_t standby = teststack_spawn_broker(stack, "standby", NULL, NULL, NULL, args);
     assert_true(standby > 0);
-    WAIT_FOR(log_has(stack, "standby", "standby: the lease is held by"), 20000);
-    assert_true(log_has(stack, "standby", "standby: the lease is held by"));
+    WAIT_FOR(teststack_log_has(stack, "standby", "standby: the lease is held by"), 20000);
+    assert_true(teststack_log_has(stack, "standby", "standby: the lease is held by"));
     WAIT_FOR(ready_is(ready, 503), 10000);
     json_t *role = NULL;
     assert_int_equal(get(health, &role), 200);
     assert_string_equal(json_string_value(json_object_get(role, "role")), "standby");
     json_decref(role);
-    assert_false(log_has(stack, "standby", "listening clients="));
+    assert_false(teststack_log_has(stack, "standby", "listening clients="));
     assert_int_equal(active_pid(stack), teststack_broker_pid(stack));
 
     json_decref(teststack_create_workflow(stack, WORKFLOW));
@@ -118,9 +102,9 @@ static void test_standby_takes_over_after_kill(void **state)
     }
     long long killed = teststack_now_ms();
     teststack_kill_broker(stack, SIGKILL);
-    WAIT_FOR(log_has(stack, "standby", "listening clients="), 20000);
+    WAIT_FOR(teststack_log_has(stack, "standby", "listening clients="), 20000);
     long long bound = teststack_now_ms();
-    assert_true(log_has(stack, "standby", "active: took the lease token=2"));
+    assert_true(teststack_log_has(stack, "standby", "active: took the lease token=2"));
     teststack_adopt_broker(stack, standby);
     WAIT_FOR(active_pid(stack) == standby, 20000);
     long long serving = teststack_now_ms();
@@ -163,13 +147,13 @@ static void test_a_deposed_broker_cannot_commit(void **state)
         snprintf(eps[i], sizeof eps[i], "tcp://127.0.0.1:%d", ports[i]);
     pid_t standby = teststack_spawn_broker(stack, "standby", eps[0], eps[1], eps[2], NULL);
     assert_true(standby > 0);
-    WAIT_FOR(log_has(stack, "standby", "standby: the lease is held by"), 20000);
-    assert_true(log_has(stack, "standby", "standby: the lease is held by"));
+    WAIT_FOR(teststack_log_has(stack, "standby", "standby: the lease is held by"), 20000);
+    assert_true(teststack_log_has(stack, "standby", "standby: the lease is held by"));
 
     pid_t old = teststack_broker_pid(stack);
     assert_int_equal(kill(old, SIGSTOP), 0);
-    WAIT_FOR(log_has(stack, "standby", "listening clients="), 20000);
-    assert_true(log_has(stack, "standby", "active: took the lease token=2"));
+    WAIT_FOR(teststack_log_has(stack, "standby", "listening clients="), 20000);
+    assert_true(teststack_log_has(stack, "standby", "active: took the lease token=2"));
     /* A write sent to the stopped broker while it is stopped: the gateway still
      * points at it (a child, as the request waits for the broker). */
     pid_t client = fork();
@@ -184,7 +168,7 @@ static void test_a_deposed_broker_cannot_commit(void **state)
     int code = wait_exit(old, 20000);
     teststack_adopt_broker(stack, 0);
     assert_int_equal(code, 1);
-    assert_true(log_has(stack, "broker", "deposed:"));
+    assert_true(teststack_log_has(stack, "broker", "deposed:"));
     int status = 0;
     waitpid(client, &status, 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1); /* never acknowledged */

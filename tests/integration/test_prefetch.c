@@ -35,22 +35,6 @@ static long worker_field(teststack_t *stack, const char *name, const char *field
     return value;
 }
 
-/* Whether the log of worker index has line in it. */
-static bool log_has(teststack_t *stack, int index, const char *line)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/worker%d.log", teststack_dir(stack), index);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    char buf[4096];
-    bool found = false;
-    while (!found && fgets(buf, sizeof buf, f))
-        found = strstr(buf, line) != NULL;
-    fclose(f);
-    return found;
-}
-
 static char *workflow(teststack_t *stack, const char *name, int phases, const char *prompt)
 {
     char body[1024];
@@ -88,9 +72,11 @@ static void test_short_prefetched_long_spread(void **state)
              30000);
     assert_int_equal(worker_field(stack, "w0", "prefetch"), 1);
     assert_int_equal(worker_field(stack, "w1", "prefetch"), 1);
-    WAIT_FOR(log_has(stack, 0, "waiting for a slot") || log_has(stack, 1, "waiting for a slot"),
+    WAIT_FOR(teststack_log_has(stack, "worker0", "waiting for a slot") ||
+                 teststack_log_has(stack, "worker1", "waiting for a slot"),
              30000);
-    assert_true(log_has(stack, 0, "waiting for a slot") || log_has(stack, 1, "waiting for a slot"));
+    assert_true(teststack_log_has(stack, "worker0", "waiting for a slot") ||
+                teststack_log_has(stack, "worker1", "waiting for a slot"));
     const char *done = "SELECT 1 FROM executions WHERE status = 'completed'";
     WAIT_FOR(teststack_db_count(stack, done, NULL) == SHORT_EXECUTIONS, 60000);
     assert_int_equal(teststack_db_count(stack, done, NULL), SHORT_EXECUTIONS);

@@ -21,21 +21,6 @@
 
 static teststack_t *stack;
 
-static bool log_has(const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/broker.log", teststack_dir(stack));
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    char line[2048];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, f))
-        found = strstr(line, text) != NULL;
-    fclose(f);
-    return found;
-}
-
 static long long pg_count(const char *sql)
 {
     return pg_cluster_query_int(teststack_store(stack), sql);
@@ -82,7 +67,7 @@ static void test_cluster_restart_under_load(void **state)
 
     /* the server goes away in the middle of the work */
     assert_int_equal(pg_cluster_stop_server(), 0);
-    WAIT_FOR(log_has("connection to PostgreSQL lost"), 30000);
+    WAIT_FOR(teststack_log_has(stack, "broker", "connection to PostgreSQL lost"), 30000);
     http_response_t r;
     assert_int_equal(http_post(&r, "{}", "%s/workflows/two/execute", teststack_url(stack)), 0);
     assert_int_equal(r.status, 503);
@@ -97,7 +82,7 @@ static void test_cluster_restart_under_load(void **state)
     /* and comes back */
     char err[256];
     assert_int_equal(pg_cluster_start_server(err, sizeof err), 0);
-    WAIT_FOR(log_has("postgresql connection made again"), 60000);
+    WAIT_FOR(teststack_log_has(stack, "broker", "postgresql connection made again"), 60000);
     for (int i = 0; i < EXECUTIONS; i++) {
         json_t *end = teststack_wait_terminal(stack, "two", ids[i], 120000);
         assert_non_null(end);
@@ -105,7 +90,7 @@ static void test_cluster_restart_under_load(void **state)
         json_decref(end);
         free(ids[i]);
     }
-    assert_true(log_has("storage writable again"));
+    assert_true(teststack_log_has(stack, "broker", "storage writable again"));
     /* each once: one ExecutionCompleted each, no phase completed twice */
     assert_int_equal(pg_count("SELECT count(*) FROM executions WHERE status = 'completed'"),
                      EXECUTIONS);

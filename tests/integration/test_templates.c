@@ -703,19 +703,9 @@ static void restart_broker(teststack_t *s)
     }
 }
 
-static bool log_has(teststack_t *s, const char *needle)
+static bool broker_log_has(teststack_t *s, const char *needle)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/broker.log", teststack_dir(s));
-    FILE *in = fopen(path, "r");
-    if (!in)
-        return false;
-    char line[4096];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, in))
-        found = strstr(line, needle) != NULL;
-    fclose(in);
-    return found;
+    return teststack_log_has(s, "broker", needle);
 }
 
 static const char *const shipped[] = {"research", "implement-and-review", "pr-review"};
@@ -751,8 +741,8 @@ static void test_preload_shipped_examples(void **state)
     assert_non_null(s);
     for (size_t i = 0; i < 3; i++)
         assert_int_equal(version_of(s, shipped[i]), 1);
-    assert_true(log_has(s, "workflows loaded dir=" SYN_SOURCE_DIR "/workflows created=3 "
-                           "updated=0 unchanged=0 archived=0 failed=0"));
+    assert_true(broker_log_has(s, "workflows loaded dir=" SYN_SOURCE_DIR "/workflows created=3 "
+                                  "updated=0 unchanged=0 archived=0 failed=0"));
 
     /* the package: prompt files and front matter made it in */
     char url[256];
@@ -794,7 +784,7 @@ static void test_preload_shipped_examples(void **state)
     for (size_t i = 0; i < 3; i++)
         assert_int_equal(version_of(s, shipped[i]), 1);
     assert_int_equal(teststack_db_count(s, "SELECT 1 FROM workflow_versions", NULL), 3);
-    assert_true(log_has(s, "created=0 updated=0 unchanged=3 archived=0 failed=0"));
+    assert_true(broker_log_has(s, "created=0 updated=0 unchanged=3 archived=0 failed=0"));
 }
 
 static void run_cmd(const char *fmt, const char *a, const char *b)
@@ -857,9 +847,9 @@ static void test_preload_changes(void **state)
     http_response_clear(&resp);
     char needle[600];
     snprintf(needle, sizeof needle, "workflow file skipped path=%s/broken.yaml", dir);
-    assert_true(log_has(s, needle));
-    assert_true(log_has(s, "broken.yaml:2:7: type: 'reserch' is not one of"));
-    assert_true(log_has(s, "created=0 updated=1 unchanged=2 archived=0 failed=1"));
+    assert_true(broker_log_has(s, needle));
+    assert_true(broker_log_has(s, "broken.yaml:2:7: type: 'reserch' is not one of"));
+    assert_true(broker_log_has(s, "created=0 updated=1 unchanged=2 archived=0 failed=1"));
 
     /* archived: the file no longer brings it back or changes it */
     snprintf(path, sizeof path, "%s/workflows/pr-review", teststack_url(s));
@@ -875,7 +865,8 @@ static void test_preload_changes(void **state)
     assert_string_equal(json_str(resp.json, "name"), "Pull request review");
     assert_true(json_is_true(json_object_get(resp.json, "archived")));
     http_response_clear(&resp);
-    assert_true(log_has(s, "workflow file skipped: the workflow is archived workflow=pr-review"));
+    assert_true(
+        broker_log_has(s, "workflow file skipped: the workflow is archived workflow=pr-review"));
 }
 
 int main(void)

@@ -540,6 +540,21 @@ void teststack_use_store(teststack_t *self, const char *uri)
 const char *teststack_store(teststack_t *self) { return self->store; }
 const char *teststack_url(teststack_t *self) { return self->url; }
 const char *teststack_dir(teststack_t *self) { return self->dir; }
+
+bool teststack_log_has(teststack_t *self, const char *log, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.log", self->dir, log);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
 bool teststack_secure(teststack_t *self) { return self->secure; }
 
 bool teststack_cmdline_has(pid_t pid, const char *arg, const char *value)

@@ -53,6 +53,9 @@ void teststack_destroy(teststack_t **self_p);
 
 const char *teststack_url(teststack_t *self);     /* "http://127.0.0.1:PORT" */
 const char *teststack_dir(teststack_t *self);     /* the temp dir (data in dir/var) */
+/* Whether dir/<log>.log ("broker", "gateway", "worker0", a spawned broker's
+ * name) holds a line with text in it: what tests wait on a process's word with. */
+bool teststack_log_has(teststack_t *self, const char *log, const char *text);
 /* Whether the stack runs over CURVE and API tokens; its keys are in dir/keys. */
 bool teststack_secure(teststack_t *self);
 /* SYN_TEST_SECURE=1 is set: every stack is a secure one. */
