@@ -206,9 +206,21 @@ static int create_request(const char *body, size_t len, json_t **args, json_t **
     return status;
 }
 
-static json_t *create_answer(const json_t *keep, const json_t *body)
+static json_t *create_answer(const json_t *keep, unsigned *status, const json_t *body)
 {
+    /* workflow.install's outcome for an archived workflow: its id stays taken */
+    const char *outcome = json_string_value(json_object_get(body, "status"));
+    if (outcome && strcmp(outcome, "archived") == 0) {
+        *status = 409;
+        return json_pack("{s:s++}", "detail", "Workflow ",
+                         json_string_value(json_object_get(body, "id")) ?: "", " is archived");
+    }
     json_t *answer = json_deep_copy(body);
+    /* the install's answer ({id, version, status}) with the create's fields */
+    static const char *const carried[] = {"name", "workflow_type", "classification"};
+    for (size_t i = 0; i < sizeof carried / sizeof *carried; i++)
+        if (!json_object_get(answer, carried[i]) && json_object_get(keep, carried[i]))
+            json_object_set(answer, carried[i], json_object_get(keep, carried[i]));
     json_object_set(answer, "repository_url", json_object_get(keep, "repository_url"));
     json_object_set(answer, "requires_repos", json_object_get(keep, "requires_repos"));
     json_object_set(answer, "warnings", json_object_get(keep, "warnings"));
@@ -461,7 +473,7 @@ json_t *gateway_compat_answer(const gateway_route_t *route, bool original, const
         return executions_answer(route->id, body);
     case GATEWAY_ROUTE_WORKFLOW_CREATE:
     case GATEWAY_ROUTE_WORKFLOW_FROM_YAML:
-        return keep ? create_answer(keep, body) : NULL;
+        return keep ? create_answer(keep, status, body) : NULL;
     default:
         return gateway_reports_answer(route, original, keep, status, body);
     }

@@ -2,6 +2,8 @@
 #include "gateway/original_install.h"
 #include "gateway/yaml.h"
 
+#include "common/sha256.h"
+
 #include <string.h>
 #include <strings.h>
 
@@ -39,6 +41,36 @@ static json_t *response_fields(const json_t *workflow)
                      requires, "warnings");
 }
 
+/* workflow/install.ts names the workflow (?workflow_id=): installing it again
+ * replaces it, as its original does, through the broker's workflow.install (what
+ * --workflows DIR uses): a new version when the upload changed (its
+ * ?source_digest=, else the body, is the source hash kept with the version),
+ * "unchanged" when not. The answer carries the create's fields from keep. */
+static int install_op(json_t *keep, const char *body, size_t len, const char *digest,
+                      const char *force, syn_op_t *op, json_t **args, json_t **error)
+{
+    syn_sha256_t sha;
+    char hash[SYN_SHA256_HEX_SIZE];
+    syn_sha256_init(&sha);
+    if (digest)
+        syn_sha256_update(&sha, digest, strlen(digest));
+    else
+        syn_sha256_update(&sha, body, len);
+    syn_sha256_hex(&sha, hash);
+    static const char *const carried[] = {"name", "workflow_type", "classification"};
+    for (size_t i = 0; i < sizeof carried / sizeof *carried; i++)
+        json_object_set(keep, carried[i], json_object_get(*args, carried[i]));
+    if (force && strcmp(force, "true") == 0)
+        warn(keep, "force is not needed: a changed workflow is installed as a new version");
+    json_t *install = json_pack("{s:o, s:s}", "workflow", *args, "source_hash", hash);
+    *args = install;
+    *op = SYN_OP_WORKFLOW_INSTALL;
+    if (install)
+        return 0;
+    *error = json_pack("{s:s}", "detail", "cannot build the install request (out of memory)");
+    return 500;
+}
+
 int gateway_install_request(bool original, const char *content_type, const char *body,
                             size_t len, gateway_query_fn query, void *cls, syn_op_t *op,
                             json_t **args, json_t **error, json_t **keep)
@@ -60,10 +92,11 @@ int gateway_install_request(bool original, const char *content_type, const char 
     if (status != 0)
         return status;
     *keep = response_fields(*args);
-    if (version || digest)
-        warn(*keep, "version and source_digest are not recorded: syn numbers a workflow's "
-                    "versions itself");
+    if (version)
+        warn(*keep, "version is not recorded: syn numbers a workflow's versions itself");
+    if (workflow_id)
+        return install_op(*keep, body, len, digest, force, op, args, error);
     if (force && strcmp(force, "true") == 0)
-        warn(*keep, "force is ignored: an id that exists is refused (409), never overwritten");
+        warn(*keep, "force is ignored: a create never replaces a workflow");
     return 0;
 }

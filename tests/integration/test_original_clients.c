@@ -490,16 +490,38 @@ static void test_install_as_the_cli_does(void **state)
     assert_true(json_is_false(json_object_get(w, "requires_repos")));
     assert_int_equal(json_array_size(json_object_get(w, "warnings")), 1);
     json_decref(w);
-    /* a second install (with --force): refused, never overwritten; its CLI prints the detail */
+    /* installed again unchanged (with --force too): left as it is; its CLI prints "unchanged" */
     json_t *again = call_as(
         "POST", "/api/v1/workflows/from-yaml?name=Packaged&workflow_id=pkg-wf&version=0.0.0&force=true",
-        definition, "application/json", 409);
-    assert_string_equal(str(again, "detail"), "Workflow pkg-wf already exists");
+        definition, "application/json", 200);
+    assert_string_equal(str(again, "status"), "unchanged");
+    assert_int_equal(json_integer_value(json_object_get(again, "version")), 1);
+    assert_string_equal(str(again, "name"), "Packaged");
     json_decref(again);
+    /* a changed package: installed over it as a new version, as its original overwrites */
+    static const char changed[] =
+        "{\"id\":\"pkg-wf\",\"name\":\"Packaged\",\"type\":\"research\","
+        "\"inputs\":[{\"name\":\"topic\",\"required\":true}],"
+        "\"phases\":[{\"id\":\"plan\",\"name\":\"Plan\",\"order\":1,"
+        "\"prompt_template\":\"Plan {{topic}} again\"}]}";
+    json_t *updated = call_as(
+        "POST", "/api/v1/workflows/from-yaml?name=Packaged&workflow_id=pkg-wf&version=0.0.1",
+        changed, "application/json", 200);
+    assert_string_equal(str(updated, "status"), "updated");
+    assert_int_equal(json_integer_value(json_object_get(updated, "version")), 2);
+    assert_string_equal(str(updated, "workflow_type"), "research");
+    json_decref(updated);
     json_t *got = call("GET", "/api/v1/workflows/pkg-wf", NULL, 200);
     assert_string_equal(str(json_array_get(json_object_get(got, "phases"), 0), "prompt_template"),
-                        "Plan {{topic}}");
+                        "Plan {{topic}} again");
     json_decref(got);
+    /* an archived workflow keeps its id: installing it again is refused */
+    json_decref(call("DELETE", "/api/v1/workflows/pkg-wf", NULL, 200));
+    json_t *archived = call_as(
+        "POST", "/api/v1/workflows/from-yaml?name=Packaged&workflow_id=pkg-wf&version=0.0.2",
+        definition, "application/json", 409);
+    assert_string_equal(str(archived, "detail"), "Workflow pkg-wf is archived");
+    json_decref(archived);
 
     /* crud.ts `create NAME --from FILE`: the file as YAML, ?name= over its name; it prints
      * requires_repos ("Repos required"), inferred from `repository` as the original does */
