@@ -29,6 +29,10 @@
 # sanitized stack plus a cluster would add minutes for no code the unit tests
 # leave out. Nor are they in the CURVE rerun: which store sits behind the broker
 # changes nothing on the wire.
+#
+# test_prefetch runs in the plain build only: its 20 s are phases left to run
+# long on purpose, and the rule it drives (worker/prefetch.c) runs under the
+# sanitizers in unit/test_worker_prefetch.
 set -u
 SECURE_RERUN='^integration/(test_api_contract|test_cli_commands|test_events|test_control|test_artifacts|test_fleet|test_reliability_broker|test_teststack_secure)$'
 build="$1"
@@ -38,7 +42,7 @@ grep -q '^SYN_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null && sanitized
 echo "== tests in $build"
 if $sanitized; then
     ctest --test-dir "$build" -j "$jobs" --output-on-failure --timeout 300 -LE soak \
-        -E '^integration/.*@postgresql$'
+        -E '^integration/(.*@postgresql|test_prefetch)$'
 else
     ctest --test-dir "$build" -j "$jobs" --output-on-failure --timeout 300
 fi
