@@ -46,9 +46,13 @@ static void test_cluster_restart_under_load(void **state)
     (void)state;
     setenv("SYN_TEST_STORE", "postgresql", 1);
     /* a restarted store gives the workers one liveness window to come back:
-     * 10 heartbeats, the machine may be loaded */
-    teststack_options_t opts = {
-        .workers = 2, .slots = 4, .mock_delay_ms = 200, .broker_args = "--liveness 10"};
+     * 10 heartbeats, the machine may be loaded; and a lease longer than the
+     * outage (a broker that cannot renew for a whole lease stops, for a standby
+     * to take over: test_broker_standby), so this proves the reconnect */
+    teststack_options_t opts = {.workers = 2,
+                                .slots = 4,
+                                .mock_delay_ms = 200,
+                                .broker_args = "--liveness 10 --lease-ms 60000"};
     stack = teststack_start(&opts);
     assert_non_null(stack);
     assert_true(*teststack_store(stack));
