@@ -5,6 +5,7 @@
 #include "broker/engine.h"
 #include "broker/events.h"
 #include "broker/lease.h"
+#include "broker/lost.h"
 #include "broker/metrics_http.h"
 #include "broker/outbox.h"
 #include "broker/preload.h"
@@ -806,7 +807,7 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
      * within the turn's budget (the first message of each whatever the time). */
     int from_clients = 0, from_workers = 0;
     int64_t until = syn_mono_ms() + self->turn_budget_ms;
-    bool more = true, over = false;
+    bool more = true, over = false, workers_drained = false;
     broker_artifacts_t *artifacts = broker_engine_artifacts(self->engine);
     broker_artifacts_new_turn(artifacts);
     while (more) {
@@ -819,12 +820,19 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
         }
         over = syn_mono_ms() >= until;
         if (from_workers < BATCH_PER_SOCKET && (from_workers == 0 || !over) &&
-            !broker_artifacts_turn_full(artifacts) &&
-            receive_one(self, self->worker_sock, false)) {
-            from_workers++;
-            more = true;
+            !broker_artifacts_turn_full(artifacts)) {
+            if (receive_one(self, self->worker_sock, false)) {
+                from_workers++;
+                more = true;
+            } else {
+                workers_drained = true;
+            }
         }
     }
+    /* A worker a send found gone is lost only now that everything it sent
+     * before is read: its DISCONNECT, if it said goodbye (lost.h). */
+    if (workers_drained && !self->storage.full)
+        broker_lost_unreachable_now(self->engine, syn_mono_ms());
     if (syn_mono_ms() >= until)
         self->stats.budget_turns++;
     /* Ready, or at least once a tick for its connection timeouts. */

@@ -932,7 +932,7 @@ void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
         }
     }
     if (worker && error == EHOSTUNREACH)
-        broker_lost_unreachable(self, worker, now_ms);
+        broker_lost_unreachable(self, worker);
     engine_bury(self);
 }
 

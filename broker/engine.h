@@ -115,8 +115,9 @@ void broker_engine_on_worker_from(broker_engine_t *self, const void *identity,
                                   int64_t now_ms);
 /* The loop could not deliver msg to a worker (error = errno of the send). An
  * ASSIGN that never left is requeued without counting as an attempt; EHOSTUNREACH
- * means the worker's connection is gone, so the worker is dropped at once and
- * its attempts are lost (no need to wait for the liveness window). */
+ * means the worker's connection is gone, so the worker gets nothing new and is
+ * dropped, its attempts lost, once what it sent before has been read (lost.h;
+ * no need to wait for the liveness window). */
 void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
                                  size_t identity_len, const syn_msg_t *msg, int error,
                                  int64_t now_ms);

@@ -43,6 +43,7 @@ struct broker_engine_t {
     uint64_t positions_gen; /* queue_gen when the waiting were last numbered */
     broker_artifacts_t *artifacts; /* sets of artifacts being received (artifacts.h) */
     int64_t adoption_until_ms; /* a restart's adoption window ends then (deadlines.h) */
+    bool unreachable_marked;   /* some worker is marked unreachable (lost.h) */
     int64_t adoption_cap_ms;   /* and however long READYs keep coming, by then */
     broker_engine_stats_t stats;
     /* Dispatch latency: when each phase assigned since the last flush became

@@ -60,11 +60,33 @@ void broker_lost_disconnected(broker_engine_t *self, broker_worker_t *worker, in
                 false, now_ms);
 }
 
-void broker_lost_unreachable(broker_engine_t *self, broker_worker_t *worker, int64_t now_ms)
+void broker_lost_unreachable(broker_engine_t *self, broker_worker_t *worker)
 {
-    lose_worker(self, worker, SYN_LOG_WARN, "worker gone",
-                engine_strdupf("the connection to worker %s is gone", worker->name),
-                "worker gone", true, now_ms);
+    if (worker->unreachable)
+        return;
+    worker->unreachable = true;
+    broker_workers_reindex(self->workers, worker);
+    self->unreachable_marked = true;
+}
+
+void broker_lost_unreachable_now(broker_engine_t *self, int64_t now_ms)
+{
+    if (!self->unreachable_marked)
+        return;
+    self->unreachable_marked = false;
+    /* Removing one reorders the registry: start over after each. */
+    for (size_t i = 0; i < broker_workers_count(self->workers);) {
+        broker_worker_t *worker = broker_workers_at(self->workers, i);
+        if (!worker->unreachable) {
+            i++;
+            continue;
+        }
+        lose_worker(self, worker, SYN_LOG_WARN, "worker gone",
+                    engine_strdupf("the connection to worker %s is gone", worker->name),
+                    "worker gone", true, now_ms);
+        i = 0;
+    }
+    engine_bury(self);
 }
 
 void broker_lost_silent(broker_engine_t *self, int64_t now_ms)

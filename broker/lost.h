@@ -16,8 +16,15 @@
 
 /* The worker said DISCONNECT. */
 void broker_lost_disconnected(broker_engine_t *engine, broker_worker_t *worker, int64_t now_ms);
-/* A send to the worker found its connection gone. */
-void broker_lost_unreachable(broker_engine_t *engine, broker_worker_t *worker, int64_t now_ms);
+/* A send to the worker found its connection gone. It gets nothing new, but is
+ * not lost yet: ZeroMQ refuses sends on a connection as soon as it closes,
+ * while the messages that came before the close can still be read — a worker
+ * leaving says DISCONNECT and closes, and the broker may send it a heartbeat in
+ * between. broker_lost_unreachable_now loses it once those have been read. */
+void broker_lost_unreachable(broker_engine_t *engine, broker_worker_t *worker);
+/* Every worker found unreachable that has not said goodbye since: to be called
+ * once every message from workers received so far has been read. */
+void broker_lost_unreachable_now(broker_engine_t *engine, int64_t now_ms);
 /* Every worker silent for longer than the liveness window. */
 void broker_lost_silent(broker_engine_t *engine, int64_t now_ms);
 

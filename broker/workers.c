@@ -203,7 +203,7 @@ static void name_link(broker_workers_t *self, broker_worker_t *w)
 static long room_list_of(const broker_worker_t *w)
 {
     int64_t held = (int64_t)w->held_count;
-    if (w->draining || w->unhealthy || held >= w->slots + w->prefetch)
+    if (w->draining || w->unreachable || w->unhealthy || held >= w->slots + w->prefetch)
         return -1;
     return 2 * (long)held + (held >= w->slots);
 }
@@ -226,7 +226,8 @@ static void room_unlink(broker_workers_t *self, broker_worker_t *w)
 }
 
 /* Moves the worker to the tail of the list it belongs in now (or out of all):
- * called whenever what it holds, its slots, prefetch, health or draining change. */
+ * called whenever what it holds, its slots, prefetch, health, reachability or draining
+ * change. */
 void broker_workers_reindex(broker_workers_t *self, broker_worker_t *worker)
 {
     long list = room_list_of(worker);
@@ -307,6 +308,7 @@ broker_worker_t *broker_workers_register(broker_workers_t *self, const void *ide
     worker->name = copy;
     name_link(self, worker);
     worker->slots = slots;
+    worker->unreachable = false; /* a READY: its connection is back */
     json_decref(worker->providers);
     worker->providers = providers ? json_deep_copy(providers) : json_array();
     broker_workers_seen(self, worker, now_ms);

@@ -40,6 +40,8 @@ typedef struct broker_worker_t {
     json_t *providers;            /* array of strings */
     int64_t last_seen_ms;         /* monotonic time of its last message */
     bool draining;                /* stopping: finishes what it holds, gets nothing new */
+    bool unreachable;             /* a send found its connection gone: gets nothing new, and
+                                   * is lost once what it sent before has been read (lost.h) */
     char *host, *version;         /* as its READY says (NULL: not said) */
     char *address;                /* the remote IP its READY came from (NULL: unknown) */
     int64_t connected_at;         /* wall-clock µs since the epoch of its first READY */
@@ -76,7 +78,7 @@ broker_worker_t *broker_workers_register(broker_workers_t *self, const void *ide
                                          const json_t *providers, int64_t now_ms);
 /* A message from the worker at now_ms (monotonic, never going back): it is alive. */
 void broker_workers_seen(broker_workers_t *self, broker_worker_t *worker, int64_t now_ms);
-/* Its draining or prefetch changed (ready.c sets them): where pick finds it. */
+/* Its draining, reachability or prefetch changed (ready.c sets them): where pick finds it. */
 void broker_workers_reindex(broker_workers_t *self, broker_worker_t *worker);
 /* Records the worker's CURVE key (NULL or "": none); 0, or -1 (out of memory). */
 int broker_worker_set_peer_key(broker_worker_t *worker, const char *peer_key);

@@ -1,5 +1,6 @@
 #include "tests/support/broker_fixture.h"
 
+#include "broker/lost.h"
 #include "common/log.h"
 
 #include <setjmp.h>
@@ -78,6 +79,8 @@ void fx_restart(fx_t *f)
 
 void fx_turn(fx_t *f)
 {
+    /* What the loop does once it has read every message (broker.c). */
+    broker_lost_unreachable_now(f->engine, f->now);
     broker_engine_dispatch(f->engine, f->now);
     assert_int_equal(broker_store_commit(f->store), 0);
     broker_dest_t dest;

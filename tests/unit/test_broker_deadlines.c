@@ -2,6 +2,7 @@
  * fixture's fake clock: the backstop to the millisecond, the end of a retry's
  * back-off, the adoption window after a restart. */
 #include "broker/deadlines.h"
+#include "broker/lost.h"
 #include "tests/support/broker_fixture.h"
 
 #include <errno.h>
@@ -155,6 +156,7 @@ static void test_worker_gone_in_the_adoption_window(void **state)
     syn_msg_t *beat = syn_msg_new_with(SYN_MSG_HEARTBEAT, json_object());
     broker_engine_undeliverable(f->engine, "W1", 2, beat, EHOSTUNREACH, f->now);
     syn_msg_destroy(&beat);
+    fx_turn(f);
     broker_phase_t *phase = broker_execution_active_phase(broker_engine_find(f->engine, id));
     assert_int_equal(phase->status, BROKER_PHASE_RUNNING);
     assert_null(phase->worker_key);
@@ -169,6 +171,7 @@ static void test_worker_gone_in_the_adoption_window(void **state)
     beat = syn_msg_new_with(SYN_MSG_HEARTBEAT, json_object());
     broker_engine_undeliverable(f->engine, "W2", 2, beat, EHOSTUNREACH, f->now);
     syn_msg_destroy(&beat);
+    broker_lost_unreachable_now(f->engine, f->now);
     assert_int_equal(phase->status, BROKER_PHASE_QUEUED);
     fx_turn(f);
     json_t *retrying = fx_take_event(f, id, "PhaseRetrying");
@@ -242,6 +245,7 @@ static void test_no_window_without_attempts_to_adopt(void **state)
     syn_msg_t *beat = syn_msg_new_with(SYN_MSG_HEARTBEAT, json_object());
     broker_engine_undeliverable(f->engine, "W1", 2, beat, EHOSTUNREACH, f->now);
     syn_msg_destroy(&beat);
+    broker_lost_unreachable_now(f->engine, f->now);
     assert_int_equal(phase->status, BROKER_PHASE_QUEUED);
 }
 

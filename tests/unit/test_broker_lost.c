@@ -82,6 +82,21 @@ static void test_unreachable(void **state)
     expect_lost(f, id, "the connection to worker W1 is gone");
 }
 
+/* A worker leaving says DISCONNECT and closes its connection: a send in
+ * between fails, but the goodbye, read afterwards, is why it left. */
+static void test_goodbye_read_after_a_failed_send(void **state)
+{
+    fx_t *f = *state;
+    char id[BROKER_EXEC_ID_SIZE];
+    run_on_w1(f, id);
+    syn_msg_t *heartbeat = syn_msg_new_with(SYN_MSG_HEARTBEAT, json_object());
+    broker_engine_undeliverable(f->engine, "W1", 2, heartbeat, EHOSTUNREACH, f->now);
+    syn_msg_destroy(&heartbeat);
+    assert_int_equal(broker_workers_count(f->workers), 1); /* not before its messages are read */
+    fx_worker_send(f, "W1", SYN_MSG_DISCONNECT, json_object());
+    expect_lost(f, id, "worker W1 disconnected");
+}
+
 /* Another send error leaves the worker alone. */
 static void test_other_send_errors_keep_the_worker(void **state)
 {
@@ -147,6 +162,7 @@ int main(void)
         fx_unit_test(test_disconnected),
         fx_unit_test(test_silent),
         fx_unit_test(test_unreachable),
+        fx_unit_test(test_goodbye_read_after_a_failed_send),
         fx_unit_test(test_other_send_errors_keep_the_worker),
         fx_unit_test(test_lost_worker_retry_and_fencing),
     };
