@@ -21,6 +21,9 @@ static void lose_worker_attempts(broker_engine_t *self, broker_worker_t *worker,
                                  const char *reason, bool may_return, int64_t now_ms)
 {
     bool wait = may_return && now_ms < self->adoption_until_ms;
+    /* A drained worker leaving: what its draining READY did not list never ran
+     * (ready.c), so it goes back as refused, not counted as an attempt. */
+    bool drained = worker->draining && !may_return;
     while (worker->held_count > 0) {
         broker_held_t *held = &worker->held[worker->held_count - 1];
         broker_execution_t *exec = NULL;
@@ -30,8 +33,11 @@ static void lose_worker_attempts(broker_engine_t *self, broker_worker_t *worker,
                                     : NULL;
         bool bound_here =
             phase && phase->worker_key && strcmp(phase->worker_key, worker->key) == 0;
+        bool never_ran = drained && !held->claimed;
         broker_worker_release(worker, held->execution_id, held->phase_id, held->attempt);
-        if (bound_here && wait) {
+        if (bound_here && never_ran) {
+            engine_attempt_refused(self, exec, phase, worker, "worker is shutting down", now_ms);
+        } else if (bound_here && wait) {
             engine_clear_binding(phase);
             phase->deadline_ms = self->adoption_until_ms;
         } else if (bound_here) {

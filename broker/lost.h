@@ -6,7 +6,9 @@
  * decides whether the phase runs again) — except, for a connection gone or a
  * silence, while a restart's adoption window is open: then it waits for its
  * worker's READY until the window closes (deadlines.h) — and the worker is
- * forgotten, its name free for another key. */
+ * forgotten, its name free for another key. A draining worker that says
+ * DISCONNECT ran only what its draining READY listed: an attempt assigned to it
+ * that had not arrived by then goes back to the queue uncounted, as refused. */
 #ifndef SYN_BROKER_LOST_H
 #define SYN_BROKER_LOST_H
 

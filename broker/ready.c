@@ -51,6 +51,32 @@ static void adopt_listed(broker_engine_t *self, broker_worker_t *worker, const j
     }
 }
 
+/* A draining worker starts nothing new, so of what it holds only what its
+ * READY lists (running or waiting) may have run: the rest was assigned but had
+ * not reached it when it wrote the READY, and is refused on arrival — or never
+ * arrives, when the worker leaves first (lost.c hands those back uncounted). */
+static void mark_drain_claims(broker_worker_t *worker, const json_t *running,
+                              const json_t *waiting)
+{
+    for (size_t i = 0; i < worker->held_count; i++)
+        worker->held[i].claimed = false;
+    const json_t *lists[] = {running, waiting};
+    for (size_t l = 0; l < 2; l++) {
+        size_t i;
+        json_t *r;
+        json_array_foreach(lists[l], i, r)
+        {
+            engine_ref_t ref;
+            broker_held_t *held = engine_read_ref(r, &ref)
+                                      ? broker_worker_find(worker, ref.execution_id,
+                                                           ref.phase_id, ref.attempt)
+                                      : NULL;
+            if (held)
+                held->claimed = true;
+        }
+    }
+}
+
 /* A READY claiming a name another key holds: the claimant hears why, once (a
  * worker told `disconnect` says READY again, which would loop), and is ignored
  * from then on, so no phase ever goes to it. The holder keeps its name. */
@@ -129,6 +155,8 @@ void broker_ready_handle(broker_engine_t *self, const void *identity, size_t ide
     size_t adopted = 0, stale = 0;
     adopt_listed(self, worker, running, false, now_ms, &adopted, &stale);
     adopt_listed(self, worker, waiting, true, now_ms, &adopted, &stale);
+    if (worker->draining)
+        mark_drain_claims(worker, running, waiting);
     if (adopted > 0)
         broker_deadlines_adoption_progress(self, now_ms);
     syn_info("broker",

@@ -636,7 +636,7 @@ int broker_worker_hold(broker_worker_t *worker, const char *execution_id, const 
         worker->held = grown;
         worker->held_cap = cap;
     }
-    broker_held_t held = {strdup(execution_id), strdup(phase_id), attempt, current};
+    broker_held_t held = {strdup(execution_id), strdup(phase_id), attempt, current, false};
     if (!held.execution_id || !held.phase_id) {
         held_clear(&held);
         return -1;

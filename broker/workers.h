@@ -27,6 +27,8 @@ typedef struct {
     char *phase_id;
     int64_t attempt;
     bool current;                 /* false: stale, cancel requested */
+    bool claimed;                 /* its worker's draining READY listed it: it may have run
+                                   * (ready.c; one it did not list never will, lost.h) */
 } broker_held_t;
 
 typedef struct broker_worker_t {

@@ -118,6 +118,11 @@ static void test_workers_through_join_kill_and_drain(void **state)
              10000);
     assert_int_equal(json_integer_value(json_object_get(busy, "running")), 1);
     json_decref(busy);
+    /* The broker counts an attempt as running once it sends the assignment: the
+     * drain under test is of one the worker has (a signal before it arrives
+     * loses it, and the attempt runs again elsewhere). */
+    WAIT_FOR(teststack_log_has(stack, "worker1", "assigned execution="), 10000);
+    assert_true(teststack_log_has(stack, "worker1", "assigned execution="));
     kill(teststack_worker_pid(stack, 1), SIGTERM);
     WAIT_FOR(field_true(stack, "w1", "draining"), 10000);
     assert_true(field_true(stack, "w1", "draining"));

@@ -97,6 +97,40 @@ static void test_goodbye_read_after_a_failed_send(void **state)
     expect_lost(f, id, "worker W1 disconnected");
 }
 
+/* A worker draining with an assignment in flight: its draining READY lists
+ * only what it runs, and it leaves before the assignment arrives. What it ran
+ * is lost; what never reached it goes back uncounted, as refused. */
+static void test_drained_worker_hands_back_what_never_arrived(void **state)
+{
+    fx_t *f = *state;
+    char ran[BROKER_EXEC_ID_SIZE], in_flight[BROKER_EXEC_ID_SIZE];
+    fx_workflow(f, "wf", 1, 60);
+    strcpy(ran, fx_start(f, "wf")->id);
+    fx_ready(f, "W1", 2, NULL);
+    json_t *first = fx_take(f, "assign", "W1");
+    assert_non_null(first);
+    strcpy(in_flight, fx_start(f, "wf")->id);
+    json_t *second = fx_take(f, "assign", "W1");
+    assert_non_null(second);
+    fx_worker_send(f, "W1", SYN_MSG_READY,
+                   json_pack("{s:s, s:i, s:[s], s:[o], s:b}", "worker", "W1", "slots", 2,
+                             "providers", "mock", "running", fx_ref_of(first), "draining", 1));
+    fx_worker_send(f, "W1", SYN_MSG_DISCONNECT, json_object());
+    assert_int_equal(broker_workers_count(f->workers), 0);
+    assert_int_equal(fx_db_int(f, "SELECT count(*) FROM attempts WHERE execution_id='%s' AND "
+                                  "status='lost'", ran),
+                     1);
+    assert_int_equal(fx_db_int(f, "SELECT count(*) FROM attempts WHERE execution_id='%s' AND "
+                                  "status='lost'", in_flight),
+                     0);
+    json_t *refused = fx_take_event(f, in_flight, "PhaseRetrying");
+    assert_non_null(refused);
+    assert_string_equal(fx_str(json_object_get(refused, "data"), "cause"), "refused");
+    json_decref(refused);
+    json_decref(first);
+    json_decref(second);
+}
+
 /* Another send error leaves the worker alone. */
 static void test_other_send_errors_keep_the_worker(void **state)
 {
@@ -163,6 +197,7 @@ int main(void)
         fx_unit_test(test_silent),
         fx_unit_test(test_unreachable),
         fx_unit_test(test_goodbye_read_after_a_failed_send),
+        fx_unit_test(test_drained_worker_hands_back_what_never_arrived),
         fx_unit_test(test_other_send_errors_keep_the_worker),
         fx_unit_test(test_lost_worker_retry_and_fencing),
     };
