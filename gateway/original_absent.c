@@ -35,6 +35,10 @@ static const absent_t absent[] = {
      "an execution's artifacts are at /executions/{id}/artifacts"},
     {"/executions/*/session-inventory", "session inventories",
      "an execution's phases and attempts are in /executions/{id}"},
+    {"/session-inventory-jobs", "session inventories",
+     "an execution's phases and attempts are in /executions/{id}"},
+    {"/executions/*/session-transcripts", "archived session transcripts",
+     "a phase's output is at /executions/{id}/phases/{phase_id}/output"},
     {"/workflows/*/history", "workflow version history", NULL},
 };
 
