@@ -690,6 +690,7 @@ static void test_absent_features(void **state)
         "/session-inventory-jobs/j-1",          /* execution-sessions.ts --refresh */
         "/executions/exec-1/session-transcripts/ab12?harness=claude&native_id=n",
         /* execution-transcript.ts */
+        "/sse/health",                          /* its sse.py, for scripts */
     };
     for (size_t p = 0; p < 2; p++)
         for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
