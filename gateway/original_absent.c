@@ -35,7 +35,14 @@ static const absent_t absent[] = {
      "an execution's artifacts are at /executions/{id}/artifacts"},
     {"/executions/*/session-inventory", "session inventories",
      "an execution's phases and attempts are in /executions/{id}"},
+    {"/session-inventory-jobs", "session inventories",
+     "an execution's phases and attempts are in /executions/{id}"},
+    {"/executions/*/session-transcripts", "archived session transcripts",
+     "a phase's output is at /executions/{id}/phases/{phase_id}/output"},
     {"/workflows/*/history", "workflow version history", NULL},
+    {"/sse/health", "health route of its event streams",
+     "/health says whether the broker (the streams' source) is up; /metrics counts the open "
+     "streams (syn_sse_clients)"},
 };
 
 /* True when path starts with the pattern's segments. */

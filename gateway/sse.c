@@ -10,9 +10,17 @@
 
 #define KEEPALIVE_TEXT ": keepalive\n\n"
 
+/* A frame's texts: syn's, and the original's for the clients that came in through its
+ * paths (gateway_sse_client_set_original). */
+#define SYN 0
+#define ORIGINAL 1
+
 /* An event frame keeps its event's type and data (references, never changed) until its
- * text is first needed: the gateway sees every event, but most concern no stream, and
- * formatting one costs more than everything else the gateway does with it. */
+ * texts are first needed: the gateway sees every event, but most concern no stream, and
+ * formatting one costs more than everything else the gateway does with it. Each text
+ * is made once, by the first client that reads it, so the original's is never made
+ * while no client of the original's is there; and the data (the costly part: outputs,
+ * tool calls) is formatted only for the first text, the second copies its bytes. */
 struct gateway_sse_frame_t {
     unsigned refs;
     uint64_t seq;
@@ -20,9 +28,11 @@ struct gateway_sse_frame_t {
     bool has_id;
     char *execution_id;
     int64_t time_us;
-    json_t *type, *data; /* until the text is made (data NULL: none) */
-    char *text;          /* NULL until made */
-    size_t len;
+    json_t *type;        /* NULL: not an event's frame */
+    json_t *data;        /* until the first text is made */
+    char *text[2];       /* [SYN], [ORIGINAL]: NULL until made */
+    size_t len[2];
+    size_t data_off, data_len; /* the data's text inside the first text made */
 };
 
 static gateway_sse_frame_t *frame_alloc(uint64_t seq, bool terminal, const char *execution_id)
@@ -42,8 +52,8 @@ static gateway_sse_frame_t *frame_alloc(uint64_t seq, bool terminal, const char 
     return frame;
 }
 
-/* "id: <seq>\ndata: <json>\n\n" (no id line without has_id) as the frame's text. */
-static int frame_set_text(gateway_sse_frame_t *frame, json_t *payload)
+/* "id: <seq>\ndata: <json>\n\n" (no id line without has_id) as the frame's text v. */
+static int frame_set_text(gateway_sse_frame_t *frame, int v, json_t *payload)
 {
     if (!payload)
         return -1;
@@ -62,39 +72,133 @@ static int frame_set_text(gateway_sse_frame_t *frame, json_t *payload)
         memcpy(text, head, (size_t)head_len);
         memcpy(text + head_len, json, json_len);
         memcpy(text + (size_t)head_len + json_len, "\n\n", 3);
-        frame->text = text;
-        frame->len = (size_t)head_len + json_len + 2;
+        frame->text[v] = text;
+        frame->len[v] = (size_t)head_len + json_len + 2;
     }
     free(json);
     return text ? 0 : -1;
 }
 
-/* Makes an event frame's text on first use; 0, or -1 when out of memory. */
-static int frame_ready(gateway_sse_frame_t *frame)
+/* s as a JSON string ("..." with its escapes), malloc'd; NULL when out of memory.
+ * Names and ids are plain ASCII: those are only put in quotes, the rest goes through
+ * jansson. */
+static char *quoted(const char *s)
 {
-    if (frame->text)
-        return 0;
-    char stamp[SYN_TIME_BUFSIZE];
-    syn_time_format(frame->time_us, stamp);
-    /* The original's clients read its event names and want execution_id, phase_name
-     * and error_message in data (gateway/original_compat.h): added beside syn's. */
-    const char *type = json_string_value(frame->type);
-    const char *theirs = gateway_compat_event_type(type);
-    json_t *data = gateway_compat_event_data(type, frame->execution_id, frame->data);
-    json_t *payload = data ? json_pack("{s:s, s:O, s:s?, s:o, s:s, s:s}", "type",
-                                       frame->terminal ? "terminal" : "event", "event_type",
-                                       frame->type, "execution_id", frame->execution_id, "data",
-                                       data, "timestamp", stamp, "original_event_type",
-                                       theirs ? theirs : type)
-                           : NULL;
-    int rc = frame_set_text(frame, payload);
-    json_decref(payload);
-    if (rc == 0) {
-        json_decref(frame->type);
-        json_decref(frame->data);
-        frame->type = frame->data = NULL;
+    size_t len = strlen(s);
+    bool plain = true;
+    for (size_t i = 0; plain && i < len; i++)
+        plain = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\';
+    if (plain) {
+        char *text = malloc(len + 3);
+        if (text) {
+            text[0] = '"';
+            memcpy(text + 1, s, len);
+            memcpy(text + 1 + len, "\"", 2);
+        }
+        return text;
     }
-    return rc;
+    json_t *string = json_string(s);
+    char *text = string ? json_dumps(string, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(string);
+    return text;
+}
+
+/* The JSON text of the event's data with the original's additions (execution_id,
+ * phase_name, error_message: gateway/original_compat.h) beside syn's keys. */
+static char *data_text(const gateway_sse_frame_t *frame)
+{
+    json_t *data = gateway_compat_event_data(json_string_value(frame->type),
+                                             frame->execution_id, frame->data);
+    if (!data)
+        return NULL;
+    char *text = syn_json_text(data);
+    if (!text)
+        text = json_dumps(data, JSON_COMPACT); /* whatever it says, as before */
+    json_decref(data);
+    return text;
+}
+
+/* Text v of an event around its data's text: syn's has syn's event_type and the
+ * original's name in original_event_type; the original's has its name in event_type
+ * (its CLI prints that) and syn's in syn_event_type. *data_off: where data begins. */
+static char *event_text(const gateway_sse_frame_t *frame, int v, const char *data,
+                        size_t data_len, size_t *data_off, size_t *len)
+{
+    const char *theirs = gateway_compat_event_type(json_string_value(frame->type));
+    char *type_q = quoted(json_string_value(frame->type));
+    char *theirs_q = theirs ? quoted(theirs) : NULL;
+    char *id_q = frame->execution_id ? quoted(frame->execution_id) : strdup("null");
+    char head[96], stamp[SYN_TIME_BUFSIZE], when[SYN_TIME_BUFSIZE + 32];
+    snprintf(head, sizeof head, "id: %llu\ndata: {\"type\":\"%s\",\"event_type\":",
+             (unsigned long long)frame->seq, frame->terminal ? "terminal" : "event");
+    syn_time_format(frame->time_us, stamp);
+    snprintf(when, sizeof when, ",\"timestamp\":\"%s\",", stamp);
+    char *text = NULL;
+    const char *name_q = theirs_q ? theirs_q : type_q; /* the original's name */
+    if (type_q && (theirs_q || !theirs) && id_q) {
+        /* the pieces in order; the data's place is marked by NULL */
+        const char *pieces[] = {head, v == SYN ? type_q : name_q, ",\"execution_id\":", id_q,
+                                ",\"data\":", NULL, when,
+                                v == SYN ? "" : "\"syn_event_type\":", v == SYN ? "" : type_q,
+                                v == SYN ? "" : ",", "\"original_event_type\":", name_q,
+                                "}\n\n"};
+        size_t n = sizeof pieces / sizeof pieces[0], total = 0;
+        for (size_t i = 0; i < n; i++)
+            total += pieces[i] ? strlen(pieces[i]) : data_len;
+        if ((text = malloc(total + 1))) {
+            size_t at = 0;
+            for (size_t i = 0; i < n; i++) {
+                size_t piece_len = pieces[i] ? strlen(pieces[i]) : data_len;
+                if (!pieces[i])
+                    *data_off = at;
+                memcpy(text + at, pieces[i] ? pieces[i] : data, piece_len);
+                at += piece_len;
+            }
+            text[at] = '\0';
+            *len = at;
+        }
+    }
+    free(type_q);
+    free(theirs_q);
+    free(id_q);
+    return text;
+}
+
+/* Makes an event frame's text v on first use; 0, or -1 when out of memory (or, for a
+ * frame that is not an event's, when it was not made with that text). The data (the
+ * costly part: outputs, tool calls) is written once, by the first text made, which
+ * keeps its place; the other text copies it from there. */
+static int frame_ready(gateway_sse_frame_t *frame, int v)
+{
+    if (frame->text[v])
+        return 0;
+    if (!frame->type)
+        return -1;
+    bool first = !frame->text[!v];
+    char *own = NULL;
+    const char *data;
+    size_t data_len;
+    if (first) {
+        if (!(own = data_text(frame)))
+            return -1;
+        data = own;
+        data_len = strlen(own);
+    } else {
+        data = frame->text[!v] + frame->data_off;
+        data_len = frame->data_len;
+    }
+    size_t data_off = 0;
+    frame->text[v] = event_text(frame, v, data, data_len, &data_off, &frame->len[v]);
+    free(own);
+    if (!frame->text[v])
+        return -1;
+    if (first) {
+        frame->data_off = data_off;
+        frame->data_len = data_len;
+        json_decref(frame->data); /* its text is kept in text[v] */
+        frame->data = NULL;
+    }
+    return 0;
 }
 
 bool gateway_sse_is_terminal_type(const char *type)
@@ -143,8 +247,10 @@ gateway_sse_frame_t *gateway_sse_frame_event(const json_t *event, char *err, siz
     return frame;
 }
 
-gateway_sse_frame_t *gateway_sse_frame_connected(const char *execution_id, bool has_id,
-                                                 uint64_t seq, int64_t now_us)
+/* The first frame of a stream in text v: the original's has event_type "connected"
+ * (syn's null) and, for its activity stream, data {"channel":"activity"}, as its API. */
+static gateway_sse_frame_t *connected_frame(const char *execution_id, bool has_id,
+                                            uint64_t seq, int64_t now_us, int v)
 {
     gateway_sse_frame_t *frame = frame_alloc(seq, false, execution_id);
     if (!frame)
@@ -152,22 +258,35 @@ gateway_sse_frame_t *gateway_sse_frame_connected(const char *execution_id, bool 
     frame->has_id = has_id;
     char stamp[SYN_TIME_BUFSIZE];
     syn_time_format(now_us, stamp);
-    json_t *payload = json_pack("{s:s, s:n, s:s?, s:{}, s:s}", "type", "connected",
-                                "event_type", "execution_id", execution_id, "data",
-                                "timestamp", stamp);
-    if (frame_set_text(frame, payload) != 0)
+    json_t *payload =
+        v == SYN ? json_pack("{s:s, s:n, s:s?, s:{}, s:s}", "type", "connected", "event_type",
+                             "execution_id", execution_id, "data", "timestamp", stamp)
+                 : json_pack("{s:s, s:s, s:s?, s:o, s:s}", "type", "connected", "event_type",
+                             "connected", "execution_id", execution_id, "data",
+                             execution_id ? json_object()
+                                          : json_pack("{s:s}", "channel", "activity"),
+                             "timestamp", stamp);
+    if (frame_set_text(frame, v, payload) != 0)
         gateway_sse_frame_unref(&frame);
     json_decref(payload);
     return frame;
 }
 
+gateway_sse_frame_t *gateway_sse_frame_connected(const char *execution_id, bool has_id,
+                                                 uint64_t seq, int64_t now_us)
+{
+    return connected_frame(execution_id, has_id, seq, now_us, SYN);
+}
+
 gateway_sse_frame_t *gateway_sse_frame_keepalive(void)
 {
     gateway_sse_frame_t *frame = frame_alloc(0, false, NULL);
-    if (frame && !(frame->text = strdup(KEEPALIVE_TEXT)))
-        gateway_sse_frame_unref(&frame);
-    if (frame)
-        frame->len = strlen(KEEPALIVE_TEXT);
+    for (int v = SYN; frame && v <= ORIGINAL; v++) {
+        if (!(frame->text[v] = strdup(KEEPALIVE_TEXT)))
+            gateway_sse_frame_unref(&frame);
+        else
+            frame->len[v] = strlen(KEEPALIVE_TEXT);
+    }
     return frame;
 }
 
@@ -188,7 +307,8 @@ void gateway_sse_frame_unref(gateway_sse_frame_t **frame_p)
     json_decref(frame->type);
     json_decref(frame->data);
     free(frame->execution_id);
-    free(frame->text);
+    free(frame->text[SYN]);
+    free(frame->text[ORIGINAL]);
     free(frame);
 }
 
@@ -209,12 +329,17 @@ const char *gateway_sse_frame_execution_id(const gateway_sse_frame_t *frame)
 
 const char *gateway_sse_frame_text(gateway_sse_frame_t *frame)
 {
-    return frame_ready(frame) == 0 ? frame->text : NULL;
+    return frame_ready(frame, SYN) == 0 ? frame->text[SYN] : NULL;
 }
 
 size_t gateway_sse_frame_len(gateway_sse_frame_t *frame)
 {
-    return frame_ready(frame) == 0 ? frame->len : 0;
+    return frame_ready(frame, SYN) == 0 ? frame->len[SYN] : 0;
+}
+
+const char *gateway_sse_frame_text_original(gateway_sse_frame_t *frame)
+{
+    return frame_ready(frame, ORIGINAL) == 0 ? frame->text[ORIGINAL] : NULL;
 }
 
 /* ---- frame queue: a ring of shared frames, read byte by byte ---- */
@@ -224,11 +349,12 @@ typedef struct {
     size_t cap, head, count;
     size_t offset; /* bytes of the head frame already read */
     size_t bytes;  /* unread bytes in all */
+    int v;         /* the text its frames are read in: SYN or ORIGINAL */
 } queue_t;
 
 static int queue_push(queue_t *q, gateway_sse_frame_t *frame)
 {
-    if (frame_ready(frame) != 0)
+    if (frame_ready(frame, q->v) != 0)
         return -1;
     if (q->count == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 16;
@@ -244,7 +370,7 @@ static int queue_push(queue_t *q, gateway_sse_frame_t *frame)
     }
     q->ring[(q->head + q->count) % q->cap] = gateway_sse_frame_ref(frame);
     q->count++;
-    q->bytes += frame->len;
+    q->bytes += frame->len[q->v];
     return 0;
 }
 
@@ -255,7 +381,7 @@ static gateway_sse_frame_t *queue_pop(queue_t *q)
     gateway_sse_frame_t *frame = q->ring[q->head];
     q->head = (q->head + 1) % q->cap;
     q->count--;
-    q->bytes -= frame->len - q->offset;
+    q->bytes -= frame->len[q->v] - q->offset;
     q->offset = 0;
     return frame; /* the queue's reference passes to the caller */
 }
@@ -265,13 +391,13 @@ static size_t queue_read(queue_t *q, char *buf, size_t max)
     size_t copied = 0;
     while (copied < max && q->count > 0) {
         gateway_sse_frame_t *frame = q->ring[q->head];
-        size_t left = frame->len - q->offset;
+        size_t left = frame->len[q->v] - q->offset;
         size_t n = left < max - copied ? left : max - copied;
-        memcpy(buf + copied, frame->text + q->offset, n);
+        memcpy(buf + copied, frame->text[q->v] + q->offset, n);
         copied += n;
         q->offset += n;
         q->bytes -= n;
-        if (q->offset == frame->len) {
+        if (q->offset == frame->len[q->v]) {
             gateway_sse_frame_t *done = queue_pop(q);
             gateway_sse_frame_unref(&done);
         }
@@ -285,7 +411,7 @@ static void queue_clear(queue_t *q)
     while ((frame = queue_pop(q)))
         gateway_sse_frame_unref(&frame);
     free(q->ring);
-    memset(q, 0, sizeof *q);
+    *q = (queue_t){.v = q->v};
 }
 
 /* ---- client ---- */
@@ -391,6 +517,17 @@ bool gateway_sse_client_readable(const gateway_sse_client_t *self)
            self->state == GATEWAY_SSE_FAILED;
 }
 
+void gateway_sse_client_set_original(gateway_sse_client_t *self)
+{
+    assert(self->queue.count == 0 && self->holds.count == 0);
+    self->queue.v = self->holds.v = ORIGINAL;
+}
+
+bool gateway_sse_client_original(const gateway_sse_client_t *self)
+{
+    return self->queue.v == ORIGINAL;
+}
+
 void gateway_sse_client_set_user(gateway_sse_client_t *self, void *user)
 {
     self->user = user;
@@ -451,7 +588,7 @@ void gateway_sse_client_connect(gateway_sse_client_t *self, bool has_id, int64_t
 {
     assert(self->queue.count == 0);
     gateway_sse_frame_t *frame =
-        gateway_sse_frame_connected(self->execution_id, has_id, self->last_seq, now_us);
+        connected_frame(self->execution_id, has_id, self->last_seq, now_us, self->queue.v);
     if (!frame) {
         gateway_sse_client_fail(self);
         return;
@@ -553,8 +690,9 @@ gateway_sse_offer_t gateway_sse_client_offer(gateway_sse_client_t *self,
 {
     if (frame->seq <= self->last_seq || !gateway_sse_client_matches(self, frame))
         return GATEWAY_SSE_IGNORED;
+    int v = self->queue.v;
     if ((self->state == GATEWAY_SSE_REPLAYING || self->state == GATEWAY_SSE_LIVE) &&
-        frame_ready(frame) != 0) {
+        frame_ready(frame, v) != 0) {
         /* Out of memory: as when the frame cannot be queued. */
         if (self->state == GATEWAY_SSE_REPLAYING) {
             self->holds_dropped = true;
@@ -565,7 +703,7 @@ gateway_sse_offer_t gateway_sse_client_offer(gateway_sse_client_t *self,
     }
     switch (self->state) {
     case GATEWAY_SSE_REPLAYING:
-        if (self->holds.bytes + frame->len > hold_budget(self)) {
+        if (self->holds.bytes + frame->len[v] > hold_budget(self)) {
             /* The log has them all: drop, and read them back in one more round. */
             gateway_sse_frame_t *old;
             while ((old = queue_pop(&self->holds)))
@@ -579,7 +717,7 @@ gateway_sse_offer_t gateway_sse_client_offer(gateway_sse_client_t *self,
         }
         return GATEWAY_SSE_HELD;
     case GATEWAY_SSE_LIVE:
-        if (self->queue.bytes + frame->len > self->limits.max_bytes) {
+        if (self->queue.bytes + frame->len[v] > self->limits.max_bytes) {
             gateway_sse_client_fail(self);
             return GATEWAY_SSE_OVERFLOW;
         }

@@ -11,6 +11,11 @@
  * `type` is "connected" for the first frame of a stream, "terminal" for
  * ExecutionCompleted, ExecutionFailed and ExecutionCancelled, "event" otherwise.
  *
+ * A frame has two texts, each made once on first use: syn's (above, plus
+ * original_event_type), and the original service's for the clients that came in
+ * through its paths (/api/v1/..., /watch/...: its CLI reads event_type), where
+ * event_type is the original's name and syn's is in syn_event_type.
+ *
  * A client is a bounded queue of frames plus the rules that make its stream exact:
  * - it starts REPLAYING (pages of the broker's event log, asked for one at a time and
  *   only while the queue is short) or, for an activity stream without Last-Event-ID,
@@ -58,6 +63,8 @@ const char *gateway_sse_frame_execution_id(const gateway_sse_frame_t *frame); /*
  * NULL (and len 0) only when that runs out of memory. */
 const char *gateway_sse_frame_text(gateway_sse_frame_t *frame);
 size_t gateway_sse_frame_len(gateway_sse_frame_t *frame);
+/* The original's text of an event frame (made on first use); NULL for other frames. */
+const char *gateway_sse_frame_text_original(gateway_sse_frame_t *frame);
 
 /* ExecutionCompleted, ExecutionFailed, ExecutionCancelled. */
 bool gateway_sse_is_terminal_type(const char *type);
@@ -108,6 +115,11 @@ uint64_t gateway_sse_client_last_seq(const gateway_sse_client_t *self);
 size_t gateway_sse_client_queued(const gateway_sse_client_t *self);
 /* True when read would return something other than 0 (data, end, or error). */
 bool gateway_sse_client_readable(const gateway_sse_client_t *self);
+
+/* The client reads the original's texts (gateway/original_compat.h): set before
+ * anything is queued. */
+void gateway_sse_client_set_original(gateway_sse_client_t *self);
+bool gateway_sse_client_original(const gateway_sse_client_t *self);
 
 /* Opaque pointers for the owner (the HTTP connection) and for the hub's bookkeeping. */
 void gateway_sse_client_set_user(gateway_sse_client_t *self, void *user);

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define COMPONENT "gateway"
 /* Live events held while a gap in seq is filled from the log (then read back), and
@@ -64,6 +65,13 @@ void gateway_sse_routes_destroy(gateway_sse_routes_t **self_p)
 gateway_hub_t *gateway_sse_routes_hub(gateway_sse_routes_t *self)
 {
     return self->hub;
+}
+
+bool gateway_sse_original_stream(const char *url)
+{
+    bool original;
+    const char *path = gateway_route_path(url, &original);
+    return original || strncmp(path, "/watch/", strlen("/watch/")) == 0;
 }
 
 bool gateway_sse_page_valid(const json_t *body)
@@ -333,6 +341,8 @@ json_t *gateway_sse_routes_begin(gateway_sse_routes_t *self, gateway_request_t *
         return NULL;
     }
     gateway_sse_client_set_user(req->sse, req);
+    if (gateway_sse_original_stream(req->path))
+        gateway_sse_client_set_original(req->sse);
     if (!replay) {
         gateway_sse_client_connect(req->sse, has_id, syn_now_us());
         req->state = REQUEST_STREAM;

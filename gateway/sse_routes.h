@@ -78,6 +78,10 @@ void gateway_sse_routes_finish_all(gateway_sse_routes_t *self);
 
 /* The decisions above, pure, for tests. */
 
+/* Whether a stream at url (the request's whole path) is the original's: under
+ * /api/v1, or on its CLI's /watch/... paths; its frames then take the original's
+ * event names (gateway/sse.h). */
+bool gateway_sse_original_stream(const char *url);
 /* An events.replay reply body: {events:[...], more, ...}. */
 bool gateway_sse_page_valid(const json_t *body);
 /* Whether streams must read the log again: the broker's log reaches broker_last, the

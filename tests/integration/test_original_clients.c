@@ -23,6 +23,10 @@
 #include <cmocka.h>
 
 static teststack_t *stack;
+static char *failed_id; /* the failed execution of run_two */
+static void watch_completed(const char *id, const char *prefix);
+static void watch_failed(const char *id, const char *prefix);
+static void watch_syn(const char *id);
 
 static int setup(void **state)
 {
@@ -36,6 +40,8 @@ static int teardown(void **state)
 {
     (void)state;
     teststack_destroy(&stack);
+    free(failed_id);
+    failed_id = NULL;
     return 0;
 }
 
@@ -61,6 +67,20 @@ static json_t *call_as(const char *method, const char *path, const char *body,
 static json_t *call(const char *method, const char *path, const char *body, long want)
 {
     return call_as(method, path, body, NULL, want);
+}
+
+/* GET path under /api/v1 and at the root: the same answer both ways (returned). */
+static json_t *get_both(const char *path, long want)
+{
+    char original[1024];
+    snprintf(original, sizeof original, "/api/v1%s", path);
+    json_t *theirs = call("GET", original, NULL, want);
+    json_t *ours = call("GET", path, NULL, want);
+    if (!json_equal(theirs, ours))
+        fail_msg("GET %s differs under /api/v1: %s vs %s", path, json_dumps(theirs, JSON_COMPACT),
+                 json_dumps(ours, JSON_COMPACT));
+    json_decref(ours);
+    return theirs;
 }
 
 static const char *str(const json_t *o, const char *key)
@@ -267,6 +287,7 @@ static void test_export(void **state)
 
 /* Runs one execution of a two-phase workflow with tokens on the mock provider and one
  * that fails; returns the completed one's id. */
+
 static char *run_two(void)
 {
     json_decref(call("POST", "/api/v1/workflows",
@@ -284,7 +305,8 @@ static char *run_two(void)
     assert_non_null(bad);
     json_decref(teststack_wait_terminal(stack, "tok", ok, 30000));
     json_decref(teststack_wait_terminal(stack, "bad", bad, 30000));
-    free(bad);
+    free(failed_id);
+    failed_id = bad;
     return ok;
 }
 
@@ -342,7 +364,7 @@ static void test_executions_costs_metrics_events(void **state)
     }
 
     /* costs.ts */
-    json_t *s = call("GET", "/api/v1/costs/summary", NULL, 200);
+    json_t *s = get_both("/costs/summary", 200);
     assert_true(json_is_string(json_object_get(s, "total_cost_usd")));
     assert_true(num(s, "total_sessions") >= 3);
     assert_true(num(s, "total_executions") >= 2);
@@ -355,11 +377,11 @@ static void test_executions_costs_metrics_events(void **state)
     assert_true(json_is_string(json_object_get(top, "cost")));
     json_decref(s);
 
-    json_t *list = call("GET", "/costs/executions?limit=50", NULL, 200);
+    json_t *list = get_both("/costs/executions?limit=50", 200);
     assert_true(json_array_size(list) >= 2);
     json_decref(list);
-    snprintf(path, sizeof path, "/api/v1/costs/executions/%s", id);
-    json_t *ec = call("GET", path, NULL, 200);
+    snprintf(path, sizeof path, "/costs/executions/%s", id);
+    json_t *ec = get_both(path, 200);
     assert_string_equal(str(ec, "execution_id"), id);
     assert_int_equal(num(ec, "session_count"), 2);
     assert_int_equal(num(ec, "total_tokens"), 132);
@@ -370,20 +392,20 @@ static void test_executions_costs_metrics_events(void **state)
     const char *session = json_string_value(json_array_get(json_object_get(ec, "session_ids"), 0));
     assert_non_null(session);
 
-    snprintf(path, sizeof path, "/api/v1/costs/sessions?execution_id=%s&limit=50", id);
-    json_t *sessions = call("GET", path, NULL, 200);
+    snprintf(path, sizeof path, "/costs/sessions?execution_id=%s&limit=50", id);
+    json_t *sessions = get_both(path, 200);
     assert_int_equal(json_array_size(sessions), 2);
     json_decref(sessions);
     snprintf(path, sizeof path, "/costs/sessions/%s", session);
-    json_t *one = call("GET", path, NULL, 200);
+    json_t *one = get_both(path, 200);
     assert_string_equal(str(one, "session_id"), session);
     assert_string_equal(str(one, "execution_id"), id);
     assert_true(num(one, "total_tokens") > 0);
     assert_int_equal(num(one, "turns"), 1);
     assert_true(json_is_string(json_object_get(one, "total_cost_usd")));
     json_decref(one);
-    json_decref(call("GET", "/api/v1/costs/sessions/nope:a:1", NULL, 404));
-    json_decref(call("GET", "/api/v1/costs/sessions/garbage", NULL, 404));
+    json_decref(get_both("/costs/sessions/nope:a:1", 404));
+    json_decref(get_both("/costs/sessions/garbage", 404));
     json_decref(ec);
 
     /* metrics.ts: JSON under /api/v1, Prometheus text at the root */
@@ -443,29 +465,125 @@ static void test_executions_costs_metrics_events(void **state)
     assert_non_null(strstr(r.content_type, "text/plain"));
     http_response_clear(&r);
 
-    /* watch.ts through client/sse.ts: /api/v1/sse/executions/{id}, frames with the
-     * original's event names and execution_id, phase_name in data */
+    /* watch.ts through client/sse.ts: /api/v1/sse/executions/{id} (and the root
+     * /watch/... paths), read as its renderEvent reads them */
+    watch_completed(id, "/api/v1/sse/executions/");
+    watch_completed(id, "/watch/executions/");
+    watch_failed(failed_id, "/api/v1/sse/executions/");
+    watch_failed(failed_id, "/watch/executions/");
+    watch_syn(id);
+    free(id);
+}
+
+/* A whole execution stream, as watch.ts reads it: `event.event_type ?? event.type`,
+ * `event.data`. The frames' data objects, in order, with the CLI's event type beside
+ * each (type[i]). */
+static sse_client_t *watch(const char *prefix, const char *id)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s%s", prefix, id);
     int port = atoi(strrchr(teststack_url(stack), ':') + 1);
-    snprintf(path, sizeof path, "/api/v1/sse/executions/%s", id);
     sse_client_t *c = sse_client_new(port, path, NULL, 0);
     assert_true(sse_client_wait(c, sse_client_has_closed, 0, 30000));
-    bool started = false, completed = false, named = false;
-    for (size_t i = 0; i < sse_client_frame_count(c); i++) {
-        const json_t *data = sse_client_frame(c, i)->data;
-        const char *theirs = json_string_value(json_object_get(data, "original_event_type"));
-        const json_t *d = json_object_get(data, "data");
-        if (theirs && strcmp(theirs, "WorkflowExecutionStarted") == 0)
+    assert_int_equal(sse_client_status(c), 200);
+    return c;
+}
+
+static const char *cli_event_type(const sse_frame_t *frame)
+{
+    const char *type = json_string_value(json_object_get(frame->data, "event_type"));
+    return type ? type : sse_frame_str(frame, "type");
+}
+
+/* The first frame: its own connected handshake, {type, event_type: "connected"}. */
+static void check_connected(sse_client_t *c, const char *id)
+{
+    const sse_frame_t *first = sse_client_frame(c, 0);
+    assert_string_equal(sse_frame_str(first, "type"), "connected");
+    assert_string_equal(sse_frame_str(first, "event_type"), "connected");
+    assert_string_equal(sse_frame_str(first, "execution_id"), id);
+}
+
+/* Its names (WorkflowExecutionStarted … WorkflowCompleted, the terminal frame last),
+ * syn's in syn_event_type, and what renderEventData prints: the execution id, the
+ * phase's name, the tokens. None of syn's own names for what the original names
+ * otherwise. */
+static void watch_completed(const char *id, const char *prefix)
+{
+    sse_client_t *c = watch(prefix, id);
+    check_connected(c, id);
+    bool started = false, phase = false, tokens = false;
+    size_t n = sse_client_frame_count(c);
+    for (size_t i = 1; i < n; i++) {
+        const sse_frame_t *f = sse_client_frame(c, i);
+        const char *type = cli_event_type(f);
+        const json_t *d = json_object_get(f->data, "data");
+        assert_string_equal(str(d, "execution_id"), id);
+        assert_string_not_equal(type, "ExecutionStarted");
+        assert_string_not_equal(type, "ExecutionCompleted");
+        assert_non_null(json_object_get(f->data, "syn_event_type"));
+        if (strcmp(type, "WorkflowExecutionStarted") == 0) {
             started = true;
-        if (theirs && strcmp(theirs, "WorkflowCompleted") == 0) {
-            completed = true;
-            assert_string_equal(str(d, "execution_id"), id);
+            assert_string_equal(sse_frame_str(f, "syn_event_type"), "ExecutionStarted");
         }
-        if (theirs && strcmp(theirs, "PhaseStarted") == 0)
-            named = strcmp(str(d, "phase_name"), "Alpha") == 0 || named;
+        if (strcmp(type, "PhaseStarted") == 0)
+            phase = strcmp(str(d, "phase_name"), "Alpha") == 0 || phase;
+        if (strcmp(type, "PhaseCompleted") == 0 && strcmp(str(d, "phase_name"), "Alpha") == 0)
+            tokens = num(d, "total_tokens") == 120;
     }
-    assert_true(started && completed && named);
+    const sse_frame_t *last = sse_client_frame(c, n - 1);
+    assert_string_equal(sse_frame_str(last, "type"), "terminal");
+    assert_string_equal(cli_event_type(last), "WorkflowCompleted");
+    assert_string_equal(sse_frame_str(last, "syn_event_type"), "ExecutionCompleted");
+    assert_true(started && phase && tokens);
+    assert_true(sse_client_ended(c));
     sse_client_destroy(&c);
-    free(id);
+}
+
+/* A failure as it prints it: WorkflowFailed (terminal) and PhaseFailed, each with the
+ * error in data.error_message. */
+static void watch_failed(const char *id, const char *prefix)
+{
+    sse_client_t *c = watch(prefix, id);
+    check_connected(c, id);
+    bool phase_failed = false;
+    size_t n = sse_client_frame_count(c);
+    for (size_t i = 1; i < n; i++) {
+        const sse_frame_t *f = sse_client_frame(c, i);
+        if (strcmp(cli_event_type(f), "PhaseFailed") == 0) {
+            phase_failed = true;
+            assert_non_null(strstr(str(json_object_get(f->data, "data"), "error_message"),
+                                   "broken"));
+        }
+    }
+    const sse_frame_t *last = sse_client_frame(c, n - 1);
+    assert_string_equal(sse_frame_str(last, "type"), "terminal");
+    assert_string_equal(cli_event_type(last), "WorkflowFailed");
+    assert_non_null(strstr(str(json_object_get(last->data, "data"), "error_message"), "broken"));
+    assert_true(phase_failed);
+    sse_client_destroy(&c);
+}
+
+/* syn's own stream at the root is as it was: syn's names, the original's beside. */
+static void watch_syn(const char *id)
+{
+    sse_client_t *c = watch("/sse/executions/", id);
+    const sse_frame_t *first = sse_client_frame(c, 0);
+    assert_string_equal(sse_frame_str(first, "type"), "connected");
+    assert_true(json_is_null(json_object_get(first->data, "event_type")));
+    bool started = false;
+    size_t n = sse_client_frame_count(c);
+    for (size_t i = 1; i < n; i++) {
+        const sse_frame_t *f = sse_client_frame(c, i);
+        assert_null(json_object_get(f->data, "syn_event_type"));
+        if (strcmp(sse_frame_str(f, "event_type"), "ExecutionStarted") == 0)
+            started = strcmp(sse_frame_str(f, "original_event_type"),
+                             "WorkflowExecutionStarted") == 0;
+    }
+    assert_string_equal(sse_frame_str(sse_client_frame(c, n - 1), "event_type"),
+                        "ExecutionCompleted");
+    assert_true(started);
+    sse_client_destroy(&c);
 }
 
 /* workflow/install.ts through client/yaml-upload.ts: each resolved workflow goes up as
@@ -569,6 +687,10 @@ static void test_absent_features(void **state)
         "/artifacts?page=1&page_size=50",       /* artifacts.ts list */
         "/artifacts/a-1/content",               /* artifacts.ts content */
         "/executions/exec-1/session-inventory", /* execution.ts show, newer */
+        "/session-inventory-jobs/j-1",          /* execution-sessions.ts --refresh */
+        "/executions/exec-1/session-transcripts/ab12?harness=claude&native_id=n",
+        /* execution-transcript.ts */
+        "/sse/health",                          /* its sse.py, for scripts */
     };
     for (size_t p = 0; p < 2; p++)
         for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
@@ -604,6 +726,9 @@ static void test_watch_paths(void **state)
     sse_client_t *activity = sse_client_new(port, "/api/v1/watch/activity", NULL, 0);
     assert_true(sse_client_wait(activity, sse_client_has_frames, 1, 30000));
     assert_int_equal(sse_client_status(activity), 200);
+    const sse_frame_t *hello = sse_client_frame(activity, 0);
+    assert_string_equal(cli_event_type(hello), "connected");
+    assert_string_equal(str(json_object_get(hello->data, "data"), "channel"), "activity");
     char *id = teststack_execute(stack, "watched", "{}");
     assert_non_null(id);
     json_decref(teststack_wait_terminal(stack, "watched", id, 30000));
@@ -613,8 +738,7 @@ static void test_watch_paths(void **state)
                         (long)sse_client_frame_count(activity) + 1, 100);
         for (size_t i = 0; i < sse_client_frame_count(activity); i++) {
             const json_t *d = json_object_get(sse_client_frame(activity, i)->data, "data");
-            seen = seen || (strcmp(sse_frame_str(sse_client_frame(activity, i),
-                                                 "original_event_type"),
+            seen = seen || (strcmp(cli_event_type(sse_client_frame(activity, i)),
                                    "WorkflowCompleted") == 0 &&
                             json_is_string(json_object_get(d, "execution_id")) &&
                             strcmp(json_string_value(json_object_get(d, "execution_id")), id) == 0);
@@ -629,9 +753,8 @@ static void test_watch_paths(void **state)
     assert_true(sse_client_wait(one, sse_client_has_closed, 0, 30000));
     bool completed = false;
     for (size_t i = 0; i < sse_client_frame_count(one); i++)
-        completed = completed || strcmp(sse_frame_str(sse_client_frame(one, i),
-                                                      "original_event_type"),
-                                        "WorkflowCompleted") == 0;
+        completed = completed ||
+                    strcmp(cli_event_type(sse_client_frame(one, i)), "WorkflowCompleted") == 0;
     assert_true(completed);
     sse_client_destroy(&one);
     free(id);

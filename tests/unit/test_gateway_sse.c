@@ -183,6 +183,78 @@ static void test_shared_frame_reads_the_same_everywhere(void **state)
     gateway_sse_client_destroy(&other);
 }
 
+/* A client of the original's (its CLI reads event_type) reads the original's names,
+ * syn's in syn_event_type, while a client of syn's reading the same frame gets syn's
+ * text, unchanged; each text is made once, and only for a client that reads it. */
+static void test_original_clients_read_the_originals_names(void **state)
+{
+    (void)state;
+    const char *theirs =
+        "id: 5\ndata: {\"type\":\"terminal\",\"event_type\":\"WorkflowCompleted\","
+        "\"execution_id\":\"exec-1\",\"data\":{\"n\":5,\"execution_id\":\"exec-1\"},"
+        "\"timestamp\":\"1970-01-01T00:00:01.234567Z\","
+        "\"syn_event_type\":\"ExecutionCompleted\","
+        "\"original_event_type\":\"WorkflowCompleted\"}\n\n";
+    gateway_sse_frame_t *frame = event_frame(5, "exec-1", "ExecutionCompleted");
+    gateway_sse_client_t *syn = gateway_sse_client_new("exec-1", 0, false, &limits);
+    gateway_sse_client_t *original = gateway_sse_client_new("exec-1", 0, false, &limits);
+    gateway_sse_client_set_original(original);
+    assert_true(gateway_sse_client_original(original));
+    assert_false(gateway_sse_client_original(syn));
+    assert_int_equal(gateway_sse_client_offer(original, frame), GATEWAY_SSE_QUEUED);
+    assert_int_equal(gateway_sse_client_offer(syn, frame), GATEWAY_SSE_QUEUED);
+    assert_int_equal(gateway_sse_client_queued(original), strlen(theirs));
+    const char *text_theirs = gateway_sse_frame_text_original(frame);
+    assert_ptr_equal(text_theirs, gateway_sse_frame_text_original(frame)); /* made once */
+    gateway_sse_frame_unref(&frame);
+    ssize_t end;
+    char *text = read_all(original, &end);
+    assert_string_equal(text, theirs);
+    assert_int_equal(end, GATEWAY_SSE_END);
+    free(text);
+    text = read_all(syn, &end);
+    assert_non_null(strstr(text, "\"event_type\":\"ExecutionCompleted\""));
+    assert_null(strstr(text, "syn_event_type"));
+    free(text);
+    gateway_sse_client_destroy(&syn);
+    gateway_sse_client_destroy(&original);
+
+    /* Names the original shares, or has none for, stay; every frame is an event. */
+    frame = event_frame(6, "exec-1", "PhaseQueued");
+    assert_non_null(strstr(gateway_sse_frame_text_original(frame),
+                           "\"event_type\":\"PhaseQueued\""));
+    gateway_sse_frame_unref(&frame);
+    frame = event_frame(7, "exec-1", "ExecutionStarted");
+    assert_non_null(strstr(gateway_sse_frame_text_original(frame),
+                           "{\"type\":\"event\",\"event_type\":\"WorkflowExecutionStarted\","));
+    gateway_sse_frame_unref(&frame);
+
+    /* Its connected frame names itself, and its activity stream's says its channel. */
+    original = gateway_sse_client_new(NULL, 0, false, &limits);
+    gateway_sse_client_set_original(original);
+    gateway_sse_client_connect(original, false, 0);
+    assert_true(gateway_sse_client_keepalive(original, INT64_MAX / 2, 1) == false);
+    text = read_all(original, &end);
+    assert_string_equal(text, "data: {\"type\":\"connected\",\"event_type\":\"connected\","
+                              "\"execution_id\":null,\"data\":{\"channel\":\"activity\"},"
+                              "\"timestamp\":\"1970-01-01T00:00:00.000000Z\"}\n\n");
+    free(text);
+    assert_true(gateway_sse_client_keepalive(original, INT64_MAX / 2, 1));
+    text = read_all(original, &end);
+    assert_string_equal(text, ": keepalive\n\n");
+    free(text);
+    gateway_sse_client_destroy(&original);
+    original = gateway_sse_client_new("exec-1", 3, true, &limits);
+    gateway_sse_client_set_original(original);
+    gateway_sse_client_connect(original, true, 0);
+    text = read_all(original, &end);
+    assert_string_equal(text, "id: 3\ndata: {\"type\":\"connected\",\"event_type\":\"connected\","
+                              "\"execution_id\":\"exec-1\",\"data\":{},"
+                              "\"timestamp\":\"1970-01-01T00:00:00.000000Z\"}\n\n");
+    free(text);
+    gateway_sse_client_destroy(&original);
+}
+
 static void test_bad_events_are_refused(void **state)
 {
     (void)state;
@@ -553,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_prefix_until_resolved),
         cmocka_unit_test(test_finish_ends_at_once),
         cmocka_unit_test(test_bad_page_fails_the_client),
+        cmocka_unit_test(test_original_clients_read_the_originals_names),
     };
     return cmocka_run_group_tests_name("gateway_sse", tests, NULL, NULL);
 }

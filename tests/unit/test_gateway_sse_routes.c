@@ -37,6 +37,21 @@ static void test_page_valid(void **state)
     assert_false(gateway_sse_page_valid(NULL));
 }
 
+/* The original's CLI streams under /api/v1 and on /watch/... (also without the prefix,
+ * when told to send none): those streams take the original's event names. */
+static void test_original_streams(void **state)
+{
+    (void)state;
+    assert_true(gateway_sse_original_stream("/api/v1/sse/executions/exec-1"));
+    assert_true(gateway_sse_original_stream("/api/v1/sse/activity"));
+    assert_true(gateway_sse_original_stream("/api/v1/watch/activity"));
+    assert_true(gateway_sse_original_stream("/watch/executions/exec-1"));
+    assert_true(gateway_sse_original_stream("/watch/activity"));
+    assert_false(gateway_sse_original_stream("/sse/executions/exec-1"));
+    assert_false(gateway_sse_original_stream("/sse/activity"));
+    assert_false(gateway_sse_original_stream("/api/v10/sse/activity"));
+}
+
 static void test_catch_up_due(void **state)
 {
     (void)state;
@@ -238,6 +253,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_page_valid),
         cmocka_unit_test(test_catch_up_due),
+        cmocka_unit_test(test_original_streams),
         cmocka_unit_test(test_gap_without_broker),
         cmocka_unit_test(test_gap_filled_from_the_log),
     };

@@ -183,6 +183,7 @@ static void test_recorded_session(void **state)
     json_t *reads = json_pack("[s]", "plan"), *writes = json_pack("[s, s]", "report", "patch");
     job.input_artifacts = reads;
     job.output_artifacts = writes;
+    job.max_tokens = 4096; /* the original's key: claude's only cap is a variable */
     setenv("ANTHROPIC_API_KEY", "sk-test-key", 1);
     setenv("SOME_OTHER_SECRET", "must-not-leak", 1);
     worker_run_t *run = start(f, &job);
@@ -293,6 +294,8 @@ static void test_recorded_session(void **state)
     assert_string_equal(json_string_value(json_object_get(env, "ANTHROPIC_API_KEY")),
                         "sk-test-key");
     assert_null(json_object_get(env, "SOME_OTHER_SECRET"));
+    assert_string_equal(json_string_value(json_object_get(env, "CLAUDE_CODE_MAX_OUTPUT_TOKENS")),
+                        "4096");
     assert_string_equal(json_string_value(json_object_get(env, "HOME")), workspace);
     json_decref(env);
     unsetenv("ANTHROPIC_API_KEY");
