@@ -1,7 +1,9 @@
 #!/bin/sh
 # The ha profile's PostgreSQL (compose/Dockerfile, stage postgres): on the first start,
 # a cluster in $PGDATA with the role and database the brokers use (SYN_PG_PASSWORD,
-# scram-sha-256 over the network, nothing else), then the server in the foreground.
+# scram-sha-256 over the network, nothing else), then the server in the foreground,
+# given this script's arguments after its own (a later -c wins: make compose-test
+# listens on 127.0.0.1 only). psql and pg_isready inside take PGPORT as the server does.
 set -eu
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     pwfile=$(mktemp)
@@ -16,4 +18,4 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
     rm -f "$pwfile"
 fi
-exec postgres -D "$PGDATA" -c listen_addresses='*'
+exec postgres -D "$PGDATA" -c listen_addresses='*' "$@"
