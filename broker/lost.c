@@ -87,9 +87,15 @@ void broker_lost_unreachable_now(broker_engine_t *self, int64_t now_ms)
             i++;
             continue;
         }
-        lose_worker(self, worker, SYN_LOG_WARN, "worker gone",
-                    engine_strdupf("the connection to worker %s is gone", worker->name),
-                    "worker gone", true, now_ms);
+        /* A draining worker's connection closing is its leaving: its goodbye
+         * can be lost on the way (a socket closed with unread data in it ends
+         * with a reset, which drops what the broker's side had not read). */
+        if (worker->draining)
+            broker_lost_disconnected(self, worker, now_ms);
+        else
+            lose_worker(self, worker, SYN_LOG_WARN, "worker gone",
+                        engine_strdupf("the connection to worker %s is gone", worker->name),
+                        "worker gone", true, now_ms);
         i = 0;
     }
     engine_bury(self);

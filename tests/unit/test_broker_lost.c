@@ -131,6 +131,30 @@ static void test_drained_worker_hands_back_what_never_arrived(void **state)
     json_decref(second);
 }
 
+/* A draining worker whose connection closes has left, whether or not its
+ * DISCONNECT made it (a reset drops what was not read yet). */
+static void test_draining_worker_gone_has_left(void **state)
+{
+    fx_t *f = *state;
+    char id[BROKER_EXEC_ID_SIZE];
+    run_on_w1(f, id);
+    fx_worker_send(f, "W1", SYN_MSG_READY,
+                   json_pack("{s:s, s:i, s:[s], s:[], s:b}", "worker", "W1", "slots", 1,
+                             "providers", "mock", "running", "draining", 1));
+    heartbeat_undeliverable(f, EHOSTUNREACH);
+    assert_int_equal(broker_workers_count(f->workers), 0);
+    json_t *list = broker_workers_list(f->workers, 0);
+    json_t *lost = json_array_get(list, 0);
+    assert_non_null(lost);
+    assert_string_equal(fx_str(lost, "lost_reason"), "worker W1 disconnected");
+    json_decref(list);
+    /* What it had not listed never ran: back uncounted. */
+    json_t *ev = fx_take_event(f, id, "PhaseRetrying");
+    assert_non_null(ev);
+    assert_string_equal(fx_str(json_object_get(ev, "data"), "cause"), "refused");
+    json_decref(ev);
+}
+
 /* Another send error leaves the worker alone. */
 static void test_other_send_errors_keep_the_worker(void **state)
 {
@@ -198,6 +222,7 @@ int main(void)
         fx_unit_test(test_unreachable),
         fx_unit_test(test_goodbye_read_after_a_failed_send),
         fx_unit_test(test_drained_worker_hands_back_what_never_arrived),
+        fx_unit_test(test_draining_worker_gone_has_left),
         fx_unit_test(test_other_send_errors_keep_the_worker),
         fx_unit_test(test_lost_worker_retry_and_fencing),
     };
