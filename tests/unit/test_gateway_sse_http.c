@@ -661,7 +661,7 @@ static void test_slow_client_is_cut_without_hurting_others(void **state)
     assert_int_equal(stats.sse_clients, 1);
     assert_int_equal(stats.sse_overflows, 1);
     /* The slow one finds its stream cut: no clean end. */
-    assert_true(sse_client_wait(slow, sse_client_has_closed, 0, 1000));
+    assert_true(sse_client_wait(slow, sse_client_has_closed, 0, 5000));
     assert_false(sse_client_ended(slow));
     http_response_t resp;
     assert_int_equal(http_get(&resp, "%s/health", gateway_harness_url(f->gw)), 0);
