@@ -7,7 +7,7 @@
 # the plain build's tests run, at the lowest CPU priority: most of those tests'
 # time is whole stacks, run one at a time, waiting on sockets and timers, and the
 # compiler takes the cores they leave idle. Built after the tests, the two trees
-# were a fifth of CI's time (docs/architecture.md, "Tests"). Their output goes to
+# added their whole build time to CI's (docs/architecture.md, "Tests"). Their output goes to
 # BUILD/test-trees.log, printed whole when the build failed; the tests' output is
 # scripts/test.sh's, as before. The build runs in a session of its own, so a
 # failure or an interrupt stops all of it at once.
