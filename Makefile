@@ -19,13 +19,18 @@ run: build
 	$(BUILD)/bin/syn up
 
 # Unit and integration tests, the same tests again under ASan+UBSan, then every
-# fuzz target for FUZZ_SHORT_SECONDS.
+# fuzz target for FUZZ_SHORT_SECONDS; the sanitized and fuzz trees are built while
+# the first tests run (scripts/test-all.sh says why).
 test: build
-	@sh scripts/test.sh $(BUILD) "$(JOBS)"
+	@sh scripts/test-all.sh $(BUILD) $(ASAN_BUILD) "$(JOBS)" "$(MAKE) test-trees" \
+		"sh scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SHORT_SECONDS)"
+
+# The trees `make test` builds besides the plain one.
+.PHONY: test-trees asan-tree fuzz-tree
+test-trees: asan-tree fuzz-tree
+asan-tree:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSYN_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	@sh scripts/test.sh $(ASAN_BUILD) "$(JOBS)"
-	@$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SHORT_SECONDS)
 
 # Only the plain build's tests, for a quick edit-test loop.
 test-fast: build
@@ -71,10 +76,11 @@ FUZZ_SECONDS       ?= 60
 FUZZ_SHORT_SECONDS ?= 4
 FUZZ_TARGETS       ?=
 .PHONY: fuzz
-fuzz: deps
+fuzz-tree: deps
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=$(FUZZ_CC) -DCMAKE_BUILD_TYPE=Debug \
 		-DSYN_FUZZ=ON >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+fuzz: fuzz-tree
 	@sh scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Benchmarks (issue 7, docs/benchmarks.md): synload's workloads on fresh local

@@ -342,6 +342,26 @@ static void expect_summary(const sse_client_t *r, const char *want)
     assert_string_equal(got, want);
 }
 
+/* Waits until the gateway's live feed has brought seq, so that a plain activity stream
+ * opened now starts there (it starts after the last event the feed brought). An
+ * execution stream may already show that event before the feed brings it: its replay
+ * reads the broker's log, which can be ahead of the feed on a loaded machine. The
+ * probe is an activity stream of its own, closed again (the gateway lets it go at
+ * its next write). */
+static void wait_feed_reaches(fixture_t *f, long long seq)
+{
+    for (wait_t w = wait_begin(5000);;) {
+        sse_client_t *probe = open_stream(gateway_harness_port(f->gw), "/sse/activity", NULL, 0);
+        wait_frames(probe, 1);
+        long long at = frame_at(probe, 0)->id;
+        sse_client_destroy(&probe);
+        if (at >= seq)
+            return;
+        if (!wait_next(&w))
+            fail_msg("the gateway's feed is at seq %lld, never at %lld", at, seq);
+    }
+}
+
 /* ---- tests ---- */
 
 static void test_replay_then_live_then_terminal(void **state)
@@ -488,6 +508,7 @@ static void test_unknown_ambiguous_and_silent(void **state)
 static void test_activity_stream(void **state)
 {
     fixture_t *f = *state;
+    wait_feed_reaches(f, f->warmup_seq);
     sse_client_t *r = open_stream(gateway_harness_port(f->gw), "/sse/activity", NULL, 0);
     wait_frames(r, 1);
     /* It starts live, after the last event the gateway saw. */
@@ -527,9 +548,10 @@ static void test_activity_stream(void **state)
 static void test_gap_is_replayed(void **state)
 {
     fixture_t *f = *state;
-    sse_client_t *exec = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-hhh", NULL, 0);
     long long a = emit(f->broker, "exec-hhh", "ExecutionStarted");
+    sse_client_t *exec = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-hhh", NULL, 0);
     wait_frames(exec, 2);
+    wait_feed_reaches(f, a);
     sse_client_t *all = open_stream(gateway_harness_port(f->gw), "/sse/activity", NULL, 0);
     wait_frames(all, 1);
     long long lost1 = emit_data(f->broker, "exec-hhh", "PhaseQueued", NULL, false);
@@ -562,9 +584,10 @@ static void test_gap_is_replayed(void **state)
 static void test_lost_last_event_is_caught_up(void **state)
 {
     fixture_t *f = *state;
-    sse_client_t *exec = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-kkk", NULL, 0);
     long long a = emit(f->broker, "exec-kkk", "ExecutionStarted");
+    sse_client_t *exec = open_stream(gateway_harness_port(f->gw), "/sse/executions/exec-kkk", NULL, 0);
     wait_frames(exec, 2);
+    wait_feed_reaches(f, a);
     sse_client_t *all = open_stream(gateway_harness_port(f->gw), "/sse/activity", NULL, 0);
     wait_frames(all, 1);
     long long lost = emit_data(f->broker, "exec-kkk", "ExecutionCancelled", NULL, false);
@@ -638,7 +661,7 @@ static void test_slow_client_is_cut_without_hurting_others(void **state)
     assert_int_equal(stats.sse_clients, 1);
     assert_int_equal(stats.sse_overflows, 1);
     /* The slow one finds its stream cut: no clean end. */
-    assert_true(sse_client_wait(slow, sse_client_has_closed, 0, 1000));
+    assert_true(sse_client_wait(slow, sse_client_has_closed, 0, 5000));
     assert_false(sse_client_ended(slow));
     http_response_t resp;
     assert_int_equal(http_get(&resp, "%s/health", gateway_harness_url(f->gw)), 0);
