@@ -11,26 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef SYN_WITH_MIMALLOC
-#include <mimalloc.h>
-#endif
-
-/* A burst leaves tens of thousands of executions in memory at once; once they
- * are done, mimalloc 2.0 keeps freed pages committed for a while and returns
- * them lazily, so the RSS of an idle broker depends on how the burst ended
- * (36-98 MiB after 100,000 executions). Resetting freed pages and decommitting
- * without delay: 30.8-31.1 MiB in 4 of 4 runs, W1 unchanged within the noise
- * (docs/benchmarks.md). Other mimalloc versions name these options differently:
- * they keep their defaults. */
-static void tune_allocator(void)
-{
-#if defined(SYN_WITH_MIMALLOC) && defined(MI_MALLOC_VERSION) && MI_MALLOC_VERSION >= 200 && \
-    MI_MALLOC_VERSION < 210
-    mi_option_set(mi_option_page_reset, 1);
-    mi_option_set(mi_option_decommit_delay, 0);
-    mi_option_set(mi_option_segment_decommit_delay, 0);
-#endif
-}
 
 /* --migrate-from sqlite:DIR: the whole run of the broker when given. */
 static int migrate(const char *from, const char *postgresql)
@@ -58,7 +38,6 @@ static int migrate(const char *from, const char *postgresql)
 
 int main(int argc, char **argv)
 {
-    tune_allocator();
     static const char summary[] =
         "Owns workflows and executions (SQLite), dispatches phases to workers.";
     broker_config_t config = {

@@ -137,7 +137,7 @@ broker_store_t *broker_store_open(const char *path, char *err, size_t errlen)
         return self;
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path, &self->db, flags, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &self->db, flags, store_wal_write_vfs()) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path,
                  self->db ? sqlite3_errmsg(self->db) : "out of memory");
         broker_store_destroy(&self);

@@ -242,6 +242,12 @@ json_t *store_column_time(store_q_t *s, int col);
 char *store_dump_json(const json_t *value);
 int store_exec_sql(broker_store_t *self, const char *sql, const char *what);
 
+/* --- the WAL's writes, one per commit (store_wal_write.c) ------------------ */
+
+/* The name of the VFS that gathers the WAL's writes (registered on first use),
+ * or NULL when it cannot be registered (the default VFS is used then). */
+const char *store_wal_write_vfs(void);
+
 /* --- the transaction and its counts (store.c) ------------------------------ */
 
 int store_begin_write(broker_store_t *self);
