@@ -613,6 +613,9 @@ static void run_retention(broker_t *self, int64_t now_ms)
 static void run_timers(broker_t *self)
 {
     int64_t now = syn_mono_ms();
+    /* Only the workers whose heartbeat is due: a few per turn, not the fleet. */
+    if (now >= self->next_heartbeat_ms)
+        self->next_heartbeat_ms = broker_engine_heartbeat(self->engine, now);
     if (now >= self->next_tick_ms) {
         broker_engine_tick(self->engine, now);
         self->next_tick_ms = now + TICK_MS;
@@ -843,10 +846,6 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
     }
     run_timers(self);
     broker_engine_dispatch(self->engine, syn_mono_ms());
-    /* After the dispatch: its ASSIGNs go first, and a worker that got one needs
-     * no heartbeat. */
-    if (syn_mono_ms() >= self->next_heartbeat_ms)
-        self->next_heartbeat_ms = broker_engine_heartbeat(self->engine, syn_mono_ms());
     if (broker_store_commit(self->store) < 0)
         return broker_store_deposed(self->store) ? deposed(self) : storage_failed(self);
     flush_outbox(self);
