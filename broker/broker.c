@@ -613,10 +613,9 @@ static void run_retention(broker_t *self, int64_t now_ms)
 static void run_timers(broker_t *self)
 {
     int64_t now = syn_mono_ms();
-    if (now >= self->next_heartbeat_ms) {
-        broker_engine_heartbeat(self->engine);
-        self->next_heartbeat_ms = now + self->config.heartbeat_ms;
-    }
+    /* Only the workers whose heartbeat is due: a few per turn, not the fleet. */
+    if (now >= self->next_heartbeat_ms)
+        self->next_heartbeat_ms = broker_engine_heartbeat(self->engine, now);
     if (now >= self->next_tick_ms) {
         broker_engine_tick(self->engine, now);
         self->next_tick_ms = now + TICK_MS;

@@ -113,6 +113,7 @@ static bool artifact_attempt_current(void *arg, const char *execution_id, const 
 
 void broker_engine_tick(broker_engine_t *self, int64_t now_ms)
 {
+    engine_clock(self, now_ms);
     broker_lost_silent(self, now_ms);
     /* Quarantines that are over: the worker is on probation (healthy again). */
     for (size_t i = 0; i < broker_workers_count(self->workers); i++) {

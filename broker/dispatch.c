@@ -195,6 +195,7 @@ static void dispatch_one(broker_engine_t *self, broker_execution_t *exec, broker
  * is reached (limits.h): it starts at a later dispatch, once a place is free. */
 void broker_engine_dispatch(broker_engine_t *self, int64_t now_ms)
 {
+    engine_clock(self, now_ms);
     broker_execution_t *exec = zlistx_first(self->ready);
     while (exec && broker_workers_pick(self->workers, NULL)) {
         broker_phase_t *phase = broker_execution_active_phase(exec);

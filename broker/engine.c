@@ -131,10 +131,19 @@ void engine_emit(broker_engine_t *self, broker_execution_t *exec, const char *ty
     broker_events_emit_with_status(self->events, exec->id, exec->num, type, data, &view);
 }
 
+void engine_clock(broker_engine_t *self, int64_t now_ms)
+{
+    if (now_ms > self->clock_ms)
+        self->clock_ms = now_ms;
+}
+
 /* Queues msg (taken; NULL when it could not be made) for a worker. */
 void engine_queue_for_worker(broker_engine_t *self, const void *identity, size_t identity_len,
                              syn_msg_type_t type, syn_msg_t *msg)
 {
+    broker_worker_t *worker = broker_workers_lookup(self->workers, identity, identity_len);
+    if (worker)
+        broker_workers_sent(self->workers, worker, self->clock_ms);
     if (!msg || broker_outbox_push(self->outbox, BROKER_TO_WORKER, identity, identity_len,
                                    msg) < 0)
         syn_error("broker", "cannot queue %s for a worker", syn_msg_type_name(type));
@@ -857,6 +866,7 @@ void broker_engine_on_worker_from(broker_engine_t *self, const void *identity,
                                   const char *peer_address, const syn_msg_t *msg,
                                   int64_t now_ms)
 {
+    engine_clock(self, now_ms);
     syn_msg_type_t type = syn_msg_type(msg);
     const json_t *fields = syn_msg_fields(msg);
     broker_worker_t *worker = broker_workers_lookup(self->workers, identity, identity_len);
@@ -936,10 +946,15 @@ void broker_engine_undeliverable(broker_engine_t *self, const void *identity,
     engine_bury(self);
 }
 
-void broker_engine_heartbeat(broker_engine_t *self)
+int64_t broker_engine_heartbeat(broker_engine_t *self, int64_t now_ms)
 {
-    for (size_t i = 0; i < broker_workers_count(self->workers); i++) {
-        broker_worker_t *w = broker_workers_at(self->workers, i);
+    engine_clock(self, now_ms);
+    now_ms = self->clock_ms;
+    int64_t interval = self->config.heartbeat_ms;
+    broker_worker_t *w;
+    while ((w = broker_workers_quiet(self->workers, now_ms, interval))) {
         engine_send_to_worker(self, w->identity, w->identity_len, SYN_MSG_HEARTBEAT, json_object());
+        broker_workers_sent(self->workers, w, now_ms); /* even when it could not be queued */
     }
+    return broker_workers_next_quiet_ms(self->workers, now_ms, interval);
 }

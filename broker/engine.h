@@ -129,8 +129,10 @@ void broker_engine_tick(broker_engine_t *self, int64_t now_ms);
  * the workers can reach the broker again (deadlines.c): reloading many
  * executions takes seconds that their READYs could not use. */
 void broker_engine_adoption_open(broker_engine_t *self, int64_t now_ms);
-/* Queues a HEARTBEAT for every registered worker. */
-void broker_engine_heartbeat(broker_engine_t *self);
+/* Queues a HEARTBEAT for each registered worker the broker has queued nothing
+ * for in a heartbeat interval (docs/protocol.md, Liveness); returns when the
+ * next one falls due (monotonic ms). */
+int64_t broker_engine_heartbeat(broker_engine_t *self, int64_t now_ms);
 /* Assigns queued phases to free worker slots, oldest first (dispatch.c). */
 void broker_engine_dispatch(broker_engine_t *self, int64_t now_ms);
 /* The ASSIGNs queued so far were handed to the socket at now_us (monotonic):

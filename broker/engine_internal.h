@@ -45,6 +45,11 @@ struct broker_engine_t {
     int64_t adoption_until_ms; /* a restart's adoption window ends then (deadlines.h) */
     bool unreachable_marked;   /* some worker is marked unreachable (lost.h) */
     int64_t adoption_cap_ms;   /* and however long READYs keep coming, by then */
+    /* The latest now_ms an entry point was given (engine_clock): what a message
+     * queued for a worker is stamped with (heartbeats go to the workers sent
+     * nothing for an interval). Never later than the real time of the send, so
+     * a heartbeat may come early, never late. */
+    int64_t clock_ms;
     broker_engine_stats_t stats;
     /* Dispatch latency: when each phase assigned since the last flush became
      * ready, observed once its ASSIGN is sent (broker_engine_assignments_sent). */
@@ -68,6 +73,8 @@ bool engine_read_ref(const json_t *fields, engine_ref_t *ref);
 char *engine_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The worker holding a running phase's current attempt, and its deadline. */
+/* Moves clock_ms on to now_ms (never back). */
+void engine_clock(broker_engine_t *self, int64_t now_ms);
 void engine_bind_worker(broker_phase_t *phase, const broker_worker_t *worker, int64_t deadline);
 void engine_clear_binding(broker_phase_t *phase);
 

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 
 #include <czmq.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,12 +33,17 @@ typedef struct {
     broker_worker_t *head, *tail;
 } room_list_t;
 
+typedef struct {
+    broker_worker_t *head, *tail;
+} time_order_t;
+
 struct broker_workers_t {
     broker_worker_t **items;
     size_t count, cap;
     zhashx_t *by_key;                    /* key → worker (not owned) */
     zhashx_t *by_name;                   /* name → first worker of that name (not owned) */
-    broker_worker_t *seen_head, *seen_tail; /* oldest last message first */
+    time_order_t seen;                   /* oldest last message first */
+    time_order_t sent;                   /* oldest last message sent to it first */
     room_list_t *rooms;                  /* [2 * held + (only prefetch room)] */
     size_t room_lists;
     size_t refused_count;                /* entries of refused[] in use */
@@ -123,41 +129,80 @@ broker_worker_t *broker_workers_lookup_key(broker_workers_t *self, const char *k
     return key ? zhashx_lookup(self->by_key, key) : NULL;
 }
 
-/* --- the order of last messages ------------------------------------------------ */
+/* --- the orders of last messages, received and sent -------------------------- */
 
-static void seen_unlink(broker_workers_t *self, broker_worker_t *w)
+/* Both orders are the same list over different fields of the worker: off is
+ * where its link is, time_off where its time is. */
+#define LINK(w, off) ((broker_worker_link_t *)((char *)(w) + (off)))
+#define TIME(w, off) (*(int64_t *)((char *)(w) + (off)))
+#define SEEN offsetof(broker_worker_t, seen_link), offsetof(broker_worker_t, last_seen_ms)
+#define SENT offsetof(broker_worker_t, sent_link), offsetof(broker_worker_t, last_sent_ms)
+
+static void order_unlink(time_order_t *order, broker_worker_t *w, size_t off, size_t time_off)
 {
-    if (w->seen_prev)
-        w->seen_prev->seen_next = w->seen_next;
-    else if (self->seen_head == w)
-        self->seen_head = w->seen_next;
-    if (w->seen_next)
-        w->seen_next->seen_prev = w->seen_prev;
-    else if (self->seen_tail == w)
-        self->seen_tail = w->seen_prev;
-    w->seen_prev = w->seen_next = NULL;
+    (void)time_off;
+    broker_worker_link_t *link = LINK(w, off);
+    if (link->prev)
+        LINK(link->prev, off)->next = link->next;
+    else if (order->head == w)
+        order->head = link->next;
+    if (link->next)
+        LINK(link->next, off)->prev = link->prev;
+    else if (order->tail == w)
+        order->tail = link->prev;
+    link->prev = link->next = NULL;
 }
 
-/* The loop's clock only goes forward, so a worker just heard goes to the tail;
- * a time from before the tail's (a caller with its own clock) walks back to its
- * place, so the head is always the longest silent. */
+/* The loop's clock only goes forward, so a worker just heard (or written to)
+ * goes to the tail; a time from before the tail's (a caller with its own clock)
+ * walks back to its place, so the head is always the one of the oldest time. */
+static void order_place(time_order_t *order, broker_worker_t *w, int64_t now_ms, size_t off,
+                        size_t time_off)
+{
+    TIME(w, time_off) = now_ms;
+    order_unlink(order, w, off, time_off);
+    broker_worker_t *after = order->tail;
+    while (after && TIME(after, time_off) > now_ms)
+        after = LINK(after, off)->prev;
+    broker_worker_link_t *link = LINK(w, off);
+    link->prev = after;
+    link->next = after ? LINK(after, off)->next : order->head;
+    if (link->next)
+        LINK(link->next, off)->prev = w;
+    else
+        order->tail = w;
+    if (after)
+        LINK(after, off)->next = w;
+    else
+        order->head = w;
+}
+
 void broker_workers_seen(broker_workers_t *self, broker_worker_t *worker, int64_t now_ms)
 {
-    worker->last_seen_ms = now_ms;
-    seen_unlink(self, worker);
-    broker_worker_t *after = self->seen_tail;
-    while (after && after->last_seen_ms > now_ms)
-        after = after->seen_prev;
-    worker->seen_prev = after;
-    worker->seen_next = after ? after->seen_next : self->seen_head;
-    if (worker->seen_next)
-        worker->seen_next->seen_prev = worker;
-    else
-        self->seen_tail = worker;
-    if (after)
-        after->seen_next = worker;
-    else
-        self->seen_head = worker;
+    order_place(&self->seen, worker, now_ms, SEEN);
+}
+
+/* Heartbeats go to the workers the broker wrote nothing to for an interval, in
+ * the order they fell due, rather than to every worker at once: a turn that
+ * wrote a thousand of them held the ASSIGNs of its dispatch behind them (the
+ * p99 of dispatch at 1,000 workers, docs/benchmarks.md), and a worker that got
+ * an ASSIGN or an acknowledgement needs none (docs/protocol.md, Liveness). */
+void broker_workers_sent(broker_workers_t *self, broker_worker_t *worker, int64_t now_ms)
+{
+    order_place(&self->sent, worker, now_ms, SENT);
+}
+
+broker_worker_t *broker_workers_quiet(broker_workers_t *self, int64_t now_ms,
+                                      int64_t interval_ms)
+{
+    broker_worker_t *oldest = self->sent.head;
+    return oldest && now_ms - oldest->last_sent_ms >= interval_ms ? oldest : NULL;
+}
+
+int64_t broker_workers_next_quiet_ms(const broker_workers_t *self, int64_t now_ms,
+                                     int64_t interval_ms)
+{
+    return self->sent.head ? self->sent.head->last_sent_ms + interval_ms : now_ms + interval_ms;
 }
 
 /* --- workers by name ------------------------------------------------------------------ */
@@ -312,6 +357,8 @@ broker_worker_t *broker_workers_register(broker_workers_t *self, const void *ide
     json_decref(worker->providers);
     worker->providers = providers ? json_deep_copy(providers) : json_array();
     broker_workers_seen(self, worker, now_ms);
+    if (!worker->sent_link.prev && self->sent.head != worker)
+        broker_workers_sent(self, worker, now_ms); /* new: its first heartbeat an interval on */
     broker_workers_reindex(self, worker);
     return worker;
 }
@@ -383,7 +430,8 @@ bool broker_workers_refused(const broker_workers_t *self, const void *identity,
 
 void broker_workers_remove(broker_workers_t *self, broker_worker_t *worker)
 {
-    seen_unlink(self, worker);
+    order_unlink(&self->seen, worker, SEEN);
+    order_unlink(&self->sent, worker, SENT);
     room_unlink(self, worker);
     name_unlink(self, worker);
     if (zhashx_lookup(self->by_key, worker->key) == worker)
@@ -541,7 +589,7 @@ broker_worker_t *broker_workers_at(broker_workers_t *self, size_t i)
 broker_worker_t *broker_workers_expired(broker_workers_t *self, int64_t now_ms,
                                         int64_t max_silence_ms)
 {
-    broker_worker_t *oldest = self->seen_head;
+    broker_worker_t *oldest = self->seen.head;
     return oldest && now_ms - oldest->last_seen_ms > max_silence_ms ? oldest : NULL;
 }
 

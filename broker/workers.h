@@ -31,6 +31,11 @@ typedef struct {
                                    * (ready.c; one it did not list never will, lost.h) */
 } broker_held_t;
 
+/* A place in one of the registry's time orders (workers.c only). */
+typedef struct {
+    struct broker_worker_t *prev, *next;
+} broker_worker_link_t;
+
 typedef struct broker_worker_t {
     unsigned char identity[BROKER_IDENTITY_MAX];
     size_t identity_len;
@@ -41,6 +46,7 @@ typedef struct broker_worker_t {
     int64_t prefetch;             /* attempts it takes beyond its slots (READY; default 0) */
     json_t *providers;            /* array of strings */
     int64_t last_seen_ms;         /* monotonic time of its last message */
+    int64_t last_sent_ms;         /* monotonic time the broker last queued a message for it */
     bool draining;                /* stopping: finishes what it holds, gets nothing new */
     bool unreachable;             /* a send found its connection gone: gets nothing new, and
                                    * is lost once what it sent before has been read (lost.h) */
@@ -55,10 +61,11 @@ typedef struct broker_worker_t {
     broker_quarantine_t quarantine;
     broker_held_t *held;
     size_t held_count, held_cap;
-    /* The registry's indexes (workers.c only): the order of last messages, and
-     * the list of workers with room it is in (-1: none). */
+    /* The registry's indexes (workers.c only): the order of last messages, the
+     * order of last messages sent to it, and the list of workers with room it is
+     * in (-1: none). */
     struct broker_workers_t *registry;
-    struct broker_worker_t *seen_prev, *seen_next;
+    broker_worker_link_t seen_link, sent_link;
     struct broker_worker_t *room_prev, *room_next;
     long room_list;
     struct broker_worker_t *name_prev, *name_next; /* the others of its name */
@@ -80,6 +87,17 @@ broker_worker_t *broker_workers_register(broker_workers_t *self, const void *ide
                                          const json_t *providers, int64_t now_ms);
 /* A message from the worker at now_ms (monotonic, never going back): it is alive. */
 void broker_workers_seen(broker_workers_t *self, broker_worker_t *worker, int64_t now_ms);
+/* A message for the worker was queued at now_ms (monotonic): it needs no
+ * heartbeat for an interval. */
+void broker_workers_sent(broker_workers_t *self, broker_worker_t *worker, int64_t now_ms);
+/* The worker the broker has sent nothing to for the longest time, when that is
+ * at least interval_ms (it is due a heartbeat), or NULL. */
+broker_worker_t *broker_workers_quiet(broker_workers_t *self, int64_t now_ms,
+                                      int64_t interval_ms);
+/* When the next worker falls due a heartbeat of interval_ms (monotonic ms), or
+ * now_ms + interval_ms when no worker is connected. */
+int64_t broker_workers_next_quiet_ms(const broker_workers_t *self, int64_t now_ms,
+                                     int64_t interval_ms);
 /* Its draining, reachability or prefetch changed (ready.c sets them): where pick finds it. */
 void broker_workers_reindex(broker_workers_t *self, broker_worker_t *worker);
 /* Records the worker's CURVE key (NULL or "": none); 0, or -1 (out of memory). */

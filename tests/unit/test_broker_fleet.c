@@ -148,10 +148,50 @@ static void test_worker_fault_requeues_and_marks_unhealthy(void **state)
     assert_int_equal(broker_workers_count_healthy(f->workers), 2);
 }
 
+/* Heartbeats go to the workers the broker has sent nothing for an interval
+ * (docs/protocol.md, Liveness), each when it falls due: a worker that just got
+ * an ASSIGN gets none, and a thousand workers are not all written to in one turn. */
+static void test_heartbeats_only_to_the_quiet(void **state)
+{
+    fx_t *f = *state;
+    fx_workflow(f, "wf", 1, 60);
+    int64_t t0 = f->now;
+    fx_ready(f, "W1", 1, NULL);
+    fx_ready(f, "W2", 1, NULL);
+    f->now = t0 + FX_HEARTBEAT_MS - 10;
+    fx_start(f, "wf");
+    json_t *assign = fx_take(f, "assign", "W1");
+    assert_non_null(assign);
+    json_decref(assign);
+    /* Nobody is due before an interval has passed. */
+    assert_int_equal(broker_engine_heartbeat(f->engine, f->now), t0 + FX_HEARTBEAT_MS);
+    fx_turn(f);
+    assert_int_equal(fx_count_sent(f, "heartbeat"), 0);
+
+    /* W2 has had nothing for an interval; W1 got its ASSIGN 10 ms ago. */
+    f->now = t0 + FX_HEARTBEAT_MS;
+    assert_int_equal(broker_engine_heartbeat(f->engine, f->now), t0 + 2 * FX_HEARTBEAT_MS - 10);
+    fx_turn(f);
+    assert_int_equal(fx_count_sent(f, "heartbeat"), 1);
+    json_t *beat = fx_take(f, "heartbeat", "W2");
+    assert_non_null(beat);
+    json_decref(beat);
+
+    /* An interval after its ASSIGN, W1's turn; W2 is not due again yet. */
+    f->now = t0 + 2 * FX_HEARTBEAT_MS - 10;
+    assert_int_equal(broker_engine_heartbeat(f->engine, f->now), t0 + 2 * FX_HEARTBEAT_MS);
+    fx_turn(f);
+    assert_int_equal(fx_count_sent(f, "heartbeat"), 1);
+    beat = fx_take(f, "heartbeat", "W1");
+    assert_non_null(beat);
+    json_decref(beat);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         fx_unit_test(test_workers_list_counts_and_keeps_the_lost),
+        fx_unit_test(test_heartbeats_only_to_the_quiet),
         fx_unit_test(test_ready_needs_a_healthy_worker),
         fx_unit_test(test_worker_fault_requeues_and_marks_unhealthy),
     };
