@@ -7,6 +7,7 @@
 #include <glob.h>
 #include <libpq-fe.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ static char top[64]; /* the temporary directory: data/, the socket, the log */
 static char as_user[64]; /* "runuser -u nobody -- " when root, else "" */
 static int databases;
 static bool durable;
+static pid_t hung; /* the postmaster pg_cluster_hang_server stopped */
 
 void pg_cluster_durable(void)
 {
@@ -60,6 +62,7 @@ static void stop(void)
 {
     if (!*top)
         return;
+    pg_cluster_wake_server(); /* a stopped postmaster would not stop */
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s%s/pg_ctl -D %s/data -m immediate -s stop >/dev/null 2>&1",
              as_user, bin_dir, top);
@@ -172,6 +175,47 @@ int pg_cluster_start_server(char *err, size_t errlen)
         return -1;
     }
     return server_start(err, errlen);
+}
+
+int pg_cluster_hang_server(const char *uri)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/data/postmaster.pid", top);
+    FILE *f = *top ? fopen(path, "r") : NULL;
+    long pid = 0;
+    if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
+        fprintf(stderr, "pg_cluster: no postmaster pid in %s\n", path);
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    /* The session that ends the others is made first: the stopped postmaster
+     * would not answer it. A backend ends without the postmaster's help. */
+    PGconn *conn = PQconnectdb(uri);
+    if (PQstatus(conn) != CONNECTION_OK || kill((pid_t)pid, SIGSTOP) != 0) {
+        fprintf(stderr, "pg_cluster: cannot hang the server: %s\n", PQerrorMessage(conn));
+        PQfinish(conn);
+        return -1;
+    }
+    hung = (pid_t)pid;
+    PGresult *r = PQexec(conn, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                               " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -1;
+    if (rc < 0)
+        fprintf(stderr, "pg_cluster: cannot end the sessions: %s\n", PQerrorMessage(conn));
+    PQclear(r);
+    PQfinish(conn);
+    return rc;
+}
+
+int pg_cluster_wake_server(void)
+{
+    if (hung <= 0)
+        return 0;
+    int rc = kill(hung, SIGCONT);
+    hung = 0;
+    return rc;
 }
 
 long long pg_cluster_query_int(const char *uri, const char *sql)
