@@ -83,6 +83,9 @@ static void note_error(store_pg_t *pg, const PGresult *r)
     size_t len = strlen(pg->error);
     while (len > 0 && (pg->error[len - 1] == '\n' || pg->error[len - 1] == ' '))
         pg->error[--len] = '\0';
+    for (char *c = pg->error; *c; c++) /* libpq's lines, one line of a 503's detail */
+        if (*c == '\n' || *c == '\t')
+            *c = ' ';
 }
 
 const char *store_pg_error(const store_pg_t *pg)

@@ -158,8 +158,12 @@ static void test_reconnect_to_a_hung_server_never_blocks_the_loop(void **state)
     /* the broker's session ends and the server stops answering: the next
      * write finds the connection lost, and the reconnection hangs */
     assert_int_equal(pg_cluster_hang_server(teststack_store(stack)), 0);
-    WAIT_FOR(refused_with("connection to PostgreSQL lost"), 30000);
-    WAIT_FOR(refused_with("(connecting again)"), 30000);
+    bool lost = false, connecting = false;
+    WAIT_FOR((lost = refused_with("connection to PostgreSQL lost")), 30000);
+    assert_true(lost);
+    /* the reconnection under way (refusals say so): it hangs on the server */
+    WAIT_FOR((connecting = refused_with("(connecting again)")), 30000);
+    assert_true(connecting);
     /* A blocking connect would hold the loop here until the server answers:
      * every request below would time out instead. */
     for (int i = 0; i < 5; i++) {
@@ -180,10 +184,12 @@ static void test_reconnect_to_a_hung_server_never_blocks_the_loop(void **state)
 
     /* the server answers again: the pending attempt (or the next) connects */
     assert_int_equal(pg_cluster_wake_server(), 0);
-    WAIT_FOR(teststack_log_has(stack, "broker", "postgresql connection made again"), 60000);
     WAIT_FOR(teststack_log_has(stack, "broker", "storage writable again"), 60000);
+    assert_true(teststack_log_has(stack, "broker", "postgresql connection made again"));
+    assert_true(teststack_log_has(stack, "broker", "storage writable again"));
     char *after = NULL;
     WAIT_FOR((after = teststack_execute(stack, "one", "{}")) != NULL, 30000);
+    assert_non_null(after);
     end = teststack_wait_terminal(stack, "one", after, 60000);
     assert_non_null(end);
     assert_string_equal(json_string_value(json_object_get(end, "status")), "completed");
