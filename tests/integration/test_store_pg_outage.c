@@ -28,7 +28,7 @@ static teststack_t *stack;
 
 static long long pg_count(const char *sql)
 {
-    return pg_cluster_query_int(teststack_store(stack), sql);
+    return teststack_db_int(stack, sql, NULL);
 }
 
 static int completed(char **ids)
