@@ -696,7 +696,9 @@ static int storage_retry(broker_t *self)
         syn_error("broker", "a write while storage is full: rolled back");
         broker_store_rollback(self->store);
     }
-    if (now < self->storage.next_try_ms)
+    bool for_write;
+    bool connecting = broker_store_reconnect_fd(self->store, &for_write) >= 0;
+    if (now < self->storage.next_try_ms && !connecting)
         return 0;
     if (broker_store_probe(self->store) < 0) {
         broker_storage_fail(&self->storage, broker_store_last_error(self->store), now);
@@ -792,13 +794,21 @@ int broker_poll(broker_t *self, int64_t max_wait_ms)
         wait = max_wait_ms;
     if (wait < 0 || broker_outbox_size(self->outbox) > 0 || broker_store_dirty(self->store))
         wait = 0;
+    /* A PostgreSQL reconnection under way waits with the sockets, never in
+     * libpq (broker_store_reconnect_fd): its socket ready ends the wait. */
+    bool for_write = false;
+    int pg_fd = self->storage.full ? broker_store_reconnect_fd(self->store, &for_write) : -1;
     zmq_pollitem_t items[] = {
         {zsock_resolve(self->clients), 0, ZMQ_POLLIN, 0},
         {zsock_resolve(self->worker_sock), 0, ZMQ_POLLIN, 0},
         {NULL, self->metrics_http ? broker_metrics_http_fd(self->metrics_http) : -1, ZMQ_POLLIN,
          0},
+        {NULL, pg_fd, for_write ? ZMQ_POLLOUT : ZMQ_POLLIN, 0},
     };
-    if (zmq_poll(items, self->metrics_http ? 3 : 2, (long)wait) < 0 && zmq_errno() != EINTR) {
+    int nitems = self->metrics_http ? 3 : 2;
+    if (pg_fd >= 0)
+        items[nitems++] = items[3];
+    if (zmq_poll(items, nitems, (long)wait) < 0 && zmq_errno() != EINTR) {
         syn_error("broker", "poll failed: %s", zmq_strerror(zmq_errno()));
         return -1;
     }

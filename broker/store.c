@@ -296,6 +296,11 @@ bool broker_store_connection_lost(const broker_store_t *self)
     return self->pg && store_pg_lost(self->pg);
 }
 
+int broker_store_reconnect_fd(const broker_store_t *self, bool *for_write)
+{
+    return self->pg ? store_pg_connecting_fd(self->pg, for_write) : -1;
+}
+
 void broker_store_rollback(broker_store_t *self)
 {
     self->failed = true; /* the waiting events and counts are dropped, not written */

@@ -116,6 +116,10 @@ void broker_store_rollback(broker_store_t *self);
  * error then starts with BROKER_STORE_LOST. */
 bool broker_store_connection_lost(const broker_store_t *self);
 #define BROKER_STORE_LOST "connection to PostgreSQL lost"
+/* While broker_store_probe is connecting again: the socket the attempt waits
+ * on, and whether for writing (else reading), for the loop to poll with its
+ * own and probe again when it is ready, never waiting for the server; else -1. */
+int broker_store_reconnect_fd(const broker_store_t *self, bool *for_write);
 /* Whether the disk takes a write now: a small transaction of its own, committed
  * (0) or rolled back (-1, SQLite's message in broker_store_last_error). Fails
  * while a transaction is open. Not logged: it is retried while storage is full. */

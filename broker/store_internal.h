@@ -264,6 +264,9 @@ int store_pg_pipeline(store_pg_t *pg, char *err, size_t errlen);
 void store_pg_close(store_pg_t **pg_p);
 bool store_pg_lost(const store_pg_t *pg);
 int store_pg_reconnect(store_pg_t *pg, char *err, size_t errlen);
+/* The socket of the reconnection under way, and whether it waits to write
+ * (else to read); -1 when none is. */
+int store_pg_connecting_fd(const store_pg_t *pg, bool *for_write);
 const char *store_pg_error(const store_pg_t *pg);
 bool store_pg_deposed(const store_pg_t *pg);
 int store_pg_exec_plain(store_pg_t *pg, const char *sql, char *err, size_t errlen);

@@ -25,6 +25,7 @@
 #include "common/log.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,9 @@ struct store_pg {
     unsigned session;      /* counts connections: statements are prepared per session */
     int64_t next_connect_ms; /* a lost connection: the next attempt (back-off) */
     int64_t backoff_ms;
+    bool connecting;         /* an attempt under way (store_pg_reconnect) */
+    int64_t connect_until_ms; /* when that attempt is given up */
+    PostgresPollingStatusType poll; /* what it waits for */
     char error[256];       /* the last error the server gave */
 };
 
@@ -79,6 +83,9 @@ static void note_error(store_pg_t *pg, const PGresult *r)
     size_t len = strlen(pg->error);
     while (len > 0 && (pg->error[len - 1] == '\n' || pg->error[len - 1] == ' '))
         pg->error[--len] = '\0';
+    for (char *c = pg->error; *c; c++) /* libpq's lines, one line of a 503's detail */
+        if (*c == '\n' || *c == '\t')
+            *c = ' ';
 }
 
 const char *store_pg_error(const store_pg_t *pg)
@@ -130,39 +137,102 @@ bool store_pg_lost(const store_pg_t *pg)
     return PQstatus(pg->conn) != CONNECTION_OK;
 }
 
-/* A lost connection made again, at most once per back-off step (a down server
- * refuses at once on a Unix socket or a live host; libpq's connect_timeout
- * bounds a dead host's). The new session prepares every statement again at
- * its first use, and is in pipeline mode as the old one was. 0, or -1 with
- * the reason in err (not yet time, or the server still away). */
+/* How long one connection attempt may wait for the server: libpq's
+ * connect_timeout of the URI when it has one, else this. libpq enforces its
+ * timeout only in a blocking connect, so the attempt polled here keeps its own. */
+#define PG_CONNECT_TIMEOUT_MS 10000
+
+static int64_t connect_timeout_ms(PGconn *conn)
+{
+    int64_t ms = PG_CONNECT_TIMEOUT_MS;
+    PQconninfoOption *opts = PQconninfo(conn);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && atoi(o->val) > 0)
+            ms = (int64_t)atoi(o->val) * 1000;
+    }
+    PQconninfoFree(opts);
+    return ms;
+}
+
+/* The attempt failed (refused, timed out, or the server went away meanwhile):
+ * the next one waits the back-off, doubling from the first to the last. */
+static int attempt_failed(store_pg_t *pg, int64_t now, const char *why, char *err, size_t errlen)
+{
+    pg->connecting = false;
+    pg->backoff_ms = pg->backoff_ms ? pg->backoff_ms * 2 : PG_RECONNECT_FIRST_MS;
+    if (pg->backoff_ms > PG_RECONNECT_MAX_MS)
+        pg->backoff_ms = PG_RECONNECT_MAX_MS;
+    pg->next_connect_ms = now + pg->backoff_ms;
+    if (why)
+        snprintf(pg->error, sizeof pg->error, "%s", why);
+    else
+        note_error(pg, NULL);
+    snprintf(err, errlen, "%s: %s (next attempt in %lld ms)", BROKER_STORE_LOST, pg->error,
+             (long long)pg->backoff_ms);
+    return -1;
+}
+
+/* A lost connection made again without ever waiting for the server: the
+ * attempt is started (PQresetStart) at most once per back-off step and then
+ * advanced a step per call (PQresetPoll), the loop calling again when the
+ * socket store_pg_connecting_fd names is ready — a dead host or a hung server
+ * costs the loop nothing but the attempt's own timeout. The new session
+ * prepares every statement again at its first use, and is in pipeline mode as
+ * the old one was. 0 once connected, or -1 with the reason in err (not yet
+ * time, the attempt still under way, or the server still away). */
 int store_pg_reconnect(store_pg_t *pg, char *err, size_t errlen)
 {
     int64_t now = syn_mono_ms();
-    if (now < pg->next_connect_ms) {
-        snprintf(err, errlen, "connection to PostgreSQL lost: %s (next attempt in %lld ms)",
-                 pg->error, (long long)(pg->next_connect_ms - now));
+    if (!pg->connecting) {
+        if (now < pg->next_connect_ms) {
+            snprintf(err, errlen, "%s: %s (next attempt in %lld ms)", BROKER_STORE_LOST,
+                     pg->error, (long long)(pg->next_connect_ms - now));
+            return -1;
+        }
+        if (PQresetStart(pg->conn) != 1)
+            return attempt_failed(pg, now, NULL, err, errlen);
+        pg->connecting = true;
+        pg->connect_until_ms = now + connect_timeout_ms(pg->conn);
+        pg->poll = PGRES_POLLING_WRITING; /* libpq's first step waits to write */
+    }
+    /* libpq's next step only once its socket is ready (a step taken early
+     * would take a TCP connect still under way for made) */
+    bool for_write = false;
+    struct pollfd pfd = {.fd = store_pg_connecting_fd(pg, &for_write),
+                         .events = for_write ? POLLOUT : POLLIN};
+    if (poll(&pfd, 1, 0) == 1)
+        pg->poll = PQresetPoll(pg->conn);
+    if (pg->poll == PGRES_POLLING_FAILED)
+        return attempt_failed(pg, now, NULL, err, errlen);
+    if (pg->poll != PGRES_POLLING_OK) {
+        if (now >= pg->connect_until_ms)
+            return attempt_failed(pg, now, "the server did not answer the connection attempt",
+                                  err, errlen);
+        snprintf(err, errlen, "%s: %s (connecting again)", BROKER_STORE_LOST, pg->error);
         return -1;
     }
-    PQreset(pg->conn);
-    if (PQstatus(pg->conn) != CONNECTION_OK) {
-        pg->backoff_ms = pg->backoff_ms ? pg->backoff_ms * 2 : PG_RECONNECT_FIRST_MS;
-        if (pg->backoff_ms > PG_RECONNECT_MAX_MS)
-            pg->backoff_ms = PG_RECONNECT_MAX_MS;
-        pg->next_connect_ms = now + pg->backoff_ms;
-        note_error(pg, NULL);
-        snprintf(err, errlen, "connection to PostgreSQL lost: %s (next attempt in %lld ms)",
-                 pg->error, (long long)pg->backoff_ms);
-        return -1;
-    }
-    PQclear(PQexec(pg->conn, "SET client_min_messages = warning"));
+    pg->connecting = false;
     pg->session++;
     pg->queued = 0;
     pg->backoff_ms = 0;
     pg->next_connect_ms = 0;
     if (store_pg_pipeline(pg, err, errlen) < 0)
         return -1;
+    /* Quiet, as store_pg_open makes it; its answer is read with the next
+     * statement's, not waited for here. */
+    if (PQsendQueryParams(pg->conn, "SET client_min_messages = warning", 0, NULL, NULL, NULL,
+                          NULL, 0) == 1)
+        pg->queued++;
     syn_info("broker", "postgresql connection made again: new session %u", pg->session);
     return 0;
+}
+
+int store_pg_connecting_fd(const store_pg_t *pg, bool *for_write)
+{
+    if (!pg->connecting)
+        return -1;
+    *for_write = pg->poll == PGRES_POLLING_WRITING;
+    return PQsocket(pg->conn);
 }
 
 void store_pg_close(store_pg_t **pg_p)
@@ -443,6 +513,8 @@ int store_pg_step(store_pg_q_t *q)
     if (q->res) /* a read's next row */
         return ++q->row < PQntuples(q->res) ? STORE_ROW : STORE_DONE;
     pg->inserted_id = 0;
+    if (store_pg_lost(pg)) /* keeps the reason it was lost for (store_pg_error) */
+        return STORE_ERROR;
     if (q->prepared != pg->session) {
         if (PQsendPrepare(pg->conn, q->name, q->sql, q->nparams, q->types) != 1) {
             note_error(pg, NULL);

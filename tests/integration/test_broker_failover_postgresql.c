@@ -109,11 +109,11 @@ static void test_300_executions_survive_the_active_broker_killed(void **state)
         ids[i] = teststack_execute(stack, "failover", body);
         assert_non_null(ids[i]);
     }
-    WAIT_FOR(teststack_pg_int(stack, "SELECT count(*) FROM executions WHERE status='completed'") >= KILL_AT,
+    WAIT_FOR(teststack_db_int(stack, "SELECT count(*) FROM executions WHERE status='completed'", NULL) >= KILL_AT,
              180000);
     long long done_at_kill =
-        teststack_pg_int(stack, "SELECT count(*) FROM executions WHERE status='completed'");
-    long long running_at_kill = teststack_pg_int(stack, "SELECT count(*) FROM phases WHERE status='running'");
+        teststack_db_int(stack, "SELECT count(*) FROM executions WHERE status='completed'", NULL);
+    long long running_at_kill = teststack_db_int(stack, "SELECT count(*) FROM phases WHERE status='running'", NULL);
     assert_true(done_at_kill >= KILL_AT && done_at_kill < EXECUTIONS);
     long long killed = teststack_now_ms();
     teststack_kill_broker_at(stack, 0, SIGKILL);
@@ -141,13 +141,13 @@ static void test_300_executions_survive_the_active_broker_killed(void **state)
         json_decref(st);
     }
     /* Exactly once, by the event log ... */
-    assert_int_equal(teststack_pg_int(stack, "SELECT count(*) FROM events WHERE type='ExecutionCompleted'"),
+    assert_int_equal(teststack_db_int(stack, "SELECT count(*) FROM events WHERE type='ExecutionCompleted'", NULL),
                      EXECUTIONS);
-    assert_int_equal(teststack_pg_int(stack, "SELECT count(*) FROM events WHERE type='PhaseCompleted'"),
+    assert_int_equal(teststack_db_int(stack, "SELECT count(*) FROM events WHERE type='PhaseCompleted'", NULL),
                      2 * EXECUTIONS);
-    assert_int_equal(teststack_pg_int(stack, "SELECT count(*) FROM (SELECT execution_id, "
+    assert_int_equal(teststack_db_int(stack, "SELECT count(*) FROM (SELECT execution_id, "
                                    "data::json->>'phase_id' FROM events WHERE "
-                                   "type='PhaseCompleted' GROUP BY 1, 2 HAVING count(*) <> 1) d"),
+                                   "type='PhaseCompleted' GROUP BY 1, 2 HAVING count(*) <> 1) d", NULL),
                      0);
     /* ... and by the agent's own record of the prompts it was given. */
     long twice = 0;
@@ -157,7 +157,7 @@ static void test_300_executions_survive_the_active_broker_killed(void **state)
     printf("measure: failover prompts_recorded=%ld given_twice=%ld adopted=%ld "
            "second_attempts=%lld\n",
            recorded, twice, exactly_once_log_lines(stack, "broker-b.log", "adopted execution="),
-           teststack_pg_int(stack, "SELECT count(*) FROM attempts WHERE attempt > 1"));
+           teststack_db_int(stack, "SELECT count(*) FROM attempts WHERE attempt > 1", NULL));
     assert_int_equal(twice, 0);
     assert_int_equal(recorded, 2 * EXECUTIONS);
     for (int i = 0; i < EXECUTIONS; i++)

@@ -172,14 +172,14 @@ static void test_a_deposed_broker_cannot_commit(void **state)
     int status = 0;
     waitpid(client, &status, 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1); /* never acknowledged */
-    assert_int_equal(teststack_pg_int(stack, "SELECT count(*) FROM workflows WHERE id = 'probe'"), 0);
-    assert_int_equal(teststack_pg_int(stack, "SELECT token FROM broker_lease"), 2);
+    assert_int_equal(teststack_db_int(stack, "SELECT count(*) FROM workflows WHERE id = 'probe'", NULL), 0);
+    assert_int_equal(teststack_db_int(stack, "SELECT token FROM broker_lease", NULL), 2);
     char holder[128];
     snprintf(holder, sizeof holder,
              "SELECT count(*) FROM broker_lease WHERE holder LIKE '%% pid=%d %%'", (int)standby);
-    assert_int_equal(teststack_pg_int(stack, holder), 1);
+    assert_int_equal(teststack_db_int(stack, holder, NULL), 1);
     /* the new active serves the execution's state, as committed */
-    assert_int_equal(teststack_pg_int(stack, "SELECT count(*) FROM executions"), 1);
+    assert_int_equal(teststack_db_int(stack, "SELECT count(*) FROM executions", NULL), 1);
     free(id);
     kill(standby, SIGTERM);
     assert_int_equal(wait_exit(standby, 20000), 0);

@@ -72,14 +72,16 @@ static void expect_budget_failure(const char *workflow_id, const char *id)
                      0);
 }
 
-/* The PhaseCost events of id that said the execution had spent want (of 0.50). */
+/* The PhaseCost events of id that said the execution had spent want (of 0.50);
+ * compared as numbers on both stores (PostgreSQL's ->> is text). */
 static long cost_events(const char *id, const char *want)
 {
     return teststack_db_count(
         stack,
         "SELECT 1 FROM events WHERE type = 'PhaseCost' AND exec_num = (SELECT num FROM "
-        "executions WHERE id = ?1) AND json_extract(data, '$.execution_cost_usd') = ?2 + 0"
-        " AND json_extract(data, '$.max_budget_usd') = 0.5",
+        "executions WHERE id = ?1) AND CAST(json_extract(data, '$.execution_cost_usd') AS"
+        " DOUBLE PRECISION) = CAST(?2 AS DOUBLE PRECISION)"
+        " AND CAST(json_extract(data, '$.max_budget_usd') AS DOUBLE PRECISION) = 0.5",
         id, want, NULL);
 }
 

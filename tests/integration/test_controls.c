@@ -227,16 +227,16 @@ static void test_a_key_expires_after_the_window(void **state)
 /* ---- concurrency limits and priority ---- */
 
 /* The events of type PhaseStarted and ExecutionCompleted of the workflows
- * matching the GLOB pattern, in the order of the event log: "S:<id>" and
- * "C:<id>", comma-separated (malloc'd). */
+ * matching the LIKE pattern (PostgreSQL has no GLOB), in the order of the
+ * event log: "S:<id>" and "C:<id>", comma-separated (malloc'd). */
 static char *start_and_end_log(teststack_t *on, const char *workflows)
 {
     return teststack_db_text(
         on,
         "SELECT group_concat(t, ',') FROM (SELECT CASE e.type WHEN 'PhaseStarted' THEN 'S:'"
         " ELSE 'C:' END || e.execution_id AS t FROM events e JOIN executions x"
-        " ON x.id = e.execution_id WHERE x.workflow_id GLOB ?1"
-        " AND e.type IN ('PhaseStarted', 'ExecutionCompleted') ORDER BY e.seq)",
+        " ON x.id = e.execution_id WHERE x.workflow_id LIKE ?1"
+        " AND e.type IN ('PhaseStarted', 'ExecutionCompleted') ORDER BY e.seq) AS l",
         workflows, NULL);
 }
 
@@ -596,7 +596,7 @@ static void test_max_running_holds_every_workflow(void **state)
     }
     json_decref(teststack_wait_terminal(on, "mr-b", urgent, 30000));
     assert_int_equal(queue_position_of(on, workflow[5], ids[5]), 0);
-    char *log = start_and_end_log(on, "mr-*");
+    char *log = start_and_end_log(on, "mr-%");
     assert_non_null(log);
     char started[SUBMITS + 1][32];
     int nstarted;

@@ -3,7 +3,12 @@
  * treats the loss as it treats a full disk — the turn rolled back, new work
  * refused with 503, reads answered — reconnects with back-off, rebuilds its
  * state from the store, and every execution completes, none twice; its log
- * says when the connection was lost and when it was made again. */
+ * says when the connection was lost and when it was made again.
+ *
+ * And a server that takes the connection and never answers (a hung server, a
+ * dead host behind a live route: the postmaster SIGSTOPped) costs the broker's
+ * loop nothing: the reconnection waits on its socket with the loop's own, so
+ * reads and refusals are answered all the while it is pending. */
 #include "tests/support/http.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/teststack.h"
@@ -23,7 +28,7 @@ static teststack_t *stack;
 
 static long long pg_count(const char *sql)
 {
-    return pg_cluster_query_int(teststack_store(stack), sql);
+    return teststack_db_int(stack, sql, NULL);
 }
 
 static int completed(char **ids)
@@ -108,9 +113,95 @@ static void test_cluster_restart_under_load(void **state)
                      0);
 }
 
+/* The detail of a refused POST (the storage mode's reason), or "" (malloc'd). */
+static char *refusal(void)
+{
+    http_response_t r;
+    char *detail = NULL;
+    if (http_post(&r, "{}", "%s/workflows/one/execute", teststack_url(stack)) == 0 &&
+        r.status == 503 && r.body)
+        detail = strdup(r.body);
+    http_response_clear(&r);
+    return detail ? detail : strdup("");
+}
+
+static bool refused_with(const char *text)
+{
+    char *detail = refusal();
+    bool has = strstr(detail, text) != NULL;
+    free(detail);
+    return has;
+}
+
+static void test_reconnect_to_a_hung_server_never_blocks_the_loop(void **state)
+{
+    (void)state;
+    setenv("SYN_TEST_STORE", "postgresql", 1);
+    /* a lease longer than the test's outage, as above: this is about the loop */
+    teststack_options_t opts = {.workers = 1,
+                                .slots = 2,
+                                .mock_delay_ms = 50,
+                                .broker_args = "--liveness 10 --lease-ms 120000"};
+    stack = teststack_start(&opts);
+    assert_non_null(stack);
+    json_t *wf = teststack_create_workflow(
+        stack, "{\"id\":\"one\",\"name\":\"One\",\"phases\":["
+               "{\"phase_id\":\"a\",\"name\":\"A\",\"order\":1,\"prompt_template\":\"a\"}]}");
+    assert_non_null(wf);
+    json_decref(wf);
+    char *before = teststack_execute(stack, "one", "{}");
+    assert_non_null(before);
+    json_t *end = teststack_wait_terminal(stack, "one", before, 60000);
+    assert_non_null(end);
+    json_decref(end);
+
+    /* the broker's session ends and the server stops answering: the next
+     * write finds the connection lost, and the reconnection hangs */
+    assert_int_equal(pg_cluster_hang_server(teststack_store(stack)), 0);
+    bool lost = false, connecting = false;
+    WAIT_FOR((lost = refused_with("connection to PostgreSQL lost")), 30000);
+    assert_true(lost);
+    /* the reconnection under way (refusals say so): it hangs on the server */
+    WAIT_FOR((connecting = refused_with("(connecting again)")), 30000);
+    assert_true(connecting);
+    /* A blocking connect would hold the loop here until the server answers:
+     * every request below would time out instead. */
+    for (int i = 0; i < 5; i++) {
+        http_response_t r;
+        assert_int_equal(
+            http_get(&r, "%s/workflows/one/executions/%s", teststack_url(stack), before), 0);
+        assert_int_equal(r.status, 200); /* a read, from memory */
+        assert_string_equal(json_string_value(json_object_get(r.json, "status")), "completed");
+        http_response_clear(&r);
+        assert_int_equal(http_get(&r, "%s/workers", teststack_url(stack)), 0);
+        assert_int_equal(r.status, 200);
+        http_response_clear(&r);
+    }
+    char *detail = refusal(); /* still lost, and said so at once */
+    print_message("while the server hangs: %s\n", detail);
+    assert_non_null(strstr(detail, "connection to PostgreSQL lost"));
+    free(detail);
+
+    /* the server answers again: the pending attempt (or the next) connects */
+    assert_int_equal(pg_cluster_wake_server(), 0);
+    WAIT_FOR(teststack_log_has(stack, "broker", "storage writable again"), 60000);
+    assert_true(teststack_log_has(stack, "broker", "postgresql connection made again"));
+    assert_true(teststack_log_has(stack, "broker", "storage writable again"));
+    char *after = NULL;
+    WAIT_FOR((after = teststack_execute(stack, "one", "{}")) != NULL, 30000);
+    assert_non_null(after);
+    end = teststack_wait_terminal(stack, "one", after, 60000);
+    assert_non_null(end);
+    assert_string_equal(json_string_value(json_object_get(end, "status")), "completed");
+    json_decref(end);
+    free(before);
+    free(after);
+}
+
 static int teardown(void **state)
 {
     (void)state;
+    pg_cluster_wake_server(); /* a failed test's hung server, before the stack stops */
     teststack_destroy(&stack);
     return 0;
 }
@@ -119,6 +210,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_cluster_restart_under_load, teardown),
+        cmocka_unit_test_teardown(test_reconnect_to_a_hung_server_never_blocks_the_loop,
+                                  teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,13 @@ int pg_cluster_new_database(char *uri, size_t urilen, char *err, size_t errlen);
  * on the same data: what a store's lost connection is tested with. 0, or -1. */
 int pg_cluster_stop_server(void);
 int pg_cluster_start_server(char *err, size_t errlen);
+/* The server hung as a dead host or a stuck server looks to a client: the
+ * sessions of uri's database ended (pg_terminate_backend), then the postmaster
+ * stopped (SIGSTOP), so a new connection is taken by the kernel's backlog and
+ * never answered. pg_cluster_wake_server continues it (SIGCONT; also done at
+ * exit). 0, or -1. */
+int pg_cluster_hang_server(const char *uri);
+int pg_cluster_wake_server(void);
 /* The integer sql answers (its first row's first column) in the database of
  * uri, or -1 (said on stderr) without one: what tests count rows with. */
 long long pg_cluster_query_int(const char *uri, const char *sql);

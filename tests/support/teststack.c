@@ -266,11 +266,6 @@ pid_t teststack_spawn_broker(teststack_t *self, const char *log, const char *cli
                         events ? events : self->events_ep[0], extra_args);
 }
 
-long long teststack_pg_int(teststack_t *self, const char *sql)
-{
-    return pg_cluster_query_int(self->store, sql);
-}
-
 void teststack_adopt_broker(teststack_t *self, pid_t pid)
 {
     self->brokers[self->site] = pid;
@@ -751,27 +746,43 @@ static PGresult *pg_db_query(teststack_t *self, const char *sql, va_list ap)
     return r;
 }
 
-char *teststack_db_text(teststack_t *self, const char *sql, ...)
+static char *db_text(teststack_t *self, const char *sql, va_list ap)
 {
-    sqlite3 *db = NULL;
-    va_list ap;
-    va_start(ap, sql);
     if (*self->store) {
         PGresult *r = pg_db_query(self, sql, ap);
-        va_end(ap);
         char *out = r && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? strdup(PQgetvalue(r, 0, 0))
                                                                    : NULL;
         PQclear(r);
         return out;
     }
+    sqlite3 *db = NULL;
     sqlite3_stmt *stmt = db_prepare(self, &db, sql, ap);
-    va_end(ap);
     char *out = NULL;
     if (stmt && sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0))
         out = strdup((const char *)sqlite3_column_text(stmt, 0));
     sqlite3_finalize(stmt);
     sqlite3_close(db);
     return out;
+}
+
+char *teststack_db_text(teststack_t *self, const char *sql, ...)
+{
+    va_list ap;
+    va_start(ap, sql);
+    char *out = db_text(self, sql, ap);
+    va_end(ap);
+    return out;
+}
+
+long long teststack_db_int(teststack_t *self, const char *sql, ...)
+{
+    va_list ap;
+    va_start(ap, sql);
+    char *text = db_text(self, sql, ap);
+    va_end(ap);
+    long long n = text ? strtoll(text, NULL, 10) : -1;
+    free(text);
+    return n;
 }
 
 long teststack_db_count(teststack_t *self, const char *sql, ...)

@@ -90,9 +90,6 @@ pid_t teststack_spawn_broker(teststack_t *self, const char *log, const char *cli
                              const char *workers, const char *events, const char *extra_args);
 /* The stack's broker is now pid (a standby that took over): stopped with the stack. */
 void teststack_adopt_broker(teststack_t *self, pid_t pid);
-/* The first column of the first row sql gives in the broker's PostgreSQL database
- * (SYN_TEST_STORE=postgresql), or -1. */
-long long teststack_pg_int(teststack_t *self, const char *sql);
 /* Sends sig to a worker (or the broker) and waits up to timeout_ms for it to exit:
  * returns its exit code, 128 + the signal that ended it, or -1 when it was still
  * running at the deadline (it is then killed with SIGKILL). */
@@ -124,6 +121,8 @@ json_t *teststack_wait_terminal(teststack_t *self, const char *workflow_id,
  * string arguments to ?1, ?2, …: the first column of the first row as a malloc'd
  * string (NULL when there is no row), or the number of rows. */
 char *teststack_db_text(teststack_t *self, const char *sql, ...);
+/* The same first column as an integer (a count), or -1 without a row. */
+long long teststack_db_int(teststack_t *self, const char *sql, ...);
 long teststack_db_count(teststack_t *self, const char *sql, ...);
 
 /* A stack whose workers run a real agent script through the command provider:
