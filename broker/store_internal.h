@@ -270,6 +270,9 @@ int store_pg_connecting_fd(const store_pg_t *pg, bool *for_write);
 const char *store_pg_error(const store_pg_t *pg);
 bool store_pg_deposed(const store_pg_t *pg);
 int store_pg_exec_plain(store_pg_t *pg, const char *sql, char *err, size_t errlen);
+/* Runs sql (a SET) now and again at the start of every new session after a
+ * lost connection: 0, or -1 with the server's message in err. */
+int store_pg_session_set(store_pg_t *pg, const char *sql, char *err, size_t errlen);
 int64_t store_pg_query_int(store_pg_t *pg, const char *sql, int64_t fallback);
 int store_pg_sync(store_pg_t *pg);
 bool store_pg_in_transaction(store_pg_t *pg);

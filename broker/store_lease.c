@@ -83,12 +83,12 @@ int broker_store_lease_take(broker_store_t *self, const char *holder, int64_t le
          * FOR SHARE) and would hold the next takeover up: the server ends such a
          * session once it has been idle in a transaction for two leases (not
          * less: a loaded active may pause between a turn's writes, and losing
-         * its session stops it). */
+         * its session stops it). Every session after a lost connection too. */
         int64_t idle_ms = 2 * lease_ms > 2000 ? 2 * lease_ms : 2000;
         char sql[96], err[256];
         snprintf(sql, sizeof sql, "SET idle_in_transaction_session_timeout = %lld",
                  (long long)idle_ms);
-        if (store_pg_exec_plain(self->pg, sql, err, sizeof err) < 0)
+        if (store_pg_session_set(self->pg, sql, err, sizeof err) < 0)
             syn_warn("broker", "postgresql: cannot bound idle transactions: %s", err);
     }
     if (taken != 0)

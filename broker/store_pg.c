@@ -48,6 +48,7 @@ struct store_pg {
     int64_t connect_until_ms; /* when that attempt is given up */
     PostgresPollingStatusType poll; /* what it waits for */
     char error[256];       /* the last error the server gave */
+    char session_set[96];  /* a SET every session of this store runs ("": none) */
 };
 
 /* The back-off of reconnection attempts: doubling from the first to the last. */
@@ -223,8 +224,21 @@ int store_pg_reconnect(store_pg_t *pg, char *err, size_t errlen)
     if (PQsendQueryParams(pg->conn, "SET client_min_messages = warning", 0, NULL, NULL, NULL,
                           NULL, 0) == 1)
         pg->queued++;
+    if (pg->session_set[0] &&
+        PQsendQueryParams(pg->conn, pg->session_set, 0, NULL, NULL, NULL, NULL, 0) == 1)
+        pg->queued++;
     syn_info("broker", "postgresql connection made again: new session %u", pg->session);
     return 0;
+}
+
+int store_pg_session_set(store_pg_t *pg, const char *sql, char *err, size_t errlen)
+{
+    if (strlen(sql) >= sizeof pg->session_set) {
+        snprintf(err, errlen, "session setting too long");
+        return -1;
+    }
+    snprintf(pg->session_set, sizeof pg->session_set, "%s", sql);
+    return store_pg_exec_plain(pg, sql, err, errlen);
 }
 
 int store_pg_connecting_fd(const store_pg_t *pg, bool *for_write)
