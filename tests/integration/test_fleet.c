@@ -19,7 +19,16 @@
 #define FAST_BROKER "--heartbeat-ms 100 --liveness 3"
 #define FAST_WORKER "--heartbeat-ms 100"
 
-/* GET /workers' entry for name (a new reference), connected or not as asked, or NULL. */
+/* A lost entry's lost_at, "" when it has none (ISO 8601: compares as text). */
+static const char *lost_at(const json_t *w)
+{
+    const char *at = json_string_value(json_object_get(w, "lost_at"));
+    return at ? at : "";
+}
+
+/* GET /workers' entry for name (a new reference), connected or not as asked, or
+ * NULL; of several lost ones, the last lost (a worker that reconnected while its
+ * stack started left its first connection's entry). */
 static json_t *worker_entry(teststack_t *stack, const char *name, bool connected)
 {
     http_response_t resp;
@@ -31,8 +40,12 @@ static json_t *worker_entry(teststack_t *stack, const char *name, bool connected
         {
             const char *n = json_string_value(json_object_get(w, "name"));
             bool c = json_is_true(json_object_get(w, "connected"));
-            if (n && strcmp(n, name) == 0 && c == connected && !found)
+            if (!n || strcmp(n, name) != 0 || c != connected)
+                continue;
+            if (!found || strcmp(lost_at(w), lost_at(found)) > 0) {
+                json_decref(found);
                 found = json_incref(w);
+            }
         }
     }
     http_response_clear(&resp);
@@ -93,7 +106,7 @@ static void test_workers_through_join_kill_and_drain(void **state)
 
     /* A kill -9: the worker is lost and still listed, as lost. */
     teststack_kill_worker(stack, 0, SIGKILL);
-    WAIT_FOR(listed(stack, "w0", false), 10000);
+    WAIT_FOR(listed(stack, "w0", false) && !listed(stack, "w0", true), 10000);
     json_t *lost = worker_entry(stack, "w0", false);
     assert_non_null(lost);
     assert_non_null(strstr(json_string_value(json_object_get(lost, "lost_reason")), "w0"));
@@ -127,7 +140,7 @@ static void test_workers_through_join_kill_and_drain(void **state)
     WAIT_FOR(field_true(stack, "w1", "draining"), 10000);
     assert_true(field_true(stack, "w1", "draining"));
     /* Once done it leaves, and is listed as lost with why. */
-    WAIT_FOR(listed(stack, "w1", false), 15000);
+    WAIT_FOR(listed(stack, "w1", false) && !listed(stack, "w1", true), 15000);
     json_t *left = worker_entry(stack, "w1", false);
     assert_non_null(left);
     assert_non_null(strstr(json_string_value(json_object_get(left, "lost_reason")),
